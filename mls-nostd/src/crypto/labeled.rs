@@ -1,0 +1,214 @@
+//! The labeled helpers of RFC 9420 §5.1–§5.2 and §8 (ExpandWithLabel,
+//! DeriveSecret, DeriveTreeSecret, RefHash, SignWithLabel, EncryptWithLabel).
+//!
+//! Labels are prefixed with `"MLS 1.0 "`. The labeled structs (`KDFLabel`,
+//! `RefHashInput`, `SignContent`, `EncryptContext`) are fed to the primitive
+//! piece by piece, so no buffer holds them: a context or content may be as
+//! large as the group (a GroupContext with extensions, an encrypted GroupInfo).
+
+use super::hpke::{HpkePrivateKey, HpkePublicKey, HpkeSealed, KemOutput};
+use super::signature::{Signature, SignaturePrivateKey, SignaturePublicKey};
+use super::{CipherSuite, CryptoError, HashValue, MAX_HASH_LEN, Secret};
+use rand_core::CryptoRng;
+
+/// Every label of RFC 9420 starts with this.
+pub const LABEL_PREFIX: &[u8] = b"MLS 1.0 ";
+
+/// Reference label of KeyPackage references (§5.2).
+pub const KEY_PACKAGE_REF_LABEL: &[u8] = b"MLS 1.0 KeyPackage Reference";
+/// Reference label of proposal references (§5.2).
+pub const PROPOSAL_REF_LABEL: &[u8] = b"MLS 1.0 Proposal Reference";
+
+/// The minimal MLS varint prefix of a length, in at most 4 bytes.
+pub(crate) struct VarintPrefix {
+    bytes: [u8; 4],
+    len: usize,
+}
+
+impl VarintPrefix {
+    pub(crate) fn new(n: usize) -> Result<Self, CryptoError> {
+        let mut bytes = [0u8; 4];
+        let mut w = crate::codec::Writer::new(&mut bytes);
+        w.write_varint(n).map_err(|_| CryptoError::InvalidLength)?;
+        let len = w.len();
+        Ok(Self { bytes, len })
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
+}
+
+/// `ExpandWithLabel(secret, label, context, out.len())` (§8):
+/// `KDF.Expand(secret, KDFLabel{length, "MLS 1.0 " + label, context}, length)`.
+pub fn expand_with_label(
+    suite: CipherSuite,
+    secret: &[u8],
+    label: &[u8],
+    context: &[u8],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    expand_with_label_parts(suite, secret, label, &[context], out)
+}
+
+/// Most pieces a context may be given in to [`expand_with_label_parts`].
+pub const MAX_CONTEXT_PARTS: usize = 10;
+
+/// `ExpandWithLabel` whose context is the concatenation of `context_parts`
+/// (at most [`MAX_CONTEXT_PARTS`]), for contexts that are encoded structs.
+pub fn expand_with_label_parts(
+    suite: CipherSuite,
+    secret: &[u8],
+    label: &[u8],
+    context_parts: &[&[u8]],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    if context_parts.len() > MAX_CONTEXT_PARTS {
+        return Err(CryptoError::InvalidLength);
+    }
+    let length = u16::try_from(out.len()).map_err(|_| CryptoError::InvalidLength)?.to_be_bytes();
+    let full_label = LABEL_PREFIX.len().checked_add(label.len()).ok_or(CryptoError::InvalidLength)?;
+    let label_len = VarintPrefix::new(full_label)?;
+    let context_total = context_parts
+        .iter()
+        .try_fold(0usize, |acc, p| acc.checked_add(p.len()))
+        .ok_or(CryptoError::InvalidLength)?;
+    let context_len = VarintPrefix::new(context_total)?;
+    let mut info: [&[u8]; 5 + MAX_CONTEXT_PARTS] = [&[]; 5 + MAX_CONTEXT_PARTS];
+    let head: [&[u8]; 5] = [&length, label_len.as_bytes(), LABEL_PREFIX, label, context_len.as_bytes()];
+    for (slot, p) in info.iter_mut().zip(head.iter().chain(context_parts)) {
+        *slot = p;
+    }
+    suite.kdf_expand(secret, &info, out)
+}
+
+/// `ExpandWithLabel` into a [`Secret`] of `len` bytes (at most [`MAX_HASH_LEN`]).
+pub fn expand_with_label_secret(
+    suite: CipherSuite,
+    secret: &[u8],
+    label: &[u8],
+    context: &[u8],
+    len: usize,
+) -> Result<Secret, CryptoError> {
+    let mut out = Secret::zero(len)?;
+    expand_with_label(suite, secret, label, context, out.as_mut_bytes())?;
+    Ok(out)
+}
+
+/// `DeriveSecret(secret, label) = ExpandWithLabel(secret, label, "", Nh)` (§8).
+pub fn derive_secret(suite: CipherSuite, secret: &[u8], label: &[u8]) -> Result<Secret, CryptoError> {
+    expand_with_label_secret(suite, secret, label, &[], suite.hash_len())
+}
+
+/// `DeriveTreeSecret(secret, label, generation, length)` (§9):
+/// `ExpandWithLabel(secret, label, uint32 generation, length)`.
+pub fn derive_tree_secret(
+    suite: CipherSuite,
+    secret: &[u8],
+    label: &[u8],
+    generation: u32,
+    len: usize,
+) -> Result<Secret, CryptoError> {
+    expand_with_label_secret(suite, secret, label, &generation.to_be_bytes(), len)
+}
+
+/// `RefHash(label, value) = Hash(RefHashInput{label, value})` (§5.2). The label
+/// is used as given (the reference labels already carry "MLS 1.0 ").
+pub fn ref_hash(suite: CipherSuite, label: &[u8], value: &[u8]) -> Result<HashValue, CryptoError> {
+    let label_len = VarintPrefix::new(label.len())?;
+    let value_len = VarintPrefix::new(value.len())?;
+    Ok(suite.hash(&[label_len.as_bytes(), label, value_len.as_bytes(), value]))
+}
+
+/// `MakeKeyPackageRef(value)` over an encoded KeyPackage (§5.2).
+pub fn make_key_package_ref(suite: CipherSuite, key_package: &[u8]) -> Result<HashValue, CryptoError> {
+    ref_hash(suite, KEY_PACKAGE_REF_LABEL, key_package)
+}
+
+/// `MakeProposalRef(value)` over an encoded AuthenticatedContent (§5.2).
+pub fn make_proposal_ref(suite: CipherSuite, authenticated_content: &[u8]) -> Result<HashValue, CryptoError> {
+    ref_hash(suite, PROPOSAL_REF_LABEL, authenticated_content)
+}
+
+/// The pieces of a labeled struct `{ opaque label<V> = "MLS 1.0 " + label;
+/// opaque content<V> }` (SignContent, EncryptContext).
+struct LabeledContent<'a> {
+    label_len: VarintPrefix,
+    label: &'a [u8],
+    content_len: VarintPrefix,
+    content: &'a [u8],
+}
+
+impl<'a> LabeledContent<'a> {
+    fn new(label: &'a [u8], content: &'a [u8]) -> Result<Self, CryptoError> {
+        let full = LABEL_PREFIX.len().checked_add(label.len()).ok_or(CryptoError::InvalidLength)?;
+        Ok(Self {
+            label_len: VarintPrefix::new(full)?,
+            label,
+            content_len: VarintPrefix::new(content.len())?,
+            content,
+        })
+    }
+
+    fn parts(&self) -> [&[u8]; 5] {
+        [self.label_len.as_bytes(), LABEL_PREFIX, self.label, self.content_len.as_bytes(), self.content]
+    }
+}
+
+/// `SignWithLabel(key, label, content)` (§5.1.2).
+pub fn sign_with_label(
+    suite: CipherSuite,
+    key: &SignaturePrivateKey,
+    label: &[u8],
+    content: &[u8],
+) -> Result<Signature, CryptoError> {
+    let sc = LabeledContent::new(label, content)?;
+    key.sign(suite, &sc.parts())
+}
+
+/// `VerifyWithLabel(key, label, content, signature)` (§5.1.2).
+pub fn verify_with_label(
+    suite: CipherSuite,
+    key: &SignaturePublicKey,
+    label: &[u8],
+    content: &[u8],
+    signature: &[u8],
+) -> Result<(), CryptoError> {
+    let sc = LabeledContent::new(label, content)?;
+    key.verify(suite, &sc.parts(), signature)
+}
+
+/// `EncryptWithLabel(key, label, context, plaintext)` (§5.1.3): HPKE base-mode
+/// seal with `EncryptContext` as `info` and empty `aad`. `plaintext` is
+/// encrypted in place; the ephemeral key comes from `rng`.
+pub fn encrypt_with_label(
+    suite: CipherSuite,
+    key: &HpkePublicKey,
+    label: &[u8],
+    context: &[u8],
+    plaintext: &mut [u8],
+    rng: &mut impl CryptoRng,
+) -> Result<HpkeSealed, CryptoError> {
+    let mut ikm = Secret::zero(MAX_HASH_LEN)?;
+    rng.fill_bytes(ikm.as_mut_bytes());
+    let ec = LabeledContent::new(label, context)?;
+    let info_hash = super::hpke::info_hash(suite, &ec.parts())?;
+    super::hpke::seal_base(suite, key, &info_hash, &[], plaintext, ikm.as_bytes())
+}
+
+/// `DecryptWithLabel(key, label, context, kem_output, ciphertext)` (§5.1.3):
+/// checks `tag` (the last bytes of the HPKE ciphertext) and decrypts
+/// `ciphertext` (the bytes before it) in place.
+pub fn decrypt_with_label(
+    suite: CipherSuite,
+    key: &HpkePrivateKey,
+    label: &[u8],
+    context: &[u8],
+    kem_output: &KemOutput,
+    ciphertext: &mut [u8],
+    tag: &[u8],
+) -> Result<(), CryptoError> {
+    let ec = LabeledContent::new(label, context)?;
+    let info_hash = super::hpke::info_hash(suite, &ec.parts())?;
+    super::hpke::open_base(suite, key, kem_output, &info_hash, &[], ciphertext, tag)
+}

@@ -1,0 +1,115 @@
+//! The key schedule (RFC 9420 §8): from the previous epoch's `init_secret`, the
+//! `commit_secret` and the `psk_secret` to this epoch's secrets; the exporter
+//! (§8.5) and the external key pair (§8.3).
+//!
+//! ```text
+//! init_secret_[n-1] --KDF.Extract(., commit_secret)--> ExpandWithLabel(., "joiner", GroupContext_[n], Nh)
+//!   = joiner_secret --KDF.Extract(., psk_secret)--> DeriveSecret(., "welcome") = welcome_secret
+//!                                                \-> ExpandWithLabel(., "epoch", GroupContext_[n], Nh)
+//!   = epoch_secret --DeriveSecret(., label)--> sender data, encryption, exporter, ... , init
+//! ```
+//!
+//! Group contexts are passed encoded, as the key schedule uses them.
+
+use crate::crypto::hpke::{HpkePrivateKey, HpkePublicKey, derive_key_pair};
+use crate::crypto::labeled::{derive_secret, expand_with_label, expand_with_label_secret};
+use crate::crypto::{CipherSuite, CryptoError, Secret};
+
+/// `joiner_secret = ExpandWithLabel(KDF.Extract(init_secret_[n-1], commit_secret),
+/// "joiner", GroupContext_[n], Nh)`.
+pub fn joiner_secret(
+    suite: CipherSuite,
+    prev_init_secret: &Secret,
+    commit_secret: &Secret,
+    group_context: &[u8],
+) -> Result<Secret, CryptoError> {
+    let prk = suite.kdf_extract(prev_init_secret.as_bytes(), &[commit_secret.as_bytes()]);
+    expand_with_label_secret(suite, prk.as_bytes(), b"joiner", group_context, suite.hash_len())
+}
+
+/// `KDF.Extract(joiner_secret, psk_secret)`, the secret behind both the
+/// welcome and the epoch secret.
+fn member_prk(suite: CipherSuite, joiner: &Secret, psk_secret: &Secret) -> Secret {
+    suite.kdf_extract(joiner.as_bytes(), &[psk_secret.as_bytes()])
+}
+
+/// `welcome_secret = DeriveSecret(KDF.Extract(joiner_secret, psk_secret), "welcome")`.
+pub fn welcome_secret(suite: CipherSuite, joiner: &Secret, psk_secret: &Secret) -> Result<Secret, CryptoError> {
+    derive_secret(suite, member_prk(suite, joiner, psk_secret).as_bytes(), b"welcome")
+}
+
+/// The AEAD key and nonce that protect a Welcome's GroupInfo (§12.4.3.1):
+/// `ExpandWithLabel(welcome_secret, "key"/"nonce", "", Nk/Nn)`.
+pub fn welcome_key_nonce(suite: CipherSuite, welcome_secret: &Secret) -> Result<(Secret, Secret), CryptoError> {
+    let key = expand_with_label_secret(suite, welcome_secret.as_bytes(), b"key", &[], suite.aead_key_len())?;
+    let nonce = expand_with_label_secret(suite, welcome_secret.as_bytes(), b"nonce", &[], suite.aead_nonce_len())?;
+    Ok((key, nonce))
+}
+
+/// The secrets of one epoch (§8, table 4). Zeroized on drop; `epoch_secret`
+/// itself is deleted as soon as these are derived.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct EpochSecrets {
+    /// "sender data": keys for sender data encryption (§6.3.2).
+    pub sender_data_secret: Secret,
+    /// "encryption": root of the secret tree (§9).
+    pub encryption_secret: Secret,
+    /// "exporter": for [`EpochSecrets::export`] (§8.5).
+    pub exporter_secret: Secret,
+    /// "external": for the external key pair (§8.3).
+    pub external_secret: Secret,
+    /// "confirm": key of the confirmation tag (§8.1).
+    pub confirmation_key: Secret,
+    /// "membership": key of the membership tag (§6.2).
+    pub membership_key: Secret,
+    /// "resumption": the resumption PSK of this epoch (§8.6).
+    pub resumption_psk: Secret,
+    /// "authentication": the epoch authenticator (§8.7).
+    pub epoch_authenticator: Secret,
+    /// "init": the next epoch's `init_secret`.
+    pub init_secret: Secret,
+}
+
+impl EpochSecrets {
+    /// Derives an epoch's secrets from its joiner secret, PSK secret and
+    /// encoded GroupContext.
+    pub fn derive(
+        suite: CipherSuite,
+        joiner: &Secret,
+        psk_secret: &Secret,
+        group_context: &[u8],
+    ) -> Result<Self, CryptoError> {
+        let prk = member_prk(suite, joiner, psk_secret);
+        let epoch = expand_with_label_secret(suite, prk.as_bytes(), b"epoch", group_context, suite.hash_len())?;
+        Self::from_epoch_secret(suite, &epoch)
+    }
+
+    /// Derives the secrets of §8, table 4, from `epoch_secret`.
+    pub fn from_epoch_secret(suite: CipherSuite, epoch: &Secret) -> Result<Self, CryptoError> {
+        let d = |label: &[u8]| derive_secret(suite, epoch.as_bytes(), label);
+        Ok(Self {
+            sender_data_secret: d(b"sender data")?,
+            encryption_secret: d(b"encryption")?,
+            exporter_secret: d(b"exporter")?,
+            external_secret: d(b"external")?,
+            confirmation_key: d(b"confirm")?,
+            membership_key: d(b"membership")?,
+            resumption_psk: d(b"resumption")?,
+            epoch_authenticator: d(b"authentication")?,
+            init_secret: d(b"init")?,
+        })
+    }
+
+    /// `MLS-Exporter(label, context, out.len())` (§8.5):
+    /// `ExpandWithLabel(DeriveSecret(exporter_secret, label), "exported", Hash(context), length)`.
+    pub fn export(&self, suite: CipherSuite, label: &[u8], context: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
+        let secret = derive_secret(suite, self.exporter_secret.as_bytes(), label)?;
+        let context_hash = suite.hash(&[context]);
+        expand_with_label(suite, secret.as_bytes(), b"exported", context_hash.as_bytes(), out)
+    }
+
+    /// The external key pair `KEM.DeriveKeyPair(external_secret)` (§8.3).
+    pub fn external_key_pair(&self, suite: CipherSuite) -> Result<(HpkePrivateKey, HpkePublicKey), CryptoError> {
+        derive_key_pair(suite, self.external_secret.as_bytes())
+    }
+}

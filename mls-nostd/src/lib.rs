@@ -1,0 +1,22 @@
+//! Messaging Layer Security (RFC 9420) for devices without a heap.
+//!
+//! `#![no_std]`, no allocator: variable-length data is borrowed from the input
+//! or held in fixed-capacity containers whose sizes are compile-time constants.
+//! Randomness, storage and time are passed in by the caller.
+//!
+//! Layers, bottom-up (each module cites the RFC section it implements):
+//! [`codec`] (§2.1), [`crypto`] (§5, RFC 9180), [`tree_math`] (Appendix C),
+//! [`group_context`] (§8.1), [`key_schedule`] (§8, §8.5), [`psk`] (§8.4),
+//! [`transcript`] (§8.2), [`secret_tree`] (§9).
+#![no_std]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod crypto;
+pub mod group_context;
+pub mod key_schedule;
+pub mod psk;
+pub mod secret_tree;
+pub mod transcript;
+pub mod tree_math;

@@ -1,0 +1,452 @@
+//! The secret tree (RFC 9420 §9): per-sender hash ratchets for handshake and
+//! application messages, derived from the epoch's `encryption_secret`, with
+//! the deletion schedule of §9.2.
+//!
+//! Secrets are derived on demand, top-down: a node's secret is split into its
+//! children's and deleted; a leaf's secret is turned into its two ratchets and
+//! deleted; a ratchet's secret is replaced by the next one as soon as a
+//! generation's key is used. Keys for generations skipped by out-of-order
+//! delivery are kept in a bounded pool (oldest evicted first), and a receiver
+//! never ratchets further ahead than [`SecretTreeConfig::max_forward_distance`].
+//!
+//! The algorithms work over caller-owned slices ([`SecretTreeSlots`]);
+//! [`SecretTree`] is the const-generic container that owns them.
+
+use crate::crypto::labeled::{derive_tree_secret, expand_with_label, expand_with_label_secret};
+use crate::crypto::{AEAD_NONCE_LEN, CipherSuite, CryptoError, Secret};
+use crate::tree_math::{self, LeafIndex, NodeIndex};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Why a secret-tree key could not be produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretTreeError {
+    /// The leaf is outside the tree.
+    InvalidLeaf,
+    /// The tree has more leaves than the container's capacity.
+    CapacityExceeded,
+    /// The key of that generation was already used (or evicted): a replay, or
+    /// a message older than the out-of-order window.
+    KeyConsumed,
+    /// The generation is further ahead than the allowed forward distance.
+    TooFarAhead,
+    /// The ratchet reached the last generation (2^32 - 1).
+    GenerationExhausted,
+    /// A derivation failed.
+    Crypto(CryptoError),
+}
+
+impl From<CryptoError> for SecretTreeError {
+    fn from(e: CryptoError) -> Self {
+        Self::Crypto(e)
+    }
+}
+
+impl core::fmt::Display for SecretTreeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::InvalidLeaf => f.write_str("leaf outside the tree"),
+            Self::CapacityExceeded => f.write_str("tree larger than the secret tree capacity"),
+            Self::KeyConsumed => f.write_str("key already used or outside the window"),
+            Self::TooFarAhead => f.write_str("generation too far ahead"),
+            Self::GenerationExhausted => f.write_str("ratchet generations exhausted"),
+            Self::Crypto(e) => write!(f, "crypto: {e}"),
+        }
+    }
+}
+
+/// Which ratchet of a sender (§9.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RatchetKind {
+    /// Proposals and commits sent as PrivateMessage.
+    Handshake,
+    /// Application data.
+    Application,
+}
+
+/// Limits of the receiving side (the sender side has none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SecretTreeConfig {
+    /// How many generations a receiver may ratchet ahead in one step.
+    pub max_forward_distance: u32,
+}
+
+impl Default for SecretTreeConfig {
+    fn default() -> Self {
+        Self { max_forward_distance: 1000 }
+    }
+}
+
+/// An AEAD key and nonce for one generation of one ratchet.
+#[derive(Clone, PartialEq, Eq, Debug, Zeroize, ZeroizeOnDrop)]
+pub struct RatchetKey {
+    /// The generation the key belongs to.
+    pub generation: u32,
+    /// `Nk` bytes.
+    pub key: Secret,
+    /// `Nn` bytes.
+    pub nonce: [u8; AEAD_NONCE_LEN],
+}
+
+/// One hash ratchet: the secret of the next unused generation.
+#[derive(Clone, Debug, Zeroize, ZeroizeOnDrop)]
+pub struct Ratchet {
+    secret: Secret,
+    generation: u32,
+}
+
+impl Ratchet {
+    /// The next generation this ratchet will produce.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The key and nonce of the current generation (§9.1).
+    fn key(&self, suite: CipherSuite) -> Result<RatchetKey, CryptoError> {
+        let key = derive_tree_secret(suite, self.secret.as_bytes(), b"key", self.generation, suite.aead_key_len())?;
+        let nonce_secret = derive_tree_secret(suite, self.secret.as_bytes(), b"nonce", self.generation, AEAD_NONCE_LEN)?;
+        let mut nonce = [0u8; AEAD_NONCE_LEN];
+        nonce.copy_from_slice(nonce_secret.as_bytes());
+        Ok(RatchetKey { generation: self.generation, key, nonce })
+    }
+
+    /// Replaces the secret by the next generation's, deleting it.
+    fn advance(&mut self, suite: CipherSuite) -> Result<(), SecretTreeError> {
+        let next = self.generation.checked_add(1).ok_or(SecretTreeError::GenerationExhausted)?;
+        self.secret = derive_tree_secret(suite, self.secret.as_bytes(), b"secret", self.generation, suite.hash_len())?;
+        self.generation = next;
+        Ok(())
+    }
+}
+
+/// What the secret tree holds for one leaf.
+#[derive(Clone, Debug, Default, Zeroize, ZeroizeOnDrop)]
+pub enum LeafSecrets {
+    /// Nothing yet (derived from an ancestor on demand), or consumed.
+    #[default]
+    Empty,
+    /// The leaf's tree secret, not yet split into ratchets.
+    Secret(Secret),
+    /// The two ratchets of this sender.
+    Ratchets {
+        /// Handshake ratchet.
+        handshake: Ratchet,
+        /// Application ratchet.
+        application: Ratchet,
+    },
+}
+
+/// A kept key of a skipped generation, for out-of-order delivery.
+#[derive(Clone, Debug, Zeroize, ZeroizeOnDrop)]
+pub struct SkippedKey {
+    #[zeroize(skip)]
+    leaf: u32,
+    #[zeroize(skip)]
+    kind: RatchetKind,
+    /// Insertion order, to evict the oldest.
+    #[zeroize(skip)]
+    seq: u64,
+    key: RatchetKey,
+}
+
+/// Caller-owned storage of a secret tree.
+pub struct SecretTreeSlots<'s> {
+    /// Secrets of parent nodes, indexed by `node / 2` (at least `n_leaves - 1`).
+    pub parents: &'s mut [Option<Secret>],
+    /// Per-leaf secrets (at least `n_leaves`).
+    pub leaves: &'s mut [LeafSecrets],
+    /// Pool of skipped-generation keys, shared by all senders.
+    pub skipped: &'s mut [Option<SkippedKey>],
+}
+
+/// The state of a secret tree besides its storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SecretTreeMeta {
+    suite: CipherSuite,
+    n_leaves: u32,
+    config: SecretTreeConfig,
+    next_seq: u64,
+}
+
+impl SecretTreeMeta {
+    /// Sets up `slots` for a tree of `n_leaves` leaves rooted at `encryption_secret`.
+    pub fn init(
+        suite: CipherSuite,
+        n_leaves: u32,
+        encryption_secret: &Secret,
+        config: SecretTreeConfig,
+        slots: &mut SecretTreeSlots<'_>,
+    ) -> Result<Self, SecretTreeError> {
+        let n = usize::try_from(n_leaves).map_err(|_| SecretTreeError::CapacityExceeded)?;
+        if n == 0 || !n_leaves.is_power_of_two() {
+            return Err(SecretTreeError::InvalidLeaf);
+        }
+        if slots.leaves.len() < n || slots.parents.len() < n - 1 {
+            return Err(SecretTreeError::CapacityExceeded);
+        }
+        slots.parents.iter_mut().for_each(|p| *p = None);
+        slots.leaves.iter_mut().for_each(|l| *l = LeafSecrets::Empty);
+        slots.skipped.iter_mut().for_each(|s| *s = None);
+        let root = tree_math::root(n_leaves).ok_or(SecretTreeError::InvalidLeaf)?;
+        // A one-leaf tree's root is its leaf.
+        store(slots, root, encryption_secret.clone())?;
+        Ok(Self { suite, n_leaves, config, next_seq: 0 })
+    }
+
+    /// Number of leaves.
+    pub fn n_leaves(&self) -> u32 {
+        self.n_leaves
+    }
+
+    /// The key for the next message `leaf` sends with `kind`; the ratchet
+    /// moves past it before it is returned (persist before use).
+    pub fn next_sending_key(
+        &mut self,
+        slots: &mut SecretTreeSlots<'_>,
+        leaf: LeafIndex,
+        kind: RatchetKind,
+    ) -> Result<RatchetKey, SecretTreeError> {
+        let ratchet = self.ratchet(slots, leaf, kind)?;
+        let key = ratchet.key(self.suite)?;
+        ratchet.advance(self.suite)?;
+        Ok(key)
+    }
+
+    /// The key of `generation` for a message received from `leaf`, without
+    /// consuming it: call [`Self::consume`] once the message authenticated,
+    /// so that a forged message cannot burn keys.
+    pub fn receiving_key(
+        &mut self,
+        slots: &mut SecretTreeSlots<'_>,
+        leaf: LeafIndex,
+        kind: RatchetKind,
+        generation: u32,
+    ) -> Result<RatchetKey, SecretTreeError> {
+        let suite = self.suite;
+        let max = self.config.max_forward_distance;
+        let ratchet = self.ratchet(slots, leaf, kind)?;
+        if generation < ratchet.generation {
+            return find_skipped(slots.skipped, leaf, kind, generation)
+                .map(|i| i.key.clone())
+                .ok_or(SecretTreeError::KeyConsumed);
+        }
+        if generation - ratchet.generation > max {
+            return Err(SecretTreeError::TooFarAhead);
+        }
+        let mut probe = ratchet.clone();
+        while probe.generation < generation {
+            probe.advance(suite)?;
+        }
+        Ok(probe.key(suite)?)
+    }
+
+    /// Deletes the key of `generation` after its message was accepted: from
+    /// the pool if it was skipped, otherwise by ratcheting past it and keeping
+    /// the keys of generations jumped over.
+    pub fn consume(
+        &mut self,
+        slots: &mut SecretTreeSlots<'_>,
+        leaf: LeafIndex,
+        kind: RatchetKind,
+        generation: u32,
+    ) -> Result<(), SecretTreeError> {
+        let suite = self.suite;
+        let max = self.config.max_forward_distance;
+        let current = self.ratchet(slots, leaf, kind)?.generation;
+        if generation < current {
+            let slot = slots
+                .skipped
+                .iter_mut()
+                .find(|s| matches!(s, Some(k) if k.leaf == leaf.0 && k.kind == kind && k.key.generation == generation))
+                .ok_or(SecretTreeError::KeyConsumed)?;
+            *slot = None;
+            return Ok(());
+        }
+        if generation - current > max {
+            return Err(SecretTreeError::TooFarAhead);
+        }
+        while self.ratchet(slots, leaf, kind)?.generation < generation {
+            let ratchet = self.ratchet(slots, leaf, kind)?;
+            let key = ratchet.key(suite)?;
+            ratchet.advance(suite)?;
+            self.keep_skipped(slots.skipped, leaf, kind, key);
+        }
+        self.ratchet(slots, leaf, kind)?.advance(suite)
+    }
+
+    fn keep_skipped(&mut self, pool: &mut [Option<SkippedKey>], leaf: LeafIndex, kind: RatchetKind, key: RatchetKey) {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        // A free slot, else the oldest entry (evicting it deletes its key).
+        let slot = pool.iter().position(Option::is_none).or_else(|| {
+            pool.iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.as_ref().map_or(0, |k| k.seq))
+                .map(|(i, _)| i)
+        });
+        if let Some(s) = slot.and_then(|i| pool.get_mut(i)) {
+            *s = Some(SkippedKey { leaf: leaf.0, kind, seq, key });
+        }
+    }
+
+    /// The ratchet of `leaf`, deriving it (and deleting what it came from) on
+    /// first use.
+    fn ratchet<'t>(
+        &self,
+        slots: &'t mut SecretTreeSlots<'_>,
+        leaf: LeafIndex,
+        kind: RatchetKind,
+    ) -> Result<&'t mut Ratchet, SecretTreeError> {
+        if leaf.0 >= self.n_leaves {
+            return Err(SecretTreeError::InvalidLeaf);
+        }
+        let idx = usize::try_from(leaf.0).map_err(|_| SecretTreeError::InvalidLeaf)?;
+        if matches!(slots.leaves.get(idx), Some(LeafSecrets::Empty)) {
+            self.derive_leaf_secret(slots, leaf)?;
+        }
+        let suite = self.suite;
+        let entry = slots.leaves.get_mut(idx).ok_or(SecretTreeError::InvalidLeaf)?;
+        if let LeafSecrets::Secret(secret) = entry {
+            let handshake = Ratchet {
+                secret: expand_with_label_secret(suite, secret.as_bytes(), b"handshake", &[], suite.hash_len())?,
+                generation: 0,
+            };
+            let application = Ratchet {
+                secret: expand_with_label_secret(suite, secret.as_bytes(), b"application", &[], suite.hash_len())?,
+                generation: 0,
+            };
+            *entry = LeafSecrets::Ratchets { handshake, application };
+        }
+        match entry {
+            LeafSecrets::Ratchets { handshake, application } => Ok(match kind {
+                RatchetKind::Handshake => handshake,
+                RatchetKind::Application => application,
+            }),
+            _ => Err(SecretTreeError::KeyConsumed),
+        }
+    }
+
+    /// Walks from the root to `leaf`, splitting each stored secret on the way
+    /// into its children's (§9: "left"/"right") and deleting it.
+    fn derive_leaf_secret(&self, slots: &mut SecretTreeSlots<'_>, leaf: LeafIndex) -> Result<(), SecretTreeError> {
+        let target = leaf.node().ok_or(SecretTreeError::InvalidLeaf)?;
+        let mut cur = tree_math::root(self.n_leaves).ok_or(SecretTreeError::InvalidLeaf)?;
+        while cur != target {
+            let (l, r) = match (tree_math::left(cur), tree_math::right(cur)) {
+                (Some(l), Some(r)) => (l, r),
+                _ => return Err(SecretTreeError::InvalidLeaf),
+            };
+            if let Some(secret) = node_slot(slots, cur)?.take() {
+                let nh = self.suite.hash_len();
+                let mut ls = Secret::zero(nh)?;
+                let mut rs = Secret::zero(nh)?;
+                expand_with_label(self.suite, secret.as_bytes(), b"tree", b"left", ls.as_mut_bytes())?;
+                expand_with_label(self.suite, secret.as_bytes(), b"tree", b"right", rs.as_mut_bytes())?;
+                store(slots, l, ls)?;
+                store(slots, r, rs)?;
+            }
+            cur = if target.0 < cur.0 { l } else { r };
+        }
+        Ok(())
+    }
+}
+
+fn find_skipped<'p>(
+    pool: &'p [Option<SkippedKey>],
+    leaf: LeafIndex,
+    kind: RatchetKind,
+    generation: u32,
+) -> Option<&'p SkippedKey> {
+    pool.iter()
+        .flatten()
+        .find(|k| k.leaf == leaf.0 && k.kind == kind && k.key.generation == generation)
+}
+
+/// The parent-node slot of `node` (an odd index).
+fn node_slot<'t>(slots: &'t mut SecretTreeSlots<'_>, node: NodeIndex) -> Result<&'t mut Option<Secret>, SecretTreeError> {
+    if node.is_leaf() {
+        return Err(SecretTreeError::InvalidLeaf);
+    }
+    let i = usize::try_from(node.0 >> 1).map_err(|_| SecretTreeError::InvalidLeaf)?;
+    slots.parents.get_mut(i).ok_or(SecretTreeError::CapacityExceeded)
+}
+
+fn store(slots: &mut SecretTreeSlots<'_>, node: NodeIndex, secret: Secret) -> Result<(), SecretTreeError> {
+    match node.leaf() {
+        Some(leaf) => {
+            let i = usize::try_from(leaf.0).map_err(|_| SecretTreeError::InvalidLeaf)?;
+            *slots.leaves.get_mut(i).ok_or(SecretTreeError::CapacityExceeded)? = LeafSecrets::Secret(secret);
+        }
+        None => *node_slot(slots, node)? = Some(secret),
+    }
+    Ok(())
+}
+
+/// A secret tree for up to `N` leaves, keeping up to `K` skipped keys.
+pub struct SecretTree<const N: usize, const K: usize> {
+    meta: SecretTreeMeta,
+    parents: [Option<Secret>; N],
+    leaves: [LeafSecrets; N],
+    skipped: [Option<SkippedKey>; K],
+}
+
+impl<const N: usize, const K: usize> SecretTree<N, K> {
+    /// A tree of `n_leaves` leaves rooted at `encryption_secret`.
+    pub fn new(
+        suite: CipherSuite,
+        n_leaves: u32,
+        encryption_secret: &Secret,
+        config: SecretTreeConfig,
+    ) -> Result<Self, SecretTreeError> {
+        let mut parents = core::array::from_fn(|_| None);
+        let mut leaves = core::array::from_fn(|_| LeafSecrets::Empty);
+        let mut skipped = core::array::from_fn(|_| None);
+        let mut slots = SecretTreeSlots { parents: &mut parents, leaves: &mut leaves, skipped: &mut skipped };
+        let meta = SecretTreeMeta::init(suite, n_leaves, encryption_secret, config, &mut slots)?;
+        Ok(Self { meta, parents, leaves, skipped })
+    }
+
+    fn split(&mut self) -> (&mut SecretTreeMeta, SecretTreeSlots<'_>) {
+        (
+            &mut self.meta,
+            SecretTreeSlots { parents: &mut self.parents, leaves: &mut self.leaves, skipped: &mut self.skipped },
+        )
+    }
+
+    /// See [`SecretTreeMeta::next_sending_key`].
+    pub fn next_sending_key(&mut self, leaf: LeafIndex, kind: RatchetKind) -> Result<RatchetKey, SecretTreeError> {
+        let (meta, mut slots) = self.split();
+        meta.next_sending_key(&mut slots, leaf, kind)
+    }
+
+    /// See [`SecretTreeMeta::receiving_key`].
+    pub fn receiving_key(
+        &mut self,
+        leaf: LeafIndex,
+        kind: RatchetKind,
+        generation: u32,
+    ) -> Result<RatchetKey, SecretTreeError> {
+        let (meta, mut slots) = self.split();
+        meta.receiving_key(&mut slots, leaf, kind, generation)
+    }
+
+    /// See [`SecretTreeMeta::consume`].
+    pub fn consume(&mut self, leaf: LeafIndex, kind: RatchetKind, generation: u32) -> Result<(), SecretTreeError> {
+        let (meta, mut slots) = self.split();
+        meta.consume(&mut slots, leaf, kind, generation)
+    }
+}
+
+/// The sender-data key and nonce (§6.3.2):
+/// `ExpandWithLabel(sender_data_secret, "key"/"nonce", ciphertext_sample, Nk/Nn)`
+/// where the sample is the first `Nh` bytes of the ciphertext (all of it if shorter).
+pub fn sender_data_key_nonce(
+    suite: CipherSuite,
+    sender_data_secret: &Secret,
+    ciphertext: &[u8],
+) -> Result<(Secret, [u8; AEAD_NONCE_LEN]), CryptoError> {
+    let sample = ciphertext.get(..suite.hash_len()).unwrap_or(ciphertext);
+    let key = expand_with_label_secret(suite, sender_data_secret.as_bytes(), b"key", sample, suite.aead_key_len())?;
+    let mut nonce = [0u8; AEAD_NONCE_LEN];
+    expand_with_label(suite, sender_data_secret.as_bytes(), b"nonce", sample, &mut nonce)?;
+    Ok((key, nonce))
+}

@@ -123,10 +123,9 @@ impl<'a> Reader<'a> {
             _ => return Err(CodecError::InvalidVarintPrefix),
         };
         let bytes = self.read_bytes(len)?;
-        let value = bytes
-            .iter()
-            .fold(0u32, |acc, b| (acc << 8) | u32::from(*b))
-            & VARINT_MAX;
+        // The first byte without its two prefix bits, then the rest.
+        let rest = bytes.get(1..).unwrap_or(&[]);
+        let value = rest.iter().fold(u32::from(first & 0x3f), |acc, b| (acc << 8) | u32::from(*b));
         if value < min {
             return Err(CodecError::NonMinimalVarint);
         }

@@ -1,1 +1,109 @@
+//! Helpers shared by the conformance tests: locating and reading the official
+//! MLS test vectors (never copied into this repository), and counting cases.
+#![deny(missing_docs)]
 
+use mls_nostd::crypto::CipherSuite;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where the official vectors are: `$MLS_TEST_VECTORS`, else `../shared/test-vectors`
+/// beside the repository.
+pub fn vectors_dir() -> PathBuf {
+    match std::env::var_os("MLS_TEST_VECTORS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/test-vectors"),
+    }
+}
+
+/// Reads and parses one vector file.
+pub fn load(name: &str) -> Vec<Value> {
+    let path = vectors_dir().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e} (set MLS_TEST_VECTORS)", path.display()));
+    match serde_json::from_str(&text).expect("vector file is JSON") {
+        Value::Array(cases) => cases,
+        _ => panic!("{name}: expected a JSON array"),
+    }
+}
+
+/// Hex-decodes a string field.
+pub fn hex(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().expect("hex string")).expect("valid hex")
+}
+
+/// An unsigned integer field.
+pub fn uint(v: &Value) -> u64 {
+    v.as_u64().expect("unsigned integer")
+}
+
+/// A string field.
+pub fn string(v: &Value) -> &str {
+    v.as_str().expect("string")
+}
+
+/// Counts the cases of a vector file that ran and those skipped (by suite).
+#[derive(Default)]
+pub struct Tally {
+    ran: usize,
+    skipped: BTreeMap<u64, usize>,
+}
+
+impl Tally {
+    /// The suite of `case` if this build implements it; otherwise counts it as
+    /// skipped and returns `None`.
+    pub fn suite(&mut self, case: &Value) -> Option<CipherSuite> {
+        let id = uint(&case["cipher_suite"]);
+        let suite = u16::try_from(id).ok().and_then(CipherSuite::from_u16);
+        if suite.is_none() {
+            *self.skipped.entry(id).or_default() += 1;
+        }
+        suite
+    }
+
+    /// Records one case that ran (all its assertions passed).
+    pub fn ran(&mut self) {
+        self.ran += 1;
+    }
+
+    /// Prints the counts and asserts that `expected` cases ran.
+    pub fn finish(&self, file: &str, expected: usize) {
+        let skipped: Vec<String> = self.skipped.iter().map(|(s, n)| format!("suite {s}: {n}")).collect();
+        println!("{file}: {} cases ran, skipped [{}]", self.ran, skipped.join(", "));
+        assert_eq!(self.ran, expected, "{file}: cases ran");
+    }
+}
+
+/// Number of cases of suites 1 and 3 in a file (what a vector test must run).
+pub fn supported_cases(cases: &[Value]) -> usize {
+    cases
+        .iter()
+        .filter(|c| u16::try_from(uint(&c["cipher_suite"])).ok().and_then(CipherSuite::from_u16).is_some())
+        .count()
+}
+
+/// A deterministic RNG for tests (SplitMix64). Not for production use.
+pub struct TestRng(pub u64);
+
+impl rand_core::TryRng for TestRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(self.try_next_u64()? as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Ok(z ^ (z >> 31))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(8) {
+            let v = self.try_next_u64()?.to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for TestRng {}

@@ -57,9 +57,22 @@ impl core::fmt::Debug for HpkePublicKey {
 pub struct HpkePrivateKey([u8; KEM_PRIVATE_LEN]);
 
 impl HpkePrivateKey {
-    /// A private key from its serialization (`SerializePrivateKey`).
+    /// A private key from its serialization (`DeserializePrivateKey`, which
+    /// clamps its input for X25519: RFC 9180 §7.1.2).
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        Ok(Self(bytes.try_into().map_err(|_| CryptoError::InvalidKey)?))
+        let mut sk = Self(bytes.try_into().map_err(|_| CryptoError::InvalidKey)?);
+        sk.clamp();
+        Ok(sk)
+    }
+
+    /// X25519 clamping (RFC 7748 §5); serialized keys are always clamped.
+    fn clamp(&mut self) {
+        if let Some(first) = self.0.first_mut() {
+            *first &= 248;
+        }
+        if let Some(last) = self.0.last_mut() {
+            *last = (*last & 127) | 64;
+        }
     }
 
     /// The serialized key.
@@ -145,6 +158,7 @@ pub fn derive_key_pair(suite: CipherSuite, ikm: &[u8]) -> Result<(HpkePrivateKey
     let dkp_prk = labeled_extract(suite, &sid, &[], b"dkp_prk", &[ikm])?;
     let mut sk = HpkePrivateKey([0; KEM_PRIVATE_LEN]);
     labeled_expand(suite, &sid, dkp_prk.as_bytes(), b"sk", &[], &mut sk.0)?;
+    sk.clamp();
     let pk = sk.public_key(suite);
     Ok((sk, pk))
 }

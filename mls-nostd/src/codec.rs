@@ -94,7 +94,8 @@ impl<'a> Reader<'a> {
 
     /// Reads a `uint8`.
     pub fn read_u8(&mut self) -> Result<u8, CodecError> {
-        Ok(self.read_array::<1>()?[0])
+        let [b] = self.read_array::<1>()?;
+        Ok(b)
     }
 
     /// Reads a big-endian `uint16`.

@@ -350,12 +350,7 @@ impl SecretTreeMeta {
     }
 }
 
-fn find_skipped<'p>(
-    pool: &'p [Option<SkippedKey>],
-    leaf: LeafIndex,
-    kind: RatchetKind,
-    generation: u32,
-) -> Option<&'p SkippedKey> {
+fn find_skipped(pool: &[Option<SkippedKey>], leaf: LeafIndex, kind: RatchetKind, generation: u32) -> Option<&SkippedKey> {
     pool.iter()
         .flatten()
         .find(|k| k.leaf == leaf.0 && k.kind == kind && k.key.generation == generation)

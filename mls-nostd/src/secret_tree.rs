@@ -445,3 +445,78 @@ pub fn sender_data_key_nonce(
     expand_with_label(suite, sender_data_secret.as_bytes(), b"nonce", sample, &mut nonce)?;
     Ok((key, nonce))
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+
+    fn tree(max_forward: u32) -> SecretTree<4, 3> {
+        let root = Secret::from_slice(&[5; 32]).unwrap();
+        SecretTree::new(SUITE, 4, &root, SecretTreeConfig { max_forward_distance: max_forward }).unwrap()
+    }
+
+    #[test]
+    fn sender_and_receiver_agree_out_of_order() {
+        let mut tx = tree(10);
+        let mut rx = tree(10);
+        let keys: Vec<RatchetKey> =
+            (0..5).map(|_| tx.next_sending_key(LeafIndex(2), RatchetKind::Application).unwrap()).collect();
+        // Receive 3 first: 0, 1, 2 are kept as skipped keys.
+        for g in [3u32, 0, 2, 4, 1] {
+            let k = rx.receiving_key(LeafIndex(2), RatchetKind::Application, g).unwrap();
+            assert_eq!(k, keys[g as usize]);
+            rx.consume(LeafIndex(2), RatchetKind::Application, g).unwrap();
+            assert_eq!(
+                rx.receiving_key(LeafIndex(2), RatchetKind::Application, g),
+                Err(SecretTreeError::KeyConsumed),
+                "replay of {g}"
+            );
+        }
+        // Handshake ratchet of the same leaf is independent.
+        assert_ne!(rx.receiving_key(LeafIndex(2), RatchetKind::Handshake, 0).unwrap(), keys[0]);
+    }
+
+    #[test]
+    fn looking_up_a_key_does_not_consume_it() {
+        let mut rx = tree(10);
+        let a = rx.receiving_key(LeafIndex(1), RatchetKind::Handshake, 5).unwrap();
+        let b = rx.receiving_key(LeafIndex(1), RatchetKind::Handshake, 5).unwrap();
+        assert_eq!(a, b);
+        // Nothing was ratcheted: generation 0 is still available.
+        rx.receiving_key(LeafIndex(1), RatchetKind::Handshake, 0).unwrap();
+    }
+
+    #[test]
+    fn bounds() {
+        let mut rx = tree(4);
+        assert_eq!(rx.receiving_key(LeafIndex(0), RatchetKind::Application, 5), Err(SecretTreeError::TooFarAhead));
+        assert_eq!(rx.consume(LeafIndex(0), RatchetKind::Application, 5), Err(SecretTreeError::TooFarAhead));
+        assert_eq!(rx.receiving_key(LeafIndex(4), RatchetKind::Application, 0), Err(SecretTreeError::InvalidLeaf));
+        // Jumping to 4 keeps 0..=3, but the pool holds 3: the oldest (0) is evicted.
+        rx.consume(LeafIndex(0), RatchetKind::Application, 4).unwrap();
+        assert_eq!(rx.receiving_key(LeafIndex(0), RatchetKind::Application, 0), Err(SecretTreeError::KeyConsumed));
+        for g in 1..4 {
+            rx.receiving_key(LeafIndex(0), RatchetKind::Application, g).unwrap();
+        }
+        let root = Secret::from_slice(&[5; 32]).unwrap();
+        assert!(matches!(
+            SecretTree::<4, 3>::new(SUITE, 8, &root, SecretTreeConfig::default()),
+            Err(SecretTreeError::CapacityExceeded)
+        ));
+        assert!(matches!(
+            SecretTree::<4, 3>::new(SUITE, 3, &root, SecretTreeConfig::default()),
+            Err(SecretTreeError::InvalidLeaf)
+        ));
+    }
+
+    #[test]
+    fn one_leaf_tree() {
+        let root = Secret::from_slice(&[5; 32]).unwrap();
+        let mut t = SecretTree::<1, 1>::new(SUITE, 1, &root, SecretTreeConfig::default()).unwrap();
+        t.next_sending_key(LeafIndex(0), RatchetKind::Application).unwrap();
+    }
+}

@@ -45,3 +45,14 @@ fi
 
 step "firmware tests under QEMU"
 boards/run-tests.sh
+# The firmware links the core without any allocator.
+fw=boards/target/thumbv7em-none-eabihf/release/board-mps2-an386
+if arm-none-eabi-nm "$fw" | grep -E '__rust_alloc|__rg_alloc|__rust_no_alloc_shim'; then
+    echo "FAIL: the firmware links an allocator" >&2
+    exit 1
+fi
+if grep -rn 'global_allocator' mls-nostd/src boards/*/src; then
+    echo "FAIL: a #[global_allocator] in the core or the firmware" >&2
+    exit 1
+fi
+echo "firmware has no allocator"

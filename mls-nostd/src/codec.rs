@@ -69,6 +69,13 @@ impl<'a> Reader<'a> {
         self.buf.is_empty()
     }
 
+    /// The bytes read since the reader was at `start` (a previous
+    /// [`Reader::remaining`]): the encoding of what was decoded in between.
+    pub fn consumed_since(&self, start: &'a [u8]) -> &'a [u8] {
+        let used = start.len().saturating_sub(self.buf.len());
+        start.get(..used).unwrap_or(&[])
+    }
+
     /// Fails with [`CodecError::TrailingBytes`] unless all input was read.
     pub fn finish(&self) -> Result<(), CodecError> {
         if self.buf.is_empty() { Ok(()) } else { Err(CodecError::TrailingBytes) }
@@ -383,6 +390,20 @@ impl<'a, T: Decode<'a>> Decode<'a> for Option<T> {
             1 => Ok(Some(T::decode(r)?)),
             _ => Err(CodecError::InvalidValue),
         }
+    }
+}
+
+/// A plain byte slice is an `opaque<V>` (the only variable-length byte
+/// string of RFC 9420), borrowed from the input.
+impl Encode for &[u8] {
+    fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
+        w.write_opaque(self)
+    }
+}
+
+impl<'a> Decode<'a> for &'a [u8] {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, CodecError> {
+        r.read_opaque()
     }
 }
 

@@ -18,8 +18,12 @@
 )]
 
 pub mod codec;
+pub mod credential;
 pub mod crypto;
+pub mod extensions;
+pub mod leaf_node;
 pub mod group_context;
+pub mod key_package;
 pub mod key_schedule;
 pub mod psk;
 pub mod secret_tree;

@@ -385,19 +385,45 @@ pub struct SecretTree<const N: usize, const K: usize> {
 }
 
 impl<const N: usize, const K: usize> SecretTree<N, K> {
-    /// A tree of `n_leaves` leaves rooted at `encryption_secret`.
+    /// A tree of `n_leaves` leaves rooted at `encryption_secret`. On small
+    /// devices prefer [`Self::EMPTY`] in a `static` plus [`Self::reset`], which
+    /// never builds the arrays on the stack.
     pub fn new(
         suite: CipherSuite,
         n_leaves: u32,
         encryption_secret: &Secret,
         config: SecretTreeConfig,
     ) -> Result<Self, SecretTreeError> {
-        let mut parents = core::array::from_fn(|_| None);
-        let mut leaves = core::array::from_fn(|_| LeafSecrets::Empty);
-        let mut skipped = core::array::from_fn(|_| None);
-        let mut slots = SecretTreeSlots { parents: &mut parents, leaves: &mut leaves, skipped: &mut skipped };
-        let meta = SecretTreeMeta::init(suite, n_leaves, encryption_secret, config, &mut slots)?;
-        Ok(Self { meta, parents, leaves, skipped })
+        let mut tree = Self::EMPTY;
+        tree.reset(suite, n_leaves, encryption_secret, config)?;
+        Ok(tree)
+    }
+
+    /// A tree with no leaves, usable in `const` and `static` items.
+    pub const EMPTY: Self = Self {
+        meta: SecretTreeMeta {
+            suite: CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+            n_leaves: 0,
+            config: SecretTreeConfig { max_forward_distance: 0 },
+            next_seq: 0,
+        },
+        parents: [const { None }; N],
+        leaves: [const { LeafSecrets::Empty }; N],
+        skipped: [const { None }; K],
+    };
+
+    /// Re-initialises the tree in place for a new epoch, deleting every
+    /// secret of the previous one.
+    pub fn reset(
+        &mut self,
+        suite: CipherSuite,
+        n_leaves: u32,
+        encryption_secret: &Secret,
+        config: SecretTreeConfig,
+    ) -> Result<(), SecretTreeError> {
+        let (meta, mut slots) = self.split();
+        *meta = SecretTreeMeta::init(suite, n_leaves, encryption_secret, config, &mut slots)?;
+        Ok(())
     }
 
     fn split(&mut self) -> (&mut SecretTreeMeta, SecretTreeSlots<'_>) {

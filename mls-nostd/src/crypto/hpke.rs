@@ -21,7 +21,7 @@ pub const KEM_PRIVATE_LEN: usize = 32;
 const HPKE_V1: &[u8] = b"HPKE-v1";
 const MODE_BASE: u8 = 0x00;
 /// Most pieces an `info` (or other extract input) may be given in.
-pub const MAX_INFO_PARTS: usize = 5;
+pub const MAX_INFO_PARTS: usize = 8;
 
 /// An HPKE public key (`HPKEPublicKey`, RFC 9420 §5.1.1), raw bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,8 +132,9 @@ fn labeled_extract(
     if ikm.len() > MAX_INFO_PARTS {
         return Err(CryptoError::InvalidLength);
     }
-    let mut parts: [&[u8]; 3 + MAX_INFO_PARTS] = [HPKE_V1, suite_id, label, &[], &[], &[], &[], &[]];
-    for (slot, p) in parts.iter_mut().skip(3).zip(ikm) {
+    let mut parts: [&[u8]; 3 + MAX_INFO_PARTS] = [&[]; 3 + MAX_INFO_PARTS];
+    let head: [&[u8]; 3] = [HPKE_V1, suite_id, label];
+    for (slot, p) in parts.iter_mut().zip(head.iter().chain(ikm)) {
         *slot = p;
     }
     Ok(suite.kdf_extract(salt, &parts))

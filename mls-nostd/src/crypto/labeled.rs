@@ -130,28 +130,39 @@ pub fn make_proposal_ref(suite: CipherSuite, authenticated_content: &[u8]) -> Re
     ref_hash(suite, PROPOSAL_REF_LABEL, authenticated_content)
 }
 
+/// Most pieces a signed content may be given in.
+pub const MAX_CONTENT_PARTS: usize = 4;
+
 /// The pieces of a labeled struct `{ opaque label<V> = "MLS 1.0 " + label;
-/// opaque content<V> }` (SignContent, EncryptContext).
+/// opaque content<V> }` (SignContent, EncryptContext), with the content itself
+/// in up to [`MAX_CONTENT_PARTS`] pieces.
 struct LabeledContent<'a> {
     label_len: VarintPrefix,
     label: &'a [u8],
     content_len: VarintPrefix,
-    content: &'a [u8],
+    content: [&'a [u8]; MAX_CONTENT_PARTS],
 }
 
 impl<'a> LabeledContent<'a> {
-    fn new(label: &'a [u8], content: &'a [u8]) -> Result<Self, CryptoError> {
+    fn new(label: &'a [u8], content_parts: &[&'a [u8]]) -> Result<Self, CryptoError> {
+        if content_parts.len() > MAX_CONTENT_PARTS {
+            return Err(CryptoError::InvalidLength);
+        }
         let full = LABEL_PREFIX.len().checked_add(label.len()).ok_or(CryptoError::InvalidLength)?;
-        Ok(Self {
-            label_len: VarintPrefix::new(full)?,
-            label,
-            content_len: VarintPrefix::new(content.len())?,
-            content,
-        })
+        let total = content_parts
+            .iter()
+            .try_fold(0usize, |acc, p| acc.checked_add(p.len()))
+            .ok_or(CryptoError::InvalidLength)?;
+        let mut content: [&[u8]; MAX_CONTENT_PARTS] = [&[]; MAX_CONTENT_PARTS];
+        for (slot, p) in content.iter_mut().zip(content_parts) {
+            *slot = p;
+        }
+        Ok(Self { label_len: VarintPrefix::new(full)?, label, content_len: VarintPrefix::new(total)?, content })
     }
 
-    fn parts(&self) -> [&[u8]; 5] {
-        [self.label_len.as_bytes(), LABEL_PREFIX, self.label, self.content_len.as_bytes(), self.content]
+    fn parts(&self) -> [&[u8]; 4 + MAX_CONTENT_PARTS] {
+        let [a, b, c, d] = self.content;
+        [self.label_len.as_bytes(), LABEL_PREFIX, self.label, self.content_len.as_bytes(), a, b, c, d]
     }
 }
 
@@ -162,7 +173,18 @@ pub fn sign_with_label(
     label: &[u8],
     content: &[u8],
 ) -> Result<Signature, CryptoError> {
-    let sc = LabeledContent::new(label, content)?;
+    sign_with_label_parts(suite, key, label, &[content])
+}
+
+/// `SignWithLabel` over a content given in pieces (e.g. a TBS struct whose
+/// fields are encoded and whose context is appended).
+pub fn sign_with_label_parts(
+    suite: CipherSuite,
+    key: &SignaturePrivateKey,
+    label: &[u8],
+    content_parts: &[&[u8]],
+) -> Result<Signature, CryptoError> {
+    let sc = LabeledContent::new(label, content_parts)?;
     key.sign(suite, &sc.parts())
 }
 
@@ -174,7 +196,18 @@ pub fn verify_with_label(
     content: &[u8],
     signature: &[u8],
 ) -> Result<(), CryptoError> {
-    let sc = LabeledContent::new(label, content)?;
+    verify_with_label_parts(suite, key, label, &[content], signature)
+}
+
+/// `VerifyWithLabel` over a content given in pieces.
+pub fn verify_with_label_parts(
+    suite: CipherSuite,
+    key: &SignaturePublicKey,
+    label: &[u8],
+    content_parts: &[&[u8]],
+    signature: &[u8],
+) -> Result<(), CryptoError> {
+    let sc = LabeledContent::new(label, content_parts)?;
     key.verify(suite, &sc.parts(), signature)
 }
 
@@ -191,7 +224,7 @@ pub fn encrypt_with_label(
 ) -> Result<HpkeSealed, CryptoError> {
     let mut ikm = Secret::zero(MAX_HASH_LEN)?;
     rng.fill_bytes(ikm.as_mut_bytes());
-    let ec = LabeledContent::new(label, context)?;
+    let ec = LabeledContent::new(label, &[context])?;
     let info_hash = super::hpke::info_hash(suite, &ec.parts())?;
     super::hpke::seal_base(suite, key, &info_hash, &[], plaintext, ikm.as_bytes())
 }
@@ -208,7 +241,7 @@ pub fn decrypt_with_label(
     ciphertext: &mut [u8],
     tag: &[u8],
 ) -> Result<(), CryptoError> {
-    let ec = LabeledContent::new(label, context)?;
+    let ec = LabeledContent::new(label, &[context])?;
     let info_hash = super::hpke::info_hash(suite, &ec.parts())?;
     super::hpke::open_base(suite, key, kem_output, &info_hash, &[], ciphertext, tag)
 }

@@ -26,6 +26,7 @@ pub mod group_context;
 pub mod key_package;
 pub mod key_schedule;
 pub mod psk;
+pub mod ratchet_tree;
 pub mod secret_tree;
 pub mod transcript;
 pub mod tree_math;

@@ -1,0 +1,4 @@
+//! The ratchet tree (RFC 9420 §4, §7): nodes, storage with compile-time
+//! capacity, tree and parent hashes, validation and TreeKEM.
+
+pub mod node;

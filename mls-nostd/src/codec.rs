@@ -163,22 +163,44 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Encoding output: a slice being filled, or a counter of the bytes an encoding needs.
-#[derive(Debug)]
+/// Where a [`Writer`]'s bytes go.
+enum Output<'a> {
+    /// Into a slice, from its start.
+    Slice(&'a mut [u8]),
+    /// Nowhere: only counted.
+    Count,
+    /// Into a consumer, e.g. a running hash: encodings of any size are
+    /// hashed or signed without a buffer.
+    Sink(&'a mut dyn FnMut(&[u8])),
+}
+
+/// Encoding output: a slice being filled, a counter of the bytes an encoding
+/// needs, or a sink that consumes the bytes as they are produced.
 pub struct Writer<'a> {
-    buf: Option<&'a mut [u8]>,
+    out: Output<'a>,
     pos: usize,
+}
+
+impl core::fmt::Debug for Writer<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Writer").field("pos", &self.pos).finish()
+    }
 }
 
 impl<'a> Writer<'a> {
     /// Writes into `buf` from its start.
     pub fn new(buf: &'a mut [u8]) -> Self {
-        Self { buf: Some(buf), pos: 0 }
+        Self { out: Output::Slice(buf), pos: 0 }
     }
 
     /// Measures an encoding without writing it.
     pub fn counter() -> Writer<'static> {
-        Writer { buf: None, pos: 0 }
+        Writer { out: Output::Count, pos: 0 }
+    }
+
+    /// Passes the encoding to `sink` piece by piece, in order.
+    pub fn sink(sink: &'a mut dyn FnMut(&[u8])) -> Self {
+        Self { out: Output::Sink(sink), pos: 0 }
     }
 
     /// Bytes written (or counted) so far.
@@ -193,19 +215,19 @@ impl<'a> Writer<'a> {
 
     /// The bytes written so far (empty for a counter).
     pub fn written(&self) -> &[u8] {
-        match &self.buf {
-            Some(buf) => buf.get(..self.pos).unwrap_or(&[]),
-            None => &[],
+        match &self.out {
+            Output::Slice(buf) => buf.get(..self.pos).unwrap_or(&[]),
+            _ => &[],
         }
     }
 
     /// Appends raw bytes.
     pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
         let end = self.pos.checked_add(bytes.len()).ok_or(CodecError::BufferTooSmall)?;
-        if let Some(buf) = self.buf.as_deref_mut() {
-            buf.get_mut(self.pos..end)
-                .ok_or(CodecError::BufferTooSmall)?
-                .copy_from_slice(bytes);
+        match &mut self.out {
+            Output::Slice(buf) => buf.get_mut(self.pos..end).ok_or(CodecError::BufferTooSmall)?.copy_from_slice(bytes),
+            Output::Count => {}
+            Output::Sink(f) => f(bytes),
         }
         self.pos = end;
         Ok(())
@@ -244,17 +266,22 @@ impl<'a> Writer<'a> {
         self.write_bytes(bytes)
     }
 
-    /// Writes a vector whose body `body` writes. The body is written once,
-    /// 4 bytes past the start, then moved back behind its minimal length prefix,
-    /// so element sizes need not be known in advance. Only when the output is
-    /// too tight for that headroom is the body measured first and written again.
+    /// Writes a vector whose body `body` writes. Into a slice, the body is
+    /// written once, 4 bytes past the start, then moved back behind its
+    /// minimal length prefix, so element sizes need not be known in advance;
+    /// only when the slice is too tight for that headroom (or for a sink) is
+    /// the body measured first and then written.
     pub fn write_vector(
         &mut self,
         body: impl Fn(&mut Writer<'_>) -> Result<(), CodecError>,
     ) -> Result<(), CodecError> {
         let start = self.pos;
-        match self.write_vector_moved(start, &body) {
-            Err(CodecError::BufferTooSmall) if self.buf.is_some() => {
+        let first = match self.out {
+            Output::Sink(_) => Err(CodecError::BufferTooSmall),
+            _ => self.write_vector_moved(start, &body),
+        };
+        match first {
+            Err(CodecError::BufferTooSmall) if !matches!(self.out, Output::Count) => {
                 self.pos = start;
                 let mut counter = Writer::counter();
                 body(&mut counter)?;
@@ -275,7 +302,7 @@ impl<'a> Writer<'a> {
         let body_len = self.pos - start - 4;
         let mut tmp = [0u8; 4];
         let prefix = encode_varint(body_len, &mut tmp)?;
-        if let Some(buf) = self.buf.as_deref_mut() {
+        if let Output::Slice(buf) = &mut self.out {
             let region = buf.get_mut(start..self.pos).ok_or(CodecError::BufferTooSmall)?;
             region.copy_within(4.., prefix.len());
             region

@@ -125,6 +125,8 @@ pub struct LeafNode<'a> {
     pub signature: &'a [u8],
     /// The encoding of `fields`, as received.
     tbs: &'a [u8],
+    /// The whole encoding, as received.
+    raw: &'a [u8],
 }
 
 impl<'a> LeafNode<'a> {
@@ -182,6 +184,11 @@ impl<'a> LeafNode<'a> {
     pub fn tbs(&self) -> &'a [u8] {
         self.tbs
     }
+
+    /// The whole encoding this leaf was decoded from.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.raw
+    }
 }
 
 impl Encode for LeafNode<'_> {
@@ -196,7 +203,8 @@ impl<'a> Decode<'a> for LeafNode<'a> {
         let start = r.remaining();
         let fields = LeafNodeFields::decode(r)?;
         let tbs = r.consumed_since(start);
-        Ok(Self { fields, signature: r.read_opaque()?, tbs })
+        let signature = r.read_opaque()?;
+        Ok(Self { fields, signature, tbs, raw: r.consumed_since(start) })
     }
 }
 

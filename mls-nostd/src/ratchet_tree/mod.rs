@@ -2,3 +2,6 @@
 //! capacity, tree and parent hashes, validation and TreeKEM.
 
 pub mod node;
+pub mod tree;
+pub mod hashes;
+pub mod validate;

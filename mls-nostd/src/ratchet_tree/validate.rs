@@ -1,0 +1,279 @@
+//! Validation of an imported ratchet tree (RFC 9420 §12.4.3.1, §7.3, §7.9.2).
+//!
+//! Cost: one signature check per leaf, the cached tree hashes, one parent
+//! hash per parent and side, resolutions whose total size is O(N log N), and
+//! two sorts of N keys for uniqueness: O(N log N), never quadratic.
+
+use super::tree::{TreeError, TreeSlices};
+use crate::credential::Credential;
+use crate::crypto::HashValue;
+use crate::extensions::{Extensions, U16List, EXT_REQUIRED_CAPABILITIES};
+use crate::key_package::DEFAULT_EXTENSION_TYPES;
+use crate::leaf_node::{LeafNodeContext, LeafNodeSource};
+use crate::tree_math::{self, LeafIndex, NodeIndex};
+use crate::codec::{Decode, Reader};
+
+/// The application's decision on a member's credential (§5.3.1): the core
+/// asks, the application answers.
+pub trait CredentialValidator {
+    /// True if `credential` is acceptable for a member with `signature_key`.
+    fn accept(&self, credential: &Credential<'_>, signature_key: &[u8]) -> bool;
+}
+
+/// Accepts every credential (tests, or applications that authenticate
+/// members otherwise).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AcceptAllCredentials;
+
+impl CredentialValidator for AcceptAllCredentials {
+    fn accept(&self, _: &Credential<'_>, _: &[u8]) -> bool {
+        true
+    }
+}
+
+/// Why a ratchet tree was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TreeValidationError {
+    /// A structural problem (see [`TreeError`]).
+    Tree(TreeError),
+    /// The root tree hash differs from the GroupInfo's.
+    TreeHashMismatch,
+    /// A leaf's signature does not verify.
+    InvalidLeafSignature(LeafIndex),
+    /// The application refused a leaf's credential.
+    CredentialRejected(LeafIndex),
+    /// A leaf lacks a capability the group requires, an extension it uses,
+    /// or a credential type in use in the group.
+    UnsupportedCapabilities(LeafIndex),
+    /// A non-blank parent is not parent-hash valid (§7.9.2).
+    ParentHashInvalid(NodeIndex),
+    /// Two nodes share an encryption key.
+    DuplicateEncryptionKey,
+    /// Two leaves share a signature key.
+    DuplicateSignatureKey,
+    /// The scratch space is smaller than the tree.
+    ScratchTooSmall,
+}
+
+impl From<TreeError> for TreeValidationError {
+    fn from(e: TreeError) -> Self {
+        Self::Tree(e)
+    }
+}
+
+/// Most distinct credential types a group may use at once.
+pub const MAX_CREDENTIAL_TYPES: usize = 8;
+
+/// What a joining member checks a tree against.
+#[derive(Clone, Copy)]
+pub struct TreeCheck<'a> {
+    /// The group's ID (context of `update`/`commit` leaf signatures).
+    pub group_id: &'a [u8],
+    /// The GroupInfo's tree hash, if the tree must match one.
+    pub tree_hash: Option<&'a [u8]>,
+    /// The group's GroupContext extensions (for `required_capabilities`).
+    pub group_extensions: Extensions<'a>,
+    /// The application's credential policy.
+    pub credentials: &'a dyn CredentialValidator,
+}
+
+impl TreeSlices<'_> {
+    /// Validates the whole tree as a joining member must (§12.4.3.1).
+    /// `scratch_leaves` and `scratch_parents` each need one entry per leaf.
+    pub fn validate(
+        &mut self,
+        check: &TreeCheck<'_>,
+        scratch_leaves: &mut [u32],
+        scratch_parents: &mut [u32],
+    ) -> Result<(), TreeValidationError> {
+        if let Some(expected) = check.tree_hash
+            && !self.root_tree_hash()?.ct_eq_bytes(expected)
+        {
+            return Err(TreeValidationError::TreeHashMismatch);
+        }
+        self.validate_leaves(check)?;
+        self.validate_parent_hashes()?;
+        self.check_unique_keys(scratch_leaves, scratch_parents)
+    }
+
+    /// Leaf checks of §7.3 that do not depend on how the leaf arrived.
+    fn validate_leaves(&self, check: &TreeCheck<'_>) -> Result<(), TreeValidationError> {
+        let suite = self.suite();
+        let required = check.group_extensions.find(EXT_REQUIRED_CAPABILITIES).map(parse_required).transpose()?;
+        // Credential types in use, for the "supported by all" rule.
+        let mut in_use = [0u16; MAX_CREDENTIAL_TYPES];
+        let mut n_in_use = 0usize;
+        for i in 0..self.n_leaves() {
+            let Some(leaf) = self.leaf_node(LeafIndex(i)) else { continue };
+            let t = leaf.fields.credential.credential_type();
+            if !in_use.get(..n_in_use).unwrap_or(&[]).contains(&t) {
+                *in_use.get_mut(n_in_use).ok_or(TreeValidationError::UnsupportedCapabilities(LeafIndex(i)))? = t;
+                n_in_use += 1;
+            }
+        }
+        let in_use = in_use.get(..n_in_use).unwrap_or(&[]);
+        for i in 0..self.n_leaves() {
+            let l = LeafIndex(i);
+            let Some(leaf) = self.leaf_node(l) else { continue };
+            let f = &leaf.fields;
+            let context = match f.source {
+                LeafNodeSource::KeyPackage(_) => None,
+                _ => Some(LeafNodeContext { group_id: check.group_id, leaf_index: i }),
+            };
+            leaf.verify_signature(suite, context).map_err(|_| TreeValidationError::InvalidLeafSignature(l))?;
+            if !check.credentials.accept(&f.credential, f.signature_key) {
+                return Err(TreeValidationError::CredentialRejected(l));
+            }
+            let caps = &f.capabilities;
+            let unsupported = TreeValidationError::UnsupportedCapabilities(l);
+            if !in_use.iter().all(|t| caps.credentials.contains(*t)) {
+                return Err(unsupported);
+            }
+            if f.extensions.iter().any(|e| {
+                !DEFAULT_EXTENSION_TYPES.contains(&e.extension_type) && !caps.extensions.contains(e.extension_type)
+            }) {
+                return Err(unsupported);
+            }
+            if let Some((exts, props, creds)) = required {
+                let ok = exts.iter().all(|t| DEFAULT_EXTENSION_TYPES.contains(&t) || caps.extensions.contains(t))
+                    && props.iter().all(|t| (1..=7).contains(&t) || caps.proposals.contains(t))
+                    && creds.iter().all(|t| caps.credentials.contains(t));
+                if !ok {
+                    return Err(unsupported);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The `parent_hash` a node carries: a parent's field, or a `commit`
+    /// leaf's; `None` for other leaves and blanks.
+    fn carried_parent_hash(&self, n: NodeIndex) -> Option<HashValue> {
+        match n.leaf() {
+            Some(l) => match self.leaf_node(l)?.fields.source {
+                LeafNodeSource::Commit { parent_hash } => HashValue::from_slice(parent_hash).ok(),
+                _ => None,
+            },
+            None => HashValue::from_slice(self.parent(n).filter(|s| s.present)?.parent_hash()).ok(),
+        }
+    }
+
+    /// §7.9.2, top down: each non-blank parent must have exactly one
+    /// descendant D, on one side C, with D's parent hash equal to the parent
+    /// hash of P with copath child S, and P's unmerged leaves under C equal to
+    /// the resolution of C without D.
+    fn validate_parent_hashes(&mut self) -> Result<(), TreeValidationError> {
+        let width = tree_math::node_width(self.n_leaves()).unwrap_or(0);
+        for x in (1..width).step_by(2) {
+            let p = NodeIndex(x);
+            if self.is_blank(p) {
+                continue;
+            }
+            let (Some(left), Some(right)) = (tree_math::left(p), tree_math::right(p)) else {
+                return Err(TreeValidationError::ParentHashInvalid(p));
+            };
+            let mut valid_links = 0u32;
+            for (c, s) in [(left, right), (right, left)] {
+                let expected = self.parent_hash(p, s)?;
+                let mut res_len = 0u32;
+                let mut matches = 0u32;
+                let mut stray = false;
+                let this = &*self;
+                this.for_each_in_resolution(c, &|_| false, &mut |d| {
+                    res_len += 1;
+                    let unmerged_here = d.leaf().is_some_and(|l| this.is_unmerged_at(l, p));
+                    if unmerged_here {
+                        return;
+                    }
+                    match this.carried_parent_hash(d) {
+                        Some(h) if h == expected => matches += 1,
+                        _ => stray = true,
+                    }
+                });
+                let unmerged_under_c = this.unmerged_leaves(p).filter(|l| l.node().is_some_and(|n| is_under(n, c))).count();
+                if matches == 1 && !stray && res_len.checked_sub(1) == u32::try_from(unmerged_under_c).ok() {
+                    valid_links += 1;
+                }
+            }
+            if valid_links != 1 {
+                return Err(TreeValidationError::ParentHashInvalid(p));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every node's encryption key and every leaf's signature key is unique.
+    fn check_unique_keys(&self, a: &mut [u32], b: &mut [u32]) -> Result<(), TreeValidationError> {
+        let n = usize::try_from(self.n_leaves()).map_err(|_| TreeValidationError::ScratchTooSmall)?;
+        let a = a.get_mut(..n).ok_or(TreeValidationError::ScratchTooSmall)?;
+        let b = b.get_mut(..n).ok_or(TreeValidationError::ScratchTooSmall)?;
+        let mut na = 0usize;
+        for i in 0..self.n_leaves() {
+            if !self.is_blank(NodeIndex(i.saturating_mul(2)))
+                && let Some(slot) = a.get_mut(na)
+            {
+                *slot = i;
+                na += 1;
+            }
+        }
+        let mut nb = 0usize;
+        let width = tree_math::node_width(self.n_leaves()).unwrap_or(0);
+        for x in (1..width).step_by(2) {
+            if !self.is_blank(NodeIndex(x))
+                && let Some(slot) = b.get_mut(nb)
+            {
+                *slot = x;
+                nb += 1;
+            }
+        }
+        let leaves = a.get_mut(..na).unwrap_or(&mut []);
+        let parents = b.get_mut(..nb).unwrap_or(&mut []);
+        let leaf_key = |i: &u32| self.encryption_key(NodeIndex(i.saturating_mul(2))).copied();
+        let parent_key = |x: &u32| self.encryption_key(NodeIndex(*x)).copied();
+        leaves.sort_unstable_by_key(leaf_key);
+        parents.sort_unstable_by_key(parent_key);
+        let dup_enc = TreeValidationError::DuplicateEncryptionKey;
+        if leaves.windows(2).any(|w| w.first().map(leaf_key) == w.get(1).map(leaf_key))
+            || parents.windows(2).any(|w| w.first().map(parent_key) == w.get(1).map(parent_key))
+        {
+            return Err(dup_enc);
+        }
+        // Merge the two sorted lists to find a key shared by a leaf and a parent.
+        let (mut i, mut j) = (0usize, 0usize);
+        while let (Some(x), Some(y)) = (leaves.get(i), parents.get(j)) {
+            match leaf_key(x).cmp(&parent_key(y)) {
+                core::cmp::Ordering::Less => i += 1,
+                core::cmp::Ordering::Greater => j += 1,
+                core::cmp::Ordering::Equal => return Err(dup_enc),
+            }
+        }
+        let sig_key = |i: &u32| self.signature_key(LeafIndex(*i)).copied();
+        leaves.sort_unstable_by_key(sig_key);
+        if leaves.windows(2).any(|w| w.first().map(sig_key) == w.get(1).map(sig_key)) {
+            return Err(TreeValidationError::DuplicateSignatureKey);
+        }
+        Ok(())
+    }
+}
+
+/// True if node `n` is in the subtree of `c`.
+fn is_under(n: NodeIndex, c: NodeIndex) -> bool {
+    let k = tree_math::level(c);
+    let span = 1u32.checked_shl(k).unwrap_or(u32::MAX);
+    let first = c.0.saturating_sub(span.saturating_sub(1));
+    let last = c.0.saturating_add(span.saturating_sub(1));
+    n.0 >= first && n.0 <= last
+}
+
+/// `RequiredCapabilities` (§11.1): extension, proposal and credential types.
+fn parse_required(data: &[u8]) -> Result<(U16List<'_>, U16List<'_>, U16List<'_>), TreeValidationError> {
+    let mut r = Reader::new(data);
+    let parsed = (|| {
+        let e = U16List::decode(&mut r)?;
+        let p = U16List::decode(&mut r)?;
+        let c = U16List::decode(&mut r)?;
+        r.finish()?;
+        Ok((e, p, c))
+    })();
+    parsed.map_err(|e| TreeValidationError::Tree(TreeError::Codec(e)))
+}

@@ -22,6 +22,7 @@ pub mod credential;
 pub mod crypto;
 pub mod extensions;
 pub mod leaf_node;
+pub mod messages;
 pub mod group_context;
 pub mod key_package;
 pub mod key_schedule;

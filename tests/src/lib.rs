@@ -107,3 +107,46 @@ impl rand_core::TryRng for TestRng {
 }
 
 impl rand_core::TryCryptoRng for TestRng {}
+
+/// A signed LeafNode with `leaf_node_source = key_package`, basic credential
+/// `identity`, keys derived from `seed` (or the given encryption key).
+pub fn test_leaf(
+    suite: CipherSuite,
+    identity: &[u8],
+    seed: u64,
+    encryption_key: Option<[u8; 32]>,
+) -> (Vec<u8>, mls_nostd::crypto::signature::SignaturePrivateKey) {
+    use mls_nostd::credential::Credential;
+    use mls_nostd::crypto::signature::SignaturePrivateKey;
+    use mls_nostd::extensions::{Extensions, U16List};
+    use mls_nostd::leaf_node::{Capabilities, LeafNode, LeafNodeFields, LeafNodeSource, Lifetime};
+    let mut seed_bytes = [0x5au8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_be_bytes());
+    let sk = SignaturePrivateKey::from_slice(&seed_bytes).unwrap();
+    let pk = sk.public_key();
+    let enc = encryption_key.unwrap_or_else(|| {
+        let (_, pk) = mls_nostd::crypto::hpke::derive_key_pair(suite, &seed_bytes).unwrap();
+        pk.as_bytes().try_into().unwrap()
+    });
+    let versions = [0u8, 1];
+    let suites = suite.to_u16().to_be_bytes();
+    let creds = [0u8, 1];
+    let fields = LeafNodeFields {
+        encryption_key: &enc,
+        signature_key: pk.as_bytes(),
+        credential: Credential::Basic { identity },
+        capabilities: Capabilities {
+            versions: U16List::from_body(&versions).unwrap(),
+            cipher_suites: U16List::from_body(&suites).unwrap(),
+            extensions: U16List::default(),
+            proposals: U16List::default(),
+            credentials: U16List::from_body(&creds).unwrap(),
+        },
+        source: LeafNodeSource::KeyPackage(Lifetime { not_before: 0, not_after: u64::MAX }),
+        extensions: Extensions::default(),
+    };
+    let mut buf = vec![0u8; 1024];
+    let n = LeafNode::sign_into(suite, &fields, None, &sk, &mut buf).unwrap().len();
+    buf.truncate(n);
+    (buf, sk)
+}

@@ -5,3 +5,5 @@ pub mod node;
 pub mod tree;
 pub mod hashes;
 pub mod validate;
+pub mod treekem;
+pub mod update_path;

@@ -150,6 +150,15 @@ pub struct TreeMeta {
     pub(crate) suite: CipherSuite,
     pub(crate) n_leaves: u32,
     pub(crate) arena_used: u32,
+    /// Bytes of live records in the arena (headers included).
+    pub(crate) arena_live: u32,
+}
+
+impl TreeMeta {
+    /// The state of an empty tree of `suite`.
+    pub const fn new(suite: CipherSuite) -> Self {
+        Self { suite, n_leaves: 0, arena_used: 0, arena_live: 0 }
+    }
 }
 
 /// Caller-owned storage of a ratchet tree.
@@ -182,7 +191,7 @@ fn read_u32_le(bytes: &[u8], at: usize) -> Option<u32> {
 impl<'s> TreeSlices<'s> {
     /// Sets up an empty tree of `suite`.
     pub fn clear(&mut self, suite: CipherSuite) {
-        *self.meta = TreeMeta { suite, n_leaves: 0, arena_used: 0 };
+        *self.meta = TreeMeta::new(suite);
         self.leaves.iter_mut().for_each(|l| *l = LeafSlot::BLANK);
         self.parents.iter_mut().for_each(|p| *p = ParentSlot::BLANK);
     }
@@ -487,6 +496,7 @@ impl<'s> TreeSlices<'s> {
         h_len.copy_from_slice(&len.to_le_bytes());
         body.copy_from_slice(bytes);
         self.meta.arena_used = u32::try_from(end).map_err(|_| TreeError::CapacityExceeded)?;
+        self.meta.arena_live = self.meta.arena_live.saturating_add(u32::try_from(need).unwrap_or(u32::MAX));
         u32::try_from(used).map_err(|_| TreeError::CapacityExceeded)
     }
 
@@ -497,6 +507,8 @@ impl<'s> TreeSlices<'s> {
         if let Some(h) = self.arena.get_mut(off..off.saturating_add(4)) {
             h.copy_from_slice(&DEAD.to_le_bytes());
         }
+        let freed = slot.len.saturating_add(LEAF_RECORD_HEADER as u32);
+        self.meta.arena_live = self.meta.arena_live.saturating_sub(freed);
     }
 
     /// Arena bytes a leaf encoding of `len` bytes needs.
@@ -506,12 +518,7 @@ impl<'s> TreeSlices<'s> {
 
     /// Free arena bytes (after compaction).
     pub fn arena_free(&self) -> usize {
-        let live: usize = (0..self.meta.n_leaves)
-            .filter_map(|i| self.leaf(LeafIndex(i)))
-            .filter(|s| s.present)
-            .map(|s| Self::arena_bytes_needed(usize::try_from(s.len).unwrap_or(usize::MAX)))
-            .sum();
-        self.arena.len().saturating_sub(live)
+        self.arena.len().saturating_sub(usize::try_from(self.meta.arena_live).unwrap_or(usize::MAX))
     }
 
     /// Sets leaf `l` to the LeafNode encoded in `bytes` (already validated by
@@ -822,6 +829,7 @@ pub fn decode_tree(bytes: &[u8]) -> Result<RatchetTreeView<'_>, CodecError> {
 
 /// A ratchet tree for up to `N` leaves whose leaf encodings fit in `ARENA`
 /// bytes.
+#[derive(Clone)]
 pub struct RatchetTree<const N: usize, const ARENA: usize> {
     meta: TreeMeta,
     leaves: [LeafSlot; N],
@@ -832,7 +840,7 @@ pub struct RatchetTree<const N: usize, const ARENA: usize> {
 impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {
     /// An empty tree, usable in `const` and `static` items.
     pub const EMPTY: Self = Self {
-        meta: TreeMeta { suite: CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, n_leaves: 0, arena_used: 0 },
+        meta: TreeMeta::new(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519),
         leaves: [LeafSlot::BLANK; N],
         parents: [ParentSlot::BLANK; N],
         arena: [0; ARENA],

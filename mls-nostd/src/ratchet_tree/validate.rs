@@ -92,8 +92,8 @@ impl TreeSlices<'_> {
             return Err(TreeValidationError::TreeHashMismatch);
         }
         self.validate_leaves(check)?;
-        self.validate_parent_hashes()?;
-        self.check_unique_keys(scratch_leaves, scratch_parents)
+        self.check_unique_keys(scratch_leaves, scratch_parents)?;
+        self.validate_parent_hashes()
     }
 
     /// Leaf checks of §7.3 that do not depend on how the leaf arrived.

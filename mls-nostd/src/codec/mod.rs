@@ -5,6 +5,10 @@
 //! only measures. Every decoder returns a value or a [`CodecError`]; none panics
 //! on any input, and no size computation can overflow (`usize` may be 32 bits).
 
+mod list;
+
+pub use list::ListView;
+
 use heapless::Vec;
 
 /// Largest value a variable-length integer may carry (§2.1.2: below 2^30).

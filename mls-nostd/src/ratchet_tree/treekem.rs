@@ -1,0 +1,493 @@
+//! TreeKEM (RFC 9420 §7.4–§7.6): creating an UpdatePath and applying one.
+//!
+//! The HPKE seals of an UpdatePath are independent: they go through an
+//! [`Executor`] (sequential by default; `platform-std` runs them on rayon).
+//! All randomness is drawn before the batch, so a seed gives the same bytes
+//! whatever the executor. The seals share one `info` (the EncryptContext of
+//! the provisional GroupContext), so its HPKE `info_hash` is computed once.
+
+use super::tree::{MAX_DEPTH, TreeError, TreeSlices};
+use crate::codec::{CodecError, Encode, Writer};
+use crate::credential::Credential;
+use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KEM_PUBLIC_LEN, KemOutput};
+use crate::crypto::labeled::{LABEL_PREFIX, VarintPrefix, derive_secret};
+use crate::crypto::signature::SignaturePrivateKey;
+use crate::crypto::{AEAD_TAG_LEN, CipherSuite, CryptoError, MAX_HASH_LEN, Secret};
+use crate::extensions::Extensions;
+use crate::group_context::GroupContext;
+use crate::leaf_node::{Capabilities, LeafNode, LeafNodeContext, LeafNodeFields, LeafNodeSource};
+use super::update_path::UpdatePath;
+use crate::tree_math::{self, LeafIndex, NodeIndex};
+use rand_core::CryptoRng;
+
+const LABEL: &[u8] = b"UpdatePathNode";
+
+/// Runs independent work items, possibly in parallel (DESIGN.md decision 5).
+pub trait Executor {
+    /// Calls `job(i, chunk_i)` for each of the `buf.len() / chunk` chunks of
+    /// `buf`, in any order and on any thread.
+    fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync));
+}
+
+/// Runs the items one after the other on the calling thread.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sequential;
+
+impl Executor for Sequential {
+    fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync)) {
+        if chunk == 0 {
+            return;
+        }
+        for (i, c) in buf.chunks_exact_mut(chunk).enumerate() {
+            job(i, c);
+        }
+    }
+}
+
+/// Why TreeKEM failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TreeKemError {
+    /// A tree operation failed.
+    Tree(TreeError),
+    /// A cryptographic operation failed.
+    Crypto(CryptoError),
+    /// The output buffer is too small.
+    Codec(CodecError),
+    /// The UpdatePath has a different number of nodes than the sender's
+    /// filtered direct path (§7.6).
+    WrongPathLength,
+    /// A node has a different number of ciphertexts than its copath
+    /// resolution (§7.6).
+    WrongCiphertextCount,
+    /// The new leaf's source is not `commit` or its signature is invalid.
+    InvalidLeafNode,
+    /// The leaf's parent hash differs from the one the path implies (§7.9.2).
+    ParentHashMismatch,
+    /// We hold no private key for the resolution our path secret was sent to.
+    NoDecryptionKey,
+    /// The path secret did not decrypt.
+    DecryptionFailed,
+    /// A public key derived from a path secret differs from the one sent.
+    PublicKeyMismatch,
+    /// The sender is blank, outside the tree, or ourselves.
+    InvalidSender,
+}
+
+impl From<TreeError> for TreeKemError {
+    fn from(e: TreeError) -> Self {
+        Self::Tree(e)
+    }
+}
+
+impl From<CryptoError> for TreeKemError {
+    fn from(e: CryptoError) -> Self {
+        Self::Crypto(e)
+    }
+}
+
+impl From<CodecError> for TreeKemError {
+    fn from(e: CodecError) -> Self {
+        Self::Codec(e)
+    }
+}
+
+/// A member's private keys in the tree: its leaf's and those of the parents
+/// on its direct path that it knows (tree invariant, §7.3 of RFC 9420).
+#[derive(Clone, Debug)]
+pub struct TreeKemPrivate {
+    /// The member's leaf.
+    pub leaf: LeafIndex,
+    /// The leaf's HPKE private key.
+    pub leaf_key: HpkePrivateKey,
+    /// Private keys of direct-path parents, indexed by level - 1.
+    path: [Option<(NodeIndex, HpkePrivateKey)>; MAX_DEPTH],
+}
+
+impl TreeKemPrivate {
+    /// A member who knows only its leaf key.
+    pub fn new(leaf: LeafIndex, leaf_key: HpkePrivateKey) -> Self {
+        Self { leaf, leaf_key, path: [const { None }; MAX_DEPTH] }
+    }
+
+    /// Sets the private key of ancestor `node` from its path secret (§7.4).
+    pub fn set_path_secret(&mut self, suite: CipherSuite, node: NodeIndex, path_secret: &[u8]) -> Result<HpkePublicKey, CryptoError> {
+        let (sk, pk) = node_key_pair(suite, path_secret)?;
+        self.set_key(node, sk);
+        Ok(pk)
+    }
+
+    fn set_key(&mut self, node: NodeIndex, sk: HpkePrivateKey) {
+        let level = tree_math::level(node) as usize;
+        if let Some(slot) = level.checked_sub(1).and_then(|i| self.path.get_mut(i)) {
+            *slot = Some((node, sk));
+        }
+    }
+
+    /// The private key of node `n`, if known.
+    pub fn key(&self, n: NodeIndex) -> Option<&HpkePrivateKey> {
+        if n.leaf() == Some(self.leaf) {
+            return Some(&self.leaf_key);
+        }
+        let level = tree_math::level(n) as usize;
+        match level.checked_sub(1).and_then(|i| self.path.get(i)) {
+            Some(Some((node, sk))) if *node == n => Some(sk),
+            _ => None,
+        }
+    }
+
+    /// Forgets keys of nodes that are now blank or hold another public key
+    /// (after proposals blanked or replaced them; §7.5 deletion).
+    pub fn prune(&mut self, tree: &TreeSlices<'_>) {
+        let suite = tree.suite();
+        for slot in self.path.iter_mut() {
+            let stale = match slot {
+                Some((node, sk)) => tree.encryption_key(*node).is_none_or(|pk| sk.public_key(suite).as_bytes() != pk),
+                None => false,
+            };
+            if stale {
+                *slot = None;
+            }
+        }
+    }
+
+    fn forget_direct_path_of(&mut self, leaf: LeafIndex, n_leaves: u32) {
+        let Some(mut cur) = leaf.node() else { return };
+        while let Some(p) = tree_math::parent(cur, n_leaves) {
+            let level = tree_math::level(p) as usize;
+            if let Some(slot) = level.checked_sub(1).and_then(|i| self.path.get_mut(i))
+                && slot.as_ref().is_some_and(|(n, _)| *n == p)
+            {
+                *slot = None;
+            }
+            cur = p;
+        }
+    }
+}
+
+/// `node_secret = DeriveSecret(path_secret, "node")`, then `DeriveKeyPair`.
+fn node_key_pair(suite: CipherSuite, path_secret: &[u8]) -> Result<(HpkePrivateKey, HpkePublicKey), CryptoError> {
+    let node_secret = derive_secret(suite, path_secret, b"node")?;
+    hpke::derive_key_pair(suite, node_secret.as_bytes())
+}
+
+/// What the committer's new leaf carries besides keys and parent hash.
+#[derive(Clone, Copy, Debug)]
+pub struct LeafTemplate<'a> {
+    /// The (possibly new) signature public key.
+    pub signature_key: &'a [u8],
+    /// The credential.
+    pub credential: Credential<'a>,
+    /// Capabilities.
+    pub capabilities: Capabilities<'a>,
+    /// Leaf extensions.
+    pub extensions: Extensions<'a>,
+}
+
+/// The outcome of creating or applying an UpdatePath.
+pub struct PathOutcome {
+    /// `commit_secret` (§8): the path secret one past the root's.
+    pub commit_secret: Secret,
+    /// The member's private tree state after the path.
+    pub private: TreeKemPrivate,
+    /// Bytes of the encoded UpdatePath (creation only).
+    pub update_path_len: usize,
+    /// The path secret the receiver decrypted (processing only).
+    pub decrypted_path_secret: Option<Secret>,
+}
+
+/// Bytes per seal job: recipient key, ephemeral ikm, path secret in; the
+/// encoded HPKECiphertext out.
+const JOB_LEN: usize = KEM_PUBLIC_LEN + 32 + MAX_HASH_LEN;
+const fn entry_len(nh: usize) -> usize {
+    // kem_output<V> (1 + 32) || ciphertext<V> (1 + Nh + tag)
+    1 + KEM_PUBLIC_LEN + 1 + nh + AEAD_TAG_LEN
+}
+
+/// `EncryptContext` info hash for the path secrets of an UpdatePath.
+fn path_info_hash(suite: CipherSuite, group_context: &[u8]) -> Result<Secret, CryptoError> {
+    let label_len = VarintPrefix::new(LABEL_PREFIX.len() + LABEL.len())?;
+    let ctx_len = VarintPrefix::new(group_context.len())?;
+    hpke::info_hash(suite, &[label_len.as_bytes(), LABEL_PREFIX, LABEL, ctx_len.as_bytes(), group_context])
+}
+
+/// Encodes `template` with `tree_hash` into `buf`; returns the encoding.
+fn encode_context<'b>(template: &GroupContext<'_>, tree_hash: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], CodecError> {
+    GroupContext { tree_hash, ..*template }.encode_to(buf)
+}
+
+impl TreeSlices<'_> {
+    /// Creates an UpdatePath for `me` (§7.5): refreshes `me`'s leaf and its
+    /// filtered direct path in this tree, and writes the encoded UpdatePath
+    /// into the start of `out` (whose tail is used as seal scratch space).
+    /// `context` is the provisional GroupContext whose tree hash is filled in
+    /// after the path is merged; `gc_buf` holds its encoding. Leaves for which
+    /// `excluded` is true (added by this commit) get no ciphertext.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_update_path(
+        &mut self,
+        me: &TreeKemPrivate,
+        template: &LeafTemplate<'_>,
+        signer: &SignaturePrivateKey,
+        context: &GroupContext<'_>,
+        gc_buf: &mut [u8],
+        excluded: &dyn Fn(LeafIndex) -> bool,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        out: &mut [u8],
+    ) -> Result<PathOutcome, TreeKemError> {
+        let suite = self.suite();
+        let nh = suite.hash_len();
+        let leaf = me.leaf;
+        if self.is_blank(leaf.node().ok_or(TreeKemError::InvalidSender)?) {
+            return Err(TreeKemError::InvalidSender);
+        }
+        let mut fdp_buf = [(NodeIndex(0), NodeIndex(0)); MAX_DEPTH];
+        let n = self.filtered_direct_path(leaf, &mut fdp_buf)?;
+        let fdp = fdp_buf.get(..n).ok_or(TreeKemError::WrongPathLength)?;
+
+        // Randomness first: leaf key, first path secret, then one ephemeral
+        // key per seal (drawn below, before the batch).
+        let mut leaf_ikm = Secret::zero(32)?;
+        rng.fill_bytes(leaf_ikm.as_mut_bytes());
+        let mut secrets: [Secret; MAX_DEPTH + 1] = core::array::from_fn(|_| Secret::default());
+        let first = secrets.first_mut().ok_or(TreeKemError::WrongPathLength)?;
+        *first = Secret::zero(nh)?;
+        rng.fill_bytes(first.as_mut_bytes());
+        for i in 1..=n {
+            let prev = secrets.get(i - 1).ok_or(TreeKemError::WrongPathLength)?;
+            let next = derive_secret(suite, prev.as_bytes(), b"path")?;
+            *secrets.get_mut(i).ok_or(TreeKemError::WrongPathLength)? = next;
+        }
+
+        // Merge the new public keys, then the parent hashes (§7.9).
+        let mut private = me.clone();
+        private.forget_direct_path_of(leaf, self.n_leaves());
+        self.blank_direct_path(leaf)?;
+        let mut node_pubs = [[0u8; KEM_PUBLIC_LEN]; MAX_DEPTH];
+        for (i, (node, _)) in fdp.iter().enumerate() {
+            let ps = secrets.get(i).ok_or(TreeKemError::WrongPathLength)?;
+            let (sk, pk) = node_key_pair(suite, ps.as_bytes())?;
+            self.set_parent(*node, pk.as_bytes(), &[])?;
+            if let Some(slot) = node_pubs.get_mut(i) {
+                slot.copy_from_slice(pk.as_bytes());
+            }
+            private.set_key(*node, sk);
+        }
+        let leaf_ph = self.set_path_parent_hashes(fdp)?;
+
+        // The new leaf, signed over the group (§7.2), at the start of `out`.
+        let (leaf_sk, leaf_pk) = hpke::derive_key_pair(suite, leaf_ikm.as_bytes())?;
+        private.leaf_key = leaf_sk;
+        let fields = LeafNodeFields {
+            encryption_key: leaf_pk.as_bytes(),
+            signature_key: template.signature_key,
+            credential: template.credential,
+            capabilities: template.capabilities,
+            source: LeafNodeSource::Commit { parent_hash: leaf_ph.as_bytes() },
+            extensions: template.extensions,
+        };
+        let ctx = LeafNodeContext { group_id: context.group_id, leaf_index: leaf.0 };
+        let leaf_len = LeafNode::sign_into(suite, &fields, Some(ctx), signer, out)
+            .map_err(|_| TreeKemError::Codec(CodecError::BufferTooSmall))?
+            .len();
+        self.set_leaf(leaf, out.get(..leaf_len).ok_or(CodecError::BufferTooSmall)?)?;
+
+        // The provisional GroupContext with the new tree hash.
+        let tree_hash = self.root_tree_hash()?;
+        let gc = encode_context(context, tree_hash.as_bytes(), gc_buf)?;
+        let info_hash = path_info_hash(suite, gc)?;
+
+        // Lay out one job per (path node, resolution member) at the end of `out`.
+        let mut jobs_total = 0usize;
+        for (_, copath) in fdp {
+            self.for_each_in_resolution(*copath, excluded, &mut |_| jobs_total += 1);
+        }
+        let jobs_len = jobs_total.checked_mul(JOB_LEN).ok_or(CodecError::BufferTooSmall)?;
+        let jobs_start = out.len().checked_sub(jobs_len).ok_or(CodecError::BufferTooSmall)?;
+        let (head, jobs) = out.split_at_mut(jobs_start);
+        let mut j = 0usize;
+        for (i, (_, copath)) in fdp.iter().enumerate() {
+            let ps = secrets.get(i).ok_or(TreeKemError::WrongPathLength)?;
+            let mut fill = |r: NodeIndex| {
+                let Some(chunk) = jobs.get_mut(j * JOB_LEN..(j + 1) * JOB_LEN) else { return };
+                let (pk, rest) = chunk.split_at_mut(KEM_PUBLIC_LEN);
+                let (ikm, pt) = rest.split_at_mut(32);
+                if let Some(key) = self.encryption_key(r) {
+                    pk.copy_from_slice(key);
+                }
+                rng.fill_bytes(ikm);
+                if let Some(dst) = pt.get_mut(..nh) {
+                    dst.copy_from_slice(ps.as_bytes());
+                }
+                j += 1;
+            };
+            self.for_each_in_resolution(*copath, excluded, &mut fill);
+        }
+        let failed = core::sync::atomic::AtomicBool::new(false);
+        executor.for_each_chunk(jobs, JOB_LEN, &|_, chunk| {
+            if seal_job(suite, &info_hash, chunk).is_err() {
+                failed.store(true, core::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        if failed.load(core::sync::atomic::Ordering::Relaxed) {
+            return Err(TreeKemError::Crypto(CryptoError::InvalidSharedSecret));
+        }
+
+        // UpdatePath { leaf_node; UpdatePathNode nodes<V> } after the leaf.
+        let entry = entry_len(nh);
+        let mut w = Writer::new(head.get_mut(leaf_len..).ok_or(CodecError::BufferTooSmall)?);
+        let jobs_ro = &*jobs;
+        let mut res_counts = [0usize; MAX_DEPTH];
+        for (i, (_, copath)) in fdp.iter().enumerate() {
+            let mut c = 0usize;
+            self.for_each_in_resolution(*copath, excluded, &mut |_| c += 1);
+            if let Some(slot) = res_counts.get_mut(i) {
+                *slot = c;
+            }
+        }
+        w.write_vector(|w| {
+            let mut job = 0usize;
+            for (i, pk) in node_pubs.iter().take(n).enumerate() {
+                w.write_opaque(pk)?;
+                let count = res_counts.get(i).copied().unwrap_or(0);
+                w.write_vector(|w| {
+                    for k in 0..count {
+                        let start = (job + k) * JOB_LEN;
+                        w.write_bytes(jobs_ro.get(start..start + entry).ok_or(CodecError::BufferTooSmall)?)?;
+                    }
+                    Ok(())
+                })?;
+                job += count;
+            }
+            Ok(())
+        })?;
+        let update_path_len = leaf_len + w.len();
+        jobs.fill(0);
+
+        let commit_secret = secrets.get(n).cloned().ok_or(TreeKemError::WrongPathLength)?;
+        Ok(PathOutcome { commit_secret, private, update_path_len, decrypted_path_secret: None })
+    }
+
+    /// Applies an UpdatePath from `sender` (§7.5, §12.4.2): merges its keys and
+    /// parent hashes into this tree, checks the new leaf, then decrypts the
+    /// one ciphertext meant for `me` and derives the rest of the path. The
+    /// tree is modified: apply to a staged copy and keep it only on success.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_update_path(
+        &mut self,
+        sender: LeafIndex,
+        path: &UpdatePath<'_>,
+        me: &TreeKemPrivate,
+        context: &GroupContext<'_>,
+        gc_buf: &mut [u8],
+        excluded: &dyn Fn(LeafIndex) -> bool,
+    ) -> Result<PathOutcome, TreeKemError> {
+        let suite = self.suite();
+        if sender == me.leaf || self.is_blank(sender.node().ok_or(TreeKemError::InvalidSender)?) {
+            return Err(TreeKemError::InvalidSender);
+        }
+        let mut fdp_buf = [(NodeIndex(0), NodeIndex(0)); MAX_DEPTH];
+        let n = self.filtered_direct_path(sender, &mut fdp_buf)?;
+        let fdp = fdp_buf.get(..n).ok_or(TreeKemError::WrongPathLength)?;
+        if path.nodes.len() != n {
+            return Err(TreeKemError::WrongPathLength);
+        }
+        let leaf = &path.leaf_node;
+        let LeafNodeSource::Commit { parent_hash } = leaf.fields.source else {
+            return Err(TreeKemError::InvalidLeafNode);
+        };
+        leaf.verify_signature(suite, Some(LeafNodeContext { group_id: context.group_id, leaf_index: sender.0 }))
+            .map_err(|_| TreeKemError::InvalidLeafNode)?;
+
+        // Merge.
+        let mut private = me.clone();
+        private.forget_direct_path_of(sender, self.n_leaves());
+        self.blank_direct_path(sender)?;
+        for ((node, _), upn) in fdp.iter().zip(path.nodes.iter()) {
+            HpkePublicKey::from_slice(upn.encryption_key).map_err(|_| TreeError::InvalidKey)?;
+            self.set_parent(*node, upn.encryption_key, &[])?;
+        }
+        let expected_ph = self.set_path_parent_hashes(fdp)?;
+        if !expected_ph.ct_eq_bytes(parent_hash) {
+            return Err(TreeKemError::ParentHashMismatch);
+        }
+        self.set_leaf(sender, leaf.as_bytes())?;
+        let tree_hash = self.root_tree_hash()?;
+        let gc = encode_context(context, tree_hash.as_bytes(), gc_buf)?;
+
+        // The first path node whose copath child holds our leaf.
+        let (i, copath) = fdp
+            .iter()
+            .enumerate()
+            .find(|(_, (_, c))| {
+                let (first, count) = super::tree::leaf_span(*c);
+                first <= me.leaf.0 && me.leaf.0 < first.saturating_add(count)
+            })
+            .map(|(i, (_, c))| (i, *c))
+            .ok_or(TreeKemError::NoDecryptionKey)?;
+        // Our position in its resolution (new members excluded).
+        let mut pos = 0usize;
+        let mut found: Option<(usize, NodeIndex)> = None;
+        self.for_each_in_resolution(copath, excluded, &mut |r| {
+            if found.is_none() && private.key(r).is_some() {
+                found = Some((pos, r));
+            }
+            pos += 1;
+        });
+        let (pos_in_res, holder) = found.ok_or(TreeKemError::NoDecryptionKey)?;
+        let upn = path.nodes.iter().nth(i).ok_or(TreeKemError::WrongPathLength)?;
+        if upn.encrypted_path_secret.len() != pos {
+            return Err(TreeKemError::WrongCiphertextCount);
+        }
+        let ct = upn.encrypted_path_secret.iter().nth(pos_in_res).ok_or(TreeKemError::WrongCiphertextCount)?;
+        let sk = private.key(holder).ok_or(TreeKemError::NoDecryptionKey)?.clone();
+        let kem_output = KemOutput::from_slice(ct.kem_output).map_err(|_| TreeKemError::DecryptionFailed)?;
+        let body_len = ct.ciphertext.len().checked_sub(AEAD_TAG_LEN).ok_or(TreeKemError::DecryptionFailed)?;
+        let mut secret = Secret::zero(body_len.min(MAX_HASH_LEN))?;
+        if body_len != suite.hash_len() {
+            return Err(TreeKemError::DecryptionFailed);
+        }
+        let (body, tag) = ct.ciphertext.split_at(body_len);
+        secret.as_mut_bytes().copy_from_slice(body);
+        let info_hash = path_info_hash(suite, gc)?;
+        hpke::open_base(suite, &sk, &kem_output, &info_hash, &[], secret.as_mut_bytes(), tag)
+            .map_err(|_| TreeKemError::DecryptionFailed)?;
+        let decrypted = secret.clone();
+
+        // Derive the rest of the path and check every public key (§7.5).
+        let mut ps = secret;
+        for (k, ((node, _), upn)) in fdp.iter().zip(path.nodes.iter()).enumerate().skip(i) {
+            if k > i {
+                ps = derive_secret(suite, ps.as_bytes(), b"path")?;
+            }
+            let (sk, pk) = node_key_pair(suite, ps.as_bytes())?;
+            if pk.as_bytes() != upn.encryption_key {
+                return Err(TreeKemError::PublicKeyMismatch);
+            }
+            private.set_key(*node, sk);
+        }
+        let commit_secret = derive_secret(suite, ps.as_bytes(), b"path")?;
+        Ok(PathOutcome { commit_secret, private, update_path_len: 0, decrypted_path_secret: Some(decrypted) })
+    }
+}
+
+/// One seal: reads `pk || ikm || path_secret` from `chunk` and writes the
+/// encoded HPKECiphertext over it.
+fn seal_job(suite: CipherSuite, info_hash: &Secret, chunk: &mut [u8]) -> Result<(), CryptoError> {
+    let nh = suite.hash_len();
+    let pk = HpkePublicKey::from_slice(chunk.get(..KEM_PUBLIC_LEN).ok_or(CryptoError::InvalidLength)?)?;
+    let ikm = Secret::from_slice(chunk.get(KEM_PUBLIC_LEN..KEM_PUBLIC_LEN + 32).ok_or(CryptoError::InvalidLength)?)?;
+    let pt_start = KEM_PUBLIC_LEN + 32;
+    let mut pt = Secret::from_slice(chunk.get(pt_start..pt_start + nh).ok_or(CryptoError::InvalidLength)?)?;
+    let sealed = hpke::seal_base(suite, &pk, info_hash, &[], pt.as_mut_bytes(), ikm.as_bytes())?;
+    // The inputs (ephemeral ikm, path secret) are overwritten or wiped.
+    chunk.fill(0);
+    let mut w = Writer::new(chunk);
+    let write = |w: &mut Writer<'_>| -> Result<(), CodecError> {
+        w.write_opaque(sealed.kem_output.as_bytes())?;
+        w.write_varint(nh + AEAD_TAG_LEN)?;
+        w.write_bytes(pt.as_bytes())?;
+        w.write_bytes(&sealed.tag)
+    };
+    write(&mut w).map_err(|_| CryptoError::InvalidLength)
+}

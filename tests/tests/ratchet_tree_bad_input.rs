@@ -1,0 +1,219 @@
+//! Bad ratchet trees, one typed error each (RFC 9420 §7.1, §7.9.2, §12.4.3.1),
+//! and the tree's memory per capacity.
+use mls_nostd::codec::Writer;
+use mls_nostd::crypto::CipherSuite;
+use mls_nostd::extensions::Extensions;
+use mls_nostd::ratchet_tree::tree::{decode_tree, RatchetTree, TreeError};
+use mls_nostd::ratchet_tree::validate::{AcceptAllCredentials, TreeCheck, TreeValidationError};
+use mls_nostd::tree_math::{LeafIndex, NodeIndex};
+use mls_tests::{hex, load, test_leaf};
+
+const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+type Tree = RatchetTree<64, 65536>;
+
+fn validate(bytes: &[u8], group_id: &[u8]) -> Result<(), TreeValidationError> {
+    let mut tree = Box::new(Tree::EMPTY);
+    let mut t = tree.slices();
+    t.import(SUITE, &decode_tree(bytes).map_err(|e| TreeValidationError::Tree(TreeError::Codec(e)))?)?;
+    let check = TreeCheck {
+        group_id,
+        tree_hash: None,
+        group_extensions: Extensions::default(),
+        credentials: &AcceptAllCredentials,
+    };
+    let (mut a, mut b) = ([0u32; 64], [0u32; 64]);
+    t.validate(&check, &mut a, &mut b)
+}
+
+/// A suite-3 vector tree with parents set by commits (full tree of 8 leaves).
+fn vector_tree() -> (Vec<u8>, Vec<u8>) {
+    let cases = load("tree-validation.json");
+    let case = cases
+        .iter()
+        .filter(|c| c["cipher_suite"] == 3)
+        .find(|c| c["resolutions"].as_array().unwrap().len() == 15)
+        .unwrap();
+    (hex(&case["tree"]), hex(&case["group_id"]))
+}
+
+/// Encodes a tree from optional nodes given as already-encoded `Node`s.
+fn encode_tree(nodes: &[Option<Vec<u8>>]) -> Vec<u8> {
+    let mut buf = vec![0u8; 65536];
+    let mut w = Writer::new(&mut buf);
+    w.write_vector(|w| {
+        for n in nodes {
+            match n {
+                None => w.write_u8(0)?,
+                Some(bytes) => {
+                    w.write_u8(1)?;
+                    w.write_bytes(bytes)?;
+                }
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    let n = w.len();
+    buf.truncate(n);
+    buf
+}
+
+fn leaf_node(seed: u8, enc: Option<[u8; 32]>) -> Vec<u8> {
+    let (leaf, _) = test_leaf(SUITE, &[b'm', seed], seed.into(), enc);
+    let mut v = vec![1u8];
+    v.extend_from_slice(&leaf);
+    v
+}
+
+fn parent_node(key_seed: u8, unmerged: &[u32]) -> Vec<u8> {
+    let mut v = vec![2u8, 32];
+    v.extend_from_slice(&[key_seed; 32]);
+    v.push(0); // parent_hash
+    v.push((unmerged.len() * 4) as u8);
+    for u in unmerged {
+        v.extend_from_slice(&u.to_be_bytes());
+    }
+    v
+}
+
+#[test]
+fn valid_vector_tree_is_accepted() {
+    let (tree, gid) = vector_tree();
+    validate(&tree, &gid).unwrap();
+}
+
+#[test]
+fn wrong_parent_hash() {
+    let (tree, gid) = vector_tree();
+    let view = decode_tree(&tree).unwrap();
+    // Re-encode with one parent's parent_hash changed.
+    let mut nodes = Vec::new();
+    for (i, n) in view.iter().enumerate() {
+        nodes.push(n.map(|node| {
+            let mut buf = vec![0u8; 4096];
+            let len = mls_nostd::codec::Encode::encode_to(&node, &mut buf).unwrap().len();
+            buf.truncate(len);
+            if i == 3 {
+                // ParentNode: type 2, key<V> (33 bytes), parent_hash<V>: flip its last byte.
+                let ph_len = buf[34] as usize;
+                assert!(ph_len > 0, "node 3 of the full tree has a parent hash");
+                buf[34 + ph_len] ^= 1;
+            }
+            buf
+        }));
+    }
+    let bad = encode_tree(&nodes);
+    assert!(matches!(validate(&bad, &gid), Err(TreeValidationError::ParentHashInvalid(_))));
+}
+
+#[test]
+fn bad_leaf_signature() {
+    let (mut tree, gid) = vector_tree();
+    // The first leaf's signature is the last 64 bytes of its encoding; find
+    // it through the decoded view and flip a byte.
+    let view = decode_tree(&tree).unwrap();
+    let first = match view.iter().next().unwrap().unwrap() {
+        mls_nostd::ratchet_tree::node::Node::Leaf(l) => l.signature.as_ptr() as usize - tree.as_ptr() as usize,
+        _ => unreachable!(),
+    };
+    tree[first] ^= 1;
+    assert_eq!(validate(&tree, &gid), Err(TreeValidationError::InvalidLeafSignature(LeafIndex(0))));
+    // Signed for another group.
+    let (tree, _) = vector_tree();
+    assert!(matches!(validate(&tree, b"another group"), Err(TreeValidationError::InvalidLeafSignature(_))));
+}
+
+#[test]
+fn duplicate_keys() {
+    let enc = leaf_node(1, None);
+    let same_enc = leaf_node(2, Some(hex::decode(hex::encode(&enc[2..34])).unwrap().try_into().unwrap()));
+    let tree = encode_tree(&[Some(enc.clone()), None, Some(same_enc)]);
+    assert_eq!(validate(&tree, b"g"), Err(TreeValidationError::DuplicateEncryptionKey));
+    // Same signature key (same seed), different encryption keys.
+    let (a, _) = test_leaf(SUITE, b"a", 7, Some([1; 32]));
+    let (b, _) = test_leaf(SUITE, b"b", 7, Some([2; 32]));
+    let tree = encode_tree(&[Some([vec![1], a].concat()), None, Some([vec![1], b].concat())]);
+    assert_eq!(validate(&tree, b"g"), Err(TreeValidationError::DuplicateSignatureKey));
+    // A parent whose key is a leaf's.
+    let leaf = leaf_node(3, Some([9; 32]));
+    let tree = encode_tree(&[Some(leaf), Some(parent_node(9, &[])), Some(leaf_node(4, None))]);
+    assert_eq!(validate(&tree, b"g"), Err(TreeValidationError::DuplicateEncryptionKey));
+}
+
+#[test]
+fn unmerged_leaves_that_do_not_fit() {
+    let l = |s| Some(leaf_node(s, None));
+    // Leaf 2 is not under node 1.
+    let t = encode_tree(&[l(1), Some(parent_node(50, &[2])), l(2), None, l(3)]);
+    assert_eq!(validate(&t, b"g"), Err(TreeValidationError::Tree(TreeError::UnmergedNotDescendant)));
+    // Not sorted.
+    let t = encode_tree(&[l(1), None, l(2), Some(parent_node(50, &[1, 0])), None, None, None]);
+    assert_eq!(validate(&t, b"g"), Err(TreeValidationError::Tree(TreeError::UnmergedNotSorted)));
+    // A blank leaf listed as unmerged.
+    let t = encode_tree(&[l(1), Some(parent_node(50, &[1])), None, None, l(3)]);
+    assert_eq!(validate(&t, b"g"), Err(TreeValidationError::Tree(TreeError::UnmergedNotDescendant)));
+    // Unmerged at the root but not at the non-blank node between.
+    let t = encode_tree(&[l(1), Some(parent_node(50, &[])), l(2), Some(parent_node(51, &[1])), l(3)]);
+    assert_eq!(validate(&t, b"g"), Err(TreeValidationError::Tree(TreeError::UnmergedInconsistent)));
+}
+
+#[test]
+fn structure_errors() {
+    let l = |s| Some(leaf_node(s, None));
+    // A parent where a leaf belongs.
+    let t = encode_tree(&[Some(parent_node(50, &[])), None, l(1)]);
+    assert_eq!(validate(&t, b"g"), Err(TreeValidationError::Tree(TreeError::WrongNodeType)));
+    // Trailing blank node.
+    let t = encode_tree(&[l(1), None, l(2), None]);
+    assert_eq!(validate(&t, b"g"), Err(TreeValidationError::Tree(TreeError::InvalidTreeSize)));
+    // Empty tree.
+    assert_eq!(validate(&encode_tree(&[]), b"g"), Err(TreeValidationError::Tree(TreeError::InvalidTreeSize)));
+    // More leaves than the capacity.
+    let (tree, _) = vector_tree();
+    let mut small = Box::new(RatchetTree::<4, 8192>::EMPTY);
+    assert_eq!(small.slices().import(SUITE, &decode_tree(&tree).unwrap()), Err(TreeError::CapacityExceeded));
+    // Leaf encodings larger than the arena.
+    let mut tiny = Box::new(RatchetTree::<8, 256>::EMPTY);
+    assert_eq!(tiny.slices().import(SUITE, &decode_tree(&tree).unwrap()), Err(TreeError::CapacityExceeded));
+    // Every truncation of a valid encoding is refused by the decoder.
+    for n in 0..tree.len() {
+        assert!(decode_tree(&tree[..n]).is_err(), "prefix of {n} bytes");
+    }
+}
+
+#[test]
+fn tree_hash_mismatch() {
+    let (tree, gid) = vector_tree();
+    let mut boxed = Box::new(Tree::EMPTY);
+    let mut t = boxed.slices();
+    t.import(SUITE, &decode_tree(&tree).unwrap()).unwrap();
+    let check = TreeCheck {
+        group_id: &gid,
+        tree_hash: Some(&[0u8; 32]),
+        group_extensions: Extensions::default(),
+        credentials: &AcceptAllCredentials,
+    };
+    let (mut a, mut b) = ([0u32; 64], [0u32; 64]);
+    assert_eq!(t.validate(&check, &mut a, &mut b), Err(TreeValidationError::TreeHashMismatch));
+    // Failed validation leaves the imported tree usable.
+    assert!(t.tree_hash(NodeIndex(7)).is_ok());
+}
+
+#[test]
+fn rejected_credential() {
+    struct RejectBob;
+    impl mls_nostd::ratchet_tree::validate::CredentialValidator for RejectBob {
+        fn accept(&self, c: &mls_nostd::credential::Credential<'_>, _: &[u8]) -> bool {
+            !matches!(c, mls_nostd::credential::Credential::Basic { identity } if *identity == b"bob")
+        }
+    }
+    let (a, _) = test_leaf(SUITE, b"alice", 1, None);
+    let (b, _) = test_leaf(SUITE, b"bob", 2, None);
+    let tree = encode_tree(&[Some([vec![1], a].concat()), None, Some([vec![1], b].concat())]);
+    let mut boxed = Box::new(Tree::EMPTY);
+    let mut t = boxed.slices();
+    t.import(SUITE, &decode_tree(&tree).unwrap()).unwrap();
+    let check = TreeCheck { group_id: b"g", tree_hash: None, group_extensions: Extensions::default(), credentials: &RejectBob };
+    let (mut x, mut y) = ([0u32; 64], [0u32; 64]);
+    assert_eq!(t.validate(&check, &mut x, &mut y), Err(TreeValidationError::CredentialRejected(LeafIndex(1))));
+}

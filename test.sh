@@ -30,8 +30,8 @@ fi
 step "host tests (official vectors, codec and HPKE oracles, bad input)"
 cargo test --workspace
 
-step "core lints: no unwrap/expect/panic/indexing outside tests (clippy)"
-cargo clippy -p mls-nostd --all-targets -- -D warnings
+step "lints (the core denies unwrap/expect/panic/indexing outside tests)"
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "core builds for microcontrollers, without a heap"
 for t in "${MCU_TARGETS[@]}"; do

@@ -20,6 +20,7 @@
 pub mod codec;
 pub mod credential;
 pub mod crypto;
+pub mod executor;
 pub mod extensions;
 pub mod leaf_node;
 pub mod messages;

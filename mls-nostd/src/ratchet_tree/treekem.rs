@@ -20,29 +20,9 @@ use super::update_path::UpdatePath;
 use crate::tree_math::{self, LeafIndex, NodeIndex};
 use rand_core::CryptoRng;
 
+pub use crate::executor::{Executor, Sequential};
+
 const LABEL: &[u8] = b"UpdatePathNode";
-
-/// Runs independent work items, possibly in parallel (DESIGN.md decision 5).
-pub trait Executor {
-    /// Calls `job(i, chunk_i)` for each of the `buf.len() / chunk` chunks of
-    /// `buf`, in any order and on any thread.
-    fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync));
-}
-
-/// Runs the items one after the other on the calling thread.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Sequential;
-
-impl Executor for Sequential {
-    fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync)) {
-        if chunk == 0 {
-            return;
-        }
-        for (i, c) in buf.chunks_exact_mut(chunk).enumerate() {
-            job(i, c);
-        }
-    }
-}
 
 /// Why TreeKEM failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -95,15 +95,14 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let value = args.next();
-        let parsed = match (a.as_str(), value.as_deref()) {
-            ("--suite", Some("1")) => Some(suite = CipherSuite::X25519Aes128GcmSha256Ed25519),
-            ("--suite", Some("3")) => Some(suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519),
-            ("--epochs", Some(n)) => n.parse().ok().map(|n| epochs = n),
-            _ => None,
-        };
-        if parsed.is_none() {
-            eprintln!("error: usage: mls-epochs [--suite 1|3] [--epochs N]");
-            return ExitCode::from(2);
+        match (a.as_str(), value.as_deref()) {
+            ("--suite", Some("1")) => suite = CipherSuite::X25519Aes128GcmSha256Ed25519,
+            ("--suite", Some("3")) => suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+            ("--epochs", Some(n)) if n.parse::<u64>().is_ok() => epochs = n.parse().unwrap_or(epochs),
+            _ => {
+                eprintln!("error: usage: mls-epochs [--suite 1|3] [--epochs N]");
+                return ExitCode::from(2);
+            }
         }
     }
     match run(suite, epochs) {

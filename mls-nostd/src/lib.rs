@@ -24,6 +24,7 @@ pub mod executor;
 pub mod extensions;
 pub mod leaf_node;
 pub mod messages;
+pub mod group;
 pub mod group_context;
 pub mod key_package;
 pub mod key_schedule;

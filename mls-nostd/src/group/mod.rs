@@ -1,0 +1,181 @@
+//! The group (RFC 9420 §12): a member's state in one epoch and the state
+//! machine that moves it to the next.
+//!
+//! Stage, then merge (DESIGN.md decision 6): processing a Commit builds the
+//! next epoch beside the current one (a second tree buffer and a staged
+//! [`EpochState`]); nothing the application can observe changes until
+//! [`Group::merge_staged_commit`]. A rejected message leaves the group exactly
+//! as it was.
+
+pub mod proposal_store;
+mod process;
+
+pub use process::{CommitError, StagedCommitSummary, VerifiedContent, proposal_ref};
+
+use crate::codec::{CodecError, Encode, OwnedBytes};
+use crate::crypto::{CipherSuite, CryptoError, HashValue};
+use crate::group_context::GroupContext;
+use crate::key_schedule::EpochSecrets;
+use crate::ratchet_tree::tree::{RatchetTree, TreeSlices};
+use crate::ratchet_tree::treekem::TreeKemPrivate;
+use crate::secret_tree::{SecretTree, SecretTreeConfig};
+use crate::tree_math::LeafIndex;
+use proposal_store::ProposalStore;
+
+/// Longest group ID a group may have.
+pub const MAX_GROUP_ID_LEN: usize = 128;
+/// Most bytes the GroupContext extensions may take.
+pub const MAX_GROUP_EXTENSIONS_LEN: usize = 2048;
+/// Most PreSharedKey proposals one Commit may carry.
+pub const MAX_PSKS_PER_COMMIT: usize = 16;
+/// Largest encoded GroupContext (group ID, two hashes, extensions, fixed fields).
+pub const MAX_GROUP_CONTEXT_LEN: usize = 2 + 2 + 4 + MAX_GROUP_ID_LEN + 8 + 2 * (4 + 64) + 4 + MAX_GROUP_EXTENSIONS_LEN;
+
+/// Where the PSKs of a Commit come from (§8.4): the application's external
+/// PSKs and the resumption PSKs it kept.
+pub trait PskLookup {
+    /// The external PSK with `psk_id`.
+    fn external(&self, psk_id: &[u8]) -> Option<&[u8]>;
+    /// The resumption PSK of `group_id` at `epoch`.
+    fn resumption(&self, group_id: &[u8], epoch: u64) -> Option<&[u8]>;
+}
+
+/// No PSKs at all.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoPsks;
+
+impl PskLookup for NoPsks {
+    fn external(&self, _: &[u8]) -> Option<&[u8]> {
+        None
+    }
+    fn resumption(&self, _: &[u8], _: u64) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// What the application configures.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupConfig {
+    /// Out-of-order limits of the secret tree.
+    pub secret_tree: SecretTreeConfig,
+    /// Longest KeyPackage lifetime accepted, in seconds.
+    pub max_lifetime: u64,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self { secret_tree: SecretTreeConfig::default(), max_lifetime: 90 * 24 * 3600 }
+    }
+}
+
+/// A member's state in one epoch, besides the trees.
+#[derive(Clone, Debug)]
+pub struct EpochState {
+    /// The group's cipher suite.
+    pub suite: CipherSuite,
+    /// The group ID.
+    pub group_id: OwnedBytes<MAX_GROUP_ID_LEN>,
+    /// The epoch number.
+    pub epoch: u64,
+    /// `confirmed_transcript_hash` (§8.2).
+    pub confirmed_transcript_hash: HashValue,
+    /// `interim_transcript_hash` (§8.2).
+    pub interim_transcript_hash: HashValue,
+    /// Body of the GroupContext's `extensions` vector.
+    pub extensions: OwnedBytes<MAX_GROUP_EXTENSIONS_LEN>,
+    /// This epoch's secrets.
+    pub secrets: EpochSecrets,
+    /// Our private keys in the tree.
+    pub private: TreeKemPrivate,
+}
+
+impl EpochState {
+    /// Encodes the GroupContext of this epoch, with `tree_hash`, into `buf`.
+    pub fn group_context<'b>(&self, tree_hash: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], CodecError> {
+        GroupContext {
+            cipher_suite: self.suite,
+            group_id: self.group_id.as_slice(),
+            epoch: self.epoch,
+            tree_hash,
+            confirmed_transcript_hash: self.confirmed_transcript_hash.as_bytes(),
+            extensions: self.extensions.as_slice(),
+        }
+        .encode_to(buf)
+    }
+}
+
+/// Why a group operation failed (besides Commit processing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupError {
+    /// A capacity of the group was exceeded.
+    CapacityExceeded,
+    /// A cryptographic operation failed.
+    Crypto(CryptoError),
+    /// An encoding was malformed or a buffer too small.
+    Codec(CodecError),
+    /// There is no staged commit to merge.
+    NothingStaged,
+}
+
+/// A member of a group with room for `N` leaves, `ARENA` bytes of leaf
+/// encodings, `K` out-of-order keys and `P` bytes of pending proposals.
+pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: usize> {
+    pub(crate) state: EpochState,
+    pub(crate) trees: [RatchetTree<N, ARENA>; 2],
+    pub(crate) active: usize,
+    pub(crate) secret_tree: SecretTree<N, K>,
+    pub(crate) proposals: ProposalStore<P>,
+    pub(crate) staged: Option<EpochState>,
+    pub(crate) config: GroupConfig,
+}
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+    /// This epoch's state.
+    pub fn state(&self) -> &EpochState {
+        &self.state
+    }
+
+    /// The epoch number.
+    pub fn epoch(&self) -> u64 {
+        self.state.epoch
+    }
+
+    /// The epoch authenticator (§8.7).
+    pub fn epoch_authenticator(&self) -> &[u8] {
+        self.state.secrets.epoch_authenticator.as_bytes()
+    }
+
+    /// Our leaf.
+    pub fn own_leaf(&self) -> LeafIndex {
+        self.state.private.leaf
+    }
+
+    /// `MLS-Exporter(label, context, out.len())` (§8.5).
+    pub fn export_secret(&self, label: &[u8], context: &[u8], out: &mut [u8]) -> Result<(), GroupError> {
+        self.state.secrets.export(self.state.suite, label, context, out).map_err(GroupError::Crypto)
+    }
+
+    /// The current ratchet tree.
+    pub fn tree(&mut self) -> TreeSlices<'_> {
+        let [a, b] = &mut self.trees;
+        if self.active & 1 == 0 { a.slices() } else { b.slices() }
+    }
+
+    /// Makes the staged commit the current epoch (§12.4.2, last step).
+    pub fn merge_staged_commit(&mut self) -> Result<(), GroupError> {
+        let staged = self.staged.take().ok_or(GroupError::NothingStaged)?;
+        self.active ^= 1;
+        let n_leaves = self.tree().n_leaves();
+        self.secret_tree
+            .reset(staged.suite, n_leaves, &staged.secrets.encryption_secret, self.config.secret_tree)
+            .map_err(|_| GroupError::CapacityExceeded)?;
+        self.state = staged;
+        self.proposals.clear();
+        Ok(())
+    }
+
+    /// Drops a staged commit; the group stays in its epoch.
+    pub fn discard_staged_commit(&mut self) {
+        self.staged = None;
+    }
+}

@@ -1,0 +1,609 @@
+//! Processing a Commit (RFC 9420 §12.4.2) into a staged next epoch, with the
+//! proposal-list validation of §12.2 and the application order of §12.3; and
+//! keeping proposals for later commits by reference (§12.1, §12.4).
+
+use super::{EpochState, Group, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT};
+use crate::codec::{CodecError, Decode, Encode, OwnedBytes, Writer};
+use crate::crypto::labeled::{PROPOSAL_REF_LABEL, VarintPrefix};
+use crate::crypto::{CryptoError, HashValue, Secret};
+use crate::extensions::{EXT_REQUIRED_CAPABILITIES, Extensions, U16List};
+use crate::key_package::{DEFAULT_EXTENSION_TYPES, KeyPackageError};
+use crate::key_schedule::{EpochSecrets, joiner_secret};
+use crate::leaf_node::{LeafNode, LeafNodeContext, LeafNodeSource};
+use crate::messages::framing::{Content, FramedContent, Sender};
+use crate::messages::proposal::{Proposal, ProposalOrRef};
+use crate::psk::{PreSharedKeyId, Psk, ResumptionPskUsage, psk_secret};
+use super::PskLookup;
+use crate::ratchet_tree::tree::{TreeError, TreeSlices};
+use crate::ratchet_tree::treekem::TreeKemError;
+use crate::transcript;
+use crate::tree_math::LeafIndex;
+
+/// Why a Commit (or a proposal) was rejected. The group is unchanged.
+///
+/// Each variant has a stable code ([`CommitError::code`]) listed with its RFC
+/// section and the test that proves it in `docs/validation.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitError {
+    /// The message is for another group.
+    WrongGroupId,
+    /// The message is for another epoch.
+    WrongEpoch,
+    /// The content is not a Commit (or not a Proposal where one is expected).
+    WrongContentType,
+    /// The sender is not a current member (external commits are not handled here).
+    UnknownSender,
+    /// We are the committer: merge or discard our own pending commit instead.
+    OwnCommit,
+    /// A proposal reference names no proposal received this epoch.
+    UnknownProposalRef,
+    /// The committer's own Update is in the list (§12.2).
+    UpdateFromCommitter,
+    /// A Remove removes the committer (§12.2).
+    RemovesCommitter,
+    /// Two Update/Remove proposals for one leaf (§12.2).
+    DuplicateUpdateOrRemove,
+    /// A Remove of a blank or absent leaf (§12.1.3).
+    RemoveOfBlankLeaf,
+    /// Two Adds of the same client, by signature key (§12.2).
+    DuplicateAdd,
+    /// An Add of a client already in the group and not removed (§12.2).
+    AddOfExistingMember,
+    /// An Add's KeyPackage is invalid (§10.1).
+    InvalidKeyPackage(KeyPackageError),
+    /// An Update's leaf is invalid (§12.1.2, §7.3).
+    InvalidUpdateLeaf,
+    /// Two PreSharedKey proposals for the same PSK (§12.2).
+    DuplicatePsk,
+    /// A PSK is unknown or its nonce has the wrong length (§12.1.4).
+    InvalidPsk,
+    /// More than one GroupContextExtensions proposal (§12.2).
+    MultipleGroupContextExtensions,
+    /// A GroupContextExtensions requires what some member lacks (§12.1.7).
+    UnsupportedGroupContextExtensions,
+    /// A ReInit together with other proposals (§12.2).
+    ReInitWithOtherProposals,
+    /// An ExternalInit in a member's Commit (§12.2).
+    ExternalInitInMemberCommit,
+    /// A leaf lacks a capability the group requires (§7.3, §11.1).
+    UnsupportedCapabilities,
+    /// A new key is already used in the tree (§7.3, §12.4.2).
+    DuplicateKey,
+    /// The Commit needs a path and has none (§12.4).
+    PathRequired,
+    /// The UpdatePath is invalid.
+    InvalidPath(TreeKemError),
+    /// The path's leaf keeps the committer's encryption key (§12.4.2).
+    PathLeafKeyNotFresh,
+    /// The confirmation tag does not match (§6.1).
+    ConfirmationTagMismatch,
+    /// Too many proposals, PSKs or pending proposal bytes for the capacities.
+    CapacityExceeded,
+    /// A tree operation failed.
+    Tree(TreeError),
+    /// A cryptographic operation failed.
+    Crypto(CryptoError),
+    /// Malformed content.
+    Codec(CodecError),
+}
+
+impl CommitError {
+    /// The stable code of this rejection (see `docs/validation.md`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::WrongGroupId => "FRM-GROUP",
+            Self::WrongEpoch => "FRM-EPOCH",
+            Self::WrongContentType => "FRM-CONTENT",
+            Self::UnknownSender => "FRM-SENDER",
+            Self::OwnCommit => "COM-OWN",
+            Self::UnknownProposalRef => "PRL-REF",
+            Self::UpdateFromCommitter => "PRL-UPD-SELF",
+            Self::RemovesCommitter => "PRL-REM-SELF",
+            Self::DuplicateUpdateOrRemove => "PRL-UPD-REM-DUP",
+            Self::RemoveOfBlankLeaf => "PRP-REM-BLANK",
+            Self::DuplicateAdd => "PRL-ADD-DUP",
+            Self::AddOfExistingMember => "PRL-ADD-MEMBER",
+            Self::InvalidKeyPackage(_) => "PRP-ADD-KP",
+            Self::InvalidUpdateLeaf => "PRP-UPD-LEAF",
+            Self::DuplicatePsk => "PRL-PSK-DUP",
+            Self::InvalidPsk => "PRP-PSK",
+            Self::MultipleGroupContextExtensions => "PRL-GCE-DUP",
+            Self::UnsupportedGroupContextExtensions => "PRP-GCE-CAPS",
+            Self::ReInitWithOtherProposals => "PRL-REINIT",
+            Self::ExternalInitInMemberCommit => "PRL-EXTINIT",
+            Self::UnsupportedCapabilities => "LEAF-CAPS",
+            Self::DuplicateKey => "TREE-KEY-DUP",
+            Self::PathRequired => "COM-PATH-REQ",
+            Self::InvalidPath(_) => "COM-PATH",
+            Self::PathLeafKeyNotFresh => "COM-PATH-LEAF-KEY",
+            Self::ConfirmationTagMismatch => "COM-CONF-TAG",
+            Self::CapacityExceeded => "CAP",
+            Self::Tree(_) => "TREE",
+            Self::Crypto(_) => "CRYPTO",
+            Self::Codec(_) => "CODEC",
+        }
+    }
+}
+
+impl From<TreeError> for CommitError {
+    fn from(e: TreeError) -> Self {
+        Self::Tree(e)
+    }
+}
+
+impl From<CryptoError> for CommitError {
+    fn from(e: CryptoError) -> Self {
+        Self::Crypto(e)
+    }
+}
+
+impl From<CodecError> for CommitError {
+    fn from(e: CodecError) -> Self {
+        Self::Codec(e)
+    }
+}
+
+impl From<TreeKemError> for CommitError {
+    fn from(e: TreeKemError) -> Self {
+        Self::InvalidPath(e)
+    }
+}
+
+/// An authenticated handshake message (signature and, for a PublicMessage,
+/// membership tag already verified by the framing layer, §6).
+#[derive(Clone, Copy, Debug)]
+pub struct VerifiedContent<'a> {
+    /// The wire format it arrived in.
+    pub wire_format: u16,
+    /// The content.
+    pub content: FramedContent<'a>,
+    /// `FramedContentAuthData.signature`.
+    pub signature: &'a [u8],
+    /// `FramedContentAuthData.confirmation_tag` (commits).
+    pub confirmation_tag: Option<&'a [u8]>,
+}
+
+/// What a staged Commit does, for the application to inspect before merging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StagedCommitSummary {
+    /// The committer.
+    pub committer: LeafIndex,
+    /// The epoch the merge leads to.
+    pub new_epoch: u64,
+    /// Members added (see the staged tree for their leaves).
+    pub adds: u32,
+    /// Members removed.
+    pub removes: u32,
+    /// Members that updated their leaf.
+    pub updates: u32,
+    /// PSKs injected.
+    pub psks: u32,
+    /// The GroupContext extensions change.
+    pub extensions_changed: bool,
+    /// A ReInit is committed: the group must not be used after the merge.
+    pub reinit: bool,
+    /// The Commit had an UpdatePath.
+    pub has_path: bool,
+    /// We are removed by this Commit.
+    pub removes_us: bool,
+}
+
+/// Feeds `wire_format || FramedContent || signature<V>` (the
+/// ConfirmedTranscriptHashInput, §8.2) to `h`.
+fn hash_confirmed_input(h: &mut crate::crypto::Hasher, v: &VerifiedContent<'_>) -> Result<(), CodecError> {
+    let mut sink = |b: &[u8]| h.update(b);
+    let mut w = Writer::sink(&mut sink);
+    w.write_u16(v.wire_format)?;
+    v.content.encode(&mut w)?;
+    w.write_opaque(v.signature)
+}
+
+/// `MakeProposalRef` of an AuthenticatedContent (§5.2), hashed as it is encoded.
+pub fn proposal_ref(suite: crate::crypto::CipherSuite, v: &VerifiedContent<'_>) -> Result<HashValue, CodecError> {
+    let body = |w: &mut Writer<'_>| -> Result<(), CodecError> {
+        w.write_u16(v.wire_format)?;
+        v.content.encode(w)?;
+        w.write_opaque(v.signature)?;
+        if let Some(tag) = v.confirmation_tag {
+            w.write_opaque(tag)?;
+        }
+        Ok(())
+    };
+    let mut counter = Writer::counter();
+    body(&mut counter)?;
+    let mut h = suite.hasher();
+    let label_len = VarintPrefix::new(PROPOSAL_REF_LABEL.len()).map_err(|_| CodecError::VarintTooLarge)?;
+    let value_len = VarintPrefix::new(counter.len()).map_err(|_| CodecError::VarintTooLarge)?;
+    h.update(label_len.as_bytes());
+    h.update(PROPOSAL_REF_LABEL);
+    h.update(value_len.as_bytes());
+    {
+        let mut sink = |b: &[u8]| h.update(b);
+        let mut w = Writer::sink(&mut sink);
+        body(&mut w)?;
+    }
+    Ok(h.finish())
+}
+
+/// A proposal of the list with its sender.
+struct Resolved<'x> {
+    proposal: Proposal<'x>,
+    sender: Sender,
+}
+
+fn resolve<'x, const P: usize>(
+    por: ProposalOrRef<'x>,
+    store: &'x super::proposal_store::ProposalStore<P>,
+    committer: LeafIndex,
+) -> Result<Resolved<'x>, CommitError> {
+    match por {
+        ProposalOrRef::Proposal(p) => Ok(Resolved { proposal: p, sender: Sender::Member(committer.0) }),
+        ProposalOrRef::Reference(r) => {
+            let reference = HashValue::from_slice(r).map_err(|_| CommitError::UnknownProposalRef)?;
+            let stored = store.get(&reference).ok_or(CommitError::UnknownProposalRef)?;
+            let proposal = Proposal::decode_exact(stored.proposal)?;
+            Ok(Resolved { proposal, sender: stored.sender })
+        }
+    }
+}
+
+/// True if every leaf of `tree` supports the RequiredCapabilities in `extensions`.
+fn members_support(tree: &TreeSlices<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
+    for e in extensions.iter() {
+        if !DEFAULT_EXTENSION_TYPES.contains(&e.extension_type) {
+            let ok = (0..tree.n_leaves()).filter_map(|i| tree.leaf_node(LeafIndex(i))).all(|l| {
+                l.fields.capabilities.extensions.contains(e.extension_type)
+            });
+            if !ok {
+                return Ok(false);
+            }
+        }
+    }
+    let Some(data) = extensions.find(EXT_REQUIRED_CAPABILITIES) else { return Ok(true) };
+    let (exts, props, creds) = parse_required(data)?;
+    Ok((0..tree.n_leaves()).filter_map(|i| tree.leaf_node(LeafIndex(i))).all(|l| leaf_supports(&l, exts, props, creds)))
+}
+
+fn parse_required(data: &[u8]) -> Result<(U16List<'_>, U16List<'_>, U16List<'_>), CodecError> {
+    let mut r = crate::codec::Reader::new(data);
+    let e = U16List::decode(&mut r)?;
+    let p = U16List::decode(&mut r)?;
+    let c = U16List::decode(&mut r)?;
+    r.finish()?;
+    Ok((e, p, c))
+}
+
+fn leaf_supports(l: &LeafNode<'_>, exts: U16List<'_>, props: U16List<'_>, creds: U16List<'_>) -> bool {
+    let caps = &l.fields.capabilities;
+    exts.iter().all(|t| DEFAULT_EXTENSION_TYPES.contains(&t) || caps.extensions.contains(t))
+        && props.iter().all(|t| (1..=7).contains(&t) || caps.proposals.contains(t))
+        && creds.iter().all(|t| caps.credentials.contains(t))
+}
+
+/// §7.3 checks of a leaf joining or changing in a group with `extensions`:
+/// required capabilities, its extensions listed in its capabilities, the
+/// group's credential types supported, and its type supported by all.
+fn leaf_fits_group(tree: &TreeSlices<'_>, leaf: &LeafNode<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
+    let caps = &leaf.fields.capabilities;
+    if leaf
+        .fields
+        .extensions
+        .iter()
+        .any(|e| !DEFAULT_EXTENSION_TYPES.contains(&e.extension_type) && !caps.extensions.contains(e.extension_type))
+    {
+        return Ok(false);
+    }
+    if let Some(data) = extensions.find(EXT_REQUIRED_CAPABILITIES) {
+        let (e, p, c) = parse_required(data)?;
+        if !leaf_supports(leaf, e, p, c) {
+            return Ok(false);
+        }
+    }
+    let my_type = leaf.fields.credential.credential_type();
+    for other in (0..tree.n_leaves()).filter_map(|i| tree.leaf_node(LeafIndex(i))) {
+        if !caps.credentials.contains(other.fields.credential.credential_type())
+            || !other.fields.capabilities.credentials.contains(my_type)
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// True if `key` is the encryption key of some node, or (for leaves) the
+/// signature key of some leaf, in `tree`.
+fn key_in_tree(tree: &TreeSlices<'_>, encryption_key: &[u8], signature_key: Option<&[u8]>) -> bool {
+    let width = crate::tree_math::node_width(tree.n_leaves()).unwrap_or(0);
+    (0..width).any(|x| tree.encryption_key(crate::tree_math::NodeIndex(x)).is_some_and(|k| &k[..] == encryption_key))
+        || signature_key.is_some_and(|s| {
+            (0..tree.n_leaves()).any(|i| tree.signature_key(LeafIndex(i)).is_some_and(|k| &k[..] == s))
+        })
+}
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+    /// Keeps a verified Proposal message for a later Commit by reference;
+    /// returns its reference (§5.2).
+    pub fn store_proposal(&mut self, v: &VerifiedContent<'_>) -> Result<HashValue, CommitError> {
+        self.check_frame(v)?;
+        let Content::Proposal(p) = v.content.content else { return Err(CommitError::WrongContentType) };
+        if let Sender::Member(s) = v.content.sender
+            && self.tree().leaf_node(LeafIndex(s)).is_none()
+        {
+            return Err(CommitError::UnknownSender);
+        }
+        let reference = proposal_ref(self.state.suite, v)?;
+        let mut buf = [0u8; 4096];
+        let bytes = p.encode_to(&mut buf).map_err(|_| CommitError::CapacityExceeded)?;
+        self.proposals.insert(&reference, v.content.sender, bytes).map_err(|_| CommitError::CapacityExceeded)?;
+        Ok(reference)
+    }
+
+    fn check_frame(&self, v: &VerifiedContent<'_>) -> Result<(), CommitError> {
+        if v.content.group_id != self.state.group_id.as_slice() {
+            return Err(CommitError::WrongGroupId);
+        }
+        if v.content.epoch != self.state.epoch {
+            return Err(CommitError::WrongEpoch);
+        }
+        Ok(())
+    }
+
+    /// Processes a verified Commit from another member (§12.4.2) into a staged
+    /// next epoch; [`Group::merge_staged_commit`] makes it current.
+    /// `now` (seconds since the Unix epoch) checks KeyPackage lifetimes.
+    pub fn stage_commit(
+        &mut self,
+        v: &VerifiedContent<'_>,
+        psks: &dyn PskLookup,
+        now: u64,
+    ) -> Result<StagedCommitSummary, CommitError> {
+        self.check_frame(v)?;
+        let Content::Commit(commit) = v.content.content else { return Err(CommitError::WrongContentType) };
+        let Sender::Member(c) = v.content.sender else { return Err(CommitError::UnknownSender) };
+        let committer = LeafIndex(c);
+        if committer == self.state.private.leaf {
+            return Err(CommitError::OwnCommit);
+        }
+        let tag = v.confirmation_tag.ok_or(CommitError::WrongContentType)?;
+        let suite = self.state.suite;
+        let own_leaf = self.state.private.leaf;
+        let config = self.config;
+        let group_id = self.state.group_id.clone();
+        let Self { trees, active, proposals, state, staged, .. } = self;
+        let (old, mut new) = stage_trees(trees, *active);
+        if old.leaf_node(committer).is_none() {
+            return Err(CommitError::UnknownSender);
+        }
+
+        // §12.2 over the whole list, with the old tree.
+        let mut summary = StagedCommitSummary {
+            committer,
+            new_epoch: state.epoch.checked_add(1).ok_or(CommitError::WrongEpoch)?,
+            adds: 0,
+            removes: 0,
+            updates: 0,
+            psks: 0,
+            extensions_changed: false,
+            reinit: false,
+            has_path: commit.path.is_some(),
+            removes_us: false,
+        };
+        let mut touched: heapless::Vec<u32, N> = heapless::Vec::new();
+        let mut psk_list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_PSKS_PER_COMMIT> = heapless::Vec::new();
+        let mut gce: Option<Extensions<'_>> = None;
+        let mut path_required = commit.proposals.is_empty();
+        let mut total = 0u32;
+        for por in commit.proposals.iter() {
+            let r = resolve(por, proposals, committer)?;
+            total += 1;
+            match r.proposal {
+                Proposal::Update(_) => {
+                    path_required = true;
+                    let Sender::Member(s) = r.sender else { return Err(CommitError::UnknownSender) };
+                    if s == committer.0 {
+                        return Err(CommitError::UpdateFromCommitter);
+                    }
+                    if touched.contains(&s) {
+                        return Err(CommitError::DuplicateUpdateOrRemove);
+                    }
+                    touched.push(s).map_err(|_| CommitError::CapacityExceeded)?;
+                    summary.updates += 1;
+                }
+                Proposal::Remove(rm) => {
+                    path_required = true;
+                    if rm.removed == committer.0 {
+                        return Err(CommitError::RemovesCommitter);
+                    }
+                    if old.leaf_node(LeafIndex(rm.removed)).is_none() {
+                        return Err(CommitError::RemoveOfBlankLeaf);
+                    }
+                    if touched.contains(&rm.removed) {
+                        return Err(CommitError::DuplicateUpdateOrRemove);
+                    }
+                    touched.push(rm.removed).map_err(|_| CommitError::CapacityExceeded)?;
+                    summary.removes += 1;
+                    summary.removes_us |= rm.removed == own_leaf.0;
+                }
+                Proposal::Add(_) => summary.adds += 1,
+                Proposal::PreSharedKey(p) => {
+                    let id = p.psk;
+                    if id.psk_nonce.len() != suite.hash_len() {
+                        return Err(CommitError::InvalidPsk);
+                    }
+                    let value = match id.psk {
+                        Psk::External { psk_id } => psks.external(psk_id),
+                        Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id, psk_epoch } => {
+                            psks.resumption(psk_group_id, psk_epoch)
+                        }
+                        Psk::Resumption { .. } => None,
+                    }
+                    .ok_or(CommitError::InvalidPsk)?;
+                    if psk_list.iter().any(|(other, _)| other.psk == id.psk) {
+                        return Err(CommitError::DuplicatePsk);
+                    }
+                    psk_list.push((id, value)).map_err(|_| CommitError::CapacityExceeded)?;
+                    summary.psks += 1;
+                }
+                Proposal::ReInit(_) => summary.reinit = true,
+                Proposal::ExternalInit(_) => return Err(CommitError::ExternalInitInMemberCommit),
+                Proposal::GroupContextExtensions(g) => {
+                    path_required = true;
+                    if gce.is_some() {
+                        return Err(CommitError::MultipleGroupContextExtensions);
+                    }
+                    gce = Some(g.extensions);
+                    summary.extensions_changed = true;
+                }
+            }
+        }
+        if summary.reinit && total > 1 {
+            return Err(CommitError::ReInitWithOtherProposals);
+        }
+        if path_required && commit.path.is_none() {
+            return Err(CommitError::PathRequired);
+        }
+
+        // §12.3: extensions, updates, removes, adds, in that order.
+        let old_extensions = Extensions::from_body(state.extensions.as_slice())?;
+        let extensions = gce.unwrap_or(old_extensions);
+        if let Some(g) = gce
+            && (g.has_duplicates() || !members_support(&old, g)?)
+        {
+            return Err(CommitError::UnsupportedGroupContextExtensions);
+        }
+        for por in commit.proposals.iter() {
+            let r = resolve(por, proposals, committer)?;
+            if let (Proposal::Update(u), Sender::Member(s)) = (r.proposal, r.sender) {
+                let leaf = u.leaf_node;
+                let ctx = LeafNodeContext { group_id: group_id.as_slice(), leaf_index: s };
+                let old_key = old.encryption_key(LeafIndex(s).node().ok_or(CommitError::UnknownSender)?);
+                if !matches!(leaf.fields.source, LeafNodeSource::Update)
+                    || leaf.verify_signature(suite, Some(ctx)).is_err()
+                    || old_key.is_none_or(|k| &k[..] == leaf.fields.encryption_key)
+                {
+                    return Err(CommitError::InvalidUpdateLeaf);
+                }
+                if !leaf_fits_group(&old, &leaf, extensions)? {
+                    return Err(CommitError::UnsupportedCapabilities);
+                }
+                new.update_leaf(LeafIndex(s), leaf.as_bytes())?;
+            }
+        }
+        for por in commit.proposals.iter() {
+            if let Proposal::Remove(rm) = resolve(por, proposals, committer)?.proposal {
+                new.remove_leaf(LeafIndex(rm.removed))?;
+            }
+        }
+        let mut added: heapless::Vec<u32, N> = heapless::Vec::new();
+        for por in commit.proposals.iter() {
+            let Proposal::Add(a) = resolve(por, proposals, committer)?.proposal else { continue };
+            let kp = a.key_package;
+            kp.validate(suite, now, config.max_lifetime).map_err(CommitError::InvalidKeyPackage)?;
+            let leaf = kp.tbs.leaf_node;
+            if !leaf_fits_group(&new, &leaf, extensions)? {
+                return Err(CommitError::UnsupportedCapabilities);
+            }
+            // Same client twice in this list, or a member this commit keeps.
+            if is_newly_added(&new, &added, leaf.fields.signature_key) {
+                return Err(CommitError::DuplicateAdd);
+            }
+            if key_in_tree(&new, &[], Some(leaf.fields.signature_key)) {
+                return Err(CommitError::AddOfExistingMember);
+            }
+            if key_in_tree(&new, leaf.fields.encryption_key, None) {
+                return Err(CommitError::DuplicateKey);
+            }
+            let l = new.add_leaf(leaf.as_bytes())?;
+            added.push(l.0).map_err(|_| CommitError::CapacityExceeded)?;
+        }
+
+        // The path, against the provisional GroupContext (§12.4.2).
+        let nh = suite.hash_len();
+        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let provisional = crate::group_context::GroupContext {
+            cipher_suite: suite,
+            group_id: group_id.as_slice(),
+            epoch: summary.new_epoch,
+            tree_hash: &[],
+            confirmed_transcript_hash: state.confirmed_transcript_hash.as_bytes(),
+            extensions: extensions.body(),
+        };
+        let (commit_secret, mut private) = match (commit.path, summary.removes_us) {
+            (_, true) => {
+                // Removed: nothing of the next epoch is ours to derive.
+                *staged = None;
+                return Ok(summary);
+            }
+            (Some(path), false) => {
+                let leaf = &path.leaf_node;
+                let old_key = old.encryption_key(committer.node().ok_or(CommitError::UnknownSender)?);
+                if old_key.is_some_and(|k| &k[..] == leaf.fields.encryption_key) {
+                    return Err(CommitError::PathLeafKeyNotFresh);
+                }
+                if !leaf_fits_group(&new, leaf, extensions)? {
+                    return Err(CommitError::UnsupportedCapabilities);
+                }
+                for node in path.nodes.iter() {
+                    if key_in_tree(&new, node.encryption_key, None) {
+                        return Err(CommitError::DuplicateKey);
+                    }
+                }
+                let excluded = |l: LeafIndex| added.contains(&l.0);
+                let out = new.apply_update_path(committer, &path, &state.private, &provisional, &mut gc_buf, &excluded)?;
+                (out.commit_secret, out.private)
+            }
+            (None, false) => (Secret::zero(nh)?, state.private.clone()),
+        };
+        private.prune(&new);
+
+        // Transcript hashes and the key schedule of the new epoch (§8).
+        let mut h = suite.hasher();
+        h.update(state.interim_transcript_hash.as_bytes());
+        hash_confirmed_input(&mut h, v)?;
+        let confirmed = h.finish();
+        let tree_hash = new.root_tree_hash()?;
+        let gc = crate::group_context::GroupContext {
+            tree_hash: tree_hash.as_bytes(),
+            confirmed_transcript_hash: confirmed.as_bytes(),
+            ..provisional
+        }
+        .encode_to(&mut gc_buf)?;
+        let psk = psk_secret(suite, &psk_list)?;
+        let joiner = joiner_secret(suite, &state.secrets.init_secret, &commit_secret, gc)?;
+        let secrets = EpochSecrets::derive(suite, &joiner, &psk, gc)?;
+        if !transcript::verify_confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes(), tag) {
+            return Err(CommitError::ConfirmationTagMismatch);
+        }
+        let interim = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag)?;
+        *staged = Some(EpochState {
+            suite,
+            group_id,
+            epoch: summary.new_epoch,
+            confirmed_transcript_hash: confirmed,
+            interim_transcript_hash: interim,
+            extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
+            secrets,
+            private,
+        });
+        Ok(summary)
+    }
+}
+
+fn is_newly_added(tree: &TreeSlices<'_>, added: &[u32], signature_key: &[u8]) -> bool {
+    added.iter().any(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| &k[..] == signature_key))
+}
+
+/// The current tree and a fresh copy of it to stage changes on.
+fn stage_trees<'t, const N: usize, const A: usize>(
+    trees: &'t mut [crate::ratchet_tree::tree::RatchetTree<N, A>; 2],
+    active: usize,
+) -> (TreeSlices<'t>, TreeSlices<'t>) {
+    let [a, b] = trees;
+    if active & 1 == 0 {
+        b.clone_from(a);
+        (a.slices(), b.slices())
+    } else {
+        a.clone_from(b);
+        (b.slices(), a.slices())
+    }
+}

@@ -199,3 +199,122 @@ impl From<CryptoError> for KeyPackageBuildError {
         Self::Crypto(e)
     }
 }
+
+/// The private keys behind a KeyPackage (§10): the HPKE `init_key` and the
+/// leaf's `encryption_key`. Zeroized on drop.
+#[derive(Clone, Debug)]
+pub struct KeyPackagePrivateKeys {
+    /// Private key of `init_key` (used once, by the Welcome).
+    pub init_key: crate::crypto::hpke::HpkePrivateKey,
+    /// Private key of the leaf's `encryption_key`.
+    pub encryption_key: crate::crypto::hpke::HpkePrivateKey,
+}
+
+/// What a new KeyPackage says about its client.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyPackageParams<'a> {
+    /// The group's cipher suite.
+    pub suite: CipherSuite,
+    /// The client's credential.
+    pub credential: crate::credential::Credential<'a>,
+    /// Validity (seconds since the Unix epoch).
+    pub lifetime: crate::leaf_node::Lifetime,
+    /// Extensions of the leaf.
+    pub leaf_extensions: Extensions<'a>,
+    /// Extensions of the KeyPackage (e.g. `last_resort`).
+    pub extensions: Extensions<'a>,
+    /// Non-default extension types the client supports (§7.2).
+    pub supported_extensions: crate::extensions::U16List<'a>,
+    /// Non-default proposal types the client supports (§7.2).
+    pub supported_proposals: crate::extensions::U16List<'a>,
+}
+
+/// A GREASE value (§13.5): one of `0x0A0A`, `0x1A1A`, ..., `0xEAEA`, chosen by `rng`.
+fn grease(rng: &mut impl rand_core::CryptoRng) -> [u8; 2] {
+    let mut b = [0u8; 1];
+    rng.fill_bytes(&mut b);
+    let [x] = b;
+    let n = ((x % 15) << 4) | 0x0a;
+    [n, n]
+}
+
+impl KeyPackage<'_> {
+    /// Generates a KeyPackage (§10): fresh init and leaf keys from `rng`,
+    /// capabilities listing mls10, the suite, basic and x509 credentials, the
+    /// given extension and proposal types, and GREASE values (§13.5);
+    /// signed with `signer`. Returns its encoding (in `out`) and the private
+    /// keys, which the caller keeps in its key store.
+    pub fn generate<'o>(
+        params: &KeyPackageParams<'_>,
+        signer: &SignaturePrivateKey,
+        rng: &mut impl rand_core::CryptoRng,
+        out: &'o mut [u8],
+    ) -> Result<(&'o [u8], KeyPackagePrivateKeys), KeyPackageBuildError> {
+        use crate::crypto::hpke::derive_key_pair;
+        use crate::extensions::U16List;
+        use crate::leaf_node::{Capabilities, LeafNodeFields};
+        let suite = params.suite;
+        let mut ikm = crate::crypto::Secret::zero(32)?;
+        rng.fill_bytes(ikm.as_mut_bytes());
+        let (init_sk, init_pk) = derive_key_pair(suite, ikm.as_bytes())?;
+        rng.fill_bytes(ikm.as_mut_bytes());
+        let (enc_sk, enc_pk) = derive_key_pair(suite, ikm.as_bytes())?;
+        let sig_pk = signer.public_key();
+
+        let s = suite.to_u16().to_be_bytes();
+        let [g1, g2, g3] = [grease(rng), grease(rng), grease(rng)];
+        let versions = [0u8, 1];
+        let suites = [s[0], s[1], g1[0], g1[1]];
+        let credentials = [0u8, 1, 0, 2, g2[0], g2[1]];
+        // Listed types plus one GREASE value each, in caller-independent buffers.
+        let mut ext_buf = [0u8; 66];
+        let mut prop_buf = [0u8; 66];
+        let ext = with_grease(params.supported_extensions, g3, &mut ext_buf)?;
+        let props = with_grease(params.supported_proposals, g3, &mut prop_buf)?;
+        let capabilities = Capabilities {
+            versions: U16List::from_body(&versions)?,
+            cipher_suites: U16List::from_body(&suites)?,
+            extensions: ext,
+            proposals: props,
+            credentials: U16List::from_body(&credentials)?,
+        };
+        let fields = LeafNodeFields {
+            encryption_key: enc_pk.as_bytes(),
+            signature_key: sig_pk.as_bytes(),
+            credential: params.credential,
+            capabilities,
+            source: crate::leaf_node::LeafNodeSource::KeyPackage(params.lifetime),
+            extensions: params.leaf_extensions,
+        };
+        // The leaf is written first, after room for the KeyPackage header,
+        // then the KeyPackage around it.
+        let mut leaf_buf = [0u8; 2048];
+        let leaf_len = LeafNode::sign_into(suite, &fields, None, signer, &mut leaf_buf)
+            .map_err(|_| KeyPackageBuildError::Codec(CodecError::BufferTooSmall))?
+            .len();
+        let leaf_node = LeafNode::decode_exact(leaf_buf.get(..leaf_len).ok_or(CodecError::BufferTooSmall)?)?;
+        let tbs = KeyPackageTbs {
+            version: PROTOCOL_VERSION_MLS10,
+            cipher_suite: suite.to_u16(),
+            init_key: init_pk.as_bytes(),
+            leaf_node,
+            extensions: params.extensions,
+        };
+        let encoded = KeyPackage::sign_into(suite, &tbs, signer, out)?;
+        Ok((encoded, KeyPackagePrivateKeys { init_key: init_sk, encryption_key: enc_sk }))
+    }
+}
+
+/// `types` followed by one GREASE value, written into `buf`.
+fn with_grease<'b>(
+    types: crate::extensions::U16List<'_>,
+    grease: [u8; 2],
+    buf: &'b mut [u8],
+) -> Result<crate::extensions::U16List<'b>, CodecError> {
+    let mut n = 0usize;
+    for t in types.iter().chain(core::iter::once(u16::from_be_bytes(grease))) {
+        buf.get_mut(n..n + 2).ok_or(CodecError::CapacityExceeded)?.copy_from_slice(&t.to_be_bytes());
+        n += 2;
+    }
+    crate::extensions::U16List::from_body(buf.get(..n).ok_or(CodecError::CapacityExceeded)?)
+}

@@ -28,6 +28,7 @@ pub mod group;
 pub mod group_context;
 pub mod key_package;
 pub mod key_schedule;
+pub mod key_store;
 pub mod psk;
 pub mod ratchet_tree;
 pub mod secret_tree;

@@ -10,10 +10,12 @@ use crate::extensions::{EXT_REQUIRED_CAPABILITIES, Extensions, U16List};
 use crate::key_package::{DEFAULT_EXTENSION_TYPES, KeyPackageError};
 use crate::key_schedule::{EpochSecrets, joiner_secret};
 use crate::leaf_node::{LeafNode, LeafNodeContext, LeafNodeSource};
+use crate::messages::commit::Commit;
 use crate::messages::framing::{Content, FramedContent, Sender};
 use crate::messages::proposal::{Proposal, ProposalOrRef};
 use crate::psk::{PreSharedKeyId, Psk, ResumptionPskUsage, psk_secret};
 use super::PskLookup;
+use super::proposal_store::ProposalStore;
 use crate::ratchet_tree::tree::{TreeError, TreeSlices};
 use crate::ratchet_tree::treekem::TreeKemError;
 use crate::transcript;
@@ -375,147 +377,24 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             return Err(CommitError::UnknownSender);
         }
 
-        // §12.2 over the whole list, with the old tree.
-        let mut summary = StagedCommitSummary {
+        let applied: Applied<N> = apply_proposals(
+            &commit,
             committer,
-            new_epoch: state.epoch.checked_add(1).ok_or(CommitError::WrongEpoch)?,
-            adds: 0,
-            removes: 0,
-            updates: 0,
-            psks: 0,
-            extensions_changed: false,
-            reinit: false,
-            has_path: commit.path.is_some(),
-            removes_us: false,
-        };
-        let mut touched: heapless::Vec<u32, N> = heapless::Vec::new();
-        let mut psk_list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_PSKS_PER_COMMIT> = heapless::Vec::new();
-        let mut gce: Option<Extensions<'_>> = None;
-        let mut path_required = commit.proposals.is_empty();
-        let mut total = 0u32;
-        for por in commit.proposals.iter() {
-            let r = resolve(por, proposals, committer)?;
-            total += 1;
-            match r.proposal {
-                Proposal::Update(_) => {
-                    path_required = true;
-                    let Sender::Member(s) = r.sender else { return Err(CommitError::UnknownSender) };
-                    if s == committer.0 {
-                        return Err(CommitError::UpdateFromCommitter);
-                    }
-                    if touched.contains(&s) {
-                        return Err(CommitError::DuplicateUpdateOrRemove);
-                    }
-                    touched.push(s).map_err(|_| CommitError::CapacityExceeded)?;
-                    summary.updates += 1;
-                }
-                Proposal::Remove(rm) => {
-                    path_required = true;
-                    if rm.removed == committer.0 {
-                        return Err(CommitError::RemovesCommitter);
-                    }
-                    if old.leaf_node(LeafIndex(rm.removed)).is_none() {
-                        return Err(CommitError::RemoveOfBlankLeaf);
-                    }
-                    if touched.contains(&rm.removed) {
-                        return Err(CommitError::DuplicateUpdateOrRemove);
-                    }
-                    touched.push(rm.removed).map_err(|_| CommitError::CapacityExceeded)?;
-                    summary.removes += 1;
-                    summary.removes_us |= rm.removed == own_leaf.0;
-                }
-                Proposal::Add(_) => summary.adds += 1,
-                Proposal::PreSharedKey(p) => {
-                    let id = p.psk;
-                    if id.psk_nonce.len() != suite.hash_len() {
-                        return Err(CommitError::InvalidPsk);
-                    }
-                    let value = match id.psk {
-                        Psk::External { psk_id } => psks.external(psk_id),
-                        Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id, psk_epoch } => {
-                            psks.resumption(psk_group_id, psk_epoch)
-                        }
-                        Psk::Resumption { .. } => None,
-                    }
-                    .ok_or(CommitError::InvalidPsk)?;
-                    if psk_list.iter().any(|(other, _)| other.psk == id.psk) {
-                        return Err(CommitError::DuplicatePsk);
-                    }
-                    psk_list.push((id, value)).map_err(|_| CommitError::CapacityExceeded)?;
-                    summary.psks += 1;
-                }
-                Proposal::ReInit(_) => summary.reinit = true,
-                Proposal::ExternalInit(_) => return Err(CommitError::ExternalInitInMemberCommit),
-                Proposal::GroupContextExtensions(g) => {
-                    path_required = true;
-                    if gce.is_some() {
-                        return Err(CommitError::MultipleGroupContextExtensions);
-                    }
-                    gce = Some(g.extensions);
-                    summary.extensions_changed = true;
-                }
-            }
-        }
-        if summary.reinit && total > 1 {
-            return Err(CommitError::ReInitWithOtherProposals);
-        }
-        if path_required && commit.path.is_none() {
+            own_leaf,
+            &old,
+            &mut new,
+            proposals,
+            state,
+            psks,
+            now,
+            config.max_lifetime,
+        )?;
+        if applied.path_required && commit.path.is_none() {
             return Err(CommitError::PathRequired);
         }
-
-        // §12.3: extensions, updates, removes, adds, in that order.
-        let old_extensions = Extensions::from_body(state.extensions.as_slice())?;
-        let extensions = gce.unwrap_or(old_extensions);
-        if let Some(g) = gce
-            && (g.has_duplicates() || !members_support(&old, g)?)
-        {
-            return Err(CommitError::UnsupportedGroupContextExtensions);
-        }
-        for por in commit.proposals.iter() {
-            let r = resolve(por, proposals, committer)?;
-            if let (Proposal::Update(u), Sender::Member(s)) = (r.proposal, r.sender) {
-                let leaf = u.leaf_node;
-                let ctx = LeafNodeContext { group_id: group_id.as_slice(), leaf_index: s };
-                let old_key = old.encryption_key(LeafIndex(s).node().ok_or(CommitError::UnknownSender)?);
-                if !matches!(leaf.fields.source, LeafNodeSource::Update)
-                    || leaf.verify_signature(suite, Some(ctx)).is_err()
-                    || old_key.is_none_or(|k| &k[..] == leaf.fields.encryption_key)
-                {
-                    return Err(CommitError::InvalidUpdateLeaf);
-                }
-                if !leaf_fits_group(&old, &leaf, extensions)? {
-                    return Err(CommitError::UnsupportedCapabilities);
-                }
-                new.update_leaf(LeafIndex(s), leaf.as_bytes())?;
-            }
-        }
-        for por in commit.proposals.iter() {
-            if let Proposal::Remove(rm) = resolve(por, proposals, committer)?.proposal {
-                new.remove_leaf(LeafIndex(rm.removed))?;
-            }
-        }
-        let mut added: heapless::Vec<u32, N> = heapless::Vec::new();
-        for por in commit.proposals.iter() {
-            let Proposal::Add(a) = resolve(por, proposals, committer)?.proposal else { continue };
-            let kp = a.key_package;
-            kp.validate(suite, now, config.max_lifetime).map_err(CommitError::InvalidKeyPackage)?;
-            let leaf = kp.tbs.leaf_node;
-            if !leaf_fits_group(&new, &leaf, extensions)? {
-                return Err(CommitError::UnsupportedCapabilities);
-            }
-            // Same client twice in this list, or a member this commit keeps.
-            if is_newly_added(&new, &added, leaf.fields.signature_key) {
-                return Err(CommitError::DuplicateAdd);
-            }
-            if key_in_tree(&new, &[], Some(leaf.fields.signature_key)) {
-                return Err(CommitError::AddOfExistingMember);
-            }
-            if key_in_tree(&new, leaf.fields.encryption_key, None) {
-                return Err(CommitError::DuplicateKey);
-            }
-            let l = new.add_leaf(leaf.as_bytes())?;
-            added.push(l.0).map_err(|_| CommitError::CapacityExceeded)?;
-        }
+        let summary = applied.summary;
+        let added = applied.added;
+        let extensions = Extensions::from_body(applied.extensions.as_slice())?;
 
         // The path, against the provisional GroupContext (§12.4.2).
         let nh = suite.hash_len();
@@ -568,9 +447,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             ..provisional
         }
         .encode_to(&mut gc_buf)?;
-        let psk = psk_secret(suite, &psk_list)?;
         let joiner = joiner_secret(suite, &state.secrets.init_secret, &commit_secret, gc)?;
-        let secrets = EpochSecrets::derive(suite, &joiner, &psk, gc)?;
+        let secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, gc)?;
         if !transcript::verify_confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes(), tag) {
             return Err(CommitError::ConfirmationTagMismatch);
         }
@@ -606,4 +484,177 @@ fn stage_trees<'t, const N: usize, const A: usize>(
         a.clone_from(b);
         (b.slices(), a.slices())
     }
+}
+
+/// The effect of a Commit's proposal list (§12.2 validated, §12.3 applied).
+struct Applied<const N: usize> {
+    summary: StagedCommitSummary,
+    added: heapless::Vec<u32, N>,
+    extensions: OwnedBytes<{ super::MAX_GROUP_EXTENSIONS_LEN }>,
+    psk_secret: Secret,
+    path_required: bool,
+}
+
+/// Validates `commit`'s proposal list against `old` (§12.2) and applies it to
+/// `new` (§12.3): extensions, updates, removes, adds in order; resolves PSKs.
+#[allow(clippy::too_many_arguments)]
+fn apply_proposals<const N: usize, const P: usize>(
+    commit: &Commit<'_>,
+    committer: LeafIndex,
+    own_leaf: LeafIndex,
+    old: &TreeSlices<'_>,
+    new: &mut TreeSlices<'_>,
+    proposals: &ProposalStore<P>,
+    state: &EpochState,
+    psks: &dyn PskLookup,
+    now: u64,
+    max_lifetime: u64,
+) -> Result<Applied<N>, CommitError> {
+    let suite = state.suite;
+    // §12.2 over the whole list, with the old tree.
+    let mut summary = StagedCommitSummary {
+        committer,
+        new_epoch: state.epoch.checked_add(1).ok_or(CommitError::WrongEpoch)?,
+        adds: 0,
+        removes: 0,
+        updates: 0,
+        psks: 0,
+        extensions_changed: false,
+        reinit: false,
+        has_path: commit.path.is_some(),
+        removes_us: false,
+    };
+    let mut touched: heapless::Vec<u32, N> = heapless::Vec::new();
+    let mut psk_list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_PSKS_PER_COMMIT> = heapless::Vec::new();
+    let mut gce: Option<Extensions<'_>> = None;
+    let mut path_required = commit.proposals.is_empty();
+    let mut total = 0u32;
+    for por in commit.proposals.iter() {
+        let r = resolve(por, proposals, committer)?;
+        total += 1;
+        match r.proposal {
+            Proposal::Update(_) => {
+                path_required = true;
+                let Sender::Member(s) = r.sender else { return Err(CommitError::UnknownSender) };
+                if s == committer.0 {
+                    return Err(CommitError::UpdateFromCommitter);
+                }
+                if touched.contains(&s) {
+                    return Err(CommitError::DuplicateUpdateOrRemove);
+                }
+                touched.push(s).map_err(|_| CommitError::CapacityExceeded)?;
+                summary.updates += 1;
+            }
+            Proposal::Remove(rm) => {
+                path_required = true;
+                if rm.removed == committer.0 {
+                    return Err(CommitError::RemovesCommitter);
+                }
+                if old.leaf_node(LeafIndex(rm.removed)).is_none() {
+                    return Err(CommitError::RemoveOfBlankLeaf);
+                }
+                if touched.contains(&rm.removed) {
+                    return Err(CommitError::DuplicateUpdateOrRemove);
+                }
+                touched.push(rm.removed).map_err(|_| CommitError::CapacityExceeded)?;
+                summary.removes += 1;
+                summary.removes_us |= rm.removed == own_leaf.0;
+            }
+            Proposal::Add(_) => summary.adds += 1,
+            Proposal::PreSharedKey(p) => {
+                let id = p.psk;
+                if id.psk_nonce.len() != suite.hash_len() {
+                    return Err(CommitError::InvalidPsk);
+                }
+                let value = match id.psk {
+                    Psk::External { psk_id } => psks.external(psk_id),
+                    Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id, psk_epoch } => {
+                        psks.resumption(psk_group_id, psk_epoch)
+                    }
+                    Psk::Resumption { .. } => None,
+                }
+                .ok_or(CommitError::InvalidPsk)?;
+                if psk_list.iter().any(|(other, _)| other.psk == id.psk) {
+                    return Err(CommitError::DuplicatePsk);
+                }
+                psk_list.push((id, value)).map_err(|_| CommitError::CapacityExceeded)?;
+                summary.psks += 1;
+            }
+            Proposal::ReInit(_) => summary.reinit = true,
+            Proposal::ExternalInit(_) => return Err(CommitError::ExternalInitInMemberCommit),
+            Proposal::GroupContextExtensions(g) => {
+                path_required = true;
+                if gce.is_some() {
+                    return Err(CommitError::MultipleGroupContextExtensions);
+                }
+                gce = Some(g.extensions);
+                summary.extensions_changed = true;
+            }
+        }
+    }
+    if summary.reinit && total > 1 {
+        return Err(CommitError::ReInitWithOtherProposals);
+    }
+
+    // §12.3: extensions, updates, removes, adds, in that order.
+    let old_extensions = Extensions::from_body(state.extensions.as_slice())?;
+    let extensions = gce.unwrap_or(old_extensions);
+    if let Some(g) = gce
+        && (g.has_duplicates() || !members_support(old, g)?)
+    {
+        return Err(CommitError::UnsupportedGroupContextExtensions);
+    }
+    for por in commit.proposals.iter() {
+        let r = resolve(por, proposals, committer)?;
+        if let (Proposal::Update(u), Sender::Member(s)) = (r.proposal, r.sender) {
+            let leaf = u.leaf_node;
+            let ctx = LeafNodeContext { group_id: state.group_id.as_slice(), leaf_index: s };
+            let old_key = old.encryption_key(LeafIndex(s).node().ok_or(CommitError::UnknownSender)?);
+            if !matches!(leaf.fields.source, LeafNodeSource::Update)
+                || leaf.verify_signature(suite, Some(ctx)).is_err()
+                || old_key.is_none_or(|k| &k[..] == leaf.fields.encryption_key)
+            {
+                return Err(CommitError::InvalidUpdateLeaf);
+            }
+            if !leaf_fits_group(old, &leaf, extensions)? {
+                return Err(CommitError::UnsupportedCapabilities);
+            }
+            new.update_leaf(LeafIndex(s), leaf.as_bytes())?;
+        }
+    }
+    for por in commit.proposals.iter() {
+        if let Proposal::Remove(rm) = resolve(por, proposals, committer)?.proposal {
+            new.remove_leaf(LeafIndex(rm.removed))?;
+        }
+    }
+    let mut added: heapless::Vec<u32, N> = heapless::Vec::new();
+    for por in commit.proposals.iter() {
+        let Proposal::Add(a) = resolve(por, proposals, committer)?.proposal else { continue };
+        let kp = a.key_package;
+        kp.validate(suite, now, max_lifetime).map_err(CommitError::InvalidKeyPackage)?;
+        let leaf = kp.tbs.leaf_node;
+        if !leaf_fits_group(new, &leaf, extensions)? {
+            return Err(CommitError::UnsupportedCapabilities);
+        }
+        // Same client twice in this list, or a member this commit keeps.
+        if is_newly_added(new, &added, leaf.fields.signature_key) {
+            return Err(CommitError::DuplicateAdd);
+        }
+        if key_in_tree(new, &[], Some(leaf.fields.signature_key)) {
+            return Err(CommitError::AddOfExistingMember);
+        }
+        if key_in_tree(new, leaf.fields.encryption_key, None) {
+            return Err(CommitError::DuplicateKey);
+        }
+        let l = new.add_leaf(leaf.as_bytes())?;
+        added.push(l.0).map_err(|_| CommitError::CapacityExceeded)?;
+    }
+    let psk_secret = psk_secret(suite, &psk_list)?;
+    Ok(Applied {
+        summary,
+        added,
+        extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
+        psk_secret,
+        path_required,
+    })
 }

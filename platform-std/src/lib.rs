@@ -1,5 +1,6 @@
 //! The std adapter of `mls-nostd`: what a desktop, server or phone provides to
-//! the heap-free core. For now, OS randomness.
+//! the heap-free core: OS randomness and, with the `parallel` feature (on by
+//! default), a rayon executor for the core's independent work items.
 #![deny(missing_docs)]
 
 use rand_core::UnwrapErr;
@@ -12,4 +13,22 @@ pub type OsRng = UnwrapErr<getrandom::SysRng>;
 /// A handle to the OS RNG.
 pub fn os_rng() -> OsRng {
     UnwrapErr(getrandom::SysRng)
+}
+
+/// Runs the core's independent work items on rayon's thread pool
+/// (DESIGN.md decision 5). The core draws all randomness before a batch, so
+/// the output is byte-identical to the sequential executor's.
+#[cfg(feature = "parallel")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RayonExecutor;
+
+#[cfg(feature = "parallel")]
+impl mls_nostd::executor::Executor for RayonExecutor {
+    fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync)) {
+        use rayon::prelude::*;
+        if chunk == 0 {
+            return;
+        }
+        buf.par_chunks_exact_mut(chunk).enumerate().for_each(|(i, c)| job(i, c));
+    }
 }

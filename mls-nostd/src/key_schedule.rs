@@ -71,6 +71,19 @@ pub struct EpochSecrets {
 }
 
 impl EpochSecrets {
+    /// No secrets (a group not yet created or joined).
+    pub const EMPTY: Self = Self {
+        sender_data_secret: Secret::EMPTY,
+        encryption_secret: Secret::EMPTY,
+        exporter_secret: Secret::EMPTY,
+        external_secret: Secret::EMPTY,
+        confirmation_key: Secret::EMPTY,
+        membership_key: Secret::EMPTY,
+        resumption_psk: Secret::EMPTY,
+        epoch_authenticator: Secret::EMPTY,
+        init_secret: Secret::EMPTY,
+    };
+
     /// Derives an epoch's secrets from its joiner secret, PSK secret and
     /// encoded GroupContext.
     pub fn derive(

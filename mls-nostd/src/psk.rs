@@ -145,3 +145,38 @@ pub fn psk_secret(suite: CipherSuite, psks: &[(PreSharedKeyId<'_>, &[u8])]) -> R
     }
     Ok(acc)
 }
+
+/// Where the keys behind PreSharedKeyIDs come from (§8.4): the application's
+/// external PSKs and the resumption PSKs (`resumption_psk` of past epochs,
+/// §8.6) it kept. Keys are lent, never copied into the core.
+pub trait PskStore {
+    /// The external PSK registered under `psk_id`, if any.
+    fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]>;
+
+    /// The `resumption_psk` of group `group_id` at `epoch`, if kept. The
+    /// key does not depend on the usage (application, reinit, branch); the
+    /// caller checks the usage against the operation.
+    fn resumption_psk(&self, group_id: &[u8], epoch: u64) -> Option<&[u8]>;
+
+    /// The key behind `psk`, whatever its type.
+    fn psk(&self, psk: &Psk<'_>) -> Option<&[u8]> {
+        match *psk {
+            Psk::External { psk_id } => self.external_psk(psk_id),
+            Psk::Resumption { psk_group_id, psk_epoch, .. } => self.resumption_psk(psk_group_id, psk_epoch),
+        }
+    }
+}
+
+/// A [`PskStore`] that holds no keys: for groups that use no PSKs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoPsks;
+
+impl PskStore for NoPsks {
+    fn external_psk(&self, _: &[u8]) -> Option<&[u8]> {
+        None
+    }
+
+    fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {
+        None
+    }
+}

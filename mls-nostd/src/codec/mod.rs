@@ -459,6 +459,9 @@ impl<'a> Decode<'a> for VarBytes<'a> {
 pub struct OwnedBytes<const N: usize>(pub Vec<u8, N>);
 
 impl<const N: usize> OwnedBytes<N> {
+    /// No bytes.
+    pub const EMPTY: Self = Self(Vec::new());
+
     /// Copies `bytes`; fails if longer than `N`.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CodecError> {
         Vec::from_slice(bytes).map(Self).map_err(|_| CodecError::CapacityExceeded)

@@ -57,6 +57,9 @@ impl core::fmt::Debug for HpkePublicKey {
 pub struct HpkePrivateKey([u8; KEM_PRIVATE_LEN]);
 
 impl HpkePrivateKey {
+    /// An all-zero placeholder key (no group member holds it).
+    pub const ZERO: Self = Self([0; KEM_PRIVATE_LEN]);
+
     /// A private key from its serialization (`DeserializePrivateKey`, which
     /// clamps its input for X25519: RFC 9180 §7.1.2).
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {

@@ -265,6 +265,9 @@ pub struct HashValue {
 }
 
 impl HashValue {
+    /// The empty hash value (e.g. the confirmed transcript hash of epoch 0).
+    pub const EMPTY: Self = Self { bytes: [0; MAX_HASH_LEN], len: 0 };
+
     fn from_array(bytes: [u8; 32]) -> Self {
         Self { bytes, len: 32 }
     }
@@ -311,6 +314,9 @@ pub struct Secret {
 }
 
 impl Secret {
+    /// The empty secret.
+    pub const EMPTY: Self = Self { bytes: [0; MAX_HASH_LEN], len: 0 };
+
     /// `len` zero bytes (RFC 9420 uses `0` vectors of length `Nh`).
     pub fn zero(len: usize) -> Result<Self, CryptoError> {
         if len > MAX_HASH_LEN {

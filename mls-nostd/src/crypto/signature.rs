@@ -48,6 +48,9 @@ impl SignaturePublicKey {
 pub struct SignaturePrivateKey([u8; SIGNATURE_PRIVATE_LEN]);
 
 impl SignaturePrivateKey {
+    /// An all-zero placeholder key.
+    pub const ZERO: Self = Self([0; SIGNATURE_PRIVATE_LEN]);
+
     /// A private key from its serialization; fails on a wrong length.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
         Ok(Self(bytes.try_into().map_err(|_| CryptoError::InvalidKey)?))

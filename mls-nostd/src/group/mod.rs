@@ -8,11 +8,16 @@
 //! as it was.
 
 pub mod proposal_store;
+mod join;
+mod messages;
 mod process;
 
-pub use process::{CommitError, StagedCommitSummary, VerifiedContent, proposal_ref};
+pub use join::{JoinError, JoinParams};
+pub use messages::{ReceiveError, Received};
+pub use process::{CommitError, StagedCommitSummary, proposal_ref};
 
 use crate::codec::{CodecError, Encode, OwnedBytes};
+use crate::crypto::signature::SignaturePrivateKey;
 use crate::crypto::{CipherSuite, CryptoError, HashValue};
 use crate::group_context::GroupContext;
 use crate::key_schedule::EpochSecrets;
@@ -26,32 +31,13 @@ use proposal_store::ProposalStore;
 pub const MAX_GROUP_ID_LEN: usize = 128;
 /// Most bytes the GroupContext extensions may take.
 pub const MAX_GROUP_EXTENSIONS_LEN: usize = 2048;
+/// How many past epochs' resumption PSKs a group keeps (§8.6), besides the
+/// current epoch's.
+pub const RESUMPTION_PSK_HISTORY: usize = 8;
 /// Most PreSharedKey proposals one Commit may carry.
 pub const MAX_PSKS_PER_COMMIT: usize = 16;
 /// Largest encoded GroupContext (group ID, two hashes, extensions, fixed fields).
 pub const MAX_GROUP_CONTEXT_LEN: usize = 2 + 2 + 4 + MAX_GROUP_ID_LEN + 8 + 2 * (4 + 64) + 4 + MAX_GROUP_EXTENSIONS_LEN;
-
-/// Where the PSKs of a Commit come from (§8.4): the application's external
-/// PSKs and the resumption PSKs it kept.
-pub trait PskLookup {
-    /// The external PSK with `psk_id`.
-    fn external(&self, psk_id: &[u8]) -> Option<&[u8]>;
-    /// The resumption PSK of `group_id` at `epoch`.
-    fn resumption(&self, group_id: &[u8], epoch: u64) -> Option<&[u8]>;
-}
-
-/// No PSKs at all.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoPsks;
-
-impl PskLookup for NoPsks {
-    fn external(&self, _: &[u8]) -> Option<&[u8]> {
-        None
-    }
-    fn resumption(&self, _: &[u8], _: u64) -> Option<&[u8]> {
-        None
-    }
-}
 
 /// What the application configures.
 #[derive(Clone, Copy, Debug)]
@@ -104,6 +90,17 @@ impl EpochState {
     }
 }
 
+/// A processed Commit waiting to be merged.
+// Stored once, in place, in the group: no heap to box the large variant into.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub(crate) enum Staged {
+    /// The next epoch, in the spare tree buffer and this state.
+    Epoch(EpochState),
+    /// The Commit removes us: merging ends our membership.
+    Removed,
+}
+
 /// Why a group operation failed (besides Commit processing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupError {
@@ -121,15 +118,56 @@ pub enum GroupError {
 /// encodings, `K` out-of-order keys and `P` bytes of pending proposals.
 pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: usize> {
     pub(crate) state: EpochState,
+    pub(crate) signer: SignaturePrivateKey,
+    pub(crate) removed: bool,
     pub(crate) trees: [RatchetTree<N, ARENA>; 2],
     pub(crate) active: usize,
     pub(crate) secret_tree: SecretTree<N, K>,
     pub(crate) proposals: ProposalStore<P>,
-    pub(crate) staged: Option<EpochState>,
+    pub(crate) staged: Option<Staged>,
     pub(crate) config: GroupConfig,
+    /// Resumption PSKs of past epochs, newest last (§8.6).
+    pub(crate) resumption_psks: [Option<(u64, crate::crypto::Secret)>; RESUMPTION_PSK_HISTORY],
 }
 
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+    /// A group slot with no group yet (create or join fills it), usable in
+    /// `static` items so that no group state is ever built on the stack.
+    pub const EMPTY: Self = Self {
+        state: EpochState {
+            suite: CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+            group_id: OwnedBytes::EMPTY,
+            epoch: 0,
+            confirmed_transcript_hash: HashValue::EMPTY,
+            interim_transcript_hash: HashValue::EMPTY,
+            extensions: OwnedBytes::EMPTY,
+            secrets: EpochSecrets::EMPTY,
+            private: TreeKemPrivate::EMPTY,
+        },
+        signer: SignaturePrivateKey::ZERO,
+        removed: true,
+        trees: [RatchetTree::EMPTY, RatchetTree::EMPTY],
+        active: 0,
+        secret_tree: SecretTree::EMPTY,
+        proposals: ProposalStore::EMPTY,
+        staged: None,
+        config: GroupConfig { secret_tree: SecretTreeConfig { max_forward_distance: 1000 }, max_lifetime: 90 * 24 * 3600 },
+        resumption_psks: [const { None }; RESUMPTION_PSK_HISTORY],
+    };
+
+    /// The resumption PSK of this group at `epoch`, if still kept (§8.6).
+    pub fn resumption_psk(&self, epoch: u64) -> Option<&[u8]> {
+        if epoch == self.state.epoch && !self.removed {
+            return Some(self.state.secrets.resumption_psk.as_bytes());
+        }
+        self.resumption_psks.iter().flatten().find(|(e, _)| *e == epoch).map(|(_, s)| s.as_bytes())
+    }
+
+    /// True until the group is created or joined, and after we were removed.
+    pub fn is_inactive(&self) -> bool {
+        self.removed
+    }
+
     /// This epoch's state.
     pub fn state(&self) -> &EpochState {
         &self.state
@@ -163,7 +201,23 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
 
     /// Makes the staged commit the current epoch (§12.4.2, last step).
     pub fn merge_staged_commit(&mut self) -> Result<(), GroupError> {
-        let staged = self.staged.take().ok_or(GroupError::NothingStaged)?;
+        let staged = match self.staged.take().ok_or(GroupError::NothingStaged)? {
+            Staged::Epoch(state) => state,
+            Staged::Removed => {
+                // Delete what is ours; late messages of the epoch are lost.
+                self.removed = true;
+                self.secret_tree = SecretTree::EMPTY;
+                self.state.secrets = EpochSecrets::EMPTY;
+                self.state.private = TreeKemPrivate::EMPTY;
+                self.proposals.clear();
+                return Ok(());
+            }
+        };
+        // Keep this epoch's resumption PSK; the oldest kept one is deleted.
+        self.resumption_psks.rotate_left(1);
+        if let Some(last) = self.resumption_psks.last_mut() {
+            *last = Some((self.state.epoch, self.state.secrets.resumption_psk.clone()));
+        }
         self.active ^= 1;
         let n_leaves = self.tree().n_leaves();
         self.secret_tree

@@ -11,10 +11,11 @@ use crate::key_package::{DEFAULT_EXTENSION_TYPES, KeyPackageError};
 use crate::key_schedule::{EpochSecrets, joiner_secret};
 use crate::leaf_node::{LeafNode, LeafNodeContext, LeafNodeSource};
 use crate::messages::commit::Commit;
-use crate::messages::framing::{Content, FramedContent, Sender};
+use crate::messages::authenticated_content::AuthenticatedContent;
+use crate::messages::framing::{Content, Sender};
 use crate::messages::proposal::{Proposal, ProposalOrRef};
 use crate::psk::{PreSharedKeyId, Psk, ResumptionPskUsage, psk_secret};
-use super::PskLookup;
+use crate::psk::PskStore;
 use super::proposal_store::ProposalStore;
 use crate::ratchet_tree::tree::{TreeError, TreeSlices};
 use crate::ratchet_tree::treekem::TreeKemError;
@@ -151,20 +152,6 @@ impl From<TreeKemError> for CommitError {
     }
 }
 
-/// An authenticated handshake message (signature and, for a PublicMessage,
-/// membership tag already verified by the framing layer, §6).
-#[derive(Clone, Copy, Debug)]
-pub struct VerifiedContent<'a> {
-    /// The wire format it arrived in.
-    pub wire_format: u16,
-    /// The content.
-    pub content: FramedContent<'a>,
-    /// `FramedContentAuthData.signature`.
-    pub signature: &'a [u8],
-    /// `FramedContentAuthData.confirmation_tag` (commits).
-    pub confirmation_tag: Option<&'a [u8]>,
-}
-
 /// What a staged Commit does, for the application to inspect before merging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StagedCommitSummary {
@@ -191,28 +178,20 @@ pub struct StagedCommitSummary {
 }
 
 /// Feeds `wire_format || FramedContent || signature<V>` (the
-/// ConfirmedTranscriptHashInput, §8.2) to `h`.
-fn hash_confirmed_input(h: &mut crate::crypto::Hasher, v: &VerifiedContent<'_>) -> Result<(), CodecError> {
-    let mut sink = |b: &[u8]| h.update(b);
-    let mut w = Writer::sink(&mut sink);
-    w.write_u16(v.wire_format)?;
-    v.content.encode(&mut w)?;
-    w.write_opaque(v.signature)
+/// ConfirmedTranscriptHashInput, §8.2) to `h`, the content as received.
+fn hash_confirmed_input(h: &mut crate::crypto::Hasher, v: &AuthenticatedContent<'_>) -> Result<(), CodecError> {
+    h.update(&v.wire_format.to_be_bytes());
+    h.update(v.content_bytes());
+    let len = VarintPrefix::new(v.auth.signature.len()).map_err(|_| CodecError::VarintTooLarge)?;
+    h.update(len.as_bytes());
+    h.update(v.auth.signature);
+    Ok(())
 }
 
 /// `MakeProposalRef` of an AuthenticatedContent (§5.2), hashed as it is encoded.
-pub fn proposal_ref(suite: crate::crypto::CipherSuite, v: &VerifiedContent<'_>) -> Result<HashValue, CodecError> {
-    let body = |w: &mut Writer<'_>| -> Result<(), CodecError> {
-        w.write_u16(v.wire_format)?;
-        v.content.encode(w)?;
-        w.write_opaque(v.signature)?;
-        if let Some(tag) = v.confirmation_tag {
-            w.write_opaque(tag)?;
-        }
-        Ok(())
-    };
+pub fn proposal_ref(suite: crate::crypto::CipherSuite, v: &AuthenticatedContent<'_>) -> Result<HashValue, CodecError> {
     let mut counter = Writer::counter();
-    body(&mut counter)?;
+    v.encode(&mut counter)?;
     let mut h = suite.hasher();
     let label_len = VarintPrefix::new(PROPOSAL_REF_LABEL.len()).map_err(|_| CodecError::VarintTooLarge)?;
     let value_len = VarintPrefix::new(counter.len()).map_err(|_| CodecError::VarintTooLarge)?;
@@ -222,7 +201,7 @@ pub fn proposal_ref(suite: crate::crypto::CipherSuite, v: &VerifiedContent<'_>) 
     {
         let mut sink = |b: &[u8]| h.update(b);
         let mut w = Writer::sink(&mut sink);
-        body(&mut w)?;
+        v.encode(&mut w)?;
     }
     Ok(h.finish())
 }
@@ -325,7 +304,7 @@ fn key_in_tree(tree: &TreeSlices<'_>, encryption_key: &[u8], signature_key: Opti
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
     /// Keeps a verified Proposal message for a later Commit by reference;
     /// returns its reference (§5.2).
-    pub fn store_proposal(&mut self, v: &VerifiedContent<'_>) -> Result<HashValue, CommitError> {
+    pub fn store_proposal(&mut self, v: &AuthenticatedContent<'_>) -> Result<HashValue, CommitError> {
         self.check_frame(v)?;
         let Content::Proposal(p) = v.content.content else { return Err(CommitError::WrongContentType) };
         if let Sender::Member(s) = v.content.sender
@@ -340,7 +319,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         Ok(reference)
     }
 
-    fn check_frame(&self, v: &VerifiedContent<'_>) -> Result<(), CommitError> {
+    fn check_frame(&self, v: &AuthenticatedContent<'_>) -> Result<(), CommitError> {
         if v.content.group_id != self.state.group_id.as_slice() {
             return Err(CommitError::WrongGroupId);
         }
@@ -355,8 +334,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// `now` (seconds since the Unix epoch) checks KeyPackage lifetimes.
     pub fn stage_commit(
         &mut self,
-        v: &VerifiedContent<'_>,
-        psks: &dyn PskLookup,
+        v: &AuthenticatedContent<'_>,
+        psks: &dyn PskStore,
         now: u64,
     ) -> Result<StagedCommitSummary, CommitError> {
         self.check_frame(v)?;
@@ -366,12 +345,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         if committer == self.state.private.leaf {
             return Err(CommitError::OwnCommit);
         }
-        let tag = v.confirmation_tag.ok_or(CommitError::WrongContentType)?;
+        let tag = v.auth.confirmation_tag.ok_or(CommitError::WrongContentType)?;
         let suite = self.state.suite;
         let own_leaf = self.state.private.leaf;
         let config = self.config;
         let group_id = self.state.group_id.clone();
-        let Self { trees, active, proposals, state, staged, .. } = self;
+        let Self { trees, active, proposals, state, staged, resumption_psks, .. } = self;
+        let own_psks = OwnResumptionPsks { state, history: resumption_psks, inner: psks };
+        let psks: &dyn PskStore = &own_psks;
         let (old, mut new) = stage_trees(trees, *active);
         if old.leaf_node(committer).is_none() {
             return Err(CommitError::UnknownSender);
@@ -410,7 +391,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let (commit_secret, mut private) = match (commit.path, summary.removes_us) {
             (_, true) => {
                 // Removed: nothing of the next epoch is ours to derive.
-                *staged = None;
+                *staged = Some(super::Staged::Removed);
                 return Ok(summary);
             }
             (Some(path), false) => {
@@ -453,7 +434,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             return Err(CommitError::ConfirmationTagMismatch);
         }
         let interim = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag)?;
-        *staged = Some(EpochState {
+        *staged = Some(super::Staged::Epoch(EpochState {
             suite,
             group_id,
             epoch: summary.new_epoch,
@@ -462,13 +443,37 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
             secrets,
             private,
-        });
+        }));
         Ok(summary)
     }
 }
 
 fn is_newly_added(tree: &TreeSlices<'_>, added: &[u32], signature_key: &[u8]) -> bool {
     added.iter().any(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| &k[..] == signature_key))
+}
+
+/// Resumption PSKs of our own group first (current and kept epochs, §8.6),
+/// then the application's store.
+struct OwnResumptionPsks<'a> {
+    state: &'a EpochState,
+    history: &'a [Option<(u64, Secret)>],
+    inner: &'a dyn PskStore,
+}
+
+impl PskStore for OwnResumptionPsks<'_> {
+    fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
+        self.inner.external_psk(psk_id)
+    }
+
+    fn resumption_psk(&self, group_id: &[u8], epoch: u64) -> Option<&[u8]> {
+        if group_id != self.state.group_id.as_slice() {
+            return self.inner.resumption_psk(group_id, epoch);
+        }
+        if epoch == self.state.epoch {
+            return Some(self.state.secrets.resumption_psk.as_bytes());
+        }
+        self.history.iter().flatten().find(|(e, _)| *e == epoch).map(|(_, s)| s.as_bytes())
+    }
 }
 
 /// The current tree and a fresh copy of it to stage changes on.
@@ -506,7 +511,7 @@ fn apply_proposals<const N: usize, const P: usize>(
     new: &mut TreeSlices<'_>,
     proposals: &ProposalStore<P>,
     state: &EpochState,
-    psks: &dyn PskLookup,
+    psks: &dyn PskStore,
     now: u64,
     max_lifetime: u64,
 ) -> Result<Applied<N>, CommitError> {
@@ -567,9 +572,9 @@ fn apply_proposals<const N: usize, const P: usize>(
                     return Err(CommitError::InvalidPsk);
                 }
                 let value = match id.psk {
-                    Psk::External { psk_id } => psks.external(psk_id),
+                    Psk::External { psk_id } => psks.external_psk(psk_id),
                     Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id, psk_epoch } => {
-                        psks.resumption(psk_group_id, psk_epoch)
+                        psks.resumption_psk(psk_group_id, psk_epoch)
                     }
                     Psk::Resumption { .. } => None,
                 }

@@ -1,9 +1,12 @@
 //! GroupInfo (RFC 9420 §12.4.3): the signed description of a group's
 //! current state that new members join from, with its `GroupInfoTBS` and the
-//! GroupContext (§8.1) as it travels inside it.
+//! GroupContext (§8.1) as it travels inside it; signing and verifying it
+//! (`SignWithLabel(., "GroupInfoTBS", GroupInfoTBS)`, §12.4.3 and §5.1.2).
 
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
-use crate::crypto::CipherSuite;
+use crate::crypto::labeled::{sign_with_label_parts, verify_with_label_parts};
+use crate::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
+use crate::crypto::{CipherSuite, CryptoError};
 use crate::extensions::Extensions;
 use crate::group_context::{GroupContext, PROTOCOL_VERSION_MLS10};
 
@@ -95,6 +98,42 @@ pub struct GroupInfo<'a> {
     pub signature: &'a [u8],
     /// The encoding of `tbs`, as received.
     tbs_bytes: &'a [u8],
+    /// The encoding of `tbs.group_context`, as received (a prefix of `tbs_bytes`).
+    group_context_bytes: &'a [u8],
+}
+
+/// Label of the GroupInfo signature (§12.4.3).
+pub const GROUP_INFO_TBS_LABEL: &[u8] = b"GroupInfoTBS";
+
+/// Why a GroupInfo could not be signed, or its signature was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupInfoError {
+    /// The output buffer is too small, or a field too long to encode.
+    Codec(CodecError),
+    /// The GroupContext names another cipher suite (or protocol version)
+    /// than the one the operation is for.
+    WrongCipherSuite,
+    /// The signature key is malformed, or signing failed.
+    Crypto(CryptoError),
+    /// The signature does not verify under the signer's key (§12.4.3).
+    InvalidSignature,
+}
+
+impl core::fmt::Display for GroupInfoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Codec(e) => write!(f, "GroupInfo encoding: {e}"),
+            Self::WrongCipherSuite => f.write_str("GroupInfo of another cipher suite or version"),
+            Self::Crypto(e) => write!(f, "GroupInfo signature: {e}"),
+            Self::InvalidSignature => f.write_str("GroupInfo signature does not verify"),
+        }
+    }
+}
+
+impl From<CodecError> for GroupInfoError {
+    fn from(e: CodecError) -> Self {
+        Self::Codec(e)
+    }
 }
 
 impl<'a> GroupInfo<'a> {
@@ -103,6 +142,52 @@ impl<'a> GroupInfo<'a> {
     pub fn tbs_bytes(&self) -> &'a [u8] {
         self.tbs_bytes
     }
+
+    /// The encoding of `group_context` as received: the GroupContext the
+    /// key schedule of a joiner uses (§8), byte-exact.
+    pub fn group_context_bytes(&self) -> &'a [u8] {
+        self.group_context_bytes
+    }
+
+    /// Writes the GroupInfo of `tbs`, signed by the member whose signature
+    /// key is `key` (§12.4.3: `SignWithLabel(., "GroupInfoTBS",
+    /// GroupInfoTBS)`), into `out`; returns its encoding. `tbs.signer` must
+    /// be that member's leaf index, and `tbs.group_context` of `suite`.
+    pub fn sign_into<'o>(
+        suite: CipherSuite,
+        tbs: &GroupInfoTbs<'_>,
+        key: &SignaturePrivateKey,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], GroupInfoError> {
+        check_suite(suite, &tbs.group_context)?;
+        let mut w = Writer::new(out);
+        tbs.encode(&mut w)?;
+        let signature = sign_with_label_parts(suite, key, GROUP_INFO_TBS_LABEL, &[w.written()])
+            .map_err(GroupInfoError::Crypto)?;
+        w.write_opaque(&signature)?;
+        let n = w.len();
+        out.get(..n).ok_or(GroupInfoError::Codec(CodecError::BufferTooSmall))
+    }
+
+    /// Verifies the signature with the signature key of the leaf `tbs.signer`
+    /// of the group's ratchet tree (§12.4.3), which the caller looks up (the
+    /// tree is the group layer's). Fails unless the GroupContext is of
+    /// version mls10 and cipher suite `suite`.
+    pub fn verify_signature(&self, suite: CipherSuite, signer_key: &SignaturePublicKey) -> Result<(), GroupInfoError> {
+        check_suite(suite, &self.tbs.group_context)?;
+        verify_with_label_parts(suite, signer_key, GROUP_INFO_TBS_LABEL, &[self.tbs_bytes], self.signature)
+            .map_err(|e| match e {
+                CryptoError::InvalidKey => GroupInfoError::Crypto(e),
+                _ => GroupInfoError::InvalidSignature,
+            })
+    }
+}
+
+fn check_suite(suite: CipherSuite, gc: &WireGroupContext<'_>) -> Result<(), GroupInfoError> {
+    if gc.version != PROTOCOL_VERSION_MLS10 || gc.cipher_suite != suite.to_u16() {
+        return Err(GroupInfoError::WrongCipherSuite);
+    }
+    Ok(())
 }
 
 impl Encode for GroupInfo<'_> {
@@ -115,8 +200,15 @@ impl Encode for GroupInfo<'_> {
 impl<'a> Decode<'a> for GroupInfo<'a> {
     fn decode(r: &mut Reader<'a>) -> Result<Self, CodecError> {
         let start = r.remaining();
-        let tbs = GroupInfoTbs::decode(r)?;
+        let group_context = WireGroupContext::decode(r)?;
+        let group_context_bytes = r.consumed_since(start);
+        let tbs = GroupInfoTbs {
+            group_context,
+            extensions: Extensions::decode(r)?,
+            confirmation_tag: r.read_opaque()?,
+            signer: r.read_u32()?,
+        };
         let tbs_bytes = r.consumed_since(start);
-        Ok(Self { tbs, signature: r.read_opaque()?, tbs_bytes })
+        Ok(Self { tbs, signature: r.read_opaque()?, tbs_bytes, group_context_bytes })
     }
 }

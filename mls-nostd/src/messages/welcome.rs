@@ -1,5 +1,6 @@
 //! Welcome messages (RFC 9420 §12.4.3.1): `Welcome`, `EncryptedGroupSecrets`
-//! and the `GroupSecrets` (with `PathSecret`) sealed to each new member.
+//! and the `GroupSecrets` (with `PathSecret`) sealed to each new member, as
+//! wire views. Creating and opening them: [`super::welcome_secrets`].
 
 use crate::psk::PreSharedKeyId;
 
@@ -31,6 +32,14 @@ pub struct Welcome<'a> {
     pub encrypted_group_info: &'a [u8],
 }
 crate::tls_struct!(Welcome<'a> { cipher_suite, secrets, encrypted_group_info });
+
+impl<'a> Welcome<'a> {
+    /// The first entry of `secrets` addressed to `key_package_ref`
+    /// (`new_member`, §12.4.3.1), if any.
+    pub fn secrets_for(&self, key_package_ref: &[u8]) -> Option<EncryptedGroupSecrets<'a>> {
+        self.secrets.iter().find(|e| e.new_member == key_package_ref)
+    }
+}
 
 /// `PathSecret` (§12.4.3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -84,6 +84,9 @@ pub struct TreeKemPrivate {
 }
 
 impl TreeKemPrivate {
+    /// No keys (a group not yet joined).
+    pub const EMPTY: Self = Self { leaf: LeafIndex(0), leaf_key: HpkePrivateKey::ZERO, path: [const { None }; MAX_DEPTH] };
+
     /// A member who knows only its leaf key.
     pub fn new(leaf: LeafIndex, leaf_key: HpkePrivateKey) -> Self {
         Self { leaf, leaf_key, path: [const { None }; MAX_DEPTH] }

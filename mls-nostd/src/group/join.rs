@@ -1,0 +1,191 @@
+//! Joining a group from a Welcome (RFC 9420 §12.4.3.1), with every check:
+//! our entry and its decryption, PSKs, the GroupInfo signature by a leaf of
+//! the tree, the whole tree (signatures, parent hashes, unique keys, tree hash
+//! equal to the GroupInfo's), our leaf identical to our KeyPackage's, the path
+//! secret's keys equal to the tree's, and the confirmation tag.
+
+use super::{EpochState, Group, GroupConfig, MAX_GROUP_EXTENSIONS_LEN, MAX_GROUP_ID_LEN};
+use crate::codec::{CodecError, Decode, OwnedBytes};
+use crate::crypto::labeled::derive_secret;
+use crate::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
+use crate::crypto::CryptoError;
+use crate::extensions::{EXT_RATCHET_TREE, Extensions};
+use crate::key_package::{KeyPackage, KeyPackagePrivateKeys};
+use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
+use crate::messages::welcome_secrets::{WelcomeError, process_welcome};
+use crate::psk::PskStore;
+use crate::ratchet_tree::tree::{TreeError, decode_tree};
+use crate::ratchet_tree::treekem::TreeKemPrivate;
+use crate::ratchet_tree::validate::{CredentialValidator, TreeCheck, TreeValidationError};
+use crate::tree_math::{self, LeafIndex};
+
+/// Why joining failed. The group is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinError {
+    /// The message is not a Welcome, or the KeyPackage is malformed.
+    Malformed(CodecError),
+    /// Decrypting or checking the Welcome failed (§12.4.3.1).
+    Welcome(WelcomeError),
+    /// The Welcome carries no ratchet tree and none was given.
+    NoRatchetTree,
+    /// The ratchet tree could not be imported.
+    Tree(TreeError),
+    /// The ratchet tree is invalid (§12.4.3.1).
+    InvalidTree(TreeValidationError),
+    /// The GroupInfo's signer is not a member of the tree.
+    UnknownSigner,
+    /// No leaf of the tree is our KeyPackage's leaf.
+    NotInTree,
+    /// A key derived from the path secret differs from the tree's.
+    PathSecretMismatch,
+    /// A group ID or extensions longer than the capacities.
+    CapacityExceeded,
+    /// A cryptographic operation failed.
+    Crypto(CryptoError),
+}
+
+impl From<CodecError> for JoinError {
+    fn from(e: CodecError) -> Self {
+        Self::Malformed(e)
+    }
+}
+
+impl From<WelcomeError> for JoinError {
+    fn from(e: WelcomeError) -> Self {
+        Self::Welcome(e)
+    }
+}
+
+impl From<TreeError> for JoinError {
+    fn from(e: TreeError) -> Self {
+        Self::Tree(e)
+    }
+}
+
+impl From<CryptoError> for JoinError {
+    fn from(e: CryptoError) -> Self {
+        Self::Crypto(e)
+    }
+}
+
+/// What joining needs besides the Welcome.
+#[derive(Clone, Copy)]
+pub struct JoinParams<'a> {
+    /// Our KeyPackage, encoded (as published).
+    pub key_package: &'a [u8],
+    /// Its private keys (from the key store).
+    pub keys: &'a KeyPackagePrivateKeys,
+    /// Our signature private key.
+    pub signer: &'a SignaturePrivateKey,
+    /// The ratchet tree, if not in the Welcome's GroupInfo (out of band).
+    pub ratchet_tree: Option<&'a [u8]>,
+    /// External and resumption PSKs.
+    pub psks: &'a dyn PskStore,
+    /// The application's credential policy.
+    pub credentials: &'a dyn CredentialValidator,
+    /// Group settings.
+    pub config: GroupConfig,
+}
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+    /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`), replacing this
+    /// group's state only on success. `buf` receives the decrypted GroupInfo
+    /// (the Welcome's length suffices).
+    pub fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), JoinError> {
+        let MlsMessageBody::Welcome(welcome) = MlsMessage::decode_exact(welcome)?.body else {
+            return Err(JoinError::Malformed(CodecError::InvalidValue));
+        };
+        let kp = KeyPackage::decode_exact(p.key_package)?;
+        let suite = crate::crypto::CipherSuite::from_u16(kp.tbs.cipher_suite)
+            .ok_or(JoinError::Welcome(WelcomeError::WrongCipherSuite))?;
+        let kp_ref = kp.reference(suite)?;
+        let decrypted = process_welcome(suite, kp_ref.as_bytes(), &p.keys.init_key, &welcome, p.psks, buf)?;
+
+        // The tree goes into the spare buffer; the group changes only at the end.
+        let gi = *decrypted.group_info();
+        let tree_bytes = match gi.tbs.extensions.find(EXT_RATCHET_TREE) {
+            Some(data) => data,
+            None => p.ratchet_tree.ok_or(JoinError::NoRatchetTree)?,
+        };
+        let view = decode_tree(tree_bytes)?;
+        let spare = self.active ^ 1;
+        let [a, b] = &mut self.trees;
+        let mut tree = if spare & 1 == 0 { a.slices() } else { b.slices() };
+        tree.import(suite, &view)?;
+
+        let signer = LeafIndex(decrypted.signer());
+        let signer_key = tree
+            .signature_key(signer)
+            .and_then(|k| SignaturePublicKey::from_slice(k).ok())
+            .ok_or(JoinError::UnknownSigner)?;
+        let verified = decrypted.verify(&signer_key)?;
+        let gc = verified.group_context;
+
+        let check = TreeCheck {
+            group_id: gc.group_id,
+            tree_hash: Some(gc.tree_hash),
+            group_extensions: Extensions::from_body(gc.extensions)?,
+            credentials: p.credentials,
+        };
+        let mut scratch_a = [0u32; N];
+        let mut scratch_b = [0u32; N];
+        tree.validate(&check, &mut scratch_a, &mut scratch_b).map_err(JoinError::InvalidTree)?;
+
+        // Our leaf: the one identical to our KeyPackage's.
+        let ours = kp.tbs.leaf_node.as_bytes();
+        let me = (0..tree.n_leaves())
+            .map(LeafIndex)
+            .find(|l| tree.leaf_bytes(*l) == Some(ours))
+            .ok_or(JoinError::NotInTree)?;
+        let mut private = TreeKemPrivate::new(me, p.keys.encryption_key.clone());
+
+        // The path secret is that of the lowest common ancestor of our leaf and
+        // the signer's; its ancestors' follow by DeriveSecret(., "path").
+        if let Some(ps) = &verified.path_secret {
+            let lca = tree_math::common_ancestor(
+                me.node().ok_or(JoinError::NotInTree)?,
+                signer.node().ok_or(JoinError::UnknownSigner)?,
+            );
+            let mut secret = ps.clone();
+            let mut node = Some(lca);
+            let mut first = true;
+            while let Some(n) = node {
+                if let Some(expected) = tree.encryption_key(n).copied() {
+                    if !first {
+                        secret = derive_secret(suite, secret.as_bytes(), b"path")?;
+                    }
+                    first = false;
+                    let pk = private.set_path_secret(suite, n, secret.as_bytes())?;
+                    if pk.as_bytes() != expected {
+                        return Err(JoinError::PathSecretMismatch);
+                    }
+                }
+                node = tree_math::parent(n, tree.n_leaves());
+            }
+        }
+
+        let state = EpochState {
+            suite,
+            group_id: OwnedBytes::<MAX_GROUP_ID_LEN>::from_slice(gc.group_id).map_err(|_| JoinError::CapacityExceeded)?,
+            epoch: gc.epoch,
+            confirmed_transcript_hash: crate::crypto::HashValue::from_slice(gc.confirmed_transcript_hash)?,
+            interim_transcript_hash: verified.interim_transcript_hash,
+            extensions: OwnedBytes::<MAX_GROUP_EXTENSIONS_LEN>::from_slice(gc.extensions)
+                .map_err(|_| JoinError::CapacityExceeded)?,
+            secrets: verified.epoch_secrets,
+            private,
+        };
+        let n_leaves = tree.n_leaves();
+        self.secret_tree
+            .reset(suite, n_leaves, &state.secrets.encryption_secret, p.config.secret_tree)
+            .map_err(|_| JoinError::CapacityExceeded)?;
+        self.active = spare;
+        self.state = state;
+        self.signer = p.signer.clone();
+        self.config = p.config;
+        self.proposals.clear();
+        self.staged = None;
+        self.removed = false;
+        Ok(())
+    }
+}

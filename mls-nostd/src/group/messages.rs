@@ -1,0 +1,171 @@
+//! Receiving and sending group messages (RFC 9420 §6, §12.4.2): unprotect
+//! with the epoch's keys, then hand the content to the state machine
+//! (application data out, proposals kept, commits staged); protect
+//! application data as PrivateMessage (§6.3; never as PublicMessage, §6.2).
+
+use super::{CommitError, Group, MAX_GROUP_CONTEXT_LEN, StagedCommitSummary};
+use crate::codec::{CodecError, Reader};
+use crate::crypto::HashValue;
+use crate::crypto::signature::SignaturePublicKey;
+use crate::messages::authenticated_content::{EncodedGroupContext, ProtectionError};
+use crate::messages::framing::{
+    Content, FramedContent, Sender, WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE,
+};
+use crate::messages::private_message::{self, PrivateMessageKeys};
+use crate::messages::public_message;
+use crate::psk::PskStore;
+use crate::ratchet_tree::tree::TreeSlices;
+use crate::tree_math::LeafIndex;
+use rand_core::CryptoRng;
+
+/// Why an incoming message was refused. The group is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiveError {
+    /// Not a PublicMessage or PrivateMessage (a Welcome, GroupInfo or KeyPackage
+    /// is not a group message).
+    NotAGroupMessage,
+    /// Framing, decryption or authentication failed (§6).
+    Protection(ProtectionError),
+    /// The Commit or Proposal is invalid (§12).
+    Commit(CommitError),
+    /// The group cannot be used: it was left, removed or reinitialized.
+    Inactive,
+}
+
+impl From<ProtectionError> for ReceiveError {
+    fn from(e: ProtectionError) -> Self {
+        Self::Protection(e)
+    }
+}
+
+impl From<CommitError> for ReceiveError {
+    fn from(e: CommitError) -> Self {
+        Self::Commit(e)
+    }
+}
+
+impl From<CodecError> for ReceiveError {
+    fn from(e: CodecError) -> Self {
+        Self::Protection(ProtectionError::Malformed(e))
+    }
+}
+
+/// What an incoming message was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received<'m> {
+    /// Application data from a member.
+    Application {
+        /// Who sent it.
+        sender: LeafIndex,
+        /// The data (decrypted in place in the message buffer).
+        data: &'m [u8],
+        /// The sender's `authenticated_data`.
+        authenticated_data: &'m [u8],
+    },
+    /// A proposal, kept for a Commit that refers to it.
+    Proposal {
+        /// Who proposed.
+        sender: Sender,
+        /// Its reference (§5.2).
+        reference: HashValue,
+    },
+    /// A Commit, staged: inspect, then merge or discard.
+    Commit(StagedCommitSummary),
+}
+
+/// The signature key of `sender` in `tree` (members only here).
+fn member_key(tree: &TreeSlices<'_>, leaf: LeafIndex) -> Option<SignaturePublicKey> {
+    tree.signature_key(leaf).and_then(|k| SignaturePublicKey::from_slice(k).ok())
+}
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+    /// Processes an `MLSMessage` holding a PublicMessage or PrivateMessage of
+    /// this group. A PrivateMessage is decrypted in place, so `message` is
+    /// overwritten. `now` (seconds since the Unix epoch) checks KeyPackage
+    /// lifetimes of added members.
+    pub fn process_message<'m>(
+        &mut self,
+        message: &'m mut [u8],
+        psks: &dyn PskStore,
+        now: u64,
+    ) -> Result<Received<'m>, ReceiveError> {
+        if self.removed {
+            return Err(ReceiveError::Inactive);
+        }
+        let mut r = Reader::new(message);
+        let _version = r.read_u16()?;
+        let wire_format = r.read_u16()?;
+        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let tree_hash = self.tree().root_tree_hash().map_err(CommitError::Tree)?;
+        let gc_len = self.state.group_context(tree_hash.as_bytes(), &mut gc_buf)?.len();
+        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall)?)?;
+        let Self { trees, active, state, secret_tree, .. } = self;
+        let [a, b] = trees;
+        let tree = if *active & 1 == 0 { a.slices() } else { b.slices() };
+        let content = match wire_format {
+            WIRE_FORMAT_PUBLIC_MESSAGE => {
+                let mut lookup = |c: &FramedContent<'_>| match c.sender {
+                    Sender::Member(i) => member_key(&tree, LeafIndex(i)),
+                    _ => None,
+                };
+                public_message::unprotect(&gc, &state.secrets.membership_key, message, &mut lookup)?
+            }
+            WIRE_FORMAT_PRIVATE_MESSAGE => {
+                let mut keys =
+                    PrivateMessageKeys { secret_tree, sender_data_secret: &state.secrets.sender_data_secret };
+                let mut lookup = |l: LeafIndex| member_key(&tree, l);
+                private_message::unprotect(&gc, &mut keys, message, &mut lookup)?
+            }
+            _ => return Err(ReceiveError::NotAGroupMessage),
+        };
+        match content.content.content {
+            Content::Application(data) => {
+                let Sender::Member(i) = content.content.sender else {
+                    return Err(ProtectionError::InvalidSender.into());
+                };
+                Ok(Received::Application {
+                    sender: LeafIndex(i),
+                    data,
+                    authenticated_data: content.content.authenticated_data,
+                })
+            }
+            Content::Proposal(_) => {
+                let reference = self.store_proposal(&content)?;
+                Ok(Received::Proposal { sender: content.content.sender, reference })
+            }
+            Content::Commit(_) => Ok(Received::Commit(self.stage_commit(&content, psks, now)?)),
+        }
+    }
+
+    /// Protects application data as a PrivateMessage (§6.3) with `padding`
+    /// zero bytes; the sending ratchet moves past the key before the message
+    /// is returned. `rng` draws the reuse guard.
+    pub fn protect_application<'o>(
+        &mut self,
+        data: &[u8],
+        authenticated_data: &[u8],
+        padding: usize,
+        rng: &mut impl CryptoRng,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], ReceiveError> {
+        if self.removed {
+            return Err(ReceiveError::Inactive);
+        }
+        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let tree_hash = self.tree().root_tree_hash().map_err(CommitError::Tree)?;
+        let gc_len = self.state.group_context(tree_hash.as_bytes(), &mut gc_buf)?.len();
+        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall)?)?;
+        let content = FramedContent {
+            group_id: self.state.group_id.as_slice(),
+            epoch: self.state.epoch,
+            sender: Sender::Member(self.state.private.leaf.0),
+            authenticated_data,
+            content: Content::Application(data),
+        };
+        let mut keys = PrivateMessageKeys {
+            secret_tree: &mut self.secret_tree,
+            sender_data_secret: &self.state.secrets.sender_data_secret,
+        };
+        Ok(private_message::protect(&gc, &mut keys, &self.signer, &content, padding, rng, out)?)
+    }
+}

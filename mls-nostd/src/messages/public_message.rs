@@ -1,0 +1,185 @@
+//! Protecting and unprotecting PublicMessages (RFC 9420 §6.2): content signed
+//! over `FramedContentTBS` (§6.1) and, for member senders, authenticated by
+//! the membership tag `MAC(membership_key, AuthenticatedContentTBM)`.
+//!
+//! Protection writes the `MLSMessage(PublicMessage)` straight into a caller
+//! buffer: the FramedContent is encoded once, where it is sent, and signed
+//! and MACed there. It takes two steps because a commit's confirmation tag
+//! depends on its signature (§8.2): [`sign`] then [`SignedPublicMessage::finish`];
+//! [`protect`] does both for proposals. Application data is refused: §6.2
+//! requires application messages to be PrivateMessages.
+//!
+//! Unprotection checks, in order: group id and epoch against the given
+//! GroupContext, the sender type, the membership tag (member senders, before
+//! any signature work), then the signature with the sender's key.
+
+use crate::codec::{Decode, Writer};
+use crate::crypto::Secret;
+use crate::crypto::signature::{Signature, SignaturePrivateKey, SignaturePublicKey};
+use crate::group_context::PROTOCOL_VERSION_MLS10;
+
+use super::authenticated_content::{
+    AuthenticatedContent, EncodedGroupContext, FramedContentTbs, ProtectionError, sender_allowed,
+};
+use super::framing::{
+    ContentType, FramedContent, FramedContentAuthData, PublicMessage, Sender, WIRE_FORMAT_PUBLIC_MESSAGE,
+};
+use super::mls_message::{MlsMessage, MlsMessageBody};
+
+/// Bytes of the MLSMessage head (version, wire format) before the PublicMessage.
+const MLS_MESSAGE_HEAD: usize = 4;
+
+/// Checks what a PublicMessage may carry: the group and epoch of `context`,
+/// no application data (§6.2), a sender type allowed for the content (§6.1).
+fn check_content(context: &EncodedGroupContext<'_>, content: &FramedContent<'_>) -> Result<(), ProtectionError> {
+    context.check(content.group_id, content.epoch)?;
+    let content_type = content.content.content_type();
+    if content_type == ContentType::Application {
+        return Err(ProtectionError::WrongContentType);
+    }
+    if !sender_allowed(&content.sender, content_type) {
+        return Err(ProtectionError::InvalidSender);
+    }
+    Ok(())
+}
+
+/// A PublicMessage whose content is encoded and signed, waiting for its
+/// confirmation tag (commits) and membership tag (member senders).
+#[derive(Debug)]
+pub struct SignedPublicMessage<'o, 'c> {
+    out: &'o mut [u8],
+    content_end: usize,
+    signature: Signature,
+    context: EncodedGroupContext<'c>,
+    sender: Sender,
+    content_type: ContentType,
+}
+
+/// Encodes `content` into `out` as the start of an `MLSMessage(PublicMessage)`
+/// and signs it with `signer` (§6.1). The content must belong to the group and
+/// epoch of `context`.
+pub fn sign<'o, 'c>(
+    context: &EncodedGroupContext<'c>,
+    signer: &SignaturePrivateKey,
+    content: &FramedContent<'_>,
+    out: &'o mut [u8],
+) -> Result<SignedPublicMessage<'o, 'c>, ProtectionError> {
+    check_content(context, content)?;
+    let mut w = Writer::new(out);
+    w.write_u16(PROTOCOL_VERSION_MLS10)?;
+    w.write_u16(WIRE_FORMAT_PUBLIC_MESSAGE)?;
+    crate::codec::Encode::encode(content, &mut w)?;
+    let content_end = w.len();
+    let encoded = out.get(MLS_MESSAGE_HEAD..content_end).ok_or(ProtectionError::BufferTooSmall)?;
+    let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, encoded, context.bytes())?;
+    let signature = tbs.sign(context.cipher_suite(), signer)?;
+    Ok(SignedPublicMessage {
+        out,
+        content_end,
+        signature,
+        context: *context,
+        sender: content.sender,
+        content_type: content.content.content_type(),
+    })
+}
+
+impl<'o> SignedPublicMessage<'o, '_> {
+    /// The encoded FramedContent, as signed (input to the confirmed
+    /// transcript hash, §8.2).
+    pub fn content_bytes(&self) -> &[u8] {
+        self.out.get(MLS_MESSAGE_HEAD..self.content_end).unwrap_or(&[])
+    }
+
+    /// The signature over `FramedContentTBS`.
+    pub fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    /// Appends the auth data and, for a member sender, the membership tag
+    /// computed with `membership_key`; returns the whole MLSMessage.
+    /// `confirmation_tag` must be given (`Nh` bytes) exactly for commits.
+    pub fn finish(
+        self,
+        confirmation_tag: Option<&[u8]>,
+        membership_key: Option<&Secret>,
+    ) -> Result<&'o [u8], ProtectionError> {
+        let suite = self.context.cipher_suite();
+        let auth = FramedContentAuthData { signature: &self.signature, confirmation_tag };
+        if !auth.fits(self.content_type) || confirmation_tag.is_some_and(|t| t.len() != suite.hash_len()) {
+            return Err(ProtectionError::ConfirmationTagMismatch);
+        }
+        let membership_tag = match self.sender {
+            Sender::Member(_) => {
+                let key = membership_key.ok_or(ProtectionError::MissingMembershipKey)?;
+                let encoded =
+                    self.out.get(MLS_MESSAGE_HEAD..self.content_end).ok_or(ProtectionError::BufferTooSmall)?;
+                let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, encoded, self.context.bytes())?;
+                Some(tbs.membership_tag(suite, key, &auth)?)
+            }
+            Sender::External(_) | Sender::NewMemberProposal | Sender::NewMemberCommit => None,
+        };
+        let tail = self.out.get_mut(self.content_end..).ok_or(ProtectionError::BufferTooSmall)?;
+        let mut w = Writer::new(tail);
+        crate::codec::Encode::encode(&auth, &mut w)?;
+        if let Some(tag) = &membership_tag {
+            w.write_opaque(tag.as_bytes())?;
+        }
+        let end = self.content_end.checked_add(w.len()).ok_or(ProtectionError::BufferTooSmall)?;
+        self.out.get(..end).ok_or(ProtectionError::BufferTooSmall)
+    }
+}
+
+/// Protects a proposal as an `MLSMessage(PublicMessage)` in `out` and returns
+/// it: [`sign`], then [`SignedPublicMessage::finish`] without a confirmation
+/// tag. `membership_key` is required for member senders. Commits need their
+/// confirmation tag, which depends on the signature: use the two steps.
+pub fn protect<'o>(
+    context: &EncodedGroupContext<'_>,
+    signer: &SignaturePrivateKey,
+    content: &FramedContent<'_>,
+    membership_key: Option<&Secret>,
+    out: &'o mut [u8],
+) -> Result<&'o [u8], ProtectionError> {
+    sign(context, signer, content, out)?.finish(None, membership_key)
+}
+
+/// Unprotects a decoded PublicMessage (§6.2): checks the group id and epoch
+/// against `context`, the sender type, the membership tag with
+/// `membership_key` if the sender is a member (first, before any signature
+/// work), then the signature with the key `sender_key` gives for the content
+/// (`None`: unknown sender). The confirmation tag of a commit is left to the
+/// caller, who derives the next epoch (§8.1).
+pub fn unprotect_decoded<'a>(
+    context: &EncodedGroupContext<'_>,
+    membership_key: &Secret,
+    message: &PublicMessage<'a>,
+    sender_key: &mut dyn FnMut(&FramedContent<'a>) -> Option<SignaturePublicKey>,
+) -> Result<AuthenticatedContent<'a>, ProtectionError> {
+    let content = &message.content;
+    check_content(context, content)?;
+    let suite = context.cipher_suite();
+    let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, message.content_bytes(), context.bytes())?;
+    if let Sender::Member(_) = content.sender {
+        // Decoding guarantees the tag is present for members.
+        let tag = message.membership_tag.ok_or(ProtectionError::BadMembershipTag)?;
+        tbs.verify_membership_tag(suite, membership_key, &message.auth, tag)?;
+    }
+    let key = sender_key(content).ok_or(ProtectionError::UnknownSender)?;
+    tbs.verify(suite, &key, message.auth.signature)?;
+    // Decoded from these bytes, auth for its content type: no need to decode again.
+    Ok(AuthenticatedContent::from_decoded(WIRE_FORMAT_PUBLIC_MESSAGE, *content, message.content_bytes(), message.auth))
+}
+
+/// Unprotects an encoded `MLSMessage(PublicMessage)` (all of `message`): see
+/// [`unprotect_decoded`].
+pub fn unprotect<'a>(
+    context: &EncodedGroupContext<'_>,
+    membership_key: &Secret,
+    message: &'a [u8],
+    sender_key: &mut dyn FnMut(&FramedContent<'a>) -> Option<SignaturePublicKey>,
+) -> Result<AuthenticatedContent<'a>, ProtectionError> {
+    match MlsMessage::decode_exact(message)?.body {
+        MlsMessageBody::PublicMessage(pm) => unprotect_decoded(context, membership_key, &pm, sender_key),
+        _ => Err(ProtectionError::WrongWireFormat),
+    }
+}

@@ -1,0 +1,722 @@
+//! The cryptography of a Welcome (RFC 9420 §12.4.3.1): sealing the GroupInfo
+//! under the welcome key and each new member's GroupSecrets to its
+//! `init_key`, and, on the joiner's side, opening both and checking what they
+//! claim: the PSKs (§8.4), the GroupInfo signature (§12.4.3) and the
+//! confirmation tag (§6.1, §8.1).
+//!
+//! **Creating** ([`WelcomeParams::create`]). The GroupInfo is encrypted first,
+//! because it is the context of every `EncryptWithLabel(init_key, "Welcome",
+//! encrypted_group_info, GroupSecrets)`. That HPKE `info`
+//! (`EncryptContext{"MLS 1.0 Welcome", encrypted_group_info}`) is the same for
+//! every recipient, so its `info_hash` is computed once: for 1,000 members and
+//! a 340 KB GroupInfo that is one pass over 340 KB instead of 1,000. Every
+//! ephemeral key's randomness is drawn from the caller's RNG before the seals,
+//! which then run through an [`Executor`] (DESIGN.md decision 5): the same seed
+//! gives the same bytes with any executor. Each seal works in a fixed-size
+//! chunk of the output buffer at the place its `EncryptedGroupSecrets` ends up
+//! (chunks are moved together afterwards if members' entries differ in size),
+//! so the whole Welcome is built in the caller's buffer with no scratch space
+//! when all entries have the same size.
+//!
+//! **Joining** ([`process_welcome`], then [`DecryptedWelcome::verify`]).
+//! Processing finds our entry, decrypts the GroupSecrets, resolves the PSKs
+//! through a [`PskStore`], and decrypts and decodes the GroupInfo. Its signer's
+//! key lives in the ratchet tree, which the group layer owns (it may come in a
+//! GroupInfo extension), so the epoch's secrets are only released by
+//! [`DecryptedWelcome::verify`], which takes the signer's key, checks the
+//! signature, derives the epoch secrets and checks the confirmation tag.
+//! The group-level checks of §12.4.3.1 (unique group ID, tree integrity, our
+//! leaf in the tree, ReInit/branch membership rules) are the caller's.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use rand_core::CryptoRng;
+use zeroize::Zeroize;
+
+use super::framing::WIRE_FORMAT_WELCOME;
+use super::group_info::{GroupInfo, GroupInfoError};
+use super::welcome::{PathSecret, Welcome};
+use crate::codec::{CodecError, Decode, ListView, Reader, VARINT_MAX, Writer};
+use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KEM_PRIVATE_LEN, KEM_PUBLIC_LEN, KemOutput};
+use crate::crypto::labeled::{LABEL_PREFIX, VarintPrefix, decrypt_with_label};
+use crate::crypto::signature::SignaturePublicKey;
+use crate::crypto::{AEAD_TAG_LEN, CipherSuite, CryptoError, HashValue, Secret};
+use crate::executor::Executor;
+use crate::group_context::{GroupContext, PROTOCOL_VERSION_MLS10};
+use crate::key_package::KeyPackage;
+use crate::key_schedule::{EpochSecrets, welcome_key_nonce, welcome_secret};
+use crate::psk::{PreSharedKeyId, Psk, PskStore, ResumptionPskUsage, psk_secret};
+use crate::transcript::{interim_transcript_hash, verify_confirmation_tag};
+
+/// Label of the GroupSecrets encryption (§12.4.3.1).
+pub const WELCOME_LABEL: &[u8] = b"Welcome";
+
+/// Most PSKs a GroupSecrets may list for this build to join with it (the
+/// same bound as PreSharedKey proposals per Commit in the group layer).
+pub const MAX_WELCOME_PSKS: usize = 16;
+
+/// Bytes of randomness per ephemeral HPKE key (`DeriveKeyPair` input, `Nsk`).
+const EPH_IKM_LEN: usize = KEM_PRIVATE_LEN;
+
+/// `MLSMessage` header of a Welcome: version, wire format, cipher suite.
+const HEADER_LEN: usize = 6;
+
+/// Why a Welcome could not be created or joined from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WelcomeError {
+    /// The Welcome's cipher suite is not the one of our KeyPackage, or its
+    /// GroupInfo names another suite or protocol version.
+    WrongCipherSuite,
+    /// No `EncryptedGroupSecrets` is addressed to our KeyPackageRef.
+    NotForUs,
+    /// Our GroupSecrets did not decrypt with our `init_key` (§12.4.3.1).
+    GroupSecretsDecryptionFailed,
+    /// The GroupInfo did not decrypt with the welcome key and nonce.
+    GroupInfoDecryptionFailed,
+    /// A PSK the GroupSecrets lists is not in the [`PskStore`] (§12.4.3.1).
+    UnknownPsk,
+    /// The PSK list is invalid: a `psk_nonce` not of length `Nh`, the same
+    /// PSK twice, more than one `reinit`/`branch` resumption PSK, or one of
+    /// them in a GroupInfo of an epoch other than 1 (§8.4, §12.2, §12.4.3.1).
+    InvalidPsk,
+    /// More PSKs than [`MAX_WELCOME_PSKS`].
+    TooManyPsks,
+    /// The GroupSecrets or GroupInfo is malformed: a decoding error, or a
+    /// joiner or path secret not of length `Nh`.
+    Malformed(CodecError),
+    /// The GroupInfo signature does not verify under the signer's key.
+    InvalidGroupInfoSignature,
+    /// The GroupInfo's `confirmation_tag` is not `MAC(confirmation_key,
+    /// confirmed_transcript_hash)` of the epoch the Welcome leads to.
+    InvalidConfirmationTag,
+    /// A new member's `init_key` gives an all-zero Diffie-Hellman output
+    /// (a low-order point): it cannot be encrypted to.
+    InvalidInitKey,
+    /// The caller's buffer is too small.
+    BufferTooSmall,
+    /// A length does not fit an MLS variable-length vector (2^30 bytes).
+    TooLarge,
+    /// A cryptographic operation failed otherwise (e.g. a secret of the wrong
+    /// length, a malformed signature key).
+    Crypto(CryptoError),
+}
+
+impl core::fmt::Display for WelcomeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::WrongCipherSuite => f.write_str("Welcome of another cipher suite"),
+            Self::NotForUs => f.write_str("Welcome has no GroupSecrets for our KeyPackage"),
+            Self::GroupSecretsDecryptionFailed => f.write_str("GroupSecrets do not decrypt"),
+            Self::GroupInfoDecryptionFailed => f.write_str("GroupInfo does not decrypt"),
+            Self::UnknownPsk => f.write_str("unknown PSK"),
+            Self::InvalidPsk => f.write_str("invalid PSK list"),
+            Self::TooManyPsks => f.write_str("too many PSKs"),
+            Self::Malformed(e) => write!(f, "malformed GroupSecrets or GroupInfo: {e}"),
+            Self::InvalidGroupInfoSignature => f.write_str("GroupInfo signature does not verify"),
+            Self::InvalidConfirmationTag => f.write_str("confirmation tag does not match"),
+            Self::InvalidInitKey => f.write_str("invalid init key"),
+            Self::BufferTooSmall => f.write_str("buffer too small"),
+            Self::TooLarge => f.write_str("length too large for a vector"),
+            Self::Crypto(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<CryptoError> for WelcomeError {
+    fn from(e: CryptoError) -> Self {
+        Self::Crypto(e)
+    }
+}
+
+/// An encoding error while writing: the buffer, or a length too large.
+fn writing(e: CodecError) -> WelcomeError {
+    match e {
+        CodecError::BufferTooSmall => WelcomeError::BufferTooSmall,
+        _ => WelcomeError::TooLarge,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Sizes
+// ---------------------------------------------------------------------------
+
+/// Bytes of the MLS varint prefix of a vector of `n` bytes (§2.1.2).
+fn varint_len(n: usize) -> Result<usize, WelcomeError> {
+    match u32::try_from(n) {
+        Ok(v) if v < 1 << 6 => Ok(1),
+        Ok(v) if v < 1 << 14 => Ok(2),
+        Ok(v) if v <= VARINT_MAX => Ok(4),
+        _ => Err(WelcomeError::TooLarge),
+    }
+}
+
+/// Bytes of an `opaque<V>` (or any vector) with an `n`-byte body.
+fn vector_len(n: usize) -> Result<usize, WelcomeError> {
+    varint_len(n)?.checked_add(n).ok_or(WelcomeError::TooLarge)
+}
+
+fn sum(parts: &[usize]) -> Result<usize, WelcomeError> {
+    parts.iter().try_fold(0usize, |acc, p| acc.checked_add(*p)).ok_or(WelcomeError::TooLarge)
+}
+
+/// What all GroupSecrets of a Welcome share, for sizing them.
+#[derive(Clone, Copy)]
+struct Shape {
+    joiner_len: usize,
+    /// The encoded `PreSharedKeyID psks<V>`, prefix included.
+    psks_len: usize,
+}
+
+impl Shape {
+    /// Bytes of a GroupSecrets with a path secret of `path_len` bytes.
+    fn group_secrets_len(&self, path_len: Option<usize>) -> Result<usize, WelcomeError> {
+        let path = match path_len {
+            None => 1,
+            Some(n) => vector_len(n)?.checked_add(1).ok_or(WelcomeError::TooLarge)?,
+        };
+        sum(&[vector_len(self.joiner_len)?, path, self.psks_len])
+    }
+
+    /// Bytes of the `EncryptedGroupSecrets` of `member`, and of its plaintext.
+    fn entry_len(&self, member: &NewMember<'_>) -> Result<(usize, usize), WelcomeError> {
+        let gs = self.group_secrets_len(member.path_secret.map(Secret::len))?;
+        let ct = gs.checked_add(AEAD_TAG_LEN).ok_or(WelcomeError::TooLarge)?;
+        let entry = sum(&[vector_len(member.key_package_ref.as_bytes().len())?, vector_len(KEM_PUBLIC_LEN)?, vector_len(ct)?])?;
+        Ok((entry, gs))
+    }
+}
+
+/// Sizes of a Welcome under construction ([`WelcomeParams::sizes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WelcomeSizes {
+    /// Bytes of the encoded `MLSMessage(Welcome)`.
+    pub message_len: usize,
+    /// Bytes the output buffer of [`WelcomeParams::create`] needs:
+    /// `message_len` when every member's entry has the same size, else a
+    /// little more (each entry is sealed in a slot of the largest size).
+    pub buffer_len: usize,
+}
+
+/// Where everything goes in the output buffer while the Welcome is built.
+struct Layout {
+    shape: Shape,
+    /// Bytes of each seal job's slot: the largest `EncryptedGroupSecrets`.
+    stride: usize,
+    /// Bytes of the `secrets<V>` body in the final message.
+    secrets_body: usize,
+    /// True when entries differ in size: slots are closed up after the seals.
+    compact: bool,
+    /// Offset of the first `EncryptedGroupSecrets`.
+    secrets_start: usize,
+    /// Bytes of `encrypted_group_info` (GroupInfo and tag).
+    egi_len: usize,
+    /// Offset of the `encrypted_group_info<V>` vector while the seals run.
+    egi_start: usize,
+    sizes: WelcomeSizes,
+}
+
+// ---------------------------------------------------------------------------
+// Creating a Welcome
+// ---------------------------------------------------------------------------
+
+/// A new member to welcome: the KeyPackage it was added with and, if the
+/// Commit had a path, the path secret of the lowest common ancestor of the
+/// committer's leaf and its own (§12.4.3.1).
+#[derive(Clone, Copy, Debug)]
+pub struct NewMember<'a> {
+    /// `MakeKeyPackageRef` of its KeyPackage (§5.2): `new_member`.
+    pub key_package_ref: HashValue,
+    /// The KeyPackage's `init_key`.
+    pub init_key: HpkePublicKey,
+    /// The path secret for this member, if any.
+    pub path_secret: Option<&'a Secret>,
+}
+
+impl<'a> NewMember<'a> {
+    /// The new member of `key_package` (already validated, §10.1).
+    pub fn from_key_package(
+        suite: CipherSuite,
+        key_package: &KeyPackage<'_>,
+        path_secret: Option<&'a Secret>,
+    ) -> Result<Self, CryptoError> {
+        Ok(Self {
+            key_package_ref: key_package.reference(suite)?,
+            init_key: HpkePublicKey::from_slice(key_package.tbs.init_key)?,
+            path_secret,
+        })
+    }
+}
+
+/// What a committer puts in every Welcome of an epoch (§12.4.3.1).
+#[derive(Clone, Copy, Debug)]
+pub struct WelcomeParams<'a> {
+    /// The group's cipher suite.
+    pub suite: CipherSuite,
+    /// `joiner_secret` of the new epoch (§8).
+    pub joiner_secret: &'a Secret,
+    /// The PSKs of the Commit, in its order (§8.4): `GroupSecrets.psks`.
+    pub psks: &'a [PreSharedKeyId<'a>],
+    /// `welcome_secret` of the new epoch (from the joiner and PSK secrets).
+    pub welcome_secret: &'a Secret,
+    /// The encoded GroupInfo of the new epoch, signed (§12.4.3).
+    pub group_info: &'a [u8],
+}
+
+impl WelcomeParams<'_> {
+    fn layout(&self, members: &[NewMember<'_>]) -> Result<Layout, WelcomeError> {
+        let mut psks = Writer::counter();
+        psks.write_vec(self.psks).map_err(writing)?;
+        let shape = Shape { joiner_len: self.joiner_secret.len(), psks_len: psks.len() };
+        let mut secrets_body = 0usize;
+        let mut stride = EPH_IKM_LEN;
+        for m in members {
+            let (entry, _) = shape.entry_len(m)?;
+            secrets_body = secrets_body.checked_add(entry).ok_or(WelcomeError::TooLarge)?;
+            stride = stride.max(entry);
+        }
+        let jobs_len = stride.checked_mul(members.len()).ok_or(WelcomeError::TooLarge)?;
+        let secrets_start = sum(&[HEADER_LEN, varint_len(secrets_body)?])?;
+        let egi_len = self.group_info.len().checked_add(AEAD_TAG_LEN).ok_or(WelcomeError::TooLarge)?;
+        let egi_vector = vector_len(egi_len)?;
+        let egi_start = sum(&[secrets_start, jobs_len])?;
+        Ok(Layout {
+            shape,
+            stride,
+            secrets_body,
+            compact: jobs_len != secrets_body,
+            secrets_start,
+            egi_len,
+            egi_start,
+            sizes: WelcomeSizes {
+                message_len: sum(&[secrets_start, secrets_body, egi_vector])?,
+                buffer_len: sum(&[egi_start, egi_vector])?,
+            },
+        })
+    }
+
+    /// The sizes of the Welcome to `members` and of the buffer
+    /// [`WelcomeParams::create`] needs for it.
+    pub fn sizes(&self, members: &[NewMember<'_>]) -> Result<WelcomeSizes, WelcomeError> {
+        Ok(self.layout(members)?.sizes)
+    }
+
+    /// Writes the `MLSMessage(Welcome)` for `members` into `out` and returns
+    /// it (§12.4.3.1):
+    ///
+    /// ```text
+    /// encrypted_group_info    = AEAD.Seal(welcome_key, welcome_nonce, "", GroupInfo)
+    /// encrypted_group_secrets = EncryptWithLabel(init_key, "Welcome", encrypted_group_info,
+    ///                             GroupSecrets{joiner_secret, path_secret, psks})
+    /// ```
+    ///
+    /// One ephemeral key per member is drawn from `rng` (in member order)
+    /// before the seals run on `executor`. `out` needs
+    /// [`WelcomeSizes::buffer_len`] bytes. On error, the used part of `out`
+    /// is zeroed.
+    pub fn create<'o>(
+        &self,
+        members: &[NewMember<'_>],
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], WelcomeError> {
+        let suite = self.suite;
+        let nh = suite.hash_len();
+        if self.joiner_secret.len() != nh || self.welcome_secret.len() != nh {
+            return Err(WelcomeError::Crypto(CryptoError::InvalidLength));
+        }
+        let layout = self.layout(members)?;
+        let used = out.get_mut(..layout.sizes.buffer_len).ok_or(WelcomeError::BufferTooSmall)?;
+        if let Err(e) = self.create_in(&layout, members, rng, executor, used) {
+            used.zeroize();
+            return Err(e);
+        }
+        out.get(..layout.sizes.message_len).ok_or(WelcomeError::BufferTooSmall)
+    }
+
+    /// [`WelcomeParams::create`] into `out`, exactly `buffer_len` bytes.
+    fn create_in(
+        &self,
+        layout: &Layout,
+        members: &[NewMember<'_>],
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        out: &mut [u8],
+    ) -> Result<(), WelcomeError> {
+        let suite = self.suite;
+        // MLSMessage { version, wire_format, Welcome { cipher_suite, secrets<V> ...
+        let header = out.get_mut(..layout.secrets_start).ok_or(WelcomeError::BufferTooSmall)?;
+        let mut w = Writer::new(header);
+        w.write_u16(PROTOCOL_VERSION_MLS10).map_err(writing)?;
+        w.write_u16(WIRE_FORMAT_WELCOME).map_err(writing)?;
+        w.write_u16(suite.to_u16()).map_err(writing)?;
+        w.write_varint(layout.secrets_body).map_err(writing)?;
+
+        let (front, back) = out.split_at_mut_checked(layout.egi_start).ok_or(WelcomeError::BufferTooSmall)?;
+        let jobs = front.get_mut(layout.secrets_start..).ok_or(WelcomeError::BufferTooSmall)?;
+
+        // ... encrypted_group_info<V> }, first: it is every seal's context.
+        let egi = {
+            let prefix = varint_len(layout.egi_len)?;
+            let mut w = Writer::new(back);
+            w.write_varint(layout.egi_len).map_err(writing)?;
+            let egi = back.get_mut(prefix..).ok_or(WelcomeError::BufferTooSmall)?;
+            let (body, tag) = egi.split_at_mut_checked(self.group_info.len()).ok_or(WelcomeError::BufferTooSmall)?;
+            body.copy_from_slice(self.group_info);
+            let (key, nonce) = welcome_key_nonce(suite, self.welcome_secret)?;
+            let sealed = suite.aead_seal(key.as_bytes(), nonce.as_bytes(), &[], body)?;
+            tag.get_mut(..AEAD_TAG_LEN).ok_or(WelcomeError::BufferTooSmall)?.copy_from_slice(&sealed);
+            &*egi
+        };
+        let info_hash = welcome_info_hash(suite, egi)?;
+
+        // Randomness before the batch, in member order.
+        for chunk in jobs.chunks_exact_mut(layout.stride) {
+            rng.fill_bytes(chunk.get_mut(..EPH_IKM_LEN).ok_or(WelcomeError::BufferTooSmall)?);
+        }
+        // Jobs report failures through flags (plain stores: no atomic
+        // read-modify-write, which thumbv6m lacks).
+        let bad_key = AtomicBool::new(false);
+        let failed = AtomicBool::new(false);
+        let shape = layout.shape;
+        executor.for_each_chunk(jobs, layout.stride, &|i, chunk| {
+            let sealed = members
+                .get(i)
+                .ok_or(WelcomeError::BufferTooSmall)
+                .and_then(|m| seal_job(suite, &info_hash, self.joiner_secret, self.psks, shape, m, chunk));
+            if let Err(e) = sealed {
+                chunk.zeroize();
+                let flag = if e == WelcomeError::InvalidInitKey { &bad_key } else { &failed };
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+        if bad_key.load(Ordering::Relaxed) {
+            return Err(WelcomeError::InvalidInitKey);
+        }
+        if failed.load(Ordering::Relaxed) {
+            // Unreachable with consistent sizes: every slot fits its entry.
+            return Err(WelcomeError::Crypto(CryptoError::InvalidLength));
+        }
+
+        // Entries of different sizes: close the gaps, then bring the GroupInfo
+        // behind the last entry.
+        if layout.compact {
+            let mut dst = layout.secrets_start;
+            for (i, m) in members.iter().enumerate() {
+                let (len, _) = shape.entry_len(m)?;
+                let src = i
+                    .checked_mul(layout.stride)
+                    .and_then(|o| o.checked_add(layout.secrets_start))
+                    .ok_or(WelcomeError::TooLarge)?;
+                move_within(out, src, len, dst)?;
+                dst = dst.checked_add(len).ok_or(WelcomeError::TooLarge)?;
+            }
+            let egi_vector = vector_len(layout.egi_len)?;
+            move_within(out, layout.egi_start, egi_vector, dst)?;
+            out.get_mut(layout.sizes.message_len..).ok_or(WelcomeError::BufferTooSmall)?.zeroize();
+        }
+        Ok(())
+    }
+}
+
+/// `buf.copy_within(src..src + len, dst)`, refusing ranges out of bounds.
+fn move_within(buf: &mut [u8], src: usize, len: usize, dst: usize) -> Result<(), WelcomeError> {
+    let src_end = src.checked_add(len).ok_or(WelcomeError::BufferTooSmall)?;
+    let dst_end = dst.checked_add(len).ok_or(WelcomeError::BufferTooSmall)?;
+    if src_end > buf.len() || dst_end > buf.len() {
+        return Err(WelcomeError::BufferTooSmall);
+    }
+    buf.copy_within(src..src_end, dst);
+    Ok(())
+}
+
+/// The HPKE `info_hash` of `EncryptContext{"MLS 1.0 Welcome",
+/// encrypted_group_info}` (§5.1.3), the same for every recipient.
+fn welcome_info_hash(suite: CipherSuite, encrypted_group_info: &[u8]) -> Result<Secret, CryptoError> {
+    let label_len = VarintPrefix::new(LABEL_PREFIX.len() + WELCOME_LABEL.len())?;
+    let context_len = VarintPrefix::new(encrypted_group_info.len())?;
+    hpke::info_hash(
+        suite,
+        &[label_len.as_bytes(), LABEL_PREFIX, WELCOME_LABEL, context_len.as_bytes(), encrypted_group_info],
+    )
+}
+
+/// `GroupSecrets { joiner_secret<V>; optional<PathSecret>; psks<V> }`.
+fn write_group_secrets(
+    w: &mut Writer<'_>,
+    joiner_secret: &Secret,
+    path_secret: Option<&Secret>,
+    psks: &[PreSharedKeyId<'_>],
+) -> Result<(), CodecError> {
+    w.write_opaque(joiner_secret.as_bytes())?;
+    match path_secret {
+        None => w.write_u8(0)?,
+        Some(p) => {
+            w.write_u8(1)?;
+            w.write_opaque(p.as_bytes())?;
+        }
+    }
+    w.write_vec(psks)
+}
+
+/// One seal job. `chunk` holds the ephemeral ikm in its first bytes; it is
+/// wiped and replaced by the member's encoded `EncryptedGroupSecrets`
+/// (`new_member<V> || kem_output<V> || ciphertext<V>`), zero-padded. The
+/// GroupSecrets are written where their ciphertext goes and encrypted in
+/// place, so no plaintext outlives the job.
+fn seal_job(
+    suite: CipherSuite,
+    info_hash: &Secret,
+    joiner_secret: &Secret,
+    psks: &[PreSharedKeyId<'_>],
+    shape: Shape,
+    member: &NewMember<'_>,
+    chunk: &mut [u8],
+) -> Result<(), WelcomeError> {
+    let ikm = Secret::from_slice(chunk.get(..EPH_IKM_LEN).ok_or(WelcomeError::BufferTooSmall)?)?;
+    chunk.zeroize();
+    let (_, gs_len) = shape.entry_len(member)?;
+    let reference = member.key_package_ref.as_bytes();
+    let ct_len = gs_len.checked_add(AEAD_TAG_LEN).ok_or(WelcomeError::TooLarge)?;
+    let head_len = sum(&[vector_len(reference.len())?, vector_len(KEM_PUBLIC_LEN)?, varint_len(ct_len)?])?;
+    let (head, rest) = chunk.split_at_mut_checked(head_len).ok_or(WelcomeError::BufferTooSmall)?;
+    let (plaintext, rest) = rest.split_at_mut_checked(gs_len).ok_or(WelcomeError::BufferTooSmall)?;
+    let tag = rest.get_mut(..AEAD_TAG_LEN).ok_or(WelcomeError::BufferTooSmall)?;
+
+    let mut w = Writer::new(plaintext);
+    write_group_secrets(&mut w, joiner_secret, member.path_secret, psks).map_err(writing)?;
+    if w.len() != gs_len {
+        return Err(WelcomeError::BufferTooSmall);
+    }
+    let sealed = hpke::seal_base(suite, &member.init_key, info_hash, &[], plaintext, ikm.as_bytes())
+        .map_err(|e| match e {
+            CryptoError::InvalidSharedSecret => WelcomeError::InvalidInitKey,
+            e => WelcomeError::Crypto(e),
+        })?;
+    tag.copy_from_slice(&sealed.tag);
+
+    let mut w = Writer::new(head);
+    w.write_opaque(reference).map_err(writing)?;
+    w.write_opaque(sealed.kem_output.as_bytes()).map_err(writing)?;
+    w.write_varint(ct_len).map_err(writing)?;
+    if w.len() != head_len {
+        return Err(WelcomeError::BufferTooSmall);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Joining from a Welcome
+// ---------------------------------------------------------------------------
+
+/// A Welcome whose GroupSecrets and GroupInfo were decrypted with our keys,
+/// not yet verified: [`DecryptedWelcome::verify`] checks the GroupInfo
+/// signature and the confirmation tag and only then yields the epoch secrets.
+///
+/// It borrows the caller's buffer, where the GroupInfo lies decrypted (and
+/// the PSK IDs; the secrets of the GroupSecrets were copied out and wiped).
+#[derive(Debug)]
+pub struct DecryptedWelcome<'o> {
+    suite: CipherSuite,
+    group_info: GroupInfo<'o>,
+    psks: ListView<'o, PreSharedKeyId<'o>>,
+    joiner_secret: Secret,
+    psk_secret: Secret,
+    path_secret: Option<Secret>,
+}
+
+/// A Welcome whose GroupInfo signature and confirmation tag verified: what
+/// the group layer builds the joined group from (§12.4.3.1).
+#[derive(Debug)]
+pub struct VerifiedWelcome<'o> {
+    /// The decrypted GroupInfo (its `ratchet_tree` extension, if any, among
+    /// its extensions).
+    pub group_info: GroupInfo<'o>,
+    /// Its GroupContext, checked (version mls10, our cipher suite): the
+    /// GroupContext of the joined epoch.
+    pub group_context: GroupContext<'o>,
+    /// The secrets of the joined epoch.
+    pub epoch_secrets: EpochSecrets,
+    /// `GroupSecrets.path_secret`: the secret of the lowest common ancestor
+    /// of our leaf and the signer's, if the Commit had a path.
+    pub path_secret: Option<Secret>,
+    /// `GroupSecrets.psks`: the PSKs of the Commit (for the ReInit and
+    /// branch checks of §12.4.3.1 that depend on other groups).
+    pub psks: ListView<'o, PreSharedKeyId<'o>>,
+    /// `interim_transcript_hash` of the epoch (§8.2), from the GroupInfo's
+    /// confirmed transcript hash and confirmation tag.
+    pub interim_transcript_hash: HashValue,
+}
+
+/// Processes a Welcome for the KeyPackage whose reference is
+/// `key_package_ref`, of cipher suite `suite`, with the private key of its
+/// `init_key` (§12.4.3.1, up to the GroupInfo signature):
+///
+/// 1. finds the `EncryptedGroupSecrets` addressed to `key_package_ref`;
+/// 2. `DecryptWithLabel(init_key_priv, "Welcome", encrypted_group_info, ...)`;
+/// 3. checks the PSK list and looks every PSK up in `psk_store`;
+/// 4. derives `welcome_secret`, then `welcome_key`/`welcome_nonce`, decrypts
+///    the GroupInfo and decodes it.
+///
+/// `buf` receives the decrypted GroupSecrets (secrets wiped after use) and
+/// GroupInfo: the lengths of our `encrypted_group_secrets` ciphertext and of
+/// `encrypted_group_info` (less two AEAD tags) suffice; the encoded Welcome's
+/// length always does.
+pub fn process_welcome<'o>(
+    suite: CipherSuite,
+    key_package_ref: &[u8],
+    init_key: &HpkePrivateKey,
+    welcome: &Welcome<'_>,
+    psk_store: &dyn PskStore,
+    buf: &'o mut [u8],
+) -> Result<DecryptedWelcome<'o>, WelcomeError> {
+    if welcome.cipher_suite != suite.to_u16() {
+        return Err(WelcomeError::WrongCipherSuite);
+    }
+    let entry = welcome.secrets_for(key_package_ref).ok_or(WelcomeError::NotForUs)?;
+    let sealed = entry.encrypted_group_secrets;
+    let kem_output = KemOutput::from_slice(sealed.kem_output).map_err(|_| WelcomeError::GroupSecretsDecryptionFailed)?;
+    let gs_len = sealed.ciphertext.len().checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
+    let (gs_ct, gs_tag) = sealed.ciphertext.split_at_checked(gs_len).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
+    let egi = welcome.encrypted_group_info;
+    let gi_len = egi.len().checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
+    let (gi_ct, gi_tag) = egi.split_at_checked(gi_len).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
+
+    let (gs_buf, rest) = buf.split_at_mut_checked(gs_len).ok_or(WelcomeError::BufferTooSmall)?;
+    let gi_buf = rest.get_mut(..gi_len).ok_or(WelcomeError::BufferTooSmall)?;
+
+    // GroupSecrets.
+    gs_buf.copy_from_slice(gs_ct);
+    decrypt_with_label(suite, init_key, WELCOME_LABEL, egi, &kem_output, gs_buf, gs_tag)
+        .map_err(|_| WelcomeError::GroupSecretsDecryptionFailed)?;
+    let (joiner_secret, path_secret, psks_start) = match read_group_secrets(suite, gs_buf) {
+        Ok(v) => v,
+        Err(e) => {
+            gs_buf.zeroize();
+            return Err(e);
+        }
+    };
+    // Wipe the secrets from the buffer; the PSK IDs stay for the caller.
+    let (secret_part, psk_part) = gs_buf.split_at_mut_checked(psks_start).ok_or(WelcomeError::BufferTooSmall)?;
+    secret_part.zeroize();
+    let psk_part: &'o [u8] = psk_part;
+    let psks = ListView::<PreSharedKeyId<'o>>::decode_exact(psk_part).map_err(WelcomeError::Malformed)?;
+    let psk_secret = resolve_psks(suite, &psks, psk_store)?;
+
+    // GroupInfo.
+    let welcome_secret = welcome_secret(suite, &joiner_secret, &psk_secret)?;
+    let (key, nonce) = welcome_key_nonce(suite, &welcome_secret)?;
+    gi_buf.copy_from_slice(gi_ct);
+    suite
+        .aead_open(key.as_bytes(), nonce.as_bytes(), &[], gi_buf, gi_tag)
+        .map_err(|_| WelcomeError::GroupInfoDecryptionFailed)?;
+    let gi_buf: &'o [u8] = gi_buf;
+    let group_info = GroupInfo::decode_exact(gi_buf).map_err(WelcomeError::Malformed)?;
+    let gc = &group_info.tbs.group_context;
+    if gc.version != PROTOCOL_VERSION_MLS10 || gc.cipher_suite != suite.to_u16() {
+        return Err(WelcomeError::WrongCipherSuite);
+    }
+    Ok(DecryptedWelcome { suite, group_info, psks, joiner_secret, psk_secret, path_secret })
+}
+
+/// Decodes GroupSecrets; returns the joiner and path secrets, copied, and
+/// the offset of the `psks` vector.
+fn read_group_secrets(suite: CipherSuite, plaintext: &[u8]) -> Result<(Secret, Option<Secret>, usize), WelcomeError> {
+    let nh = suite.hash_len();
+    let mut r = Reader::new(plaintext);
+    let joiner = r.read_opaque().map_err(WelcomeError::Malformed)?;
+    let path = Option::<PathSecret<'_>>::decode(&mut r).map_err(WelcomeError::Malformed)?;
+    let psks_start = plaintext.len().saturating_sub(r.remaining().len());
+    ListView::<PreSharedKeyId<'_>>::decode(&mut r).map_err(WelcomeError::Malformed)?;
+    r.finish().map_err(WelcomeError::Malformed)?;
+    let exact = |s: &[u8]| {
+        if s.len() == nh { Secret::from_slice(s).map_err(WelcomeError::Crypto) } else { Err(WelcomeError::Malformed(CodecError::InvalidValue)) }
+    };
+    let joiner = exact(joiner)?;
+    let path = path.map(|p| exact(p.path_secret)).transpose()?;
+    Ok((joiner, path, psks_start))
+}
+
+/// True for a resumption PSK of usage `reinit` or `branch`.
+fn is_reinit_or_branch(id: &PreSharedKeyId<'_>) -> bool {
+    matches!(id.psk, Psk::Resumption { usage: ResumptionPskUsage::Reinit | ResumptionPskUsage::Branch, .. })
+}
+
+/// Checks the PSK list of a GroupSecrets and computes `psk_secret` (§8.4)
+/// from the keys in `store`.
+fn resolve_psks(
+    suite: CipherSuite,
+    psks: &ListView<'_, PreSharedKeyId<'_>>,
+    store: &dyn PskStore,
+) -> Result<Secret, WelcomeError> {
+    let mut list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_WELCOME_PSKS> = heapless::Vec::new();
+    let mut reinit_or_branch = 0usize;
+    for id in psks.iter() {
+        if id.psk_nonce.len() != suite.hash_len() || list.iter().any(|(other, _)| other.psk == id.psk) {
+            return Err(WelcomeError::InvalidPsk);
+        }
+        if is_reinit_or_branch(&id) {
+            reinit_or_branch += 1;
+            if reinit_or_branch > 1 {
+                return Err(WelcomeError::InvalidPsk);
+            }
+        }
+        let key = store.psk(&id.psk).ok_or(WelcomeError::UnknownPsk)?;
+        list.push((id, key)).map_err(|_| WelcomeError::TooManyPsks)?;
+    }
+    Ok(psk_secret(suite, &list)?)
+}
+
+impl<'o> DecryptedWelcome<'o> {
+    /// The decrypted GroupInfo, not yet verified: its `signer` and
+    /// extensions (e.g. `ratchet_tree`) tell the caller where to find the
+    /// signer's key.
+    pub fn group_info(&self) -> &GroupInfo<'o> {
+        &self.group_info
+    }
+
+    /// `GroupInfo.signer`: the leaf index whose signature key verifies it.
+    pub fn signer(&self) -> u32 {
+        self.group_info.tbs.signer
+    }
+
+    /// The PSK IDs of the GroupSecrets.
+    pub fn psks(&self) -> ListView<'o, PreSharedKeyId<'o>> {
+        self.psks
+    }
+
+    /// Verifies the GroupInfo with the signature key of leaf
+    /// [`DecryptedWelcome::signer`] of the group's ratchet tree (§12.4.3),
+    /// derives the epoch secrets from the joiner secret, the PSK secret and
+    /// the GroupInfo's GroupContext (§8), and checks `confirmation_tag =
+    /// MAC(confirmation_key, confirmed_transcript_hash)` in constant time.
+    /// A `reinit` or `branch` PSK requires epoch 1 (§12.4.3.1).
+    pub fn verify(self, signer_key: &SignaturePublicKey) -> Result<VerifiedWelcome<'o>, WelcomeError> {
+        let suite = self.suite;
+        let gi = self.group_info;
+        gi.verify_signature(suite, signer_key).map_err(|e| match e {
+            GroupInfoError::InvalidSignature => WelcomeError::InvalidGroupInfoSignature,
+            GroupInfoError::WrongCipherSuite => WelcomeError::WrongCipherSuite,
+            GroupInfoError::Crypto(e) => WelcomeError::Crypto(e),
+            GroupInfoError::Codec(e) => WelcomeError::Malformed(e),
+        })?;
+        let group_context = gi.tbs.group_context.to_group_context().ok_or(WelcomeError::WrongCipherSuite)?;
+        let epoch_secrets = EpochSecrets::derive(suite, &self.joiner_secret, &self.psk_secret, gi.group_context_bytes())?;
+        let confirmed = group_context.confirmed_transcript_hash;
+        if !verify_confirmation_tag(suite, &epoch_secrets.confirmation_key, confirmed, gi.tbs.confirmation_tag) {
+            return Err(WelcomeError::InvalidConfirmationTag);
+        }
+        if self.psks.iter().any(|id| is_reinit_or_branch(&id)) && group_context.epoch != 1 {
+            return Err(WelcomeError::InvalidPsk);
+        }
+        let interim_transcript_hash = interim_transcript_hash(suite, confirmed, gi.tbs.confirmation_tag)?;
+        Ok(VerifiedWelcome {
+            group_info: gi,
+            group_context,
+            epoch_secrets,
+            path_secret: self.path_secret,
+            psks: self.psks,
+            interim_transcript_hash,
+        })
+    }
+}

@@ -8,10 +8,14 @@
 //! as it was.
 
 pub mod proposal_store;
+mod commit;
+mod create;
 mod join;
 mod messages;
 mod process;
 
+pub use commit::{CommitBuffers, CommitOptions, CommitOutput, CreateCommitError, MAX_PENDING_REFS, WireFormatPolicy};
+pub use create::{CreateParams, default_capabilities};
 pub use join::{JoinError, JoinParams};
 pub use messages::{ReceiveError, Received};
 pub use process::{CommitError, StagedCommitSummary, proposal_ref};

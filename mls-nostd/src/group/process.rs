@@ -477,7 +477,7 @@ impl PskStore for OwnResumptionPsks<'_> {
 }
 
 /// The current tree and a fresh copy of it to stage changes on.
-fn stage_trees<'t, const N: usize, const A: usize>(
+pub(super) fn stage_trees<'t, const N: usize, const A: usize>(
     trees: &'t mut [crate::ratchet_tree::tree::RatchetTree<N, A>; 2],
     active: usize,
 ) -> (TreeSlices<'t>, TreeSlices<'t>) {
@@ -492,18 +492,18 @@ fn stage_trees<'t, const N: usize, const A: usize>(
 }
 
 /// The effect of a Commit's proposal list (§12.2 validated, §12.3 applied).
-struct Applied<const N: usize> {
-    summary: StagedCommitSummary,
-    added: heapless::Vec<u32, N>,
-    extensions: OwnedBytes<{ super::MAX_GROUP_EXTENSIONS_LEN }>,
-    psk_secret: Secret,
-    path_required: bool,
+pub(super) struct Applied<const N: usize> {
+    pub(super) summary: StagedCommitSummary,
+    pub(super) added: heapless::Vec<u32, N>,
+    pub(super) extensions: OwnedBytes<{ super::MAX_GROUP_EXTENSIONS_LEN }>,
+    pub(super) psk_secret: Secret,
+    pub(super) path_required: bool,
 }
 
 /// Validates `commit`'s proposal list against `old` (§12.2) and applies it to
 /// `new` (§12.3): extensions, updates, removes, adds in order; resolves PSKs.
 #[allow(clippy::too_many_arguments)]
-fn apply_proposals<const N: usize, const P: usize>(
+pub(super) fn apply_proposals<const N: usize, const P: usize>(
     commit: &Commit<'_>,
     committer: LeafIndex,
     own_leaf: LeafIndex,

@@ -176,6 +176,17 @@ pub struct PathOutcome {
     pub update_path_len: usize,
     /// The path secret the receiver decrypted (processing only).
     pub decrypted_path_secret: Option<Secret>,
+    /// The path secret of each node of the filtered direct path, leaf
+    /// upwards (creation only): a new member gets the one of its lowest common
+    /// ancestor with the committer (§12.4.3.1).
+    pub path_secrets: [Option<(NodeIndex, Secret)>; MAX_DEPTH],
+}
+
+impl PathOutcome {
+    /// The path secret of `node`, if it is on the created path.
+    pub fn path_secret(&self, node: NodeIndex) -> Option<&Secret> {
+        self.path_secrets.iter().flatten().find(|(n, _)| *n == node).map(|(_, s)| s)
+    }
 }
 
 /// Bytes per seal job: recipient key, ephemeral ikm, path secret in; the
@@ -348,7 +359,11 @@ impl TreeSlices<'_> {
         jobs.fill(0);
 
         let commit_secret = secrets.get(n).cloned().ok_or(TreeKemError::WrongPathLength)?;
-        Ok(PathOutcome { commit_secret, private, update_path_len, decrypted_path_secret: None })
+        let mut path_secrets: [Option<(NodeIndex, Secret)>; MAX_DEPTH] = [const { None }; MAX_DEPTH];
+        for ((slot, (node, _)), secret) in path_secrets.iter_mut().zip(fdp).zip(secrets.iter()) {
+            *slot = Some((*node, secret.clone()));
+        }
+        Ok(PathOutcome { commit_secret, private, update_path_len, decrypted_path_secret: None, path_secrets })
     }
 
     /// Applies an UpdatePath from `sender` (§7.5, §12.4.2): merges its keys and
@@ -450,7 +465,13 @@ impl TreeSlices<'_> {
             private.set_key(*node, sk);
         }
         let commit_secret = derive_secret(suite, ps.as_bytes(), b"path")?;
-        Ok(PathOutcome { commit_secret, private, update_path_len: 0, decrypted_path_secret: Some(decrypted) })
+        Ok(PathOutcome {
+            commit_secret,
+            private,
+            update_path_len: 0,
+            decrypted_path_secret: Some(decrypted),
+            path_secrets: [const { None }; MAX_DEPTH],
+        })
     }
 }
 

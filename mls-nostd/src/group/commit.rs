@@ -1,0 +1,430 @@
+//! Creating a Commit (RFC 9420 §12.4.1) and its Welcome (§12.4.3.1), and
+//! sending proposals (§12.1). The Commit is staged like a received one: the
+//! group moves to the new epoch only at [`Group::merge_staged_commit`], once
+//! the application has sent the messages (or discards it).
+
+use super::process::{CommitError, StagedCommitSummary, apply_proposals, stage_trees};
+use super::{EpochState, Group, MAX_GROUP_CONTEXT_LEN, Staged};
+use crate::codec::{CodecError, Decode, Encode, ListView, OwnedBytes, Reader, Writer};
+use crate::crypto::{HashValue, Secret};
+use crate::executor::Executor;
+use crate::extensions::{EXT_RATCHET_TREE, Extensions};
+use crate::group_context::GroupContext;
+use crate::key_schedule::{EpochSecrets, joiner_secret, welcome_secret};
+use crate::messages::authenticated_content::{AuthenticatedContent, EncodedGroupContext, ProtectionError};
+use crate::messages::commit::Commit;
+use crate::messages::framing::{
+    Content, FramedContent, FramedContentAuthData, Sender, WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE,
+};
+use crate::messages::group_info::{GroupInfo, GroupInfoTbs, WireGroupContext};
+use crate::messages::private_message::{self, PrivateMessageKeys};
+use crate::messages::proposal::{Proposal, ProposalOrRef};
+use crate::messages::public_message;
+use crate::messages::welcome_secrets::{NewMember, WelcomeError, WelcomeParams};
+use crate::psk::{PreSharedKeyId, PskStore};
+use crate::ratchet_tree::treekem::{LeafTemplate, PathOutcome};
+use crate::ratchet_tree::update_path::UpdatePath;
+use crate::transcript;
+use crate::tree_math::{self, LeafIndex};
+use rand_core::CryptoRng;
+
+/// Most proposals received in an epoch that one Commit refers to.
+pub const MAX_PENDING_REFS: usize = 64;
+
+/// How handshake messages (proposals and commits) are sent (§6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WireFormatPolicy {
+    /// As PublicMessage: the delivery service can see and check them.
+    #[default]
+    Public,
+    /// As PrivateMessage: encrypted to the group.
+    Private,
+}
+
+/// What the Commit does besides the proposals received this epoch.
+#[derive(Clone, Copy, Debug)]
+pub struct CommitOptions<'a> {
+    /// Proposals of our own, committed by value.
+    pub proposals: &'a [Proposal<'a>],
+    /// Commit every proposal received this epoch, by reference.
+    pub include_pending: bool,
+    /// Send an UpdatePath even where none is required.
+    pub force_path: bool,
+    /// Put the ratchet tree into the Welcome's GroupInfo (§12.4.3.3).
+    pub ratchet_tree_in_welcome: bool,
+    /// PublicMessage or PrivateMessage.
+    pub wire_format: WireFormatPolicy,
+    /// Zero padding of a PrivateMessage.
+    pub padding: usize,
+    /// `authenticated_data` of the message.
+    pub authenticated_data: &'a [u8],
+    /// Our new leaf's credential, capabilities and extensions (for the path).
+    pub leaf: Option<LeafTemplate<'a>>,
+}
+
+/// Buffers a Commit is written into.
+#[derive(Debug)]
+pub struct CommitBuffers<'o> {
+    /// The Commit message, and scratch space: the proposal list, the
+    /// UpdatePath and 96 bytes per HPKE seal. Twice the Commit's size plus
+    /// the seals suffices.
+    pub message: &'o mut [u8],
+    /// The Welcome, if members are added.
+    pub welcome: &'o mut [u8],
+    /// The signed GroupInfo of the Welcome (with the tree if requested).
+    pub group_info: &'o mut [u8],
+}
+
+/// A Commit we created, staged until merged.
+#[derive(Debug)]
+pub struct CommitOutput<'o> {
+    /// The `MLSMessage` holding the Commit, to send to the group.
+    pub commit: &'o [u8],
+    /// The `MLSMessage(Welcome)` for the new members, if any.
+    pub welcome: Option<&'o [u8]>,
+    /// What the Commit does.
+    pub summary: StagedCommitSummary,
+}
+
+/// Why a Commit could not be created. The group is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateCommitError {
+    /// The proposal list is invalid (§12.2) or could not be applied.
+    Commit(CommitError),
+    /// Framing or protection failed (a buffer too small, among others).
+    Protection(ProtectionError),
+    /// The Welcome could not be built.
+    Welcome(WelcomeError),
+    /// A path is needed but no leaf template was given.
+    MissingLeafTemplate,
+    /// The group cannot be used.
+    Inactive,
+}
+
+impl From<CommitError> for CreateCommitError {
+    fn from(e: CommitError) -> Self {
+        Self::Commit(e)
+    }
+}
+
+impl From<ProtectionError> for CreateCommitError {
+    fn from(e: ProtectionError) -> Self {
+        Self::Protection(e)
+    }
+}
+
+impl From<WelcomeError> for CreateCommitError {
+    fn from(e: WelcomeError) -> Self {
+        Self::Welcome(e)
+    }
+}
+
+impl From<CodecError> for CreateCommitError {
+    fn from(e: CodecError) -> Self {
+        Self::Commit(CommitError::Codec(e))
+    }
+}
+
+fn encode_list(w: &mut Writer<'_>, refs: &[HashValue], by_value: &[Proposal<'_>]) -> Result<(), CodecError> {
+    w.write_vector(|w| {
+        for r in refs {
+            ProposalOrRef::Reference(r.as_bytes()).encode(w)?;
+        }
+        for p in by_value {
+            ProposalOrRef::Proposal(*p).encode(w)?;
+        }
+        Ok(())
+    })
+}
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+    /// The encoded GroupContext of the current epoch.
+    fn current_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], CommitError> {
+        let tree_hash = self.tree().root_tree_hash()?;
+        Ok(self.state.group_context(tree_hash.as_bytes(), buf)?)
+    }
+
+    /// Sends a proposal (§12.1) as a handshake message into `out`, and keeps
+    /// it for our own next Commit.
+    pub fn propose<'o>(
+        &mut self,
+        proposal: &Proposal<'_>,
+        wire_format: WireFormatPolicy,
+        rng: &mut impl CryptoRng,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], CreateCommitError> {
+        if self.removed {
+            return Err(CreateCommitError::Inactive);
+        }
+        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let gc_len = self.current_context(&mut gc_buf)?.len();
+        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall)?)?;
+        let content = FramedContent {
+            group_id: self.state.group_id.as_slice(),
+            epoch: self.state.epoch,
+            sender: Sender::Member(self.state.private.leaf.0),
+            authenticated_data: &[],
+            content: Content::Proposal(*proposal),
+        };
+        let wf = match wire_format {
+            WireFormatPolicy::Public => WIRE_FORMAT_PUBLIC_MESSAGE,
+            WireFormatPolicy::Private => WIRE_FORMAT_PRIVATE_MESSAGE,
+        };
+        let suite = self.state.suite;
+        // The reference is over the AuthenticatedContent (§5.2), known once signed.
+        let reference = |content_bytes: &[u8], signature: &[u8]| -> Result<HashValue, CreateCommitError> {
+            let auth = FramedContentAuthData { signature, confirmation_tag: None };
+            let ac = AuthenticatedContent::from_parts(wf, content_bytes, auth)?;
+            Ok(super::process::proposal_ref(suite, &ac)?)
+        };
+        let (message, reference) = match wire_format {
+            WireFormatPolicy::Public => {
+                let signed = public_message::sign(&gc, &self.signer, &content, out)?;
+                let r = reference(signed.content_bytes(), signed.signature())?;
+                (signed.finish(None, Some(&self.state.secrets.membership_key))?, r)
+            }
+            WireFormatPolicy::Private => {
+                let signed = private_message::sign(&gc, &self.signer, &content, 0, out)?;
+                let r = reference(signed.content_bytes(), signed.signature())?;
+                let mut keys = PrivateMessageKeys {
+                    secret_tree: &mut self.secret_tree,
+                    sender_data_secret: &self.state.secrets.sender_data_secret,
+                };
+                (signed.finish(None, &mut keys, rng)?, r)
+            }
+        };
+        let mut pbuf = [0u8; 4096];
+        let bytes = proposal.encode_to(&mut pbuf).map_err(|_| CommitError::CapacityExceeded)?;
+        self.proposals
+            .insert(&reference, Sender::Member(self.state.private.leaf.0), bytes)
+            .map_err(|_| CommitError::CapacityExceeded)?;
+        Ok(message)
+    }
+
+    /// Creates a Commit (§12.4.1) of `opts.proposals` and, if asked, every
+    /// proposal received this epoch; with an UpdatePath when required or
+    /// forced; and a Welcome for the members it adds. The new epoch is staged:
+    /// send the messages, then [`Group::merge_staged_commit`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit<'o>(
+        &mut self,
+        opts: &CommitOptions<'_>,
+        psks: &dyn PskStore,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        bufs: CommitBuffers<'o>,
+    ) -> Result<CommitOutput<'o>, CreateCommitError> {
+        if self.removed {
+            return Err(CreateCommitError::Inactive);
+        }
+        let suite = self.state.suite;
+        let me = self.state.private.leaf;
+        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let gc_len = self.current_context(&mut gc_buf)?.len();
+
+        // The proposal list, encoded at the end of the message buffer.
+        let mut refs: heapless::Vec<HashValue, MAX_PENDING_REFS> = heapless::Vec::new();
+        if opts.include_pending {
+            for p in self.proposals.iter() {
+                refs.push(p.reference).map_err(|_| CommitError::CapacityExceeded)?;
+            }
+        }
+        let mut counter = Writer::counter();
+        encode_list(&mut counter, &refs, opts.proposals)?;
+        let list_len = counter.len();
+        let message_buf = bufs.message;
+        let list_start = message_buf.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall)?;
+        let (work, list_area) = message_buf.split_at_mut(list_start);
+        encode_list(&mut Writer::new(list_area), &refs, opts.proposals)?;
+        let proposals_view: ListView<'_, ProposalOrRef<'_>> = {
+            let mut r = Reader::new(list_area);
+            ListView::from_body(r.read_opaque()?)?
+        };
+
+        // Validate and apply on the spare tree (§12.2, §12.3).
+        let Self { trees, active, proposals, state, staged, signer, secret_tree, config, .. } = self;
+        let (old, mut new) = stage_trees(trees, *active);
+        let draft = Commit { proposals: proposals_view, path: None };
+        let applied = apply_proposals::<N, P>(
+            &draft,
+            me,
+            LeafIndex(u32::MAX),
+            &old,
+            &mut new,
+            proposals,
+            state,
+            psks,
+            now,
+            config.max_lifetime,
+        )?;
+        let mut summary = applied.summary;
+        let extensions = Extensions::from_body(applied.extensions.as_slice())?;
+
+        // The UpdatePath, in the middle of the work area.
+        let with_path = applied.path_required || opts.force_path;
+        let seals = usize::try_from(new.n_leaves()).unwrap_or(usize::MAX);
+        let path_room = 8192usize.saturating_add(seals.saturating_mul(96 + 90));
+        let path_start = work.len().checked_sub(path_room).ok_or(ProtectionError::BufferTooSmall)?;
+        let (head, path_area) = work.split_at_mut(path_start);
+        let provisional = GroupContext {
+            cipher_suite: suite,
+            group_id: state.group_id.as_slice(),
+            epoch: summary.new_epoch,
+            tree_hash: &[],
+            confirmed_transcript_hash: state.confirmed_transcript_hash.as_bytes(),
+            extensions: extensions.body(),
+        };
+        let mut path_gc = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let (commit_secret, mut private, path_outcome, path_len) = if with_path {
+            let template = opts.leaf.ok_or(CreateCommitError::MissingLeafTemplate)?;
+            let excluded = |l: LeafIndex| applied.added.contains(&l.0);
+            let out = new
+                .create_update_path(&state.private, &template, signer, &provisional, &mut path_gc, &excluded, rng, executor, path_area)
+                .map_err(CommitError::InvalidPath)?;
+            let len = out.update_path_len;
+            (out.commit_secret.clone(), out.private.clone(), Some(out), len)
+        } else {
+            (Secret::zero(suite.hash_len()).map_err(CommitError::Crypto)?, state.private.clone(), None, 0)
+        };
+        summary.has_path = with_path;
+        private.prune(&new);
+        let path_view = match path_outcome {
+            Some(_) => Some(UpdatePath::decode_exact(path_area.get(..path_len).ok_or(CodecError::Truncated)?)?),
+            None => None,
+        };
+
+        // Frame, sign with the old context, then the new epoch's key schedule.
+        let content = FramedContent {
+            group_id: state.group_id.as_slice(),
+            epoch: state.epoch,
+            sender: Sender::Member(me.0),
+            authenticated_data: opts.authenticated_data,
+            content: Content::Commit(Commit { proposals: proposals_view, path: path_view }),
+        };
+        let gc_old = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall)?)?;
+        let wire_format = match opts.wire_format {
+            WireFormatPolicy::Public => WIRE_FORMAT_PUBLIC_MESSAGE,
+            WireFormatPolicy::Private => WIRE_FORMAT_PRIVATE_MESSAGE,
+        };
+        // Lives on the stack for the duration of one call.
+        #[allow(clippy::large_enum_variant)]
+        enum Signed<'o, 'c> {
+            Public(public_message::SignedPublicMessage<'o, 'c>),
+            Private(private_message::SignedPrivateMessage<'o, 'c>),
+        }
+        let signed = match opts.wire_format {
+            WireFormatPolicy::Public => Signed::Public(public_message::sign(&gc_old, signer, &content, head)?),
+            WireFormatPolicy::Private => {
+                Signed::Private(private_message::sign(&gc_old, signer, &content, opts.padding, head)?)
+            }
+        };
+        let (content_bytes, signature) = match &signed {
+            Signed::Public(s) => (s.content_bytes(), *s.signature()),
+            Signed::Private(s) => (s.content_bytes(), *s.signature()),
+        };
+        let mut h = suite.hasher();
+        h.update(state.interim_transcript_hash.as_bytes());
+        h.update(&wire_format.to_be_bytes());
+        h.update(content_bytes);
+        let sig_len = crate::crypto::labeled::VarintPrefix::new(signature.len()).map_err(CommitError::Crypto)?;
+        h.update(sig_len.as_bytes());
+        h.update(&signature);
+        let confirmed = h.finish();
+        let tree_hash = new.root_tree_hash().map_err(CommitError::Tree)?;
+        let mut new_gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let new_gc = GroupContext {
+            tree_hash: tree_hash.as_bytes(),
+            confirmed_transcript_hash: confirmed.as_bytes(),
+            ..provisional
+        };
+        let new_gc_bytes = new_gc.encode_to(&mut new_gc_buf)?;
+        let joiner = joiner_secret(suite, &state.secrets.init_secret, &commit_secret, new_gc_bytes).map_err(CommitError::Crypto)?;
+        let secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, new_gc_bytes).map_err(CommitError::Crypto)?;
+        let tag = transcript::confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes());
+        let interim = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes()).map_err(CommitError::Crypto)?;
+
+        let message = match signed {
+            Signed::Public(s) => s.finish(Some(tag.as_bytes()), Some(&state.secrets.membership_key))?,
+            Signed::Private(s) => {
+                let mut keys =
+                    PrivateMessageKeys { secret_tree, sender_data_secret: &state.secrets.sender_data_secret };
+                s.finish(Some(tag.as_bytes()), &mut keys, rng)?
+            }
+        };
+
+        // The Welcome (§12.4.3.1) for the members added.
+        let welcome = if applied.added.is_empty() {
+            None
+        } else {
+            let gi_len = {
+                // GroupInfo extensions: the ratchet tree if asked for.
+                let gi_buf = &mut *bufs.group_info;
+                let split = gi_buf.len() / 2;
+                let (gi_out, ext_area) = gi_buf.split_at_mut(split);
+                let ext_len = if opts.ratchet_tree_in_welcome {
+                    let mut w = Writer::new(ext_area);
+                    w.write_u16(EXT_RATCHET_TREE)?;
+                    let mut tree_w = Writer::counter();
+                    new.export(&mut tree_w).map_err(CommitError::Tree)?;
+                    w.write_varint(tree_w.len())?;
+                    new.export(&mut w).map_err(CommitError::Tree)?;
+                    w.len()
+                } else {
+                    0
+                };
+                let ext = Extensions::from_body(ext_area.get(..ext_len).ok_or(CodecError::Truncated)?)?;
+                let tbs = GroupInfoTbs {
+                    group_context: WireGroupContext::from_group_context(&new_gc)?,
+                    extensions: ext,
+                    confirmation_tag: tag.as_bytes(),
+                    signer: me.0,
+                };
+                GroupInfo::sign_into(suite, &tbs, signer, gi_out).map_err(|_| ProtectionError::BufferTooSmall)?.len()
+            };
+            let group_info = bufs.group_info.get(..gi_len).ok_or(CodecError::Truncated)?;
+            let welcome_secret = welcome_secret(suite, &joiner, &applied.psk_secret).map_err(CommitError::Crypto)?;
+            let mut psk_ids: heapless::Vec<PreSharedKeyId<'_>, { super::MAX_PSKS_PER_COMMIT }> = heapless::Vec::new();
+            let mut members: heapless::Vec<NewMember<'_>, N> = heapless::Vec::new();
+            let me_node = me.node().ok_or(CommitError::UnknownSender)?;
+            let mut added_iter = applied.added.iter();
+            for por in proposals_view.iter() {
+                let proposal = match por {
+                    ProposalOrRef::Proposal(p) => p,
+                    ProposalOrRef::Reference(r) => {
+                        let reference = HashValue::from_slice(r).map_err(|_| CommitError::UnknownProposalRef)?;
+                        let stored = proposals.get(&reference).ok_or(CommitError::UnknownProposalRef)?;
+                        Proposal::decode_exact(stored.proposal)?
+                    }
+                };
+                match proposal {
+                    Proposal::PreSharedKey(p) => {
+                        psk_ids.push(p.psk).map_err(|_| CommitError::CapacityExceeded)?;
+                    }
+                    Proposal::Add(a) => {
+                        let leaf = added_iter.next().copied().ok_or(CommitError::CapacityExceeded)?;
+                        let lca = tree_math::common_ancestor(LeafIndex(leaf).node().ok_or(CommitError::UnknownSender)?, me_node);
+                        let path_secret = path_outcome.as_ref().and_then(|o: &PathOutcome| o.path_secret(lca));
+                        let m = NewMember::from_key_package(suite, &a.key_package, path_secret).map_err(CommitError::Crypto)?;
+                        members.push(m).map_err(|_| CommitError::CapacityExceeded)?;
+                    }
+                    _ => {}
+                }
+            }
+            let params = WelcomeParams { suite, joiner_secret: &joiner, psks: &psk_ids, welcome_secret: &welcome_secret, group_info };
+            Some(params.create(&members, rng, executor, bufs.welcome)?)
+        };
+
+        *staged = Some(Staged::Epoch(EpochState {
+            suite,
+            group_id: state.group_id.clone(),
+            epoch: summary.new_epoch,
+            confirmed_transcript_hash: confirmed,
+            interim_transcript_hash: interim,
+            extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
+            secrets,
+            private,
+        }));
+        Ok(CommitOutput { commit: message, welcome, summary })
+    }
+}

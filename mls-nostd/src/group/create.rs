@@ -1,0 +1,122 @@
+//! Creating a group (RFC 9420 §11): a one-member tree, epoch 0, a random
+//! epoch secret, and the interim transcript hash from the confirmation tag
+//! over the empty confirmed transcript hash.
+
+use super::{EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN};
+use crate::codec::OwnedBytes;
+use crate::credential::Credential;
+use crate::crypto::hpke::derive_key_pair;
+use crate::crypto::signature::SignaturePrivateKey;
+use crate::crypto::{CipherSuite, HashValue, Secret};
+use crate::extensions::{Extensions, U16List};
+use crate::key_schedule::EpochSecrets;
+use crate::leaf_node::{Capabilities, LeafNode, LeafNodeFields, LeafNodeSource, Lifetime};
+use crate::ratchet_tree::treekem::TreeKemPrivate;
+use crate::transcript;
+use crate::tree_math::LeafIndex;
+use rand_core::CryptoRng;
+
+/// What a new group starts with.
+#[derive(Clone, Copy, Debug)]
+pub struct CreateParams<'a> {
+    /// The group's cipher suite.
+    pub suite: CipherSuite,
+    /// The group ID (random of `Nh` bytes is recommended, §11).
+    pub group_id: &'a [u8],
+    /// The creator's credential.
+    pub credential: Credential<'a>,
+    /// The creator's leaf lifetime.
+    pub lifetime: Lifetime,
+    /// The creator's capabilities (versions, suites, credential types...).
+    pub capabilities: Capabilities<'a>,
+    /// The GroupContext extensions.
+    pub extensions: Extensions<'a>,
+    /// Group settings.
+    pub config: GroupConfig,
+}
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+    /// Creates a one-member group (§11) in this slot, with `signer` as the
+    /// creator's signature key and fresh keys from `rng`.
+    pub fn create(
+        &mut self,
+        p: &CreateParams<'_>,
+        signer: &SignaturePrivateKey,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(), GroupError> {
+        let suite = p.suite;
+        let nh = suite.hash_len();
+        let mut ikm = Secret::zero(32).map_err(GroupError::Crypto)?;
+        rng.fill_bytes(ikm.as_mut_bytes());
+        let (leaf_sk, leaf_pk) = derive_key_pair(suite, ikm.as_bytes()).map_err(GroupError::Crypto)?;
+        let mut epoch_secret = Secret::zero(nh).map_err(GroupError::Crypto)?;
+        rng.fill_bytes(epoch_secret.as_mut_bytes());
+
+        let sig_pk = signer.public_key();
+        let fields = LeafNodeFields {
+            encryption_key: leaf_pk.as_bytes(),
+            signature_key: sig_pk.as_bytes(),
+            credential: p.credential,
+            capabilities: p.capabilities,
+            source: LeafNodeSource::KeyPackage(p.lifetime),
+            extensions: Extensions::default(),
+        };
+        let mut leaf_buf = [0u8; 4096];
+        let leaf = LeafNode::sign_into(suite, &fields, None, signer, &mut leaf_buf)
+            .map_err(|_| GroupError::Codec(crate::codec::CodecError::BufferTooSmall))?;
+
+        // Built in the spare tree buffer: on error the slot is unchanged.
+        let spare = self.active ^ 1;
+        let [a, b] = &mut self.trees;
+        let mut tree = if spare & 1 == 0 { a.slices() } else { b.slices() };
+        tree.clear(suite);
+        tree.add_leaf(leaf).map_err(|_| GroupError::CapacityExceeded)?;
+
+        let secrets = EpochSecrets::from_epoch_secret(suite, &epoch_secret).map_err(GroupError::Crypto)?;
+        let confirmed = HashValue::EMPTY;
+        let tag = transcript::confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes());
+        let interim =
+            transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes()).map_err(GroupError::Crypto)?;
+        let state = EpochState {
+            suite,
+            group_id: OwnedBytes::from_slice(p.group_id).map_err(|_| GroupError::CapacityExceeded)?,
+            epoch: 0,
+            confirmed_transcript_hash: confirmed,
+            interim_transcript_hash: interim,
+            extensions: OwnedBytes::from_slice(p.extensions.body()).map_err(|_| GroupError::CapacityExceeded)?,
+            secrets,
+            private: TreeKemPrivate::new(LeafIndex(0), leaf_sk),
+        };
+        // The GroupContext must encode within its capacity.
+        let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
+        state.group_context(&[0; 32], &mut gc).map_err(GroupError::Codec)?;
+        self.secret_tree
+            .reset(suite, 1, &state.secrets.encryption_secret, p.config.secret_tree)
+            .map_err(|_| GroupError::CapacityExceeded)?;
+        self.active = spare;
+        self.state = state;
+        self.signer = signer.clone();
+        self.config = p.config;
+        self.proposals.clear();
+        self.staged = None;
+        self.removed = false;
+        self.resumption_psks = [const { None }; super::RESUMPTION_PSK_HISTORY];
+        Ok(())
+    }
+}
+
+/// Capabilities listing mls10, `suite`, and basic and X.509 credentials,
+/// written into `buf` (a helper for [`CreateParams::capabilities`]).
+pub fn default_capabilities(suite: CipherSuite, buf: &mut [u8; 8]) -> Capabilities<'_> {
+    let s = suite.to_u16().to_be_bytes();
+    *buf = [0, 1, s[0], s[1], 0, 1, 0, 2];
+    let (versions, rest) = buf.split_at(2);
+    let (suites, credentials) = rest.split_at(2);
+    Capabilities {
+        versions: U16List::from_body(versions).unwrap_or_default(),
+        cipher_suites: U16List::from_body(suites).unwrap_or_default(),
+        extensions: U16List::default(),
+        proposals: U16List::default(),
+        credentials: U16List::from_body(credentials).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,242 @@
+//! A group's life through the public API, suites 1 and 3: create, add with
+//! Welcome, join, application messages both ways, updates, removes,
+//! proposals by reference, handshake as PublicMessage and PrivateMessage; all
+//! members agree on every epoch authenticator and exporter output.
+use mls_nostd::codec::Decode;
+use mls_nostd::credential::Credential;
+use mls_nostd::crypto::signature::SignaturePrivateKey;
+use mls_nostd::crypto::CipherSuite;
+use mls_nostd::executor::Sequential;
+use mls_nostd::extensions::{Extensions, U16List};
+use mls_nostd::group::{
+    default_capabilities, CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received,
+    WireFormatPolicy,
+};
+use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
+use mls_nostd::leaf_node::Lifetime;
+use mls_nostd::messages::proposal::{Add, Proposal, Remove};
+use mls_nostd::psk::NoPsks;
+use mls_nostd::ratchet_tree::treekem::LeafTemplate;
+use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
+use mls_nostd::tree_math::LeafIndex;
+use mls_tests::TestRng;
+
+type G = Group<16, { 16 * 512 }, 64, 8192>;
+const NOW: u64 = 1_800_000_000;
+const LIFETIME: Lifetime = Lifetime { not_before: NOW - 10, not_after: NOW + 86_400 };
+
+struct Member {
+    name: &'static str,
+    group: Box<G>,
+    signer: SignaturePrivateKey,
+    rng: TestRng,
+}
+
+fn buffers() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    (vec![0u8; 256 * 1024], vec![0u8; 64 * 1024], vec![0u8; 64 * 1024])
+}
+
+impl Member {
+    fn new(name: &'static str, seed: u64) -> Self {
+        let mut s = [0u8; 32];
+        s[..8].copy_from_slice(&seed.to_be_bytes());
+        Self { name, group: Box::new(G::EMPTY), signer: SignaturePrivateKey::from_slice(&s).unwrap(), rng: TestRng(seed) }
+    }
+
+    fn key_package(&mut self, suite: CipherSuite) -> (Vec<u8>, KeyPackagePrivateKeys) {
+        let params = KeyPackageParams {
+            suite,
+            credential: Credential::Basic { identity: self.name.as_bytes() },
+            lifetime: LIFETIME,
+            leaf_extensions: Extensions::default(),
+            extensions: Extensions::default(),
+            supported_extensions: U16List::default(),
+            supported_proposals: U16List::default(),
+        };
+        let mut out = vec![0u8; 2048];
+        let (bytes, keys) = KeyPackage::generate(&params, &self.signer, &mut self.rng, &mut out).unwrap();
+        (bytes.to_vec(), keys)
+    }
+
+    fn template(&self) -> LeafTemplate<'static> {
+        // Basic credential of our name, default capabilities (leaked for the test's lifetime).
+        let caps: &'static mut [u8; 8] = Box::leak(Box::new([0u8; 8]));
+        let sk: &'static [u8] = Box::leak(self.signer.public_key().as_bytes().to_vec().into_boxed_slice());
+        LeafTemplate {
+            signature_key: sk,
+            credential: Credential::Basic { identity: self.name.as_bytes() },
+            capabilities: default_capabilities(self.group.state().suite, caps),
+            extensions: Extensions::default(),
+        }
+    }
+
+    /// Commits `proposals` (plus pending ones), merges, returns (commit, welcome).
+    fn commit(&mut self, proposals: &[Proposal<'_>], force_path: bool, wf: WireFormatPolicy) -> (Vec<u8>, Option<Vec<u8>>) {
+        let (mut m, mut w, mut gi) = buffers();
+        let template = self.template();
+        let opts = CommitOptions {
+            proposals,
+            include_pending: true,
+            force_path,
+            ratchet_tree_in_welcome: true,
+            wire_format: wf,
+            padding: 16,
+            authenticated_data: b"",
+            leaf: Some(template),
+        };
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+        let out = self.group.commit(&opts, &NoPsks, NOW, &mut self.rng, &Sequential, bufs).unwrap_or_else(|e| panic!("{}: commit: {e:?}", self.name));
+        let commit = out.commit.to_vec();
+        let welcome = out.welcome.map(|w| w.to_vec());
+        self.group.merge_staged_commit().unwrap();
+        (commit, welcome)
+    }
+
+    fn receive_commit(&mut self, commit: &[u8]) {
+        let mut msg = commit.to_vec();
+        match self.group.process_message(&mut msg, &NoPsks, NOW) {
+            Ok(Received::Commit(_)) => self.group.merge_staged_commit().unwrap(),
+            other => panic!("{}: expected a commit: {other:?}", self.name),
+        }
+    }
+
+    fn join(&mut self, welcome: &[u8], kp: &[u8], keys: &KeyPackagePrivateKeys) {
+        let params = JoinParams {
+            key_package: kp,
+            keys,
+            signer: &self.signer,
+            ratchet_tree: None,
+            psks: &NoPsks,
+            credentials: &AcceptAllCredentials,
+            config: GroupConfig::default(),
+        };
+        let mut buf = vec![0u8; welcome.len()];
+        self.group.join(welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
+    }
+
+    fn send(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; data.len() + 512];
+        let n = self.group.protect_application(data, b"ad", 8, &mut self.rng, &mut out).unwrap().len();
+        out.truncate(n);
+        out
+    }
+
+    fn receive_app(&mut self, msg: &[u8]) -> (LeafIndex, Vec<u8>) {
+        let mut m = msg.to_vec();
+        match self.group.process_message(&mut m, &NoPsks, NOW).unwrap() {
+            Received::Application { sender, data, authenticated_data } => {
+                assert_eq!(authenticated_data, b"ad");
+                (sender, data.to_vec())
+            }
+            other => panic!("{}: expected application data: {other:?}", self.name),
+        }
+    }
+}
+
+fn agree(members: &[&Member]) {
+    let first = members[0];
+    for m in members {
+        assert_eq!(m.group.epoch(), first.group.epoch(), "{} epoch", m.name);
+        assert_eq!(m.group.epoch_authenticator(), first.group.epoch_authenticator(), "{} authenticator", m.name);
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        m.group.export_secret(b"test", b"ctx", &mut a).unwrap();
+        first.group.export_secret(b"test", b"ctx", &mut b).unwrap();
+        assert_eq!(a, b);
+    }
+}
+
+fn lifecycle(suite: CipherSuite) {
+    let mut alice = Member::new("alice", 1);
+    let mut bob = Member::new("bob", 2);
+    let mut carol = Member::new("carol", 3);
+    let mut dave = Member::new("dave", 4);
+
+    let mut caps = [0u8; 8];
+    let params = CreateParams {
+        suite,
+        group_id: b"lifecycle-group",
+        credential: Credential::Basic { identity: b"alice" },
+        lifetime: LIFETIME,
+        capabilities: default_capabilities(suite, &mut caps),
+        extensions: Extensions::default(),
+        config: GroupConfig::default(),
+    };
+    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
+    assert_eq!(alice.group.epoch(), 0);
+
+    // Alice adds Bob (no path needed for an Add alone).
+    let (bob_kp, bob_keys) = bob.key_package(suite);
+    let kp = KeyPackage::decode_exact(&bob_kp).unwrap();
+    let (_, welcome) = alice.commit(&[Proposal::Add(Add { key_package: kp })], false, WireFormatPolicy::Public);
+    bob.join(&welcome.unwrap(), &bob_kp, &bob_keys);
+    agree(&[&alice, &bob]);
+
+    // Bob adds Carol and Dave in one commit with a path, as a PrivateMessage.
+    let (carol_kp, carol_keys) = carol.key_package(suite);
+    let (dave_kp, dave_keys) = dave.key_package(suite);
+    let adds = [
+        Proposal::Add(Add { key_package: KeyPackage::decode_exact(&carol_kp).unwrap() }),
+        Proposal::Add(Add { key_package: KeyPackage::decode_exact(&dave_kp).unwrap() }),
+    ];
+    let (commit, welcome) = bob.commit(&adds, true, WireFormatPolicy::Private);
+    alice.receive_commit(&commit);
+    let welcome = welcome.unwrap();
+    carol.join(&welcome, &carol_kp, &carol_keys);
+    dave.join(&welcome, &dave_kp, &dave_keys);
+    agree(&[&alice, &bob, &carol, &dave]);
+
+    // Application messages both ways, out of order.
+    let m1 = alice.send(b"hello from alice");
+    let m2 = alice.send(b"second");
+    for r in [&mut bob, &mut carol, &mut dave] {
+        assert_eq!(r.receive_app(&m2), (LeafIndex(0), b"second".to_vec()));
+        assert_eq!(r.receive_app(&m1), (LeafIndex(0), b"hello from alice".to_vec()));
+        // A replay is refused.
+        let mut again = m1.clone();
+        assert!(r.group.process_message(&mut again, &NoPsks, NOW).is_err());
+    }
+    let m3 = dave.send(b"dave here");
+    assert_eq!(alice.receive_app(&m3).1, b"dave here");
+
+    // Carol updates (empty commit with a path).
+    let (commit, _) = carol.commit(&[], true, WireFormatPolicy::Public);
+    for r in [&mut alice, &mut bob, &mut dave] {
+        r.receive_commit(&commit);
+    }
+    agree(&[&alice, &bob, &carol, &dave]);
+
+    // Dave proposes removing Bob; Alice commits it by reference.
+    let mut out = vec![0u8; 4096];
+    let proposal = Proposal::Remove(Remove { removed: 1 });
+    let msg = dave.group.propose(&proposal, WireFormatPolicy::Private, &mut dave.rng, &mut out).unwrap().to_vec();
+    for r in [&mut alice, &mut bob, &mut carol] {
+        let mut m = msg.clone();
+        assert!(matches!(r.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+    }
+    let (commit, _) = alice.commit(&[], false, WireFormatPolicy::Public);
+    carol.receive_commit(&commit);
+    dave.receive_commit(&commit);
+    let mut m = commit.clone();
+    match bob.group.process_message(&mut m, &NoPsks, NOW) {
+        Ok(Received::Commit(s)) => assert!(s.removes_us),
+        other => panic!("bob: {other:?}"),
+    }
+    bob.group.merge_staged_commit().unwrap();
+    assert!(bob.group.is_inactive());
+    agree(&[&alice, &carol, &dave]);
+
+    // Messages keep flowing among the remaining members.
+    let m = carol.send(b"after bob left");
+    assert_eq!(dave.receive_app(&m).1, b"after bob left");
+    assert_eq!(alice.receive_app(&m).1, b"after bob left");
+}
+
+#[test]
+fn lifecycle_suite_3() {
+    lifecycle(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
+}
+
+#[test]
+fn lifecycle_suite_1() {
+    lifecycle(CipherSuite::X25519Aes128GcmSha256Ed25519);
+}

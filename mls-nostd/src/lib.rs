@@ -4,10 +4,16 @@
 //! or held in fixed-capacity containers whose sizes are compile-time constants.
 //! Randomness, storage and time are passed in by the caller.
 //!
+//! Start with the [`guide`]: create, add, join, send, receive, update, remove.
+//!
 //! Layers, bottom-up (each module cites the RFC section it implements):
 //! [`codec`] (§2.1), [`crypto`] (§5, RFC 9180), [`tree_math`] (Appendix C),
-//! [`group_context`] (§8.1), [`key_schedule`] (§8, §8.5), [`psk`] (§8.4),
-//! [`transcript`] (§8.2), [`secret_tree`] (§9).
+//! [`credential`], [`extensions`], [`leaf_node`], [`key_package`] (§5.3, §7.2,
+//! §10, §13), [`ratchet_tree`] (§4, §7: tree, hashes, validation, TreeKEM),
+//! [`group_context`] (§8.1), [`key_schedule`] (§8), [`psk`] (§8.4),
+//! [`transcript`] (§8.2), [`secret_tree`] (§9), [`messages`] (§6, §12: wire
+//! formats, message protection, Welcome), [`group`] (§11, §12: the state
+//! machine). [`executor`] and [`key_store`] are what the platform injects.
 #![no_std]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -26,6 +32,7 @@ pub mod leaf_node;
 pub mod messages;
 pub mod group;
 pub mod group_context;
+pub mod guide;
 pub mod key_package;
 pub mod key_schedule;
 pub mod key_store;

@@ -412,6 +412,14 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         skipped: [const { None }; K],
     };
 
+    /// Deletes every secret in place (the tree has no leaves afterwards).
+    pub fn clear(&mut self) {
+        self.parents.iter_mut().for_each(|p| *p = None);
+        self.leaves.iter_mut().for_each(|l| *l = LeafSecrets::Empty);
+        self.skipped.iter_mut().for_each(|s| *s = None);
+        self.meta.n_leaves = 0;
+    }
+
     /// Re-initialises the tree in place for a new epoch, deleting every
     /// secret of the previous one.
     pub fn reset(

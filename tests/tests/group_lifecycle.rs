@@ -198,12 +198,18 @@ fn lifecycle(suite: CipherSuite) {
     let m3 = dave.send(b"dave here");
     assert_eq!(alice.receive_app(&m3).1, b"dave here");
 
-    // Carol updates (empty commit with a path).
+    // Carol updates (empty commit with a path). Alice sent a message just
+    // before: it still decrypts after the receivers moved to the new epoch.
+    let late = alice.send(b"sent before the commit");
+    let held_back = alice.send(b"delivered two epochs late");
     let (commit, _) = carol.commit(&[], true, WireFormatPolicy::Public);
     for r in [&mut alice, &mut bob, &mut dave] {
         r.receive_commit(&commit);
     }
     agree(&[&alice, &bob, &carol, &dave]);
+    for r in [&mut bob, &mut carol, &mut dave] {
+        assert_eq!(r.receive_app(&late).1, b"sent before the commit");
+    }
 
     // Dave proposes removing Bob; Alice commits it by reference.
     let mut out = vec![0u8; 4096];
@@ -224,6 +230,13 @@ fn lifecycle(suite: CipherSuite) {
     bob.group.merge_staged_commit().unwrap();
     assert!(bob.group.is_inactive());
     agree(&[&alice, &carol, &dave]);
+
+    // Two epochs later, a message of that epoch no longer decrypts: its keys are gone.
+    let mut too_late = held_back.clone();
+    assert!(matches!(
+        dave.group.process_message(&mut too_late, &NoPsks, NOW),
+        Err(mls_nostd::group::ReceiveError::Protection(mls_nostd::messages::authenticated_content::ProtectionError::WrongEpoch))
+    ));
 
     // Messages keep flowing among the remaining members.
     let m = carol.send(b"after bob left");

@@ -99,6 +99,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.config = p.config;
         self.proposals.clear();
         self.staged = None;
+        self.prev = None;
+        self.prev_secret_tree.clear();
         self.removed = false;
         self.resumption_psks = [const { None }; super::RESUMPTION_PSK_HISTORY];
         Ok(())

@@ -99,7 +99,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let tree_hash = self.tree().root_tree_hash().map_err(CommitError::Tree)?;
         let gc_len = self.state.group_context(tree_hash.as_bytes(), &mut gc_buf)?.len();
         let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall)?)?;
-        let Self { trees, active, state, secret_tree, .. } = self;
+        let Self { trees, active, state, secret_tree, prev_secret_tree, prev, .. } = self;
         let [a, b] = trees;
         let tree = if *active & 1 == 0 { a.slices() } else { b.slices() };
         let content = match wire_format {
@@ -111,10 +111,35 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 public_message::unprotect(&gc, &state.secrets.membership_key, message, &mut lookup)?
             }
             WIRE_FORMAT_PRIVATE_MESSAGE => {
-                let mut keys =
-                    PrivateMessageKeys { secret_tree, sender_data_secret: &state.secrets.sender_data_secret };
-                let mut lookup = |l: LeafIndex| member_key(&tree, l);
-                private_message::unprotect(&gc, &mut keys, message, &mut lookup)?
+                // A late message of the previous epoch is read with its keys
+                // (application data only; checked below).
+                let epoch = {
+                    let mut h = Reader::new(message.get(4..).unwrap_or(&[]));
+                    h.read_opaque()?;
+                    h.read_u64()?
+                };
+                let late = prev.as_ref().filter(|p| p.epoch == epoch && epoch != state.epoch);
+                match late {
+                    Some(p) => {
+                        let old_gc = EncodedGroupContext::decode(p.group_context.as_slice())?;
+                        let mut keys = PrivateMessageKeys {
+                            secret_tree: prev_secret_tree,
+                            sender_data_secret: &p.sender_data_secret,
+                        };
+                        let mut lookup = |l: LeafIndex| member_key(&tree, l);
+                        let content = private_message::unprotect(&old_gc, &mut keys, message, &mut lookup)?;
+                        if !matches!(content.content.content, Content::Application(_)) {
+                            return Err(ProtectionError::WrongEpoch.into());
+                        }
+                        content
+                    }
+                    None => {
+                        let mut keys =
+                            PrivateMessageKeys { secret_tree, sender_data_secret: &state.secrets.sender_data_secret };
+                        let mut lookup = |l: LeafIndex| member_key(&tree, l);
+                        private_message::unprotect(&gc, &mut keys, message, &mut lookup)?
+                    }
+                }
             }
             _ => return Err(ReceiveError::NotAGroupMessage),
         };

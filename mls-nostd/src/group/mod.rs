@@ -38,6 +38,10 @@ pub const MAX_GROUP_EXTENSIONS_LEN: usize = 2048;
 /// How many past epochs' resumption PSKs a group keeps (§8.6), besides the
 /// current epoch's.
 pub const RESUMPTION_PSK_HISTORY: usize = 8;
+/// Past epochs whose application messages still decrypt: the one before the
+/// current epoch, for messages sent just before a Commit. Their senders must
+/// still be members with the same signature key.
+pub const PAST_EPOCHS_KEPT: usize = 1;
 /// Most PreSharedKey proposals one Commit may carry.
 pub const MAX_PSKS_PER_COMMIT: usize = 16;
 /// Largest encoded GroupContext (group ID, two hashes, extensions, fixed fields).
@@ -94,6 +98,14 @@ impl EpochState {
     }
 }
 
+/// What is kept of the previous epoch to read its late application messages.
+#[derive(Clone, Debug)]
+pub(crate) struct PrevEpoch {
+    pub(crate) epoch: u64,
+    pub(crate) sender_data_secret: crate::crypto::Secret,
+    pub(crate) group_context: OwnedBytes<MAX_GROUP_CONTEXT_LEN>,
+}
+
 /// A processed Commit waiting to be merged.
 // Stored once, in place, in the group: no heap to box the large variant into.
 #[allow(clippy::large_enum_variant)]
@@ -127,6 +139,9 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
     pub(crate) trees: [RatchetTree<N, ARENA>; 2],
     pub(crate) active: usize,
     pub(crate) secret_tree: SecretTree<N, K>,
+    /// The previous epoch's secret tree and keys (application messages only).
+    pub(crate) prev_secret_tree: SecretTree<N, K>,
+    pub(crate) prev: Option<PrevEpoch>,
     pub(crate) proposals: ProposalStore<P>,
     pub(crate) staged: Option<Staged>,
     pub(crate) config: GroupConfig,
@@ -153,6 +168,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         trees: [RatchetTree::EMPTY, RatchetTree::EMPTY],
         active: 0,
         secret_tree: SecretTree::EMPTY,
+        prev_secret_tree: SecretTree::EMPTY,
+        prev: None,
         proposals: ProposalStore::EMPTY,
         staged: None,
         config: GroupConfig { secret_tree: SecretTreeConfig { max_forward_distance: 1000 }, max_lifetime: 90 * 24 * 3600 },
@@ -210,23 +227,37 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             Staged::Removed => {
                 // Delete what is ours; late messages of the epoch are lost.
                 self.removed = true;
-                self.secret_tree = SecretTree::EMPTY;
+                self.secret_tree.clear();
+                self.prev_secret_tree.clear();
+                self.prev = None;
                 self.state.secrets = EpochSecrets::EMPTY;
                 self.state.private = TreeKemPrivate::EMPTY;
                 self.proposals.clear();
                 return Ok(());
             }
         };
+        // The epoch that ends keeps its keys for late application messages.
+        let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let tree_hash = self.tree().root_tree_hash().map_err(|_| GroupError::CapacityExceeded)?;
+        let gc = self.state.group_context(tree_hash.as_bytes(), &mut gc).map_err(GroupError::Codec)?;
+        let prev = PrevEpoch {
+            epoch: self.state.epoch,
+            sender_data_secret: self.state.secrets.sender_data_secret.clone(),
+            group_context: OwnedBytes::from_slice(gc).map_err(|_| GroupError::CapacityExceeded)?,
+        };
+        let [a, b] = &mut self.trees;
+        let new_leaves = if self.active & 1 == 0 { b.slices().n_leaves() } else { a.slices().n_leaves() };
+        core::mem::swap(&mut self.secret_tree, &mut self.prev_secret_tree);
+        self.secret_tree
+            .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, self.config.secret_tree)
+            .map_err(|_| GroupError::CapacityExceeded)?;
+        self.prev = Some(prev);
         // Keep this epoch's resumption PSK; the oldest kept one is deleted.
         self.resumption_psks.rotate_left(1);
         if let Some(last) = self.resumption_psks.last_mut() {
             *last = Some((self.state.epoch, self.state.secrets.resumption_psk.clone()));
         }
         self.active ^= 1;
-        let n_leaves = self.tree().n_leaves();
-        self.secret_tree
-            .reset(staged.suite, n_leaves, &staged.secrets.encryption_secret, self.config.secret_tree)
-            .map_err(|_| GroupError::CapacityExceeded)?;
         self.state = staged;
         self.proposals.clear();
         Ok(())

@@ -323,14 +323,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             Signed::Public(s) => (s.content_bytes(), *s.signature()),
             Signed::Private(s) => (s.content_bytes(), *s.signature()),
         };
-        let mut h = suite.hasher();
-        h.update(state.interim_transcript_hash.as_bytes());
-        h.update(&wire_format.to_be_bytes());
-        h.update(content_bytes);
-        let sig_len = crate::crypto::labeled::VarintPrefix::new(signature.len()).map_err(CommitError::Crypto)?;
-        h.update(sig_len.as_bytes());
-        h.update(&signature);
-        let confirmed = h.finish();
+        let confirmed =
+            super::process::confirmed_hash(suite, &state.interim_transcript_hash, wire_format, content_bytes, &signature)?;
         let tree_hash = new.root_tree_hash().map_err(CommitError::Tree)?;
         let mut new_gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let new_gc = GroupContext {

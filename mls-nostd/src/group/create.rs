@@ -90,19 +90,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         // The GroupContext must encode within its capacity.
         let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
         state.group_context(&[0; 32], &mut gc).map_err(GroupError::Codec)?;
-        self.secret_tree
-            .reset(suite, 1, &state.secrets.encryption_secret, p.config.secret_tree)
-            .map_err(|_| GroupError::CapacityExceeded)?;
-        self.active = spare;
-        self.state = state;
-        self.signer = signer.clone();
-        self.config = p.config;
-        self.proposals.clear();
-        self.staged = None;
-        self.prev = None;
-        self.prev_secret_tree.clear();
-        self.removed = false;
-        self.resumption_psks = [const { None }; super::RESUMPTION_PSK_HISTORY];
+        self.install(state, spare, signer, p.config)?;
         Ok(())
     }
 }

@@ -175,19 +175,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             secrets: verified.epoch_secrets,
             private,
         };
-        let n_leaves = tree.n_leaves();
-        self.secret_tree
-            .reset(suite, n_leaves, &state.secrets.encryption_secret, p.config.secret_tree)
-            .map_err(|_| JoinError::CapacityExceeded)?;
-        self.active = spare;
-        self.state = state;
-        self.signer = p.signer.clone();
-        self.config = p.config;
-        self.proposals.clear();
-        self.staged = None;
-        self.prev = None;
-        self.prev_secret_tree.clear();
-        self.removed = false;
+        self.install(state, spare, p.signer, p.config).map_err(|_| JoinError::CapacityExceeded)?;
         Ok(())
     }
 }

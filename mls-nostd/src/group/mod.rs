@@ -263,6 +263,33 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         Ok(())
     }
 
+    /// Makes `state`, with the tree in buffer `tree`, this slot's group (after
+    /// create or join); everything of a previous group is deleted.
+    pub(crate) fn install(
+        &mut self,
+        state: EpochState,
+        tree: usize,
+        signer: &SignaturePrivateKey,
+        config: GroupConfig,
+    ) -> Result<(), GroupError> {
+        let [a, b] = &mut self.trees;
+        let n_leaves = if tree & 1 == 0 { a.slices().n_leaves() } else { b.slices().n_leaves() };
+        self.secret_tree
+            .reset(state.suite, n_leaves, &state.secrets.encryption_secret, config.secret_tree)
+            .map_err(|_| GroupError::CapacityExceeded)?;
+        self.active = tree & 1;
+        self.state = state;
+        self.signer = signer.clone();
+        self.config = config;
+        self.proposals.clear();
+        self.staged = None;
+        self.prev = None;
+        self.prev_secret_tree.clear();
+        self.removed = false;
+        self.resumption_psks = [const { None }; RESUMPTION_PSK_HISTORY];
+        Ok(())
+    }
+
     /// Drops a staged commit; the group stays in its epoch.
     pub fn discard_staged_commit(&mut self) {
         self.staged = None;

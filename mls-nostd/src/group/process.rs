@@ -177,15 +177,23 @@ pub struct StagedCommitSummary {
     pub removes_us: bool,
 }
 
-/// Feeds `wire_format || FramedContent || signature<V>` (the
-/// ConfirmedTranscriptHashInput, §8.2) to `h`, the content as received.
-fn hash_confirmed_input(h: &mut crate::crypto::Hasher, v: &AuthenticatedContent<'_>) -> Result<(), CodecError> {
-    h.update(&v.wire_format.to_be_bytes());
-    h.update(v.content_bytes());
-    let len = VarintPrefix::new(v.auth.signature.len()).map_err(|_| CodecError::VarintTooLarge)?;
-    h.update(len.as_bytes());
-    h.update(v.auth.signature);
-    Ok(())
+/// `confirmed_transcript_hash = Hash(interim || ConfirmedTranscriptHashInput)`
+/// (§8.2) with the input `wire_format || FramedContent || signature<V>`, the
+/// content as encoded on the wire.
+pub(super) fn confirmed_hash(
+    suite: crate::crypto::CipherSuite,
+    interim: &HashValue,
+    wire_format: u16,
+    content_bytes: &[u8],
+    signature: &[u8],
+) -> Result<HashValue, CodecError> {
+    let len = VarintPrefix::new(signature.len()).map_err(|_| CodecError::VarintTooLarge)?;
+    let wf = wire_format.to_be_bytes();
+    Ok(transcript::confirmed_transcript_hash(
+        suite,
+        interim.as_bytes(),
+        &[&wf, content_bytes, len.as_bytes(), signature],
+    ))
 }
 
 /// `MakeProposalRef` of an AuthenticatedContent (§5.2), hashed as it is encoded.
@@ -417,10 +425,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         private.prune(&new);
 
         // Transcript hashes and the key schedule of the new epoch (§8).
-        let mut h = suite.hasher();
-        h.update(state.interim_transcript_hash.as_bytes());
-        hash_confirmed_input(&mut h, v)?;
-        let confirmed = h.finish();
+        let confirmed =
+            confirmed_hash(suite, &state.interim_transcript_hash, v.wire_format, v.content_bytes(), v.auth.signature)?;
         let tree_hash = new.root_tree_hash()?;
         let gc = crate::group_context::GroupContext {
             tree_hash: tree_hash.as_bytes(),

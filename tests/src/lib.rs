@@ -2,6 +2,8 @@
 //! MLS test vectors (never copied into this repository), and counting cases.
 #![deny(missing_docs)]
 
+pub mod vectors;
+
 use mls_nostd::crypto::CipherSuite;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -68,8 +70,7 @@ impl Tally {
 
     /// Prints the counts and asserts that `expected` cases ran.
     pub fn finish(&self, file: &str, expected: usize) {
-        let skipped: Vec<String> = self.skipped.iter().map(|(s, n)| format!("suite {s}: {n}")).collect();
-        println!("{file}: {} cases ran, skipped [{}]", self.ran, skipped.join(", "));
+        println!("{}", vectors::tally_line(file, self.ran, &self.skipped));
         assert_eq!(self.ran, expected, "{file}: cases ran");
     }
 }

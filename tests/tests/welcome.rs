@@ -1,7 +1,7 @@
 //! welcome.json: every case of suites 1 and 3 (RFC 9420 §12.4.3.1, FORMAT.md
-//! "Welcome"), and round trips of our own Welcomes: creation for several
-//! members with the executor, processing by each, and every failure the
-//! joiner must detect.
+//! "Welcome"; the checks are in `mls_tests::vectors::welcome`), and round
+//! trips of our own Welcomes: creation for several members with the
+//! executor, processing by each, and every failure the joiner must detect.
 use mls_nostd::codec::{Decode, Encode, ListView, Writer};
 use mls_nostd::crypto::hpke::{derive_key_pair, HpkePrivateKey, HpkePublicKey};
 use mls_nostd::crypto::labeled::encrypt_with_label;
@@ -20,8 +20,9 @@ use mls_nostd::messages::{
     Welcome, WelcomeError, WelcomeParams, WireGroupContext,
 };
 use mls_nostd::psk::{psk_secret, NoPsks, PreSharedKeyId, Psk, PskStore, ResumptionPskUsage};
-use mls_nostd::transcript::{confirmation_tag, interim_transcript_hash};
-use mls_tests::{hex, load, supported_cases, test_leaf, Tally, TestRng};
+use mls_nostd::transcript::confirmation_tag;
+use mls_tests::vectors::{Kind, run_file};
+use mls_tests::{load, supported_cases, test_leaf, TestRng};
 
 fn welcome_of(bytes: &[u8]) -> Welcome<'_> {
     match MlsMessage::decode_exact(bytes).expect("MLSMessage").body {
@@ -30,62 +31,12 @@ fn welcome_of(bytes: &[u8]) -> Welcome<'_> {
     }
 }
 
+/// The checks of each case are in `mls_tests::vectors::welcome`.
 #[test]
 fn welcome_vectors() {
     let cases = load("welcome.json");
-    let mut tally = Tally::default();
-    for (ci, case) in cases.iter().enumerate() {
-        let Some(suite) = tally.suite(case) else { continue };
-        let init_priv = HpkePrivateKey::from_slice(&hex(&case["init_priv"])).unwrap();
-        let signer_pub = SignaturePublicKey::from_slice(&hex(&case["signer_pub"])).unwrap();
-        let kp_bytes = hex(&case["key_package"]);
-        let MlsMessageBody::KeyPackage(kp) = MlsMessage::decode_exact(&kp_bytes).unwrap().body else {
-            panic!("case {ci}: key_package is not an MLSMessage(KeyPackage)")
-        };
-        assert_eq!(kp.tbs.init_key, init_priv.public_key(suite).as_bytes(), "case {ci}: init key pair");
-        let kp_ref = kp.reference(suite).unwrap();
-        let welcome_bytes = hex(&case["welcome"]);
-        let welcome = welcome_of(&welcome_bytes);
-
-        let mut buf = vec![0u8; welcome_bytes.len()];
-        let decrypted = process_welcome(suite, kp_ref.as_bytes(), &init_priv, &welcome, &NoPsks, &mut buf)
-            .unwrap_or_else(|e| panic!("case {ci}: processing: {e:?}"));
-        let gi = *decrypted.group_info();
-        assert_eq!(gi.verify_signature(suite, &signer_pub), Ok(()), "case {ci}: GroupInfo signature");
-        // A key that did not sign it.
-        let (_, other_sk) = test_leaf(suite, b"other", 99, None);
-        assert_eq!(
-            gi.verify_signature(suite, &other_sk.public_key()),
-            Err(GroupInfoError::InvalidSignature),
-            "case {ci}: other key"
-        );
-        let verified = decrypted.verify(&signer_pub).unwrap_or_else(|e| panic!("case {ci}: verifying: {e:?}"));
-        // The confirmation tag, recomputed as FORMAT.md says.
-        let cth = verified.group_context.confirmed_transcript_hash;
-        let tag = confirmation_tag(suite, &verified.epoch_secrets.confirmation_key, cth);
-        assert_eq!(tag.as_bytes(), gi.tbs.confirmation_tag, "case {ci}: confirmation tag");
-        assert_eq!(
-            verified.interim_transcript_hash,
-            interim_transcript_hash(suite, cth, gi.tbs.confirmation_tag).unwrap()
-        );
-        assert!(verified.psks.is_empty());
-
-        // The same Welcome refused: to another KeyPackage, with our wrong
-        // key, with a wrong signer key, in another suite.
-        let mut buf = vec![0u8; welcome_bytes.len()];
-        let r = process_welcome(suite, &[0u8; 32], &init_priv, &welcome, &NoPsks, &mut buf);
-        assert_eq!(r.err(), Some(WelcomeError::NotForUs), "case {ci}");
-        let wrong = HpkePrivateKey::from_slice(&[9u8; 32]).unwrap();
-        let r = process_welcome(suite, kp_ref.as_bytes(), &wrong, &welcome, &NoPsks, &mut buf);
-        assert_eq!(r.err(), Some(WelcomeError::GroupSecretsDecryptionFailed), "case {ci}");
-        let d = process_welcome(suite, kp_ref.as_bytes(), &init_priv, &welcome, &NoPsks, &mut buf).unwrap();
-        assert_eq!(d.verify(&other_sk.public_key()).err(), Some(WelcomeError::InvalidGroupInfoSignature));
-        let other_suite = CipherSuite::ALL.into_iter().find(|s| *s != suite).unwrap();
-        let r = process_welcome(other_suite, kp_ref.as_bytes(), &init_priv, &welcome, &NoPsks, &mut buf);
-        assert_eq!(r.err(), Some(WelcomeError::WrongCipherSuite), "case {ci}");
-        tally.ran();
-    }
-    tally.finish("welcome.json", supported_cases(&cases));
+    let report = run_file(Kind::Welcome, &cases);
+    report.finish("welcome.json", supported_cases(&cases));
 }
 
 // ---------------------------------------------------------------------------

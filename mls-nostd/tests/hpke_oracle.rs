@@ -107,3 +107,24 @@ fn low_order_public_key_is_refused() {
     let sk = HpkePrivateKey::from_slice(&[7u8; 32]).unwrap();
     assert_eq!(open_base(suite, &sk, &zero, &ih, &[], &mut buf, &[0; 16]), Err(CryptoError::InvalidSharedSecret));
 }
+
+/// HPKE secret export (RFC 9180 §5.3), used by MLS external joins (§8.3),
+/// against the `hpke` crate.
+#[test]
+fn export_agrees_with_the_hpke_crate() {
+    use mls_nostd::crypto::hpke::{export_base_receiver, export_base_sender};
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (our_sk, our_pk) = derive_key_pair(suite, &[5; 32]).unwrap();
+    let (their_sk, _) = TheirKem::derive_keypair(&[5; 32]);
+    let ih = info_hash(suite, &[]).unwrap();
+    let mut ours = [0u8; 32];
+    let enc = export_base_sender(suite, &our_pk, &ih, b"MLS 1.0 external init secret", &mut ours, &[9; 32]).unwrap();
+    let their_enc = <TheirKem as Kem>::EncappedKey::from_bytes(enc.as_bytes()).unwrap();
+    let ctx = hpke::setup_receiver::<ChaCha20Poly1305, HkdfSha256, TheirKem>(&OpModeR::Base, &their_sk, &their_enc, &[]).unwrap();
+    let mut theirs = [0u8; 32];
+    ctx.export(b"MLS 1.0 external init secret", &mut theirs).unwrap();
+    assert_eq!(ours, theirs);
+    let mut back = [0u8; 32];
+    export_base_receiver(suite, &our_sk, &enc, &ih, b"MLS 1.0 external init secret", &mut back).unwrap();
+    assert_eq!(back, ours);
+}

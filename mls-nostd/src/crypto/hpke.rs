@@ -208,26 +208,83 @@ struct AeadKeys {
     nonce: [u8; AEAD_NONCE_LEN],
 }
 
-fn key_schedule_base(suite: CipherSuite, shared: &Secret, info_hash: &Secret) -> Result<AeadKeys, CryptoError> {
+/// `key_schedule_context = mode || psk_id_hash || info_hash` of base mode
+/// (RFC 9180 §5.1), written into `buf`; returns its length.
+fn schedule_context(suite: CipherSuite, info_hash: &Secret, buf: &mut [u8; 1 + 2 * super::MAX_HASH_LEN]) -> Result<usize, CryptoError> {
     let sid = hpke_suite_id(suite);
     let psk_id_hash = labeled_extract(suite, &sid, &[], b"psk_id_hash", &[])?;
-    let mut ctx = [0u8; 1 + 2 * super::MAX_HASH_LEN];
     let ctx_len = 1 + psk_id_hash.len() + info_hash.len();
-    {
-        let ctx = ctx.get_mut(..ctx_len).ok_or(CryptoError::InvalidLength)?;
-        let (mode, rest) = ctx.split_at_mut(1);
-        mode.fill(MODE_BASE);
-        let (p, i) = rest.split_at_mut(psk_id_hash.len());
-        p.copy_from_slice(psk_id_hash.as_bytes());
-        i.copy_from_slice(info_hash.as_bytes());
-    }
-    let ctx = ctx.get(..ctx_len).ok_or(CryptoError::InvalidLength)?;
+    let ctx = buf.get_mut(..ctx_len).ok_or(CryptoError::InvalidLength)?;
+    let (mode, rest) = ctx.split_at_mut(1);
+    mode.fill(MODE_BASE);
+    let (p, i) = rest.split_at_mut(psk_id_hash.len());
+    p.copy_from_slice(psk_id_hash.as_bytes());
+    i.copy_from_slice(info_hash.as_bytes());
+    Ok(ctx_len)
+}
+
+fn key_schedule_base(suite: CipherSuite, shared: &Secret, info_hash: &Secret) -> Result<AeadKeys, CryptoError> {
+    let sid = hpke_suite_id(suite);
+    let mut buf = [0u8; 1 + 2 * super::MAX_HASH_LEN];
+    let ctx_len = schedule_context(suite, info_hash, &mut buf)?;
+    let ctx = buf.get(..ctx_len).ok_or(CryptoError::InvalidLength)?;
     let secret = labeled_extract(suite, &sid, shared.as_bytes(), b"secret", &[])?;
     let mut keys = AeadKeys { key: [0; MAX_AEAD_KEY_LEN], nonce: [0; AEAD_NONCE_LEN] };
     let key = keys.key.get_mut(..suite.aead_key_len()).ok_or(CryptoError::InvalidLength)?;
     labeled_expand(suite, &sid, secret.as_bytes(), b"key", ctx, key)?;
     labeled_expand(suite, &sid, secret.as_bytes(), b"base_nonce", ctx, &mut keys.nonce)?;
     Ok(keys)
+}
+
+/// `Context.Export(exporter_context, out.len())` of a base-mode context
+/// (RFC 9180 §5.3): `exporter_secret = LabeledExpand(secret, "exp", ctx, Nh)`,
+/// then `LabeledExpand(exporter_secret, "sec", exporter_context, L)`.
+fn export_base(
+    suite: CipherSuite,
+    shared: &Secret,
+    info_hash: &Secret,
+    exporter_context: &[u8],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    let sid = hpke_suite_id(suite);
+    let mut buf = [0u8; 1 + 2 * super::MAX_HASH_LEN];
+    let ctx_len = schedule_context(suite, info_hash, &mut buf)?;
+    let ctx = buf.get(..ctx_len).ok_or(CryptoError::InvalidLength)?;
+    let secret = labeled_extract(suite, &sid, shared.as_bytes(), b"secret", &[])?;
+    let mut exporter_secret = Secret::zero(suite.hash_len())?;
+    labeled_expand(suite, &sid, secret.as_bytes(), b"exp", ctx, exporter_secret.as_mut_bytes())?;
+    labeled_expand(suite, &sid, exporter_secret.as_bytes(), b"sec", exporter_context, out)
+}
+
+/// `SetupBaseS(pkR, info)` and `Export(exporter_context, out.len())` (RFC
+/// 9180 §5.1, §5.3) with the ephemeral key `DeriveKeyPair(eph_ikm)`; returns
+/// the KEM output.
+pub fn export_base_sender(
+    suite: CipherSuite,
+    pk_r: &HpkePublicKey,
+    info_hash: &Secret,
+    exporter_context: &[u8],
+    out: &mut [u8],
+    eph_ikm: &[u8],
+) -> Result<KemOutput, CryptoError> {
+    let (sk_e, enc) = derive_key_pair(suite, eph_ikm)?;
+    let shared = extract_and_expand(suite, &dh(&sk_e.0, pk_r)?, &enc, pk_r)?;
+    export_base(suite, &shared, info_hash, exporter_context, out)?;
+    Ok(enc)
+}
+
+/// `SetupBaseR(enc, skR, info)` and `Export(exporter_context, out.len())`.
+pub fn export_base_receiver(
+    suite: CipherSuite,
+    sk_r: &HpkePrivateKey,
+    enc: &KemOutput,
+    info_hash: &Secret,
+    exporter_context: &[u8],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    let pk_r = sk_r.public_key(suite);
+    let shared = extract_and_expand(suite, &dh(&sk_r.0, enc)?, enc, &pk_r)?;
+    export_base(suite, &shared, info_hash, exporter_context, out)
 }
 
 impl AeadKeys {

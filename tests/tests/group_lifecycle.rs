@@ -253,3 +253,80 @@ fn lifecycle_suite_3() {
 fn lifecycle_suite_1() {
     lifecycle(CipherSuite::X25519Aes128GcmSha256Ed25519);
 }
+
+fn external_join(suite: CipherSuite) {
+    let mut alice = Member::new("alice", 11);
+    let mut bob = Member::new("bob", 12);
+    let mut eve = Member::new("eve", 13);
+    let mut caps = [0u8; 8];
+    let params = CreateParams {
+        suite,
+        group_id: b"external-join-group",
+        credential: Credential::Basic { identity: b"alice" },
+        lifetime: LIFETIME,
+        capabilities: default_capabilities(suite, &mut caps),
+        extensions: Extensions::default(),
+        config: GroupConfig::default(),
+    };
+    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
+    let (bob_kp, bob_keys) = bob.key_package(suite);
+    let kp = KeyPackage::decode_exact(&bob_kp).unwrap();
+    let (_, welcome) = alice.commit(&[Proposal::Add(Add { key_package: kp })], false, WireFormatPolicy::Public);
+    bob.join(&welcome.unwrap(), &bob_kp, &bob_keys);
+
+    // Alice publishes a GroupInfo; Eve joins by external commit.
+    let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    let gi = alice.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec();
+    let template = eve.template();
+    let mut out = vec![0u8; 128 * 1024];
+    let commit = eve
+        .group
+        .join_external(&gi, None, &template, &eve.signer.clone(), None, &AcceptAllCredentials, GroupConfig::default(), &mut eve.rng, &Sequential, &mut out)
+        .unwrap_or_else(|e| panic!("eve: {e:?}"))
+        .to_vec();
+    for r in [&mut alice, &mut bob] {
+        let mut m = commit.clone();
+        match r.group.process_message(&mut m, &NoPsks, NOW) {
+            Ok(Received::Commit(s)) => assert_eq!(s.committer, LeafIndex(2)),
+            other => panic!("{}: {other:?}", r.name),
+        }
+        r.group.merge_staged_commit().unwrap();
+    }
+    agree(&[&alice, &bob, &eve]);
+    let m = eve.send(b"hi, I let myself in");
+    assert_eq!(alice.receive_app(&m).1, b"hi, I let myself in");
+
+    // Bob resyncs: a new appearance replaces his old leaf in one external commit.
+    let gi = {
+        let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+        alice.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec()
+    };
+    let mut bob2 = Member::new("bob", 12);
+    let template = bob2.template();
+    let mut out = vec![0u8; 128 * 1024];
+    let commit = bob2
+        .group
+        .join_external(&gi, None, &template, &bob2.signer.clone(), Some(LeafIndex(1)), &AcceptAllCredentials, GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
+        .unwrap()
+        .to_vec();
+    for r in [&mut alice, &mut eve] {
+        r.receive_commit(&commit);
+    }
+    let mut m = commit.clone();
+    match bob.group.process_message(&mut m, &NoPsks, NOW) {
+        Ok(Received::Commit(s)) => assert!(s.removes_us),
+        other => panic!("old bob: {other:?}"),
+    }
+    agree(&[&alice, &eve, &bob2]);
+    assert_eq!(bob2.group.own_leaf(), LeafIndex(1));
+}
+
+#[test]
+fn external_join_suite_3() {
+    external_join(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
+}
+
+#[test]
+fn external_join_suite_1() {
+    external_join(CipherSuite::X25519Aes128GcmSha256Ed25519);
+}

@@ -257,6 +257,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             psks,
             now,
             config.max_lifetime,
+            false,
         )?;
         let mut summary = applied.summary;
         let extensions = Extensions::from_body(applied.extensions.as_slice())?;
@@ -415,6 +416,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             epoch: summary.new_epoch,
             confirmed_transcript_hash: confirmed,
             interim_transcript_hash: interim,
+            confirmation_tag: tag,
             extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
             secrets,
             private,

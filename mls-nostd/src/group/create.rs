@@ -83,6 +83,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             epoch: 0,
             confirmed_transcript_hash: confirmed,
             interim_transcript_hash: interim,
+            confirmation_tag: tag,
             extensions: OwnedBytes::from_slice(p.extensions.body()).map_err(|_| GroupError::CapacityExceeded)?,
             secrets,
             private: TreeKemPrivate::new(LeafIndex(0), leaf_sk),

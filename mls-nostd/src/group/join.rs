@@ -42,6 +42,14 @@ pub enum JoinError {
     CapacityExceeded,
     /// A cryptographic operation failed.
     Crypto(CryptoError),
+    /// The GroupInfo has no `external_pub` extension (§12.4.3.2).
+    NoExternalPub,
+    /// The GroupInfo's signature does not verify (§12.4.3).
+    InvalidGroupInfo,
+    /// Building the external Commit failed.
+    Commit(super::CommitError),
+    /// Framing the external Commit failed (a buffer too small, among others).
+    Protection(crate::messages::authenticated_content::ProtectionError),
 }
 
 impl From<CodecError> for JoinError {
@@ -170,6 +178,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             epoch: gc.epoch,
             confirmed_transcript_hash: crate::crypto::HashValue::from_slice(gc.confirmed_transcript_hash)?,
             interim_transcript_hash: verified.interim_transcript_hash,
+            confirmation_tag: crate::crypto::HashValue::from_slice(verified.group_info.tbs.confirmation_tag)?,
             extensions: OwnedBytes::<MAX_GROUP_EXTENSIONS_LEN>::from_slice(gc.extensions)
                 .map_err(|_| JoinError::CapacityExceeded)?,
             secrets: verified.epoch_secrets,

@@ -104,8 +104,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let tree = if *active & 1 == 0 { a.slices() } else { b.slices() };
         let content = match wire_format {
             WIRE_FORMAT_PUBLIC_MESSAGE => {
-                let mut lookup = |c: &FramedContent<'_>| match c.sender {
-                    Sender::Member(i) => member_key(&tree, LeafIndex(i)),
+                let mut lookup = |c: &FramedContent<'_>| match (c.sender, &c.content) {
+                    (Sender::Member(i), _) => member_key(&tree, LeafIndex(i)),
+                    // An external joiner signs with the key of its new leaf (§12.4.3.2).
+                    (Sender::NewMemberCommit, Content::Commit(commit)) => commit
+                        .path
+                        .and_then(|p| SignaturePublicKey::from_slice(p.leaf_node.fields.signature_key).ok()),
                     _ => None,
                 };
                 public_message::unprotect(&gc, &state.secrets.membership_key, message, &mut lookup)?

@@ -10,6 +10,7 @@
 pub mod proposal_store;
 mod commit;
 mod create;
+mod external;
 mod join;
 mod messages;
 mod process;
@@ -75,6 +76,9 @@ pub struct EpochState {
     pub confirmed_transcript_hash: HashValue,
     /// `interim_transcript_hash` (§8.2).
     pub interim_transcript_hash: HashValue,
+    /// The confirmation tag of the Commit that began this epoch (§6.1), for
+    /// the GroupInfo (§12.4.3).
+    pub confirmation_tag: HashValue,
     /// Body of the GroupContext's `extensions` vector.
     pub extensions: OwnedBytes<MAX_GROUP_EXTENSIONS_LEN>,
     /// This epoch's secrets.
@@ -130,6 +134,12 @@ pub enum GroupError {
     NothingStaged,
 }
 
+impl From<CodecError> for GroupError {
+    fn from(e: CodecError) -> Self {
+        Self::Codec(e)
+    }
+}
+
 /// A member of a group with room for `N` leaves, `ARENA` bytes of leaf
 /// encodings, `K` out-of-order keys and `P` bytes of pending proposals.
 pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: usize> {
@@ -159,6 +169,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             epoch: 0,
             confirmed_transcript_hash: HashValue::EMPTY,
             interim_transcript_hash: HashValue::EMPTY,
+            confirmation_tag: HashValue::EMPTY,
             extensions: OwnedBytes::EMPTY,
             secrets: EpochSecrets::EMPTY,
             private: TreeKemPrivate::EMPTY,

@@ -68,6 +68,8 @@ pub enum CommitError {
     ReInitWithOtherProposals,
     /// An ExternalInit in a member's Commit (§12.2).
     ExternalInitInMemberCommit,
+    /// An external Commit breaks the rules of §12.2 and §12.4.3.2.
+    InvalidExternalCommit,
     /// A leaf lacks a capability the group requires (§7.3, §11.1).
     UnsupportedCapabilities,
     /// A new key is already used in the tree (§7.3, §12.4.2).
@@ -114,6 +116,7 @@ impl CommitError {
             Self::UnsupportedGroupContextExtensions => "PRP-GCE-CAPS",
             Self::ReInitWithOtherProposals => "PRL-REINIT",
             Self::ExternalInitInMemberCommit => "PRL-EXTINIT",
+            Self::InvalidExternalCommit => "PRL-EXTERNAL",
             Self::UnsupportedCapabilities => "LEAF-CAPS",
             Self::DuplicateKey => "TREE-KEY-DUP",
             Self::PathRequired => "COM-PATH-REQ",
@@ -348,8 +351,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     ) -> Result<StagedCommitSummary, CommitError> {
         self.check_frame(v)?;
         let Content::Commit(commit) = v.content.content else { return Err(CommitError::WrongContentType) };
-        let Sender::Member(c) = v.content.sender else { return Err(CommitError::UnknownSender) };
-        let committer = LeafIndex(c);
+        // A member's Commit, or an external joiner's (§12.4.3.2), whose leaf is
+        // known once the proposals are applied.
+        let (external, mut committer) = match v.content.sender {
+            Sender::Member(c) => (false, LeafIndex(c)),
+            Sender::NewMemberCommit => (true, LeafIndex(u32::MAX)),
+            _ => return Err(CommitError::UnknownSender),
+        };
         if committer == self.state.private.leaf {
             return Err(CommitError::OwnCommit);
         }
@@ -362,7 +370,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let own_psks = OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own_psks;
         let (old, mut new) = stage_trees(trees, *active);
-        if old.leaf_node(committer).is_none() {
+        if !external && old.leaf_node(committer).is_none() {
             return Err(CommitError::UnknownSender);
         }
 
@@ -377,11 +385,21 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             psks,
             now,
             config.max_lifetime,
+            external,
         )?;
         if applied.path_required && commit.path.is_none() {
             return Err(CommitError::PathRequired);
         }
-        let summary = applied.summary;
+        let mut summary = applied.summary;
+        if let (true, Some(path)) = (external, &commit.path) {
+            // The joiner takes the leftmost blank leaf (§12.4.3.2).
+            let leaf = &path.leaf_node;
+            if key_in_tree(&new, leaf.fields.encryption_key, Some(leaf.fields.signature_key)) {
+                return Err(CommitError::DuplicateKey);
+            }
+            committer = new.add_leaf(leaf.as_bytes())?;
+            summary.committer = committer;
+        }
         let added = applied.added;
         let extensions = Extensions::from_body(applied.extensions.as_slice())?;
 
@@ -434,7 +452,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             ..provisional
         }
         .encode_to(&mut gc_buf)?;
-        let joiner = joiner_secret(suite, &state.secrets.init_secret, &commit_secret, gc)?;
+        let init_secret = match &applied.external_init {
+            Some(kem_output) => external_init_secret(suite, &state.secrets, kem_output)?,
+            None => state.secrets.init_secret.clone(),
+        };
+        let joiner = joiner_secret(suite, &init_secret, &commit_secret, gc)?;
         let secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, gc)?;
         if !transcript::verify_confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes(), tag) {
             return Err(CommitError::ConfirmationTagMismatch);
@@ -446,12 +468,31 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             epoch: summary.new_epoch,
             confirmed_transcript_hash: confirmed,
             interim_transcript_hash: interim,
+            confirmation_tag: HashValue::from_slice(tag).map_err(CommitError::Crypto)?,
             extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
             secrets,
             private,
         }));
         Ok(summary)
     }
+}
+
+/// The exporter label of external initialization (§8.3).
+pub(super) const EXTERNAL_INIT_LABEL: &[u8] = b"MLS 1.0 external init secret";
+
+/// `init_secret` of an external commit, as a member computes it (§8.3):
+/// `SetupBaseR(kem_output, external_priv, "").export("MLS 1.0 external init secret", Nh)`.
+fn external_init_secret(
+    suite: crate::crypto::CipherSuite,
+    secrets: &EpochSecrets,
+    kem_output: &crate::crypto::hpke::KemOutput,
+) -> Result<Secret, CommitError> {
+    let (sk, _) = secrets.external_key_pair(suite)?;
+    let info_hash = crate::crypto::hpke::info_hash(suite, &[])?;
+    let mut init = Secret::zero(suite.hash_len())?;
+    crate::crypto::hpke::export_base_receiver(suite, &sk, kem_output, &info_hash, EXTERNAL_INIT_LABEL, init.as_mut_bytes())
+        .map_err(|_| CommitError::InvalidExternalCommit)?;
+    Ok(init)
 }
 
 fn is_newly_added(tree: &TreeSlices<'_>, added: &[u32], signature_key: &[u8]) -> bool {
@@ -500,6 +541,8 @@ pub(super) fn stage_trees<'t, const N: usize, const A: usize>(
 /// The effect of a Commit's proposal list (§12.2 validated, §12.3 applied).
 pub(super) struct Applied<const N: usize> {
     pub(super) summary: StagedCommitSummary,
+    /// The ExternalInit's KEM output, for an external commit.
+    pub(super) external_init: Option<crate::crypto::hpke::KemOutput>,
     pub(super) added: heapless::Vec<u32, N>,
     pub(super) extensions: OwnedBytes<{ super::MAX_GROUP_EXTENSIONS_LEN }>,
     pub(super) psk_secret: Secret,
@@ -520,8 +563,10 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     psks: &dyn PskStore,
     now: u64,
     max_lifetime: u64,
+    external: bool,
 ) -> Result<Applied<N>, CommitError> {
     let suite = state.suite;
+    let mut external_init: Option<crate::crypto::hpke::KemOutput> = None;
     // §12.2 over the whole list, with the old tree.
     let mut summary = StagedCommitSummary {
         committer,
@@ -592,6 +637,15 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                 summary.psks += 1;
             }
             Proposal::ReInit(_) => summary.reinit = true,
+            Proposal::ExternalInit(e) if external => {
+                if external_init.is_some() {
+                    return Err(CommitError::InvalidExternalCommit);
+                }
+                external_init = Some(
+                    crate::crypto::hpke::KemOutput::from_slice(e.kem_output)
+                        .map_err(|_| CommitError::InvalidExternalCommit)?,
+                );
+            }
             Proposal::ExternalInit(_) => return Err(CommitError::ExternalInitInMemberCommit),
             Proposal::GroupContextExtensions(g) => {
                 path_required = true;
@@ -605,6 +659,21 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     }
     if summary.reinit && total > 1 {
         return Err(CommitError::ReInitWithOtherProposals);
+    }
+    // §12.2, external commits: exactly one ExternalInit, at most one Remove,
+    // PSKs, nothing else, nothing by reference (§12.4.3.2).
+    if external {
+        let by_reference = commit.proposals.iter().any(|p| matches!(p, ProposalOrRef::Reference(_)));
+        if external_init.is_none()
+            || by_reference
+            || summary.removes > 1
+            || summary.adds + summary.updates > 0
+            || summary.extensions_changed
+            || summary.reinit
+        {
+            return Err(CommitError::InvalidExternalCommit);
+        }
+        path_required = true;
     }
 
     // §12.3: extensions, updates, removes, adds, in that order.
@@ -663,6 +732,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     let psk_secret = psk_secret(suite, &psk_list)?;
     Ok(Applied {
         summary,
+        external_init,
         added,
         extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
         psk_secret,

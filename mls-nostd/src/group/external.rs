@@ -1,0 +1,249 @@
+//! External joins (RFC 9420 §12.4.3.2, §8.3): a member publishes a GroupInfo
+//! with the `external_pub` extension; a new client joins (or an old one
+//! resyncs) by sending an external Commit built from it.
+
+use super::process::{CommitError, EXTERNAL_INIT_LABEL, confirmed_hash};
+use super::{EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN};
+use crate::codec::{CodecError, Decode, Encode, ListView, OwnedBytes, Reader, Writer};
+use crate::crypto::hpke::{self, HpkePublicKey};
+use crate::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
+use crate::crypto::{HashValue, Secret};
+use crate::executor::Executor;
+use crate::extensions::{EXT_EXTERNAL_PUB, EXT_RATCHET_TREE, Extensions};
+use crate::group_context::GroupContext;
+use crate::key_schedule::{EpochSecrets, joiner_secret};
+use crate::messages::authenticated_content::EncodedGroupContext;
+use crate::messages::commit::Commit;
+use crate::messages::framing::{Content, FramedContent, Sender};
+use crate::messages::group_info::{GroupInfo, GroupInfoTbs, WireGroupContext};
+use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
+use crate::messages::proposal::{ExternalInit, Proposal, ProposalOrRef, Remove};
+use crate::messages::public_message;
+use crate::ratchet_tree::tree::decode_tree;
+use crate::ratchet_tree::treekem::{LeafTemplate, TreeKemPrivate};
+use crate::ratchet_tree::update_path::UpdatePath;
+use crate::ratchet_tree::validate::{CredentialValidator, TreeCheck};
+use crate::transcript;
+use crate::tree_math::LeafIndex;
+use rand_core::CryptoRng;
+
+use super::join::JoinError;
+
+/// `ProtocolVersion mls10` and `WireFormat mls_group_info`: an MLSMessage head.
+const GROUP_INFO_MESSAGE_HEAD: [u8; 4] = [0, 1, 0, 4];
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+    /// Writes an `MLSMessage(GroupInfo)` of the current epoch, signed by us,
+    /// with the `external_pub` extension (§12.4.3.2) and, if `with_tree`, the
+    /// `ratchet_tree` extension (§12.4.3.3). `scratch` holds the extensions.
+    pub fn group_info<'o>(&mut self, with_tree: bool, out: &'o mut [u8], scratch: &mut [u8]) -> Result<&'o [u8], GroupError> {
+        let suite = self.state.suite;
+        let tree_hash = self.tree().root_tree_hash().map_err(|_| GroupError::CapacityExceeded)?;
+        let (_, external_pub) = self.state.secrets.external_key_pair(suite).map_err(GroupError::Crypto)?;
+        let mut w = Writer::new(scratch);
+        w.write_u16(EXT_EXTERNAL_PUB)?;
+        // extension_data = ExternalPub { HPKEPublicKey external_pub }.
+        w.write_varint(1 + external_pub.as_bytes().len())?;
+        w.write_opaque(external_pub.as_bytes())?;
+        if with_tree {
+            w.write_u16(EXT_RATCHET_TREE)?;
+            let tree = self.tree();
+            let mut counter = Writer::counter();
+            tree.export(&mut counter).map_err(|_| GroupError::CapacityExceeded)?;
+            w.write_varint(counter.len())?;
+            tree.export(&mut w).map_err(|_| GroupError::CapacityExceeded)?;
+        }
+        let ext_len = w.len();
+        let extensions = Extensions::from_body(scratch.get(..ext_len).ok_or(CodecError::Truncated)?)?;
+        let gc = GroupContext {
+            cipher_suite: suite,
+            group_id: self.state.group_id.as_slice(),
+            epoch: self.state.epoch,
+            tree_hash: tree_hash.as_bytes(),
+            confirmed_transcript_hash: self.state.confirmed_transcript_hash.as_bytes(),
+            extensions: self.state.extensions.as_slice(),
+        };
+        let tbs = GroupInfoTbs {
+            group_context: WireGroupContext::from_group_context(&gc)?,
+            extensions,
+            confirmation_tag: self.state.confirmation_tag.as_bytes(),
+            signer: self.state.private.leaf.0,
+        };
+        let (head, body) = out.split_at_mut_checked(4).ok_or(GroupError::Codec(CodecError::BufferTooSmall))?;
+        head.copy_from_slice(&GROUP_INFO_MESSAGE_HEAD);
+        let len = GroupInfo::sign_into(suite, &tbs, &self.signer, body)
+            .map_err(|_| GroupError::Codec(CodecError::BufferTooSmall))?
+            .len();
+        out.get(..4 + len).ok_or(GroupError::Codec(CodecError::BufferTooSmall))
+    }
+
+    /// Joins by external Commit (§12.4.3.2) from `group_info` (an
+    /// `MLSMessage(GroupInfo)` with `external_pub`), with the tree from its
+    /// extension or `ratchet_tree`. `resync` removes our old leaf. Writes the
+    /// Commit (a PublicMessage from `new_member_commit`) into `out`, which
+    /// needs room for it twice plus 96 bytes per HPKE seal; the group is ours
+    /// from then on (the Commit cannot be taken back once sent).
+    #[allow(clippy::too_many_arguments)]
+    pub fn join_external<'o>(
+        &mut self,
+        group_info: &[u8],
+        ratchet_tree: Option<&[u8]>,
+        leaf: &LeafTemplate<'_>,
+        signer: &SignaturePrivateKey,
+        resync: Option<LeafIndex>,
+        credentials: &dyn CredentialValidator,
+        config: GroupConfig,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], JoinError> {
+        let MlsMessageBody::GroupInfo(gi) = MlsMessage::decode_exact(group_info)?.body else {
+            return Err(JoinError::Malformed(CodecError::InvalidValue));
+        };
+        let gc = gi.tbs.group_context.to_group_context().ok_or(JoinError::Malformed(CodecError::InvalidValue))?;
+        let suite = gc.cipher_suite;
+        let external_pub = {
+            let data = gi.tbs.extensions.find(EXT_EXTERNAL_PUB).ok_or(JoinError::NoExternalPub)?;
+            HpkePublicKey::from_slice(Reader::new(data).read_opaque()?)?
+        };
+        let tree_bytes = match gi.tbs.extensions.find(EXT_RATCHET_TREE) {
+            Some(data) => data,
+            None => ratchet_tree.ok_or(JoinError::NoRatchetTree)?,
+        };
+
+        // The current epoch's tree into the spare buffer, checked as a joiner must.
+        let spare = self.active ^ 1;
+        let [a, b] = &mut self.trees;
+        let mut tree = if spare & 1 == 0 { a.slices() } else { b.slices() };
+        tree.import(suite, &decode_tree(tree_bytes)?)?;
+        let signer_key = tree
+            .signature_key(LeafIndex(gi.tbs.signer))
+            .and_then(|k| SignaturePublicKey::from_slice(k).ok())
+            .ok_or(JoinError::UnknownSigner)?;
+        gi.verify_signature(suite, &signer_key).map_err(|_| JoinError::InvalidGroupInfo)?;
+        let check = TreeCheck {
+            group_id: gc.group_id,
+            tree_hash: Some(gc.tree_hash),
+            group_extensions: Extensions::from_body(gc.extensions)?,
+            credentials,
+        };
+        let mut scratch_a = [0u32; N];
+        let mut scratch_b = [0u32; N];
+        tree.validate(&check, &mut scratch_a, &mut scratch_b).map_err(JoinError::InvalidTree)?;
+
+        // ExternalInit (§8.3): init_secret exported from an HPKE context to external_pub.
+        let nh = suite.hash_len();
+        let mut eph = Secret::zero(32)?;
+        rng.fill_bytes(eph.as_mut_bytes());
+        let info_hash = hpke::info_hash(suite, &[])?;
+        let mut init_secret = Secret::zero(nh)?;
+        let kem_output =
+            hpke::export_base_sender(suite, &external_pub, &info_hash, EXTERNAL_INIT_LABEL, init_secret.as_mut_bytes(), eph.as_bytes())?;
+
+        // The proposals: Remove (resync) first, then ExternalInit.
+        let mut list = [0u8; 128];
+        let list_len = {
+            let mut w = Writer::new(&mut list);
+            w.write_vector(|w| {
+                if let Some(old) = resync {
+                    ProposalOrRef::Proposal(Proposal::Remove(Remove { removed: old.0 })).encode(w)?;
+                }
+                ProposalOrRef::Proposal(Proposal::ExternalInit(ExternalInit { kem_output: kem_output.as_bytes() }))
+                    .encode(w)
+            })?;
+            w.len()
+        };
+        let proposals: ListView<'_, ProposalOrRef<'_>> =
+            ListView::from_body(Reader::new(list.get(..list_len).ok_or(CodecError::Truncated)?).read_opaque()?)?;
+        if let Some(old) = resync {
+            if tree.leaf_node(old).is_none() {
+                return Err(JoinError::Commit(CommitError::RemoveOfBlankLeaf));
+            }
+            tree.remove_leaf(old)?;
+        }
+
+        // Our leaf at the leftmost blank leaf, then a path from it (§12.4.3.2).
+        let mut placeholder_ikm = Secret::zero(32)?;
+        rng.fill_bytes(placeholder_ikm.as_mut_bytes());
+        let (placeholder_sk, _) = hpke::derive_key_pair(suite, placeholder_ikm.as_bytes())?;
+        let mut leaf_buf = [0u8; 4096];
+        let placeholder = {
+            let (_, pk) = hpke::derive_key_pair(suite, placeholder_ikm.as_bytes())?;
+            let fields = crate::leaf_node::LeafNodeFields {
+                encryption_key: pk.as_bytes(),
+                signature_key: leaf.signature_key,
+                credential: leaf.credential,
+                capabilities: leaf.capabilities,
+                source: crate::leaf_node::LeafNodeSource::Update,
+                extensions: leaf.extensions,
+            };
+            let ctx = crate::leaf_node::LeafNodeContext { group_id: gc.group_id, leaf_index: 0 };
+            crate::leaf_node::LeafNode::sign_into(suite, &fields, Some(ctx), signer, &mut leaf_buf)
+                .map_err(|_| JoinError::Malformed(CodecError::BufferTooSmall))?
+        };
+        let me = tree.add_leaf(placeholder)?;
+        let provisional = GroupContext { epoch: gc.epoch.checked_add(1).ok_or(JoinError::CapacityExceeded)?, ..gc };
+        let mut path_gc = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let seals = usize::try_from(tree.n_leaves()).unwrap_or(usize::MAX);
+        let path_room = 8192usize.saturating_add(seals.saturating_mul(96 + 90));
+        let path_start = out.len().checked_sub(path_room).ok_or(JoinError::Malformed(CodecError::BufferTooSmall))?;
+        let (head, path_area) = out.split_at_mut(path_start);
+        let private = TreeKemPrivate::new(me, placeholder_sk);
+        let outcome = tree
+            .create_update_path(&private, leaf, signer, &provisional, &mut path_gc, &|_| false, rng, executor, path_area)
+            .map_err(|e| JoinError::Commit(CommitError::InvalidPath(e)))?;
+        let path = UpdatePath::decode_exact(path_area.get(..outcome.update_path_len).ok_or(CodecError::Truncated)?)?;
+
+        // Frame and sign with the GroupInfo's context (the old epoch's).
+        let content = FramedContent {
+            group_id: gc.group_id,
+            epoch: gc.epoch,
+            sender: Sender::NewMemberCommit,
+            authenticated_data: &[],
+            content: Content::Commit(Commit { proposals, path: Some(path) }),
+        };
+        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let gc_len = gc.encode_to(&mut gc_buf)?.len();
+        let old_gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::Truncated)?)?;
+        let signed = public_message::sign(&old_gc, signer, &content, head).map_err(JoinError::Protection)?;
+        let interim = transcript::interim_transcript_hash(suite, gc.confirmed_transcript_hash, gi.tbs.confirmation_tag)?;
+        let confirmed = confirmed_hash(
+            suite,
+            &interim,
+            crate::messages::framing::WIRE_FORMAT_PUBLIC_MESSAGE,
+            signed.content_bytes(),
+            signed.signature(),
+        )?;
+        let tree_hash = tree.root_tree_hash()?;
+        let mut new_gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let new_gc = GroupContext {
+            tree_hash: tree_hash.as_bytes(),
+            confirmed_transcript_hash: confirmed.as_bytes(),
+            ..provisional
+        };
+        let new_gc_bytes = new_gc.encode_to(&mut new_gc_buf)?;
+        let joiner = joiner_secret(suite, &init_secret, &outcome.commit_secret, new_gc_bytes)?;
+        // External commits carry no PSKs here: psk_secret is zero.
+        let psk_secret = Secret::zero(nh)?;
+        let secrets = EpochSecrets::derive(suite, &joiner, &psk_secret, new_gc_bytes)?;
+        let tag = transcript::confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes());
+        let new_interim = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes())?;
+        let message = signed.finish(Some(tag.as_bytes()), None).map_err(JoinError::Protection)?;
+
+        let mut private = outcome.private.clone();
+        private.prune(&tree);
+        let state = EpochState {
+            suite,
+            group_id: OwnedBytes::from_slice(gc.group_id).map_err(|_| JoinError::CapacityExceeded)?,
+            epoch: new_gc.epoch,
+            confirmed_transcript_hash: confirmed,
+            interim_transcript_hash: new_interim,
+            confirmation_tag: HashValue::from_slice(tag.as_bytes())?,
+            extensions: OwnedBytes::from_slice(gc.extensions).map_err(|_| JoinError::CapacityExceeded)?,
+            secrets,
+            private,
+        };
+        self.install(state, spare, signer, config).map_err(|_| JoinError::CapacityExceeded)?;
+        Ok(message)
+    }
+}

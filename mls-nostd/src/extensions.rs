@@ -144,3 +144,25 @@ impl<'a> Decode<'a> for U16List<'a> {
         Self::from_body(r.read_opaque()?)
     }
 }
+
+/// `ExternalSender` (§12.1.8.1): a party allowed to send proposals from
+/// outside the group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExternalSender<'a> {
+    /// `SignaturePublicKey signature_key`.
+    pub signature_key: &'a [u8],
+    /// Its credential.
+    pub credential: crate::credential::Credential<'a>,
+}
+crate::tls_struct!(ExternalSender<'a> { signature_key, credential });
+
+/// The `index`-th entry of an `external_senders` extension's data
+/// (`ExternalSender external_senders<V>`), if there is one.
+pub fn external_sender(extension_data: &[u8], index: u32) -> Option<ExternalSender<'_>> {
+    let mut r = Reader::new(extension_data);
+    let list: crate::codec::ListView<'_, ExternalSender<'_>> = crate::codec::ListView::from_body(r.read_opaque().ok()?).ok()?;
+    if !r.is_empty() {
+        return None;
+    }
+    list.iter().nth(usize::try_from(index).ok()?)
+}

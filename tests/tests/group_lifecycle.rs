@@ -330,3 +330,93 @@ fn external_join_suite_3() {
 fn external_join_suite_1() {
     external_join(CipherSuite::X25519Aes128GcmSha256Ed25519);
 }
+
+/// An external sender listed in `external_senders` proposes an Add and a
+/// Remove; a member commits them by reference (§12.1.8.1). Other proposal
+/// types from it are refused.
+#[test]
+fn external_sender_proposals() {
+    use mls_nostd::codec::Writer;
+    use mls_nostd::extensions::EXT_EXTERNAL_SENDERS;
+    use mls_nostd::messages::authenticated_content::EncodedGroupContext;
+    use mls_nostd::messages::framing::{Content, FramedContent, Sender};
+    use mls_nostd::messages::public_message;
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let ds_key = SignaturePrivateKey::from_slice(&[0xd5; 32]).unwrap();
+    // external_senders = [ { signature_key, credential: basic "delivery-service" } ]
+    let mut ext = vec![0u8; 256];
+    let n = {
+        let mut w = Writer::new(&mut ext);
+        w.write_u16(EXT_EXTERNAL_SENDERS).unwrap();
+        let ds_pub = ds_key.public_key();
+        let entry_len = 1 + 32 + 2 + 1 + 16;
+        w.write_varint(1 + entry_len).unwrap();
+        w.write_varint(entry_len).unwrap();
+        w.write_opaque(ds_pub.as_bytes()).unwrap();
+        w.write_u16(1).unwrap();
+        w.write_opaque(b"delivery-service").unwrap();
+        w.len()
+    };
+    ext.truncate(n);
+    let mut alice = Member::new("alice", 21);
+    let mut bob = Member::new("bob", 22);
+    let mut carol = Member::new("carol", 23);
+    let mut caps = [0u8; 8];
+    let params = CreateParams {
+        suite,
+        group_id: b"external-senders",
+        credential: Credential::Basic { identity: b"alice" },
+        lifetime: LIFETIME,
+        capabilities: default_capabilities(suite, &mut caps),
+        extensions: Extensions::from_body(&ext).unwrap(),
+        config: GroupConfig::default(),
+    };
+    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
+    let (bob_kp, bob_keys) = bob.key_package(suite);
+    let (_, welcome) =
+        alice.commit(&[Proposal::Add(Add { key_package: KeyPackage::decode_exact(&bob_kp).unwrap() })], false, WireFormatPolicy::Public);
+    bob.join(&welcome.unwrap(), &bob_kp, &bob_keys);
+
+    // The delivery service proposes adding Carol.
+    let (carol_kp, carol_keys) = carol.key_package(suite);
+    let mut gc = vec![0u8; 4096];
+    let gc = alice.group.group_context(&mut gc).unwrap().to_vec();
+    let gc = EncodedGroupContext::decode(&gc).unwrap();
+    let external = |proposal: Proposal<'_>| {
+        let content = FramedContent {
+            group_id: b"external-senders",
+            epoch: 1,
+            sender: Sender::External(0),
+            authenticated_data: &[],
+            content: Content::Proposal(proposal),
+        };
+        let mut out = vec![0u8; 4096];
+        let n = public_message::sign(&gc, &ds_key, &content, &mut out).unwrap().finish(None, None).unwrap().len();
+        out.truncate(n);
+        out
+    };
+    let add = external(Proposal::Add(Add { key_package: KeyPackage::decode_exact(&carol_kp).unwrap() }));
+    for r in [&mut alice, &mut bob] {
+        let mut m = add.clone();
+        assert!(matches!(r.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+    }
+    // An ExternalInit may not come from an external sender (§12.1.8.1).
+    let bad = external(Proposal::ExternalInit(mls_nostd::messages::proposal::ExternalInit { kem_output: &[1; 32] }));
+    let mut m = bad.clone();
+    assert!(matches!(
+        r_kind(&mut bob, &mut m),
+        Err(mls_nostd::group::ReceiveError::Commit(mls_nostd::group::CommitError::ProposalNotAllowedForSender))
+    ));
+    // A Remove of a leaf that does not exist is kept, but our commit skips it.
+    let stale = external(Proposal::Remove(Remove { removed: 7 }));
+    let mut m = stale.clone();
+    assert!(matches!(r_kind(&mut bob, &mut m), Ok(Received::Proposal { .. })));
+    let (commit, welcome) = bob.commit(&[], false, WireFormatPolicy::Public);
+    alice.receive_commit(&commit);
+    carol.join(&welcome.unwrap(), &carol_kp, &carol_keys);
+    agree(&[&alice, &bob, &carol]);
+}
+
+fn r_kind<'m>(m: &mut Member, msg: &'m mut [u8]) -> Result<Received<'m>, mls_nostd::group::ReceiveError> {
+    m.group.process_message(msg, &NoPsks, NOW)
+}

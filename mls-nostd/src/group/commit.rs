@@ -201,8 +201,69 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         Ok(message)
     }
 
+    /// The pending proposals a Commit of ours should include (§12.4: "all
+    /// proposals received that are valid"): each valid on its own, none
+    /// touching a leaf twice (a Remove wins over an Update), one
+    /// GroupContextExtensions, no ReInit among others, no ExternalInit.
+    fn select_pending(
+        &mut self,
+        refs: &mut heapless::Vec<HashValue, MAX_PENDING_REFS>,
+        by_value: &[Proposal<'_>],
+        now: u64,
+    ) -> Result<(), CommitError> {
+        let suite = self.state.suite;
+        let me = self.state.private.leaf;
+        let max_lifetime = self.config.max_lifetime;
+        let [a, b] = &mut self.trees;
+        let tree = if self.active & 1 == 0 { a.slices() } else { b.slices() };
+        let mut touched: heapless::Vec<u32, MAX_PENDING_REFS> = heapless::Vec::new();
+        let mut gce = by_value.iter().any(|p| matches!(p, Proposal::GroupContextExtensions(_)));
+        for p in by_value {
+            match p {
+                Proposal::Remove(r) => touched.push(r.removed).map_err(|_| CommitError::CapacityExceeded)?,
+                Proposal::Update(_) => touched.push(me.0).map_err(|_| CommitError::CapacityExceeded)?,
+                _ => {}
+            }
+        }
+        // Removes first, so that an Update of a removed leaf is dropped.
+        for pass in 0..2 {
+            for stored in self.proposals.iter() {
+                let Ok(p) = Proposal::decode_exact(stored.proposal) else { continue };
+                let keep = match (pass, &p, stored.sender) {
+                    (0, Proposal::Remove(r), _) => {
+                        r.removed != me.0 && tree.leaf_node(LeafIndex(r.removed)).is_some() && !touched.contains(&r.removed)
+                    }
+                    (1, Proposal::Update(_), crate::messages::framing::Sender::Member(s)) => {
+                        s != me.0 && tree.leaf_node(LeafIndex(s)).is_some() && !touched.contains(&s)
+                    }
+                    (1, Proposal::Add(a), _) => a.key_package.validate(suite, now, max_lifetime).is_ok(),
+                    (1, Proposal::PreSharedKey(_), _) => true,
+                    (1, Proposal::GroupContextExtensions(_), _) if !gce => {
+                        gce = true;
+                        true
+                    }
+                    _ => false,
+                };
+                if !keep {
+                    continue;
+                }
+                match p {
+                    Proposal::Remove(r) => touched.push(r.removed).map_err(|_| CommitError::CapacityExceeded)?,
+                    Proposal::Update(_) => {
+                        if let crate::messages::framing::Sender::Member(s) = stored.sender {
+                            touched.push(s).map_err(|_| CommitError::CapacityExceeded)?;
+                        }
+                    }
+                    _ => {}
+                }
+                refs.push(stored.reference).map_err(|_| CommitError::CapacityExceeded)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Creates a Commit (§12.4.1) of `opts.proposals` and, if asked, every
-    /// proposal received this epoch; with an UpdatePath when required or
+    /// valid proposal received this epoch; with an UpdatePath when required or
     /// forced; and a Welcome for the members it adds. The new epoch is staged:
     /// send the messages, then [`Group::merge_staged_commit`].
     #[allow(clippy::too_many_arguments)]
@@ -226,9 +287,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         // The proposal list, encoded at the end of the message buffer.
         let mut refs: heapless::Vec<HashValue, MAX_PENDING_REFS> = heapless::Vec::new();
         if opts.include_pending {
-            for p in self.proposals.iter() {
-                refs.push(p.reference).map_err(|_| CommitError::CapacityExceeded)?;
-            }
+            self.select_pending(&mut refs, opts.proposals, now)?;
         }
         let mut counter = Writer::counter();
         encode_list(&mut counter, &refs, opts.proposals)?;

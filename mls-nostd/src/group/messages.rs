@@ -12,6 +12,7 @@ use crate::messages::framing::{
     Content, FramedContent, Sender, WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE,
 };
 use crate::messages::private_message::{self, PrivateMessageKeys};
+use crate::messages::proposal::Proposal;
 use crate::messages::public_message;
 use crate::psk::PskStore;
 use crate::ratchet_tree::tree::TreeSlices;
@@ -106,6 +107,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             WIRE_FORMAT_PUBLIC_MESSAGE => {
                 let mut lookup = |c: &FramedContent<'_>| match (c.sender, &c.content) {
                     (Sender::Member(i), _) => member_key(&tree, LeafIndex(i)),
+                    // A pre-provisioned external sender (§12.1.8.1).
+                    (Sender::External(i), _) => crate::extensions::Extensions::from_body(state.extensions.as_slice())
+                        .ok()
+                        .and_then(|e| e.find(crate::extensions::EXT_EXTERNAL_SENDERS))
+                        .and_then(|data| crate::extensions::external_sender(data, i))
+                        .and_then(|s| SignaturePublicKey::from_slice(s.signature_key).ok()),
+                    // A client proposing its own Add (§12.1.8.2).
+                    (Sender::NewMemberProposal, Content::Proposal(Proposal::Add(a))) => {
+                        SignaturePublicKey::from_slice(a.key_package.tbs.leaf_node.fields.signature_key).ok()
+                    }
                     // An external joiner signs with the key of its new leaf (§12.4.3.2).
                     (Sender::NewMemberCommit, Content::Commit(commit)) => commit
                         .path

@@ -215,6 +215,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.state.secrets.epoch_authenticator.as_bytes()
     }
 
+    /// The encoded GroupContext of the current epoch (§8.1), e.g. for an
+    /// external sender signing a proposal to the group.
+    pub fn group_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], GroupError> {
+        let tree_hash = self.tree().root_tree_hash().map_err(|_| GroupError::CapacityExceeded)?;
+        self.state.group_context(tree_hash.as_bytes(), buf).map_err(GroupError::Codec)
+    }
+
     /// Our leaf.
     pub fn own_leaf(&self) -> LeafIndex {
         self.state.private.leaf

@@ -68,6 +68,8 @@ pub enum CommitError {
     ReInitWithOtherProposals,
     /// An ExternalInit in a member's Commit (§12.2).
     ExternalInitInMemberCommit,
+    /// A proposal type this sender may not send (§12.1.8).
+    ProposalNotAllowedForSender,
     /// An external Commit breaks the rules of §12.2 and §12.4.3.2.
     InvalidExternalCommit,
     /// A leaf lacks a capability the group requires (§7.3, §11.1).
@@ -116,6 +118,7 @@ impl CommitError {
             Self::UnsupportedGroupContextExtensions => "PRP-GCE-CAPS",
             Self::ReInitWithOtherProposals => "PRL-REINIT",
             Self::ExternalInitInMemberCommit => "PRL-EXTINIT",
+            Self::ProposalNotAllowedForSender => "PRP-SENDER",
             Self::InvalidExternalCommit => "PRL-EXTERNAL",
             Self::UnsupportedCapabilities => "LEAF-CAPS",
             Self::DuplicateKey => "TREE-KEY-DUP",
@@ -318,10 +321,23 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     pub fn store_proposal(&mut self, v: &AuthenticatedContent<'_>) -> Result<HashValue, CommitError> {
         self.check_frame(v)?;
         let Content::Proposal(p) = v.content.content else { return Err(CommitError::WrongContentType) };
-        if let Sender::Member(s) = v.content.sender
-            && self.tree().leaf_node(LeafIndex(s)).is_none()
-        {
-            return Err(CommitError::UnknownSender);
+        match (v.content.sender, &p) {
+            (Sender::Member(s), _) if self.tree().leaf_node(LeafIndex(s)).is_none() => {
+                return Err(CommitError::UnknownSender);
+            }
+            (Sender::Member(_), _) => {}
+            // §12.1.8.1: external senders may send only these types.
+            (
+                Sender::External(_),
+                Proposal::Add(_)
+                | Proposal::Remove(_)
+                | Proposal::PreSharedKey(_)
+                | Proposal::ReInit(_)
+                | Proposal::GroupContextExtensions(_),
+            ) => {}
+            // §12.1.8.2: a new member may only propose its own Add.
+            (Sender::NewMemberProposal, Proposal::Add(_)) => {}
+            _ => return Err(CommitError::ProposalNotAllowedForSender),
         }
         let reference = proposal_ref(self.state.suite, v)?;
         let mut buf = [0u8; 4096];

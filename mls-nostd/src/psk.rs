@@ -158,6 +158,14 @@ pub trait PskStore {
     /// caller checks the usage against the operation.
     fn resumption_psk(&self, group_id: &[u8], epoch: u64) -> Option<&[u8]>;
 
+    /// What group `group_id` knows of its own end (§11.2, §11.3): its cipher
+    /// suite, and the ReInit committed at `epoch` (the epoch the Commit
+    /// covering it began), if any. Joining a reinitialized or branched group
+    /// checks the new group against it. Stores without groups return `None`.
+    fn linked_group(&self, _group_id: &[u8], _epoch: u64) -> Option<LinkedGroup<'_>> {
+        None
+    }
+
     /// The key behind `psk`, whatever its type.
     fn psk(&self, psk: &Psk<'_>) -> Option<&[u8]> {
         match *psk {
@@ -165,6 +173,16 @@ pub trait PskStore {
             Psk::Resumption { psk_group_id, psk_epoch, .. } => self.resumption_psk(psk_group_id, psk_epoch),
         }
     }
+}
+
+/// A group that a new group resumes (§11.2 ReInit, §11.3 branching).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkedGroup<'a> {
+    /// The old group's cipher suite.
+    pub cipher_suite: u16,
+    /// The ReInit its last Commit covered: new group ID, version, cipher
+    /// suite and GroupContext extensions (body).
+    pub reinit: Option<(&'a [u8], u16, u16, &'a [u8])>,
 }
 
 /// A [`PskStore`] that holds no keys: for groups that use no PSKs.

@@ -420,3 +420,179 @@ fn external_sender_proposals() {
 fn r_kind<'m>(m: &mut Member, msg: &'m mut [u8]) -> Result<Received<'m>, mls_nostd::group::ReceiveError> {
     m.group.process_message(msg, &NoPsks, NOW)
 }
+
+/// ReInit (§11.2): Alice commits a ReInit to suite 1 with a new group ID; both
+/// groups end; Alice creates the new group whose first Commit carries the
+/// reinit resumption PSK; Bob joins it, checking it against the old group.
+/// Then a branch (§11.3) of the new group with Bob only.
+#[test]
+fn reinit_then_branch() {
+    use mls_nostd::messages::proposal::{PreSharedKey, ReInit};
+    use mls_nostd::psk::{PreSharedKeyId, Psk, PskStore, ResumptionPskUsage};
+    let old_suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let new_suite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+    let mut alice = Member::new("alice", 31);
+    let mut bob = Member::new("bob", 32);
+    let mut caps = [0u8; 8];
+    let params = |suite, group_id: &'static [u8], caps: &'static mut [u8; 8]| CreateParams {
+        suite,
+        group_id,
+        credential: Credential::Basic { identity: b"alice" },
+        lifetime: LIFETIME,
+        capabilities: default_capabilities(suite, caps),
+        extensions: Extensions::default(),
+        config: GroupConfig::default(),
+    };
+    let _ = &mut caps;
+    alice.group.create(&params(old_suite, b"old-group", Box::leak(Box::new([0u8; 8]))), &alice.signer.clone(), &mut alice.rng).unwrap();
+    let (bob_kp, bob_keys) = bob.key_package(old_suite);
+    let (_, welcome) =
+        alice.commit(&[Proposal::Add(Add { key_package: KeyPackage::decode_exact(&bob_kp).unwrap() })], false, WireFormatPolicy::Public);
+    bob.join(&welcome.unwrap(), &bob_kp, &bob_keys);
+
+    // Commit the ReInit.
+    let reinit = Proposal::ReInit(ReInit {
+        group_id: b"new-group",
+        version: 1,
+        cipher_suite: new_suite.to_u16(),
+        extensions: Extensions::default(),
+    });
+    let (commit, _) = alice.commit(&[reinit], false, WireFormatPolicy::Public);
+    bob.receive_commit(&commit);
+    for m in [&alice, &bob] {
+        assert!(m.group.is_inactive(), "{}: the old group ends", m.name);
+        assert_eq!(m.group.reinit().unwrap().group_id.as_slice(), b"new-group");
+    }
+    let reinit_epoch = alice.group.epoch();
+    // The old group can no longer send.
+    let mut out = vec![0u8; 1024];
+    assert!(alice.group.protect_application(b"x", b"", 0, &mut alice.rng, &mut out).is_err());
+
+    // Alice creates the new group; its first Commit adds Bob and injects the reinit PSK.
+    let mut new_alice = Member::new("alice", 31);
+    new_alice.rng = TestRng(310);
+    new_alice.group.create(&params(new_suite, b"new-group", Box::leak(Box::new([0u8; 8]))), &alice.signer.clone(), &mut new_alice.rng).unwrap();
+    let mut new_bob = Member::new("bob", 32);
+    new_bob.rng = TestRng(320);
+    let (bob_kp2, bob_keys2) = new_bob.key_package(new_suite);
+    let nonce = [0x42u8; 32];
+    let link = Proposal::PreSharedKey(PreSharedKey {
+        psk: PreSharedKeyId {
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"old-group", psk_epoch: reinit_epoch },
+            psk_nonce: &nonce,
+        },
+    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&bob_kp2).unwrap() });
+    let welcome = {
+        let (mut m, mut w, mut gi) = buffers();
+        let template = new_alice.template();
+        let opts = CommitOptions {
+            proposals: &[add, link],
+            include_pending: false,
+            force_path: false,
+            ratchet_tree_in_welcome: true,
+            wire_format: WireFormatPolicy::Public,
+            padding: 0,
+            authenticated_data: b"",
+            leaf: Some(template),
+        };
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+        // The old group is the PSK store: it holds the resumption PSK.
+        let out = new_alice.group.commit(&opts, &*alice.group, NOW, &mut new_alice.rng, &Sequential, bufs).unwrap();
+        let w = out.welcome.unwrap().to_vec();
+        new_alice.group.merge_staged_commit().unwrap();
+        w
+    };
+    let join = |member: &mut Member, store: &dyn PskStore| {
+        let params = JoinParams {
+            key_package: &bob_kp2,
+            keys: &bob_keys2,
+            signer: &member.signer,
+            ratchet_tree: None,
+            psks: store,
+            credentials: &AcceptAllCredentials,
+            config: GroupConfig::default(),
+        };
+        let mut buf = vec![0u8; welcome.len()];
+        member.group.join(&welcome, &params, &mut buf)
+    };
+    // Without the old group, the reinit PSK is unknown.
+    assert!(join(&mut new_bob, &NoPsks).is_err());
+    join(&mut new_bob, &*bob.group).unwrap();
+    agree(&[&new_alice, &new_bob]);
+    assert_eq!(new_bob.group.state().suite, new_suite);
+
+    // A PreSharedKey proposal with usage reinit is invalid outside a new group's first Commit.
+    let bad = Proposal::PreSharedKey(PreSharedKey {
+        psk: PreSharedKeyId {
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"old-group", psk_epoch: reinit_epoch },
+            psk_nonce: &nonce,
+        },
+    });
+    {
+        let (mut m, mut w, mut gi) = buffers();
+        let opts = CommitOptions {
+            proposals: &[bad],
+            include_pending: false,
+            force_path: false,
+            ratchet_tree_in_welcome: false,
+            wire_format: WireFormatPolicy::Public,
+            padding: 0,
+            authenticated_data: b"",
+            leaf: None,
+        };
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+        assert!(new_alice.group.commit(&opts, &*alice.group, NOW, &mut new_alice.rng, &Sequential, bufs).is_err());
+    }
+
+    // Branch: Bob starts a subgroup of the new group with Alice, linked by a branch PSK.
+    let branch_epoch = new_bob.group.epoch();
+    let mut sub_bob = Member::new("bob", 32);
+    sub_bob.rng = TestRng(321);
+    sub_bob.group.create(
+        &CreateParams { credential: Credential::Basic { identity: b"bob" }, ..params(new_suite, b"subgroup", Box::leak(Box::new([0u8; 8]))) },
+        &bob.signer.clone(),
+        &mut sub_bob.rng,
+    ).unwrap();
+    let mut sub_alice = Member::new("alice", 31);
+    sub_alice.rng = TestRng(311);
+    let (alice_kp, alice_keys) = sub_alice.key_package(new_suite);
+    let link = Proposal::PreSharedKey(PreSharedKey {
+        psk: PreSharedKeyId {
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Branch, psk_group_id: b"new-group", psk_epoch: branch_epoch },
+            psk_nonce: &[0x24; 32],
+        },
+    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&alice_kp).unwrap() });
+    let welcome = {
+        let (mut m, mut w, mut gi) = buffers();
+        let template = sub_bob.template();
+        let opts = CommitOptions {
+            proposals: &[add, link],
+            include_pending: false,
+            force_path: false,
+            ratchet_tree_in_welcome: true,
+            wire_format: WireFormatPolicy::Public,
+            padding: 0,
+            authenticated_data: b"",
+            leaf: Some(template),
+        };
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+        let out = sub_bob.group.commit(&opts, &*new_bob.group, NOW, &mut sub_bob.rng, &Sequential, bufs).unwrap();
+        let w = out.welcome.unwrap().to_vec();
+        sub_bob.group.merge_staged_commit().unwrap();
+        w
+    };
+    let params = JoinParams {
+        key_package: &alice_kp,
+        keys: &alice_keys,
+        signer: &sub_alice.signer,
+        ratchet_tree: None,
+        psks: &*new_alice.group,
+        credentials: &AcceptAllCredentials,
+        config: GroupConfig::default(),
+    };
+    let mut buf = vec![0u8; welcome.len()];
+    sub_alice.group.join(&welcome, &params, &mut buf).unwrap();
+    agree(&[&sub_alice, &sub_bob]);
+}

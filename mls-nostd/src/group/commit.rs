@@ -153,7 +153,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         rng: &mut impl CryptoRng,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], CreateCommitError> {
-        if self.removed {
+        if self.is_inactive() {
             return Err(CreateCommitError::Inactive);
         }
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
@@ -214,6 +214,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let suite = self.state.suite;
         let me = self.state.private.leaf;
         let max_lifetime = self.config.max_lifetime;
+        let group_id = self.state.group_id.as_slice();
+        let extensions = crate::extensions::Extensions::from_body(self.state.extensions.as_slice())?;
         let [a, b] = &mut self.trees;
         let tree = if self.active & 1 == 0 { a.slices() } else { b.slices() };
         let mut touched: heapless::Vec<u32, MAX_PENDING_REFS> = heapless::Vec::new();
@@ -233,8 +235,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                     (0, Proposal::Remove(r), _) => {
                         r.removed != me.0 && tree.leaf_node(LeafIndex(r.removed)).is_some() && !touched.contains(&r.removed)
                     }
-                    (1, Proposal::Update(_), crate::messages::framing::Sender::Member(s)) => {
-                        s != me.0 && tree.leaf_node(LeafIndex(s)).is_some() && !touched.contains(&s)
+                    (1, Proposal::Update(u), crate::messages::framing::Sender::Member(s)) => {
+                        s != me.0
+                            && tree.leaf_node(LeafIndex(s)).is_some()
+                            && !touched.contains(&s)
+                            && super::process::check_update_leaf(suite, group_id, &tree, &tree, s, &u.leaf_node, extensions)
+                                .is_ok()
                     }
                     (1, Proposal::Add(a), _) => a.key_package.validate(suite, now, max_lifetime).is_ok(),
                     (1, Proposal::PreSharedKey(_), _) => true,
@@ -276,8 +282,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         executor: &impl Executor,
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, CreateCommitError> {
-        if self.removed {
+        if self.is_inactive() {
             return Err(CreateCommitError::Inactive);
+        }
+        // A staged commit's tree is in the spare buffer this one is built in.
+        if self.staged.is_some() {
+            return Err(CommitError::CommitPending.into());
         }
         let suite = self.state.suite;
         let me = self.state.private.leaf;
@@ -302,7 +312,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
 
         // Validate and apply on the spare tree (§12.2, §12.3).
-        let Self { trees, active, proposals, state, staged, signer, secret_tree, config, .. } = self;
+        let Self { trees, active, proposals, state, staged, signer, secret_tree, config, staged_reinit, resumption_psks, .. } =
+            self;
+        // Our own group's resumption PSKs resolve as they do for the receivers.
+        let own_psks = super::process::OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let (old, mut new) = stage_trees(trees, *active);
         let draft = Commit { proposals: proposals_view, path: None };
         let applied = apply_proposals::<N, P>(
@@ -313,7 +326,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             &mut new,
             proposals,
             state,
-            psks,
+            &own_psks,
             now,
             config.max_lifetime,
             false,
@@ -480,6 +493,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             secrets,
             private,
         }));
+        *staged_reinit = applied.reinit;
         Ok(CommitOutput { commit: message, welcome, summary })
     }
 }

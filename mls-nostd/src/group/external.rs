@@ -97,6 +97,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         executor: &impl Executor,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], JoinError> {
+        // The tree is imported into the spare buffer, where a staged commit's is.
+        if self.staged.is_some() {
+            return Err(JoinError::Commit(CommitError::CommitPending));
+        }
         let MlsMessageBody::GroupInfo(gi) = MlsMessage::decode_exact(group_info)?.body else {
             return Err(JoinError::Malformed(CodecError::InvalidValue));
         };

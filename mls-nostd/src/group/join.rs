@@ -46,8 +46,16 @@ pub enum JoinError {
     NoExternalPub,
     /// The GroupInfo's signature does not verify (§12.4.3).
     InvalidGroupInfo,
-    /// Building the external Commit failed.
+    /// Building the external Commit failed; or a commit is staged in this
+    /// slot ([`CommitError::CommitPending`](super::CommitError::CommitPending)):
+    /// merge or discard it first.
     Commit(super::CommitError),
+    /// A reinit or branch PSK names a group the PSK store does not know.
+    UnknownLinkedGroup,
+    /// The new group does not match the ReInit its old group committed (§11.2).
+    ReInitMismatch,
+    /// A branched group's version or cipher suite differs from its parent's (§11.3).
+    BranchMismatch,
     /// Framing the external Commit failed (a buffer too small, among others).
     Protection(crate::messages::authenticated_content::ProtectionError),
 }
@@ -100,6 +108,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// group's state only on success. `buf` receives the decrypted GroupInfo
     /// (the Welcome's length suffices).
     pub fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), JoinError> {
+        // The tree is imported into the spare buffer, where a staged commit's is.
+        if self.staged.is_some() {
+            return Err(JoinError::Commit(super::CommitError::CommitPending));
+        }
         let MlsMessageBody::Welcome(welcome) = MlsMessage::decode_exact(welcome)?.body else {
             return Err(JoinError::Malformed(CodecError::InvalidValue));
         };
@@ -128,6 +140,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             .ok_or(JoinError::UnknownSigner)?;
         let verified = decrypted.verify(&signer_key)?;
         let gc = verified.group_context;
+        check_linked_groups(&verified.psks, &gc, p.psks)?;
 
         let check = TreeCheck {
             group_id: gc.group_id,
@@ -187,4 +200,42 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.install(state, spare, p.signer, p.config).map_err(|_| JoinError::CapacityExceeded)?;
         Ok(())
     }
+}
+
+/// §12.4.3.1: a Welcome resuming another group (reinit or branch PSK) must
+/// match it: for a ReInit, the group ID, version, cipher suite and extensions
+/// the old group's last Commit covered; for a branch, the cipher suite. (That
+/// the members were members of the old group is the application's check.)
+fn check_linked_groups(
+    psks: &crate::codec::ListView<'_, crate::psk::PreSharedKeyId<'_>>,
+    gc: &crate::group_context::GroupContext<'_>,
+    store: &dyn PskStore,
+) -> Result<(), JoinError> {
+    use crate::psk::{Psk, ResumptionPskUsage};
+    for id in psks.iter() {
+        let Psk::Resumption { usage, psk_group_id, psk_epoch } = id.psk else { continue };
+        if usage == ResumptionPskUsage::Application {
+            continue;
+        }
+        let linked = store.linked_group(psk_group_id, psk_epoch).ok_or(JoinError::UnknownLinkedGroup)?;
+        let suite = gc.cipher_suite.to_u16();
+        match usage {
+            ResumptionPskUsage::Reinit => {
+                let (group_id, version, cipher_suite, extensions) = linked.reinit.ok_or(JoinError::ReInitMismatch)?;
+                if group_id != gc.group_id
+                    || version != crate::group_context::PROTOCOL_VERSION_MLS10
+                    || cipher_suite != suite
+                    || extensions != gc.extensions
+                {
+                    return Err(JoinError::ReInitMismatch);
+                }
+            }
+            _ => {
+                if linked.cipher_suite != suite {
+                    return Err(JoinError::BranchMismatch);
+                }
+            }
+        }
+    }
+    Ok(())
 }

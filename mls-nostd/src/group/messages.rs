@@ -90,7 +90,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         psks: &dyn PskStore,
         now: u64,
     ) -> Result<Received<'m>, ReceiveError> {
-        if self.removed {
+        if self.is_inactive() {
             return Err(ReceiveError::Inactive);
         }
         let mut r = Reader::new(message);
@@ -188,7 +188,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         rng: &mut impl CryptoRng,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], ReceiveError> {
-        if self.removed {
+        if self.is_inactive() {
             return Err(ReceiveError::Inactive);
         }
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];

@@ -110,6 +110,45 @@ pub(crate) struct PrevEpoch {
     pub(crate) group_context: OwnedBytes<MAX_GROUP_CONTEXT_LEN>,
 }
 
+/// The parameters of a committed ReInit proposal (§12.1.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReInitParams {
+    /// The new group's ID.
+    pub group_id: OwnedBytes<MAX_GROUP_ID_LEN>,
+    /// The new group's protocol version.
+    pub version: u16,
+    /// The new group's cipher suite.
+    pub cipher_suite: u16,
+    /// The new group's GroupContext extensions (body).
+    pub extensions: OwnedBytes<MAX_GROUP_EXTENSIONS_LEN>,
+}
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> crate::psk::PskStore for Group<N, ARENA, K, P> {
+    fn external_psk(&self, _: &[u8]) -> Option<&[u8]> {
+        None
+    }
+
+    fn resumption_psk(&self, group_id: &[u8], epoch: u64) -> Option<&[u8]> {
+        if group_id != self.state.group_id.as_slice() {
+            return None;
+        }
+        self.resumption_psk(epoch)
+    }
+
+    fn linked_group(&self, group_id: &[u8], epoch: u64) -> Option<crate::psk::LinkedGroup<'_>> {
+        if group_id != self.state.group_id.as_slice() {
+            return None;
+        }
+        let reinit = match &self.reinit {
+            Some((e, r)) if *e == epoch => {
+                Some((r.group_id.as_slice(), r.version, r.cipher_suite, r.extensions.as_slice()))
+            }
+            _ => None,
+        };
+        Some(crate::psk::LinkedGroup { cipher_suite: self.state.suite.to_u16(), reinit })
+    }
+}
+
 /// A processed Commit waiting to be merged.
 // Stored once, in place, in the group: no heap to box the large variant into.
 #[allow(clippy::large_enum_variant)]
@@ -146,6 +185,9 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
     pub(crate) state: EpochState,
     pub(crate) signer: SignaturePrivateKey,
     pub(crate) removed: bool,
+    /// The ReInit committed in this group, with the epoch it began (§11.2).
+    pub(crate) reinit: Option<(u64, ReInitParams)>,
+    pub(crate) staged_reinit: Option<ReInitParams>,
     pub(crate) trees: [RatchetTree<N, ARENA>; 2],
     pub(crate) active: usize,
     pub(crate) secret_tree: SecretTree<N, K>,
@@ -176,6 +218,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         },
         signer: SignaturePrivateKey::ZERO,
         removed: true,
+        reinit: None,
+        staged_reinit: None,
         trees: [RatchetTree::EMPTY, RatchetTree::EMPTY],
         active: 0,
         secret_tree: SecretTree::EMPTY,
@@ -195,9 +239,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.resumption_psks.iter().flatten().find(|(e, _)| *e == epoch).map(|(_, s)| s.as_bytes())
     }
 
-    /// True until the group is created or joined, and after we were removed.
+    /// True until the group is created or joined, after we were removed, and
+    /// after a ReInit was committed (§11.2: the group must not be used).
     pub fn is_inactive(&self) -> bool {
-        self.removed
+        self.removed || self.reinit.is_some()
+    }
+
+    /// The ReInit this group ended with (§11.2): new group ID, version,
+    /// cipher suite and extensions, for whoever creates the new group.
+    pub fn reinit(&self) -> Option<&ReInitParams> {
+        self.reinit.as_ref().map(|(_, r)| r)
     }
 
     /// This epoch's state.
@@ -278,6 +329,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.active ^= 1;
         self.state = staged;
         self.proposals.clear();
+        self.reinit = self.staged_reinit.take().map(|r| (self.state.epoch, r));
         Ok(())
     }
 
@@ -304,6 +356,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.prev = None;
         self.prev_secret_tree.clear();
         self.removed = false;
+        self.reinit = None;
+        self.staged_reinit = None;
         self.resumption_psks = [const { None }; RESUMPTION_PSK_HISTORY];
         Ok(())
     }
@@ -311,5 +365,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// Drops a staged commit; the group stays in its epoch.
     pub fn discard_staged_commit(&mut self) {
         self.staged = None;
+        self.staged_reinit = None;
     }
 }

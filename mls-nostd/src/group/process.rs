@@ -38,6 +38,9 @@ pub enum CommitError {
     UnknownSender,
     /// We are the committer: merge or discard our own pending commit instead.
     OwnCommit,
+    /// A commit is staged (ours or one received): merge or discard it before
+    /// processing or creating another, or joining into this slot.
+    CommitPending,
     /// A proposal reference names no proposal received this epoch.
     UnknownProposalRef,
     /// The committer's own Update is in the list (§12.2).
@@ -103,6 +106,7 @@ impl CommitError {
             Self::WrongContentType => "FRM-CONTENT",
             Self::UnknownSender => "FRM-SENDER",
             Self::OwnCommit => "COM-OWN",
+            Self::CommitPending => "COM-PENDING",
             Self::UnknownProposalRef => "PRL-REF",
             Self::UpdateFromCommitter => "PRL-UPD-SELF",
             Self::RemovesCommitter => "PRL-REM-SELF",
@@ -305,6 +309,53 @@ fn leaf_fits_group(tree: &TreeSlices<'_>, leaf: &LeafNode<'_>, extensions: Exten
     Ok(true)
 }
 
+/// True if `leaf`'s encryption key is that of a node of `tree` other than
+/// leaf `own`, or its signature key that of a leaf other than `own`: both
+/// must be unique among the members (§7.3). `own` is the leaf it replaces
+/// (an Update's sender, a path's committer), whose old keys are checked
+/// apart (a fresh encryption key; the same signature key may stay).
+fn leaf_keys_in_use(tree: &TreeSlices<'_>, leaf: &LeafNode<'_>, own: LeafIndex) -> bool {
+    let own_node = own.node();
+    let width = crate::tree_math::node_width(tree.n_leaves()).unwrap_or(0);
+    (0..width)
+        .map(crate::tree_math::NodeIndex)
+        .filter(|n| Some(*n) != own_node)
+        .any(|n| tree.encryption_key(n).is_some_and(|k| &k[..] == leaf.fields.encryption_key))
+        || (0..tree.n_leaves())
+            .filter(|i| *i != own.0)
+            .any(|i| tree.signature_key(LeafIndex(i)).is_some_and(|k| &k[..] == leaf.fields.signature_key))
+}
+
+/// Checks an Update's leaf from leaf `s` (§12.1.2, §7.3): source `update`,
+/// its signature (bound to the group and the leaf), an encryption key other
+/// than the one in `old`; the group's requirements; keys unique in `new`
+/// (the tree the Update is applied to, with the Updates before it).
+pub(super) fn check_update_leaf(
+    suite: crate::crypto::CipherSuite,
+    group_id: &[u8],
+    old: &TreeSlices<'_>,
+    new: &TreeSlices<'_>,
+    s: u32,
+    leaf: &LeafNode<'_>,
+    extensions: Extensions<'_>,
+) -> Result<(), CommitError> {
+    let ctx = LeafNodeContext { group_id, leaf_index: s };
+    let old_key = old.encryption_key(LeafIndex(s).node().ok_or(CommitError::UnknownSender)?);
+    if !matches!(leaf.fields.source, LeafNodeSource::Update)
+        || leaf.verify_signature(suite, Some(ctx)).is_err()
+        || old_key.is_none_or(|k| &k[..] == leaf.fields.encryption_key)
+    {
+        return Err(CommitError::InvalidUpdateLeaf);
+    }
+    if !leaf_fits_group(old, leaf, extensions)? {
+        return Err(CommitError::UnsupportedCapabilities);
+    }
+    if leaf_keys_in_use(new, leaf, LeafIndex(s)) {
+        return Err(CommitError::DuplicateKey);
+    }
+    Ok(())
+}
+
 /// True if `key` is the encryption key of some node, or (for leaves) the
 /// signature key of some leaf, in `tree`.
 fn key_in_tree(tree: &TreeSlices<'_>, encryption_key: &[u8], signature_key: Option<&[u8]>) -> bool {
@@ -377,12 +428,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         if committer == self.state.private.leaf {
             return Err(CommitError::OwnCommit);
         }
+        // The staged commit's tree lives in the spare buffer this one would
+        // be staged in: refuse rather than overwrite it.
+        if self.staged.is_some() {
+            return Err(CommitError::CommitPending);
+        }
         let tag = v.auth.confirmation_tag.ok_or(CommitError::WrongContentType)?;
         let suite = self.state.suite;
         let own_leaf = self.state.private.leaf;
         let config = self.config;
         let group_id = self.state.group_id.clone();
-        let Self { trees, active, proposals, state, staged, resumption_psks, .. } = self;
+        let Self { trees, active, proposals, state, staged, resumption_psks, staged_reinit, .. } = self;
         let own_psks = OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own_psks;
         let (old, mut new) = stage_trees(trees, *active);
@@ -430,6 +486,26 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             confirmed_transcript_hash: state.confirmed_transcript_hash.as_bytes(),
             extensions: extensions.body(),
         };
+        // The path's new keys (§12.4.2, §7.3), checked even by a member the
+        // Commit removes (it cannot decrypt the path, but it can check these).
+        if let Some(path) = &commit.path {
+            let leaf = &path.leaf_node;
+            let old_key = old.encryption_key(committer.node().ok_or(CommitError::UnknownSender)?);
+            if old_key.is_some_and(|k| &k[..] == leaf.fields.encryption_key) {
+                return Err(CommitError::PathLeafKeyNotFresh);
+            }
+            if !leaf_fits_group(&new, leaf, extensions)? {
+                return Err(CommitError::UnsupportedCapabilities);
+            }
+            if leaf_keys_in_use(&new, leaf, committer) {
+                return Err(CommitError::DuplicateKey);
+            }
+            for node in path.nodes.iter() {
+                if key_in_tree(&new, node.encryption_key, None) {
+                    return Err(CommitError::DuplicateKey);
+                }
+            }
+        }
         let (commit_secret, mut private) = match (commit.path, summary.removes_us) {
             (_, true) => {
                 // Removed: nothing of the next epoch is ours to derive.
@@ -437,19 +513,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 return Ok(summary);
             }
             (Some(path), false) => {
-                let leaf = &path.leaf_node;
-                let old_key = old.encryption_key(committer.node().ok_or(CommitError::UnknownSender)?);
-                if old_key.is_some_and(|k| &k[..] == leaf.fields.encryption_key) {
-                    return Err(CommitError::PathLeafKeyNotFresh);
-                }
-                if !leaf_fits_group(&new, leaf, extensions)? {
-                    return Err(CommitError::UnsupportedCapabilities);
-                }
-                for node in path.nodes.iter() {
-                    if key_in_tree(&new, node.encryption_key, None) {
-                        return Err(CommitError::DuplicateKey);
-                    }
-                }
                 let excluded = |l: LeafIndex| added.contains(&l.0);
                 let out = new.apply_update_path(committer, &path, &state.private, &provisional, &mut gc_buf, &excluded)?;
                 (out.commit_secret, out.private)
@@ -489,6 +552,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             secrets,
             private,
         }));
+        *staged_reinit = applied.reinit;
         Ok(summary)
     }
 }
@@ -517,10 +581,10 @@ fn is_newly_added(tree: &TreeSlices<'_>, added: &[u32], signature_key: &[u8]) ->
 
 /// Resumption PSKs of our own group first (current and kept epochs, §8.6),
 /// then the application's store.
-struct OwnResumptionPsks<'a> {
-    state: &'a EpochState,
-    history: &'a [Option<(u64, Secret)>],
-    inner: &'a dyn PskStore,
+pub(super) struct OwnResumptionPsks<'a> {
+    pub(super) state: &'a EpochState,
+    pub(super) history: &'a [Option<(u64, Secret)>],
+    pub(super) inner: &'a dyn PskStore,
 }
 
 impl PskStore for OwnResumptionPsks<'_> {
@@ -563,6 +627,8 @@ pub(super) struct Applied<const N: usize> {
     pub(super) extensions: OwnedBytes<{ super::MAX_GROUP_EXTENSIONS_LEN }>,
     pub(super) psk_secret: Secret,
     pub(super) path_required: bool,
+    /// The committed ReInit's parameters.
+    pub(super) reinit: Option<super::ReInitParams>,
 }
 
 /// Validates `commit`'s proposal list against `old` (§12.2) and applies it to
@@ -583,6 +649,8 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
 ) -> Result<Applied<N>, CommitError> {
     let suite = state.suite;
     let mut external_init: Option<crate::crypto::hpke::KemOutput> = None;
+    let mut link_psk = false;
+    let mut reinit: Option<super::ReInitParams> = None;
     // §12.2 over the whole list, with the old tree.
     let mut summary = StagedCommitSummary {
         committer,
@@ -643,6 +711,12 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                     Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id, psk_epoch } => {
                         psks.resumption_psk(psk_group_id, psk_epoch)
                     }
+                    // Reinit and branch PSKs only in a new group's first Commit
+                    // (§11.2, §11.3, §12.1.4), at most one of them.
+                    Psk::Resumption { psk_group_id, psk_epoch, .. } if state.epoch == 0 && !link_psk => {
+                        link_psk = true;
+                        psks.resumption_psk(psk_group_id, psk_epoch)
+                    }
                     Psk::Resumption { .. } => None,
                 }
                 .ok_or(CommitError::InvalidPsk)?;
@@ -652,7 +726,15 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                 psk_list.push((id, value)).map_err(|_| CommitError::CapacityExceeded)?;
                 summary.psks += 1;
             }
-            Proposal::ReInit(_) => summary.reinit = true,
+            Proposal::ReInit(r) => {
+                summary.reinit = true;
+                reinit = Some(super::ReInitParams {
+                    group_id: OwnedBytes::from_slice(r.group_id).map_err(|_| CommitError::CapacityExceeded)?,
+                    version: r.version,
+                    cipher_suite: r.cipher_suite,
+                    extensions: OwnedBytes::from_slice(r.extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
+                });
+            }
             Proposal::ExternalInit(e) if external => {
                 if external_init.is_some() {
                     return Err(CommitError::InvalidExternalCommit);
@@ -704,17 +786,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         let r = resolve(por, proposals, committer)?;
         if let (Proposal::Update(u), Sender::Member(s)) = (r.proposal, r.sender) {
             let leaf = u.leaf_node;
-            let ctx = LeafNodeContext { group_id: state.group_id.as_slice(), leaf_index: s };
-            let old_key = old.encryption_key(LeafIndex(s).node().ok_or(CommitError::UnknownSender)?);
-            if !matches!(leaf.fields.source, LeafNodeSource::Update)
-                || leaf.verify_signature(suite, Some(ctx)).is_err()
-                || old_key.is_none_or(|k| &k[..] == leaf.fields.encryption_key)
-            {
-                return Err(CommitError::InvalidUpdateLeaf);
-            }
-            if !leaf_fits_group(old, &leaf, extensions)? {
-                return Err(CommitError::UnsupportedCapabilities);
-            }
+            check_update_leaf(suite, state.group_id.as_slice(), old, new, s, &leaf, extensions)?;
             new.update_leaf(LeafIndex(s), leaf.as_bytes())?;
         }
     }
@@ -753,5 +825,6 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
         psk_secret,
         path_required,
+        reinit,
     })
 }

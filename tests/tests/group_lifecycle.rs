@@ -182,7 +182,27 @@ fn lifecycle(suite: CipherSuite) {
     alice.receive_commit(&commit);
     let welcome = welcome.unwrap();
     carol.join(&welcome, &carol_kp, &carol_keys);
-    dave.join(&welcome, &dave_kp, &dave_keys);
+    // Dave keeps his KeyPackage keys in a key store; joining consumes them.
+    {
+        use mls_nostd::key_store::{KeyPackageStore, MemoryKeyPackageStore};
+        let mut store = MemoryKeyPackageStore::<4>::EMPTY;
+        let reference = KeyPackage::decode_exact(&dave_kp).unwrap().reference(suite).unwrap();
+        store.put(&reference, &dave_keys).unwrap();
+        let params = JoinParams {
+            key_package: &dave_kp,
+            keys: &dave_keys,
+            signer: &dave.signer,
+            ratchet_tree: None,
+            psks: &NoPsks,
+            credentials: &AcceptAllCredentials,
+            config: GroupConfig::default(),
+        };
+        let mut buf = vec![0u8; welcome.len()];
+        dave.group.join_with_store(&welcome, &params, &mut store, &mut buf).unwrap();
+        assert!(store.is_empty(), "the consumed KeyPackage's keys are deleted");
+        let mut again = Box::new(G::EMPTY);
+        assert!(again.join_with_store(&welcome, &params, &mut store, &mut buf).is_err(), "a KeyPackage joins once");
+    }
     agree(&[&alice, &bob, &carol, &dave]);
 
     // Application messages both ways, out of order.

@@ -200,6 +200,26 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.install(state, spare, p.signer, p.config).map_err(|_| JoinError::CapacityExceeded)?;
         Ok(())
     }
+
+    /// Joins from `welcome` with the private keys of `key_package` taken from
+    /// `store`, and deletes them once joined: a KeyPackage is used once
+    /// (§16.8). `p.keys` is ignored.
+    pub fn join_with_store(
+        &mut self,
+        welcome: &[u8],
+        p: &JoinParams<'_>,
+        store: &mut dyn crate::key_store::KeyPackageStore,
+        buf: &mut [u8],
+    ) -> Result<(), JoinError> {
+        let kp = KeyPackage::decode_exact(p.key_package)?;
+        let suite = crate::crypto::CipherSuite::from_u16(kp.tbs.cipher_suite)
+            .ok_or(JoinError::Welcome(WelcomeError::WrongCipherSuite))?;
+        let reference = kp.reference(suite)?;
+        let keys = store.get(&reference).ok_or(JoinError::Welcome(WelcomeError::NotForUs))?;
+        self.join(welcome, &JoinParams { keys: &keys, ..*p }, buf)?;
+        store.remove(&reference);
+        Ok(())
+    }
 }
 
 /// §12.4.3.1: a Welcome resuming another group (reinit or branch PSK) must

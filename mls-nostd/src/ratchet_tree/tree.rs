@@ -829,12 +829,29 @@ pub fn decode_tree(bytes: &[u8]) -> Result<RatchetTreeView<'_>, CodecError> {
 
 /// A ratchet tree for up to `N` leaves whose leaf encodings fit in `ARENA`
 /// bytes.
-#[derive(Clone)]
 pub struct RatchetTree<const N: usize, const ARENA: usize> {
     meta: TreeMeta,
     leaves: [LeafSlot; N],
     parents: [ParentSlot; N],
     arena: [u8; ARENA],
+}
+
+impl<const N: usize, const ARENA: usize> Clone for RatchetTree<N, ARENA> {
+    fn clone(&self) -> Self {
+        Self { meta: self.meta, leaves: self.leaves, parents: self.parents, arena: self.arena }
+    }
+
+    /// Copies in place: staging a commit copies the tree into the spare
+    /// buffer without a whole tree passing through the stack.
+    fn clone_from(&mut self, source: &Self) {
+        self.meta = source.meta;
+        self.leaves.copy_from_slice(&source.leaves);
+        self.parents.copy_from_slice(&source.parents);
+        let used = usize::try_from(source.meta.arena_used).unwrap_or(ARENA).min(ARENA);
+        if let (Some(dst), Some(src)) = (self.arena.get_mut(..used), source.arena.get(..used)) {
+            dst.copy_from_slice(src);
+        }
+    }
 }
 
 impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {

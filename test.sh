@@ -45,14 +45,24 @@ fi
 
 step "firmware tests under QEMU"
 boards/run-tests.sh
-# The firmware links the core without any allocator.
-fw=boards/target/thumbv7em-none-eabihf/release/board-mps2-an386
-if arm-none-eabi-nm "$fw" | grep -E '__rust_alloc|__rg_alloc|__rust_no_alloc_shim'; then
-    echo "FAIL: the firmware links an allocator" >&2
+# Every firmware links the core without any allocator. readelf reads ELF
+# files of any architecture (ARM and RISC-V alike).
+firmware=(boards/target/*-none-eabi*/release/board-* boards/target/riscv32*-none-elf/release/board-*)
+checked=0
+for fw in "${firmware[@]}"; do
+    [ -f "$fw" ] && [ -x "$fw" ] || continue
+    if readelf -sW "$fw" | grep -E '__rust_alloc|__rg_alloc|__rust_no_alloc_shim'; then
+        echo "FAIL: $fw links an allocator" >&2
+        exit 1
+    fi
+    checked=$((checked + 1))
+done
+if [ "$checked" -lt 4 ]; then
+    echo "FAIL: expected 4 firmware ELFs under boards/target, found $checked" >&2
     exit 1
 fi
 if grep -rn 'global_allocator' mls-nostd/src boards/*/src; then
     echo "FAIL: a #[global_allocator] in the core or the firmware" >&2
     exit 1
 fi
-echo "firmware has no allocator"
+echo "firmware has no allocator ($checked ELFs checked)"

@@ -1,53 +1,83 @@
-//! Test firmware for QEMU `mps2-an386` (Cortex-M4F): runs the suite-3 checks
-//! of the official MLS test vectors against `mls-nostd` on the emulated CPU,
-//! prints one `FAIL` line per failing case, a cost line per group, and last
-//! the line `N passed, M failed`; exits (semihosting) with 0 if M == 0, else 1.
+//! Test firmware for QEMU `mps2-an386` (Cortex-M4F):
 //!
-//! No global allocator: everything lives on the stack or in flash.
+//! 1. the suite-3 checks of the official MLS test vectors (feature
+//!    `vector-checks`);
+//! 2. the member scenario: the board generates its KeyPackage with its
+//!    seeded RNG, joins a group from a Welcome made on the host at build
+//!    time, processes the host members' Commits and proposals, commits with
+//!    a path, protects and unprotects application messages, and compares
+//!    every output and epoch authenticator with the host's (see
+//!    `board_scenario::member`).
+//!
+//! Prints one `FAIL` line per failing case, a cost line per group or step,
+//! and last `N passed, M failed`; exits (semihosting) with 0 if M == 0,
+//! else 1. No global allocator: the group and its buffers are `static`s.
 #![no_std]
 #![no_main]
 
-mod checks;
-mod measure;
-mod rng;
-mod vectors;
-
+use board_firmware::cell::Slot;
+use board_firmware::report::Report;
+use board_member::{ARENA_PER_LEAF, PROPOSAL_BYTES, SKIPPED_KEYS};
 use cortex_m_rt::{ExceptionFrame, entry, exception};
+use mls_nostd::group::Group;
 use semihosting::{println, process};
 
-use checks::Report;
-use measure::INSTRUCTIONS_PER_TICK;
+/// The device group's capacity in leaves (feature `cap-*`).
+#[cfg(feature = "cap-8")]
+const CAPACITY: usize = 8;
+#[cfg(feature = "cap-64")]
+const CAPACITY: usize = 64;
+#[cfg(feature = "cap-256")]
+const CAPACITY: usize = 256;
 
-/// A named group of checks.
-type Group = (&'static str, fn(&mut Report));
+type DeviceGroup = Group<CAPACITY, { CAPACITY * ARENA_PER_LEAF }, SKIPPED_KEYS, PROPOSAL_BYTES>;
+
+mod scenario {
+    include!(concat!(env!("OUT_DIR"), "/scenario.rs"));
+}
+
+/// The device's group state, in `.bss`.
+static GROUP: Slot<DeviceGroup> = Slot::new();
+/// The secret tree of the secret-tree vector checks.
+#[cfg(feature = "vector-checks")]
+static SECRET_TREE: Slot<board_firmware::checks::VectorSecretTree> = Slot::new();
+/// Messages in and out, and the Commit's work area.
+static SCRATCH: Slot<[u8; scenario::SCRATCH_LEN]> = Slot::new();
+
+/// The core clock QEMU gives SysTick: 25 MHz (40 instructions per tick
+/// under `-icount shift=0`).
+const CORE_CLOCK_HZ: u32 = 25_000_000;
 
 #[entry]
 fn main() -> ! {
     let peripherals = cortex_m::Peripherals::take().unwrap();
-    measure::start_clock(peripherals.SYST);
-
-    let groups: [Group; 3] = [
-        ("crypto-basics", checks::crypto_basics),
-        ("key-schedule", checks::key_schedule),
-        ("secret-tree", checks::secret_tree),
-    ];
+    let meter = board_firmware::cortex_m::start(peripherals.SYST, CORE_CLOCK_HZ);
     let mut report = Report::default();
-    for (name, run) in groups {
-        let before = report.passed + report.failed;
-        let cost = measure::measure(|| run(&mut report));
-        println!(
-            "{name}: {} cases, {} instructions ({} SysTick ticks; exact under -icount shift=0), \
-             stack peak {} of {} bytes",
-            report.passed + report.failed - before,
-            cost.ticks * INSTRUCTIONS_PER_TICK,
-            cost.ticks,
-            cost.stack_bytes,
-            measure::stack_size(),
-        );
+
+    #[cfg(feature = "vector-checks")]
+    {
+        use board_firmware::checks;
+        board_firmware::group(&mut report, &meter, "crypto-basics", checks::crypto_basics);
+        board_firmware::group(&mut report, &meter, "key-schedule", checks::key_schedule);
+        // SAFETY: `write` leaves a valid tree.
+        let tree = unsafe { SECRET_TREE.take_with(|p| p.write(checks::VectorSecretTree::EMPTY)) }.unwrap();
+        board_firmware::group(&mut report, &meter, "secret-tree", |r| checks::secret_tree(r, tree));
     }
 
-    println!("{} passed, {} failed", report.passed, report.failed);
-    process::exit(if report.failed == 0 { 0 } else { 1 })
+    #[cfg(feature = "primitives")]
+    board_firmware::primitives::measure(&meter);
+
+    // SAFETY: `write` leaves a valid group.
+    let group = unsafe { GROUP.take_with(|p| p.write(DeviceGroup::EMPTY)) }.unwrap();
+    let scratch = SCRATCH.take_bytes().unwrap();
+    board_firmware::member::run(&mut report, &meter, &scenario::SCENARIO, group, scratch);
+
+    process::exit(report.finish())
+}
+
+#[exception]
+fn SysTick() {
+    board_firmware::cortex_m::on_wrap();
 }
 
 /// A fault (e.g. the stack running off the start of RAM) ends the run with a

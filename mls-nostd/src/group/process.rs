@@ -69,6 +69,8 @@ pub enum CommitError {
     UnsupportedGroupContextExtensions,
     /// A ReInit together with other proposals (§12.2).
     ReInitWithOtherProposals,
+    /// A ReInit to a protocol version below the group's (§12.1.5).
+    InvalidReInit,
     /// An ExternalInit in a member's Commit (§12.2).
     ExternalInitInMemberCommit,
     /// A proposal type this sender may not send (§12.1.8).
@@ -121,6 +123,7 @@ impl CommitError {
             Self::MultipleGroupContextExtensions => "PRL-GCE-DUP",
             Self::UnsupportedGroupContextExtensions => "PRP-GCE-CAPS",
             Self::ReInitWithOtherProposals => "PRL-REINIT",
+            Self::InvalidReInit => "PRP-REINIT",
             Self::ExternalInitInMemberCommit => "PRL-EXTINIT",
             Self::ProposalNotAllowedForSender => "PRP-SENDER",
             Self::InvalidExternalCommit => "PRL-EXTERNAL",
@@ -727,6 +730,10 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                 summary.psks += 1;
             }
             Proposal::ReInit(r) => {
+                // §12.1.5: not to a version below the group's (mls10).
+                if r.version < crate::group_context::PROTOCOL_VERSION_MLS10 {
+                    return Err(CommitError::InvalidReInit);
+                }
                 summary.reinit = true;
                 reinit = Some(super::ReInitParams {
                     group_id: OwnedBytes::from_slice(r.group_id).map_err(|_| CommitError::CapacityExceeded)?,

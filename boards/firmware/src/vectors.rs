@@ -1,5 +1,6 @@
 //! The suite-3 cases of the official test vectors (shared `test-vectors/`,
-//! formats in its `FORMAT.md`), generated into constants by `build.rs`.
+//! formats in its `FORMAT.md`), generated into constants by this crate's
+//! `build.rs` (with `board_scenario::vectors`).
 //!
 //! Labels are stored as their ASCII bytes, as the vectors give them: without
 //! the `"MLS 1.0 "` prefix (the core adds it), except `ref_hash.label`, which

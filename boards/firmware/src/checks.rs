@@ -2,8 +2,6 @@
 //! SHA-256, Ed25519). Each check is one case of the final count; a failing
 //! case prints its name (and the core's error, if it returned one).
 
-use core::fmt::{Arguments, Debug};
-
 use mls_nostd::codec::Encode;
 use mls_nostd::crypto::hpke::{HpkePrivateKey, HpkePublicKey};
 use mls_nostd::crypto::labeled::{
@@ -18,9 +16,10 @@ use mls_nostd::secret_tree::{
     RatchetKind, SecretTree, SecretTreeConfig, SecretTreeError, sender_data_key_nonce,
 };
 use mls_nostd::tree_math::LeafIndex;
-use semihosting::println;
+use board_member::SeededRng;
 
-use crate::rng::TestRng;
+use crate::check;
+use crate::report::Report;
 use crate::vectors::{
     CRYPTO_BASICS, CryptoBasics, EncryptWithLabel, Epoch, KEY_SCHEDULE, KeySchedule, SECRET_TREE,
     SecretTreeCase,
@@ -31,41 +30,13 @@ const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
 /// Largest output or plaintext a vector may ask for (they use 32 bytes).
 const MAX_BUF: usize = 256;
 /// Leaves of the largest suite-3 secret tree.
-const MAX_LEAVES: usize = 32;
+pub const MAX_LEAVES: usize = 32;
 /// Skipped-generation keys kept by the secret tree under test.
-const MAX_SKIPPED: usize = 32;
-
-/// Counts of passed and failed cases.
-#[derive(Default)]
-pub struct Report {
-    pub passed: u32,
-    pub failed: u32,
-}
-
-impl Report {
-    /// Records one case: `Ok(true)` passes; `Ok(false)` (wrong value) and
-    /// `Err` (the core refused) fail and print `name`.
-    pub fn check<E: Debug>(&mut self, name: Arguments<'_>, outcome: Result<bool, E>) {
-        match outcome {
-            Ok(true) => self.passed += 1,
-            Ok(false) => {
-                self.failed += 1;
-                println!("FAIL {name}: wrong value");
-            }
-            Err(e) => {
-                self.failed += 1;
-                println!("FAIL {name}: error {e:?}");
-            }
-        }
-    }
-}
-
-/// `check!(report, outcome, "name {}", args)`: one case named with format args.
-macro_rules! check {
-    ($r:expr, $outcome:expr, $($name:tt)+) => {
-        $r.check(format_args!($($name)+), $outcome)
-    };
-}
+pub const MAX_SKIPPED: usize = 32;
+/// The secret tree the secret-tree checks use: the board keeps it in a
+/// `static` (about 6 KB; too much for a small board's stack). A board short
+/// of RAM may keep fewer skipped keys (any `K` works with these vectors).
+pub type VectorSecretTree<const K: usize = MAX_SKIPPED> = SecretTree<MAX_LEAVES, K>;
 
 /// A comparison that cannot fail with an error.
 fn same(got: &[u8], want: &[u8]) -> Result<bool, CryptoError> {
@@ -74,6 +45,7 @@ fn same(got: &[u8], want: &[u8]) -> Result<bool, CryptoError> {
 
 // ---------------------------------------------------------------- crypto-basics
 
+#[inline(never)]
 pub fn crypto_basics(r: &mut Report) {
     for (i, c) in CRYPTO_BASICS.iter().enumerate() {
         crypto_basics_case(r, i, c);
@@ -140,7 +112,7 @@ fn crypto_basics_case(r: &mut Report, i: usize, c: &CryptoBasics) {
         decrypt_given(&c.encrypt_with_label),
         "crypto-basics[{i}] encrypt_with_label: decrypt given"
     );
-    let mut rng = TestRng::new(0x4d4c_5320_312e_3020 ^ i as u64);
+    let mut rng = SeededRng::new(0x4d4c_5320_312e_3020 ^ i as u64);
     check!(
         r,
         encrypt_decrypt(&c.encrypt_with_label, &mut rng),
@@ -178,7 +150,7 @@ fn decrypt_given(v: &EncryptWithLabel) -> Result<bool, CryptoError> {
 }
 
 /// `EncryptWithLabel(pub, ...)` with a test RNG, then `DecryptWithLabel(priv, ...)`.
-fn encrypt_decrypt(v: &EncryptWithLabel, rng: &mut TestRng) -> Result<bool, CryptoError> {
+fn encrypt_decrypt(v: &EncryptWithLabel, rng: &mut SeededRng) -> Result<bool, CryptoError> {
     let sk = HpkePrivateKey::from_slice(v.private)?;
     let pk = HpkePublicKey::from_slice(v.public)?;
     let mut buf = [0u8; MAX_BUF];
@@ -202,6 +174,7 @@ fn encrypt_decrypt(v: &EncryptWithLabel, rng: &mut TestRng) -> Result<bool, Cryp
 
 // ----------------------------------------------------------------- key-schedule
 
+#[inline(never)]
 pub fn key_schedule(r: &mut Report) {
     for (i, ks) in KEY_SCHEDULE.iter().enumerate() {
         let mut init = match Secret::from_slice(ks.initial_init_secret) {
@@ -329,13 +302,14 @@ fn epoch(
 
 // ------------------------------------------------------------------ secret-tree
 
-pub fn secret_tree(r: &mut Report) {
+#[inline(never)]
+pub fn secret_tree<const K: usize>(r: &mut Report, tree: &mut VectorSecretTree<K>) {
     for (i, c) in SECRET_TREE.iter().enumerate() {
-        secret_tree_case(r, i, c);
+        secret_tree_case(r, i, c, tree);
     }
 }
 
-fn secret_tree_case(r: &mut Report, i: usize, c: &SecretTreeCase) {
+fn secret_tree_case<const K: usize>(r: &mut Report, i: usize, c: &SecretTreeCase, tree: &mut VectorSecretTree<K>) {
     let d = &c.sender_data;
     let kn = Secret::from_slice(d.sender_data_secret)
         .and_then(|s| sender_data_key_nonce(SUITE, &s, d.ciphertext));
@@ -351,27 +325,13 @@ fn secret_tree_case(r: &mut Report, i: usize, c: &SecretTreeCase) {
     );
 
     let n_leaves = c.leaves.len() as u32;
-    let tree = Secret::from_slice(c.encryption_secret)
+    let reset = Secret::from_slice(c.encryption_secret)
         .map_err(SecretTreeError::from)
-        .and_then(|root| {
-            SecretTree::<MAX_LEAVES, MAX_SKIPPED>::new(
-                SUITE,
-                n_leaves,
-                &root,
-                SecretTreeConfig::default(),
-            )
-        });
-    let mut tree = match tree {
-        Ok(t) => t,
-        Err(e) => {
-            check!(
-                r,
-                Err::<bool, _>(e),
-                "secret-tree[{i}] tree of {n_leaves} leaves"
-            );
-            return;
-        }
-    };
+        .and_then(|root| tree.reset(SUITE, n_leaves, &root, SecretTreeConfig::default()));
+    if let Err(e) = reset {
+        check!(r, Err::<bool, _>(e), "secret-tree[{i}] tree of {n_leaves} leaves");
+        return;
+    }
     for (leaf, generations) in c.leaves.iter().enumerate() {
         let index = LeafIndex(leaf as u32);
         for g in generations.iter() {

@@ -1,0 +1,389 @@
+//! The device side of the member scenario (cipher suite 3), shared by the
+//! firmware, which runs it on the board, and by `board-scenario`, which runs
+//! it on the host at build time to predict the firmware's output.
+//!
+//! Both sides execute the same [`Device::step`] with the same [`SeededRng`]
+//! seed and the same inputs, so the KeyPackage, Commit and application
+//! messages the firmware produces must equal, byte for byte, those of the
+//! simulation, which the host members have already accepted.
+#![no_std]
+
+pub mod rng;
+
+use mls_nostd::codec::CodecError;
+use mls_nostd::credential::Credential;
+use mls_nostd::crypto::CipherSuite;
+use mls_nostd::crypto::signature::SignaturePrivateKey;
+use mls_nostd::executor::Sequential;
+use mls_nostd::extensions::{Extensions, U16List};
+use mls_nostd::group::{
+    CommitBuffers, CommitOptions, CreateCommitError, Group, GroupConfig, GroupError, JoinError, JoinParams,
+    ReceiveError, Received, StagedCommitSummary, WireFormatPolicy, default_capabilities,
+};
+use mls_nostd::key_package::{KeyPackage, KeyPackageBuildError, KeyPackageParams, KeyPackagePrivateKeys};
+use mls_nostd::leaf_node::Lifetime;
+use mls_nostd::psk::NoPsks;
+use mls_nostd::ratchet_tree::treekem::LeafTemplate;
+use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
+
+pub use rng::SeededRng;
+
+/// The scenario's cipher suite: X25519, ChaCha20Poly1305, SHA-256, Ed25519.
+pub const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+/// The device's clock, in seconds since the Unix epoch. QEMU's boards have
+/// no battery-backed clock the firmware could trust, so "now" is fixed; it
+/// only decides whether KeyPackage lifetimes are valid.
+pub const NOW: u64 = 1_800_000_000;
+/// Lifetime of every KeyPackage of the scenario.
+pub const LIFETIME: Lifetime = Lifetime { not_before: NOW - 3600, not_after: NOW + 30 * 86_400 };
+/// The device's basic credential.
+pub const DEVICE_IDENTITY: &[u8] = b"device-0042";
+/// Seed of the device's RNG.
+pub const DEVICE_SEED: u64 = 0x6d6c_732d_6465_7669;
+
+/// Arena bytes per leaf: a LeafNode with a basic credential of up to 32
+/// bytes and default capabilities encodes to about 200 bytes, plus the
+/// arena's 8-byte record header.
+pub const ARENA_PER_LEAF: usize = 224;
+/// Out-of-order message keys kept per group (secret tree).
+pub const SKIPPED_KEYS: usize = 16;
+/// Bytes of proposals received in one epoch, kept for a Commit.
+pub const PROPOSAL_BYTES: usize = 2048;
+/// Longest KeyPackage the device keeps (its own, with GREASE values).
+pub const MAX_KEY_PACKAGE: usize = 512;
+
+/// Scratch bytes the device's Commit with path needs (see the core's
+/// `Group::commit`): the core reserves 8 KiB plus 186 bytes per leaf of
+/// UpdatePath work area, after which comes the message itself.
+pub const fn commit_scratch(capacity: usize, commit_len: usize) -> usize {
+    8192 + 186 * capacity + 2 * commit_len
+}
+
+/// One thing the device is asked to do.
+#[derive(Clone, Copy, Debug)]
+pub enum Action<'a> {
+    /// Generate a signature key (first call only) and a KeyPackage; keep its
+    /// private keys.
+    KeyPackage,
+    /// Join from this Welcome with the KeyPackage generated before.
+    Join { welcome: &'a [u8] },
+    /// Process a handshake or application message of the group; a Commit
+    /// is merged at once.
+    Receive { message: &'a [u8] },
+    /// Commit every proposal received this epoch (by reference), with an
+    /// UpdatePath, as a PrivateMessage; merge it.
+    Commit,
+    /// Protect application data as a PrivateMessage.
+    Protect { data: &'a [u8] },
+}
+
+/// What a step produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome<'o> {
+    /// The encoded KeyPackage (to publish).
+    KeyPackage(&'o [u8]),
+    /// The group was joined.
+    Joined,
+    /// Application data received.
+    Application { sender: u32, data: &'o [u8] },
+    /// A proposal received and kept.
+    Proposal,
+    /// A Commit received and merged.
+    Merged(StagedCommitSummary),
+    /// Our Commit (to send to the group), merged.
+    Committed(&'o [u8]),
+    /// Our protected application message (to send).
+    Protected(&'o [u8]),
+}
+
+/// Why a step failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepError {
+    KeyPackage(KeyPackageBuildError),
+    Join(JoinError),
+    Receive(ReceiveError),
+    Commit(CreateCommitError),
+    Merge(GroupError),
+    /// Join before any KeyPackage was generated.
+    NoKeyPackage,
+    /// The scratch buffer is too small for the input.
+    Scratch(CodecError),
+}
+
+/// The device: its RNG, signature key and pending KeyPackage. The group
+/// itself is passed to each step (it lives in a `static` on the board).
+pub struct Device {
+    rng: SeededRng,
+    signer: Option<SignaturePrivateKey>,
+    key_package: [u8; MAX_KEY_PACKAGE],
+    key_package_len: usize,
+    key_package_keys: Option<KeyPackagePrivateKeys>,
+}
+
+impl Device {
+    /// A device whose every random draw follows from `seed`.
+    pub const fn new(seed: u64) -> Self {
+        Self {
+            rng: SeededRng::new(seed),
+            signer: None,
+            key_package: [0; MAX_KEY_PACKAGE],
+            key_package_len: 0,
+            key_package_keys: None,
+        }
+    }
+
+    /// Runs one step on `group`, with `scratch` for messages and work areas;
+    /// what it returns borrows `scratch`.
+    pub fn step<'o, const N: usize, const ARENA: usize, const K: usize, const P: usize>(
+        &mut self,
+        group: &mut Group<N, ARENA, K, P>,
+        action: &Action<'_>,
+        scratch: &'o mut [u8],
+    ) -> Result<Outcome<'o>, StepError> {
+        match *action {
+            Action::KeyPackage => self.key_package(scratch),
+            Action::Join { welcome } => self.join(group, welcome, scratch),
+            Action::Receive { message } => Self::receive(group, message, scratch),
+            Action::Commit => self.commit(group, scratch),
+            Action::Protect { data } => self.protect(group, data, scratch),
+        }
+    }
+
+    fn signer(&mut self) -> &SignaturePrivateKey {
+        let rng = &mut self.rng;
+        self.signer.get_or_insert_with(|| SignaturePrivateKey::generate(SUITE, rng).0)
+    }
+
+    // Each operation is a function of its own, never inlined into `step`: a
+    // single frame would have to hold the locals of all of them at once.
+
+    #[inline(never)]
+    fn receive<'o, const N: usize, const ARENA: usize, const K: usize, const P: usize>(
+        group: &mut Group<N, ARENA, K, P>,
+        message: &[u8],
+        scratch: &'o mut [u8],
+    ) -> Result<Outcome<'o>, StepError> {
+        let buf = scratch.get_mut(..message.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall))?;
+        buf.copy_from_slice(message);
+        match group.process_message(buf, &NoPsks, NOW).map_err(StepError::Receive)? {
+            Received::Application { sender, data, .. } => Ok(Outcome::Application { sender: sender.0, data }),
+            Received::Proposal { .. } => Ok(Outcome::Proposal),
+            Received::Commit(summary) => {
+                group.merge_staged_commit().map_err(StepError::Merge)?;
+                Ok(Outcome::Merged(summary))
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn protect<'o, const N: usize, const ARENA: usize, const K: usize, const P: usize>(
+        &mut self,
+        group: &mut Group<N, ARENA, K, P>,
+        data: &[u8],
+        scratch: &'o mut [u8],
+    ) -> Result<Outcome<'o>, StepError> {
+        let out = group.protect_application(data, &[], 0, &mut self.rng, scratch).map_err(StepError::Receive)?;
+        Ok(Outcome::Protected(out))
+    }
+
+    /// Generates the signature key (first call only) and a KeyPackage;
+    /// keeps its private keys for [`Action::Join`]. Also reachable without a
+    /// group, for boards too small to hold one.
+    #[inline(never)]
+    pub fn key_package<'o>(&mut self, scratch: &'o mut [u8]) -> Result<Outcome<'o>, StepError> {
+        let signer = self.signer().clone();
+        let params = KeyPackageParams {
+            suite: SUITE,
+            credential: Credential::Basic { identity: DEVICE_IDENTITY },
+            lifetime: LIFETIME,
+            leaf_extensions: Extensions::default(),
+            extensions: Extensions::default(),
+            supported_extensions: U16List::default(),
+            supported_proposals: U16List::default(),
+        };
+        let (bytes, keys) = KeyPackage::generate(&params, &signer, &mut self.rng, &mut self.key_package)
+            .map_err(StepError::KeyPackage)?;
+        self.key_package_len = bytes.len();
+        self.key_package_keys = Some(keys);
+        let bytes = self.key_package.get(..self.key_package_len).unwrap_or(&[]);
+        // Returned in the scratch buffer like every other output.
+        let out = scratch.get_mut(..bytes.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall))?;
+        out.copy_from_slice(bytes);
+        Ok(Outcome::KeyPackage(out))
+    }
+
+    #[inline(never)]
+    fn join<'o, const N: usize, const ARENA: usize, const K: usize, const P: usize>(
+        &mut self,
+        group: &mut Group<N, ARENA, K, P>,
+        welcome: &[u8],
+        scratch: &'o mut [u8],
+    ) -> Result<Outcome<'o>, StepError> {
+        let keys = self.key_package_keys.take().ok_or(StepError::NoKeyPackage)?;
+        let signer = self.signer.clone().ok_or(StepError::NoKeyPackage)?;
+        let params = JoinParams {
+            key_package: self.key_package.get(..self.key_package_len).unwrap_or(&[]),
+            keys: &keys,
+            signer: &signer,
+            ratchet_tree: None,
+            psks: &NoPsks,
+            credentials: &AcceptAllCredentials,
+            config: GroupConfig::default(),
+        };
+        let buf = scratch.get_mut(..welcome.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall))?;
+        let joined = group.join(welcome, &params, buf).map_err(StepError::Join);
+        if joined.is_err() {
+            // Keep the keys: the KeyPackage was not consumed.
+            self.key_package_keys = Some(keys);
+        }
+        joined.map(|()| Outcome::Joined)
+    }
+
+    #[inline(never)]
+    fn commit<'o, const N: usize, const ARENA: usize, const K: usize, const P: usize>(
+        &mut self,
+        group: &mut Group<N, ARENA, K, P>,
+        scratch: &'o mut [u8],
+    ) -> Result<Outcome<'o>, StepError> {
+        let signer = self.signer().clone();
+        let public = signer.public_key();
+        let mut caps = [0u8; 8];
+        let template = LeafTemplate {
+            signature_key: public.as_bytes(),
+            credential: Credential::Basic { identity: DEVICE_IDENTITY },
+            capabilities: default_capabilities(SUITE, &mut caps),
+            extensions: Extensions::default(),
+        };
+        let opts = CommitOptions {
+            proposals: &[],
+            include_pending: true,
+            force_path: true,
+            ratchet_tree_in_welcome: false,
+            wire_format: WireFormatPolicy::Private,
+            padding: 0,
+            authenticated_data: &[],
+            leaf: Some(template),
+        };
+        let bufs = CommitBuffers { message: scratch, welcome: &mut [], group_info: &mut [] };
+        let out = group
+            .commit(&opts, &NoPsks, NOW, &mut self.rng, &Sequential, bufs)
+            .map_err(StepError::Commit)?;
+        let commit = out.commit;
+        group.merge_staged_commit().map_err(StepError::Merge)?;
+        Ok(Outcome::Committed(commit))
+    }
+}
+
+/// What a step must produce; compared by [`Expect::matches`] on the board
+/// and in the build-time simulation alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect<'a> {
+    /// These KeyPackage bytes.
+    KeyPackage(&'a [u8]),
+    /// A successful join.
+    Joined,
+    /// This application data from this leaf.
+    Application { sender: u32, data: &'a [u8] },
+    /// A proposal kept.
+    Proposal,
+    /// A received Commit with this effect, merged.
+    Merged { adds: u32, removes: u32, has_path: bool, removes_us: bool },
+    /// These Commit bytes.
+    Committed(&'a [u8]),
+    /// These PrivateMessage bytes.
+    Protected(&'a [u8]),
+}
+
+impl Expect<'_> {
+    /// True if `outcome` is what is expected.
+    pub fn matches(&self, outcome: &Outcome<'_>) -> bool {
+        match (*self, *outcome) {
+            (Self::KeyPackage(want), Outcome::KeyPackage(got))
+            | (Self::Committed(want), Outcome::Committed(got))
+            | (Self::Protected(want), Outcome::Protected(got)) => want == got,
+            (Self::Joined, Outcome::Joined) | (Self::Proposal, Outcome::Proposal) => true,
+            (Self::Application { sender, data }, Outcome::Application { sender: s, data: d }) => sender == s && data == d,
+            (Self::Merged { adds, removes, has_path, removes_us }, Outcome::Merged(m)) => {
+                m.adds == adds && m.removes == removes && m.has_path == has_path && m.removes_us == removes_us
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One step of the scenario: what the device is given, what it must
+/// produce, and the host members' epoch and epoch authenticator afterwards
+/// (empty once the device is removed).
+#[derive(Clone, Copy, Debug)]
+pub struct Step<'a> {
+    /// Name printed by the firmware.
+    pub name: &'a str,
+    /// Name of the operation this step measures, if it is one of the
+    /// measured ones (`keypackage`, `join`, `process-commit-path`,
+    /// `create-commit-path`, `protect-1k`, `unprotect-1k`).
+    pub measure: Option<&'a str>,
+    pub action: Action<'a>,
+    pub expect: Expect<'a>,
+    pub epoch: u64,
+    pub epoch_authenticator: &'a [u8],
+    /// The public-key operations the step cannot do without (RFC 9420,
+    /// RFC 9180), counted by the generator from the tree: the floor its
+    /// cost is compared with (`boards/measure.sh`).
+    pub floor: Floor,
+}
+
+/// Counts of the primitives an operation must run at the least.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Floor {
+    /// Ed25519 key generation (a base-point multiplication).
+    pub keygen: u32,
+    /// Ed25519 signatures.
+    pub sign: u32,
+    /// Ed25519 verifications.
+    pub verify: u32,
+    /// X25519 Diffie-Hellman operations.
+    pub dh: u32,
+    /// HPKE DeriveKeyPair (a base-point multiplication).
+    pub dkp: u32,
+    /// ChaCha20Poly1305 over 1 KiB.
+    pub aead_kib: u32,
+}
+
+/// The whole scenario, as embedded in a firmware.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario<'a> {
+    /// Leaves the device's group has room for.
+    pub capacity: usize,
+    /// Members of the group the device joins.
+    pub members: usize,
+    /// Seed of the device's RNG.
+    pub seed: u64,
+    /// Bytes of scratch buffer the device needs (largest input or output,
+    /// or the Commit's work area).
+    pub scratch: usize,
+    pub steps: &'a [Step<'a>],
+}
+
+impl Scenario<'_> {
+    /// Bytes of embedded inputs and expected outputs (test data, not part
+    /// of a member's code).
+    pub fn data_bytes(&self) -> usize {
+        self.steps
+            .iter()
+            .map(|s| {
+                let input = match s.action {
+                    Action::Join { welcome } => welcome.len(),
+                    Action::Receive { message } => message.len(),
+                    Action::Protect { data } => data.len(),
+                    Action::KeyPackage | Action::Commit => 0,
+                };
+                let output = match s.expect {
+                    Expect::KeyPackage(b) | Expect::Committed(b) | Expect::Protected(b) => b.len(),
+                    Expect::Application { data, .. } => data.len(),
+                    _ => 0,
+                };
+                input + output + s.epoch_authenticator.len()
+            })
+            .sum()
+    }
+}

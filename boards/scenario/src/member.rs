@@ -1,0 +1,718 @@
+//! The member scenario, run on the host at build time.
+//!
+//! Host members Alice, Bob, Carol and Dave (full groups), passive members
+//! (KeyPackages only) and the device (simulated with the firmware's own
+//! [`Device`] and seed) go through:
+//!
+//! 1. the device generates its KeyPackage;
+//! 2. Alice adds everyone in one Commit; the device joins from the Welcome;
+//! 3. Bob adds Erin (Commit without path);
+//! 4. Carol updates (empty Commit with path, PrivateMessage);
+//! 5. Dave proposes removing Erin; Alice commits it by reference;
+//! 6. Alice sends 1 KiB and Dave a short message to the device;
+//! 7. Bob proposes removing a member; the device commits it by reference
+//!    with a path (PrivateMessage); the host members process that Commit;
+//! 8. the device sends 1 KiB and a short message; the host members read them;
+//! 9. Dave updates (Commit with path); Alice removes the device.
+//!
+//! After every step the simulated device's epoch authenticator must equal
+//! the host members' (the build fails otherwise); that value is embedded as
+//! the firmware's expectation. The scenario runs twice: once to learn the
+//! sizes, once with exactly the scratch buffer the firmware will have, so a
+//! too small buffer fails the build, not the board.
+
+use board_member::{
+    ARENA_PER_LEAF, Action, DEVICE_SEED, Device, Expect, Floor, LIFETIME, NOW, Outcome, PROPOSAL_BYTES, SKIPPED_KEYS,
+    SUITE, SeededRng, Step, commit_scratch,
+};
+use mls_nostd::tree_math::{self, LeafIndex, NodeIndex};
+use mls_nostd::codec::Decode;
+use mls_nostd::credential::Credential;
+use mls_nostd::crypto::signature::SignaturePrivateKey;
+use mls_nostd::executor::Sequential;
+use mls_nostd::extensions::{Extensions, U16List};
+use mls_nostd::group::{
+    CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received, WireFormatPolicy,
+    default_capabilities,
+};
+use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
+use mls_nostd::messages::proposal::{Add, Proposal, Remove};
+use mls_nostd::psk::NoPsks;
+use mls_nostd::ratchet_tree::treekem::LeafTemplate;
+use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The scenario's group ID.
+const GROUP_ID: &[u8] = b"board-member-scenario";
+
+/// An owned [`Action`].
+#[derive(Clone, Debug)]
+pub enum OwnedAction {
+    KeyPackage,
+    Join(Vec<u8>),
+    Receive(Vec<u8>),
+    Commit,
+    Protect(Vec<u8>),
+}
+
+/// An owned [`Expect`].
+#[derive(Clone, Debug)]
+pub enum OwnedExpect {
+    KeyPackage(Vec<u8>),
+    Joined,
+    Application { sender: u32, data: Vec<u8> },
+    Proposal,
+    Merged { adds: u32, removes: u32, has_path: bool, removes_us: bool },
+    Committed(Vec<u8>),
+    Protected(Vec<u8>),
+}
+
+/// An owned [`Step`].
+#[derive(Clone, Debug)]
+pub struct OwnedStep {
+    pub name: String,
+    pub measure: Option<&'static str>,
+    pub action: OwnedAction,
+    pub expect: OwnedExpect,
+    pub epoch: u64,
+    pub epoch_authenticator: Vec<u8>,
+    pub floor: Floor,
+}
+
+impl OwnedAction {
+    fn borrow(&self) -> Action<'_> {
+        match self {
+            Self::KeyPackage => Action::KeyPackage,
+            Self::Join(w) => Action::Join { welcome: w },
+            Self::Receive(m) => Action::Receive { message: m },
+            Self::Commit => Action::Commit,
+            Self::Protect(d) => Action::Protect { data: d },
+        }
+    }
+}
+
+impl OwnedExpect {
+    fn borrow(&self) -> Expect<'_> {
+        match self {
+            Self::KeyPackage(b) => Expect::KeyPackage(b),
+            Self::Joined => Expect::Joined,
+            Self::Application { sender, data } => Expect::Application { sender: *sender, data },
+            Self::Proposal => Expect::Proposal,
+            Self::Merged { adds, removes, has_path, removes_us } => {
+                Expect::Merged { adds: *adds, removes: *removes, has_path: *has_path, removes_us: *removes_us }
+            }
+            Self::Committed(b) => Expect::Committed(b),
+            Self::Protected(b) => Expect::Protected(b),
+        }
+    }
+}
+
+impl OwnedStep {
+    /// The step as the firmware sees it.
+    pub fn borrow(&self) -> Step<'_> {
+        Step {
+            name: &self.name,
+            measure: self.measure,
+            action: self.action.borrow(),
+            expect: self.expect.borrow(),
+            epoch: self.epoch,
+            epoch_authenticator: &self.epoch_authenticator,
+            floor: self.floor,
+        }
+    }
+}
+
+/// The scenario for one capacity, with what the firmware must check.
+#[derive(Clone, Debug)]
+pub struct Generated {
+    pub capacity: usize,
+    pub members: usize,
+    pub scratch: usize,
+    pub steps: Vec<OwnedStep>,
+    /// What a board too small for a group needs to read the application
+    /// messages of step 6 as a passive receiver.
+    pub receiver: Receiver,
+}
+
+/// The epoch secrets and messages a passive receiver needs: the epoch's
+/// encoded GroupContext, `sender_data_secret`, `encryption_secret` (root of
+/// the secret tree), the tree's leaf count, and per message the sender's
+/// leaf, signature key and expected plaintext.
+#[derive(Clone, Debug, Default)]
+pub struct Receiver {
+    pub group_context: Vec<u8>,
+    pub sender_data_secret: Vec<u8>,
+    pub encryption_secret: Vec<u8>,
+    pub n_leaves: u32,
+    pub messages: Vec<ReceivedMessage>,
+}
+
+/// One application message for the passive receiver.
+#[derive(Clone, Debug)]
+pub struct ReceivedMessage {
+    pub sender_leaf: u32,
+    pub sender_key: Vec<u8>,
+    pub message: Vec<u8>,
+    pub plaintext: Vec<u8>,
+}
+
+/// Members of the group the device joins, for a group of `capacity` leaves:
+/// three quarters full (one leaf is added and removed again later).
+pub fn members_for(capacity: usize) -> usize {
+    (capacity * 3 / 4).max(6)
+}
+
+/// Runs the scenario for a device group of `capacity` leaves (one of 8, 64,
+/// 256, or any capacity with a `Group` instance below).
+pub fn generate(capacity: usize) -> Generated {
+    let members = members_for(capacity);
+    match capacity {
+        8 => generate_for::<8, { 8 * ARENA_PER_LEAF }>(members),
+        16 => generate_for::<16, { 16 * ARENA_PER_LEAF }>(members),
+        64 => generate_for::<64, { 64 * ARENA_PER_LEAF }>(members),
+        256 => generate_for::<256, { 256 * ARENA_PER_LEAF }>(members),
+        _ => panic!("no scenario instance for capacity {capacity} (add it to board_scenario::member::generate)"),
+    }
+}
+
+fn generate_for<const N: usize, const A: usize>(members: usize) -> Generated {
+    // Pass 1 learns the sizes; pass 2 runs with the firmware's exact scratch.
+    let first = run::<N, A>(members, 1 << 20);
+    let scratch = scratch_needed(&first, N);
+    let second = run::<N, A>(members, scratch);
+    assert_eq!(
+        format!("{:?}", first.steps),
+        format!("{:?}", second.steps),
+        "the scenario is not deterministic"
+    );
+    second
+}
+
+/// The scratch bytes the device needs: every input and output, and the
+/// Commit's work area.
+fn scratch_needed(g: &Generated, capacity: usize) -> usize {
+    let mut need = 0usize;
+    for s in &g.steps {
+        let len = match (&s.action, &s.expect) {
+            (OwnedAction::Join(b) | OwnedAction::Receive(b), _) => b.len(),
+            (_, OwnedExpect::KeyPackage(b) | OwnedExpect::Protected(b)) => b.len(),
+            (OwnedAction::Commit, OwnedExpect::Committed(b)) => commit_scratch(capacity, b.len()),
+            _ => 0,
+        };
+        need = need.max(len);
+    }
+    need.next_multiple_of(64)
+}
+
+type G<const N: usize, const A: usize> = Group<N, A, SKIPPED_KEYS, PROPOSAL_BYTES>;
+
+/// A host member: a whole group state on the heap.
+struct Host<const N: usize, const A: usize> {
+    name: String,
+    group: Box<G<N, A>>,
+    signer: SignaturePrivateKey,
+    public: Vec<u8>,
+    rng: SeededRng,
+}
+
+fn key_package(name: &str, signer: &SignaturePrivateKey, rng: &mut SeededRng) -> (Vec<u8>, KeyPackagePrivateKeys) {
+    let params = KeyPackageParams {
+        suite: SUITE,
+        credential: Credential::Basic { identity: name.as_bytes() },
+        lifetime: LIFETIME,
+        leaf_extensions: Extensions::default(),
+        extensions: Extensions::default(),
+        supported_extensions: U16List::default(),
+        supported_proposals: U16List::default(),
+    };
+    let mut out = vec![0u8; 4096];
+    let (bytes, keys) = KeyPackage::generate(&params, signer, rng, &mut out).expect("KeyPackage::generate");
+    (bytes.to_vec(), keys)
+}
+
+impl<const N: usize, const A: usize> Host<N, A> {
+    fn new(name: &str, seed: u64) -> Self {
+        let mut rng = SeededRng::new(seed);
+        let (signer, public) = SignaturePrivateKey::generate(SUITE, &mut rng);
+        Self { name: name.into(), group: Box::new(G::EMPTY), signer, public: public.as_bytes().to_vec(), rng }
+    }
+
+    fn key_package(&mut self) -> (Vec<u8>, KeyPackagePrivateKeys) {
+        key_package(&self.name, &self.signer, &mut self.rng)
+    }
+
+    fn create(&mut self) {
+        let mut caps = [0u8; 8];
+        let params = CreateParams {
+            suite: SUITE,
+            group_id: GROUP_ID,
+            credential: Credential::Basic { identity: self.name.as_bytes() },
+            lifetime: LIFETIME,
+            capabilities: default_capabilities(SUITE, &mut caps),
+            extensions: Extensions::default(),
+            config: GroupConfig::default(),
+        };
+        self.group.create(&params, &self.signer, &mut self.rng).expect("create");
+    }
+
+    fn join(&mut self, welcome: &[u8], kp: &[u8], keys: &KeyPackagePrivateKeys) {
+        let params = JoinParams {
+            key_package: kp,
+            keys,
+            signer: &self.signer,
+            ratchet_tree: None,
+            psks: &NoPsks,
+            credentials: &AcceptAllCredentials,
+            config: GroupConfig::default(),
+        };
+        let mut buf = vec![0u8; welcome.len()];
+        self.group.join(welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
+    }
+
+    /// Commits `proposals` and every pending proposal; merges; returns the
+    /// Commit and the Welcome, if any.
+    fn commit(&mut self, proposals: &[Proposal<'_>], force_path: bool, wf: WireFormatPolicy) -> (Vec<u8>, Option<Vec<u8>>) {
+        let (mut m, mut w, mut gi) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        let mut caps = [0u8; 8];
+        let template = LeafTemplate {
+            signature_key: &self.public,
+            credential: Credential::Basic { identity: self.name.as_bytes() },
+            capabilities: default_capabilities(SUITE, &mut caps),
+            extensions: Extensions::default(),
+        };
+        let opts = CommitOptions {
+            proposals,
+            include_pending: true,
+            force_path,
+            ratchet_tree_in_welcome: true,
+            wire_format: wf,
+            padding: 0,
+            authenticated_data: &[],
+            leaf: Some(template),
+        };
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+        let out = self
+            .group
+            .commit(&opts, &NoPsks, NOW, &mut self.rng, &Sequential, bufs)
+            .unwrap_or_else(|e| panic!("{}: commit: {e:?}", self.name));
+        let commit = out.commit.to_vec();
+        let welcome = out.welcome.map(<[u8]>::to_vec);
+        self.group.merge_staged_commit().expect("merge own commit");
+        (commit, welcome)
+    }
+
+    fn propose(&mut self, proposal: &Proposal<'_>, wf: WireFormatPolicy) -> Vec<u8> {
+        let mut out = vec![0u8; 1 << 16];
+        self.group
+            .propose(proposal, wf, &mut self.rng, &mut out)
+            .unwrap_or_else(|e| panic!("{}: propose: {e:?}", self.name))
+            .to_vec()
+    }
+
+    fn send(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; data.len() + 1024];
+        self.group
+            .protect_application(data, &[], 0, &mut self.rng, &mut out)
+            .unwrap_or_else(|e| panic!("{}: protect: {e:?}", self.name))
+            .to_vec()
+    }
+
+    /// Processes a group message; merges a Commit; returns application data.
+    fn receive(&mut self, message: &[u8]) -> Option<(u32, Vec<u8>)> {
+        let mut m = message.to_vec();
+        match self.group.process_message(&mut m, &NoPsks, NOW) {
+            Ok(Received::Commit(_)) => {
+                self.group.merge_staged_commit().expect("merge");
+                None
+            }
+            Ok(Received::Proposal { .. }) => None,
+            Ok(Received::Application { sender, data, .. }) => Some((sender.0, data.to_vec())),
+            Err(e) => panic!("{}: process_message: {e:?}", self.name),
+        }
+    }
+}
+
+/// The device's simulation and the recorded steps.
+struct Sim<const N: usize, const A: usize> {
+    device: Device,
+    group: Box<G<N, A>>,
+    scratch: Vec<u8>,
+    steps: Vec<OwnedStep>,
+}
+
+impl<const N: usize, const A: usize> Sim<N, A> {
+    /// Runs `action` on the simulated device. With `expect` given, checks the
+    /// outcome against it; without (the device produces bytes), the outcome's
+    /// bytes become the expectation. Returns the outcome's bytes.
+    fn step(
+        &mut self,
+        name: &str,
+        measure: Option<&'static str>,
+        action: OwnedAction,
+        expect: Option<OwnedExpect>,
+    ) -> Vec<u8> {
+        let outcome = self
+            .device
+            .step(&mut *self.group, &action.borrow(), &mut self.scratch)
+            .unwrap_or_else(|e| panic!("device step {name:?}: {e:?}"));
+        let (expect, bytes) = match (expect, outcome) {
+            (Some(e), o) => {
+                assert!(e.borrow().matches(&o), "device step {name:?}: got {o:?}, expected {e:?}");
+                (e, Vec::new())
+            }
+            (None, Outcome::KeyPackage(b)) => (OwnedExpect::KeyPackage(b.to_vec()), b.to_vec()),
+            (None, Outcome::Committed(b)) => (OwnedExpect::Committed(b.to_vec()), b.to_vec()),
+            (None, Outcome::Protected(b)) => (OwnedExpect::Protected(b.to_vec()), b.to_vec()),
+            (None, o) => panic!("device step {name:?}: no expectation for {o:?}"),
+        };
+        self.steps.push(OwnedStep {
+            name: name.into(),
+            measure,
+            action,
+            expect,
+            epoch: 0,
+            epoch_authenticator: Vec::new(),
+            floor: Floor::default(),
+        });
+        bytes
+    }
+
+    /// Sets the primitive floor of the last step.
+    fn floor(&mut self, floor: Floor) {
+        self.steps.last_mut().expect("a step").floor = floor;
+    }
+
+    /// The filtered direct path of `leaf` in the device's current tree, with
+    /// the size of each copath child's resolution.
+    fn filtered_direct_path(&mut self, leaf: u32) -> Vec<(NodeIndex, usize)> {
+        let tree = self.group.tree();
+        let mut fdp = [(NodeIndex(0), NodeIndex(0)); 32];
+        let n = tree.filtered_direct_path(LeafIndex(leaf), &mut fdp).expect("filtered direct path");
+        let mut res = vec![NodeIndex(0); 1 << 16];
+        fdp[..n].iter().map(|&(p, sibling)| (p, tree.resolution(sibling, &mut res).expect("resolution"))).collect()
+    }
+
+    /// Records the hosts' epoch and authenticator for the last step, after
+    /// checking that the device and every host agree on them.
+    fn agree(&mut self, hosts: &[&Host<N, A>]) {
+        let epoch = hosts[0].group.epoch();
+        let ea = hosts[0].group.epoch_authenticator().to_vec();
+        for h in hosts {
+            assert_eq!(h.group.epoch(), epoch, "{}: epoch", h.name);
+            assert_eq!(h.group.epoch_authenticator(), &ea[..], "{}: epoch authenticator", h.name);
+        }
+        let last = self.steps.last_mut().expect("a step");
+        assert_eq!(self.group.epoch(), epoch, "device epoch after {:?}", last.name);
+        assert_eq!(self.group.epoch_authenticator(), &ea[..], "device epoch authenticator after {:?}", last.name);
+        last.epoch = epoch;
+        last.epoch_authenticator = ea;
+    }
+}
+
+/// Runs the scenario once with a device scratch buffer of `scratch` bytes.
+fn run<const N: usize, const A: usize>(members: usize, scratch: usize) -> Generated {
+    assert!(members >= 6 && members < N, "{members} members in a group of {N} leaves");
+    let mut alice = Host::<N, A>::new("alice", 1);
+    let mut bob = Host::<N, A>::new("bob", 2);
+    let mut carol = Host::<N, A>::new("carol", 3);
+    let mut dave = Host::<N, A>::new("dave", 4);
+    let mut sim = Sim::<N, A> {
+        device: Device::new(DEVICE_SEED),
+        group: Box::new(G::EMPTY),
+        scratch: vec![0u8; scratch],
+        steps: Vec::new(),
+    };
+
+    // 1. The device's KeyPackage.
+    let device_kp = sim.step("generate KeyPackage", Some("keypackage"), OwnedAction::KeyPackage, None);
+    // A signature key, the init and leaf HPKE keys, the LeafNode and
+    // KeyPackage signatures.
+    sim.floor(Floor { keygen: 1, dkp: 2, sign: 2, ..Floor::default() });
+
+    // 2. Alice adds Bob, Carol, Dave, passive members and the device (at the
+    //    middle leaf) in one Commit without path; the Welcome carries the tree.
+    alice.create();
+    let (bob_kp, bob_keys) = bob.key_package();
+    let (carol_kp, carol_keys) = carol.key_package();
+    let (dave_kp, dave_keys) = dave.key_package();
+    let mut passive_kps = Vec::new();
+    for i in 0..members - 5 {
+        let mut rng = SeededRng::new(1000 + i as u64);
+        let (signer, _) = SignaturePrivateKey::generate(SUITE, &mut rng);
+        passive_kps.push(key_package(&format!("sensor-{i:03}"), &signer, &mut rng).0);
+    }
+    let device_leaf = (members / 2 + 1) as u32;
+    let mut kps: Vec<&[u8]> = vec![bob_kp.as_slice(), carol_kp.as_slice(), dave_kp.as_slice()];
+    kps.extend(passive_kps.iter().map(Vec::as_slice));
+    kps.insert(device_leaf as usize - 1, &device_kp);
+    assert_eq!(kps.len(), members - 1);
+    let adds: Vec<Proposal<'_>> = kps
+        .iter()
+        .map(|kp| Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).expect("KeyPackage") }))
+        .collect();
+    let (_, welcome) = alice.commit(&adds, false, WireFormatPolicy::Public);
+    let welcome = welcome.expect("Welcome");
+    bob.join(&welcome, &bob_kp, &bob_keys);
+    carol.join(&welcome, &carol_kp, &carol_keys);
+    dave.join(&welcome, &dave_kp, &dave_keys);
+    sim.step("join from Welcome", Some("join"), OwnedAction::Join(welcome), Some(OwnedExpect::Joined));
+    // Open the GroupSecrets (one DH), verify the GroupInfo and every leaf;
+    // the Commit had no path, so there is no path secret to derive keys from.
+    sim.floor(Floor { dh: 1, verify: members as u32 + 1, ..Floor::default() });
+    assert_eq!(sim.group.own_leaf().0, device_leaf);
+    sim.agree(&[&alice, &bob, &carol, &dave]);
+
+    // 3. Bob adds Erin: a Commit without path.
+    let mut erin_rng = SeededRng::new(5);
+    let (erin_signer, _) = SignaturePrivateKey::generate(SUITE, &mut erin_rng);
+    let (erin_kp, _) = key_package("erin", &erin_signer, &mut erin_rng);
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&erin_kp).expect("KeyPackage") });
+    let (commit, _) = bob.commit(&[add], false, WireFormatPolicy::Public);
+    for h in [&mut alice, &mut carol, &mut dave] {
+        h.receive(&commit);
+    }
+    let erin_leaf = members as u32;
+    let merged = |adds, removes, has_path, removes_us| Some(OwnedExpect::Merged { adds, removes, has_path, removes_us });
+    sim.step("receive Commit: add (no path)", None, OwnedAction::Receive(commit), merged(1, 0, false, false));
+    sim.agree(&[&alice, &bob, &carol, &dave]);
+
+    // 4. Carol updates: an empty Commit with path, as a PrivateMessage.
+    let (commit, _) = carol.commit(&[], true, WireFormatPolicy::Private);
+    for h in [&mut alice, &mut bob, &mut dave] {
+        h.receive(&commit);
+    }
+    sim.step(
+        "receive Commit: update (path, PrivateMessage)",
+        Some("process-commit-path"),
+        OwnedAction::Receive(commit),
+        merged(0, 0, true, false),
+    );
+    // Verify the content and the new leaf, open one path secret (one DH),
+    // derive the key pair of every path node from there to the root.
+    let device_node = LeafIndex(device_leaf).node().expect("device node");
+    let path = sim.filtered_direct_path(carol.group.own_leaf().0);
+    let first = path.iter().position(|&(p, _)| tree_math::common_ancestor(p, device_node) == p).expect("a common node");
+    sim.floor(Floor { verify: 2, dh: 1, dkp: (path.len() - first) as u32, ..Floor::default() });
+    sim.agree(&[&alice, &bob, &carol, &dave]);
+
+    // 5. Dave proposes removing Erin; Alice commits it by reference.
+    let proposal = dave.propose(&Proposal::Remove(Remove { removed: erin_leaf }), WireFormatPolicy::Public);
+    for h in [&mut alice, &mut bob, &mut carol] {
+        h.receive(&proposal);
+    }
+    sim.step("receive Proposal: remove", None, OwnedAction::Receive(proposal), Some(OwnedExpect::Proposal));
+    sim.agree(&[&alice, &bob, &carol, &dave]);
+    let (commit, _) = alice.commit(&[], false, WireFormatPolicy::Public);
+    for h in [&mut bob, &mut carol, &mut dave] {
+        h.receive(&commit);
+    }
+    sim.step("receive Commit: remove by reference (path)", None, OwnedAction::Receive(commit), merged(0, 1, true, false));
+    sim.agree(&[&alice, &bob, &carol, &dave]);
+
+    // 6. Application messages to the device.
+    let mut receiver = Receiver::default();
+    {
+        let mut gc = vec![0u8; 4096];
+        receiver.group_context = sim.group.group_context(&mut gc).expect("group context").to_vec();
+        let secrets = &sim.group.state().secrets;
+        receiver.sender_data_secret = secrets.sender_data_secret.as_bytes().to_vec();
+        receiver.encryption_secret = secrets.encryption_secret.as_bytes().to_vec();
+        receiver.n_leaves = sim.group.tree().n_leaves();
+    }
+    let signature_key = |g: &mut Box<G<N, A>>, leaf: u32| -> Vec<u8> {
+        g.tree().signature_key(LeafIndex(leaf)).expect("sender").to_vec()
+    };
+    let kib: Vec<u8> = (0..1024u32).map(|i| (i * 7 + 3) as u8).collect();
+    let message = alice.send(&kib);
+    receiver.messages.push(ReceivedMessage {
+        sender_leaf: 0,
+        sender_key: signature_key(&mut sim.group, 0),
+        message: message.clone(),
+        plaintext: kib.clone(),
+    });
+    sim.step(
+        "unprotect 1 KiB from alice",
+        Some("unprotect-1k"),
+        OwnedAction::Receive(message),
+        Some(OwnedExpect::Application { sender: 0, data: kib.clone() }),
+    );
+    sim.floor(Floor { verify: 1, aead_kib: 1, ..Floor::default() });
+    sim.agree(&[&alice, &bob, &carol, &dave]);
+    let short = b"setpoint=19.0".to_vec();
+    let message = dave.send(&short);
+    let dave_leaf = dave.group.own_leaf().0;
+    receiver.messages.push(ReceivedMessage {
+        sender_leaf: dave_leaf,
+        sender_key: signature_key(&mut sim.group, dave_leaf),
+        message: message.clone(),
+        plaintext: short.clone(),
+    });
+    sim.step(
+        "unprotect short from dave",
+        None,
+        OwnedAction::Receive(message),
+        Some(OwnedExpect::Application { sender: dave_leaf, data: short }),
+    );
+    sim.agree(&[&alice, &bob, &carol, &dave]);
+
+    // 7. Bob proposes removing the last passive member (PrivateMessage); the
+    //    device commits it by reference with a path.
+    let victim = members as u32 - 1;
+    let proposal = bob.propose(&Proposal::Remove(Remove { removed: victim }), WireFormatPolicy::Private);
+    for h in [&mut alice, &mut carol, &mut dave] {
+        h.receive(&proposal);
+    }
+    sim.step("receive Proposal: remove (PrivateMessage)", None, OwnedAction::Receive(proposal), Some(OwnedExpect::Proposal));
+    sim.agree(&[&alice, &bob, &carol, &dave]);
+    let commit = sim.step("create Commit: by reference, with path", Some("create-commit-path"), OwnedAction::Commit, None);
+    // A new leaf key and one key pair per path node; per copath resolution
+    // node one HPKE seal (an ephemeral key pair and a DH); the LeafNode and
+    // content signatures.
+    let path = sim.filtered_direct_path(device_leaf);
+    let seals: usize = path.iter().map(|&(_, r)| r).sum();
+    sim.floor(Floor {
+        sign: 2,
+        dkp: (1 + path.len() + seals) as u32,
+        dh: seals as u32,
+        ..Floor::default()
+    });
+    for h in [&mut alice, &mut bob, &mut carol, &mut dave] {
+        h.receive(&commit);
+    }
+    sim.agree(&[&alice, &bob, &carol, &dave]);
+
+    // 8. The device sends; every host member reads it.
+    let kib: Vec<u8> = (0..1024u32).map(|i| (i * 13 + 1) as u8).collect();
+    for (name, measure, data) in [
+        ("protect 1 KiB", Some("protect-1k"), kib),
+        ("protect short", None, b"temp=21.5;rh=40".to_vec()),
+    ] {
+        let message = sim.step(name, measure, OwnedAction::Protect(data.clone()), None);
+        if measure.is_some() {
+            sim.floor(Floor { sign: 1, aead_kib: 1, ..Floor::default() });
+        }
+        for h in [&mut alice, &mut bob, &mut carol, &mut dave] {
+            assert_eq!(h.receive(&message), Some((device_leaf, data.clone())), "{}: device's message", h.name);
+        }
+        sim.agree(&[&alice, &bob, &carol, &dave]);
+    }
+
+    // 9. Dave updates; then Alice removes the device.
+    let (commit, _) = dave.commit(&[], true, WireFormatPolicy::Public);
+    for h in [&mut alice, &mut bob, &mut carol] {
+        h.receive(&commit);
+    }
+    sim.step("receive Commit: update after own commit", None, OwnedAction::Receive(commit), merged(0, 0, true, false));
+    sim.agree(&[&alice, &bob, &carol, &dave]);
+    let (commit, _) = alice.commit(&[Proposal::Remove(Remove { removed: device_leaf })], false, WireFormatPolicy::Public);
+    for h in [&mut bob, &mut carol, &mut dave] {
+        h.receive(&commit);
+    }
+    sim.step("receive Commit: removes the device", None, OwnedAction::Receive(commit), merged(0, 1, true, true));
+    assert!(sim.group.is_inactive(), "the device is still active after its removal");
+
+    Generated { capacity: N, members, scratch, steps: sim.steps, receiver }
+}
+
+/// Writes the scenario for `capacity` into `out_dir`: one `.bin` file per
+/// input or expected output, and `scenario.rs`, which defines
+/// `pub static SCENARIO: board_member::Scenario<'static>` (with
+/// `include_bytes!` of those files) and `pub const SCRATCH_LEN: usize`.
+/// Returns the generated scenario.
+pub fn write(out_dir: &Path, capacity: usize) -> Generated {
+    let g = generate(capacity);
+    let dir = out_dir.join("scenario");
+    std::fs::create_dir_all(&dir).expect("create scenario dir");
+    let mut n = 0usize;
+    let mut bytes = |b: &[u8]| -> String {
+        n += 1;
+        let path = dir.join(format!("{n:03}.bin"));
+        std::fs::write(&path, b).expect("write scenario data");
+        format!("include_bytes!({:?})", path.display().to_string())
+    };
+    let mut src = String::new();
+    writeln!(
+        src,
+        "// Generated by board_scenario::member::write: the member scenario for a group of {capacity} leaves."
+    )
+    .unwrap();
+    writeln!(src, "pub const SCRATCH_LEN: usize = {};", g.scratch).unwrap();
+    writeln!(
+        src,
+        "pub static SCENARIO: board_member::Scenario<'static> = board_member::Scenario {{\n    \
+         capacity: {capacity}, members: {}, seed: {DEVICE_SEED:#x}, scratch: SCRATCH_LEN, steps: &[",
+        g.members
+    )
+    .unwrap();
+    for s in &g.steps {
+        let action = match &s.action {
+            OwnedAction::KeyPackage => "board_member::Action::KeyPackage".to_string(),
+            OwnedAction::Join(b) => format!("board_member::Action::Join {{ welcome: {} }}", bytes(b)),
+            OwnedAction::Receive(b) => format!("board_member::Action::Receive {{ message: {} }}", bytes(b)),
+            OwnedAction::Commit => "board_member::Action::Commit".to_string(),
+            OwnedAction::Protect(b) => format!("board_member::Action::Protect {{ data: {} }}", bytes(b)),
+        };
+        let expect = match &s.expect {
+            OwnedExpect::KeyPackage(b) => format!("board_member::Expect::KeyPackage({})", bytes(b)),
+            OwnedExpect::Joined => "board_member::Expect::Joined".to_string(),
+            OwnedExpect::Application { sender, data } => {
+                format!("board_member::Expect::Application {{ sender: {sender}, data: {} }}", bytes(data))
+            }
+            OwnedExpect::Proposal => "board_member::Expect::Proposal".to_string(),
+            OwnedExpect::Merged { adds, removes, has_path, removes_us } => format!(
+                "board_member::Expect::Merged {{ adds: {adds}, removes: {removes}, has_path: {has_path}, removes_us: {removes_us} }}"
+            ),
+            OwnedExpect::Committed(b) => format!("board_member::Expect::Committed({})", bytes(b)),
+            OwnedExpect::Protected(b) => format!("board_member::Expect::Protected({})", bytes(b)),
+        };
+        let ea = bytes(&s.epoch_authenticator);
+        writeln!(
+            src,
+            "    board_member::Step {{ name: {:?}, measure: {:?}, action: {action}, expect: {expect}, epoch: {}, epoch_authenticator: {ea}, floor: board_member::{:?} }},",
+            s.name, s.measure, s.epoch, s.floor
+        )
+        .unwrap();
+    }
+    src.push_str("] };\n");
+    std::fs::write(out_dir.join("scenario.rs"), src).expect("write scenario.rs");
+    g
+}
+
+/// Writes `$OUT_DIR/receiver.rs` for a board too small for a group: the
+/// scenario's KeyPackage step (`KEY_PACKAGE_STEP`, a `board_member::Step`)
+/// and its passive-receiver data (see [`Receiver`]) as `RECEIVER_*`
+/// constants.
+pub fn write_receiver(out_dir: &Path, g: &Generated) {
+    let dir = out_dir.join("receiver");
+    std::fs::create_dir_all(&dir).expect("create receiver dir");
+    let mut n = 0usize;
+    let mut bytes = |b: &[u8]| -> String {
+        n += 1;
+        let path = dir.join(format!("{n:03}.bin"));
+        std::fs::write(&path, b).expect("write receiver data");
+        format!("include_bytes!({:?})", path.display().to_string())
+    };
+    let r = &g.receiver;
+    let kp = match &g.steps[0].expect {
+        OwnedExpect::KeyPackage(b) => b.clone(),
+        other => panic!("step 0 is not the KeyPackage: {other:?}"),
+    };
+    let mut src = String::from("// Generated by board_scenario::member::write_receiver.\n");
+    writeln!(src, "pub const DEVICE_SEED: u64 = {DEVICE_SEED:#x};").unwrap();
+    writeln!(src, "pub static KEY_PACKAGE: &[u8] = {};", bytes(&kp)).unwrap();
+    writeln!(src, "pub static RECEIVER_GROUP_CONTEXT: &[u8] = {};", bytes(&r.group_context)).unwrap();
+    writeln!(src, "pub static RECEIVER_SENDER_DATA_SECRET: &[u8] = {};", bytes(&r.sender_data_secret)).unwrap();
+    writeln!(src, "pub static RECEIVER_ENCRYPTION_SECRET: &[u8] = {};", bytes(&r.encryption_secret)).unwrap();
+    writeln!(src, "pub const RECEIVER_N_LEAVES: u32 = {};", r.n_leaves).unwrap();
+    let max = r.messages.iter().map(|m| m.message.len()).max().unwrap_or(0);
+    writeln!(src, "pub const RECEIVER_MAX_MESSAGE: usize = {max};").unwrap();
+    src.push_str("/// (sender leaf, its signature key, the message, the plaintext)\n#[allow(clippy::type_complexity)]\n");
+    src.push_str("pub static RECEIVER_MESSAGES: &[(u32, &[u8], &[u8], &[u8])] = &[\n");
+    for m in &r.messages {
+        let (key, message, plaintext) = (bytes(&m.sender_key), bytes(&m.message), bytes(&m.plaintext));
+        writeln!(src, "    ({}, {key}, {message}, {plaintext}),", m.sender_leaf).unwrap();
+    }
+    src.push_str("];\n");
+    std::fs::write(out_dir.join("receiver.rs"), src).expect("write receiver.rs");
+}

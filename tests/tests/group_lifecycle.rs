@@ -231,6 +231,20 @@ fn lifecycle(suite: CipherSuite) {
         assert_eq!(r.receive_app(&late).1, b"sent before the commit");
     }
 
+    // Dave proposes an Update of his leaf; Bob commits it; Dave's new key works.
+    let template = dave.template();
+    let mut out = vec![0u8; 8192];
+    let msg = dave.group.propose_update(&template, WireFormatPolicy::Public, &mut dave.rng, &mut out).unwrap().to_vec();
+    for r in [&mut alice, &mut bob, &mut carol] {
+        let mut m = msg.clone();
+        assert!(matches!(r.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+    }
+    let (commit, _) = bob.commit(&[], false, WireFormatPolicy::Private);
+    for r in [&mut alice, &mut carol, &mut dave] {
+        r.receive_commit(&commit);
+    }
+    agree(&[&alice, &bob, &carol, &dave]);
+
     // Dave proposes removing Bob; Alice commits it by reference.
     let mut out = vec![0u8; 4096];
     let proposal = Proposal::Remove(Remove { removed: 1 });

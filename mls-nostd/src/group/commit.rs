@@ -268,6 +268,42 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         Ok(())
     }
 
+    /// Proposes an Update of our leaf (§12.1.2): a fresh encryption key and
+    /// the leaf contents of `template`. The new private key is kept until a
+    /// Commit applies the proposal (or the epoch ends).
+    pub fn propose_update<'o>(
+        &mut self,
+        template: &LeafTemplate<'_>,
+        wire_format: WireFormatPolicy,
+        rng: &mut impl CryptoRng,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], CreateCommitError> {
+        let suite = self.state.suite;
+        let mut ikm = Secret::zero(32).map_err(CommitError::Crypto)?;
+        rng.fill_bytes(ikm.as_mut_bytes());
+        let (sk, pk) = crate::crypto::hpke::derive_key_pair(suite, ikm.as_bytes()).map_err(CommitError::Crypto)?;
+        let fields = crate::leaf_node::LeafNodeFields {
+            encryption_key: pk.as_bytes(),
+            signature_key: template.signature_key,
+            credential: template.credential,
+            capabilities: template.capabilities,
+            source: crate::leaf_node::LeafNodeSource::Update,
+            extensions: template.extensions,
+        };
+        let ctx = crate::leaf_node::LeafNodeContext {
+            group_id: self.state.group_id.as_slice(),
+            leaf_index: self.state.private.leaf.0,
+        };
+        let mut leaf_buf = [0u8; 4096];
+        let leaf = crate::leaf_node::LeafNode::sign_into(suite, &fields, Some(ctx), &self.signer, &mut leaf_buf)
+            .map_err(|_| CommitError::CapacityExceeded)?;
+        let leaf_node = crate::leaf_node::LeafNode::decode_exact(leaf)?;
+        let proposal = Proposal::Update(crate::messages::proposal::Update { leaf_node });
+        let message = self.propose(&proposal, wire_format, rng, out)?;
+        self.pending_update_key = Some(sk);
+        Ok(message)
+    }
+
     /// Creates a Commit (§12.4.1) of `opts.proposals` and, if asked, every
     /// valid proposal received this epoch; with an UpdatePath when required or
     /// forced; and a Welcome for the members it adds. The new epoch is staged:

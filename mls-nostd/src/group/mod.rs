@@ -188,6 +188,8 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
     /// The ReInit committed in this group, with the epoch it began (§11.2).
     pub(crate) reinit: Option<(u64, ReInitParams)>,
     pub(crate) staged_reinit: Option<ReInitParams>,
+    /// The private key of the leaf in our pending Update proposal (§12.1.2).
+    pub(crate) pending_update_key: Option<crate::crypto::hpke::HpkePrivateKey>,
     pub(crate) trees: [RatchetTree<N, ARENA>; 2],
     pub(crate) active: usize,
     pub(crate) secret_tree: SecretTree<N, K>,
@@ -220,6 +222,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         removed: true,
         reinit: None,
         staged_reinit: None,
+        pending_update_key: None,
         trees: [RatchetTree::EMPTY, RatchetTree::EMPTY],
         active: 0,
         secret_tree: SecretTree::EMPTY,
@@ -330,6 +333,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.state = staged;
         self.proposals.clear();
         self.reinit = self.staged_reinit.take().map(|r| (self.state.epoch, r));
+        // Proposals of the ended epoch are gone, ours included.
+        self.pending_update_key = None;
         Ok(())
     }
 
@@ -358,6 +363,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.removed = false;
         self.reinit = None;
         self.staged_reinit = None;
+        self.pending_update_key = None;
         self.resumption_psks = [const { None }; RESUMPTION_PSK_HISTORY];
         Ok(())
     }

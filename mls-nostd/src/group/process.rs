@@ -441,7 +441,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let own_leaf = self.state.private.leaf;
         let config = self.config;
         let group_id = self.state.group_id.clone();
-        let Self { trees, active, proposals, state, staged, resumption_psks, staged_reinit, .. } = self;
+        let Self { trees, active, proposals, state, staged, resumption_psks, staged_reinit, pending_update_key, .. } = self;
         let own_psks = OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own_psks;
         let (old, mut new) = stage_trees(trees, *active);
@@ -509,6 +509,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 }
             }
         }
+        // If the commit applies our own Update proposal, our leaf key is the
+        // one we kept for it (§12.1.2).
+        let mut base_private = state.private.clone();
+        if let Some(sk) = pending_update_key.as_ref()
+            && let Some(node) = own_leaf.node()
+            && new.encryption_key(node).is_some_and(|pk| pk == sk.public_key(suite).as_bytes())
+        {
+            base_private.leaf_key = sk.clone();
+        }
         let (commit_secret, mut private) = match (commit.path, summary.removes_us) {
             (_, true) => {
                 // Removed: nothing of the next epoch is ours to derive.
@@ -517,10 +526,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             }
             (Some(path), false) => {
                 let excluded = |l: LeafIndex| added.contains(&l.0);
-                let out = new.apply_update_path(committer, &path, &state.private, &provisional, &mut gc_buf, &excluded)?;
+                let out = new.apply_update_path(committer, &path, &base_private, &provisional, &mut gc_buf, &excluded)?;
                 (out.commit_secret, out.private)
             }
-            (None, false) => (Secret::zero(nh)?, state.private.clone()),
+            (None, false) => (Secret::zero(nh)?, base_private.clone()),
         };
         private.prune(&new);
 

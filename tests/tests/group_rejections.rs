@@ -2677,3 +2677,25 @@ fn join_linked_group_refusals() {
     }
     assert_eq!(branch_alice.group.epoch_authenticator(), branch_bob.group.epoch_authenticator());
 }
+
+/// The application refuses a credential a Commit brings in (§5.3.1): an Add
+/// of "mallory" is refused by a member whose policy rejects that identity.
+#[test]
+fn leaf_cred_policy_rejects_added_credential() {
+    fn no_mallory(c: &Credential<'_>, _: &[u8]) -> bool {
+        !matches!(c, Credential::Basic { identity } if *identity == b"mallory")
+    }
+    let config = GroupConfig { credentials: no_mallory, ..GroupConfig::default() };
+    let mut fx = fixture_with(config);
+    let want = CommitError::CredentialRejected;
+    let mut mallory = Member::new("mallory", 9);
+    let (kp, _) = mallory.key_package();
+    let list = [add(&kp)];
+    let msg = craft_commit(&mut fx.alice, &by_value(&list), None);
+    refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "LEAF-CRED");
+    refuse_create(&mut fx.alice, &list, false, &NoPsks, want);
+    // Someone else may join.
+    let mut dave = Member::new("dave", 4);
+    let (kp, _) = dave.key_package();
+    valid_commit_then_usable(&mut fx, &[add(&kp)], &NoPsks);
+}

@@ -366,6 +366,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             now,
             config.max_lifetime,
             false,
+            config.credentials,
         )?;
         let mut summary = applied.summary;
         let extensions = Extensions::from_body(applied.extensions.as_slice())?;

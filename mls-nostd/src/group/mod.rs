@@ -17,6 +17,7 @@ mod process;
 
 pub use commit::{CommitBuffers, CommitOptions, CommitOutput, CreateCommitError, MAX_PENDING_REFS, WireFormatPolicy};
 pub use create::{CreateParams, default_capabilities};
+
 pub use join::{JoinError, JoinParams};
 pub use messages::{ReceiveError, Received};
 pub use process::{CommitError, StagedCommitSummary, proposal_ref};
@@ -48,6 +49,15 @@ pub const MAX_PSKS_PER_COMMIT: usize = 16;
 /// Largest encoded GroupContext (group ID, two hashes, extensions, fixed fields).
 pub const MAX_GROUP_CONTEXT_LEN: usize = 2 + 2 + 4 + MAX_GROUP_ID_LEN + 8 + 2 * (4 + 64) + 4 + MAX_GROUP_EXTENSIONS_LEN;
 
+/// The application's decision on a credential entering the group (§5.3.1):
+/// `(credential, signature key) -> accepted`.
+pub type CredentialPolicy = fn(&crate::credential::Credential<'_>, &[u8]) -> bool;
+
+/// Accepts every credential (applications that authenticate members otherwise).
+pub fn accept_all_credentials(_: &crate::credential::Credential<'_>, _: &[u8]) -> bool {
+    true
+}
+
 /// What the application configures.
 #[derive(Clone, Copy, Debug)]
 pub struct GroupConfig {
@@ -55,11 +65,14 @@ pub struct GroupConfig {
     pub secret_tree: SecretTreeConfig,
     /// Longest KeyPackage lifetime accepted, in seconds.
     pub max_lifetime: u64,
+    /// Asked for every credential a Commit brings in: Adds, Updates, the
+    /// committer's new leaf, external joiners (§5.3.1).
+    pub credentials: CredentialPolicy,
 }
 
 impl Default for GroupConfig {
     fn default() -> Self {
-        Self { secret_tree: SecretTreeConfig::default(), max_lifetime: 90 * 24 * 3600 }
+        Self { secret_tree: SecretTreeConfig::default(), max_lifetime: 90 * 24 * 3600, credentials: accept_all_credentials }
     }
 }
 
@@ -230,7 +243,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         prev: None,
         proposals: ProposalStore::EMPTY,
         staged: None,
-        config: GroupConfig { secret_tree: SecretTreeConfig { max_forward_distance: 1000 }, max_lifetime: 90 * 24 * 3600 },
+        config: GroupConfig {
+            secret_tree: SecretTreeConfig { max_forward_distance: 1000 },
+            max_lifetime: 90 * 24 * 3600,
+            credentials: accept_all_credentials,
+        },
         resumption_psks: [const { None }; RESUMPTION_PSK_HISTORY],
     };
 

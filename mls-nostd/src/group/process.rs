@@ -79,6 +79,8 @@ pub enum CommitError {
     InvalidExternalCommit,
     /// A leaf lacks a capability the group requires (§7.3, §11.1).
     UnsupportedCapabilities,
+    /// The application refused a credential the Commit brings in (§5.3.1).
+    CredentialRejected,
     /// A new key is already used in the tree (§7.3, §12.4.2).
     DuplicateKey,
     /// The Commit needs a path and has none (§12.4).
@@ -128,6 +130,7 @@ impl CommitError {
             Self::ProposalNotAllowedForSender => "PRP-SENDER",
             Self::InvalidExternalCommit => "PRL-EXTERNAL",
             Self::UnsupportedCapabilities => "LEAF-CAPS",
+            Self::CredentialRejected => "LEAF-CRED",
             Self::DuplicateKey => "TREE-KEY-DUP",
             Self::PathRequired => "COM-PATH-REQ",
             Self::InvalidPath(_) => "COM-PATH",
@@ -461,6 +464,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             now,
             config.max_lifetime,
             external,
+            config.credentials,
         )?;
         if applied.path_required && commit.path.is_none() {
             return Err(CommitError::PathRequired);
@@ -499,6 +503,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             }
             if !leaf_fits_group(&new, leaf, extensions)? {
                 return Err(CommitError::UnsupportedCapabilities);
+            }
+            if !(config.credentials)(&leaf.fields.credential, leaf.fields.signature_key) {
+                return Err(CommitError::CredentialRejected);
             }
             if leaf_keys_in_use(&new, leaf, committer) {
                 return Err(CommitError::DuplicateKey);
@@ -658,6 +665,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     now: u64,
     max_lifetime: u64,
     external: bool,
+    credentials: super::CredentialPolicy,
 ) -> Result<Applied<N>, CommitError> {
     let suite = state.suite;
     let mut external_init: Option<crate::crypto::hpke::KemOutput> = None;
@@ -803,6 +811,9 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         if let (Proposal::Update(u), Sender::Member(s)) = (r.proposal, r.sender) {
             let leaf = u.leaf_node;
             check_update_leaf(suite, state.group_id.as_slice(), old, new, s, &leaf, extensions)?;
+            if !credentials(&leaf.fields.credential, leaf.fields.signature_key) {
+                return Err(CommitError::CredentialRejected);
+            }
             new.update_leaf(LeafIndex(s), leaf.as_bytes())?;
         }
     }
@@ -817,6 +828,9 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         let kp = a.key_package;
         kp.validate(suite, now, max_lifetime).map_err(CommitError::InvalidKeyPackage)?;
         let leaf = kp.tbs.leaf_node;
+        if !credentials(&leaf.fields.credential, leaf.fields.signature_key) {
+            return Err(CommitError::CredentialRejected);
+        }
         if !leaf_fits_group(new, &leaf, extensions)? {
             return Err(CommitError::UnsupportedCapabilities);
         }

@@ -52,47 +52,53 @@ impl core::fmt::Debug for HpkePublicKey {
     }
 }
 
-/// An HPKE private key; zeroized on drop.
+/// An HPKE private key, with its public key computed once; zeroized on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct HpkePrivateKey([u8; KEM_PRIVATE_LEN]);
+pub struct HpkePrivateKey {
+    sk: [u8; KEM_PRIVATE_LEN],
+    #[zeroize(skip)]
+    pk: [u8; KEM_PUBLIC_LEN],
+}
 
 impl HpkePrivateKey {
     /// An all-zero placeholder key (no group member holds it).
-    pub const ZERO: Self = Self([0; KEM_PRIVATE_LEN]);
+    pub const ZERO: Self = Self { sk: [0; KEM_PRIVATE_LEN], pk: [0; KEM_PUBLIC_LEN] };
 
     /// A private key from its serialization (`DeserializePrivateKey`, which
     /// clamps its input for X25519: RFC 9180 §7.1.2).
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let mut sk = Self(bytes.try_into().map_err(|_| CryptoError::InvalidKey)?);
-        sk.clamp();
-        Ok(sk)
+        Ok(Self::from_scalar(bytes.try_into().map_err(|_| CryptoError::InvalidKey)?))
     }
 
-    /// X25519 clamping (RFC 7748 §5); serialized keys are always clamped.
-    fn clamp(&mut self) {
-        if let Some(first) = self.0.first_mut() {
+    /// Clamps `sk` (RFC 7748 §5; serialized keys are always clamped) and
+    /// computes its public key.
+    fn from_scalar(mut sk: [u8; KEM_PRIVATE_LEN]) -> Self {
+        if let Some(first) = sk.first_mut() {
             *first &= 248;
         }
-        if let Some(last) = self.0.last_mut() {
+        if let Some(last) = sk.last_mut() {
             *last = (*last & 127) | 64;
         }
+        let pk = PublicKey::from(&StaticSecret::from(sk)).to_bytes();
+        let key = Self { sk, pk };
+        sk.zeroize();
+        key
     }
 
     /// The serialized key.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.sk
     }
 
-    /// The matching public key.
+    /// The matching public key (kept, not recomputed).
     pub fn public_key(&self, _suite: CipherSuite) -> HpkePublicKey {
-        let sk = StaticSecret::from(self.0);
-        HpkePublicKey(PublicKey::from(&sk).to_bytes())
+        HpkePublicKey(self.pk)
     }
 }
 
 impl PartialEq for HpkePrivateKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        self.sk.ct_eq(&other.sk).into()
     }
 }
 
@@ -160,9 +166,10 @@ fn labeled_expand(
 pub fn derive_key_pair(suite: CipherSuite, ikm: &[u8]) -> Result<(HpkePrivateKey, HpkePublicKey), CryptoError> {
     let sid = kem_suite_id(suite);
     let dkp_prk = labeled_extract(suite, &sid, &[], b"dkp_prk", &[ikm])?;
-    let mut sk = HpkePrivateKey([0; KEM_PRIVATE_LEN]);
-    labeled_expand(suite, &sid, dkp_prk.as_bytes(), b"sk", &[], &mut sk.0)?;
-    sk.clamp();
+    let mut scalar = [0u8; KEM_PRIVATE_LEN];
+    labeled_expand(suite, &sid, dkp_prk.as_bytes(), b"sk", &[], &mut scalar)?;
+    let sk = HpkePrivateKey::from_scalar(scalar);
+    scalar.zeroize();
     let pk = sk.public_key(suite);
     Ok((sk, pk))
 }
@@ -268,7 +275,7 @@ pub fn export_base_sender(
     eph_ikm: &[u8],
 ) -> Result<KemOutput, CryptoError> {
     let (sk_e, enc) = derive_key_pair(suite, eph_ikm)?;
-    let shared = extract_and_expand(suite, &dh(&sk_e.0, pk_r)?, &enc, pk_r)?;
+    let shared = extract_and_expand(suite, &dh(&sk_e.sk, pk_r)?, &enc, pk_r)?;
     export_base(suite, &shared, info_hash, exporter_context, out)?;
     Ok(enc)
 }
@@ -283,7 +290,7 @@ pub fn export_base_receiver(
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
     let pk_r = sk_r.public_key(suite);
-    let shared = extract_and_expand(suite, &dh(&sk_r.0, enc)?, enc, &pk_r)?;
+    let shared = extract_and_expand(suite, &dh(&sk_r.sk, enc)?, enc, &pk_r)?;
     export_base(suite, &shared, info_hash, exporter_context, out)
 }
 
@@ -304,7 +311,7 @@ pub fn seal_base(
     eph_ikm: &[u8],
 ) -> Result<HpkeSealed, CryptoError> {
     let (sk_e, enc) = derive_key_pair(suite, eph_ikm)?;
-    let shared = extract_and_expand(suite, &dh(&sk_e.0, pk_r)?, &enc, pk_r)?;
+    let shared = extract_and_expand(suite, &dh(&sk_e.sk, pk_r)?, &enc, pk_r)?;
     let keys = key_schedule_base(suite, &shared, info_hash)?;
     // Sequence number 0: the nonce is the base nonce.
     let tag = suite.aead_seal(keys.key(suite), &keys.nonce, aad, buf)?;
@@ -323,7 +330,7 @@ pub fn open_base(
     tag: &[u8],
 ) -> Result<(), CryptoError> {
     let pk_r = sk_r.public_key(suite);
-    let shared = extract_and_expand(suite, &dh(&sk_r.0, enc)?, enc, &pk_r)?;
+    let shared = extract_and_expand(suite, &dh(&sk_r.sk, enc)?, enc, &pk_r)?;
     let keys = key_schedule_base(suite, &shared, info_hash)?;
     suite.aead_open(keys.key(suite), &keys.nonce, aad, buf, tag)
 }

@@ -10,29 +10,8 @@ use mls_nostd::crypto::{CipherSuite, CryptoError};
 
 type TheirKem = X25519HkdfSha256;
 
-/// SplitMix64: a deterministic test RNG.
-struct Rng(u64);
-impl hpke::rand_core::TryRng for Rng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.try_next_u64()? as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Ok(z ^ (z >> 31))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for c in dst.chunks_mut(8) {
-            let v = self.try_next_u64()?.to_le_bytes();
-            c.copy_from_slice(&v[..c.len()]);
-        }
-        Ok(())
-    }
-}
-impl hpke::rand_core::TryCryptoRng for Rng {}
+mod common;
+use common::TestRng as Rng;
 
 fn roundtrips<A: hpke::aead::Aead>(suite: CipherSuite, seed: u64) {
     let ikm: Vec<u8> = (0..32).map(|i| (seed as u8).wrapping_mul(31).wrapping_add(i)).collect();

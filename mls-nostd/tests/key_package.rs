@@ -7,25 +7,8 @@ use mls_nostd::extensions::{Extensions, U16List};
 use mls_nostd::key_package::{KeyPackage, KeyPackageError, KeyPackageParams};
 use mls_nostd::leaf_node::Lifetime;
 
-struct Rng(u64);
-impl rand_core::TryRng for Rng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.try_next_u64()? as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        Ok(self.0 ^ (self.0 >> 29))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for c in dst.chunks_mut(8) {
-            let v = self.try_next_u64()?.to_le_bytes();
-            c.copy_from_slice(&v[..c.len()]);
-        }
-        Ok(())
-    }
-}
-impl rand_core::TryCryptoRng for Rng {}
+mod common;
+use common::TestRng as Rng;
 
 #[test]
 fn generated_key_packages_validate() {

@@ -1277,7 +1277,8 @@ fn prp_upd_leaf_invalid_update() {
     fx.usable();
 }
 
-/// Two PreSharedKey proposals for the same PSK (§12.2).
+/// Two PreSharedKey proposals with the same PreSharedKeyID (§12.2): the
+/// same PSK and the same nonce.
 #[test]
 fn prl_psk_dup_same_psk_twice() {
     let mut fx = fixture();
@@ -1286,13 +1287,26 @@ fn prl_psk_dup_same_psk_twice() {
     let (n1, n2) = ([1u8; 32], [2u8; 32]);
     for list in [
         [external_psk(b"psk-1", &n1), external_psk(b"psk-1", &n1)],
-        [external_psk(b"psk-2", &n1), external_psk(b"psk-2", &n2)],
+        [external_psk(b"psk-2", &n2), external_psk(b"psk-2", &n2)],
     ] {
         let msg = craft_commit(&mut fx.alice, &by_value(&list), None);
         refuse_commit(&mut fx.bob, &msg, &psks, want, "PRL-PSK-DUP");
         refuse_create(&mut fx.alice, &list, false, &psks, want);
     }
     valid_commit_then_usable(&mut fx, &[external_psk(b"psk-1", &n1), external_psk(b"psk-2", &n2)], &psks);
+}
+
+/// Regression (found by the interop tests against OpenMLS and mls-rs): one
+/// PSK proposed twice with different nonces is two PreSharedKeyIDs, not a
+/// duplicate (§12.2 compares the whole `PreSharedKeyID`, `psk_nonce`
+/// included; §8.4 injects each). Both anchors commit and accept this; we
+/// refused it and split from the group.
+#[test]
+fn prl_psk_dup_same_psk_fresh_nonces_is_valid() {
+    let mut fx = fixture();
+    let psks = Psks::with(&[b"psk-1"]);
+    let (n1, n2) = ([1u8; 32], [2u8; 32]);
+    valid_commit_then_usable(&mut fx, &[external_psk(b"psk-1", &n1), external_psk(b"psk-1", &n2)], &psks);
 }
 
 /// A PSK that is unknown, with a nonce not of length `Nh`, or a resumption

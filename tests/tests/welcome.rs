@@ -522,6 +522,18 @@ fn welcome_group_secrets_checks() {
     let twice = [e.psk_ids[0].clone(), e.psk_ids[0].clone()];
     let w = hand_welcome(suite, &e, &client, &group_secrets(&joiner, None, &twice));
     assert_eq!(join(suite, &client, &w, &e.store(), &signer_pub).err(), Some(WelcomeError::InvalidPsk));
+    // Regression (interop with OpenMLS and mls-rs): the same PSK with two
+    // fresh nonces is two PreSharedKeyIDs (§12.2), and joins.
+    let saved = (e.psk_ids.clone(), e.psk_values.clone());
+    e.psk_ids = vec![
+        PreSharedKeyIdOwned::External(b"ext psk".to_vec(), vec![1; 32]),
+        PreSharedKeyIdOwned::External(b"ext psk".to_vec(), vec![2; 32]),
+    ];
+    e.psk_values = vec![vec![0x77; 32], vec![0x77; 32]];
+    let w = hand_welcome(suite, &e, &client, &group_secrets(&joiner, None, &e.psk_ids));
+    let (s, _, _) = join(suite, &client, &w, &e.store(), &signer_pub).unwrap();
+    assert_eq!(s, e.epoch_secrets());
+    (e.psk_ids, e.psk_values) = saved;
 
     // Resumption PSKs: a branch PSK is fine at epoch 1 only; two
     // reinit/branch PSKs never.

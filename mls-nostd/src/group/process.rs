@@ -59,7 +59,8 @@ pub enum CommitError {
     InvalidKeyPackage(KeyPackageError),
     /// An Update's leaf is invalid (§12.1.2, §7.3).
     InvalidUpdateLeaf,
-    /// Two PreSharedKey proposals for the same PSK (§12.2).
+    /// Two PreSharedKey proposals with the same PreSharedKeyID, nonce
+    /// included (§12.2).
     DuplicatePsk,
     /// A PSK is unknown or its nonce has the wrong length (§12.1.4).
     InvalidPsk,
@@ -740,7 +741,9 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                     Psk::Resumption { .. } => None,
                 }
                 .ok_or(CommitError::InvalidPsk)?;
-                if psk_list.iter().any(|(other, _)| other.psk == id.psk) {
+                // §12.2: the same PreSharedKeyID, which includes the nonce.
+                // One PSK injected twice with fresh nonces is two PSKs (§8.4).
+                if psk_list.iter().any(|(other, _)| *other == id) {
                     return Err(CommitError::DuplicatePsk);
                 }
                 psk_list.push((id, value)).map_err(|_| CommitError::CapacityExceeded)?;

@@ -76,8 +76,9 @@ pub enum WelcomeError {
     /// A PSK the GroupSecrets lists is not in the [`PskStore`] (§12.4.3.1).
     UnknownPsk,
     /// The PSK list is invalid: a `psk_nonce` not of length `Nh`, the same
-    /// PSK twice, more than one `reinit`/`branch` resumption PSK, or one of
-    /// them in a GroupInfo of an epoch other than 1 (§8.4, §12.2, §12.4.3.1).
+    /// PreSharedKeyID (PSK and nonce) twice, more than one `reinit`/`branch`
+    /// resumption PSK, or one of them in a GroupInfo of an epoch other than 1
+    /// (§8.4, §12.2, §12.4.3.1).
     InvalidPsk,
     /// More PSKs than [`MAX_WELCOME_PSKS`].
     TooManyPsks,
@@ -652,7 +653,9 @@ fn resolve_psks(
     let mut list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_WELCOME_PSKS> = heapless::Vec::new();
     let mut reinit_or_branch = 0usize;
     for id in psks.iter() {
-        if id.psk_nonce.len() != suite.hash_len() || list.iter().any(|(other, _)| other.psk == id.psk) {
+        // The same PreSharedKeyID twice, nonce included (§12.2): one PSK
+        // with fresh nonces is two PSKs, as in a Commit.
+        if id.psk_nonce.len() != suite.hash_len() || list.iter().any(|(other, _)| *other == id) {
             return Err(WelcomeError::InvalidPsk);
         }
         if is_reinit_or_branch(&id) {

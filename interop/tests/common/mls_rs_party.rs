@@ -1,0 +1,323 @@
+//! An mls-rs member behind [`Party`]: `RustCryptoProvider`, the in-memory
+//! storage of `ClientBuilder::new()`, a basic credential, an Ed25519 key.
+//!
+//! mls-rs decides per Commit through its `MlsRules`: ours here keep three
+//! switches (path on Adds, ratchet tree in the Welcome, handshake as
+//! PrivateMessage) that the test flips. Its defaults: no path on Add-only
+//! Commits, the tree in the Welcome, PublicMessage handshakes.
+//!
+//! Its KeyPackages, leaves and the GroupInfos of its Welcomes carry an
+//! extension unknown to the other libraries, listed in its capabilities, that
+//! every receiver must ignore: a GREASE value (RFC 9420 §13.5) by default.
+//!
+//! OpenMLS 0.9.2 rejects any LeafNode or KeyPackage whose extensions hold a
+//! GREASE type, even when its capabilities list it (`UnsupportedExtension(s)`:
+//! it decodes the type as `ExtensionType::Grease` in capabilities but as
+//! `ExtensionType::Unknown` in extensions, and they compare unequal). Tests
+//! that mix OpenMLS and mls-rs members use a private-use type instead
+//! ([`MlsRsParty::with_extension`]). mls-rs's own `grease` feature stays off:
+//! besides hitting that OpenMLS bug, it puts a GREASE extension into
+//! `KeyPackage.extensions` without listing it in the leaf's capabilities,
+//! which RFC 9420 §10 forbids ("Extensions included in the extensions or
+//! leaf_node.extensions fields MUST be included in the
+//! leaf_node.capabilities field"). Ours accepts such KeyPackages: the
+//! validation steps of §10.1 do not include that check.
+
+use mls_interop::{Event, Party};
+use mls_rs::client_builder::{BaseConfig, PaddingMode, WithCryptoProvider, WithIdentityProvider, WithMlsRules};
+use mls_rs::group::{CommitEffect, ExportedTree, GroupContext, ReceivedMessage, Roster};
+use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
+use mls_rs::identity::{Credential, SigningIdentity};
+use mls_rs::mls_rs_codec::MlsDecode;
+use mls_rs::psk::{ExternalPskId, PreSharedKey};
+use mls_rs::mls_rules::{CommitDirection, CommitOptions, CommitSource, EncryptionOptions, ProposalBundle};
+use mls_rs::extension::ExtensionType;
+use mls_rs::{
+    CipherSuite, CipherSuiteProvider, Client, CryptoProvider, Extension, ExtensionList, Group, MlsMessage, MlsRules,
+};
+use mls_rs_crypto_rustcrypto::RustCryptoProvider;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// MLS rules whose options the test switches at run time.
+#[derive(Clone, Debug, Default)]
+pub struct Switches {
+    path_on_add: Arc<AtomicBool>,
+    tree_in_welcome: Arc<AtomicBool>,
+    private_handshake: Arc<AtomicBool>,
+}
+
+impl MlsRules for Switches {
+    type Error = Infallible;
+
+    fn filter_proposals(
+        &self,
+        _: CommitDirection,
+        _: CommitSource,
+        _: &Roster,
+        _: &GroupContext,
+        proposals: ProposalBundle,
+    ) -> Result<ProposalBundle, Infallible> {
+        Ok(proposals)
+    }
+
+    fn commit_options(&self, _: &Roster, _: &GroupContext, _: &ProposalBundle) -> Result<CommitOptions, Infallible> {
+        Ok(CommitOptions::new()
+            .with_path_required(self.path_on_add.load(Ordering::Relaxed))
+            .with_ratchet_tree_extension(self.tree_in_welcome.load(Ordering::Relaxed)))
+    }
+
+    fn encryption_options(&self, _: &Roster, _: &GroupContext) -> Result<EncryptionOptions, Infallible> {
+        // Padded with its step function (the default), unlike ours and OpenMLS.
+        Ok(EncryptionOptions::new(self.private_handshake.load(Ordering::Relaxed), PaddingMode::StepFunction))
+    }
+}
+
+/// The GREASE extension type its leaves and KeyPackages carry by default.
+pub const GREASE: u16 = 0x3a3a;
+
+type Config = WithIdentityProvider<BasicIdentityProvider, WithCryptoProvider<RustCryptoProvider, WithMlsRules<Switches, BaseConfig>>>;
+
+/// A member running mls-rs.
+pub struct MlsRsParty {
+    name: String,
+    client: Client<Config>,
+    rules: Switches,
+    group: Option<Group<Config>>,
+    extension: u16,
+}
+
+impl MlsRsParty {
+    /// A member named `name` for the suite with code point `suite`, whose
+    /// KeyPackages, leaves and GroupInfos carry a GREASE extension.
+    pub fn new(name: &str, suite: u16) -> Self {
+        Self::with_extension(name, suite, GREASE)
+    }
+
+    /// Like [`MlsRsParty::new`], with `extension` as the unknown extension type.
+    pub fn with_extension(name: &str, suite: u16, extension: u16) -> Self {
+        let suite = CipherSuite::from(suite);
+        let crypto = RustCryptoProvider::default();
+        let (secret, public) =
+            crypto.cipher_suite_provider(suite).expect("mls-rs supports the suite").signature_key_generate().expect("key");
+        let identity = SigningIdentity::new(BasicCredential::new(name.as_bytes().to_vec()).into_credential(), public);
+        let rules = Switches::default();
+        rules.tree_in_welcome.store(true, Ordering::Relaxed);
+        let client = Client::builder()
+            .mls_rules(rules.clone())
+            .crypto_provider(crypto)
+            .identity_provider(BasicIdentityProvider::new())
+            .extension_type(ExtensionType::new(extension))
+            .signing_identity(identity, secret, suite)
+            // mls-rs defaults to a year; ours accepts at most 90 days.
+            .key_package_lifetime(std::time::Duration::from_secs(30 * 86_400))
+            .build();
+        Self { name: name.to_string(), client, rules, group: None, extension }
+    }
+
+    fn group(&self) -> &Group<Config> {
+        self.group.as_ref().unwrap_or_else(|| panic!("{}: no group", self.name))
+    }
+
+    fn group_mut(&mut self) -> &mut Group<Config> {
+        self.group.as_mut().expect("group")
+    }
+
+    /// A list of one extension of our unknown type with `data`.
+    fn unknown_extension(&self, data: &[u8]) -> ExtensionList {
+        ExtensionList::from(vec![Extension::new(ExtensionType::new(self.extension), data.to_vec())])
+    }
+
+    fn apply(&mut self) {
+        self.group_mut().apply_pending_commit().expect("mls-rs apply_pending_commit");
+    }
+}
+
+fn msg(bytes: &[u8]) -> MlsMessage {
+    MlsMessage::from_bytes(bytes).expect("mls-rs decodes the MLSMessage")
+}
+
+fn bytes(m: &MlsMessage) -> Vec<u8> {
+    m.to_bytes().expect("serialize")
+}
+
+impl Party for MlsRsParty {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn library(&self) -> &'static str {
+        "mls-rs"
+    }
+
+    fn create(&mut self, group_id: &[u8]) {
+        let g = self
+            .client
+            .create_group_with_id(group_id.to_vec(), ExtensionList::default(), self.unknown_extension(b"leaf"), None)
+            .expect("mls-rs creates the group");
+        self.group = Some(g);
+    }
+
+    fn key_package(&mut self) -> Vec<u8> {
+        let kp = self
+            .client
+            .generate_key_package_message(self.unknown_extension(b"key package"), self.unknown_extension(b"leaf"), None)
+            .expect("mls-rs KeyPackage");
+        bytes(&kp)
+    }
+
+    fn join(&mut self, welcome: &[u8], ratchet_tree: Option<&[u8]>) {
+        let tree = ratchet_tree.map(|t| ExportedTree::from_bytes(t).expect("mls-rs decodes the ratchet tree"));
+        let (g, _) = self
+            .client
+            .join_group(tree, &msg(welcome), None)
+            .unwrap_or_else(|e| panic!("{}: mls-rs rejects the Welcome: {e:?}", self.name));
+        self.group = Some(g);
+    }
+
+    fn ratchet_tree(&mut self) -> Vec<u8> {
+        self.group().export_tree().to_bytes().expect("serialize tree")
+    }
+
+    fn set_tree_in_welcome(&mut self, on: bool) {
+        self.rules.tree_in_welcome.store(on, Ordering::Relaxed);
+    }
+
+    fn tree_in_welcome(&self) -> bool {
+        self.rules.tree_in_welcome.load(Ordering::Relaxed)
+    }
+
+    fn set_private_handshake(&mut self, on: bool) {
+        self.rules.private_handshake.store(on, Ordering::Relaxed);
+    }
+
+    fn add(&mut self, key_packages: &[Vec<u8>], path: bool) -> (Vec<u8>, Vec<u8>) {
+        self.rules.path_on_add.store(path, Ordering::Relaxed);
+        let gi = self.unknown_extension(b"group info");
+        let mut b = self.group_mut().commit_builder().set_group_info_ext(gi);
+        for kp in key_packages {
+            b = b.add_member(msg(kp)).unwrap_or_else(|e| panic!("mls-rs rejects the KeyPackage: {e:?}"));
+        }
+        let out = b.build().unwrap_or_else(|e| panic!("mls-rs add: {e:?}"));
+        self.rules.path_on_add.store(false, Ordering::Relaxed);
+        self.apply();
+        (bytes(out.commit_message()), bytes(&out.welcome_messages()[0]))
+    }
+
+    fn remove(&mut self, leaves: &[u32]) -> Vec<u8> {
+        let mut b = self.group_mut().commit_builder();
+        for l in leaves {
+            b = b.remove_member(*l).expect("mls-rs remove_member");
+        }
+        let out = b.build().unwrap_or_else(|e| panic!("mls-rs remove: {e:?}"));
+        self.apply();
+        bytes(out.commit_message())
+    }
+
+    fn update(&mut self) -> Vec<u8> {
+        let out = self.group_mut().commit(Vec::new()).unwrap_or_else(|e| panic!("mls-rs empty commit: {e:?}"));
+        self.apply();
+        bytes(out.commit_message())
+    }
+
+    fn commit_pending(&mut self) -> (Vec<u8>, Option<Vec<u8>>) {
+        let out = self.group_mut().commit(Vec::new()).unwrap_or_else(|e| panic!("mls-rs commit: {e:?}"));
+        self.apply();
+        (bytes(out.commit_message()), out.welcome_messages().first().map(bytes))
+    }
+
+    fn propose_add(&mut self, key_package: &[u8]) -> Vec<u8> {
+        bytes(&self.group_mut().propose_add(msg(key_package), Vec::new()).expect("mls-rs propose_add"))
+    }
+
+    fn propose_remove(&mut self, leaf: u32) -> Vec<u8> {
+        bytes(&self.group_mut().propose_remove(leaf, Vec::new()).expect("mls-rs propose_remove"))
+    }
+
+    fn add_and_remove(&mut self, key_packages: &[Vec<u8>], leaves: &[u32]) -> (Vec<u8>, Option<Vec<u8>>) {
+        let mut b = self.group_mut().commit_builder();
+        for kp in key_packages {
+            b = b.add_member(msg(kp)).unwrap_or_else(|e| panic!("mls-rs rejects the KeyPackage: {e:?}"));
+        }
+        for l in leaves {
+            b = b.remove_member(*l).expect("mls-rs remove_member");
+        }
+        let out = b.build().unwrap_or_else(|e| panic!("mls-rs commit: {e:?}"));
+        self.apply();
+        (bytes(out.commit_message()), out.welcome_messages().first().map(bytes))
+    }
+
+    fn register_external_psk(&mut self, id: &[u8], secret: &[u8]) {
+        self.client.secret_store().insert(ExternalPskId::new(id.to_vec()), PreSharedKey::new(secret.to_vec()));
+    }
+
+    fn propose_external_psk(&mut self, id: &[u8]) -> Vec<u8> {
+        let m = self.group_mut().propose_external_psk(ExternalPskId::new(id.to_vec()), Vec::new());
+        bytes(&m.expect("mls-rs propose_external_psk"))
+    }
+
+    fn commit_external_psk(&mut self, id: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+        let b = self.group_mut().commit_builder().add_external_psk(ExternalPskId::new(id.to_vec()));
+        let out = b.expect("mls-rs add_external_psk").build().unwrap_or_else(|e| panic!("mls-rs commit: {e:?}"));
+        self.apply();
+        (bytes(out.commit_message()), out.welcome_messages().first().map(bytes))
+    }
+
+    fn commit_group_context_extensions(&mut self, extensions: &[u8]) -> Vec<u8> {
+        let list = ExtensionList::mls_decode(&mut &*extensions).expect("extension list");
+        let b = self.group_mut().commit_builder().set_group_context_ext(list);
+        let out = b.expect("mls-rs set_group_context_ext").build().unwrap_or_else(|e| panic!("mls-rs commit: {e:?}"));
+        self.apply();
+        bytes(out.commit_message())
+    }
+
+    fn propose_update(&mut self) -> Option<Vec<u8>> {
+        Some(bytes(&self.group_mut().propose_update(Vec::new()).expect("mls-rs propose_update")))
+    }
+
+    fn send(&mut self, data: &[u8], aad: &[u8]) -> Vec<u8> {
+        bytes(&self.group_mut().encrypt_application_message(data, aad.to_vec()).expect("mls-rs encrypt"))
+    }
+
+    fn process(&mut self, m: &[u8]) -> Event {
+        let name = self.name.clone();
+        let g = self.group_mut();
+        let epoch = g.current_epoch();
+        match g.process_incoming_message(msg(m)) {
+            Ok(ReceivedMessage::ApplicationMessage(a)) => Event::Application(a.data().to_vec(), a.authenticated_data),
+            Ok(ReceivedMessage::Proposal(_)) => Event::Proposal,
+            Ok(ReceivedMessage::Commit(c)) => Event::Commit { removed_us: matches!(c.effect, CommitEffect::Removed { .. }) },
+            Ok(other) => panic!("{name}: unexpected {other:?}"),
+            Err(e) => panic!("{name}: mls-rs rejects the message (epoch {epoch}): {e:?}"),
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        self.group().current_epoch()
+    }
+
+    fn epoch_authenticator(&self) -> Vec<u8> {
+        self.group().epoch_authenticator().expect("mls-rs epoch authenticator").to_vec()
+    }
+
+    fn export(&self, label: &[u8], context: &[u8], len: usize) -> Vec<u8> {
+        self.group().export_secret(label, context, len).expect("mls-rs exporter").to_vec()
+    }
+
+    fn leaf_of(&mut self, identity: &[u8]) -> Option<u32> {
+        self.group()
+            .roster()
+            .members_iter()
+            .find(|m| matches!(&m.signing_identity.credential, Credential::Basic(b) if b.identifier == identity))
+            .map(|m| m.index)
+    }
+
+    fn own_leaf(&self) -> u32 {
+        self.group().current_member_index()
+    }
+
+    fn member_count(&mut self) -> usize {
+        self.group().roster().members_iter().count()
+    }
+}

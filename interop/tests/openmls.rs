@@ -1,0 +1,156 @@
+//! Live interoperability with OpenMLS (openmls 0.9.2 with openmls_rust_crypto 0.6.0 (RustCrypto, in-memory storage) and openmls_basic_credential 0.6.0), cipher suites 0x0001 and 0x0003.
+//!
+//! Every scenario mixes OpenMLS members with ours in one group, passes every
+//! message as its `MLSMessage` encoding to every other member, and checks
+//! after every step that all members agree on the epoch, the epoch
+//! authenticator and an exporter output (`mls_interop::scenarios`).
+//!
+//! Not covered here (the brief left them out; the core gained them while
+//! these tests were written): external commits, external senders, ReInit,
+//! branching.
+
+#[allow(dead_code)] // shared with the other test files
+#[path = "common/openmls_party.rs"]
+mod openmls_party;
+
+use mls_interop::scenarios::{self, Factory};
+use mls_interop::{Party, SUITES};
+use openmls_party::OpenMlsParty;
+
+fn anchor(suite: u16) -> impl Fn(&str) -> Box<dyn Party> {
+    move |name| Box::new(OpenMlsParty::new(name, suite))
+}
+
+/// Runs `scenario` with OpenMLS members of the suite `SUITES[i]`.
+fn run(i: usize, scenario: impl FnOnce(Factory<'_>, mls_nostd::crypto::CipherSuite)) {
+    let (code, suite) = SUITES[i];
+    println!("OpenMLS, cipher suite 0x{code:04x}");
+    scenario(&anchor(code), suite);
+}
+
+macro_rules! in_both_suites {
+    ($($s1:ident, $s3:ident => $scenario:expr;)*) => {$(
+        #[test]
+        fn $s1() {
+            run(0, $scenario);
+        }
+        #[test]
+        fn $s3() {
+            run(1, $scenario);
+        }
+    )*};
+}
+
+in_both_suites! {
+    anchor_creates_tree_in_welcome_suite_1, anchor_creates_tree_in_welcome_suite_3 =>
+        |f, s| scenarios::anchor_creates_ours_joins(f, s, true);
+    anchor_creates_tree_out_of_band_suite_1, anchor_creates_tree_out_of_band_suite_3 =>
+        |f, s| scenarios::anchor_creates_ours_joins(f, s, false);
+    ours_creates_tree_in_welcome_suite_1, ours_creates_tree_in_welcome_suite_3 =>
+        |f, s| scenarios::ours_creates_anchor_joins(f, s, true);
+    ours_creates_tree_out_of_band_suite_1, ours_creates_tree_out_of_band_suite_3 =>
+        |f, s| scenarios::ours_creates_anchor_joins(f, s, false);
+    add_commit_with_path_each_way_suite_1, add_commit_with_path_each_way_suite_3 =>
+        scenarios::add_commit_with_path_each_way;
+    update_commit_each_way_suite_1, update_commit_each_way_suite_3 => scenarios::update_commit_each_way;
+    remove_commit_each_way_suite_1, remove_commit_each_way_suite_3 => scenarios::remove_commit_each_way;
+    proposals_by_reference_each_way_suite_1, proposals_by_reference_each_way_suite_3 =>
+        scenarios::proposals_by_reference_each_way;
+    application_messages_each_way_suite_1, application_messages_each_way_suite_3 =>
+        scenarios::application_messages_each_way;
+    private_handshake_each_way_suite_1, private_handshake_each_way_suite_3 =>
+        scenarios::private_handshake_each_way;
+    larger_tree_each_way_suite_1, larger_tree_each_way_suite_3 => scenarios::larger_tree_each_way;
+    add_and_remove_in_one_commit_each_way_suite_1, add_and_remove_in_one_commit_each_way_suite_3 =>
+        scenarios::add_and_remove_in_one_commit_each_way;
+    external_psk_each_way_suite_1, external_psk_each_way_suite_3 => scenarios::external_psk_each_way;
+    group_context_extensions_each_way_suite_1, group_context_extensions_each_way_suite_3 =>
+        scenarios::group_context_extensions_each_way;
+    late_application_message_each_way_suite_1, late_application_message_each_way_suite_3 =>
+        scenarios::late_application_message_each_way;
+}
+
+/// GREASE extensions (RFC 9420 §13.5) in our KeyPackage's leaf and
+/// KeyPackage extensions, listed in the leaf's capabilities.
+///
+/// Not supported (anchor): OpenMLS 0.9.2 rejects any LeafNode or KeyPackage
+/// whose extensions hold a GREASE type even when its capabilities list it:
+/// it decodes the type as `ExtensionType::Grease` in capabilities and as
+/// `ExtensionType::Unknown` in extensions, which compare unequal
+/// (`KeyPackageVerifyError::UnsupportedExtension`). The test checks what
+/// OpenMLS says and runs the whole flow once it accepts the KeyPackage.
+fn grease_key_package_of_ours(code: u16, suite: mls_nostd::crypto::CipherSuite) {
+    let mut o = mls_interop::Ours::new("ours-1", suite, 99);
+    o.grease_extensions = true;
+    let kp = o.key_package_message();
+    match OpenMlsParty::new("anchor-1", code).check_key_package(&kp) {
+        Err(e) => println!("OpenMLS, suite 0x{code:04x}: GREASE extensions in a KeyPackage: not supported (anchor): {e}"),
+        Ok(()) => scenarios::grease_key_package_of_ours(&anchor(code), suite),
+    }
+}
+
+#[test]
+fn grease_key_package_of_ours_suite_1() {
+    grease_key_package_of_ours(SUITES[0].0, SUITES[0].1);
+}
+
+#[test]
+fn grease_key_package_of_ours_suite_3() {
+    grease_key_package_of_ours(SUITES[1].0, SUITES[1].1);
+}
+
+/// An OpenMLS Commit holding one external PSK twice, once by reference (a
+/// pending proposal) and once by value, with fresh nonces.
+///
+/// Not supported (anchor): OpenMLS 0.9.2 as the committer derives a PSK
+/// secret that no receiver shares, OpenMLS included
+/// (`ConfirmationTagMismatch`); the same Commit from mls-rs or ours is
+/// accepted by all three (`external_psk_each_way`, `random`). The test
+/// checks that ours decides exactly as an OpenMLS receiver does.
+fn psk_twice_by_value_and_reference_from_anchor(code: u16, suite: mls_nostd::crypto::CipherSuite) {
+    use mls_interop::{Event, Ours};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let (mut a1, mut a2) = (OpenMlsParty::new("anchor-1", code), OpenMlsParty::new("anchor-2", code));
+    let mut o1 = Ours::new("ours-1", suite, 5);
+    a1.create(b"psk twice");
+    for m in [&mut a1 as &mut dyn Party, &mut a2, &mut o1] {
+        m.register_external_psk(b"psk", &[0x11; 32]);
+    }
+    let kp = a2.key_package();
+    let (_, w) = a1.add(&[kp], false);
+    a2.join(&w, Some(&a1.ratchet_tree()));
+    let kp = Party::key_package(&mut o1);
+    let (c, w) = a1.add(&[kp], false);
+    a2.process(&c);
+    o1.join(&w, Some(&a1.ratchet_tree()));
+    let p = a1.propose_external_psk(b"psk");
+    assert_eq!(a2.process(&p), Event::Proposal);
+    assert_eq!(Party::process(&mut o1, &p), Event::Proposal);
+    let (c, _) = a2.commit_external_psk(b"psk");
+    let ours = catch_unwind(AssertUnwindSafe(|| Party::process(&mut o1, &c))).is_ok();
+    let openmls = catch_unwind(AssertUnwindSafe(|| a1.process(&c))).is_ok();
+    assert_eq!(ours, openmls, "ours and an OpenMLS receiver decide alike");
+    if ours {
+        mls_interop::agree(&[&a1, &a2, &o1]);
+    } else {
+        println!("OpenMLS, suite 0x{code:04x}: a PSK by value repeating one by reference: not supported (anchor): its receivers reject its own Commit too");
+    }
+}
+
+#[test]
+fn psk_twice_by_value_and_reference_from_anchor_suite_1() {
+    psk_twice_by_value_and_reference_from_anchor(SUITES[0].0, SUITES[0].1);
+}
+
+#[test]
+fn psk_twice_by_value_and_reference_from_anchor_suite_3() {
+    psk_twice_by_value_and_reference_from_anchor(SUITES[1].0, SUITES[1].1);
+}
+
+/// Says what this file does not test, and why.
+#[test]
+fn not_covered() {
+    for f in ["external commit", "external senders", "ReInit", "branching"] {
+        println!("OpenMLS interop: {f}: not tested yet");
+    }
+}

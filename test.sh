@@ -47,7 +47,9 @@ step "firmware tests under QEMU"
 boards/run-tests.sh
 # Every firmware links the core without any allocator. readelf reads ELF
 # files of any architecture (ARM and RISC-V alike).
-firmware=(boards/target/*-none-eabi*/release/board-* boards/target/riscv32*-none-elf/release/board-*)
+# Firmware lands in boards/target, or in $CARGO_TARGET_DIR when that is set.
+fw_dir="${CARGO_TARGET_DIR:-boards/target}"
+firmware=("$fw_dir"/*-none-eabi*/release/board-* "$fw_dir"/riscv32*-none-elf/release/board-*)
 checked=0
 for fw in "${firmware[@]}"; do
     [ -f "$fw" ] && [ -x "$fw" ] || continue
@@ -58,7 +60,7 @@ for fw in "${firmware[@]}"; do
     checked=$((checked + 1))
 done
 if [ "$checked" -lt 4 ]; then
-    echo "FAIL: expected 4 firmware ELFs under boards/target, found $checked" >&2
+    echo "FAIL: expected 4 firmware ELFs under $fw_dir, found $checked" >&2
     exit 1
 fi
 if grep -rn 'global_allocator' mls-nostd/src boards/*/src; then

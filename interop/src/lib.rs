@@ -226,18 +226,67 @@ impl Ours {
 
     /// Joins from an `MLSMessage(Welcome)`, with the tree out of band if given.
     pub fn join(&mut self, welcome: &[u8], ratchet_tree: Option<&[u8]>) {
+        let psks = core::mem::take(&mut self.external_psks);
+        self.join_with(welcome, ratchet_tree, &ExternalPsks(&psks));
+        self.external_psks = psks;
+    }
+
+    /// Like [`Ours::join`], with `psks` as the PSK store (e.g. the old group
+    /// of a ReInit, holding its resumption PSK).
+    pub fn join_with(&mut self, welcome: &[u8], ratchet_tree: Option<&[u8]>, psks: &dyn PskStore) {
         let (kp, keys) = self.key_package.take().unwrap_or_else(|| panic!("{}: no KeyPackage to join with", self.name));
         let params = JoinParams {
             key_package: &kp,
             keys: &keys,
             signer: &self.signer,
             ratchet_tree,
-            psks: &ExternalPsks(&self.external_psks),
+            psks,
             credentials: &AcceptAllCredentials,
             config: Self::config(),
         };
         let mut buf = vec![0u8; welcome.len()];
         self.group.join(welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
+    }
+
+    /// A signed GroupInfo (`MLSMessage`) with `external_pub` (and the
+    /// `ratchet_tree` extension if `with_tree`), for an external commit.
+    pub fn group_info(&mut self, with_tree: bool) -> Vec<u8> {
+        let (mut out, mut scratch) = (vec![0u8; 256 * 1024], vec![0u8; 256 * 1024]);
+        self.group
+            .group_info(with_tree, &mut out, &mut scratch)
+            .unwrap_or_else(|e| panic!("{}: group_info: {e:?}", self.name))
+            .to_vec()
+    }
+
+    /// Joins by external commit from the `MLSMessage(GroupInfo)`
+    /// `group_info` (the tree out of band if given); returns the Commit.
+    pub fn join_external(&mut self, group_info: &[u8], ratchet_tree: Option<&[u8]>) -> Vec<u8> {
+        let mut caps = [0u8; 8];
+        let template = LeafTemplate {
+            signature_key: &self.sig_pub,
+            credential: Credential::Basic { identity: self.name.as_bytes() },
+            capabilities: default_capabilities(self.suite, &mut caps),
+            extensions: Extensions::default(),
+        };
+        let mut out = vec![0u8; 256 * 1024];
+        let n = self
+            .group
+            .join_external(
+                group_info,
+                ratchet_tree,
+                &template,
+                &self.signer,
+                None,
+                &AcceptAllCredentials,
+                Self::config(),
+                &mut self.rng,
+                &Sequential,
+                &mut out,
+            )
+            .unwrap_or_else(|e| panic!("{}: join_external: {e:?}", self.name))
+            .len();
+        out.truncate(n);
+        out
     }
 
     /// The current ratchet tree as `optional<Node> ratchet_tree<V>`, for a
@@ -295,6 +344,20 @@ impl Ours {
     /// Commits `proposals` by value plus every pending proposal by
     /// reference; merges at once.
     pub fn commit_proposals(&mut self, proposals: &[Proposal<'_>], force_path: bool) -> (Vec<u8>, Option<Vec<u8>>) {
+        let psks = core::mem::take(&mut self.external_psks);
+        let out = self.commit_proposals_with(proposals, &ExternalPsks(&psks), force_path);
+        self.external_psks = psks;
+        out
+    }
+
+    /// Like [`Ours::commit_proposals`], with `psks` as the PSK store (e.g. an
+    /// old group holding a resumption PSK).
+    pub fn commit_proposals_with(
+        &mut self,
+        proposals: &[Proposal<'_>],
+        psks: &dyn PskStore,
+        force_path: bool,
+    ) -> (Vec<u8>, Option<Vec<u8>>) {
         let (mut m, mut w, mut gi) = Self::buffers();
         let mut caps = [0u8; 8];
         let opts = CommitOptions {
@@ -316,7 +379,7 @@ impl Ours {
         let now = now();
         let out = self
             .group
-            .commit(&opts, &ExternalPsks(&self.external_psks), now, &mut self.rng, &Sequential, bufs)
+            .commit(&opts, psks, now, &mut self.rng, &Sequential, bufs)
             .unwrap_or_else(|e| panic!("{}: commit: {e:?}", self.name));
         let commit = out.commit.to_vec();
         let welcome = out.welcome.map(<[u8]>::to_vec);
@@ -537,6 +600,13 @@ pub trait Party {
     fn last_commit_had_path(&self) -> Option<bool> {
         None
     }
+    /// A signed GroupInfo (`MLSMessage`) with the `external_pub` extension,
+    /// for an external commit (RFC 9420 §12.4.3.2); with the `ratchet_tree`
+    /// extension if `with_tree`.
+    fn group_info(&mut self, with_tree: bool) -> Vec<u8>;
+    /// Joins by external commit from `group_info` (the tree out of band if
+    /// given); returns the Commit, already merged by the joiner.
+    fn join_external(&mut self, group_info: &[u8], ratchet_tree: Option<&[u8]>) -> Vec<u8>;
 }
 
 impl Party for Ours {
@@ -633,6 +703,12 @@ impl Party for Ours {
     fn last_commit_had_path(&self) -> Option<bool> {
         self.last_commit.map(|s| s.has_path)
     }
+    fn group_info(&mut self, with_tree: bool) -> Vec<u8> {
+        Ours::group_info(self, with_tree)
+    }
+    fn join_external(&mut self, group_info: &[u8], ratchet_tree: Option<&[u8]>) -> Vec<u8> {
+        Ours::join_external(self, group_info, ratchet_tree)
+    }
 }
 
 /// Asserts that every member is in the same epoch with the same epoch
@@ -653,5 +729,91 @@ pub fn agree(members: &[&dyn Party]) {
             first.library()
         );
         assert_eq!(m.export(b"interop", b"context", 32), exported, "epoch {epoch}: exporter of {} ({})", m.name(), m.library());
+    }
+}
+
+/// The `ExternalSender` entry (RFC 9420 §12.1.8.1) of a signature key and a
+/// basic credential with `identity`.
+pub fn external_sender_entry(signature_key: &[u8], identity: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; 1024];
+    let mut w = Writer::new(&mut buf);
+    w.write_opaque(signature_key).expect("fits");
+    w.write_u16(1).expect("fits"); // CredentialType basic
+    w.write_opaque(identity).expect("fits");
+    w.written().to_vec()
+}
+
+/// A sender outside the group (RFC 9420 §12.1.8.1), listed in its
+/// `external_senders` group context extension, in any library.
+pub trait ExternalParty {
+    /// The library it runs on.
+    fn library(&self) -> &'static str;
+    /// Its `ExternalSender` entry (signature key, basic credential).
+    fn external_sender(&self) -> Vec<u8>;
+    /// A PublicMessage proposal, as sender `index` of `external_senders`, to
+    /// add the holder of `key_package` to the group that `group_info` (an
+    /// `MLSMessage(GroupInfo)` with the ratchet tree) describes.
+    fn propose_add(&mut self, group_info: &[u8], index: u32, key_package: &[u8]) -> Vec<u8>;
+    /// Likewise, to remove the member at `leaf`.
+    fn propose_remove(&mut self, group_info: &[u8], index: u32, leaf: u32) -> Vec<u8>;
+}
+
+/// An external sender of ours: a signature key, and framing and signing by
+/// mls-nostd (`messages::public_message::sign`).
+pub struct OursExternal {
+    name: String,
+    signer: SignaturePrivateKey,
+}
+
+impl OursExternal {
+    /// An external sender named `name` with the Ed25519 key of `seed`.
+    pub fn new(name: &str, seed: u8) -> Self {
+        Self { name: name.to_string(), signer: SignaturePrivateKey::from_slice(&[seed; 32]).expect("an Ed25519 seed") }
+    }
+
+    fn propose(&self, group_info: &[u8], index: u32, proposal: Proposal<'_>) -> Vec<u8> {
+        use mls_nostd::codec::Encode;
+        use mls_nostd::messages::authenticated_content::EncodedGroupContext;
+        use mls_nostd::messages::framing::{Content, FramedContent, Sender};
+        let MlsMessageBody::GroupInfo(gi) = MlsMessage::decode_exact(group_info).expect("MLSMessage").body else {
+            panic!("not a GroupInfo")
+        };
+        let mut gc = vec![0u8; 64 * 1024];
+        let n = {
+            let mut w = Writer::new(&mut gc);
+            gi.tbs.group_context.encode(&mut w).expect("GroupContext");
+            w.len()
+        };
+        let gc = EncodedGroupContext::decode(&gc[..n]).expect("GroupContext");
+        let content = FramedContent {
+            group_id: gi.tbs.group_context.group_id,
+            epoch: gi.tbs.group_context.epoch,
+            sender: Sender::External(index),
+            authenticated_data: &[],
+            content: Content::Proposal(proposal),
+        };
+        let mut out = vec![0u8; 64 * 1024];
+        let n = mls_nostd::messages::public_message::sign(&gc, &self.signer, &content, &mut out)
+            .and_then(|s| s.finish(None, None).map(<[u8]>::len))
+            .unwrap_or_else(|e| panic!("{}: external proposal: {e:?}", self.name));
+        out.truncate(n);
+        out
+    }
+}
+
+impl ExternalParty for OursExternal {
+    fn library(&self) -> &'static str {
+        "ours"
+    }
+    fn external_sender(&self) -> Vec<u8> {
+        external_sender_entry(self.signer.public_key().as_bytes(), self.name.as_bytes())
+    }
+    fn propose_add(&mut self, group_info: &[u8], index: u32, key_package: &[u8]) -> Vec<u8> {
+        assert_eq!(key_package.get(..4), Some(&KEY_PACKAGE_HEADER[..]));
+        let kp = KeyPackage::decode_exact(&key_package[4..]).expect("KeyPackage");
+        self.propose(group_info, index, Proposal::Add(Add { key_package: kp }))
+    }
+    fn propose_remove(&mut self, group_info: &[u8], index: u32, leaf: u32) -> Vec<u8> {
+        self.propose(group_info, index, Proposal::Remove(Remove { removed: leaf }))
     }
 }

@@ -110,6 +110,23 @@ impl Net {
         self.members.len() - 1
     }
 
+    /// `joiner` joins by external commit from a GroupInfo of `publisher`
+    /// (with the ratchet tree extension if `tree_in_group_info`, else the
+    /// tree out of band); every member processes the Commit and all agree.
+    pub fn join_external(&mut self, mut joiner: Box<dyn Party>, publisher: usize, tree_in_group_info: bool) -> usize {
+        let gi = self.members[publisher].group_info(tree_in_group_info);
+        let tree = (!tree_in_group_info).then(|| self.members[publisher].ratchet_tree());
+        let commit = joiner.join_external(&gi, tree.as_deref());
+        // An external commit is always a PublicMessage (§12.4.3.2) with a path.
+        assert!(!is_private_message(&commit), "an external commit must be a PublicMessage");
+        self.members.push(joiner);
+        self.active.push(true);
+        let j = self.members.len() - 1;
+        self.deliver_commit_with_path(j, &commit, true);
+        self.agree();
+        j
+    }
+
     /// `adder` adds `joiner` in a Commit (with a path if `path`), everyone
     /// processes it, the joiner joins.
     pub fn add(&mut self, adder: usize, mut joiner: Box<dyn Party>, path: bool) -> usize {
@@ -618,4 +635,115 @@ pub fn private_handshake_each_way(anchor: Factory<'_>, suite: CipherSuite) {
     net.agree();
     net.message(0, b"still private");
     net.message(o1, b"still private, too");
+}
+
+/// External commits (RFC 9420 §12.4.3.2), each way: an anchor member joins
+/// our group from our GroupInfo, and a member of ours joins the anchor's
+/// group from its GroupInfo (each with the tree in the GroupInfo, or out of
+/// band when `tree_in_group_info` is false). Everyone processes each
+/// external Commit; application messages flow both ways after each.
+pub fn external_commit_each_way(anchor: Factory<'_>, suite: CipherSuite, tree_in_group_info: bool) {
+    // Our group: ours-1 creates, adds anchor-1; anchor-2 joins externally
+    // from our GroupInfo.
+    let mut net = Net::new(ours("ours-1", suite));
+    let a1 = net.add(0, anchor("anchor-1"), false);
+    let a2 = net.join_external(anchor("anchor-2"), 0, tree_in_group_info);
+    net.message(a2, b"an anchor let itself in");
+    net.message(0, b"welcome, says ours");
+    net.message(a1, b"welcome, says the other anchor");
+    // A member of ours then joins from the anchor's GroupInfo.
+    let o2 = net.join_external(ours("ours-2", suite), a1, tree_in_group_info);
+    net.message(o2, b"ours let itself in");
+    net.message(a2, b"welcome, says the anchor");
+    // The group goes on: a commit by the new members each way.
+    net.update(o2);
+    net.update(a2);
+    assert_eq!(net.members[0].member_count(), 4);
+
+    // The anchor's group: anchor creates, ours joins by external commit.
+    let mut net = Net::new(anchor("anchor-1"));
+    let o1 = net.join_external(ours("ours-1", suite), 0, tree_in_group_info);
+    net.message(o1, b"hello from ours");
+    net.message(0, b"hello from the anchor");
+    // And another anchor member joins from our GroupInfo in that group.
+    let a2 = net.join_external(anchor("anchor-2"), o1, tree_in_group_info);
+    net.message(a2, b"hello from anchor-2");
+    net.update(o1);
+    net.agree();
+}
+
+/// The `Extension extensions<V>` list holding one `external_senders`
+/// extension (type 5) of `senders` (`ExternalSender` encodings).
+fn external_senders_extension(senders: &[Vec<u8>]) -> Vec<u8> {
+    fn varint(n: usize, out: &mut Vec<u8>) {
+        match n {
+            0..=63 => out.push(n as u8),
+            64..=16383 => out.extend_from_slice(&(0x4000 | n as u16).to_be_bytes()),
+            _ => out.extend_from_slice(&(0x8000_0000 | n as u32).to_be_bytes()),
+        }
+    }
+    let body: Vec<u8> = senders.concat();
+    let mut list = Vec::new();
+    varint(body.len(), &mut list);
+    list.extend_from_slice(&body);
+    let mut ext = vec![0x00, 0x05];
+    varint(list.len(), &mut ext);
+    ext.extend_from_slice(&list);
+    let mut out = Vec::new();
+    varint(ext.len(), &mut out);
+    out.extend_from_slice(&ext);
+    out
+}
+
+/// External-sender proposals (RFC 9420 §12.1.8.1), each way: the group
+/// (two members of each library) lists an external sender of ours (index
+/// 0) and one of the anchor's (index 1) in `external_senders`. Ours
+/// proposes adding an anchor member and removing another, which the anchor
+/// commits by reference; the anchor's proposes adding a member of ours and
+/// removing another, which we commit. Every member processes every
+/// proposal and Commit; joiners join from the Welcome.
+pub fn external_sender_proposals_each_way(anchor: Factory<'_>, suite: CipherSuite, theirs: &mut dyn crate::ExternalParty) {
+    let mut ours_ext = crate::OursExternal::new("external-ours", 0xe1);
+    let mut net = mixed_four(anchor, suite);
+    let (a1, o1, a2, o2) = (net.idx("anchor-1"), net.idx("ours-1"), net.idx("anchor-2"), net.idx("ours-2"));
+    let ext = external_senders_extension(&[crate::ExternalParty::external_sender(&ours_ext), theirs.external_sender()]);
+    let commit = net.members[o1].commit_group_context_extensions(&ext);
+    net.deliver_commit_with_path(o1, &commit, true);
+    net.agree();
+
+    // Ours proposes an Add and a Remove; the anchor commits them.
+    let mut a3 = anchor("anchor-3");
+    let kp = a3.key_package();
+    let gi = net.members[o1].group_info(true);
+    let p = crate::ExternalParty::propose_add(&mut ours_ext, &gi, 0, &kp);
+    assert!(!is_private_message(&p), "an external proposal is a PublicMessage");
+    net.deliver_proposal(usize::MAX, &p);
+    let leaf = net.leaf_of(o1, a2);
+    let p = crate::ExternalParty::propose_remove(&mut ours_ext, &gi, 0, leaf);
+    net.deliver_proposal(usize::MAX, &p);
+    let (commit, welcome) = net.members[a1].commit_pending();
+    net.deliver_commit(a1, &commit);
+    assert!(!net.is_active(a2), "anchor-2 was not removed");
+    let a3 = net.join(a3, a1, &welcome.expect("a Welcome for anchor-3"));
+    net.agree();
+    net.message(a3, b"added by an external sender of ours");
+
+    // The anchor's external sender proposes an Add and a Remove; we commit.
+    let mut o3 = ours("ours-3", suite);
+    let kp = o3.key_package();
+    let gi = net.members[a1].group_info(true);
+    let p = theirs.propose_add(&gi, 1, &kp);
+    assert!(!is_private_message(&p), "an external proposal is a PublicMessage");
+    net.deliver_proposal(usize::MAX, &p);
+    let leaf = net.leaf_of(a1, o2);
+    let p = theirs.propose_remove(&gi, 1, leaf);
+    net.deliver_proposal(usize::MAX, &p);
+    let (commit, welcome) = net.members[o1].commit_pending();
+    net.deliver_commit(o1, &commit);
+    assert!(!net.is_active(o2), "ours-2 was not removed");
+    let o3 = net.join(o3, o1, &welcome.expect("a Welcome for ours-3"));
+    net.agree();
+    net.message(o3, b"added by the anchor's external sender");
+    net.message(a3, b"hello to all");
+    assert_eq!(net.members[a1].member_count(), 4);
 }

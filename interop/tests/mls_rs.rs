@@ -4,10 +4,6 @@
 //! message as its `MLSMessage` encoding to every other member, and checks
 //! after every step that all members agree on the epoch, the epoch
 //! authenticator and an exporter output (`mls_interop::scenarios`).
-//!
-//! Not covered here (the brief left them out; the core gained them while
-//! these tests were written): external commits, external senders, ReInit,
-//! branching.
 
 #[allow(dead_code)] // shared with the other test files
 #[path = "common/mls_rs_party.rs"]
@@ -68,13 +64,190 @@ in_both_suites! {
         scenarios::group_context_extensions_each_way;
     late_application_message_each_way_suite_1, late_application_message_each_way_suite_3 =>
         scenarios::late_application_message_each_way;
+    external_commit_tree_in_group_info_suite_1, external_commit_tree_in_group_info_suite_3 =>
+        |f, s| scenarios::external_commit_each_way(f, s, true);
+    external_commit_tree_out_of_band_suite_1, external_commit_tree_out_of_band_suite_3 =>
+        |f, s| scenarios::external_commit_each_way(f, s, false);
     grease_key_package_of_ours_suite_1, grease_key_package_of_ours_suite_3 => scenarios::grease_key_package_of_ours;
 }
 
-/// Says what this file does not test, and why.
-#[test]
-fn not_covered() {
-    for f in ["external commit", "external senders", "ReInit", "branching"] {
-        println!("mls-rs interop: {f}: not tested yet");
-    }
+/// External-sender proposals (Add, Remove) each way: ours proposes, the
+/// anchor commits; the anchor's external sender proposes, we commit.
+fn external_sender_proposals_each_way(i: usize) {
+    let (code, suite) = SUITES[i];
+    let mut theirs = mls_rs_party::MlsRsExternal::new("external-anchor", code);
+    scenarios::external_sender_proposals_each_way(&anchor(code), suite, &mut theirs);
 }
+
+#[test]
+fn external_sender_proposals_each_way_suite_1() {
+    external_sender_proposals_each_way(0);
+}
+
+#[test]
+fn external_sender_proposals_each_way_suite_3() {
+    external_sender_proposals_each_way(1);
+}
+
+/// ReInit (RFC 9420 §11.2) each way, into the other cipher suite: one side
+/// commits the ReInit, the other processes it (its old group ends), the
+/// committer creates the new group whose first Commit carries the reinit
+/// resumption PSK of the old group, and the other joins it from the Welcome
+/// (checking that PSK against its old group). Messages flow both ways in
+/// the new group.
+fn reinit_each_way(i: usize) {
+    use mls_interop::{Event, Ours, agree};
+    use mls_nostd::codec::Decode;
+    use mls_nostd::extensions::Extensions;
+    use mls_nostd::key_package::KeyPackage;
+    use mls_nostd::messages::proposal::{Add, PreSharedKey, Proposal, ReInit};
+    use mls_nostd::psk::{PreSharedKeyId, Psk, ResumptionPskUsage};
+    let (code, suite) = SUITES[i];
+    let (new_code, new_suite) = SUITES[1 - i];
+    let hello = |from: &mut dyn Party, to: &mut dyn Party| {
+        let m = from.send(b"after the ReInit", b"");
+        assert_eq!(to.process(&m), Event::Application(b"after the ReInit".to_vec(), Vec::new()));
+    };
+
+    // mls-rs commits the ReInit and creates the new group; ours joins it.
+    let mut a = MlsRsParty::new("anchor-1", code);
+    let mut o = Ours::new("ours-1", suite, 1);
+    a.create(b"reinit-old-1");
+    let kp = Party::key_package(&mut o);
+    let (_, w) = a.add(&[kp], false);
+    Party::join(&mut o, &w, None);
+    agree(&[&a, &o]);
+    let c = a.commit_reinit(b"reinit-new-1", new_code);
+    assert_eq!(Party::process(&mut o, &c), Event::Commit { removed_us: false });
+    assert!(o.is_inactive(), "our old group ends with the ReInit");
+    assert_eq!(o.group.reinit().expect("a pending ReInit").group_id.as_slice(), b"reinit-new-1");
+    a.start_reinit();
+    let mut o2 = Ours::new("ours-1", new_suite, 1);
+    let kp = o2.key_package_message();
+    let w = a.reinit_create(&[kp]);
+    o2.join_with(&w, None, &*o.group);
+    agree(&[&a, &o2]);
+    assert_eq!(o2.group.state().suite, new_suite);
+    hello(&mut a, &mut o2);
+    hello(&mut o2, &mut a);
+
+    // Ours commits the ReInit and creates the new group; mls-rs joins it.
+    let mut o = Ours::new("ours-1", suite, 2);
+    let mut a = MlsRsParty::new("anchor-1", code);
+    o.create(b"reinit-old-2");
+    let kp = a.key_package();
+    let (_, w) = Party::add(&mut o, &[kp], false);
+    a.join(&w, None);
+    agree(&[&a, &o]);
+    let reinit = Proposal::ReInit(ReInit {
+        group_id: b"reinit-new-2",
+        version: 1,
+        cipher_suite: new_code,
+        extensions: Extensions::default(),
+    });
+    let (c, _) = o.commit_proposals(&[reinit], false);
+    assert_eq!(a.process(&c), Event::Commit { removed_us: false });
+    assert!(o.is_inactive());
+    let old_epoch = o.epoch();
+    a.start_reinit();
+    let kp = a.reinit_key_package();
+    let mut o2 = Ours::new("ours-1", new_suite, 2);
+    o2.create(b"reinit-new-2");
+    let nonce = vec![0x42u8; new_suite.hash_len()];
+    let link = Proposal::PreSharedKey(PreSharedKey {
+        psk: PreSharedKeyId {
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"reinit-old-2", psk_epoch: old_epoch },
+            psk_nonce: &nonce,
+        },
+    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp[4..]).expect("KeyPackage") });
+    let (_, w) = o2.commit_proposals_with(&[link, add], &*o.group, false);
+    a.reinit_join(&w.expect("a Welcome"));
+    agree(&[&a, &o2]);
+    hello(&mut a, &mut o2);
+    hello(&mut o2, &mut a);
+}
+
+#[test]
+fn reinit_each_way_suite_1() {
+    reinit_each_way(0);
+}
+
+#[test]
+fn reinit_each_way_suite_3() {
+    reinit_each_way(1);
+}
+
+/// Branching (RFC 9420 §11.3) each way: one side branches a subgroup of a
+/// two-member group with the other, whose first Commit carries a branch
+/// resumption PSK of the original group; the other joins it, checking that
+/// PSK against its own copy of the original group. Messages flow both ways.
+fn branch_each_way(i: usize) {
+    use mls_interop::{Event, Ours, agree};
+    use mls_nostd::codec::Decode;
+    use mls_nostd::key_package::KeyPackage;
+    use mls_nostd::messages::proposal::{Add, PreSharedKey, Proposal};
+    use mls_nostd::psk::{PreSharedKeyId, Psk, ResumptionPskUsage};
+    let (code, suite) = SUITES[i];
+    let hello = |from: &mut dyn Party, to: &mut dyn Party| {
+        let m = from.send(b"in the branch", b"");
+        assert_eq!(to.process(&m), Event::Application(b"in the branch".to_vec(), Vec::new()));
+    };
+
+    // mls-rs branches; ours joins.
+    let mut a = MlsRsParty::new("anchor-1", code);
+    let mut o = Ours::new("ours-1", suite, 3);
+    a.create(b"branch-main-1");
+    let kp = Party::key_package(&mut o);
+    let (_, w) = a.add(&[kp], false);
+    Party::join(&mut o, &w, None);
+    let c = a.update();
+    Party::process(&mut o, &c);
+    agree(&[&a, &o]);
+    let mut o2 = Ours::new("ours-1", suite, 3);
+    let kp = o2.key_package_message();
+    let w = a.branch(b"branch-sub-1", &[kp]);
+    o2.join_with(&w, None, &*o.group);
+    agree(&[&a, &o2]);
+    hello(&mut a, &mut o2);
+    hello(&mut o2, &mut a);
+
+    // Ours branches; mls-rs joins.
+    let mut o = Ours::new("ours-1", suite, 4);
+    let mut a = MlsRsParty::new("anchor-1", code);
+    o.create(b"branch-main-2");
+    let kp = a.key_package();
+    let (_, w) = Party::add(&mut o, &[kp], false);
+    a.join(&w, None);
+    let c = Party::update(&mut o);
+    a.process(&c);
+    agree(&[&a, &o]);
+    let epoch = o.epoch();
+    let kp = a.key_package();
+    let mut o2 = Ours::new("ours-1", suite, 4);
+    o2.create(b"branch-sub-2");
+    let nonce = vec![0x24u8; suite.hash_len()];
+    let link = Proposal::PreSharedKey(PreSharedKey {
+        psk: PreSharedKeyId {
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Branch, psk_group_id: b"branch-main-2", psk_epoch: epoch },
+            psk_nonce: &nonce,
+        },
+    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp[4..]).expect("KeyPackage") });
+    let (_, w) = o2.commit_proposals_with(&[link, add], &*o.group, false);
+    a.join_branch(&w.expect("a Welcome"));
+    agree(&[&a, &o2]);
+    hello(&mut a, &mut o2);
+    hello(&mut o2, &mut a);
+}
+
+#[test]
+fn branch_each_way_suite_1() {
+    branch_each_way(0);
+}
+
+#[test]
+fn branch_each_way_suite_3() {
+    branch_each_way(1);
+}
+

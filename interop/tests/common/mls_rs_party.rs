@@ -86,6 +86,7 @@ pub struct MlsRsParty {
     rules: Switches,
     group: Option<Group<Config>>,
     extension: u16,
+    reinit: Option<mls_rs::group::ReinitClient<Config>>,
 }
 
 impl MlsRsParty {
@@ -113,7 +114,7 @@ impl MlsRsParty {
             // mls-rs defaults to a year; ours accepts at most 90 days.
             .key_package_lifetime(std::time::Duration::from_secs(30 * 86_400))
             .build();
-        Self { name: name.to_string(), client, rules, group: None, extension }
+        Self { name: name.to_string(), client, rules, group: None, extension, reinit: None }
     }
 
     fn group(&self) -> &Group<Config> {
@@ -131,6 +132,72 @@ impl MlsRsParty {
 
     fn apply(&mut self) {
         self.group_mut().apply_pending_commit().expect("mls-rs apply_pending_commit");
+    }
+
+    /// Commits a ReInit (RFC 9420 §11.2) to `group_id` and the suite with
+    /// code point `suite`; merged at once.
+    pub fn commit_reinit(&mut self, group_id: &[u8], suite: u16) -> Vec<u8> {
+        let b = self.group_mut().commit_builder().reinit(
+            Some(group_id.to_vec()),
+            mls_rs::ProtocolVersion::MLS_10,
+            CipherSuite::from(suite),
+            ExtensionList::default(),
+        );
+        let out = b.expect("mls-rs reinit").build().unwrap_or_else(|e| panic!("mls-rs ReInit commit: {e:?}"));
+        self.apply();
+        bytes(out.commit_message())
+    }
+
+    /// After a ReInit Commit: leaves the old group for a `ReinitClient`.
+    pub fn start_reinit(&mut self) {
+        let g = self.group.take().expect("group");
+        self.reinit = Some(g.get_reinit_client(None, None).unwrap_or_else(|e| panic!("mls-rs get_reinit_client: {e:?}")));
+    }
+
+    /// A KeyPackage for the new group of the ReInit.
+    pub fn reinit_key_package(&mut self) -> Vec<u8> {
+        let kp = self.reinit.as_ref().expect("a ReinitClient").generate_key_package(None);
+        bytes(&kp.unwrap_or_else(|e| panic!("mls-rs reinit KeyPackage: {e:?}")))
+    }
+
+    /// Creates the new group of the ReInit with `key_packages` (its first
+    /// Commit carries the reinit resumption PSK); returns the Welcome.
+    pub fn reinit_create(&mut self, key_packages: &[Vec<u8>]) -> Vec<u8> {
+        let rc = self.reinit.take().expect("a ReinitClient");
+        let kps = key_packages.iter().map(|k| msg(k)).collect();
+        let (g, welcomes) =
+            rc.commit(kps, self.unknown_extension(b"leaf"), None).unwrap_or_else(|e| panic!("mls-rs reinit commit: {e:?}"));
+        self.group = Some(g);
+        bytes(&welcomes[0])
+    }
+
+    /// Branches (RFC 9420 §11.3) a subgroup `group_id` of its group with
+    /// the holders of `key_packages` (members of the group), linked by a
+    /// branch resumption PSK; the subgroup replaces the group here. Returns
+    /// the Welcome.
+    pub fn branch(&mut self, group_id: &[u8], key_packages: &[Vec<u8>]) -> Vec<u8> {
+        let kps = key_packages.iter().map(|k| msg(k)).collect();
+        let (g, welcomes) =
+            self.group().branch(group_id.to_vec(), kps, None).unwrap_or_else(|e| panic!("mls-rs branch: {e:?}"));
+        self.group = Some(g);
+        bytes(&welcomes[0])
+    }
+
+    /// Joins a subgroup branched from its group (checking the branch PSK);
+    /// the subgroup replaces the group here.
+    pub fn join_branch(&mut self, welcome: &[u8]) {
+        let (g, _) = self
+            .group()
+            .join_subgroup(&msg(welcome), None, None)
+            .unwrap_or_else(|e| panic!("{}: mls-rs join_subgroup: {e:?}", self.name));
+        self.group = Some(g);
+    }
+
+    /// Joins the new group of the ReInit from `welcome`.
+    pub fn reinit_join(&mut self, welcome: &[u8]) {
+        let rc = self.reinit.take().expect("a ReinitClient");
+        let (g, _) = rc.join(&msg(welcome), None, None).unwrap_or_else(|e| panic!("{}: mls-rs reinit join: {e:?}", self.name));
+        self.group = Some(g);
     }
 }
 
@@ -319,5 +386,79 @@ impl Party for MlsRsParty {
 
     fn member_count(&mut self) -> usize {
         self.group().roster().members_iter().count()
+    }
+
+    fn group_info(&mut self, with_tree: bool) -> Vec<u8> {
+        let m = self.group().group_info_message_allowing_ext_commit(with_tree);
+        bytes(&m.unwrap_or_else(|e| panic!("{}: mls-rs group_info_message_allowing_ext_commit: {e:?}", self.name)))
+    }
+
+    fn join_external(&mut self, group_info: &[u8], ratchet_tree: Option<&[u8]>) -> Vec<u8> {
+        let mut b = self
+            .client
+            .external_commit_builder()
+            .expect("mls-rs external_commit_builder")
+            .with_leaf_node_extensions(self.unknown_extension(b"leaf"));
+        if let Some(t) = ratchet_tree {
+            b = b.with_tree_data(ExportedTree::from_bytes(t).expect("mls-rs decodes the ratchet tree").into_owned());
+        }
+        let (g, commit) =
+            b.build(msg(group_info)).unwrap_or_else(|e| panic!("{}: mls-rs external commit: {e:?}", self.name));
+        self.group = Some(g);
+        bytes(&commit)
+    }
+}
+
+/// An external sender running mls-rs (`ExternalClient`): it observes the
+/// group from a GroupInfo with the tree, then proposes.
+pub struct MlsRsExternal {
+    name: String,
+    secret: mls_rs::crypto::SignatureSecretKey,
+    identity: SigningIdentity,
+}
+
+impl MlsRsExternal {
+    /// An external sender named `name` for the suite with code point `suite`.
+    pub fn new(name: &str, suite: u16) -> Self {
+        let suite = CipherSuite::from(suite);
+        let crypto = RustCryptoProvider::default();
+        let (secret, public) =
+            crypto.cipher_suite_provider(suite).expect("mls-rs supports the suite").signature_key_generate().expect("key");
+        let identity = SigningIdentity::new(BasicCredential::new(name.as_bytes().to_vec()).into_credential(), public);
+        Self { name: name.to_string(), secret, identity }
+    }
+
+    fn observe(&self, group_info: &[u8]) -> mls_rs::external_client::ExternalGroup<impl mls_rs::external_client::builder::MlsConfig> {
+        let client = mls_rs::external_client::ExternalClient::builder()
+            .crypto_provider(RustCryptoProvider::default())
+            .identity_provider(BasicIdentityProvider::new())
+            .signer(self.secret.clone(), self.identity.clone())
+            .build();
+        client
+            .observe_group(msg(group_info), None, None)
+            .unwrap_or_else(|e| panic!("{}: mls-rs observe_group: {e:?}", self.name))
+    }
+}
+
+impl mls_interop::ExternalParty for MlsRsExternal {
+    fn library(&self) -> &'static str {
+        "mls-rs"
+    }
+
+    fn external_sender(&self) -> Vec<u8> {
+        use mls_rs::mls_rs_codec::MlsEncode;
+        let mut out = self.identity.signature_key.mls_encode_to_vec().expect("encode key");
+        out.extend(self.identity.credential.mls_encode_to_vec().expect("encode credential"));
+        out
+    }
+
+    fn propose_add(&mut self, group_info: &[u8], _index: u32, key_package: &[u8]) -> Vec<u8> {
+        let mut g = self.observe(group_info);
+        bytes(&g.propose_add(msg(key_package), Vec::new()).unwrap_or_else(|e| panic!("{}: mls-rs external Add: {e:?}", self.name)))
+    }
+
+    fn propose_remove(&mut self, group_info: &[u8], _index: u32, leaf: u32) -> Vec<u8> {
+        let mut g = self.observe(group_info);
+        bytes(&g.propose_remove(leaf, Vec::new()).unwrap_or_else(|e| panic!("{}: mls-rs external Remove: {e:?}", self.name)))
     }
 }

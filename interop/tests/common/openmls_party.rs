@@ -404,4 +404,99 @@ impl Party for OpenMlsParty {
     fn member_count(&mut self) -> usize {
         self.group().members().count()
     }
+
+    fn group_info(&mut self, with_tree: bool) -> Vec<u8> {
+        let m = self
+            .group()
+            .export_group_info(self.provider.crypto(), &self.signer, with_tree)
+            .unwrap_or_else(|e| panic!("{}: OpenMLS export_group_info: {e:?}", self.name));
+        bytes(&m)
+    }
+
+    fn join_external(&mut self, group_info: &[u8], ratchet_tree: Option<&[u8]>) -> Vec<u8> {
+        let name = self.name.clone();
+        let gi = match MlsMessageIn::tls_deserialize_exact(group_info).expect("MLSMessage").extract() {
+            MlsMessageBodyIn::GroupInfo(gi) => gi,
+            _ => panic!("not a GroupInfo"),
+        };
+        let mut b = MlsGroup::external_commit_builder().with_config(self.join_config());
+        if let Some(t) = ratchet_tree {
+            b = b.with_ratchet_tree(RatchetTreeIn::tls_deserialize_exact(t).expect("ratchet tree"));
+        }
+        let leaf = LeafNodeParameters::builder().with_capabilities(self.capabilities()).build();
+        let (g, bundle) = b
+            .build_group(&self.provider, gi, self.credential.clone())
+            .unwrap_or_else(|e| panic!("{name}: OpenMLS rejects the GroupInfo: {e:?}"))
+            .leaf_node_parameters(leaf)
+            .load_psks(self.provider.storage())
+            .expect("load PSKs")
+            .build(self.provider.rand(), self.provider.crypto(), &self.signer, |_| true)
+            .unwrap_or_else(|e| panic!("{name}: OpenMLS external commit: {e:?}"))
+            .finalize(&self.provider)
+            .unwrap_or_else(|e| panic!("{name}: OpenMLS finalize: {e:?}"));
+        self.group = Some(g);
+        bytes(bundle.commit())
+    }
+}
+
+/// An external sender running OpenMLS (`ExternalProposal`), with its own
+/// provider and Ed25519 key.
+pub struct OpenMlsExternal {
+    name: String,
+    provider: OpenMlsRustCrypto,
+    signer: SignatureKeyPair,
+}
+
+impl OpenMlsExternal {
+    /// An external sender named `name` for `suite`.
+    pub fn new(name: &str, suite: u16) -> Self {
+        let provider = OpenMlsRustCrypto::default();
+        let signer = SignatureKeyPair::new(ciphersuite(suite).signature_algorithm()).expect("signature key");
+        Self { name: name.to_string(), provider, signer }
+    }
+
+    fn group_of(group_info: &[u8]) -> (GroupId, GroupEpoch) {
+        match MlsMessageIn::tls_deserialize_exact(group_info).expect("MLSMessage").extract() {
+            MlsMessageBodyIn::GroupInfo(gi) => (gi.group_id().clone(), gi.epoch()),
+            _ => panic!("not a GroupInfo"),
+        }
+    }
+}
+
+impl mls_interop::ExternalParty for OpenMlsExternal {
+    fn library(&self) -> &'static str {
+        "openmls"
+    }
+
+    fn external_sender(&self) -> Vec<u8> {
+        ExternalSender::new(self.signer.to_public_vec().into(), BasicCredential::new(self.name.as_bytes().to_vec()).into())
+            .tls_serialize_detached()
+            .expect("serialize ExternalSender")
+    }
+
+    fn propose_add(&mut self, group_info: &[u8], index: u32, key_package: &[u8]) -> Vec<u8> {
+        let (group_id, epoch) = Self::group_of(group_info);
+        let kp = match MlsMessageIn::tls_deserialize_exact(key_package).expect("MLSMessage").extract() {
+            MlsMessageBodyIn::KeyPackage(kp) => {
+                kp.validate(self.provider.crypto(), ProtocolVersion::Mls10).expect("OpenMLS accepts the KeyPackage")
+            }
+            _ => panic!("not a KeyPackage"),
+        };
+        let m = ExternalProposal::new_add::<OpenMlsRustCrypto>(kp, group_id, epoch, &self.signer, SenderExtensionIndex::new(index))
+            .unwrap_or_else(|e| panic!("{}: OpenMLS external Add: {e:?}", self.name));
+        bytes(&m)
+    }
+
+    fn propose_remove(&mut self, group_info: &[u8], index: u32, leaf: u32) -> Vec<u8> {
+        let (group_id, epoch) = Self::group_of(group_info);
+        let m = ExternalProposal::new_remove::<OpenMlsRustCrypto>(
+            LeafNodeIndex::new(leaf),
+            group_id,
+            epoch,
+            &self.signer,
+            SenderExtensionIndex::new(index),
+        )
+        .unwrap_or_else(|e| panic!("{}: OpenMLS external Remove: {e:?}", self.name));
+        bytes(&m)
+    }
 }

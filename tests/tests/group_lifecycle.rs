@@ -630,3 +630,49 @@ fn reinit_then_branch() {
     sub_alice.group.join(&welcome, &params, &mut buf).unwrap();
     agree(&[&sub_alice, &sub_bob]);
 }
+
+/// Two members propose adding the same client; a Commit that includes the
+/// pending proposals adds it once (§12.2: one Add per client).
+#[test]
+fn duplicate_pending_adds_are_committed_once() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let mut alice = Member::new("alice", 41);
+    let mut bob = Member::new("bob", 42);
+    let mut carol = Member::new("carol", 43);
+    let mut caps = [0u8; 8];
+    let params = CreateParams {
+        suite,
+        group_id: b"dup-adds",
+        credential: Credential::Basic { identity: b"alice" },
+        lifetime: LIFETIME,
+        capabilities: default_capabilities(suite, &mut caps),
+        extensions: Extensions::default(),
+        config: GroupConfig::default(),
+    };
+    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
+    let (bob_kp, bob_keys) = bob.key_package(suite);
+    let (_, welcome) =
+        alice.commit(&[Proposal::Add(Add { key_package: KeyPackage::decode_exact(&bob_kp).unwrap() })], false, WireFormatPolicy::Public);
+    bob.join(&welcome.unwrap(), &bob_kp, &bob_keys);
+
+    let (carol_kp, carol_keys) = carol.key_package(suite);
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&carol_kp).unwrap() });
+    let mut out = vec![0u8; 4096];
+    let from_bob = bob.group.propose(&add, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
+    let mut m = from_bob.clone();
+    assert!(matches!(alice.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+    let mut out = vec![0u8; 4096];
+    let from_alice = alice.group.propose(&add, WireFormatPolicy::Public, &mut alice.rng, &mut out).unwrap().to_vec();
+    let mut m = from_alice.clone();
+    assert!(matches!(bob.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+
+    let (commit, welcome) = alice.commit(&[], false, WireFormatPolicy::Public);
+    let mut m = commit.clone();
+    match bob.group.process_message(&mut m, &NoPsks, NOW) {
+        Ok(Received::Commit(s)) => assert_eq!(s.adds, 1),
+        other => panic!("bob: {other:?}"),
+    }
+    bob.group.merge_staged_commit().unwrap();
+    carol.join(&welcome.unwrap(), &carol_kp, &carol_keys);
+    agree(&[&alice, &bob, &carol]);
+}

@@ -220,7 +220,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let tree = if self.active & 1 == 0 { a.slices() } else { b.slices() };
         let mut touched: heapless::Vec<u32, MAX_PENDING_REFS> = heapless::Vec::new();
         let mut gce = by_value.iter().any(|p| matches!(p, Proposal::GroupContextExtensions(_)));
+        // Signature keys of the clients added so far: each client once (§12.2).
+        let mut adding: heapless::Vec<[u8; 32], MAX_PENDING_REFS> = heapless::Vec::new();
         for p in by_value {
+            if let Proposal::Add(a) = p
+                && let Ok(k) = <[u8; 32]>::try_from(a.key_package.tbs.leaf_node.fields.signature_key)
+            {
+                adding.push(k).map_err(|_| CommitError::CapacityExceeded)?;
+            }
             match p {
                 Proposal::Remove(r) => touched.push(r.removed).map_err(|_| CommitError::CapacityExceeded)?,
                 Proposal::Update(_) => touched.push(me.0).map_err(|_| CommitError::CapacityExceeded)?,
@@ -242,7 +249,22 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                             && super::process::check_update_leaf(suite, group_id, &tree, &tree, s, &u.leaf_node, extensions)
                                 .is_ok()
                     }
-                    (1, Proposal::Add(a), _) => a.key_package.validate(suite, now, max_lifetime).is_ok(),
+                    (1, Proposal::Add(a), _) => {
+                        let key = a.key_package.tbs.leaf_node.fields.signature_key;
+                        // Not a member this commit keeps, not added twice.
+                        let member = (0..tree.n_leaves()).any(|i| {
+                            tree.signature_key(LeafIndex(i)).is_some_and(|k| &k[..] == key) && !touched.contains(&i)
+                        });
+                        let fresh = !member && !adding.iter().any(|k| &k[..] == key);
+                        if fresh && a.key_package.validate(suite, now, max_lifetime).is_ok() {
+                            if let Ok(k) = <[u8; 32]>::try_from(key) {
+                                adding.push(k).map_err(|_| CommitError::CapacityExceeded)?;
+                            }
+                            true
+                        } else {
+                            false
+                        }
+                    }
                     (1, Proposal::PreSharedKey(_), _) => true,
                     (1, Proposal::GroupContextExtensions(_), _) if !gce => {
                         gce = true;

@@ -676,3 +676,44 @@ fn duplicate_pending_adds_are_committed_once() {
     carol.join(&welcome.unwrap(), &carol_kp, &carol_keys);
     agree(&[&alice, &bob, &carol]);
 }
+
+/// A pending PSK proposal whose key the committer lacks is left out of its
+/// Commit rather than making the Commit fail (§12.4: valid proposals only).
+#[test]
+fn pending_psk_without_key_is_skipped() {
+    use mls_nostd::messages::proposal::PreSharedKey;
+    use mls_nostd::psk::{PreSharedKeyId, Psk};
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let mut alice = Member::new("alice", 51);
+    let mut bob = Member::new("bob", 52);
+    let mut caps = [0u8; 8];
+    let params = CreateParams {
+        suite,
+        group_id: b"psk-skip",
+        credential: Credential::Basic { identity: b"alice" },
+        lifetime: LIFETIME,
+        capabilities: default_capabilities(suite, &mut caps),
+        extensions: Extensions::default(),
+        config: GroupConfig::default(),
+    };
+    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
+    let (bob_kp, bob_keys) = bob.key_package(suite);
+    let (_, welcome) =
+        alice.commit(&[Proposal::Add(Add { key_package: KeyPackage::decode_exact(&bob_kp).unwrap() })], false, WireFormatPolicy::Public);
+    bob.join(&welcome.unwrap(), &bob_kp, &bob_keys);
+    let psk = Proposal::PreSharedKey(PreSharedKey {
+        psk: PreSharedKeyId { psk: Psk::External { psk_id: b"only-bob-knows" }, psk_nonce: &[7; 32] },
+    });
+    let mut out = vec![0u8; 4096];
+    let msg = bob.group.propose(&psk, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
+    let mut m = msg.clone();
+    assert!(matches!(alice.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+    let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
+    let mut m = commit.clone();
+    match bob.group.process_message(&mut m, &NoPsks, NOW) {
+        Ok(Received::Commit(s)) => assert_eq!(s.psks, 0),
+        other => panic!("bob: {other:?}"),
+    }
+    bob.group.merge_staged_commit().unwrap();
+    agree(&[&alice, &bob]);
+}

@@ -210,12 +210,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         refs: &mut heapless::Vec<HashValue, MAX_PENDING_REFS>,
         by_value: &[Proposal<'_>],
         now: u64,
+        psks: &dyn PskStore,
     ) -> Result<(), CommitError> {
         let suite = self.state.suite;
         let me = self.state.private.leaf;
         let max_lifetime = self.config.max_lifetime;
         let group_id = self.state.group_id.as_slice();
         let extensions = crate::extensions::Extensions::from_body(self.state.extensions.as_slice())?;
+        let own = super::process::OwnResumptionPsks { state: &self.state, history: &self.resumption_psks, inner: psks };
+        let psks: &dyn PskStore = &own;
         let [a, b] = &mut self.trees;
         let tree = if self.active & 1 == 0 { a.slices() } else { b.slices() };
         let mut touched: heapless::Vec<u32, MAX_PENDING_REFS> = heapless::Vec::new();
@@ -265,7 +268,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                             false
                         }
                     }
-                    (1, Proposal::PreSharedKey(_), _) => true,
+                    // Only PSKs we hold, with a nonce of the right length (§12.1.4).
+                    (1, Proposal::PreSharedKey(p), _) => {
+                        p.psk.psk_nonce.len() == suite.hash_len() && psks.psk(&p.psk.psk).is_some()
+                    }
                     (1, Proposal::GroupContextExtensions(_), _) if !gce => {
                         gce = true;
                         true
@@ -355,7 +361,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         // The proposal list, encoded at the end of the message buffer.
         let mut refs: heapless::Vec<HashValue, MAX_PENDING_REFS> = heapless::Vec::new();
         if opts.include_pending {
-            self.select_pending(&mut refs, opts.proposals, now)?;
+            self.select_pending(&mut refs, opts.proposals, now, psks)?;
         }
         let mut counter = Writer::counter();
         encode_list(&mut counter, &refs, opts.proposals)?;

@@ -138,12 +138,6 @@ fn encode_list(w: &mut Writer<'_>, refs: &[HashValue], by_value: &[Proposal<'_>]
 }
 
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
-    /// The encoded GroupContext of the current epoch.
-    fn current_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], CommitError> {
-        let tree_hash = self.tree().root_tree_hash()?;
-        Ok(self.state.group_context(tree_hash.as_bytes(), buf)?)
-    }
-
     /// Sends a proposal (§12.1) as a handshake message into `out`, and keeps
     /// it for our own next Commit.
     pub fn propose<'o>(
@@ -157,7 +151,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             return Err(CreateCommitError::Inactive);
         }
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let gc_len = self.current_context(&mut gc_buf)?.len();
+        let gc_len = self.encoded_context(&mut gc_buf)?.len();
         let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall)?)?;
         let content = FramedContent {
             group_id: self.state.group_id.as_slice(),
@@ -356,7 +350,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let suite = self.state.suite;
         let me = self.state.private.leaf;
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let gc_len = self.current_context(&mut gc_buf)?.len();
+        let gc_len = self.encoded_context(&mut gc_buf)?.len();
 
         // The proposal list, encoded at the end of the message buffer.
         let mut refs: heapless::Vec<HashValue, MAX_PENDING_REFS> = heapless::Vec::new();

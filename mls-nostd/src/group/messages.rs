@@ -97,8 +97,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let _version = r.read_u16()?;
         let wire_format = r.read_u16()?;
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let tree_hash = self.tree().root_tree_hash().map_err(CommitError::Tree)?;
-        let gc_len = self.state.group_context(tree_hash.as_bytes(), &mut gc_buf)?.len();
+        let gc_len = self.encoded_context(&mut gc_buf)?.len();
         let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall)?)?;
         let Self { trees, active, state, secret_tree, prev_secret_tree, prev, .. } = self;
         let [a, b] = trees;
@@ -192,8 +191,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             return Err(ReceiveError::Inactive);
         }
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let tree_hash = self.tree().root_tree_hash().map_err(CommitError::Tree)?;
-        let gc_len = self.state.group_context(tree_hash.as_bytes(), &mut gc_buf)?.len();
+        let gc_len = self.encoded_context(&mut gc_buf)?.len();
         let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall)?)?;
         let content = FramedContent {
             group_id: self.state.group_id.as_slice(),

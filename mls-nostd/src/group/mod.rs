@@ -289,8 +289,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// The encoded GroupContext of the current epoch (§8.1), e.g. for an
     /// external sender signing a proposal to the group.
     pub fn group_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], GroupError> {
-        let tree_hash = self.tree().root_tree_hash().map_err(|_| GroupError::CapacityExceeded)?;
-        self.state.group_context(tree_hash.as_bytes(), buf).map_err(GroupError::Codec)
+        self.encoded_context(buf).map_err(|e| match e {
+            CommitError::Codec(c) => GroupError::Codec(c),
+            _ => GroupError::CapacityExceeded,
+        })
+    }
+
+    /// The current GroupContext encoded into `buf` (the tree hash is cached).
+    pub(crate) fn encoded_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], CommitError> {
+        let tree_hash = self.tree().root_tree_hash()?;
+        Ok(self.state.group_context(tree_hash.as_bytes(), buf)?)
     }
 
     /// Our leaf.
@@ -327,8 +335,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
         // The epoch that ends keeps its keys for late application messages.
         let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let tree_hash = self.tree().root_tree_hash().map_err(|_| GroupError::CapacityExceeded)?;
-        let gc = self.state.group_context(tree_hash.as_bytes(), &mut gc).map_err(GroupError::Codec)?;
+        let gc = self.group_context(&mut gc)?;
         let prev = PrevEpoch {
             epoch: self.state.epoch,
             sender_data_secret: self.state.secrets.sender_data_secret.clone(),

@@ -58,6 +58,30 @@ impl Member {
         (bytes.to_vec(), keys)
     }
 
+    /// Creates a group of which we are the only member.
+    fn create(&mut self, suite: CipherSuite, group_id: &'static [u8], extensions: Extensions<'_>) {
+        let mut caps = [0u8; 8];
+        let params = CreateParams {
+            suite,
+            group_id,
+            credential: Credential::Basic { identity: self.name.as_bytes() },
+            lifetime: LIFETIME,
+            capabilities: default_capabilities(suite, &mut caps),
+            extensions,
+            config: GroupConfig::default(),
+        };
+        let signer = self.signer.clone();
+        self.group.create(&params, &signer, &mut self.rng).unwrap();
+    }
+
+    /// Adds `other` (a Commit without path, the tree in the Welcome); `other` joins.
+    fn add(&mut self, other: &mut Member, suite: CipherSuite) {
+        let (kp, keys) = other.key_package(suite);
+        let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+        let (_, welcome) = self.commit(&[add], false, WireFormatPolicy::Public);
+        other.join(&welcome.unwrap(), &kp, &keys);
+    }
+
     fn template(&self) -> LeafTemplate<'static> {
         // Basic credential of our name, default capabilities (leaked for the test's lifetime).
         let caps: &'static mut [u8; 8] = Box::leak(Box::new([0u8; 8]));
@@ -395,21 +419,8 @@ fn external_sender_proposals() {
     let mut alice = Member::new("alice", 21);
     let mut bob = Member::new("bob", 22);
     let mut carol = Member::new("carol", 23);
-    let mut caps = [0u8; 8];
-    let params = CreateParams {
-        suite,
-        group_id: b"external-senders",
-        credential: Credential::Basic { identity: b"alice" },
-        lifetime: LIFETIME,
-        capabilities: default_capabilities(suite, &mut caps),
-        extensions: Extensions::from_body(&ext).unwrap(),
-        config: GroupConfig::default(),
-    };
-    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
-    let (bob_kp, bob_keys) = bob.key_package(suite);
-    let (_, welcome) =
-        alice.commit(&[Proposal::Add(Add { key_package: KeyPackage::decode_exact(&bob_kp).unwrap() })], false, WireFormatPolicy::Public);
-    bob.join(&welcome.unwrap(), &bob_kp, &bob_keys);
+    alice.create(suite, b"external-senders", Extensions::from_body(&ext).unwrap());
+    alice.add(&mut bob, suite);
 
     // The delivery service proposes adding Carol.
     let (carol_kp, carol_keys) = carol.key_package(suite);
@@ -639,21 +650,8 @@ fn duplicate_pending_adds_are_committed_once() {
     let mut alice = Member::new("alice", 41);
     let mut bob = Member::new("bob", 42);
     let mut carol = Member::new("carol", 43);
-    let mut caps = [0u8; 8];
-    let params = CreateParams {
-        suite,
-        group_id: b"dup-adds",
-        credential: Credential::Basic { identity: b"alice" },
-        lifetime: LIFETIME,
-        capabilities: default_capabilities(suite, &mut caps),
-        extensions: Extensions::default(),
-        config: GroupConfig::default(),
-    };
-    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
-    let (bob_kp, bob_keys) = bob.key_package(suite);
-    let (_, welcome) =
-        alice.commit(&[Proposal::Add(Add { key_package: KeyPackage::decode_exact(&bob_kp).unwrap() })], false, WireFormatPolicy::Public);
-    bob.join(&welcome.unwrap(), &bob_kp, &bob_keys);
+    alice.create(suite, b"dup-adds", Extensions::default());
+    alice.add(&mut bob, suite);
 
     let (carol_kp, carol_keys) = carol.key_package(suite);
     let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&carol_kp).unwrap() });
@@ -686,21 +684,8 @@ fn pending_psk_without_key_is_skipped() {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
     let mut alice = Member::new("alice", 51);
     let mut bob = Member::new("bob", 52);
-    let mut caps = [0u8; 8];
-    let params = CreateParams {
-        suite,
-        group_id: b"psk-skip",
-        credential: Credential::Basic { identity: b"alice" },
-        lifetime: LIFETIME,
-        capabilities: default_capabilities(suite, &mut caps),
-        extensions: Extensions::default(),
-        config: GroupConfig::default(),
-    };
-    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
-    let (bob_kp, bob_keys) = bob.key_package(suite);
-    let (_, welcome) =
-        alice.commit(&[Proposal::Add(Add { key_package: KeyPackage::decode_exact(&bob_kp).unwrap() })], false, WireFormatPolicy::Public);
-    bob.join(&welcome.unwrap(), &bob_kp, &bob_keys);
+    alice.create(suite, b"psk-skip", Extensions::default());
+    alice.add(&mut bob, suite);
     let psk = Proposal::PreSharedKey(PreSharedKey {
         psk: PreSharedKeyId { psk: Psk::External { psk_id: b"only-bob-knows" }, psk_nonce: &[7; 32] },
     });

@@ -39,5 +39,6 @@ pub mod key_store;
 pub mod psk;
 pub mod ratchet_tree;
 pub mod secret_tree;
+pub mod store;
 pub mod transcript;
 pub mod tree_math;

@@ -58,6 +58,19 @@ impl<const P: usize> ProposalStore<P> {
     /// No proposals.
     pub const EMPTY: Self = Self { bytes: [0; P], used: 0 };
 
+    /// The store's bytes, for persistence.
+    pub(crate) fn raw(&self) -> &[u8] {
+        self.bytes.get(..self.used).unwrap_or(&[])
+    }
+
+    /// Appends bytes saved from [`Self::raw`].
+    pub(crate) fn append_raw(&mut self, bytes: &[u8]) -> Result<(), StoreFull> {
+        let end = self.used.checked_add(bytes.len()).ok_or(StoreFull)?;
+        self.bytes.get_mut(self.used..end).ok_or(StoreFull)?.copy_from_slice(bytes);
+        self.used = end;
+        Ok(())
+    }
+
     /// Forgets every proposal (a new epoch began), wiping the bytes.
     pub fn clear(&mut self) {
         if let Some(b) = self.bytes.get_mut(..self.used) {

@@ -725,7 +725,7 @@ impl<'s> TreeSlices<'s> {
         Ok(())
     }
 
-    fn import_parent(&mut self, x: NodeIndex, p: &ParentNode<'_>) -> Result<(), TreeError> {
+    pub(crate) fn import_parent(&mut self, x: NodeIndex, p: &ParentNode<'_>) -> Result<(), TreeError> {
         self.set_parent(x, p.encryption_key, p.parent_hash)?;
         let (first, count) = leaf_span(x);
         let mut prev: Option<u32> = None;
@@ -744,7 +744,7 @@ impl<'s> TreeSlices<'s> {
 
     /// §12.4.3.1: every unmerged leaf is a non-blank descendant, and every
     /// non-blank node between it and the parent lists it too.
-    fn check_unmerged(&self) -> Result<(), TreeError> {
+    pub(crate) fn check_unmerged(&self) -> Result<(), TreeError> {
         for i in 0..self.meta.n_leaves {
             let l = LeafIndex(i);
             let Some(slot) = self.leaf(l) else { continue };

@@ -99,7 +99,12 @@ impl TreeKemPrivate {
         Ok(pk)
     }
 
-    fn set_key(&mut self, node: NodeIndex, sk: HpkePrivateKey) {
+    /// Our path keys, for persistence.
+    pub(crate) fn path_keys(&self) -> impl Iterator<Item = &(NodeIndex, HpkePrivateKey)> + '_ {
+        self.path.iter().flatten()
+    }
+
+    pub(crate) fn set_key(&mut self, node: NodeIndex, sk: HpkePrivateKey) {
         let level = tree_math::level(node) as usize;
         if let Some(slot) = level.checked_sub(1).and_then(|i| self.path.get_mut(i)) {
             *slot = Some((node, sk));

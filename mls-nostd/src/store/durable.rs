@@ -1,0 +1,381 @@
+//! Group operations that persist before they emit (DESIGN.md decision 9).
+//!
+//! Each `*_durable` method runs the in-memory operation, then saves what it
+//! changed with one commit point, and only then returns its output. If the
+//! save fails, nothing leaves: a ciphertext or plaintext buffer is zeroed and
+//! a staged commit discarded, and the error says so. The in-memory ratchet may
+//! then be ahead of the stored one, which is safe (a key is never used twice);
+//! the caller can retry with [`Group::save`].
+
+use super::records::{self, BlobWriter, for_each_item, verify};
+use super::snapshot::RestoreChecks;
+use super::{Head, MAX_RECORD_LEN, Part, Parts, Storage, StorageError, StoreError, key_package_key};
+use crate::crypto::HashValue;
+use crate::crypto::hpke::HpkePrivateKey;
+use crate::crypto::signature::SignaturePrivateKey;
+use crate::executor::Executor;
+use crate::group::{
+    CommitBuffers, CommitOutput, CreateCommitError, CredentialPolicy, Group, GroupError, JoinError, JoinParams,
+    ReceiveError, Received,
+};
+use crate::key_package::KeyPackagePrivateKeys;
+use crate::psk::PskStore;
+use rand_core::CryptoRng;
+
+/// How many KeyPackages' private keys the store holds at once.
+pub const MAX_KEY_PACKAGES: u16 = 16;
+
+/// An operation's own error, or the store's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DurableError<E> {
+    /// The operation failed; nothing was saved and the group is as before.
+    Op(E),
+    /// The operation succeeded in memory but its result was not saved, so
+    /// nothing was returned.
+    Store(StoreError),
+}
+
+impl<E> From<StoreError> for DurableError<E> {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// A buffer for one record.
+pub type RecordBuffer = [u8; MAX_RECORD_LEN];
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+    /// Saves `parts` of this group to group `slot`, atomically: new records
+    /// in the spare banks, then the head (the commit point), then the old
+    /// banks are removed. The staged part is always written when it changed
+    /// (a commit staged or dropped since the last save).
+    pub fn save<S: Storage>(&mut self, storage: &mut S, slot: u8, parts: Parts, buf: &mut RecordBuffer) -> Result<(), StoreError> {
+        self.save_with(storage, slot, parts, None, buf)
+    }
+
+    fn save_with<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
+        mut parts: Parts,
+        consumed: Option<HashValue>,
+        buf: &mut RecordBuffer,
+    ) -> Result<(), StoreError> {
+        let old = match Head::read(storage, slot, buf) {
+            Ok(h) => Some(h),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let mut head = old.unwrap_or(Head::NEW);
+        if old.is_none() {
+            parts = Parts::ALL;
+        }
+        let stored_staged = head.part(Part::Staged).records > 0;
+        if self.staged.is_some() || stored_staged {
+            parts = parts.with(Part::Staged);
+        }
+        for part in Part::ALL {
+            if !parts.has(part) {
+                continue;
+            }
+            let bank = head.part(part).bank ^ 1;
+            let mut w = BlobWriter::new(storage, slot, part, bank, buf)?;
+            self.save_part(part, &mut w)?;
+            let info = w.finish()?;
+            head.set_part(part, info);
+        }
+        head.seq = head.seq.wrapping_add(1);
+        head.consumed = consumed;
+        head.write(storage, slot)?;
+        // Committed. The old banks (and their secrets) go.
+        if let Some(old) = old {
+            for part in Part::ALL {
+                if parts.has(part) {
+                    records::clear_bank(storage, slot, part, old.part(part).bank, buf)?;
+                }
+            }
+        }
+        storage.committed()?;
+        Ok(())
+    }
+
+    /// Loads group `slot` into this group (whose previous state is replaced).
+    /// Every record is checked against the head's hashes before anything is
+    /// decoded; on any error the group is left empty and inactive.
+    pub fn load<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
+        credentials: CredentialPolicy,
+        buf: &mut RecordBuffer,
+    ) -> Result<(), StoreError> {
+        let result = self.load_inner(storage, slot, credentials, buf);
+        if result.is_err() {
+            self.wipe();
+        }
+        result
+    }
+
+    fn load_inner<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
+        credentials: CredentialPolicy,
+        buf: &mut RecordBuffer,
+    ) -> Result<(), StoreError> {
+        let head = Head::read(storage, slot, buf)?;
+        for part in Part::ALL {
+            verify(storage, slot, part, head.part(part), buf)?;
+        }
+        self.wipe();
+        let mut checks = RestoreChecks::default();
+        for part in Part::ALL {
+            let info = *head.part(part);
+            for_each_item(storage, slot, part, &info, buf, &mut |item| {
+                self.restore_item(part, item, &mut checks, credentials)
+            })?;
+        }
+        self.restore_finish(&checks)
+    }
+
+    /// [`Group::protect_application`], returning the ciphertext only once the
+    /// sending ratchet's new position is stored: a reboot never reuses the
+    /// key and nonce.
+    #[allow(clippy::too_many_arguments)]
+    pub fn protect_application_durable<'o, S: Storage>(
+        &mut self,
+        data: &[u8],
+        authenticated_data: &[u8],
+        padding: usize,
+        rng: &mut impl CryptoRng,
+        out: &'o mut [u8],
+        storage: &mut S,
+        slot: u8,
+        buf: &mut RecordBuffer,
+    ) -> Result<&'o [u8], DurableError<ReceiveError>> {
+        let len = self
+            .protect_application(data, authenticated_data, padding, rng, out)
+            .map_err(DurableError::Op)?
+            .len();
+        if let Err(e) = self.save(storage, slot, Parts::RATCHETS, buf) {
+            out.fill(0);
+            return Err(e.into());
+        }
+        out.get(..len).ok_or(DurableError::Store(StoreError::TooLarge))
+    }
+
+    /// [`Group::process_message`], saving what it consumed before anything
+    /// is returned: the receiving ratchet for application data (a replay
+    /// after a reboot stays rejected), the proposal store for proposals. A
+    /// staged Commit is not saved (it is saved by the merge; after a reboot
+    /// the Commit is processed again); a later save while it is staged saves
+    /// it too.
+    pub fn process_message_durable<'m, S: Storage>(
+        &mut self,
+        message: &'m mut [u8],
+        psks: &dyn PskStore,
+        now: u64,
+        storage: &mut S,
+        slot: u8,
+        buf: &mut RecordBuffer,
+    ) -> Result<Received<'m>, DurableError<ReceiveError>> {
+        // Processed through a reborrow, so that the plaintext (decrypted in
+        // place) can be wiped if the save fails; re-sliced afterwards.
+        let base = message.as_ptr() as usize;
+        let (parts, app) = match self.process_message(&mut *message, psks, now).map_err(DurableError::Op)? {
+            Received::Application { sender, data, authenticated_data } => {
+                let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base);
+                let spans = (at(data), data.len(), at(authenticated_data), authenticated_data.len());
+                (Some(Parts::RATCHETS), Ok((sender, spans)))
+            }
+            Received::Proposal { sender, reference } => {
+                (Some(Parts::RATCHETS.with(Part::Proposals)), Err(Received::Proposal { sender, reference }))
+            }
+            Received::Commit(summary) => (None, Err(Received::Commit(summary))),
+        };
+        if let Some(parts) = parts {
+            if let Err(e) = self.save(storage, slot, parts, buf) {
+                message.fill(0);
+                return Err(e.into());
+            }
+        }
+        match app {
+            Err(other) => Ok(other),
+            Ok((sender, (d, dl, a, al))) => {
+                let message: &'m [u8] = message;
+                let slice = |at: usize, len: usize| at.checked_add(len).and_then(|end| message.get(at..end));
+                let corrupt = DurableError::Store(StoreError::TooLarge);
+                Ok(Received::Application {
+                    sender,
+                    data: slice(d, dl).ok_or(corrupt)?,
+                    authenticated_data: slice(a, al).ok_or(corrupt)?,
+                })
+            }
+        }
+    }
+
+    /// [`Group::merge_staged_commit`], then saves the new epoch.
+    pub fn merge_staged_commit_durable<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
+        buf: &mut RecordBuffer,
+    ) -> Result<(), DurableError<GroupError>> {
+        self.merge_staged_commit().map_err(DurableError::Op)?;
+        self.save(storage, slot, Parts::ALL, buf)?;
+        Ok(())
+    }
+
+    /// [`Group::commit`], returning the Commit and Welcome only once the
+    /// staged epoch (with the path secrets behind them) is stored: after a
+    /// reboot the member can still merge the Commit the group accepted.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_durable<'o, S: Storage>(
+        &mut self,
+        opts: &crate::group::CommitOptions<'_>,
+        psks: &dyn PskStore,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        bufs: CommitBuffers<'o>,
+        storage: &mut S,
+        slot: u8,
+        buf: &mut RecordBuffer,
+    ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
+        let output = self.commit(opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
+        if let Err(e) = self.save(storage, slot, Parts::RATCHETS.with(Part::Staged), buf) {
+            self.discard_staged_commit();
+            return Err(e.into());
+        }
+        Ok(output)
+    }
+
+    /// Joins from `welcome` with the KeyPackage keys kept in `storage`, and
+    /// saves the group to `slot`. The KeyPackage's private keys are removed by
+    /// the same commit point (the head names them; [`super::recover`]
+    /// finishes the removal after a cut): neither a lost join nor a reusable
+    /// key. `p.keys` and `p.signer` are ignored: both come from the store.
+    pub fn join_durable<S: Storage>(
+        &mut self,
+        welcome: &[u8],
+        p: &JoinParams<'_>,
+        storage: &mut S,
+        slot: u8,
+        buf: &mut RecordBuffer,
+        group_info_buf: &mut [u8],
+    ) -> Result<(), DurableError<JoinError>> {
+        let reference = key_package_ref(p.key_package).map_err(DurableError::Op)?;
+        let (keys, signer) = load_key_package(storage, &reference, buf)?.ok_or(DurableError::Op(JoinError::Welcome(
+            crate::messages::welcome_secrets::WelcomeError::NotForUs,
+        )))?;
+        self.join(welcome, &JoinParams { keys: &keys, signer: &signer, ..*p }, group_info_buf)
+            .map_err(DurableError::Op)?;
+        if let Err(e) = self.save_with(storage, slot, Parts::ALL, Some(reference), buf) {
+            self.wipe();
+            return Err(e.into());
+        }
+        remove_key_package(storage, &reference, buf)?;
+        Ok(())
+    }
+}
+
+fn key_package_ref(key_package: &[u8]) -> Result<HashValue, JoinError> {
+    use crate::codec::Decode;
+    let kp = crate::key_package::KeyPackage::decode_exact(key_package)?;
+    let suite = crate::crypto::CipherSuite::from_u16(kp.tbs.cipher_suite)
+        .ok_or(JoinError::Welcome(crate::messages::welcome_secrets::WelcomeError::WrongCipherSuite))?;
+    Ok(kp.reference(suite)?)
+}
+
+const KP_RECORD_LEN: usize = 1 + 32 + 32 + 32 + 32;
+
+/// Keeps the private keys of a KeyPackage (and the signature key it was
+/// signed with) until a Welcome consumes it.
+pub fn store_key_package<S: Storage>(
+    storage: &mut S,
+    reference: &HashValue,
+    keys: &KeyPackagePrivateKeys,
+    signer: &SignaturePrivateKey,
+    buf: &mut RecordBuffer,
+) -> Result<(), StoreError> {
+    let mut free = None;
+    for n in 0..MAX_KEY_PACKAGES {
+        match read_kp(storage, n, buf)? {
+            Some((r, _, _)) if r == *reference => {
+                free = Some(n);
+                break;
+            }
+            None if free.is_none() => free = Some(n),
+            _ => {}
+        }
+    }
+    let n = free.ok_or(StoreError::Storage(StorageError::Full))?;
+    let mut record = [0u8; KP_RECORD_LEN];
+    let mut w = crate::codec::Writer::new(&mut record);
+    let r = reference.as_bytes();
+    w.write_u8(u8::try_from(r.len()).map_err(|_| StoreError::TooLarge)?)?;
+    let mut padded = [0u8; 32];
+    padded.get_mut(..r.len()).ok_or(StoreError::TooLarge)?.copy_from_slice(r);
+    w.write_bytes(&padded)?;
+    w.write_bytes(keys.init_key.as_bytes())?;
+    w.write_bytes(keys.encryption_key.as_bytes())?;
+    w.write_bytes(signer.as_bytes())?;
+    let result = storage.write(key_package_key(n), &record);
+    zeroize::Zeroize::zeroize(&mut record);
+    result?;
+    storage.committed()?;
+    Ok(())
+}
+
+fn read_kp<S: Storage>(
+    storage: &mut S,
+    n: u16,
+    buf: &mut RecordBuffer,
+) -> Result<Option<(HashValue, KeyPackagePrivateKeys, SignaturePrivateKey)>, StoreError> {
+    let Some(bytes) = storage.read(key_package_key(n), buf)? else { return Ok(None) };
+    let mut r = crate::codec::Reader::new(bytes);
+    let len = usize::from(r.read_u8()?);
+    let padded = r.read_bytes(32)?;
+    let reference = HashValue::from_slice(padded.get(..len).ok_or(StoreError::Corrupt)?).map_err(|_| StoreError::Corrupt)?;
+    let bad = |_| StoreError::Corrupt;
+    let init_key = HpkePrivateKey::from_slice(r.read_bytes(32)?).map_err(bad)?;
+    let encryption_key = HpkePrivateKey::from_slice(r.read_bytes(32)?).map_err(bad)?;
+    let signer = SignaturePrivateKey::from_slice(r.read_bytes(32)?).map_err(bad)?;
+    r.finish()?;
+    let result = Some((reference, KeyPackagePrivateKeys { init_key, encryption_key }, signer));
+    buf.fill(0);
+    Ok(result)
+}
+
+/// The keys stored for the KeyPackage `reference`.
+pub fn load_key_package<S: Storage>(
+    storage: &mut S,
+    reference: &HashValue,
+    buf: &mut RecordBuffer,
+) -> Result<Option<(KeyPackagePrivateKeys, SignaturePrivateKey)>, StoreError> {
+    for n in 0..MAX_KEY_PACKAGES {
+        if let Some((r, keys, signer)) = read_kp(storage, n, buf)? {
+            if r == *reference {
+                return Ok(Some((keys, signer)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Removes the keys of KeyPackage `reference` (a KeyPackage is used once, §16.8).
+pub fn remove_key_package<S: Storage>(storage: &mut S, reference: &HashValue, buf: &mut [u8]) -> Result<(), StoreError> {
+    let buf: &mut RecordBuffer = match buf.get_mut(..MAX_RECORD_LEN).and_then(|b| b.try_into().ok()) {
+        Some(b) => b,
+        None => return Err(StoreError::TooLarge),
+    };
+    for n in 0..MAX_KEY_PACKAGES {
+        if let Some((r, _, _)) = read_kp(storage, n, buf)? {
+            if r == *reference {
+                storage.remove(key_package_key(n))?;
+            }
+        }
+    }
+    storage.committed()?;
+    Ok(())
+}

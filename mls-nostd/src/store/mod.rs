@@ -1,0 +1,209 @@
+//! Persistent state that survives power cuts (DESIGN.md decision 9).
+//!
+//! The caller injects a [`Storage`]: a key-value map of small records whose
+//! single-record writes are atomic (a CRC-checked flash item, a file renamed
+//! into place, a RAM slot). On top of it this module makes every group
+//! operation atomic:
+//!
+//! - A group's state is four *blobs* ([`Part`]): the epoch (secrets, our
+//!   private keys, the public tree, transcript hashes, context), the pending
+//!   proposals, a staged commit, and the secret trees' ratchets. Each blob is a
+//!   run of records in one of two *banks*.
+//! - A save writes the changed blobs into their spare banks, then one *head*
+//!   record naming, for each part, its bank, record count and SHA-256. The
+//!   head write is the commit point: before it the old state is intact, after
+//!   it the new one is. The old banks are then removed.
+//! - Loading verifies every blob's hash before decoding anything, so a
+//!   corrupted or foreign record is a typed error, never a half-built group;
+//!   [`recover`] removes what a cut left of an unfinished save.
+//! - Persist before emit: [`durable`] sends nothing (no ciphertext, no
+//!   plaintext, no Commit) before the ratchet positions behind it are saved,
+//!   so a reboot never reuses a key and nonce, and a replayed message stays
+//!   rejected.
+//! - A consumed KeyPackage's private keys are removed by the same head that
+//!   stores the joined group ([`Head::consumed`]), finished by [`recover`] if
+//!   the power fails in between.
+//!
+//! Backends: [`RamStorage`] here, [`flash::FlashStorage`] over
+//! `embedded-storage` with `sequential-storage` (feature `flash`), and a file
+//! store in `platform-std`. Records removed from flash stay readable until
+//! their page is erased; see [`flash`] for the scrub that bounds that delay.
+
+pub mod durable;
+mod ram;
+mod records;
+mod snapshot;
+
+pub use ram::RamStorage;
+pub use records::{Head, MAX_RECORD_LEN, PartInfo};
+pub(crate) use records::ItemSink;
+
+use crate::codec::CodecError;
+
+/// A record's key. Layout: `kind (8) | slot (8) | part and bank (8) | index (8)`.
+pub type RecordKey = u32;
+
+/// Why a [`Storage`] operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageError {
+    /// No room left for the record.
+    Full,
+    /// The record is longer than the backend accepts.
+    TooLarge,
+    /// The medium failed (read, write or erase error).
+    Io,
+    /// The backend's own structures are damaged beyond its repair.
+    Corrupted,
+    /// A write reported success but did not read back (flash bug guard).
+    ReadBack,
+}
+
+/// A key-value map of records. A `write` replaces the record atomically:
+/// after a power cut the key holds the old value or the new one, never a mix.
+pub trait Storage {
+    /// Copies the record `key` into `buf` and returns it, or `None` if absent.
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError>;
+    /// Writes (or replaces) the record `key`.
+    fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError>;
+    /// Removes the record `key` (absent keys are fine).
+    fn remove(&mut self, key: RecordKey) -> Result<(), StorageError>;
+    /// Called after each commit point. Backends that keep removed bytes
+    /// readable (flash) erase them here, at least every so many calls (their
+    /// documented bound).
+    fn committed(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+/// Why saving or loading state failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// The backend failed.
+    Storage(StorageError),
+    /// Nothing is stored in this slot.
+    NotFound,
+    /// A record was written by an unknown format version.
+    WrongVersion(u8),
+    /// A record is damaged, truncated, missing or foreign: its hash or framing
+    /// does not match what the head says. Nothing was loaded.
+    Corrupt,
+    /// A record decoded but is invalid for this group type (e.g. more leaves
+    /// than its capacity, an unknown cipher suite).
+    Invalid(CodecError),
+    /// An item is larger than [`MAX_RECORD_LEN`], or the group's state needs
+    /// more records than a part may have.
+    TooLarge,
+}
+
+impl From<StorageError> for StoreError {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
+}
+
+impl From<CodecError> for StoreError {
+    fn from(e: CodecError) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+impl core::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Storage(e) => write!(f, "storage failed: {e:?}"),
+            Self::NotFound => f.write_str("no state stored in this slot"),
+            Self::WrongVersion(v) => write!(f, "stored state has unknown format version {v}"),
+            Self::Corrupt => f.write_str("stored state is corrupted (hash mismatch)"),
+            Self::Invalid(e) => write!(f, "stored state is invalid: {e:?}"),
+            Self::TooLarge => f.write_str("state too large for the record format"),
+        }
+    }
+}
+
+/// The parts of a group's state, each stored as its own blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Epoch secrets, private keys, the public tree, context, past-epoch data.
+    Epoch = 0,
+    /// Pending proposals and our pending Update's leaf key.
+    Proposals = 1,
+    /// A staged commit (ours, waiting for the delivery service), or none.
+    Staged = 2,
+    /// The secret trees' ratchet positions and out-of-order keys.
+    Ratchets = 3,
+}
+
+impl Part {
+    /// Every part, in save order.
+    pub const ALL: [Part; 4] = [Part::Epoch, Part::Proposals, Part::Staged, Part::Ratchets];
+}
+
+/// Which parts a save writes (the others keep their records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parts(u8);
+
+impl Parts {
+    /// Everything.
+    pub const ALL: Self = Self(0b1111);
+    /// Only the ratchets (after sending or reading a message).
+    pub const RATCHETS: Self = Self(1 << Part::Ratchets as u8);
+
+    /// These parts and `p`.
+    pub const fn with(self, p: Part) -> Self {
+        Self(self.0 | 1 << p as u8)
+    }
+
+    /// True if `p` is included.
+    pub const fn has(self, p: Part) -> bool {
+        self.0 & (1 << p as u8) != 0
+    }
+}
+
+/// Record kinds (the key's top byte).
+pub(crate) const KIND_HEAD: u8 = 1;
+pub(crate) const KIND_BLOB: u8 = 2;
+pub(crate) const KIND_KEY_PACKAGE: u8 = 3;
+
+/// The key of a group slot's head record.
+pub const fn head_key(slot: u8) -> RecordKey {
+    u32::from_be_bytes([KIND_HEAD, slot, 0, 0])
+}
+
+/// The key of record `index` of `part` in `bank` of a group slot.
+pub const fn blob_key(slot: u8, part: Part, bank: u8, index: u8) -> RecordKey {
+    u32::from_be_bytes([KIND_BLOB, slot, (part as u8) << 1 | (bank & 1), index])
+}
+
+/// The key of KeyPackage private-key slot `n`.
+pub const fn key_package_key(n: u16) -> RecordKey {
+    let [a, b] = n.to_be_bytes();
+    u32::from_be_bytes([KIND_KEY_PACKAGE, 0, a, b])
+}
+
+/// Finishes what a power cut interrupted in group `slot`: removes records of
+/// an unfinished save (and of a finished one whose old banks were not yet
+/// removed), and the KeyPackage a join consumed. Run it at start-up before
+/// loading; it is idempotent.
+pub fn recover<S: Storage>(storage: &mut S, slot: u8, buf: &mut [u8]) -> Result<(), StoreError> {
+    let head = match Head::read(storage, slot, buf) {
+        Ok(h) => h,
+        Err(StoreError::NotFound) => {
+            // No committed group: every bank is garbage.
+            for part in Part::ALL {
+                for bank in 0..2 {
+                    records::clear_bank(storage, slot, part, bank, buf)?;
+                }
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    for part in Part::ALL {
+        let spare = head.part(part).bank ^ 1;
+        records::clear_bank(storage, slot, part, spare, buf)?;
+    }
+    if let Some(reference) = head.consumed {
+        durable::remove_key_package(storage, &reference, buf)?;
+    }
+    Ok(())
+}

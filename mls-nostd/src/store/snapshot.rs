@@ -1,0 +1,484 @@
+//! A group's state as items, part by part, and its restoration.
+//!
+//! Not stored: the epoch's `encryption_secret` (the secret tree, saved with
+//! the ratchets, replaces it: §9.2 deletion) and the credential policy (a
+//! function, given again at load). Hash caches are recomputed.
+
+use super::{ItemSink, Part, StoreError};
+use crate::codec::{CodecError, OwnedBytes, Reader, Writer};
+use crate::crypto::hpke::HpkePrivateKey;
+use crate::crypto::signature::SignaturePrivateKey;
+use crate::crypto::{CipherSuite, HashValue, Secret};
+use crate::group::{EpochState, Group, GroupConfig, PrevEpoch, ReInitParams, Staged};
+use crate::key_schedule::EpochSecrets;
+use crate::ratchet_tree::node::ParentNode;
+use crate::ratchet_tree::tree::RatchetTree;
+use crate::ratchet_tree::treekem::TreeKemPrivate;
+use crate::secret_tree::SecretTreeConfig;
+use crate::tree_math::{LeafIndex, NodeIndex};
+
+// Item tags (the first byte of every item).
+const T_HEADER: u8 = 1;
+const T_EXTENSIONS: u8 = 2;
+const T_REINIT: u8 = 3;
+const T_PREV: u8 = 4;
+const T_RESUMPTION_PSK: u8 = 5;
+const T_NODE: u8 = 6;
+const T_STAGED_REMOVED: u8 = 7;
+const T_STAGED_HEADER: u8 = 8;
+const T_STAGED_REINIT: u8 = 9;
+const T_UPDATE_KEY: u8 = 10;
+const T_PROPOSALS: u8 = 11;
+
+/// Proposal-store bytes per item.
+const PROPOSAL_CHUNK: usize = 2048;
+
+fn write_secret(w: &mut Writer<'_>, s: &Secret) -> Result<(), CodecError> {
+    w.write_opaque(s.as_bytes())
+}
+
+fn read_secret(r: &mut Reader<'_>) -> Result<Secret, CodecError> {
+    Secret::from_slice(r.read_opaque()?).map_err(|_| CodecError::InvalidValue)
+}
+
+fn read_hash(r: &mut Reader<'_>) -> Result<HashValue, CodecError> {
+    HashValue::from_slice(r.read_opaque()?).map_err(|_| CodecError::InvalidValue)
+}
+
+fn read_hpke_key(r: &mut Reader<'_>) -> Result<HpkePrivateKey, CodecError> {
+    HpkePrivateKey::from_slice(r.read_opaque()?).map_err(|_| CodecError::InvalidValue)
+}
+
+/// The secrets of §8 table 4; `encryption_secret` only for a staged epoch,
+/// whose secret tree is built from it at merge.
+fn write_secrets(w: &mut Writer<'_>, s: &EpochSecrets, with_encryption: bool) -> Result<(), CodecError> {
+    for secret in [
+        &s.sender_data_secret,
+        &s.exporter_secret,
+        &s.external_secret,
+        &s.confirmation_key,
+        &s.membership_key,
+        &s.resumption_psk,
+        &s.epoch_authenticator,
+        &s.init_secret,
+    ] {
+        write_secret(w, secret)?;
+    }
+    if with_encryption { write_secret(w, &s.encryption_secret) } else { w.write_opaque(&[]) }
+}
+
+fn read_secrets(r: &mut Reader<'_>) -> Result<EpochSecrets, CodecError> {
+    Ok(EpochSecrets {
+        sender_data_secret: read_secret(r)?,
+        exporter_secret: read_secret(r)?,
+        external_secret: read_secret(r)?,
+        confirmation_key: read_secret(r)?,
+        membership_key: read_secret(r)?,
+        resumption_psk: read_secret(r)?,
+        epoch_authenticator: read_secret(r)?,
+        init_secret: read_secret(r)?,
+        encryption_secret: read_secret(r)?,
+    })
+}
+
+fn write_private(w: &mut Writer<'_>, p: &TreeKemPrivate) -> Result<(), CodecError> {
+    w.write_u32(p.leaf.0)?;
+    w.write_opaque(p.leaf_key.as_bytes())?;
+    let count = p.path_keys().count();
+    w.write_u8(u8::try_from(count).map_err(|_| CodecError::CapacityExceeded)?)?;
+    for (node, key) in p.path_keys() {
+        w.write_u32(node.0)?;
+        w.write_opaque(key.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn read_private(r: &mut Reader<'_>) -> Result<TreeKemPrivate, CodecError> {
+    let mut p = TreeKemPrivate::new(LeafIndex(r.read_u32()?), read_hpke_key(r)?);
+    for _ in 0..r.read_u8()? {
+        let node = NodeIndex(r.read_u32()?);
+        if node.leaf().is_some() {
+            return Err(CodecError::InvalidValue);
+        }
+        p.set_key(node, read_hpke_key(r)?);
+    }
+    Ok(p)
+}
+
+/// An epoch's state except its extensions (their own item: up to 2 KiB).
+fn write_state(w: &mut Writer<'_>, s: &EpochState, with_encryption: bool) -> Result<(), CodecError> {
+    w.write_u16(s.suite.to_u16())?;
+    w.write_opaque(s.group_id.as_slice())?;
+    w.write_u64(s.epoch)?;
+    w.write_opaque(s.confirmed_transcript_hash.as_bytes())?;
+    w.write_opaque(s.interim_transcript_hash.as_bytes())?;
+    w.write_opaque(s.confirmation_tag.as_bytes())?;
+    write_secrets(w, &s.secrets, with_encryption)?;
+    write_private(w, &s.private)
+}
+
+fn read_state(r: &mut Reader<'_>) -> Result<EpochState, CodecError> {
+    Ok(EpochState {
+        suite: CipherSuite::from_u16(r.read_u16()?).ok_or(CodecError::InvalidValue)?,
+        group_id: OwnedBytes::from_slice(r.read_opaque()?)?,
+        epoch: r.read_u64()?,
+        confirmed_transcript_hash: read_hash(r)?,
+        interim_transcript_hash: read_hash(r)?,
+        confirmation_tag: read_hash(r)?,
+        extensions: OwnedBytes::EMPTY,
+        secrets: read_secrets(r)?,
+        private: read_private(r)?,
+    })
+}
+
+fn write_reinit(w: &mut Writer<'_>, p: &ReInitParams) -> Result<(), CodecError> {
+    w.write_opaque(p.group_id.as_slice())?;
+    w.write_u16(p.version)?;
+    w.write_u16(p.cipher_suite)?;
+    w.write_opaque(p.extensions.as_slice())
+}
+
+fn read_reinit(r: &mut Reader<'_>) -> Result<ReInitParams, CodecError> {
+    Ok(ReInitParams {
+        group_id: OwnedBytes::from_slice(r.read_opaque()?)?,
+        version: r.read_u16()?,
+        cipher_suite: r.read_u16()?,
+        extensions: OwnedBytes::from_slice(r.read_opaque()?)?,
+    })
+}
+
+/// Writes the tree's non-blank nodes, one item each.
+fn save_tree<const N: usize, const ARENA: usize>(
+    tree: &mut RatchetTree<N, ARENA>,
+    out: &mut dyn ItemSink,
+) -> Result<(), StoreError> {
+    let t = tree.slices();
+    let width = crate::tree_math::node_width(t.n_leaves()).unwrap_or(0);
+    for x in 0..width {
+        let node = NodeIndex(x);
+        if t.is_blank(node) {
+            continue;
+        }
+        match node.leaf() {
+            Some(l) => {
+                let bytes = t.leaf_bytes(l).ok_or(StoreError::Invalid(CodecError::InvalidValue))?;
+                out.item(&|w| {
+                    w.write_u8(T_NODE)?;
+                    w.write_u32(x)?;
+                    w.write_bytes(bytes)
+                })?;
+            }
+            None => out.item(&|w| {
+                w.write_u8(T_NODE)?;
+                w.write_u32(x)?;
+                t.write_parent_node(w, node)
+            })?,
+        }
+    }
+    Ok(())
+}
+
+fn restore_node<const N: usize, const ARENA: usize>(tree: &mut RatchetTree<N, ARENA>, r: &mut Reader<'_>) -> Result<(), StoreError> {
+    use crate::codec::Decode;
+    let x = NodeIndex(r.read_u32()?);
+    let bytes = r.remaining();
+    let mut t = tree.slices();
+    let width = crate::tree_math::node_width(t.n_leaves()).unwrap_or(0);
+    if x.0 >= width {
+        return Err(StoreError::Invalid(CodecError::InvalidValue));
+    }
+    let bad = |_| StoreError::Invalid(CodecError::InvalidValue);
+    match x.leaf() {
+        Some(l) => t.set_leaf(l, bytes).map_err(bad)?,
+        None => t.import_parent(x, &ParentNode::decode_exact(bytes)?).map_err(bad)?,
+    }
+    Ok(())
+}
+
+/// The tree header fields: leaf count and root tree hash (checked at load).
+fn write_tree_header(w: &mut Writer<'_>, n_leaves: u32, tree_hash: &HashValue) -> Result<(), CodecError> {
+    w.write_u32(n_leaves)?;
+    w.write_opaque(tree_hash.as_bytes())
+}
+
+/// What restoring checks once all items are read.
+#[derive(Default)]
+pub(crate) struct RestoreChecks {
+    tree_hash: Option<HashValue>,
+    staged_tree_hash: Option<HashValue>,
+    header_seen: bool,
+    ratchets_seen: bool,
+}
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+    /// Writes `part` of this group as items.
+    pub(crate) fn save_part(&mut self, part: Part, out: &mut dyn ItemSink) -> Result<(), StoreError> {
+        match part {
+            Part::Epoch => self.save_epoch(out),
+            Part::Proposals => {
+                if let Some(key) = &self.pending_update_key {
+                    out.item(&|w| {
+                        w.write_u8(T_UPDATE_KEY)?;
+                        w.write_bytes(key.as_bytes())
+                    })?;
+                }
+                for chunk in self.proposals.raw().chunks(PROPOSAL_CHUNK) {
+                    out.item(&|w| {
+                        w.write_u8(T_PROPOSALS)?;
+                        w.write_bytes(chunk)
+                    })?;
+                }
+                Ok(())
+            }
+            Part::Staged => self.save_staged(out),
+            Part::Ratchets => {
+                self.secret_tree.save_items(0, out)?;
+                self.prev_secret_tree.save_items(1, out)
+            }
+        }
+    }
+
+    fn save_epoch(&mut self, out: &mut dyn ItemSink) -> Result<(), StoreError> {
+        let tree_hash = self.tree().root_tree_hash().map_err(|_| StoreError::Invalid(CodecError::InvalidValue))?;
+        let n_leaves = self.tree().n_leaves();
+        let (state, signer, removed, config) = (&self.state, &self.signer, self.removed, self.config);
+        out.item(&|w| {
+            w.write_u8(T_HEADER)?;
+            write_state(w, state, false)?;
+            w.write_opaque(signer.as_bytes())?;
+            w.write_u8(u8::from(removed))?;
+            w.write_u32(config.secret_tree.max_forward_distance)?;
+            w.write_u64(config.max_lifetime)?;
+            write_tree_header(w, n_leaves, &tree_hash)
+        })?;
+        out.item(&|w| {
+            w.write_u8(T_EXTENSIONS)?;
+            w.write_bytes(state.extensions.as_slice())
+        })?;
+        if let Some((epoch, p)) = &self.reinit {
+            out.item(&|w| {
+                w.write_u8(T_REINIT)?;
+                w.write_u64(*epoch)?;
+                write_reinit(w, p)
+            })?;
+        }
+        if let Some(prev) = &self.prev {
+            out.item(&|w| {
+                w.write_u8(T_PREV)?;
+                w.write_u64(prev.epoch)?;
+                write_secret(w, &prev.sender_data_secret)?;
+                w.write_bytes(prev.group_context.as_slice())
+            })?;
+        }
+        for (epoch, psk) in self.resumption_psks.iter().flatten() {
+            out.item(&|w| {
+                w.write_u8(T_RESUMPTION_PSK)?;
+                w.write_u64(*epoch)?;
+                write_secret(w, psk)
+            })?;
+        }
+        let active = self.active & 1;
+        let [a, b] = &mut self.trees;
+        save_tree(if active == 0 { a } else { b }, out)
+    }
+
+    fn save_staged(&mut self, out: &mut dyn ItemSink) -> Result<(), StoreError> {
+        match &self.staged {
+            None => return Ok(()),
+            Some(Staged::Removed) => return out.item(&|w| w.write_u8(T_STAGED_REMOVED)),
+            Some(Staged::Epoch(_)) => {}
+        }
+        let spare = (self.active & 1) ^ 1;
+        let [a, b] = &mut self.trees;
+        let tree = if spare == 0 { a } else { b };
+        let tree_hash = tree.slices().root_tree_hash().map_err(|_| StoreError::Invalid(CodecError::InvalidValue))?;
+        let n_leaves = tree.slices().n_leaves();
+        let Some(Staged::Epoch(state)) = &self.staged else { return Ok(()) };
+        out.item(&|w| {
+            w.write_u8(T_STAGED_HEADER)?;
+            write_state(w, state, true)?;
+            write_tree_header(w, n_leaves, &tree_hash)
+        })?;
+        out.item(&|w| {
+            w.write_u8(T_EXTENSIONS)?;
+            w.write_bytes(state.extensions.as_slice())
+        })?;
+        if let Some(p) = &self.staged_reinit {
+            out.item(&|w| {
+                w.write_u8(T_STAGED_REINIT)?;
+                write_reinit(w, p)
+            })?;
+        }
+        save_tree(tree, out)
+    }
+
+    /// Empties this slot before a restore (and after a failed one): the
+    /// group is inactive and holds no secret.
+    pub(crate) fn wipe(&mut self) {
+        self.state.secrets = EpochSecrets::EMPTY;
+        self.state.private = TreeKemPrivate::EMPTY;
+        self.state.epoch = 0;
+        self.signer = SignaturePrivateKey::ZERO;
+        self.removed = true;
+        self.reinit = None;
+        self.staged_reinit = None;
+        self.pending_update_key = None;
+        self.active = 0;
+        for t in self.trees.iter_mut() {
+            t.slices().clear(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
+        }
+        self.secret_tree.clear();
+        self.prev_secret_tree.clear();
+        self.prev = None;
+        self.proposals.clear();
+        self.staged = None;
+        self.resumption_psks = [const { None }; crate::group::RESUMPTION_PSK_HISTORY];
+    }
+
+    /// Applies one item of `part` (after [`Self::wipe`]).
+    pub(crate) fn restore_item(
+        &mut self,
+        part: Part,
+        item: &[u8],
+        checks: &mut RestoreChecks,
+        credentials: crate::group::CredentialPolicy,
+    ) -> Result<(), StoreError> {
+        let mut r = Reader::new(item);
+        let tag = r.read_u8()?;
+        let bad = StoreError::Invalid(CodecError::InvalidValue);
+        match (part, tag) {
+            (Part::Epoch, T_HEADER) => {
+                let state = read_state(&mut r)?;
+                let signer = SignaturePrivateKey::from_slice(r.read_opaque()?).map_err(|_| bad)?;
+                let removed = r.read_u8()? != 0;
+                let max_forward_distance = r.read_u32()?;
+                let max_lifetime = r.read_u64()?;
+                let n_leaves = r.read_u32()?;
+                let tree_hash = read_hash(&mut r)?;
+                r.finish()?;
+                self.set_tree_size(0, state.suite, n_leaves)?;
+                self.state = state;
+                self.signer = signer;
+                self.removed = removed;
+                self.config = GroupConfig {
+                    secret_tree: SecretTreeConfig { max_forward_distance },
+                    max_lifetime,
+                    credentials,
+                };
+                checks.tree_hash = Some(tree_hash);
+                checks.header_seen = true;
+            }
+            (Part::Epoch, T_EXTENSIONS) => self.state.extensions = OwnedBytes::from_slice(r.remaining())?,
+            (Part::Epoch, T_REINIT) => {
+                let epoch = r.read_u64()?;
+                self.reinit = Some((epoch, read_reinit(&mut r)?));
+                r.finish()?;
+            }
+            (Part::Epoch, T_PREV) => {
+                let epoch = r.read_u64()?;
+                let sender_data_secret = read_secret(&mut r)?;
+                let group_context = OwnedBytes::from_slice(r.remaining())?;
+                self.prev = Some(PrevEpoch { epoch, sender_data_secret, group_context });
+            }
+            (Part::Epoch, T_RESUMPTION_PSK) => {
+                let epoch = r.read_u64()?;
+                let psk = read_secret(&mut r)?;
+                r.finish()?;
+                // Kept newest last: fill from the front, shift at the end.
+                let slot = self.resumption_psks.iter_mut().find(|s| s.is_none()).ok_or(StoreError::TooLarge)?;
+                *slot = Some((epoch, psk));
+            }
+            (Part::Epoch, T_NODE) => {
+                let [a, _] = &mut self.trees;
+                restore_node(a, &mut r)?;
+            }
+            (Part::Proposals, T_UPDATE_KEY) => {
+                self.pending_update_key = Some(HpkePrivateKey::from_slice(r.remaining()).map_err(|_| bad)?);
+            }
+            (Part::Proposals, T_PROPOSALS) => {
+                self.proposals.append_raw(r.remaining()).map_err(|_| StoreError::TooLarge)?;
+            }
+            (Part::Staged, T_STAGED_REMOVED) => self.staged = Some(Staged::Removed),
+            (Part::Staged, T_STAGED_HEADER) => {
+                let state = read_state(&mut r)?;
+                let n_leaves = r.read_u32()?;
+                let tree_hash = read_hash(&mut r)?;
+                r.finish()?;
+                self.set_tree_size(1, state.suite, n_leaves)?;
+                self.staged = Some(Staged::Epoch(state));
+                checks.staged_tree_hash = Some(tree_hash);
+            }
+            (Part::Staged, T_EXTENSIONS) => match &mut self.staged {
+                Some(Staged::Epoch(s)) => s.extensions = OwnedBytes::from_slice(r.remaining())?,
+                _ => return Err(bad),
+            },
+            (Part::Staged, T_STAGED_REINIT) => {
+                self.staged_reinit = Some(read_reinit(&mut r)?);
+                r.finish()?;
+            }
+            (Part::Staged, T_NODE) => {
+                if !matches!(self.staged, Some(Staged::Epoch(_))) {
+                    return Err(bad);
+                }
+                let [_, b] = &mut self.trees;
+                restore_node(b, &mut r)?;
+            }
+            (Part::Ratchets, tag) => {
+                let tree = match r.read_u8()? {
+                    0 => &mut self.secret_tree,
+                    1 => &mut self.prev_secret_tree,
+                    _ => return Err(bad),
+                };
+                tree.restore_item(tag, &mut r)?;
+                r.finish()?;
+                checks.ratchets_seen = true;
+            }
+            _ => return Err(bad),
+        }
+        Ok(())
+    }
+
+    fn set_tree_size(&mut self, which: usize, suite: CipherSuite, n_leaves: u32) -> Result<(), StoreError> {
+        let tree = self.trees.get_mut(which).ok_or(StoreError::TooLarge)?;
+        let mut t = tree.slices();
+        if n_leaves == 0 || !n_leaves.is_power_of_two() || usize::try_from(n_leaves).map_or(true, |n| n > t.leaves.len()) {
+            return Err(StoreError::Invalid(CodecError::CapacityExceeded));
+        }
+        t.clear(suite);
+        t.meta.n_leaves = n_leaves;
+        Ok(())
+    }
+
+    /// Checks what items cannot check alone: the trees hash to what was
+    /// saved, unmerged lists are consistent, the parts were all there.
+    pub(crate) fn restore_finish(&mut self, checks: &RestoreChecks) -> Result<(), StoreError> {
+        let bad = StoreError::Invalid(CodecError::InvalidValue);
+        if !checks.header_seen || (!checks.ratchets_seen && !self.removed) {
+            return Err(bad);
+        }
+        // Resumption PSKs: oldest first in the file, newest last in the ring.
+        let used = self.resumption_psks.iter().filter(|s| s.is_some()).count();
+        self.resumption_psks.rotate_left(used);
+        self.active = 0;
+        for (which, expected) in [(0usize, checks.tree_hash), (1, checks.staged_tree_hash)] {
+            let Some(expected) = expected else { continue };
+            let tree = self.trees.get_mut(which).ok_or(bad)?;
+            let mut t = tree.slices();
+            t.check_unmerged().map_err(|_| bad)?;
+            let hash = t.root_tree_hash().map_err(|_| bad)?;
+            if hash != expected {
+                return Err(StoreError::Corrupt);
+            }
+        }
+        // Our leaf must hold our key (the tree and the private state agree).
+        let me = self.state.private.leaf;
+        if !self.removed {
+            let pk = self.state.private.leaf_key.public_key(self.state.suite);
+            let ok = self.tree().encryption_key(me.node().ok_or(bad)?).is_some_and(|k| k.as_slice() == pk.as_bytes());
+            if !ok {
+                return Err(bad);
+            }
+        }
+        Ok(())
+    }
+}

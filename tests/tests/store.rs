@@ -1,0 +1,284 @@
+//! Persistence (mls_nostd::store): a member saved and loaded continues its
+//! group; sending and receiving persist before they return; a replay after
+//! a reload is refused; an own commit survives a reload and merges; a join
+//! consumes its KeyPackage at the commit point; corrupted records are typed
+//! errors that leave the group empty.
+use mls_nostd::codec::Decode;
+use mls_nostd::crypto::CipherSuite;
+use mls_nostd::executor::Sequential;
+use mls_nostd::group::{accept_all_credentials, CommitBuffers, CommitOptions, GroupConfig, JoinParams, Received, WireFormatPolicy};
+use mls_nostd::key_package::KeyPackage;
+use mls_nostd::messages::proposal::{Add, Proposal};
+use mls_nostd::psk::NoPsks;
+use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
+use mls_nostd::store::durable::{load_key_package, store_key_package, DurableError, RecordBuffer};
+use mls_nostd::store::{recover, Parts, RamStorage, RecordKey, Storage, StorageError, StoreError, MAX_RECORD_LEN};
+use mls_tests::member::{agree, buffers, Member, G, NOW};
+use std::collections::BTreeMap;
+
+/// A map storage the test can inspect and damage.
+#[derive(Default, Clone)]
+struct MapStorage(BTreeMap<RecordKey, Vec<u8>>);
+
+impl Storage for MapStorage {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
+        match self.0.get(&key) {
+            None => Ok(None),
+            Some(v) => {
+                let out = buf.get_mut(..v.len()).ok_or(StorageError::TooLarge)?;
+                out.copy_from_slice(v);
+                Ok(Some(out))
+            }
+        }
+    }
+    fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
+        self.0.insert(key, value.to_vec());
+        Ok(())
+    }
+    fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
+        self.0.remove(&key);
+        Ok(())
+    }
+}
+
+const SLOT: u8 = 7;
+
+fn buf() -> Box<RecordBuffer> {
+    Box::new([0u8; MAX_RECORD_LEN])
+}
+
+fn group_of(suite: CipherSuite) -> (Member, Member, Member) {
+    let mut alice = Member::new("alice", 11);
+    let mut bob = Member::new("bob", 12);
+    let mut carol = Member::new("carol", 13);
+    alice.create(suite, b"store-group", Default::default());
+    alice.add(&mut bob, suite);
+    let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
+    bob.receive_commit(&commit);
+    let (kp, keys) = carol.key_package(suite);
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+    let (commit, welcome) = alice.commit(&[add], true, WireFormatPolicy::Public);
+    bob.receive_commit(&commit);
+    carol.join(&welcome.unwrap(), &kp, &keys);
+    agree(&[&alice, &bob, &carol]);
+    (alice, bob, carol)
+}
+
+fn reload<S: Storage>(m: &mut Member, storage: &mut S) {
+    let mut fresh = Box::new(G::EMPTY);
+    let mut b = buf();
+    recover(storage, SLOT, &mut b[..]).unwrap();
+    fresh.load(storage, SLOT, accept_all_credentials, &mut b).unwrap();
+    m.group = fresh;
+}
+
+fn send_durable<S: Storage>(m: &mut Member, storage: &mut S, data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; data.len() + 512];
+    let mut b = buf();
+    let n = m.group.protect_application_durable(data, b"ad", 8, &mut m.rng, &mut out, storage, SLOT, &mut b).unwrap().len();
+    out.truncate(n);
+    out
+}
+
+fn receive_durable<S: Storage>(m: &mut Member, storage: &mut S, msg: &[u8]) -> Result<Vec<u8>, DurableError<mls_nostd::group::ReceiveError>> {
+    let mut msg = msg.to_vec();
+    let mut b = buf();
+    match m.group.process_message_durable(&mut msg, &NoPsks, NOW, storage, SLOT, &mut b)? {
+        Received::Application { data, .. } => Ok(data.to_vec()),
+        Received::Commit(_) => {
+            m.group.merge_staged_commit_durable(storage, SLOT, &mut b).unwrap();
+            Ok(Vec::new())
+        }
+        Received::Proposal { .. } => Ok(Vec::new()),
+    }
+}
+
+fn save_load_continue(suite: CipherSuite) {
+    let (mut alice, mut bob, mut carol) = group_of(suite);
+    let mut storage = RamStorage::<64, { 256 * 1024 }>::EMPTY;
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+
+    // Messages both ways, persisted before they return.
+    let m = bob.send(b"from bob");
+    assert_eq!(receive_durable(&mut alice, &mut storage, &m).unwrap(), b"from bob");
+    let m = send_durable(&mut alice, &mut storage, b"from alice");
+    assert_eq!(bob.receive_app(&m).1, b"from alice");
+
+    // Reboot: fresh RAM, state from the store.
+    let authenticator = alice.group.epoch_authenticator().to_vec();
+    reload(&mut alice, &mut storage);
+    assert_eq!(alice.group.epoch_authenticator(), authenticator);
+
+    // The next message uses a new generation (no key/nonce reuse): Bob reads it.
+    let m = send_durable(&mut alice, &mut storage, b"after reboot");
+    assert_eq!(bob.receive_app(&m).1, b"after reboot");
+    assert_eq!(carol.receive_app(&m).1, b"after reboot");
+
+    // A commit with path from Bob, processed and merged durably.
+    let (commit, _) = bob.commit(&[], true, WireFormatPolicy::Private);
+    receive_durable(&mut alice, &mut storage, &commit).unwrap();
+    carol.receive_commit(&commit);
+    agree(&[&alice, &bob, &carol]);
+    reload(&mut alice, &mut storage);
+    agree(&[&alice, &bob, &carol]);
+
+    // Alice commits after the reload; everyone follows.
+    let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
+    bob.receive_commit(&commit);
+    carol.receive_commit(&commit);
+    agree(&[&alice, &bob, &carol]);
+    let m = carol.send(b"late");
+    assert_eq!(alice.receive_app(&m).1, b"late");
+}
+
+#[test]
+fn save_load_continue_suite_3() {
+    save_load_continue(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
+}
+
+#[test]
+fn save_load_continue_suite_1() {
+    save_load_continue(CipherSuite::X25519Aes128GcmSha256Ed25519);
+}
+
+#[test]
+fn replay_after_reload_is_refused() {
+    let (mut alice, mut bob, _) = group_of(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
+    let mut storage = MapStorage::default();
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    let m = bob.send(b"once");
+    assert_eq!(receive_durable(&mut alice, &mut storage, &m).unwrap(), b"once");
+    reload(&mut alice, &mut storage);
+    assert!(matches!(receive_durable(&mut alice, &mut storage, &m), Err(DurableError::Op(_))), "replay accepted after reboot");
+}
+
+#[test]
+fn own_commit_survives_reload_and_merges() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob, mut carol) = group_of(suite);
+    let mut storage = MapStorage::default();
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    let (mut mb, mut wb, mut gb) = buffers();
+    let opts = CommitOptions {
+        proposals: &[],
+        include_pending: true,
+        force_path: true,
+        ratchet_tree_in_welcome: true,
+        wire_format: WireFormatPolicy::Private,
+        padding: 0,
+        authenticated_data: b"",
+        leaf: Some(alice.template()),
+    };
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+    let mut b = buf();
+    let out = alice.group.commit_durable(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs, &mut storage, SLOT, &mut b).unwrap();
+    let commit = out.commit.to_vec();
+    // Power cut after the commit left: the staged epoch is in the store.
+    reload(&mut alice, &mut storage);
+    alice.group.merge_staged_commit_durable(&mut storage, SLOT, &mut b).unwrap();
+    bob.receive_commit(&commit);
+    carol.receive_commit(&commit);
+    agree(&[&alice, &bob, &carol]);
+    reload(&mut alice, &mut storage);
+    agree(&[&alice, &bob, &carol]);
+}
+
+#[test]
+fn join_consumes_key_package_at_the_commit_point() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob, _) = group_of(suite);
+    let mut dave = Member::new("dave", 14);
+    let mut storage = MapStorage::default();
+    let (kp, keys) = dave.key_package(suite);
+    let reference = KeyPackage::decode_exact(&kp).unwrap().reference(suite).unwrap();
+    let mut b = buf();
+    store_key_package(&mut storage, &reference, &keys, &dave.signer, &mut b).unwrap();
+    let before_join = storage.clone();
+
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+    let (commit, welcome) = alice.commit(&[add], false, WireFormatPolicy::Public);
+    bob.receive_commit(&commit);
+    let params = JoinParams {
+        key_package: &kp,
+        keys: &keys,
+        signer: &dave.signer,
+        ratchet_tree: None,
+        psks: &NoPsks,
+        credentials: &AcceptAllCredentials,
+        config: GroupConfig::default(),
+    };
+    let welcome = welcome.unwrap();
+    let mut gi = vec![0u8; welcome.len()];
+    dave.group.join_durable(&welcome, &params, &mut storage, SLOT, &mut b, &mut gi).unwrap();
+    assert!(load_key_package(&mut storage, &reference, &mut b).unwrap().is_none(), "KeyPackage keys kept after join");
+    agree(&[&alice, &bob, &dave]);
+
+    // A cut between the head and the key removal: recovery finishes it.
+    let mut cut = storage.clone();
+    for (k, v) in before_join.0.iter().filter(|(k, _)| k.to_be_bytes()[0] == 3) {
+        cut.0.insert(*k, v.clone());
+    }
+    assert!(load_key_package(&mut cut, &reference, &mut b).unwrap().is_some());
+    reload(&mut dave, &mut cut);
+    assert!(load_key_package(&mut cut, &reference, &mut b).unwrap().is_none(), "recovery left the consumed key");
+    agree(&[&alice, &bob, &dave]);
+    let m = dave.send(b"hi");
+    assert_eq!(alice.receive_app(&m).1, b"hi");
+}
+
+/// Every record damaged in turn (a bit flip, truncation, foreign bytes, a
+/// future version): loading fails with a typed error and the group is left
+/// empty; the intact store still loads.
+#[test]
+fn corrupted_records_are_typed_errors() {
+    let (mut alice, _, _) = group_of(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
+    let mut storage = MapStorage::default();
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    let mut b = buf();
+    let mut cases = 0;
+    let keys: Vec<RecordKey> = storage.0.keys().copied().collect();
+    for key in &keys {
+        let original = storage.0[key].clone();
+        let mut damaged = Vec::new();
+        for pos in [0, original.len() / 2, original.len() - 1] {
+            let mut v = original.clone();
+            v[pos] ^= 0x10;
+            damaged.push(v);
+        }
+        damaged.push(original[..original.len() - 1].to_vec());
+        damaged.push(original[..original.len() / 3].to_vec());
+        damaged.push(vec![0xA5; original.len()]);
+        for v in damaged {
+            let mut s = storage.clone();
+            s.0.insert(*key, v);
+            let mut g = Box::new(G::EMPTY);
+            let err = g.load(&mut s, SLOT, accept_all_credentials, &mut b).unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt | StoreError::WrongVersion(_) | StoreError::Invalid(_)), "{err:?}");
+            assert!(g.is_inactive(), "a failed load left an active group");
+            cases += 1;
+        }
+        // A missing record.
+        let mut s = storage.clone();
+        s.0.remove(key);
+        let mut g = Box::new(G::EMPTY);
+        assert!(g.load(&mut s, SLOT, accept_all_credentials, &mut b).is_err());
+        cases += 1;
+    }
+    // A head of a future format version, correctly hashed.
+    let head_key = mls_nostd::store::head_key(SLOT);
+    let mut head = storage.0[&head_key].clone();
+    head[4] = 9;
+    let body_len = head.len() - 32;
+    let digest = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519.hash(&[&head[..body_len]]);
+    head[body_len..].copy_from_slice(digest.as_bytes());
+    let mut s = storage.clone();
+    s.0.insert(head_key, head);
+    let mut g = Box::new(G::EMPTY);
+    assert_eq!(g.load(&mut s, SLOT, accept_all_credentials, &mut b).unwrap_err(), StoreError::WrongVersion(9));
+    // Nothing stored at all.
+    assert_eq!(g.load(&mut MapStorage::default(), SLOT, accept_all_credentials, &mut b).unwrap_err(), StoreError::NotFound);
+    println!("{} records, {cases} damaged variants refused", keys.len());
+    assert!(keys.len() >= 3 && cases == 7 * keys.len());
+    g.load(&mut storage, SLOT, accept_all_credentials, &mut b).unwrap();
+    assert_eq!(g.epoch_authenticator(), alice.group.epoch_authenticator());
+}

@@ -392,6 +392,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         Ok(())
     }
 
+    /// True while a processed or created Commit waits for merge or discard
+    /// (also after a reload: our own commit is saved staged).
+    pub fn has_staged_commit(&self) -> bool {
+        self.staged.is_some()
+    }
+
     /// Drops a staged commit; the group stays in its epoch.
     pub fn discard_staged_commit(&mut self) {
         self.staged = None;

@@ -30,6 +30,8 @@
 //! their page is erased; see [`flash`] for the scrub that bounds that delay.
 
 pub mod durable;
+#[cfg(feature = "flash")]
+pub mod flash;
 mod ram;
 mod records;
 mod snapshot;

@@ -1,0 +1,286 @@
+//! [`Storage`] on NOR flash (`embedded-storage`), built on `sequential-storage`'s
+//! map (CRC per item, append-only: a single-item write is atomic).
+//!
+//! Two equal regions, A and B; one is active and holds the map. Because
+//! `sequential-storage` leaves removed items readable until their page is
+//! erased, a *scrub* moves every live record into the other region (erased
+//! first), writes a marker with the next generation there (the scrub's commit
+//! point), then erases the old region. At start-up the region whose marker has
+//! the higher generation wins and the other is erased, so a cut anywhere in a
+//! scrub loses nothing and leaves no old record behind.
+//!
+//! **Forward-secure erase bound**: a removed or replaced record is physically
+//! gone after at most `scrub_every` further commit points
+//! ([`Storage::committed`], one per save), or at the next start-up.
+//!
+//! Mitigations for `sequential-storage` issue #136 (DESIGN.md): the flash is
+//! presented to it with a write size of at least 4 bytes, and every store is
+//! read back (uncached) and compared.
+
+use super::{MAX_RECORD_LEN, RecordKey, Storage, StorageError};
+use core::future::Future;
+use core::ops::Range;
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
+use embedded_storage::nor_flash::{MultiwriteNorFlash, NorFlash, ReadNorFlash};
+use sequential_storage::cache::Cache;
+use sequential_storage::map::{MapConfig, MapStorage};
+
+/// The key of a region's generation marker (no record of the core uses it).
+const MARKER: RecordKey = u32::MAX;
+/// Bytes of work buffer: key, value, word padding.
+const WORK_LEN: usize = MAX_RECORD_LEN + 16;
+
+/// Runs a future that never waits (our flash adapter is synchronous).
+fn block_on<F: Future>(f: F) -> Option<F::Output> {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    // Synchronous flash completes on the first poll; allow a few for safety.
+    for _ in 0..1024 {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// A blocking `NorFlash` seen as `sequential-storage`'s async one, with a
+/// write size of at least 4 bytes (issue #136 mitigation).
+struct Async<'f, F>(&'f mut F);
+
+impl<F: NorFlash> Async<'_, F> {
+    const WRITE: usize = if F::WRITE_SIZE < 4 { 4 } else { F::WRITE_SIZE };
+}
+
+impl<F: NorFlash> embedded_storage_async::nor_flash::ErrorType for Async<'_, F> {
+    type Error = F::Error;
+}
+
+impl<F: NorFlash> embedded_storage_async::nor_flash::ReadNorFlash for Async<'_, F> {
+    const READ_SIZE: usize = F::READ_SIZE;
+    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), F::Error> {
+        self.0.read(offset, bytes)
+    }
+    fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+}
+
+impl<F: NorFlash> embedded_storage_async::nor_flash::NorFlash for Async<'_, F> {
+    const WRITE_SIZE: usize = Self::WRITE;
+    const ERASE_SIZE: usize = F::ERASE_SIZE;
+    async fn erase(&mut self, from: u32, to: u32) -> Result<(), F::Error> {
+        self.0.erase(from, to)
+    }
+    async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), F::Error> {
+        self.0.write(offset, bytes)
+    }
+}
+
+impl<F: MultiwriteNorFlash> embedded_storage_async::nor_flash::MultiwriteNorFlash for Async<'_, F> {}
+
+/// Why opening a flash store failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlashConfigError {
+    /// A region is not page-aligned, has fewer than 2 pages, or the regions overlap.
+    BadRegions,
+    /// The flash's write size does not divide 4 bytes (or exceeds what
+    /// `sequential-storage` supports).
+    UnsupportedWriteSize,
+    /// The flash failed while opening.
+    Storage(StorageError),
+}
+
+/// Records in two regions of a NOR flash; see the module docs.
+pub struct FlashStorage<F: MultiwriteNorFlash, const KEYS: usize = 128> {
+    flash: F,
+    regions: [Range<u32>; 2],
+    active: usize,
+    generation: u32,
+    scrub_every: u32,
+    since_scrub: u32,
+    work: [u8; WORK_LEN],
+}
+
+impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
+    /// Opens the store in `region_a` and `region_b` (page-aligned, equal use),
+    /// finishing or undoing an interrupted scrub; scrubs after every
+    /// `scrub_every` commit points (at least 1).
+    pub fn open(mut flash: F, region_a: Range<u32>, region_b: Range<u32>, scrub_every: u32) -> Result<Self, FlashConfigError> {
+        if !(4 % F::WRITE_SIZE == 0 || F::WRITE_SIZE % 4 == 0) {
+            return Err(FlashConfigError::UnsupportedWriteSize);
+        }
+        for r in [&region_a, &region_b] {
+            if MapConfig::<Async<'_, F>>::try_new(r.clone()).is_err() {
+                return Err(FlashConfigError::BadRegions);
+            }
+        }
+        if region_a.start < region_b.end && region_b.start < region_a.end {
+            return Err(FlashConfigError::BadRegions);
+        }
+        let regions = [region_a, region_b];
+        let mut work = [0u8; WORK_LEN];
+        let mut generations = [None, None];
+        for (i, r) in regions.iter().enumerate() {
+            if let Some(g) = generations.get_mut(i) {
+                *g = read_marker(&mut flash, r.clone(), &mut work);
+            }
+        }
+        let mut store = Self { flash, regions, active: 0, generation: 0, scrub_every: scrub_every.max(1), since_scrub: 0, work };
+        match generations {
+            [Some(a), Some(b)] => {
+                // Both complete: the newer wins (a cut during the old one's erase).
+                store.active = usize::from(b > a);
+                store.generation = a.max(b);
+            }
+            [Some(a), None] => store.generation = a,
+            [None, Some(b)] => {
+                store.active = 1;
+                store.generation = b;
+            }
+            [None, None] => {
+                // Fresh flash (or never finished a first start): start over in A.
+                store.erase_region(0).map_err(FlashConfigError::Storage)?;
+                store.generation = 1;
+                store.put(0, MARKER, &1u32.to_be_bytes()).map_err(FlashConfigError::Storage)?;
+            }
+        }
+        // Whatever the other region holds (an unfinished scrub, or old
+        // records whose erase was cut) is garbage: erase it now.
+        store.erase_region(store.active ^ 1).map_err(FlashConfigError::Storage)?;
+        Ok(store)
+    }
+
+    /// The flash, e.g. to inspect its raw image in tests.
+    pub fn flash(&self) -> &F {
+        &self.flash
+    }
+
+    /// The flash, e.g. for a test to inject faults.
+    pub fn flash_mut(&mut self) -> &mut F {
+        &mut self.flash
+    }
+
+    /// Gives the flash back.
+    pub fn into_flash(self) -> F {
+        self.flash
+    }
+
+    fn region(&self, i: usize) -> Range<u32> {
+        self.regions.get(i).cloned().unwrap_or(0..0)
+    }
+
+    fn erase_region(&mut self, i: usize) -> Result<(), StorageError> {
+        let r = self.region(i);
+        self.flash.erase(r.start, r.end).map_err(|_| StorageError::Io)
+    }
+
+    /// Stores into region `i` and reads it back.
+    fn put(&mut self, i: usize, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
+        let range = self.region(i);
+        let config = MapConfig::try_new(range).map_err(|_| StorageError::Corrupted)?;
+        let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
+        let stored = block_on(map.store_item(&mut self.work, &key, &value)).ok_or(StorageError::Io)?;
+        stored.map_err(map_error)?;
+        // Read back, uncached: a store that reported success must be visible.
+        let back = block_on(map.fetch_item::<&[u8]>(&mut self.work, &key)).ok_or(StorageError::Io)?.map_err(map_error)?;
+        if back != Some(value) {
+            return Err(StorageError::ReadBack);
+        }
+        Ok(())
+    }
+
+    /// Moves every live record into the other region and erases this one.
+    pub fn scrub(&mut self) -> Result<(), StorageError> {
+        // The distinct keys of the active region (an item may appear in
+        // several versions; the map returns the live one by key).
+        let mut keys: heapless::Vec<RecordKey, KEYS> = heapless::Vec::new();
+        {
+            let config = MapConfig::try_new(self.region(self.active)).map_err(|_| StorageError::Corrupted)?;
+            let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
+            let work = &mut self.work;
+            let mut iter = block_on(map.fetch_all_items(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
+            loop {
+                let next = block_on(iter.next::<&[u8]>(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
+                let Some((key, _)) = next else { break };
+                if key != MARKER && !keys.contains(&key) {
+                    keys.push(key).map_err(|_| StorageError::Full)?;
+                }
+            }
+        }
+        let target = self.active ^ 1;
+        self.erase_region(target)?;
+        let mut value = [0u8; MAX_RECORD_LEN];
+        for key in keys.iter().copied() {
+            let Some(len) = self.fetch(self.active, key, &mut value)? else { continue };
+            let v = value.get(..len).ok_or(StorageError::TooLarge)?;
+            self.put(target, key, v)?;
+        }
+        value.fill(0);
+        let next = self.generation.wrapping_add(1);
+        self.put(target, MARKER, &next.to_be_bytes())?;
+        // Committed: the new region wins from here on.
+        let old = self.active;
+        self.active = target;
+        self.generation = next;
+        self.since_scrub = 0;
+        self.erase_region(old)
+    }
+
+    /// Reads `key` of region `i` into `out`; returns its length.
+    fn fetch(&mut self, i: usize, key: RecordKey, out: &mut [u8]) -> Result<Option<usize>, StorageError> {
+        let config = MapConfig::try_new(self.region(i)).map_err(|_| StorageError::Corrupted)?;
+        let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
+        let found = block_on(map.fetch_item::<&[u8]>(&mut self.work, &key)).ok_or(StorageError::Io)?.map_err(map_error)?;
+        let Some(v) = found else { return Ok(None) };
+        out.get_mut(..v.len()).ok_or(StorageError::TooLarge)?.copy_from_slice(v);
+        Ok(Some(v.len()))
+    }
+}
+
+fn read_marker<F: MultiwriteNorFlash>(flash: &mut F, region: Range<u32>, work: &mut [u8]) -> Option<u32> {
+    let config = MapConfig::try_new(region).ok()?;
+    let mut map = MapStorage::<u32, _, _>::new(Async(flash), config, Cache::new_uncached());
+    let v = block_on(map.fetch_item::<&[u8]>(work, &MARKER))?.ok()??;
+    Some(u32::from_be_bytes(v.try_into().ok()?))
+}
+
+fn map_error<E>(e: sequential_storage::Error<E>) -> StorageError {
+    match e {
+        sequential_storage::Error::FullStorage => StorageError::Full,
+        sequential_storage::Error::Corrupted { .. } => StorageError::Corrupted,
+        sequential_storage::Error::BufferTooSmall(_) | sequential_storage::Error::BufferTooBig => StorageError::TooLarge,
+        _ => StorageError::Io,
+    }
+}
+
+impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS> {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
+        match self.fetch(self.active, key, buf)? {
+            Some(len) => Ok(buf.get(..len)),
+            None => Ok(None),
+        }
+    }
+
+    fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
+        match self.put(self.active, key, value) {
+            // Removed items fill the region: a scrub compacts it.
+            Err(StorageError::Full) => {
+                self.scrub()?;
+                self.put(self.active, key, value)
+            }
+            other => other,
+        }
+    }
+
+    fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
+        let config = MapConfig::try_new(self.region(self.active)).map_err(|_| StorageError::Corrupted)?;
+        let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
+        block_on(map.remove_item(&mut self.work, &key)).ok_or(StorageError::Io)?.map_err(map_error)
+    }
+
+    fn committed(&mut self) -> Result<(), StorageError> {
+        self.since_scrub = self.since_scrub.saturating_add(1);
+        if self.since_scrub >= self.scrub_every { self.scrub() } else { Ok(()) }
+    }
+}

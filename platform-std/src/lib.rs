@@ -1,8 +1,11 @@
 //! The std adapter of `mls-nostd`: what a desktop, server or phone provides to
-//! the heap-free core: OS randomness and, with the `parallel` feature (on by
+//! the heap-free core: OS randomness, a file store ([`FileStorage`]) and, with the `parallel` feature (on by
 //! default), a rayon executor for the core's independent work items.
 #![deny(missing_docs)]
 
+mod file_store;
+
+pub use file_store::FileStorage;
 use rand_core::UnwrapErr;
 
 /// The operating system's cryptographic RNG, in the form the core takes

@@ -1,0 +1,121 @@
+//! A [`Storage`] of files in one directory, one file per record.
+//!
+//! A write goes to a temporary file, is flushed to the disk (`fsync`), renamed
+//! over the record (atomic on POSIX file systems) and the directory is
+//! flushed, so after a crash a record is the old or the new one. A removed
+//! record is overwritten with zeros and flushed before it is unlinked, so its
+//! bytes are not left in the file's blocks (on file systems that overwrite in
+//! place; copy-on-write file systems and SSD wear levelling may keep old
+//! blocks: use full-disk encryption there).
+
+use mls_nostd::store::{RecordKey, Storage, StorageError};
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Records as files in a directory.
+#[derive(Debug)]
+pub struct FileStorage {
+    dir: PathBuf,
+}
+
+impl FileStorage {
+    /// Opens (creating if needed) the store in `dir`, wiping and removing
+    /// the temporary and replaced files an interrupted write left.
+    pub fn open(dir: impl AsRef<Path>) -> std::io::Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir)?;
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "tmp" || e == "old") {
+                wipe_and_unlink(&path)?;
+            }
+        }
+        Ok(Self { dir })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes held by all records.
+    pub fn bytes_used(&self) -> std::io::Result<u64> {
+        let mut total = 0;
+        for entry in fs::read_dir(&self.dir)? {
+            total += entry?.metadata()?.len();
+        }
+        Ok(total)
+    }
+
+    fn path(&self, key: RecordKey) -> PathBuf {
+        self.dir.join(format!("{key:08x}.rec"))
+    }
+
+    fn sync_dir(&self) -> std::io::Result<()> {
+        // Directories can be opened and fsynced on Unix; elsewhere the rename
+        // is all there is.
+        #[cfg(unix)]
+        File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+}
+
+fn wipe_and_unlink(path: &Path) -> std::io::Result<()> {
+    let len = fs::metadata(path)?.len();
+    let mut f = OpenOptions::new().write(true).open(path)?;
+    f.write_all(&vec![0u8; usize::try_from(len).unwrap_or(0)])?;
+    f.sync_all()?;
+    drop(f);
+    fs::remove_file(path)
+}
+
+fn io(_: std::io::Error) -> StorageError {
+    StorageError::Io
+}
+
+impl Storage for FileStorage {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
+        let mut f = match File::open(self.path(key)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let len = usize::try_from(f.metadata().map_err(io)?.len()).map_err(|_| StorageError::TooLarge)?;
+        let out = buf.get_mut(..len).ok_or(StorageError::TooLarge)?;
+        f.read_exact(out).map_err(io)?;
+        Ok(Some(out))
+    }
+
+    fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
+        let path = self.path(key);
+        let tmp = path.with_extension("tmp");
+        let mut f = File::create(&tmp).map_err(io)?;
+        f.write_all(value).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        // The rename releases the old version's blocks without wiping them:
+        // keep a second name for it, and wipe it once the new one is in place
+        // (a crash in between leaves a `.old` file that `open` wipes).
+        let old = path.with_extension("old");
+        let had_old = match fs::hard_link(&path, &old) {
+            Ok(()) => true,
+            Err(e) if e.kind() == ErrorKind::NotFound => false,
+            Err(e) => return Err(io(e)),
+        };
+        fs::rename(&tmp, &path).map_err(io)?;
+        self.sync_dir().map_err(io)?;
+        if had_old {
+            wipe_and_unlink(&old).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
+        match wipe_and_unlink(&self.path(key)) {
+            Ok(()) => self.sync_dir().map_err(io),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+}

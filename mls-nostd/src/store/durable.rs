@@ -193,11 +193,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             }
             Received::Commit(summary) => (None, Err(Received::Commit(summary))),
         };
-        if let Some(parts) = parts {
-            if let Err(e) = self.save(storage, slot, parts, buf) {
-                message.fill(0);
-                return Err(e.into());
-            }
+        if let Some(Err(e)) = parts.map(|parts| self.save(storage, slot, parts, buf)) {
+            message.fill(0);
+            return Err(e.into());
         }
         match app {
             Err(other) => Ok(other),
@@ -354,10 +352,10 @@ pub fn load_key_package<S: Storage>(
     buf: &mut RecordBuffer,
 ) -> Result<Option<(KeyPackagePrivateKeys, SignaturePrivateKey)>, StoreError> {
     for n in 0..MAX_KEY_PACKAGES {
-        if let Some((r, keys, signer)) = read_kp(storage, n, buf)? {
-            if r == *reference {
-                return Ok(Some((keys, signer)));
-            }
+        if let Some((r, keys, signer)) = read_kp(storage, n, buf)?
+            && r == *reference
+        {
+            return Ok(Some((keys, signer)));
         }
     }
     Ok(None)
@@ -370,10 +368,10 @@ pub fn remove_key_package<S: Storage>(storage: &mut S, reference: &HashValue, bu
         None => return Err(StoreError::TooLarge),
     };
     for n in 0..MAX_KEY_PACKAGES {
-        if let Some((r, _, _)) = read_kp(storage, n, buf)? {
-            if r == *reference {
-                storage.remove(key_package_key(n))?;
-            }
+        if let Some((r, _, _)) = read_kp(storage, n, buf)?
+            && r == *reference
+        {
+            storage.remove(key_package_key(n))?;
         }
     }
     storage.committed()?;

@@ -52,10 +52,10 @@ impl<const RECORDS: usize, const BYTES: usize> RamStorage<RECORDS, BYTES> {
     }
 
     fn wipe(&mut self, i: usize) {
-        if let Some(Some(e)) = self.entries.get(i).copied() {
-            if let Some(bytes) = self.arena.get_mut(e.offset..e.offset.saturating_add(e.len)) {
-                bytes.fill(0);
-            }
+        if let Some(Some(e)) = self.entries.get(i).copied()
+            && let Some(bytes) = self.arena.get_mut(e.offset..e.offset.saturating_add(e.len))
+        {
+            bytes.fill(0);
         }
         if let Some(slot) = self.entries.get_mut(i) {
             *slot = None;

@@ -47,6 +47,8 @@ struct FaultFlash {
     /// Operations (word writes, page erases) left before the cut.
     budget: Option<u64>,
     dead: bool,
+    /// Power was cut in this run (stays set across the reboot).
+    died: bool,
     ops: u64,
     bytes_written: u64,
     noise: u64,
@@ -54,7 +56,7 @@ struct FaultFlash {
 
 impl FaultFlash {
     fn new() -> Self {
-        Self { mem: vec![0xFF; FLASH_LEN], budget: None, dead: false, ops: 0, bytes_written: 0, noise: 0x9E37_79B9_7F4A_7C15 }
+        Self { mem: vec![0xFF; FLASH_LEN], budget: None, dead: false, died: false, ops: 0, bytes_written: 0, noise: 0x9E37_79B9_7F4A_7C15 }
     }
 
     fn noise(&mut self) -> u8 {
@@ -70,6 +72,7 @@ impl FaultFlash {
         match &mut self.budget {
             Some(0) => {
                 self.dead = true;
+                self.died = true;
                 false
             }
             Some(n) => {
@@ -300,7 +303,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
         per_op[kind].1 += after - before;
         per_op[kind].2 += 1;
     };
-    for round in 0..3u8 {
+    for round in 0..4u8 {
         // Application messages both ways.
         for i in 0..2u8 {
             let m = bob.send(&[round, i, 1]);
@@ -447,11 +450,15 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
     }
     if cut.is_none() {
         for (kind, bytes, n) in per_op {
-            println!("flash bytes written per {kind}: {} (mean of {n}, 3-member group)", bytes / u64::from(n.max(1)));
+            println!("flash bytes written per {kind}: {} (mean of {n}, 3-member group, scrub every 8 commit points included)", bytes / u64::from(n.max(1)));
         }
     }
 
-    // The device reboots once more and still agrees.
+    // The device reboots once more and still agrees (not a cut point: the
+    // reboot clears the fault budget).
+    let ops = dev.store.as_ref().unwrap().flash().ops;
+    let died = dev.store.as_ref().unwrap().flash().died;
+    assert_eq!(died, cut.is_some_and(|c| c < ops), "cut {cut:?} of {ops} operations");
     dev.reboot();
     authenticators_agree(&alice, &bob, &dev);
 
@@ -463,7 +470,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
         }
     }
     let f = dev.store.as_ref().unwrap().flash();
-    Outcome { ops: f.ops, bytes_written: f.bytes_written, reboots: dev.reboots }
+    Outcome { ops, bytes_written: f.bytes_written, reboots: dev.reboots }
 }
 
 #[test]
@@ -474,9 +481,10 @@ fn power_cut_at_every_write_and_erase() {
     // MLS_POWER_CUT_SAMPLES=n overrides the sample count (for quick local runs).
     let samples = std::env::var("MLS_POWER_CUT_SAMPLES").ok().and_then(|v| v.parse().ok());
     let target = if exhaustive { points } else { samples.unwrap_or(10_000).min(points) };
-    let stride = (points / target).max(1);
+
     // Cut points split over two threads (CI has 2 cores).
-    let cuts: Vec<u64> = (0..points).step_by(stride as usize).collect();
+    // Evenly spread over every operation of the run.
+    let cuts: Vec<u64> = (0..target).map(|i| i * points / target).collect();
     let (ran, reboots) = std::thread::scope(|scope| {
         let workers: Vec<_> = cuts
             .chunks(cuts.len().div_ceil(2).max(1))
@@ -497,6 +505,6 @@ fn power_cut_at_every_write_and_erase() {
          {reboots} reboots; uncut run wrote {} bytes",
         full.bytes_written
     );
-    assert!(ran >= target.min(points) - 1);
+    assert_eq!(ran, target);
     assert!(samples.is_some() || ran >= 10_000 || ran == points, "too few cut points: {ran}");
 }

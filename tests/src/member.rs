@@ -24,9 +24,10 @@ pub type G = Group<16, { 16 * 512 }, 64, 8192>;
 pub const NOW: u64 = 1_800_000_000;
 pub const LIFETIME: Lifetime = Lifetime { not_before: NOW - 10, not_after: NOW + 86_400 };
 
-pub struct Member {
+/// A member of a group of any capacity ([`Member`]: the 16-leaf default).
+pub struct MemberOf<const N: usize, const A: usize, const K: usize, const P: usize> {
     pub name: &'static str,
-    pub group: Box<G>,
+    pub group: Box<Group<N, A, K, P>>,
     pub signer: SignaturePrivateKey,
     pub rng: TestRng,
 }
@@ -35,11 +36,14 @@ pub fn buffers() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     (vec![0u8; 256 * 1024], vec![0u8; 64 * 1024], vec![0u8; 64 * 1024])
 }
 
-impl Member {
+/// The 16-leaf member most tests use.
+pub type Member = MemberOf<16, { 16 * 512 }, 64, 8192>;
+
+impl<const N: usize, const A: usize, const K: usize, const P: usize> MemberOf<N, A, K, P> {
     pub fn new(name: &'static str, seed: u64) -> Self {
         let mut s = [0u8; 32];
         s[..8].copy_from_slice(&seed.to_be_bytes());
-        Self { name, group: Box::new(G::EMPTY), signer: SignaturePrivateKey::from_slice(&s).unwrap(), rng: TestRng(seed) }
+        Self { name, group: Box::new(Group::EMPTY), signer: SignaturePrivateKey::from_slice(&s).unwrap(), rng: TestRng(seed) }
     }
 
     pub fn key_package(&mut self, suite: CipherSuite) -> (Vec<u8>, KeyPackagePrivateKeys) {
@@ -74,7 +78,7 @@ impl Member {
     }
 
     /// Adds `other` (a Commit without path, the tree in the Welcome); `other` joins.
-    pub fn add(&mut self, other: &mut Member, suite: CipherSuite) {
+    pub fn add(&mut self, other: &mut Self, suite: CipherSuite) {
         let (kp, keys) = other.key_package(suite);
         let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
         let (_, welcome) = self.commit(&[add], false, WireFormatPolicy::Public);
@@ -156,7 +160,7 @@ impl Member {
     }
 }
 
-pub fn agree(members: &[&Member]) {
+pub fn agree<const N: usize, const A: usize, const K: usize, const P: usize>(members: &[&MemberOf<N, A, K, P>]) {
     let first = members[0];
     for m in members {
         assert_eq!(m.group.epoch(), first.group.epoch(), "{} epoch", m.name);

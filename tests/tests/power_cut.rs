@@ -23,7 +23,7 @@ use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use mls_nostd::store::durable::{load_key_package, store_key_package, RecordBuffer};
 use mls_nostd::store::flash::FlashStorage;
 use mls_nostd::store::{recover, Parts, StoreError, MAX_RECORD_LEN};
-use mls_tests::member::{buffers, Member, G, NOW};
+use mls_tests::member::{buffers, Member, MemberOf, G, NOW};
 
 const PAGE: usize = 4096;
 const REGION_PAGES: usize = 12;
@@ -56,7 +56,11 @@ struct FaultFlash {
 
 impl FaultFlash {
     fn new() -> Self {
-        Self { mem: vec![0xFF; FLASH_LEN], budget: None, dead: false, died: false, ops: 0, bytes_written: 0, noise: 0x9E37_79B9_7F4A_7C15 }
+        Self::with_len(FLASH_LEN)
+    }
+
+    fn with_len(len: usize) -> Self {
+        Self { mem: vec![0xFF; len], budget: None, dead: false, died: false, ops: 0, bytes_written: 0, noise: 0x9E37_79B9_7F4A_7C15 }
     }
 
     fn noise(&mut self) -> u8 {
@@ -105,7 +109,7 @@ impl ReadNorFlash for FaultFlash {
         Ok(())
     }
     fn capacity(&self) -> usize {
-        FLASH_LEN
+        self.mem.len()
     }
 }
 
@@ -507,4 +511,93 @@ fn power_cut_at_every_write_and_erase() {
     );
     assert_eq!(ran, target);
     assert!(samples.is_some() || ran >= 10_000 || ran == points, "too few cut points: {ran}");
+}
+
+type M64 = MemberOf<64, { 64 * 512 }, 64, 8192>;
+
+/// Flash bytes a device writes per operation in a full 64-member group
+/// (issue #6's measurement; printed, not asserted).
+#[test]
+fn flash_bytes_per_operation_64_members() {
+    let region = (48 * PAGE) as u32;
+    let mut store = FlashStorage::<FaultFlash>::open(FaultFlash::with_len(2 * 48 * PAGE), 0..region, region..2 * region, 8).unwrap();
+    let mut buf = Box::new([0u8; MAX_RECORD_LEN]);
+    let mut gateway = M64::new("gateway", 200);
+    let mut device = M64::new("device", 201);
+    gateway.create(SUITE, b"fleet-64", Default::default());
+    let (kp, keys) = device.key_package(SUITE);
+    let reference = KeyPackage::decode_exact(&kp).unwrap().reference(SUITE).unwrap();
+    store_key_package(&mut store, &reference, &keys, &device.signer, &mut buf).unwrap();
+    let mut kps = vec![kp.clone()];
+    for i in 0..62u64 {
+        let name: &'static str = Box::leak(format!("node-{i}").into_boxed_str());
+        kps.push(M64::new(name, 300 + i).key_package(SUITE).0);
+    }
+    let adds: Vec<Proposal<'_>> = kps.iter().map(|k| Proposal::Add(Add { key_package: KeyPackage::decode_exact(k).unwrap() })).collect();
+    let (_, welcome) = gateway.commit(&adds, true, WireFormatPolicy::Public);
+    let welcome = welcome.unwrap();
+    let params = JoinParams {
+        key_package: &kp,
+        keys: &keys,
+        signer: &device.signer.clone(),
+        ratchet_tree: None,
+        psks: &NoPsks,
+        credentials: &AcceptAllCredentials,
+        config: GroupConfig::default(),
+    };
+    let mut gi = vec![0u8; welcome.len()];
+    let w0 = store.flash().bytes_written;
+    device.group.join_durable(&welcome, &params, &mut store, SLOT, &mut buf, &mut gi).unwrap();
+    let join = store.flash().bytes_written - w0;
+    assert_eq!(device.group.epoch_authenticator(), gateway.group.epoch_authenticator());
+
+    let mut sums = [0u64; 4];
+    let rounds = 4;
+    for r in 0..rounds {
+        let w0 = store.flash().bytes_written;
+        let mut m = gateway.send(&[r; 32]);
+        match device.group.process_message_durable(&mut m, &NoPsks, NOW, &mut store, SLOT, &mut buf).unwrap() {
+            Received::Application { data, .. } => assert_eq!(data, [r; 32]),
+            other => panic!("{other:?}"),
+        }
+        let w1 = store.flash().bytes_written;
+        let mut out = vec![0u8; 512];
+        let n = device.group.protect_application_durable(&[r; 32], b"ad", 8, &mut device.rng, &mut out, &mut store, SLOT, &mut buf).unwrap().len();
+        assert_eq!(gateway.receive_app(&out[..n]).1, [r; 32]);
+        let w2 = store.flash().bytes_written;
+        let (mut commit, _) = gateway.commit(&[], true, WireFormatPolicy::Public);
+        device.group.process_message_durable(&mut commit, &NoPsks, NOW, &mut store, SLOT, &mut buf).unwrap();
+        device.group.merge_staged_commit_durable(&mut store, SLOT, &mut buf).unwrap();
+        let w3 = store.flash().bytes_written;
+        let (mut mb, mut wb, mut gb) = buffers();
+        let opts = CommitOptions {
+            proposals: &[],
+            include_pending: true,
+            force_path: true,
+            ratchet_tree_in_welcome: true,
+            wire_format: WireFormatPolicy::Public,
+            padding: 0,
+            authenticated_data: b"",
+            leaf: Some(device.template()),
+        };
+        let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+        let commit = device
+            .group
+            .commit_durable(&opts, &NoPsks, NOW, &mut device.rng, &Sequential, bufs, &mut store, SLOT, &mut buf)
+            .unwrap()
+            .commit
+            .to_vec();
+        device.group.merge_staged_commit_durable(&mut store, SLOT, &mut buf).unwrap();
+        gateway.receive_commit(&commit);
+        let w4 = store.flash().bytes_written;
+        for (s, d) in sums.iter_mut().zip([w1 - w0, w2 - w1, w3 - w2, w4 - w3]) {
+            *s += d;
+        }
+        assert_eq!(device.group.epoch_authenticator(), gateway.group.epoch_authenticator());
+    }
+    println!("64-member group (full tree), flash bytes written per operation, mean of {rounds} (scrub every 8 commit points included):");
+    println!("  join from Welcome: {join}");
+    for (kind, total) in ["application message received", "application message sent", "commit received (process + merge)", "commit sent (create + merge)"].iter().zip(sums) {
+        println!("  {kind}: {}", total / u64::from(rounds));
+    }
 }

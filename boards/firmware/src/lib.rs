@@ -11,6 +11,8 @@ pub mod checks;
 pub mod cortex_m;
 pub mod measure;
 pub mod member;
+#[cfg(feature = "persist")]
+pub mod persist;
 #[cfg(feature = "primitives")]
 pub mod primitives;
 pub mod report;

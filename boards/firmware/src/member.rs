@@ -66,3 +66,97 @@ fn run_step<const N: usize, const A: usize, const K: usize, const P: usize>(
         check!(r, Ok::<bool, ()>(agrees), "member[{i}] {name}: epoch {} authenticator", step.epoch);
     }
 }
+
+/// [`run`] with a reboot in the middle: after step `reboot_after` the group
+/// and the firmware's [`Resume`] record are saved to the flash store and
+/// `reset` restarts the board (fresh RAM: `.bss` zeroed, `.data` reloaded);
+/// the firmware then calls this again with the record, the group is loaded
+/// from flash into a fresh slot and the remaining steps must produce the
+/// host's bytes exactly: a sending ratchet or RNG not restored exactly would
+/// show as a different message.
+#[cfg(feature = "persist")]
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+pub fn run_with_reboot<const N: usize, const A: usize, const K: usize, const P: usize>(
+    r: &mut Report,
+    meter: &Meter,
+    scenario: &Scenario<'_>,
+    group: &mut Group<N, A, K, P>,
+    scratch: &mut [u8],
+    store: &mut crate::persist::BoardStore,
+    resume: Option<crate::persist::Resume>,
+    reboot_after: usize,
+    buf: &mut mls_nostd::store::durable::RecordBuffer,
+    reset: fn() -> !,
+) {
+    use crate::persist::Resume;
+    let (mut device, start) = match &resume {
+        None => {
+            println!(
+                "member: capacity {} leaves, {} members, group state {} bytes, scratch {} bytes, embedded test data {} bytes",
+                N,
+                scenario.members,
+                core::mem::size_of::<Group<N, A, K, P>>(),
+                scratch.len(),
+                scenario.data_bytes(),
+            );
+            (Device::new(scenario.seed), 0)
+        }
+        Some(res) => {
+            r.passed = res.passed;
+            r.failed = res.failed;
+            let (loaded, cost) = meter.measure(|| load(group, store, buf));
+            println!("member: rebooted; group loaded from flash: {} instructions, stack peak {} bytes", cost.instructions, cost.stack_bytes);
+            check!(r, loaded.map(|()| true), "member: load the group from flash after the reboot");
+            (res.device(), res.next_step as usize)
+        }
+    };
+    for (i, step) in scenario.steps.iter().enumerate().skip(start) {
+        run_step(r, meter, i, step, &mut device, group, scratch);
+        if resume.is_none() && i == reboot_after {
+            let (saved, cost) = meter.measure(|| save(group, store, buf));
+            println!("member: group saved to flash: {} instructions, stack peak {} bytes", cost.instructions, cost.stack_bytes);
+            check!(r, saved.map(|()| true), "member: save the group to flash");
+            let record = Resume {
+                passed: r.passed,
+                failed: r.failed,
+                next_step: (i + 1) as u32,
+                rng: device.rng_state(),
+                signer: device.signature_key().cloned(),
+            };
+            if let Err(e) = record.write(store) {
+                check!(r, Err::<bool, _>(e), "member: save the firmware's resume record");
+                return;
+            }
+            println!("member: rebooting (system reset) after step {i}");
+            reset();
+        }
+    }
+    check!(r, Ok::<bool, ()>(group.is_inactive()), "member: the device ends removed");
+}
+
+/// The store's group slot on the board.
+#[cfg(feature = "persist")]
+const SLOT: u8 = 0;
+
+// Save and load in frames of their own: inlined into the runner, their
+// locals would sit under every step's stack.
+#[cfg(feature = "persist")]
+#[inline(never)]
+fn save<const N: usize, const A: usize, const K: usize, const P: usize>(
+    group: &mut Group<N, A, K, P>,
+    store: &mut crate::persist::BoardStore,
+    buf: &mut mls_nostd::store::durable::RecordBuffer,
+) -> Result<(), mls_nostd::store::StoreError> {
+    group.save(store, SLOT, mls_nostd::store::Parts::ALL, buf)
+}
+
+#[cfg(feature = "persist")]
+#[inline(never)]
+fn load<const N: usize, const A: usize, const K: usize, const P: usize>(
+    group: &mut Group<N, A, K, P>,
+    store: &mut crate::persist::BoardStore,
+    buf: &mut mls_nostd::store::durable::RecordBuffer,
+) -> Result<(), mls_nostd::store::StoreError> {
+    group.load(store, SLOT, mls_nostd::group::accept_all_credentials, buf)
+}

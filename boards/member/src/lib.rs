@@ -132,6 +132,27 @@ impl Device {
         }
     }
 
+    /// Where the device's RNG is, for [`Device::resume`] after a reboot (a
+    /// product reseeds from its TRNG instead; the scenario's expected bytes
+    /// need the same stream).
+    pub fn rng_state(&self) -> u64 {
+        self.rng.state()
+    }
+
+    /// The device's signature key, once generated.
+    pub fn signature_key(&self) -> Option<&SignaturePrivateKey> {
+        self.signer.as_ref()
+    }
+
+    /// The device after a reboot: its group comes from the store, its RNG
+    /// continues from `rng_state`, its signature key is `signer`. It holds no
+    /// pending KeyPackage.
+    pub fn resume(rng_state: u64, signer: Option<SignaturePrivateKey>) -> Self {
+        let mut d = Self::new(rng_state);
+        d.signer = signer;
+        d
+    }
+
     /// Runs one step on `group`, with `scratch` for messages and work areas;
     /// what it returns borrows `scratch`.
     pub fn step<'o, const N: usize, const ARENA: usize, const K: usize, const P: usize>(

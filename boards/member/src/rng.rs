@@ -23,6 +23,11 @@ impl SeededRng {
     pub const fn new(seed: u64) -> Self {
         Self(seed)
     }
+
+    /// The generator's state: `new(state)` continues where this one is.
+    pub const fn state(&self) -> u64 {
+        self.0
+    }
 }
 
 impl TryRng for SeededRng {

@@ -44,6 +44,35 @@ static SECRET_TREE: Slot<board_firmware::checks::VectorSecretTree> = Slot::new()
 /// Messages in and out, and the Commit's work area.
 static SCRATCH: Slot<[u8; scenario::SCRATCH_LEN]> = Slot::new();
 
+/// The member's flash store: above the 3 MiB the linker may use.
+#[cfg(feature = "reboot")]
+const STORE_BASE: usize = 0x0030_0000;
+#[cfg(feature = "reboot")]
+const STORE_LEN: usize = 128 * 1024;
+/// The board resets after this member step (the device's first protect):
+/// the steps after it need the sending ratchet and RNG exactly restored.
+#[cfg(feature = "reboot")]
+const REBOOT_AFTER_STEP: usize = 10;
+#[cfg(feature = "reboot")]
+static STORE: Slot<board_firmware::persist::BoardStore> = Slot::new();
+#[cfg(feature = "reboot")]
+static RECORD: Slot<[u8; mls_nostd::store::MAX_RECORD_LEN]> = Slot::new();
+
+/// Opens the flash store and reads where the run was. Its own frame (the
+/// store is built here, then moved into its slot) is gone before the member
+/// steps measure their stack.
+#[cfg(feature = "reboot")]
+#[inline(never)]
+fn open_store() -> (&'static mut board_firmware::persist::BoardStore, Option<board_firmware::persist::Resume>) {
+    use board_firmware::persist::{self, RegionFlash, Resume};
+    // SAFETY: the region above 3 MiB of SSRAM1 is outside every linker region
+    // (memory-mps2-an386*.x) and used by nothing else.
+    let flash = unsafe { RegionFlash::new(STORE_BASE, STORE_LEN) };
+    let store = STORE.take(persist::open(flash).expect("flash store")).unwrap();
+    let resume = Resume::read(store).expect("resume record");
+    (store, resume)
+}
+
 /// The core clock QEMU gives SysTick: 25 MHz (40 instructions per tick
 /// under `-icount shift=0`).
 const CORE_CLOCK_HZ: u32 = 25_000_000;
@@ -54,8 +83,16 @@ fn main() -> ! {
     let meter = board_firmware::cortex_m::start(peripherals.SYST, CORE_CLOCK_HZ);
     let mut report = Report::default();
 
+    // After a reset the store holds where the run was: vector checks are done.
+    #[cfg(feature = "reboot")]
+    let (store, resume) = open_store();
+    #[cfg(feature = "reboot")]
+    let first_boot = resume.is_none();
+    #[cfg(not(feature = "reboot"))]
+    let first_boot = true;
+
     #[cfg(feature = "vector-checks")]
-    {
+    if first_boot {
         use board_firmware::checks;
         board_firmware::group(&mut report, &meter, "crypto-basics", checks::crypto_basics);
         board_firmware::group(&mut report, &meter, "key-schedule", checks::key_schedule);
@@ -65,12 +102,31 @@ fn main() -> ! {
     }
 
     #[cfg(feature = "primitives")]
-    board_firmware::primitives::measure(&meter);
+    if first_boot {
+        board_firmware::primitives::measure(&meter);
+    }
 
     // SAFETY: `write` leaves a valid group.
     let group = unsafe { GROUP.take_with(|p| p.write(DeviceGroup::EMPTY)) }.unwrap();
     let scratch = SCRATCH.take_bytes().unwrap();
+    #[cfg(not(feature = "reboot"))]
     board_firmware::member::run(&mut report, &meter, &scenario::SCENARIO, group, scratch);
+    #[cfg(feature = "reboot")]
+    {
+        let buf = RECORD.take_bytes().unwrap();
+        board_firmware::member::run_with_reboot(
+            &mut report,
+            &meter,
+            &scenario::SCENARIO,
+            group,
+            scratch,
+            store,
+            resume,
+            REBOOT_AFTER_STEP,
+            buf,
+            cortex_m::peripheral::SCB::sys_reset,
+        );
+    }
 
     process::exit(report.finish())
 }

@@ -601,3 +601,23 @@ fn flash_bytes_per_operation_64_members() {
         println!("  {kind}: {}", total / u64::from(rounds));
     }
 }
+
+/// Flash that holds no store but is not erased is refused, not erased; an
+/// explicit format starts over.
+#[test]
+fn unreadable_flash_is_not_erased_silently() {
+    use mls_nostd::store::flash::FlashConfigError;
+    let mut flash = FaultFlash::new();
+    for (i, b) in flash.mem.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37) ^ 0x5A;
+    }
+    let half = (REGION_PAGES * PAGE) as u32;
+    let mut store = FlashStorage::<FaultFlash>::new(flash, 0..half, half..2 * half, 8).unwrap();
+    let before = store.flash().mem.clone();
+    match store.mount() {
+        Err(FlashConfigError::Unreadable) => assert_eq!(store.flash().mem, before, "garbage was modified"),
+        other => panic!("garbage flash mounted: {other:?}"),
+    }
+    store.format().unwrap();
+    store.mount().unwrap();
+}

@@ -111,9 +111,21 @@ impl MultiwriteNorFlash for RegionFlash {}
 pub type BoardStore = FlashStorage<RegionFlash, 64>;
 
 /// Opens the store over `flash`: two equal halves, a scrub every 8 saves.
+/// Memory that holds no store and is not erased flash (QEMU's zeroed RAM at
+/// the first start) is formatted.
 pub fn open(flash: RegionFlash) -> Option<BoardStore> {
+    use mls_nostd::store::flash::FlashConfigError;
     let half = (flash.len / 2 / PAGE * PAGE) as u32;
-    FlashStorage::open(flash, 0..half, half..2 * half, 8).ok()
+    let mut store = FlashStorage::new(flash, 0..half, half..2 * half, 8).ok()?;
+    match store.mount() {
+        Ok(()) => {}
+        Err(FlashConfigError::Unreadable) => {
+            semihosting::println!("flash store: no store found, formatting");
+            store.format().ok()?;
+        }
+        Err(_) => return None,
+    }
+    Some(store)
 }
 
 /// What the firmware carries over a reboot.

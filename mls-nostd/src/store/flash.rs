@@ -89,6 +89,9 @@ pub enum FlashConfigError {
     UnsupportedWriteSize,
     /// The flash failed while opening.
     Storage(StorageError),
+    /// Neither region holds a store and at least one could not be read:
+    /// nothing is erased; [`FlashStorage::format`] starts over if intended.
+    Unreadable,
 }
 
 /// Records in two regions of a NOR flash; see the module docs.
@@ -105,8 +108,45 @@ pub struct FlashStorage<F: MultiwriteNorFlash, const KEYS: usize = 128> {
 impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
     /// Opens the store in `region_a` and `region_b` (page-aligned, equal use),
     /// finishing or undoing an interrupted scrub; scrubs after every
-    /// `scrub_every` commit points (at least 1).
-    pub fn open(mut flash: F, region_a: Range<u32>, region_b: Range<u32>, scrub_every: u32) -> Result<Self, FlashConfigError> {
+    /// `scrub_every` commit points (at least 1). Erased flash (a new device)
+    /// is formatted; flash that holds no store but cannot be read is refused
+    /// ([`FlashConfigError::Unreadable`]) rather than erased.
+    pub fn open(flash: F, region_a: Range<u32>, region_b: Range<u32>, scrub_every: u32) -> Result<Self, FlashConfigError> {
+        let mut store = Self::new(flash, region_a, region_b, scrub_every)?;
+        store.mount()?;
+        Ok(store)
+    }
+
+    /// Finds the store on the flash (see [`Self::open`]).
+    pub fn mount(&mut self) -> Result<(), FlashConfigError> {
+        let store = self;
+        let mut markers = [Ok(None), Ok(None)];
+        for (i, m) in markers.iter_mut().enumerate() {
+            let r = store.region(i);
+            *m = read_marker(&mut store.flash, r, &mut store.work);
+        }
+        match markers {
+            [Ok(Some(a)), Ok(Some(b))] => {
+                // Both complete: the newer wins (a cut during the old one's erase).
+                store.active = usize::from(b > a);
+                store.generation = a.max(b);
+            }
+            [Ok(Some(a)), _] => store.generation = a,
+            [_, Ok(Some(b))] => {
+                store.active = 1;
+                store.generation = b;
+            }
+            [Ok(None), Ok(None)] => return store.format(),
+            _ => return Err(FlashConfigError::Unreadable),
+        }
+        // Whatever the other region holds (an unfinished scrub, or old
+        // records whose erase was cut) is garbage: erase it now.
+        store.erase_region(store.active ^ 1).map_err(FlashConfigError::Storage)
+    }
+
+    /// A store over the two regions, not yet mounted: call [`Self::mount`]
+    /// or [`Self::format`] (or use [`Self::open`]).
+    pub fn new(flash: F, region_a: Range<u32>, region_b: Range<u32>, scrub_every: u32) -> Result<Self, FlashConfigError> {
         if !(4 % F::WRITE_SIZE == 0 || F::WRITE_SIZE % 4 == 0) {
             return Err(FlashConfigError::UnsupportedWriteSize);
         }
@@ -118,37 +158,24 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
         if region_a.start < region_b.end && region_b.start < region_a.end {
             return Err(FlashConfigError::BadRegions);
         }
-        let regions = [region_a, region_b];
-        let mut work = [0u8; WORK_LEN];
-        let mut generations = [None, None];
-        for (i, r) in regions.iter().enumerate() {
-            if let Some(g) = generations.get_mut(i) {
-                *g = read_marker(&mut flash, r.clone(), &mut work);
-            }
-        }
-        let mut store = Self { flash, regions, active: 0, generation: 0, scrub_every: scrub_every.max(1), since_scrub: 0, work };
-        match generations {
-            [Some(a), Some(b)] => {
-                // Both complete: the newer wins (a cut during the old one's erase).
-                store.active = usize::from(b > a);
-                store.generation = a.max(b);
-            }
-            [Some(a), None] => store.generation = a,
-            [None, Some(b)] => {
-                store.active = 1;
-                store.generation = b;
-            }
-            [None, None] => {
-                // Fresh flash (or never finished a first start): start over in A.
-                store.erase_region(0).map_err(FlashConfigError::Storage)?;
-                store.generation = 1;
-                store.put(0, MARKER, &1u32.to_be_bytes()).map_err(FlashConfigError::Storage)?;
-            }
-        }
-        // Whatever the other region holds (an unfinished scrub, or old
-        // records whose erase was cut) is garbage: erase it now.
-        store.erase_region(store.active ^ 1).map_err(FlashConfigError::Storage)?;
-        Ok(store)
+        Ok(Self {
+            flash,
+            regions: [region_a, region_b],
+            active: 0,
+            generation: 0,
+            scrub_every: scrub_every.max(1),
+            since_scrub: 0,
+            work: [0u8; WORK_LEN],
+        })
+    }
+
+    /// Erases both regions and starts an empty store (every record is lost).
+    pub fn format(&mut self) -> Result<(), FlashConfigError> {
+        self.erase_region(1).map_err(FlashConfigError::Storage)?;
+        self.erase_region(0).map_err(FlashConfigError::Storage)?;
+        self.active = 0;
+        self.generation = 1;
+        self.put(0, MARKER, &1u32.to_be_bytes()).map_err(FlashConfigError::Storage)
     }
 
     /// The flash, e.g. to inspect its raw image in tests.
@@ -238,11 +265,16 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
     }
 }
 
-fn read_marker<F: MultiwriteNorFlash>(flash: &mut F, region: Range<u32>, work: &mut [u8]) -> Option<u32> {
-    let config = MapConfig::try_new(region).ok()?;
+/// The generation marker of a region: `Ok(None)` if the region holds no
+/// marker (erased, or a scrub that never finished), an error if unreadable.
+fn read_marker<F: MultiwriteNorFlash>(flash: &mut F, region: Range<u32>, work: &mut [u8]) -> Result<Option<u32>, StorageError> {
+    let config = MapConfig::try_new(region).map_err(|_| StorageError::Corrupted)?;
     let mut map = MapStorage::<u32, _, _>::new(Async(flash), config, Cache::new_uncached());
-    let v = block_on(map.fetch_item::<&[u8]>(work, &MARKER))?.ok()??;
-    Some(u32::from_be_bytes(v.try_into().ok()?))
+    let found = block_on(map.fetch_item::<&[u8]>(work, &MARKER)).ok_or(StorageError::Io)?.map_err(map_error)?;
+    match found {
+        None => Ok(None),
+        Some(v) => Ok(Some(u32::from_be_bytes(v.try_into().map_err(|_| StorageError::Corrupted)?))),
+    }
 }
 
 fn map_error<E>(e: sequential_storage::Error<E>) -> StorageError {

@@ -84,6 +84,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             let info = w.finish()?;
             head.set_part(part, info);
         }
+        // A join's consumed KeyPackage is named by the heads until a save
+        // after it has made sure its keys are gone.
+        if let (Some(reference), None) = (old.and_then(|h| h.consumed), consumed) {
+            remove_key_package(storage, &reference, buf)?;
+        }
         head.seq = head.seq.wrapping_add(1);
         head.consumed = consumed;
         head.write(storage, slot)?;
@@ -272,7 +277,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             self.wipe();
             return Err(e.into());
         }
-        remove_key_package(storage, &reference, buf)?;
+        // Joined and stored. If this removal fails (or power is cut), the
+        // head still names the KeyPackage: `recover` or the next save
+        // removes its keys.
+        let _ = remove_key_package(storage, &reference, buf);
         Ok(())
     }
 }

@@ -282,3 +282,22 @@ fn corrupted_records_are_typed_errors() {
     g.load(&mut storage, SLOT, accept_all_credentials, &mut b).unwrap();
     assert_eq!(g.epoch_authenticator(), alice.group.epoch_authenticator());
 }
+
+#[test]
+fn external_psks_are_kept_replaced_and_removed() {
+    use mls_nostd::psk::PskStore;
+    use mls_nostd::store::psks::{remove_external_psk, store_external_psk, ExternalPsks};
+    let mut storage = RamStorage::<32, 8192>::EMPTY;
+    store_external_psk(&mut storage, b"fleet-psk", &[7; 32]).unwrap();
+    store_external_psk(&mut storage, b"other", &[8; 32]).unwrap();
+    store_external_psk(&mut storage, b"fleet-psk", &[9; 32]).unwrap();
+    let psks = ExternalPsks::<4>::load(&mut storage).unwrap();
+    assert_eq!(psks.external_psk(b"fleet-psk"), Some(&[9u8; 32][..]));
+    assert_eq!(psks.external_psk(b"other"), Some(&[8u8; 32][..]));
+    assert_eq!(psks.external_psk(b"none"), None);
+    remove_external_psk(&mut storage, b"fleet-psk").unwrap();
+    let psks = ExternalPsks::<4>::load(&mut storage).unwrap();
+    assert_eq!(psks.external_psk(b"fleet-psk"), None);
+    assert!(!storage.raw().windows(32).any(|w| w == [9u8; 32] || w == [7u8; 32]), "removed PSK bytes remain");
+    assert!(store_external_psk(&mut storage, &[0; 65], &[1; 32]).is_err());
+}

@@ -24,6 +24,8 @@
 //!   stores the joined group ([`Head::consumed`]), finished by [`recover`] if
 //!   the power fails in between.
 //!
+//! External PSKs are kept one record each ([`psks`]).
+//!
 //! Backends: [`RamStorage`] here, [`flash::FlashStorage`] over
 //! `embedded-storage` with `sequential-storage` (feature `flash`), and a file
 //! store in `platform-std`. Records removed from flash stay readable until
@@ -32,6 +34,7 @@
 pub mod durable;
 #[cfg(feature = "flash")]
 pub mod flash;
+pub mod psks;
 mod ram;
 mod records;
 mod snapshot;
@@ -165,6 +168,7 @@ impl Parts {
 pub(crate) const KIND_HEAD: u8 = 1;
 pub(crate) const KIND_BLOB: u8 = 2;
 pub(crate) const KIND_KEY_PACKAGE: u8 = 3;
+pub(crate) const KIND_PSK: u8 = 4;
 
 /// The key of a group slot's head record.
 pub const fn head_key(slot: u8) -> RecordKey {

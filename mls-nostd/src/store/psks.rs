@@ -1,0 +1,96 @@
+//! External PSKs (RFC 9420 §8.4) kept in the store, one record each, and
+//! read back into a [`PskStore`] the group operations take.
+
+use super::{KIND_PSK, RecordKey, Storage, StorageError, StoreError};
+use crate::codec::{OwnedBytes, Reader, Writer};
+use crate::crypto::Secret;
+use crate::psk::PskStore;
+
+/// How many external PSKs the store holds.
+pub const MAX_EXTERNAL_PSKS: u8 = 16;
+/// Longest PSK ID kept.
+pub const MAX_PSK_ID_LEN: usize = 64;
+const RECORD_LEN: usize = 2 + MAX_PSK_ID_LEN + 1 + 64;
+
+const fn psk_key(n: u8) -> RecordKey {
+    u32::from_be_bytes([KIND_PSK, 0, 0, n])
+}
+
+fn read_entry<S: Storage>(storage: &mut S, n: u8) -> Result<Option<(OwnedBytes<MAX_PSK_ID_LEN>, Secret)>, StoreError> {
+    let mut buf = [0u8; RECORD_LEN];
+    let Some(bytes) = storage.read(psk_key(n), &mut buf)? else { return Ok(None) };
+    let mut r = Reader::new(bytes);
+    let id = OwnedBytes::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
+    let secret = Secret::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
+    let result = r.finish().map(|()| Some((id, secret))).map_err(|_| StoreError::Corrupt);
+    zeroize::Zeroize::zeroize(&mut buf);
+    result
+}
+
+/// Stores (or replaces) the external PSK `id`.
+pub fn store_external_psk<S: Storage>(storage: &mut S, id: &[u8], secret: &[u8]) -> Result<(), StoreError> {
+    if id.len() > MAX_PSK_ID_LEN || secret.len() > 64 {
+        return Err(StoreError::TooLarge);
+    }
+    let mut slot = None;
+    for n in 0..MAX_EXTERNAL_PSKS {
+        match read_entry(storage, n)? {
+            Some((stored, _)) if stored.as_slice() == id => {
+                slot = Some(n);
+                break;
+            }
+            None if slot.is_none() => slot = Some(n),
+            _ => {}
+        }
+    }
+    let n = slot.ok_or(StoreError::Storage(StorageError::Full))?;
+    let mut buf = [0u8; RECORD_LEN];
+    let mut w = Writer::new(&mut buf);
+    w.write_opaque(id)?;
+    w.write_opaque(secret)?;
+    let len = w.len();
+    let result = storage.write(psk_key(n), buf.get(..len).unwrap_or(&[]));
+    zeroize::Zeroize::zeroize(&mut buf);
+    result?;
+    storage.committed()?;
+    Ok(())
+}
+
+/// Removes the external PSK `id` (absent is fine).
+pub fn remove_external_psk<S: Storage>(storage: &mut S, id: &[u8]) -> Result<(), StoreError> {
+    for n in 0..MAX_EXTERNAL_PSKS {
+        if matches!(read_entry(storage, n)?, Some((stored, _)) if stored.as_slice() == id) {
+            storage.remove(psk_key(n))?;
+        }
+    }
+    storage.committed()?;
+    Ok(())
+}
+
+/// The stored external PSKs, read into RAM (up to `M`), as a [`PskStore`].
+pub struct ExternalPsks<const M: usize> {
+    entries: heapless::Vec<(OwnedBytes<MAX_PSK_ID_LEN>, Secret), M>,
+}
+
+impl<const M: usize> ExternalPsks<M> {
+    /// Reads every stored external PSK.
+    pub fn load<S: Storage>(storage: &mut S) -> Result<Self, StoreError> {
+        let mut entries = heapless::Vec::new();
+        for n in 0..MAX_EXTERNAL_PSKS {
+            if let Some(e) = read_entry(storage, n)? {
+                entries.push(e).map_err(|_| StoreError::TooLarge)?;
+            }
+        }
+        Ok(Self { entries })
+    }
+}
+
+impl<const M: usize> PskStore for ExternalPsks<M> {
+    fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
+        self.entries.iter().find(|(id, _)| id.as_slice() == psk_id).map(|(_, s)| s.as_bytes())
+    }
+
+    fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {
+        None
+    }
+}

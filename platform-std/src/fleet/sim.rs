@@ -246,7 +246,7 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             .map_err(|e| err("gateway", "decoding a KeyPackage", e))?;
         let c = self.commit(0, &adds, false)?;
         self.stats.time(Op::CreateAndAdd, created + c.time);
-        self.stats.size(Msg::CommitWithoutPath, c.commit.len());
+        self.stats.size(Msg::CommitAddAll, c.commit.len());
         let welcome = c.welcome.ok_or_else(|| FleetError("gateway: the Commit of the Adds has no Welcome".into()))?;
         self.stats.size(Msg::WelcomeAll, welcome.len());
         bar.inc(1);

@@ -48,11 +48,13 @@ pub enum Msg {
     WelcomeAll,
     /// The Welcome of a re-add (one device, the ratchet tree inside).
     WelcomeOne,
+    /// The first Commit: the Adds of every device (PublicMessage).
+    CommitAddAll,
     /// A Commit with an UpdatePath (PrivateMessage).
     CommitWithPath,
     /// A Commit of one Remove or one Add, without path (PublicMessage).
     CommitWithoutPath,
-    /// A device's KeyPackage (`MLSMessage`).
+    /// A device's KeyPackage, as encoded (without an `MLSMessage` wrapper).
     KeyPackage,
     /// An application message (PrivateMessage).
     Application,
@@ -60,15 +62,23 @@ pub enum Msg {
 
 impl Msg {
     /// Every message kind, in table order.
-    pub const ALL: [Msg; 6] =
-        [Msg::WelcomeAll, Msg::WelcomeOne, Msg::CommitWithPath, Msg::CommitWithoutPath, Msg::KeyPackage, Msg::Application];
+    pub const ALL: [Msg; 7] = [
+        Msg::WelcomeAll,
+        Msg::WelcomeOne,
+        Msg::CommitAddAll,
+        Msg::CommitWithPath,
+        Msg::CommitWithoutPath,
+        Msg::KeyPackage,
+        Msg::Application,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Msg::WelcomeAll => "Welcome of the first Commit (all devices)",
             Msg::WelcomeOne => "Welcome of a re-add (one device)",
+            Msg::CommitAddAll => "Commit adding all devices (PublicMessage)",
             Msg::CommitWithPath => "Commit with path (PrivateMessage)",
-            Msg::CommitWithoutPath => "Commit without path (PublicMessage)",
+            Msg::CommitWithoutPath => "Commit of one Remove or Add (PublicMessage)",
             Msg::KeyPackage => "KeyPackage",
             Msg::Application => "application message (PrivateMessage)",
         }
@@ -144,7 +154,7 @@ pub fn thousands(v: u128) -> String {
     let digits = v.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

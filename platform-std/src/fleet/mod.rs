@@ -140,9 +140,10 @@ impl std::fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "epoch authenticators: all {} members agreed after each of {} epoch changes; final epoch {}: {}",
+            "epoch authenticators: all {} members agreed after each of {} epoch change{}; final epoch {}: {}",
             self.members,
             self.epochs_checked,
+            if self.epochs_checked == 1 { "" } else { "s" },
             self.final_epoch,
             self.authenticator_short(),
         )?;

@@ -1,9 +1,13 @@
 //! The std adapter of `mls-nostd`: what a desktop, server or phone provides to
-//! the heap-free core: OS randomness, a file store ([`FileStorage`]) and, with the `parallel` feature (on by
-//! default), a rayon executor for the core's independent work items.
+//! the heap-free core: OS randomness, a file store ([`FileStorage`]), groups
+//! allocated on the heap and, with the `parallel` feature (on by default), a
+//! rayon executor for the core's independent work items. The `fleet` feature
+//! (on by default) adds the [`fleet`] simulation behind the `mls-fleet` binary.
 #![deny(missing_docs)]
 
 mod file_store;
+#[cfg(feature = "fleet")]
+pub mod fleet;
 
 pub use file_store::FileStorage;
 use rand_core::UnwrapErr;
@@ -33,5 +37,19 @@ impl mls_nostd::executor::Executor for RayonExecutor {
             return;
         }
         buf.par_chunks_exact_mut(chunk).enumerate().for_each(|(i, c)| job(i, c));
+    }
+}
+
+/// A [`Group::EMPTY`](mls_nostd::group::Group::EMPTY) slot on the heap,
+/// written straight into its allocation: large capacities (hundreds of
+/// kilobytes per group) never pass through the stack.
+pub fn boxed_group<const N: usize, const ARENA: usize, const K: usize, const P: usize>()
+-> Box<mls_nostd::group::Group<N, ARENA, K, P>> {
+    let mut slot = Box::<mls_nostd::group::Group<N, ARENA, K, P>>::new_uninit();
+    // SAFETY: `write` initializes the whole value in place (the constant is
+    // copied from its static image), so the box holds a valid group.
+    unsafe {
+        slot.as_mut_ptr().write(mls_nostd::group::Group::EMPTY);
+        slot.assume_init()
     }
 }

@@ -1,0 +1,45 @@
+//! `mls-fleet`: an IoT fleet in one MLS group (the project's main job).
+//! See `platform_std::fleet` for what it simulates and `--help` for options.
+use platform_std::fleet::{self, args};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Writes to stdout; a closed stdout (e.g. `| head`) ends the run with one line.
+fn out(text: std::fmt::Arguments<'_>) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_fmt(text).and_then(|()| stdout.flush()).map_err(|e| format!("writing the output: {e}"))
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn main_inner() -> Result<(), (u8, String)> {
+    let config = match args::parse(std::env::args().skip(1)).map_err(|e| (2, e))? {
+        args::Command::Help => return out(format_args!("{}\n", args::USAGE)).map_err(|e| (1, e)),
+        args::Command::Run(config) => config,
+    };
+    let seed = config.resolve_seed();
+    let origin = if config.seed.is_some() { "given" } else { "from the OS RNG" };
+    out(format_args!(
+        "mls-fleet: gateway + {} device{}, {} round{}, cipher suite 0x{:04x}\nseed {seed} ({origin}; replay with --seed {seed})\n",
+        config.devices,
+        plural(config.devices as u64),
+        config.rounds,
+        plural(config.rounds),
+        config.suite.to_u16(),
+    ))
+    .map_err(|e| (1, e))?;
+    let report = fleet::run(&config, seed).map_err(|e| (1, e.to_string()))?;
+    out(format_args!("\n{report}\n")).map_err(|e| (1, e))
+}
+
+fn main() -> ExitCode {
+    match main_inner() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(code)
+        }
+    }
+}

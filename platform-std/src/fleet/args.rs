@@ -1,0 +1,123 @@
+//! The command line of `mls-fleet`: a small hand-written parser (five
+//! options do not need a framework). Every error is one line.
+
+use super::{Config, MAX_DEVICES};
+use mls_nostd::crypto::CipherSuite;
+use std::path::PathBuf;
+
+/// The usage text printed by `--help`.
+pub const USAGE: &str = "\
+usage: mls-fleet [--members N] [--rounds R] [--suite 1|3] [--seed S] [--state-dir DIR]
+
+Simulates an IoT fleet in one MLS group (RFC 9420): a gateway creates the group
+and adds N devices in one Commit; every device joins from the one Welcome; then
+R rounds of key updates, removals and re-adds, and application messages. Every
+member processes every handshake message and all epoch authenticators must agree.
+
+  --members N      devices in the fleet, 1 to 1023 (default 64); the gateway is one more member
+  --rounds R       rounds after the join (default 3)
+  --suite 1|3      cipher suite 0x0001 (AES-128-GCM) or 0x0003 (ChaCha20-Poly1305, default)
+  --seed S         replay a run: every random draw comes from S (default: a seed from the OS RNG)
+  --state-dir DIR  where members are saved, one directory each (persistence: not yet available)
+  -h, --help       this text";
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Print [`USAGE`].
+    Help,
+    /// Run the simulation.
+    Run(Config),
+}
+
+fn number<T: std::str::FromStr>(option: &str, value: &str, what: &str) -> Result<T, String> {
+    value.parse().map_err(|_| format!("{option}: expected {what}, got {value:?}"))
+}
+
+/// Parses the arguments (without the program name). The error is one line,
+/// without the `error:` prefix.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
+    let mut config = Config::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(Command::Help);
+        }
+        // `--option value` or `--option=value`.
+        let (option, inline) = match arg.split_once('=') {
+            Some((o, v)) if o.starts_with("--") => (o.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let known = ["--members", "--rounds", "--suite", "--seed", "--state-dir"];
+        if !known.contains(&option.as_str()) {
+            return Err(format!("unknown argument {arg:?} (try --help)"));
+        }
+        let value = match inline.or_else(|| args.next()) {
+            Some(v) => v,
+            None => return Err(format!("{option}: missing value")),
+        };
+        match option.as_str() {
+            "--members" => {
+                let what = format!("a number of devices from 1 to {MAX_DEVICES}");
+                let n: usize = number(&option, &value, &what)?;
+                if n == 0 || n > MAX_DEVICES {
+                    return Err(format!("{option}: expected {what}, got {n}"));
+                }
+                config.devices = n;
+            }
+            "--rounds" => config.rounds = number(&option, &value, "a number of rounds")?,
+            "--suite" => {
+                config.suite = match value.as_str() {
+                    "1" => CipherSuite::X25519Aes128GcmSha256Ed25519,
+                    "3" => CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+                    _ => return Err(format!("{option}: expected 1 or 3, got {value:?}")),
+                }
+            }
+            "--seed" => config.seed = Some(number(&option, &value, "an unsigned 64-bit number")?),
+            _ => {
+                if value.is_empty() {
+                    return Err(format!("{option}: empty path"));
+                }
+                config.state_dir = Some(PathBuf::from(value));
+            }
+        }
+    }
+    Ok(Command::Run(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn defaults_and_options() {
+        assert_eq!(parse(args(&[])), Ok(Command::Run(Config::default())));
+        let Ok(Command::Run(c)) = parse(args(&["--members", "8", "--rounds=2", "--suite", "1", "--seed", "7"])) else {
+            panic!("parse failed")
+        };
+        assert_eq!((c.devices, c.rounds, c.seed), (8, 2, Some(7)));
+        assert_eq!(c.suite, CipherSuite::X25519Aes128GcmSha256Ed25519);
+        assert_eq!(parse(args(&["--help"])), Ok(Command::Help));
+    }
+
+    #[test]
+    fn bad_arguments_are_one_line() {
+        for bad in [
+            &["--members", "0"][..],
+            &["--members", "1024"],
+            &["--members", "x"],
+            &["--suite", "2"],
+            &["--rounds"],
+            &["--seed", "-1"],
+            &["--frobnicate"],
+            &["--state-dir="],
+        ] {
+            let e = parse(args(bad)).expect_err("must fail");
+            assert!(!e.contains('\n') && !e.is_empty(), "{bad:?}: {e}");
+        }
+    }
+}

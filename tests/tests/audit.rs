@@ -802,7 +802,8 @@ fn group_info_at_epoch(group_info: &[u8], epoch: u64, joiner: &Secret, signer: &
 /// the committer): joining works and application messages flow, but the
 /// epoch cannot advance. Creating a Commit and staging a received one both
 /// fail with a typed error (`WrongEpoch`), never a wrap to 0 or a panic, and
-/// the group is unchanged.
+/// the group is unchanged; an external join from its GroupInfo fails too
+/// (`CapacityExceeded`) and leaves the joiner's slot empty.
 #[test]
 fn epoch_number_cannot_wrap() {
     let (mut alice, mut bob, mut carol) = trio();
@@ -850,6 +851,36 @@ fn epoch_number_cannot_wrap() {
     assert_eq!(eve.group.stage_commit(&ac, &NoPsks, NOW).err(), Some(CommitError::WrongEpoch));
     assert!(!eve.group.has_staged_commit());
     assert!(state(&mut eve) == before);
+
+    // Nor can an external joiner, from the GroupInfo Dave publishes.
+    let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    let gi = dave.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec();
+    let mut frank = Member::new("frank", 6);
+    let template = frank.template();
+    let mut out = vec![0u8; 128 * 1024];
+    let signer = frank.signer.clone();
+    let got = frank.group.join_external(
+        &gi,
+        None,
+        &template,
+        &signer,
+        None,
+        &AcceptAllCredentials,
+        GroupConfig::default(),
+        &mut frank.rng,
+        &Sequential,
+        &mut out,
+    );
+    assert_eq!(got.err(), Some(JoinError::CapacityExceeded));
+    assert!(frank.group.is_inactive());
+    // Control: the same joiner joins Alice's group (an ordinary epoch) so.
+    let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    let gi = alice.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec();
+    let signer = frank.signer.clone();
+    frank
+        .group
+        .join_external(&gi, None, &template, &signer, None, &AcceptAllCredentials, GroupConfig::default(), &mut frank.rng, &Sequential, &mut out)
+        .unwrap();
 
     // One epoch earlier, the last epoch is reachable and then final.
     let (joiner, group_info) = open_welcome(&welcome, &eve_kp, &eve_keys);

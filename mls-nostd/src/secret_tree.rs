@@ -223,6 +223,11 @@ impl SecretTreeMeta {
     ) -> Result<RatchetKey, SecretTreeError> {
         let suite = self.suite;
         let max = self.config.max_forward_distance;
+        // No sender ever uses the last generation (its ratchet cannot move
+        // past it, see `next_sending_key`): refused before any work.
+        if generation == u32::MAX {
+            return Err(SecretTreeError::GenerationExhausted);
+        }
         let ratchet = self.ratchet(slots, leaf, kind)?;
         if generation < ratchet.generation {
             return find_skipped(slots.skipped, leaf, kind, generation)
@@ -251,6 +256,11 @@ impl SecretTreeMeta {
     ) -> Result<(), SecretTreeError> {
         let suite = self.suite;
         let max = self.config.max_forward_distance;
+        // Checked before the ratchet moves: consuming the last generation
+        // would fail only after skipping ahead (a refusal that changed state).
+        if generation == u32::MAX {
+            return Err(SecretTreeError::GenerationExhausted);
+        }
         let current = self.ratchet(slots, leaf, kind)?.generation;
         if generation < current {
             let slot = slots
@@ -683,6 +693,48 @@ mod tests {
             SecretTree::<4, 3>::new(SUITE, 3, &root, SecretTreeConfig::default()),
             Err(SecretTreeError::InvalidLeaf)
         ));
+    }
+
+    /// Audit (generation overflow): a ratchet near 2^32 - 1. The sender can
+    /// use every generation below the last and then fails with a typed error,
+    /// forever, without wrapping; a receiver refuses the last generation
+    /// before any work and without moving its ratchet (regression: `consume`
+    /// used to skip ahead, keeping keys, and only then fail).
+    #[test]
+    fn generation_exhaustion() {
+        let near = |g: u32| Ratchet { secret: Secret::from_slice(&[7; 32]).unwrap(), generation: g };
+        let mut tx = tree(10);
+        let mut rx = tree(10);
+        for t in [&mut tx, &mut rx] {
+            t.leaves[1] = LeafSecrets::Ratchets { handshake: near(u32::MAX - 3), application: near(u32::MAX - 3) };
+        }
+        let kind = RatchetKind::Application;
+        let generation = |t: &SecretTree<4, 3>| match &t.leaves[1] {
+            LeafSecrets::Ratchets { application, .. } => application.generation(),
+            _ => panic!("no ratchets"),
+        };
+        let sent: Vec<RatchetKey> = (0..2).map(|_| tx.next_sending_key(LeafIndex(1), kind).unwrap()).collect();
+        assert_eq!(sent[1].generation, u32::MAX - 2);
+        let last = tx.next_sending_key(LeafIndex(1), kind).unwrap();
+        assert_eq!(last.generation, u32::MAX - 1);
+        for _ in 0..3 {
+            assert_eq!(tx.next_sending_key(LeafIndex(1), kind), Err(SecretTreeError::GenerationExhausted));
+            assert_eq!(generation(&tx), u32::MAX);
+        }
+        // The receiver: the last generation is refused, nothing moves.
+        assert_eq!(rx.receiving_key(LeafIndex(1), kind, u32::MAX), Err(SecretTreeError::GenerationExhausted));
+        assert_eq!(rx.consume(LeafIndex(1), kind, u32::MAX), Err(SecretTreeError::GenerationExhausted));
+        assert_eq!(generation(&rx), u32::MAX - 3);
+        assert!(rx.skipped.iter().all(Option::is_none), "no key kept by a refused generation");
+        // Everything the sender could send is received.
+        assert_eq!(rx.receiving_key(LeafIndex(1), kind, u32::MAX - 1).unwrap(), last);
+        rx.consume(LeafIndex(1), kind, u32::MAX - 1).unwrap();
+        assert_eq!(generation(&rx), u32::MAX);
+        for k in &sent {
+            assert_eq!(&rx.receiving_key(LeafIndex(1), kind, k.generation).unwrap(), k);
+            rx.consume(LeafIndex(1), kind, k.generation).unwrap();
+        }
+        assert_eq!(rx.receiving_key(LeafIndex(1), kind, u32::MAX), Err(SecretTreeError::GenerationExhausted));
     }
 
     #[test]

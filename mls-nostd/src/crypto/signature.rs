@@ -58,9 +58,11 @@ impl SignaturePrivateKey {
 
     /// A private key from its serialization; fails on a wrong length.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let seed: [u8; SIGNATURE_PRIVATE_LEN] = bytes.try_into().map_err(|_| CryptoError::InvalidKey)?;
+        let mut seed: [u8; SIGNATURE_PRIVATE_LEN] = bytes.try_into().map_err(|_| CryptoError::InvalidKey)?;
         let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
-        Ok(Self { seed, public })
+        let sk = Self { seed, public };
+        seed.zeroize();
+        Ok(sk)
     }
 
     /// A fresh key pair drawn from `rng`.

@@ -57,6 +57,20 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         &mut self,
         storage: &mut S,
         slot: u8,
+        parts: Parts,
+        consumed: Option<HashValue>,
+        buf: &mut RecordBuffer,
+    ) -> Result<(), StoreError> {
+        let result = self.save_inner(storage, slot, parts, consumed, buf);
+        // The buffer held plaintext records (secrets): none stays behind.
+        zeroize::Zeroize::zeroize(buf);
+        result
+    }
+
+    fn save_inner<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
         mut parts: Parts,
         consumed: Option<HashValue>,
         buf: &mut RecordBuffer,
@@ -115,6 +129,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         buf: &mut RecordBuffer,
     ) -> Result<(), StoreError> {
         let result = self.load_inner(storage, slot, credentials, buf);
+        // The buffer held plaintext records (secrets): none stays behind.
+        zeroize::Zeroize::zeroize(buf);
         if result.is_err() {
             self.wipe();
         }

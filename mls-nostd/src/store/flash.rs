@@ -17,6 +17,7 @@
 //! presented to it with a write size of at least 4 bytes, and every store is
 //! read back (uncached) and compared.
 
+use zeroize::Zeroize;
 use super::{MAX_RECORD_LEN, RecordKey, Storage, StorageError};
 use core::future::Future;
 use core::ops::Range;
@@ -238,12 +239,15 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
         let target = self.active ^ 1;
         self.erase_region(target)?;
         let mut value = [0u8; MAX_RECORD_LEN];
-        for key in keys.iter().copied() {
-            let Some(len) = self.fetch(self.active, key, &mut value)? else { continue };
+        let copied = keys.iter().copied().try_for_each(|key| {
+            let Some(len) = self.fetch(self.active, key, &mut value)? else { return Ok(()) };
             let v = value.get(..len).ok_or(StorageError::TooLarge)?;
-            self.put(target, key, v)?;
-        }
-        value.fill(0);
+            self.put(target, key, v)
+        });
+        // Plaintext records: wiped whether or not the copy finished.
+        value.zeroize();
+        self.work.zeroize();
+        copied?;
         let next = self.generation.wrapping_add(1);
         self.put(target, MARKER, &next.to_be_bytes())?;
         // Committed: the new region wins from here on.
@@ -287,28 +291,33 @@ fn map_error<E>(e: sequential_storage::Error<E>) -> StorageError {
 }
 
 impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS> {
+    // The work buffer holds the plaintext of the last record handled (the
+    // group's secrets): wiped after every operation.
     fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
-        match self.fetch(self.active, key, buf)? {
+        let found = self.fetch(self.active, key, buf);
+        self.work.zeroize();
+        match found? {
             Some(len) => Ok(buf.get(..len)),
             None => Ok(None),
         }
     }
 
     fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
-        match self.put(self.active, key, value) {
+        let result = match self.put(self.active, key, value) {
             // Removed items fill the region: a scrub compacts it.
-            Err(StorageError::Full) => {
-                self.scrub()?;
-                self.put(self.active, key, value)
-            }
+            Err(StorageError::Full) => self.scrub().and_then(|()| self.put(self.active, key, value)),
             other => other,
-        }
+        };
+        self.work.zeroize();
+        result
     }
 
     fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
         let config = MapConfig::try_new(self.region(self.active)).map_err(|_| StorageError::Corrupted)?;
         let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
-        block_on(map.remove_item(&mut self.work, &key)).ok_or(StorageError::Io)?.map_err(map_error)
+        let result = block_on(map.remove_item(&mut self.work, &key)).ok_or(StorageError::Io).and_then(|r| r.map_err(map_error));
+        self.work.zeroize();
+        result
     }
 
     fn committed(&mut self) -> Result<(), StorageError> {

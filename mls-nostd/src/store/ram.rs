@@ -89,6 +89,13 @@ impl<const RECORDS: usize, const BYTES: usize> RamStorage<RECORDS, BYTES> {
     }
 }
 
+/// The records hold the group's secrets: wiped when the storage goes.
+impl<const RECORDS: usize, const BYTES: usize> Drop for RamStorage<RECORDS, BYTES> {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.arena);
+    }
+}
+
 impl<const RECORDS: usize, const BYTES: usize> Storage for RamStorage<RECORDS, BYTES> {
     fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
         let Some(Some(e)) = self.find(key).and_then(|i| self.entries.get(i)).copied() else {

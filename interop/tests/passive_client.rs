@@ -320,6 +320,11 @@ fn generate(dir: &Path) -> Vec<(PathBuf, usize)> {
     files
 }
 
+/// The `follow_on_groups` of a case (none if absent).
+fn groups(case: &Value) -> &[Value] {
+    case.get("follow_on_groups").and_then(Value::as_array).map_or(&[][..], Vec::as_slice)
+}
+
 /// Runs the conformance runner on `args`: (exit status, stdout, stderr).
 fn runner(args: &[&Path]) -> (u8, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -346,6 +351,26 @@ fn anchor_cases_pass_the_runner() {
     let expected: Vec<String> =
         files.iter().map(|(p, n)| format!("{}: {n} passed, 0 failed, 0 skipped", p.display())).collect();
     assert_eq!(lines, expected);
+
+    // What the runner followed, from its per-case counters: every epoch
+    // written, every follow-on group, each joined through a `reinit` or
+    // `branch` PSK naming the group before it.
+    for (path, _) in &files {
+        let cases = mls_tests::vectors::read_file(path).expect("read back");
+        let report = mls_tests::vectors::run_file(mls_tests::vectors::Kind::PassiveClient, &cases);
+        let epochs: usize = cases
+            .iter()
+            .map(|c| c["epochs"].as_array().unwrap().len() + groups(c).iter().map(|g| g["epochs"].as_array().unwrap().len()).sum::<usize>())
+            .sum();
+        let follow_ons: usize = cases.iter().map(|c| groups(c).len()).sum();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let expected_follow_ons = if name.contains("reinit") { 2 } else if name.contains("branch") { 1 } else { 0 };
+        println!("{name}: {:?}", report.stats);
+        assert_eq!(follow_ons, expected_follow_ons, "{name}");
+        assert_eq!(report.stats.get("epochs"), epochs, "{name}");
+        assert_eq!(report.stats.get("follow_on_groups"), follow_ons, "{name}");
+        assert_eq!(report.stats.get("linked_groups"), follow_ons, "{name}");
+    }
 }
 
 #[test]

@@ -24,7 +24,8 @@
 //!   old group's last Commit covered (or, for a branch, its cipher suite).
 //!
 //! Counters: `epochs` (epochs followed, in every group), `follow_on_groups`
-//! (follow-on groups joined).
+//! (follow-on groups joined), `linked_groups` (`reinit` or `branch` PSKs of
+//! follow-on Welcomes that named the group followed before).
 use super::{
     CaseOutcome, CaseResult, Context, Stats, array_field, ensure_bytes, hex_field, hex_value, suite_or_return,
 };
@@ -65,6 +66,9 @@ impl PskStore for Psks {
 struct Resuming<'a> {
     external: &'a Psks,
     previous: &'a TestGroup,
+    /// How often the join looked up the previous group as the group a
+    /// `reinit` or `branch` PSK names, and found it.
+    linked: std::cell::Cell<usize>,
 }
 
 impl PskStore for Resuming<'_> {
@@ -75,7 +79,9 @@ impl PskStore for Resuming<'_> {
         PskStore::resumption_psk(self.previous, group_id, epoch)
     }
     fn linked_group(&self, group_id: &[u8], epoch: u64) -> Option<LinkedGroup<'_>> {
-        self.previous.linked_group(group_id, epoch)
+        let linked = self.previous.linked_group(group_id, epoch);
+        self.linked.set(self.linked.get() + usize::from(linked.is_some()));
+        linked
     }
 }
 
@@ -201,7 +207,9 @@ pub fn check_case(case: &Value) -> CaseResult {
         let at = |e: String| format!("follow-on group {k}: {e}");
         let member = Member::read(next).map_err(at)?;
         let mut new_group = Box::new(TestGroup::EMPTY);
-        member.join(&mut new_group, next, &Resuming { external: &psks, previous: &group }).map_err(at)?;
+        let store = Resuming { external: &psks, previous: &group, linked: Default::default() };
+        member.join(&mut new_group, next, &store).map_err(at)?;
+        stats.add("linked_groups", store.linked.get());
         follow_epochs(&mut new_group, next, &psks, now, &mut stats).map_err(at)?;
         group = new_group;
         stats.add("follow_on_groups", 1);

@@ -2,6 +2,7 @@
 //! MLS test vectors (never copied into this repository), and counting cases.
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod member;
 pub mod vectors;
 

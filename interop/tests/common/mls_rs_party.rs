@@ -148,6 +148,35 @@ impl MlsRsParty {
         bytes(out.commit_message())
     }
 
+    /// Proposes a ReInit (RFC 9420 §11.2) to `group_id` and the suite with
+    /// code point `suite`, for another member to commit by reference.
+    pub fn propose_reinit(&mut self, group_id: &[u8], suite: u16) -> Vec<u8> {
+        let m = self.group_mut().propose_reinit(
+            Some(group_id.to_vec()),
+            mls_rs::ProtocolVersion::MLS_10,
+            CipherSuite::from(suite),
+            ExtensionList::default(),
+            Vec::new(),
+        );
+        bytes(&m.unwrap_or_else(|e| panic!("mls-rs propose_reinit: {e:?}")))
+    }
+
+    /// Resyncs (RFC 9420 §12.4.3.2): rejoins its group by an external
+    /// Commit from `group_info` (with the tree) that removes its old leaf;
+    /// the new group replaces the old here. Returns the Commit.
+    pub fn resync(&mut self, group_info: &[u8]) -> Vec<u8> {
+        let old = self.group().current_member_index();
+        let b = self
+            .client
+            .external_commit_builder()
+            .expect("mls-rs external_commit_builder")
+            .with_leaf_node_extensions(self.unknown_extension(b"leaf"))
+            .with_removal(old);
+        let (g, commit) = b.build(msg(group_info)).unwrap_or_else(|e| panic!("{}: mls-rs resync: {e:?}", self.name));
+        self.group = Some(g);
+        bytes(&commit)
+    }
+
     /// After a ReInit Commit: leaves the old group for a `ReinitClient`.
     pub fn start_reinit(&mut self) {
         let g = self.group.take().expect("group");

@@ -5,7 +5,6 @@
 
 use board_member::{Device, Scenario, Step};
 use mls_nostd::group::Group;
-use semihosting::println;
 
 use crate::check;
 use crate::measure::Meter;
@@ -23,7 +22,7 @@ pub fn run<const N: usize, const A: usize, const K: usize, const P: usize>(
     group: &mut Group<N, A, K, P>,
     scratch: &mut [u8],
 ) {
-    println!(
+    out!(
         "member: capacity {} leaves, {} members, group state {} bytes, scratch {} bytes, embedded test data {} bytes",
         N,
         scenario.members,
@@ -51,12 +50,12 @@ fn run_step<const N: usize, const A: usize, const K: usize, const P: usize>(
     let (outcome, cost) = meter.measure(|| device.step(group, &step.action, scratch));
     let name = step.name;
     match step.measure {
-        None => println!("member[{i}] {name}: {} instructions, stack peak {} bytes", cost.instructions, cost.stack_bytes),
+        None => out!("member[{}] {}: {} instructions, stack peak {} bytes", i, name, cost.instructions, cost.stack_bytes),
         Some(op) => {
             let f = &step.floor;
-            println!(
-                "member[{i}] {name}: {} instructions, stack peak {} bytes op={op} floor=keygen:{},sign:{},verify:{},dh:{},dkp:{},aead_kib:{}",
-                cost.instructions, cost.stack_bytes, f.keygen, f.sign, f.verify, f.dh, f.dkp, f.aead_kib
+            out!(
+                "member[{}] {}: {} instructions, stack peak {} bytes op={} floor=keygen:{},sign:{},verify:{},dh:{},dkp:{},aead_kib:{}",
+                i, name, cost.instructions, cost.stack_bytes, op, f.keygen, f.sign, f.verify, f.dh, f.dkp, f.aead_kib
             )
         }
     }

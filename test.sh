@@ -37,11 +37,17 @@ step "core builds for microcontrollers, without a heap"
 for t in "${MCU_TARGETS[@]}"; do
     cargo build -p mls-nostd --target "$t"
 done
-# No dependency of the core may enable an `alloc` feature.
-if cargo tree -p mls-nostd -e normal,build --target thumbv7em-none-eabihf -f '{p} {f}' | grep -w alloc; then
-    echo "FAIL: a dependency of mls-nostd enables alloc" >&2
-    exit 1
-fi
+cargo build -p mls-nostd --target thumbv7em-none-eabihf --features defmt
+# No dependency of the core may enable an `alloc` feature, with or without defmt.
+for features in "" defmt; do
+    if cargo tree -p mls-nostd -e normal,build --target thumbv7em-none-eabihf --features "$features" \
+        -f '{p} {f}' | grep -w alloc; then
+        echo "FAIL: a dependency of mls-nostd enables alloc (features: '$features')" >&2
+        exit 1
+    fi
+done
+
+step "host targets: every OS target of the platform table builds; tests on i686 and aarch64 Linux"; scripts/host-targets.sh
 
 step "firmware tests under QEMU"
 boards/run-tests.sh
@@ -59,8 +65,8 @@ for fw in "${firmware[@]}"; do
     fi
     checked=$((checked + 1))
 done
-if [ "$checked" -lt 4 ]; then
-    echo "FAIL: expected 4 firmware ELFs under $fw_dir, found $checked" >&2
+if [ "$checked" -lt 5 ]; then
+    echo "FAIL: expected 5 firmware ELFs (4 boards and mps2-an386's defmt build) under $fw_dir, found $checked" >&2
     exit 1
 fi
 if grep -rn 'global_allocator' mls-nostd/src boards/*/src; then

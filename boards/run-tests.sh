@@ -33,6 +33,39 @@ for q in qemu-system-arm qemu-system-riscv32; do
 done
 
 status=0
+
+# The defmt build of mps2-an386: the same firmware with every line sent as a
+# defmt frame (defmt-semihosting) and the core built with its `defmt`
+# feature. Built first, so that the plain build below is the ELF left at
+# target/<triple>/release/board-mps2-an386; this one is kept beside it as
+# board-mps2-an386-defmt. Its exit status is its verdict (0 only if every
+# case passed); the frames are decoded when `defmt-print` is installed
+# (`cargo install defmt-print`), else only counted.
+target_dir="${CARGO_TARGET_DIR:-target}"
+defmt_elf="$target_dir/thumbv7em-none-eabihf/release/board-mps2-an386-defmt"
+defmt_out="$(mktemp)"
+trap 'rm -f "$defmt_out"' EXIT
+echo "== board-mps2-an386 --features defmt (thumbv7em-none-eabihf): build and run in QEMU"
+rc=0
+cargo build --release -p board-mps2-an386 --target thumbv7em-none-eabihf --features defmt || rc=$?
+if [ "$rc" = 0 ]; then
+    cp "$target_dir/thumbv7em-none-eabihf/release/board-mps2-an386" "$defmt_elf"
+    timeout "$timeout_s" cargo run --release -q -p board-mps2-an386 --target thumbv7em-none-eabihf \
+        --features defmt >"$defmt_out" || rc=$?
+    echo "== board-mps2-an386 (defmt): $(wc -c <"$defmt_out") bytes of defmt frames, exit status $rc"
+    if command -v defmt-print >/dev/null; then
+        defmt-print -e "$defmt_elf" <"$defmt_out" || rc=1
+    else
+        echo "   (defmt-print not installed: frames not decoded)"
+    fi
+    [ -s "$defmt_out" ] || { echo "== board-mps2-an386 (defmt): no output" >&2; rc=1; }
+fi
+case "$rc" in
+    0) echo "== board-mps2-an386 (defmt): passed" ;;
+    124) echo "== board-mps2-an386 (defmt): TIMEOUT after ${timeout_s}s" >&2; status=1 ;;
+    *) echo "== board-mps2-an386 (defmt): FAILED (status $rc)" >&2; status=1 ;;
+esac
+
 for entry in "${boards[@]}"; do
     IFS=: read -r board target mode <<<"$entry"
     echo "== $board ($target): build"

@@ -6,6 +6,7 @@
 //! 2. Runs the member scenario on the host for the capacity chosen by the
 //!    `cap-*` feature and writes `$OUT_DIR/scenario.rs` (inputs, expected
 //!    outputs and epoch authenticators; see `board_scenario::member`).
+//! 3. With feature `defmt`, links with defmt's linker script.
 use std::path::PathBuf;
 use std::env;
 
@@ -22,4 +23,7 @@ fn main() {
     let map = if capacity > 64 { "mps2-an386-1m" } else { "mps2-an386" };
     board_scenario::memory_map(&manifest, &out, map);
     board_scenario::member::write(&out, capacity);
+    if env::var_os("CARGO_FEATURE_DEFMT").is_some() {
+        println!("cargo:rustc-link-arg=-Tdefmt.x");
+    }
 }

@@ -59,6 +59,7 @@ impl<'a> Decode<'a> for KeyPackage<'a> {
 
 /// Why a KeyPackage is refused (§10.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum KeyPackageError {
     /// Protocol version is not mls10 or differs from the group's.
     WrongVersion,
@@ -181,6 +182,7 @@ impl<'a> KeyPackage<'a> {
 
 /// Why a KeyPackage could not be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum KeyPackageBuildError {
     /// The output buffer is too small (or a field too long).
     Codec(CodecError),

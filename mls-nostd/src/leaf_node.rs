@@ -210,6 +210,7 @@ impl<'a> Decode<'a> for LeafNode<'a> {
 
 /// Why a LeafNode is invalid (§7.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum LeafNodeError {
     /// Its encoding is malformed.
     Codec(CodecError),

@@ -19,6 +19,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Why a secret-tree key could not be produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SecretTreeError {
     /// The leaf is outside the tree.
     InvalidLeaf,
@@ -56,6 +57,7 @@ impl core::fmt::Display for SecretTreeError {
 
 /// Which ratchet of a sender (§9.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RatchetKind {
     /// Proposals and commits sent as PrivateMessage.
     Handshake,

@@ -7,10 +7,12 @@
 
 /// Index of a node in the array representation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NodeIndex(pub u32);
 
 /// Index of a leaf among the leaves (`LeafIndex`, §7.8): node index / 2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct LeafIndex(pub u32);
 
 impl LeafIndex {

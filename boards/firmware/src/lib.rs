@@ -1,9 +1,27 @@
 //! What every test firmware of `boards/` shares: the pass/fail [`report`],
 //! cost [`measure`]ment, the suite-3 test-vector [`checks`], the member
 //! scenario runner ([`member`]) and a [`cell::Slot`] for large statics.
-//! Output goes through semihosting; each board supplies its entry point,
-//! instruction counter and stack bounds.
+//! Output goes through semihosting, as text or (feature `defmt`) as defmt
+//! frames; each board supplies its entry point, instruction counter and stack
+//! bounds.
 #![no_std]
+
+/// Prints one line of output: text through semihosting, or with feature
+/// `defmt` a defmt frame (through defmt-semihosting, on the same semihosting
+/// stdout; text and frames must not mix). Arguments are `{}` placeholders
+/// of values that are both `Display` and `defmt::Format` (integers, `&str`).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        #[cfg(feature = "defmt")]
+        defmt::println!($($t)*);
+        #[cfg(not(feature = "defmt"))]
+        semihosting::println!($($t)*);
+    }};
+}
+
+/// The defmt global logger (semihosting stdout).
+#[cfg(feature = "defmt")]
+use defmt_semihosting as _;
 
 pub mod cell;
 pub mod checks;
@@ -23,14 +41,14 @@ pub use semihosting;
 
 use measure::Meter;
 use report::Report;
-use semihosting::println;
 
 /// Runs a named group of checks and prints its case count and cost.
 pub fn group(r: &mut Report, meter: &Meter, name: &str, run: impl FnOnce(&mut Report)) {
     let before = r.total();
     let ((), cost) = meter.measure(|| run(r));
-    println!(
-        "{name}: {} cases, {} instructions, stack peak {} of {} bytes",
+    out!(
+        "{}: {} cases, {} instructions, stack peak {} of {} bytes",
+        name,
         r.total() - before,
         cost.instructions,
         cost.stack_bytes,

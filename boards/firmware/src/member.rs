@@ -5,7 +5,6 @@
 
 use board_member::{Device, Scenario, Step};
 use mls_nostd::group::Group;
-use semihosting::println;
 
 use crate::check;
 use crate::measure::Meter;
@@ -23,7 +22,7 @@ pub fn run<const N: usize, const A: usize, const K: usize, const P: usize>(
     group: &mut Group<N, A, K, P>,
     scratch: &mut [u8],
 ) {
-    println!(
+    out!(
         "member: capacity {} leaves, {} members, group state {} bytes, scratch {} bytes, embedded test data {} bytes",
         N,
         scenario.members,
@@ -51,12 +50,12 @@ fn run_step<const N: usize, const A: usize, const K: usize, const P: usize>(
     let (outcome, cost) = meter.measure(|| device.step(group, &step.action, scratch));
     let name = step.name;
     match step.measure {
-        None => println!("member[{i}] {name}: {} instructions, stack peak {} bytes", cost.instructions, cost.stack_bytes),
+        None => out!("member[{}] {}: {} instructions, stack peak {} bytes", i, name, cost.instructions, cost.stack_bytes),
         Some(op) => {
             let f = &step.floor;
-            println!(
-                "member[{i}] {name}: {} instructions, stack peak {} bytes op={op} floor=keygen:{},sign:{},verify:{},dh:{},dkp:{},aead_kib:{}",
-                cost.instructions, cost.stack_bytes, f.keygen, f.sign, f.verify, f.dh, f.dkp, f.aead_kib
+            out!(
+                "member[{}] {}: {} instructions, stack peak {} bytes op={} floor=keygen:{},sign:{},verify:{},dh:{},dkp:{},aead_kib:{}",
+                i, name, cost.instructions, cost.stack_bytes, op, f.keygen, f.sign, f.verify, f.dh, f.dkp, f.aead_kib
             )
         }
     }
@@ -92,7 +91,7 @@ pub fn run_with_reboot<const N: usize, const A: usize, const K: usize, const P: 
     use crate::persist::Resume;
     let (mut device, start) = match &resume {
         None => {
-            println!(
+            out!(
                 "member: capacity {} leaves, {} members, group state {} bytes, scratch {} bytes, embedded test data {} bytes",
                 N,
                 scenario.members,
@@ -106,7 +105,7 @@ pub fn run_with_reboot<const N: usize, const A: usize, const K: usize, const P: 
             r.passed = res.passed;
             r.failed = res.failed;
             let (loaded, cost) = meter.measure(|| load(group, store, buf));
-            println!("member: rebooted; group loaded from flash: {} instructions, stack peak {} bytes", cost.instructions, cost.stack_bytes);
+            out!("member: rebooted; group loaded from flash: {} instructions, stack peak {} bytes", cost.instructions, cost.stack_bytes);
             check!(r, loaded.map(|()| true), "member: load the group from flash after the reboot");
             (res.device(), res.next_step as usize)
         }
@@ -115,7 +114,7 @@ pub fn run_with_reboot<const N: usize, const A: usize, const K: usize, const P: 
         run_step(r, meter, i, step, &mut device, group, scratch);
         if resume.is_none() && i == reboot_after {
             let (saved, cost) = meter.measure(|| save(group, store, buf));
-            println!("member: group saved to flash: {} instructions, stack peak {} bytes", cost.instructions, cost.stack_bytes);
+            out!("member: group saved to flash: {} instructions, stack peak {} bytes", cost.instructions, cost.stack_bytes);
             check!(r, saved.map(|()| true), "member: save the group to flash");
             let record = Resume {
                 passed: r.passed,
@@ -128,7 +127,7 @@ pub fn run_with_reboot<const N: usize, const A: usize, const K: usize, const P: 
                 check!(r, Err::<bool, _>(e), "member: save the firmware's resume record");
                 return;
             }
-            println!("member: rebooting (system reset) after step {i}");
+            out!("member: rebooting (system reset) after step {}", i);
             reset();
         }
     }

@@ -120,7 +120,7 @@ pub fn open(flash: RegionFlash) -> Option<BoardStore> {
     match store.mount() {
         Ok(()) => {}
         Err(FlashConfigError::Unreadable) => {
-            semihosting::println!("flash store: no store found, formatting");
+            out!("flash store: no store found, formatting");
             store.format().ok()?;
         }
         Err(_) => return None,

@@ -7,14 +7,13 @@ use core::hint::black_box;
 use board_member::SUITE;
 use ed25519_dalek::{Signer, SigningKey, Verifier};
 use mls_nostd::crypto::hpke::derive_key_pair;
-use semihosting::println;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::measure::Meter;
 
 fn show(meter: &Meter, name: &str, f: impl FnOnce()) {
     let ((), cost) = meter.measure(f);
-    println!("primitive {name}: {} instructions, stack peak {} bytes", cost.instructions, cost.stack_bytes);
+    out!("primitive {}: {} instructions, stack peak {} bytes", name, cost.instructions, cost.stack_bytes);
 }
 
 /// Measures and prints every primitive of [`board_member::Floor`].

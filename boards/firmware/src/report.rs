@@ -3,7 +3,21 @@
 //! is `N passed, M failed`.
 
 use core::fmt::{Arguments, Debug};
-use semihosting::println;
+
+/// What a failing case's error must offer: `Debug` for the text output, and
+/// with feature `defmt` also `defmt::Format` (the core's error enums derive
+/// it under its own `defmt` feature).
+#[cfg(not(feature = "defmt"))]
+pub trait CaseError: Debug {}
+#[cfg(not(feature = "defmt"))]
+impl<T: Debug> CaseError for T {}
+/// What a failing case's error must offer: `Debug` for the text output, and
+/// with feature `defmt` also `defmt::Format` (the core's error enums derive
+/// it under its own `defmt` feature).
+#[cfg(feature = "defmt")]
+pub trait CaseError: Debug + defmt::Format {}
+#[cfg(feature = "defmt")]
+impl<T: Debug + defmt::Format> CaseError for T {}
 
 /// Counts of passed and failed cases.
 #[derive(Default)]
@@ -15,16 +29,22 @@ pub struct Report {
 impl Report {
     /// Records one case: `Ok(true)` passes; `Ok(false)` (wrong value) and
     /// `Err` (the core refused) fail and print `name`.
-    pub fn check<E: Debug>(&mut self, name: Arguments<'_>, outcome: Result<bool, E>) {
+    pub fn check<E: CaseError>(&mut self, name: Arguments<'_>, outcome: Result<bool, E>) {
         match outcome {
             Ok(true) => self.passed += 1,
             Ok(false) => {
                 self.failed += 1;
-                println!("FAIL {name}: wrong value");
+                #[cfg(not(feature = "defmt"))]
+                semihosting::println!("FAIL {name}: wrong value");
+                #[cfg(feature = "defmt")]
+                defmt::println!("FAIL {}: wrong value", defmt::Display2Format(&name));
             }
             Err(e) => {
                 self.failed += 1;
-                println!("FAIL {name}: error {e:?}");
+                #[cfg(not(feature = "defmt"))]
+                semihosting::println!("FAIL {name}: error {e:?}");
+                #[cfg(feature = "defmt")]
+                defmt::println!("FAIL {}: error {}", defmt::Display2Format(&name), e);
             }
         }
     }
@@ -36,7 +56,7 @@ impl Report {
 
     /// Prints the closing line and returns the exit status (0: all passed).
     pub fn finish(&self) -> i32 {
-        println!("{} passed, {} failed", self.passed, self.failed);
+        out!("{} passed, {} failed", self.passed, self.failed);
         if self.failed == 0 { 0 } else { 1 }
     }
 }

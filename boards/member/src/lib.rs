@@ -98,6 +98,7 @@ pub enum Outcome<'o> {
 
 /// Why a step failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StepError {
     KeyPackage(KeyPackageBuildError),
     Join(JoinError),

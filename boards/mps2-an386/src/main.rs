@@ -12,6 +12,8 @@
 //! Prints one `FAIL` line per failing case, a cost line per group or step,
 //! and last `N passed, M failed`; exits (semihosting) with 0 if M == 0,
 //! else 1. No global allocator: the group and its buffers are `static`s.
+//! With feature `defmt` the same lines go out as defmt frames
+//! (defmt-semihosting), to decode with `defmt-print -e <ELF>`.
 #![no_std]
 #![no_main]
 
@@ -20,7 +22,7 @@ use board_firmware::report::Report;
 use board_member::{ARENA_PER_LEAF, PROPOSAL_BYTES, SKIPPED_KEYS};
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use mls_nostd::group::Group;
-use semihosting::{println, process};
+use semihosting::process;
 
 /// The device group's capacity in leaves (feature `cap-*`).
 #[cfg(feature = "cap-8")]
@@ -140,13 +142,19 @@ fn SysTick() {
 /// failure instead of leaving QEMU spinning until the timeout.
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    println!("HardFault at pc {:#010x}", frame.pc());
+    #[cfg(not(feature = "defmt"))]
+    semihosting::println!("HardFault at pc {:#010x}", frame.pc());
+    #[cfg(feature = "defmt")]
+    defmt::println!("HardFault at pc {=u32:#010x}", frame.pc());
     process::exit(1)
 }
 
 /// Any other unexpected exception or interrupt: fail likewise.
 #[exception]
 unsafe fn DefaultHandler(irqn: i16) {
-    println!("unexpected exception or interrupt {irqn}");
+    #[cfg(not(feature = "defmt"))]
+    semihosting::println!("unexpected exception or interrupt {irqn}");
+    #[cfg(feature = "defmt")]
+    defmt::println!("unexpected exception or interrupt {}", irqn);
     process::exit(1)
 }

@@ -16,6 +16,7 @@ pub const VARINT_MAX: u32 = (1 << 30) - 1;
 
 /// Why an encoding could not be read or written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CodecError {
     /// The input ended before the structure did.
     Truncated,

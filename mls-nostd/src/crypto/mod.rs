@@ -29,6 +29,7 @@ pub const AEAD_TAG_LEN: usize = 16;
 
 /// Why a cryptographic operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CryptoError {
     /// The cipher suite value is not one this build implements.
     UnsupportedCipherSuite,
@@ -63,6 +64,7 @@ impl core::fmt::Display for CryptoError {
 
 /// An MLS cipher suite (RFC 9420 §17.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum CipherSuite {
     /// 0x0001 `MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519`, the mandatory suite.

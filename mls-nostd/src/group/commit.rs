@@ -88,6 +88,7 @@ pub struct CommitOutput<'o> {
 
 /// Why a Commit could not be created. The group is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CreateCommitError {
     /// The proposal list is invalid (§12.2) or could not be applied.
     Commit(CommitError),

@@ -21,6 +21,7 @@ use crate::tree_math::{self, LeafIndex};
 
 /// Why joining failed. The group is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum JoinError {
     /// The message is not a Welcome, or the KeyPackage is malformed.
     Malformed(CodecError),

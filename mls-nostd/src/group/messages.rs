@@ -21,6 +21,7 @@ use rand_core::CryptoRng;
 
 /// Why an incoming message was refused. The group is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ReceiveError {
     /// Not a PublicMessage or PrivateMessage (a Welcome, GroupInfo or KeyPackage
     /// is not a group message).

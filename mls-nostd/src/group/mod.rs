@@ -175,6 +175,7 @@ pub(crate) enum Staged {
 
 /// Why a group operation failed (besides Commit processing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GroupError {
     /// A capacity of the group was exceeded.
     CapacityExceeded,

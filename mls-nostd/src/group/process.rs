@@ -27,6 +27,7 @@ use crate::tree_math::LeafIndex;
 /// Each variant has a stable code ([`CommitError::code`]) listed with its RFC
 /// section and the test that proves it in `docs/validation.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CommitError {
     /// The message is for another group.
     WrongGroupId,

@@ -33,6 +33,7 @@ pub const FRAMED_CONTENT_TBS_LABEL: &[u8] = b"FramedContentTBS";
 /// rejected message changes no state: keys are consumed only once a message
 /// has passed every check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ProtectionError {
     /// The message's `group_id` is not the group's.
     WrongGroupId,

@@ -80,6 +80,7 @@ impl<'a> Decode<'a> for Sender {
 
 /// `ContentType` (§6): what a FramedContent or PrivateMessage carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ContentType {
     /// `application(1)`.
     Application,

@@ -107,6 +107,7 @@ pub const GROUP_INFO_TBS_LABEL: &[u8] = b"GroupInfoTBS";
 
 /// Why a GroupInfo could not be signed, or its signature was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GroupInfoError {
     /// The output buffer is too small, or a field too long to encode.
     Codec(CodecError),

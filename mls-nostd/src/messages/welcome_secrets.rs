@@ -63,6 +63,7 @@ const HEADER_LEN: usize = 6;
 
 /// Why a Welcome could not be created or joined from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum WelcomeError {
     /// The Welcome's cipher suite is not the one of our KeyPackage, or its
     /// GroupInfo names another suite or protocol version.

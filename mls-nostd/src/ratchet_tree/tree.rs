@@ -31,6 +31,7 @@ const DEAD: u32 = u32::MAX;
 
 /// Why a tree operation failed. The tree is unchanged when one is returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TreeError {
     /// More leaves than the capacity, or leaf encodings larger than the arena.
     CapacityExceeded,

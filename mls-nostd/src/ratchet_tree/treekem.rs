@@ -26,6 +26,7 @@ const LABEL: &[u8] = b"UpdatePathNode";
 
 /// Why TreeKEM failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TreeKemError {
     /// A tree operation failed.
     Tree(TreeError),

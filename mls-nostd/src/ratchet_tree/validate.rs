@@ -33,6 +33,7 @@ impl CredentialValidator for AcceptAllCredentials {
 
 /// Why a ratchet tree was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TreeValidationError {
     /// A structural problem (see [`TreeError`]).
     Tree(TreeError),

@@ -26,6 +26,7 @@ use rand_core::CryptoRng;
 pub const MAX_KEY_PACKAGES: u16 = 16;
 
 /// An operation's own error, or the store's.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DurableError<E> {
     /// The operation failed; nothing was saved and the group is as before.

@@ -81,6 +81,7 @@ impl<F: NorFlash> embedded_storage_async::nor_flash::NorFlash for Async<'_, F> {
 impl<F: MultiwriteNorFlash> embedded_storage_async::nor_flash::MultiwriteNorFlash for Async<'_, F> {}
 
 /// Why opening a flash store failed.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlashConfigError {
     /// A region is not page-aligned, has fewer than 2 pages, or the regions overlap.

@@ -49,6 +49,7 @@ use crate::codec::CodecError;
 pub type RecordKey = u32;
 
 /// Why a [`Storage`] operation failed.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StorageError {
     /// No room left for the record.
@@ -81,6 +82,7 @@ pub trait Storage {
 }
 
 /// Why saving or loading state failed.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreError {
     /// The backend failed.
@@ -126,6 +128,7 @@ impl core::fmt::Display for StoreError {
 }
 
 /// The parts of a group's state, each stored as its own blob.
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
     /// Epoch secrets, private keys, the public tree, context, past-epoch data.

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The host targets of the README's platform table (issue #7, part 6):
+# builds `mls-nostd` and `platform-std` for every OS target, and runs tests on
+# i686 Linux (natively, multilib) and aarch64 Linux (under qemu-user).
+# x86_64 Linux is built and tested by test.sh's `cargo test --workspace`.
+#
+# Installs what it needs when missing: the Rust targets (rustup), a working
+# i686 linker (gcc multilib), an aarch64 cross linker with its libc, and
+# qemu-user (apt). Ends with a table: per target, build / tests / how; exits
+# non-zero if any build or test failed.
+#
+# Targets that cannot be linked without a vendor SDK (Windows MSVC, Apple,
+# Android) build their libraries (rlibs, full code generation; no linking):
+# `cargo build --lib --profile host-targets`.
+#
+# Environment:
+#   MLS_TEST_VECTORS  folder of the official test vectors
+#                     (default: <repo root>/../shared/test-vectors)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+start=$SECONDS
+vectors="${MLS_TEST_VECTORS:-../shared/test-vectors}"
+log_dir="$(mktemp -d)"
+trap 'rm -rf "$log_dir"' EXIT
+
+# Build-only targets: Windows (MSVC), macOS, Android, iOS, the iOS simulator,
+# and wasm32 (browser/Node, with platform-std's `wasm_js` OS RNG).
+BUILD_ONLY=(
+    x86_64-pc-windows-msvc
+    i686-pc-windows-msvc
+    x86_64-apple-darwin
+    aarch64-apple-darwin
+    aarch64-linux-android
+    aarch64-apple-ios
+    aarch64-apple-ios-sim
+    wasm32-unknown-unknown
+)
+# Targets whose tests run here.
+TESTED=(i686-unknown-linux-gnu aarch64-unknown-linux-gnu)
+
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+rows=()      # target|build|tests|how
+failed=0
+row() { rows+=("$1|$2|$3|$4"); }
+
+echo "-- Rust targets"
+installed=$(rustup target list --installed)
+no_rust_std=()   # targets whose rust-std cannot be installed: built with -Zbuild-std
+for t in "${TESTED[@]}" "${BUILD_ONLY[@]}"; do
+    grep -qx "$t" <<<"$installed" && continue
+    if ! rustup target add "$t"; then
+        echo "rustup cannot install rust-std for $t: building its std from rust-src instead" >&2
+        no_rust_std+=("$t")
+    fi
+done
+if [ "${#no_rust_std[@]}" -gt 0 ] && ! rustup component list --installed | grep -q '^rust-src'; then
+    rustup component add rust-src
+fi
+
+echo "-- linkers and qemu-user"
+cc_m32_works() {
+    echo 'int main(void){return 0;}' | cc -m32 -x c - -o "$log_dir/m32" 2>/dev/null
+}
+if ! cc_m32_works || ! command -v aarch64-linux-gnu-gcc >/dev/null \
+    || ! command -v qemu-aarch64 >/dev/null || [ ! -d /usr/aarch64-linux-gnu/lib ]; then
+    # Debian's `gcc-multilib` meta-package conflicts with the aarch64 cross
+    # compiler; the versioned `gcc-N-multilib` does not.
+    gcc_major=$(gcc -dumpversion | cut -d. -f1)
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "gcc-$gcc_major-multilib" gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+    cc_m32_works || { echo "FAIL: cc -m32 still cannot link" >&2; exit 1; }
+fi
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+
+# Sums the `N passed` of cargo's `test result:` lines and of mls-vectors' lines.
+count_passed() { grep -Eo '(ok\. |: )[0-9]+ passed' "$1" | awk '{ n += $(NF-1) } END { print n + 0 }'; }
+
+echo "-- tests on i686 and aarch64 Linux"
+for t in "${TESTED[@]}"; do
+    case "$t" in
+        i686-*) how_run="native (cc -m32)" ;;
+        aarch64-*) how_run="qemu-aarch64 -L /usr/aarch64-linux-gnu; linker aarch64-linux-gnu-gcc" ;;
+    esac
+    t0=$SECONDS
+    log="$log_dir/$t.log"
+    echo "== $t: cargo test -p mls-nostd --tests; cargo test -p platform-std --tests; mls-vectors; mls-epochs"
+    ok=1
+    cargo test -p mls-nostd --tests --target "$t" 2>&1 | tee "$log" || ok=0
+    nostd=$(count_passed "$log")
+    cargo test -p platform-std --tests --target "$t" 2>&1 | tee "$log" || ok=0
+    pstd=$(count_passed "$log")
+    cargo run -q -p mls-tests --bin mls-vectors --target "$t" -- "$vectors"/*.json 2>&1 | tee "$log" || ok=0
+    vec=$(count_passed "$log")
+    # The OS RNG (getrandom) and the std adapter as a program on the target.
+    cargo run -q -p platform-std --bin mls-epochs --target "$t" -- --epochs 2 2>&1 | tee "$log" || ok=0
+    if [ "$ok" = 1 ]; then
+        tests="yes: mls-nostd $nostd, platform-std $pstd, vectors $vec passed; mls-epochs ran"
+    else
+        tests="FAILED"; failed=1
+    fi
+    row "$t" "yes" "$tests ($((SECONDS - t0)) s)" "$how_run"
+done
+
+echo "-- builds of the other targets"
+for t in "${BUILD_ONLY[@]}"; do
+    t0=$SECONDS
+    features=()
+    [ "$t" = wasm32-unknown-unknown ] && features=(--features platform-std/wasm_js)
+    zbuild=(); envs=()
+    how="cargo build --lib --profile host-targets"
+    if printf '%s\n' "${no_rust_std[@]}" | grep -qx "$t"; then
+        # No prebuilt rust-std for it from rustup here: std from rust-src, same compiler.
+        zbuild=(-Zbuild-std=std,panic_abort); envs=(RUSTC_BOOTSTRAP=1)
+        how="$how, std built from rust-src (RUSTC_BOOTSTRAP=1 -Zbuild-std: rustup's rust-std unavailable)"
+    fi
+    [ "${#features[@]}" -gt 0 ] && how="$how ${features[*]}"
+    echo "== $t: $how"
+    if env "${envs[@]}" cargo build "${zbuild[@]}" -p mls-nostd -p platform-std --lib \
+        "${features[@]}" --profile host-targets --target "$t"; then
+        b="yes ($((SECONDS - t0)) s)"
+    else
+        b="FAILED"; failed=1
+    fi
+    row "$t" "$b" "—" "$how"
+done
+
+echo
+echo "host targets ($((SECONDS - start)) s in all):"
+printf '%-28s | %-12s | %s\n' target build tests
+for r in "${rows[@]}"; do
+    IFS='|' read -r t b ts how <<<"$r"
+    printf '%-28s | %-12s | %s\n' "$t" "$b" "$ts"
+    printf '%-28s   how: %s\n' "" "$how"
+done
+printf '%-28s | %-12s | %s\n' x86_64-unknown-linux-gnu "test.sh" "test.sh: cargo test --workspace"
+if [ "$failed" != 0 ]; then
+    echo "FAIL: a host target did not build or its tests failed" >&2
+    exit 1
+fi

@@ -74,3 +74,4 @@ if grep -rn 'global_allocator' mls-nostd/src boards/*/src; then
     exit 1
 fi
 echo "firmware has no allocator ($checked ELFs checked)"
+step "fuzzing, bounded (fuzz/run.sh ci)"; fuzz/run.sh ci

@@ -106,8 +106,7 @@ impl Ratchet {
     fn key(&self, suite: CipherSuite) -> Result<RatchetKey, CryptoError> {
         let key = derive_tree_secret(suite, self.secret.as_bytes(), b"key", self.generation, suite.aead_key_len())?;
         let nonce_secret = derive_tree_secret(suite, self.secret.as_bytes(), b"nonce", self.generation, AEAD_NONCE_LEN)?;
-        let mut nonce = [0u8; AEAD_NONCE_LEN];
-        nonce.copy_from_slice(nonce_secret.as_bytes());
+        let nonce: [u8; AEAD_NONCE_LEN] = nonce_secret.as_bytes().try_into().map_err(|_| CryptoError::InvalidLength)?;
         Ok(RatchetKey { generation: self.generation, key, nonce })
     }
 

@@ -309,7 +309,9 @@ impl<'a> Writer<'a> {
         let prefix = encode_varint(body_len, &mut tmp)?;
         if let Output::Slice(buf) = &mut self.out {
             let region = buf.get_mut(start..self.pos).ok_or(CodecError::BufferTooSmall)?;
-            region.copy_within(4.., prefix.len());
+            if !move_within(region, 4..region.len(), prefix.len()) {
+                return Err(CodecError::BufferTooSmall);
+            }
             region
                 .get_mut(..prefix.len())
                 .ok_or(CodecError::BufferTooSmall)?
@@ -323,6 +325,30 @@ impl<'a> Writer<'a> {
     pub fn write_vec<T: Encode>(&mut self, items: &[T]) -> Result<(), CodecError> {
         self.write_vector(|w| items.iter().try_for_each(|item| item.encode(w)))
     }
+}
+
+/// Moves `buf[src]` so that it starts at `dst`, as `copy_within` does, but
+/// with no panic path in the binary (`copy_within` is compiled out of line
+/// with its bounds assertions): returns false, moving nothing, if a range is
+/// out of bounds. The bytes of `src` that the move uncovers are left
+/// unspecified (the move is a rotation), where `copy_within` leaves them
+/// unchanged.
+pub(crate) fn move_within(buf: &mut [u8], src: core::ops::Range<usize>, dst: usize) -> bool {
+    let Some(len) = src.end.checked_sub(src.start) else { return false };
+    if dst <= src.start {
+        // Rotate [dst, src.end) left by the distance.
+        match buf.get_mut(dst..src.end) {
+            Some(r) if src.start - dst <= r.len() => r.rotate_left(src.start - dst),
+            _ => return false,
+        }
+    } else {
+        let Some(end) = dst.checked_add(len) else { return false };
+        match buf.get_mut(src.start..end) {
+            Some(r) if dst - src.start <= r.len() => r.rotate_right(dst - src.start),
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Minimal MLS varint encoding of `v` into `tmp`; returns the used prefix.
@@ -560,6 +586,36 @@ macro_rules! tls_struct {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn move_within_moves_like_copy_within() {
+        let orig: [u8; 16] = core::array::from_fn(|i| i as u8 + 1);
+        for start in 0..=16usize {
+            for end in start..=16 {
+                for dst in 0..=16usize {
+                    let mut ours = orig;
+                    let ok = super::move_within(&mut ours, start..end, dst);
+                    assert_eq!(ok, dst + (end - start) <= 16, "{start}..{end} -> {dst}");
+                    if ok {
+                        let mut std = orig;
+                        std.copy_within(start..end, dst);
+                        assert_eq!(ours[dst..dst + end - start], std[dst..dst + end - start]);
+                        // Bytes outside both ranges are untouched.
+                        let lo = start.min(dst);
+                        let hi = end.max(dst + end - start);
+                        assert_eq!(ours[..lo], orig[..lo]);
+                        assert_eq!(ours[hi..], orig[hi..]);
+                    }
+                }
+            }
+        }
+        let mut b = [0u8; 4];
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 3..2;
+        assert!(!super::move_within(&mut b, reversed, 0));
+        assert!(!super::move_within(&mut b, 0..5, 0));
+        assert!(!super::move_within(&mut b, 0..1, usize::MAX));
+    }
 
     #[test]
     fn varint_forms() {

@@ -224,9 +224,10 @@ fn schedule_context(suite: CipherSuite, info_hash: &Secret, buf: &mut [u8; 1 + 2
     let ctx = buf.get_mut(..ctx_len).ok_or(CryptoError::InvalidLength)?;
     let (mode, rest) = ctx.split_at_mut(1);
     mode.fill(MODE_BASE);
+    // Lengths match by construction; zip copies have no panic path.
     let (p, i) = rest.split_at_mut(psk_id_hash.len());
-    p.copy_from_slice(psk_id_hash.as_bytes());
-    i.copy_from_slice(info_hash.as_bytes());
+    p.iter_mut().zip(psk_id_hash.as_bytes()).for_each(|(d, s)| *d = *s);
+    i.iter_mut().zip(info_hash.as_bytes()).for_each(|(d, s)| *d = *s);
     Ok(ctx_len)
 }
 

@@ -468,15 +468,16 @@ fn lay_out_content_head(header: &mut [u8], layout: &Layout, leaf: LeafIndex) -> 
     if start < layout.group_id.start || ad_dest < layout.authenticated_data.start {
         return Err(INCONSISTENT);
     }
-    // Bounds of copy_within, which would panic.
+    // The moves keep the bytes they uncover unspecified: the head is then
+    // written whole, between and around the two fields.
     if ad_dest.checked_add(ad_len).is_none_or(|end| end >= header.len())
         || layout.authenticated_data.end > header.len()
         || layout.group_id.end > layout.authenticated_data.start
+        || !crate::codec::move_within(header, layout.authenticated_data.clone(), ad_dest)
+        || !crate::codec::move_within(header, layout.group_id.clone(), start)
     {
         return Err(INCONSISTENT);
     }
-    header.copy_within(layout.authenticated_data.clone(), ad_dest);
-    header.copy_within(layout.group_id.clone(), start);
     let mut w = Writer::new(header.get_mut(start + group_id_len..ad_dest).ok_or(INCONSISTENT)?);
     w.write_u64(layout.epoch)?;
     Sender::Member(leaf.0).encode(&mut w)?;

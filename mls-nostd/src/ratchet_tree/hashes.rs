@@ -28,8 +28,8 @@ impl TreeSlices<'_> {
                     return HashValue::from_slice(&slot.hash.bytes).map_err(|_| TreeError::InvalidLeaf);
                 }
                 let h = self.leaf_hash(l, false)?;
-                if let Some(s) = self.leaf_mut(l) {
-                    s.hash.bytes.copy_from_slice(h.as_bytes());
+                if let (Some(s), Ok(bytes)) = (self.leaf_mut(l), h.as_bytes().try_into()) {
+                    s.hash.bytes = bytes;
                     s.hash.valid = true;
                 }
                 Ok(h)
@@ -43,8 +43,8 @@ impl TreeSlices<'_> {
                 let left = self.tree_hash(a)?;
                 let right = self.tree_hash(b)?;
                 let h = self.parent_hash_input(n, None, &left, &right)?;
-                if let Some(s) = self.parent_mut(n) {
-                    s.hash.bytes.copy_from_slice(h.as_bytes());
+                if let (Some(s), Ok(bytes)) = (self.parent_mut(n), h.as_bytes().try_into()) {
+                    s.hash.bytes = bytes;
                     s.hash.valid = true;
                 }
                 Ok(h)

@@ -468,7 +468,9 @@ impl<'s> TreeSlices<'s> {
                 break;
             }
             if idx != DEAD {
-                self.arena.copy_within(read..read + total, write);
+                if !crate::codec::move_within(self.arena, read..read + total, write) {
+                    break;
+                }
                 if let Some(slot) = self.leaves.get_mut(usize::try_from(idx).unwrap_or(usize::MAX)) {
                     slot.offset = write as u32;
                 }
@@ -505,8 +507,8 @@ impl<'s> TreeSlices<'s> {
     fn free_leaf_bytes(&mut self, l: LeafIndex) {
         let Some(slot) = self.leaf(l).filter(|s| s.present).copied() else { return };
         let off = usize::try_from(slot.offset).unwrap_or(usize::MAX);
-        if let Some(h) = self.arena.get_mut(off..off.saturating_add(4)) {
-            h.copy_from_slice(&DEAD.to_le_bytes());
+        if let Some(h) = self.arena.get_mut(off..).and_then(|a| a.first_chunk_mut::<4>()) {
+            *h = DEAD.to_le_bytes();
         }
         let freed = slot.len.saturating_add(LEAF_RECORD_HEADER as u32);
         self.meta.arena_live = self.meta.arena_live.saturating_sub(freed);

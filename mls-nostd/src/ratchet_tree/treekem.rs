@@ -308,6 +308,9 @@ impl TreeSlices<'_> {
         let mut j = 0usize;
         for (i, (_, copath)) in fdp.iter().enumerate() {
             let ps = secrets.get(i).ok_or(TreeKemError::WrongPathLength)?;
+            if ps.len() != nh {
+                return Err(TreeKemError::WrongPathLength);
+            }
             let mut fill = |r: NodeIndex| {
                 let Some(chunk) = jobs.get_mut(j * JOB_LEN..(j + 1) * JOB_LEN) else { return };
                 let (pk, rest) = chunk.split_at_mut(KEM_PUBLIC_LEN);
@@ -316,9 +319,8 @@ impl TreeSlices<'_> {
                     pk.copy_from_slice(key);
                 }
                 rng.fill_bytes(ikm);
-                if let Some(dst) = pt.get_mut(..nh) {
-                    dst.copy_from_slice(ps.as_bytes());
-                }
+                // ps is nh bytes (checked above): the zip copies it whole.
+                pt.iter_mut().zip(ps.as_bytes()).for_each(|(d, s)| *d = *s);
                 j += 1;
             };
             self.for_each_in_resolution(*copath, excluded, &mut fill);

@@ -1,0 +1,80 @@
+//! Joining from a Welcome (§12.4.3.1) with every check, on an empty slot.
+//! Dave has a KeyPackage; Alice's add-Dave Welcome is the seed.
+//!
+//! Input: `[mode] rest`.
+//! - mode 0 (mod 3): `rest` is the `MLSMessage(Welcome)` as received. A join
+//!   that succeeds must give the group Alice made (same epoch
+//!   authenticator): only she could encrypt to Dave's init key.
+//! - mode 1: `rest` is a `GroupInfo`; the target recomputes its
+//!   confirmation tag from a fixed joiner secret, signs it as the member it
+//!   names (Alice for others) and seals it into a Welcome for Dave, so the
+//!   fuzzed GroupInfo and tree get past decryption and the signature check.
+//! - mode 2: as mode 1 but the GroupInfo is sealed as given (tag and
+//!   signature unchanged).
+//!
+//! A join that fails leaves the slot empty.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use mls_fuzz::*;
+
+fuzz_target!(
+    init: {
+        maybe_write_seeds("group_join", || {
+            let mut seeds = Vec::new();
+            for f in vector_fields(&["mls_welcome", "welcome"]) {
+                let mut s = vec![0u8];
+                s.extend_from_slice(&f.bytes);
+                seeds.push(s);
+            }
+            for f in vector_fields(&["mls_group_info"]) {
+                if let Some(gi) = strip_header(&f.bytes, 4) {
+                    let mut s = vec![1u8];
+                    s.extend_from_slice(gi);
+                    seeds.push(s);
+                }
+            }
+            with_world(|w| {
+                w.check_own_seeds();
+                let mut s = vec![0u8];
+                s.extend_from_slice(&w.msgs.welcome_dave);
+                seeds.push(s);
+                for mode in [1u8, 2] {
+                    let mut s = vec![mode];
+                    s.extend_from_slice(strip_header(&w.msgs.group_info_with_dave, 4).unwrap());
+                    seeds.push(s);
+                }
+            });
+            seeds
+        });
+    },
+    |data: &[u8]| {
+        let Some((&mode, rest)) = data.split_first() else { return };
+        with_world(|w| {
+            let welcome = match mode % 3 {
+                0 => rest.to_vec(),
+                m => match w.sealed(rest, m == 1) {
+                    Some(welcome) => welcome,
+                    None => return,
+                },
+            };
+            let dave = &mut w.dave;
+            w.empty_snapshot.restore(&mut dave.group);
+            let mut buf = vec![0u8; welcome.len()];
+            let signer = dave.signer.clone();
+            let r = dave.group.join(&welcome, &join_params(&w.dave_kp, &w.dave_keys, &signer), &mut buf);
+            match r {
+                Ok(()) => {
+                    assert!(!dave.group.is_inactive());
+                    if mode % 3 == 0 {
+                        assert_eq!(
+                            dave.group.epoch_authenticator(),
+                            w.msgs.after_add_dave.as_slice(),
+                            "an accepted Welcome gave another group than Alice's"
+                        );
+                    }
+                }
+                Err(_) => assert!(dave.group.is_inactive(), "a failed join left a group in the slot"),
+            }
+        });
+    }
+);

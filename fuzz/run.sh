@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Fuzzes every target of fuzz/ with libFuzzer (cargo fuzz, nightly).
+#
+#   fuzz/run.sh ci               bounded run for CI: 12 s per target (7 targets),
+#                                about 3 minutes with the build on 2 cores
+#   fuzz/run.sh long [SECONDS]   the long run: SECONDS per target (default 600)
+#   fuzz/run.sh TARGET [SECONDS] one target (default 60 s)
+#
+# Seeds are written at run time by the targets themselves (MLS_FUZZ_SEEDS,
+# see fuzz/src/lib.rs): the official vectors ($MLS_TEST_VECTORS, else
+# ../shared/test-vectors) and messages of a live group our code builds.
+# New inputs accumulate in fuzz/corpus/TARGET; crashes go to
+# fuzz/artifacts/TARGET/ and make the script fail. Reproduce one with
+#   fuzz/target/<host>/release/TARGET fuzz/artifacts/TARGET/crash-...
+#
+# Build: release with debug assertions and overflow checks (-O -a), no
+# sanitizer (-s none): the core is `#![forbid(unsafe_code)]`, so what we
+# hunt are panics, overflows, hangs and wrong results, which need no ASan;
+# without it the targets run 2-3x faster.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+TARGETS=(mls_message key_package welcome group_info ratchet_tree group_process group_join)
+mode="${1:-ci}"
+case "$mode" in
+    ci) per="${2:-12}"; run=("${TARGETS[@]}") ;;
+    long) per="${2:-600}"; run=("${TARGETS[@]}") ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *)
+        if [[ " ${TARGETS[*]} " == *" $mode "* ]]; then
+            per="${2:-60}"; run=("$mode")
+        else
+            echo "usage: fuzz/run.sh ci | long [SECONDS] | TARGET [SECONDS]  (targets: ${TARGETS[*]})" >&2
+            exit 2
+        fi
+        ;;
+esac
+[[ "$per" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a number" >&2; exit 2; }
+
+# What the build needs: a nightly toolchain and cargo-fuzz.
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
+
+echo "== fuzz: building ${#run[@]} target(s)"
+mkdir -p logs
+build_args=()
+[ "${#run[@]}" -eq 1 ] && build_args=("${run[0]}")
+if ! cargo +nightly fuzz build -O -a -s none "${build_args[@]}" >logs/build.log 2>&1; then
+    tail -n 40 logs/build.log >&2
+    echo "fuzz build failed" >&2
+    exit 1
+fi
+host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
+bin="${CARGO_TARGET_DIR:-target}/$host/release"
+
+failed=()
+summary=()
+for t in "${run[@]}"; do
+    seeds="seeds/$t"
+    rm -rf "$seeds"
+    MLS_FUZZ_SEEDS="$seeds" "$bin/$t" 2>"logs/$t.seeds.log" || { cat "logs/$t.seeds.log" >&2; exit 1; }
+    tail -n 1 "logs/$t.seeds.log"
+    mkdir -p "corpus/$t" "artifacts/$t" logs
+    log="logs/$t.log"
+    echo "== fuzz: $t for ${per}s"
+    set +e
+    "$bin/$t" "corpus/$t" "$seeds" -max_total_time="$per" -max_len=65536 -timeout=10 \
+        -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$log" 2>&1
+    status=$?
+    set -e
+    done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)"
+    execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
+    cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")"
+    ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")"
+    rate="$(sed -n 's/.* exec\/s: \([0-9]*\).*/\1/p' <<<"$done_line")"
+    if [ "$status" -ne 0 ]; then
+        failed+=("$t")
+        echo "FAIL: $t (exit $status); log: fuzz/$log" >&2
+        grep -E 'panicked|ERROR|SUMMARY|Test unit written|deadly signal|timeout' "$log" | head -n 20 >&2 || true
+    fi
+    summary+=("$(printf '%-14s %12s %8s %8s %8s' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}")")
+done
+
+echo
+printf '%-14s %12s %8s %8s %8s\n' target executions exec/s cov ft
+printf '%s\n' "${summary[@]}"
+if [ "${#failed[@]}" -ne 0 ]; then
+    echo "fuzz: crashes in ${failed[*]} (inputs in fuzz/artifacts/)" >&2
+    exit 1
+fi
+echo "fuzz: no crash in ${#run[@]} target(s), ${per}s each"

@@ -57,10 +57,28 @@ impl<F: NorFlash> embedded_storage_async::nor_flash::ErrorType for Async<'_, F> 
     type Error = F::Error;
 }
 
+/// A future that is ready at once. Unlike `async fn` bodies and
+/// `core::future::Ready`, polling it again after completion yields `Pending`
+/// instead of panicking: no panic path (boards/panic-paths.sh).
+struct Now<T>(Option<T>);
+
+// The value is moved out, never pinned in place.
+impl<T> Unpin for Now<T> {}
+
+impl<T> Future for Now<T> {
+    type Output = T;
+    fn poll(self: core::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<T> {
+        match self.get_mut().0.take() {
+            Some(v) => Poll::Ready(v),
+            None => Poll::Pending,
+        }
+    }
+}
+
 impl<F: NorFlash> embedded_storage_async::nor_flash::ReadNorFlash for Async<'_, F> {
     const READ_SIZE: usize = F::READ_SIZE;
-    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), F::Error> {
-        self.0.read(offset, bytes)
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> impl Future<Output = Result<(), F::Error>> {
+        Now(Some(self.0.read(offset, bytes)))
     }
     fn capacity(&self) -> usize {
         self.0.capacity()
@@ -70,11 +88,11 @@ impl<F: NorFlash> embedded_storage_async::nor_flash::ReadNorFlash for Async<'_, 
 impl<F: NorFlash> embedded_storage_async::nor_flash::NorFlash for Async<'_, F> {
     const WRITE_SIZE: usize = Self::WRITE;
     const ERASE_SIZE: usize = F::ERASE_SIZE;
-    async fn erase(&mut self, from: u32, to: u32) -> Result<(), F::Error> {
-        self.0.erase(from, to)
+    fn erase(&mut self, from: u32, to: u32) -> impl Future<Output = Result<(), F::Error>> {
+        Now(Some(self.0.erase(from, to)))
     }
-    async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), F::Error> {
-        self.0.write(offset, bytes)
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> impl Future<Output = Result<(), F::Error>> {
+        Now(Some(self.0.write(offset, bytes)))
     }
 }
 

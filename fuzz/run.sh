@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(mls_message key_package welcome group_info ratchet_tree group_process group_join)
+TARGETS=(mls_message key_package welcome group_info ratchet_tree group_process group_join store_load)
 mode="${1:-ci}"
 case "$mode" in
     ci) per="${2:-12}"; run=("${TARGETS[@]}") ;;

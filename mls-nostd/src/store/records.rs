@@ -146,8 +146,12 @@ impl Head {
         }
     }
 
-    /// Writes the head of group `slot`: the commit point.
-    pub(crate) fn write<S: Storage>(&self, storage: &mut S, slot: u8) -> Result<(), StoreError> {
+    /// Writes the head of group `slot`: the commit point. [`Group::save`]
+    /// writes it after the parts; tools that build a store themselves (the
+    /// fuzz targets) may too.
+    ///
+    /// [`Group::save`]: crate::group::Group::save
+    pub fn write<S: Storage>(&self, storage: &mut S, slot: u8) -> Result<(), StoreError> {
         let mut out = [0u8; HEAD_LEN];
         self.encode(&mut out)?;
         storage.write(head_key(slot), &out)?;

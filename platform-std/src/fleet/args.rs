@@ -109,10 +109,10 @@ mod tests {
             panic!("parse failed")
         };
         assert_eq!((c.devices, c.rounds, c.seed, c.fsync), (8, 2, Some(7), false));
+        assert_eq!(c.suite, CipherSuite::X25519Aes128GcmSha256Ed25519);
         let Ok(Command::Run(c)) = parse(args(&["--fsync", "--state-dir", "d"])) else { panic!("parse failed") };
         assert!(c.fsync);
         assert_eq!(c.state_dir.as_deref(), Some(std::path::Path::new("d")));
-        assert_eq!(c.suite, CipherSuite::X25519Aes128GcmSha256Ed25519);
         assert_eq!(parse(args(&["--help"])), Ok(Command::Help));
     }
 

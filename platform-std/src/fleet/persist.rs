@@ -500,7 +500,7 @@ mod tests {
         for bad in [
             json.replace("\"seed\"", "\"sead\""),
             json.replace("\"format\": 1", "\"format\": 2"),
-            json.replace("00fe", "0xfe"),
+            json.replace("01fe", "0xfe"),
             json.replace('}', ", \"extra\": 1}"),
             json[..json.len() / 2].to_string(),
         ] {

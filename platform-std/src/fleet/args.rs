@@ -22,7 +22,7 @@ run given the state directory of a stopped run resumes it at the next round.
   --seed S         replay a run: every random draw comes from S (default: a seed from the OS RNG)
   --state-dir DIR  where members are saved, one directory each, and the run's progress;
                    if DIR holds a previous run, it is resumed (up to --rounds)
-                   (default: a fresh temporary directory, printed)
+                   (default: a fresh temporary directory, printed; in /dev/shm up to 127 devices)
   --fsync          flush every record write to the disk (survives a power cut; slow)
   -h, --help       this text";
 

@@ -245,7 +245,7 @@ impl MemberStore {
         let digest = HASH_SUITE.hash(&[&record]);
         record.extend_from_slice(digest.as_bytes());
         let result = self.storage.write(MEMBER_RECORD, &record);
-        zeroize::Zeroize::zeroize(&mut record);
+        zeroize::Zeroize::zeroize(record.as_mut_slice());
         result.map_err(StoreError::Storage).map_err(self.fail("saving its signature key"))
     }
 
@@ -320,7 +320,7 @@ impl MemberStore {
             Some((&v, _)) => return Err(self.fail("loading its signature key")(StoreError::WrongVersion(v))),
             None => None,
         };
-        zeroize::Zeroize::zeroize(&mut record);
+        zeroize::Zeroize::zeroize(record.as_mut_slice());
         let signer = signer.ok_or(StoreError::Corrupt).map_err(self.fail("loading its signature key (not its record)"))?;
         let mut pending = None;
         if let Some(kp) = self.read_own(PENDING_RECORD, buf, "loading its KeyPackage")? {
@@ -360,16 +360,16 @@ impl StateDir {
         let shm = Path::new("/dev/shm");
         let base = if in_memory && shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
         for _ in 0..16 {
-                let tag = {
-                    use rand_core::Rng;
-                    crate::os_rng().next_u32()
-                };
-                let root = base.join(format!("mls-fleet-{}-{tag:08x}", std::process::id()));
-                match std::fs::create_dir(&root) {
-                    Ok(()) => return Ok(Self { root, temporary: true, flush }),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(PersistError::Unusable { path: root, reason: format!("cannot create it: {e}") }),
-                }
+            let tag = {
+                use rand_core::Rng;
+                crate::os_rng().next_u32()
+            };
+            let root = base.join(format!("mls-fleet-{}-{tag:08x}", std::process::id()));
+            match std::fs::create_dir(&root) {
+                Ok(()) => return Ok(Self { root, temporary: true, flush }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(PersistError::Unusable { path: root, reason: format!("cannot create it: {e}") }),
+            }
         }
         Err(PersistError::Unusable { path: base, reason: "no fresh name for a temporary directory".into() })
     }

@@ -7,31 +7,61 @@
 //! bytes are not left in the file's blocks (on file systems that overwrite in
 //! place; copy-on-write file systems and SSD wear levelling may keep old
 //! blocks: use full-disk encryption there).
+//!
+//! [`Flush::ProcessCrash`] ([`FileStorage::open_with`]) skips the `fsync`s:
+//! a write is still a rename, so a crash or kill of the *process* leaves the
+//! old or the new record, but a power cut of the machine may lose recent
+//! writes (and the zeros of a wipe may never reach the disk). It is for
+//! simulations of many members on one disk (`mls-fleet`), where a flush
+//! per record costs milliseconds.
 
 use mls_nostd::store::{RecordKey, Storage, StorageError};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
+/// What a write survives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flush {
+    /// Every write and removal is flushed to the disk (`fsync` of the file
+    /// and the directory): it survives a power cut.
+    PowerCut,
+    /// No `fsync`: a write survives a crash of the process, not of the machine.
+    ProcessCrash,
+}
+
 /// Records as files in a directory.
 #[derive(Debug)]
 pub struct FileStorage {
     dir: PathBuf,
+    flush: Flush,
 }
 
 impl FileStorage {
     /// Opens (creating if needed) the store in `dir`, wiping and removing
-    /// the temporary and replaced files an interrupted write left.
+    /// the temporary and replaced files an interrupted write left. Writes
+    /// are flushed ([`Flush::PowerCut`]).
     pub fn open(dir: impl AsRef<Path>) -> std::io::Result<Self> {
+        Self::open_with(dir, Flush::PowerCut)
+    }
+
+    /// [`FileStorage::open`] with the given [`Flush`].
+    pub fn open_with(dir: impl AsRef<Path>, flush: Flush) -> std::io::Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir)?;
-        for entry in fs::read_dir(&dir)? {
+        let storage = Self { dir, flush };
+        for entry in fs::read_dir(&storage.dir)? {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "tmp" || e == "old") {
-                wipe_and_unlink(&path)?;
+                storage.wipe_and_unlink(&path)?;
             }
         }
-        Ok(Self { dir })
+        Ok(storage)
+    }
+
+    /// What writes survive.
+    pub fn flush(&self) -> Flush {
+        self.flush
     }
 
     /// The directory.
@@ -56,18 +86,24 @@ impl FileStorage {
         // Directories can be opened and fsynced on Unix; elsewhere the rename
         // is all there is.
         #[cfg(unix)]
-        File::open(&self.dir)?.sync_all()?;
+        if self.flush == Flush::PowerCut {
+            File::open(&self.dir)?.sync_all()?;
+        }
         Ok(())
     }
-}
 
-fn wipe_and_unlink(path: &Path) -> std::io::Result<()> {
-    let len = fs::metadata(path)?.len();
-    let mut f = OpenOptions::new().write(true).open(path)?;
-    f.write_all(&vec![0u8; usize::try_from(len).unwrap_or(0)])?;
-    f.sync_all()?;
-    drop(f);
-    fs::remove_file(path)
+    fn sync_file(&self, f: &File) -> std::io::Result<()> {
+        if self.flush == Flush::PowerCut { f.sync_all() } else { Ok(()) }
+    }
+
+    fn wipe_and_unlink(&self, path: &Path) -> std::io::Result<()> {
+        let len = fs::metadata(path)?.len();
+        let mut f = OpenOptions::new().write(true).open(path)?;
+        f.write_all(&vec![0u8; usize::try_from(len).unwrap_or(0)])?;
+        self.sync_file(&f)?;
+        drop(f);
+        fs::remove_file(path)
+    }
 }
 
 fn io(_: std::io::Error) -> StorageError {
@@ -92,7 +128,7 @@ impl Storage for FileStorage {
         let tmp = path.with_extension("tmp");
         let mut f = File::create(&tmp).map_err(io)?;
         f.write_all(value).map_err(io)?;
-        f.sync_all().map_err(io)?;
+        self.sync_file(&f).map_err(io)?;
         drop(f);
         // The rename releases the old version's blocks without wiping them:
         // keep a second name for it, and wipe it once the new one is in place
@@ -106,13 +142,13 @@ impl Storage for FileStorage {
         fs::rename(&tmp, &path).map_err(io)?;
         self.sync_dir().map_err(io)?;
         if had_old {
-            wipe_and_unlink(&old).map_err(io)?;
+            self.wipe_and_unlink(&old).map_err(io)?;
         }
         Ok(())
     }
 
     fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
-        match wipe_and_unlink(&self.path(key)) {
+        match self.wipe_and_unlink(&self.path(key)) {
             Ok(()) => self.sync_dir().map_err(io),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io(e)),

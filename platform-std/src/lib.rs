@@ -9,7 +9,7 @@ mod file_store;
 #[cfg(feature = "fleet")]
 pub mod fleet;
 
-pub use file_store::FileStorage;
+pub use file_store::{FileStorage, Flush};
 use rand_core::UnwrapErr;
 
 /// The operating system's cryptographic RNG, in the form the core takes

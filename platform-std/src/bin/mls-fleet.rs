@@ -19,10 +19,23 @@ fn main_inner() -> Result<(), (u8, String)> {
         args::Command::Help => return out(format_args!("{}\n", args::USAGE)).map_err(|e| (1, e)),
         args::Command::Run(config) => config,
     };
-    let seed = config.resolve_seed();
-    let origin = if config.seed.is_some() { "given" } else { "from the OS RNG" };
+    let prepared = fleet::prepare(&config, config.resolve_seed()).map_err(|e| (1, e.to_string()))?;
+    let seed = prepared.seed();
+    let origin = match (prepared.resuming(), config.seed) {
+        (Some(_), _) => "saved in the state directory",
+        (None, Some(_)) => "given",
+        (None, None) => "from the OS RNG",
+    };
+    let dir = prepared.state_dir().display().to_string();
+    let state = match prepared.resuming() {
+        Some(p) => format!("state directory {dir}: resuming after round {} of {}", p.rounds_done, config.rounds),
+        None if prepared.is_temporary() => {
+            format!("state directory {dir} (a fresh temporary one; continue this run with --state-dir {dir} --rounds R)")
+        }
+        None => format!("state directory {dir} (new)"),
+    };
     out(format_args!(
-        "mls-fleet: gateway + {} device{}, {} round{}, cipher suite 0x{:04x}\nseed {seed} ({origin}; replay with --seed {seed})\n",
+        "mls-fleet: gateway + {} device{}, {} round{}, cipher suite 0x{:04x}\nseed {seed} ({origin}; replay with --seed {seed})\n{state}\n",
         config.devices,
         plural(config.devices as u64),
         config.rounds,
@@ -30,7 +43,7 @@ fn main_inner() -> Result<(), (u8, String)> {
         config.suite.to_u16(),
     ))
     .map_err(|e| (1, e))?;
-    let report = fleet::run(&config, seed).map_err(|e| (1, e.to_string()))?;
+    let report = prepared.run().map_err(|e| (1, e.to_string()))?;
     out(format_args!("\n{report}\n")).map_err(|e| (1, e))
 }
 

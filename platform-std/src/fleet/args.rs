@@ -1,4 +1,4 @@
-//! The command line of `mls-fleet`: a small hand-written parser (five
+//! The command line of `mls-fleet`: a small hand-written parser (six
 //! options do not need a framework). Every error is one line.
 
 use super::{Config, MAX_DEVICES};
@@ -7,18 +7,23 @@ use std::path::PathBuf;
 
 /// The usage text printed by `--help`.
 pub const USAGE: &str = "\
-usage: mls-fleet [--members N] [--rounds R] [--suite 1|3] [--seed S] [--state-dir DIR]
+usage: mls-fleet [--members N] [--rounds R] [--suite 1|3] [--seed S] [--state-dir DIR] [--fsync]
 
 Simulates an IoT fleet in one MLS group (RFC 9420): a gateway creates the group
 and adds N devices in one Commit; every device joins from the one Welcome; then
 R rounds of key updates, removals and re-adds, and application messages. Every
 member processes every handshake message and all epoch authenticators must agree.
+Every member persists its state in its own directory of the state directory; a
+run given the state directory of a stopped run resumes it at the next round.
 
   --members N      devices in the fleet, 1 to 1023 (default 64); the gateway is one more member
   --rounds R       rounds after the join (default 3)
   --suite 1|3      cipher suite 0x0001 (AES-128-GCM) or 0x0003 (ChaCha20-Poly1305, default)
   --seed S         replay a run: every random draw comes from S (default: a seed from the OS RNG)
-  --state-dir DIR  where members are saved, one directory each (persistence: not yet available)
+  --state-dir DIR  where members are saved, one directory each, and the run's progress;
+                   if DIR holds a previous run, it is resumed (up to --rounds)
+                   (default: a fresh temporary directory, printed; in /dev/shm up to 127 devices)
+  --fsync          flush every record write to the disk (survives a power cut; slow)
   -h, --help       this text";
 
 /// What the command line asks for.
@@ -42,6 +47,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
             return Ok(Command::Help);
+        }
+        if arg == "--fsync" {
+            config.fsync = true;
+            continue;
         }
         // `--option value` or `--option=value`.
         let (option, inline) = match arg.split_once('=') {
@@ -99,8 +108,11 @@ mod tests {
         let Ok(Command::Run(c)) = parse(args(&["--members", "8", "--rounds=2", "--suite", "1", "--seed", "7"])) else {
             panic!("parse failed")
         };
-        assert_eq!((c.devices, c.rounds, c.seed), (8, 2, Some(7)));
+        assert_eq!((c.devices, c.rounds, c.seed, c.fsync), (8, 2, Some(7), false));
         assert_eq!(c.suite, CipherSuite::X25519Aes128GcmSha256Ed25519);
+        let Ok(Command::Run(c)) = parse(args(&["--fsync", "--state-dir", "d"])) else { panic!("parse failed") };
+        assert!(c.fsync);
+        assert_eq!(c.state_dir.as_deref(), Some(std::path::Path::new("d")));
         assert_eq!(parse(args(&["--help"])), Ok(Command::Help));
     }
 
@@ -115,6 +127,7 @@ mod tests {
             &["--seed", "-1"],
             &["--frobnicate"],
             &["--state-dir="],
+            &["--fsync=1"],
         ] {
             let e = parse(args(bad)).expect_err("must fail");
             assert!(!e.contains('\n') && !e.is_empty(), "{bad:?}: {e}");

@@ -1,8 +1,10 @@
 //! The simulation itself, for one group capacity.
 
-use super::persist::{MemberRef, PersistError, Progress, StateDir};
+use super::persist::{GROUP_SLOT, MemberStore, Progress, StateDir};
 use super::stats::{Msg, Op, Stats};
 use super::{CLOCK_START, Config, FleetError, FleetGroup, Report};
+use mls_nostd::store::MAX_RECORD_LEN;
+use mls_nostd::store::durable::RecordBuffer;
 use crate::RayonExecutor;
 use chacha20::ChaCha20Rng;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -42,6 +44,8 @@ struct Member<const N: usize, const A: usize> {
     group: Box<FleetGroup<N, A>>,
     /// A published KeyPackage waiting for its Welcome, with its private keys.
     pending: Option<(Vec<u8>, KeyPackagePrivateKeys)>,
+    /// Its directory in the state directory.
+    store: MemberStore,
 }
 
 impl<const N: usize, const A: usize> Member<N, A> {
@@ -68,10 +72,16 @@ struct Fleet<'s, const N: usize, const A: usize> {
     bufs: Buffers,
     epochs_checked: u64,
     store: &'s mut StateDir,
-    /// Total bytes of the last save of every member; `None` once saving is unavailable.
-    on_disk: Option<u64>,
+    /// One record, for every save and load.
+    record: Box<RecordBuffer>,
+    /// Bytes on disk of every member at the last save.
+    on_disk: Vec<u64>,
     seed: u64,
     rounds: u64,
+}
+
+fn persist(e: super::persist::PersistError) -> FleetError {
+    FleetError(e.to_string())
 }
 
 impl<const N: usize, const A: usize> Fleet<'_, N, A> {
@@ -96,6 +106,8 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         let (bytes, keys) =
             KeyPackage::generate(&params, &m.signer, &mut self.rng, &mut out).map_err(|e| err(&m.name, "KeyPackage", e))?;
         self.stats.size(Msg::KeyPackage, bytes.len());
+        // Its keys are stored before the KeyPackage leaves the device.
+        m.store.save_pending(bytes, &keys, &m.signer, &mut self.record).map_err(persist)?;
         m.pending = Some((bytes.to_vec(), keys));
         Ok(())
     }
@@ -130,11 +142,15 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             group_info: &mut self.bufs.group_info,
         };
         let start = Instant::now();
+        // The staged epoch is stored before the Commit leaves (a reboot can
+        // still merge what the group accepted), the merged one before the next step.
         let out = m
             .group
-            .commit(&opts, &NoPsks, self.now, &mut self.rng, &RayonExecutor, bufs)
+            .commit_durable(&opts, &NoPsks, self.now, &mut self.rng, &RayonExecutor, bufs, m.store.storage(), GROUP_SLOT, &mut self.record)
             .map_err(|e| err(&m.name, "commit", e))?;
-        m.group.merge_staged_commit().map_err(|e| err(&m.name, "merge", e))?;
+        m.group
+            .merge_staged_commit_durable(m.store.storage(), GROUP_SLOT, &mut self.record)
+            .map_err(|e| err(&m.name, "merge", e))?;
         let time = start.elapsed();
         let (commit, welcome) = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec));
         Ok(Committed { commit, welcome, time })
@@ -149,8 +165,12 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             self.bufs.incoming.clear();
             self.bufs.incoming.extend_from_slice(commit);
             let start = Instant::now();
-            match m.group.process_message(&mut self.bufs.incoming, &NoPsks, self.now) {
-                Ok(Received::Commit(_)) => m.group.merge_staged_commit().map_err(|e| err(&m.name, "merge", e))?,
+            let storage = m.store.storage();
+            match m.group.process_message_durable(&mut self.bufs.incoming, &NoPsks, self.now, storage, GROUP_SLOT, &mut self.record) {
+                Ok(Received::Commit(_)) => m
+                    .group
+                    .merge_staged_commit_durable(m.store.storage(), GROUP_SLOT, &mut self.record)
+                    .map_err(|e| err(&m.name, "merge", e))?,
                 Ok(other) => return Err(FleetError(format!("{}: expected a Commit, got {other:?}", m.name))),
                 Err(e) => return Err(err(&m.name, "processing a Commit", e)),
             }
@@ -179,6 +199,30 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         Ok(())
     }
 
+    /// After loading: every member is active, in the epoch the progress
+    /// names, with its authenticator (members ahead of it mean the run was
+    /// stopped during a round).
+    fn check_loaded(&self, p: &Progress) -> Result<(), FleetError> {
+        for m in &self.members {
+            if !m.active() || m.group.epoch() != p.epoch || m.group.epoch_authenticator() != p.epoch_authenticator.as_slice() {
+                return Err(FleetError(format!(
+                    "state directory {}: {} is {} epoch {} with {}, but {} says epoch {} with {} after round {} \
+                     (a run stopped during a round cannot be resumed)",
+                    self.store.path().display(),
+                    m.name,
+                    if m.active() { "at" } else { "removed, at" },
+                    m.group.epoch(),
+                    short_hex(m.group.epoch_authenticator()),
+                    super::persist::PROGRESS_FILE,
+                    p.epoch,
+                    short_hex(&p.epoch_authenticator),
+                    p.rounds_done,
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Member `i` joins from `welcome` with its pending KeyPackage.
     fn join(&mut self, i: usize, welcome: &[u8]) -> Result<(), FleetError> {
         let m = &mut self.members[i];
@@ -194,9 +238,13 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         };
         let mut buf = vec![0u8; welcome.len()];
         let start = Instant::now();
-        m.group.join(welcome, &params, &mut buf).map_err(|e| err(&m.name, "join", e))?;
+        // The keys come from the member's store, which loses them at the
+        // commit point that stores the joined group.
+        m.group
+            .join_durable(welcome, &params, m.store.storage(), GROUP_SLOT, &mut self.record, &mut buf)
+            .map_err(|e| err(&m.name, "join", e))?;
         self.stats.time(Op::Join, start.elapsed());
-        Ok(())
+        m.store.clear_pending().map_err(persist)
     }
 
     /// `k` distinct devices (members 1..), at random.
@@ -307,9 +355,19 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             let sender = &mut self.members[s];
             let sender_leaf = sender.group.own_leaf();
             let start = Instant::now();
+            // Returned only once the sending ratchet's position is stored.
             let sent = sender
                 .group
-                .protect_application(payload.as_bytes(), &[], 0, &mut self.rng, &mut out)
+                .protect_application_durable(
+                    payload.as_bytes(),
+                    &[],
+                    0,
+                    &mut self.rng,
+                    &mut out,
+                    sender.store.storage(),
+                    GROUP_SLOT,
+                    &mut self.record,
+                )
                 .map_err(|e| err(&sender.name, "protect", e))?;
             self.stats.time(Op::Protect, start.elapsed());
             self.stats.size(Msg::Application, sent.len());
@@ -321,7 +379,11 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
                 self.bufs.incoming.clear();
                 self.bufs.incoming.extend_from_slice(&sent);
                 let start = Instant::now();
-                let received = m.group.process_message(&mut self.bufs.incoming, &NoPsks, self.now);
+                // Returned only once the receiving ratchet is stored (a replay
+                // after a restart stays rejected).
+                let storage = m.store.storage();
+                let received =
+                    m.group.process_message_durable(&mut self.bufs.incoming, &NoPsks, self.now, storage, GROUP_SLOT, &mut self.record);
                 let elapsed = start.elapsed();
                 match received {
                     Ok(Received::Application { sender, data, .. }) if sender == sender_leaf && data == payload.as_bytes() => {}
@@ -335,29 +397,14 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         Ok(())
     }
 
-    /// Saves every member, then the progress; stops trying once the store
-    /// says it is not available.
+    /// Saves every member in full, then the progress (the round's commit point).
     fn save(&mut self, rounds_done: u64) -> Result<(), FleetError> {
-        if self.on_disk.is_none() {
-            return Ok(());
+        for (i, m) in self.members.iter_mut().enumerate() {
+            let start = Instant::now();
+            self.on_disk[i] = self.store.save_member(&mut m.store, &mut m.group, &mut self.record).map_err(persist)?;
+            self.stats.time(Op::Checkpoint, start.elapsed());
         }
-        let mut total = 0u64;
-        for m in &self.members {
-            let member = MemberRef {
-                name: &m.name,
-                signer: &m.signer,
-                group: &m.group,
-                pending: m.pending.as_ref().map(|(kp, keys)| (kp.as_slice(), keys)),
-            };
-            match self.store.save_member(&member) {
-                Ok(bytes) => total += bytes,
-                Err(PersistError::NotYetSupported(_)) => {
-                    self.on_disk = None;
-                    return Ok(());
-                }
-                Err(e) => return Err(FleetError(e.to_string())),
-            }
-        }
+        let gateway = &self.members[0].group;
         let progress = Progress {
             seed: self.seed,
             rng_word_pos: self.rng.get_word_pos(),
@@ -365,10 +412,11 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             rounds: self.rounds,
             suite: self.suite.to_u16(),
             devices: self.members.len() - 1,
+            epoch: gateway.epoch(),
+            epoch_authenticator: gateway.epoch_authenticator().to_vec(),
+            epochs_checked: self.epochs_checked,
         };
-        self.store.save_progress(&progress).map_err(|e| FleetError(e.to_string()))?;
-        self.on_disk = Some(total);
-        Ok(())
+        self.store.save_progress(&progress).map_err(persist)
     }
 }
 
@@ -396,22 +444,52 @@ fn bar(len: u64, message: String) -> ProgressBar {
     bar
 }
 
-pub(super) fn run<const N: usize, const A: usize>(config: &Config, seed: u64, store: &mut StateDir) -> Result<Report, FleetError> {
+/// Runs the fleet: from the start, or after round `saved.rounds_done` of
+/// the run saved in `store`.
+pub(super) fn run<const N: usize, const A: usize>(
+    config: &Config,
+    seed: u64,
+    store: &mut StateDir,
+    saved: Option<&Progress>,
+) -> Result<Report, FleetError> {
     let started = Instant::now();
+    let mut record: Box<RecordBuffer> = Box::new([0u8; MAX_RECORD_LEN]);
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let mut members = Vec::with_capacity(config.devices + 1);
+    let in_dir = |e: super::persist::PersistError| FleetError(format!("state directory {}: {e}", store.path().display()));
     for i in 0..=config.devices {
         let name = if i == 0 { "gateway".to_string() } else { format!("device-{:03}", i - 1) };
-        let mut key = [0u8; 32];
-        rng.fill_bytes(&mut key);
-        let signer = SignaturePrivateKey::from_slice(&key).map_err(|e| err(&name, "signature key", e))?;
-        members.push(Member { name, signer, group: crate::boxed_group(), pending: None });
+        let mut member_store = store.member(&name).map_err(in_dir)?;
+        let mut group = crate::boxed_group();
+        let (signer, pending) = match saved {
+            None => {
+                let mut key = [0u8; 32];
+                rng.fill_bytes(&mut key);
+                let signer = SignaturePrivateKey::from_slice(&key).map_err(|e| err(&name, "signature key", e))?;
+                zeroize::Zeroize::zeroize(&mut key);
+                member_store.save_signer(&signer).map_err(in_dir)?;
+                (signer, None)
+            }
+            Some(_) => {
+                let loaded = member_store.load(&mut group, &mut record).map_err(in_dir)?;
+                (loaded.signer, loaded.pending)
+            }
+        };
+        members.push(Member { name, signer, group, pending, store: member_store });
     }
+    let (now, first_round, epochs_checked) = match saved {
+        None => (CLOCK_START, 1, 0),
+        Some(p) => {
+            rng.set_word_pos(p.rng_word_pos);
+            (CLOCK_START + p.rounds_done * ROUND_SECONDS, p.rounds_done + 1, p.epochs_checked)
+        }
+    };
     let big = 1usize << 20;
     let room = N * 1024;
+    let n_members = members.len();
     let mut fleet = Fleet::<N, A> {
         suite: config.suite,
-        now: CLOCK_START,
+        now,
         rng,
         members,
         stats: Stats::default(),
@@ -421,20 +499,31 @@ pub(super) fn run<const N: usize, const A: usize>(config: &Config, seed: u64, st
             group_info: vec![0u8; big + room],
             incoming: Vec::with_capacity(big),
         },
-        epochs_checked: 0,
+        epochs_checked,
         store,
-        on_disk: Some(0),
+        record,
+        on_disk: vec![0; n_members],
         seed,
         rounds: config.rounds,
     };
 
-    let b = bar(config.devices as u64 + 1, "join".into());
-    fleet.start(&b)?;
-    b.finish_and_clear();
-    fleet.save(0)?;
+    match saved {
+        None => {
+            let b = bar(config.devices as u64 + 1, "join".into());
+            fleet.start(&b)?;
+            b.finish_and_clear();
+            fleet.save(0)?;
+        }
+        Some(p) => {
+            fleet.check_loaded(p)?;
+            for (i, m) in fleet.members.iter().enumerate() {
+                fleet.on_disk[i] = m.store.bytes_used().map_err(persist)?;
+            }
+        }
+    }
     let devices = config.devices;
     let steps = updates_per_round(devices) + 2 * removals_per_round(devices).min(devices) + devices + 1;
-    for r in 1..=config.rounds {
+    for r in first_round..=config.rounds {
         let b = bar(steps as u64, format!("round {r}/{}", config.rounds));
         fleet.round(r, &b)?;
         b.finish_and_clear();
@@ -446,13 +535,17 @@ pub(super) fn run<const N: usize, const A: usize>(config: &Config, seed: u64, st
         seed,
         devices,
         rounds: config.rounds,
+        resumed_after: saved.map(|p| p.rounds_done),
         epochs_checked: fleet.epochs_checked,
         final_epoch: gateway.group.epoch(),
         final_authenticator: gateway.group.epoch_authenticator().to_vec(),
         members: fleet.members.iter().filter(|m| m.active()).count(),
         capacity: N,
         group_bytes: size_of::<FleetGroup<N, A>>(),
-        on_disk: fleet.on_disk.map(|total| total / fleet.members.len() as u64),
+        on_disk: fleet.on_disk.iter().sum::<u64>() / n_members as u64,
+        on_disk_max: fleet.on_disk.iter().copied().max().unwrap_or(0),
+        state_dir: fleet.store.path().to_path_buf(),
+        flush: config.flush(),
         stats: fleet.stats,
         wall: started.elapsed(),
     })

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-/// The timed operations (one call into the core each, wall clock).
+/// The timed operations (one call into the core each, wall clock; the durable
+/// ones, so each includes saving what it changed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     /// The gateway creates the group and commits the Adds of every device
@@ -21,12 +22,22 @@ pub enum Op {
     Protect,
     /// A member unprotects (decrypts and verifies) an application message.
     Unprotect,
+    /// A member's group is saved in full after a round (a checkpoint).
+    Checkpoint,
 }
 
 impl Op {
     /// Every operation, in table order.
-    pub const ALL: [Op; 7] =
-        [Op::CreateAndAdd, Op::Join, Op::CommitWithPath, Op::CommitWithoutPath, Op::ProcessCommit, Op::Protect, Op::Unprotect];
+    pub const ALL: [Op; 8] = [
+        Op::CreateAndAdd,
+        Op::Join,
+        Op::CommitWithPath,
+        Op::CommitWithoutPath,
+        Op::ProcessCommit,
+        Op::Protect,
+        Op::Unprotect,
+        Op::Checkpoint,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -37,6 +48,7 @@ impl Op {
             Op::ProcessCommit => "process + merge a commit",
             Op::Protect => "protect an application message",
             Op::Unprotect => "unprotect an application message",
+            Op::Checkpoint => "save a member in full (after each round)",
         }
     }
 }
@@ -134,7 +146,7 @@ impl Stats {
 
     /// Writes the two tables (operations, messages).
     pub fn write_tables(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{:<54} {:>7} {:>11} {:>11}", "operation", "count", "mean", "total")?;
+        writeln!(f, "{:<54} {:>7} {:>11} {:>11}", "operation (each saves what it changed)", "count", "mean", "total")?;
         for op in Op::ALL {
             let s = &self.ops[op as usize];
             writeln!(f, "{:<54} {:>7} {:>11} {:>11}", op.label(), s.count, duration(s.mean()), duration(s.total))?;

@@ -83,6 +83,11 @@ impl<const N: usize, const ARENA: usize> OursMember<N, ARENA> {
         }
     }
 
+    /// Members of the current group (leaves, blanks included).
+    fn members(&mut self) -> usize {
+        self.group.tree().n_leaves() as usize
+    }
+
     fn commit(&mut self, adds: &[Proposal<'_>], path: bool) -> (Vec<u8>, Vec<u8>) {
         let mut caps = [0u8; 8];
         let Self { name, signer: _, sig_pub, rng, group, message, welcome, group_info, .. } = self;
@@ -141,7 +146,8 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
     }
 
     fn commit_add(&mut self, kps: &[Vec<u8>], path: bool) -> (Vec<u8>, Vec<u8>) {
-        self.buffers(kps.len() + 1);
+        let n = self.members() + kps.len();
+        self.buffers(n);
         let adds: Vec<Proposal<'_>> = kps
             .iter()
             .map(|k| Proposal::Add(Add { key_package: KeyPackage::decode_exact(k).expect("ours: a KeyPackage") }))
@@ -150,7 +156,8 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
     }
 
     fn commit_update(&mut self) -> Vec<u8> {
-        self.buffers(64);
+        let n = self.members();
+        self.buffers(n);
         self.commit(&[], true).0
     }
 

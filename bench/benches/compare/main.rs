@@ -286,6 +286,7 @@ fn run() {
             if big <= 1024 {
                 big_join::<ours::Ours<1024, { 1024 * 256 }>>(&mut c, big, &mut sz);
             } else {
+                eprintln!("ours: a 16,384-leaf group slot takes {} bytes", ours::slot_bytes::<16384, { 16384 * 256 }>());
                 big_join::<ours::Ours<16384, { 16384 * 256 }>>(&mut c, big, &mut sz);
             }
         }

@@ -32,7 +32,9 @@ pub struct OursMember<const N: usize, const ARENA: usize> {
     signer: SignaturePrivateKey,
     sig_pub: Vec<u8>,
     rng: SeededRng,
-    group: Box<Group<N, ARENA, 64, 4096>>,
+    /// Allocated at the first create or join (members that only publish a
+    /// KeyPackage need none).
+    slot: Option<Box<Group<N, ARENA, 64, 4096>>>,
     key_package: Option<(Vec<u8>, KeyPackagePrivateKeys)>,
     message: Vec<u8>,
     welcome: Vec<u8>,
@@ -56,7 +58,7 @@ impl<const N: usize, const ARENA: usize> Lib for Ours<N, ARENA> {
             signer,
             sig_pub,
             rng,
-            group: boxed_group(),
+            slot: None,
             key_package: None,
             message: Vec::new(),
             welcome: Vec::new(),
@@ -83,14 +85,20 @@ impl<const N: usize, const ARENA: usize> OursMember<N, ARENA> {
         }
     }
 
+    /// The group slot, allocated in place on first use.
+    fn group(&mut self) -> &mut Group<N, ARENA, 64, 4096> {
+        self.slot.get_or_insert_with(boxed_group)
+    }
+
     /// Members of the current group (leaves, blanks included).
     fn members(&mut self) -> usize {
-        self.group.tree().n_leaves() as usize
+        self.group().tree().n_leaves() as usize
     }
 
     fn commit(&mut self, adds: &[Proposal<'_>], path: bool) -> (Vec<u8>, Vec<u8>) {
         let mut caps = [0u8; 8];
-        let Self { name, signer: _, sig_pub, rng, group, message, welcome, group_info, .. } = self;
+        let Self { name, signer: _, sig_pub, rng, slot, message, welcome, group_info, .. } = self;
+        let group = slot.get_or_insert_with(boxed_group);
         let template = LeafTemplate {
             signature_key: sig_pub,
             credential: Credential::Basic { identity: name },
@@ -142,7 +150,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
             extensions: Extensions::default(),
             config: GroupConfig::default(),
         };
-        self.group.create(&params, &self.signer, &mut self.rng).expect("ours: create");
+        self.slot.get_or_insert_with(boxed_group).create(&params, &self.signer, &mut self.rng).expect("ours: create");
     }
 
     fn commit_add(&mut self, kps: &[Vec<u8>], path: bool) -> (Vec<u8>, Vec<u8>) {
@@ -162,11 +170,11 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
     }
 
     fn merge(&mut self) {
-        self.group.merge_staged_commit().expect("ours: merge");
+        self.group().merge_staged_commit().expect("ours: merge");
     }
 
     fn discard(&mut self) {
-        self.group.discard_staged_commit();
+        self.group().discard_staged_commit();
     }
 
     fn join(&mut self, welcome: &[u8]) {
@@ -183,7 +191,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
             credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
-        self.group.join(welcome, &params, &mut self.join_buf).expect("ours: join");
+        self.slot.get_or_insert_with(boxed_group).join(welcome, &params, &mut self.join_buf).expect("ours: join");
     }
 
     fn leave(&mut self) {
@@ -193,30 +201,35 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
     fn process(&mut self, commit: &[u8]) {
         self.inbox.clear();
         self.inbox.extend_from_slice(commit);
-        match self.group.process_message(&mut self.inbox, &NoPsks, now()) {
+        match self.slot.get_or_insert_with(boxed_group).process_message(&mut self.inbox, &NoPsks, now()) {
             Ok(Received::Commit(_)) => {}
             other => panic!("ours: process: {other:?}"),
         }
-        self.group.merge_staged_commit().expect("ours: merge");
+        self.group().merge_staged_commit().expect("ours: merge");
     }
 
     fn protect(&mut self, data: &[u8]) -> Vec<u8> {
         if self.message.len() < data.len() + 1024 {
             self.message = vec![0; data.len() + 1024];
         }
-        self.group.protect_application(data, &[], 0, &mut self.rng, &mut self.message).expect("ours: protect").to_vec()
+        self.slot.get_or_insert_with(boxed_group).protect_application(data, &[], 0, &mut self.rng, &mut self.message).expect("ours: protect").to_vec()
     }
 
     fn unprotect(&mut self, message: &[u8]) -> usize {
         self.inbox.clear();
         self.inbox.extend_from_slice(message);
-        match self.group.process_message(&mut self.inbox, &NoPsks, now()) {
+        match self.slot.get_or_insert_with(boxed_group).process_message(&mut self.inbox, &NoPsks, now()) {
             Ok(Received::Application { data, .. }) => data.len(),
             other => panic!("ours: unprotect: {other:?}"),
         }
     }
 
     fn epoch_authenticator(&self) -> Vec<u8> {
-        self.group.epoch_authenticator().to_vec()
+        self.slot.as_ref().expect("ours: a group").epoch_authenticator().to_vec()
     }
+}
+
+/// Bytes of one of our group slots of this capacity.
+pub fn slot_bytes<const N: usize, const ARENA: usize>() -> usize {
+    std::mem::size_of::<Group<N, ARENA, 64, 4096>>()
 }

@@ -143,6 +143,9 @@ fn add_and_sparse<L: Lib>(c: &mut Criterion, n: usize, sparse: bool, sizes: &mut
     slow(c, &format!("a_join_{n}")).bench_function(L::NAME, |b| {
         b.iter_custom(|iters| timed(iters, &mut joiner, |m| m.leave(), |m, _| m.join(&welcome), |_, _| ()))
     });
+    // Joined (again, untimed: the bench may be filtered out).
+    joiner.leave();
+    joiner.join(&welcome);
     assert_eq!(joiner.epoch_authenticator(), creator.epoch_authenticator(), "{}: joined", L::NAME);
     if sparse {
         commit_and_process::<L>(c, "sparse", n, &mut creator, &mut joiner);
@@ -237,6 +240,8 @@ fn big_join<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) {
     slow(c, &format!("d_join_{n}")).bench_function(L::NAME, |b| {
         b.iter_custom(|iters| timed(iters, &mut joiner, |m| m.leave(), |m, _| m.join(&welcome), |_, _| ()))
     });
+    joiner.leave();
+    joiner.join(&welcome);
     assert_eq!(joiner.epoch_authenticator(), creator.epoch_authenticator(), "{}: joined", L::NAME);
 }
 

@@ -52,6 +52,11 @@ pub trait Member {
     fn unprotect(&mut self, message: &[u8]) -> usize;
     /// The epoch authenticator, to check that members agree.
     fn epoch_authenticator(&self) -> Vec<u8>;
+    /// Blank nodes and unmerged leaves of the tree, where the library shows
+    /// them (ours), to check the tree shapes of scenario b.
+    fn blanks_and_unmerged(&mut self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 /// A library under test.
@@ -148,6 +153,9 @@ fn add_and_sparse<L: Lib>(c: &mut Criterion, n: usize, sparse: bool, sizes: &mut
     joiner.join(&welcome);
     assert_eq!(joiner.epoch_authenticator(), creator.epoch_authenticator(), "{}: joined", L::NAME);
     if sparse {
+        if let Some((blanks, _)) = creator.blanks_and_unmerged() {
+            assert_eq!(blanks, n - 1, "{}: every parent node is blank after the add", L::NAME);
+        }
         commit_and_process::<L>(c, "sparse", n, &mut creator, &mut joiner);
     }
 }
@@ -202,6 +210,9 @@ fn full_tree<L: Lib>(c: &mut Criterion, n: usize) {
     current.merge();
     first.process(&commit);
     eprintln!("{}: full tree of {n} built in {:.1} s", L::NAME, started.elapsed().as_secs_f64());
+    if let Some(shape) = first.blanks_and_unmerged() {
+        assert_eq!(shape, (0, 0), "{}: the tree is full", L::NAME);
+    }
     commit_and_process::<L>(c, "full", n, &mut first, &mut current);
 }
 

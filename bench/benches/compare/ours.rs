@@ -18,6 +18,7 @@ use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
+use mls_nostd::tree_math::{NodeIndex, node_width};
 use platform_std::RayonExecutor;
 
 /// Cipher suite 3.
@@ -226,6 +227,15 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
 
     fn epoch_authenticator(&self) -> Vec<u8> {
         self.slot.as_ref().expect("ours: a group").epoch_authenticator().to_vec()
+    }
+
+    fn blanks_and_unmerged(&mut self) -> Option<(usize, usize)> {
+        let tree = self.group().tree();
+        let width = node_width(tree.n_leaves()).unwrap_or(0);
+        let nodes = (0..width).map(NodeIndex);
+        let blanks = nodes.clone().filter(|&x| tree.encryption_key(x).is_none()).count();
+        let unmerged = nodes.filter(|x| x.0 % 2 == 1).map(|x| tree.unmerged_leaves(x).count()).sum();
+        Some((blanks, unmerged))
     }
 }
 

@@ -1,0 +1,154 @@
+//! Scenario e: the crypto floor. Each primitive's single-thread cost is
+//! measured here (RustCrypto, through the core's crypto layer: the same
+//! crates all three libraries use), and the number of primitives each
+//! scenario must run is written to `$CRITERION_HOME/mls-floor.json`;
+//! `bench/table.py` multiplies them, dividing the independent ones (`*_par`)
+//! over the cores.
+//!
+//! What a scenario must run (RFC 9420; `d` = depth of the tree, `n` members):
+//! - add of `n − 1` (no path), Commit + Welcome: per new member its
+//!   KeyPackage and leaf signatures checked and one HPKE seal of its
+//!   GroupSecrets (independent); two signatures (Commit, GroupInfo); hashing
+//!   every KeyPackage (its reference), the tree (tree hash) and the encrypted
+//!   GroupInfo (the HPKE `info` of all seals, once); the GroupInfo encrypted.
+//! - the creator's merge: no public-key operation (shown as no floor).
+//! - join: one HPKE open, the GroupInfo signature, every leaf's signature
+//!   (independent); hashing the tree and the encrypted GroupInfo; decrypting it.
+//! - Commit with path: `d + 1` DeriveKeyPair (leaf and path nodes), one HPKE
+//!   seal per node of the copath resolutions (`d` in a full tree, `n − 1`
+//!   right after the big add; independent), two signatures (leaf, Commit).
+//! - processing it at the far end of the tree: the Commit's and the leaf's
+//!   signature, one HPKE open, one DeriveKeyPair (the root's key).
+//! - application message: one signature or verification, 1 KiB of AEAD.
+
+use super::ours::SUITE;
+use criterion::Criterion;
+use mls_nostd::crypto::hpke::{derive_key_pair, info_hash, open_base, seal_base};
+use mls_nostd::crypto::signature::SignaturePrivateKey;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Sizes of our messages that the floor's hashing depends on.
+#[derive(Default, Debug)]
+pub struct Sizes {
+    /// Welcome length by group size.
+    pub welcome: BTreeMap<usize, usize>,
+    /// Total KeyPackage bytes of the big add, by group size.
+    pub key_packages: BTreeMap<usize, usize>,
+}
+
+/// Bytes hashed and encrypted in the primitive benches.
+const BULK: usize = 64 * 1024;
+
+/// Measures each primitive once per call (single thread).
+pub fn primitives(c: &mut Criterion) {
+    let mut g = c.benchmark_group("e_primitives");
+    let signer = SignaturePrivateKey::from_slice(&[7; 32]).expect("a seed");
+    let public = signer.public_key();
+    let message = [0x11u8; 256];
+    let signature = signer.sign(SUITE, &[&message]).expect("sign");
+    g.bench_function("sign", |b| b.iter(|| signer.sign(SUITE, &[std::hint::black_box(&message)]).expect("sign")));
+    g.bench_function("verify", |b| {
+        b.iter(|| public.verify(SUITE, &[std::hint::black_box(&message)], &signature).expect("verify"))
+    });
+    g.bench_function("derive_key_pair", |b| b.iter(|| derive_key_pair(SUITE, std::hint::black_box(&[3; 32])).expect("derive")));
+    let (sk, pk) = derive_key_pair(SUITE, &[9; 32]).expect("derive");
+    let info = info_hash(SUITE, &[b"bench", &[0; 64]]).expect("info hash");
+    // A GroupSecrets-sized plaintext.
+    let plain = [0x22u8; 80];
+    g.bench_function("hpke_seal", |b| {
+        b.iter(|| {
+            let mut buf = plain;
+            seal_base(SUITE, &pk, &info, &[], &mut buf, std::hint::black_box(&[5; 32])).expect("seal")
+        })
+    });
+    let mut sealed_buf = plain;
+    let sealed = seal_base(SUITE, &pk, &info, &[], &mut sealed_buf, &[5; 32]).expect("seal");
+    g.bench_function("hpke_open", |b| {
+        b.iter(|| {
+            let mut buf = sealed_buf;
+            open_base(SUITE, &sk, &sealed.kem_output, &info, &[], &mut buf, &sealed.tag).expect("open");
+            buf
+        })
+    });
+    let bulk = vec![0x33u8; BULK];
+    g.bench_function("sha256_64kib", |b| b.iter(|| SUITE.hash(&[std::hint::black_box(&bulk)])));
+    let mut buf = bulk.clone();
+    g.bench_function("aead_64kib", |b| {
+        b.iter(|| SUITE.aead_seal(&[1; 32], &[2; 12], &[], std::hint::black_box(&mut buf)).expect("seal"))
+    });
+    g.finish();
+}
+
+/// Counts of one scenario; `*_par` ones are independent (divided over cores).
+#[derive(Default)]
+struct Counts {
+    sign: usize,
+    verify: usize,
+    verify_par: usize,
+    seal_par: usize,
+    open: usize,
+    derive: usize,
+    hash_bytes: usize,
+    aead_bytes: usize,
+}
+
+impl Counts {
+    fn json(&self) -> String {
+        format!(
+            "{{\"sign\": {}, \"verify\": {}, \"verify_par\": {}, \"hpke_seal_par\": {}, \"hpke_open\": {}, \"derive_key_pair\": {}, \"hash_bytes\": {}, \"aead_bytes\": {}}}",
+            self.sign, self.verify, self.verify_par, self.seal_par, self.open, self.derive, self.hash_bytes, self.aead_bytes
+        )
+    }
+}
+
+fn depth(n: usize) -> usize {
+    n.next_power_of_two().trailing_zeros() as usize
+}
+
+fn join(n: usize, welcome: usize) -> Counts {
+    Counts { open: 1, verify: 1, verify_par: n, hash_bytes: 2 * welcome, aead_bytes: welcome, ..Counts::default() }
+}
+
+/// Writes the counts of every scenario run to `$CRITERION_HOME/mls-floor.json`.
+pub fn write_counts(sizes: &[usize], big: usize, measured: &Sizes) {
+    let Ok(dir) = std::env::var("CRITERION_HOME") else {
+        eprintln!("CRITERION_HOME unset: floor counts not written");
+        return;
+    };
+    let mut rows: Vec<(String, Counts)> = Vec::new();
+    for &n in sizes.iter().filter(|&&n| n <= 1024) {
+        let m = n - 1;
+        let d = depth(n);
+        if let Some(&w) = measured.welcome.get(&n) {
+            let kp = measured.key_packages.get(&n).copied().unwrap_or(0);
+            rows.push((
+                format!("a_commit_{n}"),
+                Counts { verify_par: 2 * m, seal_par: m, sign: 2, hash_bytes: kp + 2 * w, aead_bytes: w, ..Counts::default() },
+            ));
+            rows.push((format!("a_join_{n}"), join(n, w)));
+        }
+        let commit = |seals| Counts { derive: d + 1, seal_par: seals, sign: 2, ..Counts::default() };
+        let process = || Counts { verify: 2, open: 1, derive: 1, ..Counts::default() };
+        rows.push((format!("b_full_commit_{n}"), commit(d)));
+        rows.push((format!("b_full_process_{n}"), process()));
+        rows.push((format!("b_sparse_commit_{n}"), commit(m)));
+        rows.push((format!("b_sparse_process_{n}"), process()));
+    }
+    rows.push(("c_protect".into(), Counts { sign: 1, aead_bytes: 1024, ..Counts::default() }));
+    rows.push(("c_unprotect".into(), Counts { verify: 1, aead_bytes: 1024, ..Counts::default() }));
+    if let Some(&w) = measured.welcome.get(&big) {
+        rows.push((format!("d_join_{big}"), join(big, w)));
+    }
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    let mut out = format!("{{\"cores\": {cores}, \"bulk_bytes\": {BULK}, \"scenarios\": {{\n");
+    for (i, (name, counts)) in rows.iter().enumerate() {
+        let sep = if i + 1 < rows.len() { "," } else { "" };
+        let _ = writeln!(out, "  \"{name}\": {}{sep}", counts.json());
+    }
+    out.push_str("}}\n");
+    let path = std::path::Path::new(&dir).join("mls-floor.json");
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, out)) {
+        eprintln!("{}: {e}", path.display());
+    }
+}

@@ -107,6 +107,8 @@ fn main() -> ! {
     if first_boot {
         board_firmware::primitives::measure(&meter);
     }
+    // (Read only by the optional parts above.)
+    let _ = first_boot;
 
     // SAFETY: `write` leaves a valid group.
     let group = unsafe { GROUP.take_with(|p| p.write(DeviceGroup::EMPTY)) }.unwrap();

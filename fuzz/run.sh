@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes every target of fuzz/ with libFuzzer (cargo fuzz, nightly).
 #
-#   fuzz/run.sh ci               bounded run for CI: 12 s per target (7 targets),
-#                                about 3 minutes with the build on 2 cores
+#   fuzz/run.sh ci               bounded run for CI: 12 s per target (7 targets);
+#                                3 min here with an incremental build, plus about
+#                                a minute to install cargo-fuzz on a fresh machine
 #   fuzz/run.sh long [SECONDS]   the long run: SECONDS per target (default 600)
 #   fuzz/run.sh TARGET [SECONDS] one target (default 60 s)
 #

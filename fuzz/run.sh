@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every target of fuzz/ with libFuzzer (cargo fuzz, nightly).
 #
-#   fuzz/run.sh ci               bounded run for CI: 12 s per target (7 targets);
+#   fuzz/run.sh ci               bounded run for CI: 12 s per target (8 targets);
 #                                3 min here with an incremental build, plus about
 #                                a minute to install cargo-fuzz on a fresh machine
 #   fuzz/run.sh long [SECONDS]   the long run: SECONDS per target (default 600)

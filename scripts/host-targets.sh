@@ -86,18 +86,23 @@ for t in "${TESTED[@]}"; do
     esac
     t0=$SECONDS
     log="$log_dir/$t.log"
-    echo "== $t: cargo test -p mls-nostd --tests; cargo test -p platform-std --tests; mls-vectors; mls-epochs"
+    echo "== $t: cargo test -p mls-nostd --tests; platform-std's library tests; mls-vectors; mls-fleet"
     ok=1
     cargo test -p mls-nostd --tests --target "$t" 2>&1 | tee "$log" || ok=0
     nostd=$(count_passed "$log")
-    cargo test -p platform-std --tests --target "$t" 2>&1 | tee "$log" || ok=0
+    # platform-std's tests that run in-process (tests/fleet.rs spawns the
+    # binary, which qemu-user cannot do without binfmt; mls-fleet runs below).
+    cargo test -p platform-std --target "$t" --test parallel_executor --test file_store --test zero_alloc 2>&1 | tee "$log" || ok=0
     pstd=$(count_passed "$log")
     cargo run -q -p mls-tests --bin mls-vectors --target "$t" -- "$vectors"/*.json 2>&1 | tee "$log" || ok=0
     vec=$(count_passed "$log")
-    # The OS RNG (getrandom) and the std adapter as a program on the target.
-    cargo run -q -p platform-std --bin mls-epochs --target "$t" -- --epochs 2 2>&1 | tee "$log" || ok=0
+    # The OS RNG (getrandom), the file store and the std adapter as a program
+    # on the target: a small fleet.
+    rm -rf "$log_dir/fleet-$t"
+    cargo run -q -p platform-std --bin mls-fleet --target "$t" -- --members 4 --rounds 1 \
+        --state-dir "$log_dir/fleet-$t" 2>&1 | tee "$log" || ok=0
     if [ "$ok" = 1 ]; then
-        tests="yes: mls-nostd $nostd, platform-std $pstd, vectors $vec passed; mls-epochs ran"
+        tests="yes: mls-nostd $nostd, platform-std $pstd, vectors $vec passed; mls-fleet ran"
     else
         tests="FAILED"; failed=1
     fi

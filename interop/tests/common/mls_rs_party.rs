@@ -134,6 +134,25 @@ impl MlsRsParty {
         self.group_mut().apply_pending_commit().expect("mls-rs apply_pending_commit");
     }
 
+    /// Processes the `MLSMessage` `msg` as a trial (tests/differential.rs)
+    /// on a clone of the group, which is then dropped: nothing the trial did
+    /// stays. `Err` says why mls-rs rejected it.
+    pub fn trial(&self, msg: &[u8]) -> Result<(), String> {
+        let m = MlsMessage::from_bytes(msg).map_err(|e| format!("decode: {e:?}"))?;
+        let mut g = self.group().clone();
+        g.process_incoming_message(m).map(|_| ()).map_err(|e| format!("{e:?}"))
+    }
+
+    /// Whether mls-rs accepts the KeyPackage in `msg` (an `MLSMessage`): a
+    /// Commit adding it is built on a clone of the group (which validates
+    /// it) and dropped.
+    pub fn trial_key_package(&self, msg: &[u8]) -> Result<(), String> {
+        let m = MlsMessage::from_bytes(msg).map_err(|e| format!("decode: {e:?}"))?;
+        let mut g = self.group().clone();
+        let b = g.commit_builder().add_member(m).map_err(|e| format!("{e:?}"))?;
+        b.build().map(|_| ()).map_err(|e| format!("{e:?}"))
+    }
+
     /// Commits a ReInit (RFC 9420 §11.2) to `group_id` and the suite with
     /// code point `suite`; merged at once.
     pub fn commit_reinit(&mut self, group_id: &[u8], suite: u16) -> Vec<u8> {

@@ -104,6 +104,30 @@ impl OpenMlsParty {
         }
     }
 
+    /// Processes the `MLSMessage` `msg` as a trial (tests/differential.rs):
+    /// decodes it and runs `process_message` (a Commit is staged, never
+    /// merged; a proposal is not stored), then restores the provider's
+    /// storage and reloads the group from it, so that nothing the trial did
+    /// (e.g. a ratchet generation consumed) stays. `Err` says why OpenMLS
+    /// rejected it.
+    pub fn trial(&mut self, msg: &[u8]) -> Result<(), String> {
+        let snapshot = self.provider.storage().values.read().expect("storage lock").clone();
+        let group_id = self.group().group_id().clone();
+        let result = match MlsMessageIn::tls_deserialize_exact(msg) {
+            Err(e) => Err(format!("decode: {e:?}")),
+            Ok(m) => match m.try_into_protocol_message() {
+                Err(e) => Err(format!("not a group message: {e:?}")),
+                Ok(pm) => {
+                    let Self { group, provider, .. } = self;
+                    group.as_mut().expect("group").process_message(provider, pm).map(|_| ()).map_err(|e| format!("{e:?}"))
+                }
+            },
+        };
+        *self.provider.storage().values.write().expect("storage lock") = snapshot;
+        self.group = Some(MlsGroup::load(self.provider.storage(), &group_id).expect("load group").expect("group stored"));
+        result
+    }
+
     fn key_package_in(&self, msg: &[u8]) -> KeyPackage {
         match MlsMessageIn::tls_deserialize_exact(msg).expect("MLSMessage").extract() {
             MlsMessageBodyIn::KeyPackage(kp) => kp

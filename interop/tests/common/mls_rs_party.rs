@@ -153,6 +153,15 @@ impl MlsRsParty {
         b.build().map(|_| ()).map_err(|e| format!("{e:?}"))
     }
 
+    /// Whether mls-rs joins by external Commit from the GroupInfo in `msg`
+    /// (an `MLSMessage` with the ratchet tree); the group is dropped (use a
+    /// client that is not in the group).
+    pub fn trial_group_info(&self, msg: &[u8]) -> Result<(), String> {
+        let m = MlsMessage::from_bytes(msg).map_err(|e| format!("decode: {e:?}"))?;
+        let b = self.client.external_commit_builder().map_err(|e| format!("{e:?}"))?;
+        b.with_leaf_node_extensions(self.unknown_extension(b"leaf")).build(m).map(|_| ()).map_err(|e| format!("{e:?}"))
+    }
+
     /// Commits a ReInit (RFC 9420 §11.2) to `group_id` and the suite with
     /// code point `suite`; merged at once.
     pub fn commit_reinit(&mut self, group_id: &[u8], suite: u16) -> Vec<u8> {

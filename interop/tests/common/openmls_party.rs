@@ -128,6 +128,29 @@ impl OpenMlsParty {
         result
     }
 
+    /// Whether OpenMLS joins by external Commit from the GroupInfo in `msg`
+    /// (an `MLSMessage` with the ratchet tree): the group and Commit are
+    /// built and finalized in this party's storage (use a fresh party).
+    pub fn trial_group_info(&self, msg: &[u8]) -> Result<(), String> {
+        let gi = match MlsMessageIn::tls_deserialize_exact(msg).map_err(|e| format!("decode: {e:?}"))?.extract() {
+            MlsMessageBodyIn::GroupInfo(gi) => gi,
+            _ => return Err("not a GroupInfo".into()),
+        };
+        let leaf = LeafNodeParameters::builder().with_capabilities(self.capabilities()).build();
+        MlsGroup::external_commit_builder()
+            .with_config(self.join_config())
+            .build_group(&self.provider, gi, self.credential.clone())
+            .map_err(|e| format!("{e:?}"))?
+            .leaf_node_parameters(leaf)
+            .load_psks(self.provider.storage())
+            .map_err(|e| format!("{e:?}"))?
+            .build(self.provider.rand(), self.provider.crypto(), &self.signer, |_| true)
+            .map_err(|e| format!("{e:?}"))?
+            .finalize(&self.provider)
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    }
+
     fn key_package_in(&self, msg: &[u8]) -> KeyPackage {
         match MlsMessageIn::tls_deserialize_exact(msg).expect("MLSMessage").extract() {
             MlsMessageBodyIn::KeyPackage(kp) => kp

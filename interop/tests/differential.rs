@@ -9,7 +9,13 @@
 //! of those proposals by reference; a fresh client of each library
 //! produces a KeyPackage; and each member publishes a GroupInfo (with
 //! `external_pub` and the tree), judged by a fresh client of every library
-//! joining by external Commit (§12.4.3.2). Both suites (0x0001, 0x0003) run.
+//! joining by external Commit (§12.4.3.2); and each member adds three fresh
+//! joiners (one per library) in a Commit whose Welcome (tree inside) each
+//! joiner judges by joining with its KeyPackage kept (ours: a throwaway
+//! group; OpenMLS: storage restored; mls-rs: KeyPackage store restored);
+//! in-place changes inside one joiner's `EncryptedGroupSecrets` are counted
+//! but not compared. The joiners stay silent members. Both suites (0x0001,
+//! 0x0003) run.
 //! Every message gets `MLS_DIFF_TRIALS` (default 200)
 //! seeded mutations (bit flips, byte changes, insertions, deletions,
 //! truncation, appended bytes, and edits of what may be a varint length
@@ -95,6 +101,8 @@ enum Kind {
     /// A GroupInfo with `external_pub` and the ratchet tree; judged by an
     /// external join (§12.4.3.2) of a fresh client.
     GroupInfo,
+    /// A Welcome (tree inside) for three fresh joiners, one per library.
+    Welcome,
 }
 
 const GROUP_KINDS: [Kind; 6] = [
@@ -215,6 +223,26 @@ fn apply(m: &[u8], mutation: &Mutation) -> Option<Vec<u8>> {
     (out != m).then_some(out)
 }
 
+/// The byte ranges of the `EncryptedGroupSecrets` entries of the
+/// `MLSMessage(Welcome)` `m` (RFC 9420 §12.4.3.1): after the 4-byte header
+/// and the cipher suite, `secrets<V>` of (`new_member<V>`, `kem_output<V>`,
+/// `ciphertext<V>`).
+fn welcome_entries(m: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let Some((len, w)) = varint_at(m, 6) else { return out };
+    let mut p = 6 + w;
+    let end = p + len as usize;
+    while p < end {
+        let start = p;
+        for _ in 0..3 {
+            let Some((l, w)) = varint_at(m, p) else { return out };
+            p += w + l as usize;
+        }
+        out.push(start..p);
+    }
+    out
+}
+
 /// The PSK store of our judge.
 struct Psks;
 
@@ -326,6 +354,12 @@ struct World {
     unexplained: usize,
     explained: BTreeMap<&'static str, usize>,
     total: usize,
+    /// Welcome mutants changed in place inside one joiner's
+    /// `EncryptedGroupSecrets` only: that joiner alone may reject them, so
+    /// verdicts are not compared.
+    entry_local: usize,
+    /// The fresh joiners of the current Welcome.
+    joiners: Option<(OpenMlsParty, MlsRsParty, Ours)>,
     /// Mutants every judge accepted.
     all_accept: usize,
     fresh: u32,
@@ -365,6 +399,8 @@ impl World {
             unexplained: 0,
             explained: BTreeMap::new(),
             total: 0,
+            entry_local: 0,
+            joiners: None,
             all_accept: 0,
             fresh: 0,
         }
@@ -395,6 +431,22 @@ impl World {
                 p.commit_pending().0
             }
             Kind::GroupInfo => p.group_info(true),
+            Kind::Welcome => {
+                self.fresh += 1;
+                let n = self.fresh;
+                let mut om = OpenMlsParty::new(&format!("openmls-joiner-{n}"), self.suite_code);
+                let mut rs = MlsRsParty::with_extension(&format!("mls-rs-joiner-{n}"), self.suite_code, 0xff3a);
+                let mut us = Ours::new(&format!("ours-joiner-{n}"), self.suite, self.seed ^ u64::from(n) << 8);
+                let kps = vec![om.key_package(), rs.key_package(), us.key_package_message()];
+                let p = self.party(source);
+                p.set_tree_in_welcome(true);
+                p.set_private_handshake(false);
+                let (commit, welcome) = p.add(&kps, false);
+                // The joiners stay silent members; the others follow the Commit.
+                self.deliver(source, &commit);
+                self.joiners = Some((om, rs, us));
+                welcome
+            }
             Kind::KeyPackage => {
                 self.fresh += 1;
                 let name = format!("fresh-{}", self.fresh);
@@ -421,6 +473,9 @@ impl World {
                 self.fresh += 1;
                 MlsRsParty::with_extension(&format!("joiner-{}", self.fresh), self.suite_code, 0xff3a).trial_group_info(msg)
             }
+            (Lib::OpenMls, Kind::Welcome) => self.joiners.as_mut().expect("joiners").0.trial_join(msg),
+            (Lib::MlsRs, Kind::Welcome) => self.joiners.as_ref().expect("joiners").1.trial_join(msg),
+            (Lib::Ours, Kind::Welcome) => self.joiners.as_ref().expect("joiners").2.trial_join(msg, None),
             (Lib::Ours, _) => self.judge.trial(msg),
             (Lib::OpenMls, _) => self.om.trial(msg),
             (Lib::MlsRs, _) => self.rs.trial(msg),
@@ -435,12 +490,19 @@ impl World {
                 panic!("seed {}: {j:?} rejects the unmutated {kind:?} from {source:?}: {e}", self.seed);
             }
         }
+        let entries = if kind == Kind::Welcome { welcome_entries(msg) } else { Vec::new() };
         let mut done = 0;
         while done < self.trials {
             let mutation = random_mutation(&mut self.rng, msg);
             let Some(mutant) = apply(msg, &mutation) else { continue };
             done += 1;
             self.total += 1;
+            if let Mutation::BitFlip { pos, .. } | Mutation::SetByte { pos, .. } | Mutation::VarintDelta { pos, .. } = mutation
+                && entries.iter().any(|r| r.contains(&pos))
+            {
+                self.entry_local += 1;
+                continue;
+            }
             let verdicts: Vec<(Lib, Result<(), String>)> =
                 judges.iter().map(|j| (*j, self.verdict(*j, kind, &mutant))).collect();
             let accepted = verdicts.iter().filter(|(_, v)| v.is_ok()).count();
@@ -509,6 +571,8 @@ fn differential_run(suite_index: usize) {
         w.trials(source, Kind::KeyPackage, &kp, &LIBS);
         let gi = w.produce(source, Kind::GroupInfo);
         w.trials(source, Kind::GroupInfo, &gi, &LIBS);
+        let welcome = w.produce(source, Kind::Welcome);
+        w.trials(source, Kind::Welcome, &welcome, &LIBS);
     }
     println!(
         "{} mutated messages judged in {:?} ({} accepted by every judge)",
@@ -516,6 +580,7 @@ fn differential_run(suite_index: usize) {
         start.elapsed(),
         w.all_accept
     );
+    println!("{} Welcome mutants inside one joiner's EncryptedGroupSecrets, not compared", w.entry_local);
     for (reason, n) in &w.explained {
         println!("explained disagreements ({n}): {reason}");
     }

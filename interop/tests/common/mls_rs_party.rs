@@ -162,6 +162,21 @@ impl MlsRsParty {
         b.with_leaf_node_extensions(self.unknown_extension(b"leaf")).build(m).map(|_| ()).map_err(|e| format!("{e:?}"))
     }
 
+    /// Whether mls-rs joins from the `MLSMessage(Welcome)` `welcome` (the
+    /// tree in it) with a KeyPackage this client generated; the group is
+    /// dropped and the KeyPackage store restored, so the KeyPackage stays.
+    pub fn trial_join(&self, welcome: &[u8]) -> Result<(), String> {
+        let store = self.client.key_package_store();
+        let saved = store.key_packages();
+        let result = MlsMessage::from_bytes(welcome)
+            .map_err(|e| format!("decode: {e:?}"))
+            .and_then(|m| self.client.join_group(None, &m, None).map(|_| ()).map_err(|e| format!("{e:?}")));
+        for (id, data) in saved {
+            store.insert(id, data);
+        }
+        result
+    }
+
     /// Commits a ReInit (RFC 9420 §11.2) to `group_id` and the suite with
     /// code point `suite`; merged at once.
     pub fn commit_reinit(&mut self, group_id: &[u8], suite: u16) -> Vec<u8> {

@@ -151,6 +151,25 @@ impl OpenMlsParty {
             .map_err(|e| format!("{e:?}"))
     }
 
+    /// Whether OpenMLS joins from the `MLSMessage(Welcome)` `welcome` (the
+    /// tree in it) with the KeyPackage this party generated; the storage is
+    /// restored afterwards, so the KeyPackage stays usable.
+    pub fn trial_join(&mut self, welcome: &[u8]) -> Result<(), String> {
+        let snapshot = self.provider.storage().values.read().expect("storage lock").clone();
+        let result = match MlsMessageIn::tls_deserialize_exact(welcome).map(|m| m.extract()) {
+            Err(e) => Err(format!("decode: {e:?}")),
+            Ok(MlsMessageBodyIn::Welcome(w)) => {
+                let cfg = self.join_config();
+                StagedWelcome::new_from_welcome(&self.provider, &cfg, w, None)
+                    .map_err(|e| format!("{e:?}"))
+                    .and_then(|staged| staged.into_group(&self.provider).map(|_| ()).map_err(|e| format!("{e:?}")))
+            }
+            Ok(_) => Err("not a Welcome".into()),
+        };
+        *self.provider.storage().values.write().expect("storage lock") = snapshot;
+        result
+    }
+
     fn key_package_in(&self, msg: &[u8]) -> KeyPackage {
         match MlsMessageIn::tls_deserialize_exact(msg).expect("MLSMessage").extract() {
             MlsMessageBodyIn::KeyPackage(kp) => kp

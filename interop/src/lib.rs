@@ -248,6 +248,26 @@ impl Ours {
         self.group.join(welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
     }
 
+    /// Joins a throwaway group from the `MLSMessage(Welcome)` `welcome`
+    /// with the KeyPackage kept for [`Ours::join`], which stays kept (for
+    /// the differential test); `Err` says why the join failed.
+    pub fn trial_join(&self, welcome: &[u8], ratchet_tree: Option<&[u8]>) -> Result<(), String> {
+        let (kp, keys) = self.key_package.as_ref().ok_or_else(|| format!("{}: no KeyPackage", self.name))?;
+        let psks = ExternalPsks(&self.external_psks);
+        let params = JoinParams {
+            key_package: kp,
+            keys,
+            signer: &self.signer,
+            ratchet_tree,
+            psks: &psks,
+            credentials: &AcceptAllCredentials,
+            config: Self::config(),
+        };
+        let mut group = Box::new(OurGroup::EMPTY);
+        let mut buf = vec![0u8; welcome.len()];
+        group.join(welcome, &params, &mut buf).map(|_| ()).map_err(|e| format!("{e:?}"))
+    }
+
     /// A signed GroupInfo (`MLSMessage`) with `external_pub` (and the
     /// `ratchet_tree` extension if `with_tree`), for an external commit.
     pub fn group_info(&mut self, with_tree: bool) -> Vec<u8> {

@@ -134,6 +134,49 @@ impl MlsRsParty {
         self.group_mut().apply_pending_commit().expect("mls-rs apply_pending_commit");
     }
 
+    /// Processes the `MLSMessage` `msg` as a trial (tests/differential.rs)
+    /// on a clone of the group, which is then dropped: nothing the trial did
+    /// stays. `Err` says why mls-rs rejected it.
+    pub fn trial(&self, msg: &[u8]) -> Result<(), String> {
+        let m = MlsMessage::from_bytes(msg).map_err(|e| format!("decode: {e:?}"))?;
+        let mut g = self.group().clone();
+        g.process_incoming_message(m).map(|_| ()).map_err(|e| format!("{e:?}"))
+    }
+
+    /// Whether mls-rs accepts the KeyPackage in `msg` (an `MLSMessage`): a
+    /// Commit adding it is built on a clone of the group (which validates
+    /// it) and dropped.
+    pub fn trial_key_package(&self, msg: &[u8]) -> Result<(), String> {
+        let m = MlsMessage::from_bytes(msg).map_err(|e| format!("decode: {e:?}"))?;
+        let mut g = self.group().clone();
+        let b = g.commit_builder().add_member(m).map_err(|e| format!("{e:?}"))?;
+        b.build().map(|_| ()).map_err(|e| format!("{e:?}"))
+    }
+
+    /// Whether mls-rs joins by external Commit from the GroupInfo in `msg`
+    /// (an `MLSMessage` with the ratchet tree); the group is dropped (use a
+    /// client that is not in the group).
+    pub fn trial_group_info(&self, msg: &[u8]) -> Result<(), String> {
+        let m = MlsMessage::from_bytes(msg).map_err(|e| format!("decode: {e:?}"))?;
+        let b = self.client.external_commit_builder().map_err(|e| format!("{e:?}"))?;
+        b.with_leaf_node_extensions(self.unknown_extension(b"leaf")).build(m).map(|_| ()).map_err(|e| format!("{e:?}"))
+    }
+
+    /// Whether mls-rs joins from the `MLSMessage(Welcome)` `welcome` (the
+    /// tree in it) with a KeyPackage this client generated; the group is
+    /// dropped and the KeyPackage store restored, so the KeyPackage stays.
+    pub fn trial_join(&self, welcome: &[u8]) -> Result<(), String> {
+        let store = self.client.key_package_store();
+        let saved = store.key_packages();
+        let result = MlsMessage::from_bytes(welcome)
+            .map_err(|e| format!("decode: {e:?}"))
+            .and_then(|m| self.client.join_group(None, &m, None).map(|_| ()).map_err(|e| format!("{e:?}")));
+        for (id, data) in saved {
+            store.insert(id, data);
+        }
+        result
+    }
+
     /// Commits a ReInit (RFC 9420 §11.2) to `group_id` and the suite with
     /// code point `suite`; merged at once.
     pub fn commit_reinit(&mut self, group_id: &[u8], suite: u16) -> Vec<u8> {

@@ -104,6 +104,72 @@ impl OpenMlsParty {
         }
     }
 
+    /// Processes the `MLSMessage` `msg` as a trial (tests/differential.rs):
+    /// decodes it and runs `process_message` (a Commit is staged, never
+    /// merged; a proposal is not stored), then restores the provider's
+    /// storage and reloads the group from it, so that nothing the trial did
+    /// (e.g. a ratchet generation consumed) stays. `Err` says why OpenMLS
+    /// rejected it.
+    pub fn trial(&mut self, msg: &[u8]) -> Result<(), String> {
+        let snapshot = self.provider.storage().values.read().expect("storage lock").clone();
+        let group_id = self.group().group_id().clone();
+        let result = match MlsMessageIn::tls_deserialize_exact(msg) {
+            Err(e) => Err(format!("decode: {e:?}")),
+            Ok(m) => match m.try_into_protocol_message() {
+                Err(e) => Err(format!("not a group message: {e:?}")),
+                Ok(pm) => {
+                    let Self { group, provider, .. } = self;
+                    group.as_mut().expect("group").process_message(provider, pm).map(|_| ()).map_err(|e| format!("{e:?}"))
+                }
+            },
+        };
+        *self.provider.storage().values.write().expect("storage lock") = snapshot;
+        self.group = Some(MlsGroup::load(self.provider.storage(), &group_id).expect("load group").expect("group stored"));
+        result
+    }
+
+    /// Whether OpenMLS joins by external Commit from the GroupInfo in `msg`
+    /// (an `MLSMessage` with the ratchet tree): the group and Commit are
+    /// built and finalized in this party's storage (use a fresh party).
+    pub fn trial_group_info(&self, msg: &[u8]) -> Result<(), String> {
+        let gi = match MlsMessageIn::tls_deserialize_exact(msg).map_err(|e| format!("decode: {e:?}"))?.extract() {
+            MlsMessageBodyIn::GroupInfo(gi) => gi,
+            _ => return Err("not a GroupInfo".into()),
+        };
+        let leaf = LeafNodeParameters::builder().with_capabilities(self.capabilities()).build();
+        MlsGroup::external_commit_builder()
+            .with_config(self.join_config())
+            .build_group(&self.provider, gi, self.credential.clone())
+            .map_err(|e| format!("{e:?}"))?
+            .leaf_node_parameters(leaf)
+            .load_psks(self.provider.storage())
+            .map_err(|e| format!("{e:?}"))?
+            .build(self.provider.rand(), self.provider.crypto(), &self.signer, |_| true)
+            .map_err(|e| format!("{e:?}"))?
+            .finalize(&self.provider)
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    /// Whether OpenMLS joins from the `MLSMessage(Welcome)` `welcome` (the
+    /// tree in it) with the KeyPackage this party generated; the storage is
+    /// restored afterwards, so the KeyPackage stays usable.
+    pub fn trial_join(&mut self, welcome: &[u8]) -> Result<(), String> {
+        let snapshot = self.provider.storage().values.read().expect("storage lock").clone();
+        let result = match MlsMessageIn::tls_deserialize_exact(welcome).map(|m| m.extract()) {
+            Err(e) => Err(format!("decode: {e:?}")),
+            Ok(MlsMessageBodyIn::Welcome(w)) => {
+                let cfg = self.join_config();
+                StagedWelcome::new_from_welcome(&self.provider, &cfg, w, None)
+                    .map_err(|e| format!("{e:?}"))
+                    .and_then(|staged| staged.into_group(&self.provider).map(|_| ()).map_err(|e| format!("{e:?}")))
+            }
+            Ok(_) => Err("not a Welcome".into()),
+        };
+        *self.provider.storage().values.write().expect("storage lock") = snapshot;
+        result
+    }
+
     fn key_package_in(&self, msg: &[u8]) -> KeyPackage {
         match MlsMessageIn::tls_deserialize_exact(msg).expect("MLSMessage").extract() {
             MlsMessageBodyIn::KeyPackage(kp) => kp

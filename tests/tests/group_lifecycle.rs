@@ -554,3 +554,30 @@ fn pending_psk_without_key_is_skipped() {
     bob.group.merge_staged_commit().unwrap();
     agree(&[&alice, &bob]);
 }
+
+/// More Adds by value than `MAX_PENDING_REFS` in one Commit that also takes
+/// pending proposals: the bounded lists hold only the pending ones.
+#[test]
+fn adds_by_value_beyond_the_pending_bound() {
+    use mls_nostd::group::MAX_PENDING_REFS;
+    use mls_tests::member::MemberOf;
+    type M = MemberOf<128, { 128 * 512 }, 16, 4096>;
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let mut creator = M::new("creator", 900);
+    creator.create(suite, b"many-adds", Extensions::default());
+    let n = MAX_PENDING_REFS + 6;
+    let kps: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let name: &'static str = Box::leak(format!("m{i}").into_boxed_str());
+            M::new(name, 1000 + i as u64).key_package(suite).0
+        })
+        .collect();
+    let adds: Vec<Proposal<'_>> = kps.iter().map(|k| Proposal::Add(Add { key_package: KeyPackage::decode_exact(k).unwrap() })).collect();
+    let (_, welcome) = creator.commit(&adds, false, WireFormatPolicy::Public);
+    assert!(welcome.is_some());
+    assert_eq!(creator.group.epoch(), 1);
+    let mut t = creator.group.tree();
+    let members = (0..t.n_leaves()).filter(|i| t.leaf_node(LeafIndex(*i)).is_some()).count();
+    assert_eq!(members, n + 1);
+    let _ = t.root_tree_hash().unwrap();
+}

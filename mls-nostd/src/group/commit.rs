@@ -216,44 +216,50 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let psks: &dyn PskStore = &own;
         let [a, b] = &mut self.trees;
         let tree = if self.active & 1 == 0 { a.slices() } else { b.slices() };
+        // Leaves removed or updated, and clients added, by this commit: the
+        // proposals by value are looked up where they are (any number of
+        // them); the lists hold only the pending ones chosen (bounded by refs).
         let mut touched: heapless::Vec<u32, MAX_PENDING_REFS> = heapless::Vec::new();
         let mut gce = by_value.iter().any(|p| matches!(p, Proposal::GroupContextExtensions(_)));
-        // Signature keys of the clients added so far: each client once (§12.2).
+        let by_value_touches = |leaf: u32| {
+            by_value.iter().any(|p| match p {
+                Proposal::Remove(r) => r.removed == leaf,
+                Proposal::Update(_) => me.0 == leaf,
+                _ => false,
+            })
+        };
+        let by_value_adds = |key: &[u8]| {
+            by_value.iter().any(|p| matches!(p, Proposal::Add(a) if a.key_package.tbs.leaf_node.fields.signature_key == key))
+        };
+        // Signature keys of the pending clients added so far: each client once (§12.2).
         let mut adding: heapless::Vec<[u8; 32], MAX_PENDING_REFS> = heapless::Vec::new();
-        for p in by_value {
-            if let Proposal::Add(a) = p
-                && let Ok(k) = <[u8; 32]>::try_from(a.key_package.tbs.leaf_node.fields.signature_key)
-            {
-                adding.push(k).map_err(|_| CommitError::CapacityExceeded)?;
-            }
-            match p {
-                Proposal::Remove(r) => touched.push(r.removed).map_err(|_| CommitError::CapacityExceeded)?,
-                Proposal::Update(_) => touched.push(me.0).map_err(|_| CommitError::CapacityExceeded)?,
-                _ => {}
-            }
-        }
         // Removes first, so that an Update of a removed leaf is dropped.
         for pass in 0..2 {
             for stored in self.proposals.iter() {
                 let Ok(p) = Proposal::decode_exact(stored.proposal) else { continue };
                 let keep = match (pass, &p, stored.sender) {
                     (0, Proposal::Remove(r), _) => {
-                        r.removed != me.0 && tree.leaf_node(LeafIndex(r.removed)).is_some() && !touched.contains(&r.removed)
+                        r.removed != me.0
+                            && tree.leaf_node(LeafIndex(r.removed)).is_some()
+                            && !touched.contains(&r.removed)
+                            && !by_value_touches(r.removed)
                     }
                     (1, Proposal::Update(u), crate::messages::framing::Sender::Member(s)) => {
                         s != me.0
                             && tree.leaf_node(LeafIndex(s)).is_some()
                             && !touched.contains(&s)
+                            && !by_value_touches(s)
                             && super::process::check_update_leaf(suite, group_id, &tree, &tree, s, &u.leaf_node, extensions)
                                 .is_ok()
                     }
                     (1, Proposal::Add(a), _) => {
                         let key = a.key_package.tbs.leaf_node.fields.signature_key;
                         // Not a member this commit keeps, not added twice.
-                        let member = (0..tree.n_leaves()).any(|i| {
-                            tree.signature_key(LeafIndex(i)).is_some_and(|k| &k[..] == key) && !touched.contains(&i)
-                        });
-                        let fresh = !member && !adding.iter().any(|k| &k[..] == key);
+                        // (Signature keys are unique in the tree: one leaf at most.)
+                        let member = (0..tree.n_leaves())
+                            .find(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| &k[..] == key))
+                            .is_some_and(|i| !touched.contains(&i) && !by_value_touches(i));
+                        let fresh = !member && !by_value_adds(key) && !adding.iter().any(|k| &k[..] == key);
                         if fresh && a.key_package.validate(suite, now, max_lifetime).is_ok() {
                             if let Ok(k) = <[u8; 32]>::try_from(key) {
                                 adding.push(k).map_err(|_| CommitError::CapacityExceeded)?;

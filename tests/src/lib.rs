@@ -4,6 +4,9 @@
 
 pub mod cli;
 pub mod member;
+pub mod map_storage;
+
+pub use map_storage::MapStorage;
 pub mod vectors;
 
 use mls_nostd::crypto::CipherSuite;

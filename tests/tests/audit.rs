@@ -47,9 +47,10 @@ use mls_nostd::secret_tree::{
     sender_data_key_nonce, RatchetKey, RatchetKind, SecretTree, SecretTreeConfig, SecretTreeError,
 };
 use mls_nostd::store::durable::{load_key_package, store_key_package, DurableError, RecordBuffer};
-use mls_nostd::store::{Parts, RamStorage, RecordKey, Storage, StorageError, MAX_RECORD_LEN};
+use mls_nostd::store::{Parts, RamStorage, RecordKey, MAX_RECORD_LEN};
 use mls_nostd::transcript::{confirmation_tag, verify_confirmation_tag};
 use mls_nostd::tree_math::LeafIndex;
+use mls_tests::MapStorage;
 use mls_tests::member::{agree, buffers, Member, G, NOW};
 use mls_tests::TestRng;
 
@@ -77,31 +78,6 @@ fn trio() -> (Member, Member, Member) {
 
 fn add(kp: &[u8]) -> Proposal<'_> {
     Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).unwrap() })
-}
-
-/// A map storage the tests can read.
-#[derive(Default, Clone)]
-struct MapStorage(BTreeMap<RecordKey, Vec<u8>>);
-
-impl Storage for MapStorage {
-    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
-        match self.0.get(&key) {
-            None => Ok(None),
-            Some(v) => {
-                let out = buf.get_mut(..v.len()).ok_or(StorageError::TooLarge)?;
-                out.copy_from_slice(v);
-                Ok(Some(out))
-            }
-        }
-    }
-    fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
-        self.0.insert(key, value.to_vec());
-        Ok(())
-    }
-    fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
-        self.0.remove(&key);
-        Ok(())
-    }
 }
 
 fn record_buffer() -> Box<RecordBuffer> {

@@ -12,34 +12,9 @@ use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use mls_nostd::store::durable::{load_key_package, store_key_package, DurableError, RecordBuffer};
-use mls_nostd::store::{recover, Parts, RamStorage, RecordKey, Storage, StorageError, StoreError, MAX_RECORD_LEN};
+use mls_nostd::store::{recover, Parts, RamStorage, RecordKey, Storage, StoreError, MAX_RECORD_LEN};
 use mls_tests::member::{agree, buffers, Member, G, NOW};
-use std::collections::BTreeMap;
-
-/// A map storage the test can inspect and damage.
-#[derive(Default, Clone)]
-struct MapStorage(BTreeMap<RecordKey, Vec<u8>>);
-
-impl Storage for MapStorage {
-    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
-        match self.0.get(&key) {
-            None => Ok(None),
-            Some(v) => {
-                let out = buf.get_mut(..v.len()).ok_or(StorageError::TooLarge)?;
-                out.copy_from_slice(v);
-                Ok(Some(out))
-            }
-        }
-    }
-    fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
-        self.0.insert(key, value.to_vec());
-        Ok(())
-    }
-    fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
-        self.0.remove(&key);
-        Ok(())
-    }
-}
+use mls_tests::MapStorage;
 
 const SLOT: u8 = 7;
 

@@ -28,6 +28,7 @@ use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
+use mls_tests::TestRng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -89,31 +90,6 @@ const NOW: u64 = 1_800_000_000;
 const LIFETIME: Lifetime = Lifetime { not_before: NOW - 10, not_after: NOW + 86_400 };
 const MEMBERS: usize = 8;
 
-/// SplitMix64, seeded: reproducible test keys.
-struct Rng(u64);
-
-impl rand_core::TryRng for Rng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok((self.try_next_u64()? >> 32) as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Ok(z ^ (z >> 31))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for chunk in dst.chunks_mut(8) {
-            let v = self.try_next_u64()?.to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-        Ok(())
-    }
-}
-
-impl rand_core::TryCryptoRng for Rng {}
 
 fn signer(i: usize) -> SignaturePrivateKey {
     SignaturePrivateKey::from_slice(&[i as u8 + 1; 32]).unwrap()
@@ -138,7 +114,7 @@ fn commit_options<'a>(proposals: &'a [Proposal<'a>], leaf: Option<LeafTemplate<'
 
 #[test]
 fn hot_paths_do_not_allocate() {
-    let mut rng = Rng(7);
+    let mut rng = TestRng(7);
     let signers: Vec<_> = (0..MEMBERS).map(signer).collect();
     let names: Vec<_> = (0..MEMBERS).map(name).collect();
     let mut groups: Vec<Box<G>> = (0..MEMBERS).map(|_| Box::new(G::EMPTY)).collect();

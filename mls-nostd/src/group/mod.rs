@@ -50,8 +50,9 @@ pub const PAST_EPOCHS_KEPT: usize = 1;
 /// Most PreSharedKey proposals one Commit may carry.
 pub const MAX_PSKS_PER_COMMIT: usize = 16;
 /// Most bytes of encoded PreSharedKeyIDs a staged Commit keeps for
-/// [`StagedCommit::psks`] (a Commit injecting more is refused).
-pub const STAGED_PSK_BYTES: usize = 512;
+/// [`StagedCommit::psks`] (a Commit injecting more is refused): the
+/// [`MAX_PSKS_PER_COMMIT`] PSKs with IDs of up to 28 bytes and nonces of 32.
+pub const STAGED_PSK_BYTES: usize = MAX_PSKS_PER_COMMIT * 64;
 /// Largest encoded GroupContext (group ID, two hashes, extensions, fixed fields).
 pub const MAX_GROUP_CONTEXT_LEN: usize = 2 + 2 + 4 + MAX_GROUP_ID_LEN + 8 + 2 * (4 + 64) + 4 + MAX_GROUP_EXTENSIONS_LEN;
 

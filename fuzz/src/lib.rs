@@ -520,12 +520,12 @@ pub fn with_world<R>(f: impl FnOnce(&mut World) -> R) -> R {
 // Seeds
 // ---------------------------------------------------------------------------
 
-/// Where the official vectors are: `$MLS_TEST_VECTORS`, else
-/// `../shared/test-vectors` beside the repository.
+/// Where the official vectors are: `$MLS_TEST_VECTORS`, else the repository's
+/// copy in `tests/data/test-vectors`.
 pub fn vectors_dir() -> PathBuf {
     match std::env::var_os("MLS_TEST_VECTORS") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/test-vectors"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/test-vectors"),
     }
 }
 

@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step prints the time since the start, so CI logs show where time goes.
+step() { printf '\n== [%d s] %s\n' "$SECONDS" "$*"; }
+trap 'printf "\n== test.sh: %d s in all (exit %d)\n" "$SECONDS" "$?"' EXIT
 
 MCU_TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imac-unknown-none-elf)
 

@@ -33,6 +33,9 @@ cargo test --workspace
 step "lints (the core denies unwrap/expect/panic/indexing outside tests)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "API documentation, every feature, no rustdoc warning"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
+
 step "core builds for microcontrollers, without a heap"
 for t in "${MCU_TARGETS[@]}"; do
     cargo build -p mls-nostd --target "$t"

@@ -80,6 +80,17 @@ pub struct Ours {
 /// The GREASE extension type of [`Ours::grease_extensions`] (RFC 9420 §13.5).
 pub const GREASE_EXTENSION: u16 = 0x5a5a;
 
+/// Our leaf's template for a path or a new leaf: a basic credential with
+/// `name`, the default capabilities of `suite` (written into `caps`).
+fn leaf_template<'a>(signature_key: &'a [u8], name: &'a str, suite: CipherSuite, caps: &'a mut [u8; 8]) -> LeafTemplate<'a> {
+    LeafTemplate {
+        signature_key,
+        credential: Credential::Basic { identity: name.as_bytes() },
+        capabilities: default_capabilities(suite, caps),
+        extensions: Extensions::default(),
+    }
+}
+
 fn lifetime() -> Lifetime {
     let t = now();
     // Within every side's limit (OpenMLS: 12 weeks and an hour; ours: 90 days).
@@ -222,12 +233,7 @@ impl Ours {
     /// `group_info` (the tree out of band if given); returns the Commit.
     pub fn join_external(&mut self, group_info: &[u8], ratchet_tree: Option<&[u8]>) -> Vec<u8> {
         let mut caps = [0u8; 8];
-        let template = LeafTemplate {
-            signature_key: &self.sig_pub,
-            credential: Credential::Basic { identity: self.name.as_bytes() },
-            capabilities: default_capabilities(self.suite, &mut caps),
-            extensions: Extensions::default(),
-        };
+        let template = leaf_template(&self.sig_pub, &self.name, self.suite, &mut caps);
         let mut out = vec![0u8; 256 * 1024];
         let n = self
             .group
@@ -328,12 +334,7 @@ impl Ours {
             wire_format: self.wire_format,
             padding: PADDING,
             authenticated_data: b"commit of ours",
-            leaf: Some(LeafTemplate {
-                signature_key: &self.sig_pub,
-                credential: Credential::Basic { identity: self.name.as_bytes() },
-                capabilities: default_capabilities(self.suite, &mut caps),
-                extensions: Extensions::default(),
-            }),
+            leaf: Some(leaf_template(&self.sig_pub, &self.name, self.suite, &mut caps)),
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
         let now = now();
@@ -357,12 +358,7 @@ impl Ours {
     /// Sends an Update proposal of our leaf (fresh encryption key).
     pub fn propose_update(&mut self) -> Vec<u8> {
         let mut caps = [0u8; 8];
-        let template = LeafTemplate {
-            signature_key: &self.sig_pub,
-            credential: Credential::Basic { identity: self.name.as_bytes() },
-            capabilities: default_capabilities(self.suite, &mut caps),
-            extensions: Extensions::default(),
-        };
+        let template = leaf_template(&self.sig_pub, &self.name, self.suite, &mut caps);
         let mut out = vec![0u8; 16 * 1024];
         let n = self
             .group
@@ -902,6 +898,26 @@ impl OursClient {
         Ok(w.written().to_vec())
     }
 
+    /// Sends a proposal that `make` writes (in the handshake mode), and
+    /// remembers it as its own.
+    fn send_proposal(
+        &mut self,
+        make: impl FnOnce(
+            &mut ScriptGroup,
+            WireFormatPolicy,
+            &mut SeededRng,
+            &mut [u8],
+        ) -> Result<Bytes, mls_nostd::group::CreateCommitError>,
+    ) -> Outcome<Bytes> {
+        let wf = wire_format(self.encrypt);
+        let Self { group, rng, .. } = self;
+        let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+        let mut out = vec![0u8; 64 * 1024];
+        let msg = make(group, wf, rng, &mut out).map_err(failed("propose"))?;
+        self.sent.sent(&msg);
+        Ok(msg)
+    }
+
     /// Processes the proposal messages it did not send itself.
     fn take_proposals(&mut self, proposals: &[Bytes]) -> Outcome<()> {
         let others: Vec<Bytes> = self.sent.others(proposals).into_iter().cloned().collect();
@@ -946,16 +962,29 @@ impl OursClient {
             wire_format: wire_format(encrypt),
             padding: PADDING,
             authenticated_data: &[],
-            leaf: Some(LeafTemplate {
-                signature_key: signer_pub,
-                credential: Credential::Basic { identity: name.as_bytes() },
-                capabilities: default_capabilities(suite, &mut caps),
-                extensions: Extensions::default(),
-            }),
+            leaf: Some(leaf_template(signer_pub, name, suite, &mut caps)),
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
         let out = group.commit(&opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit"))?;
         Ok((out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec).unwrap_or_default()))
+    }
+
+    /// A one-member group `group_id` of `suite` whose GroupContext
+    /// extensions are the list body `extensions`.
+    fn create(&mut self, group_id: &[u8], suite: CipherSuite, extensions: &[u8]) -> Outcome<Box<ScriptGroup>> {
+        let mut group = new_group();
+        let mut caps = [0u8; 8];
+        let params = CreateParams {
+            suite,
+            group_id,
+            credential: Credential::Basic { identity: self.name.as_bytes() },
+            lifetime: lifetime(),
+            capabilities: default_capabilities(suite, &mut caps),
+            extensions: Extensions::from_body(extensions).map_err(failed("extensions"))?,
+            config: GroupConfig::default(),
+        };
+        group.create(&params, &self.signer, &mut self.rng).map_err(failed("create"))?;
+        Ok(group)
     }
 
     /// A new group `group_id` of `suite` with `extensions`, whose first
@@ -973,18 +1002,7 @@ impl OursClient {
         force_path: bool,
         external_tree: bool,
     ) -> Outcome<(Box<ScriptGroup>, Welcomed)> {
-        let mut group = new_group();
-        let mut caps = [0u8; 8];
-        let params = CreateParams {
-            suite,
-            group_id,
-            credential: Credential::Basic { identity: self.name.as_bytes() },
-            lifetime: lifetime(),
-            capabilities: default_capabilities(suite, &mut caps),
-            extensions: Extensions::from_body(extensions).map_err(failed("extensions"))?,
-            config: GroupConfig::default(),
-        };
-        group.create(&params, &self.signer, &mut self.rng).map_err(failed("create"))?;
+        let mut group = self.create(group_id, suite, extensions)?;
         let nonce = self.nonce(suite);
         let old_id = old.state().group_id.as_slice().to_vec();
         let mut proposals = vec![Proposal::PreSharedKey(PreSharedKey {
@@ -1036,19 +1054,7 @@ impl scripts::Client for OursClient {
     }
 
     fn create_group(&mut self, group_id: &[u8], suite: u16, encrypt: bool) -> Outcome<()> {
-        let suite = suite_of(suite)?;
-        let mut group = new_group();
-        let mut caps = [0u8; 8];
-        let params = CreateParams {
-            suite,
-            group_id,
-            credential: Credential::Basic { identity: self.name.as_bytes() },
-            lifetime: lifetime(),
-            capabilities: default_capabilities(suite, &mut caps),
-            extensions: Extensions::default(),
-            config: GroupConfig::default(),
-        };
-        group.create(&params, &self.signer, &mut self.rng).map_err(failed("create"))?;
+        let group = self.create(group_id, suite_of(suite)?, &[])?;
         self.group = Some(group);
         self.encrypt = encrypt;
         Ok(())
@@ -1094,12 +1100,7 @@ impl scripts::Client for OursClient {
         };
         let mut caps = [0u8; 8];
         let sig_pub = self.sig_pub();
-        let template = LeafTemplate {
-            signature_key: &sig_pub,
-            credential: Credential::Basic { identity: self.name.as_bytes() },
-            capabilities: default_capabilities(suite, &mut caps),
-            extensions: Extensions::default(),
-        };
+        let template = leaf_template(&sig_pub, &self.name, suite, &mut caps);
         let mut group = new_group();
         let mut out = vec![0u8; 1024 * 1024];
         let n = group
@@ -1142,32 +1143,15 @@ impl scripts::Client for OursClient {
         let group_id = self.group()?.state().group_id.as_slice().to_vec();
         let owned = self.owned(spec, suite, &group_id, None)?;
         let p = proposal(spec, &owned)?;
-        let wf = wire_format(self.encrypt);
-        let Self { group, rng, .. } = self;
-        let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
-        let mut out = vec![0u8; 64 * 1024];
-        let msg = group.propose(&p, wf, rng, &mut out).map_err(failed("propose"))?.to_vec();
-        self.sent.sent(&msg);
-        Ok(msg)
+        self.send_proposal(|group, wf, rng, out| group.propose(&p, wf, rng, out).map(<[u8]>::to_vec))
     }
 
     fn propose_update(&mut self) -> Outcome<Bytes> {
         let suite = self.suite()?;
-        let sig_pub = self.sig_pub();
+        let (sig_pub, name) = (self.sig_pub(), self.name.clone());
         let mut caps = [0u8; 8];
-        let template = LeafTemplate {
-            signature_key: &sig_pub,
-            credential: Credential::Basic { identity: self.name.as_bytes() },
-            capabilities: default_capabilities(suite, &mut caps),
-            extensions: Extensions::default(),
-        };
-        let wf = wire_format(self.encrypt);
-        let Self { group, rng, .. } = self;
-        let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
-        let mut out = vec![0u8; 64 * 1024];
-        let msg = group.propose_update(&template, wf, rng, &mut out).map_err(failed("propose_update"))?.to_vec();
-        self.sent.sent(&msg);
-        Ok(msg)
+        let template = leaf_template(&sig_pub, &name, suite, &mut caps);
+        self.send_proposal(|group, wf, rng, out| group.propose_update(&template, wf, rng, out).map(<[u8]>::to_vec))
     }
 
     fn commit(&mut self, by_reference: &[Bytes], by_value: &[ProposalSpec], force_path: bool, external_tree: bool) -> Outcome<CommitOut> {

@@ -22,6 +22,19 @@ pub fn ciphersuite(suite: u16) -> Ciphersuite {
     Ciphersuite::try_from(suite).expect("a suite OpenMLS knows")
 }
 
+/// A fresh provider (storage) holding a new signature key of `scheme`, and
+/// the basic credential `name` with that key.
+fn identity(name: &str, scheme: SignatureScheme) -> (OpenMlsRustCrypto, SignatureKeyPair, CredentialWithKey) {
+    let provider = OpenMlsRustCrypto::default();
+    let signer = SignatureKeyPair::new(scheme).expect("signature key");
+    signer.store(provider.storage()).expect("store signature key");
+    let credential = CredentialWithKey {
+        credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
+        signature_key: signer.to_public_vec().into(),
+    };
+    (provider, signer, credential)
+}
+
 /// A member running OpenMLS.
 pub struct OpenMlsParty {
     name: String,
@@ -38,13 +51,7 @@ impl OpenMlsParty {
     /// A member named `name` for `suite`.
     pub fn new(name: &str, suite: u16) -> Self {
         let suite = ciphersuite(suite);
-        let provider = OpenMlsRustCrypto::default();
-        let signer = SignatureKeyPair::new(suite.signature_algorithm()).expect("signature key");
-        signer.store(provider.storage()).expect("store signature key");
-        let credential = CredentialWithKey {
-            credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
-            signature_key: signer.to_public_vec().into(),
-        };
+        let (provider, signer, credential) = identity(name, suite.signature_algorithm());
         Self {
             name: name.to_string(),
             suite,
@@ -616,13 +623,7 @@ pub struct OpenMlsClient {
 impl OpenMlsClient {
     /// A client for the actor `name`.
     pub fn new(name: &str) -> Self {
-        let provider = OpenMlsRustCrypto::default();
-        let signer = SignatureKeyPair::new(SignatureScheme::ED25519).expect("signature key");
-        signer.store(provider.storage()).expect("store signature key");
-        let credential = CredentialWithKey {
-            credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
-            signature_key: signer.to_public_vec().into(),
-        };
+        let (provider, signer, credential) = identity(name, SignatureScheme::ED25519);
         Self {
             name: name.to_string(),
             provider,
@@ -706,22 +707,29 @@ impl OpenMlsClient {
         PreSharedKeyId::new(suite, self.provider.rand(), psk).map_err(failed("PSK ID"))
     }
 
+    /// Processes a group message (`what` names it in errors).
+    fn process(&mut self, msg: &[u8], what: &str) -> Outcome<ProcessedMessage> {
+        let pm = MlsMessageIn::tls_deserialize_exact(msg)
+            .map_err(failed("decode"))?
+            .try_into_protocol_message()
+            .map_err(failed("not a group message"))?;
+        let Self { group, provider, .. } = self;
+        let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+        match g.process_message(provider, pm) {
+            // Returned for external senders' proposals of other types only.
+            Err(ProcessMessageError::UnsupportedProposalType) => unsupported(NO_EXTERNAL_PSK_OR_REINIT),
+            other => other.map_err(failed(what)),
+        }
+    }
+
     /// Processes the proposal messages it did not send, storing them.
     fn take_proposals(&mut self, proposals: &[Bytes]) -> Outcome<()> {
         let others: Vec<Bytes> = self.sent.others(proposals).into_iter().cloned().collect();
         for p in others {
-            let pm = MlsMessageIn::tls_deserialize_exact(&p)
-                .map_err(failed("decode"))?
-                .try_into_protocol_message()
-                .map_err(failed("not a group message"))?;
-            let Self { group, provider, .. } = self;
-            let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
-            let processed = match g.process_message(provider, pm) {
-                Err(ProcessMessageError::UnsupportedProposalType) => return unsupported(NO_EXTERNAL_PSK_OR_REINIT),
-                other => other.map_err(failed("proposal"))?,
-            };
-            match processed.into_content() {
+            match self.process(&p, "proposal")?.into_content() {
                 ProcessedMessageContent::ProposalMessage(q) | ProcessedMessageContent::ExternalJoinProposalMessage(q) => {
+                    let Self { group, provider, .. } = self;
+                    let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
                     g.store_pending_proposal(provider.storage(), *q).map_err(failed("store proposal"))?
                 }
                 other => return Err(Failure::Failed(format!("expected a proposal, got {other:?}"))),
@@ -731,13 +739,7 @@ impl OpenMlsClient {
     }
 
     fn process_commit(&mut self, commit: &[u8]) -> Outcome<Box<StagedCommit>> {
-        let pm = MlsMessageIn::tls_deserialize_exact(commit)
-            .map_err(failed("decode"))?
-            .try_into_protocol_message()
-            .map_err(failed("not a group message"))?;
-        let Self { group, provider, .. } = self;
-        let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
-        match g.process_message(provider, pm).map_err(failed("commit"))?.into_content() {
+        match self.process(commit, "commit")?.into_content() {
             ProcessedMessageContent::StagedCommitMessage(sc) => Ok(sc),
             other => Err(Failure::Failed(format!("expected a Commit, got {other:?}"))),
         }
@@ -966,13 +968,7 @@ impl scripts::Client for OpenMlsClient {
     }
 
     fn unprotect(&mut self, ciphertext: &[u8]) -> Outcome<(Bytes, Bytes)> {
-        let pm = MlsMessageIn::tls_deserialize_exact(ciphertext)
-            .map_err(failed("decode"))?
-            .try_into_protocol_message()
-            .map_err(failed("not a group message"))?;
-        let Self { group, provider, .. } = self;
-        let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
-        let processed = g.process_message(provider, pm).map_err(failed("unprotect"))?;
+        let processed = self.process(ciphertext, "unprotect")?;
         let aad = processed.aad().to_vec();
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(a) => Ok((aad, a.into_bytes())),

@@ -36,7 +36,6 @@ use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 
 /// The group type of the stateful targets: 8 leaves.
 pub type G = Group<8, { 8 * 512 }, 32, 8192>;
@@ -216,7 +215,6 @@ pub fn join_params<'a>(kp: &'a [u8], keys: &'a KeyPackagePrivateKeys, signer: &'
         signer,
         ratchet_tree: None,
         psks: &NoPsks,
-        credentials: &AcceptAllCredentials,
         config: GroupConfig::default(),
     }
 }

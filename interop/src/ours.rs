@@ -21,7 +21,6 @@ use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::messages::proposal::{Add, GroupContextExtensions, PreSharedKey, Proposal, Remove};
 use mls_nostd::psk::{PreSharedKeyId, Psk, PskStore};
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use crate::{Event, ExternalParty, Party, SeededRng, now};
 
 /// Our group type in these tests: 32 leaves, 32 KiB of leaf encodings, 256
@@ -192,7 +191,6 @@ impl Ours {
             signer: &self.signer,
             ratchet_tree,
             psks,
-            credentials: &AcceptAllCredentials,
             config: Self::config(),
         };
         let mut buf = vec![0u8; welcome.len()];
@@ -211,7 +209,6 @@ impl Ours {
             signer: &self.signer,
             ratchet_tree,
             psks: &psks,
-            credentials: &AcceptAllCredentials,
             config: Self::config(),
         };
         let mut group = Box::new(OurGroup::EMPTY);
@@ -243,7 +240,6 @@ impl Ours {
                 &template,
                 &self.signer,
                 None,
-                &AcceptAllCredentials,
                 Self::config(),
                 &mut self.rng,
                 &Sequential,
@@ -878,7 +874,6 @@ impl OursClient {
             signer: &self.signer,
             ratchet_tree: tree,
             psks,
-            credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
         let mut group = new_group();
@@ -1110,7 +1105,6 @@ impl scripts::Client for OursClient {
                 &template,
                 &self.signer,
                 resync,
-                &AcceptAllCredentials,
                 GroupConfig::default(),
                 &mut self.rng,
                 &Sequential,

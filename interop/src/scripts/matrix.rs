@@ -258,7 +258,7 @@ pub fn execute(scripts: &[Script], planned: &[Planned], factory: &(dyn Factory +
                             *r.unsupported.entry((library, reason)).or_default() += 1;
                         }
                     }
-                    if progress > 0 && (i + 1) % progress == 0 {
+                    if progress > 0 && (i + 1).is_multiple_of(progress) {
                         eprintln!("{} of {} runs", i + 1, planned.len());
                     }
                 }

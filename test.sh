@@ -21,7 +21,7 @@ step "installing QEMU and ARM binutils (if missing)"
 if ! command -v qemu-system-arm >/dev/null || ! command -v arm-none-eabi-nm >/dev/null; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    # DESIGN.md: the image's newer qemu-utils conflicts with Debian 12's QEMU.
+    # docs/architecture.md, "How to add a board": the image's newer qemu-utils conflicts with Debian 12's QEMU.
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         qemu-system-arm qemu-system-misc binutils-arm-none-eabi \
         --allow-downgrades qemu-utils/bookworm \
@@ -34,6 +34,9 @@ cargo test --workspace
 
 step "lints (the core denies unwrap/expect/panic/indexing outside tests)"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "API documentation, every feature, no rustdoc warning"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 
 step "core builds for microcontrollers, without a heap"
 for t in "${MCU_TARGETS[@]}"; do

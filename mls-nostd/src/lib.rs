@@ -17,7 +17,7 @@
 #![no_std]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
-// No panics on any input (DESIGN.md decision 7): enforced by clippy outside tests.
+// No panics on any input (docs/architecture.md, decision 7): enforced by clippy outside tests.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::unreachable)

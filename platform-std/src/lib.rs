@@ -23,7 +23,7 @@ pub fn os_rng() -> OsRng {
 }
 
 /// Runs the core's independent work items on rayon's thread pool
-/// (DESIGN.md decision 5). The core draws all randomness before a batch, so
+/// (docs/architecture.md, decision 5). The core draws all randomness before a batch, so
 /// the output is byte-identical to the sequential executor's.
 #[cfg(feature = "parallel")]
 #[derive(Clone, Copy, Debug, Default)]

@@ -1,5 +1,5 @@
 //! The rayon executor produces byte-identical UpdatePaths to the sequential
-//! one for the same seed (DESIGN.md decision 5).
+//! one for the same seed (docs/architecture.md, decision 5).
 #![cfg(feature = "parallel")]
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;

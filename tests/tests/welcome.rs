@@ -561,8 +561,8 @@ fn welcome_group_secrets_checks() {
     assert_eq!(join(suite, &client, &w, &e.store(), &signer_pub).err(), Some(WelcomeError::TooManyPsks));
 }
 
-/// Cost of a Welcome to 1,000 members with a 340 KB GroupInfo (DESIGN.md's
-/// "adding 1,023 members" case): run with
+/// Cost of a Welcome to 1,000 members with a 340 KB GroupInfo (docs/architecture.md,
+/// "Host performance": adding 1,023 members): run with
 /// `cargo test --release -p mls-tests --test welcome -- --ignored --nocapture`.
 #[test]
 #[ignore]

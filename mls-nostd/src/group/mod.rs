@@ -1,7 +1,7 @@
 //! The group (RFC 9420 §12): a member's state in one epoch and the state
 //! machine that moves it to the next.
 //!
-//! Stage, then merge (DESIGN.md decision 6): processing a Commit builds the
+//! Stage, then merge (docs/architecture.md, decision 6): processing a Commit builds the
 //! next epoch beside the current one (a second tree buffer and a staged
 //! [`EpochState`]); nothing the application can observe changes until
 //! [`Group::merge_staged_commit`]. A rejected message leaves the group exactly

@@ -11,7 +11,7 @@
 //! every recipient, so its `info_hash` is computed once: for 1,000 members and
 //! a 340 KB GroupInfo that is one pass over 340 KB instead of 1,000. Every
 //! ephemeral key's randomness is drawn from the caller's RNG before the seals,
-//! which then run through an [`Executor`] (DESIGN.md decision 5): the same seed
+//! which then run through an [`Executor`] (docs/architecture.md, decision 5): the same seed
 //! gives the same bytes with any executor. Each seal works in a fixed-size
 //! chunk of the output buffer at the place its `EncryptedGroupSecrets` ends up
 //! (chunks are moved together afterwards if members' entries differ in size),

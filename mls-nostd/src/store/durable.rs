@@ -1,4 +1,4 @@
-//! Group operations that persist before they emit (DESIGN.md decision 9).
+//! Group operations that persist before they emit (docs/architecture.md, decision 9).
 //!
 //! Each `*_durable` method runs the in-memory operation, then saves what it
 //! changed with one commit point, and only then returns its output. If the

@@ -13,7 +13,8 @@
 //! gone after at most `scrub_every` further commit points
 //! ([`Storage::committed`], one per save), or at the next start-up.
 //!
-//! Mitigations for `sequential-storage` issue #136 (DESIGN.md): the flash is
+//! Mitigations for `sequential-storage` issue #136 (docs/architecture.md,
+//! "Flash persistence"): the flash is
 //! presented to it with a write size of at least 4 bytes, and every store is
 //! read back (uncached) and compared.
 

@@ -1,4 +1,4 @@
-//! Persistent state that survives power cuts (DESIGN.md decision 9).
+//! Persistent state that survives power cuts (docs/architecture.md, decision 9).
 //!
 //! The caller injects a [`Storage`]: a key-value map of small records whose
 //! single-record writes are atomic (a CRC-checked flash item, a file renamed

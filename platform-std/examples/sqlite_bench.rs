@@ -122,7 +122,7 @@ fn main() {
 fn gateway(root: &Path) {
     const GROUPS: usize = 1000;
     let path = root.join("gateway.sqlite");
-    let (alice, mut others) = group_of_16();
+    let (mut alice, mut others) = group_of_16();
     let made = Instant::now();
     {
         let db = SqliteDatabase::open(&path, Durability::PowerCut).unwrap();

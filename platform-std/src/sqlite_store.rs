@@ -37,8 +37,17 @@
 //! ## Forward-secure erase
 //!
 //! `secure_delete` is on: SQLite overwrites a removed or replaced record's
-//! bytes with zeros in its page. The WAL still holds earlier images of the
-//! pages until it is checkpointed, so every [`SqliteOptions::checkpoint_every`]
+//! bytes with zeros in its page. That alone is not enough: when SQLite
+//! rebalances a B-tree it rebuilds pages by packing their cells at the end
+//! and leaves the bytes between the cell pointers and the cells as they were,
+//! so a record moved away keeps a stale copy there, which no later delete
+//! zeroes (found by this module's test). So every record is stored as a cell
+//! of one fixed size, more than half a page ([`CELL_VALUE_LEN`]: a length
+//! prefix, the record, zeros): a leaf page holds one record, always at the
+//! same place, and whatever is written there next overwrites all of the one
+//! before (a shorter cell header leaves at most a few header bytes, never
+//! record bytes). The cost is a page per record (4 KiB). The WAL still holds
+//! earlier images of the pages until it is checkpointed, so every [`SqliteOptions::checkpoint_every`]
 //! commits (and at open) the WAL is checkpointed with `TRUNCATE`: its pages
 //! are copied into the database and the WAL file is cut to zero bytes.
 //! **Bound: a removed record's bytes are gone from the database and WAL files
@@ -58,7 +67,7 @@
 //! serializes their writes; each waits at most the busy timeout). Elsewhere
 //! than Unix only opens within one process are detected.
 
-use mls_nostd::store::{RecordKey, Storage, StorageError};
+use mls_nostd::store::{MAX_RECORD_LEN, RecordKey, Storage, StorageError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use std::collections::HashSet;
 use std::fs::File;
@@ -71,6 +80,18 @@ use std::time::{Duration, Instant};
 pub const APPLICATION_ID: i32 = 0x4d4c_5373;
 /// `PRAGMA user_version`: the schema below.
 const SCHEMA_VERSION: i32 = 1;
+/// The page size our databases are made with (and must have: the fixed cell
+/// size is chosen for it).
+const PAGE_SIZE: usize = 4096;
+/// Bytes of every stored value: a big-endian `u16` length, the record, zeros.
+/// More than half of a page (one cell per leaf page) and small enough for no
+/// overflow page (a table leaf keeps up to `PAGE_SIZE - 35` payload bytes
+/// in the page; the cell adds at most 15 bytes of header).
+pub const CELL_VALUE_LEN: usize = {
+    let min = PAGE_SIZE / 2 + 64;
+    if MAX_RECORD_LEN + 2 > min { MAX_RECORD_LEN + 2 } else { min }
+};
+const _: () = assert!(CELL_VALUE_LEN + 15 <= PAGE_SIZE - 35, "records no longer fit one page: raise PAGE_SIZE");
 const SCHEMA: &str = "
     CREATE TABLE namespace (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
     -- id = namespace.id << 32 | record key
@@ -312,6 +333,10 @@ impl SqliteDatabase {
         let conn = Connection::open_with_flags(&path, flags).map_err(err)?;
         conn.busy_timeout(options.busy_timeout).map_err(err)?;
         check_or_create_schema(&conn, &path)?;
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).map_err(err)?;
+        if page_size != PAGE_SIZE as i64 {
+            return Err(SqliteError::Corrupt { path, detail: format!("page size {page_size}, expected {PAGE_SIZE}") });
+        }
         let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(SqliteError::Sqlite { path, error: rusqlite::Error::InvalidQuery });
@@ -410,12 +435,13 @@ impl SqliteDatabase {
         Ok(done)
     }
 
-    /// Bytes of all records of all namespaces.
+    /// Bytes the records of all namespaces take: a page each.
     pub fn bytes_used(&self) -> Result<u64, SqliteError> {
         let inner = self.shared.lock();
         inner
             .conn
-            .query_row("SELECT COALESCE(SUM(length(value)), 0) FROM record", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT count(*) FROM record", [], |r| r.get::<_, i64>(0))
+            .map(|n| n * PAGE_SIZE as i64)
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(|e| SqliteError::from_sqlite(&self.shared.path, e))
     }
@@ -449,6 +475,7 @@ fn check_or_create_schema(conn: &Connection, path: &Path) -> Result<(), SqliteEr
         return Ok(());
     }
     // Empty: create the schema, unless another process just did.
+    conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}")).map_err(err)?;
     conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
     let result = (|| {
         if !check(read(conn).map_err(err)?)? {
@@ -495,16 +522,15 @@ impl SqliteStorage {
         SqliteDatabase { shared: Arc::clone(&self.shared) }
     }
 
-    /// Bytes of the namespace's records.
+    /// Bytes the namespace's records take in the database: a page each
+    /// (see the module's notes on erasing).
     pub fn bytes_used(&self) -> Result<u64, StorageError> {
         let (lo, hi) = (self.row(0), self.row(u32::MAX));
         let inner = self.shared.lock();
         inner
             .conn
-            .query_row("SELECT COALESCE(SUM(length(value)), 0) FROM record WHERE id BETWEEN ?1 AND ?2", [lo, hi], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|n| u64::try_from(n).unwrap_or(0))
+            .query_row("SELECT count(*) FROM record WHERE id BETWEEN ?1 AND ?2", [lo, hi], |r| r.get::<_, i64>(0))
+            .map(|n| u64::try_from(n).unwrap_or(0) * PAGE_SIZE as u64)
             .map_err(|e| storage_error(&e))
     }
 
@@ -560,7 +586,13 @@ impl Storage for SqliteStorage {
         let mut rows = stmt.query([row]).map_err(|e| storage_error(&e))?;
         let Some(r) = rows.next().map_err(|e| storage_error(&e))? else { return Ok(None) };
         let value = r.get_ref(0).map_err(|e| storage_error(&e))?;
-        let bytes = value.as_blob().map_err(|_| StorageError::Corrupted)?;
+        let cell = value.as_blob().map_err(|_| StorageError::Corrupted)?;
+        let bytes = match cell {
+            [hi, lo, rest @ ..] if cell.len() == CELL_VALUE_LEN => {
+                rest.get(..usize::from(u16::from_be_bytes([*hi, *lo]))).ok_or(StorageError::Corrupted)?
+            }
+            _ => return Err(StorageError::Corrupted),
+        };
         let out = buf.get_mut(..bytes.len()).ok_or(StorageError::TooLarge)?;
         out.copy_from_slice(bytes);
         Ok(Some(out))
@@ -568,9 +600,16 @@ impl Storage for SqliteStorage {
 
     fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
         let row = self.row(key);
-        self.write_op(|conn| {
-            conn.prepare_cached("INSERT OR REPLACE INTO record (id, value) VALUES (?1, ?2)")?.execute(params![row, value])
-        })
+        let len = u16::try_from(value.len()).ok().filter(|n| usize::from(*n) + 2 <= CELL_VALUE_LEN).ok_or(StorageError::TooLarge)?;
+        let mut cell = vec![0u8; CELL_VALUE_LEN];
+        cell[..2].copy_from_slice(&len.to_be_bytes());
+        cell[2..2 + value.len()].copy_from_slice(value);
+        let result = self.write_op(|conn| {
+            conn.prepare_cached("INSERT OR REPLACE INTO record (id, value) VALUES (?1, ?2)")?.execute(params![row, cell])
+        });
+        // The cell held the record (secrets).
+        zeroize::Zeroize::zeroize(cell.as_mut_slice());
+        result
     }
 
     fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {

@@ -42,7 +42,7 @@ fn child(path: &str, n: u64) {
     let mut b = buf();
     let mut out = std::io::stdout().lock();
     let mut report = |what: &str, g: &G| {
-        writeln!(out, "{what} {} {}", g.epoch(), hex(g.epoch_authenticator().as_bytes())).unwrap();
+        writeln!(out, "{what} {} {}", g.epoch(), hex(g.epoch_authenticator())).unwrap();
         out.flush().unwrap();
     };
     match recover(&mut s, SLOT, &mut b[..]).and_then(|()| alice.group.load(&mut s, SLOT, accept_all_credentials, &mut b)) {
@@ -162,7 +162,7 @@ fn sigkill_leaves_the_old_or_the_new_epoch() {
         recover(&mut s, SLOT, &mut b[..]).unwrap();
         let mut g = Box::new(G::EMPTY);
         let loaded = match g.load(&mut s, SLOT, accept_all_credentials, &mut b) {
-            Ok(()) => Some((g.epoch(), hex(g.epoch_authenticator().as_bytes()))),
+            Ok(()) => Some((g.epoch(), hex(g.epoch_authenticator()))),
             Err(StoreError::NotFound) => None,
             Err(e) => panic!("kill {n} after {delay:?}: load failed: {e}"),
         };

@@ -60,7 +60,7 @@ fn namespaces_keep_their_own_records_across_a_reopen() {
     assert_eq!(read(&mut a, 1), None);
     assert_eq!(read(&mut b, 1).unwrap(), b"bob's");
     assert_eq!(read(&mut c, 0), None);
-    assert_eq!(a.bytes_used().unwrap(), 3 * 4 + MAX_RECORD_LEN as u64);
+    assert_eq!(a.bytes_used().unwrap(), 4 * 4096, "a page per record");
     // A record longer than the buffer is refused, not cut.
     let mut small = [0u8; 8];
     assert_eq!(a.read(7, &mut small), Err(StorageError::TooLarge));
@@ -82,14 +82,16 @@ fn writes_are_one_transaction_until_committed() {
     a.write(1, b"new").unwrap();
     a.write(2, b"two").unwrap();
     a.remove(3).unwrap();
-    drop(bob_view.committed()); // no transaction of bob's: nothing happens
+    bob_view.committed().unwrap(); // no transaction of bob's: nothing happens
     let peek = |key: RecordKey| {
         // Read alice's namespace from the other connection, with an
         // unlocked view (the test reads the table itself).
         let conn = rusqlite::Connection::open(&path).unwrap();
         let id: i64 = conn.query_row("SELECT id FROM namespace WHERE name = 'alice'", [], |r| r.get(0)).unwrap();
-        conn.query_row("SELECT value FROM record WHERE id = ?1", [id << 32 | i64::from(key)], |r| r.get::<_, Vec<u8>>(0))
-            .ok()
+        let cell = conn
+            .query_row("SELECT value FROM record WHERE id = ?1", [id << 32 | i64::from(key)], |r| r.get::<_, Vec<u8>>(0))
+            .ok()?;
+        Some(cell[2..2 + usize::from(u16::from_be_bytes([cell[0], cell[1]]))].to_vec())
     };
     assert_eq!(peek(1).unwrap(), b"old");
     assert_eq!(peek(2), None);
@@ -234,33 +236,43 @@ fn damaged_and_foreign_files_are_one_error() {
     let mut bob = Member::new("bob", 6);
     alice.create(suite, b"damaged", Default::default());
     alice.add(&mut bob, suite);
+    let mut live = Vec::new();
     {
         let db = open(&good).unwrap();
         for n in 0..8 {
-            let mut s = db.storage(&format!("member-{n}")).unwrap();
+            let mut s = Recording { inner: db.storage(&format!("member-{n}")).unwrap(), live: HashMap::new(), dead: Vec::new(), written: Vec::new() };
             bob.group.save(&mut s, SLOT, Parts::ALL, &mut buf()).unwrap();
+            live = s.live.into_values().collect();
         }
     }
     let image = std::fs::read(&good).unwrap();
-    assert!(image.len() > 16 * 4096, "{}", image.len());
+    assert!(image.len() >= 4 * 4096, "{}", image.len());
     let cut = d.join("cut.sqlite");
     std::fs::write(&cut, &image[..image.len() / 2]).unwrap();
     let e = open(&cut).unwrap_err();
     assert!(matches!(e, SqliteError::Corrupt { .. }), "{e}");
-    // Unchecked at open, the damage is a typed error at the first read.
+    // Unchecked at open, the damage is a typed error at open or at a read.
     let options = SqliteOptions { verify_on_open: false, ..SqliteOptions::new(Durability::ProcessCrash) };
-    let unchecked = SqliteDatabase::open_with(&cut, options).unwrap();
-    let mut failures = 0;
-    for n in 0..8 {
-        let mut s = unchecked.storage(&format!("member-{n}")).unwrap();
-        let mut fresh = Box::new(G::EMPTY);
-        match fresh.load(&mut s, SLOT, accept_all_credentials, &mut buf()) {
-            Ok(()) => {}
-            Err(StoreError::Storage(StorageError::Corrupted) | StoreError::Corrupt | StoreError::NotFound) => failures += 1,
-            Err(e) => panic!("member-{n}: {e}"),
+    match SqliteDatabase::open_with(&cut, options) {
+        Err(SqliteError::Corrupt { .. }) => {}
+        Err(e) => panic!("cut, unchecked: {e}"),
+        Ok(unchecked) => {
+            let mut failures = 0;
+            for n in 0..8 {
+                let Ok(mut s) = unchecked.storage(&format!("member-{n}")) else {
+                    failures += 1;
+                    continue;
+                };
+                let mut fresh = Box::new(G::EMPTY);
+                match fresh.load(&mut s, SLOT, accept_all_credentials, &mut buf()) {
+                    Ok(()) => {}
+                    Err(StoreError::Storage(StorageError::Corrupted) | StoreError::Corrupt | StoreError::NotFound) => failures += 1,
+                    Err(e) => panic!("member-{n}: {e}"),
+                }
+            }
+            assert!(failures >= 4, "only {failures} of 8 members failed to load from half a database");
         }
     }
-    assert!(failures >= 4, "only {failures} of 8 members failed to load from half a database");
 
     // Random bytes over the B-tree page headers.
     let mut scrambled = image.clone();
@@ -274,7 +286,11 @@ fn damaged_and_foreign_files_are_one_error() {
 
     // One flipped byte inside a record's value: SQLite cannot tell, the
     // core's hash check does.
-    let probe = bob_record_offset(&image);
+    // The longest record; all 8 members hold the same bytes: the first copy
+    // found is one member's.
+    let longest = live.iter().max_by_key(|v| v.len()).unwrap();
+    let window = &longest[longest.len() / 2..longest.len() / 2 + 32];
+    let probe = image.windows(32).position(|w| w == window).unwrap() + 16;
     let mut flipped = image.clone();
     flipped[probe] ^= 0x01;
     let flipped_path = d.join("flipped.sqlite");
@@ -294,26 +310,13 @@ fn damaged_and_foreign_files_are_one_error() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// The offset of a byte inside the first 3 KiB record value of the image
-/// (a run of 64 bytes that are not all equal, well inside a leaf page).
-fn bob_record_offset(image: &[u8]) -> usize {
-    // Leaf table pages (type 0x0d) holding a record of a few KiB: its value
-    // runs to the page's end.
-    for page in 1..image.len() / 4096 {
-        let at = page * 4096;
-        if image[at] == 0x0d && image[at + 3..at + 5] == [0, 1] {
-            return at + 4096 - 500;
-        }
-    }
-    panic!("no leaf page with one large record");
-}
-
 /// Records every value written, and keeps those that were replaced or
 /// removed (dead).
 struct Recording<S> {
     inner: S,
     live: HashMap<RecordKey, Vec<u8>>,
     dead: Vec<Vec<u8>>,
+    written: Vec<Vec<u8>>,
 }
 
 impl<S: Storage> Storage for Recording<S> {
@@ -322,6 +325,7 @@ impl<S: Storage> Storage for Recording<S> {
     }
     fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
         self.inner.write(key, value)?;
+        self.written.push(value.to_vec());
         if let Some(old) = self.live.insert(key, value.to_vec()) {
             self.dead.push(old);
         }
@@ -341,11 +345,18 @@ impl<S: Storage> Storage for Recording<S> {
 
 const WINDOW: usize = 32;
 
-/// How many 32-byte windows of dead records (none of which occurs in a live
-/// record) are in the database's files: (found, looked for).
-fn dead_windows_in_files(path: &Path, live: &HashMap<RecordKey, Vec<u8>>, dead: &[Vec<u8>]) -> (usize, usize) {
-    let live: HashSet<&[u8]> = live.values().flat_map(|v| v.windows(WINDOW)).collect();
-    let wanted: HashSet<&[u8]> = dead.iter().flat_map(|v| v.windows(WINDOW)).filter(|w| !live.contains(w)).collect();
+/// How many 32-byte windows of dead records (none of which occurs in a
+/// `since` record: live ones, and those written since, which may be dead
+/// for less long) are in the database's files: (found, looked for).
+fn dead_windows_in_files<'a>(path: &Path, since: impl Iterator<Item = &'a Vec<u8>>, dead: &[Vec<u8>]) -> (usize, usize) {
+    // Stored values are followed by zeros (padding to the cell size).
+    let padded: Vec<Vec<u8>> = since.map(|v| [v.as_slice(), &[0; WINDOW]].concat()).collect();
+    let live: HashSet<&[u8]> = padded.iter().flat_map(|v| v.windows(WINDOW)).collect();
+    // Windows of a few distinct byte values (runs of zeros, padding) are not
+    // secrets and occur anywhere.
+    let distinctive = |w: &&[u8]| w.iter().collect::<HashSet<_>>().len() >= 16;
+    let wanted: HashSet<&[u8]> =
+        dead.iter().flat_map(|v| v.windows(WINDOW)).filter(|w| !live.contains(w) && distinctive(w)).collect();
     let mut found = HashSet::new();
     for suffix in ["", "-wal", "-shm", "-lock"] {
         let mut name = path.as_os_str().to_os_string();
@@ -358,6 +369,19 @@ fn dead_windows_in_files(path: &Path, live: &HashMap<RecordKey, Vec<u8>>, dead: 
         }
     }
     (found.len(), wanted.len())
+}
+
+/// How many of `needles` occur in the database's files.
+fn files_containing(path: &Path, needles: &[&[u8]]) -> usize {
+    let files: Vec<Vec<u8>> = ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut name = path.as_os_str().to_os_string();
+            name.push(suffix);
+            std::fs::read(PathBuf::from(name)).ok()
+        })
+        .collect();
+    needles.iter().filter(|n| files.iter().any(|f| f.windows(n.len()).any(|w| w == **n))).count()
 }
 
 /// Bob joins from a Welcome (his KeyPackage's keys in the store, consumed by
@@ -373,7 +397,7 @@ fn removed_records_are_gone_from_the_files() {
         let path = d.join("db.sqlite");
         let options = SqliteOptions { checkpoint_every, ..SqliteOptions::new(Durability::ProcessCrash) };
         let db = SqliteDatabase::open_with(&path, options).unwrap();
-        let mut s = Recording { inner: db.storage("bob").unwrap(), live: HashMap::new(), dead: Vec::new() };
+        let mut s = Recording { inner: db.storage("bob").unwrap(), live: HashMap::new(), dead: Vec::new(), written: Vec::new() };
         let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
         let mut alice = Member::new("alice", 21);
         let mut bob = Member::new("bob", 22);
@@ -418,20 +442,26 @@ fn removed_records_are_gone_from_the_files() {
         assert!(s.dead.iter().any(|v| v.windows(32).any(|w| w == keys.init_key.as_bytes())));
         // What was dead before the last `checkpoint_every` commits must be gone.
         let dead_before = s.dead.clone();
+        let written_before = s.written.len();
         for _ in 0..checkpoint_every.min(4) {
             let mut m = alice.send(b"more");
             bob.group.process_message_durable(&mut m, &NoPsks, NOW, &mut s, SLOT, &mut buf()).unwrap();
         }
-        let (found, wanted) = dead_windows_in_files(&path, &s.live, &dead_before);
+        let (found, wanted) = dead_windows_in_files(&path, s.live.values().chain(&s.written[written_before..]), &dead_before);
         println!("checkpoint every {checkpoint_every}: {found} of {wanted} windows of removed records in the files");
-        assert!(wanted > 10_000, "too few removed bytes to look for: {wanted}");
+        assert!(wanted > 2_000, "too few removed bytes to look for: {wanted}");
+        // The consumed KeyPackage's init key, looked for directly (its
+        // encryption key is the leaf's, live in the group until Bob updates).
+        let keys_found = files_containing(&path, &[keys.init_key.as_bytes()]);
         if expect_gone {
             assert_eq!(found, 0, "removed records survive in the files");
+            assert_eq!(keys_found, 0, "the consumed KeyPackage's keys survive in the files");
         } else {
             assert!(found > 0, "the scan finds nothing even without a checkpoint");
+            assert!(keys_found > 0, "the KeyPackage's keys are not found even without a checkpoint");
             // An explicit checkpoint removes them too.
             assert!(db.checkpoint().unwrap());
-            assert_eq!(dead_windows_in_files(&path, &s.live, &dead_before).0, 0);
+            assert_eq!(dead_windows_in_files(&path, s.live.values(), &s.dead).0, 0);
         }
         drop(s);
         std::fs::remove_dir_all(&d).unwrap();

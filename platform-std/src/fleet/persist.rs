@@ -568,13 +568,13 @@ mod tests {
         assert!(record.ends_with(signer.as_bytes()));
         // A flipped byte is a corrupt record (changed behind the store's back).
         let conn = rusqlite::Connection::open(base.join(DATABASE_FILE)).expect("db");
-        conn.execute(
-            "UPDATE record SET value = CAST(value AS BLOB) || x'00' WHERE id >> 32 = (SELECT id FROM namespace WHERE name = 'device-001') \
-             AND id & 0xffffffff = ?1",
-            [i64::from(MEMBER_RECORD)],
-        )
-        .expect("update");
-        assert_eq!(conn.changes(), 1);
+        let id: i64 = conn
+            .query_row("SELECT id FROM namespace WHERE name = 'device-001'", [], |r| r.get(0))
+            .expect("namespace");
+        let row = id << 32 | i64::from(MEMBER_RECORD);
+        let mut cell: Vec<u8> = conn.query_row("SELECT value FROM record WHERE id = ?1", [row], |r| r.get(0)).expect("record");
+        cell[10] ^= 1;
+        conn.execute("UPDATE record SET value = ?1 WHERE id = ?2", rusqlite::params![cell, row]).expect("update");
         let e = m.read_own(MEMBER_RECORD, &mut buf, "test").expect_err("corrupt");
         assert!(matches!(e, PersistError::Member { error: StoreError::Corrupt, .. }), "{e}");
         let _ = std::fs::remove_dir_all(&base);

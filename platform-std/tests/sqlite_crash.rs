@@ -75,7 +75,7 @@ fn child(path: &str, n: u64) {
             wire_format: WireFormatPolicy::Private,
             padding: 0,
             authenticated_data: b"",
-            leaf: Some(template.clone()),
+            leaf: Some(template),
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
         alice.group.commit_durable(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs, &mut s, SLOT, &mut b).unwrap();
@@ -144,7 +144,7 @@ fn sigkill_leaves_the_old_or_the_new_epoch() {
             match what {
                 "NEXT" => next = Some(state),
                 "SAVED" => {
-                    assert_eq!(next.as_ref().is_none_or(|n| *n == state), true, "child {n}: saved what it did not announce");
+                    assert!(next.as_ref().is_none_or(|x| *x == state), "child {n}: saved what it did not announce");
                     saved = Some(state);
                     next = None;
                     saves += 1;

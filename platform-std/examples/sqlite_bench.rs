@@ -63,11 +63,10 @@ fn receive_durable<S: Storage>(storage: &mut S, n: usize) -> f64 {
     let warm = 20;
     let messages: Vec<Vec<u8>> = (0..n + warm).map(|i| alice.send(format!("reading {i}").as_bytes())).collect();
     let mut start = Instant::now();
-    for (i, m) in messages.into_iter().enumerate() {
+    for (i, mut m) in messages.into_iter().enumerate() {
         if i == warm {
             start = Instant::now();
         }
-        let mut m = m;
         bob.group.process_message_durable(&mut m, &NoPsks, NOW, storage, SLOT, &mut b).unwrap();
     }
     per_op(start.elapsed(), n)

@@ -139,7 +139,8 @@ fn sigkill_leaves_the_old_or_the_new_epoch() {
         let mut saves = 0;
         for line in &lines {
             let mut f = line.split(' ');
-            let (Some(what), Some(epoch), Some(auth)) = (f.next(), f.next(), f.next()) else { continue };
+            // Only our lines (libtest prints its own around them).
+            let (Some(what @ ("NEXT" | "SAVED")), Some(epoch), Some(auth)) = (f.next(), f.next(), f.next()) else { continue };
             let state = (epoch.parse::<u64>().unwrap(), auth.to_string());
             match what {
                 "NEXT" => next = Some(state),

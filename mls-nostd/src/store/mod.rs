@@ -73,9 +73,15 @@ pub trait Storage {
     fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError>;
     /// Removes the record `key` (absent keys are fine).
     fn remove(&mut self, key: RecordKey) -> Result<(), StorageError>;
-    /// Called after each commit point. Backends that keep removed bytes
-    /// readable (flash) erase them here, at least every so many calls (their
-    /// documented bound).
+    /// Called after each commit point: once at the end of every save (after
+    /// the head and the removal of the old banks) and of every KeyPackage or
+    /// PSK change. Backends that keep removed bytes readable (flash) erase
+    /// them here, at least every so many calls (their documented bound).
+    /// Transactional backends (`platform_std::SqliteStorage`) commit here
+    /// every write and removal made since the previous call, as one
+    /// transaction: a whole save then becomes atomic, which is why every
+    /// operation that writes must end with this call (a save that fails
+    /// before it leaves a prefix of its writes, which [`recover`] handles).
     fn committed(&mut self) -> Result<(), StorageError> {
         Ok(())
     }

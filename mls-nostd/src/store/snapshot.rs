@@ -5,6 +5,7 @@
 //! function, given again at load). Hash caches are recomputed.
 
 use super::{ItemSink, Part, StoreError};
+use crate::capacity::Capacity;
 use crate::codec::{CodecError, OwnedBytes, Reader, Writer};
 use crate::crypto::hpke::HpkePrivateKey;
 use crate::crypto::signature::SignaturePrivateKey;
@@ -131,7 +132,7 @@ fn write_private(w: &mut Writer<'_>, p: &TreeKemPrivate) -> Result<(), CodecErro
     w.write_u32(p.leaf.0)?;
     w.write_opaque(p.leaf_key.as_bytes())?;
     let count = p.path_keys().count();
-    w.write_u8(u8::try_from(count).map_err(|_| CodecError::CapacityExceeded)?)?;
+    w.write_u8(u8::try_from(count).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(255)))?)?;
     for (node, key) in p.path_keys() {
         w.write_u32(node.0)?;
         w.write_opaque(key.as_bytes())?;
@@ -440,7 +441,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 let psk = read_secret(&mut r)?;
                 r.finish()?;
                 // Kept newest last: fill from the front, shift at the end.
-                let slot = self.resumption_psks.iter_mut().find(|s| s.is_none()).ok_or(StoreError::TooLarge)?;
+                let slot = self
+                    .resumption_psks
+                    .iter_mut()
+                    .find(|s| s.is_none())
+                    .ok_or(StoreError::CapacityExceeded(Capacity::ResumptionPsks))?;
                 *slot = Some((epoch, psk));
             }
             (Part::Epoch, T_NODE) => {
@@ -451,7 +456,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 self.pending_update_key = Some(HpkePrivateKey::from_slice(r.remaining()).map_err(|_| bad)?);
             }
             (Part::Proposals, T_PROPOSALS) => {
-                self.proposals.append_raw(r.remaining()).map_err(|_| StoreError::TooLarge)?;
+                self.proposals
+                    .append_raw(r.remaining())
+                    .map_err(|_| StoreError::CapacityExceeded(Capacity::PendingProposalBytes))?;
             }
             (Part::Staged, T_STAGED_REMOVED) => self.staged = Some(Staged::Removed),
             (Part::Staged, T_STAGED_INFO) => {
@@ -498,10 +505,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     }
 
     fn set_tree_size(&mut self, which: usize, suite: CipherSuite, n_leaves: u32) -> Result<(), StoreError> {
-        let tree = self.trees.get_mut(which).ok_or(StoreError::TooLarge)?;
+        let tree = self.trees.get_mut(which).ok_or(StoreError::Invalid(CodecError::InvalidValue))?;
         let mut t = tree.slices();
         if n_leaves == 0 || !n_leaves.is_power_of_two() || usize::try_from(n_leaves).map_or(true, |n| n > t.leaves.len()) {
-            return Err(StoreError::Invalid(CodecError::CapacityExceeded));
+            return Err(StoreError::Invalid(CodecError::CapacityExceeded(Capacity::Leaves)));
         }
         t.clear(suite);
         t.meta.n_leaves = n_leaves;

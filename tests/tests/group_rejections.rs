@@ -14,6 +14,7 @@
 //! membership key, with a placeholder confirmation tag: every check tested
 //! here comes before the confirmation tag in the order of §12.4.2, so the
 //! code asserted is that of the first failing check.
+use mls_nostd::Capacity;
 use mls_nostd::codec::{Decode, Encode, ListView, Reader, Writer};
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::hpke::{HpkePublicKey, derive_key_pair};
@@ -1878,7 +1879,7 @@ fn cap_too_many_psks() {
     let psks = Psks::with(&id_refs);
     let nonce = [3u8; 32];
     let list: Vec<Proposal<'_>> = id_refs.iter().map(|id| external_psk(id, &nonce)).collect();
-    let want = CommitError::CapacityExceeded;
+    let want = CommitError::CapacityExceeded(Capacity::PsksPerCommit);
     let msg = craft_commit(&mut fx.alice, &by_value(&list), None);
     refuse_commit(&mut fx.bob, &msg, &psks, want, "CAP");
     refuse_create(&mut fx.alice, &list, false, &psks, want);
@@ -1895,7 +1896,7 @@ fn tree_capacity_exceeded() {
         kps.push(m.key_package().0);
     }
     let list: Vec<Proposal<'_>> = kps.iter().map(|kp| add(kp)).collect();
-    let want = CommitError::Tree(TreeError::CapacityExceeded);
+    let want = CommitError::Tree(TreeError::CapacityExceeded(Capacity::Leaves));
     let msg = craft_commit(&mut fx.alice, &by_value(&list), None);
     refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "TREE");
     refuse_create(&mut fx.alice, &list, false, &NoPsks, want);
@@ -2308,7 +2309,7 @@ fn join_no_ratchet_tree() {
         config: GroupConfig::default(),
     };
     let mut buf = vec![0u8; welcome.len()];
-    assert_eq!(small.join(&welcome, &params, &mut buf), Err(JoinError::Tree(TreeError::CapacityExceeded)));
+    assert_eq!(small.join(&welcome, &params, &mut buf), Err(JoinError::Tree(TreeError::CapacityExceeded(Capacity::Leaves))));
     assert!(small.is_inactive());
     dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, Some(&tree));
 }
@@ -2551,7 +2552,7 @@ fn join_capacity_exceeded() {
     let (mut dave, kp, keys, welcome) = with_dave(&mut fx, true);
     let big = extension(EXT_X, &[0; 3000]);
     let w = edited_welcome(&fx, &welcome, &kp, &keys, |f| f.group_extensions = big.clone());
-    refuse_join(&mut dave, &w, &kp, &keys, None, JoinError::CapacityExceeded);
+    refuse_join(&mut dave, &w, &kp, &keys, None, JoinError::CapacityExceeded(Capacity::GroupExtensionsLen));
     dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, None);
 }
 
@@ -2614,7 +2615,7 @@ fn join_external_refusals() {
     );
     assert!(matches!(
         try_join(&mut eve, &gi, None, 9000).err(),
-        Some(JoinError::Protection(ProtectionError::BufferTooSmall))
+        Some(JoinError::Protection(ProtectionError::BufferTooSmall { needed })) if needed > 9000
     ));
     assert!(eve.group.is_inactive());
     // A slot with a staged commit: Bob's.

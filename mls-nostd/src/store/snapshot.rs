@@ -13,7 +13,7 @@ use crate::crypto::{CipherSuite, HashValue, Secret};
 use crate::group::{EpochState, Group, GroupConfig, PrevEpoch, ReInitParams, Staged};
 use crate::key_schedule::EpochSecrets;
 use crate::ratchet_tree::node::ParentNode;
-use crate::ratchet_tree::tree::RatchetTree;
+use crate::ratchet_tree::tree::{RatchetTree, TreeError};
 use crate::ratchet_tree::treekem::TreeKemPrivate;
 use crate::secret_tree::SecretTreeConfig;
 use crate::tree_math::{LeafIndex, NodeIndex};
@@ -242,6 +242,16 @@ fn restore_node<const N: usize, const ARENA: usize>(tree: &mut RatchetTree<N, AR
     Ok(())
 }
 
+/// A tree that cannot be hashed while saving: a capacity or an encoding
+/// error is kept as such, anything else means the tree is invalid.
+fn hashing(e: TreeError) -> StoreError {
+    match e {
+        TreeError::CapacityExceeded(c) => StoreError::CapacityExceeded(c),
+        TreeError::Codec(c) => StoreError::Invalid(c),
+        _ => StoreError::Invalid(CodecError::InvalidValue),
+    }
+}
+
 /// The tree header fields: leaf count and root tree hash (checked at load).
 fn write_tree_header(w: &mut Writer<'_>, n_leaves: u32, tree_hash: &HashValue) -> Result<(), CodecError> {
     w.write_u32(n_leaves)?;
@@ -286,7 +296,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     }
 
     fn save_epoch(&mut self, out: &mut dyn ItemSink) -> Result<(), StoreError> {
-        let tree_hash = self.tree().root_tree_hash().map_err(|_| StoreError::Invalid(CodecError::InvalidValue))?;
+        let tree_hash = self.tree().root_tree_hash().map_err(hashing)?;
         let n_leaves = self.tree().n_leaves();
         let (state, signer, removed, config) = (&self.state, &self.signer, self.removed, self.config);
         out.item(&|w| {
@@ -346,7 +356,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let spare = (self.active & 1) ^ 1;
         let [a, b] = &mut self.trees;
         let tree = if spare == 0 { a } else { b };
-        let tree_hash = tree.slices().root_tree_hash().map_err(|_| StoreError::Invalid(CodecError::InvalidValue))?;
+        let tree_hash = tree.slices().root_tree_hash().map_err(hashing)?;
         let n_leaves = tree.slices().n_leaves();
         let Some(Staged::Epoch(state)) = &self.staged else { return Ok(()) };
         out.item(&|w| {

@@ -17,7 +17,9 @@ use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::CryptoError;
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::Extensions;
-use mls_nostd::group::proposal_store::StoreFull;
+use mls_nostd::crypto::HashValue;
+use mls_nostd::group::proposal_store::{ProposalStore, StoreFull};
+use mls_nostd::messages::Sender;
 use mls_nostd::group::{
     CommitBuffers, CommitError, CommitOptions, CreateCommitError, CreateParams, GroupConfig, GroupError, JoinError,
     ReceiveError, WireFormatPolicy, default_capabilities,
@@ -103,7 +105,9 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     ok(&WelcomeError::TooManyPsks, 1, &["MAX_WELCOME_PSKS"]);
     ok(&KeyPackageError::Crypto(CryptoError::InvalidKey), 2, &["KeyPackage"]);
     ok(&KeyPackageBuildError::Codec(codec_small), 2, &["needed", "1234"]);
-    ok(&StoreFull, 1, &["proposal store", "(P)"]);
+    let mut store = ProposalStore::<8>::EMPTY;
+    let full: StoreFull = store.insert(&HashValue::from_slice(&[1; 32]).unwrap(), Sender::Member(0), &[0; 64]).unwrap_err();
+    ok(&full, 1, &["proposal store", "(P)"]);
     ok(&KeyStoreFull, 1, &["full"]);
     assert_eq!(checked, 35);
 }

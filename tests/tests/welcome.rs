@@ -354,7 +354,10 @@ fn welcome_round_trip() {
         // Joiner's buffer too small.
         let mut small = vec![0u8; 100];
         let r = process_welcome(suite, &clients[0].reference(suite), &clients[0].init_priv, &w, &store, &mut small);
-        let Some(WelcomeError::BufferTooSmall { needed }) = r.err() else { panic!("{:?}", r.err()) };
+        let needed = match r {
+            Err(WelcomeError::BufferTooSmall { needed }) => needed,
+            other => panic!("{:?}", other.err()),
+        };
         assert!(needed > 100, "{needed}");
         let mut enough = vec![0u8; needed];
         let r = process_welcome(suite, &clients[0].reference(suite), &clients[0].init_priv, &w, &store, &mut enough);

@@ -341,7 +341,11 @@ fn public_message_refusals() {
             let mut small = vec![0u8; n];
             let got = public_message::sign(&gc, &fx.sk, &member_commit, &mut small)
                 .and_then(|s| s.finish(Some(&[1; 32]), mk));
-            assert_eq!(got, Err(ProtectionError::BufferTooSmall), "buffer of {n}");
+            // At least one byte more than the buffer, at most the message.
+            assert!(
+                matches!(got, Err(ProtectionError::BufferTooSmall { needed }) if needed > n && needed <= message.len()),
+                "buffer of {n}: {got:?}"
+            );
         }
 
         // Received: application data or a sender/content mismatch, built by hand.
@@ -807,7 +811,8 @@ fn private_message_refusals() {
         for n in 0..needed.unwrap() {
             let mut small = vec![0u8; n];
             let got = private_message::protect(&gc, &mut keys, &sk, &fx.application(), 10, &mut fx.rng, &mut small);
-            assert_eq!(got, Err(ProtectionError::BufferTooSmall), "buffer of {n}");
+            // The layout is computed first: the exact size.
+            assert_eq!(got, Err(ProtectionError::BufferTooSmall { needed: needed.unwrap() }), "buffer of {n}");
         }
         // None of the refusals took a key: the next message is generation 0.
         let message = private_message::protect(&gc, &mut keys, &sk, &fx.application(), 10, &mut fx.rng, &mut out)
@@ -825,7 +830,7 @@ fn private_message_refusals() {
         let mut rkeys = PrivateMessageKeys { secret_tree: &mut rx, sender_data_secret: &sds };
         assert_eq!(
             private_message::unprotect_into(&gc, &mut rkeys, &message, &mut small, &mut |l| fx.member_key(l)).err(),
-            Some(ProtectionError::BufferTooSmall)
+            Some(ProtectionError::BufferTooSmall { needed: message.len() })
         );
         let mut buf = vec![0u8; message.len()];
         let ac =

@@ -843,7 +843,7 @@ fn epoch_number_cannot_wrap() {
         &Sequential,
         &mut out,
     );
-    assert_eq!(got.err(), Some(JoinError::CapacityExceeded));
+    assert_eq!(got.err(), Some(JoinError::CapacityExceeded(mls_nostd::Capacity::Epochs)));
     assert!(frank.group.is_inactive());
     // Control: the same joiner joins Alice's group (an ordinary epoch) so.
     let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);

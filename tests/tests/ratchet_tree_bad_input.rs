@@ -171,10 +171,12 @@ fn structure_errors() {
     // More leaves than the capacity.
     let (tree, _) = vector_tree();
     let mut small = Box::new(RatchetTree::<4, 8192>::EMPTY);
-    assert_eq!(small.slices().import(SUITE, &decode_tree(&tree).unwrap()), Err(TreeError::CapacityExceeded));
+    let want = Err(TreeError::CapacityExceeded(mls_nostd::Capacity::Leaves));
+    assert_eq!(small.slices().import(SUITE, &decode_tree(&tree).unwrap()), want);
     // Leaf encodings larger than the arena.
     let mut tiny = Box::new(RatchetTree::<8, 256>::EMPTY);
-    assert_eq!(tiny.slices().import(SUITE, &decode_tree(&tree).unwrap()), Err(TreeError::CapacityExceeded));
+    let want = Err(TreeError::CapacityExceeded(mls_nostd::Capacity::TreeArena));
+    assert_eq!(tiny.slices().import(SUITE, &decode_tree(&tree).unwrap()), want);
     // Every truncation of a valid encoding is refused by the decoder.
     for n in 0..tree.len() {
         assert!(decode_tree(&tree[..n]).is_err(), "prefix of {n} bytes");

@@ -354,7 +354,14 @@ fn welcome_round_trip() {
         // Joiner's buffer too small.
         let mut small = vec![0u8; 100];
         let r = process_welcome(suite, &clients[0].reference(suite), &clients[0].init_priv, &w, &store, &mut small);
-        assert_eq!(r.err(), Some(WelcomeError::BufferTooSmall));
+        let needed = match r {
+            Err(WelcomeError::BufferTooSmall { needed }) => needed,
+            other => panic!("{:?}", other.err()),
+        };
+        assert!(needed > 100, "{needed}");
+        let mut enough = vec![0u8; needed];
+        let r = process_welcome(suite, &clients[0].reference(suite), &clients[0].init_priv, &w, &store, &mut enough);
+        assert!(r.is_ok(), "a buffer of the size said is enough: {:?}", r.err());
     }
 }
 
@@ -380,7 +387,10 @@ fn welcome_creation_buffers_and_keys() {
 
     // Too small a buffer.
     let mut out = vec![0u8; sizes.buffer_len - 1];
-    assert_eq!(params.create(&mixed, &mut TestRng(1), &Sequential, &mut out).err(), Some(WelcomeError::BufferTooSmall));
+    assert_eq!(
+        params.create(&mixed, &mut TestRng(1), &Sequential, &mut out).err(),
+        Some(WelcomeError::BufferTooSmall { needed: sizes.buffer_len })
+    );
 
     // A low-order init key: refused, and nothing left in the buffer.
     let bad = [same[0], NewMember { init_key: HpkePublicKey::from_slice(&[0u8; 32]).unwrap(), ..same[1] }];

@@ -184,7 +184,7 @@ impl Device {
         message: &[u8],
         scratch: &'o mut [u8],
     ) -> Result<Outcome<'o>, StepError> {
-        let buf = scratch.get_mut(..message.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall))?;
+        let buf = scratch.get_mut(..message.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: message.len() }))?;
         buf.copy_from_slice(message);
         match group.process_message(buf, &NoPsks, NOW).map_err(StepError::Receive)? {
             Received::Application { sender, data, .. } => Ok(Outcome::Application { sender: sender.0, data }),
@@ -228,7 +228,7 @@ impl Device {
         self.key_package_keys = Some(keys);
         let bytes = self.key_package.get(..self.key_package_len).unwrap_or(&[]);
         // Returned in the scratch buffer like every other output.
-        let out = scratch.get_mut(..bytes.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall))?;
+        let out = scratch.get_mut(..bytes.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: bytes.len() }))?;
         out.copy_from_slice(bytes);
         Ok(Outcome::KeyPackage(out))
     }
@@ -250,7 +250,7 @@ impl Device {
             psks: &NoPsks,
             config: GroupConfig::default(),
         };
-        let buf = scratch.get_mut(..welcome.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall))?;
+        let buf = scratch.get_mut(..welcome.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: welcome.len() }))?;
         let joined = group.join(welcome, &params, buf).map_err(StepError::Join);
         if joined.is_err() {
             // Keep the keys: the KeyPackage was not consumed.

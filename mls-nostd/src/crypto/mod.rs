@@ -30,6 +30,7 @@ pub const AEAD_TAG_LEN: usize = 16;
 /// Why a cryptographic operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum CryptoError {
     /// The cipher suite value is not one this build implements.
     UnsupportedCipherSuite,
@@ -61,6 +62,8 @@ impl core::fmt::Display for CryptoError {
         })
     }
 }
+
+impl core::error::Error for CryptoError {}
 
 /// An MLS cipher suite (RFC 9420 §17.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -2,7 +2,9 @@
 //! epoch secret, and the interim transcript hash from the confirmation tag
 //! over the empty confirmed transcript hash.
 
-use super::{EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN};
+use super::process::members_support;
+use super::{CommitError, EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN};
+use crate::capacity::Capacity;
 use crate::codec::OwnedBytes;
 use crate::credential::Credential;
 use crate::crypto::hpke::derive_key_pair;
@@ -63,14 +65,23 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
         let mut leaf_buf = [0u8; 4096];
         let leaf = LeafNode::sign_into(suite, &fields, None, signer, &mut leaf_buf)
-            .map_err(|_| GroupError::Codec(crate::codec::CodecError::BufferTooSmall))?;
+            .map_err(|e| GroupError::LeafNode(e.in_own_buffer()))?;
 
         // Built in the spare tree buffer: on error the slot is unchanged.
         let spare = self.active ^ 1;
         let [a, b] = &mut self.trees;
         let mut tree = if spare & 1 == 0 { a.slices() } else { b.slices() };
         tree.clear(suite);
-        tree.add_leaf(leaf).map_err(|_| GroupError::CapacityExceeded)?;
+        tree.add_leaf(leaf).map_err(GroupError::Tree)?;
+        // §11.1: the group's requirements hold for every member, the creator
+        // included (issue #13: at 7208f14 a creator could require what its
+        // own leaf does not support).
+        if !members_support(&tree, p.extensions).map_err(|e| match e {
+            CommitError::Codec(c) => GroupError::Codec(c),
+            _ => GroupError::UnsupportedCapabilities,
+        })? {
+            return Err(GroupError::UnsupportedCapabilities);
+        }
 
         let secrets = EpochSecrets::from_epoch_secret(suite, &epoch_secret).map_err(GroupError::Crypto)?;
         let confirmed = HashValue::EMPTY;
@@ -79,19 +90,21 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes()).map_err(GroupError::Crypto)?;
         let state = EpochState {
             suite,
-            group_id: OwnedBytes::from_slice(p.group_id).map_err(|_| GroupError::CapacityExceeded)?,
+            group_id: OwnedBytes::from_slice(p.group_id)
+                .map_err(|_| GroupError::CapacityExceeded(Capacity::GroupIdLen))?,
             epoch: 0,
             confirmed_transcript_hash: confirmed,
             interim_transcript_hash: interim,
             confirmation_tag: tag,
-            extensions: OwnedBytes::from_slice(p.extensions.body()).map_err(|_| GroupError::CapacityExceeded)?,
+            extensions: OwnedBytes::from_slice(p.extensions.body())
+                .map_err(|_| GroupError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
             secrets,
             private: TreeKemPrivate::new(LeafIndex(0), leaf_sk),
         };
         // The GroupContext must encode within its capacity.
         let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
         state.group_context(&[0; 32], &mut gc).map_err(GroupError::Codec)?;
-        self.install(state, spare, signer, p.config)?;
+        self.install(state, spare, signer, p.config).map_err(GroupError::SecretTree)?;
         Ok(())
     }
 }

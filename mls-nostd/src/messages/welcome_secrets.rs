@@ -64,6 +64,7 @@ const HEADER_LEN: usize = 6;
 /// Why a Welcome could not be created or joined from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum WelcomeError {
     /// The Welcome's cipher suite is not the one of our KeyPackage, or its
     /// GroupInfo names another suite or protocol version.
@@ -94,8 +95,13 @@ pub enum WelcomeError {
     /// A new member's `init_key` gives an all-zero Diffie-Hellman output
     /// (a low-order point): it cannot be encrypted to.
     InvalidInitKey,
-    /// The caller's buffer is too small.
-    BufferTooSmall,
+    /// The caller's buffer is too small: at least `needed` bytes are
+    /// needed (exactly the size when creating, where the layout is computed
+    /// up front).
+    BufferTooSmall {
+        /// Bytes the buffer needs at least.
+        needed: usize,
+    },
     /// A length does not fit an MLS variable-length vector (2^30 bytes).
     TooLarge,
     /// A cryptographic operation failed otherwise (e.g. a secret of the wrong
@@ -112,14 +118,24 @@ impl core::fmt::Display for WelcomeError {
             Self::GroupInfoDecryptionFailed => f.write_str("GroupInfo does not decrypt"),
             Self::UnknownPsk => f.write_str("unknown PSK"),
             Self::InvalidPsk => f.write_str("invalid PSK list"),
-            Self::TooManyPsks => f.write_str("too many PSKs"),
+            Self::TooManyPsks => write!(f, "more than {MAX_WELCOME_PSKS} PSKs (MAX_WELCOME_PSKS)"),
             Self::Malformed(e) => write!(f, "malformed GroupSecrets or GroupInfo: {e}"),
             Self::InvalidGroupInfoSignature => f.write_str("GroupInfo signature does not verify"),
             Self::InvalidConfirmationTag => f.write_str("confirmation tag does not match"),
             Self::InvalidInitKey => f.write_str("invalid init key"),
-            Self::BufferTooSmall => f.write_str("buffer too small"),
-            Self::TooLarge => f.write_str("length too large for a vector"),
-            Self::Crypto(e) => write!(f, "{e}"),
+            Self::BufferTooSmall { needed } => write!(f, "buffer too small: at least {needed} bytes needed"),
+            Self::TooLarge => f.write_str("length too large for a vector (2^30 - 1 bytes at most)"),
+            Self::Crypto(e) => write!(f, "crypto: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for WelcomeError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Malformed(e) => Some(e),
+            Self::Crypto(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -133,8 +149,9 @@ impl From<CryptoError> for WelcomeError {
 /// An encoding error while writing: the buffer, or a length too large.
 fn writing(e: CodecError) -> WelcomeError {
     match e {
-        CodecError::BufferTooSmall => WelcomeError::BufferTooSmall,
-        _ => WelcomeError::TooLarge,
+        CodecError::BufferTooSmall { needed } => WelcomeError::BufferTooSmall { needed },
+        CodecError::VarintTooLarge => WelcomeError::TooLarge,
+        other => WelcomeError::Malformed(other),
     }
 }
 
@@ -328,12 +345,13 @@ impl WelcomeParams<'_> {
             return Err(WelcomeError::Crypto(CryptoError::InvalidLength));
         }
         let layout = self.layout(members)?;
-        let used = out.get_mut(..layout.sizes.buffer_len).ok_or(WelcomeError::BufferTooSmall)?;
+        let short = WelcomeError::BufferTooSmall { needed: layout.sizes.buffer_len };
+        let used = out.get_mut(..layout.sizes.buffer_len).ok_or(short)?;
         if let Err(e) = self.create_in(&layout, members, rng, executor, used) {
             used.zeroize();
             return Err(e);
         }
-        out.get(..layout.sizes.message_len).ok_or(WelcomeError::BufferTooSmall)
+        out.get(..layout.sizes.message_len).ok_or(short)
     }
 
     /// [`WelcomeParams::create`] into `out`, exactly `buffer_len` bytes.
@@ -346,35 +364,37 @@ impl WelcomeParams<'_> {
         out: &mut [u8],
     ) -> Result<(), WelcomeError> {
         let suite = self.suite;
+        // `out` was cut to the layout's size: these cannot fail.
+        let short = WelcomeError::BufferTooSmall { needed: layout.sizes.buffer_len };
         // MLSMessage { version, wire_format, Welcome { cipher_suite, secrets<V> ...
-        let header = out.get_mut(..layout.secrets_start).ok_or(WelcomeError::BufferTooSmall)?;
+        let header = out.get_mut(..layout.secrets_start).ok_or(short)?;
         let mut w = Writer::new(header);
         w.write_u16(PROTOCOL_VERSION_MLS10).map_err(writing)?;
         w.write_u16(WIRE_FORMAT_WELCOME).map_err(writing)?;
         w.write_u16(suite.to_u16()).map_err(writing)?;
         w.write_varint(layout.secrets_body).map_err(writing)?;
 
-        let (front, back) = out.split_at_mut_checked(layout.egi_start).ok_or(WelcomeError::BufferTooSmall)?;
-        let jobs = front.get_mut(layout.secrets_start..).ok_or(WelcomeError::BufferTooSmall)?;
+        let (front, back) = out.split_at_mut_checked(layout.egi_start).ok_or(short)?;
+        let jobs = front.get_mut(layout.secrets_start..).ok_or(short)?;
 
         // ... encrypted_group_info<V> }, first: it is every seal's context.
         let egi = {
             let prefix = varint_len(layout.egi_len)?;
             let mut w = Writer::new(back);
             w.write_varint(layout.egi_len).map_err(writing)?;
-            let egi = back.get_mut(prefix..).ok_or(WelcomeError::BufferTooSmall)?;
-            let (body, tag) = egi.split_at_mut_checked(self.group_info.len()).ok_or(WelcomeError::BufferTooSmall)?;
+            let egi = back.get_mut(prefix..).ok_or(short)?;
+            let (body, tag) = egi.split_at_mut_checked(self.group_info.len()).ok_or(short)?;
             body.copy_from_slice(self.group_info);
             let (key, nonce) = welcome_key_nonce(suite, self.welcome_secret)?;
             let sealed = suite.aead_seal(key.as_bytes(), nonce.as_bytes(), &[], body)?;
-            tag.get_mut(..AEAD_TAG_LEN).ok_or(WelcomeError::BufferTooSmall)?.copy_from_slice(&sealed);
+            tag.get_mut(..AEAD_TAG_LEN).ok_or(short)?.copy_from_slice(&sealed);
             &*egi
         };
         let info_hash = welcome_info_hash(suite, egi)?;
 
         // Randomness before the batch, in member order.
         for chunk in jobs.chunks_exact_mut(layout.stride) {
-            rng.fill_bytes(chunk.get_mut(..EPH_IKM_LEN).ok_or(WelcomeError::BufferTooSmall)?);
+            rng.fill_bytes(chunk.get_mut(..EPH_IKM_LEN).ok_or(short)?);
         }
         // Jobs report failures through flags (plain stores: no atomic
         // read-modify-write, which thumbv6m lacks).
@@ -384,7 +404,7 @@ impl WelcomeParams<'_> {
         executor.for_each_chunk(jobs, layout.stride, &|i, chunk| {
             let sealed = members
                 .get(i)
-                .ok_or(WelcomeError::BufferTooSmall)
+                .ok_or(short)
                 .and_then(|m| seal_job(suite, &info_hash, self.joiner_secret, self.psks, shape, m, chunk));
             if let Err(e) = sealed {
                 chunk.zeroize();
@@ -415,7 +435,7 @@ impl WelcomeParams<'_> {
             }
             let egi_vector = vector_len(layout.egi_len)?;
             move_within(out, layout.egi_start, egi_vector, dst)?;
-            out.get_mut(layout.sizes.message_len..).ok_or(WelcomeError::BufferTooSmall)?.zeroize();
+            out.get_mut(layout.sizes.message_len..).ok_or(short)?.zeroize();
         }
         Ok(())
     }
@@ -423,10 +443,11 @@ impl WelcomeParams<'_> {
 
 /// `buf.copy_within(src..src + len, dst)`, refusing ranges out of bounds.
 fn move_within(buf: &mut [u8], src: usize, len: usize, dst: usize) -> Result<(), WelcomeError> {
-    let src_end = src.checked_add(len).ok_or(WelcomeError::BufferTooSmall)?;
-    let dst_end = dst.checked_add(len).ok_or(WelcomeError::BufferTooSmall)?;
+    let overflow = WelcomeError::BufferTooSmall { needed: usize::MAX };
+    let src_end = src.checked_add(len).ok_or(overflow)?;
+    let dst_end = dst.checked_add(len).ok_or(overflow)?;
     if src_end > buf.len() || dst_end > buf.len() {
-        return Err(WelcomeError::BufferTooSmall);
+        return Err(WelcomeError::BufferTooSmall { needed: src_end.max(dst_end) });
     }
     buf.copy_within(src..src_end, dst);
     Ok(())
@@ -475,20 +496,22 @@ fn seal_job(
     member: &NewMember<'_>,
     chunk: &mut [u8],
 ) -> Result<(), WelcomeError> {
-    let ikm = Secret::from_slice(chunk.get(..EPH_IKM_LEN).ok_or(WelcomeError::BufferTooSmall)?)?;
+    let ikm = Secret::from_slice(chunk.get(..EPH_IKM_LEN).ok_or(WelcomeError::BufferTooSmall { needed: EPH_IKM_LEN })?)?;
     chunk.zeroize();
     let (_, gs_len) = shape.entry_len(member)?;
     let reference = member.key_package_ref.as_bytes();
     let ct_len = gs_len.checked_add(AEAD_TAG_LEN).ok_or(WelcomeError::TooLarge)?;
     let head_len = sum(&[vector_len(reference.len())?, vector_len(KEM_PUBLIC_LEN)?, varint_len(ct_len)?])?;
-    let (head, rest) = chunk.split_at_mut_checked(head_len).ok_or(WelcomeError::BufferTooSmall)?;
-    let (plaintext, rest) = rest.split_at_mut_checked(gs_len).ok_or(WelcomeError::BufferTooSmall)?;
-    let tag = rest.get_mut(..AEAD_TAG_LEN).ok_or(WelcomeError::BufferTooSmall)?;
+    // The chunk is sized by the layout: these cannot fail.
+    let short = WelcomeError::BufferTooSmall { needed: sum(&[head_len, ct_len])? };
+    let (head, rest) = chunk.split_at_mut_checked(head_len).ok_or(short)?;
+    let (plaintext, rest) = rest.split_at_mut_checked(gs_len).ok_or(short)?;
+    let tag = rest.get_mut(..AEAD_TAG_LEN).ok_or(short)?;
 
     let mut w = Writer::new(plaintext);
     write_group_secrets(&mut w, joiner_secret, member.path_secret, psks).map_err(writing)?;
     if w.len() != gs_len {
-        return Err(WelcomeError::BufferTooSmall);
+        return Err(short);
     }
     let sealed = hpke::seal_base(suite, &member.init_key, info_hash, &[], plaintext, ikm.as_bytes())
         .map_err(|e| match e {
@@ -502,7 +525,7 @@ fn seal_job(
     w.write_opaque(sealed.kem_output.as_bytes()).map_err(writing)?;
     w.write_varint(ct_len).map_err(writing)?;
     if w.len() != head_len {
-        return Err(WelcomeError::BufferTooSmall);
+        return Err(short);
     }
     Ok(())
 }
@@ -584,8 +607,9 @@ pub fn process_welcome<'o>(
     let gi_len = egi.len().checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
     let (gi_ct, gi_tag) = egi.split_at_checked(gi_len).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
 
-    let (gs_buf, rest) = buf.split_at_mut_checked(gs_len).ok_or(WelcomeError::BufferTooSmall)?;
-    let gi_buf = rest.get_mut(..gi_len).ok_or(WelcomeError::BufferTooSmall)?;
+    let short = WelcomeError::BufferTooSmall { needed: gs_len.saturating_add(gi_len) };
+    let (gs_buf, rest) = buf.split_at_mut_checked(gs_len).ok_or(short)?;
+    let gi_buf = rest.get_mut(..gi_len).ok_or(short)?;
 
     // GroupSecrets.
     gs_buf.copy_from_slice(gs_ct);
@@ -599,7 +623,7 @@ pub fn process_welcome<'o>(
         }
     };
     // Wipe the secrets from the buffer; the PSK IDs stay for the caller.
-    let (secret_part, psk_part) = gs_buf.split_at_mut_checked(psks_start).ok_or(WelcomeError::BufferTooSmall)?;
+    let (secret_part, psk_part) = gs_buf.split_at_mut_checked(psks_start).ok_or(short)?;
     secret_part.zeroize();
     let psk_part: &'o [u8] = psk_part;
     let psks = ListView::<PreSharedKeyId<'o>>::decode_exact(psk_part).map_err(WelcomeError::Malformed)?;

@@ -16,6 +16,7 @@
 //!   its ancestors only.
 
 use super::node::{Node, ParentNode, RatchetTreeView};
+use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Reader, Writer};
 use crate::crypto::hpke::KEM_PUBLIC_LEN;
 use crate::crypto::signature::SIGNATURE_PUBLIC_LEN;
@@ -32,9 +33,11 @@ const DEAD: u32 = u32::MAX;
 /// Why a tree operation failed. The tree is unchanged when one is returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum TreeError {
-    /// More leaves than the capacity, or leaf encodings larger than the arena.
-    CapacityExceeded,
+    /// More leaves than the capacity ([`Capacity::Leaves`]), or leaf
+    /// encodings larger than the arena ([`Capacity::TreeArena`]).
+    CapacityExceeded(Capacity),
     /// A node's encoding is malformed.
     Codec(CodecError),
     /// A leaf position holds a parent node or the reverse.
@@ -56,6 +59,34 @@ pub enum TreeError {
     InvalidParentHash,
     /// A cryptographic operation failed.
     Crypto(CryptoError),
+}
+
+impl core::fmt::Display for TreeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::CapacityExceeded(c) => write!(f, "ratchet tree capacity exceeded: {c}"),
+            Self::Codec(e) => write!(f, "malformed node: {e}"),
+            Self::WrongNodeType => f.write_str("a leaf position holds a parent node or the reverse"),
+            Self::InvalidKey => f.write_str("public key of the wrong length for the cipher suite"),
+            Self::InvalidTreeSize => f.write_str("tree is empty, ends in a blank node, or is too long"),
+            Self::InvalidLeaf => f.write_str("leaf outside the tree, or blank where a member is required"),
+            Self::UnmergedNotSorted => f.write_str("unmerged_leaves not strictly increasing"),
+            Self::UnmergedNotDescendant => f.write_str("unmerged leaf blank or not under its parent"),
+            Self::UnmergedInconsistent => f.write_str("unmerged leaf missing from a node between it and its parent"),
+            Self::InvalidParentHash => f.write_str("parent hash longer than the hash output"),
+            Self::Crypto(e) => write!(f, "crypto: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for TreeError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Codec(e) => Some(e),
+            Self::Crypto(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<CryptoError> for TreeError {
@@ -361,7 +392,7 @@ impl<'s> TreeSlices<'s> {
             }
             len += 1;
         });
-        if overflow { Err(TreeError::CapacityExceeded) } else { Ok(len) }
+        if overflow { Err(TreeError::CapacityExceeded(Capacity::Container(out.len()))) } else { Ok(len) }
     }
 
     /// True if the resolution of `n` is empty (after `exclude`).
@@ -379,6 +410,7 @@ impl<'s> TreeSlices<'s> {
         out: &mut [(NodeIndex, NodeIndex)],
     ) -> Result<usize, TreeError> {
         let mut n = 0usize;
+        let full = TreeError::CapacityExceeded(Capacity::Container(out.len()));
         let mut cur = l.node().ok_or(TreeError::InvalidLeaf)?;
         let width = self.meta.n_leaves;
         if l.0 >= width {
@@ -387,7 +419,7 @@ impl<'s> TreeSlices<'s> {
         while let Some(p) = tree_math::parent(cur, width) {
             let sibling = tree_math::sibling(cur, width).ok_or(TreeError::InvalidLeaf)?;
             if !self.resolution_is_empty(sibling, &|_| false) {
-                *out.get_mut(n).ok_or(TreeError::CapacityExceeded)? = (p, sibling);
+                *out.get_mut(n).ok_or(full)? = (p, sibling);
                 n += 1;
             }
             cur = p;
@@ -517,23 +549,23 @@ impl<'s> TreeSlices<'s> {
     /// Stores `bytes` as the encoding of leaf `l` (appending to the arena,
     /// compacting first if needed) and returns the record offset.
     fn store_leaf_bytes(&mut self, l: LeafIndex, bytes: &[u8]) -> Result<u32, TreeError> {
-        let len = u32::try_from(bytes.len()).map_err(|_| TreeError::CapacityExceeded)?;
-        let need = bytes.len().checked_add(LEAF_RECORD_HEADER).ok_or(TreeError::CapacityExceeded)?;
-        let mut used = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded)?;
+        let len = u32::try_from(bytes.len()).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let need = bytes.len().checked_add(LEAF_RECORD_HEADER).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let mut used = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
         if used.checked_add(need).is_none_or(|end| end > self.arena.len()) {
             self.compact();
-            used = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded)?;
+            used = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
         }
-        let end = used.checked_add(need).ok_or(TreeError::CapacityExceeded)?;
-        let rec = self.arena.get_mut(used..end).ok_or(TreeError::CapacityExceeded)?;
+        let end = used.checked_add(need).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let rec = self.arena.get_mut(used..end).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
         let (header, body) = rec.split_at_mut(LEAF_RECORD_HEADER);
         let (h_idx, h_len) = header.split_at_mut(4);
         h_idx.copy_from_slice(&l.0.to_le_bytes());
         h_len.copy_from_slice(&len.to_le_bytes());
         body.copy_from_slice(bytes);
-        self.meta.arena_used = u32::try_from(end).map_err(|_| TreeError::CapacityExceeded)?;
+        self.meta.arena_used = u32::try_from(end).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
         self.meta.arena_live = self.meta.arena_live.saturating_add(u32::try_from(need).unwrap_or(u32::MAX));
-        u32::try_from(used).map_err(|_| TreeError::CapacityExceeded)
+        u32::try_from(used).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))
     }
 
     /// Marks leaf `l`'s arena record dead.
@@ -573,7 +605,7 @@ impl<'s> TreeSlices<'s> {
         let room = self.arena_free()
             + old.filter(|s| s.present).map_or(0, |s| Self::arena_bytes_needed(s.len as usize));
         if Self::arena_bytes_needed(bytes.len()) > room {
-            return Err(TreeError::CapacityExceeded);
+            return Err(TreeError::CapacityExceeded(Capacity::TreeArena));
         }
         self.free_leaf_bytes(l);
         let offset = self.store_leaf_bytes(l, bytes)?;
@@ -612,11 +644,11 @@ impl<'s> TreeSlices<'s> {
     /// Doubles the tree: the old tree becomes the left subtree of a new blank
     /// root (§7.7).
     fn extend(&mut self) -> Result<(), TreeError> {
-        let n = if self.meta.n_leaves == 0 { 1 } else { self.meta.n_leaves.checked_mul(2).ok_or(TreeError::CapacityExceeded)? };
+        let n = if self.meta.n_leaves == 0 { 1 } else { self.meta.n_leaves.checked_mul(2).ok_or(TreeError::CapacityExceeded(Capacity::Leaves))? };
         let cap_leaves = u32::try_from(self.leaves.len()).unwrap_or(u32::MAX);
         let cap_parents = u32::try_from(self.parents.len()).unwrap_or(u32::MAX);
         if n > cap_leaves || n.saturating_sub(1) > cap_parents {
-            return Err(TreeError::CapacityExceeded);
+            return Err(TreeError::CapacityExceeded(Capacity::Leaves));
         }
         let old = self.meta.n_leaves;
         self.meta.n_leaves = n;
@@ -739,7 +771,7 @@ impl<'s> TreeSlices<'s> {
         }
         let cap_leaves = u32::try_from(self.leaves.len()).unwrap_or(u32::MAX);
         if n > cap_leaves || n.saturating_sub(1) > u32::try_from(self.parents.len()).unwrap_or(u32::MAX) {
-            return Err(TreeError::CapacityExceeded);
+            return Err(TreeError::CapacityExceeded(Capacity::Leaves));
         }
         self.clear(suite);
         self.meta.n_leaves = n;

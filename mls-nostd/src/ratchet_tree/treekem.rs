@@ -15,7 +15,7 @@ use crate::crypto::signature::SignaturePrivateKey;
 use crate::crypto::{AEAD_TAG_LEN, CipherSuite, CryptoError, MAX_HASH_LEN, Secret};
 use crate::extensions::Extensions;
 use crate::group_context::GroupContext;
-use crate::leaf_node::{Capabilities, LeafNode, LeafNodeContext, LeafNodeFields, LeafNodeSource};
+use crate::leaf_node::{Capabilities, LeafNode, LeafNodeContext, LeafNodeError, LeafNodeFields, LeafNodeSource};
 use super::update_path::UpdatePath;
 use crate::tree_math::{self, LeafIndex, NodeIndex};
 use rand_core::CryptoRng;
@@ -27,6 +27,7 @@ const LABEL: &[u8] = b"UpdatePathNode";
 /// Why TreeKEM failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum TreeKemError {
     /// A tree operation failed.
     Tree(TreeError),
@@ -52,6 +53,35 @@ pub enum TreeKemError {
     PublicKeyMismatch,
     /// The sender is blank, outside the tree, or ourselves.
     InvalidSender,
+}
+
+impl core::fmt::Display for TreeKemError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Tree(e) => write!(f, "ratchet tree: {e}"),
+            Self::Crypto(e) => write!(f, "crypto: {e}"),
+            Self::Codec(e) => write!(f, "encoding: {e}"),
+            Self::WrongPathLength => f.write_str("UpdatePath length differs from the filtered direct path"),
+            Self::WrongCiphertextCount => f.write_str("an UpdatePath node's ciphertext count differs from its copath resolution"),
+            Self::InvalidLeafNode => f.write_str("UpdatePath leaf is not a commit leaf or its signature is invalid"),
+            Self::ParentHashMismatch => f.write_str("UpdatePath leaf's parent hash differs from the path's"),
+            Self::NoDecryptionKey => f.write_str("no private key for the resolution our path secret was sent to"),
+            Self::DecryptionFailed => f.write_str("path secret does not decrypt"),
+            Self::PublicKeyMismatch => f.write_str("a key derived from the path secret differs from the one sent"),
+            Self::InvalidSender => f.write_str("sender is blank, outside the tree, or ourselves"),
+        }
+    }
+}
+
+impl core::error::Error for TreeKemError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Tree(e) => Some(e),
+            Self::Crypto(e) => Some(e),
+            Self::Codec(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<TreeError> for TreeKemError {
@@ -288,9 +318,13 @@ impl TreeSlices<'_> {
         };
         let ctx = LeafNodeContext { group_id: context.group_id, leaf_index: leaf.0 };
         let leaf_len = LeafNode::sign_into(suite, &fields, Some(ctx), signer, out)
-            .map_err(|_| TreeKemError::Codec(CodecError::BufferTooSmall))?
+            .map_err(|e| match e {
+                LeafNodeError::Codec(c) => TreeKemError::Codec(c),
+                LeafNodeError::Crypto(c) => TreeKemError::Crypto(c),
+                _ => TreeKemError::InvalidLeafNode,
+            })?
             .len();
-        self.set_leaf(leaf, out.get(..leaf_len).ok_or(CodecError::BufferTooSmall)?)?;
+        self.set_leaf(leaf, out.get(..leaf_len).ok_or(CodecError::BufferTooSmall { needed: leaf_len })?)?;
 
         // The provisional GroupContext with the new tree hash.
         let tree_hash = self.root_tree_hash()?;
@@ -302,8 +336,10 @@ impl TreeSlices<'_> {
         for (_, copath) in fdp {
             self.for_each_in_resolution(*copath, excluded, &mut |_| jobs_total += 1);
         }
-        let jobs_len = jobs_total.checked_mul(JOB_LEN).ok_or(CodecError::BufferTooSmall)?;
-        let jobs_start = out.len().checked_sub(jobs_len).ok_or(CodecError::BufferTooSmall)?;
+        let jobs_len = jobs_total.checked_mul(JOB_LEN).ok_or(CodecError::BufferTooSmall { needed: usize::MAX })?;
+        // The leaf stays at the start; the jobs go at the end.
+        let short = CodecError::BufferTooSmall { needed: leaf_len.saturating_add(jobs_len) };
+        let jobs_start = out.len().checked_sub(jobs_len).filter(|s| *s >= leaf_len).ok_or(short)?;
         let (head, jobs) = out.split_at_mut(jobs_start);
         let mut j = 0usize;
         for (i, (_, copath)) in fdp.iter().enumerate() {
@@ -337,7 +373,9 @@ impl TreeSlices<'_> {
 
         // UpdatePath { leaf_node; UpdatePathNode nodes<V> } after the leaf.
         let entry = entry_len(nh);
-        let mut w = Writer::new(head.get_mut(leaf_len..).ok_or(CodecError::BufferTooSmall)?);
+        let mut w = Writer::new(head.get_mut(leaf_len..).ok_or(short)?);
+        // The path follows the leaf, before the jobs at the end of `out`.
+        let path_offset = leaf_len.saturating_add(jobs_len);
         let jobs_ro = &*jobs;
         let mut res_counts = [0usize; MAX_DEPTH];
         for (i, (_, copath)) in fdp.iter().enumerate() {
@@ -355,14 +393,16 @@ impl TreeSlices<'_> {
                 w.write_vector(|w| {
                     for k in 0..count {
                         let start = (job + k) * JOB_LEN;
-                        w.write_bytes(jobs_ro.get(start..start + entry).ok_or(CodecError::BufferTooSmall)?)?;
+                        // Every job was laid out above: cannot fail.
+                        w.write_bytes(jobs_ro.get(start..start + entry).ok_or(CodecError::Truncated)?)?;
                     }
                     Ok(())
                 })?;
                 job += count;
             }
             Ok(())
-        })?;
+        })
+        .map_err(|e| e.at_offset(path_offset))?;
         let update_path_len = leaf_len + w.len();
         jobs.fill(0);
 
@@ -398,6 +438,16 @@ impl TreeSlices<'_> {
         if path.nodes.len() != n {
             return Err(TreeKemError::WrongPathLength);
         }
+        // §7.6: every node has one ciphertext per member of its copath
+        // child's resolution (new members excluded), not only the node we
+        // decrypt (issue #13: at 7208f14 only ours was counted).
+        for ((_, copath), upn) in fdp.iter().zip(path.nodes.iter()) {
+            let mut count = 0usize;
+            self.for_each_in_resolution(*copath, excluded, &mut |_| count += 1);
+            if upn.encrypted_path_secret.len() != count {
+                return Err(TreeKemError::WrongCiphertextCount);
+            }
+        }
         let leaf = &path.leaf_node;
         let LeafNodeSource::Commit { parent_hash } = leaf.fields.source else {
             return Err(TreeKemError::InvalidLeafNode);
@@ -431,7 +481,8 @@ impl TreeSlices<'_> {
             })
             .map(|(i, (_, c))| (i, *c))
             .ok_or(TreeKemError::NoDecryptionKey)?;
-        // Our position in its resolution (new members excluded).
+        // Our position in its resolution (new members excluded; the counts
+        // were checked above).
         let mut pos = 0usize;
         let mut found: Option<(usize, NodeIndex)> = None;
         self.for_each_in_resolution(copath, excluded, &mut |r| {
@@ -442,9 +493,6 @@ impl TreeSlices<'_> {
         });
         let (pos_in_res, holder) = found.ok_or(TreeKemError::NoDecryptionKey)?;
         let upn = path.nodes.iter().nth(i).ok_or(TreeKemError::WrongPathLength)?;
-        if upn.encrypted_path_secret.len() != pos {
-            return Err(TreeKemError::WrongCiphertextCount);
-        }
         let ct = upn.encrypted_path_secret.iter().nth(pos_in_res).ok_or(TreeKemError::WrongCiphertextCount)?;
         let sk = private.key(holder).ok_or(TreeKemError::NoDecryptionKey)?.clone();
         let kem_output = KemOutput::from_slice(ct.kem_output).map_err(|_| TreeKemError::DecryptionFailed)?;

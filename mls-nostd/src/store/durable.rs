@@ -10,6 +10,8 @@
 use super::records::{self, BlobWriter, for_each_item, verify};
 use super::snapshot::RestoreChecks;
 use super::{Head, MAX_RECORD_LEN, Part, Parts, Storage, StorageError, StoreError, key_package_key};
+use crate::capacity::Capacity;
+use crate::codec::CodecError;
 use crate::crypto::HashValue;
 use crate::crypto::hpke::HpkePrivateKey;
 use crate::crypto::signature::SignaturePrivateKey;
@@ -19,6 +21,7 @@ use crate::group::{
     ReceiveError, Received,
 };
 use crate::key_package::KeyPackagePrivateKeys;
+use crate::messages::authenticated_content::ProtectionError;
 use crate::psk::PskStore;
 use rand_core::CryptoRng;
 
@@ -28,12 +31,31 @@ pub const MAX_KEY_PACKAGES: u16 = 16;
 /// An operation's own error, or the store's.
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DurableError<E> {
     /// The operation failed; nothing was saved and the group is as before.
     Op(E),
     /// The operation succeeded in memory but its result was not saved, so
     /// nothing was returned.
     Store(StoreError),
+}
+
+impl<E: core::fmt::Display> core::fmt::Display for DurableError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Op(e) => write!(f, "{e}"),
+            Self::Store(e) => write!(f, "operation done in memory but not saved (nothing returned): {e}"),
+        }
+    }
+}
+
+impl<E: core::error::Error + 'static> core::error::Error for DurableError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Op(e) => Some(e),
+            Self::Store(e) => Some(e),
+        }
+    }
 }
 
 impl<E> From<StoreError> for DurableError<E> {
@@ -183,7 +205,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             out.fill(0);
             return Err(e.into());
         }
-        out.get(..len).ok_or(DurableError::Store(StoreError::TooLarge))
+        // `len` bytes of `out` were just written: this cannot fail.
+        out.get(..len).ok_or(DurableError::Op(ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: len })))
     }
 
     /// [`Group::process_message`], saving what it consumed before anything
@@ -224,11 +247,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             Ok((sender, (d, dl, a, al))) => {
                 let message: &'m [u8] = message;
                 let slice = |at: usize, len: usize| at.checked_add(len).and_then(|end| message.get(at..end));
-                let corrupt = DurableError::Store(StoreError::TooLarge);
+                // The spans were taken from `message`: this cannot fail.
+                let outside = DurableError::Op(ReceiveError::Protection(ProtectionError::Malformed(CodecError::Truncated)));
                 Ok(Received::Application {
                     sender,
-                    data: slice(d, dl).ok_or(corrupt)?,
-                    authenticated_data: slice(a, al).ok_or(corrupt)?,
+                    data: slice(d, dl).ok_or(outside)?,
+                    authenticated_data: slice(a, al).ok_or(outside)?,
                 })
             }
         }
@@ -336,9 +360,10 @@ pub fn store_key_package<S: Storage>(
     let mut record = [0u8; KP_RECORD_LEN];
     let mut w = crate::codec::Writer::new(&mut record);
     let r = reference.as_bytes();
-    w.write_u8(u8::try_from(r.len()).map_err(|_| StoreError::TooLarge)?)?;
+    let too_long = StoreError::CapacityExceeded(Capacity::Container(32));
+    w.write_u8(u8::try_from(r.len()).map_err(|_| too_long)?)?;
     let mut padded = [0u8; 32];
-    padded.get_mut(..r.len()).ok_or(StoreError::TooLarge)?.copy_from_slice(r);
+    padded.get_mut(..r.len()).ok_or(too_long)?.copy_from_slice(r);
     w.write_bytes(&padded)?;
     w.write_bytes(keys.init_key.as_bytes())?;
     w.write_bytes(keys.encryption_key.as_bytes())?;
@@ -390,7 +415,7 @@ pub fn load_key_package<S: Storage>(
 pub fn remove_key_package<S: Storage>(storage: &mut S, reference: &HashValue, buf: &mut [u8]) -> Result<(), StoreError> {
     let buf: &mut RecordBuffer = match buf.get_mut(..MAX_RECORD_LEN).and_then(|b| b.try_into().ok()) {
         Some(b) => b,
-        None => return Err(StoreError::TooLarge),
+        None => return Err(StoreError::BufferTooSmall { needed: MAX_RECORD_LEN }),
     };
     for n in 0..MAX_KEY_PACKAGES {
         if let Some((r, _, _)) = read_kp(storage, n, buf)?

@@ -7,6 +7,7 @@
 //! SHA-256 over its records, and a SHA-256 of itself.
 
 use super::{Part, RecordKey, Storage, StorageError, StoreError, blob_key, head_key};
+use crate::capacity::Capacity;
 use crate::codec::{CodecError, Reader, Writer};
 use crate::crypto::{CipherSuite, HashValue, Hasher};
 
@@ -183,7 +184,7 @@ impl<'a, S: Storage> BlobWriter<'a, S> {
     /// `buf` must hold [`MAX_RECORD_LEN`] bytes.
     pub(crate) fn new(storage: &'a mut S, slot: u8, part: Part, bank: u8, buf: &'a mut [u8]) -> Result<Self, StoreError> {
         if buf.len() < MAX_RECORD_LEN {
-            return Err(StoreError::TooLarge);
+            return Err(StoreError::BufferTooSmall { needed: MAX_RECORD_LEN });
         }
         clear_bank(storage, slot, part, bank, buf)?;
         Ok(Self { storage, slot, part, bank, buf, used: 0, records: 0, bytes: 0, hasher: INTEGRITY.hasher() })
@@ -193,10 +194,10 @@ impl<'a, S: Storage> BlobWriter<'a, S> {
         if self.used == 0 {
             return Ok(());
         }
-        let record = self.buf.get(..self.used).ok_or(StoreError::TooLarge)?;
+        let record = self.buf.get(..self.used).ok_or(StoreError::BufferTooSmall { needed: self.used })?;
         self.storage.write(blob_key(self.slot, self.part, self.bank, self.records), record)?;
         self.hasher.update(record);
-        self.records = self.records.checked_add(1).ok_or(StoreError::TooLarge)?;
+        self.records = self.records.checked_add(1).ok_or(StoreError::CapacityExceeded(Capacity::Records))?;
         self.bytes = self.bytes.saturating_add(self.used as u32);
         self.used = 0;
         Ok(())
@@ -217,17 +218,18 @@ impl<S: Storage> ItemSink for BlobWriter<'_, S> {
         let mut counter = Writer::counter();
         f(&mut counter)?;
         let len = counter.len();
-        let framed = len.checked_add(2).filter(|n| *n <= MAX_RECORD_LEN).ok_or(StoreError::TooLarge)?;
+        let too_large = StoreError::CapacityExceeded(Capacity::RecordLen);
+        let framed = len.checked_add(2).filter(|n| *n <= MAX_RECORD_LEN).ok_or(too_large)?;
         if self.used.saturating_add(framed) > MAX_RECORD_LEN {
             self.flush()?;
         }
-        let end = self.used.checked_add(framed).ok_or(StoreError::TooLarge)?;
-        let out = self.buf.get_mut(self.used..end).ok_or(StoreError::TooLarge)?;
+        let end = self.used.checked_add(framed).ok_or(too_large)?;
+        let out = self.buf.get_mut(self.used..end).ok_or(too_large)?;
         let mut w = Writer::new(out);
-        w.write_u16(u16::try_from(len).map_err(|_| StoreError::TooLarge)?)?;
+        w.write_u16(u16::try_from(len).map_err(|_| too_large)?)?;
         f(&mut w)?;
         if w.len() != framed {
-            return Err(StoreError::TooLarge);
+            return Err(too_large);
         }
         self.used = end;
         Ok(())

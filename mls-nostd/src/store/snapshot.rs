@@ -5,6 +5,7 @@
 //! function, given again at load). Hash caches are recomputed.
 
 use super::{ItemSink, Part, StoreError};
+use crate::capacity::Capacity;
 use crate::codec::{CodecError, OwnedBytes, Reader, Writer};
 use crate::crypto::hpke::HpkePrivateKey;
 use crate::crypto::signature::SignaturePrivateKey;
@@ -12,7 +13,7 @@ use crate::crypto::{CipherSuite, HashValue, Secret};
 use crate::group::{EpochState, Group, GroupConfig, PrevEpoch, ReInitParams, Staged};
 use crate::key_schedule::EpochSecrets;
 use crate::ratchet_tree::node::ParentNode;
-use crate::ratchet_tree::tree::RatchetTree;
+use crate::ratchet_tree::tree::{RatchetTree, TreeError};
 use crate::ratchet_tree::treekem::TreeKemPrivate;
 use crate::secret_tree::SecretTreeConfig;
 use crate::tree_math::{LeafIndex, NodeIndex};
@@ -131,7 +132,7 @@ fn write_private(w: &mut Writer<'_>, p: &TreeKemPrivate) -> Result<(), CodecErro
     w.write_u32(p.leaf.0)?;
     w.write_opaque(p.leaf_key.as_bytes())?;
     let count = p.path_keys().count();
-    w.write_u8(u8::try_from(count).map_err(|_| CodecError::CapacityExceeded)?)?;
+    w.write_u8(u8::try_from(count).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(255)))?)?;
     for (node, key) in p.path_keys() {
         w.write_u32(node.0)?;
         w.write_opaque(key.as_bytes())?;
@@ -241,6 +242,16 @@ fn restore_node<const N: usize, const ARENA: usize>(tree: &mut RatchetTree<N, AR
     Ok(())
 }
 
+/// A tree that cannot be hashed while saving: a capacity or an encoding
+/// error is kept as such, anything else means the tree is invalid.
+fn hashing(e: TreeError) -> StoreError {
+    match e {
+        TreeError::CapacityExceeded(c) => StoreError::CapacityExceeded(c),
+        TreeError::Codec(c) => StoreError::Invalid(c),
+        _ => StoreError::Invalid(CodecError::InvalidValue),
+    }
+}
+
 /// The tree header fields: leaf count and root tree hash (checked at load).
 fn write_tree_header(w: &mut Writer<'_>, n_leaves: u32, tree_hash: &HashValue) -> Result<(), CodecError> {
     w.write_u32(n_leaves)?;
@@ -285,7 +296,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     }
 
     fn save_epoch(&mut self, out: &mut dyn ItemSink) -> Result<(), StoreError> {
-        let tree_hash = self.tree().root_tree_hash().map_err(|_| StoreError::Invalid(CodecError::InvalidValue))?;
+        let tree_hash = self.tree().root_tree_hash().map_err(hashing)?;
         let n_leaves = self.tree().n_leaves();
         let (state, signer, removed, config) = (&self.state, &self.signer, self.removed, self.config);
         out.item(&|w| {
@@ -345,7 +356,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let spare = (self.active & 1) ^ 1;
         let [a, b] = &mut self.trees;
         let tree = if spare == 0 { a } else { b };
-        let tree_hash = tree.slices().root_tree_hash().map_err(|_| StoreError::Invalid(CodecError::InvalidValue))?;
+        let tree_hash = tree.slices().root_tree_hash().map_err(hashing)?;
         let n_leaves = tree.slices().n_leaves();
         let Some(Staged::Epoch(state)) = &self.staged else { return Ok(()) };
         out.item(&|w| {
@@ -440,7 +451,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 let psk = read_secret(&mut r)?;
                 r.finish()?;
                 // Kept newest last: fill from the front, shift at the end.
-                let slot = self.resumption_psks.iter_mut().find(|s| s.is_none()).ok_or(StoreError::TooLarge)?;
+                let slot = self
+                    .resumption_psks
+                    .iter_mut()
+                    .find(|s| s.is_none())
+                    .ok_or(StoreError::CapacityExceeded(Capacity::ResumptionPsks))?;
                 *slot = Some((epoch, psk));
             }
             (Part::Epoch, T_NODE) => {
@@ -451,7 +466,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 self.pending_update_key = Some(HpkePrivateKey::from_slice(r.remaining()).map_err(|_| bad)?);
             }
             (Part::Proposals, T_PROPOSALS) => {
-                self.proposals.append_raw(r.remaining()).map_err(|_| StoreError::TooLarge)?;
+                self.proposals
+                    .append_raw(r.remaining())
+                    .map_err(|_| StoreError::CapacityExceeded(Capacity::PendingProposalBytes))?;
             }
             (Part::Staged, T_STAGED_REMOVED) => self.staged = Some(Staged::Removed),
             (Part::Staged, T_STAGED_INFO) => {
@@ -498,10 +515,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     }
 
     fn set_tree_size(&mut self, which: usize, suite: CipherSuite, n_leaves: u32) -> Result<(), StoreError> {
-        let tree = self.trees.get_mut(which).ok_or(StoreError::TooLarge)?;
+        let tree = self.trees.get_mut(which).ok_or(StoreError::Invalid(CodecError::InvalidValue))?;
         let mut t = tree.slices();
         if n_leaves == 0 || !n_leaves.is_power_of_two() || usize::try_from(n_leaves).map_or(true, |n| n > t.leaves.len()) {
-            return Err(StoreError::Invalid(CodecError::CapacityExceeded));
+            return Err(StoreError::Invalid(CodecError::CapacityExceeded(Capacity::Leaves)));
         }
         t.clear(suite);
         t.meta.n_leaves = n_leaves;

@@ -1,4 +1,4 @@
-//! The fixed capacities of the core (DESIGN.md decision 1): every
+//! The fixed capacities of the core (docs/architecture.md, decision 1): every
 //! `CapacityExceeded` error says which one was exceeded, so that a firmware
 //! author knows which constant or const generic to raise.
 //!

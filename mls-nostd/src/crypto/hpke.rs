@@ -93,9 +93,24 @@ impl HpkePrivateKey {
     /// A private key of `suite`'s KEM from its serialization
     /// (`DeserializePrivateKey`, RFC 9180 §7.1.2: X25519 and X448 keys are
     /// clamped; NIST scalars must be in `[1, order - 1]`); fails on a wrong
-    /// length or an invalid scalar.
+    /// length or an invalid scalar. A NIST scalar shorter than `Nsk` is
+    /// taken as big-endian with its leading zero bytes left out (some
+    /// implementations serialize so: the official vectors of suite 5 hold
+    /// 65-byte P-521 keys); it is kept at `Nsk` bytes.
     pub fn from_slice(suite: CipherSuite, bytes: &[u8]) -> Result<Self, CryptoError> {
-        Self::from_scalar(suite.kem(), bytes)
+        let kem = suite.kem();
+        let mut padded = [0u8; KEM_PRIVATE_LEN];
+        let r = match kem.candidate_bitmask() {
+            Some(_) if !bytes.is_empty() && bytes.len() < kem.private_len() => {
+                let start = kem.private_len() - bytes.len();
+                let full = padded.get_mut(..kem.private_len()).ok_or(CryptoError::InvalidKey)?;
+                full.get_mut(start..).ok_or(CryptoError::InvalidKey)?.copy_from_slice(bytes);
+                Self::from_scalar(kem, full)
+            }
+            _ => Self::from_scalar(kem, bytes),
+        };
+        padded.zeroize();
+        r
     }
 
     /// Clamps (X25519, X448) and checks the key, then computes its public key.

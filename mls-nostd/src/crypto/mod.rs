@@ -595,7 +595,7 @@ impl Hasher {
 
 /// A public hash output of at most [`MAX_HASH_LEN`] bytes (a reference, a
 /// transcript hash, a tree hash). SHA-256 values fit whatever the suites.
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct HashValue {
     bytes: [u8; HASH_VALUE_CAP],
     len: u8,
@@ -626,6 +626,12 @@ impl HashValue {
     }
 }
 
+impl Default for HashValue {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
 impl core::fmt::Debug for HashValue {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         for b in self.as_bytes() {
@@ -643,7 +649,7 @@ impl AsRef<[u8]> for HashValue {
 
 /// A secret of at most [`MAX_HASH_LEN`] bytes: zeroized on drop, compared in
 /// constant time, never printed.
-#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Secret {
     bytes: [u8; MAX_HASH_LEN],
     len: u8,
@@ -686,6 +692,12 @@ impl Secret {
     /// True for a zero-length secret.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+impl Default for Secret {
+    fn default() -> Self {
+        Self::EMPTY
     }
 }
 

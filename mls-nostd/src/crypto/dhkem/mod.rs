@@ -103,7 +103,7 @@ impl Kem {
     /// `DeriveKeyPair`'s mask of the first candidate byte for the NIST
     /// curves (RFC 9180 §7.1.3); `None` for X25519 and X448, whose private
     /// key is the expanded bytes.
-    pub(crate) const fn candidate_bitmask(self) -> Option<u8> {
+    pub const fn candidate_bitmask(self) -> Option<u8> {
         match self {
             #[cfg(feature = "_x25519")]
             Self::X25519 => None,

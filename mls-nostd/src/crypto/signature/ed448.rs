@@ -68,8 +68,8 @@ fn encode(p: &EdwardsPoint) -> [u8; KEY_LEN] {
 /// bytes), on the curve, torsion-free.
 fn decode(bytes: &[u8]) -> Result<EdwardsPoint, CryptoError> {
     let enc: [u8; KEY_LEN] = bytes.try_into().map_err(|_| CryptoError::InvalidKey)?;
-    let p = Option::from(CompressedEdwardsY(enc).decompress()).ok_or(CryptoError::InvalidKey)?;
-    let p = ed448_goldilocks::AffinePoint::to_edwards(p);
+    let p: Option<ed448_goldilocks::AffinePoint> = CompressedEdwardsY(enc).decompress().into();
+    let p = p.ok_or(CryptoError::InvalidKey)?.to_edwards();
     if encode(&p) != enc {
         return Err(CryptoError::InvalidKey);
     }

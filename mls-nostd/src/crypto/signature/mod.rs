@@ -88,6 +88,19 @@ impl Scheme {
         }
     }
 
+    /// True for the ECDSA schemes (private keys are scalars below the
+    /// order; signatures are DER of varying length).
+    pub const fn is_ecdsa(self) -> bool {
+        match self {
+            #[cfg(feature = "_ed25519")]
+            Self::Ed25519 => false,
+            #[cfg(feature = "_ed448")]
+            Self::Ed448 => false,
+            #[allow(unreachable_patterns)]
+            _ => true,
+        }
+    }
+
     /// Bytes of a private key (an EdDSA seed or an ECDSA scalar).
     pub const fn private_len(self) -> usize {
         match self {
@@ -307,9 +320,21 @@ impl SignaturePrivateKey {
 
     /// A private key of `suite`'s scheme from its serialization (an EdDSA
     /// seed, or an ECDSA scalar in `[1, n - 1]`, big-endian); fails on a
-    /// wrong length or an invalid scalar.
+    /// wrong length or an invalid scalar. An ECDSA scalar shorter than its
+    /// field is taken with its leading zero bytes left out (as some
+    /// implementations write them: the official vectors of suite 5 hold
+    /// 65-byte P-521 keys) and kept at full length.
     pub fn from_slice(suite: CipherSuite, bytes: &[u8]) -> Result<Self, CryptoError> {
         let scheme = suite.signature_scheme();
+        if scheme.is_ecdsa() && !bytes.is_empty() && bytes.len() < scheme.private_len() {
+            let mut padded = [0u8; SIGNATURE_PRIVATE_LEN];
+            let full = padded.get_mut(..scheme.private_len()).ok_or(CryptoError::InvalidKey)?;
+            let start = full.len() - bytes.len();
+            full.get_mut(start..).ok_or(CryptoError::InvalidKey)?.copy_from_slice(bytes);
+            let r = Self::from_slice(suite, full);
+            padded.zeroize();
+            return r;
+        }
         if !scheme.is_valid_private(bytes) {
             return Err(CryptoError::InvalidKey);
         }

@@ -106,7 +106,8 @@ impl Tally {
     }
 }
 
-/// Number of cases of suites 1 and 3 in a file (what a vector test must run).
+/// Number of cases of the suites this build implements (all seven in this
+/// crate's build) in a file: what a vector test must run.
 pub fn supported_cases(cases: &[Value]) -> usize {
     cases
         .iter()

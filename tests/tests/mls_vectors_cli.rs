@@ -93,7 +93,7 @@ fn a_corrupted_case_fails_alone() {
     // among the supported cases.
     let mut cases = mls_tests::load("welcome.json");
     let i = cases.iter().position(|c| c["cipher_suite"] == 3).unwrap();
-    let other = SignaturePrivateKey::from_slice(&[7u8; 32]).unwrap().public_key();
+    let other = SignaturePrivateKey::from_slice(mls_nostd::crypto::CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, &[7u8; 32]).unwrap().public_key();
     cases[i]["signer_pub"] = hex::encode(other.as_bytes()).into();
     let bad_welcome = dir.join("welcome.json");
     std::fs::write(&bad_welcome, serde_json::to_string(&cases).unwrap()).unwrap();

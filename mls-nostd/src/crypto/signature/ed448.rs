@@ -121,6 +121,12 @@ pub(super) fn verify(pk: &[u8], parts: &[&[u8]], signature: &[u8]) -> Result<(),
         return Err(CryptoError::InvalidSignature);
     }
     let (r_bytes, s_bytes) = signature.split_at(KEY_LEN);
+    // `S < L` (RFC 8032 §5.2.7): its 57th byte must be zero. The crate's
+    // `from_canonical_bytes` lets that byte through when the 56th byte's top
+    // bits are clear (and then ignores it): a second encoding of the same S.
+    if s_bytes.last() != Some(&0) {
+        return Err(CryptoError::InvalidSignature);
+    }
     let r = decode(r_bytes).map_err(|_| CryptoError::InvalidSignature)?;
     let s_arr: Array<u8, _> = Array::try_from(s_bytes).map_err(|_| CryptoError::InvalidSignature)?;
     let s = Option::<EdwardsScalar>::from(EdwardsScalar::from_canonical_bytes(&s_arr))

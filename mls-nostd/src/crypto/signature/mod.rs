@@ -11,15 +11,18 @@
 //!   `R`; `S` must be canonical (`< L`); small-order public keys are not
 //!   refused (RFC 8032 does not; mls-rs verifies the same way, OpenMLS uses
 //!   `verify_strict`, which refuses them). RFC 9420 requires neither.
-//! - **Ed448** ([`ed448`]): `[S]B = R + [k]A` with `S` canonical, `A` and
+//! - **Ed448** ([`ed448`]): `[S]B = R + [k]A` with `S` canonical (`< L`,
+//!   57th byte zero: checked here, since `ed448-goldilocks`'s
+//!   `from_canonical_bytes` lets a non-zero one through), `A` and
 //!   `R` canonical encodings of torsion-free points (as `ed448-goldilocks`
 //!   checks; torsion-free makes the cofactorless and cofactored equations
 //!   agree), `A` not the identity.
 //! - **ECDSA** ([`ecdsa`]): strict DER only (the signature must re-encode to
 //!   the same bytes: no BER lengths, no superfluous zero bytes, nothing
 //!   after the sequence), `r` and `s` in `[1, n - 1]`; both `s` and `n - s`
-//!   are accepted (RFC 9420 asks for no low-S rule, and the official vectors
-//!   and OpenMLS/mls-rs do not apply one). Signing is deterministic (RFC 6979).
+//!   are accepted (RFC 9420 asks for no low-S rule; the suite-7 signature of
+//!   the official crypto-basics vectors is high-S; OpenMLS and mls-rs apply
+//!   none). Signing is deterministic (RFC 6979).
 
 #[cfg(feature = "_ecdsa")]
 pub mod ecdsa;

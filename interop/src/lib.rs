@@ -152,7 +152,7 @@ impl Ours {
         let mut rng = SeededRng(seed ^ 0x6d6c_732d_6e6f_7374);
         let mut s = [0u8; 32];
         rand_core::Rng::fill_bytes(&mut rng, &mut s);
-        let signer = SignaturePrivateKey::from_slice(&s).expect("an Ed25519 seed");
+        let signer = SignaturePrivateKey::from_slice(suite, &s).expect("a signature key of the suite");
         let sig_pub = signer.public_key().as_bytes().to_vec();
         Self {
             name: name.to_string(),
@@ -788,7 +788,8 @@ pub struct OursExternal {
 impl OursExternal {
     /// An external sender named `name` with the Ed25519 key of `seed`.
     pub fn new(name: &str, seed: u8) -> Self {
-        Self { name: name.to_string(), signer: SignaturePrivateKey::from_slice(&[seed; 32]).expect("an Ed25519 seed") }
+        Self { name: name.to_string(), signer: SignaturePrivateKey::from_slice(CipherSuite::X25519Aes128GcmSha256Ed25519, &[seed; 32])
+                .expect("an Ed25519 seed") }
     }
 
     fn propose(&self, group_info: &[u8], index: u32, proposal: Proposal<'_>) -> Vec<u8> {

@@ -314,7 +314,7 @@ impl MemberStore {
         let name = self.name.as_bytes();
         let signer = match record.split_first() {
             Some((&FORMAT, rest)) if rest.first() == Some(&(name.len() as u8)) && rest.get(1..1 + name.len()) == Some(name) => {
-                rest.get(1 + name.len()..).and_then(|k| SignaturePrivateKey::from_slice(k).ok())
+                rest.get(1 + name.len()..).and_then(|k| SignaturePrivateKey::from_slice(group.state().suite, k).ok())
             }
             Some((&FORMAT, _)) => None,
             Some((&v, _)) => return Err(self.fail("loading its signature key")(StoreError::WrongVersion(v))),
@@ -523,7 +523,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&base);
         let d = StateDir::open(&base, Flush::ProcessCrash).expect("created");
         let mut m = d.member("device-001").expect("member");
-        let signer = SignaturePrivateKey::from_slice(&[7u8; 32]).expect("key");
+        let signer = SignaturePrivateKey::from_slice(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, &[7u8; 32]).expect("key");
         m.save_signer(&signer).expect("saved");
         let mut buf = Box::new([0u8; mls_nostd::store::MAX_RECORD_LEN]);
         let record = m.read_own(MEMBER_RECORD, &mut buf, "test").expect("read").expect("present");

@@ -146,9 +146,9 @@ impl Epoch {
             signer: mls_tests::signer(suite, &[7u8]),
             group_id: b"welcome round trip".to_vec(),
             epoch: 5,
-            cth: vec![0x42; 32],
+            cth: vec![0x42; suite.hash_len()],
             gi_extensions: Vec::new(),
-            joiner: Secret::from_slice(&[0x11; 32]).unwrap(),
+            joiner: Secret::from_slice(&vec![0x11; suite.hash_len()]).unwrap(),
             psk_ids: vec![PreSharedKeyIdOwned::External(b"ext psk".to_vec(), vec![3; 32])],
             psk_values: vec![b"the external psk value".to_vec()],
         }

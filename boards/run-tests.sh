@@ -10,7 +10,7 @@
 #
 # Environment:
 #   MLS_TEST_VECTORS  folder of the official test vectors
-#                     (default: <repo root>/../shared/test-vectors)
+#                     (default: <repo root>/tests/data/test-vectors)
 #   QEMU_TIMEOUT      seconds one firmware may run (default 300)
 set -euo pipefail
 

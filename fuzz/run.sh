@@ -9,7 +9,7 @@
 #
 # Seeds are written at run time by the targets themselves (MLS_FUZZ_SEEDS,
 # see fuzz/src/lib.rs): the official vectors ($MLS_TEST_VECTORS, else
-# ../shared/test-vectors) and messages of a live group our code builds.
+# tests/data/test-vectors) and messages of a live group our code builds.
 # New inputs accumulate in fuzz/corpus/TARGET; crashes go to
 # fuzz/artifacts/TARGET/ and make the script fail. Reproduce one with
 #   fuzz/target/<host>/release/TARGET fuzz/artifacts/TARGET/crash-...

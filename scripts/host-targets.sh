@@ -15,12 +15,12 @@
 #
 # Environment:
 #   MLS_TEST_VECTORS  folder of the official test vectors
-#                     (default: <repo root>/../shared/test-vectors)
+#                     (default: <repo root>/tests/data/test-vectors)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 start=$SECONDS
-vectors="${MLS_TEST_VECTORS:-../shared/test-vectors}"
+vectors="${MLS_TEST_VECTORS:-tests/data/test-vectors}"
 log_dir="$(mktemp -d)"
 trap 'rm -rf "$log_dir"' EXIT
 

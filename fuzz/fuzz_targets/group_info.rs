@@ -10,7 +10,6 @@ use mls_nostd::codec::Decode;
 use mls_nostd::executor::Sequential;
 use mls_nostd::group::GroupConfig;
 use mls_nostd::messages::group_info::GroupInfo;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 
 fuzz_target!(
     init: {
@@ -48,7 +47,6 @@ fuzz_target!(
                 &template,
                 &signer,
                 None,
-                &AcceptAllCredentials,
                 GroupConfig::default(),
                 &mut rng,
                 &Sequential,

@@ -11,7 +11,7 @@ use mls_nostd::codec::Writer;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::extensions::Extensions;
 use mls_nostd::ratchet_tree::tree::{RatchetTree, decode_tree};
-use mls_nostd::ratchet_tree::validate::{AcceptAllCredentials, TreeCheck};
+use mls_nostd::ratchet_tree::validate::TreeCheck;
 use mls_nostd::tree_math::{LeafIndex, NodeIndex};
 
 const N: usize = 32;
@@ -73,7 +73,7 @@ fuzz_target!(
                 group_id,
                 tree_hash: None,
                 group_extensions: Extensions::default(),
-                credentials: &AcceptAllCredentials,
+                identity: &mls_nostd::identity::SameCredential,
             };
             let (mut a, mut b) = ([0u32; N], [0u32; N]);
             let _ = tree.validate(&check, &mut a, &mut b);

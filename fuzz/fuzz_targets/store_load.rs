@@ -13,7 +13,6 @@
 use libfuzzer_sys::fuzz_target;
 use mls_fuzz::*;
 use mls_nostd::crypto::CipherSuite;
-use mls_nostd::group::accept_all_credentials;
 use mls_nostd::store::{blob_key, recover, Head, Part, PartInfo, Parts, RecordKey, Storage, StorageError, MAX_RECORD_LEN};
 use std::collections::BTreeMap;
 
@@ -125,14 +124,14 @@ fuzz_target!(
         let mut buf = Box::new([0u8; MAX_RECORD_LEN]);
         let _ = recover(&mut s, SLOT, &mut buf[..]);
         let mut g = Box::new(G::EMPTY);
-        if g.load(&mut s, SLOT, accept_all_credentials, &mut buf).is_err() {
+        if g.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf).is_err() {
             assert!(g.is_inactive(), "a failed load left an active group");
             return;
         }
         let mut again = Map::default();
         g.save(&mut again, SLOT, Parts::ALL, &mut buf).unwrap();
         let mut g2 = Box::new(G::EMPTY);
-        g2.load(&mut again, SLOT, accept_all_credentials, &mut buf).unwrap();
+        g2.load(&mut again, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf).unwrap();
         assert_eq!(g2.epoch(), g.epoch());
         assert_eq!(g2.epoch_authenticator(), g.epoch_authenticator());
     }

@@ -36,7 +36,6 @@ use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 
 /// The group type of the stateful targets: 8 leaves.
 pub type G = Group<8, { 8 * 512 }, 32, 8192>;
@@ -216,7 +215,6 @@ pub fn join_params<'a>(kp: &'a [u8], keys: &'a KeyPackagePrivateKeys, signer: &'
         signer,
         ratchet_tree: None,
         psks: &NoPsks,
-        credentials: &AcceptAllCredentials,
         config: GroupConfig::default(),
     }
 }
@@ -522,12 +520,12 @@ pub fn with_world<R>(f: impl FnOnce(&mut World) -> R) -> R {
 // Seeds
 // ---------------------------------------------------------------------------
 
-/// Where the official vectors are: `$MLS_TEST_VECTORS`, else
-/// `../shared/test-vectors` beside the repository.
+/// Where the official vectors are: `$MLS_TEST_VECTORS`, else the repository's
+/// copy in `tests/data/test-vectors`.
 pub fn vectors_dir() -> PathBuf {
     match std::env::var_os("MLS_TEST_VECTORS") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/test-vectors"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/test-vectors"),
     }
 }
 

@@ -26,7 +26,6 @@ use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::messages::proposal::{Add, GroupContextExtensions, PreSharedKey, Proposal, Remove};
 use mls_nostd::psk::{PreSharedKeyId, Psk, PskStore};
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 
 /// Our group type in these tests: 32 leaves, 32 KiB of leaf encodings, 256
 /// out-of-order keys, 16 KiB of pending proposals.
@@ -241,7 +240,6 @@ impl Ours {
             signer: &self.signer,
             ratchet_tree,
             psks,
-            credentials: &AcceptAllCredentials,
             config: Self::config(),
         };
         let mut buf = vec![0u8; welcome.len()];
@@ -260,7 +258,6 @@ impl Ours {
             signer: &self.signer,
             ratchet_tree,
             psks: &psks,
-            credentials: &AcceptAllCredentials,
             config: Self::config(),
         };
         let mut group = Box::new(OurGroup::EMPTY);
@@ -297,7 +294,6 @@ impl Ours {
                 &template,
                 &self.signer,
                 None,
-                &AcceptAllCredentials,
                 Self::config(),
                 &mut self.rng,
                 &Sequential,

@@ -52,9 +52,8 @@ use mls_nostd::credential::Credential;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::Extensions;
-use mls_nostd::group::{GroupConfig, accept_all_credentials, default_capabilities};
+use mls_nostd::group::{GroupConfig, default_capabilities};
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::psk::PskStore;
 use mls_nostd::store::{MAX_RECORD_LEN, Parts, RamStorage};
@@ -296,7 +295,6 @@ impl OurJudge {
                 &template,
                 &signer,
                 None,
-                &AcceptAllCredentials,
                 GroupConfig::default(),
                 &mut rng,
                 &Sequential,
@@ -307,7 +305,7 @@ impl OurJudge {
     }
 
     fn trial(&mut self, msg: &[u8]) -> Result<(), String> {
-        self.scratch.load(&mut *self.storage, 0, accept_all_credentials, &mut self.buf).expect("load our group");
+        self.scratch.load(&mut *self.storage, 0, &mls_nostd::identity::SAME_CREDENTIAL, &mut self.buf).expect("load our group");
         let mut m = msg.to_vec();
         self.scratch.process_message(&mut m, &Psks, now()).map(|_| ()).map_err(|e| format!("{e:?}"))
     }

@@ -25,7 +25,6 @@
 //! use mls_nostd::messages::proposal::{Add, Proposal, Remove};
 //! use mls_nostd::psk::NoPsks;
 //! use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-//! use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 //!
 //! # struct ToyRng(u64);
 //! # impl rand_core::TryRng for ToyRng {
@@ -115,7 +114,6 @@
 //!     signer: &bob_key,
 //!     ratchet_tree: None,
 //!     psks: &NoPsks,
-//!     credentials: &AcceptAllCredentials,
 //!     config: GroupConfig::default(),
 //! }, &mut join_buf).unwrap();
 //! assert_eq!(alice.epoch_authenticator(), bob.epoch_authenticator());

@@ -9,7 +9,7 @@
 //! Layers, bottom-up (each module cites the RFC section it implements):
 //! [`codec`] (§2.1), [`crypto`] (§5, RFC 9180), [`tree_math`] (Appendix C),
 //! [`credential`], [`extensions`], [`leaf_node`], [`key_package`] (§5.3, §7.2,
-//! §10, §13), [`ratchet_tree`] (§4, §7: tree, hashes, validation, TreeKEM),
+//! §10, §13), [`identity`] (§5.3.1: the application's credential policy), [`ratchet_tree`] (§4, §7: tree, hashes, validation, TreeKEM),
 //! [`group_context`] (§8.1), [`key_schedule`] (§8), [`psk`] (§8.4),
 //! [`transcript`] (§8.2), [`secret_tree`] (§9), [`messages`] (§6, §12: wire
 //! formats, message protection, Welcome), [`group`] (§11, §12: the state
@@ -33,6 +33,7 @@ pub mod messages;
 pub mod group;
 pub mod group_context;
 pub mod guide;
+pub mod identity;
 pub mod key_package;
 pub mod key_schedule;
 pub mod key_store;

@@ -45,8 +45,13 @@ type Case = BTreeMap<&'static str, Vec<u8>>;
 fn cases() -> &'static [Case] {
     static CASES_LOADED: OnceLock<Vec<Case>> = OnceLock::new();
     CASES_LOADED.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/test-vectors/messages.json");
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+        // `$MLS_TEST_VECTORS`, else the repository's copy (tests/data/test-vectors).
+        let dir = std::env::var_os("MLS_TEST_VECTORS").map_or_else(
+            || std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/test-vectors")),
+            std::path::PathBuf::from,
+        );
+        let path = dir.join("messages.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         let all: serde_json::Value = serde_json::from_str(&text).unwrap();
         CASES
             .iter()

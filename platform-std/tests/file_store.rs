@@ -2,7 +2,7 @@
 //! directory), leaves no temporary or replaced file behind, and wipes
 //! removed records.
 use mls_nostd::crypto::CipherSuite;
-use mls_nostd::group::{accept_all_credentials, WireFormatPolicy};
+use mls_nostd::group::{WireFormatPolicy};
 use mls_nostd::store::{recover, Parts, Storage, MAX_RECORD_LEN};
 use mls_tests::member::{agree, Member};
 use platform_std::FileStorage;
@@ -31,7 +31,7 @@ fn group_survives_restart_in_files() {
     let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert!(names.iter().all(|n| n.ends_with(".rec")), "{names:?}");
     let mut restarted = Member::new("bob", 2);
-    restarted.group.load(&mut store, 3, accept_all_credentials, &mut buf).unwrap();
+    restarted.group.load(&mut store, 3, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf).unwrap();
     agree(&[&alice, &restarted]);
     let m = alice.send(b"after restart");
     assert_eq!(restarted.receive_app(&m).1, b"after restart");

@@ -27,7 +27,6 @@ use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use mls_tests::TestRng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -171,7 +170,6 @@ fn hot_paths_do_not_allocate() {
             signer: &signers[i],
             ratchet_tree: None,
             psks: &NoPsks,
-            credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
         groups[i].join(&welcome, &params, &mut join_buf).unwrap();

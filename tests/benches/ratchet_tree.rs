@@ -8,7 +8,7 @@ use mls_nostd::codec::Writer;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::extensions::Extensions;
 use mls_nostd::ratchet_tree::tree::{decode_tree, LeafSlot, ParentSlot, TreeMeta, TreeSlices};
-use mls_nostd::ratchet_tree::validate::{AcceptAllCredentials, TreeCheck};
+use mls_nostd::ratchet_tree::validate::TreeCheck;
 use mls_nostd::tree_math::LeafIndex;
 use mls_tests::test_leaf;
 use std::hint::black_box;
@@ -69,7 +69,7 @@ fn bench_validation(c: &mut Criterion) {
                     group_id: b"bench",
                     tree_hash: None,
                     group_extensions: Extensions::default(),
-                    credentials: &AcceptAllCredentials,
+                    identity: &mls_nostd::identity::SameCredential,
                 };
                 t.validate(&check, &mut a, &mut b).unwrap();
             })

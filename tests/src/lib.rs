@@ -1,5 +1,6 @@
 //! Helpers shared by the conformance tests: locating and reading the official
-//! MLS test vectors (never copied into this repository), and counting cases.
+//! MLS test vectors and interop configs (in-repo copies under `tests/data/`,
+//! see `tests/data/README.md`), and counting cases.
 #![deny(missing_docs)]
 
 pub mod cli;
@@ -14,12 +15,21 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Where the official vectors are: `$MLS_TEST_VECTORS`, else `../shared/test-vectors`
-/// beside the repository.
+/// Where the official vectors are: `$MLS_TEST_VECTORS`, else the repository's
+/// copy in `tests/data/test-vectors`.
 pub fn vectors_dir() -> PathBuf {
     match std::env::var_os("MLS_TEST_VECTORS") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/test-vectors"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/test-vectors"),
+    }
+}
+
+/// Where the official interop configs are: `$MLS_INTEROP_CONFIGS`, else the
+/// repository's copy in `tests/data/interop-configs`.
+pub fn interop_configs_dir() -> PathBuf {
+    match std::env::var_os("MLS_INTEROP_CONFIGS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/interop-configs"),
     }
 }
 

@@ -16,7 +16,6 @@ use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use mls_nostd::tree_math::LeafIndex;
 use crate::TestRng;
 
@@ -140,7 +139,6 @@ impl<const N: usize, const A: usize, const K: usize, const P: usize> MemberOf<N,
             signer: &self.signer,
             ratchet_tree: None,
             psks: &NoPsks,
-            credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];

@@ -25,7 +25,7 @@ use mls_nostd::crypto::{CipherSuite, HashValue, Secret};
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::{Extensions, U16List};
 use mls_nostd::group::{
-    accept_all_credentials, CommitBuffers, CommitError, CommitOptions, CreateCommitError, GroupConfig, JoinError,
+    CommitBuffers, CommitError, CommitOptions, CreateCommitError, GroupConfig, JoinError,
     JoinParams, ReceiveError, WireFormatPolicy, MAX_GROUP_CONTEXT_LEN,
 };
 use mls_nostd::key_package::{KeyPackage, KeyPackageError, KeyPackageParams, KeyPackagePrivateKeys, KeyPackageTbs};
@@ -42,7 +42,6 @@ use mls_nostd::messages::{
 };
 use mls_nostd::psk::{psk_secret, NoPsks};
 use mls_nostd::ratchet_tree::tree::decode_tree;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use mls_nostd::secret_tree::{
     sender_data_key_nonce, RatchetKey, RatchetKind, SecretTree, SecretTreeConfig, SecretTreeError,
 };
@@ -623,7 +622,6 @@ fn a_welcome_cannot_reuse_a_key_package() {
         signer: &dave.signer,
         ratchet_tree: None,
         psks: &NoPsks,
-        credentials: &AcceptAllCredentials,
         config: GroupConfig::default(),
     };
     let mut gi = vec![0u8; welcome.len()];
@@ -655,7 +653,6 @@ fn a_welcome_cannot_reuse_a_key_package() {
         signer: &eve.signer,
         ratchet_tree: None,
         psks: &NoPsks,
-        credentials: &AcceptAllCredentials,
         config: GroupConfig::default(),
     };
     let mut gi = vec![0u8; welcome.len()];
@@ -841,7 +838,6 @@ fn epoch_number_cannot_wrap() {
         &template,
         &signer,
         None,
-        &AcceptAllCredentials,
         GroupConfig::default(),
         &mut frank.rng,
         &Sequential,
@@ -855,7 +851,7 @@ fn epoch_number_cannot_wrap() {
     let signer = frank.signer.clone();
     frank
         .group
-        .join_external(&gi, None, &template, &signer, None, &AcceptAllCredentials, GroupConfig::default(), &mut frank.rng, &Sequential, &mut out)
+        .join_external(&gi, None, &template, &signer, None, GroupConfig::default(), &mut frank.rng, &Sequential, &mut out)
         .unwrap();
 
     // One epoch earlier, the last epoch is reachable and then final.
@@ -986,7 +982,6 @@ fn oversized_length_prefixes_are_refused() {
         signer: &dave.signer,
         ratchet_tree: None,
         psks: &NoPsks,
-        credentials: &AcceptAllCredentials,
         config: GroupConfig::default(),
     };
     let mut buf = vec![0u8; welcome.len() + 8];
@@ -1112,11 +1107,11 @@ fn store_buffers_are_wiped() {
     assert!(buf.iter().all(|b| *b == 0), "the record buffer keeps plaintext after a save");
     let mut copy = Box::new(G::EMPTY);
     buf.fill(0xee);
-    copy.load(storage.as_mut(), 0, accept_all_credentials, &mut buf).unwrap();
+    copy.load(storage.as_mut(), 0, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf).unwrap();
     assert!(buf.iter().all(|b| *b == 0), "the record buffer keeps plaintext after a load");
     assert_eq!(copy.epoch_authenticator(), alice.group.epoch_authenticator());
     buf.fill(0xee);
-    assert!(copy.load(storage.as_mut(), 9, accept_all_credentials, &mut buf).is_err());
+    assert!(copy.load(storage.as_mut(), 9, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf).is_err());
     assert!(buf.iter().all(|b| *b == 0), "the record buffer after a failed load");
 
     let arena = |s: &RamStorage<64, { 128 * 1024 }>| (s.raw().as_ptr(), s.raw().len());

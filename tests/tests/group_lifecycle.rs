@@ -15,7 +15,6 @@ use mls_nostd::group::{
 use mls_nostd::key_package::KeyPackage;
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
 use mls_nostd::psk::NoPsks;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use mls_nostd::tree_math::LeafIndex;
 use mls_tests::TestRng;
 
@@ -70,7 +69,6 @@ fn lifecycle(suite: CipherSuite) {
             signer: &dave.signer,
             ratchet_tree: None,
             psks: &NoPsks,
-            credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];
@@ -191,7 +189,7 @@ fn external_join(suite: CipherSuite) {
     let mut out = vec![0u8; 128 * 1024];
     let commit = eve
         .group
-        .join_external(&gi, None, &template, &eve.signer.clone(), None, &AcceptAllCredentials, GroupConfig::default(), &mut eve.rng, &Sequential, &mut out)
+        .join_external(&gi, None, &template, &eve.signer.clone(), None, GroupConfig::default(), &mut eve.rng, &Sequential, &mut out)
         .unwrap_or_else(|e| panic!("eve: {e:?}"))
         .to_vec();
     for r in [&mut alice, &mut bob] {
@@ -216,7 +214,7 @@ fn external_join(suite: CipherSuite) {
     let mut out = vec![0u8; 128 * 1024];
     let commit = bob2
         .group
-        .join_external(&gi, None, &template, &bob2.signer.clone(), Some(LeafIndex(1)), &AcceptAllCredentials, GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
+        .join_external(&gi, None, &template, &bob2.signer.clone(), Some(LeafIndex(1)), GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
         .unwrap()
         .to_vec();
     for r in [&mut alice, &mut eve] {
@@ -407,7 +405,6 @@ fn reinit_then_branch() {
             signer: &member.signer,
             ratchet_tree: None,
             psks: store,
-            credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];
@@ -486,7 +483,6 @@ fn reinit_then_branch() {
         signer: &sub_alice.signer,
         ratchet_tree: None,
         psks: &*new_alice.group,
-        credentials: &AcceptAllCredentials,
         config: GroupConfig::default(),
     };
     let mut buf = vec![0u8; welcome.len()];

@@ -44,7 +44,8 @@ use mls_nostd::messages::{
 use mls_nostd::psk::{NoPsks, PreSharedKeyId, Psk, PskStore, ResumptionPskUsage, psk_secret};
 use mls_nostd::ratchet_tree::tree::{RatchetTree, TreeError, decode_tree};
 use mls_nostd::ratchet_tree::treekem::{LeafTemplate, TreeKemError};
-use mls_nostd::ratchet_tree::validate::{AcceptAllCredentials, TreeValidationError};
+use mls_nostd::identity::{CredentialUse, IdentityProvider, MemberIdentity};
+use mls_nostd::ratchet_tree::validate::TreeValidationError;
 use mls_nostd::secret_tree::{SecretTreeConfig, SecretTreeError};
 use mls_nostd::transcript::confirmation_tag;
 use mls_nostd::tree_math::{LeafIndex, NodeIndex};
@@ -233,7 +234,6 @@ impl Member {
             signer: &self.signer,
             ratchet_tree,
             psks: &NoPsks,
-            credentials: &AcceptAllCredentials,
             config,
         };
         let mut buf = vec![0u8; welcome.len()];
@@ -2194,7 +2194,6 @@ fn join_no_ratchet_tree() {
         signer: &dave.signer,
         ratchet_tree: Some(&tree),
         psks: &NoPsks,
-        credentials: &AcceptAllCredentials,
         config: GroupConfig::default(),
     };
     let mut buf = vec![0u8; welcome.len()];
@@ -2290,7 +2289,6 @@ fn prl_external_invalid_external_commit() {
             &template,
             &signer,
             None,
-            &AcceptAllCredentials,
             GroupConfig::default(),
             &mut eve.rng,
             &Sequential,
@@ -2479,7 +2477,6 @@ fn join_external_refusals() {
                 &template,
                 &signer,
                 resync,
-                &AcceptAllCredentials,
                 GroupConfig::default(),
                 &mut TestRng(3),
                 &Sequential,
@@ -2616,7 +2613,6 @@ fn join_linked_group_refusals() {
             signer: &signer,
             ratchet_tree: None,
             psks: store,
-            credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];
@@ -2683,7 +2679,6 @@ fn join_linked_group_refusals() {
             signer: &branch_alice.signer,
             ratchet_tree: None,
             psks: store,
-            credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];
@@ -2696,10 +2691,17 @@ fn join_linked_group_refusals() {
 /// of "mallory" is refused by a member whose policy rejects that identity.
 #[test]
 fn leaf_cred_policy_rejects_added_credential() {
-    fn no_mallory(c: &Credential<'_>, _: &[u8]) -> bool {
-        !matches!(c, Credential::Basic { identity } if *identity == b"mallory")
+    struct NoMallory;
+    impl IdentityProvider for NoMallory {
+        fn validate(&self, _: &[u8], _: CredentialUse, m: &MemberIdentity<'_>) -> bool {
+            !matches!(m.credential, Credential::Basic { identity } if identity == b"mallory")
+        }
+        fn valid_successor(&self, old: &MemberIdentity<'_>, new: &MemberIdentity<'_>) -> bool {
+            old.credential == new.credential
+        }
     }
-    let config = GroupConfig { credentials: no_mallory, ..GroupConfig::default() };
+    static NO_MALLORY: NoMallory = NoMallory;
+    let config = GroupConfig { identity: &NO_MALLORY, ..GroupConfig::default() };
     let mut fx = fixture_with(config);
     let want = CommitError::CredentialRejected;
     let mut mallory = Member::new("mallory", 9);
@@ -2712,4 +2714,156 @@ fn leaf_cred_policy_rejects_added_credential() {
     let mut dave = Member::new("dave", 4);
     let (kp, _) = dave.key_package();
     valid_commit_then_usable(&mut fx, &[add(&kp)], &NoPsks);
+}
+
+// ---------------------------------------------------------------------------
+// Identity (§5.3.1): a new credential must be a valid successor of the one it
+// replaces. Issue #13, point 1: at 7208f14 the core never asked, so each of
+// the three commits refused below was accepted.
+// ---------------------------------------------------------------------------
+
+/// An identity policy that accepts every successor: the committer's side of
+/// the tests below, so that it builds what a receiver must refuse.
+struct AnySuccessor;
+
+impl IdentityProvider for AnySuccessor {
+    fn validate(&self, _: &[u8], _: CredentialUse, _: &MemberIdentity<'_>) -> bool {
+        true
+    }
+    fn valid_successor(&self, _: &MemberIdentity<'_>, _: &MemberIdentity<'_>) -> bool {
+        true
+    }
+}
+
+static ANY_SUCCESSOR: AnySuccessor = AnySuccessor;
+
+/// The GroupInfo Alice publishes, with `external_pub` and the tree.
+fn published_group_info(m: &mut Member) -> Vec<u8> {
+    let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    m.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec()
+}
+
+/// An external committer who is not Bob cannot remove Bob (§12.4.3.2: the
+/// new leaf must meet the rules of an Update of the removed one). At
+/// 7208f14 Eve's Commit was accepted and Bob was evicted.
+#[test]
+fn leaf_successor_external_commit_cannot_evict_another_member() {
+    let mut fx = fixture();
+    let gi = published_group_info(&mut fx.alice);
+    let mut eve = Member::new("eve", 5);
+    let template = eve.template();
+    let signer = eve.signer.clone();
+    let mut out = vec![0u8; 128 * 1024];
+    let config = GroupConfig { identity: &ANY_SUCCESSOR, ..GroupConfig::default() };
+    let evil = eve
+        .group
+        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), config, &mut eve.rng, &Sequential, &mut out)
+        .unwrap()
+        .to_vec();
+    refuse_commit(&mut fx.alice, &evil, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
+    refuse_commit(&mut fx.carol, &evil, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
+    refuse_commit(&mut fx.bob, &evil, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
+    // Eve may still join without removing anyone.
+    let mut eve = Member::new("eve", 6);
+    let template = eve.template();
+    let signer = eve.signer.clone();
+    let mut out = vec![0u8; 128 * 1024];
+    let join = eve
+        .group
+        .join_external(&gi, None, &template, &signer, None, GroupConfig::default(), &mut eve.rng, &Sequential, &mut out)
+        .unwrap()
+        .to_vec();
+    for m in [&mut fx.alice, &mut fx.bob, &mut fx.carol] {
+        m.receive_commit(&join);
+    }
+    fx.agree();
+    fx.usable();
+}
+
+/// Bob resyncs himself: a new client with Bob's credential (and a new
+/// signature key) replaces his leaf by external Commit, and every member
+/// accepts it.
+#[test]
+fn leaf_successor_resync_by_the_same_member_is_accepted() {
+    let mut fx = fixture();
+    let gi = published_group_info(&mut fx.alice);
+    let mut bob2 = Member::new("bob", 12);
+    let template = bob2.template();
+    let signer = bob2.signer.clone();
+    let mut out = vec![0u8; 128 * 1024];
+    let resync = bob2
+        .group
+        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
+        .unwrap()
+        .to_vec();
+    fx.alice.receive_commit(&resync);
+    fx.carol.receive_commit(&resync);
+    assert_eq!(bob2.group.own_leaf(), LeafIndex(1));
+    assert_eq!(bob2.snapshot().authenticator, fx.alice.snapshot().authenticator);
+    let m = bob2.send(b"back");
+    assert_eq!(fx.carol.receive_app(&m), b"back");
+}
+
+/// An Update whose leaf carries another member's credential is refused
+/// (§12.1.2, §5.3.1), and a pending-proposal Commit leaves it out. At
+/// 7208f14 Bob could turn his leaf into "carol".
+#[test]
+fn leaf_successor_update_with_another_credential() {
+    let mut fx = fixture();
+    let current = fx.bob.leaf(1);
+    let leaf = LeafNode::decode_exact(&current).unwrap();
+    let key = fresh_key(7);
+    let fields = LeafNodeFields {
+        encryption_key: &key,
+        source: LeafNodeSource::Update,
+        credential: Credential::Basic { identity: b"carol" },
+        ..leaf.fields
+    };
+    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: 1 };
+    let mut buf = vec![0u8; 2048];
+    let impostor = LeafNode::sign_into(SUITE, &fields, Some(ctx), &fx.bob.signer.clone(), &mut buf).unwrap().to_vec();
+    let update = Proposal::Update(Update { leaf_node: LeafNode::decode_exact(&impostor).unwrap() });
+    let proposal = fx.bob.propose(&update);
+    let reference = fx.alice.receive_proposal(&proposal);
+    fx.carol.receive_proposal(&proposal);
+    let msg = craft_commit(&mut fx.alice, &[ProposalOrRef::Reference(&reference)], None);
+    refuse_commit(&mut fx.carol, &msg, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
+    assert_eq!(commit_pending(&mut fx, &[]).updates, 0);
+    fx.usable();
+}
+
+/// A member's Commit whose path leaf carries another credential is refused
+/// (§12.4.2 applies §7.3 and §5.3.1 to the committer's new leaf). Bob's own
+/// policy lets him build it; Alice and Carol refuse it.
+#[test]
+fn leaf_successor_commit_path_with_another_credential() {
+    let mut fx = fixture();
+    // Bob, rejoined with a policy that lets him commit anything.
+    let mut bob = Member::new("bob", 22);
+    let (kp, keys) = bob.key_package();
+    let (commit, welcome) = fx.alice.commit(&[remove(1), add(&kp)], false);
+    fx.carol.receive_commit(&commit);
+    bob.join_with(&welcome.unwrap(), &kp, &keys, GroupConfig { identity: &ANY_SUCCESSOR, ..GroupConfig::default() });
+    let fx_bob = std::mem::replace(&mut fx.bob, bob);
+    drop(fx_bob);
+    fx.agree();
+    let template = LeafTemplate { credential: Credential::Basic { identity: b"alice" }, ..fx.bob.template() };
+    let (mut m, mut w, mut gi) = buffers();
+    let opts = CommitOptions {
+        proposals: &[],
+        include_pending: false,
+        force_path: true,
+        ratchet_tree_in_welcome: false,
+        wire_format: WireFormatPolicy::Public,
+        padding: 0,
+        authenticated_data: b"",
+        leaf: Some(template),
+    };
+    let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+    let out = fx.bob.group.commit(&opts, &NoPsks, NOW, &mut fx.bob.rng, &Sequential, bufs).unwrap();
+    let msg = out.commit.to_vec();
+    fx.bob.group.discard_staged_commit();
+    refuse_commit(&mut fx.alice, &msg, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
+    refuse_commit(&mut fx.carol, &msg, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
+    fx.usable();
 }

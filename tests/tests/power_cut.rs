@@ -15,11 +15,10 @@ use embedded_storage::nor_flash::{ErrorType, MultiwriteNorFlash, NorFlash, NorFl
 use mls_nostd::codec::Decode;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::executor::Sequential;
-use mls_nostd::group::{accept_all_credentials, CommitBuffers, CommitOptions, GroupConfig, JoinParams, Received, WireFormatPolicy};
+use mls_nostd::group::{CommitBuffers, CommitOptions, GroupConfig, JoinParams, Received, WireFormatPolicy};
 use mls_nostd::key_package::KeyPackage;
 use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use mls_nostd::store::durable::{load_key_package, store_key_package, RecordBuffer};
 use mls_nostd::store::flash::FlashStorage;
 use mls_nostd::store::{recover, Parts, StoreError, MAX_RECORD_LEN};
@@ -197,7 +196,7 @@ impl Device {
         let mut store = open(flash);
         recover(&mut store, SLOT, &mut self.buf[..]).unwrap();
         let mut group = Box::new(G::EMPTY);
-        match group.load(&mut store, SLOT, accept_all_credentials, &mut self.buf) {
+        match group.load(&mut store, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut self.buf) {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(e) => panic!("load after a cut: {e:?}"),
         }
@@ -287,7 +286,6 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
             signer: &dev.member.signer.clone(),
             ratchet_tree: None,
             psks: &NoPsks,
-            credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
         let mut gi = vec![0u8; welcome.len()];
@@ -544,7 +542,6 @@ fn flash_bytes_per_operation_64_members() {
         signer: &device.signer.clone(),
         ratchet_tree: None,
         psks: &NoPsks,
-        credentials: &AcceptAllCredentials,
         config: GroupConfig::default(),
     };
     let mut gi = vec![0u8; welcome.len()];

@@ -4,7 +4,7 @@ use mls_nostd::codec::Writer;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::extensions::Extensions;
 use mls_nostd::ratchet_tree::tree::{decode_tree, RatchetTree, TreeError};
-use mls_nostd::ratchet_tree::validate::{AcceptAllCredentials, TreeCheck, TreeValidationError};
+use mls_nostd::ratchet_tree::validate::{TreeCheck, TreeValidationError};
 use mls_nostd::tree_math::{LeafIndex, NodeIndex};
 use mls_tests::{hex, load, test_leaf};
 
@@ -19,7 +19,7 @@ fn validate(bytes: &[u8], group_id: &[u8]) -> Result<(), TreeValidationError> {
         group_id,
         tree_hash: None,
         group_extensions: Extensions::default(),
-        credentials: &AcceptAllCredentials,
+        identity: &mls_nostd::identity::SameCredential,
     };
     let (mut a, mut b) = ([0u32; 64], [0u32; 64]);
     t.validate(&check, &mut a, &mut b)
@@ -191,7 +191,7 @@ fn tree_hash_mismatch() {
         group_id: &gid,
         tree_hash: Some(&[0u8; 32]),
         group_extensions: Extensions::default(),
-        credentials: &AcceptAllCredentials,
+        identity: &mls_nostd::identity::SameCredential,
     };
     let (mut a, mut b) = ([0u32; 64], [0u32; 64]);
     assert_eq!(t.validate(&check, &mut a, &mut b), Err(TreeValidationError::TreeHashMismatch));
@@ -202,9 +202,12 @@ fn tree_hash_mismatch() {
 #[test]
 fn rejected_credential() {
     struct RejectBob;
-    impl mls_nostd::ratchet_tree::validate::CredentialValidator for RejectBob {
-        fn accept(&self, c: &mls_nostd::credential::Credential<'_>, _: &[u8]) -> bool {
-            !matches!(c, mls_nostd::credential::Credential::Basic { identity } if *identity == b"bob")
+    impl mls_nostd::identity::IdentityProvider for RejectBob {
+        fn validate(&self, _: &[u8], _: mls_nostd::identity::CredentialUse, m: &mls_nostd::identity::MemberIdentity<'_>) -> bool {
+            !matches!(m.credential, mls_nostd::credential::Credential::Basic { identity } if identity == b"bob")
+        }
+        fn valid_successor(&self, _: &mls_nostd::identity::MemberIdentity<'_>, _: &mls_nostd::identity::MemberIdentity<'_>) -> bool {
+            true
         }
     }
     let (a, _) = test_leaf(SUITE, b"alice", 1, None);
@@ -213,7 +216,7 @@ fn rejected_credential() {
     let mut boxed = Box::new(Tree::EMPTY);
     let mut t = boxed.slices();
     t.import(SUITE, &decode_tree(&tree).unwrap()).unwrap();
-    let check = TreeCheck { group_id: b"g", tree_hash: None, group_extensions: Extensions::default(), credentials: &RejectBob };
+    let check = TreeCheck { group_id: b"g", tree_hash: None, group_extensions: Extensions::default(), identity: &RejectBob };
     let (mut x, mut y) = ([0u32; 64], [0u32; 64]);
     assert_eq!(t.validate(&check, &mut x, &mut y), Err(TreeValidationError::CredentialRejected(LeafIndex(1))));
 }

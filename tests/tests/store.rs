@@ -6,11 +6,10 @@
 use mls_nostd::codec::Decode;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::executor::Sequential;
-use mls_nostd::group::{accept_all_credentials, CommitBuffers, CommitOptions, GroupConfig, JoinParams, Received, WireFormatPolicy};
+use mls_nostd::group::{CommitBuffers, CommitOptions, GroupConfig, JoinParams, Received, WireFormatPolicy};
 use mls_nostd::key_package::KeyPackage;
 use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use mls_nostd::store::durable::{load_key_package, store_key_package, DurableError, RecordBuffer};
 use mls_nostd::store::{recover, Parts, RamStorage, RecordKey, Storage, StoreError, MAX_RECORD_LEN};
 use mls_tests::member::{agree, buffers, Member, G, NOW};
@@ -43,7 +42,7 @@ fn reload<S: Storage>(m: &mut Member, storage: &mut S) {
     let mut fresh = Box::new(G::EMPTY);
     let mut b = buf();
     recover(storage, SLOT, &mut b[..]).unwrap();
-    fresh.load(storage, SLOT, accept_all_credentials, &mut b).unwrap();
+    fresh.load(storage, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap();
     m.group = fresh;
 }
 
@@ -179,7 +178,6 @@ fn join_consumes_key_package_at_the_commit_point() {
         signer: &dave.signer,
         ratchet_tree: None,
         psks: &NoPsks,
-        credentials: &AcceptAllCredentials,
         config: GroupConfig::default(),
     };
     let welcome = welcome.unwrap();
@@ -227,7 +225,7 @@ fn corrupted_records_are_typed_errors() {
             let mut s = storage.clone();
             s.0.insert(*key, v);
             let mut g = Box::new(G::EMPTY);
-            let err = g.load(&mut s, SLOT, accept_all_credentials, &mut b).unwrap_err();
+            let err = g.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err();
             assert!(matches!(err, StoreError::Corrupt | StoreError::WrongVersion(_) | StoreError::Invalid(_)), "{err:?}");
             assert!(g.is_inactive(), "a failed load left an active group");
             cases += 1;
@@ -236,7 +234,7 @@ fn corrupted_records_are_typed_errors() {
         let mut s = storage.clone();
         s.0.remove(key);
         let mut g = Box::new(G::EMPTY);
-        assert!(g.load(&mut s, SLOT, accept_all_credentials, &mut b).is_err());
+        assert!(g.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).is_err());
         cases += 1;
     }
     // A head of a future format version, correctly hashed.
@@ -249,12 +247,12 @@ fn corrupted_records_are_typed_errors() {
     let mut s = storage.clone();
     s.0.insert(head_key, head);
     let mut g = Box::new(G::EMPTY);
-    assert_eq!(g.load(&mut s, SLOT, accept_all_credentials, &mut b).unwrap_err(), StoreError::WrongVersion(9));
+    assert_eq!(g.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err(), StoreError::WrongVersion(9));
     // Nothing stored at all.
-    assert_eq!(g.load(&mut MapStorage::default(), SLOT, accept_all_credentials, &mut b).unwrap_err(), StoreError::NotFound);
+    assert_eq!(g.load(&mut MapStorage::default(), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err(), StoreError::NotFound);
     println!("{} records, {cases} damaged variants refused", keys.len());
     assert!(keys.len() >= 3 && cases == 7 * keys.len());
-    g.load(&mut storage, SLOT, accept_all_credentials, &mut b).unwrap();
+    g.load(&mut storage, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap();
     assert_eq!(g.epoch_authenticator(), alice.group.epoch_authenticator());
 }
 

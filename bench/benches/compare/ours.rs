@@ -17,7 +17,6 @@ use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use mls_nostd::tree_math::{NodeIndex, node_width};
 use platform_std::RayonExecutor;
 
@@ -189,7 +188,6 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
             signer: &self.signer,
             ratchet_tree: None,
             psks: &NoPsks,
-            credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
         self.slot.get_or_insert_with(boxed_group).join(welcome, &params, &mut self.join_buf).expect("ours: join");

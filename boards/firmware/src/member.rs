@@ -157,5 +157,5 @@ fn load<const N: usize, const A: usize, const K: usize, const P: usize>(
     store: &mut crate::persist::BoardStore,
     buf: &mut mls_nostd::store::durable::RecordBuffer,
 ) -> Result<(), mls_nostd::store::StoreError> {
-    group.load(store, SLOT, mls_nostd::group::accept_all_credentials, buf)
+    group.load(store, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, buf)
 }

@@ -1,5 +1,5 @@
-//! The suite-3 cases of the official test vectors (shared `test-vectors/`,
-//! formats in its `FORMAT.md`), generated into constants by this crate's
+//! The suite-3 cases of the official test vectors (`tests/data/test-vectors/`
+//! of the repository, formats in its `FORMAT.md`), generated into constants by this crate's
 //! `build.rs` (with `board_scenario::vectors`).
 //!
 //! Labels are stored as their ASCII bytes, as the vectors give them: without

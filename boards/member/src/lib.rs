@@ -25,7 +25,6 @@ use mls_nostd::key_package::{KeyPackage, KeyPackageBuildError, KeyPackageParams,
 use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 
 pub use rng::SeededRng;
 
@@ -255,7 +254,6 @@ impl Device {
             signer: &signer,
             ratchet_tree: None,
             psks: &NoPsks,
-            credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
         let buf = scratch.get_mut(..welcome.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall))?;

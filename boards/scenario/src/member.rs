@@ -39,7 +39,6 @@ use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -263,7 +262,6 @@ impl<const N: usize, const A: usize> Host<N, A> {
             signer: &self.signer,
             ratchet_tree: None,
             psks: &NoPsks,
-            credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];

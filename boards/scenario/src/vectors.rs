@@ -13,14 +13,14 @@ use std::fs;
 /// The only suite the firmware checks: X25519, ChaCha20Poly1305, SHA-256, Ed25519.
 const SUITE: u64 = 3;
 
-/// The vectors' folder: `$MLS_TEST_VECTORS`, else `<repo root>/../shared/test-vectors`
-/// seen from `boards/<crate>` (`manifest_dir`).
+/// The vectors' folder: `$MLS_TEST_VECTORS`, else the repository's copy,
+/// `<repo root>/tests/data/test-vectors`, seen from `boards/<crate>` (`manifest_dir`).
 pub fn dir(manifest_dir: &Path) -> PathBuf {
     println!("cargo:rerun-if-env-changed=MLS_TEST_VECTORS");
     match env::var_os("MLS_TEST_VECTORS") {
         Some(d) => PathBuf::from(d),
-        // boards/<crate> -> repo root -> its sibling shared/.
-        None => manifest_dir.join("../../../shared/test-vectors"),
+        // boards/<crate> -> repo root -> tests/data.
+        None => manifest_dir.join("../../tests/data/test-vectors"),
     }
 }
 

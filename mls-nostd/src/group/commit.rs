@@ -210,6 +210,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let suite = self.state.suite;
         let me = self.state.private.leaf;
         let max_lifetime = self.config.max_lifetime;
+        let identity = self.config.identity;
         let group_id = self.state.group_id.as_slice();
         let extensions = crate::extensions::Extensions::from_body(self.state.extensions.as_slice())?;
         let own = super::process::OwnResumptionPsks { state: &self.state, history: &self.resumption_psks, inner: psks };
@@ -250,8 +251,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                             && tree.leaf_node(LeafIndex(s)).is_some()
                             && !touched.contains(&s)
                             && !by_value_touches(s)
-                            && super::process::check_update_leaf(suite, group_id, &tree, &tree, s, &u.leaf_node, extensions)
-                                .is_ok()
+                            && super::process::check_update_leaf(
+                                suite,
+                                group_id,
+                                &tree,
+                                &tree,
+                                s,
+                                &u.leaf_node,
+                                extensions,
+                                identity,
+                            )
+                            .is_ok()
                     }
                     (1, Proposal::Add(a), _) => {
                         let key = a.key_package.tbs.leaf_node.fields.signature_key;
@@ -261,7 +271,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                             .find(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| &k[..] == key))
                             .is_some_and(|i| !touched.contains(&i) && !by_value_touches(i));
                         let fresh = !member && !by_value_adds(key) && !adding.iter().any(|k| k.as_bytes() == key);
-                        if fresh && a.key_package.validate(suite, now, max_lifetime).is_ok() {
+                        let leaf = &a.key_package.tbs.leaf_node;
+                        let accepted = super::process::check_identity(
+                            identity,
+                            group_id,
+                            crate::identity::CredentialUse::Add,
+                            leaf,
+                            None,
+                        )
+                        .is_ok();
+                        if fresh && accepted && a.key_package.validate(suite, now, max_lifetime).is_ok() {
                             if let Ok(k) = crate::crypto::signature::SignaturePublicKey::from_slice(key) {
                                 adding.push(k).map_err(|_| CommitError::CapacityExceeded)?;
                             }
@@ -378,8 +397,20 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
 
         // Validate and apply on the spare tree (§12.2, §12.3).
-        let Self { trees, active, proposals, state, staged, signer, secret_tree, config, staged_reinit, resumption_psks, .. } =
-            self;
+        let Self {
+            trees,
+            active,
+            proposals,
+            state,
+            staged,
+            signer,
+            secret_tree,
+            config,
+            staged_reinit,
+            staged_info,
+            resumption_psks,
+            ..
+        } = self;
         // Our own group's resumption PSKs resolve as they do for the receivers.
         let own_psks = super::process::OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let (old, mut new) = stage_trees(trees, *active);
@@ -396,7 +427,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             now,
             config.max_lifetime,
             false,
-            config.credentials,
+            config.identity,
         )?;
         let mut summary = applied.summary;
         let extensions = Extensions::from_body(applied.extensions.as_slice())?;
@@ -561,6 +592,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             private,
         }));
         *staged_reinit = applied.reinit;
+        *staged_info = super::StagedInfo { summary, psk_ids: applied.psk_ids, external_removed: None };
         Ok(CommitOutput { commit: message, welcome, summary })
     }
 }

@@ -22,7 +22,7 @@ use crate::messages::public_message;
 use crate::ratchet_tree::tree::decode_tree;
 use crate::ratchet_tree::treekem::{LeafTemplate, TreeKemPrivate};
 use crate::ratchet_tree::update_path::UpdatePath;
-use crate::ratchet_tree::validate::{CredentialValidator, TreeCheck};
+use crate::ratchet_tree::validate::TreeCheck;
 use crate::transcript;
 use crate::tree_math::LeafIndex;
 use rand_core::CryptoRng;
@@ -91,7 +91,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         leaf: &LeafTemplate<'_>,
         signer: &SignaturePrivateKey,
         resync: Option<LeafIndex>,
-        credentials: &dyn CredentialValidator,
         config: GroupConfig,
         rng: &mut impl CryptoRng,
         executor: &impl Executor,
@@ -129,7 +128,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             group_id: gc.group_id,
             tree_hash: Some(gc.tree_hash),
             group_extensions: Extensions::from_body(gc.extensions)?,
-            credentials,
+            identity: config.identity,
         };
         let mut scratch_a = [0u32; N];
         let mut scratch_b = [0u32; N];

@@ -16,7 +16,7 @@ use crate::messages::welcome_secrets::{WelcomeError, process_welcome};
 use crate::psk::PskStore;
 use crate::ratchet_tree::tree::{TreeError, decode_tree};
 use crate::ratchet_tree::treekem::TreeKemPrivate;
-use crate::ratchet_tree::validate::{CredentialValidator, TreeCheck, TreeValidationError};
+use crate::ratchet_tree::validate::{TreeCheck, TreeValidationError};
 use crate::tree_math::{self, LeafIndex};
 
 /// Why joining failed. The group is unchanged.
@@ -98,9 +98,7 @@ pub struct JoinParams<'a> {
     pub ratchet_tree: Option<&'a [u8]>,
     /// External and resumption PSKs.
     pub psks: &'a dyn PskStore,
-    /// The application's credential policy.
-    pub credentials: &'a dyn CredentialValidator,
-    /// Group settings.
+    /// Group settings, the identity policy among them.
     pub config: GroupConfig,
 }
 
@@ -147,7 +145,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             group_id: gc.group_id,
             tree_hash: Some(gc.tree_hash),
             group_extensions: Extensions::from_body(gc.extensions)?,
-            credentials: p.credentials,
+            identity: p.config.identity,
         };
         let mut scratch_a = [0u32; N];
         let mut scratch_b = [0u32; N];

@@ -9,6 +9,7 @@
 
 pub mod proposal_store;
 mod commit;
+mod staged;
 mod create;
 mod external;
 mod join;
@@ -21,11 +22,13 @@ pub use create::{CreateParams, default_capabilities};
 pub use join::{JoinError, JoinParams};
 pub use messages::{ReceiveError, Received};
 pub use process::{CommitError, StagedCommitSummary, proposal_ref};
+pub use staged::{MemberInfo, StagedCommit};
 
 use crate::codec::{CodecError, Encode, OwnedBytes};
 use crate::crypto::signature::SignaturePrivateKey;
 use crate::crypto::{CipherSuite, CryptoError, HashValue};
 use crate::group_context::GroupContext;
+use crate::identity::IdentityProvider;
 use crate::key_schedule::EpochSecrets;
 use crate::ratchet_tree::tree::{RatchetTree, TreeSlices};
 use crate::ratchet_tree::treekem::TreeKemPrivate;
@@ -46,33 +49,47 @@ pub const RESUMPTION_PSK_HISTORY: usize = 8;
 pub const PAST_EPOCHS_KEPT: usize = 1;
 /// Most PreSharedKey proposals one Commit may carry.
 pub const MAX_PSKS_PER_COMMIT: usize = 16;
+/// Most bytes of encoded PreSharedKeyIDs a staged Commit keeps for
+/// [`StagedCommit::psks`] (a Commit injecting more is refused): the
+/// [`MAX_PSKS_PER_COMMIT`] PSKs with IDs of up to 28 bytes and nonces of 32.
+pub const STAGED_PSK_BYTES: usize = MAX_PSKS_PER_COMMIT * 64;
 /// Largest encoded GroupContext (group ID, two hashes, extensions, fixed fields).
 pub const MAX_GROUP_CONTEXT_LEN: usize = 2 + 2 + 4 + MAX_GROUP_ID_LEN + 8 + 2 * (4 + 64) + 4 + MAX_GROUP_EXTENSIONS_LEN;
 
-/// The application's decision on a credential entering the group (§5.3.1):
-/// `(credential, signature key) -> accepted`.
-pub type CredentialPolicy = fn(&crate::credential::Credential<'_>, &[u8]) -> bool;
-
-/// Accepts every credential (applications that authenticate members otherwise).
-pub fn accept_all_credentials(_: &crate::credential::Credential<'_>, _: &[u8]) -> bool {
-    true
-}
-
 /// What the application configures.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct GroupConfig {
     /// Out-of-order limits of the secret tree.
     pub secret_tree: SecretTreeConfig,
     /// Longest KeyPackage lifetime accepted, in seconds.
     pub max_lifetime: u64,
-    /// Asked for every credential a Commit brings in: Adds, Updates, the
-    /// committer's new leaf, external joiners (§5.3.1).
-    pub credentials: CredentialPolicy,
+    /// Asked for every credential that enters the group or replaces another
+    /// (§5.3.1; see [`crate::identity`]).
+    pub identity: &'static dyn IdentityProvider,
+}
+
+impl GroupConfig {
+    /// The defaults: a 1,000-message out-of-order window, KeyPackages valid
+    /// for at most 90 days, and [`SameCredential`](crate::identity::SameCredential).
+    pub const DEFAULT: Self = Self {
+        secret_tree: SecretTreeConfig { max_forward_distance: 1000 },
+        max_lifetime: 90 * 24 * 3600,
+        identity: &crate::identity::SAME_CREDENTIAL,
+    };
 }
 
 impl Default for GroupConfig {
     fn default() -> Self {
-        Self { secret_tree: SecretTreeConfig::default(), max_lifetime: 90 * 24 * 3600, credentials: accept_all_credentials }
+        Self::DEFAULT
+    }
+}
+
+impl core::fmt::Debug for GroupConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GroupConfig")
+            .field("secret_tree", &self.secret_tree)
+            .field("max_lifetime", &self.max_lifetime)
+            .finish_non_exhaustive()
     }
 }
 
@@ -173,6 +190,24 @@ pub(crate) enum Staged {
     Removed,
 }
 
+/// What a staged Commit does, kept beside it for [`StagedCommit`].
+#[derive(Clone, Debug)]
+pub(crate) struct StagedInfo {
+    pub(crate) summary: StagedCommitSummary,
+    /// The PreSharedKeyIDs injected, encoded one after another.
+    pub(crate) psk_ids: OwnedBytes<STAGED_PSK_BYTES>,
+    /// The member an external Commit removes (a resync).
+    pub(crate) external_removed: Option<LeafIndex>,
+}
+
+impl StagedInfo {
+    pub(crate) const EMPTY: Self = Self {
+        summary: StagedCommitSummary::EMPTY,
+        psk_ids: OwnedBytes::EMPTY,
+        external_removed: None,
+    };
+}
+
 /// Why a group operation failed (besides Commit processing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -202,6 +237,8 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
     /// The ReInit committed in this group, with the epoch it began (§11.2).
     pub(crate) reinit: Option<(u64, ReInitParams)>,
     pub(crate) staged_reinit: Option<ReInitParams>,
+    /// What the staged commit does (meaningful while `staged` is some).
+    pub(crate) staged_info: StagedInfo,
     /// The private key of the leaf in our pending Update proposal (§12.1.2).
     pub(crate) pending_update_key: Option<crate::crypto::hpke::HpkePrivateKey>,
     pub(crate) trees: [RatchetTree<N, ARENA>; 2],
@@ -236,6 +273,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         removed: true,
         reinit: None,
         staged_reinit: None,
+        staged_info: StagedInfo::EMPTY,
         pending_update_key: None,
         trees: [RatchetTree::EMPTY, RatchetTree::EMPTY],
         active: 0,
@@ -244,11 +282,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         prev: None,
         proposals: ProposalStore::EMPTY,
         staged: None,
-        config: GroupConfig {
-            secret_tree: SecretTreeConfig { max_forward_distance: 1000 },
-            max_lifetime: 90 * 24 * 3600,
-            credentials: accept_all_credentials,
-        },
+        config: GroupConfig::DEFAULT,
         resumption_psks: [const { None }; RESUMPTION_PSK_HISTORY],
     };
 
@@ -318,12 +352,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         if self.active & 1 == 0 { a.slices() } else { b.slices() }
     }
 
-    /// Makes the staged commit the current epoch (§12.4.2, last step).
+    /// Makes the staged commit the current epoch (§12.4.2, last step). On
+    /// an error nothing changed: the commit is still staged.
     pub fn merge_staged_commit(&mut self) -> Result<(), GroupError> {
-        let staged = match self.staged.take().ok_or(GroupError::NothingStaged)? {
-            Staged::Epoch(state) => state,
-            Staged::Removed => {
+        match &self.staged {
+            None => return Err(GroupError::NothingStaged),
+            Some(Staged::Removed) => {
                 // Delete what is ours; late messages of the epoch are lost.
+                self.staged = None;
+                self.staged_info = StagedInfo::EMPTY;
                 self.removed = true;
                 self.secret_tree.clear();
                 self.prev_secret_tree.clear();
@@ -333,10 +370,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 self.proposals.clear();
                 return Ok(());
             }
-        };
-        // The epoch that ends keeps its keys for late application messages.
+            Some(Staged::Epoch(_)) => {}
+        }
+        // Every fallible step first (issue #13: at 7208f14 a failure here
+        // lost the staged commit). The epoch that ends keeps its keys for
+        // late application messages.
         let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let gc = self.group_context(&mut gc)?;
+        let tree_hash = self.tree().root_tree_hash().map_err(|_| GroupError::CapacityExceeded)?;
+        let gc = self.state.group_context(tree_hash.as_bytes(), &mut gc)?;
         let prev = PrevEpoch {
             epoch: self.state.epoch,
             sender_data_secret: self.state.secrets.sender_data_secret.clone(),
@@ -344,10 +385,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
         let [a, b] = &mut self.trees;
         let new_leaves = if self.active & 1 == 0 { b.slices().n_leaves() } else { a.slices().n_leaves() };
-        core::mem::swap(&mut self.secret_tree, &mut self.prev_secret_tree);
-        self.secret_tree
+        // The tree of two epochs ago is the one replaced; its reset checks
+        // the size before it deletes anything.
+        let Some(Staged::Epoch(staged)) = &self.staged else { return Err(GroupError::NothingStaged) };
+        self.prev_secret_tree
             .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, self.config.secret_tree)
             .map_err(|_| GroupError::CapacityExceeded)?;
+        let Some(Staged::Epoch(staged)) = self.staged.take() else { return Err(GroupError::NothingStaged) };
+        self.staged_info = StagedInfo::EMPTY;
+        core::mem::swap(&mut self.secret_tree, &mut self.prev_secret_tree);
         self.prev = Some(prev);
         // Keep this epoch's resumption PSK; the oldest kept one is deleted.
         self.resumption_psks.rotate_left(1);
@@ -388,6 +434,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.removed = false;
         self.reinit = None;
         self.staged_reinit = None;
+        self.staged_info = StagedInfo::EMPTY;
         self.pending_update_key = None;
         self.resumption_psks = [const { None }; RESUMPTION_PSK_HISTORY];
         Ok(())
@@ -403,5 +450,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     pub fn discard_staged_commit(&mut self) {
         self.staged = None;
         self.staged_reinit = None;
+        self.staged_info = StagedInfo::EMPTY;
     }
 }

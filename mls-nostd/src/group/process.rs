@@ -7,6 +7,7 @@ use crate::codec::{CodecError, Decode, Encode, OwnedBytes, Writer};
 use crate::crypto::labeled::{PROPOSAL_REF_LABEL, VarintPrefix};
 use crate::crypto::{CryptoError, HashValue, Secret};
 use crate::extensions::{EXT_REQUIRED_CAPABILITIES, Extensions, U16List};
+use crate::identity::{CredentialUse, IdentityProvider, MemberIdentity};
 use crate::key_package::{DEFAULT_EXTENSION_TYPES, KeyPackageError};
 use crate::key_schedule::{EpochSecrets, joiner_secret};
 use crate::leaf_node::{LeafNode, LeafNodeContext, LeafNodeSource};
@@ -83,6 +84,10 @@ pub enum CommitError {
     UnsupportedCapabilities,
     /// The application refused a credential the Commit brings in (§5.3.1).
     CredentialRejected,
+    /// A leaf's new credential is not a valid successor of the one it
+    /// replaces (an Update, a committer's path leaf, or an external resync's
+    /// removed member), per the application (§5.3.1, §12.1.2, §12.4.3.2).
+    InvalidSuccessor,
     /// A new key is already used in the tree (§7.3, §12.4.2).
     DuplicateKey,
     /// The Commit needs a path and has none (§12.4).
@@ -133,6 +138,7 @@ impl CommitError {
             Self::InvalidExternalCommit => "PRL-EXTERNAL",
             Self::UnsupportedCapabilities => "LEAF-CAPS",
             Self::CredentialRejected => "LEAF-CRED",
+            Self::InvalidSuccessor => "LEAF-SUCCESSOR",
             Self::DuplicateKey => "TREE-KEY-DUP",
             Self::PathRequired => "COM-PATH-REQ",
             Self::InvalidPath(_) => "COM-PATH",
@@ -170,7 +176,8 @@ impl From<TreeKemError> for CommitError {
     }
 }
 
-/// What a staged Commit does, for the application to inspect before merging.
+/// What a staged Commit does, in numbers; [`Group::staged_commit`] tells
+/// who and what.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StagedCommitSummary {
     /// The committer.
@@ -193,6 +200,21 @@ pub struct StagedCommitSummary {
     pub has_path: bool,
     /// We are removed by this Commit.
     pub removes_us: bool,
+}
+
+impl StagedCommitSummary {
+    pub(crate) const EMPTY: Self = Self {
+        committer: LeafIndex(0),
+        new_epoch: 0,
+        adds: 0,
+        removes: 0,
+        updates: 0,
+        psks: 0,
+        extensions_changed: false,
+        reinit: false,
+        has_path: false,
+        removes_us: false,
+    };
 }
 
 /// `confirmed_transcript_hash = Hash(interim || ConfirmedTranscriptHashInput)`
@@ -334,10 +356,35 @@ fn leaf_keys_in_use(tree: &TreeSlices<'_>, leaf: &LeafNode<'_>, own: LeafIndex) 
             .any(|i| tree.signature_key(LeafIndex(i)).is_some_and(|k| &k[..] == leaf.fields.signature_key))
 }
 
+fn identity_of<'a>(leaf: &LeafNode<'a>) -> MemberIdentity<'a> {
+    MemberIdentity { credential: leaf.fields.credential, signature_key: leaf.fields.signature_key }
+}
+
+/// §5.3.1: the application accepts `leaf`'s credential for `usage` and, when
+/// it replaces `predecessor`, as that member's successor.
+pub(super) fn check_identity(
+    identity: &dyn IdentityProvider,
+    group_id: &[u8],
+    usage: CredentialUse,
+    leaf: &LeafNode<'_>,
+    predecessor: Option<&LeafNode<'_>>,
+) -> Result<(), CommitError> {
+    let new = identity_of(leaf);
+    if !identity.validate(group_id, usage, &new) {
+        return Err(CommitError::CredentialRejected);
+    }
+    match predecessor {
+        Some(old) if !identity.valid_successor(&identity_of(old), &new) => Err(CommitError::InvalidSuccessor),
+        _ => Ok(()),
+    }
+}
+
 /// Checks an Update's leaf from leaf `s` (§12.1.2, §7.3): source `update`,
 /// its signature (bound to the group and the leaf), an encryption key other
-/// than the one in `old`; the group's requirements; keys unique in `new`
-/// (the tree the Update is applied to, with the Updates before it).
+/// than the one in `old`; the group's requirements; the application's
+/// identity policy (a valid successor of the leaf it replaces); keys unique
+/// in `new` (the tree the Update is applied to, with the Updates before it).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn check_update_leaf(
     suite: crate::crypto::CipherSuite,
     group_id: &[u8],
@@ -346,6 +393,7 @@ pub(super) fn check_update_leaf(
     s: u32,
     leaf: &LeafNode<'_>,
     extensions: Extensions<'_>,
+    identity: &dyn IdentityProvider,
 ) -> Result<(), CommitError> {
     let ctx = LeafNodeContext { group_id, leaf_index: s };
     let old_key = old.encryption_key(LeafIndex(s).node().ok_or(CommitError::UnknownSender)?);
@@ -358,6 +406,8 @@ pub(super) fn check_update_leaf(
     if !leaf_fits_group(old, leaf, extensions)? {
         return Err(CommitError::UnsupportedCapabilities);
     }
+    let predecessor = old.leaf_node(LeafIndex(s)).ok_or(CommitError::UnknownSender)?;
+    check_identity(identity, group_id, CredentialUse::Update(LeafIndex(s)), leaf, Some(&predecessor))?;
     if leaf_keys_in_use(new, leaf, LeafIndex(s)) {
         return Err(CommitError::DuplicateKey);
     }
@@ -446,7 +496,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let own_leaf = self.state.private.leaf;
         let config = self.config;
         let group_id = self.state.group_id.clone();
-        let Self { trees, active, proposals, state, staged, resumption_psks, staged_reinit, pending_update_key, .. } = self;
+        let Self {
+            trees,
+            active,
+            proposals,
+            state,
+            staged,
+            resumption_psks,
+            staged_reinit,
+            staged_info,
+            pending_update_key,
+            ..
+        } = self;
         let own_psks = OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own_psks;
         let (old, mut new) = stage_trees(trees, *active);
@@ -466,7 +527,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             now,
             config.max_lifetime,
             external,
-            config.credentials,
+            config.identity,
         )?;
         if applied.path_required && commit.path.is_none() {
             return Err(CommitError::PathRequired);
@@ -506,9 +567,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             if !leaf_fits_group(&new, leaf, extensions)? {
                 return Err(CommitError::UnsupportedCapabilities);
             }
-            if !(config.credentials)(&leaf.fields.credential, leaf.fields.signature_key) {
-                return Err(CommitError::CredentialRejected);
-            }
+            // The committer's new leaf replaces its old one; an external
+            // joiner's replaces the member it removes, if any (§12.4.3.2).
+            let (usage, predecessor) = match (external, applied.external_removed) {
+                (true, Some(removed)) => (CredentialUse::ExternalJoin, Some(removed)),
+                (true, None) => (CredentialUse::ExternalJoin, None),
+                (false, _) => (CredentialUse::CommitPath(committer), Some(committer)),
+            };
+            let predecessor = match predecessor {
+                Some(l) => Some(old.leaf_node(l).ok_or(CommitError::UnknownSender)?),
+                None => None,
+            };
+            check_identity(config.identity, group_id.as_slice(), usage, leaf, predecessor.as_ref())?;
             if leaf_keys_in_use(&new, leaf, committer) {
                 return Err(CommitError::DuplicateKey);
             }
@@ -531,6 +601,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             (_, true) => {
                 // Removed: nothing of the next epoch is ours to derive.
                 *staged = Some(super::Staged::Removed);
+                *staged_info = super::StagedInfo { summary, psk_ids: applied.psk_ids, external_removed: applied.external_removed };
                 return Ok(summary);
             }
             (Some(path), false) => {
@@ -574,6 +645,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             private,
         }));
         *staged_reinit = applied.reinit;
+        *staged_info = super::StagedInfo { summary, psk_ids: applied.psk_ids, external_removed: applied.external_removed };
         Ok(summary)
     }
 }
@@ -648,6 +720,10 @@ pub(super) struct Applied<const N: usize> {
     pub(super) extensions: OwnedBytes<{ super::MAX_GROUP_EXTENSIONS_LEN }>,
     pub(super) psk_secret: Secret,
     pub(super) path_required: bool,
+    /// The PreSharedKeyIDs injected, encoded one after another.
+    pub(super) psk_ids: OwnedBytes<{ super::STAGED_PSK_BYTES }>,
+    /// The member an external Commit removes (a resync, §12.4.3.2).
+    pub(super) external_removed: Option<LeafIndex>,
     /// The committed ReInit's parameters.
     pub(super) reinit: Option<super::ReInitParams>,
 }
@@ -667,7 +743,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     now: u64,
     max_lifetime: u64,
     external: bool,
-    credentials: super::CredentialPolicy,
+    identity: &dyn IdentityProvider,
 ) -> Result<Applied<N>, CommitError> {
     let suite = state.suite;
     let mut external_init: Option<crate::crypto::hpke::KemOutput> = None;
@@ -689,6 +765,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     let mut touched: heapless::Vec<u32, N> = heapless::Vec::new();
     let mut psk_list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_PSKS_PER_COMMIT> = heapless::Vec::new();
     let mut gce: Option<Extensions<'_>> = None;
+    let mut last_removed: Option<LeafIndex> = None;
     let mut path_required = commit.proposals.is_empty();
     let mut total = 0u32;
     for por in commit.proposals.iter() {
@@ -719,6 +796,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                     return Err(CommitError::DuplicateUpdateOrRemove);
                 }
                 touched.push(rm.removed).map_err(|_| CommitError::CapacityExceeded)?;
+                last_removed = Some(LeafIndex(rm.removed));
                 summary.removes += 1;
                 summary.removes_us |= rm.removed == own_leaf.0;
             }
@@ -814,10 +892,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         let r = resolve(por, proposals, committer)?;
         if let (Proposal::Update(u), Sender::Member(s)) = (r.proposal, r.sender) {
             let leaf = u.leaf_node;
-            check_update_leaf(suite, state.group_id.as_slice(), old, new, s, &leaf, extensions)?;
-            if !credentials(&leaf.fields.credential, leaf.fields.signature_key) {
-                return Err(CommitError::CredentialRejected);
-            }
+            check_update_leaf(suite, state.group_id.as_slice(), old, new, s, &leaf, extensions, identity)?;
             new.update_leaf(LeafIndex(s), leaf.as_bytes())?;
         }
     }
@@ -832,9 +907,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         let kp = a.key_package;
         kp.validate(suite, now, max_lifetime).map_err(CommitError::InvalidKeyPackage)?;
         let leaf = kp.tbs.leaf_node;
-        if !credentials(&leaf.fields.credential, leaf.fields.signature_key) {
-            return Err(CommitError::CredentialRejected);
-        }
+        check_identity(identity, state.group_id.as_slice(), CredentialUse::Add, &leaf, None)?;
         if !leaf_fits_group(new, &leaf, extensions)? {
             return Err(CommitError::UnsupportedCapabilities);
         }
@@ -852,6 +925,19 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         added.push(l.0).map_err(|_| CommitError::CapacityExceeded)?;
     }
     let psk_secret = psk_secret(suite, &psk_list)?;
+    // Kept for the application's inspection of the staged commit.
+    let mut psk_ids: OwnedBytes<{ super::STAGED_PSK_BYTES }> = OwnedBytes::EMPTY;
+    let mut overflow = false;
+    {
+        let mut sink = |b: &[u8]| overflow |= psk_ids.0.extend_from_slice(b).is_err();
+        let mut w = Writer::sink(&mut sink);
+        for (id, _) in psk_list.iter() {
+            id.encode(&mut w)?;
+        }
+    }
+    if overflow {
+        return Err(CommitError::CapacityExceeded);
+    }
     Ok(Applied {
         summary,
         external_init,
@@ -859,6 +945,8 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
         psk_secret,
         path_required,
+        psk_ids,
+        external_removed: if external { last_removed } else { None },
         reinit,
     })
 }

@@ -175,6 +175,37 @@ pub struct TreeSlices<'s> {
     pub arena: &'s mut [u8],
 }
 
+/// A read-only view of a ratchet tree's leaves: who is in the group.
+#[derive(Clone, Copy, Debug)]
+pub struct TreeView<'s> {
+    meta: &'s TreeMeta,
+    leaves: &'s [LeafSlot],
+    arena: &'s [u8],
+}
+
+impl<'s> TreeView<'s> {
+    /// Number of leaves (a power of two, or 0 for an empty tree).
+    pub fn n_leaves(&self) -> u32 {
+        self.meta.n_leaves
+    }
+
+    /// The encoded LeafNode of leaf `i`, if not blank.
+    pub fn leaf_bytes(&self, i: LeafIndex) -> Option<&'s [u8]> {
+        if i.0 >= self.meta.n_leaves {
+            return None;
+        }
+        let slot = self.leaves.get(usize::try_from(i.0).ok()?).filter(|s| s.present)?;
+        let start = usize::try_from(slot.offset).ok()?.checked_add(LEAF_RECORD_HEADER)?;
+        let end = start.checked_add(usize::try_from(slot.len).ok()?)?;
+        self.arena.get(start..end)
+    }
+
+    /// The LeafNode of leaf `i`, if not blank.
+    pub fn leaf_node(&self, i: LeafIndex) -> Option<LeafNode<'s>> {
+        LeafNode::decode_exact(self.leaf_bytes(i)?).ok()
+    }
+}
+
 /// The leaves under `node`: `(first leaf index, count)`. A node of level `k`
 /// is `prefix << (k + 1) | (2^k - 1)`; its leaves start at `prefix << k`.
 pub(crate) fn leaf_span(node: NodeIndex) -> (u32, u32) {
@@ -250,10 +281,12 @@ impl<'s> TreeSlices<'s> {
 
     /// The encoded LeafNode of leaf `i`, if not blank.
     pub fn leaf_bytes(&self, i: LeafIndex) -> Option<&[u8]> {
-        let slot = self.leaf(i).filter(|s| s.present)?;
-        let start = usize::try_from(slot.offset).ok()?.checked_add(LEAF_RECORD_HEADER)?;
-        let end = start.checked_add(usize::try_from(slot.len).ok()?)?;
-        self.arena.get(start..end)
+        self.view().leaf_bytes(i)
+    }
+
+    /// A read-only view of this tree.
+    pub fn view(&self) -> TreeView<'_> {
+        TreeView { meta: self.meta, leaves: self.leaves, arena: self.arena }
     }
 
     /// The LeafNode of leaf `i`, if not blank.
@@ -867,6 +900,11 @@ impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {
         parents: [ParentSlot::BLANK; N],
         arena: [0; ARENA],
     };
+
+    /// A read-only view of the tree.
+    pub fn view(&self) -> TreeView<'_> {
+        TreeView { meta: &self.meta, leaves: &self.leaves, arena: &self.arena }
+    }
 
     /// The tree's storage, for the algorithms.
     pub fn slices(&mut self) -> TreeSlices<'_> {

@@ -5,31 +5,13 @@
 //! two sorts of N keys for uniqueness: O(N log N), never quadratic.
 
 use super::tree::{TreeError, TreeSlices};
-use crate::credential::Credential;
+use crate::identity::{CredentialUse, IdentityProvider, MemberIdentity};
 use crate::crypto::HashValue;
 use crate::extensions::{Extensions, U16List, EXT_REQUIRED_CAPABILITIES};
 use crate::key_package::DEFAULT_EXTENSION_TYPES;
 use crate::leaf_node::{LeafNodeContext, LeafNodeSource};
 use crate::tree_math::{self, LeafIndex, NodeIndex};
 use crate::codec::{Decode, Reader};
-
-/// The application's decision on a member's credential (§5.3.1): the core
-/// asks, the application answers.
-pub trait CredentialValidator {
-    /// True if `credential` is acceptable for a member with `signature_key`.
-    fn accept(&self, credential: &Credential<'_>, signature_key: &[u8]) -> bool;
-}
-
-/// Accepts every credential (tests, or applications that authenticate
-/// members otherwise).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AcceptAllCredentials;
-
-impl CredentialValidator for AcceptAllCredentials {
-    fn accept(&self, _: &Credential<'_>, _: &[u8]) -> bool {
-        true
-    }
-}
 
 /// Why a ratchet tree was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,8 +56,8 @@ pub struct TreeCheck<'a> {
     pub tree_hash: Option<&'a [u8]>,
     /// The group's GroupContext extensions (for `required_capabilities`).
     pub group_extensions: Extensions<'a>,
-    /// The application's credential policy.
-    pub credentials: &'a dyn CredentialValidator,
+    /// The application's identity policy, asked for every leaf.
+    pub identity: &'a dyn IdentityProvider,
 }
 
 impl TreeSlices<'_> {
@@ -122,7 +104,8 @@ impl TreeSlices<'_> {
                 _ => Some(LeafNodeContext { group_id: check.group_id, leaf_index: i }),
             };
             leaf.verify_signature(suite, context).map_err(|_| TreeValidationError::InvalidLeafSignature(l))?;
-            if !check.credentials.accept(&f.credential, f.signature_key) {
+            let member = MemberIdentity { credential: f.credential, signature_key: f.signature_key };
+            if !check.identity.validate(check.group_id, CredentialUse::TreeMember(l), &member) {
                 return Err(TreeValidationError::CredentialRejected(l));
             }
             let caps = &f.capabilities;

@@ -15,7 +15,7 @@ use crate::crypto::hpke::HpkePrivateKey;
 use crate::crypto::signature::SignaturePrivateKey;
 use crate::executor::Executor;
 use crate::group::{
-    CommitBuffers, CommitOutput, CreateCommitError, CredentialPolicy, Group, GroupError, JoinError, JoinParams,
+    CommitBuffers, CommitOutput, CreateCommitError, Group, GroupError, JoinError, JoinParams,
     ReceiveError, Received,
 };
 use crate::key_package::KeyPackagePrivateKeys;
@@ -126,10 +126,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         &mut self,
         storage: &mut S,
         slot: u8,
-        credentials: CredentialPolicy,
+        identity: &'static dyn crate::identity::IdentityProvider,
         buf: &mut RecordBuffer,
     ) -> Result<(), StoreError> {
-        let result = self.load_inner(storage, slot, credentials, buf);
+        let result = self.load_inner(storage, slot, identity, buf);
         // The buffer held plaintext records (secrets): none stays behind.
         zeroize::Zeroize::zeroize(buf);
         if result.is_err() {
@@ -142,7 +142,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         &mut self,
         storage: &mut S,
         slot: u8,
-        credentials: CredentialPolicy,
+        identity: &'static dyn crate::identity::IdentityProvider,
         buf: &mut RecordBuffer,
     ) -> Result<(), StoreError> {
         let head = Head::read(storage, slot, buf)?;
@@ -154,7 +154,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         for part in Part::ALL {
             let info = *head.part(part);
             for_each_item(storage, slot, part, &info, buf, &mut |item| {
-                self.restore_item(part, item, &mut checks, credentials)
+                self.restore_item(part, item, &mut checks, identity)
             })?;
         }
         self.restore_finish(&checks)

@@ -29,6 +29,7 @@ const T_STAGED_HEADER: u8 = 8;
 const T_STAGED_REINIT: u8 = 9;
 const T_UPDATE_KEY: u8 = 10;
 const T_PROPOSALS: u8 = 11;
+const T_STAGED_INFO: u8 = 12;
 
 /// Proposal-store bytes per item.
 const PROPOSAL_CHUNK: usize = 2048;
@@ -65,6 +66,51 @@ fn write_secrets(w: &mut Writer<'_>, s: &EpochSecrets, with_encryption: bool) ->
         write_secret(w, secret)?;
     }
     if with_encryption { write_secret(w, &s.encryption_secret) } else { w.write_opaque(&[]) }
+}
+
+fn write_staged_info(w: &mut Writer<'_>, info: &crate::group::StagedInfo) -> Result<(), CodecError> {
+    let s = &info.summary;
+    w.write_u32(s.committer.0)?;
+    w.write_u64(s.new_epoch)?;
+    for n in [s.adds, s.removes, s.updates, s.psks] {
+        w.write_u32(n)?;
+    }
+    let flags = u8::from(s.extensions_changed)
+        | u8::from(s.reinit) << 1
+        | u8::from(s.has_path) << 2
+        | u8::from(s.removes_us) << 3
+        | u8::from(info.external_removed.is_some()) << 4;
+    w.write_u8(flags)?;
+    w.write_u32(info.external_removed.map_or(0, |l| l.0))?;
+    w.write_opaque(info.psk_ids.as_slice())
+}
+
+fn read_staged_info(r: &mut Reader<'_>) -> Result<crate::group::StagedInfo, CodecError> {
+    let committer = LeafIndex(r.read_u32()?);
+    let new_epoch = r.read_u64()?;
+    let (adds, removes, updates, psks) = (r.read_u32()?, r.read_u32()?, r.read_u32()?, r.read_u32()?);
+    let flags = r.read_u8()?;
+    if flags >> 5 != 0 {
+        return Err(CodecError::InvalidValue);
+    }
+    let external_removed = r.read_u32()?;
+    let psk_ids = OwnedBytes::from_slice(r.read_opaque()?)?;
+    Ok(crate::group::StagedInfo {
+        summary: crate::group::StagedCommitSummary {
+            committer,
+            new_epoch,
+            adds,
+            removes,
+            updates,
+            psks,
+            extensions_changed: flags & 1 != 0,
+            reinit: flags & 2 != 0,
+            has_path: flags & 4 != 0,
+            removes_us: flags & 8 != 0,
+        },
+        psk_ids,
+        external_removed: (flags & 16 != 0).then_some(LeafIndex(external_removed)),
+    })
 }
 
 fn read_secrets(r: &mut Reader<'_>) -> Result<EpochSecrets, CodecError> {
@@ -284,6 +330,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     }
 
     fn save_staged(&mut self, out: &mut dyn ItemSink) -> Result<(), StoreError> {
+        if self.staged.is_none() {
+            return Ok(());
+        }
+        let info = &self.staged_info;
+        out.item(&|w| {
+            w.write_u8(T_STAGED_INFO)?;
+            write_staged_info(w, info)
+        })?;
         match &self.staged {
             None => return Ok(()),
             Some(Staged::Removed) => return out.item(&|w| w.write_u8(T_STAGED_REMOVED)),
@@ -323,6 +377,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.removed = true;
         self.reinit = None;
         self.staged_reinit = None;
+        self.staged_info = crate::group::StagedInfo::EMPTY;
         self.pending_update_key = None;
         self.active = 0;
         for t in self.trees.iter_mut() {
@@ -342,7 +397,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         part: Part,
         item: &[u8],
         checks: &mut RestoreChecks,
-        credentials: crate::group::CredentialPolicy,
+        identity: &'static dyn crate::identity::IdentityProvider,
     ) -> Result<(), StoreError> {
         let mut r = Reader::new(item);
         let tag = r.read_u8()?;
@@ -364,7 +419,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 self.config = GroupConfig {
                     secret_tree: SecretTreeConfig { max_forward_distance },
                     max_lifetime,
-                    credentials,
+                    identity,
                 };
                 checks.tree_hash = Some(tree_hash);
                 checks.header_seen = true;
@@ -400,6 +455,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 self.proposals.append_raw(r.remaining()).map_err(|_| StoreError::TooLarge)?;
             }
             (Part::Staged, T_STAGED_REMOVED) => self.staged = Some(Staged::Removed),
+            (Part::Staged, T_STAGED_INFO) => {
+                self.staged_info = read_staged_info(&mut r)?;
+                r.finish()?;
+            }
             (Part::Staged, T_STAGED_HEADER) => {
                 let state = read_state(&mut r)?;
                 let n_leaves = r.read_u32()?;

@@ -36,7 +36,6 @@ use crate::{FileStorage, Flush};
 use mls_nostd::codec::Decode;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
-use mls_nostd::group::accept_all_credentials;
 use mls_nostd::key_package::{KeyPackage, KeyPackagePrivateKeys};
 use mls_nostd::store::durable::{RecordBuffer, load_key_package, store_key_package};
 use mls_nostd::store::{Parts, RecordKey, Storage, StoreError, recover};
@@ -305,7 +304,7 @@ impl MemberStore {
     ) -> Result<LoadedMember, PersistError> {
         recover(&mut self.storage, GROUP_SLOT, &mut buf[..]).map_err(self.fail("recovering its store"))?;
         group
-            .load(&mut self.storage, GROUP_SLOT, accept_all_credentials, buf)
+            .load(&mut self.storage, GROUP_SLOT, &mls_nostd::identity::SAME_CREDENTIAL, buf)
             .map_err(self.fail("loading its group"))?;
         let mut record = self
             .read_own(MEMBER_RECORD, buf, "loading its signature key")?

@@ -21,7 +21,6 @@ use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use rand_core::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
 
@@ -233,7 +232,6 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             signer: &m.signer,
             ratchet_tree: None,
             psks: &NoPsks,
-            credentials: &AcceptAllCredentials,
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];

@@ -37,7 +37,6 @@ use mls_nostd::group::{Group, GroupConfig, JoinParams, Received};
 use mls_nostd::key_package::KeyPackagePrivateKeys;
 use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::psk::{LinkedGroup, PskStore};
-use mls_nostd::ratchet_tree::validate::AcceptAllCredentials;
 use serde_json::Value;
 
 /// Room for 256 members, 512 bytes of LeafNode each, 256 out-of-order keys
@@ -138,7 +137,6 @@ impl Member {
             signer: &self.signer,
             ratchet_tree: tree.as_deref(),
             psks,
-            credentials: &AcceptAllCredentials,
             // The vectors' KeyPackages have lifetimes of many years.
             config: GroupConfig { max_lifetime: u64::MAX, ..GroupConfig::default() },
         };

@@ -10,7 +10,7 @@ use super::{
 use mls_nostd::codec::Writer;
 use mls_nostd::extensions::Extensions;
 use mls_nostd::ratchet_tree::tree::{RatchetTree, decode_tree};
-use mls_nostd::ratchet_tree::validate::{AcceptAllCredentials, TreeCheck};
+use mls_nostd::ratchet_tree::validate::TreeCheck;
 use mls_nostd::tree_math::NodeIndex;
 use serde_json::Value;
 
@@ -51,7 +51,7 @@ pub fn check_case(case: &Value) -> CaseResult {
         group_id: &group_id,
         tree_hash: Some(root.as_bytes()),
         group_extensions: Extensions::default(),
-        credentials: &AcceptAllCredentials,
+        identity: &mls_nostd::identity::SameCredential,
     };
     let (mut a, mut b) = ([0u32; 64], [0u32; 64]);
     t.validate(&check, &mut a, &mut b).ctx("validate")?;

@@ -1,0 +1,83 @@
+//! The application's identity policy (RFC 9420 §5.3.1).
+//!
+//! MLS authenticates members by their credentials, but only the application
+//! knows which credentials it trusts and who may take over a leaf. The core
+//! asks an [`IdentityProvider`] at every place a credential enters the group
+//! or replaces another one:
+//!
+//! | where | asks |
+//! |---|---|
+//! | joining (every leaf of the tree, Welcome or external join) | [`IdentityProvider::validate`] |
+//! | an Add proposal's KeyPackage | `validate` |
+//! | an Update proposal's leaf (§12.1.2) | `validate`, then [`IdentityProvider::valid_successor`] of the leaf it replaces |
+//! | the leaf of a member's UpdatePath (§12.4.2) | `validate`, then `valid_successor` of the committer's old leaf |
+//! | the leaf of an external joiner's UpdatePath (§12.4.3.2) | `validate`; with a Remove in the Commit (a resync), `valid_successor` of the removed leaf |
+//!
+//! Without the successor check, anyone holding a GroupInfo with
+//! `external_pub` could evict any member with an external Commit carrying a
+//! Remove of that member (§12.4.3.2 requires the new leaf to meet the rules
+//! of an Update of the removed one).
+
+use crate::credential::Credential;
+use crate::tree_math::LeafIndex;
+
+/// A member's identity as a leaf states it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberIdentity<'a> {
+    /// The leaf's credential.
+    pub credential: Credential<'a>,
+    /// The leaf's signature public key.
+    pub signature_key: &'a [u8],
+}
+
+/// Where a credential is being checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum CredentialUse {
+    /// A leaf of a ratchet tree we join (from a Welcome or by external Commit).
+    TreeMember(LeafIndex),
+    /// The KeyPackage of an Add proposal.
+    Add,
+    /// The new leaf of an Update proposal from this leaf.
+    Update(LeafIndex),
+    /// The new leaf of the UpdatePath of a Commit by this member.
+    CommitPath(LeafIndex),
+    /// The leaf of an external joiner's UpdatePath.
+    ExternalJoin,
+}
+
+/// The application's decisions on credentials (§5.3.1).
+pub trait IdentityProvider {
+    /// True if `member` may be a member of group `group_id`: its credential is
+    /// one the application trusts for its signature key.
+    fn validate(&self, group_id: &[u8], usage: CredentialUse, member: &MemberIdentity<'_>) -> bool;
+
+    /// True if `successor` may replace `predecessor` in the same leaf (an
+    /// Update, a committer's new leaf) or, for an external resync, take the
+    /// removed member's place: both present identifiers the application
+    /// considers the same participant (§5.3.1).
+    fn valid_successor(&self, predecessor: &MemberIdentity<'_>, successor: &MemberIdentity<'_>) -> bool;
+}
+
+/// The default policy: every credential is accepted, and a successor must
+/// carry exactly its predecessor's credential (type and content; the
+/// signature key may change). Suits applications that authenticate members
+/// by other means and use basic credentials; X.509 users (whose certificates
+/// are renewed) implement [`IdentityProvider`] themselves.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SameCredential;
+
+impl IdentityProvider for SameCredential {
+    fn validate(&self, _: &[u8], _: CredentialUse, _: &MemberIdentity<'_>) -> bool {
+        true
+    }
+
+    fn valid_successor(&self, predecessor: &MemberIdentity<'_>, successor: &MemberIdentity<'_>) -> bool {
+        predecessor.credential == successor.credential
+    }
+}
+
+/// [`SameCredential`] as a `'static` reference, for
+/// [`GroupConfig`](crate::group::GroupConfig).
+pub static SAME_CREDENTIAL: SameCredential = SameCredential;

@@ -39,15 +39,29 @@ step "API documentation, every feature, no rustdoc warning"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 
 step "core builds for microcontrollers, without a heap"
+# The default suites (1, 2, 3), then every suite on its own and all together.
+SUITES=(suite-1 suite-2 suite-3 suite-4 suite-5 suite-6 suite-7 all-suites)
 for t in "${MCU_TARGETS[@]}"; do
     cargo build -p mls-nostd --target "$t"
+    cargo build -p mls-nostd --target "$t" --no-default-features --features all-suites
+done
+for s in "${SUITES[@]}"; do
+    cargo build -p mls-nostd --target thumbv7em-none-eabihf --no-default-features --features "$s"
 done
 cargo build -p mls-nostd --target thumbv7em-none-eabihf --features defmt
-# No dependency of the core may enable an `alloc` feature, with or without defmt.
+# No dependency of the core may enable an `alloc` feature: default suites with
+# or without defmt, and each suite feature alone.
 for features in "" defmt; do
     if cargo tree -p mls-nostd -e normal,build --target thumbv7em-none-eabihf --features "$features" \
         -f '{p} {f}' | grep -w alloc; then
         echo "FAIL: a dependency of mls-nostd enables alloc (features: '$features')" >&2
+        exit 1
+    fi
+done
+for s in "${SUITES[@]}"; do
+    if cargo tree -p mls-nostd -e normal,build --target thumbv7em-none-eabihf --no-default-features \
+        --features "$s" -f '{p} {f}' | grep -w alloc; then
+        echo "FAIL: a dependency of mls-nostd enables alloc (features: '$s' alone)" >&2
         exit 1
     fi
 done

@@ -102,7 +102,7 @@ impl Ours {
         let mut rng = SeededRng(seed ^ 0x6d6c_732d_6e6f_7374);
         let mut s = [0u8; 32];
         rand_core::Rng::fill_bytes(&mut rng, &mut s);
-        let signer = SignaturePrivateKey::from_slice(&s).expect("an Ed25519 seed");
+        let signer = SignaturePrivateKey::from_slice(suite, &s).expect("a signature key of the suite");
         let sig_pub = signer.public_key().as_bytes().to_vec();
         Self {
             name: name.to_string(),
@@ -592,7 +592,8 @@ pub struct OursExternal {
 impl OursExternal {
     /// An external sender named `name` with the Ed25519 key of `seed`.
     pub fn new(name: &str, seed: u8) -> Self {
-        Self { name: name.to_string(), signer: SignaturePrivateKey::from_slice(&[seed; 32]).expect("an Ed25519 seed") }
+        Self { name: name.to_string(), signer: SignaturePrivateKey::from_slice(CipherSuite::X25519Aes128GcmSha256Ed25519, &[seed; 32])
+            .expect("an Ed25519 seed") }
     }
 
     fn propose(&self, group_info: &[u8], index: u32, proposal: Proposal<'_>) -> Vec<u8> {
@@ -779,7 +780,8 @@ impl OursClient {
         let mut rng = SeededRng(seed ^ 0x6f75_7273_636c_6965);
         let mut s = [0u8; 32];
         rand_core::Rng::fill_bytes(&mut rng, &mut s);
-        let signer = SignaturePrivateKey::from_slice(&s).expect("an Ed25519 seed");
+        // The scripts run suites 1 and 3, both Ed25519.
+        let signer = SignaturePrivateKey::from_slice(CipherSuite::X25519Aes128GcmSha256Ed25519, &s).expect("an Ed25519 seed");
         Self {
             name: name.to_string(),
             rng,
@@ -1326,10 +1328,11 @@ impl scripts::Client for OursClient {
         Ok((tx, msg))
     }
 
-    fn create_external_signer(&mut self, _suite: u16) -> Outcome<Bytes> {
+    fn create_external_signer(&mut self, suite: u16) -> Outcome<Bytes> {
+        let suite = CipherSuite::from_u16(suite).ok_or_else(|| failed("cipher suite")(suite))?;
         let mut s = [0u8; 32];
         rand_core::Rng::fill_bytes(&mut self.rng, &mut s);
-        let signer = SignaturePrivateKey::from_slice(&s).map_err(failed("signature key"))?;
+        let signer = SignaturePrivateKey::from_slice(suite, &s).map_err(failed("signature key"))?;
         let entry = scripts::external_sender(signer.public_key().as_bytes(), self.name.as_bytes());
         self.external_signer = Some(signer);
         Ok(entry)

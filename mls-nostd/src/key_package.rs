@@ -181,8 +181,8 @@ impl<'a> KeyPackage<'a> {
         {
             return Err(KeyPackageError::UnsupportedExtension);
         }
-        if crate::crypto::hpke::HpkePublicKey::from_slice(tbs.init_key).is_err()
-            || crate::crypto::hpke::HpkePublicKey::from_slice(leaf.encryption_key).is_err()
+        if crate::crypto::hpke::HpkePublicKey::for_suite(suite, tbs.init_key).is_err()
+            || crate::crypto::hpke::HpkePublicKey::for_suite(suite, leaf.encryption_key).is_err()
         {
             return Err(KeyPackageError::InvalidKey);
         }
@@ -190,7 +190,7 @@ impl<'a> KeyPackage<'a> {
             LeafNodeError::InvalidKey => KeyPackageError::InvalidKey,
             _ => KeyPackageError::InvalidLeafSignature,
         })?;
-        let key = SignaturePublicKey::from_slice(leaf.signature_key).map_err(|_| KeyPackageError::InvalidKey)?;
+        let key = SignaturePublicKey::for_suite(suite, leaf.signature_key).map_err(|_| KeyPackageError::InvalidKey)?;
         verify_with_label_parts(suite, &key, b"KeyPackageTBS", &[self.tbs_bytes], self.signature)
             .map_err(|_| KeyPackageError::InvalidSignature)
     }
@@ -306,7 +306,7 @@ impl KeyPackage<'_> {
         use crate::extensions::U16List;
         use crate::leaf_node::{Capabilities, LeafNodeFields};
         let suite = params.suite;
-        let mut ikm = crate::crypto::Secret::zero(32)?;
+        let mut ikm = crate::crypto::Secret::zero(suite.hash_len())?;
         rng.fill_bytes(ikm.as_mut_bytes());
         let (init_sk, init_pk) = derive_key_pair(suite, ikm.as_bytes())?;
         rng.fill_bytes(ikm.as_mut_bytes());

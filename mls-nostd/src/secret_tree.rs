@@ -425,7 +425,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     /// A tree with no leaves, usable in `const` and `static` items.
     pub const EMPTY: Self = Self {
         meta: SecretTreeMeta {
-            suite: CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+            suite: CipherSuite::PLACEHOLDER,
             n_leaves: 0,
             config: SecretTreeConfig { max_forward_distance: 0 },
             next_seq: 0,

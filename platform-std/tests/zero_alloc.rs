@@ -91,7 +91,7 @@ const MEMBERS: usize = 8;
 
 
 fn signer(i: usize) -> SignaturePrivateKey {
-    SignaturePrivateKey::from_slice(&[i as u8 + 1; 32]).unwrap()
+    SignaturePrivateKey::from_slice(SUITE, &[i as u8 + 1; 32]).unwrap()
 }
 
 fn name(i: usize) -> Vec<u8> {

@@ -123,7 +123,7 @@ impl Member {
         Self {
             name,
             group: Box::new(G::EMPTY),
-            signer: SignaturePrivateKey::from_slice(&s).unwrap(),
+            signer: SignaturePrivateKey::from_slice(SUITE, &s).unwrap(),
             rng: TestRng(seed),
         }
     }
@@ -2232,7 +2232,7 @@ fn join_invalid_tree() {
     let bob_leaf = fx.bob.leaf(1);
     let at = find(&tree, &bob_leaf) + bob_leaf.len() - 1;
     let bad_leaf = flip(&tree, at);
-    let root_key = *fx.alice.group.tree().encryption_key(NodeIndex(3)).unwrap();
+    let root_key = fx.alice.group.tree().encryption_key(NodeIndex(3)).unwrap().to_vec();
     let bad_parent = flip(&tree, find(&tree, &root_key) + 3);
     for (bad, want) in [
         (bad_leaf, TreeValidationError::InvalidLeafSignature(LeafIndex(1))),

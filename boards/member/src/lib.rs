@@ -1,4 +1,5 @@
-//! The device side of the member scenario (cipher suite 3), shared by the
+//! The device side of the member scenario (cipher suite 3, or 2 with the
+//! feature `suite-2`), shared by the
 //! firmware, which runs it on the board, and by `board-scenario`, which runs
 //! it on the host at build time to predict the firmware's output.
 //!
@@ -28,7 +29,12 @@ use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 pub use rng::SeededRng;
 
 /// The scenario's cipher suite: X25519, ChaCha20Poly1305, SHA-256, Ed25519.
+#[cfg(not(feature = "suite-2"))]
 pub const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+/// The scenario's cipher suite (feature `suite-2`): P-256, AES-128-GCM,
+/// SHA-256, ECDSA P-256.
+#[cfg(feature = "suite-2")]
+pub const SUITE: CipherSuite = CipherSuite::P256Aes128GcmSha256P256;
 /// The device's clock, in seconds since the Unix epoch. QEMU's boards have
 /// no battery-backed clock the firmware could trust, so "now" is fixed; it
 /// only decides whether KeyPackage lifetimes are valid.

@@ -264,7 +264,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             by_value.iter().any(|p| matches!(p, Proposal::Add(a) if a.key_package.tbs.leaf_node.fields.signature_key == key))
         };
         // Signature keys of the pending clients added so far: each client once (§12.2).
-        let mut adding: heapless::Vec<[u8; 32], MAX_PENDING_REFS> = heapless::Vec::new();
+        let mut adding: heapless::Vec<crate::crypto::signature::SignaturePublicKey, MAX_PENDING_REFS> =
+            heapless::Vec::new();
         // PreSharedKeyIDs chosen so far, nonce included: each once (§12.2;
         // issue #13: at 7208f14 two pending proposals of one PreSharedKeyID
         // were both chosen and our own Commit failed with DuplicatePsk).
@@ -306,7 +307,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                         let member = (0..tree.n_leaves())
                             .find(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| &k[..] == key))
                             .is_some_and(|i| !touched.contains(&i) && !by_value_touches(i));
-                        let fresh = !member && !by_value_adds(key) && !adding.iter().any(|k| &k[..] == key);
+                        let fresh = !member && !by_value_adds(key) && !adding.iter().any(|k| k.as_bytes() == key);
                         let leaf = &a.key_package.tbs.leaf_node;
                         let accepted = super::process::check_identity(
                             identity,
@@ -317,7 +318,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                         )
                         .is_ok();
                         if fresh && accepted && a.key_package.validate(suite, now, max_lifetime).is_ok() {
-                            if let Ok(k) = <[u8; 32]>::try_from(key) {
+                            if let Ok(k) = crate::crypto::signature::SignaturePublicKey::from_slice(key) {
                                 adding.push(k).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
                             }
                             true
@@ -372,7 +373,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         out: &'o mut [u8],
     ) -> Result<&'o [u8], CreateCommitError> {
         let suite = self.state.suite;
-        let mut ikm = Secret::zero(32).map_err(CommitError::Crypto)?;
+        let mut ikm = Secret::zero(suite.hash_len()).map_err(CommitError::Crypto)?;
         rng.fill_bytes(ikm.as_mut_bytes());
         let (sk, pk) = crate::crypto::hpke::derive_key_pair(suite, ikm.as_bytes()).map_err(CommitError::Crypto)?;
         let fields = crate::leaf_node::LeafNodeFields {

@@ -48,7 +48,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     ) -> Result<(), GroupError> {
         let suite = p.suite;
         let nh = suite.hash_len();
-        let mut ikm = Secret::zero(32).map_err(GroupError::Crypto)?;
+        let mut ikm = Secret::zero(suite.hash_len()).map_err(GroupError::Crypto)?;
         rng.fill_bytes(ikm.as_mut_bytes());
         let (leaf_sk, leaf_pk) = derive_key_pair(suite, ikm.as_bytes()).map_err(GroupError::Crypto)?;
         let mut epoch_secret = Secret::zero(nh).map_err(GroupError::Crypto)?;
@@ -103,7 +103,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
         // The GroupContext must encode within its capacity.
         let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
-        state.group_context(&[0; 32], &mut gc).map_err(GroupError::Codec)?;
+        let zero = [0u8; crate::crypto::MAX_HASH_LEN];
+        let tree_hash = zero.get(..suite.hash_len()).ok_or(GroupError::Codec(crate::codec::CodecError::InvalidValue))?;
+        state.group_context(tree_hash, &mut gc).map_err(GroupError::Codec)?;
         self.install(state, spare, signer, p.config).map_err(GroupError::SecretTree)?;
         Ok(())
     }

@@ -143,7 +143,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
 
         // ExternalInit (§8.3): init_secret exported from an HPKE context to external_pub.
         let nh = suite.hash_len();
-        let mut eph = Secret::zero(32)?;
+        let mut eph = Secret::zero(suite.hash_len())?;
         rng.fill_bytes(eph.as_mut_bytes());
         let info_hash = hpke::info_hash(suite, &[])?;
         let mut init_secret = Secret::zero(nh)?;
@@ -173,7 +173,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         }
 
         // Our leaf at the leftmost blank leaf, then a path from it (§12.4.3.2).
-        let mut placeholder_ikm = Secret::zero(32)?;
+        let mut placeholder_ikm = Secret::zero(suite.hash_len())?;
         rng.fill_bytes(placeholder_ikm.as_mut_bytes());
         let (placeholder_sk, _) = hpke::derive_key_pair(suite, placeholder_ikm.as_bytes())?;
         let mut leaf_buf = [0u8; 4096];

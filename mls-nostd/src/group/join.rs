@@ -221,7 +221,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             let mut node = Some(lca);
             let mut first = true;
             while let Some(n) = node {
-                if let Some(expected) = tree.encryption_key(n).copied() {
+                if let Some(expected) = tree.encryption_key(n) {
                     if !first {
                         secret = derive_secret(suite, secret.as_bytes(), b"path")?;
                     }

@@ -310,7 +310,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// `static` items so that no group state is ever built on the stack.
     pub const EMPTY: Self = Self {
         state: EpochState {
-            suite: CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+            suite: CipherSuite::PLACEHOLDER,
             group_id: OwnedBytes::EMPTY,
             epoch: 0,
             confirmed_transcript_hash: HashValue::EMPTY,

@@ -24,7 +24,7 @@ use rand_core::CryptoRng;
 use zeroize::Zeroize;
 
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
-use crate::crypto::signature::{SIGNATURE_LEN, Signature, SignaturePrivateKey, SignaturePublicKey};
+use crate::crypto::signature::{Signature, SignaturePrivateKey, SignaturePublicKey};
 use crate::crypto::{AEAD_TAG_LEN, CipherSuite, Secret};
 use crate::group_context::PROTOCOL_VERSION_MLS10;
 use crate::secret_tree::{RatchetKey, RatchetKind, SecretTree, SecretTreeError, sender_data_key_nonce};
@@ -128,10 +128,10 @@ fn opaque_len(n: usize) -> Result<usize, CodecError> {
     varint_len(n)?.checked_add(n).ok_or(CodecError::VarintTooLarge)
 }
 
-/// Bytes of the FramedContentAuthData of a content type (signature, and a
-/// `Nh`-byte confirmation tag for commits).
-fn auth_len(suite: CipherSuite, content_type: ContentType) -> Result<usize, CodecError> {
-    let signature = opaque_len(SIGNATURE_LEN)?;
+/// Bytes of the FramedContentAuthData of a content type (a signature of
+/// `signature_len` bytes, and a `Nh`-byte confirmation tag for commits).
+fn auth_len(suite: CipherSuite, content_type: ContentType, signature_len: usize) -> Result<usize, CodecError> {
+    let signature = opaque_len(signature_len)?;
     match content_type {
         ContentType::Commit => signature.checked_add(opaque_len(suite.hash_len())?).ok_or(CodecError::VarintTooLarge),
         ContentType::Application | ContentType::Proposal => Ok(signature),
@@ -187,22 +187,29 @@ pub fn sign<'o, 'c>(
     let mut counter = Writer::counter();
     content.content.encode_body(&mut counter)?;
     let body_len = counter.len();
-    let auth_len = auth_len(suite, content_type)?;
-    let ciphertext_len = add(add(add(body_len, auth_len)?, padding)?, AEAD_TAG_LEN)?;
     let group_id = opaque_len(content.group_id.len())?;
     let authenticated_data = opaque_len(content.authenticated_data.len())?;
-    // MLSMessage head, group_id, epoch, content_type, authenticated_data,
-    // encrypted_sender_data, the length prefix of the ciphertext.
-    let body_start =
-        [group_id, 8, 1, authenticated_data, opaque_len(ENCRYPTED_SENDER_DATA_LEN)?, varint_len(ciphertext_len)?]
-            .iter()
-            .try_fold(MLS_MESSAGE_HEAD, |acc, n| acc.checked_add(*n))
-            .ok_or(OVERFLOW)?;
-    let total = add(body_start, ciphertext_len)?;
+    // Where the body starts, the auth data's length and the message's, for a
+    // signature of `signature_len` bytes (ECDSA's DER signatures vary in length).
+    let out_len = out.len();
+    let layout = |signature_len: usize| -> Result<(usize, usize, usize), ProtectionError> {
+        let auth_len = auth_len(suite, content_type, signature_len)?;
+        let ciphertext_len = add(add(add(body_len, auth_len)?, padding)?, AEAD_TAG_LEN)?;
+        // MLSMessage head, group_id, epoch, content_type, authenticated_data,
+        // encrypted_sender_data, the length prefix of the ciphertext.
+        let body_start =
+            [group_id, 8, 1, authenticated_data, opaque_len(ENCRYPTED_SENDER_DATA_LEN)?, varint_len(ciphertext_len)?]
+                .iter()
+                .try_fold(MLS_MESSAGE_HEAD, |acc, n| acc.checked_add(*n))
+                .ok_or(OVERFLOW)?;
+        let total = add(body_start, ciphertext_len)?;
+        if out_len < total {
+            return Err(ProtectionError::BufferTooSmall { needed: total });
+        }
+        Ok((body_start, auth_len, total))
+    };
+    let (body_start, _, total) = layout(suite.signature_scheme().max_signature_len())?;
     let short = ProtectionError::BufferTooSmall { needed: total };
-    if out.len() < total {
-        return Err(short);
-    }
     // The FramedContent ends where the body starts: its head (group_id,
     // epoch, sender, authenticated_data, content_type) is shorter than the
     // PrivateMessage header, so it fits before.
@@ -221,6 +228,19 @@ pub fn sign<'o, 'c>(
     let encoded = out.get(content_start..content_end).ok_or(short)?;
     let tbs = FramedContentTbs::new(WIRE_FORMAT_PRIVATE_MESSAGE, encoded, context.bytes())?;
     let signature = tbs.sign(suite, signer)?;
+    // A signature shorter than the longest may shorten the ciphertext's
+    // length prefix: then the content moves left with the body's start.
+    let (new_body_start, auth_len, _) = layout(signature.len())?;
+    let shift = body_start.checked_sub(new_body_start).ok_or(INCONSISTENT)?;
+    let content_start = content_start.checked_sub(shift).ok_or(INCONSISTENT)?;
+    let body_start = new_body_start;
+    if shift > 0 {
+        // In range: content_end <= the first layout's total <= out.len().
+        if content_end > out.len() {
+            return Err(ProtectionError::BufferTooSmall { needed: content_end });
+        }
+        out.copy_within(content_start + shift..content_end, content_start);
+    }
     Ok(SignedPrivateMessage {
         out,
         suite,

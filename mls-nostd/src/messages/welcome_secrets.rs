@@ -37,7 +37,7 @@ use super::framing::WIRE_FORMAT_WELCOME;
 use super::group_info::{GroupInfo, GroupInfoError};
 use super::welcome::{PathSecret, Welcome};
 use crate::codec::{CodecError, Decode, ListView, Reader, VARINT_MAX, Writer};
-use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KEM_PRIVATE_LEN, KEM_PUBLIC_LEN, KemOutput};
+use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KemOutput};
 use crate::crypto::labeled::{LABEL_PREFIX, VarintPrefix, decrypt_with_label};
 use crate::crypto::signature::SignaturePublicKey;
 use crate::crypto::{AEAD_TAG_LEN, CipherSuite, CryptoError, HashValue, Secret};
@@ -55,8 +55,6 @@ pub const WELCOME_LABEL: &[u8] = b"Welcome";
 /// same bound as PreSharedKey proposals per Commit in the group layer).
 pub const MAX_WELCOME_PSKS: usize = 16;
 
-/// Bytes of randomness per ephemeral HPKE key (`DeriveKeyPair` input, `Nsk`).
-const EPH_IKM_LEN: usize = KEM_PRIVATE_LEN;
 
 /// `MLSMessage` header of a Welcome: version, wire format, cipher suite.
 const HEADER_LEN: usize = 6;
@@ -181,7 +179,11 @@ fn sum(parts: &[usize]) -> Result<usize, WelcomeError> {
 /// What all GroupSecrets of a Welcome share, for sizing them.
 #[derive(Clone, Copy)]
 struct Shape {
+    /// `Nh`: the joiner secret's length, and the bytes of randomness per
+    /// ephemeral HPKE key (`DeriveKeyPair` input).
     joiner_len: usize,
+    /// `Nenc` of the suite's KEM.
+    kem_output_len: usize,
     /// The encoded `PreSharedKeyID psks<V>`, prefix included.
     psks_len: usize,
 }
@@ -200,7 +202,7 @@ impl Shape {
     fn entry_len(&self, member: &NewMember<'_>) -> Result<(usize, usize), WelcomeError> {
         let gs = self.group_secrets_len(member.path_secret.map(Secret::len))?;
         let ct = gs.checked_add(AEAD_TAG_LEN).ok_or(WelcomeError::TooLarge)?;
-        let entry = sum(&[vector_len(member.key_package_ref.as_bytes().len())?, vector_len(KEM_PUBLIC_LEN)?, vector_len(ct)?])?;
+        let entry = sum(&[vector_len(member.key_package_ref.as_bytes().len())?, vector_len(self.kem_output_len)?, vector_len(ct)?])?;
         Ok((entry, gs))
     }
 }
@@ -260,7 +262,7 @@ impl<'a> NewMember<'a> {
     ) -> Result<Self, CryptoError> {
         Ok(Self {
             key_package_ref: key_package.reference(suite)?,
-            init_key: HpkePublicKey::from_slice(key_package.tbs.init_key)?,
+            init_key: HpkePublicKey::for_suite(suite, key_package.tbs.init_key)?,
             path_secret,
         })
     }
@@ -285,9 +287,13 @@ impl WelcomeParams<'_> {
     fn layout(&self, members: &[NewMember<'_>]) -> Result<Layout, WelcomeError> {
         let mut psks = Writer::counter();
         psks.write_vec(self.psks).map_err(writing)?;
-        let shape = Shape { joiner_len: self.joiner_secret.len(), psks_len: psks.len() };
+        let shape = Shape {
+            joiner_len: self.joiner_secret.len(),
+            kem_output_len: self.suite.kem().public_len(),
+            psks_len: psks.len(),
+        };
         let mut secrets_body = 0usize;
-        let mut stride = EPH_IKM_LEN;
+        let mut stride = shape.joiner_len;
         for m in members {
             let (entry, _) = shape.entry_len(m)?;
             secrets_body = secrets_body.checked_add(entry).ok_or(WelcomeError::TooLarge)?;
@@ -394,7 +400,7 @@ impl WelcomeParams<'_> {
 
         // Randomness before the batch, in member order.
         for chunk in jobs.chunks_exact_mut(layout.stride) {
-            rng.fill_bytes(chunk.get_mut(..EPH_IKM_LEN).ok_or(short)?);
+            rng.fill_bytes(chunk.get_mut(..layout.shape.joiner_len).ok_or(short)?);
         }
         // Jobs report failures through flags (plain stores: no atomic
         // read-modify-write, which thumbv6m lacks).
@@ -496,12 +502,12 @@ fn seal_job(
     member: &NewMember<'_>,
     chunk: &mut [u8],
 ) -> Result<(), WelcomeError> {
-    let ikm = Secret::from_slice(chunk.get(..EPH_IKM_LEN).ok_or(WelcomeError::BufferTooSmall { needed: EPH_IKM_LEN })?)?;
+    let ikm = Secret::from_slice(chunk.get(..shape.joiner_len).ok_or(WelcomeError::BufferTooSmall { needed: shape.joiner_len })?)?;
     chunk.zeroize();
     let (_, gs_len) = shape.entry_len(member)?;
     let reference = member.key_package_ref.as_bytes();
     let ct_len = gs_len.checked_add(AEAD_TAG_LEN).ok_or(WelcomeError::TooLarge)?;
-    let head_len = sum(&[vector_len(reference.len())?, vector_len(KEM_PUBLIC_LEN)?, varint_len(ct_len)?])?;
+    let head_len = sum(&[vector_len(reference.len())?, vector_len(shape.kem_output_len)?, varint_len(ct_len)?])?;
     // The chunk is sized by the layout: these cannot fail.
     let short = WelcomeError::BufferTooSmall { needed: sum(&[head_len, ct_len])? };
     let (head, rest) = chunk.split_at_mut_checked(head_len).ok_or(short)?;

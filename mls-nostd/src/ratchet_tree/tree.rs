@@ -18,8 +18,8 @@
 use super::node::{Node, ParentNode, RatchetTreeView};
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Reader, Writer};
-use crate::crypto::hpke::KEM_PUBLIC_LEN;
-use crate::crypto::signature::SIGNATURE_PUBLIC_LEN;
+use crate::crypto::hpke::HpkePublicKey;
+use crate::crypto::signature::SignaturePublicKey;
 use crate::crypto::{CipherSuite, CryptoError, MAX_HASH_LEN};
 use crate::leaf_node::{LeafNode, LeafNodeError};
 use crate::tree_math::{self, LeafIndex, NodeIndex};
@@ -125,8 +125,8 @@ impl HashCache {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeafSlot {
     pub(crate) present: bool,
-    pub(crate) encryption_key: [u8; KEM_PUBLIC_LEN],
-    pub(crate) signature_key: [u8; SIGNATURE_PUBLIC_LEN],
+    pub(crate) encryption_key: HpkePublicKey,
+    pub(crate) signature_key: SignaturePublicKey,
     /// Arena offset of the record holding the encoded LeafNode.
     pub(crate) offset: u32,
     pub(crate) len: u32,
@@ -139,8 +139,8 @@ impl LeafSlot {
     /// A blank leaf.
     pub const BLANK: Self = Self {
         present: false,
-        encryption_key: [0; KEM_PUBLIC_LEN],
-        signature_key: [0; SIGNATURE_PUBLIC_LEN],
+        encryption_key: HpkePublicKey::EMPTY,
+        signature_key: SignaturePublicKey::EMPTY,
         offset: 0,
         len: 0,
         unmerged: 0,
@@ -152,7 +152,7 @@ impl LeafSlot {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParentSlot {
     pub(crate) present: bool,
-    pub(crate) encryption_key: [u8; KEM_PUBLIC_LEN],
+    pub(crate) encryption_key: HpkePublicKey,
     pub(crate) parent_hash: [u8; MAX_HASH_LEN],
     pub(crate) parent_hash_len: u8,
     /// How many leaves below are unmerged here.
@@ -164,7 +164,7 @@ impl ParentSlot {
     /// A blank parent.
     pub const BLANK: Self = Self {
         present: false,
-        encryption_key: [0; KEM_PUBLIC_LEN],
+        encryption_key: HpkePublicKey::EMPTY,
         parent_hash: [0; MAX_HASH_LEN],
         parent_hash_len: 0,
         unmerged_count: 0,
@@ -326,16 +326,16 @@ impl<'s> TreeSlices<'s> {
     }
 
     /// The HPKE public key of node `n`, if not blank.
-    pub fn encryption_key(&self, n: NodeIndex) -> Option<&[u8; KEM_PUBLIC_LEN]> {
+    pub fn encryption_key(&self, n: NodeIndex) -> Option<&[u8]> {
         match n.leaf() {
-            Some(l) => self.leaf(l).filter(|s| s.present).map(|s| &s.encryption_key),
-            None => self.parent(n).filter(|s| s.present).map(|s| &s.encryption_key),
+            Some(l) => self.leaf(l).filter(|s| s.present).map(|s| s.encryption_key.as_bytes()),
+            None => self.parent(n).filter(|s| s.present).map(|s| s.encryption_key.as_bytes()),
         }
     }
 
     /// The signature key of leaf `i`, if not blank.
-    pub fn signature_key(&self, i: LeafIndex) -> Option<&[u8; SIGNATURE_PUBLIC_LEN]> {
-        self.leaf(i).filter(|s| s.present).map(|s| &s.signature_key)
+    pub fn signature_key(&self, i: LeafIndex) -> Option<&[u8]> {
+        self.leaf(i).filter(|s| s.present).map(|s| s.signature_key.as_bytes())
     }
 
     /// True if leaf `l` is unmerged at its ancestor `p`.
@@ -480,7 +480,7 @@ impl<'s> TreeSlices<'s> {
     /// Sets parent `p` to a fresh node with `encryption_key`, no unmerged
     /// leaves, and `parent_hash`.
     pub fn set_parent(&mut self, p: NodeIndex, encryption_key: &[u8], parent_hash: &[u8]) -> Result<(), TreeError> {
-        let key: [u8; KEM_PUBLIC_LEN] = encryption_key.try_into().map_err(|_| TreeError::InvalidKey)?;
+        let key = HpkePublicKey::for_suite(self.suite(), encryption_key).map_err(|_| TreeError::InvalidKey)?;
         let mut ph = [0u8; MAX_HASH_LEN];
         ph.get_mut(..parent_hash.len()).ok_or(TreeError::InvalidParentHash)?.copy_from_slice(parent_hash);
         if self.parent(p).is_none() {
@@ -593,10 +593,12 @@ impl<'s> TreeSlices<'s> {
     /// the caller), keeping its unmerged bits.
     pub fn set_leaf(&mut self, l: LeafIndex, bytes: &[u8]) -> Result<(), TreeError> {
         let leaf = LeafNode::decode_exact(bytes)?;
-        let encryption_key: [u8; KEM_PUBLIC_LEN] =
-            leaf.fields.encryption_key.try_into().map_err(|_| TreeError::InvalidKey)?;
-        let signature_key: [u8; SIGNATURE_PUBLIC_LEN] =
-            leaf.fields.signature_key.try_into().map_err(|_| TreeError::InvalidKey)?;
+        // Keys of the suite's lengths only (RFC 9420 §5.1.1).
+        let suite = self.suite();
+        let encryption_key =
+            HpkePublicKey::for_suite(suite, leaf.fields.encryption_key).map_err(|_| TreeError::InvalidKey)?;
+        let signature_key =
+            SignaturePublicKey::for_suite(suite, leaf.fields.signature_key).map_err(|_| TreeError::InvalidKey)?;
         if self.leaf(l).is_none() {
             return Err(TreeError::InvalidLeaf);
         }
@@ -876,7 +878,7 @@ impl<'s> TreeSlices<'s> {
     /// Writes the ParentNode at `p` (§7.1).
     pub(crate) fn write_parent_node(&self, w: &mut Writer<'_>, p: NodeIndex) -> Result<(), CodecError> {
         let slot = self.parent(p).filter(|s| s.present).ok_or(CodecError::InvalidValue)?;
-        w.write_opaque(&slot.encryption_key)?;
+        w.write_opaque(slot.encryption_key.as_bytes())?;
         w.write_opaque(slot.parent_hash())?;
         let count = usize::try_from(slot.unmerged_count).map_err(|_| CodecError::VarintTooLarge)?;
         w.write_varint(count.checked_mul(4).ok_or(CodecError::VarintTooLarge)?)?;
@@ -925,7 +927,7 @@ impl<const N: usize, const ARENA: usize> Clone for RatchetTree<N, ARENA> {
 impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {
     /// An empty tree, usable in `const` and `static` items.
     pub const EMPTY: Self = Self {
-        meta: TreeMeta::new(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519),
+        meta: TreeMeta::new(CipherSuite::PLACEHOLDER),
         leaves: [LeafSlot::BLANK; N],
         parents: [ParentSlot::BLANK; N],
         arena: [0; ARENA],

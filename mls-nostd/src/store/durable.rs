@@ -334,12 +334,19 @@ fn key_package_ref(key_package: &[u8]) -> Result<HashValue, JoinError> {
     Ok(kp.reference(suite)?)
 }
 
-const KP_RECORD_LEN: usize = 1 + 32 + 32 + 32 + 32;
+/// `suite || reference<V> || init_key<V> || encryption_key<V> || signer<V>`
+/// (private keys of the suite's lengths; each length prefix at most 2 bytes).
+const KP_RECORD_LEN: usize = 2
+    + 4 * 2
+    + crate::crypto::MAX_HASH_LEN
+    + 2 * crate::crypto::hpke::KEM_PRIVATE_LEN
+    + crate::crypto::signature::SIGNATURE_PRIVATE_LEN;
 
-/// Keeps the private keys of a KeyPackage (and the signature key it was
-/// signed with) until a Welcome consumes it.
+/// Keeps the private keys of a KeyPackage of `suite` (and the signature key
+/// it was signed with) until a Welcome consumes it.
 pub fn store_key_package<S: Storage>(
     storage: &mut S,
+    suite: crate::crypto::CipherSuite,
     reference: &HashValue,
     keys: &KeyPackagePrivateKeys,
     signer: &SignaturePrivateKey,
@@ -359,16 +366,13 @@ pub fn store_key_package<S: Storage>(
     let n = free.ok_or(StoreError::Storage(StorageError::Full))?;
     let mut record = [0u8; KP_RECORD_LEN];
     let mut w = crate::codec::Writer::new(&mut record);
-    let r = reference.as_bytes();
-    let too_long = StoreError::CapacityExceeded(Capacity::Container(32));
-    w.write_u8(u8::try_from(r.len()).map_err(|_| too_long)?)?;
-    let mut padded = [0u8; 32];
-    padded.get_mut(..r.len()).ok_or(too_long)?.copy_from_slice(r);
-    w.write_bytes(&padded)?;
-    w.write_bytes(keys.init_key.as_bytes())?;
-    w.write_bytes(keys.encryption_key.as_bytes())?;
-    w.write_bytes(signer.as_bytes())?;
-    let result = storage.write(key_package_key(n), &record);
+    w.write_u16(suite.to_u16())?;
+    w.write_opaque(reference.as_bytes())?;
+    w.write_opaque(keys.init_key.as_bytes())?;
+    w.write_opaque(keys.encryption_key.as_bytes())?;
+    w.write_opaque(signer.as_bytes())?;
+    let len = w.len();
+    let result = storage.write(key_package_key(n), record.get(..len).ok_or(StoreError::BufferTooSmall { needed: len })?);
     zeroize::Zeroize::zeroize(&mut record);
     result?;
     storage.committed()?;
@@ -382,13 +386,12 @@ fn read_kp<S: Storage>(
 ) -> Result<Option<(HashValue, KeyPackagePrivateKeys, SignaturePrivateKey)>, StoreError> {
     let Some(bytes) = storage.read(key_package_key(n), buf)? else { return Ok(None) };
     let mut r = crate::codec::Reader::new(bytes);
-    let len = usize::from(r.read_u8()?);
-    let padded = r.read_bytes(32)?;
-    let reference = HashValue::from_slice(padded.get(..len).ok_or(StoreError::Corrupt)?).map_err(|_| StoreError::Corrupt)?;
+    let suite = crate::crypto::CipherSuite::from_u16(r.read_u16()?).ok_or(StoreError::Corrupt)?;
+    let reference = HashValue::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
     let bad = |_| StoreError::Corrupt;
-    let init_key = HpkePrivateKey::from_slice(r.read_bytes(32)?).map_err(bad)?;
-    let encryption_key = HpkePrivateKey::from_slice(r.read_bytes(32)?).map_err(bad)?;
-    let signer = SignaturePrivateKey::from_slice(r.read_bytes(32)?).map_err(bad)?;
+    let init_key = HpkePrivateKey::from_slice(suite, r.read_opaque()?).map_err(bad)?;
+    let encryption_key = HpkePrivateKey::from_slice(suite, r.read_opaque()?).map_err(bad)?;
+    let signer = SignaturePrivateKey::from_slice(suite, r.read_opaque()?).map_err(bad)?;
     r.finish()?;
     let result = Some((reference, KeyPackagePrivateKeys { init_key, encryption_key }, signer));
     buf.fill(0);

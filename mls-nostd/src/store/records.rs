@@ -9,7 +9,7 @@
 use super::{Part, RecordKey, Storage, StorageError, StoreError, blob_key, head_key};
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Reader, Writer};
-use crate::crypto::{CipherSuite, HashValue, Hasher};
+use crate::crypto::{HashValue, Hasher};
 
 /// Longest record this format writes (an item at most this minus 2 bytes).
 /// Fits one item of `sequential-storage` on 4 KiB flash pages.
@@ -20,7 +20,6 @@ const HEAD_MAGIC: [u8; 4] = *b"MLSh";
 pub(crate) const FORMAT_VERSION: u8 = 1;
 // Integrity of records (against corruption, not an attacker who can write
 // flash): SHA-256, whatever the group's suite.
-const INTEGRITY: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
 const HASH_LEN: usize = 32;
 
 /// Where one part's blob is.
@@ -99,7 +98,7 @@ impl Head {
         }
         w.write_u8(self.consumed.map_or(0, |r| r.as_bytes().len() as u8))?;
         w.write_bytes(&consumed)?;
-        let digest = INTEGRITY.hash(&[w.written()]);
+        let digest = crate::crypto::sha256(&[w.written()]);
         w.write_bytes(digest.as_bytes())?;
         Ok(())
     }
@@ -109,7 +108,7 @@ impl Head {
             return Err(StoreError::Corrupt);
         }
         let (body, digest) = bytes.split_at(HEAD_LEN - HASH_LEN);
-        if !INTEGRITY.hash(&[body]).ct_eq_bytes(digest) {
+        if !crate::crypto::sha256(&[body]).ct_eq_bytes(digest) {
             return Err(StoreError::Corrupt);
         }
         let mut r = Reader::new(body);
@@ -187,7 +186,7 @@ impl<'a, S: Storage> BlobWriter<'a, S> {
             return Err(StoreError::BufferTooSmall { needed: MAX_RECORD_LEN });
         }
         clear_bank(storage, slot, part, bank, buf)?;
-        Ok(Self { storage, slot, part, bank, buf, used: 0, records: 0, bytes: 0, hasher: INTEGRITY.hasher() })
+        Ok(Self { storage, slot, part, bank, buf, used: 0, records: 0, bytes: 0, hasher: Hasher::sha256() })
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
@@ -239,7 +238,7 @@ impl<S: Storage> ItemSink for BlobWriter<'_, S> {
 /// Checks that the records of a part match the head (count, bytes, hash)
 /// before anything is decoded.
 pub(crate) fn verify<S: Storage>(storage: &mut S, slot: u8, part: Part, info: &PartInfo, buf: &mut [u8]) -> Result<(), StoreError> {
-    let mut hasher = INTEGRITY.hasher();
+    let mut hasher = Hasher::sha256();
     let mut bytes = 0u32;
     for i in 0..info.records {
         let record = storage.read(blob_key(slot, part, info.bank, i), buf)?.ok_or(StoreError::Corrupt)?;

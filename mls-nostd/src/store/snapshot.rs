@@ -47,8 +47,8 @@ fn read_hash(r: &mut Reader<'_>) -> Result<HashValue, CodecError> {
     HashValue::from_slice(r.read_opaque()?).map_err(|_| CodecError::InvalidValue)
 }
 
-fn read_hpke_key(r: &mut Reader<'_>) -> Result<HpkePrivateKey, CodecError> {
-    HpkePrivateKey::from_slice(r.read_opaque()?).map_err(|_| CodecError::InvalidValue)
+fn read_hpke_key(r: &mut Reader<'_>, suite: CipherSuite) -> Result<HpkePrivateKey, CodecError> {
+    HpkePrivateKey::from_slice(suite, r.read_opaque()?).map_err(|_| CodecError::InvalidValue)
 }
 
 /// The secrets of §8 table 4; `encryption_secret` only for a staged epoch,
@@ -140,14 +140,14 @@ fn write_private(w: &mut Writer<'_>, p: &TreeKemPrivate) -> Result<(), CodecErro
     Ok(())
 }
 
-fn read_private(r: &mut Reader<'_>) -> Result<TreeKemPrivate, CodecError> {
-    let mut p = TreeKemPrivate::new(LeafIndex(r.read_u32()?), read_hpke_key(r)?);
+fn read_private(r: &mut Reader<'_>, suite: CipherSuite) -> Result<TreeKemPrivate, CodecError> {
+    let mut p = TreeKemPrivate::new(LeafIndex(r.read_u32()?), read_hpke_key(r, suite)?);
     for _ in 0..r.read_u8()? {
         let node = NodeIndex(r.read_u32()?);
         if node.leaf().is_some() {
             return Err(CodecError::InvalidValue);
         }
-        p.set_key(node, read_hpke_key(r)?);
+        p.set_key(node, read_hpke_key(r, suite)?);
     }
     Ok(p)
 }
@@ -165,8 +165,9 @@ fn write_state(w: &mut Writer<'_>, s: &EpochState, with_encryption: bool) -> Res
 }
 
 fn read_state(r: &mut Reader<'_>) -> Result<EpochState, CodecError> {
+    let suite = CipherSuite::from_u16(r.read_u16()?).ok_or(CodecError::InvalidValue)?;
     Ok(EpochState {
-        suite: CipherSuite::from_u16(r.read_u16()?).ok_or(CodecError::InvalidValue)?,
+        suite,
         group_id: OwnedBytes::from_slice(r.read_opaque()?)?,
         epoch: r.read_u64()?,
         confirmed_transcript_hash: read_hash(r)?,
@@ -174,7 +175,7 @@ fn read_state(r: &mut Reader<'_>) -> Result<EpochState, CodecError> {
         confirmation_tag: read_hash(r)?,
         extensions: OwnedBytes::EMPTY,
         secrets: read_secrets(r)?,
-        private: read_private(r)?,
+        private: read_private(r, suite)?,
     })
 }
 
@@ -391,7 +392,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.pending_update_key = None;
         self.active = 0;
         for t in self.trees.iter_mut() {
-            t.slices().clear(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
+            t.slices().clear(CipherSuite::PLACEHOLDER);
         }
         self.secret_tree.clear();
         self.prev_secret_tree.clear();
@@ -415,7 +416,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         match (part, tag) {
             (Part::Epoch, T_HEADER) => {
                 let state = read_state(&mut r)?;
-                let signer = SignaturePrivateKey::from_slice(r.read_opaque()?).map_err(|_| bad)?;
+                let signer = SignaturePrivateKey::from_slice(state.suite, r.read_opaque()?).map_err(|_| bad)?;
                 let removed = r.read_u8()? != 0;
                 let max_forward_distance = r.read_u32()?;
                 let max_lifetime = r.read_u64()?;
@@ -463,7 +464,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 restore_node(a, &mut r)?;
             }
             (Part::Proposals, T_UPDATE_KEY) => {
-                self.pending_update_key = Some(HpkePrivateKey::from_slice(r.remaining()).map_err(|_| bad)?);
+                self.pending_update_key = Some(HpkePrivateKey::from_slice(self.state.suite, r.remaining()).map_err(|_| bad)?);
             }
             (Part::Proposals, T_PROPOSALS) => {
                 self.proposals
@@ -550,7 +551,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let me = self.state.private.leaf;
         if !self.removed {
             let pk = self.state.private.leaf_key.public_key(self.state.suite);
-            let ok = self.tree().encryption_key(me.node().ok_or(bad)?).is_some_and(|k| k.as_slice() == pk.as_bytes());
+            let ok = self.tree().encryption_key(me.node().ok_or(bad)?).is_some_and(|k| k == pk.as_bytes());
             if !ok {
                 return Err(bad);
             }

@@ -57,9 +57,6 @@ pub const PROGRESS_FILE: &str = "fleet.json";
 pub const DATABASE_FILE: &str = "fleet.sqlite";
 /// Format of the fleet's own records and of the progress file.
 const FORMAT: u8 = 1;
-/// SHA-256, for the fleet's own records (both suites hash with it).
-const HASH_SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
-
 /// Why saving or loading failed (one line each).
 #[derive(Debug)]
 pub enum PersistError {
@@ -251,7 +248,7 @@ impl MemberStore {
         record.push(u8::try_from(self.name.len()).unwrap_or(u8::MAX));
         record.extend_from_slice(self.name.as_bytes());
         record.extend_from_slice(signer.as_bytes());
-        let digest = HASH_SUITE.hash(&[&record]);
+        let digest = mls_nostd::crypto::sha256(&[&record]);
         record.extend_from_slice(digest.as_bytes());
         let result = self.storage.write(MEMBER_RECORD, &record);
         zeroize::Zeroize::zeroize(record.as_mut_slice());
@@ -270,17 +267,20 @@ impl MemberStore {
         buf: &mut RecordBuffer,
     ) -> Result<(), PersistError> {
         let invalid = |e| StoreError::Invalid(e);
-        let reference = KeyPackage::decode_exact(key_package)
+        let (suite, reference) = KeyPackage::decode_exact(key_package)
             .map_err(invalid)
             .and_then(|kp| {
                 let suite = CipherSuite::from_u16(kp.tbs.cipher_suite)
                     .ok_or(StoreError::Invalid(mls_nostd::codec::CodecError::InvalidValue))?;
-                kp.reference(suite).map_err(|_| StoreError::Invalid(mls_nostd::codec::CodecError::InvalidValue))
+                let reference = kp
+                    .reference(suite)
+                    .map_err(|_| StoreError::Invalid(mls_nostd::codec::CodecError::InvalidValue))?;
+                Ok((suite, reference))
             })
             .map_err(self.fail("saving a KeyPackage"))?;
-        store_key_package(&mut self.storage, &reference, keys, signer, buf).map_err(self.fail("saving KeyPackage keys"))?;
+        store_key_package(&mut self.storage, suite, &reference, keys, signer, buf).map_err(self.fail("saving KeyPackage keys"))?;
         let mut record = key_package.to_vec();
-        record.extend_from_slice(HASH_SUITE.hash(&[key_package]).as_bytes());
+        record.extend_from_slice(mls_nostd::crypto::sha256(&[key_package]).as_bytes());
         self.storage.write(PENDING_RECORD, &record).map_err(StoreError::Storage).map_err(self.fail("saving a KeyPackage"))?;
         self.commit("saving a KeyPackage")
     }
@@ -299,7 +299,7 @@ impl MemberStore {
         let Some(bytes) = self.storage.read(key, buf).map_err(StoreError::Storage).map_err(&fail)? else { return Ok(None) };
         let split = bytes.len().checked_sub(32).ok_or(StoreError::Corrupt).map_err(&fail)?;
         let (content, digest) = bytes.split_at(split);
-        if HASH_SUITE.hash(&[content]).as_bytes() != digest {
+        if mls_nostd::crypto::sha256(&[content]).as_bytes() != digest {
             return Err(fail(StoreError::Corrupt));
         }
         let content = content.to_vec();
@@ -326,7 +326,7 @@ impl MemberStore {
         let name = self.name.as_bytes();
         let signer = match record.split_first() {
             Some((&FORMAT, rest)) if rest.first() == Some(&(name.len() as u8)) && rest.get(1..1 + name.len()) == Some(name) => {
-                rest.get(1 + name.len()..).and_then(|k| SignaturePrivateKey::from_slice(k).ok())
+                rest.get(1 + name.len()..).and_then(|k| SignaturePrivateKey::from_slice(group.state().suite, k).ok())
             }
             Some((&FORMAT, _)) => None,
             Some((&v, _)) => return Err(self.fail("loading its signature key")(StoreError::WrongVersion(v))),
@@ -560,7 +560,7 @@ mod tests {
         // One opener per member.
         let e = d.member("device-001").expect_err("in use");
         assert!(e.to_string().contains("in use"), "{e}");
-        let signer = SignaturePrivateKey::from_slice(&[7u8; 32]).expect("key");
+        let signer = SignaturePrivateKey::from_slice(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, &[7u8; 32]).expect("key");
         m.save_signer(&signer).expect("saved");
         let mut buf = Box::new([0u8; mls_nostd::store::MAX_RECORD_LEN]);
         let record = m.read_own(MEMBER_RECORD, &mut buf, "test").expect("read").expect("present");

@@ -14,7 +14,7 @@ use mls_nostd::codec::Decode;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::key_package::KeyPackage;
 use mls_nostd::messages::proposal::{Add, Proposal};
-use mls_nostd::group::{WireFormatPolicy, accept_all_credentials};
+use mls_nostd::group::{WireFormatPolicy};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::store::durable::RecordBuffer;
 use mls_nostd::store::{MAX_RECORD_LEN, Parts, Storage, recover};
@@ -153,7 +153,7 @@ fn gateway(root: &Path) {
             let mut s = db.storage(&format!("group-{g:04}")).unwrap();
             let mut group = Box::new(G::EMPTY);
             recover(&mut s, SLOT, &mut b[..]).unwrap();
-            group.load(&mut s, SLOT, accept_all_credentials, &mut b).unwrap();
+            group.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap();
             load += t.elapsed();
             let t = Instant::now();
             let mut m = message.clone();

@@ -8,7 +8,7 @@
 #![cfg(all(unix, feature = "sqlite"))]
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::executor::Sequential;
-use mls_nostd::group::{CommitBuffers, CommitOptions, WireFormatPolicy, accept_all_credentials};
+use mls_nostd::group::{CommitBuffers, CommitOptions, WireFormatPolicy};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::store::durable::RecordBuffer;
 use mls_nostd::store::{MAX_RECORD_LEN, Parts, StoreError, recover};
@@ -45,7 +45,7 @@ fn child(path: &str, n: u64) {
         writeln!(out, "{what} {} {}", g.epoch(), hex(g.epoch_authenticator())).unwrap();
         out.flush().unwrap();
     };
-    match recover(&mut s, SLOT, &mut b[..]).and_then(|()| alice.group.load(&mut s, SLOT, accept_all_credentials, &mut b)) {
+    match recover(&mut s, SLOT, &mut b[..]).and_then(|()| alice.group.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b)) {
         Ok(()) => {}
         Err(StoreError::NotFound) => {
             alice.create(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, b"crash", Default::default());
@@ -162,7 +162,7 @@ fn sigkill_leaves_the_old_or_the_new_epoch() {
         let mut b = buf();
         recover(&mut s, SLOT, &mut b[..]).unwrap();
         let mut g = Box::new(G::EMPTY);
-        let loaded = match g.load(&mut s, SLOT, accept_all_credentials, &mut b) {
+        let loaded = match g.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b) {
             Ok(()) => Some((g.epoch(), hex(g.epoch_authenticator()))),
             Err(StoreError::NotFound) => None,
             Err(e) => panic!("kill {n} after {delay:?}: load failed: {e}"),

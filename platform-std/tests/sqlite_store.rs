@@ -3,7 +3,7 @@
 //! per namespace, damaged and foreign files refused with one error.
 #![cfg(feature = "sqlite")]
 use mls_nostd::crypto::CipherSuite;
-use mls_nostd::group::{WireFormatPolicy, accept_all_credentials};
+use mls_nostd::group::{WireFormatPolicy};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::store::durable::{RecordBuffer, store_key_package};
 use mls_nostd::store::{MAX_RECORD_LEN, Parts, RecordKey, Storage, StorageError, StoreError, recover};
@@ -131,7 +131,7 @@ fn group_survives_restart_in_sqlite() {
     recover(&mut store, SLOT, &mut b[..]).unwrap();
     assert_eq!(store.bytes_used().unwrap(), before, "recover found leftovers of a save");
     let mut restarted = Member::new("bob", 2);
-    restarted.group.load(&mut store, SLOT, accept_all_credentials, &mut b).unwrap();
+    restarted.group.load(&mut store, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap();
     agree(&[&alice, &restarted]);
     let m = alice.send(b"after restart");
     assert_eq!(restarted.receive_app(&m).1, b"after restart");
@@ -262,7 +262,7 @@ fn damaged_and_foreign_files_are_one_error() {
                     continue;
                 };
                 let mut fresh = Box::new(G::EMPTY);
-                match fresh.load(&mut s, SLOT, accept_all_credentials, &mut buf()) {
+                match fresh.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf()) {
                     Ok(()) => {}
                     Err(StoreError::Storage(StorageError::Corrupted) | StoreError::Corrupt | StoreError::NotFound) => failures += 1,
                     Err(e) => panic!("member-{n}: {e}"),
@@ -298,7 +298,7 @@ fn damaged_and_foreign_files_are_one_error() {
     for n in 0..8 {
         let mut s = db.storage(&format!("member-{n}")).unwrap();
         let mut fresh = Box::new(G::EMPTY);
-        match fresh.load(&mut s, SLOT, accept_all_credentials, &mut buf()) {
+        match fresh.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf()) {
             Ok(()) => {}
             Err(StoreError::Corrupt) => corrupt += 1,
             Err(e) => panic!("member-{n}: {e}"),
@@ -407,7 +407,7 @@ fn removed_records_are_gone_from_the_files() {
             let k = mls_nostd::key_package::KeyPackage::decode_exact(&kp).unwrap();
             k.reference(suite).unwrap()
         };
-        store_key_package(&mut s, &kp_ref, &keys, &bob.signer, &mut buf()).unwrap();
+        store_key_package(&mut s, suite, &kp_ref, &keys, &bob.signer, &mut buf()).unwrap();
         let add = mls_nostd::messages::proposal::Proposal::Add(mls_nostd::messages::proposal::Add {
             key_package: {
                 use mls_nostd::codec::Decode;
@@ -421,7 +421,6 @@ fn removed_records_are_gone_from_the_files() {
             signer: &bob.signer,
             ratchet_tree: None,
             psks: &NoPsks,
-            credentials: &mls_nostd::ratchet_tree::validate::AcceptAllCredentials,
             config: Default::default(),
         };
         let welcome = welcome.unwrap();

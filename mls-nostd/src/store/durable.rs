@@ -10,7 +10,6 @@
 use super::records::{self, BlobWriter, for_each_item, verify};
 use super::snapshot::RestoreChecks;
 use super::{Head, MAX_RECORD_LEN, Part, Parts, Storage, StorageError, StoreError, key_package_key};
-use crate::capacity::Capacity;
 use crate::codec::CodecError;
 use crate::crypto::HashValue;
 use crate::crypto::hpke::HpkePrivateKey;

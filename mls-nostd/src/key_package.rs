@@ -108,7 +108,7 @@ impl core::fmt::Display for KeyPackageError {
             Self::UnsupportedCredential => f.write_str("KeyPackage credential type not in its capabilities"),
             Self::UnsupportedCapabilities => f.write_str("KeyPackage capabilities lack the group's cipher suite or version"),
             Self::DuplicateExtension => f.write_str("KeyPackage extension type listed twice"),
-            Self::Crypto(e) => write!(f, "crypto: {e}"),
+            Self::Crypto(e) => write!(f, "KeyPackage: {e}"),
         }
     }
 }

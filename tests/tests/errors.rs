@@ -109,7 +109,7 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     let full: StoreFull = store.insert(&HashValue::from_slice(&[1; 32]).unwrap(), Sender::Member(0), &[0; 64]).unwrap_err();
     ok(&full, 1, &["proposal store", "(P)"]);
     ok(&KeyStoreFull, 1, &["full"]);
-    assert_eq!(checked, 35);
+    assert_eq!(checked, 33);
 }
 
 /// Creates a one-member group of Alice's, with `group_id`.

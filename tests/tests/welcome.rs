@@ -149,7 +149,7 @@ impl Epoch {
             cth: vec![0x42; suite.hash_len()],
             gi_extensions: Vec::new(),
             joiner: Secret::from_slice(&vec![0x11; suite.hash_len()]).unwrap(),
-            psk_ids: vec![PreSharedKeyIdOwned::External(b"ext psk".to_vec(), vec![3; 32])],
+            psk_ids: vec![PreSharedKeyIdOwned::External(b"ext psk".to_vec(), vec![3; suite.hash_len()])],
             psk_values: vec![b"the external psk value".to_vec()],
         }
     }
@@ -256,12 +256,13 @@ fn join(
 #[test]
 fn welcome_round_trip() {
     for &suite in CipherSuite::ALL {
+        eprintln!("welcome_round_trip: {suite:?}");
         let clients: Vec<Client> = (1..=3).map(|i| Client::new(suite, i)).collect();
         let e = Epoch::new(suite);
         let signer_pub = e.signer.public_key();
         let gi = e.group_info();
-        let path_b = Secret::from_slice(&[0xb0; 32]).unwrap();
-        let path_c = Secret::from_slice(&[0xc0; 32]).unwrap();
+        let path_b = Secret::from_slice(&vec![0xb0; suite.hash_len()]).unwrap();
+        let path_c = Secret::from_slice(&vec![0xc0; suite.hash_len()]).unwrap();
         let paths = [None, Some(&path_b), Some(&path_c)];
         let members: Vec<NewMember<'_>> = clients
             .iter()

@@ -219,7 +219,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let gc_len = gc.encode_to(&mut gc_buf)?.len();
         let old_gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::Truncated)?)?;
-        let signed = public_message::sign(&old_gc, signer, &content, head).map_err(JoinError::Protection)?;
+        // `head` is `out` less the path area at its end: a shortfall in it is
+        // one of `out` by as much more.
+        let in_out = |e: ProtectionError| match e {
+            ProtectionError::BufferTooSmall { needed } => {
+                JoinError::Protection(ProtectionError::BufferTooSmall { needed: needed.saturating_add(path_room) })
+            }
+            e => JoinError::Protection(e),
+        };
+        let signed = public_message::sign(&old_gc, signer, &content, head).map_err(in_out)?;
         let interim = transcript::interim_transcript_hash(suite, gc.confirmed_transcript_hash, gi.tbs.confirmation_tag)?;
         let confirmed = confirmed_hash(
             suite,
@@ -242,7 +250,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let secrets = EpochSecrets::derive(suite, &joiner, &psk_secret, new_gc_bytes)?;
         let tag = transcript::confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes());
         let new_interim = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes())?;
-        let message = signed.finish(Some(tag.as_bytes()), None).map_err(JoinError::Protection)?;
+        let message = signed.finish(Some(tag.as_bytes()), None).map_err(in_out)?;
 
         let mut private = outcome.private.clone();
         private.prune(&tree);

@@ -279,6 +279,14 @@ impl From<CodecError> for GroupError {
     }
 }
 
+// A group lives in a `static` on firmware (which must be `Sync`) and moves
+// between threads on hosts: a field that is neither must not creep in (CI's
+// board builds once failed on a `dyn IdentityProvider` that was not `Sync`).
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Group<2, 64, 1, 64>>();
+};
+
 /// A member of a group with room for `N` leaves, `ARENA` bytes of leaf
 /// encodings, `K` out-of-order keys and `P` bytes of pending proposals.
 pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: usize> {

@@ -29,7 +29,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn durability(n: u64) -> Durability {
-    if n % 2 == 0 { Durability::ProcessCrash } else { Durability::PowerCut }
+    if n.is_multiple_of(2) { Durability::ProcessCrash } else { Durability::PowerCut }
 }
 
 /// The child: loads (or creates) alice's group, then saves forever. Lines on

@@ -412,10 +412,10 @@ fn leaf_keys_in_use(tree: &TreeSlices<'_>, leaf: &LeafNode<'_>, own: LeafIndex) 
     (0..width)
         .map(crate::tree_math::NodeIndex)
         .filter(|n| Some(*n) != own_node)
-        .any(|n| tree.encryption_key(n).is_some_and(|k| &k[..] == leaf.fields.encryption_key))
+        .any(|n| tree.encryption_key(n).is_some_and(|k| k == leaf.fields.encryption_key))
         || (0..tree.n_leaves())
             .filter(|i| *i != own.0)
-            .any(|i| tree.signature_key(LeafIndex(i)).is_some_and(|k| &k[..] == leaf.fields.signature_key))
+            .any(|i| tree.signature_key(LeafIndex(i)).is_some_and(|k| k == leaf.fields.signature_key))
 }
 
 fn identity_of<'a>(leaf: &LeafNode<'a>) -> MemberIdentity<'a> {
@@ -461,7 +461,7 @@ pub(super) fn check_update_leaf(
     let old_key = old.encryption_key(LeafIndex(s).node().ok_or(CommitError::UnknownSender)?);
     if !matches!(leaf.fields.source, LeafNodeSource::Update)
         || leaf.verify_signature(suite, Some(ctx)).is_err()
-        || old_key.is_none_or(|k| &k[..] == leaf.fields.encryption_key)
+        || old_key.is_none_or(|k| k == leaf.fields.encryption_key)
     {
         return Err(CommitError::InvalidUpdateLeaf);
     }
@@ -480,9 +480,9 @@ pub(super) fn check_update_leaf(
 /// signature key of some leaf, in `tree`.
 fn key_in_tree(tree: &TreeSlices<'_>, encryption_key: &[u8], signature_key: Option<&[u8]>) -> bool {
     let width = crate::tree_math::node_width(tree.n_leaves()).unwrap_or(0);
-    (0..width).any(|x| tree.encryption_key(crate::tree_math::NodeIndex(x)).is_some_and(|k| &k[..] == encryption_key))
+    (0..width).any(|x| tree.encryption_key(crate::tree_math::NodeIndex(x)).is_some_and(|k| k == encryption_key))
         || signature_key.is_some_and(|s| {
-            (0..tree.n_leaves()).any(|i| tree.signature_key(LeafIndex(i)).is_some_and(|k| &k[..] == s))
+            (0..tree.n_leaves()).any(|i| tree.signature_key(LeafIndex(i)).is_some_and(|k| k == s))
         })
 }
 
@@ -626,7 +626,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         if let Some(path) = &commit.path {
             let leaf = &path.leaf_node;
             let old_key = old.encryption_key(committer.node().ok_or(CommitError::UnknownSender)?);
-            if old_key.is_some_and(|k| &k[..] == leaf.fields.encryption_key) {
+            if old_key.is_some_and(|k| k == leaf.fields.encryption_key) {
                 return Err(CommitError::PathLeafKeyNotFresh);
             }
             if !leaf_fits_group(&new, leaf, extensions)? {
@@ -734,7 +734,7 @@ fn external_init_secret(
 }
 
 fn is_newly_added(tree: &TreeSlices<'_>, added: &[u32], signature_key: &[u8]) -> bool {
-    added.iter().any(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| &k[..] == signature_key))
+    added.iter().any(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| k == signature_key))
 }
 
 /// Resumption PSKs of our own group first (current and kept epochs, §8.6),

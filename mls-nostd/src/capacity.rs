@@ -46,7 +46,7 @@ pub enum Capacity {
     /// The epoch counter (2^64 - 1 epochs).
     Epochs,
     /// Bytes of one stored record
-    /// ([`MAX_RECORD_LEN`](crate::store::records::MAX_RECORD_LEN)).
+    /// ([`MAX_RECORD_LEN`](crate::store::MAX_RECORD_LEN)).
     RecordLen,
     /// Records of one part of a stored group (the record index is 8 bits).
     Records,

@@ -82,7 +82,7 @@ pub fn expand_with_label_parts(
     suite.kdf_expand(secret, &info, out)
 }
 
-/// `ExpandWithLabel` into a [`Secret`] of `len` bytes (at most [`MAX_HASH_LEN`]).
+/// `ExpandWithLabel` into a [`Secret`] of `len` bytes (at most [`MAX_HASH_LEN`](super::MAX_HASH_LEN)).
 pub fn expand_with_label_secret(
     suite: CipherSuite,
     secret: &[u8],

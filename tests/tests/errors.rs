@@ -103,13 +103,14 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     ok(&ProtectionError::SecretTree(SecretTreeError::KeyConsumed), 2, &["secret tree"]);
     ok(&GroupInfoError::Codec(CodecError::BufferTooSmall { needed: 500 }), 2, &["500"]);
     ok(&WelcomeError::TooManyPsks, 1, &["MAX_WELCOME_PSKS"]);
+    ok(&WelcomeError::SecretLength { needed: 64 }, 1, &["needed", "64"]);
     ok(&KeyPackageError::Crypto(CryptoError::InvalidKey), 2, &["KeyPackage"]);
     ok(&KeyPackageBuildError::Codec(codec_small), 2, &["needed", "1234"]);
     let mut store = ProposalStore::<8>::EMPTY;
     let full: StoreFull = store.insert(&HashValue::from_slice(&[1; 32]).unwrap(), Sender::Member(0), &[0; 64]).unwrap_err();
     ok(&full, 1, &["proposal store", "(P)"]);
     ok(&KeyStoreFull, 1, &["full"]);
-    assert_eq!(checked, 33);
+    assert_eq!(checked, 34);
 }
 
 /// Creates a one-member group of Alice's, with `group_id`.

@@ -255,6 +255,8 @@ fn join(
 
 #[test]
 fn welcome_round_trip() {
+    // mls-tests enables all seven suites (Nh 32, 48 and 64 bytes).
+    assert_eq!(CipherSuite::ALL.len(), 7);
     for &suite in CipherSuite::ALL {
         eprintln!("welcome_round_trip: {suite:?}");
         let clients: Vec<Client> = (1..=3).map(|i| Client::new(suite, i)).collect();
@@ -324,12 +326,29 @@ fn welcome_round_trip() {
 
         // A GroupInfo sealed under another welcome secret: GroupSecrets open,
         // the GroupInfo does not.
-        let other_ws = Secret::from_slice(&[0x99; 32]).unwrap();
+        let other_ws = Secret::from_slice(&vec![0x99; suite.hash_len()]).unwrap();
         let bad = e.create_with(&gi, &members, 42, &Sequential, &other_ws);
         assert_eq!(
             join(suite, &clients[0], &bad, &store, &signer_pub).err(),
             Some(WelcomeError::GroupInfoDecryptionFailed)
         );
+        // A joiner, welcome or path secret not Nh bytes long: refused before
+        // anything is written (a joiner would refuse it anyway).
+        let ids: Vec<PreSharedKeyId<'_>> = e.psk_ids.iter().map(|p| p.view()).collect();
+        let short = Secret::from_slice(&vec![0x99; suite.hash_len() - 1]).unwrap();
+        let ws = e.welcome_secret();
+        let short_path = [NewMember { path_secret: Some(&short), ..members[0] }];
+        let cases = [(&short, &ws, &members[..]), (&e.joiner, &short, &members[..]), (&e.joiner, &ws, &short_path[..])];
+        for (i, (joiner_secret, welcome_secret, members)) in cases.into_iter().enumerate() {
+            let params = WelcomeParams { suite, joiner_secret, psks: &ids, welcome_secret, group_info: &gi };
+            let mut out = vec![0xeeu8; params.sizes(members).unwrap().buffer_len];
+            assert_eq!(
+                params.create(members, &mut TestRng(1), &Sequential, &mut out).err(),
+                Some(WelcomeError::SecretLength { needed: suite.hash_len() }),
+                "case {i}"
+            );
+            assert!(out.iter().all(|b| *b == 0xee), "case {i}: buffer written");
+        }
         // The joiner lacks the PSK, or holds another value under its ID.
         assert_eq!(join(suite, &clients[0], &welcome, &NoPsks, &signer_pub).err(), Some(WelcomeError::UnknownPsk));
         let mut wrong_store = e.store();
@@ -348,7 +367,7 @@ fn welcome_round_trip() {
         );
         assert!(join(suite, &clients[0], &forged, &store, &other.public_key()).is_ok());
         // A wrong confirmation tag, correctly signed.
-        let bad_tag = e.create(&e.group_info_with(None, Some(&[0u8; 32])), &members, 42, &Sequential);
+        let bad_tag = e.create(&e.group_info_with(None, Some(&vec![0u8; suite.hash_len()])), &members, 42, &Sequential);
         assert_eq!(
             join(suite, &clients[0], &bad_tag, &store, &signer_pub).err(),
             Some(WelcomeError::InvalidConfirmationTag)

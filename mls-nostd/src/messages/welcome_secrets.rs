@@ -102,8 +102,15 @@ pub enum WelcomeError {
     },
     /// A length does not fit an MLS variable-length vector (2^30 bytes).
     TooLarge,
-    /// A cryptographic operation failed otherwise (e.g. a secret of the wrong
-    /// length, a malformed signature key).
+    /// A joiner, welcome or path secret given to [`WelcomeParams::create`]
+    /// is not `Nh` bytes long (§8, §7.4: all are `DeriveSecret` or
+    /// `ExpandWithLabel(.., Nh)` outputs); a joiner would refuse it.
+    SecretLength {
+        /// `Nh` of the suite: the length each secret needs.
+        needed: usize,
+    },
+    /// A cryptographic operation failed otherwise (e.g. a malformed
+    /// signature key).
     Crypto(CryptoError),
 }
 
@@ -123,6 +130,9 @@ impl core::fmt::Display for WelcomeError {
             Self::InvalidInitKey => f.write_str("invalid init key"),
             Self::BufferTooSmall { needed } => write!(f, "buffer too small: at least {needed} bytes needed"),
             Self::TooLarge => f.write_str("length too large for a vector (2^30 - 1 bytes at most)"),
+            Self::SecretLength { needed } => {
+                write!(f, "joiner, welcome or path secret of the wrong length: {needed} bytes (Nh) needed")
+            }
             Self::Crypto(e) => write!(f, "crypto: {e}"),
         }
     }
@@ -336,8 +346,9 @@ impl WelcomeParams<'_> {
     ///
     /// One ephemeral key per member is drawn from `rng` (in member order)
     /// before the seals run on `executor`. `out` needs
-    /// [`WelcomeSizes::buffer_len`] bytes. On error, the used part of `out`
-    /// is zeroed.
+    /// [`WelcomeSizes::buffer_len`] bytes. The joiner, welcome and path
+    /// secrets must be `Nh` bytes ([`WelcomeError::SecretLength`], `out`
+    /// untouched). On other errors, the used part of `out` is zeroed.
     pub fn create<'o>(
         &self,
         members: &[NewMember<'_>],
@@ -347,8 +358,9 @@ impl WelcomeParams<'_> {
     ) -> Result<&'o [u8], WelcomeError> {
         let suite = self.suite;
         let nh = suite.hash_len();
-        if self.joiner_secret.len() != nh || self.welcome_secret.len() != nh {
-            return Err(WelcomeError::Crypto(CryptoError::InvalidLength));
+        let paths = members.iter().filter_map(|m| m.path_secret);
+        if [self.joiner_secret, self.welcome_secret].into_iter().chain(paths).any(|s| s.len() != nh) {
+            return Err(WelcomeError::SecretLength { needed: nh });
         }
         let layout = self.layout(members)?;
         let short = WelcomeError::BufferTooSmall { needed: layout.sizes.buffer_len };

@@ -27,7 +27,11 @@ use crate::{Event, ExternalParty, Party, SeededRng, now};
 /// out-of-order keys, 16 KiB of pending proposals.
 pub type OurGroup = Group<32, { 32 * 1024 }, 256, { 16 * 1024 }>;
 
-/// The two cipher suites both sides implement, with their code points.
+/// The cipher suites of the scenario tests (`tests/openmls.rs`,
+/// `mls_rs.rs`, `passive_client.rs`, `random.rs`, `differential.rs`), with
+/// their code points: the two Ed25519 suites, which those tests pair as
+/// `SUITES[1 - i]`. The scripts run in [`crate::scripts::OUR_SUITES`],
+/// suite 2 (P-256) too.
 pub const SUITES: [(u16, CipherSuite); 2] = [
     (0x0001, CipherSuite::X25519Aes128GcmSha256Ed25519),
     (0x0003, CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519),

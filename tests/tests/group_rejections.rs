@@ -2120,7 +2120,7 @@ fn join_invalid_tree() {
     let bob_leaf = fx.bob.leaf(1);
     let at = find(&tree, &bob_leaf) + bob_leaf.len() - 1;
     let bad_leaf = flip(&tree, at);
-    let root_key = *fx.alice.group.tree().encryption_key(NodeIndex(3)).unwrap();
+    let root_key = fx.alice.group.tree().encryption_key(NodeIndex(3)).unwrap().to_vec();
     let bad_parent = flip(&tree, find(&tree, &root_key) + 3);
     for (bad, want) in [
         (bad_leaf, TreeValidationError::InvalidLeafSignature(LeafIndex(1))),

@@ -43,7 +43,7 @@ fn sixteen_thousand_leaves_on_a_small_stack() {
             let mut leaves = vec![LeafSlot::BLANK; N].into_boxed_slice();
             let mut parents = vec![ParentSlot::BLANK; N].into_boxed_slice();
             let mut arena = vec![0u8; N * (leaf.len() + LEAF_RECORD_HEADER)].into_boxed_slice();
-            let mut t = TreeSlices { meta: &mut meta, leaves: &mut leaves, parents: &mut parents, arena: &mut arena };
+            let mut t = TreeSlices::new(&mut meta, &mut leaves, &mut parents, &mut arena);
             for i in 0..N as u32 {
                 assert_eq!(t.add_leaf(&leaf).unwrap(), LeafIndex(i));
             }

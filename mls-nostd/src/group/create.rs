@@ -44,6 +44,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         signer: &SignaturePrivateKey,
         rng: &mut impl CryptoRng,
     ) -> Result<(), GroupError> {
+        // One tree buffer: a slot holding a group is not overwritten.
+        if !self.is_inactive() {
+            return Err(GroupError::SlotInUse);
+        }
         let suite = p.suite;
         let nh = suite.hash_len();
         let mut ikm = Secret::zero(32).map_err(GroupError::Crypto)?;
@@ -65,12 +69,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let leaf = LeafNode::sign_into(suite, &fields, None, signer, &mut leaf_buf)
             .map_err(|_| GroupError::Codec(crate::codec::CodecError::BufferTooSmall))?;
 
-        // Built in the spare tree buffer: on error the slot is unchanged.
-        let spare = self.active ^ 1;
-        let [a, b] = &mut self.trees;
-        let mut tree = if spare & 1 == 0 { a.slices() } else { b.slices() };
+        // The slot is inactive: on error it stays so (its tree emptied).
+        let mut tree = self.tree.slices();
         tree.clear(suite);
         tree.add_leaf(leaf).map_err(|_| GroupError::CapacityExceeded)?;
+        let tree_hash = tree.root_tree_hash().map_err(|_| GroupError::CapacityExceeded)?;
 
         let secrets = EpochSecrets::from_epoch_secret(suite, &epoch_secret).map_err(GroupError::Crypto)?;
         let confirmed = HashValue::EMPTY;
@@ -84,6 +87,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             confirmed_transcript_hash: confirmed,
             interim_transcript_hash: interim,
             confirmation_tag: tag,
+            tree_hash,
             extensions: OwnedBytes::from_slice(p.extensions.body()).map_err(|_| GroupError::CapacityExceeded)?,
             secrets,
             private: TreeKemPrivate::new(LeafIndex(0), leaf_sk),
@@ -91,7 +95,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         // The GroupContext must encode within its capacity.
         let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
         state.group_context(&[0; 32], &mut gc).map_err(GroupError::Codec)?;
-        self.install(state, spare, signer, p.config)?;
+        self.install(state, signer, p.config)?;
         Ok(())
     }
 }

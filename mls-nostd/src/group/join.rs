@@ -41,6 +41,9 @@ pub enum JoinError {
     PathSecretMismatch,
     /// A group ID or extensions longer than the capacities.
     CapacityExceeded,
+    /// The slot holds an active group, which joining would replace (leave
+    /// it, or join into another slot).
+    SlotInUse,
     /// A cryptographic operation failed.
     Crypto(CryptoError),
     /// The GroupInfo has no `external_pub` extension (§12.4.3.2).
@@ -103,14 +106,21 @@ pub struct JoinParams<'a> {
 }
 
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
-    /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`), replacing this
-    /// group's state only on success. `buf` receives the decrypted GroupInfo
-    /// (the Welcome's length suffices).
+    /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`) into this
+    /// slot, which must hold no active group; on failure it is left empty.
+    /// `buf` receives the decrypted GroupInfo (the Welcome's length suffices).
     pub fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), JoinError> {
-        // The tree is imported into the spare buffer, where a staged commit's is.
-        if self.staged.is_some() {
-            return Err(JoinError::Commit(super::CommitError::CommitPending));
+        if !self.is_inactive() {
+            return Err(JoinError::SlotInUse);
         }
+        let result = self.join_inner(welcome, p, buf);
+        if result.is_err() {
+            self.wipe();
+        }
+        result
+    }
+
+    fn join_inner(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), JoinError> {
         let MlsMessageBody::Welcome(welcome) = MlsMessage::decode_exact(welcome)?.body else {
             return Err(JoinError::Malformed(CodecError::InvalidValue));
         };
@@ -120,16 +130,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let kp_ref = kp.reference(suite)?;
         let decrypted = process_welcome(suite, kp_ref.as_bytes(), &p.keys.init_key, &welcome, p.psks, buf)?;
 
-        // The tree goes into the spare buffer; the group changes only at the end.
         let gi = *decrypted.group_info();
         let tree_bytes = match gi.tbs.extensions.find(EXT_RATCHET_TREE) {
             Some(data) => data,
             None => p.ratchet_tree.ok_or(JoinError::NoRatchetTree)?,
         };
         let view = decode_tree(tree_bytes)?;
-        let spare = self.active ^ 1;
-        let [a, b] = &mut self.trees;
-        let mut tree = if spare & 1 == 0 { a.slices() } else { b.slices() };
+        self.discard_staged_commit();
+        let mut tree = self.tree.slices();
         tree.import(suite, &view)?;
 
         let signer = LeafIndex(decrypted.signer());
@@ -170,7 +178,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             let mut node = Some(lca);
             let mut first = true;
             while let Some(n) = node {
-                if let Some(expected) = tree.encryption_key(n).copied() {
+                if let Some(expected) = tree.encryption_key(n) {
                     if !first {
                         secret = derive_secret(suite, secret.as_bytes(), b"path")?;
                     }
@@ -191,12 +199,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             confirmed_transcript_hash: crate::crypto::HashValue::from_slice(gc.confirmed_transcript_hash)?,
             interim_transcript_hash: verified.interim_transcript_hash,
             confirmation_tag: crate::crypto::HashValue::from_slice(verified.group_info.tbs.confirmation_tag)?,
+            tree_hash: crate::crypto::HashValue::from_slice(gc.tree_hash)?,
             extensions: OwnedBytes::<MAX_GROUP_EXTENSIONS_LEN>::from_slice(gc.extensions)
                 .map_err(|_| JoinError::CapacityExceeded)?,
             secrets: verified.epoch_secrets,
             private,
         };
-        self.install(state, spare, p.signer, p.config).map_err(|_| JoinError::CapacityExceeded)?;
+        self.install(state, p.signer, p.config).map_err(|_| JoinError::CapacityExceeded)?;
         Ok(())
     }
 

@@ -212,8 +212,8 @@ impl TreeSlices<'_> {
         }
         let leaves = a.get_mut(..na).unwrap_or(&mut []);
         let parents = b.get_mut(..nb).unwrap_or(&mut []);
-        let leaf_key = |i: &u32| self.encryption_key(NodeIndex(i.saturating_mul(2))).copied();
-        let parent_key = |x: &u32| self.encryption_key(NodeIndex(*x)).copied();
+        let leaf_key = |i: &u32| self.encryption_key(NodeIndex(i.saturating_mul(2)));
+        let parent_key = |x: &u32| self.encryption_key(NodeIndex(*x));
         heap_sort_by_key(leaves, leaf_key);
         heap_sort_by_key(parents, parent_key);
         let dup_enc = TreeValidationError::DuplicateEncryptionKey;
@@ -231,7 +231,7 @@ impl TreeSlices<'_> {
                 core::cmp::Ordering::Equal => return Err(dup_enc),
             }
         }
-        let sig_key = |i: &u32| self.signature_key(LeafIndex(*i)).copied();
+        let sig_key = |i: &u32| self.signature_key(LeafIndex(*i));
         heap_sort_by_key(leaves, sig_key);
         if leaves.windows(2).any(|w| w.first().map(sig_key) == w.get(1).map(sig_key)) {
             return Err(TreeValidationError::DuplicateSignatureKey);

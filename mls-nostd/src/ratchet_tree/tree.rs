@@ -536,6 +536,8 @@ impl<'s> TreeSlices<'s> {
         }
         self.meta.staging = false;
         self.meta.undo_len = 0;
+        // Meaningful while staging only: the tree is as before a stage.
+        self.meta.stage_arena_used = 0;
         self.recount_live();
         Ok(())
     }
@@ -598,6 +600,8 @@ impl<'s> TreeSlices<'s> {
         self.meta.arena_used = self.meta.stage_arena_used;
         self.meta.staging = false;
         self.meta.undo_len = 0;
+        // Meaningful while staging only: the tree is as before a stage.
+        self.meta.stage_arena_used = 0;
         self.recount_live();
         Ok(())
     }
@@ -1408,5 +1412,29 @@ impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {
     /// The tree's storage, for the algorithms.
     pub fn slices(&mut self) -> TreeSlices<'_> {
         TreeSlices { meta: &mut self.meta, leaves: &mut self.leaves, parents: &mut self.parents, arena: &mut self.arena }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stage is begun only when none is, merged or discarded only when
+    /// one is; out of turn, nothing changes.
+    #[test]
+    fn staging_out_of_turn() {
+        let mut tree = RatchetTree::<4, 256>::EMPTY;
+        let mut t = tree.slices();
+        assert_eq!(t.merge_stage(), Err(TreeError::Staging));
+        assert_eq!(t.discard_stage(), Err(TreeError::Staging));
+        assert!(!t.is_staging());
+        assert_eq!(t.begin_stage(), Ok(()));
+        assert_eq!(t.begin_stage(), Err(TreeError::Staging));
+        assert!(t.is_staging());
+        assert_eq!(t.discard_stage(), Ok(()));
+        assert_eq!(t.begin_stage(), Ok(()));
+        assert_eq!(t.merge_stage(), Ok(()));
+        assert_eq!(t.merge_stage(), Err(TreeError::Staging));
+        assert!(!t.is_staging());
     }
 }

@@ -265,7 +265,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                         // Not a member this commit keeps, not added twice.
                         // (Signature keys are unique in the tree: one leaf at most.)
                         let member = (0..tree.n_leaves())
-                            .find(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| &k[..] == key))
+                            .find(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| k == key))
                             .is_some_and(|i| !touched.contains(&i) && !by_value_touches(i));
                         let fresh = !member && !by_value_adds(key) && !adding.iter().any(|k| &k[..] == key);
                         let leaf = &a.key_package.tbs.leaf_node;

@@ -43,7 +43,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             return Err(GroupError::CommitPending);
         }
         let suite = self.state.suite;
-        let tree_hash = self.state.tree_hash.clone();
+        let tree_hash = self.state.tree_hash;
         let (_, external_pub) = self.state.secrets.external_key_pair(suite).map_err(GroupError::Crypto)?;
         let mut w = Writer::new(scratch);
         w.write_u16(EXT_EXTERNAL_PUB)?;

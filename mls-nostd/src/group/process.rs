@@ -392,7 +392,7 @@ pub(super) fn check_update_leaf(
     let old_key = old.encryption_key(LeafIndex(s));
     if !matches!(leaf.fields.source, LeafNodeSource::Update)
         || leaf.verify_signature(suite, Some(ctx)).is_err()
-        || old_key.is_none_or(|k| &k[..] == leaf.fields.encryption_key)
+        || old_key.is_none_or(|k| k == leaf.fields.encryption_key)
     {
         return Err(CommitError::InvalidUpdateLeaf);
     }
@@ -678,7 +678,7 @@ fn external_init_secret(
 }
 
 fn is_newly_added(tree: &TreeSlices<'_>, added: &[u32], signature_key: &[u8]) -> bool {
-    added.iter().any(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| &k[..] == signature_key))
+    added.iter().any(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| k == signature_key))
 }
 
 /// Resumption PSKs of our own group first (current and kept epochs, §8.6),

@@ -334,7 +334,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     }
 
     fn save_epoch(&mut self, out: &mut dyn ItemSink) -> Result<(), StoreError> {
-        let tree_hash = self.state.tree_hash.clone();
+        let tree_hash = self.state.tree_hash;
         let n_leaves = self.tree.old().n_leaves();
         let (state, signer, removed, config) = (&self.state, &self.signer, self.removed, self.config);
         out.item(&|w| {
@@ -455,7 +455,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 r.finish()?;
                 self.set_tree_size(state.suite, n_leaves)?;
                 self.state = state;
-                self.state.tree_hash = tree_hash.clone();
+                self.state.tree_hash = tree_hash;
                 self.signer = signer;
                 self.removed = removed;
                 self.config = GroupConfig {
@@ -507,7 +507,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 let tree_hash = read_hash(&mut r)?;
                 r.finish()?;
                 self.begin_restoring_stage(checks)?;
-                self.staged = Some(Staged::Epoch(EpochState { tree_hash: tree_hash.clone(), ..state }));
+                self.staged = Some(Staged::Epoch(EpochState { tree_hash, ..state }));
                 checks.staged_tree_hash = Some(tree_hash);
             }
             (Part::Staged, T_EXTENSIONS) => match &mut self.staged {

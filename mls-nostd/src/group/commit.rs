@@ -412,7 +412,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             ListView::from_body(r.read_opaque()?)?
         };
 
-        // Validate and apply on the spare tree (§12.2, §12.3).
+        // Validate and apply, staged in the tree (§12.2, §12.3).
         let Self {
             tree,
             proposals,

@@ -41,8 +41,8 @@ pub enum JoinError {
     PathSecretMismatch,
     /// A group ID or extensions longer than the capacities.
     CapacityExceeded,
-    /// The slot holds an active group, which joining would replace (leave
-    /// it, or join into another slot).
+    /// The slot holds an active group, which joining would replace (join
+    /// into another slot, or empty this one with `Group::EMPTY`).
     SlotInUse,
     /// A cryptographic operation failed.
     Crypto(CryptoError),

@@ -188,7 +188,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> crate::
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub(crate) enum Staged {
-    /// The next epoch, in the spare tree buffer and this state.
+    /// The next epoch: this state, and the changes staged in the tree.
     Epoch(EpochState),
     /// The Commit removes us: merging ends our membership.
     Removed,
@@ -227,7 +227,7 @@ pub enum GroupError {
     /// A Commit is staged: merge or discard it first.
     CommitPending,
     /// The slot holds an active group: creating or joining would replace it
-    /// (leave it, or use another slot).
+    /// (use another slot, or empty this one with [`Group::EMPTY`]).
     SlotInUse,
 }
 

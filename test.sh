@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-step() { printf '\n== %s\n' "$*"; }
+# Each step prints the time since the start, so CI logs show where time goes.
+step() { printf '\n== [%d s] %s\n' "$SECONDS" "$*"; }
+trap 'printf "\n== test.sh: %d s in all (exit %d)\n" "$SECONDS" "$?"' EXIT
 
 MCU_TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imac-unknown-none-elf)
 
@@ -19,7 +21,7 @@ step "installing QEMU and ARM binutils (if missing)"
 if ! command -v qemu-system-arm >/dev/null || ! command -v arm-none-eabi-nm >/dev/null; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    # DESIGN.md: the image's newer qemu-utils conflicts with Debian 12's QEMU.
+    # docs/architecture.md, "How to add a board": the image's newer qemu-utils conflicts with Debian 12's QEMU.
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         qemu-system-arm qemu-system-misc binutils-arm-none-eabi \
         --allow-downgrades qemu-utils/bookworm \
@@ -33,16 +35,35 @@ cargo test --workspace
 step "lints (the core denies unwrap/expect/panic/indexing outside tests)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "API documentation, every feature, no rustdoc warning"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
+
 step "core builds for microcontrollers, without a heap"
+# The default suites (1, 2, 3), then every suite on its own and all together.
+SUITES=(suite-1 suite-2 suite-3 suite-4 suite-5 suite-6 suite-7 all-suites)
 for t in "${MCU_TARGETS[@]}"; do
     cargo build -p mls-nostd --target "$t"
+    cargo build -p mls-nostd --target "$t" --no-default-features --features all-suites
+done
+# Each suite alone type-checks for the MCU (code generation of every suite is
+# in the all-suites builds above; `check` keeps this loop to seconds).
+for s in "${SUITES[@]}"; do
+    cargo check -p mls-nostd --target thumbv7em-none-eabihf --no-default-features --features "$s"
 done
 cargo build -p mls-nostd --target thumbv7em-none-eabihf --features defmt
-# No dependency of the core may enable an `alloc` feature, with or without defmt.
+# No dependency of the core may enable an `alloc` feature: default suites with
+# or without defmt, and each suite feature alone.
 for features in "" defmt; do
     if cargo tree -p mls-nostd -e normal,build --target thumbv7em-none-eabihf --features "$features" \
         -f '{p} {f}' | grep -w alloc; then
         echo "FAIL: a dependency of mls-nostd enables alloc (features: '$features')" >&2
+        exit 1
+    fi
+done
+for s in "${SUITES[@]}"; do
+    if cargo tree -p mls-nostd -e normal,build --target thumbv7em-none-eabihf --no-default-features \
+        --features "$s" -f '{p} {f}' | grep -w alloc; then
+        echo "FAIL: a dependency of mls-nostd enables alloc (features: '$s' alone)" >&2
         exit 1
     fi
 done

@@ -2,7 +2,10 @@
 # Builds the test firmware of each board and runs it under QEMU (the runner of
 # its target in .cargo/config.toml). Each firmware prints `N passed, M failed`
 # as its last line and exits 0 only if M == 0; this script exits non-zero if
-# any board failed, timed out or did not build.
+# any board failed, timed out or did not build, or if a board's last line is
+# not `N passed, 0 failed` with N at least the checks that board is known to
+# run (the minimum in the table below): a firmware that silently skips cases
+# or stops early fails here even when its exit status is 0.
 #
 # The boards workspace has one default target (thumbv7em), so every board is
 # built with its own `--target`. The build scripts run the member scenario on
@@ -17,13 +20,32 @@ set -euo pipefail
 cd "$(dirname "$0")"
 timeout_s="${QEMU_TIMEOUT:-300}"
 
-# package : target : run (QEMU) or build (no QEMU machine for it)
+# package : target : run (QEMU) or build (no QEMU machine for it) : least
+# number of passed checks (what the firmware runs today: the vector cases,
+# and two per member step; raise it when a firmware gains checks)
 boards=(
-    "board-mps2-an386:thumbv7em-none-eabihf:run"
-    "board-microbit:thumbv6m-none-eabi:run"
-    "board-riscv-virt:riscv32imac-unknown-none-elf:run"
-    "board-nrf52840:thumbv7em-none-eabihf:build"
+    "board-mps2-an386:thumbv7em-none-eabihf:run:441"
+    "board-microbit:thumbv6m-none-eabi:run:415"
+    "board-riscv-virt:riscv32imac-unknown-none-elf:run:439"
+    "board-nrf52840:thumbv7em-none-eabihf:build:0"
 )
+
+# Judges a firmware's output: its last line must be `N passed, 0 failed`
+# with N >= the board's minimum.
+judge_count() { # name output-file minimum
+    local last passed failed
+    last=$(tail -n 1 "$2")
+    if [[ ! "$last" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        echo "== $1: FAILED: the last line is not \"N passed, M failed\" (got: ${last:-nothing})" >&2
+        return 1
+    fi
+    passed=${BASH_REMATCH[1]} failed=${BASH_REMATCH[2]}
+    if [ "$failed" != 0 ] || [ "$passed" -lt "$3" ]; then
+        echo "== $1: FAILED: $passed passed, $failed failed; expected at least $3 passed and none failed" >&2
+        return 1
+    fi
+    echo "== $1: passed ($passed checks, at least $3 expected)"
+}
 
 for q in qemu-system-arm qemu-system-riscv32; do
     command -v "$q" >/dev/null || {
@@ -66,8 +88,10 @@ case "$rc" in
     *) echo "== board-mps2-an386 (defmt): FAILED (status $rc)" >&2; status=1 ;;
 esac
 
+run_out="$(mktemp)"
+trap 'rm -f "$defmt_out" "$run_out"' EXIT
 for entry in "${boards[@]}"; do
-    IFS=: read -r board target mode <<<"$entry"
+    IFS=: read -r board target mode least <<<"$entry"
     echo "== $board ($target): build"
     if ! cargo build --release -p "$board" --target "$target"; then
         echo "== $board: BUILD FAILED" >&2
@@ -80,9 +104,9 @@ for entry in "${boards[@]}"; do
     fi
     echo "== $board: run in QEMU (timeout ${timeout_s}s)"
     rc=0
-    timeout "$timeout_s" cargo run --release -q -p "$board" --target "$target" || rc=$?
+    timeout "$timeout_s" cargo run --release -q -p "$board" --target "$target" | tee "$run_out" || rc=${PIPESTATUS[0]}
     case "$rc" in
-        0) ;;
+        0) judge_count "$board" "$run_out" "$least" || status=1 ;;
         124) echo "== $board: TIMEOUT after ${timeout_s}s" >&2; status=1 ;;
         *) echo "== $board: FAILED (exit status $rc)" >&2; status=1 ;;
     esac

@@ -120,7 +120,7 @@ impl Member {
     pub fn new(name: &'static str, seed: u64) -> Self {
         let mut s = [0x11u8; 32];
         s[..8].copy_from_slice(&seed.to_be_bytes());
-        Self { name, group: Box::new(G::EMPTY), signer: SignaturePrivateKey::from_slice(&s).unwrap(), rng: TestRng(seed) }
+        Self { name, group: Box::new(G::EMPTY), signer: SignaturePrivateKey::from_slice(mls_nostd::crypto::CipherSuite::X25519Aes128GcmSha256Ed25519, &s).unwrap(), rng: TestRng(seed) }
     }
 
     /// A fresh KeyPackage and its private keys.

@@ -277,7 +277,7 @@ impl OurJudge {
     /// An external join from the GroupInfo `msg` into an empty slot.
     fn trial_group_info(&mut self, msg: &[u8], suite: mls_nostd::crypto::CipherSuite) -> Result<(), String> {
         *self.joiner = OurGroup::EMPTY;
-        let signer = SignaturePrivateKey::from_slice(&[0x4a; 32]).expect("an Ed25519 seed");
+        let signer = SignaturePrivateKey::from_slice(suite, &[0x4a; 32]).expect("a signature key of the suite");
         let sig_pub = signer.public_key().as_bytes().to_vec();
         let mut caps = [0u8; 8];
         let template = LeafTemplate {

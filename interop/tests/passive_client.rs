@@ -52,7 +52,7 @@ struct PassiveKeys {
 /// A KeyPackage of the passive client for `suite`: its Ed25519 key is the
 /// same in every group (seed `[0x5a; 32]`), its HPKE keys come from `seed`.
 fn passive_keys(suite: CipherSuite, seed: u64) -> PassiveKeys {
-    let signer = SignaturePrivateKey::from_slice(&[0x5a; 32]).expect("an Ed25519 seed");
+    let signer = SignaturePrivateKey::from_slice(suite, &[0x5a; 32]).expect("an Ed25519 seed");
     let t = now();
     let params = KeyPackageParams {
         suite,

@@ -51,7 +51,7 @@ impl<'a> CertificateChain<'a> {
             r.read_opaque()?;
             n += 1;
             if n > MAX_CERTIFICATE_CHAIN {
-                return Err(CodecError::CapacityExceeded);
+                return Err(CodecError::CapacityExceeded(crate::capacity::Capacity::CertificateChain));
             }
         }
         Ok(Self(body))

@@ -1,10 +1,10 @@
-//! The executor trait (DESIGN.md decision 5): independent, expensive work
+//! The executor trait (docs/architecture.md, decision 5): independent, expensive work
 //! items (HPKE seals to the copath resolutions of an UpdatePath, GroupSecrets
 //! for each new member, leaf signature checks) run through it. The default
 //! runs them in order; `platform-std` runs them on rayon. Callers draw all
 //! randomness before a batch, so the output does not depend on the executor.
 
-/// Runs independent work items, possibly in parallel (DESIGN.md decision 5).
+/// Runs independent work items, possibly in parallel (docs/architecture.md, decision 5).
 pub trait Executor {
     /// Calls `job(i, chunk_i)` for each of the `buf.len() / chunk` chunks of
     /// `buf`, in any order and on any thread.

@@ -48,7 +48,7 @@
 //! let mut rng = ToyRng(7);
 //!
 //! // 1. Alice creates the group.
-//! let alice_key = SignaturePrivateKey::from_slice(&[1; 32]).unwrap();
+//! let alice_key = SignaturePrivateKey::from_slice(suite, &[1; 32]).unwrap();
 //! let mut alice = Box::new(MyGroup::EMPTY);
 //! let mut caps = [0u8; 8];
 //! alice.create(
@@ -67,7 +67,7 @@
 //!
 //! // 2. Bob publishes a KeyPackage; he keeps its private keys (in a
 //! //    `key_store::KeyPackageStore` in real code).
-//! let bob_key = SignaturePrivateKey::from_slice(&[2; 32]).unwrap();
+//! let bob_key = SignaturePrivateKey::from_slice(suite, &[2; 32]).unwrap();
 //! let mut kp_buf = [0u8; 1024];
 //! let (bob_kp, bob_kp_keys) = KeyPackage::generate(
 //!     &KeyPackageParams {

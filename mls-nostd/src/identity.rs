@@ -48,7 +48,9 @@ pub enum CredentialUse {
 }
 
 /// The application's decisions on credentials (§5.3.1).
-pub trait IdentityProvider {
+/// `Sync` because a group holds it as `&'static dyn IdentityProvider` and
+/// firmware keeps its group in a `static`.
+pub trait IdentityProvider: Sync {
     /// True if `member` may be a member of group `group_id`: its credential is
     /// one the application trusts for its signature key.
     fn validate(&self, group_id: &[u8], usage: CredentialUse, member: &MemberIdentity<'_>) -> bool;

@@ -60,6 +60,7 @@ impl<'a> Decode<'a> for KeyPackage<'a> {
 /// Why a KeyPackage is refused (§10.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum KeyPackageError {
     /// Protocol version is not mls10 or differs from the group's.
     WrongVersion,
@@ -89,6 +90,36 @@ pub enum KeyPackageError {
     DuplicateExtension,
     /// A cryptographic operation failed.
     Crypto(CryptoError),
+}
+
+impl core::fmt::Display for KeyPackageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::WrongVersion => f.write_str("KeyPackage protocol version is not mls10 or not the group's"),
+            Self::WrongCipherSuite => f.write_str("KeyPackage cipher suite differs from the group's"),
+            Self::WrongLeafSource => f.write_str("KeyPackage leaf source is not key_package"),
+            Self::Expired => f.write_str("KeyPackage outside its lifetime"),
+            Self::LifetimeTooLong => f.write_str("KeyPackage lifetime longer than the application allows"),
+            Self::InitKeyReused => f.write_str("KeyPackage init_key equals its encryption_key"),
+            Self::InvalidKey => f.write_str("KeyPackage key of the wrong length for the cipher suite"),
+            Self::InvalidSignature => f.write_str("KeyPackage signature does not verify"),
+            Self::InvalidLeafSignature => f.write_str("KeyPackage leaf signature does not verify"),
+            Self::UnsupportedExtension => f.write_str("KeyPackage leaf extension not in its capabilities"),
+            Self::UnsupportedCredential => f.write_str("KeyPackage credential type not in its capabilities"),
+            Self::UnsupportedCapabilities => f.write_str("KeyPackage capabilities lack the group's cipher suite or version"),
+            Self::DuplicateExtension => f.write_str("KeyPackage extension type listed twice"),
+            Self::Crypto(e) => write!(f, "KeyPackage: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for KeyPackageError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Crypto(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<CryptoError> for KeyPackageError {
@@ -150,8 +181,8 @@ impl<'a> KeyPackage<'a> {
         {
             return Err(KeyPackageError::UnsupportedExtension);
         }
-        if crate::crypto::hpke::HpkePublicKey::from_slice(tbs.init_key).is_err()
-            || crate::crypto::hpke::HpkePublicKey::from_slice(leaf.encryption_key).is_err()
+        if crate::crypto::hpke::HpkePublicKey::for_suite(suite, tbs.init_key).is_err()
+            || crate::crypto::hpke::HpkePublicKey::for_suite(suite, leaf.encryption_key).is_err()
         {
             return Err(KeyPackageError::InvalidKey);
         }
@@ -159,7 +190,7 @@ impl<'a> KeyPackage<'a> {
             LeafNodeError::InvalidKey => KeyPackageError::InvalidKey,
             _ => KeyPackageError::InvalidLeafSignature,
         })?;
-        let key = SignaturePublicKey::from_slice(leaf.signature_key).map_err(|_| KeyPackageError::InvalidKey)?;
+        let key = SignaturePublicKey::for_suite(suite, leaf.signature_key).map_err(|_| KeyPackageError::InvalidKey)?;
         verify_with_label_parts(suite, &key, b"KeyPackageTBS", &[self.tbs_bytes], self.signature)
             .map_err(|_| KeyPackageError::InvalidSignature)
     }
@@ -176,18 +207,37 @@ impl<'a> KeyPackage<'a> {
         let sig = sign_with_label_parts(suite, key, b"KeyPackageTBS", &[w.written()])?;
         w.write_opaque(&sig)?;
         let n = w.len();
-        out.get(..n).ok_or(KeyPackageBuildError::Codec(CodecError::BufferTooSmall))
+        out.get(..n).ok_or(KeyPackageBuildError::Codec(CodecError::BufferTooSmall { needed: n }))
     }
 }
 
 /// Why a KeyPackage could not be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum KeyPackageBuildError {
     /// The output buffer is too small (or a field too long).
     Codec(CodecError),
     /// Signing failed.
     Crypto(CryptoError),
+}
+
+impl core::fmt::Display for KeyPackageBuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Codec(e) => write!(f, "writing the KeyPackage: {e}"),
+            Self::Crypto(e) => write!(f, "signing the KeyPackage: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for KeyPackageBuildError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Codec(e) => Some(e),
+            Self::Crypto(e) => Some(e),
+        }
+    }
 }
 
 impl From<CodecError> for KeyPackageBuildError {
@@ -256,7 +306,7 @@ impl KeyPackage<'_> {
         use crate::extensions::U16List;
         use crate::leaf_node::{Capabilities, LeafNodeFields};
         let suite = params.suite;
-        let mut ikm = crate::crypto::Secret::zero(32)?;
+        let mut ikm = crate::crypto::Secret::zero(suite.hash_len())?;
         rng.fill_bytes(ikm.as_mut_bytes());
         let (init_sk, init_pk) = derive_key_pair(suite, ikm.as_bytes())?;
         rng.fill_bytes(ikm.as_mut_bytes());
@@ -292,9 +342,14 @@ impl KeyPackage<'_> {
         // then the KeyPackage around it.
         let mut leaf_buf = [0u8; 2048];
         let leaf_len = LeafNode::sign_into(suite, &fields, None, signer, &mut leaf_buf)
-            .map_err(|_| KeyPackageBuildError::Codec(CodecError::BufferTooSmall))?
+            .map_err(|e| match e.in_own_buffer() {
+                LeafNodeError::Codec(c) => KeyPackageBuildError::Codec(c),
+                LeafNodeError::Crypto(c) => KeyPackageBuildError::Crypto(c),
+                // A key of the wrong length (a context is not needed here).
+                _ => KeyPackageBuildError::Crypto(CryptoError::InvalidKey),
+            })?
             .len();
-        let leaf_node = LeafNode::decode_exact(leaf_buf.get(..leaf_len).ok_or(CodecError::BufferTooSmall)?)?;
+        let leaf_node = LeafNode::decode_exact(leaf_buf.get(..leaf_len).ok_or(CodecError::BufferTooSmall { needed: leaf_len })?)?;
         let tbs = KeyPackageTbs {
             version: PROTOCOL_VERSION_MLS10,
             cipher_suite: suite.to_u16(),
@@ -314,9 +369,10 @@ fn with_grease<'b>(
     buf: &'b mut [u8],
 ) -> Result<crate::extensions::U16List<'b>, CodecError> {
     let mut n = 0usize;
+    let full = CodecError::CapacityExceeded(crate::capacity::Capacity::Container(buf.len() / 2));
     for t in types.iter().chain(core::iter::once(u16::from_be_bytes(grease))) {
-        buf.get_mut(n..n + 2).ok_or(CodecError::CapacityExceeded)?.copy_from_slice(&t.to_be_bytes());
+        buf.get_mut(n..n + 2).ok_or(full)?.copy_from_slice(&t.to_be_bytes());
         n += 2;
     }
-    crate::extensions::U16List::from_body(buf.get(..n).ok_or(CodecError::CapacityExceeded)?)
+    crate::extensions::U16List::from_body(buf.get(..n).ok_or(full)?)
 }

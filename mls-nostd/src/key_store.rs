@@ -5,9 +5,18 @@
 use crate::crypto::HashValue;
 use crate::key_package::KeyPackagePrivateKeys;
 
-/// The store is full.
+/// The store is full. (Not `#[non_exhaustive]`: a [`KeyPackageStore`]
+/// implemented outside this crate returns it.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyStoreFull;
+
+impl core::fmt::Display for KeyStoreFull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("KeyPackage key store full")
+    }
+}
+
+impl core::error::Error for KeyStoreFull {}
 
 /// Keeps the private keys of this client's KeyPackages.
 pub trait KeyPackageStore {

@@ -1,6 +1,7 @@
 //! Leaf nodes (RFC 9420 §7.2): Capabilities, Lifetime, LeafNodeSource and the
 //! signed LeafNode, decoded as a view over its encoding.
 
+use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
 use crate::credential::Credential;
 use crate::crypto::labeled::{sign_with_label_parts, verify_with_label_parts, VarintPrefix};
@@ -177,7 +178,7 @@ impl<'a> LeafNode<'a> {
         };
         w.write_opaque(&sig)?;
         let n = w.len();
-        out.get(..n).ok_or(LeafNodeError::Codec(CodecError::BufferTooSmall))
+        out.get(..n).ok_or(LeafNodeError::Codec(CodecError::BufferTooSmall { needed: n }))
     }
 
     /// The encoding of the signed fields (LeafNodeTBS without its context).
@@ -211,6 +212,7 @@ impl<'a> Decode<'a> for LeafNode<'a> {
 /// Why a LeafNode is invalid (§7.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum LeafNodeError {
     /// Its encoding is malformed.
     Codec(CodecError),
@@ -222,6 +224,40 @@ pub enum LeafNodeError {
     MissingContext,
     /// A cryptographic operation failed.
     Crypto(CryptoError),
+}
+
+impl core::fmt::Display for LeafNodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Codec(e) => write!(f, "malformed LeafNode: {e}"),
+            Self::InvalidKey => f.write_str("LeafNode key of the wrong length for the cipher suite"),
+            Self::InvalidSignature => f.write_str("LeafNode signature does not verify"),
+            Self::MissingContext => f.write_str("update or commit LeafNode checked without its group context"),
+            Self::Crypto(e) => write!(f, "crypto: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for LeafNodeError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Codec(e) => Some(e),
+            Self::Crypto(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl LeafNodeError {
+    /// The error for a leaf signed into one of the core's own buffers: a
+    /// buffer too small there is the [`Capacity::LeafLen`] capacity, not the
+    /// caller's buffer.
+    pub(crate) fn in_own_buffer(self) -> Self {
+        match self {
+            Self::Codec(CodecError::BufferTooSmall { .. }) => Self::Codec(CodecError::CapacityExceeded(Capacity::LeafLen)),
+            other => other,
+        }
+    }
 }
 
 impl From<CodecError> for LeafNodeError {

@@ -7,7 +7,7 @@
 //! Start with the [`guide`]: create, add, join, send, receive, update, remove.
 //!
 //! Layers, bottom-up (each module cites the RFC section it implements):
-//! [`codec`] (§2.1), [`crypto`] (§5, RFC 9180), [`tree_math`] (Appendix C),
+//! [`capacity`] (the named capacities), [`codec`] (§2.1), [`crypto`] (§5, RFC 9180), [`tree_math`] (Appendix C),
 //! [`credential`], [`extensions`], [`leaf_node`], [`key_package`] (§5.3, §7.2,
 //! §10, §13), [`identity`] (§5.3.1: the application's credential policy), [`ratchet_tree`] (§4, §7: tree, hashes, validation, TreeKEM),
 //! [`group_context`] (§8.1), [`key_schedule`] (§8), [`psk`] (§8.4),
@@ -17,12 +17,13 @@
 #![no_std]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
-// No panics on any input (DESIGN.md decision 7): enforced by clippy outside tests.
+// No panics on any input (docs/architecture.md, decision 7): enforced by clippy outside tests.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::unreachable)
 )]
 
+pub mod capacity;
 pub mod codec;
 pub mod credential;
 pub mod crypto;
@@ -43,3 +44,5 @@ pub mod secret_tree;
 pub mod store;
 pub mod transcript;
 pub mod tree_math;
+
+pub use capacity::Capacity;

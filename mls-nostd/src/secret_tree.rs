@@ -13,6 +13,7 @@
 //! [`SecretTree`] is the const-generic container that owns them.
 
 use crate::crypto::labeled::{derive_tree_secret, expand_with_label, expand_with_label_secret};
+use crate::capacity::Capacity;
 use crate::crypto::{AEAD_NONCE_LEN, CipherSuite, CryptoError, Secret};
 use crate::tree_math::{self, LeafIndex, NodeIndex};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -20,11 +21,13 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 /// Why a secret-tree key could not be produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum SecretTreeError {
     /// The leaf is outside the tree.
     InvalidLeaf,
-    /// The tree has more leaves than the container's capacity.
-    CapacityExceeded,
+    /// The tree has more leaves than the container's capacity
+    /// ([`Capacity::Leaves`]).
+    CapacityExceeded(Capacity),
     /// The key of that generation was already used (or evicted): a replay, or
     /// a message older than the out-of-order window.
     KeyConsumed,
@@ -46,11 +49,20 @@ impl core::fmt::Display for SecretTreeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::InvalidLeaf => f.write_str("leaf outside the tree"),
-            Self::CapacityExceeded => f.write_str("tree larger than the secret tree capacity"),
+            Self::CapacityExceeded(c) => write!(f, "tree larger than the secret tree: {c} exceeded"),
             Self::KeyConsumed => f.write_str("key already used or outside the window"),
             Self::TooFarAhead => f.write_str("generation too far ahead"),
             Self::GenerationExhausted => f.write_str("ratchet generations exhausted"),
             Self::Crypto(e) => write!(f, "crypto: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for SecretTreeError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Crypto(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -92,8 +104,8 @@ pub struct RatchetKey {
 /// One hash ratchet: the secret of the next unused generation.
 #[derive(Clone, Debug, Zeroize, ZeroizeOnDrop)]
 pub struct Ratchet {
-    secret: Secret,
-    generation: u32,
+    pub(crate) secret: Secret,
+    pub(crate) generation: u32,
 }
 
 impl Ratchet {
@@ -140,13 +152,13 @@ pub enum LeafSecrets {
 #[derive(Clone, Debug, Zeroize, ZeroizeOnDrop)]
 pub struct SkippedKey {
     #[zeroize(skip)]
-    leaf: u32,
+    pub(crate) leaf: u32,
     #[zeroize(skip)]
-    kind: RatchetKind,
+    pub(crate) kind: RatchetKind,
     /// Insertion order, to evict the oldest.
     #[zeroize(skip)]
-    seq: u64,
-    key: RatchetKey,
+    pub(crate) seq: u64,
+    pub(crate) key: RatchetKey,
 }
 
 /// Caller-owned storage of a secret tree.
@@ -162,10 +174,10 @@ pub struct SecretTreeSlots<'s> {
 /// The state of a secret tree besides its storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SecretTreeMeta {
-    suite: CipherSuite,
-    n_leaves: u32,
-    config: SecretTreeConfig,
-    next_seq: u64,
+    pub(crate) suite: CipherSuite,
+    pub(crate) n_leaves: u32,
+    pub(crate) config: SecretTreeConfig,
+    pub(crate) next_seq: u64,
 }
 
 impl SecretTreeMeta {
@@ -177,12 +189,12 @@ impl SecretTreeMeta {
         config: SecretTreeConfig,
         slots: &mut SecretTreeSlots<'_>,
     ) -> Result<Self, SecretTreeError> {
-        let n = usize::try_from(n_leaves).map_err(|_| SecretTreeError::CapacityExceeded)?;
+        let n = usize::try_from(n_leaves).map_err(|_| SecretTreeError::CapacityExceeded(Capacity::Leaves))?;
         if n == 0 || !n_leaves.is_power_of_two() {
             return Err(SecretTreeError::InvalidLeaf);
         }
         if slots.leaves.len() < n || slots.parents.len() < n - 1 {
-            return Err(SecretTreeError::CapacityExceeded);
+            return Err(SecretTreeError::CapacityExceeded(Capacity::Leaves));
         }
         slots.parents.iter_mut().for_each(|p| *p = None);
         slots.leaves.iter_mut().for_each(|l| *l = LeafSecrets::Empty);
@@ -373,14 +385,14 @@ fn node_slot<'t>(slots: &'t mut SecretTreeSlots<'_>, node: NodeIndex) -> Result<
         return Err(SecretTreeError::InvalidLeaf);
     }
     let i = usize::try_from(node.0 >> 1).map_err(|_| SecretTreeError::InvalidLeaf)?;
-    slots.parents.get_mut(i).ok_or(SecretTreeError::CapacityExceeded)
+    slots.parents.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))
 }
 
 fn store(slots: &mut SecretTreeSlots<'_>, node: NodeIndex, secret: Secret) -> Result<(), SecretTreeError> {
     match node.leaf() {
         Some(leaf) => {
             let i = usize::try_from(leaf.0).map_err(|_| SecretTreeError::InvalidLeaf)?;
-            *slots.leaves.get_mut(i).ok_or(SecretTreeError::CapacityExceeded)? = LeafSecrets::Secret(secret);
+            *slots.leaves.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))? = LeafSecrets::Secret(secret);
         }
         None => *node_slot(slots, node)? = Some(secret),
     }
@@ -389,10 +401,10 @@ fn store(slots: &mut SecretTreeSlots<'_>, node: NodeIndex, secret: Secret) -> Re
 
 /// A secret tree for up to `N` leaves, keeping up to `K` skipped keys.
 pub struct SecretTree<const N: usize, const K: usize> {
-    meta: SecretTreeMeta,
-    parents: [Option<Secret>; N],
-    leaves: [LeafSecrets; N],
-    skipped: [Option<SkippedKey>; K],
+    pub(crate) meta: SecretTreeMeta,
+    pub(crate) parents: [Option<Secret>; N],
+    pub(crate) leaves: [LeafSecrets; N],
+    pub(crate) skipped: [Option<SkippedKey>; K],
 }
 
 impl<const N: usize, const K: usize> SecretTree<N, K> {
@@ -413,7 +425,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     /// A tree with no leaves, usable in `const` and `static` items.
     pub const EMPTY: Self = Self {
         meta: SecretTreeMeta {
-            suite: CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+            suite: CipherSuite::PLACEHOLDER,
             n_leaves: 0,
             config: SecretTreeConfig { max_forward_distance: 0 },
             next_seq: 0,
@@ -473,144 +485,6 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     pub fn consume(&mut self, leaf: LeafIndex, kind: RatchetKind, generation: u32) -> Result<(), SecretTreeError> {
         let (meta, mut slots) = self.split();
         meta.consume(&mut slots, leaf, kind, generation)
-    }
-}
-
-// Persistence (crate::store): a secret tree is saved as items, one per
-// stored secret, so that only what exists is written.
-const ITEM_META: u8 = 1;
-const ITEM_PARENT: u8 = 2;
-const ITEM_LEAF_SECRET: u8 = 3;
-const ITEM_LEAF_RATCHETS: u8 = 4;
-const ITEM_SKIPPED: u8 = 5;
-
-fn write_secret(w: &mut crate::codec::Writer<'_>, s: &Secret) -> Result<(), crate::codec::CodecError> {
-    w.write_opaque(s.as_bytes())
-}
-
-fn read_secret(r: &mut crate::codec::Reader<'_>) -> Result<Secret, crate::codec::CodecError> {
-    Secret::from_slice(r.read_opaque()?).map_err(|_| crate::codec::CodecError::InvalidValue)
-}
-
-fn write_ratchet(w: &mut crate::codec::Writer<'_>, r: &Ratchet) -> Result<(), crate::codec::CodecError> {
-    write_secret(w, &r.secret)?;
-    w.write_u32(r.generation)
-}
-
-fn read_ratchet(r: &mut crate::codec::Reader<'_>) -> Result<Ratchet, crate::codec::CodecError> {
-    Ok(Ratchet { secret: read_secret(r)?, generation: r.read_u32()? })
-}
-
-impl<const N: usize, const K: usize> SecretTree<N, K> {
-    /// Writes this tree as items tagged `which` (current or previous epoch).
-    pub(crate) fn save_items(
-        &self,
-        which: u8,
-        out: &mut dyn crate::store::ItemSink,
-    ) -> Result<(), crate::store::StoreError> {
-        let meta = self.meta;
-        out.item(&|w| {
-            w.write_u8(ITEM_META)?;
-            w.write_u8(which)?;
-            w.write_u16(meta.suite.to_u16())?;
-            w.write_u32(meta.n_leaves)?;
-            w.write_u32(meta.config.max_forward_distance)?;
-            w.write_u64(meta.next_seq)
-        })?;
-        for (i, p) in self.parents.iter().enumerate() {
-            let Some(secret) = p else { continue };
-            let i = u32::try_from(i).map_err(|_| crate::store::StoreError::TooLarge)?;
-            out.item(&|w| {
-                w.write_u8(ITEM_PARENT)?;
-                w.write_u8(which)?;
-                w.write_u32(i)?;
-                write_secret(w, secret)
-            })?;
-        }
-        for (i, l) in self.leaves.iter().enumerate() {
-            let i = u32::try_from(i).map_err(|_| crate::store::StoreError::TooLarge)?;
-            match l {
-                LeafSecrets::Empty => {}
-                LeafSecrets::Secret(secret) => out.item(&|w| {
-                    w.write_u8(ITEM_LEAF_SECRET)?;
-                    w.write_u8(which)?;
-                    w.write_u32(i)?;
-                    write_secret(w, secret)
-                })?,
-                LeafSecrets::Ratchets { handshake, application } => out.item(&|w| {
-                    w.write_u8(ITEM_LEAF_RATCHETS)?;
-                    w.write_u8(which)?;
-                    w.write_u32(i)?;
-                    write_ratchet(w, handshake)?;
-                    write_ratchet(w, application)
-                })?,
-            }
-        }
-        for k in self.skipped.iter().flatten() {
-            out.item(&|w| {
-                w.write_u8(ITEM_SKIPPED)?;
-                w.write_u8(which)?;
-                w.write_u32(k.leaf)?;
-                w.write_u8(match k.kind {
-                    RatchetKind::Handshake => 0,
-                    RatchetKind::Application => 1,
-                })?;
-                w.write_u64(k.seq)?;
-                w.write_u32(k.key.generation)?;
-                write_secret(w, &k.key.key)?;
-                w.write_bytes(&k.key.nonce)
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Restores one item written by [`Self::save_items`] (its tag and
-    /// `which` already read). Call [`Self::clear`] first.
-    pub(crate) fn restore_item(&mut self, tag: u8, r: &mut crate::codec::Reader<'_>) -> Result<(), crate::codec::CodecError> {
-        use crate::codec::CodecError;
-        match tag {
-            ITEM_META => {
-                let suite = CipherSuite::from_u16(r.read_u16()?).ok_or(CodecError::InvalidValue)?;
-                let n_leaves = r.read_u32()?;
-                if usize::try_from(n_leaves).map_or(true, |n| n > N) || (n_leaves != 0 && !n_leaves.is_power_of_two()) {
-                    return Err(CodecError::CapacityExceeded);
-                }
-                let max_forward_distance = r.read_u32()?;
-                let next_seq = r.read_u64()?;
-                self.meta = SecretTreeMeta { suite, n_leaves, config: SecretTreeConfig { max_forward_distance }, next_seq };
-            }
-            ITEM_PARENT => {
-                let i = r.read_u32()?;
-                let slot = usize::try_from(i).ok().and_then(|i| self.parents.get_mut(i)).ok_or(CodecError::CapacityExceeded)?;
-                *slot = Some(read_secret(r)?);
-            }
-            ITEM_LEAF_SECRET | ITEM_LEAF_RATCHETS => {
-                let i = r.read_u32()?;
-                let value = if tag == ITEM_LEAF_SECRET {
-                    LeafSecrets::Secret(read_secret(r)?)
-                } else {
-                    LeafSecrets::Ratchets { handshake: read_ratchet(r)?, application: read_ratchet(r)? }
-                };
-                let slot = usize::try_from(i).ok().and_then(|i| self.leaves.get_mut(i)).ok_or(CodecError::CapacityExceeded)?;
-                *slot = value;
-            }
-            ITEM_SKIPPED => {
-                let leaf = r.read_u32()?;
-                let kind = match r.read_u8()? {
-                    0 => RatchetKind::Handshake,
-                    1 => RatchetKind::Application,
-                    _ => return Err(CodecError::InvalidValue),
-                };
-                let seq = r.read_u64()?;
-                let generation = r.read_u32()?;
-                let key = read_secret(r)?;
-                let nonce = r.read_array()?;
-                let slot = self.skipped.iter_mut().find(|s| s.is_none()).ok_or(CodecError::CapacityExceeded)?;
-                *slot = Some(SkippedKey { leaf, kind, seq, key: RatchetKey { generation, key, nonce } });
-            }
-            _ => return Err(CodecError::InvalidValue),
-        }
-        Ok(())
     }
 }
 
@@ -688,7 +562,7 @@ mod tests {
         let root = Secret::from_slice(&[5; 32]).unwrap();
         assert!(matches!(
             SecretTree::<4, 3>::new(SUITE, 8, &root, SecretTreeConfig::default()),
-            Err(SecretTreeError::CapacityExceeded)
+            Err(SecretTreeError::CapacityExceeded(Capacity::Leaves))
         ));
         assert!(matches!(
             SecretTree::<4, 3>::new(SUITE, 3, &root, SecretTreeConfig::default()),

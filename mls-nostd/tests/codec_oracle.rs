@@ -46,7 +46,7 @@ proptest! {
         // More elements than the capacity are refused, never truncated.
         let small = VarVec::<u16, 8>::decode_exact(&theirs).map(|v| v.0.len());
         if items.len() > 8 {
-            prop_assert_eq!(small, Err(mls_nostd::codec::CodecError::CapacityExceeded));
+            prop_assert_eq!(small, Err(mls_nostd::codec::CodecError::CapacityExceeded(mls_nostd::Capacity::Container(8))));
         } else {
             prop_assert_eq!(small, Ok(items.len()));
         }

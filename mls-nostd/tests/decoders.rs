@@ -94,8 +94,9 @@ fn containers_bad_input() {
     // opaque<V>: declared 4 bytes, 3 present.
     assert_eq!(VarBytes::decode_exact(&[4, 1, 2, 3]), Err(CodecError::Truncated));
     // Capacity: 3 bytes into a 2-byte container, 3 elements into a 2-element vector.
-    assert_eq!(OwnedBytes::<2>::decode_exact(&[3, 1, 2, 3]), Err(CodecError::CapacityExceeded));
-    assert_eq!(VarVec::<u8, 2>::decode_exact(&[3, 1, 2, 3]), Err(CodecError::CapacityExceeded));
+    let full = CodecError::CapacityExceeded(mls_nostd::Capacity::Container(2));
+    assert_eq!(OwnedBytes::<2>::decode_exact(&[3, 1, 2, 3]), Err(full));
+    assert_eq!(VarVec::<u8, 2>::decode_exact(&[3, 1, 2, 3]), Err(full));
     // A vector whose body ends inside an element.
     assert_eq!(VarVec::<u32, 4>::decode_exact(&[6, 0, 0, 0, 1, 0, 0]), Err(CodecError::Truncated));
     // A length prefix far larger than the input (would overflow a 32-bit usize

@@ -1,7 +1,6 @@
 //! KeyPackage generation (RFC 9420 §10) and validation (§10.1).
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
-use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::extensions::{Extensions, U16List};
 use mls_nostd::key_package::{KeyPackage, KeyPackageError, KeyPackageParams};
@@ -12,8 +11,8 @@ use common::TestRng as Rng;
 
 #[test]
 fn generated_key_packages_validate() {
-    for suite in CipherSuite::ALL {
-        let signer = SignaturePrivateKey::from_slice(&[3; 32]).unwrap();
+    for &suite in CipherSuite::ALL {
+        let signer = common::signer(suite, 3);
         let params = KeyPackageParams {
             suite,
             credential: Credential::Basic { identity: b"device-17" },

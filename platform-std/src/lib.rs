@@ -1,5 +1,7 @@
 //! The std adapter of `mls-nostd`: what a desktop, server or phone provides to
-//! the heap-free core: OS randomness, a file store ([`FileStorage`]), groups
+//! the heap-free core: OS randomness, a file store ([`FileStorage`]), an SQLite store
+//! for many members and groups in one database (`SqliteDatabase`, feature
+//! `sqlite`, on by default), groups
 //! allocated on the heap and, with the `parallel` feature (on by default), a
 //! rayon executor for the core's independent work items. The `fleet` feature
 //! (on by default) adds the [`fleet`] simulation behind the `mls-fleet` binary.
@@ -8,8 +10,12 @@
 mod file_store;
 #[cfg(feature = "fleet")]
 pub mod fleet;
+#[cfg(feature = "sqlite")]
+mod sqlite_store;
 
 pub use file_store::{FileStorage, Flush};
+#[cfg(feature = "sqlite")]
+pub use sqlite_store::{APPLICATION_ID, Durability, SqliteDatabase, SqliteError, SqliteOptions, SqliteStorage};
 use rand_core::UnwrapErr;
 
 /// The operating system's cryptographic RNG, in the form the core takes
@@ -23,7 +29,7 @@ pub fn os_rng() -> OsRng {
 }
 
 /// Runs the core's independent work items on rayon's thread pool
-/// (DESIGN.md decision 5). The core draws all randomness before a batch, so
+/// (docs/architecture.md, decision 5). The core draws all randomness before a batch, so
 /// the output is byte-identical to the sequential executor's.
 #[cfg(feature = "parallel")]
 #[derive(Clone, Copy, Debug, Default)]

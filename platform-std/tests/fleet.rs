@@ -64,12 +64,12 @@ fn small_fleet_runs_and_reports() {
     {
         assert!(stdout.contains(row), "{row}: {stdout}");
     }
-    // Every member is on disk, and the report says how much it takes.
+    // Every member is in the database, and the report says how much it takes.
     assert!(dir.join("fleet.json").is_file());
+    let db = platform_std::SqliteDatabase::open(dir.join("fleet.sqlite"), platform_std::Durability::ProcessCrash).expect("database");
     let mut sizes = Vec::new();
     for name in ["gateway", "device-000", "device-007"] {
-        let member = dir.join(name);
-        let bytes: u64 = std::fs::read_dir(&member).expect("member dir").map(|e| e.expect("entry").metadata().expect("meta").len()).sum();
+        let bytes = db.storage(name).expect("member").bytes_used().expect("bytes");
         assert!(bytes > 1000, "{name}: {bytes} bytes");
         sizes.push(bytes);
     }
@@ -207,16 +207,22 @@ fn unusable_state_dir_is_one_line_and_non_zero() {
     }
 
     // A flipped byte in a record of a member's group: the store's Corrupt error, one line.
-    let member = dir.join("device-001");
-    let blob = std::fs::read_dir(&member)
-        .expect("member dir")
-        .map(|e| e.expect("entry").path())
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("02") && n.ends_with(".rec")))
+    let conn = rusqlite::Connection::open(dir.join("fleet.sqlite")).expect("database");
+    let blob: i64 = conn
+        .query_row(
+            "SELECT record.id FROM record JOIN namespace ON record.id >> 32 = namespace.id \
+             WHERE namespace.name = 'device-001' AND (record.id & 0xffffffff) >> 24 = 2 LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
         .expect("a blob record");
-    let mut bytes = std::fs::read(&blob).expect("record");
+    let mut bytes: Vec<u8> = conn.query_row("SELECT value FROM record WHERE id = ?1", [blob], |r| r.get(0)).expect("record");
     let at = bytes.len() / 2;
+    let write = |bytes: &Vec<u8>| {
+        conn.execute("UPDATE record SET value = ?1 WHERE id = ?2", rusqlite::params![bytes, blob]).expect("write");
+    };
     bytes[at] ^= 0x01;
-    std::fs::write(&blob, &bytes).expect("write");
+    write(&bytes);
     let out = fleet_bin(&["--members", "2", "--rounds", "2", "--state-dir", s(&dir)]);
     assert_one_line_error(&out, 1, "corrupted record");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -224,7 +230,8 @@ fn unusable_state_dir_is_one_line_and_non_zero() {
 
     // A damaged progress file.
     bytes[at] ^= 0x01;
-    std::fs::write(&blob, &bytes).expect("write");
+    write(&bytes);
+    drop(conn);
     let text = std::fs::read_to_string(&progress).expect("progress");
     std::fs::write(&progress, text.replace("\"rounds_done\"", "\"rounds_dune\"")).expect("write");
     let out = fleet_bin(&["--members", "2", "--rounds", "2", "--state-dir", s(&dir)]);

@@ -1,5 +1,5 @@
 //! The rayon executor produces byte-identical UpdatePaths to the sequential
-//! one for the same seed (DESIGN.md decision 5).
+//! one for the same seed (docs/architecture.md, decision 5).
 #![cfg(feature = "parallel")]
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
@@ -33,7 +33,7 @@ fn update_path(executor: &impl Executor) -> Vec<u8> {
     let mut seed = [0x5au8; 32];
     seed[..8].copy_from_slice(&0u64.to_be_bytes());
     let (leaf_sk, _) = derive_key_pair(SUITE, &seed).unwrap();
-    let signer = SignaturePrivateKey::from_slice(&seed).unwrap();
+    let signer = SignaturePrivateKey::from_slice(SUITE, &seed).unwrap();
     let me = TreeKemPrivate::new(LeafIndex(0), leaf_sk);
     let leaf = t.leaf_bytes(LeafIndex(0)).unwrap().to_vec();
     let leaf = LeafNode::decode_exact(&leaf).unwrap();

@@ -10,7 +10,7 @@
 //! Checked to fail: with `extern crate alloc;` appended to mls-nostd/src/lib.rs
 //! and `let v: alloc::vec::Vec<u8> = alloc::vec::Vec::with_capacity(8);
 //! core::hint::black_box(&v);` put at the start of `Group::protect_application`
-//! (mls-nostd/src/group/messages.rs), this test failed with
+//! (mls-nostd/src/group/receive.rs), this test failed with
 //! "round 0: protect_application: 1 allocation(s)".
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
@@ -91,7 +91,7 @@ const MEMBERS: usize = 8;
 
 
 fn signer(i: usize) -> SignaturePrivateKey {
-    SignaturePrivateKey::from_slice(&[i as u8 + 1; 32]).unwrap()
+    SignaturePrivateKey::from_slice(SUITE, &[i as u8 + 1; 32]).unwrap()
 }
 
 fn name(i: usize) -> Vec<u8> {

@@ -33,6 +33,32 @@ pub fn interop_configs_dir() -> PathBuf {
     }
 }
 
+/// Private-key bytes of `suite`'s signature scheme (or, with `hpke`, of its
+/// KEM) made from `bytes`: repeated or cut to the scheme's length; for the
+/// NIST curves the first byte is cleared, so that the scalar is below the
+/// order. Ed25519 and X25519 keys are `bytes` as given (32 bytes).
+pub fn key_bytes(suite: CipherSuite, bytes: &[u8], hpke: bool) -> Vec<u8> {
+    let len = if hpke { suite.kem().private_len() } else { suite.signature_scheme().private_len() };
+    let mut v: Vec<u8> = bytes.iter().copied().cycle().take(len).collect();
+    let nist = if hpke { suite.kem().candidate_bitmask().is_some() } else { suite.signature_scheme().is_ecdsa() };
+    if nist {
+        v[0] = 0;
+    }
+    v
+}
+
+/// A signature key of `suite` from `bytes` ([`key_bytes`]).
+pub fn signer(suite: CipherSuite, bytes: &[u8]) -> mls_nostd::crypto::signature::SignaturePrivateKey {
+    mls_nostd::crypto::signature::SignaturePrivateKey::from_slice(suite, &key_bytes(suite, bytes, false))
+        .expect("a valid signature key")
+}
+
+/// An HPKE private key of `suite` from `bytes` ([`key_bytes`]).
+pub fn hpke_key(suite: CipherSuite, bytes: &[u8]) -> mls_nostd::crypto::hpke::HpkePrivateKey {
+    mls_nostd::crypto::hpke::HpkePrivateKey::from_slice(suite, &key_bytes(suite, bytes, true))
+        .expect("a valid HPKE key")
+}
+
 /// Reads and parses one vector file.
 pub fn load(name: &str) -> Vec<Value> {
     let path = vectors_dir().join(name);
@@ -90,7 +116,8 @@ impl Tally {
     }
 }
 
-/// Number of cases of suites 1 and 3 in a file (what a vector test must run).
+/// Number of cases of the suites this build implements (all seven in this
+/// crate's build) in a file: what a vector test must run.
 pub fn supported_cases(cases: &[Value]) -> usize {
     cases
         .iter()
@@ -130,7 +157,7 @@ pub fn test_leaf(
     suite: CipherSuite,
     identity: &[u8],
     seed: u64,
-    encryption_key: Option<[u8; 32]>,
+    encryption_key: Option<&[u8]>,
 ) -> (Vec<u8>, mls_nostd::crypto::signature::SignaturePrivateKey) {
     use mls_nostd::credential::Credential;
     use mls_nostd::crypto::signature::SignaturePrivateKey;
@@ -138,12 +165,12 @@ pub fn test_leaf(
     use mls_nostd::leaf_node::{Capabilities, LeafNode, LeafNodeFields, LeafNodeSource, Lifetime};
     let mut seed_bytes = [0x5au8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_be_bytes());
-    let sk = SignaturePrivateKey::from_slice(&seed_bytes).unwrap();
+    let sk: SignaturePrivateKey = signer(suite, &seed_bytes);
     let pk = sk.public_key();
-    let enc = encryption_key.unwrap_or_else(|| {
-        let (_, pk) = mls_nostd::crypto::hpke::derive_key_pair(suite, &seed_bytes).unwrap();
-        pk.as_bytes().try_into().unwrap()
-    });
+    let enc: Vec<u8> = match encryption_key {
+        Some(k) => k.to_vec(),
+        None => mls_nostd::crypto::hpke::derive_key_pair(suite, &seed_bytes).unwrap().1.as_bytes().to_vec(),
+    };
     let versions = [0u8, 1];
     let suites = suite.to_u16().to_be_bytes();
     let creds = [0u8, 1];

@@ -39,10 +39,16 @@ pub fn buffers() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 pub type Member = MemberOf<16, { 16 * 512 }, 64, 8192>;
 
 impl<const N: usize, const A: usize, const K: usize, const P: usize> MemberOf<N, A, K, P> {
+    /// A member with an Ed25519 key (suites 1 and 3).
     pub fn new(name: &'static str, seed: u64) -> Self {
+        Self::with_suite(name, seed, CipherSuite::X25519Aes128GcmSha256Ed25519)
+    }
+
+    /// A member with a signature key of `suite`'s scheme.
+    pub fn with_suite(name: &'static str, seed: u64, suite: CipherSuite) -> Self {
         let mut s = [0u8; 32];
         s[..8].copy_from_slice(&seed.to_be_bytes());
-        Self { name, group: Box::new(Group::EMPTY), signer: SignaturePrivateKey::from_slice(&s).unwrap(), rng: TestRng(seed) }
+        Self { name, group: Box::new(Group::EMPTY), signer: crate::signer(suite, &s), rng: TestRng(seed) }
     }
 
     pub fn key_package(&mut self, suite: CipherSuite) -> (Vec<u8>, KeyPackagePrivateKeys) {

@@ -250,7 +250,7 @@ fn external_sender_proposals() {
     use mls_nostd::messages::framing::{Content, FramedContent, Sender};
     use mls_nostd::messages::public_message;
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
-    let ds_key = SignaturePrivateKey::from_slice(&[0xd5; 32]).unwrap();
+    let ds_key = SignaturePrivateKey::from_slice(suite, &[0xd5; 32]).unwrap();
     // external_senders = [ { signature_key, credential: basic "delivery-service" } ]
     let mut ext = vec![0u8; 256];
     let n = {

@@ -14,6 +14,7 @@
 //! membership key, with a placeholder confirmation tag: every check tested
 //! here comes before the confirmation tag in the order of §12.4.2, so the
 //! code asserted is that of the first failing check.
+use mls_nostd::Capacity;
 use mls_nostd::codec::{Decode, Encode, ListView, Reader, Writer};
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::hpke::{HpkePublicKey, derive_key_pair};
@@ -122,7 +123,7 @@ impl Member {
         Self {
             name,
             group: Box::new(G::EMPTY),
-            signer: SignaturePrivateKey::from_slice(&s).unwrap(),
+            signer: SignaturePrivateKey::from_slice(SUITE, &s).unwrap(),
             rng: TestRng(seed),
         }
     }
@@ -1315,6 +1316,43 @@ fn prl_psk_dup_same_psk_fresh_nonces_is_valid() {
     valid_commit_then_usable(&mut fx, &[external_psk(b"psk-1", &n1), external_psk(b"psk-1", &n2)], &psks);
 }
 
+/// Regression (issue #13): two pending PreSharedKey proposals with the same
+/// PreSharedKeyID (PSK and nonce), one from Bob and one from Carol, and then
+/// one pending and the same one by value. Alice's `include_pending` Commit
+/// takes the PreSharedKeyID once (§12.2) and the others accept it. Fails on
+/// 7208f14: `select_pending` took both and Alice's own Commit failed with
+/// `CreateCommitError::Commit(DuplicatePsk)`.
+#[test]
+fn prl_psk_dup_pending_duplicates_dropped() {
+    let mut fx = fixture();
+    let psks = Psks::with(&[b"psk-1"]);
+    let nonce = [7u8; 32];
+    let p = external_psk(b"psk-1", &nonce);
+    for by_value in [false, true] {
+        let from_bob = fx.bob.propose(&p);
+        let from_carol = fx.carol.propose(&p);
+        fx.alice.receive_proposal(&from_bob);
+        fx.alice.receive_proposal(&from_carol);
+        fx.bob.receive_proposal(&from_carol);
+        fx.carol.receive_proposal(&from_bob);
+        let list: &[Proposal<'_>] = if by_value { &[p] } else { &[] };
+        let (commit, _) = fx
+            .alice
+            .try_commit(list, true, true, WireFormatPolicy::Public, &psks)
+            .unwrap_or_else(|e| panic!("by value {by_value}: {e:?}"));
+        fx.alice.group.merge_staged_commit().unwrap();
+        let mut m = commit.clone();
+        match fx.bob.group.process_message(&mut m, &psks, NOW) {
+            Ok(Received::Commit(s)) => assert_eq!(s.psks, 1, "by value {by_value}: the PSK is injected once"),
+            other => panic!("bob: {other:?}"),
+        }
+        fx.bob.group.merge_staged_commit().unwrap();
+        fx.carol.receive_commit_with(&commit, &psks);
+        fx.agree();
+    }
+    fx.usable();
+}
+
 /// A PSK that is unknown, with a nonce not of length `Nh`, or a resumption
 /// PSK of usage `reinit`/`branch` outside a reinitialization or branch
 /// (§12.1.4).
@@ -1686,6 +1724,80 @@ fn com_path_invalid_update_path() {
     fx.usable();
 }
 
+/// Regression (issue #13): the ciphertext count is wrong in a node Bob does
+/// not decrypt (§7.6: every node has one ciphertext per member of its copath
+/// child's resolution). Alice's path has two nodes: Bob decrypts the first,
+/// the second (for Carol) has none or two. Fails on 7208f14: only the node
+/// we decrypt was counted, so Bob went on to the confirmation tag
+/// (`COM-CONF-TAG`) instead of refusing the path.
+#[test]
+fn com_path_ciphertext_count_of_every_node() {
+    let mut fx = fixture();
+    let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
+    let path_bytes = path_of(&commit);
+    let path = UpdatePath::decode_exact(&path_bytes).unwrap();
+    let nodes: Vec<UpdatePathNode<'_>> = path.nodes.iter().collect();
+    assert_eq!(nodes.len(), 2, "Alice's filtered direct path in a 4-leaf tree");
+    let cts: Vec<(Vec<u8>, Vec<u8>)> =
+        nodes[1].encrypted_path_secret.iter().map(|c| (c.kem_output.to_vec(), c.ciphertext.to_vec())).collect();
+    assert_eq!(cts.len(), 1, "Carol's resolution");
+    let (none, two) = (encode_cts(&[]), encode_cts(&[cts[0].clone(), cts[0].clone()]));
+    for body in [&none, &two] {
+        let mut changed = nodes.clone();
+        changed[1] = UpdatePathNode { encrypted_path_secret: ListView::from_body(body).unwrap(), ..nodes[1] };
+        let encoded = encode_nodes(&changed);
+        let p = UpdatePath { leaf_node: path.leaf_node, nodes: ListView::from_body(&encoded).unwrap() };
+        let msg = craft_commit(&mut fx.alice, &[], Some(p));
+        let want = CommitError::InvalidPath(TreeKemError::WrongCiphertextCount);
+        refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "COM-PATH");
+    }
+    fx.alice.group.merge_staged_commit().unwrap();
+    fx.bob.receive_commit(&commit);
+    fx.carol.receive_commit(&commit);
+    fx.agree();
+    fx.usable();
+}
+
+/// Regression (issue #13): creating a group whose GroupContext extensions
+/// require what the creator's own leaf does not support (§11.1): a
+/// `required_capabilities` extension type, or an extension of a type the
+/// leaf does not list. The slot stays empty. Fails on 7208f14: the group
+/// was created.
+#[test]
+fn leaf_caps_creator_lacks_required_capability() {
+    let required = extension(EXT_REQUIRED_CAPABILITIES, &required_extensions(&[0xff01]));
+    let unsupported = extension(0xff01, b"x");
+    for body in [&required, &unsupported] {
+        let mut alice = Member::new("alice", 1);
+        let params = CreateParams {
+            suite: SUITE,
+            group_id: GROUP_ID,
+            credential: Credential::Basic { identity: b"alice" },
+            lifetime: LIFETIME,
+            capabilities: caps(),
+            extensions: Extensions::from_body(body).unwrap(),
+            config: GroupConfig::default(),
+        };
+        let got = alice.group.create(&params, &alice.signer.clone(), &mut alice.rng);
+        assert_eq!(got, Err(GroupError::UnsupportedCapabilities));
+        assert!(alice.group.is_inactive(), "no group was created");
+    }
+    // What the creator supports is fine.
+    let mut alice = Member::new("alice", 1);
+    let ok = extension(EXT_REQUIRED_CAPABILITIES, &required_extensions(&[EXT_X]));
+    let params = CreateParams {
+        suite: SUITE,
+        group_id: GROUP_ID,
+        credential: Credential::Basic { identity: b"alice" },
+        lifetime: LIFETIME,
+        capabilities: caps(),
+        extensions: Extensions::from_body(&ok).unwrap(),
+        config: GroupConfig::default(),
+    };
+    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
+    assert!(!alice.group.is_inactive());
+}
+
 /// A path whose leaf keeps the committer's encryption key (§12.4.2).
 #[test]
 fn com_path_leaf_key_not_fresh() {
@@ -1773,7 +1885,7 @@ fn cap_too_many_psks() {
     let psks = Psks::with(&id_refs);
     let nonce = [3u8; 32];
     let list: Vec<Proposal<'_>> = id_refs.iter().map(|id| external_psk(id, &nonce)).collect();
-    let want = CommitError::CapacityExceeded;
+    let want = CommitError::CapacityExceeded(Capacity::PsksPerCommit);
     let msg = craft_commit(&mut fx.alice, &by_value(&list), None);
     refuse_commit(&mut fx.bob, &msg, &psks, want, "CAP");
     refuse_create(&mut fx.alice, &list, false, &psks, want);
@@ -1790,7 +1902,7 @@ fn tree_capacity_exceeded() {
         kps.push(m.key_package().0);
     }
     let list: Vec<Proposal<'_>> = kps.iter().map(|kp| add(kp)).collect();
-    let want = CommitError::Tree(TreeError::CapacityExceeded);
+    let want = CommitError::Tree(TreeError::CapacityExceeded(Capacity::Leaves));
     let msg = craft_commit(&mut fx.alice, &by_value(&list), None);
     refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "TREE");
     refuse_create(&mut fx.alice, &list, false, &NoPsks, want);
@@ -2205,7 +2317,7 @@ fn join_no_ratchet_tree() {
         config: GroupConfig::default(),
     };
     let mut buf = vec![0u8; welcome.len()];
-    assert_eq!(small.join(&welcome, &params, &mut buf), Err(JoinError::Tree(TreeError::CapacityExceeded)));
+    assert_eq!(small.join(&welcome, &params, &mut buf), Err(JoinError::Tree(TreeError::CapacityExceeded(Capacity::Leaves))));
     assert!(small.is_inactive());
     dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, Some(&tree));
 }
@@ -2468,7 +2580,7 @@ fn join_capacity_exceeded() {
     let (mut dave, kp, keys, welcome) = with_dave(&mut fx, true);
     let big = extension(EXT_X, &[0; 3000]);
     let w = edited_welcome(&fx, &welcome, &kp, &keys, |f| f.group_extensions = big.clone());
-    refuse_join(&mut dave, &w, &kp, &keys, None, JoinError::CapacityExceeded);
+    refuse_join(&mut dave, &w, &kp, &keys, None, JoinError::CapacityExceeded(Capacity::GroupExtensionsLen));
     dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, None);
 }
 
@@ -2529,10 +2641,11 @@ fn join_external_refusals() {
         try_join(&mut eve, &gi, Some(LeafIndex(3)), big).err(),
         Some(JoinError::Commit(CommitError::RemoveOfBlankLeaf))
     );
-    assert!(matches!(
-        try_join(&mut eve, &gi, None, 9000).err(),
-        Some(JoinError::Protection(ProtectionError::BufferTooSmall))
-    ));
+    let small = try_join(&mut eve, &gi, None, 9000).err();
+    assert!(
+        matches!(small, Some(JoinError::Protection(ProtectionError::BufferTooSmall { needed })) if needed > 9000),
+        "{small:?}"
+    );
     assert!(eve.group.is_inactive());
     // A slot with a staged commit: Bob's. It holds a group, which the join
     // would overwrite (one tree buffer per slot): refused as any active slot.

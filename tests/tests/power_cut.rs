@@ -259,7 +259,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
         let signer = dev.member.signer.clone();
         let done = dev.run(|d| {
             let buf = &mut d.buf;
-            store_key_package(d.store.as_mut().unwrap(), &reference, &keys, &signer, buf).map_err(|e| format!("{e:?}"))
+            store_key_package(d.store.as_mut().unwrap(), SUITE, &reference, &keys, &signer, buf).map_err(|e| format!("{e:?}"))
         });
         if done.is_some() || load_key_package(dev.store(), &reference, &mut Box::new([0u8; MAX_RECORD_LEN])).unwrap().is_some() {
             break;
@@ -527,7 +527,7 @@ fn flash_bytes_per_operation_64_members() {
     gateway.create(SUITE, b"fleet-64", Default::default());
     let (kp, keys) = device.key_package(SUITE);
     let reference = KeyPackage::decode_exact(&kp).unwrap().reference(SUITE).unwrap();
-    store_key_package(&mut store, &reference, &keys, &device.signer, &mut buf).unwrap();
+    store_key_package(&mut store, SUITE, &reference, &keys, &device.signer, &mut buf).unwrap();
     let mut kps = vec![kp.clone()];
     for i in 0..62u64 {
         let name: &'static str = Box::leak(format!("node-{i}").into_boxed_str());

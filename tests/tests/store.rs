@@ -166,7 +166,7 @@ fn join_consumes_key_package_at_the_commit_point() {
     let (kp, keys) = dave.key_package(suite);
     let reference = KeyPackage::decode_exact(&kp).unwrap().reference(suite).unwrap();
     let mut b = buf();
-    store_key_package(&mut storage, &reference, &keys, &dave.signer, &mut b).unwrap();
+    store_key_package(&mut storage, suite, &reference, &keys, &dave.signer, &mut b).unwrap();
     let before_join = storage.clone();
 
     let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });

@@ -20,7 +20,7 @@ fn read(rel: &str) -> String {
 const ENUMS: &[(&str, &str)] = &[
     ("ProtectionError", "mls-nostd/src/messages/authenticated_content.rs"),
     ("SecretTreeError", "mls-nostd/src/secret_tree.rs"),
-    ("ReceiveError", "mls-nostd/src/group/messages.rs"),
+    ("ReceiveError", "mls-nostd/src/group/receive.rs"),
     ("CreateCommitError", "mls-nostd/src/group/commit.rs"),
     ("JoinError", "mls-nostd/src/group/join.rs"),
     ("WelcomeError", "mls-nostd/src/messages/welcome_secrets.rs"),

@@ -1,4 +1,4 @@
-//! welcome.json: every case of suites 1 and 3 (RFC 9420 §12.4.3.1, FORMAT.md
+//! welcome.json: every case of all seven suites (RFC 9420 §12.4.3.1, FORMAT.md
 //! "Welcome"; the checks are in `mls_tests::vectors::welcome`), and round
 //! trips of our own Welcomes: creation for several members with the
 //! executor, processing by each, and every failure the joiner must detect.
@@ -37,6 +37,7 @@ fn welcome_vectors() {
     let cases = load("welcome.json");
     let report = run_file(Kind::Welcome, &cases);
     report.finish("welcome.json", supported_cases(&cases));
+    report.assert_passed_by_suite("welcome.json", &[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1)]);
 }
 
 // ---------------------------------------------------------------------------
@@ -142,13 +143,13 @@ impl Epoch {
     fn new(suite: CipherSuite) -> Self {
         Self {
             suite,
-            signer: SignaturePrivateKey::from_slice(&[7u8; 32]).unwrap(),
+            signer: mls_tests::signer(suite, &[7u8]),
             group_id: b"welcome round trip".to_vec(),
             epoch: 5,
-            cth: vec![0x42; 32],
+            cth: vec![0x42; suite.hash_len()],
             gi_extensions: Vec::new(),
-            joiner: Secret::from_slice(&[0x11; 32]).unwrap(),
-            psk_ids: vec![PreSharedKeyIdOwned::External(b"ext psk".to_vec(), vec![3; 32])],
+            joiner: Secret::from_slice(&vec![0x11; suite.hash_len()]).unwrap(),
+            psk_ids: vec![PreSharedKeyIdOwned::External(b"ext psk".to_vec(), vec![3; suite.hash_len()])],
             psk_values: vec![b"the external psk value".to_vec()],
         }
     }
@@ -254,13 +255,16 @@ fn join(
 
 #[test]
 fn welcome_round_trip() {
-    for suite in CipherSuite::ALL {
+    // mls-tests enables all seven suites (Nh 32, 48 and 64 bytes).
+    assert_eq!(CipherSuite::ALL.len(), 7);
+    for &suite in CipherSuite::ALL {
+        eprintln!("welcome_round_trip: {suite:?}");
         let clients: Vec<Client> = (1..=3).map(|i| Client::new(suite, i)).collect();
         let e = Epoch::new(suite);
         let signer_pub = e.signer.public_key();
         let gi = e.group_info();
-        let path_b = Secret::from_slice(&[0xb0; 32]).unwrap();
-        let path_c = Secret::from_slice(&[0xc0; 32]).unwrap();
+        let path_b = Secret::from_slice(&vec![0xb0; suite.hash_len()]).unwrap();
+        let path_c = Secret::from_slice(&vec![0xc0; suite.hash_len()]).unwrap();
         let paths = [None, Some(&path_b), Some(&path_c)];
         let members: Vec<NewMember<'_>> = clients
             .iter()
@@ -322,12 +326,29 @@ fn welcome_round_trip() {
 
         // A GroupInfo sealed under another welcome secret: GroupSecrets open,
         // the GroupInfo does not.
-        let other_ws = Secret::from_slice(&[0x99; 32]).unwrap();
+        let other_ws = Secret::from_slice(&vec![0x99; suite.hash_len()]).unwrap();
         let bad = e.create_with(&gi, &members, 42, &Sequential, &other_ws);
         assert_eq!(
             join(suite, &clients[0], &bad, &store, &signer_pub).err(),
             Some(WelcomeError::GroupInfoDecryptionFailed)
         );
+        // A joiner, welcome or path secret not Nh bytes long: refused before
+        // anything is written (a joiner would refuse it anyway).
+        let ids: Vec<PreSharedKeyId<'_>> = e.psk_ids.iter().map(|p| p.view()).collect();
+        let short = Secret::from_slice(&vec![0x99; suite.hash_len() - 1]).unwrap();
+        let ws = e.welcome_secret();
+        let short_path = [NewMember { path_secret: Some(&short), ..members[0] }];
+        let cases = [(&short, &ws, &members[..]), (&e.joiner, &short, &members[..]), (&e.joiner, &ws, &short_path[..])];
+        for (i, (joiner_secret, welcome_secret, members)) in cases.into_iter().enumerate() {
+            let params = WelcomeParams { suite, joiner_secret, psks: &ids, welcome_secret, group_info: &gi };
+            let mut out = vec![0xeeu8; params.sizes(members).unwrap().buffer_len];
+            assert_eq!(
+                params.create(members, &mut TestRng(1), &Sequential, &mut out).err(),
+                Some(WelcomeError::SecretLength { needed: suite.hash_len() }),
+                "case {i}"
+            );
+            assert!(out.iter().all(|b| *b == 0xee), "case {i}: buffer written");
+        }
         // The joiner lacks the PSK, or holds another value under its ID.
         assert_eq!(join(suite, &clients[0], &welcome, &NoPsks, &signer_pub).err(), Some(WelcomeError::UnknownPsk));
         let mut wrong_store = e.store();
@@ -338,7 +359,7 @@ fn welcome_round_trip() {
         );
 
         // A GroupInfo signed by another key.
-        let other = SignaturePrivateKey::from_slice(&[8u8; 32]).unwrap();
+        let other = mls_tests::signer(suite, &[8u8]);
         let forged = e.create(&e.group_info_with(Some(&other), None), &members, 42, &Sequential);
         assert_eq!(
             join(suite, &clients[0], &forged, &store, &signer_pub).err(),
@@ -346,7 +367,7 @@ fn welcome_round_trip() {
         );
         assert!(join(suite, &clients[0], &forged, &store, &other.public_key()).is_ok());
         // A wrong confirmation tag, correctly signed.
-        let bad_tag = e.create(&e.group_info_with(None, Some(&[0u8; 32])), &members, 42, &Sequential);
+        let bad_tag = e.create(&e.group_info_with(None, Some(&vec![0u8; suite.hash_len()])), &members, 42, &Sequential);
         assert_eq!(
             join(suite, &clients[0], &bad_tag, &store, &signer_pub).err(),
             Some(WelcomeError::InvalidConfirmationTag)
@@ -354,7 +375,14 @@ fn welcome_round_trip() {
         // Joiner's buffer too small.
         let mut small = vec![0u8; 100];
         let r = process_welcome(suite, &clients[0].reference(suite), &clients[0].init_priv, &w, &store, &mut small);
-        assert_eq!(r.err(), Some(WelcomeError::BufferTooSmall));
+        let needed = match r {
+            Err(WelcomeError::BufferTooSmall { needed }) => needed,
+            other => panic!("{:?}", other.err()),
+        };
+        assert!(needed > 100, "{needed}");
+        let mut enough = vec![0u8; needed];
+        let r = process_welcome(suite, &clients[0].reference(suite), &clients[0].init_priv, &w, &store, &mut enough);
+        assert!(r.is_ok(), "a buffer of the size said is enough: {:?}", r.err());
     }
 }
 
@@ -380,7 +408,10 @@ fn welcome_creation_buffers_and_keys() {
 
     // Too small a buffer.
     let mut out = vec![0u8; sizes.buffer_len - 1];
-    assert_eq!(params.create(&mixed, &mut TestRng(1), &Sequential, &mut out).err(), Some(WelcomeError::BufferTooSmall));
+    assert_eq!(
+        params.create(&mixed, &mut TestRng(1), &Sequential, &mut out).err(),
+        Some(WelcomeError::BufferTooSmall { needed: sizes.buffer_len })
+    );
 
     // A low-order init key: refused, and nothing left in the buffer.
     let bad = [same[0], NewMember { init_key: HpkePublicKey::from_slice(&[0u8; 32]).unwrap(), ..same[1] }];
@@ -489,7 +520,7 @@ fn group_secrets(joiner: &[u8], path: Option<&[u8]>, psks: &[PreSharedKeyIdOwned
 fn welcome_group_secrets_checks() {
     let suite = CipherSuite::X25519Aes128GcmSha256Ed25519;
     let client = Client::new(suite, 1);
-    let signer_pub = SignaturePrivateKey::from_slice(&[7u8; 32]).unwrap().public_key();
+    let signer_pub = mls_tests::signer(suite, &[7u8]).public_key();
     let mut e = Epoch::new(suite);
     let joiner = e.joiner.as_bytes().to_vec();
 
@@ -561,8 +592,8 @@ fn welcome_group_secrets_checks() {
     assert_eq!(join(suite, &client, &w, &e.store(), &signer_pub).err(), Some(WelcomeError::TooManyPsks));
 }
 
-/// Cost of a Welcome to 1,000 members with a 340 KB GroupInfo (DESIGN.md's
-/// "adding 1,023 members" case): run with
+/// Cost of a Welcome to 1,000 members with a 340 KB GroupInfo (docs/architecture.md,
+/// "Host performance": adding 1,023 members): run with
 /// `cargo test --release -p mls-tests --test welcome -- --ignored --nocapture`.
 #[test]
 #[ignore]

@@ -43,7 +43,7 @@ const BULK: usize = 64 * 1024;
 /// Measures each primitive once per call (single thread).
 pub fn primitives(c: &mut Criterion) {
     let mut g = c.benchmark_group("e_primitives");
-    let signer = SignaturePrivateKey::from_slice(&[7; 32]).expect("a seed");
+    let signer = SignaturePrivateKey::from_slice(SUITE, &[7; 32]).expect("a seed");
     let public = signer.public_key();
     let message = [0x11u8; 256];
     let signature = signer.sign(SUITE, &[&message]).expect("sign");

@@ -51,7 +51,7 @@ impl<const N: usize, const ARENA: usize> Lib for Ours<N, ARENA> {
         let mut rng = SeededRng(0x6f75_7273 ^ ((i as u64) << 20));
         let mut seed = [0u8; 32];
         rand_core::Rng::fill_bytes(&mut rng, &mut seed);
-        let signer = SignaturePrivateKey::from_slice(&seed).expect("an Ed25519 seed");
+        let signer = SignaturePrivateKey::from_slice(SUITE, &seed).expect("an Ed25519 seed");
         let sig_pub = signer.public_key().as_bytes().to_vec();
         OursMember {
             name: format!("member-{i}").into_bytes(),

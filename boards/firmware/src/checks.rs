@@ -124,7 +124,7 @@ fn crypto_basics_case(r: &mut Report, i: usize, c: &CryptoBasics) {
 /// Ed25519 is deterministic, so the signature must also equal the given one.
 fn sign_then_verify(c: &CryptoBasics) -> Result<bool, CryptoError> {
     let v = &c.sign_with_label;
-    let sk = SignaturePrivateKey::from_slice(v.private)?;
+    let sk = SignaturePrivateKey::from_slice(SUITE, v.private)?;
     let pk = SignaturePublicKey::from_slice(v.public)?;
     let sig = sign_with_label(SUITE, &sk, v.label, v.content)?;
     verify_with_label(SUITE, &pk, v.label, v.content, &sig)?;
@@ -133,7 +133,7 @@ fn sign_then_verify(c: &CryptoBasics) -> Result<bool, CryptoError> {
 
 /// `DecryptWithLabel(priv, label, context, kem_output, ciphertext) == plaintext`.
 fn decrypt_given(v: &EncryptWithLabel) -> Result<bool, CryptoError> {
-    let sk = HpkePrivateKey::from_slice(v.private)?;
+    let sk = HpkePrivateKey::from_slice(SUITE, v.private)?;
     let kem_output = HpkePublicKey::from_slice(v.kem_output)?;
     // The vector's ciphertext carries the AEAD tag at its end.
     let body = v
@@ -151,7 +151,7 @@ fn decrypt_given(v: &EncryptWithLabel) -> Result<bool, CryptoError> {
 
 /// `EncryptWithLabel(pub, ...)` with a test RNG, then `DecryptWithLabel(priv, ...)`.
 fn encrypt_decrypt(v: &EncryptWithLabel, rng: &mut SeededRng) -> Result<bool, CryptoError> {
-    let sk = HpkePrivateKey::from_slice(v.private)?;
+    let sk = HpkePrivateKey::from_slice(SUITE, v.private)?;
     let pk = HpkePublicKey::from_slice(v.public)?;
     let mut buf = [0u8; MAX_BUF];
     let buf = buf

@@ -157,7 +157,7 @@ impl Resume {
         rng.copy_from_slice(&b[12..20]);
         let signer = match b[20] {
             0 => None,
-            _ => Some(SignaturePrivateKey::from_slice(&b[21..53]).map_err(|_| StorageError::Corrupted)?),
+            _ => Some(SignaturePrivateKey::from_slice(board_member::SUITE, &b[21..53]).map_err(|_| StorageError::Corrupted)?),
         };
         Ok(Some(Self { passed: u32_at(0), failed: u32_at(4), next_step: u32_at(8), rng: u64::from_le_bytes(rng), signer }))
     }

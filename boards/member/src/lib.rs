@@ -1,4 +1,5 @@
-//! The device side of the member scenario (cipher suite 3), shared by the
+//! The device side of the member scenario (cipher suite 3, or 2 with the
+//! feature `suite-2`), shared by the
 //! firmware, which runs it on the board, and by `board-scenario`, which runs
 //! it on the host at build time to predict the firmware's output.
 //!
@@ -28,7 +29,12 @@ use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 pub use rng::SeededRng;
 
 /// The scenario's cipher suite: X25519, ChaCha20Poly1305, SHA-256, Ed25519.
+#[cfg(not(feature = "suite-2"))]
 pub const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+/// The scenario's cipher suite (feature `suite-2`): P-256, AES-128-GCM,
+/// SHA-256, ECDSA P-256.
+#[cfg(feature = "suite-2")]
+pub const SUITE: CipherSuite = CipherSuite::P256Aes128GcmSha256P256;
 /// The device's clock, in seconds since the Unix epoch. QEMU's boards have
 /// no battery-backed clock the firmware could trust, so "now" is fixed; it
 /// only decides whether KeyPackage lifetimes are valid.
@@ -184,7 +190,7 @@ impl Device {
         message: &[u8],
         scratch: &'o mut [u8],
     ) -> Result<Outcome<'o>, StepError> {
-        let buf = scratch.get_mut(..message.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall))?;
+        let buf = scratch.get_mut(..message.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: message.len() }))?;
         buf.copy_from_slice(message);
         match group.process_message(buf, &NoPsks, NOW).map_err(StepError::Receive)? {
             Received::Application { sender, data, .. } => Ok(Outcome::Application { sender: sender.0, data }),
@@ -228,7 +234,7 @@ impl Device {
         self.key_package_keys = Some(keys);
         let bytes = self.key_package.get(..self.key_package_len).unwrap_or(&[]);
         // Returned in the scratch buffer like every other output.
-        let out = scratch.get_mut(..bytes.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall))?;
+        let out = scratch.get_mut(..bytes.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: bytes.len() }))?;
         out.copy_from_slice(bytes);
         Ok(Outcome::KeyPackage(out))
     }
@@ -250,7 +256,7 @@ impl Device {
             psks: &NoPsks,
             config: GroupConfig::default(),
         };
-        let buf = scratch.get_mut(..welcome.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall))?;
+        let buf = scratch.get_mut(..welcome.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: welcome.len() }))?;
         let joined = group.join(welcome, &params, buf).map_err(StepError::Join);
         if joined.is_err() {
             // Keep the keys: the KeyPackage was not consumed.

@@ -534,3 +534,471 @@ impl mls_interop::ExternalParty for MlsRsExternal {
         bytes(&g.propose_remove(leaf, Vec::new()).unwrap_or_else(|e| panic!("{}: mls-rs external Remove: {e:?}", self.name)))
     }
 }
+
+// ---------------------------------------------------------------------------
+// A script actor played by mls-rs (mls_interop::scripts::Client).
+// ---------------------------------------------------------------------------
+
+use mls_interop::scripts::{
+    self, Bytes, CommitOut, Failure, Library, Outcome, ProposalSpec, SentProposals, Tx, Welcomed, failed, wire,
+};
+
+fn unsupported<T>(reason: &str) -> Outcome<T> {
+    Err(Failure::Unsupported { library: Library::MlsRs, reason: reason.into() })
+}
+
+fn decode(bytes: &[u8]) -> Outcome<MlsMessage> {
+    MlsMessage::from_bytes(bytes).map_err(failed("decode"))
+}
+
+fn encode(m: &MlsMessage) -> Outcome<Bytes> {
+    m.to_bytes().map_err(failed("encode"))
+}
+
+fn tree_in(tree: Option<&[u8]>) -> Outcome<Option<ExportedTree<'static>>> {
+    tree.map(|t| ExportedTree::from_bytes(t).map(ExportedTree::into_owned)).transpose().map_err(failed("ratchet tree"))
+}
+
+fn extension_list(list: &[scripts::Extension]) -> ExtensionList {
+    ExtensionList::from(
+        list.iter().map(|e| Extension::new(ExtensionType::new(e.extension_type), e.extension_data.clone())).collect::<Vec<_>>(),
+    )
+}
+
+/// A script actor running mls-rs: one `Client` per cipher suite (an mls-rs
+/// client signs for one suite), all with the same Ed25519 key and the
+/// same external PSKs; the MLS rules carry the handshake mode, the path
+/// and tree choices of the next Commit.
+pub struct MlsRsClient {
+    name: String,
+    secret: mls_rs::crypto::SignatureSecretKey,
+    identity: SigningIdentity,
+    clients: Vec<(u16, Client<Config>)>,
+    rules: Switches,
+    psks: Vec<(Bytes, Bytes)>,
+    group: Option<Group<Config>>,
+    sent: SentProposals,
+    reinit: Option<mls_rs::group::ReinitClient<Config>>,
+    external_signer: Option<(mls_rs::crypto::SignatureSecretKey, SigningIdentity)>,
+}
+
+impl MlsRsClient {
+    /// A client for the actor `name`.
+    pub fn new(name: &str) -> Self {
+        let (secret, public) = RustCryptoProvider::default()
+            .cipher_suite_provider(CipherSuite::CURVE25519_AES128)
+            .expect("suite 1")
+            .signature_key_generate()
+            .expect("key");
+        let identity = SigningIdentity::new(BasicCredential::new(name.as_bytes().to_vec()).into_credential(), public);
+        Self {
+            name: name.to_string(),
+            secret,
+            identity,
+            clients: Vec::new(),
+            rules: Switches::default(),
+            psks: Vec::new(),
+            group: None,
+            sent: SentProposals::default(),
+            reinit: None,
+            external_signer: None,
+        }
+    }
+
+    /// Its client for `suite`.
+    fn client(&mut self, suite: u16) -> &Client<Config> {
+        if let Some(i) = self.clients.iter().position(|(s, _)| *s == suite) {
+            return &self.clients[i].1;
+        }
+        let client = Client::builder()
+            .mls_rules(self.rules.clone())
+            .crypto_provider(RustCryptoProvider::default())
+            .identity_provider(BasicIdentityProvider::new())
+            .signing_identity(self.identity.clone(), self.secret.clone(), CipherSuite::from(suite))
+            // mls-rs defaults to a year; ours accepts at most 90 days.
+            .key_package_lifetime(std::time::Duration::from_secs(30 * 86_400))
+            .build();
+        for (id, secret) in &self.psks {
+            client.secret_store().insert(ExternalPskId::new(id.clone()), PreSharedKey::new(secret.clone()));
+        }
+        self.clients.push((suite, client));
+        &self.clients[self.clients.len() - 1].1
+    }
+
+    fn group(&mut self) -> Outcome<&mut Group<Config>> {
+        self.group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))
+    }
+
+    fn epoch_authenticator(&mut self) -> Outcome<Bytes> {
+        Ok(self.group()?.epoch_authenticator().map_err(failed("epoch authenticator"))?.to_vec())
+    }
+
+    fn set_mode(&self, encrypt: bool) {
+        self.rules.private_handshake.store(encrypt, Ordering::Relaxed);
+    }
+
+    /// The next Commit's path and tree choices.
+    fn set_commit(&self, force_path: bool, external_tree: bool) {
+        self.rules.path_on_add.store(force_path, Ordering::Relaxed);
+        self.rules.tree_in_welcome.store(!external_tree, Ordering::Relaxed);
+    }
+
+    fn leaf_of(&mut self, identity: &[u8]) -> Outcome<u32> {
+        let found = self
+            .group()?
+            .roster()
+            .members_iter()
+            .find(|m| matches!(&m.signing_identity.credential, Credential::Basic(b) if b.identifier == identity))
+            .map(|m| m.index);
+        found.ok_or_else(|| Failure::Failed(format!("no member {:?}", String::from_utf8_lossy(identity))))
+    }
+
+    /// Processes the proposal messages it did not send (mls-rs caches them).
+    fn take_proposals(&mut self, proposals: &[Bytes]) -> Outcome<()> {
+        let others: Vec<Bytes> = self.sent.others(proposals).into_iter().cloned().collect();
+        for p in others {
+            let m = decode(&p)?;
+            match self.group()?.process_incoming_message(m).map_err(failed("proposal"))? {
+                ReceivedMessage::Proposal(_) => {}
+                other => return Err(Failure::Failed(format!("expected a proposal, got {other:?}"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn sent(&mut self, m: &MlsMessage) -> Outcome<Bytes> {
+        let b = encode(m)?;
+        self.sent.sent(&b);
+        Ok(b)
+    }
+
+    /// After a ReInit Commit: the old group becomes a `ReinitClient` and
+    /// makes a KeyPackage for the new group.
+    fn start_reinit(&mut self, ea: Bytes) -> Outcome<(Bytes, Bytes)> {
+        let g = self.group.take().ok_or_else(|| Failure::Failed("no group".into()))?;
+        let rc = g.get_reinit_client(None, None).map_err(failed("reinit client"))?;
+        let kp = encode(&rc.generate_key_package(None).map_err(failed("reinit KeyPackage"))?)?;
+        self.reinit = Some(rc);
+        Ok((kp, ea))
+    }
+
+    fn welcomed(&mut self, welcomes: &[MlsMessage], external_tree: bool) -> Outcome<Welcomed> {
+        let welcome = welcomes.first().map(encode).transpose()?.unwrap_or_default();
+        let ratchet_tree =
+            if external_tree { self.group()?.export_tree().to_bytes().map_err(failed("tree"))? } else { Vec::new() };
+        Ok(Welcomed { welcome, ratchet_tree, epoch_authenticator: self.epoch_authenticator()? })
+    }
+}
+
+impl scripts::Client for MlsRsClient {
+    fn library(&self) -> Library {
+        Library::MlsRs
+    }
+
+    fn create_group(&mut self, group_id: &[u8], suite: u16, encrypt: bool) -> Outcome<()> {
+        self.set_mode(encrypt);
+        let g = self
+            .client(suite)
+            .create_group_with_id(group_id.to_vec(), ExtensionList::default(), ExtensionList::default(), None)
+            .map_err(failed("create"))?;
+        self.group = Some(g);
+        Ok(())
+    }
+
+    fn create_key_package(&mut self, suite: u16) -> Outcome<(Tx, Bytes)> {
+        let kp = self
+            .client(suite)
+            .generate_key_package_message(ExtensionList::default(), ExtensionList::default(), None)
+            .map_err(failed("KeyPackage"))?;
+        Ok((Tx(0), encode(&kp)?))
+    }
+
+    fn join_group(&mut self, _tx: Tx, welcome: &[u8], encrypt: bool, ratchet_tree: Option<&[u8]>) -> Outcome<Bytes> {
+        self.set_mode(encrypt);
+        let w = decode(welcome)?;
+        let suite = w.cipher_suite().map(u16::from).ok_or_else(|| Failure::Failed("no cipher suite".into()))?;
+        let tree = tree_in(ratchet_tree)?;
+        let (g, _) = self.client(suite).join_group(tree, &w, None).map_err(failed("join"))?;
+        self.group = Some(g);
+        self.sent.clear();
+        self.epoch_authenticator()
+    }
+
+    fn external_join(
+        &mut self,
+        group_info: &[u8],
+        ratchet_tree: Option<&[u8]>,
+        encrypt: bool,
+        remove_prior: bool,
+        psks: &[(Bytes, Bytes)],
+    ) -> Outcome<(Bytes, Bytes)> {
+        self.set_mode(encrypt);
+        let fields = wire::group_info(group_info).ok_or_else(|| Failure::Failed("not a GroupInfo".into()))?;
+        for (id, secret) in psks {
+            scripts::Client::store_psk(self, id, secret)?;
+        }
+        let mut b = self.client(fields.cipher_suite).external_commit_builder().map_err(failed("external commit"))?;
+        if let Some(t) = tree_in(ratchet_tree)? {
+            b = b.with_tree_data(t);
+        }
+        if remove_prior {
+            let tree = fields.ratchet_tree().or(ratchet_tree).ok_or_else(|| Failure::Failed("no ratchet tree".into()))?;
+            let leaf = wire::leaf_by_identity(tree, self.name.as_bytes())
+                .ok_or_else(|| Failure::Failed("no prior leaf to remove".into()))?;
+            b = b.with_removal(leaf);
+        }
+        for (id, _) in psks {
+            b = b.with_external_psk(ExternalPskId::new(id.clone()));
+        }
+        let (g, commit) = b.build(decode(group_info)?).map_err(failed("external commit"))?;
+        self.group = Some(g);
+        self.sent.clear();
+        Ok((encode(&commit)?, self.epoch_authenticator()?))
+    }
+
+    fn group_info(&mut self, external_tree: bool) -> Outcome<(Bytes, Bytes)> {
+        let g = self.group()?;
+        let gi = g.group_info_message_allowing_ext_commit(!external_tree).map_err(failed("GroupInfo"))?;
+        let tree = if external_tree { g.export_tree().to_bytes().map_err(failed("tree"))? } else { Vec::new() };
+        Ok((encode(&gi)?, tree))
+    }
+
+    fn store_psk(&mut self, id: &[u8], secret: &[u8]) -> Outcome<()> {
+        self.psks.push((id.to_vec(), secret.to_vec()));
+        for (_, c) in &self.clients {
+            c.secret_store().insert(ExternalPskId::new(id.to_vec()), PreSharedKey::new(secret.to_vec()));
+        }
+        Ok(())
+    }
+
+    fn propose(&mut self, spec: &ProposalSpec) -> Outcome<Bytes> {
+        let m = match spec {
+            ProposalSpec::Add(kp) => self.group()?.propose_add(decode(kp)?, Vec::new()),
+            ProposalSpec::Remove(identity) => {
+                let leaf = self.leaf_of(identity)?;
+                self.group()?.propose_remove(leaf, Vec::new())
+            }
+            ProposalSpec::ExternalPsk(id) => self.group()?.propose_external_psk(ExternalPskId::new(id.clone()), Vec::new()),
+            ProposalSpec::ResumptionPsk(epoch) => self.group()?.propose_resumption_psk(*epoch, Vec::new()),
+            ProposalSpec::GroupContextExtensions(list) => {
+                self.group()?.propose_group_context_extensions(extension_list(list), Vec::new())
+            }
+            ProposalSpec::ReInit { group_id, suite, extensions } => self.group()?.propose_reinit(
+                Some(group_id.clone()),
+                mls_rs::ProtocolVersion::MLS_10,
+                CipherSuite::from(*suite),
+                extension_list(extensions),
+                Vec::new(),
+            ),
+        }
+        .map_err(failed("propose"))?;
+        self.sent(&m)
+    }
+
+    fn propose_update(&mut self) -> Outcome<Bytes> {
+        let m = self.group()?.propose_update(Vec::new()).map_err(failed("propose update"))?;
+        self.sent(&m)
+    }
+
+    fn commit(&mut self, by_reference: &[Bytes], by_value: &[ProposalSpec], force_path: bool, external_tree: bool) -> Outcome<CommitOut> {
+        self.take_proposals(by_reference)?;
+        let removed: Vec<u32> = by_value
+            .iter()
+            .filter_map(|s| if let ProposalSpec::Remove(id) = s { Some(id.clone()) } else { None })
+            .map(|id| self.leaf_of(&id))
+            .collect::<Outcome<_>>()?;
+        self.set_commit(force_path, external_tree);
+        let mut removed = removed.into_iter();
+        let mut b = self.group()?.commit_builder();
+        for spec in by_value {
+            b = match spec {
+                ProposalSpec::Add(kp) => b.add_member(decode(kp)?),
+                ProposalSpec::Remove(_) => b.remove_member(removed.next().unwrap_or(u32::MAX)),
+                ProposalSpec::ExternalPsk(id) => b.add_external_psk(ExternalPskId::new(id.clone())),
+                ProposalSpec::ResumptionPsk(epoch) => b.add_resumption_psk(*epoch),
+                ProposalSpec::GroupContextExtensions(list) => b.set_group_context_ext(extension_list(list)),
+                ProposalSpec::ReInit { group_id, suite, extensions } => b.reinit(
+                    Some(group_id.clone()),
+                    mls_rs::ProtocolVersion::MLS_10,
+                    CipherSuite::from(*suite),
+                    extension_list(extensions),
+                ),
+            }
+            .map_err(failed("commit proposal"))?;
+        }
+        let out = b.build().map_err(failed("commit"))?;
+        let ratchet_tree = match out.ratchet_tree() {
+            Some(t) if external_tree => t.to_bytes().map_err(failed("tree"))?,
+            _ => Vec::new(),
+        };
+        Ok(CommitOut {
+            commit: encode(out.commit_message())?,
+            welcome: out.welcome_messages().first().map(encode).transpose()?.unwrap_or_default(),
+            ratchet_tree,
+        })
+    }
+
+    fn handle_pending_commit(&mut self) -> Outcome<Bytes> {
+        self.group()?.apply_pending_commit().map_err(failed("apply pending commit"))?;
+        self.sent.clear();
+        self.epoch_authenticator()
+    }
+
+    fn handle_commit(&mut self, proposals: &[Bytes], commit: &[u8]) -> Outcome<Bytes> {
+        self.take_proposals(proposals)?;
+        match self.group()?.process_incoming_message(decode(commit)?).map_err(failed("commit"))? {
+            ReceivedMessage::Commit(_) => {}
+            other => return Err(Failure::Failed(format!("expected a Commit, got {other:?}"))),
+        }
+        self.sent.clear();
+        self.epoch_authenticator()
+    }
+
+    fn protect(&mut self, authenticated_data: &[u8], plaintext: &[u8]) -> Outcome<Bytes> {
+        let m = self.group()?.encrypt_application_message(plaintext, authenticated_data.to_vec()).map_err(failed("protect"))?;
+        encode(&m)
+    }
+
+    fn unprotect(&mut self, ciphertext: &[u8]) -> Outcome<(Bytes, Bytes)> {
+        match self.group()?.process_incoming_message(decode(ciphertext)?).map_err(failed("unprotect"))? {
+            ReceivedMessage::ApplicationMessage(a) => Ok((a.authenticated_data.clone(), a.data().to_vec())),
+            other => Err(Failure::Failed(format!("expected application data, got {other:?}"))),
+        }
+    }
+
+    fn reinit_commit(&mut self, proposals: &[Bytes]) -> Outcome<Bytes> {
+        Ok(scripts::Client::commit(self, proposals, &[], false, false)?.commit)
+    }
+
+    fn handle_pending_reinit_commit(&mut self) -> Outcome<(Bytes, Bytes)> {
+        let ea = scripts::Client::handle_pending_commit(self)?;
+        self.start_reinit(ea)
+    }
+
+    fn handle_reinit_commit(&mut self, proposals: &[Bytes], commit: &[u8]) -> Outcome<(Bytes, Bytes)> {
+        let ea = scripts::Client::handle_commit(self, proposals, commit)?;
+        self.start_reinit(ea)
+    }
+
+    fn reinit_welcome(&mut self, key_packages: &[Bytes], force_path: bool, external_tree: bool) -> Outcome<Welcomed> {
+        let rc = self.reinit.take().ok_or_else(|| Failure::Failed("no ReInit".into()))?;
+        self.set_commit(force_path, external_tree);
+        let kps = key_packages.iter().map(|k| decode(k)).collect::<Outcome<Vec<_>>>()?;
+        let (g, welcomes) = rc.commit(kps, ExtensionList::default(), None).map_err(failed("reinit commit"))?;
+        self.group = Some(g);
+        self.sent.clear();
+        self.welcomed(&welcomes, external_tree)
+    }
+
+    fn handle_reinit_welcome(&mut self, welcome: &[u8], ratchet_tree: Option<&[u8]>) -> Outcome<Bytes> {
+        let rc = self.reinit.take().ok_or_else(|| Failure::Failed("no ReInit".into()))?;
+        let (g, _) = rc.join(&decode(welcome)?, tree_in(ratchet_tree)?, None).map_err(failed("reinit join"))?;
+        self.group = Some(g);
+        self.sent.clear();
+        self.epoch_authenticator()
+    }
+
+    fn create_branch(
+        &mut self,
+        group_id: &[u8],
+        extensions: &[scripts::Extension],
+        key_packages: &[Bytes],
+        force_path: bool,
+        external_tree: bool,
+    ) -> Outcome<Welcomed> {
+        if extension_list(extensions) != self.group()?.context().extensions {
+            return unsupported(
+                "Group::branch gives the subgroup the old group's GroupContext extensions, and takes no others",
+            );
+        }
+        self.set_commit(force_path, external_tree);
+        let kps = key_packages.iter().map(|k| decode(k)).collect::<Outcome<Vec<_>>>()?;
+        let (g, welcomes) = self.group()?.branch(group_id.to_vec(), kps, None).map_err(failed("branch"))?;
+        self.group = Some(g);
+        self.sent.clear();
+        self.welcomed(&welcomes, external_tree)
+    }
+
+    fn handle_branch(&mut self, _tx: Tx, welcome: &[u8], ratchet_tree: Option<&[u8]>) -> Outcome<Bytes> {
+        let w = decode(welcome)?;
+        let tree = tree_in(ratchet_tree)?;
+        let (g, _) = match self.group()?.join_subgroup(&w, tree, None) {
+            Err(mls_rs::error::MlsError::ReInitExtensionsMismatch) => return unsupported(
+                "Group::join_subgroup requires the old group's GroupContext extensions in the subgroup \
+                 (MlsError::ReInitExtensionsMismatch); RFC 9420 §11.3 sets no such condition",
+            ),
+            other => other.map_err(failed("join subgroup"))?,
+        };
+        self.group = Some(g);
+        self.sent.clear();
+        self.epoch_authenticator()
+    }
+
+    fn new_member_add_proposal(&mut self, group_info: &[u8]) -> Outcome<(Tx, Bytes)> {
+        let fields = wire::group_info(group_info).ok_or_else(|| Failure::Failed("not a GroupInfo".into()))?;
+        let gi = decode(group_info)?;
+        let m = self
+            .client(fields.cipher_suite)
+            .external_add_proposal(&gi, None, Vec::new(), ExtensionList::default(), ExtensionList::default(), None)
+            .map_err(failed("external add proposal"))?;
+        Ok((Tx(0), encode(&m)?))
+    }
+
+    fn create_external_signer(&mut self, suite: u16) -> Outcome<Bytes> {
+        use mls_rs::mls_rs_codec::MlsEncode;
+        let (secret, public) = RustCryptoProvider::default()
+            .cipher_suite_provider(CipherSuite::from(suite))
+            .ok_or_else(|| Failure::Failed("cipher suite".into()))?
+            .signature_key_generate()
+            .map_err(failed("signature key"))?;
+        let identity = SigningIdentity::new(BasicCredential::new(self.name.as_bytes().to_vec()).into_credential(), public);
+        let mut entry = identity.signature_key.mls_encode_to_vec().map_err(failed("encode"))?;
+        entry.extend(identity.credential.mls_encode_to_vec().map_err(failed("encode"))?);
+        self.external_signer = Some((secret, identity));
+        Ok(entry)
+    }
+
+    fn add_external_signer(&mut self, external_sender: &[u8]) -> Outcome<Bytes> {
+        use mls_rs::mls_rs_codec::MlsEncode;
+        let current = self.group()?.context().extensions.mls_encode_to_vec().map_err(failed("extensions"))?;
+        let list = scripts::decode_extensions(&current).ok_or_else(|| Failure::Failed("our extensions".into()))?;
+        let list = scripts::with_external_sender(&list, external_sender)
+            .ok_or_else(|| Failure::Failed("malformed external_senders".into()))?;
+        self.propose(&ProposalSpec::GroupContextExtensions(list))
+    }
+
+    fn external_signer_proposal(&mut self, group_info: &[u8], ratchet_tree: &[u8], spec: &ProposalSpec) -> Outcome<Bytes> {
+        let (secret, identity) = self.external_signer.clone().ok_or_else(|| Failure::Failed("not an external signer".into()))?;
+        let client = mls_rs::external_client::ExternalClient::builder()
+            .crypto_provider(RustCryptoProvider::default())
+            .identity_provider(BasicIdentityProvider::new())
+            .signer(secret, identity)
+            .build();
+        let tree = tree_in((!ratchet_tree.is_empty()).then_some(ratchet_tree))?;
+        let mut g = client.observe_group(decode(group_info)?, tree, None).map_err(failed("observe group"))?;
+        let m = match spec {
+            ProposalSpec::Add(kp) => g.propose_add(decode(kp)?, Vec::new()),
+            ProposalSpec::Remove(identity) => {
+                let leaf = g
+                    .roster()
+                    .members_iter()
+                    .find(|m| matches!(&m.signing_identity.credential, Credential::Basic(b) if b.identifier == *identity))
+                    .map(|m| m.index)
+                    .ok_or_else(|| Failure::Failed("no such member".into()))?;
+                g.propose_remove(leaf, Vec::new())
+            }
+            ProposalSpec::ExternalPsk(id) => g.propose_external_psk(ExternalPskId::new(id.clone()), Vec::new()),
+            ProposalSpec::ResumptionPsk(epoch) => g.propose_resumption_psk(*epoch, Vec::new()),
+            ProposalSpec::GroupContextExtensions(list) => g.propose_group_context_extensions(extension_list(list), Vec::new()),
+            ProposalSpec::ReInit { group_id, suite, extensions } => g.propose_reinit(
+                Some(group_id.clone()),
+                mls_rs::ProtocolVersion::MLS_10,
+                CipherSuite::from(*suite),
+                extension_list(extensions),
+                Vec::new(),
+            ),
+        }
+        .map_err(failed("external proposal"))?;
+        encode(&m)
+    }
+}

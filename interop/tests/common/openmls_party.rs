@@ -22,6 +22,19 @@ pub fn ciphersuite(suite: u16) -> Ciphersuite {
     Ciphersuite::try_from(suite).expect("a suite OpenMLS knows")
 }
 
+/// A fresh provider (storage) holding a new signature key of `scheme`, and
+/// the basic credential `name` with that key.
+fn identity(name: &str, scheme: SignatureScheme) -> (OpenMlsRustCrypto, SignatureKeyPair, CredentialWithKey) {
+    let provider = OpenMlsRustCrypto::default();
+    let signer = SignatureKeyPair::new(scheme).expect("signature key");
+    signer.store(provider.storage()).expect("store signature key");
+    let credential = CredentialWithKey {
+        credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
+        signature_key: signer.to_public_vec().into(),
+    };
+    (provider, signer, credential)
+}
+
 /// A member running OpenMLS.
 pub struct OpenMlsParty {
     name: String,
@@ -38,13 +51,7 @@ impl OpenMlsParty {
     /// A member named `name` for `suite`.
     pub fn new(name: &str, suite: u16) -> Self {
         let suite = ciphersuite(suite);
-        let provider = OpenMlsRustCrypto::default();
-        let signer = SignatureKeyPair::new(suite.signature_algorithm()).expect("signature key");
-        signer.store(provider.storage()).expect("store signature key");
-        let credential = CredentialWithKey {
-            credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
-            signature_key: signer.to_public_vec().into(),
-        };
+        let (provider, signer, credential) = identity(name, suite.signature_algorithm());
         Self {
             name: name.to_string(),
             suite,
@@ -564,5 +571,510 @@ impl mls_interop::ExternalParty for OpenMlsExternal {
         )
         .unwrap_or_else(|e| panic!("{}: OpenMLS external Remove: {e:?}", self.name));
         bytes(&m)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A script actor played by OpenMLS (mls_interop::scripts::Client).
+// ---------------------------------------------------------------------------
+
+use mls_interop::scripts::{
+    self, Bytes, CommitOut, Failure, Library, Outcome, ProposalSpec, SentProposals, Tx, Welcomed, failed, wire,
+};
+use openmls::schedule::psk::{ResumptionPsk, ResumptionPskUsage};
+
+fn unsupported<T>(reason: &str) -> Outcome<T> {
+    Err(Failure::Unsupported { library: Library::OpenMls, reason: reason.into() })
+}
+
+/// OpenMLS 0.9.2 joins a Welcome only with its provider's PSK store and an
+/// empty resumption-PSK store: it cannot join a group linked to another by
+/// a reinit or branch PSK (`PskError::KeyNotFound`).
+const NO_RESUMPTION_JOIN: &str =
+    "joins Welcomes with an empty resumption-PSK store, so not a group linked by a reinit or branch PSK (PskError::KeyNotFound)";
+
+/// OpenMLS 0.9.2 processes proposals from external senders only of three
+/// types (`process_external_authenticated_content`: "TODO #151/#106").
+const NO_EXTERNAL_PSK_OR_REINIT: &str = "takes proposals from external senders only of types Add, Remove and \
+    GroupContextExtensions (ProcessMessageError::UnsupportedProposalType); RFC 9420 §12.1.8.1 allows PreSharedKey and ReInit too";
+
+/// OpenMLS 0.9.2 derives, for a Commit holding PreSharedKey proposals both
+/// by reference and by value, a `psk_secret` that no member derives, itself
+/// included (found in `tests/openmls.rs` too; README, Interoperability).
+const PSKS_BY_REFERENCE_AND_VALUE: &str = "its Commits with PreSharedKey proposals both by reference and by value \
+    carry a psk_secret no member derives, OpenMLS's own included (ConfirmationTagMismatch)";
+
+/// A script actor running OpenMLS: one provider (storage, PSKs), one
+/// Ed25519 key for all its leaves (so that a rejoin by external Commit
+/// removes its old leaf: OpenMLS finds it by signature key).
+pub struct OpenMlsClient {
+    name: String,
+    provider: OpenMlsRustCrypto,
+    signer: SignatureKeyPair,
+    credential: CredentialWithKey,
+    group: Option<MlsGroup>,
+    encrypt: bool,
+    key_packages: usize,
+    sent: SentProposals,
+    merged_early: Option<Bytes>,
+    external_signer: Option<SignatureKeyPair>,
+}
+
+impl OpenMlsClient {
+    /// A client for the actor `name`.
+    pub fn new(name: &str) -> Self {
+        let (provider, signer, credential) = identity(name, SignatureScheme::ED25519);
+        Self {
+            name: name.to_string(),
+            provider,
+            signer,
+            credential,
+            group: None,
+            encrypt: false,
+            key_packages: 0,
+            sent: SentProposals::default(),
+            merged_early: None,
+            external_signer: None,
+        }
+    }
+
+    fn join_config(encrypt: bool, tree_in_welcome: bool) -> MlsGroupJoinConfig {
+        MlsGroupJoinConfig::builder()
+            .wire_format_policy(if encrypt { MIXED_CIPHERTEXT_WIRE_FORMAT_POLICY } else { MIXED_PLAINTEXT_WIRE_FORMAT_POLICY })
+            .use_ratchet_tree_extension(tree_in_welcome)
+            .padding_size(PADDING)
+            .max_past_epochs(1)
+            .number_of_resumption_psks(16)
+            .sender_ratchet_configuration(SenderRatchetConfiguration::new(20, 1000))
+            .build()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::builder().with_grease(self.provider.rand()).build()
+    }
+
+    fn group(&mut self) -> Outcome<&mut MlsGroup> {
+        self.group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))
+    }
+
+    fn suite(&mut self) -> Outcome<Ciphersuite> {
+        Ok(self.group()?.ciphersuite())
+    }
+
+    fn epoch_authenticator(&mut self) -> Outcome<Bytes> {
+        Ok(self.group()?.epoch_authenticator().as_slice().to_vec())
+    }
+
+    fn key_package(&mut self, suite: u16) -> Outcome<(Tx, Bytes)> {
+        let suite = Ciphersuite::try_from(suite).map_err(failed("cipher suite"))?;
+        let bundle = KeyPackage::builder()
+            .leaf_node_capabilities(self.capabilities())
+            .build(suite, &self.provider, &self.signer, self.credential.clone())
+            .map_err(failed("KeyPackage"))?;
+        self.key_packages += 1;
+        let msg = MlsMessageOut::from(bundle.key_package().clone());
+        Ok((Tx(self.key_packages - 1), bytes(&msg)))
+    }
+
+    fn key_package_in(&self, msg: &[u8]) -> Outcome<KeyPackage> {
+        match MlsMessageIn::tls_deserialize_exact(msg).map_err(failed("decode"))?.extract() {
+            MlsMessageBodyIn::KeyPackage(kp) => {
+                kp.validate(self.provider.crypto(), ProtocolVersion::Mls10).map_err(failed("KeyPackage"))
+            }
+            _ => Err(Failure::Failed("not a KeyPackage".into())),
+        }
+    }
+
+    fn leaf_of(&mut self, identity: &[u8]) -> Outcome<LeafNodeIndex> {
+        let found = self.group()?.members().find(|m| m.credential.serialized_content() == identity).map(|m| m.index);
+        found.ok_or_else(|| Failure::Failed(format!("no member {:?}", String::from_utf8_lossy(identity))))
+    }
+
+    fn extensions(list: &[scripts::Extension]) -> Outcome<Extensions<GroupContext>> {
+        Extensions::<GroupContext>::tls_deserialize_exact(scripts::encode_extensions(list)).map_err(failed("extensions"))
+    }
+
+    fn psk_id(&mut self, spec: &ProposalSpec) -> Outcome<PreSharedKeyId> {
+        let suite = self.suite()?;
+        let psk = match spec {
+            ProposalSpec::ExternalPsk(id) => Psk::External(ExternalPsk::new(id.clone())),
+            ProposalSpec::ResumptionPsk(epoch) => {
+                let gid = self.group()?.group_id().clone();
+                Psk::Resumption(ResumptionPsk::new(ResumptionPskUsage::Application, gid, GroupEpoch::from(*epoch)))
+            }
+            _ => return Err(Failure::Failed("not a PSK".into())),
+        };
+        PreSharedKeyId::new(suite, self.provider.rand(), psk).map_err(failed("PSK ID"))
+    }
+
+    /// Processes a group message (`what` names it in errors).
+    fn process(&mut self, msg: &[u8], what: &str) -> Outcome<ProcessedMessage> {
+        let pm = MlsMessageIn::tls_deserialize_exact(msg)
+            .map_err(failed("decode"))?
+            .try_into_protocol_message()
+            .map_err(failed("not a group message"))?;
+        let Self { group, provider, .. } = self;
+        let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+        match g.process_message(provider, pm) {
+            // Returned for external senders' proposals of other types only.
+            Err(ProcessMessageError::UnsupportedProposalType) => unsupported(NO_EXTERNAL_PSK_OR_REINIT),
+            other => other.map_err(failed(what)),
+        }
+    }
+
+    /// Processes the proposal messages it did not send, storing them.
+    fn take_proposals(&mut self, proposals: &[Bytes]) -> Outcome<()> {
+        let others: Vec<Bytes> = self.sent.others(proposals).into_iter().cloned().collect();
+        for p in others {
+            match self.process(&p, "proposal")?.into_content() {
+                ProcessedMessageContent::ProposalMessage(q) | ProcessedMessageContent::ExternalJoinProposalMessage(q) => {
+                    let Self { group, provider, .. } = self;
+                    let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+                    g.store_pending_proposal(provider.storage(), *q).map_err(failed("store proposal"))?
+                }
+                other => return Err(Failure::Failed(format!("expected a proposal, got {other:?}"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn process_commit(&mut self, commit: &[u8]) -> Outcome<Box<StagedCommit>> {
+        match self.process(commit, "commit")?.into_content() {
+            ProcessedMessageContent::StagedCommitMessage(sc) => Ok(sc),
+            other => Err(Failure::Failed(format!("expected a Commit, got {other:?}"))),
+        }
+    }
+
+    fn merge(&mut self, sc: StagedCommit) -> Outcome<Bytes> {
+        let Self { group, provider, .. } = self;
+        let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+        g.merge_staged_commit(provider, sc).map_err(failed("merge"))?;
+        self.sent.clear();
+        self.epoch_authenticator()
+    }
+}
+
+impl scripts::Client for OpenMlsClient {
+    fn library(&self) -> Library {
+        Library::OpenMls
+    }
+
+    fn create_group(&mut self, group_id: &[u8], suite: u16, encrypt: bool) -> Outcome<()> {
+        let cfg = MlsGroupCreateConfig::builder()
+            .ciphersuite(Ciphersuite::try_from(suite).map_err(failed("cipher suite"))?)
+            .wire_format_policy(if encrypt { MIXED_CIPHERTEXT_WIRE_FORMAT_POLICY } else { MIXED_PLAINTEXT_WIRE_FORMAT_POLICY })
+            .use_ratchet_tree_extension(true)
+            .padding_size(PADDING)
+            .max_past_epochs(1)
+            .number_of_resumption_psks(16)
+            .capabilities(self.capabilities())
+            .sender_ratchet_configuration(SenderRatchetConfiguration::new(20, 1000))
+            .build();
+        let g = MlsGroup::new_with_group_id(&self.provider, &self.signer, &cfg, GroupId::from_slice(group_id), self.credential.clone())
+            .map_err(failed("create"))?;
+        self.group = Some(g);
+        self.encrypt = encrypt;
+        Ok(())
+    }
+
+    fn create_key_package(&mut self, suite: u16) -> Outcome<(Tx, Bytes)> {
+        self.key_package(suite)
+    }
+
+    fn join_group(&mut self, _tx: Tx, welcome: &[u8], encrypt: bool, ratchet_tree: Option<&[u8]>) -> Outcome<Bytes> {
+        let welcome = match MlsMessageIn::tls_deserialize_exact(welcome).map_err(failed("decode"))?.extract() {
+            MlsMessageBodyIn::Welcome(w) => w,
+            _ => return Err(Failure::Failed("not a Welcome".into())),
+        };
+        let tree = ratchet_tree.map(RatchetTreeIn::tls_deserialize_exact).transpose().map_err(failed("ratchet tree"))?;
+        let cfg = Self::join_config(encrypt, true);
+        let staged = StagedWelcome::new_from_welcome(&self.provider, &cfg, welcome, tree).map_err(failed("Welcome"))?;
+        self.group = Some(staged.into_group(&self.provider).map_err(failed("join"))?);
+        self.encrypt = encrypt;
+        self.sent.clear();
+        self.epoch_authenticator()
+    }
+
+    fn external_join(
+        &mut self,
+        group_info: &[u8],
+        ratchet_tree: Option<&[u8]>,
+        encrypt: bool,
+        _remove_prior: bool,
+        psks: &[(Bytes, Bytes)],
+    ) -> Outcome<(Bytes, Bytes)> {
+        // A prior leaf with our signature key is removed by OpenMLS itself.
+        let gi = match MlsMessageIn::tls_deserialize_exact(group_info).map_err(failed("decode"))?.extract() {
+            MlsMessageBodyIn::GroupInfo(gi) => gi,
+            _ => return Err(Failure::Failed("not a GroupInfo".into())),
+        };
+        let suite = gi.ciphersuite();
+        let mut b = MlsGroup::external_commit_builder().with_config(Self::join_config(encrypt, true));
+        if let Some(t) = ratchet_tree {
+            b = b.with_ratchet_tree(RatchetTreeIn::tls_deserialize_exact(t).map_err(failed("ratchet tree"))?);
+        }
+        let leaf = LeafNodeParameters::builder().with_capabilities(self.capabilities()).build();
+        let mut cb = b
+            .build_group(&self.provider, gi, self.credential.clone())
+            .map_err(failed("GroupInfo"))?
+            .leaf_node_parameters(leaf);
+        for (id, secret) in psks {
+            PreSharedKeyId::external(id.clone(), vec![0; suite.hash_length()])
+                .store(&self.provider, secret)
+                .map_err(failed("store PSK"))?;
+            let psk = PreSharedKeyId::new(suite, self.provider.rand(), Psk::External(ExternalPsk::new(id.clone())))
+                .map_err(failed("PSK ID"))?;
+            cb = cb.add_psk_proposal(PreSharedKeyProposal::new(psk));
+        }
+        let (g, bundle) = cb
+            .load_psks(self.provider.storage())
+            .map_err(failed("load PSKs"))?
+            .build(self.provider.rand(), self.provider.crypto(), &self.signer, |_| true)
+            .map_err(failed("external commit"))?
+            .finalize(&self.provider)
+            .map_err(failed("finalize"))?;
+        self.group = Some(g);
+        self.encrypt = encrypt;
+        self.sent.clear();
+        Ok((bytes(bundle.commit()), self.epoch_authenticator()?))
+    }
+
+    fn group_info(&mut self, external_tree: bool) -> Outcome<(Bytes, Bytes)> {
+        let g = self.group.as_ref().ok_or_else(|| Failure::Failed("no group".into()))?;
+        let gi = g.export_group_info(self.provider.crypto(), &self.signer, !external_tree).map_err(failed("GroupInfo"))?;
+        let tree = if external_tree {
+            g.export_ratchet_tree().tls_serialize_detached().map_err(failed("tree"))?
+        } else {
+            Vec::new()
+        };
+        Ok((bytes(&gi), tree))
+    }
+
+    fn store_psk(&mut self, id: &[u8], secret: &[u8]) -> Outcome<()> {
+        // Stored by its `Psk`: the nonce is not part of the key.
+        PreSharedKeyId::external(id.to_vec(), vec![0; 32]).store(&self.provider, secret).map_err(failed("store PSK"))
+    }
+
+    fn propose(&mut self, spec: &ProposalSpec) -> Outcome<Bytes> {
+        let msg = match spec {
+            ProposalSpec::Add(kp) => {
+                let kp = self.key_package_in(kp)?;
+                let Self { group, provider, signer, .. } = self;
+                let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+                g.propose_add_member(provider, signer, &kp).map_err(failed("propose add"))?.0
+            }
+            ProposalSpec::Remove(identity) => {
+                let leaf = self.leaf_of(identity)?;
+                let Self { group, provider, signer, .. } = self;
+                let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+                g.propose_remove_member(provider, signer, leaf).map_err(failed("propose remove"))?.0
+            }
+            ProposalSpec::ExternalPsk(_) | ProposalSpec::ResumptionPsk(_) => {
+                let psk = self.psk_id(spec)?;
+                let Self { group, provider, signer, .. } = self;
+                let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+                g.propose_pre_shared_key(provider, signer, psk).map_err(failed("propose PSK"))?.0
+            }
+            ProposalSpec::GroupContextExtensions(list) => {
+                let ext = Self::extensions(list)?;
+                let Self { group, provider, signer, .. } = self;
+                let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+                g.propose_group_context_extensions(provider, ext, signer).map_err(failed("propose GCE"))?.0
+            }
+            ProposalSpec::ReInit { .. } => return unsupported("no API to propose a ReInit"),
+        };
+        let msg = bytes(&msg);
+        self.sent.sent(&msg);
+        Ok(msg)
+    }
+
+    fn propose_update(&mut self) -> Outcome<Bytes> {
+        let Self { group, provider, signer, .. } = self;
+        let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+        let (m, _) = g.propose_self_update(provider, signer, LeafNodeParameters::default()).map_err(failed("propose update"))?;
+        let msg = bytes(&m);
+        self.sent.sent(&msg);
+        Ok(msg)
+    }
+
+    fn commit(&mut self, by_reference: &[Bytes], by_value: &[ProposalSpec], force_path: bool, external_tree: bool) -> Outcome<CommitOut> {
+        self.take_proposals(by_reference)?;
+        let (mut adds, mut removes, mut psks, mut gce) = (Vec::new(), Vec::new(), Vec::new(), None);
+        for spec in by_value {
+            match spec {
+                ProposalSpec::Add(kp) => adds.push(self.key_package_in(kp)?),
+                ProposalSpec::Remove(identity) => removes.push(self.leaf_of(identity)?),
+                ProposalSpec::ExternalPsk(_) | ProposalSpec::ResumptionPsk(_) => {
+                    psks.push(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(self.psk_id(spec)?))))
+                }
+                ProposalSpec::GroupContextExtensions(list) => gce = Some(Self::extensions(list)?),
+                ProposalSpec::ReInit { .. } => return unsupported("no API to commit a ReInit"),
+            }
+        }
+        if !psks.is_empty() && self.group()?.pending_proposals().any(|q| matches!(q.proposal(), Proposal::PreSharedKey(_))) {
+            return unsupported(PSKS_BY_REFERENCE_AND_VALUE);
+        }
+        let cfg = Self::join_config(self.encrypt, !external_tree);
+        let Self { group, provider, signer, .. } = self;
+        let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+        g.set_configuration(provider.storage(), &cfg).map_err(failed("configuration"))?;
+        let mut b = g.commit_builder().propose_adds(adds).propose_removals(removes).add_proposals(psks);
+        if let Some(e) = gce {
+            b = b.propose_group_context_extensions(e).map_err(failed("GroupContextExtensions"))?;
+        }
+        let bundle = b
+            .force_self_update(force_path)
+            .consume_proposal_store(true)
+            .load_psks(provider.storage())
+            .map_err(failed("load PSKs"))?
+            .build(provider.rand(), provider.crypto(), signer, |_| true)
+            .map_err(failed("commit"))?
+            .stage_commit(provider)
+            .map_err(failed("stage commit"))?;
+        let commit = bytes(bundle.commit());
+        let welcome = bundle.to_welcome_msg().as_ref().map(bytes).unwrap_or_default();
+        let mut ratchet_tree = Vec::new();
+        if external_tree {
+            // The tree after the Commit: merged now, so that it can be exported.
+            g.merge_pending_commit(provider).map_err(failed("merge"))?;
+            ratchet_tree = g.export_ratchet_tree().tls_serialize_detached().map_err(failed("tree"))?;
+            self.merged_early = Some(g.epoch_authenticator().as_slice().to_vec());
+        }
+        Ok(CommitOut { commit, welcome, ratchet_tree })
+    }
+
+    fn handle_pending_commit(&mut self) -> Outcome<Bytes> {
+        self.sent.clear();
+        if let Some(ea) = self.merged_early.take() {
+            return Ok(ea);
+        }
+        let Self { group, provider, .. } = self;
+        let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+        g.merge_pending_commit(provider).map_err(failed("merge"))?;
+        self.epoch_authenticator()
+    }
+
+    fn handle_commit(&mut self, proposals: &[Bytes], commit: &[u8]) -> Outcome<Bytes> {
+        self.take_proposals(proposals)?;
+        let sc = self.process_commit(commit)?;
+        self.merge(*sc)
+    }
+
+    fn protect(&mut self, authenticated_data: &[u8], plaintext: &[u8]) -> Outcome<Bytes> {
+        let Self { group, provider, signer, .. } = self;
+        let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+        g.set_aad(authenticated_data.to_vec());
+        Ok(bytes(&g.create_message(provider, signer, plaintext).map_err(failed("protect"))?))
+    }
+
+    fn unprotect(&mut self, ciphertext: &[u8]) -> Outcome<(Bytes, Bytes)> {
+        let processed = self.process(ciphertext, "unprotect")?;
+        let aad = processed.aad().to_vec();
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(a) => Ok((aad, a.into_bytes())),
+            other => Err(Failure::Failed(format!("expected application data, got {other:?}"))),
+        }
+    }
+
+    fn reinit_commit(&mut self, _proposals: &[Bytes]) -> Outcome<Bytes> {
+        unsupported("no API to commit a ReInit")
+    }
+
+    fn handle_pending_reinit_commit(&mut self) -> Outcome<(Bytes, Bytes)> {
+        unsupported("no API to commit a ReInit")
+    }
+
+    fn handle_reinit_commit(&mut self, proposals: &[Bytes], commit: &[u8]) -> Outcome<(Bytes, Bytes)> {
+        self.take_proposals(proposals)?;
+        let sc = self.process_commit(commit)?;
+        // The new suite, from the ReInit's encoding (its fields are private).
+        let reinit = sc.queued_proposals().find_map(|q| match q.proposal() {
+            Proposal::ReInit(r) => r.tls_serialize_detached().ok(),
+            _ => None,
+        });
+        let reinit = reinit.ok_or_else(|| Failure::Failed("the Commit holds no ReInit".into()))?;
+        let mut r = reinit.as_slice();
+        scripts::read_opaque(&mut r).ok_or_else(|| Failure::Failed("ReInit".into()))?;
+        let suite = r.get(2..4).map(|s| u16::from_be_bytes([s[0], s[1]])).ok_or_else(|| Failure::Failed("ReInit".into()))?;
+        let ea = self.merge(*sc)?;
+        let (_, kp) = self.key_package(suite)?;
+        Ok((kp, ea))
+    }
+
+    fn reinit_welcome(&mut self, _: &[Bytes], _: bool, _: bool) -> Outcome<Welcomed> {
+        unsupported("no API to create the new group of a ReInit")
+    }
+
+    fn handle_reinit_welcome(&mut self, _: &[u8], _: Option<&[u8]>) -> Outcome<Bytes> {
+        unsupported(NO_RESUMPTION_JOIN)
+    }
+
+    fn create_branch(&mut self, _: &[u8], _: &[scripts::Extension], _: &[Bytes], _: bool, _: bool) -> Outcome<Welcomed> {
+        unsupported("no API to branch a group")
+    }
+
+    fn handle_branch(&mut self, _: Tx, _: &[u8], _: Option<&[u8]>) -> Outcome<Bytes> {
+        unsupported(NO_RESUMPTION_JOIN)
+    }
+
+    fn new_member_add_proposal(&mut self, group_info: &[u8]) -> Outcome<(Tx, Bytes)> {
+        let fields = wire::group_info(group_info).ok_or_else(|| Failure::Failed("not a GroupInfo".into()))?;
+        let (tx, kp) = self.key_package(fields.cipher_suite)?;
+        let kp = self.key_package_in(&kp)?;
+        let m = JoinProposal::new::<<OpenMlsRustCrypto as OpenMlsProvider>::StorageProvider>(
+            kp,
+            GroupId::from_slice(&fields.group_id),
+            GroupEpoch::from(fields.epoch),
+            &self.signer,
+        )
+        .map_err(failed("join proposal"))?;
+        Ok((tx, bytes(&m)))
+    }
+
+    fn create_external_signer(&mut self, _suite: u16) -> Outcome<Bytes> {
+        let signer = SignatureKeyPair::new(SignatureScheme::ED25519).map_err(failed("signature key"))?;
+        let entry = ExternalSender::new(signer.to_public_vec().into(), BasicCredential::new(self.name.as_bytes().to_vec()).into())
+            .tls_serialize_detached()
+            .map_err(failed("ExternalSender"))?;
+        self.external_signer = Some(signer);
+        Ok(entry)
+    }
+
+    fn add_external_signer(&mut self, external_sender: &[u8]) -> Outcome<Bytes> {
+        let current = self.group()?.extensions().tls_serialize_detached().map_err(failed("extensions"))?;
+        let list = scripts::decode_extensions(&current).ok_or_else(|| Failure::Failed("our extensions".into()))?;
+        let list = scripts::with_external_sender(&list, external_sender)
+            .ok_or_else(|| Failure::Failed("malformed external_senders".into()))?;
+        self.propose(&ProposalSpec::GroupContextExtensions(list))
+    }
+
+    fn external_signer_proposal(&mut self, group_info: &[u8], ratchet_tree: &[u8], spec: &ProposalSpec) -> Outcome<Bytes> {
+        let signer = self.external_signer.as_ref().ok_or_else(|| Failure::Failed("not an external signer".into()))?;
+        let fields = wire::group_info(group_info).ok_or_else(|| Failure::Failed("not a GroupInfo".into()))?;
+        let index = scripts::external_sender_index(&fields.group_context_extensions, &signer.to_public_vec())
+            .ok_or_else(|| Failure::Failed("not among the group's external senders".into()))?;
+        let (gid, epoch, index) =
+            (GroupId::from_slice(&fields.group_id), GroupEpoch::from(fields.epoch), SenderExtensionIndex::new(index));
+        type P = OpenMlsRustCrypto;
+        let m = match spec {
+            ProposalSpec::Add(kp) => {
+                let kp = self.key_package_in(kp)?;
+                ExternalProposal::new_add::<P>(kp, gid, epoch, signer, index).map_err(failed("external Add"))?
+            }
+            ProposalSpec::Remove(identity) => {
+                let tree = fields.ratchet_tree().unwrap_or(ratchet_tree);
+                let leaf = wire::leaf_by_identity(tree, identity).ok_or_else(|| Failure::Failed("no such member".into()))?;
+                ExternalProposal::new_remove::<P>(LeafNodeIndex::new(leaf), gid, epoch, signer, index)
+                    .map_err(failed("external Remove"))?
+            }
+            ProposalSpec::GroupContextExtensions(list) => {
+                ExternalProposal::new_group_context_extensions::<P>(Self::extensions(list)?, gid, epoch, signer, index)
+                    .map_err(failed("external GroupContextExtensions"))?
+            }
+            ProposalSpec::ExternalPsk(_) | ProposalSpec::ResumptionPsk(_) | ProposalSpec::ReInit { .. } => {
+                return unsupported("ExternalProposal makes only Add, Remove and GroupContextExtensions proposals");
+            }
+        };
+        Ok(bytes(&m))
     }
 }

@@ -31,7 +31,7 @@ impl<'a, T: Decode<'a>> ListView<'a, T> {
             if r.remaining().len() == before {
                 return Err(CodecError::InvalidValue);
             }
-            len = len.checked_add(1).ok_or(CodecError::CapacityExceeded)?;
+            len = len.checked_add(1).ok_or(CodecError::CapacityExceeded(crate::capacity::Capacity::Container(u32::MAX as usize)))?;
         }
         Ok(Self { body, len, element: PhantomData })
     }

@@ -11,12 +11,15 @@ pub use list::ListView;
 
 use heapless::Vec;
 
+use crate::capacity::Capacity;
+
 /// Largest value a variable-length integer may carry (§2.1.2: below 2^30).
 pub const VARINT_MAX: u32 = (1 << 30) - 1;
 
 /// Why an encoding could not be read or written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum CodecError {
     /// The input ended before the structure did.
     Truncated,
@@ -26,12 +29,17 @@ pub enum CodecError {
     NonMinimalVarint,
     /// A length does not fit the 30 bits of a variable-length integer.
     VarintTooLarge,
-    /// More elements or bytes than the fixed capacity of the container.
-    CapacityExceeded,
+    /// More elements or bytes than a fixed capacity holds.
+    CapacityExceeded(Capacity),
     /// Bytes remained after the structure (or vector element) ended.
     TrailingBytes,
-    /// The output buffer is too small for the encoding.
-    BufferTooSmall,
+    /// The output buffer is too small for the encoding: at least `needed`
+    /// bytes are needed (the position of the write that did not fit plus its
+    /// length; the rest of the encoding may need more).
+    BufferTooSmall {
+        /// Bytes the output needs at least.
+        needed: usize,
+    },
     /// A field held a value its type does not allow (e.g. an `optional` flag
     /// other than 0 or 1, or an unknown enum value where none is tolerated).
     InvalidValue,
@@ -39,16 +47,30 @@ pub enum CodecError {
 
 impl core::fmt::Display for CodecError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            Self::Truncated => "input truncated",
-            Self::InvalidVarintPrefix => "variable-length integer with reserved 0b11 prefix",
-            Self::NonMinimalVarint => "variable-length integer not minimally encoded",
-            Self::VarintTooLarge => "length too large for a variable-length integer",
-            Self::CapacityExceeded => "capacity exceeded",
-            Self::TrailingBytes => "trailing bytes after structure",
-            Self::BufferTooSmall => "output buffer too small",
-            Self::InvalidValue => "invalid field value",
-        })
+        match self {
+            Self::Truncated => f.write_str("input truncated"),
+            Self::InvalidVarintPrefix => f.write_str("variable-length integer with reserved 0b11 prefix"),
+            Self::NonMinimalVarint => f.write_str("variable-length integer not minimally encoded"),
+            Self::VarintTooLarge => f.write_str("length too large for a variable-length integer (2^30 - 1 at most)"),
+            Self::CapacityExceeded(c) => write!(f, "capacity exceeded: {c}"),
+            Self::TrailingBytes => f.write_str("trailing bytes after structure"),
+            Self::BufferTooSmall { needed } => write!(f, "output buffer too small: at least {needed} bytes needed"),
+            Self::InvalidValue => f.write_str("invalid field value"),
+        }
+    }
+}
+
+impl core::error::Error for CodecError {}
+
+impl CodecError {
+    /// The same error for a writer that started `offset` bytes into the
+    /// output: `BufferTooSmall` then counts from the output's start.
+    #[must_use]
+    pub const fn at_offset(self, offset: usize) -> Self {
+        match self {
+            Self::BufferTooSmall { needed } => Self::BufferTooSmall { needed: needed.saturating_add(offset) },
+            other => other,
+        }
     }
 }
 
@@ -162,7 +184,7 @@ impl<'a> Reader<'a> {
         let mut body = self.read_vector()?;
         let mut out = Vec::new();
         while !body.is_empty() {
-            out.push(T::decode(&mut body)?).map_err(|_| CodecError::CapacityExceeded)?;
+            out.push(T::decode(&mut body)?).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(N)))?;
         }
         Ok(out)
     }
@@ -228,9 +250,9 @@ impl<'a> Writer<'a> {
 
     /// Appends raw bytes.
     pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
-        let end = self.pos.checked_add(bytes.len()).ok_or(CodecError::BufferTooSmall)?;
+        let end = self.pos.checked_add(bytes.len()).ok_or(CodecError::BufferTooSmall { needed: usize::MAX })?;
         match &mut self.out {
-            Output::Slice(buf) => buf.get_mut(self.pos..end).ok_or(CodecError::BufferTooSmall)?.copy_from_slice(bytes),
+            Output::Slice(buf) => buf.get_mut(self.pos..end).ok_or(CodecError::BufferTooSmall { needed: end })?.copy_from_slice(bytes),
             Output::Count => {}
             Output::Sink(f) => f(bytes),
         }
@@ -282,14 +304,24 @@ impl<'a> Writer<'a> {
     ) -> Result<(), CodecError> {
         let start = self.pos;
         let first = match self.out {
-            Output::Sink(_) => Err(CodecError::BufferTooSmall),
+            Output::Sink(_) => Err(CodecError::BufferTooSmall { needed: usize::MAX }),
             _ => self.write_vector_moved(start, &body),
         };
         match first {
-            Err(CodecError::BufferTooSmall) if !matches!(self.out, Output::Count) => {
+            Err(CodecError::BufferTooSmall { .. }) if !matches!(self.out, Output::Count) => {
                 self.pos = start;
                 let mut counter = Writer::counter();
                 body(&mut counter)?;
+                let mut tmp = [0u8; 4];
+                let prefix_len = encode_varint(counter.len(), &mut tmp)?.len();
+                // The whole vector's size is known now: report it rather
+                // than the first write that does not fit.
+                if let Output::Slice(buf) = &self.out {
+                    let needed = start.saturating_add(prefix_len).saturating_add(counter.len());
+                    if needed > buf.len() {
+                        return Err(CodecError::BufferTooSmall { needed });
+                    }
+                }
                 self.write_varint(counter.len())?;
                 body(self)
             }
@@ -302,20 +334,20 @@ impl<'a> Writer<'a> {
         start: usize,
         body: &impl Fn(&mut Writer<'_>) -> Result<(), CodecError>,
     ) -> Result<(), CodecError> {
-        self.pos = start.checked_add(4).ok_or(CodecError::BufferTooSmall)?;
+        let too_small = CodecError::BufferTooSmall { needed: usize::MAX };
+        self.pos = start.checked_add(4).ok_or(too_small)?;
         body(self)?;
         let body_len = self.pos - start - 4;
         let mut tmp = [0u8; 4];
         let prefix = encode_varint(body_len, &mut tmp)?;
+        // Only an internal inconsistency fails below (the body was written);
+        // `write_vector` then measures and reports the real size.
         if let Output::Slice(buf) = &mut self.out {
-            let region = buf.get_mut(start..self.pos).ok_or(CodecError::BufferTooSmall)?;
+            let region = buf.get_mut(start..self.pos).ok_or(too_small)?;
             if !move_within(region, 4..region.len(), prefix.len()) {
-                return Err(CodecError::BufferTooSmall);
+                return Err(too_small);
             }
-            region
-                .get_mut(..prefix.len())
-                .ok_or(CodecError::BufferTooSmall)?
-                .copy_from_slice(prefix);
+            region.get_mut(..prefix.len()).ok_or(too_small)?.copy_from_slice(prefix);
         }
         self.pos = start + prefix.len() + body_len;
         Ok(())
@@ -389,7 +421,7 @@ pub trait Encode {
         let mut w = Writer::new(buf);
         self.encode(&mut w)?;
         let n = w.len();
-        buf.get(..n).ok_or(CodecError::BufferTooSmall)
+        buf.get(..n).ok_or(CodecError::BufferTooSmall { needed: n })
     }
 }
 
@@ -491,7 +523,7 @@ impl<const N: usize> OwnedBytes<N> {
 
     /// Copies `bytes`; fails if longer than `N`.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CodecError> {
-        Vec::from_slice(bytes).map(Self).map_err(|_| CodecError::CapacityExceeded)
+        Vec::from_slice(bytes).map(Self).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(N)))
     }
 
     /// The bytes held.
@@ -678,21 +710,21 @@ mod tests {
         let enc = [3u8, 0, 1, 2];
         let v: Vec<u8, 3> = Reader::new(&enc).read_vec().unwrap();
         assert_eq!(&v[..], &[0, 1, 2]);
-        assert_eq!(Reader::new(&enc).read_vec::<u8, 2>(), Err(CodecError::CapacityExceeded));
+        assert_eq!(Reader::new(&enc).read_vec::<u8, 2>(), Err(CodecError::CapacityExceeded(Capacity::Container(2))));
         // A u16 vector whose body length is odd leaves a partial element.
         assert_eq!(Reader::new(&[3u8, 0, 1, 2]).read_vec::<u16, 4>(), Err(CodecError::Truncated));
         assert_eq!(VarBytes::decode_exact(&[1, 9, 9]), Err(CodecError::TrailingBytes));
         assert_eq!(VarBytes::decode_exact(&[2, 9]), Err(CodecError::Truncated));
         assert_eq!(Option::<u8>::decode_exact(&[2, 0]), Err(CodecError::InvalidValue));
         assert_eq!(Option::<u8>::decode_exact(&[1, 5]), Ok(Some(5)));
-        assert_eq!(OwnedBytes::<1>::decode_exact(&[2, 1, 2]), Err(CodecError::CapacityExceeded));
+        assert_eq!(OwnedBytes::<1>::decode_exact(&[2, 1, 2]), Err(CodecError::CapacityExceeded(Capacity::Container(1))));
     }
 
     #[test]
     fn small_output_buffer() {
         let mut buf = [0u8; 3];
         let mut w = Writer::new(&mut buf);
-        assert_eq!(w.write_opaque(&[1, 2, 3]), Err(CodecError::BufferTooSmall));
+        assert_eq!(w.write_opaque(&[1, 2, 3]), Err(CodecError::BufferTooSmall { needed: 4 }));
         // Exactly enough room for prefix and body, less than the 4-byte headroom.
         let mut buf = [0u8; 5];
         let mut w = Writer::new(&mut buf);
@@ -701,6 +733,12 @@ mod tests {
         assert_eq!(w.written(), &[9, 3, 2, 1, 2]);
         let mut buf = [0u8; 2];
         let mut w = Writer::new(&mut buf);
-        assert_eq!(w.write_vector(|w| w.write_bytes(&[1, 2])), Err(CodecError::BufferTooSmall));
+        assert_eq!(w.write_vector(|w| w.write_bytes(&[1, 2])), Err(CodecError::BufferTooSmall { needed: 3 }));
+        // A nested vector reports the size of the outermost vector.
+        let mut buf = [0u8; 4];
+        let mut w = Writer::new(&mut buf);
+        w.write_u8(9).unwrap();
+        let got = w.write_vector(|w| w.write_vector(|w| w.write_bytes(&[1; 70])));
+        assert_eq!(got, Err(CodecError::BufferTooSmall { needed: 1 + 2 + 2 + 70 }));
     }
 }

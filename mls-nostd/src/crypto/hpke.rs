@@ -1,4 +1,5 @@
-//! HPKE base mode, single shot (RFC 9180 §4–§6) with DHKEM(X25519, HKDF-SHA256).
+//! HPKE base mode, single shot (RFC 9180 §4–§6), with the DHKEMs of the
+//! enabled suites ([`super::dhkem`]: X25519, P-256, P-384, P-521, X448).
 //!
 //! Written here rather than taken from the `hpke` crate (which is our test
 //! oracle) for two reasons that matter to MLS: the `info` of an MLS seal is an
@@ -8,44 +9,68 @@
 //! to many recipients with it. The ephemeral key's randomness is an argument,
 //! so a batch of seals can draw all randomness before it runs.
 
+use super::dhkem::{Kem, MAX_DH_LEN, MAX_PRIVATE_LEN, MAX_PUBLIC_LEN};
 use super::{AEAD_NONCE_LEN, AEAD_TAG_LEN, CipherSuite, CryptoError, MAX_AEAD_KEY_LEN, Secret};
 use subtle::ConstantTimeEq;
-use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-/// Length of a KEM public key (`Npk`) and encapsulation (`Nenc`) of the supported KEMs.
-pub const KEM_PUBLIC_LEN: usize = 32;
-/// Length of a KEM private key (`Nsk`) of the supported KEMs.
-pub const KEM_PRIVATE_LEN: usize = 32;
+/// Largest KEM public key (`Npk`) and encapsulation (`Nenc`) of the enabled suites.
+pub const KEM_PUBLIC_LEN: usize = MAX_PUBLIC_LEN;
+/// Largest KEM private key (`Nsk`) of the enabled suites.
+pub const KEM_PRIVATE_LEN: usize = MAX_PRIVATE_LEN;
 
 const HPKE_V1: &[u8] = b"HPKE-v1";
 const MODE_BASE: u8 = 0x00;
 /// Most pieces an `info` (or other extract input) may be given in.
 pub const MAX_INFO_PARTS: usize = 8;
 
-/// An HPKE public key (`HPKEPublicKey`, RFC 9420 §5.1.1), raw bytes.
+/// An HPKE public key (`HPKEPublicKey`, RFC 9420 §5.1.1), its serialization
+/// (RFC 9180 §7.1.1) of at most [`KEM_PUBLIC_LEN`] bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct HpkePublicKey([u8; KEM_PUBLIC_LEN]);
+pub struct HpkePublicKey {
+    bytes: [u8; KEM_PUBLIC_LEN],
+    len: u8,
+}
 
 /// The KEM output (`enc`) of a seal: an ephemeral public key for DHKEM.
 pub type KemOutput = HpkePublicKey;
 
 impl HpkePublicKey {
-    /// A public key from its serialization; fails on a wrong length.
+    /// No key (zero bytes): a placeholder.
+    pub const EMPTY: Self = Self { bytes: [0; KEM_PUBLIC_LEN], len: 0 };
+
+    /// A public key from its serialization, of any enabled KEM's length
+    /// (whether it is a point of the suite's curve is checked when used);
+    /// fails on an empty or too long input.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        Ok(Self(bytes.try_into().map_err(|_| CryptoError::InvalidKey)?))
+        if bytes.is_empty() {
+            return Err(CryptoError::InvalidKey);
+        }
+        let mut out = Self::EMPTY;
+        out.bytes.get_mut(..bytes.len()).ok_or(CryptoError::InvalidKey)?.copy_from_slice(bytes);
+        out.len = bytes.len() as u8;
+        Ok(out)
+    }
+
+    /// A public key of `suite`: [`Self::from_slice`] that also requires the
+    /// length of the suite's KEM (`Npk`).
+    pub fn for_suite(suite: CipherSuite, bytes: &[u8]) -> Result<Self, CryptoError> {
+        if bytes.len() != suite.kem().public_len() {
+            return Err(CryptoError::InvalidKey);
+        }
+        Self::from_slice(bytes)
     }
 
     /// The serialized key.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
     }
 }
 
 impl core::fmt::Debug for HpkePublicKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("HpkePublicKey(")?;
-        for b in &self.0 {
+        for b in self.as_bytes() {
             write!(f, "{b:02x}")?;
         }
         f.write_str(")")
@@ -56,49 +81,70 @@ impl core::fmt::Debug for HpkePublicKey {
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct HpkePrivateKey {
     sk: [u8; KEM_PRIVATE_LEN],
+    sk_len: u8,
     #[zeroize(skip)]
-    pk: [u8; KEM_PUBLIC_LEN],
+    pk: HpkePublicKey,
 }
 
 impl HpkePrivateKey {
     /// An all-zero placeholder key (no group member holds it).
-    pub const ZERO: Self = Self { sk: [0; KEM_PRIVATE_LEN], pk: [0; KEM_PUBLIC_LEN] };
+    pub const ZERO: Self = Self { sk: [0; KEM_PRIVATE_LEN], sk_len: 0, pk: HpkePublicKey::EMPTY };
 
-    /// A private key from its serialization (`DeserializePrivateKey`, which
-    /// clamps its input for X25519: RFC 9180 §7.1.2).
-    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        Ok(Self::from_scalar(bytes.try_into().map_err(|_| CryptoError::InvalidKey)?))
+    /// A private key of `suite`'s KEM from its serialization
+    /// (`DeserializePrivateKey`, RFC 9180 §7.1.2: X25519 and X448 keys are
+    /// clamped; NIST scalars must be in `[1, order - 1]`); fails on a wrong
+    /// length or an invalid scalar. A NIST scalar shorter than `Nsk` is
+    /// taken as big-endian with its leading zero bytes left out (some
+    /// implementations serialize so: the official vectors of suite 5 hold
+    /// 65-byte P-521 keys); it is kept at `Nsk` bytes.
+    pub fn from_slice(suite: CipherSuite, bytes: &[u8]) -> Result<Self, CryptoError> {
+        let kem = suite.kem();
+        let mut padded = [0u8; KEM_PRIVATE_LEN];
+        let r = match kem.candidate_bitmask() {
+            Some(_) if !bytes.is_empty() && bytes.len() < kem.private_len() => {
+                let start = kem.private_len() - bytes.len();
+                let full = padded.get_mut(..kem.private_len()).ok_or(CryptoError::InvalidKey)?;
+                full.get_mut(start..).ok_or(CryptoError::InvalidKey)?.copy_from_slice(bytes);
+                Self::from_scalar(kem, full)
+            }
+            _ => Self::from_scalar(kem, bytes),
+        };
+        padded.zeroize();
+        r
     }
 
-    /// Clamps `sk` (RFC 7748 §5; serialized keys are always clamped) and
-    /// computes its public key.
-    fn from_scalar(mut sk: [u8; KEM_PRIVATE_LEN]) -> Self {
-        if let Some(first) = sk.first_mut() {
-            *first &= 248;
+    /// Clamps (X25519, X448) and checks the key, then computes its public key.
+    fn from_scalar(kem: Kem, bytes: &[u8]) -> Result<Self, CryptoError> {
+        let mut key = Self::ZERO;
+        let sk = key.sk.get_mut(..bytes.len()).filter(|_| bytes.len() == kem.private_len());
+        let sk = sk.ok_or(CryptoError::InvalidKey)?;
+        sk.copy_from_slice(bytes);
+        kem.clamp(sk);
+        if !kem.is_valid_private(sk) {
+            return Err(CryptoError::InvalidKey);
         }
-        if let Some(last) = sk.last_mut() {
-            *last = (*last & 127) | 64;
-        }
-        let pk = PublicKey::from(&StaticSecret::from(sk)).to_bytes();
-        let key = Self { sk, pk };
-        sk.zeroize();
-        key
+        key.sk_len = bytes.len() as u8;
+        let mut pk = [0u8; KEM_PUBLIC_LEN];
+        let pk = pk.get_mut(..kem.public_len()).ok_or(CryptoError::InvalidKey)?;
+        kem.public_key(key.as_bytes(), pk)?;
+        key.pk = HpkePublicKey::from_slice(pk)?;
+        Ok(key)
     }
 
     /// The serialized key.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.sk
+        self.sk.get(..usize::from(self.sk_len)).unwrap_or(&[])
     }
 
     /// The matching public key (kept, not recomputed).
     pub fn public_key(&self, _suite: CipherSuite) -> HpkePublicKey {
-        HpkePublicKey(self.pk)
+        self.pk
     }
 }
 
 impl PartialEq for HpkePrivateKey {
     fn eq(&self, other: &Self) -> bool {
-        self.sk.ct_eq(&other.sk).into()
+        self.as_bytes().ct_eq(other.as_bytes()).into()
     }
 }
 
@@ -162,42 +208,84 @@ fn labeled_expand(
     suite.kdf_expand(prk, &[&len, HPKE_V1, suite_id, label, info], out)
 }
 
-/// `DeriveKeyPair(ikm)` for DHKEM(X25519) (RFC 9180 §7.1.3).
+/// `DeriveKeyPair(ikm)` of the suite's DHKEM (RFC 9180 §7.1.3): the
+/// expanded bytes for X25519 and X448; for P-256, P-384 and P-521 the first
+/// of up to 256 masked candidates that is a scalar in `[1, order - 1]`.
 pub fn derive_key_pair(suite: CipherSuite, ikm: &[u8]) -> Result<(HpkePrivateKey, HpkePublicKey), CryptoError> {
+    let kem = suite.kem();
     let sid = kem_suite_id(suite);
     let dkp_prk = labeled_extract(suite, &sid, &[], b"dkp_prk", &[ikm])?;
-    let mut scalar = [0u8; KEM_PRIVATE_LEN];
-    labeled_expand(suite, &sid, dkp_prk.as_bytes(), b"sk", &[], &mut scalar)?;
-    let sk = HpkePrivateKey::from_scalar(scalar);
-    scalar.zeroize();
+    let mut bytes = [0u8; KEM_PRIVATE_LEN];
+    let candidate = bytes.get_mut(..kem.private_len()).ok_or(CryptoError::InvalidLength)?;
+    let result = match kem.candidate_bitmask() {
+        None => {
+            labeled_expand(suite, &sid, dkp_prk.as_bytes(), b"sk", &[], candidate)?;
+            HpkePrivateKey::from_scalar(kem, candidate)
+        }
+        Some(mask) => {
+            let mut found = Err(CryptoError::DeriveKeyPairError);
+            for counter in 0..=255u8 {
+                labeled_expand(suite, &sid, dkp_prk.as_bytes(), b"candidate", &[counter], candidate)?;
+                if let Some(first) = candidate.first_mut() {
+                    *first &= mask;
+                }
+                if kem.is_valid_private(candidate) {
+                    found = HpkePrivateKey::from_scalar(kem, candidate);
+                    break;
+                }
+            }
+            found
+        }
+    };
+    bytes.zeroize();
+    let sk = result?;
     let pk = sk.public_key(suite);
     Ok((sk, pk))
 }
 
-/// `DH(sk, pk)`, rejecting the all-zero output (RFC 9180 §7.1.4).
-fn dh(sk: &[u8; KEM_PRIVATE_LEN], pk: &HpkePublicKey) -> Result<Secret, CryptoError> {
-    let shared = StaticSecret::from(*sk).diffie_hellman(&PublicKey::from(pk.0));
-    if !shared.was_contributory() {
-        return Err(CryptoError::InvalidSharedSecret);
-    }
-    Secret::from_slice(shared.as_bytes())
+/// A Diffie-Hellman output, zeroized on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct DhOutput {
+    bytes: [u8; MAX_DH_LEN],
+    len: usize,
 }
 
-/// `ExtractAndExpand(dh, kem_context)` of DHKEM (RFC 9180 §4.1).
+impl DhOutput {
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
+}
+
+/// `DH(sk, pk)`, refusing invalid public keys and the all-zero output
+/// (RFC 9180 §7.1.4).
+fn dh(suite: CipherSuite, sk: &HpkePrivateKey, pk: &HpkePublicKey) -> Result<DhOutput, CryptoError> {
+    let kem = suite.kem();
+    let mut out = DhOutput { bytes: [0; MAX_DH_LEN], len: kem.private_len() };
+    let buf = out.bytes.get_mut(..kem.private_len()).ok_or(CryptoError::InvalidLength)?;
+    kem.dh(sk.as_bytes(), pk.as_bytes(), buf)?;
+    Ok(out)
+}
+
+/// `ExtractAndExpand(dh, kem_context)` of DHKEM (RFC 9180 §4.1), with
+/// `kem_context = enc || pkRm`; the shared secret has `Nsecret` bytes, the
+/// hash length of the KEM's KDF, which is the suite's.
 fn extract_and_expand(
     suite: CipherSuite,
-    dh: &Secret,
+    dh: &DhOutput,
     enc: &HpkePublicKey,
     pk_r: &HpkePublicKey,
 ) -> Result<Secret, CryptoError> {
     let sid = kem_suite_id(suite);
     let eae_prk = labeled_extract(suite, &sid, &[], b"eae_prk", &[dh.as_bytes()])?;
+    let (enc, pk_r) = (enc.as_bytes(), pk_r.as_bytes());
     let mut kem_context = [0u8; 2 * KEM_PUBLIC_LEN];
-    let (a, b) = kem_context.split_at_mut(KEM_PUBLIC_LEN);
-    a.copy_from_slice(&enc.0);
-    b.copy_from_slice(&pk_r.0);
-    let mut shared = Secret::zero(32)?;
-    labeled_expand(suite, &sid, eae_prk.as_bytes(), b"shared_secret", &kem_context, shared.as_mut_bytes())?;
+    let ctx_len = enc.len() + pk_r.len();
+    let ctx = kem_context.get_mut(..ctx_len).ok_or(CryptoError::InvalidKey)?;
+    let (a, b) = ctx.split_at_mut(enc.len());
+    a.copy_from_slice(enc);
+    b.copy_from_slice(pk_r);
+    let mut shared = Secret::zero(suite.hash_len())?;
+    labeled_expand(suite, &sid, eae_prk.as_bytes(), b"shared_secret", ctx, shared.as_mut_bytes())?;
     Ok(shared)
 }
 
@@ -276,7 +364,7 @@ pub fn export_base_sender(
     eph_ikm: &[u8],
 ) -> Result<KemOutput, CryptoError> {
     let (sk_e, enc) = derive_key_pair(suite, eph_ikm)?;
-    let shared = extract_and_expand(suite, &dh(&sk_e.sk, pk_r)?, &enc, pk_r)?;
+    let shared = extract_and_expand(suite, &dh(suite, &sk_e, pk_r)?, &enc, pk_r)?;
     export_base(suite, &shared, info_hash, exporter_context, out)?;
     Ok(enc)
 }
@@ -291,7 +379,7 @@ pub fn export_base_receiver(
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
     let pk_r = sk_r.public_key(suite);
-    let shared = extract_and_expand(suite, &dh(&sk_r.sk, enc)?, enc, &pk_r)?;
+    let shared = extract_and_expand(suite, &dh(suite, sk_r, enc)?, enc, &pk_r)?;
     export_base(suite, &shared, info_hash, exporter_context, out)
 }
 
@@ -312,7 +400,7 @@ pub fn seal_base(
     eph_ikm: &[u8],
 ) -> Result<HpkeSealed, CryptoError> {
     let (sk_e, enc) = derive_key_pair(suite, eph_ikm)?;
-    let shared = extract_and_expand(suite, &dh(&sk_e.sk, pk_r)?, &enc, pk_r)?;
+    let shared = extract_and_expand(suite, &dh(suite, &sk_e, pk_r)?, &enc, pk_r)?;
     let keys = key_schedule_base(suite, &shared, info_hash)?;
     // Sequence number 0: the nonce is the base nonce.
     let tag = suite.aead_seal(keys.key(suite), &keys.nonce, aad, buf)?;
@@ -331,7 +419,7 @@ pub fn open_base(
     tag: &[u8],
 ) -> Result<(), CryptoError> {
     let pk_r = sk_r.public_key(suite);
-    let shared = extract_and_expand(suite, &dh(&sk_r.sk, enc)?, enc, &pk_r)?;
+    let shared = extract_and_expand(suite, &dh(suite, sk_r, enc)?, enc, &pk_r)?;
     let keys = key_schedule_base(suite, &shared, info_hash)?;
     suite.aead_open(keys.key(suite), &keys.nonce, aad, buf, tag)
 }

@@ -8,7 +8,7 @@
 
 use super::hpke::{HpkePrivateKey, HpkePublicKey, HpkeSealed, KemOutput};
 use super::signature::{Signature, SignaturePrivateKey, SignaturePublicKey};
-use super::{CipherSuite, CryptoError, HashValue, MAX_HASH_LEN, Secret};
+use super::{CipherSuite, CryptoError, HashValue, Secret};
 use rand_core::CryptoRng;
 
 /// Every label of RFC 9420 starts with this.
@@ -82,7 +82,7 @@ pub fn expand_with_label_parts(
     suite.kdf_expand(secret, &info, out)
 }
 
-/// `ExpandWithLabel` into a [`Secret`] of `len` bytes (at most [`MAX_HASH_LEN`]).
+/// `ExpandWithLabel` into a [`Secret`] of `len` bytes (at most [`MAX_HASH_LEN`](super::MAX_HASH_LEN)).
 pub fn expand_with_label_secret(
     suite: CipherSuite,
     secret: &[u8],
@@ -222,7 +222,8 @@ pub fn encrypt_with_label(
     plaintext: &mut [u8],
     rng: &mut impl CryptoRng,
 ) -> Result<HpkeSealed, CryptoError> {
-    let mut ikm = Secret::zero(MAX_HASH_LEN)?;
+    // `Nh` bytes of entropy: at least the security level of the suite.
+    let mut ikm = Secret::zero(suite.hash_len())?;
     rng.fill_bytes(ikm.as_mut_bytes());
     let ec = LabeledContent::new(label, &[context])?;
     let info_hash = super::hpke::info_hash(suite, &ec.parts())?;

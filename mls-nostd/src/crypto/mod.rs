@@ -1,35 +1,98 @@
 //! Cipher suites and the primitives MLS builds on (RFC 9420 §5.1, RFC 9180).
 //!
 //! A [`CipherSuite`] is a plain value; every primitive dispatches on it with a
-//! `match`, so adding a suite (e.g. P-256, suite 0x0002) adds arms here and
-//! changes no caller. Suites 0x0001 and 0x0003 share X25519, SHA-256 and
-//! Ed25519 and differ only in their AEAD.
+//! `match` whose arms exist only for the suites this build enables (cargo
+//! features `suite-1` … `suite-7`), so a suite left out costs no flash. The
+//! primitives are grouped by family, each family a module with the same
+//! functions ([`dhkem`] for the KEMs' Diffie-Hellman groups, [`signature`]
+//! for the signature schemes); hash, KDF, MAC and AEAD are here. Every size
+//! constant is the maximum over the enabled suites.
+//!
+//! | suite | KEM | AEAD | hash | signature |
+//! |---|---|---|---|---|
+//! | 0x0001 | DHKEM(X25519) | AES-128-GCM | SHA-256 | Ed25519 |
+//! | 0x0002 | DHKEM(P-256) | AES-128-GCM | SHA-256 | ECDSA P-256 |
+//! | 0x0003 | DHKEM(X25519) | ChaCha20Poly1305 | SHA-256 | Ed25519 |
+//! | 0x0004 | DHKEM(X448) | AES-256-GCM | SHA-512 | Ed448 |
+//! | 0x0005 | DHKEM(P-521) | AES-256-GCM | SHA-512 | ECDSA P-521 |
+//! | 0x0006 | DHKEM(X448) | ChaCha20Poly1305 | SHA-512 | Ed448 |
+//! | 0x0007 | DHKEM(P-384) | AES-256-GCM | SHA-384 | ECDSA P-384 |
 
+pub mod dhkem;
 pub mod hpke;
 pub mod labeled;
 pub mod signature;
+#[cfg(any(feature = "_p256", feature = "_p384", feature = "_p521"))]
+mod nist;
 
+#[cfg(not(any(
+    feature = "suite-1",
+    feature = "suite-2",
+    feature = "suite-3",
+    feature = "suite-4",
+    feature = "suite-5",
+    feature = "suite-6",
+    feature = "suite-7"
+)))]
+compile_error!("mls-nostd needs at least one cipher suite feature (suite-1 … suite-7)");
+
+#[cfg(any(feature = "suite-1", feature = "suite-2"))]
 use aes_gcm::Aes128Gcm;
+#[cfg(any(feature = "suite-4", feature = "suite-5", feature = "suite-7"))]
+use aes_gcm::Aes256Gcm;
+#[cfg(feature = "_chacha")]
 use chacha20poly1305::ChaCha20Poly1305;
-use chacha20poly1305::aead::{AeadInOut, KeyInit, inout::InOutBuf};
+#[cfg(any(feature = "_aes", feature = "_chacha"))]
+use aead::{AeadInOut, KeyInit, inout::InOutBuf};
 use hkdf::{Hkdf, HkdfExtract};
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
+use sha2::Sha256;
+#[cfg(feature = "_sha384")]
+use sha2::Sha384;
+#[cfg(feature = "_sha512")]
+use sha2::Sha512;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-/// Largest hash output (`Nh`) of any supported suite, in bytes.
-pub const MAX_HASH_LEN: usize = 32;
-/// Largest AEAD key (`Nk`) of any supported suite, in bytes.
-pub const MAX_AEAD_KEY_LEN: usize = 32;
-/// AEAD nonce length (`Nn`) of every supported suite, in bytes.
+/// The larger of two sizes (for the maxima over the enabled suites).
+pub(crate) const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+/// `n` if `on`, else 0.
+pub(crate) const fn when(on: bool, n: usize) -> usize {
+    if on { n } else { 0 }
+}
+
+/// Largest hash output (`Nh`) of the enabled suites, in bytes.
+pub const MAX_HASH_LEN: usize = max(
+    max(when(cfg!(feature = "_sha256"), 32), when(cfg!(feature = "_sha384"), 48)),
+    when(cfg!(feature = "_sha512"), 64),
+);
+/// Largest AEAD key (`Nk`) of the enabled suites, in bytes.
+pub const MAX_AEAD_KEY_LEN: usize = max(
+    when(cfg!(any(feature = "suite-1", feature = "suite-2")), 16),
+    when(
+        cfg!(any(
+            feature = "suite-3",
+            feature = "suite-4",
+            feature = "suite-5",
+            feature = "suite-6",
+            feature = "suite-7"
+        )),
+        32,
+    ),
+);
+/// AEAD nonce length (`Nn`) of every suite, in bytes.
 pub const AEAD_NONCE_LEN: usize = 12;
-/// AEAD tag length of every supported suite, in bytes.
+/// AEAD tag length of every suite, in bytes.
 pub const AEAD_TAG_LEN: usize = 16;
 
 /// Why a cryptographic operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum CryptoError {
     /// The cipher suite value is not one this build implements.
     UnsupportedCipherSuite,
@@ -46,6 +109,9 @@ pub enum CryptoError {
     InvalidLength,
     /// The message is too long for the AEAD.
     MessageTooLong,
+    /// `DeriveKeyPair` found no valid scalar in 256 candidates (RFC 9180
+    /// §7.1.3; practically impossible).
+    DeriveKeyPairError,
 }
 
 impl core::fmt::Display for CryptoError {
@@ -58,31 +124,130 @@ impl core::fmt::Display for CryptoError {
             Self::InvalidSharedSecret => "invalid Diffie-Hellman shared secret",
             Self::InvalidLength => "invalid output length",
             Self::MessageTooLong => "message too long",
+            Self::DeriveKeyPairError => "DeriveKeyPair found no valid private key",
         })
     }
 }
 
-/// An MLS cipher suite (RFC 9420 §17.1).
+impl core::error::Error for CryptoError {}
+
+/// An MLS cipher suite (RFC 9420 §17.1). Only the suites of the enabled
+/// features exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum CipherSuite {
     /// 0x0001 `MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519`, the mandatory suite.
+    #[cfg(feature = "suite-1")]
     X25519Aes128GcmSha256Ed25519,
+    /// 0x0002 `MLS_128_DHKEMP256_AES128GCM_SHA256_P256`.
+    #[cfg(feature = "suite-2")]
+    P256Aes128GcmSha256P256,
     /// 0x0003 `MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519`.
+    #[cfg(feature = "suite-3")]
     X25519ChaCha20Poly1305Sha256Ed25519,
+    /// 0x0004 `MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448`.
+    #[cfg(feature = "suite-4")]
+    X448Aes256GcmSha512Ed448,
+    /// 0x0005 `MLS_256_DHKEMP521_AES256GCM_SHA512_P521`.
+    #[cfg(feature = "suite-5")]
+    P521Aes256GcmSha512P521,
+    /// 0x0006 `MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448`.
+    #[cfg(feature = "suite-6")]
+    X448ChaCha20Poly1305Sha512Ed448,
+    /// 0x0007 `MLS_256_DHKEMP384_AES256GCM_SHA384_P384`.
+    #[cfg(feature = "suite-7")]
+    P384Aes256GcmSha384P384,
+}
+
+/// The hash function of a suite (also its KDF's and MAC's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HashAlg {
+    #[cfg(feature = "_sha256")]
+    Sha256,
+    #[cfg(feature = "_sha384")]
+    Sha384,
+    #[cfg(feature = "_sha512")]
+    Sha512,
+}
+
+/// The AEAD of a suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AeadAlg {
+    #[cfg(any(feature = "suite-1", feature = "suite-2"))]
+    Aes128Gcm,
+    #[cfg(any(feature = "suite-4", feature = "suite-5", feature = "suite-7"))]
+    Aes256Gcm,
+    #[cfg(feature = "_chacha")]
+    ChaCha20Poly1305,
+}
+
+/// Runs `$body` with `$d` bound to the digest type of `$alg` (a [`HashAlg`]).
+macro_rules! with_hash {
+    ($alg:expr, $d:ident => $body:expr) => {
+        match $alg {
+            #[cfg(feature = "_sha256")]
+            HashAlg::Sha256 => {
+                type $d = Sha256;
+                $body
+            }
+            #[cfg(feature = "_sha384")]
+            HashAlg::Sha384 => {
+                type $d = Sha384;
+                $body
+            }
+            #[cfg(feature = "_sha512")]
+            HashAlg::Sha512 => {
+                type $d = Sha512;
+                $body
+            }
+        }
+    };
 }
 
 impl CipherSuite {
-    /// Every suite this build implements.
-    pub const ALL: [CipherSuite; 2] =
-        [Self::X25519Aes128GcmSha256Ed25519, Self::X25519ChaCha20Poly1305Sha256Ed25519];
+    /// Every suite this build implements, in registry order.
+    pub const ALL: &'static [CipherSuite] = &[
+        #[cfg(feature = "suite-1")]
+        Self::X25519Aes128GcmSha256Ed25519,
+        #[cfg(feature = "suite-2")]
+        Self::P256Aes128GcmSha256P256,
+        #[cfg(feature = "suite-3")]
+        Self::X25519ChaCha20Poly1305Sha256Ed25519,
+        #[cfg(feature = "suite-4")]
+        Self::X448Aes256GcmSha512Ed448,
+        #[cfg(feature = "suite-5")]
+        Self::P521Aes256GcmSha512P521,
+        #[cfg(feature = "suite-6")]
+        Self::X448ChaCha20Poly1305Sha512Ed448,
+        #[cfg(feature = "suite-7")]
+        Self::P384Aes256GcmSha384P384,
+    ];
 
-    /// The suite with the registered value `v`, if implemented.
+    /// A suite of this build that stands in where no group exists yet
+    /// (empty slots): the first enabled one. Nothing is computed with it.
+    pub const PLACEHOLDER: CipherSuite = match Self::ALL.first() {
+        Some(s) => *s,
+        None => panic!("no cipher suite enabled"),
+    };
+
+    /// The suite with the registered value `v`, if this build implements it.
     pub const fn from_u16(v: u16) -> Option<Self> {
         match v {
+            #[cfg(feature = "suite-1")]
             0x0001 => Some(Self::X25519Aes128GcmSha256Ed25519),
+            #[cfg(feature = "suite-2")]
+            0x0002 => Some(Self::P256Aes128GcmSha256P256),
+            #[cfg(feature = "suite-3")]
             0x0003 => Some(Self::X25519ChaCha20Poly1305Sha256Ed25519),
+            #[cfg(feature = "suite-4")]
+            0x0004 => Some(Self::X448Aes256GcmSha512Ed448),
+            #[cfg(feature = "suite-5")]
+            0x0005 => Some(Self::P521Aes256GcmSha512P521),
+            #[cfg(feature = "suite-6")]
+            0x0006 => Some(Self::X448ChaCha20Poly1305Sha512Ed448),
+            #[cfg(feature = "suite-7")]
+            0x0007 => Some(Self::P384Aes256GcmSha384P384),
             _ => None,
         }
     }
@@ -90,21 +255,122 @@ impl CipherSuite {
     /// The registered value of this suite.
     pub const fn to_u16(self) -> u16 {
         match self {
+            #[cfg(feature = "suite-1")]
             Self::X25519Aes128GcmSha256Ed25519 => 0x0001,
+            #[cfg(feature = "suite-2")]
+            Self::P256Aes128GcmSha256P256 => 0x0002,
+            #[cfg(feature = "suite-3")]
             Self::X25519ChaCha20Poly1305Sha256Ed25519 => 0x0003,
+            #[cfg(feature = "suite-4")]
+            Self::X448Aes256GcmSha512Ed448 => 0x0004,
+            #[cfg(feature = "suite-5")]
+            Self::P521Aes256GcmSha512P521 => 0x0005,
+            #[cfg(feature = "suite-6")]
+            Self::X448ChaCha20Poly1305Sha512Ed448 => 0x0006,
+            #[cfg(feature = "suite-7")]
+            Self::P384Aes256GcmSha384P384 => 0x0007,
+        }
+    }
+
+    pub(crate) const fn hash_alg(self) -> HashAlg {
+        match self {
+            #[cfg(feature = "suite-1")]
+            Self::X25519Aes128GcmSha256Ed25519 => HashAlg::Sha256,
+            #[cfg(feature = "suite-2")]
+            Self::P256Aes128GcmSha256P256 => HashAlg::Sha256,
+            #[cfg(feature = "suite-3")]
+            Self::X25519ChaCha20Poly1305Sha256Ed25519 => HashAlg::Sha256,
+            #[cfg(feature = "suite-4")]
+            Self::X448Aes256GcmSha512Ed448 => HashAlg::Sha512,
+            #[cfg(feature = "suite-5")]
+            Self::P521Aes256GcmSha512P521 => HashAlg::Sha512,
+            #[cfg(feature = "suite-6")]
+            Self::X448ChaCha20Poly1305Sha512Ed448 => HashAlg::Sha512,
+            #[cfg(feature = "suite-7")]
+            Self::P384Aes256GcmSha384P384 => HashAlg::Sha384,
+        }
+    }
+
+    const fn aead_alg(self) -> AeadAlg {
+        match self {
+            #[cfg(feature = "suite-1")]
+            Self::X25519Aes128GcmSha256Ed25519 => AeadAlg::Aes128Gcm,
+            #[cfg(feature = "suite-2")]
+            Self::P256Aes128GcmSha256P256 => AeadAlg::Aes128Gcm,
+            #[cfg(feature = "suite-3")]
+            Self::X25519ChaCha20Poly1305Sha256Ed25519 => AeadAlg::ChaCha20Poly1305,
+            #[cfg(feature = "suite-4")]
+            Self::X448Aes256GcmSha512Ed448 => AeadAlg::Aes256Gcm,
+            #[cfg(feature = "suite-5")]
+            Self::P521Aes256GcmSha512P521 => AeadAlg::Aes256Gcm,
+            #[cfg(feature = "suite-6")]
+            Self::X448ChaCha20Poly1305Sha512Ed448 => AeadAlg::ChaCha20Poly1305,
+            #[cfg(feature = "suite-7")]
+            Self::P384Aes256GcmSha384P384 => AeadAlg::Aes256Gcm,
+        }
+    }
+
+    /// The suite's KEM (RFC 9180 §7.1).
+    pub const fn kem(self) -> dhkem::Kem {
+        match self {
+            #[cfg(feature = "suite-1")]
+            Self::X25519Aes128GcmSha256Ed25519 => dhkem::Kem::X25519,
+            #[cfg(feature = "suite-2")]
+            Self::P256Aes128GcmSha256P256 => dhkem::Kem::P256,
+            #[cfg(feature = "suite-3")]
+            Self::X25519ChaCha20Poly1305Sha256Ed25519 => dhkem::Kem::X25519,
+            #[cfg(feature = "suite-4")]
+            Self::X448Aes256GcmSha512Ed448 => dhkem::Kem::X448,
+            #[cfg(feature = "suite-5")]
+            Self::P521Aes256GcmSha512P521 => dhkem::Kem::P521,
+            #[cfg(feature = "suite-6")]
+            Self::X448ChaCha20Poly1305Sha512Ed448 => dhkem::Kem::X448,
+            #[cfg(feature = "suite-7")]
+            Self::P384Aes256GcmSha384P384 => dhkem::Kem::P384,
+        }
+    }
+
+    /// The suite's signature scheme (RFC 9420 §5.1.2).
+    pub const fn signature_scheme(self) -> signature::Scheme {
+        match self {
+            #[cfg(feature = "suite-1")]
+            Self::X25519Aes128GcmSha256Ed25519 => signature::Scheme::Ed25519,
+            #[cfg(feature = "suite-2")]
+            Self::P256Aes128GcmSha256P256 => signature::Scheme::EcdsaP256,
+            #[cfg(feature = "suite-3")]
+            Self::X25519ChaCha20Poly1305Sha256Ed25519 => signature::Scheme::Ed25519,
+            #[cfg(feature = "suite-4")]
+            Self::X448Aes256GcmSha512Ed448 => signature::Scheme::Ed448,
+            #[cfg(feature = "suite-5")]
+            Self::P521Aes256GcmSha512P521 => signature::Scheme::EcdsaP521,
+            #[cfg(feature = "suite-6")]
+            Self::X448ChaCha20Poly1305Sha512Ed448 => signature::Scheme::Ed448,
+            #[cfg(feature = "suite-7")]
+            Self::P384Aes256GcmSha384P384 => signature::Scheme::EcdsaP384,
         }
     }
 
     /// `Nh`: the hash (and KDF) output length.
     pub const fn hash_len(self) -> usize {
-        32
+        match self.hash_alg() {
+            #[cfg(feature = "_sha256")]
+            HashAlg::Sha256 => 32,
+            #[cfg(feature = "_sha384")]
+            HashAlg::Sha384 => 48,
+            #[cfg(feature = "_sha512")]
+            HashAlg::Sha512 => 64,
+        }
     }
 
     /// `Nk`: the AEAD key length.
     pub const fn aead_key_len(self) -> usize {
-        match self {
-            Self::X25519Aes128GcmSha256Ed25519 => 16,
-            Self::X25519ChaCha20Poly1305Sha256Ed25519 => 32,
+        match self.aead_alg() {
+            #[cfg(any(feature = "suite-1", feature = "suite-2"))]
+            AeadAlg::Aes128Gcm => 16,
+            #[cfg(any(feature = "suite-4", feature = "suite-5", feature = "suite-7"))]
+            AeadAlg::Aes256Gcm => 32,
+            #[cfg(feature = "_chacha")]
+            AeadAlg::ChaCha20Poly1305 => 32,
         }
     }
 
@@ -115,57 +381,82 @@ impl CipherSuite {
 
     /// HPKE identifiers (RFC 9180 §7): KEM, KDF, AEAD.
     pub const fn hpke_ids(self) -> (u16, u16, u16) {
-        match self {
-            Self::X25519Aes128GcmSha256Ed25519 => (0x0020, 0x0001, 0x0001),
-            Self::X25519ChaCha20Poly1305Sha256Ed25519 => (0x0020, 0x0001, 0x0003),
-        }
+        let kdf = match self.hash_alg() {
+            #[cfg(feature = "_sha256")]
+            HashAlg::Sha256 => 0x0001,
+            #[cfg(feature = "_sha384")]
+            HashAlg::Sha384 => 0x0002,
+            #[cfg(feature = "_sha512")]
+            HashAlg::Sha512 => 0x0003,
+        };
+        let aead = match self.aead_alg() {
+            #[cfg(any(feature = "suite-1", feature = "suite-2"))]
+            AeadAlg::Aes128Gcm => 0x0001,
+            #[cfg(any(feature = "suite-4", feature = "suite-5", feature = "suite-7"))]
+            AeadAlg::Aes256Gcm => 0x0002,
+            #[cfg(feature = "_chacha")]
+            AeadAlg::ChaCha20Poly1305 => 0x0003,
+        };
+        (self.kem().id(), kdf, aead)
     }
 
     /// `Hash(parts[0] || parts[1] || ...)`.
     pub fn hash(self, parts: &[&[u8]]) -> HashValue {
-        let mut h = Sha256::new();
+        let mut h = self.hasher();
         for p in parts {
             h.update(p);
         }
-        HashValue::from_array(h.finalize().into())
+        h.finish()
     }
 
     /// A running hash, for inputs too large or too scattered to concatenate.
     pub fn hasher(self) -> Hasher {
-        Hasher(Sha256::new())
+        match self.hash_alg() {
+            #[cfg(feature = "_sha256")]
+            HashAlg::Sha256 => Hasher(HasherInner::Sha256(Sha256::new())),
+            #[cfg(feature = "_sha384")]
+            HashAlg::Sha384 => Hasher(HasherInner::Sha384(Sha384::new())),
+            #[cfg(feature = "_sha512")]
+            HashAlg::Sha512 => Hasher(HasherInner::Sha512(Sha512::new())),
+        }
     }
 
     /// `KDF.Extract(salt, ikm)` where `ikm` is the concatenation of `ikm_parts`.
     pub fn kdf_extract(self, salt: &[u8], ikm_parts: &[&[u8]]) -> Secret {
-        let mut ex = HkdfExtract::<Sha256>::new(Some(salt));
-        for p in ikm_parts {
-            ex.input_ikm(p);
-        }
-        let (prk, _) = ex.finalize();
-        let mut bytes: [u8; 32] = prk.into();
-        let s = Secret::from_slice(&bytes);
-        bytes.zeroize();
-        s.unwrap_or_default()
+        with_hash!(self.hash_alg(), D => {
+            let mut ex = HkdfExtract::<D>::new(Some(salt));
+            for p in ikm_parts {
+                ex.input_ikm(p);
+            }
+            let (mut prk, _) = ex.finalize();
+            let s = Secret::from_slice(&prk);
+            prk.zeroize();
+            s.unwrap_or_default()
+        })
     }
 
     /// `KDF.Expand(prk, info, out.len())` where `info` is the concatenation of
     /// `info_parts`.
     pub fn kdf_expand(self, prk: &[u8], info_parts: &[&[u8]], out: &mut [u8]) -> Result<(), CryptoError> {
-        let hk = Hkdf::<Sha256>::from_prk(prk).map_err(|_| CryptoError::InvalidKey)?;
-        hk.expand_multi_info(info_parts, out).map_err(|_| CryptoError::InvalidLength)
+        with_hash!(self.hash_alg(), D => {
+            let hk = Hkdf::<D>::from_prk(prk).map_err(|_| CryptoError::InvalidKey)?;
+            hk.expand_multi_info(info_parts, out).map_err(|_| CryptoError::InvalidLength)
+        })
     }
 
     /// `MAC(key, data)`: HMAC with the suite's hash (RFC 9420 §5.1).
     pub fn mac(self, key: &[u8], data_parts: &[&[u8]]) -> HashValue {
-        // HMAC accepts keys of any length, so construction cannot fail.
-        let mut m = match <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key) {
-            Ok(m) => m,
-            Err(_) => return HashValue::default(),
-        };
-        for p in data_parts {
-            m.update(p);
-        }
-        HashValue::from_array(m.finalize().into_bytes().into())
+        with_hash!(self.hash_alg(), D => {
+            // HMAC accepts keys of any length, so construction cannot fail.
+            let mut m = match <Hmac<D> as hmac::KeyInit>::new_from_slice(key) {
+                Ok(m) => m,
+                Err(_) => return HashValue::default(),
+            };
+            for p in data_parts {
+                m.update(p);
+            }
+            HashValue::from_slice(&m.finalize().into_bytes()).unwrap_or_default()
+        })
     }
 
     /// Checks `tag == MAC(key, data)` in constant time.
@@ -181,9 +472,13 @@ impl CipherSuite {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; AEAD_TAG_LEN], CryptoError> {
-        match self {
-            Self::X25519Aes128GcmSha256Ed25519 => seal_with::<Aes128Gcm>(key, nonce, aad, buf),
-            Self::X25519ChaCha20Poly1305Sha256Ed25519 => seal_with::<ChaCha20Poly1305>(key, nonce, aad, buf),
+        match self.aead_alg() {
+            #[cfg(any(feature = "suite-1", feature = "suite-2"))]
+            AeadAlg::Aes128Gcm => seal_with::<Aes128Gcm>(key, nonce, aad, buf),
+            #[cfg(any(feature = "suite-4", feature = "suite-5", feature = "suite-7"))]
+            AeadAlg::Aes256Gcm => seal_with::<Aes256Gcm>(key, nonce, aad, buf),
+            #[cfg(feature = "_chacha")]
+            AeadAlg::ChaCha20Poly1305 => seal_with::<ChaCha20Poly1305>(key, nonce, aad, buf),
         }
     }
 
@@ -197,15 +492,29 @@ impl CipherSuite {
         buf: &mut [u8],
         tag: &[u8],
     ) -> Result<(), CryptoError> {
-        let r = match self {
-            Self::X25519Aes128GcmSha256Ed25519 => open_with::<Aes128Gcm>(key, nonce, aad, buf, tag),
-            Self::X25519ChaCha20Poly1305Sha256Ed25519 => open_with::<ChaCha20Poly1305>(key, nonce, aad, buf, tag),
+        let r = match self.aead_alg() {
+            #[cfg(any(feature = "suite-1", feature = "suite-2"))]
+            AeadAlg::Aes128Gcm => open_with::<Aes128Gcm>(key, nonce, aad, buf, tag),
+            #[cfg(any(feature = "suite-4", feature = "suite-5", feature = "suite-7"))]
+            AeadAlg::Aes256Gcm => open_with::<Aes256Gcm>(key, nonce, aad, buf, tag),
+            #[cfg(feature = "_chacha")]
+            AeadAlg::ChaCha20Poly1305 => open_with::<ChaCha20Poly1305>(key, nonce, aad, buf, tag),
         };
         if r.is_err() {
             buf.zeroize();
         }
         r
     }
+}
+
+/// SHA-256 of the concatenation of `parts`, whatever the enabled suites: the
+/// integrity hash of stored records (not a suite's hash).
+pub fn sha256(parts: &[&[u8]]) -> HashValue {
+    let mut h = Hasher::sha256();
+    for p in parts {
+        h.update(p);
+    }
+    h.finish()
 }
 
 fn seal_with<A: AeadInOut + KeyInit>(
@@ -244,39 +553,65 @@ fn open_with<A: AeadInOut + KeyInit>(
 
 /// An incremental hash with the suite's hash function.
 #[derive(Clone)]
-pub struct Hasher(Sha256);
+pub struct Hasher(HasherInner);
+
+#[derive(Clone)]
+enum HasherInner {
+    Sha256(Sha256),
+    #[cfg(feature = "_sha384")]
+    Sha384(Sha384),
+    #[cfg(feature = "_sha512")]
+    Sha512(Sha512),
+}
 
 impl Hasher {
+    /// A SHA-256 hasher whatever the enabled suites (see [`sha256`]).
+    pub fn sha256() -> Self {
+        Self(HasherInner::Sha256(Sha256::new()))
+    }
+
     /// Feeds more input.
     pub fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
+        match &mut self.0 {
+            HasherInner::Sha256(h) => h.update(data),
+            #[cfg(feature = "_sha384")]
+            HasherInner::Sha384(h) => h.update(data),
+            #[cfg(feature = "_sha512")]
+            HasherInner::Sha512(h) => h.update(data),
+        }
     }
 
     /// The hash of everything fed.
     pub fn finish(self) -> HashValue {
-        HashValue::from_array(self.0.finalize().into())
+        let v = match self.0 {
+            HasherInner::Sha256(h) => HashValue::from_slice(&h.finalize()),
+            #[cfg(feature = "_sha384")]
+            HasherInner::Sha384(h) => HashValue::from_slice(&h.finalize()),
+            #[cfg(feature = "_sha512")]
+            HasherInner::Sha512(h) => HashValue::from_slice(&h.finalize()),
+        };
+        v.unwrap_or_default()
     }
 }
 
 /// A public hash output of at most [`MAX_HASH_LEN`] bytes (a reference, a
-/// transcript hash, a tree hash).
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
+/// transcript hash, a tree hash). SHA-256 values fit whatever the suites.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct HashValue {
-    bytes: [u8; MAX_HASH_LEN],
+    bytes: [u8; HASH_VALUE_CAP],
     len: u8,
 }
 
+/// Capacity of a [`HashValue`]: the suites' `Nh`, and 32 for SHA-256.
+const HASH_VALUE_CAP: usize = max(MAX_HASH_LEN, 32);
+
 impl HashValue {
     /// The empty hash value (e.g. the confirmed transcript hash of epoch 0).
-    pub const EMPTY: Self = Self { bytes: [0; MAX_HASH_LEN], len: 0 };
+    pub const EMPTY: Self = Self { bytes: [0; HASH_VALUE_CAP], len: 0 };
 
-    fn from_array(bytes: [u8; 32]) -> Self {
-        Self { bytes, len: 32 }
-    }
-
-    /// Copies a hash value; fails if longer than [`MAX_HASH_LEN`].
+    /// Copies a hash value; fails if longer than [`MAX_HASH_LEN`] (or 32).
     pub fn from_slice(v: &[u8]) -> Result<Self, CryptoError> {
-        let mut bytes = [0u8; MAX_HASH_LEN];
+        let mut bytes = [0u8; HASH_VALUE_CAP];
         bytes.get_mut(..v.len()).ok_or(CryptoError::InvalidLength)?.copy_from_slice(v);
         Ok(Self { bytes, len: v.len() as u8 })
     }
@@ -289,6 +624,12 @@ impl HashValue {
     /// Constant-time comparison with `other`.
     pub fn ct_eq_bytes(&self, other: &[u8]) -> bool {
         self.as_bytes().ct_eq(other).into()
+    }
+}
+
+impl Default for HashValue {
+    fn default() -> Self {
+        Self::EMPTY
     }
 }
 
@@ -309,7 +650,7 @@ impl AsRef<[u8]> for HashValue {
 
 /// A secret of at most [`MAX_HASH_LEN`] bytes: zeroized on drop, compared in
 /// constant time, never printed.
-#[derive(Clone, Default, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Secret {
     bytes: [u8; MAX_HASH_LEN],
     len: u8,
@@ -352,6 +693,12 @@ impl Secret {
     /// True for a zero-length secret.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+impl Default for Secret {
+    fn default() -> Self {
+        Self::EMPTY
     }
 }
 

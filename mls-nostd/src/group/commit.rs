@@ -5,6 +5,7 @@
 
 use super::process::{CommitError, StagedCommitSummary, apply_proposals};
 use super::{EpochState, Group, MAX_GROUP_CONTEXT_LEN, Staged};
+use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, ListView, OwnedBytes, Reader, Writer};
 use crate::crypto::{HashValue, Secret};
 use crate::executor::Executor;
@@ -16,7 +17,7 @@ use crate::messages::commit::Commit;
 use crate::messages::framing::{
     Content, FramedContent, FramedContentAuthData, Sender, WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE,
 };
-use crate::messages::group_info::{GroupInfo, GroupInfoTbs, WireGroupContext};
+use crate::messages::group_info::{GroupInfo, GroupInfoError, GroupInfoTbs, WireGroupContext};
 use crate::messages::private_message::{self, PrivateMessageKeys};
 use crate::messages::proposal::{Proposal, ProposalOrRef};
 use crate::messages::public_message;
@@ -89,6 +90,7 @@ pub struct CommitOutput<'o> {
 /// Why a Commit could not be created. The group is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum CreateCommitError {
     /// The proposal list is invalid (§12.2) or could not be applied.
     Commit(CommitError),
@@ -100,6 +102,34 @@ pub enum CreateCommitError {
     MissingLeafTemplate,
     /// The group cannot be used.
     Inactive,
+    /// The GroupInfo for the Welcome could not be signed (e.g. the
+    /// `group_info` buffer too small: it needs twice the GroupInfo's size).
+    GroupInfo(GroupInfoError),
+}
+
+impl core::fmt::Display for CreateCommitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Commit(e) => write!(f, "{e}"),
+            Self::Protection(e) => write!(f, "framing the commit: {e}"),
+            Self::Welcome(e) => write!(f, "building the Welcome: {e}"),
+            Self::MissingLeafTemplate => f.write_str("the commit needs a path but no leaf template was given"),
+            Self::Inactive => f.write_str("the group was left, removed or reinitialized"),
+            Self::GroupInfo(e) => write!(f, "signing the GroupInfo: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for CreateCommitError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Commit(e) => Some(e),
+            Self::Protection(e) => Some(e),
+            Self::Welcome(e) => Some(e),
+            Self::GroupInfo(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<CommitError> for CreateCommitError {
@@ -153,7 +183,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         }
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let gc_len = self.encoded_context(&mut gc_buf)?.len();
-        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall)?)?;
+        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall { needed: gc_len })?)?;
         let content = FramedContent {
             group_id: self.state.group_id.as_slice(),
             epoch: self.state.epoch,
@@ -189,10 +219,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             }
         };
         let mut pbuf = [0u8; 4096];
-        let bytes = proposal.encode_to(&mut pbuf).map_err(|_| CommitError::CapacityExceeded)?;
+        let full = CommitError::CapacityExceeded(Capacity::Container(pbuf.len()));
+        let bytes = proposal.encode_to(&mut pbuf).map_err(|_| full)?;
         self.proposals
             .insert(&reference, Sender::Member(self.state.private.leaf.0), bytes)
-            .map_err(|_| CommitError::CapacityExceeded)?;
+            .map_err(|_| CommitError::CapacityExceeded(Capacity::PendingProposalBytes))?;
         Ok(message)
     }
 
@@ -232,7 +263,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             by_value.iter().any(|p| matches!(p, Proposal::Add(a) if a.key_package.tbs.leaf_node.fields.signature_key == key))
         };
         // Signature keys of the pending clients added so far: each client once (§12.2).
-        let mut adding: heapless::Vec<[u8; 32], MAX_PENDING_REFS> = heapless::Vec::new();
+        let mut adding: heapless::Vec<crate::crypto::signature::SignaturePublicKey, MAX_PENDING_REFS> =
+            heapless::Vec::new();
+        // PreSharedKeyIDs chosen so far, nonce included: each once (§12.2;
+        // issue #13: at 7208f14 two pending proposals of one PreSharedKeyID
+        // were both chosen and our own Commit failed with DuplicatePsk).
+        let mut injecting: heapless::Vec<PreSharedKeyId<'_>, { super::MAX_PSKS_PER_COMMIT }> = heapless::Vec::new();
+        let by_value_injects =
+            |id: &PreSharedKeyId<'_>| by_value.iter().any(|p| matches!(p, Proposal::PreSharedKey(q) if q.psk == *id));
         // Removes first, so that an Update of a removed leaf is dropped.
         for pass in 0..2 {
             for stored in self.proposals.iter() {
@@ -267,7 +305,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                         let member = (0..tree.n_leaves())
                             .find(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| k == key))
                             .is_some_and(|i| !touched.contains(&i) && !by_value_touches(i));
-                        let fresh = !member && !by_value_adds(key) && !adding.iter().any(|k| &k[..] == key);
+                        let fresh = !member && !by_value_adds(key) && !adding.iter().any(|k| k.as_bytes() == key);
                         let leaf = &a.key_package.tbs.leaf_node;
                         let accepted = super::process::check_identity(
                             identity,
@@ -278,8 +316,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                         )
                         .is_ok();
                         if fresh && accepted && a.key_package.validate(suite, now, max_lifetime).is_ok() {
-                            if let Ok(k) = <[u8; 32]>::try_from(key) {
-                                adding.push(k).map_err(|_| CommitError::CapacityExceeded)?;
+                            if let Ok(k) = crate::crypto::signature::SignaturePublicKey::from_slice(key) {
+                                adding.push(k).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
                             }
                             true
                         } else {
@@ -288,7 +326,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                     }
                     // Only PSKs we hold, with a nonce of the right length (§12.1.4).
                     (1, Proposal::PreSharedKey(p), _) => {
-                        p.psk.psk_nonce.len() == suite.hash_len() && psks.psk(&p.psk.psk).is_some()
+                        let fresh = !injecting.contains(&p.psk) && !by_value_injects(&p.psk);
+                        if fresh && p.psk.psk_nonce.len() == suite.hash_len() && psks.psk(&p.psk.psk).is_some() {
+                            injecting.push(p.psk).map_err(|_| CommitError::CapacityExceeded(Capacity::PsksPerCommit))?;
+                            true
+                        } else {
+                            false
+                        }
                     }
                     (1, Proposal::GroupContextExtensions(_), _) if !gce => {
                         gce = true;
@@ -300,15 +344,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                     continue;
                 }
                 match p {
-                    Proposal::Remove(r) => touched.push(r.removed).map_err(|_| CommitError::CapacityExceeded)?,
+                    Proposal::Remove(r) => {
+                        touched.push(r.removed).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?
+                    }
                     Proposal::Update(_) => {
                         if let crate::messages::framing::Sender::Member(s) = stored.sender {
-                            touched.push(s).map_err(|_| CommitError::CapacityExceeded)?;
+                            touched.push(s).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
                         }
                     }
                     _ => {}
                 }
-                refs.push(stored.reference).map_err(|_| CommitError::CapacityExceeded)?;
+                refs.push(stored.reference).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
             }
         }
         Ok(())
@@ -325,7 +371,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         out: &'o mut [u8],
     ) -> Result<&'o [u8], CreateCommitError> {
         let suite = self.state.suite;
-        let mut ikm = Secret::zero(32).map_err(CommitError::Crypto)?;
+        let mut ikm = Secret::zero(suite.hash_len()).map_err(CommitError::Crypto)?;
         rng.fill_bytes(ikm.as_mut_bytes());
         let (sk, pk) = crate::crypto::hpke::derive_key_pair(suite, ikm.as_bytes()).map_err(CommitError::Crypto)?;
         let fields = crate::leaf_node::LeafNodeFields {
@@ -342,7 +388,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
         let mut leaf_buf = [0u8; 4096];
         let leaf = crate::leaf_node::LeafNode::sign_into(suite, &fields, Some(ctx), &self.signer, &mut leaf_buf)
-            .map_err(|_| CommitError::CapacityExceeded)?;
+            .map_err(|e| match e.in_own_buffer() {
+                crate::leaf_node::LeafNodeError::Codec(c) => CommitError::Codec(c),
+                crate::leaf_node::LeafNodeError::Crypto(c) => CommitError::Crypto(c),
+                _ => CommitError::InvalidUpdateLeaf,
+            })?;
         let leaf_node = crate::leaf_node::LeafNode::decode_exact(leaf)?;
         let proposal = Proposal::Update(crate::messages::proposal::Update { leaf_node });
         let message = self.propose(&proposal, wire_format, rng, out)?;
@@ -404,7 +454,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         encode_list(&mut counter, &refs, opts.proposals)?;
         let list_len = counter.len();
         let message_buf = bufs.message;
-        let list_start = message_buf.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall)?;
+        let list_start =
+            message_buf.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
         let (work, list_area) = message_buf.split_at_mut(list_start);
         encode_list(&mut Writer::new(list_area), &refs, opts.proposals)?;
         let proposals_view: ListView<'_, ProposalOrRef<'_>> = {
@@ -450,7 +501,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let with_path = applied.path_required || opts.force_path;
         let seals = usize::try_from(new.n_leaves()).unwrap_or(usize::MAX);
         let path_room = 8192usize.saturating_add(seals.saturating_mul(96 + 90));
-        let path_start = work.len().checked_sub(path_room).ok_or(ProtectionError::BufferTooSmall)?;
+        let path_start = work
+            .len()
+            .checked_sub(path_room)
+            .ok_or(ProtectionError::BufferTooSmall { needed: path_room.saturating_add(list_len) })?;
         let (head, path_area) = work.split_at_mut(path_start);
         let provisional = GroupContext {
             cipher_suite: suite,
@@ -487,7 +541,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             authenticated_data: opts.authenticated_data,
             content: Content::Commit(Commit { proposals: proposals_view, path: path_view }),
         };
-        let gc_old = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall)?)?;
+        let gc_old = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall { needed: gc_len })?)?;
         let wire_format = match opts.wire_format {
             WireFormatPolicy::Public => WIRE_FORMAT_PUBLIC_MESSAGE,
             WireFormatPolicy::Private => WIRE_FORMAT_PRIVATE_MESSAGE,
@@ -559,7 +613,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                     confirmation_tag: tag.as_bytes(),
                     signer: me.0,
                 };
-                GroupInfo::sign_into(suite, &tbs, signer, gi_out).map_err(|_| ProtectionError::BufferTooSmall)?.len()
+                GroupInfo::sign_into(suite, &tbs, signer, gi_out)
+                    .map_err(|e| match e {
+                        // The GroupInfo is signed into the first half of the
+                        // buffer (the extensions use the second half).
+                        GroupInfoError::Codec(CodecError::BufferTooSmall { needed }) => {
+                            GroupInfoError::Codec(CodecError::BufferTooSmall { needed: needed.saturating_mul(2) })
+                        }
+                        other => other,
+                    })
+                    .map_err(CreateCommitError::GroupInfo)?
+                    .len()
             };
             let group_info = bufs.group_info.get(..gi_len).ok_or(CodecError::Truncated)?;
             let welcome_secret = welcome_secret(suite, &joiner, &applied.psk_secret).map_err(CommitError::Crypto)?;
@@ -578,14 +642,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 };
                 match proposal {
                     Proposal::PreSharedKey(p) => {
-                        psk_ids.push(p.psk).map_err(|_| CommitError::CapacityExceeded)?;
+                        psk_ids.push(p.psk).map_err(|_| CommitError::CapacityExceeded(Capacity::PsksPerCommit))?;
                     }
                     Proposal::Add(a) => {
-                        let leaf = added_iter.next().copied().ok_or(CommitError::CapacityExceeded)?;
+                        // One leaf was added per Add: cannot fail.
+                        let leaf = added_iter.next().copied().ok_or(CommitError::CapacityExceeded(Capacity::Leaves))?;
                         let lca = tree_math::common_ancestor(LeafIndex(leaf).node().ok_or(CommitError::UnknownSender)?, me_node);
                         let path_secret = path_outcome.as_ref().and_then(|o: &PathOutcome| o.path_secret(lca));
                         let m = NewMember::from_key_package(suite, &a.key_package, path_secret).map_err(CommitError::Crypto)?;
-                        members.push(m).map_err(|_| CommitError::CapacityExceeded)?;
+                        members.push(m).map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
                     }
                     _ => {}
                 }
@@ -602,7 +667,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             interim_transcript_hash: interim,
             confirmation_tag: tag,
             tree_hash,
-            extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
+            extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
             secrets,
             private,
         }));

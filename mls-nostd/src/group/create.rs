@@ -2,7 +2,9 @@
 //! epoch secret, and the interim transcript hash from the confirmation tag
 //! over the empty confirmed transcript hash.
 
-use super::{EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN};
+use super::process::members_support;
+use super::{CommitError, EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN};
+use crate::capacity::Capacity;
 use crate::codec::OwnedBytes;
 use crate::credential::Credential;
 use crate::crypto::hpke::derive_key_pair;
@@ -50,7 +52,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         }
         let suite = p.suite;
         let nh = suite.hash_len();
-        let mut ikm = Secret::zero(32).map_err(GroupError::Crypto)?;
+        let mut ikm = Secret::zero(suite.hash_len()).map_err(GroupError::Crypto)?;
         rng.fill_bytes(ikm.as_mut_bytes());
         let (leaf_sk, leaf_pk) = derive_key_pair(suite, ikm.as_bytes()).map_err(GroupError::Crypto)?;
         let mut epoch_secret = Secret::zero(nh).map_err(GroupError::Crypto)?;
@@ -67,13 +69,22 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
         let mut leaf_buf = [0u8; 4096];
         let leaf = LeafNode::sign_into(suite, &fields, None, signer, &mut leaf_buf)
-            .map_err(|_| GroupError::Codec(crate::codec::CodecError::BufferTooSmall))?;
+            .map_err(|e| GroupError::LeafNode(e.in_own_buffer()))?;
 
         // The slot is inactive: on error it stays so (its tree emptied).
         let mut tree = self.tree.slices();
         tree.clear(suite);
-        tree.add_leaf(leaf).map_err(|_| GroupError::CapacityExceeded)?;
-        let tree_hash = tree.root_tree_hash().map_err(|_| GroupError::CapacityExceeded)?;
+        tree.add_leaf(leaf).map_err(GroupError::Tree)?;
+        // §11.1: the group's requirements hold for every member, the creator
+        // included (issue #13: at 7208f14 a creator could require what its
+        // own leaf does not support).
+        if !members_support(tree.view(), p.extensions).map_err(|e| match e {
+            CommitError::Codec(c) => GroupError::Codec(c),
+            _ => GroupError::UnsupportedCapabilities,
+        })? {
+            return Err(GroupError::UnsupportedCapabilities);
+        }
+        let tree_hash = tree.root_tree_hash().map_err(GroupError::Tree)?;
 
         let secrets = EpochSecrets::from_epoch_secret(suite, &epoch_secret).map_err(GroupError::Crypto)?;
         let confirmed = HashValue::EMPTY;
@@ -82,20 +93,22 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes()).map_err(GroupError::Crypto)?;
         let state = EpochState {
             suite,
-            group_id: OwnedBytes::from_slice(p.group_id).map_err(|_| GroupError::CapacityExceeded)?,
+            group_id: OwnedBytes::from_slice(p.group_id)
+                .map_err(|_| GroupError::CapacityExceeded(Capacity::GroupIdLen))?,
             epoch: 0,
             confirmed_transcript_hash: confirmed,
             interim_transcript_hash: interim,
             confirmation_tag: tag,
             tree_hash,
-            extensions: OwnedBytes::from_slice(p.extensions.body()).map_err(|_| GroupError::CapacityExceeded)?,
+            extensions: OwnedBytes::from_slice(p.extensions.body())
+                .map_err(|_| GroupError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
             secrets,
             private: TreeKemPrivate::new(LeafIndex(0), leaf_sk),
         };
         // The GroupContext must encode within its capacity.
         let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
-        state.group_context(&[0; 32], &mut gc).map_err(GroupError::Codec)?;
-        self.install(state, signer, p.config)?;
+        state.group_context(state.tree_hash.as_bytes(), &mut gc).map_err(GroupError::Codec)?;
+        self.install(state, signer, p.config).map_err(GroupError::SecretTree)?;
         Ok(())
     }
 }

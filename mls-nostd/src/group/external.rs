@@ -4,6 +4,7 @@
 
 use super::process::{CommitError, EXTERNAL_INIT_LABEL, confirmed_hash};
 use super::{EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN};
+use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, ListView, OwnedBytes, Reader, Writer};
 use crate::crypto::hpke::{self, HpkePublicKey};
 use crate::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
@@ -12,10 +13,10 @@ use crate::executor::Executor;
 use crate::extensions::{EXT_EXTERNAL_PUB, EXT_RATCHET_TREE, Extensions};
 use crate::group_context::GroupContext;
 use crate::key_schedule::{EpochSecrets, joiner_secret};
-use crate::messages::authenticated_content::EncodedGroupContext;
+use crate::messages::authenticated_content::{EncodedGroupContext, ProtectionError};
 use crate::messages::commit::Commit;
 use crate::messages::framing::{Content, FramedContent, Sender};
-use crate::messages::group_info::{GroupInfo, GroupInfoTbs, WireGroupContext};
+use crate::messages::group_info::{GroupInfo, GroupInfoError, GroupInfoTbs, WireGroupContext};
 use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
 use crate::messages::proposal::{ExternalInit, Proposal, ProposalOrRef, Remove};
 use crate::messages::public_message;
@@ -54,9 +55,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             w.write_u16(EXT_RATCHET_TREE)?;
             let tree = self.tree();
             let mut counter = Writer::counter();
-            tree.export(&mut counter).map_err(|_| GroupError::CapacityExceeded)?;
+            tree.export(&mut counter).map_err(GroupError::Tree)?;
             w.write_varint(counter.len())?;
-            tree.export(&mut w).map_err(|_| GroupError::CapacityExceeded)?;
+            tree.export(&mut w).map_err(GroupError::Tree)?;
         }
         let ext_len = w.len();
         let extensions = Extensions::from_body(scratch.get(..ext_len).ok_or(CodecError::Truncated)?)?;
@@ -74,12 +75,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             confirmation_tag: self.state.confirmation_tag.as_bytes(),
             signer: self.state.private.leaf.0,
         };
-        let (head, body) = out.split_at_mut_checked(4).ok_or(GroupError::Codec(CodecError::BufferTooSmall))?;
+        let head_len = GROUP_INFO_MESSAGE_HEAD.len();
+        let (head, body) =
+            out.split_at_mut_checked(head_len).ok_or(GroupError::Codec(CodecError::BufferTooSmall { needed: head_len }))?;
         head.copy_from_slice(&GROUP_INFO_MESSAGE_HEAD);
         let len = GroupInfo::sign_into(suite, &tbs, &self.signer, body)
-            .map_err(|_| GroupError::Codec(CodecError::BufferTooSmall))?
+            .map_err(|e| match e {
+                GroupInfoError::Codec(c) => GroupError::Codec(c.at_offset(head_len)),
+                other => GroupError::GroupInfo(other),
+            })?
             .len();
-        out.get(..4 + len).ok_or(GroupError::Codec(CodecError::BufferTooSmall))
+        let needed = head_len + len;
+        out.get(..needed).ok_or(GroupError::Codec(CodecError::BufferTooSmall { needed }))
     }
 
     /// Joins by external Commit (§12.4.3.2) from `group_info` (an
@@ -160,7 +167,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
 
         // ExternalInit (§8.3): init_secret exported from an HPKE context to external_pub.
         let nh = suite.hash_len();
-        let mut eph = Secret::zero(32)?;
+        let mut eph = Secret::zero(suite.hash_len())?;
         rng.fill_bytes(eph.as_mut_bytes());
         let info_hash = hpke::info_hash(suite, &[])?;
         let mut init_secret = Secret::zero(nh)?;
@@ -190,7 +197,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         }
 
         // Our leaf at the leftmost blank leaf, then a path from it (§12.4.3.2).
-        let mut placeholder_ikm = Secret::zero(32)?;
+        let mut placeholder_ikm = Secret::zero(suite.hash_len())?;
         rng.fill_bytes(placeholder_ikm.as_mut_bytes());
         let (placeholder_sk, _) = hpke::derive_key_pair(suite, placeholder_ikm.as_bytes())?;
         let mut leaf_buf = [0u8; 4096];
@@ -206,14 +213,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             };
             let ctx = crate::leaf_node::LeafNodeContext { group_id: gc.group_id, leaf_index: 0 };
             crate::leaf_node::LeafNode::sign_into(suite, &fields, Some(ctx), signer, &mut leaf_buf)
-                .map_err(|_| JoinError::Malformed(CodecError::BufferTooSmall))?
+                .map_err(|e| JoinError::LeafNode(e.in_own_buffer()))?
         };
         let me = tree.add_leaf(placeholder)?;
-        let provisional = GroupContext { epoch: gc.epoch.checked_add(1).ok_or(JoinError::CapacityExceeded)?, ..gc };
+        let next_epoch = gc.epoch.checked_add(1).ok_or(JoinError::CapacityExceeded(Capacity::Epochs))?;
+        let provisional = GroupContext { epoch: next_epoch, ..gc };
         let mut path_gc = [0u8; MAX_GROUP_CONTEXT_LEN];
         let seals = usize::try_from(tree.n_leaves()).unwrap_or(usize::MAX);
         let path_room = 8192usize.saturating_add(seals.saturating_mul(96 + 90));
-        let path_start = out.len().checked_sub(path_room).ok_or(JoinError::Malformed(CodecError::BufferTooSmall))?;
+        let path_start = out
+            .len()
+            .checked_sub(path_room)
+            .ok_or(JoinError::Protection(ProtectionError::BufferTooSmall { needed: path_room }))?;
         let (head, path_area) = out.split_at_mut(path_start);
         let private = TreeKemPrivate::new(me, placeholder_sk);
         let outcome = tree
@@ -232,7 +243,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let gc_len = gc.encode_to(&mut gc_buf)?.len();
         let old_gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::Truncated)?)?;
-        let signed = public_message::sign(&old_gc, signer, &content, head).map_err(JoinError::Protection)?;
+        // `head` is `out` less the path area at its end: a shortfall in it is
+        // one of `out` by as much more.
+        let in_out = |e: ProtectionError| match e {
+            ProtectionError::BufferTooSmall { needed } => {
+                JoinError::Protection(ProtectionError::BufferTooSmall { needed: needed.saturating_add(path_room) })
+            }
+            e => JoinError::Protection(e),
+        };
+        let signed = public_message::sign(&old_gc, signer, &content, head).map_err(in_out)?;
         let interim = transcript::interim_transcript_hash(suite, gc.confirmed_transcript_hash, gi.tbs.confirmation_tag)?;
         let confirmed = confirmed_hash(
             suite,
@@ -255,23 +274,24 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let secrets = EpochSecrets::derive(suite, &joiner, &psk_secret, new_gc_bytes)?;
         let tag = transcript::confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes());
         let new_interim = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes())?;
-        let message = signed.finish(Some(tag.as_bytes()), None).map_err(JoinError::Protection)?;
+        let message = signed.finish(Some(tag.as_bytes()), None).map_err(in_out)?;
 
         let mut private = outcome.private.clone();
         private.prune(&tree);
         let state = EpochState {
             suite,
-            group_id: OwnedBytes::from_slice(gc.group_id).map_err(|_| JoinError::CapacityExceeded)?,
+            group_id: OwnedBytes::from_slice(gc.group_id).map_err(|_| JoinError::CapacityExceeded(Capacity::GroupIdLen))?,
             epoch: new_gc.epoch,
             confirmed_transcript_hash: confirmed,
             interim_transcript_hash: new_interim,
             confirmation_tag: HashValue::from_slice(tag.as_bytes())?,
             tree_hash,
-            extensions: OwnedBytes::from_slice(gc.extensions).map_err(|_| JoinError::CapacityExceeded)?,
+            extensions: OwnedBytes::from_slice(gc.extensions)
+                .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
             secrets,
             private,
         };
-        self.install(state, signer, config).map_err(|_| JoinError::CapacityExceeded)?;
+        self.install(state, signer, config).map_err(JoinError::SecretTree)?;
         Ok(message)
     }
 }

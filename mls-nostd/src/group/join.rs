@@ -14,6 +14,7 @@ use crate::key_package::{KeyPackage, KeyPackagePrivateKeys};
 use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
 use crate::messages::welcome_secrets::{WelcomeError, process_welcome};
 use crate::psk::PskStore;
+use crate::capacity::Capacity;
 use crate::ratchet_tree::tree::{TreeError, decode_tree};
 use crate::ratchet_tree::treekem::TreeKemPrivate;
 use crate::ratchet_tree::validate::{TreeCheck, TreeValidationError};
@@ -22,6 +23,7 @@ use crate::tree_math::{self, LeafIndex};
 /// Why joining failed. The group is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum JoinError {
     /// The message is not a Welcome, or the KeyPackage is malformed.
     Malformed(CodecError),
@@ -39,8 +41,9 @@ pub enum JoinError {
     NotInTree,
     /// A key derived from the path secret differs from the tree's.
     PathSecretMismatch,
-    /// A group ID or extensions longer than the capacities.
-    CapacityExceeded,
+    /// A group ID or extensions longer than the capacities, or an epoch
+    /// counter at its end (which capacity is said).
+    CapacityExceeded(Capacity),
     /// The slot holds an active group, which joining would replace (join
     /// into another slot, or empty this one with `Group::EMPTY`).
     SlotInUse,
@@ -62,6 +65,57 @@ pub enum JoinError {
     BranchMismatch,
     /// Framing the external Commit failed (a buffer too small, among others).
     Protection(crate::messages::authenticated_content::ProtectionError),
+    /// Our new leaf for an external Commit could not be signed (e.g. a
+    /// credential larger than the leaf buffer).
+    LeafNode(crate::leaf_node::LeafNodeError),
+    /// The secret tree of the joined epoch could not be set up.
+    SecretTree(crate::secret_tree::SecretTreeError),
+}
+
+impl core::fmt::Display for JoinError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Malformed(e) => write!(f, "malformed Welcome or KeyPackage: {e}"),
+            Self::Welcome(e) => write!(f, "{e}"),
+            Self::NoRatchetTree => f.write_str("no ratchet tree in the Welcome and none given"),
+            Self::Tree(e) => write!(f, "importing the ratchet tree: {e}"),
+            Self::InvalidTree(e) => write!(f, "invalid ratchet tree: {e}"),
+            Self::UnknownSigner => f.write_str("GroupInfo signer is not a member of the tree"),
+            Self::NotInTree => f.write_str("our KeyPackage's leaf is not in the tree"),
+            Self::PathSecretMismatch => f.write_str("a key derived from the path secret differs from the tree's"),
+            Self::CapacityExceeded(c) => write!(f, "joining exceeds a capacity: {c}"),
+            Self::SlotInUse => {
+                f.write_str("the slot holds an active group: join into another slot or empty this one with Group::EMPTY")
+            }
+            Self::Crypto(e) => write!(f, "crypto: {e}"),
+            Self::NoExternalPub => f.write_str("GroupInfo has no external_pub extension"),
+            Self::InvalidGroupInfo => f.write_str("GroupInfo signature does not verify"),
+            Self::Commit(e) => write!(f, "external commit: {e}"),
+            Self::UnknownLinkedGroup => f.write_str("a reinit or branch PSK names a group the PSK store does not know"),
+            Self::ReInitMismatch => f.write_str("the new group does not match the committed ReInit"),
+            Self::BranchMismatch => f.write_str("a branch differs from its parent group in version or cipher suite"),
+            Self::Protection(e) => write!(f, "framing the external commit: {e}"),
+            Self::LeafNode(e) => write!(f, "our leaf: {e}"),
+            Self::SecretTree(e) => write!(f, "secret tree: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for JoinError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Malformed(e) => Some(e),
+            Self::Welcome(e) => Some(e),
+            Self::Tree(e) => Some(e),
+            Self::InvalidTree(e) => Some(e),
+            Self::Crypto(e) => Some(e),
+            Self::Commit(e) => Some(e),
+            Self::Protection(e) => Some(e),
+            Self::LeafNode(e) => Some(e),
+            Self::SecretTree(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<CodecError> for JoinError {
@@ -194,18 +248,19 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
 
         let state = EpochState {
             suite,
-            group_id: OwnedBytes::<MAX_GROUP_ID_LEN>::from_slice(gc.group_id).map_err(|_| JoinError::CapacityExceeded)?,
+            group_id: OwnedBytes::<MAX_GROUP_ID_LEN>::from_slice(gc.group_id)
+                .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupIdLen))?,
             epoch: gc.epoch,
             confirmed_transcript_hash: crate::crypto::HashValue::from_slice(gc.confirmed_transcript_hash)?,
             interim_transcript_hash: verified.interim_transcript_hash,
             confirmation_tag: crate::crypto::HashValue::from_slice(verified.group_info.tbs.confirmation_tag)?,
             tree_hash: crate::crypto::HashValue::from_slice(gc.tree_hash)?,
             extensions: OwnedBytes::<MAX_GROUP_EXTENSIONS_LEN>::from_slice(gc.extensions)
-                .map_err(|_| JoinError::CapacityExceeded)?,
+                .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
             secrets: verified.epoch_secrets,
             private,
         };
-        self.install(state, p.signer, p.config).map_err(|_| JoinError::CapacityExceeded)?;
+        self.install(state, p.signer, p.config).map_err(JoinError::SecretTree)?;
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! The group (RFC 9420 §12): a member's state in one epoch and the state
 //! machine that moves it to the next.
 //!
-//! Stage, then merge (DESIGN.md decision 6): processing a Commit builds the
+//! Stage, then merge (docs/architecture.md, decision 6): processing a Commit builds the
 //! next epoch beside the current one (a second tree buffer and a staged
 //! [`EpochState`]); nothing the application can observe changes until
 //! [`Group::merge_staged_commit`]. A rejected message leaves the group exactly
@@ -13,18 +13,22 @@ mod staged;
 mod create;
 mod external;
 mod join;
-mod messages;
+mod receive;
 mod process;
 
 pub use commit::{CommitBuffers, CommitOptions, CommitOutput, CreateCommitError, MAX_PENDING_REFS, WireFormatPolicy};
 pub use create::{CreateParams, default_capabilities};
 
 pub use join::{JoinError, JoinParams};
-pub use messages::{ReceiveError, Received};
+pub use receive::{ReceiveError, Received};
 pub use process::{CommitError, StagedCommitSummary, proposal_ref};
 pub use staged::{MemberInfo, StagedCommit};
 
+use crate::capacity::Capacity;
 use crate::codec::{CodecError, Encode, OwnedBytes};
+use crate::leaf_node::LeafNodeError;
+use crate::messages::group_info::GroupInfoError;
+use crate::ratchet_tree::tree::TreeError;
 use crate::crypto::signature::SignaturePrivateKey;
 use crate::crypto::{CipherSuite, CryptoError, HashValue};
 use crate::group_context::GroupContext;
@@ -32,7 +36,7 @@ use crate::identity::IdentityProvider;
 use crate::key_schedule::EpochSecrets;
 use crate::ratchet_tree::tree::{RatchetTree, TreeSlices};
 use crate::ratchet_tree::treekem::TreeKemPrivate;
-use crate::secret_tree::{SecretTree, SecretTreeConfig};
+use crate::secret_tree::{SecretTree, SecretTreeConfig, SecretTreeError};
 use crate::tree_math::LeafIndex;
 use proposal_store::ProposalStore;
 
@@ -215,9 +219,10 @@ impl StagedInfo {
 /// Why a group operation failed (besides Commit processing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum GroupError {
-    /// A capacity of the group was exceeded.
-    CapacityExceeded,
+    /// A capacity of the group was exceeded (which one is said).
+    CapacityExceeded(Capacity),
     /// A cryptographic operation failed.
     Crypto(CryptoError),
     /// An encoding was malformed or a buffer too small.
@@ -229,6 +234,56 @@ pub enum GroupError {
     /// The slot holds an active group: creating or joining would replace it
     /// (use another slot, or empty this one with [`Group::EMPTY`]).
     SlotInUse,
+    /// A ratchet tree operation failed (e.g. hashing a tree that does not
+    /// fit its capacity).
+    Tree(TreeError),
+    /// The secret tree could not be set up for the new epoch.
+    SecretTree(SecretTreeError),
+    /// Our leaf could not be signed (e.g. a credential larger than the
+    /// leaf buffer).
+    LeafNode(LeafNodeError),
+    /// The GroupInfo could not be signed.
+    GroupInfo(GroupInfoError),
+    /// The creator's own leaf does not support what the GroupContext
+    /// extensions require: a `required_capabilities` entry or a
+    /// non-default extension type (§11.1, §12.1.7).
+    UnsupportedCapabilities,
+}
+
+impl core::fmt::Display for GroupError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::CapacityExceeded(c) => write!(f, "group capacity exceeded: {c}"),
+            Self::Crypto(e) => write!(f, "crypto: {e}"),
+            Self::Codec(e) => write!(f, "encoding: {e}"),
+            Self::NothingStaged => f.write_str("no staged commit to merge"),
+            Self::CommitPending => f.write_str("a commit is staged: merge or discard it first"),
+            Self::SlotInUse => {
+                f.write_str("the slot holds an active group: use another slot or empty this one with Group::EMPTY")
+            }
+            Self::Tree(e) => write!(f, "ratchet tree: {e}"),
+            Self::SecretTree(e) => write!(f, "secret tree: {e}"),
+            Self::LeafNode(e) => write!(f, "our leaf: {e}"),
+            Self::GroupInfo(e) => write!(f, "{e}"),
+            Self::UnsupportedCapabilities => {
+                f.write_str("the creator's leaf does not support the capabilities the group extensions require")
+            }
+        }
+    }
+}
+
+impl core::error::Error for GroupError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Crypto(e) => Some(e),
+            Self::Codec(e) => Some(e),
+            Self::Tree(e) => Some(e),
+            Self::SecretTree(e) => Some(e),
+            Self::LeafNode(e) => Some(e),
+            Self::GroupInfo(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<CodecError> for GroupError {
@@ -236,6 +291,14 @@ impl From<CodecError> for GroupError {
         Self::Codec(e)
     }
 }
+
+// A group lives in a `static` on firmware (which must be `Sync`) and moves
+// between threads on hosts: a field that is neither must not creep in (CI's
+// board builds once failed on a `dyn IdentityProvider` that was not `Sync`).
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Group<2, 64, 1, 64>>();
+};
 
 /// A member of a group with room for `N` leaves, `ARENA` bytes of leaf
 /// encodings, `K` out-of-order keys and `P` bytes of pending proposals.
@@ -268,7 +331,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// `static` items so that no group state is ever built on the stack.
     pub const EMPTY: Self = Self {
         state: EpochState {
-            suite: CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+            suite: CipherSuite::PLACEHOLDER,
             group_id: OwnedBytes::EMPTY,
             epoch: 0,
             confirmed_transcript_hash: HashValue::EMPTY,
@@ -333,10 +396,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// The encoded GroupContext of the current epoch (§8.1), e.g. for an
     /// external sender signing a proposal to the group.
     pub fn group_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], GroupError> {
-        self.encoded_context(buf).map_err(|e| match e {
-            CommitError::Codec(c) => GroupError::Codec(c),
-            _ => GroupError::CapacityExceeded,
-        })
+        let tree_hash = self.tree().root_tree_hash().map_err(GroupError::Tree)?;
+        Ok(self.state.group_context(tree_hash.as_bytes(), buf)?)
     }
 
     /// The current GroupContext encoded into `buf`.
@@ -388,7 +449,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let prev = PrevEpoch {
             epoch: self.state.epoch,
             sender_data_secret: self.state.secrets.sender_data_secret.clone(),
-            group_context: OwnedBytes::from_slice(gc).map_err(|_| GroupError::CapacityExceeded)?,
+            group_context: OwnedBytes::from_slice(gc)?,
         };
         let new_leaves = self.tree.slices().n_leaves();
         // The tree of two epochs ago is the one replaced; its reset checks
@@ -396,7 +457,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let Some(Staged::Epoch(staged)) = &self.staged else { return Err(GroupError::NothingStaged) };
         self.prev_secret_tree
             .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, self.config.secret_tree)
-            .map_err(|_| GroupError::CapacityExceeded)?;
+            .map_err(GroupError::SecretTree)?;
         self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
         let Some(Staged::Epoch(staged)) = self.staged.take() else { return Err(GroupError::NothingStaged) };
         self.staged_info = StagedInfo::EMPTY;
@@ -422,11 +483,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         state: EpochState,
         signer: &SignaturePrivateKey,
         config: GroupConfig,
-    ) -> Result<(), GroupError> {
+    ) -> Result<(), SecretTreeError> {
         let n_leaves = self.tree.slices().n_leaves();
-        self.secret_tree
-            .reset(state.suite, n_leaves, &state.secrets.encryption_secret, config.secret_tree)
-            .map_err(|_| GroupError::CapacityExceeded)?;
+        self.secret_tree.reset(state.suite, n_leaves, &state.secrets.encryption_secret, config.secret_tree)?;
         self.state = state;
         self.signer = signer.clone();
         self.config = config;

@@ -3,6 +3,7 @@
 //! keeping proposals for later commits by reference (§12.1, §12.4).
 
 use super::{EpochState, Group, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT};
+use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, OwnedBytes, Writer};
 use crate::crypto::labeled::{PROPOSAL_REF_LABEL, VarintPrefix};
 use crate::crypto::{CryptoError, HashValue, Secret};
@@ -29,6 +30,7 @@ use crate::tree_math::LeafIndex;
 /// section and the test that proves it in `docs/validation.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum CommitError {
     /// The message is for another group.
     WrongGroupId,
@@ -98,14 +100,74 @@ pub enum CommitError {
     PathLeafKeyNotFresh,
     /// The confirmation tag does not match (§6.1).
     ConfirmationTagMismatch,
-    /// Too many proposals, PSKs or pending proposal bytes for the capacities.
-    CapacityExceeded,
+    /// Too many proposals, PSKs or pending proposal bytes for the
+    /// capacities (which one is said).
+    CapacityExceeded(Capacity),
     /// A tree operation failed.
     Tree(TreeError),
     /// A cryptographic operation failed.
     Crypto(CryptoError),
     /// Malformed content.
     Codec(CodecError),
+}
+
+impl core::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let code = self.code();
+        match self {
+            Self::WrongGroupId => write!(f, "{code}: message for another group"),
+            Self::WrongEpoch => write!(f, "{code}: message for another epoch"),
+            Self::WrongContentType => write!(f, "{code}: not a commit (or not a proposal where one is expected)"),
+            Self::UnknownSender => write!(f, "{code}: sender is not a current member"),
+            Self::OwnCommit => write!(f, "{code}: our own commit: merge or discard it instead"),
+            Self::CommitPending => write!(f, "{code}: a commit is staged: merge or discard it first"),
+            Self::UnknownProposalRef => write!(f, "{code}: proposal reference names no proposal of this epoch"),
+            Self::UpdateFromCommitter => write!(f, "{code}: the committer's own Update is in the list"),
+            Self::RemovesCommitter => write!(f, "{code}: a Remove removes the committer"),
+            Self::DuplicateUpdateOrRemove => write!(f, "{code}: two Update or Remove proposals for one leaf"),
+            Self::RemoveOfBlankLeaf => write!(f, "{code}: Remove of a blank or absent leaf"),
+            Self::DuplicateAdd => write!(f, "{code}: two Adds of the same client"),
+            Self::AddOfExistingMember => write!(f, "{code}: Add of a client already in the group"),
+            Self::InvalidKeyPackage(e) => write!(f, "{code}: invalid KeyPackage in an Add: {e}"),
+            Self::InvalidUpdateLeaf => write!(f, "{code}: invalid leaf in an Update"),
+            Self::DuplicatePsk => write!(f, "{code}: two PreSharedKey proposals with the same PreSharedKeyID"),
+            Self::InvalidPsk => write!(f, "{code}: PSK unknown or with a nonce of the wrong length"),
+            Self::MultipleGroupContextExtensions => write!(f, "{code}: more than one GroupContextExtensions proposal"),
+            Self::UnsupportedGroupContextExtensions => {
+                write!(f, "{code}: GroupContextExtensions require what some member lacks")
+            }
+            Self::ReInitWithOtherProposals => write!(f, "{code}: ReInit together with other proposals"),
+            Self::InvalidReInit => write!(f, "{code}: ReInit to a lower protocol version"),
+            Self::ExternalInitInMemberCommit => write!(f, "{code}: ExternalInit in a member's commit"),
+            Self::ProposalNotAllowedForSender => write!(f, "{code}: proposal type not allowed for this sender"),
+            Self::InvalidExternalCommit => write!(f, "{code}: external commit breaks the rules of §12.2"),
+            Self::UnsupportedCapabilities => write!(f, "{code}: a leaf lacks a capability the group requires"),
+            Self::CredentialRejected => write!(f, "{code}: credential rejected by the identity provider"),
+            Self::InvalidSuccessor => write!(f, "{code}: new credential is not a valid successor of the old one"),
+            Self::DuplicateKey => write!(f, "{code}: a new key is already used in the tree"),
+            Self::PathRequired => write!(f, "{code}: the commit needs a path and has none"),
+            Self::InvalidPath(e) => write!(f, "{code}: invalid UpdatePath: {e}"),
+            Self::PathLeafKeyNotFresh => write!(f, "{code}: the path's leaf keeps the committer's encryption key"),
+            Self::ConfirmationTagMismatch => write!(f, "{code}: confirmation tag does not match"),
+            Self::CapacityExceeded(c) => write!(f, "{code}: capacity exceeded: {c}"),
+            Self::Tree(e) => write!(f, "{code}: ratchet tree: {e}"),
+            Self::Crypto(e) => write!(f, "{code}: crypto: {e}"),
+            Self::Codec(e) => write!(f, "{code}: malformed content: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for CommitError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::InvalidKeyPackage(e) => Some(e),
+            Self::InvalidPath(e) => Some(e),
+            Self::Tree(e) => Some(e),
+            Self::Crypto(e) => Some(e),
+            Self::Codec(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl CommitError {
@@ -144,7 +206,7 @@ impl CommitError {
             Self::InvalidPath(_) => "COM-PATH",
             Self::PathLeafKeyNotFresh => "COM-PATH-LEAF-KEY",
             Self::ConfirmationTagMismatch => "COM-CONF-TAG",
-            Self::CapacityExceeded => "CAP",
+            Self::CapacityExceeded(_) => "CAP",
             Self::Tree(_) => "TREE",
             Self::Crypto(_) => "CRYPTO",
             Self::Codec(_) => "CODEC",
@@ -277,7 +339,7 @@ fn resolve<'x, const P: usize>(
 }
 
 /// True if every leaf of `tree` supports the RequiredCapabilities in `extensions`.
-fn members_support(tree: TreeView<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
+pub(super) fn members_support(tree: TreeView<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
     for e in extensions.iter() {
         if !DEFAULT_EXTENSION_TYPES.contains(&e.extension_type) {
             let ok = (0..tree.n_leaves()).filter_map(|i| tree.leaf_node(LeafIndex(i))).all(|l| {
@@ -440,8 +502,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         }
         let reference = proposal_ref(self.state.suite, v)?;
         let mut buf = [0u8; 4096];
-        let bytes = p.encode_to(&mut buf).map_err(|_| CommitError::CapacityExceeded)?;
-        self.proposals.insert(&reference, v.content.sender, bytes).map_err(|_| CommitError::CapacityExceeded)?;
+        let full = CommitError::CapacityExceeded(Capacity::Container(buf.len()));
+        let bytes = p.encode_to(&mut buf).map_err(|_| full)?;
+        self.proposals
+            .insert(&reference, v.content.sender, bytes)
+            .map_err(|_| CommitError::CapacityExceeded(Capacity::PendingProposalBytes))?;
         Ok(reference)
     }
 
@@ -649,7 +714,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             interim_transcript_hash: interim,
             confirmation_tag: HashValue::from_slice(tag).map_err(CommitError::Crypto)?,
             tree_hash,
-            extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
+            extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
             secrets,
             private,
         }));
@@ -775,7 +840,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                 if touched.contains(&s) {
                     return Err(CommitError::DuplicateUpdateOrRemove);
                 }
-                touched.push(s).map_err(|_| CommitError::CapacityExceeded)?;
+                touched.push(s).map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
                 summary.updates += 1;
             }
             Proposal::Remove(rm) => {
@@ -789,7 +854,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                 if touched.contains(&rm.removed) {
                     return Err(CommitError::DuplicateUpdateOrRemove);
                 }
-                touched.push(rm.removed).map_err(|_| CommitError::CapacityExceeded)?;
+                touched.push(rm.removed).map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
                 last_removed = Some(LeafIndex(rm.removed));
                 summary.removes += 1;
                 summary.removes_us |= rm.removed == own_leaf.0;
@@ -819,7 +884,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                 if psk_list.iter().any(|(other, _)| *other == id) {
                     return Err(CommitError::DuplicatePsk);
                 }
-                psk_list.push((id, value)).map_err(|_| CommitError::CapacityExceeded)?;
+                psk_list.push((id, value)).map_err(|_| CommitError::CapacityExceeded(Capacity::PsksPerCommit))?;
                 summary.psks += 1;
             }
             Proposal::ReInit(r) => {
@@ -829,10 +894,11 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                 }
                 summary.reinit = true;
                 reinit = Some(super::ReInitParams {
-                    group_id: OwnedBytes::from_slice(r.group_id).map_err(|_| CommitError::CapacityExceeded)?,
+                    group_id: OwnedBytes::from_slice(r.group_id).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?,
                     version: r.version,
                     cipher_suite: r.cipher_suite,
-                    extensions: OwnedBytes::from_slice(r.extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
+                    extensions: OwnedBytes::from_slice(r.extensions.body())
+                        .map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
                 });
             }
             Proposal::ExternalInit(e) if external => {
@@ -916,7 +982,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
             return Err(CommitError::DuplicateKey);
         }
         let l = new.add_leaf(leaf.as_bytes())?;
-        added.push(l.0).map_err(|_| CommitError::CapacityExceeded)?;
+        added.push(l.0).map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
     }
     let psk_secret = psk_secret(suite, &psk_list)?;
     // Kept for the application's inspection of the staged commit.
@@ -930,13 +996,13 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         }
     }
     if overflow {
-        return Err(CommitError::CapacityExceeded);
+        return Err(CommitError::CapacityExceeded(Capacity::StagedPskBytes));
     }
     Ok(Applied {
         summary,
         external_init,
         added,
-        extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded)?,
+        extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
         psk_secret,
         path_required,
         psk_ids,

@@ -9,7 +9,16 @@ pub const PROPOSAL_RECORD_HEADER: usize = 1 + MAX_HASH_LEN + 1 + 4 + 4;
 
 /// The store has no room for another proposal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoreFull;
+
+impl core::fmt::Display for StoreFull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("proposal store full: pending proposal bytes (P) exceeded")
+    }
+}
+
+impl core::error::Error for StoreFull {}
 
 /// A stored proposal: who sent it and its encoded `Proposal`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

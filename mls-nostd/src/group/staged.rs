@@ -1,4 +1,4 @@
-//! Inspecting a staged Commit before merging it (RFC 9420 §12.4.2; DESIGN.md
+//! Inspecting a staged Commit before merging it (RFC 9420 §12.4.2; docs/architecture.md,
 //! decision 6): who is added, removed and updated, with their credentials,
 //! which PSKs are injected and how the GroupContext extensions change, so
 //! the application can accept ([`Group::merge_staged_commit`]) or reject

@@ -34,6 +34,7 @@ pub const FRAMED_CONTENT_TBS_LABEL: &[u8] = b"FramedContentTBS";
 /// has passed every check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ProtectionError {
     /// The message's `group_id` is not the group's.
     WrongGroupId,
@@ -69,8 +70,13 @@ pub enum ProtectionError {
     /// The secret tree cannot give the key: consumed or replayed generation,
     /// generation too far ahead, leaf outside the tree (§9).
     SecretTree(SecretTreeError),
-    /// The output buffer is too small.
-    BufferTooSmall,
+    /// The output buffer is too small: at least `needed` bytes are needed
+    /// (exactly the message's size where the layout is computed up front,
+    /// as for a PrivateMessage).
+    BufferTooSmall {
+        /// Bytes the output needs at least.
+        needed: usize,
+    },
     /// The message (or the decrypted content) is malformed.
     Malformed(CodecError),
     /// Any other cryptographic failure (e.g. an unusable key).
@@ -80,7 +86,7 @@ pub enum ProtectionError {
 impl From<CodecError> for ProtectionError {
     fn from(e: CodecError) -> Self {
         match e {
-            CodecError::BufferTooSmall => Self::BufferTooSmall,
+            CodecError::BufferTooSmall { needed } => Self::BufferTooSmall { needed },
             other => Self::Malformed(other),
         }
     }
@@ -115,9 +121,20 @@ impl core::fmt::Display for ProtectionError {
             Self::ContentDecryptionFailed => f.write_str("content does not decrypt"),
             Self::NonZeroPadding => f.write_str("non-zero padding"),
             Self::SecretTree(e) => write!(f, "secret tree: {e}"),
-            Self::BufferTooSmall => f.write_str("output buffer too small"),
+            Self::BufferTooSmall { needed } => write!(f, "output buffer too small: at least {needed} bytes needed"),
             Self::Malformed(e) => write!(f, "malformed message: {e}"),
             Self::Crypto(e) => write!(f, "crypto: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for ProtectionError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::SecretTree(e) => Some(e),
+            Self::Malformed(e) => Some(e),
+            Self::Crypto(e) => Some(e),
+            _ => None,
         }
     }
 }

@@ -108,6 +108,7 @@ pub const GROUP_INFO_TBS_LABEL: &[u8] = b"GroupInfoTBS";
 /// Why a GroupInfo could not be signed, or its signature was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum GroupInfoError {
     /// The output buffer is too small, or a field too long to encode.
     Codec(CodecError),
@@ -127,6 +128,16 @@ impl core::fmt::Display for GroupInfoError {
             Self::WrongCipherSuite => f.write_str("GroupInfo of another cipher suite or version"),
             Self::Crypto(e) => write!(f, "GroupInfo signature: {e}"),
             Self::InvalidSignature => f.write_str("GroupInfo signature does not verify"),
+        }
+    }
+}
+
+impl core::error::Error for GroupInfoError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Codec(e) => Some(e),
+            Self::Crypto(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -167,7 +178,7 @@ impl<'a> GroupInfo<'a> {
             .map_err(GroupInfoError::Crypto)?;
         w.write_opaque(&signature)?;
         let n = w.len();
-        out.get(..n).ok_or(GroupInfoError::Codec(CodecError::BufferTooSmall))
+        out.get(..n).ok_or(GroupInfoError::Codec(CodecError::BufferTooSmall { needed: n }))
     }
 
     /// Verifies the signature with the signature key of the leaf `tbs.signer`

@@ -24,7 +24,7 @@ use rand_core::CryptoRng;
 use zeroize::Zeroize;
 
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
-use crate::crypto::signature::{SIGNATURE_LEN, Signature, SignaturePrivateKey, SignaturePublicKey};
+use crate::crypto::signature::{Signature, SignaturePrivateKey, SignaturePublicKey};
 use crate::crypto::{AEAD_TAG_LEN, CipherSuite, Secret};
 use crate::group_context::PROTOCOL_VERSION_MLS10;
 use crate::secret_tree::{RatchetKey, RatchetKind, SecretTree, SecretTreeError, sender_data_key_nonce};
@@ -128,10 +128,10 @@ fn opaque_len(n: usize) -> Result<usize, CodecError> {
     varint_len(n)?.checked_add(n).ok_or(CodecError::VarintTooLarge)
 }
 
-/// Bytes of the FramedContentAuthData of a content type (signature, and a
-/// `Nh`-byte confirmation tag for commits).
-fn auth_len(suite: CipherSuite, content_type: ContentType) -> Result<usize, CodecError> {
-    let signature = opaque_len(SIGNATURE_LEN)?;
+/// Bytes of the FramedContentAuthData of a content type (a signature of
+/// `signature_len` bytes, and a `Nh`-byte confirmation tag for commits).
+fn auth_len(suite: CipherSuite, content_type: ContentType, signature_len: usize) -> Result<usize, CodecError> {
+    let signature = opaque_len(signature_len)?;
     match content_type {
         ContentType::Commit => signature.checked_add(opaque_len(suite.hash_len())?).ok_or(CodecError::VarintTooLarge),
         ContentType::Application | ContentType::Proposal => Ok(signature),
@@ -142,8 +142,11 @@ fn auth_len(suite: CipherSuite, content_type: ContentType) -> Result<usize, Code
 /// decoded, but reported rather than trusted.
 const INCONSISTENT: ProtectionError = ProtectionError::Malformed(CodecError::InvalidValue);
 
+/// A message size that overflows `usize`: no buffer can hold it.
+const OVERFLOW: ProtectionError = ProtectionError::BufferTooSmall { needed: usize::MAX };
+
 fn add(a: usize, b: usize) -> Result<usize, ProtectionError> {
-    a.checked_add(b).ok_or(ProtectionError::BufferTooSmall)
+    a.checked_add(b).ok_or(OVERFLOW)
 }
 
 /// A PrivateMessage whose content is laid out and signed, waiting for its
@@ -184,39 +187,60 @@ pub fn sign<'o, 'c>(
     let mut counter = Writer::counter();
     content.content.encode_body(&mut counter)?;
     let body_len = counter.len();
-    let auth_len = auth_len(suite, content_type)?;
-    let ciphertext_len = add(add(add(body_len, auth_len)?, padding)?, AEAD_TAG_LEN)?;
     let group_id = opaque_len(content.group_id.len())?;
     let authenticated_data = opaque_len(content.authenticated_data.len())?;
-    // MLSMessage head, group_id, epoch, content_type, authenticated_data,
-    // encrypted_sender_data, the length prefix of the ciphertext.
-    let body_start =
-        [group_id, 8, 1, authenticated_data, opaque_len(ENCRYPTED_SENDER_DATA_LEN)?, varint_len(ciphertext_len)?]
-            .iter()
-            .try_fold(MLS_MESSAGE_HEAD, |acc, n| acc.checked_add(*n))
-            .ok_or(ProtectionError::BufferTooSmall)?;
-    let total = add(body_start, ciphertext_len)?;
-    if out.len() < total {
-        return Err(ProtectionError::BufferTooSmall);
-    }
+    // Where the body starts, the auth data's length and the message's, for a
+    // signature of `signature_len` bytes (ECDSA's DER signatures vary in length).
+    let out_len = out.len();
+    let layout = |signature_len: usize| -> Result<(usize, usize, usize), ProtectionError> {
+        let auth_len = auth_len(suite, content_type, signature_len)?;
+        let ciphertext_len = add(add(add(body_len, auth_len)?, padding)?, AEAD_TAG_LEN)?;
+        // MLSMessage head, group_id, epoch, content_type, authenticated_data,
+        // encrypted_sender_data, the length prefix of the ciphertext.
+        let body_start =
+            [group_id, 8, 1, authenticated_data, opaque_len(ENCRYPTED_SENDER_DATA_LEN)?, varint_len(ciphertext_len)?]
+                .iter()
+                .try_fold(MLS_MESSAGE_HEAD, |acc, n| acc.checked_add(*n))
+                .ok_or(OVERFLOW)?;
+        let total = add(body_start, ciphertext_len)?;
+        if out_len < total {
+            return Err(ProtectionError::BufferTooSmall { needed: total });
+        }
+        Ok((body_start, auth_len, total))
+    };
+    let (body_start, _, total) = layout(suite.signature_scheme().max_signature_len())?;
+    let short = ProtectionError::BufferTooSmall { needed: total };
     // The FramedContent ends where the body starts: its head (group_id,
     // epoch, sender, authenticated_data, content_type) is shorter than the
     // PrivateMessage header, so it fits before.
     let content_head = [group_id, 8, MEMBER_SENDER_LEN, authenticated_data, 1]
         .iter()
         .try_fold(0usize, |acc, n| acc.checked_add(*n))
-        .ok_or(ProtectionError::BufferTooSmall)?;
-    let content_start = body_start.checked_sub(content_head).ok_or(ProtectionError::BufferTooSmall)?;
+        .ok_or(short)?;
+    let content_start = body_start.checked_sub(content_head).ok_or(short)?;
     let content_end = add(body_start, body_len)?;
-    let region = out.get_mut(content_start..content_end).ok_or(ProtectionError::BufferTooSmall)?;
+    let region = out.get_mut(content_start..content_end).ok_or(short)?;
     let mut w = Writer::new(region);
     content.encode(&mut w)?;
     if w.len() != content_end - content_start {
         return Err(ProtectionError::Malformed(CodecError::InvalidValue));
     }
-    let encoded = out.get(content_start..content_end).ok_or(ProtectionError::BufferTooSmall)?;
+    let encoded = out.get(content_start..content_end).ok_or(short)?;
     let tbs = FramedContentTbs::new(WIRE_FORMAT_PRIVATE_MESSAGE, encoded, context.bytes())?;
     let signature = tbs.sign(suite, signer)?;
+    // A signature shorter than the longest may shorten the ciphertext's
+    // length prefix: then the content moves left with the body's start.
+    let (new_body_start, auth_len, _) = layout(signature.len())?;
+    let shift = body_start.checked_sub(new_body_start).ok_or(INCONSISTENT)?;
+    let content_start = content_start.checked_sub(shift).ok_or(INCONSISTENT)?;
+    let body_start = new_body_start;
+    if shift > 0 {
+        // In range: content_end <= the first layout's total <= out.len().
+        if content_end > out.len() {
+            return Err(ProtectionError::BufferTooSmall { needed: content_end });
+        }
+        out.copy_within(content_start + shift..content_end, content_start);
+    }
     Ok(SignedPrivateMessage {
         out,
         suite,
@@ -265,7 +289,8 @@ impl<'o> SignedPrivateMessage<'o, '_> {
         let padding_start = add(auth_start, self.auth_len)?;
         let tag_start = add(padding_start, self.padding)?;
         let total = add(tag_start, AEAD_TAG_LEN)?;
-        let (header, rest) = self.out.split_at_mut_checked(self.body_start).ok_or(ProtectionError::BufferTooSmall)?;
+        let short = ProtectionError::BufferTooSmall { needed: total };
+        let (header, rest) = self.out.split_at_mut_checked(self.body_start).ok_or(short)?;
 
         // The PrivateMessage header, over the FramedContent (no longer needed).
         let mut w = Writer::new(header);
@@ -287,35 +312,35 @@ impl<'o> SignedPrivateMessage<'o, '_> {
 
         // PrivateMessageContent: the body is in place; auth and zero padding.
         let plaintext_len = tag_start - self.body_start;
-        let (plaintext, tail) = rest.split_at_mut_checked(plaintext_len).ok_or(ProtectionError::BufferTooSmall)?;
-        let mut w = Writer::new(plaintext.get_mut(self.body_len..).ok_or(ProtectionError::BufferTooSmall)?);
+        let (plaintext, tail) = rest.split_at_mut_checked(plaintext_len).ok_or(short)?;
+        let mut w = Writer::new(plaintext.get_mut(self.body_len..).ok_or(short)?);
         auth.encode(&mut w)?;
         if w.len() != self.auth_len {
             return Err(ProtectionError::Malformed(CodecError::InvalidValue));
         }
-        plaintext.get_mut(self.auth_len + self.body_len..).ok_or(ProtectionError::BufferTooSmall)?.fill(0);
+        plaintext.get_mut(self.auth_len + self.body_len..).ok_or(short)?.fill(0);
 
         // Content encryption (§6.3.1).
         let key = keys.secret_tree.next_sending_key(self.leaf, ratchet_kind(content_type))?;
         let mut reuse_guard = [0u8; REUSE_GUARD_LEN];
         rng.fill_bytes(&mut reuse_guard);
         let mut nonce = guarded_nonce(&key, &reuse_guard);
-        let content_aad = header.get(MLS_MESSAGE_HEAD..content_aad_end).ok_or(ProtectionError::BufferTooSmall)?;
+        let content_aad = header.get(MLS_MESSAGE_HEAD..content_aad_end).ok_or(short)?;
         let tag = suite.aead_seal(key.key.as_bytes(), &nonce, content_aad, plaintext)?;
         nonce.zeroize();
-        tail.get_mut(..AEAD_TAG_LEN).ok_or(ProtectionError::BufferTooSmall)?.copy_from_slice(&tag);
+        tail.get_mut(..AEAD_TAG_LEN).ok_or(short)?.copy_from_slice(&tag);
 
         // Sender data encryption (§6.3.2), keyed by a sample of the ciphertext.
-        let ciphertext = rest.get(..plaintext_len + AEAD_TAG_LEN).ok_or(ProtectionError::BufferTooSmall)?;
+        let ciphertext = rest.get(..plaintext_len + AEAD_TAG_LEN).ok_or(short)?;
         let (sd_key, sd_nonce) = sender_data_key_nonce(suite, keys.sender_data_secret, ciphertext)?;
         let (aad_part, sender_data) =
-            header.split_at_mut_checked(sender_data_start).ok_or(ProtectionError::BufferTooSmall)?;
+            header.split_at_mut_checked(sender_data_start).ok_or(short)?;
         let sender_data_aad =
-            aad_part.get(MLS_MESSAGE_HEAD..sender_data_aad_end).ok_or(ProtectionError::BufferTooSmall)?;
+            aad_part.get(MLS_MESSAGE_HEAD..sender_data_aad_end).ok_or(short)?;
         let (plain, sd_tag) = sender_data
             .get_mut(..ENCRYPTED_SENDER_DATA_LEN)
             .and_then(|s| s.split_at_mut_checked(SENDER_DATA_LEN))
-            .ok_or(ProtectionError::BufferTooSmall)?;
+            .ok_or(short)?;
         let mut w = Writer::new(plain);
         w.write_u32(self.leaf.0)?;
         w.write_u32(key.generation)?;
@@ -323,7 +348,7 @@ impl<'o> SignedPrivateMessage<'o, '_> {
         let tag = suite.aead_seal(sd_key.as_bytes(), &sd_nonce, sender_data_aad, plain)?;
         sd_tag.copy_from_slice(&tag);
         reuse_guard.zeroize();
-        self.out.get(..total).ok_or(ProtectionError::BufferTooSmall)
+        self.out.get(..total).ok_or(short)
     }
 }
 
@@ -565,7 +590,7 @@ pub fn unprotect_into<'a>(
     buf: &'a mut [u8],
     sender_key: &mut dyn FnMut(LeafIndex) -> Option<SignaturePublicKey>,
 ) -> Result<AuthenticatedContent<'a>, ProtectionError> {
-    let copy = buf.get_mut(..message.len()).ok_or(ProtectionError::BufferTooSmall)?;
+    let copy = buf.get_mut(..message.len()).ok_or(ProtectionError::BufferTooSmall { needed: message.len() })?;
     copy.copy_from_slice(message);
     unprotect(context, keys, copy, sender_key)
 }

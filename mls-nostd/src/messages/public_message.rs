@@ -70,7 +70,7 @@ pub fn sign<'o, 'c>(
     w.write_u16(WIRE_FORMAT_PUBLIC_MESSAGE)?;
     crate::codec::Encode::encode(content, &mut w)?;
     let content_end = w.len();
-    let encoded = out.get(MLS_MESSAGE_HEAD..content_end).ok_or(ProtectionError::BufferTooSmall)?;
+    let encoded = out.get(MLS_MESSAGE_HEAD..content_end).ok_or(ProtectionError::BufferTooSmall { needed: content_end })?;
     let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, encoded, context.bytes())?;
     let signature = tbs.sign(context.cipher_suite(), signer)?;
     Ok(SignedPublicMessage {
@@ -111,21 +111,30 @@ impl<'o> SignedPublicMessage<'o, '_> {
         let membership_tag = match self.sender {
             Sender::Member(_) => {
                 let key = membership_key.ok_or(ProtectionError::MissingMembershipKey)?;
-                let encoded =
-                    self.out.get(MLS_MESSAGE_HEAD..self.content_end).ok_or(ProtectionError::BufferTooSmall)?;
+                let encoded = self
+                    .out
+                    .get(MLS_MESSAGE_HEAD..self.content_end)
+                    .ok_or(ProtectionError::BufferTooSmall { needed: self.content_end })?;
                 let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, encoded, self.context.bytes())?;
                 Some(tbs.membership_tag(suite, key, &auth)?)
             }
             Sender::External(_) | Sender::NewMemberProposal | Sender::NewMemberCommit => None,
         };
-        let tail = self.out.get_mut(self.content_end..).ok_or(ProtectionError::BufferTooSmall)?;
-        let mut w = Writer::new(tail);
-        crate::codec::Encode::encode(&auth, &mut w)?;
-        if let Some(tag) = &membership_tag {
-            w.write_opaque(tag.as_bytes())?;
-        }
-        let end = self.content_end.checked_add(w.len()).ok_or(ProtectionError::BufferTooSmall)?;
-        self.out.get(..end).ok_or(ProtectionError::BufferTooSmall)
+        let write_tail = |w: &mut Writer<'_>| {
+            crate::codec::Encode::encode(&auth, w)?;
+            match &membership_tag {
+                Some(tag) => w.write_opaque(tag.as_bytes()),
+                None => Ok(()),
+            }
+        };
+        // The whole size is known once the tail is measured: report it.
+        let mut counter = Writer::counter();
+        write_tail(&mut counter)?;
+        let end = self.content_end.saturating_add(counter.len());
+        let short = ProtectionError::BufferTooSmall { needed: end };
+        let tail = self.out.get_mut(self.content_end..end).ok_or(short)?;
+        write_tail(&mut Writer::new(tail))?;
+        self.out.get(..end).ok_or(short)
     }
 }
 

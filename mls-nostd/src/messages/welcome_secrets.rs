@@ -11,7 +11,7 @@
 //! every recipient, so its `info_hash` is computed once: for 1,000 members and
 //! a 340 KB GroupInfo that is one pass over 340 KB instead of 1,000. Every
 //! ephemeral key's randomness is drawn from the caller's RNG before the seals,
-//! which then run through an [`Executor`] (DESIGN.md decision 5): the same seed
+//! which then run through an [`Executor`] (docs/architecture.md, decision 5): the same seed
 //! gives the same bytes with any executor. Each seal works in a fixed-size
 //! chunk of the output buffer at the place its `EncryptedGroupSecrets` ends up
 //! (chunks are moved together afterwards if members' entries differ in size),
@@ -37,7 +37,7 @@ use super::framing::WIRE_FORMAT_WELCOME;
 use super::group_info::{GroupInfo, GroupInfoError};
 use super::welcome::{PathSecret, Welcome};
 use crate::codec::{CodecError, Decode, ListView, Reader, VARINT_MAX, Writer};
-use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KEM_PRIVATE_LEN, KEM_PUBLIC_LEN, KemOutput};
+use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KemOutput};
 use crate::crypto::labeled::{LABEL_PREFIX, VarintPrefix, decrypt_with_label};
 use crate::crypto::signature::SignaturePublicKey;
 use crate::crypto::{AEAD_TAG_LEN, CipherSuite, CryptoError, HashValue, Secret};
@@ -55,8 +55,6 @@ pub const WELCOME_LABEL: &[u8] = b"Welcome";
 /// same bound as PreSharedKey proposals per Commit in the group layer).
 pub const MAX_WELCOME_PSKS: usize = 16;
 
-/// Bytes of randomness per ephemeral HPKE key (`DeriveKeyPair` input, `Nsk`).
-const EPH_IKM_LEN: usize = KEM_PRIVATE_LEN;
 
 /// `MLSMessage` header of a Welcome: version, wire format, cipher suite.
 const HEADER_LEN: usize = 6;
@@ -64,6 +62,7 @@ const HEADER_LEN: usize = 6;
 /// Why a Welcome could not be created or joined from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum WelcomeError {
     /// The Welcome's cipher suite is not the one of our KeyPackage, or its
     /// GroupInfo names another suite or protocol version.
@@ -94,12 +93,24 @@ pub enum WelcomeError {
     /// A new member's `init_key` gives an all-zero Diffie-Hellman output
     /// (a low-order point): it cannot be encrypted to.
     InvalidInitKey,
-    /// The caller's buffer is too small.
-    BufferTooSmall,
+    /// The caller's buffer is too small: at least `needed` bytes are
+    /// needed (exactly the size when creating, where the layout is computed
+    /// up front).
+    BufferTooSmall {
+        /// Bytes the buffer needs at least.
+        needed: usize,
+    },
     /// A length does not fit an MLS variable-length vector (2^30 bytes).
     TooLarge,
-    /// A cryptographic operation failed otherwise (e.g. a secret of the wrong
-    /// length, a malformed signature key).
+    /// A joiner, welcome or path secret given to [`WelcomeParams::create`]
+    /// is not `Nh` bytes long (§8, §7.4: all are `DeriveSecret` or
+    /// `ExpandWithLabel(.., Nh)` outputs); a joiner would refuse it.
+    SecretLength {
+        /// `Nh` of the suite: the length each secret needs.
+        needed: usize,
+    },
+    /// A cryptographic operation failed otherwise (e.g. a malformed
+    /// signature key).
     Crypto(CryptoError),
 }
 
@@ -112,14 +123,27 @@ impl core::fmt::Display for WelcomeError {
             Self::GroupInfoDecryptionFailed => f.write_str("GroupInfo does not decrypt"),
             Self::UnknownPsk => f.write_str("unknown PSK"),
             Self::InvalidPsk => f.write_str("invalid PSK list"),
-            Self::TooManyPsks => f.write_str("too many PSKs"),
+            Self::TooManyPsks => write!(f, "more than {MAX_WELCOME_PSKS} PSKs (MAX_WELCOME_PSKS)"),
             Self::Malformed(e) => write!(f, "malformed GroupSecrets or GroupInfo: {e}"),
             Self::InvalidGroupInfoSignature => f.write_str("GroupInfo signature does not verify"),
             Self::InvalidConfirmationTag => f.write_str("confirmation tag does not match"),
             Self::InvalidInitKey => f.write_str("invalid init key"),
-            Self::BufferTooSmall => f.write_str("buffer too small"),
-            Self::TooLarge => f.write_str("length too large for a vector"),
-            Self::Crypto(e) => write!(f, "{e}"),
+            Self::BufferTooSmall { needed } => write!(f, "buffer too small: at least {needed} bytes needed"),
+            Self::TooLarge => f.write_str("length too large for a vector (2^30 - 1 bytes at most)"),
+            Self::SecretLength { needed } => {
+                write!(f, "joiner, welcome or path secret of the wrong length: {needed} bytes (Nh) needed")
+            }
+            Self::Crypto(e) => write!(f, "crypto: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for WelcomeError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Malformed(e) => Some(e),
+            Self::Crypto(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -133,8 +157,9 @@ impl From<CryptoError> for WelcomeError {
 /// An encoding error while writing: the buffer, or a length too large.
 fn writing(e: CodecError) -> WelcomeError {
     match e {
-        CodecError::BufferTooSmall => WelcomeError::BufferTooSmall,
-        _ => WelcomeError::TooLarge,
+        CodecError::BufferTooSmall { needed } => WelcomeError::BufferTooSmall { needed },
+        CodecError::VarintTooLarge => WelcomeError::TooLarge,
+        other => WelcomeError::Malformed(other),
     }
 }
 
@@ -164,7 +189,11 @@ fn sum(parts: &[usize]) -> Result<usize, WelcomeError> {
 /// What all GroupSecrets of a Welcome share, for sizing them.
 #[derive(Clone, Copy)]
 struct Shape {
+    /// `Nh`: the joiner secret's length, and the bytes of randomness per
+    /// ephemeral HPKE key (`DeriveKeyPair` input).
     joiner_len: usize,
+    /// `Nenc` of the suite's KEM.
+    kem_output_len: usize,
     /// The encoded `PreSharedKeyID psks<V>`, prefix included.
     psks_len: usize,
 }
@@ -183,7 +212,7 @@ impl Shape {
     fn entry_len(&self, member: &NewMember<'_>) -> Result<(usize, usize), WelcomeError> {
         let gs = self.group_secrets_len(member.path_secret.map(Secret::len))?;
         let ct = gs.checked_add(AEAD_TAG_LEN).ok_or(WelcomeError::TooLarge)?;
-        let entry = sum(&[vector_len(member.key_package_ref.as_bytes().len())?, vector_len(KEM_PUBLIC_LEN)?, vector_len(ct)?])?;
+        let entry = sum(&[vector_len(member.key_package_ref.as_bytes().len())?, vector_len(self.kem_output_len)?, vector_len(ct)?])?;
         Ok((entry, gs))
     }
 }
@@ -243,7 +272,7 @@ impl<'a> NewMember<'a> {
     ) -> Result<Self, CryptoError> {
         Ok(Self {
             key_package_ref: key_package.reference(suite)?,
-            init_key: HpkePublicKey::from_slice(key_package.tbs.init_key)?,
+            init_key: HpkePublicKey::for_suite(suite, key_package.tbs.init_key)?,
             path_secret,
         })
     }
@@ -268,9 +297,13 @@ impl WelcomeParams<'_> {
     fn layout(&self, members: &[NewMember<'_>]) -> Result<Layout, WelcomeError> {
         let mut psks = Writer::counter();
         psks.write_vec(self.psks).map_err(writing)?;
-        let shape = Shape { joiner_len: self.joiner_secret.len(), psks_len: psks.len() };
+        let shape = Shape {
+            joiner_len: self.joiner_secret.len(),
+            kem_output_len: self.suite.kem().public_len(),
+            psks_len: psks.len(),
+        };
         let mut secrets_body = 0usize;
-        let mut stride = EPH_IKM_LEN;
+        let mut stride = shape.joiner_len;
         for m in members {
             let (entry, _) = shape.entry_len(m)?;
             secrets_body = secrets_body.checked_add(entry).ok_or(WelcomeError::TooLarge)?;
@@ -313,8 +346,9 @@ impl WelcomeParams<'_> {
     ///
     /// One ephemeral key per member is drawn from `rng` (in member order)
     /// before the seals run on `executor`. `out` needs
-    /// [`WelcomeSizes::buffer_len`] bytes. On error, the used part of `out`
-    /// is zeroed.
+    /// [`WelcomeSizes::buffer_len`] bytes. The joiner, welcome and path
+    /// secrets must be `Nh` bytes ([`WelcomeError::SecretLength`], `out`
+    /// untouched). On other errors, the used part of `out` is zeroed.
     pub fn create<'o>(
         &self,
         members: &[NewMember<'_>],
@@ -324,16 +358,18 @@ impl WelcomeParams<'_> {
     ) -> Result<&'o [u8], WelcomeError> {
         let suite = self.suite;
         let nh = suite.hash_len();
-        if self.joiner_secret.len() != nh || self.welcome_secret.len() != nh {
-            return Err(WelcomeError::Crypto(CryptoError::InvalidLength));
+        let paths = members.iter().filter_map(|m| m.path_secret);
+        if [self.joiner_secret, self.welcome_secret].into_iter().chain(paths).any(|s| s.len() != nh) {
+            return Err(WelcomeError::SecretLength { needed: nh });
         }
         let layout = self.layout(members)?;
-        let used = out.get_mut(..layout.sizes.buffer_len).ok_or(WelcomeError::BufferTooSmall)?;
+        let short = WelcomeError::BufferTooSmall { needed: layout.sizes.buffer_len };
+        let used = out.get_mut(..layout.sizes.buffer_len).ok_or(short)?;
         if let Err(e) = self.create_in(&layout, members, rng, executor, used) {
             used.zeroize();
             return Err(e);
         }
-        out.get(..layout.sizes.message_len).ok_or(WelcomeError::BufferTooSmall)
+        out.get(..layout.sizes.message_len).ok_or(short)
     }
 
     /// [`WelcomeParams::create`] into `out`, exactly `buffer_len` bytes.
@@ -346,35 +382,37 @@ impl WelcomeParams<'_> {
         out: &mut [u8],
     ) -> Result<(), WelcomeError> {
         let suite = self.suite;
+        // `out` was cut to the layout's size: these cannot fail.
+        let short = WelcomeError::BufferTooSmall { needed: layout.sizes.buffer_len };
         // MLSMessage { version, wire_format, Welcome { cipher_suite, secrets<V> ...
-        let header = out.get_mut(..layout.secrets_start).ok_or(WelcomeError::BufferTooSmall)?;
+        let header = out.get_mut(..layout.secrets_start).ok_or(short)?;
         let mut w = Writer::new(header);
         w.write_u16(PROTOCOL_VERSION_MLS10).map_err(writing)?;
         w.write_u16(WIRE_FORMAT_WELCOME).map_err(writing)?;
         w.write_u16(suite.to_u16()).map_err(writing)?;
         w.write_varint(layout.secrets_body).map_err(writing)?;
 
-        let (front, back) = out.split_at_mut_checked(layout.egi_start).ok_or(WelcomeError::BufferTooSmall)?;
-        let jobs = front.get_mut(layout.secrets_start..).ok_or(WelcomeError::BufferTooSmall)?;
+        let (front, back) = out.split_at_mut_checked(layout.egi_start).ok_or(short)?;
+        let jobs = front.get_mut(layout.secrets_start..).ok_or(short)?;
 
         // ... encrypted_group_info<V> }, first: it is every seal's context.
         let egi = {
             let prefix = varint_len(layout.egi_len)?;
             let mut w = Writer::new(back);
             w.write_varint(layout.egi_len).map_err(writing)?;
-            let egi = back.get_mut(prefix..).ok_or(WelcomeError::BufferTooSmall)?;
-            let (body, tag) = egi.split_at_mut_checked(self.group_info.len()).ok_or(WelcomeError::BufferTooSmall)?;
+            let egi = back.get_mut(prefix..).ok_or(short)?;
+            let (body, tag) = egi.split_at_mut_checked(self.group_info.len()).ok_or(short)?;
             body.copy_from_slice(self.group_info);
             let (key, nonce) = welcome_key_nonce(suite, self.welcome_secret)?;
             let sealed = suite.aead_seal(key.as_bytes(), nonce.as_bytes(), &[], body)?;
-            tag.get_mut(..AEAD_TAG_LEN).ok_or(WelcomeError::BufferTooSmall)?.copy_from_slice(&sealed);
+            tag.get_mut(..AEAD_TAG_LEN).ok_or(short)?.copy_from_slice(&sealed);
             &*egi
         };
         let info_hash = welcome_info_hash(suite, egi)?;
 
         // Randomness before the batch, in member order.
         for chunk in jobs.chunks_exact_mut(layout.stride) {
-            rng.fill_bytes(chunk.get_mut(..EPH_IKM_LEN).ok_or(WelcomeError::BufferTooSmall)?);
+            rng.fill_bytes(chunk.get_mut(..layout.shape.joiner_len).ok_or(short)?);
         }
         // Jobs report failures through flags (plain stores: no atomic
         // read-modify-write, which thumbv6m lacks).
@@ -384,7 +422,7 @@ impl WelcomeParams<'_> {
         executor.for_each_chunk(jobs, layout.stride, &|i, chunk| {
             let sealed = members
                 .get(i)
-                .ok_or(WelcomeError::BufferTooSmall)
+                .ok_or(short)
                 .and_then(|m| seal_job(suite, &info_hash, self.joiner_secret, self.psks, shape, m, chunk));
             if let Err(e) = sealed {
                 chunk.zeroize();
@@ -415,7 +453,7 @@ impl WelcomeParams<'_> {
             }
             let egi_vector = vector_len(layout.egi_len)?;
             move_within(out, layout.egi_start, egi_vector, dst)?;
-            out.get_mut(layout.sizes.message_len..).ok_or(WelcomeError::BufferTooSmall)?.zeroize();
+            out.get_mut(layout.sizes.message_len..).ok_or(short)?.zeroize();
         }
         Ok(())
     }
@@ -423,10 +461,11 @@ impl WelcomeParams<'_> {
 
 /// `buf.copy_within(src..src + len, dst)`, refusing ranges out of bounds.
 fn move_within(buf: &mut [u8], src: usize, len: usize, dst: usize) -> Result<(), WelcomeError> {
-    let src_end = src.checked_add(len).ok_or(WelcomeError::BufferTooSmall)?;
-    let dst_end = dst.checked_add(len).ok_or(WelcomeError::BufferTooSmall)?;
+    let overflow = WelcomeError::BufferTooSmall { needed: usize::MAX };
+    let src_end = src.checked_add(len).ok_or(overflow)?;
+    let dst_end = dst.checked_add(len).ok_or(overflow)?;
     if src_end > buf.len() || dst_end > buf.len() {
-        return Err(WelcomeError::BufferTooSmall);
+        return Err(WelcomeError::BufferTooSmall { needed: src_end.max(dst_end) });
     }
     buf.copy_within(src..src_end, dst);
     Ok(())
@@ -475,20 +514,22 @@ fn seal_job(
     member: &NewMember<'_>,
     chunk: &mut [u8],
 ) -> Result<(), WelcomeError> {
-    let ikm = Secret::from_slice(chunk.get(..EPH_IKM_LEN).ok_or(WelcomeError::BufferTooSmall)?)?;
+    let ikm = Secret::from_slice(chunk.get(..shape.joiner_len).ok_or(WelcomeError::BufferTooSmall { needed: shape.joiner_len })?)?;
     chunk.zeroize();
     let (_, gs_len) = shape.entry_len(member)?;
     let reference = member.key_package_ref.as_bytes();
     let ct_len = gs_len.checked_add(AEAD_TAG_LEN).ok_or(WelcomeError::TooLarge)?;
-    let head_len = sum(&[vector_len(reference.len())?, vector_len(KEM_PUBLIC_LEN)?, varint_len(ct_len)?])?;
-    let (head, rest) = chunk.split_at_mut_checked(head_len).ok_or(WelcomeError::BufferTooSmall)?;
-    let (plaintext, rest) = rest.split_at_mut_checked(gs_len).ok_or(WelcomeError::BufferTooSmall)?;
-    let tag = rest.get_mut(..AEAD_TAG_LEN).ok_or(WelcomeError::BufferTooSmall)?;
+    let head_len = sum(&[vector_len(reference.len())?, vector_len(shape.kem_output_len)?, varint_len(ct_len)?])?;
+    // The chunk is sized by the layout: these cannot fail.
+    let short = WelcomeError::BufferTooSmall { needed: sum(&[head_len, ct_len])? };
+    let (head, rest) = chunk.split_at_mut_checked(head_len).ok_or(short)?;
+    let (plaintext, rest) = rest.split_at_mut_checked(gs_len).ok_or(short)?;
+    let tag = rest.get_mut(..AEAD_TAG_LEN).ok_or(short)?;
 
     let mut w = Writer::new(plaintext);
     write_group_secrets(&mut w, joiner_secret, member.path_secret, psks).map_err(writing)?;
     if w.len() != gs_len {
-        return Err(WelcomeError::BufferTooSmall);
+        return Err(short);
     }
     let sealed = hpke::seal_base(suite, &member.init_key, info_hash, &[], plaintext, ikm.as_bytes())
         .map_err(|e| match e {
@@ -502,7 +543,7 @@ fn seal_job(
     w.write_opaque(sealed.kem_output.as_bytes()).map_err(writing)?;
     w.write_varint(ct_len).map_err(writing)?;
     if w.len() != head_len {
-        return Err(WelcomeError::BufferTooSmall);
+        return Err(short);
     }
     Ok(())
 }
@@ -584,8 +625,9 @@ pub fn process_welcome<'o>(
     let gi_len = egi.len().checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
     let (gi_ct, gi_tag) = egi.split_at_checked(gi_len).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
 
-    let (gs_buf, rest) = buf.split_at_mut_checked(gs_len).ok_or(WelcomeError::BufferTooSmall)?;
-    let gi_buf = rest.get_mut(..gi_len).ok_or(WelcomeError::BufferTooSmall)?;
+    let short = WelcomeError::BufferTooSmall { needed: gs_len.saturating_add(gi_len) };
+    let (gs_buf, rest) = buf.split_at_mut_checked(gs_len).ok_or(short)?;
+    let gi_buf = rest.get_mut(..gi_len).ok_or(short)?;
 
     // GroupSecrets.
     gs_buf.copy_from_slice(gs_ct);
@@ -599,7 +641,7 @@ pub fn process_welcome<'o>(
         }
     };
     // Wipe the secrets from the buffer; the PSK IDs stay for the caller.
-    let (secret_part, psk_part) = gs_buf.split_at_mut_checked(psks_start).ok_or(WelcomeError::BufferTooSmall)?;
+    let (secret_part, psk_part) = gs_buf.split_at_mut_checked(psks_start).ok_or(short)?;
     secret_part.zeroize();
     let psk_part: &'o [u8] = psk_part;
     let psks = ListView::<PreSharedKeyId<'o>>::decode_exact(psk_part).map_err(WelcomeError::Malformed)?;

@@ -103,7 +103,7 @@ impl TreeSlices<'_> {
         let count = self.unmerged_leaves(p).filter(kept).count();
         let mut sink = feed(h);
         let mut w = Writer::sink(&mut sink);
-        w.write_opaque(&slot.encryption_key)?;
+        w.write_opaque(slot.encryption_key.as_bytes())?;
         w.write_opaque(slot.parent_hash())?;
         w.write_varint(count.checked_mul(4).ok_or(CodecError::VarintTooLarge)?)?;
         for l in self.unmerged_leaves(p).filter(kept) {
@@ -154,7 +154,7 @@ impl TreeSlices<'_> {
         {
             let mut sink = feed(&mut h);
             let mut w = Writer::sink(&mut sink);
-            w.write_opaque(&slot.encryption_key)?;
+            w.write_opaque(slot.encryption_key.as_bytes())?;
             w.write_opaque(slot.parent_hash())?;
             w.write_opaque(osth.as_bytes())?;
         }

@@ -106,7 +106,7 @@ impl<'a> RatchetTreeView<'a> {
         let mut len = 0u32;
         while !r.is_empty() {
             Option::<Node>::decode(&mut r)?;
-            len = len.checked_add(1).ok_or(CodecError::CapacityExceeded)?;
+            len = len.checked_add(1).ok_or(CodecError::CapacityExceeded(crate::capacity::Capacity::Container(u32::MAX as usize)))?;
         }
         Ok(Self { body, len })
     }

@@ -27,8 +27,10 @@
 //!   changes, not a second tree.
 
 use super::node::{Node, ParentNode, RatchetTreeView};
+use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Reader, Writer};
-use crate::crypto::hpke::KEM_PUBLIC_LEN;
+use crate::crypto::hpke::{HpkePublicKey, KEM_PUBLIC_LEN};
+use crate::crypto::signature::SignaturePublicKey;
 use crate::crypto::{CipherSuite, CryptoError, MAX_HASH_LEN};
 use crate::leaf_node::{LeafNode, LeafNodeError};
 use crate::tree_math::{self, LeafIndex, NodeIndex};
@@ -39,14 +41,18 @@ pub const LEAF_RECORD_HEADER: usize = 8;
 pub const MAX_DEPTH: usize = 32;
 /// Bytes of the key prefixes kept in a leaf slot.
 const PREFIX: usize = 4;
+/// Zeros that pad a parent's key to [`KEM_PUBLIC_LEN`] in the undo log.
+const PADDING: [u8; KEM_PUBLIC_LEN] = [0; KEM_PUBLIC_LEN];
 
 /// Why a tree operation failed. The tree is unchanged when one is returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum TreeError {
-    /// More leaves than the capacity, or leaf encodings (and, while a
-    /// Commit is staged, its undo log) larger than the arena.
-    CapacityExceeded,
+    /// More leaves than the capacity ([`Capacity::Leaves`]), or leaf
+    /// encodings (and, while a Commit is staged, its undo log) larger than
+    /// the arena ([`Capacity::TreeArena`]).
+    CapacityExceeded(Capacity),
     /// A node's encoding is malformed.
     Codec(CodecError),
     /// A leaf position holds a parent node or the reverse.
@@ -70,6 +76,35 @@ pub enum TreeError {
     Staging,
     /// A cryptographic operation failed.
     Crypto(CryptoError),
+}
+
+impl core::fmt::Display for TreeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::CapacityExceeded(c) => write!(f, "ratchet tree capacity exceeded: {c}"),
+            Self::Codec(e) => write!(f, "malformed node: {e}"),
+            Self::WrongNodeType => f.write_str("a leaf position holds a parent node or the reverse"),
+            Self::InvalidKey => f.write_str("public key of the wrong length for the cipher suite"),
+            Self::InvalidTreeSize => f.write_str("tree is empty, ends in a blank node, or is too long"),
+            Self::InvalidLeaf => f.write_str("leaf outside the tree, or blank where a member is required"),
+            Self::UnmergedNotSorted => f.write_str("unmerged_leaves not strictly increasing"),
+            Self::UnmergedNotDescendant => f.write_str("unmerged leaf blank or not under its parent"),
+            Self::UnmergedInconsistent => f.write_str("unmerged leaf missing from a node between it and its parent"),
+            Self::InvalidParentHash => f.write_str("parent hash longer than the hash output"),
+            Self::Staging => f.write_str("a stage was begun, merged or discarded out of turn"),
+            Self::Crypto(e) => write!(f, "crypto: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for TreeError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Codec(e) => Some(e),
+            Self::Crypto(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<CryptoError> for TreeError {
@@ -143,7 +178,7 @@ impl LeafSlot {
 /// A parent node's slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParentSlot {
-    pub(crate) encryption_key: [u8; KEM_PUBLIC_LEN],
+    pub(crate) encryption_key: HpkePublicKey,
     pub(crate) parent_hash: [u8; MAX_HASH_LEN],
     /// The cached tree hash (§7.8), when `hash_valid`.
     pub(crate) hash: [u8; MAX_HASH_LEN],
@@ -159,7 +194,7 @@ pub struct ParentSlot {
 impl ParentSlot {
     /// A blank parent.
     pub const BLANK: Self = Self {
-        encryption_key: [0; KEM_PUBLIC_LEN],
+        encryption_key: HpkePublicKey::EMPTY,
         parent_hash: [0; MAX_HASH_LEN],
         hash: [0; MAX_HASH_LEN],
         unmerged_count: 0,
@@ -173,12 +208,16 @@ impl ParentSlot {
         self.parent_hash.get(..usize::from(self.parent_hash_len)).unwrap_or(&[])
     }
 
-    const BYTES: usize = KEM_PUBLIC_LEN + 2 * MAX_HASH_LEN + 4 + 3;
+    const BYTES: usize = 1 + KEM_PUBLIC_LEN + 2 * MAX_HASH_LEN + 4 + 3;
 
     fn write(&self, out: &mut [u8]) {
         let mut w = Writer::new(out);
         // The buffer is sized by BYTES: the writes cannot fail.
-        let _ = w.write_bytes(&self.encryption_key);
+        // The key's length, then its bytes padded to the longest key.
+        let key = self.encryption_key.as_bytes();
+        let _ = w.write_u8(u8::try_from(key.len()).unwrap_or(0));
+        let _ = w.write_bytes(key);
+        let _ = w.write_bytes(KEM_PUBLIC_LEN.checked_sub(key.len()).and_then(|n| PADDING.get(..n)).unwrap_or(&[]));
         let _ = w.write_bytes(&self.parent_hash);
         let _ = w.write_bytes(&self.hash);
         let _ = w.write_u32(self.unmerged_count);
@@ -189,7 +228,14 @@ impl ParentSlot {
 
     fn read(r: &mut Reader<'_>) -> Option<Self> {
         Some(Self {
-            encryption_key: r.read_bytes(KEM_PUBLIC_LEN).ok()?.try_into().ok()?,
+            encryption_key: {
+                let len = usize::from(r.read_u8().ok()?);
+                let padded = r.read_bytes(KEM_PUBLIC_LEN).ok()?;
+                match padded.get(..len)? {
+                    [] => HpkePublicKey::EMPTY,
+                    key => HpkePublicKey::from_slice(key).ok()?,
+                }
+            },
             parent_hash: r.read_bytes(MAX_HASH_LEN).ok()?.try_into().ok()?,
             hash: r.read_bytes(MAX_HASH_LEN).ok()?.try_into().ok()?,
             unmerged_count: r.read_u32().ok()?,
@@ -479,11 +525,11 @@ impl<'s> TreeSlices<'s> {
             return Ok(());
         }
         let len = undo_entry_len(tag);
-        let undo = usize::try_from(self.meta.undo_len).map_err(|_| TreeError::CapacityExceeded)?;
-        let used = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded)?;
-        let top = self.arena.len().checked_sub(undo).ok_or(TreeError::CapacityExceeded)?;
-        let start = top.checked_sub(len).filter(|s| *s >= used).ok_or(TreeError::CapacityExceeded)?;
-        let entry = self.arena.get_mut(start..top).ok_or(TreeError::CapacityExceeded)?;
+        let undo = usize::try_from(self.meta.undo_len).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let used = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let top = self.arena.len().checked_sub(undo).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let start = top.checked_sub(len).filter(|s| *s >= used).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let entry = self.arena.get_mut(start..top).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
         let (head, body) = entry.split_at_mut(5);
         head.iter_mut().zip(core::iter::once(tag).chain(node.to_be_bytes())).for_each(|(d, s)| *d = s);
         write(body);
@@ -640,7 +686,7 @@ impl<'s> TreeSlices<'s> {
             },
             None => {
                 let Some(slot) = self.parent_at(x, before).filter(|s| s.present) else { return Ok(false) };
-                w.write_opaque(&slot.encryption_key)?;
+                w.write_opaque(slot.encryption_key.as_bytes())?;
                 w.write_opaque(slot.parent_hash())?;
                 let k = tree_math::level(x);
                 let bit = 1u32.checked_shl(k.saturating_sub(1)).unwrap_or(0);
@@ -687,11 +733,8 @@ impl<'s> TreeSlices<'s> {
         let slot = match node {
             None => ParentSlot::BLANK,
             Some(n) => {
-                if n.encryption_key.len() != KEM_PUBLIC_LEN {
-                    return Err(TreeError::InvalidKey);
-                }
-                let mut slot = ParentSlot { present: true, ..ParentSlot::BLANK };
-                slot.encryption_key.iter_mut().zip(n.encryption_key).for_each(|(d, s)| *d = *s);
+                let key = HpkePublicKey::for_suite(self.suite(), n.encryption_key).map_err(|_| TreeError::InvalidKey)?;
+                let mut slot = ParentSlot { present: true, encryption_key: key, ..ParentSlot::BLANK };
                 slot.parent_hash
                     .get_mut(..n.parent_hash.len())
                     .ok_or(TreeError::InvalidParentHash)?
@@ -709,7 +752,7 @@ impl<'s> TreeSlices<'s> {
     pub(crate) fn restore_size(&mut self, n: u32) -> Result<(), TreeError> {
         let cap_leaves = u32::try_from(self.leaves.len()).unwrap_or(u32::MAX);
         if n > cap_leaves || (n != 0 && !n.is_power_of_two()) {
-            return Err(TreeError::CapacityExceeded);
+            return Err(TreeError::CapacityExceeded(Capacity::Leaves));
         }
         self.resize(n)
     }
@@ -759,7 +802,7 @@ impl<'s> TreeSlices<'s> {
     pub fn encryption_key(&self, n: NodeIndex) -> Option<&[u8]> {
         match n.leaf() {
             Some(l) => self.leaf_node(l).map(|leaf| leaf.fields.encryption_key),
-            None => self.parent(n).filter(|s| s.present).map(|s| &s.encryption_key[..]),
+            None => self.parent(n).filter(|s| s.present).map(|s| s.encryption_key.as_bytes()),
         }
     }
 
@@ -777,7 +820,7 @@ impl<'s> TreeSlices<'s> {
                 self.leaf(l).is_some_and(|s| s.present() && s.encryption_prefix == p)
                     && self.encryption_key(n).is_some_and(|k| k == key)
             }
-            None => self.parent(n).is_some_and(|s| s.present && s.encryption_key.get(..key.len()) == Some(key)),
+            None => self.parent(n).is_some_and(|s| s.present && s.encryption_key.as_bytes() == key),
         })
     }
 
@@ -853,7 +896,7 @@ impl<'s> TreeSlices<'s> {
             }
             len += 1;
         });
-        if overflow { Err(TreeError::CapacityExceeded) } else { Ok(len) }
+        if overflow { Err(TreeError::CapacityExceeded(Capacity::Container(out.len()))) } else { Ok(len) }
     }
 
     /// True if the resolution of `n` is empty (after `exclude`).
@@ -871,6 +914,7 @@ impl<'s> TreeSlices<'s> {
         out: &mut [(NodeIndex, NodeIndex)],
     ) -> Result<usize, TreeError> {
         let mut n = 0usize;
+        let full = TreeError::CapacityExceeded(Capacity::Container(out.len()));
         let mut cur = l.node().ok_or(TreeError::InvalidLeaf)?;
         let width = self.meta.n_leaves;
         if l.0 >= width {
@@ -879,7 +923,7 @@ impl<'s> TreeSlices<'s> {
         while let Some(p) = tree_math::parent(cur, width) {
             let sibling = tree_math::sibling(cur, width).ok_or(TreeError::InvalidLeaf)?;
             if !self.resolution_is_empty(sibling, &|_| false) {
-                *out.get_mut(n).ok_or(TreeError::CapacityExceeded)? = (p, sibling);
+                *out.get_mut(n).ok_or(full)? = (p, sibling);
                 n += 1;
             }
             cur = p;
@@ -951,11 +995,8 @@ impl<'s> TreeSlices<'s> {
     /// Sets parent `p` to a fresh node with `encryption_key`, no unmerged
     /// leaves, and `parent_hash`.
     pub fn set_parent(&mut self, p: NodeIndex, encryption_key: &[u8], parent_hash: &[u8]) -> Result<(), TreeError> {
-        if encryption_key.len() != KEM_PUBLIC_LEN {
-            return Err(TreeError::InvalidKey);
-        }
-        let mut slot = ParentSlot { present: true, ..ParentSlot::BLANK };
-        slot.encryption_key.iter_mut().zip(encryption_key).for_each(|(d, s)| *d = *s);
+        let key = HpkePublicKey::for_suite(self.suite(), encryption_key).map_err(|_| TreeError::InvalidKey)?;
+        let mut slot = ParentSlot { present: true, encryption_key: key, ..ParentSlot::BLANK };
         slot.parent_hash.get_mut(..parent_hash.len()).ok_or(TreeError::InvalidParentHash)?.copy_from_slice(parent_hash);
         slot.parent_hash_len = u8::try_from(parent_hash.len()).map_err(|_| TreeError::InvalidParentHash)?;
         if self.parent(p).is_none() {
@@ -1030,12 +1071,12 @@ impl<'s> TreeSlices<'s> {
             self.compact();
         }
         if self.space() < total {
-            return Err(TreeError::CapacityExceeded);
+            return Err(TreeError::CapacityExceeded(Capacity::TreeArena));
         }
-        let start = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded)?;
-        let rec = self.arena.get_mut(start..start + total).ok_or(TreeError::CapacityExceeded)?;
+        let start = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let rec = self.arena.get_mut(start..start + total).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
         let (head, body) = rec.split_at_mut(LEAF_RECORD_HEADER);
-        let len = u32::try_from(bytes.len()).map_err(|_| TreeError::CapacityExceeded)?;
+        let len = u32::try_from(bytes.len()).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
         head.iter_mut().zip(l.0.to_le_bytes().into_iter().chain(len.to_le_bytes())).for_each(|(d, s)| *d = s);
         body.iter_mut().zip(bytes).for_each(|(d, s)| *d = *s);
         self.meta.arena_used = self.meta.arena_used.saturating_add(total as u32);
@@ -1066,16 +1107,15 @@ impl<'s> TreeSlices<'s> {
     /// the caller), keeping its unmerged bits.
     pub fn set_leaf(&mut self, l: LeafIndex, bytes: &[u8]) -> Result<(), TreeError> {
         let leaf = LeafNode::decode_exact(bytes)?;
-        if leaf.fields.encryption_key.len() != KEM_PUBLIC_LEN
-            || crate::crypto::signature::SignaturePublicKey::from_slice(leaf.fields.signature_key).is_err()
-        {
-            return Err(TreeError::InvalidKey);
-        }
+        // Keys of the suite's lengths only (RFC 9420 §5.1.1).
+        let suite = self.suite();
+        HpkePublicKey::for_suite(suite, leaf.fields.encryption_key).map_err(|_| TreeError::InvalidKey)?;
+        SignaturePublicKey::for_suite(suite, leaf.fields.signature_key).map_err(|_| TreeError::InvalidKey)?;
         let old = self.leaf(l).copied().ok_or(TreeError::InvalidLeaf)?;
         let offset = self.store_leaf_bytes(l, bytes)?;
         let slot = LeafSlot {
             offset,
-            len: u32::try_from(bytes.len()).map_err(|_| TreeError::CapacityExceeded)?,
+            len: u32::try_from(bytes.len()).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?,
             unmerged: old.unmerged,
             encryption_prefix: prefix(leaf.fields.encryption_key),
             signature_prefix: prefix(leaf.fields.signature_key),
@@ -1128,11 +1168,11 @@ impl<'s> TreeSlices<'s> {
     /// Doubles the tree: the old tree becomes the left subtree of a new blank
     /// root (§7.7).
     fn extend(&mut self) -> Result<(), TreeError> {
-        let n = if self.meta.n_leaves == 0 { 1 } else { self.meta.n_leaves.checked_mul(2).ok_or(TreeError::CapacityExceeded)? };
+        let n = if self.meta.n_leaves == 0 { 1 } else { self.meta.n_leaves.checked_mul(2).ok_or(TreeError::CapacityExceeded(Capacity::Leaves))? };
         let cap_leaves = u32::try_from(self.leaves.len()).unwrap_or(u32::MAX);
         let cap_parents = u32::try_from(self.parents.len()).unwrap_or(u32::MAX);
         if n > cap_leaves || n.saturating_sub(1) > cap_parents {
-            return Err(TreeError::CapacityExceeded);
+            return Err(TreeError::CapacityExceeded(Capacity::Leaves));
         }
         // Slots beyond the tree are blank (cleared on truncation and on
         // discarding a stage that extended the tree).
@@ -1242,7 +1282,7 @@ impl<'s> TreeSlices<'s> {
         }
         let cap_leaves = u32::try_from(self.leaves.len()).unwrap_or(u32::MAX);
         if n > cap_leaves || n.saturating_sub(1) > u32::try_from(self.parents.len()).unwrap_or(u32::MAX) {
-            return Err(TreeError::CapacityExceeded);
+            return Err(TreeError::CapacityExceeded(Capacity::Leaves));
         }
         self.clear(suite);
         self.meta.n_leaves = n;
@@ -1347,7 +1387,7 @@ impl<'s> TreeSlices<'s> {
     /// Writes the ParentNode at `p` (§7.1).
     pub(crate) fn write_parent_node(&self, w: &mut Writer<'_>, p: NodeIndex) -> Result<(), CodecError> {
         let slot = self.parent(p).filter(|s| s.present).ok_or(CodecError::InvalidValue)?;
-        w.write_opaque(&slot.encryption_key)?;
+        w.write_opaque(slot.encryption_key.as_bytes())?;
         w.write_opaque(slot.parent_hash())?;
         let count = usize::try_from(slot.unmerged_count).map_err(|_| CodecError::VarintTooLarge)?;
         w.write_varint(count.checked_mul(4).ok_or(CodecError::VarintTooLarge)?)?;
@@ -1392,7 +1432,7 @@ impl<const N: usize, const ARENA: usize> Clone for RatchetTree<N, ARENA> {
 impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {
     /// An empty tree, usable in `const` and `static` items.
     pub const EMPTY: Self = Self {
-        meta: TreeMeta::new(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519),
+        meta: TreeMeta::new(CipherSuite::PLACEHOLDER),
         leaves: [LeafSlot::BLANK; N],
         parents: [ParentSlot::BLANK; N],
         arena: [0; ARENA],

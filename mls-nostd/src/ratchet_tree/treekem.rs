@@ -9,13 +9,13 @@
 use super::tree::{MAX_DEPTH, TreeError, TreeSlices};
 use crate::codec::{CodecError, Encode, Writer};
 use crate::credential::Credential;
-use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KEM_PUBLIC_LEN, KemOutput};
+use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KemOutput};
 use crate::crypto::labeled::{LABEL_PREFIX, VarintPrefix, derive_secret};
 use crate::crypto::signature::SignaturePrivateKey;
 use crate::crypto::{AEAD_TAG_LEN, CipherSuite, CryptoError, MAX_HASH_LEN, Secret};
 use crate::extensions::Extensions;
 use crate::group_context::GroupContext;
-use crate::leaf_node::{Capabilities, LeafNode, LeafNodeContext, LeafNodeFields, LeafNodeSource};
+use crate::leaf_node::{Capabilities, LeafNode, LeafNodeContext, LeafNodeError, LeafNodeFields, LeafNodeSource};
 use super::update_path::UpdatePath;
 use crate::tree_math::{self, LeafIndex, NodeIndex};
 use rand_core::CryptoRng;
@@ -27,6 +27,7 @@ const LABEL: &[u8] = b"UpdatePathNode";
 /// Why TreeKEM failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum TreeKemError {
     /// A tree operation failed.
     Tree(TreeError),
@@ -52,6 +53,35 @@ pub enum TreeKemError {
     PublicKeyMismatch,
     /// The sender is blank, outside the tree, or ourselves.
     InvalidSender,
+}
+
+impl core::fmt::Display for TreeKemError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Tree(e) => write!(f, "ratchet tree: {e}"),
+            Self::Crypto(e) => write!(f, "crypto: {e}"),
+            Self::Codec(e) => write!(f, "encoding: {e}"),
+            Self::WrongPathLength => f.write_str("UpdatePath length differs from the filtered direct path"),
+            Self::WrongCiphertextCount => f.write_str("an UpdatePath node's ciphertext count differs from its copath resolution"),
+            Self::InvalidLeafNode => f.write_str("UpdatePath leaf is not a commit leaf or its signature is invalid"),
+            Self::ParentHashMismatch => f.write_str("UpdatePath leaf's parent hash differs from the path's"),
+            Self::NoDecryptionKey => f.write_str("no private key for the resolution our path secret was sent to"),
+            Self::DecryptionFailed => f.write_str("path secret does not decrypt"),
+            Self::PublicKeyMismatch => f.write_str("a key derived from the path secret differs from the one sent"),
+            Self::InvalidSender => f.write_str("sender is blank, outside the tree, or ourselves"),
+        }
+    }
+}
+
+impl core::error::Error for TreeKemError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Tree(e) => Some(e),
+            Self::Crypto(e) => Some(e),
+            Self::Codec(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<TreeError> for TreeKemError {
@@ -195,12 +225,23 @@ impl PathOutcome {
     }
 }
 
-/// Bytes per seal job: recipient key, ephemeral ikm, path secret in; the
-/// encoded HPKECiphertext out.
-const JOB_LEN: usize = KEM_PUBLIC_LEN + 32 + MAX_HASH_LEN;
-const fn entry_len(nh: usize) -> usize {
-    // kem_output<V> (1 + 32) || ciphertext<V> (1 + Nh + tag)
-    1 + KEM_PUBLIC_LEN + 1 + nh + AEAD_TAG_LEN
+/// Bytes per seal job: recipient key (`Npk`), ephemeral ikm and path secret
+/// (`Nh` each) in; the encoded HPKECiphertext out (shorter, for every suite).
+const fn job_len(suite: CipherSuite) -> usize {
+    suite.kem().public_len() + 2 * suite.hash_len()
+}
+
+/// Bytes of an encoded HPKECiphertext of a path secret:
+/// `kem_output<V> || ciphertext<V>` (`Nh` + tag).
+const fn entry_len(suite: CipherSuite) -> usize {
+    let npk = suite.kem().public_len();
+    let ct = suite.hash_len() + AEAD_TAG_LEN;
+    varint_len(npk) + npk + varint_len(ct) + ct
+}
+
+/// Bytes of the MLS varint length prefix of `n` (< 2^14 here).
+const fn varint_len(n: usize) -> usize {
+    if n < 64 { 1 } else { 2 }
 }
 
 /// `EncryptContext` info hash for the path secrets of an UpdatePath.
@@ -247,7 +288,7 @@ impl TreeSlices<'_> {
 
         // Randomness first: leaf key, first path secret, then one ephemeral
         // key per seal (drawn below, before the batch).
-        let mut leaf_ikm = Secret::zero(32)?;
+        let mut leaf_ikm = Secret::zero(nh)?;
         rng.fill_bytes(leaf_ikm.as_mut_bytes());
         let mut secrets: [Secret; MAX_DEPTH + 1] = core::array::from_fn(|_| Secret::default());
         let first = secrets.first_mut().ok_or(TreeKemError::WrongPathLength)?;
@@ -263,14 +304,10 @@ impl TreeSlices<'_> {
         let mut private = me.clone();
         private.forget_direct_path_of(leaf, self.n_leaves());
         self.blank_direct_path(leaf)?;
-        let mut node_pubs = [[0u8; KEM_PUBLIC_LEN]; MAX_DEPTH];
         for (i, (node, _)) in fdp.iter().enumerate() {
             let ps = secrets.get(i).ok_or(TreeKemError::WrongPathLength)?;
             let (sk, pk) = node_key_pair(suite, ps.as_bytes())?;
             self.set_parent(*node, pk.as_bytes(), &[])?;
-            if let Some(slot) = node_pubs.get_mut(i) {
-                slot.copy_from_slice(pk.as_bytes());
-            }
             private.set_key(*node, sk);
         }
         let leaf_ph = self.set_path_parent_hashes(fdp)?;
@@ -288,9 +325,13 @@ impl TreeSlices<'_> {
         };
         let ctx = LeafNodeContext { group_id: context.group_id, leaf_index: leaf.0 };
         let leaf_len = LeafNode::sign_into(suite, &fields, Some(ctx), signer, out)
-            .map_err(|_| TreeKemError::Codec(CodecError::BufferTooSmall))?
+            .map_err(|e| match e {
+                LeafNodeError::Codec(c) => TreeKemError::Codec(c),
+                LeafNodeError::Crypto(c) => TreeKemError::Crypto(c),
+                _ => TreeKemError::InvalidLeafNode,
+            })?
             .len();
-        self.set_leaf(leaf, out.get(..leaf_len).ok_or(CodecError::BufferTooSmall)?)?;
+        self.set_leaf(leaf, out.get(..leaf_len).ok_or(CodecError::BufferTooSmall { needed: leaf_len })?)?;
 
         // The provisional GroupContext with the new tree hash.
         let tree_hash = self.root_tree_hash()?;
@@ -302,8 +343,11 @@ impl TreeSlices<'_> {
         for (_, copath) in fdp {
             self.for_each_in_resolution(*copath, excluded, &mut |_| jobs_total += 1);
         }
-        let jobs_len = jobs_total.checked_mul(JOB_LEN).ok_or(CodecError::BufferTooSmall)?;
-        let jobs_start = out.len().checked_sub(jobs_len).ok_or(CodecError::BufferTooSmall)?;
+        let job = job_len(suite);
+        let jobs_len = jobs_total.checked_mul(job).ok_or(CodecError::BufferTooSmall { needed: usize::MAX })?;
+        // The leaf stays at the start; the jobs go at the end.
+        let short = CodecError::BufferTooSmall { needed: leaf_len.saturating_add(jobs_len) };
+        let jobs_start = out.len().checked_sub(jobs_len).filter(|s| *s >= leaf_len).ok_or(short)?;
         let (head, jobs) = out.split_at_mut(jobs_start);
         let mut j = 0usize;
         for (i, (_, copath)) in fdp.iter().enumerate() {
@@ -312,11 +356,12 @@ impl TreeSlices<'_> {
                 return Err(TreeKemError::WrongPathLength);
             }
             let mut fill = |r: NodeIndex| {
-                let Some(chunk) = jobs.get_mut(j * JOB_LEN..(j + 1) * JOB_LEN) else { return };
-                let (pk, rest) = chunk.split_at_mut(KEM_PUBLIC_LEN);
-                let (ikm, pt) = rest.split_at_mut(32);
+                let Some(chunk) = jobs.get_mut(j * job..(j + 1) * job) else { return };
+                let (pk, rest) = chunk.split_at_mut(suite.kem().public_len());
+                let (ikm, pt) = rest.split_at_mut(nh);
+                // Keys in the tree have the suite's length (set_leaf, set_parent).
                 if let Some(key) = self.encryption_key(r) {
-                    pk.copy_from_slice(key);
+                    pk.iter_mut().zip(key).for_each(|(d, s)| *d = *s);
                 }
                 rng.fill_bytes(ikm);
                 // ps is nh bytes (checked above): the zip copies it whole.
@@ -326,7 +371,7 @@ impl TreeSlices<'_> {
             self.for_each_in_resolution(*copath, excluded, &mut fill);
         }
         let failed = core::sync::atomic::AtomicBool::new(false);
-        executor.for_each_chunk(jobs, JOB_LEN, &|_, chunk| {
+        executor.for_each_chunk(jobs, job, &|_, chunk| {
             if seal_job(suite, &info_hash, chunk).is_err() {
                 failed.store(true, core::sync::atomic::Ordering::Relaxed);
             }
@@ -336,8 +381,10 @@ impl TreeSlices<'_> {
         }
 
         // UpdatePath { leaf_node; UpdatePathNode nodes<V> } after the leaf.
-        let entry = entry_len(nh);
-        let mut w = Writer::new(head.get_mut(leaf_len..).ok_or(CodecError::BufferTooSmall)?);
+        let entry = entry_len(suite);
+        let mut w = Writer::new(head.get_mut(leaf_len..).ok_or(short)?);
+        // The path follows the leaf, before the jobs at the end of `out`.
+        let path_offset = leaf_len.saturating_add(jobs_len);
         let jobs_ro = &*jobs;
         let mut res_counts = [0usize; MAX_DEPTH];
         for (i, (_, copath)) in fdp.iter().enumerate() {
@@ -348,21 +395,23 @@ impl TreeSlices<'_> {
             }
         }
         w.write_vector(|w| {
-            let mut job = 0usize;
-            for (i, pk) in node_pubs.iter().take(n).enumerate() {
-                w.write_opaque(pk)?;
+            let mut next = 0usize;
+            for (i, (node, _)) in fdp.iter().enumerate() {
+                w.write_opaque(self.encryption_key(*node).ok_or(CodecError::InvalidValue)?)?;
                 let count = res_counts.get(i).copied().unwrap_or(0);
                 w.write_vector(|w| {
                     for k in 0..count {
-                        let start = (job + k) * JOB_LEN;
-                        w.write_bytes(jobs_ro.get(start..start + entry).ok_or(CodecError::BufferTooSmall)?)?;
+                        let start = (next + k) * job;
+                        // Every job was laid out above: cannot fail.
+                        w.write_bytes(jobs_ro.get(start..start + entry).ok_or(CodecError::Truncated)?)?;
                     }
                     Ok(())
                 })?;
-                job += count;
+                next += count;
             }
             Ok(())
-        })?;
+        })
+        .map_err(|e| e.at_offset(path_offset))?;
         let update_path_len = leaf_len + w.len();
         jobs.fill(0);
 
@@ -398,6 +447,16 @@ impl TreeSlices<'_> {
         if path.nodes.len() != n {
             return Err(TreeKemError::WrongPathLength);
         }
+        // §7.6: every node has one ciphertext per member of its copath
+        // child's resolution (new members excluded), not only the node we
+        // decrypt (issue #13: at 7208f14 only ours was counted).
+        for ((_, copath), upn) in fdp.iter().zip(path.nodes.iter()) {
+            let mut count = 0usize;
+            self.for_each_in_resolution(*copath, excluded, &mut |_| count += 1);
+            if upn.encrypted_path_secret.len() != count {
+                return Err(TreeKemError::WrongCiphertextCount);
+            }
+        }
         let leaf = &path.leaf_node;
         let LeafNodeSource::Commit { parent_hash } = leaf.fields.source else {
             return Err(TreeKemError::InvalidLeafNode);
@@ -431,7 +490,8 @@ impl TreeSlices<'_> {
             })
             .map(|(i, (_, c))| (i, *c))
             .ok_or(TreeKemError::NoDecryptionKey)?;
-        // Our position in its resolution (new members excluded).
+        // Our position in its resolution (new members excluded; the counts
+        // were checked above).
         let mut pos = 0usize;
         let mut found: Option<(usize, NodeIndex)> = None;
         self.for_each_in_resolution(copath, excluded, &mut |r| {
@@ -442,9 +502,6 @@ impl TreeSlices<'_> {
         });
         let (pos_in_res, holder) = found.ok_or(TreeKemError::NoDecryptionKey)?;
         let upn = path.nodes.iter().nth(i).ok_or(TreeKemError::WrongPathLength)?;
-        if upn.encrypted_path_secret.len() != pos {
-            return Err(TreeKemError::WrongCiphertextCount);
-        }
         let ct = upn.encrypted_path_secret.iter().nth(pos_in_res).ok_or(TreeKemError::WrongCiphertextCount)?;
         let sk = private.key(holder).ok_or(TreeKemError::NoDecryptionKey)?.clone();
         let kem_output = KemOutput::from_slice(ct.kem_output).map_err(|_| TreeKemError::DecryptionFailed)?;
@@ -487,9 +544,10 @@ impl TreeSlices<'_> {
 /// encoded HPKECiphertext over it.
 fn seal_job(suite: CipherSuite, info_hash: &Secret, chunk: &mut [u8]) -> Result<(), CryptoError> {
     let nh = suite.hash_len();
-    let pk = HpkePublicKey::from_slice(chunk.get(..KEM_PUBLIC_LEN).ok_or(CryptoError::InvalidLength)?)?;
-    let ikm = Secret::from_slice(chunk.get(KEM_PUBLIC_LEN..KEM_PUBLIC_LEN + 32).ok_or(CryptoError::InvalidLength)?)?;
-    let pt_start = KEM_PUBLIC_LEN + 32;
+    let npk = suite.kem().public_len();
+    let pk = HpkePublicKey::from_slice(chunk.get(..npk).ok_or(CryptoError::InvalidLength)?)?;
+    let ikm = Secret::from_slice(chunk.get(npk..npk + nh).ok_or(CryptoError::InvalidLength)?)?;
+    let pt_start = npk + nh;
     let mut pt = Secret::from_slice(chunk.get(pt_start..pt_start + nh).ok_or(CryptoError::InvalidLength)?)?;
     let sealed = hpke::seal_base(suite, &pk, info_hash, &[], pt.as_mut_bytes(), ikm.as_bytes())?;
     // The inputs (ephemeral ikm, path secret) are overwritten or wiped.

@@ -16,6 +16,7 @@ use crate::codec::{Decode, Reader};
 /// Why a ratchet tree was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum TreeValidationError {
     /// A structural problem (see [`TreeError`]).
     Tree(TreeError),
@@ -34,8 +35,37 @@ pub enum TreeValidationError {
     DuplicateEncryptionKey,
     /// Two leaves share a signature key.
     DuplicateSignatureKey,
-    /// The scratch space is smaller than the tree.
-    ScratchTooSmall,
+    /// The scratch space is smaller than the tree: `needed` entries (one
+    /// per leaf) are needed.
+    ScratchTooSmall {
+        /// Entries each scratch slice needs.
+        needed: usize,
+    },
+}
+
+impl core::fmt::Display for TreeValidationError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Tree(e) => write!(f, "ratchet tree: {e}"),
+            Self::TreeHashMismatch => f.write_str("tree hash differs from the GroupInfo's"),
+            Self::InvalidLeafSignature(l) => write!(f, "signature of leaf {} does not verify", l.0),
+            Self::CredentialRejected(l) => write!(f, "credential of leaf {} rejected by the identity provider", l.0),
+            Self::UnsupportedCapabilities(l) => write!(f, "leaf {} lacks a capability the group requires", l.0),
+            Self::ParentHashInvalid(n) => write!(f, "parent node {} is not parent-hash valid", n.0),
+            Self::DuplicateEncryptionKey => f.write_str("two nodes share an encryption key"),
+            Self::DuplicateSignatureKey => f.write_str("two leaves share a signature key"),
+            Self::ScratchTooSmall { needed } => write!(f, "validation scratch too small: {needed} entries needed"),
+        }
+    }
+}
+
+impl core::error::Error for TreeValidationError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Tree(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<TreeError> for TreeValidationError {
@@ -188,9 +218,9 @@ impl TreeSlices<'_> {
 
     /// Every node's encryption key and every leaf's signature key is unique.
     fn check_unique_keys(&self, a: &mut [u32], b: &mut [u32]) -> Result<(), TreeValidationError> {
-        let n = usize::try_from(self.n_leaves()).map_err(|_| TreeValidationError::ScratchTooSmall)?;
-        let a = a.get_mut(..n).ok_or(TreeValidationError::ScratchTooSmall)?;
-        let b = b.get_mut(..n).ok_or(TreeValidationError::ScratchTooSmall)?;
+        let n = usize::try_from(self.n_leaves()).map_err(|_| TreeValidationError::ScratchTooSmall { needed: usize::MAX })?;
+        let a = a.get_mut(..n).ok_or(TreeValidationError::ScratchTooSmall { needed: n })?;
+        let b = b.get_mut(..n).ok_or(TreeValidationError::ScratchTooSmall { needed: n })?;
         let mut na = 0usize;
         for i in 0..self.n_leaves() {
             if !self.is_blank(NodeIndex(i.saturating_mul(2)))

@@ -1,4 +1,4 @@
-//! Group operations that persist before they emit (DESIGN.md decision 9).
+//! Group operations that persist before they emit (docs/architecture.md, decision 9).
 //!
 //! Each `*_durable` method runs the in-memory operation, then saves what it
 //! changed with one commit point, and only then returns its output. If the
@@ -10,6 +10,7 @@
 use super::records::{self, BlobWriter, for_each_item, verify};
 use super::snapshot::RestoreChecks;
 use super::{Head, MAX_RECORD_LEN, Part, Parts, Storage, StorageError, StoreError, key_package_key};
+use crate::codec::CodecError;
 use crate::crypto::HashValue;
 use crate::crypto::hpke::HpkePrivateKey;
 use crate::crypto::signature::SignaturePrivateKey;
@@ -19,6 +20,7 @@ use crate::group::{
     ReceiveError, Received,
 };
 use crate::key_package::KeyPackagePrivateKeys;
+use crate::messages::authenticated_content::ProtectionError;
 use crate::psk::PskStore;
 use rand_core::CryptoRng;
 
@@ -28,12 +30,31 @@ pub const MAX_KEY_PACKAGES: u16 = 16;
 /// An operation's own error, or the store's.
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DurableError<E> {
     /// The operation failed; nothing was saved and the group is as before.
     Op(E),
     /// The operation succeeded in memory but its result was not saved, so
     /// nothing was returned.
     Store(StoreError),
+}
+
+impl<E: core::fmt::Display> core::fmt::Display for DurableError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Op(e) => write!(f, "{e}"),
+            Self::Store(e) => write!(f, "operation done in memory but not saved (nothing returned): {e}"),
+        }
+    }
+}
+
+impl<E: core::error::Error + 'static> core::error::Error for DurableError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Op(e) => Some(e),
+            Self::Store(e) => Some(e),
+        }
+    }
 }
 
 impl<E> From<StoreError> for DurableError<E> {
@@ -183,7 +204,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             out.fill(0);
             return Err(e.into());
         }
-        out.get(..len).ok_or(DurableError::Store(StoreError::TooLarge))
+        // `len` bytes of `out` were just written: this cannot fail.
+        out.get(..len).ok_or(DurableError::Op(ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: len })))
     }
 
     /// [`Group::process_message`], saving what it consumed before anything
@@ -224,11 +246,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             Ok((sender, (d, dl, a, al))) => {
                 let message: &'m [u8] = message;
                 let slice = |at: usize, len: usize| at.checked_add(len).and_then(|end| message.get(at..end));
-                let corrupt = DurableError::Store(StoreError::TooLarge);
+                // The spans were taken from `message`: this cannot fail.
+                let outside = DurableError::Op(ReceiveError::Protection(ProtectionError::Malformed(CodecError::Truncated)));
                 Ok(Received::Application {
                     sender,
-                    data: slice(d, dl).ok_or(corrupt)?,
-                    authenticated_data: slice(a, al).ok_or(corrupt)?,
+                    data: slice(d, dl).ok_or(outside)?,
+                    authenticated_data: slice(a, al).ok_or(outside)?,
                 })
             }
         }
@@ -310,12 +333,19 @@ fn key_package_ref(key_package: &[u8]) -> Result<HashValue, JoinError> {
     Ok(kp.reference(suite)?)
 }
 
-const KP_RECORD_LEN: usize = 1 + 32 + 32 + 32 + 32;
+/// `suite || reference<V> || init_key<V> || encryption_key<V> || signer<V>`
+/// (private keys of the suite's lengths; each length prefix at most 2 bytes).
+const KP_RECORD_LEN: usize = 2
+    + 4 * 2
+    + crate::crypto::MAX_HASH_LEN
+    + 2 * crate::crypto::hpke::KEM_PRIVATE_LEN
+    + crate::crypto::signature::SIGNATURE_PRIVATE_LEN;
 
-/// Keeps the private keys of a KeyPackage (and the signature key it was
-/// signed with) until a Welcome consumes it.
+/// Keeps the private keys of a KeyPackage of `suite` (and the signature key
+/// it was signed with) until a Welcome consumes it.
 pub fn store_key_package<S: Storage>(
     storage: &mut S,
+    suite: crate::crypto::CipherSuite,
     reference: &HashValue,
     keys: &KeyPackagePrivateKeys,
     signer: &SignaturePrivateKey,
@@ -335,15 +365,13 @@ pub fn store_key_package<S: Storage>(
     let n = free.ok_or(StoreError::Storage(StorageError::Full))?;
     let mut record = [0u8; KP_RECORD_LEN];
     let mut w = crate::codec::Writer::new(&mut record);
-    let r = reference.as_bytes();
-    w.write_u8(u8::try_from(r.len()).map_err(|_| StoreError::TooLarge)?)?;
-    let mut padded = [0u8; 32];
-    padded.get_mut(..r.len()).ok_or(StoreError::TooLarge)?.copy_from_slice(r);
-    w.write_bytes(&padded)?;
-    w.write_bytes(keys.init_key.as_bytes())?;
-    w.write_bytes(keys.encryption_key.as_bytes())?;
-    w.write_bytes(signer.as_bytes())?;
-    let result = storage.write(key_package_key(n), &record);
+    w.write_u16(suite.to_u16())?;
+    w.write_opaque(reference.as_bytes())?;
+    w.write_opaque(keys.init_key.as_bytes())?;
+    w.write_opaque(keys.encryption_key.as_bytes())?;
+    w.write_opaque(signer.as_bytes())?;
+    let len = w.len();
+    let result = storage.write(key_package_key(n), record.get(..len).ok_or(StoreError::BufferTooSmall { needed: len })?);
     zeroize::Zeroize::zeroize(&mut record);
     result?;
     storage.committed()?;
@@ -357,13 +385,12 @@ fn read_kp<S: Storage>(
 ) -> Result<Option<(HashValue, KeyPackagePrivateKeys, SignaturePrivateKey)>, StoreError> {
     let Some(bytes) = storage.read(key_package_key(n), buf)? else { return Ok(None) };
     let mut r = crate::codec::Reader::new(bytes);
-    let len = usize::from(r.read_u8()?);
-    let padded = r.read_bytes(32)?;
-    let reference = HashValue::from_slice(padded.get(..len).ok_or(StoreError::Corrupt)?).map_err(|_| StoreError::Corrupt)?;
+    let suite = crate::crypto::CipherSuite::from_u16(r.read_u16()?).ok_or(StoreError::Corrupt)?;
+    let reference = HashValue::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
     let bad = |_| StoreError::Corrupt;
-    let init_key = HpkePrivateKey::from_slice(r.read_bytes(32)?).map_err(bad)?;
-    let encryption_key = HpkePrivateKey::from_slice(r.read_bytes(32)?).map_err(bad)?;
-    let signer = SignaturePrivateKey::from_slice(r.read_bytes(32)?).map_err(bad)?;
+    let init_key = HpkePrivateKey::from_slice(suite, r.read_opaque()?).map_err(bad)?;
+    let encryption_key = HpkePrivateKey::from_slice(suite, r.read_opaque()?).map_err(bad)?;
+    let signer = SignaturePrivateKey::from_slice(suite, r.read_opaque()?).map_err(bad)?;
     r.finish()?;
     let result = Some((reference, KeyPackagePrivateKeys { init_key, encryption_key }, signer));
     buf.fill(0);
@@ -390,7 +417,7 @@ pub fn load_key_package<S: Storage>(
 pub fn remove_key_package<S: Storage>(storage: &mut S, reference: &HashValue, buf: &mut [u8]) -> Result<(), StoreError> {
     let buf: &mut RecordBuffer = match buf.get_mut(..MAX_RECORD_LEN).and_then(|b| b.try_into().ok()) {
         Some(b) => b,
-        None => return Err(StoreError::TooLarge),
+        None => return Err(StoreError::BufferTooSmall { needed: MAX_RECORD_LEN }),
     };
     for n in 0..MAX_KEY_PACKAGES {
         if let Some((r, _, _)) = read_kp(storage, n, buf)?

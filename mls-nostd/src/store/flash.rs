@@ -13,7 +13,8 @@
 //! gone after at most `scrub_every` further commit points
 //! ([`Storage::committed`], one per save), or at the next start-up.
 //!
-//! Mitigations for `sequential-storage` issue #136 (DESIGN.md): the flash is
+//! Mitigations for `sequential-storage` issue #136 (docs/architecture.md,
+//! "Flash persistence"): the flash is
 //! presented to it with a write size of at least 4 bytes, and every store is
 //! read back (uncached) and compared.
 
@@ -101,6 +102,7 @@ impl<F: MultiwriteNorFlash> embedded_storage_async::nor_flash::MultiwriteNorFlas
 /// Why opening a flash store failed.
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FlashConfigError {
     /// A region is not page-aligned, has fewer than 2 pages, or the regions overlap.
     BadRegions,
@@ -112,6 +114,26 @@ pub enum FlashConfigError {
     /// Neither region holds a store and at least one could not be read:
     /// nothing is erased; [`FlashStorage::format`] starts over if intended.
     Unreadable,
+}
+
+impl core::fmt::Display for FlashConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadRegions => f.write_str("flash regions not page-aligned, under 2 pages, or overlapping"),
+            Self::UnsupportedWriteSize => f.write_str("flash write size unsupported (must divide 4 bytes)"),
+            Self::Storage(e) => write!(f, "flash failed while opening: {e}"),
+            Self::Unreadable => f.write_str("no store found and a region is unreadable (nothing erased)"),
+        }
+    }
+}
+
+impl core::error::Error for FlashConfigError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Storage(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Records in two regions of a NOR flash; see the module docs.

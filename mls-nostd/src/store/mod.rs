@@ -1,4 +1,4 @@
-//! Persistent state that survives power cuts (DESIGN.md decision 9).
+//! Persistent state that survives power cuts (docs/architecture.md, decision 9).
 //!
 //! The caller injects a [`Storage`]: a key-value map of small records whose
 //! single-record writes are atomic (a CRC-checked flash item, a file renamed
@@ -36,6 +36,7 @@ pub mod durable;
 pub mod flash;
 pub mod psks;
 mod ram;
+mod ratchets;
 mod records;
 mod snapshot;
 
@@ -43,6 +44,7 @@ pub use ram::RamStorage;
 pub use records::{Head, MAX_RECORD_LEN, PartInfo};
 pub(crate) use records::ItemSink;
 
+use crate::capacity::Capacity;
 use crate::codec::CodecError;
 
 /// A record's key. Layout: `kind (8) | slot (8) | part and bank (8) | index (8)`.
@@ -51,6 +53,7 @@ pub type RecordKey = u32;
 /// Why a [`Storage`] operation failed.
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StorageError {
     /// No room left for the record.
     Full,
@@ -73,9 +76,15 @@ pub trait Storage {
     fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError>;
     /// Removes the record `key` (absent keys are fine).
     fn remove(&mut self, key: RecordKey) -> Result<(), StorageError>;
-    /// Called after each commit point. Backends that keep removed bytes
-    /// readable (flash) erase them here, at least every so many calls (their
-    /// documented bound).
+    /// Called after each commit point: once at the end of every save (after
+    /// the head and the removal of the old banks) and of every KeyPackage or
+    /// PSK change. Backends that keep removed bytes readable (flash) erase
+    /// them here, at least every so many calls (their documented bound).
+    /// Transactional backends (`platform_std::SqliteStorage`) commit here
+    /// every write and removal made since the previous call, as one
+    /// transaction: a whole save then becomes atomic, which is why every
+    /// operation that writes must end with this call (a save that fails
+    /// before it leaves a prefix of its writes, which [`recover`] handles).
     fn committed(&mut self) -> Result<(), StorageError> {
         Ok(())
     }
@@ -84,6 +93,7 @@ pub trait Storage {
 /// Why saving or loading state failed.
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The backend failed.
     Storage(StorageError),
@@ -97,9 +107,17 @@ pub enum StoreError {
     /// A record decoded but is invalid for this group type (e.g. more leaves
     /// than its capacity, an unknown cipher suite).
     Invalid(CodecError),
-    /// An item is larger than [`MAX_RECORD_LEN`], or the group's state needs
-    /// more records than a part may have.
-    TooLarge,
+    /// A capacity was exceeded: an item larger than [`MAX_RECORD_LEN`]
+    /// ([`Capacity::RecordLen`]), a part needing more records than it may
+    /// have ([`Capacity::Records`]), an external PSK too long, more stored
+    /// items than the group keeps.
+    CapacityExceeded(Capacity),
+    /// The caller's buffer is too small: `needed` bytes are needed (a
+    /// [`RecordBuffer`](durable::RecordBuffer) of [`MAX_RECORD_LEN`]).
+    BufferTooSmall {
+        /// Bytes the buffer needs.
+        needed: usize,
+    },
 }
 
 impl From<StorageError> for StoreError {
@@ -117,15 +135,40 @@ impl From<CodecError> for StoreError {
 impl core::fmt::Display for StoreError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::Storage(e) => write!(f, "storage failed: {e:?}"),
+            Self::Storage(e) => write!(f, "storage failed: {e}"),
             Self::NotFound => f.write_str("no state stored in this slot"),
             Self::WrongVersion(v) => write!(f, "stored state has unknown format version {v}"),
             Self::Corrupt => f.write_str("stored state is corrupted (hash mismatch)"),
-            Self::Invalid(e) => write!(f, "stored state is invalid: {e:?}"),
-            Self::TooLarge => f.write_str("state too large for the record format"),
+            Self::Invalid(e) => write!(f, "stored state is invalid: {e}"),
+            Self::CapacityExceeded(c) => write!(f, "state does not fit the store: {c} exceeded"),
+            Self::BufferTooSmall { needed } => write!(f, "record buffer too small: {needed} bytes needed"),
         }
     }
 }
+
+impl core::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Storage(e) => Some(e),
+            Self::Invalid(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl core::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Full => "no room left for the record",
+            Self::TooLarge => "record longer than the backend accepts",
+            Self::Io => "the medium failed (read, write or erase)",
+            Self::Corrupted => "the backend's structures are damaged",
+            Self::ReadBack => "a written record did not read back",
+        })
+    }
+}
+
+impl core::error::Error for StorageError {}
 
 /// The parts of a group's state, each stored as its own blob.
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

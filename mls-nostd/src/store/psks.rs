@@ -2,6 +2,7 @@
 //! read back into a [`PskStore`] the group operations take.
 
 use super::{KIND_PSK, RecordKey, Storage, StorageError, StoreError};
+use crate::capacity::Capacity;
 use crate::codec::{OwnedBytes, Reader, Writer};
 use crate::crypto::Secret;
 use crate::psk::PskStore;
@@ -30,7 +31,7 @@ fn read_entry<S: Storage>(storage: &mut S, n: u8) -> Result<Option<(OwnedBytes<M
 /// Stores (or replaces) the external PSK `id`.
 pub fn store_external_psk<S: Storage>(storage: &mut S, id: &[u8], secret: &[u8]) -> Result<(), StoreError> {
     if id.len() > MAX_PSK_ID_LEN || secret.len() > 64 {
-        return Err(StoreError::TooLarge);
+        return Err(StoreError::CapacityExceeded(Capacity::PskLen));
     }
     let mut slot = None;
     for n in 0..MAX_EXTERNAL_PSKS {
@@ -78,7 +79,7 @@ impl<const M: usize> ExternalPsks<M> {
         let mut entries = heapless::Vec::new();
         for n in 0..MAX_EXTERNAL_PSKS {
             if let Some(e) = read_entry(storage, n)? {
-                entries.push(e).map_err(|_| StoreError::TooLarge)?;
+                entries.push(e).map_err(|_| StoreError::CapacityExceeded(Capacity::ExternalPsks))?;
             }
         }
         Ok(Self { entries })

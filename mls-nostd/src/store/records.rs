@@ -7,8 +7,9 @@
 //! SHA-256 over its records, and a SHA-256 of itself.
 
 use super::{Part, RecordKey, Storage, StorageError, StoreError, blob_key, head_key};
+use crate::capacity::Capacity;
 use crate::codec::{CodecError, Reader, Writer};
-use crate::crypto::{CipherSuite, HashValue, Hasher};
+use crate::crypto::{HashValue, Hasher};
 
 /// Longest record this format writes (an item at most this minus 2 bytes).
 /// Fits one item of `sequential-storage` on 4 KiB flash pages.
@@ -19,7 +20,6 @@ const HEAD_MAGIC: [u8; 4] = *b"MLSh";
 pub(crate) const FORMAT_VERSION: u8 = 1;
 // Integrity of records (against corruption, not an attacker who can write
 // flash): SHA-256, whatever the group's suite.
-const INTEGRITY: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
 const HASH_LEN: usize = 32;
 
 /// Where one part's blob is.
@@ -98,7 +98,7 @@ impl Head {
         }
         w.write_u8(self.consumed.map_or(0, |r| r.as_bytes().len() as u8))?;
         w.write_bytes(&consumed)?;
-        let digest = INTEGRITY.hash(&[w.written()]);
+        let digest = crate::crypto::sha256(&[w.written()]);
         w.write_bytes(digest.as_bytes())?;
         Ok(())
     }
@@ -108,7 +108,7 @@ impl Head {
             return Err(StoreError::Corrupt);
         }
         let (body, digest) = bytes.split_at(HEAD_LEN - HASH_LEN);
-        if !INTEGRITY.hash(&[body]).ct_eq_bytes(digest) {
+        if !crate::crypto::sha256(&[body]).ct_eq_bytes(digest) {
             return Err(StoreError::Corrupt);
         }
         let mut r = Reader::new(body);
@@ -183,20 +183,20 @@ impl<'a, S: Storage> BlobWriter<'a, S> {
     /// `buf` must hold [`MAX_RECORD_LEN`] bytes.
     pub(crate) fn new(storage: &'a mut S, slot: u8, part: Part, bank: u8, buf: &'a mut [u8]) -> Result<Self, StoreError> {
         if buf.len() < MAX_RECORD_LEN {
-            return Err(StoreError::TooLarge);
+            return Err(StoreError::BufferTooSmall { needed: MAX_RECORD_LEN });
         }
         clear_bank(storage, slot, part, bank, buf)?;
-        Ok(Self { storage, slot, part, bank, buf, used: 0, records: 0, bytes: 0, hasher: INTEGRITY.hasher() })
+        Ok(Self { storage, slot, part, bank, buf, used: 0, records: 0, bytes: 0, hasher: Hasher::sha256() })
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
         if self.used == 0 {
             return Ok(());
         }
-        let record = self.buf.get(..self.used).ok_or(StoreError::TooLarge)?;
+        let record = self.buf.get(..self.used).ok_or(StoreError::BufferTooSmall { needed: self.used })?;
         self.storage.write(blob_key(self.slot, self.part, self.bank, self.records), record)?;
         self.hasher.update(record);
-        self.records = self.records.checked_add(1).ok_or(StoreError::TooLarge)?;
+        self.records = self.records.checked_add(1).ok_or(StoreError::CapacityExceeded(Capacity::Records))?;
         self.bytes = self.bytes.saturating_add(self.used as u32);
         self.used = 0;
         Ok(())
@@ -217,17 +217,18 @@ impl<S: Storage> ItemSink for BlobWriter<'_, S> {
         let mut counter = Writer::counter();
         f(&mut counter)?;
         let len = counter.len();
-        let framed = len.checked_add(2).filter(|n| *n <= MAX_RECORD_LEN).ok_or(StoreError::TooLarge)?;
+        let too_large = StoreError::CapacityExceeded(Capacity::RecordLen);
+        let framed = len.checked_add(2).filter(|n| *n <= MAX_RECORD_LEN).ok_or(too_large)?;
         if self.used.saturating_add(framed) > MAX_RECORD_LEN {
             self.flush()?;
         }
-        let end = self.used.checked_add(framed).ok_or(StoreError::TooLarge)?;
-        let out = self.buf.get_mut(self.used..end).ok_or(StoreError::TooLarge)?;
+        let end = self.used.checked_add(framed).ok_or(too_large)?;
+        let out = self.buf.get_mut(self.used..end).ok_or(too_large)?;
         let mut w = Writer::new(out);
-        w.write_u16(u16::try_from(len).map_err(|_| StoreError::TooLarge)?)?;
+        w.write_u16(u16::try_from(len).map_err(|_| too_large)?)?;
         f(&mut w)?;
         if w.len() != framed {
-            return Err(StoreError::TooLarge);
+            return Err(too_large);
         }
         self.used = end;
         Ok(())
@@ -237,7 +238,7 @@ impl<S: Storage> ItemSink for BlobWriter<'_, S> {
 /// Checks that the records of a part match the head (count, bytes, hash)
 /// before anything is decoded.
 pub(crate) fn verify<S: Storage>(storage: &mut S, slot: u8, part: Part, info: &PartInfo, buf: &mut [u8]) -> Result<(), StoreError> {
-    let mut hasher = INTEGRITY.hasher();
+    let mut hasher = Hasher::sha256();
     let mut bytes = 0u32;
     for i in 0..info.records {
         let record = storage.read(blob_key(slot, part, info.bank, i), buf)?.ok_or(StoreError::Corrupt)?;

@@ -5,6 +5,7 @@
 //! function, given again at load). Hash caches are recomputed.
 
 use super::{ItemSink, Part, StoreError};
+use crate::capacity::Capacity;
 use crate::codec::{CodecError, OwnedBytes, Reader, Writer};
 use crate::crypto::hpke::HpkePrivateKey;
 use crate::crypto::signature::SignaturePrivateKey;
@@ -48,8 +49,8 @@ fn read_hash(r: &mut Reader<'_>) -> Result<HashValue, CodecError> {
     HashValue::from_slice(r.read_opaque()?).map_err(|_| CodecError::InvalidValue)
 }
 
-fn read_hpke_key(r: &mut Reader<'_>) -> Result<HpkePrivateKey, CodecError> {
-    HpkePrivateKey::from_slice(r.read_opaque()?).map_err(|_| CodecError::InvalidValue)
+fn read_hpke_key(r: &mut Reader<'_>, suite: CipherSuite) -> Result<HpkePrivateKey, CodecError> {
+    HpkePrivateKey::from_slice(suite, r.read_opaque()?).map_err(|_| CodecError::InvalidValue)
 }
 
 /// The secrets of §8 table 4; `encryption_secret` only for a staged epoch,
@@ -133,7 +134,7 @@ fn write_private(w: &mut Writer<'_>, p: &TreeKemPrivate) -> Result<(), CodecErro
     w.write_u32(p.leaf.0)?;
     w.write_opaque(p.leaf_key.as_bytes())?;
     let count = p.path_keys().count();
-    w.write_u8(u8::try_from(count).map_err(|_| CodecError::CapacityExceeded)?)?;
+    w.write_u8(u8::try_from(count).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(255)))?)?;
     for (node, key) in p.path_keys() {
         w.write_u32(node.0)?;
         w.write_opaque(key.as_bytes())?;
@@ -141,14 +142,14 @@ fn write_private(w: &mut Writer<'_>, p: &TreeKemPrivate) -> Result<(), CodecErro
     Ok(())
 }
 
-fn read_private(r: &mut Reader<'_>) -> Result<TreeKemPrivate, CodecError> {
-    let mut p = TreeKemPrivate::new(LeafIndex(r.read_u32()?), read_hpke_key(r)?);
+fn read_private(r: &mut Reader<'_>, suite: CipherSuite) -> Result<TreeKemPrivate, CodecError> {
+    let mut p = TreeKemPrivate::new(LeafIndex(r.read_u32()?), read_hpke_key(r, suite)?);
     for _ in 0..r.read_u8()? {
         let node = NodeIndex(r.read_u32()?);
         if node.leaf().is_some() {
             return Err(CodecError::InvalidValue);
         }
-        p.set_key(node, read_hpke_key(r)?);
+        p.set_key(node, read_hpke_key(r, suite)?);
     }
     Ok(p)
 }
@@ -166,8 +167,9 @@ fn write_state(w: &mut Writer<'_>, s: &EpochState, with_encryption: bool) -> Res
 }
 
 fn read_state(r: &mut Reader<'_>) -> Result<EpochState, CodecError> {
+    let suite = CipherSuite::from_u16(r.read_u16()?).ok_or(CodecError::InvalidValue)?;
     Ok(EpochState {
-        suite: CipherSuite::from_u16(r.read_u16()?).ok_or(CodecError::InvalidValue)?,
+        suite,
         group_id: OwnedBytes::from_slice(r.read_opaque()?)?,
         epoch: r.read_u64()?,
         confirmed_transcript_hash: read_hash(r)?,
@@ -177,7 +179,7 @@ fn read_state(r: &mut Reader<'_>) -> Result<EpochState, CodecError> {
         tree_hash: HashValue::EMPTY,
         extensions: OwnedBytes::EMPTY,
         secrets: read_secrets(r)?,
-        private: read_private(r)?,
+        private: read_private(r, suite)?,
     })
 }
 
@@ -423,7 +425,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.staged_reinit = None;
         self.staged_info = crate::group::StagedInfo::EMPTY;
         self.pending_update_key = None;
-        self.tree.slices().clear(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
+        self.tree.slices().clear(CipherSuite::PLACEHOLDER);
         self.secret_tree.clear();
         self.prev_secret_tree.clear();
         self.prev = None;
@@ -446,7 +448,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         match (part, tag) {
             (Part::Epoch, T_HEADER) => {
                 let state = read_state(&mut r)?;
-                let signer = SignaturePrivateKey::from_slice(r.read_opaque()?).map_err(|_| bad)?;
+                let signer = SignaturePrivateKey::from_slice(state.suite, r.read_opaque()?).map_err(|_| bad)?;
                 let removed = r.read_u8()? != 0;
                 let max_forward_distance = r.read_u32()?;
                 let max_lifetime = r.read_u64()?;
@@ -483,15 +485,21 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 let psk = read_secret(&mut r)?;
                 r.finish()?;
                 // Kept newest last: fill from the front, shift at the end.
-                let slot = self.resumption_psks.iter_mut().find(|s| s.is_none()).ok_or(StoreError::TooLarge)?;
+                let slot = self
+                    .resumption_psks
+                    .iter_mut()
+                    .find(|s| s.is_none())
+                    .ok_or(StoreError::CapacityExceeded(Capacity::ResumptionPsks))?;
                 *slot = Some((epoch, psk));
             }
             (Part::Epoch, T_NODE) => restore_node(&mut self.tree.slices(), &mut r)?,
             (Part::Proposals, T_UPDATE_KEY) => {
-                self.pending_update_key = Some(HpkePrivateKey::from_slice(r.remaining()).map_err(|_| bad)?);
+                self.pending_update_key = Some(HpkePrivateKey::from_slice(self.state.suite, r.remaining()).map_err(|_| bad)?);
             }
             (Part::Proposals, T_PROPOSALS) => {
-                self.proposals.append_raw(r.remaining()).map_err(|_| StoreError::TooLarge)?;
+                self.proposals
+                    .append_raw(r.remaining())
+                    .map_err(|_| StoreError::CapacityExceeded(Capacity::PendingProposalBytes))?;
             }
             (Part::Staged, T_STAGED_REMOVED) => {
                 self.begin_restoring_stage(checks)?;
@@ -550,7 +558,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     fn set_tree_size(&mut self, suite: CipherSuite, n_leaves: u32) -> Result<(), StoreError> {
         let mut t = self.tree.slices();
         if n_leaves == 0 || !n_leaves.is_power_of_two() || usize::try_from(n_leaves).map_or(true, |n| n > t.leaves.len()) {
-            return Err(StoreError::Invalid(CodecError::CapacityExceeded));
+            return Err(StoreError::Invalid(CodecError::CapacityExceeded(Capacity::Leaves)));
         }
         t.clear(suite);
         t.meta.n_leaves = n_leaves;

@@ -25,3 +25,18 @@ impl rand_core::TryRng for TestRng {
 }
 
 impl rand_core::TryCryptoRng for TestRng {}
+
+/// A signature key of `suite`'s scheme made of the byte `fill` (`[fill; 32]`
+/// for Ed25519 as before; ECDSA scalars get a zero first byte, below the order).
+#[allow(dead_code)]
+pub fn signer(
+    suite: mls_nostd::crypto::CipherSuite,
+    fill: u8,
+) -> mls_nostd::crypto::signature::SignaturePrivateKey {
+    let scheme = suite.signature_scheme();
+    let mut bytes = vec![fill; scheme.private_len()];
+    if scheme.is_ecdsa() {
+        bytes[0] = 0;
+    }
+    mls_nostd::crypto::signature::SignaturePrivateKey::from_slice(suite, &bytes).unwrap()
+}

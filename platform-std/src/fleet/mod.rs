@@ -17,8 +17,9 @@
 //! the same clock).
 //!
 //! Persistence ([`persist`]): every member keeps its state in its own
-//! directory of the state directory (`--state-dir`, by default a fresh
-//! temporary one), as a [`crate::FileStorage`], and uses the core's durable
+//! namespace of one SQLite database in the state directory (`--state-dir`,
+//! by default a fresh temporary one), a [`crate::SqliteStorage`] (each save
+//! one transaction), and uses the core's durable
 //! operations: a device's application message, Commit, and its processing of
 //! others' messages return only once the state behind them is stored. After
 //! each round the members are checkpointed and the fleet's progress (seed,
@@ -65,11 +66,10 @@ pub struct Config {
     /// Where members are saved (see [`persist`]); `None`: a fresh
     /// temporary directory.
     pub state_dir: Option<PathBuf>,
-    /// Flush every record write of the members to the disk (`fsync`), so
-    /// that their state survives a power cut of the machine. Without it a
-    /// write survives a crash of the process (it is still a rename), and the
-    /// run is much faster: 65 members on one disk do thousands of writes per
-    /// round.
+    /// Flush every save of the members to the disk (`fsync` of SQLite's
+    /// WAL at each commit, [`crate::Durability::PowerCut`]), so that their
+    /// state survives a power cut of the machine. Without it a save survives
+    /// a crash of the process ([`crate::Durability::ProcessCrash`]).
     pub fsync: bool,
 }
 

@@ -8,9 +8,12 @@
 //!   rename, `fsync` of the directory). It is the run's commit point: a
 //!   directory whose members are ahead of it (a run stopped mid-round) is
 //!   refused at resume.
-//! - `<member>/` (`gateway`, `device-000`, ...): one
-//!   [`FileStorage`] per member, records as files. The core's records (keys
-//!   with kind bytes 1 to 4, see `mls_nostd::store`): the group in slot
+//! - `fleet.sqlite` (with SQLite's `-wal` and `-shm` files while open, and
+//!   `fleet.sqlite-lock`): one [`SqliteDatabase`] for the whole fleet, a
+//!   [`SqliteStorage`] namespace per member (`gateway`, `device-000`, ...).
+//!   Each save of a member is one SQLite transaction; `--fsync` makes every
+//!   commit wait for the disk ([`Durability::PowerCut`]). The core's records
+//!   (keys with kind bytes 1 to 4, see `mls_nostd::store`): the group in slot
 //!   [`GROUP_SLOT`], the private keys of a published KeyPackage that waits
 //!   for its Welcome (`store::durable::store_key_package`, which keeps the
 //!   signature key too). The fleet's own records use kind bytes from `0x40`
@@ -32,7 +35,7 @@
 //! one line naming the member.
 
 use super::FleetGroup;
-use crate::{FileStorage, Flush};
+use crate::{Durability, Flush, SqliteDatabase, SqliteStorage};
 use mls_nostd::codec::Decode;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
@@ -50,11 +53,10 @@ pub const MEMBER_RECORD: RecordKey = 0x4000_0000;
 pub const PENDING_RECORD: RecordKey = 0x4100_0000;
 /// The progress file's name.
 pub const PROGRESS_FILE: &str = "fleet.json";
+/// The members' database file.
+pub const DATABASE_FILE: &str = "fleet.sqlite";
 /// Format of the fleet's own records and of the progress file.
 const FORMAT: u8 = 1;
-/// SHA-256, for the fleet's own records (both suites hash with it).
-const HASH_SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
-
 /// Why saving or loading failed (one line each).
 #[derive(Debug)]
 pub enum PersistError {
@@ -213,16 +215,16 @@ pub struct LoadedMember {
     pub pending: Option<(Vec<u8>, KeyPackagePrivateKeys)>,
 }
 
-/// One member's directory: a [`FileStorage`] and the member's name.
+/// One member's namespace of the fleet's database, and the member's name.
 #[derive(Debug)]
 pub struct MemberStore {
     name: String,
-    storage: FileStorage,
+    storage: SqliteStorage,
 }
 
 impl MemberStore {
     /// The member's storage, for the core's durable operations.
-    pub fn storage(&mut self) -> &mut FileStorage {
+    pub fn storage(&mut self) -> &mut SqliteStorage {
         &mut self.storage
     }
 
@@ -232,7 +234,12 @@ impl MemberStore {
 
     /// Bytes of all the member's records.
     pub fn bytes_used(&self) -> Result<u64, PersistError> {
-        self.storage.bytes_used().map_err(|error| PersistError::Io { path: self.storage.dir().to_path_buf(), error })
+        self.storage.bytes_used().map_err(StoreError::Storage).map_err(self.fail("measuring its records"))
+    }
+
+    /// Commits the fleet's own writes (the core commits its own saves).
+    fn commit(&mut self, what: &'static str) -> Result<(), PersistError> {
+        self.storage.committed().map_err(StoreError::Storage).map_err(self.fail(what))
     }
 
     /// Writes the member record (name and signature key).
@@ -241,11 +248,12 @@ impl MemberStore {
         record.push(u8::try_from(self.name.len()).unwrap_or(u8::MAX));
         record.extend_from_slice(self.name.as_bytes());
         record.extend_from_slice(signer.as_bytes());
-        let digest = HASH_SUITE.hash(&[&record]);
+        let digest = mls_nostd::crypto::sha256(&[&record]);
         record.extend_from_slice(digest.as_bytes());
         let result = self.storage.write(MEMBER_RECORD, &record);
         zeroize::Zeroize::zeroize(record.as_mut_slice());
-        result.map_err(StoreError::Storage).map_err(self.fail("saving its signature key"))
+        result.map_err(StoreError::Storage).map_err(self.fail("saving its signature key"))?;
+        self.commit("saving its signature key")
     }
 
     /// Keeps a published KeyPackage and its private keys (with the signature
@@ -259,23 +267,28 @@ impl MemberStore {
         buf: &mut RecordBuffer,
     ) -> Result<(), PersistError> {
         let invalid = |e| StoreError::Invalid(e);
-        let reference = KeyPackage::decode_exact(key_package)
+        let (suite, reference) = KeyPackage::decode_exact(key_package)
             .map_err(invalid)
             .and_then(|kp| {
                 let suite = CipherSuite::from_u16(kp.tbs.cipher_suite)
                     .ok_or(StoreError::Invalid(mls_nostd::codec::CodecError::InvalidValue))?;
-                kp.reference(suite).map_err(|_| StoreError::Invalid(mls_nostd::codec::CodecError::InvalidValue))
+                let reference = kp
+                    .reference(suite)
+                    .map_err(|_| StoreError::Invalid(mls_nostd::codec::CodecError::InvalidValue))?;
+                Ok((suite, reference))
             })
             .map_err(self.fail("saving a KeyPackage"))?;
-        store_key_package(&mut self.storage, &reference, keys, signer, buf).map_err(self.fail("saving KeyPackage keys"))?;
+        store_key_package(&mut self.storage, suite, &reference, keys, signer, buf).map_err(self.fail("saving KeyPackage keys"))?;
         let mut record = key_package.to_vec();
-        record.extend_from_slice(HASH_SUITE.hash(&[key_package]).as_bytes());
-        self.storage.write(PENDING_RECORD, &record).map_err(StoreError::Storage).map_err(self.fail("saving a KeyPackage"))
+        record.extend_from_slice(mls_nostd::crypto::sha256(&[key_package]).as_bytes());
+        self.storage.write(PENDING_RECORD, &record).map_err(StoreError::Storage).map_err(self.fail("saving a KeyPackage"))?;
+        self.commit("saving a KeyPackage")
     }
 
     /// Forgets the pending KeyPackage (its keys are the core's to remove).
     pub fn clear_pending(&mut self) -> Result<(), PersistError> {
-        self.storage.remove(PENDING_RECORD).map_err(StoreError::Storage).map_err(self.fail("removing a KeyPackage"))
+        self.storage.remove(PENDING_RECORD).map_err(StoreError::Storage).map_err(self.fail("removing a KeyPackage"))?;
+        self.commit("removing a KeyPackage")
     }
 
     /// Reads one of the fleet's records: its content without the trailing
@@ -286,7 +299,7 @@ impl MemberStore {
         let Some(bytes) = self.storage.read(key, buf).map_err(StoreError::Storage).map_err(&fail)? else { return Ok(None) };
         let split = bytes.len().checked_sub(32).ok_or(StoreError::Corrupt).map_err(&fail)?;
         let (content, digest) = bytes.split_at(split);
-        if HASH_SUITE.hash(&[content]).as_bytes() != digest {
+        if mls_nostd::crypto::sha256(&[content]).as_bytes() != digest {
             return Err(fail(StoreError::Corrupt));
         }
         let content = content.to_vec();
@@ -313,7 +326,7 @@ impl MemberStore {
         let name = self.name.as_bytes();
         let signer = match record.split_first() {
             Some((&FORMAT, rest)) if rest.first() == Some(&(name.len() as u8)) && rest.get(1..1 + name.len()) == Some(name) => {
-                rest.get(1 + name.len()..).and_then(|k| SignaturePrivateKey::from_slice(k).ok())
+                rest.get(1 + name.len()..).and_then(|k| SignaturePrivateKey::from_slice(group.state().suite, k).ok())
             }
             Some((&FORMAT, _)) => None,
             Some((&v, _)) => return Err(self.fail("loading its signature key")(StoreError::WrongVersion(v))),
@@ -347,6 +360,9 @@ pub struct StateDir {
     /// A fresh temporary directory made for this run.
     temporary: bool,
     flush: Flush,
+    /// The members' database, opened with the first member (after
+    /// [`StateDir::saved_progress`] has looked at the directory).
+    db: std::cell::OnceCell<SqliteDatabase>,
 }
 
 impl StateDir {
@@ -365,7 +381,7 @@ impl StateDir {
             };
             let root = base.join(format!("mls-fleet-{}-{tag:08x}", std::process::id()));
             match std::fs::create_dir(&root) {
-                Ok(()) => return Ok(Self { root, temporary: true, flush }),
+                Ok(()) => return Ok(Self { root, temporary: true, flush, db: Default::default() }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(PersistError::Unusable { path: root, reason: format!("cannot create it: {e}") }),
             }
@@ -387,7 +403,7 @@ impl StateDir {
             Err(e) => return Err(unusable(e.to_string())),
         }
         std::fs::read_dir(dir).map_err(|e| unusable(format!("cannot read it: {e}")))?;
-        Ok(Self { root: dir.to_path_buf(), temporary: false, flush })
+        Ok(Self { root: dir.to_path_buf(), temporary: false, flush, db: Default::default() })
     }
 
     /// The directory.
@@ -423,10 +439,29 @@ impl StateDir {
         }
     }
 
-    /// The store of member `name` (`<state-dir>/<name>/`, created if missing).
+    /// The members' database (`<state-dir>/fleet.sqlite`, created if
+    /// missing).
+    pub fn database(&self) -> Result<&SqliteDatabase, PersistError> {
+        if self.db.get().is_none() {
+            let path = self.root.join(DATABASE_FILE);
+            let durability = match self.flush {
+                Flush::PowerCut => Durability::PowerCut,
+                Flush::ProcessCrash => Durability::ProcessCrash,
+            };
+            let db = SqliteDatabase::open(&path, durability)
+                .map_err(|e| PersistError::Unusable { path: self.root.clone(), reason: e.to_string() })?;
+            let _ = self.db.set(db);
+        }
+        self.db.get().ok_or_else(|| PersistError::Unusable { path: self.root.clone(), reason: "database not open".into() })
+    }
+
+    /// The store of member `name` (its namespace of the database, created if
+    /// missing).
     pub fn member(&self, name: &str) -> Result<MemberStore, PersistError> {
-        let dir = self.root.join(name);
-        let storage = FileStorage::open_with(&dir, self.flush).map_err(|error| PersistError::Io { path: dir, error })?;
+        let storage = self
+            .database()?
+            .storage(name)
+            .map_err(|e| PersistError::Unusable { path: self.root.clone(), reason: e.to_string() })?;
         Ok(MemberStore { name: name.to_string(), storage })
     }
 
@@ -522,16 +557,23 @@ mod tests {
         let _ = std::fs::remove_dir_all(&base);
         let d = StateDir::open(&base, Flush::ProcessCrash).expect("created");
         let mut m = d.member("device-001").expect("member");
-        let signer = SignaturePrivateKey::from_slice(&[7u8; 32]).expect("key");
+        // One opener per member.
+        let e = d.member("device-001").expect_err("in use");
+        assert!(e.to_string().contains("in use"), "{e}");
+        let signer = SignaturePrivateKey::from_slice(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, &[7u8; 32]).expect("key");
         m.save_signer(&signer).expect("saved");
         let mut buf = Box::new([0u8; mls_nostd::store::MAX_RECORD_LEN]);
         let record = m.read_own(MEMBER_RECORD, &mut buf, "test").expect("read").expect("present");
         assert!(record.ends_with(signer.as_bytes()));
-        // A flipped byte is a corrupt record.
-        let path = base.join("device-001").join(format!("{MEMBER_RECORD:08x}.rec"));
-        let mut bytes = std::fs::read(&path).expect("file");
-        bytes[3] ^= 1;
-        std::fs::write(&path, &bytes).expect("write");
+        // A flipped byte is a corrupt record (changed behind the store's back).
+        let conn = rusqlite::Connection::open(base.join(DATABASE_FILE)).expect("db");
+        let id: i64 = conn
+            .query_row("SELECT id FROM namespace WHERE name = 'device-001'", [], |r| r.get(0))
+            .expect("namespace");
+        let row = id << 32 | i64::from(MEMBER_RECORD);
+        let mut cell: Vec<u8> = conn.query_row("SELECT value FROM record WHERE id = ?1", [row], |r| r.get(0)).expect("record");
+        cell[10] ^= 1;
+        conn.execute("UPDATE record SET value = ?1 WHERE id = ?2", rusqlite::params![cell, row]).expect("update");
         let e = m.read_own(MEMBER_RECORD, &mut buf, "test").expect_err("corrupt");
         assert!(matches!(e, PersistError::Member { error: StoreError::Corrupt, .. }), "{e}");
         let _ = std::fs::remove_dir_all(&base);

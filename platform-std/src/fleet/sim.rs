@@ -463,7 +463,8 @@ pub(super) fn run<const N: usize, const A: usize>(
             None => {
                 let mut key = [0u8; 32];
                 rng.fill_bytes(&mut key);
-                let signer = SignaturePrivateKey::from_slice(&key).map_err(|e| err(&name, "signature key", e))?;
+                let signer =
+                    SignaturePrivateKey::from_slice(config.suite, &key).map_err(|e| err(&name, "signature key", e))?;
                 zeroize::Zeroize::zeroize(&mut key);
                 member_store.save_signer(&signer).map_err(in_dir)?;
                 (signer, None)

@@ -48,7 +48,7 @@ pub fn check_case(case: &Value) -> CaseResult {
     ensure_bytes!(out.as_bytes(), hex_field(v, "out")?, "derive_tree_secret");
 
     let v = field(case, "sign_with_label")?;
-    let sk = SignaturePrivateKey::from_slice(&hex_field(v, "priv")?).ctx("sign_with_label priv")?;
+    let sk = SignaturePrivateKey::from_slice(suite, &hex_field(v, "priv")?).ctx("sign_with_label priv")?;
     let pk = SignaturePublicKey::from_slice(&hex_field(v, "pub")?).ctx("sign_with_label pub")?;
     ensure_eq!(sk.public_key(), pk, "sign_with_label: key pair");
     let label = str_field(v, "label")?.as_bytes();
@@ -59,7 +59,7 @@ pub fn check_case(case: &Value) -> CaseResult {
     ensure!(verify_with_label(suite, &pk, b"other", &content, &sig).is_err(), "label is bound");
 
     let v = field(case, "encrypt_with_label")?;
-    let sk = HpkePrivateKey::from_slice(&hex_field(v, "priv")?).ctx("encrypt_with_label priv")?;
+    let sk = HpkePrivateKey::from_slice(suite, &hex_field(v, "priv")?).ctx("encrypt_with_label priv")?;
     let pk = HpkePublicKey::from_slice(&hex_field(v, "pub")?).ctx("encrypt_with_label pub")?;
     ensure_eq!(sk.public_key(suite), pk, "encrypt_with_label: key pair");
     let label = str_field(v, "label")?.as_bytes();

@@ -57,7 +57,7 @@ impl Case {
         let mut context = vec![0u8; gc.encoded_len().ctx("GroupContext length")?];
         gc.encode_to(&mut context).ctx("encode GroupContext")?;
         EncodedGroupContext::decode(&context).ctx("GroupContext")?;
-        let sk = SignaturePrivateKey::from_slice(&hex_field(case, "signature_priv")?).ctx("signature_priv")?;
+        let sk = SignaturePrivateKey::from_slice(suite, &hex_field(case, "signature_priv")?).ctx("signature_priv")?;
         let pk = SignaturePublicKey::from_slice(&hex_field(case, "signature_pub")?).ctx("signature_pub")?;
         ensure_eq!(sk.public_key(), pk, "signature key pair");
         Ok(Self {
@@ -229,10 +229,14 @@ fn run_kind(
         let ac = unprotect_public(case, ours).with_ctx(|| format!("{kind}: our PublicMessage"))?;
         check_content(&ac, case, &raw, content_type, &format!("{kind}: our PublicMessage"))?;
         counts.add("public_protected", 1);
-        // Ed25519 and HMAC are deterministic: the same content gives the same bytes.
-        let given = hex_field(v, &pub_name)?;
-        ensure_bytes!(ours, given, "{kind}: our PublicMessage equals the given one");
-        counts.add("public_identical", 1);
+        // EdDSA and HMAC are deterministic: the same content gives the same
+        // bytes. ECDSA is not (the vectors' signer drew its nonces; ours
+        // follow RFC 6979): there, ours verified above is the check.
+        if !case.suite.signature_scheme().is_ecdsa() {
+            let given = hex_field(v, &pub_name)?;
+            ensure_bytes!(ours, given, "{kind}: our PublicMessage equals the given one");
+            counts.add("public_identical", 1);
+        }
     }
 
     // PrivateMessage: the given one unprotects with a fresh receiver tree.

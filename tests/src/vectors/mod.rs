@@ -241,6 +241,8 @@ pub struct Report {
     pub skipped: usize,
     /// The skipped cases of unsupported suites, by suite.
     pub skipped_suites: BTreeMap<u64, usize>,
+    /// The passed cases, by suite (cases of kinds without a suite not counted).
+    pub passed_suites: BTreeMap<u64, usize>,
     /// The counters of the passed cases, summed.
     pub stats: Stats,
     /// Every failure, in file order.
@@ -266,6 +268,13 @@ impl Report {
         assert_eq!(self.passed, expected, "{file}: cases ran");
     }
 
+    /// Asserts that every suite of `expected` (suite, cases) passed exactly
+    /// that many cases, and no other suite passed any.
+    pub fn assert_passed_by_suite(&self, file: &str, expected: &[(u64, usize)]) {
+        let expected: BTreeMap<u64, usize> = expected.iter().copied().collect();
+        assert_eq!(self.passed_suites, expected, "{file}: cases passed by suite");
+    }
+
     /// Asserts that no case failed, listing the failures.
     pub fn assert_no_failure(&self, file: &str) {
         let reasons: Vec<String> = self.failures.iter().map(|f| format!("case {}: {}", f.index, f.reason)).collect();
@@ -286,6 +295,9 @@ pub fn run_file(kind: Kind, cases: &[Value]) -> Report {
         match run_case(kind, case) {
             Ok(CaseOutcome::Ran(stats)) => {
                 report.passed += 1;
+                if let Some(s) = case["cipher_suite"].as_u64() {
+                    *report.passed_suites.entry(s).or_default() += 1;
+                }
                 report.stats.merge(&stats);
             }
             Ok(CaseOutcome::Skipped(skip)) => {

@@ -105,10 +105,10 @@ impl Member {
         let n = kp.encode_to(&mut kp_bytes).ctx("encode KeyPackage")?.len();
         kp_bytes.truncate(n);
         let keys = KeyPackagePrivateKeys {
-            init_key: HpkePrivateKey::from_slice(&hex_field(v, "init_priv")?).ctx("init_priv")?,
-            encryption_key: HpkePrivateKey::from_slice(&hex_field(v, "encryption_priv")?).ctx("encryption_priv")?,
+            init_key: HpkePrivateKey::from_slice(suite, &hex_field(v, "init_priv")?).ctx("init_priv")?,
+            encryption_key: HpkePrivateKey::from_slice(suite, &hex_field(v, "encryption_priv")?).ctx("encryption_priv")?,
         };
-        let signer = SignaturePrivateKey::from_slice(&hex_field(v, "signature_priv")?).ctx("signature_priv")?;
+        let signer = SignaturePrivateKey::from_slice(suite, &hex_field(v, "signature_priv")?).ctx("signature_priv")?;
         ensure_bytes!(keys.init_key.public_key(suite).as_bytes(), kp.tbs.init_key, "init_priv matches init_key");
         ensure_bytes!(
             keys.encryption_key.public_key(suite).as_bytes(),

@@ -2,7 +2,7 @@
 //! hash, the confirmation tag (and a wrong one refused), the interim
 //! transcript hash.
 use super::{
-    CaseOutcome, CaseResult, Context, Stats, ensure, ensure_bytes, ensure_eq, hex_field, secret_field, suite_or_return,
+    CaseOutcome, CaseResult, Context, Stats, ensure, ensure_bytes, hex_field, secret_field, suite_or_return,
 };
 use mls_nostd::transcript;
 use serde_json::Value;
@@ -13,12 +13,14 @@ pub fn check_case(case: &Value) -> CaseResult {
     let ac = hex_field(case, "authenticated_content")?;
     // AuthenticatedContent = wire_format || FramedContent || signature<V> ||
     // confirmation_tag<V>; the tag is Nh bytes, so its field is the last
-    // 1 + Nh bytes. ConfirmedTranscriptHashInput is everything before it.
+    // Nh bytes and their varint prefix (1 byte below 64, else 2: SHA-512's
+    // 64 is `0x40 0x40`). ConfirmedTranscriptHashInput is everything before.
     let nh = suite.hash_len();
-    ensure!(ac.len() > 1 + nh, "authenticated_content too short ({} bytes)", ac.len());
-    let (input, tag_field) = ac.split_at(ac.len() - 1 - nh);
-    ensure_eq!(tag_field[0] as usize, nh, "confirmation_tag length prefix");
-    let tag = &tag_field[1..];
+    let prefix: &[u8] = if nh < 64 { &[nh as u8] } else { &[0x40 | (nh >> 8) as u8, nh as u8] };
+    ensure!(ac.len() > prefix.len() + nh, "authenticated_content too short ({} bytes)", ac.len());
+    let (input, tag_field) = ac.split_at(ac.len() - prefix.len() - nh);
+    ensure_bytes!(tag_field[..prefix.len()], prefix, "confirmation_tag length prefix");
+    let tag = &tag_field[prefix.len()..];
 
     let confirmed =
         transcript::confirmed_transcript_hash(suite, &hex_field(case, "interim_transcript_hash_before")?, &[input]);

@@ -47,7 +47,7 @@ pub fn check_case(case: &Value) -> CaseResult {
     let mut signers = Vec::new();
     for lp in array_field(case, "leaves_private")? {
         let leaf = LeafIndex(u32_field(lp, "index")?);
-        let sk = HpkePrivateKey::from_slice(&hex_field(lp, "encryption_priv")?).ctx("encryption_priv")?;
+        let sk = HpkePrivateKey::from_slice(suite, &hex_field(lp, "encryption_priv")?).ctx("encryption_priv")?;
         let t = base.slices();
         let node = leaf.node().with_ctx(|| format!("node of {leaf:?}"))?;
         ensure_bytes!(
@@ -68,7 +68,7 @@ pub fn check_case(case: &Value) -> CaseResult {
             );
         }
         privates.push(p);
-        signers.push(SignaturePrivateKey::from_slice(&hex_field(lp, "signature_priv")?).ctx("signature_priv")?);
+        signers.push(SignaturePrivateKey::from_slice(suite, &hex_field(lp, "signature_priv")?).ctx("signature_priv")?);
     }
 
     for (ui, u) in array_field(case, "update_paths")?.iter().enumerate() {

@@ -17,7 +17,7 @@ use serde_json::Value;
 /// Checks one case.
 pub fn check_case(case: &Value) -> CaseResult {
     let suite = suite_or_return!(case);
-    let init_priv = HpkePrivateKey::from_slice(&hex_field(case, "init_priv")?).ctx("init_priv")?;
+    let init_priv = HpkePrivateKey::from_slice(suite, &hex_field(case, "init_priv")?).ctx("init_priv")?;
     let signer_pub = SignaturePublicKey::from_slice(&hex_field(case, "signer_pub")?).ctx("signer_pub")?;
     let kp_bytes = hex_field(case, "key_package")?;
     let MlsMessageBody::KeyPackage(kp) = MlsMessage::decode_exact(&kp_bytes).ctx("key_package")?.body else {
@@ -59,7 +59,7 @@ pub fn check_case(case: &Value) -> CaseResult {
     let mut buf = vec![0u8; welcome_bytes.len()];
     let r = process_welcome(suite, &[0u8; 32], &init_priv, &welcome, &NoPsks, &mut buf);
     ensure_eq!(r.err(), Some(WelcomeError::NotForUs), "to another KeyPackage");
-    let wrong = HpkePrivateKey::from_slice(&[9u8; 32]).ctx("wrong init key")?;
+    let wrong = crate::hpke_key(suite, &[9u8]);
     let r = process_welcome(suite, kp_ref.as_bytes(), &wrong, &welcome, &NoPsks, &mut buf);
     ensure_eq!(r.err(), Some(WelcomeError::GroupSecretsDecryptionFailed), "with a wrong init key");
     let d =
@@ -69,7 +69,7 @@ pub fn check_case(case: &Value) -> CaseResult {
         Some(WelcomeError::InvalidGroupInfoSignature),
         "with a wrong signer key"
     );
-    let other_suite = CipherSuite::ALL.into_iter().find(|s| *s != suite).ctx("another suite")?;
+    let other_suite = CipherSuite::ALL.iter().copied().find(|s| *s != suite).ctx("another suite")?;
     let r = process_welcome(other_suite, kp_ref.as_bytes(), &init_priv, &welcome, &NoPsks, &mut buf);
     ensure_eq!(r.err(), Some(WelcomeError::WrongCipherSuite), "in another suite");
     Ok(CaseOutcome::Ran(Stats::default()))

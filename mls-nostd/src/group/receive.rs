@@ -1,7 +1,8 @@
-//! Receiving and sending group messages (RFC 9420 §6, §12.4.2): unprotect
-//! with the epoch's keys, then hand the content to the state machine
-//! (application data out, proposals kept, commits staged); protect
-//! application data as PrivateMessage (§6.3; never as PublicMessage, §6.2).
+//! Receiving group messages (RFC 9420 §6, §12.4.2): unprotect with the
+//! epoch's keys, then hand the content to the state machine (application
+//! data out, proposals kept, commits staged); and protecting application
+//! data to send, as PrivateMessage (§6.3; never as PublicMessage, §6.2).
+//! The wire formats themselves are [`crate::messages`].
 
 use super::{CommitError, Group, MAX_GROUP_CONTEXT_LEN, StagedCommitSummary};
 use crate::codec::{CodecError, Reader};
@@ -22,6 +23,7 @@ use rand_core::CryptoRng;
 /// Why an incoming message was refused. The group is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ReceiveError {
     /// Not a PublicMessage or PrivateMessage (a Welcome, GroupInfo or KeyPackage
     /// is not a group message).
@@ -32,6 +34,27 @@ pub enum ReceiveError {
     Commit(CommitError),
     /// The group cannot be used: it was left, removed or reinitialized.
     Inactive,
+}
+
+impl core::fmt::Display for ReceiveError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotAGroupMessage => f.write_str("not a PublicMessage or PrivateMessage"),
+            Self::Protection(e) => write!(f, "message protection: {e}"),
+            Self::Commit(e) => write!(f, "{e}"),
+            Self::Inactive => f.write_str("the group was left, removed or reinitialized"),
+        }
+    }
+}
+
+impl core::error::Error for ReceiveError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Protection(e) => Some(e),
+            Self::Commit(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<ProtectionError> for ReceiveError {
@@ -99,7 +122,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let wire_format = r.read_u16()?;
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let gc_len = self.encoded_context(&mut gc_buf)?.len();
-        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall)?)?;
+        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall { needed: gc_len })?)?;
         let Self { tree, state, secret_tree, prev_secret_tree, prev, .. } = self;
         // The current epoch's members, also while a Commit is staged.
         let tree = tree.old();
@@ -193,7 +216,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         }
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let gc_len = self.encoded_context(&mut gc_buf)?.len();
-        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall)?)?;
+        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall { needed: gc_len })?)?;
         let content = FramedContent {
             group_id: self.state.group_id.as_slice(),
             epoch: self.state.epoch,

@@ -396,8 +396,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// The encoded GroupContext of the current epoch (§8.1), e.g. for an
     /// external sender signing a proposal to the group.
     pub fn group_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], GroupError> {
-        let tree_hash = self.tree().root_tree_hash().map_err(GroupError::Tree)?;
-        Ok(self.state.group_context(tree_hash.as_bytes(), buf)?)
+        // The epoch's cached tree hash: `tree()` is the staged tree while a
+        // Commit is staged, not this epoch's.
+        Ok(self.state.group_context(self.state.tree_hash.as_bytes(), buf)?)
     }
 
     /// The current GroupContext encoded into `buf`.

@@ -72,6 +72,13 @@ if ! cc_m32_works || ! command -v aarch64-linux-gnu-gcc >/dev/null \
         "gcc-$gcc_major-multilib" gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
     cc_m32_works || { echo "FAIL: cc -m32 still cannot link" >&2; exit 1; }
 fi
+# SQLite (rusqlite's bundled C) includes <linux/types.h>, hence <asm/types.h>:
+# for -m32 that is the /usr/include/asm link of the `gcc-multilib`
+# meta-package, which conflicts with the aarch64 cross compiler. The same link,
+# in a fixed folder (a path that changes would rebuild SQLite every run).
+i686_include="$PWD/target/i686-include"
+mkdir -p "$i686_include" && ln -sfn /usr/include/x86_64-linux-gnu/asm "$i686_include/asm"
+export CFLAGS_i686_unknown_linux_gnu="-I$i686_include"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 

@@ -7,7 +7,7 @@
 use mls_nostd::codec::{Decode, Writer};
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::CipherSuite;
-use mls_nostd::crypto::signature::SignaturePrivateKey;
+use mls_nostd::crypto::signature::{Scheme, SignaturePrivateKey};
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::{Extensions, U16List};
 use mls_nostd::group::{
@@ -27,7 +27,11 @@ use crate::{Event, ExternalParty, Party, SeededRng, now};
 /// out-of-order keys, 16 KiB of pending proposals.
 pub type OurGroup = Group<32, { 32 * 1024 }, 256, { 16 * 1024 }>;
 
-/// The two cipher suites both sides implement, with their code points.
+/// The cipher suites of the scenario tests (`tests/openmls.rs`,
+/// `mls_rs.rs`, `passive_client.rs`, `random.rs`, `differential.rs`), with
+/// their code points: the two Ed25519 suites, which those tests pair as
+/// `SUITES[1 - i]`. The scripts run in [`crate::scripts::OUR_SUITES`],
+/// suite 2 (P-256) too.
 pub const SUITES: [(u16, CipherSuite); 2] = [
     (0x0001, CipherSuite::X25519Aes128GcmSha256Ed25519),
     (0x0003, CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519),
@@ -100,10 +104,8 @@ impl Ours {
     /// A member named `name` whose keys derive from `seed`.
     pub fn new(name: &str, suite: CipherSuite, seed: u64) -> Self {
         let mut rng = SeededRng(seed ^ 0x6d6c_732d_6e6f_7374);
-        let mut s = [0u8; 32];
-        rand_core::Rng::fill_bytes(&mut rng, &mut s);
-        let signer = SignaturePrivateKey::from_slice(suite, &s).expect("a signature key of the suite");
-        let sig_pub = signer.public_key().as_bytes().to_vec();
+        let (signer, public) = SignaturePrivateKey::generate(suite, &mut rng);
+        let sig_pub = public.as_bytes().to_vec();
         Self {
             name: name.to_string(),
             suite,
@@ -590,10 +592,11 @@ pub struct OursExternal {
 }
 
 impl OursExternal {
-    /// An external sender named `name` with the Ed25519 key of `seed`.
-    pub fn new(name: &str, seed: u8) -> Self {
-        Self { name: name.to_string(), signer: SignaturePrivateKey::from_slice(CipherSuite::X25519Aes128GcmSha256Ed25519, &[seed; 32])
-            .expect("an Ed25519 seed") }
+    /// An external sender named `name` with a signature key of `suite`'s
+    /// scheme drawn from `seed`.
+    pub fn new(name: &str, suite: CipherSuite, seed: u64) -> Self {
+        let (signer, _) = SignaturePrivateKey::generate(suite, &mut SeededRng(seed));
+        Self { name: name.to_string(), signer }
     }
 
     fn propose(&self, group_info: &[u8], index: u32, proposal: Proposal<'_>) -> Vec<u8> {
@@ -661,21 +664,24 @@ use mls_nostd::ratchet_tree::node::Node;
 pub type ScriptGroup = Group<128, { 128 * 512 }, 256, { 32 * 1024 }>;
 
 /// A KeyPackage an [`OursClient`] made: its encoding (no `MLSMessage`
-/// header) and private keys.
+/// header), private keys and cipher suite.
 struct PendingKeyPackage {
     body: Bytes,
     keys: KeyPackagePrivateKeys,
+    suite: CipherSuite,
 }
 
 /// A script actor played by mls-nostd: its current group, the KeyPackages
 /// it made, its external PSKs, the old group of a ReInit it takes part in,
-/// and its external-signer key. One Ed25519 key per client (both suites
-/// sign with Ed25519), so a rejoin by external Commit replaces a leaf with
-/// the same key, as OpenMLS's resync expects.
+/// and its external-signer key. One signature key per signature scheme
+/// (suites 1 and 3 share Ed25519, suite 2 signs with ECDSA P-256), made when
+/// a group or KeyPackage of the scheme first needs it and kept: a rejoin by
+/// external Commit then replaces a leaf with the same key, as OpenMLS's
+/// resync expects.
 pub struct OursClient {
     name: String,
     rng: SeededRng,
-    signer: SignaturePrivateKey,
+    signers: Vec<(Scheme, SignaturePrivateKey)>,
     group: Option<Box<ScriptGroup>>,
     encrypt: bool,
     key_packages: Vec<PendingKeyPackage>,
@@ -777,15 +783,10 @@ fn proposal<'a>(spec: &'a ProposalSpec, owned: &'a Owned) -> Outcome<Proposal<'a
 impl OursClient {
     /// A client for the actor `name`, all of whose randomness comes from `seed`.
     pub fn new(name: &str, seed: u64) -> Self {
-        let mut rng = SeededRng(seed ^ 0x6f75_7273_636c_6965);
-        let mut s = [0u8; 32];
-        rand_core::Rng::fill_bytes(&mut rng, &mut s);
-        // The scripts run suites 1 and 3, both Ed25519.
-        let signer = SignaturePrivateKey::from_slice(CipherSuite::X25519Aes128GcmSha256Ed25519, &s).expect("an Ed25519 seed");
         Self {
             name: name.to_string(),
-            rng,
-            signer,
+            rng: SeededRng(seed ^ 0x6f75_7273_636c_6965),
+            signers: Vec::new(),
             group: None,
             encrypt: false,
             key_packages: Vec::new(),
@@ -814,8 +815,19 @@ impl OursClient {
         n
     }
 
-    fn sig_pub(&self) -> Bytes {
-        self.signer.public_key().as_bytes().to_vec()
+    /// Its signature key for `suite`'s scheme, drawn the first time.
+    fn signer(&mut self, suite: CipherSuite) -> SignaturePrivateKey {
+        let scheme = suite.signature_scheme();
+        if let Some((_, k)) = self.signers.iter().find(|(s, _)| *s == scheme) {
+            return k.clone();
+        }
+        let (k, _) = SignaturePrivateKey::generate(suite, &mut self.rng);
+        self.signers.push((scheme, k.clone()));
+        k
+    }
+
+    fn sig_pub(&mut self, suite: CipherSuite) -> Bytes {
+        self.signer(suite).public_key().as_bytes().to_vec()
     }
 
     /// Fills what `spec` borrows; `tree` finds removed members (else our group's tree).
@@ -849,6 +861,7 @@ impl OursClient {
     }
 
     fn make_key_package(&mut self, suite: CipherSuite) -> Outcome<(Tx, Bytes)> {
+        let signer = self.signer(suite);
         let params = KeyPackageParams {
             suite,
             credential: Credential::Basic { identity: self.name.as_bytes() },
@@ -859,10 +872,10 @@ impl OursClient {
             supported_proposals: U16List::default(),
         };
         let mut out = vec![0u8; 4096];
-        let (body, keys) = KeyPackage::generate(&params, &self.signer, &mut self.rng, &mut out).map_err(failed("KeyPackage"))?;
+        let (body, keys) = KeyPackage::generate(&params, &signer, &mut self.rng, &mut out).map_err(failed("KeyPackage"))?;
         let mut msg = KEY_PACKAGE_HEADER.to_vec();
         msg.extend_from_slice(body);
-        self.key_packages.push(PendingKeyPackage { body: body.to_vec(), keys });
+        self.key_packages.push(PendingKeyPackage { body: body.to_vec(), keys, suite });
         Ok((Tx(self.key_packages.len() - 1), msg))
     }
 
@@ -870,10 +883,13 @@ impl OursClient {
     /// `psks` resolves PSKs (external, or an old group's resumption PSKs).
     fn join_slot(&self, tx: Tx, welcome: &[u8], tree: Option<&[u8]>, psks: &dyn PskStore) -> Outcome<Box<ScriptGroup>> {
         let kp = self.key_packages.get(tx.0).ok_or_else(|| Failure::Failed("no such KeyPackage".into()))?;
+        // Made with the KeyPackage.
+        let scheme = kp.suite.signature_scheme();
+        let signer = self.signers.iter().find(|(s, _)| *s == scheme).map(|(_, k)| k);
         let params = JoinParams {
             key_package: &kp.body,
             keys: &kp.keys,
-            signer: &self.signer,
+            signer: signer.ok_or_else(|| Failure::Failed("no signature key of the KeyPackage's suite".into()))?,
             ratchet_tree: tree,
             psks,
             config: GroupConfig::default(),
@@ -969,6 +985,7 @@ impl OursClient {
     /// A one-member group `group_id` of `suite` whose GroupContext
     /// extensions are the list body `extensions`.
     fn create(&mut self, group_id: &[u8], suite: CipherSuite, extensions: &[u8]) -> Outcome<Box<ScriptGroup>> {
+        let signer = self.signer(suite);
         let mut group = new_group();
         let mut caps = [0u8; 8];
         let params = CreateParams {
@@ -980,7 +997,7 @@ impl OursClient {
             extensions: Extensions::from_body(extensions).map_err(failed("extensions"))?,
             config: GroupConfig::default(),
         };
-        group.create(&params, &self.signer, &mut self.rng).map_err(failed("create"))?;
+        group.create(&params, &signer, &mut self.rng).map_err(failed("create"))?;
         Ok(group)
     }
 
@@ -1012,7 +1029,7 @@ impl OursClient {
             let key_package = KeyPackage::decode_exact(key_package_body(kp)?).map_err(failed("decode KeyPackage"))?;
             proposals.push(Proposal::Add(Add { key_package }));
         }
-        let sig_pub = self.sig_pub();
+        let sig_pub = self.sig_pub(suite);
         let (_, welcome) =
             Self::commit_in(&mut group, &self.name, &sig_pub, &proposals, old, force_path, !external_tree, self.encrypt, &mut self.rng)?;
         group.merge_staged_commit().map_err(failed("merge"))?;
@@ -1096,7 +1113,8 @@ impl scripts::Client for OursClient {
             }
         };
         let mut caps = [0u8; 8];
-        let sig_pub = self.sig_pub();
+        let signer = self.signer(suite);
+        let sig_pub = signer.public_key().as_bytes().to_vec();
         let template = leaf_template(&sig_pub, &self.name, suite, &mut caps);
         let mut group = new_group();
         let mut out = vec![0u8; 1024 * 1024];
@@ -1105,7 +1123,7 @@ impl scripts::Client for OursClient {
                 group_info,
                 ratchet_tree,
                 &template,
-                &self.signer,
+                &signer,
                 resync,
                 GroupConfig::default(),
                 &mut self.rng,
@@ -1144,7 +1162,7 @@ impl scripts::Client for OursClient {
 
     fn propose_update(&mut self) -> Outcome<Bytes> {
         let suite = self.suite()?;
-        let (sig_pub, name) = (self.sig_pub(), self.name.clone());
+        let (sig_pub, name) = (self.sig_pub(suite), self.name.clone());
         let mut caps = [0u8; 8];
         let template = leaf_template(&sig_pub, &name, suite, &mut caps);
         self.send_proposal(|group, wf, rng, out| group.propose_update(&template, wf, rng, out).map(<[u8]>::to_vec))
@@ -1156,7 +1174,7 @@ impl scripts::Client for OursClient {
         let group_id = self.group()?.state().group_id.as_slice().to_vec();
         let owned = by_value.iter().map(|s| self.owned(s, suite, &group_id, None)).collect::<Outcome<Vec<_>>>()?;
         let proposals = by_value.iter().zip(&owned).map(|(s, o)| proposal(s, o)).collect::<Outcome<Vec<_>>>()?;
-        let sig_pub = self.sig_pub();
+        let sig_pub = self.sig_pub(suite);
         let Self { group, rng, name, encrypt, external_psks, .. } = self;
         let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         let psks = ExternalPsks(external_psks);
@@ -1324,16 +1342,14 @@ impl scripts::Client for OursClient {
             authenticated_data: &[],
             content: Content::Proposal(Proposal::Add(Add { key_package })),
         };
-        let msg = Self::sign_outside(&gi, &self.signer, &content)?;
+        let signer = self.signer(suite);
+        let msg = Self::sign_outside(&gi, &signer, &content)?;
         Ok((tx, msg))
     }
 
     fn create_external_signer(&mut self, suite: u16) -> Outcome<Bytes> {
-        let suite = CipherSuite::from_u16(suite).ok_or_else(|| failed("cipher suite")(suite))?;
-        let mut s = [0u8; 32];
-        rand_core::Rng::fill_bytes(&mut self.rng, &mut s);
-        let signer = SignaturePrivateKey::from_slice(suite, &s).map_err(failed("signature key"))?;
-        let entry = scripts::external_sender(signer.public_key().as_bytes(), self.name.as_bytes());
+        let (signer, public) = SignaturePrivateKey::generate(suite_of(suite)?, &mut self.rng);
+        let entry = scripts::external_sender(public.as_bytes(), self.name.as_bytes());
         self.external_signer = Some(signer);
         Ok(entry)
     }

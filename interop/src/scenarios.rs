@@ -703,7 +703,7 @@ fn external_senders_extension(senders: &[Vec<u8>]) -> Vec<u8> {
 /// removing another, which we commit. Every member processes every
 /// proposal and Commit; joiners join from the Welcome.
 pub fn external_sender_proposals_each_way(anchor: Factory<'_>, suite: CipherSuite, theirs: &mut dyn crate::ExternalParty) {
-    let mut ours_ext = crate::OursExternal::new("external-ours", 0xe1);
+    let mut ours_ext = crate::OursExternal::new("external-ours", suite, 0xe1);
     let mut net = mixed_four(anchor, suite);
     let (a1, o1, a2, o2) = (net.idx("anchor-1"), net.idx("ours-1"), net.idx("anchor-2"), net.idx("ours-2"));
     let ext = external_senders_extension(&[crate::ExternalParty::external_sender(&ours_ext), theirs.external_sender()]);

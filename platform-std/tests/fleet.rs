@@ -86,7 +86,12 @@ fn small_fleet_runs_and_reports() {
 #[test]
 fn same_seed_same_final_authenticator() {
     let tmp = TempDir::new("seed");
-    for (n, suite) in [CipherSuite::X25519Aes128GcmSha256Ed25519, CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519].into_iter().enumerate() {
+    let suites = [
+        CipherSuite::X25519Aes128GcmSha256Ed25519,
+        CipherSuite::P256Aes128GcmSha256P256,
+        CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+    ];
+    for (n, suite) in suites.into_iter().enumerate() {
         let a = fleet::run(&small(7, suite, &tmp.join(&format!("a{n}"))), 7).expect("first run");
         let b = fleet::run(&small(7, suite, &tmp.join(&format!("b{n}"))), 7).expect("second run");
         let c = fleet::run(&small(8, suite, &tmp.join(&format!("c{n}"))), 8).expect("other seed");
@@ -116,7 +121,7 @@ fn bad_arguments_are_one_line_and_non_zero() {
         &["--members", "0"][..],
         &["--members", "1024"],
         &["--members", "many"],
-        &["--suite", "2"],
+        &["--suite", "4"],
         &["--rounds", "-1"],
         &["--seed"],
         &["--bogus"],

@@ -138,8 +138,12 @@ fn sigkill_leaves_the_old_or_the_new_epoch() {
         let mut next = None;
         let mut saves = 0;
         for line in &lines {
-            let mut f = line.split(' ');
-            // Only our lines (libtest prints its own around them).
+            // Only our lines, wherever they start: libtest prints its own
+            // around them, and the child's first line follows libtest's
+            // `test <name> ... ` on the same line (a NEXT there was lost once,
+            // and a kill then looked like a save that was never announced).
+            let Some(start) = ["NEXT ", "SAVED "].iter().filter_map(|k| line.find(k)).min() else { continue };
+            let mut f = line[start..].split(' ');
             let (Some(what @ ("NEXT" | "SAVED")), Some(epoch), Some(auth)) = (f.next(), f.next(), f.next()) else { continue };
             let state = (epoch.parse::<u64>().unwrap(), auth.to_string());
             match what {
@@ -183,8 +187,11 @@ fn sigkill_leaves_the_old_or_the_new_epoch() {
         started.elapsed().as_secs_f64()
     );
     assert_eq!(at_old + at_new, kills);
-    // Half the kills land inside the save loop, and the group moved on.
-    assert!(mid_loop * 3 >= kills, "only {mid_loop} of {kills} kills landed in the loop");
+    // Half the kills are aimed inside the save loop (a random delay after the
+    // child's first line): at least a fifth must land there, whatever the
+    // machine's load (a third failed once in 60 runs on a loaded machine: 8 of
+    // 25), and the group moved on.
+    assert!(mid_loop * 5 >= kills, "only {mid_loop} of {kills} kills landed in the loop");
     assert!(epoch * 4 >= kills, "epoch {epoch} after {kills} runs");
     std::fs::remove_dir_all(&dir).unwrap();
 }

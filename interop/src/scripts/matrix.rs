@@ -163,6 +163,8 @@ impl Count {
 pub struct Report {
     /// Per script label and pairing.
     pub cells: BTreeMap<(String, &'static str), Count>,
+    /// Per starting cipher suite.
+    pub suites: BTreeMap<u16, Count>,
     /// Failures: one line each (script, suite, mode, assignment, step, error).
     pub failures: Vec<String>,
     /// Why runs were not supported, with how many: `(library, reason)`.
@@ -203,6 +205,16 @@ impl Report {
         out
     }
 
+    /// One line per starting cipher suite: `suite 0x0002: N passed, ...`.
+    pub fn per_suite(&self) -> String {
+        let mut out = String::new();
+        for (suite, c) in &self.suites {
+            let _ =
+                writeln!(out, "suite 0x{suite:04x}: {} passed, {} failed, {} not supported", c.passed, c.failed, c.not_supported);
+        }
+        out
+    }
+
     /// The summary line the test prints last.
     pub fn summary(&self) -> String {
         let t = self.total();
@@ -234,14 +246,16 @@ pub fn execute(scripts: &[Script], planned: &[Planned], factory: &(dyn Factory +
                     };
                     let verdict = run(&spec, factory);
                     let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
-                    let cell = r.cells.entry((script.label(), pairing(&p.assignment))).or_default();
+                    let count = match &verdict {
+                        Verdict::Passed { .. } => Count { passed: 1, ..Count::default() },
+                        Verdict::Failed { .. } => Count { failed: 1, ..Count::default() },
+                        Verdict::NotSupported { .. } => Count { not_supported: 1, ..Count::default() },
+                    };
+                    r.cells.entry((script.label(), pairing(&p.assignment))).or_default().add(count);
+                    r.suites.entry(p.suite).or_default().add(count);
                     match verdict {
-                        Verdict::Passed { checks } => {
-                            cell.passed += 1;
-                            r.checks += checks;
-                        }
+                        Verdict::Passed { checks } => r.checks += checks,
                         Verdict::Failed { step, error } => {
-                            cell.failed += 1;
                             let line = format!(
                                 "FAILED {} suite {} {} [{}] seed {} step {step} ({}): {error}",
                                 script.label(),
@@ -254,7 +268,6 @@ pub fn execute(scripts: &[Script], planned: &[Planned], factory: &(dyn Factory +
                             r.failures.push(line);
                         }
                         Verdict::NotSupported { library, reason, .. } => {
-                            cell.not_supported += 1;
                             *r.unsupported.entry((library, reason)).or_default() += 1;
                         }
                     }

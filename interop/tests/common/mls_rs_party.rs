@@ -1,5 +1,5 @@
 //! An mls-rs member behind [`Party`]: `RustCryptoProvider`, the in-memory
-//! storage of `ClientBuilder::new()`, a basic credential, an Ed25519 key.
+//! storage of `ClientBuilder::new()`, a basic credential, a signature key of its suite.
 //!
 //! mls-rs decides per Commit through its `MlsRules`: ours here keep three
 //! switches (path on Adds, ratchet tree in the Welcome, handshake as
@@ -566,55 +566,78 @@ fn extension_list(list: &[scripts::Extension]) -> ExtensionList {
 }
 
 /// A script actor running mls-rs: one `Client` per cipher suite (an mls-rs
-/// client signs for one suite), all with the same Ed25519 key and the
-/// same external PSKs; the MLS rules carry the handshake mode, the path
-/// and tree choices of the next Commit.
+/// client signs for one suite), each with its own signature key of the
+/// suite, made when the suite is first needed, and all with the same
+/// external PSKs; the MLS rules carry the handshake mode, the path and tree
+/// choices of the next Commit.
 pub struct MlsRsClient {
     name: String,
-    secret: mls_rs::crypto::SignatureSecretKey,
-    identity: SigningIdentity,
+    keys: Vec<(u16, mls_rs::crypto::SignatureSecretKey, SigningIdentity)>,
     clients: Vec<(u16, Client<Config>)>,
     rules: Switches,
     psks: Vec<(Bytes, Bytes)>,
     group: Option<Group<Config>>,
     sent: SentProposals,
     reinit: Option<mls_rs::group::ReinitClient<Config>>,
+    /// The suite of the ReInit its last Commit merged (`CommitEffect::ReInit`).
+    reinit_suite: Option<u16>,
     external_signer: Option<(mls_rs::crypto::SignatureSecretKey, SigningIdentity)>,
+}
+
+fn unsupported_suite<T>(suite: u16) -> Outcome<T> {
+    Err(Failure::Unsupported { library: Library::MlsRs, reason: format!("RustCryptoProvider has no cipher suite 0x{suite:04x}") })
+}
+
+/// The new suite of a ReInit that a Commit merged, if any.
+fn reinit_suite(effect: &CommitEffect) -> Option<u16> {
+    match effect {
+        CommitEffect::ReInit(r) => Some(u16::from(r.proposal.new_cipher_suite())),
+        _ => None,
+    }
 }
 
 impl MlsRsClient {
     /// A client for the actor `name`.
     pub fn new(name: &str) -> Self {
-        let (secret, public) = RustCryptoProvider::default()
-            .cipher_suite_provider(CipherSuite::CURVE25519_AES128)
-            .expect("suite 1")
-            .signature_key_generate()
-            .expect("key");
-        let identity = SigningIdentity::new(BasicCredential::new(name.as_bytes().to_vec()).into_credential(), public);
         Self {
             name: name.to_string(),
-            secret,
-            identity,
+            keys: Vec::new(),
             clients: Vec::new(),
             rules: Switches::default(),
             psks: Vec::new(),
             group: None,
             sent: SentProposals::default(),
             reinit: None,
+            reinit_suite: None,
             external_signer: None,
         }
     }
 
-    /// Its client for `suite`.
-    fn client(&mut self, suite: u16) -> &Client<Config> {
-        if let Some(i) = self.clients.iter().position(|(s, _)| *s == suite) {
-            return &self.clients[i].1;
+    /// Its signature key and signing identity for `suite`, made the first time.
+    fn keys(&mut self, suite: u16) -> Outcome<(mls_rs::crypto::SignatureSecretKey, SigningIdentity)> {
+        if let Some((_, secret, identity)) = self.keys.iter().find(|(s, _, _)| *s == suite) {
+            return Ok((secret.clone(), identity.clone()));
         }
+        let Some(provider) = RustCryptoProvider::default().cipher_suite_provider(CipherSuite::from(suite)) else {
+            return unsupported_suite(suite);
+        };
+        let (secret, public) = provider.signature_key_generate().map_err(failed("signature key"))?;
+        let identity = SigningIdentity::new(BasicCredential::new(self.name.as_bytes().to_vec()).into_credential(), public);
+        self.keys.push((suite, secret.clone(), identity.clone()));
+        Ok((secret, identity))
+    }
+
+    /// Its client for `suite`.
+    fn client(&mut self, suite: u16) -> Outcome<&Client<Config>> {
+        if let Some(i) = self.clients.iter().position(|(s, _)| *s == suite) {
+            return Ok(&self.clients[i].1);
+        }
+        let (secret, identity) = self.keys(suite)?;
         let client = Client::builder()
             .mls_rules(self.rules.clone())
             .crypto_provider(RustCryptoProvider::default())
             .identity_provider(BasicIdentityProvider::new())
-            .signing_identity(self.identity.clone(), self.secret.clone(), CipherSuite::from(suite))
+            .signing_identity(identity, secret, CipherSuite::from(suite))
             // mls-rs defaults to a year; ours accepts at most 90 days.
             .key_package_lifetime(std::time::Duration::from_secs(30 * 86_400))
             .build();
@@ -622,7 +645,7 @@ impl MlsRsClient {
             client.secret_store().insert(ExternalPskId::new(id.clone()), PreSharedKey::new(secret.clone()));
         }
         self.clients.push((suite, client));
-        &self.clients[self.clients.len() - 1].1
+        Ok(&self.clients[self.clients.len() - 1].1)
     }
 
     fn group(&mut self) -> Outcome<&mut Group<Config>> {
@@ -672,11 +695,13 @@ impl MlsRsClient {
         Ok(b)
     }
 
-    /// After a ReInit Commit: the old group becomes a `ReinitClient` and
-    /// makes a KeyPackage for the new group.
+    /// After a ReInit Commit: the old group becomes a `ReinitClient` (with
+    /// its key of the new suite) and makes a KeyPackage for the new group.
     fn start_reinit(&mut self, ea: Bytes) -> Outcome<(Bytes, Bytes)> {
+        let suite = self.reinit_suite.take().ok_or_else(|| Failure::Failed("the Commit held no ReInit".into()))?;
+        let (secret, identity) = self.keys(suite)?;
         let g = self.group.take().ok_or_else(|| Failure::Failed("no group".into()))?;
-        let rc = g.get_reinit_client(None, None).map_err(failed("reinit client"))?;
+        let rc = g.get_reinit_client(Some(secret), Some(identity)).map_err(failed("reinit client"))?;
         let kp = encode(&rc.generate_key_package(None).map_err(failed("reinit KeyPackage"))?)?;
         self.reinit = Some(rc);
         Ok((kp, ea))
@@ -698,7 +723,7 @@ impl scripts::Client for MlsRsClient {
     fn create_group(&mut self, group_id: &[u8], suite: u16, encrypt: bool) -> Outcome<()> {
         self.set_mode(encrypt);
         let g = self
-            .client(suite)
+            .client(suite)?
             .create_group_with_id(group_id.to_vec(), ExtensionList::default(), ExtensionList::default(), None)
             .map_err(failed("create"))?;
         self.group = Some(g);
@@ -707,7 +732,7 @@ impl scripts::Client for MlsRsClient {
 
     fn create_key_package(&mut self, suite: u16) -> Outcome<(Tx, Bytes)> {
         let kp = self
-            .client(suite)
+            .client(suite)?
             .generate_key_package_message(ExtensionList::default(), ExtensionList::default(), None)
             .map_err(failed("KeyPackage"))?;
         Ok((Tx(0), encode(&kp)?))
@@ -718,7 +743,7 @@ impl scripts::Client for MlsRsClient {
         let w = decode(welcome)?;
         let suite = w.cipher_suite().map(u16::from).ok_or_else(|| Failure::Failed("no cipher suite".into()))?;
         let tree = tree_in(ratchet_tree)?;
-        let (g, _) = self.client(suite).join_group(tree, &w, None).map_err(failed("join"))?;
+        let (g, _) = self.client(suite)?.join_group(tree, &w, None).map_err(failed("join"))?;
         self.group = Some(g);
         self.sent.clear();
         self.epoch_authenticator()
@@ -737,7 +762,7 @@ impl scripts::Client for MlsRsClient {
         for (id, secret) in psks {
             scripts::Client::store_psk(self, id, secret)?;
         }
-        let mut b = self.client(fields.cipher_suite).external_commit_builder().map_err(failed("external commit"))?;
+        let mut b = self.client(fields.cipher_suite)?.external_commit_builder().map_err(failed("external commit"))?;
         if let Some(t) = tree_in(ratchet_tree)? {
             b = b.with_tree_data(t);
         }
@@ -839,7 +864,8 @@ impl scripts::Client for MlsRsClient {
     }
 
     fn handle_pending_commit(&mut self) -> Outcome<Bytes> {
-        self.group()?.apply_pending_commit().map_err(failed("apply pending commit"))?;
+        let d = self.group()?.apply_pending_commit().map_err(failed("apply pending commit"))?;
+        self.reinit_suite = reinit_suite(&d.effect);
         self.sent.clear();
         self.epoch_authenticator()
     }
@@ -847,7 +873,7 @@ impl scripts::Client for MlsRsClient {
     fn handle_commit(&mut self, proposals: &[Bytes], commit: &[u8]) -> Outcome<Bytes> {
         self.take_proposals(proposals)?;
         match self.group()?.process_incoming_message(decode(commit)?).map_err(failed("commit"))? {
-            ReceivedMessage::Commit(_) => {}
+            ReceivedMessage::Commit(d) => self.reinit_suite = reinit_suite(&d.effect),
             other => return Err(Failure::Failed(format!("expected a Commit, got {other:?}"))),
         }
         self.sent.clear();
@@ -938,7 +964,7 @@ impl scripts::Client for MlsRsClient {
         let fields = wire::group_info(group_info).ok_or_else(|| Failure::Failed("not a GroupInfo".into()))?;
         let gi = decode(group_info)?;
         let m = self
-            .client(fields.cipher_suite)
+            .client(fields.cipher_suite)?
             .external_add_proposal(&gi, None, Vec::new(), ExtensionList::default(), ExtensionList::default(), None)
             .map_err(failed("external add proposal"))?;
         Ok((Tx(0), encode(&m)?))

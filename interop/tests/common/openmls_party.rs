@@ -1,5 +1,5 @@
 //! An OpenMLS member behind [`Party`]: `OpenMlsRustCrypto` (RustCrypto and
-//! in-memory storage), a basic credential, an Ed25519 key.
+//! in-memory storage), a basic credential, a signature key of its suite.
 //!
 //! OpenMLS's defaults that matter here: its Welcomes carry no ratchet tree
 //! unless `use_ratchet_tree_extension` is set (the tree then goes out of
@@ -513,7 +513,7 @@ impl Party for OpenMlsParty {
 }
 
 /// An external sender running OpenMLS (`ExternalProposal`), with its own
-/// provider and Ed25519 key.
+/// provider and a signature key of its suite's scheme.
 pub struct OpenMlsExternal {
     name: String,
     provider: OpenMlsRustCrypto,
@@ -604,14 +604,20 @@ const NO_EXTERNAL_PSK_OR_REINIT: &str = "takes proposals from external senders o
 const PSKS_BY_REFERENCE_AND_VALUE: &str = "its Commits with PreSharedKey proposals both by reference and by value \
     carry a psk_secret no member derives, OpenMLS's own included (ConfirmationTagMismatch)";
 
+/// A signature key of one scheme and the basic credential with it.
+struct Keys {
+    signer: SignatureKeyPair,
+    credential: CredentialWithKey,
+}
+
 /// A script actor running OpenMLS: one provider (storage, PSKs), one
-/// Ed25519 key for all its leaves (so that a rejoin by external Commit
-/// removes its old leaf: OpenMLS finds it by signature key).
+/// signature key per scheme for all its leaves of that scheme, made when
+/// first needed (so that a rejoin by external Commit removes its old leaf:
+/// OpenMLS finds it by signature key).
 pub struct OpenMlsClient {
     name: String,
     provider: OpenMlsRustCrypto,
-    signer: SignatureKeyPair,
-    credential: CredentialWithKey,
+    keys: Vec<Keys>,
     group: Option<MlsGroup>,
     encrypt: bool,
     key_packages: usize,
@@ -623,12 +629,10 @@ pub struct OpenMlsClient {
 impl OpenMlsClient {
     /// A client for the actor `name`.
     pub fn new(name: &str) -> Self {
-        let (provider, signer, credential) = identity(name, SignatureScheme::ED25519);
         Self {
             name: name.to_string(),
-            provider,
-            signer,
-            credential,
+            provider: OpenMlsRustCrypto::default(),
+            keys: Vec::new(),
             group: None,
             encrypt: false,
             key_packages: 0,
@@ -661,15 +665,39 @@ impl OpenMlsClient {
         Ok(self.group()?.ciphersuite())
     }
 
+    /// The index in `keys` of its key for `suite`'s scheme, made the first time.
+    fn keys_for(&mut self, suite: Ciphersuite) -> Outcome<usize> {
+        let scheme = suite.signature_algorithm();
+        if let Some(i) = self.keys.iter().position(|k| k.signer.signature_scheme() == scheme) {
+            return Ok(i);
+        }
+        let signer = SignatureKeyPair::new(scheme).map_err(failed("signature key"))?;
+        signer.store(self.provider.storage()).map_err(failed("store signature key"))?;
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(self.name.as_bytes().to_vec()).into(),
+            signature_key: signer.to_public_vec().into(),
+        };
+        self.keys.push(Keys { signer, credential });
+        Ok(self.keys.len() - 1)
+    }
+
+    /// The index in `keys` of its key for its group's suite.
+    fn group_keys(&mut self) -> Outcome<usize> {
+        let suite = self.suite()?;
+        self.keys_for(suite)
+    }
+
     fn epoch_authenticator(&mut self) -> Outcome<Bytes> {
         Ok(self.group()?.epoch_authenticator().as_slice().to_vec())
     }
 
     fn key_package(&mut self, suite: u16) -> Outcome<(Tx, Bytes)> {
         let suite = Ciphersuite::try_from(suite).map_err(failed("cipher suite"))?;
+        let i = self.keys_for(suite)?;
+        let k = &self.keys[i];
         let bundle = KeyPackage::builder()
             .leaf_node_capabilities(self.capabilities())
-            .build(suite, &self.provider, &self.signer, self.credential.clone())
+            .build(suite, &self.provider, &k.signer, k.credential.clone())
             .map_err(failed("KeyPackage"))?;
         self.key_packages += 1;
         let msg = MlsMessageOut::from(bundle.key_package().clone());
@@ -760,8 +788,11 @@ impl scripts::Client for OpenMlsClient {
     }
 
     fn create_group(&mut self, group_id: &[u8], suite: u16, encrypt: bool) -> Outcome<()> {
+        let suite = Ciphersuite::try_from(suite).map_err(failed("cipher suite"))?;
+        let i = self.keys_for(suite)?;
+        let k = &self.keys[i];
         let cfg = MlsGroupCreateConfig::builder()
-            .ciphersuite(Ciphersuite::try_from(suite).map_err(failed("cipher suite"))?)
+            .ciphersuite(suite)
             .wire_format_policy(if encrypt { MIXED_CIPHERTEXT_WIRE_FORMAT_POLICY } else { MIXED_PLAINTEXT_WIRE_FORMAT_POLICY })
             .use_ratchet_tree_extension(true)
             .padding_size(PADDING)
@@ -770,7 +801,7 @@ impl scripts::Client for OpenMlsClient {
             .capabilities(self.capabilities())
             .sender_ratchet_configuration(SenderRatchetConfiguration::new(20, 1000))
             .build();
-        let g = MlsGroup::new_with_group_id(&self.provider, &self.signer, &cfg, GroupId::from_slice(group_id), self.credential.clone())
+        let g = MlsGroup::new_with_group_id(&self.provider, &k.signer, &cfg, GroupId::from_slice(group_id), k.credential.clone())
             .map_err(failed("create"))?;
         self.group = Some(g);
         self.encrypt = encrypt;
@@ -809,13 +840,15 @@ impl scripts::Client for OpenMlsClient {
             _ => return Err(Failure::Failed("not a GroupInfo".into())),
         };
         let suite = gi.ciphersuite();
+        let i = self.keys_for(suite)?;
+        let k = &self.keys[i];
         let mut b = MlsGroup::external_commit_builder().with_config(Self::join_config(encrypt, true));
         if let Some(t) = ratchet_tree {
             b = b.with_ratchet_tree(RatchetTreeIn::tls_deserialize_exact(t).map_err(failed("ratchet tree"))?);
         }
         let leaf = LeafNodeParameters::builder().with_capabilities(self.capabilities()).build();
         let mut cb = b
-            .build_group(&self.provider, gi, self.credential.clone())
+            .build_group(&self.provider, gi, k.credential.clone())
             .map_err(failed("GroupInfo"))?
             .leaf_node_parameters(leaf);
         for (id, secret) in psks {
@@ -829,7 +862,7 @@ impl scripts::Client for OpenMlsClient {
         let (g, bundle) = cb
             .load_psks(self.provider.storage())
             .map_err(failed("load PSKs"))?
-            .build(self.provider.rand(), self.provider.crypto(), &self.signer, |_| true)
+            .build(self.provider.rand(), self.provider.crypto(), &k.signer, |_| true)
             .map_err(failed("external commit"))?
             .finalize(&self.provider)
             .map_err(failed("finalize"))?;
@@ -840,8 +873,10 @@ impl scripts::Client for OpenMlsClient {
     }
 
     fn group_info(&mut self, external_tree: bool) -> Outcome<(Bytes, Bytes)> {
+        let i = self.group_keys()?;
+        let k = &self.keys[i];
         let g = self.group.as_ref().ok_or_else(|| Failure::Failed("no group".into()))?;
-        let gi = g.export_group_info(self.provider.crypto(), &self.signer, !external_tree).map_err(failed("GroupInfo"))?;
+        let gi = g.export_group_info(self.provider.crypto(), &k.signer, !external_tree).map_err(failed("GroupInfo"))?;
         let tree = if external_tree {
             g.export_ratchet_tree().tls_serialize_detached().map_err(failed("tree"))?
         } else {
@@ -859,25 +894,33 @@ impl scripts::Client for OpenMlsClient {
         let msg = match spec {
             ProposalSpec::Add(kp) => {
                 let kp = self.key_package_in(kp)?;
-                let Self { group, provider, signer, .. } = self;
+                let i = self.group_keys()?;
+                let Self { group, provider, keys, .. } = self;
+                let signer = &keys[i].signer;
                 let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
                 g.propose_add_member(provider, signer, &kp).map_err(failed("propose add"))?.0
             }
             ProposalSpec::Remove(identity) => {
                 let leaf = self.leaf_of(identity)?;
-                let Self { group, provider, signer, .. } = self;
+                let i = self.group_keys()?;
+                let Self { group, provider, keys, .. } = self;
+                let signer = &keys[i].signer;
                 let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
                 g.propose_remove_member(provider, signer, leaf).map_err(failed("propose remove"))?.0
             }
             ProposalSpec::ExternalPsk(_) | ProposalSpec::ResumptionPsk(_) => {
                 let psk = self.psk_id(spec)?;
-                let Self { group, provider, signer, .. } = self;
+                let i = self.group_keys()?;
+                let Self { group, provider, keys, .. } = self;
+                let signer = &keys[i].signer;
                 let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
                 g.propose_pre_shared_key(provider, signer, psk).map_err(failed("propose PSK"))?.0
             }
             ProposalSpec::GroupContextExtensions(list) => {
                 let ext = Self::extensions(list)?;
-                let Self { group, provider, signer, .. } = self;
+                let i = self.group_keys()?;
+                let Self { group, provider, keys, .. } = self;
+                let signer = &keys[i].signer;
                 let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
                 g.propose_group_context_extensions(provider, ext, signer).map_err(failed("propose GCE"))?.0
             }
@@ -889,7 +932,9 @@ impl scripts::Client for OpenMlsClient {
     }
 
     fn propose_update(&mut self) -> Outcome<Bytes> {
-        let Self { group, provider, signer, .. } = self;
+        let i = self.group_keys()?;
+        let Self { group, provider, keys, .. } = self;
+        let signer = &keys[i].signer;
         let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         let (m, _) = g.propose_self_update(provider, signer, LeafNodeParameters::default()).map_err(failed("propose update"))?;
         let msg = bytes(&m);
@@ -915,7 +960,9 @@ impl scripts::Client for OpenMlsClient {
             return unsupported(PSKS_BY_REFERENCE_AND_VALUE);
         }
         let cfg = Self::join_config(self.encrypt, !external_tree);
-        let Self { group, provider, signer, .. } = self;
+        let i = self.group_keys()?;
+        let Self { group, provider, keys, .. } = self;
+        let signer = &keys[i].signer;
         let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         g.set_configuration(provider.storage(), &cfg).map_err(failed("configuration"))?;
         let mut b = g.commit_builder().propose_adds(adds).propose_removals(removes).add_proposals(psks);
@@ -961,7 +1008,9 @@ impl scripts::Client for OpenMlsClient {
     }
 
     fn protect(&mut self, authenticated_data: &[u8], plaintext: &[u8]) -> Outcome<Bytes> {
-        let Self { group, provider, signer, .. } = self;
+        let i = self.group_keys()?;
+        let Self { group, provider, keys, .. } = self;
+        let signer = &keys[i].signer;
         let g = group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         g.set_aad(authenticated_data.to_vec());
         Ok(bytes(&g.create_message(provider, signer, plaintext).map_err(failed("protect"))?))
@@ -1021,18 +1070,21 @@ impl scripts::Client for OpenMlsClient {
         let fields = wire::group_info(group_info).ok_or_else(|| Failure::Failed("not a GroupInfo".into()))?;
         let (tx, kp) = self.key_package(fields.cipher_suite)?;
         let kp = self.key_package_in(&kp)?;
+        let i = self.keys_for(kp.ciphersuite())?;
+        let k = &self.keys[i];
         let m = JoinProposal::new::<<OpenMlsRustCrypto as OpenMlsProvider>::StorageProvider>(
             kp,
             GroupId::from_slice(&fields.group_id),
             GroupEpoch::from(fields.epoch),
-            &self.signer,
+            &k.signer,
         )
         .map_err(failed("join proposal"))?;
         Ok((tx, bytes(&m)))
     }
 
-    fn create_external_signer(&mut self, _suite: u16) -> Outcome<Bytes> {
-        let signer = SignatureKeyPair::new(SignatureScheme::ED25519).map_err(failed("signature key"))?;
+    fn create_external_signer(&mut self, suite: u16) -> Outcome<Bytes> {
+        let suite = Ciphersuite::try_from(suite).map_err(failed("cipher suite"))?;
+        let signer = SignatureKeyPair::new(suite.signature_algorithm()).map_err(failed("signature key"))?;
         let entry = ExternalSender::new(signer.to_public_vec().into(), BasicCredential::new(self.name.as_bytes().to_vec()).into())
             .tls_serialize_detached()
             .map_err(failed("ExternalSender"))?;

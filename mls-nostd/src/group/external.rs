@@ -48,8 +48,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let (_, external_pub) = self.state.secrets.external_key_pair(suite).map_err(GroupError::Crypto)?;
         let mut w = Writer::new(scratch);
         w.write_u16(EXT_EXTERNAL_PUB)?;
-        // extension_data = ExternalPub { HPKEPublicKey external_pub }.
-        w.write_varint(1 + external_pub.as_bytes().len())?;
+        // extension_data = ExternalPub { HPKEPublicKey external_pub }: its
+        // own length prefix is 1 byte for X25519 keys, 2 for P-256's 65.
+        let mut counter = Writer::counter();
+        counter.write_opaque(external_pub.as_bytes())?;
+        w.write_varint(counter.len())?;
         w.write_opaque(external_pub.as_bytes())?;
         if with_tree {
             w.write_u16(EXT_RATCHET_TREE)?;

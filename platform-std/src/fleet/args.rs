@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// The usage text printed by `--help`.
 pub const USAGE: &str = "\
-usage: mls-fleet [--members N] [--rounds R] [--suite 1|3] [--seed S] [--state-dir DIR] [--fsync]
+usage: mls-fleet [--members N] [--rounds R] [--suite 1|2|3] [--seed S] [--state-dir DIR] [--fsync]
 
 Simulates an IoT fleet in one MLS group (RFC 9420): a gateway creates the group
 and adds N devices in one Commit; every device joins from the one Welcome; then
@@ -18,7 +18,8 @@ run given the state directory of a stopped run resumes it at the next round.
 
   --members N      devices in the fleet, 1 to 1023 (default 64); the gateway is one more member
   --rounds R       rounds after the join (default 3)
-  --suite 1|3      cipher suite 0x0001 (AES-128-GCM) or 0x0003 (ChaCha20-Poly1305, default)
+  --suite 1|2|3    cipher suite 0x0001 (X25519, AES-128-GCM), 0x0002 (P-256, AES-128-GCM)
+                   or 0x0003 (X25519, ChaCha20-Poly1305, default)
   --seed S         replay a run: every random draw comes from S (default: a seed from the OS RNG)
   --state-dir DIR  where members are saved, one directory each, and the run's progress;
                    if DIR holds a previous run, it is resumed (up to --rounds)
@@ -78,8 +79,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--suite" => {
                 config.suite = match value.as_str() {
                     "1" => CipherSuite::X25519Aes128GcmSha256Ed25519,
+                    "2" => CipherSuite::P256Aes128GcmSha256P256,
                     "3" => CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
-                    _ => return Err(format!("{option}: expected 1 or 3, got {value:?}")),
+                    _ => return Err(format!("{option}: expected 1, 2 or 3, got {value:?}")),
                 }
             }
             "--seed" => config.seed = Some(number(&option, &value, "an unsigned 64-bit number")?),
@@ -110,6 +112,8 @@ mod tests {
         };
         assert_eq!((c.devices, c.rounds, c.seed, c.fsync), (8, 2, Some(7), false));
         assert_eq!(c.suite, CipherSuite::X25519Aes128GcmSha256Ed25519);
+        let Ok(Command::Run(c)) = parse(args(&["--suite", "2"])) else { panic!("--suite 2") };
+        assert_eq!(c.suite, CipherSuite::P256Aes128GcmSha256P256);
         let Ok(Command::Run(c)) = parse(args(&["--fsync", "--state-dir", "d"])) else { panic!("parse failed") };
         assert!(c.fsync);
         assert_eq!(c.state_dir.as_deref(), Some(std::path::Path::new("d")));
@@ -122,7 +126,7 @@ mod tests {
             &["--members", "0"][..],
             &["--members", "1024"],
             &["--members", "x"],
-            &["--suite", "2"],
+            &["--suite", "4"],
             &["--rounds"],
             &["--seed", "-1"],
             &["--frobnicate"],

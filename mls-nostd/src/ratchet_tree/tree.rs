@@ -307,16 +307,22 @@ fn prefix(key: &[u8]) -> [u8; PREFIX] {
 const UNDO_LEAF: u8 = 1;
 const UNDO_PARENT: u8 = 2;
 const UNDO_SIZE: u8 = 3;
+/// A parent that was blank with no cached hash: 5 bytes instead of a whole
+/// slot, so a Commit that adds many members (each new parent logged) fits.
+const UNDO_BLANK_PARENT: u8 = 4;
 
 const fn undo_entry_len(tag: u8) -> usize {
     5 + match tag {
         UNDO_LEAF => LeafSlot::BYTES,
         UNDO_PARENT => ParentSlot::BYTES,
+        UNDO_BLANK_PARENT => 0,
         _ => 4,
     }
 }
 
-/// One entry of the undo log.
+/// One entry of the undo log, decoded one at a time on the stack (P-521's
+/// 133-byte keys make `Parent` the large variant; there is no heap to box it).
+#[allow(clippy::large_enum_variant)]
 enum Undo {
     Leaf(u32, LeafSlot),
     Parent(u32, ParentSlot),
@@ -344,6 +350,7 @@ fn undo_entries<'a>(meta: &TreeMeta, arena: &'a [u8]) -> impl Iterator<Item = Un
         match tag {
             UNDO_LEAF => Some(Undo::Leaf(node, LeafSlot::read(&mut r)?)),
             UNDO_PARENT => Some(Undo::Parent(node, ParentSlot::read(&mut r)?)),
+            UNDO_BLANK_PARENT => Some(Undo::Parent(node, ParentSlot::BLANK)),
             UNDO_SIZE => Some(Undo::Size(r.read_u32().ok()?)),
             _ => None,
         }
@@ -497,7 +504,11 @@ impl<'s> TreeSlices<'s> {
     fn touch_parent(&mut self, p: NodeIndex) -> Result<&mut ParentSlot, TreeError> {
         let old = *self.parent(p).ok_or(TreeError::InvalidLeaf)?;
         if self.meta.staging && !old.logged {
-            self.log(UNDO_PARENT, p.0, &|out| old.write(out))?;
+            if old == ParentSlot::BLANK {
+                self.log(UNDO_BLANK_PARENT, p.0, &|_| {})?;
+            } else {
+                self.log(UNDO_PARENT, p.0, &|out| old.write(out))?;
+            }
         }
         let staging = self.meta.staging;
         let slot =
@@ -571,7 +582,7 @@ impl<'s> TreeSlices<'s> {
         let start = top.saturating_sub(usize::try_from(self.meta.undo_len).unwrap_or(usize::MAX));
         let mut r = Reader::new(self.arena.get(start..top).unwrap_or(&[]));
         while let (Ok(tag), Ok(node)) = (r.read_u8(), r.read_u32()) {
-            if tag == UNDO_PARENT
+            if (tag == UNDO_PARENT || tag == UNDO_BLANK_PARENT)
                 && let Some(s) = usize::try_from(node >> 1).ok().and_then(|i| self.parents.get_mut(i))
             {
                 s.logged = false;
@@ -616,6 +627,11 @@ impl<'s> TreeSlices<'s> {
                     let Some(old) = ParentSlot::read(&mut r) else { break };
                     if let Some(s) = self.parents.get_mut(parent) {
                         *s = old;
+                    }
+                }
+                UNDO_BLANK_PARENT => {
+                    if let Some(s) = self.parents.get_mut(parent) {
+                        *s = ParentSlot::BLANK;
                     }
                 }
                 _ => size = r.read_u32().ok(),

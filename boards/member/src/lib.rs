@@ -50,6 +50,17 @@ pub const DEVICE_SEED: u64 = 0x6d6c_732d_6465_7669;
 /// bytes and default capabilities encodes to about 200 bytes, plus the
 /// arena's 8-byte record header.
 pub const ARENA_PER_LEAF: usize = 224;
+/// Arena bytes a staged Commit needs beyond the leaf encodings: its new leaf
+/// encodings and its undo log, whose parent entries are 206 bytes each (a
+/// Commit with a path at 8 leaves overflowed an arena of `8 * ARENA_PER_LEAF`
+/// in a group of 6). Enough for a path of up to 4 parents when the group is
+/// full; fuller paths use the free leaf room of a group three quarters full.
+pub const STAGE_RESERVE: usize = 1024;
+
+/// The tree arena of a group of `leaves` leaves.
+pub const fn arena_bytes(leaves: usize) -> usize {
+    leaves * ARENA_PER_LEAF + STAGE_RESERVE
+}
 /// Out-of-order message keys kept per group (secret tree).
 pub const SKIPPED_KEYS: usize = 16;
 /// Bytes of proposals received in one epoch, kept for a Commit.

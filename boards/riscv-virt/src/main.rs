@@ -14,14 +14,14 @@ use board_firmware::cell::Slot;
 use board_firmware::checks;
 use board_firmware::measure::Meter;
 use board_firmware::report::Report;
-use board_member::{ARENA_PER_LEAF, PROPOSAL_BYTES, SKIPPED_KEYS};
+use board_member::{PROPOSAL_BYTES, SKIPPED_KEYS};
 use mls_nostd::group::Group;
 use semihosting::{println, process};
 
 /// The device group's capacity in leaves (as in build.rs).
 const CAPACITY: usize = 64;
 
-type DeviceGroup = Group<CAPACITY, { CAPACITY * ARENA_PER_LEAF }, SKIPPED_KEYS, PROPOSAL_BYTES>;
+type DeviceGroup = Group<CAPACITY, { board_member::arena_bytes(CAPACITY) }, SKIPPED_KEYS, PROPOSAL_BYTES>;
 
 mod scenario {
     include!(concat!(env!("OUT_DIR"), "/scenario.rs"));

@@ -22,7 +22,7 @@
 //! too small buffer fails the build, not the board.
 
 use board_member::{
-    ARENA_PER_LEAF, Action, DEVICE_SEED, Device, Expect, Floor, LIFETIME, NOW, Outcome, PROPOSAL_BYTES, SKIPPED_KEYS,
+    Action, DEVICE_SEED, Device, Expect, Floor, LIFETIME, NOW, Outcome, PROPOSAL_BYTES, SKIPPED_KEYS,
     SUITE, SeededRng, Step, commit_scratch,
 };
 use mls_nostd::tree_math::{self, LeafIndex, NodeIndex};
@@ -167,10 +167,10 @@ pub fn members_for(capacity: usize) -> usize {
 pub fn generate(capacity: usize) -> Generated {
     let members = members_for(capacity);
     match capacity {
-        8 => generate_for::<8, { 8 * ARENA_PER_LEAF }>(members),
-        16 => generate_for::<16, { 16 * ARENA_PER_LEAF }>(members),
-        64 => generate_for::<64, { 64 * ARENA_PER_LEAF }>(members),
-        256 => generate_for::<256, { 256 * ARENA_PER_LEAF }>(members),
+        8 => generate_for::<8, { board_member::arena_bytes(8) }>(members),
+        16 => generate_for::<16, { board_member::arena_bytes(16) }>(members),
+        64 => generate_for::<64, { board_member::arena_bytes(64) }>(members),
+        256 => generate_for::<256, { board_member::arena_bytes(256) }>(members),
         _ => panic!("no scenario instance for capacity {capacity} (add it to board_scenario::member::generate)"),
     }
 }

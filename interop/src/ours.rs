@@ -19,7 +19,7 @@ use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys
 use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::messages::proposal::{Add, GroupContextExtensions, PreSharedKey, Proposal, Remove};
-use mls_nostd::psk::{PreSharedKeyId, Psk, PskStore};
+use mls_nostd::psk::{NoPsks, PreSharedKeyId, Psk, PskStore};
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use crate::{Event, ExternalParty, Party, SeededRng, now};
 
@@ -242,6 +242,8 @@ impl Ours {
                 &template,
                 &self.signer,
                 None,
+                &[],
+                &NoPsks,
                 Self::config(),
                 &mut self.rng,
                 &Sequential,
@@ -1125,6 +1127,8 @@ impl scripts::Client for OursClient {
                 &template,
                 &signer,
                 resync,
+                &[],
+                &NoPsks,
                 GroupConfig::default(),
                 &mut self.rng,
                 &Sequential,

@@ -558,6 +558,38 @@ fn pending_psk_without_key_is_skipped() {
     agree(&[&alice, &bob]);
 }
 
+/// A pending PreSharedKey proposal of usage reinit (invalid outside a new
+/// group's first Commit, §11.2) is left out of a Commit of what is pending,
+/// even though its key (the group's own resumption PSK) is known.
+#[test]
+fn pending_reinit_psk_is_skipped() {
+    use mls_nostd::messages::proposal::PreSharedKey;
+    use mls_nostd::psk::{PreSharedKeyId, Psk, ResumptionPskUsage};
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let mut alice = Member::new("alice", 53);
+    let mut bob = Member::new("bob", 54);
+    alice.create(suite, b"reinit-psk-skip", Extensions::default());
+    alice.add(&mut bob, suite);
+    let psk = Proposal::PreSharedKey(PreSharedKey {
+        psk: PreSharedKeyId {
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"reinit-psk-skip", psk_epoch: 1 },
+            psk_nonce: &[7; 32],
+        },
+    });
+    let mut out = vec![0u8; 4096];
+    let msg = bob.group.propose(&psk, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
+    let mut m = msg.clone();
+    assert!(matches!(alice.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+    let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
+    let mut m = commit.clone();
+    match bob.group.process_message(&mut m, &NoPsks, NOW) {
+        Ok(Received::Commit(s)) => assert_eq!(s.psks, 0),
+        other => panic!("bob: {other:?}"),
+    }
+    bob.group.merge_staged_commit().unwrap();
+    agree(&[&alice, &bob]);
+}
+
 /// More Adds by value than `MAX_PENDING_REFS` in one Commit that also takes
 /// pending proposals: the bounded lists hold only the pending ones.
 #[test]

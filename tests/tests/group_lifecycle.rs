@@ -560,7 +560,7 @@ fn pending_psk_without_key_is_skipped() {
 
 /// A pending PreSharedKey proposal of usage reinit (invalid outside a new
 /// group's first Commit, §11.2) is left out of a Commit of what is pending,
-/// even though its key (the group's own resumption PSK) is known.
+/// even though the committer's PSK store has a key for it.
 #[test]
 fn pending_reinit_psk_is_skipped() {
     use mls_nostd::messages::proposal::PreSharedKey;
@@ -580,7 +580,18 @@ fn pending_reinit_psk_is_skipped() {
     let msg = bob.group.propose(&psk, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
     let mut m = msg.clone();
     assert!(matches!(alice.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
-    let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
+    // A store that has every resumption PSK.
+    struct Any;
+    impl mls_nostd::psk::PskStore for Any {
+        fn external_psk(&self, _: &[u8]) -> Option<&[u8]> {
+            None
+        }
+        fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {
+            Some(&[9; 32])
+        }
+    }
+    let (commit, _, summary) = commit_with(&mut alice, None, &[], true, &Any).unwrap_or_else(|e| panic!("alice: {e:?}"));
+    assert_eq!(summary.psks, 0);
     let mut m = commit.clone();
     match bob.group.process_message(&mut m, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => assert_eq!(s.psks, 0),

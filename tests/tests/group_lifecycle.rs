@@ -628,6 +628,9 @@ fn adds_by_value_beyond_the_pending_bound() {
     let _ = t.root_tree_hash().unwrap();
 }
 
+/// A merged Commit of ours: the message, the Welcome, what it did.
+type Committed = (Vec<u8>, Option<Vec<u8>>, mls_nostd::group::StagedCommitSummary);
+
 /// Commits `opts` with `psks` through `commit_reinit(reference)` or, without
 /// a reference, `commit`; merges on success; returns the commit, the Welcome
 /// and the summary.
@@ -637,7 +640,7 @@ fn commit_with(
     proposals: &[Proposal<'_>],
     include_pending: bool,
     psks: &dyn mls_nostd::psk::PskStore,
-) -> Result<(Vec<u8>, Option<Vec<u8>>, mls_nostd::group::StagedCommitSummary), mls_nostd::group::CreateCommitError> {
+) -> Result<Committed, mls_nostd::group::CreateCommitError> {
     let (mut buf, mut w, mut gi) = buffers();
     let template = m.template();
     let opts = CommitOptions {

@@ -14,7 +14,8 @@ use mls_nostd::group::{
 };
 use mls_nostd::key_package::KeyPackage;
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
-use mls_nostd::psk::NoPsks;
+use mls_nostd::messages::proposal::PreSharedKey;
+use mls_nostd::psk::{NoPsks, PreSharedKeyId, Psk, PskStore, ResumptionPskUsage};
 use mls_nostd::tree_math::LeafIndex;
 use mls_tests::TestRng;
 
@@ -530,25 +531,22 @@ fn duplicate_pending_adds_are_committed_once() {
     agree(&[&alice, &bob, &carol]);
 }
 
-/// A pending PSK proposal whose key the committer lacks is left out of its
-/// Commit rather than making the Commit fail (§12.4: valid proposals only).
-#[test]
-fn pending_psk_without_key_is_skipped() {
-    use mls_nostd::messages::proposal::PreSharedKey;
-    use mls_nostd::psk::{PreSharedKeyId, Psk};
+/// Bob proposes `psk`; Alice commits what is pending with `psks`: the PSK
+/// is left out of her Commit rather than making it fail (§12.4: valid
+/// proposals only), and Bob follows.
+fn pending_psk_is_skipped(group_id: &'static [u8], psk: PreSharedKeyId<'_>, psks: &dyn PskStore) {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
     let mut alice = Member::new("alice", 51);
     let mut bob = Member::new("bob", 52);
-    alice.create(suite, b"psk-skip", Extensions::default());
+    alice.create(suite, group_id, Extensions::default());
     alice.add(&mut bob, suite);
-    let psk = Proposal::PreSharedKey(PreSharedKey {
-        psk: PreSharedKeyId { psk: Psk::External { psk_id: b"only-bob-knows" }, psk_nonce: &[7; 32] },
-    });
+    let psk = Proposal::PreSharedKey(PreSharedKey { psk });
     let mut out = vec![0u8; 4096];
     let msg = bob.group.propose(&psk, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
     let mut m = msg.clone();
     assert!(matches!(alice.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
-    let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
+    let (commit, _, summary) = commit_with(&mut alice, None, &[], true, psks).unwrap_or_else(|e| panic!("alice: {e:?}"));
+    assert_eq!(summary.psks, 0);
     let mut m = commit.clone();
     match bob.group.process_message(&mut m, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => assert_eq!(s.psks, 0),
@@ -558,31 +556,21 @@ fn pending_psk_without_key_is_skipped() {
     agree(&[&alice, &bob]);
 }
 
+/// A pending PSK proposal whose key the committer lacks.
+#[test]
+fn pending_psk_without_key_is_skipped() {
+    let psk = PreSharedKeyId { psk: Psk::External { psk_id: b"only-bob-knows" }, psk_nonce: &[7; 32] };
+    pending_psk_is_skipped(b"psk-skip", psk, &NoPsks);
+}
+
 /// A pending PreSharedKey proposal of usage reinit (invalid outside a new
-/// group's first Commit, §11.2) is left out of a Commit of what is pending,
-/// even though the committer's PSK store has a key for it.
+/// group's first Commit, §11.2), although the committer's PSK store has a
+/// key for it.
 #[test]
 fn pending_reinit_psk_is_skipped() {
-    use mls_nostd::messages::proposal::PreSharedKey;
-    use mls_nostd::psk::{PreSharedKeyId, Psk, ResumptionPskUsage};
-    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
-    let mut alice = Member::new("alice", 53);
-    let mut bob = Member::new("bob", 54);
-    alice.create(suite, b"reinit-psk-skip", Extensions::default());
-    alice.add(&mut bob, suite);
-    let psk = Proposal::PreSharedKey(PreSharedKey {
-        psk: PreSharedKeyId {
-            psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"reinit-psk-skip", psk_epoch: 1 },
-            psk_nonce: &[7; 32],
-        },
-    });
-    let mut out = vec![0u8; 4096];
-    let msg = bob.group.propose(&psk, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
-    let mut m = msg.clone();
-    assert!(matches!(alice.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
     // A store that has every resumption PSK.
     struct Any;
-    impl mls_nostd::psk::PskStore for Any {
+    impl PskStore for Any {
         fn external_psk(&self, _: &[u8]) -> Option<&[u8]> {
             None
         }
@@ -590,15 +578,11 @@ fn pending_reinit_psk_is_skipped() {
             Some(&[9; 32])
         }
     }
-    let (commit, _, summary) = commit_with(&mut alice, None, &[], true, &Any).unwrap_or_else(|e| panic!("alice: {e:?}"));
-    assert_eq!(summary.psks, 0);
-    let mut m = commit.clone();
-    match bob.group.process_message(&mut m, &NoPsks, NOW) {
-        Ok(Received::Commit(s)) => assert_eq!(s.psks, 0),
-        other => panic!("bob: {other:?}"),
-    }
-    bob.group.merge_staged_commit().unwrap();
-    agree(&[&alice, &bob]);
+    let psk = PreSharedKeyId {
+        psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"reinit-psk-skip", psk_epoch: 1 },
+        psk_nonce: &[7; 32],
+    };
+    pending_psk_is_skipped(b"reinit-psk-skip", psk, &Any);
 }
 
 /// More Adds by value than `MAX_PENDING_REFS` in one Commit that also takes

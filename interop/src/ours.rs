@@ -973,14 +973,16 @@ impl OursClient {
         result
     }
 
-    /// Commits `proposals` by value and every pending proposal in `group`;
-    /// `psks` resolves PSKs. Returns the Commit and the Welcome (staged).
+    /// Commits `proposals` by value and every pending proposal in `group`,
+    /// or, with `reinit`, that pending ReInit alone; `psks` resolves PSKs.
+    /// Returns the Commit and the Welcome (staged).
     #[allow(clippy::too_many_arguments)]
     fn commit_in(
         group: &mut ScriptGroup,
         name: &str,
         signer_pub: &[u8],
         proposals: &[Proposal<'_>],
+        reinit: Option<&HashValue>,
         psks: &dyn PskStore,
         force_path: bool,
         tree_in_welcome: bool,
@@ -992,7 +994,7 @@ impl OursClient {
         let mut caps = [0u8; 8];
         let opts = CommitOptions {
             proposals,
-            include_pending: true,
+            include_pending: reinit.is_none(),
             force_path,
             ratchet_tree_in_welcome: tree_in_welcome,
             wire_format: wire_format(encrypt),
@@ -1001,7 +1003,10 @@ impl OursClient {
             leaf: Some(leaf_template(signer_pub, name, suite, &mut caps)),
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-        let out = group.commit(&opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit"))?;
+        let out = match reinit {
+            None => group.commit(&opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit"))?,
+            Some(r) => group.commit_reinit(r, &opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit_reinit"))?,
+        };
         Ok((out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec).unwrap_or_default()))
     }
 
@@ -1054,7 +1059,7 @@ impl OursClient {
         }
         let sig_pub = self.sig_pub(suite);
         let (_, welcome) =
-            Self::commit_in(&mut group, &self.name, &sig_pub, &proposals, old, force_path, !external_tree, self.encrypt, &mut self.rng)?;
+            Self::commit_in(&mut group, &self.name, &sig_pub, &proposals, None, old, force_path, !external_tree, self.encrypt, &mut self.rng)?;
         group.merge_staged_commit().map_err(failed("merge"))?;
         let ratchet_tree = if external_tree { Self::export_tree(&mut group)? } else { Vec::new() };
         let epoch_authenticator = group.epoch_authenticator().to_vec();
@@ -1205,7 +1210,7 @@ impl scripts::Client for OursClient {
         let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         let psks = ExternalPsks(external_psks);
         let (commit, welcome) =
-            Self::commit_in(group, name, &sig_pub, &proposals, &psks, force_path, !external_tree, *encrypt, rng)?;
+            Self::commit_in(group, name, &sig_pub, &proposals, None, &psks, force_path, !external_tree, *encrypt, rng)?;
         let mut ratchet_tree = Vec::new();
         if external_tree {
             group.merge_staged_commit().map_err(failed("merge"))?;
@@ -1269,24 +1274,10 @@ impl scripts::Client for OursClient {
         let sig_pub = self.sig_pub(suite);
         let Self { group, rng, name, encrypt, external_psks, .. } = self;
         let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
-        let (mut m, mut w, mut gi) = (vec![0u8; 1024 * 1024], vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-        let mut caps = [0u8; 8];
         // As the runner asks: no proposals by value, no forced path.
-        let opts = CommitOptions {
-            proposals: &[],
-            include_pending: false,
-            force_path: false,
-            ratchet_tree_in_welcome: false,
-            wire_format: wire_format(*encrypt),
-            padding: PADDING,
-            authenticated_data: &[],
-            leaf: Some(leaf_template(&sig_pub, name, suite, &mut caps)),
-        };
-        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-        let out = group
-            .commit_reinit(&reference, &opts, &ExternalPsks(external_psks), now(), rng, &Sequential, bufs)
-            .map_err(failed("commit_reinit"))?;
-        Ok(out.commit.to_vec())
+        let psks = ExternalPsks(external_psks);
+        let (commit, _) = Self::commit_in(group, name, &sig_pub, &[], Some(&reference), &psks, false, false, *encrypt, rng)?;
+        Ok(commit)
     }
 
     fn handle_pending_reinit_commit(&mut self) -> Outcome<(Bytes, Bytes)> {

@@ -253,12 +253,14 @@ fn unusable_state_dir_is_one_line_and_non_zero() {
 
 #[test]
 fn large_groups_never_pass_through_the_stack() {
-    type Big = mls_nostd::group::Group<1024, { 1024 * 256 }, 16, 4096>;
+    // 1 KiB of leaf arena per member: with one tree buffer (issue #14) a
+    // 256-byte arena per member no longer makes the slot exceed 1 MiB.
+    type Big = mls_nostd::group::Group<1024, { 1024 * 1024 }, 16, 4096>;
     assert!(size_of::<Big>() > 1024 * 1024, "the group is larger than the thread's stack");
     let t = std::thread::Builder::new()
         .stack_size(256 * 1024)
         .spawn(|| {
-            let g = platform_std::boxed_group::<1024, { 1024 * 256 }, 16, 4096>();
+            let g = platform_std::boxed_group::<1024, { 1024 * 1024 }, 16, 4096>();
             g.is_inactive() && g.epoch() == 0
         })
         .expect("thread");

@@ -25,7 +25,7 @@ fn update_path(executor: &impl Executor) -> Vec<u8> {
     let mut leaves = vec![LeafSlot::BLANK; N];
     let mut parents = vec![ParentSlot::BLANK; N];
     let mut arena = vec![0u8; N * 256];
-    let mut t = TreeSlices { meta: &mut meta, leaves: &mut leaves, parents: &mut parents, arena: &mut arena };
+    let mut t = TreeSlices::new(&mut meta, &mut leaves, &mut parents, &mut arena);
     for i in 0..N as u64 {
         let (leaf, _) = test_leaf(SUITE, format!("m{i}").as_bytes(), i, None);
         t.add_leaf(&leaf).unwrap();

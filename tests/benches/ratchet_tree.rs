@@ -34,7 +34,7 @@ impl Storage {
     }
 
     fn slices(&mut self) -> TreeSlices<'_> {
-        TreeSlices { meta: &mut self.meta, leaves: &mut self.leaves, parents: &mut self.parents, arena: &mut self.arena }
+        TreeSlices::new(&mut self.meta, &mut self.leaves, &mut self.parents, &mut self.arena)
     }
 }
 

@@ -256,11 +256,13 @@ impl Member {
         }
     }
 
-    /// The encoded GroupContext of the current epoch.
+    /// The encoded GroupContext of the current epoch. (Not from `tree()`:
+    /// while a Commit is staged the tree holds its changes, and the current
+    /// epoch's tree hash is the one kept in the state; `snapshot` checks
+    /// that it is the tree's whenever nothing is staged.)
     fn context(&mut self) -> Vec<u8> {
-        let tree_hash = self.group.tree().root_tree_hash().unwrap();
         let mut buf = vec![0u8; MAX_GROUP_CONTEXT_LEN];
-        self.group.state().group_context(tree_hash.as_bytes(), &mut buf).unwrap().to_vec()
+        self.group.group_context(&mut buf).unwrap().to_vec()
     }
 
     fn tree_bytes(&mut self) -> Vec<u8> {
@@ -290,6 +292,10 @@ impl Member {
         }
         let mut exporter = vec![0u8; 32];
         self.group.export_secret(b"snapshot", b"", &mut exporter).unwrap();
+        if !self.group.has_staged_commit() {
+            let tree_hash = self.group.tree().root_tree_hash().unwrap();
+            assert_eq!(self.group.state().tree_hash, tree_hash, "{}: the kept tree hash is not the tree's", self.name);
+        }
         Snapshot {
             inactive: false,
             epoch: self.group.epoch(),
@@ -2160,8 +2166,10 @@ fn join_welcome_not_for_us() {
     let mut eve = Member::new("eve", 5);
     let (eve_kp, eve_keys) = eve.key_package();
     refuse_join(&mut eve, &welcome, &eve_kp, &eve_keys, None, JoinError::Welcome(WelcomeError::NotForUs));
-    // Into a slot that holds a group: Bob's group is untouched.
-    refuse_join(&mut fx.bob, &welcome, &eve_kp, &eve_keys, None, JoinError::Welcome(WelcomeError::NotForUs));
+    // Into a slot that holds a group: refused before the Welcome is read
+    // (the slot has one tree buffer, which a join would overwrite), and
+    // Bob's group is untouched.
+    refuse_join(&mut fx.bob, &welcome, &eve_kp, &eve_keys, None, JoinError::SlotInUse);
     // A KeyPackage of another suite than the Welcome's.
     let (other_kp, other_keys) = dave.key_package_with(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, LIFETIME);
     refuse_join(&mut dave, &welcome, &other_kp, &other_keys, None, JoinError::Welcome(WelcomeError::WrongCipherSuite));
@@ -2320,9 +2328,10 @@ fn join_no_ratchet_tree() {
 
 /// A Commit received while one is staged (ours, not yet merged) is refused
 /// without touching the staged one (COM-PENDING); so are creating another
-/// and joining into the slot. The staged commit then merges as if nothing
-/// happened, and a refused commit, if valid, is processed once the staged
-/// one is discarded.
+/// commit and a GroupInfo, and creating or joining a group into the slot
+/// (which holds one: SlotInUse). The staged commit then merges as if
+/// nothing happened, and a refused commit, if valid, is processed once the
+/// staged one is discarded.
 #[test]
 fn com_pending_commit_staged() {
     let mut fx = fixture();
@@ -2348,10 +2357,29 @@ fn com_pending_commit_staged() {
     let (kp, keys) = dave.key_package();
     let (_, welcome) = fx.carol.try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.carol.group.discard_staged_commit();
+    // Joining into the slot: it holds a group (the staged commit's), which
+    // a join would overwrite; refused as for any active slot.
     assert_eq!(
         fx.alice.try_join(&welcome.unwrap(), &kp, &keys, None, GroupConfig::default()).err(),
-        Some(JoinError::Commit(want))
+        Some(JoinError::SlotInUse)
     );
+    assert_eq!(fx.alice.snapshot(), before);
+    // Nor can a group be created into the slot.
+    let params = CreateParams {
+        suite: SUITE,
+        group_id: b"another group",
+        credential: Credential::Basic { identity: b"alice" },
+        lifetime: LIFETIME,
+        capabilities: caps(),
+        extensions: Extensions::default(),
+        config: GroupConfig::default(),
+    };
+    let signer = fx.alice.signer.clone();
+    assert_eq!(fx.alice.group.create(&params, &signer, &mut fx.alice.rng).err(), Some(GroupError::SlotInUse));
+    assert_eq!(fx.alice.snapshot(), before);
+    // Nor can a GroupInfo be made: the tree holds the staged changes.
+    let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    assert_eq!(fx.alice.group.group_info(true, &mut gi, &mut scratch).err(), Some(GroupError::CommitPending));
     assert_eq!(fx.alice.snapshot(), before);
     // Other messages are processed as usual meanwhile.
     let m = fx.bob.send(b"meanwhile");
@@ -2623,9 +2651,10 @@ fn join_external_refusals() {
         "{small:?}"
     );
     assert!(eve.group.is_inactive());
-    // A slot with a staged commit: Bob's.
+    // A slot with a staged commit: Bob's. It holds a group, which the join
+    // would overwrite (one tree buffer per slot): refused as any active slot.
     fx.bob.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
-    assert_eq!(try_join(&mut fx.bob, &gi, None, big).err(), Some(JoinError::Commit(CommitError::CommitPending)));
+    assert_eq!(try_join(&mut fx.bob, &gi, None, big).err(), Some(JoinError::SlotInUse));
     fx.bob.group.discard_staged_commit();
     // The valid join.
     let commit = try_join(&mut eve, &gi, None, big).unwrap();

@@ -4,7 +4,7 @@
 use mls_nostd::codec::Writer;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::ratchet_tree::tree::{LeafSlot, ParentSlot, RatchetTree, TreeMeta, TreeSlices, LEAF_RECORD_HEADER};
-use mls_nostd::tree_math::LeafIndex;
+use mls_nostd::tree_math::{LeafIndex, NodeIndex};
 use mls_tests::test_leaf;
 
 /// Arena bytes per leaf in these figures: a basic credential and Ed25519
@@ -43,7 +43,7 @@ fn sixteen_thousand_leaves_on_a_small_stack() {
             let mut leaves = vec![LeafSlot::BLANK; N].into_boxed_slice();
             let mut parents = vec![ParentSlot::BLANK; N].into_boxed_slice();
             let mut arena = vec![0u8; N * (leaf.len() + LEAF_RECORD_HEADER)].into_boxed_slice();
-            let mut t = TreeSlices { meta: &mut meta, leaves: &mut leaves, parents: &mut parents, arena: &mut arena };
+            let mut t = TreeSlices::new(&mut meta, &mut leaves, &mut parents, &mut arena);
             for i in 0..N as u32 {
                 assert_eq!(t.add_leaf(&leaf).unwrap(), LeafIndex(i));
             }
@@ -65,4 +65,97 @@ fn sixteen_thousand_leaves_on_a_small_stack() {
         .unwrap();
     let exported = handle.join().expect("no stack overflow");
     println!("16,384-leaf tree exported: {exported} bytes");
+}
+
+/// The changes a Commit might make, staged in the one tree: truncation
+/// (removing the last leaf), a leaf updated twice, a removal, a fresh
+/// parent, a leaf added unmerged under it, extension (adding past the width).
+fn stage_changes(t: &mut TreeSlices<'_>, leaves: &[Vec<u8>]) {
+    t.remove_leaf(LeafIndex(4)).unwrap();
+    assert_eq!(t.n_leaves(), 4, "truncated");
+    t.update_leaf(LeafIndex(1), &leaves[5]).unwrap();
+    t.update_leaf(LeafIndex(1), &leaves[6]).unwrap();
+    t.remove_leaf(LeafIndex(2)).unwrap();
+    t.set_parent(NodeIndex(3), &[7u8; 32], &[]).unwrap();
+    assert_eq!(t.add_leaf(&leaves[7]).unwrap(), LeafIndex(2));
+    assert!(t.is_unmerged_at(LeafIndex(2), NodeIndex(3)));
+    assert_eq!(t.add_leaf(&leaves[4]).unwrap(), LeafIndex(4));
+    assert_eq!(t.n_leaves(), 8, "extended");
+    t.root_tree_hash().unwrap();
+}
+
+fn export(t: &TreeSlices<'_>) -> Vec<u8> {
+    let mut out = vec![0u8; 16 * 1024];
+    let mut w = Writer::new(&mut out);
+    t.export(&mut w).unwrap();
+    let n = w.len();
+    out.truncate(n);
+    out
+}
+
+/// A staged Commit's changes, discarded, leave the tree exactly as before:
+/// every slot (cached hashes included), the size, the arena's records and
+/// its bookkeeping; while staged, `old()` reads the tree before. Merged,
+/// they give the tree the same changes give without staging.
+#[test]
+fn staged_changes_discard_exactly_and_merge_as_unstaged() {
+    const N: usize = 8;
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let leaves: Vec<Vec<u8>> = (0..8u64).map(|i| test_leaf(suite, format!("m{i}").as_bytes(), i + 1, None).0).collect();
+    let mut meta = TreeMeta::new(suite);
+    let mut slots = vec![LeafSlot::BLANK; N];
+    let mut parents = vec![ParentSlot::BLANK; N];
+    let mut arena = vec![0u8; 16 * 1024];
+    let (before_bytes, before_hash, before_leaves) = {
+        let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena);
+        for l in &leaves[..5] {
+            t.add_leaf(l).unwrap();
+        }
+        // Leaf 1 again, unmerged under two fresh parents.
+        t.remove_leaf(LeafIndex(1)).unwrap();
+        t.set_parent(NodeIndex(3), &[9u8; 32], &[]).unwrap();
+        t.set_parent(NodeIndex(7), &[8u8; 32], &[]).unwrap();
+        assert_eq!(t.add_leaf(&leaves[1]).unwrap(), LeafIndex(1));
+        assert_eq!(t.unmerged_leaves(NodeIndex(7)).collect::<Vec<_>>(), [LeafIndex(1)]);
+        assert_eq!(t.n_leaves(), 8);
+        let hash = t.root_tree_hash().unwrap();
+        let old: Vec<Option<Vec<u8>>> = (0..8).map(|i| t.leaf_bytes(LeafIndex(i)).map(<[u8]>::to_vec)).collect();
+        (export(&t), hash, old)
+    };
+    // Six records so far (one of them dead: leaf 1's first).
+    let used: usize = [0, 1, 2, 3, 4, 1].iter().map(|&i| leaves[i].len() + LEAF_RECORD_HEADER).sum();
+    let (meta0, slots0, parents0, arena0) = (meta, slots.clone(), parents.clone(), arena[..used].to_vec());
+    {
+        let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena);
+        t.begin_stage().unwrap();
+        stage_changes(&mut t, &leaves);
+        assert_ne!(export(&t), before_bytes, "the stage changed nothing");
+        let old = t.old();
+        assert_eq!(old.n_leaves(), 8);
+        for (i, want) in before_leaves.iter().enumerate() {
+            assert_eq!(old.leaf_bytes(LeafIndex(i as u32)), want.as_deref(), "old() leaf {i}");
+        }
+        t.discard_stage().unwrap();
+        assert_eq!(export(&t), before_bytes);
+        assert_eq!(t.root_tree_hash().unwrap(), before_hash);
+    }
+    assert_eq!(meta, meta0, "tree meta after discard");
+    assert_eq!(slots, slots0, "leaf slots after discard");
+    assert_eq!(parents, parents0, "parent slots after discard");
+    assert_eq!(arena[..used], arena0[..], "arena records after discard");
+
+    // The same changes without staging, on a copy, and merged: one tree.
+    let (mut meta2, mut slots2, mut parents2, mut arena2) = (meta, slots.clone(), parents.clone(), arena.clone());
+    let unstaged = {
+        let mut t = TreeSlices::new(&mut meta2, &mut slots2, &mut parents2, &mut arena2);
+        stage_changes(&mut t, &leaves);
+        (export(&t), t.root_tree_hash().unwrap())
+    };
+    let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena);
+    t.begin_stage().unwrap();
+    stage_changes(&mut t, &leaves);
+    t.merge_stage().unwrap();
+    assert_eq!((export(&t), t.root_tree_hash().unwrap()), unstaged);
+    assert_eq!(t.old().leaf_bytes(LeafIndex(1)), Some(&leaves[6][..]), "old() after merge is the tree");
+    assert!(!t.is_staging());
 }

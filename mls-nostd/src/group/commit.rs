@@ -3,7 +3,7 @@
 //! group moves to the new epoch only at [`Group::merge_staged_commit`], once
 //! the application has sent the messages (or discards it).
 
-use super::process::{CommitError, StagedCommitSummary, apply_proposals, stage_trees};
+use super::process::{CommitError, StagedCommitSummary, apply_proposals};
 use super::{EpochState, Group, MAX_GROUP_CONTEXT_LEN, Staged};
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, ListView, OwnedBytes, Reader, Writer};
@@ -251,8 +251,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let extensions = crate::extensions::Extensions::from_body(self.state.extensions.as_slice())?;
         let own = super::process::OwnResumptionPsks { state: &self.state, history: &self.resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own;
-        let [a, b] = &mut self.trees;
-        let tree = if self.active & 1 == 0 { a.slices() } else { b.slices() };
+        let tree = self.tree.slices();
         // Leaves removed or updated, and clients added, by this commit: the
         // proposals by value are looked up where they are (any number of
         // them); the lists hold only the pending ones chosen (bounded by refs).
@@ -303,7 +302,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                             && super::process::check_update_leaf(
                                 suite,
                                 group_id,
-                                &tree,
                                 &tree,
                                 s,
                                 &u.leaf_node,
@@ -470,10 +468,29 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         if self.is_inactive() {
             return Err(CreateCommitError::Inactive);
         }
-        // A staged commit's tree is in the spare buffer this one is built in.
+        // One Commit at a time is staged in the tree.
         if self.staged.is_some() {
             return Err(CommitError::CommitPending.into());
         }
+        self.tree.slices().begin_stage().map_err(CommitError::Tree)?;
+        let result = self.commit_in_tree(opts, psks, now, rng, executor, bufs);
+        if result.is_err() {
+            // Nothing can fail: the tree is staging.
+            let _ = self.tree.slices().discard_stage();
+        }
+        result
+    }
+
+    /// [`Self::commit`] once the tree is staging.
+    fn commit_in_tree<'o>(
+        &mut self,
+        opts: &CommitOptions<'_>,
+        psks: &dyn PskStore,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        bufs: CommitBuffers<'o>,
+    ) -> Result<CommitOutput<'o>, CreateCommitError> {
         let suite = self.state.suite;
         let me = self.state.private.leaf;
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
@@ -509,10 +526,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             ListView::from_body(r.read_opaque()?)?
         };
 
-        // Validate and apply on the spare tree (§12.2, §12.3).
+        // Validate and apply, staged in the tree (§12.2, §12.3).
         let Self {
-            trees,
-            active,
+            tree,
             proposals,
             state,
             staged,
@@ -526,13 +542,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         } = self;
         // Our own group's resumption PSKs resolve as they do for the receivers.
         let own_psks = super::process::OwnResumptionPsks { state, history: resumption_psks, inner: psks };
-        let (old, mut new) = stage_trees(trees, *active);
+        let mut new = tree.slices();
         let draft = Commit { proposals: proposals_view, path: None };
         let applied = apply_proposals::<N, P>(
             &draft,
             me,
             LeafIndex(u32::MAX),
-            &old,
             &mut new,
             proposals,
             state,
@@ -714,6 +729,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             confirmed_transcript_hash: confirmed,
             interim_transcript_hash: interim,
             confirmation_tag: tag,
+            tree_hash,
             extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
             secrets,
             private,

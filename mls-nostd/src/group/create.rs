@@ -46,6 +46,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         signer: &SignaturePrivateKey,
         rng: &mut impl CryptoRng,
     ) -> Result<(), GroupError> {
+        // One tree buffer: a slot holding a group is not overwritten.
+        if !self.is_inactive() {
+            return Err(GroupError::SlotInUse);
+        }
         let suite = p.suite;
         let nh = suite.hash_len();
         let mut ikm = Secret::zero(suite.hash_len()).map_err(GroupError::Crypto)?;
@@ -67,21 +71,20 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let leaf = LeafNode::sign_into(suite, &fields, None, signer, &mut leaf_buf)
             .map_err(|e| GroupError::LeafNode(e.in_own_buffer()))?;
 
-        // Built in the spare tree buffer: on error the slot is unchanged.
-        let spare = self.active ^ 1;
-        let [a, b] = &mut self.trees;
-        let mut tree = if spare & 1 == 0 { a.slices() } else { b.slices() };
+        // The slot is inactive: on error it stays so (its tree emptied).
+        let mut tree = self.tree.slices();
         tree.clear(suite);
         tree.add_leaf(leaf).map_err(GroupError::Tree)?;
         // §11.1: the group's requirements hold for every member, the creator
         // included (issue #13: at 7208f14 a creator could require what its
         // own leaf does not support).
-        if !members_support(&tree, p.extensions).map_err(|e| match e {
+        if !members_support(tree.view(), p.extensions).map_err(|e| match e {
             CommitError::Codec(c) => GroupError::Codec(c),
             _ => GroupError::UnsupportedCapabilities,
         })? {
             return Err(GroupError::UnsupportedCapabilities);
         }
+        let tree_hash = tree.root_tree_hash().map_err(GroupError::Tree)?;
 
         let secrets = EpochSecrets::from_epoch_secret(suite, &epoch_secret).map_err(GroupError::Crypto)?;
         let confirmed = HashValue::EMPTY;
@@ -96,6 +99,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             confirmed_transcript_hash: confirmed,
             interim_transcript_hash: interim,
             confirmation_tag: tag,
+            tree_hash,
             extensions: OwnedBytes::from_slice(p.extensions.body())
                 .map_err(|_| GroupError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
             secrets,
@@ -103,10 +107,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
         // The GroupContext must encode within its capacity.
         let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let zero = [0u8; crate::crypto::MAX_HASH_LEN];
-        let tree_hash = zero.get(..suite.hash_len()).ok_or(GroupError::Codec(crate::codec::CodecError::InvalidValue))?;
-        state.group_context(tree_hash, &mut gc).map_err(GroupError::Codec)?;
-        self.install(state, spare, signer, p.config).map_err(GroupError::SecretTree)?;
+        state.group_context(state.tree_hash.as_bytes(), &mut gc).map_err(GroupError::Codec)?;
+        self.install(state, signer, p.config).map_err(GroupError::SecretTree)?;
         Ok(())
     }
 }

@@ -39,8 +39,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// with the `external_pub` extension (§12.4.3.2) and, if `with_tree`, the
     /// `ratchet_tree` extension (§12.4.3.3). `scratch` holds the extensions.
     pub fn group_info<'o>(&mut self, with_tree: bool, out: &'o mut [u8], scratch: &mut [u8]) -> Result<&'o [u8], GroupError> {
+        // The tree holds a staged Commit's changes: the current epoch's tree
+        // cannot be exported until it is merged or discarded.
+        if self.staged.is_some() {
+            return Err(GroupError::CommitPending);
+        }
         let suite = self.state.suite;
-        let tree_hash = self.tree().root_tree_hash().map_err(GroupError::Tree)?;
+        let tree_hash = self.state.tree_hash;
         let (_, external_pub) = self.state.secrets.external_key_pair(suite).map_err(GroupError::Crypto)?;
         let mut w = Writer::new(scratch);
         w.write_u16(EXT_EXTERNAL_PUB)?;
@@ -113,10 +118,31 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         executor: &impl Executor,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], JoinError> {
-        // The tree is imported into the spare buffer, where a staged commit's is.
-        if self.staged.is_some() {
-            return Err(JoinError::Commit(CommitError::CommitPending));
+        // One tree buffer: a slot holding a group is not overwritten.
+        if !self.is_inactive() {
+            return Err(JoinError::SlotInUse);
         }
+        let result = self.join_external_inner(group_info, ratchet_tree, leaf, signer, resync, config, rng, executor, out);
+        if result.is_err() {
+            self.wipe();
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join_external_inner<'o>(
+        &mut self,
+        group_info: &[u8],
+        ratchet_tree: Option<&[u8]>,
+        leaf: &LeafTemplate<'_>,
+        signer: &SignaturePrivateKey,
+        resync: Option<LeafIndex>,
+        config: GroupConfig,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], JoinError> {
+        self.discard_staged_commit();
         let MlsMessageBody::GroupInfo(gi) = MlsMessage::decode_exact(group_info)?.body else {
             return Err(JoinError::Malformed(CodecError::InvalidValue));
         };
@@ -131,10 +157,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             None => ratchet_tree.ok_or(JoinError::NoRatchetTree)?,
         };
 
-        // The current epoch's tree into the spare buffer, checked as a joiner must.
-        let spare = self.active ^ 1;
-        let [a, b] = &mut self.trees;
-        let mut tree = if spare & 1 == 0 { a.slices() } else { b.slices() };
+        // The current epoch's tree, checked as a joiner must.
+        let mut tree = self.tree.slices();
         tree.import(suite, &decode_tree(tree_bytes)?)?;
         let signer_key = tree
             .signature_key(LeafIndex(gi.tbs.signer))
@@ -286,12 +310,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             confirmed_transcript_hash: confirmed,
             interim_transcript_hash: new_interim,
             confirmation_tag: HashValue::from_slice(tag.as_bytes())?,
+            tree_hash,
             extensions: OwnedBytes::from_slice(gc.extensions)
                 .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
             secrets,
             private,
         };
-        self.install(state, spare, signer, config).map_err(JoinError::SecretTree)?;
+        self.install(state, signer, config).map_err(JoinError::SecretTree)?;
         Ok(message)
     }
 }

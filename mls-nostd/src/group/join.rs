@@ -44,6 +44,9 @@ pub enum JoinError {
     /// A group ID or extensions longer than the capacities, or an epoch
     /// counter at its end (which capacity is said).
     CapacityExceeded(Capacity),
+    /// The slot holds an active group, which joining would replace (join
+    /// into another slot, or empty this one with `Group::EMPTY`).
+    SlotInUse,
     /// A cryptographic operation failed.
     Crypto(CryptoError),
     /// The GroupInfo has no `external_pub` extension (§12.4.3.2).
@@ -81,6 +84,9 @@ impl core::fmt::Display for JoinError {
             Self::NotInTree => f.write_str("our KeyPackage's leaf is not in the tree"),
             Self::PathSecretMismatch => f.write_str("a key derived from the path secret differs from the tree's"),
             Self::CapacityExceeded(c) => write!(f, "joining exceeds a capacity: {c}"),
+            Self::SlotInUse => {
+                f.write_str("the slot holds an active group: join into another slot or empty this one with Group::EMPTY")
+            }
             Self::Crypto(e) => write!(f, "crypto: {e}"),
             Self::NoExternalPub => f.write_str("GroupInfo has no external_pub extension"),
             Self::InvalidGroupInfo => f.write_str("GroupInfo signature does not verify"),
@@ -154,14 +160,21 @@ pub struct JoinParams<'a> {
 }
 
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
-    /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`), replacing this
-    /// group's state only on success. `buf` receives the decrypted GroupInfo
-    /// (the Welcome's length suffices).
+    /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`) into this
+    /// slot, which must hold no active group; on failure it is left empty.
+    /// `buf` receives the decrypted GroupInfo (the Welcome's length suffices).
     pub fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), JoinError> {
-        // The tree is imported into the spare buffer, where a staged commit's is.
-        if self.staged.is_some() {
-            return Err(JoinError::Commit(super::CommitError::CommitPending));
+        if !self.is_inactive() {
+            return Err(JoinError::SlotInUse);
         }
+        let result = self.join_inner(welcome, p, buf);
+        if result.is_err() {
+            self.wipe();
+        }
+        result
+    }
+
+    fn join_inner(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), JoinError> {
         let MlsMessageBody::Welcome(welcome) = MlsMessage::decode_exact(welcome)?.body else {
             return Err(JoinError::Malformed(CodecError::InvalidValue));
         };
@@ -171,16 +184,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let kp_ref = kp.reference(suite)?;
         let decrypted = process_welcome(suite, kp_ref.as_bytes(), &p.keys.init_key, &welcome, p.psks, buf)?;
 
-        // The tree goes into the spare buffer; the group changes only at the end.
         let gi = *decrypted.group_info();
         let tree_bytes = match gi.tbs.extensions.find(EXT_RATCHET_TREE) {
             Some(data) => data,
             None => p.ratchet_tree.ok_or(JoinError::NoRatchetTree)?,
         };
         let view = decode_tree(tree_bytes)?;
-        let spare = self.active ^ 1;
-        let [a, b] = &mut self.trees;
-        let mut tree = if spare & 1 == 0 { a.slices() } else { b.slices() };
+        self.discard_staged_commit();
+        let mut tree = self.tree.slices();
         tree.import(suite, &view)?;
 
         let signer = LeafIndex(decrypted.signer());
@@ -243,12 +254,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             confirmed_transcript_hash: crate::crypto::HashValue::from_slice(gc.confirmed_transcript_hash)?,
             interim_transcript_hash: verified.interim_transcript_hash,
             confirmation_tag: crate::crypto::HashValue::from_slice(verified.group_info.tbs.confirmation_tag)?,
+            tree_hash: crate::crypto::HashValue::from_slice(gc.tree_hash)?,
             extensions: OwnedBytes::<MAX_GROUP_EXTENSIONS_LEN>::from_slice(gc.extensions)
                 .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
             secrets: verified.epoch_secrets,
             private,
         };
-        self.install(state, spare, p.signer, p.config).map_err(JoinError::SecretTree)?;
+        self.install(state, p.signer, p.config).map_err(JoinError::SecretTree)?;
         Ok(())
     }
 

@@ -113,6 +113,10 @@ pub struct EpochState {
     /// The confirmation tag of the Commit that began this epoch (§6.1), for
     /// the GroupInfo (§12.4.3).
     pub confirmation_tag: HashValue,
+    /// The tree hash of this epoch's ratchet tree (§7.8): the GroupContext's
+    /// `tree_hash`, kept so that the context of the current epoch needs no
+    /// tree while the next one is staged in it.
+    pub tree_hash: HashValue,
     /// Body of the GroupContext's `extensions` vector.
     pub extensions: OwnedBytes<MAX_GROUP_EXTENSIONS_LEN>,
     /// This epoch's secrets.
@@ -188,7 +192,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> crate::
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub(crate) enum Staged {
-    /// The next epoch, in the spare tree buffer and this state.
+    /// The next epoch: this state, and the changes staged in the tree.
     Epoch(EpochState),
     /// The Commit removes us: merging ends our membership.
     Removed,
@@ -225,6 +229,11 @@ pub enum GroupError {
     Codec(CodecError),
     /// There is no staged commit to merge.
     NothingStaged,
+    /// A Commit is staged: merge or discard it first.
+    CommitPending,
+    /// The slot holds an active group: creating or joining would replace it
+    /// (use another slot, or empty this one with [`Group::EMPTY`]).
+    SlotInUse,
     /// A ratchet tree operation failed (e.g. hashing a tree that does not
     /// fit its capacity).
     Tree(TreeError),
@@ -248,6 +257,10 @@ impl core::fmt::Display for GroupError {
             Self::Crypto(e) => write!(f, "crypto: {e}"),
             Self::Codec(e) => write!(f, "encoding: {e}"),
             Self::NothingStaged => f.write_str("no staged commit to merge"),
+            Self::CommitPending => f.write_str("a commit is staged: merge or discard it first"),
+            Self::SlotInUse => {
+                f.write_str("the slot holds an active group: use another slot or empty this one with Group::EMPTY")
+            }
             Self::Tree(e) => write!(f, "ratchet tree: {e}"),
             Self::SecretTree(e) => write!(f, "secret tree: {e}"),
             Self::LeafNode(e) => write!(f, "our leaf: {e}"),
@@ -300,8 +313,8 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
     pub(crate) staged_info: StagedInfo,
     /// The private key of the leaf in our pending Update proposal (§12.1.2).
     pub(crate) pending_update_key: Option<crate::crypto::hpke::HpkePrivateKey>,
-    pub(crate) trees: [RatchetTree<N, ARENA>; 2],
-    pub(crate) active: usize,
+    /// The ratchet tree; a staged Commit's changes are in it, undoably.
+    pub(crate) tree: RatchetTree<N, ARENA>,
     pub(crate) secret_tree: SecretTree<N, K>,
     /// The previous epoch's secret tree and keys (application messages only).
     pub(crate) prev_secret_tree: SecretTree<N, K>,
@@ -324,6 +337,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             confirmed_transcript_hash: HashValue::EMPTY,
             interim_transcript_hash: HashValue::EMPTY,
             confirmation_tag: HashValue::EMPTY,
+            tree_hash: HashValue::EMPTY,
             extensions: OwnedBytes::EMPTY,
             secrets: EpochSecrets::EMPTY,
             private: TreeKemPrivate::EMPTY,
@@ -334,8 +348,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         staged_reinit: None,
         staged_info: StagedInfo::EMPTY,
         pending_update_key: None,
-        trees: [RatchetTree::EMPTY, RatchetTree::EMPTY],
-        active: 0,
+        tree: RatchetTree::EMPTY,
         secret_tree: SecretTree::EMPTY,
         prev_secret_tree: SecretTree::EMPTY,
         prev: None,
@@ -391,14 +404,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// The encoded GroupContext of the current epoch (§8.1), e.g. for an
     /// external sender signing a proposal to the group.
     pub fn group_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], GroupError> {
-        let tree_hash = self.tree().root_tree_hash().map_err(GroupError::Tree)?;
-        Ok(self.state.group_context(tree_hash.as_bytes(), buf)?)
+        // The epoch's cached tree hash: `tree()` is the staged tree while a
+        // Commit is staged, not this epoch's.
+        Ok(self.state.group_context(self.state.tree_hash.as_bytes(), buf)?)
     }
 
-    /// The current GroupContext encoded into `buf` (the tree hash is cached).
+    /// The current GroupContext encoded into `buf`.
     pub(crate) fn encoded_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], CommitError> {
-        let tree_hash = self.tree().root_tree_hash()?;
-        Ok(self.state.group_context(tree_hash.as_bytes(), buf)?)
+        Ok(self.state.group_context(self.state.tree_hash.as_bytes(), buf)?)
     }
 
     /// Our leaf.
@@ -411,10 +424,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.state.secrets.export(self.state.suite, label, context, out).map_err(GroupError::Crypto)
     }
 
-    /// The current ratchet tree.
+    /// The ratchet tree (with a staged Commit's changes while one is staged).
     pub fn tree(&mut self) -> TreeSlices<'_> {
-        let [a, b] = &mut self.trees;
-        if self.active & 1 == 0 { a.slices() } else { b.slices() }
+        self.tree.slices()
     }
 
     /// Makes the staged commit the current epoch (§12.4.2, last step). On
@@ -424,6 +436,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             None => return Err(GroupError::NothingStaged),
             Some(Staged::Removed) => {
                 // Delete what is ours; late messages of the epoch are lost.
+                self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
                 self.staged = None;
                 self.staged_info = StagedInfo::EMPTY;
                 self.removed = true;
@@ -441,21 +454,20 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         // lost the staged commit). The epoch that ends keeps its keys for
         // late application messages.
         let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let tree_hash = self.tree().root_tree_hash().map_err(GroupError::Tree)?;
-        let gc = self.state.group_context(tree_hash.as_bytes(), &mut gc)?;
+        let gc = self.state.group_context(self.state.tree_hash.as_bytes(), &mut gc)?;
         let prev = PrevEpoch {
             epoch: self.state.epoch,
             sender_data_secret: self.state.secrets.sender_data_secret.clone(),
             group_context: OwnedBytes::from_slice(gc)?,
         };
-        let [a, b] = &mut self.trees;
-        let new_leaves = if self.active & 1 == 0 { b.slices().n_leaves() } else { a.slices().n_leaves() };
+        let new_leaves = self.tree.slices().n_leaves();
         // The tree of two epochs ago is the one replaced; its reset checks
         // the size before it deletes anything.
         let Some(Staged::Epoch(staged)) = &self.staged else { return Err(GroupError::NothingStaged) };
         self.prev_secret_tree
             .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, self.config.secret_tree)
             .map_err(GroupError::SecretTree)?;
+        self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
         let Some(Staged::Epoch(staged)) = self.staged.take() else { return Err(GroupError::NothingStaged) };
         self.staged_info = StagedInfo::EMPTY;
         core::mem::swap(&mut self.secret_tree, &mut self.prev_secret_tree);
@@ -465,7 +477,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         if let Some(last) = self.resumption_psks.last_mut() {
             *last = Some((self.state.epoch, self.state.secrets.resumption_psk.clone()));
         }
-        self.active ^= 1;
         self.state = staged;
         self.proposals.clear();
         self.reinit = self.staged_reinit.take().map(|r| (self.state.epoch, r));
@@ -474,19 +485,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         Ok(())
     }
 
-    /// Makes `state`, with the tree in buffer `tree`, this slot's group (after
-    /// create or join); everything of a previous group is deleted.
+    /// Makes `state`, with the tree already in place, this slot's group
+    /// (after create or join); everything of a previous group is deleted.
     pub(crate) fn install(
         &mut self,
         state: EpochState,
-        tree: usize,
         signer: &SignaturePrivateKey,
         config: GroupConfig,
     ) -> Result<(), SecretTreeError> {
-        let [a, b] = &mut self.trees;
-        let n_leaves = if tree & 1 == 0 { a.slices().n_leaves() } else { b.slices().n_leaves() };
+        let n_leaves = self.tree.slices().n_leaves();
         self.secret_tree.reset(state.suite, n_leaves, &state.secrets.encryption_secret, config.secret_tree)?;
-        self.active = tree & 1;
         self.state = state;
         self.signer = signer.clone();
         self.config = config;
@@ -511,6 +519,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
 
     /// Drops a staged commit; the group stays in its epoch.
     pub fn discard_staged_commit(&mut self) {
+        if self.staged.is_some() {
+            // Nothing can fail: the tree is staging whenever a commit is staged.
+            let _ = self.tree.slices().discard_stage();
+        }
         self.staged = None;
         self.staged_reinit = None;
         self.staged_info = StagedInfo::EMPTY;

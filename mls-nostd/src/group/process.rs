@@ -19,7 +19,7 @@ use crate::messages::proposal::{Proposal, ProposalOrRef};
 use crate::psk::{PreSharedKeyId, Psk, ResumptionPskUsage, psk_secret};
 use crate::psk::PskStore;
 use super::proposal_store::ProposalStore;
-use crate::ratchet_tree::tree::{TreeError, TreeSlices};
+use crate::ratchet_tree::tree::{TreeError, TreeSlices, TreeView};
 use crate::ratchet_tree::treekem::TreeKemError;
 use crate::transcript;
 use crate::tree_math::LeafIndex;
@@ -339,7 +339,7 @@ fn resolve<'x, const P: usize>(
 }
 
 /// True if every leaf of `tree` supports the RequiredCapabilities in `extensions`.
-pub(super) fn members_support(tree: &TreeSlices<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
+pub(super) fn members_support(tree: TreeView<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
     for e in extensions.iter() {
         if !DEFAULT_EXTENSION_TYPES.contains(&e.extension_type) {
             let ok = (0..tree.n_leaves()).filter_map(|i| tree.leaf_node(LeafIndex(i))).all(|l| {
@@ -374,7 +374,7 @@ fn leaf_supports(l: &LeafNode<'_>, exts: U16List<'_>, props: U16List<'_>, creds:
 /// §7.3 checks of a leaf joining or changing in a group with `extensions`:
 /// required capabilities, its extensions listed in its capabilities, the
 /// group's credential types supported, and its type supported by all.
-fn leaf_fits_group(tree: &TreeSlices<'_>, leaf: &LeafNode<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
+fn leaf_fits_group(tree: TreeView<'_>, leaf: &LeafNode<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
     let caps = &leaf.fields.capabilities;
     if leaf
         .fields
@@ -407,15 +407,8 @@ fn leaf_fits_group(tree: &TreeSlices<'_>, leaf: &LeafNode<'_>, extensions: Exten
 /// (an Update's sender, a path's committer), whose old keys are checked
 /// apart (a fresh encryption key; the same signature key may stay).
 fn leaf_keys_in_use(tree: &TreeSlices<'_>, leaf: &LeafNode<'_>, own: LeafIndex) -> bool {
-    let own_node = own.node();
-    let width = crate::tree_math::node_width(tree.n_leaves()).unwrap_or(0);
-    (0..width)
-        .map(crate::tree_math::NodeIndex)
-        .filter(|n| Some(*n) != own_node)
-        .any(|n| tree.encryption_key(n).is_some_and(|k| k == leaf.fields.encryption_key))
-        || (0..tree.n_leaves())
-            .filter(|i| *i != own.0)
-            .any(|i| tree.signature_key(LeafIndex(i)).is_some_and(|k| k == leaf.fields.signature_key))
+    tree.has_encryption_key(leaf.fields.encryption_key, own.node())
+        || tree.has_signature_key(leaf.fields.signature_key, Some(own))
 }
 
 fn identity_of<'a>(leaf: &LeafNode<'a>) -> MemberIdentity<'a> {
@@ -443,22 +436,22 @@ pub(super) fn check_identity(
 
 /// Checks an Update's leaf from leaf `s` (§12.1.2, §7.3): source `update`,
 /// its signature (bound to the group and the leaf), an encryption key other
-/// than the one in `old`; the group's requirements; the application's
-/// identity policy (a valid successor of the leaf it replaces); keys unique
-/// in `new` (the tree the Update is applied to, with the Updates before it).
+/// than the one in the tree before the Commit; the group's requirements; the
+/// application's identity policy (a valid successor of the leaf it
+/// replaces); keys unique in `tree` as it is (with the Updates before it).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn check_update_leaf(
     suite: crate::crypto::CipherSuite,
     group_id: &[u8],
-    old: &TreeSlices<'_>,
-    new: &TreeSlices<'_>,
+    tree: &TreeSlices<'_>,
     s: u32,
     leaf: &LeafNode<'_>,
     extensions: Extensions<'_>,
     identity: &dyn IdentityProvider,
 ) -> Result<(), CommitError> {
     let ctx = LeafNodeContext { group_id, leaf_index: s };
-    let old_key = old.encryption_key(LeafIndex(s).node().ok_or(CommitError::UnknownSender)?);
+    let old = tree.old();
+    let old_key = old.encryption_key(LeafIndex(s));
     if !matches!(leaf.fields.source, LeafNodeSource::Update)
         || leaf.verify_signature(suite, Some(ctx)).is_err()
         || old_key.is_none_or(|k| k == leaf.fields.encryption_key)
@@ -470,7 +463,7 @@ pub(super) fn check_update_leaf(
     }
     let predecessor = old.leaf_node(LeafIndex(s)).ok_or(CommitError::UnknownSender)?;
     check_identity(identity, group_id, CredentialUse::Update(LeafIndex(s)), leaf, Some(&predecessor))?;
-    if leaf_keys_in_use(new, leaf, LeafIndex(s)) {
+    if leaf_keys_in_use(tree, leaf, LeafIndex(s)) {
         return Err(CommitError::DuplicateKey);
     }
     Ok(())
@@ -479,11 +472,8 @@ pub(super) fn check_update_leaf(
 /// True if `key` is the encryption key of some node, or (for leaves) the
 /// signature key of some leaf, in `tree`.
 fn key_in_tree(tree: &TreeSlices<'_>, encryption_key: &[u8], signature_key: Option<&[u8]>) -> bool {
-    let width = crate::tree_math::node_width(tree.n_leaves()).unwrap_or(0);
-    (0..width).any(|x| tree.encryption_key(crate::tree_math::NodeIndex(x)).is_some_and(|k| k == encryption_key))
-        || signature_key.is_some_and(|s| {
-            (0..tree.n_leaves()).any(|i| tree.signature_key(LeafIndex(i)).is_some_and(|k| k == s))
-        })
+    (!encryption_key.is_empty() && tree.has_encryption_key(encryption_key, None))
+        || signature_key.is_some_and(|s| tree.has_signature_key(s, None))
 }
 
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
@@ -493,7 +483,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.check_frame(v)?;
         let Content::Proposal(p) = v.content.content else { return Err(CommitError::WrongContentType) };
         match (v.content.sender, &p) {
-            (Sender::Member(s), _) if self.tree().leaf_node(LeafIndex(s)).is_none() => {
+            (Sender::Member(s), _) if self.tree.old().leaf_node(LeafIndex(s)).is_none() => {
                 return Err(CommitError::UnknownSender);
             }
             (Sender::Member(_), _) => {}
@@ -543,7 +533,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let Content::Commit(commit) = v.content.content else { return Err(CommitError::WrongContentType) };
         // A member's Commit, or an external joiner's (§12.4.3.2), whose leaf is
         // known once the proposals are applied.
-        let (external, mut committer) = match v.content.sender {
+        let (external, committer) = match v.content.sender {
             Sender::Member(c) => (false, LeafIndex(c)),
             Sender::NewMemberCommit => (true, LeafIndex(u32::MAX)),
             _ => return Err(CommitError::UnknownSender),
@@ -551,19 +541,37 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         if committer == self.state.private.leaf {
             return Err(CommitError::OwnCommit);
         }
-        // The staged commit's tree lives in the spare buffer this one would
-        // be staged in: refuse rather than overwrite it.
+        // One Commit at a time is staged in the tree.
         if self.staged.is_some() {
             return Err(CommitError::CommitPending);
         }
+        self.tree.slices().begin_stage()?;
+        let result = self.stage_commit_in_tree(v, &commit, external, committer, psks, now);
+        if result.is_err() {
+            // Nothing can fail: the tree is staging.
+            let _ = self.tree.slices().discard_stage();
+        }
+        result
+    }
+
+    /// [`Self::stage_commit`] once the tree is staging.
+    #[allow(clippy::too_many_arguments)]
+    fn stage_commit_in_tree(
+        &mut self,
+        v: &AuthenticatedContent<'_>,
+        commit: &Commit<'_>,
+        external: bool,
+        mut committer: LeafIndex,
+        psks: &dyn PskStore,
+        now: u64,
+    ) -> Result<StagedCommitSummary, CommitError> {
         let tag = v.auth.confirmation_tag.ok_or(CommitError::WrongContentType)?;
         let suite = self.state.suite;
         let own_leaf = self.state.private.leaf;
         let config = self.config;
         let group_id = self.state.group_id.clone();
         let Self {
-            trees,
-            active,
+            tree,
             proposals,
             state,
             staged,
@@ -575,16 +583,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         } = self;
         let own_psks = OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own_psks;
-        let (old, mut new) = stage_trees(trees, *active);
-        if !external && old.leaf_node(committer).is_none() {
+        let mut new = tree.slices();
+        if !external && new.leaf_node(committer).is_none() {
             return Err(CommitError::UnknownSender);
         }
 
         let applied: Applied<N> = apply_proposals(
-            &commit,
+            commit,
             committer,
             own_leaf,
-            &old,
             &mut new,
             proposals,
             state,
@@ -625,11 +632,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         // Commit removes (it cannot decrypt the path, but it can check these).
         if let Some(path) = &commit.path {
             let leaf = &path.leaf_node;
-            let old_key = old.encryption_key(committer.node().ok_or(CommitError::UnknownSender)?);
+            let old_key = new.old().encryption_key(committer);
             if old_key.is_some_and(|k| k == leaf.fields.encryption_key) {
                 return Err(CommitError::PathLeafKeyNotFresh);
             }
-            if !leaf_fits_group(&new, leaf, extensions)? {
+            if !leaf_fits_group(new.view(), leaf, extensions)? {
                 return Err(CommitError::UnsupportedCapabilities);
             }
             // The committer's new leaf replaces its old one; an external
@@ -639,6 +646,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 (true, None) => (CredentialUse::ExternalJoin, None),
                 (false, _) => (CredentialUse::CommitPath(committer), Some(committer)),
             };
+            let old = new.old();
             let predecessor = match predecessor {
                 Some(l) => Some(old.leaf_node(l).ok_or(CommitError::UnknownSender)?),
                 None => None,
@@ -662,7 +670,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         {
             base_private.leaf_key = sk.clone();
         }
-        let (commit_secret, mut private) = match (commit.path, summary.removes_us) {
+        let (commit_secret, mut private) = match (&commit.path, summary.removes_us) {
             (_, true) => {
                 // Removed: nothing of the next epoch is ours to derive.
                 *staged = Some(super::Staged::Removed);
@@ -671,7 +679,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             }
             (Some(path), false) => {
                 let excluded = |l: LeafIndex| added.contains(&l.0);
-                let out = new.apply_update_path(committer, &path, &base_private, &provisional, &mut gc_buf, &excluded)?;
+                let out = new.apply_update_path(committer, path, &base_private, &provisional, &mut gc_buf, &excluded)?;
                 (out.commit_secret, out.private)
             }
             (None, false) => (Secret::zero(nh)?, base_private.clone()),
@@ -705,6 +713,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             confirmed_transcript_hash: confirmed,
             interim_transcript_hash: interim,
             confirmation_tag: HashValue::from_slice(tag).map_err(CommitError::Crypto)?,
+            tree_hash,
             extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
             secrets,
             private,
@@ -805,21 +814,6 @@ impl PskStore for OwnResumptionPsks<'_> {
     }
 }
 
-/// The current tree and a fresh copy of it to stage changes on.
-pub(super) fn stage_trees<'t, const N: usize, const A: usize>(
-    trees: &'t mut [crate::ratchet_tree::tree::RatchetTree<N, A>; 2],
-    active: usize,
-) -> (TreeSlices<'t>, TreeSlices<'t>) {
-    let [a, b] = trees;
-    if active & 1 == 0 {
-        b.clone_from(a);
-        (a.slices(), b.slices())
-    } else {
-        a.clone_from(b);
-        (b.slices(), a.slices())
-    }
-}
-
 /// The effect of a Commit's proposal list (§12.2 validated, §12.3 applied).
 pub(super) struct Applied<const N: usize> {
     pub(super) summary: StagedCommitSummary,
@@ -837,14 +831,14 @@ pub(super) struct Applied<const N: usize> {
     pub(super) reinit: Option<super::ReInitParams>,
 }
 
-/// Validates `commit`'s proposal list against `old` (§12.2) and applies it to
-/// `new` (§12.3): extensions, updates, removes, adds in order; resolves PSKs.
+/// Validates `commit`'s proposal list against the tree (§12.2) and applies
+/// it (§12.3): extensions, updates, removes, adds in order; resolves PSKs.
+/// The tree must be staging: `new.old()` is the tree before the Commit.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn apply_proposals<const N: usize, const P: usize>(
     commit: &Commit<'_>,
     committer: LeafIndex,
     own_leaf: LeafIndex,
-    old: &TreeSlices<'_>,
     new: &mut TreeSlices<'_>,
     proposals: &ProposalStore<P>,
     state: &EpochState,
@@ -898,7 +892,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                 if rm.removed == committer.0 {
                     return Err(CommitError::RemovesCommitter);
                 }
-                if old.leaf_node(LeafIndex(rm.removed)).is_none() {
+                if new.old().leaf_node(LeafIndex(rm.removed)).is_none() {
                     return Err(CommitError::RemoveOfBlankLeaf);
                 }
                 if touched.contains(&rm.removed) {
@@ -971,7 +965,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     let old_extensions = Extensions::from_body(state.extensions.as_slice())?;
     let extensions = gce.unwrap_or(old_extensions);
     if let Some(g) = gce
-        && (g.has_duplicates() || !members_support(old, g)?)
+        && (g.has_duplicates() || !members_support(new.old(), g)?)
     {
         return Err(CommitError::UnsupportedGroupContextExtensions);
     }
@@ -979,7 +973,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         let r = resolve(por, proposals, committer)?;
         if let (Proposal::Update(u), Sender::Member(s)) = (r.proposal, r.sender) {
             let leaf = u.leaf_node;
-            check_update_leaf(suite, state.group_id.as_slice(), old, new, s, &leaf, extensions, identity)?;
+            check_update_leaf(suite, state.group_id.as_slice(), new, s, &leaf, extensions, identity)?;
             new.update_leaf(LeafIndex(s), leaf.as_bytes())?;
         }
     }
@@ -995,7 +989,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         kp.validate(suite, now, max_lifetime).map_err(CommitError::InvalidKeyPackage)?;
         let leaf = kp.tbs.leaf_node;
         check_identity(identity, state.group_id.as_slice(), CredentialUse::Add, &leaf, None)?;
-        if !leaf_fits_group(new, &leaf, extensions)? {
+        if !leaf_fits_group(new.view(), &leaf, extensions)? {
             return Err(CommitError::UnsupportedCapabilities);
         }
         // Same client twice in this list, or a member this commit keeps.

@@ -16,7 +16,7 @@ use crate::messages::private_message::{self, PrivateMessageKeys};
 use crate::messages::proposal::Proposal;
 use crate::messages::public_message;
 use crate::psk::PskStore;
-use crate::ratchet_tree::tree::TreeSlices;
+use crate::ratchet_tree::tree::TreeView;
 use crate::tree_math::LeafIndex;
 use rand_core::CryptoRng;
 
@@ -99,7 +99,7 @@ pub enum Received<'m> {
 }
 
 /// The signature key of `sender` in `tree` (members only here).
-fn member_key(tree: &TreeSlices<'_>, leaf: LeafIndex) -> Option<SignaturePublicKey> {
+fn member_key(tree: &TreeView<'_>, leaf: LeafIndex) -> Option<SignaturePublicKey> {
     tree.signature_key(leaf).and_then(|k| SignaturePublicKey::from_slice(k).ok())
 }
 
@@ -123,9 +123,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let gc_len = self.encoded_context(&mut gc_buf)?.len();
         let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall { needed: gc_len })?)?;
-        let Self { trees, active, state, secret_tree, prev_secret_tree, prev, .. } = self;
-        let [a, b] = trees;
-        let tree = if *active & 1 == 0 { a.slices() } else { b.slices() };
+        let Self { tree, state, secret_tree, prev_secret_tree, prev, .. } = self;
+        // The current epoch's members, also while a Commit is staged.
+        let tree = tree.old();
         let content = match wire_format {
             WIRE_FORMAT_PUBLIC_MESSAGE => {
                 let mut lookup = |c: &FramedContent<'_>| match (c.sender, &c.content) {

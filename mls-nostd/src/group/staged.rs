@@ -143,18 +143,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// The staged Commit, if one waits for merge or discard.
     pub fn staged_commit(&self) -> Option<StagedCommit<'_>> {
         let staged = self.staged.as_ref()?;
-        let [a, b] = &self.trees;
-        let (old, spare) = if self.active & 1 == 0 { (a, b) } else { (b, a) };
         // A Commit that removes us still has its proposals applied to the
-        // spare tree (not its path, which we cannot decrypt).
+        // tree (not its path, which we cannot decrypt).
         let new_extensions = match staged {
             Staged::Epoch(state) => Some(state.extensions.as_slice()),
             Staged::Removed => None,
         };
-        let new = Some(spare.view());
+        let new = Some(self.tree.view());
         Some(StagedCommit {
             info: &self.staged_info,
-            old: old.view(),
+            old: self.tree.old(),
             new,
             old_extensions: self.state.extensions.as_slice(),
             new_extensions,

@@ -23,30 +23,23 @@ impl TreeSlices<'_> {
     pub fn tree_hash(&mut self, n: NodeIndex) -> Result<HashValue, TreeError> {
         match n.leaf() {
             Some(l) => {
-                let slot = self.leaf(l).copied().ok_or(TreeError::InvalidLeaf)?;
-                if slot.hash.valid {
-                    return HashValue::from_slice(&slot.hash.bytes).map_err(|_| TreeError::InvalidLeaf);
+                if self.leaf(l).is_none() {
+                    return Err(TreeError::InvalidLeaf);
                 }
-                let h = self.leaf_hash(l, false)?;
-                if let (Some(s), Ok(bytes)) = (self.leaf_mut(l), h.as_bytes().try_into()) {
-                    s.hash.bytes = bytes;
-                    s.hash.valid = true;
-                }
-                Ok(h)
+                self.leaf_hash(l, false)
             }
             None => {
                 let slot = self.parent(n).copied().ok_or(TreeError::InvalidLeaf)?;
-                if slot.hash.valid {
-                    return HashValue::from_slice(&slot.hash.bytes).map_err(|_| TreeError::InvalidLeaf);
+                let nh = self.suite().hash_len();
+                if slot.hash_valid {
+                    return HashValue::from_slice(slot.hash.get(..nh).ok_or(TreeError::InvalidLeaf)?)
+                        .map_err(|_| TreeError::InvalidLeaf);
                 }
                 let (a, b) = children(n)?;
                 let left = self.tree_hash(a)?;
                 let right = self.tree_hash(b)?;
                 let h = self.parent_hash_input(n, None, &left, &right)?;
-                if let (Some(s), Ok(bytes)) = (self.parent_mut(n), h.as_bytes().try_into()) {
-                    s.hash.bytes = bytes;
-                    s.hash.valid = true;
-                }
+                self.cache_hash(n, h.as_bytes())?;
                 Ok(h)
             }
         }

@@ -6,19 +6,30 @@
 //! The storage is caller-owned slices ([`TreeSlices`]), so one copy of this
 //! code serves every capacity; [`RatchetTree`] is the const-generic container.
 //!
-//! * Leaves keep their keys (used by every algorithm) in fixed slots and their
-//!   whole encoded LeafNode in a byte arena: a group pays for the credentials
-//!   it has, not for the largest one allowed.
+//! * Leaves keep their whole encoded LeafNode in a byte arena (a group pays
+//!   for the credentials it has, not for the largest one allowed) and, in a
+//!   20-byte slot, its place in the arena, its unmerged bits and the first
+//!   bytes of its two keys (so that the uniqueness checks of §7.3 scan slots,
+//!   not encodings).
 //! * Unmerged leaves are a bit mask per leaf (bit `k - 1` set: unmerged at
 //!   its ancestor of level `k`), so every parent's sorted list (§7.1) is
 //!   implied by the leaves under it, with no per-parent capacity.
-//! * Each node caches its tree hash (§7.8); a change invalidates the node and
-//!   its ancestors only.
+//! * Parents cache their tree hash (§7.8); a change invalidates the node and
+//!   its ancestors only. Leaf hashes are recomputed from the encoding.
+//! * **One tree, staged in place.** A Commit is applied to the tree itself
+//!   between [`TreeSlices::begin_stage`] and [`TreeSlices::merge_stage`] or
+//!   [`TreeSlices::discard_stage`]: before a slot changes for the first time,
+//!   its old value goes to an undo log kept at the top of the arena (growing
+//!   down, towards the leaf encodings). Replaced encodings stay in the arena
+//!   until the merge, so the undo log only points at them, and
+//!   [`TreeSlices::old`] still reads every leaf of the tree before the
+//!   Commit. A staged Commit therefore costs the slots and encodings it
+//!   changes, not a second tree.
 
 use super::node::{Node, ParentNode, RatchetTreeView};
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Reader, Writer};
-use crate::crypto::hpke::HpkePublicKey;
+use crate::crypto::hpke::{HpkePublicKey, KEM_PUBLIC_LEN};
 use crate::crypto::signature::SignaturePublicKey;
 use crate::crypto::{CipherSuite, CryptoError, MAX_HASH_LEN};
 use crate::leaf_node::{LeafNode, LeafNodeError};
@@ -28,7 +39,10 @@ use crate::tree_math::{self, LeafIndex, NodeIndex};
 pub const LEAF_RECORD_HEADER: usize = 8;
 /// Longest direct path of any tree this code handles (2^32 leaves).
 pub const MAX_DEPTH: usize = 32;
-const DEAD: u32 = u32::MAX;
+/// Bytes of the key prefixes kept in a leaf slot.
+const PREFIX: usize = 4;
+/// Zeros that pad a parent's key to [`KEM_PUBLIC_LEN`] in the undo log.
+const PADDING: [u8; KEM_PUBLIC_LEN] = [0; KEM_PUBLIC_LEN];
 
 /// Why a tree operation failed. The tree is unchanged when one is returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +50,8 @@ const DEAD: u32 = u32::MAX;
 #[non_exhaustive]
 pub enum TreeError {
     /// More leaves than the capacity ([`Capacity::Leaves`]), or leaf
-    /// encodings larger than the arena ([`Capacity::TreeArena`]).
+    /// encodings (and, while a Commit is staged, its undo log) larger than
+    /// the arena ([`Capacity::TreeArena`]).
     CapacityExceeded(Capacity),
     /// A node's encoding is malformed.
     Codec(CodecError),
@@ -57,6 +72,8 @@ pub enum TreeError {
     UnmergedInconsistent,
     /// A parent hash longer than the hash function's output.
     InvalidParentHash,
+    /// A stage was begun, merged or discarded out of turn.
+    Staging,
     /// A cryptographic operation failed.
     Crypto(CryptoError),
 }
@@ -74,6 +91,7 @@ impl core::fmt::Display for TreeError {
             Self::UnmergedNotDescendant => f.write_str("unmerged leaf blank or not under its parent"),
             Self::UnmergedInconsistent => f.write_str("unmerged leaf missing from a node between it and its parent"),
             Self::InvalidParentHash => f.write_str("parent hash longer than the hash output"),
+            Self::Staging => f.write_str("a stage was begun, merged or discarded out of turn"),
             Self::Crypto(e) => write!(f, "crypto: {e}"),
         }
     }
@@ -110,69 +128,122 @@ impl From<LeafNodeError> for TreeError {
     }
 }
 
-/// A cached hash value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct HashCache {
-    pub(crate) bytes: [u8; MAX_HASH_LEN],
-    pub(crate) valid: bool,
-}
-
-impl HashCache {
-    const EMPTY: Self = Self { bytes: [0; MAX_HASH_LEN], valid: false };
-}
-
-/// A leaf's slot.
+/// A leaf's slot: where its encoding is, its unmerged bits, key prefixes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeafSlot {
-    pub(crate) present: bool,
-    pub(crate) encryption_key: HpkePublicKey,
-    pub(crate) signature_key: SignaturePublicKey,
     /// Arena offset of the record holding the encoded LeafNode.
     pub(crate) offset: u32,
+    /// Length of the encoding; 0 for a blank leaf.
     pub(crate) len: u32,
     /// Bit `k - 1` set: unmerged at the ancestor of level `k`.
     pub(crate) unmerged: u32,
-    pub(crate) hash: HashCache,
+    /// The first bytes of the encryption key.
+    pub(crate) encryption_prefix: [u8; PREFIX],
+    /// The first bytes of the signature key.
+    pub(crate) signature_prefix: [u8; PREFIX],
 }
 
 impl LeafSlot {
     /// A blank leaf.
-    pub const BLANK: Self = Self {
-        present: false,
-        encryption_key: HpkePublicKey::EMPTY,
-        signature_key: SignaturePublicKey::EMPTY,
-        offset: 0,
-        len: 0,
-        unmerged: 0,
-        hash: HashCache::EMPTY,
-    };
+    pub const BLANK: Self =
+        Self { offset: 0, len: 0, unmerged: 0, encryption_prefix: [0; PREFIX], signature_prefix: [0; PREFIX] };
+
+    pub(crate) const fn present(&self) -> bool {
+        self.len != 0
+    }
+
+    const BYTES: usize = 12 + 2 * PREFIX;
+
+    fn write(&self, out: &mut [u8]) {
+        let mut w = Writer::new(out);
+        // The buffer is sized by BYTES: the writes cannot fail.
+        let _ = w.write_u32(self.offset);
+        let _ = w.write_u32(self.len);
+        let _ = w.write_u32(self.unmerged);
+        let _ = w.write_bytes(&self.encryption_prefix);
+        let _ = w.write_bytes(&self.signature_prefix);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Option<Self> {
+        Some(Self {
+            offset: r.read_u32().ok()?,
+            len: r.read_u32().ok()?,
+            unmerged: r.read_u32().ok()?,
+            encryption_prefix: r.read_bytes(PREFIX).ok()?.try_into().ok()?,
+            signature_prefix: r.read_bytes(PREFIX).ok()?.try_into().ok()?,
+        })
+    }
 }
 
 /// A parent node's slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParentSlot {
-    pub(crate) present: bool,
     pub(crate) encryption_key: HpkePublicKey,
     pub(crate) parent_hash: [u8; MAX_HASH_LEN],
-    pub(crate) parent_hash_len: u8,
+    /// The cached tree hash (§7.8), when `hash_valid`.
+    pub(crate) hash: [u8; MAX_HASH_LEN],
     /// How many leaves below are unmerged here.
     pub(crate) unmerged_count: u32,
-    pub(crate) hash: HashCache,
+    pub(crate) parent_hash_len: u8,
+    pub(crate) present: bool,
+    pub(crate) hash_valid: bool,
+    /// Its value before the stage is in the undo log.
+    pub(crate) logged: bool,
 }
 
 impl ParentSlot {
     /// A blank parent.
     pub const BLANK: Self = Self {
-        present: false,
         encryption_key: HpkePublicKey::EMPTY,
         parent_hash: [0; MAX_HASH_LEN],
-        parent_hash_len: 0,
+        hash: [0; MAX_HASH_LEN],
         unmerged_count: 0,
-        hash: HashCache::EMPTY,
+        parent_hash_len: 0,
+        present: false,
+        hash_valid: false,
+        logged: false,
     };
 
     pub(crate) fn parent_hash(&self) -> &[u8] {
         self.parent_hash.get(..usize::from(self.parent_hash_len)).unwrap_or(&[])
+    }
+
+    const BYTES: usize = 1 + KEM_PUBLIC_LEN + 2 * MAX_HASH_LEN + 4 + 3;
+
+    fn write(&self, out: &mut [u8]) {
+        let mut w = Writer::new(out);
+        // The buffer is sized by BYTES: the writes cannot fail.
+        // The key's length, then its bytes padded to the longest key.
+        let key = self.encryption_key.as_bytes();
+        let _ = w.write_u8(u8::try_from(key.len()).unwrap_or(0));
+        let _ = w.write_bytes(key);
+        let _ = w.write_bytes(KEM_PUBLIC_LEN.checked_sub(key.len()).and_then(|n| PADDING.get(..n)).unwrap_or(&[]));
+        let _ = w.write_bytes(&self.parent_hash);
+        let _ = w.write_bytes(&self.hash);
+        let _ = w.write_u32(self.unmerged_count);
+        let _ = w.write_u8(self.parent_hash_len);
+        let _ = w.write_u8(u8::from(self.present));
+        let _ = w.write_u8(u8::from(self.hash_valid));
+    }
+
+    fn read(r: &mut Reader<'_>) -> Option<Self> {
+        Some(Self {
+            encryption_key: {
+                let len = usize::from(r.read_u8().ok()?);
+                let padded = r.read_bytes(KEM_PUBLIC_LEN).ok()?;
+                match padded.get(..len)? {
+                    [] => HpkePublicKey::EMPTY,
+                    key => HpkePublicKey::from_slice(key).ok()?,
+                }
+            },
+            parent_hash: r.read_bytes(MAX_HASH_LEN).ok()?.try_into().ok()?,
+            hash: r.read_bytes(MAX_HASH_LEN).ok()?.try_into().ok()?,
+            unmerged_count: r.read_u32().ok()?,
+            parent_hash_len: r.read_u8().ok()?,
+            present: r.read_u8().ok()? != 0,
+            hash_valid: r.read_u8().ok()? != 0,
+            logged: false,
+        })
     }
 }
 
@@ -181,60 +252,35 @@ impl ParentSlot {
 pub struct TreeMeta {
     pub(crate) suite: CipherSuite,
     pub(crate) n_leaves: u32,
+    /// Arena bytes in use from the bottom (leaf records, live or dead).
     pub(crate) arena_used: u32,
     /// Bytes of live records in the arena (headers included).
     pub(crate) arena_live: u32,
+    /// Bytes of undo log at the top of the arena.
+    pub(crate) undo_len: u32,
+    /// `arena_used` when the stage began (records above it are the stage's).
+    pub(crate) stage_arena_used: u32,
+    /// A Commit is staged in the tree.
+    pub(crate) staging: bool,
 }
 
 impl TreeMeta {
     /// The state of an empty tree of `suite`.
     pub const fn new(suite: CipherSuite) -> Self {
-        Self { suite, n_leaves: 0, arena_used: 0, arena_live: 0 }
+        Self { suite, n_leaves: 0, arena_used: 0, arena_live: 0, undo_len: 0, stage_arena_used: 0, staging: false }
     }
 }
 
 /// Caller-owned storage of a ratchet tree.
 #[derive(Debug)]
 pub struct TreeSlices<'s> {
-    /// The tree's state.
-    pub meta: &'s mut TreeMeta,
+    pub(crate) meta: &'s mut TreeMeta,
     /// One slot per leaf (the capacity in leaves).
-    pub leaves: &'s mut [LeafSlot],
+    pub(crate) leaves: &'s mut [LeafSlot],
     /// One slot per parent node, indexed by `node / 2` (capacity - 1 used).
-    pub parents: &'s mut [ParentSlot],
-    /// Encoded leaf nodes.
-    pub arena: &'s mut [u8],
-}
-
-/// A read-only view of a ratchet tree's leaves: who is in the group.
-#[derive(Clone, Copy, Debug)]
-pub struct TreeView<'s> {
-    meta: &'s TreeMeta,
-    leaves: &'s [LeafSlot],
-    arena: &'s [u8],
-}
-
-impl<'s> TreeView<'s> {
-    /// Number of leaves (a power of two, or 0 for an empty tree).
-    pub fn n_leaves(&self) -> u32 {
-        self.meta.n_leaves
-    }
-
-    /// The encoded LeafNode of leaf `i`, if not blank.
-    pub fn leaf_bytes(&self, i: LeafIndex) -> Option<&'s [u8]> {
-        if i.0 >= self.meta.n_leaves {
-            return None;
-        }
-        let slot = self.leaves.get(usize::try_from(i.0).ok()?).filter(|s| s.present)?;
-        let start = usize::try_from(slot.offset).ok()?.checked_add(LEAF_RECORD_HEADER)?;
-        let end = start.checked_add(usize::try_from(slot.len).ok()?)?;
-        self.arena.get(start..end)
-    }
-
-    /// The LeafNode of leaf `i`, if not blank.
-    pub fn leaf_node(&self, i: LeafIndex) -> Option<LeafNode<'s>> {
-        LeafNode::decode_exact(self.leaf_bytes(i)?).ok()
-    }
+    pub(crate) parents: &'s mut [ParentSlot],
+    /// Encoded leaf nodes from the bottom, the undo log from the top.
+    pub(crate) arena: &'s mut [u8],
 }
 
 /// The leaves under `node`: `(first leaf index, count)`. A node of level `k`
@@ -251,8 +297,141 @@ fn read_u32_le(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b))
 }
 
+fn prefix(key: &[u8]) -> [u8; PREFIX] {
+    let mut p = [0u8; PREFIX];
+    p.iter_mut().zip(key).for_each(|(d, s)| *d = *s);
+    p
+}
+
+// Undo log entries: tag, node index (u32, big-endian), the old value.
+const UNDO_LEAF: u8 = 1;
+const UNDO_PARENT: u8 = 2;
+const UNDO_SIZE: u8 = 3;
+
+const fn undo_entry_len(tag: u8) -> usize {
+    5 + match tag {
+        UNDO_LEAF => LeafSlot::BYTES,
+        UNDO_PARENT => ParentSlot::BYTES,
+        _ => 4,
+    }
+}
+
+/// One entry of the undo log.
+enum Undo {
+    Leaf(u32, LeafSlot),
+    Parent(u32, ParentSlot),
+    Size(u32),
+}
+
+/// The encoding of leaf slot `slot` in `arena`.
+fn slot_bytes<'a>(arena: &'a [u8], slot: &LeafSlot) -> Option<&'a [u8]> {
+    if !slot.present() {
+        return None;
+    }
+    let start = usize::try_from(slot.offset).ok()?.checked_add(LEAF_RECORD_HEADER)?;
+    let end = start.checked_add(usize::try_from(slot.len).ok()?)?;
+    arena.get(start..end)
+}
+
+/// Reads the undo log (newest entry first) of `meta` in `arena`.
+fn undo_entries<'a>(meta: &TreeMeta, arena: &'a [u8]) -> impl Iterator<Item = Undo> + 'a {
+    let top = arena.len();
+    let start = top.saturating_sub(usize::try_from(meta.undo_len).unwrap_or(usize::MAX));
+    let mut r = Reader::new(arena.get(start..top).unwrap_or(&[]));
+    core::iter::from_fn(move || {
+        let tag = r.read_u8().ok()?;
+        let node = r.read_u32().ok()?;
+        match tag {
+            UNDO_LEAF => Some(Undo::Leaf(node, LeafSlot::read(&mut r)?)),
+            UNDO_PARENT => Some(Undo::Parent(node, ParentSlot::read(&mut r)?)),
+            UNDO_SIZE => Some(Undo::Size(r.read_u32().ok()?)),
+            _ => None,
+        }
+    })
+}
+
+/// The tree as it was before the staged Commit (or the tree itself when
+/// nothing is staged), read-only: who is in the group.
+#[derive(Clone, Copy, Debug)]
+pub struct TreeView<'s> {
+    meta: &'s TreeMeta,
+    leaves: &'s [LeafSlot],
+    arena: &'s [u8],
+    /// Read through the undo log: the tree before the staged Commit.
+    before_stage: bool,
+}
+
+impl<'s> TreeView<'s> {
+    /// Number of leaves (a power of two, or 0 for an empty tree).
+    pub fn n_leaves(&self) -> u32 {
+        if self.before_stage && self.meta.staging {
+            for e in undo_entries(self.meta, self.arena) {
+                if let Undo::Size(n) = e {
+                    return n;
+                }
+            }
+        }
+        self.meta.n_leaves
+    }
+
+    /// The leaf's slot before the stage.
+    fn slot(&self, i: LeafIndex) -> Option<LeafSlot> {
+        if i.0 >= self.n_leaves() {
+            return None;
+        }
+        if self.before_stage && self.meta.staging {
+            // A leaf may be logged more than once: its value before the
+            // stage is the oldest entry (entries come newest first).
+            let mut found = None;
+            for e in undo_entries(self.meta, self.arena) {
+                if let Undo::Leaf(n, old) = e
+                    && n == i.0
+                {
+                    found = Some(old);
+                }
+            }
+            if found.is_some() {
+                return found;
+            }
+        }
+        self.leaves.get(usize::try_from(i.0).ok()?).copied()
+    }
+
+    /// The encoded LeafNode of leaf `i`, if not blank.
+    pub fn leaf_bytes(&self, i: LeafIndex) -> Option<&'s [u8]> {
+        slot_bytes(self.arena, &self.slot(i)?)
+    }
+
+    /// The LeafNode of leaf `i`, if not blank.
+    pub fn leaf_node(&self, i: LeafIndex) -> Option<LeafNode<'s>> {
+        LeafNode::decode_exact(self.leaf_bytes(i)?).ok()
+    }
+
+    /// The signature key of leaf `i`, if not blank.
+    pub fn signature_key(&self, i: LeafIndex) -> Option<&'s [u8]> {
+        self.leaf_node(i).map(|l| l.fields.signature_key)
+    }
+
+    /// The encryption key of leaf `i`, if not blank.
+    pub fn encryption_key(&self, i: LeafIndex) -> Option<&'s [u8]> {
+        self.leaf_node(i).map(|l| l.fields.encryption_key)
+    }
+}
+
 impl<'s> TreeSlices<'s> {
-    /// Sets up an empty tree of `suite`.
+    /// A tree over caller-owned storage (e.g. slices allocated on a host's
+    /// heap for trees too large for the stack): `leaves` and `parents` give
+    /// the capacity in leaves, `arena` holds the leaf encodings.
+    pub fn new(
+        meta: &'s mut TreeMeta,
+        leaves: &'s mut [LeafSlot],
+        parents: &'s mut [ParentSlot],
+        arena: &'s mut [u8],
+    ) -> Self {
+        Self { meta, leaves, parents, arena }
+    }
+
+    /// Sets up an empty tree of `suite` (ending any stage).
     pub fn clear(&mut self, suite: CipherSuite) {
         *self.meta = TreeMeta::new(suite);
         self.leaves.iter_mut().for_each(|l| *l = LeafSlot::BLANK);
@@ -274,18 +453,21 @@ impl<'s> TreeSlices<'s> {
         tree_math::root(self.meta.n_leaves)
     }
 
+    /// The tree before the staged Commit (the tree itself when none is).
+    pub fn old(&self) -> TreeView<'_> {
+        TreeView { meta: self.meta, leaves: self.leaves, arena: self.arena, before_stage: true }
+    }
+
+    /// The tree as it is now (the staged one while a Commit is staged).
+    pub fn view(&self) -> TreeView<'_> {
+        TreeView { meta: self.meta, leaves: self.leaves, arena: self.arena, before_stage: false }
+    }
+
     pub(crate) fn leaf(&self, i: LeafIndex) -> Option<&LeafSlot> {
         if i.0 >= self.meta.n_leaves {
             return None;
         }
         self.leaves.get(usize::try_from(i.0).ok()?)
-    }
-
-    pub(crate) fn leaf_mut(&mut self, i: LeafIndex) -> Option<&mut LeafSlot> {
-        if i.0 >= self.meta.n_leaves {
-            return None;
-        }
-        self.leaves.get_mut(usize::try_from(i.0).ok()?)
     }
 
     pub(crate) fn parent(&self, n: NodeIndex) -> Option<&ParentSlot> {
@@ -295,29 +477,320 @@ impl<'s> TreeSlices<'s> {
         self.parents.get(usize::try_from(n.0 >> 1).ok()?)
     }
 
-    pub(crate) fn parent_mut(&mut self, n: NodeIndex) -> Option<&mut ParentSlot> {
-        if n.is_leaf() || tree_math::node_width(self.meta.n_leaves).is_none_or(|w| n.0 >= w) {
+    /// Replaces leaf slot `i`, logging its old value while staging. (A leaf
+    /// changed twice is logged twice: entries are small, and replaying them
+    /// newest first ends with the oldest.)
+    fn put_leaf(&mut self, i: LeafIndex, slot: LeafSlot) -> Result<(), TreeError> {
+        let old = *self.leaf(i).ok_or(TreeError::InvalidLeaf)?;
+        if old == slot {
+            return Ok(());
+        }
+        self.log(UNDO_LEAF, i.0, &|out| old.write(out))?;
+        *self.leaves.get_mut(usize::try_from(i.0).map_err(|_| TreeError::InvalidLeaf)?).ok_or(TreeError::InvalidLeaf)? =
+            slot;
+        Ok(())
+    }
+
+    /// Logs parent `p`'s value before the stage, the first time it is
+    /// touched while staging (parents change often in one Commit: unmerged
+    /// counts, cached hashes; one entry each).
+    fn touch_parent(&mut self, p: NodeIndex) -> Result<&mut ParentSlot, TreeError> {
+        let old = *self.parent(p).ok_or(TreeError::InvalidLeaf)?;
+        if self.meta.staging && !old.logged {
+            self.log(UNDO_PARENT, p.0, &|out| old.write(out))?;
+        }
+        let staging = self.meta.staging;
+        let slot =
+            self.parents.get_mut(usize::try_from(p.0 >> 1).map_err(|_| TreeError::InvalidLeaf)?).ok_or(TreeError::InvalidLeaf)?;
+        slot.logged |= staging;
+        Ok(slot)
+    }
+
+    /// Replaces parent slot `p`, logging its old value while staging.
+    fn put_parent(&mut self, p: NodeIndex, mut slot: ParentSlot) -> Result<(), TreeError> {
+        let old = *self.parent(p).ok_or(TreeError::InvalidLeaf)?;
+        slot.logged = old.logged;
+        if old == slot {
+            return Ok(());
+        }
+        let target = self.touch_parent(p)?;
+        slot.logged = target.logged;
+        *target = slot;
+        Ok(())
+    }
+
+    /// Records the old value of a slot in the undo log while staging.
+    fn log(&mut self, tag: u8, node: u32, write: &dyn Fn(&mut [u8])) -> Result<(), TreeError> {
+        if !self.meta.staging {
+            return Ok(());
+        }
+        let len = undo_entry_len(tag);
+        let undo = usize::try_from(self.meta.undo_len).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let used = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let top = self.arena.len().checked_sub(undo).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let start = top.checked_sub(len).filter(|s| *s >= used).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let entry = self.arena.get_mut(start..top).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let (head, body) = entry.split_at_mut(5);
+        head.iter_mut().zip(core::iter::once(tag).chain(node.to_be_bytes())).for_each(|(d, s)| *d = s);
+        write(body);
+        self.meta.undo_len = self.meta.undo_len.saturating_add(len as u32);
+        Ok(())
+    }
+
+    /// Starts staging a Commit in place: every change until
+    /// [`Self::merge_stage`] or [`Self::discard_stage`] can be undone.
+    pub fn begin_stage(&mut self) -> Result<(), TreeError> {
+        if self.meta.staging {
+            return Err(TreeError::Staging);
+        }
+        // Room for the stage's new encodings and its undo log: compact when
+        // dead records take more than the free space.
+        let used = self.meta.arena_used;
+        let free = u32::try_from(self.arena.len()).unwrap_or(u32::MAX).saturating_sub(used);
+        if used.saturating_sub(self.meta.arena_live) > free {
+            self.compact();
+        }
+        self.meta.undo_len = 0;
+        self.meta.stage_arena_used = self.meta.arena_used;
+        self.meta.staging = true;
+        Ok(())
+    }
+
+    /// True while a Commit is staged in the tree.
+    pub fn is_staging(&self) -> bool {
+        self.meta.staging
+    }
+
+    /// Keeps the staged changes: the tree is the new epoch's.
+    pub fn merge_stage(&mut self) -> Result<(), TreeError> {
+        if !self.meta.staging {
+            return Err(TreeError::Staging);
+        }
+        // The parents the stage changed lose their mark.
+        let top = self.arena.len();
+        let start = top.saturating_sub(usize::try_from(self.meta.undo_len).unwrap_or(usize::MAX));
+        let mut r = Reader::new(self.arena.get(start..top).unwrap_or(&[]));
+        while let (Ok(tag), Ok(node)) = (r.read_u8(), r.read_u32()) {
+            if tag == UNDO_PARENT
+                && let Some(s) = usize::try_from(node >> 1).ok().and_then(|i| self.parents.get_mut(i))
+            {
+                s.logged = false;
+            }
+            if r.read_bytes(undo_entry_len(tag).saturating_sub(5)).is_err() {
+                break;
+            }
+        }
+        self.meta.staging = false;
+        self.meta.undo_len = 0;
+        // Meaningful while staging only: the tree is as before a stage.
+        self.meta.stage_arena_used = 0;
+        self.recount_live();
+        Ok(())
+    }
+
+    /// Undoes every staged change: the tree is exactly as before the stage
+    /// (cached hashes included).
+    pub fn discard_stage(&mut self) -> Result<(), TreeError> {
+        if !self.meta.staging {
+            return Err(TreeError::Staging);
+        }
+        // Entries are read newest first; each slot has one entry (its value
+        // before the stage), so the order does not matter.
+        let top = self.arena.len();
+        let start = top.saturating_sub(usize::try_from(self.meta.undo_len).unwrap_or(usize::MAX));
+        let mut r = Reader::new(self.arena.get(start..top).unwrap_or(&[]));
+        let mut size = None;
+        while !r.is_empty() {
+            let (Ok(tag), Ok(node)) = (r.read_u8(), r.read_u32()) else { break };
+            // Leaves are logged by leaf index, parents by node index.
+            let leaf = usize::try_from(node).unwrap_or(usize::MAX);
+            let parent = usize::try_from(node >> 1).unwrap_or(usize::MAX);
+            match tag {
+                UNDO_LEAF => {
+                    let Some(old) = LeafSlot::read(&mut r) else { break };
+                    if let Some(s) = self.leaves.get_mut(leaf) {
+                        *s = old;
+                    }
+                }
+                UNDO_PARENT => {
+                    let Some(old) = ParentSlot::read(&mut r) else { break };
+                    if let Some(s) = self.parents.get_mut(parent) {
+                        *s = old;
+                    }
+                }
+                _ => size = r.read_u32().ok(),
+            }
+        }
+        if let Some(n) = size {
+            // Slots the stage's extension added are blank again.
+            let old_width = tree_math::node_width(n).unwrap_or(0);
+            let new_width = tree_math::node_width(self.meta.n_leaves).unwrap_or(0);
+            for x in (old_width..new_width).map(NodeIndex) {
+                let i = usize::try_from(x.0 >> 1).unwrap_or(usize::MAX);
+                match x.leaf() {
+                    Some(_) => {
+                        if let Some(s) = self.leaves.get_mut(i) {
+                            *s = LeafSlot::BLANK;
+                        }
+                    }
+                    None => {
+                        if let Some(s) = self.parents.get_mut(i) {
+                            *s = ParentSlot::BLANK;
+                        }
+                    }
+                }
+            }
+            self.meta.n_leaves = n;
+        }
+        // The stage's new encodings are dropped; replaced ones were kept.
+        self.meta.arena_used = self.meta.stage_arena_used;
+        self.meta.staging = false;
+        self.meta.undo_len = 0;
+        // Meaningful while staging only: the tree is as before a stage.
+        self.meta.stage_arena_used = 0;
+        self.recount_live();
+        Ok(())
+    }
+
+    /// Leaf slot `i` before the stage (`before`) or as it is.
+    fn slot_at(&self, i: LeafIndex, before: bool) -> Option<LeafSlot> {
+        if before { self.old().slot(i) } else { self.leaf(i).copied() }
+    }
+
+    /// Parent slot `p` before the stage (`before`) or as it is.
+    fn parent_at(&self, p: NodeIndex, before: bool) -> Option<ParentSlot> {
+        let n = if before { self.old().n_leaves() } else { self.meta.n_leaves };
+        if p.is_leaf() || tree_math::node_width(n).is_none_or(|w| p.0 >= w) {
             return None;
         }
-        self.parents.get_mut(usize::try_from(n.0 >> 1).ok()?)
+        if before && self.meta.staging {
+            for e in undo_entries(self.meta, self.arena) {
+                if let Undo::Parent(x, old) = e
+                    && x == p.0
+                {
+                    return Some(old);
+                }
+            }
+        }
+        self.parents.get(usize::try_from(p.0 >> 1).ok()?).copied()
+    }
+
+    /// Writes node `x` of the tree before the stage (`before`) or as it is
+    /// (a LeafNode, or a ParentNode with its unmerged leaves); false, writing
+    /// nothing, if it is blank.
+    pub(crate) fn write_node(&self, x: NodeIndex, before: bool, w: &mut Writer<'_>) -> Result<bool, CodecError> {
+        match x.leaf() {
+            Some(l) => match self.slot_at(l, before).and_then(|s| slot_bytes(self.arena, &s)) {
+                Some(bytes) => w.write_bytes(bytes).map(|()| true),
+                None => Ok(false),
+            },
+            None => {
+                let Some(slot) = self.parent_at(x, before).filter(|s| s.present) else { return Ok(false) };
+                w.write_opaque(slot.encryption_key.as_bytes())?;
+                w.write_opaque(slot.parent_hash())?;
+                let k = tree_math::level(x);
+                let bit = 1u32.checked_shl(k.saturating_sub(1)).unwrap_or(0);
+                let (first, count) = leaf_span(x);
+                let unmerged = |l: &LeafIndex| self.slot_at(*l, before).is_some_and(|s| s.unmerged & bit != 0);
+                let leaves = (first..first.saturating_add(count)).map(LeafIndex);
+                let n = leaves.clone().filter(unmerged).count();
+                w.write_varint(n.checked_mul(4).ok_or(CodecError::VarintTooLarge)?)?;
+                for l in leaves.filter(unmerged) {
+                    w.write_u32(l.0)?;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// The unmerged bits of leaf `l` as it is.
+    pub(crate) fn unmerged_bits(&self, l: LeafIndex) -> u32 {
+        self.leaf(l).map_or(0, |s| s.unmerged)
+    }
+
+    /// Sets leaf `l` to `bytes` (or blank) with `unmerged` bits, as a saved
+    /// stage recorded it (logged while staging).
+    pub(crate) fn restore_leaf(&mut self, l: LeafIndex, bytes: Option<&[u8]>, unmerged: u32) -> Result<(), TreeError> {
+        match bytes {
+            Some(b) => self.set_leaf(l, b)?,
+            None => {
+                let old = self.leaf(l).copied().ok_or(TreeError::InvalidLeaf)?;
+                if old.present() {
+                    self.meta.arena_live =
+                        self.meta.arena_live.saturating_sub(old.len.saturating_add(LEAF_RECORD_HEADER as u32));
+                }
+                self.put_leaf(l, LeafSlot::BLANK)?;
+                self.invalidate(l.node().ok_or(TreeError::InvalidLeaf)?)?;
+            }
+        }
+        let slot = self.leaf(l).copied().ok_or(TreeError::InvalidLeaf)?;
+        self.put_leaf(l, LeafSlot { unmerged, ..slot })
+    }
+
+    /// Sets parent `p` to `node` (or blank), its unmerged count from the
+    /// list (the leaves' bits are restored with the leaves).
+    pub(crate) fn restore_parent(&mut self, p: NodeIndex, node: Option<&ParentNode<'_>>) -> Result<(), TreeError> {
+        let slot = match node {
+            None => ParentSlot::BLANK,
+            Some(n) => {
+                let key = HpkePublicKey::for_suite(self.suite(), n.encryption_key).map_err(|_| TreeError::InvalidKey)?;
+                let mut slot = ParentSlot { present: true, encryption_key: key, ..ParentSlot::BLANK };
+                slot.parent_hash
+                    .get_mut(..n.parent_hash.len())
+                    .ok_or(TreeError::InvalidParentHash)?
+                    .copy_from_slice(n.parent_hash);
+                slot.parent_hash_len = u8::try_from(n.parent_hash.len()).map_err(|_| TreeError::InvalidParentHash)?;
+                slot.unmerged_count = u32::try_from(n.unmerged_leaves.len()).map_err(|_| TreeError::UnmergedNotSorted)?;
+                slot
+            }
+        };
+        self.put_parent(p, slot)?;
+        self.invalidate(p)
+    }
+
+    /// Sets the number of leaves as a saved stage recorded it.
+    pub(crate) fn restore_size(&mut self, n: u32) -> Result<(), TreeError> {
+        let cap_leaves = u32::try_from(self.leaves.len()).unwrap_or(u32::MAX);
+        if n > cap_leaves || (n != 0 && !n.is_power_of_two()) {
+            return Err(TreeError::CapacityExceeded(Capacity::Leaves));
+        }
+        self.resize(n)
+    }
+
+    /// The slots the stage changed (each once): leaves and parents by node.
+    /// (A leaf changed twice is listed twice.)
+    pub(crate) fn staged_nodes(&self) -> impl Iterator<Item = NodeIndex> + '_ {
+        undo_entries(self.meta, self.arena).filter_map(|e| match e {
+            Undo::Leaf(l, _) => LeafIndex(l).node(),
+            Undo::Parent(p, _) => Some(NodeIndex(p)),
+            Undo::Size(_) => None,
+        })
+    }
+
+    /// Sets `arena_live` from the slots.
+    fn recount_live(&mut self) {
+        let n = usize::try_from(self.meta.n_leaves).unwrap_or(usize::MAX);
+        let live = self
+            .leaves
+            .iter()
+            .take(n)
+            .filter(|s| s.present())
+            .map(|s| s.len.saturating_add(LEAF_RECORD_HEADER as u32))
+            .fold(0u32, u32::saturating_add);
+        self.meta.arena_live = live;
     }
 
     /// True if node `n` is blank (or outside the tree).
     pub fn is_blank(&self, n: NodeIndex) -> bool {
         match n.leaf() {
-            Some(l) => !self.leaf(l).is_some_and(|s| s.present),
+            Some(l) => !self.leaf(l).is_some_and(LeafSlot::present),
             None => !self.parent(n).is_some_and(|s| s.present),
         }
     }
 
     /// The encoded LeafNode of leaf `i`, if not blank.
     pub fn leaf_bytes(&self, i: LeafIndex) -> Option<&[u8]> {
-        self.view().leaf_bytes(i)
-    }
-
-    /// A read-only view of this tree.
-    pub fn view(&self) -> TreeView<'_> {
-        TreeView { meta: self.meta, leaves: self.leaves, arena: self.arena }
+        slot_bytes(self.arena, self.leaf(i)?)
     }
 
     /// The LeafNode of leaf `i`, if not blank.
@@ -328,14 +801,45 @@ impl<'s> TreeSlices<'s> {
     /// The HPKE public key of node `n`, if not blank.
     pub fn encryption_key(&self, n: NodeIndex) -> Option<&[u8]> {
         match n.leaf() {
-            Some(l) => self.leaf(l).filter(|s| s.present).map(|s| s.encryption_key.as_bytes()),
+            Some(l) => self.leaf_node(l).map(|leaf| leaf.fields.encryption_key),
             None => self.parent(n).filter(|s| s.present).map(|s| s.encryption_key.as_bytes()),
         }
     }
 
     /// The signature key of leaf `i`, if not blank.
     pub fn signature_key(&self, i: LeafIndex) -> Option<&[u8]> {
-        self.leaf(i).filter(|s| s.present).map(|s| s.signature_key.as_bytes())
+        self.leaf_node(i).map(|leaf| leaf.fields.signature_key)
+    }
+
+    /// True if `key` is the encryption key of a node other than `except`.
+    pub fn has_encryption_key(&self, key: &[u8], except: Option<NodeIndex>) -> bool {
+        let p = prefix(key);
+        let width = tree_math::node_width(self.meta.n_leaves).unwrap_or(0);
+        (0..width).map(NodeIndex).filter(|n| Some(*n) != except).any(|n| match n.leaf() {
+            Some(l) => {
+                self.leaf(l).is_some_and(|s| s.present() && s.encryption_prefix == p)
+                    && self.encryption_key(n).is_some_and(|k| k == key)
+            }
+            None => self.parent(n).is_some_and(|s| s.present && s.encryption_key.as_bytes() == key),
+        })
+    }
+
+    /// True if `key` is the signature key of a leaf other than `except`.
+    pub fn has_signature_key(&self, key: &[u8], except: Option<LeafIndex>) -> bool {
+        let p = prefix(key);
+        (0..self.meta.n_leaves).map(LeafIndex).filter(|l| Some(*l) != except).any(|l| {
+            self.leaf(l).is_some_and(|s| s.present() && s.signature_prefix == p)
+                && self.signature_key(l).is_some_and(|k| k == key)
+        })
+    }
+
+    /// The leaf whose signature key is `key`, if any.
+    pub fn find_signature_key(&self, key: &[u8]) -> Option<LeafIndex> {
+        let p = prefix(key);
+        (0..self.meta.n_leaves).map(LeafIndex).find(|l| {
+            self.leaf(*l).is_some_and(|s| s.present() && s.signature_prefix == p)
+                && self.signature_key(*l).is_some_and(|k| k == key)
+        })
     }
 
     /// True if leaf `l` is unmerged at its ancestor `p`.
@@ -427,51 +931,62 @@ impl<'s> TreeSlices<'s> {
         Ok(n)
     }
 
-    /// Marks the cached tree hash of `n` and of its ancestors stale.
-    pub(crate) fn invalidate(&mut self, n: NodeIndex) {
+    /// Marks the cached tree hash of `n`'s ancestors (and of `n`, a parent)
+    /// stale. While staging every one of them is logged, even if its cache
+    /// was already stale: [`Self::cache_hash`] relies on it.
+    pub(crate) fn invalidate(&mut self, n: NodeIndex) -> Result<(), TreeError> {
         let width = self.meta.n_leaves;
         let mut cur = Some(n);
         while let Some(x) = cur {
-            match x.leaf() {
-                Some(l) => {
-                    if let Some(s) = self.leaf_mut(l) {
-                        s.hash.valid = false;
-                    }
-                }
-                None => {
-                    if let Some(s) = self.parent_mut(x) {
-                        s.hash.valid = false;
-                    }
-                }
+            if self.parent(x).is_some_and(|s| s.hash_valid || (self.meta.staging && !s.logged)) {
+                self.touch_parent(x)?.hash_valid = false;
             }
             cur = tree_math::parent(x, width);
         }
+        Ok(())
+    }
+
+    /// Caches the tree hash of parent `p` (valid until its subtree changes).
+    /// Not logged: a parent the stage did not touch has the same subtree
+    /// before and after it, and a touched one is restored from the log.
+    pub(crate) fn cache_hash(&mut self, p: NodeIndex, hash: &[u8]) -> Result<(), TreeError> {
+        if hash.len() > MAX_HASH_LEN {
+            return Ok(());
+        }
+        let Some(s) = usize::try_from(p.0 >> 1).ok().filter(|_| self.parent(p).is_some()).and_then(|i| self.parents.get_mut(i))
+        else {
+            return Ok(());
+        };
+        s.hash = [0; MAX_HASH_LEN];
+        s.hash.iter_mut().zip(hash).for_each(|(d, x)| *d = *x);
+        s.hash_valid = true;
+        Ok(())
     }
 
     /// Blanks parent `p`, dropping its unmerged leaves.
-    pub(crate) fn blank_parent(&mut self, p: NodeIndex) {
+    pub(crate) fn blank_parent(&mut self, p: NodeIndex) -> Result<(), TreeError> {
         let k = tree_math::level(p);
-        let had_unmerged = self.parent(p).is_some_and(|s| s.unmerged_count > 0);
-        if had_unmerged && k > 0 {
+        let Some(slot) = self.parent(p).copied() else { return Ok(()) };
+        if slot.unmerged_count > 0 && k > 0 {
             let (first, count) = leaf_span(p);
             let bit = 1u32 << (k - 1).min(31);
-            for i in first..first.saturating_add(count) {
-                if let Some(s) = self.leaf_mut(LeafIndex(i)) {
-                    s.unmerged &= !bit;
+            for i in (first..first.saturating_add(count)).map(LeafIndex) {
+                if let Some(s) = self.leaf(i).copied().filter(|s| s.unmerged & bit != 0) {
+                    self.put_leaf(i, LeafSlot { unmerged: s.unmerged & !bit, ..s })?;
                 }
             }
         }
-        if let Some(s) = self.parent_mut(p) {
-            *s = ParentSlot::BLANK;
+        if slot.present {
+            self.put_parent(p, ParentSlot::BLANK)?;
         }
-        self.invalidate(p);
+        self.invalidate(p)
     }
 
     /// Blanks the direct path of leaf `l` (§7.7, §7.5).
     pub fn blank_direct_path(&mut self, l: LeafIndex) -> Result<(), TreeError> {
         let mut cur = l.node().ok_or(TreeError::InvalidLeaf)?;
         while let Some(p) = tree_math::parent(cur, self.meta.n_leaves) {
-            self.blank_parent(p);
+            self.blank_parent(p)?;
             cur = p;
         }
         Ok(())
@@ -481,30 +996,24 @@ impl<'s> TreeSlices<'s> {
     /// leaves, and `parent_hash`.
     pub fn set_parent(&mut self, p: NodeIndex, encryption_key: &[u8], parent_hash: &[u8]) -> Result<(), TreeError> {
         let key = HpkePublicKey::for_suite(self.suite(), encryption_key).map_err(|_| TreeError::InvalidKey)?;
-        let mut ph = [0u8; MAX_HASH_LEN];
-        ph.get_mut(..parent_hash.len()).ok_or(TreeError::InvalidParentHash)?.copy_from_slice(parent_hash);
+        let mut slot = ParentSlot { present: true, encryption_key: key, ..ParentSlot::BLANK };
+        slot.parent_hash.get_mut(..parent_hash.len()).ok_or(TreeError::InvalidParentHash)?.copy_from_slice(parent_hash);
+        slot.parent_hash_len = u8::try_from(parent_hash.len()).map_err(|_| TreeError::InvalidParentHash)?;
         if self.parent(p).is_none() {
             return Err(TreeError::InvalidLeaf);
         }
-        self.blank_parent(p);
-        let slot = self.parent_mut(p).ok_or(TreeError::InvalidLeaf)?;
-        slot.present = true;
-        slot.encryption_key = key;
-        slot.parent_hash = ph;
-        slot.parent_hash_len = parent_hash.len() as u8;
-        Ok(())
+        self.blank_parent(p)?;
+        self.put_parent(p, slot)?;
+        self.invalidate(p)
     }
 
     /// Replaces the parent hash of non-blank parent `p`.
     pub(crate) fn set_parent_hash(&mut self, p: NodeIndex, parent_hash: &[u8]) -> Result<(), TreeError> {
-        let slot = self.parent_mut(p).filter(|s| s.present).ok_or(TreeError::InvalidLeaf)?;
-        slot.parent_hash
-            .get_mut(..parent_hash.len())
-            .ok_or(TreeError::InvalidParentHash)?
-            .copy_from_slice(parent_hash);
-        slot.parent_hash_len = parent_hash.len() as u8;
-        self.invalidate(p);
-        Ok(())
+        let mut slot = self.parent(p).copied().filter(|s| s.present).ok_or(TreeError::InvalidLeaf)?;
+        slot.parent_hash.get_mut(..parent_hash.len()).ok_or(TreeError::InvalidParentHash)?.copy_from_slice(parent_hash);
+        slot.parent_hash_len = u8::try_from(parent_hash.len()).map_err(|_| TreeError::InvalidParentHash)?;
+        self.put_parent(p, slot)?;
+        self.invalidate(p)
     }
 
     /// Marks leaf `l` unmerged at parent `p`.
@@ -513,15 +1022,20 @@ impl<'s> TreeSlices<'s> {
         if k == 0 || k > 32 || self.is_unmerged_at(l, p) {
             return Err(TreeError::UnmergedNotSorted);
         }
-        let slot = self.parent_mut(p).filter(|s| s.present).ok_or(TreeError::UnmergedNotDescendant)?;
-        slot.unmerged_count = slot.unmerged_count.saturating_add(1);
-        self.leaf_mut(l).ok_or(TreeError::InvalidLeaf)?.unmerged |= 1u32 << (k - 1);
-        self.invalidate(p);
-        Ok(())
+        let parent = self.parent(p).copied().filter(|s| s.present).ok_or(TreeError::UnmergedNotDescendant)?;
+        let leaf = self.leaf(l).copied().ok_or(TreeError::InvalidLeaf)?;
+        self.put_parent(p, ParentSlot { unmerged_count: parent.unmerged_count.saturating_add(1), ..parent })?;
+        self.put_leaf(l, LeafSlot { unmerged: leaf.unmerged | 1u32 << (k - 1), ..leaf })?;
+        self.invalidate(p)
     }
 
-    /// Compacts the arena: live records move down in order, dead ones vanish.
+    /// Compacts the arena: live records move down in order, dead ones
+    /// (no longer the encoding of their leaf) vanish. Never while staging:
+    /// the undo log points at replaced records.
     fn compact(&mut self) {
+        if self.meta.staging {
+            return;
+        }
         let used = usize::try_from(self.meta.arena_used).unwrap_or(0);
         let (mut read, mut write) = (0usize, 0usize);
         while read < used {
@@ -532,51 +1046,49 @@ impl<'s> TreeSlices<'s> {
             if read.saturating_add(total) > used {
                 break;
             }
-            if idx != DEAD {
+            let live = self
+                .leaf(LeafIndex(idx))
+                .is_some_and(|s| s.present() && usize::try_from(s.offset).ok() == Some(read));
+            if live {
                 if !crate::codec::move_within(self.arena, read..read + total, write) {
                     break;
                 }
-                if let Some(slot) = self.leaves.get_mut(usize::try_from(idx).unwrap_or(usize::MAX)) {
-                    slot.offset = write as u32;
+                if let Some(s) = usize::try_from(idx).ok().and_then(|i| self.leaves.get_mut(i)) {
+                    s.offset = write as u32;
                 }
                 write += total;
             }
             read += total;
         }
         self.meta.arena_used = write as u32;
+        self.meta.arena_live = write as u32;
     }
 
-    /// Stores `bytes` as the encoding of leaf `l` (appending to the arena,
-    /// compacting first if needed) and returns the record offset.
+    /// Stores `bytes` as leaf `l`'s record; returns its offset.
     fn store_leaf_bytes(&mut self, l: LeafIndex, bytes: &[u8]) -> Result<u32, TreeError> {
-        let len = u32::try_from(bytes.len()).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        let need = bytes.len().checked_add(LEAF_RECORD_HEADER).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        let mut used = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        if used.checked_add(need).is_none_or(|end| end > self.arena.len()) {
+        let total = Self::arena_bytes_needed(bytes.len());
+        if self.space() < total {
             self.compact();
-            used = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
         }
-        let end = used.checked_add(need).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        let rec = self.arena.get_mut(used..end).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        let (header, body) = rec.split_at_mut(LEAF_RECORD_HEADER);
-        let (h_idx, h_len) = header.split_at_mut(4);
-        h_idx.copy_from_slice(&l.0.to_le_bytes());
-        h_len.copy_from_slice(&len.to_le_bytes());
-        body.copy_from_slice(bytes);
-        self.meta.arena_used = u32::try_from(end).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        self.meta.arena_live = self.meta.arena_live.saturating_add(u32::try_from(need).unwrap_or(u32::MAX));
-        u32::try_from(used).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))
+        if self.space() < total {
+            return Err(TreeError::CapacityExceeded(Capacity::TreeArena));
+        }
+        let start = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let rec = self.arena.get_mut(start..start + total).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let (head, body) = rec.split_at_mut(LEAF_RECORD_HEADER);
+        let len = u32::try_from(bytes.len()).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        head.iter_mut().zip(l.0.to_le_bytes().into_iter().chain(len.to_le_bytes())).for_each(|(d, s)| *d = s);
+        body.iter_mut().zip(bytes).for_each(|(d, s)| *d = *s);
+        self.meta.arena_used = self.meta.arena_used.saturating_add(total as u32);
+        self.meta.arena_live = self.meta.arena_live.saturating_add(total as u32);
+        Ok(start as u32)
     }
 
-    /// Marks leaf `l`'s arena record dead.
-    fn free_leaf_bytes(&mut self, l: LeafIndex) {
-        let Some(slot) = self.leaf(l).filter(|s| s.present).copied() else { return };
-        let off = usize::try_from(slot.offset).unwrap_or(usize::MAX);
-        if let Some(h) = self.arena.get_mut(off..).and_then(|a| a.first_chunk_mut::<4>()) {
-            *h = DEAD.to_le_bytes();
-        }
-        let freed = slot.len.saturating_add(LEAF_RECORD_HEADER as u32);
-        self.meta.arena_live = self.meta.arena_live.saturating_sub(freed);
+    /// Free bytes between the leaf records and the undo log.
+    fn space(&self) -> usize {
+        let undo = usize::try_from(self.meta.undo_len).unwrap_or(usize::MAX);
+        let used = usize::try_from(self.meta.arena_used).unwrap_or(usize::MAX);
+        self.arena.len().saturating_sub(undo).saturating_sub(used)
     }
 
     /// Arena bytes a leaf encoding of `len` bytes needs.
@@ -586,7 +1098,9 @@ impl<'s> TreeSlices<'s> {
 
     /// Free arena bytes (after compaction).
     pub fn arena_free(&self) -> usize {
-        self.arena.len().saturating_sub(usize::try_from(self.meta.arena_live).unwrap_or(usize::MAX))
+        let undo = usize::try_from(self.meta.undo_len).unwrap_or(usize::MAX);
+        let live = usize::try_from(self.meta.arena_live).unwrap_or(usize::MAX);
+        self.arena.len().saturating_sub(undo).saturating_sub(live)
     }
 
     /// Sets leaf `l` to the LeafNode encoded in `bytes` (already validated by
@@ -595,51 +1109,59 @@ impl<'s> TreeSlices<'s> {
         let leaf = LeafNode::decode_exact(bytes)?;
         // Keys of the suite's lengths only (RFC 9420 §5.1.1).
         let suite = self.suite();
-        let encryption_key =
-            HpkePublicKey::for_suite(suite, leaf.fields.encryption_key).map_err(|_| TreeError::InvalidKey)?;
-        let signature_key =
-            SignaturePublicKey::for_suite(suite, leaf.fields.signature_key).map_err(|_| TreeError::InvalidKey)?;
-        if self.leaf(l).is_none() {
-            return Err(TreeError::InvalidLeaf);
-        }
-        // Store first: if the arena is full, nothing changed.
-        let old = self.leaf(l).copied();
-        let room = self.arena_free()
-            + old.filter(|s| s.present).map_or(0, |s| Self::arena_bytes_needed(s.len as usize));
-        if Self::arena_bytes_needed(bytes.len()) > room {
-            return Err(TreeError::CapacityExceeded(Capacity::TreeArena));
-        }
-        self.free_leaf_bytes(l);
+        HpkePublicKey::for_suite(suite, leaf.fields.encryption_key).map_err(|_| TreeError::InvalidKey)?;
+        SignaturePublicKey::for_suite(suite, leaf.fields.signature_key).map_err(|_| TreeError::InvalidKey)?;
+        let old = self.leaf(l).copied().ok_or(TreeError::InvalidLeaf)?;
         let offset = self.store_leaf_bytes(l, bytes)?;
-        let slot = self.leaf_mut(l).ok_or(TreeError::InvalidLeaf)?;
-        slot.present = true;
-        slot.encryption_key = encryption_key;
-        slot.signature_key = signature_key;
-        slot.offset = offset;
-        slot.len = bytes.len() as u32;
-        self.invalidate(l.node().ok_or(TreeError::InvalidLeaf)?);
-        Ok(())
+        let slot = LeafSlot {
+            offset,
+            len: u32::try_from(bytes.len()).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?,
+            unmerged: old.unmerged,
+            encryption_prefix: prefix(leaf.fields.encryption_key),
+            signature_prefix: prefix(leaf.fields.signature_key),
+        };
+        if old.present() {
+            self.meta.arena_live =
+                self.meta.arena_live.saturating_sub(old.len.saturating_add(LEAF_RECORD_HEADER as u32));
+        }
+        self.put_leaf(l, slot)?;
+        self.invalidate(l.node().ok_or(TreeError::InvalidLeaf)?)
     }
 
     /// Blanks leaf `l` and removes it from every unmerged list.
     pub fn blank_leaf(&mut self, l: LeafIndex) -> Result<(), TreeError> {
         let width = self.meta.n_leaves;
         let node = l.node().ok_or(TreeError::InvalidLeaf)?;
-        let mask = self.leaf(l).ok_or(TreeError::InvalidLeaf)?.unmerged;
+        let old = self.leaf(l).copied().ok_or(TreeError::InvalidLeaf)?;
         let mut cur = node;
         while let Some(p) = tree_math::parent(cur, width) {
             let k = tree_math::level(p);
-            let unmerged_here = k > 0 && mask & (1u32 << (k - 1).min(31)) != 0;
-            if let Some(s) = self.parent_mut(p).filter(|_| unmerged_here) {
-                s.unmerged_count = s.unmerged_count.saturating_sub(1);
+            let unmerged_here = k > 0 && old.unmerged & (1u32 << (k - 1).min(31)) != 0;
+            if let Some(s) = self.parent(p).copied().filter(|_| unmerged_here) {
+                self.put_parent(p, ParentSlot { unmerged_count: s.unmerged_count.saturating_sub(1), ..s })?;
             }
             cur = p;
         }
-        self.free_leaf_bytes(l);
-        if let Some(s) = self.leaf_mut(l) {
-            *s = LeafSlot::BLANK;
+        if old.present() {
+            self.meta.arena_live =
+                self.meta.arena_live.saturating_sub(old.len.saturating_add(LEAF_RECORD_HEADER as u32));
         }
-        self.invalidate(node);
+        self.put_leaf(l, LeafSlot::BLANK)?;
+        self.invalidate(node)
+    }
+
+    /// Changes the number of leaves to `n` (logged, once, while staging).
+    fn resize(&mut self, n: u32) -> Result<(), TreeError> {
+        let old = self.meta.n_leaves;
+        if undo_entries(self.meta, self.arena).any(|e| matches!(e, Undo::Size(_))) {
+            self.meta.n_leaves = n;
+            return Ok(());
+        }
+        self.log(UNDO_SIZE, 0, &|out| {
+            let mut w = Writer::new(out);
+            let _ = w.write_u32(old);
+        })?;
+        self.meta.n_leaves = n;
         Ok(())
     }
 
@@ -652,56 +1174,44 @@ impl<'s> TreeSlices<'s> {
         if n > cap_leaves || n.saturating_sub(1) > cap_parents {
             return Err(TreeError::CapacityExceeded(Capacity::Leaves));
         }
-        let old = self.meta.n_leaves;
-        self.meta.n_leaves = n;
-        for i in old..n {
-            if let Some(s) = self.leaf_mut(LeafIndex(i)) {
-                *s = LeafSlot::BLANK;
-            }
-        }
-        // New parents: the new root and the right subtree's parents.
-        let old_width = tree_math::node_width(old).unwrap_or(0);
-        let new_width = tree_math::node_width(n).unwrap_or(0);
-        let mut x = old_width;
-        while x < new_width {
-            if let Some(s) = self.parent_mut(NodeIndex(x)) {
-                *s = ParentSlot::BLANK;
-            }
-            x = x.saturating_add(1);
-        }
-        // The old root's ancestors changed: its cached hash is still right,
-        // but the new root has none yet (blank slots carry no valid hash).
-        Ok(())
+        // Slots beyond the tree are blank (cleared on truncation and on
+        // discarding a stage that extended the tree).
+        self.resize(n)
     }
 
     /// Halves the tree while its right half is all blank (§7.7).
-    fn truncate(&mut self) {
-        while self.meta.n_leaves > 1 {
-            let half = self.meta.n_leaves / 2;
-            if (half..self.meta.n_leaves).any(|i| !self.is_blank(NodeIndex(i.saturating_mul(2)))) {
-                return;
+    fn truncate(&mut self) -> Result<(), TreeError> {
+        let mut n = self.meta.n_leaves;
+        while n > 1 {
+            let half = n / 2;
+            if (half..n).any(|i| !self.is_blank(NodeIndex(i.saturating_mul(2)))) {
+                break;
             }
-            // All leaves on the right are blank; their parents are blank too
-            // in a valid tree, but clear them to be sure.
-            let old_width = tree_math::node_width(self.meta.n_leaves).unwrap_or(0);
+            // All leaves on the right are blank; so are their parents in a
+            // valid tree: blank them to be sure (logged while staging).
+            let old_width = tree_math::node_width(n).unwrap_or(0);
             let new_width = tree_math::node_width(half).unwrap_or(0);
-            for x in new_width..old_width {
-                if let Some(s) = self.parents.get_mut((x >> 1) as usize).filter(|_| x & 1 == 1) {
-                    *s = ParentSlot::BLANK;
+            for x in (new_width..old_width).map(NodeIndex).filter(|x| !x.is_leaf()) {
+                if !self.is_blank(x) {
+                    self.put_parent(x, ParentSlot::BLANK)?;
                 }
             }
-            self.meta.n_leaves = half;
+            n = half;
         }
-        if self.meta.n_leaves == 1 && self.is_blank(NodeIndex(0)) {
-            self.meta.n_leaves = 0;
+        if n == 1 && self.is_blank(NodeIndex(0)) {
+            n = 0;
         }
+        if n != self.meta.n_leaves {
+            self.resize(n)?;
+        }
+        Ok(())
     }
 
     /// Adds a leaf (§7.7, Add proposal §12.1.1): the leftmost blank leaf, or
     /// a new one after extending the tree; it becomes unmerged at every
     /// non-blank ancestor.
     pub fn add_leaf(&mut self, bytes: &[u8]) -> Result<LeafIndex, TreeError> {
-        let free = (0..self.meta.n_leaves).map(LeafIndex).find(|l| self.leaf(*l).is_some_and(|s| !s.present));
+        let free = (0..self.meta.n_leaves).map(LeafIndex).find(|l| self.leaf(*l).is_some_and(|s| !s.present()));
         let l = match free {
             Some(l) => l,
             None => {
@@ -723,8 +1233,8 @@ impl<'s> TreeSlices<'s> {
     }
 
     fn mark_unmerged_path(&mut self, l: LeafIndex) -> Result<(), TreeError> {
-        if let Some(s) = self.leaf_mut(l) {
-            s.unmerged = 0;
+        if let Some(s) = self.leaf(l).copied() {
+            self.put_leaf(l, LeafSlot { unmerged: 0, ..s })?;
         }
         let mut cur = l.node().ok_or(TreeError::InvalidLeaf)?;
         while let Some(p) = tree_math::parent(cur, self.meta.n_leaves) {
@@ -738,7 +1248,7 @@ impl<'s> TreeSlices<'s> {
 
     /// Replaces leaf `l` (Update proposal, §12.1.2): new leaf, blank direct path.
     pub fn update_leaf(&mut self, l: LeafIndex, bytes: &[u8]) -> Result<(), TreeError> {
-        if self.leaf(l).is_none_or(|s| !s.present) {
+        if self.leaf(l).is_none_or(|s| !s.present()) {
             return Err(TreeError::InvalidLeaf);
         }
         self.set_leaf(l, bytes)?;
@@ -748,13 +1258,12 @@ impl<'s> TreeSlices<'s> {
     /// Removes leaf `l` (Remove proposal, §12.1.3): blank it and its direct
     /// path, then truncate.
     pub fn remove_leaf(&mut self, l: LeafIndex) -> Result<(), TreeError> {
-        if self.leaf(l).is_none_or(|s| !s.present) {
+        if self.leaf(l).is_none_or(|s| !s.present()) {
             return Err(TreeError::InvalidLeaf);
         }
         self.blank_leaf(l)?;
         self.blank_direct_path(l)?;
-        self.truncate();
-        Ok(())
+        self.truncate()
     }
 
     /// Replaces the whole tree by the decoded `ratchet_tree` (§12.4.3.3),
@@ -821,7 +1330,7 @@ impl<'s> TreeSlices<'s> {
             if slot.unmerged == 0 {
                 continue;
             }
-            if !slot.present {
+            if !slot.present() {
                 return Err(TreeError::UnmergedNotDescendant);
             }
             // The highest level at which it is unmerged: all non-blank nodes
@@ -897,8 +1406,8 @@ pub fn decode_tree(bytes: &[u8]) -> Result<RatchetTreeView<'_>, CodecError> {
     Ok(v)
 }
 
-/// A ratchet tree for up to `N` leaves whose leaf encodings fit in `ARENA`
-/// bytes.
+/// A ratchet tree for up to `N` leaves whose leaf encodings (and the undo
+/// log of one staged Commit) fit in `ARENA` bytes.
 pub struct RatchetTree<const N: usize, const ARENA: usize> {
     meta: TreeMeta,
     leaves: [LeafSlot; N],
@@ -911,16 +1420,12 @@ impl<const N: usize, const ARENA: usize> Clone for RatchetTree<N, ARENA> {
         Self { meta: self.meta, leaves: self.leaves, parents: self.parents, arena: self.arena }
     }
 
-    /// Copies in place: staging a commit copies the tree into the spare
-    /// buffer without a whole tree passing through the stack.
+    /// Copies in place, without a whole tree passing through the stack.
     fn clone_from(&mut self, source: &Self) {
         self.meta = source.meta;
         self.leaves.copy_from_slice(&source.leaves);
         self.parents.copy_from_slice(&source.parents);
-        let used = usize::try_from(source.meta.arena_used).unwrap_or(ARENA).min(ARENA);
-        if let (Some(dst), Some(src)) = (self.arena.get_mut(..used), source.arena.get(..used)) {
-            dst.copy_from_slice(src);
-        }
+        self.arena.copy_from_slice(&source.arena);
     }
 }
 
@@ -933,13 +1438,43 @@ impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {
         arena: [0; ARENA],
     };
 
-    /// A read-only view of the tree.
+    /// A read-only view of the tree before a staged Commit (the tree itself
+    /// when none is).
+    pub fn old(&self) -> TreeView<'_> {
+        TreeView { meta: &self.meta, leaves: &self.leaves, arena: &self.arena, before_stage: true }
+    }
+
+    /// A read-only view of the tree as it is (staged changes included).
     pub fn view(&self) -> TreeView<'_> {
-        TreeView { meta: &self.meta, leaves: &self.leaves, arena: &self.arena }
+        TreeView { meta: &self.meta, leaves: &self.leaves, arena: &self.arena, before_stage: false }
     }
 
     /// The tree's storage, for the algorithms.
     pub fn slices(&mut self) -> TreeSlices<'_> {
         TreeSlices { meta: &mut self.meta, leaves: &mut self.leaves, parents: &mut self.parents, arena: &mut self.arena }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stage is begun only when none is, merged or discarded only when
+    /// one is; out of turn, nothing changes.
+    #[test]
+    fn staging_out_of_turn() {
+        let mut tree = RatchetTree::<4, 256>::EMPTY;
+        let mut t = tree.slices();
+        assert_eq!(t.merge_stage(), Err(TreeError::Staging));
+        assert_eq!(t.discard_stage(), Err(TreeError::Staging));
+        assert!(!t.is_staging());
+        assert_eq!(t.begin_stage(), Ok(()));
+        assert_eq!(t.begin_stage(), Err(TreeError::Staging));
+        assert!(t.is_staging());
+        assert_eq!(t.discard_stage(), Ok(()));
+        assert_eq!(t.begin_stage(), Ok(()));
+        assert_eq!(t.merge_stage(), Ok(()));
+        assert_eq!(t.merge_stage(), Err(TreeError::Staging));
+        assert!(!t.is_staging());
     }
 }

@@ -426,7 +426,7 @@ impl TreeSlices<'_> {
     /// Applies an UpdatePath from `sender` (§7.5, §12.4.2): merges its keys and
     /// parent hashes into this tree, checks the new leaf, then decrypts the
     /// one ciphertext meant for `me` and derives the rest of the path. The
-    /// tree is modified: apply to a staged copy and keep it only on success.
+    /// tree is modified: apply while a stage is begun, and discard it on error.
     #[allow(clippy::too_many_arguments)]
     pub fn apply_update_path(
         &mut self,

@@ -13,7 +13,7 @@ use crate::crypto::{CipherSuite, HashValue, Secret};
 use crate::group::{EpochState, Group, GroupConfig, PrevEpoch, ReInitParams, Staged};
 use crate::key_schedule::EpochSecrets;
 use crate::ratchet_tree::node::ParentNode;
-use crate::ratchet_tree::tree::{RatchetTree, TreeError};
+use crate::ratchet_tree::tree::TreeSlices;
 use crate::ratchet_tree::treekem::TreeKemPrivate;
 use crate::secret_tree::SecretTreeConfig;
 use crate::tree_math::{LeafIndex, NodeIndex};
@@ -31,6 +31,8 @@ const T_STAGED_REINIT: u8 = 9;
 const T_UPDATE_KEY: u8 = 10;
 const T_PROPOSALS: u8 = 11;
 const T_STAGED_INFO: u8 = 12;
+const T_STAGED_SIZE: u8 = 13;
+const T_STAGED_NODE: u8 = 14;
 
 /// Proposal-store bytes per item.
 const PROPOSAL_CHUNK: usize = 2048;
@@ -173,6 +175,8 @@ fn read_state(r: &mut Reader<'_>) -> Result<EpochState, CodecError> {
         confirmed_transcript_hash: read_hash(r)?,
         interim_transcript_hash: read_hash(r)?,
         confirmation_tag: read_hash(r)?,
+        // Set from the tree header that follows.
+        tree_hash: HashValue::EMPTY,
         extensions: OwnedBytes::EMPTY,
         secrets: read_secrets(r)?,
         private: read_private(r, suite)?,
@@ -195,42 +199,57 @@ fn read_reinit(r: &mut Reader<'_>) -> Result<ReInitParams, CodecError> {
     })
 }
 
-/// Writes the tree's non-blank nodes, one item each.
-fn save_tree<const N: usize, const ARENA: usize>(
-    tree: &mut RatchetTree<N, ARENA>,
-    out: &mut dyn ItemSink,
-) -> Result<(), StoreError> {
-    let t = tree.slices();
-    let width = crate::tree_math::node_width(t.n_leaves()).unwrap_or(0);
-    for x in 0..width {
-        let node = NodeIndex(x);
-        if t.is_blank(node) {
+/// Writes the non-blank nodes of the tree before a staged Commit (the
+/// current epoch's), one item each.
+fn save_tree(t: &TreeSlices<'_>, out: &mut dyn ItemSink) -> Result<(), StoreError> {
+    let width = crate::tree_math::node_width(t.old().n_leaves()).unwrap_or(0);
+    for x in (0..width).map(NodeIndex) {
+        if !t.write_node(x, true, &mut Writer::counter())? {
             continue;
         }
-        match node.leaf() {
-            Some(l) => {
-                let bytes = t.leaf_bytes(l).ok_or(StoreError::Invalid(CodecError::InvalidValue))?;
-                out.item(&|w| {
-                    w.write_u8(T_NODE)?;
-                    w.write_u32(x)?;
-                    w.write_bytes(bytes)
-                })?;
-            }
-            None => out.item(&|w| {
-                w.write_u8(T_NODE)?;
-                w.write_u32(x)?;
-                t.write_parent_node(w, node)
-            })?,
-        }
+        out.item(&|w| {
+            w.write_u8(T_NODE)?;
+            w.write_u32(x.0)?;
+            t.write_node(x, true, w).map(|_| ())
+        })?;
     }
     Ok(())
 }
 
-fn restore_node<const N: usize, const ARENA: usize>(tree: &mut RatchetTree<N, ARENA>, r: &mut Reader<'_>) -> Result<(), StoreError> {
+/// Writes what a staged Commit changed in the tree: the new size, then each
+/// changed node as it is now (blank or not; a leaf with its unmerged bits).
+fn save_staged_tree(t: &TreeSlices<'_>, out: &mut dyn ItemSink) -> Result<(), StoreError> {
+    let n_leaves = t.n_leaves();
+    out.item(&|w| {
+        w.write_u8(T_STAGED_SIZE)?;
+        w.write_u32(n_leaves)
+    })?;
+    for (i, x) in t.staged_nodes().enumerate() {
+        // A leaf changed twice is listed twice: write it once.
+        if t.staged_nodes().take(i).any(|y| y == x) {
+            continue;
+        }
+        out.item(&|w| {
+            w.write_u8(T_STAGED_NODE)?;
+            w.write_u32(x.0)?;
+            if let Some(l) = x.leaf() {
+                w.write_u32(t.unmerged_bits(l))?;
+            }
+            let present = t.write_node(x, false, &mut Writer::counter())?;
+            w.write_u8(u8::from(present))?;
+            if present {
+                t.write_node(x, false, w)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+fn restore_node(t: &mut TreeSlices<'_>, r: &mut Reader<'_>) -> Result<(), StoreError> {
     use crate::codec::Decode;
     let x = NodeIndex(r.read_u32()?);
     let bytes = r.remaining();
-    let mut t = tree.slices();
     let width = crate::tree_math::node_width(t.n_leaves()).unwrap_or(0);
     if x.0 >= width {
         return Err(StoreError::Invalid(CodecError::InvalidValue));
@@ -243,14 +262,32 @@ fn restore_node<const N: usize, const ARENA: usize>(tree: &mut RatchetTree<N, AR
     Ok(())
 }
 
-/// A tree that cannot be hashed while saving: a capacity or an encoding
-/// error is kept as such, anything else means the tree is invalid.
-fn hashing(e: TreeError) -> StoreError {
-    match e {
-        TreeError::CapacityExceeded(c) => StoreError::CapacityExceeded(c),
-        TreeError::Codec(c) => StoreError::Invalid(c),
-        _ => StoreError::Invalid(CodecError::InvalidValue),
+/// One changed node of a saved stage (see [`save_staged_tree`]).
+fn restore_staged_node(t: &mut TreeSlices<'_>, r: &mut Reader<'_>) -> Result<(), StoreError> {
+    use crate::codec::Decode;
+    let bad = |_| StoreError::Invalid(CodecError::InvalidValue);
+    let x = NodeIndex(r.read_u32()?);
+    let width = crate::tree_math::node_width(t.n_leaves()).unwrap_or(0);
+    if x.0 >= width {
+        return Err(StoreError::Invalid(CodecError::InvalidValue));
     }
+    match x.leaf() {
+        Some(l) => {
+            let unmerged = r.read_u32()?;
+            let bytes = if r.read_u8()? != 0 { Some(r.remaining()) } else { None };
+            t.restore_leaf(l, bytes, unmerged).map_err(bad)?;
+        }
+        None => {
+            if r.read_u8()? != 0 {
+                let node = ParentNode::decode_exact(r.remaining())?;
+                t.restore_parent(x, Some(&node)).map_err(bad)?;
+            } else {
+                r.finish()?;
+                t.restore_parent(x, None).map_err(bad)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The tree header fields: leaf count and root tree hash (checked at load).
@@ -266,6 +303,8 @@ pub(crate) struct RestoreChecks {
     staged_tree_hash: Option<HashValue>,
     header_seen: bool,
     ratchets_seen: bool,
+    /// The current epoch's tree was checked and the stage begun.
+    stage_begun: bool,
 }
 
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
@@ -297,8 +336,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     }
 
     fn save_epoch(&mut self, out: &mut dyn ItemSink) -> Result<(), StoreError> {
-        let tree_hash = self.tree().root_tree_hash().map_err(hashing)?;
-        let n_leaves = self.tree().n_leaves();
+        let tree_hash = self.state.tree_hash;
+        let n_leaves = self.tree.old().n_leaves();
         let (state, signer, removed, config) = (&self.state, &self.signer, self.removed, self.config);
         out.item(&|w| {
             w.write_u8(T_HEADER)?;
@@ -335,9 +374,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 write_secret(w, psk)
             })?;
         }
-        let active = self.active & 1;
-        let [a, b] = &mut self.trees;
-        save_tree(if active == 0 { a } else { b }, out)
+        save_tree(&self.tree.slices(), out)
     }
 
     fn save_staged(&mut self, out: &mut dyn ItemSink) -> Result<(), StoreError> {
@@ -349,21 +386,19 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             w.write_u8(T_STAGED_INFO)?;
             write_staged_info(w, info)
         })?;
-        match &self.staged {
+        let state = match &self.staged {
             None => return Ok(()),
-            Some(Staged::Removed) => return out.item(&|w| w.write_u8(T_STAGED_REMOVED)),
-            Some(Staged::Epoch(_)) => {}
-        }
-        let spare = (self.active & 1) ^ 1;
-        let [a, b] = &mut self.trees;
-        let tree = if spare == 0 { a } else { b };
-        let tree_hash = tree.slices().root_tree_hash().map_err(hashing)?;
-        let n_leaves = tree.slices().n_leaves();
-        let Some(Staged::Epoch(state)) = &self.staged else { return Ok(()) };
+            Some(Staged::Removed) => {
+                out.item(&|w| w.write_u8(T_STAGED_REMOVED))?;
+                return save_staged_tree(&self.tree.slices(), out);
+            }
+            Some(Staged::Epoch(state)) => state,
+        };
+        let n_leaves = self.tree.view().n_leaves();
         out.item(&|w| {
             w.write_u8(T_STAGED_HEADER)?;
             write_state(w, state, true)?;
-            write_tree_header(w, n_leaves, &tree_hash)
+            write_tree_header(w, n_leaves, &state.tree_hash)
         })?;
         out.item(&|w| {
             w.write_u8(T_EXTENSIONS)?;
@@ -375,7 +410,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 write_reinit(w, p)
             })?;
         }
-        save_tree(tree, out)
+        save_staged_tree(&self.tree.slices(), out)
     }
 
     /// Empties this slot before a restore (and after a failed one): the
@@ -390,10 +425,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.staged_reinit = None;
         self.staged_info = crate::group::StagedInfo::EMPTY;
         self.pending_update_key = None;
-        self.active = 0;
-        for t in self.trees.iter_mut() {
-            t.slices().clear(CipherSuite::PLACEHOLDER);
-        }
+        self.tree.slices().clear(CipherSuite::PLACEHOLDER);
         self.secret_tree.clear();
         self.prev_secret_tree.clear();
         self.prev = None;
@@ -423,8 +455,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 let n_leaves = r.read_u32()?;
                 let tree_hash = read_hash(&mut r)?;
                 r.finish()?;
-                self.set_tree_size(0, state.suite, n_leaves)?;
+                self.set_tree_size(state.suite, n_leaves)?;
                 self.state = state;
+                self.state.tree_hash = tree_hash;
                 self.signer = signer;
                 self.removed = removed;
                 self.config = GroupConfig {
@@ -459,10 +492,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                     .ok_or(StoreError::CapacityExceeded(Capacity::ResumptionPsks))?;
                 *slot = Some((epoch, psk));
             }
-            (Part::Epoch, T_NODE) => {
-                let [a, _] = &mut self.trees;
-                restore_node(a, &mut r)?;
-            }
+            (Part::Epoch, T_NODE) => restore_node(&mut self.tree.slices(), &mut r)?,
             (Part::Proposals, T_UPDATE_KEY) => {
                 self.pending_update_key = Some(HpkePrivateKey::from_slice(self.state.suite, r.remaining()).map_err(|_| bad)?);
             }
@@ -471,18 +501,21 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                     .append_raw(r.remaining())
                     .map_err(|_| StoreError::CapacityExceeded(Capacity::PendingProposalBytes))?;
             }
-            (Part::Staged, T_STAGED_REMOVED) => self.staged = Some(Staged::Removed),
+            (Part::Staged, T_STAGED_REMOVED) => {
+                self.begin_restoring_stage(checks)?;
+                self.staged = Some(Staged::Removed);
+            }
             (Part::Staged, T_STAGED_INFO) => {
                 self.staged_info = read_staged_info(&mut r)?;
                 r.finish()?;
             }
             (Part::Staged, T_STAGED_HEADER) => {
                 let state = read_state(&mut r)?;
-                let n_leaves = r.read_u32()?;
+                let _n_leaves = r.read_u32()?;
                 let tree_hash = read_hash(&mut r)?;
                 r.finish()?;
-                self.set_tree_size(1, state.suite, n_leaves)?;
-                self.staged = Some(Staged::Epoch(state));
+                self.begin_restoring_stage(checks)?;
+                self.staged = Some(Staged::Epoch(EpochState { tree_hash, ..state }));
                 checks.staged_tree_hash = Some(tree_hash);
             }
             (Part::Staged, T_EXTENSIONS) => match &mut self.staged {
@@ -493,12 +526,19 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 self.staged_reinit = Some(read_reinit(&mut r)?);
                 r.finish()?;
             }
-            (Part::Staged, T_NODE) => {
-                if !matches!(self.staged, Some(Staged::Epoch(_))) {
+            (Part::Staged, T_STAGED_SIZE) => {
+                if !checks.stage_begun {
                     return Err(bad);
                 }
-                let [_, b] = &mut self.trees;
-                restore_node(b, &mut r)?;
+                let n = r.read_u32()?;
+                r.finish()?;
+                self.tree.slices().restore_size(n).map_err(|_| bad)?;
+            }
+            (Part::Staged, T_STAGED_NODE) => {
+                if !checks.stage_begun {
+                    return Err(bad);
+                }
+                restore_staged_node(&mut self.tree.slices(), &mut r)?;
             }
             (Part::Ratchets, tag) => {
                 let tree = match r.read_u8()? {
@@ -515,14 +555,38 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         Ok(())
     }
 
-    fn set_tree_size(&mut self, which: usize, suite: CipherSuite, n_leaves: u32) -> Result<(), StoreError> {
-        let tree = self.trees.get_mut(which).ok_or(StoreError::Invalid(CodecError::InvalidValue))?;
-        let mut t = tree.slices();
+    fn set_tree_size(&mut self, suite: CipherSuite, n_leaves: u32) -> Result<(), StoreError> {
+        let mut t = self.tree.slices();
         if n_leaves == 0 || !n_leaves.is_power_of_two() || usize::try_from(n_leaves).map_or(true, |n| n > t.leaves.len()) {
             return Err(StoreError::Invalid(CodecError::CapacityExceeded(Capacity::Leaves)));
         }
         t.clear(suite);
         t.meta.n_leaves = n_leaves;
+        Ok(())
+    }
+
+    /// Before the first item of a saved stage: the current epoch's tree is
+    /// complete; check it, then stage the saved changes on it.
+    fn begin_restoring_stage(&mut self, checks: &mut RestoreChecks) -> Result<(), StoreError> {
+        let bad = StoreError::Invalid(CodecError::InvalidValue);
+        if checks.stage_begun || !checks.header_seen {
+            return Err(bad);
+        }
+        self.check_restored_tree(checks.tree_hash.as_ref())?;
+        self.tree.slices().begin_stage().map_err(|_| bad)?;
+        checks.stage_begun = true;
+        Ok(())
+    }
+
+    /// The tree is consistent and hashes to `expected`.
+    fn check_restored_tree(&mut self, expected: Option<&HashValue>) -> Result<(), StoreError> {
+        let bad = StoreError::Invalid(CodecError::InvalidValue);
+        let mut t = self.tree.slices();
+        t.check_unmerged().map_err(|_| bad)?;
+        let hash = t.root_tree_hash().map_err(|_| bad)?;
+        if expected.is_some_and(|e| *e != hash) {
+            return Err(StoreError::Corrupt);
+        }
         Ok(())
     }
 
@@ -536,22 +600,20 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         // Resumption PSKs: oldest first in the file, newest last in the ring.
         let used = self.resumption_psks.iter().filter(|s| s.is_some()).count();
         self.resumption_psks.rotate_left(used);
-        self.active = 0;
-        for (which, expected) in [(0usize, checks.tree_hash), (1, checks.staged_tree_hash)] {
-            let Some(expected) = expected else { continue };
-            let tree = self.trees.get_mut(which).ok_or(bad)?;
-            let mut t = tree.slices();
-            t.check_unmerged().map_err(|_| bad)?;
-            let hash = t.root_tree_hash().map_err(|_| bad)?;
-            if hash != expected {
-                return Err(StoreError::Corrupt);
-            }
+        if self.staged.is_some() != checks.stage_begun {
+            return Err(bad);
+        }
+        if checks.stage_begun {
+            // The staged tree; for a Commit that removes us, nothing to check it against.
+            self.check_restored_tree(checks.staged_tree_hash.as_ref())?;
+        } else {
+            self.check_restored_tree(checks.tree_hash.as_ref())?;
         }
         // Our leaf must hold our key (the tree and the private state agree).
         let me = self.state.private.leaf;
         if !self.removed {
             let pk = self.state.private.leaf_key.public_key(self.state.suite);
-            let ok = self.tree().encryption_key(me.node().ok_or(bad)?).is_some_and(|k| k == pk.as_bytes());
+            let ok = self.tree.old().encryption_key(me).is_some_and(|k| k == pk.as_bytes());
             if !ok {
                 return Err(bad);
             }

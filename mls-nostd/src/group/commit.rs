@@ -473,7 +473,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             return Err(CommitError::CommitPending.into());
         }
         self.tree.slices().begin_stage().map_err(CommitError::Tree)?;
-        let result = self.commit_in_tree(opts, psks, now, rng, executor, bufs);
+        let result = self.commit_in_tree(reinit, opts, psks, now, rng, executor, bufs);
         if result.is_err() {
             // Nothing can fail: the tree is staging.
             let _ = self.tree.slices().discard_stage();
@@ -481,9 +481,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         result
     }
 
-    /// [`Self::commit`] once the tree is staging.
+    /// [`Self::commit`] or [`Self::commit_reinit`] once the tree is staging.
+    #[allow(clippy::too_many_arguments)]
     fn commit_in_tree<'o>(
         &mut self,
+        reinit: Option<&HashValue>,
         opts: &CommitOptions<'_>,
         psks: &dyn PskStore,
         now: u64,

@@ -122,7 +122,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         if !self.is_inactive() {
             return Err(JoinError::SlotInUse);
         }
-        let result = self.join_external_inner(group_info, ratchet_tree, leaf, signer, resync, config, rng, executor, out);
+        let result =
+            self.join_external_inner(group_info, ratchet_tree, leaf, signer, resync, psks, psk_store, config, rng, executor, out);
         if result.is_err() {
             self.wipe();
         }
@@ -137,6 +138,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         leaf: &LeafTemplate<'_>,
         signer: &SignaturePrivateKey,
         resync: Option<LeafIndex>,
+        psks: &[PreSharedKeyId<'_>],
+        psk_store: &dyn PskStore,
         config: GroupConfig,
         rng: &mut impl CryptoRng,
         executor: &impl Executor,

@@ -10,6 +10,7 @@ use mls_nostd::codec::Decode;
 use mls_nostd::executor::Sequential;
 use mls_nostd::group::GroupConfig;
 use mls_nostd::messages::group_info::GroupInfo;
+use mls_nostd::psk::NoPsks;
 
 fuzz_target!(
     init: {
@@ -47,6 +48,8 @@ fuzz_target!(
                 &template,
                 &signer,
                 None,
+                &[],
+                &NoPsks,
                 GroupConfig::default(),
                 &mut rng,
                 &Sequential,

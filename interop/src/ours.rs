@@ -6,7 +6,7 @@
 
 use mls_nostd::codec::{Decode, Writer};
 use mls_nostd::credential::Credential;
-use mls_nostd::crypto::CipherSuite;
+use mls_nostd::crypto::{CipherSuite, HashValue};
 use mls_nostd::crypto::signature::{Scheme, SignaturePrivateKey};
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::{Extensions, U16List};
@@ -19,7 +19,7 @@ use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys
 use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::messages::proposal::{Add, GroupContextExtensions, PreSharedKey, Proposal, Remove};
-use mls_nostd::psk::{PreSharedKeyId, Psk, PskStore};
+use mls_nostd::psk::{NoPsks, PreSharedKeyId, Psk, PskStore};
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use crate::{Event, ExternalParty, Party, SeededRng, now};
 
@@ -242,6 +242,8 @@ impl Ours {
                 &template,
                 &self.signer,
                 None,
+                &[],
+                &NoPsks,
                 Self::config(),
                 &mut self.rng,
                 &Sequential,
@@ -687,6 +689,9 @@ pub struct OursClient {
     key_packages: Vec<PendingKeyPackage>,
     external_psks: Vec<(Bytes, Bytes)>,
     sent: SentProposals,
+    /// The references of the proposals it sent this epoch (a Commit of its
+    /// own ReInit names it by reference).
+    sent_refs: Vec<(Bytes, HashValue)>,
     /// The epoch authenticator of a Commit merged when created (the tree
     /// asked for out of band is the new epoch's, and the core gives the
     /// staged tree only once merged).
@@ -792,6 +797,7 @@ impl OursClient {
             key_packages: Vec::new(),
             external_psks: Vec::new(),
             sent: SentProposals::default(),
+            sent_refs: Vec::new(),
             merged_early: None,
             reinit: None,
             external_signer: None,
@@ -927,37 +933,56 @@ impl OursClient {
         let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         let mut out = vec![0u8; 64 * 1024];
         let msg = make(group, wf, rng, &mut out).map_err(failed("propose"))?;
+        // Kept last among the pending proposals.
+        let reference = group.pending_proposals().last().map(|p| p.reference);
+        let reference = reference.ok_or_else(|| Failure::Failed("our proposal is not pending".into()))?;
         self.sent.sent(&msg);
+        self.sent_refs.push((msg.clone(), reference));
         Ok(msg)
     }
 
-    /// Processes the proposal messages it did not send itself.
-    fn take_proposals(&mut self, proposals: &[Bytes]) -> Outcome<()> {
+    /// Forgets the proposals it sent (a new epoch or group).
+    fn forget_sent(&mut self) {
+        self.sent.clear();
+        self.sent_refs.clear();
+    }
+
+    /// Processes the proposal messages it did not send itself; returns the
+    /// references of all of `proposals`, in order.
+    fn take_proposals(&mut self, proposals: &[Bytes]) -> Outcome<Vec<HashValue>> {
         let others: Vec<Bytes> = self.sent.others(proposals).into_iter().cloned().collect();
         let psks = core::mem::take(&mut self.external_psks);
         let result = (|| {
-            for p in &others {
+            let mut refs = Vec::new();
+            for p in proposals {
+                if !others.contains(p) {
+                    let own = self.sent_refs.iter().find(|(m, _)| m == p).map(|(_, r)| *r);
+                    refs.push(own.ok_or_else(|| Failure::Failed("no reference of our own proposal".into()))?);
+                    continue;
+                }
                 let mut m = p.clone();
                 match self.group()?.process_message(&mut m, &ExternalPsks(&psks), now()) {
-                    Ok(Received::Proposal { .. }) => {}
+                    Ok(Received::Proposal { reference, .. }) => refs.push(reference),
                     Ok(other) => return Err(Failure::Failed(format!("expected a proposal, got {other:?}"))),
                     Err(e) => return Err(Failure::Failed(format!("proposal: {e:?}"))),
                 }
             }
-            Ok(())
+            Ok(refs)
         })();
         self.external_psks = psks;
         result
     }
 
-    /// Commits `proposals` by value and every pending proposal in `group`;
-    /// `psks` resolves PSKs. Returns the Commit and the Welcome (staged).
+    /// Commits `proposals` by value and every pending proposal in `group`,
+    /// or, with `reinit`, that pending ReInit alone; `psks` resolves PSKs.
+    /// Returns the Commit and the Welcome (staged).
     #[allow(clippy::too_many_arguments)]
     fn commit_in(
         group: &mut ScriptGroup,
         name: &str,
         signer_pub: &[u8],
         proposals: &[Proposal<'_>],
+        reinit: Option<&HashValue>,
         psks: &dyn PskStore,
         force_path: bool,
         tree_in_welcome: bool,
@@ -969,7 +994,7 @@ impl OursClient {
         let mut caps = [0u8; 8];
         let opts = CommitOptions {
             proposals,
-            include_pending: true,
+            include_pending: reinit.is_none(),
             force_path,
             ratchet_tree_in_welcome: tree_in_welcome,
             wire_format: wire_format(encrypt),
@@ -978,7 +1003,10 @@ impl OursClient {
             leaf: Some(leaf_template(signer_pub, name, suite, &mut caps)),
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-        let out = group.commit(&opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit"))?;
+        let out = match reinit {
+            None => group.commit(&opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit"))?,
+            Some(r) => group.commit_reinit(r, &opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit_reinit"))?,
+        };
         Ok((out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec).unwrap_or_default()))
     }
 
@@ -1031,7 +1059,7 @@ impl OursClient {
         }
         let sig_pub = self.sig_pub(suite);
         let (_, welcome) =
-            Self::commit_in(&mut group, &self.name, &sig_pub, &proposals, old, force_path, !external_tree, self.encrypt, &mut self.rng)?;
+            Self::commit_in(&mut group, &self.name, &sig_pub, &proposals, None, old, force_path, !external_tree, self.encrypt, &mut self.rng)?;
         group.merge_staged_commit().map_err(failed("merge"))?;
         let ratchet_tree = if external_tree { Self::export_tree(&mut group)? } else { Vec::new() };
         let epoch_authenticator = group.epoch_authenticator().to_vec();
@@ -1083,7 +1111,7 @@ impl scripts::Client for OursClient {
         let group = self.join_slot(tx, welcome, ratchet_tree, &ExternalPsks(&self.external_psks))?;
         self.group = Some(group);
         self.encrypt = encrypt;
-        self.sent.clear();
+        self.forget_sent();
         self.epoch_authenticator()
     }
 
@@ -1095,14 +1123,15 @@ impl scripts::Client for OursClient {
         remove_prior: bool,
         psks: &[(Bytes, Bytes)],
     ) -> Outcome<(Bytes, Bytes)> {
-        if !psks.is_empty() {
-            return Err(Failure::Unsupported {
-                library: Library::Ours,
-                reason: "Group::join_external takes no PSKs: our external Commits carry no PreSharedKey proposals".into(),
-            });
-        }
         let gi = decode_group_info(group_info)?;
         let suite = suite_of(gi.tbs.group_context.cipher_suite)?;
+        // Each PSK by its ID with a fresh nonce, in the order given.
+        let nonces: Vec<Bytes> = psks.iter().map(|_| self.nonce(suite)).collect();
+        let psk_ids: Vec<PreSharedKeyId<'_>> = psks
+            .iter()
+            .zip(&nonces)
+            .map(|((id, _), nonce)| PreSharedKeyId { psk: Psk::External { psk_id: id }, psk_nonce: nonce })
+            .collect();
         let resync = match remove_prior {
             false => None,
             true => {
@@ -1125,6 +1154,8 @@ impl scripts::Client for OursClient {
                 &template,
                 &signer,
                 resync,
+                &psk_ids,
+                &ExternalPsks(psks),
                 GroupConfig::default(),
                 &mut self.rng,
                 &Sequential,
@@ -1135,7 +1166,7 @@ impl scripts::Client for OursClient {
         out.truncate(n);
         self.group = Some(group);
         self.encrypt = encrypt;
-        self.sent.clear();
+        self.forget_sent();
         Ok((out, self.epoch_authenticator()?))
     }
 
@@ -1179,7 +1210,7 @@ impl scripts::Client for OursClient {
         let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         let psks = ExternalPsks(external_psks);
         let (commit, welcome) =
-            Self::commit_in(group, name, &sig_pub, &proposals, &psks, force_path, !external_tree, *encrypt, rng)?;
+            Self::commit_in(group, name, &sig_pub, &proposals, None, &psks, force_path, !external_tree, *encrypt, rng)?;
         let mut ratchet_tree = Vec::new();
         if external_tree {
             group.merge_staged_commit().map_err(failed("merge"))?;
@@ -1190,7 +1221,7 @@ impl scripts::Client for OursClient {
     }
 
     fn handle_pending_commit(&mut self) -> Outcome<Bytes> {
-        self.sent.clear();
+        self.forget_sent();
         if let Some(ea) = self.merged_early.take() {
             return Ok(ea);
         }
@@ -1209,7 +1240,7 @@ impl scripts::Client for OursClient {
             Err(e) => return Err(Failure::Failed(format!("process commit: {e:?}"))),
         }
         group.merge_staged_commit().map_err(failed("merge"))?;
-        self.sent.clear();
+        self.forget_sent();
         self.epoch_authenticator()
     }
 
@@ -1235,13 +1266,18 @@ impl scripts::Client for OursClient {
     }
 
     fn reinit_commit(&mut self, proposals: &[Bytes]) -> Outcome<Bytes> {
-        self.take_proposals(proposals)?;
-        // `Group::commit` takes received proposals only through
-        // `include_pending`, which never selects a ReInit.
-        Err(Failure::Unsupported {
-            library: Library::Ours,
-            reason: "Group::commit cannot commit a ReInit received by reference (include_pending never selects one)".into(),
-        })
+        let refs = self.take_proposals(proposals)?;
+        let [reference] = refs[..] else {
+            return Err(Failure::Failed(format!("a ReInit Commit covers one proposal, not {}", refs.len())));
+        };
+        let suite = self.suite()?;
+        let sig_pub = self.sig_pub(suite);
+        let Self { group, rng, name, encrypt, external_psks, .. } = self;
+        let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
+        // As the runner asks: no proposals by value, no forced path.
+        let psks = ExternalPsks(external_psks);
+        let (commit, _) = Self::commit_in(group, name, &sig_pub, &[], Some(&reference), &psks, false, false, *encrypt, rng)?;
+        Ok(commit)
     }
 
     fn handle_pending_reinit_commit(&mut self) -> Outcome<(Bytes, Bytes)> {
@@ -1257,17 +1293,6 @@ impl scripts::Client for OursClient {
     fn reinit_welcome(&mut self, key_packages: &[Bytes], force_path: bool, external_tree: bool) -> Outcome<Welcomed> {
         let (old, _) = self.reinit.take().ok_or_else(|| Failure::Failed("no ReInit to welcome into".into()))?;
         let params = old.reinit().cloned().ok_or_else(|| Failure::Failed("the old group ended without a ReInit".into()))?;
-        if params.group_id.as_slice() == old.state().group_id.as_slice() {
-            // Core defect: `OwnResumptionPsks` resolves a PSK of the group's
-            // own ID in the new group only, so the reinit PSK of an old group
-            // with the same ID is not found.
-            return Err(Failure::Unsupported {
-                library: Library::Ours,
-                reason: "a ReInit keeping the group ID: Group::commit looks the reinit PSK up in the new group, \
-                         which shadows the old group of the same ID (CommitError::InvalidPsk; core defect)"
-                    .into(),
-            });
-        }
         let suite = suite_of(params.cipher_suite)?;
         let (group, w) = self.resume(
             &old,
@@ -1280,7 +1305,7 @@ impl scripts::Client for OursClient {
             external_tree,
         )?;
         self.group = Some(group);
-        self.sent.clear();
+        self.forget_sent();
         Ok(w)
     }
 
@@ -1288,7 +1313,7 @@ impl scripts::Client for OursClient {
         let (old, tx) = self.reinit.take().ok_or_else(|| Failure::Failed("no ReInit to join".into()))?;
         let group = self.join_slot(tx, welcome, ratchet_tree, &*old)?;
         self.group = Some(group);
-        self.sent.clear();
+        self.forget_sent();
         self.epoch_authenticator()
     }
 
@@ -1313,7 +1338,7 @@ impl scripts::Client for OursClient {
             external_tree,
         )?;
         self.group = Some(group);
-        self.sent.clear();
+        self.forget_sent();
         Ok(w)
     }
 
@@ -1326,7 +1351,7 @@ impl scripts::Client for OursClient {
                 return Err(e);
             }
         }
-        self.sent.clear();
+        self.forget_sent();
         self.epoch_authenticator()
     }
 

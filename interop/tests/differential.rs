@@ -55,7 +55,7 @@ use mls_nostd::extensions::Extensions;
 use mls_nostd::group::{GroupConfig, default_capabilities};
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
-use mls_nostd::psk::PskStore;
+use mls_nostd::psk::{NoPsks, PskStore};
 use mls_nostd::store::{MAX_RECORD_LEN, Parts, RamStorage};
 use mls_rs_party::MlsRsParty;
 use openmls_party::OpenMlsParty;
@@ -295,6 +295,8 @@ impl OurJudge {
                 &template,
                 &signer,
                 None,
+                &[],
+                &NoPsks,
                 GroupConfig::default(),
                 &mut rng,
                 &Sequential,

@@ -838,6 +838,8 @@ fn epoch_number_cannot_wrap() {
         &template,
         &signer,
         None,
+        &[],
+        &NoPsks,
         GroupConfig::default(),
         &mut frank.rng,
         &Sequential,
@@ -851,7 +853,7 @@ fn epoch_number_cannot_wrap() {
     let signer = frank.signer.clone();
     frank
         .group
-        .join_external(&gi, None, &template, &signer, None, GroupConfig::default(), &mut frank.rng, &Sequential, &mut out)
+        .join_external(&gi, None, &template, &signer, None, &[], &NoPsks, GroupConfig::default(), &mut frank.rng, &Sequential, &mut out)
         .unwrap();
 
     // One epoch earlier, the last epoch is reachable and then final.

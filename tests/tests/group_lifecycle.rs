@@ -14,7 +14,8 @@ use mls_nostd::group::{
 };
 use mls_nostd::key_package::KeyPackage;
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
-use mls_nostd::psk::NoPsks;
+use mls_nostd::messages::proposal::PreSharedKey;
+use mls_nostd::psk::{NoPsks, PreSharedKeyId, Psk, PskStore, ResumptionPskUsage};
 use mls_nostd::tree_math::LeafIndex;
 use mls_tests::TestRng;
 
@@ -189,7 +190,7 @@ fn external_join(suite: CipherSuite) {
     let mut out = vec![0u8; 128 * 1024];
     let commit = eve
         .group
-        .join_external(&gi, None, &template, &eve.signer.clone(), None, GroupConfig::default(), &mut eve.rng, &Sequential, &mut out)
+        .join_external(&gi, None, &template, &eve.signer.clone(), None, &[], &NoPsks, GroupConfig::default(), &mut eve.rng, &Sequential, &mut out)
         .unwrap_or_else(|e| panic!("eve: {e:?}"))
         .to_vec();
     for r in [&mut alice, &mut bob] {
@@ -214,7 +215,7 @@ fn external_join(suite: CipherSuite) {
     let mut out = vec![0u8; 128 * 1024];
     let commit = bob2
         .group
-        .join_external(&gi, None, &template, &bob2.signer.clone(), Some(LeafIndex(1)), GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
+        .join_external(&gi, None, &template, &bob2.signer.clone(), Some(LeafIndex(1)), &[], &NoPsks, GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
         .unwrap()
         .to_vec();
     for r in [&mut alice, &mut eve] {
@@ -530,25 +531,22 @@ fn duplicate_pending_adds_are_committed_once() {
     agree(&[&alice, &bob, &carol]);
 }
 
-/// A pending PSK proposal whose key the committer lacks is left out of its
-/// Commit rather than making the Commit fail (§12.4: valid proposals only).
-#[test]
-fn pending_psk_without_key_is_skipped() {
-    use mls_nostd::messages::proposal::PreSharedKey;
-    use mls_nostd::psk::{PreSharedKeyId, Psk};
+/// Bob proposes `psk`; Alice commits what is pending with `psks`: the PSK
+/// is left out of her Commit rather than making it fail (§12.4: valid
+/// proposals only), and Bob follows.
+fn pending_psk_is_skipped(group_id: &'static [u8], psk: PreSharedKeyId<'_>, psks: &dyn PskStore) {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
     let mut alice = Member::new("alice", 51);
     let mut bob = Member::new("bob", 52);
-    alice.create(suite, b"psk-skip", Extensions::default());
+    alice.create(suite, group_id, Extensions::default());
     alice.add(&mut bob, suite);
-    let psk = Proposal::PreSharedKey(PreSharedKey {
-        psk: PreSharedKeyId { psk: Psk::External { psk_id: b"only-bob-knows" }, psk_nonce: &[7; 32] },
-    });
+    let psk = Proposal::PreSharedKey(PreSharedKey { psk });
     let mut out = vec![0u8; 4096];
     let msg = bob.group.propose(&psk, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
     let mut m = msg.clone();
     assert!(matches!(alice.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
-    let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
+    let (commit, _, summary) = commit_with(&mut alice, None, &[], true, psks).unwrap_or_else(|e| panic!("alice: {e:?}"));
+    assert_eq!(summary.psks, 0);
     let mut m = commit.clone();
     match bob.group.process_message(&mut m, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => assert_eq!(s.psks, 0),
@@ -556,6 +554,35 @@ fn pending_psk_without_key_is_skipped() {
     }
     bob.group.merge_staged_commit().unwrap();
     agree(&[&alice, &bob]);
+}
+
+/// A pending PSK proposal whose key the committer lacks.
+#[test]
+fn pending_psk_without_key_is_skipped() {
+    let psk = PreSharedKeyId { psk: Psk::External { psk_id: b"only-bob-knows" }, psk_nonce: &[7; 32] };
+    pending_psk_is_skipped(b"psk-skip", psk, &NoPsks);
+}
+
+/// A pending PreSharedKey proposal of usage reinit (invalid outside a new
+/// group's first Commit, §11.2), although the committer's PSK store has a
+/// key for it.
+#[test]
+fn pending_reinit_psk_is_skipped() {
+    // A store that has every resumption PSK.
+    struct Any;
+    impl PskStore for Any {
+        fn external_psk(&self, _: &[u8]) -> Option<&[u8]> {
+            None
+        }
+        fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {
+            Some(&[9; 32])
+        }
+    }
+    let psk = PreSharedKeyId {
+        psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"reinit-psk-skip", psk_epoch: 1 },
+        psk_nonce: &[7; 32],
+    };
+    pending_psk_is_skipped(b"reinit-psk-skip", psk, &Any);
 }
 
 /// More Adds by value than `MAX_PENDING_REFS` in one Commit that also takes
@@ -583,4 +610,275 @@ fn adds_by_value_beyond_the_pending_bound() {
     let members = (0..t.n_leaves()).filter(|i| t.leaf_node(LeafIndex(*i)).is_some()).count();
     assert_eq!(members, n + 1);
     let _ = t.root_tree_hash().unwrap();
+}
+
+/// A merged Commit of ours: the message, the Welcome, what it did.
+type Committed = (Vec<u8>, Option<Vec<u8>>, mls_nostd::group::StagedCommitSummary);
+
+/// Commits `opts` with `psks` through `commit_reinit(reference)` or, without
+/// a reference, `commit`; merges on success; returns the commit, the Welcome
+/// and the summary.
+fn commit_with(
+    m: &mut Member,
+    reinit: Option<&mls_nostd::crypto::HashValue>,
+    proposals: &[Proposal<'_>],
+    include_pending: bool,
+    psks: &dyn mls_nostd::psk::PskStore,
+) -> Result<Committed, mls_nostd::group::CreateCommitError> {
+    let (mut buf, mut w, mut gi) = buffers();
+    let template = m.template();
+    let opts = CommitOptions {
+        proposals,
+        include_pending,
+        force_path: false,
+        ratchet_tree_in_welcome: true,
+        wire_format: WireFormatPolicy::Private,
+        padding: 0,
+        authenticated_data: b"",
+        leaf: Some(template),
+    };
+    let bufs = CommitBuffers { message: &mut buf, welcome: &mut w, group_info: &mut gi };
+    let out = match reinit {
+        Some(r) => m.group.commit_reinit(r, &opts, psks, NOW, &mut m.rng, &Sequential, bufs)?,
+        None => m.group.commit(&opts, psks, NOW, &mut m.rng, &Sequential, bufs)?,
+    };
+    let result = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec), out.summary);
+    m.group.merge_staged_commit().unwrap();
+    Ok(result)
+}
+
+/// A ReInit received by reference (§11.2, §12.1.5) is committed with
+/// `commit_reinit`, alone (§12.2), never by `include_pending`; the new group
+/// keeps the old group's ID, so its first Commit must find the reinit PSK
+/// of the old group (same ID, an epoch the new group never had) rather than
+/// look it up in itself.
+#[test]
+fn reinit_by_reference_keeping_the_group_id() {
+    use mls_nostd::crypto::HashValue;
+    use mls_nostd::group::CreateCommitError;
+    use mls_nostd::messages::proposal::{PreSharedKey, ReInit};
+    use mls_nostd::psk::{PreSharedKeyId, Psk, ResumptionPskUsage};
+    let old_suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let new_suite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+    let id: &'static [u8] = b"kept-group-id";
+    let mut alice = Member::new("alice", 61);
+    let mut bob = Member::new("bob", 62);
+    let mut carol = Member::new("carol", 63);
+    alice.create(old_suite, id, Extensions::default());
+    alice.add(&mut bob, old_suite);
+    let (carol_kp, carol_keys) = carol.key_package(old_suite);
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&carol_kp).unwrap() });
+    let (commit, welcome) = alice.commit(&[add], false, WireFormatPolicy::Public);
+    carol.join(&welcome.unwrap(), &carol_kp, &carol_keys);
+    bob.receive_commit(&commit);
+    agree(&[&alice, &bob, &carol]);
+
+    // Bob proposes a ReInit to suite 1, keeping the group ID.
+    let reinit = Proposal::ReInit(ReInit { group_id: id, version: 1, cipher_suite: new_suite.to_u16(), extensions: Extensions::default() });
+    let propose = |bob: &mut Member| {
+        let mut out = vec![0u8; 4096];
+        bob.group.propose(&reinit, WireFormatPolicy::Private, &mut bob.rng, &mut out).unwrap().to_vec()
+    };
+    let receive = |m: &mut Member, msg: &[u8]| {
+        let mut msg = msg.to_vec();
+        match m.group.process_message(&mut msg, &NoPsks, NOW) {
+            Ok(Received::Proposal { reference, .. }) => reference,
+            other => panic!("{}: {other:?}", m.name),
+        }
+    };
+    let msg = propose(&mut bob);
+    receive(&mut alice, &msg);
+    receive(&mut carol, &msg);
+    // Committing what is pending leaves the ReInit out: the group goes on.
+    let (commit, _, summary) = commit_with(&mut carol, None, &[], true, &NoPsks).unwrap();
+    assert!(!summary.reinit, "include_pending committed a ReInit");
+    for m in [&mut alice, &mut bob] {
+        m.receive_commit(&commit);
+    }
+    agree(&[&alice, &bob, &carol]);
+
+    // Proposed again in the new epoch; Alice commits it by reference.
+    let msg = propose(&mut bob);
+    let reference = receive(&mut alice, &msg);
+    assert_eq!(receive(&mut carol, &msg), reference);
+    let pending: Vec<_> = alice.group.pending_proposals().map(|p| (p.reference, p.proposal.to_vec())).collect();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].0, reference);
+    assert!(matches!(Proposal::decode_exact(&pending[0].1), Ok(Proposal::ReInit(r)) if r.cipher_suite == new_suite.to_u16()));
+    let epoch = alice.group.epoch();
+    // Not with other proposals (§12.2), not a reference to no ReInit; the
+    // group is unchanged after each refusal.
+    let remove = Proposal::Remove(Remove { removed: 2 });
+    let with_other = commit_with(&mut alice, Some(&reference), &[remove], false, &NoPsks).err();
+    assert_eq!(with_other, Some(CreateCommitError::Commit(mls_nostd::group::CommitError::ReInitWithOtherProposals)));
+    let with_pending = commit_with(&mut alice, Some(&reference), &[], true, &NoPsks).err();
+    assert_eq!(with_pending, Some(CreateCommitError::Commit(mls_nostd::group::CommitError::ReInitWithOtherProposals)));
+    let unknown = HashValue::from_slice(&[0x5a; 32]).unwrap();
+    assert_eq!(commit_with(&mut alice, Some(&unknown), &[], false, &NoPsks).err(), Some(CreateCommitError::NoPendingReInit));
+    assert!(!alice.group.has_staged_commit());
+    assert_eq!((alice.group.epoch(), alice.group.is_inactive()), (epoch, false));
+
+    let (commit, _, summary) = commit_with(&mut alice, Some(&reference), &[], false, &NoPsks).unwrap();
+    assert!(summary.reinit && !summary.has_path && summary.new_epoch == epoch + 1);
+    for m in [&mut bob, &mut carol] {
+        m.receive_commit(&commit);
+    }
+    agree(&[&alice, &bob, &carol]);
+    let reinit_epoch = alice.group.epoch();
+    for m in [&alice, &bob, &carol] {
+        assert!(m.group.is_inactive(), "{}: the old group ends", m.name);
+        let p = m.group.reinit().unwrap();
+        assert_eq!((p.group_id.as_slice(), p.cipher_suite), (id, new_suite.to_u16()));
+    }
+
+    // Alice creates the new group with the same ID; its first Commit adds Bob
+    // and Carol and injects the reinit PSK of the old group's last epoch.
+    let mut new_alice = Member::new("alice", 61);
+    new_alice.rng = TestRng(610);
+    new_alice.create(new_suite, id, Extensions::default());
+    let mut joiners: Vec<(Member, Vec<u8>, mls_nostd::key_package::KeyPackagePrivateKeys)> = Vec::new();
+    for (name, seed) in [("bob", 62), ("carol", 63)] {
+        let mut m = Member::new(name, seed);
+        m.rng = TestRng(seed * 10);
+        let (kp, keys) = m.key_package(new_suite);
+        joiners.push((m, kp, keys));
+    }
+    let nonce = [0x17u8; 32];
+    let link = Proposal::PreSharedKey(PreSharedKey {
+        psk: PreSharedKeyId {
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: id, psk_epoch: reinit_epoch },
+            psk_nonce: &nonce,
+        },
+    });
+    let mut proposals = vec![link];
+    for (_, kp, _) in &joiners {
+        proposals.push(Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).unwrap() }));
+    }
+    let (_, welcome, summary) = commit_with(&mut new_alice, None, &proposals, false, &*alice.group)
+        .unwrap_or_else(|e| panic!("the new group's first Commit: {e:?}"));
+    assert_eq!((summary.psks, summary.adds), (1, 2));
+    let welcome = welcome.unwrap();
+    for ((m, kp, keys), old) in joiners.iter_mut().zip([&bob, &carol]) {
+        let params = JoinParams {
+            key_package: kp,
+            keys,
+            signer: &m.signer,
+            ratchet_tree: None,
+            psks: &*old.group,
+            config: GroupConfig::default(),
+        };
+        let mut buf = vec![0u8; welcome.len()];
+        m.group.join(&welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", m.name));
+    }
+    let [(new_bob, ..), (new_carol, ..)] = &mut joiners[..] else { unreachable!() };
+    agree(&[&new_alice, new_bob, new_carol]);
+    assert_eq!((new_bob.group.state().suite, new_bob.group.state().group_id.as_slice()), (new_suite, id));
+    let m = new_carol.send(b"in the new group");
+    assert_eq!(new_bob.receive_app(&m).1, b"in the new group");
+}
+
+/// External PSKs by ID, for the tests below.
+struct ExternalPsks(Vec<(&'static [u8], &'static [u8])>);
+
+impl mls_nostd::psk::PskStore for ExternalPsks {
+    fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
+        self.0.iter().find(|(id, _)| *id == psk_id).map(|(_, v)| *v)
+    }
+
+    fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// An external Commit with PreSharedKey proposals (§12.4.3.2): an external
+/// PSK when joining, the old appearance's resumption PSK when resyncing.
+/// Members without the PSK refuse it; the joiner refuses PSKs the members
+/// would refuse, and its slot stays empty.
+#[test]
+fn external_join_with_psks() {
+    use mls_nostd::group::{CommitError, JoinError};
+    use mls_nostd::psk::{PreSharedKeyId, Psk, ResumptionPskUsage};
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let mut alice = Member::new("alice", 71);
+    let mut bob = Member::new("bob", 72);
+    let mut eve = Member::new("eve", 75);
+    alice.create(suite, b"external-psk-group", Extensions::default());
+    alice.add(&mut bob, suite);
+    let store = ExternalPsks(vec![(b"shared", b"shared-secret")]);
+    let group_info = |alice: &mut Member| {
+        let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+        alice.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec()
+    };
+    let gi = group_info(&mut alice);
+    let join = |joiner: &mut Member, resync: Option<LeafIndex>, psks: &[PreSharedKeyId<'_>], store: &dyn mls_nostd::psk::PskStore| {
+        let template = joiner.template();
+        let signer = joiner.signer.clone();
+        let mut out = vec![0u8; 128 * 1024];
+        joiner
+            .group
+            .join_external(&gi, None, &template, &signer, resync, psks, store, GroupConfig::default(), &mut joiner.rng, &Sequential, &mut out)
+            .map(<[u8]>::to_vec)
+    };
+    let shared = |nonce| PreSharedKeyId { psk: Psk::External { psk_id: b"shared" }, psk_nonce: nonce };
+    // Refused by the joiner as the members would: unknown key, short nonce,
+    // the same PreSharedKeyID twice, a reinit PSK outside a new group.
+    let unknown = PreSharedKeyId { psk: Psk::External { psk_id: b"unknown" }, psk_nonce: &[1; 32] };
+    let reinit = PreSharedKeyId {
+        psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"old", psk_epoch: 3 },
+        psk_nonce: &[1; 32],
+    };
+    for (psks, want) in [
+        (vec![unknown], CommitError::InvalidPsk),
+        (vec![shared(&[1; 16])], CommitError::InvalidPsk),
+        (vec![shared(&[1; 32]), shared(&[1; 32])], CommitError::DuplicatePsk),
+        (vec![reinit], CommitError::InvalidPsk),
+    ] {
+        assert_eq!(join(&mut eve, None, &psks, &store).err(), Some(JoinError::Commit(want)));
+        assert!(eve.group.is_inactive());
+    }
+
+    // Eve joins with the external PSK, twice with fresh nonces (two PSKs, §8.4).
+    let commit = join(&mut eve, None, &[shared(&[2; 32]), shared(&[3; 32])], &store).unwrap();
+    // Without the key, the Commit is refused.
+    let mut m = commit.clone();
+    assert!(matches!(
+        bob.group.process_message(&mut m, &NoPsks, NOW),
+        Err(mls_nostd::group::ReceiveError::Commit(CommitError::InvalidPsk))
+    ));
+    for r in [&mut alice, &mut bob] {
+        let mut m = commit.clone();
+        match r.group.process_message(&mut m, &store, NOW) {
+            Ok(Received::Commit(s)) => assert_eq!((s.psks, s.committer), (2, LeafIndex(2))),
+            other => panic!("{}: {other:?}", r.name),
+        }
+        r.group.merge_staged_commit().unwrap();
+    }
+    agree(&[&alice, &bob, &eve]);
+
+    // Bob resyncs, proving his presence with his old appearance's resumption
+    // PSK of the current epoch (usage application): the members hold it too.
+    let gi2 = group_info(&mut alice);
+    let epoch = bob.group.epoch();
+    let mut bob2 = Member::new("bob", 82);
+    let resumption = PreSharedKeyId {
+        psk: Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id: b"external-psk-group", psk_epoch: epoch },
+        psk_nonce: &[4; 32],
+    };
+    let template = bob2.template();
+    let signer = bob2.signer.clone();
+    let mut out = vec![0u8; 128 * 1024];
+    let commit = bob2
+        .group
+        .join_external(&gi2, None, &template, &signer, Some(LeafIndex(1)), &[resumption], &*bob.group, GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
+        .unwrap()
+        .to_vec();
+    for r in [&mut alice, &mut eve] {
+        let mut m = commit.clone();
+        match r.group.process_message(&mut m, &NoPsks, NOW) {
+            Ok(Received::Commit(s)) => assert_eq!(s.psks, 1),
+            other => panic!("{}: {other:?}", r.name),
+        }
+        r.group.merge_staged_commit().unwrap();
+    }
+    agree(&[&alice, &eve, &bob2]);
 }

@@ -2429,6 +2429,8 @@ fn prl_external_invalid_external_commit() {
             &template,
             &signer,
             None,
+            &[],
+            &NoPsks,
             GroupConfig::default(),
             &mut eve.rng,
             &Sequential,
@@ -2617,6 +2619,8 @@ fn join_external_refusals() {
                 &template,
                 &signer,
                 resync,
+                &[],
+                &NoPsks,
                 GroupConfig::default(),
                 &mut TestRng(3),
                 &Sequential,
@@ -2899,7 +2903,7 @@ fn leaf_successor_external_commit_cannot_evict_another_member() {
     let config = GroupConfig { identity: &ANY_SUCCESSOR, ..GroupConfig::default() };
     let evil = eve
         .group
-        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), config, &mut eve.rng, &Sequential, &mut out)
+        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), &[], &NoPsks, config, &mut eve.rng, &Sequential, &mut out)
         .unwrap()
         .to_vec();
     refuse_commit(&mut fx.alice, &evil, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
@@ -2912,7 +2916,7 @@ fn leaf_successor_external_commit_cannot_evict_another_member() {
     let mut out = vec![0u8; 128 * 1024];
     let join = eve
         .group
-        .join_external(&gi, None, &template, &signer, None, GroupConfig::default(), &mut eve.rng, &Sequential, &mut out)
+        .join_external(&gi, None, &template, &signer, None, &[], &NoPsks, GroupConfig::default(), &mut eve.rng, &Sequential, &mut out)
         .unwrap()
         .to_vec();
     for m in [&mut fx.alice, &mut fx.bob, &mut fx.carol] {
@@ -2935,7 +2939,7 @@ fn leaf_successor_resync_by_the_same_member_is_accepted() {
     let mut out = vec![0u8; 128 * 1024];
     let resync = bob2
         .group
-        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
+        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), &[], &NoPsks, GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
         .unwrap()
         .to_vec();
     fx.alice.receive_commit(&resync);

@@ -146,7 +146,7 @@ fn external_resync_is_a_removal_and_an_addition() {
     let mut out = vec![0u8; 128 * 1024];
     let resync = bob2
         .group
-        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
+        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), &[], &NoPsks, GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
         .unwrap()
         .to_vec();
     let mut msg = resync.clone();

@@ -157,6 +157,69 @@ fn own_commit_survives_reload_and_merges() {
     agree(&[&alice, &bob, &carol]);
 }
 
+/// A ReInit Commit of ours (`commit_reinit_durable`) is in the store before
+/// it is returned: after a reboot it merges, the group ends with the
+/// ReInit's parameters, and the stored old group still gives the reinit
+/// PSK for the new group (§11.2).
+#[test]
+fn own_reinit_commit_survives_reload() {
+    use mls_nostd::messages::proposal::ReInit;
+    use mls_nostd::psk::PskStore;
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob, mut carol) = group_of(suite);
+    let mut storage = MapStorage::default();
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    let reinit = Proposal::ReInit(ReInit {
+        group_id: b"store-group-2",
+        version: 1,
+        cipher_suite: CipherSuite::X25519Aes128GcmSha256Ed25519.to_u16(),
+        extensions: Default::default(),
+    });
+    let mut out = vec![0u8; 4096];
+    let proposal = bob.group.propose(&reinit, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
+    carol.group.process_message(&mut proposal.clone(), &NoPsks, NOW).unwrap();
+    let mut b = buf();
+    let mut msg = proposal.clone();
+    let reference = match alice.group.process_message_durable(&mut msg, &NoPsks, NOW, &mut storage, SLOT, &mut b) {
+        Ok(Received::Proposal { reference, .. }) => reference,
+        other => panic!("{other:?}"),
+    };
+    // The pending ReInit is stored with the group: committed after a reboot.
+    reload(&mut alice, &mut storage);
+    let (mut mb, mut wb, mut gb) = buffers();
+    let opts = CommitOptions {
+        proposals: &[],
+        include_pending: false,
+        force_path: false,
+        ratchet_tree_in_welcome: false,
+        wire_format: WireFormatPolicy::Private,
+        padding: 0,
+        authenticated_data: b"",
+        leaf: Some(alice.template()),
+    };
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+    let out = alice
+        .group
+        .commit_reinit_durable(&reference, &opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs, &mut storage, SLOT, &mut b)
+        .unwrap();
+    assert!(out.summary.reinit);
+    let commit = out.commit.to_vec();
+    reload(&mut alice, &mut storage);
+    alice.group.merge_staged_commit_durable(&mut storage, SLOT, &mut b).unwrap();
+    bob.receive_commit(&commit);
+    carol.receive_commit(&commit);
+    agree(&[&alice, &bob, &carol]);
+    reload(&mut alice, &mut storage);
+    assert!(alice.group.is_inactive());
+    assert_eq!(alice.group.reinit().unwrap().group_id.as_slice(), b"store-group-2");
+    let epoch = alice.group.epoch();
+    assert_eq!(
+        PskStore::resumption_psk(&*alice.group, b"store-group", epoch),
+        PskStore::resumption_psk(&*bob.group, b"store-group", epoch)
+    );
+    assert!(PskStore::resumption_psk(&*alice.group, b"store-group", epoch).is_some());
+}
+
 #[test]
 fn join_consumes_key_package_at_the_commit_point() {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;

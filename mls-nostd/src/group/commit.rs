@@ -102,6 +102,9 @@ pub enum CreateCommitError {
     MissingLeafTemplate,
     /// The group cannot be used.
     Inactive,
+    /// [`Group::commit_reinit`] was given a reference that names no ReInit
+    /// proposal received (or sent) this epoch.
+    NoPendingReInit,
     /// The GroupInfo for the Welcome could not be signed (e.g. the
     /// `group_info` buffer too small: it needs twice the GroupInfo's size).
     GroupInfo(GroupInfoError),
@@ -115,6 +118,7 @@ impl core::fmt::Display for CreateCommitError {
             Self::Welcome(e) => write!(f, "building the Welcome: {e}"),
             Self::MissingLeafTemplate => f.write_str("the commit needs a path but no leaf template was given"),
             Self::Inactive => f.write_str("the group was left, removed or reinitialized"),
+            Self::NoPendingReInit => f.write_str("the reference names no ReInit proposal pending in this epoch"),
             Self::GroupInfo(e) => write!(f, "signing the GroupInfo: {e}"),
         }
     }
@@ -230,7 +234,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// The pending proposals a Commit of ours should include (§12.4: "all
     /// proposals received that are valid"): each valid on its own, none
     /// touching a leaf twice (a Remove wins over an Update), one
-    /// GroupContextExtensions, no ReInit among others, no ExternalInit.
+    /// GroupContextExtensions, no ExternalInit, and never a ReInit (only
+    /// [`Group::commit_reinit`] commits one).
     fn select_pending(
         &mut self,
         refs: &mut heapless::Vec<HashValue, MAX_PENDING_REFS>,
@@ -268,9 +273,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         // PreSharedKeyIDs chosen so far, nonce included: each once (§12.2;
         // issue #13: at 7208f14 two pending proposals of one PreSharedKeyID
         // were both chosen and our own Commit failed with DuplicatePsk).
-        let mut injecting: heapless::Vec<PreSharedKeyId<'_>, { super::MAX_PSKS_PER_COMMIT }> = heapless::Vec::new();
+        // A pending one is chosen only if the Commit stays valid with it
+        // (the checks of `add_psk`, which also apply them on receipt).
+        let mut injecting: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), { super::MAX_PSKS_PER_COMMIT }> =
+            heapless::Vec::new();
         let by_value_injects =
             |id: &PreSharedKeyId<'_>| by_value.iter().any(|p| matches!(p, Proposal::PreSharedKey(q) if q.psk == *id));
+        let mut link_seen = by_value
+            .iter()
+            .any(|p| matches!(p, Proposal::PreSharedKey(q) if super::process::is_link_psk(&q.psk.psk)));
+        let at = (suite, self.state.epoch);
         // Removes first, so that an Update of a removed leaf is dropped.
         for pass in 0..2 {
             for stored in self.proposals.iter() {
@@ -326,13 +338,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                     }
                     // Only PSKs we hold, with a nonce of the right length (§12.1.4).
                     (1, Proposal::PreSharedKey(p), _) => {
-                        let fresh = !injecting.contains(&p.psk) && !by_value_injects(&p.psk);
-                        if fresh && p.psk.psk_nonce.len() == suite.hash_len() && psks.psk(&p.psk.psk).is_some() {
-                            injecting.push(p.psk).map_err(|_| CommitError::CapacityExceeded(Capacity::PsksPerCommit))?;
-                            true
-                        } else {
-                            false
-                        }
+                        !by_value_injects(&p.psk)
+                            && super::process::add_psk(&mut injecting, p.psk, at, &mut link_seen, psks).is_ok()
                     }
                     (1, Proposal::GroupContextExtensions(_), _) if !gce => {
                         gce = true;
@@ -404,9 +411,53 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// valid proposal received this epoch; with an UpdatePath when required or
     /// forced; and a Welcome for the members it adds. The new epoch is staged:
     /// send the messages, then [`Group::merge_staged_commit`].
+    ///
+    /// `include_pending` never selects a ReInit: committing one ends the
+    /// group and obliges the committer to create its successor (§12.4.1),
+    /// which only [`Group::commit_reinit`] asks for.
     #[allow(clippy::too_many_arguments)]
     pub fn commit<'o>(
         &mut self,
+        opts: &CommitOptions<'_>,
+        psks: &dyn PskStore,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        bufs: CommitBuffers<'o>,
+    ) -> Result<CommitOutput<'o>, CreateCommitError> {
+        self.commit_with(None, opts, psks, now, rng, executor, bufs)
+    }
+
+    /// Commits the pending ReInit proposal `reinit` (its reference, §5.2: as
+    /// [`Received::Proposal`](super::Received::Proposal) or
+    /// [`Group::pending_proposals`] give it) by reference and alone, as §12.2
+    /// requires: `opts.proposals` must be empty and `opts.include_pending`
+    /// false ([`CommitError::ReInitWithOtherProposals`] otherwise). The rest
+    /// of `opts` applies as in [`Group::commit`] (a path only if forced).
+    ///
+    /// Once merged, the group is inactive (§11.2) and [`Group::reinit`]
+    /// gives the new group's parameters; the committer must then create the
+    /// new group, whose first Commit injects this group's resumption PSK of
+    /// usage `reinit` at the merged epoch (§12.4.1): pass this group as the
+    /// [`PskStore`] of that Commit.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_reinit<'o>(
+        &mut self,
+        reinit: &HashValue,
+        opts: &CommitOptions<'_>,
+        psks: &dyn PskStore,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        bufs: CommitBuffers<'o>,
+    ) -> Result<CommitOutput<'o>, CreateCommitError> {
+        self.commit_with(Some(reinit), opts, psks, now, rng, executor, bufs)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn commit_with<'o>(
+        &mut self,
+        reinit: Option<&HashValue>,
         opts: &CommitOptions<'_>,
         psks: &dyn PskStore,
         now: u64,
@@ -422,7 +473,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             return Err(CommitError::CommitPending.into());
         }
         self.tree.slices().begin_stage().map_err(CommitError::Tree)?;
-        let result = self.commit_in_tree(opts, psks, now, rng, executor, bufs);
+        let result = self.commit_in_tree(reinit, opts, psks, now, rng, executor, bufs);
         if result.is_err() {
             // Nothing can fail: the tree is staging.
             let _ = self.tree.slices().discard_stage();
@@ -430,9 +481,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         result
     }
 
-    /// [`Self::commit`] once the tree is staging.
+    /// [`Self::commit`] or [`Self::commit_reinit`] once the tree is staging.
+    #[allow(clippy::too_many_arguments)]
     fn commit_in_tree<'o>(
         &mut self,
+        reinit: Option<&HashValue>,
         opts: &CommitOptions<'_>,
         psks: &dyn PskStore,
         now: u64,
@@ -447,7 +500,19 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
 
         // The proposal list, encoded at the end of the message buffer.
         let mut refs: heapless::Vec<HashValue, MAX_PENDING_REFS> = heapless::Vec::new();
-        if opts.include_pending {
+        if let Some(reference) = reinit {
+            if !opts.proposals.is_empty() || opts.include_pending {
+                return Err(CommitError::ReInitWithOtherProposals.into());
+            }
+            let is_reinit = self
+                .proposals
+                .get(reference)
+                .is_some_and(|p| matches!(Proposal::decode_exact(p.proposal), Ok(Proposal::ReInit(_))));
+            if !is_reinit {
+                return Err(CreateCommitError::NoPendingReInit);
+            }
+            refs.push(*reference).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
+        } else if opts.include_pending {
             self.select_pending(&mut refs, opts.proposals, now, psks)?;
         }
         let mut counter = Writer::counter();

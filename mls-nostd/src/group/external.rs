@@ -2,8 +2,8 @@
 //! with the `external_pub` extension; a new client joins (or an old one
 //! resyncs) by sending an external Commit built from it.
 
-use super::process::{CommitError, EXTERNAL_INIT_LABEL, confirmed_hash};
-use super::{EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN};
+use super::process::{CommitError, EXTERNAL_INIT_LABEL, add_psk, confirmed_hash};
+use super::{EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT};
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, ListView, OwnedBytes, Reader, Writer};
 use crate::crypto::hpke::{self, HpkePublicKey};
@@ -18,7 +18,8 @@ use crate::messages::commit::Commit;
 use crate::messages::framing::{Content, FramedContent, Sender};
 use crate::messages::group_info::{GroupInfo, GroupInfoError, GroupInfoTbs, WireGroupContext};
 use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
-use crate::messages::proposal::{ExternalInit, Proposal, ProposalOrRef, Remove};
+use crate::messages::proposal::{ExternalInit, PreSharedKey, Proposal, ProposalOrRef, Remove};
+use crate::psk::{PreSharedKeyId, PskStore, psk_secret};
 use crate::messages::public_message;
 use crate::ratchet_tree::tree::decode_tree;
 use crate::ratchet_tree::treekem::{LeafTemplate, TreeKemPrivate};
@@ -94,10 +95,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
 
     /// Joins by external Commit (§12.4.3.2) from `group_info` (an
     /// `MLSMessage(GroupInfo)` with `external_pub`), with the tree from its
-    /// extension or `ratchet_tree`. `resync` removes our old leaf. Writes the
-    /// Commit (a PublicMessage from `new_member_commit`) into `out`, which
-    /// needs room for it twice plus 96 bytes per HPKE seal; the group is ours
-    /// from then on (the Commit cannot be taken back once sent).
+    /// extension or `ratchet_tree`. `resync` removes our old leaf. `psks`
+    /// are injected as PreSharedKey proposals, in order (§12.4.3.2 allows
+    /// them in an external Commit), each with a fresh nonce of `Nh` bytes
+    /// the caller drew; `psk_store` holds their keys, which the members
+    /// must hold too. Writes the Commit (a PublicMessage from
+    /// `new_member_commit`) into `out`, which needs room for it twice plus
+    /// 96 bytes per HPKE seal; the group is ours from then on (the Commit
+    /// cannot be taken back once sent).
     #[allow(clippy::too_many_arguments)]
     pub fn join_external<'o>(
         &mut self,
@@ -106,6 +111,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         leaf: &LeafTemplate<'_>,
         signer: &SignaturePrivateKey,
         resync: Option<LeafIndex>,
+        psks: &[PreSharedKeyId<'_>],
+        psk_store: &dyn PskStore,
         config: GroupConfig,
         rng: &mut impl CryptoRng,
         executor: &impl Executor,
@@ -115,7 +122,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         if !self.is_inactive() {
             return Err(JoinError::SlotInUse);
         }
-        let result = self.join_external_inner(group_info, ratchet_tree, leaf, signer, resync, config, rng, executor, out);
+        let result =
+            self.join_external_inner(group_info, ratchet_tree, leaf, signer, resync, psks, psk_store, config, rng, executor, out);
         if result.is_err() {
             self.wipe();
         }
@@ -130,6 +138,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         leaf: &LeafTemplate<'_>,
         signer: &SignaturePrivateKey,
         resync: Option<LeafIndex>,
+        psks: &[PreSharedKeyId<'_>],
+        psk_store: &dyn PskStore,
         config: GroupConfig,
         rng: &mut impl CryptoRng,
         executor: &impl Executor,
@@ -177,21 +187,38 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let kem_output =
             hpke::export_base_sender(suite, &external_pub, &info_hash, EXTERNAL_INIT_LABEL, init_secret.as_mut_bytes(), eph.as_bytes())?;
 
-        // The proposals: Remove (resync) first, then ExternalInit.
-        let mut list = [0u8; 128];
-        let list_len = {
-            let mut w = Writer::new(&mut list);
+        // The PSKs, checked as the members will (§8.4, §12.1.4).
+        let mut psk_list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_PSKS_PER_COMMIT> = heapless::Vec::new();
+        let mut link_seen = false;
+        for id in psks {
+            add_psk(&mut psk_list, *id, (suite, gc.epoch), &mut link_seen, psk_store).map_err(JoinError::Commit)?;
+        }
+        let psk_secret = psk_secret(suite, &psk_list)?;
+
+        // The proposals: Remove (resync) first, the PSKs, then ExternalInit;
+        // the list at the end of `out`.
+        let write_list = |w: &mut Writer<'_>| {
             w.write_vector(|w| {
                 if let Some(old) = resync {
                     ProposalOrRef::Proposal(Proposal::Remove(Remove { removed: old.0 })).encode(w)?;
                 }
+                for (id, _) in &psk_list {
+                    ProposalOrRef::Proposal(Proposal::PreSharedKey(PreSharedKey { psk: *id })).encode(w)?;
+                }
                 ProposalOrRef::Proposal(Proposal::ExternalInit(ExternalInit { kem_output: kem_output.as_bytes() }))
                     .encode(w)
-            })?;
-            w.len()
+            })
         };
-        let proposals: ListView<'_, ProposalOrRef<'_>> =
-            ListView::from_body(Reader::new(list.get(..list_len).ok_or(CodecError::Truncated)?).read_opaque()?)?;
+        let mut counter = Writer::counter();
+        write_list(&mut counter)?;
+        let list_len = counter.len();
+        let list_start = out
+            .len()
+            .checked_sub(list_len)
+            .ok_or(JoinError::Protection(ProtectionError::BufferTooSmall { needed: list_len }))?;
+        let (out, list) = out.split_at_mut(list_start);
+        write_list(&mut Writer::new(list))?;
+        let proposals: ListView<'_, ProposalOrRef<'_>> = ListView::from_body(Reader::new(list).read_opaque()?)?;
         if let Some(old) = resync {
             if tree.leaf_node(old).is_none() {
                 return Err(JoinError::Commit(CommitError::RemoveOfBlankLeaf));
@@ -227,7 +254,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let path_start = out
             .len()
             .checked_sub(path_room)
-            .ok_or(JoinError::Protection(ProtectionError::BufferTooSmall { needed: path_room }))?;
+            .ok_or(JoinError::Protection(ProtectionError::BufferTooSmall { needed: path_room.saturating_add(list_len) }))?;
         let (head, path_area) = out.split_at_mut(path_start);
         let private = TreeKemPrivate::new(me, placeholder_sk);
         let outcome = tree
@@ -246,12 +273,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let gc_len = gc.encode_to(&mut gc_buf)?.len();
         let old_gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::Truncated)?)?;
-        // `head` is `out` less the path area at its end: a shortfall in it is
-        // one of `out` by as much more.
+        // `head` is `out` less the path area and the list at its end: a
+        // shortfall in it is one of `out` by as much more.
         let in_out = |e: ProtectionError| match e {
-            ProtectionError::BufferTooSmall { needed } => {
-                JoinError::Protection(ProtectionError::BufferTooSmall { needed: needed.saturating_add(path_room) })
-            }
+            ProtectionError::BufferTooSmall { needed } => JoinError::Protection(ProtectionError::BufferTooSmall {
+                needed: needed.saturating_add(path_room).saturating_add(list_len),
+            }),
             e => JoinError::Protection(e),
         };
         let signed = public_message::sign(&old_gc, signer, &content, head).map_err(in_out)?;
@@ -272,8 +299,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
         let new_gc_bytes = new_gc.encode_to(&mut new_gc_buf)?;
         let joiner = joiner_secret(suite, &init_secret, &outcome.commit_secret, new_gc_bytes)?;
-        // External commits carry no PSKs here: psk_secret is zero.
-        let psk_secret = Secret::zero(nh)?;
         let secrets = EpochSecrets::derive(suite, &joiner, &psk_secret, new_gc_bytes)?;
         let tag = transcript::confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes());
         let new_interim = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes())?;

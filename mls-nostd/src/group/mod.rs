@@ -378,6 +378,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.reinit.as_ref().map(|(_, r)| r)
     }
 
+    /// The proposals received (and sent) this epoch, in arrival order, with
+    /// their references and senders, for the application to inspect before
+    /// it commits them (e.g. a ReInit, for [`Group::commit_reinit`]).
+    /// `StoredProposal::proposal` is the encoded `Proposal`.
+    pub fn pending_proposals(&self) -> impl Iterator<Item = proposal_store::StoredProposal<'_>> + '_ {
+        self.proposals.iter()
+    }
+
     /// This epoch's state.
     pub fn state(&self) -> &EpochState {
         &self.state

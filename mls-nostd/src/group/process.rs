@@ -746,8 +746,42 @@ fn is_newly_added(tree: &TreeSlices<'_>, added: &[u32], signature_key: &[u8]) ->
     added.iter().any(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| k == signature_key))
 }
 
+/// Appends PreSharedKeyID `id` of a Commit to a group of `suite` at `epoch`, with its
+/// key from `psks`, to `list` (§8.4): a nonce of `Nh` bytes (§12.1.4); a
+/// resumption PSK of usage reinit or branch only in a new group's first
+/// Commit, at most one (§11.2, §11.3; `link_seen` says one was); never the
+/// same PreSharedKeyID twice, nonce included (§12.2: one PSK injected twice
+/// with fresh nonces is two PSKs).
+pub(super) fn add_psk<'k>(
+    list: &mut heapless::Vec<(PreSharedKeyId<'k>, &'k [u8]), MAX_PSKS_PER_COMMIT>,
+    id: PreSharedKeyId<'k>,
+    (suite, epoch): (crate::crypto::CipherSuite, u64),
+    link_seen: &mut bool,
+    psks: &'k dyn PskStore,
+) -> Result<(), CommitError> {
+    let link = is_link_psk(&id.psk);
+    if id.psk_nonce.len() != suite.hash_len() || (link && (epoch != 0 || *link_seen)) {
+        return Err(CommitError::InvalidPsk);
+    }
+    let value = psks.psk(&id.psk).ok_or(CommitError::InvalidPsk)?;
+    if list.iter().any(|(other, _)| *other == id) {
+        return Err(CommitError::DuplicatePsk);
+    }
+    list.push((id, value)).map_err(|_| CommitError::CapacityExceeded(Capacity::PsksPerCommit))?;
+    *link_seen |= link;
+    Ok(())
+}
+
+/// True if `psk` is a resumption PSK of usage reinit or branch.
+pub(super) fn is_link_psk(psk: &Psk<'_>) -> bool {
+    matches!(psk, Psk::Resumption { usage: ResumptionPskUsage::Reinit | ResumptionPskUsage::Branch, .. })
+}
+
 /// Resumption PSKs of our own group first (current and kept epochs, §8.6),
-/// then the application's store.
+/// then the application's store. A reinit or branch PSK always names
+/// another group (the one reinitialized or branched from, §11.2, §11.3),
+/// which may have our group ID and any epoch: it is looked up in the
+/// application's store only, never shadowed by our own epochs.
 pub(super) struct OwnResumptionPsks<'a> {
     pub(super) state: &'a EpochState,
     pub(super) history: &'a [Option<(u64, Secret)>],
@@ -767,6 +801,16 @@ impl PskStore for OwnResumptionPsks<'_> {
             return Some(self.state.secrets.resumption_psk.as_bytes());
         }
         self.history.iter().flatten().find(|(e, _)| *e == epoch).map(|(_, s)| s.as_bytes())
+    }
+
+    fn psk(&self, psk: &Psk<'_>) -> Option<&[u8]> {
+        match *psk {
+            Psk::External { psk_id } => self.inner.external_psk(psk_id),
+            Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id, psk_epoch } => {
+                self.resumption_psk(psk_group_id, psk_epoch)
+            }
+            Psk::Resumption { psk_group_id, psk_epoch, .. } => self.inner.resumption_psk(psk_group_id, psk_epoch),
+        }
     }
 }
 
@@ -861,30 +905,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
             }
             Proposal::Add(_) => summary.adds += 1,
             Proposal::PreSharedKey(p) => {
-                let id = p.psk;
-                if id.psk_nonce.len() != suite.hash_len() {
-                    return Err(CommitError::InvalidPsk);
-                }
-                let value = match id.psk {
-                    Psk::External { psk_id } => psks.external_psk(psk_id),
-                    Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id, psk_epoch } => {
-                        psks.resumption_psk(psk_group_id, psk_epoch)
-                    }
-                    // Reinit and branch PSKs only in a new group's first Commit
-                    // (§11.2, §11.3, §12.1.4), at most one of them.
-                    Psk::Resumption { psk_group_id, psk_epoch, .. } if state.epoch == 0 && !link_psk => {
-                        link_psk = true;
-                        psks.resumption_psk(psk_group_id, psk_epoch)
-                    }
-                    Psk::Resumption { .. } => None,
-                }
-                .ok_or(CommitError::InvalidPsk)?;
-                // §12.2: the same PreSharedKeyID, which includes the nonce.
-                // One PSK injected twice with fresh nonces is two PSKs (§8.4).
-                if psk_list.iter().any(|(other, _)| *other == id) {
-                    return Err(CommitError::DuplicatePsk);
-                }
-                psk_list.push((id, value)).map_err(|_| CommitError::CapacityExceeded(Capacity::PsksPerCommit))?;
+                add_psk(&mut psk_list, p.psk, (suite, state.epoch), &mut link_psk, psks)?;
                 summary.psks += 1;
             }
             Proposal::ReInit(r) => {

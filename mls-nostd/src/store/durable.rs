@@ -286,11 +286,39 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         buf: &mut RecordBuffer,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
         let output = self.commit(opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
-        if let Err(e) = self.save(storage, slot, Parts::RATCHETS.with(Part::Staged), buf) {
-            self.discard_staged_commit();
-            return Err(e.into());
-        }
+        self.save_own_commit(storage, slot, buf)?;
         Ok(output)
+    }
+
+    /// [`Group::commit_reinit`], returning the Commit only once it is
+    /// staged in the store, as [`Group::commit_durable`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_reinit_durable<'o, S: Storage>(
+        &mut self,
+        reinit: &HashValue,
+        opts: &crate::group::CommitOptions<'_>,
+        psks: &dyn PskStore,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        bufs: CommitBuffers<'o>,
+        storage: &mut S,
+        slot: u8,
+        buf: &mut RecordBuffer,
+    ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
+        let output = self.commit_reinit(reinit, opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
+        self.save_own_commit(storage, slot, buf)?;
+        Ok(output)
+    }
+
+    /// Stores our staged Commit and the ratchet that framed it; on failure
+    /// the Commit is discarded (it must not leave unstored).
+    fn save_own_commit<S: Storage>(&mut self, storage: &mut S, slot: u8, buf: &mut RecordBuffer) -> Result<(), StoreError> {
+        let result = self.save(storage, slot, Parts::RATCHETS.with(Part::Staged), buf);
+        if result.is_err() {
+            self.discard_staged_commit();
+        }
+        result
     }
 
     /// Joins from `welcome` with the KeyPackage keys kept in `storage`, and

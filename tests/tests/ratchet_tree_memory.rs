@@ -159,3 +159,44 @@ fn staged_changes_discard_exactly_and_merge_as_unstaged() {
     assert_eq!(t.old().leaf_bytes(LeafIndex(1)), Some(&leaves[6][..]), "old() after merge is the tree");
     assert!(!t.is_staging());
 }
+
+/// A Commit that adds many members stages its changes into blank parents,
+/// whose undo entries take 5 bytes each: an arena of the leaf records plus
+/// a small slack holds the stage (a whole 206-byte entry per parent
+/// overflowed the boards' arena: `CapacityExceeded(TreeArena)`), and the
+/// merged tree is the one the same adds give unstaged.
+#[test]
+fn big_add_stages_in_an_arena_sized_for_its_leaves() {
+    const N: usize = 64;
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let leaves: Vec<Vec<u8>> =
+        (0..48u64).map(|i| test_leaf(suite, format!("m{i}").as_bytes(), i + 1, None).0).collect();
+    let records: usize = leaves.iter().map(|l| l.len() + LEAF_RECORD_HEADER).sum();
+    // Room for a small undo entry per leaf and 5 bytes per parent; not for
+    // whole parent slots (47 of them would need ~9.7 KB).
+    let slack = 48 * 64 + N * 5;
+    let unstaged = {
+        let mut meta = TreeMeta::new(suite);
+        let (mut slots, mut parents) = (vec![LeafSlot::BLANK; N], vec![ParentSlot::BLANK; N]);
+        let mut arena = vec![0u8; records + slack];
+        let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena);
+        for l in &leaves {
+            t.add_leaf(l).unwrap();
+        }
+        t.root_tree_hash().unwrap()
+    };
+    let mut meta = TreeMeta::new(suite);
+    let (mut slots, mut parents) = (vec![LeafSlot::BLANK; N], vec![ParentSlot::BLANK; N]);
+    let mut arena = vec![0u8; records + slack];
+    let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena);
+    t.add_leaf(&leaves[0]).unwrap();
+    t.root_tree_hash().unwrap();
+    t.begin_stage().unwrap();
+    for (i, l) in leaves.iter().enumerate().skip(1) {
+        assert_eq!(t.add_leaf(l).unwrap(), LeafIndex(i as u32), "staged add {i}");
+    }
+    let staged = t.root_tree_hash().unwrap();
+    t.merge_stage().unwrap();
+    assert_eq!(staged, unstaged);
+    assert_eq!(t.root_tree_hash().unwrap(), unstaged);
+}

@@ -9,6 +9,11 @@ cd "$(dirname "$0")"
 step() { printf '\n== [%d s] %s\n' "$SECONDS" "$*"; }
 trap 'printf "\n== test.sh: %d s in all (exit %d)\n" "$SECONDS" "$?"' EXIT
 
+# A CI build starts clean and never rebuilds: incremental caches only cost disk
+# (a CI run once died with the linker's SIGBUS, which is what lld gets when the
+# disk fills under its mapped output file).
+export CARGO_INCREMENTAL=0
+
 MCU_TARGETS=(thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imac-unknown-none-elf)
 
 step "installing Rust targets"

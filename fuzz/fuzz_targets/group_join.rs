@@ -61,7 +61,7 @@ fuzz_target!(
             w.empty_snapshot.restore(&mut dave.group);
             let mut buf = vec![0u8; welcome.len()];
             let signer = dave.signer.clone();
-            let r = dave.group.join(&welcome, &join_params(&w.dave_kp, &w.dave_keys, &signer), &mut buf);
+            let r = dave.group.join_in_memory(&welcome, &join_params(&w.dave_kp, &w.dave_keys, &signer), &mut buf);
             match r {
                 Ok(()) => {
                     assert!(!dave.group.is_inactive());

@@ -62,9 +62,9 @@ fuzz_target!(
                 }
             };
             let bob = &mut w.bob.group;
-            match bob.process_message(&mut msg, &NoPsks, NOW) {
+            match bob.process_message_in_memory(&mut msg, &NoPsks, NOW) {
                 Ok(Received::Commit(_)) => {
-                    bob.merge_staged_commit().expect("a staged commit merges");
+                    bob.merge_staged_commit_in_memory().expect("a staged commit merges");
                     assert_eq!(bob.epoch(), w.epoch + 1);
                 }
                 Ok(_) => {}
@@ -81,16 +81,16 @@ fuzz_target!(
                         return;
                     }
                     let mut app = w.msgs.app_carol.clone();
-                    match bob.process_message(&mut app, &NoPsks, NOW) {
+                    match bob.process_message_in_memory(&mut app, &NoPsks, NOW) {
                         Ok(Received::Application { data, .. }) => assert_eq!(data, w.msgs.app_carol_text),
                         other => panic!("after a rejected message, Carol's message gives {other:?}"),
                     }
                     let mut c = w.msgs.commit_carol.clone();
-                    match bob.process_message(&mut c, &NoPsks, NOW) {
+                    match bob.process_message_in_memory(&mut c, &NoPsks, NOW) {
                         Ok(Received::Commit(_)) => {}
                         other => panic!("after a rejected message, Carol's commit gives {other:?}"),
                     }
-                    bob.merge_staged_commit().expect("Carol's commit merges");
+                    bob.merge_staged_commit_in_memory().expect("Carol's commit merges");
                     assert_eq!(bob.epoch_authenticator(), w.msgs.after_carol.as_slice());
                 }
             }

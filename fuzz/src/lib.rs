@@ -168,7 +168,7 @@ impl Member {
             leaf: Some(template),
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-        let out = self.group.commit(&opts, &NoPsks, NOW, &mut self.rng, &Sequential, bufs).unwrap();
+        let out = self.group.commit_in_memory(&opts, &NoPsks, NOW, &mut self.rng, &Sequential, bufs).unwrap();
         (out.commit.to_vec(), out.welcome.map(|w| w.to_vec()))
     }
 
@@ -176,14 +176,14 @@ impl Member {
     pub fn join(&mut self, welcome: &[u8], kp: &[u8], keys: &KeyPackagePrivateKeys) {
         let mut buf = vec![0u8; welcome.len()];
         let signer = self.signer.clone();
-        self.group.join(welcome, &join_params(kp, keys, &signer), &mut buf).unwrap();
+        self.group.join_in_memory(welcome, &join_params(kp, keys, &signer), &mut buf).unwrap();
     }
 
     /// Processes a commit and merges it.
     pub fn receive_commit(&mut self, commit: &[u8]) {
         let mut msg = commit.to_vec();
-        match self.group.process_message(&mut msg, &NoPsks, NOW).unwrap() {
-            Received::Commit(_) => self.group.merge_staged_commit().unwrap(),
+        match self.group.process_message_in_memory(&mut msg, &NoPsks, NOW).unwrap() {
+            Received::Commit(_) => self.group.merge_staged_commit_in_memory().unwrap(),
             other => panic!("{}: expected a commit, got {other:?}", self.name),
         }
     }
@@ -191,7 +191,7 @@ impl Member {
     /// An application message.
     pub fn send(&mut self, data: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; 4096];
-        self.group.protect_application(data, b"ad", 0, &mut self.rng, &mut out).unwrap().to_vec()
+        self.group.protect_application_in_memory(data, b"ad", 0, &mut self.rng, &mut out).unwrap().to_vec()
     }
 
     /// A proposal by us.
@@ -307,13 +307,13 @@ impl World {
             Proposal::Add(Add { key_package: KeyPackage::decode_exact(&ckp).unwrap() }),
         ];
         let (_, welcome) = alice.commit(&adds, false, WireFormatPolicy::Public);
-        alice.group.merge_staged_commit().unwrap();
+        alice.group.merge_staged_commit_in_memory().unwrap();
         let welcome = welcome.unwrap();
         bob.join(&welcome, &bkp, &bkeys);
         carol.join(&welcome, &ckp, &ckeys);
         // Carol updates: parent nodes in the tree.
         let (c, _) = carol.commit(&[], true, WireFormatPolicy::Public);
-        carol.group.merge_staged_commit().unwrap();
+        carol.group.merge_staged_commit_in_memory().unwrap();
         alice.receive_commit(&c);
         bob.receive_commit(&c);
         assert_eq!(alice.group.epoch_authenticator(), bob.group.epoch_authenticator());
@@ -327,7 +327,7 @@ impl World {
         let group_context = bob.group.group_context(&mut gc).unwrap().to_vec();
         let mut exported = [0u8; 32];
         bob.group.export_secret(b"fuzz", b"", &mut exported).unwrap();
-        let membership_key = bob.group.state().secrets.membership_key.clone();
+        let membership_key = bob.group.state_for_testing().secrets.membership_key.clone();
 
         // Alice's commits (each discarded, so all are for this epoch).
         let alice_snapshot = Snapshot::take(&alice.group);
@@ -344,7 +344,7 @@ impl World {
         let add_dave = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&dave_kp).unwrap() });
         let (c, w) = alice.commit(&[add_dave], false, WireFormatPolicy::Public);
         commits.push(c);
-        alice.group.merge_staged_commit().unwrap();
+        alice.group.merge_staged_commit_in_memory().unwrap();
         let welcome_dave = w.unwrap();
         let after_add_dave = alice.group.epoch_authenticator().to_vec();
         let group_info_with_dave = alice.group_info();
@@ -354,7 +354,7 @@ impl World {
         let tree = {
             let mut out = vec![0u8; 64 * 1024];
             let mut w = Writer::new(&mut out);
-            alice.group.tree().export(&mut w).unwrap();
+            alice.group.export_tree(&mut w).unwrap();
             let n = w.len();
             out.truncate(n);
             out
@@ -368,7 +368,7 @@ impl World {
         let app_carol_text: &'static [u8] = b"hello from carol";
         let app_carol = carol.send(app_carol_text);
         let (commit_carol, _) = carol.commit(&[], true, WireFormatPolicy::Public);
-        carol.group.merge_staged_commit().unwrap();
+        carol.group.merge_staged_commit_in_memory().unwrap();
         let after_carol = carol.group.epoch_authenticator().to_vec();
 
         let msgs = Messages {
@@ -441,8 +441,8 @@ impl World {
     pub fn bob_processes(&mut self, msg: &[u8]) -> Result<(), String> {
         self.bob_snapshot.restore(&mut self.bob.group);
         let mut m = msg.to_vec();
-        match self.bob.group.process_message(&mut m, &NoPsks, NOW) {
-            Ok(Received::Commit(_)) => self.bob.group.merge_staged_commit().map_err(|e| format!("{e:?}")),
+        match self.bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
+            Ok(Received::Commit(_)) => self.bob.group.merge_staged_commit_in_memory().map_err(|e| format!("{e:?}")),
             Ok(_) => Ok(()),
             Err(e) => Err(format!("{e:?}")),
         }
@@ -454,7 +454,7 @@ impl World {
         let mut buf = vec![0u8; welcome.len()];
         let signer = self.dave.signer.clone();
         let p = join_params(&self.dave_kp, &self.dave_keys, &signer);
-        self.dave.group.join(welcome, &p, &mut buf).map_err(|e| format!("{e:?}"))
+        self.dave.group.join_in_memory(welcome, &p, &mut buf).map_err(|e| format!("{e:?}"))
     }
 
     /// Checks that the stateful targets' own seeds are accepted: every

@@ -196,7 +196,7 @@ impl Ours {
             config: Self::config(),
         };
         let mut buf = vec![0u8; welcome.len()];
-        self.group.join(welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
+        self.group.join_in_memory(welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
     }
 
     /// Joins a throwaway group from the `MLSMessage(Welcome)` `welcome`
@@ -215,7 +215,7 @@ impl Ours {
         };
         let mut group = Box::new(OurGroup::EMPTY);
         let mut buf = vec![0u8; welcome.len()];
-        group.join(welcome, &params, &mut buf).map(|_| ()).map_err(|e| format!("{e:?}"))
+        group.join_in_memory(welcome, &params, &mut buf).map(|_| ()).map_err(|e| format!("{e:?}"))
     }
 
     /// A signed GroupInfo (`MLSMessage`) with `external_pub` (and the
@@ -260,7 +260,7 @@ impl Ours {
     pub fn ratchet_tree(&mut self) -> Vec<u8> {
         let mut buf = vec![0u8; 256 * 1024];
         let mut w = Writer::new(&mut buf);
-        self.group.tree().export(&mut w).expect("tree export");
+        self.group.export_tree(&mut w).expect("tree export");
         w.written().to_vec()
     }
 
@@ -340,11 +340,11 @@ impl Ours {
         let now = now();
         let out = self
             .group
-            .commit(&opts, psks, now, &mut self.rng, &Sequential, bufs)
+            .commit_in_memory(&opts, psks, now, &mut self.rng, &Sequential, bufs)
             .unwrap_or_else(|e| panic!("{}: commit: {e:?}", self.name));
         let commit = out.commit.to_vec();
         let welcome = out.welcome.map(<[u8]>::to_vec);
-        self.group.merge_staged_commit().unwrap_or_else(|e| panic!("{}: merge: {e:?}", self.name));
+        self.group.merge_staged_commit_in_memory().unwrap_or_else(|e| panic!("{}: merge: {e:?}", self.name));
         (commit, welcome)
     }
 
@@ -409,7 +409,7 @@ impl Ours {
         let mut out = vec![0u8; data.len() + aad.len() + 1024];
         let n = self
             .group
-            .protect_application(data, aad, PADDING, &mut self.rng, &mut out)
+            .protect_application_in_memory(data, aad, PADDING, &mut self.rng, &mut out)
             .unwrap_or_else(|e| panic!("{}: protect: {e:?}", self.name))
             .len();
         out.truncate(n);
@@ -419,7 +419,7 @@ impl Ours {
     /// Processes a group message; a Commit is merged at once.
     pub fn process(&mut self, msg: &[u8]) -> Event {
         let mut m = msg.to_vec();
-        let event = match self.group.process_message(&mut m, &ExternalPsks(&self.external_psks), now()) {
+        let event = match self.group.process_message_in_memory(&mut m, &ExternalPsks(&self.external_psks), now()) {
             Ok(Received::Application { data, authenticated_data, .. }) => {
                 Event::Application(data.to_vec(), authenticated_data.to_vec())
             }
@@ -431,7 +431,7 @@ impl Ours {
             Err(e) => panic!("{}: process_message (epoch {}): {e:?}", self.name, self.group.epoch()),
         };
         if matches!(event, Event::Commit { .. }) {
-            self.group.merge_staged_commit().unwrap_or_else(|e| panic!("{}: merge: {e:?}", self.name));
+            self.group.merge_staged_commit_in_memory().unwrap_or_else(|e| panic!("{}: merge: {e:?}", self.name));
         }
         event
     }
@@ -812,7 +812,7 @@ impl OursClient {
     }
 
     fn suite(&mut self) -> Outcome<CipherSuite> {
-        Ok(self.group()?.state().suite)
+        Ok(self.group()?.suite())
     }
 
     fn nonce(&mut self, suite: CipherSuite) -> Bytes {
@@ -902,7 +902,7 @@ impl OursClient {
         };
         let mut group = new_group();
         let mut buf = vec![0u8; welcome.len()];
-        group.join(welcome, &params, &mut buf).map_err(failed("join"))?;
+        group.join_in_memory(welcome, &params, &mut buf).map_err(failed("join"))?;
         Ok(group)
     }
 
@@ -913,7 +913,7 @@ impl OursClient {
     fn export_tree(group: &mut ScriptGroup) -> Outcome<Bytes> {
         let mut buf = vec![0u8; 256 * 1024];
         let mut w = Writer::new(&mut buf);
-        group.tree().export(&mut w).map_err(failed("export tree"))?;
+        group.export_tree(&mut w).map_err(failed("export tree"))?;
         Ok(w.written().to_vec())
     }
 
@@ -961,7 +961,7 @@ impl OursClient {
                     continue;
                 }
                 let mut m = p.clone();
-                match self.group()?.process_message(&mut m, &ExternalPsks(&psks), now()) {
+                match self.group()?.process_message_in_memory(&mut m, &ExternalPsks(&psks), now()) {
                     Ok(Received::Proposal { reference, .. }) => refs.push(reference),
                     Ok(other) => return Err(Failure::Failed(format!("expected a proposal, got {other:?}"))),
                     Err(e) => return Err(Failure::Failed(format!("proposal: {e:?}"))),
@@ -989,7 +989,7 @@ impl OursClient {
         encrypt: bool,
         rng: &mut SeededRng,
     ) -> Outcome<(Bytes, Bytes)> {
-        let suite = group.state().suite;
+        let suite = group.suite();
         let (mut m, mut w, mut gi) = (vec![0u8; 1024 * 1024], vec![0u8; 512 * 1024], vec![0u8; 512 * 1024]);
         let mut caps = [0u8; 8];
         let opts = CommitOptions {
@@ -1004,8 +1004,8 @@ impl OursClient {
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
         let out = match reinit {
-            None => group.commit(&opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit"))?,
-            Some(r) => group.commit_reinit(r, &opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit_reinit"))?,
+            None => group.commit_in_memory(&opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit"))?,
+            Some(r) => group.commit_reinit_in_memory(r, &opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit_reinit"))?,
         };
         Ok((out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec).unwrap_or_default()))
     }
@@ -1046,7 +1046,7 @@ impl OursClient {
     ) -> Outcome<(Box<ScriptGroup>, Welcomed)> {
         let mut group = self.create(group_id, suite, extensions)?;
         let nonce = self.nonce(suite);
-        let old_id = old.state().group_id.as_slice().to_vec();
+        let old_id = old.group_id().to_vec();
         let mut proposals = vec![Proposal::PreSharedKey(PreSharedKey {
             psk: PreSharedKeyId {
                 psk: Psk::Resumption { usage, psk_group_id: &old_id, psk_epoch: old.epoch() },
@@ -1060,7 +1060,7 @@ impl OursClient {
         let sig_pub = self.sig_pub(suite);
         let (_, welcome) =
             Self::commit_in(&mut group, &self.name, &sig_pub, &proposals, None, old, force_path, !external_tree, self.encrypt, &mut self.rng)?;
-        group.merge_staged_commit().map_err(failed("merge"))?;
+        group.merge_staged_commit_in_memory().map_err(failed("merge"))?;
         let ratchet_tree = if external_tree { Self::export_tree(&mut group)? } else { Vec::new() };
         let epoch_authenticator = group.epoch_authenticator().to_vec();
         Ok((group, Welcomed { welcome, ratchet_tree, epoch_authenticator }))
@@ -1185,7 +1185,7 @@ impl scripts::Client for OursClient {
 
     fn propose(&mut self, spec: &ProposalSpec) -> Outcome<Bytes> {
         let suite = self.suite()?;
-        let group_id = self.group()?.state().group_id.as_slice().to_vec();
+        let group_id = self.group()?.group_id().to_vec();
         let owned = self.owned(spec, suite, &group_id, None)?;
         let p = proposal(spec, &owned)?;
         self.send_proposal(|group, wf, rng, out| group.propose(&p, wf, rng, out).map(<[u8]>::to_vec))
@@ -1202,7 +1202,7 @@ impl scripts::Client for OursClient {
     fn commit(&mut self, by_reference: &[Bytes], by_value: &[ProposalSpec], force_path: bool, external_tree: bool) -> Outcome<CommitOut> {
         self.take_proposals(by_reference)?;
         let suite = self.suite()?;
-        let group_id = self.group()?.state().group_id.as_slice().to_vec();
+        let group_id = self.group()?.group_id().to_vec();
         let owned = by_value.iter().map(|s| self.owned(s, suite, &group_id, None)).collect::<Outcome<Vec<_>>>()?;
         let proposals = by_value.iter().zip(&owned).map(|(s, o)| proposal(s, o)).collect::<Outcome<Vec<_>>>()?;
         let sig_pub = self.sig_pub(suite);
@@ -1213,7 +1213,7 @@ impl scripts::Client for OursClient {
             Self::commit_in(group, name, &sig_pub, &proposals, None, &psks, force_path, !external_tree, *encrypt, rng)?;
         let mut ratchet_tree = Vec::new();
         if external_tree {
-            group.merge_staged_commit().map_err(failed("merge"))?;
+            group.merge_staged_commit_in_memory().map_err(failed("merge"))?;
             ratchet_tree = Self::export_tree(group)?;
             self.merged_early = Some(group.epoch_authenticator().to_vec());
         }
@@ -1225,7 +1225,7 @@ impl scripts::Client for OursClient {
         if let Some(ea) = self.merged_early.take() {
             return Ok(ea);
         }
-        self.group()?.merge_staged_commit().map_err(failed("merge"))?;
+        self.group()?.merge_staged_commit_in_memory().map_err(failed("merge"))?;
         self.epoch_authenticator()
     }
 
@@ -1234,12 +1234,12 @@ impl scripts::Client for OursClient {
         let mut m = commit.to_vec();
         let Self { group, external_psks, .. } = self;
         let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
-        match group.process_message(&mut m, &ExternalPsks(external_psks), now()) {
+        match group.process_message_in_memory(&mut m, &ExternalPsks(external_psks), now()) {
             Ok(Received::Commit(_)) => {}
             Ok(other) => return Err(Failure::Failed(format!("expected a Commit, got {other:?}"))),
             Err(e) => return Err(Failure::Failed(format!("process commit: {e:?}"))),
         }
-        group.merge_staged_commit().map_err(failed("merge"))?;
+        group.merge_staged_commit_in_memory().map_err(failed("merge"))?;
         self.forget_sent();
         self.epoch_authenticator()
     }
@@ -1249,7 +1249,7 @@ impl scripts::Client for OursClient {
         let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         let mut out = vec![0u8; plaintext.len() + authenticated_data.len() + 1024];
         let msg = group
-            .protect_application(plaintext, authenticated_data, PADDING, rng, &mut out)
+            .protect_application_in_memory(plaintext, authenticated_data, PADDING, rng, &mut out)
             .map_err(failed("protect"))?;
         Ok(msg.to_vec())
     }
@@ -1258,7 +1258,7 @@ impl scripts::Client for OursClient {
         let mut m = ciphertext.to_vec();
         let Self { group, external_psks, .. } = self;
         let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
-        match group.process_message(&mut m, &ExternalPsks(external_psks), now()) {
+        match group.process_message_in_memory(&mut m, &ExternalPsks(external_psks), now()) {
             Ok(Received::Application { data, authenticated_data, .. }) => Ok((authenticated_data.to_vec(), data.to_vec())),
             Ok(other) => Err(Failure::Failed(format!("expected application data, got {other:?}"))),
             Err(e) => Err(Failure::Failed(format!("unprotect: {e:?}"))),
@@ -1326,7 +1326,7 @@ impl scripts::Client for OursClient {
         external_tree: bool,
     ) -> Outcome<Welcomed> {
         let old = self.group.take().ok_or_else(|| Failure::Failed("no group to branch".into()))?;
-        let suite = old.state().suite;
+        let suite = old.suite();
         let (group, w) = self.resume(
             &old,
             ResumptionPskUsage::Branch,
@@ -1380,7 +1380,7 @@ impl scripts::Client for OursClient {
     }
 
     fn add_external_signer(&mut self, external_sender: &[u8]) -> Outcome<Bytes> {
-        let list = scripts::decode_extensions_body(self.group()?.state().extensions.as_slice())
+        let list = scripts::decode_extensions_body(self.group()?.extensions().body())
             .ok_or_else(|| Failure::Failed("our extensions".into()))?;
         let list = scripts::with_external_sender(&list, external_sender)
             .ok_or_else(|| Failure::Failed("malformed external_senders".into()))?;

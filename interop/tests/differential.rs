@@ -309,7 +309,7 @@ impl OurJudge {
     fn trial(&mut self, msg: &[u8]) -> Result<(), String> {
         self.scratch.load(&mut *self.storage, 0, &mls_nostd::identity::SAME_CREDENTIAL, &mut self.buf).expect("load our group");
         let mut m = msg.to_vec();
-        self.scratch.process_message(&mut m, &Psks, now()).map(|_| ()).map_err(|e| format!("{e:?}"))
+        self.scratch.process_message_in_memory(&mut m, &Psks, now()).map(|_| ()).map_err(|e| format!("{e:?}"))
     }
 }
 

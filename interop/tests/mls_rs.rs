@@ -127,7 +127,7 @@ fn reinit_each_way(i: usize) {
     let w = a.reinit_create(&[kp]);
     o2.join_with(&w, None, &*o.group);
     agree(&[&a, &o2]);
-    assert_eq!(o2.group.state().suite, new_suite);
+    assert_eq!(o2.group.suite(), new_suite);
     hello(&mut a, &mut o2);
     hello(&mut o2, &mut a);
 

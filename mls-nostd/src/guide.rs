@@ -8,23 +8,21 @@
 //! seconds since the Unix epoch) and PSKs are passed in; messages are written
 //! into buffers you provide.
 //!
+//! **On a device, use the group through its storage**: [`Group::stored`](crate::group::Group::stored)
+//! binds it to a [`Storage`](crate::store::Storage) slot, and each operation
+//! of the [`StoredGroup`](crate::store::durable::StoredGroup) saves before it
+//! returns, so a reboot never reuses a key and nonce, forgets a Commit it
+//! sent, or accepts a replayed message. `Group`'s own operations are named
+//! `*_in_memory`: they are for hosts that save the group by other means (and
+//! for tests). Below, Alice is a device (a RAM store stands in for flash) and
+//! Bob a host.
+//!
 //! The example below runs as a test (`cargo test -p mls-nostd --doc`). Its
 //! RNG is a toy to keep it self-contained: use a real CSPRNG, e.g.
 //! `platform_std::os_rng()` on a host or the board's TRNG on a device.
 //!
 //! ```
-//! use mls_nostd::codec::Decode;
-//! use mls_nostd::credential::Credential;
-//! use mls_nostd::crypto::signature::SignaturePrivateKey;
-//! use mls_nostd::crypto::CipherSuite;
-//! use mls_nostd::executor::Sequential;
-//! use mls_nostd::extensions::{Extensions, U16List};
-//! use mls_nostd::group::*;
-//! use mls_nostd::key_package::{KeyPackage, KeyPackageParams};
-//! use mls_nostd::leaf_node::Lifetime;
-//! use mls_nostd::messages::proposal::{Add, Proposal, Remove};
-//! use mls_nostd::psk::NoPsks;
-//! use mls_nostd::ratchet_tree::treekem::LeafTemplate;
+//! use mls_nostd::prelude::*;
 //!
 //! # struct ToyRng(u64);
 //! # impl rand_core::TryRng for ToyRng {
@@ -64,6 +62,10 @@
 //!     &alice_key,
 //!     &mut rng,
 //! ).unwrap();
+//! // Her flash (here a RAM store), group slot 0, and a record buffer.
+//! let mut flash = RamStorage::<64, { 64 * 1024 }>::EMPTY;
+//! let mut record: RecordBuffer = [0; mls_nostd::store::MAX_RECORD_LEN];
+//! alice.stored(&mut flash, 0, &mut record).save(Parts::ALL).unwrap();
 //!
 //! // 2. Bob publishes a KeyPackage; he keeps its private keys (in a
 //! //    `key_store::KeyPackageStore` in real code).
@@ -87,28 +89,19 @@
 //! // 3. Alice adds Bob: a Commit for the group and a Welcome for Bob.
 //! let (mut msg, mut welcome, mut group_info) = (vec![0u8; 32 * 1024], vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
 //! let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(bob_kp).unwrap() });
-//! let out = alice.commit(
-//!     &CommitOptions {
-//!         proposals: &[add],
-//!         include_pending: true,
-//!         force_path: false,
-//!         ratchet_tree_in_welcome: true,
-//!         wire_format: WireFormatPolicy::Public,
-//!         padding: 0,
-//!         authenticated_data: &[],
-//!         leaf: None,
-//!     },
+//! let out = alice.stored(&mut flash, 0, &mut record).commit(
+//!     &CommitOptions { proposals: &[add], ..CommitOptions::DEFAULT },
 //!     &NoPsks, now, &mut rng, &Sequential,
 //!     CommitBuffers { message: &mut msg, welcome: &mut welcome, group_info: &mut group_info },
 //! ).unwrap();
 //! let welcome = out.welcome.unwrap().to_vec();
 //! // Send out.commit to the group (nobody else yet) and the Welcome to Bob, then:
-//! alice.merge_staged_commit().unwrap();
+//! alice.stored(&mut flash, 0, &mut record).merge_staged_commit().unwrap();
 //!
 //! // 4. Bob joins from the Welcome (the tree travels inside it).
 //! let mut bob = Box::new(MyGroup::EMPTY);
 //! let mut join_buf = vec![0u8; welcome.len()];
-//! bob.join(&welcome, &JoinParams {
+//! bob.join_in_memory(&welcome, &JoinParams {
 //!     key_package: bob_kp,
 //!     keys: &bob_kp_keys,
 //!     signer: &bob_key,
@@ -120,9 +113,9 @@
 //!
 //! // 5. Send and receive application data (PrivateMessage).
 //! let mut ct = [0u8; 512];
-//! let sent = alice.protect_application(b"temp=21.5", b"", 0, &mut rng, &mut ct).unwrap().to_vec();
+//! let sent = alice.stored(&mut flash, 0, &mut record).protect_application(b"temp=21.5", b"", 0, &mut rng, &mut ct).unwrap().to_vec();
 //! let mut incoming = sent.clone();
-//! match bob.process_message(&mut incoming, &NoPsks, now).unwrap() {
+//! match bob.process_message_in_memory(&mut incoming, &NoPsks, now).unwrap() {
 //!     Received::Application { data, .. } => assert_eq!(data, b"temp=21.5"),
 //!     other => panic!("{other:?}"),
 //! }
@@ -137,22 +130,22 @@
 //!     extensions: Extensions::default(),
 //! };
 //! let (mut msg, mut w, mut gi) = (vec![0u8; 32 * 1024], vec![0u8; 1024], vec![0u8; 1024]);
-//! let out = bob.commit(
+//! let out = bob.commit_in_memory(
 //!     &CommitOptions {
-//!         proposals: &[], include_pending: true, force_path: true, ratchet_tree_in_welcome: false,
-//!         wire_format: WireFormatPolicy::Private, padding: 0, authenticated_data: &[], leaf: Some(template),
+//!         force_path: true, wire_format: WireFormatPolicy::Private, leaf: Some(template), ..CommitOptions::DEFAULT
 //!     },
 //!     &NoPsks, now, &mut rng, &Sequential,
 //!     CommitBuffers { message: &mut msg, welcome: &mut w, group_info: &mut gi },
 //! ).unwrap();
 //! let mut commit = out.commit.to_vec();
-//! bob.merge_staged_commit().unwrap();
-//! match alice.process_message(&mut commit, &NoPsks, now).unwrap() {
+//! bob.merge_staged_commit_in_memory().unwrap();
+//! let mut alice_stored = alice.stored(&mut flash, 0, &mut record);
+//! match alice_stored.process_message(&mut commit, &NoPsks, now).unwrap() {
 //!     // Inspect what the commit does before accepting it.
 //!     Received::Commit(summary) => assert_eq!(summary.updates + summary.adds + summary.removes, 0),
 //!     other => panic!("{other:?}"),
 //! }
-//! alice.merge_staged_commit().unwrap();
+//! alice_stored.merge_staged_commit().unwrap();
 //! assert_eq!(alice.epoch_authenticator(), bob.epoch_authenticator());
 //!
 //! // 7. Alice removes Bob.
@@ -166,20 +159,17 @@
 //!     extensions: Extensions::default(),
 //! };
 //! let remove = Proposal::Remove(Remove { removed: 1 });
-//! let out = alice.commit(
-//!     &CommitOptions {
-//!         proposals: &[remove], include_pending: true, force_path: false, ratchet_tree_in_welcome: false,
-//!         wire_format: WireFormatPolicy::Public, padding: 0, authenticated_data: &[], leaf: Some(template),
-//!     },
+//! let out = alice.stored(&mut flash, 0, &mut record).commit(
+//!     &CommitOptions { proposals: &[remove], leaf: Some(template), ..CommitOptions::DEFAULT },
 //!     &NoPsks, now, &mut rng, &Sequential,
 //!     CommitBuffers { message: &mut msg, welcome: &mut w, group_info: &mut gi },
 //! ).unwrap();
 //! let mut commit = out.commit.to_vec();
-//! alice.merge_staged_commit().unwrap();
-//! match bob.process_message(&mut commit, &NoPsks, now).unwrap() {
+//! alice.stored(&mut flash, 0, &mut record).merge_staged_commit().unwrap();
+//! match bob.process_message_in_memory(&mut commit, &NoPsks, now).unwrap() {
 //!     Received::Commit(summary) => assert!(summary.removes_us),
 //!     other => panic!("{other:?}"),
 //! }
-//! bob.merge_staged_commit().unwrap();
+//! bob.merge_staged_commit_in_memory().unwrap();
 //! assert!(bob.is_inactive());
 //! ```

@@ -38,6 +38,7 @@ pub mod identity;
 pub mod key_package;
 pub mod key_schedule;
 pub mod key_store;
+pub mod prelude;
 pub mod psk;
 pub mod ratchet_tree;
 pub mod secret_tree;

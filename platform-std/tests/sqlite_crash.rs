@@ -55,7 +55,7 @@ fn child(path: &str, n: u64) {
         Err(e) => panic!("child {n}: load: {e}"),
     }
     if alice.group.has_staged_commit() {
-        alice.group.merge_staged_commit().unwrap();
+        alice.group.merge_staged_commit_in_memory().unwrap();
         report("NEXT", &alice.group);
         alice.group.save(&mut s, SLOT, Parts::ALL, &mut b).unwrap();
     }
@@ -64,7 +64,7 @@ fn child(path: &str, n: u64) {
     loop {
         for _ in 0..3 {
             let mut msg = vec![0u8; 256];
-            alice.group.protect_application_durable(b"tick", b"", 0, &mut alice.rng, &mut msg, &mut s, SLOT, &mut b).unwrap();
+            alice.group.stored(&mut s, SLOT, &mut b).protect_application(b"tick", b"", 0, &mut alice.rng, &mut msg).unwrap();
         }
         let (mut m, mut w, mut gi) = buffers();
         let opts = CommitOptions {
@@ -78,9 +78,9 @@ fn child(path: &str, n: u64) {
             leaf: Some(template),
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-        alice.group.commit_durable(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs, &mut s, SLOT, &mut b).unwrap();
+        alice.group.stored(&mut s, SLOT, &mut b).commit(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
         // `merge_staged_commit_durable`, split to announce the new epoch.
-        alice.group.merge_staged_commit().unwrap();
+        alice.group.merge_staged_commit_in_memory().unwrap();
         report("NEXT", &alice.group);
         alice.group.save(&mut s, SLOT, Parts::ALL, &mut b).unwrap();
         report("SAVED", &alice.group);

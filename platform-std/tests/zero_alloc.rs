@@ -150,7 +150,7 @@ fn hot_paths_do_not_allocate() {
         kps.iter().map(|(kp, _)| Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).unwrap() })).collect();
     let (mut msg, mut welcome, mut gi) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
     let out = groups[0]
-        .commit(
+        .commit_in_memory(
             &commit_options(&adds, None, false),
             &NoPsks,
             NOW,
@@ -160,7 +160,7 @@ fn hot_paths_do_not_allocate() {
         )
         .unwrap();
     let welcome = out.welcome.unwrap().to_vec();
-    groups[0].merge_staged_commit().unwrap();
+    groups[0].merge_staged_commit_in_memory().unwrap();
     let mut join_buf = vec![0u8; welcome.len()];
     for i in 1..MEMBERS {
         let (kp, keys) = &kps[i - 1];
@@ -172,7 +172,7 @@ fn hot_paths_do_not_allocate() {
             psks: &NoPsks,
             config: GroupConfig::default(),
         };
-        groups[i].join(&welcome, &params, &mut join_buf).unwrap();
+        groups[i].join_in_memory(&welcome, &params, &mut join_buf).unwrap();
     }
 
     // Everything the measured calls use exists before counting starts.
@@ -196,7 +196,7 @@ fn hot_paths_do_not_allocate() {
         let opts = commit_options(&[], Some(template), true);
         let (len, n) = counted(|| {
             let out = alice
-                .commit(&opts, &NoPsks, NOW, &mut rng, &Sequential, CommitBuffers {
+                .commit_in_memory(&opts, &NoPsks, NOW, &mut rng, &Sequential, CommitBuffers {
                     message: &mut m,
                     welcome: &mut w,
                     group_info: &mut g,
@@ -204,7 +204,7 @@ fn hot_paths_do_not_allocate() {
                 .unwrap();
             let len = out.commit.len();
             incoming[..len].copy_from_slice(out.commit);
-            alice.merge_staged_commit().unwrap();
+            alice.merge_staged_commit_in_memory().unwrap();
             len
         });
         assert_eq!(n, 0, "round {round}: commit + merge: {n} allocation(s)");
@@ -213,8 +213,8 @@ fn hot_paths_do_not_allocate() {
         for member in [&mut **bob, &mut **last] {
             let mut copy = incoming.clone();
             let (r, n) = counted(|| {
-                let r = matches!(member.process_message(&mut copy[..len], &NoPsks, NOW), Ok(Received::Commit(_)));
-                member.merge_staged_commit().unwrap();
+                let r = matches!(member.process_message_in_memory(&mut copy[..len], &NoPsks, NOW), Ok(Received::Commit(_)));
+                member.merge_staged_commit_in_memory().unwrap();
                 r
             });
             assert!(r, "round {round}: the commit is processed");
@@ -223,10 +223,10 @@ fn hot_paths_do_not_allocate() {
         }
 
         // A 1 KiB application message, protected and unprotected.
-        let (len, n) = counted(|| alice.protect_application(&data, b"", 0, &mut rng, &mut app).unwrap().len());
+        let (len, n) = counted(|| alice.protect_application_in_memory(&data, b"", 0, &mut rng, &mut app).unwrap().len());
         assert_eq!(n, 0, "round {round}: protect_application: {n} allocation(s)");
         let mut copy = app[..len].to_vec();
-        let (ok, n) = counted(|| match bob.process_message(&mut copy, &NoPsks, NOW) {
+        let (ok, n) = counted(|| match bob.process_message_in_memory(&mut copy, &NoPsks, NOW) {
             Ok(Received::Application { data: d, .. }) => d == &data[..],
             _ => false,
         });

@@ -97,7 +97,7 @@ impl<const N: usize, const A: usize, const K: usize, const P: usize> MemberOf<N,
         LeafTemplate {
             signature_key: sk,
             credential: Credential::Basic { identity: self.name.as_bytes() },
-            capabilities: default_capabilities(self.group.state().suite, caps),
+            capabilities: default_capabilities(self.group.suite(), caps),
             extensions: Extensions::default(),
         }
     }
@@ -117,17 +117,17 @@ impl<const N: usize, const A: usize, const K: usize, const P: usize> MemberOf<N,
             leaf: Some(template),
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-        let out = self.group.commit(&opts, &NoPsks, NOW, &mut self.rng, &Sequential, bufs).unwrap_or_else(|e| panic!("{}: commit: {e:?}", self.name));
+        let out = self.group.commit_in_memory(&opts, &NoPsks, NOW, &mut self.rng, &Sequential, bufs).unwrap_or_else(|e| panic!("{}: commit: {e:?}", self.name));
         let commit = out.commit.to_vec();
         let welcome = out.welcome.map(|w| w.to_vec());
-        self.group.merge_staged_commit().unwrap();
+        self.group.merge_staged_commit_in_memory().unwrap();
         (commit, welcome)
     }
 
     pub fn receive_commit(&mut self, commit: &[u8]) {
         let mut msg = commit.to_vec();
-        match self.group.process_message(&mut msg, &NoPsks, NOW) {
-            Ok(Received::Commit(_)) => self.group.merge_staged_commit().unwrap(),
+        match self.group.process_message_in_memory(&mut msg, &NoPsks, NOW) {
+            Ok(Received::Commit(_)) => self.group.merge_staged_commit_in_memory().unwrap(),
             other => panic!("{}: expected a commit: {other:?}", self.name),
         }
     }
@@ -142,19 +142,19 @@ impl<const N: usize, const A: usize, const K: usize, const P: usize> MemberOf<N,
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];
-        self.group.join(welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
+        self.group.join_in_memory(welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
     }
 
     pub fn send(&mut self, data: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; data.len() + 512];
-        let n = self.group.protect_application(data, b"ad", 8, &mut self.rng, &mut out).unwrap().len();
+        let n = self.group.protect_application_in_memory(data, b"ad", 8, &mut self.rng, &mut out).unwrap().len();
         out.truncate(n);
         out
     }
 
     pub fn receive_app(&mut self, msg: &[u8]) -> (LeafIndex, Vec<u8>) {
         let mut m = msg.to_vec();
-        match self.group.process_message(&mut m, &NoPsks, NOW).unwrap() {
+        match self.group.process_message_in_memory(&mut m, &NoPsks, NOW).unwrap() {
             Received::Application { sender, data, authenticated_data } => {
                 assert_eq!(authenticated_data, b"ad");
                 (sender, data.to_vec())

@@ -108,7 +108,7 @@ fn state_without_ratchets(m: &mut Member) -> BTreeMap<RecordKey, Vec<u8>> {
 fn refuse(m: &mut Member, msg: &[u8], want: ReceiveError) {
     let before = state(m);
     let mut buf = msg.to_vec();
-    assert_eq!(m.group.process_message(&mut buf, &NoPsks, NOW).err(), Some(want), "{}", m.name);
+    assert_eq!(m.group.process_message_in_memory(&mut buf, &NoPsks, NOW).err(), Some(want), "{}", m.name);
     assert!(!m.group.has_staged_commit(), "{}: something was staged", m.name);
     assert!(state(m) == before, "{}: a refused message changed the group", m.name);
 }
@@ -124,7 +124,7 @@ fn context(m: &mut Member) -> Vec<u8> {
 fn public(m: &mut Member, signer: &SignaturePrivateKey, sender: Sender, content: Content<'_>, tag: Option<&[u8]>) -> Vec<u8> {
     let gc_bytes = context(m);
     let gc = EncodedGroupContext::decode(&gc_bytes).unwrap();
-    let state = m.group.state();
+    let state = m.group.state_for_testing();
     let fc = FramedContent {
         group_id: state.group_id.as_slice(),
         epoch: state.epoch,
@@ -177,7 +177,7 @@ fn try_commit_as(
         leaf: Some(m.template()),
     };
     let bufs = CommitBuffers { message: &mut msg, welcome: &mut w, group_info: &mut gi };
-    let out = m.group.commit(&opts, &NoPsks, NOW, &mut m.rng, &Sequential, bufs)?;
+    let out = m.group.commit_in_memory(&opts, &NoPsks, NOW, &mut m.rng, &Sequential, bufs)?;
     Ok((out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec)))
 }
 
@@ -196,7 +196,7 @@ fn private_aads(pm: &mls_nostd::messages::PrivateMessage<'_>) -> (Vec<u8>, Vec<u
 /// `(leaf, generation, reuse_guard)` of a PrivateMessage of `m`'s epoch.
 fn open_sender_data(m: &Member, msg: &[u8]) -> (u32, u32, [u8; 4]) {
     let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(msg).unwrap().body else { panic!("not private") };
-    let secrets = &m.group.state().secrets;
+    let secrets = &m.group.state_for_testing().secrets;
     let (key, nonce) = sender_data_key_nonce(SUITE, &secrets.sender_data_secret, pm.ciphertext).unwrap();
     let (sd_aad, _) = private_aads(&pm);
     let mut sd = pm.encrypted_sender_data[..12].to_vec();
@@ -213,7 +213,7 @@ fn open_sender_data(m: &Member, msg: &[u8]) -> (u32, u32, [u8; 4]) {
 /// content ciphertext is left as it was.
 fn reseal_sender_data(m: &Member, msg: &[u8], leaf: u32, generation: u32, guard: [u8; 4]) -> Vec<u8> {
     let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(msg).unwrap().body else { panic!("not private") };
-    let secrets = &m.group.state().secrets;
+    let secrets = &m.group.state_for_testing().secrets;
     let (key, nonce) = sender_data_key_nonce(SUITE, &secrets.sender_data_secret, pm.ciphertext).unwrap();
     let (sd_aad, _) = private_aads(&pm);
     let mut sd = Vec::new();
@@ -339,7 +339,7 @@ fn membership_tag_is_checked_before_anything_else() {
             let before = state(&mut bob);
             let mut buf = bad_tag.clone();
             assert_eq!(
-                bob.group.process_message(&mut buf, &NoPsks, NOW).err(),
+                bob.group.process_message_in_memory(&mut buf, &NoPsks, NOW).err(),
                 Some(ReceiveError::Protection(ProtectionError::BadMembershipTag)),
                 "{what}: a bad tag must be reported first"
             );
@@ -385,7 +385,7 @@ fn confirmation_tag_is_checked_before_anything_is_merged() {
     // As a PrivateMessage: Alice's real one (handshake generation 0), read
     // with the epoch's secrets, sealed again at generation 1 with another tag.
     let (commit, _) = try_commit_as(&mut alice, &[], true, WireFormatPolicy::Private).unwrap();
-    let secrets = bob.group.state().secrets.clone();
+    let secrets = bob.group.state_for_testing().secrets.clone();
     let n_leaves = bob.group.tree().n_leaves();
     let tree = || SecretTree::<16, 8>::new(SUITE, n_leaves, &secrets.encryption_secret, SecretTreeConfig::default()).unwrap();
     let gc_bytes = context(&mut bob);
@@ -406,13 +406,13 @@ fn confirmation_tag_is_checked_before_anything_is_merged() {
         let before = state_without_ratchets(m);
         let mut buf = forged.clone();
         assert_eq!(
-            m.group.process_message(&mut buf, &NoPsks, NOW).err(),
+            m.group.process_message_in_memory(&mut buf, &NoPsks, NOW).err(),
             Some(ReceiveError::Commit(CommitError::ConfirmationTagMismatch))
         );
         assert!(!m.group.has_staged_commit());
         assert!(state_without_ratchets(m) == before, "{}: a wrong confirmation tag changed the group", m.name);
     }
-    alice.group.merge_staged_commit().unwrap();
+    alice.group.merge_staged_commit_in_memory().unwrap();
     bob.receive_commit(&commit);
     carol.receive_commit(&commit);
     agree(&[&alice, &bob, &carol]);
@@ -432,7 +432,7 @@ fn confirmation_tag_is_checked_before_anything_is_merged() {
 #[test]
 fn reuse_guard_is_applied_and_no_generation_repeats() {
     let (mut alice, mut bob, _carol) = trio();
-    let secrets = bob.group.state().secrets.clone();
+    let secrets = bob.group.state_for_testing().secrets.clone();
     let n_leaves = bob.group.tree().n_leaves();
     let mut probe = SecretTree::<16, 8>::new(SUITE, n_leaves, &secrets.encryption_secret, SecretTreeConfig::default()).unwrap();
     let mut generations = Vec::new();
@@ -442,7 +442,7 @@ fn reuse_guard_is_applied_and_no_generation_repeats() {
         if i == 10 {
             // Too small a buffer: refused (the key may be drawn already).
             let mut tiny = [0u8; 40];
-            assert!(alice.group.protect_application(b"x", b"ad", 0, &mut alice.rng, &mut tiny).is_err());
+            assert!(alice.group.protect_application_in_memory(b"x", b"ad", 0, &mut alice.rng, &mut tiny).is_err());
         }
         let msg = alice.send(&[i; 20]);
         let (leaf, generation, guard) = open_sender_data(&bob, &msg);
@@ -625,13 +625,13 @@ fn a_welcome_cannot_reuse_a_key_package() {
         config: GroupConfig::default(),
     };
     let mut gi = vec![0u8; welcome.len()];
-    dave.group.join_durable(&welcome, &params, storage.as_mut(), 1, &mut buf, &mut gi).unwrap();
+    dave.group.stored(storage.as_mut(), 1, &mut buf).join(&welcome, &params, &mut gi).unwrap();
     assert!(load_key_package(storage.as_mut(), &reference, &mut buf).unwrap().is_none());
     // The leaf's encryption key now lives in the group's records; the init key nowhere.
     assert!(!contains(storage.raw(), keys.init_key.as_bytes()), "the consumed init key is still in the store");
     let mut again = Box::new(G::EMPTY);
     assert_eq!(
-        again.join_durable(&welcome, &params, storage.as_mut(), 2, &mut buf, &mut gi).err(),
+        again.stored(storage.as_mut(), 2, &mut buf).join(&welcome, &params, &mut gi).err(),
         Some(DurableError::Op(JoinError::Welcome(WelcomeError::NotForUs)))
     );
     assert!(again.is_inactive());
@@ -821,7 +821,7 @@ fn epoch_number_cannot_wrap() {
     let auth = FramedContentAuthData { signature: &[0; 64], confirmation_tag: Some(&[0; 32]) };
     let ac = AuthenticatedContent::from_parts(WIRE_FORMAT_PUBLIC_MESSAGE, bytes, auth).unwrap();
     let before = state(&mut eve);
-    assert_eq!(eve.group.stage_commit(&ac, &NoPsks, NOW).err(), Some(CommitError::WrongEpoch));
+    assert_eq!(eve.group.stage_commit_for_testing(&ac, &NoPsks, NOW).err(), Some(CommitError::WrongEpoch));
     assert!(!eve.group.has_staged_commit());
     assert!(state(&mut eve) == before);
 
@@ -974,7 +974,7 @@ fn oversized_length_prefixes_are_refused() {
     for msg in [&commit, &app] {
         let mut bad = with_prefix(msg, 4, &[0xbf, 0xff, 0xff, 0xff]);
         let before = state(&mut bob);
-        assert!(matches!(bob.group.process_message(&mut bad, &NoPsks, NOW), Err(ReceiveError::Protection(_))));
+        assert!(matches!(bob.group.process_message_in_memory(&mut bad, &NoPsks, NOW), Err(ReceiveError::Protection(_))));
         assert!(state(&mut bob) == before);
     }
     let bad = with_prefix(&welcome, 6, &[0xbf, 0xff, 0xff, 0xff]);
@@ -987,7 +987,7 @@ fn oversized_length_prefixes_are_refused() {
         config: GroupConfig::default(),
     };
     let mut buf = vec![0u8; welcome.len() + 8];
-    assert_eq!(dave.group.join(&bad, &params, &mut buf), Err(JoinError::Malformed(CodecError::Truncated)));
+    assert_eq!(dave.group.join_in_memory(&bad, &params, &mut buf), Err(JoinError::Malformed(CodecError::Truncated)));
     assert!(dave.group.is_inactive());
     alice.group.discard_staged_commit();
     dave.join(&welcome, &dave_kp, &dave_keys);
@@ -1101,7 +1101,7 @@ fn secrets_are_zeroed_on_drop() {
 #[test]
 fn store_buffers_are_wiped() {
     let (mut alice, _bob, _carol) = trio();
-    let membership = alice.group.state().secrets.membership_key.as_bytes().to_vec();
+    let membership = alice.group.state_for_testing().secrets.membership_key.as_bytes().to_vec();
     let mut storage = Box::new(RamStorage::<64, { 128 * 1024 }>::EMPTY);
     let mut buf = record_buffer();
     alice.group.save(storage.as_mut(), 0, Parts::ALL, &mut buf).unwrap();

@@ -141,16 +141,16 @@ fn buffer_too_small_says_the_real_size_of_a_message() {
     alice.add(&mut bob, SUITE);
     let data = b"a message of some length";
     let mut large = vec![0u8; 4096];
-    let real = alice.group.protect_application(data, b"ad", 8, &mut alice.rng, &mut large).unwrap().to_vec();
+    let real = alice.group.protect_application_in_memory(data, b"ad", 8, &mut alice.rng, &mut large).unwrap().to_vec();
     assert_eq!(bob.receive_app(&real).1, data);
     for n in [0, 1, real.len() / 2, real.len() - 1] {
         let mut small = vec![0u8; n];
-        let got = alice.group.protect_application(data, b"ad", 8, &mut alice.rng, &mut small).err();
+        let got = alice.group.protect_application_in_memory(data, b"ad", 8, &mut alice.rng, &mut small).err();
         assert_eq!(got, Some(ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: real.len() })), "{n}");
     }
     // A refusal consumed no key: the next message is the next generation.
     let mut exact = vec![0u8; real.len()];
-    let again = alice.group.protect_application(data, b"ad", 8, &mut alice.rng, &mut exact).unwrap().to_vec();
+    let again = alice.group.protect_application_in_memory(data, b"ad", 8, &mut alice.rng, &mut exact).unwrap().to_vec();
     assert_eq!(again.len(), real.len());
     assert_eq!(bob.receive_app(&again).1, data);
 }
@@ -205,7 +205,7 @@ fn buffer_too_small_says_the_size_a_welcome_needs() {
     let mut commit = |alice: &mut Member, welcome_len: usize| {
         let mut welcome = vec![0u8; welcome_len];
         let bufs = CommitBuffers { message: &mut message, welcome: &mut welcome, group_info: &mut group_info };
-        let out = alice.group.commit(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs);
+        let out = alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs);
         out.map(|o| o.welcome.map(<[u8]>::to_vec))
     };
     let needed = match commit(&mut alice, 10) {
@@ -218,7 +218,7 @@ fn buffer_too_small_says_the_size_a_welcome_needs() {
     assert_eq!(got, Some(CreateCommitError::Welcome(WelcomeError::BufferTooSmall { needed })));
     let welcome = commit(&mut alice, needed).unwrap().expect("a Welcome");
     assert!(welcome.len() <= needed);
-    alice.group.merge_staged_commit().unwrap();
+    alice.group.merge_staged_commit_in_memory().unwrap();
     bob.join(&welcome, &kp, &keys);
     assert_eq!(bob.group.epoch_authenticator(), alice.group.epoch_authenticator());
 }

@@ -88,7 +88,7 @@ fn lifecycle(suite: CipherSuite) {
         assert_eq!(r.receive_app(&m1), (LeafIndex(0), b"hello from alice".to_vec()));
         // A replay is refused.
         let mut again = m1.clone();
-        assert!(r.group.process_message(&mut again, &NoPsks, NOW).is_err());
+        assert!(r.group.process_message_in_memory(&mut again, &NoPsks, NOW).is_err());
     }
     let m3 = dave.send(b"dave here");
     assert_eq!(alice.receive_app(&m3).1, b"dave here");
@@ -112,7 +112,7 @@ fn lifecycle(suite: CipherSuite) {
     let msg = dave.group.propose_update(&template, WireFormatPolicy::Public, &mut dave.rng, &mut out).unwrap().to_vec();
     for r in [&mut alice, &mut bob, &mut carol] {
         let mut m = msg.clone();
-        assert!(matches!(r.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+        assert!(matches!(r.group.process_message_in_memory(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
     }
     let (commit, _) = bob.commit(&[], false, WireFormatPolicy::Private);
     for r in [&mut alice, &mut carol, &mut dave] {
@@ -126,24 +126,24 @@ fn lifecycle(suite: CipherSuite) {
     let msg = dave.group.propose(&proposal, WireFormatPolicy::Private, &mut dave.rng, &mut out).unwrap().to_vec();
     for r in [&mut alice, &mut bob, &mut carol] {
         let mut m = msg.clone();
-        assert!(matches!(r.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+        assert!(matches!(r.group.process_message_in_memory(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
     }
     let (commit, _) = alice.commit(&[], false, WireFormatPolicy::Public);
     carol.receive_commit(&commit);
     dave.receive_commit(&commit);
     let mut m = commit.clone();
-    match bob.group.process_message(&mut m, &NoPsks, NOW) {
+    match bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => assert!(s.removes_us),
         other => panic!("bob: {other:?}"),
     }
-    bob.group.merge_staged_commit().unwrap();
+    bob.group.merge_staged_commit_in_memory().unwrap();
     assert!(bob.group.is_inactive());
     agree(&[&alice, &carol, &dave]);
 
     // Two epochs later, a message of that epoch no longer decrypts: its keys are gone.
     let mut too_late = held_back.clone();
     assert!(matches!(
-        dave.group.process_message(&mut too_late, &NoPsks, NOW),
+        dave.group.process_message_in_memory(&mut too_late, &NoPsks, NOW),
         Err(mls_nostd::group::ReceiveError::Protection(mls_nostd::messages::authenticated_content::ProtectionError::WrongEpoch))
     ));
 
@@ -195,11 +195,11 @@ fn external_join(suite: CipherSuite) {
         .to_vec();
     for r in [&mut alice, &mut bob] {
         let mut m = commit.clone();
-        match r.group.process_message(&mut m, &NoPsks, NOW) {
+        match r.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
             Ok(Received::Commit(s)) => assert_eq!(s.committer, LeafIndex(2)),
             other => panic!("{}: {other:?}", r.name),
         }
-        r.group.merge_staged_commit().unwrap();
+        r.group.merge_staged_commit_in_memory().unwrap();
     }
     agree(&[&alice, &bob, &eve]);
     let m = eve.send(b"hi, I let myself in");
@@ -222,7 +222,7 @@ fn external_join(suite: CipherSuite) {
         r.receive_commit(&commit);
     }
     let mut m = commit.clone();
-    match bob.group.process_message(&mut m, &NoPsks, NOW) {
+    match bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => assert!(s.removes_us),
         other => panic!("old bob: {other:?}"),
     }
@@ -301,7 +301,7 @@ fn external_sender_proposals() {
     let add = external(Proposal::Add(Add { key_package: KeyPackage::decode_exact(&carol_kp).unwrap() }));
     for r in [&mut alice, &mut bob] {
         let mut m = add.clone();
-        assert!(matches!(r.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+        assert!(matches!(r.group.process_message_in_memory(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
     }
     // An ExternalInit may not come from an external sender (§12.1.8.1).
     let bad = external(Proposal::ExternalInit(mls_nostd::messages::proposal::ExternalInit { kem_output: &[1; 32] }));
@@ -321,7 +321,7 @@ fn external_sender_proposals() {
 }
 
 fn r_kind<'m>(m: &mut Member, msg: &'m mut [u8]) -> Result<Received<'m>, mls_nostd::group::ReceiveError> {
-    m.group.process_message(msg, &NoPsks, NOW)
+    m.group.process_message_in_memory(msg, &NoPsks, NOW)
 }
 
 /// ReInit (§11.2): Alice commits a ReInit to suite 1 with a new group ID; both
@@ -369,7 +369,7 @@ fn reinit_then_branch() {
     let reinit_epoch = alice.group.epoch();
     // The old group can no longer send.
     let mut out = vec![0u8; 1024];
-    assert!(alice.group.protect_application(b"x", b"", 0, &mut alice.rng, &mut out).is_err());
+    assert!(alice.group.protect_application_in_memory(b"x", b"", 0, &mut alice.rng, &mut out).is_err());
 
     // Alice creates the new group; its first Commit adds Bob and injects the reinit PSK.
     let mut new_alice = Member::new("alice", 31);
@@ -401,9 +401,9 @@ fn reinit_then_branch() {
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
         // The old group is the PSK store: it holds the resumption PSK.
-        let out = new_alice.group.commit(&opts, &*alice.group, NOW, &mut new_alice.rng, &Sequential, bufs).unwrap();
+        let out = new_alice.group.commit_in_memory(&opts, &*alice.group, NOW, &mut new_alice.rng, &Sequential, bufs).unwrap();
         let w = out.welcome.unwrap().to_vec();
-        new_alice.group.merge_staged_commit().unwrap();
+        new_alice.group.merge_staged_commit_in_memory().unwrap();
         w
     };
     let join = |member: &mut Member, store: &dyn PskStore| {
@@ -416,13 +416,13 @@ fn reinit_then_branch() {
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];
-        member.group.join(&welcome, &params, &mut buf)
+        member.group.join_in_memory(&welcome, &params, &mut buf)
     };
     // Without the old group, the reinit PSK is unknown.
     assert!(join(&mut new_bob, &NoPsks).is_err());
     join(&mut new_bob, &*bob.group).unwrap();
     agree(&[&new_alice, &new_bob]);
-    assert_eq!(new_bob.group.state().suite, new_suite);
+    assert_eq!(new_bob.group.suite(), new_suite);
 
     // A PreSharedKey proposal with usage reinit is invalid outside a new group's first Commit.
     let bad = Proposal::PreSharedKey(PreSharedKey {
@@ -444,7 +444,7 @@ fn reinit_then_branch() {
             leaf: None,
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-        assert!(new_alice.group.commit(&opts, &*alice.group, NOW, &mut new_alice.rng, &Sequential, bufs).is_err());
+        assert!(new_alice.group.commit_in_memory(&opts, &*alice.group, NOW, &mut new_alice.rng, &Sequential, bufs).is_err());
     }
 
     // Branch: Bob starts a subgroup of the new group with Alice, linked by a branch PSK.
@@ -480,9 +480,9 @@ fn reinit_then_branch() {
             leaf: Some(template),
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-        let out = sub_bob.group.commit(&opts, &*new_bob.group, NOW, &mut sub_bob.rng, &Sequential, bufs).unwrap();
+        let out = sub_bob.group.commit_in_memory(&opts, &*new_bob.group, NOW, &mut sub_bob.rng, &Sequential, bufs).unwrap();
         let w = out.welcome.unwrap().to_vec();
-        sub_bob.group.merge_staged_commit().unwrap();
+        sub_bob.group.merge_staged_commit_in_memory().unwrap();
         w
     };
     let params = JoinParams {
@@ -494,7 +494,7 @@ fn reinit_then_branch() {
         config: GroupConfig::default(),
     };
     let mut buf = vec![0u8; welcome.len()];
-    sub_alice.group.join(&welcome, &params, &mut buf).unwrap();
+    sub_alice.group.join_in_memory(&welcome, &params, &mut buf).unwrap();
     agree(&[&sub_alice, &sub_bob]);
 }
 
@@ -514,19 +514,19 @@ fn duplicate_pending_adds_are_committed_once() {
     let mut out = vec![0u8; 4096];
     let from_bob = bob.group.propose(&add, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
     let mut m = from_bob.clone();
-    assert!(matches!(alice.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+    assert!(matches!(alice.group.process_message_in_memory(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
     let mut out = vec![0u8; 4096];
     let from_alice = alice.group.propose(&add, WireFormatPolicy::Public, &mut alice.rng, &mut out).unwrap().to_vec();
     let mut m = from_alice.clone();
-    assert!(matches!(bob.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+    assert!(matches!(bob.group.process_message_in_memory(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
 
     let (commit, welcome) = alice.commit(&[], false, WireFormatPolicy::Public);
     let mut m = commit.clone();
-    match bob.group.process_message(&mut m, &NoPsks, NOW) {
+    match bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => assert_eq!(s.adds, 1),
         other => panic!("bob: {other:?}"),
     }
-    bob.group.merge_staged_commit().unwrap();
+    bob.group.merge_staged_commit_in_memory().unwrap();
     carol.join(&welcome.unwrap(), &carol_kp, &carol_keys);
     agree(&[&alice, &bob, &carol]);
 }
@@ -544,15 +544,15 @@ fn pending_psk_is_skipped(group_id: &'static [u8], psk: PreSharedKeyId<'_>, psks
     let mut out = vec![0u8; 4096];
     let msg = bob.group.propose(&psk, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
     let mut m = msg.clone();
-    assert!(matches!(alice.group.process_message(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+    assert!(matches!(alice.group.process_message_in_memory(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
     let (commit, _, summary) = commit_with(&mut alice, None, &[], true, psks).unwrap_or_else(|e| panic!("alice: {e:?}"));
     assert_eq!(summary.psks, 0);
     let mut m = commit.clone();
-    match bob.group.process_message(&mut m, &NoPsks, NOW) {
+    match bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => assert_eq!(s.psks, 0),
         other => panic!("bob: {other:?}"),
     }
-    bob.group.merge_staged_commit().unwrap();
+    bob.group.merge_staged_commit_in_memory().unwrap();
     agree(&[&alice, &bob]);
 }
 
@@ -606,7 +606,7 @@ fn adds_by_value_beyond_the_pending_bound() {
     let (_, welcome) = creator.commit(&adds, false, WireFormatPolicy::Public);
     assert!(welcome.is_some());
     assert_eq!(creator.group.epoch(), 1);
-    let mut t = creator.group.tree();
+    let mut t = creator.group.tree_slices_for_testing();
     let members = (0..t.n_leaves()).filter(|i| t.leaf_node(LeafIndex(*i)).is_some()).count();
     assert_eq!(members, n + 1);
     let _ = t.root_tree_hash().unwrap();
@@ -639,11 +639,11 @@ fn commit_with(
     };
     let bufs = CommitBuffers { message: &mut buf, welcome: &mut w, group_info: &mut gi };
     let out = match reinit {
-        Some(r) => m.group.commit_reinit(r, &opts, psks, NOW, &mut m.rng, &Sequential, bufs)?,
-        None => m.group.commit(&opts, psks, NOW, &mut m.rng, &Sequential, bufs)?,
+        Some(r) => m.group.commit_reinit_in_memory(r, &opts, psks, NOW, &mut m.rng, &Sequential, bufs)?,
+        None => m.group.commit_in_memory(&opts, psks, NOW, &mut m.rng, &Sequential, bufs)?,
     };
     let result = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec), out.summary);
-    m.group.merge_staged_commit().unwrap();
+    m.group.merge_staged_commit_in_memory().unwrap();
     Ok(result)
 }
 
@@ -681,7 +681,7 @@ fn reinit_by_reference_keeping_the_group_id() {
     };
     let receive = |m: &mut Member, msg: &[u8]| {
         let mut msg = msg.to_vec();
-        match m.group.process_message(&mut msg, &NoPsks, NOW) {
+        match m.group.process_message_in_memory(&mut msg, &NoPsks, NOW) {
             Ok(Received::Proposal { reference, .. }) => reference,
             other => panic!("{}: {other:?}", m.name),
         }
@@ -768,11 +768,11 @@ fn reinit_by_reference_keeping_the_group_id() {
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];
-        m.group.join(&welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", m.name));
+        m.group.join_in_memory(&welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", m.name));
     }
     let [(new_bob, ..), (new_carol, ..)] = &mut joiners[..] else { unreachable!() };
     agree(&[&new_alice, new_bob, new_carol]);
-    assert_eq!((new_bob.group.state().suite, new_bob.group.state().group_id.as_slice()), (new_suite, id));
+    assert_eq!((new_bob.group.suite(), new_bob.group.group_id()), (new_suite, id));
     let m = new_carol.send(b"in the new group");
     assert_eq!(new_bob.receive_app(&m).1, b"in the new group");
 }
@@ -842,16 +842,16 @@ fn external_join_with_psks() {
     // Without the key, the Commit is refused.
     let mut m = commit.clone();
     assert!(matches!(
-        bob.group.process_message(&mut m, &NoPsks, NOW),
+        bob.group.process_message_in_memory(&mut m, &NoPsks, NOW),
         Err(mls_nostd::group::ReceiveError::Commit(CommitError::InvalidPsk))
     ));
     for r in [&mut alice, &mut bob] {
         let mut m = commit.clone();
-        match r.group.process_message(&mut m, &store, NOW) {
+        match r.group.process_message_in_memory(&mut m, &store, NOW) {
             Ok(Received::Commit(s)) => assert_eq!((s.psks, s.committer), (2, LeafIndex(2))),
             other => panic!("{}: {other:?}", r.name),
         }
-        r.group.merge_staged_commit().unwrap();
+        r.group.merge_staged_commit_in_memory().unwrap();
     }
     agree(&[&alice, &bob, &eve]);
 
@@ -874,11 +874,11 @@ fn external_join_with_psks() {
         .to_vec();
     for r in [&mut alice, &mut eve] {
         let mut m = commit.clone();
-        match r.group.process_message(&mut m, &NoPsks, NOW) {
+        match r.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
             Ok(Received::Commit(s)) => assert_eq!(s.psks, 1),
             other => panic!("{}: {other:?}", r.name),
         }
-        r.group.merge_staged_commit().unwrap();
+        r.group.merge_staged_commit_in_memory().unwrap();
     }
     agree(&[&alice, &eve, &bob2]);
 }

@@ -178,7 +178,7 @@ impl Member {
             leaf: Some(self.template()),
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-        let out = self.group.commit(&opts, psks, NOW, &mut self.rng, &Sequential, bufs)?;
+        let out = self.group.commit_in_memory(&opts, psks, NOW, &mut self.rng, &Sequential, bufs)?;
         Ok((out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec)))
     }
 
@@ -187,7 +187,7 @@ impl Member {
         let out = self
             .try_commit(proposals, true, force_path, WireFormatPolicy::Public, &NoPsks)
             .unwrap_or_else(|e| panic!("{}: commit: {e:?}", self.name));
-        self.group.merge_staged_commit().unwrap();
+        self.group.merge_staged_commit_in_memory().unwrap();
         out
     }
 
@@ -197,8 +197,8 @@ impl Member {
 
     fn receive_commit_with(&mut self, commit: &[u8], psks: &dyn PskStore) {
         let mut msg = commit.to_vec();
-        match self.group.process_message(&mut msg, psks, NOW) {
-            Ok(Received::Commit(_)) => self.group.merge_staged_commit().unwrap(),
+        match self.group.process_message_in_memory(&mut msg, psks, NOW) {
+            Ok(Received::Commit(_)) => self.group.merge_staged_commit_in_memory().unwrap(),
             other => panic!("{}: expected a commit: {other:?}", self.name),
         }
     }
@@ -206,7 +206,7 @@ impl Member {
     /// Processes a proposal message; returns its reference.
     fn receive_proposal(&mut self, msg: &[u8]) -> Vec<u8> {
         let mut m = msg.to_vec();
-        match self.group.process_message(&mut m, &NoPsks, NOW) {
+        match self.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
             Ok(Received::Proposal { reference, .. }) => reference.as_bytes().to_vec(),
             other => panic!("{}: expected a proposal: {other:?}", self.name),
         }
@@ -238,19 +238,19 @@ impl Member {
             config,
         };
         let mut buf = vec![0u8; welcome.len()];
-        self.group.join(welcome, &params, &mut buf)
+        self.group.join_in_memory(welcome, &params, &mut buf)
     }
 
     fn send(&mut self, data: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; data.len() + 512];
-        let n = self.group.protect_application(data, b"", 0, &mut self.rng, &mut out).unwrap().len();
+        let n = self.group.protect_application_in_memory(data, b"", 0, &mut self.rng, &mut out).unwrap().len();
         out.truncate(n);
         out
     }
 
     fn receive_app(&mut self, msg: &[u8]) -> Vec<u8> {
         let mut m = msg.to_vec();
-        match self.group.process_message(&mut m, &NoPsks, NOW) {
+        match self.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
             Ok(Received::Application { data, .. }) => data.to_vec(),
             other => panic!("{}: expected application data: {other:?}", self.name),
         }
@@ -268,7 +268,9 @@ impl Member {
     fn tree_bytes(&mut self) -> Vec<u8> {
         let mut buf = vec![0u8; 64 * 1024];
         let mut w = Writer::new(&mut buf);
-        self.group.tree().export(&mut w).unwrap();
+        // The tree as stored, staged changes included (`export_tree` waits
+        // for a merge): what a refusal must leave unchanged.
+        self.group.tree_slices_for_testing().export(&mut w).unwrap();
         let n = w.len();
         buf.truncate(n);
         buf
@@ -293,8 +295,8 @@ impl Member {
         let mut exporter = vec![0u8; 32];
         self.group.export_secret(b"snapshot", b"", &mut exporter).unwrap();
         if !self.group.has_staged_commit() {
-            let tree_hash = self.group.tree().root_tree_hash().unwrap();
-            assert_eq!(self.group.state().tree_hash, tree_hash, "{}: the kept tree hash is not the tree's", self.name);
+            let tree_hash = self.group.tree_slices_for_testing().root_tree_hash().unwrap();
+            assert_eq!(self.group.state_for_testing().tree_hash, tree_hash, "{}: the kept tree hash is not the tree's", self.name);
         }
         Snapshot {
             inactive: false,
@@ -302,7 +304,7 @@ impl Member {
             own_leaf: self.group.own_leaf(),
             authenticator: self.group.epoch_authenticator().to_vec(),
             exporter,
-            tree_hash: self.group.tree().root_tree_hash().unwrap().as_bytes().to_vec(),
+            tree_hash: self.group.tree_slices_for_testing().root_tree_hash().unwrap().as_bytes().to_vec(),
             tree: self.tree_bytes(),
         }
     }
@@ -437,7 +439,7 @@ fn craft_commit_with(m: &mut Member, list: &[ProposalOrRef<'_>], path: Option<Up
     let gc = EncodedGroupContext::decode(&gc_bytes).unwrap();
     let body = encode_list(list);
     let proposals = ListView::from_body(&body).unwrap();
-    let state = m.group.state();
+    let state = m.group.state_for_testing();
     let content = FramedContent {
         group_id: state.group_id.as_slice(),
         epoch: state.epoch,
@@ -460,10 +462,10 @@ fn craft_commit(m: &mut Member, list: &[ProposalOrRef<'_>], path: Option<UpdateP
 fn refuse(m: &mut Member, msg: &[u8], psks: &dyn PskStore, want: ReceiveError) {
     let before = m.snapshot();
     let mut buf = msg.to_vec();
-    let got = m.group.process_message(&mut buf, psks, NOW).err();
+    let got = m.group.process_message_in_memory(&mut buf, psks, NOW).err();
     assert_eq!(got, Some(want), "{}", m.name);
     assert_eq!(m.snapshot(), before, "{}: a refused message changed the group", m.name);
-    assert_eq!(m.group.merge_staged_commit(), Err(GroupError::NothingStaged), "{}: something was staged", m.name);
+    assert_eq!(m.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged), "{}: something was staged", m.name);
 }
 
 /// [`refuse`] of a Commit for `code`.
@@ -485,7 +487,7 @@ fn refuse_create(
     let got = m.try_commit(proposals, include_pending, false, WireFormatPolicy::Public, psks).err();
     assert_eq!(got, Some(CreateCommitError::Commit(want)), "{}: creation", m.name);
     assert_eq!(m.snapshot(), before, "{}: a refused commit changed the group", m.name);
-    assert_eq!(m.group.merge_staged_commit(), Err(GroupError::NothingStaged), "{}: something was staged", m.name);
+    assert_eq!(m.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged), "{}: something was staged", m.name);
 }
 
 /// Alice commits `proposals` and every valid pending proposal (her
@@ -493,13 +495,13 @@ fn refuse_create(
 /// Returns the summary Bob staged.
 fn commit_pending(fx: &mut Fx, proposals: &[Proposal<'_>]) -> mls_nostd::group::StagedCommitSummary {
     let (commit, _) = fx.alice.try_commit(proposals, true, true, WireFormatPolicy::Public, &NoPsks).unwrap();
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     let mut m = commit.clone();
-    let summary = match fx.bob.group.process_message(&mut m, &NoPsks, NOW) {
+    let summary = match fx.bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => s,
         other => panic!("bob: {other:?}"),
     };
-    fx.bob.group.merge_staged_commit().unwrap();
+    fx.bob.group.merge_staged_commit_in_memory().unwrap();
     fx.carol.receive_commit(&commit);
     fx.agree();
     summary
@@ -510,7 +512,7 @@ fn commit_pending(fx: &mut Fx, proposals: &[Proposal<'_>]) -> mls_nostd::group::
 /// one every member builds on.
 fn valid_commit_then_usable(fx: &mut Fx, proposals: &[Proposal<'_>], psks: &dyn PskStore) {
     let (commit, _) = fx.alice.try_commit(proposals, false, true, WireFormatPolicy::Public, psks).unwrap();
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit_with(&commit, psks);
     fx.carol.receive_commit_with(&commit, psks);
     fx.agree();
@@ -521,7 +523,7 @@ fn valid_commit_then_usable(fx: &mut Fx, proposals: &[Proposal<'_>], psks: &dyn 
 /// computes over it in its current epoch.
 fn remac(m: &mut Member, msg: &mut [u8]) {
     let gc = m.context();
-    let key = m.group.state().secrets.membership_key.clone();
+    let key = m.group.state_for_testing().secrets.membership_key.clone();
     let tag = {
         let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(msg).unwrap().body else {
             panic!("not a PublicMessage")
@@ -600,11 +602,11 @@ fn public_message_bad_signature() {
         authenticated_data: b"",
         content: Content::Proposal(remove(2)),
     };
-    let key = fx.bob.group.state().secrets.membership_key.clone();
+    let key = fx.bob.group.state_for_testing().secrets.membership_key.clone();
     let forged = public_message::protect(&gc, &fx.carol.signer, &content, Some(&key), &mut out).unwrap().to_vec();
     refuse(&mut fx.bob, &forged, &NoPsks, ReceiveError::Protection(ProtectionError::BadSignature));
 
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     assert!(fx.carol.receive_commit_removed(&commit));
     let m = fx.alice.send(b"after");
@@ -616,11 +618,11 @@ impl Member {
     /// Processes a commit that removes us; true once merged and inactive.
     fn receive_commit_removed(&mut self, commit: &[u8]) -> bool {
         let mut msg = commit.to_vec();
-        match self.group.process_message(&mut msg, &NoPsks, NOW) {
+        match self.group.process_message_in_memory(&mut msg, &NoPsks, NOW) {
             Ok(Received::Commit(s)) => assert!(s.removes_us, "{}", self.name),
             other => panic!("{}: expected a commit: {other:?}", self.name),
         }
-        self.group.merge_staged_commit().unwrap();
+        self.group.merge_staged_commit_in_memory().unwrap();
         self.group.is_inactive()
     }
 }
@@ -665,7 +667,7 @@ fn private_message_bad_sender_data() {
         &NoPsks,
         ReceiveError::Protection(ProtectionError::SenderDataDecryptionFailed),
     );
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
     fx.agree();
@@ -687,7 +689,7 @@ fn private_message_bad_ciphertext() {
     assert_eq!(fx.bob.receive_app(&m), b"hello, this is a longer message");
     let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Private, &NoPsks).unwrap();
     refuse(&mut fx.carol, &flip(&commit, commit.len() - 20), &NoPsks, content);
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
     fx.agree();
@@ -748,7 +750,7 @@ fn frm_group_wrong_group_id() {
     let m = fx.carol.send(b"x");
     refuse(&mut fx.bob, &flip(&m, 5), &NoPsks, ReceiveError::Protection(ProtectionError::WrongGroupId));
     direct(&mut fx.bob, b"other group", 2, Sender::Member(0), true, CommitError::WrongGroupId, "FRM-GROUP");
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
     assert_eq!(fx.bob.receive_app(&m), b"x");
@@ -775,12 +777,12 @@ fn direct(m: &mut Member, group_id: &[u8], epoch: u64, sender: Sender, commit: b
     let ac = AuthenticatedContent::from_parts(WIRE_FORMAT_PUBLIC_MESSAGE, bytes, auth).unwrap();
     let before = m.snapshot();
     if commit {
-        assert_eq!(m.group.stage_commit(&ac, &NoPsks, NOW).err(), Some(want));
+        assert_eq!(m.group.stage_commit_for_testing(&ac, &NoPsks, NOW).err(), Some(want));
     } else {
-        assert_eq!(m.group.store_proposal(&ac).err(), Some(want));
+        assert_eq!(m.group.store_proposal_for_testing(&ac).err(), Some(want));
     }
     assert_eq!(m.snapshot(), before);
-    assert_eq!(m.group.merge_staged_commit(), Err(GroupError::NothingStaged));
+    assert_eq!(m.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged));
 }
 
 /// Messages of another epoch: a commit of the previous epoch, handshake
@@ -842,7 +844,7 @@ fn frm_content_wrong_content_type() {
     let before = fx.bob.snapshot();
     let want = CommitError::WrongContentType;
     assert_eq!(want.code(), "FRM-CONTENT");
-    assert_eq!(fx.bob.group.stage_commit(&ac, &NoPsks, NOW).err(), Some(want));
+    assert_eq!(fx.bob.group.stage_commit_for_testing(&ac, &NoPsks, NOW).err(), Some(want));
     let commit =
         FramedContent { content: Content::Commit(Commit { proposals: ListView::EMPTY, path: None }), ..content };
     let mut buf = vec![0u8; 1024];
@@ -850,7 +852,7 @@ fn frm_content_wrong_content_type() {
     let tag = [0u8; 32];
     let auth = FramedContentAuthData { signature: &[0; 64], confirmation_tag: Some(&tag) };
     let ac = AuthenticatedContent::from_parts(WIRE_FORMAT_PUBLIC_MESSAGE, bytes, auth).unwrap();
-    assert_eq!(fx.bob.group.store_proposal(&ac).err(), Some(want));
+    assert_eq!(fx.bob.group.store_proposal_for_testing(&ac).err(), Some(want));
     assert_eq!(fx.bob.snapshot(), before);
     fx.usable();
 }
@@ -868,7 +870,7 @@ fn frm_sender_removed_member() {
     // leaked the membership key).
     let gc = fx.bob.context();
     let gc = EncodedGroupContext::decode(&gc).unwrap();
-    let key = fx.bob.group.state().secrets.membership_key.clone();
+    let key = fx.bob.group.state_for_testing().secrets.membership_key.clone();
     let unknown = ReceiveError::Protection(ProtectionError::UnknownSender);
     for leaf in [2, 9] {
         let content = FramedContent {
@@ -884,7 +886,7 @@ fn frm_sender_removed_member() {
     }
     // The removed member's own group refuses to work.
     assert_eq!(
-        fx.carol.group.protect_application(b"x", b"", 0, &mut fx.carol.rng, &mut [0u8; 512]).err(),
+        fx.carol.group.protect_application_in_memory(b"x", b"", 0, &mut fx.carol.rng, &mut [0u8; 512]).err(),
         Some(ReceiveError::Inactive)
     );
     assert_eq!(
@@ -898,7 +900,7 @@ fn frm_sender_removed_member() {
     );
     let m = fx.alice.send(b"two of us");
     let before = fx.carol.snapshot();
-    assert_eq!(fx.carol.group.process_message(&mut m.clone(), &NoPsks, NOW).err(), Some(ReceiveError::Inactive));
+    assert_eq!(fx.carol.group.process_message_in_memory(&mut m.clone(), &NoPsks, NOW).err(), Some(ReceiveError::Inactive));
     assert_eq!(fx.carol.snapshot(), before);
     assert_eq!(fx.bob.receive_app(&m), b"two of us");
     for sender in [Sender::Member(2), Sender::Member(7), Sender::External(0), Sender::NewMemberProposal] {
@@ -929,7 +931,7 @@ fn frm_public_application_data() {
     let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, &content_bytes, &gc).unwrap();
     let signature = tbs.sign(SUITE, &fx.alice.signer).unwrap();
     let auth = FramedContentAuthData { signature: signature.as_ref(), confirmation_tag: None };
-    let key = fx.bob.group.state().secrets.membership_key.clone();
+    let key = fx.bob.group.state_for_testing().secrets.membership_key.clone();
     let mtag = tbs.membership_tag(SUITE, &key, &auth).unwrap();
     let mut msg = vec![0, 1, 0, 1];
     msg.extend_from_slice(&content_bytes);
@@ -1087,7 +1089,7 @@ fn prl_add_dup_same_client_twice() {
         refuse_create(&mut fx.alice, &adds, false, &NoPsks, want);
     }
     let (commit, welcome) = fx.alice.try_commit(&[add(&kp2)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
     assert!(welcome.is_some());
@@ -1112,7 +1114,7 @@ fn prl_add_member_existing_member() {
     // With a Remove of Bob, Bob's new KeyPackage is valid: he rejoins.
     let (commit, welcome) =
         fx.alice.try_commit(&[remove(1), add(&bob_again)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.carol.receive_commit(&commit);
     assert!(fx.bob.receive_commit_removed(&commit));
     fx.bob.join_with(&welcome.unwrap(), &bob_again, &bob_keys, GroupConfig::default());
@@ -1340,13 +1342,13 @@ fn prl_psk_dup_pending_duplicates_dropped() {
             .alice
             .try_commit(list, true, true, WireFormatPolicy::Public, &psks)
             .unwrap_or_else(|e| panic!("by value {by_value}: {e:?}"));
-        fx.alice.group.merge_staged_commit().unwrap();
+        fx.alice.group.merge_staged_commit_in_memory().unwrap();
         let mut m = commit.clone();
-        match fx.bob.group.process_message(&mut m, &psks, NOW) {
+        match fx.bob.group.process_message_in_memory(&mut m, &psks, NOW) {
             Ok(Received::Commit(s)) => assert_eq!(s.psks, 1, "by value {by_value}: the PSK is injected once"),
             other => panic!("bob: {other:?}"),
         }
-        fx.bob.group.merge_staged_commit().unwrap();
+        fx.bob.group.merge_staged_commit_in_memory().unwrap();
         fx.carol.receive_commit_with(&commit, &psks);
         fx.agree();
     }
@@ -1383,7 +1385,7 @@ fn prp_psk_unknown_psk() {
     let (commit, _) =
         fx.alice.try_commit(&[external_psk(b"psk-1", &nonce)], false, true, WireFormatPolicy::Public, &psks).unwrap();
     refuse_commit(&mut fx.bob, &commit, &NoPsks, want, "PRP-PSK");
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit_with(&commit, &psks);
     fx.carol.receive_commit_with(&commit, &psks);
     fx.agree();
@@ -1408,7 +1410,7 @@ fn prl_gce_dup_two_group_context_extensions() {
     refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "PRL-GCE-DUP");
     refuse_create(&mut fx.alice, &list, false, &NoPsks, want);
     valid_commit_then_usable(&mut fx, &[gce(&ext)], &NoPsks);
-    assert!(!fx.alice.group.state().extensions.as_slice().is_empty());
+    assert!(!fx.alice.group.state_for_testing().extensions.as_slice().is_empty());
 }
 
 /// GroupContextExtensions that some member does not support (§12.1.7): an
@@ -1451,7 +1453,7 @@ fn prl_reinit_with_other_proposals() {
     // The ReInit alone is a valid Commit (no path needed).
     let (commit, _) = fx.alice.try_commit(&[reinit], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
     let mut m = commit.clone();
-    match fx.bob.group.process_message(&mut m, &NoPsks, NOW) {
+    match fx.bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => assert!(s.reinit && !s.has_path),
         other => panic!("{other:?}"),
     }
@@ -1479,7 +1481,7 @@ fn prp_reinit_version_below_the_groups() {
     fx.alice.receive_proposal(&proposal);
     fx.carol.receive_proposal(&proposal);
     let (commit, _) = fx.alice.try_commit(&[], true, true, WireFormatPolicy::Public, &NoPsks).unwrap();
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
     assert!(fx.alice.group.reinit().is_none());
@@ -1639,13 +1641,13 @@ fn com_path_req_missing_path() {
     // An Add alone needs none.
     let (kp, _) = Member::new("dave", 4).key_package();
     let (commit, _) = fx.alice.try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     let mut m = commit.clone();
-    match fx.bob.group.process_message(&mut m, &NoPsks, NOW) {
+    match fx.bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => assert!(!s.has_path),
         other => panic!("{other:?}"),
     }
-    fx.bob.group.merge_staged_commit().unwrap();
+    fx.bob.group.merge_staged_commit_in_memory().unwrap();
     fx.carol.receive_commit(&commit);
     fx.agree();
     fx.usable();
@@ -1717,7 +1719,7 @@ fn com_path_invalid_update_path() {
         let msg = craft_commit(&mut fx.alice, &[], Some(p));
         refuse_commit(&mut fx.bob, &msg, &NoPsks, CommitError::InvalidPath(e), "COM-PATH");
     }
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
     fx.agree();
@@ -1751,7 +1753,7 @@ fn com_path_ciphertext_count_of_every_node() {
         let want = CommitError::InvalidPath(TreeKemError::WrongCiphertextCount);
         refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "COM-PATH");
     }
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
     fx.agree();
@@ -1832,10 +1834,10 @@ fn com_own_own_commit_received() {
     let want = CommitError::OwnCommit;
     assert_eq!(want.code(), "COM-OWN");
     let mut m = commit.clone();
-    assert_eq!(fx.alice.group.process_message(&mut m, &NoPsks, NOW).err(), Some(ReceiveError::Commit(want)));
+    assert_eq!(fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW).err(), Some(ReceiveError::Commit(want)));
     assert_eq!(fx.alice.snapshot(), before);
     // The staged commit is intact: merging it agrees with the others.
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     assert!(fx.carol.receive_commit_removed(&commit));
     assert_eq!(fx.alice.snapshot().authenticator, fx.bob.snapshot().authenticator);
@@ -1868,7 +1870,7 @@ fn com_conf_tag_wrong_confirmation_tag() {
     let path = UpdatePath::decode_exact(&path_bytes).unwrap();
     let msg = craft_commit_with(&mut fx.alice, &by_value(&[remove(2)]), Some(path), &[0; 32]);
     refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "COM-CONF-TAG");
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     assert!(fx.carol.receive_commit_removed(&commit));
     let m = fx.alice.send(b"after");
@@ -1934,7 +1936,7 @@ fn create_commit_welcome_refusal() {
     let got = fx.alice.try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks).err();
     assert_eq!(got, Some(CreateCommitError::Welcome(WelcomeError::InvalidInitKey)));
     assert_eq!(fx.alice.snapshot(), before);
-    assert_eq!(fx.alice.group.merge_staged_commit(), Err(GroupError::NothingStaged));
+    assert_eq!(fx.alice.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged));
     valid_commit_then_usable(&mut fx, &[add(&valid)], &NoPsks);
 }
 
@@ -1955,10 +1957,10 @@ fn create_commit_missing_leaf_template() {
         leaf: None,
     };
     let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-    let got = fx.alice.group.commit(&opts, &NoPsks, NOW, &mut fx.alice.rng, &Sequential, bufs).err();
+    let got = fx.alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut fx.alice.rng, &Sequential, bufs).err();
     assert_eq!(got, Some(CreateCommitError::MissingLeafTemplate));
     assert_eq!(fx.alice.snapshot(), before);
-    assert_eq!(fx.alice.group.merge_staged_commit(), Err(GroupError::NothingStaged));
+    assert_eq!(fx.alice.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged));
     valid_commit_then_usable(&mut fx, &[], &NoPsks);
 }
 
@@ -1984,9 +1986,9 @@ fn with_dave(fx: &mut Fx, tree_in_welcome: bool) -> (Member, Vec<u8>, KeyPackage
         leaf: Some(fx.alice.template()),
     };
     let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-    let out = fx.alice.group.commit(&opts, &NoPsks, NOW, &mut fx.alice.rng, &Sequential, bufs).unwrap();
+    let out = fx.alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut fx.alice.rng, &Sequential, bufs).unwrap();
     let (commit, welcome) = (out.commit.to_vec(), out.welcome.unwrap().to_vec());
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
     (dave, kp, keys, welcome)
@@ -2240,7 +2242,7 @@ fn join_invalid_tree() {
     let bob_leaf = fx.bob.leaf(1);
     let at = find(&tree, &bob_leaf) + bob_leaf.len() - 1;
     let bad_leaf = flip(&tree, at);
-    let root_key = fx.alice.group.tree().encryption_key(NodeIndex(3)).unwrap().to_vec();
+    let root_key = fx.alice.group.tree_slices_for_testing().encryption_key(NodeIndex(3)).unwrap().to_vec();
     let bad_parent = flip(&tree, find(&tree, &root_key) + 3);
     for (bad, want) in [
         (bad_leaf, TreeValidationError::InvalidLeafSignature(LeafIndex(1))),
@@ -2317,7 +2319,7 @@ fn join_no_ratchet_tree() {
         config: GroupConfig::default(),
     };
     let mut buf = vec![0u8; welcome.len()];
-    assert_eq!(small.join(&welcome, &params, &mut buf), Err(JoinError::Tree(TreeError::CapacityExceeded(Capacity::Leaves))));
+    assert_eq!(small.join_in_memory(&welcome, &params, &mut buf), Err(JoinError::Tree(TreeError::CapacityExceeded(Capacity::Leaves))));
     assert!(small.is_inactive());
     dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, Some(&tree));
 }
@@ -2345,7 +2347,7 @@ fn com_pending_commit_staged() {
     for msg in [&bad, &theirs] {
         let before = fx.alice.snapshot();
         let mut m = msg.clone();
-        assert_eq!(fx.alice.group.process_message(&mut m, &NoPsks, NOW).err(), Some(ReceiveError::Commit(want)));
+        assert_eq!(fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW).err(), Some(ReceiveError::Commit(want)));
         assert_eq!(fx.alice.snapshot(), before);
     }
     let before = fx.alice.snapshot();
@@ -2385,7 +2387,7 @@ fn com_pending_commit_staged() {
     let m = fx.bob.send(b"meanwhile");
     assert_eq!(fx.alice.receive_app(&m), b"meanwhile");
     // The staged commit is intact.
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&ours);
     fx.carol.receive_commit(&ours);
     fx.agree();
@@ -2393,7 +2395,7 @@ fn com_pending_commit_staged() {
     let (mine, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     let (theirs, _) = fx.carol.commit(&[], true);
     let mut m = theirs.clone();
-    assert_eq!(fx.alice.group.process_message(&mut m, &NoPsks, NOW).err(), Some(ReceiveError::Commit(want)));
+    assert_eq!(fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW).err(), Some(ReceiveError::Commit(want)));
     fx.alice.group.discard_staged_commit();
     fx.alice.receive_commit(&theirs);
     fx.bob.receive_commit(&theirs);
@@ -2513,17 +2515,17 @@ fn prp_sender_proposal_not_allowed_for_sender() {
         let auth = FramedContentAuthData { signature: &[0; 64], confirmation_tag: None };
         let ac = AuthenticatedContent::from_parts(WIRE_FORMAT_PUBLIC_MESSAGE, bytes, auth).unwrap();
         let before = fx.bob.snapshot();
-        assert_eq!(fx.bob.group.store_proposal(&ac).err(), Some(want), "{sender:?}");
+        assert_eq!(fx.bob.group.store_proposal_for_testing(&ac).err(), Some(want), "{sender:?}");
         assert_eq!(fx.bob.snapshot(), before);
     }
     // Nothing was stored: Bob's commit of pending proposals is empty.
     let (commit, _) = fx.bob.commit(&[], true);
     let mut m = commit.clone();
-    match fx.alice.group.process_message(&mut m, &NoPsks, NOW) {
+    match fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => assert_eq!((s.adds, s.removes, s.updates, s.extensions_changed), (0, 0, 0, false)),
         other => panic!("{other:?}"),
     }
-    fx.alice.group.merge_staged_commit().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.carol.receive_commit(&commit);
     fx.agree();
     fx.usable();
@@ -2551,9 +2553,9 @@ fn join_tree_import_refusals() {
     let (mut dave, kp, keys, welcome) = with_dave(&mut fx, false);
     let tree = fx.alice.tree_bytes();
     let body = Reader::new(&tree).read_opaque().unwrap().to_vec();
-    let root_key = fx.alice.group.tree().encryption_key(NodeIndex(3)).unwrap().to_vec();
-    let node1_key = fx.alice.group.tree().encryption_key(NodeIndex(1)).unwrap().to_vec();
-    let bob_key = fx.alice.group.tree().encryption_key(NodeIndex(2)).unwrap().to_vec();
+    let root_key = fx.alice.group.tree_slices_for_testing().encryption_key(NodeIndex(3)).unwrap().to_vec();
+    let node1_key = fx.alice.group.tree_slices_for_testing().encryption_key(NodeIndex(1)).unwrap().to_vec();
+    let bob_key = fx.alice.group.tree_slices_for_testing().encryption_key(NodeIndex(2)).unwrap().to_vec();
     let short = |key: &[u8]| {
         let at = find(&body, key) - 1;
         splice_tree(&tree, at, 33, &[[31u8].as_slice(), &key[..31]].concat())
@@ -2717,7 +2719,7 @@ fn linked_welcome(
     });
     let (_, welcome) =
         creator.try_commit(&[add(joiner_kp), link], false, false, WireFormatPolicy::Public, old).unwrap();
-    creator.group.merge_staged_commit().unwrap();
+    creator.group.merge_staged_commit_in_memory().unwrap();
     welcome.unwrap()
 }
 
@@ -2763,7 +2765,7 @@ fn join_linked_group_refusals() {
         };
         let mut buf = vec![0u8; welcome.len()];
         let before = m.snapshot();
-        let r = m.group.join(&welcome, &params, &mut buf);
+        let r = m.group.join_in_memory(&welcome, &params, &mut buf);
         if r.is_err() {
             assert_eq!(m.snapshot(), before, "{}: a failed join changed the slot", m.name);
         }
@@ -2828,7 +2830,7 @@ fn join_linked_group_refusals() {
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];
-        assert_eq!(branch_alice.group.join(&welcome, &p, &mut buf).err(), want);
+        assert_eq!(branch_alice.group.join_in_memory(&welcome, &p, &mut buf).err(), want);
     }
     assert_eq!(branch_alice.group.epoch_authenticator(), branch_bob.group.epoch_authenticator());
 }
@@ -3006,7 +3008,7 @@ fn leaf_successor_commit_path_with_another_credential() {
         leaf: Some(template),
     };
     let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-    let out = fx.bob.group.commit(&opts, &NoPsks, NOW, &mut fx.bob.rng, &Sequential, bufs).unwrap();
+    let out = fx.bob.group.commit_in_memory(&opts, &NoPsks, NOW, &mut fx.bob.rng, &Sequential, bufs).unwrap();
     let msg = out.commit.to_vec();
     fx.bob.group.discard_staged_commit();
     refuse_commit(&mut fx.alice, &msg, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");

@@ -222,7 +222,7 @@ impl Device {
     }
 
     fn note_epoch_secrets(&mut self) {
-        let s = &self.member.group.state().secrets;
+        let s = &self.member.group.state_for_testing().secrets;
         for secret in [&s.init_secret, &s.exporter_secret, &s.membership_key, &s.confirmation_key] {
             self.deleted.push(secret.as_bytes().to_vec());
         }
@@ -291,7 +291,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
         let mut gi = vec![0u8; welcome.len()];
         let r = dev.run(|d| {
             let Device { member, store, buf, .. } = d;
-            member.group.join_durable(&welcome, &params, store.as_mut().unwrap(), SLOT, buf, &mut gi).map_err(|e| format!("{e:?}"))
+            member.group.stored(store.as_mut().unwrap(), SLOT, buf).join(&welcome, &params, &mut gi).map_err(|e| format!("{e:?}"))
         });
         if r.is_some() {
             break;
@@ -315,7 +315,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
                 let mut msg = m.clone();
                 let r = dev.run(|d| {
                     let Device { member, store, buf, .. } = d;
-                    match member.group.process_message_durable(&mut msg, &NoPsks, NOW, store.as_mut().unwrap(), SLOT, buf) {
+                    match member.group.stored(store.as_mut().unwrap(), SLOT, buf).process_message(&mut msg, &NoPsks, NOW) {
                         Ok(Received::Application { data, .. }) => Ok(Some(data.to_vec())),
                         // Already consumed before the cut: a replay is refused.
                         Err(mls_nostd::store::durable::DurableError::Op(_)) => Ok(None),
@@ -343,7 +343,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
                     let mut out = vec![0u8; 512];
                     let n = member
                         .group
-                        .protect_application_durable(&data, b"ad", 8, &mut member.rng, &mut out, store.as_mut().unwrap(), SLOT, buf)
+                        .stored(store.as_mut().unwrap(), SLOT, buf).protect_application(&data, b"ad", 8, &mut member.rng, &mut out)
                         .map_err(|e| format!("{e:?}"))?
                         .len();
                     out.truncate(n);
@@ -376,8 +376,8 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
             let r = dev.run(|d| {
                 let Device { member, store, buf, .. } = d;
                 let s = store.as_mut().unwrap();
-                member.group.process_message_durable(&mut msg, &NoPsks, NOW, s, SLOT, buf).map_err(|e| format!("{e:?}"))?;
-                member.group.merge_staged_commit_durable(s, SLOT, buf).map_err(|e| format!("{e:?}"))
+                member.group.stored(s, SLOT, buf).process_message(&mut msg, &NoPsks, NOW).map_err(|e| format!("{e:?}"))?;
+                member.group.stored(s, SLOT, buf).merge_staged_commit().map_err(|e| format!("{e:?}"))
             });
             if r.is_some() {
                 break;
@@ -420,7 +420,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
                 let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
                 let out = member
                     .group
-                    .commit_durable(&opts, &NoPsks, NOW, &mut member.rng, &Sequential, bufs, store.as_mut().unwrap(), SLOT, buf)
+                    .stored(store.as_mut().unwrap(), SLOT, buf).commit(&opts, &NoPsks, NOW, &mut member.rng, &Sequential, bufs)
                     .map_err(|e| format!("{e:?}"))?;
                 Ok(out.commit.to_vec())
             });
@@ -440,7 +440,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
             if dev
                 .run(|d| {
                     let Device { member, store, buf, .. } = d;
-                    member.group.merge_staged_commit_durable(store.as_mut().unwrap(), SLOT, buf).map_err(|e| format!("{e:?}"))
+                    member.group.stored(store.as_mut().unwrap(), SLOT, buf).merge_staged_commit().map_err(|e| format!("{e:?}"))
                 })
                 .is_some()
             {
@@ -549,7 +549,7 @@ fn flash_bytes_per_operation_64_members() {
     };
     let mut gi = vec![0u8; welcome.len()];
     let w0 = store.flash().bytes_written;
-    device.group.join_durable(&welcome, &params, &mut store, SLOT, &mut buf, &mut gi).unwrap();
+    device.group.stored(&mut store, SLOT, &mut buf).join(&welcome, &params, &mut gi).unwrap();
     let join = store.flash().bytes_written - w0;
     assert_eq!(device.group.epoch_authenticator(), gateway.group.epoch_authenticator());
 
@@ -558,18 +558,18 @@ fn flash_bytes_per_operation_64_members() {
     for r in 0..rounds {
         let w0 = store.flash().bytes_written;
         let mut m = gateway.send(&[r; 32]);
-        match device.group.process_message_durable(&mut m, &NoPsks, NOW, &mut store, SLOT, &mut buf).unwrap() {
+        match device.group.stored(&mut store, SLOT, &mut buf).process_message(&mut m, &NoPsks, NOW).unwrap() {
             Received::Application { data, .. } => assert_eq!(data, [r; 32]),
             other => panic!("{other:?}"),
         }
         let w1 = store.flash().bytes_written;
         let mut out = vec![0u8; 512];
-        let n = device.group.protect_application_durable(&[r; 32], b"ad", 8, &mut device.rng, &mut out, &mut store, SLOT, &mut buf).unwrap().len();
+        let n = device.group.stored(&mut store, SLOT, &mut buf).protect_application(&[r; 32], b"ad", 8, &mut device.rng, &mut out).unwrap().len();
         assert_eq!(gateway.receive_app(&out[..n]).1, [r; 32]);
         let w2 = store.flash().bytes_written;
         let (mut commit, _) = gateway.commit(&[], true, WireFormatPolicy::Public);
-        device.group.process_message_durable(&mut commit, &NoPsks, NOW, &mut store, SLOT, &mut buf).unwrap();
-        device.group.merge_staged_commit_durable(&mut store, SLOT, &mut buf).unwrap();
+        device.group.stored(&mut store, SLOT, &mut buf).process_message(&mut commit, &NoPsks, NOW).unwrap();
+        device.group.stored(&mut store, SLOT, &mut buf).merge_staged_commit().unwrap();
         let w3 = store.flash().bytes_written;
         let (mut mb, mut wb, mut gb) = buffers();
         let opts = CommitOptions {
@@ -585,11 +585,11 @@ fn flash_bytes_per_operation_64_members() {
         let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
         let commit = device
             .group
-            .commit_durable(&opts, &NoPsks, NOW, &mut device.rng, &Sequential, bufs, &mut store, SLOT, &mut buf)
+            .stored(&mut store, SLOT, &mut buf).commit(&opts, &NoPsks, NOW, &mut device.rng, &Sequential, bufs)
             .unwrap()
             .commit
             .to_vec();
-        device.group.merge_staged_commit_durable(&mut store, SLOT, &mut buf).unwrap();
+        device.group.stored(&mut store, SLOT, &mut buf).merge_staged_commit().unwrap();
         gateway.receive_commit(&commit);
         let w4 = store.flash().bytes_written;
         for (s, d) in sums.iter_mut().zip([w1 - w0, w2 - w1, w3 - w2, w4 - w3]) {

@@ -67,7 +67,7 @@ fn received_commit_shows_who_and_what() {
     let proposal = bob.group.propose_update(&template, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
     for m in [&mut alice, &mut carol, &mut dave] {
         let mut msg = proposal.clone();
-        assert!(matches!(m.group.process_message(&mut msg, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+        assert!(matches!(m.group.process_message_in_memory(&mut msg, &NoPsks, NOW), Ok(Received::Proposal { .. })));
     }
     let mut erin = Member::new("erin", 5);
     let (erin_kp, _) = erin.key_package(SUITE);
@@ -94,11 +94,11 @@ fn received_commit_shows_who_and_what() {
         leaf: Some(alice.template()),
     };
     let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-    let commit = alice.group.commit(&opts, &OnePsk, NOW, &mut alice.rng, &Sequential, bufs).unwrap().commit.to_vec();
+    let commit = alice.group.commit_in_memory(&opts, &OnePsk, NOW, &mut alice.rng, &Sequential, bufs).unwrap().commit.to_vec();
 
     // Dave's view before merging.
     let mut msg = commit.clone();
-    assert!(matches!(dave.group.process_message(&mut msg, &OnePsk, NOW), Ok(Received::Commit(_))));
+    assert!(matches!(dave.group.process_message_in_memory(&mut msg, &OnePsk, NOW), Ok(Received::Commit(_))));
     let staged = dave.group.staged_commit().expect("a staged commit");
     let added: Vec<_> = staged.added().map(|m| (m.leaf, name(&m))).collect();
     assert_eq!(added, vec![(LeafIndex(2), b"erin".to_vec())], "Erin takes Carol's blanked leaf");
@@ -127,7 +127,7 @@ fn received_commit_shows_who_and_what() {
     assert_eq!(reloaded.psks().count(), 1);
     assert_eq!(reloaded.summary(), alice.group.staged_commit().unwrap().summary());
     // Merging and discarding end the view.
-    dave.group.merge_staged_commit().unwrap();
+    dave.group.merge_staged_commit_in_memory().unwrap();
     assert!(dave.group.staged_commit().is_none());
     alice.group.discard_staged_commit();
     assert!(alice.group.staged_commit().is_none());
@@ -150,7 +150,7 @@ fn external_resync_is_a_removal_and_an_addition() {
         .unwrap()
         .to_vec();
     let mut msg = resync.clone();
-    assert!(matches!(alice.group.process_message(&mut msg, &NoPsks, NOW), Ok(Received::Commit(_))));
+    assert!(matches!(alice.group.process_message_in_memory(&mut msg, &NoPsks, NOW), Ok(Received::Commit(_))));
     let staged = alice.group.staged_commit().unwrap();
     let removed: Vec<_> = staged.removed().map(|m| (m.leaf, m.signature_key.to_vec())).collect();
     assert_eq!(removed, vec![(LeafIndex(1), bob.signer.public_key().as_bytes().to_vec())]);
@@ -159,9 +159,47 @@ fn external_resync_is_a_removal_and_an_addition() {
     assert_eq!(staged.updated().count(), 0);
     // Old Bob sees himself removed.
     let mut msg = resync.clone();
-    match bob.group.process_message(&mut msg, &NoPsks, NOW) {
+    match bob.group.process_message_in_memory(&mut msg, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => assert!(s.removes_us),
         other => panic!("{other:?}"),
     }
     assert_eq!(bob.group.staged_commit().unwrap().removed().map(|m| m.leaf).collect::<Vec<_>>(), vec![LeafIndex(1)]);
+}
+
+/// `Group::tree` is the epoch's tree, read-only: a staged Commit's Add does
+/// not show until it is merged, and the tree cannot be exported while the
+/// Commit is staged (issue #13: `tree()` was the tree's mutable storage,
+/// staged changes included). After the merge the export is byte for byte
+/// Bob's, who processed the same Commit.
+#[test]
+fn tree_view_is_the_epoch_until_merge() {
+    let (mut alice, mut bob, _, _) = group();
+    let members = |m: &Member| (0..m.group.tree().n_leaves()).filter(|i| m.group.tree().leaf_node(LeafIndex(*i)).is_some()).count();
+    assert_eq!((members(&alice), members(&bob)), (4, 4));
+    let mut erin = Member::new("erin", 5);
+    let (kp, _) = erin.key_package(SUITE);
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+    let (mut mb, mut wb, mut gb) = buffers();
+    let opts = CommitOptions { proposals: &[add], leaf: Some(alice.template()), ..CommitOptions::DEFAULT };
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+    let commit = alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap().commit.to_vec();
+    assert!(alice.group.has_staged_commit());
+    assert_eq!(members(&alice), 4, "the staged Add shows in the epoch's tree");
+    let mut out = vec![0u8; 64 * 1024];
+    let mut w = mls_nostd::codec::Writer::new(&mut out);
+    assert_eq!(alice.group.export_tree(&mut w), Err(mls_nostd::group::GroupError::CommitPending));
+    alice.group.merge_staged_commit_in_memory().unwrap();
+    bob.receive_commit(&commit);
+    assert_eq!((members(&alice), members(&bob)), (5, 5));
+    let export = |m: &mut Member| {
+        let mut out = vec![0u8; 64 * 1024];
+        let mut w = mls_nostd::codec::Writer::new(&mut out);
+        m.group.export_tree(&mut w).unwrap();
+        let n = w.len();
+        out.truncate(n);
+        out
+    };
+    let (a, b) = (export(&mut alice), export(&mut bob));
+    assert!(a.len() > 5 * 64, "a 5-member tree is {} bytes", a.len());
+    assert_eq!(a, b);
 }

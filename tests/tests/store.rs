@@ -49,7 +49,7 @@ fn reload<S: Storage>(m: &mut Member, storage: &mut S) {
 fn send_durable<S: Storage>(m: &mut Member, storage: &mut S, data: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; data.len() + 512];
     let mut b = buf();
-    let n = m.group.protect_application_durable(data, b"ad", 8, &mut m.rng, &mut out, storage, SLOT, &mut b).unwrap().len();
+    let n = m.group.stored(storage, SLOT, &mut b).protect_application(data, b"ad", 8, &mut m.rng, &mut out).unwrap().len();
     out.truncate(n);
     out
 }
@@ -57,10 +57,10 @@ fn send_durable<S: Storage>(m: &mut Member, storage: &mut S, data: &[u8]) -> Vec
 fn receive_durable<S: Storage>(m: &mut Member, storage: &mut S, msg: &[u8]) -> Result<Vec<u8>, DurableError<mls_nostd::group::ReceiveError>> {
     let mut msg = msg.to_vec();
     let mut b = buf();
-    match m.group.process_message_durable(&mut msg, &NoPsks, NOW, storage, SLOT, &mut b)? {
+    match m.group.stored(storage, SLOT, &mut b).process_message(&mut msg, &NoPsks, NOW)? {
         Received::Application { data, .. } => Ok(data.to_vec()),
         Received::Commit(_) => {
-            m.group.merge_staged_commit_durable(storage, SLOT, &mut b).unwrap();
+            m.group.stored(storage, SLOT, &mut b).merge_staged_commit().unwrap();
             Ok(Vec::new())
         }
         Received::Proposal { .. } => Ok(Vec::new()),
@@ -145,11 +145,11 @@ fn own_commit_survives_reload_and_merges() {
     };
     let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
     let mut b = buf();
-    let out = alice.group.commit_durable(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs, &mut storage, SLOT, &mut b).unwrap();
+    let out = alice.group.stored(&mut storage, SLOT, &mut b).commit(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
     let commit = out.commit.to_vec();
     // Power cut after the commit left: the staged epoch is in the store.
     reload(&mut alice, &mut storage);
-    alice.group.merge_staged_commit_durable(&mut storage, SLOT, &mut b).unwrap();
+    alice.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().unwrap();
     bob.receive_commit(&commit);
     carol.receive_commit(&commit);
     agree(&[&alice, &bob, &carol]);
@@ -177,10 +177,10 @@ fn own_reinit_commit_survives_reload() {
     });
     let mut out = vec![0u8; 4096];
     let proposal = bob.group.propose(&reinit, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
-    carol.group.process_message(&mut proposal.clone(), &NoPsks, NOW).unwrap();
+    carol.group.process_message_in_memory(&mut proposal.clone(), &NoPsks, NOW).unwrap();
     let mut b = buf();
     let mut msg = proposal.clone();
-    let reference = match alice.group.process_message_durable(&mut msg, &NoPsks, NOW, &mut storage, SLOT, &mut b) {
+    let reference = match alice.group.stored(&mut storage, SLOT, &mut b).process_message(&mut msg, &NoPsks, NOW) {
         Ok(Received::Proposal { reference, .. }) => reference,
         other => panic!("{other:?}"),
     };
@@ -200,12 +200,12 @@ fn own_reinit_commit_survives_reload() {
     let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
     let out = alice
         .group
-        .commit_reinit_durable(&reference, &opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs, &mut storage, SLOT, &mut b)
+        .stored(&mut storage, SLOT, &mut b).commit_reinit(&reference, &opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs)
         .unwrap();
     assert!(out.summary.reinit);
     let commit = out.commit.to_vec();
     reload(&mut alice, &mut storage);
-    alice.group.merge_staged_commit_durable(&mut storage, SLOT, &mut b).unwrap();
+    alice.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().unwrap();
     bob.receive_commit(&commit);
     carol.receive_commit(&commit);
     agree(&[&alice, &bob, &carol]);
@@ -245,7 +245,7 @@ fn join_consumes_key_package_at_the_commit_point() {
     };
     let welcome = welcome.unwrap();
     let mut gi = vec![0u8; welcome.len()];
-    dave.group.join_durable(&welcome, &params, &mut storage, SLOT, &mut b, &mut gi).unwrap();
+    dave.group.stored(&mut storage, SLOT, &mut b).join(&welcome, &params, &mut gi).unwrap();
     assert!(load_key_package(&mut storage, &reference, &mut b).unwrap().is_none(), "KeyPackage keys kept after join");
     agree(&[&alice, &bob, &dave]);
 
@@ -336,4 +336,32 @@ fn external_psks_are_kept_replaced_and_removed() {
     assert_eq!(psks.external_psk(b"fleet-psk"), None);
     assert!(!storage.raw().windows(32).any(|w| w == [9u8; 32] || w == [7u8; 32]), "removed PSK bytes remain");
     assert!(store_external_psk(&mut storage, &[0; 65], &[1; 32]).is_err());
+}
+
+/// A stored group's discard drops the staged Commit from the store too: after
+/// a reboot no Commit is staged (before `StoredGroup`, a discard was only in
+/// memory and the reboot brought the dropped Commit back), and the group
+/// follows the next Commit of another member.
+#[test]
+fn stored_discard_drops_the_staged_commit_from_the_store() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob, mut carol) = group_of(suite);
+    let mut storage = MapStorage::default();
+    let mut b = buf();
+    alice.group.stored(&mut storage, SLOT, &mut b).save(Parts::ALL).unwrap();
+    let (mut mb, mut wb, mut gb) = buffers();
+    let opts = CommitOptions { force_path: true, leaf: Some(alice.template()), ..CommitOptions::DEFAULT };
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+    alice.group.stored(&mut storage, SLOT, &mut b).commit(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
+    let mut copy = storage.clone();
+    reload(&mut alice, &mut copy);
+    assert!(alice.group.has_staged_commit(), "the own Commit was stored before it was returned");
+    alice.group.stored(&mut storage, SLOT, &mut b).discard_staged_commit().unwrap();
+    assert!(!alice.group.has_staged_commit());
+    reload(&mut alice, &mut storage);
+    assert!(!alice.group.has_staged_commit(), "the discarded Commit came back after a reboot");
+    let (commit, _) = bob.commit(&[], true, WireFormatPolicy::Private);
+    receive_durable(&mut alice, &mut storage, &commit).unwrap();
+    carol.receive_commit(&commit);
+    agree(&[&alice, &bob, &carol]);
 }

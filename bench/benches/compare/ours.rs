@@ -116,7 +116,7 @@ impl<const N: usize, const ARENA: usize> OursMember<N, ARENA> {
             leaf: Some(template),
         };
         let bufs = CommitBuffers { message, welcome, group_info };
-        let out = group.commit(&opts, &NoPsks, now(), rng, &RayonExecutor, bufs).expect("ours: commit");
+        let out = group.commit_in_memory(&opts, &NoPsks, now(), rng, &RayonExecutor, bufs).expect("ours: commit");
         (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec).unwrap_or_default())
     }
 }
@@ -170,7 +170,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
     }
 
     fn merge(&mut self) {
-        self.group().merge_staged_commit().expect("ours: merge");
+        self.group().merge_staged_commit_in_memory().expect("ours: merge");
     }
 
     fn discard(&mut self) {
@@ -190,7 +190,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
             psks: &NoPsks,
             config: GroupConfig::default(),
         };
-        self.slot.get_or_insert_with(boxed_group).join(welcome, &params, &mut self.join_buf).expect("ours: join");
+        self.slot.get_or_insert_with(boxed_group).join_in_memory(welcome, &params, &mut self.join_buf).expect("ours: join");
     }
 
     fn leave(&mut self) {
@@ -200,24 +200,24 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
     fn process(&mut self, commit: &[u8]) {
         self.inbox.clear();
         self.inbox.extend_from_slice(commit);
-        match self.slot.get_or_insert_with(boxed_group).process_message(&mut self.inbox, &NoPsks, now()) {
+        match self.slot.get_or_insert_with(boxed_group).process_message_in_memory(&mut self.inbox, &NoPsks, now()) {
             Ok(Received::Commit(_)) => {}
             other => panic!("ours: process: {other:?}"),
         }
-        self.group().merge_staged_commit().expect("ours: merge");
+        self.group().merge_staged_commit_in_memory().expect("ours: merge");
     }
 
     fn protect(&mut self, data: &[u8]) -> Vec<u8> {
         if self.message.len() < data.len() + 1024 {
             self.message = vec![0; data.len() + 1024];
         }
-        self.slot.get_or_insert_with(boxed_group).protect_application(data, &[], 0, &mut self.rng, &mut self.message).expect("ours: protect").to_vec()
+        self.slot.get_or_insert_with(boxed_group).protect_application_in_memory(data, &[], 0, &mut self.rng, &mut self.message).expect("ours: protect").to_vec()
     }
 
     fn unprotect(&mut self, message: &[u8]) -> usize {
         self.inbox.clear();
         self.inbox.extend_from_slice(message);
-        match self.slot.get_or_insert_with(boxed_group).process_message(&mut self.inbox, &NoPsks, now()) {
+        match self.slot.get_or_insert_with(boxed_group).process_message_in_memory(&mut self.inbox, &NoPsks, now()) {
             Ok(Received::Application { data, .. }) => data.len(),
             other => panic!("ours: unprotect: {other:?}"),
         }
@@ -228,7 +228,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
     }
 
     fn blanks_and_unmerged(&mut self) -> Option<(usize, usize)> {
-        let tree = self.group().tree();
+        let tree = self.group().tree_slices_for_testing();
         let width = node_width(tree.n_leaves()).unwrap_or(0);
         let nodes = (0..width).map(NodeIndex);
         let blanks = nodes.clone().filter(|&x| tree.encryption_key(x).is_none()).count();

@@ -203,11 +203,11 @@ impl Device {
     ) -> Result<Outcome<'o>, StepError> {
         let buf = scratch.get_mut(..message.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: message.len() }))?;
         buf.copy_from_slice(message);
-        match group.process_message(buf, &NoPsks, NOW).map_err(StepError::Receive)? {
+        match group.process_message_in_memory(buf, &NoPsks, NOW).map_err(StepError::Receive)? {
             Received::Application { sender, data, .. } => Ok(Outcome::Application { sender: sender.0, data }),
             Received::Proposal { .. } => Ok(Outcome::Proposal),
             Received::Commit(summary) => {
-                group.merge_staged_commit().map_err(StepError::Merge)?;
+                group.merge_staged_commit_in_memory().map_err(StepError::Merge)?;
                 Ok(Outcome::Merged(summary))
             }
         }
@@ -220,7 +220,7 @@ impl Device {
         data: &[u8],
         scratch: &'o mut [u8],
     ) -> Result<Outcome<'o>, StepError> {
-        let out = group.protect_application(data, &[], 0, &mut self.rng, scratch).map_err(StepError::Receive)?;
+        let out = group.protect_application_in_memory(data, &[], 0, &mut self.rng, scratch).map_err(StepError::Receive)?;
         Ok(Outcome::Protected(out))
     }
 
@@ -268,7 +268,7 @@ impl Device {
             config: GroupConfig::default(),
         };
         let buf = scratch.get_mut(..welcome.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: welcome.len() }))?;
-        let joined = group.join(welcome, &params, buf).map_err(StepError::Join);
+        let joined = group.join_in_memory(welcome, &params, buf).map_err(StepError::Join);
         if joined.is_err() {
             // Keep the keys: the KeyPackage was not consumed.
             self.key_package_keys = Some(keys);
@@ -303,10 +303,10 @@ impl Device {
         };
         let bufs = CommitBuffers { message: scratch, welcome: &mut [], group_info: &mut [] };
         let out = group
-            .commit(&opts, &NoPsks, NOW, &mut self.rng, &Sequential, bufs)
+            .commit_in_memory(&opts, &NoPsks, NOW, &mut self.rng, &Sequential, bufs)
             .map_err(StepError::Commit)?;
         let commit = out.commit;
-        group.merge_staged_commit().map_err(StepError::Merge)?;
+        group.merge_staged_commit_in_memory().map_err(StepError::Merge)?;
         Ok(Outcome::Committed(commit))
     }
 }

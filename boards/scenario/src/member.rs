@@ -265,7 +265,7 @@ impl<const N: usize, const A: usize> Host<N, A> {
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];
-        self.group.join(welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
+        self.group.join_in_memory(welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
     }
 
     /// Commits `proposals` and every pending proposal; merges; returns the
@@ -292,11 +292,11 @@ impl<const N: usize, const A: usize> Host<N, A> {
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
         let out = self
             .group
-            .commit(&opts, &NoPsks, NOW, &mut self.rng, &Sequential, bufs)
+            .commit_in_memory(&opts, &NoPsks, NOW, &mut self.rng, &Sequential, bufs)
             .unwrap_or_else(|e| panic!("{}: commit: {e:?}", self.name));
         let commit = out.commit.to_vec();
         let welcome = out.welcome.map(<[u8]>::to_vec);
-        self.group.merge_staged_commit().expect("merge own commit");
+        self.group.merge_staged_commit_in_memory().expect("merge own commit");
         (commit, welcome)
     }
 
@@ -311,7 +311,7 @@ impl<const N: usize, const A: usize> Host<N, A> {
     fn send(&mut self, data: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; data.len() + 1024];
         self.group
-            .protect_application(data, &[], 0, &mut self.rng, &mut out)
+            .protect_application_in_memory(data, &[], 0, &mut self.rng, &mut out)
             .unwrap_or_else(|e| panic!("{}: protect: {e:?}", self.name))
             .to_vec()
     }
@@ -319,9 +319,9 @@ impl<const N: usize, const A: usize> Host<N, A> {
     /// Processes a group message; merges a Commit; returns application data.
     fn receive(&mut self, message: &[u8]) -> Option<(u32, Vec<u8>)> {
         let mut m = message.to_vec();
-        match self.group.process_message(&mut m, &NoPsks, NOW) {
+        match self.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
             Ok(Received::Commit(_)) => {
-                self.group.merge_staged_commit().expect("merge");
+                self.group.merge_staged_commit_in_memory().expect("merge");
                 None
             }
             Ok(Received::Proposal { .. }) => None,
@@ -384,7 +384,7 @@ impl<const N: usize, const A: usize> Sim<N, A> {
     /// The filtered direct path of `leaf` in the device's current tree, with
     /// the size of each copath child's resolution.
     fn filtered_direct_path(&mut self, leaf: u32) -> Vec<(NodeIndex, usize)> {
-        let tree = self.group.tree();
+        let tree = self.group.tree_slices_for_testing();
         let mut fdp = [(NodeIndex(0), NodeIndex(0)); 32];
         let n = tree.filtered_direct_path(LeafIndex(leaf), &mut fdp).expect("filtered direct path");
         let mut res = vec![NodeIndex(0); 1 << 16];
@@ -513,7 +513,7 @@ fn run<const N: usize, const A: usize>(members: usize, scratch: usize) -> Genera
     {
         let mut gc = vec![0u8; 4096];
         receiver.group_context = sim.group.group_context(&mut gc).expect("group context").to_vec();
-        let secrets = &sim.group.state().secrets;
+        let secrets = &sim.group.state_for_testing().secrets;
         receiver.sender_data_secret = secrets.sender_data_secret.as_bytes().to_vec();
         receiver.encryption_secret = secrets.encryption_secret.as_bytes().to_vec();
         receiver.n_leaves = sim.group.tree().n_leaves();

@@ -1,6 +1,6 @@
 //! Creating a Commit (RFC 9420 §12.4.1) and its Welcome (§12.4.3.1), and
 //! sending proposals (§12.1). The Commit is staged like a received one: the
-//! group moves to the new epoch only at [`Group::merge_staged_commit`], once
+//! group moves to the new epoch only at [`Group::merge_staged_commit_in_memory`], once
 //! the application has sent the messages (or discards it).
 
 use super::process::{CommitError, StagedCommitSummary, apply_proposals};
@@ -63,6 +63,29 @@ pub struct CommitOptions<'a> {
     pub leaf: Option<LeafTemplate<'a>>,
 }
 
+impl CommitOptions<'_> {
+    /// Commits the proposals received this epoch and nothing of our own, as a
+    /// PublicMessage without padding or authenticated data, with the tree in
+    /// any Welcome, a path only where one is required (§12.4), and our leaf
+    /// as it is.
+    pub const DEFAULT: Self = Self {
+        proposals: &[],
+        include_pending: true,
+        force_path: false,
+        ratchet_tree_in_welcome: true,
+        wire_format: WireFormatPolicy::Public,
+        padding: 0,
+        authenticated_data: &[],
+        leaf: None,
+    };
+}
+
+impl Default for CommitOptions<'_> {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// Buffers a Commit is written into.
 #[derive(Debug)]
 pub struct CommitBuffers<'o> {
@@ -102,7 +125,7 @@ pub enum CreateCommitError {
     MissingLeafTemplate,
     /// The group cannot be used.
     Inactive,
-    /// [`Group::commit_reinit`] was given a reference that names no ReInit
+    /// [`Group::commit_reinit_in_memory`] was given a reference that names no ReInit
     /// proposal received (or sent) this epoch.
     NoPendingReInit,
     /// The GroupInfo for the Welcome could not be signed (e.g. the
@@ -235,7 +258,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// proposals received that are valid"): each valid on its own, none
     /// touching a leaf twice (a Remove wins over an Update), one
     /// GroupContextExtensions, no ExternalInit, and never a ReInit (only
-    /// [`Group::commit_reinit`] commits one).
+    /// [`Group::commit_reinit_in_memory`] commits one).
     fn select_pending(
         &mut self,
         refs: &mut heapless::Vec<HashValue, MAX_PENDING_REFS>,
@@ -410,13 +433,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// Creates a Commit (§12.4.1) of `opts.proposals` and, if asked, every
     /// valid proposal received this epoch; with an UpdatePath when required or
     /// forced; and a Welcome for the members it adds. The new epoch is staged:
-    /// send the messages, then [`Group::merge_staged_commit`].
+    /// send the messages, then [`Group::merge_staged_commit_in_memory`].
     ///
     /// `include_pending` never selects a ReInit: committing one ends the
     /// group and obliges the committer to create its successor (§12.4.1),
-    /// which only [`Group::commit_reinit`] asks for.
+    /// which only [`Group::commit_reinit_in_memory`] asks for.
     #[allow(clippy::too_many_arguments)]
-    pub fn commit<'o>(
+    pub fn commit_in_memory<'o>(
         &mut self,
         opts: &CommitOptions<'_>,
         psks: &dyn PskStore,
@@ -433,7 +456,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// [`Group::pending_proposals`] give it) by reference and alone, as §12.2
     /// requires: `opts.proposals` must be empty and `opts.include_pending`
     /// false ([`CommitError::ReInitWithOtherProposals`] otherwise). The rest
-    /// of `opts` applies as in [`Group::commit`] (a path only if forced).
+    /// of `opts` applies as in [`Group::commit_in_memory`] (a path only if forced).
     ///
     /// Once merged, the group is inactive (§11.2) and [`Group::reinit`]
     /// gives the new group's parameters; the committer must then create the
@@ -441,7 +464,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// usage `reinit` at the merged epoch (§12.4.1): pass this group as the
     /// [`PskStore`] of that Commit.
     #[allow(clippy::too_many_arguments)]
-    pub fn commit_reinit<'o>(
+    pub fn commit_reinit_in_memory<'o>(
         &mut self,
         reinit: &HashValue,
         opts: &CommitOptions<'_>,

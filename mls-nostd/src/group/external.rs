@@ -57,7 +57,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         w.write_opaque(external_pub.as_bytes())?;
         if with_tree {
             w.write_u16(EXT_RATCHET_TREE)?;
-            let tree = self.tree();
+            let tree = self.tree_slices();
             let mut counter = Writer::counter();
             tree.export(&mut counter).map_err(GroupError::Tree)?;
             w.write_varint(counter.len())?;

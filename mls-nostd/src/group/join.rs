@@ -163,7 +163,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`) into this
     /// slot, which must hold no active group; on failure it is left empty.
     /// `buf` receives the decrypted GroupInfo (the Welcome's length suffices).
-    pub fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), JoinError> {
+    pub fn join_in_memory(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), JoinError> {
         if !self.is_inactive() {
             return Err(JoinError::SlotInUse);
         }
@@ -279,7 +279,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             .ok_or(JoinError::Welcome(WelcomeError::WrongCipherSuite))?;
         let reference = kp.reference(suite)?;
         let keys = store.get(&reference).ok_or(JoinError::Welcome(WelcomeError::NotForUs))?;
-        self.join(welcome, &JoinParams { keys: &keys, ..*p }, buf)?;
+        self.join_in_memory(welcome, &JoinParams { keys: &keys, ..*p }, buf)?;
         store.remove(&reference);
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! Stage, then merge (docs/architecture.md, decision 6): processing a Commit builds the
 //! next epoch beside the current one (a second tree buffer and a staged
 //! [`EpochState`]); nothing the application can observe changes until
-//! [`Group::merge_staged_commit`]. A rejected message leaves the group exactly
+//! [`Group::merge_staged_commit_in_memory`]. A rejected message leaves the group exactly
 //! as it was.
 
 pub mod proposal_store;
@@ -15,6 +15,8 @@ mod external;
 mod join;
 mod receive;
 mod process;
+#[cfg(feature = "test-utils")]
+mod testing;
 
 pub use commit::{CommitBuffers, CommitOptions, CommitOutput, CreateCommitError, MAX_PENDING_REFS, WireFormatPolicy};
 pub use create::{CreateParams, default_capabilities};
@@ -25,7 +27,8 @@ pub use process::{CommitError, StagedCommitSummary, proposal_ref};
 pub use staged::{MemberInfo, StagedCommit};
 
 use crate::capacity::Capacity;
-use crate::codec::{CodecError, Encode, OwnedBytes};
+use crate::codec::{CodecError, Encode, OwnedBytes, Writer};
+use crate::extensions::Extensions;
 use crate::leaf_node::LeafNodeError;
 use crate::messages::group_info::GroupInfoError;
 use crate::ratchet_tree::tree::TreeError;
@@ -34,7 +37,7 @@ use crate::crypto::{CipherSuite, CryptoError, HashValue};
 use crate::group_context::GroupContext;
 use crate::identity::IdentityProvider;
 use crate::key_schedule::EpochSecrets;
-use crate::ratchet_tree::tree::{RatchetTree, TreeSlices};
+use crate::ratchet_tree::tree::{RatchetTree, TreeSlices, TreeView};
 use crate::ratchet_tree::treekem::TreeKemPrivate;
 use crate::secret_tree::{SecretTree, SecretTreeConfig, SecretTreeError};
 use crate::tree_math::LeafIndex;
@@ -302,6 +305,48 @@ const _: () = {
 
 /// A member of a group with room for `N` leaves, `ARENA` bytes of leaf
 /// encodings, `K` out-of-order keys and `P` bytes of pending proposals.
+///
+/// On a device, use it through [`Group::stored`] (every operation saved
+/// before it returns); its own operations are named `*_in_memory`.
+///
+/// What the API does not allow (issue #13; each block below must fail to
+/// compile, and the doc tests check that it does). Content reaches the
+/// state machine only through [`Group::process_message_in_memory`], which
+/// verifies it; there is no public way to hand the group an
+/// `AuthenticatedContent`:
+///
+/// ```compile_fail,E0624
+/// use mls_nostd::group::Group;
+/// use mls_nostd::messages::authenticated_content::AuthenticatedContent;
+/// fn stage(g: &mut Group<2, 64, 1, 64>, ac: &AuthenticatedContent<'_>) {
+///     let _ = g.stage_commit(ac, &mls_nostd::psk::NoPsks, 0);
+/// }
+/// ```
+///
+/// ```compile_fail,E0624
+/// use mls_nostd::group::Group;
+/// use mls_nostd::messages::authenticated_content::AuthenticatedContent;
+/// fn store(g: &mut Group<2, 64, 1, 64>, ac: &AuthenticatedContent<'_>) {
+///     let _ = g.store_proposal(ac);
+/// }
+/// ```
+///
+/// The epoch's secrets and our private keys are not reachable (only the
+/// exporter, [`Group::export_secret`], derives from them):
+///
+/// ```compile_fail,E0599
+/// fn secrets(g: &mls_nostd::group::Group<2, 64, 1, 64>) {
+///     let _ = &g.state().secrets;
+/// }
+/// ```
+///
+/// The tree is read-only:
+///
+/// ```compile_fail,E0599
+/// fn blank(g: &mut mls_nostd::group::Group<2, 64, 1, 64>) {
+///     let _ = g.tree().blank_leaf(mls_nostd::tree_math::LeafIndex(0));
+/// }
+/// ```
 pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: usize> {
     pub(crate) state: EpochState,
     pub(crate) signer: SignaturePrivateKey,
@@ -380,15 +425,26 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
 
     /// The proposals received (and sent) this epoch, in arrival order, with
     /// their references and senders, for the application to inspect before
-    /// it commits them (e.g. a ReInit, for [`Group::commit_reinit`]).
+    /// it commits them (e.g. a ReInit, for [`Group::commit_reinit_in_memory`]).
     /// `StoredProposal::proposal` is the encoded `Proposal`.
     pub fn pending_proposals(&self) -> impl Iterator<Item = proposal_store::StoredProposal<'_>> + '_ {
         self.proposals.iter()
     }
 
-    /// This epoch's state.
-    pub fn state(&self) -> &EpochState {
-        &self.state
+    /// The group's cipher suite.
+    pub fn suite(&self) -> CipherSuite {
+        self.state.suite
+    }
+
+    /// The group ID.
+    pub fn group_id(&self) -> &[u8] {
+        self.state.group_id.as_slice()
+    }
+
+    /// This epoch's GroupContext extensions (§8.1).
+    pub fn extensions(&self) -> Extensions<'_> {
+        // Checked when the epoch was set up; an unreadable body reads as none.
+        Extensions::from_body(self.state.extensions.as_slice()).unwrap_or_default()
     }
 
     /// The epoch number.
@@ -424,14 +480,31 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.state.secrets.export(self.state.suite, label, context, out).map_err(GroupError::Crypto)
     }
 
-    /// The ratchet tree (with a staged Commit's changes while one is staged).
-    pub fn tree(&mut self) -> TreeSlices<'_> {
+    /// This epoch's ratchet tree, read-only: who is in the group (a staged
+    /// Commit's changes show only once it is merged).
+    pub fn tree(&self) -> TreeView<'_> {
+        self.tree.old()
+    }
+
+    /// Writes this epoch's ratchet tree as `optional<Node> ratchet_tree<V>`
+    /// (§12.4.3.3), e.g. for a joiner that gets no `ratchet_tree` extension
+    /// (`GroupError::CommitPending` while a Commit is staged).
+    pub fn export_tree(&mut self, w: &mut Writer<'_>) -> Result<(), GroupError> {
+        if self.staged.is_some() {
+            return Err(GroupError::CommitPending);
+        }
+        self.tree.slices().export(w).map_err(GroupError::Tree)
+    }
+
+    /// The ratchet tree's storage, staged changes included (the algorithms'
+    /// view; crate-private: its mutators bypass every check).
+    pub(crate) fn tree_slices(&mut self) -> TreeSlices<'_> {
         self.tree.slices()
     }
 
     /// Makes the staged commit the current epoch (§12.4.2, last step). On
     /// an error nothing changed: the commit is still staged.
-    pub fn merge_staged_commit(&mut self) -> Result<(), GroupError> {
+    pub fn merge_staged_commit_in_memory(&mut self) -> Result<(), GroupError> {
         match &self.staged {
             None => return Err(GroupError::NothingStaged),
             Some(Staged::Removed) => {

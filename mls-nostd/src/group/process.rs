@@ -479,7 +479,7 @@ fn key_in_tree(tree: &TreeSlices<'_>, encryption_key: &[u8], signature_key: Opti
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
     /// Keeps a verified Proposal message for a later Commit by reference;
     /// returns its reference (§5.2).
-    pub fn store_proposal(&mut self, v: &AuthenticatedContent<'_>) -> Result<HashValue, CommitError> {
+    pub(crate) fn store_proposal(&mut self, v: &AuthenticatedContent<'_>) -> Result<HashValue, CommitError> {
         self.check_frame(v)?;
         let Content::Proposal(p) = v.content.content else { return Err(CommitError::WrongContentType) };
         match (v.content.sender, &p) {
@@ -521,9 +521,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     }
 
     /// Processes a verified Commit from another member (§12.4.2) into a staged
-    /// next epoch; [`Group::merge_staged_commit`] makes it current.
+    /// next epoch; [`Group::merge_staged_commit_in_memory`] makes it current.
     /// `now` (seconds since the Unix epoch) checks KeyPackage lifetimes.
-    pub fn stage_commit(
+    pub(crate) fn stage_commit(
         &mut self,
         v: &AuthenticatedContent<'_>,
         psks: &dyn PskStore,

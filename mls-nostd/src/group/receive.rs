@@ -108,7 +108,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// this group. A PrivateMessage is decrypted in place, so `message` is
     /// overwritten. `now` (seconds since the Unix epoch) checks KeyPackage
     /// lifetimes of added members.
-    pub fn process_message<'m>(
+    pub fn process_message_in_memory<'m>(
         &mut self,
         message: &'m mut [u8],
         psks: &dyn PskStore,
@@ -203,7 +203,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// Protects application data as a PrivateMessage (§6.3) with `padding`
     /// zero bytes; the sending ratchet moves past the key before the message
     /// is returned. `rng` draws the reuse guard.
-    pub fn protect_application<'o>(
+    pub fn protect_application_in_memory<'o>(
         &mut self,
         data: &[u8],
         authenticated_data: &[u8],

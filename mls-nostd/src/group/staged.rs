@@ -1,7 +1,7 @@
 //! Inspecting a staged Commit before merging it (RFC 9420 §12.4.2; docs/architecture.md,
 //! decision 6): who is added, removed and updated, with their credentials,
 //! which PSKs are injected and how the GroupContext extensions change, so
-//! the application can accept ([`Group::merge_staged_commit`]) or reject
+//! the application can accept ([`Group::merge_staged_commit_in_memory`]) or reject
 //! ([`Group::discard_staged_commit`]) it. Nothing here allocates: members
 //! are read from the current and the staged tree.
 

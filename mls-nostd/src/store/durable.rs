@@ -1,6 +1,7 @@
 //! Group operations that persist before they emit (docs/architecture.md, decision 9).
 //!
-//! Each `*_durable` method runs the in-memory operation, then saves what it
+//! [`StoredGroup`] (a group bound to its storage, [`Group::stored`]) is the
+//! way in: each of its operations runs the in-memory one, then saves what it
 //! changed with one commit point, and only then returns its output. If the
 //! save fails, nothing leaves: a ciphertext or plaintext buffer is zeroed and
 //! a staged commit discarded, and the error says so. The in-memory ratchet may
@@ -181,11 +182,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.restore_finish(&checks)
     }
 
-    /// [`Group::protect_application`], returning the ciphertext only once the
+    /// [`Group::protect_application_in_memory`], returning the ciphertext only once the
     /// sending ratchet's new position is stored: a reboot never reuses the
     /// key and nonce.
     #[allow(clippy::too_many_arguments)]
-    pub fn protect_application_durable<'o, S: Storage>(
+    pub(crate) fn protect_application_durable<'o, S: Storage>(
         &mut self,
         data: &[u8],
         authenticated_data: &[u8],
@@ -197,7 +198,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         buf: &mut RecordBuffer,
     ) -> Result<&'o [u8], DurableError<ReceiveError>> {
         let len = self
-            .protect_application(data, authenticated_data, padding, rng, out)
+            .protect_application_in_memory(data, authenticated_data, padding, rng, out)
             .map_err(DurableError::Op)?
             .len();
         if let Err(e) = self.save(storage, slot, Parts::RATCHETS, buf) {
@@ -208,13 +209,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         out.get(..len).ok_or(DurableError::Op(ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: len })))
     }
 
-    /// [`Group::process_message`], saving what it consumed before anything
+    /// [`Group::process_message_in_memory`], saving what it consumed before anything
     /// is returned: the receiving ratchet for application data (a replay
     /// after a reboot stays rejected), the proposal store for proposals. A
     /// staged Commit is not saved (it is saved by the merge; after a reboot
     /// the Commit is processed again); a later save while it is staged saves
     /// it too.
-    pub fn process_message_durable<'m, S: Storage>(
+    pub(crate) fn process_message_durable<'m, S: Storage>(
         &mut self,
         message: &'m mut [u8],
         psks: &dyn PskStore,
@@ -226,7 +227,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         // Processed through a reborrow, so that the plaintext (decrypted in
         // place) can be wiped if the save fails; re-sliced afterwards.
         let base = message.as_ptr() as usize;
-        let (parts, app) = match self.process_message(&mut *message, psks, now).map_err(DurableError::Op)? {
+        let (parts, app) = match self.process_message_in_memory(&mut *message, psks, now).map_err(DurableError::Op)? {
             Received::Application { sender, data, authenticated_data } => {
                 let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base);
                 let spans = (at(data), data.len(), at(authenticated_data), authenticated_data.len());
@@ -257,23 +258,23 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         }
     }
 
-    /// [`Group::merge_staged_commit`], then saves the new epoch.
-    pub fn merge_staged_commit_durable<S: Storage>(
+    /// [`Group::merge_staged_commit_in_memory`], then saves the new epoch.
+    pub(crate) fn merge_staged_commit_durable<S: Storage>(
         &mut self,
         storage: &mut S,
         slot: u8,
         buf: &mut RecordBuffer,
     ) -> Result<(), DurableError<GroupError>> {
-        self.merge_staged_commit().map_err(DurableError::Op)?;
+        self.merge_staged_commit_in_memory().map_err(DurableError::Op)?;
         self.save(storage, slot, Parts::ALL, buf)?;
         Ok(())
     }
 
-    /// [`Group::commit`], returning the Commit and Welcome only once the
+    /// [`Group::commit_in_memory`], returning the Commit and Welcome only once the
     /// staged epoch (with the path secrets behind them) is stored: after a
     /// reboot the member can still merge the Commit the group accepted.
     #[allow(clippy::too_many_arguments)]
-    pub fn commit_durable<'o, S: Storage>(
+    pub(crate) fn commit_durable<'o, S: Storage>(
         &mut self,
         opts: &crate::group::CommitOptions<'_>,
         psks: &dyn PskStore,
@@ -285,15 +286,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         slot: u8,
         buf: &mut RecordBuffer,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
-        let output = self.commit(opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
+        let output = self.commit_in_memory(opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
         self.save_own_commit(storage, slot, buf)?;
         Ok(output)
     }
 
-    /// [`Group::commit_reinit`], returning the Commit only once it is
-    /// staged in the store, as [`Group::commit_durable`].
+    /// [`Group::commit_reinit_in_memory`], returning the Commit only once it
+    /// is staged in the store, as `commit_durable`.
     #[allow(clippy::too_many_arguments)]
-    pub fn commit_reinit_durable<'o, S: Storage>(
+    pub(crate) fn commit_reinit_durable<'o, S: Storage>(
         &mut self,
         reinit: &HashValue,
         opts: &crate::group::CommitOptions<'_>,
@@ -306,7 +307,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         slot: u8,
         buf: &mut RecordBuffer,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
-        let output = self.commit_reinit(reinit, opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
+        let output = self.commit_reinit_in_memory(reinit, opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
         self.save_own_commit(storage, slot, buf)?;
         Ok(output)
     }
@@ -326,7 +327,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// the same commit point (the head names them; [`super::recover`]
     /// finishes the removal after a cut): neither a lost join nor a reusable
     /// key. `p.keys` and `p.signer` are ignored: both come from the store.
-    pub fn join_durable<S: Storage>(
+    pub(crate) fn join_durable<S: Storage>(
         &mut self,
         welcome: &[u8],
         p: &JoinParams<'_>,
@@ -339,7 +340,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let (keys, signer) = load_key_package(storage, &reference, buf)?.ok_or(DurableError::Op(JoinError::Welcome(
             crate::messages::welcome_secrets::WelcomeError::NotForUs,
         )))?;
-        self.join(welcome, &JoinParams { keys: &keys, signer: &signer, ..*p }, group_info_buf)
+        self.join_in_memory(welcome, &JoinParams { keys: &keys, signer: &signer, ..*p }, group_info_buf)
             .map_err(DurableError::Op)?;
         if let Err(e) = self.save_with(storage, slot, Parts::ALL, Some(reference), buf) {
             self.wipe();
@@ -456,4 +457,133 @@ pub fn remove_key_package<S: Storage>(storage: &mut S, reference: &HashValue, bu
     }
     storage.committed()?;
     Ok(())
+}
+
+/// A group bound to the storage that keeps it (decision 13, issue #13):
+/// every operation that advances a ratchet, stages or merges an epoch, or
+/// consumes a KeyPackage saves before it returns anything, so a device can
+/// neither send with a key it would reuse after a reboot nor forget a step.
+/// Made by [`Group::stored`]; on a device, use the group only through it.
+/// (`Group`'s own `*_in_memory` operations are for hosts that save by other
+/// means, and for tests.)
+pub struct StoredGroup<'a, S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize> {
+    group: &'a mut Group<N, ARENA, K, P>,
+    storage: &'a mut S,
+    slot: u8,
+    buf: &'a mut RecordBuffer,
+}
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+    /// This group, bound to group `slot` of `storage`; `buf` is the work
+    /// buffer of one record (wiped after each save).
+    pub fn stored<'a, S: Storage>(
+        &'a mut self,
+        storage: &'a mut S,
+        slot: u8,
+        buf: &'a mut RecordBuffer,
+    ) -> StoredGroup<'a, S, N, ARENA, K, P> {
+        StoredGroup { group: self, storage, slot, buf }
+    }
+}
+
+impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize> StoredGroup<'_, S, N, ARENA, K, P> {
+    /// The group, for what only reads it (epoch, members, exporter).
+    pub fn group(&self) -> &Group<N, ARENA, K, P> {
+        self.group
+    }
+
+    /// Saves `parts` of the group (e.g. everything after
+    /// [`Group::create`]); see [`Group::save`].
+    pub fn save(&mut self, parts: Parts) -> Result<(), StoreError> {
+        self.group.save(self.storage, self.slot, parts, self.buf)
+    }
+
+    /// Loads the group from its slot; see [`Group::load`].
+    pub fn load(&mut self, identity: &'static dyn crate::identity::IdentityProvider) -> Result<(), StoreError> {
+        self.group.load(self.storage, self.slot, identity, self.buf)
+    }
+
+    /// Encrypts an application message (§6.3), returning the ciphertext only
+    /// once the sending ratchet's new position is stored: a reboot never
+    /// reuses the key and nonce.
+    pub fn protect_application<'o>(
+        &mut self,
+        data: &[u8],
+        authenticated_data: &[u8],
+        padding: usize,
+        rng: &mut impl CryptoRng,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], DurableError<ReceiveError>> {
+        let (storage, slot, buf) = (&mut *self.storage, self.slot, &mut *self.buf);
+        self.group.protect_application_durable(data, authenticated_data, padding, rng, out, storage, slot, buf)
+    }
+
+    /// Processes a message (§6, §12.4.2), saving what it consumed before
+    /// anything is returned: the receiving ratchet for application data (a
+    /// replay after a reboot stays rejected), the proposal store for a
+    /// proposal. A staged Commit is saved by [`StoredGroup::merge_staged_commit`].
+    pub fn process_message<'m>(
+        &mut self,
+        message: &'m mut [u8],
+        psks: &dyn PskStore,
+        now: u64,
+    ) -> Result<Received<'m>, DurableError<ReceiveError>> {
+        let (storage, slot, buf) = (&mut *self.storage, self.slot, &mut *self.buf);
+        self.group.process_message_durable(message, psks, now, storage, slot, buf)
+    }
+
+    /// Makes the staged Commit the current epoch and saves it (the ended
+    /// epoch's secrets leave the store at the same commit point).
+    pub fn merge_staged_commit(&mut self) -> Result<(), DurableError<GroupError>> {
+        let (storage, slot, buf) = (&mut *self.storage, self.slot, &mut *self.buf);
+        self.group.merge_staged_commit_durable(storage, slot, buf)
+    }
+
+    /// Drops the staged Commit, in memory and in the store.
+    pub fn discard_staged_commit(&mut self) -> Result<(), StoreError> {
+        self.group.discard_staged_commit();
+        // A save rewrites the staged part whenever the store holds one.
+        self.group.save(self.storage, self.slot, Parts::RATCHETS, self.buf)
+    }
+
+    /// Creates a Commit (§12.4), returning it and its Welcome only once the
+    /// staged epoch (with the path secrets behind it) is stored.
+    pub fn commit<'o>(
+        &mut self,
+        opts: &crate::group::CommitOptions<'_>,
+        psks: &dyn PskStore,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        bufs: CommitBuffers<'o>,
+    ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
+        let (storage, slot, buf) = (&mut *self.storage, self.slot, &mut *self.buf);
+        self.group.commit_durable(opts, psks, now, rng, executor, bufs, storage, slot, buf)
+    }
+
+    /// Commits the pending ReInit `reinit` (§11.2), stored as
+    /// [`StoredGroup::commit`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_reinit<'o>(
+        &mut self,
+        reinit: &HashValue,
+        opts: &crate::group::CommitOptions<'_>,
+        psks: &dyn PskStore,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        bufs: CommitBuffers<'o>,
+    ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
+        let (storage, slot, buf) = (&mut *self.storage, self.slot, &mut *self.buf);
+        self.group.commit_reinit_durable(reinit, opts, psks, now, rng, executor, bufs, storage, slot, buf)
+    }
+
+    /// Joins from `welcome` with the KeyPackage keys kept in the store
+    /// ([`store_key_package`]) and saves the group; the KeyPackage's keys
+    /// are removed by the same commit point. `p.keys` and `p.signer` are
+    /// ignored: both come from the store.
+    pub fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, group_info_buf: &mut [u8]) -> Result<(), DurableError<JoinError>> {
+        let (storage, slot, buf) = (&mut *self.storage, self.slot, &mut *self.buf);
+        self.group.join_durable(welcome, p, storage, slot, buf, group_info_buf)
+    }
 }

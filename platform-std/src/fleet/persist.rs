@@ -326,7 +326,7 @@ impl MemberStore {
         let name = self.name.as_bytes();
         let signer = match record.split_first() {
             Some((&FORMAT, rest)) if rest.first() == Some(&(name.len() as u8)) && rest.get(1..1 + name.len()) == Some(name) => {
-                rest.get(1 + name.len()..).and_then(|k| SignaturePrivateKey::from_slice(group.state().suite, k).ok())
+                rest.get(1 + name.len()..).and_then(|k| SignaturePrivateKey::from_slice(group.suite(), k).ok())
             }
             Some((&FORMAT, _)) => None,
             Some((&v, _)) => return Err(self.fail("loading its signature key")(StoreError::WrongVersion(v))),

@@ -145,10 +145,10 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         // still merge what the group accepted), the merged one before the next step.
         let out = m
             .group
-            .commit_durable(&opts, &NoPsks, self.now, &mut self.rng, &RayonExecutor, bufs, m.store.storage(), GROUP_SLOT, &mut self.record)
+            .stored(m.store.storage(), GROUP_SLOT, &mut self.record).commit(&opts, &NoPsks, self.now, &mut self.rng, &RayonExecutor, bufs)
             .map_err(|e| err(&m.name, "commit", e))?;
         m.group
-            .merge_staged_commit_durable(m.store.storage(), GROUP_SLOT, &mut self.record)
+            .stored(m.store.storage(), GROUP_SLOT, &mut self.record).merge_staged_commit()
             .map_err(|e| err(&m.name, "merge", e))?;
         let time = start.elapsed();
         let (commit, welcome) = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec));
@@ -165,10 +165,10 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             self.bufs.incoming.extend_from_slice(commit);
             let start = Instant::now();
             let storage = m.store.storage();
-            match m.group.process_message_durable(&mut self.bufs.incoming, &NoPsks, self.now, storage, GROUP_SLOT, &mut self.record) {
+            match m.group.stored(storage, GROUP_SLOT, &mut self.record).process_message(&mut self.bufs.incoming, &NoPsks, self.now) {
                 Ok(Received::Commit(_)) => m
                     .group
-                    .merge_staged_commit_durable(m.store.storage(), GROUP_SLOT, &mut self.record)
+                    .stored(m.store.storage(), GROUP_SLOT, &mut self.record).merge_staged_commit()
                     .map_err(|e| err(&m.name, "merge", e))?,
                 Ok(other) => return Err(FleetError(format!("{}: expected a Commit, got {other:?}", m.name))),
                 Err(e) => return Err(err(&m.name, "processing a Commit", e)),
@@ -239,7 +239,7 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         // The keys come from the member's store, which loses them at the
         // commit point that stores the joined group.
         m.group
-            .join_durable(welcome, &params, m.store.storage(), GROUP_SLOT, &mut self.record, &mut buf)
+            .stored(m.store.storage(), GROUP_SLOT, &mut self.record).join(welcome, &params, &mut buf)
             .map_err(|e| err(&m.name, "join", e))?;
         self.stats.time(Op::Join, start.elapsed());
         m.store.clear_pending().map_err(persist)
@@ -356,16 +356,7 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             // Returned only once the sending ratchet's position is stored.
             let sent = sender
                 .group
-                .protect_application_durable(
-                    payload.as_bytes(),
-                    &[],
-                    0,
-                    &mut self.rng,
-                    &mut out,
-                    sender.store.storage(),
-                    GROUP_SLOT,
-                    &mut self.record,
-                )
+                .stored(sender.store.storage(), GROUP_SLOT, &mut self.record).protect_application(payload.as_bytes(), &[], 0, &mut self.rng, &mut out)
                 .map_err(|e| err(&sender.name, "protect", e))?;
             self.stats.time(Op::Protect, start.elapsed());
             self.stats.size(Msg::Application, sent.len());
@@ -381,7 +372,7 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
                 // after a restart stays rejected).
                 let storage = m.store.storage();
                 let received =
-                    m.group.process_message_durable(&mut self.bufs.incoming, &NoPsks, self.now, storage, GROUP_SLOT, &mut self.record);
+                    m.group.stored(storage, GROUP_SLOT, &mut self.record).process_message(&mut self.bufs.incoming, &NoPsks, self.now);
                 let elapsed = start.elapsed();
                 match received {
                     Ok(Received::Application { sender, data, .. }) if sender == sender_leaf && data == payload.as_bytes() => {}

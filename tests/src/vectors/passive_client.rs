@@ -141,7 +141,7 @@ impl Member {
             config: GroupConfig { max_lifetime: u64::MAX, ..GroupConfig::default() },
         };
         let mut buf = vec![0u8; welcome.len()];
-        group.join(&welcome, &params, &mut buf).ctx("join")?;
+        group.join_in_memory(&welcome, &params, &mut buf).ctx("join")?;
         ensure_bytes!(group.epoch_authenticator(), hex_field(v, "initial_epoch_authenticator")?, "after join");
         Ok(())
     }
@@ -153,17 +153,17 @@ fn follow_epochs(group: &mut TestGroup, v: &Value, psks: &Psks, now: u64, stats:
     for (i, epoch) in array_field(v, "epochs")?.iter().enumerate() {
         for (j, p) in array_field(epoch, "proposals")?.iter().enumerate() {
             let mut msg = hex_value(p, "proposals")?;
-            match group.process_message(&mut msg, psks, now) {
+            match group.process_message_in_memory(&mut msg, psks, now) {
                 Ok(Received::Proposal { .. }) => {}
                 other => return Err(format!("epoch {i}: proposal {j}: {other:?}")),
             }
         }
         let mut msg = hex_field(epoch, "commit")?;
-        match group.process_message(&mut msg, psks, now) {
+        match group.process_message_in_memory(&mut msg, psks, now) {
             Ok(Received::Commit(_)) => {}
             other => return Err(format!("epoch {i}: commit: {other:?}")),
         }
-        group.merge_staged_commit().with_ctx(|| format!("epoch {i}: merge"))?;
+        group.merge_staged_commit_in_memory().with_ctx(|| format!("epoch {i}: merge"))?;
         ensure_bytes!(group.epoch_authenticator(), hex_field(epoch, "epoch_authenticator")?, "epoch {i}");
         stats.add("epochs", 1);
     }

@@ -1,0 +1,20 @@
+//! What an application needs to create, join, message, update and remove
+//! (the [guide](crate::guide)): `use mls_nostd::prelude::*;`.
+
+pub use crate::codec::Decode;
+pub use crate::credential::Credential;
+pub use crate::crypto::CipherSuite;
+pub use crate::crypto::signature::SignaturePrivateKey;
+pub use crate::executor::Sequential;
+pub use crate::extensions::{Extensions, U16List};
+pub use crate::group::{
+    CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received, WireFormatPolicy,
+    default_capabilities,
+};
+pub use crate::key_package::{KeyPackage, KeyPackageParams};
+pub use crate::leaf_node::Lifetime;
+pub use crate::messages::proposal::{Add, Proposal, Remove};
+pub use crate::psk::NoPsks;
+pub use crate::ratchet_tree::treekem::LeafTemplate;
+pub use crate::store::durable::{RecordBuffer, StoredGroup};
+pub use crate::store::{Parts, RamStorage, Storage};

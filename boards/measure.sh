@@ -10,30 +10,56 @@
 #    operation cannot do without (counted by the scenario generator from the
 #    tree), each at its cost measured alone on the same CPU.
 #
+# Last, for tools, one line per capacity in the order run (integers, bytes):
+#   footprint cap-8: flash F, ram R, stack S, checks N passed M failed
+# F is the table's "flash of the member" (flash without the scenario data and
+# the Group::EMPTY image), R = .data + .bss, S = the peak stack of the
+# member's operations, and the checks are the firmware's closing line.
+#
 # The firmware is built without the vector checks (feature vector-checks
 # off), so flash holds the member, its test harness (semihosting, printing)
 # and the embedded scenario data, which the table separates out.
 #
-# Usage: boards/measure.sh [capacity...]   (default: 8 64 256)
+# --footprint (CI: test.sh runs `boards/measure.sh --footprint 8`) skips the
+# primitives firmware and the instruction tables, and checks each capacity
+# against its budget in footprint-budget.txt: it fails if flash, ram or stack
+# is over budget, if fewer checks passed than the budget's count, or if the
+# capacity has no budget. In every mode a failed firmware check fails it.
+#
+# Usage: boards/measure.sh [--footprint] [capacity...]   (default: 8 64 256)
 # Needs qemu-system-arm, arm-none-eabi-size/-nm and python3.
 set -euo pipefail
 cd "$(dirname "$0")"
 
+mode=full
+if [ "${1:-}" = --footprint ]; then mode=footprint; shift; fi
 caps=("$@")
 [ ${#caps[@]} -gt 0 ] || caps=(8 64 256)
 target=thumbv7em-none-eabihf
 pkg=board-mps2-an386
-elf=target/$target/release/$pkg
+# Firmware lands in target/, or in $CARGO_TARGET_DIR when that is set.
+elf=${CARGO_TARGET_DIR:-target}/$target/release/$pkg
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 run() { # features outfile
     nice -n 10 cargo build --release -q -p "$pkg" --target "$target" --no-default-features --features "$1" >&2
-    timeout 900 cargo run --release -q -p "$pkg" --target "$target" --no-default-features --features "$1" >"$2"
+    # A firmware with a failed check exits 1 but still ends with `N passed,
+    # M failed`: the tables show it and the verdict fails. A run without
+    # that line (timeout, fault) stops here.
+    local rc=0
+    timeout 900 cargo run --release -q -p "$pkg" --target "$target" --no-default-features --features "$1" >"$2" || rc=$?
+    if ! tail -n 1 "$2" | grep -Eq '^[0-9]+ passed, [0-9]+ failed$'; then
+        echo "FAIL: firmware ($1): exit status $rc and no closing \"N passed, M failed\" line; its last lines:" >&2
+        tail -n 5 "$2" >&2
+        exit 1
+    fi
 }
 
-echo "primitives (cap-8 build, feature primitives) ..." >&2
-run "cap-8,primitives" "$work/primitives.txt"
+if [ "$mode" = full ]; then
+    echo "primitives (cap-8 build, feature primitives) ..." >&2
+    run "cap-8,primitives" "$work/primitives.txt"
+fi
 for cap in "${caps[@]}"; do
     echo "capacity $cap ..." >&2
     run "cap-$cap" "$work/run-$cap.txt"
@@ -41,13 +67,14 @@ for cap in "${caps[@]}"; do
     arm-none-eabi-nm -S --size-sort "$elf" >"$work/nm-$cap.txt"
 done
 
-python3 - "$work" "${caps[@]}" <<'EOF'
+python3 - "$mode" "$work" footprint-budget.txt "${caps[@]}" <<'EOF'
 import re, sys
-work, caps = sys.argv[1], sys.argv[2:]
+mode, work, budget_file, caps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 prim = {}
-for line in open(f"{work}/primitives.txt"):
-    m = re.match(r"primitive (\w+): (\d+) instructions, stack peak (\d+)", line)
-    if m: prim[m[1]] = int(m[2])
+if mode == "full":
+    for line in open(f"{work}/primitives.txt"):
+        m = re.match(r"primitive (\w+): (\d+) instructions, stack peak (\d+)", line)
+        if m: prim[m[1]] = int(m[2])
 ops = ["keypackage", "join", "process-commit-path", "create-commit-path", "protect-1k", "unprotect-1k"]
 names = {"keypackage": "KeyPackage generation", "join": "join from Welcome",
          "process-commit-path": "process a Commit with path", "create-commit-path": "create a Commit with path",
@@ -60,8 +87,10 @@ for cap in caps:
         if len(f) >= 2 and f[0].startswith("."): size[f[0]] = int(f[1])
     run = open(f"{work}/run-{cap}.txt").read()
     m = re.search(r"member: capacity (\d+) leaves, (\d+) members, group state (\d+) bytes, scratch (\d+) bytes, embedded test data (\d+) bytes", run)
+    if not m: sys.exit(f"FAIL: cap-{cap}: the firmware printed no `member: capacity ...` line")
     members, group, scratch, data = int(m[2]), int(m[3]), int(m[4]), int(m[5])
-    closing = re.search(r"^(\d+) passed, (\d+) failed", run, re.M)
+    # The firmware's last line (run() made sure it is `N passed, M failed`).
+    closing = re.fullmatch(r"(\d+) passed, (\d+) failed", run.rstrip("\n").rsplit("\n", 1)[-1])
     # Group::EMPTY's image: the .rodata object as large as the group state,
     # copied into the .bss slot at start-up (see board_firmware::cell).
     empty = 0
@@ -77,22 +106,67 @@ for cap in caps:
         stacks.append(int(m[3]))
         if m[4]:
             counts = dict((k, int(v)) for k, v in (kv.split(":") for kv in m[5].split(",")))
-            floor = sum(prim[k] * n for k, n in counts.items())
+            floor = sum(prim[k] * n for k, n in counts.items()) if prim else 0
             c[m[4]] = (int(m[2]), floor, int(m[3]), counts)
+    if not stacks: sys.exit(f"FAIL: cap-{cap}: the firmware printed no member step costs")
     cost[cap] = c
     mem[cap] = dict(members=members, flash=flash, text=size.get(".text", 0), rodata=size.get(".rodata", 0),
-                    data=data, empty=empty, ram=ram, group=group, scratch=scratch, stack=max(stacks),
-                    result=f"{closing[1]} passed, {closing[2]} failed" if closing else "no result")
+                    data=data, empty=empty, member_flash=flash - data - empty, ram=ram, group=group,
+                    scratch=scratch, stack=max(stacks), passed=int(closing[1]), failed=int(closing[2]))
 k = lambda n: f"{n / 1024:.1f} KiB"
 M = lambda n: f"{n / 1e6:.2f} M"
+
+def footprint_lines():
+    # Last on stdout, one per capacity in the order run: for tools.
+    print()
+    for cap in caps:
+        x = mem[cap]
+        print(f"footprint cap-{cap}: flash {x['member_flash']}, ram {x['ram']}, stack {x['stack']}, "
+              f"checks {x['passed']} passed {x['failed']} failed")
+    sys.stdout.flush()
+
+def verdict():
+    # Exit status 1 if a firmware check failed; with --footprint also if a
+    # capacity has no budget or is over it. Messages go to stderr.
+    bad = [f"FAIL cap-{c}: {mem[c]['failed']} firmware checks failed" for c in caps if mem[c]["failed"]]
+    if mode == "footprint":
+        budget = {}
+        try: lines = open(budget_file).read().splitlines()
+        except OSError as e: sys.exit(f"FAIL: no budget: {e}")
+        for n, line in enumerate(lines, 1):
+            f = line.split("#", 1)[0].split()
+            if not f: continue
+            if len(f) != 3 or f[1] not in ("flash", "ram", "stack", "checks") or not f[2].isdigit():
+                sys.exit(f"FAIL: {budget_file}:{n}: expected `cap-N flash|ram|stack|checks NUMBER`, got: {line.strip()}")
+            budget[(f[0], f[1])] = int(f[2])
+        for cap in caps:
+            x, key = mem[cap], f"cap-{cap}"
+            missing = [q for q in ("flash", "ram", "stack", "checks") if (key, q) not in budget]
+            if missing:
+                bad.append(f"FAIL budget {key}: no budget for {', '.join(missing)} in boards/{budget_file}")
+                continue
+            for q, have in (("flash", x["member_flash"]), ("ram", x["ram"]), ("stack", x["stack"])):
+                limit = budget[(key, q)]
+                line = f"{key}: {q} {have} bytes, budget {limit} ({have - limit:+d})"
+                if have > limit: bad.append("FAIL budget " + line + ": over budget (boards/footprint-budget.txt)")
+                else: print(f"budget {line}: ok", file=sys.stderr)
+            least = budget[(key, "checks")]
+            if x["passed"] < least: bad.append(f"FAIL budget {key}: {x['passed']} checks passed, expected at least {least}")
+            else: print(f"budget {key}: {x['passed']} checks passed, at least {least}: ok", file=sys.stderr)
+    for b in bad: print(b, file=sys.stderr)
+    sys.exit(1 if bad else 0)
+
 print("Memory (bytes; KiB = 1024 bytes):\n")
 print("| capacity (members) | flash | of it: scenario data | of it: Group::EMPTY image | flash of the member | static RAM (.data+.bss) | of it: group state | of it: scratch | peak stack | RAM + stack | checks |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for cap in caps:
     x = mem[cap]
-    member_flash = x["flash"] - x["data"] - x["empty"]
-    print(f"| {cap} ({x['members']}) | {k(x['flash'])} | {k(x['data'])} | {k(x['empty'])} | {k(member_flash)} | "
-          f"{k(x['ram'])} | {k(x['group'])} | {k(x['scratch'])} | {k(x['stack'])} | {k(x['ram'] + x['stack'])} | {x['result']} |")
+    print(f"| {cap} ({x['members']}) | {k(x['flash'])} | {k(x['data'])} | {k(x['empty'])} | {k(x['member_flash'])} | "
+          f"{k(x['ram'])} | {k(x['group'])} | {k(x['scratch'])} | {k(x['stack'])} | {k(x['ram'] + x['stack'])} | "
+          f"{x['passed']} passed, {x['failed']} failed |")
+if mode == "footprint":
+    footprint_lines()
+    verdict()
 print("\nPrimitives alone (guest instructions): " + ", ".join(f"{n} {M(v)}" if v > 1e5 else f"{n} {v / 1e3:.1f} k" for n, v in prim.items()))
 print("\nGuest instructions per operation (M = 10^6), floor = primitives it must run, ratio = measured / floor, and peak stack:\n")
 print("| operation | " + " | ".join(f"cap {c}: instructions / floor = ratio, stack" for c in caps) + " |")
@@ -111,4 +185,6 @@ for op in ops:
         counts = cost[cap].get(op, (0, 0, 0, {}))[3]
         parts.append(f"cap {cap}: " + " + ".join(f"{v} {n}" for n, v in counts.items() if v))
     print(f"- {names[op]}: " + "; ".join(parts))
+footprint_lines()
+verdict()
 EOF

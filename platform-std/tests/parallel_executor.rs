@@ -54,7 +54,7 @@ fn update_path(executor: &impl Executor) -> Vec<u8> {
     let mut out = vec![0u8; 64 * 1024];
     let mut gc = [0u8; 256];
     let r = t
-        .create_update_path(&me, &template, &signer, &context, &mut gc, &|_| false, &mut TestRng(42), executor, &mut out)
+        .create_update_path(&me, Some(&template), &signer, &context, &mut gc, &|_| false, &mut TestRng(42), executor, &mut out)
         .unwrap();
     out.truncate(r.update_path_len);
     out

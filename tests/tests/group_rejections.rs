@@ -1940,30 +1940,6 @@ fn create_commit_welcome_refusal() {
     valid_commit_then_usable(&mut fx, &[add(&valid)], &NoPsks);
 }
 
-/// Commit creation needs a leaf template when a path is required.
-#[test]
-fn create_commit_missing_leaf_template() {
-    let mut fx = fixture();
-    let before = fx.alice.snapshot();
-    let (mut m, mut w, mut gi) = buffers();
-    let opts = CommitOptions {
-        proposals: &[remove(2)],
-        include_pending: false,
-        force_path: false,
-        ratchet_tree_in_welcome: false,
-        wire_format: WireFormatPolicy::Public,
-        padding: 0,
-        authenticated_data: b"",
-        leaf: None,
-    };
-    let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
-    let got = fx.alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut fx.alice.rng, &Sequential, bufs).err();
-    assert_eq!(got, Some(CreateCommitError::MissingLeafTemplate));
-    assert_eq!(fx.alice.snapshot(), before);
-    assert_eq!(fx.alice.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged));
-    valid_commit_then_usable(&mut fx, &[], &NoPsks);
-}
-
 // ---------------------------------------------------------------------------
 // Joining (§12.4.3.1).
 // ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::Extensions;
 use mls_nostd::group::{CommitBuffers, CommitOptions, GroupConfig, MemberInfo, Received, WireFormatPolicy};
 use mls_nostd::key_package::KeyPackage;
+use mls_nostd::leaf_node::{LeafNode, LeafNodeSource};
 use mls_nostd::messages::proposal::{Add, GroupContextExtensions, PreSharedKey, Proposal, Remove};
 use mls_nostd::psk::{NoPsks, PreSharedKeyId, Psk, PskStore};
 use mls_nostd::store::RamStorage;
@@ -202,4 +203,35 @@ fn tree_view_is_the_epoch_until_merge() {
     let (a, b) = (export(&mut alice), export(&mut bob));
     assert!(a.len() > 5 * 64, "a 5-member tree is {} bytes", a.len());
     assert_eq!(a, b);
+}
+
+/// A Remove requires a path (§12.4); with no leaf template the path's leaf
+/// keeps our signature key, credential, capabilities and extensions, and
+/// only its encryption key and source change (issue #13 point 4: at 660bea2
+/// this was `CreateCommitError::MissingLeafTemplate`). Bob, who processes
+/// the Commit, sees exactly that leaf.
+#[test]
+fn path_without_leaf_template_keeps_the_leaf() {
+    let (mut alice, mut bob, _, _) = group();
+    let leaf0 = |m: &Member| m.group.tree().leaf_bytes(LeafIndex(0)).unwrap().to_vec();
+    let before = leaf0(&bob);
+    let (mut mb, mut wb, mut gb) = buffers();
+    let opts = CommitOptions { proposals: &[Proposal::Remove(Remove { removed: 2 })], ..CommitOptions::DEFAULT };
+    assert!(opts.leaf.is_none());
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+    let out = alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
+    assert!(out.summary.has_path);
+    let commit = out.commit.to_vec();
+    alice.group.merge_staged_commit_in_memory().unwrap();
+    bob.receive_commit(&commit);
+    let after = leaf0(&bob);
+    let (old, new) = (LeafNode::decode_exact(&before).unwrap().fields, LeafNode::decode_exact(&after).unwrap().fields);
+    assert_eq!(
+        (new.signature_key, new.credential, new.capabilities, new.extensions),
+        (old.signature_key, old.credential, old.capabilities, old.extensions)
+    );
+    assert_eq!(new.credential, Credential::Basic { identity: b"alice" });
+    assert_ne!(new.encryption_key, old.encryption_key);
+    assert!(matches!(new.source, LeafNodeSource::Commit { .. }));
+    agree(&[&alice, &bob]);
 }

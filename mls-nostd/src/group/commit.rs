@@ -59,7 +59,8 @@ pub struct CommitOptions<'a> {
     pub padding: usize,
     /// `authenticated_data` of the message.
     pub authenticated_data: &'a [u8],
-    /// Our new leaf's credential, capabilities and extensions (for the path).
+    /// Our leaf's new signature key, credential, capabilities and extensions
+    /// if a path is sent; `None` keeps them as they are.
     pub leaf: Option<LeafTemplate<'a>>,
 }
 
@@ -121,8 +122,6 @@ pub enum CreateCommitError {
     Protection(ProtectionError),
     /// The Welcome could not be built.
     Welcome(WelcomeError),
-    /// A path is needed but no leaf template was given.
-    MissingLeafTemplate,
     /// The group cannot be used.
     Inactive,
     /// [`Group::commit_reinit_in_memory`] was given a reference that names no ReInit
@@ -139,7 +138,6 @@ impl core::fmt::Display for CreateCommitError {
             Self::Commit(e) => write!(f, "{e}"),
             Self::Protection(e) => write!(f, "framing the commit: {e}"),
             Self::Welcome(e) => write!(f, "building the Welcome: {e}"),
-            Self::MissingLeafTemplate => f.write_str("the commit needs a path but no leaf template was given"),
             Self::Inactive => f.write_str("the group was left, removed or reinitialized"),
             Self::NoPendingReInit => f.write_str("the reference names no ReInit proposal pending in this epoch"),
             Self::GroupInfo(e) => write!(f, "signing the GroupInfo: {e}"),
@@ -604,10 +602,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
         let mut path_gc = [0u8; MAX_GROUP_CONTEXT_LEN];
         let (commit_secret, mut private, path_outcome, path_len) = if with_path {
-            let template = opts.leaf.ok_or(CreateCommitError::MissingLeafTemplate)?;
             let excluded = |l: LeafIndex| applied.added.contains(&l.0);
             let out = new
-                .create_update_path(&state.private, &template, signer, &provisional, &mut path_gc, &excluded, rng, executor, path_area)
+                .create_update_path(&state.private, opts.leaf.as_ref(), signer, &provisional, &mut path_gc, &excluded, rng, executor, path_area)
                 .map_err(CommitError::InvalidPath)?;
             let len = out.update_path_len;
             (out.commit_secret.clone(), out.private.clone(), Some(out), len)

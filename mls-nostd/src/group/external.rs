@@ -258,7 +258,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let (head, path_area) = out.split_at_mut(path_start);
         let private = TreeKemPrivate::new(me, placeholder_sk);
         let outcome = tree
-            .create_update_path(&private, leaf, signer, &provisional, &mut path_gc, &|_| false, rng, executor, path_area)
+            .create_update_path(&private, Some(leaf), signer, &provisional, &mut path_gc, &|_| false, rng, executor, path_area)
             .map_err(|e| JoinError::Commit(CommitError::InvalidPath(e)))?;
         let path = UpdatePath::decode_exact(path_area.get(..outcome.update_path_len).ok_or(CodecError::Truncated)?)?;
 

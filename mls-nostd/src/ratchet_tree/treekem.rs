@@ -267,7 +267,7 @@ impl TreeSlices<'_> {
     pub fn create_update_path(
         &mut self,
         me: &TreeKemPrivate,
-        template: &LeafTemplate<'_>,
+        template: Option<&LeafTemplate<'_>>,
         signer: &SignaturePrivateKey,
         context: &GroupContext<'_>,
         gc_buf: &mut [u8],
@@ -315,13 +315,24 @@ impl TreeSlices<'_> {
         // The new leaf, signed over the group (§7.2), at the start of `out`.
         let (leaf_sk, leaf_pk) = hpke::derive_key_pair(suite, leaf_ikm.as_bytes())?;
         private.leaf_key = leaf_sk;
+        // Without a template the leaf keeps its signature key, credential,
+        // capabilities and extensions: only its encryption key and parent
+        // hash change (§12.4.2 asks nothing more of a path's leaf).
+        let own;
+        let (signature_key, credential, capabilities, extensions) = match template {
+            Some(t) => (t.signature_key, t.credential, t.capabilities, t.extensions),
+            None => {
+                own = self.leaf_node(leaf).ok_or(TreeKemError::InvalidSender)?.fields;
+                (own.signature_key, own.credential, own.capabilities, own.extensions)
+            }
+        };
         let fields = LeafNodeFields {
             encryption_key: leaf_pk.as_bytes(),
-            signature_key: template.signature_key,
-            credential: template.credential,
-            capabilities: template.capabilities,
+            signature_key,
+            credential,
+            capabilities,
             source: LeafNodeSource::Commit { parent_hash: leaf_ph.as_bytes() },
-            extensions: template.extensions,
+            extensions,
         };
         let ctx = LeafNodeContext { group_id: context.group_id, leaf_index: leaf.0 };
         let leaf_len = LeafNode::sign_into(suite, &fields, Some(ctx), signer, out)

@@ -123,7 +123,7 @@ pub fn check_case(case: &Value) -> CaseResult {
         let created_path = t
             .create_update_path(
                 &privates[si],
-                &template,
+                Some(&template),
                 &signers[si],
                 &context,
                 &mut gc,

@@ -23,20 +23,8 @@ fn main() {
     // 1. Alice creates the group.
     let (alice_key, _) = SignaturePrivateKey::generate(suite, &mut rng);
     let mut alice = Box::new(MyGroup::EMPTY);
-    let mut caps = [0u8; 8];
-    alice.create(
-        &CreateParams {
-            suite,
-            group_id: b"sensors-floor-3",
-            credential: Credential::Basic { identity: b"alice" },
-            lifetime,
-            capabilities: default_capabilities(suite, &mut caps),
-            extensions: Extensions::default(),
-            config: GroupConfig::default(),
-        },
-        &alice_key,
-        &mut rng,
-    ).unwrap();
+    let credential = Credential::Basic { identity: b"alice" };
+    alice.create(&CreateParams::new(suite, b"sensors-floor-3", credential, lifetime), &alice_key, &mut rng).unwrap();
     // Her flash (here a RAM store), group slot 0, and a record buffer.
     let mut flash = RamStorage::<64, { 64 * 1024 }>::EMPTY;
     let mut record: RecordBuffer = [0; mls_nostd::store::MAX_RECORD_LEN];
@@ -47,20 +35,8 @@ fn main() {
     //    `key_store::KeyPackageStore` in real code).
     let (bob_key, _) = SignaturePrivateKey::generate(suite, &mut rng);
     let mut kp_buf = [0u8; 1024];
-    let (bob_kp, bob_kp_keys) = KeyPackage::generate(
-        &KeyPackageParams {
-            suite,
-            credential: Credential::Basic { identity: b"bob" },
-            lifetime,
-            leaf_extensions: Extensions::default(),
-            extensions: Extensions::default(),
-            supported_extensions: U16List::default(),
-            supported_proposals: U16List::default(),
-        },
-        &bob_key,
-        &mut rng,
-        &mut kp_buf,
-    ).unwrap();
+    let params = KeyPackageParams::new(suite, Credential::Basic { identity: b"bob" }, lifetime);
+    let (bob_kp, bob_kp_keys) = KeyPackage::generate(&params, &bob_key, &mut rng, &mut kp_buf).unwrap();
 
     // 3. Alice adds Bob: a Commit for the group and a Welcome for Bob.
     let (mut msg, mut welcome, mut group_info) = (vec![0u8; 32 * 1024], vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
@@ -77,14 +53,7 @@ fn main() {
     // 4. Bob joins from the Welcome (the tree travels inside it).
     let mut bob = Box::new(MyGroup::EMPTY);
     let mut join_buf = vec![0u8; welcome.len()];
-    bob.join_in_memory(&welcome, &JoinParams {
-        key_package: bob_kp,
-        keys: &bob_kp_keys,
-        signer: &bob_key,
-        ratchet_tree: None,
-        psks: &NoPsks,
-        config: GroupConfig::default(),
-    }, &mut join_buf).unwrap();
+    bob.join_in_memory(&welcome, &JoinParams::new(bob_kp, &bob_kp_keys, &bob_key), &mut join_buf).unwrap();
     assert_eq!(alice.epoch_authenticator(), bob.epoch_authenticator());
     println!("3-4. alice added bob, who joined from the Welcome: epoch {}", bob.epoch());
 

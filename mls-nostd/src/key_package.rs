@@ -281,6 +281,22 @@ pub struct KeyPackageParams<'a> {
     pub supported_proposals: crate::extensions::U16List<'a>,
 }
 
+impl<'a> KeyPackageParams<'a> {
+    /// A KeyPackage of `suite` for `credential`, valid for `lifetime`, with
+    /// no extensions and only the default extension and proposal types.
+    pub fn new(suite: CipherSuite, credential: crate::credential::Credential<'a>, lifetime: crate::leaf_node::Lifetime) -> Self {
+        Self {
+            suite,
+            credential,
+            lifetime,
+            leaf_extensions: Extensions::default(),
+            extensions: Extensions::default(),
+            supported_extensions: crate::extensions::U16List::default(),
+            supported_proposals: crate::extensions::U16List::default(),
+        }
+    }
+}
+
 /// A GREASE value (§13.5): one of `0x0A0A`, `0x1A1A`, ..., `0xEAEA`, chosen by `rng`.
 fn grease(rng: &mut impl rand_core::CryptoRng) -> [u8; 2] {
     let mut b = [0u8; 1];

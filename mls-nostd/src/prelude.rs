@@ -7,6 +7,7 @@ pub use crate::crypto::CipherSuite;
 pub use crate::crypto::signature::SignaturePrivateKey;
 pub use crate::executor::Sequential;
 pub use crate::extensions::{Extensions, U16List};
+pub use crate::leaf_node::Capabilities;
 pub use crate::group::{
     CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received, WireFormatPolicy,
     default_capabilities,

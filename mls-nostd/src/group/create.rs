@@ -37,6 +37,41 @@ pub struct CreateParams<'a> {
     pub config: GroupConfig,
 }
 
+impl<'a> CreateParams<'a> {
+    /// A group of `suite` with id `group_id`, created by `credential`, with
+    /// the default capabilities ([`default_capabilities`]), no GroupContext
+    /// extensions and the default [`GroupConfig`].
+    pub fn new(suite: CipherSuite, group_id: &'a [u8], credential: Credential<'a>, lifetime: Lifetime) -> Self {
+        Self {
+            suite,
+            group_id,
+            credential,
+            lifetime,
+            capabilities: static_default_capabilities(suite),
+            extensions: Extensions::default(),
+            config: GroupConfig::default(),
+        }
+    }
+}
+
+/// [`default_capabilities`] of each suite (0x0001..=0x0007), for borrowers
+/// that outlive any caller buffer.
+static DEFAULT_CAPABILITIES: [[u8; 8]; 7] = [
+    [0, 1, 0, 1, 0, 1, 0, 2],
+    [0, 1, 0, 2, 0, 1, 0, 2],
+    [0, 1, 0, 3, 0, 1, 0, 2],
+    [0, 1, 0, 4, 0, 1, 0, 2],
+    [0, 1, 0, 5, 0, 1, 0, 2],
+    [0, 1, 0, 6, 0, 1, 0, 2],
+    [0, 1, 0, 7, 0, 1, 0, 2],
+];
+
+/// [`default_capabilities`] without a buffer (empty for an unknown suite).
+pub(crate) fn static_default_capabilities(suite: CipherSuite) -> Capabilities<'static> {
+    let i = usize::from(suite.to_u16()).wrapping_sub(1);
+    DEFAULT_CAPABILITIES.get(i).map_or_else(Capabilities::default, capabilities_of)
+}
+
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
     /// Creates a one-member group (§11) in this slot, with `signer` as the
     /// creator's signature key and fresh keys from `rng`.
@@ -118,7 +153,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
 pub fn default_capabilities(suite: CipherSuite, buf: &mut [u8; 8]) -> Capabilities<'_> {
     let s = suite.to_u16().to_be_bytes();
     *buf = [0, 1, s[0], s[1], 0, 1, 0, 2];
-    let (versions, rest) = buf.split_at(2);
+    capabilities_of(buf)
+}
+
+/// `versions || cipher_suites || credentials`, one `u16` list of one or two
+/// entries each, as [`Capabilities`].
+fn capabilities_of(bytes: &[u8; 8]) -> Capabilities<'_> {
+    let (versions, rest) = bytes.split_at(2);
     let (suites, credentials) = rest.split_at(2);
     Capabilities {
         versions: U16List::from_body(versions).unwrap_or_default(),
@@ -126,5 +167,24 @@ pub fn default_capabilities(suite: CipherSuite, buf: &mut [u8; 8]) -> Capabiliti
         extensions: U16List::default(),
         proposals: U16List::default(),
         credentials: U16List::from_body(credentials).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table behind `CreateParams::new` says what `default_capabilities`
+    /// writes, for every suite of RFC 9420 §17.1 (built in or not).
+    #[test]
+    fn static_capabilities_are_the_default_ones() {
+        let mut checked = 0;
+        for id in 1..=7u16 {
+            let Some(suite) = CipherSuite::from_u16(id) else { continue };
+            let mut buf = [0u8; 8];
+            assert_eq!(static_default_capabilities(suite), default_capabilities(suite, &mut buf), "suite {id}");
+            checked += 1;
+        }
+        assert_eq!(checked, CipherSuite::ALL.len());
     }
 }

@@ -159,6 +159,14 @@ pub struct JoinParams<'a> {
     pub config: GroupConfig,
 }
 
+impl<'a> JoinParams<'a> {
+    /// Joins with `key_package` (as published), its private `keys` and our
+    /// `signer`; the tree in the Welcome, no PSKs, the default [`GroupConfig`].
+    pub fn new(key_package: &'a [u8], keys: &'a KeyPackagePrivateKeys, signer: &'a SignaturePrivateKey) -> Self {
+        Self { key_package, keys, signer, ratchet_tree: None, psks: &crate::psk::NoPsks, config: GroupConfig::default() }
+    }
+}
+
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
     /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`) into this
     /// slot, which must hold no active group; on failure it is left empty.

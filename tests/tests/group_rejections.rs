@@ -16,7 +16,7 @@
 //! code asserted is that of the first failing check.
 use mls_nostd::Capacity;
 use mls_nostd::codec::{Decode, Encode, ListView, Reader, Writer};
-use mls_nostd::credential::Credential;
+use mls_nostd::credential::{CertificateChain, Credential};
 use mls_nostd::crypto::hpke::{HpkePublicKey, derive_key_pair};
 use mls_nostd::crypto::labeled::decrypt_with_label;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
@@ -1529,6 +1529,51 @@ fn leaf_caps_add_lacks_required_capability() {
     refuse_create(&mut fx.alice, &list, false, &NoPsks, want);
     // Without the requirement Dave can join.
     valid_commit_then_usable(&mut fx, &[add(&kp)], &NoPsks);
+}
+
+/// The credential types of an Add (§7.2, §7.3): the new leaf supports every
+/// type in use, and every member supports its type, counting the Adds
+/// before it in the same Commit (since issue #16 the check is O(1) per Add:
+/// the types are gathered once per Commit instead of decoding every
+/// member's leaf per Add). The members are basic and support basic and
+/// X.509.
+#[test]
+fn leaf_caps_add_credential_types() {
+    let mut fx = fixture();
+    let want = CommitError::UnsupportedCapabilities;
+    // One fake certificate: the codec and the default identity policy do not
+    // parse it.
+    let chain = [3u8, 0x30, 0x01, 0x00];
+    let x509 = Credential::X509 { certificates: CertificateChain::from_body(&chain).unwrap() };
+    let basic = Credential::Basic { identity: b"frank" };
+    let (mut dave, mut erin, mut frank) = (Member::new("dave", 4), Member::new("erin", 5), Member::new("frank", 6));
+    let x509_only = kp_of_types(&mut dave, x509, &[0, 2]);
+    let x509_and_basic = kp_of_types(&mut erin, x509, &[0, 1, 0, 2]);
+    let basic_only = kp_of_types(&mut frank, basic, &[0, 1]);
+    // An X.509 member that does not support the basic type in use.
+    refuse_commit(&mut fx.bob, &craft_commit(&mut fx.alice, &by_value(&[add(&x509_only)]), None), &NoPsks, want, "LEAF-CAPS");
+    refuse_create(&mut fx.alice, &[add(&x509_only)], false, &NoPsks, want);
+    // A basic-only member after an X.509 one of the same Commit.
+    let list = [add(&x509_and_basic), add(&basic_only)];
+    refuse_commit(&mut fx.bob, &craft_commit(&mut fx.alice, &by_value(&list), None), &NoPsks, want, "LEAF-CAPS");
+    refuse_create(&mut fx.alice, &list, false, &NoPsks, want);
+    // Alone, X.509 supporting both fits; after it, basic-only no longer does.
+    valid_commit_then_usable(&mut fx, &[add(&x509_and_basic)], &NoPsks);
+    let mut george = Member::new("george", 7);
+    let basic_only = kp_of_types(&mut george, Credential::Basic { identity: b"george" }, &[0, 1]);
+    refuse_commit(&mut fx.bob, &craft_commit(&mut fx.alice, &by_value(&[add(&basic_only)]), None), &NoPsks, want, "LEAF-CAPS");
+    refuse_create(&mut fx.alice, &[add(&basic_only)], false, &NoPsks, want);
+}
+
+/// A KeyPackage of `m` with `credential` and the credential types `types`
+/// (a `u16` list body) in its leaf's capabilities.
+fn kp_of_types(m: &mut Member, credential: Credential<'_>, types: &[u8]) -> Vec<u8> {
+    let (kp, _) = m.key_package();
+    let view = KeyPackage::decode_exact(&kp).unwrap();
+    let leaf = view.tbs.leaf_node.fields;
+    let capabilities = Capabilities { credentials: U16List::from_body(types).unwrap(), ..leaf.capabilities };
+    let fields = LeafNodeFields { credential, capabilities, ..leaf };
+    kp_with(&m.signer.clone(), &fields, None, view.tbs.version, view.tbs.init_key, view.tbs.extensions)
 }
 
 /// An encryption key already in the tree (§7.3, §12.4.2): an Add's leaf, a

@@ -375,6 +375,13 @@ fn leaf_supports(l: &LeafNode<'_>, exts: U16List<'_>, props: U16List<'_>, creds:
 /// required capabilities, its extensions listed in its capabilities, the
 /// group's credential types supported, and its type supported by all.
 fn leaf_fits_group(tree: TreeView<'_>, leaf: &LeafNode<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
+    Ok(leaf_fits_extensions(leaf, extensions)? && CredentialTypes::of(tree).admits(leaf))
+}
+
+/// The part of [`leaf_fits_group`] that does not depend on the members:
+/// required capabilities, and the leaf's extensions listed in its
+/// capabilities.
+fn leaf_fits_extensions(leaf: &LeafNode<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
     let caps = &leaf.fields.capabilities;
     if leaf
         .fields
@@ -390,15 +397,56 @@ fn leaf_fits_group(tree: TreeView<'_>, leaf: &LeafNode<'_>, extensions: Extensio
             return Ok(false);
         }
     }
-    let my_type = leaf.fields.credential.credential_type();
-    for other in (0..tree.n_leaves()).filter_map(|i| tree.leaf_node(LeafIndex(i))) {
-        if !caps.credentials.contains(other.fields.credential.credential_type())
-            || !other.fields.capabilities.credentials.contains(my_type)
-        {
-            return Ok(false);
+    Ok(true)
+}
+
+/// The members' credential types, and the types every member supports, as
+/// bits (basic, X.509: the only types a leaf can hold, [`Credential`]'s
+/// variants). A new leaf must support every type in use and its own type
+/// must be supported by every member (§7.2, §7.3). Built once per Commit
+/// and updated per Add, so that a Commit of many Adds checks each in O(1)
+/// instead of decoding every member's leaf (issue #16: O(N²) at 10,000).
+///
+/// [`Credential`]: crate::credential::Credential
+#[derive(Clone, Copy, Debug)]
+struct CredentialTypes {
+    in_use: u8,
+    supported_by_all: u8,
+}
+
+impl CredentialTypes {
+    fn bit(t: u16) -> u8 {
+        match t {
+            crate::credential::CREDENTIAL_BASIC => 1,
+            crate::credential::CREDENTIAL_X509 => 2,
+            _ => 0,
         }
     }
-    Ok(true)
+
+    fn supported(leaf: &LeafNode<'_>) -> u8 {
+        leaf.fields.capabilities.credentials.iter().fold(0, |b, t| b | Self::bit(t))
+    }
+
+    /// Those of the members of `tree`.
+    fn of(tree: TreeView<'_>) -> Self {
+        let mut types = Self { in_use: 0, supported_by_all: u8::MAX };
+        for member in (0..tree.n_leaves()).filter_map(|i| tree.leaf_node(LeafIndex(i))) {
+            types.admit(&member);
+        }
+        types
+    }
+
+    /// True if `leaf` can join members of these types.
+    fn admits(&self, leaf: &LeafNode<'_>) -> bool {
+        let own = Self::bit(leaf.fields.credential.credential_type());
+        Self::supported(leaf) & self.in_use == self.in_use && self.supported_by_all & own != 0
+    }
+
+    /// Counts `leaf` among the members.
+    fn admit(&mut self, leaf: &LeafNode<'_>) {
+        self.in_use |= Self::bit(leaf.fields.credential.credential_type());
+        self.supported_by_all &= Self::supported(leaf);
+    }
 }
 
 /// True if `leaf`'s encryption key is that of a node of `tree` other than
@@ -983,15 +1031,18 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         }
     }
     let mut added: heapless::Vec<u32, N> = heapless::Vec::new();
+    // The members' credential types once, then each Add's (§7.3).
+    let mut types = CredentialTypes::of(new.view());
     for por in commit.proposals.iter() {
         let Proposal::Add(a) = resolve(por, proposals, committer)?.proposal else { continue };
         let kp = a.key_package;
         kp.validate(suite, now, max_lifetime).map_err(CommitError::InvalidKeyPackage)?;
         let leaf = kp.tbs.leaf_node;
         check_identity(identity, state.group_id.as_slice(), CredentialUse::Add, &leaf, None)?;
-        if !leaf_fits_group(new.view(), &leaf, extensions)? {
+        if !(leaf_fits_extensions(&leaf, extensions)? && types.admits(&leaf)) {
             return Err(CommitError::UnsupportedCapabilities);
         }
+        types.admit(&leaf);
         // Same client twice in this list, or a member this commit keeps.
         if is_newly_added(new, &added, leaf.fields.signature_key) {
             return Err(CommitError::DuplicateAdd);

@@ -194,7 +194,9 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
     }
 
     fn leave(&mut self) {
-        // `create` and `join` replace whatever the slot held.
+        // A fresh empty slot, allocated here (outside the timed join): `join`
+        // refuses a slot that holds a group (`SlotInUse`).
+        self.slot = Some(boxed_group());
     }
 
     fn process(&mut self, commit: &[u8]) {

@@ -76,7 +76,7 @@ fuzz_target!(
                 identity: &mls_nostd::identity::SameCredential,
             };
             let (mut a, mut b) = ([0u32; N], [0u32; N]);
-            let _ = tree.validate(&check, &mut a, &mut b);
+            let _ = tree.validate(&check, &mls_nostd::executor::Sequential, &mut a, &mut b);
         });
     }
 );

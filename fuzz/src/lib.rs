@@ -210,6 +210,7 @@ impl Member {
 /// The join parameters of the stateful targets.
 pub fn join_params<'a>(kp: &'a [u8], keys: &'a KeyPackagePrivateKeys, signer: &'a SignaturePrivateKey) -> JoinParams<'a> {
     JoinParams {
+        executor: &mls_nostd::executor::Sequential,
         key_package: kp,
         keys,
         signer,

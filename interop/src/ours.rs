@@ -188,6 +188,7 @@ impl Ours {
     pub fn join_with(&mut self, welcome: &[u8], ratchet_tree: Option<&[u8]>, psks: &dyn PskStore) {
         let (kp, keys) = self.key_package.take().unwrap_or_else(|| panic!("{}: no KeyPackage to join with", self.name));
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: &kp,
             keys: &keys,
             signer: &self.signer,
@@ -206,6 +207,7 @@ impl Ours {
         let (kp, keys) = self.key_package.as_ref().ok_or_else(|| format!("{}: no KeyPackage", self.name))?;
         let psks = ExternalPsks(&self.external_psks);
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: kp,
             keys,
             signer: &self.signer,
@@ -893,6 +895,7 @@ impl OursClient {
         let scheme = kp.suite.signature_scheme();
         let signer = self.signers.iter().find(|(s, _)| *s == scheme).map(|(_, k)| k);
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: &kp.body,
             keys: &kp.keys,
             signer: signer.ok_or_else(|| Failure::Failed("no signature key of the KeyPackage's suite".into()))?,

@@ -416,6 +416,7 @@ fn removed_records_are_gone_from_the_files() {
         });
         let (_, welcome) = alice.commit(&[add], false, WireFormatPolicy::Public);
         let params = mls_nostd::group::JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: &kp,
             keys: &keys,
             signer: &bob.signer,

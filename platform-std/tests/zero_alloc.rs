@@ -165,6 +165,7 @@ fn hot_paths_do_not_allocate() {
     for i in 1..MEMBERS {
         let (kp, keys) = &kps[i - 1];
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: kp,
             keys,
             signer: &signers[i],

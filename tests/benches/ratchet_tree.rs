@@ -71,7 +71,7 @@ fn bench_validation(c: &mut Criterion) {
                     group_extensions: Extensions::default(),
                     identity: &mls_nostd::identity::SameCredential,
                 };
-                t.validate(&check, &mut a, &mut b).unwrap();
+                t.validate(&check, &mls_nostd::executor::Sequential, &mut a, &mut b).unwrap();
             })
         });
     }

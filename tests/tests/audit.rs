@@ -617,6 +617,7 @@ fn a_welcome_cannot_reuse_a_key_package() {
     carol.receive_commit(&commit);
     let welcome = welcome.unwrap();
     let params = JoinParams {
+        executor: &mls_nostd::executor::Sequential,
         key_package: &kp,
         keys: &keys,
         signer: &dave.signer,
@@ -648,6 +649,7 @@ fn a_welcome_cannot_reuse_a_key_package() {
     }
     let welcome = welcome.unwrap();
     let params = JoinParams {
+        executor: &mls_nostd::executor::Sequential,
         key_package: &kp,
         keys: &keys,
         signer: &eve.signer,
@@ -979,6 +981,7 @@ fn oversized_length_prefixes_are_refused() {
     }
     let bad = with_prefix(&welcome, 6, &[0xbf, 0xff, 0xff, 0xff]);
     let params = JoinParams {
+        executor: &mls_nostd::executor::Sequential,
         key_package: &dave_kp,
         keys: &dave_keys,
         signer: &dave.signer,

@@ -65,6 +65,7 @@ fn lifecycle(suite: CipherSuite) {
         let reference = KeyPackage::decode_exact(&dave_kp).unwrap().reference(suite).unwrap();
         store.put(&reference, &dave_keys).unwrap();
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: &dave_kp,
             keys: &dave_keys,
             signer: &dave.signer,
@@ -408,6 +409,7 @@ fn reinit_then_branch() {
     };
     let join = |member: &mut Member, store: &dyn PskStore| {
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: &bob_kp2,
             keys: &bob_keys2,
             signer: &member.signer,
@@ -486,6 +488,7 @@ fn reinit_then_branch() {
         w
     };
     let params = JoinParams {
+        executor: &mls_nostd::executor::Sequential,
         key_package: &alice_kp,
         keys: &alice_keys,
         signer: &sub_alice.signer,
@@ -760,6 +763,7 @@ fn reinit_by_reference_keeping_the_group_id() {
     let welcome = welcome.unwrap();
     for ((m, kp, keys), old) in joiners.iter_mut().zip([&bob, &carol]) {
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: kp,
             keys,
             signer: &m.signer,

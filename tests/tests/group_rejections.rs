@@ -230,6 +230,7 @@ impl Member {
         config: GroupConfig,
     ) -> Result<(), JoinError> {
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: kp,
             keys,
             signer: &self.signer,
@@ -2332,6 +2333,7 @@ fn join_no_ratchet_tree() {
     let tree = fx.alice.tree_bytes();
     let mut small: Box<Group<2, 2048, 8, 1024>> = Box::new(Group::EMPTY);
     let params = JoinParams {
+        executor: &mls_nostd::executor::Sequential,
         key_package: &kp,
         keys: &keys,
         signer: &dave.signer,
@@ -2777,6 +2779,7 @@ fn join_linked_group_refusals() {
     let join = |m: &mut Member, store: &dyn PskStore| {
         let signer = m.signer.clone();
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: &kp,
             keys: &keys,
             signer: &signer,
@@ -2843,6 +2846,7 @@ fn join_linked_group_refusals() {
         [(&lying as &dyn PskStore, Some(JoinError::BranchMismatch)), (&*new_alice.group as &dyn PskStore, None)]
     {
         let p = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: &akp,
             keys: &akeys,
             signer: &branch_alice.signer,

@@ -281,6 +281,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
             break; // the join was stored before the cut
         }
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: &kp,
             keys: &keys,
             signer: &dev.member.signer.clone(),
@@ -540,6 +541,7 @@ fn flash_bytes_per_operation_64_members() {
     let (_, welcome) = gateway.commit(&adds, true, WireFormatPolicy::Public);
     let welcome = welcome.unwrap();
     let params = JoinParams {
+        executor: &mls_nostd::executor::Sequential,
         key_package: &kp,
         keys: &keys,
         signer: &device.signer.clone(),

@@ -22,7 +22,7 @@ fn validate(bytes: &[u8], group_id: &[u8]) -> Result<(), TreeValidationError> {
         identity: &mls_nostd::identity::SameCredential,
     };
     let (mut a, mut b) = ([0u32; 64], [0u32; 64]);
-    t.validate(&check, &mut a, &mut b)
+    t.validate(&check, &mls_nostd::executor::Sequential, &mut a, &mut b)
 }
 
 /// A suite-3 vector tree with parents set by commits (full tree of 8 leaves).
@@ -38,7 +38,7 @@ fn vector_tree() -> (Vec<u8>, Vec<u8>) {
 
 /// Encodes a tree from optional nodes given as already-encoded `Node`s.
 fn encode_tree(nodes: &[Option<Vec<u8>>]) -> Vec<u8> {
-    let mut buf = vec![0u8; 65536];
+    let mut buf = vec![0u8; 8 + nodes.iter().map(|n| 1 + n.as_ref().map_or(0, Vec::len)).sum::<usize>()];
     let mut w = Writer::new(&mut buf);
     w.write_vector(|w| {
         for n in nodes {
@@ -196,7 +196,7 @@ fn tree_hash_mismatch() {
         identity: &mls_nostd::identity::SameCredential,
     };
     let (mut a, mut b) = ([0u32; 64], [0u32; 64]);
-    assert_eq!(t.validate(&check, &mut a, &mut b), Err(TreeValidationError::TreeHashMismatch));
+    assert_eq!(t.validate(&check, &mls_nostd::executor::Sequential, &mut a, &mut b), Err(TreeValidationError::TreeHashMismatch));
     // Failed validation leaves the imported tree usable.
     assert!(t.tree_hash(NodeIndex(7)).is_ok());
 }
@@ -220,5 +220,58 @@ fn rejected_credential() {
     t.import(SUITE, &decode_tree(&tree).unwrap()).unwrap();
     let check = TreeCheck { group_id: b"g", tree_hash: None, group_extensions: Extensions::default(), identity: &RejectBob };
     let (mut x, mut y) = ([0u32; 64], [0u32; 64]);
-    assert_eq!(t.validate(&check, &mut x, &mut y), Err(TreeValidationError::CredentialRejected(LeafIndex(1))));
+    assert_eq!(t.validate(&check, &mls_nostd::executor::Sequential, &mut x, &mut y), Err(TreeValidationError::CredentialRejected(LeafIndex(1))));
+}
+
+/// The leaf signatures are checked a batch at a time through the executor,
+/// whose chunks may run in any order: a tree of 600 leaves (1,024 leaf
+/// slots: four batches of 256) validates with an executor that runs each
+/// batch backwards, every leaf slot is handed to it once, and a bad
+/// signature in the third batch is reported at its own leaf.
+#[test]
+fn leaf_signatures_through_an_executor_in_batches() {
+    use mls_nostd::executor::Executor;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Backwards(AtomicUsize);
+    impl Executor for Backwards {
+        fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync)) {
+            for (i, c) in buf.chunks_exact_mut(chunk).enumerate().rev() {
+                self.0.fetch_add(1, Ordering::Relaxed);
+                job(i, c);
+            }
+        }
+    }
+    const LEAVES: usize = 600;
+    let leaves: Vec<Vec<u8>> = (0..LEAVES)
+        .map(|i| {
+            let (leaf, _) = test_leaf(SUITE, format!("member {i}").as_bytes(), 1000 + i as u64, None);
+            [vec![1u8], leaf].concat()
+        })
+        .collect();
+    let tree_of = |leaves: &[Vec<u8>]| {
+        let nodes: Vec<Option<Vec<u8>>> =
+            leaves.iter().enumerate().flat_map(|(i, l)| [Some(l.clone())].into_iter().chain((i + 1 < LEAVES).then_some(None))).collect();
+        encode_tree(&nodes)
+    };
+    let run = |bytes: &[u8]| {
+        let mut tree = Box::new(RatchetTree::<1024, { 1024 * 256 }>::EMPTY);
+        let mut t = tree.slices();
+        t.import(SUITE, &decode_tree(bytes).unwrap()).unwrap();
+        let check = TreeCheck {
+            group_id: b"batches",
+            tree_hash: None,
+            group_extensions: Extensions::default(),
+            identity: &mls_nostd::identity::SameCredential,
+        };
+        let executor = Backwards(AtomicUsize::new(0));
+        let (mut a, mut b) = (vec![0u32; 1024], vec![0u32; 1024]);
+        let result = t.validate(&check, &executor, &mut a, &mut b);
+        (result, executor.0.load(Ordering::Relaxed))
+    };
+    assert_eq!(run(&tree_of(&leaves)), (Ok(()), 1024));
+    let mut bad = leaves.clone();
+    let last = bad[555].len() - 1;
+    bad[555][last] ^= 1;
+    let (result, _) = run(&tree_of(&bad));
+    assert_eq!(result, Err(TreeValidationError::InvalidLeafSignature(LeafIndex(555))));
 }

@@ -236,6 +236,7 @@ fn join_consumes_key_package_at_the_commit_point() {
     let (commit, welcome) = alice.commit(&[add], false, WireFormatPolicy::Public);
     bob.receive_commit(&commit);
     let params = JoinParams {
+        executor: &mls_nostd::executor::Sequential,
         key_package: &kp,
         keys: &keys,
         signer: &dave.signer,

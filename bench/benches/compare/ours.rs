@@ -183,6 +183,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
             self.join_buf = vec![0; welcome.len()];
         }
         let params = JoinParams {
+            executor: &RayonExecutor,
             key_package: kp,
             keys,
             signer: &self.signer,

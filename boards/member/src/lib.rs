@@ -260,6 +260,7 @@ impl Device {
         let keys = self.key_package_keys.take().ok_or(StepError::NoKeyPackage)?;
         let signer = self.signer.clone().ok_or(StepError::NoKeyPackage)?;
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: self.key_package.get(..self.key_package_len).unwrap_or(&[]),
             keys: &keys,
             signer: &signer,

@@ -257,6 +257,7 @@ impl<const N: usize, const A: usize> Host<N, A> {
 
     fn join(&mut self, welcome: &[u8], kp: &[u8], keys: &KeyPackagePrivateKeys) {
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: kp,
             keys,
             signer: &self.signer,

@@ -176,7 +176,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
         let mut scratch_a = [0u32; N];
         let mut scratch_b = [0u32; N];
-        tree.validate(&check, &mut scratch_a, &mut scratch_b).map_err(JoinError::InvalidTree)?;
+        tree.validate(&check, executor, &mut scratch_a, &mut scratch_b).map_err(JoinError::InvalidTree)?;
 
         // ExternalInit (§8.3): init_secret exported from an HPKE context to external_pub.
         let nh = suite.hash_len();

@@ -157,13 +157,25 @@ pub struct JoinParams<'a> {
     pub psks: &'a dyn PskStore,
     /// Group settings, the identity policy among them.
     pub config: GroupConfig,
+    /// Runs the tree's leaf-signature checks (most of a join's work):
+    /// `Sequential`, or a thread pool on a host.
+    pub executor: &'a dyn crate::executor::Executor,
 }
 
 impl<'a> JoinParams<'a> {
     /// Joins with `key_package` (as published), its private `keys` and our
-    /// `signer`; the tree in the Welcome, no PSKs, the default [`GroupConfig`].
+    /// `signer`; the tree in the Welcome, no PSKs, the default [`GroupConfig`],
+    /// the signatures checked one after the other.
     pub fn new(key_package: &'a [u8], keys: &'a KeyPackagePrivateKeys, signer: &'a SignaturePrivateKey) -> Self {
-        Self { key_package, keys, signer, ratchet_tree: None, psks: &crate::psk::NoPsks, config: GroupConfig::default() }
+        Self {
+            key_package,
+            keys,
+            signer,
+            ratchet_tree: None,
+            psks: &crate::psk::NoPsks,
+            config: GroupConfig::default(),
+            executor: &crate::executor::Sequential,
+        }
     }
 }
 
@@ -219,7 +231,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         };
         let mut scratch_a = [0u32; N];
         let mut scratch_b = [0u32; N];
-        tree.validate(&check, &mut scratch_a, &mut scratch_b).map_err(JoinError::InvalidTree)?;
+        tree.validate(&check, p.executor, &mut scratch_a, &mut scratch_b).map_err(JoinError::InvalidTree)?;
 
         // Our leaf: the one identical to our KeyPackage's.
         let ours = kp.tbs.leaf_node.as_bytes();

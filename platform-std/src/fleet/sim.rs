@@ -227,6 +227,7 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         let m = &mut self.members[i];
         let (kp, keys) = m.pending.take().ok_or_else(|| FleetError(format!("{}: no KeyPackage to join with", m.name)))?;
         let params = JoinParams {
+            executor: &RayonExecutor,
             key_package: &kp,
             keys: &keys,
             signer: &m.signer,

@@ -132,6 +132,7 @@ impl Member {
         };
         let welcome = hex_field(v, "welcome")?;
         let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
             key_package: &self.key_package,
             keys: &self.keys,
             signer: &self.signer,

@@ -54,7 +54,7 @@ pub fn check_case(case: &Value) -> CaseResult {
         identity: &mls_nostd::identity::SameCredential,
     };
     let (mut a, mut b) = ([0u32; 64], [0u32; 64]);
-    t.validate(&check, &mut a, &mut b).ctx("validate")?;
+    t.validate(&check, &mls_nostd::executor::Sequential, &mut a, &mut b).ctx("validate")?;
 
     // The tree re-exports to the identical encoding.
     let mut out = vec![0u8; bytes.len() + 16];

@@ -129,6 +129,20 @@ pub struct EpochState {
 }
 
 impl EpochState {
+    /// No epoch (a group slot not yet filled, or a staged epoch about to be).
+    pub(crate) const EMPTY: Self = Self {
+        suite: CipherSuite::PLACEHOLDER,
+        group_id: OwnedBytes::EMPTY,
+        epoch: 0,
+        confirmed_transcript_hash: HashValue::EMPTY,
+        interim_transcript_hash: HashValue::EMPTY,
+        confirmation_tag: HashValue::EMPTY,
+        tree_hash: HashValue::EMPTY,
+        extensions: OwnedBytes::EMPTY,
+        secrets: EpochSecrets::EMPTY,
+        private: TreeKemPrivate::EMPTY,
+    };
+
     /// Encodes the GroupContext of this epoch, with `tree_hash`, into `buf`.
     pub fn group_context<'b>(&self, tree_hash: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], CodecError> {
         GroupContext {
@@ -199,6 +213,22 @@ pub(crate) enum Staged {
     Epoch(EpochState),
     /// The Commit removes us: merging ends our membership.
     Removed,
+}
+
+impl Staged {
+    /// Stages an empty next epoch in `slot` and returns it, for the Commit
+    /// being processed or created to fill in place: an `EpochState` (5 KB)
+    /// built on the stack and moved would add its size (or twice) to the
+    /// frame. Never inlined, so that any temporary of the assignment stays
+    /// out of the caller's frame. (None cannot happen.)
+    #[inline(never)]
+    pub(crate) fn begin_epoch(slot: &mut Option<Staged>) -> Option<&mut EpochState> {
+        *slot = Some(Staged::Epoch(EpochState::EMPTY));
+        match slot {
+            Some(Staged::Epoch(next)) => Some(next),
+            _ => None,
+        }
+    }
 }
 
 /// What a staged Commit does, kept beside it for [`StagedCommit`].
@@ -375,18 +405,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// A group slot with no group yet (create or join fills it), usable in
     /// `static` items so that no group state is ever built on the stack.
     pub const EMPTY: Self = Self {
-        state: EpochState {
-            suite: CipherSuite::PLACEHOLDER,
-            group_id: OwnedBytes::EMPTY,
-            epoch: 0,
-            confirmed_transcript_hash: HashValue::EMPTY,
-            interim_transcript_hash: HashValue::EMPTY,
-            confirmation_tag: HashValue::EMPTY,
-            tree_hash: HashValue::EMPTY,
-            extensions: OwnedBytes::EMPTY,
-            secrets: EpochSecrets::EMPTY,
-            private: TreeKemPrivate::EMPTY,
-        },
+        state: EpochState::EMPTY,
         signer: SignaturePrivateKey::ZERO,
         removed: true,
         reinit: None,
@@ -596,6 +615,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             // Nothing can fail: the tree is staging whenever a commit is staged.
             let _ = self.tree.slices().discard_stage();
         }
+        self.clear_staging();
+    }
+
+    /// Empties the staging fields (a Commit's next epoch is built in them
+    /// in place, and they are emptied again if that fails).
+    pub(crate) fn clear_staging(&mut self) {
         self.staged = None;
         self.staged_reinit = None;
         self.staged_info = StagedInfo::EMPTY;

@@ -548,8 +548,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.tree.slices().begin_stage()?;
         let result = self.stage_commit_in_tree(v, &commit, external, committer, psks, now);
         if result.is_err() {
-            // Nothing can fail: the tree is staging.
+            // Nothing can fail: the tree is staging. The staging fields,
+            // partly filled, are emptied.
             let _ = self.tree.slices().discard_stage();
+            self.clear_staging();
         }
         result
     }
@@ -569,7 +571,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let suite = self.state.suite;
         let own_leaf = self.state.private.leaf;
         let config = self.config;
-        let group_id = self.state.group_id.clone();
         let Self {
             tree,
             proposals,
@@ -588,6 +589,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             return Err(CommitError::UnknownSender);
         }
 
+        // The next epoch is built in place in the group's staging fields
+        // (stage_commit empties them on an error).
+        let next = super::Staged::begin_epoch(staged).ok_or(CommitError::CommitPending)?;
+        let group_id = state.group_id.as_slice();
+        let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit: staged_reinit };
         let applied: Applied<N> = apply_proposals(
             commit,
             committer,
@@ -600,6 +606,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             config.max_lifetime,
             external,
             config.identity,
+            out,
         )?;
         if applied.path_required && commit.path.is_none() {
             return Err(CommitError::PathRequired);
@@ -615,14 +622,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             summary.committer = committer;
         }
         let added = applied.added;
-        let extensions = Extensions::from_body(applied.extensions.as_slice())?;
+        let extensions = Extensions::from_body(next.extensions.as_slice())?;
 
         // The path, against the provisional GroupContext (§12.4.2).
         let nh = suite.hash_len();
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let provisional = crate::group_context::GroupContext {
             cipher_suite: suite,
-            group_id: group_id.as_slice(),
+            group_id,
             epoch: summary.new_epoch,
             tree_hash: &[],
             confirmed_transcript_hash: state.confirmed_transcript_hash.as_bytes(),
@@ -651,7 +658,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 Some(l) => Some(old.leaf_node(l).ok_or(CommitError::UnknownSender)?),
                 None => None,
             };
-            check_identity(config.identity, group_id.as_slice(), usage, leaf, predecessor.as_ref())?;
+            check_identity(config.identity, group_id, usage, leaf, predecessor.as_ref())?;
             if leaf_keys_in_use(&new, leaf, committer) {
                 return Err(CommitError::DuplicateKey);
             }
@@ -663,28 +670,29 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         }
         // If the commit applies our own Update proposal, our leaf key is the
         // one we kept for it (§12.1.2).
-        let mut base_private = state.private.clone();
+        next.private.copy_from(&state.private);
         if let Some(sk) = pending_update_key.as_ref()
             && let Some(node) = own_leaf.node()
             && new.encryption_key(node).is_some_and(|pk| pk == sk.public_key(suite).as_bytes())
         {
-            base_private.leaf_key = sk.clone();
+            next.private.leaf_key = sk.clone();
         }
-        let (commit_secret, mut private) = match (&commit.path, summary.removes_us) {
+        let commit_secret = match (&commit.path, summary.removes_us) {
             (_, true) => {
                 // Removed: nothing of the next epoch is ours to derive.
                 *staged = Some(super::Staged::Removed);
-                *staged_info = super::StagedInfo { summary, psk_ids: applied.psk_ids, external_removed: applied.external_removed };
+                *staged_reinit = None;
+                staged_info.summary = summary;
+                staged_info.external_removed = applied.external_removed;
                 return Ok(summary);
             }
             (Some(path), false) => {
                 let excluded = |l: LeafIndex| added.contains(&l.0);
-                let out = new.apply_update_path(committer, path, &base_private, &provisional, &mut gc_buf, &excluded)?;
-                (out.commit_secret, out.private)
+                new.apply_update_path_in_place(committer, path, &mut next.private, &provisional, &mut gc_buf, &excluded)?.0
             }
-            (None, false) => (Secret::zero(nh)?, base_private.clone()),
+            (None, false) => Secret::zero(nh)?,
         };
-        private.prune(&new);
+        next.private.prune(&new);
 
         // Transcript hashes and the key schedule of the new epoch (§8).
         let confirmed =
@@ -701,25 +709,19 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             None => state.secrets.init_secret.clone(),
         };
         let joiner = joiner_secret(suite, &init_secret, &commit_secret, gc)?;
-        let secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, gc)?;
-        if !transcript::verify_confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes(), tag) {
+        next.secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, gc)?;
+        if !transcript::verify_confirmation_tag(suite, &next.secrets.confirmation_key, confirmed.as_bytes(), tag) {
             return Err(CommitError::ConfirmationTagMismatch);
         }
-        let interim = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag)?;
-        *staged = Some(super::Staged::Epoch(EpochState {
-            suite,
-            group_id,
-            epoch: summary.new_epoch,
-            confirmed_transcript_hash: confirmed,
-            interim_transcript_hash: interim,
-            confirmation_tag: HashValue::from_slice(tag).map_err(CommitError::Crypto)?,
-            tree_hash,
-            extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
-            secrets,
-            private,
-        }));
-        *staged_reinit = applied.reinit;
-        *staged_info = super::StagedInfo { summary, psk_ids: applied.psk_ids, external_removed: applied.external_removed };
+        next.interim_transcript_hash = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag)?;
+        next.confirmation_tag = HashValue::from_slice(tag).map_err(CommitError::Crypto)?;
+        next.suite = suite;
+        next.group_id.set(group_id).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?;
+        next.epoch = summary.new_epoch;
+        next.confirmed_transcript_hash = confirmed;
+        next.tree_hash = tree_hash;
+        staged_info.summary = summary;
+        staged_info.external_removed = applied.external_removed;
         Ok(summary)
     }
 }
@@ -814,21 +816,43 @@ impl PskStore for OwnResumptionPsks<'_> {
     }
 }
 
-/// The effect of a Commit's proposal list (§12.2 validated, §12.3 applied).
+/// The effect of a Commit's proposal list (§12.2 validated, §12.3 applied);
+/// its large parts go to [`AppliedOut`].
 pub(super) struct Applied<const N: usize> {
     pub(super) summary: StagedCommitSummary,
     /// The ExternalInit's KEM output, for an external commit.
     pub(super) external_init: Option<crate::crypto::hpke::KemOutput>,
     pub(super) added: heapless::Vec<u32, N>,
-    pub(super) extensions: OwnedBytes<{ super::MAX_GROUP_EXTENSIONS_LEN }>,
     pub(super) psk_secret: Secret,
     pub(super) path_required: bool,
-    /// The PreSharedKeyIDs injected, encoded one after another.
-    pub(super) psk_ids: OwnedBytes<{ super::STAGED_PSK_BYTES }>,
     /// The member an external Commit removes (a resync, §12.4.3.2).
     pub(super) external_removed: Option<LeafIndex>,
-    /// The committed ReInit's parameters.
-    pub(super) reinit: Option<super::ReInitParams>,
+}
+
+/// Where [`apply_proposals`] writes the large parts of a Commit's effect
+/// (5 KB together): the staged epoch's fields, in place, rather than a
+/// returned value the caller then copies.
+pub(super) struct AppliedOut<'a> {
+    /// The new epoch's GroupContext extensions (body).
+    pub(super) extensions: &'a mut OwnedBytes<{ super::MAX_GROUP_EXTENSIONS_LEN }>,
+    /// The PreSharedKeyIDs injected, encoded one after another.
+    pub(super) psk_ids: &'a mut OwnedBytes<{ super::STAGED_PSK_BYTES }>,
+    /// The committed ReInit's parameters, if one is committed.
+    pub(super) reinit: &'a mut Option<super::ReInitParams>,
+}
+
+/// Sets `slot` to the parameters of ReInit `r` (its own frame: the
+/// parameters are 2 KB).
+#[inline(never)]
+fn set_reinit(slot: &mut Option<super::ReInitParams>, r: &crate::messages::proposal::ReInit<'_>) -> Result<(), CommitError> {
+    *slot = Some(super::ReInitParams {
+        group_id: OwnedBytes::from_slice(r.group_id).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?,
+        version: r.version,
+        cipher_suite: r.cipher_suite,
+        extensions: OwnedBytes::from_slice(r.extensions.body())
+            .map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
+    });
+    Ok(())
 }
 
 /// Validates `commit`'s proposal list against the tree (§12.2) and applies
@@ -847,11 +871,12 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     max_lifetime: u64,
     external: bool,
     identity: &dyn IdentityProvider,
+    out: AppliedOut<'_>,
 ) -> Result<Applied<N>, CommitError> {
     let suite = state.suite;
     let mut external_init: Option<crate::crypto::hpke::KemOutput> = None;
     let mut link_psk = false;
-    let mut reinit: Option<super::ReInitParams> = None;
+    *out.reinit = None;
     // §12.2 over the whole list, with the old tree.
     let mut summary = StagedCommitSummary {
         committer,
@@ -914,13 +939,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                     return Err(CommitError::InvalidReInit);
                 }
                 summary.reinit = true;
-                reinit = Some(super::ReInitParams {
-                    group_id: OwnedBytes::from_slice(r.group_id).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?,
-                    version: r.version,
-                    cipher_suite: r.cipher_suite,
-                    extensions: OwnedBytes::from_slice(r.extensions.body())
-                        .map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
-                });
+                set_reinit(out.reinit, &r)?;
             }
             Proposal::ExternalInit(e) if external => {
                 if external_init.is_some() {
@@ -1007,7 +1026,8 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     }
     let psk_secret = psk_secret(suite, &psk_list)?;
     // Kept for the application's inspection of the staged commit.
-    let mut psk_ids: OwnedBytes<{ super::STAGED_PSK_BYTES }> = OwnedBytes::EMPTY;
+    let psk_ids = out.psk_ids;
+    psk_ids.0.clear();
     let mut overflow = false;
     {
         let mut sink = |b: &[u8]| overflow |= psk_ids.0.extend_from_slice(b).is_err();
@@ -1019,15 +1039,13 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     if overflow {
         return Err(CommitError::CapacityExceeded(Capacity::StagedPskBytes));
     }
+    out.extensions.set(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?;
     Ok(Applied {
         summary,
         external_init,
         added,
-        extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
         psk_secret,
         path_required,
-        psk_ids,
         external_removed: if external { last_removed } else { None },
-        reinit,
     })
 }

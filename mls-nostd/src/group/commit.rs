@@ -3,7 +3,7 @@
 //! group moves to the new epoch only at [`Group::merge_staged_commit_in_memory`], once
 //! the application has sent the messages (or discards it).
 
-use super::process::{AppliedOut, CommitError, StagedCommitSummary, apply_proposals};
+use super::process::{Applied, AppliedOut, CommitError, StagedCommitSummary, apply_proposals};
 use super::{Group, MAX_GROUP_CONTEXT_LEN, Staged};
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, ListView, Reader, Writer};
@@ -247,12 +247,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 (signed.finish(None, &mut keys, rng)?, r)
             }
         };
-        let mut pbuf = [0u8; 4096];
-        let full = CommitError::CapacityExceeded(Capacity::Container(pbuf.len()));
-        let bytes = proposal.encode_to(&mut pbuf).map_err(|_| full)?;
-        self.proposals
-            .insert(&reference, Sender::Member(self.state.private.leaf.0), bytes)
-            .map_err(|_| CommitError::CapacityExceeded(Capacity::PendingProposalBytes))?;
+        self.proposals.insert_encoded(&reference, Sender::Member(self.state.private.leaf.0), proposal)?;
         Ok(message)
     }
 
@@ -546,47 +541,32 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         Ok(list_len)
     }
 
-    /// [`Self::commit`] or [`Self::commit_reinit`] once the tree is staging.
-    /// The new epoch is built in place in the staging fields.
-    #[allow(clippy::too_many_arguments)]
-    fn commit_in_tree<'o>(
+    /// Writes the proposal list at the end of `message` (returns its
+    /// length), stages an empty next epoch and applies the proposals to it
+    /// and to the staged tree (§12.2, §12.3). Its own frame: the
+    /// GroupContext buffers of the path and the signature are not on the
+    /// stack while proposals' signatures are verified.
+    #[inline(never)]
+    fn stage_own_proposals(
         &mut self,
         reinit: Option<&HashValue>,
         opts: &CommitOptions<'_>,
         psks: &dyn PskStore,
         now: u64,
-        rng: &mut impl CryptoRng,
-        executor: &impl Executor,
-        bufs: CommitBuffers<'o>,
-    ) -> Result<CommitOutput<'o>, CreateCommitError> {
-        let suite = self.state.suite;
+        message: &mut [u8],
+    ) -> Result<(usize, Applied<N>), CreateCommitError> {
         let me = self.state.private.leaf;
-
         // The proposal list, encoded at the end of the message buffer.
-        let message_buf = bufs.message;
-        let list_len = self.write_proposal_list(reinit, opts, psks, now, message_buf)?;
-        let list_start =
-            message_buf.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
-        let (work, list_area) = message_buf.split_at_mut(list_start);
+        let list_len = self.write_proposal_list(reinit, opts, psks, now, message)?;
+        let list_start = message.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
+        let list_area = message.get(list_start..).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
         let proposals_view: ListView<'_, ProposalOrRef<'_>> = {
             let mut r = Reader::new(list_area);
             ListView::from_body(r.read_opaque()?)?
         };
 
         // Validate and apply, staged in the tree (§12.2, §12.3).
-        let Self {
-            tree,
-            proposals,
-            state,
-            staged,
-            signer,
-            secret_tree,
-            config,
-            staged_reinit,
-            staged_info,
-            resumption_psks,
-            ..
-        } = self;
+        let Self { tree, proposals, state, staged, config, staged_reinit, staged_info, resumption_psks, .. } = self;
         // Our own group's resumption PSKs resolve as they do for the receivers.
         let own_psks = super::process::OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let mut new = tree.slices();
@@ -608,6 +588,54 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             config.identity,
             out,
         )?;
+        Ok((list_len, applied))
+    }
+
+    /// [`Self::commit`] or [`Self::commit_reinit`] once the tree is staging.
+    /// The new epoch is built in place in the staging fields.
+    #[allow(clippy::too_many_arguments)]
+    fn commit_in_tree<'o>(
+        &mut self,
+        reinit: Option<&HashValue>,
+        opts: &CommitOptions<'_>,
+        psks: &dyn PskStore,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        bufs: CommitBuffers<'o>,
+    ) -> Result<CommitOutput<'o>, CreateCommitError> {
+        let (list_len, applied) = self.stage_own_proposals(reinit, opts, psks, now, &mut *bufs.message)?;
+        self.commit_next_epoch(opts, list_len, &applied, rng, executor, bufs)
+    }
+
+    /// The path, the signed and protected Commit, the new epoch's key
+    /// schedule and the Welcome of a Commit whose proposals are staged
+    /// ([`Self::stage_own_proposals`] wrote their list at the end of
+    /// `bufs.message`, `list_len` bytes). Its own frame: the GroupContext
+    /// buffers are on the stack only here.
+    #[inline(never)]
+    fn commit_next_epoch<'o>(
+        &mut self,
+        opts: &CommitOptions<'_>,
+        list_len: usize,
+        applied: &Applied<N>,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        bufs: CommitBuffers<'o>,
+    ) -> Result<CommitOutput<'o>, CreateCommitError> {
+        let suite = self.state.suite;
+        let me = self.state.private.leaf;
+        let message_buf = bufs.message;
+        let list_start =
+            message_buf.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
+        let (work, list_area) = message_buf.split_at_mut(list_start);
+        let proposals_view: ListView<'_, ProposalOrRef<'_>> = {
+            let mut r = Reader::new(list_area);
+            ListView::from_body(r.read_opaque()?)?
+        };
+        let Self { tree, proposals, state, staged, signer, secret_tree, staged_info, .. } = self;
+        let mut new = tree.slices();
+        let Some(Staged::Epoch(next)) = staged else { return Err(CommitError::CommitPending.into()) };
         let mut summary = applied.summary;
         let extensions = Extensions::from_body(next.extensions.as_slice())?;
 

@@ -501,12 +501,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             _ => return Err(CommitError::ProposalNotAllowedForSender),
         }
         let reference = proposal_ref(self.state.suite, v)?;
-        let mut buf = [0u8; 4096];
-        let full = CommitError::CapacityExceeded(Capacity::Container(buf.len()));
-        let bytes = p.encode_to(&mut buf).map_err(|_| full)?;
-        self.proposals
-            .insert(&reference, v.content.sender, bytes)
-            .map_err(|_| CommitError::CapacityExceeded(Capacity::PendingProposalBytes))?;
+        self.proposals.insert_encoded(&reference, v.content.sender, &p)?;
         Ok(reference)
     }
 
@@ -556,32 +551,133 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         result
     }
 
-    /// [`Self::stage_commit`] once the tree is staging.
+    /// [`Self::stage_commit`] once the tree is staging: the proposals
+    /// ([`Self::stage_proposals`]), then the path and the key schedule of the
+    /// new epoch, written in place into the staging fields.
     #[allow(clippy::too_many_arguments)]
     fn stage_commit_in_tree(
         &mut self,
         v: &AuthenticatedContent<'_>,
         commit: &Commit<'_>,
         external: bool,
-        mut committer: LeafIndex,
+        committer: LeafIndex,
         psks: &dyn PskStore,
         now: u64,
     ) -> Result<StagedCommitSummary, CommitError> {
         let tag = v.auth.confirmation_tag.ok_or(CommitError::WrongContentType)?;
+        let (applied, committer) = self.stage_proposals(commit, external, committer, psks, now)?;
+        self.stage_next_epoch(v, commit, tag, &applied, committer)
+    }
+
+    /// The path (if any) and the key schedule of the new epoch of a received
+    /// Commit whose proposals are staged. Its own frame, as
+    /// [`Self::stage_proposals`] has its own: the GroupContext buffer is on
+    /// the stack only here.
+    #[inline(never)]
+    fn stage_next_epoch(
+        &mut self,
+        v: &AuthenticatedContent<'_>,
+        commit: &Commit<'_>,
+        tag: &[u8],
+        applied: &Applied<N>,
+        committer: LeafIndex,
+    ) -> Result<StagedCommitSummary, CommitError> {
+        let summary = applied.summary;
         let suite = self.state.suite;
         let own_leaf = self.state.private.leaf;
+        let Self { tree, state, staged, staged_reinit, staged_info, pending_update_key, .. } = self;
+        if summary.removes_us {
+            // Removed: nothing of the next epoch is ours to derive.
+            *staged = Some(super::Staged::Removed);
+            *staged_reinit = None;
+            staged_info.summary = summary;
+            staged_info.external_removed = applied.external_removed;
+            return Ok(summary);
+        }
+        let Some(super::Staged::Epoch(next)) = staged else { return Err(CommitError::CommitPending) };
+        let mut new = tree.slices();
+        let added = &applied.added;
+        let extensions = Extensions::from_body(next.extensions.as_slice())?;
+        let group_id = state.group_id.as_slice();
+
+        // The path, against the provisional GroupContext (§12.4.2).
+        let nh = suite.hash_len();
+        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let provisional = crate::group_context::GroupContext {
+            cipher_suite: suite,
+            group_id,
+            epoch: summary.new_epoch,
+            tree_hash: &[],
+            confirmed_transcript_hash: state.confirmed_transcript_hash.as_bytes(),
+            extensions: extensions.body(),
+        };
+        // If the commit applies our own Update proposal, our leaf key is the
+        // one we kept for it (§12.1.2).
+        next.private.copy_from(&state.private);
+        if let Some(sk) = pending_update_key.as_ref()
+            && let Some(node) = own_leaf.node()
+            && new.encryption_key(node).is_some_and(|pk| pk == sk.public_key(suite).as_bytes())
+        {
+            next.private.leaf_key = sk.clone();
+        }
+        let commit_secret = match &commit.path {
+            Some(path) => {
+                let excluded = |l: LeafIndex| added.contains(&l.0);
+                new.apply_update_path_in_place(committer, path, &mut next.private, &provisional, &mut gc_buf, &excluded)?.0
+            }
+            None => Secret::zero(nh)?,
+        };
+        next.private.prune(&new);
+
+        // Transcript hashes and the key schedule of the new epoch (§8).
+        let confirmed =
+            confirmed_hash(suite, &state.interim_transcript_hash, v.wire_format, v.content_bytes(), v.auth.signature)?;
+        let tree_hash = new.root_tree_hash()?;
+        let gc = crate::group_context::GroupContext {
+            tree_hash: tree_hash.as_bytes(),
+            confirmed_transcript_hash: confirmed.as_bytes(),
+            ..provisional
+        }
+        .encode_to(&mut gc_buf)?;
+        let init_secret = match &applied.external_init {
+            Some(kem_output) => external_init_secret(suite, &state.secrets, kem_output)?,
+            None => state.secrets.init_secret.clone(),
+        };
+        let joiner = joiner_secret(suite, &init_secret, &commit_secret, gc)?;
+        next.secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, gc)?;
+        if !transcript::verify_confirmation_tag(suite, &next.secrets.confirmation_key, confirmed.as_bytes(), tag) {
+            return Err(CommitError::ConfirmationTagMismatch);
+        }
+        next.interim_transcript_hash = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag)?;
+        next.confirmation_tag = HashValue::from_slice(tag).map_err(CommitError::Crypto)?;
+        next.suite = suite;
+        next.group_id.set(group_id).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?;
+        next.epoch = summary.new_epoch;
+        next.confirmed_transcript_hash = confirmed;
+        next.tree_hash = tree_hash;
+        staged_info.summary = summary;
+        staged_info.external_removed = applied.external_removed;
+        Ok(summary)
+    }
+
+    /// Validates and applies a received Commit's proposals into the staged
+    /// tree and the staging fields (an empty next epoch is staged first),
+    /// adds an external joiner's leaf, and checks the path's new keys
+    /// (§12.4.2). Returns the proposals' effect and the committer's leaf.
+    /// Its own frame: the GroupContext buffer of the path and key schedule
+    /// is not on the stack while the proposals' signatures are verified.
+    #[inline(never)]
+    fn stage_proposals(
+        &mut self,
+        commit: &Commit<'_>,
+        external: bool,
+        mut committer: LeafIndex,
+        psks: &dyn PskStore,
+        now: u64,
+    ) -> Result<(Applied<N>, LeafIndex), CommitError> {
+        let own_leaf = self.state.private.leaf;
         let config = self.config;
-        let Self {
-            tree,
-            proposals,
-            state,
-            staged,
-            resumption_psks,
-            staged_reinit,
-            staged_info,
-            pending_update_key,
-            ..
-        } = self;
+        let Self { tree, proposals, state, staged, resumption_psks, staged_reinit, staged_info, .. } = self;
         let own_psks = OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own_psks;
         let mut new = tree.slices();
@@ -594,7 +690,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let next = super::Staged::begin_epoch(staged).ok_or(CommitError::CommitPending)?;
         let group_id = state.group_id.as_slice();
         let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit: staged_reinit };
-        let applied: Applied<N> = apply_proposals(
+        let mut applied: Applied<N> = apply_proposals(
             commit,
             committer,
             own_leaf,
@@ -611,7 +707,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         if applied.path_required && commit.path.is_none() {
             return Err(CommitError::PathRequired);
         }
-        let mut summary = applied.summary;
         if let (true, Some(path)) = (external, &commit.path) {
             // The joiner takes the leftmost blank leaf (§12.4.3.2).
             let leaf = &path.leaf_node;
@@ -619,22 +714,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 return Err(CommitError::DuplicateKey);
             }
             committer = new.add_leaf(leaf.as_bytes())?;
-            summary.committer = committer;
+            applied.summary.committer = committer;
         }
-        let added = applied.added;
         let extensions = Extensions::from_body(next.extensions.as_slice())?;
-
-        // The path, against the provisional GroupContext (§12.4.2).
-        let nh = suite.hash_len();
-        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let provisional = crate::group_context::GroupContext {
-            cipher_suite: suite,
-            group_id,
-            epoch: summary.new_epoch,
-            tree_hash: &[],
-            confirmed_transcript_hash: state.confirmed_transcript_hash.as_bytes(),
-            extensions: extensions.body(),
-        };
         // The path's new keys (§12.4.2, §7.3), checked even by a member the
         // Commit removes (it cannot decrypt the path, but it can check these).
         if let Some(path) = &commit.path {
@@ -668,61 +750,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 }
             }
         }
-        // If the commit applies our own Update proposal, our leaf key is the
-        // one we kept for it (§12.1.2).
-        next.private.copy_from(&state.private);
-        if let Some(sk) = pending_update_key.as_ref()
-            && let Some(node) = own_leaf.node()
-            && new.encryption_key(node).is_some_and(|pk| pk == sk.public_key(suite).as_bytes())
-        {
-            next.private.leaf_key = sk.clone();
-        }
-        let commit_secret = match (&commit.path, summary.removes_us) {
-            (_, true) => {
-                // Removed: nothing of the next epoch is ours to derive.
-                *staged = Some(super::Staged::Removed);
-                *staged_reinit = None;
-                staged_info.summary = summary;
-                staged_info.external_removed = applied.external_removed;
-                return Ok(summary);
-            }
-            (Some(path), false) => {
-                let excluded = |l: LeafIndex| added.contains(&l.0);
-                new.apply_update_path_in_place(committer, path, &mut next.private, &provisional, &mut gc_buf, &excluded)?.0
-            }
-            (None, false) => Secret::zero(nh)?,
-        };
-        next.private.prune(&new);
-
-        // Transcript hashes and the key schedule of the new epoch (§8).
-        let confirmed =
-            confirmed_hash(suite, &state.interim_transcript_hash, v.wire_format, v.content_bytes(), v.auth.signature)?;
-        let tree_hash = new.root_tree_hash()?;
-        let gc = crate::group_context::GroupContext {
-            tree_hash: tree_hash.as_bytes(),
-            confirmed_transcript_hash: confirmed.as_bytes(),
-            ..provisional
-        }
-        .encode_to(&mut gc_buf)?;
-        let init_secret = match &applied.external_init {
-            Some(kem_output) => external_init_secret(suite, &state.secrets, kem_output)?,
-            None => state.secrets.init_secret.clone(),
-        };
-        let joiner = joiner_secret(suite, &init_secret, &commit_secret, gc)?;
-        next.secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, gc)?;
-        if !transcript::verify_confirmation_tag(suite, &next.secrets.confirmation_key, confirmed.as_bytes(), tag) {
-            return Err(CommitError::ConfirmationTagMismatch);
-        }
-        next.interim_transcript_hash = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag)?;
-        next.confirmation_tag = HashValue::from_slice(tag).map_err(CommitError::Crypto)?;
-        next.suite = suite;
-        next.group_id.set(group_id).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?;
-        next.epoch = summary.new_epoch;
-        next.confirmed_transcript_hash = confirmed;
-        next.tree_hash = tree_hash;
-        staged_info.summary = summary;
-        staged_info.external_removed = applied.external_removed;
-        Ok(summary)
+        Ok((applied, committer))
     }
 }
 

@@ -123,6 +123,14 @@ impl TreeKemPrivate {
         Self { leaf, leaf_key, path: [const { None }; MAX_DEPTH] }
     }
 
+    /// Makes `self` a member who knows only its leaf key, in place
+    /// ([`Self::new`] without the value on the stack).
+    pub(crate) fn reset(&mut self, leaf: LeafIndex, leaf_key: HpkePrivateKey) {
+        self.leaf = leaf;
+        self.leaf_key = leaf_key;
+        self.path.iter_mut().for_each(|slot| *slot = None);
+    }
+
     /// Makes `self` a copy of `other` in place: `clone` would build the
     /// whole value (2.5 KB) on the stack first.
     pub(crate) fn copy_from(&mut self, other: &Self) {

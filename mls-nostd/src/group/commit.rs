@@ -605,27 +605,37 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, CreateCommitError> {
         let (list_len, applied) = self.stage_own_proposals(reinit, opts, psks, now, &mut *bufs.message)?;
-        self.commit_next_epoch(opts, list_len, &applied, rng, executor, bufs)
+        let CommitBuffers { message, welcome, group_info } = bufs;
+        let shape = (opts.wire_format, opts.force_path, opts.ratchet_tree_in_welcome);
+        self.commit_next_epoch(opts, shape, list_len, &applied, rng, executor, message, welcome, group_info)
     }
 
     /// The path, the signed and protected Commit, the new epoch's key
     /// schedule and the Welcome of a Commit whose proposals are staged
     /// ([`Self::stage_own_proposals`] wrote their list at the end of
     /// `bufs.message`, `list_len` bytes). Its own frame: the GroupContext
-    /// buffers are on the stack only here.
+    /// buffers are on the stack only here. The options that choose between
+    /// branches come as scalars, `(wire_format, force_path,
+    /// ratchet_tree_in_welcome)`, and the buffers one by one: with a single
+    /// call site the compiler propagates a caller's constant options into
+    /// this function and drops the branches it never takes (a firmware that
+    /// only sends PrivateMessages and no Welcome carries no code for them).
+    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn commit_next_epoch<'o>(
         &mut self,
         opts: &CommitOptions<'_>,
+        (wire_format_policy, force_path, ratchet_tree_in_welcome): (WireFormatPolicy, bool, bool),
         list_len: usize,
         applied: &Applied<N>,
         rng: &mut impl CryptoRng,
         executor: &impl Executor,
-        bufs: CommitBuffers<'o>,
+        message_buf: &'o mut [u8],
+        welcome_buf: &'o mut [u8],
+        group_info_buf: &'o mut [u8],
     ) -> Result<CommitOutput<'o>, CreateCommitError> {
         let suite = self.state.suite;
         let me = self.state.private.leaf;
-        let message_buf = bufs.message;
         let list_start =
             message_buf.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
         let (work, list_area) = message_buf.split_at_mut(list_start);
@@ -640,7 +650,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let extensions = Extensions::from_body(next.extensions.as_slice())?;
 
         // The UpdatePath, in the middle of the work area.
-        let with_path = applied.path_required || opts.force_path;
+        let with_path = applied.path_required || force_path;
         let seals = usize::try_from(new.n_leaves()).unwrap_or(usize::MAX);
         let path_room = 8192usize.saturating_add(seals.saturating_mul(96 + 90));
         let path_start = work
@@ -698,7 +708,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         // membership tag.
         let mut old_gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let gc_old = EncodedGroupContext::decode(state.group_context(state.tree_hash.as_bytes(), &mut old_gc_buf)?)?;
-        let wire_format = match opts.wire_format {
+        let wire_format = match wire_format_policy {
             WireFormatPolicy::Public => WIRE_FORMAT_PUBLIC_MESSAGE,
             WireFormatPolicy::Private => WIRE_FORMAT_PRIVATE_MESSAGE,
         };
@@ -708,7 +718,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             Public(public_message::SignedPublicMessage<'o, 'c>),
             Private(private_message::SignedPrivateMessage<'o, 'c>),
         }
-        let signed = match opts.wire_format {
+        let signed = match wire_format_policy {
             WireFormatPolicy::Public => Signed::Public(public_message::sign(&gc_old, signer, &content, head)?),
             WireFormatPolicy::Private => {
                 Signed::Private(private_message::sign(&gc_old, signer, &content, opts.padding, head)?)
@@ -759,7 +769,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 psk_secret: &applied.psk_secret,
             };
             let group_info = GroupInfoParts { context: &new_gc, tag, signer, tree: &new };
-            Some(create_welcome::<N, P>(&new_members, &group_info, opts.ratchet_tree_in_welcome, rng, executor, bufs.group_info, bufs.welcome)?)
+            Some(create_welcome::<N, P>(&new_members, &group_info, ratchet_tree_in_welcome, rng, executor, group_info_buf, welcome_buf)?)
         };
 
         next.suite = suite;

@@ -165,7 +165,7 @@ impl PrevEpoch {
     /// The previous-epoch slot `prev`, filled with an empty record if it was
     /// none, to be overwritten in place (its own frame: the record is 2.4 KB).
     #[inline(never)]
-    fn slot(prev: &mut Option<PrevEpoch>) -> &mut PrevEpoch {
+    pub(crate) fn slot(prev: &mut Option<PrevEpoch>) -> &mut PrevEpoch {
         prev.get_or_insert_with(|| PrevEpoch {
             epoch: 0,
             sender_data_secret: crate::crypto::Secret::EMPTY,

@@ -526,6 +526,13 @@ impl<const N: usize> OwnedBytes<N> {
         Vec::from_slice(bytes).map(Self).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(N)))
     }
 
+    /// Replaces the bytes held by `bytes`, in place (no `N`-byte value on the
+    /// stack); fails if longer than `N`, leaving it empty.
+    pub fn set(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+        self.0.clear();
+        self.0.extend_from_slice(bytes).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(N)))
+    }
+
     /// The bytes held.
     pub fn as_slice(&self) -> &[u8] {
         &self.0

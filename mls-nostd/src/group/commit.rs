@@ -3,10 +3,10 @@
 //! group moves to the new epoch only at [`Group::merge_staged_commit_in_memory`], once
 //! the application has sent the messages (or discards it).
 
-use super::process::{CommitError, StagedCommitSummary, apply_proposals};
-use super::{EpochState, Group, MAX_GROUP_CONTEXT_LEN, Staged};
+use super::process::{Applied, AppliedOut, CommitError, StagedCommitSummary, apply_proposals};
+use super::{Group, MAX_GROUP_CONTEXT_LEN, Staged};
 use crate::capacity::Capacity;
-use crate::codec::{CodecError, Decode, Encode, ListView, OwnedBytes, Reader, Writer};
+use crate::codec::{CodecError, Decode, Encode, ListView, Reader, Writer};
 use crate::crypto::{HashValue, Secret};
 use crate::executor::Executor;
 use crate::extensions::{EXT_RATCHET_TREE, Extensions};
@@ -23,7 +23,9 @@ use crate::messages::proposal::{Proposal, ProposalOrRef};
 use crate::messages::public_message;
 use crate::messages::welcome_secrets::{NewMember, WelcomeError, WelcomeParams};
 use crate::psk::{PreSharedKeyId, PskStore};
-use crate::ratchet_tree::treekem::{LeafTemplate, PathOutcome};
+use crate::crypto::signature::SignaturePrivateKey;
+use crate::ratchet_tree::tree::{MAX_DEPTH, TreeSlices};
+use crate::ratchet_tree::treekem::{LeafTemplate, PathSecrets};
 use crate::ratchet_tree::update_path::UpdatePath;
 use crate::transcript;
 use crate::tree_math::{self, LeafIndex};
@@ -243,12 +245,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 (signed.finish(None, &mut keys, rng)?, r)
             }
         };
-        let mut pbuf = [0u8; 4096];
-        let full = CommitError::CapacityExceeded(Capacity::Container(pbuf.len()));
-        let bytes = proposal.encode_to(&mut pbuf).map_err(|_| full)?;
-        self.proposals
-            .insert(&reference, Sender::Member(self.state.private.leaf.0), bytes)
-            .map_err(|_| CommitError::CapacityExceeded(Capacity::PendingProposalBytes))?;
+        self.proposals.insert_encoded(&reference, Sender::Member(self.state.private.leaf.0), proposal)?;
         Ok(message)
     }
 
@@ -496,30 +493,27 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.tree.slices().begin_stage().map_err(CommitError::Tree)?;
         let result = self.commit_in_tree(reinit, opts, psks, now, rng, executor, bufs);
         if result.is_err() {
-            // Nothing can fail: the tree is staging.
+            // Nothing can fail: the tree is staging. The staging fields,
+            // partly filled, are emptied.
             let _ = self.tree.slices().discard_stage();
+            self.clear_staging();
         }
         result
     }
 
-    /// [`Self::commit`] or [`Self::commit_reinit`] once the tree is staging.
-    #[allow(clippy::too_many_arguments)]
-    fn commit_in_tree<'o>(
+    /// Chooses the proposals of the Commit (`reinit` alone, or ours by
+    /// value and the pending ones) and encodes the list at the end of
+    /// `message`; returns its length. Its own frame: the references (2 KB)
+    /// are gone before the path is created.
+    #[inline(never)]
+    fn write_proposal_list(
         &mut self,
         reinit: Option<&HashValue>,
         opts: &CommitOptions<'_>,
         psks: &dyn PskStore,
         now: u64,
-        rng: &mut impl CryptoRng,
-        executor: &impl Executor,
-        bufs: CommitBuffers<'o>,
-    ) -> Result<CommitOutput<'o>, CreateCommitError> {
-        let suite = self.state.suite;
-        let me = self.state.private.leaf;
-        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let gc_len = self.encoded_context(&mut gc_buf)?.len();
-
-        // The proposal list, encoded at the end of the message buffer.
+        message: &mut [u8],
+    ) -> Result<usize, CreateCommitError> {
         let mut refs: heapless::Vec<HashValue, MAX_PENDING_REFS> = heapless::Vec::new();
         if let Some(reference) = reinit {
             if !opts.proposals.is_empty() || opts.include_pending {
@@ -539,34 +533,45 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let mut counter = Writer::counter();
         encode_list(&mut counter, &refs, opts.proposals)?;
         let list_len = counter.len();
-        let message_buf = bufs.message;
-        let list_start =
-            message_buf.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
-        let (work, list_area) = message_buf.split_at_mut(list_start);
+        let list_start = message.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
+        let list_area = message.get_mut(list_start..).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
         encode_list(&mut Writer::new(list_area), &refs, opts.proposals)?;
+        Ok(list_len)
+    }
+
+    /// Writes the proposal list at the end of `message` (returns its
+    /// length), stages an empty next epoch and applies the proposals to it
+    /// and to the staged tree (§12.2, §12.3). Its own frame: the
+    /// GroupContext buffers of the path and the signature are not on the
+    /// stack while proposals' signatures are verified.
+    #[inline(never)]
+    fn stage_own_proposals(
+        &mut self,
+        reinit: Option<&HashValue>,
+        opts: &CommitOptions<'_>,
+        psks: &dyn PskStore,
+        now: u64,
+        message: &mut [u8],
+    ) -> Result<(usize, Applied<N>), CreateCommitError> {
+        let me = self.state.private.leaf;
+        // The proposal list, encoded at the end of the message buffer.
+        let list_len = self.write_proposal_list(reinit, opts, psks, now, message)?;
+        let list_start = message.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
+        let list_area = message.get(list_start..).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
         let proposals_view: ListView<'_, ProposalOrRef<'_>> = {
             let mut r = Reader::new(list_area);
             ListView::from_body(r.read_opaque()?)?
         };
 
         // Validate and apply, staged in the tree (§12.2, §12.3).
-        let Self {
-            tree,
-            proposals,
-            state,
-            staged,
-            signer,
-            secret_tree,
-            config,
-            staged_reinit,
-            staged_info,
-            resumption_psks,
-            ..
-        } = self;
+        let Self { tree, proposals, state, staged, config, staged_reinit, staged_info, resumption_psks, .. } = self;
         // Our own group's resumption PSKs resolve as they do for the receivers.
         let own_psks = super::process::OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let mut new = tree.slices();
         let draft = Commit { proposals: proposals_view, path: None };
+        // The next epoch, filled in place (commit_with empties it on an error).
+        let next = Staged::begin_epoch(staged).ok_or(CommitError::CommitPending)?;
+        let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit: staged_reinit };
         let applied = apply_proposals::<N, P>(
             &draft,
             me,
@@ -579,12 +584,71 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             config.max_lifetime,
             false,
             config.identity,
+            out,
         )?;
+        Ok((list_len, applied))
+    }
+
+    /// [`Self::commit`] or [`Self::commit_reinit`] once the tree is staging.
+    /// The new epoch is built in place in the staging fields.
+    #[allow(clippy::too_many_arguments)]
+    fn commit_in_tree<'o>(
+        &mut self,
+        reinit: Option<&HashValue>,
+        opts: &CommitOptions<'_>,
+        psks: &dyn PskStore,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        bufs: CommitBuffers<'o>,
+    ) -> Result<CommitOutput<'o>, CreateCommitError> {
+        let (list_len, applied) = self.stage_own_proposals(reinit, opts, psks, now, &mut *bufs.message)?;
+        let CommitBuffers { message, welcome, group_info } = bufs;
+        let shape = (opts.wire_format, opts.force_path, opts.ratchet_tree_in_welcome);
+        self.commit_next_epoch(opts, shape, list_len, &applied, rng, executor, message, welcome, group_info)
+    }
+
+    /// The path, the signed and protected Commit, the new epoch's key
+    /// schedule and the Welcome of a Commit whose proposals are staged
+    /// ([`Self::stage_own_proposals`] wrote their list at the end of
+    /// `bufs.message`, `list_len` bytes). Its own frame: the GroupContext
+    /// buffers are on the stack only here. The options that choose between
+    /// branches come as scalars, `(wire_format, force_path,
+    /// ratchet_tree_in_welcome)`, and the buffers one by one: with a single
+    /// call site the compiler propagates a caller's constant options into
+    /// this function and drops the branches it never takes (a firmware that
+    /// only sends PrivateMessages and no Welcome carries no code for them).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn commit_next_epoch<'o>(
+        &mut self,
+        opts: &CommitOptions<'_>,
+        (wire_format_policy, force_path, ratchet_tree_in_welcome): (WireFormatPolicy, bool, bool),
+        list_len: usize,
+        applied: &Applied<N>,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        message_buf: &'o mut [u8],
+        welcome_buf: &'o mut [u8],
+        group_info_buf: &'o mut [u8],
+    ) -> Result<CommitOutput<'o>, CreateCommitError> {
+        let suite = self.state.suite;
+        let me = self.state.private.leaf;
+        let list_start =
+            message_buf.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
+        let (work, list_area) = message_buf.split_at_mut(list_start);
+        let proposals_view: ListView<'_, ProposalOrRef<'_>> = {
+            let mut r = Reader::new(list_area);
+            ListView::from_body(r.read_opaque()?)?
+        };
+        let Self { tree, proposals, state, staged, signer, secret_tree, staged_info, .. } = self;
+        let mut new = tree.slices();
+        let Some(Staged::Epoch(next)) = staged else { return Err(CommitError::CommitPending.into()) };
         let mut summary = applied.summary;
-        let extensions = Extensions::from_body(applied.extensions.as_slice())?;
+        let extensions = Extensions::from_body(next.extensions.as_slice())?;
 
         // The UpdatePath, in the middle of the work area.
-        let with_path = applied.path_required || opts.force_path;
+        let with_path = applied.path_required || force_path;
         let seals = usize::try_from(new.n_leaves()).unwrap_or(usize::MAX);
         let path_room = 8192usize.saturating_add(seals.saturating_mul(96 + 90));
         let path_start = work
@@ -600,22 +664,33 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             confirmed_transcript_hash: state.confirmed_transcript_hash.as_bytes(),
             extensions: extensions.body(),
         };
-        let mut path_gc = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let (commit_secret, mut private, path_outcome, path_len) = if with_path {
+        // The provisional GroupContext while the path is created, then the new one.
+        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let mut path_secrets: PathSecrets = [const { None }; MAX_DEPTH];
+        next.private.copy_from(&state.private);
+        let (commit_secret, path_len) = if with_path {
             let excluded = |l: LeafIndex| applied.added.contains(&l.0);
-            let out = new
-                .create_update_path(&state.private, opts.leaf.as_ref(), signer, &provisional, &mut path_gc, &excluded, rng, executor, path_area)
-                .map_err(CommitError::InvalidPath)?;
-            let len = out.update_path_len;
-            (out.commit_secret.clone(), out.private.clone(), Some(out), len)
+            new.create_update_path_in_place(
+                &mut next.private,
+                opts.leaf.as_ref(),
+                signer,
+                &provisional,
+                &mut gc_buf,
+                &excluded,
+                rng,
+                executor,
+                path_area,
+                &mut path_secrets,
+            )
+            .map_err(CommitError::InvalidPath)?
         } else {
-            (Secret::zero(suite.hash_len()).map_err(CommitError::Crypto)?, state.private.clone(), None, 0)
+            (Secret::zero(suite.hash_len()).map_err(CommitError::Crypto)?, 0)
         };
         summary.has_path = with_path;
-        private.prune(&new);
-        let path_view = match path_outcome {
-            Some(_) => Some(UpdatePath::decode_exact(path_area.get(..path_len).ok_or(CodecError::Truncated)?)?),
-            None => None,
+        next.private.prune(&new);
+        let path_view = match with_path {
+            true => Some(UpdatePath::decode_exact(path_area.get(..path_len).ok_or(CodecError::Truncated)?)?),
+            false => None,
         };
 
         // Frame, sign with the old context, then the new epoch's key schedule.
@@ -626,8 +701,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             authenticated_data: opts.authenticated_data,
             content: Content::Commit(Commit { proposals: proposals_view, path: path_view }),
         };
-        let gc_old = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall { needed: gc_len })?)?;
-        let wire_format = match opts.wire_format {
+        // The old context, signed over and (PublicMessage) kept until the
+        // membership tag.
+        let mut old_gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let gc_old = EncodedGroupContext::decode(state.group_context(state.tree_hash.as_bytes(), &mut old_gc_buf)?)?;
+        let wire_format = match wire_format_policy {
             WireFormatPolicy::Public => WIRE_FORMAT_PUBLIC_MESSAGE,
             WireFormatPolicy::Private => WIRE_FORMAT_PRIVATE_MESSAGE,
         };
@@ -637,7 +715,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             Public(public_message::SignedPublicMessage<'o, 'c>),
             Private(private_message::SignedPrivateMessage<'o, 'c>),
         }
-        let signed = match opts.wire_format {
+        let signed = match wire_format_policy {
             WireFormatPolicy::Public => Signed::Public(public_message::sign(&gc_old, signer, &content, head)?),
             WireFormatPolicy::Private => {
                 Signed::Private(private_message::sign(&gc_old, signer, &content, opts.padding, head)?)
@@ -647,27 +725,29 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             Signed::Public(s) => (s.content_bytes(), *s.signature()),
             Signed::Private(s) => (s.content_bytes(), *s.signature()),
         };
-        let confirmed =
+        next.confirmed_transcript_hash =
             super::process::confirmed_hash(suite, &state.interim_transcript_hash, wire_format, content_bytes, &signature)?;
-        let tree_hash = new.root_tree_hash().map_err(CommitError::Tree)?;
-        let mut new_gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        next.tree_hash = new.root_tree_hash().map_err(CommitError::Tree)?;
         let new_gc = GroupContext {
-            tree_hash: tree_hash.as_bytes(),
-            confirmed_transcript_hash: confirmed.as_bytes(),
+            tree_hash: next.tree_hash.as_bytes(),
+            confirmed_transcript_hash: next.confirmed_transcript_hash.as_bytes(),
             ..provisional
         };
-        let new_gc_bytes = new_gc.encode_to(&mut new_gc_buf)?;
+        let new_gc_bytes = new_gc.encode_to(&mut gc_buf)?;
         let joiner = joiner_secret(suite, &state.secrets.init_secret, &commit_secret, new_gc_bytes).map_err(CommitError::Crypto)?;
-        let secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, new_gc_bytes).map_err(CommitError::Crypto)?;
-        let tag = transcript::confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes());
-        let interim = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes()).map_err(CommitError::Crypto)?;
+        next.secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, new_gc_bytes).map_err(CommitError::Crypto)?;
+        let confirmed = next.confirmed_transcript_hash.as_bytes();
+        next.confirmation_tag = transcript::confirmation_tag(suite, &next.secrets.confirmation_key, confirmed);
+        next.interim_transcript_hash =
+            transcript::interim_transcript_hash(suite, confirmed, next.confirmation_tag.as_bytes()).map_err(CommitError::Crypto)?;
+        let tag = next.confirmation_tag.as_bytes();
 
         let message = match signed {
-            Signed::Public(s) => s.finish(Some(tag.as_bytes()), Some(&state.secrets.membership_key))?,
+            Signed::Public(s) => s.finish(Some(tag), Some(&state.secrets.membership_key))?,
             Signed::Private(s) => {
                 let mut keys =
                     PrivateMessageKeys { secret_tree, sender_data_secret: &state.secrets.sender_data_secret };
-                s.finish(Some(tag.as_bytes()), &mut keys, rng)?
+                s.finish(Some(tag), &mut keys, rng)?
             }
         };
 
@@ -675,89 +755,128 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let welcome = if applied.added.is_empty() {
             None
         } else {
-            let gi_len = {
-                // GroupInfo extensions: the ratchet tree if asked for.
-                let gi_buf = &mut *bufs.group_info;
-                let split = gi_buf.len() / 2;
-                let (gi_out, ext_area) = gi_buf.split_at_mut(split);
-                let ext_len = if opts.ratchet_tree_in_welcome {
-                    let mut w = Writer::new(ext_area);
-                    w.write_u16(EXT_RATCHET_TREE)?;
-                    let mut tree_w = Writer::counter();
-                    new.export(&mut tree_w).map_err(CommitError::Tree)?;
-                    w.write_varint(tree_w.len())?;
-                    new.export(&mut w).map_err(CommitError::Tree)?;
-                    w.len()
-                } else {
-                    0
-                };
-                let ext = Extensions::from_body(ext_area.get(..ext_len).ok_or(CodecError::Truncated)?)?;
-                let tbs = GroupInfoTbs {
-                    group_context: WireGroupContext::from_group_context(&new_gc)?,
-                    extensions: ext,
-                    confirmation_tag: tag.as_bytes(),
-                    signer: me.0,
-                };
-                GroupInfo::sign_into(suite, &tbs, signer, gi_out)
-                    .map_err(|e| match e {
-                        // The GroupInfo is signed into the first half of the
-                        // buffer (the extensions use the second half).
-                        GroupInfoError::Codec(CodecError::BufferTooSmall { needed }) => {
-                            GroupInfoError::Codec(CodecError::BufferTooSmall { needed: needed.saturating_mul(2) })
-                        }
-                        other => other,
-                    })
-                    .map_err(CreateCommitError::GroupInfo)?
-                    .len()
+            let new_members = NewMembers {
+                suite,
+                me,
+                proposals_view,
+                proposals,
+                added: &applied.added,
+                path_secrets: &path_secrets,
+                joiner: &joiner,
+                psk_secret: &applied.psk_secret,
             };
-            let group_info = bufs.group_info.get(..gi_len).ok_or(CodecError::Truncated)?;
-            let welcome_secret = welcome_secret(suite, &joiner, &applied.psk_secret).map_err(CommitError::Crypto)?;
-            let mut psk_ids: heapless::Vec<PreSharedKeyId<'_>, { super::MAX_PSKS_PER_COMMIT }> = heapless::Vec::new();
-            let mut members: heapless::Vec<NewMember<'_>, N> = heapless::Vec::new();
-            let me_node = me.node().ok_or(CommitError::UnknownSender)?;
-            let mut added_iter = applied.added.iter();
-            for por in proposals_view.iter() {
-                let proposal = match por {
-                    ProposalOrRef::Proposal(p) => p,
-                    ProposalOrRef::Reference(r) => {
-                        let reference = HashValue::from_slice(r).map_err(|_| CommitError::UnknownProposalRef)?;
-                        let stored = proposals.get(&reference).ok_or(CommitError::UnknownProposalRef)?;
-                        Proposal::decode_exact(stored.proposal)?
-                    }
-                };
-                match proposal {
-                    Proposal::PreSharedKey(p) => {
-                        psk_ids.push(p.psk).map_err(|_| CommitError::CapacityExceeded(Capacity::PsksPerCommit))?;
-                    }
-                    Proposal::Add(a) => {
-                        // One leaf was added per Add: cannot fail.
-                        let leaf = added_iter.next().copied().ok_or(CommitError::CapacityExceeded(Capacity::Leaves))?;
-                        let lca = tree_math::common_ancestor(LeafIndex(leaf).node().ok_or(CommitError::UnknownSender)?, me_node);
-                        let path_secret = path_outcome.as_ref().and_then(|o: &PathOutcome| o.path_secret(lca));
-                        let m = NewMember::from_key_package(suite, &a.key_package, path_secret).map_err(CommitError::Crypto)?;
-                        members.push(m).map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
-                    }
-                    _ => {}
-                }
-            }
-            let params = WelcomeParams { suite, joiner_secret: &joiner, psks: &psk_ids, welcome_secret: &welcome_secret, group_info };
-            Some(params.create(&members, rng, executor, bufs.welcome)?)
+            let group_info = GroupInfoParts { context: &new_gc, tag, signer, tree: &new };
+            Some(create_welcome::<N, P>(&new_members, &group_info, ratchet_tree_in_welcome, rng, executor, group_info_buf, welcome_buf)?)
         };
 
-        *staged = Some(Staged::Epoch(EpochState {
-            suite,
-            group_id: state.group_id.clone(),
-            epoch: summary.new_epoch,
-            confirmed_transcript_hash: confirmed,
-            interim_transcript_hash: interim,
-            confirmation_tag: tag,
-            tree_hash,
-            extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
-            secrets,
-            private,
-        }));
-        *staged_reinit = applied.reinit;
-        *staged_info = super::StagedInfo { summary, psk_ids: applied.psk_ids, external_removed: None };
+        next.suite = suite;
+        next.group_id.set(state.group_id.as_slice()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?;
+        next.epoch = summary.new_epoch;
+        staged_info.summary = summary;
+        staged_info.external_removed = None;
         Ok(CommitOutput { commit: message, welcome, summary })
     }
+}
+
+/// What the Welcome says to the members a Commit adds (§12.4.3.1).
+struct NewMembers<'a, 'p, const P: usize> {
+    suite: crate::crypto::CipherSuite,
+    me: LeafIndex,
+    proposals_view: ListView<'p, ProposalOrRef<'p>>,
+    proposals: &'a super::proposal_store::ProposalStore<P>,
+    added: &'a [u32],
+    path_secrets: &'a PathSecrets,
+    joiner: &'a Secret,
+    psk_secret: &'a Secret,
+}
+
+/// The new epoch's GroupInfo, before it is signed.
+struct GroupInfoParts<'a, 't> {
+    context: &'a GroupContext<'a>,
+    tag: &'a [u8],
+    signer: &'a SignaturePrivateKey,
+    tree: &'a TreeSlices<'t>,
+}
+
+/// Signs the GroupInfo into `gi_buf` and writes the Welcome into `out`. Its
+/// own frame: the new members' list (70 bytes per leaf of capacity) is on
+/// the stack only while a Welcome is made.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn create_welcome<'o, const N: usize, const P: usize>(
+    m: &NewMembers<'_, '_, P>,
+    gi: &GroupInfoParts<'_, '_>,
+    ratchet_tree_in_welcome: bool,
+    rng: &mut impl CryptoRng,
+    executor: &impl Executor,
+    gi_buf: &mut [u8],
+    out: &'o mut [u8],
+) -> Result<&'o [u8], CreateCommitError> {
+    let suite = m.suite;
+    let gi_len = {
+        // GroupInfo extensions: the ratchet tree if asked for.
+        let split = gi_buf.len() / 2;
+        let (gi_out, ext_area) = gi_buf.split_at_mut(split);
+        let ext_len = if ratchet_tree_in_welcome {
+            let mut w = Writer::new(ext_area);
+            w.write_u16(EXT_RATCHET_TREE)?;
+            let mut tree_w = Writer::counter();
+            gi.tree.export(&mut tree_w).map_err(CommitError::Tree)?;
+            w.write_varint(tree_w.len())?;
+            gi.tree.export(&mut w).map_err(CommitError::Tree)?;
+            w.len()
+        } else {
+            0
+        };
+        let ext = Extensions::from_body(ext_area.get(..ext_len).ok_or(CodecError::Truncated)?)?;
+        let tbs = GroupInfoTbs {
+            group_context: WireGroupContext::from_group_context(gi.context)?,
+            extensions: ext,
+            confirmation_tag: gi.tag,
+            signer: m.me.0,
+        };
+        GroupInfo::sign_into(suite, &tbs, gi.signer, gi_out)
+            .map_err(|e| match e {
+                // The GroupInfo is signed into the first half of the
+                // buffer (the extensions use the second half).
+                GroupInfoError::Codec(CodecError::BufferTooSmall { needed }) => {
+                    GroupInfoError::Codec(CodecError::BufferTooSmall { needed: needed.saturating_mul(2) })
+                }
+                other => other,
+            })
+            .map_err(CreateCommitError::GroupInfo)?
+            .len()
+    };
+    let group_info = gi_buf.get(..gi_len).ok_or(CodecError::Truncated)?;
+    let welcome_secret = welcome_secret(suite, m.joiner, m.psk_secret).map_err(CommitError::Crypto)?;
+    let mut psk_ids: heapless::Vec<PreSharedKeyId<'_>, { super::MAX_PSKS_PER_COMMIT }> = heapless::Vec::new();
+    let mut members: heapless::Vec<NewMember<'_>, N> = heapless::Vec::new();
+    let me_node = m.me.node().ok_or(CommitError::UnknownSender)?;
+    let mut added_iter = m.added.iter();
+    for por in m.proposals_view.iter() {
+        let proposal = match por {
+            ProposalOrRef::Proposal(p) => p,
+            ProposalOrRef::Reference(r) => {
+                let reference = HashValue::from_slice(r).map_err(|_| CommitError::UnknownProposalRef)?;
+                let stored = m.proposals.get(&reference).ok_or(CommitError::UnknownProposalRef)?;
+                Proposal::decode_exact(stored.proposal)?
+            }
+        };
+        match proposal {
+            Proposal::PreSharedKey(p) => {
+                psk_ids.push(p.psk).map_err(|_| CommitError::CapacityExceeded(Capacity::PsksPerCommit))?;
+            }
+            Proposal::Add(a) => {
+                // One leaf was added per Add: cannot fail.
+                let leaf = added_iter.next().copied().ok_or(CommitError::CapacityExceeded(Capacity::Leaves))?;
+                let lca = tree_math::common_ancestor(LeafIndex(leaf).node().ok_or(CommitError::UnknownSender)?, me_node);
+                let path_secret = m.path_secrets.iter().flatten().find(|(n, _)| *n == lca).map(|(_, s)| s);
+                let nm = NewMember::from_key_package(suite, &a.key_package, path_secret).map_err(CommitError::Crypto)?;
+                members.push(nm).map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
+            }
+            _ => {}
+        }
+    }
+    let params = WelcomeParams { suite, joiner_secret: m.joiner, psks: &psk_ids, welcome_secret: &welcome_secret, group_info };
+    Ok(params.create(&members, rng, executor, out)?)
 }

@@ -4,8 +4,8 @@
 //! equal to the GroupInfo's), our leaf identical to our KeyPackage's, the path
 //! secret's keys equal to the tree's, and the confirmation tag.
 
-use super::{EpochState, Group, GroupConfig, MAX_GROUP_EXTENSIONS_LEN, MAX_GROUP_ID_LEN};
-use crate::codec::{CodecError, Decode, OwnedBytes};
+use super::{Group, GroupConfig};
+use crate::codec::{CodecError, Decode};
 use crate::crypto::labeled::derive_secret;
 use crate::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
 use crate::crypto::CryptoError;
@@ -16,7 +16,6 @@ use crate::messages::welcome_secrets::{WelcomeError, process_welcome};
 use crate::psk::PskStore;
 use crate::capacity::Capacity;
 use crate::ratchet_tree::tree::{TreeError, decode_tree};
-use crate::ratchet_tree::treekem::TreeKemPrivate;
 use crate::ratchet_tree::validate::{TreeCheck, TreeValidationError};
 use crate::tree_math::{self, LeafIndex};
 
@@ -239,7 +238,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             .map(LeafIndex)
             .find(|l| tree.leaf_bytes(*l) == Some(ours))
             .ok_or(JoinError::NotInTree)?;
-        let mut private = TreeKemPrivate::new(me, p.keys.encryption_key.clone());
+        // The new epoch is written in place into the slot's state (an
+        // EpochState is 5 KB; join_in_memory wipes the slot on an error).
+        let Self { state, .. } = self;
+        let private = &mut state.private;
+        private.reset(me, p.keys.encryption_key.clone());
 
         // The path secret is that of the lowest common ancestor of our leaf and
         // the signer's; its ancestors' follow by DeriveSecret(., "path").
@@ -266,21 +269,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             }
         }
 
-        let state = EpochState {
-            suite,
-            group_id: OwnedBytes::<MAX_GROUP_ID_LEN>::from_slice(gc.group_id)
-                .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupIdLen))?,
-            epoch: gc.epoch,
-            confirmed_transcript_hash: crate::crypto::HashValue::from_slice(gc.confirmed_transcript_hash)?,
-            interim_transcript_hash: verified.interim_transcript_hash,
-            confirmation_tag: crate::crypto::HashValue::from_slice(verified.group_info.tbs.confirmation_tag)?,
-            tree_hash: crate::crypto::HashValue::from_slice(gc.tree_hash)?,
-            extensions: OwnedBytes::<MAX_GROUP_EXTENSIONS_LEN>::from_slice(gc.extensions)
-                .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
-            secrets: verified.epoch_secrets,
-            private,
-        };
-        self.install(state, p.signer, p.config).map_err(JoinError::SecretTree)?;
+        state.suite = suite;
+        state.group_id.set(gc.group_id).map_err(|_| JoinError::CapacityExceeded(Capacity::GroupIdLen))?;
+        state.epoch = gc.epoch;
+        state.confirmed_transcript_hash = crate::crypto::HashValue::from_slice(gc.confirmed_transcript_hash)?;
+        state.interim_transcript_hash = verified.interim_transcript_hash;
+        state.confirmation_tag = crate::crypto::HashValue::from_slice(verified.group_info.tbs.confirmation_tag)?;
+        state.tree_hash = crate::crypto::HashValue::from_slice(gc.tree_hash)?;
+        state.extensions
+            .set(gc.extensions)
+            .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupExtensionsLen))?;
+        state.secrets = verified.epoch_secrets;
+        self.install_in_place(p.signer, p.config).map_err(JoinError::SecretTree)?;
         Ok(())
     }
 

@@ -129,8 +129,27 @@ pub struct EpochState {
 }
 
 impl EpochState {
+    /// No epoch (a group slot not yet filled, or a staged epoch about to be).
+    pub(crate) const EMPTY: Self = Self {
+        suite: CipherSuite::PLACEHOLDER,
+        group_id: OwnedBytes::EMPTY,
+        epoch: 0,
+        confirmed_transcript_hash: HashValue::EMPTY,
+        interim_transcript_hash: HashValue::EMPTY,
+        confirmation_tag: HashValue::EMPTY,
+        tree_hash: HashValue::EMPTY,
+        extensions: OwnedBytes::EMPTY,
+        secrets: EpochSecrets::EMPTY,
+        private: TreeKemPrivate::EMPTY,
+    };
+
     /// Encodes the GroupContext of this epoch, with `tree_hash`, into `buf`.
     pub fn group_context<'b>(&self, tree_hash: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], CodecError> {
+        self.context(tree_hash).encode_to(buf)
+    }
+
+    /// The GroupContext of this epoch, with `tree_hash`.
+    fn context<'a>(&'a self, tree_hash: &'a [u8]) -> GroupContext<'a> {
         GroupContext {
             cipher_suite: self.suite,
             group_id: self.group_id.as_slice(),
@@ -139,7 +158,19 @@ impl EpochState {
             confirmed_transcript_hash: self.confirmed_transcript_hash.as_bytes(),
             extensions: self.extensions.as_slice(),
         }
-        .encode_to(buf)
+    }
+}
+
+impl PrevEpoch {
+    /// The previous-epoch slot `prev`, filled with an empty record if it was
+    /// none, to be overwritten in place (its own frame: the record is 2.4 KB).
+    #[inline(never)]
+    pub(crate) fn slot(prev: &mut Option<PrevEpoch>) -> &mut PrevEpoch {
+        prev.get_or_insert_with(|| PrevEpoch {
+            epoch: 0,
+            sender_data_secret: crate::crypto::Secret::EMPTY,
+            group_context: OwnedBytes::EMPTY,
+        })
     }
 }
 
@@ -199,6 +230,22 @@ pub(crate) enum Staged {
     Epoch(EpochState),
     /// The Commit removes us: merging ends our membership.
     Removed,
+}
+
+impl Staged {
+    /// Stages an empty next epoch in `slot` and returns it, for the Commit
+    /// being processed or created to fill in place: an `EpochState` (5 KB)
+    /// built on the stack and moved would add its size (or twice) to the
+    /// frame. Never inlined, so that any temporary of the assignment stays
+    /// out of the caller's frame. (None cannot happen.)
+    #[inline(never)]
+    pub(crate) fn begin_epoch(slot: &mut Option<Staged>) -> Option<&mut EpochState> {
+        *slot = Some(Staged::Epoch(EpochState::EMPTY));
+        match slot {
+            Some(Staged::Epoch(next)) => Some(next),
+            _ => None,
+        }
+    }
 }
 
 /// What a staged Commit does, kept beside it for [`StagedCommit`].
@@ -375,18 +422,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     /// A group slot with no group yet (create or join fills it), usable in
     /// `static` items so that no group state is ever built on the stack.
     pub const EMPTY: Self = Self {
-        state: EpochState {
-            suite: CipherSuite::PLACEHOLDER,
-            group_id: OwnedBytes::EMPTY,
-            epoch: 0,
-            confirmed_transcript_hash: HashValue::EMPTY,
-            interim_transcript_hash: HashValue::EMPTY,
-            confirmation_tag: HashValue::EMPTY,
-            tree_hash: HashValue::EMPTY,
-            extensions: OwnedBytes::EMPTY,
-            secrets: EpochSecrets::EMPTY,
-            private: TreeKemPrivate::EMPTY,
-        },
+        state: EpochState::EMPTY,
         signer: SignaturePrivateKey::ZERO,
         removed: true,
         reinit: None,
@@ -525,14 +561,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         }
         // Every fallible step first (issue #13: at 7208f14 a failure here
         // lost the staged commit). The epoch that ends keeps its keys for
-        // late application messages.
-        let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let gc = self.state.group_context(self.state.tree_hash.as_bytes(), &mut gc)?;
-        let prev = PrevEpoch {
-            epoch: self.state.epoch,
-            sender_data_secret: self.state.secrets.sender_data_secret.clone(),
-            group_context: OwnedBytes::from_slice(gc)?,
+        // late application messages, and its GroupContext: measured here,
+        // written in place below.
+        let gc_len = {
+            let mut counter = Writer::counter();
+            self.state.context(self.state.tree_hash.as_bytes()).encode(&mut counter)?;
+            counter.len()
         };
+        if gc_len > MAX_GROUP_CONTEXT_LEN {
+            return Err(CodecError::CapacityExceeded(Capacity::Container(MAX_GROUP_CONTEXT_LEN)).into());
+        }
         let new_leaves = self.tree.slices().n_leaves();
         // The tree of two epochs ago is the one replaced; its reset checks
         // the size before it deletes anything.
@@ -541,16 +579,29 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, self.config.secret_tree)
             .map_err(GroupError::SecretTree)?;
         self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
-        let Some(Staged::Epoch(staged)) = self.staged.take() else { return Err(GroupError::NothingStaged) };
+        // Nothing fails from here.
         self.staged_info = StagedInfo::EMPTY;
         core::mem::swap(&mut self.secret_tree, &mut self.prev_secret_tree);
-        self.prev = Some(prev);
+        let prev = PrevEpoch::slot(&mut self.prev);
+        prev.epoch = self.state.epoch;
+        prev.sender_data_secret.clone_from(&self.state.secrets.sender_data_secret);
+        let written = prev.group_context.0.resize(gc_len, 0).is_ok()
+            && self.state.group_context(self.state.tree_hash.as_bytes(), &mut prev.group_context.0).is_ok();
+        if !written {
+            // Cannot happen (measured above); late messages are then refused.
+            self.prev = None;
+        }
         // Keep this epoch's resumption PSK; the oldest kept one is deleted.
         self.resumption_psks.rotate_left(1);
         if let Some(last) = self.resumption_psks.last_mut() {
             *last = Some((self.state.epoch, self.state.secrets.resumption_psk.clone()));
         }
-        self.state = staged;
+        // The staged epoch becomes current in place (swapped, not moved
+        // through the stack); the old one is dropped (zeroized) with `staged`.
+        if let Some(Staged::Epoch(next)) = &mut self.staged {
+            core::mem::swap(&mut self.state, next);
+        }
+        self.staged = None;
         self.proposals.clear();
         self.reinit = self.staged_reinit.take().map(|r| (self.state.epoch, r));
         // Proposals of the ended epoch are gone, ours included.
@@ -569,6 +620,20 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let n_leaves = self.tree.slices().n_leaves();
         self.secret_tree.reset(state.suite, n_leaves, &state.secrets.encryption_secret, config.secret_tree)?;
         self.state = state;
+        self.finish_install(signer, config);
+        Ok(())
+    }
+
+    /// [`Self::install`] of the state already written into `self.state`.
+    pub(crate) fn install_in_place(&mut self, signer: &SignaturePrivateKey, config: GroupConfig) -> Result<(), SecretTreeError> {
+        let n_leaves = self.tree.slices().n_leaves();
+        let state = &self.state;
+        self.secret_tree.reset(state.suite, n_leaves, &state.secrets.encryption_secret, config.secret_tree)?;
+        self.finish_install(signer, config);
+        Ok(())
+    }
+
+    fn finish_install(&mut self, signer: &SignaturePrivateKey, config: GroupConfig) {
         self.signer = signer.clone();
         self.config = config;
         self.proposals.clear();
@@ -581,7 +646,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.staged_info = StagedInfo::EMPTY;
         self.pending_update_key = None;
         self.resumption_psks = [const { None }; RESUMPTION_PSK_HISTORY];
-        Ok(())
     }
 
     /// True while a processed or created Commit waits for merge or discard
@@ -596,6 +660,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             // Nothing can fail: the tree is staging whenever a commit is staged.
             let _ = self.tree.slices().discard_stage();
         }
+        self.clear_staging();
+    }
+
+    /// Empties the staging fields (a Commit's next epoch is built in them
+    /// in place, and they are emptied again if that fails).
+    pub(crate) fn clear_staging(&mut self) {
         self.staged = None;
         self.staged_reinit = None;
         self.staged_info = StagedInfo::EMPTY;

@@ -549,12 +549,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             _ => return Err(CommitError::ProposalNotAllowedForSender),
         }
         let reference = proposal_ref(self.state.suite, v)?;
-        let mut buf = [0u8; 4096];
-        let full = CommitError::CapacityExceeded(Capacity::Container(buf.len()));
-        let bytes = p.encode_to(&mut buf).map_err(|_| full)?;
-        self.proposals
-            .insert(&reference, v.content.sender, bytes)
-            .map_err(|_| CommitError::CapacityExceeded(Capacity::PendingProposalBytes))?;
+        self.proposals.insert_encoded(&reference, v.content.sender, &p)?;
         Ok(reference)
     }
 
@@ -596,39 +591,141 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.tree.slices().begin_stage()?;
         let result = self.stage_commit_in_tree(v, &commit, external, committer, psks, now);
         if result.is_err() {
-            // Nothing can fail: the tree is staging.
+            // Nothing can fail: the tree is staging. The staging fields,
+            // partly filled, are emptied.
             let _ = self.tree.slices().discard_stage();
+            self.clear_staging();
         }
         result
     }
 
-    /// [`Self::stage_commit`] once the tree is staging.
+    /// [`Self::stage_commit`] once the tree is staging: the proposals
+    /// ([`Self::stage_proposals`]), then the path and the key schedule of the
+    /// new epoch, written in place into the staging fields.
     #[allow(clippy::too_many_arguments)]
     fn stage_commit_in_tree(
         &mut self,
         v: &AuthenticatedContent<'_>,
         commit: &Commit<'_>,
         external: bool,
-        mut committer: LeafIndex,
+        committer: LeafIndex,
         psks: &dyn PskStore,
         now: u64,
     ) -> Result<StagedCommitSummary, CommitError> {
         let tag = v.auth.confirmation_tag.ok_or(CommitError::WrongContentType)?;
+        let (applied, committer) = self.stage_proposals(commit, external, committer, psks, now)?;
+        self.stage_next_epoch(v, commit, tag, &applied, committer)
+    }
+
+    /// The path (if any) and the key schedule of the new epoch of a received
+    /// Commit whose proposals are staged. Its own frame, as
+    /// [`Self::stage_proposals`] has its own: the GroupContext buffer is on
+    /// the stack only here.
+    #[inline(never)]
+    fn stage_next_epoch(
+        &mut self,
+        v: &AuthenticatedContent<'_>,
+        commit: &Commit<'_>,
+        tag: &[u8],
+        applied: &Applied<N>,
+        committer: LeafIndex,
+    ) -> Result<StagedCommitSummary, CommitError> {
+        let summary = applied.summary;
         let suite = self.state.suite;
         let own_leaf = self.state.private.leaf;
+        let Self { tree, state, staged, staged_reinit, staged_info, pending_update_key, .. } = self;
+        if summary.removes_us {
+            // Removed: nothing of the next epoch is ours to derive.
+            *staged = Some(super::Staged::Removed);
+            *staged_reinit = None;
+            staged_info.summary = summary;
+            staged_info.external_removed = applied.external_removed;
+            return Ok(summary);
+        }
+        let Some(super::Staged::Epoch(next)) = staged else { return Err(CommitError::CommitPending) };
+        let mut new = tree.slices();
+        let added = &applied.added;
+        let extensions = Extensions::from_body(next.extensions.as_slice())?;
+        let group_id = state.group_id.as_slice();
+
+        // The path, against the provisional GroupContext (§12.4.2).
+        let nh = suite.hash_len();
+        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
+        let provisional = crate::group_context::GroupContext {
+            cipher_suite: suite,
+            group_id,
+            epoch: summary.new_epoch,
+            tree_hash: &[],
+            confirmed_transcript_hash: state.confirmed_transcript_hash.as_bytes(),
+            extensions: extensions.body(),
+        };
+        // If the commit applies our own Update proposal, our leaf key is the
+        // one we kept for it (§12.1.2).
+        next.private.copy_from(&state.private);
+        if let Some(sk) = pending_update_key.as_ref()
+            && let Some(node) = own_leaf.node()
+            && new.encryption_key(node).is_some_and(|pk| pk == sk.public_key(suite).as_bytes())
+        {
+            next.private.leaf_key = sk.clone();
+        }
+        let commit_secret = match &commit.path {
+            Some(path) => {
+                let excluded = |l: LeafIndex| added.contains(&l.0);
+                new.apply_update_path_in_place(committer, path, &mut next.private, &provisional, &mut gc_buf, &excluded)?.0
+            }
+            None => Secret::zero(nh)?,
+        };
+        next.private.prune(&new);
+
+        // Transcript hashes and the key schedule of the new epoch (§8).
+        let confirmed =
+            confirmed_hash(suite, &state.interim_transcript_hash, v.wire_format, v.content_bytes(), v.auth.signature)?;
+        let tree_hash = new.root_tree_hash()?;
+        let gc = crate::group_context::GroupContext {
+            tree_hash: tree_hash.as_bytes(),
+            confirmed_transcript_hash: confirmed.as_bytes(),
+            ..provisional
+        }
+        .encode_to(&mut gc_buf)?;
+        let init_secret = match &applied.external_init {
+            Some(kem_output) => external_init_secret(suite, &state.secrets, kem_output)?,
+            None => state.secrets.init_secret.clone(),
+        };
+        let joiner = joiner_secret(suite, &init_secret, &commit_secret, gc)?;
+        next.secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, gc)?;
+        if !transcript::verify_confirmation_tag(suite, &next.secrets.confirmation_key, confirmed.as_bytes(), tag) {
+            return Err(CommitError::ConfirmationTagMismatch);
+        }
+        next.interim_transcript_hash = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag)?;
+        next.confirmation_tag = HashValue::from_slice(tag).map_err(CommitError::Crypto)?;
+        next.suite = suite;
+        next.group_id.set(group_id).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?;
+        next.epoch = summary.new_epoch;
+        next.confirmed_transcript_hash = confirmed;
+        next.tree_hash = tree_hash;
+        staged_info.summary = summary;
+        staged_info.external_removed = applied.external_removed;
+        Ok(summary)
+    }
+
+    /// Validates and applies a received Commit's proposals into the staged
+    /// tree and the staging fields (an empty next epoch is staged first),
+    /// adds an external joiner's leaf, and checks the path's new keys
+    /// (§12.4.2). Returns the proposals' effect and the committer's leaf.
+    /// Its own frame: the GroupContext buffer of the path and key schedule
+    /// is not on the stack while the proposals' signatures are verified.
+    #[inline(never)]
+    fn stage_proposals(
+        &mut self,
+        commit: &Commit<'_>,
+        external: bool,
+        mut committer: LeafIndex,
+        psks: &dyn PskStore,
+        now: u64,
+    ) -> Result<(Applied<N>, LeafIndex), CommitError> {
+        let own_leaf = self.state.private.leaf;
         let config = self.config;
-        let group_id = self.state.group_id.clone();
-        let Self {
-            tree,
-            proposals,
-            state,
-            staged,
-            resumption_psks,
-            staged_reinit,
-            staged_info,
-            pending_update_key,
-            ..
-        } = self;
+        let Self { tree, proposals, state, staged, resumption_psks, staged_reinit, staged_info, .. } = self;
         let own_psks = OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own_psks;
         let mut new = tree.slices();
@@ -636,7 +733,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             return Err(CommitError::UnknownSender);
         }
 
-        let applied: Applied<N> = apply_proposals(
+        // The next epoch is built in place in the group's staging fields
+        // (stage_commit empties them on an error).
+        let next = super::Staged::begin_epoch(staged).ok_or(CommitError::CommitPending)?;
+        let group_id = state.group_id.as_slice();
+        let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit: staged_reinit };
+        let mut applied: Applied<N> = apply_proposals(
             commit,
             committer,
             own_leaf,
@@ -648,11 +750,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             config.max_lifetime,
             external,
             config.identity,
+            out,
         )?;
         if applied.path_required && commit.path.is_none() {
             return Err(CommitError::PathRequired);
         }
-        let mut summary = applied.summary;
         if let (true, Some(path)) = (external, &commit.path) {
             // The joiner takes the leftmost blank leaf (§12.4.3.2).
             let leaf = &path.leaf_node;
@@ -660,22 +762,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 return Err(CommitError::DuplicateKey);
             }
             committer = new.add_leaf(leaf.as_bytes())?;
-            summary.committer = committer;
+            applied.summary.committer = committer;
         }
-        let added = applied.added;
-        let extensions = Extensions::from_body(applied.extensions.as_slice())?;
-
-        // The path, against the provisional GroupContext (§12.4.2).
-        let nh = suite.hash_len();
-        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let provisional = crate::group_context::GroupContext {
-            cipher_suite: suite,
-            group_id: group_id.as_slice(),
-            epoch: summary.new_epoch,
-            tree_hash: &[],
-            confirmed_transcript_hash: state.confirmed_transcript_hash.as_bytes(),
-            extensions: extensions.body(),
-        };
+        let extensions = Extensions::from_body(next.extensions.as_slice())?;
         // The path's new keys (§12.4.2, §7.3), checked even by a member the
         // Commit removes (it cannot decrypt the path, but it can check these).
         if let Some(path) = &commit.path {
@@ -699,7 +788,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 Some(l) => Some(old.leaf_node(l).ok_or(CommitError::UnknownSender)?),
                 None => None,
             };
-            check_identity(config.identity, group_id.as_slice(), usage, leaf, predecessor.as_ref())?;
+            check_identity(config.identity, group_id, usage, leaf, predecessor.as_ref())?;
             if leaf_keys_in_use(&new, leaf, committer) {
                 return Err(CommitError::DuplicateKey);
             }
@@ -709,66 +798,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 }
             }
         }
-        // If the commit applies our own Update proposal, our leaf key is the
-        // one we kept for it (§12.1.2).
-        let mut base_private = state.private.clone();
-        if let Some(sk) = pending_update_key.as_ref()
-            && let Some(node) = own_leaf.node()
-            && new.encryption_key(node).is_some_and(|pk| pk == sk.public_key(suite).as_bytes())
-        {
-            base_private.leaf_key = sk.clone();
-        }
-        let (commit_secret, mut private) = match (&commit.path, summary.removes_us) {
-            (_, true) => {
-                // Removed: nothing of the next epoch is ours to derive.
-                *staged = Some(super::Staged::Removed);
-                *staged_info = super::StagedInfo { summary, psk_ids: applied.psk_ids, external_removed: applied.external_removed };
-                return Ok(summary);
-            }
-            (Some(path), false) => {
-                let excluded = |l: LeafIndex| added.contains(&l.0);
-                let out = new.apply_update_path(committer, path, &base_private, &provisional, &mut gc_buf, &excluded)?;
-                (out.commit_secret, out.private)
-            }
-            (None, false) => (Secret::zero(nh)?, base_private.clone()),
-        };
-        private.prune(&new);
-
-        // Transcript hashes and the key schedule of the new epoch (§8).
-        let confirmed =
-            confirmed_hash(suite, &state.interim_transcript_hash, v.wire_format, v.content_bytes(), v.auth.signature)?;
-        let tree_hash = new.root_tree_hash()?;
-        let gc = crate::group_context::GroupContext {
-            tree_hash: tree_hash.as_bytes(),
-            confirmed_transcript_hash: confirmed.as_bytes(),
-            ..provisional
-        }
-        .encode_to(&mut gc_buf)?;
-        let init_secret = match &applied.external_init {
-            Some(kem_output) => external_init_secret(suite, &state.secrets, kem_output)?,
-            None => state.secrets.init_secret.clone(),
-        };
-        let joiner = joiner_secret(suite, &init_secret, &commit_secret, gc)?;
-        let secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, gc)?;
-        if !transcript::verify_confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes(), tag) {
-            return Err(CommitError::ConfirmationTagMismatch);
-        }
-        let interim = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag)?;
-        *staged = Some(super::Staged::Epoch(EpochState {
-            suite,
-            group_id,
-            epoch: summary.new_epoch,
-            confirmed_transcript_hash: confirmed,
-            interim_transcript_hash: interim,
-            confirmation_tag: HashValue::from_slice(tag).map_err(CommitError::Crypto)?,
-            tree_hash,
-            extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
-            secrets,
-            private,
-        }));
-        *staged_reinit = applied.reinit;
-        *staged_info = super::StagedInfo { summary, psk_ids: applied.psk_ids, external_removed: applied.external_removed };
-        Ok(summary)
+        Ok((applied, committer))
     }
 }
 
@@ -862,21 +892,43 @@ impl PskStore for OwnResumptionPsks<'_> {
     }
 }
 
-/// The effect of a Commit's proposal list (§12.2 validated, §12.3 applied).
+/// The effect of a Commit's proposal list (§12.2 validated, §12.3 applied);
+/// its large parts go to [`AppliedOut`].
 pub(super) struct Applied<const N: usize> {
     pub(super) summary: StagedCommitSummary,
     /// The ExternalInit's KEM output, for an external commit.
     pub(super) external_init: Option<crate::crypto::hpke::KemOutput>,
     pub(super) added: heapless::Vec<u32, N>,
-    pub(super) extensions: OwnedBytes<{ super::MAX_GROUP_EXTENSIONS_LEN }>,
     pub(super) psk_secret: Secret,
     pub(super) path_required: bool,
-    /// The PreSharedKeyIDs injected, encoded one after another.
-    pub(super) psk_ids: OwnedBytes<{ super::STAGED_PSK_BYTES }>,
     /// The member an external Commit removes (a resync, §12.4.3.2).
     pub(super) external_removed: Option<LeafIndex>,
-    /// The committed ReInit's parameters.
-    pub(super) reinit: Option<super::ReInitParams>,
+}
+
+/// Where [`apply_proposals`] writes the large parts of a Commit's effect
+/// (5 KB together): the staged epoch's fields, in place, rather than a
+/// returned value the caller then copies.
+pub(super) struct AppliedOut<'a> {
+    /// The new epoch's GroupContext extensions (body).
+    pub(super) extensions: &'a mut OwnedBytes<{ super::MAX_GROUP_EXTENSIONS_LEN }>,
+    /// The PreSharedKeyIDs injected, encoded one after another.
+    pub(super) psk_ids: &'a mut OwnedBytes<{ super::STAGED_PSK_BYTES }>,
+    /// The committed ReInit's parameters, if one is committed.
+    pub(super) reinit: &'a mut Option<super::ReInitParams>,
+}
+
+/// Sets `slot` to the parameters of ReInit `r` (its own frame: the
+/// parameters are 2 KB).
+#[inline(never)]
+fn set_reinit(slot: &mut Option<super::ReInitParams>, r: &crate::messages::proposal::ReInit<'_>) -> Result<(), CommitError> {
+    *slot = Some(super::ReInitParams {
+        group_id: OwnedBytes::from_slice(r.group_id).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?,
+        version: r.version,
+        cipher_suite: r.cipher_suite,
+        extensions: OwnedBytes::from_slice(r.extensions.body())
+            .map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
+    });
+    Ok(())
 }
 
 /// Validates `commit`'s proposal list against the tree (§12.2) and applies
@@ -895,11 +947,12 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     max_lifetime: u64,
     external: bool,
     identity: &dyn IdentityProvider,
+    out: AppliedOut<'_>,
 ) -> Result<Applied<N>, CommitError> {
     let suite = state.suite;
     let mut external_init: Option<crate::crypto::hpke::KemOutput> = None;
     let mut link_psk = false;
-    let mut reinit: Option<super::ReInitParams> = None;
+    *out.reinit = None;
     // §12.2 over the whole list, with the old tree.
     let mut summary = StagedCommitSummary {
         committer,
@@ -962,13 +1015,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                     return Err(CommitError::InvalidReInit);
                 }
                 summary.reinit = true;
-                reinit = Some(super::ReInitParams {
-                    group_id: OwnedBytes::from_slice(r.group_id).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?,
-                    version: r.version,
-                    cipher_suite: r.cipher_suite,
-                    extensions: OwnedBytes::from_slice(r.extensions.body())
-                        .map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
-                });
+                set_reinit(out.reinit, &r)?;
             }
             Proposal::ExternalInit(e) if external => {
                 if external_init.is_some() {
@@ -1058,7 +1105,8 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     }
     let psk_secret = psk_secret(suite, &psk_list)?;
     // Kept for the application's inspection of the staged commit.
-    let mut psk_ids: OwnedBytes<{ super::STAGED_PSK_BYTES }> = OwnedBytes::EMPTY;
+    let psk_ids = out.psk_ids;
+    psk_ids.0.clear();
     let mut overflow = false;
     {
         let mut sink = |b: &[u8]| overflow |= psk_ids.0.extend_from_slice(b).is_err();
@@ -1070,15 +1118,13 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     if overflow {
         return Err(CommitError::CapacityExceeded(Capacity::StagedPskBytes));
     }
+    out.extensions.set(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?;
     Ok(Applied {
         summary,
         external_init,
         added,
-        extensions: OwnedBytes::from_slice(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?,
         psk_secret,
         path_required,
-        psk_ids,
         external_removed: if external { last_removed } else { None },
-        reinit,
     })
 }

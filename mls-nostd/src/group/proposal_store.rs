@@ -3,6 +3,14 @@
 
 use crate::crypto::{HashValue, MAX_HASH_LEN};
 use crate::messages::framing::Sender;
+use crate::messages::proposal::Proposal;
+use crate::capacity::Capacity;
+use crate::codec::{Encode, Writer};
+use super::CommitError;
+
+/// Longest encoded proposal a group keeps for a Commit by reference (the
+/// proposals it receives and sends).
+pub const MAX_PROPOSAL_LEN: usize = 4096;
 
 /// Bytes of bookkeeping per stored proposal (reference, sender, length).
 pub const PROPOSAL_RECORD_HEADER: usize = 1 + MAX_HASH_LEN + 1 + 4 + 4;
@@ -90,10 +98,42 @@ impl<const P: usize> ProposalStore<P> {
 
     /// Keeps a proposal; fails (keeping the store as it was) when full.
     pub fn insert(&mut self, reference: &HashValue, sender: Sender, proposal: &[u8]) -> Result<(), StoreFull> {
+        self.insert_with(reference, sender, proposal.len(), |body| {
+            body.copy_from_slice(proposal);
+            Ok(())
+        })
+    }
+
+    /// [`Self::insert`] of `proposal`, encoded straight into the store; fails
+    /// with [`Capacity::Container`] if it encodes to more than
+    /// [`MAX_PROPOSAL_LEN`] bytes, with [`Capacity::PendingProposalBytes`]
+    /// when the store is full.
+    pub(crate) fn insert_encoded(&mut self, reference: &HashValue, sender: Sender, proposal: &Proposal<'_>) -> Result<(), CommitError> {
+        let too_long = CommitError::CapacityExceeded(Capacity::Container(MAX_PROPOSAL_LEN));
+        let mut counter = Writer::counter();
+        proposal.encode(&mut counter).map_err(|_| too_long)?;
+        let len = counter.len();
+        if len > MAX_PROPOSAL_LEN {
+            return Err(too_long);
+        }
+        self.insert_with(reference, sender, len, |body| proposal.encode_to(body).map(|_| ()).map_err(|_| StoreFull))
+            .map_err(|_| CommitError::CapacityExceeded(Capacity::PendingProposalBytes))
+    }
+
+    /// [`Self::insert`] of a proposal of `len` bytes that `fill` writes
+    /// straight into the store (`body` is `len` bytes), so that the caller
+    /// needs no buffer for its encoding. Nothing is stored if `fill` fails.
+    pub(crate) fn insert_with(
+        &mut self,
+        reference: &HashValue,
+        sender: Sender,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), StoreFull>,
+    ) -> Result<(), StoreFull> {
         if self.get(reference).is_some() {
             return Ok(());
         }
-        let total = PROPOSAL_RECORD_HEADER.checked_add(proposal.len()).ok_or(StoreFull)?;
+        let total = PROPOSAL_RECORD_HEADER.checked_add(len).ok_or(StoreFull)?;
         let end = self.used.checked_add(total).ok_or(StoreFull)?;
         let rec = self.bytes.get_mut(self.used..end).ok_or(StoreFull)?;
         let (header, body) = rec.split_at_mut(PROPOSAL_RECORD_HEADER);
@@ -107,8 +147,8 @@ impl<const P: usize> ProposalStore<P> {
         t_b.fill(t);
         let (i_b, l_b) = rest.split_at_mut(4);
         i_b.copy_from_slice(&i.to_be_bytes());
-        l_b.copy_from_slice(&u32::try_from(proposal.len()).map_err(|_| StoreFull)?.to_be_bytes());
-        body.copy_from_slice(proposal);
+        l_b.copy_from_slice(&u32::try_from(len).map_err(|_| StoreFull)?.to_be_bytes());
+        fill(body)?;
         self.used = end;
         Ok(())
     }

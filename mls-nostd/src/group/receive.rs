@@ -8,7 +8,7 @@ use super::{CommitError, Group, MAX_GROUP_CONTEXT_LEN, StagedCommitSummary};
 use crate::codec::{CodecError, Reader};
 use crate::crypto::HashValue;
 use crate::crypto::signature::SignaturePublicKey;
-use crate::messages::authenticated_content::{EncodedGroupContext, ProtectionError};
+use crate::messages::authenticated_content::{AuthenticatedContent, EncodedGroupContext, ProtectionError};
 use crate::messages::framing::{
     Content, FramedContent, Sender, WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE,
 };
@@ -117,6 +117,31 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         if self.is_inactive() {
             return Err(ReceiveError::Inactive);
         }
+        let content = self.unprotect(message)?;
+        match content.content.content {
+            Content::Application(data) => {
+                let Sender::Member(i) = content.content.sender else {
+                    return Err(ProtectionError::InvalidSender.into());
+                };
+                Ok(Received::Application {
+                    sender: LeafIndex(i),
+                    data,
+                    authenticated_data: content.content.authenticated_data,
+                })
+            }
+            Content::Proposal(_) => {
+                let reference = self.store_proposal(&content)?;
+                Ok(Received::Proposal { sender: content.content.sender, reference })
+            }
+            Content::Commit(_) => Ok(Received::Commit(self.stage_commit(&content, psks, now)?)),
+        }
+    }
+
+    /// Verifies and decrypts `message` with this epoch's keys (or the
+    /// previous epoch's, for a late application message). Its own frame:
+    /// the GroupContext buffer (2.3 KB) is gone before a Commit is staged.
+    #[inline(never)]
+    fn unprotect<'m>(&mut self, message: &'m mut [u8]) -> Result<AuthenticatedContent<'m>, ReceiveError> {
         let mut r = Reader::new(message);
         let _version = r.read_u16()?;
         let wire_format = r.read_u16()?;
@@ -181,23 +206,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             }
             _ => return Err(ReceiveError::NotAGroupMessage),
         };
-        match content.content.content {
-            Content::Application(data) => {
-                let Sender::Member(i) = content.content.sender else {
-                    return Err(ProtectionError::InvalidSender.into());
-                };
-                Ok(Received::Application {
-                    sender: LeafIndex(i),
-                    data,
-                    authenticated_data: content.content.authenticated_data,
-                })
-            }
-            Content::Proposal(_) => {
-                let reference = self.store_proposal(&content)?;
-                Ok(Received::Proposal { sender: content.content.sender, reference })
-            }
-            Content::Commit(_) => Ok(Received::Commit(self.stage_commit(&content, psks, now)?)),
-        }
+        Ok(content)
     }
 
     /// Protects application data as a PrivateMessage (§6.3) with `padding`

@@ -180,7 +180,9 @@ pub fn unprotect_decoded<'a>(
 }
 
 /// Unprotects an encoded `MLSMessage(PublicMessage)` (all of `message`): see
-/// [`unprotect_decoded`].
+/// [`unprotect_decoded`]. Never inlined: its locals would add to the frame
+/// of a caller that also reads PrivateMessages.
+#[inline(never)]
 pub fn unprotect<'a>(
     context: &EncodedGroupContext<'_>,
     membership_key: &Secret,

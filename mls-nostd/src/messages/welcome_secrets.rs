@@ -410,7 +410,12 @@ impl WelcomeParams<'_> {
         };
         let info_hash = welcome_info_hash(suite, egi)?;
 
-        // Randomness before the batch, in member order.
+        // Randomness before the batch, in member order. (A stride is at
+        // least the joiner secret's length; checked so that no panic path of
+        // `chunks_exact_mut` is left in the binary.)
+        if layout.stride == 0 {
+            return Err(WelcomeError::TooLarge);
+        }
         for chunk in jobs.chunks_exact_mut(layout.stride) {
             rng.fill_bytes(chunk.get_mut(..layout.shape.joiner_len).ok_or(short)?);
         }
@@ -459,15 +464,16 @@ impl WelcomeParams<'_> {
     }
 }
 
-/// `buf.copy_within(src..src + len, dst)`, refusing ranges out of bounds.
+/// `buf.copy_within(src..src + len, dst)`, refusing ranges out of bounds,
+/// with no panic path ([`crate::codec::move_within`]: the bytes the move
+/// uncovers are unspecified, and all are overwritten or zeroed after).
 fn move_within(buf: &mut [u8], src: usize, len: usize, dst: usize) -> Result<(), WelcomeError> {
     let overflow = WelcomeError::BufferTooSmall { needed: usize::MAX };
     let src_end = src.checked_add(len).ok_or(overflow)?;
     let dst_end = dst.checked_add(len).ok_or(overflow)?;
-    if src_end > buf.len() || dst_end > buf.len() {
+    if src_end > buf.len() || dst_end > buf.len() || !crate::codec::move_within(buf, src..src_end, dst) {
         return Err(WelcomeError::BufferTooSmall { needed: src_end.max(dst_end) });
     }
-    buf.copy_within(src..src_end, dst);
     Ok(())
 }
 

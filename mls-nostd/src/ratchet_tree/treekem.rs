@@ -123,6 +123,24 @@ impl TreeKemPrivate {
         Self { leaf, leaf_key, path: [const { None }; MAX_DEPTH] }
     }
 
+    /// Makes `self` a member who knows only its leaf key, in place
+    /// ([`Self::new`] without the value on the stack).
+    pub(crate) fn reset(&mut self, leaf: LeafIndex, leaf_key: HpkePrivateKey) {
+        self.leaf = leaf;
+        self.leaf_key = leaf_key;
+        self.path.iter_mut().for_each(|slot| *slot = None);
+    }
+
+    /// Makes `self` a copy of `other` in place: `clone` would build the
+    /// whole value (2.5 KB) on the stack first.
+    pub(crate) fn copy_from(&mut self, other: &Self) {
+        self.leaf = other.leaf;
+        self.leaf_key.clone_from(&other.leaf_key);
+        for (d, s) in self.path.iter_mut().zip(other.path.iter()) {
+            d.clone_from(s);
+        }
+    }
+
     /// Sets the private key of ancestor `node` from its path secret (§7.4).
     pub fn set_path_secret(&mut self, suite: CipherSuite, node: NodeIndex, path_secret: &[u8]) -> Result<HpkePublicKey, CryptoError> {
         let (sk, pk) = node_key_pair(suite, path_secret)?;
@@ -218,6 +236,10 @@ pub struct PathOutcome {
     pub path_secrets: [Option<(NodeIndex, Secret)>; MAX_DEPTH],
 }
 
+/// The path secret of each node of a created UpdatePath's filtered direct
+/// path, leaf upwards ([`PathOutcome::path_secrets`]).
+pub type PathSecrets = [Option<(NodeIndex, Secret)>; MAX_DEPTH];
+
 impl PathOutcome {
     /// The path secret of `node`, if it is on the created path.
     pub fn path_secret(&self, node: NodeIndex) -> Option<&Secret> {
@@ -276,9 +298,47 @@ impl TreeSlices<'_> {
         executor: &impl Executor,
         out: &mut [u8],
     ) -> Result<PathOutcome, TreeKemError> {
+        let mut private = me.clone();
+        let mut path_secrets: PathSecrets = [const { None }; MAX_DEPTH];
+        let (commit_secret, update_path_len) = self.create_update_path_in_place(
+            &mut private,
+            template,
+            signer,
+            context,
+            gc_buf,
+            excluded,
+            rng,
+            executor,
+            out,
+            &mut path_secrets,
+        )?;
+        Ok(PathOutcome { commit_secret, private, update_path_len, decrypted_path_secret: None, path_secrets })
+    }
+
+    /// [`Self::create_update_path`] with the member's private keys updated
+    /// in place (`private` holds them before, and after on success) and the
+    /// path secrets written to `path_secrets`: nothing as large as a
+    /// [`PathOutcome`] goes through the stack. Returns `commit_secret` and
+    /// the length of the encoded UpdatePath. On an error `private` and
+    /// `path_secrets` are partly written (and the tree changed, as always).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    pub(crate) fn create_update_path_in_place(
+        &mut self,
+        private: &mut TreeKemPrivate,
+        template: Option<&LeafTemplate<'_>>,
+        signer: &SignaturePrivateKey,
+        context: &GroupContext<'_>,
+        gc_buf: &mut [u8],
+        excluded: &dyn Fn(LeafIndex) -> bool,
+        rng: &mut impl CryptoRng,
+        executor: &impl Executor,
+        out: &mut [u8],
+        path_secrets: &mut PathSecrets,
+    ) -> Result<(Secret, usize), TreeKemError> {
         let suite = self.suite();
         let nh = suite.hash_len();
-        let leaf = me.leaf;
+        let leaf = private.leaf;
         if self.is_blank(leaf.node().ok_or(TreeKemError::InvalidSender)?) {
             return Err(TreeKemError::InvalidSender);
         }
@@ -290,22 +350,28 @@ impl TreeSlices<'_> {
         // key per seal (drawn below, before the batch).
         let mut leaf_ikm = Secret::zero(nh)?;
         rng.fill_bytes(leaf_ikm.as_mut_bytes());
-        let mut secrets: [Secret; MAX_DEPTH + 1] = core::array::from_fn(|_| Secret::default());
-        let first = secrets.first_mut().ok_or(TreeKemError::WrongPathLength)?;
-        *first = Secret::zero(nh)?;
-        rng.fill_bytes(first.as_mut_bytes());
-        for i in 1..=n {
-            let prev = secrets.get(i - 1).ok_or(TreeKemError::WrongPathLength)?;
-            let next = derive_secret(suite, prev.as_bytes(), b"path")?;
-            *secrets.get_mut(i).ok_or(TreeKemError::WrongPathLength)? = next;
+        // path_secret[0] is drawn, path_secret[i] = DeriveSecret(path_secret[i-1],
+        // "path"), and the one past the root's is the commit secret (§7.4).
+        let mut ps = Secret::zero(nh)?;
+        rng.fill_bytes(ps.as_mut_bytes());
+        path_secrets.iter_mut().for_each(|slot| *slot = None);
+        for (slot, (node, _)) in path_secrets.iter_mut().zip(fdp) {
+            let next = derive_secret(suite, ps.as_bytes(), b"path")?;
+            *slot = Some((*node, core::mem::replace(&mut ps, next)));
         }
+        let commit_secret = ps;
+        let secret_of = |i: usize| -> Result<&Secret, TreeKemError> {
+            match path_secrets.get(i) {
+                Some(Some((_, s))) => Ok(s),
+                _ => Err(TreeKemError::WrongPathLength),
+            }
+        };
 
         // Merge the new public keys, then the parent hashes (§7.9).
-        let mut private = me.clone();
         private.forget_direct_path_of(leaf, self.n_leaves());
         self.blank_direct_path(leaf)?;
         for (i, (node, _)) in fdp.iter().enumerate() {
-            let ps = secrets.get(i).ok_or(TreeKemError::WrongPathLength)?;
+            let ps = secret_of(i)?;
             let (sk, pk) = node_key_pair(suite, ps.as_bytes())?;
             self.set_parent(*node, pk.as_bytes(), &[])?;
             private.set_key(*node, sk);
@@ -362,7 +428,7 @@ impl TreeSlices<'_> {
         let (head, jobs) = out.split_at_mut(jobs_start);
         let mut j = 0usize;
         for (i, (_, copath)) in fdp.iter().enumerate() {
-            let ps = secrets.get(i).ok_or(TreeKemError::WrongPathLength)?;
+            let ps = secret_of(i)?;
             if ps.len() != nh {
                 return Err(TreeKemError::WrongPathLength);
             }
@@ -426,12 +492,7 @@ impl TreeSlices<'_> {
         let update_path_len = leaf_len + w.len();
         jobs.fill(0);
 
-        let commit_secret = secrets.get(n).cloned().ok_or(TreeKemError::WrongPathLength)?;
-        let mut path_secrets: [Option<(NodeIndex, Secret)>; MAX_DEPTH] = [const { None }; MAX_DEPTH];
-        for ((slot, (node, _)), secret) in path_secrets.iter_mut().zip(fdp).zip(secrets.iter()) {
-            *slot = Some((*node, secret.clone()));
-        }
-        Ok(PathOutcome { commit_secret, private, update_path_len, decrypted_path_secret: None, path_secrets })
+        Ok((commit_secret, update_path_len))
     }
 
     /// Applies an UpdatePath from `sender` (§7.5, §12.4.2): merges its keys and
@@ -448,8 +509,35 @@ impl TreeSlices<'_> {
         gc_buf: &mut [u8],
         excluded: &dyn Fn(LeafIndex) -> bool,
     ) -> Result<PathOutcome, TreeKemError> {
+        let mut private = me.clone();
+        let (commit_secret, decrypted) =
+            self.apply_update_path_in_place(sender, path, &mut private, context, gc_buf, excluded)?;
+        Ok(PathOutcome {
+            commit_secret,
+            private,
+            update_path_len: 0,
+            decrypted_path_secret: Some(decrypted),
+            path_secrets: [const { None }; MAX_DEPTH],
+        })
+    }
+
+    /// [`Self::apply_update_path`] with the member's private keys updated in
+    /// place (`private` holds them before, and after on success; partly
+    /// updated on an error). Returns `commit_secret` and the path secret
+    /// decrypted.
+    #[inline(never)]
+    pub(crate) fn apply_update_path_in_place(
+        &mut self,
+        sender: LeafIndex,
+        path: &UpdatePath<'_>,
+        private: &mut TreeKemPrivate,
+        context: &GroupContext<'_>,
+        gc_buf: &mut [u8],
+        excluded: &dyn Fn(LeafIndex) -> bool,
+    ) -> Result<(Secret, Secret), TreeKemError> {
         let suite = self.suite();
-        if sender == me.leaf || self.is_blank(sender.node().ok_or(TreeKemError::InvalidSender)?) {
+        let me_leaf = private.leaf;
+        if sender == me_leaf || self.is_blank(sender.node().ok_or(TreeKemError::InvalidSender)?) {
             return Err(TreeKemError::InvalidSender);
         }
         let mut fdp_buf = [(NodeIndex(0), NodeIndex(0)); MAX_DEPTH];
@@ -476,7 +564,6 @@ impl TreeSlices<'_> {
             .map_err(|_| TreeKemError::InvalidLeafNode)?;
 
         // Merge.
-        let mut private = me.clone();
         private.forget_direct_path_of(sender, self.n_leaves());
         self.blank_direct_path(sender)?;
         for ((node, _), upn) in fdp.iter().zip(path.nodes.iter()) {
@@ -497,7 +584,7 @@ impl TreeSlices<'_> {
             .enumerate()
             .find(|(_, (_, c))| {
                 let (first, count) = super::tree::leaf_span(*c);
-                first <= me.leaf.0 && me.leaf.0 < first.saturating_add(count)
+                first <= me_leaf.0 && me_leaf.0 < first.saturating_add(count)
             })
             .map(|(i, (_, c))| (i, *c))
             .ok_or(TreeKemError::NoDecryptionKey)?;
@@ -541,13 +628,7 @@ impl TreeSlices<'_> {
             private.set_key(*node, sk);
         }
         let commit_secret = derive_secret(suite, ps.as_bytes(), b"path")?;
-        Ok(PathOutcome {
-            commit_secret,
-            private,
-            update_path_len: 0,
-            decrypted_path_secret: Some(decrypted),
-            path_secrets: [const { None }; MAX_DEPTH],
-        })
+        Ok((commit_secret, decrypted))
     }
 }
 

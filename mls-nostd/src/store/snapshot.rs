@@ -88,7 +88,8 @@ fn write_staged_info(w: &mut Writer<'_>, info: &crate::group::StagedInfo) -> Res
     w.write_opaque(info.psk_ids.as_slice())
 }
 
-fn read_staged_info(r: &mut Reader<'_>) -> Result<crate::group::StagedInfo, CodecError> {
+/// Reads a staged Commit's info into `info`, in place (1 KB).
+fn read_staged_info_into(r: &mut Reader<'_>, info: &mut crate::group::StagedInfo) -> Result<(), CodecError> {
     let committer = LeafIndex(r.read_u32()?);
     let new_epoch = r.read_u64()?;
     let (adds, removes, updates, psks) = (r.read_u32()?, r.read_u32()?, r.read_u32()?, r.read_u32()?);
@@ -97,23 +98,21 @@ fn read_staged_info(r: &mut Reader<'_>) -> Result<crate::group::StagedInfo, Code
         return Err(CodecError::InvalidValue);
     }
     let external_removed = r.read_u32()?;
-    let psk_ids = OwnedBytes::from_slice(r.read_opaque()?)?;
-    Ok(crate::group::StagedInfo {
-        summary: crate::group::StagedCommitSummary {
-            committer,
-            new_epoch,
-            adds,
-            removes,
-            updates,
-            psks,
-            extensions_changed: flags & 1 != 0,
-            reinit: flags & 2 != 0,
-            has_path: flags & 4 != 0,
-            removes_us: flags & 8 != 0,
-        },
-        psk_ids,
-        external_removed: (flags & 16 != 0).then_some(LeafIndex(external_removed)),
-    })
+    info.psk_ids.set(r.read_opaque()?)?;
+    info.summary = crate::group::StagedCommitSummary {
+        committer,
+        new_epoch,
+        adds,
+        removes,
+        updates,
+        psks,
+        extensions_changed: flags & 1 != 0,
+        reinit: flags & 2 != 0,
+        has_path: flags & 4 != 0,
+        removes_us: flags & 8 != 0,
+    };
+    info.external_removed = (flags & 16 != 0).then_some(LeafIndex(external_removed));
+    Ok(())
 }
 
 fn read_secrets(r: &mut Reader<'_>) -> Result<EpochSecrets, CodecError> {
@@ -142,8 +141,10 @@ fn write_private(w: &mut Writer<'_>, p: &TreeKemPrivate) -> Result<(), CodecErro
     Ok(())
 }
 
-fn read_private(r: &mut Reader<'_>, suite: CipherSuite) -> Result<TreeKemPrivate, CodecError> {
-    let mut p = TreeKemPrivate::new(LeafIndex(r.read_u32()?), read_hpke_key(r, suite)?);
+/// Reads our private tree keys into `p`, in place (2.5 KB).
+fn read_private_into(r: &mut Reader<'_>, suite: CipherSuite, p: &mut TreeKemPrivate) -> Result<(), CodecError> {
+    let leaf = LeafIndex(r.read_u32()?);
+    p.reset(leaf, read_hpke_key(r, suite)?);
     for _ in 0..r.read_u8()? {
         let node = NodeIndex(r.read_u32()?);
         if node.leaf().is_some() {
@@ -151,7 +152,7 @@ fn read_private(r: &mut Reader<'_>, suite: CipherSuite) -> Result<TreeKemPrivate
         }
         p.set_key(node, read_hpke_key(r, suite)?);
     }
-    Ok(p)
+    Ok(())
 }
 
 /// An epoch's state except its extensions (their own item: up to 2 KiB).
@@ -166,21 +167,21 @@ fn write_state(w: &mut Writer<'_>, s: &EpochState, with_encryption: bool) -> Res
     write_private(w, &s.private)
 }
 
-fn read_state(r: &mut Reader<'_>) -> Result<EpochState, CodecError> {
+/// Reads an epoch's state into `s`, in place: an `EpochState` (5 KB) built
+/// on the stack and moved would add its size to the restore's frame. The
+/// tree hash and the extensions are emptied (set by the items that follow).
+fn read_state_into(r: &mut Reader<'_>, s: &mut EpochState) -> Result<(), CodecError> {
     let suite = CipherSuite::from_u16(r.read_u16()?).ok_or(CodecError::InvalidValue)?;
-    Ok(EpochState {
-        suite,
-        group_id: OwnedBytes::from_slice(r.read_opaque()?)?,
-        epoch: r.read_u64()?,
-        confirmed_transcript_hash: read_hash(r)?,
-        interim_transcript_hash: read_hash(r)?,
-        confirmation_tag: read_hash(r)?,
-        // Set from the tree header that follows.
-        tree_hash: HashValue::EMPTY,
-        extensions: OwnedBytes::EMPTY,
-        secrets: read_secrets(r)?,
-        private: read_private(r, suite)?,
-    })
+    s.suite = suite;
+    s.group_id.set(r.read_opaque()?)?;
+    s.epoch = r.read_u64()?;
+    s.confirmed_transcript_hash = read_hash(r)?;
+    s.interim_transcript_hash = read_hash(r)?;
+    s.confirmation_tag = read_hash(r)?;
+    s.tree_hash = HashValue::EMPTY;
+    s.extensions.0.clear();
+    s.secrets = read_secrets(r)?;
+    read_private_into(r, suite, &mut s.private)
 }
 
 fn write_reinit(w: &mut Writer<'_>, p: &ReInitParams) -> Result<(), CodecError> {
@@ -447,16 +448,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         let bad = StoreError::Invalid(CodecError::InvalidValue);
         match (part, tag) {
             (Part::Epoch, T_HEADER) => {
-                let state = read_state(&mut r)?;
-                let signer = SignaturePrivateKey::from_slice(state.suite, r.read_opaque()?).map_err(|_| bad)?;
+                // Into the (wiped) slot in place; a failed restore wipes it again.
+                read_state_into(&mut r, &mut self.state)?;
+                let signer = SignaturePrivateKey::from_slice(self.state.suite, r.read_opaque()?).map_err(|_| bad)?;
                 let removed = r.read_u8()? != 0;
                 let max_forward_distance = r.read_u32()?;
                 let max_lifetime = r.read_u64()?;
                 let n_leaves = r.read_u32()?;
                 let tree_hash = read_hash(&mut r)?;
                 r.finish()?;
-                self.set_tree_size(state.suite, n_leaves)?;
-                self.state = state;
+                self.set_tree_size(self.state.suite, n_leaves)?;
                 self.state.tree_hash = tree_hash;
                 self.signer = signer;
                 self.removed = removed;
@@ -468,7 +469,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 checks.tree_hash = Some(tree_hash);
                 checks.header_seen = true;
             }
-            (Part::Epoch, T_EXTENSIONS) => self.state.extensions = OwnedBytes::from_slice(r.remaining())?,
+            (Part::Epoch, T_EXTENSIONS) => self.state.extensions.set(r.remaining())?,
             (Part::Epoch, T_REINIT) => {
                 let epoch = r.read_u64()?;
                 self.reinit = Some((epoch, read_reinit(&mut r)?));
@@ -477,8 +478,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             (Part::Epoch, T_PREV) => {
                 let epoch = r.read_u64()?;
                 let sender_data_secret = read_secret(&mut r)?;
-                let group_context = OwnedBytes::from_slice(r.remaining())?;
-                self.prev = Some(PrevEpoch { epoch, sender_data_secret, group_context });
+                let prev = PrevEpoch::slot(&mut self.prev);
+                prev.epoch = epoch;
+                prev.sender_data_secret = sender_data_secret;
+                prev.group_context.set(r.remaining())?;
             }
             (Part::Epoch, T_RESUMPTION_PSK) => {
                 let epoch = r.read_u64()?;
@@ -506,20 +509,21 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 self.staged = Some(Staged::Removed);
             }
             (Part::Staged, T_STAGED_INFO) => {
-                self.staged_info = read_staged_info(&mut r)?;
+                read_staged_info_into(&mut r, &mut self.staged_info)?;
                 r.finish()?;
             }
             (Part::Staged, T_STAGED_HEADER) => {
-                let state = read_state(&mut r)?;
+                let next = Staged::begin_epoch(&mut self.staged).ok_or(bad)?;
+                read_state_into(&mut r, next)?;
                 let _n_leaves = r.read_u32()?;
                 let tree_hash = read_hash(&mut r)?;
                 r.finish()?;
+                next.tree_hash = tree_hash;
                 self.begin_restoring_stage(checks)?;
-                self.staged = Some(Staged::Epoch(EpochState { tree_hash, ..state }));
                 checks.staged_tree_hash = Some(tree_hash);
             }
             (Part::Staged, T_EXTENSIONS) => match &mut self.staged {
-                Some(Staged::Epoch(s)) => s.extensions = OwnedBytes::from_slice(r.remaining())?,
+                Some(Staged::Epoch(s)) => s.extensions.set(r.remaining())?,
                 _ => return Err(bad),
             },
             (Part::Staged, T_STAGED_REINIT) => {

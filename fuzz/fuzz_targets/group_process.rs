@@ -63,9 +63,16 @@ fuzz_target!(
             };
             let bob = &mut w.bob.group;
             match bob.process_message_in_memory(&mut msg, &NoPsks, NOW) {
-                Ok(Received::Commit(_)) => {
+                Ok(Received::Commit(summary)) => {
                     bob.merge_staged_commit_in_memory().expect("a staged commit merges");
-                    assert_eq!(bob.epoch(), w.epoch + 1);
+                    if summary.removes_us {
+                        // A member the Commit removes does not enter the new
+                        // epoch (§12.4.2): its group ends.
+                        assert!(bob.is_inactive(), "removed but still active");
+                        assert_eq!(bob.epoch(), w.epoch);
+                    } else {
+                        assert_eq!(bob.epoch(), w.epoch + 1);
+                    }
                 }
                 Ok(_) => {}
                 Err(_) => {

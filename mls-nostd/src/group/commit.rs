@@ -589,7 +589,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         Ok((list_len, applied))
     }
 
-    /// [`Self::commit`] or [`Self::commit_reinit`] once the tree is staging.
+    /// [`Self::commit_in_memory`] or [`Self::commit_reinit_in_memory`] once the tree is staging.
     /// The new epoch is built in place in the staging fields.
     #[allow(clippy::too_many_arguments)]
     fn commit_in_tree<'o>(

@@ -243,6 +243,8 @@ pub struct Inbox<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize>
     seen_len: usize,
     seen_next: usize,
     arrivals: u64,
+    /// The epoch the member joined at: it has no keys for earlier ones.
+    joined_at: u64,
     stats: DeliveryStats,
 }
 
@@ -263,6 +265,7 @@ impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> Inbox<SLOTS
             seen_len: 0,
             seen_next: 0,
             arrivals: 0,
+            joined_at: 0,
             stats: DeliveryStats { processed: 0, buffered: 0, released: 0, duplicates: 0, stale: 0 },
         }
     }
@@ -280,6 +283,13 @@ impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> Inbox<SLOTS
     /// Messages waiting for their epoch.
     pub fn buffered(&self) -> usize {
         self.slots.iter().filter(|s| s.used).count()
+    }
+
+    /// Tells the inbox that the member joined (from a Welcome) at `epoch`:
+    /// application messages of the epoch before are then stale too, since
+    /// the member never had its keys.
+    pub fn joined_at(&mut self, epoch: u64) {
+        self.joined_at = epoch;
     }
 
     /// Records `digest` as seen: a message we sent (so that its echo is a
@@ -323,7 +333,8 @@ impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> Inbox<SLOTS
             return Ok(Verdict::Duplicate);
         }
         self.policy.check_incoming(&envelope)?;
-        match Self::fits(envelope.epoch, envelope.is_handshake(), current) {
+        let fit = if envelope.epoch < self.joined_at { Ordering::Less } else { Self::fits(envelope.epoch, envelope.is_handshake(), current) };
+        match fit {
             Ordering::Equal => {
                 self.remember(d);
                 self.stats.processed += 1;
@@ -371,7 +382,8 @@ impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> Inbox<SLOTS
             if !s.used {
                 continue;
             }
-            match Self::fits(s.epoch, s.handshake, current) {
+            let fit = if s.epoch < self.joined_at { Ordering::Less } else { Self::fits(s.epoch, s.handshake, current) };
+            match fit {
                 Ordering::Less => {
                     s.used = false;
                     self.stats.stale += 1;
@@ -489,6 +501,11 @@ mod tests {
         assert_eq!(inbox.accept(&private(0, 1, 4), u64::MAX), Ok(Verdict::Stale));
         assert_eq!(inbox.stats().stale, 4);
         assert_eq!(inbox.stats().processed, 1);
+        // A member that joined at epoch 10 never had epoch 9's keys.
+        inbox.joined_at(10);
+        assert_eq!(inbox.accept(&private(9, 1, 5), 10), Ok(Verdict::Stale));
+        assert!(matches!(inbox.accept(&private(10, 1, 5), 10), Ok(Verdict::Process(_))));
+        assert_eq!(inbox.stats().stale, 5);
     }
 
     #[test]

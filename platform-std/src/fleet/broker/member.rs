@@ -37,7 +37,7 @@ type FleetInbox = Inbox<INBOX_SLOTS, INBOX_SLOT_BYTES, INBOX_SEEN>;
 /// The gateway creates the group: its leaf is 0, the committer.
 const POLICY: Policy = Policy { committer: 0 };
 /// A member with nothing to do for this long gives up (the tests stop by themselves).
-const IDLE: Duration = Duration::from_secs(60);
+const IDLE: Duration = Duration::from_secs(20);
 
 fn err(who: &str, what: &str, e: impl std::fmt::Debug) -> FleetError {
     FleetError(format!("{who}: {what} failed: {e:?}"))
@@ -54,6 +54,10 @@ fn lifetime() -> Lifetime {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn short_digest(m: &[u8]) -> String {
+    hex(&delivery::digest(m)[..4])
 }
 
 fn boxed_inbox() -> Box<FleetInbox> {
@@ -188,10 +192,13 @@ impl<const N: usize, const A: usize> Member<N, A> {
             Err(e) => {
                 self.result.core_refused += 1;
                 eprintln!("{}: refused a message of epoch {:?}: {e:?}", self.name, delivery::Envelope::parse(&original).map(|e| e.epoch));
-                Outcome::Refused(delivery::Envelope::parse(&original).map(|e| e.is_handshake()).unwrap_or(false))
+                let commit = delivery::Envelope::parse(&original)
+                    .is_ok_and(|e| e.content_type == mls_nostd::messages::framing::ContentType::Commit);
+                Outcome::Refused { commit }
             }
         };
         self.note_processed(&original)?;
+        println!("processed {} -> epoch {}", short_digest(&original), self.group.epoch());
         Ok(outcome)
     }
 
@@ -199,7 +206,15 @@ impl<const N: usize, const A: usize> Member<N, A> {
     /// then what the buffer releases. Returns the outcomes in order.
     fn deliver(&mut self, message: &[u8]) -> Result<Vec<Outcome>, FleetError> {
         let mut out = Vec::new();
-        match self.inbox.accept(message, self.group.epoch()) {
+        let verdict = self.inbox.accept(message, self.group.epoch());
+        // One line per message (stdout.log of the member): what came, and what the inbox said.
+        println!(
+            "recv {} epoch {:?} at epoch {}: {verdict:?}",
+            short_digest(message),
+            delivery::Envelope::parse(message).map(|e| (e.epoch, e.content_type)),
+            self.group.epoch()
+        );
+        match verdict {
             Ok(Verdict::Process(_)) => out.push(self.process(message)?),
             Ok(_) => return Ok(out),
             Err(DeliveryError::BufferFull { .. }) => {
@@ -227,14 +242,18 @@ impl<const N: usize, const A: usize> Member<N, A> {
         Ok(out)
     }
 
-    fn finish(mut self) -> Result<MemberResult, FleetError> {
+    fn add_inbox_stats(&mut self) {
         let s = self.inbox.stats();
+        self.result.duplicates += s.duplicates;
+        self.result.stale += s.stale;
+        self.result.buffered += s.buffered;
+        self.result.released += s.released;
+    }
+
+    fn finish(mut self) -> Result<MemberResult, FleetError> {
+        self.add_inbox_stats();
         self.result.epoch = self.group.epoch();
         self.result.authenticator = hex(self.group.epoch_authenticator());
-        self.result.duplicates = s.duplicates;
-        self.result.stale = s.stale;
-        self.result.buffered = s.buffered;
-        self.result.released = s.released;
         self.result.bytes_out = self.net.bytes_out;
         self.result.connects = self.net.connects;
         self.result.write(&self.args.dir)?;
@@ -247,8 +266,8 @@ enum Outcome {
     Application(String),
     Proposal(Vec<u8>),
     Commit { removes_us: bool },
-    /// Refused by the core; true for a handshake message.
-    Refused(bool),
+    /// Refused by the core (a Commit or not).
+    Refused { commit: bool },
     TooFarBehind,
 }
 
@@ -299,13 +318,15 @@ pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Memb
     let mut round = 0u64;
     let started = Instant::now();
     loop {
-        let all_heard = members.len() == devices.len() && members.iter().all(|d| heard.contains(d));
+        // Members asking to rejoin (a KeyPackage) wait for their Welcome: they do not speak.
+        let spoke = |d: &String| heard.contains(d) || key_packages.contains_key(d);
+        let all_heard = members.len() == devices.len() && members.iter().all(spoke);
         if all_heard && round >= args.rounds && key_packages.is_empty() {
             break;
         }
         // Commit when every member spoke in this epoch (or to add the first
         // or returning devices).
-        if (all_heard || members.is_empty() || (members.iter().all(|d| heard.contains(d)) && !key_packages.is_empty()))
+        if (all_heard || members.is_empty() || (members.iter().all(spoke) && !key_packages.is_empty()))
             && (!key_packages.is_empty() || round < args.rounds)
         {
             let is_round = !members.is_empty() && round < args.rounds;
@@ -539,7 +560,7 @@ fn device_outcome<const N: usize, const A: usize>(
             false
         }
         // A Commit we cannot process, or a buffer overflow: we are behind for good.
-        Outcome::Refused(true) | Outcome::TooFarBehind => {
+        Outcome::Refused { commit: true } | Outcome::TooFarBehind => {
             m.result.rejoins += 1;
             true
         }
@@ -547,6 +568,8 @@ fn device_outcome<const N: usize, const A: usize>(
     };
     if rejoin && pending.is_none() {
         let _ = std::fs::remove_file(m.args.dir.join("joined"));
+        // A fresh inbox for the group to come; its counts carry over.
+        m.add_inbox_stats();
         m.inbox = boxed_inbox();
         *pending = Some(publish_key_package(m)?);
     }
@@ -590,6 +613,8 @@ fn speak<const N: usize, const A: usize>(m: &mut Member<N, A>, propose: bool) ->
         // operations yet): save before the proposal leaves, its key inside.
         m.group.stored(m.store.storage(), GROUP_SLOT, &mut m.record).save(Parts::ALL).map_err(|e| err(&m.name, "save", e))?;
         m.inbox.remember(delivery::digest(&message));
+        // Logged too: its echo from the relay after a restart is a duplicate.
+        m.note_processed(&message)?;
         m.result.proposals_sent += 1;
         m.net.publish(&m.topics.proposals(), &message)?;
     }
@@ -614,6 +639,7 @@ fn speak<const N: usize, const A: usize>(m: &mut Member<N, A>, propose: bool) ->
         .map_err(|e| FleetError(format!("sent.log: {e}")))?;
     writeln!(log, "{text}").map_err(|e| FleetError(format!("sent.log: {e}")))?;
     m.inbox.remember(delivery::digest(&sent));
+    m.note_processed(&sent)?;
     m.result.app_sent += 1;
     let topic = m.topics.application();
     m.net.publish(&topic, &sent)

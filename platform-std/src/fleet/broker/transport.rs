@@ -49,6 +49,10 @@ impl Topics {
     }
 }
 
+fn hex4(d: &[u8]) -> String {
+    d.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
 /// A member's connection.
 pub struct Transport {
     client: Client,
@@ -115,12 +119,16 @@ impl Transport {
             Ok(Ok(event)) => {
                 match &event {
                     Event::Incoming(Packet::PubAck(_)) => self.acked += 1,
-                    Event::Incoming(Packet::ConnAck(_)) => self.connects += 1,
+                    Event::Incoming(Packet::ConnAck(c)) => {
+                        println!("connected: {c:?}");
+                        self.connects += 1
+                    }
                     _ => {}
                 }
                 Some(event)
             }
-            Ok(Err(_)) => {
+            Ok(Err(e)) => {
+                println!("connection: {e}");
                 // Broker gone (restarted, stopped): rumqttc reconnects on
                 // the next poll, with the same session.
                 std::thread::sleep(Duration::from_millis(100));
@@ -159,6 +167,7 @@ impl Transport {
     /// Publishes `payload` to `topic` at QoS 1 (twice with the duplicate fault).
     pub fn publish(&mut self, topic: &str, payload: &[u8]) -> Result<(), FleetError> {
         for _ in 0..if self.duplicate { 2 } else { 1 } {
+            println!("publish {topic} {} bytes {}", payload.len(), hex4(&mls_nostd::delivery::digest(payload)));
             self.client.publish(topic, QoS::AtLeastOnce, false, payload).map_err(|e| mqtt("publish", e))?;
             self.published += 1;
             self.bytes_out += payload.len() as u64;

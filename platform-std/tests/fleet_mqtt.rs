@@ -125,10 +125,13 @@ impl Drop for Broker {
     }
 }
 
+/// (topic, payload) of every message the recorder saw.
+type Recorded = Vec<(String, Vec<u8>)>;
+
 /// A subscriber to `#` that keeps every payload the broker carries.
 struct Recorder {
     stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    seen: Arc<Mutex<Recorded>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -150,7 +153,7 @@ impl Recorder {
     }
 
     /// Every payload so far, after a last moment to drain.
-    fn finish(mut self) -> Vec<(String, Vec<u8>)> {
+    fn finish(mut self) -> Recorded {
         std::thread::sleep(Duration::from_millis(500));
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {

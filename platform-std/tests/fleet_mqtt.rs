@@ -63,17 +63,23 @@ struct Broker {
     child: Option<Child>,
     dir: PathBuf,
     port: u16,
+    /// More configuration lines (a bridge).
+    extra: String,
 }
 
 impl Broker {
     fn start(dir: &Path) -> Self {
-        let dir = dir.join("broker");
+        Self::start_named(dir, "broker", String::new())
+    }
+
+    fn start_named(dir: &Path, name: &str, extra: String) -> Self {
+        let dir = dir.join(name);
         std::fs::create_dir_all(&dir).expect("broker dir");
         // Mosquitto started as root drops to its own user: let it write here.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
-        let mut b = Self { child: None, dir, port };
+        let mut b = Self { child: None, dir, port, extra };
         b.spawn();
         b
     }
@@ -84,9 +90,10 @@ impl Broker {
             &conf,
             format!(
                 "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
-                 max_queued_messages 100000\nmax_inflight_messages 100\nlog_dest stderr\n",
+                 max_queued_messages 100000\nmax_inflight_messages 100\nlog_dest stderr\n{}",
                 self.port,
-                self.dir.display()
+                self.dir.display(),
+                self.extra
             ),
         )
         .expect("config");
@@ -360,4 +367,98 @@ fn faults_device_killed_broker_restarted_messages_twice() {
     // device-001's application messages came twice to the gateway.
     assert!(g.duplicates >= r[2].app_sent, "{g:?} vs {:?}", r[2]);
     check_broker_saw_only_ciphertext(&recorded, &r, &dirs);
+}
+
+/// Past one broker: two Mosquittos bridged to each other (the second
+/// forwards `mls/#` both ways), the gateway and half the devices on the
+/// first, the other half on the second; the same fleet spans both, as it
+/// would span the nodes of a clustered broker.
+#[test]
+fn fleet_spans_two_bridged_brokers() {
+    let tmp = TempDir::new("bridge");
+    let a = Broker::start_named(&tmp.0, "broker-a", String::new());
+    let bridge = format!(
+        "connection to-a\naddress 127.0.0.1:{}\ntopic mls/# both 1\ncleansession false\nremote_clientid bridge-b-{}\n",
+        a.port,
+        std::process::id()
+    );
+    let b = Broker::start_named(&tmp.0, "broker-b", bridge);
+    // Until the bridge carries a message each way.
+    let probe = |from: u16, to: u16, tag: &str| {
+        let topic = format!("mls/probe-{tag}-{}", std::process::id());
+        let mut rx = Transport::connect("127.0.0.1", to, &format!("probe-rx-{tag}-{}", std::process::id()), &[topic.clone()], false)
+            .expect("probe subscriber");
+        let mut tx = Transport::connect("127.0.0.1", from, &format!("probe-tx-{tag}-{}", std::process::id()), &[], false)
+            .expect("probe publisher");
+        let start = Instant::now();
+        loop {
+            assert!(start.elapsed() < Duration::from_secs(20), "the bridge did not carry {tag}");
+            tx.publish(&topic, b"probe").expect("publish");
+            // Polling the publisher's connection is what sends.
+            let _ = tx.next(Duration::from_millis(50));
+            if let Some(p) = rx.next(Duration::from_millis(200)) {
+                let _ = rx.ack(&p);
+                break;
+            }
+        }
+    };
+    probe(a.port, b.port, "a-to-b");
+    probe(b.port, a.port, "b-to-a");
+    let recorder = Recorder::start(b.port);
+
+    let state = tmp.0.join("state");
+    let (devices, rounds) = (6usize, 3u64);
+    let member = |name: String, port: u16| MemberArgs {
+        dir: state.join(&name),
+        name,
+        host: "127.0.0.1".into(),
+        port,
+        group: format!("bridge-{}", std::process::id()),
+        devices,
+        rounds,
+        suite: mls_nostd::crypto::CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+        duplicate: false,
+        pause_ms: 0,
+    };
+    let program = Path::new(BIN);
+    let gateway = member("gateway".into(), a.port);
+    let mut g = broker::spawn_member(program, &gateway).expect("gateway");
+    broker::wait_ready(&gateway.dir, &mut g, Duration::from_secs(20)).expect("gateway ready");
+    let mut children: Vec<(MemberArgs, Child)> = vec![(gateway, g)];
+    for i in 0..devices {
+        let d = member(broker::device_name(i), if i % 2 == 0 { a.port } else { b.port });
+        let c = broker::spawn_member(program, &d).expect("device");
+        children.push((d, c));
+    }
+    let start = Instant::now();
+    for (args, c) in &mut children {
+        loop {
+            match c.try_wait().expect("wait") {
+                Some(s) => {
+                    assert!(s.success(), "{} failed: {:?}", args.name, std::fs::read_to_string(args.dir.join("stderr.log")));
+                    break;
+                }
+                None => {
+                    assert!(start.elapsed() < Duration::from_secs(90), "{} did not finish", args.name);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+    let recorded = recorder.finish();
+    let dirs: Vec<PathBuf> = children.iter().map(|(a, _)| a.dir.clone()).collect();
+    let r = results(&dirs);
+    assert_all_agree(&r);
+    assert!(r[0].commits > rounds, "{:?}", r[0]);
+    for d in &r[1..] {
+        assert_eq!((d.core_refused, d.claim_repeats, d.refused_by_policy, d.buffer_full), (0, 0, 0, 0), "{d:?}");
+        assert!(d.app_received > 0, "{d:?}");
+    }
+    // Devices on broker B heard devices on broker A and the other way round:
+    // the gateway (on A) opened every application message.
+    assert_eq!(r[0].app_received, r[1..].iter().map(|d| d.app_sent).sum::<u64>());
+    // Broker B saw the application messages of the devices on A.
+    check_broker_saw_only_ciphertext(&recorded, &r, &dirs);
+    drop(b);
+    drop(a);
 }

@@ -36,8 +36,9 @@ pub const INBOX_SEEN: usize = 4096;
 type FleetInbox = Inbox<INBOX_SLOTS, INBOX_SLOT_BYTES, INBOX_SEEN>;
 /// The gateway creates the group: its leaf is 0, the committer.
 const POLICY: Policy = Policy { committer: 0 };
-/// A member with nothing to do for this long gives up (the tests stop by themselves).
-const IDLE: Duration = Duration::from_secs(20);
+/// A member with nothing to do for this long gives up, so that a broken run
+/// stops by itself (long: 257 processes on 2 cores starve one another).
+const IDLE: Duration = Duration::from_secs(120);
 
 fn err(who: &str, what: &str, e: impl std::fmt::Debug) -> FleetError {
     FleetError(format!("{who}: {what} failed: {e:?}"))
@@ -152,6 +153,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
         match self.net.next(Duration::from_millis(500)) {
             Some(p) => {
                 self.last_progress = Instant::now();
+                self.result.received += 1;
                 Ok(Some(p))
             }
             None if self.last_progress.elapsed() > IDLE => {
@@ -167,6 +169,13 @@ impl<const N: usize, const A: usize> Member<N, A> {
 
     /// Processes one group message the inbox let through. Returns what it was.
     fn process(&mut self, message: &[u8]) -> Result<Outcome, FleetError> {
+        let t = Instant::now();
+        let r = self.process_inner(message);
+        self.result.busy_ms += t.elapsed().as_secs_f64() * 1000.0;
+        r
+    }
+
+    fn process_inner(&mut self, message: &[u8]) -> Result<Outcome, FleetError> {
         let original = message.to_vec();
         let mut buf = message.to_vec();
         let storage = self.store.storage();
@@ -317,6 +326,7 @@ pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Memb
     let mut relay: Vec<Vec<u8>> = Vec::new();
     let mut round = 0u64;
     let started = Instant::now();
+    let mut last_commit: Option<Instant> = None;
     loop {
         // Members asking to rejoin (a KeyPackage) wait for their Welcome: they do not speak.
         let spoke = |d: &String| heard.contains(d) || key_packages.contains_key(d);
@@ -398,7 +408,12 @@ pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Memb
                 .map_err(|e| err("gateway", "commit", e))?;
             let (commit, welcome) = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec));
             m.group.stored(m.store.storage(), GROUP_SLOT, &mut m.record).merge_staged_commit().map_err(|e| err("gateway", "merge", e))?;
-            m.result.commit_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            let took = t.elapsed().as_secs_f64() * 1000.0;
+            m.result.commit_ms.push(took);
+            m.result.busy_ms += took;
+            if let Some(prev) = last_commit.replace(Instant::now()) {
+                m.result.round_ms.push(prev.elapsed().as_secs_f64() * 1000.0);
+            }
             m.inbox.remember(delivery::digest(&commit));
             m.net.publish(&m.topics.handshake(), &commit)?;
             if let Some(w) = &welcome {
@@ -593,12 +608,21 @@ fn publish_key_package<const N: usize, const A: usize>(
 /// This epoch's messages of a device: an Update proposal every fourth
 /// epoch (if `propose`), and one application message.
 fn speak<const N: usize, const A: usize>(m: &mut Member<N, A>, propose: bool) -> Result<(), FleetError> {
+    let t = Instant::now();
+    let r = speak_inner(m, propose);
+    m.result.busy_ms += t.elapsed().as_secs_f64() * 1000.0;
+    r
+}
+
+fn speak_inner<const N: usize, const A: usize>(m: &mut Member<N, A>, propose: bool) -> Result<(), FleetError> {
     let epoch = m.group.epoch();
     let index: u64 = m.name.trim_start_matches("device-").parse().unwrap_or(0);
     let own = m.group.own_leaf().0;
     POLICY.check_outgoing(own, Outgoing::Application).map_err(|e| err(&m.name, "policy", e))?;
     let mut out = vec![0u8; 64 * 1024];
-    if propose && (index + epoch).is_multiple_of(4) {
+    // About 8 Updates per epoch at most (the gateway's proposal store holds 4 KiB).
+    let period = (m.args.devices as u64 / 8).max(4);
+    if propose && (index + epoch).is_multiple_of(period) {
         let public = m.signer.public_key();
         let mut caps = [0u8; 8];
         let template = LeafTemplate {

@@ -141,13 +141,19 @@ pub struct MemberResult {
     pub bytes_out: u64,
     /// MQTT connections (1 + reconnections).
     pub connects: u64,
+    /// Messages the broker delivered to it (every topic, duplicates included).
+    pub received: u64,
+    /// Milliseconds spent in MLS and state saving (processing, sending, committing).
+    pub busy_ms: f64,
     /// Milliseconds per Commit (gateway).
     pub commit_ms: Vec<f64>,
+    /// Milliseconds between the gateway's Commits (a round).
+    pub round_ms: Vec<f64>,
 }
 
 impl MemberResult {
     fn fields(&self) -> Vec<(&'static str, String)> {
-        let ms: Vec<String> = self.commit_ms.iter().map(|m| format!("{m:.2}")).collect();
+        let list = |v: &[f64]| v.iter().map(|m| format!("{m:.2}")).collect::<Vec<_>>().join(",");
         vec![
             ("name", self.name.clone()),
             ("epoch", self.epoch.to_string()),
@@ -169,7 +175,10 @@ impl MemberResult {
             ("claim_repeats", self.claim_repeats.to_string()),
             ("bytes_out", self.bytes_out.to_string()),
             ("connects", self.connects.to_string()),
-            ("commit_ms", ms.join(",")),
+            ("received", self.received.to_string()),
+            ("busy_ms", format!("{:.2}", self.busy_ms)),
+            ("commit_ms", list(&self.commit_ms)),
+            ("round_ms", list(&self.round_ms)),
         ]
     }
 
@@ -209,8 +218,11 @@ impl MemberResult {
                 "claim_repeats" => r.claim_repeats = n()?,
                 "bytes_out" => r.bytes_out = n()?,
                 "connects" => r.connects = n()?,
-                "commit_ms" => {
-                    r.commit_ms = v.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(k))).collect::<Result<_, _>>()?
+                "received" => r.received = n()?,
+                "busy_ms" => r.busy_ms = v.parse().map_err(|_| bad(k))?,
+                "commit_ms" | "round_ms" => {
+                    let list = v.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(k))).collect::<Result<_, _>>()?;
+                    if k == "commit_ms" { r.commit_ms = list } else { r.round_ms = list }
                 }
                 _ => return Err(bad(k)),
             }
@@ -275,7 +287,24 @@ impl std::fmt::Display for BrokerReport {
             sum(|m| m.buffered) + g.buffered,
             sum(|m| m.released) + g.released,
         )?;
-        writeln!(f, "MLS messages published: {published} in {:.2} s ({:.0}/s)", self.run.as_secs_f64(), published as f64 / self.run.as_secs_f64().max(1e-9))?;
+        let received: u64 = self.members.iter().map(|m| m.received).sum();
+        let secs = self.run.as_secs_f64().max(1e-9);
+        writeln!(
+            f,
+            "broker: {published} MLS messages published, {received} deliveries to members in {:.2} s ({:.0} deliveries/s)",
+            self.run.as_secs_f64(),
+            received as f64 / secs
+        )?;
+        // Rounds after the first (the join's Welcome processing is in the first).
+        let rounds = g.round_ms.get(1..).unwrap_or(&[]);
+        writeln!(
+            f,
+            "rounds: {:.0} ms each (mean of {}, from one Commit to the next); MLS + state saving: gateway {:.0} ms, devices {:.0} ms (mean per device)",
+            mean(rounds),
+            rounds.len(),
+            g.busy_ms,
+            devices.iter().map(|m| m.busy_ms).sum::<f64>() / devices.len().max(1) as f64,
+        )?;
         writeln!(f, "state directory: {}", self.state_dir.display())?;
         writeln!(f, "epoch authenticators: all {} members agree at epoch {}: {}", self.members.len(), g.epoch, short(&g.authenticator))?;
         write!(f, "total time: {:.2} s", self.wall.as_secs_f64())

@@ -386,7 +386,7 @@ fn fleet_spans_two_bridged_brokers() {
     // Until the bridge carries a message each way.
     let probe = |from: u16, to: u16, tag: &str| {
         let topic = format!("mls/probe-{tag}-{}", std::process::id());
-        let mut rx = Transport::connect("127.0.0.1", to, &format!("probe-rx-{tag}-{}", std::process::id()), &[topic.clone()], false)
+        let mut rx = Transport::connect("127.0.0.1", to, &format!("probe-rx-{tag}-{}", std::process::id()), std::slice::from_ref(&topic), false)
             .expect("probe subscriber");
         let mut tx = Transport::connect("127.0.0.1", from, &format!("probe-tx-{tag}-{}", std::process::id()), &[], false)
             .expect("probe publisher");

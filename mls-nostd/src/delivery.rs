@@ -54,7 +54,6 @@ pub fn digest(message: &[u8]) -> Digest {
 /// What the clear header of a group message says (§6.2, §6.3): read without
 /// any key, so a member can sort messages before it opens them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Envelope {
     /// The epoch the message belongs to.
     pub epoch: u64,
@@ -188,7 +187,6 @@ impl core::error::Error for DeliveryError {}
 
 /// What [`Inbox::accept`] decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Verdict {
     /// Of the current epoch: process it now.

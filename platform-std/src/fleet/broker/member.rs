@@ -297,9 +297,14 @@ pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Memb
     let mut bufs = (vec![0u8; 1 << 20], vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
 
     // Every device's first KeyPackage.
+    // A KeyPackage is used once (RFC 9420 §10): a redelivered one is not a
+    // request to rejoin.
+    let mut used_key_packages: HashSet<delivery::Digest> = HashSet::new();
     while key_packages.len() < devices.len() {
         if let Some(p) = m.next()? {
-            if let Some(name) = p.topic.strip_prefix(&kp_prefix).filter(|n| devices.contains(*n)) {
+            if let Some(name) = p.topic.strip_prefix(&kp_prefix).filter(|n| devices.contains(*n))
+                && used_key_packages.insert(delivery::digest(&p.payload))
+            {
                 key_packages.insert(name.to_string(), p.payload.to_vec());
             }
             m.net.ack(&p)?;
@@ -443,8 +448,12 @@ pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Memb
         }
         let Some(p) = m.next()? else { continue };
         if let Some(name) = p.topic.strip_prefix(&kp_prefix) {
-            if devices.contains(name) {
+            if !devices.contains(name) {
+                eprintln!("gateway: a KeyPackage of an unknown device {name:?}");
+            } else if used_key_packages.insert(delivery::digest(&p.payload)) {
                 key_packages.insert(name.to_string(), p.payload.to_vec());
+            } else {
+                m.result.duplicates += 1;
             }
         } else if m.joined() {
             for o in m.deliver(&p.payload)? {

@@ -57,7 +57,7 @@ fn send_durable<S: Storage>(m: &mut Member, storage: &mut S, data: &[u8]) -> Vec
 fn receive_durable<S: Storage>(m: &mut Member, storage: &mut S, msg: &[u8]) -> Result<Vec<u8>, DurableError<mls_nostd::group::ReceiveError>> {
     let mut msg = msg.to_vec();
     let mut b = buf();
-    match m.group.stored(storage, SLOT, &mut b).process_message(&mut msg, &NoPsks, NOW)? {
+    match m.group.stored(storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW)? {
         Received::Application { data, .. } => Ok(data.to_vec()),
         Received::Commit(_) => {
             m.group.stored(storage, SLOT, &mut b).merge_staged_commit().unwrap();
@@ -180,7 +180,7 @@ fn own_reinit_commit_survives_reload() {
     carol.group.process_message_in_memory(&mut proposal.clone(), &NoPsks, NOW).unwrap();
     let mut b = buf();
     let mut msg = proposal.clone();
-    let reference = match alice.group.stored(&mut storage, SLOT, &mut b).process_message(&mut msg, &NoPsks, NOW) {
+    let reference = match alice.group.stored(&mut storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW) {
         Ok(Received::Proposal { reference, .. }) => reference,
         other => panic!("{other:?}"),
     };
@@ -246,7 +246,7 @@ fn join_consumes_key_package_at_the_commit_point() {
     };
     let welcome = welcome.unwrap();
     let mut gi = vec![0u8; welcome.len()];
-    dave.group.stored(&mut storage, SLOT, &mut b).join(&welcome, &params, &mut gi).unwrap();
+    dave.group.stored(&mut storage, SLOT, &mut b).join_with(&welcome, &params, &mut gi).unwrap();
     assert!(load_key_package(&mut storage, &reference, &mut b).unwrap().is_none(), "KeyPackage keys kept after join");
     agree(&[&alice, &bob, &dave]);
 

@@ -16,7 +16,7 @@ use crate::crypto::HashValue;
 use crate::crypto::hpke::HpkePrivateKey;
 use crate::crypto::signature::SignaturePrivateKey;
 use crate::executor::Executor;
-use super::psks::{ExternalPsks, MAX_EXTERNAL_PSKS};
+use super::psks::StoredPsks;
 use crate::group::{
     CommitBuffers, CommitOptions, CommitOutput, CreateCommitError, Group, GroupError, JoinError, JoinParams,
     ReceiveError, Received,
@@ -392,13 +392,16 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
 
     /// Processes a message (§6, §12.4.2) with the external PSKs kept in the
     /// store ([`store_external_psk`](super::psks::store_external_psk); read
-    /// only for a Commit), as [`StoredGroup::process_message_with_psks`].
+    /// only for a Commit that names them, up to [`STORED_PSKS_PER_USE`]), as
+    /// [`StoredGroup::process_message_with_psks`].
     pub fn process_message<'m>(&mut self, message: &'m mut [u8], now: u64) -> Result<Received<'m>, DurableError<ReceiveError>> {
-        if !is_commit(message) {
-            return self.process_message_with_psks(message, &crate::psk::NoPsks, now);
+        let psks = StoredPsks::<S, STORED_PSKS_PER_USE>::new(&mut *self.storage);
+        let processed = process_in_memory(self.group, message, &psks, now);
+        if let Some(e) = psks.error() {
+            return Err(e.into());
         }
-        let psks = ExternalPsks::<{ MAX_EXTERNAL_PSKS as usize }>::load(self.storage)?;
-        self.process_message_with_psks(message, &psks, now)
+        drop(psks);
+        self.finish_receive(message, processed?)
     }
 
     /// Processes a message (§6, §12.4.2) with the PSKs of `psks`, saving
@@ -413,20 +416,13 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         psks: &dyn PskStore,
         now: u64,
     ) -> Result<Received<'m>, DurableError<ReceiveError>> {
-        // Processed through a reborrow, so that the plaintext (decrypted in
-        // place) can be wiped if the save fails; re-sliced afterwards.
-        let base = message.as_ptr() as usize;
-        let (parts, app) = match self.group.process_message_in_memory(&mut *message, psks, now).map_err(DurableError::Op)? {
-            Received::Application { sender, data, authenticated_data } => {
-                let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base);
-                let spans = (at(data), data.len(), at(authenticated_data), authenticated_data.len());
-                (Some(Parts::RATCHETS), Ok((sender, spans)))
-            }
-            Received::Proposal { sender, reference } => {
-                (Some(Parts::RATCHETS.with(Part::Proposals)), Err(Received::Proposal { sender, reference }))
-            }
-            Received::Commit(summary) => (None, Err(Received::Commit(summary))),
-        };
+        let processed = process_in_memory(self.group, message, psks, now)?;
+        self.finish_receive(message, processed)
+    }
+
+    /// Saves what [`process_in_memory`] consumed, then returns the message's
+    /// content, re-sliced from `message` (wiped if the save fails).
+    fn finish_receive<'m>(&mut self, message: &'m mut [u8], (parts, app): Processed) -> Result<Received<'m>, DurableError<ReceiveError>> {
         if let Some(Err(e)) = parts.map(|parts| self.save(parts)) {
             message.fill(0);
             return Err(e.into());
@@ -550,7 +546,8 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     }
 
     /// [`StoredGroup::commit`] into one buffer split by the group's sizes,
-    /// with the store's external PSKs, one signature check after another.
+    /// with the store's external PSKs (read only if a pending proposal
+    /// names one), one signature check after another.
     fn commit_one_buffer<'o>(
         &mut self,
         opts: &CommitOptions<'_>,
@@ -562,8 +559,18 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         let needed = Group::<N, ARENA, K, P>::commit_buffers_len(by_value);
         let bufs = Group::<N, ARENA, K, P>::split_commit_buffers(buf, by_value)
             .ok_or(DurableError::Op(CreateCommitError::Protection(ProtectionError::BufferTooSmall { needed })))?;
-        let psks = ExternalPsks::<{ MAX_EXTERNAL_PSKS as usize }>::load(self.storage)?;
-        self.commit(opts, &psks, now, rng, &crate::executor::Sequential, bufs)
+        let psks = StoredPsks::<S, STORED_PSKS_PER_USE>::new(&mut *self.storage);
+        let output = self.group.commit_in_memory(opts, &psks, now, rng, &crate::executor::Sequential, bufs);
+        if let Some(e) = psks.error() {
+            if output.is_ok() {
+                self.group.discard_staged_commit();
+            }
+            return Err(e.into());
+        }
+        drop(psks);
+        let output = output.map_err(DurableError::Op)?;
+        self.save_own_commit()?;
+        Ok(output)
     }
 
     /// Stores our staged Commit and the ratchet that framed it; on failure
@@ -613,16 +620,32 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     }
 }
 
-/// Whether `message` is an `MLSMessage` holding a Commit (the content type
-/// of a PrivateMessage is in the clear, §6.3); anything else, malformed
-/// included, is not.
-fn is_commit(message: &[u8]) -> bool {
-    use crate::codec::Decode;
-    use crate::messages::framing::{Content, ContentType};
-    use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
-    match MlsMessage::decode_exact(message) {
-        Ok(MlsMessage { body: MlsMessageBody::PublicMessage(m), .. }) => matches!(m.content.content, Content::Commit(_)),
-        Ok(MlsMessage { body: MlsMessageBody::PrivateMessage(m), .. }) => m.content_type == ContentType::Commit,
-        _ => false,
-    }
+/// External PSKs a stored group reads from its store for one Commit (the
+/// rest of the Commit's PSKs, if any, are unknown to it).
+pub const STORED_PSKS_PER_USE: usize = 4;
+
+/// What processing a message consumed: the parts to save, and the
+/// application data's spans in the message (sender, data, authenticated
+/// data) or the other content.
+type Processed = (Option<Parts>, Result<(crate::tree_math::LeafIndex, (usize, usize, usize, usize)), Received<'static>>);
+
+/// [`Group::process_message_in_memory`], with the application data kept as
+/// spans of `message` (so that it can be wiped if the save fails).
+fn process_in_memory<const N: usize, const ARENA: usize, const K: usize, const P: usize>(
+    group: &mut Group<N, ARENA, K, P>,
+    message: &mut [u8],
+    psks: &dyn PskStore,
+    now: u64,
+) -> Result<Processed, DurableError<ReceiveError>> {
+    let base = message.as_ptr() as usize;
+    Ok(match group.process_message_in_memory(message, psks, now).map_err(DurableError::Op)? {
+        Received::Application { sender, data, authenticated_data } => {
+            let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base);
+            (Some(Parts::RATCHETS), Ok((sender, (at(data), data.len(), at(authenticated_data), authenticated_data.len()))))
+        }
+        Received::Proposal { sender, reference } => {
+            (Some(Parts::RATCHETS.with(Part::Proposals)), Err(Received::Proposal { sender, reference }))
+        }
+        Received::Commit(summary) => (None, Err(Received::Commit(summary))),
+    })
 }

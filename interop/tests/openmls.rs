@@ -1,4 +1,4 @@
-//! Live interoperability with OpenMLS (openmls 0.9.2 with openmls_rust_crypto 0.6.0 (RustCrypto, in-memory storage) and openmls_basic_credential 0.6.0), cipher suites 0x0001 and 0x0003.
+//! Live interoperability with OpenMLS (openmls 0.9.2 with openmls_rust_crypto 0.6.0 (RustCrypto, in-memory storage) and openmls_basic_credential 0.6.0), cipher suites 0x0001, 0x0003 and 0x0002 (P-256).
 //!
 //! Every scenario mixes OpenMLS members with ours in one group, passes every
 //! message as its `MLSMessage` encoding to every other member, and checks
@@ -29,8 +29,9 @@ fn run(i: usize, scenario: impl FnOnce(Factory<'_>, mls_nostd::crypto::CipherSui
     scenario(&anchor(code), suite);
 }
 
-macro_rules! in_both_suites {
-    ($($s1:ident, $s3:ident => $scenario:expr;)*) => {$(
+/// One test per scenario and suite of `SUITES` (1, 3, 2).
+macro_rules! in_every_suite {
+    ($($s1:ident, $s3:ident, $s2:ident => $scenario:expr;)*) => {$(
         #[test]
         fn $s1() {
             run(0, $scenario);
@@ -39,39 +40,43 @@ macro_rules! in_both_suites {
         fn $s3() {
             run(1, $scenario);
         }
+        #[test]
+        fn $s2() {
+            run(2, $scenario);
+        }
     )*};
 }
 
-in_both_suites! {
-    anchor_creates_tree_in_welcome_suite_1, anchor_creates_tree_in_welcome_suite_3 =>
+in_every_suite! {
+    anchor_creates_tree_in_welcome_suite_1, anchor_creates_tree_in_welcome_suite_3, anchor_creates_tree_in_welcome_suite_2 =>
         |f, s| scenarios::anchor_creates_ours_joins(f, s, true);
-    anchor_creates_tree_out_of_band_suite_1, anchor_creates_tree_out_of_band_suite_3 =>
+    anchor_creates_tree_out_of_band_suite_1, anchor_creates_tree_out_of_band_suite_3, anchor_creates_tree_out_of_band_suite_2 =>
         |f, s| scenarios::anchor_creates_ours_joins(f, s, false);
-    ours_creates_tree_in_welcome_suite_1, ours_creates_tree_in_welcome_suite_3 =>
+    ours_creates_tree_in_welcome_suite_1, ours_creates_tree_in_welcome_suite_3, ours_creates_tree_in_welcome_suite_2 =>
         |f, s| scenarios::ours_creates_anchor_joins(f, s, true);
-    ours_creates_tree_out_of_band_suite_1, ours_creates_tree_out_of_band_suite_3 =>
+    ours_creates_tree_out_of_band_suite_1, ours_creates_tree_out_of_band_suite_3, ours_creates_tree_out_of_band_suite_2 =>
         |f, s| scenarios::ours_creates_anchor_joins(f, s, false);
-    add_commit_with_path_each_way_suite_1, add_commit_with_path_each_way_suite_3 =>
+    add_commit_with_path_each_way_suite_1, add_commit_with_path_each_way_suite_3, add_commit_with_path_each_way_suite_2 =>
         scenarios::add_commit_with_path_each_way;
-    update_commit_each_way_suite_1, update_commit_each_way_suite_3 => scenarios::update_commit_each_way;
-    remove_commit_each_way_suite_1, remove_commit_each_way_suite_3 => scenarios::remove_commit_each_way;
-    proposals_by_reference_each_way_suite_1, proposals_by_reference_each_way_suite_3 =>
+    update_commit_each_way_suite_1, update_commit_each_way_suite_3, update_commit_each_way_suite_2 => scenarios::update_commit_each_way;
+    remove_commit_each_way_suite_1, remove_commit_each_way_suite_3, remove_commit_each_way_suite_2 => scenarios::remove_commit_each_way;
+    proposals_by_reference_each_way_suite_1, proposals_by_reference_each_way_suite_3, proposals_by_reference_each_way_suite_2 =>
         scenarios::proposals_by_reference_each_way;
-    application_messages_each_way_suite_1, application_messages_each_way_suite_3 =>
+    application_messages_each_way_suite_1, application_messages_each_way_suite_3, application_messages_each_way_suite_2 =>
         scenarios::application_messages_each_way;
-    private_handshake_each_way_suite_1, private_handshake_each_way_suite_3 =>
+    private_handshake_each_way_suite_1, private_handshake_each_way_suite_3, private_handshake_each_way_suite_2 =>
         scenarios::private_handshake_each_way;
-    larger_tree_each_way_suite_1, larger_tree_each_way_suite_3 => scenarios::larger_tree_each_way;
-    add_and_remove_in_one_commit_each_way_suite_1, add_and_remove_in_one_commit_each_way_suite_3 =>
+    larger_tree_each_way_suite_1, larger_tree_each_way_suite_3, larger_tree_each_way_suite_2 => scenarios::larger_tree_each_way;
+    add_and_remove_in_one_commit_each_way_suite_1, add_and_remove_in_one_commit_each_way_suite_3, add_and_remove_in_one_commit_each_way_suite_2 =>
         scenarios::add_and_remove_in_one_commit_each_way;
-    external_psk_each_way_suite_1, external_psk_each_way_suite_3 => scenarios::external_psk_each_way;
-    group_context_extensions_each_way_suite_1, group_context_extensions_each_way_suite_3 =>
+    external_psk_each_way_suite_1, external_psk_each_way_suite_3, external_psk_each_way_suite_2 => scenarios::external_psk_each_way;
+    group_context_extensions_each_way_suite_1, group_context_extensions_each_way_suite_3, group_context_extensions_each_way_suite_2 =>
         scenarios::group_context_extensions_each_way;
-    late_application_message_each_way_suite_1, late_application_message_each_way_suite_3 =>
+    late_application_message_each_way_suite_1, late_application_message_each_way_suite_3, late_application_message_each_way_suite_2 =>
         scenarios::late_application_message_each_way;
-    external_commit_tree_in_group_info_suite_1, external_commit_tree_in_group_info_suite_3 =>
+    external_commit_tree_in_group_info_suite_1, external_commit_tree_in_group_info_suite_3, external_commit_tree_in_group_info_suite_2 =>
         |f, s| scenarios::external_commit_each_way(f, s, true);
-    external_commit_tree_out_of_band_suite_1, external_commit_tree_out_of_band_suite_3 =>
+    external_commit_tree_out_of_band_suite_1, external_commit_tree_out_of_band_suite_3, external_commit_tree_out_of_band_suite_2 =>
         |f, s| scenarios::external_commit_each_way(f, s, false);
 }
 
@@ -106,6 +111,11 @@ fn grease_key_package_of_ours_suite_1() {
 #[test]
 fn grease_key_package_of_ours_suite_3() {
     grease_key_package_of_ours(SUITES[1].0, SUITES[1].1);
+}
+
+#[test]
+fn grease_key_package_of_ours_suite_2() {
+    grease_key_package_of_ours(SUITES[2].0, SUITES[2].1);
 }
 
 /// An OpenMLS Commit holding one external PSK twice, once by reference (a
@@ -161,6 +171,11 @@ fn psk_twice_by_value_and_reference_from_anchor_suite_3() {
     psk_twice_by_value_and_reference_from_anchor(SUITES[1].0, SUITES[1].1);
 }
 
+#[test]
+fn psk_twice_by_value_and_reference_from_anchor_suite_2() {
+    psk_twice_by_value_and_reference_from_anchor(SUITES[2].0, SUITES[2].1);
+}
+
 /// External-sender proposals (Add, Remove) each way: ours proposes, the
 /// anchor commits; the anchor's external sender proposes, we commit.
 fn external_sender_proposals_each_way(i: usize) {
@@ -177,6 +192,11 @@ fn external_sender_proposals_each_way_suite_1() {
 #[test]
 fn external_sender_proposals_each_way_suite_3() {
     external_sender_proposals_each_way(1);
+}
+
+#[test]
+fn external_sender_proposals_each_way_suite_2() {
+    external_sender_proposals_each_way(2);
 }
 
 /// ReInit and branching (RFC 9420 §11.2, §11.3) with an OpenMLS member.
@@ -249,6 +269,11 @@ fn reinit_and_branch_with_anchor_suite_1() {
 #[test]
 fn reinit_and_branch_with_anchor_suite_3() {
     reinit_and_branch_with_anchor(SUITES[1].0, SUITES[1].1);
+}
+
+#[test]
+fn reinit_and_branch_with_anchor_suite_2() {
+    reinit_and_branch_with_anchor(SUITES[2].0, SUITES[2].1);
 }
 
 /// The text of a caught panic, if any.

@@ -201,7 +201,7 @@ const KP_RECORD_LEN: usize = 2
     + 2 * crate::crypto::hpke::KEM_PRIVATE_LEN
     + crate::crypto::signature::SIGNATURE_PRIVATE_LEN;
 
-/// Generates a KeyPackage for `identity` ([`SigningIdentity::key_package`])
+/// Generates a KeyPackage for `identity` ([`SigningIdentity::key_package`](crate::group::SigningIdentity::key_package))
 /// and stores its private keys and signer ([`store_key_package`]) before
 /// returning it: a KeyPackage is never published whose keys a reboot could
 /// lose. [`StoredGroup::join`] consumes it.

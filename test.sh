@@ -40,6 +40,13 @@ cargo test --workspace
 step "lints (the core denies unwrap/expect/panic/indexing outside tests)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "the std crates build without the core's test-utils (cargo unifies features across the workspace's tests)"
+# `cargo test --workspace` turns on mls-nostd/test-utils for every crate; a
+# library that called a `*_for_testing` entry point would still compile
+# there. Built alone, platform-std and mls-interop get the core as an
+# application does.
+cargo check -p platform-std -p mls-interop
+
 step "API documentation, every feature, no rustdoc warning"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 

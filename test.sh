@@ -34,6 +34,15 @@ if ! command -v qemu-system-arm >/dev/null || ! command -v arm-none-eabi-nm >/de
         qemu-system-arm qemu-system-misc binutils-arm-none-eabi
 fi
 
+step "installing Mosquitto, the MQTT broker of the fleet-over-a-broker tests (if missing)"
+# platform-std/tests/fleet_mqtt.rs starts its own brokers on 127.0.0.1 (free
+# ports, generated configs) and stops them; it only needs the program.
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto
+fi
+
 step "host tests (official vectors, codec and HPKE oracles, bad input)"
 cargo test --workspace
 

@@ -27,6 +27,7 @@ pub mod capacity;
 pub mod codec;
 pub mod credential;
 pub mod crypto;
+pub mod delivery;
 pub mod executor;
 pub mod extensions;
 pub mod leaf_node;

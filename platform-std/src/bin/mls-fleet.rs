@@ -18,6 +18,24 @@ fn main_inner() -> Result<(), (u8, String)> {
     let config = match args::parse(std::env::args().skip(1)).map_err(|e| (2, e))? {
         args::Command::Help => return out(format_args!("{}\n", args::USAGE)).map_err(|e| (1, e)),
         args::Command::Run(config) => config,
+        args::Command::Member(m) => {
+            // One member of a fleet over a broker: its result goes to its directory.
+            return fleet::broker::run_member(&m).map(|_| ()).map_err(|e| (1, e.to_string()));
+        }
+        args::Command::Broker { config, host, port } => {
+            out(format_args!(
+                "mls-fleet over mqtt://{host}:{port}: gateway + {} device{} as separate processes, {} round{}, cipher suite 0x{:04x}\n",
+                config.devices,
+                plural(config.devices as u64),
+                config.rounds,
+                plural(config.rounds),
+                config.suite.to_u16(),
+            ))
+            .map_err(|e| (1, e))?;
+            let report = fleet::broker::run(&host, port, config.devices, config.rounds, config.suite, config.state_dir.as_deref())
+                .map_err(|e| (1, e.to_string()))?;
+            return out(format_args!("\n{report}\n")).map_err(|e| (1, e));
+        }
     };
     let prepared = fleet::prepare(&config, config.resolve_seed()).map_err(|e| (1, e.to_string()))?;
     let seed = prepared.seed();

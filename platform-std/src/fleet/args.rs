@@ -8,6 +8,7 @@ use std::path::PathBuf;
 /// The usage text printed by `--help`.
 pub const USAGE: &str = "\
 usage: mls-fleet [--members N] [--rounds R] [--suite 1|2|3] [--seed S] [--state-dir DIR] [--fsync]
+       mls-fleet --broker mqtt://HOST:PORT [--members N] [--rounds R] [--suite 1|2|3] [--state-dir DIR]
 
 Simulates an IoT fleet in one MLS group (RFC 9420): a gateway creates the group
 and adds N devices in one Commit; every device joins from the one Welcome; then
@@ -25,6 +26,9 @@ run given the state directory of a stopped run resumes it at the next round.
                    if DIR holds a previous run, it is resumed (up to --rounds)
                    (default: a fresh temporary directory, printed; in /dev/shm up to 127 devices)
   --fsync          flush every record write to the disk (survives a power cut; slow)
+  --broker URL     run the gateway and every device as separate processes that talk
+                   only through the MQTT broker at URL (mqtt://HOST:PORT, QoS 1,
+                   persistent sessions); each member's state in DIR/<name>/
   -h, --help       this text";
 
 /// What the command line asks for.
@@ -34,6 +38,18 @@ pub enum Command {
     Help,
     /// Run the simulation.
     Run(Config),
+    /// Run the fleet over an MQTT broker (`--broker`).
+    Broker {
+        /// Devices, rounds, suite, state directory (seed and fsync unused).
+        config: Config,
+        /// The broker's host.
+        host: String,
+        /// Its port.
+        port: u16,
+    },
+    /// Run one member of a fleet over a broker (`--member NAME`, started by
+    /// `--broker`; not in the usage text).
+    Member(super::broker::MemberArgs),
 }
 
 fn number<T: std::str::FromStr>(option: &str, value: &str, what: &str) -> Result<T, String> {
@@ -44,6 +60,7 @@ fn number<T: std::str::FromStr>(option: &str, value: &str, what: &str) -> Result
 /// without the `error:` prefix.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
     let mut config = Config::default();
+    let (mut broker, mut member, mut group, mut duplicate, mut pause_ms) = (None, None, None, false, 0);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
@@ -53,12 +70,16 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             config.fsync = true;
             continue;
         }
+        if arg == "--fault-duplicate" {
+            duplicate = true;
+            continue;
+        }
         // `--option value` or `--option=value`.
         let (option, inline) = match arg.split_once('=') {
             Some((o, v)) if o.starts_with("--") => (o.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
-        let known = ["--members", "--rounds", "--suite", "--seed", "--state-dir"];
+        let known = ["--members", "--rounds", "--suite", "--seed", "--state-dir", "--broker", "--member", "--group", "--pause-ms"];
         if !known.contains(&option.as_str()) {
             return Err(format!("unknown argument {arg:?} (try --help)"));
         }
@@ -85,6 +106,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
                 }
             }
             "--seed" => config.seed = Some(number(&option, &value, "an unsigned 64-bit number")?),
+            "--broker" => broker = Some(super::broker::parse_url(&value)?),
+            "--member" => member = Some(value),
+            "--group" => group = Some(value),
+            "--pause-ms" => pause_ms = number(&option, &value, "milliseconds")?,
             _ => {
                 if value.is_empty() {
                     return Err(format!("{option}: empty path"));
@@ -93,7 +118,27 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             }
         }
     }
-    Ok(Command::Run(config))
+    match (broker, member) {
+        (None, None) => Ok(Command::Run(config)),
+        (None, Some(_)) => Err("--member: needs --broker".into()),
+        (Some((host, port)), None) => Ok(Command::Broker { config, host, port }),
+        (Some((host, port)), Some(name)) => {
+            let group = group.ok_or("--member: needs --group")?;
+            let dir = config.state_dir.clone().ok_or("--member: needs --state-dir")?;
+            Ok(Command::Member(super::broker::MemberArgs {
+                name,
+                host,
+                port,
+                group,
+                dir,
+                devices: config.devices,
+                rounds: config.rounds,
+                suite: config.suite,
+                duplicate,
+                pause_ms,
+            }))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +163,18 @@ mod tests {
         assert!(c.fsync);
         assert_eq!(c.state_dir.as_deref(), Some(std::path::Path::new("d")));
         assert_eq!(parse(args(&["--help"])), Ok(Command::Help));
+        let Ok(Command::Broker { config, host, port }) = parse(args(&["--broker", "mqtt://localhost:1999", "--members", "3"])) else {
+            panic!("--broker")
+        };
+        assert_eq!((config.devices, host.as_str(), port), (3, "localhost", 1999));
+        let Ok(Command::Member(m)) =
+            parse(args(&["--member", "device-002", "--broker=mqtt://h:1", "--group", "g", "--state-dir", "d", "--fault-duplicate"]))
+        else {
+            panic!("--member")
+        };
+        assert_eq!((m.name.as_str(), m.group.as_str(), m.duplicate), ("device-002", "g", true));
+        // The member's own command line parses back to it.
+        assert_eq!(parse(m.to_args().into_iter().chain(["--fault-duplicate".to_string()])), Ok(Command::Member(m)));
     }
 
     #[test]
@@ -132,6 +189,9 @@ mod tests {
             &["--frobnicate"],
             &["--state-dir="],
             &["--fsync=1"],
+            &["--broker", "tcp://x:1"],
+            &["--member", "gateway"],
+            &["--member", "gateway", "--broker", "mqtt://h:1", "--state-dir", "d"],
         ] {
             let e = parse(args(bad)).expect_err("must fail");
             assert!(!e.contains('\n') && !e.is_empty(), "{bad:?}: {e}");

@@ -29,6 +29,7 @@
 //! flushed to the disk unless `--fsync` is given (see [`Config::fsync`]).
 
 pub mod args;
+pub mod broker;
 pub mod persist;
 mod sim;
 pub mod stats;

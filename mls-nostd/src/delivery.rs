@@ -1,0 +1,583 @@
+//! Delivery over a publish/subscribe broker (RFC 9420 §3, RFC 9750 §5): what a
+//! member does with the group messages a broker such as MQTT hands it, before
+//! they reach [`Group`](crate::group::Group). No heap: firmware keeps an
+//! [`Inbox`] in a `static`.
+//!
+//! An MQTT broker orders the messages of one publisher (QoS 1), not those of
+//! different publishers, and delivers them at least once. The policy that
+//! makes this enough:
+//!
+//! - **One committer.** Only the gateway's leaf ([`Policy::committer`])
+//!   commits, as PublicMessages; devices send Update proposals, Removes of
+//!   themselves and application messages ([`Policy::check_outgoing`]). The
+//!   committer re-publishes every proposal it commits, just before the
+//!   Commit, on the one handshake topic it alone publishes to: every member
+//!   then sees proposals and Commits in one order, the committer's. Two
+//!   devices never race for the next epoch, so no fork needs resolving.
+//! - **Future epochs wait.** An application message of the next epoch can
+//!   arrive before the Commit that starts it (another publisher, another
+//!   path through a bridged or clustered broker): [`Inbox::accept`] keeps it
+//!   in one of `SLOTS` fixed slots of `SLOT_BYTES` bytes until the epoch is
+//!   reached ([`Inbox::release`]). A full buffer is a typed error
+//!   ([`DeliveryError::BufferFull`]): the member fell too far behind and
+//!   rejoins (the transport's choice; the fleet asks the gateway to re-add it).
+//! - **Duplicates and stale messages are dropped silently**, and counted
+//!   ([`DeliveryStats`]): QoS 1 redelivers after a reconnect, and a message of
+//!   a past epoch can no longer be opened. A duplicate is recognised by a
+//!   digest of its bytes among the last `SEEN` accepted or sent ones (our own
+//!   proposals come back from the committer's relay the same way).
+//!
+//! Which epochs are "current": a handshake message must be of the member's
+//! epoch; an application message of the member's epoch or the one before
+//! (the core keeps the previous epoch's secret tree for late messages).
+
+use crate::codec::{CodecError, Decode};
+use core::cmp::Ordering;
+use crate::messages::framing::{ContentType, Sender};
+use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
+use crate::messages::proposal::Proposal;
+
+/// The first 16 bytes of a message's SHA-256: enough to tell two messages
+/// apart (a collision would drop one message, not break the group).
+pub type Digest = [u8; 16];
+
+/// The digest by which [`Inbox`] recognises a message.
+pub fn digest(message: &[u8]) -> Digest {
+    let h = crate::crypto::sha256(&[message]);
+    let mut d = [0u8; 16];
+    for (o, i) in d.iter_mut().zip(h.as_bytes()) {
+        *o = *i;
+    }
+    d
+}
+
+/// What the clear header of a group message says (§6.2, §6.3): read without
+/// any key, so a member can sort messages before it opens them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// The epoch the message belongs to.
+    pub epoch: u64,
+    /// Application, proposal or commit.
+    pub content_type: ContentType,
+    /// The sender of a PublicMessage (a PrivateMessage hides it).
+    pub sender: Option<Sender>,
+}
+
+impl Envelope {
+    /// Reads the header of an `MLSMessage` holding a PublicMessage or a
+    /// PrivateMessage.
+    pub fn parse(message: &[u8]) -> Result<Self, DeliveryError> {
+        let m = MlsMessage::decode_exact(message).map_err(DeliveryError::Malformed)?;
+        match m.body {
+            MlsMessageBody::PublicMessage(p) => Ok(Self {
+                epoch: p.content.epoch,
+                content_type: p.content.content.content_type(),
+                sender: Some(p.content.sender),
+            }),
+            MlsMessageBody::PrivateMessage(p) => Ok(Self { epoch: p.epoch, content_type: p.content_type, sender: None }),
+            _ => Err(DeliveryError::NotAGroupMessage),
+        }
+    }
+
+    /// True for proposals and commits (the handshake ratchet, §6.3.1).
+    pub fn is_handshake(&self) -> bool {
+        self.content_type != ContentType::Application
+    }
+}
+
+/// What a member sends, for [`Policy::check_outgoing`].
+#[derive(Clone, Copy, Debug)]
+pub enum Outgoing<'a> {
+    /// Application data.
+    Application,
+    /// A proposal.
+    Proposal(&'a Proposal<'a>),
+    /// A Commit.
+    Commit,
+}
+
+/// The fleet's rule: one committer (the gateway), devices propose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Policy {
+    /// The leaf of the only member that commits.
+    pub committer: u32,
+}
+
+impl Policy {
+    /// May the member at `own_leaf` send `what`? The committer may send
+    /// anything; another member application data, Updates of its own leaf and
+    /// Removes of itself.
+    pub fn check_outgoing(&self, own_leaf: u32, what: Outgoing<'_>) -> Result<(), DeliveryError> {
+        if own_leaf == self.committer {
+            return Ok(());
+        }
+        match what {
+            Outgoing::Application | Outgoing::Proposal(Proposal::Update(_)) => Ok(()),
+            Outgoing::Proposal(Proposal::Remove(r)) if r.removed == own_leaf => Ok(()),
+            Outgoing::Proposal(_) => Err(DeliveryError::ProposalNotAllowed),
+            Outgoing::Commit => Err(DeliveryError::NotCommitter),
+        }
+    }
+
+    /// Is `envelope` acceptable? A Commit must be a PublicMessage of the
+    /// committer (so that the broker's operator can check membership changes).
+    pub fn check_incoming(&self, envelope: &Envelope) -> Result<(), DeliveryError> {
+        match (envelope.content_type, envelope.sender) {
+            (ContentType::Commit, Some(Sender::Member(leaf))) if leaf == self.committer => Ok(()),
+            (ContentType::Commit, _) => Err(DeliveryError::NotCommitter),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a message was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// Not an `MLSMessage`.
+    Malformed(CodecError),
+    /// A Welcome, GroupInfo or KeyPackage where a group message was expected.
+    NotAGroupMessage,
+    /// A message of a future epoch, and every slot of the buffer is taken:
+    /// the member fell too far behind and must rejoin.
+    BufferFull {
+        /// The buffer's slots.
+        slots: usize,
+    },
+    /// A message of a future epoch larger than a slot.
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// Bytes per slot.
+        slot_bytes: usize,
+    },
+    /// The output buffer of [`Inbox::release`] is smaller than the message.
+    OutputTooSmall {
+        /// The message's length.
+        needed: usize,
+    },
+    /// A Commit from another member than the committer, or hidden in a
+    /// PrivateMessage; or a Commit that the policy forbids us to send.
+    NotCommitter,
+    /// A proposal a device may not send (only Updates and Removes of itself).
+    ProposalNotAllowed,
+}
+
+impl core::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Malformed(e) => write!(f, "not an MLSMessage: {e}"),
+            Self::NotAGroupMessage => f.write_str("not a PublicMessage or PrivateMessage"),
+            Self::BufferFull { slots } => {
+                write!(f, "all {slots} slots for messages of future epochs are taken: too far behind, rejoin")
+            }
+            Self::TooLarge { len, slot_bytes } => {
+                write!(f, "a future-epoch message of {len} bytes does not fit a slot of {slot_bytes}")
+            }
+            Self::OutputTooSmall { needed } => write!(f, "output buffer too small: {needed} bytes needed"),
+            Self::NotCommitter => f.write_str("only the committer commits, in a PublicMessage"),
+            Self::ProposalNotAllowed => f.write_str("a device proposes only Updates and Removes of itself"),
+        }
+    }
+}
+
+impl core::error::Error for DeliveryError {}
+
+/// What [`Inbox::accept`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Of the current epoch: process it now.
+    Process(Envelope),
+    /// Of a future epoch: kept until [`Inbox::release`] gives it back.
+    Buffered,
+    /// Seen before (accepted, buffered or sent by us): dropped.
+    Duplicate,
+    /// Of a past epoch: dropped.
+    Stale,
+}
+
+/// Counts of what the inbox did with messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DeliveryStats {
+    /// Messages given to the member to process (at once or released).
+    pub processed: u64,
+    /// Messages of a future epoch put in the buffer.
+    pub buffered: u64,
+    /// Buffered messages given back once their epoch came.
+    pub released: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Messages of past epochs dropped (buffered ones that became stale too).
+    pub stale: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    epoch: u64,
+    /// Arrival order, to release in the order the broker delivered.
+    arrival: u64,
+    len: usize,
+    handshake: bool,
+    digest: Digest,
+    used: bool,
+}
+
+impl Slot {
+    const EMPTY: Self = Self { epoch: 0, arrival: 0, len: 0, handshake: false, digest: [0; 16], used: false };
+}
+
+/// A member's inbox: `SLOTS` slots of `SLOT_BYTES` bytes for messages of
+/// future epochs, and the digests of the last `SEEN` messages accepted or sent.
+pub struct Inbox<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> {
+    policy: Policy,
+    bytes: [[u8; SLOT_BYTES]; SLOTS],
+    slots: [Slot; SLOTS],
+    seen: [Digest; SEEN],
+    /// Entries of `seen` in use (up to `SEEN`), and the next to overwrite.
+    seen_len: usize,
+    seen_next: usize,
+    arrivals: u64,
+    /// The epoch the member joined at: it has no keys for earlier ones.
+    joined_at: u64,
+    stats: DeliveryStats,
+}
+
+impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> core::fmt::Debug for Inbox<SLOTS, SLOT_BYTES, SEEN> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Inbox").field("policy", &self.policy).field("buffered", &self.buffered()).field("stats", &self.stats).finish()
+    }
+}
+
+impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> Inbox<SLOTS, SLOT_BYTES, SEEN> {
+    /// An empty inbox under `policy` (a `const fn`, for a `static`).
+    pub const fn new(policy: Policy) -> Self {
+        Self {
+            policy,
+            bytes: [[0; SLOT_BYTES]; SLOTS],
+            slots: [Slot::EMPTY; SLOTS],
+            seen: [[0; 16]; SEEN],
+            seen_len: 0,
+            seen_next: 0,
+            arrivals: 0,
+            joined_at: 0,
+            stats: DeliveryStats { processed: 0, buffered: 0, released: 0, duplicates: 0, stale: 0 },
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// What the inbox did so far.
+    pub fn stats(&self) -> DeliveryStats {
+        self.stats
+    }
+
+    /// Messages waiting for their epoch.
+    pub fn buffered(&self) -> usize {
+        self.slots.iter().filter(|s| s.used).count()
+    }
+
+    /// Tells the inbox that the member joined (from a Welcome) at `epoch`:
+    /// application messages of the epoch before are then stale too, since
+    /// the member never had its keys.
+    pub fn joined_at(&mut self, epoch: u64) {
+        self.joined_at = epoch;
+    }
+
+    /// Records `digest` as seen: a message we sent (so that its echo is a
+    /// duplicate), or one processed before a restart.
+    pub fn remember(&mut self, digest: Digest) {
+        if SEEN == 0 {
+            return;
+        }
+        if let Some(d) = self.seen.get_mut(self.seen_next) {
+            *d = digest;
+        }
+        self.seen_next = (self.seen_next + 1) % SEEN;
+        self.seen_len = (self.seen_len + 1).min(SEEN);
+    }
+
+    fn was_seen(&self, digest: &Digest) -> bool {
+        self.seen.iter().take(self.seen_len).any(|d| d == digest)
+            || self.slots.iter().any(|s| s.used && s.digest == *digest)
+    }
+
+    /// Is a message of `epoch` processable in `current` (see the module doc)?
+    fn fits(epoch: u64, handshake: bool, current: u64) -> Ordering {
+        if epoch > current {
+            Ordering::Greater
+        } else if epoch == current || (!handshake && epoch.checked_add(1) == Some(current)) {
+            Ordering::Equal
+        } else {
+            Ordering::Less
+        }
+    }
+
+    /// Sorts an incoming `message` for a member in epoch `current`: process
+    /// now, buffered, or dropped (duplicate, stale). A message to process is
+    /// recorded as seen, so its redelivery is a duplicate. Errors: not a
+    /// group message, a Commit against the policy, a full buffer.
+    pub fn accept(&mut self, message: &[u8], current: u64) -> Result<Verdict, DeliveryError> {
+        let envelope = Envelope::parse(message)?;
+        let d = digest(message);
+        if self.was_seen(&d) {
+            self.stats.duplicates += 1;
+            return Ok(Verdict::Duplicate);
+        }
+        self.policy.check_incoming(&envelope)?;
+        let fit = if envelope.epoch < self.joined_at { Ordering::Less } else { Self::fits(envelope.epoch, envelope.is_handshake(), current) };
+        match fit {
+            Ordering::Equal => {
+                self.remember(d);
+                self.stats.processed += 1;
+                Ok(Verdict::Process(envelope))
+            }
+            Ordering::Greater => {
+                if message.len() > SLOT_BYTES {
+                    return Err(DeliveryError::TooLarge { len: message.len(), slot_bytes: SLOT_BYTES });
+                }
+                let i = self.slots.iter().position(|s| !s.used).ok_or(DeliveryError::BufferFull { slots: SLOTS })?;
+                let (Some(slot), Some(bytes)) = (self.slots.get_mut(i), self.bytes.get_mut(i)) else {
+                    return Err(DeliveryError::BufferFull { slots: SLOTS });
+                };
+                if let Some(dst) = bytes.get_mut(..message.len()) {
+                    dst.copy_from_slice(message);
+                }
+                self.arrivals += 1;
+                *slot = Slot {
+                    epoch: envelope.epoch,
+                    arrival: self.arrivals,
+                    len: message.len(),
+                    handshake: envelope.is_handshake(),
+                    digest: d,
+                    used: true,
+                };
+                self.stats.buffered += 1;
+                Ok(Verdict::Buffered)
+            }
+            _ => {
+                self.stats.stale += 1;
+                Ok(Verdict::Stale)
+            }
+        }
+    }
+
+    /// The earliest-arrived buffered message that a member in epoch
+    /// `current` can process now, copied into `out` (its length returned)
+    /// and taken out of the buffer; `Ok(None)` if none. Buffered messages
+    /// that became stale are dropped and counted. Call after every epoch
+    /// change until it returns `None`.
+    pub fn release(&mut self, current: u64, out: &mut [u8]) -> Result<Option<usize>, DeliveryError> {
+        let mut best: Option<usize> = None;
+        let mut best_arrival = u64::MAX;
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if !s.used {
+                continue;
+            }
+            let fit = if s.epoch < self.joined_at { Ordering::Less } else { Self::fits(s.epoch, s.handshake, current) };
+            match fit {
+                Ordering::Less => {
+                    s.used = false;
+                    self.stats.stale += 1;
+                }
+                Ordering::Equal if s.arrival < best_arrival => {
+                    best = Some(i);
+                    best_arrival = s.arrival;
+                }
+                _ => {}
+            }
+        }
+        let Some(i) = best else { return Ok(None) };
+        let (Some(slot), Some(bytes)) = (self.slots.get_mut(i), self.bytes.get(i)) else { return Ok(None) };
+        let src = bytes.get(..slot.len).ok_or(DeliveryError::OutputTooSmall { needed: slot.len })?;
+        let dst = out.get_mut(..slot.len).ok_or(DeliveryError::OutputTooSmall { needed: slot.len })?;
+        dst.copy_from_slice(src);
+        slot.used = false;
+        let (len, d) = (slot.len, slot.digest);
+        self.remember(d);
+        self.stats.released += 1;
+        self.stats.processed += 1;
+        Ok(Some(len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::proposal::Remove;
+
+    /// An `MLSMessage` with a PrivateMessage of `epoch` (1 application, 2
+    /// proposal, 3 commit); `tag` makes distinct messages. Built by hand from
+    /// §6.3's layout, not by the code under test.
+    fn private(epoch: u64, content_type: u8, tag: u8) -> [u8; 22] {
+        let e = epoch.to_be_bytes();
+        [
+            0, 1, 0, 2, // mls10, mls_private_message
+            2, 0xaa, 0xbb, // group_id<V>
+            e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7],
+            content_type,
+            0, // authenticated_data<V>
+            1, tag, // encrypted_sender_data<V>
+            2, tag, 0x55, // ciphertext<V>
+        ]
+    }
+
+    /// A PublicMessage Commit of `epoch` by member `leaf` (§6.2): empty
+    /// proposal list, no path, a 1-byte signature, a 2-byte confirmation tag
+    /// and membership tag (lengths are checked when processing, not here).
+    fn public_commit(epoch: u64, leaf: u32) -> [u8; 30] {
+        let (e, l) = (epoch.to_be_bytes(), leaf.to_be_bytes());
+        [
+            0, 1, 0, 1, // mls10, mls_public_message
+            2, 0xaa, 0xbb, // group_id<V>
+            e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7],
+            1, l[0], l[1], l[2], l[3], // sender: member(leaf)
+            0, // authenticated_data<V>
+            3, // commit
+            0, 0, // proposals<V>, optional<UpdatePath> absent
+            1, 9, // signature<V>
+            1, 7, // confirmation_tag<V>
+            1, 8, // membership_tag<V>
+        ]
+    }
+
+    const GATEWAY: Policy = Policy { committer: 0 };
+    type Small = Inbox<2, 64, 8>;
+
+    #[test]
+    fn envelopes_read_without_keys() {
+        let e = Envelope::parse(&private(7, 1, 0)).expect("private");
+        assert_eq!(e, Envelope { epoch: 7, content_type: ContentType::Application, sender: None });
+        assert!(!e.is_handshake());
+        let c = public_commit(9, 3);
+        let e = Envelope::parse(&c).expect("public");
+        assert_eq!(e, Envelope { epoch: 9, content_type: ContentType::Commit, sender: Some(Sender::Member(3)) });
+        // Trailing bytes and truncations are malformed, not a panic.
+        let mut trailing = [0u8; 31];
+        trailing[..30].copy_from_slice(&c);
+        assert!(matches!(Envelope::parse(&trailing), Err(DeliveryError::Malformed(_))));
+        for n in 0..22 {
+            assert!(matches!(Envelope::parse(&private(7, 1, 0)[..n]), Err(DeliveryError::Malformed(_))), "{n}");
+        }
+        // A KeyPackage-typed envelope is not a group message.
+        let mut kp = private(1, 1, 0);
+        kp[3] = 5;
+        assert!(Envelope::parse(&kp).is_err());
+    }
+
+    #[test]
+    fn current_epoch_is_processed_once_and_duplicates_dropped() {
+        let mut inbox = Small::new(GATEWAY);
+        let m = private(5, 1, 1);
+        assert!(matches!(inbox.accept(&m, 5), Ok(Verdict::Process(Envelope { epoch: 5, .. }))));
+        // QoS 1 redelivery: the same bytes again, twice.
+        assert_eq!(inbox.accept(&m, 5), Ok(Verdict::Duplicate));
+        assert_eq!(inbox.accept(&m, 6), Ok(Verdict::Duplicate));
+        // Our own message echoed back by the relay.
+        let ours = private(5, 2, 2);
+        inbox.remember(digest(&ours));
+        assert_eq!(inbox.accept(&ours, 5), Ok(Verdict::Duplicate));
+        assert_eq!(inbox.stats(), DeliveryStats { processed: 1, duplicates: 3, ..Default::default() });
+    }
+
+    #[test]
+    fn stale_epochs_are_dropped() {
+        let mut inbox = Small::new(GATEWAY);
+        // A handshake message of the previous epoch is stale; application
+        // data of the previous epoch is still opened (the core keeps its
+        // secret tree); two epochs back it is stale.
+        assert_eq!(inbox.accept(&private(9, 2, 1), 10), Ok(Verdict::Stale));
+        assert_eq!(inbox.accept(&public_commit(9, 0), 10), Ok(Verdict::Stale));
+        assert!(matches!(inbox.accept(&private(9, 1, 2), 10), Ok(Verdict::Process(_))));
+        assert_eq!(inbox.accept(&private(8, 1, 3), 10), Ok(Verdict::Stale));
+        assert_eq!(inbox.accept(&private(0, 1, 4), u64::MAX), Ok(Verdict::Stale));
+        assert_eq!(inbox.stats().stale, 4);
+        assert_eq!(inbox.stats().processed, 1);
+        // A member that joined at epoch 10 never had epoch 9's keys.
+        inbox.joined_at(10);
+        assert_eq!(inbox.accept(&private(9, 1, 5), 10), Ok(Verdict::Stale));
+        assert!(matches!(inbox.accept(&private(10, 1, 5), 10), Ok(Verdict::Process(_))));
+        assert_eq!(inbox.stats().stale, 5);
+    }
+
+    #[test]
+    fn future_epochs_wait_and_are_released_in_arrival_order() {
+        let mut inbox = Small::new(GATEWAY);
+        let (a, b) = (private(4, 1, 1), private(4, 2, 2));
+        assert_eq!(inbox.accept(&a, 3), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&b, 3), Ok(Verdict::Buffered));
+        // A redelivery of a buffered message does not take a slot.
+        assert_eq!(inbox.accept(&a, 3), Ok(Verdict::Duplicate));
+        let mut out = [0u8; 64];
+        // Not yet: still epoch 3.
+        assert_eq!(inbox.release(3, &mut out), Ok(None));
+        assert_eq!(inbox.buffered(), 2);
+        // The Commit to epoch 4 arrives and is merged: both come out, first come first.
+        assert_eq!(inbox.release(4, &mut out), Ok(Some(a.len())));
+        assert_eq!(out[..a.len()], a);
+        assert_eq!(inbox.release(4, &mut out), Ok(Some(b.len())));
+        assert_eq!(out[..b.len()], b);
+        assert_eq!(inbox.release(4, &mut out), Ok(None));
+        // Released messages are seen: a late redelivery is a duplicate.
+        assert_eq!(inbox.accept(&b, 4), Ok(Verdict::Duplicate));
+        let s = inbox.stats();
+        assert_eq!((s.buffered, s.released, s.processed, s.duplicates), (2, 2, 2, 2));
+    }
+
+    #[test]
+    fn buffered_messages_that_became_stale_are_dropped() {
+        let mut inbox = Small::new(GATEWAY);
+        assert_eq!(inbox.accept(&private(6, 2, 1), 5), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&private(6, 1, 2), 5), Ok(Verdict::Buffered));
+        let mut out = [0u8; 64];
+        // The member jumped to epoch 8 (rejoined): both are too old.
+        assert_eq!(inbox.release(8, &mut out), Ok(None));
+        assert_eq!((inbox.buffered(), inbox.stats().stale), (0, 2));
+    }
+
+    #[test]
+    fn overflow_is_a_typed_error() {
+        let mut inbox = Small::new(GATEWAY);
+        assert_eq!(inbox.accept(&private(2, 1, 1), 1), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&private(3, 1, 2), 1), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&private(2, 1, 3), 1), Err(DeliveryError::BufferFull { slots: 2 }));
+        // Larger than a slot.
+        let mut tiny = Inbox::<2, 8, 8>::new(GATEWAY);
+        assert_eq!(tiny.accept(&private(2, 1, 1), 1), Err(DeliveryError::TooLarge { len: 22, slot_bytes: 8 }));
+        // Too small an output buffer leaves the message in place.
+        let mut out = [0u8; 4];
+        assert_eq!(inbox.release(2, &mut out), Err(DeliveryError::OutputTooSmall { needed: 22 }));
+        assert_eq!(inbox.buffered(), 2);
+        // No slots at all: every future message is too far ahead.
+        let mut none = Inbox::<0, 64, 0>::new(GATEWAY);
+        assert_eq!(none.accept(&private(2, 1, 1), 1), Err(DeliveryError::BufferFull { slots: 0 }));
+        extern crate std;
+        use std::string::ToString;
+        assert!(DeliveryError::BufferFull { slots: 2 }.to_string().contains("rejoin"));
+    }
+
+    #[test]
+    fn only_the_committer_commits() {
+        let mut inbox = Small::new(GATEWAY);
+        assert!(matches!(inbox.accept(&public_commit(1, 0), 1), Ok(Verdict::Process(_))));
+        assert_eq!(inbox.accept(&public_commit(1, 4), 1), Err(DeliveryError::NotCommitter));
+        // A Commit in a PrivateMessage hides its sender: refused.
+        assert_eq!(inbox.accept(&private(1, 3, 1), 1), Err(DeliveryError::NotCommitter));
+        // Outgoing: a device sends data, its Updates and its own Remove only.
+        let own_remove = Proposal::Remove(Remove { removed: 3 });
+        let other_remove = Proposal::Remove(Remove { removed: 4 });
+        let device = 3;
+        assert_eq!(GATEWAY.check_outgoing(device, Outgoing::Application), Ok(()));
+        assert_eq!(GATEWAY.check_outgoing(device, Outgoing::Proposal(&own_remove)), Ok(()));
+        assert_eq!(GATEWAY.check_outgoing(device, Outgoing::Proposal(&other_remove)), Err(DeliveryError::ProposalNotAllowed));
+        assert_eq!(GATEWAY.check_outgoing(device, Outgoing::Commit), Err(DeliveryError::NotCommitter));
+        assert_eq!(GATEWAY.check_outgoing(0, Outgoing::Commit), Ok(()));
+        assert_eq!(GATEWAY.check_outgoing(0, Outgoing::Proposal(&other_remove)), Ok(()));
+    }
+}

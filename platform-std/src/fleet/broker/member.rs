@@ -1,0 +1,670 @@
+//! One member of the fleet as its own process: the gateway (the only
+//! committer) or a device. Each keeps its state in its own directory (a
+//! [`StateDir`] with the member's SQLite namespace) and talks only through
+//! the broker. The delivery rules are `mls_nostd::delivery`'s.
+
+use super::transport::{Topics, Transport};
+use super::{MemberArgs, MemberResult};
+use crate::fleet::persist::{GROUP_SLOT, MemberStore, StateDir};
+use crate::fleet::{FleetError, FleetGroup};
+use crate::RayonExecutor;
+use mls_nostd::codec::Decode;
+use mls_nostd::credential::Credential;
+use mls_nostd::crypto::signature::SignaturePrivateKey;
+use mls_nostd::delivery::{self, DeliveryError, Inbox, Outgoing, Policy, Verdict};
+use mls_nostd::extensions::Extensions;
+use mls_nostd::group::{CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, Received, WireFormatPolicy, default_capabilities};
+use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
+use mls_nostd::leaf_node::Lifetime;
+use mls_nostd::messages::proposal::{Add, Proposal, Remove};
+use mls_nostd::psk::NoPsks;
+use mls_nostd::ratchet_tree::treekem::LeafTemplate;
+use mls_nostd::store::durable::RecordBuffer;
+use mls_nostd::store::{MAX_RECORD_LEN, Parts};
+use mls_nostd::tree_math::LeafIndex;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Future-epoch slots per member, and bytes per slot (a Commit with a path
+/// for 1,024 leaves fits).
+pub const INBOX_SLOTS: usize = 16;
+/// Bytes per slot.
+pub const INBOX_SLOT_BYTES: usize = 32 * 1024;
+/// Digests of recent messages kept to recognise duplicates.
+pub const INBOX_SEEN: usize = 4096;
+type FleetInbox = Inbox<INBOX_SLOTS, INBOX_SLOT_BYTES, INBOX_SEEN>;
+/// The gateway creates the group: its leaf is 0, the committer.
+const POLICY: Policy = Policy { committer: 0 };
+/// A member with nothing to do for this long gives up, so that a broken run
+/// stops by itself (long: 257 processes on 2 cores starve one another).
+const IDLE: Duration = Duration::from_secs(120);
+
+fn err(who: &str, what: &str, e: impl std::fmt::Debug) -> FleetError {
+    FleetError(format!("{who}: {what} failed: {e:?}"))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn lifetime() -> Lifetime {
+    let t = now();
+    Lifetime { not_before: t.saturating_sub(3600), not_after: t + 30 * 86_400 }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn short_digest(m: &[u8]) -> String {
+    hex(&delivery::digest(m)[..4])
+}
+
+fn boxed_inbox() -> Box<FleetInbox> {
+    // Built on the heap directly (half a megabyte).
+    let mut slot = Box::<FleetInbox>::new_uninit();
+    slot.write(FleetInbox::new(POLICY));
+    // SAFETY: written just above.
+    unsafe { slot.assume_init() }
+}
+
+/// What every member has: its group, store, inbox and connection.
+struct Member<const N: usize, const A: usize> {
+    name: String,
+    signer: SignaturePrivateKey,
+    group: Box<FleetGroup<N, A>>,
+    store: MemberStore,
+    /// Keeps the database open.
+    _dir: StateDir,
+    record: Box<RecordBuffer>,
+    inbox: Box<FleetInbox>,
+    /// Digests of processed messages, so a restart still knows them.
+    seen_log: std::fs::File,
+    net: Transport,
+    topics: Topics,
+    args: MemberArgs,
+    result: MemberResult,
+    /// (sender, epoch, counter) claims of the application messages opened.
+    claims: HashSet<String>,
+    last_progress: Instant,
+}
+
+impl<const N: usize, const A: usize> Member<N, A> {
+    fn open(args: &MemberArgs, subscribe: &dyn Fn(&Topics) -> Vec<String>) -> Result<(Self, bool), FleetError> {
+        let dir = StateDir::open(&args.dir, crate::Flush::ProcessCrash).map_err(|e| FleetError(e.to_string()))?;
+        let mut store = dir.member(&args.name).map_err(|e| FleetError(e.to_string()))?;
+        let mut record: Box<RecordBuffer> = Box::new([0u8; MAX_RECORD_LEN]);
+        let mut group = crate::boxed_group();
+        let joined = args.dir.join("joined").exists();
+        let signer = if joined {
+            store.load(&mut group, &mut record).map_err(|e| FleetError(e.to_string()))?.signer
+        } else {
+            let (signer, _) = SignaturePrivateKey::generate(args.suite, &mut crate::os_rng());
+            store.save_signer(&signer).map_err(|e| FleetError(e.to_string()))?;
+            signer
+        };
+        let mut inbox = boxed_inbox();
+        let seen_path = args.dir.join("seen.log");
+        if let Ok(text) = std::fs::read_to_string(&seen_path) {
+            for line in text.lines().rev().take(INBOX_SEEN).collect::<Vec<_>>().into_iter().rev() {
+                let mut d = [0u8; 16];
+                if line.len() == 32 {
+                    for (i, b) in d.iter_mut().enumerate() {
+                        *b = u8::from_str_radix(&line[2 * i..2 * i + 2], 16).unwrap_or(0);
+                    }
+                    inbox.remember(d);
+                }
+            }
+        }
+        let seen_log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&seen_path)
+            .map_err(|e| FleetError(format!("{}: {e}", seen_path.display())))?;
+        let topics = Topics::new(&args.group);
+        let client_id = format!("{}-{}", args.group, args.name);
+        let net = Transport::connect(&args.host, args.port, &client_id, &subscribe(&topics), args.duplicate)?;
+        let result = MemberResult { name: args.name.clone(), restarted: joined, ..Default::default() };
+        let m = Self {
+            name: args.name.clone(),
+            signer,
+            group,
+            store,
+            _dir: dir,
+            record,
+            inbox,
+            seen_log,
+            net,
+            topics,
+            args: args.clone(),
+            result,
+            claims: HashSet::new(),
+            last_progress: Instant::now(),
+        };
+        Ok((m, joined))
+    }
+
+    fn joined(&self) -> bool {
+        self.group.epoch() > 0 && !self.group.is_inactive()
+    }
+
+    fn next(&mut self) -> Result<Option<rumqttc::Publish>, FleetError> {
+        match self.net.next(Duration::from_millis(500)) {
+            Some(p) => {
+                self.last_progress = Instant::now();
+                self.result.received += 1;
+                Ok(Some(p))
+            }
+            None if self.last_progress.elapsed() > IDLE => {
+                Err(FleetError(format!("{}: nothing happened for {} s (epoch {})", self.name, IDLE.as_secs(), self.group.epoch())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn note_processed(&mut self, message: &[u8]) -> Result<(), FleetError> {
+        writeln!(self.seen_log, "{}", hex(&delivery::digest(message))).map_err(|e| FleetError(format!("seen.log: {e}")))
+    }
+
+    /// Processes one group message the inbox let through. Returns what it was.
+    fn process(&mut self, message: &[u8]) -> Result<Outcome, FleetError> {
+        let t = Instant::now();
+        let r = self.process_inner(message);
+        self.result.busy_ms += t.elapsed().as_secs_f64() * 1000.0;
+        r
+    }
+
+    fn process_inner(&mut self, message: &[u8]) -> Result<Outcome, FleetError> {
+        let original = message.to_vec();
+        let mut buf = message.to_vec();
+        let storage = self.store.storage();
+        let received = self.group.stored(storage, GROUP_SLOT, &mut self.record).process_message(&mut buf, now());
+        let outcome = match received {
+            Ok(Received::Application { authenticated_data, data, .. }) => {
+                self.result.app_received += 1;
+                let claim = String::from_utf8_lossy(authenticated_data).into_owned();
+                if !self.claims.insert(claim) {
+                    self.result.claim_repeats += 1;
+                }
+                Outcome::Application(String::from_utf8_lossy(data).into_owned())
+            }
+            Ok(Received::Proposal { .. }) => Outcome::Proposal(original.clone()),
+            Ok(Received::Commit(summary)) => {
+                self.group
+                    .stored(self.store.storage(), GROUP_SLOT, &mut self.record)
+                    .merge_staged_commit()
+                    .map_err(|e| err(&self.name, "merge", e))?;
+                self.result.commits += 1;
+                Outcome::Commit { removes_us: summary.removes_us }
+            }
+            Err(e) => {
+                self.result.core_refused += 1;
+                eprintln!("{}: refused a message of epoch {:?}: {e:?}", self.name, delivery::Envelope::parse(&original).map(|e| e.epoch));
+                let commit = delivery::Envelope::parse(&original)
+                    .is_ok_and(|e| e.content_type == mls_nostd::messages::framing::ContentType::Commit);
+                Outcome::Refused { commit }
+            }
+        };
+        self.note_processed(&original)?;
+        println!("processed {} -> epoch {}", short_digest(&original), self.group.epoch());
+        Ok(outcome)
+    }
+
+    /// Sorts `message` through the inbox and processes what is due now,
+    /// then what the buffer releases. Returns the outcomes in order.
+    fn deliver(&mut self, message: &[u8]) -> Result<Vec<Outcome>, FleetError> {
+        let mut out = Vec::new();
+        let verdict = self.inbox.accept(message, self.group.epoch());
+        // One line per message (stdout.log of the member): what came, and what the inbox said.
+        println!(
+            "recv {} epoch {:?} at epoch {}: {verdict:?}",
+            short_digest(message),
+            delivery::Envelope::parse(message).map(|e| (e.epoch, e.content_type)),
+            self.group.epoch()
+        );
+        match verdict {
+            Ok(Verdict::Process(_)) => out.push(self.process(message)?),
+            Ok(_) => return Ok(out),
+            Err(DeliveryError::BufferFull { .. }) => {
+                self.result.buffer_full += 1;
+                return Ok(vec![Outcome::TooFarBehind]);
+            }
+            Err(e) => {
+                self.result.refused_by_policy += 1;
+                eprintln!("{}: {e}", self.name);
+                return Ok(out);
+            }
+        }
+        out.extend(self.release()?);
+        Ok(out)
+    }
+
+    /// Processes buffered messages that became due.
+    fn release(&mut self) -> Result<Vec<Outcome>, FleetError> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; INBOX_SLOT_BYTES];
+        while let Some(len) = self.inbox.release(self.group.epoch(), &mut buf).map_err(|e| err(&self.name, "release", e))? {
+            let message = buf[..len].to_vec();
+            out.push(self.process(&message)?);
+        }
+        Ok(out)
+    }
+
+    fn add_inbox_stats(&mut self) {
+        let s = self.inbox.stats();
+        self.result.duplicates += s.duplicates;
+        self.result.stale += s.stale;
+        self.result.buffered += s.buffered;
+        self.result.released += s.released;
+    }
+
+    fn finish(mut self) -> Result<MemberResult, FleetError> {
+        self.add_inbox_stats();
+        self.result.epoch = self.group.epoch();
+        self.result.authenticator = hex(self.group.epoch_authenticator());
+        self.result.bytes_out = self.net.bytes_out;
+        self.result.connects = self.net.connects;
+        self.result.write(&self.args.dir)?;
+        self.net.flush_and_close(Duration::from_secs(10))?;
+        Ok(self.result)
+    }
+}
+
+enum Outcome {
+    Application(String),
+    Proposal(Vec<u8>),
+    Commit { removes_us: bool },
+    /// Refused by the core (a Commit or not).
+    Refused { commit: bool },
+    TooFarBehind,
+}
+
+/// The gateway: creates the group, adds every device, then commits
+/// `rounds` times (device Updates by reference, a removal, re-adds), and
+/// once more whenever a device asks to (re)join; ends when every device is
+/// in the group and has sent an application message in the last epoch.
+pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<MemberResult, FleetError> {
+    if args.dir.join("joined").exists() {
+        return Err(FleetError("gateway: restarting the gateway is not supported (its state directory holds a group)".into()));
+    }
+    let subscribe = |t: &Topics| vec![t.key_packages("+"), t.proposals(), t.application()];
+    let (mut m, _) = Member::<N, A>::open(args, &subscribe)?;
+    std::fs::write(args.dir.join("ready"), b"subscribed\n").map_err(|e| FleetError(format!("ready file: {e}")))?;
+    let devices: BTreeSet<String> = (0..args.devices).map(device_name).collect();
+    let kp_prefix = m.topics.key_packages("");
+    let mut key_packages: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut bufs = (vec![0u8; 1 << 20], vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+
+    // Every device's first KeyPackage.
+    while key_packages.len() < devices.len() {
+        if let Some(p) = m.next()? {
+            if let Some(name) = p.topic.strip_prefix(&kp_prefix).filter(|n| devices.contains(*n)) {
+                key_packages.insert(name.to_string(), p.payload.to_vec());
+            }
+            m.net.ack(&p)?;
+        }
+    }
+    let mut caps = [0u8; 8];
+    let mut group_id = [0u8; 16];
+    rand_core::Rng::fill_bytes(&mut crate::os_rng(), &mut group_id);
+    let params = CreateParams {
+        suite: args.suite,
+        group_id: &group_id,
+        credential: Credential::Basic { identity: m.name.as_bytes() },
+        lifetime: lifetime(),
+        capabilities: default_capabilities(args.suite, &mut caps),
+        extensions: Extensions::default(),
+        config: GroupConfig::default(),
+    };
+    m.group.create(&params, &m.signer, &mut crate::os_rng()).map_err(|e| err("gateway", "create", e))?;
+    m.group.stored(m.store.storage(), GROUP_SLOT, &mut m.record).save(Parts::ALL).map_err(|e| err("gateway", "save", e))?;
+    std::fs::write(args.dir.join("joined"), b"").map_err(|e| FleetError(format!("joined file: {e}")))?;
+
+    let mut members: BTreeSet<String> = BTreeSet::new();
+    let mut heard: BTreeSet<String> = BTreeSet::new();
+    let mut relay: Vec<Vec<u8>> = Vec::new();
+    let mut round = 0u64;
+    let started = Instant::now();
+    let mut last_commit: Option<Instant> = None;
+    loop {
+        // Members asking to rejoin (a KeyPackage) wait for their Welcome: they do not speak.
+        let spoke = |d: &String| heard.contains(d) || key_packages.contains_key(d);
+        let all_heard = members.len() == devices.len() && members.iter().all(spoke);
+        if all_heard && round >= args.rounds && key_packages.is_empty() {
+            break;
+        }
+        // Commit when every member spoke in this epoch (or to add the first
+        // or returning devices).
+        if (all_heard || members.is_empty() || (members.iter().all(spoke) && !key_packages.is_empty()))
+            && (!key_packages.is_empty() || round < args.rounds)
+        {
+            let is_round = !members.is_empty() && round < args.rounds;
+            if is_round && args.pause_ms > 0 {
+                std::thread::sleep(Duration::from_millis(args.pause_ms));
+            }
+            // A scheduled removal in every round but the last: the device
+            // comes back with a fresh KeyPackage and is re-added.
+            let victim = if is_round && round + 1 < args.rounds && args.devices > 1 {
+                let v = device_name((round as usize) % args.devices);
+                let proposers: BTreeSet<u32> = m
+                    .group
+                    .pending_proposals()
+                    .filter_map(|p| match p.sender {
+                        mls_nostd::messages::framing::Sender::Member(l) => Some(l),
+                        _ => None,
+                    })
+                    .collect();
+                leaf_of(&m.group, &v).filter(|l| !proposers.contains(l) && !key_packages.contains_key(&v)).map(|l| (v, l))
+            } else {
+                None
+            };
+            let mut removes = Vec::new();
+            for name in key_packages.keys() {
+                if let Some(l) = leaf_of(&m.group, name) {
+                    removes.push(l);
+                }
+            }
+            if let Some((_, l)) = &victim {
+                removes.push(*l);
+            }
+            let kps: Vec<(String, Vec<u8>)> = std::mem::take(&mut key_packages).into_iter().collect();
+            let mut proposals = Vec::new();
+            for l in &removes {
+                proposals.push(Proposal::Remove(Remove { removed: *l }));
+            }
+            for (name, kp) in &kps {
+                match KeyPackage::decode_exact(kp) {
+                    Ok(key_package) => proposals.push(Proposal::Add(Add { key_package })),
+                    Err(e) => eprintln!("gateway: a KeyPackage of {name} does not decode: {e:?}"),
+                }
+            }
+            for p in &proposals {
+                m.inbox.policy().check_outgoing(0, Outgoing::Proposal(p)).map_err(|e| err("gateway", "policy", e))?;
+            }
+            // The proposals it commits by reference first, in its own order.
+            for r in relay.drain(..) {
+                m.net.publish(&m.topics.handshake(), &r)?;
+            }
+            let opts = CommitOptions {
+                proposals: &proposals,
+                include_pending: true,
+                force_path: true,
+                ratchet_tree_in_welcome: true,
+                wire_format: WireFormatPolicy::Public,
+                padding: 0,
+                authenticated_data: &[],
+                leaf: None,
+            };
+            let t = Instant::now();
+            let out = m
+                .group
+                .stored(m.store.storage(), GROUP_SLOT, &mut m.record)
+                .commit(&opts, &NoPsks, now(), &mut crate::os_rng(), &RayonExecutor, CommitBuffers {
+                    message: &mut bufs.0,
+                    welcome: &mut bufs.1,
+                    group_info: &mut bufs.2,
+                })
+                .map_err(|e| err("gateway", "commit", e))?;
+            let (commit, welcome) = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec));
+            m.group.stored(m.store.storage(), GROUP_SLOT, &mut m.record).merge_staged_commit().map_err(|e| err("gateway", "merge", e))?;
+            let took = t.elapsed().as_secs_f64() * 1000.0;
+            m.result.commit_ms.push(took);
+            m.result.busy_ms += took;
+            if let Some(prev) = last_commit.replace(Instant::now()) {
+                m.result.round_ms.push(prev.elapsed().as_secs_f64() * 1000.0);
+            }
+            m.inbox.remember(delivery::digest(&commit));
+            m.net.publish(&m.topics.handshake(), &commit)?;
+            if let Some(w) = &welcome {
+                for (name, _) in &kps {
+                    m.net.publish(&m.topics.welcome(name), w)?;
+                }
+            }
+            m.result.commits += 1;
+            if let Some((v, _)) = &victim {
+                members.remove(v);
+            }
+            for (name, _) in &kps {
+                members.insert(name.clone());
+            }
+            heard.clear();
+            if is_round {
+                round += 1;
+            }
+            // Messages of the new epoch that came early.
+            for o in m.release()? {
+                gateway_outcome(&mut m, o, &mut heard, &mut relay);
+            }
+            continue;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(FleetError("gateway: the run took over 600 s".into()));
+        }
+        let Some(p) = m.next()? else { continue };
+        if let Some(name) = p.topic.strip_prefix(&kp_prefix) {
+            if devices.contains(name) {
+                key_packages.insert(name.to_string(), p.payload.to_vec());
+            }
+        } else if m.joined() {
+            for o in m.deliver(&p.payload)? {
+                gateway_outcome(&mut m, o, &mut heard, &mut relay);
+            }
+        }
+        m.net.ack(&p)?;
+    }
+    m.net.publish(&m.topics.control(), format!("end {}", m.group.epoch()).as_bytes())?;
+    m.finish()
+}
+
+fn gateway_outcome<const N: usize, const A: usize>(
+    m: &mut Member<N, A>,
+    o: Outcome,
+    heard: &mut BTreeSet<String>,
+    relay: &mut Vec<Vec<u8>>,
+) {
+    match o {
+        Outcome::Application(text) => {
+            // "<device> epoch <e> ...": heard in the current epoch.
+            let mut words = text.split_whitespace();
+            if let (Some(name), Some("epoch"), Some(e)) = (words.next(), words.next(), words.next())
+                && e.parse() == Ok(m.group.epoch())
+            {
+                heard.insert(name.to_string());
+            }
+        }
+        Outcome::Proposal(bytes) => relay.push(bytes),
+        _ => {}
+    }
+}
+
+/// The leaf of the member named `name`, from the tree's credentials.
+fn leaf_of<const N: usize, const A: usize>(group: &FleetGroup<N, A>, name: &str) -> Option<u32> {
+    let tree = group.tree();
+    (0..tree.n_leaves()).find(|&i| {
+        tree.leaf_node(LeafIndex(i))
+            .is_some_and(|l| matches!(l.fields.credential, Credential::Basic { identity } if identity == name.as_bytes()))
+    })
+}
+
+/// The name of device `i`.
+pub fn device_name(i: usize) -> String {
+    format!("device-{i:03}")
+}
+
+/// A device: publishes a KeyPackage, joins from its Welcome, and in every
+/// epoch sends one application message (and every fourth epoch an Update
+/// proposal); rejoins with a fresh KeyPackage when removed or too far
+/// behind; ends at the gateway's `end <epoch>` once it is in that epoch.
+pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<MemberResult, FleetError> {
+    let name = args.name.clone();
+    let subscribe = |t: &Topics| vec![t.handshake(), t.application(), t.welcome(&name), t.control()];
+    let (mut m, joined) = Member::<N, A>::open(args, &subscribe)?;
+    let mut pending: Option<(Vec<u8>, KeyPackagePrivateKeys)> = None;
+    if joined {
+        // A restart: speak in this epoch again (a message published before
+        // the kill may never have left); the counter moves on, never back.
+        speak(&mut m, false)?;
+        for o in m.release()? {
+            device_outcome(&mut m, o, &mut pending)?;
+        }
+    } else {
+        pending = Some(publish_key_package(&mut m)?);
+    }
+    let welcome_topic = m.topics.welcome(&m.name);
+    let control_topic = m.topics.control();
+    let mut end: Option<u64> = None;
+    loop {
+        if end.is_some_and(|e| m.joined() && m.group.epoch() == e) {
+            break;
+        }
+        let Some(p) = m.next()? else { continue };
+        if p.topic == welcome_topic {
+            if let Some((kp, keys)) = &pending {
+                let params = JoinParams {
+                    executor: &RayonExecutor,
+                    key_package: kp,
+                    keys,
+                    signer: &m.signer,
+                    ratchet_tree: None,
+                    psks: &NoPsks,
+                    config: GroupConfig::default(),
+                };
+                let mut buf = vec![0u8; p.payload.len()];
+                match m.group.stored(m.store.storage(), GROUP_SLOT, &mut m.record).join_with(&p.payload, &params, &mut buf) {
+                    Ok(()) => {
+                        m.store.clear_pending().map_err(|e| FleetError(e.to_string()))?;
+                        std::fs::write(args.dir.join("joined"), b"").map_err(|e| FleetError(format!("joined file: {e}")))?;
+                        pending = None;
+                        m.result.joins += 1;
+                        let epoch = m.group.epoch();
+                        m.inbox.joined_at(epoch);
+                        speak(&mut m, true)?;
+                        for o in m.release()? {
+                            device_outcome(&mut m, o, &mut pending)?;
+                        }
+                    }
+                    // A Welcome for an older KeyPackage of ours.
+                    Err(e) => eprintln!("{}: a Welcome that is not for our KeyPackage: {e:?}", m.name),
+                }
+            }
+        } else if p.topic == control_topic {
+            end = std::str::from_utf8(&p.payload).ok().and_then(|s| s.strip_prefix("end ")).and_then(|e| e.parse().ok());
+        } else if pending.is_none() {
+            for o in m.deliver(&p.payload)? {
+                device_outcome(&mut m, o, &mut pending)?;
+            }
+        } else {
+            // Waiting for a Welcome: keep what may be of the epoch we join.
+            let _ = m.inbox.accept(&p.payload, m.group.epoch());
+        }
+        m.net.ack(&p)?;
+    }
+    m.finish()
+}
+
+fn device_outcome<const N: usize, const A: usize>(
+    m: &mut Member<N, A>,
+    o: Outcome,
+    pending: &mut Option<(Vec<u8>, KeyPackagePrivateKeys)>,
+) -> Result<(), FleetError> {
+    let rejoin = match o {
+        Outcome::Commit { removes_us: true } => true,
+        Outcome::Commit { removes_us: false } => {
+            speak(m, true)?;
+            false
+        }
+        // A Commit we cannot process, or a buffer overflow: we are behind for good.
+        Outcome::Refused { commit: true } | Outcome::TooFarBehind => {
+            m.result.rejoins += 1;
+            true
+        }
+        _ => false,
+    };
+    if rejoin && pending.is_none() {
+        let _ = std::fs::remove_file(m.args.dir.join("joined"));
+        // A fresh inbox for the group to come; its counts carry over.
+        m.add_inbox_stats();
+        m.inbox = boxed_inbox();
+        *pending = Some(publish_key_package(m)?);
+    }
+    Ok(())
+}
+
+/// A fresh KeyPackage, stored with its keys before it leaves.
+fn publish_key_package<const N: usize, const A: usize>(
+    m: &mut Member<N, A>,
+) -> Result<(Vec<u8>, KeyPackagePrivateKeys), FleetError> {
+    let params = KeyPackageParams::new(m.args.suite, Credential::Basic { identity: m.name.as_bytes() }, lifetime());
+    let mut out = [0u8; 2048];
+    let (bytes, keys) =
+        KeyPackage::generate(&params, &m.signer, &mut crate::os_rng(), &mut out).map_err(|e| err(&m.name, "KeyPackage", e))?;
+    m.store.save_pending(bytes, &keys, &m.signer, &mut m.record).map_err(|e| FleetError(e.to_string()))?;
+    let topic = m.topics.key_packages(&m.name);
+    m.net.publish(&topic, bytes)?;
+    Ok((bytes.to_vec(), keys))
+}
+
+/// This epoch's messages of a device: an Update proposal every fourth
+/// epoch (if `propose`), and one application message.
+fn speak<const N: usize, const A: usize>(m: &mut Member<N, A>, propose: bool) -> Result<(), FleetError> {
+    let t = Instant::now();
+    let r = speak_inner(m, propose);
+    m.result.busy_ms += t.elapsed().as_secs_f64() * 1000.0;
+    r
+}
+
+fn speak_inner<const N: usize, const A: usize>(m: &mut Member<N, A>, propose: bool) -> Result<(), FleetError> {
+    let epoch = m.group.epoch();
+    let index: u64 = m.name.trim_start_matches("device-").parse().unwrap_or(0);
+    let own = m.group.own_leaf().0;
+    POLICY.check_outgoing(own, Outgoing::Application).map_err(|e| err(&m.name, "policy", e))?;
+    let mut out = vec![0u8; 64 * 1024];
+    // About 8 Updates per epoch at most (the gateway's proposal store holds 4 KiB).
+    let period = (m.args.devices as u64 / 8).max(4);
+    if propose && (index + epoch).is_multiple_of(period) {
+        let public = m.signer.public_key();
+        let mut caps = [0u8; 8];
+        let template = LeafTemplate {
+            signature_key: public.as_bytes(),
+            credential: Credential::Basic { identity: m.name.as_bytes() },
+            capabilities: default_capabilities(m.args.suite, &mut caps),
+            extensions: Extensions::default(),
+        };
+        let mut rng = crate::os_rng();
+        let message = m.group.propose_update(&template, WireFormatPolicy::Private, &mut rng, &mut out).map_err(|e| err(&m.name, "propose", e))?.to_vec();
+        // `propose_update` works in memory (StoredGroup has no proposal
+        // operations yet): save before the proposal leaves, its key inside.
+        m.group.stored(m.store.storage(), GROUP_SLOT, &mut m.record).save(Parts::ALL).map_err(|e| err(&m.name, "save", e))?;
+        m.inbox.remember(delivery::digest(&message));
+        // Logged too: its echo from the relay after a restart is a duplicate.
+        m.note_processed(&message)?;
+        m.result.proposals_sent += 1;
+        m.net.publish(&m.topics.proposals(), &message)?;
+    }
+    // The counter moves before the message is made: a kill in between
+    // skips a number, never repeats one.
+    let counter_path = m.args.dir.join("counter");
+    let n: u64 = std::fs::read_to_string(&counter_path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) + 1;
+    std::fs::write(&counter_path, format!("{n}\n")).map_err(|e| FleetError(format!("counter: {e}")))?;
+    let reading = n * 37 % 400;
+    let text = format!("{} epoch {epoch} n {n}: reading {}.{} C", m.name, reading / 10, reading % 10);
+    let claim = format!("{}/{epoch}/{n}", m.name);
+    let sent = m
+        .group
+        .stored(m.store.storage(), GROUP_SLOT, &mut m.record)
+        .protect_application(text.as_bytes(), claim.as_bytes(), 0, &mut crate::os_rng(), &mut out)
+        .map_err(|e| err(&m.name, "protect", e))?
+        .to_vec();
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(m.args.dir.join("sent.log"))
+        .map_err(|e| FleetError(format!("sent.log: {e}")))?;
+    writeln!(log, "{text}").map_err(|e| FleetError(format!("sent.log: {e}")))?;
+    m.inbox.remember(delivery::digest(&sent));
+    m.note_processed(&sent)?;
+    m.result.app_sent += 1;
+    let topic = m.topics.application();
+    m.net.publish(&topic, &sent)
+}

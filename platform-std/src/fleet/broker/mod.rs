@@ -1,0 +1,468 @@
+//! `mls-fleet --broker mqtt://HOST:PORT`: the fleet over a real MQTT broker,
+//! the broker as the group's delivery service (RFC 9420 §3, RFC 9750). The
+//! gateway and every device are separate OS processes (this program again,
+//! with `--member NAME`), each with its own MQTT connection and its own state
+//! directory (`<state-dir>/<name>/`). The broker sees only MLS ciphertext,
+//! KeyPackages, Welcomes and one plain control line (`end <epoch>`).
+//!
+//! Topics of a group `G` (QoS 1, persistent sessions):
+//! - `mls/G/handshake`: the gateway's proposals relayed and its Commits;
+//! - `mls/G/proposals`: devices' Update proposals, for the gateway;
+//! - `mls/G/application`: application messages of every member;
+//! - `mls/G/keypackages/<device>`: a device's KeyPackage (join or rejoin);
+//! - `mls/G/welcome/<device>`: the Welcome for one device;
+//! - `mls/G/control`: `end <epoch>`, the last epoch of the run.
+//!
+//! The ordering rules are `mls_nostd::delivery`'s (one committer, a bounded
+//! future-epoch buffer, duplicates and stale messages dropped); see the
+//! README for the design.
+
+mod member;
+pub mod transport;
+
+pub use member::{device_name, INBOX_SEEN, INBOX_SLOT_BYTES, INBOX_SLOTS};
+
+use super::{ARENA_PER_LEAF, FleetError, MAX_DEVICES};
+use mls_nostd::crypto::CipherSuite;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// `mqtt://HOST:PORT` (the port defaults to 1883).
+pub fn parse_url(url: &str) -> Result<(String, u16), String> {
+    let rest = url.strip_prefix("mqtt://").ok_or_else(|| format!("--broker: expected mqtt://HOST:PORT, got {url:?}"))?;
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("--broker: bad port in {url:?}"))?),
+        None => (rest, 1883),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(format!("--broker: bad host in {url:?}"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// One member process's arguments (`mls-fleet --member NAME ...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberArgs {
+    /// `gateway` or `device-NNN`.
+    pub name: String,
+    /// The broker.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The group's name in the topics.
+    pub group: String,
+    /// The member's own state directory.
+    pub dir: PathBuf,
+    /// Devices in the fleet.
+    pub devices: usize,
+    /// Rounds (the gateway's Commits after the join).
+    pub rounds: u64,
+    /// The cipher suite.
+    pub suite: CipherSuite,
+    /// Fault: publish every message twice.
+    pub duplicate: bool,
+    /// The gateway waits this long before each round's Commit (a sensor
+    /// period; lets tests kill and restart things mid-run).
+    pub pause_ms: u64,
+}
+
+impl MemberArgs {
+    /// The command line that runs this member.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a = vec![
+            "--member".into(),
+            self.name.clone(),
+            "--broker".into(),
+            format!("mqtt://{}:{}", self.host, self.port),
+            "--group".into(),
+            self.group.clone(),
+            "--state-dir".into(),
+            self.dir.display().to_string(),
+            "--members".into(),
+            self.devices.to_string(),
+            "--rounds".into(),
+            self.rounds.to_string(),
+            "--suite".into(),
+            format!("{}", self.suite.to_u16()),
+        ];
+        if self.duplicate {
+            a.push("--fault-duplicate".into());
+        }
+        if self.pause_ms > 0 {
+            a.push("--pause-ms".into());
+            a.push(self.pause_ms.to_string());
+        }
+        a
+    }
+}
+
+/// What a member did, written to `<its dir>/result.txt` as `key=value` lines.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemberResult {
+    /// The member.
+    pub name: String,
+    /// Its final epoch and epoch authenticator (hex).
+    pub epoch: u64,
+    /// The authenticator.
+    pub authenticator: String,
+    /// Started from a saved group.
+    pub restarted: bool,
+    /// Joins from a Welcome.
+    pub joins: u64,
+    /// Rejoins asked for (removed, or too far behind).
+    pub rejoins: u64,
+    /// Commits made (gateway) or merged (device).
+    pub commits: u64,
+    /// Application messages sent and opened.
+    pub app_sent: u64,
+    /// Opened.
+    pub app_received: u64,
+    /// Update proposals sent.
+    pub proposals_sent: u64,
+    /// Inbox counts.
+    pub duplicates: u64,
+    /// Stale.
+    pub stale: u64,
+    /// Buffered for a future epoch.
+    pub buffered: u64,
+    /// Released from the buffer.
+    pub released: u64,
+    /// Messages the core refused after the inbox let them through.
+    pub core_refused: u64,
+    /// Messages refused by the one-committer policy.
+    pub refused_by_policy: u64,
+    /// Future-epoch buffer overflows.
+    pub buffer_full: u64,
+    /// Application messages whose (sender, epoch, counter) claim was seen
+    /// before in another message.
+    pub claim_repeats: u64,
+    /// Payload bytes published.
+    pub bytes_out: u64,
+    /// MQTT connections (1 + reconnections).
+    pub connects: u64,
+    /// Messages the broker delivered to it (every topic, duplicates included).
+    pub received: u64,
+    /// Milliseconds spent in MLS and state saving (processing, sending, committing).
+    pub busy_ms: f64,
+    /// Milliseconds per Commit (gateway).
+    pub commit_ms: Vec<f64>,
+    /// Milliseconds between the gateway's Commits (a round).
+    pub round_ms: Vec<f64>,
+}
+
+impl MemberResult {
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        let list = |v: &[f64]| v.iter().map(|m| format!("{m:.2}")).collect::<Vec<_>>().join(",");
+        vec![
+            ("name", self.name.clone()),
+            ("epoch", self.epoch.to_string()),
+            ("authenticator", self.authenticator.clone()),
+            ("restarted", self.restarted.to_string()),
+            ("joins", self.joins.to_string()),
+            ("rejoins", self.rejoins.to_string()),
+            ("commits", self.commits.to_string()),
+            ("app_sent", self.app_sent.to_string()),
+            ("app_received", self.app_received.to_string()),
+            ("proposals_sent", self.proposals_sent.to_string()),
+            ("duplicates", self.duplicates.to_string()),
+            ("stale", self.stale.to_string()),
+            ("buffered", self.buffered.to_string()),
+            ("released", self.released.to_string()),
+            ("core_refused", self.core_refused.to_string()),
+            ("refused_by_policy", self.refused_by_policy.to_string()),
+            ("buffer_full", self.buffer_full.to_string()),
+            ("claim_repeats", self.claim_repeats.to_string()),
+            ("bytes_out", self.bytes_out.to_string()),
+            ("connects", self.connects.to_string()),
+            ("received", self.received.to_string()),
+            ("busy_ms", format!("{:.2}", self.busy_ms)),
+            ("commit_ms", list(&self.commit_ms)),
+            ("round_ms", list(&self.round_ms)),
+        ]
+    }
+
+    /// Writes `dir/result.txt`.
+    pub fn write(&self, dir: &Path) -> Result<(), FleetError> {
+        let text: String = self.fields().into_iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(dir.join("result.txt"), text).map_err(|e| FleetError(format!("{}: {e}", dir.display())))
+    }
+
+    /// Reads `dir/result.txt`.
+    pub fn read(dir: &Path) -> Result<Self, FleetError> {
+        let path = dir.join("result.txt");
+        let text = std::fs::read_to_string(&path).map_err(|e| FleetError(format!("{}: {e}", path.display())))?;
+        let mut r = Self::default();
+        let bad = |k: &str| FleetError(format!("{}: bad {k}", path.display()));
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once('=') else { return Err(bad(line)) };
+            let n = || v.parse::<u64>().map_err(|_| bad(k));
+            match k {
+                "name" => r.name = v.to_string(),
+                "epoch" => r.epoch = n()?,
+                "authenticator" => r.authenticator = v.to_string(),
+                "restarted" => r.restarted = v == "true",
+                "joins" => r.joins = n()?,
+                "rejoins" => r.rejoins = n()?,
+                "commits" => r.commits = n()?,
+                "app_sent" => r.app_sent = n()?,
+                "app_received" => r.app_received = n()?,
+                "proposals_sent" => r.proposals_sent = n()?,
+                "duplicates" => r.duplicates = n()?,
+                "stale" => r.stale = n()?,
+                "buffered" => r.buffered = n()?,
+                "released" => r.released = n()?,
+                "core_refused" => r.core_refused = n()?,
+                "refused_by_policy" => r.refused_by_policy = n()?,
+                "buffer_full" => r.buffer_full = n()?,
+                "claim_repeats" => r.claim_repeats = n()?,
+                "bytes_out" => r.bytes_out = n()?,
+                "connects" => r.connects = n()?,
+                "received" => r.received = n()?,
+                "busy_ms" => r.busy_ms = v.parse().map_err(|_| bad(k))?,
+                "commit_ms" | "round_ms" => {
+                    let list = v.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(k))).collect::<Result<_, _>>()?;
+                    if k == "commit_ms" { r.commit_ms = list } else { r.round_ms = list }
+                }
+                _ => return Err(bad(k)),
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// Runs one member in this process (the `--member` command).
+pub fn run_member(args: &MemberArgs) -> Result<MemberResult, FleetError> {
+    std::fs::create_dir_all(&args.dir).map_err(|e| FleetError(format!("{}: {e}", args.dir.display())))?;
+    let big = args.devices >= 128;
+    match (args.name == "gateway", big) {
+        (true, false) => member::gateway::<128, { 128 * ARENA_PER_LEAF }>(args),
+        (true, true) => member::gateway::<1024, { 1024 * ARENA_PER_LEAF }>(args),
+        (false, false) => member::device::<128, { 128 * ARENA_PER_LEAF }>(args),
+        (false, true) => member::device::<1024, { 1024 * ARENA_PER_LEAF }>(args),
+    }
+}
+
+/// What a fleet run over the broker did.
+#[derive(Clone, Debug)]
+pub struct BrokerReport {
+    /// Every member's result (the gateway first).
+    pub members: Vec<MemberResult>,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// Wall-clock time of the whole run.
+    pub wall: Duration,
+    /// Time from the first device's start to the gateway's end.
+    pub run: Duration,
+}
+
+impl BrokerReport {
+    /// The gateway's result.
+    pub fn gateway(&self) -> &MemberResult {
+        &self.members[0]
+    }
+}
+
+impl std::fmt::Display for BrokerReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = self.gateway();
+        let devices = &self.members[1..];
+        let sum = |k: fn(&MemberResult) -> u64| devices.iter().map(k).sum::<u64>();
+        let published: u64 = sum(|m| m.app_sent) + sum(|m| m.proposals_sent) + g.commits;
+        writeln!(f, "gateway: {} commits, mean {:.1} ms each (commit + merge + store)", g.commits, mean(&g.commit_ms))?;
+        writeln!(
+            f,
+            "devices: {} application messages sent, {} opened; {} Update proposals; {} rejoins; {} restarted from their state",
+            sum(|m| m.app_sent),
+            sum(|m| m.app_received),
+            sum(|m| m.proposals_sent),
+            sum(|m| m.rejoins),
+            devices.iter().filter(|m| m.restarted).count(),
+        )?;
+        writeln!(
+            f,
+            "inboxes: {} duplicates and {} stale messages dropped, {} buffered for a future epoch ({} released)",
+            sum(|m| m.duplicates) + g.duplicates,
+            sum(|m| m.stale) + g.stale,
+            sum(|m| m.buffered) + g.buffered,
+            sum(|m| m.released) + g.released,
+        )?;
+        let received: u64 = self.members.iter().map(|m| m.received).sum();
+        let secs = self.run.as_secs_f64().max(1e-9);
+        writeln!(
+            f,
+            "broker: {published} MLS messages published, {received} deliveries to members in {:.2} s ({:.0} deliveries/s)",
+            self.run.as_secs_f64(),
+            received as f64 / secs
+        )?;
+        // Rounds after the first (the join's Welcome processing is in the first).
+        let rounds = g.round_ms.get(1..).unwrap_or(&[]);
+        writeln!(
+            f,
+            "rounds: {:.0} ms each (mean of {}, from one Commit to the next); MLS + state saving: gateway {:.0} ms, devices {:.0} ms (mean per device)",
+            mean(rounds),
+            rounds.len(),
+            g.busy_ms,
+            devices.iter().map(|m| m.busy_ms).sum::<f64>() / devices.len().max(1) as f64,
+        )?;
+        writeln!(f, "state directory: {}", self.state_dir.display())?;
+        writeln!(f, "epoch authenticators: all {} members agree at epoch {}: {}", self.members.len(), g.epoch, short(&g.authenticator))?;
+        write!(f, "total time: {:.2} s", self.wall.as_secs_f64())
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+}
+
+fn short(hex: &str) -> String {
+    if hex.len() <= 16 { hex.to_string() } else { format!("{}…{}", &hex[..8], &hex[hex.len() - 8..]) }
+}
+
+/// Kills the children left when dropped (a failed run leaves no process).
+struct Children(Vec<(String, Child)>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Starts member `args` as a process of `program`, its output in its directory.
+pub fn spawn_member(program: &Path, args: &MemberArgs) -> Result<Child, FleetError> {
+    std::fs::create_dir_all(&args.dir).map_err(|e| FleetError(format!("{}: {e}", args.dir.display())))?;
+    let log = |n: &str| std::fs::OpenOptions::new().create(true).append(true).open(args.dir.join(n));
+    let (out, err) = (log("stdout.log"), log("stderr.log"));
+    let (Ok(out), Ok(err)) = (out, err) else { return Err(FleetError(format!("{}: cannot open its logs", args.dir.display()))) };
+    Command::new(program)
+        .args(args.to_args())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| FleetError(format!("starting {}: {e}", args.name)))
+}
+
+/// Waits until `dir/ready` exists (the gateway subscribed).
+pub fn wait_ready(dir: &Path, child: &mut Child, timeout: Duration) -> Result<(), FleetError> {
+    let start = Instant::now();
+    while !dir.join("ready").exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(FleetError(format!("the gateway exited ({status}) before subscribing; see {}/stderr.log", dir.display())));
+        }
+        if start.elapsed() > timeout {
+            return Err(FleetError(format!("the gateway did not subscribe within {timeout:?}")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Runs the fleet over the broker at `host:port`: the gateway and `devices`
+/// device processes, to the end; then every member's epoch authenticator
+/// must be the gateway's.
+pub fn run(host: &str, port: u16, devices: usize, rounds: u64, suite: CipherSuite, state_dir: Option<&Path>) -> Result<BrokerReport, FleetError> {
+    if devices == 0 || devices > MAX_DEVICES {
+        return Err(FleetError(format!("--members: expected 1 to {MAX_DEVICES}, got {devices}")));
+    }
+    let started = Instant::now();
+    let tag = {
+        use rand_core::Rng;
+        crate::os_rng().next_u32()
+    };
+    let root = match state_dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::temp_dir().join(format!("mls-fleet-mqtt-{}-{tag:08x}", std::process::id())),
+    };
+    std::fs::create_dir_all(&root).map_err(|e| FleetError(format!("{}: {e}", root.display())))?;
+    let group = format!("fleet-{tag:08x}");
+    let program = std::env::current_exe().map_err(|e| FleetError(format!("own executable: {e}")))?;
+    let member = |name: String| MemberArgs {
+        dir: root.join(&name),
+        name,
+        host: host.to_string(),
+        port,
+        group: group.clone(),
+        devices,
+        rounds,
+        suite,
+        duplicate: false,
+        pause_ms: 0,
+    };
+    let gateway = member("gateway".into());
+    if gateway.dir.join("joined").exists() {
+        return Err(FleetError(format!("state directory {}: holds a run already (resuming over a broker is not supported)", root.display())));
+    }
+    let mut children = Children(Vec::new());
+    let mut g = spawn_member(&program, &gateway)?;
+    wait_ready(&gateway.dir, &mut g, Duration::from_secs(20))?;
+    children.0.push(("gateway".into(), g));
+    let run_start = Instant::now();
+    let mut dirs = vec![gateway.dir.clone()];
+    for i in 0..devices {
+        let d = member(device_name(i));
+        children.0.push((d.name.clone(), spawn_member(&program, &d)?));
+        dirs.push(d.dir);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120 + 2 * devices as u64 * (rounds + 1));
+    let mut run = None;
+    for (name, c) in &mut children.0 {
+        loop {
+            match c.try_wait() {
+                Ok(Some(s)) if s.success() => break,
+                Ok(Some(s)) => return Err(FleetError(format!("{name} failed ({s}); see {}/{name}/stderr.log", root.display()))),
+                Ok(None) if Instant::now() > deadline => return Err(FleetError(format!("{name} did not finish in time"))),
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => return Err(FleetError(format!("{name}: {e}"))),
+            }
+        }
+        if name == "gateway" {
+            run = Some(run_start.elapsed());
+        }
+    }
+    let members = dirs.iter().map(|d| MemberResult::read(d)).collect::<Result<Vec<_>, _>>()?;
+    let g = &members[0];
+    for m in &members[1..] {
+        if (m.epoch, &m.authenticator) != (g.epoch, &g.authenticator) {
+            return Err(FleetError(format!(
+                "epoch authenticators disagree: {} is at epoch {} with {}, the gateway at epoch {} with {}",
+                m.name,
+                m.epoch,
+                short(&m.authenticator),
+                g.epoch,
+                short(&g.authenticator)
+            )));
+        }
+    }
+    Ok(BrokerReport { members, state_dir: root, wall: started.elapsed(), run: run.unwrap_or_default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(parse_url("mqtt://127.0.0.1:1884"), Ok(("127.0.0.1".into(), 1884)));
+        assert_eq!(parse_url("mqtt://broker"), Ok(("broker".into(), 1883)));
+        for bad in ["tcp://x:1", "mqtt://", "mqtt://x:99999", "mqtt://x/y:1", "mqtt://:1"] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn results_round_trip() {
+        let dir = std::env::temp_dir().join(format!("mls-fleet-result-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let r = MemberResult { name: "device-001".into(), epoch: 7, authenticator: "00ff".into(), app_sent: 3, commit_ms: vec![1.5, 2.25], ..Default::default() };
+        r.write(&dir).expect("write");
+        assert_eq!(MemberResult::read(&dir).expect("read"), r);
+        std::fs::write(dir.join("result.txt"), "epoch=x\n").expect("write");
+        assert!(MemberResult::read(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

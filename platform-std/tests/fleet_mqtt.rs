@@ -1,0 +1,464 @@
+//! `mls-fleet --broker` over a real Mosquitto (issue #17): each test starts
+//! its own broker on 127.0.0.1 at a free port with a generated config, and
+//! stops it. Mosquitto must be installed (`./test.sh` installs it; or set
+//! `MLS_MOSQUITTO` to the broker's path).
+//!
+//! - A fleet of 8 devices: every member ends with the gateway's epoch
+//!   authenticator, and a subscriber to `#` sees no application plaintext,
+//!   no authenticator, and no (sender, epoch, counter) claim twice.
+//! - Faults: a device SIGKILLed mid-run and restarted from its state
+//!   directory, the broker stopped and restarted mid-run, the gateway and a
+//!   device publishing every message twice.
+#![cfg(feature = "fleet")]
+use mls_nostd::codec::Decode;
+use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
+use platform_std::fleet::broker::transport::Transport;
+use platform_std::fleet::broker::{self, MemberArgs, MemberResult};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mls-fleet");
+
+fn mosquitto() -> PathBuf {
+    if let Some(p) = std::env::var_os("MLS_MOSQUITTO") {
+        return PathBuf::from(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .map(|d| d.join("mosquitto"))
+        .find(|p| p.is_file())
+        .expect("mosquitto is not installed (./test.sh installs it: apt-get install mosquitto)")
+}
+
+/// A fresh directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mls-fleet-mqtt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // Kept after a failure: the members' logs and results are in it.
+        if std::thread::panicking() {
+            eprintln!("kept {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Our own Mosquitto: persistence on (sessions survive a restart).
+struct Broker {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+    /// More configuration lines (a bridge).
+    extra: String,
+}
+
+impl Broker {
+    fn start(dir: &Path) -> Self {
+        Self::start_named(dir, "broker", String::new())
+    }
+
+    fn start_named(dir: &Path, name: &str, extra: String) -> Self {
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir).expect("broker dir");
+        // Mosquitto started as root drops to its own user: let it write here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let mut b = Self { child: None, dir, port, extra };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let conf = self.dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
+                 max_queued_messages 100000\nmax_inflight_messages 100\nlog_dest stderr\n{}",
+                self.port,
+                self.dir.display(),
+                self.extra
+            ),
+        )
+        .expect("config");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("log.txt")).expect("log");
+        let child = Command::new(mosquitto()).arg("-c").arg(&conf).stderr(log).spawn().expect("mosquitto starts");
+        self.child = Some(child);
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "mosquitto did not listen on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM: Mosquitto saves its sessions and queues, then exits.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let start = Instant::now();
+            while matches!(c.try_wait(), Ok(None)) {
+                if start.elapsed() > Duration::from_secs(10) {
+                    let _ = c.kill();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// (topic, payload) of every message the recorder saw.
+type Recorded = Vec<(String, Vec<u8>)>;
+
+/// A subscriber to `#` that keeps every payload the broker carries.
+struct Recorder {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Recorded>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recorder {
+    fn start(port: u16) -> Self {
+        let mut t = Transport::connect("127.0.0.1", port, &format!("recorder-{}", std::process::id()), &["#".to_string()], false)
+            .expect("recorder connects");
+        let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
+        let (s, v) = (stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(p) = t.next(Duration::from_millis(100)) {
+                    v.lock().expect("lock").push((p.topic.clone(), p.payload.to_vec()));
+                    let _ = t.ack(&p);
+                }
+            }
+        });
+        Self { stop, seen, thread: Some(thread) }
+    }
+
+    /// Every payload so far, after a last moment to drain.
+    fn finish(mut self) -> Recorded {
+        std::thread::sleep(Duration::from_millis(500));
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("recorder thread");
+        }
+        std::mem::take(&mut *self.seen.lock().expect("lock"))
+    }
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex")).collect()
+}
+
+/// What a `#` subscriber saw must hold no secret: no application
+/// plaintext of any member (`sent.log`), no epoch authenticator, and no
+/// (sender, epoch, counter) claim in two different application messages
+/// (the counter moves with the application ratchet's generation).
+fn check_broker_saw_only_ciphertext(recorded: &[(String, Vec<u8>)], results: &[MemberResult], dirs: &[PathBuf]) -> usize {
+    let mut plaintexts = Vec::new();
+    for d in dirs {
+        if let Ok(text) = std::fs::read_to_string(d.join("sent.log")) {
+            plaintexts.extend(text.lines().map(|l| l.as_bytes().to_vec()));
+        }
+    }
+    assert!(plaintexts.len() >= dirs.len() - 1, "every device logged what it sent: {}", plaintexts.len());
+    let mut secrets: Vec<Vec<u8>> = results.iter().map(|r| unhex(&r.authenticator)).collect();
+    secrets.sort();
+    secrets.dedup();
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    let mut claims: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut application = 0;
+    for (topic, payload) in recorded {
+        for p in &plaintexts {
+            assert!(!contains(payload, p), "{topic} carried the plaintext {:?}", String::from_utf8_lossy(p));
+        }
+        assert!(!contains(payload, b"reading"), "{topic} carried application plaintext");
+        for s in &secrets {
+            assert!(!contains(payload, s), "{topic} carried an epoch authenticator");
+        }
+        if topic.ends_with("/application") {
+            let m = MlsMessage::decode_exact(payload).expect("an MLSMessage");
+            let MlsMessageBody::PrivateMessage(pm) = m.body else { panic!("{topic}: not a PrivateMessage") };
+            application += 1;
+            // Redeliveries are the same bytes; a different message with the
+            // same claim would be a reused generation.
+            if let Some(prev) = claims.insert(pm.authenticated_data.to_vec(), payload.clone()) {
+                assert_eq!(&prev, payload, "two messages claim {:?}", String::from_utf8_lossy(pm.authenticated_data));
+            }
+        }
+    }
+    assert!(application > 0, "the recorder saw no application message");
+    claims.len()
+}
+
+fn results(dirs: &[PathBuf]) -> Vec<MemberResult> {
+    dirs.iter().map(|d| MemberResult::read(d).unwrap_or_else(|e| panic!("{e}; stderr: {:?}", std::fs::read_to_string(d.join("stderr.log"))))).collect()
+}
+
+fn assert_all_agree(results: &[MemberResult]) {
+    let g = &results[0];
+    assert_eq!(g.name, "gateway");
+    assert_eq!(g.authenticator.len(), 64, "{g:?}");
+    for r in results {
+        assert_eq!((r.epoch, &r.authenticator), (g.epoch, &g.authenticator), "{} disagrees with the gateway", r.name);
+    }
+}
+
+#[test]
+fn fleet_over_mosquitto_agrees_and_the_broker_sees_only_ciphertext() {
+    let tmp = TempDir::new("fleet");
+    let broker = Broker::start(&tmp.0);
+    let recorder = Recorder::start(broker.port);
+    let state = tmp.0.join("state");
+    let (devices, rounds) = (8usize, 3u64);
+    let out = Command::new(BIN)
+        .args(["--broker", &format!("mqtt://127.0.0.1:{}", broker.port), "--members", &devices.to_string()])
+        .args(["--rounds", &rounds.to_string(), "--state-dir", state.to_str().expect("utf-8")])
+        .output()
+        .expect("mls-fleet runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("all {} members agree", devices + 1)), "{stdout}");
+    let recorded = recorder.finish();
+
+    let mut dirs = vec![state.join("gateway")];
+    dirs.extend((0..devices).map(|i| state.join(broker::device_name(i))));
+    let r = results(&dirs);
+    assert_all_agree(&r);
+    let (g, ds) = (&r[0], &r[1..]);
+    // The join, then one Commit per round; removed devices come back.
+    assert!(g.commits > rounds, "{g:?}");
+    assert!(g.epoch > rounds, "{g:?}");
+    // A removal and re-add per round but the last (skipped if the device
+    // has an Update pending).
+    let joins = ds.iter().map(|d| d.joins).sum::<u64>();
+    assert!((devices as u64 + 1..=devices as u64 + rounds - 1).contains(&joins), "{joins} joins");
+    for d in ds {
+        assert_eq!((d.core_refused, d.claim_repeats, d.refused_by_policy, d.buffer_full), (0, 0, 0, 0), "{d:?}");
+        assert!(d.app_sent >= 2 && d.app_received > 0, "{d:?}");
+    }
+    assert!(ds.iter().map(|d| d.proposals_sent).sum::<u64>() > 0, "no device proposed an Update");
+    // The gateway opened every application message (it waits for each
+    // device's message before each Commit).
+    assert_eq!(g.app_received, ds.iter().map(|d| d.app_sent).sum::<u64>());
+    let claims = check_broker_saw_only_ciphertext(&recorded, &r, &dirs);
+    assert_eq!(claims as u64, g.app_received);
+}
+
+#[test]
+fn faults_device_killed_broker_restarted_messages_twice() {
+    let tmp = TempDir::new("faults");
+    let mut broker = Broker::start(&tmp.0);
+    let recorder = Recorder::start(broker.port);
+    let state = tmp.0.join("state");
+    let (devices, rounds) = (4usize, 8u64);
+    let member = |name: String, duplicate: bool| MemberArgs {
+        dir: state.join(&name),
+        name,
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        group: format!("faults-{}", std::process::id()),
+        devices,
+        rounds,
+        suite: mls_nostd::crypto::CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+        duplicate,
+        pause_ms: 250,
+    };
+    let program = Path::new(BIN);
+    // The gateway and device-001 publish everything twice.
+    let gateway = member("gateway".into(), true);
+    let mut g = broker::spawn_member(program, &gateway).expect("gateway");
+    broker::wait_ready(&gateway.dir, &mut g, Duration::from_secs(20)).expect("gateway ready");
+    let mut children: Vec<(MemberArgs, Child)> = vec![(gateway.clone(), g)];
+    for i in 0..devices {
+        let d = member(broker::device_name(i), i == 1);
+        let c = broker::spawn_member(program, &d).expect("device");
+        children.push((d, c));
+    }
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !f() {
+            assert!(start.elapsed() < Duration::from_secs(30), "waited too long for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let counter = |d: &Path| std::fs::read_to_string(d.join("counter")).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
+
+    // SIGKILL device-002 after its second application message; the gateway
+    // commits on without it; restart it from its state directory.
+    let victim = 3;
+    let vdir = children[victim].0.dir.clone();
+    wait_for("device-002's second message", &|| counter(&vdir) >= 2);
+    children[victim].1.kill().expect("SIGKILL");
+    children[victim].1.wait().expect("reaped");
+    let epoch_file = |d: &Path| std::fs::read_to_string(d.join("counter")).unwrap_or_default();
+    let before = epoch_file(&vdir);
+    std::thread::sleep(Duration::from_millis(700));
+    children[victim].1 = broker::spawn_member(program, &children[victim].0).expect("restart");
+
+    // Restart the broker once the restarted device has spoken again.
+    wait_for("device-002 after its restart", &|| epoch_file(&vdir) != before);
+    broker.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    broker.spawn();
+
+    let start = Instant::now();
+    for (args, c) in &mut children {
+        loop {
+            match c.try_wait().expect("wait") {
+                Some(s) => {
+                    assert!(s.success(), "{} failed: {:?}", args.name, std::fs::read_to_string(args.dir.join("stderr.log")));
+                    break;
+                }
+                None => {
+                    assert!(start.elapsed() < Duration::from_secs(90), "{} did not finish", args.name);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+    let recorded = recorder.finish();
+    let dirs: Vec<PathBuf> = children.iter().map(|(a, _)| a.dir.clone()).collect();
+    let r = results(&dirs);
+    assert_all_agree(&r);
+    let g = &r[0];
+    // The join and a Commit per round (and one more if a removed device's
+    // KeyPackage came after the last round's Commit).
+    assert!((rounds + 1..=rounds + 2).contains(&g.commits), "{g:?}");
+    // device-002 came back from its directory and caught up.
+    let v = &r[victim];
+    assert!(v.restarted && v.commits >= 1, "{v:?}");
+    for (i, d) in r.iter().enumerate() {
+        // Every client reconnected after the broker's restart.
+        assert!(d.connects >= 2, "{} did not reconnect: {d:?}", d.name);
+        assert_eq!((d.claim_repeats, d.refused_by_policy, d.buffer_full), (0, 0, 0), "{d:?}");
+        // A kill between storing a processed message and logging its digest
+        // makes one redelivery reach the core, which refuses the replay.
+        assert!(d.core_refused <= u64::from(i == victim), "{d:?}");
+        if i > 0 && i != victim {
+            // Own messages echoed back, and every Commit twice.
+            assert!(d.duplicates >= d.app_sent + d.commits, "{d:?}");
+        }
+    }
+    // device-001's application messages came twice to the gateway.
+    assert!(g.duplicates >= r[2].app_sent, "{g:?} vs {:?}", r[2]);
+    check_broker_saw_only_ciphertext(&recorded, &r, &dirs);
+}
+
+/// Past one broker: two Mosquittos bridged to each other (the second
+/// forwards `mls/#` both ways), the gateway and half the devices on the
+/// first, the other half on the second; the same fleet spans both, as it
+/// would span the nodes of a clustered broker.
+#[test]
+fn fleet_spans_two_bridged_brokers() {
+    let tmp = TempDir::new("bridge");
+    let a = Broker::start_named(&tmp.0, "broker-a", String::new());
+    let bridge = format!(
+        "connection to-a\naddress 127.0.0.1:{}\ntopic mls/# both 1\ncleansession false\nremote_clientid bridge-b-{}\n",
+        a.port,
+        std::process::id()
+    );
+    let b = Broker::start_named(&tmp.0, "broker-b", bridge);
+    // Until the bridge carries a message each way.
+    let probe = |from: u16, to: u16, tag: &str| {
+        let topic = format!("mls/probe-{tag}-{}", std::process::id());
+        let mut rx = Transport::connect("127.0.0.1", to, &format!("probe-rx-{tag}-{}", std::process::id()), std::slice::from_ref(&topic), false)
+            .expect("probe subscriber");
+        let mut tx = Transport::connect("127.0.0.1", from, &format!("probe-tx-{tag}-{}", std::process::id()), &[], false)
+            .expect("probe publisher");
+        let start = Instant::now();
+        loop {
+            assert!(start.elapsed() < Duration::from_secs(20), "the bridge did not carry {tag}");
+            tx.publish(&topic, b"probe").expect("publish");
+            // Polling the publisher's connection is what sends.
+            let _ = tx.next(Duration::from_millis(50));
+            if let Some(p) = rx.next(Duration::from_millis(200)) {
+                let _ = rx.ack(&p);
+                break;
+            }
+        }
+    };
+    probe(a.port, b.port, "a-to-b");
+    probe(b.port, a.port, "b-to-a");
+    let recorder = Recorder::start(b.port);
+
+    let state = tmp.0.join("state");
+    let (devices, rounds) = (6usize, 3u64);
+    let member = |name: String, port: u16| MemberArgs {
+        dir: state.join(&name),
+        name,
+        host: "127.0.0.1".into(),
+        port,
+        group: format!("bridge-{}", std::process::id()),
+        devices,
+        rounds,
+        suite: mls_nostd::crypto::CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+        duplicate: false,
+        pause_ms: 0,
+    };
+    let program = Path::new(BIN);
+    let gateway = member("gateway".into(), a.port);
+    let mut g = broker::spawn_member(program, &gateway).expect("gateway");
+    broker::wait_ready(&gateway.dir, &mut g, Duration::from_secs(20)).expect("gateway ready");
+    let mut children: Vec<(MemberArgs, Child)> = vec![(gateway, g)];
+    for i in 0..devices {
+        let d = member(broker::device_name(i), if i % 2 == 0 { a.port } else { b.port });
+        let c = broker::spawn_member(program, &d).expect("device");
+        children.push((d, c));
+    }
+    let start = Instant::now();
+    for (args, c) in &mut children {
+        loop {
+            match c.try_wait().expect("wait") {
+                Some(s) => {
+                    assert!(s.success(), "{} failed: {:?}", args.name, std::fs::read_to_string(args.dir.join("stderr.log")));
+                    break;
+                }
+                None => {
+                    assert!(start.elapsed() < Duration::from_secs(90), "{} did not finish", args.name);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+    let recorded = recorder.finish();
+    let dirs: Vec<PathBuf> = children.iter().map(|(a, _)| a.dir.clone()).collect();
+    let r = results(&dirs);
+    assert_all_agree(&r);
+    assert!(r[0].commits > rounds, "{:?}", r[0]);
+    for d in &r[1..] {
+        assert_eq!((d.core_refused, d.claim_repeats, d.refused_by_policy, d.buffer_full), (0, 0, 0, 0), "{d:?}");
+        assert!(d.app_received > 0, "{d:?}");
+    }
+    // Devices on broker B heard devices on broker A and the other way round:
+    // the gateway (on A) opened every application message.
+    assert_eq!(r[0].app_received, r[1..].iter().map(|d| d.app_sent).sum::<u64>());
+    // Broker B saw the application messages of the devices on A.
+    check_broker_saw_only_ciphertext(&recorded, &r, &dirs);
+    drop(b);
+    drop(a);
+}

@@ -51,13 +51,24 @@ pub const DEVICE_SEED: u64 = 0x6d6c_732d_6465_7669;
 /// Arena bytes per leaf: a LeafNode with a basic credential of up to 32
 /// bytes and default capabilities encodes to about 200 bytes, plus the
 /// arena's 8-byte record header.
+#[cfg(not(feature = "suite-2"))]
 pub const ARENA_PER_LEAF: usize = 224;
+/// Arena bytes per leaf in suite 2: P-256 keys are 65 bytes (X25519 and
+/// Ed25519: 32) and an ECDSA signature up to 72 in DER (Ed25519: 64), 81
+/// bytes more per LeafNode.
+#[cfg(feature = "suite-2")]
+pub const ARENA_PER_LEAF: usize = 224 + 88;
 /// Arena bytes a staged Commit needs beyond the leaf encodings: its new leaf
 /// encodings and its undo log, whose parent entries are 206 bytes each (a
 /// Commit with a path at 8 leaves overflowed an arena of `8 * ARENA_PER_LEAF`
 /// in a group of 6). Enough for a path of up to 4 parents when the group is
 /// full; fuller paths use the free leaf room of a group three quarters full.
+#[cfg(not(feature = "suite-2"))]
 pub const STAGE_RESERVE: usize = 1024;
+/// The stage reserve in suite 2: a parent's HPKE key is 65 bytes, 33 more
+/// per undo-log entry.
+#[cfg(feature = "suite-2")]
+pub const STAGE_RESERVE: usize = 1024 + 4 * 64;
 
 /// The tree arena of a group of `leaves` leaves.
 pub const fn arena_bytes(leaves: usize) -> usize {

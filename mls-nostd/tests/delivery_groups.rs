@@ -1,0 +1,157 @@
+//! `delivery::Inbox` with real group messages, delivered out of order and
+//! twice as a QoS 1 broker may: a future-epoch application message waits for
+//! its Commit and then opens, duplicates and stale messages are dropped, a
+//! Commit from a device is refused; every member ends in one epoch.
+use mls_nostd::delivery::{DeliveryError, DeliveryStats, Inbox, Outgoing, Policy, Verdict};
+use mls_nostd::prelude::*;
+
+type G = Group<8, 4096, 32, 4096>;
+
+fn commit(g: &mut G, opts: &CommitOptions<'_>, now: u64, rng: &mut impl rand_core::CryptoRng) -> (Vec<u8>, Option<Vec<u8>>) {
+    let (mut msg, mut w, mut gi) = (vec![0u8; 32 * 1024], vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+    let out = g
+        .commit_in_memory(opts, &NoPsks, now, rng, &Sequential, CommitBuffers { message: &mut msg, welcome: &mut w, group_info: &mut gi })
+        .expect("commit");
+    (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec))
+}
+
+fn app(g: &mut G, text: &[u8], rng: &mut impl rand_core::CryptoRng) -> Vec<u8> {
+    let mut ct = [0u8; 512];
+    g.protect_application_in_memory(text, b"", 0, rng, &mut ct).expect("protect").to_vec()
+}
+
+type SmallInbox = Inbox<4, 4096, 64>;
+
+/// What a member does with a delivered message: the inbox sorts it; what is
+/// due is processed, then whatever the buffer releases.
+fn deliver(a: &mut G, inbox: &mut SmallInbox, opened: &mut Vec<Vec<u8>>, msg: &[u8]) -> Result<Verdict, DeliveryError> {
+    let now = 1_793_491_200;
+    let v = inbox.accept(msg, a.epoch())?;
+    let mut queue = Vec::new();
+    if matches!(v, Verdict::Process(_)) {
+        queue.push(msg.to_vec());
+    }
+    while let Some(mut m) = queue.pop() {
+        match a.process_message_in_memory(&mut m, &NoPsks, now).expect("the inbox lets through only what opens") {
+            Received::Application { data, .. } => opened.push(data.to_vec()),
+            Received::Commit(_) => a.merge_staged_commit_in_memory().expect("merge"),
+            Received::Proposal { .. } => {}
+        }
+        let mut buf = [0u8; 4096];
+        while let Some(n) = inbox.release(a.epoch(), &mut buf).expect("release") {
+            queue.insert(0, buf[..n].to_vec());
+        }
+    }
+    Ok(v)
+}
+
+#[test]
+fn reordered_and_repeated_messages_of_real_groups() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let now = 1_793_491_200;
+    let lifetime = Lifetime { not_before: now - 60, not_after: now + 86_400 };
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+
+    // The gateway (leaf 0, the committer) adds two devices.
+    let (gw_key, _) = SignaturePrivateKey::generate(suite, &mut rng);
+    let mut gateway = Box::new(G::EMPTY);
+    gateway.create(&CreateParams::new(suite, b"fleet", Credential::Basic { identity: b"gateway" }, lifetime), &gw_key, &mut rng).expect("create");
+    let mut devices = Vec::new();
+    let mut kps = Vec::new();
+    for name in [&b"dev-a"[..], b"dev-b"] {
+        let (key, _) = SignaturePrivateKey::generate(suite, &mut rng);
+        let mut buf = [0u8; 1024];
+        let (kp, keys) = KeyPackage::generate(&KeyPackageParams::new(suite, Credential::Basic { identity: name }, lifetime), &key, &mut rng, &mut buf)
+            .expect("KeyPackage");
+        kps.push((kp.to_vec(), keys, key));
+    }
+    let adds: Vec<Proposal<'_>> =
+        kps.iter().map(|(kp, _, _)| Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).expect("kp") })).collect();
+    let (_, welcome) = commit(&mut gateway, &CommitOptions { proposals: &adds, ..CommitOptions::DEFAULT }, now, &mut rng);
+    gateway.merge_staged_commit_in_memory().expect("merge");
+    let welcome = welcome.expect("welcome");
+    for (kp, keys, key) in &kps {
+        let mut d = Box::new(G::EMPTY);
+        let mut buf = vec![0u8; welcome.len()];
+        d.join_in_memory(&welcome, &JoinParams::new(kp, keys, key), &mut buf).expect("join");
+        devices.push((d, key));
+    }
+    let policy = Policy { committer: gateway.own_leaf().0 };
+    assert_eq!(gateway.epoch(), 1);
+
+    // Epoch 1: the gateway sends data; device B proposes an Update.
+    let data_1 = app(&mut gateway, b"epoch-1 from the gateway", &mut rng);
+    let data_1_late = app(&mut gateway, b"epoch-1, delivered in epoch 3", &mut rng);
+    let (b, b_key) = &mut devices[1];
+    let public = b_key.public_key();
+    let mut caps = [0u8; 8];
+    let template = LeafTemplate {
+        signature_key: public.as_bytes(),
+        credential: Credential::Basic { identity: b"dev-b" },
+        capabilities: default_capabilities(suite, &mut caps),
+        extensions: Extensions::default(),
+    };
+    let mut out = [0u8; 4096];
+    let update = b.propose_update(&template, WireFormatPolicy::Private, &mut rng, &mut out).expect("propose").to_vec();
+    let mut m = update.clone();
+    assert!(matches!(gateway.process_message_in_memory(&mut m, &NoPsks, now), Ok(Received::Proposal { .. })));
+    // The gateway commits it (epoch 1 -> 2).
+    let (c2, _) = commit(
+        &mut gateway,
+        &CommitOptions { include_pending: true, force_path: true, wire_format: WireFormatPolicy::Public, ..CommitOptions::DEFAULT },
+        now,
+        &mut rng,
+    );
+    gateway.merge_staged_commit_in_memory().expect("merge");
+    // Device B processes it at once and sends in epoch 2.
+    let mut m = c2.clone();
+    assert!(matches!(b.process_message_in_memory(&mut m, &NoPsks, now), Ok(Received::Commit(_))));
+    b.merge_staged_commit_in_memory().expect("merge");
+    let data_2 = app(b, b"epoch-2 from dev-b", &mut rng);
+
+    // A device's Commit (against the policy) in epoch 2.
+    assert_eq!(policy.check_outgoing(b.own_leaf().0, Outgoing::Commit), Err(DeliveryError::NotCommitter));
+    let (rogue, _) = commit(b, &CommitOptions { force_path: true, wire_format: WireFormatPolicy::Public, ..CommitOptions::DEFAULT }, now, &mut rng);
+    b.discard_staged_commit();
+
+    // Device A, still in epoch 1, gets everything out of order and twice.
+    let (a, _) = &mut devices[0];
+    let mut inbox: Box<SmallInbox> = Box::new(Inbox::new(policy));
+    let mut opened: Vec<Vec<u8>> = Vec::new();
+    // Epoch-2 data before its Commit: it waits.
+    assert_eq!(deliver(a, &mut inbox, &mut opened, &data_2), Ok(Verdict::Buffered));
+    assert_eq!(deliver(a, &mut inbox, &mut opened, &data_2), Ok(Verdict::Duplicate));
+    assert!(matches!(deliver(a, &mut inbox, &mut opened, &update), Ok(Verdict::Process(_))));
+    assert!(matches!(deliver(a, &mut inbox, &mut opened, &c2), Ok(Verdict::Process(_))));
+    // The Commit took A to epoch 2 and released the data, which opened.
+    assert_eq!(a.epoch(), 2);
+    assert_eq!(opened, vec![b"epoch-2 from dev-b".to_vec()]);
+    // Redeliveries of the Commit and the proposal: duplicates.
+    assert_eq!(deliver(a, &mut inbox, &mut opened, &c2), Ok(Verdict::Duplicate));
+    assert_eq!(deliver(a, &mut inbox, &mut opened, &update), Ok(Verdict::Duplicate));
+    // Late data of epoch 1 still opens (the previous epoch's keys).
+    assert!(matches!(deliver(a, &mut inbox, &mut opened, &data_1), Ok(Verdict::Process(_))));
+    assert_eq!(opened.last().map(Vec::as_slice), Some(&b"epoch-1 from the gateway"[..]));
+    // A device's Commit is refused before it reaches the group.
+    assert_eq!(deliver(a, &mut inbox, &mut opened, &rogue), Err(DeliveryError::NotCommitter));
+    assert_eq!(inbox.stats(), DeliveryStats { processed: 4, buffered: 1, released: 1, duplicates: 3, stale: 0 });
+
+    // The gateway's next Commit (epoch 2 -> 3): an epoch-2 proposal after it is stale.
+    let (c3, _) = commit(&mut gateway, &CommitOptions { force_path: true, wire_format: WireFormatPolicy::Public, ..CommitOptions::DEFAULT }, now, &mut rng);
+    gateway.merge_staged_commit_in_memory().expect("merge");
+    let (b, b_key) = &mut devices[1];
+    let mut m = c3.clone();
+    assert!(matches!(b.process_message_in_memory(&mut m, &NoPsks, now), Ok(Received::Commit(_))));
+    b.merge_staged_commit_in_memory().expect("merge");
+    let _ = b_key;
+    let (a, _) = &mut devices[0];
+    assert!(matches!(deliver(a, &mut inbox, &mut opened, &c3), Ok(Verdict::Process(_))));
+    assert_eq!(deliver(a, &mut inbox, &mut opened, &update), Ok(Verdict::Duplicate));
+    // Two epochs late: no keys for it any more.
+    assert_eq!(deliver(a, &mut inbox, &mut opened, &data_1_late), Ok(Verdict::Stale));
+    assert_eq!(inbox.stats().stale, 1);
+    assert_eq!(opened.len(), 2);
+    for (d, _) in &devices {
+        assert_eq!((d.epoch(), d.epoch_authenticator()), (3, gateway.epoch_authenticator()));
+    }
+}

@@ -26,13 +26,37 @@
 # is over budget, if fewer checks passed than the budget's count, or if the
 # capacity has no budget. In every mode a failed firmware check fails it.
 #
-# Usage: boards/measure.sh [--footprint] [capacity...]   (default: 8 64 256)
+# --suite S picks the cipher suites the firmware holds (issue #15): 3 (the
+# default: X25519, ChaCha20Poly1305, Ed25519), 2 (P-256, AES-128-GCM, ECDSA
+# P-256) or 2+3 (both in the core, the scenario in suite 2). The primitives
+# and the floors are those of the scenario's suite. The budget of
+# --footprint is suite 3's: --footprint takes no other suite.
+#
+# Usage: boards/measure.sh [--footprint] [--suite 3|2|2+3] [capacity...]   (default: 8 64 256)
 # Needs qemu-system-arm, arm-none-eabi-size/-nm and python3.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 mode=full
-if [ "${1:-}" = --footprint ]; then mode=footprint; shift; fi
+suite=3
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --footprint) mode=footprint; shift ;;
+        --suite) suite="${2:-}"; shift 2 || { echo "--suite needs 3, 2 or 2+3" >&2; exit 2; } ;;
+        *) break ;;
+    esac
+done
+case "$suite" in
+    3) suite_features=suite-3 ;;
+    2) suite_features=suite-2 ;;
+    2+3) suite_features=suite-2,suite-3 ;;
+    *) echo "--suite: expected 3, 2 or 2+3, got '$suite'" >&2; exit 2 ;;
+esac
+if [ "$mode" = footprint ] && [ "$suite" != 3 ]; then
+    echo "--footprint: the budget (footprint-budget.txt) is suite 3's; run without --suite" >&2
+    exit 2
+fi
+echo "cipher suites in the firmware: $suite (features $suite_features)" >&2
 caps=("$@")
 [ ${#caps[@]} -gt 0 ] || caps=(8 64 256)
 target=thumbv7em-none-eabihf
@@ -43,6 +67,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 run() { # features outfile
+    set -- "$1,$suite_features" "$2"
     nice -n 10 cargo build --release -q -p "$pkg" --target "$target" --no-default-features --features "$1" >&2
     # A firmware with a failed check exits 1 but still ends with `N passed,
     # M failed`: the tables show it and the verdict fails. A run without
@@ -65,11 +90,12 @@ for cap in "${caps[@]}"; do
     run "cap-$cap" "$work/run-$cap.txt"
     arm-none-eabi-size -A "$elf" >"$work/size-$cap.txt"
     arm-none-eabi-nm -S --size-sort "$elf" >"$work/nm-$cap.txt"
+    arm-none-eabi-nm -S -C --size-sort "$elf" >"$work/nmc-$cap.txt"
 done
 
-python3 - "$mode" "$work" footprint-budget.txt "${caps[@]}" <<'EOF'
+python3 - "$mode" "$work" footprint-budget.txt "$suite" "${caps[@]}" <<'EOF'
 import re, sys
-mode, work, budget_file, caps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+mode, work, budget_file, suite, caps = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 prim = {}
 if mode == "full":
     for line in open(f"{work}/primitives.txt"):
@@ -156,6 +182,28 @@ def verdict():
     for b in bad: print(b, file=sys.stderr)
     sys.exit(1 if bad else 0)
 
+# Flash of the primitives' crates, from the symbols (demangled) in .text
+# and .rodata: code inlined into a caller of another crate counts there, so
+# a present family is approximate; an absent one is exactly 0 (no symbol).
+families = [
+    ("X25519 / Ed25519 (curve25519-dalek, x25519-dalek, ed25519-dalek)", r"curve25519_dalek|x25519_dalek|ed25519_dalek|\bed25519::"),
+    ("P-256 / ECDSA (p256, primeorder, ecdsa, elliptic-curve, rfc6979, crypto-bigint, der)", r"\bp256::|primeorder::|\becdsa::|elliptic_curve::|rfc6979::|crypto_bigint::|\bder::"),
+    ("AES-128-GCM (aes, aes-gcm, ghash, polyval)", r"\baes::|aes_gcm::|ghash::|polyval::"),
+    ("ChaCha20Poly1305 (chacha20, poly1305, chacha20poly1305)", r"chacha20|poly1305::"),
+    ("SHA-2 (sha2)", r"\bsha2::"),
+]
+fam = {}
+for cap in caps:
+    fam[cap] = [0] * len(families)
+    for line in open(f"{work}/nmc-{cap}.txt"):
+        f = line.split(None, 3)
+        if len(f) < 4 or f[2] not in "tTrR": continue
+        for i, (_, rx) in enumerate(families):
+            if re.search(rx, f[3]):
+                fam[cap][i] += int(f[1], 16)
+                break
+
+print(f"Cipher suites in the firmware: {suite}\n")
 print("Memory (bytes; KiB = 1024 bytes):\n")
 print("| capacity (members) | flash | of it: scenario data | of it: Group::EMPTY image | flash of the member | static RAM (.data+.bss) | of it: group state | of it: scratch | peak stack | RAM + stack | checks |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -164,6 +212,11 @@ for cap in caps:
     print(f"| {cap} ({x['members']}) | {k(x['flash'])} | {k(x['data'])} | {k(x['empty'])} | {k(x['member_flash'])} | "
           f"{k(x['ram'])} | {k(x['group'])} | {k(x['scratch'])} | {k(x['stack'])} | {k(x['ram'] + x['stack'])} | "
           f"{x['passed']} passed, {x['failed']} failed |")
+print("\nFlash of the primitives' crates (bytes of their symbols; inlined code counts toward its caller; 0 = not linked at all):\n")
+print("| crates | " + " | ".join(f"cap {c}" for c in caps) + " |")
+print("|---|" + "---|" * len(caps))
+for i, (name, _) in enumerate(families):
+    print(f"| {name} | " + " | ".join(str(fam[c][i]) for c in caps) + " |")
 if mode == "footprint":
     footprint_lines()
     verdict()

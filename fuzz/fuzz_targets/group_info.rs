@@ -2,7 +2,8 @@
 //! the whole external-join path (§12.4.3.2) on an empty slot: tree import,
 //! signature verification by the signer's leaf, tree validation, and for
 //! GroupInfos that pass, building the external Commit. A join that fails
-//! leaves the slot empty.
+//! leaves the slot empty. The joiner is of the GroupInfo's cipher suite:
+//! suite 2 (P-256) joins as the suite-2 world's Dave, any other as suite 1's.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use mls_fuzz::*;
@@ -19,20 +20,24 @@ fuzz_target!(
                 .into_iter()
                 .filter_map(|f| strip_header(&f.bytes, 4).map(<[u8]>::to_vec))
                 .collect();
-            with_world(|w| {
-                seeds.push(strip_header(&w.msgs.group_info, 4).unwrap().to_vec());
-                seeds.push(strip_header(&w.msgs.group_info_with_dave, 4).unwrap().to_vec());
-            });
+            for world in 0..SUITES.len() {
+                with_world_in(world, |w| {
+                    seeds.push(strip_header(&w.msgs.group_info, 4).unwrap().to_vec());
+                    seeds.push(strip_header(&w.msgs.group_info_with_dave, 4).unwrap().to_vec());
+                });
+            }
             seeds
         });
     },
     |data: &[u8]| {
+        let mut world = 0;
         if let Ok(gi) = GroupInfo::decode_exact(data) {
             assert_round_trip(&gi, data);
+            world = world_of_suite(u64::from(gi.tbs.group_context.cipher_suite));
         }
         let mut message = vec![0, 1, 0, 4];
         message.extend_from_slice(data);
-        with_world(|w| {
+        with_world_in(world, |w| {
             // Erin (Dave's keys, any member-to-be would do) joins from the GroupInfo.
             let dave = &mut w.dave;
             w.empty_snapshot.restore(&mut dave.group);

@@ -1,7 +1,8 @@
 //! Joining from a Welcome (§12.4.3.1) with every check, on an empty slot.
 //! Dave has a KeyPackage; Alice's add-Dave Welcome is the seed.
 //!
-//! Input: `[mode] rest`.
+//! Input: `[mode] rest`. `mode / 3` picks the group: even, suite 1; odd,
+//! suite 2 (P-256). `mode % 3` says what `rest` is:
 //! - mode 0 (mod 3): `rest` is the `MLSMessage(Welcome)` as received. A join
 //!   that succeeds must give the group Alice made (same epoch
 //!   authenticator): only she could encrypt to Dave's init key.
@@ -22,34 +23,37 @@ fuzz_target!(
         maybe_write_seeds("group_join", || {
             let mut seeds = Vec::new();
             for f in vector_fields(&["mls_welcome", "welcome"]) {
-                let mut s = vec![0u8];
+                let mut s = vec![3 * world_of_suite(f.suite.unwrap_or(1)) as u8];
                 s.extend_from_slice(&f.bytes);
                 seeds.push(s);
             }
             for f in vector_fields(&["mls_group_info"]) {
                 if let Some(gi) = strip_header(&f.bytes, 4) {
-                    let mut s = vec![1u8];
+                    let mut s = vec![3 * world_of_suite(f.suite.unwrap_or(1)) as u8 + 1];
                     s.extend_from_slice(gi);
                     seeds.push(s);
                 }
             }
-            with_world(|w| {
-                w.check_own_seeds();
-                let mut s = vec![0u8];
-                s.extend_from_slice(&w.msgs.welcome_dave);
-                seeds.push(s);
-                for mode in [1u8, 2] {
-                    let mut s = vec![mode];
-                    s.extend_from_slice(strip_header(&w.msgs.group_info_with_dave, 4).unwrap());
+            for world in 0..SUITES.len() {
+                let base = 3 * world as u8;
+                with_world_in(world, |w| {
+                    w.check_own_seeds();
+                    let mut s = vec![base];
+                    s.extend_from_slice(&w.msgs.welcome_dave);
                     seeds.push(s);
-                }
-            });
+                    for mode in [1u8, 2] {
+                        let mut s = vec![base + mode];
+                        s.extend_from_slice(strip_header(&w.msgs.group_info_with_dave, 4).unwrap());
+                        seeds.push(s);
+                    }
+                });
+            }
             seeds
         });
     },
     |data: &[u8]| {
         let Some((&mode, rest)) = data.split_first() else { return };
-        with_world(|w| {
+        with_world_in(usize::from(mode / 3 & 1), |w| {
             let welcome = match mode % 3 {
                 0 => rest.to_vec(),
                 m => match w.sealed(rest, m == 1) {

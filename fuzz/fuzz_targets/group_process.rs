@@ -2,10 +2,11 @@
 //! `process_message`, then `merge_staged_commit` when a Commit is staged.
 //! Every run starts from the same state (a byte snapshot of Bob's slot).
 //!
-//! Input: `[mode] rest`.
-//! - mode even: `rest` is the `MLSMessage` as received (raw bytes; seeds are
+//! Input: `[mode] rest`. Bit 1 of mode picks the group: suite 1 (clear) or
+//! suite 2, P-256 (set); bit 0 what `rest` is:
+//! - bit 0 clear: `rest` is the `MLSMessage` as received (raw bytes; seeds are
 //!   valid messages of this epoch, so mutations explore near-valid input).
-//! - mode odd: `rest` is a `FramedContent` followed by a confirmation tag;
+//! - bit 0 set: `rest` is a `FramedContent` followed by a confirmation tag;
 //!   the target signs it as the member it names (Alice for others) and adds
 //!   the membership tag, so the content passes authentication and reaches
 //!   the proposal and commit checks of §12.
@@ -28,30 +29,33 @@ fuzz_target!(
         maybe_write_seeds("group_process", || {
             let mut seeds = Vec::new();
             for f in vector_fields(MESSAGE_KEYS) {
-                let mut s = vec![0u8];
+                let mut s = vec![(world_of_suite(f.suite.unwrap_or(1)) as u8) << 1];
                 s.extend_from_slice(&f.bytes);
                 seeds.push(s);
             }
-            with_world(|w| {
-                w.check_own_seeds();
-                for m in w.group_messages() {
-                    let mut s = vec![0u8];
-                    s.extend_from_slice(&m);
-                    seeds.push(s);
-                    if let Some(MlsMessageBody::PublicMessage(pm)) = decode_message(&m) {
-                        let mut s = vec![1u8];
-                        s.extend_from_slice(pm.content_bytes());
-                        s.extend_from_slice(pm.auth.confirmation_tag.unwrap_or(&[]));
+            for world in 0..SUITES.len() {
+                let bit = (world as u8) << 1;
+                with_world_in(world, |w| {
+                    w.check_own_seeds();
+                    for m in w.group_messages() {
+                        let mut s = vec![bit];
+                        s.extend_from_slice(&m);
                         seeds.push(s);
+                        if let Some(MlsMessageBody::PublicMessage(pm)) = decode_message(&m) {
+                            let mut s = vec![bit | 1];
+                            s.extend_from_slice(pm.content_bytes());
+                            s.extend_from_slice(pm.auth.confirmation_tag.unwrap_or(&[]));
+                            seeds.push(s);
+                        }
                     }
-                }
-            });
+                });
+            }
             seeds
         });
     },
     |data: &[u8]| {
         let Some((&mode, rest)) = data.split_first() else { return };
-        with_world(|w| {
+        with_world_in(usize::from(mode >> 1 & 1), |w| {
             w.bob_snapshot.restore(&mut w.bob.group);
             let mut msg = if mode & 1 == 0 {
                 rest.to_vec()

@@ -16,7 +16,9 @@ fuzz_target!(
                 .into_iter()
                 .filter_map(|f| strip_header(&f.bytes, 5).map(<[u8]>::to_vec))
                 .collect();
-            seeds.push(with_world(|w| w.dave_kp.clone()));
+            for world in 0..SUITES.len() {
+                seeds.push(with_world_in(world, |w| w.dave_kp.clone()));
+            }
             seeds
         });
     },

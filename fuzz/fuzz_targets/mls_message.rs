@@ -11,7 +11,9 @@ fuzz_target!(
     init: {
         maybe_write_seeds("mls_message", || {
             let mut seeds: Vec<Vec<u8>> = vector_fields(MESSAGE_KEYS).into_iter().map(|f| f.bytes).collect();
-            seeds.extend(with_world(|w| w.all_messages()));
+            for world in 0..SUITES.len() {
+                seeds.extend(with_world_in(world, |w| w.all_messages()));
+            }
             seeds
         });
     },

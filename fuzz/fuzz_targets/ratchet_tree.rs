@@ -1,5 +1,6 @@
 //! Ratchet tree import with validation (§12.4.3.1, §12.4.3.3). Input:
-//! `[suite selector][u8 group-id length][group id][ratchet_tree<V>]`.
+//! `[suite selector][u8 group-id length][group id][ratchet_tree<V>]`; the
+//! selector mod 3 picks suite 1, 3 or 2 (P-256).
 //! What imports exports back to the same bytes; the tree hash, resolutions,
 //! filtered direct paths and the full join validation never panic.
 #![no_main]
@@ -22,7 +23,12 @@ thread_local! {
 }
 
 fn seed(suite: u64, group_id: &[u8], tree: &[u8]) -> Vec<u8> {
-    let mut s = vec![if suite == 3 { 1 } else { 0 }, group_id.len() as u8];
+    let sel = match suite {
+        3 => 1,
+        2 => 2,
+        _ => 0,
+    };
+    let mut s = vec![sel, group_id.len() as u8];
     s.extend_from_slice(group_id);
     s.extend_from_slice(tree);
     s
@@ -36,16 +42,17 @@ fuzz_target!(
                 .filter(|f| f.group_id.as_ref().is_none_or(|g| g.len() < 256))
                 .map(|f| seed(f.suite.unwrap_or(1), f.group_id.as_deref().unwrap_or(&[]), &f.bytes))
                 .collect();
-            seeds.push(with_world(|w| seed(1, GROUP_ID, &w.msgs.tree)));
+            seeds.push(with_world_in(0, |w| seed(1, GROUP_ID, &w.msgs.tree)));
+            seeds.push(with_world_in(1, |w| seed(2, GROUP_ID, &w.msgs.tree)));
             seeds
         });
     },
     |data: &[u8]| {
         let Some((&sel, rest)) = data.split_first() else { return };
-        let suite = if sel & 1 == 0 {
-            CipherSuite::X25519Aes128GcmSha256Ed25519
-        } else {
-            CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519
+        let suite = match sel % 3 {
+            0 => CipherSuite::X25519Aes128GcmSha256Ed25519,
+            1 => CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+            _ => CipherSuite::P256Aes128GcmSha256P256,
         };
         let Some((group_id, tree_bytes)) = split_prefixed(rest) else { return };
         let Ok(view) = decode_tree(tree_bytes) else { return };

@@ -89,8 +89,13 @@ fn build(data: &[u8]) -> Map {
     s
 }
 
+/// Bob's saved group in each world (suites 1 and 2), as both modes.
 fn seeds() -> Vec<Vec<u8>> {
-    with_world(|w| {
+    (0..SUITES.len()).flat_map(|world| world_seeds(world)).collect()
+}
+
+fn world_seeds(world: usize) -> Vec<Vec<u8>> {
+    with_world_in(world, |w| {
         let mut store = Map::default();
         let mut buf = Box::new([0u8; MAX_RECORD_LEN]);
         w.bob.group.save(&mut store, SLOT, Parts::ALL, &mut buf).unwrap();

@@ -13,7 +13,9 @@ fuzz_target!(
                 .into_iter()
                 .filter_map(|f| strip_header(&f.bytes, 3).map(<[u8]>::to_vec))
                 .collect();
-            seeds.push(with_world(|w| strip_header(&w.msgs.welcome_dave, 3).unwrap().to_vec()));
+            for world in 0..SUITES.len() {
+                seeds.push(with_world_in(world, |w| strip_header(&w.msgs.welcome_dave, 3).unwrap().to_vec()));
+            }
             seeds
         });
     },

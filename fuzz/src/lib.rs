@@ -43,8 +43,16 @@ pub type G = Group<8, { 8 * 512 }, 32, 8192>;
 pub const NOW: u64 = 1_800_000_000;
 /// Lifetime of every KeyPackage and leaf we make.
 pub const LIFETIME: Lifetime = Lifetime { not_before: NOW - 10, not_after: NOW + 86_400 };
-/// The cipher suite of the live group (the RFC's mandatory suite).
-pub const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+/// The cipher suites of the live groups, one world each (`with_world_in`):
+/// the RFC's mandatory suite (X25519, Ed25519) and suite 2 (P-256, ECDSA),
+/// the one a secure element does. The stateful targets pick the world by
+/// a bit of their input, so one run covers both (issue #15).
+pub const SUITES: [CipherSuite; 2] = [CipherSuite::X25519Aes128GcmSha256Ed25519, CipherSuite::P256Aes128GcmSha256P256];
+
+/// The world index of a cipher suite code point: 1 for suite 2, else 0.
+pub fn world_of_suite(code: u64) -> usize {
+    usize::from(code == 2)
+}
 /// The live group's ID.
 pub const GROUP_ID: &[u8] = b"fuzz-group";
 
@@ -109,6 +117,8 @@ pub struct Member {
     pub signer: SignaturePrivateKey,
     /// Its RNG.
     pub rng: TestRng,
+    /// The cipher suite of its keys and group.
+    pub suite: CipherSuite,
 }
 
 fn buffers() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
@@ -116,17 +126,18 @@ fn buffers() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 }
 
 impl Member {
-    /// A member with keys from `seed`.
-    pub fn new(name: &'static str, seed: u64) -> Self {
+    /// A member of `suite` with keys from `seed` (an Ed25519 seed or a
+    /// P-256 scalar: `seed`, then 0x11 bytes, is below the group order).
+    pub fn new(name: &'static str, seed: u64, suite: CipherSuite) -> Self {
         let mut s = [0x11u8; 32];
         s[..8].copy_from_slice(&seed.to_be_bytes());
-        Self { name, group: Box::new(G::EMPTY), signer: SignaturePrivateKey::from_slice(mls_nostd::crypto::CipherSuite::X25519Aes128GcmSha256Ed25519, &s).unwrap(), rng: TestRng(seed) }
+        Self { name, group: Box::new(G::EMPTY), signer: SignaturePrivateKey::from_slice(suite, &s).unwrap(), rng: TestRng(seed), suite }
     }
 
     /// A fresh KeyPackage and its private keys.
     pub fn key_package(&mut self) -> (Vec<u8>, KeyPackagePrivateKeys) {
         let params = KeyPackageParams {
-            suite: SUITE,
+            suite: self.suite,
             credential: Credential::Basic { identity: self.name.as_bytes() },
             lifetime: LIFETIME,
             leaf_extensions: Extensions::default(),
@@ -144,7 +155,7 @@ impl Member {
         LeafTemplate {
             signature_key: sk,
             credential: Credential::Basic { identity: self.name.as_bytes() },
-            capabilities: default_capabilities(SUITE, caps),
+            capabilities: default_capabilities(self.suite, caps),
             extensions: Extensions::default(),
         }
     }
@@ -283,19 +294,19 @@ pub struct World {
 }
 
 impl World {
-    /// Builds the group; deterministic.
-    pub fn build() -> Self {
-        let mut alice = Member::new("alice", 1);
-        let mut bob = Member::new("bob", 2);
-        let mut carol = Member::new("carol", 3);
-        let mut dave = Member::new("dave", 4);
+    /// Builds the group in `suite`; deterministic.
+    pub fn build(suite: CipherSuite) -> Self {
+        let mut alice = Member::new("alice", 1, suite);
+        let mut bob = Member::new("bob", 2, suite);
+        let mut carol = Member::new("carol", 3, suite);
+        let mut dave = Member::new("dave", 4, suite);
         let mut caps = [0u8; 8];
         let params = CreateParams {
-            suite: SUITE,
+            suite,
             group_id: GROUP_ID,
             credential: Credential::Basic { identity: b"alice" },
             lifetime: LIFETIME,
-            capabilities: default_capabilities(SUITE, &mut caps),
+            capabilities: default_capabilities(suite, &mut caps),
             extensions: Extensions::default(),
             config: GroupConfig::default(),
         };
@@ -408,31 +419,37 @@ impl World {
         Some(signed.finish(tag, Some(&self.membership_key)).ok()?.to_vec())
     }
 
+    /// The cipher suite of this world.
+    pub fn suite(&self) -> CipherSuite {
+        self.alice.suite
+    }
+
     /// Seals `gi` (a GroupInfo encoding) into a Welcome for Dave; with `forge`,
     /// first recomputes its confirmation tag and signs it.
     pub fn sealed(&self, gi: &[u8], forge: bool) -> Option<Vec<u8>> {
+        let suite = self.suite();
         let joiner = Secret::from_slice(&[7u8; 32]).ok()?;
-        let psk = psk_secret(SUITE, &[]).ok()?;
+        let psk = psk_secret(suite, &[]).ok()?;
         let mut signed = vec![0u8; gi.len() + 256];
         let gi = if forge {
             let decoded = GroupInfo::decode_exact(gi).ok()?;
-            let secrets = EpochSecrets::derive(SUITE, &joiner, &psk, decoded.group_context_bytes()).ok()?;
+            let secrets = EpochSecrets::derive(suite, &joiner, &psk, decoded.group_context_bytes()).ok()?;
             let tag =
-                confirmation_tag(SUITE, &secrets.confirmation_key, decoded.tbs.group_context.confirmed_transcript_hash);
+                confirmation_tag(suite, &secrets.confirmation_key, decoded.tbs.group_context.confirmed_transcript_hash);
             let tbs = GroupInfoTbs { confirmation_tag: tag.as_bytes(), ..decoded.tbs };
             let key = match tbs.signer {
                 1 => &self.bob.signer,
                 2 => &self.carol.signer,
                 _ => &self.alice.signer,
             };
-            GroupInfo::sign_into(SUITE, &tbs, key, &mut signed).ok()?
+            GroupInfo::sign_into(suite, &tbs, key, &mut signed).ok()?
         } else {
             gi
         };
-        let ws = welcome_secret(SUITE, &joiner, &psk).ok()?;
+        let ws = welcome_secret(suite, &joiner, &psk).ok()?;
         let kp = KeyPackage::decode_exact(&self.dave_kp).ok()?;
-        let member = NewMember::from_key_package(SUITE, &kp, None).ok()?;
-        let params = WelcomeParams { suite: SUITE, joiner_secret: &joiner, psks: &[], welcome_secret: &ws, group_info: gi };
+        let member = NewMember::from_key_package(suite, &kp, None).ok()?;
+        let params = WelcomeParams { suite, joiner_secret: &joiner, psks: &[], welcome_secret: &ws, group_info: gi };
         let mut out = vec![0u8; params.sizes(&[member]).ok()?.buffer_len];
         let mut rng = TestRng(5);
         Some(params.create(&[member], &mut rng, &Sequential, &mut out).ok()?.to_vec())
@@ -479,7 +496,7 @@ impl World {
         let gi = strip_header(&self.msgs.group_info_with_dave, 4).unwrap().to_vec();
         let sealed = self.sealed(&gi, true).expect("own GroupInfo seals");
         self.dave_joins(&sealed).unwrap_or_else(|e| panic!("own GroupInfo, sealed, refused: {e}"));
-        eprintln!("own seeds of the stateful targets: all accepted");
+        eprintln!("own seeds of the stateful targets, suite 0x{:04x}: all accepted", self.suite().to_u16());
     }
 
     /// Every group message of `msgs`, as `MLSMessage` encodings.
@@ -505,14 +522,20 @@ impl World {
 }
 
 thread_local! {
-    static WORLD: RefCell<Option<World>> = const { RefCell::new(None) };
+    static WORLDS: [RefCell<Option<World>>; 2] = const { [RefCell::new(None), RefCell::new(None)] };
 }
 
-/// Runs `f` on the live group, built on first use.
+/// Runs `f` on the live group of suite 1, built on first use.
 pub fn with_world<R>(f: impl FnOnce(&mut World) -> R) -> R {
-    WORLD.with(|w| {
-        let mut w = w.borrow_mut();
-        let world = w.get_or_insert_with(World::build);
+    with_world_in(0, f)
+}
+
+/// Runs `f` on the live group of `SUITES[i % 2]`, built on first use.
+pub fn with_world_in<R>(i: usize, f: impl FnOnce(&mut World) -> R) -> R {
+    let i = i % SUITES.len();
+    WORLDS.with(|w| {
+        let mut w = w[i].borrow_mut();
+        let world = w.get_or_insert_with(|| World::build(SUITES[i]));
         f(world)
     })
 }

@@ -12,7 +12,7 @@ pub mod scenarios;
 pub mod ours;
 pub mod scripts;
 
-pub use ours::{GREASE_EXTENSION, OurGroup, Ours, OursClient, OursExternal, PADDING, SUITES, is_private_message};
+pub use ours::{GREASE_EXTENSION, OurGroup, Ours, OursClient, OursExternal, PADDING, SUITES, is_private_message, reinit_suite};
 
 /// Seconds since the Unix epoch: the anchors check lifetimes against the
 /// wall clock, so ours must too.

@@ -29,13 +29,27 @@ pub type OurGroup = Group<32, { 32 * 1024 }, 256, { 16 * 1024 }>;
 
 /// The cipher suites of the scenario tests (`tests/openmls.rs`,
 /// `mls_rs.rs`, `passive_client.rs`, `random.rs`, `differential.rs`), with
-/// their code points: the two Ed25519 suites, which those tests pair as
-/// `SUITES[1 - i]`. The scripts run in [`crate::scripts::OUR_SUITES`],
-/// suite 2 (P-256) too.
-pub const SUITES: [(u16, CipherSuite); 2] = [
+/// their code points: the two Ed25519 suites and suite 2 (ECDSA P-256),
+/// which both anchors' RustCrypto providers offer. The scripts run in
+/// [`crate::scripts::OUR_SUITES`].
+pub const SUITES: [(u16, CipherSuite); 3] = [
     (0x0001, CipherSuite::X25519Aes128GcmSha256Ed25519),
     (0x0003, CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519),
+    (0x0002, CipherSuite::P256Aes128GcmSha256P256),
 ];
+
+/// The index into [`SUITES`] of the suite a ReInit of the scenario tests
+/// goes into from `SUITES[i]`: the other Ed25519 suite (1 <-> 3), and suite
+/// 2 into itself. The anchors' test parties keep their signature key across
+/// a ReInit, so the new suite must sign with the same scheme; ReInit into
+/// another scheme is run by the interop scripts.
+pub const fn reinit_suite(i: usize) -> usize {
+    match i {
+        0 => 1,
+        1 => 0,
+        _ => i,
+    }
+}
 
 /// The external PSKs a member of ours holds (RFC 9420 §8.4).
 struct ExternalPsks<'a>(&'a [(Vec<u8>, Vec<u8>)]);

@@ -14,8 +14,8 @@
 //! joiner judges by joining with its KeyPackage kept (ours: a throwaway
 //! group; OpenMLS: storage restored; mls-rs: KeyPackage store restored);
 //! in-place changes inside one joiner's `EncryptedGroupSecrets` are counted
-//! but not compared. The joiners stay silent members. Both suites (0x0001,
-//! 0x0003) run.
+//! but not compared. The joiners stay silent members. Suites 0x0001,
+//! 0x0003 and 0x0002 (P-256) run.
 //! Every message gets `MLS_DIFF_TRIALS` (default 200)
 //! seeded mutations (bit flips, byte changes, insertions, deletions,
 //! truncation, appended bytes, and edits of what may be a varint length
@@ -598,4 +598,9 @@ fn mutated_messages_get_the_same_verdict_everywhere_suite_1() {
 #[test]
 fn mutated_messages_get_the_same_verdict_everywhere_suite_3() {
     differential_run(1);
+}
+
+#[test]
+fn mutated_messages_get_the_same_verdict_everywhere_suite_2() {
+    differential_run(2);
 }

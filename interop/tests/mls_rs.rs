@@ -1,4 +1,4 @@
-//! Live interoperability with mls-rs (mls-rs 0.57.0 with mls-rs-crypto-rustcrypto 0.23.0 and its in-memory storage), cipher suites 0x0001 and 0x0003.
+//! Live interoperability with mls-rs (mls-rs 0.57.0 with mls-rs-crypto-rustcrypto 0.23.0 and its in-memory storage), cipher suites 0x0001, 0x0003 and 0x0002 (P-256).
 //!
 //! Every scenario mixes mls-rs members with ours in one group, passes every
 //! message as its `MLSMessage` encoding to every other member, and checks
@@ -24,8 +24,9 @@ fn run(i: usize, scenario: impl FnOnce(Factory<'_>, mls_nostd::crypto::CipherSui
     scenario(&anchor(code), suite);
 }
 
-macro_rules! in_both_suites {
-    ($($s1:ident, $s3:ident => $scenario:expr;)*) => {$(
+/// One test per scenario and suite of `SUITES` (1, 3, 2).
+macro_rules! in_every_suite {
+    ($($s1:ident, $s3:ident, $s2:ident => $scenario:expr;)*) => {$(
         #[test]
         fn $s1() {
             run(0, $scenario);
@@ -34,41 +35,45 @@ macro_rules! in_both_suites {
         fn $s3() {
             run(1, $scenario);
         }
+        #[test]
+        fn $s2() {
+            run(2, $scenario);
+        }
     )*};
 }
 
-in_both_suites! {
-    anchor_creates_tree_in_welcome_suite_1, anchor_creates_tree_in_welcome_suite_3 =>
+in_every_suite! {
+    anchor_creates_tree_in_welcome_suite_1, anchor_creates_tree_in_welcome_suite_3, anchor_creates_tree_in_welcome_suite_2 =>
         |f, s| scenarios::anchor_creates_ours_joins(f, s, true);
-    anchor_creates_tree_out_of_band_suite_1, anchor_creates_tree_out_of_band_suite_3 =>
+    anchor_creates_tree_out_of_band_suite_1, anchor_creates_tree_out_of_band_suite_3, anchor_creates_tree_out_of_band_suite_2 =>
         |f, s| scenarios::anchor_creates_ours_joins(f, s, false);
-    ours_creates_tree_in_welcome_suite_1, ours_creates_tree_in_welcome_suite_3 =>
+    ours_creates_tree_in_welcome_suite_1, ours_creates_tree_in_welcome_suite_3, ours_creates_tree_in_welcome_suite_2 =>
         |f, s| scenarios::ours_creates_anchor_joins(f, s, true);
-    ours_creates_tree_out_of_band_suite_1, ours_creates_tree_out_of_band_suite_3 =>
+    ours_creates_tree_out_of_band_suite_1, ours_creates_tree_out_of_band_suite_3, ours_creates_tree_out_of_band_suite_2 =>
         |f, s| scenarios::ours_creates_anchor_joins(f, s, false);
-    add_commit_with_path_each_way_suite_1, add_commit_with_path_each_way_suite_3 =>
+    add_commit_with_path_each_way_suite_1, add_commit_with_path_each_way_suite_3, add_commit_with_path_each_way_suite_2 =>
         scenarios::add_commit_with_path_each_way;
-    update_commit_each_way_suite_1, update_commit_each_way_suite_3 => scenarios::update_commit_each_way;
-    remove_commit_each_way_suite_1, remove_commit_each_way_suite_3 => scenarios::remove_commit_each_way;
-    proposals_by_reference_each_way_suite_1, proposals_by_reference_each_way_suite_3 =>
+    update_commit_each_way_suite_1, update_commit_each_way_suite_3, update_commit_each_way_suite_2 => scenarios::update_commit_each_way;
+    remove_commit_each_way_suite_1, remove_commit_each_way_suite_3, remove_commit_each_way_suite_2 => scenarios::remove_commit_each_way;
+    proposals_by_reference_each_way_suite_1, proposals_by_reference_each_way_suite_3, proposals_by_reference_each_way_suite_2 =>
         scenarios::proposals_by_reference_each_way;
-    application_messages_each_way_suite_1, application_messages_each_way_suite_3 =>
+    application_messages_each_way_suite_1, application_messages_each_way_suite_3, application_messages_each_way_suite_2 =>
         scenarios::application_messages_each_way;
-    private_handshake_each_way_suite_1, private_handshake_each_way_suite_3 =>
+    private_handshake_each_way_suite_1, private_handshake_each_way_suite_3, private_handshake_each_way_suite_2 =>
         scenarios::private_handshake_each_way;
-    larger_tree_each_way_suite_1, larger_tree_each_way_suite_3 => scenarios::larger_tree_each_way;
-    add_and_remove_in_one_commit_each_way_suite_1, add_and_remove_in_one_commit_each_way_suite_3 =>
+    larger_tree_each_way_suite_1, larger_tree_each_way_suite_3, larger_tree_each_way_suite_2 => scenarios::larger_tree_each_way;
+    add_and_remove_in_one_commit_each_way_suite_1, add_and_remove_in_one_commit_each_way_suite_3, add_and_remove_in_one_commit_each_way_suite_2 =>
         scenarios::add_and_remove_in_one_commit_each_way;
-    external_psk_each_way_suite_1, external_psk_each_way_suite_3 => scenarios::external_psk_each_way;
-    group_context_extensions_each_way_suite_1, group_context_extensions_each_way_suite_3 =>
+    external_psk_each_way_suite_1, external_psk_each_way_suite_3, external_psk_each_way_suite_2 => scenarios::external_psk_each_way;
+    group_context_extensions_each_way_suite_1, group_context_extensions_each_way_suite_3, group_context_extensions_each_way_suite_2 =>
         scenarios::group_context_extensions_each_way;
-    late_application_message_each_way_suite_1, late_application_message_each_way_suite_3 =>
+    late_application_message_each_way_suite_1, late_application_message_each_way_suite_3, late_application_message_each_way_suite_2 =>
         scenarios::late_application_message_each_way;
-    external_commit_tree_in_group_info_suite_1, external_commit_tree_in_group_info_suite_3 =>
+    external_commit_tree_in_group_info_suite_1, external_commit_tree_in_group_info_suite_3, external_commit_tree_in_group_info_suite_2 =>
         |f, s| scenarios::external_commit_each_way(f, s, true);
-    external_commit_tree_out_of_band_suite_1, external_commit_tree_out_of_band_suite_3 =>
+    external_commit_tree_out_of_band_suite_1, external_commit_tree_out_of_band_suite_3, external_commit_tree_out_of_band_suite_2 =>
         |f, s| scenarios::external_commit_each_way(f, s, false);
-    grease_key_package_of_ours_suite_1, grease_key_package_of_ours_suite_3 => scenarios::grease_key_package_of_ours;
+    grease_key_package_of_ours_suite_1, grease_key_package_of_ours_suite_3, grease_key_package_of_ours_suite_2 => scenarios::grease_key_package_of_ours;
 }
 
 /// External-sender proposals (Add, Remove) each way: ours proposes, the
@@ -89,7 +94,13 @@ fn external_sender_proposals_each_way_suite_3() {
     external_sender_proposals_each_way(1);
 }
 
-/// ReInit (RFC 9420 §11.2) each way, into the other cipher suite: one side
+#[test]
+fn external_sender_proposals_each_way_suite_2() {
+    external_sender_proposals_each_way(2);
+}
+
+/// ReInit (RFC 9420 §11.2) each way, into the suite `reinit_suite(i)` (the
+/// other Ed25519 suite; suite 2 into itself): one side
 /// commits the ReInit, the other processes it (its old group ends), the
 /// committer creates the new group whose first Commit carries the reinit
 /// resumption PSK of the old group, and the other joins it from the Welcome
@@ -103,7 +114,7 @@ fn reinit_each_way(i: usize) {
     use mls_nostd::messages::proposal::{Add, PreSharedKey, Proposal, ReInit};
     use mls_nostd::psk::{PreSharedKeyId, Psk, ResumptionPskUsage};
     let (code, suite) = SUITES[i];
-    let (new_code, new_suite) = SUITES[1 - i];
+    let (new_code, new_suite) = SUITES[mls_interop::reinit_suite(i)];
     let hello = |from: &mut dyn Party, to: &mut dyn Party| {
         let m = from.send(b"after the ReInit", b"");
         assert_eq!(to.process(&m), Event::Application(b"after the ReInit".to_vec(), Vec::new()));
@@ -178,6 +189,11 @@ fn reinit_each_way_suite_3() {
     reinit_each_way(1);
 }
 
+#[test]
+fn reinit_each_way_suite_2() {
+    reinit_each_way(2);
+}
+
 /// Branching (RFC 9420 §11.3) each way: one side branches a subgroup of a
 /// two-member group with the other, whose first Commit carries a branch
 /// resumption PSK of the original group; the other joins it, checking that
@@ -249,5 +265,10 @@ fn branch_each_way_suite_1() {
 #[test]
 fn branch_each_way_suite_3() {
     branch_each_way(1);
+}
+
+#[test]
+fn branch_each_way_suite_2() {
+    branch_each_way(2);
 }
 

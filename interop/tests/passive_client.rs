@@ -3,7 +3,7 @@
 //! ReInit and subgroup branching. The passive client is ours in name only:
 //! its KeyPackage is generated with mls-nostd (so that its private keys are
 //! known in the format's encodings: X25519 private keys and the Ed25519 seed,
-//! 32 bytes each), and the anchors add it; every message of the scenario is
+//! or P-256 scalars, 32 bytes each), and the anchors add it; every message of the scenario is
 //! made by mls-rs 0.57.0 and OpenMLS 0.9.2 members, which agree on every
 //! epoch before it is written down. The cases go to files in a temporary
 //! directory and the conformance runner (`mls_tests::cli::run`, what the
@@ -26,7 +26,7 @@ mod mls_rs_party;
 #[path = "common/openmls_party.rs"]
 mod openmls_party;
 
-use mls_interop::{Event, Party, SUITES, SeededRng, agree, now};
+use mls_interop::{Event, Party, SUITES, SeededRng, agree, now, reinit_suite};
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
@@ -49,10 +49,10 @@ struct PassiveKeys {
     fields: Map<String, Value>,
 }
 
-/// A KeyPackage of the passive client for `suite`: its Ed25519 key is the
-/// same in every group (seed `[0x5a; 32]`), its HPKE keys come from `seed`.
+/// A KeyPackage of the passive client for `suite`: its signature key is the
+/// same in every group (Ed25519 seed or P-256 scalar `[0x5a; 32]`), its HPKE keys come from `seed`.
 fn passive_keys(suite: CipherSuite, seed: u64) -> PassiveKeys {
-    let signer = SignaturePrivateKey::from_slice(suite, &[0x5a; 32]).expect("an Ed25519 seed");
+    let signer = SignaturePrivateKey::from_slice(suite, &[0x5a; 32]).expect("an Ed25519 seed or P-256 scalar");
     let t = now();
     let params = KeyPackageParams {
         suite,
@@ -203,14 +203,14 @@ fn for_removed(removed: &mut dyn Party, commit: &[u8]) {
 }
 
 /// ReInit (RFC 9420 §11.2) twice: an mls-rs member proposes a ReInit into
-/// the other cipher suite and another commits it by reference; a member
+/// the suite `reinit_suite(i)` (the other Ed25519 suite; suite 2 stays) and another commits it by reference; a member
 /// creates the new group (its Welcome carries the `reinit` resumption PSK)
 /// with new KeyPackages of the others and of the passive client; epochs go
 /// on there (an update, an Add, a PrivateMessage Commit of the new member);
 /// then a ReInit by value takes the group back into the first suite.
 fn reinit(i: usize, seed: u64) -> Value {
     let (code, suite) = SUITES[i];
-    let (new_code, new_suite) = SUITES[1 - i];
+    let (new_code, new_suite) = SUITES[reinit_suite(i)];
     let mut a = MlsRsParty::new("alice", code);
     let mut b = MlsRsParty::new("bob", code);
     let p = passive_keys(suite, seed);
@@ -226,7 +226,7 @@ fn reinit(i: usize, seed: u64) -> Value {
     let (m, _) = b.commit_pending();
     first.commit(m, &b, &mut [&mut a]);
 
-    // The new group, in the other suite.
+    // The new group, in the suite of the ReInit.
     a.start_reinit();
     b.start_reinit();
     let p2 = passive_keys(new_suite, seed + 1);
@@ -300,7 +300,7 @@ fn branch(code: u16, suite: CipherSuite, seed: u64) -> Value {
 
 /// The generated files, with how many cases each holds: external join and
 /// resync (the passive client's tree in its Welcome, and out of band),
-/// ReInit (into the other suite and back) and branching, per suite.
+/// ReInit (into `reinit_suite` and back) and branching, per suite.
 fn generate(dir: &Path) -> Vec<(PathBuf, usize)> {
     std::fs::create_dir_all(dir).expect("create the directory");
     let mut files = Vec::new();
@@ -345,8 +345,8 @@ fn anchor_cases_pass_the_runner() {
     let (code, out, err) = runner(&paths);
     print!("{out}{err}");
     assert_eq!(code, 0, "exit status");
-    // external-join, reinit, branch × suites 1 and 3.
-    assert_eq!(files.len(), 6);
+    // external-join, reinit, branch × suites 1, 3 and 2.
+    assert_eq!(files.len(), 9);
     let lines: Vec<&str> = out.lines().collect();
     let expected: Vec<String> =
         files.iter().map(|(p, n)| format!("{}: {n} passed, 0 failed, 0 skipped", p.display())).collect();
@@ -384,7 +384,7 @@ fn follow_on_groups_need_their_old_group() {
     // The new group of the ReInit alone, as a case of its own: without the
     // old group, its Welcome's reinit PSK is unknown.
     let mut alone = reinit["follow_on_groups"][0].clone();
-    alone["cipher_suite"] = SUITES[1].0.into();
+    alone["cipher_suite"] = SUITES[reinit_suite(0)].0.into();
     alone["time"] = reinit["time"].clone();
     // The branch's subgroup joined after the ReInit's old group: the wrong
     // group for its branch PSK.

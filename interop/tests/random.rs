@@ -337,3 +337,8 @@ fn random_operations_suite_1() {
 fn random_operations_suite_3() {
     random_run(1);
 }
+
+#[test]
+fn random_operations_suite_2() {
+    random_run(2);
+}

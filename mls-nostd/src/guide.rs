@@ -16,7 +16,18 @@
 //! `*_in_memory`: they are for hosts that save the group by other means (and
 //! for tests).
 //!
+//! Buffer sizes are constants of the group type:
+//! [`Group::commit_buffers_len`](crate::group::Group::commit_buffers_len) is
+//! the one buffer of `add_member`, `remove_member` and `update`;
+//! [`Group::commit_len`](crate::group::Group::commit_len),
+//! [`Group::WELCOME_LEN`](crate::group::Group::WELCOME_LEN) and
+//! [`Group::GROUP_INFO_LEN`](crate::group::Group::GROUP_INFO_LEN) bound each
+//! message. A [`SigningIdentity`](crate::group::SigningIdentity) (suite,
+//! credential, signature key, leaf lifetime) makes the parameters of
+//! creating, KeyPackages and joining.
+//!
 //! The program below is `examples/group.rs` of this crate (`cargo run -p
-//! mls-nostd --example group`; the doc tests run it too). Alice is a device
-//! (a RAM store stands in for flash), Bob a host.
+//! mls-nostd --example group`; the doc tests run it too). Alice and Bob are
+//! devices (a RAM store stands in for each one's flash); it names 8 of this
+//! crate's types.
 #![doc = concat!("```\n", include_str!("../examples/group.rs"), "```")]

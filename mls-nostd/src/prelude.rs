@@ -9,7 +9,7 @@ pub use crate::executor::Sequential;
 pub use crate::extensions::{Extensions, U16List};
 pub use crate::leaf_node::Capabilities;
 pub use crate::group::{
-    CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received, WireFormatPolicy,
+    CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received, SigningIdentity, WireFormatPolicy,
     default_capabilities,
 };
 pub use crate::key_package::{KeyPackage, KeyPackageParams};
@@ -17,5 +17,6 @@ pub use crate::leaf_node::Lifetime;
 pub use crate::messages::proposal::{Add, Proposal, Remove};
 pub use crate::psk::NoPsks;
 pub use crate::ratchet_tree::treekem::LeafTemplate;
-pub use crate::store::durable::{RecordBuffer, StoredGroup};
+pub use crate::store::durable::{RecordBuffer, StoredGroup, generate_key_package};
+pub use crate::store::MAX_RECORD_LEN;
 pub use crate::store::{Parts, RamStorage, Storage};

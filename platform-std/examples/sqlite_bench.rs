@@ -67,7 +67,7 @@ fn receive_durable<S: Storage>(storage: &mut S, n: usize) -> f64 {
         if i == warm {
             start = Instant::now();
         }
-        bob.group.stored(storage, SLOT, &mut b).process_message(&mut m, &NoPsks, NOW).unwrap();
+        bob.group.stored(storage, SLOT, &mut b).process_message_with_psks(&mut m, &NoPsks, NOW).unwrap();
     }
     per_op(start.elapsed(), n)
 }
@@ -157,7 +157,7 @@ fn gateway(root: &Path) {
             load += t.elapsed();
             let t = Instant::now();
             let mut m = message.clone();
-            group.stored(&mut s, SLOT, &mut b).process_message(&mut m, &NoPsks, NOW).unwrap();
+            group.stored(&mut s, SLOT, &mut b).process_message_with_psks(&mut m, &NoPsks, NOW).unwrap();
             receive += t.elapsed();
             let t = Instant::now();
             group.save(&mut s, SLOT, Parts::ALL, &mut b).unwrap();

@@ -118,11 +118,11 @@ fn group_survives_restart_in_sqlite() {
         bob.group.save(&mut store, SLOT, Parts::ALL, &mut b).unwrap();
         let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
         let mut msg = commit.clone();
-        bob.group.stored(&mut store, SLOT, &mut b).process_message(&mut msg, &NoPsks, NOW).unwrap();
+        bob.group.stored(&mut store, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW).unwrap();
         bob.group.stored(&mut store, SLOT, &mut b).merge_staged_commit().unwrap();
         let m = alice.send(b"hello");
         let mut msg = m.clone();
-        bob.group.stored(&mut store, SLOT, &mut b).process_message(&mut msg, &NoPsks, NOW).unwrap();
+        bob.group.stored(&mut store, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW).unwrap();
     }
     let db = SqliteDatabase::open(&path, Durability::PowerCut).unwrap();
     let mut store = db.storage("bob").unwrap();
@@ -426,15 +426,15 @@ fn removed_records_are_gone_from_the_files() {
         };
         let welcome = welcome.unwrap();
         let mut gi = vec![0u8; welcome.len()];
-        bob.group.stored(&mut s, SLOT, &mut buf()).join(&welcome, &params, &mut gi).unwrap();
+        bob.group.stored(&mut s, SLOT, &mut buf()).join_with(&welcome, &params, &mut gi).unwrap();
         for round in 0..3 {
             for i in 0..5 {
                 let mut m = alice.send(format!("round {round} message {i}").as_bytes());
-                bob.group.stored(&mut s, SLOT, &mut buf()).process_message(&mut m, &NoPsks, NOW).unwrap();
+                bob.group.stored(&mut s, SLOT, &mut buf()).process_message_with_psks(&mut m, &NoPsks, NOW).unwrap();
             }
             let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
             let mut m = commit;
-            bob.group.stored(&mut s, SLOT, &mut buf()).process_message(&mut m, &NoPsks, NOW).unwrap();
+            bob.group.stored(&mut s, SLOT, &mut buf()).process_message_with_psks(&mut m, &NoPsks, NOW).unwrap();
             bob.group.stored(&mut s, SLOT, &mut buf()).merge_staged_commit().unwrap();
         }
         // The KeyPackage's private keys are among the dead records.
@@ -444,7 +444,7 @@ fn removed_records_are_gone_from_the_files() {
         let written_before = s.written.len();
         for _ in 0..checkpoint_every.min(4) {
             let mut m = alice.send(b"more");
-            bob.group.stored(&mut s, SLOT, &mut buf()).process_message(&mut m, &NoPsks, NOW).unwrap();
+            bob.group.stored(&mut s, SLOT, &mut buf()).process_message_with_psks(&mut m, &NoPsks, NOW).unwrap();
         }
         let (found, wanted) = dead_windows_in_files(&path, s.live.values().chain(&s.written[written_before..]), &dead_before);
         println!("checkpoint every {checkpoint_every}: {found} of {wanted} windows of removed records in the files");

@@ -292,7 +292,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
         let mut gi = vec![0u8; welcome.len()];
         let r = dev.run(|d| {
             let Device { member, store, buf, .. } = d;
-            member.group.stored(store.as_mut().unwrap(), SLOT, buf).join(&welcome, &params, &mut gi).map_err(|e| format!("{e:?}"))
+            member.group.stored(store.as_mut().unwrap(), SLOT, buf).join_with(&welcome, &params, &mut gi).map_err(|e| format!("{e:?}"))
         });
         if r.is_some() {
             break;
@@ -316,7 +316,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
                 let mut msg = m.clone();
                 let r = dev.run(|d| {
                     let Device { member, store, buf, .. } = d;
-                    match member.group.stored(store.as_mut().unwrap(), SLOT, buf).process_message(&mut msg, &NoPsks, NOW) {
+                    match member.group.stored(store.as_mut().unwrap(), SLOT, buf).process_message_with_psks(&mut msg, &NoPsks, NOW) {
                         Ok(Received::Application { data, .. }) => Ok(Some(data.to_vec())),
                         // Already consumed before the cut: a replay is refused.
                         Err(mls_nostd::store::durable::DurableError::Op(_)) => Ok(None),
@@ -377,7 +377,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
             let r = dev.run(|d| {
                 let Device { member, store, buf, .. } = d;
                 let s = store.as_mut().unwrap();
-                member.group.stored(s, SLOT, buf).process_message(&mut msg, &NoPsks, NOW).map_err(|e| format!("{e:?}"))?;
+                member.group.stored(s, SLOT, buf).process_message_with_psks(&mut msg, &NoPsks, NOW).map_err(|e| format!("{e:?}"))?;
                 member.group.stored(s, SLOT, buf).merge_staged_commit().map_err(|e| format!("{e:?}"))
             });
             if r.is_some() {
@@ -551,7 +551,7 @@ fn flash_bytes_per_operation_64_members() {
     };
     let mut gi = vec![0u8; welcome.len()];
     let w0 = store.flash().bytes_written;
-    device.group.stored(&mut store, SLOT, &mut buf).join(&welcome, &params, &mut gi).unwrap();
+    device.group.stored(&mut store, SLOT, &mut buf).join_with(&welcome, &params, &mut gi).unwrap();
     let join = store.flash().bytes_written - w0;
     assert_eq!(device.group.epoch_authenticator(), gateway.group.epoch_authenticator());
 
@@ -560,7 +560,7 @@ fn flash_bytes_per_operation_64_members() {
     for r in 0..rounds {
         let w0 = store.flash().bytes_written;
         let mut m = gateway.send(&[r; 32]);
-        match device.group.stored(&mut store, SLOT, &mut buf).process_message(&mut m, &NoPsks, NOW).unwrap() {
+        match device.group.stored(&mut store, SLOT, &mut buf).process_message_with_psks(&mut m, &NoPsks, NOW).unwrap() {
             Received::Application { data, .. } => assert_eq!(data, [r; 32]),
             other => panic!("{other:?}"),
         }
@@ -570,7 +570,7 @@ fn flash_bytes_per_operation_64_members() {
         assert_eq!(gateway.receive_app(&out[..n]).1, [r; 32]);
         let w2 = store.flash().bytes_written;
         let (mut commit, _) = gateway.commit(&[], true, WireFormatPolicy::Public);
-        device.group.stored(&mut store, SLOT, &mut buf).process_message(&mut commit, &NoPsks, NOW).unwrap();
+        device.group.stored(&mut store, SLOT, &mut buf).process_message_with_psks(&mut commit, &NoPsks, NOW).unwrap();
         device.group.stored(&mut store, SLOT, &mut buf).merge_staged_commit().unwrap();
         let w3 = store.flash().bytes_written;
         let (mut mb, mut wb, mut gb) = buffers();

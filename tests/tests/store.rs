@@ -57,7 +57,7 @@ fn send_durable<S: Storage>(m: &mut Member, storage: &mut S, data: &[u8]) -> Vec
 fn receive_durable<S: Storage>(m: &mut Member, storage: &mut S, msg: &[u8]) -> Result<Vec<u8>, DurableError<mls_nostd::group::ReceiveError>> {
     let mut msg = msg.to_vec();
     let mut b = buf();
-    match m.group.stored(storage, SLOT, &mut b).process_message(&mut msg, &NoPsks, NOW)? {
+    match m.group.stored(storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW)? {
         Received::Application { data, .. } => Ok(data.to_vec()),
         Received::Commit(_) => {
             m.group.stored(storage, SLOT, &mut b).merge_staged_commit().unwrap();
@@ -180,7 +180,7 @@ fn own_reinit_commit_survives_reload() {
     carol.group.process_message_in_memory(&mut proposal.clone(), &NoPsks, NOW).unwrap();
     let mut b = buf();
     let mut msg = proposal.clone();
-    let reference = match alice.group.stored(&mut storage, SLOT, &mut b).process_message(&mut msg, &NoPsks, NOW) {
+    let reference = match alice.group.stored(&mut storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW) {
         Ok(Received::Proposal { reference, .. }) => reference,
         other => panic!("{other:?}"),
     };
@@ -246,7 +246,7 @@ fn join_consumes_key_package_at_the_commit_point() {
     };
     let welcome = welcome.unwrap();
     let mut gi = vec![0u8; welcome.len()];
-    dave.group.stored(&mut storage, SLOT, &mut b).join(&welcome, &params, &mut gi).unwrap();
+    dave.group.stored(&mut storage, SLOT, &mut b).join_with(&welcome, &params, &mut gi).unwrap();
     assert!(load_key_package(&mut storage, &reference, &mut b).unwrap().is_none(), "KeyPackage keys kept after join");
     agree(&[&alice, &bob, &dave]);
 
@@ -365,4 +365,49 @@ fn stored_discard_drops_the_staged_commit_from_the_store() {
     receive_durable(&mut alice, &mut storage, &commit).unwrap();
     carol.receive_commit(&commit);
     agree(&[&alice, &bob, &carol]);
+}
+
+/// `StoredGroup::process_message` takes the external PSKs of a Commit from
+/// the group's own store (issue #13: a stored group needs no PSK argument):
+/// Bob refuses Alice's PSK Commit while his store lacks the key, and
+/// follows her once it is stored.
+#[test]
+fn stored_process_message_reads_external_psks_from_the_store() {
+    use mls_nostd::messages::proposal::PreSharedKey;
+    use mls_nostd::psk::{Psk, PreSharedKeyId};
+    use mls_nostd::store::psks::{store_external_psk, ExternalPsks};
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob) = (Member::new("alice", 61), Member::new("bob", 62));
+    alice.create(suite, b"stored-psks", Default::default());
+    alice.add(&mut bob, suite);
+    let (id, secret) = (b"door-key".as_slice(), [9u8; 32]);
+    let mut alice_store = Box::new(RamStorage::<64, { 64 * 1024 }>::EMPTY);
+    store_external_psk(&mut *alice_store, id, &secret).unwrap();
+    let psk = Proposal::PreSharedKey(PreSharedKey {
+        psk: PreSharedKeyId { psk: Psk::External { psk_id: id }, psk_nonce: &[5; 32] },
+    });
+    let (mut m, mut w, mut gi) = buffers();
+    let psks = ExternalPsks::<4>::load(&mut *alice_store).unwrap();
+    let mut b = buf();
+    let opts = CommitOptions { proposals: &[psk], ..CommitOptions::DEFAULT };
+    let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+    let out = alice.group.stored(&mut *alice_store, SLOT, &mut b).commit(&opts, &psks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
+    assert_eq!(out.summary.psks, 1);
+    let commit = out.commit.to_vec();
+    alice.group.stored(&mut *alice_store, SLOT, &mut b).merge_staged_commit().unwrap();
+
+    let mut bob_store = Box::new(RamStorage::<64, { 64 * 1024 }>::EMPTY);
+    let epoch = bob.group.epoch();
+    let mut msg = commit.clone();
+    let refused = bob.group.stored(&mut *bob_store, SLOT, &mut b).process_message(&mut msg, NOW);
+    assert!(matches!(refused, Err(DurableError::Op(_))), "{refused:?}");
+    assert!(!bob.group.has_staged_commit() && bob.group.epoch() == epoch);
+    store_external_psk(&mut *bob_store, id, &secret).unwrap();
+    let mut msg = commit.clone();
+    match bob.group.stored(&mut *bob_store, SLOT, &mut b).process_message(&mut msg, NOW) {
+        Ok(Received::Commit(summary)) => assert_eq!(summary.psks, 1),
+        other => panic!("{other:?}"),
+    }
+    bob.group.stored(&mut *bob_store, SLOT, &mut b).merge_staged_commit().unwrap();
+    agree(&[&alice, &bob]);
 }

@@ -21,6 +21,7 @@ mod floor;
 mod mlsrs;
 mod openmls;
 mod ours;
+mod peak;
 
 use criterion::{Criterion, SamplingMode};
 use std::time::{Duration, Instant};
@@ -82,6 +83,13 @@ fn slow<'c>(c: &'c mut Criterion, name: &str) -> criterion::BenchmarkGroup<'c, c
     g
 }
 
+/// Benchmarks `f` as `lib` in group `name` (few samples, flat sampling)
+/// and files its operations' peak heap.
+fn bench_slow(c: &mut Criterion, name: &str, lib: &str, f: impl FnMut(&mut criterion::Bencher<'_>)) {
+    slow(c, name).bench_function(lib, f);
+    peak::record(name, lib);
+}
+
 /// Times `op` on `state` after an untimed `setup` and before an untimed
 /// `teardown`, `iters` times.
 fn timed<St: ?Sized, S, T>(
@@ -95,7 +103,7 @@ fn timed<St: ?Sized, S, T>(
     for _ in 0..iters {
         let s = setup(state);
         let start = Instant::now();
-        let t = op(state, s);
+        let t = peak::measure(|| op(state, s));
         total += start.elapsed();
         teardown(state, t);
     }
@@ -118,10 +126,10 @@ fn add_and_sparse<L: Lib>(c: &mut Criterion, n: usize, sparse: bool, sizes: &mut
     drop(ms);
 
     creator.create();
-    slow(c, &format!("a_commit_{n}")).bench_function(L::NAME, |b| {
+    bench_slow(c, &format!("a_commit_{n}"), L::NAME, |b| {
         b.iter_custom(|iters| timed(iters, &mut creator, |_| (), |m, _| m.commit_add(&kps, false), |m, _| m.discard()))
     });
-    slow(c, &format!("a_merge_{n}")).bench_function(L::NAME, |b| {
+    bench_slow(c, &format!("a_merge_{n}"), L::NAME, |b| {
         b.iter_custom(|iters| {
             timed(
                 iters,
@@ -145,7 +153,7 @@ fn add_and_sparse<L: Lib>(c: &mut Criterion, n: usize, sparse: bool, sizes: &mut
         sizes.welcome.insert(n, welcome.len());
         sizes.key_packages.insert(n, kps.iter().map(Vec::len).sum());
     }
-    slow(c, &format!("a_join_{n}")).bench_function(L::NAME, |b| {
+    bench_slow(c, &format!("a_join_{n}"), L::NAME, |b| {
         b.iter_custom(|iters| timed(iters, &mut joiner, |m| m.leave(), |m, _| m.join(&welcome), |_, _| ()))
     });
     // Joined (again, untimed: the bench may be filtered out).
@@ -163,10 +171,10 @@ fn add_and_sparse<L: Lib>(c: &mut Criterion, n: usize, sparse: bool, sizes: &mut
 /// Scenario b in the current tree: `committer` creates an empty Commit with
 /// path; `receiver` processes and merges one.
 fn commit_and_process<L: Lib>(c: &mut Criterion, tree: &str, n: usize, committer: &mut L::M, receiver: &mut L::M) {
-    slow(c, &format!("b_{tree}_commit_{n}")).bench_function(L::NAME, |b| {
+    bench_slow(c, &format!("b_{tree}_commit_{n}"), L::NAME, |b| {
         b.iter_custom(|iters| timed(iters, &mut *committer, |_| (), |m, _| m.commit_update(), |m, _| m.discard()))
     });
-    slow(c, &format!("b_{tree}_process_{n}")).bench_function(L::NAME, |b| {
+    bench_slow(c, &format!("b_{tree}_process_{n}"), L::NAME, |b| {
         b.iter_custom(|iters| {
             timed(
                 iters,
@@ -229,9 +237,11 @@ fn application<L: Lib>(c: &mut Criterion) {
     let mut g = c.benchmark_group("c_protect");
     g.bench_function(L::NAME, |bn| bn.iter_custom(|iters| timed(iters, &mut (&mut a, &mut b), |_| (), |(a, _), _| a.protect(&data), |(_, b), m| assert_eq!(b.unprotect(&m), 1024))));
     g.finish();
+    peak::record("c_protect", L::NAME);
     let mut g = c.benchmark_group("c_unprotect");
     g.bench_function(L::NAME, |bn| bn.iter_custom(|iters| timed(iters, &mut (&mut a, &mut b), |(a, _)| a.protect(&data), |(_, b), m| b.unprotect(&m), |_, l| assert_eq!(l, 1024))));
     g.finish();
+    peak::record("c_unprotect", L::NAME);
 }
 
 /// Scenario d: join from the Welcome of an add of `n − 1` members.
@@ -248,7 +258,7 @@ fn big_join<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) {
     if L::NAME == "ours" {
         sizes.welcome.insert(n, welcome.len());
     }
-    slow(c, &format!("d_join_{n}")).bench_function(L::NAME, |b| {
+    bench_slow(c, &format!("d_join_{n}"), L::NAME, |b| {
         b.iter_custom(|iters| timed(iters, &mut joiner, |m| m.leave(), |m, _| m.join(&welcome), |_, _| ()))
     });
     joiner.leave();
@@ -317,6 +327,7 @@ fn run() {
         floor::primitives(&mut c);
         floor::write_counts(&sizes, big, &sz);
     }
+    peak::write();
     c.final_summary();
 }
 

@@ -24,6 +24,7 @@ macro_rules! out {
 use defmt_semihosting as _;
 
 pub mod cell;
+#[cfg(feature = "suite-3")]
 pub mod checks;
 #[cfg(feature = "cortex-m")]
 pub mod cortex_m;

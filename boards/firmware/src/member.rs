@@ -3,7 +3,7 @@
 //! produces against the host's expectation, byte for byte, and its epoch
 //! authenticator against the host members'. Each step prints its cost.
 
-use board_member::{Device, Scenario, Step};
+use board_member::{Device, DeviceGroup, Scenario, Step};
 use mls_nostd::group::Group;
 
 use crate::check;
@@ -38,15 +38,7 @@ pub fn run<const N: usize, const A: usize, const K: usize, const P: usize>(
 }
 
 #[inline(never)]
-fn run_step<const N: usize, const A: usize, const K: usize, const P: usize>(
-    r: &mut Report,
-    meter: &Meter,
-    i: usize,
-    step: &Step<'_>,
-    device: &mut Device,
-    group: &mut Group<N, A, K, P>,
-    scratch: &mut [u8],
-) {
+fn run_step(r: &mut Report, meter: &Meter, i: usize, step: &Step<'_>, device: &mut Device, group: &mut impl DeviceGroup, scratch: &mut [u8]) {
     let (outcome, cost) = meter.measure(|| device.step(group, &step.action, scratch));
     let name = step.name;
     match step.measure {
@@ -61,13 +53,16 @@ fn run_step<const N: usize, const A: usize, const K: usize, const P: usize>(
     }
     check!(r, outcome.map(|o| step.expect.matches(&o)), "member[{i}] {name}: outcome");
     if !step.epoch_authenticator.is_empty() {
-        let agrees = group.epoch() == step.epoch && group.epoch_authenticator() == step.epoch_authenticator;
+        let (epoch, authenticator) = group.epoch_and_authenticator();
+        let agrees = epoch == step.epoch && authenticator == step.epoch_authenticator;
         check!(r, Ok::<bool, ()>(agrees), "member[{i}] {name}: epoch {} authenticator", step.epoch);
     }
 }
 
-/// [`run`] with a reboot in the middle: after step `reboot_after` the group
-/// and the firmware's [`Resume`] record are saved to the flash store and
+/// [`run`] as a product runs it, with a reboot in the middle: every step
+/// goes through [`StoredGroup`](mls_nostd::store::durable::StoredGroup), so
+/// the group is in the flash store whenever a step has returned; after step
+/// `reboot_after` the firmware's [`Resume`] record is stored too and
 /// `reset` restarts the board (fresh RAM: `.bss` zeroed, `.data` reloaded);
 /// the firmware then calls this again with the record, the group is loaded
 /// from flash into a fresh slot and the remaining steps must produce the
@@ -111,11 +106,11 @@ pub fn run_with_reboot<const N: usize, const A: usize, const K: usize, const P: 
         }
     };
     for (i, step) in scenario.steps.iter().enumerate().skip(start) {
-        run_step(r, meter, i, step, &mut device, group, scratch);
+        // Every step through `StoredGroup`: stored before it returns, so
+        // the reset below needs no save of its own.
+        let mut stored = board_member::Stored { group: &mut *group, storage: &mut *store, slot: SLOT, buf: &mut *buf };
+        run_step(r, meter, i, step, &mut device, &mut stored, scratch);
         if resume.is_none() && i == reboot_after {
-            let (saved, cost) = meter.measure(|| save(group, store, buf));
-            out!("member: group saved to flash: {} instructions, stack peak {} bytes", cost.instructions, cost.stack_bytes);
-            check!(r, saved.map(|()| true), "member: save the group to flash");
             let record = Resume {
                 passed: r.passed,
                 failed: r.failed,
@@ -138,18 +133,8 @@ pub fn run_with_reboot<const N: usize, const A: usize, const K: usize, const P: 
 #[cfg(feature = "persist")]
 const SLOT: u8 = 0;
 
-// Save and load in frames of their own: inlined into the runner, their
-// locals would sit under every step's stack.
-#[cfg(feature = "persist")]
-#[inline(never)]
-fn save<const N: usize, const A: usize, const K: usize, const P: usize>(
-    group: &mut Group<N, A, K, P>,
-    store: &mut crate::persist::BoardStore,
-    buf: &mut mls_nostd::store::durable::RecordBuffer,
-) -> Result<(), mls_nostd::store::StoreError> {
-    group.save(store, SLOT, mls_nostd::store::Parts::ALL, buf)
-}
-
+// Load in a frame of its own: inlined into the runner, its locals would
+// sit under every step's stack.
 #[cfg(feature = "persist")]
 #[inline(never)]
 fn load<const N: usize, const A: usize, const K: usize, const P: usize>(

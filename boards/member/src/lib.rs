@@ -25,6 +25,8 @@ use mls_nostd::key_package::{KeyPackage, KeyPackageBuildError, KeyPackageParams,
 use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
+use mls_nostd::store::durable::{DurableError, RecordBuffer, store_key_package};
+use mls_nostd::store::{Storage, StoreError};
 
 pub use rng::SeededRng;
 
@@ -49,13 +51,24 @@ pub const DEVICE_SEED: u64 = 0x6d6c_732d_6465_7669;
 /// Arena bytes per leaf: a LeafNode with a basic credential of up to 32
 /// bytes and default capabilities encodes to about 200 bytes, plus the
 /// arena's 8-byte record header.
+#[cfg(not(feature = "suite-2"))]
 pub const ARENA_PER_LEAF: usize = 224;
+/// Arena bytes per leaf in suite 2: P-256 keys are 65 bytes (X25519 and
+/// Ed25519: 32) and an ECDSA signature up to 72 in DER (Ed25519: 64), 81
+/// bytes more per LeafNode.
+#[cfg(feature = "suite-2")]
+pub const ARENA_PER_LEAF: usize = 224 + 88;
 /// Arena bytes a staged Commit needs beyond the leaf encodings: its new leaf
 /// encodings and its undo log, whose parent entries are 206 bytes each (a
 /// Commit with a path at 8 leaves overflowed an arena of `8 * ARENA_PER_LEAF`
 /// in a group of 6). Enough for a path of up to 4 parents when the group is
 /// full; fuller paths use the free leaf room of a group three quarters full.
+#[cfg(not(feature = "suite-2"))]
 pub const STAGE_RESERVE: usize = 1024;
+/// The stage reserve in suite 2: a parent's HPKE key is 65 bytes, 33 more
+/// per undo-log entry.
+#[cfg(feature = "suite-2")]
+pub const STAGE_RESERVE: usize = 1024 + 4 * 64;
 
 /// The tree arena of a group of `leaves` leaves.
 pub const fn arena_bytes(leaves: usize) -> usize {
@@ -125,6 +138,116 @@ pub enum StepError {
     NoKeyPackage,
     /// The scratch buffer is too small for the input.
     Scratch(CodecError),
+    /// The step's result could not be stored (a [`Stored`] group): nothing
+    /// was returned.
+    Store(StoreError),
+}
+
+/// The group a device step runs on: [`Group`] itself, through its
+/// `*_in_memory` operations (the measured runs, which have no store), or
+/// [`Stored`], through [`StoredGroup`](mls_nostd::store::durable::StoredGroup) as a product uses it (each step
+/// stored before it returns; the reboot run). A received or own Commit is
+/// merged at once.
+pub trait DeviceGroup {
+    /// Processes `message` (decrypted in place).
+    fn receive<'m>(&mut self, message: &'m mut [u8]) -> Result<Outcome<'m>, StepError>;
+    /// Protects `data` into `out`.
+    fn protect<'o>(&mut self, data: &[u8], rng: &mut SeededRng, out: &'o mut [u8]) -> Result<&'o [u8], StepError>;
+    /// Joins from `welcome` with `p`'s KeyPackage.
+    fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), StepError>;
+    /// Commits, merges, and returns the Commit.
+    fn commit<'o>(&mut self, opts: &CommitOptions<'_>, rng: &mut SeededRng, bufs: CommitBuffers<'o>) -> Result<&'o [u8], StepError>;
+    /// The group's epoch and epoch authenticator.
+    fn epoch_and_authenticator(&self) -> (u64, &[u8]);
+}
+
+fn merged<'m>(received: Received<'m>, merge: impl FnOnce() -> Result<(), StepError>) -> Result<Outcome<'m>, StepError> {
+    match received {
+        Received::Application { sender, data, .. } => Ok(Outcome::Application { sender: sender.0, data }),
+        Received::Proposal { .. } => Ok(Outcome::Proposal),
+        Received::Commit(summary) => {
+            merge()?;
+            Ok(Outcome::Merged(summary))
+        }
+    }
+}
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> DeviceGroup for Group<N, ARENA, K, P> {
+    fn receive<'m>(&mut self, message: &'m mut [u8]) -> Result<Outcome<'m>, StepError> {
+        let received = self.process_message_in_memory(message, &NoPsks, NOW).map_err(StepError::Receive)?;
+        merged(received, || self.merge_staged_commit_in_memory().map_err(StepError::Merge))
+    }
+
+    fn protect<'o>(&mut self, data: &[u8], rng: &mut SeededRng, out: &'o mut [u8]) -> Result<&'o [u8], StepError> {
+        self.protect_application_in_memory(data, &[], 0, rng, out).map_err(StepError::Receive)
+    }
+
+    fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), StepError> {
+        self.join_in_memory(welcome, p, buf).map_err(StepError::Join)
+    }
+
+    fn commit<'o>(&mut self, opts: &CommitOptions<'_>, rng: &mut SeededRng, bufs: CommitBuffers<'o>) -> Result<&'o [u8], StepError> {
+        let out = self.commit_in_memory(opts, &NoPsks, NOW, rng, &Sequential, bufs).map_err(StepError::Commit)?;
+        self.merge_staged_commit_in_memory().map_err(StepError::Merge)?;
+        Ok(out.commit)
+    }
+
+    fn epoch_and_authenticator(&self) -> (u64, &[u8]) {
+        (self.epoch(), self.epoch_authenticator())
+    }
+}
+
+/// A group bound to group `slot` of `storage`: each step goes through
+/// [`Group::stored`]'s [`StoredGroup`](mls_nostd::store::durable::StoredGroup).
+pub struct Stored<'a, S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize> {
+    pub group: &'a mut Group<N, ARENA, K, P>,
+    pub storage: &'a mut S,
+    pub slot: u8,
+    pub buf: &'a mut RecordBuffer,
+}
+
+/// `DurableError` of an operation into a [`StepError`].
+fn durable<E>(op: fn(E) -> StepError) -> impl Fn(DurableError<E>) -> StepError {
+    move |e| match e {
+        DurableError::Op(e) => op(e),
+        DurableError::Store(e) => StepError::Store(e),
+        _ => StepError::Store(StoreError::Corrupt),
+    }
+}
+
+impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize> DeviceGroup for Stored<'_, S, N, ARENA, K, P> {
+    fn receive<'m>(&mut self, message: &'m mut [u8]) -> Result<Outcome<'m>, StepError> {
+        let mut g = self.group.stored(self.storage, self.slot, self.buf);
+        let received = g.process_message(message, NOW).map_err(durable(StepError::Receive))?;
+        merged(received, || g.merge_staged_commit().map_err(durable(StepError::Merge)))
+    }
+
+    fn protect<'o>(&mut self, data: &[u8], rng: &mut SeededRng, out: &'o mut [u8]) -> Result<&'o [u8], StepError> {
+        let mut g = self.group.stored(self.storage, self.slot, self.buf);
+        g.protect_application(data, &[], 0, rng, out).map_err(durable(StepError::Receive))
+    }
+
+    /// Stores the KeyPackage's keys, then joins: the join removes them at
+    /// its commit point.
+    fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), StepError> {
+        use mls_nostd::codec::Decode;
+        let reference = KeyPackage::decode_exact(p.key_package)
+            .and_then(|kp| kp.reference(SUITE).map_err(|_| CodecError::InvalidValue))
+            .map_err(StepError::Scratch)?;
+        store_key_package(self.storage, SUITE, &reference, p.keys, p.signer, self.buf).map_err(StepError::Store)?;
+        self.group.stored(self.storage, self.slot, self.buf).join_with(welcome, p, buf).map_err(durable(StepError::Join))
+    }
+
+    fn commit<'o>(&mut self, opts: &CommitOptions<'_>, rng: &mut SeededRng, bufs: CommitBuffers<'o>) -> Result<&'o [u8], StepError> {
+        let mut g = self.group.stored(self.storage, self.slot, self.buf);
+        let out = g.commit(opts, &NoPsks, NOW, rng, &Sequential, bufs).map_err(durable(StepError::Commit))?;
+        g.merge_staged_commit().map_err(durable(StepError::Merge))?;
+        Ok(out.commit)
+    }
+
+    fn epoch_and_authenticator(&self) -> (u64, &[u8]) {
+        (self.group.epoch(), self.group.epoch_authenticator())
+    }
 }
 
 /// The device: its RNG, signature key and pending KeyPackage. The group
@@ -172,9 +295,9 @@ impl Device {
 
     /// Runs one step on `group`, with `scratch` for messages and work areas;
     /// what it returns borrows `scratch`.
-    pub fn step<'o, const N: usize, const ARENA: usize, const K: usize, const P: usize>(
+    pub fn step<'o>(
         &mut self,
-        group: &mut Group<N, ARENA, K, P>,
+        group: &mut impl DeviceGroup,
         action: &Action<'_>,
         scratch: &'o mut [u8],
     ) -> Result<Outcome<'o>, StepError> {
@@ -196,32 +319,15 @@ impl Device {
     // single frame would have to hold the locals of all of them at once.
 
     #[inline(never)]
-    fn receive<'o, const N: usize, const ARENA: usize, const K: usize, const P: usize>(
-        group: &mut Group<N, ARENA, K, P>,
-        message: &[u8],
-        scratch: &'o mut [u8],
-    ) -> Result<Outcome<'o>, StepError> {
+    fn receive<'o>(group: &mut impl DeviceGroup, message: &[u8], scratch: &'o mut [u8]) -> Result<Outcome<'o>, StepError> {
         let buf = scratch.get_mut(..message.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: message.len() }))?;
         buf.copy_from_slice(message);
-        match group.process_message_in_memory(buf, &NoPsks, NOW).map_err(StepError::Receive)? {
-            Received::Application { sender, data, .. } => Ok(Outcome::Application { sender: sender.0, data }),
-            Received::Proposal { .. } => Ok(Outcome::Proposal),
-            Received::Commit(summary) => {
-                group.merge_staged_commit_in_memory().map_err(StepError::Merge)?;
-                Ok(Outcome::Merged(summary))
-            }
-        }
+        group.receive(buf)
     }
 
     #[inline(never)]
-    fn protect<'o, const N: usize, const ARENA: usize, const K: usize, const P: usize>(
-        &mut self,
-        group: &mut Group<N, ARENA, K, P>,
-        data: &[u8],
-        scratch: &'o mut [u8],
-    ) -> Result<Outcome<'o>, StepError> {
-        let out = group.protect_application_in_memory(data, &[], 0, &mut self.rng, scratch).map_err(StepError::Receive)?;
-        Ok(Outcome::Protected(out))
+    fn protect<'o>(&mut self, group: &mut impl DeviceGroup, data: &[u8], scratch: &'o mut [u8]) -> Result<Outcome<'o>, StepError> {
+        Ok(Outcome::Protected(group.protect(data, &mut self.rng, scratch)?))
     }
 
     /// Generates the signature key (first call only) and a KeyPackage;
@@ -251,9 +357,9 @@ impl Device {
     }
 
     #[inline(never)]
-    fn join<'o, const N: usize, const ARENA: usize, const K: usize, const P: usize>(
+    fn join<'o>(
         &mut self,
-        group: &mut Group<N, ARENA, K, P>,
+        group: &mut impl DeviceGroup,
         welcome: &[u8],
         scratch: &'o mut [u8],
     ) -> Result<Outcome<'o>, StepError> {
@@ -269,7 +375,7 @@ impl Device {
             config: GroupConfig::default(),
         };
         let buf = scratch.get_mut(..welcome.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: welcome.len() }))?;
-        let joined = group.join_in_memory(welcome, &params, buf).map_err(StepError::Join);
+        let joined = group.join(welcome, &params, buf);
         if joined.is_err() {
             // Keep the keys: the KeyPackage was not consumed.
             self.key_package_keys = Some(keys);
@@ -278,9 +384,9 @@ impl Device {
     }
 
     #[inline(never)]
-    fn commit<'o, const N: usize, const ARENA: usize, const K: usize, const P: usize>(
+    fn commit<'o>(
         &mut self,
-        group: &mut Group<N, ARENA, K, P>,
+        group: &mut impl DeviceGroup,
         scratch: &'o mut [u8],
     ) -> Result<Outcome<'o>, StepError> {
         let signer = self.signer().clone();
@@ -303,12 +409,7 @@ impl Device {
             leaf: Some(template),
         };
         let bufs = CommitBuffers { message: scratch, welcome: &mut [], group_info: &mut [] };
-        let out = group
-            .commit_in_memory(&opts, &NoPsks, NOW, &mut self.rng, &Sequential, bufs)
-            .map_err(StepError::Commit)?;
-        let commit = out.commit;
-        group.merge_staged_commit_in_memory().map_err(StepError::Merge)?;
-        Ok(Outcome::Committed(commit))
+        Ok(Outcome::Committed(group.commit(&opts, &mut self.rng, bufs)?))
     }
 }
 

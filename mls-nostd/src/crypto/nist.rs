@@ -4,8 +4,9 @@
 
 use crate::crypto::CryptoError;
 use elliptic_curve::sec1::{FromSec1Point, ModulusSize, ToSec1Point};
-use elliptic_curve::group::Curve as _;
-use elliptic_curve::{CurveArithmetic, FieldBytes, FieldBytesSize, PublicKey, SecretKey};
+use elliptic_curve::group::{Curve as _, Group as _};
+use elliptic_curve::point::AffineCoordinates;
+use elliptic_curve::{AffinePoint, CurveArithmetic, FieldBytes, FieldBytesSize, PublicKey, SecretKey};
 
 /// The bounds every NIST curve crate meets.
 pub(crate) trait NistCurve: CurveArithmetic<AffinePoint: FromSec1Point<Self> + ToSec1Point<Self>>
@@ -42,22 +43,39 @@ pub(crate) fn public_key<C: NistCurve>(sk: &[u8], out: &mut [u8]) -> Result<(), 
 where
     FieldBytesSize<C>: ModulusSize,
 {
-    let point = secret::<C>(sk)?.public_key().as_affine().to_sec1_point(false);
-    let bytes = point.as_bytes();
-    out.get_mut(..).filter(|o| o.len() == bytes.len()).ok_or(CryptoError::InvalidKey)?.copy_from_slice(bytes);
+    // Written from the coordinates: `to_sec1_point` would link sec1's and
+    // der's error formatting (about 1.6 KiB of Cortex-M4 flash).
+    let point = secret::<C>(sk)?.public_key();
+    let (x, y) = (point.as_affine().x(), point.as_affine().y());
+    let (tag, xy) = out.split_first_mut().ok_or(CryptoError::InvalidKey)?;
+    if xy.len() != x.len() + y.len() {
+        return Err(CryptoError::InvalidKey);
+    }
+    *tag = 0x04;
+    let (ox, oy) = xy.split_at_mut(x.len());
+    ox.copy_from_slice(&x);
+    oy.copy_from_slice(&y);
     Ok(())
 }
 
 /// A public key: only the uncompressed form (`0x04 || x || y`, RFC 9180
-/// §7.1.1), on the curve, not the identity.
+/// §7.1.1, RFC 9420 §5.1.1), `x` and `y` below p, on the curve, not the
+/// identity. Read from the coordinates, not with `from_sec1_bytes`, whose
+/// other forms (point decompression) cost about 3 KiB of Cortex-M4 flash.
 pub(crate) fn parse_public<C: NistCurve>(pk: &[u8]) -> Result<PublicKey<C>, CryptoError>
 where
     FieldBytesSize<C>: ModulusSize,
 {
-    if pk.first() != Some(&0x04) {
+    let xy = pk.strip_prefix(&[0x04]).ok_or(CryptoError::InvalidKey)?;
+    let n = FieldBytes::<C>::default().len();
+    if xy.len() != 2 * n {
         return Err(CryptoError::InvalidKey);
     }
-    PublicKey::<C>::from_sec1_bytes(pk).map_err(|_| CryptoError::InvalidKey)
+    let (x, y) = xy.split_at(n);
+    let x = FieldBytes::<C>::try_from(x).map_err(|_| CryptoError::InvalidKey)?;
+    let y = FieldBytes::<C>::try_from(y).map_err(|_| CryptoError::InvalidKey)?;
+    let point = Option::<AffinePoint<C>>::from(AffinePoint::<C>::from_coordinates(&x, &y)).ok_or(CryptoError::InvalidKey)?;
+    PublicKey::<C>::from_affine(point).map_err(|_| CryptoError::InvalidKey)
 }
 
 /// The x-coordinate of `sk * pk` (`Ndh` = `Nsk` bytes).
@@ -67,10 +85,13 @@ where
 {
     let pk = parse_public::<C>(pk)?;
     let sk = secret::<C>(sk)?;
-    let shared = (pk.to_projective() * *sk.to_nonzero_scalar()).to_affine().to_sec1_point(false);
+    let shared = pk.to_projective() * *sk.to_nonzero_scalar();
     // The product of a valid point and a non-zero scalar is never the
-    // identity on these prime-order curves; `x()` is `None` only for it.
-    let x = shared.x().ok_or(CryptoError::InvalidSharedSecret)?;
-    out.get_mut(..).filter(|o| o.len() == x.len()).ok_or(CryptoError::InvalidKey)?.copy_from_slice(x);
+    // identity on these prime-order curves; checked all the same.
+    if bool::from(shared.is_identity()) {
+        return Err(CryptoError::InvalidSharedSecret);
+    }
+    let x = shared.to_affine().x();
+    out.get_mut(..).filter(|o| o.len() == x.len()).ok_or(CryptoError::InvalidKey)?.copy_from_slice(&x);
     Ok(())
 }

@@ -650,7 +650,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         // The UpdatePath, in the middle of the work area.
         let with_path = applied.path_required || force_path;
         let seals = usize::try_from(new.n_leaves()).unwrap_or(usize::MAX);
-        let path_room = 8192usize.saturating_add(seals.saturating_mul(96 + 90));
+        let path_room = super::sizes::path_room(seals);
         let path_start = work
             .len()
             .checked_sub(path_room)

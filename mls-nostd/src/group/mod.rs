@@ -15,6 +15,8 @@ mod external;
 mod join;
 mod receive;
 mod process;
+mod signing_identity;
+mod sizes;
 #[cfg(feature = "test-utils")]
 mod testing;
 
@@ -24,6 +26,7 @@ pub use create::{CreateParams, default_capabilities};
 pub use join::{JoinError, JoinParams};
 pub use receive::{ReceiveError, Received};
 pub use process::{CommitError, StagedCommitSummary, proposal_ref};
+pub use signing_identity::SigningIdentity;
 pub use staged::{MemberInfo, StagedCommit};
 
 use crate::capacity::Capacity;

@@ -16,10 +16,12 @@ use crate::crypto::HashValue;
 use crate::crypto::hpke::HpkePrivateKey;
 use crate::crypto::signature::SignaturePrivateKey;
 use crate::executor::Executor;
+use super::psks::StoredPsks;
 use crate::group::{
-    CommitBuffers, CommitOutput, CreateCommitError, Group, GroupError, JoinError, JoinParams,
+    CommitBuffers, CommitOptions, CommitOutput, CreateCommitError, Group, GroupError, JoinError, JoinParams,
     ReceiveError, Received,
 };
+use crate::messages::proposal::{Add, Proposal, Remove};
 use crate::key_package::KeyPackagePrivateKeys;
 use crate::messages::authenticated_content::ProtectionError;
 use crate::psk::PskStore;
@@ -181,177 +183,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         }
         self.restore_finish(&checks)
     }
-
-    /// [`Group::protect_application_in_memory`], returning the ciphertext only once the
-    /// sending ratchet's new position is stored: a reboot never reuses the
-    /// key and nonce.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn protect_application_durable<'o, S: Storage>(
-        &mut self,
-        data: &[u8],
-        authenticated_data: &[u8],
-        padding: usize,
-        rng: &mut impl CryptoRng,
-        out: &'o mut [u8],
-        storage: &mut S,
-        slot: u8,
-        buf: &mut RecordBuffer,
-    ) -> Result<&'o [u8], DurableError<ReceiveError>> {
-        let len = self
-            .protect_application_in_memory(data, authenticated_data, padding, rng, out)
-            .map_err(DurableError::Op)?
-            .len();
-        if let Err(e) = self.save(storage, slot, Parts::RATCHETS, buf) {
-            out.fill(0);
-            return Err(e.into());
-        }
-        // `len` bytes of `out` were just written: this cannot fail.
-        out.get(..len).ok_or(DurableError::Op(ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: len })))
-    }
-
-    /// [`Group::process_message_in_memory`], saving what it consumed before anything
-    /// is returned: the receiving ratchet for application data (a replay
-    /// after a reboot stays rejected), the proposal store for proposals. A
-    /// staged Commit is not saved (it is saved by the merge; after a reboot
-    /// the Commit is processed again); a later save while it is staged saves
-    /// it too.
-    pub(crate) fn process_message_durable<'m, S: Storage>(
-        &mut self,
-        message: &'m mut [u8],
-        psks: &dyn PskStore,
-        now: u64,
-        storage: &mut S,
-        slot: u8,
-        buf: &mut RecordBuffer,
-    ) -> Result<Received<'m>, DurableError<ReceiveError>> {
-        // Processed through a reborrow, so that the plaintext (decrypted in
-        // place) can be wiped if the save fails; re-sliced afterwards.
-        let base = message.as_ptr() as usize;
-        let (parts, app) = match self.process_message_in_memory(&mut *message, psks, now).map_err(DurableError::Op)? {
-            Received::Application { sender, data, authenticated_data } => {
-                let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base);
-                let spans = (at(data), data.len(), at(authenticated_data), authenticated_data.len());
-                (Some(Parts::RATCHETS), Ok((sender, spans)))
-            }
-            Received::Proposal { sender, reference } => {
-                (Some(Parts::RATCHETS.with(Part::Proposals)), Err(Received::Proposal { sender, reference }))
-            }
-            Received::Commit(summary) => (None, Err(Received::Commit(summary))),
-        };
-        if let Some(Err(e)) = parts.map(|parts| self.save(storage, slot, parts, buf)) {
-            message.fill(0);
-            return Err(e.into());
-        }
-        match app {
-            Err(other) => Ok(other),
-            Ok((sender, (d, dl, a, al))) => {
-                let message: &'m [u8] = message;
-                let slice = |at: usize, len: usize| at.checked_add(len).and_then(|end| message.get(at..end));
-                // The spans were taken from `message`: this cannot fail.
-                let outside = DurableError::Op(ReceiveError::Protection(ProtectionError::Malformed(CodecError::Truncated)));
-                Ok(Received::Application {
-                    sender,
-                    data: slice(d, dl).ok_or(outside)?,
-                    authenticated_data: slice(a, al).ok_or(outside)?,
-                })
-            }
-        }
-    }
-
-    /// [`Group::merge_staged_commit_in_memory`], then saves the new epoch.
-    pub(crate) fn merge_staged_commit_durable<S: Storage>(
-        &mut self,
-        storage: &mut S,
-        slot: u8,
-        buf: &mut RecordBuffer,
-    ) -> Result<(), DurableError<GroupError>> {
-        self.merge_staged_commit_in_memory().map_err(DurableError::Op)?;
-        self.save(storage, slot, Parts::ALL, buf)?;
-        Ok(())
-    }
-
-    /// [`Group::commit_in_memory`], returning the Commit and Welcome only once the
-    /// staged epoch (with the path secrets behind them) is stored: after a
-    /// reboot the member can still merge the Commit the group accepted.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn commit_durable<'o, S: Storage>(
-        &mut self,
-        opts: &crate::group::CommitOptions<'_>,
-        psks: &dyn PskStore,
-        now: u64,
-        rng: &mut impl CryptoRng,
-        executor: &impl Executor,
-        bufs: CommitBuffers<'o>,
-        storage: &mut S,
-        slot: u8,
-        buf: &mut RecordBuffer,
-    ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
-        let output = self.commit_in_memory(opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
-        self.save_own_commit(storage, slot, buf)?;
-        Ok(output)
-    }
-
-    /// [`Group::commit_reinit_in_memory`], returning the Commit only once it
-    /// is staged in the store, as `commit_durable`.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn commit_reinit_durable<'o, S: Storage>(
-        &mut self,
-        reinit: &HashValue,
-        opts: &crate::group::CommitOptions<'_>,
-        psks: &dyn PskStore,
-        now: u64,
-        rng: &mut impl CryptoRng,
-        executor: &impl Executor,
-        bufs: CommitBuffers<'o>,
-        storage: &mut S,
-        slot: u8,
-        buf: &mut RecordBuffer,
-    ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
-        let output = self.commit_reinit_in_memory(reinit, opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
-        self.save_own_commit(storage, slot, buf)?;
-        Ok(output)
-    }
-
-    /// Stores our staged Commit and the ratchet that framed it; on failure
-    /// the Commit is discarded (it must not leave unstored).
-    fn save_own_commit<S: Storage>(&mut self, storage: &mut S, slot: u8, buf: &mut RecordBuffer) -> Result<(), StoreError> {
-        let result = self.save(storage, slot, Parts::RATCHETS.with(Part::Staged), buf);
-        if result.is_err() {
-            self.discard_staged_commit();
-        }
-        result
-    }
-
-    /// Joins from `welcome` with the KeyPackage keys kept in `storage`, and
-    /// saves the group to `slot`. The KeyPackage's private keys are removed by
-    /// the same commit point (the head names them; [`super::recover`]
-    /// finishes the removal after a cut): neither a lost join nor a reusable
-    /// key. `p.keys` and `p.signer` are ignored: both come from the store.
-    pub(crate) fn join_durable<S: Storage>(
-        &mut self,
-        welcome: &[u8],
-        p: &JoinParams<'_>,
-        storage: &mut S,
-        slot: u8,
-        buf: &mut RecordBuffer,
-        group_info_buf: &mut [u8],
-    ) -> Result<(), DurableError<JoinError>> {
-        let reference = key_package_ref(p.key_package).map_err(DurableError::Op)?;
-        let (keys, signer) = load_key_package(storage, &reference, buf)?.ok_or(DurableError::Op(JoinError::Welcome(
-            crate::messages::welcome_secrets::WelcomeError::NotForUs,
-        )))?;
-        self.join_in_memory(welcome, &JoinParams { keys: &keys, signer: &signer, ..*p }, group_info_buf)
-            .map_err(DurableError::Op)?;
-        if let Err(e) = self.save_with(storage, slot, Parts::ALL, Some(reference), buf) {
-            self.wipe();
-            return Err(e.into());
-        }
-        // Joined and stored. If this removal fails (or power is cut), the
-        // head still names the KeyPackage: `recover` or the next save
-        // removes its keys.
-        let _ = remove_key_package(storage, &reference, buf);
-        Ok(())
-    }
 }
 
 fn key_package_ref(key_package: &[u8]) -> Result<HashValue, JoinError> {
@@ -369,6 +200,23 @@ const KP_RECORD_LEN: usize = 2
     + crate::crypto::MAX_HASH_LEN
     + 2 * crate::crypto::hpke::KEM_PRIVATE_LEN
     + crate::crypto::signature::SIGNATURE_PRIVATE_LEN;
+
+/// Generates a KeyPackage for `identity` ([`SigningIdentity::key_package`](crate::group::SigningIdentity::key_package))
+/// and stores its private keys and signer ([`store_key_package`]) before
+/// returning it: a KeyPackage is never published whose keys a reboot could
+/// lose. [`StoredGroup::join`] consumes it.
+pub fn generate_key_package<'o, S: Storage>(
+    storage: &mut S,
+    identity: &crate::group::SigningIdentity<'_>,
+    rng: &mut impl CryptoRng,
+    out: &'o mut [u8],
+    buf: &mut RecordBuffer,
+) -> Result<&'o [u8], DurableError<crate::key_package::KeyPackageBuildError>> {
+    let (key_package, keys) = identity.key_package(rng, out).map_err(DurableError::Op)?;
+    let reference = key_package_ref(key_package).map_err(|_| StoreError::Corrupt)?;
+    store_key_package(storage, identity.suite, &reference, &keys, identity.signer, buf)?;
+    Ok(key_package)
+}
 
 /// Keeps the private keys of a KeyPackage of `suite` (and the signature key
 /// it was signed with) until a Welcome consumes it.
@@ -492,8 +340,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         self.group
     }
 
-    /// Saves `parts` of the group (e.g. everything after
-    /// [`Group::create`]); see [`Group::save`].
+    /// Saves `parts` of the group; see [`Group::save`].
     pub fn save(&mut self, parts: Parts) -> Result<(), StoreError> {
         self.group.save(self.storage, self.slot, parts, self.buf)
     }
@@ -501,6 +348,22 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// Loads the group from its slot; see [`Group::load`].
     pub fn load(&mut self, identity: &'static dyn crate::identity::IdentityProvider) -> Result<(), StoreError> {
         self.group.load(self.storage, self.slot, identity, self.buf)
+    }
+
+    /// Creates a one-member group ([`Group::create`]) and saves all of it.
+    /// If the save fails, the group is emptied again.
+    pub fn create(
+        &mut self,
+        p: &crate::group::CreateParams<'_>,
+        signer: &SignaturePrivateKey,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(), DurableError<GroupError>> {
+        self.group.create(p, signer, rng).map_err(DurableError::Op)?;
+        if let Err(e) = self.save(Parts::ALL) {
+            self.group.wipe();
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Encrypts an application message (§6.3), returning the ciphertext only
@@ -514,76 +377,275 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         rng: &mut impl CryptoRng,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], DurableError<ReceiveError>> {
-        let (storage, slot, buf) = (&mut *self.storage, self.slot, &mut *self.buf);
-        self.group.protect_application_durable(data, authenticated_data, padding, rng, out, storage, slot, buf)
+        let len = self
+            .group
+            .protect_application_in_memory(data, authenticated_data, padding, rng, out)
+            .map_err(DurableError::Op)?
+            .len();
+        if let Err(e) = self.save(Parts::RATCHETS) {
+            out.fill(0);
+            return Err(e.into());
+        }
+        // `len` bytes of `out` were just written: this cannot fail.
+        out.get(..len).ok_or(DurableError::Op(ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: len })))
     }
 
-    /// Processes a message (§6, §12.4.2), saving what it consumed before
-    /// anything is returned: the receiving ratchet for application data (a
-    /// replay after a reboot stays rejected), the proposal store for a
-    /// proposal. A staged Commit is saved by [`StoredGroup::merge_staged_commit`].
-    pub fn process_message<'m>(
+    /// Processes a message (§6, §12.4.2) with the external PSKs kept in the
+    /// store ([`store_external_psk`](super::psks::store_external_psk); read
+    /// only for a Commit that names them, up to [`STORED_PSKS_PER_USE`]), as
+    /// [`StoredGroup::process_message_with_psks`].
+    pub fn process_message<'m>(&mut self, message: &'m mut [u8], now: u64) -> Result<Received<'m>, DurableError<ReceiveError>> {
+        let psks = StoredPsks::<S, STORED_PSKS_PER_USE>::new(&mut *self.storage);
+        let processed = process_in_memory(self.group, message, &psks, now);
+        if let Some(e) = psks.error() {
+            return Err(e.into());
+        }
+        drop(psks);
+        self.finish_receive(message, processed?)
+    }
+
+    /// Processes a message (§6, §12.4.2) with the PSKs of `psks`, saving
+    /// what it consumed before anything is returned: the receiving ratchet
+    /// for application data (a replay after a reboot stays rejected), the
+    /// proposal store for a proposal. A staged Commit is not saved: it is
+    /// saved by [`StoredGroup::merge_staged_commit`] (after a reboot the
+    /// Commit is processed again); a save while it is staged saves it too.
+    pub fn process_message_with_psks<'m>(
         &mut self,
         message: &'m mut [u8],
         psks: &dyn PskStore,
         now: u64,
     ) -> Result<Received<'m>, DurableError<ReceiveError>> {
-        let (storage, slot, buf) = (&mut *self.storage, self.slot, &mut *self.buf);
-        self.group.process_message_durable(message, psks, now, storage, slot, buf)
+        let processed = process_in_memory(self.group, message, psks, now)?;
+        self.finish_receive(message, processed)
+    }
+
+    /// Saves what [`process_in_memory`] consumed, then returns the message's
+    /// content, re-sliced from `message` (wiped if the save fails).
+    fn finish_receive<'m>(&mut self, message: &'m mut [u8], (parts, app): Processed) -> Result<Received<'m>, DurableError<ReceiveError>> {
+        if let Some(Err(e)) = parts.map(|parts| self.save(parts)) {
+            message.fill(0);
+            return Err(e.into());
+        }
+        match app {
+            Err(other) => Ok(other),
+            Ok((sender, (d, dl, a, al))) => {
+                let message: &'m [u8] = message;
+                let slice = |at: usize, len: usize| at.checked_add(len).and_then(|end| message.get(at..end));
+                // The spans were taken from `message`: this cannot fail.
+                let outside = DurableError::Op(ReceiveError::Protection(ProtectionError::Malformed(CodecError::Truncated)));
+                Ok(Received::Application {
+                    sender,
+                    data: slice(d, dl).ok_or(outside)?,
+                    authenticated_data: slice(a, al).ok_or(outside)?,
+                })
+            }
+        }
     }
 
     /// Makes the staged Commit the current epoch and saves it (the ended
     /// epoch's secrets leave the store at the same commit point).
     pub fn merge_staged_commit(&mut self) -> Result<(), DurableError<GroupError>> {
-        let (storage, slot, buf) = (&mut *self.storage, self.slot, &mut *self.buf);
-        self.group.merge_staged_commit_durable(storage, slot, buf)
+        self.group.merge_staged_commit_in_memory().map_err(DurableError::Op)?;
+        self.save(Parts::ALL)?;
+        Ok(())
     }
 
     /// Drops the staged Commit, in memory and in the store.
     pub fn discard_staged_commit(&mut self) -> Result<(), StoreError> {
         self.group.discard_staged_commit();
         // A save rewrites the staged part whenever the store holds one.
-        self.group.save(self.storage, self.slot, Parts::RATCHETS, self.buf)
+        self.save(Parts::RATCHETS)
     }
 
-    /// Creates a Commit (§12.4), returning it and its Welcome only once the
-    /// staged epoch (with the path secrets behind it) is stored.
+    /// Creates a Commit (§12.4; see [`Group::commit_in_memory`]), returning
+    /// it and its Welcome only once the staged epoch (with the path secrets
+    /// behind it) is stored: after a reboot the member can still merge the
+    /// Commit the group accepted.
     pub fn commit<'o>(
         &mut self,
-        opts: &crate::group::CommitOptions<'_>,
+        opts: &CommitOptions<'_>,
         psks: &dyn PskStore,
         now: u64,
         rng: &mut impl CryptoRng,
         executor: &impl Executor,
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
-        let (storage, slot, buf) = (&mut *self.storage, self.slot, &mut *self.buf);
-        self.group.commit_durable(opts, psks, now, rng, executor, bufs, storage, slot, buf)
+        let output = self.group.commit_in_memory(opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
+        self.save_own_commit()?;
+        Ok(output)
     }
 
-    /// Commits the pending ReInit `reinit` (§11.2), stored as
-    /// [`StoredGroup::commit`].
+    /// Commits the pending ReInit `reinit` (§11.2; see
+    /// [`Group::commit_reinit_in_memory`]), stored as [`StoredGroup::commit`].
     #[allow(clippy::too_many_arguments)]
     pub fn commit_reinit<'o>(
         &mut self,
         reinit: &HashValue,
-        opts: &crate::group::CommitOptions<'_>,
+        opts: &CommitOptions<'_>,
         psks: &dyn PskStore,
         now: u64,
         rng: &mut impl CryptoRng,
         executor: &impl Executor,
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
-        let (storage, slot, buf) = (&mut *self.storage, self.slot, &mut *self.buf);
-        self.group.commit_reinit_durable(reinit, opts, psks, now, rng, executor, bufs, storage, slot, buf)
+        let output =
+            self.group.commit_reinit_in_memory(reinit, opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
+        self.save_own_commit()?;
+        Ok(output)
+    }
+
+    /// Adds the member of `key_package` (an encoded KeyPackage, §12.1.1)
+    /// with a Commit that also covers the proposals received this epoch; the
+    /// Welcome carries the tree. `buf` holds the Commit, the Welcome and
+    /// their work space: [`Group::commit_buffers_len`]`(key_package.len() + 3)`
+    /// bytes. Stored as [`StoredGroup::commit`], with the store's external
+    /// PSKs.
+    pub fn add_member<'o>(
+        &mut self,
+        key_package: &[u8],
+        now: u64,
+        rng: &mut impl CryptoRng,
+        buf: &'o mut [u8],
+    ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
+        use crate::codec::Decode;
+        let kp = crate::key_package::KeyPackage::decode_exact(key_package)
+            .map_err(|e| DurableError::Op(CreateCommitError::Protection(ProtectionError::Malformed(e))))?;
+        let add = [Proposal::Add(Add { key_package: kp })];
+        // ProposalOrRef type, proposal type, KeyPackage.
+        let by_value = key_package.len().saturating_add(3);
+        self.commit_one_buffer(&CommitOptions { proposals: &add, ..CommitOptions::DEFAULT }, by_value, now, rng, buf)
+    }
+
+    /// Removes the member at leaf `removed` (§12.1.3) with a Commit that
+    /// also covers the proposals received this epoch. `buf`:
+    /// [`Group::commit_buffers_len`]`(7)` bytes. Stored as
+    /// [`StoredGroup::commit`].
+    pub fn remove_member<'o>(
+        &mut self,
+        removed: u32,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        buf: &'o mut [u8],
+    ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
+        let remove = [Proposal::Remove(Remove { removed })];
+        self.commit_one_buffer(&CommitOptions { proposals: &remove, ..CommitOptions::DEFAULT }, 7, now, rng, buf)
+    }
+
+    /// Updates our leaf's keys with a Commit that carries an UpdatePath
+    /// (post-compromise security, §12.4) and covers the proposals received
+    /// this epoch. `buf`: [`Group::commit_buffers_len`]`(0)` bytes. Stored
+    /// as [`StoredGroup::commit`].
+    pub fn update<'o>(
+        &mut self,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        buf: &'o mut [u8],
+    ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
+        self.commit_one_buffer(&CommitOptions { force_path: true, ..CommitOptions::DEFAULT }, 0, now, rng, buf)
+    }
+
+    /// [`StoredGroup::commit`] into one buffer split by the group's sizes,
+    /// with the store's external PSKs (read only if a pending proposal
+    /// names one), one signature check after another.
+    fn commit_one_buffer<'o>(
+        &mut self,
+        opts: &CommitOptions<'_>,
+        by_value: usize,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        buf: &'o mut [u8],
+    ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
+        let needed = Group::<N, ARENA, K, P>::commit_buffers_len(by_value);
+        let bufs = Group::<N, ARENA, K, P>::split_commit_buffers(buf, by_value)
+            .ok_or(DurableError::Op(CreateCommitError::Protection(ProtectionError::BufferTooSmall { needed })))?;
+        let psks = StoredPsks::<S, STORED_PSKS_PER_USE>::new(&mut *self.storage);
+        let output = self.group.commit_in_memory(opts, &psks, now, rng, &crate::executor::Sequential, bufs);
+        if let Some(e) = psks.error() {
+            if output.is_ok() {
+                self.group.discard_staged_commit();
+            }
+            return Err(e.into());
+        }
+        drop(psks);
+        let output = output.map_err(DurableError::Op)?;
+        self.save_own_commit()?;
+        Ok(output)
+    }
+
+    /// Stores our staged Commit and the ratchet that framed it; on failure
+    /// the Commit is discarded (it must not leave unstored).
+    fn save_own_commit(&mut self) -> Result<(), StoreError> {
+        let result = self.save(Parts::RATCHETS.with(Part::Staged));
+        if result.is_err() {
+            self.group.discard_staged_commit();
+        }
+        result
+    }
+
+    /// Joins from `welcome` (the tree in it, no PSKs, the default
+    /// [`GroupConfig`](crate::group::GroupConfig)) as the member of
+    /// `key_package`, whose keys the store keeps ([`generate_key_package`]),
+    /// as [`StoredGroup::join_with`]. `buf` holds the Welcome's GroupInfo
+    /// and tree: the Welcome's length suffices.
+    pub fn join(&mut self, welcome: &[u8], key_package: &[u8], buf: &mut [u8]) -> Result<(), DurableError<JoinError>> {
+        // The keys and signer of these parameters are not read: the store's are.
+        let unused = KeyPackagePrivateKeys { init_key: HpkePrivateKey::ZERO, encryption_key: HpkePrivateKey::ZERO };
+        self.join_with(welcome, &JoinParams::new(key_package, &unused, &SignaturePrivateKey::ZERO), buf)
     }
 
     /// Joins from `welcome` with the KeyPackage keys kept in the store
-    /// ([`store_key_package`]) and saves the group; the KeyPackage's keys
-    /// are removed by the same commit point. `p.keys` and `p.signer` are
-    /// ignored: both come from the store.
-    pub fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, group_info_buf: &mut [u8]) -> Result<(), DurableError<JoinError>> {
-        let (storage, slot, buf) = (&mut *self.storage, self.slot, &mut *self.buf);
-        self.group.join_durable(welcome, p, storage, slot, buf, group_info_buf)
+    /// ([`store_key_package`]) and saves the group. The KeyPackage's private
+    /// keys are removed by the same commit point (the head names them;
+    /// [`super::recover`] finishes the removal after a cut): neither a lost
+    /// join nor a reusable key. `p.keys` and `p.signer` are ignored: both
+    /// come from the store.
+    pub fn join_with(&mut self, welcome: &[u8], p: &JoinParams<'_>, group_info_buf: &mut [u8]) -> Result<(), DurableError<JoinError>> {
+        let reference = key_package_ref(p.key_package).map_err(DurableError::Op)?;
+        let (keys, signer) = load_key_package(self.storage, &reference, self.buf)?.ok_or(DurableError::Op(
+            JoinError::Welcome(crate::messages::welcome_secrets::WelcomeError::NotForUs),
+        ))?;
+        self.group
+            .join_in_memory(welcome, &JoinParams { keys: &keys, signer: &signer, ..*p }, group_info_buf)
+            .map_err(DurableError::Op)?;
+        if let Err(e) = self.group.save_with(self.storage, self.slot, Parts::ALL, Some(reference), self.buf) {
+            self.group.wipe();
+            return Err(e.into());
+        }
+        // Joined and stored. If this removal fails (or power is cut), the
+        // head still names the KeyPackage: `recover` or the next save
+        // removes its keys.
+        let _ = remove_key_package(self.storage, &reference, self.buf);
+        Ok(())
     }
+}
+
+/// External PSKs a stored group reads from its store for one Commit (the
+/// rest of the Commit's PSKs, if any, are unknown to it).
+pub const STORED_PSKS_PER_USE: usize = 4;
+
+/// What processing a message consumed: the parts to save, and the
+/// application data's spans in the message (sender, data, authenticated
+/// data) or the other content.
+type Processed = (Option<Parts>, Result<(crate::tree_math::LeafIndex, (usize, usize, usize, usize)), Received<'static>>);
+
+/// [`Group::process_message_in_memory`], with the application data kept as
+/// spans of `message` (so that it can be wiped if the save fails).
+fn process_in_memory<const N: usize, const ARENA: usize, const K: usize, const P: usize>(
+    group: &mut Group<N, ARENA, K, P>,
+    message: &mut [u8],
+    psks: &dyn PskStore,
+    now: u64,
+) -> Result<Processed, DurableError<ReceiveError>> {
+    let base = message.as_ptr() as usize;
+    Ok(match group.process_message_in_memory(message, psks, now).map_err(DurableError::Op)? {
+        Received::Application { sender, data, authenticated_data } => {
+            let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base);
+            (Some(Parts::RATCHETS), Ok((sender, (at(data), data.len(), at(authenticated_data), authenticated_data.len()))))
+        }
+        Received::Proposal { sender, reference } => {
+            (Some(Parts::RATCHETS.with(Part::Proposals)), Err(Received::Proposal { sender, reference }))
+        }
+        Received::Commit(summary) => (None, Err(Received::Commit(summary))),
+    })
 }

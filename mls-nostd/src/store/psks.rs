@@ -6,6 +6,7 @@ use crate::capacity::Capacity;
 use crate::codec::{OwnedBytes, Reader, Writer};
 use crate::crypto::Secret;
 use crate::psk::PskStore;
+use core::cell::{Cell, OnceCell, RefCell};
 
 /// How many external PSKs the store holds.
 pub const MAX_EXTERNAL_PSKS: u8 = 16;
@@ -89,6 +90,64 @@ impl<const M: usize> ExternalPsks<M> {
 impl<const M: usize> PskStore for ExternalPsks<M> {
     fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
         self.entries.iter().find(|(id, _)| id.as_slice() == psk_id).map(|(_, s)| s.as_bytes())
+    }
+
+    fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// The stored external PSKs as a [`PskStore`] that reads a key only when a
+/// Commit names it, keeping up to `M` of them for the one use: a Commit
+/// without PSKs reads nothing, and the keys take `M` slots of RAM, not
+/// [`MAX_EXTERNAL_PSKS`]. A storage error reads as an unknown PSK (the
+/// operation then fails) and is kept for [`StoredPsks::error`].
+pub struct StoredPsks<'s, S: Storage, const M: usize> {
+    storage: RefCell<&'s mut S>,
+    found: [OnceCell<(OwnedBytes<MAX_PSK_ID_LEN>, Secret)>; M],
+    error: Cell<Option<StoreError>>,
+}
+
+impl<'s, S: Storage, const M: usize> StoredPsks<'s, S, M> {
+    /// The PSKs of `storage`, read on demand.
+    pub fn new(storage: &'s mut S) -> Self {
+        Self { storage: RefCell::new(storage), found: [const { OnceCell::new() }; M], error: Cell::new(None) }
+    }
+
+    /// The storage error a lookup met, if any.
+    pub fn error(&self) -> Option<StoreError> {
+        self.error.get()
+    }
+
+    fn read(&self, psk_id: &[u8]) -> Option<(OwnedBytes<MAX_PSK_ID_LEN>, Secret)> {
+        let mut storage = self.storage.try_borrow_mut().ok()?;
+        for n in 0..MAX_EXTERNAL_PSKS {
+            match read_entry(&mut **storage, n) {
+                Ok(Some((id, secret))) if id.as_slice() == psk_id => return Some((id, secret)),
+                Ok(_) => {}
+                Err(e) => {
+                    self.error.set(Some(e));
+                    return None;
+                }
+            }
+        }
+        None
+    }
+}
+
+impl<S: Storage, const M: usize> PskStore for StoredPsks<'_, S, M> {
+    fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
+        for cell in &self.found {
+            match cell.get() {
+                Some((id, secret)) if id.as_slice() == psk_id => return Some(secret.as_bytes()),
+                Some(_) => {}
+                None => {
+                    let entry = self.read(psk_id)?;
+                    return cell.get_or_init(|| entry).1.as_bytes().into();
+                }
+            }
+        }
+        None
     }
 
     fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {

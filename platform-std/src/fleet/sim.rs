@@ -165,7 +165,7 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             self.bufs.incoming.extend_from_slice(commit);
             let start = Instant::now();
             let storage = m.store.storage();
-            match m.group.stored(storage, GROUP_SLOT, &mut self.record).process_message(&mut self.bufs.incoming, &NoPsks, self.now) {
+            match m.group.stored(storage, GROUP_SLOT, &mut self.record).process_message_with_psks(&mut self.bufs.incoming, &NoPsks, self.now) {
                 Ok(Received::Commit(_)) => m
                     .group
                     .stored(m.store.storage(), GROUP_SLOT, &mut self.record).merge_staged_commit()
@@ -240,7 +240,7 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         // The keys come from the member's store, which loses them at the
         // commit point that stores the joined group.
         m.group
-            .stored(m.store.storage(), GROUP_SLOT, &mut self.record).join(welcome, &params, &mut buf)
+            .stored(m.store.storage(), GROUP_SLOT, &mut self.record).join_with(welcome, &params, &mut buf)
             .map_err(|e| err(&m.name, "join", e))?;
         self.stats.time(Op::Join, start.elapsed());
         m.store.clear_pending().map_err(persist)
@@ -373,7 +373,7 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
                 // after a restart stays rejected).
                 let storage = m.store.storage();
                 let received =
-                    m.group.stored(storage, GROUP_SLOT, &mut self.record).process_message(&mut self.bufs.incoming, &NoPsks, self.now);
+                    m.group.stored(storage, GROUP_SLOT, &mut self.record).process_message_with_psks(&mut self.bufs.incoming, &NoPsks, self.now);
                 let elapsed = start.elapsed();
                 match received {
                     Ok(Received::Application { sender, data, .. }) if sender == sender_leaf && data == payload.as_bytes() => {}

@@ -121,6 +121,8 @@ impl Kem {
     /// `DeserializePrivateKey`'s normalisation in place: clamping for
     /// X25519 and X448 (RFC 9180 §7.1.2); NIST scalars are kept as they are.
     pub(crate) fn clamp(self, sk: &mut [u8]) {
+        // Unused in a build with NIST curves only (e.g. suite 2 alone).
+        let _ = &sk;
         match self {
             #[cfg(feature = "_x25519")]
             Self::X25519 => x25519::clamp(sk),

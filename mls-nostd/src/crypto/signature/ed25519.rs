@@ -42,9 +42,28 @@ pub(super) fn sign(sk: &[u8], pk: &[u8], parts: &[&[u8]], out: &mut [u8]) -> Res
     Ok(64)
 }
 
+/// Whether `a` is the canonical encoding of a point (RFC 8032 §5.1.3: the
+/// y-coordinate below p, and no sign bit set for x = 0, which is when y is 1
+/// or p - 1). `ed25519-dalek` decodes the non-canonical ones too (y + p for
+/// the 19 y below 2^255 - p, and -0), so that one point has two keys.
+fn is_canonical_point(a: &[u8; 32]) -> bool {
+    // p = 2^255 - 19, little-endian: ed ff .. ff 7f.
+    let (first, last) = (a[0], a[31] & 0x7f);
+    let middle_ff = a[1..31].iter().all(|b| *b == 0xff);
+    let y_at_least_p = last == 0x7f && middle_ff && first >= 0xed;
+    let sign = a[31] & 0x80 != 0;
+    let y_is_one = first == 1 && last == 0 && a[1..31].iter().all(|b| *b == 0);
+    let y_is_minus_one = first == 0xec && last == 0x7f && middle_ff;
+    !y_at_least_p && !(sign && (y_is_one || y_is_minus_one))
+}
+
 pub(super) fn verify(pk: &[u8], parts: &[&[u8]], signature: &[u8]) -> Result<(), CryptoError> {
-    let key = VerifyingKey::from_bytes(&pk.try_into().map_err(|_| CryptoError::InvalidKey)?)
-        .map_err(|_| CryptoError::InvalidKey)?;
+    let pk: [u8; 32] = pk.try_into().map_err(|_| CryptoError::InvalidKey)?;
+    // RFC 8032 §5.1.7: verification fails if the public key's decoding does.
+    if !is_canonical_point(&pk) {
+        return Err(CryptoError::InvalidKey);
+    }
+    let key = VerifyingKey::from_bytes(&pk).map_err(|_| CryptoError::InvalidKey)?;
     let sig = ed25519_dalek::Signature::from_slice(signature).map_err(|_| CryptoError::InvalidSignature)?;
     key.multipart_verify(parts, &sig).map_err(|_| CryptoError::InvalidSignature)
 }

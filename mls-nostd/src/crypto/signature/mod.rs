@@ -5,12 +5,19 @@
 //! Encodings: EdDSA public keys as in RFC 8032, signatures `R || S`; ECDSA
 //! public keys uncompressed points, signatures DER (`Ecdsa-Sig-Value`).
 //!
-//! What verification accepts (members must agree, or a group splits):
-//! - **Ed25519** ([`ed25519`]): `ed25519-dalek`'s ordinary check, the
-//!   cofactorless equation `R = [S]B - [k]A` compared on the encoding of
-//!   `R`; `S` must be canonical (`< L`); small-order public keys are not
-//!   refused (RFC 8032 does not; mls-rs verifies the same way, OpenMLS uses
-//!   `verify_strict`, which refuses them). RFC 9420 requires neither.
+//! What verification accepts (members must agree, or a group splits).
+//! RFC 9420 §5.1.2 asks for the signature schemes of RFC 8446 with its
+//! encodings: ECDSA signatures DER (RFC 8446 §4.2.3), EdDSA as RFC 8032
+//! defines it; §5.1.1 asks for uncompressed ECDSA public keys. It asks for
+//! nothing beyond them (no low-S rule, no refusal of small-order keys).
+//! - **Ed25519** ([`ed25519`]): RFC 8032 §5.1.7 with the cofactorless
+//!   equation it allows, `R = [S]B - [k]A` compared on the encoding of `R`
+//!   (`ed25519-dalek`'s ordinary check), so `R` must be canonical; `S` must
+//!   be canonical (`< L`); `A` must be a canonical encoding (y below p, no
+//!   sign bit on x = 0: checked here, `ed25519-dalek` lets 19 non-canonical
+//!   y and -0 through). Small-order public keys are not refused (RFC 8032
+//!   does not; mls-rs verifies the same way, OpenMLS uses `verify_strict`,
+//!   which refuses them).
 //! - **Ed448** ([`ed448`]): `[S]B = R + [k]A` with `S` canonical (`< L`,
 //!   57th byte zero: checked here, since `ed448-goldilocks`'s
 //!   `from_canonical_bytes` lets a non-zero one through), `A` and
@@ -19,8 +26,9 @@
 //!   agree), `A` not the identity.
 //! - **ECDSA** ([`ecdsa`]): strict DER only (the signature must re-encode to
 //!   the same bytes: no BER lengths, no superfluous zero bytes, nothing
-//!   after the sequence), `r` and `s` in `[1, n - 1]`; both `s` and `n - s`
-//!   are accepted (RFC 9420 asks for no low-S rule; the suite-7 signature of
+//!   after the sequence), `r` and `s` in `[1, n - 1]`; the public key only
+//!   uncompressed (`0x04 || x || y`), on the curve, not the identity, with
+//!   `x` and `y` below p; both `s` and `n - s` are accepted (RFC 9420 asks for no low-S rule; the suite-7 signature of
 //!   the official crypto-basics vectors is high-S; OpenMLS and mls-rs apply
 //!   none). Signing is deterministic (RFC 6979).
 
@@ -173,6 +181,9 @@ impl Scheme {
 
     /// Signs the concatenation of `parts` into `out`; returns the length.
     fn sign(self, sk: &[u8], pk: &[u8], parts: &[&[u8]], out: &mut [u8]) -> Result<usize, CryptoError> {
+        // EdDSA signs with the public key too; ECDSA (a build of NIST suites
+        // only) does not.
+        let _ = pk;
         match self {
             #[cfg(feature = "_ed25519")]
             Self::Ed25519 => ed25519::sign(sk, pk, parts, out),

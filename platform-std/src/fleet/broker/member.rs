@@ -179,7 +179,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
         let original = message.to_vec();
         let mut buf = message.to_vec();
         let storage = self.store.storage();
-        let received = self.group.stored(storage, GROUP_SLOT, &mut self.record).process_message(&mut buf, &NoPsks, now());
+        let received = self.group.stored(storage, GROUP_SLOT, &mut self.record).process_message(&mut buf, now());
         let outcome = match received {
             Ok(Received::Application { authenticated_data, data, .. }) => {
                 self.result.app_received += 1;
@@ -540,7 +540,7 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
                     config: GroupConfig::default(),
                 };
                 let mut buf = vec![0u8; p.payload.len()];
-                match m.group.stored(m.store.storage(), GROUP_SLOT, &mut m.record).join(&p.payload, &params, &mut buf) {
+                match m.group.stored(m.store.storage(), GROUP_SLOT, &mut m.record).join_with(&p.payload, &params, &mut buf) {
                     Ok(()) => {
                         m.store.clear_pending().map_err(|e| FleetError(e.to_string()))?;
                         std::fs::write(args.dir.join("joined"), b"").map_err(|e| FleetError(format!("joined file: {e}")))?;

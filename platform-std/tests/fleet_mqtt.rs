@@ -357,10 +357,12 @@ fn faults_device_killed_broker_restarted_messages_twice() {
         assert!(d.connects >= 2, "{} did not reconnect: {d:?}", d.name);
         assert_eq!((d.claim_repeats, d.refused_by_policy, d.buffer_full), (0, 0, 0), "{d:?}");
         // A kill between storing a processed message and logging its digest
-        // makes one redelivery reach the core, which refuses the replay. The
-        // broker's restart can do the same to any member once (seen 1 run
-        // in 12 on the gateway, with core_refused 1): at most one each.
-        assert!(d.core_refused <= 1, "{d:?}");
+        // makes one redelivery reach the core, which refuses the replay: only
+        // the killed device. (The gateway's core_refused 1, seen in 1 run of
+        // 12, was a late message of device-001, removed and re-added because
+        // its duplicated first KeyPackage was taken for a rejoin request:
+        // refused with UnknownSender; the gateway now uses a KeyPackage once.)
+        assert!(d.core_refused <= u64::from(i == victim), "{d:?}");
         if i > 0 && i != victim {
             // Own messages echoed back, and every Commit twice.
             assert!(d.duplicates >= d.app_sent + d.commits, "{d:?}");

@@ -3,7 +3,8 @@
 
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
 use crate::crypto::labeled::{make_key_package_ref, sign_with_label_parts, verify_with_label_parts};
-use crate::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
+use crate::crypto::signature::{SignaturePublicKey};
+use crate::crypto::signer::Signer;
 use crate::crypto::{CipherSuite, CryptoError, HashValue};
 use crate::extensions::Extensions;
 use crate::group_context::PROTOCOL_VERSION_MLS10;
@@ -199,7 +200,7 @@ impl<'a> KeyPackage<'a> {
     pub fn sign_into<'o>(
         suite: CipherSuite,
         tbs: &KeyPackageTbs<'_>,
-        key: &SignaturePrivateKey,
+        key: &impl Signer,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], KeyPackageBuildError> {
         let mut w = Writer::new(out);
@@ -314,7 +315,7 @@ impl KeyPackage<'_> {
     /// keys, which the caller keeps in its key store.
     pub fn generate<'o>(
         params: &KeyPackageParams<'_>,
-        signer: &SignaturePrivateKey,
+        signer: &impl Signer,
         rng: &mut impl rand_core::CryptoRng,
         out: &'o mut [u8],
     ) -> Result<(&'o [u8], KeyPackagePrivateKeys), KeyPackageBuildError> {

@@ -5,7 +5,8 @@ use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
 use crate::credential::Credential;
 use crate::crypto::labeled::{sign_with_label_parts, verify_with_label_parts, VarintPrefix};
-use crate::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
+use crate::crypto::signature::{SignaturePublicKey};
+use crate::crypto::signer::Signer;
 use crate::crypto::{CipherSuite, CryptoError};
 use crate::extensions::{Extensions, U16List};
 
@@ -159,7 +160,7 @@ impl<'a> LeafNode<'a> {
         suite: CipherSuite,
         fields: &LeafNodeFields<'_>,
         context: Option<LeafNodeContext<'_>>,
-        key: &SignaturePrivateKey,
+        key: &impl Signer,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], LeafNodeError> {
         let mut w = Writer::new(out);
@@ -177,6 +178,18 @@ impl<'a> LeafNode<'a> {
             }
         };
         w.write_opaque(&sig)?;
+        let n = w.len();
+        out.get(..n).ok_or(LeafNodeError::Codec(CodecError::BufferTooSmall { needed: n }))
+    }
+
+    /// Writes `fields` with an empty signature into `out`: a placeholder that
+    /// holds a tree position until an UpdatePath replaces it (an external
+    /// joiner's leaf, §12.4.3.2), so the signer (maybe a slow secure
+    /// element) signs only the LeafNode that is sent.
+    pub(crate) fn unsigned_into<'o>(fields: &LeafNodeFields<'_>, out: &'o mut [u8]) -> Result<&'o [u8], LeafNodeError> {
+        let mut w = Writer::new(out);
+        fields.encode(&mut w)?;
+        w.write_opaque(&[])?;
         let n = w.len();
         out.get(..n).ok_or(LeafNodeError::Codec(CodecError::BufferTooSmall { needed: n }))
     }

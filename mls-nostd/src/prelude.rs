@@ -5,6 +5,7 @@ pub use crate::codec::Decode;
 pub use crate::credential::Credential;
 pub use crate::crypto::CipherSuite;
 pub use crate::crypto::signature::SignaturePrivateKey;
+pub use crate::crypto::signer::Signer;
 pub use crate::executor::Sequential;
 pub use crate::extensions::{Extensions, U16List};
 pub use crate::leaf_node::Capabilities;

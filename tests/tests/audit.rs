@@ -627,7 +627,7 @@ fn a_welcome_cannot_reuse_a_key_package() {
     };
     let mut gi = vec![0u8; welcome.len()];
     dave.group.stored(storage.as_mut(), 1, &mut buf).join_with(&welcome, &params, &mut gi).unwrap();
-    assert!(load_key_package(storage.as_mut(), &reference, &mut buf).unwrap().is_none());
+    assert!(load_key_package::<_, SignaturePrivateKey>(storage.as_mut(), &reference, &mut buf).unwrap().is_none());
     // The leaf's encryption key now lives in the group's records; the init key nowhere.
     assert!(!contains(storage.raw(), keys.init_key.as_bytes()), "the consumed init key is still in the store");
     let mut again = Box::new(G::EMPTY);

@@ -14,6 +14,7 @@
 use embedded_storage::nor_flash::{ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 use mls_nostd::codec::Decode;
 use mls_nostd::crypto::CipherSuite;
+use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::executor::Sequential;
 use mls_nostd::group::{CommitBuffers, CommitOptions, GroupConfig, JoinParams, Received, WireFormatPolicy};
 use mls_nostd::key_package::KeyPackage;
@@ -261,7 +262,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
             let buf = &mut d.buf;
             store_key_package(d.store.as_mut().unwrap(), SUITE, &reference, &keys, &signer, buf).map_err(|e| format!("{e:?}"))
         });
-        if done.is_some() || load_key_package(dev.store(), &reference, &mut Box::new([0u8; MAX_RECORD_LEN])).unwrap().is_some() {
+        if done.is_some() || load_key_package::<_, SignaturePrivateKey>(dev.store(), &reference, &mut Box::new([0u8; MAX_RECORD_LEN])).unwrap().is_some() {
             break;
         }
     }

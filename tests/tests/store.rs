@@ -5,6 +5,7 @@
 //! errors that leave the group empty.
 use mls_nostd::codec::Decode;
 use mls_nostd::crypto::CipherSuite;
+use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::executor::Sequential;
 use mls_nostd::group::{CommitBuffers, CommitOptions, GroupConfig, JoinParams, Received, WireFormatPolicy};
 use mls_nostd::key_package::KeyPackage;
@@ -247,7 +248,7 @@ fn join_consumes_key_package_at_the_commit_point() {
     let welcome = welcome.unwrap();
     let mut gi = vec![0u8; welcome.len()];
     dave.group.stored(&mut storage, SLOT, &mut b).join_with(&welcome, &params, &mut gi).unwrap();
-    assert!(load_key_package(&mut storage, &reference, &mut b).unwrap().is_none(), "KeyPackage keys kept after join");
+    assert!(load_key_package::<_, SignaturePrivateKey>(&mut storage, &reference, &mut b).unwrap().is_none(), "KeyPackage keys kept after join");
     agree(&[&alice, &bob, &dave]);
 
     // A cut between the head and the key removal: recovery finishes it.
@@ -255,9 +256,9 @@ fn join_consumes_key_package_at_the_commit_point() {
     for (k, v) in before_join.0.iter().filter(|(k, _)| k.to_be_bytes()[0] == 3) {
         cut.0.insert(*k, v.clone());
     }
-    assert!(load_key_package(&mut cut, &reference, &mut b).unwrap().is_some());
+    assert!(load_key_package::<_, SignaturePrivateKey>(&mut cut, &reference, &mut b).unwrap().is_some());
     reload(&mut dave, &mut cut);
-    assert!(load_key_package(&mut cut, &reference, &mut b).unwrap().is_none(), "recovery left the consumed key");
+    assert!(load_key_package::<_, SignaturePrivateKey>(&mut cut, &reference, &mut b).unwrap().is_none(), "recovery left the consumed key");
     agree(&[&alice, &bob, &dave]);
     let m = dave.send(b"hi");
     assert_eq!(alice.receive_app(&m).1, b"hi");

@@ -7,7 +7,8 @@
 //! large as the group (a GroupContext with extensions, an encrypted GroupInfo).
 
 use super::hpke::{HpkePrivateKey, HpkePublicKey, HpkeSealed, KemOutput};
-use super::signature::{Signature, SignaturePrivateKey, SignaturePublicKey};
+use super::signature::{Signature, SignaturePublicKey};
+use super::signer::Signer;
 use super::{CipherSuite, CryptoError, HashValue, Secret};
 use rand_core::CryptoRng;
 
@@ -169,7 +170,7 @@ impl<'a> LabeledContent<'a> {
 /// `SignWithLabel(key, label, content)` (§5.1.2).
 pub fn sign_with_label(
     suite: CipherSuite,
-    key: &SignaturePrivateKey,
+    key: &impl Signer,
     label: &[u8],
     content: &[u8],
 ) -> Result<Signature, CryptoError> {
@@ -180,7 +181,7 @@ pub fn sign_with_label(
 /// fields are encoded and whose context is appended).
 pub fn sign_with_label_parts(
     suite: CipherSuite,
-    key: &SignaturePrivateKey,
+    key: &impl Signer,
     label: &[u8],
     content_parts: &[&[u8]],
 ) -> Result<Signature, CryptoError> {

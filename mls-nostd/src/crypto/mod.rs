@@ -22,6 +22,7 @@ pub mod dhkem;
 pub mod hpke;
 pub mod labeled;
 pub mod signature;
+pub mod signer;
 #[cfg(any(feature = "_p256", feature = "_p384", feature = "_p521"))]
 mod nist;
 

@@ -5,6 +5,7 @@
 
 use super::process::{Applied, AppliedOut, CommitError, StagedCommitSummary, apply_proposals};
 use super::{Group, MAX_GROUP_CONTEXT_LEN, Staged};
+use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, ListView, Reader, Writer};
 use crate::crypto::{HashValue, Secret};
@@ -23,7 +24,6 @@ use crate::messages::proposal::{Proposal, ProposalOrRef};
 use crate::messages::public_message;
 use crate::messages::welcome_secrets::{NewMember, WelcomeError, WelcomeParams};
 use crate::psk::{PreSharedKeyId, PskStore};
-use crate::crypto::signature::SignaturePrivateKey;
 use crate::ratchet_tree::tree::{MAX_DEPTH, TreeSlices};
 use crate::ratchet_tree::treekem::{LeafTemplate, PathSecrets};
 use crate::ratchet_tree::update_path::UpdatePath;
@@ -195,7 +195,7 @@ fn encode_list(w: &mut Writer<'_>, refs: &[HashValue], by_value: &[Proposal<'_>]
     })
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Sends a proposal (§12.1) as a handshake message into `out`, and keeps
     /// it for our own next Commit.
     pub fn propose<'o>(
@@ -791,10 +791,10 @@ struct NewMembers<'a, 'p, const P: usize> {
 }
 
 /// The new epoch's GroupInfo, before it is signed.
-struct GroupInfoParts<'a, 't> {
+struct GroupInfoParts<'a, 't, Sig: Signer> {
     context: &'a GroupContext<'a>,
     tag: &'a [u8],
-    signer: &'a SignaturePrivateKey,
+    signer: &'a Sig,
     tree: &'a TreeSlices<'t>,
 }
 
@@ -805,7 +805,7 @@ struct GroupInfoParts<'a, 't> {
 #[allow(clippy::too_many_arguments)]
 fn create_welcome<'o, const N: usize, const P: usize>(
     m: &NewMembers<'_, '_, P>,
-    gi: &GroupInfoParts<'_, '_>,
+    gi: &GroupInfoParts<'_, '_, impl Signer>,
     ratchet_tree_in_welcome: bool,
     rng: &mut impl CryptoRng,
     executor: &impl Executor,

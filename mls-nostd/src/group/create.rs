@@ -4,11 +4,11 @@
 
 use super::process::members_support;
 use super::{CommitError, EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN};
+use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::OwnedBytes;
 use crate::credential::Credential;
 use crate::crypto::hpke::derive_key_pair;
-use crate::crypto::signature::SignaturePrivateKey;
 use crate::crypto::{CipherSuite, HashValue, Secret};
 use crate::extensions::{Extensions, U16List};
 use crate::key_schedule::EpochSecrets;
@@ -72,13 +72,13 @@ pub(crate) fn static_default_capabilities(suite: CipherSuite) -> Capabilities<'s
     DEFAULT_CAPABILITIES.get(i).map_or_else(Capabilities::default, capabilities_of)
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Creates a one-member group (§11) in this slot, with `signer` as the
     /// creator's signature key and fresh keys from `rng`.
     pub fn create(
         &mut self,
         p: &CreateParams<'_>,
-        signer: &SignaturePrivateKey,
+        signer: &Sig,
         rng: &mut impl CryptoRng,
     ) -> Result<(), GroupError> {
         // One tree buffer: a slot holding a group is not overwritten.

@@ -4,10 +4,11 @@
 
 use super::process::{CommitError, EXTERNAL_INIT_LABEL, add_psk, confirmed_hash};
 use super::{EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT};
+use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, ListView, OwnedBytes, Reader, Writer};
 use crate::crypto::hpke::{self, HpkePublicKey};
-use crate::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
+use crate::crypto::signature::SignaturePublicKey;
 use crate::crypto::{HashValue, Secret};
 use crate::executor::Executor;
 use crate::extensions::{EXT_EXTERNAL_PUB, EXT_RATCHET_TREE, Extensions};
@@ -34,7 +35,7 @@ use super::join::JoinError;
 /// `ProtocolVersion mls10` and `WireFormat mls_group_info`: an MLSMessage head.
 const GROUP_INFO_MESSAGE_HEAD: [u8; 4] = [0, 1, 0, 4];
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Writes an `MLSMessage(GroupInfo)` of the current epoch, signed by us,
     /// with the `external_pub` extension (§12.4.3.2) and, if `with_tree`, the
     /// `ratchet_tree` extension (§12.4.3.3). `scratch` holds the extensions.
@@ -109,7 +110,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         group_info: &[u8],
         ratchet_tree: Option<&[u8]>,
         leaf: &LeafTemplate<'_>,
-        signer: &SignaturePrivateKey,
+        signer: &Sig,
         resync: Option<LeafIndex>,
         psks: &[PreSharedKeyId<'_>],
         psk_store: &dyn PskStore,
@@ -136,7 +137,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         group_info: &[u8],
         ratchet_tree: Option<&[u8]>,
         leaf: &LeafTemplate<'_>,
-        signer: &SignaturePrivateKey,
+        signer: &Sig,
         resync: Option<LeafIndex>,
         psks: &[PreSharedKeyId<'_>],
         psk_store: &dyn PskStore,
@@ -241,9 +242,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 source: crate::leaf_node::LeafNodeSource::Update,
                 extensions: leaf.extensions,
             };
-            let ctx = crate::leaf_node::LeafNodeContext { group_id: gc.group_id, leaf_index: 0 };
-            crate::leaf_node::LeafNode::sign_into(suite, &fields, Some(ctx), signer, &mut leaf_buf)
-                .map_err(|e| JoinError::LeafNode(e.in_own_buffer()))?
+            crate::leaf_node::LeafNode::unsigned_into(&fields, &mut leaf_buf).map_err(|e| JoinError::LeafNode(e.in_own_buffer()))?
         };
         let me = tree.add_leaf(placeholder)?;
         let next_epoch = gc.epoch.checked_add(1).ok_or(JoinError::CapacityExceeded(Capacity::Epochs))?;

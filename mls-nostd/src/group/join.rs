@@ -5,6 +5,7 @@
 //! secret's keys equal to the tree's, and the confirmation tag.
 
 use super::{Group, GroupConfig};
+use crate::crypto::signer::Signer;
 use crate::codec::{CodecError, Decode};
 use crate::crypto::labeled::derive_secret;
 use crate::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
@@ -142,14 +143,13 @@ impl From<CryptoError> for JoinError {
 }
 
 /// What joining needs besides the Welcome.
-#[derive(Clone, Copy)]
-pub struct JoinParams<'a> {
+pub struct JoinParams<'a, Sig: Signer = SignaturePrivateKey> {
     /// Our KeyPackage, encoded (as published).
     pub key_package: &'a [u8],
     /// Its private keys (from the key store).
     pub keys: &'a KeyPackagePrivateKeys,
-    /// Our signature private key.
-    pub signer: &'a SignaturePrivateKey,
+    /// Our signer (its key in memory, or in a secure element).
+    pub signer: &'a Sig,
     /// The ratchet tree, if not in the Welcome's GroupInfo (out of band).
     pub ratchet_tree: Option<&'a [u8]>,
     /// External and resumption PSKs.
@@ -161,11 +161,19 @@ pub struct JoinParams<'a> {
     pub executor: &'a dyn crate::executor::Executor,
 }
 
-impl<'a> JoinParams<'a> {
+impl<Sig: Signer> Clone for JoinParams<'_, Sig> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Sig: Signer> Copy for JoinParams<'_, Sig> {}
+
+impl<'a, Sig: Signer> JoinParams<'a, Sig> {
     /// Joins with `key_package` (as published), its private `keys` and our
     /// `signer`; the tree in the Welcome, no PSKs, the default [`GroupConfig`],
     /// the signatures checked one after the other.
-    pub fn new(key_package: &'a [u8], keys: &'a KeyPackagePrivateKeys, signer: &'a SignaturePrivateKey) -> Self {
+    pub fn new(key_package: &'a [u8], keys: &'a KeyPackagePrivateKeys, signer: &'a Sig) -> Self {
         Self {
             key_package,
             keys,
@@ -178,11 +186,11 @@ impl<'a> JoinParams<'a> {
     }
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`) into this
     /// slot, which must hold no active group; on failure it is left empty.
     /// `buf` receives the decrypted GroupInfo (the Welcome's length suffices).
-    pub fn join_in_memory(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), JoinError> {
+    pub fn join_in_memory(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, buf: &mut [u8]) -> Result<(), JoinError> {
         if !self.is_inactive() {
             return Err(JoinError::SlotInUse);
         }
@@ -193,7 +201,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         result
     }
 
-    fn join_inner(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), JoinError> {
+    fn join_inner(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, buf: &mut [u8]) -> Result<(), JoinError> {
         let MlsMessageBody::Welcome(welcome) = MlsMessage::decode_exact(welcome)?.body else {
             return Err(JoinError::Malformed(CodecError::InvalidValue));
         };
@@ -290,7 +298,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     pub fn join_with_store(
         &mut self,
         welcome: &[u8],
-        p: &JoinParams<'_>,
+        p: &JoinParams<'_, Sig>,
         store: &mut dyn crate::key_store::KeyPackageStore,
         buf: &mut [u8],
     ) -> Result<(), JoinError> {

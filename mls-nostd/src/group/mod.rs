@@ -29,6 +29,7 @@ pub use process::{CommitError, StagedCommitSummary, proposal_ref};
 pub use signing_identity::SigningIdentity;
 pub use staged::{MemberInfo, StagedCommit};
 
+use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Encode, OwnedBytes, Writer};
 use crate::extensions::Extensions;
@@ -198,7 +199,9 @@ pub struct ReInitParams {
     pub extensions: OwnedBytes<MAX_GROUP_EXTENSIONS_LEN>,
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> crate::psk::PskStore for Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> crate::psk::PskStore
+    for Group<N, ARENA, K, P, Sig>
+{
     fn external_psk(&self, _: &[u8]) -> Option<&[u8]> {
         None
     }
@@ -397,9 +400,12 @@ const _: () = {
 ///     let _ = g.tree().blank_leaf(mls_nostd::tree_math::LeafIndex(0));
 /// }
 /// ```
-pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: usize> {
+///
+/// `Sig` signs for this member: [`SignaturePrivateKey`] (the key in memory,
+/// the default) or a handle to a key in a secure element ([`Signer`]).
+pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer = SignaturePrivateKey> {
     pub(crate) state: EpochState,
-    pub(crate) signer: SignaturePrivateKey,
+    pub(crate) signer: Sig,
     pub(crate) removed: bool,
     /// The ReInit committed in this group, with the epoch it began (§11.2).
     pub(crate) reinit: Option<(u64, ReInitParams)>,
@@ -421,12 +427,12 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
     pub(crate) resumption_psks: [Option<(u64, crate::crypto::Secret)>; RESUMPTION_PSK_HISTORY],
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// A group slot with no group yet (create or join fills it), usable in
     /// `static` items so that no group state is ever built on the stack.
     pub const EMPTY: Self = Self {
         state: EpochState::EMPTY,
-        signer: SignaturePrivateKey::ZERO,
+        signer: Sig::NONE,
         removed: true,
         reinit: None,
         staged_reinit: None,
@@ -617,7 +623,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     pub(crate) fn install(
         &mut self,
         state: EpochState,
-        signer: &SignaturePrivateKey,
+        signer: &Sig,
         config: GroupConfig,
     ) -> Result<(), SecretTreeError> {
         let n_leaves = self.tree.slices().n_leaves();
@@ -628,7 +634,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
     }
 
     /// [`Self::install`] of the state already written into `self.state`.
-    pub(crate) fn install_in_place(&mut self, signer: &SignaturePrivateKey, config: GroupConfig) -> Result<(), SecretTreeError> {
+    pub(crate) fn install_in_place(&mut self, signer: &Sig, config: GroupConfig) -> Result<(), SecretTreeError> {
         let n_leaves = self.tree.slices().n_leaves();
         let state = &self.state;
         self.secret_tree.reset(state.suite, n_leaves, &state.secrets.encryption_secret, config.secret_tree)?;
@@ -636,7 +642,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         Ok(())
     }
 
-    fn finish_install(&mut self, signer: &SignaturePrivateKey, config: GroupConfig) {
+    fn finish_install(&mut self, signer: &Sig, config: GroupConfig) {
         self.signer = signer.clone();
         self.config = config;
         self.proposals.clear();

@@ -3,6 +3,7 @@
 //! keeping proposals for later commits by reference (§12.1, §12.4).
 
 use super::{EpochState, Group, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT};
+use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, OwnedBytes, Writer};
 use crate::crypto::labeled::{PROPOSAL_REF_LABEL, VarintPrefix};
@@ -524,7 +525,7 @@ fn key_in_tree(tree: &TreeSlices<'_>, encryption_key: &[u8], signature_key: Opti
         || signature_key.is_some_and(|s| tree.has_signature_key(s, None))
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Keeps a verified Proposal message for a later Commit by reference;
     /// returns its reference (§5.2).
     pub(crate) fn store_proposal(&mut self, v: &AuthenticatedContent<'_>) -> Result<HashValue, CommitError> {

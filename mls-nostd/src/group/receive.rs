@@ -5,6 +5,7 @@
 //! The wire formats themselves are [`crate::messages`].
 
 use super::{CommitError, Group, MAX_GROUP_CONTEXT_LEN, StagedCommitSummary};
+use crate::crypto::signer::Signer;
 use crate::codec::{CodecError, Reader};
 use crate::crypto::HashValue;
 use crate::crypto::signature::SignaturePublicKey;
@@ -103,7 +104,7 @@ fn member_key(tree: &TreeView<'_>, leaf: LeafIndex) -> Option<SignaturePublicKey
     tree.signature_key(leaf).and_then(|k| SignaturePublicKey::from_slice(k).ok())
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Processes an `MLSMessage` holding a PublicMessage or PrivateMessage of
     /// this group. A PrivateMessage is decrypted in place, so `message` is
     /// overwritten. `now` (seconds since the Unix epoch) checks KeyPackage

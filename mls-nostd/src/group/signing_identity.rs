@@ -6,6 +6,7 @@ use super::{CreateParams, JoinParams};
 use crate::credential::Credential;
 use crate::crypto::CipherSuite;
 use crate::crypto::signature::SignaturePrivateKey;
+use crate::crypto::signer::Signer;
 use crate::key_package::{KeyPackage, KeyPackageBuildError, KeyPackageParams, KeyPackagePrivateKeys};
 use crate::leaf_node::Lifetime;
 use rand_core::CryptoRng;
@@ -13,22 +14,31 @@ use rand_core::CryptoRng;
 /// Our credential and its signature key in one cipher suite, with the
 /// lifetime of the leaves (KeyPackages, created groups) made with it. For
 /// other capabilities or extensions, start from the parameters it makes.
-#[derive(Clone, Copy, Debug)]
-pub struct SigningIdentity<'a> {
+#[derive(Debug)]
+pub struct SigningIdentity<'a, Sig: Signer = SignaturePrivateKey> {
     /// The cipher suite of the signature key and of our groups.
     pub suite: CipherSuite,
     /// Our credential (§5.3).
     pub credential: Credential<'a>,
-    /// The private key whose public key the credential is bound to.
-    pub signer: &'a SignaturePrivateKey,
+    /// Signs with the key the credential is bound to: a private key in
+    /// memory, or a handle to one in a secure element.
+    pub signer: &'a Sig,
     /// Validity of our leaves (seconds since the Unix epoch).
     pub lifetime: Lifetime,
 }
 
-impl<'a> SigningIdentity<'a> {
+impl<Sig: Signer> Clone for SigningIdentity<'_, Sig> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Sig: Signer> Copy for SigningIdentity<'_, Sig> {}
+
+impl<'a, Sig: Signer> SigningIdentity<'a, Sig> {
     /// `credential`, signed for with `signer`, in `suite`, for leaves valid
     /// over `lifetime`.
-    pub fn new(suite: CipherSuite, credential: Credential<'a>, signer: &'a SignaturePrivateKey, lifetime: Lifetime) -> Self {
+    pub fn new(suite: CipherSuite, credential: Credential<'a>, signer: &'a Sig, lifetime: Lifetime) -> Self {
         Self { suite, credential, signer, lifetime }
     }
 
@@ -49,7 +59,7 @@ impl<'a> SigningIdentity<'a> {
     }
 
     /// [`JoinParams::new`] for our `key_package` and its private `keys`.
-    pub fn join_params(&self, key_package: &'a [u8], keys: &'a KeyPackagePrivateKeys) -> JoinParams<'a> {
+    pub fn join_params(&self, key_package: &'a [u8], keys: &'a KeyPackagePrivateKeys) -> JoinParams<'a, Sig> {
         JoinParams::new(key_package, keys, self.signer)
     }
 }

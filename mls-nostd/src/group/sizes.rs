@@ -9,6 +9,7 @@
 
 use super::commit::{CommitBuffers, MAX_PENDING_REFS};
 use super::{Group, MAX_GROUP_CONTEXT_LEN, MAX_GROUP_ID_LEN, MAX_PSKS_PER_COMMIT};
+use crate::crypto::signer::Signer;
 use crate::crypto::hpke::KEM_PUBLIC_LEN;
 use crate::crypto::signature::SIGNATURE_LEN;
 use crate::crypto::{AEAD_TAG_LEN, MAX_HASH_LEN};
@@ -44,7 +45,7 @@ pub(crate) const fn path_room(leaves: usize) -> usize {
     8192usize.saturating_add(leaves.saturating_mul(96 + 90))
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Parent nodes on a direct path of a tree of `N` leaves (§4.1), plus one.
     const PATH_NODES: usize = crate::tree_math::log2(if N > u32::MAX as usize { u32::MAX } else { N as u32 }) as usize + 2;
 

@@ -6,6 +6,7 @@
 //! are read from the current and the staged tree.
 
 use super::{Group, Staged, StagedCommitSummary, StagedInfo};
+use crate::crypto::signer::Signer;
 use crate::codec::{Decode, Reader};
 use crate::credential::Credential;
 use crate::extensions::Extensions;
@@ -139,7 +140,7 @@ impl<'g> StagedCommit<'g> {
     }
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// The staged Commit, if one waits for merge or discard.
     pub fn staged_commit(&self) -> Option<StagedCommit<'_>> {
         let staged = self.staged.as_ref()?;

@@ -7,13 +7,14 @@
 //! the framing layer, and to look at what the store and zeroization did.
 
 use super::{EpochState, Group, StagedCommitSummary};
+use crate::crypto::signer::Signer;
 use crate::crypto::HashValue;
 use crate::group::CommitError;
 use crate::messages::authenticated_content::AuthenticatedContent;
 use crate::psk::PskStore;
 use crate::ratchet_tree::tree::TreeSlices;
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// [`Group::process_message_in_memory`]'s Commit step on content that was not
     /// verified.
     #[doc(hidden)]

@@ -15,7 +15,8 @@
 
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
 use crate::crypto::labeled::{VarintPrefix, sign_with_label_parts, verify_with_label_parts};
-use crate::crypto::signature::{Signature, SignaturePrivateKey, SignaturePublicKey};
+use crate::crypto::signature::{Signature, SignaturePublicKey};
+use crate::crypto::signer::Signer;
 use crate::crypto::{CipherSuite, CryptoError, HashValue, Secret};
 use crate::group_context::{GroupContext, PROTOCOL_VERSION_MLS10};
 use crate::secret_tree::SecretTreeError;
@@ -241,7 +242,7 @@ impl<'a> FramedContentTbs<'a> {
     }
 
     /// `SignWithLabel(key, "FramedContentTBS", self)`.
-    pub fn sign(&self, suite: CipherSuite, key: &SignaturePrivateKey) -> Result<Signature, CryptoError> {
+    pub fn sign(&self, suite: CipherSuite, key: &impl Signer) -> Result<Signature, CryptoError> {
         sign_with_label_parts(suite, key, FRAMED_CONTENT_TBS_LABEL, &self.parts())
     }
 

@@ -5,7 +5,8 @@
 
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
 use crate::crypto::labeled::{sign_with_label_parts, verify_with_label_parts};
-use crate::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
+use crate::crypto::signature::{SignaturePublicKey};
+use crate::crypto::signer::Signer;
 use crate::crypto::{CipherSuite, CryptoError};
 use crate::extensions::Extensions;
 use crate::group_context::{GroupContext, PROTOCOL_VERSION_MLS10};
@@ -168,7 +169,7 @@ impl<'a> GroupInfo<'a> {
     pub fn sign_into<'o>(
         suite: CipherSuite,
         tbs: &GroupInfoTbs<'_>,
-        key: &SignaturePrivateKey,
+        key: &impl Signer,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], GroupInfoError> {
         check_suite(suite, &tbs.group_context)?;

@@ -24,7 +24,8 @@ use rand_core::CryptoRng;
 use zeroize::Zeroize;
 
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
-use crate::crypto::signature::{Signature, SignaturePrivateKey, SignaturePublicKey};
+use crate::crypto::signature::{Signature, SignaturePublicKey};
+use crate::crypto::signer::Signer;
 use crate::crypto::{AEAD_TAG_LEN, CipherSuite, Secret};
 use crate::group_context::PROTOCOL_VERSION_MLS10;
 use crate::secret_tree::{RatchetKey, RatchetKind, SecretTree, SecretTreeError, sender_data_key_nonce};
@@ -173,7 +174,7 @@ pub struct SignedPrivateMessage<'o, 'c> {
 /// and epoch of `context`.
 pub fn sign<'o, 'c>(
     context: &EncodedGroupContext<'c>,
-    signer: &SignaturePrivateKey,
+    signer: &impl Signer,
     content: &FramedContent<'c>,
     padding: usize,
     out: &'o mut [u8],
@@ -360,7 +361,7 @@ impl<'o> SignedPrivateMessage<'o, '_> {
 pub fn protect<'o>(
     context: &EncodedGroupContext<'_>,
     keys: &mut PrivateMessageKeys<'_>,
-    signer: &SignaturePrivateKey,
+    signer: &impl Signer,
     content: &FramedContent<'_>,
     padding: usize,
     rng: &mut impl CryptoRng,

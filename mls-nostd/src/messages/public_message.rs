@@ -15,7 +15,8 @@
 
 use crate::codec::{Decode, Writer};
 use crate::crypto::Secret;
-use crate::crypto::signature::{Signature, SignaturePrivateKey, SignaturePublicKey};
+use crate::crypto::signature::{Signature, SignaturePublicKey};
+use crate::crypto::signer::Signer;
 use crate::group_context::PROTOCOL_VERSION_MLS10;
 
 use super::authenticated_content::{
@@ -60,7 +61,7 @@ pub struct SignedPublicMessage<'o, 'c> {
 /// epoch of `context`.
 pub fn sign<'o, 'c>(
     context: &EncodedGroupContext<'c>,
-    signer: &SignaturePrivateKey,
+    signer: &impl Signer,
     content: &FramedContent<'_>,
     out: &'o mut [u8],
 ) -> Result<SignedPublicMessage<'o, 'c>, ProtectionError> {
@@ -144,7 +145,7 @@ impl<'o> SignedPublicMessage<'o, '_> {
 /// confirmation tag, which depends on the signature: use the two steps.
 pub fn protect<'o>(
     context: &EncodedGroupContext<'_>,
-    signer: &SignaturePrivateKey,
+    signer: &impl Signer,
     content: &FramedContent<'_>,
     membership_key: Option<&Secret>,
     out: &'o mut [u8],

@@ -11,7 +11,7 @@ use crate::codec::{CodecError, Encode, Writer};
 use crate::credential::Credential;
 use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KemOutput};
 use crate::crypto::labeled::{LABEL_PREFIX, VarintPrefix, derive_secret};
-use crate::crypto::signature::SignaturePrivateKey;
+use crate::crypto::signer::Signer;
 use crate::crypto::{AEAD_TAG_LEN, CipherSuite, CryptoError, MAX_HASH_LEN, Secret};
 use crate::extensions::Extensions;
 use crate::group_context::GroupContext;
@@ -290,7 +290,7 @@ impl TreeSlices<'_> {
         &mut self,
         me: &TreeKemPrivate,
         template: Option<&LeafTemplate<'_>>,
-        signer: &SignaturePrivateKey,
+        signer: &impl Signer,
         context: &GroupContext<'_>,
         gc_buf: &mut [u8],
         excluded: &dyn Fn(LeafIndex) -> bool,
@@ -327,7 +327,7 @@ impl TreeSlices<'_> {
         &mut self,
         private: &mut TreeKemPrivate,
         template: Option<&LeafTemplate<'_>>,
-        signer: &SignaturePrivateKey,
+        signer: &impl Signer,
         context: &GroupContext<'_>,
         gc_buf: &mut [u8],
         excluded: &dyn Fn(LeafIndex) -> bool,

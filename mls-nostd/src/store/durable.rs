@@ -11,6 +11,7 @@
 use super::records::{self, BlobWriter, for_each_item, verify};
 use super::snapshot::RestoreChecks;
 use super::{Head, MAX_RECORD_LEN, Part, Parts, Storage, StorageError, StoreError, key_package_key};
+use crate::crypto::signer::Signer;
 use crate::codec::CodecError;
 use crate::crypto::HashValue;
 use crate::crypto::hpke::HpkePrivateKey;
@@ -69,7 +70,7 @@ impl<E> From<StoreError> for DurableError<E> {
 /// A buffer for one record.
 pub type RecordBuffer = [u8; MAX_RECORD_LEN];
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Saves `parts` of this group to group `slot`, atomically: new records
     /// in the spare banks, then the head (the commit point), then the old
     /// banks are removed. The staged part is always written when it changed
@@ -194,7 +195,8 @@ fn key_package_ref(key_package: &[u8]) -> Result<HashValue, JoinError> {
 }
 
 /// `suite || reference<V> || init_key<V> || encryption_key<V> || signer<V>`
-/// (private keys of the suite's lengths; each length prefix at most 2 bytes).
+/// (private keys of the suite's lengths; each length prefix at most 2 bytes;
+/// `signer` is the signer's [`Signer::stored_form`], at most a private key).
 const KP_RECORD_LEN: usize = 2
     + 4 * 2
     + crate::crypto::MAX_HASH_LEN
@@ -207,7 +209,7 @@ const KP_RECORD_LEN: usize = 2
 /// lose. [`StoredGroup::join`] consumes it.
 pub fn generate_key_package<'o, S: Storage>(
     storage: &mut S,
-    identity: &crate::group::SigningIdentity<'_>,
+    identity: &crate::group::SigningIdentity<'_, impl Signer>,
     rng: &mut impl CryptoRng,
     out: &'o mut [u8],
     buf: &mut RecordBuffer,
@@ -225,13 +227,13 @@ pub fn store_key_package<S: Storage>(
     suite: crate::crypto::CipherSuite,
     reference: &HashValue,
     keys: &KeyPackagePrivateKeys,
-    signer: &SignaturePrivateKey,
+    signer: &impl Signer,
     buf: &mut RecordBuffer,
 ) -> Result<(), StoreError> {
     let mut free = None;
     for n in 0..MAX_KEY_PACKAGES {
-        match read_kp(storage, n, buf)? {
-            Some((r, _, _)) if r == *reference => {
+        match read_kp_reference(storage, n, buf)? {
+            Some(r) if r == *reference => {
                 free = Some(n);
                 break;
             }
@@ -246,7 +248,7 @@ pub fn store_key_package<S: Storage>(
     w.write_opaque(reference.as_bytes())?;
     w.write_opaque(keys.init_key.as_bytes())?;
     w.write_opaque(keys.encryption_key.as_bytes())?;
-    w.write_opaque(signer.as_bytes())?;
+    w.write_opaque(signer.stored_form())?;
     let len = w.len();
     let result = storage.write(key_package_key(n), record.get(..len).ok_or(StoreError::BufferTooSmall { needed: len })?);
     zeroize::Zeroize::zeroize(&mut record);
@@ -255,11 +257,21 @@ pub fn store_key_package<S: Storage>(
     Ok(())
 }
 
-fn read_kp<S: Storage>(
+/// The reference of KeyPackage record `n`, if there is one (no key is read).
+fn read_kp_reference<S: Storage>(storage: &mut S, n: u16, buf: &mut RecordBuffer) -> Result<Option<HashValue>, StoreError> {
+    let Some(bytes) = storage.read(key_package_key(n), buf)? else { return Ok(None) };
+    let mut r = crate::codec::Reader::new(bytes);
+    crate::crypto::CipherSuite::from_u16(r.read_u16()?).ok_or(StoreError::Corrupt)?;
+    let reference = HashValue::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt);
+    buf.fill(0);
+    reference.map(Some)
+}
+
+fn read_kp<S: Storage, Sig: Signer>(
     storage: &mut S,
     n: u16,
     buf: &mut RecordBuffer,
-) -> Result<Option<(HashValue, KeyPackagePrivateKeys, SignaturePrivateKey)>, StoreError> {
+) -> Result<Option<(HashValue, KeyPackagePrivateKeys, Sig)>, StoreError> {
     let Some(bytes) = storage.read(key_package_key(n), buf)? else { return Ok(None) };
     let mut r = crate::codec::Reader::new(bytes);
     let suite = crate::crypto::CipherSuite::from_u16(r.read_u16()?).ok_or(StoreError::Corrupt)?;
@@ -267,24 +279,23 @@ fn read_kp<S: Storage>(
     let bad = |_| StoreError::Corrupt;
     let init_key = HpkePrivateKey::from_slice(suite, r.read_opaque()?).map_err(bad)?;
     let encryption_key = HpkePrivateKey::from_slice(suite, r.read_opaque()?).map_err(bad)?;
-    let signer = SignaturePrivateKey::from_slice(suite, r.read_opaque()?).map_err(bad)?;
+    let signer = Sig::from_stored_form(suite, r.read_opaque()?).map_err(bad)?;
     r.finish()?;
     let result = Some((reference, KeyPackagePrivateKeys { init_key, encryption_key }, signer));
     buf.fill(0);
     Ok(result)
 }
 
-/// The keys stored for the KeyPackage `reference`.
-pub fn load_key_package<S: Storage>(
+/// The keys stored for the KeyPackage `reference`, and its signer (of the
+/// type that stored it).
+pub fn load_key_package<S: Storage, Sig: Signer>(
     storage: &mut S,
     reference: &HashValue,
     buf: &mut RecordBuffer,
-) -> Result<Option<(KeyPackagePrivateKeys, SignaturePrivateKey)>, StoreError> {
+) -> Result<Option<(KeyPackagePrivateKeys, Sig)>, StoreError> {
     for n in 0..MAX_KEY_PACKAGES {
-        if let Some((r, keys, signer)) = read_kp(storage, n, buf)?
-            && r == *reference
-        {
-            return Ok(Some((keys, signer)));
+        if read_kp_reference(storage, n, buf)? == Some(*reference) {
+            return Ok(read_kp(storage, n, buf)?.map(|(_, keys, signer)| (keys, signer)));
         }
     }
     Ok(None)
@@ -297,9 +308,7 @@ pub fn remove_key_package<S: Storage>(storage: &mut S, reference: &HashValue, bu
         None => return Err(StoreError::BufferTooSmall { needed: MAX_RECORD_LEN }),
     };
     for n in 0..MAX_KEY_PACKAGES {
-        if let Some((r, _, _)) = read_kp(storage, n, buf)?
-            && r == *reference
-        {
+        if read_kp_reference(storage, n, buf)? == Some(*reference) {
             storage.remove(key_package_key(n))?;
         }
     }
@@ -314,14 +323,22 @@ pub fn remove_key_package<S: Storage>(storage: &mut S, reference: &HashValue, bu
 /// Made by [`Group::stored`]; on a device, use the group only through it.
 /// (`Group`'s own `*_in_memory` operations are for hosts that save by other
 /// means, and for tests.)
-pub struct StoredGroup<'a, S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize> {
-    group: &'a mut Group<N, ARENA, K, P>,
+pub struct StoredGroup<
+    'a,
+    S: Storage,
+    const N: usize,
+    const ARENA: usize,
+    const K: usize,
+    const P: usize,
+    Sig: Signer = SignaturePrivateKey,
+> {
+    group: &'a mut Group<N, ARENA, K, P, Sig>,
     storage: &'a mut S,
     slot: u8,
     buf: &'a mut RecordBuffer,
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// This group, bound to group `slot` of `storage`; `buf` is the work
     /// buffer of one record (wiped after each save).
     pub fn stored<'a, S: Storage>(
@@ -329,14 +346,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         storage: &'a mut S,
         slot: u8,
         buf: &'a mut RecordBuffer,
-    ) -> StoredGroup<'a, S, N, ARENA, K, P> {
+    ) -> StoredGroup<'a, S, N, ARENA, K, P, Sig> {
         StoredGroup { group: self, storage, slot, buf }
     }
 }
 
-impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize> StoredGroup<'_, S, N, ARENA, K, P> {
+impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
+    StoredGroup<'_, S, N, ARENA, K, P, Sig>
+{
     /// The group, for what only reads it (epoch, members, exporter).
-    pub fn group(&self) -> &Group<N, ARENA, K, P> {
+    pub fn group(&self) -> &Group<N, ARENA, K, P, Sig> {
         self.group
     }
 
@@ -355,7 +374,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     pub fn create(
         &mut self,
         p: &crate::group::CreateParams<'_>,
-        signer: &SignaturePrivateKey,
+        signer: &Sig,
         rng: &mut impl CryptoRng,
     ) -> Result<(), DurableError<GroupError>> {
         self.group.create(p, signer, rng).map_err(DurableError::Op)?;
@@ -591,7 +610,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     pub fn join(&mut self, welcome: &[u8], key_package: &[u8], buf: &mut [u8]) -> Result<(), DurableError<JoinError>> {
         // The keys and signer of these parameters are not read: the store's are.
         let unused = KeyPackagePrivateKeys { init_key: HpkePrivateKey::ZERO, encryption_key: HpkePrivateKey::ZERO };
-        self.join_with(welcome, &JoinParams::new(key_package, &unused, &SignaturePrivateKey::ZERO), buf)
+        self.join_with(welcome, &JoinParams::new(key_package, &unused, &Sig::NONE), buf)
     }
 
     /// Joins from `welcome` with the KeyPackage keys kept in the store
@@ -600,7 +619,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// [`super::recover`] finishes the removal after a cut): neither a lost
     /// join nor a reusable key. `p.keys` and `p.signer` are ignored: both
     /// come from the store.
-    pub fn join_with(&mut self, welcome: &[u8], p: &JoinParams<'_>, group_info_buf: &mut [u8]) -> Result<(), DurableError<JoinError>> {
+    pub fn join_with(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, group_info_buf: &mut [u8]) -> Result<(), DurableError<JoinError>> {
         let reference = key_package_ref(p.key_package).map_err(DurableError::Op)?;
         let (keys, signer) = load_key_package(self.storage, &reference, self.buf)?.ok_or(DurableError::Op(
             JoinError::Welcome(crate::messages::welcome_secrets::WelcomeError::NotForUs),
@@ -631,8 +650,8 @@ type Processed = (Option<Parts>, Result<(crate::tree_math::LeafIndex, (usize, us
 
 /// [`Group::process_message_in_memory`], with the application data kept as
 /// spans of `message` (so that it can be wiped if the save fails).
-fn process_in_memory<const N: usize, const ARENA: usize, const K: usize, const P: usize>(
-    group: &mut Group<N, ARENA, K, P>,
+fn process_in_memory<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>(
+    group: &mut Group<N, ARENA, K, P, Sig>,
     message: &mut [u8],
     psks: &dyn PskStore,
     now: u64,

@@ -5,10 +5,10 @@
 //! function, given again at load). Hash caches are recomputed.
 
 use super::{ItemSink, Part, StoreError};
+use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, OwnedBytes, Reader, Writer};
 use crate::crypto::hpke::HpkePrivateKey;
-use crate::crypto::signature::SignaturePrivateKey;
 use crate::crypto::{CipherSuite, HashValue, Secret};
 use crate::group::{EpochState, Group, GroupConfig, PrevEpoch, ReInitParams, Staged};
 use crate::key_schedule::EpochSecrets;
@@ -308,7 +308,7 @@ pub(crate) struct RestoreChecks {
     stage_begun: bool,
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Writes `part` of this group as items.
     pub(crate) fn save_part(&mut self, part: Part, out: &mut dyn ItemSink) -> Result<(), StoreError> {
         match part {
@@ -343,7 +343,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         out.item(&|w| {
             w.write_u8(T_HEADER)?;
             write_state(w, state, false)?;
-            w.write_opaque(signer.as_bytes())?;
+            w.write_opaque(signer.stored_form())?;
             w.write_u8(u8::from(removed))?;
             w.write_u32(config.secret_tree.max_forward_distance)?;
             w.write_u64(config.max_lifetime)?;
@@ -420,7 +420,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
         self.state.secrets = EpochSecrets::EMPTY;
         self.state.private = TreeKemPrivate::EMPTY;
         self.state.epoch = 0;
-        self.signer = SignaturePrivateKey::ZERO;
+        self.signer = Sig::NONE;
         self.removed = true;
         self.reinit = None;
         self.staged_reinit = None;
@@ -450,7 +450,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
             (Part::Epoch, T_HEADER) => {
                 // Into the (wiped) slot in place; a failed restore wipes it again.
                 read_state_into(&mut r, &mut self.state)?;
-                let signer = SignaturePrivateKey::from_slice(self.state.suite, r.read_opaque()?).map_err(|_| bad)?;
+                let signer = Sig::from_stored_form(self.state.suite, r.read_opaque()?).map_err(|_| bad)?;
                 let removed = r.read_u8()? != 0;
                 let max_forward_distance = r.read_u32()?;
                 let max_lifetime = r.read_u64()?;

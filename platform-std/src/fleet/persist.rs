@@ -343,8 +343,7 @@ impl MemberStore {
                 .map_err(self.fail("loading its KeyPackage"))?;
             // Keys gone: a join consumed the KeyPackage before the record
             // was removed; the group holds the join.
-            if let Some((keys, _)) =
-                load_key_package(&mut self.storage, &reference, buf).map_err(self.fail("loading its KeyPackage keys"))?
+            if let Some((keys, _)) = load_key_package::<_, SignaturePrivateKey>(&mut self.storage, &reference, buf).map_err(self.fail("loading its KeyPackage keys"))?
             {
                 pending = Some((kp, keys));
             }

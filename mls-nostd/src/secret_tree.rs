@@ -169,6 +169,27 @@ pub struct SecretTreeSlots<'s> {
     pub leaves: &'s mut [LeafSecrets],
     /// Pool of skipped-generation keys, shared by all senders.
     pub skipped: &'s mut [Option<SkippedKey>],
+    /// What changed since the last save, per index `i` (leaf `i` and the
+    /// parent `2i + 1`: [`LEAF_DIRTY`], [`PARENT_DIRTY`]), so a store writes
+    /// only those (as long as `leaves`).
+    pub flags: &'s mut [u8],
+    /// Which pool entries changed since the last save (as long as `skipped`).
+    pub skipped_dirty: &'s mut [bool],
+}
+
+/// [`SecretTreeSlots::flags`]: leaf `i` changed since the last save.
+pub const LEAF_DIRTY: u8 = 1;
+/// [`SecretTreeSlots::flags`]: parent `2i + 1` changed since the last save.
+pub const PARENT_DIRTY: u8 = 2;
+/// [`SecretTreeSlots::flags`] (for stores): leaf `i` is in the saved index.
+pub const LEAF_INDEXED: u8 = 4;
+/// [`SecretTreeSlots::flags`] (for stores): parent `2i + 1` is in the saved index.
+pub const PARENT_INDEXED: u8 = 8;
+
+fn mark(flags: &mut [u8], i: usize, bit: u8) {
+    if let Some(f) = flags.get_mut(i) {
+        *f |= bit;
+    }
 }
 
 /// The state of a secret tree besides its storage.
@@ -178,6 +199,23 @@ pub struct SecretTreeMeta {
     pub(crate) n_leaves: u32,
     pub(crate) config: SecretTreeConfig,
     pub(crate) next_seq: u64,
+    /// Names this tree in a store (see [`tree_tag`]).
+    pub(crate) tag: [u8; 8],
+    /// A store checked that its bank holds this tree's records or none.
+    pub(crate) bank_checked: bool,
+}
+
+/// The name of the tree rooted at `encryption_secret` in a store: the first
+/// 8 bytes of SHA-256 over a label and the root secret (one-way, as a key
+/// check value), so a record of another epoch or group is never taken for
+/// this tree's.
+pub(crate) fn tree_tag(encryption_secret: &Secret) -> [u8; 8] {
+    let h = crate::crypto::sha256(&[b"mls-nostd secret tree", encryption_secret.as_bytes()]);
+    let mut tag = [0u8; 8];
+    if let Some(head) = h.as_bytes().get(..8) {
+        tag.copy_from_slice(head);
+    }
+    tag
 }
 
 impl SecretTreeMeta {
@@ -199,10 +237,12 @@ impl SecretTreeMeta {
         slots.parents.iter_mut().for_each(|p| *p = None);
         slots.leaves.iter_mut().for_each(|l| *l = LeafSecrets::Empty);
         slots.skipped.iter_mut().for_each(|s| *s = None);
+        slots.flags.iter_mut().for_each(|f| *f = 0);
+        slots.skipped_dirty.iter_mut().for_each(|d| *d = false);
         let root = tree_math::root(n_leaves).ok_or(SecretTreeError::InvalidLeaf)?;
         // A one-leaf tree's root is its leaf.
         store(slots, root, encryption_secret.clone())?;
-        Ok(Self { suite, n_leaves, config, next_seq: 0 })
+        Ok(Self { suite, n_leaves, config, next_seq: 0, tag: tree_tag(encryption_secret), bank_checked: false })
     }
 
     /// Number of leaves.
@@ -221,6 +261,7 @@ impl SecretTreeMeta {
         let ratchet = self.ratchet(slots, leaf, kind)?;
         let key = ratchet.key(self.suite)?;
         ratchet.advance(self.suite)?;
+        mark(slots.flags, leaf_slot(leaf)?, LEAF_DIRTY);
         Ok(key)
     }
 
@@ -276,27 +317,40 @@ impl SecretTreeMeta {
         }
         let current = self.ratchet(slots, leaf, kind)?.generation;
         if generation < current {
-            let slot = slots
+            let i = slots
                 .skipped
-                .iter_mut()
-                .find(|s| matches!(s, Some(k) if k.leaf == leaf.0 && k.kind == kind && k.key.generation == generation))
+                .iter()
+                .position(|s| matches!(s, Some(k) if k.leaf == leaf.0 && k.kind == kind && k.key.generation == generation))
                 .ok_or(SecretTreeError::KeyConsumed)?;
-            *slot = None;
+            if let Some(s) = slots.skipped.get_mut(i) {
+                *s = None;
+            }
+            if let Some(d) = slots.skipped_dirty.get_mut(i) {
+                *d = true;
+            }
             return Ok(());
         }
         if generation - current > max {
             return Err(SecretTreeError::TooFarAhead);
         }
+        mark(slots.flags, leaf_slot(leaf)?, LEAF_DIRTY);
         while self.ratchet(slots, leaf, kind)?.generation < generation {
             let ratchet = self.ratchet(slots, leaf, kind)?;
             let key = ratchet.key(suite)?;
             ratchet.advance(suite)?;
-            self.keep_skipped(slots.skipped, leaf, kind, key);
+            self.keep_skipped(slots.skipped, slots.skipped_dirty, leaf, kind, key);
         }
         self.ratchet(slots, leaf, kind)?.advance(suite)
     }
 
-    fn keep_skipped(&mut self, pool: &mut [Option<SkippedKey>], leaf: LeafIndex, kind: RatchetKind, key: RatchetKey) {
+    fn keep_skipped(
+        &mut self,
+        pool: &mut [Option<SkippedKey>],
+        dirty: &mut [bool],
+        leaf: LeafIndex,
+        kind: RatchetKind,
+        key: RatchetKey,
+    ) {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         // A free slot, else the oldest entry (evicting it deletes its key).
@@ -306,8 +360,13 @@ impl SecretTreeMeta {
                 .min_by_key(|(_, s)| s.as_ref().map_or(0, |k| k.seq))
                 .map(|(i, _)| i)
         });
-        if let Some(s) = slot.and_then(|i| pool.get_mut(i)) {
-            *s = Some(SkippedKey { leaf: leaf.0, kind, seq, key });
+        if let Some(i) = slot {
+            if let Some(s) = pool.get_mut(i) {
+                *s = Some(SkippedKey { leaf: leaf.0, kind, seq, key });
+            }
+            if let Some(d) = dirty.get_mut(i) {
+                *d = true;
+            }
         }
     }
 
@@ -338,6 +397,7 @@ impl SecretTreeMeta {
                 generation: 0,
             };
             *entry = LeafSecrets::Ratchets { handshake, application };
+            mark(slots.flags, idx, LEAF_DIRTY);
         }
         match entry {
             LeafSecrets::Ratchets { handshake, application } => Ok(match kind {
@@ -359,11 +419,8 @@ impl SecretTreeMeta {
                 _ => return Err(SecretTreeError::InvalidLeaf),
             };
             if let Some(secret) = node_slot(slots, cur)?.take() {
-                let nh = self.suite.hash_len();
-                let mut ls = Secret::zero(nh)?;
-                let mut rs = Secret::zero(nh)?;
-                expand_with_label(self.suite, secret.as_bytes(), b"tree", b"left", ls.as_mut_bytes())?;
-                expand_with_label(self.suite, secret.as_bytes(), b"tree", b"right", rs.as_mut_bytes())?;
+                mark(slots.flags, parent_slot(cur)?, PARENT_DIRTY);
+                let (ls, rs) = split_secret(self.suite, &secret)?;
                 store(slots, l, ls)?;
                 store(slots, r, rs)?;
             }
@@ -373,28 +430,51 @@ impl SecretTreeMeta {
     }
 }
 
+/// A node's secret split into its children's (§9: "tree", "left"/"right").
+fn split_secret(suite: CipherSuite, secret: &Secret) -> Result<(Secret, Secret), SecretTreeError> {
+    let nh = suite.hash_len();
+    let mut ls = Secret::zero(nh)?;
+    let mut rs = Secret::zero(nh)?;
+    expand_with_label(suite, secret.as_bytes(), b"tree", b"left", ls.as_mut_bytes())?;
+    expand_with_label(suite, secret.as_bytes(), b"tree", b"right", rs.as_mut_bytes())?;
+    Ok((ls, rs))
+}
+
 fn find_skipped(pool: &[Option<SkippedKey>], leaf: LeafIndex, kind: RatchetKind, generation: u32) -> Option<&SkippedKey> {
     pool.iter()
         .flatten()
         .find(|k| k.leaf == leaf.0 && k.kind == kind && k.key.generation == generation)
 }
 
-/// The parent-node slot of `node` (an odd index).
-fn node_slot<'t>(slots: &'t mut SecretTreeSlots<'_>, node: NodeIndex) -> Result<&'t mut Option<Secret>, SecretTreeError> {
+fn leaf_slot(leaf: LeafIndex) -> Result<usize, SecretTreeError> {
+    usize::try_from(leaf.0).map_err(|_| SecretTreeError::InvalidLeaf)
+}
+
+/// The index of parent `node` (an odd index) in `parents` and `flags`.
+fn parent_slot(node: NodeIndex) -> Result<usize, SecretTreeError> {
     if node.is_leaf() {
         return Err(SecretTreeError::InvalidLeaf);
     }
-    let i = usize::try_from(node.0 >> 1).map_err(|_| SecretTreeError::InvalidLeaf)?;
+    usize::try_from(node.0 >> 1).map_err(|_| SecretTreeError::InvalidLeaf)
+}
+
+/// The parent-node slot of `node` (an odd index).
+fn node_slot<'t>(slots: &'t mut SecretTreeSlots<'_>, node: NodeIndex) -> Result<&'t mut Option<Secret>, SecretTreeError> {
+    let i = parent_slot(node)?;
     slots.parents.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))
 }
 
-fn store(slots: &mut SecretTreeSlots<'_>, node: NodeIndex, secret: Secret) -> Result<(), SecretTreeError> {
+pub(crate) fn store(slots: &mut SecretTreeSlots<'_>, node: NodeIndex, secret: Secret) -> Result<(), SecretTreeError> {
     match node.leaf() {
         Some(leaf) => {
-            let i = usize::try_from(leaf.0).map_err(|_| SecretTreeError::InvalidLeaf)?;
+            let i = leaf_slot(leaf)?;
             *slots.leaves.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))? = LeafSecrets::Secret(secret);
+            mark(slots.flags, i, LEAF_DIRTY);
         }
-        None => *node_slot(slots, node)? = Some(secret),
+        None => {
+            *node_slot(slots, node)? = Some(secret);
+            mark(slots.flags, parent_slot(node)?, PARENT_DIRTY);
+        }
     }
     Ok(())
 }
@@ -405,6 +485,9 @@ pub struct SecretTree<const N: usize, const K: usize> {
     pub(crate) parents: [Option<Secret>; N],
     pub(crate) leaves: [LeafSecrets; N],
     pub(crate) skipped: [Option<SkippedKey>; K],
+    /// See [`SecretTreeSlots::flags`].
+    pub(crate) flags: [u8; N],
+    pub(crate) skipped_dirty: [bool; K],
 }
 
 impl<const N: usize, const K: usize> SecretTree<N, K> {
@@ -429,18 +512,27 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
             n_leaves: 0,
             config: SecretTreeConfig { max_forward_distance: 0 },
             next_seq: 0,
+            tag: [0; 8],
+            bank_checked: false,
         },
         parents: [const { None }; N],
         leaves: [const { LeafSecrets::Empty }; N],
         skipped: [const { None }; K],
+        flags: [0; N],
+        skipped_dirty: [false; K],
     };
 
     /// Deletes every secret in place (the tree has no leaves afterwards).
+    /// A store then removes what it kept of the tree at its next save.
     pub fn clear(&mut self) {
         self.parents.iter_mut().for_each(|p| *p = None);
         self.leaves.iter_mut().for_each(|l| *l = LeafSecrets::Empty);
         self.skipped.iter_mut().for_each(|s| *s = None);
+        self.flags.iter_mut().for_each(|f| *f = 0);
+        self.skipped_dirty.iter_mut().for_each(|d| *d = false);
         self.meta.n_leaves = 0;
+        self.meta.tag = [0; 8];
+        self.meta.bank_checked = false;
     }
 
     /// Re-initialises the tree in place for a new epoch, deleting every
@@ -460,7 +552,13 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     fn split(&mut self) -> (&mut SecretTreeMeta, SecretTreeSlots<'_>) {
         (
             &mut self.meta,
-            SecretTreeSlots { parents: &mut self.parents, leaves: &mut self.leaves, skipped: &mut self.skipped },
+            SecretTreeSlots {
+                parents: &mut self.parents,
+                leaves: &mut self.leaves,
+                skipped: &mut self.skipped,
+                flags: &mut self.flags,
+                skipped_dirty: &mut self.skipped_dirty,
+            },
         )
     }
 
@@ -479,6 +577,72 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     ) -> Result<RatchetKey, SecretTreeError> {
         let (meta, mut slots) = self.split();
         meta.receiving_key(&mut slots, leaf, kind, generation)
+    }
+
+    /// Makes a tree restored after a power cut consistent: a parent that
+    /// still holds a secret while nodes below it hold theirs (the cut came
+    /// between writing the children and removing the parent) is split, its
+    /// children taking the derived secret only where nothing below them is
+    /// stored (a stored leaf may have ratcheted on), and deleted. Changes are
+    /// marked for the next save.
+    pub(crate) fn settle(&mut self) -> Result<(), SecretTreeError> {
+        let root = tree_math::root(self.meta.n_leaves).ok_or(SecretTreeError::InvalidLeaf)?;
+        self.settle_below(root, None)
+    }
+
+    fn holds_below(&self, node: NodeIndex) -> bool {
+        match node.leaf() {
+            Some(l) => !matches!(self.leaves.get(l.0 as usize), None | Some(LeafSecrets::Empty)),
+            None => {
+                self.parents.get((node.0 >> 1) as usize).is_some_and(Option::is_some)
+                    || tree_math::left(node).is_some_and(|c| self.holds_below(c))
+                    || tree_math::right(node).is_some_and(|c| self.holds_below(c))
+            }
+        }
+    }
+
+    fn settle_below(&mut self, node: NodeIndex, derived: Option<Secret>) -> Result<(), SecretTreeError> {
+        if let Some(leaf) = node.leaf() {
+            let i = leaf_slot(leaf)?;
+            if let (Some(entry @ LeafSecrets::Empty), Some(s)) = (self.leaves.get_mut(i), derived) {
+                *entry = LeafSecrets::Secret(s);
+                mark(&mut self.flags, i, LEAF_DIRTY);
+            }
+            return Ok(());
+        }
+        let (l, r) = match (tree_math::left(node), tree_math::right(node)) {
+            (Some(l), Some(r)) => (l, r),
+            _ => return Err(SecretTreeError::InvalidLeaf),
+        };
+        let i = parent_slot(node)?;
+        let below = self.holds_below(l) || self.holds_below(r);
+        let own = self.parents.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))?;
+        if !below {
+            if own.is_none() && derived.is_some() {
+                *own = derived;
+                mark(&mut self.flags, i, PARENT_DIRTY);
+            }
+            return Ok(());
+        }
+        // Something below is stored: this node must be split.
+        let secret = match own.take() {
+            Some(s) => {
+                mark(&mut self.flags, i, PARENT_DIRTY);
+                Some(s)
+            }
+            None => derived,
+        };
+        match secret {
+            Some(s) => {
+                let (ls, rs) = split_secret(self.meta.suite, &s)?;
+                self.settle_below(l, Some(ls))?;
+                self.settle_below(r, Some(rs))
+            }
+            None => {
+                self.settle_below(l, None)?;
+                self.settle_below(r, None)
+            }
+        }
     }
 
     /// See [`SecretTreeMeta::consume`].

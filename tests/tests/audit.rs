@@ -90,16 +90,16 @@ fn state(m: &mut Member) -> BTreeMap<RecordKey, Vec<u8>> {
     s.0
 }
 
-/// The records of [`state`] without the ratchets part (part 3: the secret
+/// The records of [`state`] without the ratchets (the secret
 /// trees' positions), which an authentic PrivateMessage consumes.
 fn state_without_ratchets(m: &mut Member) -> BTreeMap<RecordKey, Vec<u8>> {
-    // Record keys: kind (1: head, 2: blob) | slot | part << 1 | bank | index.
-    // The head holds every part's hash, so it goes too.
+    // Record keys: kind (1: head, 2: blob, 5 to 8: secret-tree records) |
+    // slot | ... The head holds every part's hash, so it goes too.
     state(m)
         .into_iter()
         .filter(|(k, _)| {
-            let [kind, _, part, _] = k.to_be_bytes();
-            kind != 1 && !(kind == 2 && part >> 1 == 3)
+            let [kind, ..] = k.to_be_bytes();
+            kind != 1 && !(5..=8).contains(&kind)
         })
         .collect()
 }

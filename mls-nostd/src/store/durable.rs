@@ -9,7 +9,7 @@
 //! the caller can retry with [`Group::save`].
 
 use super::records::{self, BlobWriter, for_each_item, verify};
-use super::snapshot::RestoreChecks;
+use super::snapshot::{HeadPhase, RestoreChecks};
 use super::{Head, MAX_RECORD_LEN, Part, Parts, Storage, StorageError, StoreError, key_package_key};
 use crate::crypto::signer::Signer;
 use crate::codec::CodecError;
@@ -107,14 +107,33 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             Err(e) => return Err(e),
         };
         let mut head = old.unwrap_or(Head::NEW);
-        if old.is_none() {
+        // The trees' records are saved as they change, against the store
+        // they were saved to or loaded from: a slot whose head names other
+        // trees (a fresh store, another group) gets all of them.
+        let tags = [self.secret_tree.meta.tag, self.prev_secret_tree.meta.tag];
+        let stored = head.tree_tags()[0];
+        if old.is_none() || (stored != tags[0] && stored != tags[1]) {
             parts = Parts::ALL;
+            self.secret_tree.mark_all_unsaved();
+            self.prev_secret_tree.mark_all_unsaved();
         }
         let stored_staged = head.part(Part::Staged).records > 0;
         if self.staged.is_some() || stored_staged {
             parts = parts.with(Part::Staged);
         }
-        for part in Part::ALL {
+        if parts == Parts::RATCHETS {
+            // An application message sent or read: its ratchet's record, no
+            // head, no bank (issue #14).
+            self.save_ratchets(storage, slot, None, buf)?;
+            storage.committed()?;
+            return Ok(());
+        }
+        // The secret trees' records around the head (`save_ratchets`): a
+        // new epoch's root and our own ratchets before it.
+        if parts.has(Part::Ratchets) {
+            self.save_ratchets(storage, slot, Some(HeadPhase::Before), buf)?;
+        }
+        for part in Part::BANKED {
             if !parts.has(part) {
                 continue;
             }
@@ -131,10 +150,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
         head.seq = head.seq.wrapping_add(1);
         head.consumed = consumed;
+        head.set_tree_tags(tags);
         head.write(storage, slot)?;
+        if parts.has(Part::Ratchets) {
+            self.save_ratchets(storage, slot, Some(HeadPhase::After), buf)?;
+        }
         // Committed. The old banks (and their secrets) go.
         if let Some(old) = old {
-            for part in Part::ALL {
+            for part in Part::BANKED {
                 if parts.has(part) {
                     records::clear_bank(storage, slot, part, old.part(part).bank, buf)?;
                 }
@@ -171,17 +194,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         buf: &mut RecordBuffer,
     ) -> Result<(), StoreError> {
         let head = Head::read(storage, slot, buf)?;
-        for part in Part::ALL {
+        for part in Part::BANKED {
             verify(storage, slot, part, head.part(part), buf)?;
         }
         self.wipe();
         let mut checks = RestoreChecks::default();
-        for part in Part::ALL {
+        for part in Part::BANKED {
             let info = *head.part(part);
             for_each_item(storage, slot, part, &info, buf, &mut |item| {
                 self.restore_item(part, item, &mut checks, identity)
             })?;
         }
+        self.load_ratchets(storage, slot, &mut checks, buf)?;
         self.restore_finish(&checks)
     }
 }

@@ -5,17 +5,23 @@
 //! into place, a RAM slot). On top of it this module makes every group
 //! operation atomic:
 //!
-//! - A group's state is four *blobs* ([`Part`]): the epoch (secrets, our
+//! - A group's state is three *blobs* ([`Part`]): the epoch (secrets, our
 //!   private keys, the public tree, transcript hashes, context), the pending
-//!   proposals, a staged commit, and the secret trees' ratchets. Each blob is a
-//!   run of records in one of two *banks*.
+//!   proposals and a staged commit. Each blob is a run of records in one of
+//!   two *banks*.
 //! - A save writes the changed blobs into their spare banks, then one *head*
 //!   record naming, for each part, its bank, record count and SHA-256. The
 //!   head write is the commit point: before it the old state is intact, after
 //!   it the new one is. The old banks are then removed.
-//! - Loading verifies every blob's hash before decoding anything, so a
-//!   corrupted or foreign record is a typed error, never a half-built group;
-//!   [`recover`] removes what a cut left of an unfinished save.
+//! - The secret trees' ratchets (the fourth part) are records of their own,
+//!   one per tree node and per kept skipped key (`store/ratchets.rs`), written as
+//!   they change in an order that needs no commit point: a message sent or
+//!   received writes its sender's ratchets (95 bytes) and no head, whatever
+//!   the group's size.
+//! - Loading verifies every blob's hash, and every tree record its own,
+//!   before decoding anything, so a corrupted or foreign record is a typed
+//!   error, never a half-built group; [`recover`] removes what a cut left of
+//!   an unfinished save.
 //! - Persist before emit: [`durable`] sends nothing (no ciphertext, no
 //!   plaintext, no Commit) before the ratchet positions behind it are saved,
 //!   so a reboot never reuses a key and nonce, and a replayed message stays
@@ -36,7 +42,7 @@ pub mod durable;
 pub mod flash;
 pub mod psks;
 mod ram;
-mod ratchets;
+pub(crate) mod ratchets;
 mod records;
 mod snapshot;
 
@@ -137,7 +143,9 @@ impl core::fmt::Display for StoreError {
         match self {
             Self::Storage(e) => write!(f, "storage failed: {e}"),
             Self::NotFound => f.write_str("no state stored in this slot"),
-            Self::WrongVersion(v) => write!(f, "stored state has unknown format version {v}"),
+            Self::WrongVersion(v) => {
+                write!(f, "stored state has format version {v}; this build reads version {}", records::FORMAT_VERSION)
+            }
             Self::Corrupt => f.write_str("stored state is corrupted (hash mismatch)"),
             Self::Invalid(e) => write!(f, "stored state is invalid: {e}"),
             Self::CapacityExceeded(c) => write!(f, "state does not fit the store: {c} exceeded"),
@@ -180,13 +188,17 @@ pub enum Part {
     Proposals = 1,
     /// A staged commit (ours, waiting for the delivery service), or none.
     Staged = 2,
-    /// The secret trees' ratchet positions and out-of-order keys.
+    /// The secret trees' ratchet positions and out-of-order keys (stored
+    /// node by node, outside the banks and the head).
     Ratchets = 3,
 }
 
 impl Part {
     /// Every part, in save order.
     pub const ALL: [Part; 4] = [Part::Epoch, Part::Proposals, Part::Staged, Part::Ratchets];
+    /// The parts stored as blobs in banks under the head (the ratchets are
+    /// stored record by record: [`ratchets`]).
+    pub(crate) const BANKED: [Part; 3] = [Part::Epoch, Part::Proposals, Part::Staged];
 }
 
 /// Which parts a save writes (the others keep their records).
@@ -215,6 +227,10 @@ pub(crate) const KIND_HEAD: u8 = 1;
 pub(crate) const KIND_BLOB: u8 = 2;
 pub(crate) const KIND_KEY_PACKAGE: u8 = 3;
 pub(crate) const KIND_PSK: u8 = 4;
+/// Secret-tree node records of banks 0 and 1 (5, 6; [`ratchets`]).
+pub(crate) const KIND_TREE_NODE: u8 = 5;
+/// Secret-tree pool entries and index chunks of banks 0 and 1 (7, 8).
+pub(crate) const KIND_TREE_AUX: u8 = 7;
 
 /// The key of a group slot's head record.
 pub const fn head_key(slot: u8) -> RecordKey {
@@ -241,16 +257,19 @@ pub fn recover<S: Storage>(storage: &mut S, slot: u8, buf: &mut [u8]) -> Result<
         Ok(h) => h,
         Err(StoreError::NotFound) => {
             // No committed group: every bank is garbage.
-            for part in Part::ALL {
+            for part in Part::BANKED {
                 for bank in 0..2 {
                     records::clear_bank(storage, slot, part, bank, buf)?;
                 }
+            }
+            for bank in 0..2 {
+                ratchets::clean_bank(storage, slot, bank, None, buf)?;
             }
             return Ok(());
         }
         Err(e) => return Err(e),
     };
-    for part in Part::ALL {
+    for part in Part::BANKED {
         let spare = head.part(part).bank ^ 1;
         records::clear_bank(storage, slot, part, spare, buf)?;
     }

@@ -1,20 +1,107 @@
-//! A secret tree's state as items (§9), one per stored secret, so that only
-//! what exists is written. The secret tree itself knows nothing of storage:
-//! this module looks down at it.
+//! A secret tree's state as records, one per node and one per kept skipped
+//! key, so that a message rewrites only what it changed: a received message
+//! writes its sender's ratchets (about 100 bytes), whatever the group's size
+//! (issue #14). The secret tree itself knows nothing of storage: this module
+//! looks down at it.
+//!
+//! Layout. The epoch's tree and the previous epoch's (kept for late
+//! application messages) live in the banks `epoch & 1` of their epochs. A
+//! bank holds node records (a parent's secret, a leaf's secret or its two
+//! ratchets), pool records (one per entry of the skipped-key pool) and an
+//! index: a bitmap of the nodes that may have a record, so loading reads only
+//! those. Every record starts with its tree's tag ([`tree_tag`]): a record of
+//! another epoch or group left in the bank is never taken for this tree's.
+//! Every record ends with 8 bytes of SHA-256 over the rest: a damaged record
+//! is [`StoreError::Corrupt`], never a wrong key.
+//!
+//! No commit point is needed, because each record is written atomically and
+//! the order of a save makes every prefix a usable state:
+//! 1. the index (before any record it lists);
+//! 2. leaves, then parents, then pool entries (a leaf's ratchets before the
+//!    skipped keys it made: a cut can lose a skipped key, never bring back
+//!    a used one);
+//! 3. removals last: a parent goes only after both children are stored.
+//!
+//! After a cut a parent may remain beside records below it. Loading then
+//! derives the children it lacks and drops it ([`SecretTree::settle`]): what
+//! a node stores wins over what an ancestor derives, since a leaf's ratchets
+//! may have moved on.
+//!
+//! [`tree_tag`]: crate::secret_tree::tree_tag
 
-use super::{ItemSink, StoreError};
+use super::{KIND_TREE_AUX, KIND_TREE_NODE, RecordKey, Storage, StoreError};
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Reader, Writer};
 use crate::crypto::{CipherSuite, Secret};
 use crate::secret_tree::{
-    LeafSecrets, Ratchet, RatchetKey, RatchetKind, SecretTree, SecretTreeConfig, SecretTreeMeta, SkippedKey,
+    LEAF_DIRTY, LEAF_INDEXED, LeafSecrets, PARENT_DIRTY, PARENT_INDEXED, Ratchet, RatchetKey, RatchetKind, SecretTree,
+    SecretTreeConfig, SecretTreeMeta, SkippedKey,
 };
+use zeroize::Zeroize;
 
-const ITEM_META: u8 = 1;
-const ITEM_PARENT: u8 = 2;
-const ITEM_LEAF_SECRET: u8 = 3;
-const ITEM_LEAF_RATCHETS: u8 = 4;
-const ITEM_SKIPPED: u8 = 5;
+const NODE_PARENT: u8 = 0;
+const NODE_LEAF_SECRET: u8 = 1;
+const NODE_LEAF_RATCHETS: u8 = 2;
+/// Index chunks are aux records `INDEX_BASE + chunk`; pool entries are below.
+const INDEX_BASE: u16 = 0x8000;
+/// Bitmap bytes per index chunk (16,384 nodes).
+const CHUNK_BYTES: usize = 2048;
+const CHUNK_NODES: usize = CHUNK_BYTES * 8;
+const CHECK_LEN: usize = 8;
+/// `tag || n_leaves || chunk || pool entries` before an index chunk's bits.
+const INDEX_HEAD: usize = 8 + 4 + 2 + 2;
+
+fn node_key(slot: u8, bank: u8, node: usize) -> Result<RecordKey, StoreError> {
+    let [a, b] = u16::try_from(node).map_err(|_| StoreError::CapacityExceeded(Capacity::Leaves))?.to_be_bytes();
+    Ok(u32::from_be_bytes([KIND_TREE_NODE + (bank & 1), slot, a, b]))
+}
+
+fn aux_key(slot: u8, bank: u8, index: u16) -> RecordKey {
+    let [a, b] = index.to_be_bytes();
+    u32::from_be_bytes([KIND_TREE_AUX + (bank & 1), slot, a, b])
+}
+
+fn pool_key(slot: u8, bank: u8, k: usize) -> Result<RecordKey, StoreError> {
+    match u16::try_from(k) {
+        Ok(k) if k < INDEX_BASE => Ok(aux_key(slot, bank, k)),
+        _ => Err(StoreError::CapacityExceeded(Capacity::SkippedKeys)),
+    }
+}
+
+fn index_key(slot: u8, bank: u8, chunk: usize) -> Result<RecordKey, StoreError> {
+    let c = u16::try_from(chunk).ok().and_then(|c| c.checked_add(INDEX_BASE));
+    c.map(|c| aux_key(slot, bank, c)).ok_or(StoreError::CapacityExceeded(Capacity::Leaves))
+}
+
+/// Nodes of a tree of `n_leaves` leaves, and the index chunks covering them.
+fn width_and_chunks(n_leaves: u32) -> (usize, usize) {
+    let width = (n_leaves as usize).saturating_mul(2).saturating_sub(1);
+    (width, width.div_ceil(CHUNK_NODES))
+}
+
+/// Appends the check to the `len` bytes of `buf` and writes them as `key`.
+fn write_sealed<S: Storage>(storage: &mut S, key: RecordKey, buf: &mut [u8], len: usize) -> Result<(), StoreError> {
+    let total = len + CHECK_LEN;
+    let (body, rest) = buf.split_at_mut(len);
+    let check = crate::crypto::sha256(&[body]);
+    rest.get_mut(..CHECK_LEN)
+        .ok_or(StoreError::BufferTooSmall { needed: total })?
+        .copy_from_slice(check.as_bytes().get(..CHECK_LEN).unwrap_or(&[0; CHECK_LEN]));
+    let result = storage.write(key, buf.get(..total).ok_or(StoreError::BufferTooSmall { needed: total })?);
+    buf.get_mut(..total).unwrap_or(&mut []).zeroize();
+    Ok(result?)
+}
+
+/// Record `key` without its check, if present; `Corrupt` if the check fails.
+fn read_sealed<'b, S: Storage>(storage: &mut S, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StoreError> {
+    let Some(bytes) = storage.read(key, buf)? else { return Ok(None) };
+    let split = bytes.len().checked_sub(CHECK_LEN).ok_or(StoreError::Corrupt)?;
+    let (body, check) = bytes.split_at(split);
+    if !crate::crypto::sha256(&[body]).as_bytes().get(..CHECK_LEN).is_some_and(|c| c == check) {
+        return Err(StoreError::Corrupt);
+    }
+    Ok(Some(body))
+}
 
 fn write_secret(w: &mut Writer<'_>, s: &Secret) -> Result<(), CodecError> {
     w.write_opaque(s.as_bytes())
@@ -33,114 +120,536 @@ fn read_ratchet(r: &mut Reader<'_>) -> Result<Ratchet, CodecError> {
     Ok(Ratchet { secret: read_secret(r)?, generation: r.read_u32()? })
 }
 
-impl<const N: usize, const K: usize> SecretTree<N, K> {
-    /// Writes this tree as items tagged `which` (current or previous epoch).
-    pub(crate) fn save_items(
-        &self,
-        which: u8,
-        out: &mut dyn ItemSink,
-    ) -> Result<(), StoreError> {
-        let meta = self.meta;
-        out.item(&|w| {
-            w.write_u8(ITEM_META)?;
-            w.write_u8(which)?;
-            w.write_u16(meta.suite.to_u16())?;
-            w.write_u32(meta.n_leaves)?;
-            w.write_u32(meta.config.max_forward_distance)?;
-            w.write_u64(meta.next_seq)
-        })?;
-        for (i, p) in self.parents.iter().enumerate() {
-            let Some(secret) = p else { continue };
-            let i = u32::try_from(i).map_err(|_| StoreError::CapacityExceeded(Capacity::Leaves))?;
-            out.item(&|w| {
-                w.write_u8(ITEM_PARENT)?;
-                w.write_u8(which)?;
-                w.write_u32(i)?;
-                write_secret(w, secret)
-            })?;
+/// Removes every record of `bank` unless its index names the tree `keep`
+/// (a bank left by an ended epoch, a group removed or replaced, a save cut
+/// before its head).
+pub(crate) fn clean_bank<S: Storage>(
+    storage: &mut S,
+    slot: u8,
+    bank: u8,
+    keep: Option<[u8; 8]>,
+    buf: &mut [u8],
+) -> Result<(), StoreError> {
+    let mut chunks = 0;
+    let mut pool = 0;
+    loop {
+        let key = index_key(slot, bank, chunks)?;
+        let Some(body) = read_sealed(storage, key, buf)? else { break };
+        let mut r = Reader::new(body);
+        let tag: [u8; 8] = r.read_array()?;
+        if keep == Some(tag) {
+            return Ok(());
         }
-        for (i, l) in self.leaves.iter().enumerate() {
-            let i = u32::try_from(i).map_err(|_| StoreError::CapacityExceeded(Capacity::Leaves))?;
-            match l {
-                LeafSecrets::Empty => {}
-                LeafSecrets::Secret(secret) => out.item(&|w| {
-                    w.write_u8(ITEM_LEAF_SECRET)?;
-                    w.write_u8(which)?;
-                    w.write_u32(i)?;
-                    write_secret(w, secret)
-                })?,
-                LeafSecrets::Ratchets { handshake, application } => out.item(&|w| {
-                    w.write_u8(ITEM_LEAF_RATCHETS)?;
-                    w.write_u8(which)?;
-                    w.write_u32(i)?;
-                    write_ratchet(w, handshake)?;
-                    write_ratchet(w, application)
-                })?,
+        let n_leaves = r.read_u32()?;
+        r.read_u16()?;
+        pool = usize::from(r.read_u16()?);
+        for (byte, bits) in r.remaining().iter().enumerate() {
+            for bit in 0..8 {
+                if bits & (1 << bit) != 0 {
+                    storage.remove(node_key(slot, bank, chunks * CHUNK_NODES + byte * 8 + bit)?)?;
+                }
             }
         }
-        for k in self.skipped.iter().flatten() {
-            out.item(&|w| {
-                w.write_u8(ITEM_SKIPPED)?;
-                w.write_u8(which)?;
-                w.write_u32(k.leaf)?;
-                w.write_u8(match k.kind {
-                    RatchetKind::Handshake => 0,
-                    RatchetKind::Application => 1,
-                })?;
-                w.write_u64(k.seq)?;
-                w.write_u32(k.key.generation)?;
-                write_secret(w, &k.key.key)?;
-                w.write_bytes(&k.key.nonce)
-            })?;
+        chunks += 1;
+        if chunks >= width_and_chunks(n_leaves).1 {
+            break;
+        }
+    }
+    if chunks == 0 {
+        return Ok(());
+    }
+    for k in 0..pool {
+        storage.remove(pool_key(slot, bank, k)?)?;
+    }
+    for c in 0..chunks {
+        storage.remove(index_key(slot, bank, c)?)?;
+    }
+    Ok(())
+}
+
+/// Which of a tree's changed records a save writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Records {
+    /// All of them.
+    All,
+    /// Only leaf `i`'s (our own: before a head, so a key is never reused).
+    Leaf(usize),
+    /// All but leaf `i`'s (others': after a head, so that a handshake
+    /// message is never consumed without its effect being stored).
+    AllBut(usize),
+}
+
+impl<const N: usize, const K: usize> SecretTree<N, K> {
+    /// Whether a save has yet to store this tree in its bank (a new epoch's,
+    /// or one loaded from another store).
+    pub(crate) fn is_new_in_store(&self) -> bool {
+        !self.meta.bank_checked
+    }
+
+    /// Stores what changed since the last save in `bank` of group `slot`
+    /// (module documentation: the order). A tree with no leaves removes what
+    /// its bank held.
+    pub(crate) fn save_records<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
+        bank: u8,
+        which: Records,
+        buf: &mut [u8],
+    ) -> Result<(), StoreError> {
+        let leaf_ok = |i: usize| match which {
+            Records::All => true,
+            Records::Leaf(l) => i == l,
+            Records::AllBut(l) => i != l,
+        };
+        let rest_ok = !matches!(which, Records::Leaf(_));
+        if !self.meta.bank_checked {
+            let keep = (self.meta.n_leaves > 0).then_some(self.meta.tag);
+            clean_bank(storage, slot, bank, keep, buf)?;
+            self.meta.bank_checked = true;
+        }
+        let n = self.meta.n_leaves as usize;
+        if n == 0 {
+            return Ok(());
+        }
+        let has_leaf = |t: &Self, i: usize| !matches!(t.leaves.get(i), None | Some(LeafSecrets::Empty));
+        let has_parent = |t: &Self, i: usize| t.parents.get(i).is_some_and(Option::is_some);
+        let unindexed = (0..n).any(|i| {
+            let f = self.flags.get(i).copied().unwrap_or(0);
+            (f & LEAF_DIRTY != 0 && f & LEAF_INDEXED == 0 && has_leaf(self, i))
+                || (f & PARENT_DIRTY != 0 && f & PARENT_INDEXED == 0 && has_parent(self, i))
+        });
+        if unindexed {
+            for i in 0..n {
+                let (leaf, parent) = (has_leaf(self, i), has_parent(self, i));
+                if let Some(f) = self.flags.get_mut(i) {
+                    if *f & LEAF_DIRTY != 0 && leaf {
+                        *f |= LEAF_INDEXED;
+                    }
+                    if *f & PARENT_DIRTY != 0 && parent {
+                        *f |= PARENT_INDEXED;
+                    }
+                }
+            }
+            self.write_index(storage, slot, bank, buf)?;
+        }
+        let tag = self.meta.tag;
+        for i in (0..n).filter(|i| leaf_ok(*i)) {
+            if self.flags.get(i).is_some_and(|f| f & LEAF_DIRTY != 0) && has_leaf(self, i) {
+                let len = {
+                    let mut w = Writer::new(buf);
+                    w.write_bytes(&tag)?;
+                    w.write_u32((2 * i) as u32)?;
+                    match self.leaves.get(i) {
+                        Some(LeafSecrets::Secret(s)) => {
+                            w.write_u8(NODE_LEAF_SECRET)?;
+                            write_secret(&mut w, s)?;
+                        }
+                        Some(LeafSecrets::Ratchets { handshake, application }) => {
+                            w.write_u8(NODE_LEAF_RATCHETS)?;
+                            write_ratchet(&mut w, handshake)?;
+                            write_ratchet(&mut w, application)?;
+                        }
+                        _ => return Err(StoreError::Invalid(CodecError::InvalidValue)),
+                    }
+                    w.len()
+                };
+                write_sealed(storage, node_key(slot, bank, 2 * i)?, buf, len)?;
+                clear_flag(&mut self.flags, i, LEAF_DIRTY);
+            }
+        }
+        if !rest_ok {
+            return Ok(());
+        }
+        for i in 0..n {
+            if self.flags.get(i).is_some_and(|f| f & PARENT_DIRTY != 0)
+                && let Some(Some(s)) = self.parents.get(i)
+            {
+                let len = {
+                    let mut w = Writer::new(buf);
+                    w.write_bytes(&tag)?;
+                    w.write_u32((2 * i + 1) as u32)?;
+                    w.write_u8(NODE_PARENT)?;
+                    write_secret(&mut w, s)?;
+                    w.len()
+                };
+                write_sealed(storage, node_key(slot, bank, 2 * i + 1)?, buf, len)?;
+                clear_flag(&mut self.flags, i, PARENT_DIRTY);
+            }
+        }
+        for k in 0..K {
+            if self.skipped_dirty.get(k).copied().unwrap_or(false)
+                && let Some(Some(e)) = self.skipped.get(k)
+            {
+                let len = {
+                    let mut w = Writer::new(buf);
+                    w.write_bytes(&tag)?;
+                    w.write_u32(e.leaf)?;
+                    w.write_u8(match e.kind {
+                        RatchetKind::Handshake => 0,
+                        RatchetKind::Application => 1,
+                    })?;
+                    w.write_u64(e.seq)?;
+                    w.write_u32(e.key.generation)?;
+                    write_secret(&mut w, &e.key.key)?;
+                    w.write_bytes(&e.key.nonce)?;
+                    w.len()
+                };
+                write_sealed(storage, pool_key(slot, bank, k)?, buf, len)?;
+                if let Some(d) = self.skipped_dirty.get_mut(k) {
+                    *d = false;
+                }
+            }
+        }
+        // Removals last.
+        for k in 0..K {
+            if self.skipped_dirty.get(k).copied().unwrap_or(false) {
+                storage.remove(pool_key(slot, bank, k)?)?;
+                if let Some(d) = self.skipped_dirty.get_mut(k) {
+                    *d = false;
+                }
+            }
+        }
+        for i in 0..n {
+            if self.flags.get(i).is_some_and(|f| f & PARENT_DIRTY != 0) {
+                storage.remove(node_key(slot, bank, 2 * i + 1)?)?;
+                clear_flag(&mut self.flags, i, PARENT_DIRTY);
+            }
+            if leaf_ok(i) && self.flags.get(i).is_some_and(|f| f & LEAF_DIRTY != 0) {
+                storage.remove(node_key(slot, bank, 2 * i)?)?;
+                clear_flag(&mut self.flags, i, LEAF_DIRTY);
+            }
         }
         Ok(())
     }
 
-    /// Restores one item written by [`Self::save_items`] (its tag and
-    /// `which` already read). Call [`Self::clear`] first.
-    pub(crate) fn restore_item(&mut self, tag: u8, r: &mut Reader<'_>) -> Result<(), CodecError> {
-        match tag {
-            ITEM_META => {
-                let suite = CipherSuite::from_u16(r.read_u16()?).ok_or(CodecError::InvalidValue)?;
-                let n_leaves = r.read_u32()?;
-                if usize::try_from(n_leaves).map_or(true, |n| n > N) || (n_leaves != 0 && !n_leaves.is_power_of_two()) {
-                    return Err(CodecError::CapacityExceeded(Capacity::Leaves));
+    /// Marks every stored secret changed and the bank unchecked, so the next
+    /// save writes the whole tree (to a store that does not hold it).
+    pub(crate) fn mark_all_unsaved(&mut self) {
+        for (i, f) in self.flags.iter_mut().enumerate() {
+            *f = 0;
+            if !matches!(self.leaves.get(i), None | Some(LeafSecrets::Empty)) {
+                *f |= LEAF_DIRTY;
+            }
+            if self.parents.get(i).is_some_and(Option::is_some) {
+                *f |= PARENT_DIRTY;
+            }
+        }
+        for (d, e) in self.skipped_dirty.iter_mut().zip(self.skipped.iter()) {
+            *d = e.is_some();
+        }
+        self.meta.bank_checked = false;
+    }
+
+    /// Writes the index: every node whose `*_INDEXED` flag is set.
+    fn write_index<S: Storage>(&self, storage: &mut S, slot: u8, bank: u8, buf: &mut [u8]) -> Result<(), StoreError> {
+        let n_leaves = self.meta.n_leaves;
+        let (width, chunks) = width_and_chunks(n_leaves);
+        for c in 0..chunks {
+            let first = c * CHUNK_NODES;
+            let nodes = (width - first).min(CHUNK_NODES);
+            let len = INDEX_HEAD + nodes.div_ceil(8);
+            let area = buf.get_mut(..len).ok_or(StoreError::BufferTooSmall { needed: len + CHECK_LEN })?;
+            area.fill(0);
+            let (head, bits) = area.split_at_mut(INDEX_HEAD);
+            let mut w = Writer::new(head);
+            w.write_bytes(&self.meta.tag)?;
+            w.write_u32(n_leaves)?;
+            w.write_u16(c as u16)?;
+            w.write_u16(u16::try_from(K).map_err(|_| StoreError::CapacityExceeded(Capacity::SkippedKeys))?)?;
+            for j in 0..nodes {
+                let node = first + j;
+                let f = self.flags.get(node / 2).copied().unwrap_or(0);
+                let listed = if node % 2 == 0 { f & LEAF_INDEXED != 0 } else { f & PARENT_INDEXED != 0 };
+                if listed && let Some(b) = bits.get_mut(j / 8) {
+                    *b |= 1 << (j % 8);
                 }
-                let max_forward_distance = r.read_u32()?;
-                let next_seq = r.read_u64()?;
-                self.meta = SecretTreeMeta { suite, n_leaves, config: SecretTreeConfig { max_forward_distance }, next_seq };
             }
-            ITEM_PARENT => {
-                let i = r.read_u32()?;
-                let slot = usize::try_from(i).ok().and_then(|i| self.parents.get_mut(i)).ok_or(CodecError::CapacityExceeded(Capacity::Leaves))?;
-                *slot = Some(read_secret(r)?);
-            }
-            ITEM_LEAF_SECRET | ITEM_LEAF_RATCHETS => {
-                let i = r.read_u32()?;
-                let value = if tag == ITEM_LEAF_SECRET {
-                    LeafSecrets::Secret(read_secret(r)?)
-                } else {
-                    LeafSecrets::Ratchets { handshake: read_ratchet(r)?, application: read_ratchet(r)? }
-                };
-                let slot = usize::try_from(i).ok().and_then(|i| self.leaves.get_mut(i)).ok_or(CodecError::CapacityExceeded(Capacity::Leaves))?;
-                *slot = value;
-            }
-            ITEM_SKIPPED => {
-                let leaf = r.read_u32()?;
-                let kind = match r.read_u8()? {
-                    0 => RatchetKind::Handshake,
-                    1 => RatchetKind::Application,
-                    _ => return Err(CodecError::InvalidValue),
-                };
-                let seq = r.read_u64()?;
-                let generation = r.read_u32()?;
-                let key = read_secret(r)?;
-                let nonce = r.read_array()?;
-                let slot = self.skipped.iter_mut().find(|s| s.is_none()).ok_or(CodecError::CapacityExceeded(Capacity::SkippedKeys))?;
-                *slot = Some(SkippedKey { leaf, kind, seq, key: RatchetKey { generation, key, nonce } });
-            }
-            _ => return Err(CodecError::InvalidValue),
+            write_sealed(storage, index_key(slot, bank, c)?, buf, len)?;
         }
         Ok(())
+    }
+
+    /// Loads the tree `tag` of `n_leaves` leaves from `bank` of group `slot`
+    /// (after [`SecretTree::clear`]-like reset). Without its index the tree
+    /// has no secrets: an error if `required` (the epoch's own tree), else a
+    /// previous epoch whose late messages are lost (a cut while an epoch
+    /// began).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn load_records<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
+        bank: u8,
+        suite: CipherSuite,
+        n_leaves: u32,
+        config: SecretTreeConfig,
+        tag: [u8; 8],
+        required: bool,
+        buf: &mut [u8],
+    ) -> Result<(), StoreError> {
+        self.clear();
+        if n_leaves == 0 {
+            return Ok(());
+        }
+        if usize::try_from(n_leaves).map_or(true, |n| n > N) || !n_leaves.is_power_of_two() {
+            return Err(StoreError::Invalid(CodecError::CapacityExceeded(Capacity::Leaves)));
+        }
+        self.meta = SecretTreeMeta { suite, n_leaves, config, next_seq: 0, tag, bank_checked: false };
+        let (width, chunks) = width_and_chunks(n_leaves);
+        for c in 0..chunks {
+            let body = match read_sealed(storage, index_key(slot, bank, c)?, buf)? {
+                Some(body) => body,
+                None if required => return Err(StoreError::Corrupt),
+                None => return Ok(()),
+            };
+            let mut r = Reader::new(body);
+            let found: [u8; 8] = r.read_array()?;
+            if found != tag {
+                if required {
+                    return Err(StoreError::Corrupt);
+                }
+                return Ok(());
+            }
+            if r.read_u32()? != n_leaves || usize::from(r.read_u16()?) != c {
+                return Err(StoreError::Corrupt);
+            }
+            // The pool size of the build that wrote it (for `clean_bank`).
+            r.read_u16()?;
+            for (byte, bits) in r.remaining().iter().enumerate() {
+                for bit in 0..8 {
+                    let node = c * CHUNK_NODES + byte * 8 + bit;
+                    if bits & (1 << bit) == 0 {
+                        continue;
+                    }
+                    if node >= width {
+                        return Err(StoreError::Corrupt);
+                    }
+                    let flag = if node % 2 == 0 { LEAF_INDEXED } else { PARENT_INDEXED };
+                    if let Some(f) = self.flags.get_mut(node / 2) {
+                        *f |= flag;
+                    }
+                }
+            }
+        }
+        self.meta.bank_checked = true;
+        for node in 0..width {
+            let f = self.flags.get(node / 2).copied().unwrap_or(0);
+            let (listed, dirty) =
+                if node % 2 == 0 { (f & LEAF_INDEXED != 0, LEAF_DIRTY) } else { (f & PARENT_INDEXED != 0, PARENT_DIRTY) };
+            if !listed {
+                continue;
+            }
+            let Some(body) = read_sealed(storage, node_key(slot, bank, node)?, buf)? else { continue };
+            let mut r = Reader::new(body);
+            if r.read_array::<8>()? != tag {
+                // Left by another tree before a cut: removed at the next save.
+                if let Some(f) = self.flags.get_mut(node / 2) {
+                    *f |= dirty;
+                }
+                continue;
+            }
+            if r.read_u32()? as usize != node {
+                return Err(StoreError::Corrupt);
+            }
+            let kind = r.read_u8()?;
+            match (node % 2, kind) {
+                (1, NODE_PARENT) => {
+                    if let Some(p) = self.parents.get_mut(node / 2) {
+                        *p = Some(read_secret(&mut r)?);
+                    }
+                }
+                (0, NODE_LEAF_SECRET | NODE_LEAF_RATCHETS) => {
+                    let value = if kind == NODE_LEAF_SECRET {
+                        LeafSecrets::Secret(read_secret(&mut r)?)
+                    } else {
+                        LeafSecrets::Ratchets { handshake: read_ratchet(&mut r)?, application: read_ratchet(&mut r)? }
+                    };
+                    if let Some(l) = self.leaves.get_mut(node / 2) {
+                        *l = value;
+                    }
+                }
+                _ => return Err(StoreError::Corrupt),
+            }
+            r.finish()?;
+        }
+        for k in 0..K {
+            let Some(body) = read_sealed(storage, pool_key(slot, bank, k)?, buf)? else { continue };
+            let mut r = Reader::new(body);
+            if r.read_array::<8>()? != tag {
+                if let Some(d) = self.skipped_dirty.get_mut(k) {
+                    *d = true;
+                }
+                continue;
+            }
+            let leaf = r.read_u32()?;
+            let kind = match r.read_u8()? {
+                0 => RatchetKind::Handshake,
+                1 => RatchetKind::Application,
+                _ => return Err(StoreError::Corrupt),
+            };
+            let seq = r.read_u64()?;
+            let generation = r.read_u32()?;
+            let key = read_secret(&mut r)?;
+            let nonce = r.read_array()?;
+            r.finish()?;
+            self.meta.next_seq = self.meta.next_seq.max(seq.wrapping_add(1));
+            if let Some(e) = self.skipped.get_mut(k) {
+                *e = Some(SkippedKey { leaf, kind, seq, key: RatchetKey { generation, key, nonce } });
+            }
+        }
+        buf.zeroize();
+        let holds = self.leaves.iter().any(|l| !matches!(l, LeafSecrets::Empty)) || self.parents.iter().any(Option::is_some);
+        if required && !holds {
+            // The epoch's tree always holds a secret (its root at least).
+            return Err(StoreError::Corrupt);
+        }
+        self.settle().map_err(|_| StoreError::Corrupt)
+    }
+}
+
+fn clear_flag(flags: &mut [u8], i: usize, bit: u8) {
+    if let Some(f) = flags.get_mut(i) {
+        *f &= !bit;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::store::StorageError;
+    use crate::tree_math::LeafIndex;
+    use std::collections::BTreeMap;
+    use std::vec::Vec;
+
+    const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+
+    /// A map store that counts the bytes written to it.
+    #[derive(Default, Clone)]
+    struct Counting {
+        records: BTreeMap<RecordKey, Vec<u8>>,
+        written: usize,
+    }
+
+    impl Storage for Counting {
+        fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
+            let Some(v) = self.records.get(&key) else { return Ok(None) };
+            let out = buf.get_mut(..v.len()).ok_or(StorageError::TooLarge)?;
+            out.copy_from_slice(v);
+            Ok(Some(out))
+        }
+        fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
+            self.written += value.len();
+            self.records.insert(key, value.to_vec());
+            Ok(())
+        }
+        fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
+            self.records.remove(&key);
+            Ok(())
+        }
+    }
+
+    fn tree<const N: usize>(n: u32, root: u8) -> std::boxed::Box<SecretTree<N, 8>> {
+        let mut t = std::boxed::Box::new(SecretTree::<N, 8>::EMPTY);
+        t.reset(SUITE, n, &Secret::from_slice(&[root; 32]).unwrap(), SecretTreeConfig::default()).unwrap();
+        t
+    }
+
+    /// Receives generation `g` from `leaf` (as a member does once the
+    /// message authenticated).
+    fn receive<const N: usize>(t: &mut SecretTree<N, 8>, leaf: u32, g: u32) -> RatchetKey {
+        let k = t.receiving_key(LeafIndex(leaf), RatchetKind::Application, g).unwrap();
+        t.consume(LeafIndex(leaf), RatchetKind::Application, g).unwrap();
+        k
+    }
+
+    /// Issue #14's target: a received message writes at most 512 bytes at
+    /// 64 and at 1,024 leaves once every member has spoken (the sender's
+    /// ratchets; before, the whole ratchets part: every sender's).
+    #[test]
+    fn a_received_message_writes_its_sender_only() {
+        fn run<const N: usize>() -> (usize, usize) {
+            let n = N as u32;
+            let mut store = Counting::default();
+            let mut buf = std::vec![0u8; super::super::MAX_RECORD_LEN];
+            let mut t = tree::<N>(n, 3);
+            // The same messages, never saved: what the stored tree must equal.
+            let mut mirror = tree::<N>(n, 3);
+            t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
+            let mut first = 0;
+            for leaf in 0..n {
+                let before = store.written;
+                receive(&mut t, leaf, 0);
+                receive(&mut mirror, leaf, 0);
+                t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
+                first = first.max(store.written - before);
+            }
+            let mut steady = 0;
+            for leaf in (0..n).step_by(7) {
+                let before = store.written;
+                receive(&mut t, leaf, 1);
+                receive(&mut mirror, leaf, 1);
+                t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
+                steady = steady.max(store.written - before);
+            }
+            let mut back = std::boxed::Box::new(SecretTree::<N, 8>::EMPTY);
+            back.load_records(&mut store, 0, 0, SUITE, n, SecretTreeConfig::default(), t.meta.tag, true, &mut buf).unwrap();
+            for leaf in 0..n {
+                for g in 0..3 {
+                    let kind = RatchetKind::Application;
+                    assert_eq!(back.receiving_key(LeafIndex(leaf), kind, g), mirror.receiving_key(LeafIndex(leaf), kind, g));
+                }
+            }
+            (first, steady)
+        }
+        let (first64, steady64) = run::<64>();
+        let (first1024, steady1024) = run::<1024>();
+        std::println!("bytes written per message received: 64 leaves first {first64}, then {steady64}; 1,024 leaves first {first1024}, then {steady1024}");
+        assert!(steady64 <= 512 && steady1024 <= 512, "{steady64} / {steady1024}");
+        // A sender's first message also stores its path's siblings and the index.
+        assert!(first1024 > steady1024);
+    }
+
+    /// A cut between storing a split's children and removing the parent
+    /// leaves both: loading derives what is missing from the parent, keeps
+    /// what is stored below it (a leaf that ratcheted on), and drops it.
+    #[test]
+    fn a_parent_left_by_a_cut_yields_to_what_is_stored_below() {
+        let mut store = Counting::default();
+        let mut buf = std::vec![0u8; super::super::MAX_RECORD_LEN];
+        let mut t = tree::<8>(8, 9);
+        t.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
+        let before = store.clone();
+        let k0 = receive(&mut t, 5, 0);
+        t.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
+        // The cut: the root (node 7) is back, as if its removal never happened.
+        let root = node_key(0, 1, 7).unwrap();
+        store.records.insert(root, before.records[&root].clone());
+        // Two siblings on leaf 5's path lost their records too (as if the
+        // cut came before they were written): the parent 3 and leaf 4
+        // (node 8) are derived again.
+        store.records.remove(&node_key(0, 1, 3).unwrap());
+        store.records.remove(&node_key(0, 1, 8).unwrap());
+        let mut back = std::boxed::Box::new(SecretTree::<8, 8>::EMPTY);
+        back.load_records(&mut store, 0, 1, SUITE, 8, SecretTreeConfig::default(), t.meta.tag, true, &mut buf).unwrap();
+        assert!(back.parents[3].is_none(), "the parent left by the cut is dropped");
+        // Leaf 5 keeps its ratchet: generation 0 stays used.
+        assert_eq!(
+            back.receiving_key(LeafIndex(5), RatchetKind::Application, 0),
+            Err(crate::secret_tree::SecretTreeError::KeyConsumed)
+        );
+        let mut fresh = tree::<8>(8, 9);
+        assert_eq!(receive(&mut fresh, 5, 0), k0);
+        for leaf in 0..8 {
+            assert_eq!(
+                back.receiving_key(LeafIndex(leaf), RatchetKind::Application, 1).unwrap(),
+                fresh.receiving_key(LeafIndex(leaf), RatchetKind::Application, 1).unwrap(),
+                "leaf {leaf}"
+            );
+        }
+        // The next save removes the parent's record.
+        back.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
+        assert!(!store.records.contains_key(&root));
     }
 }

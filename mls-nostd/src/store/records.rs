@@ -17,7 +17,9 @@ pub const MAX_RECORD_LEN: usize = 3072;
 
 const HEAD_MAGIC: [u8; 4] = *b"MLSh";
 /// The format version written; others are refused with `WrongVersion`.
-pub(crate) const FORMAT_VERSION: u8 = 1;
+/// Version 2 (issue #14): the secret trees are stored node by node outside
+/// the banks ([`super::ratchets`]); a version-1 store is refused, not misread.
+pub(crate) const FORMAT_VERSION: u8 = 2;
 // Integrity of records (against corruption, not an attacker who can write
 // flash): SHA-256, whatever the group's suite.
 const HASH_LEN: usize = 32;
@@ -79,6 +81,29 @@ impl Head {
 
     pub(crate) fn set_part(&mut self, part: Part, info: PartInfo) {
         *self.part_mut(part) = info;
+    }
+
+    /// The tags of the secret trees saved with this head (the epoch's, the
+    /// previous epoch's), kept in the ratchets part's entry: the ratchets
+    /// themselves are not in banks.
+    pub(crate) fn tree_tags(&self) -> [[u8; 8]; 2] {
+        let h = &self.part(Part::Ratchets).hash;
+        let mut tags = [[0u8; 8]; 2];
+        for (i, t) in tags.iter_mut().enumerate() {
+            if let Some(src) = h.get(i * 8..i * 8 + 8) {
+                t.copy_from_slice(src);
+            }
+        }
+        tags
+    }
+
+    pub(crate) fn set_tree_tags(&mut self, tags: [[u8; 8]; 2]) {
+        let h = &mut self.part_mut(Part::Ratchets).hash;
+        for (i, t) in tags.iter().enumerate() {
+            if let Some(dst) = h.get_mut(i * 8..i * 8 + 8) {
+                dst.copy_from_slice(t);
+            }
+        }
     }
 
     fn encode(&self, out: &mut [u8; HEAD_LEN]) -> Result<(), CodecError> {

@@ -1,8 +1,11 @@
 //! A group's state as items, part by part, and its restoration.
 //!
-//! Not stored: the epoch's `encryption_secret` (the secret tree, saved with
-//! the ratchets, replaces it: §9.2 deletion) and the credential policy (a
-//! function, given again at load). Hash caches are recomputed.
+//! Not stored: the epoch's `encryption_secret` (the secret tree, saved node
+//! by node in [`super::ratchets`], replaces it: §9.2 deletion) and the
+//! credential policy (a function, given again at load). Hash caches are
+//! recomputed. The epoch part names the secret trees ([`T_TREES`]); their
+//! records are written and read by [`Group::save_ratchets`] and
+//! [`Group::load_ratchets`].
 
 use super::{ItemSink, Part, StoreError};
 use crate::crypto::signer::Signer;
@@ -33,6 +36,8 @@ const T_PROPOSALS: u8 = 11;
 const T_STAGED_INFO: u8 = 12;
 const T_STAGED_SIZE: u8 = 13;
 const T_STAGED_NODE: u8 = 14;
+/// The secret trees' sizes and tags (the epoch's, the previous epoch's).
+const T_TREES: u8 = 15;
 
 /// Proposal-store bytes per item.
 const PROPOSAL_CHUNK: usize = 2048;
@@ -297,12 +302,21 @@ fn write_tree_header(w: &mut Writer<'_>, n_leaves: u32, tree_hash: &HashValue) -
     w.write_opaque(tree_hash.as_bytes())
 }
 
+/// Which side of a head a save of the secret trees is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeadPhase {
+    Before,
+    After,
+}
+
 /// What restoring checks once all items are read.
 #[derive(Default)]
 pub(crate) struct RestoreChecks {
     tree_hash: Option<HashValue>,
     staged_tree_hash: Option<HashValue>,
     header_seen: bool,
+    /// From [`T_TREES`]: each tree's leaves and tag (0 leaves: none).
+    trees: Option<[(u32, [u8; 8]); 2]>,
     ratchets_seen: bool,
     /// The current epoch's tree was checked and the stage begun.
     stage_begun: bool,
@@ -329,11 +343,68 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 Ok(())
             }
             Part::Staged => self.save_staged(out),
-            Part::Ratchets => {
-                self.secret_tree.save_items(0, out)?;
-                self.prev_secret_tree.save_items(1, out)
-            }
+            // Record by record, outside the banks: `save_ratchets`.
+            Part::Ratchets => Ok(()),
         }
+    }
+
+    /// The banks of the epoch's secret tree and of the previous epoch's.
+    fn ratchet_banks(&self) -> (u8, u8) {
+        let bank = (self.state.epoch & 1) as u8;
+        (bank, bank ^ 1)
+    }
+
+    /// Stores what changed in the secret trees since the last save (no
+    /// commit point needed: [`super::ratchets`]). Around a head (`around`):
+    /// before it, a new epoch's tree (the head will name it) and our own
+    /// ratchets (a key is never used twice, even if the head is never
+    /// written); after it, every other sender's (a handshake message is
+    /// consumed only once its effect is stored; a replay in between is
+    /// processed again, which a proposal store takes as a no-op).
+    pub(crate) fn save_ratchets<S: super::Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
+        around: Option<HeadPhase>,
+        buf: &mut [u8],
+    ) -> Result<(), StoreError> {
+        use super::ratchets::Records;
+        let (current, prev) = self.ratchet_banks();
+        let me = self.state.private.leaf.0 as usize;
+        let (cur, prv) = match around {
+            None => (Records::All, Records::All),
+            Some(HeadPhase::Before) => {
+                let cur = if self.secret_tree.is_new_in_store() { Records::All } else { Records::Leaf(me) };
+                self.secret_tree.save_records(storage, slot, current, cur, buf)?;
+                if self.prev_secret_tree.is_new_in_store() {
+                    self.prev_secret_tree.save_records(storage, slot, prev, Records::All, buf)?;
+                }
+                return Ok(());
+            }
+            Some(HeadPhase::After) => (Records::AllBut(me), Records::All),
+        };
+        self.secret_tree.save_records(storage, slot, current, cur, buf)?;
+        self.prev_secret_tree.save_records(storage, slot, prev, prv, buf)
+    }
+
+    /// Loads the secret trees named by the epoch part (after its items).
+    pub(crate) fn load_ratchets<S: super::Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
+        checks: &mut RestoreChecks,
+        buf: &mut [u8],
+    ) -> Result<(), StoreError> {
+        let Some([(cur_leaves, cur_tag), (prev_leaves, prev_tag)]) = checks.trees else {
+            return Err(StoreError::Invalid(CodecError::InvalidValue));
+        };
+        let (current, prev) = self.ratchet_banks();
+        let (suite, config) = (self.state.suite, self.config.secret_tree);
+        let required = !self.removed;
+        self.secret_tree.load_records(storage, slot, current, suite, cur_leaves, config, cur_tag, required, buf)?;
+        self.prev_secret_tree.load_records(storage, slot, prev, suite, prev_leaves, config, prev_tag, false, buf)?;
+        checks.ratchets_seen = true;
+        Ok(())
     }
 
     fn save_epoch(&mut self, out: &mut dyn ItemSink) -> Result<(), StoreError> {
@@ -368,6 +439,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 w.write_bytes(prev.group_context.as_slice())
             })?;
         }
+        let trees = [&self.secret_tree, &self.prev_secret_tree].map(|t| (t.meta.n_leaves, t.meta.tag));
+        out.item(&|w| {
+            w.write_u8(T_TREES)?;
+            for (n_leaves, tag) in trees {
+                w.write_u32(n_leaves)?;
+                w.write_bytes(&tag)?;
+            }
+            Ok(())
+        })?;
         for (epoch, psk) in self.resumption_psks.iter().flatten() {
             out.item(&|w| {
                 w.write_u8(T_RESUMPTION_PSK)?;
@@ -544,15 +624,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 }
                 restore_staged_node(&mut self.tree.slices(), &mut r)?;
             }
-            (Part::Ratchets, tag) => {
-                let tree = match r.read_u8()? {
-                    0 => &mut self.secret_tree,
-                    1 => &mut self.prev_secret_tree,
-                    _ => return Err(bad),
-                };
-                tree.restore_item(tag, &mut r)?;
+            (Part::Epoch, T_TREES) => {
+                let mut tree = || -> Result<(u32, [u8; 8]), CodecError> { Ok((r.read_u32()?, r.read_array()?)) };
+                let trees = [tree()?, tree()?];
                 r.finish()?;
-                checks.ratchets_seen = true;
+                checks.trees = Some(trees);
             }
             _ => return Err(bad),
         }

@@ -144,7 +144,8 @@ pub struct MemberResult {
     pub connects: u64,
     /// Messages the broker delivered to it (every topic, duplicates included).
     pub received: u64,
-    /// Milliseconds spent in MLS and state saving (processing, sending, committing).
+    /// CPU milliseconds of the member's thread in MLS and state saving
+    /// (processing, sending, committing; not rayon's pool).
     pub busy_ms: f64,
     /// The part of `busy_ms` spent in the store (SQLite: writes and commits).
     pub save_ms: f64,
@@ -305,7 +306,7 @@ impl std::fmt::Display for BrokerReport {
         let per_device = |k: fn(&MemberResult) -> f64| devices.iter().map(k).sum::<f64>() / devices.len().max(1) as f64;
         writeln!(
             f,
-            "rounds: {:.0} ms each (mean of {}, from one Commit to the next); MLS + state saving: gateway {:.0} ms ({:.0} saving), devices {:.0} ms ({:.0} saving, mean per device)",
+            "rounds: {:.0} ms each (mean of {}, from one Commit to the next); CPU in MLS + state saving: gateway {:.0} ms ({:.0} saving), devices {:.0} ms ({:.0} saving, mean per device)",
             mean(rounds),
             rounds.len(),
             g.busy_ms,

@@ -10,7 +10,7 @@ use crate::codec::{CodecError, OwnedBytes, Reader, Writer};
 use crate::crypto::hpke::HpkePrivateKey;
 use crate::crypto::signature::SignaturePrivateKey;
 use crate::crypto::{CipherSuite, HashValue, Secret};
-use crate::group::{EpochState, Group, GroupConfig, PrevEpoch, ReInitParams, Staged};
+use crate::group::{Departed, EpochState, Group, GroupConfig, PrevEpoch, ReInitParams, Staged};
 use crate::key_schedule::EpochSecrets;
 use crate::ratchet_tree::node::ParentNode;
 use crate::ratchet_tree::tree::TreeSlices;
@@ -33,6 +33,8 @@ const T_PROPOSALS: u8 = 11;
 const T_STAGED_INFO: u8 = 12;
 const T_STAGED_SIZE: u8 = 13;
 const T_STAGED_NODE: u8 = 14;
+/// The previous epoch's keys of members its last Commit removed or re-keyed.
+const T_PREV_DEPARTED: u8 = 15;
 
 /// Proposal-store bytes per item.
 const PROPOSAL_CHUNK: usize = 2048;
@@ -367,6 +369,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 write_secret(w, &prev.sender_data_secret)?;
                 w.write_bytes(prev.group_context.as_slice())
             })?;
+            let d = &prev.departed;
+            if d.len > 0 || d.overflow {
+                out.item(&|w| {
+                    w.write_u8(T_PREV_DEPARTED)?;
+                    w.write_u8(u8::from(d.overflow))?;
+                    for (leaf, key) in d.keys.iter().take(usize::from(d.len)) {
+                        w.write_u32(leaf.0)?;
+                        w.write_opaque(key.as_bytes())?;
+                    }
+                    Ok(())
+                })?;
+            }
         }
         for (epoch, psk) in self.resumption_psks.iter().flatten() {
             out.item(&|w| {
@@ -482,6 +496,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> Group<N
                 prev.epoch = epoch;
                 prev.sender_data_secret = sender_data_secret;
                 prev.group_context.set(r.remaining())?;
+            }
+            (Part::Epoch, T_PREV_DEPARTED) => {
+                let d = &mut PrevEpoch::slot(&mut self.prev).departed;
+                *d = Departed::EMPTY;
+                d.overflow = r.read_u8()? != 0;
+                while !r.is_empty() {
+                    let leaf = LeafIndex(r.read_u32()?);
+                    d.push(leaf, r.read_opaque()?);
+                }
             }
             (Part::Epoch, T_RESUMPTION_PSK) => {
                 let epoch = r.read_u64()?;

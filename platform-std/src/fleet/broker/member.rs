@@ -14,13 +14,15 @@ use mls_nostd::credential::Credential;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::delivery::{self, DeliveryError, Inbox, Outgoing, Policy, Verdict};
 use mls_nostd::extensions::Extensions;
-use mls_nostd::group::{CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, Received, WireFormatPolicy, default_capabilities};
+use mls_nostd::group::{
+    CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, ReceiveError, Received, WireFormatPolicy, default_capabilities,
+};
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::store::durable::RecordBuffer;
+use mls_nostd::store::durable::{DurableError, RecordBuffer};
 use mls_nostd::store::{MAX_RECORD_LEN, Parts, RecordKey, Storage, StorageError};
 use mls_nostd::tree_math::LeafIndex;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -131,7 +133,8 @@ struct Member<const N: usize, const A: usize> {
     result: MemberResult,
     /// (sender, epoch, counter) claims of the application messages opened.
     claims: HashSet<String>,
-    last_progress: Instant,
+    /// Since when `next` found nothing (none after a message).
+    idle_since: Option<Instant>,
 }
 
 impl<const N: usize, const A: usize> Member<N, A> {
@@ -184,7 +187,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
             args: args.clone(),
             result,
             claims: HashSet::new(),
-            last_progress: Instant::now(),
+            idle_since: None,
         };
         Ok((m, joined))
     }
@@ -196,14 +199,19 @@ impl<const N: usize, const A: usize> Member<N, A> {
     fn next(&mut self) -> Result<Option<rumqttc::Publish>, FleetError> {
         match self.net.next(Duration::from_millis(500)) {
             Some(p) => {
-                self.last_progress = Instant::now();
+                self.idle_since = None;
                 self.result.received += 1;
                 Ok(Some(p))
             }
-            None if self.last_progress.elapsed() > IDLE => {
-                Err(FleetError(format!("{}: nothing happened for {} s (epoch {})", self.name, IDLE.as_secs(), self.group.epoch())))
-            }
-            None => Ok(None),
+            // Idle from the first wait that found nothing: a member that was
+            // busy (or starved of a core: 1,000 threads joining on 2 cores)
+            // for long after its last message was not idle.
+            None => match *self.idle_since.get_or_insert_with(Instant::now) {
+                since if since.elapsed() > IDLE => {
+                    Err(FleetError(format!("{}: nothing happened for {} s (epoch {})", self.name, IDLE.as_secs(), self.group.epoch())))
+                }
+                _ => Ok(None),
+            },
         }
     }
 
@@ -240,6 +248,12 @@ impl<const N: usize, const A: usize> Member<N, A> {
                     .map_err(|e| err(&self.name, "merge", e))?;
                 self.result.commits += 1;
                 Outcome::Commit { removes_us: summary.removes_us }
+            }
+            // Of the previous epoch, from a member that left, whose key the
+            // core no longer keeps (more left at once than it keeps): stale.
+            Err(DurableError::Op(ReceiveError::DepartedSender)) => {
+                self.result.stale += 1;
+                Outcome::Stale
             }
             Err(e) => {
                 self.result.core_refused += 1;
@@ -321,6 +335,8 @@ enum Outcome {
     Commit { removes_us: bool },
     /// Refused by the core (a Commit or not).
     Refused { commit: bool },
+    /// Too late to read (counted with the inbox's stale messages).
+    Stale,
     TooFarBehind,
 }
 

@@ -3,7 +3,9 @@
 //! its Commit and then opens, duplicates and stale messages are dropped, a
 //! Commit from a device is refused; every member ends in one epoch.
 use mls_nostd::delivery::{DeliveryError, DeliveryStats, Inbox, Outgoing, Policy, Verdict};
+use mls_nostd::group::{DEPARTED_KEYS, ReceiveError};
 use mls_nostd::prelude::*;
+use mls_nostd::tree_math::LeafIndex;
 
 type G = Group<8, 4096, 32, 4096>;
 
@@ -49,33 +51,10 @@ fn deliver(a: &mut G, inbox: &mut SmallInbox, opened: &mut Vec<Vec<u8>>, msg: &[
 fn reordered_and_repeated_messages_of_real_groups() {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
     let now = 1_793_491_200;
-    let lifetime = Lifetime { not_before: now - 60, not_after: now + 86_400 };
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
 
     // The gateway (leaf 0, the committer) adds two devices.
-    let (gw_key, _) = SignaturePrivateKey::generate(suite, &mut rng);
-    let mut gateway = Box::new(G::EMPTY);
-    gateway.create(&CreateParams::new(suite, b"fleet", Credential::Basic { identity: b"gateway" }, lifetime), &gw_key, &mut rng).expect("create");
-    let mut devices = Vec::new();
-    let mut kps = Vec::new();
-    for name in [&b"dev-a"[..], b"dev-b"] {
-        let (key, _) = SignaturePrivateKey::generate(suite, &mut rng);
-        let mut buf = [0u8; 1024];
-        let (kp, keys) = KeyPackage::generate(&KeyPackageParams::new(suite, Credential::Basic { identity: name }, lifetime), &key, &mut rng, &mut buf)
-            .expect("KeyPackage");
-        kps.push((kp.to_vec(), keys, key));
-    }
-    let adds: Vec<Proposal<'_>> =
-        kps.iter().map(|(kp, _, _)| Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).expect("kp") })).collect();
-    let (_, welcome) = commit(&mut gateway, &CommitOptions { proposals: &adds, ..CommitOptions::DEFAULT }, now, &mut rng);
-    gateway.merge_staged_commit_in_memory().expect("merge");
-    let welcome = welcome.expect("welcome");
-    for (kp, keys, key) in &kps {
-        let mut d = Box::new(G::EMPTY);
-        let mut buf = vec![0u8; welcome.len()];
-        d.join_in_memory(&welcome, &JoinParams::new(kp, keys, key), &mut buf).expect("join");
-        devices.push((d, key));
-    }
+    let (mut gateway, mut devices) = fleet(2, &mut rng);
     let policy = Policy { committer: gateway.own_leaf().0 };
     assert_eq!(gateway.epoch(), 1);
 
@@ -87,7 +66,7 @@ fn reordered_and_repeated_messages_of_real_groups() {
     let mut caps = [0u8; 8];
     let template = LeafTemplate {
         signature_key: public.as_bytes(),
-        credential: Credential::Basic { identity: b"dev-b" },
+        credential: Credential::Basic { identity: b"dev-1" },
         capabilities: default_capabilities(suite, &mut caps),
         extensions: Extensions::default(),
     };
@@ -154,4 +133,131 @@ fn reordered_and_repeated_messages_of_real_groups() {
     for (d, _) in &devices {
         assert_eq!((d.epoch(), d.epoch_authenticator()), (3, gateway.epoch_authenticator()));
     }
+}
+
+/// A gateway and `n` devices `dev-<i>`, all joined at epoch 1; each device with its signer.
+fn fleet(n: usize, rng: &mut impl rand_core::CryptoRng) -> (Box<G>, Vec<(Box<G>, SignaturePrivateKey)>) {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let now = 1_793_491_200;
+    let lifetime = Lifetime { not_before: now - 60, not_after: now + 86_400 };
+    let (gw_key, _) = SignaturePrivateKey::generate(suite, rng);
+    let mut gateway = Box::new(G::EMPTY);
+    gateway.create(&CreateParams::new(suite, b"fleet", Credential::Basic { identity: b"gateway" }, lifetime), &gw_key, rng).expect("create");
+    let mut kps = Vec::new();
+    for i in 0..n {
+        let name = format!("dev-{i}").into_bytes().leak();
+        let (key, _) = SignaturePrivateKey::generate(suite, rng);
+        let mut buf = [0u8; 1024];
+        let (kp, keys) =
+            KeyPackage::generate(&KeyPackageParams::new(suite, Credential::Basic { identity: name }, lifetime), &key, rng, &mut buf).expect("KeyPackage");
+        kps.push((kp.to_vec(), keys, key));
+    }
+    let adds: Vec<Proposal<'_>> =
+        kps.iter().map(|(kp, _, _)| Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).expect("kp") })).collect();
+    let (_, welcome) = commit(&mut gateway, &CommitOptions { proposals: &adds, ..CommitOptions::DEFAULT }, now, rng);
+    gateway.merge_staged_commit_in_memory().expect("merge");
+    let welcome = welcome.expect("welcome");
+    let devices = kps
+        .into_iter()
+        .map(|(kp, keys, key)| {
+            let mut d = Box::new(G::EMPTY);
+            let mut buf = vec![0u8; welcome.len()];
+            d.join_in_memory(&welcome, &JoinParams::new(&kp, &keys, &key), &mut buf).expect("join");
+            (d, key)
+        })
+        .collect();
+    (gateway, devices)
+}
+
+/// RFC 9420 §12.4.2 (a removed client "might keep the secret tree for a
+/// short time to decrypt late messages in the previous epoch") seen from
+/// the members that stay: a late application message of the previous epoch
+/// from a member the Commit removed was sent while it was a member, and
+/// opens with the sender's key of that epoch: whether its leaf is now blank
+/// or given to a member added in the same Commit. Before the core kept those
+/// keys, the first was refused with `UnknownSender` and the second failed
+/// its signature check against the new member's key (a forgery, to the
+/// core). Past `DEPARTED_KEYS` such members the message is refused as
+/// `DepartedSender`, which the inbox's user counts as stale; and the kept
+/// keys survive a save and a load.
+#[test]
+fn late_messages_of_removed_members_open() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let now = 1_793_491_200;
+    let lifetime = Lifetime { not_before: now - 60, not_after: now + 86_400 };
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    // Leaves: gateway 0, devices 1..=6.
+    let (mut gateway, devices) = fleet(6, &mut rng);
+    let mut devices: Vec<Box<G>> = devices.into_iter().map(|(d, _)| d).collect();
+    // Every device but device 0 (the one that stays) speaks in epoch 1.
+    let late: Vec<Vec<u8>> = (1..6).map(|i| app(&mut devices[i], format!("epoch 1 from dev-{i}").as_bytes(), &mut rng)).collect();
+
+    // First Commit (epoch 1 -> 2): remove dev-1 (leaf 2) and dev-5 (leaf 6,
+    // trailing), add a new device that takes leaf 2.
+    let (new_key, _) = SignaturePrivateKey::generate(suite, &mut rng);
+    let mut buf = [0u8; 1024];
+    let (kp, _) = KeyPackage::generate(&KeyPackageParams::new(suite, Credential::Basic { identity: b"dev-new" }, lifetime), &new_key, &mut rng, &mut buf)
+        .expect("KeyPackage");
+    let proposals = [
+        Proposal::Remove(Remove { removed: 2 }),
+        Proposal::Remove(Remove { removed: 6 }),
+        Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).expect("kp") }),
+    ];
+    let (c2, _) = commit(&mut gateway, &CommitOptions { proposals: &proposals, wire_format: WireFormatPolicy::Public, ..CommitOptions::DEFAULT }, now, &mut rng);
+    gateway.merge_staged_commit_in_memory().expect("merge");
+    let stays = &mut devices[0];
+    let mut m = c2.clone();
+    assert!(matches!(stays.process_message_in_memory(&mut m, &NoPsks, now), Ok(Received::Commit(_))));
+    stays.merge_staged_commit_in_memory().expect("merge");
+    assert_eq!(stays.epoch(), 2);
+    assert!(stays.tree().leaf_node(LeafIndex(2)).is_some_and(|l| matches!(l.fields.credential, Credential::Basic { identity: b"dev-new" })));
+
+    // Saved and loaded again: the kept keys come back with the group.
+    let mut flash: Box<RamStorage<64, { 64 * 1024 }>> = Box::new(RamStorage::EMPTY);
+    let mut record = [0u8; MAX_RECORD_LEN];
+    stays.save(&mut *flash, 0, Parts::ALL, &mut record).expect("save");
+    let mut stays = Box::new(G::EMPTY);
+    stays.load(&mut *flash, 0, &mls_nostd::identity::SAME_CREDENTIAL, &mut record).expect("load");
+
+    // dev-1's (leaf now dev-new's) and dev-5's (leaf gone) late messages open,
+    // for the gateway and for the device that stayed.
+    for g in [&mut gateway, &mut stays] {
+        for (i, text) in [(0, &b"epoch 1 from dev-1"[..]), (4, b"epoch 1 from dev-5")] {
+            let mut m = late[i].clone();
+            match g.process_message_in_memory(&mut m, &NoPsks, now) {
+                Ok(Received::Application { data, sender, .. }) => {
+                    assert_eq!(data, text);
+                    assert_eq!(sender, LeafIndex(if i == 0 { 2 } else { 6 }));
+                }
+                other => panic!("late message of a removed member: {other:?}"),
+            }
+        }
+        // A member that stayed: opens as before.
+        let mut m = late[1].clone();
+        assert!(matches!(g.process_message_in_memory(&mut m, &NoPsks, now), Ok(Received::Application { .. })));
+    }
+
+    // More removed members than keys kept: in a fresh group of 7, the
+    // gateway removes 5 devices in one Commit (epoch 1 -> 2).
+    let (mut gateway, devices) = fleet(6, &mut rng);
+    let mut devices: Vec<Box<G>> = devices.into_iter().map(|(d, _)| d).collect();
+    let late: Vec<Vec<u8>> = (0..6).map(|i| app(&mut devices[i], format!("epoch 1 from dev-{i}").as_bytes(), &mut rng)).collect();
+    let removes: Vec<Proposal<'_>> = (2..=6).map(|l| Proposal::Remove(Remove { removed: l })).collect();
+    let removed = removes.len();
+    assert!(removed > DEPARTED_KEYS);
+    let (_, _) = commit(&mut gateway, &CommitOptions { proposals: &removes, ..CommitOptions::DEFAULT }, now, &mut rng);
+    gateway.merge_staged_commit_in_memory().expect("merge");
+    let (mut opened, mut departed) = (0, 0);
+    for m in &late[1..] {
+        let mut m = m.clone();
+        match gateway.process_message_in_memory(&mut m, &NoPsks, now) {
+            Ok(Received::Application { .. }) => opened += 1,
+            Err(ReceiveError::DepartedSender) => departed += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((opened, departed), (DEPARTED_KEYS, removed - DEPARTED_KEYS));
+    // dev-0 (leaf 1) stayed: its late message opens.
+    let mut m = late[0].clone();
+    assert!(matches!(gateway.process_message_in_memory(&mut m, &NoPsks, now), Ok(Received::Application { .. })));
 }

@@ -3,7 +3,8 @@
 //! stops it. Mosquitto must be installed (`./test.sh` installs it; or set
 //! `MLS_MOSQUITTO` to the broker's path).
 //!
-//! - A fleet of 8 devices: every member ends with the gateway's epoch
+//! - A fleet of 8 devices (as processes, and as threads of one process with
+//!   `--threads`): every member ends with the gateway's epoch
 //!   authenticator, and a subscriber to `#` sees no application plaintext,
 //!   no authenticator, and no (sender, epoch, counter) claim twice.
 //! - Faults: a device SIGKILLed mid-run and restarted from its state
@@ -228,16 +229,18 @@ fn assert_all_agree(results: &[MemberResult]) {
     }
 }
 
-#[test]
-fn fleet_over_mosquitto_agrees_and_the_broker_sees_only_ciphertext() {
-    let tmp = TempDir::new("fleet");
+/// `mls-fleet --broker` with `devices` and `rounds` (and `extra` options):
+/// every member ends with the gateway's authenticator, the counts add up,
+/// and the broker carried only ciphertext. Returns the results.
+fn fleet_agrees(name: &str, devices: usize, rounds: u64, extra: &[&str]) -> Vec<MemberResult> {
+    let tmp = TempDir::new(name);
     let broker = Broker::start(&tmp.0);
     let recorder = Recorder::start(broker.port);
     let state = tmp.0.join("state");
-    let (devices, rounds) = (8usize, 3u64);
     let out = Command::new(BIN)
         .args(["--broker", &format!("mqtt://127.0.0.1:{}", broker.port), "--members", &devices.to_string()])
         .args(["--rounds", &rounds.to_string(), "--state-dir", state.to_str().expect("utf-8")])
+        .args(extra)
         .output()
         .expect("mls-fleet runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -257,9 +260,12 @@ fn fleet_over_mosquitto_agrees_and_the_broker_sees_only_ciphertext() {
     // has an Update pending).
     let joins = ds.iter().map(|d| d.joins).sum::<u64>();
     assert!((devices as u64 + 1..=devices as u64 + rounds - 1).contains(&joins), "{joins} joins");
-    for d in ds {
+    for (d, dir) in ds.iter().zip(&dirs[1..]) {
         assert_eq!((d.core_refused, d.claim_repeats, d.refused_by_policy, d.buffer_full), (0, 0, 0, 0), "{d:?}");
         assert!(d.app_sent >= 2 && d.app_received > 0, "{d:?}");
+        // Its own log: a line per message processed (a thread writes it itself).
+        let log = std::fs::read_to_string(dir.join("stdout.log")).expect("stdout.log");
+        assert!(log.lines().filter(|l| l.starts_with("processed ")).count() as u64 >= d.app_received + d.commits, "{}", d.name);
     }
     assert!(ds.iter().map(|d| d.proposals_sent).sum::<u64>() > 0, "no device proposed an Update");
     // The gateway opened every application message (it waits for each
@@ -267,6 +273,24 @@ fn fleet_over_mosquitto_agrees_and_the_broker_sees_only_ciphertext() {
     assert_eq!(g.app_received, ds.iter().map(|d| d.app_sent).sum::<u64>());
     let claims = check_broker_saw_only_ciphertext(&recorded, &r, &dirs);
     assert_eq!(claims as u64, g.app_received);
+    r
+}
+
+#[test]
+fn fleet_over_mosquitto_agrees_and_the_broker_sees_only_ciphertext() {
+    fleet_agrees("fleet", 8, 3, &[]);
+}
+
+/// `--threads`: the same fleet with every member a thread of one process,
+/// each with its own connection and state directory.
+#[test]
+fn fleet_as_threads_of_one_process_agrees() {
+    let (devices, rounds) = (8, 2);
+    let r = fleet_agrees("threads", devices, rounds, &["--threads"]);
+    // Two rounds: the join, a round with a removal, and the last round; the
+    // removed device's re-add may come with the last round's Commit or after it.
+    assert!((rounds + 1..=rounds + 2).contains(&r[0].commits), "{:?}", r[0]);
+    assert_eq!(r[1..].iter().map(|d| d.joins).sum::<u64>(), devices as u64 + 1);
 }
 
 #[test]

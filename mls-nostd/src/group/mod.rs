@@ -54,6 +54,11 @@ pub const MAX_GROUP_EXTENSIONS_LEN: usize = 2048;
 /// How many past epochs' resumption PSKs a group keeps (§8.6), besides the
 /// current epoch's.
 pub const RESUMPTION_PSK_HISTORY: usize = 8;
+
+/// Members of the previous epoch whose signature key is kept for its late
+/// application messages when the Commit that ended it removed them or
+/// replaced their key ([`Departed`]).
+pub const DEPARTED_KEYS: usize = 4;
 /// Past epochs whose application messages still decrypt: the one before the
 /// current epoch, for messages sent just before a Commit. Their senders must
 /// still be members with the same signature key.
@@ -174,6 +179,7 @@ impl PrevEpoch {
             epoch: 0,
             sender_data_secret: crate::crypto::Secret::EMPTY,
             group_context: OwnedBytes::EMPTY,
+            departed: Departed::EMPTY,
         })
     }
 }
@@ -184,6 +190,63 @@ pub(crate) struct PrevEpoch {
     pub(crate) epoch: u64,
     pub(crate) sender_data_secret: crate::crypto::Secret,
     pub(crate) group_context: OwnedBytes<MAX_GROUP_CONTEXT_LEN>,
+    pub(crate) departed: Departed,
+}
+
+/// The signature keys, in the previous epoch, of the members whose key the
+/// Commit that ended it changed: removed (their leaf blank or given to an
+/// added member) or updated with a new key. A late application message of
+/// that epoch is authenticated with its sender's leaf in that epoch's tree
+/// (RFC 9420 §6.1; §6.3.2: the leaf must be non-blank), and the previous
+/// epoch's secret tree is kept for such messages (§9.2: unconsumed secrets
+/// MAY be kept for out-of-order delivery; §12.4.2: "a client might keep the
+/// secret tree for a short time to decrypt late messages in the previous
+/// epoch"). Rather than a second tree, only these keys are kept: every other
+/// member's key is the same in the current tree. At most [`DEPARTED_KEYS`];
+/// beyond, `overflow` is set, and a late message whose sender cannot be
+/// authenticated then is [`ReceiveError::DepartedSender`] (stale), not a
+/// forgery.
+#[derive(Clone, Debug)]
+pub(crate) struct Departed {
+    pub(crate) keys: [(LeafIndex, crate::crypto::signature::SignaturePublicKey); DEPARTED_KEYS],
+    pub(crate) len: u8,
+    pub(crate) overflow: bool,
+}
+
+impl Departed {
+    pub(crate) const EMPTY: Self =
+        Self { keys: [(LeafIndex(0), crate::crypto::signature::SignaturePublicKey::EMPTY); DEPARTED_KEYS], len: 0, overflow: false };
+
+    /// Keeps `key` for `leaf`, or notes that it could not.
+    pub(crate) fn push(&mut self, leaf: LeafIndex, key: &[u8]) {
+        let kept = crate::crypto::signature::SignaturePublicKey::from_slice(key).ok();
+        match (self.keys.get_mut(usize::from(self.len)), kept) {
+            (Some(slot), Some(k)) => {
+                *slot = (leaf, k);
+                self.len += 1;
+            }
+            _ => self.overflow = true,
+        }
+    }
+
+    /// The previous epoch's key of `leaf`, if the Commit changed it and it was kept.
+    pub(crate) fn key(&self, leaf: LeafIndex) -> Option<crate::crypto::signature::SignaturePublicKey> {
+        self.keys.iter().take(usize::from(self.len)).find(|(l, _)| *l == leaf).map(|(_, k)| *k)
+    }
+
+    /// The leaves of `tree` whose signature key its staged Commit changes
+    /// (a leaf the stage touched twice is seen twice: kept once).
+    fn of_stage(tree: &TreeSlices<'_>) -> Self {
+        let (old, new) = (tree.old(), tree.view());
+        let mut d = Self::EMPTY;
+        for leaf in tree.staged_nodes().filter_map(|n| n.leaf()) {
+            match old.signature_key(leaf) {
+                Some(key) if new.signature_key(leaf) != Some(key) && d.key(leaf).is_none() => d.push(leaf, key),
+                _ => {}
+            }
+        }
+        d
+    }
 }
 
 /// The parameters of a committed ReInit proposal (§12.1.5).
@@ -587,6 +650,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.prev_secret_tree
             .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, self.config.secret_tree)
             .map_err(GroupError::SecretTree)?;
+        let departed = Departed::of_stage(&self.tree.slices());
         self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
         // Nothing fails from here.
         self.staged_info = StagedInfo::EMPTY;
@@ -594,6 +658,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let prev = PrevEpoch::slot(&mut self.prev);
         prev.epoch = self.state.epoch;
         prev.sender_data_secret.clone_from(&self.state.secrets.sender_data_secret);
+        prev.departed = departed;
         let written = prev.group_context.0.resize(gc_len, 0).is_ok()
             && self.state.group_context(self.state.tree_hash.as_bytes(), &mut prev.group_context.0).is_ok();
         if !written {

@@ -35,6 +35,11 @@ pub enum ReceiveError {
     Commit(CommitError),
     /// The group cannot be used: it was left, removed or reinitialized.
     Inactive,
+    /// A late application message of the previous epoch whose sender the
+    /// Commit that ended it removed or re-keyed, when more members changed
+    /// than the [`super::DEPARTED_KEYS`] whose keys are kept: it cannot be
+    /// authenticated any more. Stale, like a message two epochs late.
+    DepartedSender,
 }
 
 impl core::fmt::Display for ReceiveError {
@@ -44,6 +49,7 @@ impl core::fmt::Display for ReceiveError {
             Self::Protection(e) => write!(f, "message protection: {e}"),
             Self::Commit(e) => write!(f, "{e}"),
             Self::Inactive => f.write_str("the group was left, removed or reinitialized"),
+            Self::DepartedSender => f.write_str("a late message of a member that left: its key is no longer kept"),
         }
     }
 }
@@ -190,8 +196,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                             secret_tree: prev_secret_tree,
                             sender_data_secret: &p.sender_data_secret,
                         };
-                        let mut lookup = |l: LeafIndex| member_key(&tree, l);
-                        let content = private_message::unprotect(&old_gc, &mut keys, message, &mut lookup)?;
+                        // The sender's key in the previous epoch: kept if the
+                        // last Commit changed it, else the same in the current tree.
+                        let mut lookup = |l: LeafIndex| p.departed.key(l).or_else(|| member_key(&tree, l));
+                        let content = private_message::unprotect(&old_gc, &mut keys, message, &mut lookup).map_err(|e| {
+                            match e {
+                                ProtectionError::UnknownSender | ProtectionError::BadSignature if p.departed.overflow => {
+                                    ReceiveError::DepartedSender
+                                }
+                                e => e.into(),
+                            }
+                        })?;
                         if !matches!(content.content.content, Content::Application(_)) {
                             return Err(ProtectionError::WrongEpoch.into());
                         }

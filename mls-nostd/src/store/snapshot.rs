@@ -13,7 +13,7 @@ use crate::capacity::Capacity;
 use crate::codec::{CodecError, OwnedBytes, Reader, Writer};
 use crate::crypto::hpke::HpkePrivateKey;
 use crate::crypto::{CipherSuite, HashValue, Secret};
-use crate::group::{EpochState, Group, GroupConfig, PrevEpoch, ReInitParams, Staged};
+use crate::group::{Departed, EpochState, Group, GroupConfig, PrevEpoch, ReInitParams, Staged};
 use crate::key_schedule::EpochSecrets;
 use crate::ratchet_tree::node::ParentNode;
 use crate::ratchet_tree::tree::TreeSlices;
@@ -36,8 +36,10 @@ const T_PROPOSALS: u8 = 11;
 const T_STAGED_INFO: u8 = 12;
 const T_STAGED_SIZE: u8 = 13;
 const T_STAGED_NODE: u8 = 14;
+/// The previous epoch's keys of members its last Commit removed or re-keyed.
+const T_PREV_DEPARTED: u8 = 15;
 /// The secret trees' sizes and tags (the epoch's, the previous epoch's).
-const T_TREES: u8 = 15;
+const T_TREES: u8 = 16;
 
 /// Proposal-store bytes per item.
 const PROPOSAL_CHUNK: usize = 2048;
@@ -438,6 +440,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 write_secret(w, &prev.sender_data_secret)?;
                 w.write_bytes(prev.group_context.as_slice())
             })?;
+            let d = &prev.departed;
+            if d.len > 0 || d.overflow {
+                out.item(&|w| {
+                    w.write_u8(T_PREV_DEPARTED)?;
+                    w.write_u8(u8::from(d.overflow))?;
+                    for (leaf, key) in d.keys.iter().take(usize::from(d.len)) {
+                        w.write_u32(leaf.0)?;
+                        w.write_opaque(key.as_bytes())?;
+                    }
+                    Ok(())
+                })?;
+            }
         }
         let trees = [&self.secret_tree, &self.prev_secret_tree].map(|t| (t.meta.n_leaves, t.meta.tag));
         out.item(&|w| {
@@ -562,6 +576,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 prev.epoch = epoch;
                 prev.sender_data_secret = sender_data_secret;
                 prev.group_context.set(r.remaining())?;
+            }
+            (Part::Epoch, T_PREV_DEPARTED) => {
+                let d = &mut PrevEpoch::slot(&mut self.prev).departed;
+                *d = Departed::EMPTY;
+                d.overflow = r.read_u8()? != 0;
+                while !r.is_empty() {
+                    let leaf = LeafIndex(r.read_u32()?);
+                    d.push(leaf, r.read_opaque()?);
+                }
             }
             (Part::Epoch, T_RESUMPTION_PSK) => {
                 let epoch = r.read_u64()?;

@@ -22,17 +22,19 @@ fn main_inner() -> Result<(), (u8, String)> {
             // One member of a fleet over a broker: its result goes to its directory.
             return fleet::broker::run_member(&m).map(|_| ()).map_err(|e| (1, e.to_string()));
         }
-        args::Command::Broker { config, host, port } => {
+        args::Command::Broker { config, host, port, threads } => {
             out(format_args!(
-                "mls-fleet over mqtt://{host}:{port}: gateway + {} device{} as separate processes, {} round{}, cipher suite 0x{:04x}\n",
+                "mls-fleet over mqtt://{host}:{port}: gateway + {} device{} as {}, {} round{}, cipher suite 0x{:04x}\n",
                 config.devices,
                 plural(config.devices as u64),
+                if threads { "threads of this process" } else { "separate processes" },
                 config.rounds,
                 plural(config.rounds),
                 config.suite.to_u16(),
             ))
             .map_err(|e| (1, e))?;
-            let report = fleet::broker::run(&host, port, config.devices, config.rounds, config.suite, config.state_dir.as_deref())
+            let mode = if threads { fleet::broker::Mode::Threads } else { fleet::broker::Mode::Processes };
+            let report = fleet::broker::run(&host, port, config.devices, config.rounds, config.suite, config.state_dir.as_deref(), mode)
                 .map_err(|e| (1, e.to_string()))?;
             return out(format_args!("\n{report}\n")).map_err(|e| (1, e));
         }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// The usage text printed by `--help`.
 pub const USAGE: &str = "\
 usage: mls-fleet [--members N] [--rounds R] [--suite 1|2|3] [--seed S] [--state-dir DIR] [--fsync]
-       mls-fleet --broker mqtt://HOST:PORT [--members N] [--rounds R] [--suite 1|2|3] [--state-dir DIR]
+       mls-fleet --broker mqtt://HOST:PORT [--threads] [--members N] [--rounds R] [--suite 1|2|3] [--state-dir DIR]
 
 Simulates an IoT fleet in one MLS group (RFC 9420): a gateway creates the group
 and adds N devices in one Commit; every device joins from the one Welcome; then
@@ -29,6 +29,8 @@ run given the state directory of a stopped run resumes it at the next round.
   --broker URL     run the gateway and every device as separate processes that talk
                    only through the MQTT broker at URL (mqtt://HOST:PORT, QoS 1,
                    persistent sessions); each member's state in DIR/<name>/
+  --threads        with --broker: every member a thread of this one process instead
+                   (each still with its own MQTT connection and state directory)
   -h, --help       this text";
 
 /// What the command line asks for.
@@ -46,6 +48,8 @@ pub enum Command {
         host: String,
         /// Its port.
         port: u16,
+        /// Members as threads of this process (`--threads`), not processes.
+        threads: bool,
     },
     /// Run one member of a fleet over a broker (`--member NAME`, started by
     /// `--broker`; not in the usage text).
@@ -60,7 +64,7 @@ fn number<T: std::str::FromStr>(option: &str, value: &str, what: &str) -> Result
 /// without the `error:` prefix.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
     let mut config = Config::default();
-    let (mut broker, mut member, mut group, mut duplicate, mut pause_ms) = (None, None, None, false, 0);
+    let (mut broker, mut member, mut group, mut duplicate, mut pause_ms, mut threads) = (None, None, None, false, 0, false);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
@@ -72,6 +76,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         }
         if arg == "--fault-duplicate" {
             duplicate = true;
+            continue;
+        }
+        if arg == "--threads" {
+            threads = true;
             continue;
         }
         // `--option value` or `--option=value`.
@@ -119,9 +127,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         }
     }
     match (broker, member) {
+        (None, _) if threads => Err("--threads: needs --broker".into()),
         (None, None) => Ok(Command::Run(config)),
         (None, Some(_)) => Err("--member: needs --broker".into()),
-        (Some((host, port)), None) => Ok(Command::Broker { config, host, port }),
+        (Some((host, port)), None) => Ok(Command::Broker { config, host, port, threads }),
+        (Some(_), Some(_)) if threads => Err("--threads: not with --member".into()),
         (Some((host, port)), Some(name)) => {
             let group = group.ok_or("--member: needs --group")?;
             let dir = config.state_dir.clone().ok_or("--member: needs --state-dir")?;
@@ -163,10 +173,12 @@ mod tests {
         assert!(c.fsync);
         assert_eq!(c.state_dir.as_deref(), Some(std::path::Path::new("d")));
         assert_eq!(parse(args(&["--help"])), Ok(Command::Help));
-        let Ok(Command::Broker { config, host, port }) = parse(args(&["--broker", "mqtt://localhost:1999", "--members", "3"])) else {
+        let Ok(Command::Broker { config, host, port, threads }) = parse(args(&["--broker", "mqtt://localhost:1999", "--members", "3"])) else {
             panic!("--broker")
         };
-        assert_eq!((config.devices, host.as_str(), port), (3, "localhost", 1999));
+        assert_eq!((config.devices, host.as_str(), port, threads), (3, "localhost", 1999, false));
+        let Ok(Command::Broker { threads, .. }) = parse(args(&["--threads", "--broker", "mqtt://h:1"])) else { panic!("--threads") };
+        assert!(threads);
         let Ok(Command::Member(m)) =
             parse(args(&["--member", "device-002", "--broker=mqtt://h:1", "--group", "g", "--state-dir", "d", "--fault-duplicate"]))
         else {
@@ -192,6 +204,8 @@ mod tests {
             &["--broker", "tcp://x:1"],
             &["--member", "gateway"],
             &["--member", "gateway", "--broker", "mqtt://h:1", "--state-dir", "d"],
+            &["--threads"],
+            &["--threads", "--member", "gateway", "--broker", "mqtt://h:1", "--group", "g", "--state-dir", "d"],
         ] {
             let e = parse(args(bad)).expect_err("must fail");
             assert!(!e.contains('\n') && !e.is_empty(), "{bad:?}: {e}");

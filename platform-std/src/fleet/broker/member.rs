@@ -3,24 +3,27 @@
 //! [`StateDir`] with the member's SQLite namespace) and talks only through
 //! the broker. The delivery rules are `mls_nostd::delivery`'s.
 
+use super::log::{err_line, out};
 use super::transport::{Topics, Transport};
 use super::{MemberArgs, MemberResult};
 use crate::fleet::persist::{GROUP_SLOT, MemberStore, StateDir};
 use crate::fleet::{FleetError, FleetGroup};
-use crate::RayonExecutor;
+use crate::{RayonExecutor, SqliteStorage};
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::delivery::{self, DeliveryError, Inbox, Outgoing, Policy, Verdict};
 use mls_nostd::extensions::Extensions;
-use mls_nostd::group::{CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, Received, WireFormatPolicy, default_capabilities};
+use mls_nostd::group::{
+    CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, ReceiveError, Received, WireFormatPolicy, default_capabilities,
+};
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::store::durable::RecordBuffer;
-use mls_nostd::store::{MAX_RECORD_LEN, Parts};
+use mls_nostd::store::durable::{DurableError, RecordBuffer};
+use mls_nostd::store::{MAX_RECORD_LEN, Parts, RecordKey, Storage, StorageError};
 use mls_nostd::tree_math::LeafIndex;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
@@ -57,6 +60,18 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// CPU time of this thread, in milliseconds: with many members on few
+/// cores, a member's wall time is mostly waiting for a core. (Work the core
+/// hands to rayon's pool, a Commit's or a join's parallel part, is not in it.)
+fn cpu_ms() -> f64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid timespec for the call to write.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return 0.0;
+    }
+    t.tv_sec as f64 * 1000.0 + t.tv_nsec as f64 / 1e6
+}
+
 fn short_digest(m: &[u8]) -> String {
     hex(&delivery::digest(m)[..4])
 }
@@ -69,12 +84,43 @@ fn boxed_inbox() -> Box<FleetInbox> {
     unsafe { slot.assume_init() }
 }
 
+/// A member's store with a stopwatch: the CPU time its durable operations
+/// spend in SQLite, to tell state saving from MLS in `busy_ms`.
+struct Timed {
+    inner: MemberStore,
+    ms: f64,
+}
+
+impl Timed {
+    fn time<T>(&mut self, f: impl FnOnce(&mut SqliteStorage) -> T) -> T {
+        let t = cpu_ms();
+        let r = f(self.inner.storage());
+        self.ms += cpu_ms() - t;
+        r
+    }
+}
+
+impl Storage for Timed {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
+        self.time(|s| s.read(key, buf))
+    }
+    fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
+        self.time(|s| s.write(key, value))
+    }
+    fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
+        self.time(|s| s.remove(key))
+    }
+    fn committed(&mut self) -> Result<(), StorageError> {
+        self.time(|s| s.committed())
+    }
+}
+
 /// What every member has: its group, store, inbox and connection.
 struct Member<const N: usize, const A: usize> {
     name: String,
     signer: SignaturePrivateKey,
     group: Box<FleetGroup<N, A>>,
-    store: MemberStore,
+    store: Timed,
     /// Keeps the database open.
     _dir: StateDir,
     record: Box<RecordBuffer>,
@@ -87,7 +133,8 @@ struct Member<const N: usize, const A: usize> {
     result: MemberResult,
     /// (sender, epoch, counter) claims of the application messages opened.
     claims: HashSet<String>,
-    last_progress: Instant,
+    /// Since when `next` found nothing (none after a message).
+    idle_since: Option<Instant>,
 }
 
 impl<const N: usize, const A: usize> Member<N, A> {
@@ -130,7 +177,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
             name: args.name.clone(),
             signer,
             group,
-            store,
+            store: Timed { inner: store, ms: 0.0 },
             _dir: dir,
             record,
             inbox,
@@ -140,7 +187,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
             args: args.clone(),
             result,
             claims: HashSet::new(),
-            last_progress: Instant::now(),
+            idle_since: None,
         };
         Ok((m, joined))
     }
@@ -152,14 +199,19 @@ impl<const N: usize, const A: usize> Member<N, A> {
     fn next(&mut self) -> Result<Option<rumqttc::Publish>, FleetError> {
         match self.net.next(Duration::from_millis(500)) {
             Some(p) => {
-                self.last_progress = Instant::now();
+                self.idle_since = None;
                 self.result.received += 1;
                 Ok(Some(p))
             }
-            None if self.last_progress.elapsed() > IDLE => {
-                Err(FleetError(format!("{}: nothing happened for {} s (epoch {})", self.name, IDLE.as_secs(), self.group.epoch())))
-            }
-            None => Ok(None),
+            // Idle from the first wait that found nothing: a member that was
+            // busy (or starved of a core: 1,000 threads joining on 2 cores)
+            // for long after its last message was not idle.
+            None => match *self.idle_since.get_or_insert_with(Instant::now) {
+                since if since.elapsed() > IDLE => {
+                    Err(FleetError(format!("{}: nothing happened for {} s (epoch {})", self.name, IDLE.as_secs(), self.group.epoch())))
+                }
+                _ => Ok(None),
+            },
         }
     }
 
@@ -169,17 +221,16 @@ impl<const N: usize, const A: usize> Member<N, A> {
 
     /// Processes one group message the inbox let through. Returns what it was.
     fn process(&mut self, message: &[u8]) -> Result<Outcome, FleetError> {
-        let t = Instant::now();
+        let t = cpu_ms();
         let r = self.process_inner(message);
-        self.result.busy_ms += t.elapsed().as_secs_f64() * 1000.0;
+        self.result.busy_ms += cpu_ms() - t;
         r
     }
 
     fn process_inner(&mut self, message: &[u8]) -> Result<Outcome, FleetError> {
         let original = message.to_vec();
         let mut buf = message.to_vec();
-        let storage = self.store.storage();
-        let received = self.group.stored(storage, GROUP_SLOT, &mut self.record).process_message(&mut buf, now());
+        let received = self.group.stored(&mut self.store, GROUP_SLOT, &mut self.record).process_message(&mut buf, now());
         let outcome = match received {
             Ok(Received::Application { authenticated_data, data, .. }) => {
                 self.result.app_received += 1;
@@ -192,22 +243,28 @@ impl<const N: usize, const A: usize> Member<N, A> {
             Ok(Received::Proposal { .. }) => Outcome::Proposal(original.clone()),
             Ok(Received::Commit(summary)) => {
                 self.group
-                    .stored(self.store.storage(), GROUP_SLOT, &mut self.record)
+                    .stored(&mut self.store, GROUP_SLOT, &mut self.record)
                     .merge_staged_commit()
                     .map_err(|e| err(&self.name, "merge", e))?;
                 self.result.commits += 1;
                 Outcome::Commit { removes_us: summary.removes_us }
             }
+            // Of the previous epoch, from a member that left, whose key the
+            // core no longer keeps (more left at once than it keeps): stale.
+            Err(DurableError::Op(ReceiveError::DepartedSender)) => {
+                self.result.stale += 1;
+                Outcome::Stale
+            }
             Err(e) => {
                 self.result.core_refused += 1;
-                eprintln!("{}: refused a message of epoch {:?}: {e:?}", self.name, delivery::Envelope::parse(&original).map(|e| e.epoch));
+                err_line!("{}: refused a message of epoch {:?}: {e:?}", self.name, delivery::Envelope::parse(&original).map(|e| e.epoch));
                 let commit = delivery::Envelope::parse(&original)
                     .is_ok_and(|e| e.content_type == mls_nostd::messages::framing::ContentType::Commit);
                 Outcome::Refused { commit }
             }
         };
         self.note_processed(&original)?;
-        println!("processed {} -> epoch {}", short_digest(&original), self.group.epoch());
+        out!("processed {} -> epoch {}", short_digest(&original), self.group.epoch());
         Ok(outcome)
     }
 
@@ -217,7 +274,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
         let mut out = Vec::new();
         let verdict = self.inbox.accept(message, self.group.epoch());
         // One line per message (stdout.log of the member): what came, and what the inbox said.
-        println!(
+        out!(
             "recv {} epoch {:?} at epoch {}: {verdict:?}",
             short_digest(message),
             delivery::Envelope::parse(message).map(|e| (e.epoch, e.content_type)),
@@ -232,7 +289,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
             }
             Err(e) => {
                 self.result.refused_by_policy += 1;
-                eprintln!("{}: {e}", self.name);
+                err_line!("{}: {e}", self.name);
                 return Ok(out);
             }
         }
@@ -265,6 +322,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
         self.result.authenticator = hex(self.group.epoch_authenticator());
         self.result.bytes_out = self.net.bytes_out;
         self.result.connects = self.net.connects;
+        self.result.save_ms = self.store.ms;
         self.result.write(&self.args.dir)?;
         self.net.flush_and_close(Duration::from_secs(10))?;
         Ok(self.result)
@@ -277,6 +335,8 @@ enum Outcome {
     Commit { removes_us: bool },
     /// Refused by the core (a Commit or not).
     Refused { commit: bool },
+    /// Too late to read (counted with the inbox's stale messages).
+    Stale,
     TooFarBehind,
 }
 
@@ -323,7 +383,7 @@ pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Memb
         config: GroupConfig::default(),
     };
     m.group.create(&params, &m.signer, &mut crate::os_rng()).map_err(|e| err("gateway", "create", e))?;
-    m.group.stored(m.store.storage(), GROUP_SLOT, &mut m.record).save(Parts::ALL).map_err(|e| err("gateway", "save", e))?;
+    m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).save(Parts::ALL).map_err(|e| err("gateway", "save", e))?;
     std::fs::write(args.dir.join("joined"), b"").map_err(|e| FleetError(format!("joined file: {e}")))?;
 
     let mut members: BTreeSet<String> = BTreeSet::new();
@@ -331,6 +391,7 @@ pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Memb
     let mut relay: Vec<Vec<u8>> = Vec::new();
     let mut round = 0u64;
     let started = Instant::now();
+    let time_limit = super::time_limit(args.devices, args.rounds);
     let mut last_commit: Option<Instant> = None;
     loop {
         // Members asking to rejoin (a KeyPackage) wait for their Welcome: they do not speak.
@@ -381,7 +442,7 @@ pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Memb
             for (name, kp) in &kps {
                 match KeyPackage::decode_exact(kp) {
                     Ok(key_package) => proposals.push(Proposal::Add(Add { key_package })),
-                    Err(e) => eprintln!("gateway: a KeyPackage of {name} does not decode: {e:?}"),
+                    Err(e) => err_line!("gateway: a KeyPackage of {name} does not decode: {e:?}"),
                 }
             }
             for p in &proposals {
@@ -401,10 +462,10 @@ pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Memb
                 authenticated_data: &[],
                 leaf: None,
             };
-            let t = Instant::now();
+            let (t, cpu) = (Instant::now(), cpu_ms());
             let out = m
                 .group
-                .stored(m.store.storage(), GROUP_SLOT, &mut m.record)
+                .stored(&mut m.store, GROUP_SLOT, &mut m.record)
                 .commit(&opts, &NoPsks, now(), &mut crate::os_rng(), &RayonExecutor, CommitBuffers {
                     message: &mut bufs.0,
                     welcome: &mut bufs.1,
@@ -412,10 +473,10 @@ pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Memb
                 })
                 .map_err(|e| err("gateway", "commit", e))?;
             let (commit, welcome) = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec));
-            m.group.stored(m.store.storage(), GROUP_SLOT, &mut m.record).merge_staged_commit().map_err(|e| err("gateway", "merge", e))?;
+            m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).merge_staged_commit().map_err(|e| err("gateway", "merge", e))?;
             let took = t.elapsed().as_secs_f64() * 1000.0;
             m.result.commit_ms.push(took);
-            m.result.busy_ms += took;
+            m.result.busy_ms += cpu_ms() - cpu;
             if let Some(prev) = last_commit.replace(Instant::now()) {
                 m.result.round_ms.push(prev.elapsed().as_secs_f64() * 1000.0);
             }
@@ -443,13 +504,13 @@ pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Memb
             }
             continue;
         }
-        if started.elapsed() > Duration::from_secs(600) {
-            return Err(FleetError("gateway: the run took over 600 s".into()));
+        if started.elapsed() > time_limit {
+            return Err(FleetError(format!("gateway: the run took over {} s", time_limit.as_secs())));
         }
         let Some(p) = m.next()? else { continue };
         if let Some(name) = p.topic.strip_prefix(&kp_prefix) {
             if !devices.contains(name) {
-                eprintln!("gateway: a KeyPackage of an unknown device {name:?}");
+                err_line!("gateway: a KeyPackage of an unknown device {name:?}");
             } else if used_key_packages.insert(delivery::digest(&p.payload)) {
                 key_packages.insert(name.to_string(), p.payload.to_vec());
             } else {
@@ -540,9 +601,9 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
                     config: GroupConfig::default(),
                 };
                 let mut buf = vec![0u8; p.payload.len()];
-                match m.group.stored(m.store.storage(), GROUP_SLOT, &mut m.record).join_with(&p.payload, &params, &mut buf) {
+                match m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).join_with(&p.payload, &params, &mut buf) {
                     Ok(()) => {
-                        m.store.clear_pending().map_err(|e| FleetError(e.to_string()))?;
+                        m.store.inner.clear_pending().map_err(|e| FleetError(e.to_string()))?;
                         std::fs::write(args.dir.join("joined"), b"").map_err(|e| FleetError(format!("joined file: {e}")))?;
                         pending = None;
                         m.result.joins += 1;
@@ -554,7 +615,7 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
                         }
                     }
                     // A Welcome for an older KeyPackage of ours.
-                    Err(e) => eprintln!("{}: a Welcome that is not for our KeyPackage: {e:?}", m.name),
+                    Err(e) => err_line!("{}: a Welcome that is not for our KeyPackage: {e:?}", m.name),
                 }
             }
         } else if p.topic == control_topic {
@@ -608,7 +669,7 @@ fn publish_key_package<const N: usize, const A: usize>(
     let mut out = [0u8; 2048];
     let (bytes, keys) =
         KeyPackage::generate(&params, &m.signer, &mut crate::os_rng(), &mut out).map_err(|e| err(&m.name, "KeyPackage", e))?;
-    m.store.save_pending(bytes, &keys, &m.signer, &mut m.record).map_err(|e| FleetError(e.to_string()))?;
+    m.store.inner.save_pending(bytes, &keys, &m.signer, &mut m.record).map_err(|e| FleetError(e.to_string()))?;
     let topic = m.topics.key_packages(&m.name);
     m.net.publish(&topic, bytes)?;
     Ok((bytes.to_vec(), keys))
@@ -617,9 +678,9 @@ fn publish_key_package<const N: usize, const A: usize>(
 /// This epoch's messages of a device: an Update proposal every fourth
 /// epoch (if `propose`), and one application message.
 fn speak<const N: usize, const A: usize>(m: &mut Member<N, A>, propose: bool) -> Result<(), FleetError> {
-    let t = Instant::now();
+    let t = cpu_ms();
     let r = speak_inner(m, propose);
-    m.result.busy_ms += t.elapsed().as_secs_f64() * 1000.0;
+    m.result.busy_ms += cpu_ms() - t;
     r
 }
 
@@ -644,7 +705,7 @@ fn speak_inner<const N: usize, const A: usize>(m: &mut Member<N, A>, propose: bo
         let message = m.group.propose_update(&template, WireFormatPolicy::Private, &mut rng, &mut out).map_err(|e| err(&m.name, "propose", e))?.to_vec();
         // `propose_update` works in memory (StoredGroup has no proposal
         // operations yet): save before the proposal leaves, its key inside.
-        m.group.stored(m.store.storage(), GROUP_SLOT, &mut m.record).save(Parts::ALL).map_err(|e| err(&m.name, "save", e))?;
+        m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).save(Parts::ALL).map_err(|e| err(&m.name, "save", e))?;
         m.inbox.remember(delivery::digest(&message));
         // Logged too: its echo from the relay after a restart is a duplicate.
         m.note_processed(&message)?;
@@ -661,7 +722,7 @@ fn speak_inner<const N: usize, const A: usize>(m: &mut Member<N, A>, propose: bo
     let claim = format!("{}/{epoch}/{n}", m.name);
     let sent = m
         .group
-        .stored(m.store.storage(), GROUP_SLOT, &mut m.record)
+        .stored(&mut m.store, GROUP_SLOT, &mut m.record)
         .protect_application(text.as_bytes(), claim.as_bytes(), 0, &mut crate::os_rng(), &mut out)
         .map_err(|e| err(&m.name, "protect", e))?
         .to_vec();

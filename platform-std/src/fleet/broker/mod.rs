@@ -17,6 +17,7 @@
 //! future-epoch buffer, duplicates and stale messages dropped); see the
 //! README for the design.
 
+pub mod log;
 mod member;
 pub mod transport;
 
@@ -143,8 +144,11 @@ pub struct MemberResult {
     pub connects: u64,
     /// Messages the broker delivered to it (every topic, duplicates included).
     pub received: u64,
-    /// Milliseconds spent in MLS and state saving (processing, sending, committing).
+    /// CPU milliseconds of the member's thread in MLS and state saving
+    /// (processing, sending, committing; not rayon's pool).
     pub busy_ms: f64,
+    /// The part of `busy_ms` spent in the store (SQLite: writes and commits).
+    pub save_ms: f64,
     /// Milliseconds per Commit (gateway).
     pub commit_ms: Vec<f64>,
     /// Milliseconds between the gateway's Commits (a round).
@@ -177,6 +181,7 @@ impl MemberResult {
             ("connects", self.connects.to_string()),
             ("received", self.received.to_string()),
             ("busy_ms", format!("{:.2}", self.busy_ms)),
+            ("save_ms", format!("{:.2}", self.save_ms)),
             ("commit_ms", list(&self.commit_ms)),
             ("round_ms", list(&self.round_ms)),
         ]
@@ -220,6 +225,7 @@ impl MemberResult {
                 "connects" => r.connects = n()?,
                 "received" => r.received = n()?,
                 "busy_ms" => r.busy_ms = v.parse().map_err(|_| bad(k))?,
+                "save_ms" => r.save_ms = v.parse().map_err(|_| bad(k))?,
                 "commit_ms" | "round_ms" => {
                     let list = v.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(k))).collect::<Result<_, _>>()?;
                     if k == "commit_ms" { r.commit_ms = list } else { r.round_ms = list }
@@ -297,13 +303,16 @@ impl std::fmt::Display for BrokerReport {
         )?;
         // Rounds after the first (the join's Welcome processing is in the first).
         let rounds = g.round_ms.get(1..).unwrap_or(&[]);
+        let per_device = |k: fn(&MemberResult) -> f64| devices.iter().map(k).sum::<f64>() / devices.len().max(1) as f64;
         writeln!(
             f,
-            "rounds: {:.0} ms each (mean of {}, from one Commit to the next); MLS + state saving: gateway {:.0} ms, devices {:.0} ms (mean per device)",
+            "rounds: {:.0} ms each (mean of {}, from one Commit to the next); CPU in MLS + state saving: gateway {:.0} ms ({:.0} saving), devices {:.0} ms ({:.0} saving, mean per device)",
             mean(rounds),
             rounds.len(),
             g.busy_ms,
-            devices.iter().map(|m| m.busy_ms).sum::<f64>() / devices.len().max(1) as f64,
+            g.save_ms,
+            per_device(|m| m.busy_ms),
+            per_device(|m| m.save_ms),
         )?;
         writeln!(f, "state directory: {}", self.state_dir.display())?;
         writeln!(f, "epoch authenticators: all {} members agree at epoch {}: {}", self.members.len(), g.epoch, short(&g.authenticator))?;
@@ -319,16 +328,87 @@ fn short(hex: &str) -> String {
     if hex.len() <= 16 { hex.to_string() } else { format!("{}…{}", &hex[..8], &hex[hex.len() - 8..]) }
 }
 
-/// Kills the children left when dropped (a failed run leaves no process).
-struct Children(Vec<(String, Child)>);
+/// How [`run`] starts the members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Every member a process of this program (`--member NAME`).
+    Processes,
+    /// Every member a thread of this process (`--threads`): same code, own
+    /// MQTT connection and state directory each; the log lines go to the
+    /// member's files ([`log::to_files`]).
+    Threads,
+}
+
+/// A started member, a process or a thread.
+pub trait Started {
+    /// `None` while it runs, `Some(Ok(()))` once it ended well, `Some(Err(why))` if not.
+    fn ended(&mut self) -> Option<Result<(), String>>;
+    /// Stops it if it still runs (a failed run leaves no process; a thread
+    /// cannot be stopped: it ends with the process, or by itself when idle).
+    fn stop(&mut self) {}
+}
+
+impl Started for Child {
+    fn ended(&mut self) -> Option<Result<(), String>> {
+        match self.try_wait() {
+            Ok(None) => None,
+            Ok(Some(s)) if s.success() => Some(Ok(())),
+            Ok(Some(s)) => Some(Err(s.to_string())),
+            Err(e) => Some(Err(e.to_string())),
+        }
+    }
+    fn stop(&mut self) {
+        if self.ended().is_none() {
+            let _ = self.kill();
+            let _ = self.wait();
+        }
+    }
+}
+
+/// A member thread (`None` once joined).
+pub struct MemberThread(Option<std::thread::JoinHandle<Result<MemberResult, FleetError>>>);
+
+impl Started for MemberThread {
+    fn ended(&mut self) -> Option<Result<(), String>> {
+        match self.0.take_if(|h| h.is_finished()).map(|h| h.join()) {
+            None if self.0.is_some() => None,
+            None | Some(Ok(Ok(_))) => Some(Ok(())),
+            Some(Ok(Err(e))) => Some(Err(e.0)),
+            Some(Err(_)) => Some(Err("panicked".into())),
+        }
+    }
+}
+
+/// Stack of a member thread: the core keeps its state on the heap here
+/// (boxed groups, inboxes, buffers); 1 MiB leaves room over what the
+/// deepest operation (a 1,024-leaf Commit) uses (see the README).
+pub const THREAD_STACK: usize = 1 << 20;
+
+/// Starts member `args` as a thread of this process, its log lines in its directory.
+pub fn spawn_thread(args: &MemberArgs) -> Result<MemberThread, FleetError> {
+    let a = args.clone();
+    std::thread::Builder::new()
+        .name(args.name.clone())
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            log::to_files(&a.dir).map_err(|e| FleetError(format!("{}: its logs: {e}", a.dir.display())))?;
+            let r = run_member(&a);
+            if let Err(e) = &r {
+                log::line(true, format_args!("error: {e}"));
+            }
+            r
+        })
+        .map(|h| MemberThread(Some(h)))
+        .map_err(|e| FleetError(format!("starting the thread of {}: {e}", args.name)))
+}
+
+/// Kills the child processes left when dropped (a failed run leaves no process).
+struct Children(Vec<(String, Box<dyn Started>)>);
 
 impl Drop for Children {
     fn drop(&mut self) {
         for (_, c) in &mut self.0 {
-            if matches!(c.try_wait(), Ok(None)) {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            c.stop();
         }
     }
 }
@@ -347,12 +427,19 @@ pub fn spawn_member(program: &Path, args: &MemberArgs) -> Result<Child, FleetErr
         .map_err(|e| FleetError(format!("starting {}: {e}", args.name)))
 }
 
+fn start(mode: Mode, program: &Path, args: &MemberArgs) -> Result<Box<dyn Started>, FleetError> {
+    Ok(match mode {
+        Mode::Processes => Box::new(spawn_member(program, args)?),
+        Mode::Threads => Box::new(spawn_thread(args)?),
+    })
+}
+
 /// Waits until `dir/ready` exists (the gateway subscribed).
-pub fn wait_ready(dir: &Path, child: &mut Child, timeout: Duration) -> Result<(), FleetError> {
+pub fn wait_ready(dir: &Path, gateway: &mut dyn Started, timeout: Duration) -> Result<(), FleetError> {
     let start = Instant::now();
     while !dir.join("ready").exists() {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(FleetError(format!("the gateway exited ({status}) before subscribing; see {}/stderr.log", dir.display())));
+        if let Some(how) = gateway.ended() {
+            return Err(FleetError(format!("the gateway ended ({how:?}) before subscribing; see {}/stderr.log", dir.display())));
         }
         if start.elapsed() > timeout {
             return Err(FleetError(format!("the gateway did not subscribe within {timeout:?}")));
@@ -362,12 +449,43 @@ pub fn wait_ready(dir: &Path, child: &mut Child, timeout: Duration) -> Result<()
     Ok(())
 }
 
+/// How long a run may take before it counts as stuck (the gateway and [`run`]).
+pub fn time_limit(devices: usize, rounds: u64) -> Duration {
+    Duration::from_secs(600 + 2 * devices as u64 * (rounds + 1))
+}
+
+/// Open files a member thread holds: its socket, its client's runtime
+/// (epoll, eventfd), its SQLite database, WAL and shared memory, `seen.log`,
+/// its two logs; and a margin.
+const FILES_PER_THREAD: u64 = 10;
+
+/// The soft limit on open files of this process (`ulimit -n`), from `/proc`.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Runs the fleet over the broker at `host:port`: the gateway and `devices`
-/// device processes, to the end; then every member's epoch authenticator
-/// must be the gateway's.
-pub fn run(host: &str, port: u16, devices: usize, rounds: u64, suite: CipherSuite, state_dir: Option<&Path>) -> Result<BrokerReport, FleetError> {
+/// devices, as processes or threads (`mode`), to the end; then every
+/// member's epoch authenticator must be the gateway's.
+pub fn run(
+    host: &str,
+    port: u16,
+    devices: usize,
+    rounds: u64,
+    suite: CipherSuite,
+    state_dir: Option<&Path>,
+    mode: Mode,
+) -> Result<BrokerReport, FleetError> {
     if devices == 0 || devices > MAX_DEVICES {
         return Err(FleetError(format!("--members: expected 1 to {MAX_DEVICES}, got {devices}")));
+    }
+    let files = FILES_PER_THREAD * (devices as u64 + 1) + 64;
+    if mode == Mode::Threads && open_files_limit().is_some_and(|l| l < files) {
+        return Err(FleetError(format!(
+            "--threads with {devices} devices needs about {files} open files; raise `ulimit -n` (the broker needs one per client too)"
+        )));
     }
     let started = Instant::now();
     let tag = {
@@ -398,26 +516,25 @@ pub fn run(host: &str, port: u16, devices: usize, rounds: u64, suite: CipherSuit
         return Err(FleetError(format!("state directory {}: holds a run already (resuming over a broker is not supported)", root.display())));
     }
     let mut children = Children(Vec::new());
-    let mut g = spawn_member(&program, &gateway)?;
-    wait_ready(&gateway.dir, &mut g, Duration::from_secs(20))?;
+    let mut g = start(mode, &program, &gateway)?;
+    wait_ready(&gateway.dir, g.as_mut(), Duration::from_secs(20))?;
     children.0.push(("gateway".into(), g));
     let run_start = Instant::now();
     let mut dirs = vec![gateway.dir.clone()];
     for i in 0..devices {
         let d = member(device_name(i));
-        children.0.push((d.name.clone(), spawn_member(&program, &d)?));
+        children.0.push((d.name.clone(), start(mode, &program, &d)?));
         dirs.push(d.dir);
     }
-    let deadline = Instant::now() + Duration::from_secs(120 + 2 * devices as u64 * (rounds + 1));
+    let deadline = Instant::now() + time_limit(devices, rounds);
     let mut run = None;
     for (name, c) in &mut children.0 {
         loop {
-            match c.try_wait() {
-                Ok(Some(s)) if s.success() => break,
-                Ok(Some(s)) => return Err(FleetError(format!("{name} failed ({s}); see {}/{name}/stderr.log", root.display()))),
-                Ok(None) if Instant::now() > deadline => return Err(FleetError(format!("{name} did not finish in time"))),
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => return Err(FleetError(format!("{name}: {e}"))),
+            match c.ended() {
+                Some(Ok(())) => break,
+                Some(Err(how)) => return Err(FleetError(format!("{name} failed ({how}); see {}/{name}/stderr.log", root.display()))),
+                None if Instant::now() > deadline => return Err(FleetError(format!("{name} did not finish in time"))),
+                None => std::thread::sleep(Duration::from_millis(20)),
             }
         }
         if name == "gateway" {

@@ -6,6 +6,7 @@
 //! duplicate if it was processed after all).
 
 use super::super::FleetError;
+use super::log::out;
 use rumqttc::{Client, Connection, Event, MqttOptions, Packet, Publish, QoS, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -89,8 +90,9 @@ impl Transport {
             .set_clean_session(false)
             .set_manual_acks(true)
             // Long: a member busy with a backlog does not poll, and a missed PINGRESP
-            // drops the connection (seen with 256 devices on 2 cores at 5 s).
-            .set_keep_alive(Duration::from_secs(60))
+            // drops the connection (seen with 256 devices on 2 cores at 5 s, and
+            // with 1,000 threads joining at once at 60 s).
+            .set_keep_alive(Duration::from_secs(300))
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)
             .set_inflight(100);
         let (client, connection) = Client::new(options, 10_000);
@@ -122,7 +124,7 @@ impl Transport {
                 match &event {
                     Event::Incoming(Packet::PubAck(_)) => self.acked += 1,
                     Event::Incoming(Packet::ConnAck(c)) => {
-                        println!("connected: {c:?}");
+                        out!("connected: {c:?}");
                         self.connects += 1
                     }
                     _ => {}
@@ -130,7 +132,7 @@ impl Transport {
                 Some(event)
             }
             Ok(Err(e)) => {
-                println!("connection: {e}");
+                out!("connection: {e}");
                 // Broker gone (restarted, stopped): rumqttc reconnects on
                 // the next poll, with the same session.
                 std::thread::sleep(Duration::from_millis(100));
@@ -169,7 +171,7 @@ impl Transport {
     /// Publishes `payload` to `topic` at QoS 1 (twice with the duplicate fault).
     pub fn publish(&mut self, topic: &str, payload: &[u8]) -> Result<(), FleetError> {
         for _ in 0..if self.duplicate { 2 } else { 1 } {
-            println!("publish {topic} {} bytes {}", payload.len(), hex4(&mls_nostd::delivery::digest(payload)));
+            out!("publish {topic} {} bytes {}", payload.len(), hex4(&mls_nostd::delivery::digest(payload)));
             self.client.publish(topic, QoS::AtLeastOnce, false, payload).map_err(|e| mqtt("publish", e))?;
             self.published += 1;
             self.bytes_out += payload.len() as u64;

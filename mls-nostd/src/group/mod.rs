@@ -57,7 +57,7 @@ pub const RESUMPTION_PSK_HISTORY: usize = 8;
 
 /// Members of the previous epoch whose signature key is kept for its late
 /// application messages when the Commit that ended it removed them or
-/// replaced their key ([`Departed`]).
+/// replaced their key (past that: `ReceiveError::DepartedSender`).
 pub const DEPARTED_KEYS: usize = 4;
 /// Past epochs whose application messages still decrypt: the one before the
 /// current epoch, for messages sent just before a Commit. Their senders must

@@ -97,7 +97,7 @@ fn read_sealed<'b, S: Storage>(storage: &mut S, key: RecordKey, buf: &'b mut [u8
     let Some(bytes) = storage.read(key, buf)? else { return Ok(None) };
     let split = bytes.len().checked_sub(CHECK_LEN).ok_or(StoreError::Corrupt)?;
     let (body, check) = bytes.split_at(split);
-    if !crate::crypto::sha256(&[body]).as_bytes().get(..CHECK_LEN).is_some_and(|c| c == check) {
+    if crate::crypto::sha256(&[body]).as_bytes().get(..CHECK_LEN).is_none_or(|c| c != check) {
         return Err(StoreError::Corrupt);
     }
     Ok(Some(body))
@@ -360,7 +360,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
             for j in 0..nodes {
                 let node = first + j;
                 let f = self.flags.get(node / 2).copied().unwrap_or(0);
-                let listed = if node % 2 == 0 { f & LEAF_INDEXED != 0 } else { f & PARENT_INDEXED != 0 };
+                let listed = if node.is_multiple_of(2) { f & LEAF_INDEXED != 0 } else { f & PARENT_INDEXED != 0 };
                 if listed && let Some(b) = bits.get_mut(j / 8) {
                     *b |= 1 << (j % 8);
                 }
@@ -425,7 +425,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
                     if node >= width {
                         return Err(StoreError::Corrupt);
                     }
-                    let flag = if node % 2 == 0 { LEAF_INDEXED } else { PARENT_INDEXED };
+                    let flag = if node.is_multiple_of(2) { LEAF_INDEXED } else { PARENT_INDEXED };
                     if let Some(f) = self.flags.get_mut(node / 2) {
                         *f |= flag;
                     }

@@ -75,6 +75,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// in the spare banks, then the head (the commit point), then the old
     /// banks are removed. The staged part is always written when it changed
     /// (a commit staged or dropped since the last save).
+    ///
+    /// The secret trees are not banked: their nodes are records of their
+    /// own, written only when they changed (`store::ratchets`). `Parts::RATCHETS`
+    /// alone (an application message) writes those records and no head. With
+    /// a head, a new epoch's tree and our own leaf's ratchets are written
+    /// before it and the other senders' after it, so a cut at any point
+    /// loads either the old epoch or the new one, and never a key used
+    /// twice.
     pub fn save<S: Storage>(&mut self, storage: &mut S, slot: u8, parts: Parts, buf: &mut RecordBuffer) -> Result<(), StoreError> {
         self.save_with(storage, slot, parts, None, buf)
     }

@@ -39,9 +39,19 @@ pub const INBOX_SEEN: usize = 4096;
 type FleetInbox = Inbox<INBOX_SLOTS, INBOX_SLOT_BYTES, INBOX_SEEN>;
 /// The gateway creates the group: its leaf is 0, the committer.
 const POLICY: Policy = Policy { committer: 0 };
-/// A member with nothing to do for this long gives up, so that a broken run
-/// stops by itself (long: 257 processes on 2 cores starve one another).
-const IDLE: Duration = Duration::from_secs(120);
+/// How long a member with nothing to do waits before it gives up, so that a
+/// broken run stops by itself. A round delivers about devices² messages
+/// (every device's application message to every member), and a member that
+/// has opened its own waits for the slowest: on 2 cores the 1,000-thread run
+/// delivered 400 to 1,000 messages per second, so an epoch there lasts tens
+/// of minutes, and a fixed 120 s stopped three healthy devices. The limit is
+/// 120 s (257 processes on 2 cores starve one another) plus 2 ms per
+/// device² (500 deliveries per second): 2.2 min at 16 devices, 4.2 min at
+/// 256, 35 min at 1,000.
+fn idle_limit(devices: usize) -> Duration {
+    let d = devices as u64;
+    Duration::from_secs(120) + Duration::from_millis(2 * d * d)
+}
 
 fn err(who: &str, what: &str, e: impl std::fmt::Debug) -> FleetError {
     FleetError(format!("{who}: {what} failed: {e:?}"))
@@ -206,12 +216,19 @@ impl<const N: usize, const A: usize> Member<N, A> {
             // Idle from the first wait that found nothing: a member that was
             // busy (or starved of a core: 1,000 threads joining on 2 cores)
             // for long after its last message was not idle.
-            None => match *self.idle_since.get_or_insert_with(Instant::now) {
-                since if since.elapsed() > IDLE => {
-                    Err(FleetError(format!("{}: nothing happened for {} s (epoch {})", self.name, IDLE.as_secs(), self.group.epoch())))
+            None => {
+                let limit = idle_limit(self.args.devices);
+                match *self.idle_since.get_or_insert_with(Instant::now) {
+                    since if since.elapsed() > limit => Err(FleetError(format!(
+                        "{}: nothing happened for {} s (epoch {}; the limit for {} devices)",
+                        self.name,
+                        limit.as_secs(),
+                        self.group.epoch(),
+                        self.args.devices
+                    ))),
+                    _ => Ok(None),
                 }
-                _ => Ok(None),
-            },
+            }
         }
     }
 

@@ -22,7 +22,9 @@ log_dest file $dir/mosquitto.log
 CONF
 mosquitto -c "$dir/mosquitto.conf" &
 broker=$!
-trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$dir"' EXIT
+# The state is removed after a run that passed and kept after one that
+# failed (the members' logs say why).
+trap 'status=$?; kill $broker 2>/dev/null; wait $broker 2>/dev/null; if [ $status -eq 0 ]; then rm -rf "$dir"; else echo "state kept in $dir" >&2; fi' EXIT
 while ! (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null; do sleep 0.1; done
 # utime + stime of the broker, in clock ticks.
 cpu() { awk '{print $14 + $15}' "/proc/$broker/stat"; }

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 /// Largest MQTT packet either way: a Welcome with the tree of 1,024 leaves.
 const MAX_PACKET: usize = 4 << 20;
+/// Publishes outstanding and no PUBACK for this long: the connection is
+/// dropped and made again (`Transport::unstall`).
+const STALL: Duration = Duration::from_secs(30);
 
 /// The topics of group `group` (all under `mls/<group>/`).
 #[derive(Clone, Debug)]
@@ -63,6 +66,8 @@ pub struct Transport {
     /// Publishes handed to the client, and PUBACKs received.
     published: u64,
     acked: u64,
+    /// The last PUBACK, or the first publish after none were outstanding.
+    progress_at: Instant,
     /// Bytes of payload published.
     pub bytes_out: u64,
     /// Connections made (1 + reconnections).
@@ -96,7 +101,7 @@ impl Transport {
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)
             .set_inflight(100);
         let (client, connection) = Client::new(options, 10_000);
-        let mut t = Self { client, connection, duplicate, published: 0, acked: 0, bytes_out: 0, connects: 0, early: Default::default() };
+        let mut t = Self { client, connection, duplicate, published: 0, acked: 0, progress_at: Instant::now(), bytes_out: 0, connects: 0, early: Default::default() };
         for topic in topics {
             t.client.subscribe(topic.as_str(), QoS::AtLeastOnce).map_err(|e| mqtt("subscribe", e))?;
         }
@@ -119,10 +124,14 @@ impl Transport {
     /// One event of the connection; `None` on a timeout or a connection
     /// error (after a pause: the next poll reconnects).
     fn poll(&mut self, timeout: Duration) -> Option<Event> {
+        self.unstall();
         match self.connection.recv_timeout(timeout) {
             Ok(Ok(event)) => {
                 match &event {
-                    Event::Incoming(Packet::PubAck(_)) => self.acked += 1,
+                    Event::Incoming(Packet::PubAck(_)) => {
+                        self.acked += 1;
+                        self.progress_at = Instant::now();
+                    }
                     Event::Incoming(Packet::ConnAck(c)) => {
                         out!("connected: {c:?}");
                         self.connects += 1
@@ -143,6 +152,24 @@ impl Transport {
                 std::thread::sleep(Duration::from_millis(100));
                 None
             }
+        }
+    }
+
+    /// Drops the connection when publishes have waited `STALL` for a PUBACK.
+    /// Seen with 256 member processes on 2 cores (Mosquitto 2.0.11, rumqttc
+    /// 0.25): a few of the gateway's 256 Welcomes of a join stayed
+    /// unacknowledged in its client for minutes, no byte queued on either
+    /// side of the socket, and the devices they were for waited until the
+    /// run gave up; resetting the gateway's TCP connection by hand let all
+    /// of them through. `EventLoop::clean` does that reset: the next poll
+    /// reconnects, resumes the session and sends again every publish not
+    /// acknowledged. A copy the broker already had is delivered twice
+    /// (QoS 1), which inboxes drop as duplicates.
+    fn unstall(&mut self) {
+        if self.published > self.acked && self.progress_at.elapsed() > STALL {
+            out!("connection: {} publishes unacknowledged for {} s, reconnecting", self.published - self.acked, STALL.as_secs());
+            self.connection.eventloop.clean();
+            self.progress_at = Instant::now();
         }
     }
 
@@ -173,6 +200,9 @@ impl Transport {
         for _ in 0..if self.duplicate { 2 } else { 1 } {
             out!("publish {topic} {} bytes {}", payload.len(), hex4(&mls_nostd::delivery::digest(payload)));
             self.client.publish(topic, QoS::AtLeastOnce, false, payload).map_err(|e| mqtt("publish", e))?;
+            if self.published == self.acked {
+                self.progress_at = Instant::now();
+            }
             self.published += 1;
             self.bytes_out += payload.len() as u64;
         }

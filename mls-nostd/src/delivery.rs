@@ -17,10 +17,19 @@
 //! - **Future epochs wait.** An application message of the next epoch can
 //!   arrive before the Commit that starts it (another publisher, another
 //!   path through a bridged or clustered broker): [`Inbox::accept`] keeps it
-//!   in one of `SLOTS` fixed slots of `SLOT_BYTES` bytes until the epoch is
-//!   reached ([`Inbox::release`]). A full buffer is a typed error
+//!   in a buffer of up to `SLOTS` messages packed into `BYTES` bytes (a
+//!   Commit with a path is kilobytes, an application message a few hundred
+//!   bytes, so fixed slots would waste most of the memory) until the epoch
+//!   is reached ([`Inbox::release`]). A full buffer is a typed error
 //!   ([`DeliveryError::BufferFull`]): the member fell too far behind and
 //!   rejoins (the transport's choice; the fleet asks the gateway to re-add it).
+//! - **A member waiting for its Welcome keeps the newest epochs.** Until the
+//!   Welcome comes it cannot tell which epoch it joins, and the other
+//!   members may speak in that epoch before the Welcome arrives (the
+//!   committer sends one Welcome per new device, each with the tree, after
+//!   the Commit). [`Inbox::await_welcome`] makes the buffer keep everything
+//!   and, when full, drop the lowest epoch first; what it drops is counted
+//!   ([`DeliveryStats::overflowed`]), never silent.
 //! - **Duplicates and stale messages are dropped silently**, and counted
 //!   ([`DeliveryStats`]): QoS 1 redelivers after a reconnect, and a message of
 //!   a past epoch can no longer be opened. A duplicate is recognised by a
@@ -140,18 +149,21 @@ pub enum DeliveryError {
     Malformed(CodecError),
     /// A Welcome, GroupInfo or KeyPackage where a group message was expected.
     NotAGroupMessage,
-    /// A message of a future epoch, and every slot of the buffer is taken:
-    /// the member fell too far behind and must rejoin.
+    /// A message of a future epoch, and the buffer has no room left (all
+    /// its slots or bytes are taken): the member fell too far behind and
+    /// must rejoin.
     BufferFull {
-        /// The buffer's slots.
+        /// The most messages the buffer holds.
         slots: usize,
+        /// The bytes the buffer holds.
+        bytes: usize,
     },
-    /// A message of a future epoch larger than a slot.
+    /// A message of a future epoch larger than the whole buffer.
     TooLarge {
         /// The message's length.
         len: usize,
-        /// Bytes per slot.
-        slot_bytes: usize,
+        /// The buffer's bytes.
+        bytes: usize,
     },
     /// The output buffer of [`Inbox::release`] is smaller than the message.
     OutputTooSmall {
@@ -170,11 +182,12 @@ impl core::fmt::Display for DeliveryError {
         match self {
             Self::Malformed(e) => write!(f, "not an MLSMessage: {e}"),
             Self::NotAGroupMessage => f.write_str("not a PublicMessage or PrivateMessage"),
-            Self::BufferFull { slots } => {
-                write!(f, "all {slots} slots for messages of future epochs are taken: too far behind, rejoin")
-            }
-            Self::TooLarge { len, slot_bytes } => {
-                write!(f, "a future-epoch message of {len} bytes does not fit a slot of {slot_bytes}")
+            Self::BufferFull { slots, bytes } => write!(
+                f,
+                "the buffer for messages of future epochs ({slots} messages, {bytes} bytes) is full: too far behind, rejoin"
+            ),
+            Self::TooLarge { len, bytes } => {
+                write!(f, "a future-epoch message of {len} bytes is larger than the whole buffer of {bytes}")
             }
             Self::OutputTooSmall { needed } => write!(f, "output buffer too small: {needed} bytes needed"),
             Self::NotCommitter => f.write_str("only the committer commits, in a PublicMessage"),
@@ -197,6 +210,9 @@ pub enum Verdict {
     Duplicate,
     /// Of a past epoch: dropped.
     Stale,
+    /// Waiting for a Welcome with a full buffer of messages of this epoch or
+    /// later ones: dropped, and counted in [`DeliveryStats::overflowed`].
+    Overflowed,
 }
 
 /// Counts of what the inbox did with messages.
@@ -213,6 +229,10 @@ pub struct DeliveryStats {
     pub duplicates: u64,
     /// Messages of past epochs dropped (buffered ones that became stale too).
     pub stale: u64,
+    /// Messages dropped while waiting for a Welcome because the buffer was
+    /// full (the lowest epochs go first): a member that joins in one of
+    /// their epochs misses them.
+    pub overflowed: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -220,6 +240,8 @@ struct Slot {
     epoch: u64,
     /// Arrival order, to release in the order the broker delivered.
     arrival: u64,
+    /// Where the message's bytes start in the buffer, and how many.
+    offset: usize,
     len: usize,
     handshake: bool,
     digest: Digest,
@@ -227,14 +249,17 @@ struct Slot {
 }
 
 impl Slot {
-    const EMPTY: Self = Self { epoch: 0, arrival: 0, len: 0, handshake: false, digest: [0; 16], used: false };
+    const EMPTY: Self = Self { epoch: 0, arrival: 0, offset: 0, len: 0, handshake: false, digest: [0; 16], used: false };
 }
 
-/// A member's inbox: `SLOTS` slots of `SLOT_BYTES` bytes for messages of
-/// future epochs, and the digests of the last `SEEN` messages accepted or sent.
-pub struct Inbox<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> {
+/// A member's inbox: a buffer of up to `SLOTS` messages of future epochs
+/// packed into `BYTES` bytes, and the digests of the last `SEEN` messages
+/// accepted or sent.
+pub struct Inbox<const SLOTS: usize, const BYTES: usize, const SEEN: usize> {
     policy: Policy,
-    bytes: [[u8; SLOT_BYTES]; SLOTS],
+    /// The buffered messages, packed from the start: `bytes[..used_bytes]`.
+    bytes: [u8; BYTES],
+    used_bytes: usize,
     slots: [Slot; SLOTS],
     seen: [Digest; SEEN],
     /// Entries of `seen` in use (up to `SEEN`), and the next to overwrite.
@@ -243,28 +268,32 @@ pub struct Inbox<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize>
     arrivals: u64,
     /// The epoch the member joined at: it has no keys for earlier ones.
     joined_at: u64,
+    /// Waiting for a Welcome: keep every epoch, drop the lowest when full.
+    waiting: bool,
     stats: DeliveryStats,
 }
 
-impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> core::fmt::Debug for Inbox<SLOTS, SLOT_BYTES, SEEN> {
+impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> core::fmt::Debug for Inbox<SLOTS, BYTES, SEEN> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Inbox").field("policy", &self.policy).field("buffered", &self.buffered()).field("stats", &self.stats).finish()
     }
 }
 
-impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> Inbox<SLOTS, SLOT_BYTES, SEEN> {
+impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYTES, SEEN> {
     /// An empty inbox under `policy` (a `const fn`, for a `static`).
     pub const fn new(policy: Policy) -> Self {
         Self {
             policy,
-            bytes: [[0; SLOT_BYTES]; SLOTS],
+            bytes: [0; BYTES],
+            used_bytes: 0,
             slots: [Slot::EMPTY; SLOTS],
             seen: [[0; 16]; SEEN],
             seen_len: 0,
             seen_next: 0,
             arrivals: 0,
             joined_at: 0,
-            stats: DeliveryStats { processed: 0, buffered: 0, released: 0, duplicates: 0, stale: 0 },
+            waiting: false,
+            stats: DeliveryStats { processed: 0, buffered: 0, released: 0, duplicates: 0, stale: 0, overflowed: 0 },
         }
     }
 
@@ -283,11 +312,29 @@ impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> Inbox<SLOTS
         self.slots.iter().filter(|s| s.used).count()
     }
 
+    /// Tells the inbox that the member waits for a Welcome (it published a
+    /// KeyPackage): from now until [`joined_at`](Self::joined_at), every
+    /// group message is buffered whatever its epoch, and a full buffer drops
+    /// its lowest epoch first (counted in [`DeliveryStats::overflowed`]).
+    /// What was buffered before is of a group the member left: dropped as
+    /// stale.
+    pub fn await_welcome(&mut self) {
+        for i in 0..SLOTS {
+            if self.slots.get(i).is_some_and(|s| s.used) {
+                self.take(i);
+                self.stats.stale += 1;
+            }
+        }
+        self.waiting = true;
+    }
+
     /// Tells the inbox that the member joined (from a Welcome) at `epoch`:
     /// application messages of the epoch before are then stale too, since
-    /// the member never had its keys.
+    /// the member never had its keys. Ends [`await_welcome`](Self::await_welcome);
+    /// [`release`](Self::release) then gives back what is of `epoch`.
     pub fn joined_at(&mut self, epoch: u64) {
         self.joined_at = epoch;
+        self.waiting = false;
     }
 
     /// Records `digest` as seen: a message we sent (so that its echo is a
@@ -331,7 +378,13 @@ impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> Inbox<SLOTS
             return Ok(Verdict::Duplicate);
         }
         self.policy.check_incoming(&envelope)?;
-        let fit = if envelope.epoch < self.joined_at { Ordering::Less } else { Self::fits(envelope.epoch, envelope.is_handshake(), current) };
+        let fit = if self.waiting {
+            Ordering::Greater
+        } else if envelope.epoch < self.joined_at {
+            Ordering::Less
+        } else {
+            Self::fits(envelope.epoch, envelope.is_handshake(), current)
+        };
         match fit {
             Ordering::Equal => {
                 self.remember(d);
@@ -339,20 +392,38 @@ impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> Inbox<SLOTS
                 Ok(Verdict::Process(envelope))
             }
             Ordering::Greater => {
-                if message.len() > SLOT_BYTES {
-                    return Err(DeliveryError::TooLarge { len: message.len(), slot_bytes: SLOT_BYTES });
+                if message.len() > BYTES {
+                    return Err(DeliveryError::TooLarge { len: message.len(), bytes: BYTES });
                 }
-                let i = self.slots.iter().position(|s| !s.used).ok_or(DeliveryError::BufferFull { slots: SLOTS })?;
-                let (Some(slot), Some(bytes)) = (self.slots.get_mut(i), self.bytes.get_mut(i)) else {
-                    return Err(DeliveryError::BufferFull { slots: SLOTS });
+                let full = DeliveryError::BufferFull { slots: SLOTS, bytes: BYTES };
+                let mut free = self.slots.iter().position(|s| !s.used);
+                while free.is_none() || self.used_bytes + message.len() > BYTES {
+                    if !self.waiting {
+                        return Err(full);
+                    }
+                    // Waiting for a Welcome: the lowest epoch goes first (of
+                    // those, the earliest to arrive), never for an epoch as
+                    // high as the message's.
+                    let lowest = (0..SLOTS)
+                        .filter_map(|i| self.slots.get(i).filter(|s| s.used).map(|s| (s.epoch, s.arrival, i)))
+                        .min()
+                        .filter(|&(epoch, _, _)| epoch < envelope.epoch);
+                    self.stats.overflowed += 1;
+                    let Some((_, _, i)) = lowest else { return Ok(Verdict::Overflowed) };
+                    self.take(i);
+                    free = Some(i);
+                }
+                let (Some(i), start) = (free, self.used_bytes) else { return Err(full) };
+                let (Some(slot), Some(dst)) = (self.slots.get_mut(i), self.bytes.get_mut(start..start + message.len())) else {
+                    return Err(full);
                 };
-                if let Some(dst) = bytes.get_mut(..message.len()) {
-                    dst.copy_from_slice(message);
-                }
+                dst.copy_from_slice(message);
+                self.used_bytes += message.len();
                 self.arrivals += 1;
                 *slot = Slot {
                     epoch: envelope.epoch,
                     arrival: self.arrivals,
+                    offset: start,
                     len: message.len(),
                     handshake: envelope.is_handshake(),
                     digest: d,
@@ -374,16 +445,17 @@ impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> Inbox<SLOTS
     /// that became stale are dropped and counted. Call after every epoch
     /// change until it returns `None`.
     pub fn release(&mut self, current: u64, out: &mut [u8]) -> Result<Option<usize>, DeliveryError> {
+        if self.waiting {
+            return Ok(None);
+        }
         let mut best: Option<usize> = None;
         let mut best_arrival = u64::MAX;
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            if !s.used {
-                continue;
-            }
+        for i in 0..SLOTS {
+            let Some(s) = self.slots.get(i).copied().filter(|s| s.used) else { continue };
             let fit = if s.epoch < self.joined_at { Ordering::Less } else { Self::fits(s.epoch, s.handshake, current) };
             match fit {
                 Ordering::Less => {
-                    s.used = false;
+                    self.take(i);
                     self.stats.stale += 1;
                 }
                 Ordering::Equal if s.arrival < best_arrival => {
@@ -393,17 +465,34 @@ impl<const SLOTS: usize, const SLOT_BYTES: usize, const SEEN: usize> Inbox<SLOTS
                 _ => {}
             }
         }
-        let Some(i) = best else { return Ok(None) };
-        let (Some(slot), Some(bytes)) = (self.slots.get_mut(i), self.bytes.get(i)) else { return Ok(None) };
-        let src = bytes.get(..slot.len).ok_or(DeliveryError::OutputTooSmall { needed: slot.len })?;
-        let dst = out.get_mut(..slot.len).ok_or(DeliveryError::OutputTooSmall { needed: slot.len })?;
+        let Some(s) = best.and_then(|i| self.slots.get(i).copied()) else { return Ok(None) };
+        let src = self.bytes.get(s.offset..s.offset + s.len).ok_or(DeliveryError::OutputTooSmall { needed: s.len })?;
+        let dst = out.get_mut(..s.len).ok_or(DeliveryError::OutputTooSmall { needed: s.len })?;
         dst.copy_from_slice(src);
-        slot.used = false;
-        let (len, d) = (slot.len, slot.digest);
-        self.remember(d);
+        if let Some(i) = best {
+            self.take(i);
+        }
+        self.remember(s.digest);
         self.stats.released += 1;
         self.stats.processed += 1;
-        Ok(Some(len))
+        Ok(Some(s.len))
+    }
+
+    /// Frees slot `i` and closes the gap its bytes leave, so the free bytes
+    /// stay in one piece at the end.
+    fn take(&mut self, i: usize) {
+        let Some(gone) = self.slots.get_mut(i).map(|s| core::mem::replace(s, Slot::EMPTY)) else { return };
+        if !gone.used {
+            return;
+        }
+        let end = gone.offset + gone.len;
+        if end <= self.used_bytes {
+            self.bytes.copy_within(end..self.used_bytes, gone.offset);
+            self.used_bytes -= gone.len;
+        }
+        for s in self.slots.iter_mut().filter(|s| s.used && s.offset > gone.offset) {
+            s.offset -= gone.len;
+        }
     }
 }
 
@@ -546,20 +635,80 @@ mod tests {
         let mut inbox = Small::new(GATEWAY);
         assert_eq!(inbox.accept(&private(2, 1, 1), 1), Ok(Verdict::Buffered));
         assert_eq!(inbox.accept(&private(3, 1, 2), 1), Ok(Verdict::Buffered));
-        assert_eq!(inbox.accept(&private(2, 1, 3), 1), Err(DeliveryError::BufferFull { slots: 2 }));
-        // Larger than a slot.
+        // Out of slots (44 of 64 bytes used).
+        assert_eq!(inbox.accept(&private(2, 1, 3), 1), Err(DeliveryError::BufferFull { slots: 2, bytes: 64 }));
+        // Out of bytes: two messages of 22 fill 50 bytes, with slots to spare.
+        let mut narrow = Inbox::<8, 50, 8>::new(GATEWAY);
+        assert_eq!(narrow.accept(&private(2, 1, 1), 1), Ok(Verdict::Buffered));
+        assert_eq!(narrow.accept(&private(2, 1, 2), 1), Ok(Verdict::Buffered));
+        assert_eq!(narrow.accept(&private(2, 1, 3), 1), Err(DeliveryError::BufferFull { slots: 8, bytes: 50 }));
+        // Larger than the whole buffer.
         let mut tiny = Inbox::<2, 8, 8>::new(GATEWAY);
-        assert_eq!(tiny.accept(&private(2, 1, 1), 1), Err(DeliveryError::TooLarge { len: 22, slot_bytes: 8 }));
+        assert_eq!(tiny.accept(&private(2, 1, 1), 1), Err(DeliveryError::TooLarge { len: 22, bytes: 8 }));
         // Too small an output buffer leaves the message in place.
         let mut out = [0u8; 4];
         assert_eq!(inbox.release(2, &mut out), Err(DeliveryError::OutputTooSmall { needed: 22 }));
         assert_eq!(inbox.buffered(), 2);
         // No slots at all: every future message is too far ahead.
         let mut none = Inbox::<0, 64, 0>::new(GATEWAY);
-        assert_eq!(none.accept(&private(2, 1, 1), 1), Err(DeliveryError::BufferFull { slots: 0 }));
+        assert_eq!(none.accept(&private(2, 1, 1), 1), Err(DeliveryError::BufferFull { slots: 0, bytes: 64 }));
         extern crate std;
         use std::string::ToString;
-        assert!(DeliveryError::BufferFull { slots: 2 }.to_string().contains("rejoin"));
+        assert!(DeliveryError::BufferFull { slots: 2, bytes: 64 }.to_string().contains("rejoin"));
+    }
+
+    #[test]
+    fn freed_bytes_are_reused_and_the_rest_stays_intact() {
+        // Room for two 22-byte messages: a third fits only once one is out.
+        let mut inbox = Inbox::<8, 50, 8>::new(GATEWAY);
+        let (a, b, c) = (private(3, 1, 1), private(4, 1, 2), private(4, 1, 3));
+        assert_eq!(inbox.accept(&a, 2), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&b, 2), Ok(Verdict::Buffered));
+        let mut out = [0u8; 64];
+        // `a` (the first 22 bytes) leaves; `b` moves down; `c` takes the end.
+        assert_eq!(inbox.release(3, &mut out), Ok(Some(22)));
+        assert_eq!(out[..22], a);
+        assert_eq!(inbox.accept(&c, 3), Ok(Verdict::Buffered));
+        assert_eq!(inbox.release(4, &mut out), Ok(Some(22)));
+        assert_eq!(out[..22], b);
+        assert_eq!(inbox.release(4, &mut out), Ok(Some(22)));
+        assert_eq!(out[..22], c);
+        assert_eq!(inbox.buffered(), 0);
+    }
+
+    #[test]
+    fn a_member_waiting_for_its_welcome_keeps_the_newest_epochs() {
+        let mut inbox = Small::new(GATEWAY);
+        // Left over from a group the member left: dropped when it waits anew.
+        assert_eq!(inbox.accept(&private(9, 1, 9), 8), Ok(Verdict::Buffered));
+        inbox.await_welcome();
+        assert_eq!((inbox.buffered(), inbox.stats().stale), (0, 1));
+        // Without a group its epoch reads 0: everything waits.
+        assert_eq!(inbox.accept(&private(3, 1, 1), 0), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&private(4, 1, 2), 0), Ok(Verdict::Buffered));
+        // Full (2 slots): epoch 5 pushes out epoch 3.
+        let e5 = private(5, 1, 3);
+        assert_eq!(inbox.accept(&e5, 0), Ok(Verdict::Buffered));
+        // Another of epoch 4 finds nothing older to push out: it is the one dropped.
+        assert_eq!(inbox.accept(&private(4, 1, 4), 0), Ok(Verdict::Overflowed));
+        // The Commit to epoch 6 pushes out the last of epoch 4.
+        let commit = public_commit(5, 0);
+        assert_eq!(inbox.accept(&commit, 0), Ok(Verdict::Buffered));
+        assert_eq!(inbox.stats().overflowed, 3);
+        let mut out = [0u8; 64];
+        assert_eq!(inbox.release(0, &mut out), Ok(None), "nothing comes out before the Welcome");
+        // The Welcome puts the member in epoch 5: the data first, then the Commit.
+        inbox.joined_at(5);
+        assert_eq!(inbox.release(5, &mut out), Ok(Some(e5.len())));
+        assert_eq!(out[..e5.len()], e5);
+        assert_eq!(inbox.release(5, &mut out), Ok(Some(commit.len())));
+        assert_eq!(out[..commit.len()], commit);
+        // Joined: a full buffer is an error again, not an eviction.
+        assert_eq!(inbox.accept(&private(7, 1, 5), 6), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&private(8, 1, 6), 6), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&private(9, 1, 7), 6), Err(DeliveryError::BufferFull { slots: 2, bytes: 64 }));
+        let s = inbox.stats();
+        assert_eq!((s.buffered, s.released, s.overflowed, s.stale), (7, 2, 3, 1));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `delivery::Inbox` with real group messages, delivered out of order and
 //! twice as a QoS 1 broker may: a future-epoch application message waits for
 //! its Commit and then opens, duplicates and stale messages are dropped, a
-//! Commit from a device is refused; every member ends in one epoch.
+//! Commit from a device is refused; every member ends in one epoch. A device
+//! waiting for its Welcome keeps what the group says meanwhile and opens it
+//! once it joins.
 use mls_nostd::delivery::{DeliveryError, DeliveryStats, Inbox, Outgoing, Policy, Verdict};
 use mls_nostd::group::{DEPARTED_KEYS, ReceiveError};
 use mls_nostd::prelude::*;
@@ -22,16 +24,27 @@ fn app(g: &mut G, text: &[u8], rng: &mut impl rand_core::CryptoRng) -> Vec<u8> {
     g.protect_application_in_memory(text, b"", 0, rng, &mut ct).expect("protect").to_vec()
 }
 
-type SmallInbox = Inbox<4, 4096, 64>;
+type SmallInbox = Inbox<4, 16384, 64>;
 
 /// What a member does with a delivered message: the inbox sorts it; what is
 /// due is processed, then whatever the buffer releases.
 fn deliver(a: &mut G, inbox: &mut SmallInbox, opened: &mut Vec<Vec<u8>>, msg: &[u8]) -> Result<Verdict, DeliveryError> {
-    let now = 1_793_491_200;
     let v = inbox.accept(msg, a.epoch())?;
-    let mut queue = Vec::new();
     if matches!(v, Verdict::Process(_)) {
-        queue.push(msg.to_vec());
+        process_and_release(a, inbox, opened, Some(msg.to_vec()));
+    }
+    Ok(v)
+}
+
+/// Processes `first` (if any), then whatever the buffer releases.
+fn process_and_release(a: &mut G, inbox: &mut SmallInbox, opened: &mut Vec<Vec<u8>>, first: Option<Vec<u8>>) {
+    let now = 1_793_491_200;
+    let mut queue: Vec<Vec<u8>> = first.into_iter().collect();
+    let mut buf = [0u8; 4096];
+    if queue.is_empty()
+        && let Some(n) = inbox.release(a.epoch(), &mut buf).expect("release")
+    {
+        queue.push(buf[..n].to_vec());
     }
     while let Some(mut m) = queue.pop() {
         match a.process_message_in_memory(&mut m, &NoPsks, now).expect("the inbox lets through only what opens") {
@@ -39,12 +52,10 @@ fn deliver(a: &mut G, inbox: &mut SmallInbox, opened: &mut Vec<Vec<u8>>, msg: &[
             Received::Commit(_) => a.merge_staged_commit_in_memory().expect("merge"),
             Received::Proposal { .. } => {}
         }
-        let mut buf = [0u8; 4096];
         while let Some(n) = inbox.release(a.epoch(), &mut buf).expect("release") {
             queue.insert(0, buf[..n].to_vec());
         }
     }
-    Ok(v)
 }
 
 #[test]
@@ -113,7 +124,7 @@ fn reordered_and_repeated_messages_of_real_groups() {
     assert_eq!(opened.last().map(Vec::as_slice), Some(&b"epoch-1 from the gateway"[..]));
     // A device's Commit is refused before it reaches the group.
     assert_eq!(deliver(a, &mut inbox, &mut opened, &rogue), Err(DeliveryError::NotCommitter));
-    assert_eq!(inbox.stats(), DeliveryStats { processed: 4, buffered: 1, released: 1, duplicates: 3, stale: 0 });
+    assert_eq!(inbox.stats(), DeliveryStats { processed: 4, buffered: 1, released: 1, duplicates: 3, stale: 0, overflowed: 0 });
 
     // The gateway's next Commit (epoch 2 -> 3): an epoch-2 proposal after it is stale.
     let (c3, _) = commit(&mut gateway, &CommitOptions { force_path: true, wire_format: WireFormatPolicy::Public, ..CommitOptions::DEFAULT }, now, &mut rng);
@@ -133,6 +144,85 @@ fn reordered_and_repeated_messages_of_real_groups() {
     for (d, _) in &devices {
         assert_eq!((d.epoch(), d.epoch_authenticator()), (3, gateway.epoch_authenticator()));
     }
+}
+
+/// A device waiting for its Welcome hears the group before it can read it:
+/// the Commit that adds it, the other devices' data of the epoch it joins,
+/// the next Commit and data after it all come first (the gateway sends one
+/// Welcome per new device, each with the tree; the others already speak).
+/// The inbox keeps the newest epochs, drops (and counts) the oldest when
+/// full, and after the join gives back, in order, everything of the join
+/// epoch and after: the new device opens all of it and agrees.
+#[test]
+fn a_device_opens_what_came_before_its_welcome() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let now = 1_793_491_200;
+    let lifetime = Lifetime { not_before: now - 60, not_after: now + 86_400 };
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let (mut gateway, mut devices) = fleet(2, &mut rng);
+    let policy = Policy { committer: gateway.own_leaf().0 };
+    let gw_commit = |g: &mut G, adds: &[Proposal<'_>], rng: &mut _| {
+        let opts = CommitOptions { proposals: adds, force_path: true, wire_format: WireFormatPolicy::Public, ..CommitOptions::DEFAULT };
+        let out = commit(g, &opts, now, rng);
+        g.merge_staged_commit_in_memory().expect("merge");
+        out
+    };
+    let process = |d: &mut G, m: &[u8]| {
+        let mut m = m.to_vec();
+        assert!(matches!(d.process_message_in_memory(&mut m, &NoPsks, now), Ok(Received::Commit(_))));
+        d.merge_staged_commit_in_memory().expect("merge");
+    };
+
+    // The new device publishes its KeyPackage and waits.
+    let (key, _) = SignaturePrivateKey::generate(suite, &mut rng);
+    let mut buf = [0u8; 1024];
+    let (kp, keys) = KeyPackage::generate(&KeyPackageParams::new(suite, Credential::Basic { identity: b"dev-new" }, lifetime), &key, &mut rng, &mut buf)
+        .expect("KeyPackage");
+    let kp = kp.to_vec();
+    let mut new = Box::new(G::EMPTY);
+    let mut inbox: Box<SmallInbox> = Box::new(Inbox::new(policy));
+    inbox.await_welcome();
+
+    // What the group says meanwhile, in the order the new device hears it.
+    let mut heard = vec![app(&mut devices[0].0, b"epoch 1, before the add", &mut rng)];
+    let add = [Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).expect("kp") })];
+    let (c2, welcome) = gw_commit(&mut gateway, &add, &mut rng);
+    heard.push(c2.clone());
+    for (d, _) in devices.iter_mut() {
+        process(d, &c2);
+    }
+    heard.push(app(&mut devices[0].0, b"epoch 2 from dev-0", &mut rng));
+    heard.push(app(&mut devices[1].0, b"epoch 2 from dev-1", &mut rng));
+    let (c3, _) = gw_commit(&mut gateway, &[], &mut rng);
+    heard.push(c3.clone());
+    for (d, _) in devices.iter_mut() {
+        process(d, &c3);
+    }
+    heard.push(app(&mut devices[1].0, b"epoch 3 from dev-1", &mut rng));
+    // And a redelivery.
+    heard.push(heard[2].clone());
+
+    let mut opened = Vec::new();
+    let verdicts: Vec<_> = heard.iter().map(|m| deliver(&mut new, &mut inbox, &mut opened, m).expect("accepted")).collect();
+    // Four slots: the epoch-3 data and the Commit to epoch 3 push out the
+    // two oldest (the epoch-1 data, then the Commit that added us).
+    assert_eq!(verdicts, [Verdict::Buffered; 6].into_iter().chain([Verdict::Duplicate]).collect::<Vec<_>>());
+    assert_eq!((inbox.buffered(), inbox.stats().overflowed), (4, 2));
+    assert!(opened.is_empty());
+
+    // The Welcome: epoch 2. Everything of epoch 2 on comes out and opens.
+    let welcome = welcome.expect("a Welcome");
+    let mut wbuf = vec![0u8; welcome.len()];
+    new.join_in_memory(&welcome, &JoinParams::new(&kp, &keys, &key), &mut wbuf).expect("join");
+    assert_eq!(new.epoch(), 2);
+    inbox.joined_at(new.epoch());
+    process_and_release(&mut new, &mut inbox, &mut opened, None);
+    let texts: Vec<&[u8]> = opened.iter().map(Vec::as_slice).collect();
+    assert_eq!(texts, [&b"epoch 2 from dev-0"[..], b"epoch 2 from dev-1", b"epoch 3 from dev-1"]);
+    assert_eq!(inbox.buffered(), 0);
+    assert_eq!((new.epoch(), new.epoch_authenticator()), (3, gateway.epoch_authenticator()));
+    let s = inbox.stats();
+    assert_eq!((s.buffered, s.released, s.overflowed, s.duplicates, s.stale), (6, 4, 2, 1, 0));
 }
 
 /// A gateway and `n` devices `dev-<i>`, all joined at epoch 1; each device with its signer.

@@ -15,7 +15,7 @@ use mls_nostd::codec::Decode;
 use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use platform_std::fleet::broker::transport::Transport;
 use platform_std::fleet::broker::{self, MemberArgs, MemberResult};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -216,6 +216,37 @@ fn check_broker_saw_only_ciphertext(recorded: &[(String, Vec<u8>)], results: &[M
     claims.len()
 }
 
+/// Every device opened every other member's application message of every
+/// epoch from its last join to the end, those that came before its Welcome
+/// included (one broker: a member's message of an epoch reaches everyone
+/// before the Commit that ends the epoch, since the gateway waits for it).
+/// Returns how many (device, message) pairs it checked.
+fn check_devices_opened_everything(recorded: &[(String, Vec<u8>)], results: &[MemberResult], dirs: &[PathBuf]) -> usize {
+    // (epoch, sender, digest) of each application message the broker carried.
+    let mut sent = HashSet::new();
+    for (topic, payload) in recorded.iter().filter(|(t, _)| t.ends_with("/application")) {
+        let m = MlsMessage::decode_exact(payload).expect("an MLSMessage");
+        let MlsMessageBody::PrivateMessage(pm) = m.body else { panic!("{topic}: not a PrivateMessage") };
+        // The claim "<sender>/<epoch>/<counter>" is the authenticated data.
+        let claim = String::from_utf8_lossy(pm.authenticated_data).into_owned();
+        let sender = claim.split('/').next().expect("a sender").to_string();
+        let d = mls_nostd::delivery::digest(payload).iter().map(|b| format!("{b:02x}")).collect::<String>();
+        sent.insert((pm.epoch, sender, d));
+    }
+    let end = results[0].epoch;
+    let mut checked = 0;
+    for (r, dir) in results.iter().zip(dirs).skip(1) {
+        assert!(r.joined_epoch > 0, "{} never joined: {r:?}", r.name);
+        let seen = std::fs::read_to_string(dir.join("seen.log")).expect("seen.log");
+        let seen: HashSet<&str> = seen.lines().collect();
+        let due: Vec<_> = sent.iter().filter(|(e, s, _)| (r.joined_epoch..=end).contains(e) && *s != r.name).collect();
+        let missed: Vec<_> = due.iter().filter(|(_, _, d)| !seen.contains(d.as_str())).collect();
+        assert!(missed.is_empty(), "{} (joined at {}) missed {} of {}: {missed:?}; {r:?}", r.name, r.joined_epoch, missed.len(), due.len());
+        checked += due.len();
+    }
+    checked
+}
+
 fn results(dirs: &[PathBuf]) -> Vec<MemberResult> {
     dirs.iter().map(|d| MemberResult::read(d).unwrap_or_else(|e| panic!("{e}; stderr: {:?}", std::fs::read_to_string(d.join("stderr.log"))))).collect()
 }
@@ -261,7 +292,7 @@ fn fleet_agrees(name: &str, devices: usize, rounds: u64, extra: &[&str]) -> Vec<
     let joins = ds.iter().map(|d| d.joins).sum::<u64>();
     assert!((devices as u64 + 1..=devices as u64 + rounds - 1).contains(&joins), "{joins} joins");
     for (d, dir) in ds.iter().zip(&dirs[1..]) {
-        assert_eq!((d.core_refused, d.claim_repeats, d.refused_by_policy, d.buffer_full), (0, 0, 0, 0), "{d:?}");
+        assert_eq!((d.core_refused, d.claim_repeats, d.refused_by_policy, d.buffer_full, d.overflowed), (0, 0, 0, 0, 0), "{d:?}");
         assert!(d.app_sent >= 2 && d.app_received > 0, "{d:?}");
         // Its own log: a line per message processed (a thread writes it itself).
         let log = std::fs::read_to_string(dir.join("stdout.log")).expect("stdout.log");
@@ -273,6 +304,10 @@ fn fleet_agrees(name: &str, devices: usize, rounds: u64, extra: &[&str]) -> Vec<
     assert_eq!(g.app_received, ds.iter().map(|d| d.app_sent).sum::<u64>());
     let claims = check_broker_saw_only_ciphertext(&recorded, &r, &dirs);
     assert_eq!(claims as u64, g.app_received);
+    // Each device's messages from its join on: at least the rounds' worth
+    // from the other devices.
+    let checked = check_devices_opened_everything(&recorded, &r, &dirs);
+    assert!(checked >= devices * (devices - 1) * rounds as usize, "{checked} messages checked");
     r
 }
 

@@ -29,14 +29,19 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// Future-epoch slots per member, and bytes per slot (a Commit with a path
-/// for 1,024 leaves fits).
-pub const INBOX_SLOTS: usize = 16;
-/// Bytes per slot.
-pub const INBOX_SLOT_BYTES: usize = 32 * 1024;
+/// Messages of future epochs a member buffers: enough for a device whose
+/// Welcome comes after every other device of a 1,000-device fleet spoke in
+/// the epoch it joins (the gateway sends the Welcomes one by one, each with
+/// the tree), and four epochs of a 256-device fleet for a member behind.
+pub const INBOX_SLOTS: usize = 1024;
+/// Bytes they may take together (an application message is about 200
+/// bytes, a Commit with a path for 1,024 leaves under [`MAX_MESSAGE`]).
+pub const INBOX_BYTES: usize = 512 * 1024;
+/// The largest group message a member takes out of its buffer.
+const MAX_MESSAGE: usize = 32 * 1024;
 /// Digests of recent messages kept to recognise duplicates.
 pub const INBOX_SEEN: usize = 4096;
-type FleetInbox = Inbox<INBOX_SLOTS, INBOX_SLOT_BYTES, INBOX_SEEN>;
+type FleetInbox = Inbox<INBOX_SLOTS, INBOX_BYTES, INBOX_SEEN>;
 /// The gateway creates the group: its leaf is 0, the committer.
 const POLICY: Policy = Policy { committer: 0 };
 /// How long a member with nothing to do waits before it gives up, so that a
@@ -317,7 +322,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
     /// Processes buffered messages that became due.
     fn release(&mut self) -> Result<Vec<Outcome>, FleetError> {
         let mut out = Vec::new();
-        let mut buf = vec![0u8; INBOX_SLOT_BYTES];
+        let mut buf = vec![0u8; MAX_MESSAGE];
         while let Some(len) = self.inbox.release(self.group.epoch(), &mut buf).map_err(|e| err(&self.name, "release", e))? {
             let message = buf[..len].to_vec();
             out.push(self.process(&message)?);
@@ -331,6 +336,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
         self.result.stale += s.stale;
         self.result.buffered += s.buffered;
         self.result.released += s.released;
+        self.result.overflowed += s.overflowed;
     }
 
     fn finish(mut self) -> Result<MemberResult, FleetError> {
@@ -626,6 +632,7 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
                         m.result.joins += 1;
                         let epoch = m.group.epoch();
                         m.inbox.joined_at(epoch);
+                        m.result.joined_epoch = epoch;
                         speak(&mut m, true)?;
                         for o in m.release()? {
                             device_outcome(&mut m, o, &mut pending)?;
@@ -642,8 +649,12 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
                 device_outcome(&mut m, o, &mut pending)?;
             }
         } else {
-            // Waiting for a Welcome: keep what may be of the epoch we join.
-            let _ = m.inbox.accept(&p.payload, m.group.epoch());
+            // Waiting for a Welcome: the inbox keeps the newest epochs, the
+            // one we join among them, and counts what it drops.
+            if let Err(e) = m.inbox.accept(&p.payload, m.group.epoch()) {
+                m.result.refused_by_policy += 1;
+                err_line!("{}: {e}", m.name);
+            }
         }
         m.net.ack(&p)?;
     }
@@ -687,6 +698,7 @@ fn publish_key_package<const N: usize, const A: usize>(
     let (bytes, keys) =
         KeyPackage::generate(&params, &m.signer, &mut crate::os_rng(), &mut out).map_err(|e| err(&m.name, "KeyPackage", e))?;
     m.store.inner.save_pending(bytes, &keys, &m.signer, &mut m.record).map_err(|e| FleetError(e.to_string()))?;
+    m.inbox.await_welcome();
     let topic = m.topics.key_packages(&m.name);
     m.net.publish(&topic, bytes)?;
     Ok((bytes.to_vec(), keys))

@@ -21,7 +21,7 @@ pub mod log;
 mod member;
 pub mod transport;
 
-pub use member::{device_name, INBOX_SEEN, INBOX_SLOT_BYTES, INBOX_SLOTS};
+pub use member::{device_name, INBOX_BYTES, INBOX_SEEN, INBOX_SLOTS};
 
 use super::{ARENA_PER_LEAF, FleetError, MAX_DEVICES};
 use mls_nostd::crypto::CipherSuite;
@@ -111,6 +111,8 @@ pub struct MemberResult {
     pub restarted: bool,
     /// Joins from a Welcome.
     pub joins: u64,
+    /// The epoch of its last join from a Welcome (0: none in this process).
+    pub joined_epoch: u64,
     /// Rejoins asked for (removed, or too far behind).
     pub rejoins: u64,
     /// Commits made (gateway) or merged (device).
@@ -129,6 +131,8 @@ pub struct MemberResult {
     pub buffered: u64,
     /// Released from the buffer.
     pub released: u64,
+    /// Dropped while waiting for a Welcome with a full buffer.
+    pub overflowed: u64,
     /// Messages the core refused after the inbox let them through.
     pub core_refused: u64,
     /// Messages refused by the one-committer policy.
@@ -164,6 +168,7 @@ impl MemberResult {
             ("authenticator", self.authenticator.clone()),
             ("restarted", self.restarted.to_string()),
             ("joins", self.joins.to_string()),
+            ("joined_epoch", self.joined_epoch.to_string()),
             ("rejoins", self.rejoins.to_string()),
             ("commits", self.commits.to_string()),
             ("app_sent", self.app_sent.to_string()),
@@ -173,6 +178,7 @@ impl MemberResult {
             ("stale", self.stale.to_string()),
             ("buffered", self.buffered.to_string()),
             ("released", self.released.to_string()),
+            ("overflowed", self.overflowed.to_string()),
             ("core_refused", self.core_refused.to_string()),
             ("refused_by_policy", self.refused_by_policy.to_string()),
             ("buffer_full", self.buffer_full.to_string()),
@@ -208,6 +214,7 @@ impl MemberResult {
                 "authenticator" => r.authenticator = v.to_string(),
                 "restarted" => r.restarted = v == "true",
                 "joins" => r.joins = n()?,
+                "joined_epoch" => r.joined_epoch = n()?,
                 "rejoins" => r.rejoins = n()?,
                 "commits" => r.commits = n()?,
                 "app_sent" => r.app_sent = n()?,
@@ -217,6 +224,7 @@ impl MemberResult {
                 "stale" => r.stale = n()?,
                 "buffered" => r.buffered = n()?,
                 "released" => r.released = n()?,
+                "overflowed" => r.overflowed = n()?,
                 "core_refused" => r.core_refused = n()?,
                 "refused_by_policy" => r.refused_by_policy = n()?,
                 "buffer_full" => r.buffer_full = n()?,
@@ -287,11 +295,12 @@ impl std::fmt::Display for BrokerReport {
         )?;
         writeln!(
             f,
-            "inboxes: {} duplicates and {} stale messages dropped, {} buffered for a future epoch ({} released)",
+            "inboxes: {} duplicates and {} stale messages dropped, {} buffered for a future epoch ({} released), {} dropped by a full buffer while waiting for a Welcome",
             sum(|m| m.duplicates) + g.duplicates,
             sum(|m| m.stale) + g.stale,
             sum(|m| m.buffered) + g.buffered,
             sum(|m| m.released) + g.released,
+            sum(|m| m.overflowed) + g.overflowed,
         )?;
         let received: u64 = self.members.iter().map(|m| m.received).sum();
         let secs = self.run.as_secs_f64().max(1e-9);

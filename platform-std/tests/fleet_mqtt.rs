@@ -10,6 +10,8 @@
 //! - Faults: a device SIGKILLed mid-run and restarted from its state
 //!   directory, the broker stopped and restarted mid-run, the gateway and a
 //!   device publishing every message twice.
+//! - A stall: a connection whose PUBACKs never come (a proxy swallows them)
+//!   is made again, and the publish goes again and is acknowledged.
 #![cfg(feature = "fleet")]
 use mls_nostd::codec::Decode;
 use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
@@ -524,4 +526,95 @@ fn fleet_spans_two_bridged_brokers() {
     check_broker_saw_only_ciphertext(&recorded, &r, &dirs);
     drop(b);
     drop(a);
+}
+
+/// A TCP proxy in front of the broker that swallows every PUBACK the broker
+/// sends on the first connection through it, and passes everything on the
+/// later ones: the stall seen at 256 devices (publishes unacknowledged in
+/// the client with nothing on the wire), made on purpose.
+fn puback_swallowing_proxy(broker_port: u16) -> (u16, Arc<Mutex<u32>>) {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("proxy port");
+    let port = listener.local_addr().expect("addr").port();
+    let swallowed = Arc::new(Mutex::new(0u32));
+    let count = swallowed.clone();
+    std::thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { return };
+            let broker = TcpStream::connect(("127.0.0.1", broker_port)).expect("broker");
+            let (mut c_in, mut b_out) = (client.try_clone().expect("clone"), broker.try_clone().expect("clone"));
+            // Client to broker: as is.
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut b_out);
+                let _ = b_out.shutdown(Shutdown::Both);
+                let _ = c_in.shutdown(Shutdown::Both);
+            });
+            // Broker to client: packet by packet (fixed header, remaining
+            // length as a variable byte integer, MQTT 3.1.1 §2.2).
+            let (mut b_in, mut c_out, count) = (broker, client, count.clone());
+            std::thread::spawn(move || {
+                let mut read_packet = || -> Option<Vec<u8>> {
+                    let mut packet = vec![0u8; 1];
+                    b_in.read_exact(&mut packet).ok()?;
+                    let (mut len, mut shift) = (0usize, 0);
+                    loop {
+                        let mut b = [0u8; 1];
+                        b_in.read_exact(&mut b).ok()?;
+                        packet.push(b[0]);
+                        len |= usize::from(b[0] & 0x7f) << shift;
+                        shift += 7;
+                        if b[0] & 0x80 == 0 {
+                            break;
+                        }
+                    }
+                    let start = packet.len();
+                    packet.resize(start + len, 0);
+                    b_in.read_exact(&mut packet[start..]).ok()?;
+                    Some(packet)
+                };
+                while let Some(packet) = read_packet() {
+                    if n == 0 && packet[0] >> 4 == 4 {
+                        *count.lock().expect("lock") += 1;
+                        continue;
+                    }
+                    if c_out.write_all(&packet).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_out.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    (port, swallowed)
+}
+
+#[test]
+fn a_connection_whose_pubacks_never_come_is_made_again() {
+    let tmp = TempDir::new("stall");
+    let broker = Broker::start(&tmp.0);
+    let (proxy, swallowed) = puback_swallowing_proxy(broker.port);
+    let topic = "mls/stall/application".to_string();
+    let mut reader = Transport::connect("127.0.0.1", broker.port, "stall-reader", std::slice::from_ref(&topic), false).expect("reader");
+    let mut writer = Transport::connect("127.0.0.1", proxy, "stall-writer", &[], false).expect("writer through the proxy");
+    writer.set_stall_limit(Duration::from_secs(1));
+    writer.publish(&topic, b"one").expect("publish");
+    // The broker has it and acknowledges it, but the PUBACK never arrives:
+    // without `unstall` this waits until the timeout and fails.
+    let started = Instant::now();
+    writer.flush_and_close(Duration::from_secs(20)).expect("acknowledged after a reconnect");
+    assert!(started.elapsed() >= Duration::from_secs(1), "acknowledged before the stall limit: {:?}", started.elapsed());
+    assert!(*swallowed.lock().expect("lock") >= 1, "the proxy swallowed no PUBACK");
+    // Sent again on the new connection: the reader gets it once or twice
+    // (QoS 1), never not at all.
+    let mut copies = 0;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Some(p) = reader.next(Duration::from_millis(200)) {
+            assert_eq!(&p.payload[..], b"one");
+            copies += 1;
+            reader.ack(&p).expect("ack");
+        }
+    }
+    assert!((1..=2).contains(&copies), "{copies} copies");
 }

@@ -68,6 +68,8 @@ pub struct Transport {
     acked: u64,
     /// The last PUBACK, or the first publish after none were outstanding.
     progress_at: Instant,
+    /// How long publishes may wait for a PUBACK before `unstall`.
+    stall: Duration,
     /// Bytes of payload published.
     pub bytes_out: u64,
     /// Connections made (1 + reconnections).
@@ -101,7 +103,7 @@ impl Transport {
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)
             .set_inflight(100);
         let (client, connection) = Client::new(options, 10_000);
-        let mut t = Self { client, connection, duplicate, published: 0, acked: 0, progress_at: Instant::now(), bytes_out: 0, connects: 0, early: Default::default() };
+        let mut t = Self { client, connection, duplicate, published: 0, acked: 0, progress_at: Instant::now(), stall: STALL, bytes_out: 0, connects: 0, early: Default::default() };
         for topic in topics {
             t.client.subscribe(topic.as_str(), QoS::AtLeastOnce).map_err(|e| mqtt("subscribe", e))?;
         }
@@ -155,6 +157,12 @@ impl Transport {
         }
     }
 
+    /// How long publishes may wait for a PUBACK before the connection is
+    /// made again (30 s unless set; a test shortens it).
+    pub fn set_stall_limit(&mut self, limit: Duration) {
+        self.stall = limit;
+    }
+
     /// Drops the connection when publishes have waited `STALL` for a PUBACK.
     /// Seen with 256 member processes on 2 cores (Mosquitto 2.0.11, rumqttc
     /// 0.25): a few of the gateway's 256 Welcomes of a join stayed
@@ -166,8 +174,8 @@ impl Transport {
     /// acknowledged. A copy the broker already had is delivered twice
     /// (QoS 1), which inboxes drop as duplicates.
     fn unstall(&mut self) {
-        if self.published > self.acked && self.progress_at.elapsed() > STALL {
-            out!("connection: {} publishes unacknowledged for {} s, reconnecting", self.published - self.acked, STALL.as_secs());
+        if self.published > self.acked && self.progress_at.elapsed() > self.stall {
+            out!("connection: {} publishes unacknowledged for {:?}, reconnecting", self.published - self.acked, self.stall);
             self.connection.eventloop.clean();
             self.progress_at = Instant::now();
         }

@@ -35,10 +35,11 @@ use std::time::{Duration, Instant};
 /// the tree), and four epochs of a 256-device fleet for a member behind.
 pub const INBOX_SLOTS: usize = 1024;
 /// Bytes they may take together (an application message is about 200
-/// bytes, a Commit with a path for 1,024 leaves under [`MAX_MESSAGE`]).
+/// bytes, a Commit with a path for 1,024 leaves under 32 KiB).
 pub const INBOX_BYTES: usize = 512 * 1024;
-/// The largest group message a member takes out of its buffer.
-const MAX_MESSAGE: usize = 32 * 1024;
+/// The buffer a member takes messages out of its inbox with (grown for a
+/// larger one: a Commit that adds hundreds of devices).
+const RELEASE_BUFFER: usize = 32 * 1024;
 /// Digests of recent messages kept to recognise duplicates.
 pub const INBOX_SEEN: usize = 4096;
 type FleetInbox = Inbox<INBOX_SLOTS, INBOX_BYTES, INBOX_SEEN>;
@@ -322,8 +323,18 @@ impl<const N: usize, const A: usize> Member<N, A> {
     /// Processes buffered messages that became due.
     fn release(&mut self) -> Result<Vec<Outcome>, FleetError> {
         let mut out = Vec::new();
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        while let Some(len) = self.inbox.release(self.group.epoch(), &mut buf).map_err(|e| err(&self.name, "release", e))? {
+        let mut buf = vec![0u8; RELEASE_BUFFER];
+        loop {
+            let len = match self.inbox.release(self.group.epoch(), &mut buf) {
+                Ok(Some(len)) => len,
+                Ok(None) => break,
+                // A larger message (a Commit adding hundreds): room for it, and again.
+                Err(DeliveryError::OutputTooSmall { needed }) => {
+                    buf.resize(needed, 0);
+                    continue;
+                }
+                Err(e) => return Err(err(&self.name, "release", e)),
+            };
             let message = buf[..len].to_vec();
             out.push(self.process(&message)?);
         }

@@ -319,12 +319,9 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
     /// What was buffered before is of a group the member left: dropped as
     /// stale.
     pub fn await_welcome(&mut self) {
-        for i in 0..SLOTS {
-            if self.slots.get(i).is_some_and(|s| s.used) {
-                self.take(i);
-                self.stats.stale += 1;
-            }
-        }
+        self.stats.stale += self.buffered() as u64;
+        self.slots = [Slot::EMPTY; SLOTS];
+        self.used_bytes = 0;
         self.waiting = true;
     }
 
@@ -404,8 +401,9 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
                     // Waiting for a Welcome: the lowest epoch goes first (of
                     // those, the earliest to arrive), never for an epoch as
                     // high as the message's.
-                    let lowest = (0..SLOTS)
-                        .filter_map(|i| self.slots.get(i).filter(|s| s.used).map(|s| (s.epoch, s.arrival, i)))
+                    let lowest = (self.slots.iter().enumerate())
+                        .filter(|(_, s)| s.used)
+                        .map(|(i, s)| (s.epoch, s.arrival, i))
                         .min()
                         .filter(|&(epoch, _, _)| epoch < envelope.epoch);
                     self.stats.overflowed += 1;

@@ -22,8 +22,8 @@
 #
 # --footprint (CI: test.sh runs `boards/measure.sh --footprint 8`) skips the
 # primitives firmware and the instruction tables, and checks each capacity
-# against its budget in footprint-budget.txt: it fails if flash, ram or stack
-# is over budget, if fewer checks passed than the budget's count, or if the
+# against its budget in footprint-budget.txt: it fails if flash, ram, stack
+# or the Group::EMPTY image is over budget, if fewer checks passed than the budget's count, or if the
 # capacity has no budget. In every mode a failed firmware check fails it.
 #
 # --suite S picks the cipher suites the firmware holds (issue #15): 3 (the
@@ -162,16 +162,16 @@ def verdict():
         for n, line in enumerate(lines, 1):
             f = line.split("#", 1)[0].split()
             if not f: continue
-            if len(f) != 3 or f[1] not in ("flash", "ram", "stack", "checks") or not f[2].isdigit():
-                sys.exit(f"FAIL: {budget_file}:{n}: expected `cap-N flash|ram|stack|checks NUMBER`, got: {line.strip()}")
+            if len(f) != 3 or f[1] not in ("flash", "ram", "stack", "empty", "checks") or not f[2].isdigit():
+                sys.exit(f"FAIL: {budget_file}:{n}: expected `cap-N flash|ram|stack|empty|checks NUMBER`, got: {line.strip()}")
             budget[(f[0], f[1])] = int(f[2])
         for cap in caps:
             x, key = mem[cap], f"cap-{cap}"
-            missing = [q for q in ("flash", "ram", "stack", "checks") if (key, q) not in budget]
+            missing = [q for q in ("flash", "ram", "stack", "empty", "checks") if (key, q) not in budget]
             if missing:
                 bad.append(f"FAIL budget {key}: no budget for {', '.join(missing)} in boards/{budget_file}")
                 continue
-            for q, have in (("flash", x["member_flash"]), ("ram", x["ram"]), ("stack", x["stack"])):
+            for q, have in (("flash", x["member_flash"]), ("ram", x["ram"]), ("stack", x["stack"]), ("empty", x["empty"])):
                 limit = budget[(key, q)]
                 line = f"{key}: {q} {have} bytes, budget {limit} ({have - limit:+d})"
                 if have > limit: bad.append("FAIL budget " + line + ": over budget (boards/footprint-budget.txt)")

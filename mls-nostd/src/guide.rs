@@ -4,7 +4,8 @@
 //! room for `N` leaves, `ARENA` bytes of leaf encodings, `K` out-of-order
 //! message keys and `P` bytes of pending proposals. Keep groups in `static`s
 //! (or, on a host, in a `Box`) starting from [`Group::EMPTY`](crate::group::Group::EMPTY),
-//! so their state is never built on the stack. Randomness, time (`now`, in
+//! so their state is never built on the stack; it is all zero bytes, so a
+//! `static` group lands in `.bss` and costs no flash. Randomness, time (`now`, in
 //! seconds since the Unix epoch) and PSKs are passed in; messages are written
 //! into buffers you provide.
 //!

@@ -46,5 +46,6 @@ pub mod secret_tree;
 pub mod store;
 pub mod transcript;
 pub mod tree_math;
+mod zero_option;
 
 pub use capacity::Capacity;

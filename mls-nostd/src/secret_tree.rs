@@ -16,6 +16,7 @@ use crate::crypto::labeled::{derive_tree_secret, expand_with_label, expand_with_
 use crate::capacity::Capacity;
 use crate::crypto::{AEAD_NONCE_LEN, CipherSuite, CryptoError, Secret};
 use crate::tree_math::{self, LeafIndex, NodeIndex};
+use core::num::NonZeroU8;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Why a secret-tree key could not be produced.
@@ -75,6 +76,26 @@ pub enum RatchetKind {
     Handshake,
     /// Application data.
     Application,
+}
+
+impl RatchetKind {
+    /// As a [`SkippedKey`] keeps it: 1 handshake, 2 application (a store
+    /// record keeps this minus 1, [`Self::from_u8`]'s byte).
+    pub(crate) const fn to_nonzero(self) -> NonZeroU8 {
+        match self {
+            Self::Handshake => NonZeroU8::MIN,
+            Self::Application => NonZeroU8::MIN.saturating_add(1),
+        }
+    }
+
+    /// The kind of byte `b` (0 handshake, 1 application), if it is one.
+    pub(crate) const fn from_u8(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(Self::Handshake),
+            1 => Some(Self::Application),
+            _ => None,
+        }
+    }
 }
 
 /// Limits of the receiving side (the sender side has none).
@@ -153,8 +174,12 @@ pub enum LeafSecrets {
 pub struct SkippedKey {
     #[zeroize(skip)]
     pub(crate) leaf: u32,
+    /// [`RatchetKind::to_nonzero`]. Its one invalid value, 0, is where an
+    /// `Option<SkippedKey>` keeps its `None`, so an empty slot is all zero
+    /// bytes and needs no tag of its own (a `RatchetKind` field would keep
+    /// `None` as its unused value 2, and an empty tree would not be zero).
     #[zeroize(skip)]
-    pub(crate) kind: RatchetKind,
+    pub(crate) kind: NonZeroU8,
     /// Insertion order, to evict the oldest.
     #[zeroize(skip)]
     pub(crate) seq: u64,
@@ -320,7 +345,7 @@ impl SecretTreeMeta {
             let i = slots
                 .skipped
                 .iter()
-                .position(|s| matches!(s, Some(k) if k.leaf == leaf.0 && k.kind == kind && k.key.generation == generation))
+                .position(|s| matches!(s, Some(k) if k.leaf == leaf.0 && k.kind == kind.to_nonzero() && k.key.generation == generation))
                 .ok_or(SecretTreeError::KeyConsumed)?;
             if let Some(s) = slots.skipped.get_mut(i) {
                 *s = None;
@@ -362,7 +387,7 @@ impl SecretTreeMeta {
         });
         if let Some(i) = slot {
             if let Some(s) = pool.get_mut(i) {
-                *s = Some(SkippedKey { leaf: leaf.0, kind, seq, key });
+                *s = Some(SkippedKey { leaf: leaf.0, kind: kind.to_nonzero(), seq, key });
             }
             if let Some(d) = dirty.get_mut(i) {
                 *d = true;
@@ -443,7 +468,7 @@ fn split_secret(suite: CipherSuite, secret: &Secret) -> Result<(Secret, Secret),
 fn find_skipped(pool: &[Option<SkippedKey>], leaf: LeafIndex, kind: RatchetKind, generation: u32) -> Option<&SkippedKey> {
     pool.iter()
         .flatten()
-        .find(|k| k.leaf == leaf.0 && k.kind == kind && k.key.generation == generation)
+        .find(|k| k.leaf == leaf.0 && k.kind == kind.to_nonzero() && k.key.generation == generation)
 }
 
 fn leaf_slot(leaf: LeafIndex) -> Result<usize, SecretTreeError> {

@@ -19,7 +19,8 @@ use super::signature::{Signature, SignaturePrivateKey, SignaturePublicKey};
 /// interior mutability (a critical-section mutex on firmware).
 pub trait Signer: Clone {
     /// A signer that holds no key: it fills empty group slots
-    /// ([`crate::group::Group::EMPTY`]), and signing with it fails.
+    /// ([`crate::group::Group::EMPTY`]), and signing with it fails. Make it
+    /// all zero bytes, so that an empty group is too (and costs no flash).
     const NONE: Self;
 
     /// The public key, as it appears in LeafNodes and KeyPackages.

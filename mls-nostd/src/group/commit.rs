@@ -263,8 +263,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     ) -> Result<(), CommitError> {
         let suite = self.state.suite;
         let me = self.state.private.leaf;
-        let max_lifetime = self.config.max_lifetime;
-        let identity = self.config.identity;
+        let config = self.config();
+        let (max_lifetime, identity) = (config.max_lifetime, config.identity);
         let group_id = self.state.group_id.as_slice();
         let extensions = crate::extensions::Extensions::from_body(self.state.extensions.as_slice())?;
         let own = super::process::OwnResumptionPsks { state: &self.state, history: &self.resumption_psks, inner: psks };
@@ -564,7 +564,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         };
 
         // Validate and apply, staged in the tree (§12.2, §12.3).
-        let Self { tree, proposals, state, staged, config, staged_reinit, staged_info, resumption_psks, .. } = self;
+        let config = self.config();
+        let Self { tree, proposals, state, staged, staged_reinit, staged_info, resumption_psks, .. } = self;
         // Our own group's resumption PSKs resolve as they do for the receivers.
         let own_psks = super::process::OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let mut new = tree.slices();
@@ -643,7 +644,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         };
         let Self { tree, proposals, state, staged, signer, secret_tree, staged_info, .. } = self;
         let mut new = tree.slices();
-        let Some(Staged::Epoch(next)) = staged else { return Err(CommitError::CommitPending.into()) };
+        let Some(Staged::Epoch(next)) = staged.as_mut() else { return Err(CommitError::CommitPending.into()) };
         let mut summary = applied.summary;
         let extensions = Extensions::from_body(next.extensions.as_slice())?;
 

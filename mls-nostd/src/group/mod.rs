@@ -39,6 +39,7 @@ use crate::ratchet_tree::tree::TreeError;
 use crate::crypto::signature::SignaturePrivateKey;
 use crate::crypto::{CipherSuite, CryptoError, HashValue};
 use crate::group_context::GroupContext;
+use crate::zero_option::{ZeroOption, Zeroed};
 use crate::identity::IdentityProvider;
 use crate::key_schedule::EpochSecrets;
 use crate::ratchet_tree::tree::{RatchetTree, TreeSlices, TreeView};
@@ -174,14 +175,18 @@ impl PrevEpoch {
     /// The previous-epoch slot `prev`, filled with an empty record if it was
     /// none, to be overwritten in place (its own frame: the record is 2.4 KB).
     #[inline(never)]
-    pub(crate) fn slot(prev: &mut Option<PrevEpoch>) -> &mut PrevEpoch {
-        prev.get_or_insert_with(|| PrevEpoch {
-            epoch: 0,
-            sender_data_secret: crate::crypto::Secret::EMPTY,
-            group_context: OwnedBytes::EMPTY,
-            departed: Departed::EMPTY,
-        })
+    pub(crate) fn slot(prev: &mut ZeroOption<PrevEpoch>) -> &mut PrevEpoch {
+        prev.get_or_insert_empty()
     }
+}
+
+impl Zeroed for PrevEpoch {
+    const EMPTY: Self = PrevEpoch {
+        epoch: 0,
+        sender_data_secret: crate::crypto::Secret::EMPTY,
+        group_context: OwnedBytes::EMPTY,
+        departed: Departed::EMPTY,
+    };
 }
 
 /// What is kept of the previous epoch to read its late application messages.
@@ -308,13 +313,17 @@ impl Staged {
     /// frame. Never inlined, so that any temporary of the assignment stays
     /// out of the caller's frame. (None cannot happen.)
     #[inline(never)]
-    pub(crate) fn begin_epoch(slot: &mut Option<Staged>) -> Option<&mut EpochState> {
-        *slot = Some(Staged::Epoch(EpochState::EMPTY));
-        match slot {
-            Some(Staged::Epoch(next)) => Some(next),
-            _ => None,
+    pub(crate) fn begin_epoch(slot: &mut ZeroOption<Staged>) -> Option<&mut EpochState> {
+        match slot.insert_empty() {
+            Staged::Epoch(next) => Some(next),
+            Staged::Removed => None,
         }
     }
+}
+
+impl Zeroed for Staged {
+    /// An empty next epoch (its bytes are `EpochState::EMPTY`'s: zero).
+    const EMPTY: Self = Staged::Epoch(EpochState::EMPTY);
 }
 
 /// What a staged Commit does, kept beside it for [`StagedCommit`].
@@ -469,7 +478,10 @@ const _: () = {
 pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer = SignaturePrivateKey> {
     pub(crate) state: EpochState,
     pub(crate) signer: Sig,
-    pub(crate) removed: bool,
+    /// We are a member of the group in this slot: false while the slot is
+    /// empty and after we were removed (false, not a `removed: true`, so
+    /// that [`Group::EMPTY`] is all zero bytes).
+    pub(crate) member: bool,
     /// The ReInit committed in this group, with the epoch it began (§11.2).
     pub(crate) reinit: Option<(u64, ReInitParams)>,
     pub(crate) staged_reinit: Option<ReInitParams>,
@@ -482,10 +494,12 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
     pub(crate) secret_tree: SecretTree<N, K>,
     /// The previous epoch's secret tree and keys (application messages only).
     pub(crate) prev_secret_tree: SecretTree<N, K>,
-    pub(crate) prev: Option<PrevEpoch>,
+    pub(crate) prev: ZeroOption<PrevEpoch>,
     pub(crate) proposals: ProposalStore<P>,
-    pub(crate) staged: Option<Staged>,
-    pub(crate) config: GroupConfig,
+    pub(crate) staged: ZeroOption<Staged>,
+    /// What the application configured (none while the slot is empty:
+    /// [`GroupConfig::DEFAULT`] holds a reference, never zero bytes).
+    pub(crate) config: Option<GroupConfig>,
     /// Resumption PSKs of past epochs, newest last (§8.6).
     pub(crate) resumption_psks: [Option<(u64, crate::crypto::Secret)>; RESUMPTION_PSK_HISTORY],
 }
@@ -493,10 +507,17 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// A group slot with no group yet (create or join fills it), usable in
     /// `static` items so that no group state is ever built on the stack.
+    ///
+    /// All zero bytes (with a `Sig` whose `NONE` is; [`SignaturePrivateKey`]'s
+    /// is): a writable `static` holding it lands in `.bss` and costs no
+    /// flash (issue #14; the test `empty_group` and the firmware's footprint
+    /// budget check it). Hence `member` rather than `removed`, the
+    /// configuration as an `Option`, and `ZeroOption` where an `Option`
+    /// would keep its `None` in a niche.
     pub const EMPTY: Self = Self {
         state: EpochState::EMPTY,
         signer: Sig::NONE,
-        removed: true,
+        member: false,
         reinit: None,
         staged_reinit: None,
         staged_info: StagedInfo::EMPTY,
@@ -504,16 +525,22 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         tree: RatchetTree::EMPTY,
         secret_tree: SecretTree::EMPTY,
         prev_secret_tree: SecretTree::EMPTY,
-        prev: None,
+        prev: ZeroOption::NONE,
         proposals: ProposalStore::EMPTY,
-        staged: None,
-        config: GroupConfig::DEFAULT,
+        staged: ZeroOption::NONE,
+        config: None,
         resumption_psks: [const { None }; RESUMPTION_PSK_HISTORY],
     };
 
+    /// What the application configured at create or join (the defaults
+    /// while the slot is empty).
+    pub(crate) fn config(&self) -> GroupConfig {
+        self.config.unwrap_or(GroupConfig::DEFAULT)
+    }
+
     /// The resumption PSK of this group at `epoch`, if still kept (§8.6).
     pub fn resumption_psk(&self, epoch: u64) -> Option<&[u8]> {
-        if epoch == self.state.epoch && !self.removed {
+        if epoch == self.state.epoch && self.member {
             return Some(self.state.secrets.resumption_psk.as_bytes());
         }
         self.resumption_psks.iter().flatten().find(|(e, _)| *e == epoch).map(|(_, s)| s.as_bytes())
@@ -522,7 +549,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// True until the group is created or joined, after we were removed, and
     /// after a ReInit was committed (§11.2: the group must not be used).
     pub fn is_inactive(&self) -> bool {
-        self.removed || self.reinit.is_some()
+        !self.member || self.reinit.is_some()
     }
 
     /// The ReInit this group ended with (§11.2): new group ID, version,
@@ -613,17 +640,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// Makes the staged commit the current epoch (§12.4.2, last step). On
     /// an error nothing changed: the commit is still staged.
     pub fn merge_staged_commit_in_memory(&mut self) -> Result<(), GroupError> {
-        match &self.staged {
+        match self.staged.as_ref() {
             None => return Err(GroupError::NothingStaged),
             Some(Staged::Removed) => {
                 // Delete what is ours; late messages of the epoch are lost.
                 self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
-                self.staged = None;
+                self.staged.clear();
                 self.staged_info = StagedInfo::EMPTY;
-                self.removed = true;
+                self.member = false;
                 self.secret_tree.clear();
                 self.prev_secret_tree.clear();
-                self.prev = None;
+                self.prev.clear();
                 self.state.secrets = EpochSecrets::EMPTY;
                 self.state.private = TreeKemPrivate::EMPTY;
                 self.proposals.clear();
@@ -646,9 +673,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let new_leaves = self.tree.slices().n_leaves();
         // The tree of two epochs ago is the one replaced; its reset checks
         // the size before it deletes anything.
-        let Some(Staged::Epoch(staged)) = &self.staged else { return Err(GroupError::NothingStaged) };
+        let Some(Staged::Epoch(staged)) = self.staged.as_ref() else { return Err(GroupError::NothingStaged) };
         self.prev_secret_tree
-            .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, self.config.secret_tree)
+            .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, self.config().secret_tree)
             .map_err(GroupError::SecretTree)?;
         let departed = Departed::of_stage(&self.tree.slices());
         self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
@@ -663,7 +690,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             && self.state.group_context(self.state.tree_hash.as_bytes(), &mut prev.group_context.0).is_ok();
         if !written {
             // Cannot happen (measured above); late messages are then refused.
-            self.prev = None;
+            self.prev.clear();
         }
         // Keep this epoch's resumption PSK; the oldest kept one is deleted.
         self.resumption_psks.rotate_left(1);
@@ -672,10 +699,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
         // The staged epoch becomes current in place (swapped, not moved
         // through the stack); the old one is dropped (zeroized) with `staged`.
-        if let Some(Staged::Epoch(next)) = &mut self.staged {
+        if let Some(Staged::Epoch(next)) = self.staged.as_mut() {
             core::mem::swap(&mut self.state, next);
         }
-        self.staged = None;
+        self.staged.clear();
         self.proposals.clear();
         self.reinit = self.staged_reinit.take().map(|r| (self.state.epoch, r));
         // Proposals of the ended epoch are gone, ours included.
@@ -709,12 +736,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
 
     fn finish_install(&mut self, signer: &Sig, config: GroupConfig) {
         self.signer = signer.clone();
-        self.config = config;
+        self.config = Some(config);
         self.proposals.clear();
-        self.staged = None;
-        self.prev = None;
+        self.staged.clear();
+        self.prev.clear();
         self.prev_secret_tree.clear();
-        self.removed = false;
+        self.member = true;
         self.reinit = None;
         self.staged_reinit = None;
         self.staged_info = StagedInfo::EMPTY;
@@ -740,7 +767,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// Empties the staging fields (a Commit's next epoch is built in them
     /// in place, and they are emptied again if that fails).
     pub(crate) fn clear_staging(&mut self) {
-        self.staged = None;
+        self.staged.clear();
         self.staged_reinit = None;
         self.staged_info = StagedInfo::EMPTY;
     }

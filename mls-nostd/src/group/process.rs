@@ -637,13 +637,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let Self { tree, state, staged, staged_reinit, staged_info, pending_update_key, .. } = self;
         if summary.removes_us {
             // Removed: nothing of the next epoch is ours to derive.
-            *staged = Some(super::Staged::Removed);
+            staged.set(super::Staged::Removed);
             *staged_reinit = None;
             staged_info.summary = summary;
             staged_info.external_removed = applied.external_removed;
             return Ok(summary);
         }
-        let Some(super::Staged::Epoch(next)) = staged else { return Err(CommitError::CommitPending) };
+        let Some(super::Staged::Epoch(next)) = staged.as_mut() else { return Err(CommitError::CommitPending) };
         let mut new = tree.slices();
         let added = &applied.added;
         let extensions = Extensions::from_body(next.extensions.as_slice())?;
@@ -725,7 +725,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         now: u64,
     ) -> Result<(Applied<N>, LeafIndex), CommitError> {
         let own_leaf = self.state.private.leaf;
-        let config = self.config;
+        let config = self.config();
         let Self { tree, proposals, state, staged, resumption_psks, staged_reinit, staged_info, .. } = self;
         let own_psks = OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own_psks;

@@ -285,10 +285,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
                     let mut w = Writer::new(buf);
                     w.write_bytes(&tag)?;
                     w.write_u32(e.leaf)?;
-                    w.write_u8(match e.kind {
-                        RatchetKind::Handshake => 0,
-                        RatchetKind::Application => 1,
-                    })?;
+                    w.write_u8(e.kind.get().wrapping_sub(1))?;
                     w.write_u64(e.seq)?;
                     w.write_u32(e.key.generation)?;
                     write_secret(&mut w, &e.key.key)?;
@@ -483,11 +480,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
                 continue;
             }
             let leaf = r.read_u32()?;
-            let kind = match r.read_u8()? {
-                0 => RatchetKind::Handshake,
-                1 => RatchetKind::Application,
-                _ => return Err(StoreError::Corrupt),
-            };
+            let kind = RatchetKind::from_u8(r.read_u8()?).ok_or(StoreError::Corrupt)?.to_nonzero();
             let seq = r.read_u64()?;
             let generation = r.read_u32()?;
             let key = read_secret(&mut r)?;

@@ -401,8 +401,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             return Err(StoreError::Invalid(CodecError::InvalidValue));
         };
         let (current, prev) = self.ratchet_banks();
-        let (suite, config) = (self.state.suite, self.config.secret_tree);
-        let required = !self.removed;
+        let (suite, config) = (self.state.suite, self.config().secret_tree);
+        let required = self.member;
         self.secret_tree.load_records(storage, slot, current, suite, cur_leaves, config, cur_tag, required, buf)?;
         self.prev_secret_tree.load_records(storage, slot, prev, suite, prev_leaves, config, prev_tag, false, buf)?;
         checks.ratchets_seen = true;
@@ -412,7 +412,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     fn save_epoch(&mut self, out: &mut dyn ItemSink) -> Result<(), StoreError> {
         let tree_hash = self.state.tree_hash;
         let n_leaves = self.tree.old().n_leaves();
-        let (state, signer, removed, config) = (&self.state, &self.signer, self.removed, self.config);
+        let (state, signer, removed, config) = (&self.state, &self.signer, !self.member, self.config());
         out.item(&|w| {
             w.write_u8(T_HEADER)?;
             write_state(w, state, false)?;
@@ -433,7 +433,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 write_reinit(w, p)
             })?;
         }
-        if let Some(prev) = &self.prev {
+        if let Some(prev) = self.prev.as_ref() {
             out.item(&|w| {
                 w.write_u8(T_PREV)?;
                 w.write_u64(prev.epoch)?;
@@ -481,7 +481,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             w.write_u8(T_STAGED_INFO)?;
             write_staged_info(w, info)
         })?;
-        let state = match &self.staged {
+        let state = match self.staged.as_ref() {
             None => return Ok(()),
             Some(Staged::Removed) => {
                 out.item(&|w| w.write_u8(T_STAGED_REMOVED))?;
@@ -515,7 +515,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.state.private = TreeKemPrivate::EMPTY;
         self.state.epoch = 0;
         self.signer = Sig::NONE;
-        self.removed = true;
+        self.member = false;
         self.reinit = None;
         self.staged_reinit = None;
         self.staged_info = crate::group::StagedInfo::EMPTY;
@@ -523,9 +523,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.tree.slices().clear(CipherSuite::PLACEHOLDER);
         self.secret_tree.clear();
         self.prev_secret_tree.clear();
-        self.prev = None;
+        self.prev.clear();
         self.proposals.clear();
-        self.staged = None;
+        self.staged.clear();
         self.resumption_psks = [const { None }; crate::group::RESUMPTION_PSK_HISTORY];
     }
 
@@ -554,12 +554,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 self.set_tree_size(self.state.suite, n_leaves)?;
                 self.state.tree_hash = tree_hash;
                 self.signer = signer;
-                self.removed = removed;
-                self.config = GroupConfig {
+                self.member = !removed;
+                self.config = Some(GroupConfig {
                     secret_tree: SecretTreeConfig { max_forward_distance },
                     max_lifetime,
                     identity,
-                };
+                });
                 checks.tree_hash = Some(tree_hash);
                 checks.header_seen = true;
             }
@@ -609,7 +609,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             }
             (Part::Staged, T_STAGED_REMOVED) => {
                 self.begin_restoring_stage(checks)?;
-                self.staged = Some(Staged::Removed);
+                self.staged.set(Staged::Removed);
             }
             (Part::Staged, T_STAGED_INFO) => {
                 read_staged_info_into(&mut r, &mut self.staged_info)?;
@@ -625,7 +625,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 self.begin_restoring_stage(checks)?;
                 checks.staged_tree_hash = Some(tree_hash);
             }
-            (Part::Staged, T_EXTENSIONS) => match &mut self.staged {
+            (Part::Staged, T_EXTENSIONS) => match self.staged.as_mut() {
                 Some(Staged::Epoch(s)) => s.extensions.set(r.remaining())?,
                 _ => return Err(bad),
             },
@@ -697,7 +697,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// saved, unmerged lists are consistent, the parts were all there.
     pub(crate) fn restore_finish(&mut self, checks: &RestoreChecks) -> Result<(), StoreError> {
         let bad = StoreError::Invalid(CodecError::InvalidValue);
-        if !checks.header_seen || (!checks.ratchets_seen && !self.removed) {
+        if !checks.header_seen || (!checks.ratchets_seen && self.member) {
             return Err(bad);
         }
         // Resumption PSKs: oldest first in the file, newest last in the ring.
@@ -714,7 +714,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
         // Our leaf must hold our key (the tree and the private state agree).
         let me = self.state.private.leaf;
-        if !self.removed {
+        if self.member {
             let pk = self.state.private.leaf_key.public_key(self.state.suite);
             let ok = self.tree.old().encryption_key(me).is_some_and(|k| k == pk.as_bytes());
             if !ok {

@@ -325,17 +325,25 @@ fn corrupted_records_are_typed_errors() {
     s.0.insert(head_key, head);
     let mut g = Box::new(G::EMPTY);
     assert_eq!(g.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err(), StoreError::WrongVersion(9));
-    // A store of format version 1 (the secret trees in one blob, before
-    // issue #14) is refused, not misread.
+    // A store of format version 2 (the ratchet tree in the epoch part,
+    // before its nodes were records of their own, issue #14) is refused,
+    // not misread; so is version 1 (the secret trees in one blob).
     let mut head = storage.0[&head_key].clone();
     head[4] = 1;
     let digest = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519.hash(&[&head[..body_len]]);
     head[body_len..].copy_from_slice(digest.as_bytes());
     let mut s = storage.clone();
     s.0.insert(head_key, head);
+    assert_eq!(g.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err(), StoreError::WrongVersion(1));
+    let mut head = storage.0[&head_key].clone();
+    head[4] = 2;
+    let digest = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519.hash(&[&head[..body_len]]);
+    head[body_len..].copy_from_slice(digest.as_bytes());
+    let mut s = storage.clone();
+    s.0.insert(head_key, head);
     let err = g.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err();
-    assert_eq!(err, StoreError::WrongVersion(1));
-    assert_eq!(err.to_string(), "stored state has format version 1; this build reads version 2");
+    assert_eq!(err, StoreError::WrongVersion(2));
+    assert_eq!(err.to_string(), "stored state has format version 2; this build reads version 3");
     // Nothing stored at all.
     assert_eq!(g.load(&mut MapStorage::default(), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err(), StoreError::NotFound);
     println!("{} records, {cases} damaged variants refused ({tree_records_missing_ok} missing tree records loaded)", keys.len());

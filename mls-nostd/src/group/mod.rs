@@ -718,9 +718,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     }
 
     /// Marks the nodes the staged Commit changed, for the store: a changed
-    /// leaf's ancestors too, whose records list their unmerged leaves. (A
-    /// mark too many costs a record written; the tree hash checked at load
-    /// catches one too few.)
+    /// leaf's ancestors too, whose records list their unmerged leaves (the
+    /// stage lists those whose unmerged count changed already; this keeps a
+    /// parent's record from lagging its leaves whatever the stage logs). A
+    /// mark too many costs at most a record written; one too few would fail
+    /// the tree hash check at load (seen: the store tests fail with no marks).
     fn mark_staged_nodes(&mut self) {
         let t = self.tree.slices();
         let n_leaves = t.n_leaves();

@@ -147,8 +147,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             self.save_ratchets(storage, slot, Some(HeadPhase::Before), buf)?;
         }
         // The ratchet tree's changed nodes, before the epoch part lists them.
+        // A group that the Commit just merged removed has no secret trees
+        // left to name the slot, but its tree marks are this slot's.
         if parts.has(Part::Epoch) {
-            self.save_tree_records(storage, slot, foreign, old.as_ref(), buf)?;
+            let tree_foreign = old.is_none() || (foreign && self.member);
+            self.save_tree_records(storage, slot, tree_foreign, old.as_ref(), buf)?;
         }
         for part in Part::BANKED {
             if !parts.has(part) {

@@ -155,7 +155,15 @@ fn write_private(w: &mut Writer<'_>, p: &TreeKemPrivate) -> Result<(), CodecErro
 /// Reads our private tree keys into `p`, in place (2.5 KB).
 fn read_private_into(r: &mut Reader<'_>, suite: CipherSuite, p: &mut TreeKemPrivate) -> Result<(), CodecError> {
     let leaf = LeafIndex(r.read_u32()?);
-    p.reset(leaf, read_hpke_key(r, suite)?);
+    // A removed member has deleted its keys (its state is stored all the
+    // same); restore_finish refuses a member whose leaf lacks its key.
+    let key = r.read_opaque()?;
+    let leaf_key = if key.is_empty() {
+        HpkePrivateKey::ZERO
+    } else {
+        HpkePrivateKey::from_slice(suite, key).map_err(|_| CodecError::InvalidValue)?
+    };
+    p.reset(leaf, leaf_key);
     for _ in 0..r.read_u8()? {
         let node = NodeIndex(r.read_u32()?);
         if node.leaf().is_some() {
@@ -696,8 +704,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if checks.stage_begun {
             // The staged tree; for a Commit that removes us, nothing to check it against.
             self.check_restored_tree(checks.staged_tree_hash.as_ref())?;
-        } else {
+        } else if self.member {
             self.check_restored_tree(checks.tree_hash.as_ref())?;
+        } else {
+            // Removed: the tree is the one the Commit that removed us made,
+            // the state the epoch we left (nothing of it is used again).
+            self.check_restored_tree(None)?;
         }
         // Our leaf must hold our key (the tree and the private state agree).
         let me = self.state.private.leaf;

@@ -2,7 +2,8 @@
 //! group; sending and receiving persist before they return; a replay after
 //! a reload is refused; an own commit survives a reload and merges; a join
 //! consumes its KeyPackage at the commit point; corrupted records are typed
-//! errors that leave the group empty.
+//! errors that leave the group empty; a removed member reloads as an
+//! inactive group.
 use mls_nostd::codec::Decode;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
@@ -325,17 +326,25 @@ fn corrupted_records_are_typed_errors() {
     s.0.insert(head_key, head);
     let mut g = Box::new(G::EMPTY);
     assert_eq!(g.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err(), StoreError::WrongVersion(9));
-    // A store of format version 1 (the secret trees in one blob, before
-    // issue #14) is refused, not misread.
+    // A store of format version 2 (the ratchet tree in the epoch part,
+    // before its nodes were records of their own, issue #14) is refused,
+    // not misread; so is version 1 (the secret trees in one blob).
     let mut head = storage.0[&head_key].clone();
     head[4] = 1;
     let digest = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519.hash(&[&head[..body_len]]);
     head[body_len..].copy_from_slice(digest.as_bytes());
     let mut s = storage.clone();
     s.0.insert(head_key, head);
+    assert_eq!(g.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err(), StoreError::WrongVersion(1));
+    let mut head = storage.0[&head_key].clone();
+    head[4] = 2;
+    let digest = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519.hash(&[&head[..body_len]]);
+    head[body_len..].copy_from_slice(digest.as_bytes());
+    let mut s = storage.clone();
+    s.0.insert(head_key, head);
     let err = g.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err();
-    assert_eq!(err, StoreError::WrongVersion(1));
-    assert_eq!(err.to_string(), "stored state has format version 1; this build reads version 2");
+    assert_eq!(err, StoreError::WrongVersion(2));
+    assert_eq!(err.to_string(), "stored state has format version 2; this build reads version 3");
     // Nothing stored at all.
     assert_eq!(g.load(&mut MapStorage::default(), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err(), StoreError::NotFound);
     println!("{} records, {cases} damaged variants refused ({tree_records_missing_ok} missing tree records loaded)", keys.len());
@@ -434,4 +443,32 @@ fn stored_process_message_reads_external_psks_from_the_store() {
     }
     bob.group.stored(&mut *bob_store, SLOT, &mut b).merge_staged_commit().unwrap();
     agree(&[&alice, &bob]);
+}
+
+/// A member removed by a Commit saves its end without rewriting the tree:
+/// its secret trees are gone (so they no longer name the slot), but the tree
+/// records it keeps are this slot's (issue #14: nodes the Commit did not
+/// change keep their records). It then loads as an inactive group.
+#[test]
+fn a_removed_member_keeps_its_unchanged_tree_records() {
+    use mls_nostd::messages::proposal::Remove;
+    let (mut alice, mut bob, mut carol) = group_of(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
+    let mut storage = MapStorage::default();
+    bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    // Carol's leaf record (ratchet-tree node records are kinds 9 and 10).
+    let carol_leaf = carol.group.own_leaf().0 * 2;
+    let record_of = |s: &MapStorage, x: u32| -> Vec<(RecordKey, Vec<u8>)> {
+        s.0.iter().filter(|(k, _)| matches!(k.to_be_bytes(), [9 | 10, SLOT, ..]) && *k & 0xFFFF == x).map(|(k, v)| (*k, v.clone())).collect()
+    };
+    let before = record_of(&storage, carol_leaf);
+    assert_eq!(before.len(), 1, "carol's leaf is one record");
+    let remove = Proposal::Remove(Remove { removed: bob.group.own_leaf().0 });
+    let (commit, _) = alice.commit(&[remove], true, WireFormatPolicy::Public);
+    receive_durable(&mut bob, &mut storage, &commit).unwrap();
+    carol.receive_commit(&commit);
+    assert!(bob.group.is_inactive());
+    assert_eq!(record_of(&storage, carol_leaf), before, "an unchanged node was rewritten");
+    reload(&mut bob, &mut storage);
+    assert!(bob.group.is_inactive());
+    agree(&[&alice, &carol]);
 }

@@ -40,6 +40,7 @@ use crate::crypto::signature::SignaturePrivateKey;
 use crate::crypto::{CipherSuite, CryptoError, HashValue};
 use crate::group_context::GroupContext;
 use crate::zero_option::{ZeroOption, Zeroed};
+use crate::ratchet_tree::marks::NodeMarks;
 use crate::identity::IdentityProvider;
 use crate::key_schedule::EpochSecrets;
 use crate::ratchet_tree::tree::{RatchetTree, TreeSlices, TreeView};
@@ -491,6 +492,9 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
     pub(crate) pending_update_key: Option<crate::crypto::hpke::HpkePrivateKey>,
     /// The ratchet tree; a staged Commit's changes are in it, undoably.
     pub(crate) tree: RatchetTree<N, ARENA>,
+    /// What the store holds of the tree and what changed since (the
+    /// store's; merging a Commit marks the nodes it changed).
+    pub(crate) tree_marks: NodeMarks<N>,
     pub(crate) secret_tree: SecretTree<N, K>,
     /// The previous epoch's secret tree and keys (application messages only).
     pub(crate) prev_secret_tree: SecretTree<N, K>,
@@ -523,6 +527,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         staged_info: StagedInfo::EMPTY,
         pending_update_key: None,
         tree: RatchetTree::EMPTY,
+        tree_marks: NodeMarks::EMPTY,
         secret_tree: SecretTree::EMPTY,
         prev_secret_tree: SecretTree::EMPTY,
         prev: ZeroOption::NONE,
@@ -644,6 +649,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             None => return Err(GroupError::NothingStaged),
             Some(Staged::Removed) => {
                 // Delete what is ours; late messages of the epoch are lost.
+                self.mark_staged_nodes();
                 self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
                 self.staged.clear();
                 self.staged_info = StagedInfo::EMPTY;
@@ -678,6 +684,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, self.config().secret_tree)
             .map_err(GroupError::SecretTree)?;
         let departed = Departed::of_stage(&self.tree.slices());
+        self.mark_staged_nodes();
         self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
         // Nothing fails from here.
         self.staged_info = StagedInfo::EMPTY;
@@ -710,6 +717,24 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         Ok(())
     }
 
+    /// Marks the nodes the staged Commit changed, for the store: a changed
+    /// leaf's ancestors too, whose records list their unmerged leaves (the
+    /// stage lists those whose unmerged count changed already; this keeps a
+    /// parent's record from lagging its leaves whatever the stage logs). A
+    /// mark too many costs at most a record written; one too few would fail
+    /// the tree hash check at load (seen: the store tests fail with no marks).
+    fn mark_staged_nodes(&mut self) {
+        let t = self.tree.slices();
+        let n_leaves = t.n_leaves();
+        for x in t.staged_nodes() {
+            if x.is_leaf() {
+                self.tree_marks.mark_changed_with_ancestors(x, n_leaves);
+            } else {
+                self.tree_marks.mark_changed(x);
+            }
+        }
+    }
+
     /// Makes `state`, with the tree already in place, this slot's group
     /// (after create or join); everything of a previous group is deleted.
     pub(crate) fn install(
@@ -737,6 +762,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     fn finish_install(&mut self, signer: &Sig, config: GroupConfig) {
         self.signer = signer.clone();
         self.config = Some(config);
+        self.tree_marks.mark_all_changed();
         self.proposals.clear();
         self.staged.clear();
         self.prev.clear();

@@ -7,3 +7,4 @@ pub mod hashes;
 pub mod validate;
 pub mod treekem;
 pub mod update_path;
+pub(crate) mod marks;

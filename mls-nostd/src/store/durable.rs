@@ -76,9 +76,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// banks are removed. The staged part is always written when it changed
     /// (a commit staged or dropped since the last save).
     ///
-    /// The secret trees are not banked: their nodes are records of their
-    /// own, written only when they changed (`store::ratchets`). `Parts::RATCHETS`
-    /// alone (an application message) writes those records and no head. With
+    /// The ratchet tree's nodes are not banked: each is a record of its
+    /// own, and a save writes those a merged Commit changed, in the version
+    /// the committed table does not name, before the head
+    /// (`store::tree_records`). Nor are the secret trees: their nodes are
+    /// records of their own, written only when they changed
+    /// (`store::ratchets`). `Parts::RATCHETS` alone (an application
+    /// message) writes the secret trees' records and no head. With
     /// a head, a new epoch's tree and our own leaf's ratchets are written
     /// before it and the other senders' after it, so a cut at any point
     /// loads either the old epoch or the new one, and never a key used
@@ -120,7 +124,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // trees (a fresh store, another group) gets all of them.
         let tags = [self.secret_tree.meta.tag, self.prev_secret_tree.meta.tag];
         let stored = head.tree_tags()[0];
-        if old.is_none() || (stored != tags[0] && stored != tags[1]) {
+        let foreign = old.is_none() || (stored != tags[0] && stored != tags[1]);
+        if foreign {
             parts = Parts::ALL;
             self.secret_tree.mark_all_unsaved();
             self.prev_secret_tree.mark_all_unsaved();
@@ -141,6 +146,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if parts.has(Part::Ratchets) {
             self.save_ratchets(storage, slot, Some(HeadPhase::Before), buf)?;
         }
+        // The ratchet tree's changed nodes, before the epoch part lists them.
+        // A group that the Commit just merged removed has no secret trees
+        // left to name the slot, but its tree marks are this slot's.
+        if parts.has(Part::Epoch) {
+            let tree_foreign = old.is_none() || (foreign && self.member);
+            self.save_tree_records(storage, slot, tree_foreign, old.as_ref(), buf)?;
+        }
         for part in Part::BANKED {
             if !parts.has(part) {
                 continue;
@@ -160,6 +172,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         head.consumed = consumed;
         head.set_tree_tags(tags);
         head.write(storage, slot)?;
+        if parts.has(Part::Epoch) {
+            self.commit_tree_records(storage, slot)?;
+        }
         if parts.has(Part::Ratchets) {
             self.save_ratchets(storage, slot, Some(HeadPhase::After), buf)?;
         }
@@ -212,6 +227,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             for_each_item(storage, slot, part, &info, buf, &mut |item| {
                 self.restore_item(part, item, &mut checks, identity)
             })?;
+            if part == Part::Epoch {
+                self.load_tree_records(storage, slot, buf)?;
+            }
         }
         self.load_ratchets(storage, slot, &mut checks, buf)?;
         self.restore_finish(&checks)

@@ -6,9 +6,13 @@
 //! operation atomic:
 //!
 //! - A group's state is three *blobs* ([`Part`]): the epoch (secrets, our
-//!   private keys, the public tree, transcript hashes, context), the pending
-//!   proposals and a staged commit. Each blob is a run of records in one of
-//!   two *banks*.
+//!   private keys, the table of the public tree's nodes, transcript hashes,
+//!   context), the pending proposals and a staged commit. Each blob is a run
+//!   of records in one of two *banks*.
+//! - The public tree's nodes are records of their own, each in one of two
+//!   versions (`store/tree_records.rs`): a save writes the nodes that changed
+//!   into the version the committed table does not name, so a Commit rewrites
+//!   a path, not the tree.
 //! - A save writes the changed blobs into their spare banks, then one *head*
 //!   record naming, for each part, its bank, record count and SHA-256. The
 //!   head write is the commit point: before it the old state is intact, after
@@ -45,6 +49,7 @@ mod ram;
 pub(crate) mod ratchets;
 mod records;
 mod snapshot;
+mod tree_records;
 
 pub use ram::RamStorage;
 pub use records::{Head, MAX_RECORD_LEN, PartInfo};
@@ -231,6 +236,8 @@ pub(crate) const KIND_PSK: u8 = 4;
 pub(crate) const KIND_TREE_NODE: u8 = 5;
 /// Secret-tree pool entries and index chunks of banks 0 and 1 (7, 8).
 pub(crate) const KIND_TREE_AUX: u8 = 7;
+/// Ratchet-tree node records of versions 0 and 1 (9, 10; [`tree_records`]).
+pub(crate) const KIND_RTREE_NODE: u8 = 9;
 
 /// The key of a group slot's head record.
 pub const fn head_key(slot: u8) -> RecordKey {

@@ -18,8 +18,9 @@ pub const MAX_RECORD_LEN: usize = 3072;
 const HEAD_MAGIC: [u8; 4] = *b"MLSh";
 /// The format version written; others are refused with `WrongVersion`.
 /// Version 2 (issue #14): the secret trees are stored node by node outside
-/// the banks ([`super::ratchets`]); a version-1 store is refused, not misread.
-pub(crate) const FORMAT_VERSION: u8 = 2;
+/// the banks ([`super::ratchets`]). Version 3: the ratchet tree too
+/// ([`super::tree_records`]); an older store is refused, not misread.
+pub(crate) const FORMAT_VERSION: u8 = 3;
 // Integrity of records (against corruption, not an attacker who can write
 // flash): SHA-256, whatever the group's suite.
 const HASH_LEN: usize = 32;

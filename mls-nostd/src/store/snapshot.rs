@@ -5,7 +5,8 @@
 //! credential policy (a function, given again at load). Hash caches are
 //! recomputed. The epoch part names the secret trees ([`T_TREES`]); their
 //! records are written and read by [`Group::save_ratchets`] and
-//! [`Group::load_ratchets`].
+//! [`Group::load_ratchets`]. The ratchet tree's nodes are records of their
+//! own too ([`super::tree_records`]); the epoch part holds their table.
 
 use super::{ItemSink, Part, StoreError};
 use crate::crypto::signer::Signer;
@@ -27,7 +28,7 @@ const T_EXTENSIONS: u8 = 2;
 const T_REINIT: u8 = 3;
 const T_PREV: u8 = 4;
 const T_RESUMPTION_PSK: u8 = 5;
-const T_NODE: u8 = 6;
+// 6 was a tree node in the epoch part (format versions 1 and 2).
 const T_STAGED_REMOVED: u8 = 7;
 const T_STAGED_HEADER: u8 = 8;
 const T_STAGED_REINIT: u8 = 9;
@@ -40,6 +41,9 @@ const T_STAGED_NODE: u8 = 14;
 const T_PREV_DEPARTED: u8 = 15;
 /// The secret trees' sizes and tags (the epoch's, the previous epoch's).
 const T_TREES: u8 = 16;
+/// Which ratchet-tree nodes are stored, under which version
+/// ([`super::tree_records`]).
+pub(crate) const T_TREE_TABLE: u8 = 17;
 
 /// Proposal-store bytes per item.
 const PROPOSAL_CHUNK: usize = 2048;
@@ -151,7 +155,15 @@ fn write_private(w: &mut Writer<'_>, p: &TreeKemPrivate) -> Result<(), CodecErro
 /// Reads our private tree keys into `p`, in place (2.5 KB).
 fn read_private_into(r: &mut Reader<'_>, suite: CipherSuite, p: &mut TreeKemPrivate) -> Result<(), CodecError> {
     let leaf = LeafIndex(r.read_u32()?);
-    p.reset(leaf, read_hpke_key(r, suite)?);
+    // A removed member has deleted its keys (its state is stored all the
+    // same); restore_finish refuses a member whose leaf lacks its key.
+    let key = r.read_opaque()?;
+    let leaf_key = if key.is_empty() {
+        HpkePrivateKey::ZERO
+    } else {
+        HpkePrivateKey::from_slice(suite, key).map_err(|_| CodecError::InvalidValue)?
+    };
+    p.reset(leaf, leaf_key);
     for _ in 0..r.read_u8()? {
         let node = NodeIndex(r.read_u32()?);
         if node.leaf().is_some() {
@@ -207,23 +219,6 @@ fn read_reinit(r: &mut Reader<'_>) -> Result<ReInitParams, CodecError> {
     })
 }
 
-/// Writes the non-blank nodes of the tree before a staged Commit (the
-/// current epoch's), one item each.
-fn save_tree(t: &TreeSlices<'_>, out: &mut dyn ItemSink) -> Result<(), StoreError> {
-    let width = crate::tree_math::node_width(t.old().n_leaves()).unwrap_or(0);
-    for x in (0..width).map(NodeIndex) {
-        if !t.write_node(x, true, &mut Writer::counter())? {
-            continue;
-        }
-        out.item(&|w| {
-            w.write_u8(T_NODE)?;
-            w.write_u32(x.0)?;
-            t.write_node(x, true, w).map(|_| ())
-        })?;
-    }
-    Ok(())
-}
-
 /// Writes what a staged Commit changed in the tree: the new size, then each
 /// changed node as it is now (blank or not; a leaf with its unmerged bits).
 fn save_staged_tree(t: &TreeSlices<'_>, out: &mut dyn ItemSink) -> Result<(), StoreError> {
@@ -254,10 +249,9 @@ fn save_staged_tree(t: &TreeSlices<'_>, out: &mut dyn ItemSink) -> Result<(), St
     Ok(())
 }
 
-fn restore_node(t: &mut TreeSlices<'_>, r: &mut Reader<'_>) -> Result<(), StoreError> {
+/// Node `x` of the epoch's tree from its record ([`super::tree_records`]).
+pub(crate) fn restore_node(t: &mut TreeSlices<'_>, x: NodeIndex, bytes: &[u8]) -> Result<(), StoreError> {
     use crate::codec::Decode;
-    let x = NodeIndex(r.read_u32()?);
-    let bytes = r.remaining();
     let width = crate::tree_math::node_width(t.n_leaves()).unwrap_or(0);
     if x.0 >= width {
         return Err(StoreError::Invalid(CodecError::InvalidValue));
@@ -469,7 +463,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 write_secret(w, psk)
             })?;
         }
-        save_tree(&self.tree.slices(), out)
+        self.write_tree_table(out, T_TREE_TABLE)
     }
 
     fn save_staged(&mut self, out: &mut dyn ItemSink) -> Result<(), StoreError> {
@@ -521,6 +515,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.staged_info = crate::group::StagedInfo::EMPTY;
         self.pending_update_key = None;
         self.tree.slices().clear(CipherSuite::PLACEHOLDER);
+        self.tree_marks.clear();
         self.secret_tree.clear();
         self.prev_secret_tree.clear();
         self.prev.clear();
@@ -598,7 +593,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                     .ok_or(StoreError::CapacityExceeded(Capacity::ResumptionPsks))?;
                 *slot = Some((epoch, psk));
             }
-            (Part::Epoch, T_NODE) => restore_node(&mut self.tree.slices(), &mut r)?,
+            (Part::Epoch, T_TREE_TABLE) => Self::read_tree_table(&mut self.tree_marks, &mut r, true)?,
             (Part::Proposals, T_UPDATE_KEY) => {
                 self.pending_update_key = Some(HpkePrivateKey::from_slice(self.state.suite, r.remaining()).map_err(|_| bad)?);
             }
@@ -709,8 +704,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if checks.stage_begun {
             // The staged tree; for a Commit that removes us, nothing to check it against.
             self.check_restored_tree(checks.staged_tree_hash.as_ref())?;
-        } else {
+        } else if self.member {
             self.check_restored_tree(checks.tree_hash.as_ref())?;
+        } else {
+            // Removed: the tree is the one the Commit that removed us made,
+            // the state the epoch we left (nothing of it is used again).
+            self.check_restored_tree(None)?;
         }
         // Our leaf must hold our key (the tree and the private state agree).
         let me = self.state.private.leaf;

@@ -5,6 +5,22 @@
 //! This module is at the bottom of the layers (the codec uses it): it names
 //! capacities, it does not depend on the modules that define them.
 
+/// A capacity from an environment variable read at compile time (`value`,
+/// from `option_env!`), else `default`. Evaluated in `const` items only: a
+/// value that is not a decimal number fails the build, naming the rule.
+pub(crate) const fn from_build_env(value: Option<&str>, default: usize) -> usize {
+    let Some(s) = value else { return default };
+    let mut rest = s.as_bytes();
+    assert!(!rest.is_empty(), "an MLS_NOSTD_* capacity is empty: give a decimal number of bytes");
+    let mut n: usize = 0;
+    while let [d, tail @ ..] = rest {
+        assert!(d.is_ascii_digit(), "an MLS_NOSTD_* capacity is not a decimal number of bytes");
+        n = n * 10 + (*d - b'0') as usize;
+        rest = tail;
+    }
+    n
+}
+
 /// Which fixed capacity an operation needed more of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -83,5 +99,18 @@ impl core::fmt::Display for Capacity {
             Self::ExternalPsks => f.write_str("external PSKs (MAX_EXTERNAL_PSKS)"),
             Self::PskLen => f.write_str("PSK ID or secret length (MAX_PSK_ID_LEN)"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_build_env;
+
+    #[test]
+    fn a_capacity_from_the_build_environment() {
+        assert_eq!(from_build_env(None, 2048), 2048);
+        assert_eq!(from_build_env(Some("256"), 2048), 256);
+        assert_eq!(from_build_env(Some("0"), 7), 0);
+        assert_eq!(from_build_env(Some("1048576"), 7), 1 << 20);
     }
 }

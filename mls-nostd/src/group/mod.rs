@@ -49,10 +49,19 @@ use crate::secret_tree::{SecretTree, SecretTreeConfig, SecretTreeError};
 use crate::tree_math::LeafIndex;
 use proposal_store::ProposalStore;
 
-/// Longest group ID a group may have.
-pub const MAX_GROUP_ID_LEN: usize = 128;
-/// Most bytes the GroupContext extensions may take.
-pub const MAX_GROUP_EXTENSIONS_LEN: usize = 2048;
+/// Longest group ID a group may have: 128 bytes, or the value of the
+/// environment variable `MLS_NOSTD_MAX_GROUP_ID_LEN` when the crate is
+/// compiled (a firmware sets it in its `.cargo/config.toml` `[env]`). Every
+/// group holds room for it several times (current, staged and previous
+/// epoch, a ReInit), so a device that knows its groups' IDs lowers it.
+pub const MAX_GROUP_ID_LEN: usize = crate::capacity::from_build_env(option_env!("MLS_NOSTD_MAX_GROUP_ID_LEN"), 128);
+/// Most bytes the GroupContext extensions may take: 2,048, or the value of
+/// `MLS_NOSTD_MAX_GROUP_EXTENSIONS_LEN` when the crate is compiled. A group
+/// holds room for them five times (current and staged epoch, the previous
+/// epoch's GroupContext, a ReInit committed and one staged) and a Commit
+/// two more on the stack, so a device lowers it to what its groups use.
+pub const MAX_GROUP_EXTENSIONS_LEN: usize =
+    crate::capacity::from_build_env(option_env!("MLS_NOSTD_MAX_GROUP_EXTENSIONS_LEN"), 2048);
 /// How many past epochs' resumption PSKs a group keeps (§8.6), besides the
 /// current epoch's.
 pub const RESUMPTION_PSK_HISTORY: usize = 8;

@@ -46,8 +46,8 @@ fn node_key(slot: u8, bits: u8, x: NodeIndex) -> Result<RecordKey, StoreError> {
     Ok(u32::from_be_bytes([KIND_RTREE_NODE + u8::from(bits & VERSION != 0), slot, a, b]))
 }
 
-/// Nodes per table item (2 bits each, 2 KiB).
-pub(crate) const TABLE_CHUNK_NODES: usize = 8192;
+/// Nodes per table item (2 bits each: 128 bytes, built on the stack).
+const TABLE_CHUNK_NODES: usize = 512;
 
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Node `x` of the epoch's tree (before a staged Commit) is not blank.
@@ -127,15 +127,21 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             self.tree_marks.clear();
             if let Some(old) = old {
                 let info = *old.part(Part::Epoch);
-                if verify(storage, slot, Part::Epoch, &info, buf).is_ok() {
-                    let marks = &mut self.tree_marks;
+                // What the slot's committed table names is kept until our
+                // head replaces it. An unreadable one names nothing we can
+                // keep: the slot's state is lost already.
+                let marks = &mut self.tree_marks;
+                let read = verify(storage, slot, Part::Epoch, &info, buf).and_then(|()| {
                     for_each_item(storage, slot, Part::Epoch, &info, buf, &mut |item| {
                         let mut r = crate::codec::Reader::new(item);
                         if r.read_u8()? == super::snapshot::T_TREE_TABLE {
                             Self::read_tree_table(marks, &mut r, false)?;
                         }
                         Ok(())
-                    })?;
+                    })
+                });
+                if read.is_err() {
+                    self.tree_marks.clear();
                 }
             }
             self.tree_marks.mark_all_changed();

@@ -240,7 +240,16 @@ pub fn sign<'o, 'c>(
         if content_end > out.len() {
             return Err(ProtectionError::BufferTooSmall { needed: content_end });
         }
-        out.copy_within(content_start + shift..content_end, content_start);
+        // Moved down by `shift`, byte by byte (`copy_within` has a panic
+        // path the compiler cannot rule out here).
+        let region = out.get_mut(content_start..content_end).ok_or(INCONSISTENT)?;
+        for i in shift..region.len() {
+            if let Some(b) = region.get(i).copied()
+                && let Some(d) = region.get_mut(i - shift)
+            {
+                *d = b;
+            }
+        }
     }
     Ok(SignedPrivateMessage {
         out,

@@ -541,7 +541,7 @@ impl<'s> TreeSlices<'s> {
         let top = self.arena.len().checked_sub(undo).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
         let start = top.checked_sub(len).filter(|s| *s >= used).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
         let entry = self.arena.get_mut(start..top).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        let (head, body) = entry.split_at_mut(5);
+        let (head, body) = entry.split_at_mut_checked(5).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
         head.iter_mut().zip(core::iter::once(tag).chain(node.to_be_bytes())).for_each(|(d, s)| *d = s);
         write(body);
         self.meta.undo_len = self.meta.undo_len.saturating_add(len as u32);

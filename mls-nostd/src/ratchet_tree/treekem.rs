@@ -425,7 +425,7 @@ impl TreeSlices<'_> {
         // The leaf stays at the start; the jobs go at the end.
         let short = CodecError::BufferTooSmall { needed: leaf_len.saturating_add(jobs_len) };
         let jobs_start = out.len().checked_sub(jobs_len).filter(|s| *s >= leaf_len).ok_or(short)?;
-        let (head, jobs) = out.split_at_mut(jobs_start);
+        let (head, jobs) = out.split_at_mut_checked(jobs_start).ok_or(short)?;
         let mut j = 0usize;
         for (i, (_, copath)) in fdp.iter().enumerate() {
             let ps = secret_of(i)?;
@@ -434,8 +434,8 @@ impl TreeSlices<'_> {
             }
             let mut fill = |r: NodeIndex| {
                 let Some(chunk) = jobs.get_mut(j * job..(j + 1) * job) else { return };
-                let (pk, rest) = chunk.split_at_mut(suite.kem().public_len());
-                let (ikm, pt) = rest.split_at_mut(nh);
+                let Some((pk, rest)) = chunk.split_at_mut_checked(suite.kem().public_len()) else { return };
+                let Some((ikm, pt)) = rest.split_at_mut_checked(nh) else { return };
                 // Keys in the tree have the suite's length (set_leaf, set_parent).
                 if let Some(key) = self.encryption_key(r) {
                     pk.iter_mut().zip(key).for_each(|(d, s)| *d = *s);

@@ -143,7 +143,10 @@ impl<S: Storage, const M: usize> PskStore for StoredPsks<'_, S, M> {
                 Some(_) => {}
                 None => {
                     let entry = self.read(psk_id)?;
-                    return cell.get_or_init(|| entry).1.as_bytes().into();
+                    // `set`, not `get_or_init`: no reentrancy check (a
+                    // panic path) for a cell only this loop fills.
+                    let _ = cell.set(entry);
+                    return cell.get().map(|(_, secret)| secret.as_bytes());
                 }
             }
         }

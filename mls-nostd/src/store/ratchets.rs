@@ -82,7 +82,7 @@ fn width_and_chunks(n_leaves: u32) -> (usize, usize) {
 /// Appends the check to the `len` bytes of `buf` and writes them as `key`.
 fn write_sealed<S: Storage>(storage: &mut S, key: RecordKey, buf: &mut [u8], len: usize) -> Result<(), StoreError> {
     let total = len + CHECK_LEN;
-    let (body, rest) = buf.split_at_mut(len);
+    let (body, rest) = buf.split_at_mut_checked(len).ok_or(StoreError::BufferTooSmall { needed: total })?;
     let check = crate::crypto::sha256(&[body]);
     rest.get_mut(..CHECK_LEN)
         .ok_or(StoreError::BufferTooSmall { needed: total })?

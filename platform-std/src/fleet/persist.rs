@@ -25,7 +25,7 @@
 //!
 //! The fleet's members use the core's durable operations (persist before
 //! emit), so each member's directory follows every operation; after every
-//! round [`StateDir::save_member`] saves each member once more in full (a
+//! round [`MemberStore::save_group`] saves each member once more in full (a
 //! checkpoint that does not depend on which operations were durable) and
 //! measures its bytes, then [`StateDir::save_progress`] commits the round.
 //!
@@ -230,6 +230,17 @@ impl MemberStore {
 
     fn fail(&self, what: &'static str) -> impl Fn(StoreError) -> PersistError + '_ {
         move |error| PersistError::Member { name: self.name.clone(), what, error }
+    }
+
+    /// Saves the member's group in full (a checkpoint after a round);
+    /// returns the bytes the member takes on disk.
+    pub fn save_group<const N: usize, const ARENA: usize>(
+        &mut self,
+        group: &mut FleetGroup<N, ARENA>,
+        buf: &mut RecordBuffer,
+    ) -> Result<u64, PersistError> {
+        group.save(&mut self.storage, GROUP_SLOT, Parts::ALL, buf).map_err(self.fail("saving its group"))?;
+        self.bytes_used()
     }
 
     /// Bytes of all the member's records.
@@ -462,18 +473,6 @@ impl StateDir {
             .storage(name)
             .map_err(|e| PersistError::Unusable { path: self.root.clone(), reason: e.to_string() })?;
         Ok(MemberStore { name: name.to_string(), storage })
-    }
-
-    /// Saves `member`'s group in full (a checkpoint after a round); returns
-    /// the bytes the member takes on disk.
-    pub fn save_member<const N: usize, const ARENA: usize>(
-        &mut self,
-        member: &mut MemberStore,
-        group: &mut FleetGroup<N, ARENA>,
-        buf: &mut RecordBuffer,
-    ) -> Result<u64, PersistError> {
-        group.save(&mut member.storage, GROUP_SLOT, Parts::ALL, buf).map_err(member.fail("saving its group"))?;
-        member.bytes_used()
     }
 
     /// Saves the fleet's progress (after its members), atomically.

@@ -6,6 +6,7 @@ use super::{CLOCK_START, Config, FleetError, FleetGroup, Report};
 use mls_nostd::store::MAX_RECORD_LEN;
 use mls_nostd::store::durable::RecordBuffer;
 use crate::RayonExecutor;
+use rayon::prelude::*;
 use chacha20::ChaCha20Rng;
 use indicatif::{ProgressBar, ProgressStyle};
 use mls_nostd::codec::Decode;
@@ -58,8 +59,6 @@ struct Buffers {
     message: Vec<u8>,
     welcome: Vec<u8>,
     group_info: Vec<u8>,
-    /// A received message, decrypted in place.
-    incoming: Vec<u8>,
 }
 
 struct Fleet<'s, const N: usize, const A: usize> {
@@ -155,25 +154,32 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         Ok(Committed { commit, welcome, time })
     }
 
-    /// Every active member but `committer` processes `commit` and merges it.
+    /// Every active member but `committer` processes `commit` and merges it
+    /// (members in parallel: see [`each_member`]).
     fn distribute(&mut self, committer: usize, commit: &[u8]) -> Result<(), FleetError> {
-        for (i, m) in self.members.iter_mut().enumerate() {
-            if i == committer || !m.active() {
-                continue;
-            }
-            self.bufs.incoming.clear();
-            self.bufs.incoming.extend_from_slice(commit);
-            let start = Instant::now();
-            let storage = m.store.storage();
-            match m.group.stored(storage, GROUP_SLOT, &mut self.record).process_message_with_psks(&mut self.bufs.incoming, &NoPsks, self.now) {
-                Ok(Received::Commit(_)) => m
-                    .group
-                    .stored(m.store.storage(), GROUP_SLOT, &mut self.record).merge_staged_commit()
-                    .map_err(|e| err(&m.name, "merge", e))?,
-                Ok(other) => return Err(FleetError(format!("{}: expected a Commit, got {other:?}", m.name))),
-                Err(e) => return Err(err(&m.name, "processing a Commit", e)),
-            }
-            self.stats.time(Op::ProcessCommit, start.elapsed());
+        let now = self.now;
+        let times = each_member(
+            &mut self.members,
+            |i, m| i != committer && m.active(),
+            |m, record, incoming| {
+                incoming.clear();
+                incoming.extend_from_slice(commit);
+                let start = Instant::now();
+                let storage = m.store.storage();
+                match m.group.stored(storage, GROUP_SLOT, record).process_message_with_psks(incoming, &NoPsks, now) {
+                    Ok(Received::Commit(_)) => m
+                        .group
+                        .stored(m.store.storage(), GROUP_SLOT, record)
+                        .merge_staged_commit()
+                        .map_err(|e| err(&m.name, "merge", e))?,
+                    Ok(other) => return Err(FleetError(format!("{}: expected a Commit, got {other:?}", m.name))),
+                    Err(e) => return Err(err(&m.name, "processing a Commit", e)),
+                }
+                Ok(start.elapsed())
+            },
+        )?;
+        for t in times {
+            self.stats.time(Op::ProcessCommit, t);
         }
         Ok(())
     }
@@ -224,26 +230,9 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
 
     /// Member `i` joins from `welcome` with its pending KeyPackage.
     fn join(&mut self, i: usize, welcome: &[u8]) -> Result<(), FleetError> {
-        let m = &mut self.members[i];
-        let (kp, keys) = m.pending.take().ok_or_else(|| FleetError(format!("{}: no KeyPackage to join with", m.name)))?;
-        let params = JoinParams {
-            executor: &RayonExecutor,
-            key_package: &kp,
-            keys: &keys,
-            signer: &m.signer,
-            ratchet_tree: None,
-            psks: &NoPsks,
-            config: GroupConfig::default(),
-        };
-        let mut buf = vec![0u8; welcome.len()];
-        let start = Instant::now();
-        // The keys come from the member's store, which loses them at the
-        // commit point that stores the joined group.
-        m.group
-            .stored(m.store.storage(), GROUP_SLOT, &mut self.record).join_with(welcome, &params, &mut buf)
-            .map_err(|e| err(&m.name, "join", e))?;
-        self.stats.time(Op::Join, start.elapsed());
-        m.store.clear_pending().map_err(persist)
+        let time = join_member(&mut self.members[i], welcome, &mut self.record)?;
+        self.stats.time(Op::Join, time);
+        Ok(())
     }
 
     /// `k` distinct devices (members 1..), at random.
@@ -297,9 +286,17 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         let welcome = c.welcome.ok_or_else(|| FleetError("gateway: the Commit of the Adds has no Welcome".into()))?;
         self.stats.size(Msg::WelcomeAll, welcome.len());
         bar.inc(1);
-        for i in 1..self.members.len() {
-            self.join(i, &welcome)?;
+        // The devices join in parallel (see `each_member`).
+        let times = each_member(&mut self.members, |i, _| i > 0, |m, record, _| {
+            let time = join_member(m, &welcome, record);
             bar.inc(1);
+            time
+        })?;
+        if times.len() != self.members.len() - 1 {
+            return Err(FleetError(format!("{} of {} devices joined", times.len(), self.members.len() - 1)));
+        }
+        for t in times {
+            self.stats.time(Op::Join, t);
         }
         self.check_agreement(0)
     }
@@ -362,25 +359,32 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             self.stats.time(Op::Protect, start.elapsed());
             self.stats.size(Msg::Application, sent.len());
             let sent = sent.to_vec();
-            for (r, m) in self.members.iter_mut().enumerate() {
-                if r == s {
-                    continue;
-                }
-                self.bufs.incoming.clear();
-                self.bufs.incoming.extend_from_slice(&sent);
-                let start = Instant::now();
-                // Returned only once the receiving ratchet is stored (a replay
-                // after a restart stays rejected).
-                let storage = m.store.storage();
-                let received =
-                    m.group.stored(storage, GROUP_SLOT, &mut self.record).process_message_with_psks(&mut self.bufs.incoming, &NoPsks, self.now);
-                let elapsed = start.elapsed();
-                match received {
-                    Ok(Received::Application { sender, data, .. }) if sender == sender_leaf && data == payload.as_bytes() => {}
-                    Ok(other) => return Err(FleetError(format!("{}: wrong application message: {other:?}", m.name))),
-                    Err(e) => return Err(err(&m.name, "unprotect", e)),
-                }
-                self.stats.time(Op::Unprotect, elapsed);
+            let now = self.now;
+            let payload = payload.as_bytes();
+            let times = each_member(
+                &mut self.members,
+                |r, _| r != s,
+                |m, record, incoming| {
+                    incoming.clear();
+                    incoming.extend_from_slice(&sent);
+                    let start = Instant::now();
+                    // Returned only once the receiving ratchet is stored (a
+                    // replay after a restart stays rejected).
+                    let storage = m.store.storage();
+                    let received = m.group.stored(storage, GROUP_SLOT, record).process_message_with_psks(incoming, &NoPsks, now);
+                    let elapsed = start.elapsed();
+                    match received {
+                        Ok(Received::Application { sender, data, .. }) if sender == sender_leaf && data == payload => Ok(elapsed),
+                        Ok(other) => Err(FleetError(format!("{}: wrong application message: {other:?}", m.name))),
+                        Err(e) => Err(err(&m.name, "unprotect", e)),
+                    }
+                },
+            )?;
+            if times.len() != self.members.len() - 1 {
+                return Err(FleetError(format!("{} of {} members read a message", times.len(), self.members.len() - 1)));
+            }
+            for t in times {
+                self.stats.time(Op::Unprotect, t);
             }
             bar.inc(1);
         }
@@ -389,10 +393,14 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
 
     /// Saves every member in full, then the progress (the round's commit point).
     fn save(&mut self, rounds_done: u64) -> Result<(), FleetError> {
-        for (i, m) in self.members.iter_mut().enumerate() {
+        let saved = each_member(&mut self.members, |_, _| true, |m, record, _| {
             let start = Instant::now();
-            self.on_disk[i] = self.store.save_member(&mut m.store, &mut m.group, &mut self.record).map_err(persist)?;
-            self.stats.time(Op::Checkpoint, start.elapsed());
+            let bytes = m.store.save_group(&mut m.group, record).map_err(persist)?;
+            Ok((bytes, start.elapsed()))
+        })?;
+        for (i, (bytes, time)) in saved.into_iter().enumerate() {
+            self.on_disk[i] = bytes;
+            self.stats.time(Op::Checkpoint, time);
         }
         let gateway = &self.members[0].group;
         let progress = Progress {
@@ -408,6 +416,62 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         };
         self.store.save_progress(&progress).map_err(persist)
     }
+}
+
+/// Member `m` joins from `welcome` with its pending KeyPackage; returns the
+/// time the join took.
+fn join_member<const N: usize, const A: usize>(
+    m: &mut Member<N, A>,
+    welcome: &[u8],
+    record: &mut RecordBuffer,
+) -> Result<Duration, FleetError> {
+    let (kp, keys) = m.pending.take().ok_or_else(|| FleetError(format!("{}: no KeyPackage to join with", m.name)))?;
+    let params = JoinParams {
+        executor: &RayonExecutor,
+        key_package: &kp,
+        keys: &keys,
+        signer: &m.signer,
+        ratchet_tree: None,
+        psks: &NoPsks,
+        config: GroupConfig::default(),
+    };
+    let mut buf = vec![0u8; welcome.len()];
+    let start = Instant::now();
+    // The keys come from the member's store, which loses them at the
+    // commit point that stores the joined group.
+    m.group
+        .stored(m.store.storage(), GROUP_SLOT, record)
+        .join_with(welcome, &params, &mut buf)
+        .map_err(|e| err(&m.name, "join", e))?;
+    let time = start.elapsed();
+    m.store.clear_pending().map_err(persist)?;
+    Ok(time)
+}
+
+/// Runs `step` for every member `pick` chooses, the members in parallel on
+/// rayon's threads (each thread with its own record buffer and message
+/// buffer), and returns what the steps returned in member order, or the
+/// error of the first member (in member order) whose step failed.
+///
+/// Members are separate devices: a step reads and writes one member's group
+/// and store only, and no step takes the fleet's RNG, so the order in which
+/// they run changes the wall time and nothing else (the same seed gives the
+/// same epoch authenticators; the shared SQLite database orders the writes).
+fn each_member<const N: usize, const A: usize, T: Send>(
+    members: &mut [Member<N, A>],
+    pick: impl Fn(usize, &Member<N, A>) -> bool + Sync,
+    step: impl Fn(&mut Member<N, A>, &mut RecordBuffer, &mut Vec<u8>) -> Result<T, FleetError> + Sync,
+) -> Result<Vec<T>, FleetError> {
+    let results: Vec<Result<T, FleetError>> = members
+        .par_iter_mut()
+        .enumerate()
+        .filter(|(i, m)| pick(*i, m))
+        .map_init(
+            || (Box::new([0u8; MAX_RECORD_LEN]), Vec::new()),
+            |(record, incoming), (_, m)| step(m, record, incoming),
+        )
+        .collect();
+    results.into_iter().collect()
 }
 
 struct Committed {
@@ -488,7 +552,6 @@ pub(super) fn run<const N: usize, const A: usize>(
             message: vec![0u8; big + 2 * room],
             welcome: vec![0u8; big + room],
             group_info: vec![0u8; big + room],
-            incoming: Vec::with_capacity(big),
         },
         epochs_checked,
         store,

@@ -223,6 +223,65 @@ fn buffer_too_small_says_the_size_a_welcome_needs() {
     assert_eq!(bob.group.epoch_authenticator(), alice.group.epoch_authenticator());
 }
 
+/// A Commit's UpdatePath work area is sized from the path in the tree, not
+/// from the group's capacity (issue #14): in a group of 3 (capacity 16) a
+/// Commit with a path fits in a message buffer far smaller than the 8 KiB
+/// plus 186 bytes per leaf of capacity reserved before. A buffer too small
+/// is refused with a larger size each time, without staging anything, and
+/// the Commit made with the size the last refusal named is processed by
+/// the others.
+#[test]
+fn a_commit_with_path_needs_room_for_its_path_not_for_the_capacity() {
+    let mut alice = Member::new("alice", 1);
+    let mut bob = Member::new("bob", 2);
+    let mut carol = Member::new("carol", 3);
+    alice.create(SUITE, b"path-room", Extensions::default());
+    alice.add(&mut bob, SUITE);
+    let (kp, keys) = carol.key_package(SUITE);
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+    let (commit, welcome) = alice.commit(&[add], false, WireFormatPolicy::Public);
+    bob.receive_commit(&commit);
+    carol.join(&welcome.unwrap(), &kp, &keys);
+    let template = alice.template();
+    let opts = CommitOptions {
+        proposals: &[],
+        include_pending: false,
+        force_path: true,
+        ratchet_tree_in_welcome: false,
+        wire_format: WireFormatPolicy::Private,
+        padding: 0,
+        authenticated_data: b"",
+        leaf: Some(template),
+    };
+    let (mut welcome, mut group_info) = (vec![0u8; 16], vec![0u8; 16]);
+    let mut len = 64;
+    let mut refusals = 0;
+    let commit = loop {
+        let mut message = vec![0u8; len];
+        let bufs = CommitBuffers { message: &mut message, welcome: &mut welcome, group_info: &mut group_info };
+        match alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs) {
+            Ok(out) => break out.commit.to_vec(),
+            Err(CreateCommitError::Protection(ProtectionError::BufferTooSmall { needed })) => {
+                assert!(needed > len, "a refusal of {len} bytes named {needed}");
+                assert!(!alice.group.has_staged_commit(), "a refused commit stages nothing");
+                len = needed;
+                refusals += 1;
+                assert!(refusals <= 3, "still refused with {len} bytes");
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    assert!(refusals >= 1, "64 bytes cannot hold a Commit with a path");
+    // The path of a 3-leaf tree: 2 parents, 2 HPKE ciphertexts.
+    assert!(len < 4096, "a Commit with path in a group of 3 needed a buffer of {len} bytes");
+    assert!(commit.len() < len);
+    alice.group.merge_staged_commit_in_memory().unwrap();
+    bob.receive_commit(&commit);
+    carol.receive_commit(&commit);
+    assert_eq!(bob.group.epoch_authenticator(), alice.group.epoch_authenticator());
+    assert_eq!(carol.group.epoch_authenticator(), alice.group.epoch_authenticator());
+}
+
 /// A group ID longer than the capacity names the capacity.
 #[test]
 fn capacity_exceeded_names_the_capacity() {

@@ -81,11 +81,16 @@ pub const PROPOSAL_BYTES: usize = 2048;
 /// Longest KeyPackage the device keeps (its own, with GREASE values).
 pub const MAX_KEY_PACKAGE: usize = 512;
 
-/// Scratch bytes the device's Commit with path needs (see the core's
-/// `Group::commit`): the core reserves 8 KiB plus 186 bytes per leaf of
-/// UpdatePath work area, after which comes the message itself.
-pub const fn commit_scratch(capacity: usize, commit_len: usize) -> usize {
-    8192 + 186 * capacity + 2 * commit_len
+/// Scratch bytes the device's Commit with path needs, from the length of
+/// the Commit (see the core's `Group::commit`): the message and the
+/// proposal list it is built from, each at most the Commit's length, and
+/// the UpdatePath's work area, which the core sizes from the path itself:
+/// the UpdatePath (at most the Commit's length; prefixes and the signature
+/// counted at their longest, at most 256 bytes more) and one sealing job per
+/// HPKE ciphertext in it, at most 4/3 of the ciphertext's encoding (X448
+/// with SHA-512: 184 bytes against 138; X25519 with SHA-256: 96 against 82).
+pub const fn commit_scratch(commit_len: usize) -> usize {
+    2 * commit_len + commit_len + 256 + commit_len * 4 / 3
 }
 
 /// One thing the device is asked to do.

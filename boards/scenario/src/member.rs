@@ -178,7 +178,7 @@ pub fn generate(capacity: usize) -> Generated {
 fn generate_for<const N: usize, const A: usize>(members: usize) -> Generated {
     // Pass 1 learns the sizes; pass 2 runs with the firmware's exact scratch.
     let first = run::<N, A>(members, 1 << 20);
-    let scratch = scratch_needed(&first, N);
+    let scratch = scratch_needed(&first);
     let second = run::<N, A>(members, scratch);
     assert_eq!(
         format!("{:?}", first.steps),
@@ -190,13 +190,13 @@ fn generate_for<const N: usize, const A: usize>(members: usize) -> Generated {
 
 /// The scratch bytes the device needs: every input and output, and the
 /// Commit's work area.
-fn scratch_needed(g: &Generated, capacity: usize) -> usize {
+fn scratch_needed(g: &Generated) -> usize {
     let mut need = 0usize;
     for s in &g.steps {
         let len = match (&s.action, &s.expect) {
             (OwnedAction::Join(b) | OwnedAction::Receive(b), _) => b.len(),
             (_, OwnedExpect::KeyPackage(b) | OwnedExpect::Protected(b)) => b.len(),
-            (OwnedAction::Commit, OwnedExpect::Committed(b)) => commit_scratch(capacity, b.len()),
+            (OwnedAction::Commit, OwnedExpect::Committed(b)) => commit_scratch(b.len()),
             _ => 0,
         };
         need = need.max(len);

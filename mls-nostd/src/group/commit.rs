@@ -648,10 +648,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let mut summary = applied.summary;
         let extensions = Extensions::from_body(next.extensions.as_slice())?;
 
-        // The UpdatePath, in the middle of the work area.
+        // The UpdatePath, in the middle of the work area: as large as this
+        // path in this tree needs (none without a path).
         let with_path = applied.path_required || force_path;
-        let seals = usize::try_from(new.n_leaves()).unwrap_or(usize::MAX);
-        let path_room = super::sizes::path_room(seals);
+        let excluded = |l: LeafIndex| applied.added.contains(&l.0);
+        let path_room = match with_path {
+            true => new.update_path_room(me, opts.leaf.as_ref(), &excluded).map_err(CommitError::InvalidPath)?,
+            false => 0,
+        };
         let path_start = work
             .len()
             .checked_sub(path_room)
@@ -670,7 +674,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let mut path_secrets: PathSecrets = [const { None }; MAX_DEPTH];
         next.private.copy_from(&state.private);
         let (commit_secret, path_len) = if with_path {
-            let excluded = |l: LeafIndex| applied.added.contains(&l.0);
             new.create_update_path_in_place(
                 &mut next.private,
                 opts.leaf.as_ref(),
@@ -716,10 +719,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             Public(public_message::SignedPublicMessage<'o, 'c>),
             Private(private_message::SignedPrivateMessage<'o, 'c>),
         }
+        // `head` is the message buffer less the path area and the list at its
+        // end: a shortfall in it is one of the buffer by as much more.
+        let in_buffer = |e: ProtectionError| match e {
+            ProtectionError::BufferTooSmall { needed } => ProtectionError::BufferTooSmall {
+                needed: needed.saturating_add(path_room).saturating_add(list_len),
+            },
+            e => e,
+        };
         let signed = match wire_format_policy {
-            WireFormatPolicy::Public => Signed::Public(public_message::sign(&gc_old, signer, &content, head)?),
+            WireFormatPolicy::Public => Signed::Public(public_message::sign(&gc_old, signer, &content, head).map_err(in_buffer)?),
             WireFormatPolicy::Private => {
-                Signed::Private(private_message::sign(&gc_old, signer, &content, opts.padding, head)?)
+                Signed::Private(private_message::sign(&gc_old, signer, &content, opts.padding, head).map_err(in_buffer)?)
             }
         };
         let (content_bytes, signature) = match &signed {
@@ -744,11 +755,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let tag = next.confirmation_tag.as_bytes();
 
         let message = match signed {
-            Signed::Public(s) => s.finish(Some(tag), Some(&state.secrets.membership_key))?,
+            Signed::Public(s) => s.finish(Some(tag), Some(&state.secrets.membership_key)).map_err(in_buffer)?,
             Signed::Private(s) => {
                 let mut keys =
                     PrivateMessageKeys { secret_tree, sender_data_secret: &state.secrets.sender_data_secret };
-                s.finish(Some(tag), &mut keys, rng)?
+                s.finish(Some(tag), &mut keys, rng).map_err(in_buffer)?
             }
         };
 

@@ -248,8 +248,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let next_epoch = gc.epoch.checked_add(1).ok_or(JoinError::CapacityExceeded(Capacity::Epochs))?;
         let provisional = GroupContext { epoch: next_epoch, ..gc };
         let mut path_gc = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let seals = usize::try_from(tree.n_leaves()).unwrap_or(usize::MAX);
-        let path_room = 8192usize.saturating_add(seals.saturating_mul(96 + 90));
+        let path_room =
+            tree.update_path_room(me, Some(leaf), &|_| false).map_err(|e| JoinError::Commit(CommitError::InvalidPath(e)))?;
         let path_start = out
             .len()
             .checked_sub(path_room)

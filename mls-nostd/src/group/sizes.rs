@@ -37,12 +37,19 @@ const FRAMING: usize = 2
     + V
     + AEAD_TAG_LEN;
 
-/// The room [`Group::commit_in_memory`] keeps for the UpdatePath in the
-/// middle of `CommitBuffers::message`, in a tree of `leaves` leaves: 8 KiB
-/// for our leaf and the path nodes' keys, and 186 bytes per leaf for the
-/// HPKE seals and their scratch.
+/// Bytes one HPKE seal of a path secret takes in the UpdatePath's work
+/// area, over the suites built in: its `HPKECiphertext` in the UpdatePath
+/// (the KEM output and the sealed secret with their prefixes) and its job
+/// (the recipient's key, the ephemeral key's IKM and the secret).
+const SEAL_ROOM: usize = (2 + KEM_PUBLIC_LEN + 1 + MAX_HASH_LEN + AEAD_TAG_LEN) + (KEM_PUBLIC_LEN + 2 * MAX_HASH_LEN);
+
+/// An upper bound of the room [`Group::commit_in_memory`] takes for the
+/// UpdatePath in the middle of `CommitBuffers::message` in any tree of
+/// `leaves` leaves (it takes what the path needs: see
+/// `TreeSlices::update_path_room`): 8 KiB for our leaf and the path
+/// nodes' keys, and a seal for every other leaf.
 pub(crate) const fn path_room(leaves: usize) -> usize {
-    8192usize.saturating_add(leaves.saturating_mul(96 + 90))
+    8192usize.saturating_add(leaves.saturating_mul(SEAL_ROOM))
 }
 
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {

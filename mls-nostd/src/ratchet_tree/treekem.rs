@@ -11,6 +11,7 @@ use crate::codec::{CodecError, Encode, Writer};
 use crate::credential::Credential;
 use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KemOutput};
 use crate::crypto::labeled::{LABEL_PREFIX, VarintPrefix, derive_secret};
+use crate::crypto::signature::SIGNATURE_LEN;
 use crate::crypto::signer::Signer;
 use crate::crypto::{AEAD_TAG_LEN, CipherSuite, CryptoError, MAX_HASH_LEN, Secret};
 use crate::extensions::Extensions;
@@ -381,25 +382,7 @@ impl TreeSlices<'_> {
         // The new leaf, signed over the group (§7.2), at the start of `out`.
         let (leaf_sk, leaf_pk) = hpke::derive_key_pair(suite, leaf_ikm.as_bytes())?;
         private.leaf_key = leaf_sk;
-        // Without a template the leaf keeps its signature key, credential,
-        // capabilities and extensions: only its encryption key and parent
-        // hash change (§12.4.2 asks nothing more of a path's leaf).
-        let own;
-        let (signature_key, credential, capabilities, extensions) = match template {
-            Some(t) => (t.signature_key, t.credential, t.capabilities, t.extensions),
-            None => {
-                own = self.leaf_node(leaf).ok_or(TreeKemError::InvalidSender)?.fields;
-                (own.signature_key, own.credential, own.capabilities, own.extensions)
-            }
-        };
-        let fields = LeafNodeFields {
-            encryption_key: leaf_pk.as_bytes(),
-            signature_key,
-            credential,
-            capabilities,
-            source: LeafNodeSource::Commit { parent_hash: leaf_ph.as_bytes() },
-            extensions,
-        };
+        let fields = self.path_leaf_fields(leaf, template, leaf_pk.as_bytes(), leaf_ph.as_bytes())?;
         let ctx = LeafNodeContext { group_id: context.group_id, leaf_index: leaf.0 };
         let leaf_len = LeafNode::sign_into(suite, &fields, Some(ctx), signer, out)
             .map_err(|e| match e {
@@ -493,6 +476,66 @@ impl TreeSlices<'_> {
         jobs.fill(0);
 
         Ok((commit_secret, update_path_len))
+    }
+
+    /// The fields of the new leaf of `leaf`'s UpdatePath: `template`'s, or
+    /// without one the leaf's own, with a new encryption key and parent hash.
+    fn path_leaf_fields<'f>(
+        &'f self,
+        leaf: LeafIndex,
+        template: Option<&LeafTemplate<'f>>,
+        encryption_key: &'f [u8],
+        parent_hash: &'f [u8],
+    ) -> Result<LeafNodeFields<'f>, TreeKemError> {
+        // Without a template the leaf keeps its signature key, credential,
+        // capabilities and extensions: only its encryption key and parent
+        // hash change (§12.4.2 asks nothing more of a path's leaf).
+        let (signature_key, credential, capabilities, extensions) = match template {
+            Some(t) => (t.signature_key, t.credential, t.capabilities, t.extensions),
+            None => {
+                let own = self.leaf_node(leaf).ok_or(TreeKemError::InvalidSender)?.fields;
+                (own.signature_key, own.credential, own.capabilities, own.extensions)
+            }
+        };
+        Ok(LeafNodeFields {
+            encryption_key,
+            signature_key,
+            credential,
+            capabilities,
+            source: LeafNodeSource::Commit { parent_hash },
+            extensions,
+        })
+    }
+
+    /// The bytes [`Self::create_update_path_in_place`] needs in `out` for
+    /// `leaf`'s UpdatePath in this tree (`template` and `excluded` as
+    /// there): the signed leaf, the path's nodes with one HPKECiphertext per
+    /// member of each copath resolution (§7.6), and one sealing job per
+    /// ciphertext. Exact but for the signature, counted at its longest, so
+    /// a Commit's work area follows the group, not its capacity.
+    pub(crate) fn update_path_room(
+        &self,
+        leaf: LeafIndex,
+        template: Option<&LeafTemplate<'_>>,
+        excluded: &dyn Fn(LeafIndex) -> bool,
+    ) -> Result<usize, TreeKemError> {
+        let suite = self.suite();
+        let npk = suite.kem().public_len();
+        let zeros = [0u8; hpke::KEM_PUBLIC_LEN];
+        let key = zeros.get(..npk).ok_or(CryptoError::InvalidLength)?;
+        let parent_hash = zeros.get(..suite.hash_len()).ok_or(CryptoError::InvalidLength)?;
+        let fields_len = self.path_leaf_fields(leaf, template, key, parent_hash)?.encoded_len()?;
+        let leaf_len = fields_len + varint_len(SIGNATURE_LEN) + SIGNATURE_LEN;
+        let mut fdp_buf = [(NodeIndex(0), NodeIndex(0)); MAX_DEPTH];
+        let n = self.filtered_direct_path(leaf, &mut fdp_buf)?;
+        let mut seals = 0usize;
+        for (_, copath) in fdp_buf.get(..n).ok_or(TreeKemError::WrongPathLength)? {
+            self.for_each_in_resolution(*copath, excluded, &mut |_| seals += 1);
+        }
+        // UpdatePath: the leaf, then nodes<V> of { encryption_key<V>,
+        // encrypted_path_secret<V> }, prefixes at their longest (4 bytes).
+        let nodes = 4 + n * (4 + npk + 4);
+        Ok(leaf_len + nodes + seals * (entry_len(suite) + job_len(suite)))
     }
 
     /// Applies an UpdatePath from `sender` (§7.5, §12.4.2): merges its keys and

@@ -527,7 +527,24 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// budget check it). Hence `member` rather than `removed`, the
     /// configuration as an `Option`, and `ZeroOption` where an `Option`
     /// would keep its `None` in a niche.
-    pub const EMPTY: Self = Self {
+    pub const EMPTY: Self = {
+        let () = Self::DEPTH_HOLDS_CAPACITY;
+        Self::EMPTY_UNCHECKED
+    };
+
+    /// The tree's levels this build keeps keys for ([`MAX_DEPTH`]) reach `N`
+    /// leaves: a member of a larger tree would lose its path keys.
+    ///
+    /// [`MAX_DEPTH`]: crate::ratchet_tree::tree::MAX_DEPTH
+    const DEPTH_HOLDS_CAPACITY: () = {
+        let depth = crate::ratchet_tree::tree::MAX_DEPTH;
+        assert!(
+            depth >= usize::BITS as usize || N <= 1usize << depth,
+            "the group's capacity N needs more tree levels than MLS_NOSTD_MAX_TREE_DEPTH allows"
+        );
+    };
+
+    const EMPTY_UNCHECKED: Self = Self {
         state: EpochState::EMPTY,
         signer: Sig::NONE,
         member: false,

@@ -37,8 +37,20 @@ use crate::tree_math::{self, LeafIndex, NodeIndex};
 
 /// Bytes of arena bookkeeping per stored leaf (leaf index and length).
 pub const LEAF_RECORD_HEADER: usize = 8;
-/// Longest direct path of any tree this code handles (2^32 leaves).
-pub const MAX_DEPTH: usize = 32;
+/// Longest direct path of a tree this build handles: trees of up to
+/// `2^MAX_DEPTH` leaves. It sizes a member's private path keys (held twice
+/// by a group: this epoch's and a staged one's), the path secrets of a
+/// Commit and the path buffers, 100-150 bytes a level. Set at build time by
+/// `MLS_NOSTD_MAX_TREE_DEPTH` (a decimal number, 1 to 32; the default, 32,
+/// takes every tree): a firmware whose groups hold at most 1,024 leaves
+/// sets 10 and saves about 3 KiB of RAM and 1 KiB of stack. A
+/// [`Group`](crate::group::Group) whose capacity needs more levels does not
+/// compile.
+pub const MAX_DEPTH: usize = {
+    let depth = crate::capacity::from_build_env(option_env!("MLS_NOSTD_MAX_TREE_DEPTH"), 32);
+    assert!(depth >= 1 && depth <= 32, "MLS_NOSTD_MAX_TREE_DEPTH must be 1 to 32");
+    depth
+};
 /// Bytes of the key prefixes kept in a leaf slot.
 const PREFIX: usize = 4;
 /// Zeros that pad a parent's key to [`KEM_PUBLIC_LEN`] in the undo log.

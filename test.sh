@@ -120,6 +120,12 @@ if grep -rn 'global_allocator' mls-nostd/src boards/*/src; then
 fi
 echo "firmware has no allocator ($checked ELFs checked)"
 
+step "no panic path in the core (boards/panic-paths.sh on the Cortex-M4 release firmware)"
+# 0 in the core since December 4; a change that brings one back fails here.
+panics=$(boards/panic-paths.sh "$(realpath "$fw_dir")/thumbv7em-none-eabihf/release/board-mps2-an386") \
+    || { echo "$panics"; echo "FAIL: a panic path in the core (the list above says where)" >&2; exit 1; }
+echo "$panics" | tail -n 1
+
 step "member footprint at 8 leaves within its budget (boards/measure.sh --footprint 8, boards/footprint-budget.txt)"
 # A ratchet: flash, RAM and stack of the member-only firmware may not grow
 # more than 2% over the last measured numbers (issue #14's goals are below).

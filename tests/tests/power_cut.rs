@@ -519,7 +519,9 @@ fn power_cut_at_every_write_and_erase() {
 type M64 = MemberOf<64, { 64 * 512 }, 64, 8192>;
 
 /// Flash bytes a device writes per operation in a full 64-member group
-/// (issue #6's measurement; printed, not asserted).
+/// (issue #6's measurement, printed), with issue #14's bounds asserted: a
+/// Commit received writes at most 4 KiB, and once every member has spoken
+/// an application message received writes at most 512 bytes.
 #[test]
 fn flash_bytes_per_operation_64_members() {
     let region = (48 * PAGE) as u32;
@@ -534,9 +536,13 @@ fn flash_bytes_per_operation_64_members() {
     let reference = KeyPackage::decode_exact(&kp).unwrap().reference(SUITE).unwrap();
     store_key_package(&mut store, SUITE, &reference, &keys, &device.signer, &mut buf).unwrap();
     let mut kps = vec![kp.clone()];
+    let mut nodes = Vec::new();
     for i in 0..62u64 {
         let name: &'static str = Box::leak(format!("node-{i}").into_boxed_str());
-        kps.push(M64::new(name, 300 + i).key_package(SUITE).0);
+        let mut node = M64::new(name, 300 + i);
+        let (node_kp, node_keys) = node.key_package(SUITE);
+        kps.push(node_kp.clone());
+        nodes.push((node, node_kp, node_keys));
     }
     let adds: Vec<Proposal<'_>> = kps.iter().map(|k| Proposal::Add(Add { key_package: KeyPackage::decode_exact(k).unwrap() })).collect();
     let (_, welcome) = gateway.commit(&adds, true, WireFormatPolicy::Public);
@@ -555,6 +561,34 @@ fn flash_bytes_per_operation_64_members() {
     device.group.stored(&mut store, SLOT, &mut buf).join_with(&welcome, &params, &mut gi).unwrap();
     let join = store.flash().bytes_written - w0;
     assert_eq!(device.group.epoch_authenticator(), gateway.group.epoch_authenticator());
+
+    // Every other member speaks twice; the device reads every message. A
+    // sender's first message splits the secret tree's nodes above its leaf
+    // (its records are written); once every member has spoken a message
+    // rewrites its sender's ratchet only (issue #14: O(1), at most 512 bytes).
+    for (node, node_kp, node_keys) in &mut nodes {
+        node.join(&welcome, node_kp, node_keys);
+    }
+    let mut senders: Vec<&mut M64> = nodes.iter_mut().map(|(n, _, _)| n).collect();
+    senders.push(&mut gateway);
+    let mut per_message = Vec::new();
+    for pass in 0..2u8 {
+        for sender in senders.iter_mut() {
+            let mut m = sender.send(&[pass; 32]);
+            let w0 = store.flash().bytes_written;
+            match device.group.stored(&mut store, SLOT, &mut buf).process_message_with_psks(&mut m, &NoPsks, NOW).unwrap() {
+                Received::Application { data, .. } => assert_eq!(data, [pass; 32]),
+                other => panic!("{other:?}"),
+            }
+            if pass == 1 {
+                per_message.push(store.flash().bytes_written - w0);
+            }
+        }
+    }
+    drop(senders);
+    assert_eq!(per_message.len(), 63, "every other member spoke");
+    let spoken_max = per_message.iter().copied().max().unwrap();
+    let spoken_mean = per_message.iter().sum::<u64>() / per_message.len() as u64;
 
     let mut sums = [0u64; 4];
     let rounds = 4;
@@ -609,6 +643,8 @@ fn flash_bytes_per_operation_64_members() {
         println!("  {kind}: {}", total / u64::from(rounds));
     }
     println!("  one scrub (copies the live records; FlashStorage runs one every scrub_every commit points): {scrub}");
+    println!("  application message received after all 63 others had spoken: mean {spoken_mean}, largest {spoken_max} (63 messages)");
+    assert!(spoken_max <= 512, "once every member had spoken a message received wrote {spoken_max} bytes, more than 512");
     // Issue #14: a Commit received rewrites only the tree nodes it changed
     // (14,033 bytes when the whole tree was rewritten).
     let commit_received = sums[2] / u64::from(rounds);

@@ -63,8 +63,10 @@ pub const MAX_GROUP_ID_LEN: usize = crate::capacity::from_build_env(option_env!(
 pub const MAX_GROUP_EXTENSIONS_LEN: usize =
     crate::capacity::from_build_env(option_env!("MLS_NOSTD_MAX_GROUP_EXTENSIONS_LEN"), 2048);
 /// How many past epochs' resumption PSKs a group keeps (§8.6), besides the
-/// current epoch's.
-pub const RESUMPTION_PSK_HISTORY: usize = 8;
+/// current epoch's (about 56 bytes each). Set at build time by
+/// `MLS_NOSTD_RESUMPTION_PSK_HISTORY` (default 8).
+pub const RESUMPTION_PSK_HISTORY: usize =
+    crate::capacity::from_build_env(option_env!("MLS_NOSTD_RESUMPTION_PSK_HISTORY"), 8);
 
 /// Members of the previous epoch whose signature key is kept for its late
 /// application messages when the Commit that ended it removed them or
@@ -74,8 +76,11 @@ pub const DEPARTED_KEYS: usize = 4;
 /// current epoch, for messages sent just before a Commit. Their senders must
 /// still be members with the same signature key.
 pub const PAST_EPOCHS_KEPT: usize = 1;
-/// Most PreSharedKey proposals one Commit may carry.
-pub const MAX_PSKS_PER_COMMIT: usize = 16;
+/// Most PreSharedKey proposals one Commit may carry. A staged Commit keeps
+/// 64 bytes of PSK IDs per PSK ([`STAGED_PSK_BYTES`]). Set at build time by
+/// `MLS_NOSTD_MAX_PSKS_PER_COMMIT` (default 16).
+pub const MAX_PSKS_PER_COMMIT: usize =
+    crate::capacity::from_build_env(option_env!("MLS_NOSTD_MAX_PSKS_PER_COMMIT"), 16);
 /// Most bytes of encoded PreSharedKeyIDs a staged Commit keeps for
 /// [`StagedCommit::psks`] (a Commit injecting more is refused): the
 /// [`MAX_PSKS_PER_COMMIT`] PSKs with IDs of up to 28 bytes and nonces of 32.

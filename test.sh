@@ -46,6 +46,12 @@ fi
 step "host tests (official vectors, codec and HPKE oracles, bad input)"
 cargo test --workspace
 
+step "no past epoch kept, as the boards build (MLS_NOSTD_PAST_EPOCHS_KEPT=0): late messages, the store, power cuts (sample)"
+# The build-time choice changes the group's layout and what the store keeps,
+# so these run in a build of their own (its own target directory).
+MLS_NOSTD_PAST_EPOCHS_KEPT=0 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/past-epochs-0" \
+    cargo test -p mls-tests --test past_epoch --test store --test power_cut
+
 step "lints (the core denies unwrap/expect/panic/indexing outside tests)"
 cargo clippy --workspace --all-targets -- -D warnings
 

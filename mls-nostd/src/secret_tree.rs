@@ -560,6 +560,19 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         self.meta.bank_checked = false;
     }
 
+    /// Fails as [`Self::reset`] to `n_leaves` leaves would (its only
+    /// failures), without touching anything.
+    pub fn check_size(n_leaves: u32) -> Result<(), SecretTreeError> {
+        let n = usize::try_from(n_leaves).map_err(|_| SecretTreeError::CapacityExceeded(Capacity::Leaves))?;
+        if n == 0 || !n_leaves.is_power_of_two() {
+            return Err(SecretTreeError::InvalidLeaf);
+        }
+        if n > N {
+            return Err(SecretTreeError::CapacityExceeded(Capacity::Leaves));
+        }
+        Ok(())
+    }
+
     /// Re-initialises the tree in place for a new epoch, deleting every
     /// secret of the previous one.
     pub fn reset(

@@ -72,10 +72,19 @@ pub const RESUMPTION_PSK_HISTORY: usize =
 /// application messages when the Commit that ended it removed them or
 /// replaced their key (past that: `ReceiveError::DepartedSender`).
 pub const DEPARTED_KEYS: usize = 4;
-/// Past epochs whose application messages still decrypt: the one before the
-/// current epoch, for messages sent just before a Commit. Their senders must
-/// still be members with the same signature key.
-pub const PAST_EPOCHS_KEPT: usize = 1;
+/// Past epochs whose application messages still decrypt: 1, the one before
+/// the current epoch, for messages sent just before a Commit (their senders
+/// must still be members with the same signature key, or among the
+/// [`DEPARTED_KEYS`]); or 0, none (RFC 9420 §9.2 and §12.4.2 leave it to
+/// the client: OpenMLS keeps none by default). Keeping it costs a second
+/// secret tree (about 120 bytes a leaf of capacity) and the epoch's
+/// GroupContext. Set at build time by `MLS_NOSTD_PAST_EPOCHS_KEPT` (0 or 1;
+/// default 1).
+pub const PAST_EPOCHS_KEPT: usize = {
+    let kept = crate::capacity::from_build_env(option_env!("MLS_NOSTD_PAST_EPOCHS_KEPT"), 1);
+    assert!(kept <= 1, "MLS_NOSTD_PAST_EPOCHS_KEPT must be 0 or 1");
+    kept
+};
 /// Most PreSharedKey proposals one Commit may carry. A staged Commit keeps
 /// 64 bytes of PSK IDs per PSK ([`STAGED_PSK_BYTES`]). Set at build time by
 /// `MLS_NOSTD_MAX_PSKS_PER_COMMIT` (default 16).
@@ -202,6 +211,38 @@ impl Zeroed for PrevEpoch {
         group_context: OwnedBytes::EMPTY,
         departed: Departed::EMPTY,
     };
+}
+
+/// The previous epoch, kept for its late application messages
+/// ([`PAST_EPOCHS_KEPT`]): its secret tree and what [`PrevEpoch`] holds
+/// (none until an epoch has ended).
+pub(crate) struct PastEpoch<const N: usize, const K: usize> {
+    pub(crate) record: ZeroOption<PrevEpoch>,
+    pub(crate) secret_tree: SecretTree<N, K>,
+}
+
+impl<const N: usize, const K: usize> PastEpoch<N, K> {
+    pub(crate) const EMPTY: Self = Self { record: ZeroOption::NONE, secret_tree: SecretTree::EMPTY };
+
+    /// Deletes what is kept.
+    pub(crate) fn clear(&mut self) {
+        self.record.clear();
+        self.secret_tree.clear();
+    }
+}
+
+/// With no past epoch kept ([`PAST_EPOCHS_KEPT`] 0), what a store needs of
+/// the ended epoch's secret tree: its name, so that a head naming it is not
+/// taken for another group's, and whether its records were removed (once the
+/// new epoch's head is written).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EndedTree {
+    pub(crate) tag: [u8; 8],
+    pub(crate) bank_checked: bool,
+}
+
+impl EndedTree {
+    pub(crate) const EMPTY: Self = Self { tag: [0; 8], bank_checked: false };
 }
 
 /// What is kept of the previous epoch to read its late application messages.
@@ -510,9 +551,12 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
     /// store's; merging a Commit marks the nodes it changed).
     pub(crate) tree_marks: NodeMarks<N>,
     pub(crate) secret_tree: SecretTree<N, K>,
-    /// The previous epoch's secret tree and keys (application messages only).
-    pub(crate) prev_secret_tree: SecretTree<N, K>,
-    pub(crate) prev: ZeroOption<PrevEpoch>,
+    /// The previous epoch, for its late application messages (none kept in
+    /// a build with [`PAST_EPOCHS_KEPT`] 0).
+    pub(crate) past: [PastEpoch<N, K>; PAST_EPOCHS_KEPT],
+    /// With no past epoch kept: the ended epoch's secret tree as the store
+    /// knows it (the store's).
+    pub(crate) ended: EndedTree,
     pub(crate) proposals: ProposalStore<P>,
     pub(crate) staged: ZeroOption<Staged>,
     /// What the application configured (none while the slot is empty:
@@ -560,8 +604,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         tree: RatchetTree::EMPTY,
         tree_marks: NodeMarks::EMPTY,
         secret_tree: SecretTree::EMPTY,
-        prev_secret_tree: SecretTree::EMPTY,
-        prev: ZeroOption::NONE,
+        past: [const { PastEpoch::EMPTY }; PAST_EPOCHS_KEPT],
+        ended: EndedTree::EMPTY,
         proposals: ProposalStore::EMPTY,
         staged: ZeroOption::NONE,
         config: None,
@@ -686,8 +730,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 self.staged_info = StagedInfo::EMPTY;
                 self.member = false;
                 self.secret_tree.clear();
-                self.prev_secret_tree.clear();
-                self.prev.clear();
+                self.past.iter_mut().for_each(PastEpoch::clear);
+                self.ended = EndedTree::EMPTY;
                 self.state.secrets = EpochSecrets::EMPTY;
                 self.state.private = TreeKemPrivate::EMPTY;
                 self.proposals.clear();
@@ -708,27 +752,47 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             return Err(CodecError::CapacityExceeded(Capacity::Container(MAX_GROUP_CONTEXT_LEN)).into());
         }
         let new_leaves = self.tree.slices().n_leaves();
-        // The tree of two epochs ago is the one replaced; its reset checks
-        // the size before it deletes anything.
         let Some(Staged::Epoch(staged)) = self.staged.as_ref() else { return Err(GroupError::NothingStaged) };
-        self.prev_secret_tree
-            .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, self.config().secret_tree)
-            .map_err(GroupError::SecretTree)?;
+        let tree_config = self.config().secret_tree;
+        match self.past.first_mut() {
+            // The tree of two epochs ago is the one replaced; its reset
+            // checks the size before it deletes anything.
+            Some(past) => past
+                .secret_tree
+                .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, tree_config)
+                .map_err(GroupError::SecretTree)?,
+            // The epoch's own tree is replaced, after the last step that can
+            // fail: only the size can make its reset fail, checked here.
+            None => SecretTree::<N, K>::check_size(new_leaves).map_err(GroupError::SecretTree)?,
+        }
         let departed = Departed::of_stage(&self.tree.slices());
         self.mark_staged_nodes();
         self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
         // Nothing fails from here.
         self.staged_info = StagedInfo::EMPTY;
-        core::mem::swap(&mut self.secret_tree, &mut self.prev_secret_tree);
-        let prev = PrevEpoch::slot(&mut self.prev);
-        prev.epoch = self.state.epoch;
-        prev.sender_data_secret.clone_from(&self.state.secrets.sender_data_secret);
-        prev.departed = departed;
-        let written = prev.group_context.0.resize(gc_len, 0).is_ok()
-            && self.state.group_context(self.state.tree_hash.as_bytes(), &mut prev.group_context.0).is_ok();
-        if !written {
-            // Cannot happen (measured above); late messages are then refused.
-            self.prev.clear();
+        match self.past.first_mut() {
+            Some(past) => {
+                core::mem::swap(&mut self.secret_tree, &mut past.secret_tree);
+                let prev = PrevEpoch::slot(&mut past.record);
+                prev.epoch = self.state.epoch;
+                prev.sender_data_secret.clone_from(&self.state.secrets.sender_data_secret);
+                prev.departed = departed;
+                let written = prev.group_context.0.resize(gc_len, 0).is_ok()
+                    && self.state.group_context(self.state.tree_hash.as_bytes(), &mut prev.group_context.0).is_ok();
+                if !written {
+                    // Cannot happen (measured above); late messages are then refused.
+                    past.record.clear();
+                }
+            }
+            None => {
+                // The ended epoch's keys go at once; so do its records in the
+                // store, at the next save after the new epoch's head.
+                let Some(Staged::Epoch(staged)) = self.staged.as_ref() else { return Err(GroupError::NothingStaged) };
+                self.ended = EndedTree { tag: self.secret_tree.meta.tag, bank_checked: false };
+                self.secret_tree
+                    .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, tree_config)
+                    .map_err(GroupError::SecretTree)?;
+            }
         }
         // Keep this epoch's resumption PSK; the oldest kept one is deleted.
         self.resumption_psks.rotate_left(1);
@@ -796,8 +860,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.tree_marks.mark_all_changed();
         self.proposals.clear();
         self.staged.clear();
-        self.prev.clear();
-        self.prev_secret_tree.clear();
+        self.past.iter_mut().for_each(PastEpoch::clear);
+        self.ended = EndedTree::EMPTY;
         self.member = true;
         self.reinit = None;
         self.staged_reinit = None;

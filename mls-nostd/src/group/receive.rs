@@ -155,7 +155,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let gc_len = self.encoded_context(&mut gc_buf)?.len();
         let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall { needed: gc_len })?)?;
-        let Self { tree, state, secret_tree, prev_secret_tree, prev, .. } = self;
+        let Self { tree, state, secret_tree, past, .. } = self;
         // The current epoch's members, also while a Commit is staged.
         let tree = tree.old();
         let content = match wire_format {
@@ -188,9 +188,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                     h.read_opaque()?;
                     h.read_u64()?
                 };
-                let late = prev.as_ref().filter(|p| p.epoch == epoch && epoch != state.epoch);
+                let late = past.first_mut().and_then(|past| {
+                    let p = past.record.as_ref().filter(|p| p.epoch == epoch && epoch != state.epoch)?;
+                    Some((p, &mut past.secret_tree))
+                });
                 match late {
-                    Some(p) => {
+                    Some((p, prev_secret_tree)) => {
                         let old_gc = EncodedGroupContext::decode(p.group_context.as_slice())?;
                         let mut keys = PrivateMessageKeys {
                             secret_tree: prev_secret_tree,

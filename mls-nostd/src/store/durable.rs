@@ -122,13 +122,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // The trees' records are saved as they change, against the store
         // they were saved to or loaded from: a slot whose head names other
         // trees (a fresh store, another group) gets all of them.
-        let tags = [self.secret_tree.meta.tag, self.prev_secret_tree.meta.tag];
+        let prev_tag = match self.past.first() {
+            Some(past) => past.secret_tree.meta.tag,
+            None => self.ended.tag,
+        };
         let stored = head.tree_tags()[0];
-        let foreign = old.is_none() || (stored != tags[0] && stored != tags[1]);
+        let foreign = old.is_none() || (stored != self.secret_tree.meta.tag && stored != prev_tag);
         if foreign {
             parts = Parts::ALL;
             self.secret_tree.mark_all_unsaved();
-            self.prev_secret_tree.mark_all_unsaved();
+            self.past.iter_mut().for_each(|p| p.secret_tree.mark_all_unsaved());
+            self.ended.bank_checked = false;
         }
         let stored_staged = head.part(Part::Staged).records > 0;
         if self.staged.is_some() || stored_staged {
@@ -170,7 +174,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
         head.seq = head.seq.wrapping_add(1);
         head.consumed = consumed;
-        head.set_tree_tags(tags);
+        head.set_tree_tags([self.secret_tree.meta.tag, prev_tag]);
         head.write(storage, slot)?;
         if parts.has(Part::Epoch) {
             self.commit_tree_records(storage, slot)?;

@@ -372,15 +372,27 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             Some(HeadPhase::Before) => {
                 let cur = if self.secret_tree.is_new_in_store() { Records::All } else { Records::Leaf(me) };
                 self.secret_tree.save_records(storage, slot, current, cur, buf)?;
-                if self.prev_secret_tree.is_new_in_store() {
-                    self.prev_secret_tree.save_records(storage, slot, prev, Records::All, buf)?;
+                if let Some(past) = self.past.first_mut()
+                    && past.secret_tree.is_new_in_store()
+                {
+                    past.secret_tree.save_records(storage, slot, prev, Records::All, buf)?;
                 }
                 return Ok(());
             }
             Some(HeadPhase::After) => (Records::AllBut(me), Records::All),
         };
         self.secret_tree.save_records(storage, slot, current, cur, buf)?;
-        self.prev_secret_tree.save_records(storage, slot, prev, prv, buf)
+        match self.past.first_mut() {
+            Some(past) => past.secret_tree.save_records(storage, slot, prev, prv, buf),
+            // None kept: the ended epoch's records go once no head names
+            // its tree (never before the head: `HeadPhase::Before` skips this).
+            None if !self.ended.bank_checked => {
+                super::ratchets::clean_bank(storage, slot, prev, None, buf)?;
+                self.ended.bank_checked = true;
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// Loads the secret trees named by the epoch part (after its items).
@@ -398,7 +410,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let (suite, config) = (self.state.suite, self.config().secret_tree);
         let required = self.member;
         self.secret_tree.load_records(storage, slot, current, suite, cur_leaves, config, cur_tag, required, buf)?;
-        self.prev_secret_tree.load_records(storage, slot, prev, suite, prev_leaves, config, prev_tag, false, buf)?;
+        match self.past.first_mut() {
+            Some(past) => past.secret_tree.load_records(storage, slot, prev, suite, prev_leaves, config, prev_tag, false, buf)?,
+            // None kept (the store may hold the tree, from a build that kept
+            // it): its records go at the next save.
+            None => self.ended = crate::group::EndedTree { tag: prev_tag, bank_checked: false },
+        }
         checks.ratchets_seen = true;
         Ok(())
     }
@@ -427,7 +444,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 write_reinit(w, p)
             })?;
         }
-        if let Some(prev) = self.prev.as_ref() {
+        if let Some(prev) = self.past.first().and_then(|p| p.record.as_ref()) {
             out.item(&|w| {
                 w.write_u8(T_PREV)?;
                 w.write_u64(prev.epoch)?;
@@ -447,7 +464,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 })?;
             }
         }
-        let trees = [&self.secret_tree, &self.prev_secret_tree].map(|t| (t.meta.n_leaves, t.meta.tag));
+        let prev_tree = match self.past.first() {
+            Some(past) => (past.secret_tree.meta.n_leaves, past.secret_tree.meta.tag),
+            None => (0, self.ended.tag),
+        };
+        let trees = [(self.secret_tree.meta.n_leaves, self.secret_tree.meta.tag), prev_tree];
         out.item(&|w| {
             w.write_u8(T_TREES)?;
             for (n_leaves, tag) in trees {
@@ -517,8 +538,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.tree.slices().clear(CipherSuite::PLACEHOLDER);
         self.tree_marks.clear();
         self.secret_tree.clear();
-        self.prev_secret_tree.clear();
-        self.prev.clear();
+        self.past.iter_mut().for_each(crate::group::PastEpoch::clear);
+        self.ended = crate::group::EndedTree::EMPTY;
         self.proposals.clear();
         self.staged.clear();
         self.resumption_psks = [const { None }; crate::group::RESUMPTION_PSK_HISTORY];
@@ -567,13 +588,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             (Part::Epoch, T_PREV) => {
                 let epoch = r.read_u64()?;
                 let sender_data_secret = read_secret(&mut r)?;
-                let prev = PrevEpoch::slot(&mut self.prev);
+                // A build that keeps no past epoch reads the item and drops it.
+                let Some(past) = self.past.first_mut() else { return Ok(()) };
+                let prev = PrevEpoch::slot(&mut past.record);
                 prev.epoch = epoch;
                 prev.sender_data_secret = sender_data_secret;
                 prev.group_context.set(r.remaining())?;
             }
             (Part::Epoch, T_PREV_DEPARTED) => {
-                let d = &mut PrevEpoch::slot(&mut self.prev).departed;
+                let Some(past) = self.past.first_mut() else { return Ok(()) };
+                let d = &mut PrevEpoch::slot(&mut past.record).departed;
                 *d = Departed::EMPTY;
                 d.overflow = r.read_u8()? != 0;
                 while !r.is_empty() {

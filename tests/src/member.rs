@@ -90,6 +90,18 @@ impl<const N: usize, const A: usize, const K: usize, const P: usize> MemberOf<N,
         other.join(&welcome.unwrap(), &kp, &keys);
     }
 
+    /// Adds `other` (a Commit without path, merged); every one of `members`
+    /// processes the Commit and `other` joins from its Welcome.
+    pub fn add_seen_by(&mut self, other: &mut Self, members: &mut [&mut Self], suite: CipherSuite) {
+        let (kp, keys) = other.key_package(suite);
+        let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+        let (commit, welcome) = self.commit(&[add], false, WireFormatPolicy::Public);
+        for m in members.iter_mut() {
+            m.receive_commit(&commit);
+        }
+        other.join(&welcome.unwrap(), &kp, &keys);
+    }
+
     pub fn template(&self) -> LeafTemplate<'static> {
         // Basic credential of our name, default capabilities (leaked for the test's lifetime).
         let caps: &'static mut [u8; 8] = Box::leak(Box::new([0u8; 8]));

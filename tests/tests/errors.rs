@@ -237,11 +237,7 @@ fn a_commit_with_path_needs_room_for_its_path_not_for_the_capacity() {
     let mut carol = Member::new("carol", 3);
     alice.create(SUITE, b"path-room", Extensions::default());
     alice.add(&mut bob, SUITE);
-    let (kp, keys) = carol.key_package(SUITE);
-    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
-    let (commit, welcome) = alice.commit(&[add], false, WireFormatPolicy::Public);
-    bob.receive_commit(&commit);
-    carol.join(&welcome.unwrap(), &kp, &keys);
+    alice.add_seen_by(&mut carol, &mut [&mut bob], SUITE);
     let template = alice.template();
     let opts = CommitOptions {
         proposals: &[],

@@ -43,17 +43,8 @@ fn group() -> (Member, Member, Member, Member) {
     let mut dave = Member::new("dave", 4);
     alice.create(SUITE, b"staged", Extensions::default());
     alice.add(&mut bob, SUITE);
-    let (kp, keys) = carol.key_package(SUITE);
-    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
-    let (commit, welcome) = alice.commit(&[add], false, WireFormatPolicy::Public);
-    bob.receive_commit(&commit);
-    carol.join(&welcome.unwrap(), &kp, &keys);
-    let (kp, keys) = dave.key_package(SUITE);
-    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
-    let (commit, welcome) = alice.commit(&[add], false, WireFormatPolicy::Public);
-    bob.receive_commit(&commit);
-    carol.receive_commit(&commit);
-    dave.join(&welcome.unwrap(), &kp, &keys);
+    alice.add_seen_by(&mut carol, &mut [&mut bob], SUITE);
+    alice.add_seen_by(&mut dave, &mut [&mut bob, &mut carol], SUITE);
     agree(&[&alice, &bob, &carol, &dave]);
     (alice, bob, carol, dave)
 }

@@ -740,13 +740,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             Some(Staged::Epoch(_)) => {}
         }
         // Every fallible step first (issue #13: at 7208f14 a failure here
-        // lost the staged commit). The epoch that ends keeps its keys for
-        // late application messages, and its GroupContext: measured here,
-        // written in place below.
-        let gc_len = {
-            let mut counter = Writer::counter();
-            self.state.context(self.state.tree_hash.as_bytes()).encode(&mut counter)?;
-            counter.len()
+        // lost the staged commit). With a past epoch kept, the epoch that
+        // ends keeps its keys for late application messages, its
+        // GroupContext (measured here, written in place below) and the
+        // signature keys the Commit changes.
+        let kept = !self.past.is_empty();
+        let gc_len = match kept {
+            true => {
+                let mut counter = Writer::counter();
+                self.state.context(self.state.tree_hash.as_bytes()).encode(&mut counter)?;
+                counter.len()
+            }
+            false => 0,
         };
         if gc_len > MAX_GROUP_CONTEXT_LEN {
             return Err(CodecError::CapacityExceeded(Capacity::Container(MAX_GROUP_CONTEXT_LEN)).into());
@@ -765,7 +770,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             // fail: only the size can make its reset fail, checked here.
             None => SecretTree::<N, K>::check_size(new_leaves).map_err(GroupError::SecretTree)?,
         }
-        let departed = Departed::of_stage(&self.tree.slices());
+        let departed = match kept {
+            true => Departed::of_stage(&self.tree.slices()),
+            false => Departed::EMPTY,
+        };
         self.mark_staged_nodes();
         self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
         // Nothing fails from here.

@@ -52,8 +52,14 @@ step "no past epoch kept, as the boards build (MLS_NOSTD_PAST_EPOCHS_KEPT=0): la
 MLS_NOSTD_PAST_EPOCHS_KEPT=0 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/past-epochs-0" \
     cargo test -p mls-tests --test past_epoch --test store --test power_cut
 
+step "a crypto engine plugged in at link time (feature engine): official vectors and a group's life through a counting engine"
+# Its own invocation: a program with the feature must name an engine
+# (mls_nostd::crypto_engine!), which only tests/engine.rs does.
+cargo test -p mls-nostd --features engine --test engine
+
 step "lints (the core denies unwrap/expect/panic/indexing outside tests)"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p mls-nostd --features engine --all-targets -- -D warnings
 
 step "the std crates build without the core's test-utils (cargo unifies features across the workspace's tests)"
 # `cargo test --workspace` turns on mls-nostd/test-utils for every crate; a
@@ -81,9 +87,10 @@ for s in "${SUITES[@]}"; do
     cargo check -p mls-nostd --target thumbv7em-none-eabihf --no-default-features --features "$s"
 done
 cargo check -p mls-nostd --target thumbv7em-none-eabihf --features defmt
+cargo check -p mls-nostd --target thumbv7em-none-eabihf --features engine
 # No dependency of the core may enable an `alloc` feature: default suites with
 # or without defmt, and each suite feature alone.
-for features in "" defmt; do
+for features in "" defmt engine; do
     if cargo tree -p mls-nostd -e normal,build --target thumbv7em-none-eabihf --features "$features" \
         -f '{p} {f}' | grep -w alloc; then
         echo "FAIL: a dependency of mls-nostd enables alloc (features: '$features')" >&2

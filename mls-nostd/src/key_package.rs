@@ -319,15 +319,57 @@ impl KeyPackage<'_> {
         rng: &mut impl rand_core::CryptoRng,
         out: &'o mut [u8],
     ) -> Result<(&'o [u8], KeyPackagePrivateKeys), KeyPackageBuildError> {
+        Self::generate_inner(params, [None, None], signer, rng, out)
+    }
+
+    /// [`Self::generate`] with keys a crypto engine holds
+    /// ([`crate::crypto::hpke::HpkePrivateKey::held`]: a secure element made
+    /// the pair and keeps it): the init key (the Welcome is decapsulated in
+    /// the element), the leaf's encryption key (UpdatePaths to this leaf
+    /// are, until the member's first Commit with a path or Update replaces
+    /// it with a key derived in software), or both; `None` makes that key
+    /// from `rng`. Fails with [`CryptoError::InvalidKey`] on a given key
+    /// that is not held.
+    #[cfg(feature = "engine")]
+    pub fn generate_with_held_keys<'o>(
+        params: &KeyPackageParams<'_>,
+        init_key: Option<crate::crypto::hpke::HpkePrivateKey>,
+        encryption_key: Option<crate::crypto::hpke::HpkePrivateKey>,
+        signer: &impl Signer,
+        rng: &mut impl rand_core::CryptoRng,
+        out: &'o mut [u8],
+    ) -> Result<(&'o [u8], KeyPackagePrivateKeys), KeyPackageBuildError> {
+        if [&init_key, &encryption_key].into_iter().flatten().any(|k| !k.is_held()) {
+            return Err(KeyPackageBuildError::Crypto(CryptoError::InvalidKey));
+        }
+        Self::generate_inner(params, [init_key, encryption_key], signer, rng, out)
+    }
+
+    /// `keys`: the init and encryption keys given (held), or `None` for
+    /// one made from `rng`.
+    fn generate_inner<'o>(
+        params: &KeyPackageParams<'_>,
+        keys: [Option<crate::crypto::hpke::HpkePrivateKey>; 2],
+        signer: &impl Signer,
+        rng: &mut impl rand_core::CryptoRng,
+        out: &'o mut [u8],
+    ) -> Result<(&'o [u8], KeyPackagePrivateKeys), KeyPackageBuildError> {
         use crate::crypto::hpke::derive_key_pair;
         use crate::extensions::U16List;
         use crate::leaf_node::{Capabilities, LeafNodeFields};
         let suite = params.suite;
         let mut ikm = crate::crypto::Secret::zero(suite.hash_len())?;
-        rng.fill_bytes(ikm.as_mut_bytes());
-        let (init_sk, init_pk) = derive_key_pair(suite, ikm.as_bytes())?;
-        rng.fill_bytes(ikm.as_mut_bytes());
-        let (enc_sk, enc_pk) = derive_key_pair(suite, ikm.as_bytes())?;
+        let [init, enc] = keys.map(|given| match given {
+            Some(k) => {
+                let pk = k.public_key(suite);
+                Ok((k, pk))
+            }
+            None => {
+                rng.fill_bytes(ikm.as_mut_bytes());
+                derive_key_pair(suite, ikm.as_bytes())
+            }
+        });
+        let ((init_sk, init_pk), (enc_sk, enc_pk)) = (init?, enc?);
         let sig_pk = signer.public_key();
 
         let s = suite.to_u16().to_be_bytes();

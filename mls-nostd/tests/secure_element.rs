@@ -12,8 +12,10 @@ use mls_nostd::crypto::CryptoError;
 use mls_nostd::crypto::signature::{Signature, SignaturePublicKey};
 use mls_nostd::crypto::signer::Signer;
 use mls_nostd::prelude::*;
-use mls_nostd::store::{RecordKey, StorageError};
 use std::sync::Mutex;
+
+mod common;
+use common::Recording;
 
 const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
 const NOW: u64 = 1_793_491_200;
@@ -86,33 +88,6 @@ impl Signer for ElementKey {
     }
 }
 
-/// A store that also keeps every value ever written to it.
-struct Recording<S> {
-    inner: S,
-    written: Vec<Vec<u8>>,
-}
-
-impl<S: Storage> Storage for Recording<S> {
-    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
-        self.inner.read(key, buf)
-    }
-    fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
-        self.written.push(value.to_vec());
-        self.inner.write(key, value)
-    }
-    fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
-        self.inner.remove(key)
-    }
-    fn committed(&mut self) -> Result<(), StorageError> {
-        self.inner.committed()
-    }
-}
-
-impl<S> Recording<S> {
-    fn ever_held(&self, needle: &[u8]) -> bool {
-        self.written.iter().any(|v| v.windows(needle.len()).any(|w| w == needle))
-    }
-}
 
 type Store = Recording<RamStorage<64, { 64 * 1024 }>>;
 type ElementGroup = Group<8, 4096, 32, 4096, ElementKey>;

@@ -78,17 +78,105 @@ impl core::fmt::Debug for HpkePublicKey {
 }
 
 /// An HPKE private key, with its public key computed once; zeroized on drop.
+/// With the feature `engine`, also a key a crypto engine holds
+/// ([`Self::held`]), of which the core knows only a handle.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct HpkePrivateKey {
     sk: [u8; KEM_PRIVATE_LEN],
     sk_len: u8,
     #[zeroize(skip)]
     pk: HpkePublicKey,
+    /// `sk` is the engine's handle of the key, not the key.
+    #[cfg(feature = "engine")]
+    #[zeroize(skip)]
+    held: bool,
 }
+
+/// Bytes a store keeps of an [`HpkePrivateKey`] at most: the key, or with
+/// the feature `engine` a held key's `0xFF || handle length || handle ||
+/// public key` (longer than a private key of its suite, which is how a
+/// reader tells the two apart).
+pub const KEM_PRIVATE_STORED_LEN: usize =
+    if cfg!(feature = "engine") { super::max(KEM_PRIVATE_LEN, 2 + KEM_PRIVATE_LEN + KEM_PUBLIC_LEN) } else { KEM_PRIVATE_LEN };
+
+/// The first byte of a held key's stored form.
+#[cfg(feature = "engine")]
+const HELD_MARK: u8 = 0xFF;
 
 impl HpkePrivateKey {
     /// An all-zero placeholder key (no group member holds it).
-    pub const ZERO: Self = Self { sk: [0; KEM_PRIVATE_LEN], sk_len: 0, pk: HpkePublicKey::EMPTY };
+    pub const ZERO: Self = Self {
+        sk: [0; KEM_PRIVATE_LEN],
+        sk_len: 0,
+        pk: HpkePublicKey::EMPTY,
+        #[cfg(feature = "engine")]
+        held: false,
+    };
+
+    /// A private key of `suite`'s KEM that the crypto engine holds (a
+    /// secure element made the pair and keeps the private half): `handle`
+    /// names it to [`super::engine::CryptoEngine::held_dh`] (a slot, a key
+    /// ID: 1 to [`KEM_PRIVATE_LEN`] bytes), `public_key` is its public key.
+    /// Decapsulation with it asks the engine; the core never has the key,
+    /// and a store keeps the handle. A KeyPackage's init and leaf keys may
+    /// be held ([`crate::key_package::KeyPackage::generate_with_held_keys`]).
+    #[cfg(feature = "engine")]
+    pub fn held(suite: CipherSuite, handle: &[u8], public_key: &HpkePublicKey) -> Result<Self, CryptoError> {
+        if handle.is_empty() || public_key.as_bytes().len() != suite.kem().public_len() {
+            return Err(CryptoError::InvalidKey);
+        }
+        let mut key = Self::ZERO;
+        key.sk.get_mut(..handle.len()).ok_or(CryptoError::InvalidKey)?.copy_from_slice(handle);
+        key.sk_len = handle.len() as u8;
+        key.pk = *public_key;
+        key.held = true;
+        Ok(key)
+    }
+
+    /// True for a key the crypto engine holds ([`Self::held`]).
+    pub fn is_held(&self) -> bool {
+        #[cfg(feature = "engine")]
+        return self.held;
+        #[cfg(not(feature = "engine"))]
+        false
+    }
+
+    /// Writes what a store keeps of this key (at most
+    /// [`KEM_PRIVATE_STORED_LEN`] bytes) into `out`; returns its length.
+    pub(crate) fn stored_form(&self, out: &mut [u8; KEM_PRIVATE_STORED_LEN]) -> usize {
+        #[cfg(feature = "engine")]
+        if self.held {
+            let (handle, pk) = (self.as_bytes(), self.pk.as_bytes());
+            let parts: [&[u8]; 3] = [&[HELD_MARK, self.sk_len], handle, pk];
+            let mut at = 0;
+            for p in parts {
+                let end = at + p.len();
+                if let Some(dst) = out.get_mut(at..end) {
+                    dst.copy_from_slice(p);
+                }
+                at = end;
+            }
+            return at;
+        }
+        let sk = self.as_bytes();
+        if let Some(dst) = out.get_mut(..sk.len()) {
+            dst.copy_from_slice(sk);
+        }
+        sk.len()
+    }
+
+    /// The key whose [`Self::stored_form`] is `stored`, for `suite`.
+    pub(crate) fn from_stored_form(suite: CipherSuite, stored: &[u8]) -> Result<Self, CryptoError> {
+        #[cfg(feature = "engine")]
+        if stored.len() > suite.kem().private_len() {
+            let Some((&[HELD_MARK, len], rest)) = stored.split_first_chunk::<2>() else {
+                return Err(CryptoError::InvalidKey);
+            };
+            let (handle, pk) = rest.split_at_checked(usize::from(len)).ok_or(CryptoError::InvalidKey)?;
+            return Self::held(suite, handle, &HpkePublicKey::for_suite(suite, pk)?);
+        }
+        Self::from_slice(suite, stored)
+    }
 
     /// A private key of `suite`'s KEM from its serialization
     /// (`DeserializePrivateKey`, RFC 9180 §7.1.2: X25519 and X448 keys are
@@ -262,6 +350,11 @@ fn dh(suite: CipherSuite, sk: &HpkePrivateKey, pk: &HpkePublicKey) -> Result<DhO
     let kem = suite.kem();
     let mut out = DhOutput { bytes: [0; MAX_DH_LEN], len: kem.private_len() };
     let buf = out.bytes.get_mut(..kem.private_len()).ok_or(CryptoError::InvalidLength)?;
+    #[cfg(feature = "engine")]
+    if sk.held {
+        kem.held_dh(sk.as_bytes(), pk.as_bytes(), buf)?;
+        return Ok(out);
+    }
     kem.dh(sk.as_bytes(), pk.as_bytes(), buf)?;
     Ok(out)
 }

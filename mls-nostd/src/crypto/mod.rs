@@ -5,8 +5,10 @@
 //! features `suite-1` … `suite-7`), so a suite left out costs no flash. The
 //! primitives are grouped by family, each family a module with the same
 //! functions ([`dhkem`] for the KEMs' Diffie-Hellman groups, [`signature`]
-//! for the signature schemes); hash, KDF, MAC and AEAD are here. Every size
-//! constant is the maximum over the enabled suites.
+//! for the signature schemes); hash, KDF, MAC and AEAD are methods of
+//! [`CipherSuite`] here, computed by RustCrypto (`software`) or, with the
+//! feature `engine`, by a hardware engine the program names at link time
+//! ([`engine`]). Every size constant is the maximum over the enabled suites.
 //!
 //! | suite | KEM | AEAD | hash | signature |
 //! |---|---|---|---|---|
@@ -25,6 +27,16 @@ pub mod signature;
 pub mod signer;
 #[cfg(any(feature = "_p256", feature = "_p384", feature = "_p521"))]
 mod nist;
+mod software;
+#[cfg(feature = "engine")]
+pub mod engine;
+
+// Where the hash, KDF, MAC and AEAD are computed: RustCrypto, or a crypto
+// engine plugged in at link time (feature `engine`).
+#[cfg(feature = "engine")]
+use engine::backend;
+#[cfg(not(feature = "engine"))]
+use software as backend;
 
 #[cfg(not(any(
     feature = "suite-1",
@@ -37,22 +49,7 @@ mod nist;
 )))]
 compile_error!("mls-nostd needs at least one cipher suite feature (suite-1 … suite-7)");
 
-#[cfg(any(feature = "suite-1", feature = "suite-2"))]
-use aes_gcm::Aes128Gcm;
-#[cfg(any(feature = "suite-4", feature = "suite-5", feature = "suite-7"))]
-use aes_gcm::Aes256Gcm;
-#[cfg(feature = "_chacha")]
-use chacha20poly1305::ChaCha20Poly1305;
-#[cfg(any(feature = "_aes", feature = "_chacha"))]
-use aead::{AeadInOut, KeyInit, inout::InOutBuf};
-use hkdf::{Hkdf, HkdfExtract};
-use hmac::{Hmac, Mac};
-use sha2::Digest;
-use sha2::Sha256;
-#[cfg(feature = "_sha384")]
-use sha2::Sha384;
-#[cfg(feature = "_sha512")]
-use sha2::Sha512;
+use hmac::Mac;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -161,24 +158,49 @@ pub enum CipherSuite {
     P384Aes256GcmSha384P384,
 }
 
-/// The hash function of a suite (also its KDF's and MAC's).
+/// The hash function of a suite (also its KDF's and MAC's). Only those of
+/// the enabled suites exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum HashAlg {
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum HashAlg {
+    /// SHA-256 (suites 1, 2, 3).
     #[cfg(feature = "_sha256")]
     Sha256,
+    /// SHA-384 (suite 7).
     #[cfg(feature = "_sha384")]
     Sha384,
+    /// SHA-512 (suites 4, 5, 6).
     #[cfg(feature = "_sha512")]
     Sha512,
 }
 
-/// The AEAD of a suite.
+impl HashAlg {
+    /// `Nh`: bytes of a hash.
+    pub const fn output_len(self) -> usize {
+        match self {
+            #[cfg(feature = "_sha256")]
+            HashAlg::Sha256 => 32,
+            #[cfg(feature = "_sha384")]
+            HashAlg::Sha384 => 48,
+            #[cfg(feature = "_sha512")]
+            HashAlg::Sha512 => 64,
+        }
+    }
+}
+
+/// The AEAD of a suite. Only those of the enabled suites exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum AeadAlg {
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum AeadAlg {
+    /// AES-128-GCM (suites 1, 2).
     #[cfg(any(feature = "suite-1", feature = "suite-2"))]
     Aes128Gcm,
+    /// AES-256-GCM (suites 4, 5, 7).
     #[cfg(any(feature = "suite-4", feature = "suite-5", feature = "suite-7"))]
     Aes256Gcm,
+    /// ChaCha20Poly1305 (suites 3, 6).
     #[cfg(feature = "_chacha")]
     ChaCha20Poly1305,
 }
@@ -189,17 +211,17 @@ macro_rules! with_hash {
         match $alg {
             #[cfg(feature = "_sha256")]
             HashAlg::Sha256 => {
-                type $d = Sha256;
+                type $d = backend::Sha256;
                 $body
             }
             #[cfg(feature = "_sha384")]
             HashAlg::Sha384 => {
-                type $d = Sha384;
+                type $d = backend::Sha384;
                 $body
             }
             #[cfg(feature = "_sha512")]
             HashAlg::Sha512 => {
-                type $d = Sha512;
+                type $d = backend::Sha512;
                 $body
             }
         }
@@ -273,7 +295,8 @@ impl CipherSuite {
         }
     }
 
-    pub(crate) const fn hash_alg(self) -> HashAlg {
+    /// The suite's hash (also its KDF's and MAC's).
+    pub const fn hash_alg(self) -> HashAlg {
         match self {
             #[cfg(feature = "suite-1")]
             Self::X25519Aes128GcmSha256Ed25519 => HashAlg::Sha256,
@@ -292,7 +315,8 @@ impl CipherSuite {
         }
     }
 
-    const fn aead_alg(self) -> AeadAlg {
+    /// The suite's AEAD.
+    pub const fn aead_alg(self) -> AeadAlg {
         match self {
             #[cfg(feature = "suite-1")]
             Self::X25519Aes128GcmSha256Ed25519 => AeadAlg::Aes128Gcm,
@@ -353,14 +377,7 @@ impl CipherSuite {
 
     /// `Nh`: the hash (and KDF) output length.
     pub const fn hash_len(self) -> usize {
-        match self.hash_alg() {
-            #[cfg(feature = "_sha256")]
-            HashAlg::Sha256 => 32,
-            #[cfg(feature = "_sha384")]
-            HashAlg::Sha384 => 48,
-            #[cfg(feature = "_sha512")]
-            HashAlg::Sha512 => 64,
-        }
+        self.hash_alg().output_len()
     }
 
     /// `Nk`: the AEAD key length.
@@ -412,20 +429,13 @@ impl CipherSuite {
 
     /// A running hash, for inputs too large or too scattered to concatenate.
     pub fn hasher(self) -> Hasher {
-        match self.hash_alg() {
-            #[cfg(feature = "_sha256")]
-            HashAlg::Sha256 => Hasher(HasherInner::Sha256(Sha256::new())),
-            #[cfg(feature = "_sha384")]
-            HashAlg::Sha384 => Hasher(HasherInner::Sha384(Sha384::new())),
-            #[cfg(feature = "_sha512")]
-            HashAlg::Sha512 => Hasher(HasherInner::Sha512(Sha512::new())),
-        }
+        Hasher(backend::hash_start(self.hash_alg()))
     }
 
     /// `KDF.Extract(salt, ikm)` where `ikm` is the concatenation of `ikm_parts`.
     pub fn kdf_extract(self, salt: &[u8], ikm_parts: &[&[u8]]) -> Secret {
         with_hash!(self.hash_alg(), D => {
-            let mut ex = HkdfExtract::<D>::new(Some(salt));
+            let mut ex = backend::HkdfExtract::<D>::new(Some(salt));
             for p in ikm_parts {
                 ex.input_ikm(p);
             }
@@ -440,7 +450,7 @@ impl CipherSuite {
     /// `info_parts`.
     pub fn kdf_expand(self, prk: &[u8], info_parts: &[&[u8]], out: &mut [u8]) -> Result<(), CryptoError> {
         with_hash!(self.hash_alg(), D => {
-            let hk = Hkdf::<D>::from_prk(prk).map_err(|_| CryptoError::InvalidKey)?;
+            let hk = backend::Hkdf::<D>::from_prk(prk).map_err(|_| CryptoError::InvalidKey)?;
             hk.expand_multi_info(info_parts, out).map_err(|_| CryptoError::InvalidLength)
         })
     }
@@ -449,7 +459,7 @@ impl CipherSuite {
     pub fn mac(self, key: &[u8], data_parts: &[&[u8]]) -> HashValue {
         with_hash!(self.hash_alg(), D => {
             // HMAC accepts keys of any length, so construction cannot fail.
-            let mut m = match <Hmac<D> as hmac::KeyInit>::new_from_slice(key) {
+            let mut m = match <backend::Hmac<D> as hmac::KeyInit>::new_from_slice(key) {
                 Ok(m) => m,
                 Err(_) => return HashValue::default(),
             };
@@ -473,14 +483,7 @@ impl CipherSuite {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; AEAD_TAG_LEN], CryptoError> {
-        match self.aead_alg() {
-            #[cfg(any(feature = "suite-1", feature = "suite-2"))]
-            AeadAlg::Aes128Gcm => seal_with::<Aes128Gcm>(key, nonce, aad, buf),
-            #[cfg(any(feature = "suite-4", feature = "suite-5", feature = "suite-7"))]
-            AeadAlg::Aes256Gcm => seal_with::<Aes256Gcm>(key, nonce, aad, buf),
-            #[cfg(feature = "_chacha")]
-            AeadAlg::ChaCha20Poly1305 => seal_with::<ChaCha20Poly1305>(key, nonce, aad, buf),
-        }
+        backend::aead_seal(self.aead_alg(), key, nonce, aad, buf)
     }
 
     /// `AEAD.Open` in place: checks `tag` and decrypts `buf`. On failure `buf`
@@ -493,14 +496,7 @@ impl CipherSuite {
         buf: &mut [u8],
         tag: &[u8],
     ) -> Result<(), CryptoError> {
-        let r = match self.aead_alg() {
-            #[cfg(any(feature = "suite-1", feature = "suite-2"))]
-            AeadAlg::Aes128Gcm => open_with::<Aes128Gcm>(key, nonce, aad, buf, tag),
-            #[cfg(any(feature = "suite-4", feature = "suite-5", feature = "suite-7"))]
-            AeadAlg::Aes256Gcm => open_with::<Aes256Gcm>(key, nonce, aad, buf, tag),
-            #[cfg(feature = "_chacha")]
-            AeadAlg::ChaCha20Poly1305 => open_with::<ChaCha20Poly1305>(key, nonce, aad, buf, tag),
-        };
+        let r = backend::aead_open(self.aead_alg(), key, nonce, aad, buf, tag);
         if r.is_err() {
             buf.zeroize();
         }
@@ -518,80 +514,26 @@ pub fn sha256(parts: &[&[u8]]) -> HashValue {
     h.finish()
 }
 
-fn seal_with<A: AeadInOut + KeyInit>(
-    key: &[u8],
-    nonce: &[u8],
-    aad: &[u8],
-    buf: &mut [u8],
-) -> Result<[u8; AEAD_TAG_LEN], CryptoError> {
-    let cipher = A::new_from_slice(key).map_err(|_| CryptoError::InvalidKey)?;
-    let nonce = nonce.try_into().map_err(|_| CryptoError::InvalidKey)?;
-    let tag = cipher
-        .encrypt_inout_detached(nonce, aad, InOutBuf::from(buf))
-        .map_err(|_| CryptoError::MessageTooLong)?;
-    let mut out = [0u8; AEAD_TAG_LEN];
-    if tag.len() != AEAD_TAG_LEN {
-        return Err(CryptoError::InvalidLength);
-    }
-    out.copy_from_slice(&tag);
-    Ok(out)
-}
-
-fn open_with<A: AeadInOut + KeyInit>(
-    key: &[u8],
-    nonce: &[u8],
-    aad: &[u8],
-    buf: &mut [u8],
-    tag: &[u8],
-) -> Result<(), CryptoError> {
-    let cipher = A::new_from_slice(key).map_err(|_| CryptoError::InvalidKey)?;
-    let nonce = nonce.try_into().map_err(|_| CryptoError::InvalidKey)?;
-    let tag = tag.try_into().map_err(|_| CryptoError::DecryptionFailed)?;
-    cipher
-        .decrypt_inout_detached(nonce, aad, InOutBuf::from(buf), tag)
-        .map_err(|_| CryptoError::DecryptionFailed)
-}
-
 /// An incremental hash with the suite's hash function.
 #[derive(Clone)]
-pub struct Hasher(HasherInner);
-
-#[derive(Clone)]
-enum HasherInner {
-    Sha256(Sha256),
-    #[cfg(feature = "_sha384")]
-    Sha384(Sha384),
-    #[cfg(feature = "_sha512")]
-    Sha512(Sha512),
-}
+pub struct Hasher(backend::HashState);
 
 impl Hasher {
     /// A SHA-256 hasher whatever the enabled suites (see [`sha256`]).
     pub fn sha256() -> Self {
-        Self(HasherInner::Sha256(Sha256::new()))
+        Self(backend::sha256_start())
     }
 
     /// Feeds more input.
     pub fn update(&mut self, data: &[u8]) {
-        match &mut self.0 {
-            HasherInner::Sha256(h) => h.update(data),
-            #[cfg(feature = "_sha384")]
-            HasherInner::Sha384(h) => h.update(data),
-            #[cfg(feature = "_sha512")]
-            HasherInner::Sha512(h) => h.update(data),
-        }
+        backend::hash_update(&mut self.0, data)
     }
 
     /// The hash of everything fed.
     pub fn finish(self) -> HashValue {
-        let v = match self.0 {
-            HasherInner::Sha256(h) => HashValue::from_slice(&h.finalize()),
-            #[cfg(feature = "_sha384")]
-            HasherInner::Sha384(h) => HashValue::from_slice(&h.finalize()),
-            #[cfg(feature = "_sha512")]
-            HasherInner::Sha512(h) => HashValue::from_slice(&h.finalize()),
-        };
-        v.unwrap_or_default()
+        let mut out = [0u8; HASH_VALUE_CAP];
+        let len = backend::hash_finish(self.0, &mut out);
+        HashValue::from_slice(out.get(..len).unwrap_or(&[])).unwrap_or_default()
     }
 }
 

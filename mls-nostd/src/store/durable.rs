@@ -249,12 +249,13 @@ fn key_package_ref(key_package: &[u8]) -> Result<HashValue, JoinError> {
 }
 
 /// `suite || reference<V> || init_key<V> || encryption_key<V> || signer<V>`
-/// (private keys of the suite's lengths; each length prefix at most 2 bytes;
-/// `signer` is the signer's [`Signer::stored_form`], at most a private key).
+/// (private keys in their stored form, which may be a secure element's
+/// handle; each length prefix at most 2 bytes; `signer` is the signer's
+/// [`Signer::stored_form`], at most a private key).
 const KP_RECORD_LEN: usize = 2
     + 4 * 2
     + crate::crypto::MAX_HASH_LEN
-    + 2 * crate::crypto::hpke::KEM_PRIVATE_LEN
+    + 2 * crate::crypto::hpke::KEM_PRIVATE_STORED_LEN
     + crate::crypto::signature::SIGNATURE_PRIVATE_LEN;
 
 /// Generates a KeyPackage for `identity` ([`SigningIdentity::key_package`](crate::group::SigningIdentity::key_package))
@@ -300,8 +301,14 @@ pub fn store_key_package<S: Storage>(
     let mut w = crate::codec::Writer::new(&mut record);
     w.write_u16(suite.to_u16())?;
     w.write_opaque(reference.as_bytes())?;
-    w.write_opaque(keys.init_key.as_bytes())?;
-    w.write_opaque(keys.encryption_key.as_bytes())?;
+    // Either key may be a crypto engine's handle (HpkePrivateKey::held).
+    for key in [&keys.init_key, &keys.encryption_key] {
+        let mut stored = [0u8; crate::crypto::hpke::KEM_PRIVATE_STORED_LEN];
+        let len = key.stored_form(&mut stored);
+        let written = w.write_opaque(stored.get(..len).unwrap_or(&[]));
+        zeroize::Zeroize::zeroize(&mut stored);
+        written?;
+    }
     w.write_opaque(signer.stored_form())?;
     let len = w.len();
     let result = storage.write(key_package_key(n), record.get(..len).ok_or(StoreError::BufferTooSmall { needed: len })?);
@@ -331,8 +338,8 @@ fn read_kp<S: Storage, Sig: Signer>(
     let suite = crate::crypto::CipherSuite::from_u16(r.read_u16()?).ok_or(StoreError::Corrupt)?;
     let reference = HashValue::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
     let bad = |_| StoreError::Corrupt;
-    let init_key = HpkePrivateKey::from_slice(suite, r.read_opaque()?).map_err(bad)?;
-    let encryption_key = HpkePrivateKey::from_slice(suite, r.read_opaque()?).map_err(bad)?;
+    let init_key = HpkePrivateKey::from_stored_form(suite, r.read_opaque()?).map_err(bad)?;
+    let encryption_key = HpkePrivateKey::from_stored_form(suite, r.read_opaque()?).map_err(bad)?;
     let signer = Sig::from_stored_form(suite, r.read_opaque()?).map_err(bad)?;
     r.finish()?;
     let result = Some((reference, KeyPackagePrivateKeys { init_key, encryption_key }, signer));

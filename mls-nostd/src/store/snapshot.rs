@@ -12,7 +12,7 @@ use super::{ItemSink, Part, StoreError};
 use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, OwnedBytes, Reader, Writer};
-use crate::crypto::hpke::HpkePrivateKey;
+use crate::crypto::hpke::{HpkePrivateKey, KEM_PRIVATE_STORED_LEN};
 use crate::crypto::{CipherSuite, HashValue, Secret};
 use crate::group::{Departed, EpochState, Group, GroupConfig, PrevEpoch, ReInitParams, Staged};
 use crate::key_schedule::EpochSecrets;
@@ -21,6 +21,7 @@ use crate::ratchet_tree::tree::TreeSlices;
 use crate::ratchet_tree::treekem::TreeKemPrivate;
 use crate::secret_tree::SecretTreeConfig;
 use crate::tree_math::{LeafIndex, NodeIndex};
+use zeroize::Zeroize;
 
 // Item tags (the first byte of every item).
 const T_HEADER: u8 = 1;
@@ -142,7 +143,12 @@ fn read_secrets(r: &mut Reader<'_>) -> Result<EpochSecrets, CodecError> {
 
 fn write_private(w: &mut Writer<'_>, p: &TreeKemPrivate) -> Result<(), CodecError> {
     w.write_u32(p.leaf.0)?;
-    w.write_opaque(p.leaf_key.as_bytes())?;
+    // The leaf key may be a crypto engine's handle (HpkePrivateKey::held).
+    let mut leaf_key = [0u8; KEM_PRIVATE_STORED_LEN];
+    let len = p.leaf_key.stored_form(&mut leaf_key);
+    let written = w.write_opaque(leaf_key.get(..len).unwrap_or(&[]));
+    leaf_key.zeroize();
+    written?;
     let count = p.path_keys().count();
     w.write_u8(u8::try_from(count).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(255)))?)?;
     for (node, key) in p.path_keys() {
@@ -161,7 +167,7 @@ fn read_private_into(r: &mut Reader<'_>, suite: CipherSuite, p: &mut TreeKemPriv
     let leaf_key = if key.is_empty() {
         HpkePrivateKey::ZERO
     } else {
-        HpkePrivateKey::from_slice(suite, key).map_err(|_| CodecError::InvalidValue)?
+        HpkePrivateKey::from_stored_form(suite, key).map_err(|_| CodecError::InvalidValue)?
     };
     p.reset(leaf, leaf_key);
     for _ in 0..r.read_u8()? {

@@ -1,6 +1,7 @@
 //! Helpers shared by the core's integration tests.
 
 /// A deterministic RNG (SplitMix64) for tests. Not for production use.
+#[allow(dead_code)]
 pub struct TestRng(pub u64);
 
 impl rand_core::TryRng for TestRng {
@@ -39,4 +40,40 @@ pub fn signer(
         bytes[0] = 0;
     }
     mls_nostd::crypto::signature::SignaturePrivateKey::from_slice(suite, &bytes).unwrap()
+}
+
+/// A store that also keeps every value ever written to it (to show what a
+/// store never held).
+#[allow(dead_code)]
+pub struct Recording<S> {
+    pub inner: S,
+    pub written: Vec<Vec<u8>>,
+}
+
+impl<S: mls_nostd::store::Storage> mls_nostd::store::Storage for Recording<S> {
+    fn read<'b>(
+        &mut self,
+        key: mls_nostd::store::RecordKey,
+        buf: &'b mut [u8],
+    ) -> Result<Option<&'b [u8]>, mls_nostd::store::StorageError> {
+        self.inner.read(key, buf)
+    }
+    fn write(&mut self, key: mls_nostd::store::RecordKey, value: &[u8]) -> Result<(), mls_nostd::store::StorageError> {
+        self.written.push(value.to_vec());
+        self.inner.write(key, value)
+    }
+    fn remove(&mut self, key: mls_nostd::store::RecordKey) -> Result<(), mls_nostd::store::StorageError> {
+        self.inner.remove(key)
+    }
+    fn committed(&mut self) -> Result<(), mls_nostd::store::StorageError> {
+        self.inner.committed()
+    }
+}
+
+#[allow(dead_code)]
+impl<S> Recording<S> {
+    /// True if some value written held `needle`.
+    pub fn ever_held(&self, needle: &[u8]) -> bool {
+        self.written.iter().any(|v| v.windows(needle.len()).any(|w| w == needle))
+    }
 }

@@ -158,6 +158,14 @@ impl Kem {
         if sk.len() != self.private_len() || out.len() != self.public_len() {
             return Err(CryptoError::InvalidKey);
         }
+        #[cfg(feature = "engine")]
+        return super::engine::public_key(self, sk, out);
+        #[cfg(not(feature = "engine"))]
+        self.software_public_key(sk, out)
+    }
+
+    /// [`Self::public_key`] with RustCrypto (lengths checked by the caller).
+    pub(crate) fn software_public_key(self, sk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
         match self {
             #[cfg(feature = "_x25519")]
             Self::X25519 => x25519::public_key(sk, out),
@@ -179,18 +187,42 @@ impl Kem {
         if sk.len() != self.private_len() || pk.len() != self.public_len() || out.len() != self.private_len() {
             return Err(CryptoError::InvalidKey);
         }
+        #[cfg(feature = "engine")]
+        super::engine::dh(self, sk, pk, out)?;
+        #[cfg(not(feature = "engine"))]
+        self.software_dh(sk, pk, out)?;
+        Self::refuse_zero(out)
+    }
+
+    /// [`Self::dh`] with a private key a crypto engine holds (feature
+    /// `engine`: [`super::engine::CryptoEngine::held_dh`]).
+    #[cfg(feature = "engine")]
+    pub(crate) fn held_dh(self, handle: &[u8], pk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
+        if pk.len() != self.public_len() || out.len() != self.private_len() {
+            return Err(CryptoError::InvalidKey);
+        }
+        super::engine::held_dh(self, handle, pk, out)?;
+        Self::refuse_zero(out)
+    }
+
+    /// [`Self::dh`] with RustCrypto (lengths checked by the caller).
+    pub(crate) fn software_dh(self, sk: &[u8], pk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
         match self {
             #[cfg(feature = "_x25519")]
-            Self::X25519 => x25519::dh(sk, pk, out)?,
+            Self::X25519 => x25519::dh(sk, pk, out),
             #[cfg(feature = "_p256")]
-            Self::P256 => nist::dh::<p256::NistP256>(sk, pk, out)?,
+            Self::P256 => nist::dh::<p256::NistP256>(sk, pk, out),
             #[cfg(feature = "_p384")]
-            Self::P384 => nist::dh::<p384::NistP384>(sk, pk, out)?,
+            Self::P384 => nist::dh::<p384::NistP384>(sk, pk, out),
             #[cfg(feature = "_p521")]
-            Self::P521 => nist::dh::<p521::NistP521>(sk, pk, out)?,
+            Self::P521 => nist::dh::<p521::NistP521>(sk, pk, out),
             #[cfg(feature = "_x448")]
-            Self::X448 => x448::dh(sk, pk, out)?,
+            Self::X448 => x448::dh(sk, pk, out),
         }
+    }
+
+    /// Refuses (and wipes) an all-zero Diffie-Hellman output (RFC 9180 §7.1.4).
+    fn refuse_zero(out: &mut [u8]) -> Result<(), CryptoError> {
         // Constant time over the output: it is secret.
         let zero = out.iter().fold(0u8, |acc, b| acc | b);
         if subtle::ConstantTimeEq::ct_eq(&zero, &0).into() {

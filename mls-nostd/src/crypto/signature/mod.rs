@@ -202,6 +202,17 @@ impl Scheme {
         if pk.len() != self.public_len() {
             return Err(CryptoError::InvalidKey);
         }
+        #[cfg(feature = "engine")]
+        return super::engine::verify(self, pk, parts, signature);
+        #[cfg(not(feature = "engine"))]
+        self.software_verify(pk, parts, signature)
+    }
+
+    /// [`Self::verify`] with RustCrypto and this module's strictness.
+    pub(crate) fn software_verify(self, pk: &[u8], parts: &[&[u8]], signature: &[u8]) -> Result<(), CryptoError> {
+        if pk.len() != self.public_len() {
+            return Err(CryptoError::InvalidKey);
+        }
         match self {
             #[cfg(feature = "_ed25519")]
             Self::Ed25519 => ed25519::verify(pk, parts, signature),

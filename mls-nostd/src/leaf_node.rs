@@ -132,6 +132,18 @@ pub struct LeafNode<'a> {
 }
 
 impl<'a> LeafNode<'a> {
+    /// The `encryption_key` and `signature_key` of an encoded LeafNode,
+    /// read from its first two fields without decoding the rest. For the
+    /// leaves a tree stores (each decoded whole when it entered): a joiner
+    /// compares their keys O(N log N) times to check that they are unique
+    /// (§7.3, §12.4.3.1).
+    pub(crate) fn keys_of(encoding: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
+        let mut r = Reader::new(encoding);
+        let encryption_key = r.read_opaque().ok()?;
+        let signature_key = r.read_opaque().ok()?;
+        Some((encryption_key, signature_key))
+    }
+
     /// Verifies the signature over `LeafNodeTBS` (§7.2) with the leaf's own
     /// signature key; `context` is required for `update` and `commit` leaves.
     pub fn verify_signature(&self, suite: CipherSuite, context: Option<LeafNodeContext<'_>>) -> Result<(), LeafNodeError> {

@@ -332,9 +332,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                         let key = a.key_package.tbs.leaf_node.fields.signature_key;
                         // Not a member this commit keeps, not added twice.
                         // (Signature keys are unique in the tree: one leaf at most.)
-                        let member = (0..tree.n_leaves())
-                            .find(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| k == key))
-                            .is_some_and(|i| !touched.contains(&i) && !by_value_touches(i));
+                        let member = tree
+                            .find_signature_key(key)
+                            .is_some_and(|i| !touched.contains(&i.0) && !by_value_touches(i.0));
                         let fresh = !member && !by_value_adds(key) && !adding.iter().any(|k| k.as_bytes() == key);
                         let leaf = &a.key_package.tbs.leaf_node;
                         let accepted = super::process::check_identity(

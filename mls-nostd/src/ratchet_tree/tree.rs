@@ -428,12 +428,12 @@ impl<'s> TreeView<'s> {
 
     /// The signature key of leaf `i`, if not blank.
     pub fn signature_key(&self, i: LeafIndex) -> Option<&'s [u8]> {
-        self.leaf_node(i).map(|l| l.fields.signature_key)
+        LeafNode::keys_of(self.leaf_bytes(i)?).map(|(_, k)| k)
     }
 
     /// The encryption key of leaf `i`, if not blank.
     pub fn encryption_key(&self, i: LeafIndex) -> Option<&'s [u8]> {
-        self.leaf_node(i).map(|l| l.fields.encryption_key)
+        LeafNode::keys_of(self.leaf_bytes(i)?).map(|(k, _)| k)
     }
 }
 
@@ -829,14 +829,14 @@ impl<'s> TreeSlices<'s> {
     /// The HPKE public key of node `n`, if not blank.
     pub fn encryption_key(&self, n: NodeIndex) -> Option<&[u8]> {
         match n.leaf() {
-            Some(l) => self.leaf_node(l).map(|leaf| leaf.fields.encryption_key),
+            Some(l) => LeafNode::keys_of(self.leaf_bytes(l)?).map(|(k, _)| k),
             None => self.parent(n).filter(|s| s.present).map(|s| s.encryption_key.as_bytes()),
         }
     }
 
     /// The signature key of leaf `i`, if not blank.
     pub fn signature_key(&self, i: LeafIndex) -> Option<&[u8]> {
-        self.leaf_node(i).map(|leaf| leaf.fields.signature_key)
+        LeafNode::keys_of(self.leaf_bytes(i)?).map(|(_, k)| k)
     }
 
     /// True if `key` is the encryption key of a node other than `except`.

@@ -143,6 +143,38 @@ impl<'a> KeyPackage<'a> {
     /// Checks §10.1 for a group of `suite` at time `now` (seconds since the
     /// Unix epoch), with lifetimes capped at `max_lifetime` seconds.
     pub fn validate(&self, suite: CipherSuite, now: u64, max_lifetime: u64) -> Result<(), KeyPackageError> {
+        self.validate_except_signatures(suite, now, max_lifetime)?;
+        self.tbs.leaf_node.verify_signature(suite, None).map_err(|e| match e {
+            LeafNodeError::InvalidKey => KeyPackageError::InvalidKey,
+            _ => KeyPackageError::InvalidLeafSignature,
+        })?;
+        let key = SignaturePublicKey::for_suite(suite, self.tbs.leaf_node.fields.signature_key)
+            .map_err(|_| KeyPackageError::InvalidKey)?;
+        verify_with_label_parts(suite, &key, b"KeyPackageTBS", &[self.tbs_bytes], self.signature)
+            .map_err(|_| KeyPackageError::InvalidSignature)
+    }
+
+    /// Hands `sink` signature `i` of the KeyPackage (0: its leaf's, 1: its
+    /// own) for a batch check of an Ed25519 suite; false if the single
+    /// check would refuse its encodings ([`crate::crypto::signature::ed25519::hand_to_batch`]).
+    #[cfg(all(feature = "_ed25519", not(feature = "engine")))]
+    pub(crate) fn hand_signature_to_batch(&self, i: usize, sink: &mut dyn FnMut(crate::executor::Ed25519Check<'_>)) -> bool {
+        use crate::crypto::signature::ed25519::hand_to_batch;
+        let leaf = &self.tbs.leaf_node;
+        let key = leaf.fields.signature_key;
+        let handed = match i {
+            0 => leaf.with_signed_content(None, |m| hand_to_batch(key, leaf.signature, m, sink)).ok(),
+            _ => crate::crypto::labeled::with_sign_content(b"KeyPackageTBS", &[self.tbs_bytes], |m| {
+                hand_to_batch(key, self.signature, m, sink)
+            })
+            .ok(),
+        };
+        handed == Some(true)
+    }
+
+    /// [`Self::validate`] but its two signatures, which the caller had
+    /// checked in a batch.
+    pub(crate) fn validate_except_signatures(&self, suite: CipherSuite, now: u64, max_lifetime: u64) -> Result<(), KeyPackageError> {
         let tbs = &self.tbs;
         if tbs.version != PROTOCOL_VERSION_MLS10 {
             return Err(KeyPackageError::WrongVersion);
@@ -187,13 +219,7 @@ impl<'a> KeyPackage<'a> {
         {
             return Err(KeyPackageError::InvalidKey);
         }
-        tbs.leaf_node.verify_signature(suite, None).map_err(|e| match e {
-            LeafNodeError::InvalidKey => KeyPackageError::InvalidKey,
-            _ => KeyPackageError::InvalidLeafSignature,
-        })?;
-        let key = SignaturePublicKey::for_suite(suite, leaf.signature_key).map_err(|_| KeyPackageError::InvalidKey)?;
-        verify_with_label_parts(suite, &key, b"KeyPackageTBS", &[self.tbs_bytes], self.signature)
-            .map_err(|_| KeyPackageError::InvalidSignature)
+        Ok(())
     }
 
     /// Writes a signed KeyPackage for `tbs` into `out`; returns its encoding.

@@ -4,7 +4,7 @@
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
 use crate::credential::Credential;
-use crate::crypto::labeled::{sign_with_label_parts, verify_with_label_parts, VarintPrefix};
+use crate::crypto::labeled::{sign_with_label_parts, with_sign_content, VarintPrefix};
 use crate::crypto::signature::{SignaturePublicKey};
 use crate::crypto::signer::Signer;
 use crate::crypto::{CipherSuite, CryptoError};
@@ -148,23 +148,28 @@ impl<'a> LeafNode<'a> {
     /// signature key; `context` is required for `update` and `commit` leaves.
     pub fn verify_signature(&self, suite: CipherSuite, context: Option<LeafNodeContext<'_>>) -> Result<(), LeafNodeError> {
         let key = SignaturePublicKey::from_slice(self.fields.signature_key).map_err(|_| LeafNodeError::InvalidKey)?;
+        self.with_signed_content(context, |parts| key.verify(suite, parts, self.signature))?
+            .map_err(|_| LeafNodeError::InvalidSignature)
+    }
+
+    /// Calls `f` with the pieces of the `SignContent` the leaf's signature
+    /// covers (§5.1.2, §7.2): `LeafNodeTBS`, with `context` for `update` and
+    /// `commit` leaves.
+    pub(crate) fn with_signed_content<R>(
+        &self,
+        context: Option<LeafNodeContext<'_>>,
+        f: impl FnOnce(&[&[u8]]) -> R,
+    ) -> Result<R, LeafNodeError> {
         let needs_context = !matches!(self.fields.source, LeafNodeSource::KeyPackage(_));
-        let ok = match (needs_context, context) {
-            (false, _) => verify_with_label_parts(suite, &key, b"LeafNodeTBS", &[self.tbs], self.signature),
+        match (needs_context, context) {
+            (false, _) => Ok(with_sign_content(b"LeafNodeTBS", &[self.tbs], f)?),
             (true, Some(ctx)) => {
                 let gid_len = VarintPrefix::new(ctx.group_id.len())?;
                 let idx = ctx.leaf_index.to_be_bytes();
-                verify_with_label_parts(
-                    suite,
-                    &key,
-                    b"LeafNodeTBS",
-                    &[self.tbs, gid_len.as_bytes(), ctx.group_id, &idx],
-                    self.signature,
-                )
+                Ok(with_sign_content(b"LeafNodeTBS", &[self.tbs, gid_len.as_bytes(), ctx.group_id, &idx], f)?)
             }
-            (true, None) => return Err(LeafNodeError::MissingContext),
-        };
-        ok.map_err(|_| LeafNodeError::InvalidSignature)
+            (true, None) => Err(LeafNodeError::MissingContext),
+        }
     }
 
     /// Writes a new signed LeafNode into `out` and returns its encoding.

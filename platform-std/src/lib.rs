@@ -44,7 +44,40 @@ impl mls_nostd::executor::Executor for RayonExecutor {
         }
         buf.par_chunks_exact_mut(chunk).enumerate().for_each(|(i, c)| job(i, c));
     }
+
+    /// Batches of [`ED25519_BATCH`] on rayon's threads, each checked by
+    /// `ed25519_dalek::verify_batch` (one multiscalar multiplication).
+    fn verify_ed25519_batch(
+        &self,
+        count: usize,
+        signatures: &mls_nostd::executor::Ed25519Batch<'_>,
+    ) -> Option<bool> {
+        use rayon::prelude::*;
+        let all = (0..count.div_ceil(ED25519_BATCH)).into_par_iter().all(|b| {
+            let (mut messages, mut sigs, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+            let mut decoded = true;
+            signatures(b * ED25519_BATCH..count.min((b + 1) * ED25519_BATCH), &mut |c| {
+                match ed25519_dalek::VerifyingKey::from_bytes(c.public_key) {
+                    Ok(key) => {
+                        keys.push(key);
+                        sigs.push(ed25519_dalek::Signature::from_bytes(c.signature));
+                        messages.push(c.message.concat());
+                    }
+                    Err(_) => decoded = false,
+                }
+            });
+            let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+            decoded && ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok()
+        });
+        Some(all)
+    }
 }
+
+/// Signatures per batch of [`RayonExecutor`]'s Ed25519 checks: large enough
+/// for the multiscalar multiplication's Pippenger method, small enough that
+/// a join's batches spread over the cores.
+#[cfg(feature = "parallel")]
+pub const ED25519_BATCH: usize = 256;
 
 /// A [`Group::EMPTY`](mls_nostd::group::Group::EMPTY) slot on the heap,
 /// written straight into its allocation: large capacities (hundreds of

@@ -68,3 +68,148 @@ fn same_seed_same_bytes_sequential_or_parallel() {
     assert!(a.len() > 255 * 80, "the path holds one ciphertext per other member");
     assert_eq!(a, b);
 }
+
+/// Counts the batches an executor was asked for and what it answered.
+struct Counting<'a> {
+    inner: &'a dyn Executor,
+    batches: std::sync::Mutex<Vec<Option<bool>>>,
+}
+
+impl Executor for Counting<'_> {
+    fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync)) {
+        self.inner.for_each_chunk(buf, chunk, job)
+    }
+
+    fn verify_ed25519_batch(
+        &self,
+        count: usize,
+        signatures: &mls_nostd::executor::Ed25519Batch<'_>,
+    ) -> Option<bool> {
+        let r = self.inner.verify_ed25519_batch(count, signatures);
+        self.batches.lock().unwrap().push(r);
+        r
+    }
+}
+
+/// The leaf of [`validate_tree`]'s trees that is an update leaf.
+const UPDATE_LEAF: u64 = 300;
+
+/// Validates a tree of `n` KeyPackage leaves (leaf [`UPDATE_LEAF`] an
+/// update leaf), leaf `bad` (if any) with a flipped signature byte; returns
+/// the result and the batch answers.
+fn validate_tree(
+    n: usize,
+    bad: Option<u32>,
+    executor: &dyn Executor,
+) -> (Result<(), mls_nostd::ratchet_tree::validate::TreeValidationError>, Vec<Option<bool>>) {
+    use mls_nostd::ratchet_tree::validate::TreeCheck;
+    let cap = n.next_power_of_two();
+    let mut meta = TreeMeta::new(SUITE);
+    let mut leaves = vec![LeafSlot::BLANK; cap];
+    let mut parents = vec![ParentSlot::BLANK; cap];
+    let mut arena = vec![0u8; cap * 256];
+    let mut t = TreeSlices::new(&mut meta, &mut leaves, &mut parents, &mut arena);
+    for i in 0..n as u64 {
+        let (mut leaf, sk) = test_leaf(SUITE, format!("m{i}").as_bytes(), i, None);
+        if i == UPDATE_LEAF {
+            // An update leaf, signed with the group and its index (§7.2).
+            let view = LeafNode::decode_exact(&leaf).unwrap();
+            let fields = mls_nostd::leaf_node::LeafNodeFields {
+                source: mls_nostd::leaf_node::LeafNodeSource::Update,
+                ..view.fields
+            };
+            let context = mls_nostd::leaf_node::LeafNodeContext { group_id: b"fleet", leaf_index: i as u32 };
+            let mut buf = vec![0u8; 1024];
+            leaf = LeafNode::sign_into(SUITE, &fields, Some(context), &sk, &mut buf).unwrap().to_vec();
+        }
+        if bad == Some(i as u32) {
+            // The last byte of the encoding is the signature's.
+            *leaf.last_mut().unwrap() ^= 1;
+        }
+        t.add_leaf(&leaf).unwrap();
+    }
+    let check = TreeCheck {
+        group_id: b"fleet",
+        tree_hash: None,
+        group_extensions: Extensions::default(),
+        identity: &mls_nostd::identity::SameCredential,
+    };
+    let counting = Counting { inner: executor, batches: Default::default() };
+    let (mut a, mut b) = (vec![0u32; cap], vec![0u32; cap]);
+    let r = t.validate(&check, &counting, &mut a, &mut b);
+    (r, counting.batches.into_inner().unwrap())
+}
+
+/// A join's leaf signatures are checked in one batch request when the
+/// executor batches (RayonExecutor, Ed25519 suites), one by one otherwise,
+/// and a bad one is named either way: in the first, a middle and the last
+/// of RayonExecutor's batches of 256, and the update leaf (its signature
+/// covers the group ID and its index).
+#[test]
+fn leaf_signatures_checked_in_batches_and_a_bad_one_named() {
+    use mls_nostd::ratchet_tree::validate::TreeValidationError::InvalidLeafSignature;
+    let n = 3 * platform_std::ED25519_BATCH - 17;
+    assert_eq!(validate_tree(n, None, &RayonExecutor), (Ok(()), vec![Some(true)]));
+    assert_eq!(validate_tree(n, None, &Sequential), (Ok(()), vec![None]));
+    let mut checked = 0;
+    for bad in [0, platform_std::ED25519_BATCH as u32 + 5, UPDATE_LEAF as u32, n as u32 - 1] {
+        let want = Err(InvalidLeafSignature(LeafIndex(bad)));
+        assert_eq!(validate_tree(n, Some(bad), &RayonExecutor), (want, vec![Some(false)]));
+        assert_eq!(validate_tree(n, Some(bad), &Sequential), (want, vec![None]));
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}
+
+/// Commits Adds of 20 KeyPackages (the one at `bad`, if any, with a
+/// flipped signature byte) through `executor`; returns the result and the
+/// batch answers.
+fn commit_adds(
+    bad: Option<usize>,
+    executor: &dyn Executor,
+) -> (Result<(), mls_nostd::group::CreateCommitError>, Vec<Option<bool>>) {
+    use mls_nostd::group::{CommitBuffers, CommitOptions, CreateParams};
+    use mls_nostd::key_package::{KeyPackage, KeyPackageParams};
+    use mls_nostd::leaf_node::Lifetime;
+    use mls_nostd::messages::proposal::{Add, Proposal};
+    const NOW: u64 = 1_800_000_000;
+    let lifetime = Lifetime { not_before: NOW - 60, not_after: NOW + 86_400 };
+    let key_package = |i: u64| {
+        let name = format!("m{i}");
+        let params = KeyPackageParams::new(SUITE, Credential::Basic { identity: name.as_bytes() }, lifetime);
+        let signer = SignaturePrivateKey::from_slice(SUITE, &[i as u8 + 1; 32]).unwrap();
+        let mut out = vec![0u8; 2048];
+        let mut kp = KeyPackage::generate(&params, &signer, &mut TestRng(i), &mut out).unwrap().0.to_vec();
+        if bad == Some(i as usize) {
+            // The last byte of the encoding is the KeyPackage signature's.
+            *kp.last_mut().unwrap() ^= 1;
+        }
+        kp
+    };
+    let kps: Vec<Vec<u8>> = (1..=20).map(key_package).collect();
+    let adds: Vec<Proposal<'_>> =
+        kps.iter().map(|k| Proposal::Add(Add { key_package: KeyPackage::decode_exact(k).unwrap() })).collect();
+    let mut group = platform_std::boxed_group::<32, { 32 * 512 }, 16, 64>();
+    let creator = SignaturePrivateKey::from_slice(SUITE, &[0xc0; 32]).unwrap();
+    group.create(&CreateParams::new(SUITE, b"fleet", Credential::Basic { identity: b"c" }, lifetime), &creator, &mut TestRng(0)).unwrap();
+    let (mut message, mut welcome, mut group_info) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
+    let opts = CommitOptions { proposals: &adds, ..CommitOptions::default() };
+    let counting = Counting { inner: executor, batches: Default::default() };
+    let bufs = CommitBuffers { message: &mut message, welcome: &mut welcome, group_info: &mut group_info };
+    let r = group.commit_in_memory(&opts, &mls_nostd::psk::NoPsks, NOW, &mut TestRng(1), &counting, bufs).map(|_| ());
+    (r, counting.batches.into_inner().unwrap())
+}
+
+/// A Commit's KeyPackage signatures (two per Add) are checked in one batch
+/// request when the executor batches, one by one otherwise; a bad one
+/// fails the Commit with the same error either way.
+#[test]
+fn key_package_signatures_checked_in_a_batch() {
+    use mls_nostd::group::{CommitError, CreateCommitError};
+    use mls_nostd::key_package::KeyPackageError;
+    assert_eq!(commit_adds(None, &RayonExecutor), (Ok(()), vec![Some(true)]));
+    assert_eq!(commit_adds(None, &Sequential), (Ok(()), vec![None]));
+    let want = Err(CreateCommitError::Commit(CommitError::InvalidKeyPackage(KeyPackageError::InvalidSignature)));
+    assert_eq!(commit_adds(Some(13), &RayonExecutor), (want, vec![Some(false)]));
+    assert_eq!(commit_adds(Some(13), &Sequential), (want, vec![None]));
+}

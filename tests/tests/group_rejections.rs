@@ -1598,6 +1598,15 @@ fn tree_key_dup_reused_encryption_key() {
     let msg = craft_commit(&mut fx.alice, &by_value(&[add(&bad_kp)]), None);
     refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "TREE-KEY-DUP");
     refuse_create(&mut fx.alice, &[add(&bad_kp)], false, &NoPsks, want);
+    // Dave's KeyPackage with the root's encryption key (a parent node).
+    let root_key = fx.alice.group.tree_slices_for_testing().encryption_key(NodeIndex(3)).unwrap().to_vec();
+    let fields = LeafNodeFields { encryption_key: &root_key, ..kp_view.tbs.leaf_node.fields };
+    let leaf = LeafNode::sign_into(SUITE, &fields, None, &dave.signer, &mut leaf_buf).unwrap().to_vec();
+    let tbs = KeyPackageTbs { leaf_node: LeafNode::decode_exact(&leaf).unwrap(), ..kp_view.tbs };
+    let root_kp = KeyPackage::sign_into(SUITE, &tbs, &dave.signer, &mut kp_buf).unwrap().to_vec();
+    let msg = craft_commit(&mut fx.alice, &by_value(&[add(&root_kp)]), None);
+    refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "TREE-KEY-DUP");
+    refuse_create(&mut fx.alice, &[add(&root_kp)], false, &NoPsks, want);
 
     // Alice's commit with a path whose first node reuses Carol's key.
     let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();

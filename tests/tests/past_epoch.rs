@@ -85,3 +85,48 @@ fn a_late_message_and_the_ended_epochs_secrets() {
     bob.receive_commit(&commit);
     agree(&[&alice, &bob]);
 }
+
+/// A member's last message, read after the Commit that removed it: its
+/// sender is authenticated with the key the group kept for it (the leaf is
+/// blank in the new tree; §6.1, §6.3.2). The same for a member whose leaf
+/// the Commit gave to a new member. With no past epoch kept, refused.
+#[test]
+fn a_late_message_of_a_member_that_left() {
+    use mls_nostd::codec::Decode;
+    use mls_nostd::key_package::KeyPackage;
+    use mls_nostd::messages::proposal::{Add, Proposal, Remove};
+    let mut alice = Member::new("alice", 31);
+    let mut bob = Member::new("bob", 32);
+    let mut carol = Member::new("carol", 33);
+    let mut dave = Member::new("dave", 34);
+    alice.create(SUITE, b"departed", Default::default());
+    alice.add(&mut bob, SUITE);
+    alice.add_seen_by(&mut carol, &mut [&mut bob], SUITE);
+    alice.add_seen_by(&mut dave, &mut [&mut bob, &mut carol], SUITE);
+    // Bob (leaf 1) and Dave (leaf 3) speak; then Alice removes both and
+    // adds Erin, who takes Bob's leaf.
+    let from_bob = bob.send(b"bob's last");
+    let from_dave = dave.send(b"dave's last");
+    let mut erin = Member::new("erin", 35);
+    let (kp, _) = erin.key_package(SUITE);
+    let proposals = [
+        Proposal::Remove(Remove { removed: 1 }),
+        Proposal::Remove(Remove { removed: 3 }),
+        Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() }),
+    ];
+    let (commit, _) = alice.commit(&proposals, true, WireFormatPolicy::Public);
+    carol.receive_commit(&commit);
+    agree(&[&alice, &carol]);
+    let mut read = 0;
+    for (msg, data) in [(from_bob, &b"bob's last"[..]), (from_dave, &b"dave's last"[..])] {
+        let mut m = msg.clone();
+        let got = carol.group.process_message_in_memory(&mut m, &NoPsks, NOW);
+        match (PAST_EPOCHS_KEPT, got) {
+            (1, Ok(Received::Application { data: d, .. })) => assert_eq!(d, data),
+            (0, Err(ReceiveError::Protection(_))) => {}
+            (k, other) => panic!("a late message of a member that left, {k} past epochs kept: {other:?}"),
+        }
+        read += 1;
+    }
+    assert_eq!(read, 2);
+}

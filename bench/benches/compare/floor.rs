@@ -7,13 +7,14 @@
 //!
 //! What a scenario must run (RFC 9420; `d` = depth of the tree, `n` members):
 //! - add of `n − 1` (no path), Commit + Welcome: per new member its
-//!   KeyPackage and leaf signatures checked and one HPKE seal of its
+//!   KeyPackage and leaf signatures checked (in batches from two new
+//!   members on: the batch's cost per signature) and one HPKE seal of its
 //!   GroupSecrets (independent); two signatures (Commit, GroupInfo); hashing
 //!   every KeyPackage (its reference), the tree (tree hash) and the encrypted
 //!   GroupInfo (the HPKE `info` of all seals, once); the GroupInfo encrypted.
 //! - the creator's merge: no public-key operation (shown as no floor).
 //! - join: one HPKE open, the GroupInfo signature, every leaf's signature
-//!   (independent); hashing the tree and the encrypted GroupInfo; decrypting it.
+//!   (independent, in batches); hashing the tree and the encrypted GroupInfo; decrypting it.
 //! - Commit with path: `d + 1` DeriveKeyPair (leaf and path nodes), one HPKE
 //!   seal per node of the copath resolutions (`d` in a full tree, `n − 1`
 //!   right after the big add; independent), two signatures (leaf, Commit).
@@ -40,6 +41,9 @@ pub struct Sizes {
 /// Bytes hashed and encrypted in the primitive benches.
 const BULK: usize = 64 * 1024;
 
+/// Signatures per batch of the `verify_batch` primitive (platform-std's).
+const BATCH: usize = platform_std::ED25519_BATCH;
+
 /// Measures each primitive once per call (single thread).
 pub fn primitives(c: &mut Criterion) {
     let mut g = c.benchmark_group("e_primitives");
@@ -50,6 +54,14 @@ pub fn primitives(c: &mut Criterion) {
     g.bench_function("sign", |b| b.iter(|| signer.sign(SUITE, &[std::hint::black_box(&message)]).expect("sign")));
     g.bench_function("verify", |b| {
         b.iter(|| public.verify(SUITE, &[std::hint::black_box(&message)], &signature).expect("verify"))
+    });
+    // What RayonExecutor checks at once: BATCH signatures by as many keys.
+    let signers: Vec<_> = (0..BATCH).map(|i| ed25519_dalek::SigningKey::from_bytes(&[i as u8 ^ 0x5a; 32])).collect();
+    let keys: Vec<_> = signers.iter().map(ed25519_dalek::SigningKey::verifying_key).collect();
+    let signatures: Vec<_> = signers.iter().map(|k| ed25519_dalek::Signer::sign(k, &message)).collect();
+    let messages: Vec<&[u8]> = vec![&message; BATCH];
+    g.bench_function("verify_batch", |b| {
+        b.iter(|| ed25519_dalek::verify_batch(std::hint::black_box(&messages), &signatures, &keys).expect("verify"))
     });
     g.bench_function("derive_key_pair", |b| b.iter(|| derive_key_pair(SUITE, std::hint::black_box(&[3; 32])).expect("derive")));
     let (sk, pk) = derive_key_pair(SUITE, &[9; 32]).expect("derive");
@@ -86,6 +98,8 @@ struct Counts {
     sign: usize,
     verify: usize,
     verify_par: usize,
+    /// Independent signature checks a batch verifier runs.
+    verify_batch_par: usize,
     seal_par: usize,
     open: usize,
     derive: usize,
@@ -96,8 +110,16 @@ struct Counts {
 impl Counts {
     fn json(&self) -> String {
         format!(
-            "{{\"sign\": {}, \"verify\": {}, \"verify_par\": {}, \"hpke_seal_par\": {}, \"hpke_open\": {}, \"derive_key_pair\": {}, \"hash_bytes\": {}, \"aead_bytes\": {}}}",
-            self.sign, self.verify, self.verify_par, self.seal_par, self.open, self.derive, self.hash_bytes, self.aead_bytes
+            "{{\"sign\": {}, \"verify\": {}, \"verify_par\": {}, \"verify_batch_par\": {}, \"hpke_seal_par\": {}, \"hpke_open\": {}, \"derive_key_pair\": {}, \"hash_bytes\": {}, \"aead_bytes\": {}}}",
+            self.sign,
+            self.verify,
+            self.verify_par,
+            self.verify_batch_par,
+            self.seal_par,
+            self.open,
+            self.derive,
+            self.hash_bytes,
+            self.aead_bytes
         )
     }
 }
@@ -107,11 +129,12 @@ fn depth(n: usize) -> usize {
 }
 
 fn join(n: usize, welcome: usize) -> Counts {
-    Counts { open: 1, verify: 1, verify_par: n, hash_bytes: 2 * welcome, aead_bytes: welcome, ..Counts::default() }
+    // The leaf signatures in batches (RayonExecutor).
+    Counts { open: 1, verify: 1, verify_batch_par: n, hash_bytes: 2 * welcome, aead_bytes: welcome, ..Counts::default() }
 }
 
 /// Writes the counts of every scenario run to `$CRITERION_HOME/mls-floor.json`.
-pub fn write_counts(sizes: &[usize], big: usize, measured: &Sizes) {
+pub fn write_counts(sizes: &[usize], bigs: &[usize], measured: &Sizes) {
     let Ok(dir) = std::env::var("CRITERION_HOME") else {
         eprintln!("CRITERION_HOME unset: floor counts not written");
         return;
@@ -124,7 +147,16 @@ pub fn write_counts(sizes: &[usize], big: usize, measured: &Sizes) {
             let kp = measured.key_packages.get(&n).copied().unwrap_or(0);
             rows.push((
                 format!("a_commit_{n}"),
-                Counts { verify_par: 2 * m, seal_par: m, sign: 2, hash_bytes: kp + 2 * w, aead_bytes: w, ..Counts::default() },
+                // Two or more KeyPackages are checked in batches.
+                Counts {
+                    verify_par: if m == 1 { 2 } else { 0 },
+                    verify_batch_par: if m == 1 { 0 } else { 2 * m },
+                    seal_par: m,
+                    sign: 2,
+                    hash_bytes: kp + 2 * w,
+                    aead_bytes: w,
+                    ..Counts::default()
+                },
             ));
             rows.push((format!("a_join_{n}"), join(n, w)));
         }
@@ -137,11 +169,13 @@ pub fn write_counts(sizes: &[usize], big: usize, measured: &Sizes) {
     }
     rows.push(("c_protect".into(), Counts { sign: 1, aead_bytes: 1024, ..Counts::default() }));
     rows.push(("c_unprotect".into(), Counts { verify: 1, aead_bytes: 1024, ..Counts::default() }));
-    if let Some(&w) = measured.welcome.get(&big) {
-        rows.push((format!("d_join_{big}"), join(big, w)));
+    for big in bigs {
+        if let Some(&w) = measured.welcome.get(big) {
+            rows.push((format!("d_join_{big}"), join(*big, w)));
+        }
     }
     let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
-    let mut out = format!("{{\"cores\": {cores}, \"bulk_bytes\": {BULK}, \"scenarios\": {{\n");
+    let mut out = format!("{{\"cores\": {cores}, \"bulk_bytes\": {BULK}, \"batch\": {BATCH}, \"scenarios\": {{\n");
     for (i, (name, counts)) in rows.iter().enumerate() {
         let sep = if i + 1 < rows.len() { "," } else { "" };
         let _ = writeln!(out, "  \"{name}\": {}{sep}", counts.json());

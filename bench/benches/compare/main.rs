@@ -14,7 +14,8 @@
 //! `bench/run.sh` runs it and prints one table. Environment: `MLS_BENCH_SIZES`
 //! (default `2,16,128,1024`), `MLS_BENCH_LIBS` (default `ours,openmls,mls-rs`),
 //! `MLS_BENCH_SCENARIOS` (default `a,b,c,d,e`), `MLS_BENCH_BIG` (members of d,
-//! default 10000), `MLS_BENCH_BIG_ANCHORS` (`0` leaves the anchors out of d).
+//! a list, default 10000; up to 65,536), `MLS_BENCH_BIG_ANCHORS` (`0` leaves
+//! the anchors out of d).
 //! The counts of primitives per scenario go to `$CRITERION_HOME/mls-floor.json`.
 
 mod floor;
@@ -271,7 +272,7 @@ fn run() {
     let sizes: Vec<usize> = env_list("MLS_BENCH_SIZES", "2,16,128,1024").iter().filter_map(|s| s.parse().ok()).collect();
     let libs = env_list("MLS_BENCH_LIBS", "ours,openmls,mls-rs");
     let scenarios = env_list("MLS_BENCH_SCENARIOS", "a,b,c,d,e");
-    let big: usize = std::env::var("MLS_BENCH_BIG").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let bigs: Vec<usize> = env_list("MLS_BENCH_BIG", "10000").iter().filter_map(|s| s.parse().ok()).collect();
     let big_anchors = std::env::var("MLS_BENCH_BIG_ANCHORS").map(|v| v != "0").unwrap_or(true);
     let on = |s: &str| scenarios.iter().any(|x| x == s);
     let lib = |s: &str| libs.iter().any(|x| x == s);
@@ -306,14 +307,17 @@ fn run() {
     if on("c") {
         each_lib!(application(&mut c));
     }
-    if on("d") {
+    for &big in bigs.iter().filter(|_| on("d")) {
         if lib("ours") {
-            // The smallest of our two capacities that holds the group.
+            // The smallest of our capacities that holds the group.
             if big <= 1024 {
                 big_join::<ours::Ours<1024, { 1024 * 256 }>>(&mut c, big, &mut sz);
-            } else {
+            } else if big <= 16384 {
                 eprintln!("ours: a 16,384-leaf group slot takes {} bytes", ours::slot_bytes::<16384, { 16384 * 256 }>());
                 big_join::<ours::Ours<16384, { 16384 * 256 }>>(&mut c, big, &mut sz);
+            } else {
+                eprintln!("ours: a 65,536-leaf group slot takes {} bytes", ours::slot_bytes::<65536, { 65536 * 256 }>());
+                big_join::<ours::Ours<65536, { 65536 * 256 }>>(&mut c, big, &mut sz);
             }
         }
         if big_anchors && lib("openmls") {
@@ -325,7 +329,7 @@ fn run() {
     }
     if on("e") {
         floor::primitives(&mut c);
-        floor::write_counts(&sizes, big, &sz);
+        floor::write_counts(&sizes, &bigs, &sz);
     }
     peak::write();
     c.final_summary();

@@ -200,6 +200,18 @@ pub fn verify_with_label(
     verify_with_label_parts(suite, key, label, &[content], signature)
 }
 
+/// Calls `f` with the pieces whose concatenation is the `SignContent`
+/// (§5.1.2) of `label` and `content_parts`: what a batch verifier signs
+/// over ([`crate::executor::Executor::verify_ed25519_batch`]).
+pub(crate) fn with_sign_content<R>(
+    label: &[u8],
+    content_parts: &[&[u8]],
+    f: impl FnOnce(&[&[u8]]) -> R,
+) -> Result<R, CryptoError> {
+    let sc = LabeledContent::new(label, content_parts)?;
+    Ok(f(&sc.parts()))
+}
+
 /// `VerifyWithLabel` over a content given in pieces.
 pub fn verify_with_label_parts(
     suite: CipherSuite,

@@ -551,6 +551,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         opts: &CommitOptions<'_>,
         psks: &dyn PskStore,
         now: u64,
+        executor: &dyn Executor,
         message: &mut [u8],
     ) -> Result<(usize, Applied<N>), CreateCommitError> {
         let me = self.state.private.leaf;
@@ -585,6 +586,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             config.max_lifetime,
             false,
             config.identity,
+            executor,
             out,
         )?;
         Ok((list_len, applied))
@@ -603,7 +605,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         executor: &impl Executor,
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, CreateCommitError> {
-        let (list_len, applied) = self.stage_own_proposals(reinit, opts, psks, now, &mut *bufs.message)?;
+        let (list_len, applied) = self.stage_own_proposals(reinit, opts, psks, now, executor, &mut *bufs.message)?;
         let CommitBuffers { message, welcome, group_info } = bufs;
         let shape = (opts.wire_format, opts.force_path, opts.ratchet_tree_in_welcome);
         self.commit_next_epoch(opts, shape, list_len, &applied, rng, executor, message, welcome, group_info)
@@ -651,7 +653,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // The UpdatePath, in the middle of the work area: as large as this
         // path in this tree needs (none without a path).
         let with_path = applied.path_required || force_path;
-        let excluded = |l: LeafIndex| applied.added.contains(&l.0);
+        // `added` is in leaf order.
+        let excluded = |l: LeafIndex| applied.added.binary_search(&l.0).is_ok();
         let path_room = match with_path {
             true => new.update_path_room(me, opts.leaf.as_ref(), &excluded).map_err(CommitError::InvalidPath)?,
             false => 0,

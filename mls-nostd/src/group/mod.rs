@@ -295,18 +295,35 @@ impl Departed {
         self.keys.iter().take(usize::from(self.len)).find(|(l, _)| *l == leaf).map(|(_, k)| *k)
     }
 
-    /// The leaves of `tree` whose signature key its staged Commit changes
-    /// (a leaf the stage touched twice is seen twice: kept once).
+    /// The leaves of `tree` whose signature key its staged Commit changes,
+    /// with their key before it. One pass over the stage's log, newest entry
+    /// first: a leaf's later entry is older and replaces what an earlier one
+    /// said, so its last is its value before the stage.
     fn of_stage(tree: &TreeSlices<'_>) -> Self {
-        let (old, new) = (tree.old(), tree.view());
+        let new = tree.view();
         let mut d = Self::EMPTY;
-        for leaf in tree.staged_nodes().filter_map(|n| n.leaf()) {
-            match old.signature_key(leaf) {
-                Some(key) if new.signature_key(leaf) != Some(key) && d.key(leaf).is_none() => d.push(leaf, key),
-                _ => {}
+        for (leaf, before) in tree.staged_leaf_values() {
+            d.forget(leaf);
+            if let Some((_, key)) = before.and_then(crate::leaf_node::LeafNode::keys_of)
+                && new.signature_key(leaf) != Some(key)
+            {
+                d.push(leaf, key);
             }
         }
         d
+    }
+
+    /// Drops what is kept for `leaf`, if anything.
+    fn forget(&mut self, leaf: LeafIndex) {
+        let len = usize::from(self.len);
+        if let Some(i) = self.keys.iter().take(len).position(|(l, _)| *l == leaf) {
+            // The last entry takes its place (order does not matter).
+            let last = self.keys.get(len.saturating_sub(1)).copied();
+            if let (Some(last), Some(slot)) = (last, self.keys.get_mut(i)) {
+                *slot = last;
+            }
+            self.len = self.len.saturating_sub(1);
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use super::proposal_store::ProposalStore;
 use crate::ratchet_tree::tree::{TreeError, TreeSlices, TreeView};
 use crate::ratchet_tree::treekem::TreeKemError;
 use crate::transcript;
-use crate::tree_math::LeafIndex;
+use crate::tree_math::{LeafIndex, NodeIndex};
 
 /// Why a Commit (or a proposal) was rejected. The group is unchanged.
 ///
@@ -671,7 +671,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
         let commit_secret = match &commit.path {
             Some(path) => {
-                let excluded = |l: LeafIndex| added.contains(&l.0);
+                // `added` is in leaf order.
+                let excluded = |l: LeafIndex| added.binary_search(&l.0).is_ok();
                 new.apply_update_path_in_place(committer, path, &mut next.private, &provisional, &mut gc_buf, &excluded)?.0
             }
             None => Secret::zero(nh)?,
@@ -751,6 +752,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             config.max_lifetime,
             external,
             config.identity,
+            &crate::executor::Sequential,
             out,
         )?;
         if applied.path_required && commit.path.is_none() {
@@ -821,8 +823,90 @@ fn external_init_secret(
     Ok(init)
 }
 
-fn is_newly_added(tree: &TreeSlices<'_>, added: &[u32], signature_key: &[u8]) -> bool {
-    added.iter().any(|i| tree.signature_key(LeafIndex(*i)).is_some_and(|k| k == signature_key))
+/// True if `executor` verified the two signatures of every Add's KeyPackage
+/// of `commit` (§10.1) in one batch ([`crate::executor::Executor::verify_ed25519_batch`]:
+/// Ed25519 suites, two Adds or more, an executor that batches, no crypto
+/// engine). False if it cannot or one failed: each KeyPackage is then
+/// checked alone, which names the error.
+fn key_packages_batched<const P: usize>(
+    commit: &Commit<'_>,
+    proposals: &ProposalStore<P>,
+    committer: LeafIndex,
+    adds: u32,
+    suite: crate::crypto::CipherSuite,
+    executor: &dyn crate::executor::Executor,
+) -> bool {
+    #[cfg(all(feature = "_ed25519", not(feature = "engine")))]
+    if adds > 1 && matches!(suite.signature_scheme(), crate::crypto::signature::Scheme::Ed25519) {
+        use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+        let withheld = AtomicBool::new(false);
+        let Ok(count) = usize::try_from(adds).map(|a| a.saturating_mul(2)) else { return false };
+        // Slots 2k and 2k + 1: the leaf's and the KeyPackage's signature of Add k.
+        let all = executor.verify_ed25519_batch(count, &|range, sink| {
+            let mut k = 0usize;
+            for por in commit.proposals.iter() {
+                if k >= range.end {
+                    break;
+                }
+                let Ok(Resolved { proposal: Proposal::Add(a), .. }) = resolve(por, proposals, committer) else { continue };
+                for slot in [k, k.saturating_add(1)].into_iter().filter(|s| range.contains(s)) {
+                    if !a.key_package.hand_signature_to_batch(slot.saturating_sub(k), sink) {
+                        withheld.store(true, Relaxed);
+                    }
+                }
+                k = k.saturating_add(2);
+            }
+        });
+        return all == Some(true) && !withheld.load(Relaxed);
+    }
+    let _ = (commit, proposals, committer, adds, suite, executor);
+    false
+}
+
+/// The key checks of a Commit's Adds (§12.2, §7.3), once all are in `tree`
+/// at the leaves `added` (increasing, as they are on return): no client
+/// added twice, none a member the Commit keeps, and each encryption key
+/// unique among the tree's nodes. Sorted once per Commit and searched per
+/// node, O((N + A) log A), where checking each Add against the tree was
+/// O(N A) (issue #16: seconds at 10,000).
+fn check_added_keys(tree: &TreeSlices<'_>, added: &mut [u32]) -> Result<(), CommitError> {
+    use crate::ratchet_tree::validate::heap_sort_by_key;
+    // Two entries of `sorted` (sorted by `key_of`) with one key.
+    fn twice<'k>(sorted: &[u32], key_of: impl Fn(&u32) -> Option<&'k [u8]>) -> bool {
+        sorted.windows(2).any(|w| w.first().map(&key_of) == w.get(1).map(&key_of))
+    }
+    // An entry of `sorted` other than `own` with key `key`.
+    fn shared<'k>(sorted: &[u32], key: &[u8], key_of: impl Fn(&u32) -> Option<&'k [u8]>, own: Option<u32>) -> bool {
+        sorted.binary_search_by(|i| key_of(i).cmp(&Some(key))).ok().and_then(|j| sorted.get(j)).is_some_and(|i| Some(*i) != own)
+    }
+    let signature_key = |i: &u32| tree.signature_key(LeafIndex(*i));
+    let encryption_key = |i: &u32| tree.encryption_key(NodeIndex(i.saturating_mul(2)));
+    heap_sort_by_key(added, signature_key);
+    if twice(added, signature_key) {
+        return Err(CommitError::DuplicateAdd);
+    }
+    for l in (0..tree.n_leaves()).map(LeafIndex) {
+        if let Some(key) = tree.signature_key(l)
+            && shared(added, key, signature_key, Some(l.0))
+        {
+            return Err(CommitError::AddOfExistingMember);
+        }
+    }
+    heap_sort_by_key(added, encryption_key);
+    if twice(added, encryption_key) {
+        return Err(CommitError::DuplicateKey);
+    }
+    let width = crate::tree_math::node_width(tree.n_leaves()).unwrap_or(0);
+    for x in (0..width).map(NodeIndex) {
+        if let Some(key) = tree.encryption_key(x)
+            && shared(added, key, encryption_key, x.leaf().map(|l| l.0))
+        {
+            return Err(CommitError::DuplicateKey);
+        }
+    }
+    // Back in leaf order, which the Welcome follows.
+    heap_sort_by_key(added, |i| *i);
+    Ok(())
 }
 
 /// Appends PreSharedKeyID `id` of a Commit to a group of `suite` at `epoch`, with its
@@ -948,6 +1032,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     max_lifetime: u64,
     external: bool,
     identity: &dyn IdentityProvider,
+    executor: &dyn crate::executor::Executor,
     out: AppliedOut<'_>,
 ) -> Result<Applied<N>, CommitError> {
     let suite = state.suite;
@@ -1081,29 +1166,27 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     let mut added: heapless::Vec<u32, N> = heapless::Vec::new();
     // The members' credential types once, then each Add's (§7.3).
     let mut types = CredentialTypes::of(new.view());
+    let signed = key_packages_batched(commit, proposals, committer, summary.adds, suite, executor);
     for por in commit.proposals.iter() {
         let Proposal::Add(a) = resolve(por, proposals, committer)?.proposal else { continue };
         let kp = a.key_package;
-        kp.validate(suite, now, max_lifetime).map_err(CommitError::InvalidKeyPackage)?;
+        match signed {
+            true => kp.validate_except_signatures(suite, now, max_lifetime),
+            false => kp.validate(suite, now, max_lifetime),
+        }
+        .map_err(CommitError::InvalidKeyPackage)?;
         let leaf = kp.tbs.leaf_node;
         check_identity(identity, state.group_id.as_slice(), CredentialUse::Add, &leaf, None)?;
         if !(leaf_fits_extensions(&leaf, extensions)? && types.admits(&leaf)) {
             return Err(CommitError::UnsupportedCapabilities);
         }
         types.admit(&leaf);
-        // Same client twice in this list, or a member this commit keeps.
-        if is_newly_added(new, &added, leaf.fields.signature_key) {
-            return Err(CommitError::DuplicateAdd);
-        }
-        if key_in_tree(new, &[], Some(leaf.fields.signature_key)) {
-            return Err(CommitError::AddOfExistingMember);
-        }
-        if key_in_tree(new, leaf.fields.encryption_key, None) {
-            return Err(CommitError::DuplicateKey);
-        }
-        let l = new.add_leaf(leaf.as_bytes())?;
+        // Adds take the leftmost blank leaves: each after the previous one.
+        let first = added.last().map_or(LeafIndex(0), |l| LeafIndex(l.saturating_add(1)));
+        let l = new.add_leaf_after(leaf.as_bytes(), first)?;
         added.push(l.0).map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
     }
+    check_added_keys(new, &mut added)?;
     let psk_secret = psk_secret(suite, &psk_list)?;
     // Kept for the application's inspection of the staged commit.
     let psk_ids = out.psk_ids;

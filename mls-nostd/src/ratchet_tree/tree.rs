@@ -795,6 +795,18 @@ impl<'s> TreeSlices<'s> {
         })
     }
 
+    /// The values the stage logged for leaves, newest first: each leaf
+    /// and its LeafNode encoding then (`None`: blank). A leaf changed twice
+    /// is listed twice; its last entry is its value before the stage. One
+    /// pass over the log, where asking [`TreeView::slot`] per leaf would
+    /// read the whole log each time (quadratic in a Commit of many Adds).
+    pub(crate) fn staged_leaf_values(&self) -> impl Iterator<Item = (LeafIndex, Option<&[u8]>)> + '_ {
+        undo_entries(self.meta, self.arena).filter_map(|e| match e {
+            Undo::Leaf(l, slot) => Some((LeafIndex(l), slot_bytes(self.arena, &slot))),
+            Undo::Parent(..) | Undo::Size(_) => None,
+        })
+    }
+
     /// Sets `arena_live` from the slots.
     fn recount_live(&mut self) {
         let n = usize::try_from(self.meta.n_leaves).unwrap_or(usize::MAX);
@@ -1239,7 +1251,14 @@ impl<'s> TreeSlices<'s> {
     /// a new one after extending the tree; it becomes unmerged at every
     /// non-blank ancestor.
     pub fn add_leaf(&mut self, bytes: &[u8]) -> Result<LeafIndex, TreeError> {
-        let free = (0..self.meta.n_leaves).map(LeafIndex).find(|l| self.leaf(*l).is_some_and(|s| !s.present()));
+        self.add_leaf_after(bytes, LeafIndex(0))
+    }
+
+    /// [`Self::add_leaf`] when every leaf left of `first` is known to be
+    /// non-blank (the next of a Commit's Adds starts after the previous
+    /// one's leaf: a Commit of N Adds looks at each leaf once, not N times).
+    pub fn add_leaf_after(&mut self, bytes: &[u8], first: LeafIndex) -> Result<LeafIndex, TreeError> {
+        let free = (first.0..self.meta.n_leaves).map(LeafIndex).find(|l| self.leaf(*l).is_some_and(|s| !s.present()));
         let l = match free {
             Some(l) => l,
             None => {

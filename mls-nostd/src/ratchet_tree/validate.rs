@@ -129,6 +129,38 @@ impl TreeSlices<'_> {
         leaf.verify_signature(self.suite(), context).is_ok()
     }
 
+    /// True if `executor` verified every leaf's signature in one batch
+    /// ([`Executor::verify_ed25519_batch`]: Ed25519 suites, an executor that
+    /// batches, no crypto engine, which would not see them). False if it
+    /// cannot or one failed: the caller checks each leaf and names it.
+    fn leaf_signatures_batched(&self, group_id: &[u8], executor: &dyn Executor) -> bool {
+        #[cfg(all(feature = "_ed25519", not(feature = "engine")))]
+        if matches!(self.suite().signature_scheme(), crate::crypto::signature::Scheme::Ed25519) {
+            use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+            let withheld = AtomicBool::new(false);
+            let n = usize::try_from(self.n_leaves()).unwrap_or(0);
+            let all = executor.verify_ed25519_batch(n, &|range, sink| {
+                for i in range {
+                    let l = LeafIndex(u32::try_from(i).unwrap_or(u32::MAX));
+                    let Some(leaf) = self.leaf_node(l) else { continue };
+                    let context = match leaf.fields.source {
+                        LeafNodeSource::KeyPackage(_) => None,
+                        _ => Some(LeafNodeContext { group_id, leaf_index: l.0 }),
+                    };
+                    let handed = leaf.with_signed_content(context, |message| {
+                        crate::crypto::signature::ed25519::hand_to_batch(leaf.fields.signature_key, leaf.signature, message, sink)
+                    });
+                    if handed != Ok(true) {
+                        withheld.store(true, Relaxed);
+                    }
+                }
+            });
+            return all == Some(true) && !withheld.load(Relaxed);
+        }
+        let _ = (group_id, executor);
+        false
+    }
+
     /// Leaf checks of §7.3 that do not depend on how the leaf arrived.
     fn validate_leaves(&self, check: &TreeCheck<'_>, executor: &dyn Executor) -> Result<(), TreeValidationError> {
         let required = check.group_extensions.find(EXT_REQUIRED_CAPABILITIES).map(parse_required).transpose()?;
@@ -146,12 +178,14 @@ impl TreeSlices<'_> {
         let in_use = in_use.get(..n_in_use).unwrap_or(&[]);
         // Signatures first, a batch at a time through the executor: byte `j`
         // of `verified` says whether leaf `batch + j` (if any) verifies.
+        // (Unless the executor verified them all in one batch.)
+        let batched = self.leaf_signatures_batched(check.group_id, executor);
         let mut verified = [0u8; SIGNATURE_BATCH];
         let mut batch = 0u32;
         for i in 0..self.n_leaves() {
             let l = LeafIndex(i);
             let offset = i.wrapping_sub(batch) as usize;
-            if i == 0 || offset >= SIGNATURE_BATCH {
+            if !batched && (i == 0 || offset >= SIGNATURE_BATCH) {
                 batch = i;
                 let len = SIGNATURE_BATCH.min(usize::try_from(self.n_leaves().saturating_sub(i)).unwrap_or(SIGNATURE_BATCH));
                 let out = verified.get_mut(..len).unwrap_or(&mut []);
@@ -164,7 +198,7 @@ impl TreeSlices<'_> {
             }
             let Some(leaf) = self.leaf_node(l) else { continue };
             let f = &leaf.fields;
-            if verified.get(i.wrapping_sub(batch) as usize) != Some(&1) {
+            if !batched && verified.get(i.wrapping_sub(batch) as usize) != Some(&1) {
                 return Err(TreeValidationError::InvalidLeafSignature(l));
             }
             let member = MemberIdentity { credential: f.credential, signature_key: f.signature_key };
@@ -309,7 +343,7 @@ impl TreeSlices<'_> {
 /// compiled out of line with a panic path (`panic_on_ord_violation`) and
 /// costs about 3.5 KiB of flash per key type; this one has no panic path.
 /// Which of equal elements comes first does not matter to the callers.
-fn heap_sort_by_key<K: Ord>(v: &mut [u32], key: impl Fn(&u32) -> K) {
+pub(crate) fn heap_sort_by_key<K: Ord>(v: &mut [u32], key: impl Fn(&u32) -> K) {
     let k = |v: &[u32], i: usize| v.get(i).map(&key);
     let swap = |v: &mut [u32], i: usize, j: usize| {
         if let (Some(&a), Some(&b)) = (v.get(i), v.get(j)) {

@@ -57,6 +57,29 @@ fn is_canonical_point(a: &[u8; 32]) -> bool {
     !y_at_least_p && !(sign && (y_is_one || y_is_minus_one))
 }
 
+/// Hands `sink` the signature `signature` by `pk` over the concatenation
+/// of `message` for a batch check
+/// ([`crate::executor::Executor::verify_ed25519_batch`]); false, handing
+/// nothing, if the single check below would refuse their encodings (a
+/// canonical key of 32 bytes, a signature of 64): no batch may vouch for it.
+/// (Not with a crypto engine, which must see every verification.)
+#[cfg(not(feature = "engine"))]
+pub(crate) fn hand_to_batch(
+    pk: &[u8],
+    signature: &[u8],
+    message: &[&[u8]],
+    sink: &mut dyn FnMut(crate::executor::Ed25519Check<'_>),
+) -> bool {
+    let (Ok(public_key), Ok(signature)) = (<&[u8; 32]>::try_from(pk), <&[u8; 64]>::try_from(signature)) else {
+        return false;
+    };
+    if !is_canonical_point(public_key) {
+        return false;
+    }
+    sink(crate::executor::Ed25519Check { public_key, message, signature });
+    true
+}
+
 pub(super) fn verify(pk: &[u8], parts: &[&[u8]], signature: &[u8]) -> Result<(), CryptoError> {
     let pk: [u8; 32] = pk.try_into().map_err(|_| CryptoError::InvalidKey)?;
     // RFC 8032 §5.1.7: verification fails if the public key's decoding does.

@@ -18,6 +18,18 @@
 //!   y and -0 through). Small-order public keys are not refused (RFC 8032
 //!   does not; mls-rs verifies the same way, OpenMLS uses `verify_strict`,
 //!   which refuses them).
+//!   A joiner's executor may check the tree's leaf signatures in batches
+//!   ([`Executor::verify_ed25519_batch`](crate::executor::Executor::verify_ed25519_batch):
+//!   `platform-std`'s rayon executor with `ed25519-dalek`'s `verify_batch`;
+//!   the core hands it only what passes the encoding checks above). A batch
+//!   accepts every set the single check accepts; with weights drawn from
+//!   the batch's own contents it can also accept a signature whose error is
+//!   a small-order point, which only the key's holder can make. That is
+//!   used for a joiner's tree alone: its hash is the one the GroupInfo's
+//!   signer vouches for, and the members checked each of its leaves one by
+//!   one when it entered (KeyPackage, Update, UpdatePath), so a tree of a
+//!   real group holds no such leaf; a failed batch falls back to single
+//!   checks to name the leaf.
 //! - **Ed448** ([`ed448`]): `[S]B = R + [k]A` with `S` canonical (`< L`,
 //!   57th byte zero: checked here, since `ed448-goldilocks`'s
 //!   `from_canonical_bytes` lets a non-zero one through), `A` and

@@ -144,6 +144,25 @@ impl<'a> LeafNode<'a> {
         Some((encryption_key, signature_key))
     }
 
+    /// The credential type and the supported credential types
+    /// (`capabilities.credentials`) of an encoded LeafNode, read past its
+    /// keys, credential and first four capability lists without decoding
+    /// them. For the leaves a tree stores: a Commit with path checks the new
+    /// leaf against every member's types (§7.3), O(N) reads per Commit.
+    pub(crate) fn credential_types_of(encoding: &'a [u8]) -> Option<(u16, U16List<'a>)> {
+        let mut r = Reader::new(encoding);
+        for _ in 0..2 {
+            r.read_opaque().ok()?;
+        }
+        // Basic (identity) and X.509 (the chain) both carry one opaque body.
+        let own = r.read_u16().ok()?;
+        r.read_opaque().ok()?;
+        for _ in 0..4 {
+            r.read_opaque().ok()?;
+        }
+        Some((own, U16List::from_body(r.read_opaque().ok()?).ok()?))
+    }
+
     /// Verifies the signature over `LeafNodeTBS` (§7.2) with the leaf's own
     /// signature key; `context` is required for `update` and `commit` leaves.
     pub fn verify_signature(&self, suite: CipherSuite, context: Option<LeafNodeContext<'_>>) -> Result<(), LeafNodeError> {

@@ -1566,6 +1566,25 @@ fn leaf_caps_add_credential_types() {
     refuse_create(&mut fx.alice, &[add(&basic_only)], false, &NoPsks, want);
 }
 
+/// A new member's credential type must be supported by every member
+/// already in the group (§7.2): once a basic-only member is in, an X.509
+/// member (supporting both types) cannot be added, by value or received.
+#[test]
+fn leaf_caps_add_type_a_member_does_not_support() {
+    let mut fx = fixture();
+    let want = CommitError::UnsupportedCapabilities;
+    let chain = [3u8, 0x30, 0x01, 0x00];
+    let x509 = Credential::X509 { certificates: CertificateChain::from_body(&chain).unwrap() };
+    let (mut frank, mut erin) = (Member::new("frank", 6), Member::new("erin", 5));
+    let basic_only = kp_of_types(&mut frank, Credential::Basic { identity: b"frank" }, &[0, 1]);
+    let x509_and_basic = kp_of_types(&mut erin, x509, &[0, 1, 0, 2]);
+    // Without frank the X.509 member fits (leaf_caps_add_credential_types);
+    // frank joins.
+    valid_commit_then_usable(&mut fx, &[add(&basic_only)], &NoPsks);
+    refuse_commit(&mut fx.bob, &craft_commit(&mut fx.alice, &by_value(&[add(&x509_and_basic)]), None), &NoPsks, want, "LEAF-CAPS");
+    refuse_create(&mut fx.alice, &[add(&x509_and_basic)], false, &NoPsks, want);
+}
+
 /// A KeyPackage of `m` with `credential` and the credential types `types`
 /// (a `u16` list body) in its leaf's capabilities.
 fn kp_of_types(m: &mut Member, credential: Credential<'_>, types: &[u8]) -> Vec<u8> {

@@ -425,14 +425,21 @@ impl CredentialTypes {
     }
 
     fn supported(leaf: &LeafNode<'_>) -> u8 {
-        leaf.fields.capabilities.credentials.iter().fold(0, |b, t| b | Self::bit(t))
+        Self::bits(leaf.fields.capabilities.credentials)
     }
 
-    /// Those of the members of `tree`.
+    fn bits(types: U16List<'_>) -> u8 {
+        types.iter().fold(0, |b, t| b | Self::bit(t))
+    }
+
+    /// Those of the members of `tree` (their leaves read in part: the
+    /// tree decoded each whole when it entered).
     fn of(tree: TreeView<'_>) -> Self {
         let mut types = Self { in_use: 0, supported_by_all: u8::MAX };
-        for member in (0..tree.n_leaves()).filter_map(|i| tree.leaf_node(LeafIndex(i))) {
-            types.admit(&member);
+        let leaves = (0..tree.n_leaves()).filter_map(|i| tree.leaf_bytes(LeafIndex(i)));
+        for (own, supported) in leaves.filter_map(LeafNode::credential_types_of) {
+            types.in_use |= Self::bit(own);
+            types.supported_by_all &= Self::bits(supported);
         }
         types
     }

@@ -70,10 +70,15 @@ def floor(group):
     c = floor_data["scenarios"].get(group)
     if c is None or any(v is None for v in prim.values()):
         return None
+    # Independent items spread over the cores: ceil(n / cores) each (one
+    # seal cannot be split between two cores).
+    def par(n):
+        return -(-n // cores)
+
     return (c["sign"] * prim["sign"] + c["verify"] * prim["verify"]
-            + c["verify_par"] * prim["verify"] / cores
-            + c.get("verify_batch_par", 0) * prim["verify_batch"] / batch / cores
-            + c["hpke_seal_par"] * prim["hpke_seal"] / cores
+            + par(c["verify_par"]) * prim["verify"]
+            + par(c.get("verify_batch_par", 0)) * prim["verify_batch"] / batch
+            + par(c["hpke_seal_par"]) * prim["hpke_seal"]
             + c["hpke_open"] * prim["hpke_open"] + c["derive_key_pair"] * prim["derive_key_pair"]
             + c["hash_bytes"] * prim["sha256_64kib"] / bulk + c["aead_bytes"] * prim["aead_64kib"] / bulk)
 
@@ -126,7 +131,7 @@ for k, label in names.items():
     if prim[k] is not None:
         print(f"| e. primitive: {label} | {fmt(prim[k])} | | | | | | | |")
 print(f"\nMedians per operation; floor = primitives x single-thread cost (a batched signature check: the batch's"
-      f" cost / {batch}), independent ones / {cores} cores;"
+      f" cost / {batch}), n independent ones as ceil(n / {cores}) on {cores} cores;"
       f" peak heap = the most an operation allocated above the heap it started with (ours keeps its group in a slot"
       f" allocated before). Load average (1 min): {load['start']} at the start, {load['end']} at the end.")
 

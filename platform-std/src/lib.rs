@@ -45,18 +45,27 @@ impl mls_nostd::executor::Executor for RayonExecutor {
         buf.par_chunks_exact_mut(chunk).enumerate().for_each(|(i, c)| job(i, c));
     }
 
-    /// Batches of [`ED25519_BATCH`] on rayon's threads, each checked by
-    /// `ed25519_dalek::verify_batch` (one multiscalar multiplication).
+    /// Batches of at most [`ED25519_BATCH`] on rayon's threads, each
+    /// checked by `ed25519_dalek::verify_batch` (one multiscalar
+    /// multiplication); at least one batch per thread (a Commit of 15 Adds:
+    /// 30 signatures, two batches on 2 threads); no batch of one.
     fn verify_ed25519_batch(
         &self,
         count: usize,
         signatures: &mls_nostd::executor::Ed25519Batch<'_>,
     ) -> Option<bool> {
         use rayon::prelude::*;
-        let all = (0..count.div_ceil(ED25519_BATCH)).into_par_iter().all(|b| {
+        let threads = rayon::current_num_threads();
+        // A batch of one costs more than a single check: declined (the
+        // core then checks them one by one, through for_each_chunk).
+        if count <= threads {
+            return None;
+        }
+        let size = ED25519_BATCH.min(count.div_ceil(threads));
+        let all = (0..count.div_ceil(size)).into_par_iter().all(|b| {
             let (mut messages, mut sigs, mut keys) = (Vec::new(), Vec::new(), Vec::new());
             let mut decoded = true;
-            signatures(b * ED25519_BATCH..count.min((b + 1) * ED25519_BATCH), &mut |c| {
+            signatures(b * size..count.min((b + 1) * size), &mut |c| {
                 match ed25519_dalek::VerifyingKey::from_bytes(c.public_key) {
                     Ok(key) => {
                         keys.push(key);
@@ -73,9 +82,9 @@ impl mls_nostd::executor::Executor for RayonExecutor {
     }
 }
 
-/// Signatures per batch of [`RayonExecutor`]'s Ed25519 checks: large enough
-/// for the multiscalar multiplication's Pippenger method, small enough that
-/// a join's batches spread over the cores.
+/// Most signatures per batch of [`RayonExecutor`]'s Ed25519 checks: large
+/// enough for the multiscalar multiplication's Pippenger method, small
+/// enough that a join's batches spread over the cores.
 #[cfg(feature = "parallel")]
 pub const ED25519_BATCH: usize = 256;
 

@@ -855,7 +855,12 @@ fn key_packages_batched<const P: usize>(
                 if k >= range.end {
                     break;
                 }
-                let Ok(Resolved { proposal: Proposal::Add(a), .. }) = resolve(por, proposals, committer) else { continue };
+                // (Resolved once already by the caller's first pass.)
+                let Ok(resolved) = resolve(por, proposals, committer) else {
+                    withheld.store(true, Relaxed);
+                    continue;
+                };
+                let Proposal::Add(a) = resolved.proposal else { continue };
                 for slot in [k, k.saturating_add(1)].into_iter().filter(|s| range.contains(s)) {
                     if !a.key_package.hand_signature_to_batch(slot.saturating_sub(k), sink) {
                         withheld.store(true, Relaxed);

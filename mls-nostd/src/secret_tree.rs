@@ -259,11 +259,14 @@ impl SecretTreeMeta {
         if slots.leaves.len() < n || slots.parents.len() < n - 1 {
             return Err(SecretTreeError::CapacityExceeded(Capacity::Leaves));
         }
-        slots.parents.iter_mut().for_each(|p| *p = None);
-        slots.leaves.iter_mut().for_each(|l| *l = LeafSecrets::Empty);
-        slots.skipped.iter_mut().for_each(|s| *s = None);
-        slots.flags.iter_mut().for_each(|f| *f = 0);
-        slots.skipped_dirty.iter_mut().for_each(|d| *d = false);
+        // The last epoch's secrets are dropped (wiped); only slots that hold
+        // one are written (at 1,024 leaves, rewriting every slot was half of
+        // merging a Commit).
+        slots.parents.iter_mut().filter(|p| p.is_some()).for_each(|p| *p = None);
+        slots.leaves.iter_mut().filter(|l| !matches!(l, LeafSecrets::Empty)).for_each(|l| *l = LeafSecrets::Empty);
+        slots.skipped.iter_mut().filter(|s| s.is_some()).for_each(|s| *s = None);
+        slots.flags.fill(0);
+        slots.skipped_dirty.fill(false);
         let root = tree_math::root(n_leaves).ok_or(SecretTreeError::InvalidLeaf)?;
         // A one-leaf tree's root is its leaf.
         store(slots, root, encryption_secret.clone())?;

@@ -42,27 +42,36 @@ impl mls_nostd::executor::Executor for RayonExecutor {
         if chunk == 0 {
             return;
         }
+        // No more chunks than threads: on the calling thread. Waking rayon's
+        // sleeping threads costs more than it saves there (a join of 2
+        // members, two leaf signatures: 271 us on rayon's 2 threads, 174 us
+        // inline, on this project's 2-core machine).
+        if buf.len() / chunk <= rayon::current_num_threads() {
+            buf.chunks_exact_mut(chunk).enumerate().for_each(|(i, c)| job(i, c));
+            return;
+        }
         buf.par_chunks_exact_mut(chunk).enumerate().for_each(|(i, c)| job(i, c));
     }
 
-    /// Batches of at most [`ED25519_BATCH`] on rayon's threads, each
-    /// checked by `ed25519_dalek::verify_batch` (one multiscalar
-    /// multiplication); at least one batch per thread (a Commit of 15 Adds:
-    /// 30 signatures, two batches on 2 threads); no batch of one.
+    /// Batches of at most [`ED25519_BATCH`], each checked by
+    /// `ed25519_dalek::verify_batch` (one multiscalar multiplication): fewer
+    /// than [`ED25519_SPLIT`] signatures as one batch on the calling thread;
+    /// more, at least one batch per thread on rayon's threads (a Commit of
+    /// 15 Adds: 30 signatures, two batches on 2 threads). No batch of one.
     fn verify_ed25519_batch(
         &self,
         count: usize,
         signatures: &mls_nostd::executor::Ed25519Batch<'_>,
     ) -> Option<bool> {
         use rayon::prelude::*;
-        let threads = rayon::current_num_threads();
-        // A batch of one costs more than a single check: declined (the
-        // core then checks them one by one, through for_each_chunk).
-        if count <= threads {
+        // A batch of one costs more than a single check: declined (the core
+        // then checks it alone).
+        if count < 2 {
             return None;
         }
-        let size = ED25519_BATCH.min(count.div_ceil(threads));
-        let all = (0..count.div_ceil(size)).into_par_iter().all(|b| {
+        let threads = rayon::current_num_threads();
+        let size = if count < ED25519_SPLIT { count } else { ED25519_BATCH.min(count.div_ceil(threads)) };
+        let check = |b: usize| {
             let (mut messages, mut sigs, mut keys) = (Vec::new(), Vec::new(), Vec::new());
             let mut decoded = true;
             signatures(b * size..count.min((b + 1) * size), &mut |c| {
@@ -77,8 +86,12 @@ impl mls_nostd::executor::Executor for RayonExecutor {
             });
             let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
             decoded && ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok()
-        });
-        Some(all)
+        };
+        let batches = count.div_ceil(size);
+        if batches == 1 {
+            return Some(check(0));
+        }
+        Some((0..batches).into_par_iter().all(check))
     }
 }
 
@@ -87,6 +100,15 @@ impl mls_nostd::executor::Executor for RayonExecutor {
 /// enough that a join's batches spread over the cores.
 #[cfg(feature = "parallel")]
 pub const ED25519_BATCH: usize = 256;
+
+/// Fewer signatures than this are checked by [`RayonExecutor`] as one batch
+/// on the calling thread: waking rayon's threads (about 100 us on this
+/// project's 2-core machine) costs more than the part another thread would
+/// take (a join of 2 members: 187 us with its two leaf signatures checked
+/// one by one, 175 us as one batch; a join of 16: 443 us in two batches on
+/// rayon, 497 us in one batch inline).
+#[cfg(feature = "parallel")]
+pub const ED25519_SPLIT: usize = 8;
 
 /// A [`Group::EMPTY`](mls_nostd::group::Group::EMPTY) slot on the heap,
 /// written straight into its allocation: large capacities (hundreds of

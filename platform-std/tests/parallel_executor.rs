@@ -161,6 +161,26 @@ fn leaf_signatures_checked_in_batches_and_a_bad_one_named() {
     assert_eq!(checked, 4);
 }
 
+/// Small trees: one leaf is checked alone (the executor declines a batch
+/// of one); fewer than `ED25519_SPLIT` leaves form one batch on the calling
+/// thread, more are split over rayon's threads; a bad leaf is named in
+/// every case.
+#[test]
+fn small_trees_batched_inline_or_split_and_a_bad_one_named() {
+    use mls_nostd::ratchet_tree::validate::TreeValidationError::InvalidLeafSignature;
+    assert_eq!(validate_tree(1, None, &RayonExecutor), (Ok(()), vec![None]));
+    let mut checked = 0;
+    for n in [2, platform_std::ED25519_SPLIT - 1, platform_std::ED25519_SPLIT, 17] {
+        assert_eq!(validate_tree(n, None, &RayonExecutor), (Ok(()), vec![Some(true)]), "{n} leaves");
+        for bad in [0, n as u32 - 1] {
+            let want = Err(InvalidLeafSignature(LeafIndex(bad)));
+            assert_eq!(validate_tree(n, Some(bad), &RayonExecutor), (want, vec![Some(false)]), "{n} leaves, bad {bad}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8);
+}
+
 /// Commits Adds of 20 KeyPackages (the one at `bad`, if any, with a
 /// flipped signature byte) through `executor`; returns the result and the
 /// batch answers.

@@ -1585,6 +1585,41 @@ fn leaf_caps_add_type_a_member_does_not_support() {
     refuse_create(&mut fx.alice, &[add(&x509_and_basic)], false, &NoPsks, want);
 }
 
+/// The credential types of a Commit's path leaf (§7.3, §12.4.2): it may not
+/// take a type a member does not support, nor drop support for a type in
+/// use (a path leaf keeping its type and its supported types is admitted
+/// without reading the members' leaves, since issue #16).
+#[test]
+fn leaf_caps_path_leaf_credential_types() {
+    let mut fx = fixture();
+    let want = CommitError::UnsupportedCapabilities;
+    let chain = [3u8, 0x30, 0x01, 0x00];
+    let x509 = Credential::X509 { certificates: CertificateChain::from_body(&chain).unwrap() };
+    let mut frank = Member::new("frank", 6);
+    let basic_only = kp_of_types(&mut frank, Credential::Basic { identity: b"frank" }, &[0, 1]);
+    valid_commit_then_usable(&mut fx, &[add(&basic_only)], &NoPsks);
+    let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
+    fx.alice.group.discard_staged_commit();
+    let path = path_of(&commit);
+    let path = UpdatePath::decode_exact(&path).unwrap();
+    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: 0 };
+    let signer = fx.alice.signer.clone();
+    let mut refused = 0;
+    // X.509, which Frank does not support; basic, no longer supporting basic.
+    for (credential, types) in [(x509, &[0u8, 1, 0, 2][..]), (Credential::Basic { identity: b"alice" }, &[0, 2][..])] {
+        let capabilities = Capabilities { credentials: U16List::from_body(types).unwrap(), ..path.leaf_node.fields.capabilities };
+        let fields = LeafNodeFields { credential, capabilities, ..path.leaf_node.fields };
+        let mut buf = vec![0u8; 2048];
+        let leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), &signer, &mut buf).unwrap().to_vec();
+        let p = UpdatePath { leaf_node: LeafNode::decode_exact(&leaf).unwrap(), nodes: path.nodes };
+        let msg = craft_commit(&mut fx.alice, &[], Some(p));
+        refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "LEAF-CAPS");
+        refused += 1;
+    }
+    assert_eq!(refused, 2);
+    fx.usable();
+}
+
 /// A KeyPackage of `m` with `credential` and the credential types `types`
 /// (a `u16` list body) in its leaf's capabilities.
 fn kp_of_types(m: &mut Member, credential: Credential<'_>, types: &[u8]) -> Vec<u8> {
@@ -1642,6 +1677,22 @@ fn tree_key_dup_reused_encryption_key() {
     let bad_path = UpdatePath { leaf_node: path.leaf_node, nodes: ListView::from_body(&body).unwrap() };
     let msg = craft_commit(&mut fx.alice, &[], Some(bad_path));
     refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "TREE-KEY-DUP");
+    // Its last node with the root's key (a parent), or with Alice's own
+    // leaf key (which only her new leaf may not keep either).
+    let alice_key = LeafNode::decode_exact(&fx.alice.leaf(0)).unwrap().fields.encryption_key.to_vec();
+    for key in [&root_key, &alice_key] {
+        let last = path.nodes.iter().count() - 1;
+        let nodes: Vec<UpdatePathNode<'_>> = path
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| if i == last { UpdatePathNode { encryption_key: key, ..n } } else { n })
+            .collect();
+        let body = encode_nodes(&nodes);
+        let bad_path = UpdatePath { leaf_node: path.leaf_node, nodes: ListView::from_body(&body).unwrap() };
+        let msg = craft_commit(&mut fx.alice, &[], Some(bad_path));
+        refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "TREE-KEY-DUP");
+    }
 
     // Alice's path leaf with Carol's encryption key; also refused by Bob,
     // whom the Commit removes.

@@ -17,9 +17,13 @@
 //!   (independent, in batches); hashing the tree and the encrypted GroupInfo; decrypting it.
 //! - Commit with path: `d + 1` DeriveKeyPair (leaf and path nodes), one HPKE
 //!   seal per node of the copath resolutions (`d` in a full tree, `n − 1`
-//!   right after the big add; independent), two signatures (leaf, Commit).
+//!   right after the big add; independent), two signatures (leaf, Commit);
+//!   hashing the Commit three times (§6.1 its signature, §6.2 its
+//!   membership tag, §8.2 the confirmed transcript hash; the signature's
+//!   SHA-512 counted at SHA-256's rate, which is faster: a lower bound).
 //! - processing it at the far end of the tree: the Commit's and the leaf's
-//!   signature, one HPKE open, one DeriveKeyPair (the root's key).
+//!   signature, one HPKE open, one DeriveKeyPair (the root's key); hashing
+//!   the Commit three times, as its creator.
 //! - application message: one signature or verification, 1 KiB of AEAD.
 
 use super::ours::SUITE;
@@ -36,6 +40,8 @@ pub struct Sizes {
     pub welcome: BTreeMap<usize, usize>,
     /// Total KeyPackage bytes of the big add, by group size.
     pub key_packages: BTreeMap<usize, usize>,
+    /// Length of the Commit with path of scenario b, by tree (`full_16`).
+    pub commits: BTreeMap<String, usize>,
 }
 
 /// Bytes hashed and encrypted in the primitive benches.
@@ -43,6 +49,9 @@ const BULK: usize = 64 * 1024;
 
 /// Signatures per batch of the `verify_batch` primitive (platform-std's).
 const BATCH: usize = platform_std::ED25519_BATCH;
+
+/// Sizes of the smaller batches measured (below [`BATCH`]).
+const SMALL_BATCHES: [usize; 3] = [4, 16, 64];
 
 /// Measures each primitive once per call (single thread).
 pub fn primitives(c: &mut Criterion) {
@@ -57,12 +66,21 @@ pub fn primitives(c: &mut Criterion) {
     });
     // What RayonExecutor checks at once: BATCH signatures by as many keys.
     let signers: Vec<_> = (0..BATCH).map(|i| ed25519_dalek::SigningKey::from_bytes(&[i as u8 ^ 0x5a; 32])).collect();
-    let keys: Vec<_> = signers.iter().map(ed25519_dalek::SigningKey::verifying_key).collect();
+    let keys: Vec<[u8; 32]> = signers.iter().map(|k| k.verifying_key().to_bytes()).collect();
     let signatures: Vec<_> = signers.iter().map(|k| ed25519_dalek::Signer::sign(k, &message)).collect();
     let messages: Vec<&[u8]> = vec![&message; BATCH];
-    g.bench_function("verify_batch", |b| {
-        b.iter(|| ed25519_dalek::verify_batch(std::hint::black_box(&messages), &signatures, &keys).expect("verify"))
-    });
+    // From the keys' encodings, as a member receives them (decompressing
+    // each key is a tenth of a batch).
+    let batch = |k: usize| {
+        let keys: Vec<_> = keys[..k].iter().map(|b| ed25519_dalek::VerifyingKey::from_bytes(b).expect("a key")).collect();
+        ed25519_dalek::verify_batch(std::hint::black_box(&messages[..k]), &signatures[..k], &keys).expect("verify")
+    };
+    g.bench_function("verify_batch", |b| b.iter(|| batch(BATCH)));
+    // Smaller batches cost more per signature: the floor of a batch of k
+    // interpolates between these sizes (and a single verification).
+    for k in SMALL_BATCHES {
+        g.bench_function(format!("verify_batch_{k}"), |b| b.iter(|| batch(k)));
+    }
     g.bench_function("derive_key_pair", |b| b.iter(|| derive_key_pair(SUITE, std::hint::black_box(&[3; 32])).expect("derive")));
     let (sk, pk) = derive_key_pair(SUITE, &[9; 32]).expect("derive");
     let info = info_hash(SUITE, &[b"bench", &[0; 64]]).expect("info hash");
@@ -160,12 +178,14 @@ pub fn write_counts(sizes: &[usize], bigs: &[usize], measured: &Sizes) {
             ));
             rows.push((format!("a_join_{n}"), join(n, w)));
         }
-        let commit = |seals| Counts { derive: d + 1, seal_par: seals, sign: 2, ..Counts::default() };
-        let process = || Counts { verify: 2, open: 1, derive: 1, ..Counts::default() };
-        rows.push((format!("b_full_commit_{n}"), commit(d)));
-        rows.push((format!("b_full_process_{n}"), process()));
-        rows.push((format!("b_sparse_commit_{n}"), commit(m)));
-        rows.push((format!("b_sparse_process_{n}"), process()));
+        // The Commit's bytes hashed three times (0 if scenario b did not run).
+        let hashed = |tree: &str| 3 * measured.commits.get(&format!("{tree}_{n}")).copied().unwrap_or(0);
+        let commit = |seals, tree| Counts { derive: d + 1, seal_par: seals, sign: 2, hash_bytes: hashed(tree), ..Counts::default() };
+        let process = |tree| Counts { verify: 2, open: 1, derive: 1, hash_bytes: hashed(tree), ..Counts::default() };
+        rows.push((format!("b_full_commit_{n}"), commit(d, "full")));
+        rows.push((format!("b_full_process_{n}"), process("full")));
+        rows.push((format!("b_sparse_commit_{n}"), commit(m, "sparse")));
+        rows.push((format!("b_sparse_process_{n}"), process("sparse")));
     }
     rows.push(("c_protect".into(), Counts { sign: 1, aead_bytes: 1024, ..Counts::default() }));
     rows.push(("c_unprotect".into(), Counts { verify: 1, aead_bytes: 1024, ..Counts::default() }));
@@ -175,7 +195,8 @@ pub fn write_counts(sizes: &[usize], bigs: &[usize], measured: &Sizes) {
         }
     }
     let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
-    let mut out = format!("{{\"cores\": {cores}, \"bulk_bytes\": {BULK}, \"batch\": {BATCH}, \"scenarios\": {{\n");
+    let small = SMALL_BATCHES.map(|k| k.to_string()).join(", ");
+    let mut out = format!("{{\"cores\": {cores}, \"bulk_bytes\": {BULK}, \"batch\": {BATCH}, \"small_batches\": [{small}], \"scenarios\": {{\n");
     for (i, (name, counts)) in rows.iter().enumerate() {
         let sep = if i + 1 < rows.len() { "," } else { "" };
         let _ = writeln!(out, "  \"{name}\": {}{sep}", counts.json());

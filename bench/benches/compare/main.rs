@@ -165,13 +165,25 @@ fn add_and_sparse<L: Lib>(c: &mut Criterion, n: usize, sparse: bool, sizes: &mut
         if let Some((blanks, _)) = creator.blanks_and_unmerged() {
             assert_eq!(blanks, n - 1, "{}: every parent node is blank after the add", L::NAME);
         }
-        commit_and_process::<L>(c, "sparse", n, &mut creator, &mut joiner);
+        commit_and_process::<L>(c, "sparse", n, &mut creator, &mut joiner, sizes);
     }
 }
 
 /// Scenario b in the current tree: `committer` creates an empty Commit with
 /// path; `receiver` processes and merges one.
-fn commit_and_process<L: Lib>(c: &mut Criterion, tree: &str, n: usize, committer: &mut L::M, receiver: &mut L::M) {
+fn commit_and_process<L: Lib>(
+    c: &mut Criterion,
+    tree: &str,
+    n: usize,
+    committer: &mut L::M,
+    receiver: &mut L::M,
+    sizes: &mut floor::Sizes,
+) {
+    if L::NAME == "ours" {
+        let commit = committer.commit_update();
+        committer.discard();
+        sizes.commits.insert(format!("{tree}_{n}"), commit.len());
+    }
     bench_slow(c, &format!("b_{tree}_commit_{n}"), L::NAME, |b| {
         b.iter_custom(|iters| timed(iters, &mut *committer, |_| (), |m, _| m.commit_update(), |m, _| m.discard()))
     });
@@ -197,7 +209,7 @@ fn commit_and_process<L: Lib>(c: &mut Criterion, tree: &str, n: usize, committer
 /// new member joins and at once commits the next Add with a path, so that
 /// every parent node is set and no leaf stays unmerged. Member 0 processes
 /// every Commit; the last member commits once with a path.
-fn full_tree<L: Lib>(c: &mut Criterion, n: usize) {
+fn full_tree<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) {
     let started = Instant::now();
     let mut first = L::member(0);
     first.create();
@@ -222,7 +234,7 @@ fn full_tree<L: Lib>(c: &mut Criterion, n: usize) {
     if let Some(shape) = first.blanks_and_unmerged() {
         assert_eq!(shape, (0, 0), "{}: the tree is full", L::NAME);
     }
-    commit_and_process::<L>(c, "full", n, &mut first, &mut current);
+    commit_and_process::<L>(c, "full", n, &mut first, &mut current, sizes);
 }
 
 /// Scenario c: 1 KiB application messages, member 0 to member 1.
@@ -301,7 +313,7 @@ fn run() {
             each_lib!(add_and_sparse(&mut c, n, on("b") && n >= 16, &mut sz));
         }
         if on("b") && n >= 16 {
-            each_lib!(full_tree(&mut c, n));
+            each_lib!(full_tree(&mut c, n, &mut sz));
         }
     }
     if on("c") {

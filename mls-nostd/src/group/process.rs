@@ -22,6 +22,7 @@ use crate::psk::PskStore;
 use super::proposal_store::ProposalStore;
 use crate::ratchet_tree::tree::{TreeError, TreeSlices, TreeView};
 use crate::ratchet_tree::treekem::TreeKemError;
+use crate::ratchet_tree::update_path::UpdatePath;
 use crate::transcript;
 use crate::tree_math::{LeafIndex, NodeIndex};
 
@@ -375,8 +376,31 @@ fn leaf_supports(l: &LeafNode<'_>, exts: U16List<'_>, props: U16List<'_>, creds:
 /// §7.3 checks of a leaf joining or changing in a group with `extensions`:
 /// required capabilities, its extensions listed in its capabilities, the
 /// group's credential types supported, and its type supported by all.
-fn leaf_fits_group(tree: TreeView<'_>, leaf: &LeafNode<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
-    Ok(leaf_fits_extensions(leaf, extensions)? && CredentialTypes::of(tree).admits(leaf))
+///
+/// A leaf that `replaces` a member's leaf (an Update, a path) with the same
+/// credential type and no supported type dropped fits as that leaf did: every
+/// member's leaf was checked this way when it entered (at the join, the
+/// tree's validation), so the members' types need no pass over the tree
+/// (a sixth of processing a Commit at 1,024 members before).
+fn leaf_fits_group(
+    tree: TreeView<'_>,
+    leaf: &LeafNode<'_>,
+    replaces: Option<&LeafNode<'_>>,
+    extensions: Extensions<'_>,
+) -> Result<bool, CommitError> {
+    if !leaf_fits_extensions(leaf, extensions)? {
+        return Ok(false);
+    }
+    let supported = CredentialTypes::supported(leaf);
+    Ok(match replaces {
+        Some(old)
+            if old.fields.credential.credential_type() == leaf.fields.credential.credential_type()
+                && supported & CredentialTypes::supported(old) == CredentialTypes::supported(old) =>
+        {
+            true
+        }
+        _ => CredentialTypes::of(tree).admits(leaf),
+    })
 }
 
 /// The part of [`leaf_fits_group`] that does not depend on the members:
@@ -416,6 +440,9 @@ struct CredentialTypes {
 }
 
 impl CredentialTypes {
+    /// Those of a group of no members.
+    const NONE: Self = Self { in_use: 0, supported_by_all: u8::MAX };
+
     fn bit(t: u16) -> u8 {
         match t {
             crate::credential::CREDENTIAL_BASIC => 1,
@@ -435,7 +462,7 @@ impl CredentialTypes {
     /// Those of the members of `tree` (their leaves read in part: the
     /// tree decoded each whole when it entered).
     fn of(tree: TreeView<'_>) -> Self {
-        let mut types = Self { in_use: 0, supported_by_all: u8::MAX };
+        let mut types = Self::NONE;
         let leaves = (0..tree.n_leaves()).filter_map(|i| tree.leaf_bytes(LeafIndex(i)));
         for (own, supported) in leaves.filter_map(LeafNode::credential_types_of) {
             types.in_use |= Self::bit(own);
@@ -514,15 +541,35 @@ pub(super) fn check_update_leaf(
     {
         return Err(CommitError::InvalidUpdateLeaf);
     }
-    if !leaf_fits_group(old, leaf, extensions)? {
+    let predecessor = old.leaf_node(LeafIndex(s)).ok_or(CommitError::UnknownSender)?;
+    if !leaf_fits_group(old, leaf, Some(&predecessor), extensions)? {
         return Err(CommitError::UnsupportedCapabilities);
     }
-    let predecessor = old.leaf_node(LeafIndex(s)).ok_or(CommitError::UnknownSender)?;
     check_identity(identity, group_id, CredentialUse::Update(LeafIndex(s)), leaf, Some(&predecessor))?;
     if leaf_keys_in_use(tree, leaf, LeafIndex(s)) {
         return Err(CommitError::DuplicateKey);
     }
     Ok(())
+}
+
+/// True if one of `path`'s new encryption keys is in use in `tree` (§7.3):
+/// its leaf's at a node other than the committer's leaf (whose old key is
+/// checked apart), each path node's at any node; in one pass over the tree
+/// per 32 keys.
+fn path_keys_in_use(tree: &TreeSlices<'_>, path: &UpdatePath<'_>, committer: LeafIndex) -> bool {
+    let mut keys: heapless::Vec<(&[u8], Option<NodeIndex>), 32> = heapless::Vec::new();
+    let leaf = (path.leaf_node.fields.encryption_key, committer.node());
+    let nodes = path.nodes.iter().map(|n| (n.encryption_key, None));
+    for key in core::iter::once(leaf).chain(nodes).filter(|(k, _)| !k.is_empty()) {
+        if keys.is_full() {
+            if tree.has_any_encryption_key(&keys) {
+                return true;
+            }
+            keys.clear();
+        }
+        let _ = keys.push(key);
+    }
+    tree.has_any_encryption_key(&keys)
 }
 
 /// True if `key` is the encryption key of some node, or (for leaves) the
@@ -783,9 +830,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             if old_key.is_some_and(|k| k == leaf.fields.encryption_key) {
                 return Err(CommitError::PathLeafKeyNotFresh);
             }
-            if !leaf_fits_group(new.view(), leaf, extensions)? {
-                return Err(CommitError::UnsupportedCapabilities);
-            }
             // The committer's new leaf replaces its old one; an external
             // joiner's replaces the member it removes, if any (§12.4.3.2).
             let (usage, predecessor) = match (external, applied.external_removed) {
@@ -798,14 +842,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 Some(l) => Some(old.leaf_node(l).ok_or(CommitError::UnknownSender)?),
                 None => None,
             };
-            check_identity(config.identity, group_id, usage, leaf, predecessor.as_ref())?;
-            if leaf_keys_in_use(&new, leaf, committer) {
-                return Err(CommitError::DuplicateKey);
+            let replaces = predecessor.as_ref().filter(|_| !external);
+            if !leaf_fits_group(new.view(), leaf, replaces, extensions)? {
+                return Err(CommitError::UnsupportedCapabilities);
             }
-            for node in path.nodes.iter() {
-                if key_in_tree(&new, node.encryption_key, None) {
-                    return Err(CommitError::DuplicateKey);
-                }
+            check_identity(config.identity, group_id, usage, leaf, predecessor.as_ref())?;
+            if new.has_signature_key(leaf.fields.signature_key, Some(committer))
+                || path_keys_in_use(&new, path, committer)
+            {
+                return Err(CommitError::DuplicateKey);
             }
         }
         Ok((applied, committer))
@@ -890,6 +935,10 @@ fn check_added_keys(tree: &TreeSlices<'_>, added: &mut [u32]) -> Result<(), Comm
     // An entry of `sorted` other than `own` with key `key`.
     fn shared<'k>(sorted: &[u32], key: &[u8], key_of: impl Fn(&u32) -> Option<&'k [u8]>, own: Option<u32>) -> bool {
         sorted.binary_search_by(|i| key_of(i).cmp(&Some(key))).ok().and_then(|j| sorted.get(j)).is_some_and(|i| Some(*i) != own)
+    }
+    if added.is_empty() {
+        // Nothing to search for: a Commit without Adds reads no member's keys.
+        return Ok(());
     }
     let signature_key = |i: &u32| tree.signature_key(LeafIndex(*i));
     let encryption_key = |i: &u32| tree.encryption_key(NodeIndex(i.saturating_mul(2)));
@@ -1176,8 +1225,12 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         }
     }
     let mut added: heapless::Vec<u32, N> = heapless::Vec::new();
-    // The members' credential types once, then each Add's (§7.3).
-    let mut types = CredentialTypes::of(new.view());
+    // The members' credential types once (if there is an Add), then each
+    // Add's (§7.3).
+    let mut types = match summary.adds {
+        0 => CredentialTypes::NONE,
+        _ => CredentialTypes::of(new.view()),
+    };
     let signed = key_packages_batched(commit, proposals, committer, summary.adds, suite, executor);
     for por in commit.proposals.iter() {
         let Proposal::Add(a) = resolve(por, proposals, committer)?.proposal else { continue };

@@ -62,7 +62,8 @@ except (OSError, ValueError):
 cores = floor_data["cores"]
 bulk = floor_data["bulk_bytes"]
 prim = {k: median("e_primitives", k) for k in
-        ["sign", "verify", "verify_batch", "hpke_seal", "hpke_open", "derive_key_pair", "sha256_64kib", "aead_64kib"]}
+        ["sign", "verify", "verify_batch", "hpke_seal", "hpke_open", "derive_key_pair", "sha256_64kib", "sha512_64kib",
+         "aead_64kib"]}
 batch = floor_data.get("batch", 256)
 # Measured batch costs by size, a single verification as the batch of one:
 # a batch of k costs what it costs at k (linear between measured sizes), not
@@ -85,7 +86,7 @@ def batch_cost(k):
 
 def floor(group):
     c = floor_data["scenarios"].get(group)
-    if c is None or any(v is None for v in prim.values()):
+    if c is None or any(v is None for k, v in prim.items() if k != "sha512_64kib"):
         return None
     # Independent items spread over the cores: ceil(n / cores) each (one
     # seal cannot be split between two cores).
@@ -97,7 +98,9 @@ def floor(group):
             + batch_cost(par(c.get("verify_batch_par", 0)))
             + par(c["hpke_seal_par"]) * prim["hpke_seal"]
             + c["hpke_open"] * prim["hpke_open"] + c["derive_key_pair"] * prim["derive_key_pair"]
-            + c["hash_bytes"] * prim["sha256_64kib"] / bulk + c["aead_bytes"] * prim["aead_64kib"] / bulk)
+            + c["hash_bytes"] * prim["sha256_64kib"] / bulk
+            + c.get("hash512_bytes", 0) * (prim["sha512_64kib"] or prim["sha256_64kib"]) / bulk
+            + c["aead_bytes"] * prim["aead_64kib"] / bulk)
 
 
 sizes = [int(s) for s in os.environ.get("MLS_BENCH_SIZES", "2,16,128,1024").split(",") if s.strip()]
@@ -113,7 +116,10 @@ for n in sizes:
                  (f"b_{tree}_process_{n}", f"b. {tree} tree N={n}: process + merge it")]
 rows += [("c_protect", "c. protect 1 KiB application message"),
          ("c_unprotect", "c. unprotect 1 KiB application message")]
-rows += [(f"d_join_{big}", f"d. join from a Welcome, N={big}") for big in bigs]
+for big in bigs:
+    rows += [(f"d_join_{big}", f"d. join from a Welcome, N={big}"),
+             (f"b_sparse_commit_{big}", f"d. sparse tree N={big}: create Commit with path"),
+             (f"b_sparse_process_{big}", f"d. sparse tree N={big}: process + merge it")]
 
 def fmt_bytes(b):
     if b is None:
@@ -143,7 +149,8 @@ for group, label in rows:
 names = {"sign": "Ed25519 sign", "verify": "Ed25519 verify",
          "verify_batch": f"Ed25519 verify, a batch of {batch}", "hpke_seal": "HPKE seal (80 B)",
          "hpke_open": "HPKE open (80 B)", "derive_key_pair": "DeriveKeyPair (X25519)",
-         "sha256_64kib": "SHA-256 of 64 KiB", "aead_64kib": "ChaCha20Poly1305 of 64 KiB"}
+         "sha256_64kib": "SHA-256 of 64 KiB", "sha512_64kib": "SHA-512 of 64 KiB",
+         "aead_64kib": "ChaCha20Poly1305 of 64 KiB"}
 for k, label in names.items():
     if prim[k] is not None:
         print(f"| e. primitive: {label} | {fmt(prim[k])} | | | | | | | |")
@@ -173,7 +180,7 @@ def panels():
     out = []
     for title, pat in fams:
         is_join = pat == "a_join_{}"
-        ns = sorted(set(sizes + (bigs if is_join else [])))
+        ns = sorted(set(sizes + (bigs if is_join or "sparse" in pat else [])))
         series = {}
         for n in ns:
             # The join of scenario d is the same operation at its size.

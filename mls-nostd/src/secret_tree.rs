@@ -252,6 +252,19 @@ impl SecretTreeMeta {
         config: SecretTreeConfig,
         slots: &mut SecretTreeSlots<'_>,
     ) -> Result<Self, SecretTreeError> {
+        Self::init_after(suite, n_leaves, encryption_secret, config, slots, usize::MAX)
+    }
+
+    /// [`Self::init`] where only the first `used` leaves (and their
+    /// parents) may hold a secret: those of the tree it replaces.
+    fn init_after(
+        suite: CipherSuite,
+        n_leaves: u32,
+        encryption_secret: &Secret,
+        config: SecretTreeConfig,
+        slots: &mut SecretTreeSlots<'_>,
+        used: usize,
+    ) -> Result<Self, SecretTreeError> {
         let n = usize::try_from(n_leaves).map_err(|_| SecretTreeError::CapacityExceeded(Capacity::Leaves))?;
         if n == 0 || !n_leaves.is_power_of_two() {
             return Err(SecretTreeError::InvalidLeaf);
@@ -259,11 +272,14 @@ impl SecretTreeMeta {
         if slots.leaves.len() < n || slots.parents.len() < n - 1 {
             return Err(SecretTreeError::CapacityExceeded(Capacity::Leaves));
         }
-        // The last epoch's secrets are dropped (wiped); only slots that hold
-        // one are written (at 1,024 leaves, rewriting every slot was half of
-        // merging a Commit).
-        slots.parents.iter_mut().filter(|p| p.is_some()).for_each(|p| *p = None);
-        slots.leaves.iter_mut().filter(|l| !matches!(l, LeafSecrets::Empty)).for_each(|l| *l = LeafSecrets::Empty);
+        // The last epoch's secrets are dropped (wiped): only in the slots of
+        // the tree replaced, and only those that hold one are written (at
+        // 1,024 leaves, rewriting every slot was half of merging a Commit;
+        // at 10,000 in a 16,384-leaf slot, reading them all a tenth of it).
+        let parents = slots.parents.iter_mut().take(used);
+        parents.filter(|p| p.is_some()).for_each(|p| *p = None);
+        let leaves = slots.leaves.iter_mut().take(used);
+        leaves.filter(|l| !matches!(l, LeafSecrets::Empty)).for_each(|l| *l = LeafSecrets::Empty);
         slots.skipped.iter_mut().filter(|s| s.is_some()).for_each(|s| *s = None);
         slots.flags.fill(0);
         slots.skipped_dirty.fill(false);
@@ -585,8 +601,11 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         encryption_secret: &Secret,
         config: SecretTreeConfig,
     ) -> Result<(), SecretTreeError> {
+        // Slots past the tree's leaves hold nothing (only `clear` and this
+        // set the size, and both wipe what lay within the old one).
+        let used = usize::try_from(self.meta.n_leaves).unwrap_or(usize::MAX);
         let (meta, mut slots) = self.split();
-        *meta = SecretTreeMeta::init(suite, n_leaves, encryption_secret, config, &mut slots)?;
+        *meta = SecretTreeMeta::init_after(suite, n_leaves, encryption_secret, config, &mut slots, used)?;
         Ok(())
     }
 

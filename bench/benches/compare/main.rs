@@ -8,7 +8,7 @@
 //!   and merged by the last member, in a full tree (no blank node, no
 //!   unmerged leaf) and in the sparse tree left right after the big add;
 //! - c. protect and unprotect 1 KiB application messages;
-//! - d. join from a Welcome at 10,000 members;
+//! - d. join from a Welcome at 10,000 members, then b in its sparse tree;
 //! - e. the single-thread cost of each primitive, for the crypto floor.
 //!
 //! `bench/run.sh` runs it and prints one table. Environment: `MLS_BENCH_SIZES`
@@ -277,6 +277,9 @@ fn big_join<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) {
     joiner.leave();
     joiner.join(&welcome);
     assert_eq!(joiner.epoch_authenticator(), creator.epoch_authenticator(), "{}: joined", L::NAME);
+    // Scenario b at this size, in the sparse tree (a full tree, built by a
+    // chain of n joins and Commits, takes too long here).
+    commit_and_process::<L>(c, "sparse", n, &mut creator, &mut joiner, sizes);
 }
 
 fn run() {

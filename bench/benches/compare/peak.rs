@@ -1,6 +1,8 @@
 //! Peak heap per operation (issue #16): a counting global allocator, and the
 //! high-water mark of the heap above its level when each measured
-//! operation starts, the largest over the iterations of one benchmark.
+//! operation starts, the largest over the iterations of one benchmark but
+//! its first (a first call may grow buffers the member keeps for the next:
+//! the bench's output buffers of ours; the same rule for every library).
 //! Written per scenario and library to `$CRITERION_HOME/mls-peak.json`.
 //!
 //! It measures what an operation allocates beyond the state a member
@@ -10,17 +12,19 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;
 
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// Largest peak above the start of an operation since the last `record`.
+/// Largest peak above the start of an operation since the last `record`,
+/// the first operation's apart.
 static OP_PEAK: AtomicUsize = AtomicUsize::new(0);
-/// Whether an operation ran since the last `record` (a filtered-out
-/// benchmark runs none).
-static RAN: AtomicBool = AtomicBool::new(false);
+static FIRST_PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Operations run since the last `record` (a filtered-out benchmark runs
+/// none).
+static RAN: AtomicUsize = AtomicUsize::new(0);
 static PEAKS: Mutex<BTreeMap<String, BTreeMap<String, usize>>> = Mutex::new(BTreeMap::new());
 
 fn grew(size: usize) {
@@ -74,16 +78,21 @@ pub fn measure<T>(op: impl FnOnce() -> T) -> T {
     let base = CURRENT.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
     let out = op();
-    OP_PEAK.fetch_max(PEAK.load(Ordering::Relaxed).saturating_sub(base), Ordering::Relaxed);
-    RAN.store(true, Ordering::Relaxed);
+    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    match RAN.fetch_add(1, Ordering::Relaxed) {
+        0 => FIRST_PEAK.store(peak, Ordering::Relaxed),
+        _ => _ = OP_PEAK.fetch_max(peak, Ordering::Relaxed),
+    }
     out
 }
 
 /// Files the peak of the operations run since the last call under
 /// benchmark `group` and library `lib` (if any ran).
 pub fn record(group: &str, lib: &str) {
-    let peak = OP_PEAK.swap(0, Ordering::Relaxed);
-    if RAN.swap(false, Ordering::Relaxed) {
+    let (first, rest) = (FIRST_PEAK.swap(0, Ordering::Relaxed), OP_PEAK.swap(0, Ordering::Relaxed));
+    let ran = RAN.swap(0, Ordering::Relaxed);
+    let peak = if ran == 1 { first } else { rest };
+    if ran > 0 {
         let mut peaks = PEAKS.lock().unwrap_or_else(|e| e.into_inner());
         peaks.entry(group.to_string()).or_default().insert(lib.to_string(), peak);
     }

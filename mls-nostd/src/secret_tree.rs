@@ -272,10 +272,10 @@ impl SecretTreeMeta {
         if slots.leaves.len() < n || slots.parents.len() < n - 1 {
             return Err(SecretTreeError::CapacityExceeded(Capacity::Leaves));
         }
-        // The last epoch's secrets are dropped (wiped): only in the slots of
-        // the tree replaced, and only those that hold one are written (at
-        // 1,024 leaves, rewriting every slot was half of merging a Commit;
-        // at 10,000 in a 16,384-leaf slot, reading them all a tenth of it).
+        // The last epoch's secrets are dropped (wiped): only those that hold
+        // one are written (at 1,024 leaves, rewriting every slot was half of
+        // merging a Commit), and only within the tree replaced (a slot with
+        // room for more leaves than the group has is not read whole).
         let parents = slots.parents.iter_mut().take(used);
         parents.filter(|p| p.is_some()).for_each(|p| *p = None);
         let leaves = slots.leaves.iter_mut().take(used);

@@ -1542,10 +1542,7 @@ fn leaf_caps_add_lacks_required_capability() {
 fn leaf_caps_add_credential_types() {
     let mut fx = fixture();
     let want = CommitError::UnsupportedCapabilities;
-    // One fake certificate: the codec and the default identity policy do not
-    // parse it.
-    let chain = [3u8, 0x30, 0x01, 0x00];
-    let x509 = Credential::X509 { certificates: CertificateChain::from_body(&chain).unwrap() };
+    let x509 = fake_x509();
     let basic = Credential::Basic { identity: b"frank" };
     let (mut dave, mut erin, mut frank) = (Member::new("dave", 4), Member::new("erin", 5), Member::new("frank", 6));
     let x509_only = kp_of_types(&mut dave, x509, &[0, 2]);
@@ -1573,14 +1570,10 @@ fn leaf_caps_add_credential_types() {
 fn leaf_caps_add_type_a_member_does_not_support() {
     let mut fx = fixture();
     let want = CommitError::UnsupportedCapabilities;
-    let chain = [3u8, 0x30, 0x01, 0x00];
-    let x509 = Credential::X509 { certificates: CertificateChain::from_body(&chain).unwrap() };
-    let (mut frank, mut erin) = (Member::new("frank", 6), Member::new("erin", 5));
-    let basic_only = kp_of_types(&mut frank, Credential::Basic { identity: b"frank" }, &[0, 1]);
-    let x509_and_basic = kp_of_types(&mut erin, x509, &[0, 1, 0, 2]);
+    let x509_and_basic = kp_of_types(&mut Member::new("erin", 5), fake_x509(), &[0, 1, 0, 2]);
     // Without frank the X.509 member fits (leaf_caps_add_credential_types);
     // frank joins.
-    valid_commit_then_usable(&mut fx, &[add(&basic_only)], &NoPsks);
+    add_basic_only_frank(&mut fx);
     refuse_commit(&mut fx.bob, &craft_commit(&mut fx.alice, &by_value(&[add(&x509_and_basic)]), None), &NoPsks, want, "LEAF-CAPS");
     refuse_create(&mut fx.alice, &[add(&x509_and_basic)], false, &NoPsks, want);
 }
@@ -1593,11 +1586,7 @@ fn leaf_caps_add_type_a_member_does_not_support() {
 fn leaf_caps_path_leaf_credential_types() {
     let mut fx = fixture();
     let want = CommitError::UnsupportedCapabilities;
-    let chain = [3u8, 0x30, 0x01, 0x00];
-    let x509 = Credential::X509 { certificates: CertificateChain::from_body(&chain).unwrap() };
-    let mut frank = Member::new("frank", 6);
-    let basic_only = kp_of_types(&mut frank, Credential::Basic { identity: b"frank" }, &[0, 1]);
-    valid_commit_then_usable(&mut fx, &[add(&basic_only)], &NoPsks);
+    add_basic_only_frank(&mut fx);
     let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.alice.group.discard_staged_commit();
     let path = path_of(&commit);
@@ -1606,7 +1595,7 @@ fn leaf_caps_path_leaf_credential_types() {
     let signer = fx.alice.signer.clone();
     let mut refused = 0;
     // X.509, which Frank does not support; basic, no longer supporting basic.
-    for (credential, types) in [(x509, &[0u8, 1, 0, 2][..]), (Credential::Basic { identity: b"alice" }, &[0, 2][..])] {
+    for (credential, types) in [(fake_x509(), &[0u8, 1, 0, 2][..]), (Credential::Basic { identity: b"alice" }, &[0, 2][..])] {
         let capabilities = Capabilities { credentials: U16List::from_body(types).unwrap(), ..path.leaf_node.fields.capabilities };
         let fields = LeafNodeFields { credential, capabilities, ..path.leaf_node.fields };
         let mut buf = vec![0u8; 2048];
@@ -1618,6 +1607,20 @@ fn leaf_caps_path_leaf_credential_types() {
     }
     assert_eq!(refused, 2);
     fx.usable();
+}
+
+/// An X.509 credential of one fake certificate: the codec and the default
+/// identity policy do not parse it.
+fn fake_x509() -> Credential<'static> {
+    const CHAIN: [u8; 4] = [3, 0x30, 0x01, 0x00];
+    Credential::X509 { certificates: CertificateChain::from_body(&CHAIN).unwrap() }
+}
+
+/// Adds Frank, a member of the basic type supporting only it.
+fn add_basic_only_frank(fx: &mut Fx) {
+    let mut frank = Member::new("frank", 6);
+    let basic_only = kp_of_types(&mut frank, Credential::Basic { identity: b"frank" }, &[0, 1]);
+    valid_commit_then_usable(fx, &[add(&basic_only)], &NoPsks);
 }
 
 /// A KeyPackage of `m` with `credential` and the credential types `types`

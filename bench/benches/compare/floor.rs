@@ -150,6 +150,17 @@ fn depth(n: usize) -> usize {
     n.next_power_of_two().trailing_zeros() as usize
 }
 
+/// Creating a Commit with path of `len` bytes in a tree of depth `d` with
+/// `seals` copath resolution members.
+fn commit_with_path(d: usize, seals: usize, len: usize) -> Counts {
+    Counts { derive: d + 1, seal_par: seals, sign: 2, hash_bytes: 2 * len, hash512_bytes: len, ..Counts::default() }
+}
+
+/// Processing a Commit with path of `len` bytes at the far end of the tree.
+fn process_path(len: usize) -> Counts {
+    Counts { verify: 2, open: 1, derive: 1, hash_bytes: 2 * len, hash512_bytes: len, ..Counts::default() }
+}
+
 fn join(n: usize, welcome: usize) -> Counts {
     // The leaf signatures in batches (RayonExecutor).
     Counts { open: 1, verify: 1, verify_batch_par: n, hash_bytes: 2 * welcome, aead_bytes: welcome, ..Counts::default() }
@@ -184,15 +195,8 @@ pub fn write_counts(sizes: &[usize], bigs: &[usize], measured: &Sizes) {
         }
         // The Commit's bytes (0 if scenario b did not run).
         let len = |tree: &str| measured.commits.get(&format!("{tree}_{n}")).copied().unwrap_or(0);
-        let commit = |seals, tree| Counts {
-            derive: d + 1,
-            seal_par: seals,
-            sign: 2,
-            hash_bytes: 2 * len(tree),
-            hash512_bytes: len(tree),
-            ..Counts::default()
-        };
-        let process = |tree| Counts { verify: 2, open: 1, derive: 1, hash_bytes: 2 * len(tree), hash512_bytes: len(tree), ..Counts::default() };
+        let commit = |seals, tree| commit_with_path(d, seals, len(tree));
+        let process = |tree| process_path(len(tree));
         rows.push((format!("b_full_commit_{n}"), commit(d, "full")));
         rows.push((format!("b_full_process_{n}"), process("full")));
         rows.push((format!("b_sparse_commit_{n}"), commit(m, "sparse")));
@@ -206,11 +210,8 @@ pub fn write_counts(sizes: &[usize], bigs: &[usize], measured: &Sizes) {
         }
         // Scenario b in the sparse tree of d.
         let len = measured.commits.get(&format!("sparse_{big}")).copied().unwrap_or(0);
-        let (hash_bytes, hash512_bytes) = (2 * len, len);
-        let commit = Counts { derive: depth(big) + 1, seal_par: big - 1, sign: 2, hash_bytes, hash512_bytes, ..Counts::default() };
-        rows.push((format!("b_sparse_commit_{big}"), commit));
-        let process = Counts { verify: 2, open: 1, derive: 1, hash_bytes, hash512_bytes, ..Counts::default() };
-        rows.push((format!("b_sparse_process_{big}"), process));
+        rows.push((format!("b_sparse_commit_{big}"), commit_with_path(depth(big), big - 1, len)));
+        rows.push((format!("b_sparse_process_{big}"), process_path(len)));
     }
     let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     let small = SMALL_BATCHES.map(|k| k.to_string()).join(", ");

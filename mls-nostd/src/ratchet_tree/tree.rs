@@ -853,15 +853,7 @@ impl<'s> TreeSlices<'s> {
 
     /// True if `key` is the encryption key of a node other than `except`.
     pub fn has_encryption_key(&self, key: &[u8], except: Option<NodeIndex>) -> bool {
-        let p = prefix(key);
-        let width = tree_math::node_width(self.meta.n_leaves).unwrap_or(0);
-        (0..width).map(NodeIndex).filter(|n| Some(*n) != except).any(|n| match n.leaf() {
-            Some(l) => {
-                self.leaf(l).is_some_and(|s| s.present() && s.encryption_prefix == p)
-                    && self.encryption_key(n).is_some_and(|k| k == key)
-            }
-            None => self.parent(n).is_some_and(|s| s.present && s.encryption_key.as_bytes() == key),
-        })
+        self.has_any_encryption_key(&[(key, except)])
     }
 
     /// True if one of `keys` is the encryption key of a node of the tree

@@ -63,7 +63,7 @@ cores = floor_data["cores"]
 bulk = floor_data["bulk_bytes"]
 prim = {k: median("e_primitives", k) for k in
         ["sign", "verify", "verify_batch", "hpke_seal", "hpke_open", "derive_key_pair", "sha256_64kib", "sha512_64kib",
-         "aead_64kib"]}
+         "aead_64kib", "aead_1kib"]}
 batch = floor_data.get("batch", 256)
 # Measured batch costs by size, a single verification as the batch of one:
 # a batch of k costs what it costs at k (linear between measured sizes), not
@@ -84,9 +84,15 @@ def batch_cost(k):
     return cost
 
 
+# What an AEAD call costs beyond its bytes (key setup, tag): from the 1 KiB
+# call, less 1 KiB at the 64 KiB rate.
+aead_call = max(0.0, prim["aead_1kib"] - 1024 * prim["aead_64kib"] / bulk) \
+    if prim["aead_1kib"] is not None and prim["aead_64kib"] is not None else 0.0
+
+
 def floor(group):
     c = floor_data["scenarios"].get(group)
-    if c is None or any(v is None for k, v in prim.items() if k != "sha512_64kib"):
+    if c is None or any(v is None for k, v in prim.items() if k not in ("sha512_64kib", "aead_1kib")):
         return None
     # Independent items spread over the cores: ceil(n / cores) each (one
     # seal cannot be split between two cores).
@@ -100,7 +106,8 @@ def floor(group):
             + c["hpke_open"] * prim["hpke_open"] + c["derive_key_pair"] * prim["derive_key_pair"]
             + c["hash_bytes"] * prim["sha256_64kib"] / bulk
             + c.get("hash512_bytes", 0) * (prim["sha512_64kib"] or prim["sha256_64kib"]) / bulk
-            + c["aead_bytes"] * prim["aead_64kib"] / bulk)
+            + c["aead_bytes"] * prim["aead_64kib"] / bulk
+            + c.get("aead_calls", 0) * aead_call)
 
 
 sizes = [int(s) for s in os.environ.get("MLS_BENCH_SIZES", "2,16,128,1024").split(",") if s.strip()]
@@ -150,7 +157,7 @@ names = {"sign": "Ed25519 sign", "verify": "Ed25519 verify",
          "verify_batch": f"Ed25519 verify, a batch of {batch}", "hpke_seal": "HPKE seal (80 B)",
          "hpke_open": "HPKE open (80 B)", "derive_key_pair": "DeriveKeyPair (X25519)",
          "sha256_64kib": "SHA-256 of 64 KiB", "sha512_64kib": "SHA-512 of 64 KiB",
-         "aead_64kib": "ChaCha20Poly1305 of 64 KiB"}
+         "aead_64kib": "ChaCha20Poly1305 of 64 KiB", "aead_1kib": "ChaCha20Poly1305 of 1 KiB"}
 for k, label in names.items():
     if prim[k] is not None:
         print(f"| e. primitive: {label} | {fmt(prim[k])} | | | | | | | |")

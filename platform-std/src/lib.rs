@@ -14,9 +14,11 @@ pub mod fleet;
 mod sqlite_store;
 
 pub use file_store::{FileStorage, Flush};
-#[cfg(feature = "sqlite")]
-pub use sqlite_store::{APPLICATION_ID, Durability, SqliteDatabase, SqliteError, SqliteOptions, SqliteStorage};
 use rand_core::UnwrapErr;
+#[cfg(feature = "sqlite")]
+pub use sqlite_store::{
+    APPLICATION_ID, Durability, SqliteDatabase, SqliteError, SqliteOptions, SqliteStorage,
+};
 
 /// The operating system's cryptographic RNG, in the form the core takes
 /// (`rand_core::CryptoRng`). A failing OS RNG is unrecoverable on a host, so
@@ -37,7 +39,12 @@ pub struct RayonExecutor;
 
 #[cfg(feature = "parallel")]
 impl mls_nostd::executor::Executor for RayonExecutor {
-    fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync)) {
+    fn for_each_chunk(
+        &self,
+        buf: &mut [u8],
+        chunk: usize,
+        job: &(dyn Fn(usize, &mut [u8]) + Sync),
+    ) {
         use rayon::prelude::*;
         if chunk == 0 {
             return;
@@ -47,10 +54,14 @@ impl mls_nostd::executor::Executor for RayonExecutor {
         // members, two leaf signatures: 271 us on rayon's 2 threads, 174 us
         // inline, on this project's 2-core machine).
         if buf.len() / chunk <= rayon::current_num_threads() {
-            buf.chunks_exact_mut(chunk).enumerate().for_each(|(i, c)| job(i, c));
+            buf.chunks_exact_mut(chunk)
+                .enumerate()
+                .for_each(|(i, c)| job(i, c));
             return;
         }
-        buf.par_chunks_exact_mut(chunk).enumerate().for_each(|(i, c)| job(i, c));
+        buf.par_chunks_exact_mut(chunk)
+            .enumerate()
+            .for_each(|(i, c)| job(i, c));
     }
 
     /// Batches of at most [`ED25519_BATCH`], each checked by
@@ -70,7 +81,11 @@ impl mls_nostd::executor::Executor for RayonExecutor {
             return None;
         }
         let threads = rayon::current_num_threads();
-        let size = if count < ED25519_SPLIT { count } else { ED25519_BATCH.min(count.div_ceil(threads)) };
+        let size = if count < ED25519_SPLIT {
+            count
+        } else {
+            ED25519_BATCH.min(count.div_ceil(threads))
+        };
         let check = |b: usize| {
             let (mut messages, mut sigs, mut keys) = (Vec::new(), Vec::new(), Vec::new());
             let mut decoded = true;

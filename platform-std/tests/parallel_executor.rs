@@ -1,5 +1,7 @@
-//! The rayon executor produces byte-identical UpdatePaths to the sequential
-//! one for the same seed (docs/architecture.md, decision 5).
+//! The parallel executors (rayon's, and the caller with spinning helper
+//! threads) produce byte-identical UpdatePaths to the sequential one for
+//! the same seed (docs/architecture.md, decision 5), batch signatures and
+//! name a bad one as it does.
 #![cfg(feature = "parallel")]
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
@@ -14,13 +16,17 @@ use mls_nostd::ratchet_tree::tree::{LeafSlot, ParentSlot, TreeMeta, TreeSlices};
 use mls_nostd::ratchet_tree::treekem::{LeafTemplate, TreeKemPrivate};
 use mls_nostd::tree_math::LeafIndex;
 use mls_tests::{TestRng, test_leaf};
-use platform_std::RayonExecutor;
+use platform_std::{RayonExecutor, ThreadExecutor};
+
+/// The executors of platform-std, by name.
+const PARALLEL: [(&str, &dyn Executor); 2] =
+    [("rayon", &RayonExecutor), ("threads", &ThreadExecutor)];
 
 const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
 const N: usize = 256;
 
 /// Creates an UpdatePath from leaf 0 in a tree of `N` members.
-fn update_path(executor: &impl Executor) -> Vec<u8> {
+fn update_path(executor: &dyn Executor) -> Vec<u8> {
     let mut meta = TreeMeta::new(SUITE);
     let mut leaves = vec![LeafSlot::BLANK; N];
     let mut parents = vec![ParentSlot::BLANK; N];
@@ -62,7 +68,10 @@ fn update_path(executor: &impl Executor) -> Vec<u8> {
             &mut gc,
             &|_| false,
             &mut TestRng(42),
-            executor,
+            &Counting {
+                inner: executor,
+                batches: Default::default(),
+            },
             &mut out,
         )
         .unwrap();
@@ -73,13 +82,14 @@ fn update_path(executor: &impl Executor) -> Vec<u8> {
 #[test]
 fn same_seed_same_bytes_sequential_or_parallel() {
     let a = update_path(&Sequential);
-    let b = update_path(&RayonExecutor);
     // No parent is set yet, so every other member's leaf gets its own seal.
     assert!(
         a.len() > 255 * 80,
         "the path holds one ciphertext per other member"
     );
-    assert_eq!(a, b);
+    for (name, executor) in PARALLEL {
+        assert!(update_path(executor) == a, "{name}");
+    }
 }
 
 /// Counts the batches an executor was asked for and what it answered.
@@ -178,27 +188,31 @@ fn validate_tree(
 fn leaf_signatures_checked_in_batches_and_a_bad_one_named() {
     use mls_nostd::ratchet_tree::validate::TreeValidationError::InvalidLeafSignature;
     let n = 3 * platform_std::ED25519_BATCH - 17;
-    assert_eq!(
-        validate_tree(n, None, &RayonExecutor),
-        (Ok(()), vec![Some(true)])
-    );
     assert_eq!(validate_tree(n, None, &Sequential), (Ok(()), vec![None]));
     let mut checked = 0;
-    for bad in [
-        0,
-        platform_std::ED25519_BATCH as u32 + 5,
-        UPDATE_LEAF as u32,
-        n as u32 - 1,
-    ] {
-        let want = Err(InvalidLeafSignature(LeafIndex(bad)));
+    for (name, executor) in PARALLEL {
         assert_eq!(
-            validate_tree(n, Some(bad), &RayonExecutor),
-            (want, vec![Some(false)])
+            validate_tree(n, None, executor),
+            (Ok(()), vec![Some(true)]),
+            "{name}"
         );
-        assert_eq!(validate_tree(n, Some(bad), &Sequential), (want, vec![None]));
-        checked += 1;
+        for bad in [
+            0,
+            platform_std::ED25519_BATCH as u32 + 5,
+            UPDATE_LEAF as u32,
+            n as u32 - 1,
+        ] {
+            let want = Err(InvalidLeafSignature(LeafIndex(bad)));
+            assert_eq!(
+                validate_tree(n, Some(bad), executor),
+                (want, vec![Some(false)]),
+                "{name}"
+            );
+            assert_eq!(validate_tree(n, Some(bad), &Sequential), (want, vec![None]));
+            checked += 1;
+        }
     }
-    assert_eq!(checked, 4);
+    assert_eq!(checked, 8);
 }
 
 /// Small trees: one leaf is checked alone (the executor declines a batch
@@ -208,30 +222,36 @@ fn leaf_signatures_checked_in_batches_and_a_bad_one_named() {
 #[test]
 fn small_trees_batched_inline_or_split_and_a_bad_one_named() {
     use mls_nostd::ratchet_tree::validate::TreeValidationError::InvalidLeafSignature;
-    assert_eq!(validate_tree(1, None, &RayonExecutor), (Ok(()), vec![None]));
     let mut checked = 0;
-    for n in [
-        2,
-        platform_std::ED25519_SPLIT - 1,
-        platform_std::ED25519_SPLIT,
-        17,
-    ] {
+    for (name, executor) in PARALLEL {
         assert_eq!(
-            validate_tree(n, None, &RayonExecutor),
-            (Ok(()), vec![Some(true)]),
-            "{n} leaves"
+            validate_tree(1, None, executor),
+            (Ok(()), vec![None]),
+            "{name}"
         );
-        for bad in [0, n as u32 - 1] {
-            let want = Err(InvalidLeafSignature(LeafIndex(bad)));
+        for n in [
+            2,
+            platform_std::ED25519_SPLIT - 1,
+            platform_std::ED25519_SPLIT,
+            17,
+        ] {
             assert_eq!(
-                validate_tree(n, Some(bad), &RayonExecutor),
-                (want, vec![Some(false)]),
-                "{n} leaves, bad {bad}"
+                validate_tree(n, None, executor),
+                (Ok(()), vec![Some(true)]),
+                "{name}: {n} leaves"
             );
-            checked += 1;
+            for bad in [0, n as u32 - 1] {
+                let want = Err(InvalidLeafSignature(LeafIndex(bad)));
+                assert_eq!(
+                    validate_tree(n, Some(bad), executor),
+                    (want, vec![Some(false)]),
+                    "{name}: {n} leaves, bad {bad}"
+                );
+                checked += 1;
+            }
         }
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 16);
 }
 
 /// Commits Adds of 20 KeyPackages (the one at `bad`, if any, with a
@@ -335,17 +355,69 @@ fn commit_adds(
 fn key_package_signatures_checked_in_a_batch() {
     use mls_nostd::group::{CommitError, CreateCommitError};
     use mls_nostd::key_package::KeyPackageError;
-    assert_eq!(
-        commit_adds(None, &RayonExecutor),
-        (Ok(()), vec![Some(true)])
-    );
     assert_eq!(commit_adds(None, &Sequential), (Ok(()), vec![None]));
     let want = Err(CreateCommitError::Commit(CommitError::InvalidKeyPackage(
         KeyPackageError::InvalidSignature,
     )));
-    assert_eq!(
-        commit_adds(Some(13), &RayonExecutor),
-        (want, vec![Some(false)])
-    );
     assert_eq!(commit_adds(Some(13), &Sequential), (want, vec![None]));
+    for (name, executor) in PARALLEL {
+        assert_eq!(
+            commit_adds(None, executor),
+            (Ok(()), vec![Some(true)]),
+            "{name}"
+        );
+        assert_eq!(
+            commit_adds(Some(13), executor),
+            (want, vec![Some(false)]),
+            "{name}"
+        );
+    }
+}
+
+/// Every chunk is handed to exactly one item, with its own index, also
+/// with eight threads calling at once (one task runs on the helpers, the
+/// others on their callers), for counts around the number of threads.
+#[test]
+fn thread_executor_runs_every_chunk_once_under_concurrent_callers() {
+    let rounds = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..8usize {
+            let rounds = &rounds;
+            s.spawn(move || {
+                for round in 0..200usize {
+                    let n = 1 + (t * 7 + round) % 13;
+                    let mut buf = vec![0u8; n * 4];
+                    ThreadExecutor.for_each_chunk(&mut buf, 4, &|i, c| {
+                        for b in c.iter_mut() {
+                            *b += 1 + i as u8;
+                        }
+                    });
+                    let want: Vec<u8> = (0..n).flat_map(|i| [1 + i as u8; 4]).collect();
+                    assert_eq!(buf, want, "thread {t}, round {round}");
+                    rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    assert_eq!(rounds.into_inner(), 8 * 200);
+}
+
+/// A panicking item reaches the caller (wherever it ran) and the executor
+/// runs the next task normally.
+#[test]
+fn thread_executor_raises_an_item_panic_and_goes_on() {
+    for bad in [0usize, 1, 5] {
+        let r = std::panic::catch_unwind(|| {
+            let mut buf = [0u8; 6];
+            ThreadExecutor.for_each_chunk(&mut buf, 1, &|i, _| {
+                if i == bad {
+                    panic!("item {i}");
+                }
+            });
+        });
+        assert!(r.is_err(), "item {bad} panicked");
+        let mut buf = [0u8; 6];
+        ThreadExecutor.for_each_chunk(&mut buf, 1, &|i, c| c[0] = i as u8 + 1);
+        assert_eq!(buf, [1, 2, 3, 4, 5, 6], "after item {bad}");
+    }
 }

@@ -18,7 +18,7 @@ use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use mls_nostd::tree_math::{NodeIndex, node_width};
-use platform_std::RayonExecutor;
+use platform_std::ThreadExecutor;
 
 /// Cipher suite 3.
 pub const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
@@ -138,7 +138,7 @@ impl<const N: usize, const ARENA: usize> OursMember<N, ARENA> {
             group_info,
         };
         let out = group
-            .commit_in_memory(&opts, &NoPsks, now(), rng, &RayonExecutor, bufs)
+            .commit_in_memory(&opts, &NoPsks, now(), rng, &ThreadExecutor, bufs)
             .expect("ours: commit");
         (
             out.commit.to_vec(),
@@ -226,7 +226,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
             self.join_buf = vec![0; welcome.len()];
         }
         let params = JoinParams {
-            executor: &RayonExecutor,
+            executor: &ThreadExecutor,
             key_package: kp,
             keys,
             signer: &self.signer,

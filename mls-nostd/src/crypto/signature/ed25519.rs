@@ -55,8 +55,10 @@ pub(super) fn sign(
     let k = Scalar::from_hash(hash(&[big_r.as_bytes(), pk]));
     let big_s = k * esk.scalar + r;
     r.zeroize();
-    out[..32].copy_from_slice(big_r.as_bytes());
-    out[32..].copy_from_slice(big_s.as_bytes());
+    // R || S, 64 bytes (`out` was cut to that length above).
+    for (o, b) in out.iter_mut().zip(big_r.as_bytes().iter().chain(big_s.as_bytes())) {
+        *o = *b;
+    }
     Ok(64)
 }
 

@@ -82,7 +82,7 @@ impl mls_nostd::executor::Executor for RayonExecutor {
         if count < 2 {
             return None;
         }
-        let size = ed25519_batch_size(count, rayon::current_num_threads());
+        let size = ed25519_batch_size(count, rayon::current_num_threads(), false);
         let batches = count.div_ceil(size);
         if batches == 1 {
             return Some(check_ed25519_batch(signatures, 0..count));
@@ -101,7 +101,7 @@ impl mls_nostd::executor::Executor for RayonExecutor {
 /// parked thread costs as much as the step (a join of 16 members: 442 us
 /// with [`RayonExecutor`], whose idle threads park at once). Output
 /// byte-identical to the sequential executor's, as with rayon. A helper
-/// that ran a step keeps a core busy for up to half a millisecond after.
+/// that ran a step keeps a core busy for up to 2 ms after.
 #[cfg(feature = "parallel")]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThreadExecutor;
@@ -129,9 +129,10 @@ impl mls_nostd::executor::Executor for ThreadExecutor {
         });
     }
 
-    /// As [`RayonExecutor`]'s: fewer than [`ED25519_SPLIT`] signatures as
+    /// As [`RayonExecutor`]'s (fewer than [`ED25519_SPLIT`] signatures as
     /// one batch on the calling thread, more in at least one batch per
-    /// thread.
+    /// thread), but split from two signatures on while a helper spins: a
+    /// join of 2 members checks its two leaf signatures one on each thread.
     fn verify_ed25519_batch(
         &self,
         count: usize,
@@ -140,7 +141,9 @@ impl mls_nostd::executor::Executor for ThreadExecutor {
         if count < 2 {
             return None;
         }
-        let size = ed25519_batch_size(count, helpers::threads());
+        // A helper still spinning from the last step takes a share at once:
+        // then even two signatures are split (one each, checked alone).
+        let size = ed25519_batch_size(count, helpers::threads(), helpers::warm());
         let ok = std::sync::atomic::AtomicBool::new(true);
         helpers::run(count.div_ceil(size), &|b| {
             use std::sync::atomic::Ordering::Relaxed;
@@ -163,24 +166,59 @@ struct SendPtr(*mut u8);
 unsafe impl Sync for SendPtr {}
 
 /// Signatures per batch for `count` on `threads` threads: fewer than
-/// [`ED25519_SPLIT`] in one batch, more at least one batch per thread, at
-/// most [`ED25519_BATCH`] each.
+/// [`ED25519_SPLIT`] in one batch unless `split`, more (or with `split`) at
+/// least one batch per thread; at most [`ED25519_BATCH`] each, and at most
+/// [`ED25519_STRAUS_BATCH`] where curve25519-dalek multiplies by Straus's
+/// method.
 #[cfg(feature = "parallel")]
-fn ed25519_batch_size(count: usize, threads: usize) -> usize {
-    match count < ED25519_SPLIT {
+fn ed25519_batch_size(count: usize, threads: usize, split: bool) -> usize {
+    let threads = threads.max(1);
+    let size = match count < ED25519_SPLIT && !split {
         true => count,
-        false => ED25519_BATCH.min(count.div_ceil(threads.max(1))),
+        false => count.div_ceil(threads),
+    };
+    // A batch of k multiplies 2k + 1 points: Pippenger's method from 190.
+    // Below, batches of equal size, as many per thread.
+    if 2 * size + 1 < 190 && size > ED25519_STRAUS_BATCH {
+        let batches = count
+            .div_ceil(ED25519_STRAUS_BATCH)
+            .next_multiple_of(threads);
+        return count.div_ceil(batches).max(1);
     }
-    .max(1)
+    size.clamp(1, ED25519_BATCH)
 }
 
+/// Most signatures per batch below Pippenger's method: Straus's keeps a
+/// 1,280-byte table per point in a vector that doubles as it fills, so a
+/// batch of 64 (129 points) peaks at 492 KB and one of 15 (31 points) at
+/// 61 KB (a join of 128 members: 783 KiB of heap on 2 threads with
+/// batches of 64), for 3% more time per signature (the e. rows of the
+/// README: a batch of 16 costs 20.7 us per signature, one of 64 20.2 us).
+#[cfg(feature = "parallel")]
+pub const ED25519_STRAUS_BATCH: usize = 15;
+
 /// One `ed25519_dalek::verify_batch` of the signatures in `range` (false
-/// if a key does not decode).
+/// if a key does not decode); a single one is checked alone as the core
+/// would (RFC 8032 §5.1.7, no heap), a batch of one costing more.
 #[cfg(feature = "parallel")]
 fn check_ed25519_batch(
     signatures: &mls_nostd::executor::Ed25519Batch<'_>,
     range: core::ops::Range<usize>,
 ) -> bool {
+    if range.len() == 1 {
+        let mut ok = false;
+        signatures(range, &mut |c| {
+            ok = ed25519_dalek::VerifyingKey::from_bytes(c.public_key).is_ok_and(|key| {
+                use ed25519_dalek::ed25519::signature::MultipartVerifier;
+                key.multipart_verify(
+                    c.message,
+                    &ed25519_dalek::Signature::from_bytes(c.signature),
+                )
+                .is_ok()
+            });
+        });
+        return ok;
+    }
     let (mut messages, mut sigs, mut keys) = (Vec::new(), Vec::new(), Vec::new());
     let mut decoded = true;
     signatures(
@@ -224,5 +262,36 @@ pub fn boxed_group<const N: usize, const ARENA: usize, const K: usize, const P: 
     unsafe {
         slot.as_mut_ptr().write(mls_nostd::group::Group::EMPTY);
         slot.assume_init()
+    }
+}
+
+#[cfg(all(test, feature = "parallel"))]
+mod tests {
+    use super::*;
+
+    /// Batch sizes on 2 threads: small counts stay whole unless a helper
+    /// waits; a thread's share is cut to 15 below Pippenger's method (190
+    /// points), to 256 above it.
+    #[test]
+    fn ed25519_batch_sizes() {
+        let cases = [
+            (2, false, 2),
+            (2, true, 1),
+            (7, false, 7),
+            (7, true, 4),
+            (16, false, 8),
+            (30, false, 15),
+            (128, false, 13),
+            (150, false, 15),
+            (190, false, 95),
+            (1024, false, 256),
+        ];
+        for (count, split, want) in cases {
+            assert_eq!(
+                ed25519_batch_size(count, 2, split),
+                want,
+                "{count} signatures, split {split}"
+            );
+        }
     }
 }

@@ -421,3 +421,54 @@ fn thread_executor_raises_an_item_panic_and_goes_on() {
         assert_eq!(buf, [1, 2, 3, 4, 5, 6], "after item {bad}");
     }
 }
+
+/// Two signatures while a helper spins (right after a step): one checked
+/// on each thread, alone; a bad one makes the answer false, so the core
+/// checks them one by one and names it.
+#[test]
+fn thread_executor_checks_two_signatures_apart_and_refuses_a_bad_one() {
+    use mls_nostd::executor::Ed25519Check;
+    let message = *b"two signatures, one each";
+    let keys: Vec<SignaturePrivateKey> = (1..=2u8)
+        .map(|i| SignaturePrivateKey::from_slice(SUITE, &[i; 32]).unwrap())
+        .collect();
+    let public: Vec<[u8; 32]> = keys
+        .iter()
+        .map(|k| k.public_key().as_bytes().try_into().unwrap())
+        .collect();
+    let signed: Vec<[u8; 64]> = keys
+        .iter()
+        .map(|k| {
+            k.sign(SUITE, &[&message])
+                .unwrap()
+                .as_bytes()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    let parts: [&[u8]; 1] = [&message];
+    let mut checked = 0;
+    for round in 0..20 {
+        for bad in [None, Some(0), Some(1)] {
+            let mut sigs = signed.clone();
+            if let Some(b) = bad {
+                sigs[b][5] ^= 1;
+            }
+            let batch = |range: std::ops::Range<usize>, sink: &mut dyn FnMut(Ed25519Check<'_>)| {
+                for i in range {
+                    sink(Ed25519Check {
+                        public_key: &public[i],
+                        message: &parts,
+                        signature: &sigs[i],
+                    });
+                }
+            };
+            // A step first, so that the helper spins.
+            ThreadExecutor.for_each_chunk(&mut [0u8; 2], 1, &|_, c| c[0] = 1);
+            let got = ThreadExecutor.verify_ed25519_batch(2, &batch);
+            assert_eq!(got, Some(bad.is_none()), "round {round}, bad {bad:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 60);
+}

@@ -56,7 +56,10 @@ pub(super) fn sign(
     let big_s = k * esk.scalar + r;
     r.zeroize();
     // R || S, 64 bytes (`out` was cut to that length above).
-    for (o, b) in out.iter_mut().zip(big_r.as_bytes().iter().chain(big_s.as_bytes())) {
+    for (o, b) in out
+        .iter_mut()
+        .zip(big_r.as_bytes().iter().chain(big_s.as_bytes()))
+    {
         *o = *b;
     }
     Ok(64)

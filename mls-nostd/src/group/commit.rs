@@ -261,7 +261,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 let signed = private_message::sign(&gc, &self.signer, &content, 0, out)?;
                 let r = reference(signed.content_bytes(), signed.signature())?;
                 let mut keys = PrivateMessageKeys {
-                    secret_tree: &mut self.secret_tree,
+                    secret_tree: self.secret_trees.current_mut(),
                     sender_data_secret: &self.state.secrets.sender_data_secret,
                 };
                 (signed.finish(None, &mut keys, rng)?, r)
@@ -764,7 +764,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             state,
             staged,
             signer,
-            secret_tree,
+            secret_trees,
             staged_info,
             ..
         } = self;
@@ -919,7 +919,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 .map_err(in_buffer)?,
             Signed::Private(s) => {
                 let mut keys = PrivateMessageKeys {
-                    secret_tree,
+                    secret_tree: secret_trees.current_mut(),
                     sender_data_secret: &state.secrets.sender_data_secret,
                 };
                 s.finish(Some(tag), &mut keys, rng).map_err(in_buffer)?

@@ -225,23 +225,84 @@ impl Zeroed for PrevEpoch {
 }
 
 /// The previous epoch, kept for its late application messages
-/// ([`PAST_EPOCHS_KEPT`]): its secret tree and what [`PrevEpoch`] holds
-/// (none until an epoch has ended).
-pub(crate) struct PastEpoch<const N: usize, const K: usize> {
+/// ([`PAST_EPOCHS_KEPT`]): what [`PrevEpoch`] holds (none until an epoch
+/// has ended); its secret tree is [`SecretTrees::past`].
+pub(crate) struct PastEpoch {
     pub(crate) record: ZeroOption<PrevEpoch>,
-    pub(crate) secret_tree: SecretTree<N, K>,
 }
 
-impl<const N: usize, const K: usize> PastEpoch<N, K> {
+impl PastEpoch {
     pub(crate) const EMPTY: Self = Self {
         record: ZeroOption::NONE,
-        secret_tree: SecretTree::EMPTY,
+    };
+}
+
+/// The current epoch's secret tree (§9) and, with a past epoch kept
+/// ([`PAST_EPOCHS_KEPT`]), the previous epoch's. Merging a Commit resets
+/// the older one to the new epoch and flips which is current: neither is
+/// moved (a tree of 16,384 leaves is 4.5 MB; swapping two was a sixth of
+/// processing a Commit at 10,000 members).
+pub(crate) struct SecretTrees<const N: usize, const K: usize> {
+    first: SecretTree<N, K>,
+    second: [SecretTree<N, K>; PAST_EPOCHS_KEPT],
+    /// `second` is the current epoch's (false in `EMPTY`: zero bytes).
+    second_current: bool,
+}
+
+impl<const N: usize, const K: usize> SecretTrees<N, K> {
+    pub(crate) const EMPTY: Self = Self {
+        first: SecretTree::EMPTY,
+        second: [const { SecretTree::EMPTY }; PAST_EPOCHS_KEPT],
+        second_current: false,
     };
 
-    /// Deletes what is kept.
-    pub(crate) fn clear(&mut self) {
-        self.record.clear();
-        self.secret_tree.clear();
+    /// The current epoch's tree.
+    pub(crate) fn current(&self) -> &SecretTree<N, K> {
+        match (self.second_current, self.second.first()) {
+            (true, Some(second)) => second,
+            _ => &self.first,
+        }
+    }
+
+    /// The current epoch's tree, to advance.
+    pub(crate) fn current_mut(&mut self) -> &mut SecretTree<N, K> {
+        self.both_mut().0
+    }
+
+    /// The previous epoch's tree (none without a past epoch kept).
+    pub(crate) fn past(&self) -> Option<&SecretTree<N, K>> {
+        match (self.second_current, self.second.first()) {
+            (true, Some(_)) => Some(&self.first),
+            (_, second) => second,
+        }
+    }
+
+    /// The previous epoch's tree, to advance or reset.
+    pub(crate) fn past_mut(&mut self) -> Option<&mut SecretTree<N, K>> {
+        self.both_mut().1
+    }
+
+    /// The current and the previous epoch's trees.
+    pub(crate) fn both_mut(&mut self) -> (&mut SecretTree<N, K>, Option<&mut SecretTree<N, K>>) {
+        match (self.second_current, self.second.first_mut()) {
+            (true, Some(second)) => (second, Some(&mut self.first)),
+            (_, second) => (&mut self.first, second),
+        }
+    }
+
+    /// The previous epoch's tree becomes the current one and the current
+    /// one the previous (nothing without a past epoch kept).
+    pub(crate) fn flip(&mut self) {
+        if !self.second.is_empty() {
+            self.second_current = !self.second_current;
+        }
+    }
+
+    /// Deletes the previous epoch's tree.
+    pub(crate) fn clear_past(&mut self) {
+        if let Some(past) = self.past_mut() {
+            past.clear();
+        }
     }
 }
 
@@ -609,10 +670,10 @@ pub struct Group<
     /// What the store holds of the tree and what changed since (the
     /// store's; merging a Commit marks the nodes it changed).
     pub(crate) tree_marks: NodeMarks<N>,
-    pub(crate) secret_tree: SecretTree<N, K>,
+    pub(crate) secret_trees: SecretTrees<N, K>,
     /// The previous epoch, for its late application messages (none kept in
     /// a build with [`PAST_EPOCHS_KEPT`] 0).
-    pub(crate) past: [PastEpoch<N, K>; PAST_EPOCHS_KEPT],
+    pub(crate) past: [PastEpoch; PAST_EPOCHS_KEPT],
     /// With no past epoch kept: the ended epoch's secret tree as the store
     /// knows it (the store's).
     pub(crate) ended: EndedTree,
@@ -664,7 +725,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         pending_update_key: None,
         tree: RatchetTree::EMPTY,
         tree_marks: NodeMarks::EMPTY,
-        secret_tree: SecretTree::EMPTY,
+        secret_trees: SecretTrees::EMPTY,
         past: [const { PastEpoch::EMPTY }; PAST_EPOCHS_KEPT],
         ended: EndedTree::EMPTY,
         proposals: ProposalStore::EMPTY,
@@ -814,8 +875,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 self.staged.clear();
                 self.staged_info = StagedInfo::EMPTY;
                 self.member = false;
-                self.secret_tree.clear();
-                self.past.iter_mut().for_each(PastEpoch::clear);
+                self.secret_trees.current_mut().clear();
+                self.secret_trees.clear_past();
+                self.past.iter_mut().for_each(|p| p.record.clear());
                 self.ended = EndedTree::EMPTY;
                 self.state.secrets = EpochSecrets::EMPTY;
                 self.state.private = TreeKemPrivate::EMPTY;
@@ -850,11 +912,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             return Err(GroupError::NothingStaged);
         };
         let tree_config = self.config().secret_tree;
-        match self.past.first_mut() {
+        match self.secret_trees.past_mut() {
             // The tree of two epochs ago is the one replaced; its reset
             // checks the size before it deletes anything.
             Some(past) => past
-                .secret_tree
                 .reset(
                     staged.suite,
                     new_leaves,
@@ -879,7 +940,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.staged_info = StagedInfo::EMPTY;
         match self.past.first_mut() {
             Some(past) => {
-                core::mem::swap(&mut self.secret_tree, &mut past.secret_tree);
+                // The tree just reset becomes the current one.
+                self.secret_trees.flip();
                 let prev = PrevEpoch::slot(&mut past.record);
                 prev.epoch = self.state.epoch;
                 prev.sender_data_secret
@@ -902,10 +964,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                     return Err(GroupError::NothingStaged);
                 };
                 self.ended = EndedTree {
-                    tag: self.secret_tree.meta.tag,
+                    tag: self.secret_trees.current().meta.tag,
                     bank_checked: false,
                 };
-                self.secret_tree
+                self.secret_trees
+                    .current_mut()
                     .reset(
                         staged.suite,
                         new_leaves,
@@ -960,7 +1023,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         config: GroupConfig,
     ) -> Result<(), SecretTreeError> {
         let n_leaves = self.tree.slices().n_leaves();
-        self.secret_tree.reset(
+        self.secret_trees.current_mut().reset(
             state.suite,
             n_leaves,
             &state.secrets.encryption_secret,
@@ -979,7 +1042,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     ) -> Result<(), SecretTreeError> {
         let n_leaves = self.tree.slices().n_leaves();
         let state = &self.state;
-        self.secret_tree.reset(
+        self.secret_trees.current_mut().reset(
             state.suite,
             n_leaves,
             &state.secrets.encryption_secret,
@@ -995,7 +1058,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.tree_marks.mark_all_changed();
         self.proposals.clear();
         self.staged.clear();
-        self.past.iter_mut().for_each(PastEpoch::clear);
+        self.past.iter_mut().for_each(|p| p.record.clear());
+        self.secret_trees.clear_past();
         self.ended = EndedTree::EMPTY;
         self.member = true;
         self.reinit = None;

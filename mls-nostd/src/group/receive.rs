@@ -175,10 +175,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let Self {
             tree,
             state,
-            secret_tree,
+            secret_trees,
             past,
             ..
         } = self;
+        let (secret_tree, prev_secret_tree) = secret_trees.both_mut();
         // The current epoch's members, also while a Commit is staged.
         let tree = tree.old();
         let content = match wire_format {
@@ -218,13 +219,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                     h.read_opaque()?;
                     h.read_u64()?
                 };
-                let late = past.first_mut().and_then(|past| {
-                    let p = past
-                        .record
-                        .as_ref()
-                        .filter(|p| p.epoch == epoch && epoch != state.epoch)?;
-                    Some((p, &mut past.secret_tree))
-                });
+                let late = past
+                    .first_mut()
+                    .zip(prev_secret_tree)
+                    .and_then(|(past, prev_tree)| {
+                        let p = past
+                            .record
+                            .as_ref()
+                            .filter(|p| p.epoch == epoch && epoch != state.epoch)?;
+                        Some((p, prev_tree))
+                    });
                 match late {
                     Some((p, prev_secret_tree)) => {
                         let old_gc = EncodedGroupContext::decode(p.group_context.as_slice())?;
@@ -296,7 +300,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             content: Content::Application(data),
         };
         let mut keys = PrivateMessageKeys {
-            secret_tree: &mut self.secret_tree,
+            secret_tree: self.secret_trees.current_mut(),
             sender_data_secret: &self.state.secrets.sender_data_secret,
         };
         Ok(private_message::protect(

@@ -135,18 +135,20 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // The trees' records are saved as they change, against the store
         // they were saved to or loaded from: a slot whose head names other
         // trees (a fresh store, another group) gets all of them.
-        let prev_tag = match self.past.first() {
-            Some(past) => past.secret_tree.meta.tag,
+        let prev_tag = match self.secret_trees.past() {
+            Some(past) => past.meta.tag,
             None => self.ended.tag,
         };
+        let tag = self.secret_trees.current().meta.tag;
         let stored = head.tree_tags()[0];
-        let foreign = old.is_none() || (stored != self.secret_tree.meta.tag && stored != prev_tag);
+        let foreign = old.is_none() || (stored != tag && stored != prev_tag);
         if foreign {
             parts = Parts::ALL;
-            self.secret_tree.mark_all_unsaved();
-            self.past
-                .iter_mut()
-                .for_each(|p| p.secret_tree.mark_all_unsaved());
+            let (tree, past) = self.secret_trees.both_mut();
+            tree.mark_all_unsaved();
+            if let Some(past) = past {
+                past.mark_all_unsaved();
+            }
             self.ended.bank_checked = false;
         }
         let stored_staged = head.part(Part::Staged).records > 0;
@@ -189,7 +191,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
         head.seq = head.seq.wrapping_add(1);
         head.consumed = consumed;
-        head.set_tree_tags([self.secret_tree.meta.tag, prev_tag]);
+        head.set_tree_tags([tag, prev_tag]);
         head.write(storage, slot)?;
         if parts.has(Part::Epoch) {
             self.commit_tree_records(storage, slot)?;

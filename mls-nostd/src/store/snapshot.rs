@@ -421,27 +421,26 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let (cur, prv) = match around {
             None => (Records::All, Records::All),
             Some(HeadPhase::Before) => {
-                let cur = if self.secret_tree.is_new_in_store() {
+                let (tree, past) = self.secret_trees.both_mut();
+                let cur = if tree.is_new_in_store() {
                     Records::All
                 } else {
                     Records::Leaf(me)
                 };
-                self.secret_tree
-                    .save_records(storage, slot, current, cur, buf)?;
-                if let Some(past) = self.past.first_mut()
-                    && past.secret_tree.is_new_in_store()
+                tree.save_records(storage, slot, current, cur, buf)?;
+                if let Some(past) = past
+                    && past.is_new_in_store()
                 {
-                    past.secret_tree
-                        .save_records(storage, slot, prev, Records::All, buf)?;
+                    past.save_records(storage, slot, prev, Records::All, buf)?;
                 }
                 return Ok(());
             }
             Some(HeadPhase::After) => (Records::AllBut(me), Records::All),
         };
-        self.secret_tree
-            .save_records(storage, slot, current, cur, buf)?;
-        match self.past.first_mut() {
-            Some(past) => past.secret_tree.save_records(storage, slot, prev, prv, buf),
+        let (tree, past) = self.secret_trees.both_mut();
+        tree.save_records(storage, slot, current, cur, buf)?;
+        match past {
+            Some(past) => past.save_records(storage, slot, prev, prv, buf),
             // None kept: the ended epoch's records go once no head names
             // its tree (never before the head: `HeadPhase::Before` skips this).
             None if !self.ended.bank_checked => {
@@ -467,11 +466,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let (current, prev) = self.ratchet_banks();
         let (suite, config) = (self.state.suite, self.config().secret_tree);
         let required = self.member;
-        self.secret_tree.load_records(
+        let (tree, past) = self.secret_trees.both_mut();
+        tree.load_records(
             storage, slot, current, suite, cur_leaves, config, cur_tag, required, buf,
         )?;
-        match self.past.first_mut() {
-            Some(past) => past.secret_tree.load_records(
+        match past {
+            Some(past) => past.load_records(
                 storage,
                 slot,
                 prev,
@@ -540,14 +540,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 })?;
             }
         }
-        let prev_tree = match self.past.first() {
-            Some(past) => (past.secret_tree.meta.n_leaves, past.secret_tree.meta.tag),
+        let prev_tree = match self.secret_trees.past() {
+            Some(past) => (past.meta.n_leaves, past.meta.tag),
             None => (0, self.ended.tag),
         };
-        let trees = [
-            (self.secret_tree.meta.n_leaves, self.secret_tree.meta.tag),
-            prev_tree,
-        ];
+        let tree = self.secret_trees.current();
+        let trees = [(tree.meta.n_leaves, tree.meta.tag), prev_tree];
         out.item(&|w| {
             w.write_u8(T_TREES)?;
             for (n_leaves, tag) in trees {
@@ -616,10 +614,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.pending_update_key = None;
         self.tree.slices().clear(CipherSuite::PLACEHOLDER);
         self.tree_marks.clear();
-        self.secret_tree.clear();
-        self.past
-            .iter_mut()
-            .for_each(crate::group::PastEpoch::clear);
+        self.secret_trees.current_mut().clear();
+        self.secret_trees.clear_past();
+        self.past.iter_mut().for_each(|p| p.record.clear());
         self.ended = crate::group::EndedTree::EMPTY;
         self.proposals.clear();
         self.staged.clear();

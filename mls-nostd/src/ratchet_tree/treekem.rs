@@ -7,7 +7,7 @@
 //! the provisional GroupContext), so its HPKE `info_hash` is computed once.
 
 use super::tree::{MAX_DEPTH, TreeError, TreeSlices};
-use super::update_path::UpdatePath;
+use super::update_path::{UpdatePath, UpdatePathNode};
 use crate::codec::{CodecError, Encode, Writer};
 use crate::credential::Credential;
 use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KemOutput};
@@ -686,12 +686,35 @@ impl TreeSlices<'_> {
         if path.nodes.len() != n {
             return Err(TreeKemError::WrongPathLength);
         }
+        // The nodes decoded once (each decode walks its ciphertext list:
+        // 10,000 of them in a sparse tree of 10,000).
+        let mut nodes: heapless::Vec<UpdatePathNode<'_>, MAX_DEPTH> = heapless::Vec::new();
+        for upn in path.nodes.iter() {
+            nodes.push(upn).map_err(|_| TreeKemError::WrongPathLength)?;
+        }
+        // The first path node whose copath child holds our leaf.
+        let ours = fdp
+            .iter()
+            .enumerate()
+            .find(|(_, (_, c))| {
+                let (first, count) = super::tree::leaf_span(*c);
+                first <= me_leaf.0 && me_leaf.0 < first.saturating_add(count)
+            })
+            .map(|(i, (_, c))| (i, *c));
         // §7.6: every node has one ciphertext per member of its copath
         // child's resolution (new members excluded), not only the node we
-        // decrypt (issue #13: at 7208f14 only ours was counted).
-        for ((_, copath), upn) in fdp.iter().zip(path.nodes.iter()) {
+        // decrypt (issue #13: at 7208f14 only ours was counted). In the
+        // same walk, our position in our copath child's resolution.
+        let mut found: Option<(usize, NodeIndex)> = None;
+        for ((_, c), upn) in fdp.iter().zip(nodes.iter()) {
             let mut count = 0usize;
-            self.for_each_in_resolution(*copath, excluded, &mut |_| count += 1);
+            let is_ours = ours.is_some_and(|(_, copath)| copath == *c);
+            self.for_each_in_resolution(*c, excluded, &mut |r| {
+                if is_ours && found.is_none() && private.key(r).is_some() {
+                    found = Some((count, r));
+                }
+                count += 1;
+            });
             if upn.encrypted_path_secret.len() != count {
                 return Err(TreeKemError::WrongCiphertextCount);
             }
@@ -712,7 +735,7 @@ impl TreeSlices<'_> {
         // Merge.
         private.forget_direct_path_of(sender, self.n_leaves());
         self.blank_direct_path(sender)?;
-        for ((node, _), upn) in fdp.iter().zip(path.nodes.iter()) {
+        for ((node, _), upn) in fdp.iter().zip(nodes.iter()) {
             HpkePublicKey::from_slice(upn.encryption_key).map_err(|_| TreeError::InvalidKey)?;
             self.set_parent(*node, upn.encryption_key, &[])?;
         }
@@ -724,32 +747,11 @@ impl TreeSlices<'_> {
         let tree_hash = self.root_tree_hash()?;
         let gc = encode_context(context, tree_hash.as_bytes(), gc_buf)?;
 
-        // The first path node whose copath child holds our leaf.
-        let (i, copath) = fdp
-            .iter()
-            .enumerate()
-            .find(|(_, (_, c))| {
-                let (first, count) = super::tree::leaf_span(*c);
-                first <= me_leaf.0 && me_leaf.0 < first.saturating_add(count)
-            })
-            .map(|(i, (_, c))| (i, *c))
-            .ok_or(TreeKemError::NoDecryptionKey)?;
-        // Our position in its resolution (new members excluded; the counts
-        // were checked above).
-        let mut pos = 0usize;
-        let mut found: Option<(usize, NodeIndex)> = None;
-        self.for_each_in_resolution(copath, excluded, &mut |r| {
-            if found.is_none() && private.key(r).is_some() {
-                found = Some((pos, r));
-            }
-            pos += 1;
-        });
+        // Our position in our copath child's resolution (new members
+        // excluded), found in the count above.
+        let i = ours.ok_or(TreeKemError::NoDecryptionKey)?.0;
         let (pos_in_res, holder) = found.ok_or(TreeKemError::NoDecryptionKey)?;
-        let upn = path
-            .nodes
-            .iter()
-            .nth(i)
-            .ok_or(TreeKemError::WrongPathLength)?;
+        let upn = nodes.get(i).ok_or(TreeKemError::WrongPathLength)?;
         let ct = upn
             .encrypted_path_secret
             .iter()
@@ -787,7 +789,7 @@ impl TreeSlices<'_> {
 
         // Derive the rest of the path and check every public key (§7.5).
         let mut ps = secret;
-        for (k, ((node, _), upn)) in fdp.iter().zip(path.nodes.iter()).enumerate().skip(i) {
+        for (k, ((node, _), upn)) in fdp.iter().zip(nodes.iter()).enumerate().skip(i) {
             if k > i {
                 ps = derive_secret(suite, ps.as_bytes(), b"path")?;
             }

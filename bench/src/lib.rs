@@ -12,8 +12,7 @@ use mls_nostd::group::Group;
 /// and `EMPTY` (a constant) is written into it, which optimised builds (the
 /// benches) lower to a copy from the constant's image; a debug build may
 /// still pass the value through the stack (`ptr::write` not inlined).
-pub fn boxed_group<const N: usize, const ARENA: usize, const K: usize, const P: usize>()
--> Box<Group<N, ARENA, K, P>> {
+pub fn boxed_group<const N: usize, const ARENA: usize, const K: usize, const P: usize>() -> Box<Group<N, ARENA, K, P>> {
     let mut slot = Box::<Group<N, ARENA, K, P>>::new_uninit();
     // SAFETY: `as_mut_ptr` points to memory allocated for one `Group`;
     // `write` initialises it completely without reading it.
@@ -24,10 +23,7 @@ pub fn boxed_group<const N: usize, const ARENA: usize, const K: usize, const P: 
 
 /// Seconds since the Unix epoch (KeyPackage lifetimes are checked against it).
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// SplitMix64: a seeded, reproducible RNG for benchmark keys (never for real keys).

@@ -12,18 +12,12 @@ pub mod scenarios;
 pub mod ours;
 pub mod scripts;
 
-pub use ours::{
-    GREASE_EXTENSION, OurGroup, Ours, OursClient, OursExternal, PADDING, SUITES,
-    is_private_message, reinit_suite,
-};
+pub use ours::{GREASE_EXTENSION, OurGroup, Ours, OursClient, OursExternal, PADDING, SUITES, is_private_message, reinit_suite};
 
 /// Seconds since the Unix epoch: the anchors check lifetimes against the
 /// wall clock, so ours must too.
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// SplitMix64: a seeded, reproducible RNG for test keys (never for real keys).
@@ -113,11 +107,7 @@ pub trait Party {
     fn propose_remove(&mut self, leaf: u32) -> Vec<u8>;
     /// Commits Adds of `key_packages` and Removes of `leaves` by value in one
     /// Commit (with every pending proposal); merged at once.
-    fn add_and_remove(
-        &mut self,
-        key_packages: &[Vec<u8>],
-        leaves: &[u32],
-    ) -> (Vec<u8>, Option<Vec<u8>>);
+    fn add_and_remove(&mut self, key_packages: &[Vec<u8>], leaves: &[u32]) -> (Vec<u8>, Option<Vec<u8>>);
     /// Holds the external PSK `secret` under `id`.
     fn register_external_psk(&mut self, id: &[u8], secret: &[u8]);
     /// Proposes injecting the external PSK `id`.
@@ -168,15 +158,7 @@ pub fn agree(members: &[&dyn Party]) {
     let (epoch, auth) = (first.epoch(), first.epoch_authenticator());
     let exported = first.export(b"interop", b"context", 32);
     for m in members {
-        assert_eq!(
-            m.epoch(),
-            epoch,
-            "{} ({}) epoch vs {} ({})",
-            m.name(),
-            m.library(),
-            first.name(),
-            first.library()
-        );
+        assert_eq!(m.epoch(), epoch, "{} ({}) epoch vs {} ({})", m.name(), m.library(), first.name(), first.library());
         assert_eq!(
             m.epoch_authenticator(),
             auth,
@@ -186,13 +168,7 @@ pub fn agree(members: &[&dyn Party]) {
             first.name(),
             first.library()
         );
-        assert_eq!(
-            m.export(b"interop", b"context", 32),
-            exported,
-            "epoch {epoch}: exporter of {} ({})",
-            m.name(),
-            m.library()
-        );
+        assert_eq!(m.export(b"interop", b"context", 32), exported, "epoch {epoch}: exporter of {} ({})", m.name(), m.library());
     }
 }
 

@@ -4,16 +4,16 @@
 //! Every use of mls-nostd's API by the interop helpers is in this file, so
 //! that a change of the core's API is mended here.
 
-use crate::{Event, ExternalParty, Party, SeededRng, now};
 use mls_nostd::codec::{Decode, Writer};
 use mls_nostd::credential::Credential;
-use mls_nostd::crypto::signature::{Scheme, SignaturePrivateKey};
 use mls_nostd::crypto::{CipherSuite, HashValue};
+use mls_nostd::crypto::signature::{Scheme, SignaturePrivateKey};
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::{Extensions, U16List};
 use mls_nostd::group::{
-    CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received,
-    StagedCommitSummary, WireFormatPolicy, default_capabilities,
+    CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received, StagedCommitSummary,
+    WireFormatPolicy,
+    default_capabilities,
 };
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::Lifetime;
@@ -21,6 +21,7 @@ use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::messages::proposal::{Add, GroupContextExtensions, PreSharedKey, Proposal, Remove};
 use mls_nostd::psk::{NoPsks, PreSharedKeyId, Psk, PskStore};
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
+use crate::{Event, ExternalParty, Party, SeededRng, now};
 
 /// Our group type in these tests: 32 leaves, 32 KiB of leaf encodings, 256
 /// out-of-order keys, 16 KiB of pending proposals.
@@ -55,10 +56,7 @@ struct ExternalPsks<'a>(&'a [(Vec<u8>, Vec<u8>)]);
 
 impl PskStore for ExternalPsks<'_> {
     fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(id, _)| id == psk_id)
-            .map(|(_, v)| v.as_slice())
+        self.0.iter().find(|(id, _)| id == psk_id).map(|(_, v)| v.as_slice())
     }
     fn resumption_psk(&self, _group_id: &[u8], _epoch: u64) -> Option<&[u8]> {
         None
@@ -101,17 +99,10 @@ pub const GREASE_EXTENSION: u16 = 0x5a5a;
 
 /// Our leaf's template for a path or a new leaf: a basic credential with
 /// `name`, the default capabilities of `suite` (written into `caps`).
-fn leaf_template<'a>(
-    signature_key: &'a [u8],
-    name: &'a str,
-    suite: CipherSuite,
-    caps: &'a mut [u8; 8],
-) -> LeafTemplate<'a> {
+fn leaf_template<'a>(signature_key: &'a [u8], name: &'a str, suite: CipherSuite, caps: &'a mut [u8; 8]) -> LeafTemplate<'a> {
     LeafTemplate {
         signature_key,
-        credential: Credential::Basic {
-            identity: name.as_bytes(),
-        },
+        credential: Credential::Basic { identity: name.as_bytes() },
         capabilities: default_capabilities(suite, caps),
         extensions: Extensions::default(),
     }
@@ -120,10 +111,7 @@ fn leaf_template<'a>(
 fn lifetime() -> Lifetime {
     let t = now();
     // Within every side's limit (OpenMLS: 12 weeks and an hour; ours: 90 days).
-    Lifetime {
-        not_before: t - 3600,
-        not_after: t + 30 * 86_400,
-    }
+    Lifetime { not_before: t - 3600, not_after: t + 30 * 86_400 }
 }
 
 impl Ours {
@@ -158,17 +146,13 @@ impl Ours {
         let params = CreateParams {
             suite: self.suite,
             group_id,
-            credential: Credential::Basic {
-                identity: self.name.as_bytes(),
-            },
+            credential: Credential::Basic { identity: self.name.as_bytes() },
             lifetime: lifetime(),
             capabilities: default_capabilities(self.suite, &mut caps),
             extensions: Extensions::default(),
             config: Self::config(),
         };
-        self.group
-            .create(&params, &self.signer, &mut self.rng)
-            .unwrap_or_else(|e| panic!("{}: create: {e:?}", self.name));
+        self.group.create(&params, &self.signer, &mut self.rng).unwrap_or_else(|e| panic!("{}: create: {e:?}", self.name));
     }
 
     /// A fresh KeyPackage as an `MLSMessage`; its private keys are kept for
@@ -185,17 +169,11 @@ impl Ours {
                 U16List::from_body(&g).expect("list"),
             )
         } else {
-            (
-                Extensions::default(),
-                Extensions::default(),
-                U16List::default(),
-            )
+            (Extensions::default(), Extensions::default(), U16List::default())
         };
         let params = KeyPackageParams {
             suite: self.suite,
-            credential: Credential::Basic {
-                identity: self.name.as_bytes(),
-            },
+            credential: Credential::Basic { identity: self.name.as_bytes() },
             lifetime: lifetime(),
             leaf_extensions,
             extensions,
@@ -222,10 +200,7 @@ impl Ours {
     /// Like [`Ours::join`], with `psks` as the PSK store (e.g. the old group
     /// of a ReInit, holding its resumption PSK).
     pub fn join_with(&mut self, welcome: &[u8], ratchet_tree: Option<&[u8]>, psks: &dyn PskStore) {
-        let (kp, keys) = self
-            .key_package
-            .take()
-            .unwrap_or_else(|| panic!("{}: no KeyPackage to join with", self.name));
+        let (kp, keys) = self.key_package.take().unwrap_or_else(|| panic!("{}: no KeyPackage to join with", self.name));
         let params = JoinParams {
             executor: &mls_nostd::executor::Sequential,
             key_package: &kp,
@@ -236,19 +211,14 @@ impl Ours {
             config: Self::config(),
         };
         let mut buf = vec![0u8; welcome.len()];
-        self.group
-            .join_in_memory(welcome, &params, &mut buf)
-            .unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
+        self.group.join_in_memory(welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
     }
 
     /// Joins a throwaway group from the `MLSMessage(Welcome)` `welcome`
     /// with the KeyPackage kept for [`Ours::join`], which stays kept (for
     /// the differential test); `Err` says why the join failed.
     pub fn trial_join(&self, welcome: &[u8], ratchet_tree: Option<&[u8]>) -> Result<(), String> {
-        let (kp, keys) = self
-            .key_package
-            .as_ref()
-            .ok_or_else(|| format!("{}: no KeyPackage", self.name))?;
+        let (kp, keys) = self.key_package.as_ref().ok_or_else(|| format!("{}: no KeyPackage", self.name))?;
         let psks = ExternalPsks(&self.external_psks);
         let params = JoinParams {
             executor: &mls_nostd::executor::Sequential,
@@ -261,10 +231,7 @@ impl Ours {
         };
         let mut group = Box::new(OurGroup::EMPTY);
         let mut buf = vec![0u8; welcome.len()];
-        group
-            .join_in_memory(welcome, &params, &mut buf)
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
+        group.join_in_memory(welcome, &params, &mut buf).map(|_| ()).map_err(|e| format!("{e:?}"))
     }
 
     /// A signed GroupInfo (`MLSMessage`) with `external_pub` (and the
@@ -314,23 +281,14 @@ impl Ours {
     }
 
     fn buffers() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-        (
-            vec![0u8; 256 * 1024],
-            vec![0u8; 128 * 1024],
-            vec![0u8; 128 * 1024],
-        )
+        (vec![0u8; 256 * 1024], vec![0u8; 128 * 1024], vec![0u8; 128 * 1024])
     }
 
     /// Commits by value `adds` (KeyPackages as `MLSMessage`s) and removes of
     /// `removes` (leaf indices), plus every pending proposal by reference;
     /// with a path when required or `force_path`. Merges at once; returns
     /// the Commit and the Welcome (if anyone is added).
-    pub fn commit(
-        &mut self,
-        adds: &[Vec<u8>],
-        removes: &[u32],
-        force_path: bool,
-    ) -> (Vec<u8>, Option<Vec<u8>>) {
+    pub fn commit(&mut self, adds: &[Vec<u8>], removes: &[u32], force_path: bool) -> (Vec<u8>, Option<Vec<u8>>) {
         self.commit_with_psks(adds, removes, &[], force_path)
     }
 
@@ -348,14 +306,8 @@ impl Ours {
         let kps: Vec<KeyPackage<'_>> = adds
             .iter()
             .map(|kp| {
-                assert_eq!(
-                    kp.get(..4),
-                    Some(&KEY_PACKAGE_HEADER[..]),
-                    "{}: not an MLSMessage(KeyPackage)",
-                    self.name
-                );
-                KeyPackage::decode_exact(&kp[4..])
-                    .unwrap_or_else(|e| panic!("{}: decode KeyPackage: {e:?}", self.name))
+                assert_eq!(kp.get(..4), Some(&KEY_PACKAGE_HEADER[..]), "{}: not an MLSMessage(KeyPackage)", self.name);
+                KeyPackage::decode_exact(&kp[4..]).unwrap_or_else(|e| panic!("{}: decode KeyPackage: {e:?}", self.name))
             })
             .collect();
         for key_package in kps {
@@ -365,10 +317,7 @@ impl Ours {
             proposals.push(Proposal::Remove(Remove { removed: *r }));
         }
         for (psk_id, nonce) in psk_ids.iter().zip(&nonces) {
-            let psk = PreSharedKeyId {
-                psk: Psk::External { psk_id },
-                psk_nonce: nonce,
-            };
+            let psk = PreSharedKeyId { psk: Psk::External { psk_id }, psk_nonce: nonce };
             proposals.push(Proposal::PreSharedKey(PreSharedKey { psk }));
         }
         self.commit_proposals(&proposals, force_path)
@@ -376,11 +325,7 @@ impl Ours {
 
     /// Commits `proposals` by value plus every pending proposal by
     /// reference; merges at once.
-    pub fn commit_proposals(
-        &mut self,
-        proposals: &[Proposal<'_>],
-        force_path: bool,
-    ) -> (Vec<u8>, Option<Vec<u8>>) {
+    pub fn commit_proposals(&mut self, proposals: &[Proposal<'_>], force_path: bool) -> (Vec<u8>, Option<Vec<u8>>) {
         let psks = core::mem::take(&mut self.external_psks);
         let out = self.commit_proposals_with(proposals, &ExternalPsks(&psks), force_path);
         self.external_psks = psks;
@@ -405,18 +350,9 @@ impl Ours {
             wire_format: self.wire_format,
             padding: PADDING,
             authenticated_data: b"commit of ours",
-            leaf: Some(leaf_template(
-                &self.sig_pub,
-                &self.name,
-                self.suite,
-                &mut caps,
-            )),
+            leaf: Some(leaf_template(&self.sig_pub, &self.name, self.suite, &mut caps)),
         };
-        let bufs = CommitBuffers {
-            message: &mut m,
-            welcome: &mut w,
-            group_info: &mut gi,
-        };
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
         let now = now();
         let out = self
             .group
@@ -424,9 +360,7 @@ impl Ours {
             .unwrap_or_else(|e| panic!("{}: commit: {e:?}", self.name));
         let commit = out.commit.to_vec();
         let welcome = out.welcome.map(<[u8]>::to_vec);
-        self.group
-            .merge_staged_commit_in_memory()
-            .unwrap_or_else(|e| panic!("{}: merge: {e:?}", self.name));
+        self.group.merge_staged_commit_in_memory().unwrap_or_else(|e| panic!("{}: merge: {e:?}", self.name));
         (commit, welcome)
     }
 
@@ -471,10 +405,7 @@ impl Ours {
     /// Sends a proposal to inject the external PSK `id`.
     pub fn propose_external_psk(&mut self, id: &[u8]) -> Vec<u8> {
         let nonce = self.nonce();
-        let psk = PreSharedKeyId {
-            psk: Psk::External { psk_id: id },
-            psk_nonce: &nonce,
-        };
+        let psk = PreSharedKeyId { psk: Psk::External { psk_id: id }, psk_nonce: &nonce };
         self.propose(&Proposal::PreSharedKey(PreSharedKey { psk }))
     }
 
@@ -504,33 +435,19 @@ impl Ours {
     /// Processes a group message; a Commit is merged at once.
     pub fn process(&mut self, msg: &[u8]) -> Event {
         let mut m = msg.to_vec();
-        let event = match self.group.process_message_in_memory(
-            &mut m,
-            &ExternalPsks(&self.external_psks),
-            now(),
-        ) {
-            Ok(Received::Application {
-                data,
-                authenticated_data,
-                ..
-            }) => Event::Application(data.to_vec(), authenticated_data.to_vec()),
+        let event = match self.group.process_message_in_memory(&mut m, &ExternalPsks(&self.external_psks), now()) {
+            Ok(Received::Application { data, authenticated_data, .. }) => {
+                Event::Application(data.to_vec(), authenticated_data.to_vec())
+            }
             Ok(Received::Proposal { .. }) => Event::Proposal,
             Ok(Received::Commit(s)) => {
                 self.last_commit = Some(s);
-                Event::Commit {
-                    removed_us: s.removes_us,
-                }
+                Event::Commit { removed_us: s.removes_us }
             }
-            Err(e) => panic!(
-                "{}: process_message (epoch {}): {e:?}",
-                self.name,
-                self.group.epoch()
-            ),
+            Err(e) => panic!("{}: process_message (epoch {}): {e:?}", self.name, self.group.epoch()),
         };
         if matches!(event, Event::Commit { .. }) {
-            self.group
-                .merge_staged_commit_in_memory()
-                .unwrap_or_else(|e| panic!("{}: merge: {e:?}", self.name));
+            self.group.merge_staged_commit_in_memory().unwrap_or_else(|e| panic!("{}: merge: {e:?}", self.name));
         }
         event
     }
@@ -548,9 +465,7 @@ impl Ours {
     /// `MLS-Exporter(label, context, len)`.
     pub fn export(&self, label: &[u8], context: &[u8], len: usize) -> Vec<u8> {
         let mut out = vec![0u8; len];
-        self.group
-            .export_secret(label, context, &mut out)
-            .expect("exporter");
+        self.group.export_secret(label, context, &mut out).expect("exporter");
         out
     }
 
@@ -576,21 +491,13 @@ impl Ours {
     /// The number of members (non-blank leaves).
     pub fn member_count(&mut self) -> usize {
         let tree = self.group.tree();
-        (0..tree.n_leaves())
-            .filter(|i| {
-                tree.leaf_node(mls_nostd::tree_math::LeafIndex(*i))
-                    .is_some()
-            })
-            .count()
+        (0..tree.n_leaves()).filter(|i| tree.leaf_node(mls_nostd::tree_math::LeafIndex(*i)).is_some()).count()
     }
 }
 
 /// True if `msg` is an `MLSMessage` whose wire format is PrivateMessage.
 pub fn is_private_message(msg: &[u8]) -> bool {
-    matches!(
-        MlsMessage::decode_exact(msg).map(|m| m.body),
-        Ok(MlsMessageBody::PrivateMessage(_))
-    )
+    matches!(MlsMessage::decode_exact(msg).map(|m| m.body), Ok(MlsMessageBody::PrivateMessage(_)))
 }
 
 impl Party for Ours {
@@ -619,11 +526,7 @@ impl Party for Ours {
         self.tree_in_welcome
     }
     fn set_private_handshake(&mut self, on: bool) {
-        self.wire_format = if on {
-            WireFormatPolicy::Private
-        } else {
-            WireFormatPolicy::Public
-        };
+        self.wire_format = if on { WireFormatPolicy::Private } else { WireFormatPolicy::Public };
     }
     fn add(&mut self, key_packages: &[Vec<u8>], path: bool) -> (Vec<u8>, Vec<u8>) {
         let (c, w) = self.commit(key_packages, &[], path);
@@ -644,11 +547,7 @@ impl Party for Ours {
     fn propose_remove(&mut self, leaf: u32) -> Vec<u8> {
         Ours::propose_remove(self, leaf)
     }
-    fn add_and_remove(
-        &mut self,
-        key_packages: &[Vec<u8>],
-        leaves: &[u32],
-    ) -> (Vec<u8>, Option<Vec<u8>>) {
+    fn add_and_remove(&mut self, key_packages: &[Vec<u8>], leaves: &[u32]) -> (Vec<u8>, Option<Vec<u8>>) {
         self.commit(key_packages, leaves, false)
     }
     fn register_external_psk(&mut self, id: &[u8], secret: &[u8]) {
@@ -662,9 +561,7 @@ impl Party for Ours {
     }
     fn commit_group_context_extensions(&mut self, extensions: &[u8]) -> Vec<u8> {
         let extensions = Extensions::decode_exact(extensions).expect("an extension list");
-        let p = [Proposal::GroupContextExtensions(GroupContextExtensions {
-            extensions,
-        })];
+        let p = [Proposal::GroupContextExtensions(GroupContextExtensions { extensions })];
         self.commit_proposals(&p, true).0
     }
     fn propose_update(&mut self) -> Option<Vec<u8>> {
@@ -717,20 +614,14 @@ impl OursExternal {
     /// scheme drawn from `seed`.
     pub fn new(name: &str, suite: CipherSuite, seed: u64) -> Self {
         let (signer, _) = SignaturePrivateKey::generate(suite, &mut SeededRng(seed));
-        Self {
-            name: name.to_string(),
-            signer,
-        }
+        Self { name: name.to_string(), signer }
     }
 
     fn propose(&self, group_info: &[u8], index: u32, proposal: Proposal<'_>) -> Vec<u8> {
         use mls_nostd::codec::Encode;
         use mls_nostd::messages::authenticated_content::EncodedGroupContext;
         use mls_nostd::messages::framing::{Content, FramedContent, Sender};
-        let MlsMessageBody::GroupInfo(gi) = MlsMessage::decode_exact(group_info)
-            .expect("MLSMessage")
-            .body
-        else {
+        let MlsMessageBody::GroupInfo(gi) = MlsMessage::decode_exact(group_info).expect("MLSMessage").body else {
             panic!("not a GroupInfo")
         };
         let mut gc = vec![0u8; 64 * 1024];
@@ -769,11 +660,7 @@ impl ExternalParty for OursExternal {
         self.propose(group_info, index, Proposal::Add(Add { key_package: kp }))
     }
     fn propose_remove(&mut self, group_info: &[u8], index: u32, leaf: u32) -> Vec<u8> {
-        self.propose(
-            group_info,
-            index,
-            Proposal::Remove(Remove { removed: leaf }),
-        )
+        self.propose(group_info, index, Proposal::Remove(Remove { removed: leaf }))
     }
 }
 
@@ -782,8 +669,7 @@ impl ExternalParty for OursExternal {
 // ---------------------------------------------------------------------------
 
 use crate::scripts::{
-    self, Bytes, CommitOut, Extension, Failure, Library, Outcome, ProposalSpec, SentProposals, Tx,
-    Welcomed, failed,
+    self, Bytes, CommitOut, Extension, Failure, Library, Outcome, ProposalSpec, SentProposals, Tx, Welcomed, failed,
 };
 use mls_nostd::extensions::EXT_RATCHET_TREE;
 use mls_nostd::messages::authenticated_content::EncodedGroupContext;
@@ -832,18 +718,12 @@ pub struct OursClient {
 }
 
 fn suite_of(code: u16) -> Outcome<CipherSuite> {
-    CipherSuite::from_u16(code).ok_or_else(|| Failure::Unsupported {
-        library: Library::Ours,
-        reason: format!("cipher suite 0x{code:04x}"),
-    })
+    CipherSuite::from_u16(code)
+        .ok_or_else(|| Failure::Unsupported { library: Library::Ours, reason: format!("cipher suite 0x{code:04x}") })
 }
 
 fn wire_format(encrypt: bool) -> WireFormatPolicy {
-    if encrypt {
-        WireFormatPolicy::Private
-    } else {
-        WireFormatPolicy::Public
-    }
+    if encrypt { WireFormatPolicy::Private } else { WireFormatPolicy::Public }
 }
 
 fn new_group() -> Box<ScriptGroup> {
@@ -871,18 +751,12 @@ fn leaf_in_tree(tree: &[u8], identity: &[u8]) -> Option<u32> {
 }
 
 /// The ratchet tree of a GroupInfo: its extension, else `out_of_band`.
-fn tree_of<'a>(
-    gi: &'a mls_nostd::messages::group_info::GroupInfo<'a>,
-    out_of_band: Option<&'a [u8]>,
-) -> Option<&'a [u8]> {
+fn tree_of<'a>(gi: &'a mls_nostd::messages::group_info::GroupInfo<'a>, out_of_band: Option<&'a [u8]>) -> Option<&'a [u8]> {
     gi.tbs.extensions.find(EXT_RATCHET_TREE).or(out_of_band)
 }
 
 fn decode_group_info(msg: &[u8]) -> Outcome<mls_nostd::messages::group_info::GroupInfo<'_>> {
-    match MlsMessage::decode_exact(msg)
-        .map_err(failed("decode GroupInfo"))?
-        .body
-    {
+    match MlsMessage::decode_exact(msg).map_err(failed("decode GroupInfo"))?.body {
         MlsMessageBody::GroupInfo(gi) => Ok(gi),
         _ => Err(Failure::Failed("not an MLSMessage(GroupInfo)".into())),
     }
@@ -902,17 +776,11 @@ fn proposal<'a>(spec: &'a ProposalSpec, owned: &'a Owned) -> Outcome<Proposal<'a
     let ext = || Extensions::from_body(&owned.extensions).map_err(failed("extensions"));
     Ok(match spec {
         ProposalSpec::Add(kp) => Proposal::Add(Add {
-            key_package: KeyPackage::decode_exact(key_package_body(kp)?)
-                .map_err(failed("decode KeyPackage"))?,
+            key_package: KeyPackage::decode_exact(key_package_body(kp)?).map_err(failed("decode KeyPackage"))?,
         }),
-        ProposalSpec::Remove(_) => Proposal::Remove(Remove {
-            removed: owned.leaf,
-        }),
+        ProposalSpec::Remove(_) => Proposal::Remove(Remove { removed: owned.leaf }),
         ProposalSpec::ExternalPsk(id) => Proposal::PreSharedKey(PreSharedKey {
-            psk: PreSharedKeyId {
-                psk: Psk::External { psk_id: id },
-                psk_nonce: &owned.nonce,
-            },
+            psk: PreSharedKeyId { psk: Psk::External { psk_id: id }, psk_nonce: &owned.nonce },
         }),
         ProposalSpec::ResumptionPsk(epoch) => Proposal::PreSharedKey(PreSharedKey {
             psk: PreSharedKeyId {
@@ -927,14 +795,9 @@ fn proposal<'a>(spec: &'a ProposalSpec, owned: &'a Owned) -> Outcome<Proposal<'a
         ProposalSpec::GroupContextExtensions(_) => {
             Proposal::GroupContextExtensions(GroupContextExtensions { extensions: ext()? })
         }
-        ProposalSpec::ReInit {
-            group_id, suite, ..
-        } => Proposal::ReInit(ReInit {
-            group_id,
-            version: 1,
-            cipher_suite: *suite,
-            extensions: ext()?,
-        }),
+        ProposalSpec::ReInit { group_id, suite, .. } => {
+            Proposal::ReInit(ReInit { group_id, version: 1, cipher_suite: *suite, extensions: ext()? })
+        }
     })
 }
 
@@ -990,23 +853,11 @@ impl OursClient {
     }
 
     /// Fills what `spec` borrows; `tree` finds removed members (else our group's tree).
-    fn owned(
-        &mut self,
-        spec: &ProposalSpec,
-        suite: CipherSuite,
-        group_id: &[u8],
-        tree: Option<&[u8]>,
-    ) -> Outcome<Owned> {
-        let mut o = Owned {
-            group_id: group_id.to_vec(),
-            ..Owned::default()
-        };
+    fn owned(&mut self, spec: &ProposalSpec, suite: CipherSuite, group_id: &[u8], tree: Option<&[u8]>) -> Outcome<Owned> {
+        let mut o = Owned { group_id: group_id.to_vec(), ..Owned::default() };
         match spec {
-            ProposalSpec::ExternalPsk(_) | ProposalSpec::ResumptionPsk(_) => {
-                o.nonce = self.nonce(suite)
-            }
-            ProposalSpec::GroupContextExtensions(e)
-            | ProposalSpec::ReInit { extensions: e, .. } => {
+            ProposalSpec::ExternalPsk(_) | ProposalSpec::ResumptionPsk(_) => o.nonce = self.nonce(suite),
+            ProposalSpec::GroupContextExtensions(e) | ProposalSpec::ReInit { extensions: e, .. } => {
                 o.extensions = scripts::extensions_body(e)
             }
             ProposalSpec::Remove(identity) => {
@@ -1015,11 +866,7 @@ impl OursClient {
                     None => self.leaf_of(identity)?,
                 };
                 o.leaf = leaf.ok_or_else(|| {
-                    Failure::Failed(format!(
-                        "{}: no member {:?}",
-                        self.name,
-                        String::from_utf8_lossy(identity)
-                    ))
+                    Failure::Failed(format!("{}: no member {:?}", self.name, String::from_utf8_lossy(identity)))
                 })?;
             }
             ProposalSpec::Add(_) => {}
@@ -1039,9 +886,7 @@ impl OursClient {
         let signer = self.signer(suite);
         let params = KeyPackageParams {
             suite,
-            credential: Credential::Basic {
-                identity: self.name.as_bytes(),
-            },
+            credential: Credential::Basic { identity: self.name.as_bytes() },
             lifetime: lifetime(),
             leaf_extensions: Extensions::default(),
             extensions: Extensions::default(),
@@ -1049,54 +894,32 @@ impl OursClient {
             supported_proposals: U16List::default(),
         };
         let mut out = vec![0u8; 4096];
-        let (body, keys) = KeyPackage::generate(&params, &signer, &mut self.rng, &mut out)
-            .map_err(failed("KeyPackage"))?;
+        let (body, keys) = KeyPackage::generate(&params, &signer, &mut self.rng, &mut out).map_err(failed("KeyPackage"))?;
         let mut msg = KEY_PACKAGE_HEADER.to_vec();
         msg.extend_from_slice(body);
-        self.key_packages.push(PendingKeyPackage {
-            body: body.to_vec(),
-            keys,
-            suite,
-        });
+        self.key_packages.push(PendingKeyPackage { body: body.to_vec(), keys, suite });
         Ok((Tx(self.key_packages.len() - 1), msg))
     }
 
     /// Joins a fresh group slot from `welcome` with the KeyPackage `tx`;
     /// `psks` resolves PSKs (external, or an old group's resumption PSKs).
-    fn join_slot(
-        &self,
-        tx: Tx,
-        welcome: &[u8],
-        tree: Option<&[u8]>,
-        psks: &dyn PskStore,
-    ) -> Outcome<Box<ScriptGroup>> {
-        let kp = self
-            .key_packages
-            .get(tx.0)
-            .ok_or_else(|| Failure::Failed("no such KeyPackage".into()))?;
+    fn join_slot(&self, tx: Tx, welcome: &[u8], tree: Option<&[u8]>, psks: &dyn PskStore) -> Outcome<Box<ScriptGroup>> {
+        let kp = self.key_packages.get(tx.0).ok_or_else(|| Failure::Failed("no such KeyPackage".into()))?;
         // Made with the KeyPackage.
         let scheme = kp.suite.signature_scheme();
-        let signer = self
-            .signers
-            .iter()
-            .find(|(s, _)| *s == scheme)
-            .map(|(_, k)| k);
+        let signer = self.signers.iter().find(|(s, _)| *s == scheme).map(|(_, k)| k);
         let params = JoinParams {
             executor: &mls_nostd::executor::Sequential,
             key_package: &kp.body,
             keys: &kp.keys,
-            signer: signer.ok_or_else(|| {
-                Failure::Failed("no signature key of the KeyPackage's suite".into())
-            })?,
+            signer: signer.ok_or_else(|| Failure::Failed("no signature key of the KeyPackage's suite".into()))?,
             ratchet_tree: tree,
             psks,
             config: GroupConfig::default(),
         };
         let mut group = new_group();
         let mut buf = vec![0u8; welcome.len()];
-        group
-            .join_in_memory(welcome, &params, &mut buf)
-            .map_err(failed("join"))?;
+        group.join_in_memory(welcome, &params, &mut buf).map_err(failed("join"))?;
         Ok(group)
     }
 
@@ -1124,15 +947,12 @@ impl OursClient {
     ) -> Outcome<Bytes> {
         let wf = wire_format(self.encrypt);
         let Self { group, rng, .. } = self;
-        let group = group
-            .as_deref_mut()
-            .ok_or_else(|| Failure::Failed("no group".into()))?;
+        let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         let mut out = vec![0u8; 64 * 1024];
         let msg = make(group, wf, rng, &mut out).map_err(failed("propose"))?;
         // Kept last among the pending proposals.
         let reference = group.pending_proposals().last().map(|p| p.reference);
-        let reference =
-            reference.ok_or_else(|| Failure::Failed("our proposal is not pending".into()))?;
+        let reference = reference.ok_or_else(|| Failure::Failed("our proposal is not pending".into()))?;
         self.sent.sent(&msg);
         self.sent_refs.push((msg.clone(), reference));
         Ok(msg)
@@ -1154,22 +974,13 @@ impl OursClient {
             for p in proposals {
                 if !others.contains(p) {
                     let own = self.sent_refs.iter().find(|(m, _)| m == p).map(|(_, r)| *r);
-                    refs.push(own.ok_or_else(|| {
-                        Failure::Failed("no reference of our own proposal".into())
-                    })?);
+                    refs.push(own.ok_or_else(|| Failure::Failed("no reference of our own proposal".into()))?);
                     continue;
                 }
                 let mut m = p.clone();
-                match self
-                    .group()?
-                    .process_message_in_memory(&mut m, &ExternalPsks(&psks), now())
-                {
+                match self.group()?.process_message_in_memory(&mut m, &ExternalPsks(&psks), now()) {
                     Ok(Received::Proposal { reference, .. }) => refs.push(reference),
-                    Ok(other) => {
-                        return Err(Failure::Failed(format!(
-                            "expected a proposal, got {other:?}"
-                        )));
-                    }
+                    Ok(other) => return Err(Failure::Failed(format!("expected a proposal, got {other:?}"))),
                     Err(e) => return Err(Failure::Failed(format!("proposal: {e:?}"))),
                 }
             }
@@ -1196,11 +1007,7 @@ impl OursClient {
         rng: &mut SeededRng,
     ) -> Outcome<(Bytes, Bytes)> {
         let suite = group.suite();
-        let (mut m, mut w, mut gi) = (
-            vec![0u8; 1024 * 1024],
-            vec![0u8; 512 * 1024],
-            vec![0u8; 512 * 1024],
-        );
+        let (mut m, mut w, mut gi) = (vec![0u8; 1024 * 1024], vec![0u8; 512 * 1024], vec![0u8; 512 * 1024]);
         let mut caps = [0u8; 8];
         let opts = CommitOptions {
             proposals,
@@ -1212,50 +1019,30 @@ impl OursClient {
             authenticated_data: &[],
             leaf: Some(leaf_template(signer_pub, name, suite, &mut caps)),
         };
-        let bufs = CommitBuffers {
-            message: &mut m,
-            welcome: &mut w,
-            group_info: &mut gi,
-        };
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
         let out = match reinit {
-            None => group
-                .commit_in_memory(&opts, psks, now(), rng, &Sequential, bufs)
-                .map_err(failed("commit"))?,
-            Some(r) => group
-                .commit_reinit_in_memory(r, &opts, psks, now(), rng, &Sequential, bufs)
-                .map_err(failed("commit_reinit"))?,
+            None => group.commit_in_memory(&opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit"))?,
+            Some(r) => group.commit_reinit_in_memory(r, &opts, psks, now(), rng, &Sequential, bufs).map_err(failed("commit_reinit"))?,
         };
-        Ok((
-            out.commit.to_vec(),
-            out.welcome.map(<[u8]>::to_vec).unwrap_or_default(),
-        ))
+        Ok((out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec).unwrap_or_default()))
     }
 
     /// A one-member group `group_id` of `suite` whose GroupContext
     /// extensions are the list body `extensions`.
-    fn create(
-        &mut self,
-        group_id: &[u8],
-        suite: CipherSuite,
-        extensions: &[u8],
-    ) -> Outcome<Box<ScriptGroup>> {
+    fn create(&mut self, group_id: &[u8], suite: CipherSuite, extensions: &[u8]) -> Outcome<Box<ScriptGroup>> {
         let signer = self.signer(suite);
         let mut group = new_group();
         let mut caps = [0u8; 8];
         let params = CreateParams {
             suite,
             group_id,
-            credential: Credential::Basic {
-                identity: self.name.as_bytes(),
-            },
+            credential: Credential::Basic { identity: self.name.as_bytes() },
             lifetime: lifetime(),
             capabilities: default_capabilities(suite, &mut caps),
             extensions: Extensions::from_body(extensions).map_err(failed("extensions"))?,
             config: GroupConfig::default(),
         };
-        group
-            .create(&params, &signer, &mut self.rng)
-            .map_err(failed("create"))?;
+        group.create(&params, &signer, &mut self.rng).map_err(failed("create"))?;
         Ok(group)
     }
 
@@ -1279,49 +1066,21 @@ impl OursClient {
         let old_id = old.group_id().to_vec();
         let mut proposals = vec![Proposal::PreSharedKey(PreSharedKey {
             psk: PreSharedKeyId {
-                psk: Psk::Resumption {
-                    usage,
-                    psk_group_id: &old_id,
-                    psk_epoch: old.epoch(),
-                },
+                psk: Psk::Resumption { usage, psk_group_id: &old_id, psk_epoch: old.epoch() },
                 psk_nonce: &nonce,
             },
         })];
         for kp in key_packages {
-            let key_package = KeyPackage::decode_exact(key_package_body(kp)?)
-                .map_err(failed("decode KeyPackage"))?;
+            let key_package = KeyPackage::decode_exact(key_package_body(kp)?).map_err(failed("decode KeyPackage"))?;
             proposals.push(Proposal::Add(Add { key_package }));
         }
         let sig_pub = self.sig_pub(suite);
-        let (_, welcome) = Self::commit_in(
-            &mut group,
-            &self.name,
-            &sig_pub,
-            &proposals,
-            None,
-            old,
-            force_path,
-            !external_tree,
-            self.encrypt,
-            &mut self.rng,
-        )?;
-        group
-            .merge_staged_commit_in_memory()
-            .map_err(failed("merge"))?;
-        let ratchet_tree = if external_tree {
-            Self::export_tree(&mut group)?
-        } else {
-            Vec::new()
-        };
+        let (_, welcome) =
+            Self::commit_in(&mut group, &self.name, &sig_pub, &proposals, None, old, force_path, !external_tree, self.encrypt, &mut self.rng)?;
+        group.merge_staged_commit_in_memory().map_err(failed("merge"))?;
+        let ratchet_tree = if external_tree { Self::export_tree(&mut group)? } else { Vec::new() };
         let epoch_authenticator = group.epoch_authenticator().to_vec();
-        Ok((
-            group,
-            Welcomed {
-                welcome,
-                ratchet_tree,
-                epoch_authenticator,
-            },
-        ))
+        Ok((group, Welcomed { welcome, ratchet_tree, epoch_authenticator }))
     }
 
     /// Signs `content` as a PublicMessage outside the group (an external
@@ -1335,10 +1094,7 @@ impl OursClient {
         let mut gc = vec![0u8; 64 * 1024];
         let n = {
             let mut w = Writer::new(&mut gc);
-            gi.tbs
-                .group_context
-                .encode(&mut w)
-                .map_err(failed("GroupContext"))?;
+            gi.tbs.group_context.encode(&mut w).map_err(failed("GroupContext"))?;
             w.len()
         };
         let gc = EncodedGroupContext::decode(&gc[..n]).map_err(failed("GroupContext"))?;
@@ -1368,19 +1124,8 @@ impl scripts::Client for OursClient {
         self.make_key_package(suite)
     }
 
-    fn join_group(
-        &mut self,
-        tx: Tx,
-        welcome: &[u8],
-        encrypt: bool,
-        ratchet_tree: Option<&[u8]>,
-    ) -> Outcome<Bytes> {
-        let group = self.join_slot(
-            tx,
-            welcome,
-            ratchet_tree,
-            &ExternalPsks(&self.external_psks),
-        )?;
+    fn join_group(&mut self, tx: Tx, welcome: &[u8], encrypt: bool, ratchet_tree: Option<&[u8]>) -> Outcome<Bytes> {
+        let group = self.join_slot(tx, welcome, ratchet_tree, &ExternalPsks(&self.external_psks))?;
         self.group = Some(group);
         self.encrypt = encrypt;
         self.forget_sent();
@@ -1402,19 +1147,14 @@ impl scripts::Client for OursClient {
         let psk_ids: Vec<PreSharedKeyId<'_>> = psks
             .iter()
             .zip(&nonces)
-            .map(|((id, _), nonce)| PreSharedKeyId {
-                psk: Psk::External { psk_id: id },
-                psk_nonce: nonce,
-            })
+            .map(|((id, _), nonce)| PreSharedKeyId { psk: Psk::External { psk_id: id }, psk_nonce: nonce })
             .collect();
         let resync = match remove_prior {
             false => None,
             true => {
-                let tree = tree_of(&gi, ratchet_tree)
-                    .ok_or_else(|| Failure::Failed("no ratchet tree".into()))?;
-                let leaf = leaf_in_tree(tree, self.name.as_bytes()).ok_or_else(|| {
-                    Failure::Failed(format!("{}: no prior leaf to remove", self.name))
-                })?;
+                let tree = tree_of(&gi, ratchet_tree).ok_or_else(|| Failure::Failed("no ratchet tree".into()))?;
+                let leaf = leaf_in_tree(tree, self.name.as_bytes())
+                    .ok_or_else(|| Failure::Failed(format!("{}: no prior leaf to remove", self.name)))?;
                 Some(mls_nostd::tree_math::LeafIndex(leaf))
             }
         };
@@ -1450,15 +1190,8 @@ impl scripts::Client for OursClient {
     fn group_info(&mut self, external_tree: bool) -> Outcome<(Bytes, Bytes)> {
         let group = self.group()?;
         let (mut out, mut scratch) = (vec![0u8; 512 * 1024], vec![0u8; 512 * 1024]);
-        let gi = group
-            .group_info(!external_tree, &mut out, &mut scratch)
-            .map_err(failed("group_info"))?
-            .to_vec();
-        let tree = if external_tree {
-            Self::export_tree(group)?
-        } else {
-            Vec::new()
-        };
+        let gi = group.group_info(!external_tree, &mut out, &mut scratch).map_err(failed("group_info"))?.to_vec();
+        let tree = if external_tree { Self::export_tree(group)? } else { Vec::new() };
         Ok((gi, tree))
     }
 
@@ -1472,9 +1205,7 @@ impl scripts::Client for OursClient {
         let group_id = self.group()?.group_id().to_vec();
         let owned = self.owned(spec, suite, &group_id, None)?;
         let p = proposal(spec, &owned)?;
-        self.send_proposal(|group, wf, rng, out| {
-            group.propose(&p, wf, rng, out).map(<[u8]>::to_vec)
-        })
+        self.send_proposal(|group, wf, rng, out| group.propose(&p, wf, rng, out).map(<[u8]>::to_vec))
     }
 
     fn propose_update(&mut self) -> Outcome<Bytes> {
@@ -1482,70 +1213,28 @@ impl scripts::Client for OursClient {
         let (sig_pub, name) = (self.sig_pub(suite), self.name.clone());
         let mut caps = [0u8; 8];
         let template = leaf_template(&sig_pub, &name, suite, &mut caps);
-        self.send_proposal(|group, wf, rng, out| {
-            group
-                .propose_update(&template, wf, rng, out)
-                .map(<[u8]>::to_vec)
-        })
+        self.send_proposal(|group, wf, rng, out| group.propose_update(&template, wf, rng, out).map(<[u8]>::to_vec))
     }
 
-    fn commit(
-        &mut self,
-        by_reference: &[Bytes],
-        by_value: &[ProposalSpec],
-        force_path: bool,
-        external_tree: bool,
-    ) -> Outcome<CommitOut> {
+    fn commit(&mut self, by_reference: &[Bytes], by_value: &[ProposalSpec], force_path: bool, external_tree: bool) -> Outcome<CommitOut> {
         self.take_proposals(by_reference)?;
         let suite = self.suite()?;
         let group_id = self.group()?.group_id().to_vec();
-        let owned = by_value
-            .iter()
-            .map(|s| self.owned(s, suite, &group_id, None))
-            .collect::<Outcome<Vec<_>>>()?;
-        let proposals = by_value
-            .iter()
-            .zip(&owned)
-            .map(|(s, o)| proposal(s, o))
-            .collect::<Outcome<Vec<_>>>()?;
+        let owned = by_value.iter().map(|s| self.owned(s, suite, &group_id, None)).collect::<Outcome<Vec<_>>>()?;
+        let proposals = by_value.iter().zip(&owned).map(|(s, o)| proposal(s, o)).collect::<Outcome<Vec<_>>>()?;
         let sig_pub = self.sig_pub(suite);
-        let Self {
-            group,
-            rng,
-            name,
-            encrypt,
-            external_psks,
-            ..
-        } = self;
-        let group = group
-            .as_deref_mut()
-            .ok_or_else(|| Failure::Failed("no group".into()))?;
+        let Self { group, rng, name, encrypt, external_psks, .. } = self;
+        let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         let psks = ExternalPsks(external_psks);
-        let (commit, welcome) = Self::commit_in(
-            group,
-            name,
-            &sig_pub,
-            &proposals,
-            None,
-            &psks,
-            force_path,
-            !external_tree,
-            *encrypt,
-            rng,
-        )?;
+        let (commit, welcome) =
+            Self::commit_in(group, name, &sig_pub, &proposals, None, &psks, force_path, !external_tree, *encrypt, rng)?;
         let mut ratchet_tree = Vec::new();
         if external_tree {
-            group
-                .merge_staged_commit_in_memory()
-                .map_err(failed("merge"))?;
+            group.merge_staged_commit_in_memory().map_err(failed("merge"))?;
             ratchet_tree = Self::export_tree(group)?;
             self.merged_early = Some(group.epoch_authenticator().to_vec());
         }
-        Ok(CommitOut {
-            commit,
-            welcome,
-            ratchet_tree,
-        })
+        Ok(CommitOut { commit, welcome, ratchet_tree })
     }
 
     fn handle_pending_commit(&mut self) -> Outcome<Bytes> {
@@ -1553,40 +1242,28 @@ impl scripts::Client for OursClient {
         if let Some(ea) = self.merged_early.take() {
             return Ok(ea);
         }
-        self.group()?
-            .merge_staged_commit_in_memory()
-            .map_err(failed("merge"))?;
+        self.group()?.merge_staged_commit_in_memory().map_err(failed("merge"))?;
         self.epoch_authenticator()
     }
 
     fn handle_commit(&mut self, proposals: &[Bytes], commit: &[u8]) -> Outcome<Bytes> {
         self.take_proposals(proposals)?;
         let mut m = commit.to_vec();
-        let Self {
-            group,
-            external_psks,
-            ..
-        } = self;
-        let group = group
-            .as_deref_mut()
-            .ok_or_else(|| Failure::Failed("no group".into()))?;
+        let Self { group, external_psks, .. } = self;
+        let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         match group.process_message_in_memory(&mut m, &ExternalPsks(external_psks), now()) {
             Ok(Received::Commit(_)) => {}
             Ok(other) => return Err(Failure::Failed(format!("expected a Commit, got {other:?}"))),
             Err(e) => return Err(Failure::Failed(format!("process commit: {e:?}"))),
         }
-        group
-            .merge_staged_commit_in_memory()
-            .map_err(failed("merge"))?;
+        group.merge_staged_commit_in_memory().map_err(failed("merge"))?;
         self.forget_sent();
         self.epoch_authenticator()
     }
 
     fn protect(&mut self, authenticated_data: &[u8], plaintext: &[u8]) -> Outcome<Bytes> {
         let Self { group, rng, .. } = self;
-        let group = group
-            .as_deref_mut()
-            .ok_or_else(|| Failure::Failed("no group".into()))?;
+        let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         let mut out = vec![0u8; plaintext.len() + authenticated_data.len() + 1024];
         let msg = group
             .protect_application_in_memory(plaintext, authenticated_data, PADDING, rng, &mut out)
@@ -1596,23 +1273,11 @@ impl scripts::Client for OursClient {
 
     fn unprotect(&mut self, ciphertext: &[u8]) -> Outcome<(Bytes, Bytes)> {
         let mut m = ciphertext.to_vec();
-        let Self {
-            group,
-            external_psks,
-            ..
-        } = self;
-        let group = group
-            .as_deref_mut()
-            .ok_or_else(|| Failure::Failed("no group".into()))?;
+        let Self { group, external_psks, .. } = self;
+        let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         match group.process_message_in_memory(&mut m, &ExternalPsks(external_psks), now()) {
-            Ok(Received::Application {
-                data,
-                authenticated_data,
-                ..
-            }) => Ok((authenticated_data.to_vec(), data.to_vec())),
-            Ok(other) => Err(Failure::Failed(format!(
-                "expected application data, got {other:?}"
-            ))),
+            Ok(Received::Application { data, authenticated_data, .. }) => Ok((authenticated_data.to_vec(), data.to_vec())),
+            Ok(other) => Err(Failure::Failed(format!("expected application data, got {other:?}"))),
             Err(e) => Err(Failure::Failed(format!("unprotect: {e:?}"))),
         }
     }
@@ -1620,38 +1285,15 @@ impl scripts::Client for OursClient {
     fn reinit_commit(&mut self, proposals: &[Bytes]) -> Outcome<Bytes> {
         let refs = self.take_proposals(proposals)?;
         let [reference] = refs[..] else {
-            return Err(Failure::Failed(format!(
-                "a ReInit Commit covers one proposal, not {}",
-                refs.len()
-            )));
+            return Err(Failure::Failed(format!("a ReInit Commit covers one proposal, not {}", refs.len())));
         };
         let suite = self.suite()?;
         let sig_pub = self.sig_pub(suite);
-        let Self {
-            group,
-            rng,
-            name,
-            encrypt,
-            external_psks,
-            ..
-        } = self;
-        let group = group
-            .as_deref_mut()
-            .ok_or_else(|| Failure::Failed("no group".into()))?;
+        let Self { group, rng, name, encrypt, external_psks, .. } = self;
+        let group = group.as_deref_mut().ok_or_else(|| Failure::Failed("no group".into()))?;
         // As the runner asks: no proposals by value, no forced path.
         let psks = ExternalPsks(external_psks);
-        let (commit, _) = Self::commit_in(
-            group,
-            name,
-            &sig_pub,
-            &[],
-            Some(&reference),
-            &psks,
-            false,
-            false,
-            *encrypt,
-            rng,
-        )?;
+        let (commit, _) = Self::commit_in(group, name, &sig_pub, &[], Some(&reference), &psks, false, false, *encrypt, rng)?;
         Ok(commit)
     }
 
@@ -1660,29 +1302,14 @@ impl scripts::Client for OursClient {
         self.start_reinit(ea)
     }
 
-    fn handle_reinit_commit(
-        &mut self,
-        proposals: &[Bytes],
-        commit: &[u8],
-    ) -> Outcome<(Bytes, Bytes)> {
+    fn handle_reinit_commit(&mut self, proposals: &[Bytes], commit: &[u8]) -> Outcome<(Bytes, Bytes)> {
         let ea = self.handle_commit(proposals, commit)?;
         self.start_reinit(ea)
     }
 
-    fn reinit_welcome(
-        &mut self,
-        key_packages: &[Bytes],
-        force_path: bool,
-        external_tree: bool,
-    ) -> Outcome<Welcomed> {
-        let (old, _) = self
-            .reinit
-            .take()
-            .ok_or_else(|| Failure::Failed("no ReInit to welcome into".into()))?;
-        let params = old
-            .reinit()
-            .cloned()
-            .ok_or_else(|| Failure::Failed("the old group ended without a ReInit".into()))?;
+    fn reinit_welcome(&mut self, key_packages: &[Bytes], force_path: bool, external_tree: bool) -> Outcome<Welcomed> {
+        let (old, _) = self.reinit.take().ok_or_else(|| Failure::Failed("no ReInit to welcome into".into()))?;
+        let params = old.reinit().cloned().ok_or_else(|| Failure::Failed("the old group ended without a ReInit".into()))?;
         let suite = suite_of(params.cipher_suite)?;
         let (group, w) = self.resume(
             &old,
@@ -1699,15 +1326,8 @@ impl scripts::Client for OursClient {
         Ok(w)
     }
 
-    fn handle_reinit_welcome(
-        &mut self,
-        welcome: &[u8],
-        ratchet_tree: Option<&[u8]>,
-    ) -> Outcome<Bytes> {
-        let (old, tx) = self
-            .reinit
-            .take()
-            .ok_or_else(|| Failure::Failed("no ReInit to join".into()))?;
+    fn handle_reinit_welcome(&mut self, welcome: &[u8], ratchet_tree: Option<&[u8]>) -> Outcome<Bytes> {
+        let (old, tx) = self.reinit.take().ok_or_else(|| Failure::Failed("no ReInit to join".into()))?;
         let group = self.join_slot(tx, welcome, ratchet_tree, &*old)?;
         self.group = Some(group);
         self.forget_sent();
@@ -1722,10 +1342,7 @@ impl scripts::Client for OursClient {
         force_path: bool,
         external_tree: bool,
     ) -> Outcome<Welcomed> {
-        let old = self
-            .group
-            .take()
-            .ok_or_else(|| Failure::Failed("no group to branch".into()))?;
+        let old = self.group.take().ok_or_else(|| Failure::Failed("no group to branch".into()))?;
         let suite = old.suite();
         let (group, w) = self.resume(
             &old,
@@ -1742,16 +1359,8 @@ impl scripts::Client for OursClient {
         Ok(w)
     }
 
-    fn handle_branch(
-        &mut self,
-        tx: Tx,
-        welcome: &[u8],
-        ratchet_tree: Option<&[u8]>,
-    ) -> Outcome<Bytes> {
-        let old = self
-            .group
-            .take()
-            .ok_or_else(|| Failure::Failed("no group to branch from".into()))?;
+    fn handle_branch(&mut self, tx: Tx, welcome: &[u8], ratchet_tree: Option<&[u8]>) -> Outcome<Bytes> {
+        let old = self.group.take().ok_or_else(|| Failure::Failed("no group to branch from".into()))?;
         match self.join_slot(tx, welcome, ratchet_tree, &*old) {
             Ok(g) => self.group = Some(g),
             Err(e) => {
@@ -1767,8 +1376,7 @@ impl scripts::Client for OursClient {
         let gi = decode_group_info(group_info)?;
         let suite = suite_of(gi.tbs.group_context.cipher_suite)?;
         let (tx, kp) = self.make_key_package(suite)?;
-        let key_package =
-            KeyPackage::decode_exact(key_package_body(&kp)?).map_err(failed("KeyPackage"))?;
+        let key_package = KeyPackage::decode_exact(key_package_body(&kp)?).map_err(failed("KeyPackage"))?;
         let content = FramedContent {
             group_id: gi.tbs.group_context.group_id,
             epoch: gi.tbs.group_context.epoch,
@@ -1796,16 +1404,8 @@ impl scripts::Client for OursClient {
         self.propose(&ProposalSpec::GroupContextExtensions(list))
     }
 
-    fn external_signer_proposal(
-        &mut self,
-        group_info: &[u8],
-        ratchet_tree: &[u8],
-        spec: &ProposalSpec,
-    ) -> Outcome<Bytes> {
-        let signer = self
-            .external_signer
-            .clone()
-            .ok_or_else(|| Failure::Failed("not an external signer".into()))?;
+    fn external_signer_proposal(&mut self, group_info: &[u8], ratchet_tree: &[u8], spec: &ProposalSpec) -> Outcome<Bytes> {
+        let signer = self.external_signer.clone().ok_or_else(|| Failure::Failed("not an external signer".into()))?;
         let gi = decode_group_info(group_info)?;
         let suite = suite_of(gi.tbs.group_context.cipher_suite)?;
         let ext = scripts::decode_extensions_body(gi.tbs.group_context.extensions.body())
@@ -1813,12 +1413,7 @@ impl scripts::Client for OursClient {
         let index = scripts::external_sender_index(&ext, signer.public_key().as_bytes())
             .ok_or_else(|| Failure::Failed("not among the group's external senders".into()))?;
         let tree = tree_of(&gi, (!ratchet_tree.is_empty()).then_some(ratchet_tree));
-        let owned = self.owned(
-            spec,
-            suite,
-            gi.tbs.group_context.group_id,
-            Some(tree.unwrap_or_default()),
-        )?;
+        let owned = self.owned(spec, suite, gi.tbs.group_context.group_id, Some(tree.unwrap_or_default()))?;
         let content = FramedContent {
             group_id: gi.tbs.group_context.group_id,
             epoch: gi.tbs.group_context.epoch,
@@ -1834,10 +1429,7 @@ impl OursClient {
     /// After a ReInit Commit merged: keeps the old group for its PSK and
     /// makes a KeyPackage in the new suite.
     fn start_reinit(&mut self, ea: Bytes) -> Outcome<(Bytes, Bytes)> {
-        let old = self
-            .group
-            .take()
-            .ok_or_else(|| Failure::Failed("no group".into()))?;
+        let old = self.group.take().ok_or_else(|| Failure::Failed("no group".into()))?;
         let Some(code) = old.reinit().map(|p| p.cipher_suite) else {
             self.group = Some(old);
             return Err(Failure::Failed("the Commit held no ReInit".into()));

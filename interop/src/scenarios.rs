@@ -24,19 +24,12 @@ impl Net {
     /// A group of one: `creator` creates it.
     pub fn new(mut creator: Box<dyn Party>) -> Self {
         creator.create(b"interop-group");
-        Self {
-            members: vec![creator],
-            active: vec![true],
-            expect_private: None,
-        }
+        Self { members: vec![creator], active: vec![true], expect_private: None }
     }
 
     /// The index of the member named `name`.
     pub fn idx(&self, name: &str) -> usize {
-        self.members
-            .iter()
-            .position(|m| m.name() == name)
-            .unwrap_or_else(|| panic!("no member {name}"))
+        self.members.iter().position(|m| m.name() == name).unwrap_or_else(|| panic!("no member {name}"))
     }
 
     /// True while `i` is in the group.
@@ -46,21 +39,13 @@ impl Net {
 
     /// The indices of the members still in the group.
     pub fn active(&self) -> Vec<usize> {
-        (0..self.members.len())
-            .filter(|i| self.active[*i])
-            .collect()
+        (0..self.members.len()).filter(|i| self.active[*i]).collect()
     }
 
     /// The leaf of member `target`, as member `from` sees it.
     pub fn leaf_of(&mut self, from: usize, target: usize) -> u32 {
         let name = self.members[target].name().as_bytes().to_vec();
-        self.members[from].leaf_of(&name).unwrap_or_else(|| {
-            panic!(
-                "{} does not see {}",
-                self.members[from].name(),
-                self.members[target].name()
-            )
-        })
+        self.members[from].leaf_of(&name).unwrap_or_else(|| panic!("{} does not see {}", self.members[from].name(), self.members[target].name()))
     }
 
     fn check_wire_format(&self, msg: &[u8]) {
@@ -90,11 +75,7 @@ impl Net {
     pub fn deliver_commit(&mut self, from: usize, commit: &[u8]) {
         self.check_wire_format(commit);
         for (i, e) in self.deliver(from, commit) {
-            assert!(
-                matches!(e, Event::Commit { .. }),
-                "{}: expected a Commit, got {e:?}",
-                self.members[i].name()
-            );
+            assert!(matches!(e, Event::Commit { .. }), "{}: expected a Commit, got {e:?}", self.members[i].name());
         }
     }
 
@@ -106,13 +87,7 @@ impl Net {
             if i != from
                 && let Some(had) = self.members[i].last_commit_had_path()
             {
-                assert_eq!(
-                    had,
-                    path,
-                    "{}: path in the Commit of {}",
-                    self.members[i].name(),
-                    self.members[from].name()
-                );
+                assert_eq!(had, path, "{}: path in the Commit of {}", self.members[i].name(), self.members[from].name());
             }
         }
     }
@@ -121,20 +96,14 @@ impl Net {
     pub fn deliver_proposal(&mut self, from: usize, proposal: &[u8]) {
         self.check_wire_format(proposal);
         for (i, e) in self.deliver(from, proposal) {
-            assert_eq!(
-                e,
-                Event::Proposal,
-                "{}: expected a proposal",
-                self.members[i].name()
-            );
+            assert_eq!(e, Event::Proposal, "{}: expected a proposal", self.members[i].name());
         }
     }
 
     /// `joiner` joins from `welcome` (with the tree from `adder` out of
     /// band if its Welcomes do not carry it) and becomes an active member.
     pub fn join(&mut self, mut joiner: Box<dyn Party>, adder: usize, welcome: &[u8]) -> usize {
-        let tree =
-            (!self.members[adder].tree_in_welcome()).then(|| self.members[adder].ratchet_tree());
+        let tree = (!self.members[adder].tree_in_welcome()).then(|| self.members[adder].ratchet_tree());
         joiner.join(welcome, tree.as_deref());
         self.members.push(joiner);
         self.active.push(true);
@@ -144,20 +113,12 @@ impl Net {
     /// `joiner` joins by external commit from a GroupInfo of `publisher`
     /// (with the ratchet tree extension if `tree_in_group_info`, else the
     /// tree out of band); every member processes the Commit and all agree.
-    pub fn join_external(
-        &mut self,
-        mut joiner: Box<dyn Party>,
-        publisher: usize,
-        tree_in_group_info: bool,
-    ) -> usize {
+    pub fn join_external(&mut self, mut joiner: Box<dyn Party>, publisher: usize, tree_in_group_info: bool) -> usize {
         let gi = self.members[publisher].group_info(tree_in_group_info);
         let tree = (!tree_in_group_info).then(|| self.members[publisher].ratchet_tree());
         let commit = joiner.join_external(&gi, tree.as_deref());
         // An external commit is always a PublicMessage (§12.4.3.2) with a path.
-        assert!(
-            !is_private_message(&commit),
-            "an external commit must be a PublicMessage"
-        );
+        assert!(!is_private_message(&commit), "an external commit must be a PublicMessage");
         self.members.push(joiner);
         self.active.push(true);
         let j = self.members.len() - 1;
@@ -179,19 +140,11 @@ impl Net {
 
     /// `adder` adds all `joiners` in one Commit; everyone processes it, the
     /// joiners join from the one Welcome.
-    pub fn add_many(
-        &mut self,
-        adder: usize,
-        mut joiners: Vec<Box<dyn Party>>,
-        path: bool,
-    ) -> Vec<usize> {
+    pub fn add_many(&mut self, adder: usize, mut joiners: Vec<Box<dyn Party>>, path: bool) -> Vec<usize> {
         let kps: Vec<Vec<u8>> = joiners.iter_mut().map(|j| j.key_package()).collect();
         let (commit, welcome) = self.members[adder].add(&kps, path);
         self.deliver_commit_with_path(adder, &commit, path);
-        let idx = joiners
-            .into_iter()
-            .map(|j| self.join(j, adder, &welcome))
-            .collect();
+        let idx = joiners.into_iter().map(|j| self.join(j, adder, &welcome)).collect();
         self.agree();
         idx
     }
@@ -202,11 +155,7 @@ impl Net {
         let commit = self.members[remover].remove(&leaves);
         self.deliver_commit_with_path(remover, &commit, true);
         for t in targets {
-            assert!(
-                !self.active[*t],
-                "{} was not removed",
-                self.members[*t].name()
-            );
+            assert!(!self.active[*t], "{} was not removed", self.members[*t].name());
         }
         self.agree();
     }
@@ -216,11 +165,7 @@ impl Net {
         let leaf = self.leaf_of(remover, target);
         let commit = self.members[remover].remove(&[leaf]);
         self.deliver_commit_with_path(remover, &commit, true);
-        assert!(
-            !self.active[target],
-            "{} was not removed",
-            self.members[target].name()
-        );
+        assert!(!self.active[target], "{} was not removed", self.members[target].name());
         self.agree();
     }
 
@@ -235,10 +180,7 @@ impl Net {
     pub fn message(&mut self, sender: usize, data: &[u8]) {
         let aad = format!("from {}", self.members[sender].name()).into_bytes();
         let msg = self.members[sender].send(data, &aad);
-        assert!(
-            is_private_message(&msg),
-            "application data must be a PrivateMessage"
-        );
+        assert!(is_private_message(&msg), "application data must be a PrivateMessage");
         for (i, e) in self.deliver(sender, &msg) {
             assert_eq!(
                 e,
@@ -260,19 +202,13 @@ impl Net {
 
     /// All active members agree on the epoch, its authenticator and an exporter.
     pub fn agree(&self) {
-        let members: Vec<&dyn Party> = self
-            .active()
-            .into_iter()
-            .map(|i| &*self.members[i])
-            .collect();
+        let members: Vec<&dyn Party> = self.active().into_iter().map(|i| &*self.members[i]).collect();
         agree(&members);
     }
 }
 
 fn ours(name: &str, suite: CipherSuite) -> Box<dyn Party> {
-    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
+    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     Box::new(Ours::new(name, suite, seed ^ u64::from(suite.to_u16())))
 }
 
@@ -339,12 +275,7 @@ pub fn update_commit_each_way(anchor: Factory<'_>, suite: CipherSuite) {
 /// Removes by each side of the other side's members (and of its own).
 pub fn remove_commit_each_way(anchor: Factory<'_>, suite: CipherSuite) {
     let mut net = mixed_four(anchor, suite);
-    let (a1, o1, a2, o2) = (
-        net.idx("anchor-1"),
-        net.idx("ours-1"),
-        net.idx("anchor-2"),
-        net.idx("ours-2"),
-    );
+    let (a1, o1, a2, o2) = (net.idx("anchor-1"), net.idx("ours-1"), net.idx("anchor-2"), net.idx("ours-2"));
     net.remove(a1, o2); // anchor removes ours
     net.remove(o1, a2); // ours removes the anchor's
     net.message(a1, b"after the removes");
@@ -359,12 +290,7 @@ pub fn remove_commit_each_way(anchor: Factory<'_>, suite: CipherSuite) {
 /// A proposal sent by one side, committed by reference by the other.
 pub fn proposals_by_reference_each_way(anchor: Factory<'_>, suite: CipherSuite) {
     let mut net = mixed_four(anchor, suite);
-    let (a1, o1, a2, o2) = (
-        net.idx("anchor-1"),
-        net.idx("ours-1"),
-        net.idx("anchor-2"),
-        net.idx("ours-2"),
-    );
+    let (a1, o1, a2, o2) = (net.idx("anchor-1"), net.idx("ours-1"), net.idx("anchor-2"), net.idx("ours-2"));
 
     // The anchor proposes adding a member of ours; we commit it.
     let mut joiner = ours("ours-3", suite);
@@ -407,9 +333,7 @@ pub fn proposals_by_reference_each_way(anchor: Factory<'_>, suite: CipherSuite) 
     net.agree();
 
     // The anchor proposes an update of its leaf; we commit it.
-    let p = net.members[a1]
-        .propose_update()
-        .expect("the anchor sends Update proposals");
+    let p = net.members[a1].propose_update().expect("the anchor sends Update proposals");
     net.deliver_proposal(a1, &p);
     let (commit, _) = net.members[o1].commit_pending();
     net.deliver_commit(o1, &commit);
@@ -419,9 +343,7 @@ pub fn proposals_by_reference_each_way(anchor: Factory<'_>, suite: CipherSuite) 
     let leaf = net.leaf_of(o1, o2);
     let p1 = net.members[o1].propose_remove(leaf);
     net.deliver_proposal(o1, &p1);
-    let p2 = net.members[a1]
-        .propose_update()
-        .expect("the anchor sends Update proposals");
+    let p2 = net.members[a1].propose_update().expect("the anchor sends Update proposals");
     net.deliver_proposal(a1, &p2);
     let (commit, _) = net.members[a2].commit_pending();
     net.deliver_commit(a2, &commit);
@@ -430,9 +352,7 @@ pub fn proposals_by_reference_each_way(anchor: Factory<'_>, suite: CipherSuite) 
 
     // We propose an update of our leaf; the anchor commits it; our next
     // path and messages use the new key.
-    let p = net.members[o1]
-        .propose_update()
-        .expect("ours sends Update proposals");
+    let p = net.members[o1].propose_update().expect("ours sends Update proposals");
     net.deliver_proposal(o1, &p);
     let (commit, _) = net.members[a1].commit_pending();
     net.deliver_commit(a1, &commit);
@@ -440,13 +360,9 @@ pub fn proposals_by_reference_each_way(anchor: Factory<'_>, suite: CipherSuite) 
     net.update(o1);
     net.message(o1, b"after our Update proposal");
     // Updates from both sides in one Commit by the other anchor member.
-    let p1 = net.members[o1]
-        .propose_update()
-        .expect("ours sends Update proposals");
+    let p1 = net.members[o1].propose_update().expect("ours sends Update proposals");
     net.deliver_proposal(o1, &p1);
-    let p2 = net.members[a1]
-        .propose_update()
-        .expect("the anchor sends Update proposals");
+    let p2 = net.members[a1].propose_update().expect("the anchor sends Update proposals");
     net.deliver_proposal(a1, &p2);
     let (commit, _) = net.members[a2].commit_pending();
     net.deliver_commit(a2, &commit);
@@ -471,12 +387,8 @@ pub fn larger_tree_each_way(anchor: Factory<'_>, suite: CipherSuite) {
     let first = net.add_many(0, batch, false);
     let (o1, o2) = (first[1], first[3]);
     net.update(o1);
-    let batch: Vec<Box<dyn Party>> = vec![
-        anchor("anchor-5"),
-        ours("ours-4", suite),
-        anchor("anchor-6"),
-        ours("ours-5", suite),
-    ];
+    let batch: Vec<Box<dyn Party>> =
+        vec![anchor("anchor-5"), ours("ours-4", suite), anchor("anchor-6"), ours("ours-5", suite)];
     let second = net.add_many(o2, batch, false);
     let (a5, o4, a6, o5) = (second[0], second[1], second[2], second[3]);
     // Paths over parents with unmerged leaves, by each side.
@@ -504,12 +416,7 @@ pub fn larger_tree_each_way(anchor: Factory<'_>, suite: CipherSuite) {
 /// Adds and Removes by value in one Commit, by each side.
 pub fn add_and_remove_in_one_commit_each_way(anchor: Factory<'_>, suite: CipherSuite) {
     let mut net = mixed_four(anchor, suite);
-    let (a1, o1, a2, o2) = (
-        net.idx("anchor-1"),
-        net.idx("ours-1"),
-        net.idx("anchor-2"),
-        net.idx("ours-2"),
-    );
+    let (a1, o1, a2, o2) = (net.idx("anchor-1"), net.idx("ours-1"), net.idx("anchor-2"), net.idx("ours-2"));
     for (committer, target, joiners) in [
         (o1, a2, vec![anchor("anchor-3"), ours("ours-3", suite)]),
         (a1, o2, vec![ours("ours-4", suite), anchor("anchor-4")]),
@@ -534,12 +441,7 @@ pub fn add_and_remove_in_one_commit_each_way(anchor: Factory<'_>, suite: CipherS
 /// found in ours: we took those for duplicates).
 pub fn external_psk_each_way(anchor: Factory<'_>, suite: CipherSuite) {
     let mut net = mixed_four(anchor, suite);
-    let (a1, o1, a2, o2) = (
-        net.idx("anchor-1"),
-        net.idx("ours-1"),
-        net.idx("anchor-2"),
-        net.idx("ours-2"),
-    );
+    let (a1, o1, a2, o2) = (net.idx("anchor-1"), net.idx("ours-1"), net.idx("anchor-2"), net.idx("ours-2"));
     for m in &mut net.members {
         m.register_external_psk(b"psk-one", &[0x11; 32]);
         m.register_external_psk(b"psk-two", b"a second, longer external pre-shared key");
@@ -648,12 +550,7 @@ pub fn grease_key_package_of_ours(anchor: Factory<'_>, suite: CipherSuite) {
 /// previous epoch's keys), each way.
 pub fn late_application_message_each_way(anchor: Factory<'_>, suite: CipherSuite) {
     let mut net = mixed_four(anchor, suite);
-    let (a1, o1, a2, o2) = (
-        net.idx("anchor-1"),
-        net.idx("ours-1"),
-        net.idx("anchor-2"),
-        net.idx("ours-2"),
-    );
+    let (a1, o1, a2, o2) = (net.idx("anchor-1"), net.idx("ours-1"), net.idx("anchor-2"), net.idx("ours-2"));
     for (sender, committer) in [(a1, o1), (o2, a2), (o1, a1), (a2, o2)] {
         let msg = net.members[sender].send(b"sent before the commit", b"late");
         net.update(committer);
@@ -686,14 +583,8 @@ pub fn application_messages_each_way(anchor: Factory<'_>, suite: CipherSuite) {
         let m2 = net.members[s].send(b"second", b"2");
         for r in 0..net.members.len() {
             if r != s {
-                assert_eq!(
-                    net.members[r].process(&m2),
-                    Event::Application(b"second".to_vec(), b"2".to_vec())
-                );
-                assert_eq!(
-                    net.members[r].process(&m1),
-                    Event::Application(b"first".to_vec(), Vec::new())
-                );
+                assert_eq!(net.members[r].process(&m2), Event::Application(b"second".to_vec(), b"2".to_vec()));
+                assert_eq!(net.members[r].process(&m1), Event::Application(b"first".to_vec(), Vec::new()));
             }
         }
     }
@@ -737,9 +628,7 @@ pub fn private_handshake_each_way(anchor: Factory<'_>, suite: CipherSuite) {
     let (commit, _) = net.members[0].commit_pending();
     net.deliver_commit(0, &commit);
     net.agree();
-    let p = net.members[0]
-        .propose_update()
-        .expect("anchor Update proposal");
+    let p = net.members[0].propose_update().expect("anchor Update proposal");
     net.deliver_proposal(0, &p);
     let (commit, _) = net.members[o1].commit_pending();
     net.deliver_commit(o1, &commit);
@@ -813,23 +702,11 @@ fn external_senders_extension(senders: &[Vec<u8>]) -> Vec<u8> {
 /// commits by reference; the anchor's proposes adding a member of ours and
 /// removing another, which we commit. Every member processes every
 /// proposal and Commit; joiners join from the Welcome.
-pub fn external_sender_proposals_each_way(
-    anchor: Factory<'_>,
-    suite: CipherSuite,
-    theirs: &mut dyn crate::ExternalParty,
-) {
+pub fn external_sender_proposals_each_way(anchor: Factory<'_>, suite: CipherSuite, theirs: &mut dyn crate::ExternalParty) {
     let mut ours_ext = crate::OursExternal::new("external-ours", suite, 0xe1);
     let mut net = mixed_four(anchor, suite);
-    let (a1, o1, a2, o2) = (
-        net.idx("anchor-1"),
-        net.idx("ours-1"),
-        net.idx("anchor-2"),
-        net.idx("ours-2"),
-    );
-    let ext = external_senders_extension(&[
-        crate::ExternalParty::external_sender(&ours_ext),
-        theirs.external_sender(),
-    ]);
+    let (a1, o1, a2, o2) = (net.idx("anchor-1"), net.idx("ours-1"), net.idx("anchor-2"), net.idx("ours-2"));
+    let ext = external_senders_extension(&[crate::ExternalParty::external_sender(&ours_ext), theirs.external_sender()]);
     let commit = net.members[o1].commit_group_context_extensions(&ext);
     net.deliver_commit_with_path(o1, &commit, true);
     net.agree();
@@ -839,10 +716,7 @@ pub fn external_sender_proposals_each_way(
     let kp = a3.key_package();
     let gi = net.members[o1].group_info(true);
     let p = crate::ExternalParty::propose_add(&mut ours_ext, &gi, 0, &kp);
-    assert!(
-        !is_private_message(&p),
-        "an external proposal is a PublicMessage"
-    );
+    assert!(!is_private_message(&p), "an external proposal is a PublicMessage");
     net.deliver_proposal(usize::MAX, &p);
     let leaf = net.leaf_of(o1, a2);
     let p = crate::ExternalParty::propose_remove(&mut ours_ext, &gi, 0, leaf);
@@ -859,10 +733,7 @@ pub fn external_sender_proposals_each_way(
     let kp = o3.key_package();
     let gi = net.members[a1].group_info(true);
     let p = theirs.propose_add(&gi, 1, &kp);
-    assert!(
-        !is_private_message(&p),
-        "an external proposal is a PublicMessage"
-    );
+    assert!(!is_private_message(&p), "an external proposal is a PublicMessage");
     net.deliver_proposal(usize::MAX, &p);
     let leaf = net.leaf_of(a1, o2);
     let p = theirs.propose_remove(&gi, 1, leaf);

@@ -46,16 +46,16 @@ mod mls_rs_party;
 #[path = "common/openmls_party.rs"]
 mod openmls_party;
 
-use mls_interop::{OurGroup, Ours, Party, SUITES, SeededRng, agree, now};
+use mls_interop::{Ours, OurGroup, Party, SUITES, SeededRng, agree, now};
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::Extensions;
 use mls_nostd::group::{GroupConfig, default_capabilities};
+use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::psk::{NoPsks, PskStore};
-use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use mls_nostd::store::{MAX_RECORD_LEN, Parts, RamStorage};
 use mls_rs_party::MlsRsParty;
 use openmls_party::OpenMlsParty;
@@ -66,10 +66,7 @@ const PSK_ID: &[u8] = b"differential-psk";
 const PSK: &[u8] = b"the differential test's external PSK";
 
 fn trials() -> usize {
-    std::env::var("MLS_DIFF_TRIALS")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(200)
+    std::env::var("MLS_DIFF_TRIALS").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(200)
 }
 
 fn seed() -> u64 {
@@ -119,36 +116,16 @@ const GROUP_KINDS: [Kind; 6] = [
 /// One mutation of a message's bytes.
 #[derive(Clone, Debug)]
 enum Mutation {
-    BitFlip {
-        pos: usize,
-        bit: u8,
-    },
-    SetByte {
-        pos: usize,
-        to: u8,
-    },
-    Insert {
-        pos: usize,
-        byte: u8,
-    },
-    Delete {
-        pos: usize,
-    },
-    Truncate {
-        len: usize,
-    },
-    Append {
-        bytes: Vec<u8>,
-    },
+    BitFlip { pos: usize, bit: u8 },
+    SetByte { pos: usize, to: u8 },
+    Insert { pos: usize, byte: u8 },
+    Delete { pos: usize },
+    Truncate { len: usize },
+    Append { bytes: Vec<u8> },
     /// The varint at `pos` re-encoded one size wider (non-minimal).
-    VarintWiden {
-        pos: usize,
-    },
+    VarintWiden { pos: usize },
     /// The varint at `pos` (same width) plus `delta`.
-    VarintDelta {
-        pos: usize,
-        delta: i8,
-    },
+    VarintDelta { pos: usize, delta: i8 },
 }
 
 impl Mutation {
@@ -187,59 +164,33 @@ fn encode_varint(v: u32, width: usize) -> Option<Vec<u8>> {
     match width {
         1 if v < 0x40 => Some(vec![v as u8]),
         2 if v < 0x4000 => Some(vec![0x40 | (v >> 8) as u8, v as u8]),
-        4 if v < 0x4000_0000 => Some(vec![
-            0x80 | (v >> 24) as u8,
-            (v >> 16) as u8,
-            (v >> 8) as u8,
-            v as u8,
-        ]),
+        4 if v < 0x4000_0000 => Some(vec![0x80 | (v >> 24) as u8, (v >> 16) as u8, (v >> 8) as u8, v as u8]),
         _ => None,
     }
 }
 
 /// Offsets where a varint could be a length prefix (its field fits in the message).
 fn length_prefix_candidates(m: &[u8]) -> Vec<usize> {
-    (0..m.len())
-        .filter(|&i| varint_at(m, i).is_some_and(|(v, w)| i + w + v as usize <= m.len()))
-        .collect()
+    (0..m.len()).filter(|&i| varint_at(m, i).is_some_and(|(v, w)| i + w + v as usize <= m.len())).collect()
 }
 
 fn random_mutation(rng: &mut SeededRng, m: &[u8]) -> Mutation {
     let pos = rng.below(m.len());
     let byte = rng.below(256) as u8;
     match rng.below(8) {
-        0 => Mutation::BitFlip {
-            pos,
-            bit: rng.below(8) as u8,
-        },
-        1 => Mutation::SetByte {
-            pos,
-            to: if byte == m[pos] { byte ^ 0x80 } else { byte },
-        },
+        0 => Mutation::BitFlip { pos, bit: rng.below(8) as u8 },
+        1 => Mutation::SetByte { pos, to: if byte == m[pos] { byte ^ 0x80 } else { byte } },
         2 => Mutation::Insert { pos, byte },
         3 => Mutation::Delete { pos },
-        4 => Mutation::Truncate {
-            len: rng.below(m.len()),
-        },
-        5 => Mutation::Append {
-            bytes: (0..1 + rng.below(4))
-                .map(|_| rng.below(256) as u8)
-                .collect(),
-        },
+        4 => Mutation::Truncate { len: rng.below(m.len()) },
+        5 => Mutation::Append { bytes: (0..1 + rng.below(4)).map(|_| rng.below(256) as u8).collect() },
         k => {
             let c = length_prefix_candidates(m);
             if c.is_empty() {
                 return Mutation::BitFlip { pos, bit: 0 };
             }
             let pos = c[rng.below(c.len())];
-            if k == 6 {
-                Mutation::VarintWiden { pos }
-            } else {
-                Mutation::VarintDelta {
-                    pos,
-                    delta: if rng.below(2) == 0 { 1 } else { -1 },
-                }
-            }
+            if k == 6 { Mutation::VarintWiden { pos } } else { Mutation::VarintDelta { pos, delta: if rng.below(2) == 0 { 1 } else { -1 } } }
         }
     }
 }
@@ -277,17 +228,13 @@ fn apply(m: &[u8], mutation: &Mutation) -> Option<Vec<u8>> {
 /// `ciphertext<V>`).
 fn welcome_entries(m: &[u8]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
-    let Some((len, w)) = varint_at(m, 6) else {
-        return out;
-    };
+    let Some((len, w)) = varint_at(m, 6) else { return out };
     let mut p = 6 + w;
     let end = p + len as usize;
     while p < end {
         let start = p;
         for _ in 0..3 {
-            let Some((l, w)) = varint_at(m, p) else {
-                return out;
-            };
+            let Some((l, w)) = varint_at(m, p) else { return out };
             p += w + l as usize;
         }
         out.push(start..p);
@@ -320,36 +267,22 @@ struct OurJudge {
 
 impl OurJudge {
     fn new() -> Self {
-        Self {
-            storage: Box::new(Store::EMPTY),
-            scratch: Box::new(OurGroup::EMPTY),
-            joiner: Box::new(OurGroup::EMPTY),
-            buf: Box::new([0; MAX_RECORD_LEN]),
-        }
+        Self { storage: Box::new(Store::EMPTY), scratch: Box::new(OurGroup::EMPTY), joiner: Box::new(OurGroup::EMPTY), buf: Box::new([0; MAX_RECORD_LEN]) }
     }
 
     fn save(&mut self, us: &mut Ours) {
-        us.group
-            .save(&mut *self.storage, 0, Parts::ALL, &mut self.buf)
-            .expect("save our group");
+        us.group.save(&mut *self.storage, 0, Parts::ALL, &mut self.buf).expect("save our group");
     }
 
     /// An external join from the GroupInfo `msg` into an empty slot.
-    fn trial_group_info(
-        &mut self,
-        msg: &[u8],
-        suite: mls_nostd::crypto::CipherSuite,
-    ) -> Result<(), String> {
+    fn trial_group_info(&mut self, msg: &[u8], suite: mls_nostd::crypto::CipherSuite) -> Result<(), String> {
         *self.joiner = OurGroup::EMPTY;
-        let signer = SignaturePrivateKey::from_slice(suite, &[0x4a; 32])
-            .expect("a signature key of the suite");
+        let signer = SignaturePrivateKey::from_slice(suite, &[0x4a; 32]).expect("a signature key of the suite");
         let sig_pub = signer.public_key().as_bytes().to_vec();
         let mut caps = [0u8; 8];
         let template = LeafTemplate {
             signature_key: &sig_pub,
-            credential: Credential::Basic {
-                identity: b"our external joiner",
-            },
+            credential: Credential::Basic { identity: b"our external joiner" },
             capabilities: default_capabilities(suite, &mut caps),
             extensions: Extensions::default(),
         };
@@ -374,45 +307,21 @@ impl OurJudge {
     }
 
     fn trial(&mut self, msg: &[u8]) -> Result<(), String> {
-        self.scratch
-            .load(
-                &mut *self.storage,
-                0,
-                &mls_nostd::identity::SAME_CREDENTIAL,
-                &mut self.buf,
-            )
-            .expect("load our group");
+        self.scratch.load(&mut *self.storage, 0, &mls_nostd::identity::SAME_CREDENTIAL, &mut self.buf).expect("load our group");
         let mut m = msg.to_vec();
-        self.scratch
-            .process_message_in_memory(&mut m, &Psks, now())
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
+        self.scratch.process_message_in_memory(&mut m, &Psks, now()).map(|_| ()).map_err(|e| format!("{e:?}"))
     }
 }
 
-fn our_key_package_verdict(
-    msg: &[u8],
-    suite: mls_nostd::crypto::CipherSuite,
-) -> Result<(), String> {
+fn our_key_package_verdict(msg: &[u8], suite: mls_nostd::crypto::CipherSuite) -> Result<(), String> {
     let m = MlsMessage::decode_exact(msg).map_err(|e| format!("decode: {e:?}"))?;
-    let MlsMessageBody::KeyPackage(kp) = m.body else {
-        return Err("not a KeyPackage".into());
-    };
-    kp.validate(suite, now(), GroupConfig::default().max_lifetime)
-        .map_err(|e| format!("{e:?}"))
+    let MlsMessageBody::KeyPackage(kp) = m.body else { return Err("not a KeyPackage".into()) };
+    kp.validate(suite, now(), GroupConfig::default().max_lifetime).map_err(|e| format!("{e:?}"))
 }
 
 /// A disagreement the RFC settles (or leaves open), with the reason.
-fn explained(
-    kind: Kind,
-    mutation: &Mutation,
-    verdicts: &[(Lib, &Result<(), String>)],
-) -> Option<&'static str> {
-    let accepted: Vec<Lib> = verdicts
-        .iter()
-        .filter(|(_, v)| v.is_ok())
-        .map(|(l, _)| *l)
-        .collect();
+fn explained(kind: Kind, mutation: &Mutation, verdicts: &[(Lib, &Result<(), String>)]) -> Option<&'static str> {
+    let accepted: Vec<Lib> = verdicts.iter().filter(|(_, v)| v.is_ok()).map(|(l, _)| *l).collect();
     // The first two bytes are `MLSMessage.version`, outside the KeyPackage's
     // signature. RFC 9420 §6 declares it `ProtocolVersion version = mls10`,
     // and in the TLS presentation language a field with "=" must always
@@ -421,15 +330,11 @@ fn explained(
     // checking it (it does check it on group messages).
     let version_only = match mutation {
         // (A varint at byte 0 or 1 of mls10 = 0x0001 is one byte wide.)
-        Mutation::BitFlip { pos, .. }
-        | Mutation::SetByte { pos, .. }
-        | Mutation::VarintDelta { pos, .. } => *pos < 2,
+        Mutation::BitFlip { pos, .. } | Mutation::SetByte { pos, .. } | Mutation::VarintDelta { pos, .. } => *pos < 2,
         _ => false,
     };
     if kind == Kind::KeyPackage && version_only && accepted == [Lib::MlsRs] {
-        return Some(
-            "mls-rs accepts a KeyPackage whose MLSMessage.version is not mls10 (RFC 9420 §6, RFC 8446 §3.7: it must be)",
-        );
+        return Some("mls-rs accepts a KeyPackage whose MLSMessage.version is not mls10 (RFC 9420 §6, RFC 8446 §3.7: it must be)");
     }
     None
 }
@@ -530,16 +435,8 @@ impl World {
                 self.fresh += 1;
                 let n = self.fresh;
                 let mut om = OpenMlsParty::new(&format!("openmls-joiner-{n}"), self.suite_code);
-                let mut rs = MlsRsParty::with_extension(
-                    &format!("mls-rs-joiner-{n}"),
-                    self.suite_code,
-                    0xff3a,
-                );
-                let mut us = Ours::new(
-                    &format!("ours-joiner-{n}"),
-                    self.suite,
-                    self.seed ^ u64::from(n) << 8,
-                );
+                let mut rs = MlsRsParty::with_extension(&format!("mls-rs-joiner-{n}"), self.suite_code, 0xff3a);
+                let mut us = Ours::new(&format!("ours-joiner-{n}"), self.suite, self.seed ^ u64::from(n) << 8);
                 let kps = vec![om.key_package(), rs.key_package(), us.key_package_message()];
                 let p = self.party(source);
                 p.set_tree_in_welcome(true);
@@ -555,11 +452,8 @@ impl World {
                 let name = format!("fresh-{}", self.fresh);
                 match source {
                     Lib::OpenMls => OpenMlsParty::new(&name, self.suite_code).key_package(),
-                    Lib::MlsRs => {
-                        MlsRsParty::with_extension(&name, self.suite_code, 0xff3a).key_package()
-                    }
-                    Lib::Ours => Ours::new(&name, self.suite, self.seed ^ u64::from(self.fresh))
-                        .key_package_message(),
+                    Lib::MlsRs => MlsRsParty::with_extension(&name, self.suite_code, 0xff3a).key_package(),
+                    Lib::Ours => Ours::new(&name, self.suite, self.seed ^ u64::from(self.fresh)).key_package_message(),
                 }
             }
         }
@@ -573,30 +467,15 @@ impl World {
             (Lib::Ours, Kind::GroupInfo) => self.judge.trial_group_info(msg, self.suite),
             (Lib::OpenMls, Kind::GroupInfo) => {
                 self.fresh += 1;
-                OpenMlsParty::new(&format!("joiner-{}", self.fresh), self.suite_code)
-                    .trial_group_info(msg)
+                OpenMlsParty::new(&format!("joiner-{}", self.fresh), self.suite_code).trial_group_info(msg)
             }
             (Lib::MlsRs, Kind::GroupInfo) => {
                 self.fresh += 1;
-                MlsRsParty::with_extension(
-                    &format!("joiner-{}", self.fresh),
-                    self.suite_code,
-                    0xff3a,
-                )
-                .trial_group_info(msg)
+                MlsRsParty::with_extension(&format!("joiner-{}", self.fresh), self.suite_code, 0xff3a).trial_group_info(msg)
             }
-            (Lib::OpenMls, Kind::Welcome) => {
-                self.joiners.as_mut().expect("joiners").0.trial_join(msg)
-            }
-            (Lib::MlsRs, Kind::Welcome) => {
-                self.joiners.as_ref().expect("joiners").1.trial_join(msg)
-            }
-            (Lib::Ours, Kind::Welcome) => self
-                .joiners
-                .as_ref()
-                .expect("joiners")
-                .2
-                .trial_join(msg, None),
+            (Lib::OpenMls, Kind::Welcome) => self.joiners.as_mut().expect("joiners").0.trial_join(msg),
+            (Lib::MlsRs, Kind::Welcome) => self.joiners.as_ref().expect("joiners").1.trial_join(msg),
+            (Lib::Ours, Kind::Welcome) => self.joiners.as_ref().expect("joiners").2.trial_join(msg, None),
             (Lib::Ours, _) => self.judge.trial(msg),
             (Lib::OpenMls, _) => self.om.trial(msg),
             (Lib::MlsRs, _) => self.rs.trial(msg),
@@ -608,37 +487,24 @@ impl World {
         self.judge.save(&mut self.us);
         for j in judges {
             if let Err(e) = self.verdict(*j, kind, msg) {
-                panic!(
-                    "seed {}: {j:?} rejects the unmutated {kind:?} from {source:?}: {e}",
-                    self.seed
-                );
+                panic!("seed {}: {j:?} rejects the unmutated {kind:?} from {source:?}: {e}", self.seed);
             }
         }
-        let entries = if kind == Kind::Welcome {
-            welcome_entries(msg)
-        } else {
-            Vec::new()
-        };
+        let entries = if kind == Kind::Welcome { welcome_entries(msg) } else { Vec::new() };
         let mut done = 0;
         while done < self.trials {
             let mutation = random_mutation(&mut self.rng, msg);
-            let Some(mutant) = apply(msg, &mutation) else {
-                continue;
-            };
+            let Some(mutant) = apply(msg, &mutation) else { continue };
             done += 1;
             self.total += 1;
-            if let Mutation::BitFlip { pos, .. }
-            | Mutation::SetByte { pos, .. }
-            | Mutation::VarintDelta { pos, .. } = mutation
+            if let Mutation::BitFlip { pos, .. } | Mutation::SetByte { pos, .. } | Mutation::VarintDelta { pos, .. } = mutation
                 && entries.iter().any(|r| r.contains(&pos))
             {
                 self.entry_local += 1;
                 continue;
             }
-            let verdicts: Vec<(Lib, Result<(), String>)> = judges
-                .iter()
-                .map(|j| (*j, self.verdict(*j, kind, &mutant)))
-                .collect();
+            let verdicts: Vec<(Lib, Result<(), String>)> =
+                judges.iter().map(|j| (*j, self.verdict(*j, kind, &mutant))).collect();
             let accepted = verdicts.iter().filter(|(_, v)| v.is_ok()).count();
             if accepted == verdicts.len() {
                 self.all_accept += 1;
@@ -646,8 +512,7 @@ impl World {
             if accepted == 0 || accepted == verdicts.len() {
                 continue;
             }
-            let refs: Vec<(Lib, &Result<(), String>)> =
-                verdicts.iter().map(|(l, v)| (*l, v)).collect();
+            let refs: Vec<(Lib, &Result<(), String>)> = verdicts.iter().map(|(l, v)| (*l, v)).collect();
             if let Some(reason) = explained(kind, &mutation, &refs) {
                 *self.explained.entry(reason).or_default() += 1;
                 continue;
@@ -663,23 +528,17 @@ impl World {
                     msg.len()
                 );
                 for (l, v) in &verdicts {
-                    println!(
-                        "    {l:?}: {}",
-                        match v {
-                            Ok(()) => "accepts".to_string(),
-                            Err(e) => format!("rejects: {e}"),
-                        }
-                    );
+                    println!("    {l:?}: {}", match v {
+                        Ok(()) => "accepts".to_string(),
+                        Err(e) => format!("rejects: {e}"),
+                    });
                 }
             }
         }
         // The trials left every judge as it was: the message still passes.
         for j in judges {
             if let Err(e) = self.verdict(*j, kind, msg) {
-                panic!(
-                    "seed {}: after the trials {j:?} rejects the unmutated {kind:?} from {source:?}: {e}",
-                    self.seed
-                );
+                panic!("seed {}: after the trials {j:?} rejects the unmutated {kind:?} from {source:?}: {e}", self.seed);
             }
         }
     }
@@ -699,14 +558,8 @@ fn differential_run(suite_index: usize) {
     let seed = seed();
     let start = std::time::Instant::now();
     let mut w = World::new(seed, suite_index);
-    println!(
-        "MLS_DIFF_SEED={seed} (cipher suite 0x{:04x}), {} trials per message",
-        w.suite_code, w.trials
-    );
-    eprintln!(
-        "differential, cipher suite 0x{:04x}: MLS_DIFF_SEED={seed}",
-        w.suite_code
-    );
+    println!("MLS_DIFF_SEED={seed} (cipher suite 0x{:04x}), {} trials per message", w.suite_code, w.trials);
+    eprintln!("differential, cipher suite 0x{:04x}: MLS_DIFF_SEED={seed}", w.suite_code);
     for source in LIBS {
         let judges: Vec<Lib> = LIBS.into_iter().filter(|l| *l != source).collect();
         for kind in GROUP_KINDS {
@@ -727,21 +580,14 @@ fn differential_run(suite_index: usize) {
         start.elapsed(),
         w.all_accept
     );
-    println!(
-        "{} Welcome mutants inside one joiner's EncryptedGroupSecrets, not compared",
-        w.entry_local
-    );
+    println!("{} Welcome mutants inside one joiner's EncryptedGroupSecrets, not compared", w.entry_local);
     for (reason, n) in &w.explained {
         println!("explained disagreements ({n}): {reason}");
     }
     for (key, n) in &w.findings {
         println!("UNEXPLAINED ({n}): {key}");
     }
-    assert_eq!(
-        w.unexplained, 0,
-        "seed {seed}: {} unexplained disagreements (see above)",
-        w.unexplained
-    );
+    assert_eq!(w.unexplained, 0, "seed {seed}: {} unexplained disagreements (see above)", w.unexplained);
 }
 
 #[test]

@@ -117,10 +117,7 @@ fn reinit_each_way(i: usize) {
     let (new_code, new_suite) = SUITES[mls_interop::reinit_suite(i)];
     let hello = |from: &mut dyn Party, to: &mut dyn Party| {
         let m = from.send(b"after the ReInit", b"");
-        assert_eq!(
-            to.process(&m),
-            Event::Application(b"after the ReInit".to_vec(), Vec::new())
-        );
+        assert_eq!(to.process(&m), Event::Application(b"after the ReInit".to_vec(), Vec::new()));
     };
 
     // mls-rs commits the ReInit and creates the new group; ours joins it.
@@ -132,19 +129,9 @@ fn reinit_each_way(i: usize) {
     Party::join(&mut o, &w, None);
     agree(&[&a, &o]);
     let c = a.commit_reinit(b"reinit-new-1", new_code);
-    assert_eq!(
-        Party::process(&mut o, &c),
-        Event::Commit { removed_us: false }
-    );
+    assert_eq!(Party::process(&mut o, &c), Event::Commit { removed_us: false });
     assert!(o.is_inactive(), "our old group ends with the ReInit");
-    assert_eq!(
-        o.group
-            .reinit()
-            .expect("a pending ReInit")
-            .group_id
-            .as_slice(),
-        b"reinit-new-1"
-    );
+    assert_eq!(o.group.reinit().expect("a pending ReInit").group_id.as_slice(), b"reinit-new-1");
     a.start_reinit();
     let mut o2 = Ours::new("ours-1", new_suite, 1);
     let kp = o2.key_package_message();
@@ -180,17 +167,11 @@ fn reinit_each_way(i: usize) {
     let nonce = vec![0x42u8; new_suite.hash_len()];
     let link = Proposal::PreSharedKey(PreSharedKey {
         psk: PreSharedKeyId {
-            psk: Psk::Resumption {
-                usage: ResumptionPskUsage::Reinit,
-                psk_group_id: b"reinit-old-2",
-                psk_epoch: old_epoch,
-            },
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"reinit-old-2", psk_epoch: old_epoch },
             psk_nonce: &nonce,
         },
     });
-    let add = Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(&kp[4..]).expect("KeyPackage"),
-    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp[4..]).expect("KeyPackage") });
     let (_, w) = o2.commit_proposals_with(&[link, add], &*o.group, false);
     a.reinit_join(&w.expect("a Welcome"));
     agree(&[&a, &o2]);
@@ -226,10 +207,7 @@ fn branch_each_way(i: usize) {
     let (code, suite) = SUITES[i];
     let hello = |from: &mut dyn Party, to: &mut dyn Party| {
         let m = from.send(b"in the branch", b"");
-        assert_eq!(
-            to.process(&m),
-            Event::Application(b"in the branch".to_vec(), Vec::new())
-        );
+        assert_eq!(to.process(&m), Event::Application(b"in the branch".to_vec(), Vec::new()));
     };
 
     // mls-rs branches; ours joins.
@@ -267,17 +245,11 @@ fn branch_each_way(i: usize) {
     let nonce = vec![0x24u8; suite.hash_len()];
     let link = Proposal::PreSharedKey(PreSharedKey {
         psk: PreSharedKeyId {
-            psk: Psk::Resumption {
-                usage: ResumptionPskUsage::Branch,
-                psk_group_id: b"branch-main-2",
-                psk_epoch: epoch,
-            },
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Branch, psk_group_id: b"branch-main-2", psk_epoch: epoch },
             psk_nonce: &nonce,
         },
     });
-    let add = Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(&kp[4..]).expect("KeyPackage"),
-    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp[4..]).expect("KeyPackage") });
     let (_, w) = o2.commit_proposals_with(&[link, add], &*o.group, false);
     a.join_branch(&w.expect("a Welcome"));
     agree(&[&a, &o2]);
@@ -299,3 +271,4 @@ fn branch_each_way_suite_3() {
 fn branch_each_way_suite_2() {
     branch_each_way(2);
 }
+

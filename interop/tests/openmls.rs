@@ -96,13 +96,9 @@ fn grease_key_package_of_ours(code: u16, suite: mls_nostd::crypto::CipherSuite) 
     match OpenMlsParty::new("anchor-1", code).check_key_package(&kp) {
         // The known refusal, and only it: any other is a failure.
         Err(e) if e.contains("UnsupportedExtension") => {
-            println!(
-                "OpenMLS, suite 0x{code:04x}: GREASE extensions in a KeyPackage: not supported (anchor): {e}"
-            )
+            println!("OpenMLS, suite 0x{code:04x}: GREASE extensions in a KeyPackage: not supported (anchor): {e}")
         }
-        Err(e) => panic!(
-            "OpenMLS refuses our GREASE KeyPackage for another reason than the known one: {e}"
-        ),
+        Err(e) => panic!("OpenMLS refuses our GREASE KeyPackage for another reason than the known one: {e}"),
         Ok(()) => scenarios::grease_key_package_of_ours(&anchor(code), suite),
     }
 }
@@ -133,10 +129,7 @@ fn grease_key_package_of_ours_suite_2() {
 fn psk_twice_by_value_and_reference_from_anchor(code: u16, suite: mls_nostd::crypto::CipherSuite) {
     use mls_interop::{Event, Ours};
     use std::panic::{AssertUnwindSafe, catch_unwind};
-    let (mut a1, mut a2) = (
-        OpenMlsParty::new("anchor-1", code),
-        OpenMlsParty::new("anchor-2", code),
-    );
+    let (mut a1, mut a2) = (OpenMlsParty::new("anchor-1", code), OpenMlsParty::new("anchor-2", code));
     let mut o1 = Ours::new("ours-1", suite, 5);
     a1.create(b"psk twice");
     for m in [&mut a1 as &mut dyn Party, &mut a2, &mut o1] {
@@ -153,9 +146,7 @@ fn psk_twice_by_value_and_reference_from_anchor(code: u16, suite: mls_nostd::cry
     assert_eq!(a2.process(&p), Event::Proposal);
     assert_eq!(Party::process(&mut o1, &p), Event::Proposal);
     let (c, _) = a2.commit_external_psk(b"psk");
-    let ours = panic_text(catch_unwind(AssertUnwindSafe(|| {
-        Party::process(&mut o1, &c)
-    })));
+    let ours = panic_text(catch_unwind(AssertUnwindSafe(|| Party::process(&mut o1, &c))));
     // Both refusing is agreement only for the known reason: the committer's
     // PSK secret is not the receivers', so the confirmation tag differs.
     match (ours, a1.trial(&c)) {
@@ -163,16 +154,10 @@ fn psk_twice_by_value_and_reference_from_anchor(code: u16, suite: mls_nostd::cry
             a1.process(&c);
             mls_interop::agree(&[&a1, &a2, &o1]);
         }
-        (Some(o), Err(a))
-            if o.contains("ConfirmationTagMismatch") && a.contains("ConfirmationTagMismatch") =>
-        {
-            println!(
-                "OpenMLS, suite 0x{code:04x}: a PSK by value repeating one by reference: not supported (anchor): its receivers reject its own Commit too"
-            )
-        }
-        (o, a) => panic!(
-            "ours and an OpenMLS receiver decide differently, or for another reason: ours {o:?}, OpenMLS {a:?}"
+        (Some(o), Err(a)) if o.contains("ConfirmationTagMismatch") && a.contains("ConfirmationTagMismatch") => println!(
+            "OpenMLS, suite 0x{code:04x}: a PSK by value repeating one by reference: not supported (anchor): its receivers reject its own Commit too"
         ),
+        (o, a) => panic!("ours and an OpenMLS receiver decide differently, or for another reason: ours {o:?}, OpenMLS {a:?}"),
     }
 }
 
@@ -248,17 +233,11 @@ fn reinit_and_branch_with_anchor(code: u16, suite: mls_nostd::crypto::CipherSuit
     let nonce = vec![0x24u8; suite.hash_len()];
     let link = Proposal::PreSharedKey(PreSharedKey {
         psk: PreSharedKeyId {
-            psk: Psk::Resumption {
-                usage: ResumptionPskUsage::Branch,
-                psk_group_id: b"branch-main",
-                psk_epoch: epoch,
-            },
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Branch, psk_group_id: b"branch-main", psk_epoch: epoch },
             psk_nonce: &nonce,
         },
     });
-    let add = Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(&kp[4..]).expect("KeyPackage"),
-    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp[4..]).expect("KeyPackage") });
     let (_, w) = o2.commit_proposals_with(&[link, add], &*o.group, false);
     let w = w.expect("a Welcome");
     match a2.trial_join(&w) {
@@ -268,29 +247,18 @@ fn reinit_and_branch_with_anchor(code: u16, suite: mls_nostd::crypto::CipherSuit
         }
         // The known refusal, and only it.
         Err(e) if e.contains("KeyNotFound") => {
-            println!(
-                "OpenMLS, suite 0x{code:04x}: joining a branch (resumption PSK in the Welcome): not supported (anchor): {e}"
-            )
+            println!("OpenMLS, suite 0x{code:04x}: joining a branch (resumption PSK in the Welcome): not supported (anchor): {e}")
         }
-        Err(e) => {
-            panic!("OpenMLS refuses our branch Welcome for another reason than the known one: {e}")
-        }
+        Err(e) => panic!("OpenMLS refuses our branch Welcome for another reason than the known one: {e}"),
     }
 
     // ReInit: ours commits it; OpenMLS processes it and its old group ends.
-    let reinit = Proposal::ReInit(ReInit {
-        group_id: b"reinit-new",
-        version: 1,
-        cipher_suite: code,
-        extensions: Extensions::default(),
-    });
+    let reinit = Proposal::ReInit(ReInit { group_id: b"reinit-new", version: 1, cipher_suite: code, extensions: Extensions::default() });
     let (c, _) = o.commit_proposals(&[reinit], false);
     assert_eq!(a.process(&c), Event::Commit { removed_us: false });
     assert!(o.is_inactive());
     assert_eq!(a.epoch(), o.epoch());
-    println!(
-        "OpenMLS, suite 0x{code:04x}: ReInit: it processes ours; creating or joining the new group: not supported (anchor)"
-    );
+    println!("OpenMLS, suite 0x{code:04x}: ReInit: it processes ours; creating or joining the new group: not supported (anchor)");
 }
 
 #[test]
@@ -311,9 +279,6 @@ fn reinit_and_branch_with_anchor_suite_2() {
 /// The text of a caught panic, if any.
 fn panic_text<T>(r: std::thread::Result<T>) -> Option<String> {
     r.err().map(|p| {
-        p.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default()
+        p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
     })
 }

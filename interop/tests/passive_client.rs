@@ -52,18 +52,12 @@ struct PassiveKeys {
 /// A KeyPackage of the passive client for `suite`: its signature key is the
 /// same in every group (Ed25519 seed or P-256 scalar `[0x5a; 32]`), its HPKE keys come from `seed`.
 fn passive_keys(suite: CipherSuite, seed: u64) -> PassiveKeys {
-    let signer = SignaturePrivateKey::from_slice(suite, &[0x5a; 32])
-        .expect("an Ed25519 seed or P-256 scalar");
+    let signer = SignaturePrivateKey::from_slice(suite, &[0x5a; 32]).expect("an Ed25519 seed or P-256 scalar");
     let t = now();
     let params = KeyPackageParams {
         suite,
-        credential: Credential::Basic {
-            identity: b"passive",
-        },
-        lifetime: Lifetime {
-            not_before: t - 3600,
-            not_after: t + 30 * 86_400,
-        },
+        credential: Credential::Basic { identity: b"passive" },
+        lifetime: Lifetime { not_before: t - 3600, not_after: t + 30 * 86_400 },
         leaf_extensions: Extensions::default(),
         extensions: Extensions::default(),
         supported_extensions: U16List::default(),
@@ -71,29 +65,16 @@ fn passive_keys(suite: CipherSuite, seed: u64) -> PassiveKeys {
     };
     let mut out = vec![0u8; 4096];
     let mut rng = SeededRng(seed);
-    let (kp, keys) =
-        KeyPackage::generate(&params, &signer, &mut rng, &mut out).expect("KeyPackage");
+    let (kp, keys) = KeyPackage::generate(&params, &signer, &mut rng, &mut out).expect("KeyPackage");
     // MLSMessage header: version mls10, wire format mls_key_package.
     let mut key_package = vec![0, 1, 0, 5];
     key_package.extend_from_slice(kp);
     let mut fields = Map::new();
     fields.insert("key_package".into(), hex::encode(&key_package).into());
-    fields.insert(
-        "signature_priv".into(),
-        hex::encode(signer.as_bytes()).into(),
-    );
-    fields.insert(
-        "encryption_priv".into(),
-        hex::encode(keys.encryption_key.as_bytes()).into(),
-    );
-    fields.insert(
-        "init_priv".into(),
-        hex::encode(keys.init_key.as_bytes()).into(),
-    );
-    PassiveKeys {
-        key_package,
-        fields,
-    }
+    fields.insert("signature_priv".into(), hex::encode(signer.as_bytes()).into());
+    fields.insert("encryption_priv".into(), hex::encode(keys.encryption_key.as_bytes()).into());
+    fields.insert("init_priv".into(), hex::encode(keys.init_key.as_bytes()).into());
+    PassiveKeys { key_package, fields }
 }
 
 /// One group the passive client follows: its Welcome, then epochs. Every
@@ -109,39 +90,18 @@ struct Followed {
 impl Followed {
     /// The group the passive client joins with `keys` from `welcome` (the
     /// tree out of band if given); `by` made the Welcome.
-    fn new(
-        keys: &PassiveKeys,
-        welcome: &[u8],
-        ratchet_tree: Option<&[u8]>,
-        by: &dyn Party,
-    ) -> Self {
+    fn new(keys: &PassiveKeys, welcome: &[u8], ratchet_tree: Option<&[u8]>, by: &dyn Party) -> Self {
         let mut fields = keys.fields.clone();
         fields.insert("welcome".into(), hex::encode(welcome).into());
-        fields.insert(
-            "ratchet_tree".into(),
-            ratchet_tree.map_or(Value::Null, |t| hex::encode(t).into()),
-        );
-        fields.insert(
-            "initial_epoch_authenticator".into(),
-            hex::encode(by.epoch_authenticator()).into(),
-        );
-        Self {
-            fields,
-            epochs: Vec::new(),
-            proposals: Vec::new(),
-        }
+        fields.insert("ratchet_tree".into(), ratchet_tree.map_or(Value::Null, |t| hex::encode(t).into()));
+        fields.insert("initial_epoch_authenticator".into(), hex::encode(by.epoch_authenticator()).into());
+        Self { fields, epochs: Vec::new(), proposals: Vec::new() }
     }
 
     /// A proposal that `others` receive and keep for a Commit by reference.
     fn proposal(&mut self, msg: Vec<u8>, others: &mut [&mut dyn Party]) {
         for o in others.iter_mut() {
-            assert_eq!(
-                o.process(&msg),
-                Event::Proposal,
-                "{} ({})",
-                o.name(),
-                o.library()
-            );
+            assert_eq!(o.process(&msg), Event::Proposal, "{} ({})", o.name(), o.library());
         }
         self.proposals.push(hex::encode(&msg).into());
     }
@@ -149,13 +109,7 @@ impl Followed {
     /// A Commit by `sender` (already merged there), received by `others`.
     fn commit(&mut self, msg: Vec<u8>, sender: &dyn Party, others: &mut [&mut dyn Party]) {
         for o in others.iter_mut() {
-            assert_eq!(
-                o.process(&msg),
-                Event::Commit { removed_us: false },
-                "{} ({})",
-                o.name(),
-                o.library()
-            );
+            assert_eq!(o.process(&msg), Event::Commit { removed_us: false }, "{} ({})", o.name(), o.library());
         }
         let mut all: Vec<&dyn Party> = vec![sender];
         all.extend(others.iter().map(|o| &**o));
@@ -181,13 +135,7 @@ fn case(suite: u16, first: Followed, follow_ons: Vec<Followed>) -> Value {
     c.insert("external_psks".into(), json!([]));
     c.extend(first.into_json());
     if !follow_ons.is_empty() {
-        c.insert(
-            "follow_on_groups".into(),
-            follow_ons
-                .into_iter()
-                .map(|f| Value::Object(f.into_json()))
-                .collect(),
-        );
+        c.insert("follow_on_groups".into(), follow_ons.into_iter().map(|f| Value::Object(f.into_json())).collect());
     }
     // The anchors' KeyPackages begin their lifetimes when made.
     c.insert("time".into(), now().into());
@@ -359,20 +307,13 @@ fn generate(dir: &Path) -> Vec<(PathBuf, usize)> {
     for (i, (code, suite)) in SUITES.into_iter().enumerate() {
         let seed = 1000 * u64::from(code);
         let kinds: [(&str, Vec<Value>); 3] = [
-            (
-                "external-join",
-                vec![
-                    external_join(code, suite, true, seed),
-                    external_join(code, suite, false, seed + 10),
-                ],
-            ),
+            ("external-join", vec![external_join(code, suite, true, seed), external_join(code, suite, false, seed + 10)]),
             ("reinit", vec![reinit(i, seed + 20)]),
             ("branch", vec![branch(code, suite, seed + 30)]),
         ];
         for (kind, cases) in kinds {
             let path = dir.join(format!("passive-client-{kind}-suite-{code}.json"));
-            std::fs::write(&path, serde_json::to_string_pretty(&cases).expect("JSON"))
-                .expect("write the file");
+            std::fs::write(&path, serde_json::to_string_pretty(&cases).expect("JSON")).expect("write the file");
             files.push((path, cases.len()));
         }
     }
@@ -381,30 +322,18 @@ fn generate(dir: &Path) -> Vec<(PathBuf, usize)> {
 
 /// The `follow_on_groups` of a case (none if absent).
 fn groups(case: &Value) -> &[Value] {
-    case.get("follow_on_groups")
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice)
+    case.get("follow_on_groups").and_then(Value::as_array).map_or(&[][..], Vec::as_slice)
 }
 
 /// Runs the conformance runner on `args`: (exit status, stdout, stderr).
 fn runner(args: &[&Path]) -> (u8, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = mls_tests::cli::run(
-        args.iter().map(|p| p.as_os_str().to_owned()),
-        &mut out,
-        &mut err,
-    );
-    (
-        code,
-        String::from_utf8(out).expect("UTF-8"),
-        String::from_utf8(err).expect("UTF-8"),
-    )
+    let code = mls_tests::cli::run(args.iter().map(|p| p.as_os_str().to_owned()), &mut out, &mut err);
+    (code, String::from_utf8(out).expect("UTF-8"), String::from_utf8(err).expect("UTF-8"))
 }
 
 fn scratch(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("passive_client_cases")
-        .join(name)
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("passive_client_cases").join(name)
 }
 
 #[test]
@@ -419,10 +348,8 @@ fn anchor_cases_pass_the_runner() {
     // external-join, reinit, branch × suites 1, 3 and 2.
     assert_eq!(files.len(), 9);
     let lines: Vec<&str> = out.lines().collect();
-    let expected: Vec<String> = files
-        .iter()
-        .map(|(p, n)| format!("{}: {n} passed, 0 failed, 0 skipped", p.display()))
-        .collect();
+    let expected: Vec<String> =
+        files.iter().map(|(p, n)| format!("{}: {n} passed, 0 failed, 0 skipped", p.display())).collect();
     assert_eq!(lines, expected);
 
     // What the runner followed, from its per-case counters: every epoch
@@ -433,23 +360,11 @@ fn anchor_cases_pass_the_runner() {
         let report = mls_tests::vectors::run_file(mls_tests::vectors::Kind::PassiveClient, &cases);
         let epochs: usize = cases
             .iter()
-            .map(|c| {
-                c["epochs"].as_array().unwrap().len()
-                    + groups(c)
-                        .iter()
-                        .map(|g| g["epochs"].as_array().unwrap().len())
-                        .sum::<usize>()
-            })
+            .map(|c| c["epochs"].as_array().unwrap().len() + groups(c).iter().map(|g| g["epochs"].as_array().unwrap().len()).sum::<usize>())
             .sum();
         let follow_ons: usize = cases.iter().map(|c| groups(c).len()).sum();
         let name = path.file_name().unwrap().to_str().unwrap();
-        let expected_follow_ons = if name.contains("reinit") {
-            2
-        } else if name.contains("branch") {
-            1
-        } else {
-            0
-        };
+        let expected_follow_ons = if name.contains("reinit") { 2 } else if name.contains("branch") { 1 } else { 0 };
         println!("{name}: {:?}", report.stats);
         assert_eq!(follow_ons, expected_follow_ons, "{name}");
         assert_eq!(report.stats.get("epochs"), epochs, "{name}");
@@ -477,13 +392,8 @@ fn follow_on_groups_need_their_old_group() {
     wrong_parent["follow_on_groups"] = json!([branch["follow_on_groups"][0].clone()]);
     // The last epoch authenticator of the second follow-on group changed.
     let mut corrupted = reinit.clone();
-    let last = corrupted["follow_on_groups"][1]["epochs"]
-        .as_array()
-        .unwrap()
-        .len()
-        - 1;
-    corrupted["follow_on_groups"][1]["epochs"][last]["epoch_authenticator"] =
-        "00".repeat(32).into();
+    let last = corrupted["follow_on_groups"][1]["epochs"].as_array().unwrap().len() - 1;
+    corrupted["follow_on_groups"][1]["epochs"][last]["epoch_authenticator"] = "00".repeat(32).into();
     let file = dir.join("passive-client-negative.json");
     let cases = json!([reinit, alone, wrong_parent, corrupted, branch]);
     std::fs::write(&file, serde_json::to_string(&cases).unwrap()).unwrap();
@@ -491,23 +401,9 @@ fn follow_on_groups_need_their_old_group() {
     let (status, out, err) = runner(&[&file]);
     print!("{out}{err}");
     assert_eq!(status, 1);
-    assert_eq!(
-        out,
-        format!("{}: 2 passed, 3 failed, 0 skipped\n", file.display())
-    );
+    assert_eq!(out, format!("{}: 2 passed, 3 failed, 0 skipped\n", file.display()));
     // Without the old group (or with another), the Welcome's resumption PSK is unknown.
-    assert!(
-        err.contains("case 1 failed: join: Welcome(UnknownPsk)"),
-        "{err}"
-    );
-    assert!(
-        err.contains("case 2 failed: follow-on group 0: join: Welcome(UnknownPsk)"),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!(
-            "case 3 failed: follow-on group 1: epoch {last}: got "
-        )),
-        "{err}"
-    );
+    assert!(err.contains("case 1 failed: join: Welcome(UnknownPsk)"), "{err}");
+    assert!(err.contains("case 2 failed: follow-on group 0: join: Welcome(UnknownPsk)"), "{err}");
+    assert!(err.contains(&format!("case 3 failed: follow-on group 1: epoch {last}: got ")), "{err}");
 }

@@ -28,10 +28,7 @@ use openmls_party::OpenMlsParty;
 
 /// Operations per run; `MLS_INTEROP_OPS` overrides (for longer soaks).
 fn operations() -> usize {
-    std::env::var("MLS_INTEROP_OPS")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(200)
+    std::env::var("MLS_INTEROP_OPS").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(200)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,22 +69,13 @@ fn seed() -> u64 {
 /// The external PSK every client holds.
 const PSK_ID: &[u8] = b"random-psk";
 
-fn new_party(
-    seat: &Seat,
-    suite_code: u16,
-    suite: mls_nostd::crypto::CipherSuite,
-    seed: u64,
-) -> Box<dyn Party> {
+fn new_party(seat: &Seat, suite_code: u16, suite: mls_nostd::crypto::CipherSuite, seed: u64) -> Box<dyn Party> {
     let name = format!("{}#{}", seat.base, seat.generation);
     let mut p: Box<dyn Party> = match seat.lib {
         Lib::OpenMls => Box::new(OpenMlsParty::new(&name, suite_code)),
         // Not a GREASE type: OpenMLS 0.9.2 rejects GREASE extensions (see mls_rs_party.rs).
         Lib::MlsRs => Box::new(MlsRsParty::with_extension(&name, suite_code, 0xff3a)),
-        Lib::Ours => Box::new(Ours::new(
-            &name,
-            suite,
-            seed ^ u64::from(seat.generation) << 32 ^ name.len() as u64,
-        )),
+        Lib::Ours => Box::new(Ours::new(&name, suite, seed ^ u64::from(seat.generation) << 32 ^ name.len() as u64)),
     };
     p.register_external_psk(PSK_ID, b"the random test's external PSK");
     p
@@ -107,43 +95,22 @@ impl Run {
             (Lib::Ours, "ours-1"),
             (Lib::Ours, "ours-2"),
         ];
-        let mut seats: Vec<Seat> = layout
-            .iter()
-            .map(|(lib, base)| Seat {
-                lib: *lib,
-                base,
-                generation: 0,
-                member: None,
-            })
-            .collect();
+        let mut seats: Vec<Seat> =
+            layout.iter().map(|(lib, base)| Seat { lib: *lib, base, generation: 0, member: None }).collect();
         let creator = rng.below(seats.len());
         let party = new_party(&seats[creator], suite_code, suite, rng.0);
-        println!(
-            "seat {} ({:?}) creates the group",
-            seats[creator].base, seats[creator].lib
-        );
+        println!("seat {} ({:?}) creates the group", seats[creator].base, seats[creator].lib);
         let net = Net::new(party);
         seats[creator].member = Some(0);
-        Self {
-            rng,
-            suite_code,
-            suite,
-            seats,
-            net,
-            epochs_checked: 0,
-        }
+        Self { rng, suite_code, suite, seats, net, epochs_checked: 0 }
     }
 
     fn seated(&self) -> Vec<usize> {
-        (0..self.seats.len())
-            .filter(|s| self.seats[*s].member.is_some())
-            .collect()
+        (0..self.seats.len()).filter(|s| self.seats[*s].member.is_some()).collect()
     }
 
     fn empty(&self) -> Vec<usize> {
-        (0..self.seats.len())
-            .filter(|s| self.seats[*s].member.is_none())
-            .collect()
+        (0..self.seats.len()).filter(|s| self.seats[*s].member.is_none()).collect()
     }
 
     fn pick(&mut self, from: &[usize]) -> usize {
@@ -186,12 +153,7 @@ impl Run {
         assert_eq!(n, seated.len(), "members in the group");
         for s in seated {
             let m = self.member(s);
-            assert_eq!(
-                self.net.members[m].member_count(),
-                n,
-                "{}: member count",
-                self.name(s)
-            );
+            assert_eq!(self.net.members[m].member_count(), n, "{}: member count", self.name(s));
         }
     }
 
@@ -247,10 +209,7 @@ impl Run {
             }
             "psk" => {
                 let (private, _) = self.randomize(actor);
-                println!(
-                    "{step}: {} commits an external PSK by value (private {private})",
-                    self.name(actor)
-                );
+                println!("{step}: {} commits an external PSK by value (private {private})", self.name(actor));
                 let (commit, _) = self.net.members[a].commit_external_psk(PSK_ID);
                 self.net.deliver_commit(a, &commit);
                 self.agree();
@@ -288,20 +247,12 @@ impl Run {
                     free.retain(|s| *s != seat);
                     let mut joiner = self.newcomer(seat);
                     let kp = joiner.key_package();
-                    println!(
-                        "{step}: {} proposes adding {}",
-                        self.name(proposer),
-                        joiner.name()
-                    );
+                    println!("{step}: {} proposes adding {}", self.name(proposer), joiner.name());
                     joiners.push((seat, joiner));
                     self.net.members[p].propose_add(&kp)
                 }
                 1 => {
-                    let candidates: Vec<usize> = seated
-                        .iter()
-                        .copied()
-                        .filter(|s| !touched.contains(s))
-                        .collect();
+                    let candidates: Vec<usize> = seated.iter().copied().filter(|s| !touched.contains(s)).collect();
                     // Keep at least two members.
                     if candidates.is_empty() || seated.len() - removals <= 2 {
                         continue;
@@ -310,11 +261,7 @@ impl Run {
                     touched.push(target);
                     removals += 1;
                     let leaf = self.net.leaf_of(p, self.member(target));
-                    println!(
-                        "{step}: {} proposes removing {}",
-                        self.name(proposer),
-                        self.name(target)
-                    );
+                    println!("{step}: {} proposes removing {}", self.name(proposer), self.name(target));
                     self.net.members[p].propose_remove(leaf)
                 }
                 3 => {
@@ -363,14 +310,8 @@ impl Run {
 
 fn random_run(suite_index: usize) {
     let seed = seed();
-    println!(
-        "MLS_INTEROP_SEED={seed} (cipher suite 0x{:04x})",
-        SUITES[suite_index].0
-    );
-    eprintln!(
-        "random interop, cipher suite 0x{:04x}: MLS_INTEROP_SEED={seed}",
-        SUITES[suite_index].0
-    );
+    println!("MLS_INTEROP_SEED={seed} (cipher suite 0x{:04x})", SUITES[suite_index].0);
+    eprintln!("random interop, cipher suite 0x{:04x}: MLS_INTEROP_SEED={seed}", SUITES[suite_index].0);
     let start = std::time::Instant::now();
     let mut run = Run::new(seed, suite_index);
     let operations = operations();

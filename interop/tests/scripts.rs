@@ -65,12 +65,7 @@ const FULL_SUITE_FLOOR: usize = 10_000;
 fn interop_scripts() {
     let dir = mls_tests::interop_configs_dir();
     let mut scripts = config::load_dir(&dir).unwrap_or_else(|e| panic!("configs: {e}"));
-    assert_eq!(
-        scripts.len(),
-        40,
-        "the 40 scripts of the 8 configs in {}",
-        dir.display()
-    );
+    assert_eq!(scripts.len(), 40, "the 40 scripts of the 8 configs in {}", dir.display());
     if let Some(only) = env("MLS_INTEROP_SCRIPTS_ONLY") {
         scripts.retain(|s| s.label() == only || s.config == only);
         assert!(!scripts.is_empty(), "no script {only}");
@@ -79,62 +74,33 @@ fn interop_scripts() {
     // CI runs one fixed sample; `MLS_INTEROP_SCRIPTS_SEED=random` draws another.
     let seed = match env("MLS_INTEROP_SCRIPTS_SEED").as_deref() {
         None => 1,
-        Some("random") => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1),
-        Some(s) => s.parse().unwrap_or_else(|_| {
-            panic!("MLS_INTEROP_SCRIPTS_SEED: {s:?} is neither a number nor \"random\"")
-        }),
+        Some("random") => {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+        }
+        Some(s) => s.parse().unwrap_or_else(|_| panic!("MLS_INTEROP_SCRIPTS_SEED: {s:?} is neither a number nor \"random\"")),
     };
-    let random_runs = env("MLS_INTEROP_SCRIPTS_RANDOM")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    let coverage = if full {
-        Coverage::Full { random_runs }
-    } else {
-        Coverage::Sample { per_pairing: 1 }
-    };
+    let random_runs = env("MLS_INTEROP_SCRIPTS_RANDOM").and_then(|s| s.parse().ok()).unwrap_or(3);
+    let coverage = if full { Coverage::Full { random_runs } } else { Coverage::Sample { per_pairing: 1 } };
     let mut planned = matrix::plan(&scripts, coverage, seed);
     if let Some(letters) = env("MLS_INTEROP_SCRIPTS_ASSIGNMENT") {
         // One assignment (letters o, O, R per actor) in every suite and mode.
         let assignment: Vec<Library> = letters
             .chars()
-            .map(|c| {
-                *Library::ALL
-                    .iter()
-                    .find(|l| l.letter() == c)
-                    .unwrap_or_else(|| panic!("library letter {c}"))
-            })
+            .map(|c| *Library::ALL.iter().find(|l| l.letter() == c).unwrap_or_else(|| panic!("library letter {c}")))
             .collect();
         planned.retain(|p| scripts[p.script].actors.len() == assignment.len());
-        planned
-            .iter_mut()
-            .for_each(|p| p.assignment = assignment.clone());
-        planned
-            .dedup_by(|a, b| a.script == b.script && a.suite == b.suite && a.encrypt == b.encrypt);
+        planned.iter_mut().for_each(|p| p.assignment = assignment.clone());
+        planned.dedup_by(|a, b| a.script == b.script && a.suite == b.suite && a.encrypt == b.encrypt);
     }
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!(
         "{} runs of {} scripts ({}), seed {seed} (replay with MLS_INTEROP_SCRIPTS_SEED={seed}), {threads} threads",
         planned.len(),
         scripts.len(),
-        if full {
-            "every assignment with ours"
-        } else {
-            "seeded sample"
-        },
+        if full { "every assignment with ours" } else { "seeded sample" },
     );
     let start = Instant::now();
-    let report = matrix::execute(
-        &scripts,
-        &planned,
-        &Clients,
-        threads,
-        if full { 1000 } else { 0 },
-    );
+    let report = matrix::execute(&scripts, &planned, &Clients, threads, if full { 1000 } else { 0 });
     let elapsed = start.elapsed();
     for f in &report.failures {
         println!("{f}");
@@ -144,39 +110,21 @@ fn interop_scripts() {
         println!("not supported by {library} ({n} runs): {reason}");
     }
     let t = report.total();
-    println!(
-        "{} comparisons (epoch authenticators, authenticated data, plaintexts) held",
-        report.checks
-    );
+    println!("{} comparisons (epoch authenticators, authenticated data, plaintexts) held", report.checks);
     println!("time: {:.1} s", elapsed.as_secs_f64());
     print!("{}", report.per_suite());
     println!("{}", report.summary());
-    assert_eq!(
-        t.passed + t.failed + t.not_supported,
-        planned.len(),
-        "every planned run has a verdict"
-    );
+    assert_eq!(t.passed + t.failed + t.not_supported, planned.len(), "every planned run has a verdict");
     assert_eq!(t.failed, 0, "failed runs (listed above)");
     let floor = if full { FULL_FLOOR } else { SAMPLE_FLOOR };
     if env("MLS_INTEROP_SCRIPTS_ONLY").is_none() {
         // No suite may fall out unseen (a suite the core lost counts as
         // not supported by ours, never as passed).
-        let suite_floor = if full {
-            FULL_SUITE_FLOOR
-        } else {
-            SAMPLE_SUITE_FLOOR
-        };
+        let suite_floor = if full { FULL_SUITE_FLOOR } else { SAMPLE_SUITE_FLOOR };
         for suite in OUR_SUITES {
             let passed = report.suites.get(suite).map_or(0, |c| c.passed);
-            assert!(
-                passed >= suite_floor,
-                "suite 0x{suite:04x}: {passed} runs passed, fewer than the floor of {suite_floor}"
-            );
+            assert!(passed >= suite_floor, "suite 0x{suite:04x}: {passed} runs passed, fewer than the floor of {suite_floor}");
         }
-        assert!(
-            t.passed >= floor,
-            "{} runs passed, fewer than the floor of {floor}",
-            t.passed
-        );
+        assert!(t.passed >= floor, "{} runs passed, fewer than the floor of {floor}", t.passed);
     }
 }

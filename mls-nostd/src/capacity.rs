@@ -11,16 +11,10 @@
 pub(crate) const fn from_build_env(value: Option<&str>, default: usize) -> usize {
     let Some(s) = value else { return default };
     let mut rest = s.as_bytes();
-    assert!(
-        !rest.is_empty(),
-        "an MLS_NOSTD_* capacity is empty: give a decimal number of bytes"
-    );
+    assert!(!rest.is_empty(), "an MLS_NOSTD_* capacity is empty: give a decimal number of bytes");
     let mut n: usize = 0;
     while let [d, tail @ ..] = rest {
-        assert!(
-            d.is_ascii_digit(),
-            "an MLS_NOSTD_* capacity is not a decimal number of bytes"
-        );
+        assert!(d.is_ascii_digit(), "an MLS_NOSTD_* capacity is not a decimal number of bytes");
         n = n * 10 + (*d - b'0') as usize;
         rest = tail;
     }
@@ -91,17 +85,13 @@ impl core::fmt::Display for Capacity {
             Self::Leaves => f.write_str("leaf capacity (N)"),
             Self::TreeArena => f.write_str("tree arena bytes (ARENA)"),
             Self::GroupIdLen => f.write_str("group ID length (MAX_GROUP_ID_LEN)"),
-            Self::GroupExtensionsLen => {
-                f.write_str("group extensions length (MAX_GROUP_EXTENSIONS_LEN)")
-            }
+            Self::GroupExtensionsLen => f.write_str("group extensions length (MAX_GROUP_EXTENSIONS_LEN)"),
             Self::PendingProposalBytes => f.write_str("pending proposal bytes (P)"),
             Self::ProposalsPerCommit => f.write_str("proposals per commit (MAX_PENDING_REFS)"),
             Self::PsksPerCommit => f.write_str("PSKs per commit (MAX_PSKS_PER_COMMIT)"),
             Self::StagedPskBytes => f.write_str("staged PSK ID bytes (STAGED_PSK_BYTES)"),
             Self::SkippedKeys => f.write_str("skipped keys (K)"),
-            Self::CertificateChain => {
-                f.write_str("certificate chain length (MAX_CERTIFICATE_CHAIN)")
-            }
+            Self::CertificateChain => f.write_str("certificate chain length (MAX_CERTIFICATE_CHAIN)"),
             Self::Epochs => f.write_str("epoch counter"),
             Self::RecordLen => f.write_str("record length (MAX_RECORD_LEN)"),
             Self::Records => f.write_str("records per part"),

@@ -51,9 +51,7 @@ impl<'a> CertificateChain<'a> {
             r.read_opaque()?;
             n += 1;
             if n > MAX_CERTIFICATE_CHAIN {
-                return Err(CodecError::CapacityExceeded(
-                    crate::capacity::Capacity::CertificateChain,
-                ));
+                return Err(CodecError::CapacityExceeded(crate::capacity::Capacity::CertificateChain));
             }
         }
         Ok(Self(body))
@@ -62,13 +60,7 @@ impl<'a> CertificateChain<'a> {
     /// The DER certificates, end-entity first.
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
         let mut r = Reader::new(self.0);
-        core::iter::from_fn(move || {
-            if r.is_empty() {
-                None
-            } else {
-                r.read_opaque().ok()
-            }
-        })
+        core::iter::from_fn(move || if r.is_empty() { None } else { r.read_opaque().ok() })
     }
 }
 
@@ -77,9 +69,7 @@ impl Encode for Credential<'_> {
         w.write_u16(self.credential_type())?;
         match self {
             Self::Basic { identity } => w.write_opaque(identity),
-            Self::X509 { certificates } => {
-                w.write_vector(|w| certificates.iter().try_for_each(|c| w.write_opaque(c)))
-            }
+            Self::X509 { certificates } => w.write_vector(|w| certificates.iter().try_for_each(|c| w.write_opaque(c))),
         }
     }
 }
@@ -87,12 +77,8 @@ impl Encode for Credential<'_> {
 impl<'a> Decode<'a> for Credential<'a> {
     fn decode(r: &mut Reader<'a>) -> Result<Self, CodecError> {
         match r.read_u16()? {
-            CREDENTIAL_BASIC => Ok(Self::Basic {
-                identity: r.read_opaque()?,
-            }),
-            CREDENTIAL_X509 => Ok(Self::X509 {
-                certificates: CertificateChain::from_body(r.read_opaque()?)?,
-            }),
+            CREDENTIAL_BASIC => Ok(Self::Basic { identity: r.read_opaque()? }),
+            CREDENTIAL_X509 => Ok(Self::X509 { certificates: CertificateChain::from_body(r.read_opaque()?)? }),
             // Other types have no encoding this build knows of.
             _ => Err(CodecError::InvalidValue),
         }

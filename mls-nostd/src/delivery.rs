@@ -41,10 +41,10 @@
 //! (the core keeps the previous epoch's secret tree for late messages).
 
 use crate::codec::{CodecError, Decode};
+use core::cmp::Ordering;
 use crate::messages::framing::{ContentType, Sender};
 use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
 use crate::messages::proposal::Proposal;
-use core::cmp::Ordering;
 
 /// The first 16 bytes of a message's SHA-256: enough to tell two messages
 /// apart (a collision would drop one message, not break the group).
@@ -83,11 +83,7 @@ impl Envelope {
                 content_type: p.content.content.content_type(),
                 sender: Some(p.content.sender),
             }),
-            MlsMessageBody::PrivateMessage(p) => Ok(Self {
-                epoch: p.epoch,
-                content_type: p.content_type,
-                sender: None,
-            }),
+            MlsMessageBody::PrivateMessage(p) => Ok(Self { epoch: p.epoch, content_type: p.content_type, sender: None }),
             _ => Err(DeliveryError::NotAGroupMessage),
         }
     }
@@ -191,18 +187,11 @@ impl core::fmt::Display for DeliveryError {
                 "the buffer for messages of future epochs ({slots} messages, {bytes} bytes) is full: too far behind, rejoin"
             ),
             Self::TooLarge { len, bytes } => {
-                write!(
-                    f,
-                    "a future-epoch message of {len} bytes is larger than the whole buffer of {bytes}"
-                )
+                write!(f, "a future-epoch message of {len} bytes is larger than the whole buffer of {bytes}")
             }
-            Self::OutputTooSmall { needed } => {
-                write!(f, "output buffer too small: {needed} bytes needed")
-            }
+            Self::OutputTooSmall { needed } => write!(f, "output buffer too small: {needed} bytes needed"),
             Self::NotCommitter => f.write_str("only the committer commits, in a PublicMessage"),
-            Self::ProposalNotAllowed => {
-                f.write_str("a device proposes only Updates and Removes of itself")
-            }
+            Self::ProposalNotAllowed => f.write_str("a device proposes only Updates and Removes of itself"),
         }
     }
 }
@@ -260,15 +249,7 @@ struct Slot {
 }
 
 impl Slot {
-    const EMPTY: Self = Self {
-        epoch: 0,
-        arrival: 0,
-        offset: 0,
-        len: 0,
-        handshake: false,
-        digest: [0; 16],
-        used: false,
-    };
+    const EMPTY: Self = Self { epoch: 0, arrival: 0, offset: 0, len: 0, handshake: false, digest: [0; 16], used: false };
 }
 
 /// A member's inbox: a buffer of up to `SLOTS` messages of future epochs
@@ -292,15 +273,9 @@ pub struct Inbox<const SLOTS: usize, const BYTES: usize, const SEEN: usize> {
     stats: DeliveryStats,
 }
 
-impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> core::fmt::Debug
-    for Inbox<SLOTS, BYTES, SEEN>
-{
+impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> core::fmt::Debug for Inbox<SLOTS, BYTES, SEEN> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Inbox")
-            .field("policy", &self.policy)
-            .field("buffered", &self.buffered())
-            .field("stats", &self.stats)
-            .finish()
+        f.debug_struct("Inbox").field("policy", &self.policy).field("buffered", &self.buffered()).field("stats", &self.stats).finish()
     }
 }
 
@@ -318,14 +293,7 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
             arrivals: 0,
             joined_at: 0,
             waiting: false,
-            stats: DeliveryStats {
-                processed: 0,
-                buffered: 0,
-                released: 0,
-                duplicates: 0,
-                stale: 0,
-                overflowed: 0,
-            },
+            stats: DeliveryStats { processed: 0, buffered: 0, released: 0, duplicates: 0, stale: 0, overflowed: 0 },
         }
     }
 
@@ -422,15 +390,9 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
             }
             Ordering::Greater => {
                 if message.len() > BYTES {
-                    return Err(DeliveryError::TooLarge {
-                        len: message.len(),
-                        bytes: BYTES,
-                    });
+                    return Err(DeliveryError::TooLarge { len: message.len(), bytes: BYTES });
                 }
-                let full = DeliveryError::BufferFull {
-                    slots: SLOTS,
-                    bytes: BYTES,
-                };
+                let full = DeliveryError::BufferFull { slots: SLOTS, bytes: BYTES };
                 let mut free = self.slots.iter().position(|s| !s.used);
                 while free.is_none() || self.used_bytes + message.len() > BYTES {
                     if !self.waiting {
@@ -445,19 +407,12 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
                         .min()
                         .filter(|&(epoch, _, _)| epoch < envelope.epoch);
                     self.stats.overflowed += 1;
-                    let Some((_, _, i)) = lowest else {
-                        return Ok(Verdict::Overflowed);
-                    };
+                    let Some((_, _, i)) = lowest else { return Ok(Verdict::Overflowed) };
                     self.take(i);
                     free = Some(i);
                 }
-                let (Some(i), start) = (free, self.used_bytes) else {
-                    return Err(full);
-                };
-                let (Some(slot), Some(dst)) = (
-                    self.slots.get_mut(i),
-                    self.bytes.get_mut(start..start + message.len()),
-                ) else {
+                let (Some(i), start) = (free, self.used_bytes) else { return Err(full) };
+                let (Some(slot), Some(dst)) = (self.slots.get_mut(i), self.bytes.get_mut(start..start + message.len())) else {
                     return Err(full);
                 };
                 dst.copy_from_slice(message);
@@ -487,25 +442,15 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
     /// and taken out of the buffer; `Ok(None)` if none. Buffered messages
     /// that became stale are dropped and counted. Call after every epoch
     /// change until it returns `None`.
-    pub fn release(
-        &mut self,
-        current: u64,
-        out: &mut [u8],
-    ) -> Result<Option<usize>, DeliveryError> {
+    pub fn release(&mut self, current: u64, out: &mut [u8]) -> Result<Option<usize>, DeliveryError> {
         if self.waiting {
             return Ok(None);
         }
         let mut best: Option<usize> = None;
         let mut best_arrival = u64::MAX;
         for i in 0..SLOTS {
-            let Some(s) = self.slots.get(i).copied().filter(|s| s.used) else {
-                continue;
-            };
-            let fit = if s.epoch < self.joined_at {
-                Ordering::Less
-            } else {
-                Self::fits(s.epoch, s.handshake, current)
-            };
+            let Some(s) = self.slots.get(i).copied().filter(|s| s.used) else { continue };
+            let fit = if s.epoch < self.joined_at { Ordering::Less } else { Self::fits(s.epoch, s.handshake, current) };
             match fit {
                 Ordering::Less => {
                     self.take(i);
@@ -518,16 +463,9 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
                 _ => {}
             }
         }
-        let Some(s) = best.and_then(|i| self.slots.get(i).copied()) else {
-            return Ok(None);
-        };
-        let src = self
-            .bytes
-            .get(s.offset..s.offset + s.len)
-            .ok_or(DeliveryError::OutputTooSmall { needed: s.len })?;
-        let dst = out
-            .get_mut(..s.len)
-            .ok_or(DeliveryError::OutputTooSmall { needed: s.len })?;
+        let Some(s) = best.and_then(|i| self.slots.get(i).copied()) else { return Ok(None) };
+        let src = self.bytes.get(s.offset..s.offset + s.len).ok_or(DeliveryError::OutputTooSmall { needed: s.len })?;
+        let dst = out.get_mut(..s.len).ok_or(DeliveryError::OutputTooSmall { needed: s.len })?;
         dst.copy_from_slice(src);
         if let Some(i) = best {
             self.take(i);
@@ -541,13 +479,7 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
     /// Frees slot `i` and closes the gap its bytes leave, so the free bytes
     /// stay in one piece at the end.
     fn take(&mut self, i: usize) {
-        let Some(gone) = self
-            .slots
-            .get_mut(i)
-            .map(|s| core::mem::replace(s, Slot::EMPTY))
-        else {
-            return;
-        };
+        let Some(gone) = self.slots.get_mut(i).map(|s| core::mem::replace(s, Slot::EMPTY)) else { return };
         if !gone.used {
             return;
         }
@@ -556,11 +488,7 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
             self.bytes.copy_within(end..self.used_bytes, gone.offset);
             self.used_bytes -= gone.len;
         }
-        for s in self
-            .slots
-            .iter_mut()
-            .filter(|s| s.used && s.offset > gone.offset)
-        {
+        for s in self.slots.iter_mut().filter(|s| s.used && s.offset > gone.offset) {
             s.offset -= gone.len;
         }
     }
@@ -577,28 +505,13 @@ mod tests {
     fn private(epoch: u64, content_type: u8, tag: u8) -> [u8; 22] {
         let e = epoch.to_be_bytes();
         [
-            0,
-            1,
-            0,
-            2, // mls10, mls_private_message
-            2,
-            0xaa,
-            0xbb, // group_id<V>
-            e[0],
-            e[1],
-            e[2],
-            e[3],
-            e[4],
-            e[5],
-            e[6],
-            e[7],
+            0, 1, 0, 2, // mls10, mls_private_message
+            2, 0xaa, 0xbb, // group_id<V>
+            e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7],
             content_type,
             0, // authenticated_data<V>
-            1,
-            tag, // encrypted_sender_data<V>
-            2,
-            tag,
-            0x55, // ciphertext<V>
+            1, tag, // encrypted_sender_data<V>
+            2, tag, 0x55, // ciphertext<V>
         ]
     }
 
@@ -610,10 +523,10 @@ mod tests {
         [
             0, 1, 0, 1, // mls10, mls_public_message
             2, 0xaa, 0xbb, // group_id<V>
-            e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], 1, l[0], l[1], l[2],
-            l[3], // sender: member(leaf)
-            0,    // authenticated_data<V>
-            3,    // commit
+            e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7],
+            1, l[0], l[1], l[2], l[3], // sender: member(leaf)
+            0, // authenticated_data<V>
+            3, // commit
             0, 0, // proposals<V>, optional<UpdatePath> absent
             1, 9, // signature<V>
             1, 7, // confirmation_tag<V>
@@ -627,40 +540,17 @@ mod tests {
     #[test]
     fn envelopes_read_without_keys() {
         let e = Envelope::parse(&private(7, 1, 0)).expect("private");
-        assert_eq!(
-            e,
-            Envelope {
-                epoch: 7,
-                content_type: ContentType::Application,
-                sender: None
-            }
-        );
+        assert_eq!(e, Envelope { epoch: 7, content_type: ContentType::Application, sender: None });
         assert!(!e.is_handshake());
         let c = public_commit(9, 3);
         let e = Envelope::parse(&c).expect("public");
-        assert_eq!(
-            e,
-            Envelope {
-                epoch: 9,
-                content_type: ContentType::Commit,
-                sender: Some(Sender::Member(3))
-            }
-        );
+        assert_eq!(e, Envelope { epoch: 9, content_type: ContentType::Commit, sender: Some(Sender::Member(3)) });
         // Trailing bytes and truncations are malformed, not a panic.
         let mut trailing = [0u8; 31];
         trailing[..30].copy_from_slice(&c);
-        assert!(matches!(
-            Envelope::parse(&trailing),
-            Err(DeliveryError::Malformed(_))
-        ));
+        assert!(matches!(Envelope::parse(&trailing), Err(DeliveryError::Malformed(_))));
         for n in 0..22 {
-            assert!(
-                matches!(
-                    Envelope::parse(&private(7, 1, 0)[..n]),
-                    Err(DeliveryError::Malformed(_))
-                ),
-                "{n}"
-            );
+            assert!(matches!(Envelope::parse(&private(7, 1, 0)[..n]), Err(DeliveryError::Malformed(_))), "{n}");
         }
         // A KeyPackage-typed envelope is not a group message.
         let mut kp = private(1, 1, 0);
@@ -672,10 +562,7 @@ mod tests {
     fn current_epoch_is_processed_once_and_duplicates_dropped() {
         let mut inbox = Small::new(GATEWAY);
         let m = private(5, 1, 1);
-        assert!(matches!(
-            inbox.accept(&m, 5),
-            Ok(Verdict::Process(Envelope { epoch: 5, .. }))
-        ));
+        assert!(matches!(inbox.accept(&m, 5), Ok(Verdict::Process(Envelope { epoch: 5, .. }))));
         // QoS 1 redelivery: the same bytes again, twice.
         assert_eq!(inbox.accept(&m, 5), Ok(Verdict::Duplicate));
         assert_eq!(inbox.accept(&m, 6), Ok(Verdict::Duplicate));
@@ -683,14 +570,7 @@ mod tests {
         let ours = private(5, 2, 2);
         inbox.remember(digest(&ours));
         assert_eq!(inbox.accept(&ours, 5), Ok(Verdict::Duplicate));
-        assert_eq!(
-            inbox.stats(),
-            DeliveryStats {
-                processed: 1,
-                duplicates: 3,
-                ..Default::default()
-            }
-        );
+        assert_eq!(inbox.stats(), DeliveryStats { processed: 1, duplicates: 3, ..Default::default() });
     }
 
     #[test]
@@ -701,24 +581,15 @@ mod tests {
         // secret tree); two epochs back it is stale.
         assert_eq!(inbox.accept(&private(9, 2, 1), 10), Ok(Verdict::Stale));
         assert_eq!(inbox.accept(&public_commit(9, 0), 10), Ok(Verdict::Stale));
-        assert!(matches!(
-            inbox.accept(&private(9, 1, 2), 10),
-            Ok(Verdict::Process(_))
-        ));
+        assert!(matches!(inbox.accept(&private(9, 1, 2), 10), Ok(Verdict::Process(_))));
         assert_eq!(inbox.accept(&private(8, 1, 3), 10), Ok(Verdict::Stale));
-        assert_eq!(
-            inbox.accept(&private(0, 1, 4), u64::MAX),
-            Ok(Verdict::Stale)
-        );
+        assert_eq!(inbox.accept(&private(0, 1, 4), u64::MAX), Ok(Verdict::Stale));
         assert_eq!(inbox.stats().stale, 4);
         assert_eq!(inbox.stats().processed, 1);
         // A member that joined at epoch 10 never had epoch 9's keys.
         inbox.joined_at(10);
         assert_eq!(inbox.accept(&private(9, 1, 5), 10), Ok(Verdict::Stale));
-        assert!(matches!(
-            inbox.accept(&private(10, 1, 5), 10),
-            Ok(Verdict::Process(_))
-        ));
+        assert!(matches!(inbox.accept(&private(10, 1, 5), 10), Ok(Verdict::Process(_))));
         assert_eq!(inbox.stats().stale, 5);
     }
 
@@ -743,10 +614,7 @@ mod tests {
         // Released messages are seen: a late redelivery is a duplicate.
         assert_eq!(inbox.accept(&b, 4), Ok(Verdict::Duplicate));
         let s = inbox.stats();
-        assert_eq!(
-            (s.buffered, s.released, s.processed, s.duplicates),
-            (2, 2, 2, 2)
-        );
+        assert_eq!((s.buffered, s.released, s.processed, s.duplicates), (2, 2, 2, 2));
     }
 
     #[test]
@@ -766,56 +634,25 @@ mod tests {
         assert_eq!(inbox.accept(&private(2, 1, 1), 1), Ok(Verdict::Buffered));
         assert_eq!(inbox.accept(&private(3, 1, 2), 1), Ok(Verdict::Buffered));
         // Out of slots (44 of 64 bytes used).
-        assert_eq!(
-            inbox.accept(&private(2, 1, 3), 1),
-            Err(DeliveryError::BufferFull {
-                slots: 2,
-                bytes: 64
-            })
-        );
+        assert_eq!(inbox.accept(&private(2, 1, 3), 1), Err(DeliveryError::BufferFull { slots: 2, bytes: 64 }));
         // Out of bytes: two messages of 22 fill 50 bytes, with slots to spare.
         let mut narrow = Inbox::<8, 50, 8>::new(GATEWAY);
         assert_eq!(narrow.accept(&private(2, 1, 1), 1), Ok(Verdict::Buffered));
         assert_eq!(narrow.accept(&private(2, 1, 2), 1), Ok(Verdict::Buffered));
-        assert_eq!(
-            narrow.accept(&private(2, 1, 3), 1),
-            Err(DeliveryError::BufferFull {
-                slots: 8,
-                bytes: 50
-            })
-        );
+        assert_eq!(narrow.accept(&private(2, 1, 3), 1), Err(DeliveryError::BufferFull { slots: 8, bytes: 50 }));
         // Larger than the whole buffer.
         let mut tiny = Inbox::<2, 8, 8>::new(GATEWAY);
-        assert_eq!(
-            tiny.accept(&private(2, 1, 1), 1),
-            Err(DeliveryError::TooLarge { len: 22, bytes: 8 })
-        );
+        assert_eq!(tiny.accept(&private(2, 1, 1), 1), Err(DeliveryError::TooLarge { len: 22, bytes: 8 }));
         // Too small an output buffer leaves the message in place.
         let mut out = [0u8; 4];
-        assert_eq!(
-            inbox.release(2, &mut out),
-            Err(DeliveryError::OutputTooSmall { needed: 22 })
-        );
+        assert_eq!(inbox.release(2, &mut out), Err(DeliveryError::OutputTooSmall { needed: 22 }));
         assert_eq!(inbox.buffered(), 2);
         // No slots at all: every future message is too far ahead.
         let mut none = Inbox::<0, 64, 0>::new(GATEWAY);
-        assert_eq!(
-            none.accept(&private(2, 1, 1), 1),
-            Err(DeliveryError::BufferFull {
-                slots: 0,
-                bytes: 64
-            })
-        );
+        assert_eq!(none.accept(&private(2, 1, 1), 1), Err(DeliveryError::BufferFull { slots: 0, bytes: 64 }));
         extern crate std;
         use std::string::ToString;
-        assert!(
-            DeliveryError::BufferFull {
-                slots: 2,
-                bytes: 64
-            }
-            .to_string()
-            .contains("rejoin")
-        );
+        assert!(DeliveryError::BufferFull { slots: 2, bytes: 64 }.to_string().contains("rejoin"));
     }
 
     #[test]
@@ -857,11 +694,7 @@ mod tests {
         assert_eq!(inbox.accept(&commit, 0), Ok(Verdict::Buffered));
         assert_eq!(inbox.stats().overflowed, 3);
         let mut out = [0u8; 64];
-        assert_eq!(
-            inbox.release(0, &mut out),
-            Ok(None),
-            "nothing comes out before the Welcome"
-        );
+        assert_eq!(inbox.release(0, &mut out), Ok(None), "nothing comes out before the Welcome");
         // The Welcome puts the member in epoch 5: the data first, then the Commit.
         inbox.joined_at(5);
         assert_eq!(inbox.release(5, &mut out), Ok(Some(e5.len())));
@@ -871,60 +704,27 @@ mod tests {
         // Joined: a full buffer is an error again, not an eviction.
         assert_eq!(inbox.accept(&private(7, 1, 5), 6), Ok(Verdict::Buffered));
         assert_eq!(inbox.accept(&private(8, 1, 6), 6), Ok(Verdict::Buffered));
-        assert_eq!(
-            inbox.accept(&private(9, 1, 7), 6),
-            Err(DeliveryError::BufferFull {
-                slots: 2,
-                bytes: 64
-            })
-        );
+        assert_eq!(inbox.accept(&private(9, 1, 7), 6), Err(DeliveryError::BufferFull { slots: 2, bytes: 64 }));
         let s = inbox.stats();
-        assert_eq!(
-            (s.buffered, s.released, s.overflowed, s.stale),
-            (7, 2, 3, 1)
-        );
+        assert_eq!((s.buffered, s.released, s.overflowed, s.stale), (7, 2, 3, 1));
     }
 
     #[test]
     fn only_the_committer_commits() {
         let mut inbox = Small::new(GATEWAY);
-        assert!(matches!(
-            inbox.accept(&public_commit(1, 0), 1),
-            Ok(Verdict::Process(_))
-        ));
-        assert_eq!(
-            inbox.accept(&public_commit(1, 4), 1),
-            Err(DeliveryError::NotCommitter)
-        );
+        assert!(matches!(inbox.accept(&public_commit(1, 0), 1), Ok(Verdict::Process(_))));
+        assert_eq!(inbox.accept(&public_commit(1, 4), 1), Err(DeliveryError::NotCommitter));
         // A Commit in a PrivateMessage hides its sender: refused.
-        assert_eq!(
-            inbox.accept(&private(1, 3, 1), 1),
-            Err(DeliveryError::NotCommitter)
-        );
+        assert_eq!(inbox.accept(&private(1, 3, 1), 1), Err(DeliveryError::NotCommitter));
         // Outgoing: a device sends data, its Updates and its own Remove only.
         let own_remove = Proposal::Remove(Remove { removed: 3 });
         let other_remove = Proposal::Remove(Remove { removed: 4 });
         let device = 3;
-        assert_eq!(
-            GATEWAY.check_outgoing(device, Outgoing::Application),
-            Ok(())
-        );
-        assert_eq!(
-            GATEWAY.check_outgoing(device, Outgoing::Proposal(&own_remove)),
-            Ok(())
-        );
-        assert_eq!(
-            GATEWAY.check_outgoing(device, Outgoing::Proposal(&other_remove)),
-            Err(DeliveryError::ProposalNotAllowed)
-        );
-        assert_eq!(
-            GATEWAY.check_outgoing(device, Outgoing::Commit),
-            Err(DeliveryError::NotCommitter)
-        );
+        assert_eq!(GATEWAY.check_outgoing(device, Outgoing::Application), Ok(()));
+        assert_eq!(GATEWAY.check_outgoing(device, Outgoing::Proposal(&own_remove)), Ok(()));
+        assert_eq!(GATEWAY.check_outgoing(device, Outgoing::Proposal(&other_remove)), Err(DeliveryError::ProposalNotAllowed));
+        assert_eq!(GATEWAY.check_outgoing(device, Outgoing::Commit), Err(DeliveryError::NotCommitter));
         assert_eq!(GATEWAY.check_outgoing(0, Outgoing::Commit), Ok(()));
-        assert_eq!(
-            GATEWAY.check_outgoing(0, Outgoing::Proposal(&other_remove)),
-            Ok(())
-        );
+        assert_eq!(GATEWAY.check_outgoing(0, Outgoing::Proposal(&other_remove)), Ok(()));
     }
 }

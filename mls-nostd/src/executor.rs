@@ -33,8 +33,7 @@ pub trait Executor {
 
 /// The signatures of [`Executor::verify_ed25519_batch`]: called with a
 /// range of slots and a sink, it hands the sink each of their signatures.
-pub type Ed25519Batch<'a> =
-    dyn Fn(core::ops::Range<usize>, &mut dyn FnMut(Ed25519Check<'_>)) + Sync + 'a;
+pub type Ed25519Batch<'a> = dyn Fn(core::ops::Range<usize>, &mut dyn FnMut(Ed25519Check<'_>)) + Sync + 'a;
 
 /// One Ed25519 signature of a batch ([`Executor::verify_ed25519_batch`]):
 /// `signature` (`R || S`) by `public_key` over the concatenation of `message`.
@@ -53,12 +52,7 @@ pub struct Ed25519Check<'a> {
 pub struct Sequential;
 
 impl Executor for Sequential {
-    fn for_each_chunk(
-        &self,
-        buf: &mut [u8],
-        chunk: usize,
-        job: &(dyn Fn(usize, &mut [u8]) + Sync),
-    ) {
+    fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync)) {
         if chunk == 0 {
             return;
         }
@@ -67,3 +61,4 @@ impl Executor for Sequential {
         }
     }
 }
+

@@ -35,10 +35,7 @@ impl Encode for Extension<'_> {
 
 impl<'a> Decode<'a> for Extension<'a> {
     fn decode(r: &mut Reader<'a>) -> Result<Self, CodecError> {
-        Ok(Self {
-            extension_type: r.read_u16()?,
-            extension_data: r.read_opaque()?,
-        })
+        Ok(Self { extension_type: r.read_u16()?, extension_data: r.read_opaque()? })
     }
 }
 
@@ -65,29 +62,17 @@ impl<'a> Extensions<'a> {
     /// The extensions in order.
     pub fn iter(&self) -> impl Iterator<Item = Extension<'a>> + 'a {
         let mut r = Reader::new(self.0);
-        core::iter::from_fn(move || {
-            if r.is_empty() {
-                None
-            } else {
-                Extension::decode(&mut r).ok()
-            }
-        })
+        core::iter::from_fn(move || if r.is_empty() { None } else { Extension::decode(&mut r).ok() })
     }
 
     /// The data of the first extension of type `t`.
     pub fn find(&self, t: u16) -> Option<&'a [u8]> {
-        self.iter()
-            .find(|e| e.extension_type == t)
-            .map(|e| e.extension_data)
+        self.iter().find(|e| e.extension_type == t).map(|e| e.extension_data)
     }
 
     /// True if some type appears twice.
     pub fn has_duplicates(&self) -> bool {
-        self.iter().enumerate().any(|(i, a)| {
-            self.iter()
-                .skip(i + 1)
-                .any(|b| b.extension_type == a.extension_type)
-        })
+        self.iter().enumerate().any(|(i, a)| self.iter().skip(i + 1).any(|b| b.extension_type == a.extension_type))
     }
 
     /// Number of extensions.
@@ -129,9 +114,7 @@ impl<'a> U16List<'a> {
 
     /// The values in order.
     pub fn iter(&self) -> impl Iterator<Item = u16> + 'a {
-        self.0
-            .chunks_exact(2)
-            .map(|c| c.iter().fold(0u16, |acc, b| (acc << 8) | u16::from(*b)))
+        self.0.chunks_exact(2).map(|c| c.iter().fold(0u16, |acc, b| (acc << 8) | u16::from(*b)))
     }
 
     /// True if `v` is listed.
@@ -177,8 +160,7 @@ crate::tls_struct!(ExternalSender<'a> { signature_key, credential });
 /// (`ExternalSender external_senders<V>`), if there is one.
 pub fn external_sender(extension_data: &[u8], index: u32) -> Option<ExternalSender<'_>> {
     let mut r = Reader::new(extension_data);
-    let list: crate::codec::ListView<'_, ExternalSender<'_>> =
-        crate::codec::ListView::from_body(r.read_opaque().ok()?).ok()?;
+    let list: crate::codec::ListView<'_, ExternalSender<'_>> = crate::codec::ListView::from_body(r.read_opaque().ok()?).ok()?;
     if !r.is_empty() {
         return None;
     }

@@ -56,13 +56,6 @@ impl<'a> Decode<'a> for GroupContext<'a> {
             ext.read_u16()?;
             ext.read_opaque()?;
         }
-        Ok(Self {
-            cipher_suite,
-            group_id,
-            epoch,
-            tree_hash,
-            confirmed_transcript_hash,
-            extensions,
-        })
+        Ok(Self { cipher_suite, group_id, epoch, tree_hash, confirmed_transcript_hash, extensions })
     }
 }

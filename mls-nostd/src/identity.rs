@@ -59,11 +59,7 @@ pub trait IdentityProvider: Sync {
     /// Update, a committer's new leaf) or, for an external resync, take the
     /// removed member's place: both present identifiers the application
     /// considers the same participant (§5.3.1).
-    fn valid_successor(
-        &self,
-        predecessor: &MemberIdentity<'_>,
-        successor: &MemberIdentity<'_>,
-    ) -> bool;
+    fn valid_successor(&self, predecessor: &MemberIdentity<'_>, successor: &MemberIdentity<'_>) -> bool;
 }
 
 /// The default policy: every credential is accepted, and a successor must
@@ -79,11 +75,7 @@ impl IdentityProvider for SameCredential {
         true
     }
 
-    fn valid_successor(
-        &self,
-        predecessor: &MemberIdentity<'_>,
-        successor: &MemberIdentity<'_>,
-    ) -> bool {
+    fn valid_successor(&self, predecessor: &MemberIdentity<'_>, successor: &MemberIdentity<'_>) -> bool {
         predecessor.credential == successor.credential
     }
 }

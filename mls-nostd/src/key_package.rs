@@ -2,10 +2,8 @@
 //! group-independent checks of §7.3 on their leaf).
 
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
-use crate::crypto::labeled::{
-    make_key_package_ref, sign_with_label_parts, verify_with_label_parts,
-};
-use crate::crypto::signature::SignaturePublicKey;
+use crate::crypto::labeled::{make_key_package_ref, sign_with_label_parts, verify_with_label_parts};
+use crate::crypto::signature::{SignaturePublicKey};
 use crate::crypto::signer::Signer;
 use crate::crypto::{CipherSuite, CryptoError, HashValue};
 use crate::extensions::Extensions;
@@ -56,12 +54,7 @@ impl<'a> Decode<'a> for KeyPackage<'a> {
         let tbs = KeyPackageTbs::decode(r)?;
         let tbs_bytes = r.consumed_since(start);
         let signature = r.read_opaque()?;
-        Ok(Self {
-            tbs,
-            signature,
-            tbs_bytes,
-            raw: r.consumed_since(start),
-        })
+        Ok(Self { tbs, signature, tbs_bytes, raw: r.consumed_since(start) })
     }
 }
 
@@ -103,32 +96,18 @@ pub enum KeyPackageError {
 impl core::fmt::Display for KeyPackageError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::WrongVersion => {
-                f.write_str("KeyPackage protocol version is not mls10 or not the group's")
-            }
-            Self::WrongCipherSuite => {
-                f.write_str("KeyPackage cipher suite differs from the group's")
-            }
+            Self::WrongVersion => f.write_str("KeyPackage protocol version is not mls10 or not the group's"),
+            Self::WrongCipherSuite => f.write_str("KeyPackage cipher suite differs from the group's"),
             Self::WrongLeafSource => f.write_str("KeyPackage leaf source is not key_package"),
             Self::Expired => f.write_str("KeyPackage outside its lifetime"),
-            Self::LifetimeTooLong => {
-                f.write_str("KeyPackage lifetime longer than the application allows")
-            }
+            Self::LifetimeTooLong => f.write_str("KeyPackage lifetime longer than the application allows"),
             Self::InitKeyReused => f.write_str("KeyPackage init_key equals its encryption_key"),
-            Self::InvalidKey => {
-                f.write_str("KeyPackage key of the wrong length for the cipher suite")
-            }
+            Self::InvalidKey => f.write_str("KeyPackage key of the wrong length for the cipher suite"),
             Self::InvalidSignature => f.write_str("KeyPackage signature does not verify"),
             Self::InvalidLeafSignature => f.write_str("KeyPackage leaf signature does not verify"),
-            Self::UnsupportedExtension => {
-                f.write_str("KeyPackage leaf extension not in its capabilities")
-            }
-            Self::UnsupportedCredential => {
-                f.write_str("KeyPackage credential type not in its capabilities")
-            }
-            Self::UnsupportedCapabilities => {
-                f.write_str("KeyPackage capabilities lack the group's cipher suite or version")
-            }
+            Self::UnsupportedExtension => f.write_str("KeyPackage leaf extension not in its capabilities"),
+            Self::UnsupportedCredential => f.write_str("KeyPackage credential type not in its capabilities"),
+            Self::UnsupportedCapabilities => f.write_str("KeyPackage capabilities lack the group's cipher suite or version"),
             Self::DuplicateExtension => f.write_str("KeyPackage extension type listed twice"),
             Self::Crypto(e) => write!(f, "KeyPackage: {e}"),
         }
@@ -163,53 +142,31 @@ impl<'a> KeyPackage<'a> {
 
     /// Checks §10.1 for a group of `suite` at time `now` (seconds since the
     /// Unix epoch), with lifetimes capped at `max_lifetime` seconds.
-    pub fn validate(
-        &self,
-        suite: CipherSuite,
-        now: u64,
-        max_lifetime: u64,
-    ) -> Result<(), KeyPackageError> {
+    pub fn validate(&self, suite: CipherSuite, now: u64, max_lifetime: u64) -> Result<(), KeyPackageError> {
         self.validate_except_signatures(suite, now, max_lifetime)?;
-        self.tbs
-            .leaf_node
-            .verify_signature(suite, None)
-            .map_err(|e| match e {
-                LeafNodeError::InvalidKey => KeyPackageError::InvalidKey,
-                _ => KeyPackageError::InvalidLeafSignature,
-            })?;
+        self.tbs.leaf_node.verify_signature(suite, None).map_err(|e| match e {
+            LeafNodeError::InvalidKey => KeyPackageError::InvalidKey,
+            _ => KeyPackageError::InvalidLeafSignature,
+        })?;
         let key = SignaturePublicKey::for_suite(suite, self.tbs.leaf_node.fields.signature_key)
             .map_err(|_| KeyPackageError::InvalidKey)?;
-        verify_with_label_parts(
-            suite,
-            &key,
-            b"KeyPackageTBS",
-            &[self.tbs_bytes],
-            self.signature,
-        )
-        .map_err(|_| KeyPackageError::InvalidSignature)
+        verify_with_label_parts(suite, &key, b"KeyPackageTBS", &[self.tbs_bytes], self.signature)
+            .map_err(|_| KeyPackageError::InvalidSignature)
     }
 
     /// Hands `sink` signature `i` of the KeyPackage (0: its leaf's, 1: its
     /// own) for a batch check of an Ed25519 suite; false if the single
     /// check would refuse its encodings ([`crate::crypto::signature::ed25519::hand_to_batch`]).
     #[cfg(all(feature = "_ed25519", not(feature = "engine")))]
-    pub(crate) fn hand_signature_to_batch(
-        &self,
-        i: usize,
-        sink: &mut dyn FnMut(crate::executor::Ed25519Check<'_>),
-    ) -> bool {
+    pub(crate) fn hand_signature_to_batch(&self, i: usize, sink: &mut dyn FnMut(crate::executor::Ed25519Check<'_>)) -> bool {
         use crate::crypto::signature::ed25519::hand_to_batch;
         let leaf = &self.tbs.leaf_node;
         let key = leaf.fields.signature_key;
         let handed = match i {
-            0 => leaf
-                .with_signed_content(None, |m| hand_to_batch(key, leaf.signature, m, sink))
-                .ok(),
-            _ => crate::crypto::labeled::with_sign_content(
-                b"KeyPackageTBS",
-                &[self.tbs_bytes],
-                |m| hand_to_batch(key, self.signature, m, sink),
-            )
+            0 => leaf.with_signed_content(None, |m| hand_to_batch(key, leaf.signature, m, sink)).ok(),
+            _ => crate::crypto::labeled::with_sign_content(b"KeyPackageTBS", &[self.tbs_bytes], |m| {
+                hand_to_batch(key, self.signature, m, sink)
+            })
             .ok(),
         };
         handed == Some(true)
@@ -217,12 +174,7 @@ impl<'a> KeyPackage<'a> {
 
     /// [`Self::validate`] but its two signatures, which the caller had
     /// checked in a batch.
-    pub(crate) fn validate_except_signatures(
-        &self,
-        suite: CipherSuite,
-        now: u64,
-        max_lifetime: u64,
-    ) -> Result<(), KeyPackageError> {
+    pub(crate) fn validate_except_signatures(&self, suite: CipherSuite, now: u64, max_lifetime: u64) -> Result<(), KeyPackageError> {
         let tbs = &self.tbs;
         if tbs.version != PROTOCOL_VERSION_MLS10 {
             return Err(KeyPackageError::WrongVersion);
@@ -244,9 +196,7 @@ impl<'a> KeyPackage<'a> {
             return Err(KeyPackageError::InitKeyReused);
         }
         let caps = &leaf.capabilities;
-        if !caps.versions.contains(PROTOCOL_VERSION_MLS10)
-            || !caps.cipher_suites.contains(suite.to_u16())
-        {
+        if !caps.versions.contains(PROTOCOL_VERSION_MLS10) || !caps.cipher_suites.contains(suite.to_u16()) {
             return Err(KeyPackageError::UnsupportedCapabilities);
         }
         if !caps.credentials.contains(leaf.credential.credential_type()) {
@@ -257,10 +207,11 @@ impl<'a> KeyPackage<'a> {
                 return Err(KeyPackageError::DuplicateExtension);
             }
         }
-        if leaf.extensions.iter().any(|e| {
-            !DEFAULT_EXTENSION_TYPES.contains(&e.extension_type)
-                && !caps.extensions.contains(e.extension_type)
-        }) {
+        if leaf
+            .extensions
+            .iter()
+            .any(|e| !DEFAULT_EXTENSION_TYPES.contains(&e.extension_type) && !caps.extensions.contains(e.extension_type))
+        {
             return Err(KeyPackageError::UnsupportedExtension);
         }
         if crate::crypto::hpke::HpkePublicKey::for_suite(suite, tbs.init_key).is_err()
@@ -283,10 +234,7 @@ impl<'a> KeyPackage<'a> {
         let sig = sign_with_label_parts(suite, key, b"KeyPackageTBS", &[w.written()])?;
         w.write_opaque(&sig)?;
         let n = w.len();
-        out.get(..n)
-            .ok_or(KeyPackageBuildError::Codec(CodecError::BufferTooSmall {
-                needed: n,
-            }))
+        out.get(..n).ok_or(KeyPackageBuildError::Codec(CodecError::BufferTooSmall { needed: n }))
     }
 }
 
@@ -363,11 +311,7 @@ pub struct KeyPackageParams<'a> {
 impl<'a> KeyPackageParams<'a> {
     /// A KeyPackage of `suite` for `credential`, valid for `lifetime`, with
     /// no extensions and only the default extension and proposal types.
-    pub fn new(
-        suite: CipherSuite,
-        credential: crate::credential::Credential<'a>,
-        lifetime: crate::leaf_node::Lifetime,
-    ) -> Self {
+    pub fn new(suite: CipherSuite, credential: crate::credential::Credential<'a>, lifetime: crate::leaf_node::Lifetime) -> Self {
         Self {
             suite,
             credential,
@@ -421,11 +365,7 @@ impl KeyPackage<'_> {
         rng: &mut impl rand_core::CryptoRng,
         out: &'o mut [u8],
     ) -> Result<(&'o [u8], KeyPackagePrivateKeys), KeyPackageBuildError> {
-        if [&init_key, &encryption_key]
-            .into_iter()
-            .flatten()
-            .any(|k| !k.is_held())
-        {
+        if [&init_key, &encryption_key].into_iter().flatten().any(|k| !k.is_held()) {
             return Err(KeyPackageBuildError::Crypto(CryptoError::InvalidKey));
         }
         Self::generate_inner(params, [init_key, encryption_key], signer, rng, out)
@@ -494,11 +434,7 @@ impl KeyPackage<'_> {
                 _ => KeyPackageBuildError::Crypto(CryptoError::InvalidKey),
             })?
             .len();
-        let leaf_node = LeafNode::decode_exact(
-            leaf_buf
-                .get(..leaf_len)
-                .ok_or(CodecError::BufferTooSmall { needed: leaf_len })?,
-        )?;
+        let leaf_node = LeafNode::decode_exact(leaf_buf.get(..leaf_len).ok_or(CodecError::BufferTooSmall { needed: leaf_len })?)?;
         let tbs = KeyPackageTbs {
             version: PROTOCOL_VERSION_MLS10,
             cipher_suite: suite.to_u16(),
@@ -507,13 +443,7 @@ impl KeyPackage<'_> {
             extensions: params.extensions,
         };
         let encoded = KeyPackage::sign_into(suite, &tbs, signer, out)?;
-        Ok((
-            encoded,
-            KeyPackagePrivateKeys {
-                init_key: init_sk,
-                encryption_key: enc_sk,
-            },
-        ))
+        Ok((encoded, KeyPackagePrivateKeys { init_key: init_sk, encryption_key: enc_sk }))
     }
 }
 
@@ -525,13 +455,8 @@ fn with_grease<'b>(
 ) -> Result<crate::extensions::U16List<'b>, CodecError> {
     let mut n = 0usize;
     let full = CodecError::CapacityExceeded(crate::capacity::Capacity::Container(buf.len() / 2));
-    for t in types
-        .iter()
-        .chain(core::iter::once(u16::from_be_bytes(grease)))
-    {
-        buf.get_mut(n..n + 2)
-            .ok_or(full)?
-            .copy_from_slice(&t.to_be_bytes());
+    for t in types.iter().chain(core::iter::once(u16::from_be_bytes(grease))) {
+        buf.get_mut(n..n + 2).ok_or(full)?.copy_from_slice(&t.to_be_bytes());
         n += 2;
     }
     crate::extensions::U16List::from_body(buf.get(..n).ok_or(full)?)

@@ -24,13 +24,7 @@ pub fn joiner_secret(
     group_context: &[u8],
 ) -> Result<Secret, CryptoError> {
     let prk = suite.kdf_extract(prev_init_secret.as_bytes(), &[commit_secret.as_bytes()]);
-    expand_with_label_secret(
-        suite,
-        prk.as_bytes(),
-        b"joiner",
-        group_context,
-        suite.hash_len(),
-    )
+    expand_with_label_secret(suite, prk.as_bytes(), b"joiner", group_context, suite.hash_len())
 }
 
 /// `KDF.Extract(joiner_secret, psk_secret)`, the secret behind both the
@@ -40,38 +34,15 @@ fn member_prk(suite: CipherSuite, joiner: &Secret, psk_secret: &Secret) -> Secre
 }
 
 /// `welcome_secret = DeriveSecret(KDF.Extract(joiner_secret, psk_secret), "welcome")`.
-pub fn welcome_secret(
-    suite: CipherSuite,
-    joiner: &Secret,
-    psk_secret: &Secret,
-) -> Result<Secret, CryptoError> {
-    derive_secret(
-        suite,
-        member_prk(suite, joiner, psk_secret).as_bytes(),
-        b"welcome",
-    )
+pub fn welcome_secret(suite: CipherSuite, joiner: &Secret, psk_secret: &Secret) -> Result<Secret, CryptoError> {
+    derive_secret(suite, member_prk(suite, joiner, psk_secret).as_bytes(), b"welcome")
 }
 
 /// The AEAD key and nonce that protect a Welcome's GroupInfo (§12.4.3.1):
 /// `ExpandWithLabel(welcome_secret, "key"/"nonce", "", Nk/Nn)`.
-pub fn welcome_key_nonce(
-    suite: CipherSuite,
-    welcome_secret: &Secret,
-) -> Result<(Secret, Secret), CryptoError> {
-    let key = expand_with_label_secret(
-        suite,
-        welcome_secret.as_bytes(),
-        b"key",
-        &[],
-        suite.aead_key_len(),
-    )?;
-    let nonce = expand_with_label_secret(
-        suite,
-        welcome_secret.as_bytes(),
-        b"nonce",
-        &[],
-        suite.aead_nonce_len(),
-    )?;
+pub fn welcome_key_nonce(suite: CipherSuite, welcome_secret: &Secret) -> Result<(Secret, Secret), CryptoError> {
+    let key = expand_with_label_secret(suite, welcome_secret.as_bytes(), b"key", &[], suite.aead_key_len())?;
+    let nonce = expand_with_label_secret(suite, welcome_secret.as_bytes(), b"nonce", &[], suite.aead_nonce_len())?;
     Ok((key, nonce))
 }
 
@@ -122,13 +93,7 @@ impl EpochSecrets {
         group_context: &[u8],
     ) -> Result<Self, CryptoError> {
         let prk = member_prk(suite, joiner, psk_secret);
-        let epoch = expand_with_label_secret(
-            suite,
-            prk.as_bytes(),
-            b"epoch",
-            group_context,
-            suite.hash_len(),
-        )?;
+        let epoch = expand_with_label_secret(suite, prk.as_bytes(), b"epoch", group_context, suite.hash_len())?;
         Self::from_epoch_secret(suite, &epoch)
     }
 
@@ -150,29 +115,14 @@ impl EpochSecrets {
 
     /// `MLS-Exporter(label, context, out.len())` (§8.5):
     /// `ExpandWithLabel(DeriveSecret(exporter_secret, label), "exported", Hash(context), length)`.
-    pub fn export(
-        &self,
-        suite: CipherSuite,
-        label: &[u8],
-        context: &[u8],
-        out: &mut [u8],
-    ) -> Result<(), CryptoError> {
+    pub fn export(&self, suite: CipherSuite, label: &[u8], context: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
         let secret = derive_secret(suite, self.exporter_secret.as_bytes(), label)?;
         let context_hash = suite.hash(&[context]);
-        expand_with_label(
-            suite,
-            secret.as_bytes(),
-            b"exported",
-            context_hash.as_bytes(),
-            out,
-        )
+        expand_with_label(suite, secret.as_bytes(), b"exported", context_hash.as_bytes(), out)
     }
 
     /// The external key pair `KEM.DeriveKeyPair(external_secret)` (§8.3).
-    pub fn external_key_pair(
-        &self,
-        suite: CipherSuite,
-    ) -> Result<(HpkePrivateKey, HpkePublicKey), CryptoError> {
+    pub fn external_key_pair(&self, suite: CipherSuite) -> Result<(HpkePrivateKey, HpkePublicKey), CryptoError> {
         derive_key_pair(suite, self.external_secret.as_bytes())
     }
 }

@@ -21,11 +21,7 @@ impl core::error::Error for KeyStoreFull {}
 /// Keeps the private keys of this client's KeyPackages.
 pub trait KeyPackageStore {
     /// Keeps `keys` under the KeyPackage `reference` (§5.2).
-    fn put(
-        &mut self,
-        reference: &HashValue,
-        keys: &KeyPackagePrivateKeys,
-    ) -> Result<(), KeyStoreFull>;
+    fn put(&mut self, reference: &HashValue, keys: &KeyPackagePrivateKeys) -> Result<(), KeyStoreFull>;
     /// The keys of the KeyPackage with `reference`, if kept.
     fn get(&self, reference: &HashValue) -> Option<KeyPackagePrivateKeys>;
     /// Deletes (and wipes) the keys of `reference`.
@@ -39,9 +35,7 @@ pub struct MemoryKeyPackageStore<const M: usize> {
 
 impl<const M: usize> MemoryKeyPackageStore<M> {
     /// An empty store, usable in `static` items.
-    pub const EMPTY: Self = Self {
-        entries: [const { None }; M],
-    };
+    pub const EMPTY: Self = Self { entries: [const { None }; M] };
 
     /// Number of kept KeyPackages.
     pub fn len(&self) -> usize {
@@ -61,11 +55,7 @@ impl<const M: usize> Default for MemoryKeyPackageStore<M> {
 }
 
 impl<const M: usize> KeyPackageStore for MemoryKeyPackageStore<M> {
-    fn put(
-        &mut self,
-        reference: &HashValue,
-        keys: &KeyPackagePrivateKeys,
-    ) -> Result<(), KeyStoreFull> {
+    fn put(&mut self, reference: &HashValue, keys: &KeyPackagePrivateKeys) -> Result<(), KeyStoreFull> {
         let slot = self
             .entries
             .iter_mut()
@@ -76,11 +66,7 @@ impl<const M: usize> KeyPackageStore for MemoryKeyPackageStore<M> {
     }
 
     fn get(&self, reference: &HashValue) -> Option<KeyPackagePrivateKeys> {
-        self.entries
-            .iter()
-            .flatten()
-            .find(|(r, _)| r == reference)
-            .map(|(_, k)| k.clone())
+        self.entries.iter().flatten().find(|(r, _)| r == reference).map(|(_, k)| k.clone())
     }
 
     fn remove(&mut self, reference: &HashValue) {

@@ -4,8 +4,8 @@
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
 use crate::credential::Credential;
-use crate::crypto::labeled::{VarintPrefix, sign_with_label_parts, with_sign_content};
-use crate::crypto::signature::SignaturePublicKey;
+use crate::crypto::labeled::{sign_with_label_parts, with_sign_content, VarintPrefix};
+use crate::crypto::signature::{SignaturePublicKey};
 use crate::crypto::signer::Signer;
 use crate::crypto::{CipherSuite, CryptoError};
 use crate::extensions::{Extensions, U16List};
@@ -34,10 +34,7 @@ pub struct Lifetime {
     /// Last second of validity.
     pub not_after: u64,
 }
-crate::tls_struct!(Lifetime {
-    not_before,
-    not_after
-});
+crate::tls_struct!(Lifetime { not_before, not_after });
 
 impl Lifetime {
     /// True if `now` lies within the lifetime.
@@ -87,9 +84,7 @@ impl<'a> Decode<'a> for LeafNodeSource<'a> {
         match r.read_u8()? {
             1 => Ok(Self::KeyPackage(Lifetime::decode(r)?)),
             2 => Ok(Self::Update),
-            3 => Ok(Self::Commit {
-                parent_hash: r.read_opaque()?,
-            }),
+            3 => Ok(Self::Commit { parent_hash: r.read_opaque()? }),
             _ => Err(CodecError::InvalidValue),
         }
     }
@@ -170,13 +165,8 @@ impl<'a> LeafNode<'a> {
 
     /// Verifies the signature over `LeafNodeTBS` (§7.2) with the leaf's own
     /// signature key; `context` is required for `update` and `commit` leaves.
-    pub fn verify_signature(
-        &self,
-        suite: CipherSuite,
-        context: Option<LeafNodeContext<'_>>,
-    ) -> Result<(), LeafNodeError> {
-        let key = SignaturePublicKey::from_slice(self.fields.signature_key)
-            .map_err(|_| LeafNodeError::InvalidKey)?;
+    pub fn verify_signature(&self, suite: CipherSuite, context: Option<LeafNodeContext<'_>>) -> Result<(), LeafNodeError> {
+        let key = SignaturePublicKey::from_slice(self.fields.signature_key).map_err(|_| LeafNodeError::InvalidKey)?;
         self.with_signed_content(context, |parts| key.verify(suite, parts, self.signature))?
             .map_err(|_| LeafNodeError::InvalidSignature)
     }
@@ -195,11 +185,7 @@ impl<'a> LeafNode<'a> {
             (true, Some(ctx)) => {
                 let gid_len = VarintPrefix::new(ctx.group_id.len())?;
                 let idx = ctx.leaf_index.to_be_bytes();
-                Ok(with_sign_content(
-                    b"LeafNodeTBS",
-                    &[self.tbs, gid_len.as_bytes(), ctx.group_id, &idx],
-                    f,
-                )?)
+                Ok(with_sign_content(b"LeafNodeTBS", &[self.tbs, gid_len.as_bytes(), ctx.group_id, &idx], f)?)
             }
             (true, None) => Err(LeafNodeError::MissingContext),
         }
@@ -218,46 +204,30 @@ impl<'a> LeafNode<'a> {
         let sig = {
             let tbs = w.written();
             match (&fields.source, context) {
-                (LeafNodeSource::KeyPackage(_), _) => {
-                    sign_with_label_parts(suite, key, b"LeafNodeTBS", &[tbs])?
-                }
+                (LeafNodeSource::KeyPackage(_), _) => sign_with_label_parts(suite, key, b"LeafNodeTBS", &[tbs])?,
                 (_, Some(ctx)) => {
                     let gid_len = VarintPrefix::new(ctx.group_id.len())?;
                     let idx = ctx.leaf_index.to_be_bytes();
-                    sign_with_label_parts(
-                        suite,
-                        key,
-                        b"LeafNodeTBS",
-                        &[tbs, gid_len.as_bytes(), ctx.group_id, &idx],
-                    )?
+                    sign_with_label_parts(suite, key, b"LeafNodeTBS", &[tbs, gid_len.as_bytes(), ctx.group_id, &idx])?
                 }
                 (_, None) => return Err(LeafNodeError::MissingContext),
             }
         };
         w.write_opaque(&sig)?;
         let n = w.len();
-        out.get(..n)
-            .ok_or(LeafNodeError::Codec(CodecError::BufferTooSmall {
-                needed: n,
-            }))
+        out.get(..n).ok_or(LeafNodeError::Codec(CodecError::BufferTooSmall { needed: n }))
     }
 
     /// Writes `fields` with an empty signature into `out`: a placeholder that
     /// holds a tree position until an UpdatePath replaces it (an external
     /// joiner's leaf, §12.4.3.2), so the signer (maybe a slow secure
     /// element) signs only the LeafNode that is sent.
-    pub(crate) fn unsigned_into<'o>(
-        fields: &LeafNodeFields<'_>,
-        out: &'o mut [u8],
-    ) -> Result<&'o [u8], LeafNodeError> {
+    pub(crate) fn unsigned_into<'o>(fields: &LeafNodeFields<'_>, out: &'o mut [u8]) -> Result<&'o [u8], LeafNodeError> {
         let mut w = Writer::new(out);
         fields.encode(&mut w)?;
         w.write_opaque(&[])?;
         let n = w.len();
-        out.get(..n)
-            .ok_or(LeafNodeError::Codec(CodecError::BufferTooSmall {
-                needed: n,
-            }))
+        out.get(..n).ok_or(LeafNodeError::Codec(CodecError::BufferTooSmall { needed: n }))
     }
 
     /// The encoding of the signed fields (LeafNodeTBS without its context).
@@ -284,12 +254,7 @@ impl<'a> Decode<'a> for LeafNode<'a> {
         let fields = LeafNodeFields::decode(r)?;
         let tbs = r.consumed_since(start);
         let signature = r.read_opaque()?;
-        Ok(Self {
-            fields,
-            signature,
-            tbs,
-            raw: r.consumed_since(start),
-        })
+        Ok(Self { fields, signature, tbs, raw: r.consumed_since(start) })
     }
 }
 
@@ -314,13 +279,9 @@ impl core::fmt::Display for LeafNodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Codec(e) => write!(f, "malformed LeafNode: {e}"),
-            Self::InvalidKey => {
-                f.write_str("LeafNode key of the wrong length for the cipher suite")
-            }
+            Self::InvalidKey => f.write_str("LeafNode key of the wrong length for the cipher suite"),
             Self::InvalidSignature => f.write_str("LeafNode signature does not verify"),
-            Self::MissingContext => {
-                f.write_str("update or commit LeafNode checked without its group context")
-            }
+            Self::MissingContext => f.write_str("update or commit LeafNode checked without its group context"),
             Self::Crypto(e) => write!(f, "crypto: {e}"),
         }
     }
@@ -342,9 +303,7 @@ impl LeafNodeError {
     /// caller's buffer.
     pub(crate) fn in_own_buffer(self) -> Self {
         match self {
-            Self::Codec(CodecError::BufferTooSmall { .. }) => {
-                Self::Codec(CodecError::CapacityExceeded(Capacity::LeafLen))
-            }
+            Self::Codec(CodecError::BufferTooSmall { .. }) => Self::Codec(CodecError::CapacityExceeded(Capacity::LeafLen)),
             other => other,
         }
     }

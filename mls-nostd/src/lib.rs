@@ -23,13 +23,7 @@
 // No panics on any input (docs/architecture.md, decision 7): enforced by clippy outside tests.
 #![cfg_attr(
     not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::unreachable
-    )
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::unreachable)
 )]
 
 pub mod capacity;
@@ -39,6 +33,8 @@ pub mod crypto;
 pub mod delivery;
 pub mod executor;
 pub mod extensions;
+pub mod leaf_node;
+pub mod messages;
 pub mod group;
 pub mod group_context;
 pub mod guide;
@@ -46,8 +42,6 @@ pub mod identity;
 pub mod key_package;
 pub mod key_schedule;
 pub mod key_store;
-pub mod leaf_node;
-pub mod messages;
 pub mod prelude;
 pub mod psk;
 pub mod ratchet_tree;

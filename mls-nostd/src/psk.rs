@@ -70,11 +70,7 @@ impl Encode for PreSharedKeyId<'_> {
                 w.write_u8(1)?;
                 w.write_opaque(psk_id)?;
             }
-            Psk::Resumption {
-                usage,
-                psk_group_id,
-                psk_epoch,
-            } => {
+            Psk::Resumption { usage, psk_group_id, psk_epoch } => {
                 w.write_u8(2)?;
                 w.write_u8(usage.to_u8())?;
                 w.write_opaque(psk_group_id)?;
@@ -88,26 +84,16 @@ impl Encode for PreSharedKeyId<'_> {
 impl<'a> Decode<'a> for PreSharedKeyId<'a> {
     fn decode(r: &mut Reader<'a>) -> Result<Self, CodecError> {
         let psk = match r.read_u8()? {
-            1 => Psk::External {
-                psk_id: r.read_opaque()?,
-            },
+            1 => Psk::External { psk_id: r.read_opaque()? },
             2 => {
-                let usage =
-                    ResumptionPskUsage::from_u8(r.read_u8()?).ok_or(CodecError::InvalidValue)?;
+                let usage = ResumptionPskUsage::from_u8(r.read_u8()?).ok_or(CodecError::InvalidValue)?;
                 let psk_group_id = r.read_opaque()?;
                 let psk_epoch = r.read_u64()?;
-                Psk::Resumption {
-                    usage,
-                    psk_group_id,
-                    psk_epoch,
-                }
+                Psk::Resumption { usage, psk_group_id, psk_epoch }
             }
             _ => return Err(CodecError::InvalidValue),
         };
-        Ok(Self {
-            psk,
-            psk_nonce: r.read_opaque()?,
-        })
+        Ok(Self { psk, psk_nonce: r.read_opaque()? })
     }
 }
 
@@ -119,10 +105,7 @@ impl<'a> Decode<'a> for PreSharedKeyId<'a> {
 /// psk_input_[i]     = ExpandWithLabel(psk_extracted_[i], "derived psk", PSKLabel, Nh)
 /// psk_secret_[i+1]  = KDF.Extract(psk_input_[i], psk_secret_[i]),  psk_secret_[0] = 0
 /// ```
-pub fn psk_secret(
-    suite: CipherSuite,
-    psks: &[(PreSharedKeyId<'_>, &[u8])],
-) -> Result<Secret, CryptoError> {
+pub fn psk_secret(suite: CipherSuite, psks: &[(PreSharedKeyId<'_>, &[u8])]) -> Result<Secret, CryptoError> {
     let nh = suite.hash_len();
     let zero = Secret::zero(nh)?;
     let count = u16::try_from(psks.len()).map_err(|_| CryptoError::InvalidLength)?;
@@ -137,28 +120,11 @@ pub fn psk_secret(
         match id.psk {
             Psk::External { psk_id } => {
                 let id_len = VarintPrefix::new(psk_id.len())?;
-                let parts: [&[u8]; 7] = [
-                    &[1],
-                    id_len.as_bytes(),
-                    psk_id,
-                    nonce_len.as_bytes(),
-                    id.psk_nonce,
-                    &index,
-                    &count,
-                ];
-                expand_with_label_parts(
-                    suite,
-                    extracted.as_bytes(),
-                    b"derived psk",
-                    &parts,
-                    input.as_mut_bytes(),
-                )?;
+                let parts: [&[u8]; 7] =
+                    [&[1], id_len.as_bytes(), psk_id, nonce_len.as_bytes(), id.psk_nonce, &index, &count];
+                expand_with_label_parts(suite, extracted.as_bytes(), b"derived psk", &parts, input.as_mut_bytes())?;
             }
-            Psk::Resumption {
-                usage,
-                psk_group_id,
-                psk_epoch,
-            } => {
+            Psk::Resumption { usage, psk_group_id, psk_epoch } => {
                 let gid_len = VarintPrefix::new(psk_group_id.len())?;
                 let epoch = psk_epoch.to_be_bytes();
                 let parts: [&[u8]; 9] = [
@@ -172,13 +138,7 @@ pub fn psk_secret(
                     &index,
                     &count,
                 ];
-                expand_with_label_parts(
-                    suite,
-                    extracted.as_bytes(),
-                    b"derived psk",
-                    &parts,
-                    input.as_mut_bytes(),
-                )?;
+                expand_with_label_parts(suite, extracted.as_bytes(), b"derived psk", &parts, input.as_mut_bytes())?;
             }
         }
         acc = suite.kdf_extract(input.as_bytes(), &[acc.as_bytes()]);
@@ -210,11 +170,7 @@ pub trait PskStore {
     fn psk(&self, psk: &Psk<'_>) -> Option<&[u8]> {
         match *psk {
             Psk::External { psk_id } => self.external_psk(psk_id),
-            Psk::Resumption {
-                psk_group_id,
-                psk_epoch,
-                ..
-            } => self.resumption_psk(psk_group_id, psk_epoch),
+            Psk::Resumption { psk_group_id, psk_epoch, .. } => self.resumption_psk(psk_group_id, psk_epoch),
         }
     }
 }

@@ -12,8 +12,8 @@
 //! The algorithms work over caller-owned slices ([`SecretTreeSlots`]);
 //! [`SecretTree`] is the const-generic container that owns them.
 
-use crate::capacity::Capacity;
 use crate::crypto::labeled::{derive_tree_secret, expand_with_label, expand_with_label_secret};
+use crate::capacity::Capacity;
 use crate::crypto::{AEAD_NONCE_LEN, CipherSuite, CryptoError, Secret};
 use crate::tree_math::{self, LeafIndex, NodeIndex};
 use core::num::NonZeroU8;
@@ -50,9 +50,7 @@ impl core::fmt::Display for SecretTreeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::InvalidLeaf => f.write_str("leaf outside the tree"),
-            Self::CapacityExceeded(c) => {
-                write!(f, "tree larger than the secret tree: {c} exceeded")
-            }
+            Self::CapacityExceeded(c) => write!(f, "tree larger than the secret tree: {c} exceeded"),
             Self::KeyConsumed => f.write_str("key already used or outside the window"),
             Self::TooFarAhead => f.write_str("generation too far ahead"),
             Self::GenerationExhausted => f.write_str("ratchet generations exhausted"),
@@ -109,9 +107,7 @@ pub struct SecretTreeConfig {
 
 impl Default for SecretTreeConfig {
     fn default() -> Self {
-        Self {
-            max_forward_distance: 1000,
-        }
+        Self { max_forward_distance: 1000 }
     }
 }
 
@@ -141,44 +137,16 @@ impl Ratchet {
 
     /// The key and nonce of the current generation (§9.1).
     fn key(&self, suite: CipherSuite) -> Result<RatchetKey, CryptoError> {
-        let key = derive_tree_secret(
-            suite,
-            self.secret.as_bytes(),
-            b"key",
-            self.generation,
-            suite.aead_key_len(),
-        )?;
-        let nonce_secret = derive_tree_secret(
-            suite,
-            self.secret.as_bytes(),
-            b"nonce",
-            self.generation,
-            AEAD_NONCE_LEN,
-        )?;
-        let nonce: [u8; AEAD_NONCE_LEN] = nonce_secret
-            .as_bytes()
-            .try_into()
-            .map_err(|_| CryptoError::InvalidLength)?;
-        Ok(RatchetKey {
-            generation: self.generation,
-            key,
-            nonce,
-        })
+        let key = derive_tree_secret(suite, self.secret.as_bytes(), b"key", self.generation, suite.aead_key_len())?;
+        let nonce_secret = derive_tree_secret(suite, self.secret.as_bytes(), b"nonce", self.generation, AEAD_NONCE_LEN)?;
+        let nonce: [u8; AEAD_NONCE_LEN] = nonce_secret.as_bytes().try_into().map_err(|_| CryptoError::InvalidLength)?;
+        Ok(RatchetKey { generation: self.generation, key, nonce })
     }
 
     /// Replaces the secret by the next generation's, deleting it.
     fn advance(&mut self, suite: CipherSuite) -> Result<(), SecretTreeError> {
-        let next = self
-            .generation
-            .checked_add(1)
-            .ok_or(SecretTreeError::GenerationExhausted)?;
-        self.secret = derive_tree_secret(
-            suite,
-            self.secret.as_bytes(),
-            b"secret",
-            self.generation,
-            suite.hash_len(),
-        )?;
+        let next = self.generation.checked_add(1).ok_or(SecretTreeError::GenerationExhausted)?;
+        self.secret = derive_tree_secret(suite, self.secret.as_bytes(), b"secret", self.generation, suite.hash_len())?;
         self.generation = next;
         Ok(())
     }
@@ -284,14 +252,7 @@ impl SecretTreeMeta {
         config: SecretTreeConfig,
         slots: &mut SecretTreeSlots<'_>,
     ) -> Result<Self, SecretTreeError> {
-        Self::init_after(
-            suite,
-            n_leaves,
-            encryption_secret,
-            config,
-            slots,
-            usize::MAX,
-        )
+        Self::init_after(suite, n_leaves, encryption_secret, config, slots, usize::MAX)
     }
 
     /// [`Self::init`] where only the first `used` leaves (and their
@@ -304,8 +265,7 @@ impl SecretTreeMeta {
         slots: &mut SecretTreeSlots<'_>,
         used: usize,
     ) -> Result<Self, SecretTreeError> {
-        let n = usize::try_from(n_leaves)
-            .map_err(|_| SecretTreeError::CapacityExceeded(Capacity::Leaves))?;
+        let n = usize::try_from(n_leaves).map_err(|_| SecretTreeError::CapacityExceeded(Capacity::Leaves))?;
         if n == 0 || !n_leaves.is_power_of_two() {
             return Err(SecretTreeError::InvalidLeaf);
         }
@@ -319,27 +279,14 @@ impl SecretTreeMeta {
         let parents = slots.parents.iter_mut().take(used);
         parents.filter(|p| p.is_some()).for_each(|p| *p = None);
         let leaves = slots.leaves.iter_mut().take(used);
-        leaves
-            .filter(|l| !matches!(l, LeafSecrets::Empty))
-            .for_each(|l| *l = LeafSecrets::Empty);
-        slots
-            .skipped
-            .iter_mut()
-            .filter(|s| s.is_some())
-            .for_each(|s| *s = None);
+        leaves.filter(|l| !matches!(l, LeafSecrets::Empty)).for_each(|l| *l = LeafSecrets::Empty);
+        slots.skipped.iter_mut().filter(|s| s.is_some()).for_each(|s| *s = None);
         slots.flags.fill(0);
         slots.skipped_dirty.fill(false);
         let root = tree_math::root(n_leaves).ok_or(SecretTreeError::InvalidLeaf)?;
         // A one-leaf tree's root is its leaf.
         store(slots, root, encryption_secret.clone())?;
-        Ok(Self {
-            suite,
-            n_leaves,
-            config,
-            next_seq: 0,
-            tag: tree_tag(encryption_secret),
-            bank_checked: false,
-        })
+        Ok(Self { suite, n_leaves, config, next_seq: 0, tag: tree_tag(encryption_secret), bank_checked: false })
     }
 
     /// Number of leaves.
@@ -459,12 +406,7 @@ impl SecretTreeMeta {
         });
         if let Some(i) = slot {
             if let Some(s) = pool.get_mut(i) {
-                *s = Some(SkippedKey {
-                    leaf: leaf.0,
-                    kind: kind.to_nonzero(),
-                    seq,
-                    key,
-                });
+                *s = Some(SkippedKey { leaf: leaf.0, kind: kind.to_nonzero(), seq, key });
             }
             if let Some(d) = dirty.get_mut(i) {
                 *d = true;
@@ -488,42 +430,21 @@ impl SecretTreeMeta {
             self.derive_leaf_secret(slots, leaf)?;
         }
         let suite = self.suite;
-        let entry = slots
-            .leaves
-            .get_mut(idx)
-            .ok_or(SecretTreeError::InvalidLeaf)?;
+        let entry = slots.leaves.get_mut(idx).ok_or(SecretTreeError::InvalidLeaf)?;
         if let LeafSecrets::Secret(secret) = entry {
             let handshake = Ratchet {
-                secret: expand_with_label_secret(
-                    suite,
-                    secret.as_bytes(),
-                    b"handshake",
-                    &[],
-                    suite.hash_len(),
-                )?,
+                secret: expand_with_label_secret(suite, secret.as_bytes(), b"handshake", &[], suite.hash_len())?,
                 generation: 0,
             };
             let application = Ratchet {
-                secret: expand_with_label_secret(
-                    suite,
-                    secret.as_bytes(),
-                    b"application",
-                    &[],
-                    suite.hash_len(),
-                )?,
+                secret: expand_with_label_secret(suite, secret.as_bytes(), b"application", &[], suite.hash_len())?,
                 generation: 0,
             };
-            *entry = LeafSecrets::Ratchets {
-                handshake,
-                application,
-            };
+            *entry = LeafSecrets::Ratchets { handshake, application };
             mark(slots.flags, idx, LEAF_DIRTY);
         }
         match entry {
-            LeafSecrets::Ratchets {
-                handshake,
-                application,
-            } => Ok(match kind {
+            LeafSecrets::Ratchets { handshake, application } => Ok(match kind {
                 RatchetKind::Handshake => handshake,
                 RatchetKind::Application => application,
             }),
@@ -533,11 +454,7 @@ impl SecretTreeMeta {
 
     /// Walks from the root to `leaf`, splitting each stored secret on the way
     /// into its children's (§9: "left"/"right") and deleting it.
-    fn derive_leaf_secret(
-        &self,
-        slots: &mut SecretTreeSlots<'_>,
-        leaf: LeafIndex,
-    ) -> Result<(), SecretTreeError> {
+    fn derive_leaf_secret(&self, slots: &mut SecretTreeSlots<'_>, leaf: LeafIndex) -> Result<(), SecretTreeError> {
         let target = leaf.node().ok_or(SecretTreeError::InvalidLeaf)?;
         let mut cur = tree_math::root(self.n_leaves).ok_or(SecretTreeError::InvalidLeaf)?;
         while cur != target {
@@ -562,29 +479,12 @@ fn split_secret(suite: CipherSuite, secret: &Secret) -> Result<(Secret, Secret),
     let nh = suite.hash_len();
     let mut ls = Secret::zero(nh)?;
     let mut rs = Secret::zero(nh)?;
-    expand_with_label(
-        suite,
-        secret.as_bytes(),
-        b"tree",
-        b"left",
-        ls.as_mut_bytes(),
-    )?;
-    expand_with_label(
-        suite,
-        secret.as_bytes(),
-        b"tree",
-        b"right",
-        rs.as_mut_bytes(),
-    )?;
+    expand_with_label(suite, secret.as_bytes(), b"tree", b"left", ls.as_mut_bytes())?;
+    expand_with_label(suite, secret.as_bytes(), b"tree", b"right", rs.as_mut_bytes())?;
     Ok((ls, rs))
 }
 
-fn find_skipped(
-    pool: &[Option<SkippedKey>],
-    leaf: LeafIndex,
-    kind: RatchetKind,
-    generation: u32,
-) -> Option<&SkippedKey> {
+fn find_skipped(pool: &[Option<SkippedKey>], leaf: LeafIndex, kind: RatchetKind, generation: u32) -> Option<&SkippedKey> {
     pool.iter()
         .flatten()
         .find(|k| k.leaf == leaf.0 && k.kind == kind.to_nonzero() && k.key.generation == generation)
@@ -603,30 +503,16 @@ fn parent_slot(node: NodeIndex) -> Result<usize, SecretTreeError> {
 }
 
 /// The parent-node slot of `node` (an odd index).
-fn node_slot<'t>(
-    slots: &'t mut SecretTreeSlots<'_>,
-    node: NodeIndex,
-) -> Result<&'t mut Option<Secret>, SecretTreeError> {
+fn node_slot<'t>(slots: &'t mut SecretTreeSlots<'_>, node: NodeIndex) -> Result<&'t mut Option<Secret>, SecretTreeError> {
     let i = parent_slot(node)?;
-    slots
-        .parents
-        .get_mut(i)
-        .ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))
+    slots.parents.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))
 }
 
-pub(crate) fn store(
-    slots: &mut SecretTreeSlots<'_>,
-    node: NodeIndex,
-    secret: Secret,
-) -> Result<(), SecretTreeError> {
+pub(crate) fn store(slots: &mut SecretTreeSlots<'_>, node: NodeIndex, secret: Secret) -> Result<(), SecretTreeError> {
     match node.leaf() {
         Some(leaf) => {
             let i = leaf_slot(leaf)?;
-            *slots
-                .leaves
-                .get_mut(i)
-                .ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))? =
-                LeafSecrets::Secret(secret);
+            *slots.leaves.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))? = LeafSecrets::Secret(secret);
             mark(slots.flags, i, LEAF_DIRTY);
         }
         None => {
@@ -668,9 +554,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         meta: SecretTreeMeta {
             suite: CipherSuite::PLACEHOLDER,
             n_leaves: 0,
-            config: SecretTreeConfig {
-                max_forward_distance: 0,
-            },
+            config: SecretTreeConfig { max_forward_distance: 0 },
             next_seq: 0,
             tag: [0; 8],
             bank_checked: false,
@@ -698,8 +582,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     /// Fails as [`Self::reset`] to `n_leaves` leaves would (its only
     /// failures), without touching anything.
     pub fn check_size(n_leaves: u32) -> Result<(), SecretTreeError> {
-        let n = usize::try_from(n_leaves)
-            .map_err(|_| SecretTreeError::CapacityExceeded(Capacity::Leaves))?;
+        let n = usize::try_from(n_leaves).map_err(|_| SecretTreeError::CapacityExceeded(Capacity::Leaves))?;
         if n == 0 || !n_leaves.is_power_of_two() {
             return Err(SecretTreeError::InvalidLeaf);
         }
@@ -722,14 +605,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         // set the size, and both wipe what lay within the old one).
         let used = usize::try_from(self.meta.n_leaves).unwrap_or(usize::MAX);
         let (meta, mut slots) = self.split();
-        *meta = SecretTreeMeta::init_after(
-            suite,
-            n_leaves,
-            encryption_secret,
-            config,
-            &mut slots,
-            used,
-        )?;
+        *meta = SecretTreeMeta::init_after(suite, n_leaves, encryption_secret, config, &mut slots, used)?;
         Ok(())
     }
 
@@ -747,11 +623,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     }
 
     /// See [`SecretTreeMeta::next_sending_key`].
-    pub fn next_sending_key(
-        &mut self,
-        leaf: LeafIndex,
-        kind: RatchetKind,
-    ) -> Result<RatchetKey, SecretTreeError> {
+    pub fn next_sending_key(&mut self, leaf: LeafIndex, kind: RatchetKind) -> Result<RatchetKey, SecretTreeError> {
         let (meta, mut slots) = self.split();
         meta.next_sending_key(&mut slots, leaf, kind)
     }
@@ -780,25 +652,16 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
 
     fn holds_below(&self, node: NodeIndex) -> bool {
         match node.leaf() {
-            Some(l) => !matches!(
-                self.leaves.get(l.0 as usize),
-                None | Some(LeafSecrets::Empty)
-            ),
+            Some(l) => !matches!(self.leaves.get(l.0 as usize), None | Some(LeafSecrets::Empty)),
             None => {
-                self.parents
-                    .get((node.0 >> 1) as usize)
-                    .is_some_and(Option::is_some)
+                self.parents.get((node.0 >> 1) as usize).is_some_and(Option::is_some)
                     || tree_math::left(node).is_some_and(|c| self.holds_below(c))
                     || tree_math::right(node).is_some_and(|c| self.holds_below(c))
             }
         }
     }
 
-    fn settle_below(
-        &mut self,
-        node: NodeIndex,
-        derived: Option<Secret>,
-    ) -> Result<(), SecretTreeError> {
+    fn settle_below(&mut self, node: NodeIndex, derived: Option<Secret>) -> Result<(), SecretTreeError> {
         if let Some(leaf) = node.leaf() {
             let i = leaf_slot(leaf)?;
             if let (Some(entry @ LeafSecrets::Empty), Some(s)) = (self.leaves.get_mut(i), derived) {
@@ -813,10 +676,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         };
         let i = parent_slot(node)?;
         let below = self.holds_below(l) || self.holds_below(r);
-        let own = self
-            .parents
-            .get_mut(i)
-            .ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))?;
+        let own = self.parents.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))?;
         if !below {
             if own.is_none() && derived.is_some() {
                 *own = derived;
@@ -846,12 +706,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     }
 
     /// See [`SecretTreeMeta::consume`].
-    pub fn consume(
-        &mut self,
-        leaf: LeafIndex,
-        kind: RatchetKind,
-        generation: u32,
-    ) -> Result<(), SecretTreeError> {
+    pub fn consume(&mut self, leaf: LeafIndex, kind: RatchetKind, generation: u32) -> Result<(), SecretTreeError> {
         let (meta, mut slots) = self.split();
         meta.consume(&mut slots, leaf, kind, generation)
     }
@@ -866,21 +721,9 @@ pub fn sender_data_key_nonce(
     ciphertext: &[u8],
 ) -> Result<(Secret, [u8; AEAD_NONCE_LEN]), CryptoError> {
     let sample = ciphertext.get(..suite.hash_len()).unwrap_or(ciphertext);
-    let key = expand_with_label_secret(
-        suite,
-        sender_data_secret.as_bytes(),
-        b"key",
-        sample,
-        suite.aead_key_len(),
-    )?;
+    let key = expand_with_label_secret(suite, sender_data_secret.as_bytes(), b"key", sample, suite.aead_key_len())?;
     let mut nonce = [0u8; AEAD_NONCE_LEN];
-    expand_with_label(
-        suite,
-        sender_data_secret.as_bytes(),
-        b"nonce",
-        sample,
-        &mut nonce,
-    )?;
+    expand_with_label(suite, sender_data_secret.as_bytes(), b"nonce", sample, &mut nonce)?;
     Ok((key, nonce))
 }
 
@@ -894,35 +737,20 @@ mod tests {
 
     fn tree(max_forward: u32) -> SecretTree<4, 3> {
         let root = Secret::from_slice(&[5; 32]).unwrap();
-        SecretTree::new(
-            SUITE,
-            4,
-            &root,
-            SecretTreeConfig {
-                max_forward_distance: max_forward,
-            },
-        )
-        .unwrap()
+        SecretTree::new(SUITE, 4, &root, SecretTreeConfig { max_forward_distance: max_forward }).unwrap()
     }
 
     #[test]
     fn sender_and_receiver_agree_out_of_order() {
         let mut tx = tree(10);
         let mut rx = tree(10);
-        let keys: Vec<RatchetKey> = (0..5)
-            .map(|_| {
-                tx.next_sending_key(LeafIndex(2), RatchetKind::Application)
-                    .unwrap()
-            })
-            .collect();
+        let keys: Vec<RatchetKey> =
+            (0..5).map(|_| tx.next_sending_key(LeafIndex(2), RatchetKind::Application).unwrap()).collect();
         // Receive 3 first: 0, 1, 2 are kept as skipped keys.
         for g in [3u32, 0, 2, 4, 1] {
-            let k = rx
-                .receiving_key(LeafIndex(2), RatchetKind::Application, g)
-                .unwrap();
+            let k = rx.receiving_key(LeafIndex(2), RatchetKind::Application, g).unwrap();
             assert_eq!(k, keys[g as usize]);
-            rx.consume(LeafIndex(2), RatchetKind::Application, g)
-                .unwrap();
+            rx.consume(LeafIndex(2), RatchetKind::Application, g).unwrap();
             assert_eq!(
                 rx.receiving_key(LeafIndex(2), RatchetKind::Application, g),
                 Err(SecretTreeError::KeyConsumed),
@@ -930,53 +758,30 @@ mod tests {
             );
         }
         // Handshake ratchet of the same leaf is independent.
-        assert_ne!(
-            rx.receiving_key(LeafIndex(2), RatchetKind::Handshake, 0)
-                .unwrap(),
-            keys[0]
-        );
+        assert_ne!(rx.receiving_key(LeafIndex(2), RatchetKind::Handshake, 0).unwrap(), keys[0]);
     }
 
     #[test]
     fn looking_up_a_key_does_not_consume_it() {
         let mut rx = tree(10);
-        let a = rx
-            .receiving_key(LeafIndex(1), RatchetKind::Handshake, 5)
-            .unwrap();
-        let b = rx
-            .receiving_key(LeafIndex(1), RatchetKind::Handshake, 5)
-            .unwrap();
+        let a = rx.receiving_key(LeafIndex(1), RatchetKind::Handshake, 5).unwrap();
+        let b = rx.receiving_key(LeafIndex(1), RatchetKind::Handshake, 5).unwrap();
         assert_eq!(a, b);
         // Nothing was ratcheted: generation 0 is still available.
-        rx.receiving_key(LeafIndex(1), RatchetKind::Handshake, 0)
-            .unwrap();
+        rx.receiving_key(LeafIndex(1), RatchetKind::Handshake, 0).unwrap();
     }
 
     #[test]
     fn bounds() {
         let mut rx = tree(4);
-        assert_eq!(
-            rx.receiving_key(LeafIndex(0), RatchetKind::Application, 5),
-            Err(SecretTreeError::TooFarAhead)
-        );
-        assert_eq!(
-            rx.consume(LeafIndex(0), RatchetKind::Application, 5),
-            Err(SecretTreeError::TooFarAhead)
-        );
-        assert_eq!(
-            rx.receiving_key(LeafIndex(4), RatchetKind::Application, 0),
-            Err(SecretTreeError::InvalidLeaf)
-        );
+        assert_eq!(rx.receiving_key(LeafIndex(0), RatchetKind::Application, 5), Err(SecretTreeError::TooFarAhead));
+        assert_eq!(rx.consume(LeafIndex(0), RatchetKind::Application, 5), Err(SecretTreeError::TooFarAhead));
+        assert_eq!(rx.receiving_key(LeafIndex(4), RatchetKind::Application, 0), Err(SecretTreeError::InvalidLeaf));
         // Jumping to 4 keeps 0..=3, but the pool holds 3: the oldest (0) is evicted.
-        rx.consume(LeafIndex(0), RatchetKind::Application, 4)
-            .unwrap();
-        assert_eq!(
-            rx.receiving_key(LeafIndex(0), RatchetKind::Application, 0),
-            Err(SecretTreeError::KeyConsumed)
-        );
+        rx.consume(LeafIndex(0), RatchetKind::Application, 4).unwrap();
+        assert_eq!(rx.receiving_key(LeafIndex(0), RatchetKind::Application, 0), Err(SecretTreeError::KeyConsumed));
         for g in 1..4 {
-            rx.receiving_key(LeafIndex(0), RatchetKind::Application, g)
-                .unwrap();
+            rx.receiving_key(LeafIndex(0), RatchetKind::Application, g).unwrap();
         }
         let root = Secret::from_slice(&[5; 32]).unwrap();
         assert!(matches!(
@@ -996,75 +801,45 @@ mod tests {
     /// used to skip ahead, keeping keys, and only then fail).
     #[test]
     fn generation_exhaustion() {
-        let near = |g: u32| Ratchet {
-            secret: Secret::from_slice(&[7; 32]).unwrap(),
-            generation: g,
-        };
+        let near = |g: u32| Ratchet { secret: Secret::from_slice(&[7; 32]).unwrap(), generation: g };
         let mut tx = tree(10);
         let mut rx = tree(10);
         for t in [&mut tx, &mut rx] {
-            t.leaves[1] = LeafSecrets::Ratchets {
-                handshake: near(u32::MAX - 3),
-                application: near(u32::MAX - 3),
-            };
+            t.leaves[1] = LeafSecrets::Ratchets { handshake: near(u32::MAX - 3), application: near(u32::MAX - 3) };
         }
         let kind = RatchetKind::Application;
         let generation = |t: &SecretTree<4, 3>| match &t.leaves[1] {
             LeafSecrets::Ratchets { application, .. } => application.generation(),
             _ => panic!("no ratchets"),
         };
-        let sent: Vec<RatchetKey> = (0..2)
-            .map(|_| tx.next_sending_key(LeafIndex(1), kind).unwrap())
-            .collect();
+        let sent: Vec<RatchetKey> = (0..2).map(|_| tx.next_sending_key(LeafIndex(1), kind).unwrap()).collect();
         assert_eq!(sent[1].generation, u32::MAX - 2);
         let last = tx.next_sending_key(LeafIndex(1), kind).unwrap();
         assert_eq!(last.generation, u32::MAX - 1);
         for _ in 0..3 {
-            assert_eq!(
-                tx.next_sending_key(LeafIndex(1), kind),
-                Err(SecretTreeError::GenerationExhausted)
-            );
+            assert_eq!(tx.next_sending_key(LeafIndex(1), kind), Err(SecretTreeError::GenerationExhausted));
             assert_eq!(generation(&tx), u32::MAX);
         }
         // The receiver: the last generation is refused, nothing moves.
-        assert_eq!(
-            rx.receiving_key(LeafIndex(1), kind, u32::MAX),
-            Err(SecretTreeError::GenerationExhausted)
-        );
-        assert_eq!(
-            rx.consume(LeafIndex(1), kind, u32::MAX),
-            Err(SecretTreeError::GenerationExhausted)
-        );
+        assert_eq!(rx.receiving_key(LeafIndex(1), kind, u32::MAX), Err(SecretTreeError::GenerationExhausted));
+        assert_eq!(rx.consume(LeafIndex(1), kind, u32::MAX), Err(SecretTreeError::GenerationExhausted));
         assert_eq!(generation(&rx), u32::MAX - 3);
-        assert!(
-            rx.skipped.iter().all(Option::is_none),
-            "no key kept by a refused generation"
-        );
+        assert!(rx.skipped.iter().all(Option::is_none), "no key kept by a refused generation");
         // Everything the sender could send is received.
-        assert_eq!(
-            rx.receiving_key(LeafIndex(1), kind, u32::MAX - 1).unwrap(),
-            last
-        );
+        assert_eq!(rx.receiving_key(LeafIndex(1), kind, u32::MAX - 1).unwrap(), last);
         rx.consume(LeafIndex(1), kind, u32::MAX - 1).unwrap();
         assert_eq!(generation(&rx), u32::MAX);
         for k in &sent {
-            assert_eq!(
-                &rx.receiving_key(LeafIndex(1), kind, k.generation).unwrap(),
-                k
-            );
+            assert_eq!(&rx.receiving_key(LeafIndex(1), kind, k.generation).unwrap(), k);
             rx.consume(LeafIndex(1), kind, k.generation).unwrap();
         }
-        assert_eq!(
-            rx.receiving_key(LeafIndex(1), kind, u32::MAX),
-            Err(SecretTreeError::GenerationExhausted)
-        );
+        assert_eq!(rx.receiving_key(LeafIndex(1), kind, u32::MAX), Err(SecretTreeError::GenerationExhausted));
     }
 
     #[test]
     fn one_leaf_tree() {
         let root = Secret::from_slice(&[5; 32]).unwrap();
         let mut t = SecretTree::<1, 1>::new(SUITE, 1, &root, SecretTreeConfig::default()).unwrap();
-        t.next_sending_key(LeafIndex(0), RatchetKind::Application)
-            .unwrap();
+        t.next_sending_key(LeafIndex(0), RatchetKind::Application).unwrap();
     }
 }

@@ -12,11 +12,7 @@ use crate::crypto::{CipherSuite, CryptoError, HashValue, Secret};
 
 /// The confirmed transcript hash after a Commit whose encoded
 /// `ConfirmedTranscriptHashInput` is given in pieces.
-pub fn confirmed_transcript_hash(
-    suite: CipherSuite,
-    interim_before: &[u8],
-    input_parts: &[&[u8]],
-) -> HashValue {
+pub fn confirmed_transcript_hash(suite: CipherSuite, interim_before: &[u8], input_parts: &[&[u8]]) -> HashValue {
     let mut h = suite.hasher();
     h.update(interim_before);
     for p in input_parts {
@@ -36,20 +32,11 @@ pub fn interim_transcript_hash(
 }
 
 /// `confirmation_tag = MAC(confirmation_key, confirmed_transcript_hash)` (§6.1).
-pub fn confirmation_tag(
-    suite: CipherSuite,
-    confirmation_key: &Secret,
-    confirmed: &[u8],
-) -> HashValue {
+pub fn confirmation_tag(suite: CipherSuite, confirmation_key: &Secret, confirmed: &[u8]) -> HashValue {
     suite.mac(confirmation_key.as_bytes(), &[confirmed])
 }
 
 /// Checks a received confirmation tag, in constant time.
-pub fn verify_confirmation_tag(
-    suite: CipherSuite,
-    confirmation_key: &Secret,
-    confirmed: &[u8],
-    tag: &[u8],
-) -> bool {
+pub fn verify_confirmation_tag(suite: CipherSuite, confirmation_key: &Secret, confirmed: &[u8], tag: &[u8]) -> bool {
     suite.verify_mac(confirmation_key.as_bytes(), &[confirmed], tag)
 }

@@ -33,11 +33,7 @@ impl NodeIndex {
 
     /// The leaf index of a leaf node.
     pub const fn leaf(self) -> Option<LeafIndex> {
-        if self.is_leaf() {
-            Some(LeafIndex(self.0 >> 1))
-        } else {
-            None
-        }
+        if self.is_leaf() { Some(LeafIndex(self.0 >> 1)) } else { None }
     }
 }
 
@@ -73,30 +69,20 @@ pub const fn root(n_leaves: u32) -> Option<NodeIndex> {
 /// The left child of an intermediate node.
 pub const fn left(x: NodeIndex) -> Option<NodeIndex> {
     let k = level(x);
-    if k == 0 {
-        None
-    } else {
-        Some(NodeIndex(x.0 ^ (1 << (k - 1))))
-    }
+    if k == 0 { None } else { Some(NodeIndex(x.0 ^ (1 << (k - 1)))) }
 }
 
 /// The right child of an intermediate node.
 pub const fn right(x: NodeIndex) -> Option<NodeIndex> {
     let k = level(x);
-    if k == 0 {
-        None
-    } else {
-        Some(NodeIndex(x.0 ^ (3 << (k - 1))))
-    }
+    if k == 0 { None } else { Some(NodeIndex(x.0 ^ (3 << (k - 1)))) }
 }
 
 /// The parent of `x` in a tree with `n_leaves` leaves (`None` for the root or
 /// a node outside the tree).
 pub const fn parent(x: NodeIndex, n_leaves: u32) -> Option<NodeIndex> {
     let Some(r) = root(n_leaves) else { return None };
-    let Some(w) = node_width(n_leaves) else {
-        return None;
-    };
+    let Some(w) = node_width(n_leaves) else { return None };
     if x.0 == r.0 || x.0 >= w {
         return None;
     }
@@ -111,9 +97,7 @@ pub const fn parent(x: NodeIndex, n_leaves: u32) -> Option<NodeIndex> {
 
 /// The other child of `x`'s parent.
 pub const fn sibling(x: NodeIndex, n_leaves: u32) -> Option<NodeIndex> {
-    let Some(p) = parent(x, n_leaves) else {
-        return None;
-    };
+    let Some(p) = parent(x, n_leaves) else { return None };
     if x.0 < p.0 { right(p) } else { left(p) }
 }
 

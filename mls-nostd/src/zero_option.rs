@@ -25,10 +25,7 @@ pub(crate) struct ZeroOption<T: Zeroed> {
 
 impl<T: Zeroed> ZeroOption<T> {
     /// No value.
-    pub(crate) const NONE: Self = Self {
-        some: false,
-        value: T::EMPTY,
-    };
+    pub(crate) const NONE: Self = Self { some: false, value: T::EMPTY };
 
     pub(crate) fn is_some(&self) -> bool {
         self.some
@@ -43,11 +40,7 @@ impl<T: Zeroed> ZeroOption<T> {
     }
 
     pub(crate) fn as_mut(&mut self) -> Option<&mut T> {
-        if self.some {
-            Some(&mut self.value)
-        } else {
-            None
-        }
+        if self.some { Some(&mut self.value) } else { None }
     }
 
     /// A present `T::EMPTY`, to be filled in place (a large `T` is never

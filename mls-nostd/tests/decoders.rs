@@ -14,19 +14,13 @@ fn encode<T: Encode>(v: &T) -> Vec<u8> {
 }
 
 /// Every strict prefix of a valid encoding fails, and one byte more is trailing.
-fn check_prefixes_and_trailing<'a, T: Decode<'a> + core::fmt::Debug>(
-    valid: &'a [u8],
-    with_extra: &'a [u8],
-) {
+fn check_prefixes_and_trailing<'a, T: Decode<'a> + core::fmt::Debug>(valid: &'a [u8], with_extra: &'a [u8]) {
     T::decode_exact(valid).expect("valid encoding decodes");
     for n in 0..valid.len() {
         let r = T::decode_exact(&valid[..n]);
         assert!(r.is_err(), "prefix of {n} bytes decoded: {r:?}");
     }
-    assert_eq!(
-        T::decode_exact(with_extra).unwrap_err(),
-        CodecError::TrailingBytes
-    );
+    assert_eq!(T::decode_exact(with_extra).unwrap_err(), CodecError::TrailingBytes);
 }
 
 fn gc_fixture() -> Vec<u8> {
@@ -50,25 +44,16 @@ fn group_context_bad_input() {
 
     let mut bad_version = valid.clone();
     bad_version[1] = 2;
-    assert_eq!(
-        GroupContext::decode_exact(&bad_version),
-        Err(CodecError::InvalidValue)
-    );
+    assert_eq!(GroupContext::decode_exact(&bad_version), Err(CodecError::InvalidValue));
     let mut bad_suite = valid.clone();
     bad_suite[3] = 0x77;
-    assert_eq!(
-        GroupContext::decode_exact(&bad_suite),
-        Err(CodecError::InvalidValue)
-    );
+    assert_eq!(GroupContext::decode_exact(&bad_suite), Err(CodecError::InvalidValue));
 
     // group_id length 5 written in two bytes (0x40 0x05) is not minimal.
     let mut non_minimal = valid[..4].to_vec();
     non_minimal.extend_from_slice(&[0x40, 0x05]);
     non_minimal.extend_from_slice(&valid[5..]);
-    assert_eq!(
-        GroupContext::decode_exact(&non_minimal),
-        Err(CodecError::NonMinimalVarint)
-    );
+    assert_eq!(GroupContext::decode_exact(&non_minimal), Err(CodecError::NonMinimalVarint));
 
     // An extension list whose last extension is cut inside its data.
     let ext_bad = [0x00, 0x0a, 0x03, 0xbe, 0xef];
@@ -81,16 +66,9 @@ fn group_context_bad_input() {
 #[test]
 fn pre_shared_key_id_bad_input() {
     for id in [
+        PreSharedKeyId { psk: Psk::External { psk_id: b"id" }, psk_nonce: &[9; 32] },
         PreSharedKeyId {
-            psk: Psk::External { psk_id: b"id" },
-            psk_nonce: &[9; 32],
-        },
-        PreSharedKeyId {
-            psk: Psk::Resumption {
-                usage: ResumptionPskUsage::Branch,
-                psk_group_id: b"g",
-                psk_epoch: 3,
-            },
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Branch, psk_group_id: b"g", psk_epoch: 3 },
             psk_nonce: &[9; 32],
         },
     ] {
@@ -101,58 +79,33 @@ fn pre_shared_key_id_bad_input() {
         assert_eq!(PreSharedKeyId::decode_exact(&valid).unwrap(), id);
         let mut bad_type = valid.clone();
         bad_type[0] = 3;
-        assert_eq!(
-            PreSharedKeyId::decode_exact(&bad_type),
-            Err(CodecError::InvalidValue)
-        );
+        assert_eq!(PreSharedKeyId::decode_exact(&bad_type), Err(CodecError::InvalidValue));
     }
     let mut bad_usage = encode(&PreSharedKeyId {
-        psk: Psk::Resumption {
-            usage: ResumptionPskUsage::Reinit,
-            psk_group_id: b"g",
-            psk_epoch: 3,
-        },
+        psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"g", psk_epoch: 3 },
         psk_nonce: &[],
     });
     bad_usage[1] = 0;
-    assert_eq!(
-        PreSharedKeyId::decode_exact(&bad_usage),
-        Err(CodecError::InvalidValue)
-    );
+    assert_eq!(PreSharedKeyId::decode_exact(&bad_usage), Err(CodecError::InvalidValue));
 }
 
 #[test]
 fn containers_bad_input() {
     // opaque<V>: declared 4 bytes, 3 present.
-    assert_eq!(
-        VarBytes::decode_exact(&[4, 1, 2, 3]),
-        Err(CodecError::Truncated)
-    );
+    assert_eq!(VarBytes::decode_exact(&[4, 1, 2, 3]), Err(CodecError::Truncated));
     // Capacity: 3 bytes into a 2-byte container, 3 elements into a 2-element vector.
     let full = CodecError::CapacityExceeded(mls_nostd::Capacity::Container(2));
     assert_eq!(OwnedBytes::<2>::decode_exact(&[3, 1, 2, 3]), Err(full));
     assert_eq!(VarVec::<u8, 2>::decode_exact(&[3, 1, 2, 3]), Err(full));
     // A vector whose body ends inside an element.
-    assert_eq!(
-        VarVec::<u32, 4>::decode_exact(&[6, 0, 0, 0, 1, 0, 0]),
-        Err(CodecError::Truncated)
-    );
+    assert_eq!(VarVec::<u32, 4>::decode_exact(&[6, 0, 0, 0, 1, 0, 0]), Err(CodecError::Truncated));
     // A length prefix far larger than the input (would overflow a 32-bit usize
     // if added carelessly).
-    assert_eq!(
-        VarBytes::decode_exact(&[0xbf, 0xff, 0xff, 0xff, 0]),
-        Err(CodecError::Truncated)
-    );
+    assert_eq!(VarBytes::decode_exact(&[0xbf, 0xff, 0xff, 0xff, 0]), Err(CodecError::Truncated));
     // Reserved varint prefix.
-    assert_eq!(
-        VarBytes::decode_exact(&[0xc0, 0, 0, 0, 0, 0, 0, 1, 0]),
-        Err(CodecError::InvalidVarintPrefix)
-    );
+    assert_eq!(VarBytes::decode_exact(&[0xc0, 0, 0, 0, 0, 0, 0, 1, 0]), Err(CodecError::InvalidVarintPrefix));
     // optional<T> flag other than 0/1.
-    assert_eq!(
-        Option::<u16>::decode_exact(&[2, 0, 0]),
-        Err(CodecError::InvalidValue)
-    );
+    assert_eq!(Option::<u16>::decode_exact(&[2, 0, 0]), Err(CodecError::InvalidValue));
     // Fixed-width integers.
     assert_eq!(u64::decode_exact(&[0; 7]), Err(CodecError::Truncated));
     assert_eq!(u16::decode_exact(&[0; 3]), Err(CodecError::TrailingBytes));

@@ -3,21 +3,13 @@
 //! DHKEM the crate has (X25519, P-256, P-384, P-521; X448 it lacks: the
 //! official MLS vectors of suites 4 and 6 and `x448_*` below cover it), plus
 //! the RFC 9180 Appendix A vectors of the P-256 and P-521 suites.
-#![cfg(all(
-    feature = "suite-1",
-    feature = "suite-2",
-    feature = "suite-3",
-    feature = "suite-5",
-    feature = "suite-7"
-))]
+#![cfg(all(feature = "suite-1", feature = "suite-2", feature = "suite-3", feature = "suite-5", feature = "suite-7"))]
 use hpke::aead::{Aead, AesGcm128, AesGcm256, ChaCha20Poly1305};
 use hpke::inout::InOutBuf;
 use hpke::kdf::{HkdfSha256, HkdfSha384, HkdfSha512, Kdf};
 use hpke::kem::{DhP256HkdfSha256, DhP384HkdfSha384, DhP521HkdfSha512, X25519HkdfSha256};
 use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
-use mls_nostd::crypto::hpke::{
-    HpkePrivateKey, HpkePublicKey, derive_key_pair, info_hash, open_base, seal_base,
-};
+use mls_nostd::crypto::hpke::{derive_key_pair, info_hash, open_base, seal_base, HpkePrivateKey, HpkePublicKey};
 use mls_nostd::crypto::{CipherSuite, CryptoError};
 
 type TheirKem = X25519HkdfSha256;
@@ -27,21 +19,11 @@ use common::TestRng as Rng;
 
 fn roundtrips<K: Kem, A: Aead, D: Kdf>(suite: CipherSuite, seed: u64) {
     let nsk = suite.kem().private_len();
-    let ikm: Vec<u8> = (0..nsk)
-        .map(|i| (seed as u8).wrapping_mul(31).wrapping_add(i as u8))
-        .collect();
+    let ikm: Vec<u8> = (0..nsk).map(|i| (seed as u8).wrapping_mul(31).wrapping_add(i as u8)).collect();
     let (our_sk, our_pk) = derive_key_pair(suite, &ikm).unwrap();
     let (their_sk, their_pk) = K::derive_keypair(&ikm);
-    assert_eq!(
-        our_sk.as_bytes(),
-        &their_sk.to_bytes()[..],
-        "DeriveKeyPair private key, {suite:?}"
-    );
-    assert_eq!(
-        our_pk.as_bytes(),
-        &their_pk.to_bytes()[..],
-        "DeriveKeyPair public key, {suite:?}"
-    );
+    assert_eq!(our_sk.as_bytes(), &their_sk.to_bytes()[..], "DeriveKeyPair private key, {suite:?}");
+    assert_eq!(our_pk.as_bytes(), &their_pk.to_bytes()[..], "DeriveKeyPair public key, {suite:?}");
 
     let info = format!("info {seed}").into_bytes();
     let aad = b"aad";
@@ -86,34 +68,21 @@ fn roundtrips<K: Kem, A: Aead, D: Kdf>(suite: CipherSuite, seed: u64) {
         Err(CryptoError::DecryptionFailed)
     );
     assert!(tampered.iter().all(|b| *b == 0));
-    open_base(suite, &our_sk, &enc, &ih, aad, &mut buf, &tag)
-        .expect("we open the hpke crate's ciphertext");
+    open_base(suite, &our_sk, &enc, &ih, aad, &mut buf, &tag).expect("we open the hpke crate's ciphertext");
     assert_eq!(buf, plaintext);
 }
 
 #[test]
 fn hpke_agrees_with_the_hpke_crate() {
     for seed in 0..40 {
-        roundtrips::<X25519HkdfSha256, AesGcm128, HkdfSha256>(
-            CipherSuite::X25519Aes128GcmSha256Ed25519,
-            seed,
-        );
+        roundtrips::<X25519HkdfSha256, AesGcm128, HkdfSha256>(CipherSuite::X25519Aes128GcmSha256Ed25519, seed);
         roundtrips::<X25519HkdfSha256, ChaCha20Poly1305, HkdfSha256>(
             CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
             seed,
         );
-        roundtrips::<DhP256HkdfSha256, AesGcm128, HkdfSha256>(
-            CipherSuite::P256Aes128GcmSha256P256,
-            seed,
-        );
-        roundtrips::<DhP384HkdfSha384, AesGcm256, HkdfSha384>(
-            CipherSuite::P384Aes256GcmSha384P384,
-            seed,
-        );
-        roundtrips::<DhP521HkdfSha512, AesGcm256, HkdfSha512>(
-            CipherSuite::P521Aes256GcmSha512P521,
-            seed,
-        );
+        roundtrips::<DhP256HkdfSha256, AesGcm128, HkdfSha256>(CipherSuite::P256Aes128GcmSha256P256, seed);
+        roundtrips::<DhP384HkdfSha384, AesGcm256, HkdfSha384>(CipherSuite::P384Aes256GcmSha384P384, seed);
+        roundtrips::<DhP521HkdfSha512, AesGcm256, HkdfSha512>(CipherSuite::P521Aes256GcmSha512P521, seed);
     }
 }
 
@@ -124,20 +93,7 @@ fn unhex(s: &str) -> Vec<u8> {
 /// RFC 9180 Appendix A: base mode, `ikmE`/`ikmR` through DeriveKeyPair, the
 /// first encryption (sequence number 0) and the first export.
 fn rfc9180_base(suite: CipherSuite, v: [&str; 12]) {
-    let [
-        ikm_e,
-        pk_em,
-        sk_em,
-        ikm_r,
-        pk_rm,
-        sk_rm,
-        info,
-        pt,
-        aad,
-        ct,
-        exp_ctx,
-        exported,
-    ] = v;
+    let [ikm_e, pk_em, sk_em, ikm_r, pk_rm, sk_rm, info, pt, aad, ct, exp_ctx, exported] = v;
     let (sk_e, pk_e) = derive_key_pair(suite, &unhex(ikm_e)).unwrap();
     assert_eq!(sk_e.as_bytes(), unhex(sk_em), "skEm");
     assert_eq!(pk_e.as_bytes(), unhex(pk_em), "pkEm");
@@ -155,15 +111,7 @@ fn rfc9180_base(suite: CipherSuite, v: [&str; 12]) {
     open_base(suite, &sk_r, &pk_e, &ih, &unhex(aad), body, tag).unwrap();
     assert_eq!(body, unhex(pt));
     let mut out = vec![0u8; 32];
-    mls_nostd::crypto::hpke::export_base_receiver(
-        suite,
-        &sk_r,
-        &pk_e,
-        &ih,
-        &unhex(exp_ctx),
-        &mut out,
-    )
-    .unwrap();
+    mls_nostd::crypto::hpke::export_base_receiver(suite, &sk_r, &pk_e, &ih, &unhex(exp_ctx), &mut out).unwrap();
     assert_eq!(out, unhex(exported), "export");
 }
 
@@ -223,15 +171,9 @@ fn low_order_public_key_is_refused() {
     // The all-zero u-coordinate gives an all-zero shared secret (RFC 9180 §7.1.4).
     let zero = HpkePublicKey::from_slice(&[0u8; 32]).unwrap();
     let mut buf = [0u8; 4];
-    assert_eq!(
-        seal_base(suite, &zero, &ih, &[], &mut buf, &[1; 32]),
-        Err(CryptoError::InvalidSharedSecret)
-    );
+    assert_eq!(seal_base(suite, &zero, &ih, &[], &mut buf, &[1; 32]), Err(CryptoError::InvalidSharedSecret));
     let sk = HpkePrivateKey::from_slice(suite, &[7u8; 32]).unwrap();
-    assert_eq!(
-        open_base(suite, &sk, &zero, &ih, &[], &mut buf, &[0; 16]),
-        Err(CryptoError::InvalidSharedSecret)
-    );
+    assert_eq!(open_base(suite, &sk, &zero, &ih, &[], &mut buf, &[0; 16]), Err(CryptoError::InvalidSharedSecret));
 }
 
 /// HPKE secret export (RFC 9180 §5.3), used by MLS external joins (§8.3),
@@ -244,36 +186,13 @@ fn export_agrees_with_the_hpke_crate() {
     let (their_sk, _) = TheirKem::derive_keypair(&[5; 32]);
     let ih = info_hash(suite, &[]).unwrap();
     let mut ours = [0u8; 32];
-    let enc = export_base_sender(
-        suite,
-        &our_pk,
-        &ih,
-        b"MLS 1.0 external init secret",
-        &mut ours,
-        &[9; 32],
-    )
-    .unwrap();
+    let enc = export_base_sender(suite, &our_pk, &ih, b"MLS 1.0 external init secret", &mut ours, &[9; 32]).unwrap();
     let their_enc = <TheirKem as Kem>::EncappedKey::from_bytes(enc.as_bytes()).unwrap();
-    let ctx = hpke::setup_receiver::<ChaCha20Poly1305, HkdfSha256, TheirKem>(
-        &OpModeR::Base,
-        &their_sk,
-        &their_enc,
-        &[],
-    )
-    .unwrap();
+    let ctx = hpke::setup_receiver::<ChaCha20Poly1305, HkdfSha256, TheirKem>(&OpModeR::Base, &their_sk, &their_enc, &[]).unwrap();
     let mut theirs = [0u8; 32];
-    ctx.export(b"MLS 1.0 external init secret", &mut theirs)
-        .unwrap();
+    ctx.export(b"MLS 1.0 external init secret", &mut theirs).unwrap();
     assert_eq!(ours, theirs);
     let mut back = [0u8; 32];
-    export_base_receiver(
-        suite,
-        &our_sk,
-        &enc,
-        &ih,
-        b"MLS 1.0 external init secret",
-        &mut back,
-    )
-    .unwrap();
+    export_base_receiver(suite, &our_sk, &enc, &ih, b"MLS 1.0 external init secret", &mut back).unwrap();
     assert_eq!(back, ours);
 }

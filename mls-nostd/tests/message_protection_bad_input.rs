@@ -12,13 +12,11 @@ use mls_nostd::group_context::GroupContext;
 use mls_nostd::messages::private_message::{self, ratchet_kind};
 use mls_nostd::messages::public_message;
 use mls_nostd::messages::{
-    Commit, Content, ContentType, EncodedGroupContext, FramedContent, FramedContentAuthData,
-    FramedContentTbs, ListView, MlsMessage, MlsMessageBody, PrivateMessage, PrivateMessageKeys,
-    Proposal, ProtectionError, PublicMessage, Remove, Sender, WIRE_FORMAT_PUBLIC_MESSAGE,
+    Commit, Content, ContentType, EncodedGroupContext, FramedContent, FramedContentAuthData, FramedContentTbs,
+    ListView, MlsMessage, MlsMessageBody, PrivateMessage, PrivateMessageKeys, Proposal, ProtectionError, PublicMessage,
+    Remove, Sender, WIRE_FORMAT_PUBLIC_MESSAGE,
 };
-use mls_nostd::secret_tree::{
-    SecretTree, SecretTreeConfig, SecretTreeError, sender_data_key_nonce,
-};
+use mls_nostd::secret_tree::{SecretTree, SecretTreeConfig, SecretTreeError, sender_data_key_nonce};
 use mls_nostd::tree_math::LeafIndex;
 
 const GROUP_ID: &[u8] = b"bad-input group";
@@ -81,15 +79,7 @@ impl Fixture {
     }
 
     fn tree(&self, max_forward_distance: u32) -> Tree {
-        Tree::new(
-            self.suite,
-            4,
-            &self.encryption_secret,
-            SecretTreeConfig {
-                max_forward_distance,
-            },
-        )
-        .unwrap()
+        Tree::new(self.suite, 4, &self.encryption_secret, SecretTreeConfig { max_forward_distance }).unwrap()
     }
 
     /// Leaves 0..=2 are members with the fixture's key; leaf 3 is blank.
@@ -120,9 +110,7 @@ impl Fixture {
     fn protect_public(&self, content: &FramedContent<'_>) -> Vec<u8> {
         let mut out = vec![0u8; 1024];
         let key = matches!(content.sender, Sender::Member(_)).then_some(&self.membership_key);
-        public_message::protect(&self.gc(), &self.sk, content, key, &mut out)
-            .unwrap()
-            .to_vec()
+        public_message::protect(&self.gc(), &self.sk, content, key, &mut out).unwrap().to_vec()
     }
 
     fn unprotect_public(&self, message: &[u8]) -> Result<(), ProtectionError> {
@@ -145,22 +133,9 @@ impl Fixture {
     fn protect_private(&mut self, tx: &mut Tree, padding: usize) -> Vec<u8> {
         let mut out = vec![0u8; 1024];
         let content = self.application();
-        let mut keys = PrivateMessageKeys {
-            secret_tree: tx,
-            sender_data_secret: &self.sender_data_secret,
-        };
+        let mut keys = PrivateMessageKeys { secret_tree: tx, sender_data_secret: &self.sender_data_secret };
         let gc = EncodedGroupContext::decode(&self.context).unwrap();
-        private_message::protect(
-            &gc,
-            &mut keys,
-            &self.sk,
-            &content,
-            padding,
-            &mut self.rng,
-            &mut out,
-        )
-        .unwrap()
-        .to_vec()
+        private_message::protect(&gc, &mut keys, &self.sk, &content, padding, &mut self.rng, &mut out).unwrap().to_vec()
     }
 
     fn unprotect_private(&self, rx: &mut Tree, message: &[u8]) -> Result<Vec<u8>, ProtectionError> {
@@ -176,10 +151,7 @@ impl Fixture {
         sender_key: &mut dyn FnMut(LeafIndex) -> Option<SignaturePublicKey>,
     ) -> Result<Vec<u8>, ProtectionError> {
         let mut buf = message.to_vec();
-        let mut keys = PrivateMessageKeys {
-            secret_tree: rx,
-            sender_data_secret: &self.sender_data_secret,
-        };
+        let mut keys = PrivateMessageKeys { secret_tree: rx, sender_data_secret: &self.sender_data_secret };
         let ac = private_message::unprotect(gc, &mut keys, &mut buf, sender_key)?;
         assert_eq!(ac.content.sender, Sender::Member(SENDER));
         match ac.content.content {
@@ -199,16 +171,8 @@ fn flip(message: &[u8], at: usize) -> Vec<u8> {
 }
 
 /// Offsets of a PublicMessage from a member: (content, signature, membership tag).
-fn public_offsets(
-    message: &[u8],
-) -> (
-    std::ops::Range<usize>,
-    std::ops::Range<usize>,
-    std::ops::Range<usize>,
-) {
-    let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(message).unwrap().body else {
-        panic!()
-    };
+fn public_offsets(message: &[u8]) -> (std::ops::Range<usize>, std::ops::Range<usize>, std::ops::Range<usize>) {
+    let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(message).unwrap().body else { panic!() };
     let content = 4..4 + pm.content_bytes().len();
     let sig_len = pm.auth.signature.len();
     let prefix = if sig_len < 64 { 1 } else { 2 };
@@ -221,14 +185,9 @@ fn public_offsets(
 /// an insider holding the membership key could do.
 fn remac(fx: &Fixture, message: &mut [u8]) {
     let copy = message.to_vec();
-    let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(&copy).unwrap().body else {
-        panic!()
-    };
-    let tbs =
-        FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, pm.content_bytes(), &fx.context).unwrap();
-    let tag = tbs
-        .membership_tag(fx.suite, &fx.membership_key, &pm.auth)
-        .unwrap();
+    let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(&copy).unwrap().body else { panic!() };
+    let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, pm.content_bytes(), &fx.context).unwrap();
+    let tag = tbs.membership_tag(fx.suite, &fx.membership_key, &pm.auth).unwrap();
     let n = message.len();
     message[n - tag.as_bytes().len()..].copy_from_slice(tag.as_bytes());
 }
@@ -264,31 +223,15 @@ fn public_message_tampering() {
                 fx.unprotect_public(&flip(&valid, signature.start + 10)),
                 ProtectionError::BadMembershipTag,
             ),
-            (
-                "signature byte, re-MACed",
-                fx.unprotect_public(&remaced_sig),
-                ProtectionError::BadSignature,
-            ),
+            ("signature byte, re-MACed", fx.unprotect_public(&remaced_sig), ProtectionError::BadSignature),
             (
                 "membership tag byte",
                 fx.unprotect_public(&flip(&valid, tag.start + 3)),
                 ProtectionError::BadMembershipTag,
             ),
-            (
-                "content byte",
-                fx.unprotect_public(&flip(&valid, ad_byte)),
-                ProtectionError::BadMembershipTag,
-            ),
-            (
-                "content byte, re-MACed",
-                fx.unprotect_public(&remaced_content),
-                ProtectionError::BadSignature,
-            ),
-            (
-                "group id byte",
-                fx.unprotect_public(&flip(&valid, group_id_byte)),
-                ProtectionError::WrongGroupId,
-            ),
+            ("content byte", fx.unprotect_public(&flip(&valid, ad_byte)), ProtectionError::BadMembershipTag),
+            ("content byte, re-MACed", fx.unprotect_public(&remaced_content), ProtectionError::BadSignature),
+            ("group id byte", fx.unprotect_public(&flip(&valid, group_id_byte)), ProtectionError::WrongGroupId),
             (
                 "other group",
                 fx.unprotect_public_with(
@@ -324,36 +267,21 @@ fn public_message_tampering() {
                 fx.unprotect_public_with(&fx.gc(), &fx.membership_key, &valid, Some(fx.other_pk)),
                 ProtectionError::BadSignature,
             ),
-            (
-                "truncated",
-                fx.unprotect_public(&truncated),
-                ProtectionError::Malformed(CodecError::Truncated),
-            ),
-            (
-                "trailing byte",
-                fx.unprotect_public(&trailing),
-                ProtectionError::Malformed(CodecError::TrailingBytes),
-            ),
+            ("truncated", fx.unprotect_public(&truncated), ProtectionError::Malformed(CodecError::Truncated)),
+            ("trailing byte", fx.unprotect_public(&trailing), ProtectionError::Malformed(CodecError::TrailingBytes)),
         ];
         for (what, got, want) in cases {
             assert_eq!(got, Err(want), "{suite:?}: {what}");
-            fx.unprotect_public(&valid)
-                .unwrap_or_else(|e| panic!("{suite:?}: valid after {what}: {e}"));
+            fx.unprotect_public(&valid).unwrap_or_else(|e| panic!("{suite:?}: valid after {what}: {e}"));
         }
 
         // A non-member's message has no membership tag: the signature alone.
         let external = fx.protect_public(&fx.proposal(Sender::External(0)));
         fx.unprotect_public(&external).unwrap();
         let (content, _, _) = public_offsets(&external);
+        assert_eq!(fx.unprotect_public(&flip(&external, content.end + 2)), Err(ProtectionError::BadSignature));
         assert_eq!(
-            fx.unprotect_public(&flip(&external, content.end + 2)),
-            Err(ProtectionError::BadSignature)
-        );
-        assert_eq!(
-            fx.unprotect_public(&flip(
-                &external,
-                content.start + 1 + GROUP_ID.len() + 8 + 5 + 1
-            )),
+            fx.unprotect_public(&flip(&external, content.start + 1 + GROUP_ID.len() + 8 + 5 + 1)),
             Err(ProtectionError::BadSignature)
         );
         fx.unprotect_public(&external).unwrap();
@@ -373,27 +301,15 @@ fn public_message_refusals() {
             Err(ProtectionError::WrongContentType)
         );
         // §6.1: external senders propose, new members joining commit.
-        let commit = Content::Commit(Commit {
-            proposals: ListView::EMPTY,
-            path: None,
-        });
-        let external_commit = FramedContent {
-            sender: Sender::External(0),
-            content: commit,
-            ..fx.proposal(Sender::Member(0))
-        };
+        let commit = Content::Commit(Commit { proposals: ListView::EMPTY, path: None });
+        let external_commit =
+            FramedContent { sender: Sender::External(0), content: commit, ..fx.proposal(Sender::Member(0)) };
         assert_eq!(
             public_message::sign(&gc, &fx.sk, &external_commit, &mut out).err(),
             Some(ProtectionError::InvalidSender)
         );
         assert_eq!(
-            public_message::protect(
-                &gc,
-                &fx.sk,
-                &fx.proposal(Sender::NewMemberCommit),
-                None,
-                &mut out
-            ),
+            public_message::protect(&gc, &fx.sk, &fx.proposal(Sender::NewMemberCommit), None, &mut out),
             Err(ProtectionError::InvalidSender)
         );
         // A member's message needs the membership key.
@@ -402,47 +318,25 @@ fn public_message_refusals() {
             Err(ProtectionError::MissingMembershipKey)
         );
         // Content of another group or epoch.
-        let other_group = FramedContent {
-            group_id: b"x",
-            ..fx.proposal(Sender::Member(1))
-        };
+        let other_group = FramedContent { group_id: b"x", ..fx.proposal(Sender::Member(1)) };
         assert_eq!(
             public_message::protect(&gc, &fx.sk, &other_group, mk, &mut out),
             Err(ProtectionError::WrongGroupId)
         );
-        let other_epoch = FramedContent {
-            epoch: 1,
-            ..fx.proposal(Sender::Member(1))
-        };
-        assert_eq!(
-            public_message::protect(&gc, &fx.sk, &other_epoch, mk, &mut out),
-            Err(ProtectionError::WrongEpoch)
-        );
+        let other_epoch = FramedContent { epoch: 1, ..fx.proposal(Sender::Member(1)) };
+        assert_eq!(public_message::protect(&gc, &fx.sk, &other_epoch, mk, &mut out), Err(ProtectionError::WrongEpoch));
         // Confirmation tags: exactly for commits, Nh bytes.
-        let member_commit = FramedContent {
-            content: commit,
-            ..fx.proposal(Sender::Member(1))
-        };
+        let member_commit = FramedContent { content: commit, ..fx.proposal(Sender::Member(1)) };
         assert_eq!(
             public_message::protect(&gc, &fx.sk, &member_commit, mk, &mut out),
             Err(ProtectionError::ConfirmationTagMismatch)
         );
         let signed = public_message::sign(&gc, &fx.sk, &member_commit, &mut out).unwrap();
-        assert_eq!(
-            signed.finish(Some(&[1; 31]), mk),
-            Err(ProtectionError::ConfirmationTagMismatch)
-        );
-        let signed =
-            public_message::sign(&gc, &fx.sk, &fx.proposal(Sender::Member(1)), &mut out).unwrap();
-        assert_eq!(
-            signed.finish(Some(&[1; 32]), mk),
-            Err(ProtectionError::ConfirmationTagMismatch)
-        );
+        assert_eq!(signed.finish(Some(&[1; 31]), mk), Err(ProtectionError::ConfirmationTagMismatch));
+        let signed = public_message::sign(&gc, &fx.sk, &fx.proposal(Sender::Member(1)), &mut out).unwrap();
+        assert_eq!(signed.finish(Some(&[1; 32]), mk), Err(ProtectionError::ConfirmationTagMismatch));
         let signed = public_message::sign(&gc, &fx.sk, &member_commit, &mut out).unwrap();
-        let message = signed
-            .finish(Some(&vec![1; suite.hash_len()]), mk)
-            .unwrap()
-            .to_vec();
+        let message = signed.finish(Some(&vec![1; suite.hash_len()]), mk).unwrap().to_vec();
         fx.unprotect_public(&message).unwrap();
         // Buffers too small, at every length.
         for n in 0..message.len() {
@@ -459,45 +353,19 @@ fn public_message_refusals() {
         // Received: application data or a sender/content mismatch, built by hand.
         let signature = [0u8; 64];
         for (sender, content, want) in [
-            (
-                Sender::External(0),
-                Content::Application(b"x"),
-                ProtectionError::WrongContentType,
-            ),
-            (
-                Sender::Member(1),
-                Content::Application(b"x"),
-                ProtectionError::WrongContentType,
-            ),
-            (
-                Sender::NewMemberProposal,
-                commit,
-                ProtectionError::InvalidSender,
-            ),
-            (
-                Sender::NewMemberCommit,
-                fx.proposal(Sender::Member(0)).content,
-                ProtectionError::InvalidSender,
-            ),
+            (Sender::External(0), Content::Application(b"x"), ProtectionError::WrongContentType),
+            (Sender::Member(1), Content::Application(b"x"), ProtectionError::WrongContentType),
+            (Sender::NewMemberProposal, commit, ProtectionError::InvalidSender),
+            (Sender::NewMemberCommit, fx.proposal(Sender::Member(0)).content, ProtectionError::InvalidSender),
         ] {
-            let content = FramedContent {
-                sender,
-                content,
-                ..fx.proposal(Sender::Member(0))
-            };
+            let content = FramedContent { sender, content, ..fx.proposal(Sender::Member(0)) };
             let tag = vec![0u8; suite.hash_len()];
             let pm = PublicMessage::decode_exact(&{
                 let mut buf = vec![0u8; 512];
                 let mut w = Writer::new(&mut buf);
                 content.encode(&mut w).unwrap();
-                let confirmation_tag =
-                    (content.content.content_type() == ContentType::Commit).then_some(&tag[..]);
-                FramedContentAuthData {
-                    signature: &signature,
-                    confirmation_tag,
-                }
-                .encode(&mut w)
-                .unwrap();
+                let confirmation_tag = (content.content.content_type() == ContentType::Commit).then_some(&tag[..]);
+                FramedContentAuthData { signature: &signature, confirmation_tag }.encode(&mut w).unwrap();
                 if let Sender::Member(_) = sender {
                     w.write_opaque(&tag).unwrap();
                 }
@@ -507,10 +375,7 @@ fn public_message_refusals() {
             })
             .map(|pm| {
                 let mut buf = vec![0u8; 600];
-                let m = MlsMessage {
-                    version: 1,
-                    body: MlsMessageBody::PublicMessage(pm),
-                };
+                let m = MlsMessage { version: 1, body: MlsMessageBody::PublicMessage(pm) };
                 m.encode_to(&mut buf).unwrap().to_vec()
             })
             .unwrap();
@@ -521,10 +386,7 @@ fn public_message_refusals() {
         let mut tx = fx.tree(10);
         let mut fx = fx;
         let private = fx.protect_private(&mut tx, 0);
-        assert_eq!(
-            fx.unprotect_public(&private),
-            Err(ProtectionError::WrongWireFormat)
-        );
+        assert_eq!(fx.unprotect_public(&private), Err(ProtectionError::WrongWireFormat));
     }
 }
 
@@ -541,15 +403,9 @@ struct SenderData {
 /// (PrivateMessageContent), and encrypts it again. Only an insider with the
 /// epoch's secrets can do this; the receiver must still refuse what the
 /// signature or padding rules forbid.
-fn reseal(
-    fx: &Fixture,
-    message: &[u8],
-    edit: impl FnOnce(&mut SenderData, &mut Vec<u8>),
-) -> Vec<u8> {
+fn reseal(fx: &Fixture, message: &[u8], edit: impl FnOnce(&mut SenderData, &mut Vec<u8>)) -> Vec<u8> {
     let suite = fx.suite;
-    let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(message).unwrap().body else {
-        panic!()
-    };
+    let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(message).unwrap().body else { panic!() };
     let mut sd_aad = vec![0u8; 256];
     let sd_aad = {
         let mut w = Writer::new(&mut sd_aad);
@@ -564,25 +420,14 @@ fn reseal(
 
     let (key, nonce) = sender_data_key_nonce(suite, &fx.sender_data_secret, pm.ciphertext).unwrap();
     let mut sd = pm.encrypted_sender_data[..12].to_vec();
-    suite
-        .aead_open(
-            key.as_bytes(),
-            &nonce,
-            &sd_aad,
-            &mut sd,
-            &pm.encrypted_sender_data[12..],
-        )
-        .unwrap();
+    suite.aead_open(key.as_bytes(), &nonce, &sd_aad, &mut sd, &pm.encrypted_sender_data[12..]).unwrap();
     let mut sender_data = SenderData {
         leaf: u32::from_be_bytes(sd[..4].try_into().unwrap()),
         generation: u32::from_be_bytes(sd[4..8].try_into().unwrap()),
         reuse_guard: sd[8..12].try_into().unwrap(),
     };
     let kind = ratchet_kind(pm.content_type);
-    let key_of = |sd: &SenderData| {
-        fx.tree(1000)
-            .receiving_key(LeafIndex(sd.leaf), kind, sd.generation)
-    };
+    let key_of = |sd: &SenderData| fx.tree(1000).receiving_key(LeafIndex(sd.leaf), kind, sd.generation);
     let guarded = |nonce: [u8; 12], guard: &[u8; 4]| {
         let mut n = nonce;
         n.iter_mut().zip(guard).for_each(|(n, g)| *n ^= g);
@@ -592,15 +437,7 @@ fn reseal(
     let n = pm.ciphertext.len() - 16;
     let mut plaintext = pm.ciphertext[..n].to_vec();
     let nonce = guarded(rk.nonce, &sender_data.reuse_guard);
-    suite
-        .aead_open(
-            rk.key.as_bytes(),
-            &nonce,
-            &content_aad,
-            &mut plaintext,
-            &pm.ciphertext[n..],
-        )
-        .unwrap();
+    suite.aead_open(rk.key.as_bytes(), &nonce, &content_aad, &mut plaintext, &pm.ciphertext[n..]).unwrap();
 
     edit(&mut sender_data, &mut plaintext);
 
@@ -608,9 +445,7 @@ fn reseal(
     // original sender if the edited one has none).
     let rk = key_of(&sender_data).unwrap_or(rk);
     let nonce = guarded(rk.nonce, &sender_data.reuse_guard);
-    let tag = suite
-        .aead_seal(rk.key.as_bytes(), &nonce, &content_aad, &mut plaintext)
-        .unwrap();
+    let tag = suite.aead_seal(rk.key.as_bytes(), &nonce, &content_aad, &mut plaintext).unwrap();
     let mut ciphertext = plaintext;
     ciphertext.extend_from_slice(&tag);
     let (key, nonce) = sender_data_key_nonce(suite, &fx.sender_data_secret, &ciphertext).unwrap();
@@ -618,19 +453,10 @@ fn reseal(
     sd.extend_from_slice(&sender_data.leaf.to_be_bytes());
     sd.extend_from_slice(&sender_data.generation.to_be_bytes());
     sd.extend_from_slice(&sender_data.reuse_guard);
-    let tag = suite
-        .aead_seal(key.as_bytes(), &nonce, &sd_aad, &mut sd)
-        .unwrap();
+    let tag = suite.aead_seal(key.as_bytes(), &nonce, &sd_aad, &mut sd).unwrap();
     sd.extend_from_slice(&tag);
-    let resealed = PrivateMessage {
-        encrypted_sender_data: &sd,
-        ciphertext: &ciphertext,
-        ..pm
-    };
-    let m = MlsMessage {
-        version: 1,
-        body: MlsMessageBody::PrivateMessage(resealed),
-    };
+    let resealed = PrivateMessage { encrypted_sender_data: &sd, ciphertext: &ciphertext, ..pm };
+    let m = MlsMessage { version: 1, body: MlsMessageBody::PrivateMessage(resealed) };
     let mut buf = vec![0u8; message.len() + 1024];
     m.encode_to(&mut buf).unwrap().to_vec()
 }
@@ -644,25 +470,16 @@ fn reseal_sender_data(fx: &Fixture, message: &[u8], edit: impl FnOnce(&mut Sende
     });
     // The content as originally encrypted, with the new sender data.
     let sd = edited.unwrap();
-    let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(message).unwrap().body else {
-        panic!()
-    };
-    let MlsMessageBody::PrivateMessage(new) = MlsMessage::decode_exact(&resealed).unwrap().body
-    else {
-        panic!()
-    };
+    let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(message).unwrap().body else { panic!() };
+    let MlsMessageBody::PrivateMessage(new) = MlsMessage::decode_exact(&resealed).unwrap().body else { panic!() };
     assert_ne!(pm.ciphertext, new.ciphertext);
-    let (key, nonce) =
-        sender_data_key_nonce(fx.suite, &fx.sender_data_secret, pm.ciphertext).unwrap();
+    let (key, nonce) = sender_data_key_nonce(fx.suite, &fx.sender_data_secret, pm.ciphertext).unwrap();
     let mut plain = Vec::new();
     plain.extend_from_slice(&sd.leaf.to_be_bytes());
     plain.extend_from_slice(&sd.generation.to_be_bytes());
     plain.extend_from_slice(&sd.reuse_guard);
     let aad = &message[4..private_offsets(message)[3] - 1];
-    let tag = fx
-        .suite
-        .aead_seal(key.as_bytes(), &nonce, aad, &mut plain)
-        .unwrap();
+    let tag = fx.suite.aead_seal(key.as_bytes(), &nonce, aad, &mut plain).unwrap();
     plain.extend_from_slice(&tag);
     let mut out = message.to_vec();
     let o = private_offsets(message)[4];
@@ -673,9 +490,7 @@ fn reseal_sender_data(fx: &Fixture, message: &[u8], edit: impl FnOnce(&mut Sende
 /// Offsets in an MLSMessage(PrivateMessage) of the fixture: (group id,
 /// epoch, content type, authenticated data, encrypted sender data, ciphertext).
 fn private_offsets(message: &[u8]) -> [usize; 6] {
-    let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(message).unwrap().body else {
-        panic!()
-    };
+    let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(message).unwrap().body else { panic!() };
     let group_id = 5;
     let epoch = group_id + pm.group_id.len();
     let content_type = epoch + 8;
@@ -702,9 +517,7 @@ fn private_message_tampering() {
             ),
             (
                 "sender data tag byte",
-                Box::new(|fx, m, rx| {
-                    fx.unprotect_private(rx, &flip(m, private_offsets(m)[4] + 27))
-                }),
+                Box::new(|fx, m, rx| fx.unprotect_private(rx, &flip(m, private_offsets(m)[4] + 27))),
                 ProtectionError::SenderDataDecryptionFailed,
             ),
             // The first Nh bytes of the ciphertext key the sender data (§6.3.2).
@@ -715,12 +528,7 @@ fn private_message_tampering() {
             ),
             (
                 "ciphertext byte after the sample",
-                Box::new(|fx, m, rx| {
-                    fx.unprotect_private(
-                        rx,
-                        &flip(m, private_offsets(m)[5] + fx.suite.hash_len() + 8),
-                    )
-                }),
+                Box::new(|fx, m, rx| fx.unprotect_private(rx, &flip(m, private_offsets(m)[5] + fx.suite.hash_len() + 8))),
                 ProtectionError::ContentDecryptionFailed,
             ),
             (
@@ -765,9 +573,7 @@ fn private_message_tampering() {
             ),
             (
                 "other sender key",
-                Box::new(|fx, m, rx| {
-                    fx.unprotect_private_with(&fx.gc(), rx, m, &mut |_| Some(fx.other_pk))
-                }),
+                Box::new(|fx, m, rx| fx.unprotect_private_with(&fx.gc(), rx, m, &mut |_| Some(fx.other_pk))),
                 ProtectionError::BadSignature,
             ),
             // Forgeries by an insider holding the epoch's secrets.
@@ -800,10 +606,7 @@ fn private_message_tampering() {
             (
                 "signature byte",
                 Box::new(|fx, m, rx| {
-                    fx.unprotect_private(
-                        rx,
-                        &reseal(fx, m, |_, p| p[APPLICATION_DATA.len() + 1 + 2 + 5] ^= 1),
-                    )
+                    fx.unprotect_private(rx, &reseal(fx, m, |_, p| p[APPLICATION_DATA.len() + 1 + 2 + 5] ^= 1))
                 }),
                 ProtectionError::BadSignature,
             ),
@@ -825,45 +628,29 @@ fn private_message_tampering() {
             (
                 "claims a leaf outside the tree",
                 Box::new(|fx, m, rx| {
-                    fx.unprotect_private_with(
-                        &fx.gc(),
-                        rx,
-                        &reseal(fx, m, |sd, _| sd.leaf = 7),
-                        &mut |_| Some(fx.pk),
-                    )
+                    fx.unprotect_private_with(&fx.gc(), rx, &reseal(fx, m, |sd, _| sd.leaf = 7), &mut |_| Some(fx.pk))
                 }),
                 ProtectionError::SecretTree(SecretTreeError::InvalidLeaf),
             ),
             // Sender data re-encrypted alone: the content key or nonce no longer match.
             (
                 "other reuse guard",
-                Box::new(|fx, m, rx| {
-                    fx.unprotect_private(
-                        rx,
-                        &reseal_sender_data(fx, m, |sd| sd.reuse_guard[3] ^= 1),
-                    )
-                }),
+                Box::new(|fx, m, rx| fx.unprotect_private(rx, &reseal_sender_data(fx, m, |sd| sd.reuse_guard[3] ^= 1))),
                 ProtectionError::ContentDecryptionFailed,
             ),
             (
                 "other generation",
-                Box::new(|fx, m, rx| {
-                    fx.unprotect_private(rx, &reseal_sender_data(fx, m, |sd| sd.generation += 1))
-                }),
+                Box::new(|fx, m, rx| fx.unprotect_private(rx, &reseal_sender_data(fx, m, |sd| sd.generation += 1))),
                 ProtectionError::ContentDecryptionFailed,
             ),
             (
                 "other leaf",
-                Box::new(|fx, m, rx| {
-                    fx.unprotect_private(rx, &reseal_sender_data(fx, m, |sd| sd.leaf = 0))
-                }),
+                Box::new(|fx, m, rx| fx.unprotect_private(rx, &reseal_sender_data(fx, m, |sd| sd.leaf = 0))),
                 ProtectionError::ContentDecryptionFailed,
             ),
             (
                 "content cut short",
-                Box::new(|fx, m, rx| {
-                    fx.unprotect_private(rx, &reseal(fx, m, |_, p| p.truncate(50)))
-                }),
+                Box::new(|fx, m, rx| fx.unprotect_private(rx, &reseal(fx, m, |_, p| p.truncate(50)))),
                 ProtectionError::Malformed(CodecError::Truncated),
             ),
             (
@@ -874,14 +661,9 @@ fn private_message_tampering() {
         ];
         for (what, tamper, want) in &cases {
             let valid = fx.protect_private(&mut tx, 8);
+            assert_eq!(tamper(&fx, &valid, &mut rx), Err(*want), "{suite:?}: {what}");
             assert_eq!(
-                tamper(&fx, &valid, &mut rx),
-                Err(*want),
-                "{suite:?}: {what}"
-            );
-            assert_eq!(
-                fx.unprotect_private(&mut rx, &valid)
-                    .unwrap_or_else(|e| panic!("{suite:?}: valid after {what}: {e}")),
+                fx.unprotect_private(&mut rx, &valid).unwrap_or_else(|e| panic!("{suite:?}: valid after {what}: {e}")),
                 APPLICATION_DATA
             );
         }
@@ -891,8 +673,7 @@ fn private_message_tampering() {
         ] {
             let valid = fx.protect_private(&mut tx, 0);
             let gc = EncodedGroupContext::decode(context).unwrap();
-            let got =
-                fx.unprotect_private_with(&gc, &mut rx, &valid, &mut |leaf| fx.member_key(leaf));
+            let got = fx.unprotect_private_with(&gc, &mut rx, &valid, &mut |leaf| fx.member_key(leaf));
             assert_eq!(got, Err(want), "{suite:?}: {what}");
             fx.unprotect_private(&mut rx, &valid).unwrap();
         }
@@ -901,12 +682,8 @@ fn private_message_tampering() {
         // still unprotects.
         let valid = fx.protect_private(&mut tx, 3);
         let mut buf = valid.clone();
-        let mut keys = PrivateMessageKeys {
-            secret_tree: &mut rx,
-            sender_data_secret: &fx.sender_data_secret,
-        };
-        let got =
-            private_message::unprotect(&fx.gc(), &mut keys, &mut buf, &mut |_| Some(fx.other_pk));
+        let mut keys = PrivateMessageKeys { secret_tree: &mut rx, sender_data_secret: &fx.sender_data_secret };
+        let got = private_message::unprotect(&fx.gc(), &mut keys, &mut buf, &mut |_| Some(fx.other_pk));
         assert_eq!(got.err(), Some(ProtectionError::BadSignature));
         let ct = private_offsets(&valid)[5];
         assert!(buf[ct..].iter().all(|b| *b == 0), "plaintext zeroed");
@@ -925,26 +702,17 @@ fn private_message_every_byte_flipped() {
             for bit in [0x01u8, 0x80] {
                 let mut t = valid.clone();
                 t[i] ^= bit;
-                assert!(
-                    fx.unprotect_private(&mut rx, &t).is_err(),
-                    "{suite:?}: byte {i} ^ {bit:#x} accepted"
-                );
+                assert!(fx.unprotect_private(&mut rx, &t).is_err(), "{suite:?}: byte {i} ^ {bit:#x} accepted");
             }
         }
-        assert_eq!(
-            fx.unprotect_private(&mut rx, &valid).unwrap(),
-            APPLICATION_DATA
-        );
+        assert_eq!(fx.unprotect_private(&mut rx, &valid).unwrap(), APPLICATION_DATA);
 
         let valid = fx.protect_public(&fx.proposal(Sender::Member(SENDER)));
         for i in 0..valid.len() {
             for bit in [0x01u8, 0x80] {
                 let mut t = valid.clone();
                 t[i] ^= bit;
-                assert!(
-                    fx.unprotect_public(&t).is_err(),
-                    "{suite:?}: public byte {i} ^ {bit:#x} accepted"
-                );
+                assert!(fx.unprotect_public(&t).is_err(), "{suite:?}: public byte {i} ^ {bit:#x} accepted");
             }
         }
         fx.unprotect_public(&valid).unwrap();
@@ -987,14 +755,8 @@ fn private_message_replay_and_window() {
         // sender's real message of that generation still unprotects.
         let next = fx.protect_private(&mut tx, 0);
         let forged = reseal(&fx, &next, |_, p| p[10] ^= 1);
-        assert_eq!(
-            fx.unprotect_private(&mut rx, &forged),
-            Err(ProtectionError::BadSignature)
-        );
-        assert_eq!(
-            fx.unprotect_private(&mut rx, &next).unwrap(),
-            APPLICATION_DATA
-        );
+        assert_eq!(fx.unprotect_private(&mut rx, &forged), Err(ProtectionError::BadSignature));
+        assert_eq!(fx.unprotect_private(&mut rx, &next).unwrap(), APPLICATION_DATA);
     }
 }
 
@@ -1011,29 +773,20 @@ fn private_message_refusals() {
         let sds = fx.sender_data_secret.clone();
         let sk = SignaturePrivateKey::from_slice(suite, fx.sk.as_bytes()).unwrap();
         let mut out = vec![0u8; 1024];
-        let mut keys = PrivateMessageKeys {
-            secret_tree: &mut tx,
-            sender_data_secret: &sds,
-        };
+        let mut keys = PrivateMessageKeys { secret_tree: &mut tx, sender_data_secret: &sds };
         // §6.3.2: only members send PrivateMessages.
         let external = fx.proposal(Sender::External(0));
         assert_eq!(
             private_message::protect(&gc, &mut keys, &sk, &external, 0, &mut fx.rng, &mut out),
             Err(ProtectionError::InvalidSender)
         );
-        let other_group = FramedContent {
-            group_id: b"x",
-            ..fx.application()
-        };
+        let other_group = FramedContent { group_id: b"x", ..fx.application() };
         assert_eq!(
             private_message::protect(&gc, &mut keys, &sk, &other_group, 0, &mut fx.rng, &mut out),
             Err(ProtectionError::WrongGroupId)
         );
         let commit = FramedContent {
-            content: Content::Commit(Commit {
-                proposals: ListView::EMPTY,
-                path: None,
-            }),
+            content: Content::Commit(Commit { proposals: ListView::EMPTY, path: None }),
             ..fx.application()
         };
         assert_eq!(
@@ -1051,33 +804,15 @@ fn private_message_refusals() {
             Err(ProtectionError::ConfirmationTagMismatch)
         );
         // Buffers too small, at every length.
-        let needed = private_message::protect(
-            &gc,
-            &mut keys,
-            &sk,
-            &fx.application(),
-            10,
-            &mut TestRng(0),
-            &mut out.clone(),
-        )
-        .map(<[u8]>::len);
+        let needed =
+            private_message::protect(&gc, &mut keys, &sk, &fx.application(), 10, &mut TestRng(0), &mut out.clone())
+                .map(<[u8]>::len);
         // That one consumed generation 0 of the sender: use a new sender tree.
         let mut tx = fx.tree(1000);
-        let mut keys = PrivateMessageKeys {
-            secret_tree: &mut tx,
-            sender_data_secret: &sds,
-        };
+        let mut keys = PrivateMessageKeys { secret_tree: &mut tx, sender_data_secret: &sds };
         for n in 0..needed.unwrap() {
             let mut small = vec![0u8; n];
-            let got = private_message::protect(
-                &gc,
-                &mut keys,
-                &sk,
-                &fx.application(),
-                10,
-                &mut fx.rng,
-                &mut small,
-            );
+            let got = private_message::protect(&gc, &mut keys, &sk, &fx.application(), 10, &mut fx.rng, &mut small);
             // The layout is computed first, for the suite's longest signature:
             // the exact size, or (ECDSA's DER signatures vary in length) up to
             // the few bytes by which a shorter signature undercuts the longest.
@@ -1088,27 +823,13 @@ fn private_message_refusals() {
             // Only ECDSA's DER signatures vary (Ed25519 and Ed448 are fixed).
             let ecdsa = format!("{:?}", suite.signature_scheme()).starts_with("Ecdsa");
             let slack = if ecdsa { 4 } else { 0 };
-            assert!(
-                claimed >= len && claimed <= len + slack,
-                "{suite:?}: buffer of {n}: {claimed} for {len}"
-            );
+            assert!(claimed >= len && claimed <= len + slack, "{suite:?}: buffer of {n}: {claimed} for {len}");
         }
         // None of the refusals took a key: the next message is generation 0.
-        let message = private_message::protect(
-            &gc,
-            &mut keys,
-            &sk,
-            &fx.application(),
-            10,
-            &mut fx.rng,
-            &mut out,
-        )
-        .unwrap()
-        .to_vec();
-        assert_eq!(
-            fx.unprotect_private(&mut rx, &message).unwrap(),
-            APPLICATION_DATA
-        );
+        let message = private_message::protect(&gc, &mut keys, &sk, &fx.application(), 10, &mut fx.rng, &mut out)
+            .unwrap()
+            .to_vec();
+        assert_eq!(fx.unprotect_private(&mut rx, &message).unwrap(), APPLICATION_DATA);
 
         // A commit through the two steps, and unprotect_into, which leaves
         // the message as it was.
@@ -1116,28 +837,16 @@ fn private_message_refusals() {
         let signed = private_message::sign(&gc, &sk, &commit, 7, &mut out).unwrap();
         let content_bytes = signed.content_bytes().to_vec();
         let tag = vec![0xcc; suite.hash_len()];
-        let message = signed
-            .finish(Some(&tag), &mut keys, &mut fx.rng)
-            .unwrap()
-            .to_vec();
+        let message = signed.finish(Some(&tag), &mut keys, &mut fx.rng).unwrap().to_vec();
         let mut small = vec![0u8; message.len() - 1];
-        let mut rkeys = PrivateMessageKeys {
-            secret_tree: &mut rx,
-            sender_data_secret: &sds,
-        };
+        let mut rkeys = PrivateMessageKeys { secret_tree: &mut rx, sender_data_secret: &sds };
         assert_eq!(
-            private_message::unprotect_into(&gc, &mut rkeys, &message, &mut small, &mut |l| fx
-                .member_key(l))
-            .err(),
-            Some(ProtectionError::BufferTooSmall {
-                needed: message.len()
-            })
+            private_message::unprotect_into(&gc, &mut rkeys, &message, &mut small, &mut |l| fx.member_key(l)).err(),
+            Some(ProtectionError::BufferTooSmall { needed: message.len() })
         );
         let mut buf = vec![0u8; message.len()];
-        let ac = private_message::unprotect_into(&gc, &mut rkeys, &message, &mut buf, &mut |l| {
-            fx.member_key(l)
-        })
-        .unwrap();
+        let ac =
+            private_message::unprotect_into(&gc, &mut rkeys, &message, &mut buf, &mut |l| fx.member_key(l)).unwrap();
         assert_eq!(ac.content_bytes(), &content_bytes[..]);
         assert_eq!(ac.auth.confirmation_tag, Some(&tag[..]));
         assert!(matches!(ac.content.content, Content::Commit(_)));

@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 use mls_nostd::codec::{CodecError, Decode, Encode, Writer};
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::messages::{
-    Add, Commit, Content, ContentType, ExternalInit, FramedContent, FramedContentAuthData,
-    GroupContextExtensions, GroupSecrets, ListView, MlsMessage, MlsMessageBody, PreSharedKey,
-    Proposal, ProposalOrRef, PublicMessage, ReInit, Remove, Sender, Update, WireGroupContext,
+    Add, Commit, Content, ContentType, ExternalInit, FramedContent, FramedContentAuthData, GroupContextExtensions,
+    GroupSecrets, ListView, MlsMessage, MlsMessageBody, PreSharedKey, Proposal, ProposalOrRef, PublicMessage, ReInit,
+    Remove, Sender, Update, WireGroupContext,
 };
 use mls_nostd::ratchet_tree::node::RatchetTreeView;
 use proptest::prelude::*;
@@ -47,26 +47,15 @@ fn cases() -> &'static [Case] {
     CASES_LOADED.get_or_init(|| {
         // `$MLS_TEST_VECTORS`, else the repository's copy (tests/data/test-vectors).
         let dir = std::env::var_os("MLS_TEST_VECTORS").map_or_else(
-            || {
-                std::path::PathBuf::from(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/../tests/data/test-vectors"
-                ))
-            },
+            || std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/test-vectors")),
             std::path::PathBuf::from,
         );
         let path = dir.join("messages.json");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         let all: serde_json::Value = serde_json::from_str(&text).unwrap();
         CASES
             .iter()
-            .map(|&i| {
-                FIELDS
-                    .iter()
-                    .map(|&f| (f, hex::decode(all[i][f].as_str().unwrap()).unwrap()))
-                    .collect()
-            })
+            .map(|&i| FIELDS.iter().map(|&f| (f, hex::decode(all[i][f].as_str().unwrap()).unwrap())).collect())
             .collect()
     })
 }
@@ -145,21 +134,15 @@ fn content_type_offset(pm: &PublicMessage) -> usize {
 fn vectors_decode_in_every_suite() {
     let suites: Vec<u16> = cases()
         .iter()
-        .map(
-            |c| match MlsMessage::decode_exact(&c["mls_group_info"]).unwrap().body {
-                MlsMessageBody::GroupInfo(gi) => gi.tbs.group_context.cipher_suite,
-                _ => panic!("not a GroupInfo"),
-            },
-        )
+        .map(|c| match MlsMessage::decode_exact(&c["mls_group_info"]).unwrap().body {
+            MlsMessageBody::GroupInfo(gi) => gi.tbs.group_context.cipher_suite,
+            _ => panic!("not a GroupInfo"),
+        })
         .collect();
     assert_eq!(suites, [1, 3, 2]);
     for case in cases() {
         for field in FIELDS {
-            assert_eq!(
-                reencode(field, &case[field]).as_deref(),
-                Ok(&case[field][..]),
-                "{field}"
-            );
+            assert_eq!(reencode(field, &case[field]).as_deref(), Ok(&case[field][..]), "{field}");
         }
     }
 }
@@ -171,21 +154,13 @@ fn strict_prefixes_truncated_and_extra_byte_trailing() {
         for field in FIELDS {
             let valid = &case[field];
             for n in 0..valid.len() {
-                assert_eq!(
-                    reencode(field, &valid[..n]),
-                    Err(CodecError::Truncated),
-                    "{field}: prefix of {n} bytes"
-                );
+                assert_eq!(reencode(field, &valid[..n]), Err(CodecError::Truncated), "{field}: prefix of {n} bytes");
                 checked += 1;
             }
             for extra in [0u8, 1, 0xff] {
                 let mut long = valid.clone();
                 long.push(extra);
-                assert_eq!(
-                    reencode(field, &long),
-                    Err(CodecError::TrailingBytes),
-                    "{field}: one byte more"
-                );
+                assert_eq!(reencode(field, &long), Err(CodecError::TrailingBytes), "{field}: one byte more");
             }
         }
     }
@@ -195,19 +170,10 @@ fn strict_prefixes_truncated_and_extra_byte_trailing() {
 #[test]
 fn bad_version_and_wire_format() {
     for case in cases() {
-        for field in [
-            "mls_welcome",
-            "mls_group_info",
-            "mls_key_package",
-            "public_message_commit",
-            "private_message",
-        ] {
+        for field in ["mls_welcome", "mls_group_info", "mls_key_package", "public_message_commit", "private_message"] {
             let m = &case[field];
             for version in [0u16, 2, 0xffff] {
-                assert_eq!(
-                    MlsMessage::decode_exact(&with_u16(m, 0, version)),
-                    Err(CodecError::InvalidValue)
-                );
+                assert_eq!(MlsMessage::decode_exact(&with_u16(m, 0, version)), Err(CodecError::InvalidValue));
             }
             for wire_format in [0u16, 6, 0x00ff, 0xf000, 0xffff] {
                 assert_eq!(
@@ -223,11 +189,7 @@ fn bad_version_and_wire_format() {
 #[test]
 fn bad_sender_content_and_proposal_types() {
     for case in cases() {
-        for field in [
-            "public_message_application",
-            "public_message_proposal",
-            "public_message_commit",
-        ] {
+        for field in ["public_message_application", "public_message_proposal", "public_message_commit"] {
             let m = &case[field];
             let pm = public_message(m);
             for sender_type in [0u8, 5, 0xff] {
@@ -257,16 +219,11 @@ fn bad_sender_content_and_proposal_types() {
 
         // PrivateMessage: content type after group_id and epoch.
         let m = &case["private_message"];
-        let MlsMessageBody::PrivateMessage(prm) = MlsMessage::decode_exact(m).unwrap().body else {
-            panic!()
-        };
+        let MlsMessageBody::PrivateMessage(prm) = MlsMessage::decode_exact(m).unwrap().body else { panic!() };
         let at = 4 + vl(prm.group_id.len()) + prm.group_id.len() + 8;
         assert_eq!(m[at], prm.content_type.to_u8());
         for content_type in [0u8, 4, 0xff] {
-            assert_eq!(
-                MlsMessage::decode_exact(&with_byte(m, at, content_type)),
-                Err(CodecError::InvalidValue)
-            );
+            assert_eq!(MlsMessage::decode_exact(&with_byte(m, at, content_type)), Err(CodecError::InvalidValue));
         }
     }
 }
@@ -280,22 +237,13 @@ fn bad_proposal_or_ref_type_and_optional_flags() {
         let body = commit.proposals.body().len();
         let first = vl(body);
         for t in [0u8, 3, 0xff] {
-            assert_eq!(
-                Commit::decode_exact(&with_byte(c, first, t)),
-                Err(CodecError::InvalidValue)
-            );
+            assert_eq!(Commit::decode_exact(&with_byte(c, first, t)), Err(CodecError::InvalidValue));
         }
         let flag = vl(body) + body;
         assert_eq!(c[flag], 1);
-        assert_eq!(
-            Commit::decode_exact(&with_byte(c, flag, 2)),
-            Err(CodecError::InvalidValue)
-        );
+        assert_eq!(Commit::decode_exact(&with_byte(c, flag, 2)), Err(CodecError::InvalidValue));
         // `path` absent: the UpdatePath's bytes become trailing.
-        assert_eq!(
-            Commit::decode_exact(&with_byte(c, flag, 0)),
-            Err(CodecError::TrailingBytes)
-        );
+        assert_eq!(Commit::decode_exact(&with_byte(c, flag, 0)), Err(CodecError::TrailingBytes));
         // The same proposals without the path: a valid Commit.
         let mut no_path = c[..=flag].to_vec();
         no_path[flag] = 0;
@@ -308,10 +256,7 @@ fn bad_proposal_or_ref_type_and_optional_flags() {
         let flag = vl(secrets.joiner_secret.len()) + secrets.joiner_secret.len();
         assert_eq!(g[flag], u8::from(secrets.path_secret.is_some()));
         for f in [2u8, 0xff] {
-            assert_eq!(
-                GroupSecrets::decode_exact(&with_byte(g, flag, f)),
-                Err(CodecError::InvalidValue)
-            );
+            assert_eq!(GroupSecrets::decode_exact(&with_byte(g, flag, f)), Err(CodecError::InvalidValue));
         }
     }
 }
@@ -319,10 +264,7 @@ fn bad_proposal_or_ref_type_and_optional_flags() {
 #[test]
 fn group_context_of_any_suite() {
     for case in cases() {
-        let MlsMessageBody::GroupInfo(gi) = MlsMessage::decode_exact(&case["mls_group_info"])
-            .unwrap()
-            .body
-        else {
+        let MlsMessageBody::GroupInfo(gi) = MlsMessage::decode_exact(&case["mls_group_info"]).unwrap().body else {
             panic!()
         };
         let wire = gi.tbs.group_context;
@@ -349,16 +291,11 @@ fn commit_with_every_proposal_by_value() {
         Proposal::Add(Add::decode_exact(&case["add_proposal"]).unwrap()),
         Proposal::Update(Update::decode_exact(&case["update_proposal"]).unwrap()),
         Proposal::Remove(Remove::decode_exact(&case["remove_proposal"]).unwrap()),
-        Proposal::PreSharedKey(
-            PreSharedKey::decode_exact(&case["pre_shared_key_proposal"]).unwrap(),
-        ),
+        Proposal::PreSharedKey(PreSharedKey::decode_exact(&case["pre_shared_key_proposal"]).unwrap()),
         Proposal::ReInit(ReInit::decode_exact(&case["re_init_proposal"]).unwrap()),
-        Proposal::ExternalInit(
-            ExternalInit::decode_exact(&case["external_init_proposal"]).unwrap(),
-        ),
+        Proposal::ExternalInit(ExternalInit::decode_exact(&case["external_init_proposal"]).unwrap()),
         Proposal::GroupContextExtensions(
-            GroupContextExtensions::decode_exact(&case["group_context_extensions_proposal"])
-                .unwrap(),
+            GroupContextExtensions::decode_exact(&case["group_context_extensions_proposal"]).unwrap(),
         ),
     ];
     for (p, t) in proposals.iter().zip(1u16..) {
@@ -368,17 +305,10 @@ fn commit_with_every_proposal_by_value() {
         assert_eq!(Proposal::decode_exact(&bytes), Ok(*p));
     }
     let reference = [0x5a; 32];
-    let mut list: Vec<ProposalOrRef> = proposals
-        .iter()
-        .copied()
-        .map(ProposalOrRef::Proposal)
-        .collect();
+    let mut list: Vec<ProposalOrRef> = proposals.iter().copied().map(ProposalOrRef::Proposal).collect();
     list.push(ProposalOrRef::Reference(&reference));
     let body: Vec<u8> = list.iter().flat_map(|p| encode(p).unwrap()).collect();
-    let commit = Commit {
-        proposals: ListView::from_body(&body).unwrap(),
-        path: None,
-    };
+    let commit = Commit { proposals: ListView::from_body(&body).unwrap(), path: None };
     assert_eq!(commit.proposals.len(), 8);
     assert!(commit.proposals.iter().eq(list.iter().copied()));
 
@@ -388,23 +318,13 @@ fn commit_with_every_proposal_by_value() {
     assert!(back.proposals.iter().eq(list.iter().copied()));
     assert_eq!(encode(&back).unwrap(), bytes);
     for n in 0..bytes.len() {
-        assert_eq!(
-            Commit::decode_exact(&bytes[..n]),
-            Err(CodecError::Truncated)
-        );
+        assert_eq!(Commit::decode_exact(&bytes[..n]), Err(CodecError::Truncated));
     }
     // A list whose last element is cut does not make a view.
-    assert_eq!(
-        ListView::<ProposalOrRef>::from_body(&body[..body.len() - 1]),
-        Err(CodecError::Truncated)
-    );
+    assert_eq!(ListView::<ProposalOrRef>::from_body(&body[..body.len() - 1]), Err(CodecError::Truncated));
 }
 
-fn write_public_message(
-    content: &FramedContent,
-    auth: &FramedContentAuthData,
-    tag: Option<&[u8]>,
-) -> Vec<u8> {
+fn write_public_message(content: &FramedContent, auth: &FramedContentAuthData, tag: Option<&[u8]>) -> Vec<u8> {
     let mut buf = vec![0u8; 8192];
     let n = {
         let mut w = Writer::new(&mut buf);
@@ -423,23 +343,11 @@ fn write_public_message(
 #[test]
 fn public_message_senders() {
     let case = &cases()[0];
-    for field in [
-        "public_message_application",
-        "public_message_proposal",
-        "public_message_commit",
-    ] {
+    for field in ["public_message_application", "public_message_proposal", "public_message_commit"] {
         let pm = public_message(&case[field]);
         let tag = pm.membership_tag.unwrap();
-        for sender in [
-            Sender::Member(7),
-            Sender::External(2),
-            Sender::NewMemberProposal,
-            Sender::NewMemberCommit,
-        ] {
-            let content = FramedContent {
-                sender,
-                ..pm.content
-            };
+        for sender in [Sender::Member(7), Sender::External(2), Sender::NewMemberProposal, Sender::NewMemberCommit] {
+            let content = FramedContent { sender, ..pm.content };
             let is_member = matches!(sender, Sender::Member(_));
             let bytes = write_public_message(&content, &pm.auth, is_member.then_some(tag));
             let back = PublicMessage::decode_exact(&bytes).unwrap();
@@ -451,11 +359,7 @@ fn public_message_senders() {
             // A member's message without its tag is truncated; a non-member's
             // with a tag has trailing bytes.
             let flipped = write_public_message(&content, &pm.auth, (!is_member).then_some(tag));
-            let expected = if is_member {
-                CodecError::Truncated
-            } else {
-                CodecError::TrailingBytes
-            };
+            let expected = if is_member { CodecError::Truncated } else { CodecError::TrailingBytes };
             assert_eq!(PublicMessage::decode_exact(&flipped), Err(expected));
         }
 

@@ -81,22 +81,14 @@ fn split_der(sig: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let r = &sig[4..4 + rl];
     let s = &sig[6 + rl..];
     assert_eq!(usize::from(sig[5 + rl]), s.len());
-    let strip = |v: &[u8]| {
-        v.iter()
-            .copied()
-            .skip_while(|b| *b == 0)
-            .collect::<Vec<u8>>()
-    };
+    let strip = |v: &[u8]| v.iter().copied().skip_while(|b| *b == 0).collect::<Vec<u8>>();
     (strip(r), strip(s))
 }
 
 fn p256_key(i: u8) -> (SignaturePrivateKey, [u8; 32]) {
     let mut scalar = [0x11u8; 32];
     scalar[0] = i;
-    (
-        SignaturePrivateKey::from_slice(P256, &scalar).expect("a valid scalar"),
-        scalar,
-    )
+    (SignaturePrivateKey::from_slice(P256, &scalar).expect("a valid scalar"), scalar)
 }
 
 /// Our ECDSA P-256 signatures are exactly `p256::ecdsa::SigningKey`'s
@@ -111,17 +103,9 @@ fn ecdsa_p256_signatures_are_rfc6979_and_verify_elsewhere() {
         for msg in [&b""[..], b"MLS 1.0 test", &[0xa5; 1000]] {
             let sig = ours.sign(P256, &[msg]).expect("sign");
             let expected: p256::ecdsa::Signature = theirs.sign(msg);
-            assert_eq!(
-                sig.as_bytes(),
-                expected.to_der().as_bytes(),
-                "key {i}, message of {} bytes",
-                msg.len()
-            );
+            assert_eq!(sig.as_bytes(), expected.to_der().as_bytes(), "key {i}, message of {} bytes", msg.len());
             let der = p256::ecdsa::DerSignature::try_from(sig.as_bytes()).expect("DER");
-            theirs
-                .verifying_key()
-                .verify(msg, &der)
-                .expect("p256 verifies our signature");
+            theirs.verifying_key().verify(msg, &der).expect("p256 verifies our signature");
             verify(P256, ours.public_key().as_bytes(), msg, &sig).expect("we verify our signature");
             checked += 1;
         }
@@ -145,11 +129,7 @@ fn ecdsa_der_is_strict_and_high_s_is_accepted() {
 
     let mut refused = 0;
     let mut refuse = |what: &str, bad: Vec<u8>| {
-        assert_eq!(
-            verify(P256, pk.as_bytes(), msg, &bad),
-            Err(CryptoError::InvalidSignature),
-            "{what}"
-        );
+        assert_eq!(verify(P256, pk.as_bytes(), msg, &bad), Err(CryptoError::InvalidSignature), "{what}");
         refused += 1;
     };
     // The sequence length in long form (BER, not DER).
@@ -180,10 +160,7 @@ fn ecdsa_der_is_strict_and_high_s_is_accepted() {
     assert_ne!(high, sig);
     let theirs = p256::ecdsa::SigningKey::from_bytes(&scalar.into()).expect("key");
     let der = p256::ecdsa::DerSignature::try_from(high.as_slice()).expect("DER");
-    theirs
-        .verifying_key()
-        .verify(msg, &der)
-        .expect("p256 accepts the high-S twin");
+    theirs.verifying_key().verify(msg, &der).expect("p256 accepts the high-S twin");
     verify(P256, pk.as_bytes(), msg, &high).expect("we accept the high-S twin");
 }
 
@@ -202,32 +179,14 @@ fn ecdsa_public_keys_only_uncompressed_on_the_curve() {
     let mut compressed = vec![0x02 | y_odd];
     compressed.extend_from_slice(&pk[1..33]);
     // The compressed form is a valid encoding of the same point elsewhere.
-    assert_eq!(
-        p256::elliptic_curve::sec1::ToSec1Point::to_sec1_point(
-            p256::PublicKey::from_sec1_bytes(&compressed)
-                .expect("p256 decodes it")
-                .as_affine(),
-            false
-        )
-        .as_bytes(),
-        &pk[..]
-    );
+    assert_eq!(p256::elliptic_curve::sec1::ToSec1Point::to_sec1_point(p256::PublicKey::from_sec1_bytes(&compressed).expect("p256 decodes it").as_affine(), false).as_bytes(), &pk[..]);
     let mut hybrid = pk.clone();
     hybrid[0] = 0x06 | y_odd;
     let mut off_curve = pk.clone();
     off_curve[64] ^= 1;
     let mut refused = 0;
-    for (what, bad) in [
-        ("compressed", compressed),
-        ("hybrid", hybrid),
-        ("off the curve", off_curve),
-        ("identity", vec![0x00]),
-    ] {
-        assert_eq!(
-            verify(P256, &bad, msg, &sig),
-            Err(CryptoError::InvalidKey),
-            "{what}"
-        );
+    for (what, bad) in [("compressed", compressed), ("hybrid", hybrid), ("off the curve", off_curve), ("identity", vec![0x00])] {
+        assert_eq!(verify(P256, &bad, msg, &sig), Err(CryptoError::InvalidKey), "{what}");
         refused += 1;
     }
     assert_eq!(refused, 4);
@@ -269,36 +228,20 @@ fn forged_for_identity() -> [u8; 64] {
 fn ed25519_public_key_encodings_are_canonical() {
     let msg = b"any message at all";
     let sig = forged_for_identity();
-    assert_eq!(
-        verify(ED25519, &ED_IDENTITY, msg, &sig),
-        Ok(()),
-        "small-order key, canonical: accepted (documented)"
-    );
+    assert_eq!(verify(ED25519, &ED_IDENTITY, msg, &sig), Ok(()), "small-order key, canonical: accepted (documented)");
     let mut minus_zero = ED_IDENTITY;
     minus_zero[31] |= 0x80;
     let mut refused = 0;
     for (what, pk) in [("y = p + 1", ED_Y_P_PLUS_1), ("x = -0", minus_zero)] {
-        assert_eq!(
-            verify(ED25519, &pk, msg, &sig),
-            Err(CryptoError::InvalidKey),
-            "{what}"
-        );
+        assert_eq!(verify(ED25519, &pk, msg, &sig), Err(CryptoError::InvalidKey), "{what}");
         refused += 1;
     }
     // y = p - 1 (x = 0) with the sign bit set: -0 again, of the point of order 2.
     let mut minus_one = ED_Y_P_PLUS_1;
     minus_one[0] = 0xec;
-    assert_ne!(
-        verify(ED25519, &minus_one, msg, &sig),
-        Err(CryptoError::InvalidKey),
-        "y = p - 1, sign clear: a key"
-    );
+    assert_ne!(verify(ED25519, &minus_one, msg, &sig), Err(CryptoError::InvalidKey), "y = p - 1, sign clear: a key");
     minus_one[31] |= 0x80;
-    assert_eq!(
-        verify(ED25519, &minus_one, msg, &sig),
-        Err(CryptoError::InvalidKey),
-        "y = p - 1 with the sign bit"
-    );
+    assert_eq!(verify(ED25519, &minus_one, msg, &sig), Err(CryptoError::InvalidKey), "y = p - 1 with the sign bit");
     refused += 1;
     assert_eq!(refused, 3);
 }
@@ -311,10 +254,7 @@ fn ed25519_s_is_canonical() {
     // L = 2^252 + 27742317777372353535851937790883648493, little-endian.
     const L: [u8; 32] = {
         let mut l = [0u8; 32];
-        let low: [u8; 16] = [
-            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
-            0xde, 0x14,
-        ];
+        let low: [u8; 16] = [0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14];
         let mut i = 0;
         while i < 16 {
             l[i] = low[i];
@@ -336,8 +276,5 @@ fn ed25519_s_is_canonical() {
         carry = v >> 8;
     }
     assert_eq!(carry, 0);
-    assert_eq!(
-        verify(ED25519, pk.as_bytes(), msg, &s_plus_l),
-        Err(CryptoError::InvalidSignature)
-    );
+    assert_eq!(verify(ED25519, pk.as_bytes(), msg, &s_plus_l), Err(CryptoError::InvalidSignature));
 }

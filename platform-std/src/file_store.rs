@@ -93,11 +93,7 @@ impl FileStorage {
     }
 
     fn sync_file(&self, f: &File) -> std::io::Result<()> {
-        if self.flush == Flush::PowerCut {
-            f.sync_all()
-        } else {
-            Ok(())
-        }
+        if self.flush == Flush::PowerCut { f.sync_all() } else { Ok(()) }
     }
 
     fn wipe_and_unlink(&self, path: &Path) -> std::io::Result<()> {
@@ -115,18 +111,13 @@ fn io(_: std::io::Error) -> StorageError {
 }
 
 impl Storage for FileStorage {
-    fn read<'b>(
-        &mut self,
-        key: RecordKey,
-        buf: &'b mut [u8],
-    ) -> Result<Option<&'b [u8]>, StorageError> {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
         let mut f = match File::open(self.path(key)) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(e)),
         };
-        let len =
-            usize::try_from(f.metadata().map_err(io)?.len()).map_err(|_| StorageError::TooLarge)?;
+        let len = usize::try_from(f.metadata().map_err(io)?.len()).map_err(|_| StorageError::TooLarge)?;
         let out = buf.get_mut(..len).ok_or(StorageError::TooLarge)?;
         f.read_exact(out).map_err(io)?;
         Ok(Some(out))

@@ -16,11 +16,9 @@ mod helpers;
 mod sqlite_store;
 
 pub use file_store::{FileStorage, Flush};
-use rand_core::UnwrapErr;
 #[cfg(feature = "sqlite")]
-pub use sqlite_store::{
-    APPLICATION_ID, Durability, SqliteDatabase, SqliteError, SqliteOptions, SqliteStorage,
-};
+pub use sqlite_store::{APPLICATION_ID, Durability, SqliteDatabase, SqliteError, SqliteOptions, SqliteStorage};
+use rand_core::UnwrapErr;
 
 /// The operating system's cryptographic RNG, in the form the core takes
 /// (`rand_core::CryptoRng`). A failing OS RNG is unrecoverable on a host, so
@@ -41,12 +39,7 @@ pub struct RayonExecutor;
 
 #[cfg(feature = "parallel")]
 impl mls_nostd::executor::Executor for RayonExecutor {
-    fn for_each_chunk(
-        &self,
-        buf: &mut [u8],
-        chunk: usize,
-        job: &(dyn Fn(usize, &mut [u8]) + Sync),
-    ) {
+    fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync)) {
         use rayon::prelude::*;
         if chunk == 0 {
             return;
@@ -56,14 +49,10 @@ impl mls_nostd::executor::Executor for RayonExecutor {
         // members, two leaf signatures: 271 us on rayon's 2 threads, 174 us
         // inline, on this project's 2-core machine).
         if buf.len() / chunk <= rayon::current_num_threads() {
-            buf.chunks_exact_mut(chunk)
-                .enumerate()
-                .for_each(|(i, c)| job(i, c));
+            buf.chunks_exact_mut(chunk).enumerate().for_each(|(i, c)| job(i, c));
             return;
         }
-        buf.par_chunks_exact_mut(chunk)
-            .enumerate()
-            .for_each(|(i, c)| job(i, c));
+        buf.par_chunks_exact_mut(chunk).enumerate().for_each(|(i, c)| job(i, c));
     }
 
     /// Batches of at most [`ED25519_BATCH`], each checked by

@@ -122,12 +122,7 @@ impl SqliteOptions {
     /// Defaults for `durability`: a checkpoint every 16 commits, checked at
     /// open, a 5 s busy timeout.
     pub const fn new(durability: Durability) -> Self {
-        Self {
-            durability,
-            checkpoint_every: 16,
-            verify_on_open: true,
-            busy_timeout: Duration::from_secs(5),
-        }
+        Self { durability, checkpoint_every: 16, verify_on_open: true, busy_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -197,35 +192,20 @@ impl std::fmt::Display for SqliteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::NotADatabase { path } => write!(f, "{}: not an SQLite database", path.display()),
-            Self::Corrupt { path, detail } => {
-                write!(f, "{}: database is damaged: {detail}", path.display())
-            }
-            Self::Foreign {
-                path,
-                application_id,
-            } => write!(
+            Self::Corrupt { path, detail } => write!(f, "{}: database is damaged: {detail}", path.display()),
+            Self::Foreign { path, application_id } => write!(
                 f,
                 "{}: an SQLite database of another application (application_id {application_id:#x}, expected {APPLICATION_ID:#x})",
                 path.display()
             ),
             Self::UnknownVersion { path, version } => {
-                write!(
-                    f,
-                    "{}: unknown schema version {version} (this program knows {SCHEMA_VERSION})",
-                    path.display()
-                )
+                write!(f, "{}: unknown schema version {version} (this program knows {SCHEMA_VERSION})", path.display())
             }
             Self::InUse { path, namespace } => {
-                write!(
-                    f,
-                    "{}: namespace {namespace:?} is in use by another handle or process",
-                    path.display()
-                )
+                write!(f, "{}: namespace {namespace:?} is in use by another handle or process", path.display())
             }
             Self::Io { path, error } => write!(f, "{}: {error}", path.display()),
-            Self::Storage { path, error } => {
-                write!(f, "{}: storage failed: {error:?}", path.display())
-            }
+            Self::Storage { path, error } => write!(f, "{}: storage failed: {error:?}", path.display()),
             Self::Sqlite { path, error } => write!(f, "{}: {error}", path.display()),
         }
     }
@@ -246,10 +226,7 @@ impl SqliteError {
         let path = path.to_path_buf();
         match error.sqlite_error_code() {
             Some(ErrorCode::NotADatabase) => Self::NotADatabase { path },
-            Some(ErrorCode::DatabaseCorrupt) => Self::Corrupt {
-                path,
-                detail: error.to_string(),
-            },
+            Some(ErrorCode::DatabaseCorrupt) => Self::Corrupt { path, detail: error.to_string() },
             _ => Self::Sqlite { path, error },
         }
     }
@@ -283,9 +260,7 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A thread that panicked while holding the lock left SQLite's state
         // consistent (it is transactional); carry on.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Makes sure this namespace owns the connection's open transaction,
@@ -293,11 +268,7 @@ impl Shared {
     /// from this thread belongs to a save that ended in an error without
     /// committing (a prefix of a save, which the core recovers from): it is
     /// committed first. One of another thread is waited for.
-    fn own_txn<'a>(
-        &self,
-        mut inner: MutexGuard<'a, Inner>,
-        namespace: i64,
-    ) -> Result<MutexGuard<'a, Inner>, StorageError> {
+    fn own_txn<'a>(&self, mut inner: MutexGuard<'a, Inner>, namespace: i64) -> Result<MutexGuard<'a, Inner>, StorageError> {
         let deadline = Instant::now() + self.options.busy_timeout;
         let me = std::thread::current().id();
         loop {
@@ -305,24 +276,12 @@ impl Shared {
                 Some(t) if t.namespace == namespace => return Ok(inner),
                 Some(t) if t.thread == me => end_txn(&mut inner, &self.txn_done)?,
                 Some(_) => {
-                    let left = deadline
-                        .checked_duration_since(Instant::now())
-                        .ok_or(StorageError::Io)?;
-                    inner = self
-                        .txn_done
-                        .wait_timeout(inner, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
+                    let left = deadline.checked_duration_since(Instant::now()).ok_or(StorageError::Io)?;
+                    inner = self.txn_done.wait_timeout(inner, left).unwrap_or_else(|e| e.into_inner()).0;
                 }
                 None => {
-                    inner
-                        .conn
-                        .execute_batch("BEGIN IMMEDIATE")
-                        .map_err(|e| storage_error(&e))?;
-                    inner.txn = Some(Txn {
-                        namespace,
-                        thread: me,
-                    });
+                    inner.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| storage_error(&e))?;
+                    inner.txn = Some(Txn { namespace, thread: me });
                     return Ok(inner);
                 }
             }
@@ -354,20 +313,13 @@ impl SqliteDatabase {
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, SqliteError> {
         let path = path.as_ref().to_path_buf();
         let err = |e| SqliteError::from_sqlite(&path, e);
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(err)?;
         conn.busy_timeout(options.busy_timeout).map_err(err)?;
         check_or_create_schema(&conn, &path)?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(err)?;
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(err)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(SqliteError::Sqlite {
-                path,
-                error: rusqlite::Error::InvalidQuery,
-            });
+            return Err(SqliteError::Sqlite { path, error: rusqlite::Error::InvalidQuery });
         }
         let synchronous = match options.durability {
             Durability::PowerCut => "FULL",
@@ -380,35 +332,17 @@ impl SqliteDatabase {
         .map_err(err)?;
         if options.verify_on_open {
             let mut stmt = conn.prepare("PRAGMA quick_check").map_err(err)?;
-            let problems: Vec<String> = stmt
-                .query_map([], |r| r.get::<_, String>(0))
-                .map_err(err)?
-                .collect::<Result<_, _>>()
-                .map_err(err)?;
+            let problems: Vec<String> =
+                stmt.query_map([], |r| r.get::<_, String>(0)).map_err(err)?.collect::<Result<_, _>>().map_err(err)?;
             if problems.first().map(String::as_str) != Some("ok") {
-                return Err(SqliteError::Corrupt {
-                    path,
-                    detail: problems.join("; "),
-                });
+                return Err(SqliteError::Corrupt { path, detail: problems.join("; ") });
             }
         }
         // What a crash left in the WAL (removed records' old pages) goes now.
         checkpoint(&conn).map_err(err)?;
         let locks = LockFile::open(&path)?;
-        let inner = Mutex::new(Inner {
-            conn,
-            txn: None,
-            commits_since_checkpoint: 0,
-        });
-        Ok(Self {
-            shared: Arc::new(Shared {
-                path,
-                options,
-                inner,
-                txn_done: Condvar::new(),
-                locks,
-            }),
-        })
+        let inner = Mutex::new(Inner { conn, txn: None, commits_since_checkpoint: 0 });
+        Ok(Self { shared: Arc::new(Shared { path, options, inner, txn_done: Condvar::new(), locks }) })
     }
 
     /// The database file.
@@ -429,12 +363,8 @@ impl SqliteDatabase {
         let err = |e| SqliteError::from_sqlite(path, e);
         let id = {
             let find = |conn: &Connection| {
-                conn.query_row(
-                    "SELECT id FROM namespace WHERE name = ?1",
-                    [namespace],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()
+                conn.query_row("SELECT id FROM namespace WHERE name = ?1", [namespace], |r| r.get::<_, i64>(0))
+                    .optional()
             };
             let inner = self.shared.lock();
             match find(&inner.conn).map_err(err)? {
@@ -442,17 +372,11 @@ impl SqliteDatabase {
                 None => {
                     // A transaction of its own, so that no rollback of another
                     // namespace's can take the row (and hand its id out twice).
-                    let busy = |error| SqliteError::Storage {
-                        path: path.clone(),
-                        error,
-                    };
+                    let busy = |error| SqliteError::Storage { path: path.clone(), error };
                     let mut inner = self.shared.own_txn(inner, NEW_NAMESPACE).map_err(busy)?;
                     let inserted = inner
                         .conn
-                        .execute(
-                            "INSERT OR IGNORE INTO namespace (name) VALUES (?1)",
-                            [namespace],
-                        )
+                        .execute("INSERT OR IGNORE INTO namespace (name) VALUES (?1)", [namespace])
                         .and_then(|_| find(&inner.conn));
                     match inserted {
                         Ok(Some(id)) => {
@@ -461,39 +385,19 @@ impl SqliteDatabase {
                         }
                         other => {
                             rollback(&mut inner, &self.shared.txn_done);
-                            return Err(err(other
-                                .err()
-                                .unwrap_or(rusqlite::Error::QueryReturnedNoRows)));
+                            return Err(err(other.err().unwrap_or(rusqlite::Error::QueryReturnedNoRows)));
                         }
                     }
                 }
             }
         };
-        let in_use = || SqliteError::InUse {
-            path: path.clone(),
-            namespace: namespace.to_string(),
-        };
+        let in_use = || SqliteError::InUse { path: path.clone(), namespace: namespace.to_string() };
         if !(0..=i64::from(u32::MAX >> 1)).contains(&id) {
-            return Err(SqliteError::Corrupt {
-                path: path.clone(),
-                detail: format!("namespace id {id} out of range"),
-            });
+            return Err(SqliteError::Corrupt { path: path.clone(), detail: format!("namespace id {id} out of range") });
         }
-        let lock = self
-            .shared
-            .locks
-            .acquire(id)
-            .map_err(|error| SqliteError::Io {
-                path: self.shared.locks.path.clone(),
-                error,
-            })?;
+        let lock = self.shared.locks.acquire(id).map_err(|error| SqliteError::Io { path: self.shared.locks.path.clone(), error })?;
         let lock = lock.ok_or_else(in_use)?;
-        Ok(SqliteStorage {
-            shared: Arc::clone(&self.shared),
-            namespace: id,
-            name: namespace.to_string(),
-            _lock: lock,
-        })
+        Ok(SqliteStorage { shared: Arc::clone(&self.shared), namespace: id, name: namespace.to_string(), _lock: lock })
     }
 
     /// Checkpoints the WAL now (`TRUNCATE`): removed records are then gone
@@ -504,8 +408,7 @@ impl SqliteDatabase {
         if inner.txn.is_some() {
             return Ok(false);
         }
-        let done =
-            checkpoint(&inner.conn).map_err(|e| SqliteError::from_sqlite(&self.shared.path, e))?;
+        let done = checkpoint(&inner.conn).map_err(|e| SqliteError::from_sqlite(&self.shared.path, e))?;
         if done {
             inner.commits_since_checkpoint = 0;
         }
@@ -517,11 +420,7 @@ impl SqliteDatabase {
         let inner = self.shared.lock();
         inner
             .conn
-            .query_row(
-                "SELECT COALESCE(SUM(length(value)), 0) FROM record",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
+            .query_row("SELECT COALESCE(SUM(length(value)), 0) FROM record", [], |r| r.get::<_, i64>(0))
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(|e| SqliteError::from_sqlite(&self.shared.path, e))
     }
@@ -540,22 +439,15 @@ fn check_or_create_schema(conn: &Connection, path: &Path) -> Result<(), SqliteEr
     let read = |conn: &Connection| -> rusqlite::Result<(i32, i32, i64)> {
         let app: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
         let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let objects: i64 =
-            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        let objects: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
         Ok((app, version, objects))
     };
     let check = |(app, version, objects): (i32, i32, i64)| -> Result<bool, SqliteError> {
         match (app, objects) {
             (APPLICATION_ID, _) if version == SCHEMA_VERSION => Ok(true),
-            (APPLICATION_ID, _) => Err(SqliteError::UnknownVersion {
-                path: path.to_path_buf(),
-                version,
-            }),
+            (APPLICATION_ID, _) => Err(SqliteError::UnknownVersion { path: path.to_path_buf(), version }),
             (0, 0) => Ok(false),
-            _ => Err(SqliteError::Foreign {
-                path: path.to_path_buf(),
-                application_id: app,
-            }),
+            _ => Err(SqliteError::Foreign { path: path.to_path_buf(), application_id: app }),
         }
     };
     if check(read(conn).map_err(err)?)? {
@@ -566,10 +458,8 @@ fn check_or_create_schema(conn: &Connection, path: &Path) -> Result<(), SqliteEr
     let result = (|| {
         if !check(read(conn).map_err(err)?)? {
             conn.execute_batch(SCHEMA).map_err(err)?;
-            conn.execute_batch(&format!(
-                "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
-            ))
-            .map_err(err)?;
+            conn.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"))
+                .map_err(err)?;
         }
         conn.execute_batch("COMMIT").map_err(err)
     })();
@@ -607,9 +497,7 @@ impl SqliteStorage {
 
     /// The database this storage is part of.
     pub fn database(&self) -> SqliteDatabase {
-        SqliteDatabase {
-            shared: Arc::clone(&self.shared),
-        }
+        SqliteDatabase { shared: Arc::clone(&self.shared) }
     }
 
     /// Bytes of the namespace's records.
@@ -618,11 +506,9 @@ impl SqliteStorage {
         let inner = self.shared.lock();
         inner
             .conn
-            .query_row(
-                "SELECT COALESCE(SUM(length(value)), 0) FROM record WHERE id BETWEEN ?1 AND ?2",
-                [lo, hi],
-                |r| r.get::<_, i64>(0),
-            )
+            .query_row("SELECT COALESCE(SUM(length(value)), 0) FROM record WHERE id BETWEEN ?1 AND ?2", [lo, hi], |r| {
+                r.get::<_, i64>(0)
+            })
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(|e| storage_error(&e))
     }
@@ -638,10 +524,7 @@ impl SqliteStorage {
     /// Runs one write of this namespace inside its transaction; on failure
     /// the transaction is rolled back (the save fails, the stored state is
     /// the last committed one).
-    fn write_op(
-        &mut self,
-        op: impl FnOnce(&Connection) -> rusqlite::Result<usize>,
-    ) -> Result<(), StorageError> {
+    fn write_op(&mut self, op: impl FnOnce(&Connection) -> rusqlite::Result<usize>) -> Result<(), StorageError> {
         let mut inner = self.shared.own_txn(self.shared.lock(), self.namespace)?;
         op(&inner.conn).map(|_| ()).map_err(|e| {
             rollback(&mut inner, &self.shared.txn_done);
@@ -675,21 +558,12 @@ fn rollback(inner: &mut Inner, done: &Condvar) {
 }
 
 impl Storage for SqliteStorage {
-    fn read<'b>(
-        &mut self,
-        key: RecordKey,
-        buf: &'b mut [u8],
-    ) -> Result<Option<&'b [u8]>, StorageError> {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
         let row = self.row(key);
         let inner = self.shared.lock();
-        let mut stmt = inner
-            .conn
-            .prepare_cached("SELECT value FROM record WHERE id = ?1")
-            .map_err(|e| storage_error(&e))?;
+        let mut stmt = inner.conn.prepare_cached("SELECT value FROM record WHERE id = ?1").map_err(|e| storage_error(&e))?;
         let mut rows = stmt.query([row]).map_err(|e| storage_error(&e))?;
-        let Some(r) = rows.next().map_err(|e| storage_error(&e))? else {
-            return Ok(None);
-        };
+        let Some(r) = rows.next().map_err(|e| storage_error(&e))? else { return Ok(None) };
         let value = r.get_ref(0).map_err(|e| storage_error(&e))?;
         let bytes = value.as_blob().map_err(|_| StorageError::Corrupted)?;
         let out = buf.get_mut(..bytes.len()).ok_or(StorageError::TooLarge)?;
@@ -700,17 +574,13 @@ impl Storage for SqliteStorage {
     fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
         let row = self.row(key);
         self.write_op(|conn| {
-            conn.prepare_cached("INSERT OR REPLACE INTO record (id, value) VALUES (?1, ?2)")?
-                .execute(params![row, value])
+            conn.prepare_cached("INSERT OR REPLACE INTO record (id, value) VALUES (?1, ?2)")?.execute(params![row, value])
         })
     }
 
     fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
         let row = self.row(key);
-        self.write_op(|conn| {
-            conn.prepare_cached("DELETE FROM record WHERE id = ?1")?
-                .execute([row])
-        })
+        self.write_op(|conn| conn.prepare_cached("DELETE FROM record WHERE id = ?1")?.execute([row]))
     }
 
     /// Commits this namespace's transaction (the save's commit point), then
@@ -719,9 +589,7 @@ impl Storage for SqliteStorage {
         let mut inner = self.shared.lock();
         let me = std::thread::current().id();
         match inner.txn {
-            Some(t) if self.mine(t) || t.thread == me => {
-                end_txn(&mut inner, &self.shared.txn_done)?
-            }
+            Some(t) if self.mine(t) || t.thread == me => end_txn(&mut inner, &self.shared.txn_done)?,
             _ => return Ok(()),
         }
         inner.commits_since_checkpoint = inner.commits_since_checkpoint.saturating_add(1);
@@ -764,52 +632,27 @@ impl LockFile {
         let mut name = db.as_os_str().to_os_string();
         name.push("-lock");
         let path = PathBuf::from(name);
-        let io = |error| SqliteError::Io {
-            path: path.clone(),
-            error,
-        };
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
+        let io = |error| SqliteError::Io { path: path.clone(), error };
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         let canonical = path.canonicalize().map_err(io)?;
-        let mut files = LOCK_FILES
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut files = LOCK_FILES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         files.retain(|(_, w)| w.strong_count() > 0);
-        if let Some(existing) = files
-            .iter()
-            .find(|(p, _)| *p == canonical)
-            .and_then(|(_, w)| w.upgrade())
-        {
+        if let Some(existing) = files.iter().find(|(p, _)| *p == canonical).and_then(|(_, w)| w.upgrade()) {
             return Ok(existing);
         }
-        let lock = Arc::new(Self {
-            path,
-            file,
-            held: Mutex::new(HashSet::new()),
-        });
+        let lock = Arc::new(Self { path, file, held: Mutex::new(HashSet::new()) });
         files.push((canonical, Arc::downgrade(&lock)));
         Ok(lock)
     }
 
     /// Locks namespace `id` for this process; `None` if it is held already.
     fn acquire(self: &Arc<Self>, id: i64) -> std::io::Result<Option<NamespaceLock>> {
-        let mut held = self
-            .held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if held.contains(&id) || !os_lock(&self.file, id, true)? {
             return Ok(None);
         }
         held.insert(id);
-        Ok(Some(NamespaceLock {
-            file: Arc::clone(self),
-            id,
-        }))
+        Ok(Some(NamespaceLock { file: Arc::clone(self), id }))
     }
 }
 
@@ -822,11 +665,7 @@ struct NamespaceLock {
 
 impl Drop for NamespaceLock {
     fn drop(&mut self) {
-        let mut held = self
-            .file
-            .held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut held = self.file.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let _ = os_lock(&self.file.file, self.id, false);
         held.remove(&self.id);
     }
@@ -837,8 +676,7 @@ impl Drop for NamespaceLock {
 #[cfg(unix)]
 fn os_lock(file: &File, id: i64, lock: bool) -> std::io::Result<bool> {
     use std::os::fd::AsRawFd;
-    let start = libc::off_t::try_from(id)
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let start = libc::off_t::try_from(id).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     // SAFETY: `flock` is a plain C struct; all-zero is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = if lock { libc::F_WRLCK } else { libc::F_UNLCK } as _;

@@ -2,9 +2,9 @@
 //! directory), leaves no temporary or replaced file behind, and wipes
 //! removed records.
 use mls_nostd::crypto::CipherSuite;
-use mls_nostd::group::WireFormatPolicy;
-use mls_nostd::store::{MAX_RECORD_LEN, Parts, Storage, recover};
-use mls_tests::member::{Member, agree};
+use mls_nostd::group::{WireFormatPolicy};
+use mls_nostd::store::{recover, Parts, Storage, MAX_RECORD_LEN};
+use mls_tests::member::{agree, Member};
 use platform_std::FileStorage;
 
 #[test]
@@ -28,21 +28,10 @@ fn group_survives_restart_in_files() {
     std::fs::write(dir.join("00000000.tmp"), b"partial").unwrap();
     let mut store = FileStorage::open(&dir).unwrap();
     recover(&mut store, 3, &mut buf[..]).unwrap();
-    let names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert!(names.iter().all(|n| n.ends_with(".rec")), "{names:?}");
     let mut restarted = Member::new("bob", 2);
-    restarted
-        .group
-        .load(
-            &mut store,
-            3,
-            &mls_nostd::identity::SAME_CREDENTIAL,
-            &mut buf,
-        )
-        .unwrap();
+    restarted.group.load(&mut store, 3, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf).unwrap();
     agree(&[&alice, &restarted]);
     let m = alice.send(b"after restart");
     assert_eq!(restarted.receive_app(&m).1, b"after restart");

@@ -10,10 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fleet_bin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mls-fleet"))
-        .args(args)
-        .output()
-        .expect("mls-fleet runs")
+    Command::new(env!("CARGO_BIN_EXE_mls-fleet")).args(args).output().expect("mls-fleet runs")
 }
 
 /// A fresh directory for one test, removed when dropped.
@@ -21,8 +18,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("mls-fleet-test-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("mls-fleet-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         Self(dir)
@@ -44,94 +40,47 @@ fn s(p: &Path) -> &str {
 }
 
 fn small(seed: u64, suite: CipherSuite, state_dir: &Path) -> Config {
-    Config {
-        devices: 8,
-        rounds: 1,
-        suite,
-        seed: Some(seed),
-        state_dir: Some(state_dir.to_path_buf()),
-        fsync: false,
-    }
+    Config { devices: 8, rounds: 1, suite, seed: Some(seed), state_dir: Some(state_dir.to_path_buf()), fsync: false }
 }
 
 #[test]
 fn small_fleet_runs_and_reports() {
     // Without --state-dir: a fresh temporary directory, printed.
-    let out = fleet_bin(&[
-        "--members",
-        "8",
-        "--rounds",
-        "1",
-        "--seed",
-        "42",
-        "--suite",
-        "1",
-    ]);
+    let out = fleet_bin(&["--members", "8", "--rounds", "1", "--seed", "42", "--suite", "1"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
     let dir = stdout
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("state directory ")?
-                .split_once(" (a fresh temporary one")
-        })
+        .find_map(|l| l.strip_prefix("state directory ")?.split_once(" (a fresh temporary one"))
         .map(|(d, _)| PathBuf::from(d))
         .expect("the temporary state directory is printed");
     let _cleanup = TempDir(dir.clone());
-    assert!(
-        stdout.contains("seed 42 (given; replay with --seed 42)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("seed 42 (given; replay with --seed 42)"), "{stdout}");
     assert!(stdout.contains("cipher suite 0x0001"), "{stdout}");
     // Join (1 epoch), one update, one removal and one re-add (3 epochs).
-    assert!(
-        stdout.contains("all 9 members agreed after each of 4 epoch changes; final epoch 4: "),
-        "{stdout}"
-    );
-    for row in [
-        "join from a Welcome",
-        "commit with path",
-        "process + merge a commit",
-        "unprotect an application message",
-        "save a member in full",
-    ] {
+    assert!(stdout.contains("all 9 members agreed after each of 4 epoch changes; final epoch 4: "), "{stdout}");
+    for row in
+        ["join from a Welcome", "commit with path", "process + merge a commit", "unprotect an application message", "save a member in full"]
+    {
         assert!(stdout.contains(row), "{row}: {stdout}");
     }
     // Every member is in the database, and the report says how much it takes.
     assert!(dir.join("fleet.json").is_file());
-    let db = platform_std::SqliteDatabase::open(
-        dir.join("fleet.sqlite"),
-        platform_std::Durability::ProcessCrash,
-    )
-    .expect("database");
+    let db = platform_std::SqliteDatabase::open(dir.join("fleet.sqlite"), platform_std::Durability::ProcessCrash).expect("database");
     let mut sizes = Vec::new();
     for name in ["gateway", "device-000", "device-007"] {
-        let bytes = db
-            .storage(name)
-            .expect("member")
-            .bytes_used()
-            .expect("bytes");
+        let bytes = db.storage(name).expect("member").bytes_used().expect("bytes");
         assert!(bytes > 1000, "{name}: {bytes} bytes");
         sizes.push(bytes);
     }
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("state per member:"))
-        .expect("state line");
+    let line = stdout.lines().find(|l| l.starts_with("state per member:")).expect("state line");
     let mean: u64 = line
         .split_once("on disk: ")
         .and_then(|(_, r)| r.split_once(" bytes"))
         .map(|(n, _)| n.replace(',', ""))
         .and_then(|n| n.parse().ok())
         .expect("on-disk bytes");
-    assert!(
-        sizes.iter().any(|&b| b.abs_diff(mean) < mean / 4),
-        "{line}: members take {sizes:?}"
-    );
+    assert!(sizes.iter().any(|&b| b.abs_diff(mean) < mean / 4), "{line}: members take {sizes:?}");
 }
 
 #[test]
@@ -149,40 +98,14 @@ fn same_seed_same_final_authenticator() {
         assert_eq!(a.final_epoch, 4);
         assert_eq!(a.members, 9);
         assert_eq!(a.final_authenticator.len(), 32);
-        assert_eq!(
-            a.final_authenticator, b.final_authenticator,
-            "a seed replays the run"
-        );
-        assert_ne!(
-            a.final_authenticator, c.final_authenticator,
-            "another seed, another group"
-        );
+        assert_eq!(a.final_authenticator, b.final_authenticator, "a seed replays the run");
+        assert_ne!(a.final_authenticator, c.final_authenticator, "another seed, another group");
     }
     // The binary prints the same abbreviated authenticator as the library computes.
-    let report = fleet::run(
-        &small(
-            5,
-            CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
-            &tmp.join("d"),
-        ),
-        5,
-    )
-    .expect("run");
-    let out = fleet_bin(&[
-        "--members",
-        "8",
-        "--rounds",
-        "1",
-        "--seed",
-        "5",
-        "--state-dir",
-        s(&tmp.join("e")),
-    ]);
+    let report = fleet::run(&small(5, CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, &tmp.join("d")), 5).expect("run");
+    let out = fleet_bin(&["--members", "8", "--rounds", "1", "--seed", "5", "--state-dir", s(&tmp.join("e"))]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains(&format!("final epoch 4: {}", report.authenticator_short())),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&format!("final epoch 4: {}", report.authenticator_short())), "{stdout}");
 }
 
 fn assert_one_line_error(out: &Output, code: i32, what: &str) {
@@ -215,108 +138,40 @@ fn bad_arguments_are_one_line_and_non_zero() {
 #[test]
 fn resumed_run_ends_like_the_uninterrupted_one() {
     let tmp = TempDir::new("resume");
-    for suite in [
-        CipherSuite::X25519Aes128GcmSha256Ed25519,
-        CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
-    ] {
+    for suite in [CipherSuite::X25519Aes128GcmSha256Ed25519, CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519] {
         let tag = suite.to_u16();
-        let whole = Config {
-            rounds: 3,
-            ..small(11, suite, &tmp.join(&format!("whole-{tag}")))
-        };
+        let whole = Config { rounds: 3, ..small(11, suite, &tmp.join(&format!("whole-{tag}"))) };
         let uninterrupted = fleet::run(&whole, 11).expect("uninterrupted run");
         assert_eq!(uninterrupted.resumed_after, None);
         // Stopped after round 1, then resumed up to round 3 (the seed comes
         // from the state directory: the second run is given another one).
         let dir = tmp.join(&format!("stopped-{tag}"));
-        let first = fleet::run(
-            &Config {
-                rounds: 1,
-                ..small(11, suite, &dir)
-            },
-            11,
-        )
-        .expect("rounds 0..1");
+        let first = fleet::run(&Config { rounds: 1, ..small(11, suite, &dir) }, 11).expect("rounds 0..1");
         assert_ne!(first.final_authenticator, uninterrupted.final_authenticator);
-        let resumed = fleet::run(
-            &Config {
-                rounds: 3,
-                seed: None,
-                ..small(0, suite, &dir)
-            },
-            999,
-        )
-        .expect("rounds 2..3");
+        let resumed = fleet::run(&Config { rounds: 3, seed: None, ..small(0, suite, &dir) }, 999).expect("rounds 2..3");
         assert_eq!(resumed.resumed_after, Some(1));
         assert_eq!(resumed.seed, 11);
         assert_eq!(resumed.final_epoch, uninterrupted.final_epoch);
         assert_eq!(resumed.epochs_checked, uninterrupted.epochs_checked);
-        assert_eq!(
-            resumed.final_authenticator, uninterrupted.final_authenticator,
-            "suite {tag:#06x}"
-        );
+        assert_eq!(resumed.final_authenticator, uninterrupted.final_authenticator, "suite {tag:#06x}");
         // Resuming a finished run runs no round and reports the same end.
-        let again = fleet::run(
-            &Config {
-                rounds: 3,
-                ..small(11, suite, &dir)
-            },
-            11,
-        )
-        .expect("nothing left");
+        let again = fleet::run(&Config { rounds: 3, ..small(11, suite, &dir) }, 11).expect("nothing left");
         assert_eq!(again.resumed_after, Some(3));
         assert_eq!(again.final_authenticator, uninterrupted.final_authenticator);
     }
     // The binary: stop after round 1, resume to round 2, same line as a whole run.
     let dir = tmp.join("bin");
-    let out = fleet_bin(&[
-        "--members",
-        "3",
-        "--rounds",
-        "1",
-        "--seed",
-        "4",
-        "--state-dir",
-        s(&dir),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = fleet_bin(&["--members", "3", "--rounds", "1", "--seed", "4", "--state-dir", s(&dir)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = fleet_bin(&["--members", "3", "--rounds", "2", "--state-dir", s(&dir)]);
     let resumed = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        resumed.contains("seed 4 (saved in the state directory"),
-        "{resumed}"
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(resumed.contains("seed 4 (saved in the state directory"), "{resumed}");
     assert!(resumed.contains("resuming after round 1 of 2"), "{resumed}");
-    assert!(
-        resumed.contains("resumed after round 1: the tables above cover rounds 2 to 2 only"),
-        "{resumed}"
-    );
-    let out = fleet_bin(&[
-        "--members",
-        "3",
-        "--rounds",
-        "2",
-        "--seed",
-        "4",
-        "--state-dir",
-        s(&tmp.join("bin-whole")),
-    ]);
+    assert!(resumed.contains("resumed after round 1: the tables above cover rounds 2 to 2 only"), "{resumed}");
+    let out = fleet_bin(&["--members", "3", "--rounds", "2", "--seed", "4", "--state-dir", s(&tmp.join("bin-whole"))]);
     let whole = String::from_utf8_lossy(&out.stdout).to_string();
-    let last = |o: &str| {
-        o.lines()
-            .find(|l| l.starts_with("epoch authenticators:"))
-            .map(str::to_string)
-            .expect("final line")
-    };
+    let last = |o: &str| o.lines().find(|l| l.starts_with("epoch authenticators:")).map(str::to_string).expect("final line");
     assert_eq!(last(&resumed), last(&whole));
 }
 
@@ -337,69 +192,23 @@ fn unusable_state_dir_is_one_line_and_non_zero() {
 
     // A saved run of 2 devices with suite 3 and seed 1: the join, then round 1.
     let dir = tmp.join("run");
-    let out = fleet_bin(&[
-        "--members",
-        "2",
-        "--rounds",
-        "0",
-        "--seed",
-        "1",
-        "--state-dir",
-        s(&dir),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = fleet_bin(&["--members", "2", "--rounds", "0", "--seed", "1", "--state-dir", s(&dir)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let progress = dir.join("fleet.json");
     let after_join = std::fs::read_to_string(&progress).expect("progress");
-    let out = fleet_bin(&[
-        "--members",
-        "2",
-        "--rounds",
-        "1",
-        "--seed",
-        "1",
-        "--state-dir",
-        s(&dir),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = fleet_bin(&["--members", "2", "--rounds", "1", "--seed", "1", "--state-dir", s(&dir)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for (args, what, message) in [
-        (
-            &["--members", "3"][..],
-            "other member count",
-            "holds a fleet of 2 devices with cipher suite 0x0003, not 3",
-        ),
-        (
-            &["--members", "2", "--suite", "1"],
-            "other suite",
-            "resume it with --members 2 --suite 3",
-        ),
-        (
-            &["--members", "2", "--seed", "2"],
-            "other seed",
-            "holds the run of seed 1, not 2",
-        ),
-        (
-            &["--members", "2", "--rounds", "0"],
-            "fewer rounds",
-            "past --rounds 0",
-        ),
+        (&["--members", "3"][..], "other member count", "holds a fleet of 2 devices with cipher suite 0x0003, not 3"),
+        (&["--members", "2", "--suite", "1"], "other suite", "resume it with --members 2 --suite 3"),
+        (&["--members", "2", "--seed", "2"], "other seed", "holds the run of seed 1, not 2"),
+        (&["--members", "2", "--rounds", "0"], "fewer rounds", "past --rounds 0"),
     ] {
         let mut all = args.to_vec();
         all.extend(["--state-dir", s(&dir)]);
         let out = fleet_bin(&all);
         assert_one_line_error(&out, 1, what);
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(message),
-            "{what}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains(message), "{what}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     // A flipped byte in a record of a member's group: the store's Corrupt error, one line.
@@ -412,39 +221,24 @@ fn unusable_state_dir_is_one_line_and_non_zero() {
             |r| r.get(0),
         )
         .expect("a blob record");
-    let mut bytes: Vec<u8> = conn
-        .query_row("SELECT value FROM record WHERE id = ?1", [blob], |r| {
-            r.get(0)
-        })
-        .expect("record");
+    let mut bytes: Vec<u8> = conn.query_row("SELECT value FROM record WHERE id = ?1", [blob], |r| r.get(0)).expect("record");
     let at = bytes.len() / 2;
     let write = |bytes: &Vec<u8>| {
-        conn.execute(
-            "UPDATE record SET value = ?1 WHERE id = ?2",
-            rusqlite::params![bytes, blob],
-        )
-        .expect("write");
+        conn.execute("UPDATE record SET value = ?1 WHERE id = ?2", rusqlite::params![bytes, blob]).expect("write");
     };
     bytes[at] ^= 0x01;
     write(&bytes);
     let out = fleet_bin(&["--members", "2", "--rounds", "2", "--state-dir", s(&dir)]);
     assert_one_line_error(&out, 1, "corrupted record");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("device-001: loading its group: stored state is corrupted (hash mismatch)"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("device-001: loading its group: stored state is corrupted (hash mismatch)"), "{stderr}");
 
     // A damaged progress file.
     bytes[at] ^= 0x01;
     write(&bytes);
     drop(conn);
     let text = std::fs::read_to_string(&progress).expect("progress");
-    std::fs::write(
-        &progress,
-        text.replace("\"rounds_done\"", "\"rounds_dune\""),
-    )
-    .expect("write");
+    std::fs::write(&progress, text.replace("\"rounds_done\"", "\"rounds_dune\"")).expect("write");
     let out = fleet_bin(&["--members", "2", "--rounds", "2", "--state-dir", s(&dir)]);
     assert_one_line_error(&out, 1, "damaged progress");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a progress file of mls-fleet"));
@@ -462,10 +256,7 @@ fn large_groups_never_pass_through_the_stack() {
     // 1 KiB of leaf arena per member: with one tree buffer (issue #14) a
     // 256-byte arena per member no longer makes the slot exceed 1 MiB.
     type Big = mls_nostd::group::Group<1024, { 1024 * 1024 }, 16, 4096>;
-    assert!(
-        size_of::<Big>() > 1024 * 1024,
-        "the group is larger than the thread's stack"
-    );
+    assert!(size_of::<Big>() > 1024 * 1024, "the group is larger than the thread's stack");
     let t = std::thread::Builder::new()
         .stack_size(256 * 1024)
         .spawn(|| {

@@ -43,8 +43,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("mls-fleet-mqtt-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("mls-fleet-mqtt-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         Self(dir)
@@ -82,17 +81,8 @@ impl Broker {
         // Mosquitto started as root drops to its own user: let it write here.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let mut b = Self {
-            child: None,
-            dir,
-            port,
-            extra,
-        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let mut b = Self { child: None, dir, port, extra };
         b.spawn();
         b
     }
@@ -110,25 +100,12 @@ impl Broker {
             ),
         )
         .expect("config");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("log.txt"))
-            .expect("log");
-        let child = Command::new(mosquitto())
-            .arg("-c")
-            .arg(&conf)
-            .stderr(log)
-            .spawn()
-            .expect("mosquitto starts");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("log.txt")).expect("log");
+        let child = Command::new(mosquitto()).arg("-c").arg(&conf).stderr(log).spawn().expect("mosquitto starts");
         self.child = Some(child);
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "mosquitto did not listen on {}",
-                self.port
-            );
+            assert!(start.elapsed() < Duration::from_secs(10), "mosquitto did not listen on {}", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -136,10 +113,7 @@ impl Broker {
     /// SIGTERM: Mosquitto saves its sessions and queues, then exits.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
             let start = Instant::now();
             while matches!(c.try_wait(), Ok(None)) {
                 if start.elapsed() > Duration::from_secs(10) {
@@ -173,34 +147,19 @@ struct Recorder {
 
 impl Recorder {
     fn start(port: u16) -> Self {
-        let mut t = Transport::connect(
-            "127.0.0.1",
-            port,
-            &format!("recorder-{}", std::process::id()),
-            &["#".to_string()],
-            false,
-        )
-        .expect("recorder connects");
-        let (stop, seen) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(Mutex::new(Vec::new())),
-        );
+        let mut t = Transport::connect("127.0.0.1", port, &format!("recorder-{}", std::process::id()), &["#".to_string()], false)
+            .expect("recorder connects");
+        let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
         let (s, v) = (stop.clone(), seen.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 if let Some(p) = t.next(Duration::from_millis(100)) {
-                    v.lock()
-                        .expect("lock")
-                        .push((p.topic.clone(), p.payload.to_vec()));
+                    v.lock().expect("lock").push((p.topic.clone(), p.payload.to_vec()));
                     let _ = t.ack(&p);
                 }
             }
         });
-        Self {
-            stop,
-            seen,
-            thread: Some(thread),
-        }
+        Self { stop, seen, thread: Some(thread) }
     }
 
     /// Every payload so far, after a last moment to drain.
@@ -215,31 +174,21 @@ impl Recorder {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
+    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex")).collect()
 }
 
 /// What a `#` subscriber saw must hold no secret: no application
 /// plaintext of any member (`sent.log`), no epoch authenticator, and no
 /// (sender, epoch, counter) claim in two different application messages
 /// (the counter moves with the application ratchet's generation).
-fn check_broker_saw_only_ciphertext(
-    recorded: &[(String, Vec<u8>)],
-    results: &[MemberResult],
-    dirs: &[PathBuf],
-) -> usize {
+fn check_broker_saw_only_ciphertext(recorded: &[(String, Vec<u8>)], results: &[MemberResult], dirs: &[PathBuf]) -> usize {
     let mut plaintexts = Vec::new();
     for d in dirs {
         if let Ok(text) = std::fs::read_to_string(d.join("sent.log")) {
             plaintexts.extend(text.lines().map(|l| l.as_bytes().to_vec()));
         }
     }
-    assert!(
-        plaintexts.len() >= dirs.len() - 1,
-        "every device logged what it sent: {}",
-        plaintexts.len()
-    );
+    assert!(plaintexts.len() >= dirs.len() - 1, "every device logged what it sent: {}", plaintexts.len());
     let mut secrets: Vec<Vec<u8>> = results.iter().map(|r| unhex(&r.authenticator)).collect();
     secrets.sort();
     secrets.dedup();
@@ -248,37 +197,20 @@ fn check_broker_saw_only_ciphertext(
     let mut application = 0;
     for (topic, payload) in recorded {
         for p in &plaintexts {
-            assert!(
-                !contains(payload, p),
-                "{topic} carried the plaintext {:?}",
-                String::from_utf8_lossy(p)
-            );
+            assert!(!contains(payload, p), "{topic} carried the plaintext {:?}", String::from_utf8_lossy(p));
         }
-        assert!(
-            !contains(payload, b"reading"),
-            "{topic} carried application plaintext"
-        );
+        assert!(!contains(payload, b"reading"), "{topic} carried application plaintext");
         for s in &secrets {
-            assert!(
-                !contains(payload, s),
-                "{topic} carried an epoch authenticator"
-            );
+            assert!(!contains(payload, s), "{topic} carried an epoch authenticator");
         }
         if topic.ends_with("/application") {
             let m = MlsMessage::decode_exact(payload).expect("an MLSMessage");
-            let MlsMessageBody::PrivateMessage(pm) = m.body else {
-                panic!("{topic}: not a PrivateMessage")
-            };
+            let MlsMessageBody::PrivateMessage(pm) = m.body else { panic!("{topic}: not a PrivateMessage") };
             application += 1;
             // Redeliveries are the same bytes; a different message with the
             // same claim would be a reused generation.
             if let Some(prev) = claims.insert(pm.authenticated_data.to_vec(), payload.clone()) {
-                assert_eq!(
-                    &prev,
-                    payload,
-                    "two messages claim {:?}",
-                    String::from_utf8_lossy(pm.authenticated_data)
-                );
+                assert_eq!(&prev, payload, "two messages claim {:?}", String::from_utf8_lossy(pm.authenticated_data));
             }
         }
     }
@@ -291,25 +223,16 @@ fn check_broker_saw_only_ciphertext(
 /// included (one broker: a member's message of an epoch reaches everyone
 /// before the Commit that ends the epoch, since the gateway waits for it).
 /// Returns how many (device, message) pairs it checked.
-fn check_devices_opened_everything(
-    recorded: &[(String, Vec<u8>)],
-    results: &[MemberResult],
-    dirs: &[PathBuf],
-) -> usize {
+fn check_devices_opened_everything(recorded: &[(String, Vec<u8>)], results: &[MemberResult], dirs: &[PathBuf]) -> usize {
     // (epoch, sender, digest) of each application message the broker carried.
     let mut sent = HashSet::new();
     for (topic, payload) in recorded.iter().filter(|(t, _)| t.ends_with("/application")) {
         let m = MlsMessage::decode_exact(payload).expect("an MLSMessage");
-        let MlsMessageBody::PrivateMessage(pm) = m.body else {
-            panic!("{topic}: not a PrivateMessage")
-        };
+        let MlsMessageBody::PrivateMessage(pm) = m.body else { panic!("{topic}: not a PrivateMessage") };
         // The claim "<sender>/<epoch>/<counter>" is the authenticated data.
         let claim = String::from_utf8_lossy(pm.authenticated_data).into_owned();
         let sender = claim.split('/').next().expect("a sender").to_string();
-        let d = mls_nostd::delivery::digest(payload)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>();
+        let d = mls_nostd::delivery::digest(payload).iter().map(|b| format!("{b:02x}")).collect::<String>();
         sent.insert((pm.epoch, sender, d));
     }
     let end = results[0].epoch;
@@ -318,38 +241,16 @@ fn check_devices_opened_everything(
         assert!(r.joined_epoch > 0, "{} never joined: {r:?}", r.name);
         let seen = std::fs::read_to_string(dir.join("seen.log")).expect("seen.log");
         let seen: HashSet<&str> = seen.lines().collect();
-        let due: Vec<_> = sent
-            .iter()
-            .filter(|(e, s, _)| (r.joined_epoch..=end).contains(e) && *s != r.name)
-            .collect();
-        let missed: Vec<_> = due
-            .iter()
-            .filter(|(_, _, d)| !seen.contains(d.as_str()))
-            .collect();
-        assert!(
-            missed.is_empty(),
-            "{} (joined at {}) missed {} of {}: {missed:?}; {r:?}",
-            r.name,
-            r.joined_epoch,
-            missed.len(),
-            due.len()
-        );
+        let due: Vec<_> = sent.iter().filter(|(e, s, _)| (r.joined_epoch..=end).contains(e) && *s != r.name).collect();
+        let missed: Vec<_> = due.iter().filter(|(_, _, d)| !seen.contains(d.as_str())).collect();
+        assert!(missed.is_empty(), "{} (joined at {}) missed {} of {}: {missed:?}; {r:?}", r.name, r.joined_epoch, missed.len(), due.len());
         checked += due.len();
     }
     checked
 }
 
 fn results(dirs: &[PathBuf]) -> Vec<MemberResult> {
-    dirs.iter()
-        .map(|d| {
-            MemberResult::read(d).unwrap_or_else(|e| {
-                panic!(
-                    "{e}; stderr: {:?}",
-                    std::fs::read_to_string(d.join("stderr.log"))
-                )
-            })
-        })
-        .collect()
+    dirs.iter().map(|d| MemberResult::read(d).unwrap_or_else(|e| panic!("{e}; stderr: {:?}", std::fs::read_to_string(d.join("stderr.log"))))).collect()
 }
 
 fn assert_all_agree(results: &[MemberResult]) {
@@ -357,12 +258,7 @@ fn assert_all_agree(results: &[MemberResult]) {
     assert_eq!(g.name, "gateway");
     assert_eq!(g.authenticator.len(), 64, "{g:?}");
     for r in results {
-        assert_eq!(
-            (r.epoch, &r.authenticator),
-            (g.epoch, &g.authenticator),
-            "{} disagrees with the gateway",
-            r.name
-        );
+        assert_eq!((r.epoch, &r.authenticator), (g.epoch, &g.authenticator), "{} disagrees with the gateway", r.name);
     }
 }
 
@@ -375,31 +271,14 @@ fn fleet_agrees(name: &str, devices: usize, rounds: u64, extra: &[&str]) -> Vec<
     let recorder = Recorder::start(broker.port);
     let state = tmp.0.join("state");
     let out = Command::new(BIN)
-        .args([
-            "--broker",
-            &format!("mqtt://127.0.0.1:{}", broker.port),
-            "--members",
-            &devices.to_string(),
-        ])
-        .args([
-            "--rounds",
-            &rounds.to_string(),
-            "--state-dir",
-            state.to_str().expect("utf-8"),
-        ])
+        .args(["--broker", &format!("mqtt://127.0.0.1:{}", broker.port), "--members", &devices.to_string()])
+        .args(["--rounds", &rounds.to_string(), "--state-dir", state.to_str().expect("utf-8")])
         .args(extra)
         .output()
         .expect("mls-fleet runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains(&format!("all {} members agree", devices + 1)),
-        "{stdout}"
-    );
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("all {} members agree", devices + 1)), "{stdout}");
     let recorded = recorder.finish();
 
     let mut dirs = vec![state.join("gateway")];
@@ -413,36 +292,15 @@ fn fleet_agrees(name: &str, devices: usize, rounds: u64, extra: &[&str]) -> Vec<
     // A removal and re-add per round but the last (skipped if the device
     // has an Update pending).
     let joins = ds.iter().map(|d| d.joins).sum::<u64>();
-    assert!(
-        (devices as u64 + 1..=devices as u64 + rounds - 1).contains(&joins),
-        "{joins} joins"
-    );
+    assert!((devices as u64 + 1..=devices as u64 + rounds - 1).contains(&joins), "{joins} joins");
     for (d, dir) in ds.iter().zip(&dirs[1..]) {
-        assert_eq!(
-            (
-                d.core_refused,
-                d.claim_repeats,
-                d.refused_by_policy,
-                d.buffer_full,
-                d.overflowed
-            ),
-            (0, 0, 0, 0, 0),
-            "{d:?}"
-        );
+        assert_eq!((d.core_refused, d.claim_repeats, d.refused_by_policy, d.buffer_full, d.overflowed), (0, 0, 0, 0, 0), "{d:?}");
         assert!(d.app_sent >= 2 && d.app_received > 0, "{d:?}");
         // Its own log: a line per message processed (a thread writes it itself).
         let log = std::fs::read_to_string(dir.join("stdout.log")).expect("stdout.log");
-        assert!(
-            log.lines().filter(|l| l.starts_with("processed ")).count() as u64
-                >= d.app_received + d.commits,
-            "{}",
-            d.name
-        );
+        assert!(log.lines().filter(|l| l.starts_with("processed ")).count() as u64 >= d.app_received + d.commits, "{}", d.name);
     }
-    assert!(
-        ds.iter().map(|d| d.proposals_sent).sum::<u64>() > 0,
-        "no device proposed an Update"
-    );
+    assert!(ds.iter().map(|d| d.proposals_sent).sum::<u64>() > 0, "no device proposed an Update");
     // The gateway opened every application message (it waits for each
     // device's message before each Commit).
     assert_eq!(g.app_received, ds.iter().map(|d| d.app_sent).sum::<u64>());
@@ -451,10 +309,7 @@ fn fleet_agrees(name: &str, devices: usize, rounds: u64, extra: &[&str]) -> Vec<
     // Each device's messages from its join on: at least the rounds' worth
     // from the other devices.
     let checked = check_devices_opened_everything(&recorded, &r, &dirs);
-    assert!(
-        checked >= devices * (devices - 1) * rounds as usize,
-        "{checked} messages checked"
-    );
+    assert!(checked >= devices * (devices - 1) * rounds as usize, "{checked} messages checked");
     r
 }
 
@@ -471,15 +326,8 @@ fn fleet_as_threads_of_one_process_agrees() {
     let r = fleet_agrees("threads", devices, rounds, &["--threads"]);
     // Two rounds: the join, a round with a removal, and the last round; the
     // removed device's re-add may come with the last round's Commit or after it.
-    assert!(
-        (rounds + 1..=rounds + 2).contains(&r[0].commits),
-        "{:?}",
-        r[0]
-    );
-    assert_eq!(
-        r[1..].iter().map(|d| d.joins).sum::<u64>(),
-        devices as u64 + 1
-    );
+    assert!((rounds + 1..=rounds + 2).contains(&r[0].commits), "{:?}", r[0]);
+    assert_eq!(r[1..].iter().map(|d| d.joins).sum::<u64>(), devices as u64 + 1);
 }
 
 #[test]
@@ -515,19 +363,11 @@ fn faults_device_killed_broker_restarted_messages_twice() {
     let wait_for = |what: &str, f: &dyn Fn() -> bool| {
         let start = Instant::now();
         while !f() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "waited too long for {what}"
-            );
+            assert!(start.elapsed() < Duration::from_secs(30), "waited too long for {what}");
             std::thread::sleep(Duration::from_millis(10));
         }
     };
-    let counter = |d: &Path| {
-        std::fs::read_to_string(d.join("counter"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let counter = |d: &Path| std::fs::read_to_string(d.join("counter")).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
 
     // SIGKILL device-002 after its second application message; the gateway
     // commits on without it; restart it from its state directory.
@@ -542,9 +382,7 @@ fn faults_device_killed_broker_restarted_messages_twice() {
     children[victim].1 = broker::spawn_member(program, &children[victim].0).expect("restart");
 
     // Restart the broker once the restarted device has spoken again.
-    wait_for("device-002 after its restart", &|| {
-        epoch_file(&vdir) != before
-    });
+    wait_for("device-002 after its restart", &|| epoch_file(&vdir) != before);
     broker.stop();
     std::thread::sleep(Duration::from_millis(500));
     broker.spawn();
@@ -554,20 +392,11 @@ fn faults_device_killed_broker_restarted_messages_twice() {
         loop {
             match c.try_wait().expect("wait") {
                 Some(s) => {
-                    assert!(
-                        s.success(),
-                        "{} failed: {:?}",
-                        args.name,
-                        std::fs::read_to_string(args.dir.join("stderr.log"))
-                    );
+                    assert!(s.success(), "{} failed: {:?}", args.name, std::fs::read_to_string(args.dir.join("stderr.log")));
                     break;
                 }
                 None => {
-                    assert!(
-                        start.elapsed() < Duration::from_secs(90),
-                        "{} did not finish",
-                        args.name
-                    );
+                    assert!(start.elapsed() < Duration::from_secs(90), "{} did not finish", args.name);
                     std::thread::sleep(Duration::from_millis(20));
                 }
             }
@@ -587,11 +416,7 @@ fn faults_device_killed_broker_restarted_messages_twice() {
     for (i, d) in r.iter().enumerate() {
         // Every client reconnected after the broker's restart.
         assert!(d.connects >= 2, "{} did not reconnect: {d:?}", d.name);
-        assert_eq!(
-            (d.claim_repeats, d.refused_by_policy, d.buffer_full),
-            (0, 0, 0),
-            "{d:?}"
-        );
+        assert_eq!((d.claim_repeats, d.refused_by_policy, d.buffer_full), (0, 0, 0), "{d:?}");
         // A kill between storing a processed message and logging its digest
         // makes one redelivery reach the core, which refuses the replay: only
         // the killed device. (The gateway's core_refused 1, seen in 1 run of
@@ -626,28 +451,13 @@ fn fleet_spans_two_bridged_brokers() {
     // Until the bridge carries a message each way.
     let probe = |from: u16, to: u16, tag: &str| {
         let topic = format!("mls/probe-{tag}-{}", std::process::id());
-        let mut rx = Transport::connect(
-            "127.0.0.1",
-            to,
-            &format!("probe-rx-{tag}-{}", std::process::id()),
-            std::slice::from_ref(&topic),
-            false,
-        )
-        .expect("probe subscriber");
-        let mut tx = Transport::connect(
-            "127.0.0.1",
-            from,
-            &format!("probe-tx-{tag}-{}", std::process::id()),
-            &[],
-            false,
-        )
-        .expect("probe publisher");
+        let mut rx = Transport::connect("127.0.0.1", to, &format!("probe-rx-{tag}-{}", std::process::id()), std::slice::from_ref(&topic), false)
+            .expect("probe subscriber");
+        let mut tx = Transport::connect("127.0.0.1", from, &format!("probe-tx-{tag}-{}", std::process::id()), &[], false)
+            .expect("probe publisher");
         let start = Instant::now();
         loop {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the bridge did not carry {tag}"
-            );
+            assert!(start.elapsed() < Duration::from_secs(20), "the bridge did not carry {tag}");
             tx.publish(&topic, b"probe").expect("publish");
             // Polling the publisher's connection is what sends.
             let _ = tx.next(Duration::from_millis(50));
@@ -681,10 +491,7 @@ fn fleet_spans_two_bridged_brokers() {
     broker::wait_ready(&gateway.dir, &mut g, Duration::from_secs(20)).expect("gateway ready");
     let mut children: Vec<(MemberArgs, Child)> = vec![(gateway, g)];
     for i in 0..devices {
-        let d = member(
-            broker::device_name(i),
-            if i % 2 == 0 { a.port } else { b.port },
-        );
+        let d = member(broker::device_name(i), if i % 2 == 0 { a.port } else { b.port });
         let c = broker::spawn_member(program, &d).expect("device");
         children.push((d, c));
     }
@@ -693,20 +500,11 @@ fn fleet_spans_two_bridged_brokers() {
         loop {
             match c.try_wait().expect("wait") {
                 Some(s) => {
-                    assert!(
-                        s.success(),
-                        "{} failed: {:?}",
-                        args.name,
-                        std::fs::read_to_string(args.dir.join("stderr.log"))
-                    );
+                    assert!(s.success(), "{} failed: {:?}", args.name, std::fs::read_to_string(args.dir.join("stderr.log")));
                     break;
                 }
                 None => {
-                    assert!(
-                        start.elapsed() < Duration::from_secs(90),
-                        "{} did not finish",
-                        args.name
-                    );
+                    assert!(start.elapsed() < Duration::from_secs(90), "{} did not finish", args.name);
                     std::thread::sleep(Duration::from_millis(20));
                 }
             }
@@ -718,24 +516,12 @@ fn fleet_spans_two_bridged_brokers() {
     assert_all_agree(&r);
     assert!(r[0].commits > rounds, "{:?}", r[0]);
     for d in &r[1..] {
-        assert_eq!(
-            (
-                d.core_refused,
-                d.claim_repeats,
-                d.refused_by_policy,
-                d.buffer_full
-            ),
-            (0, 0, 0, 0),
-            "{d:?}"
-        );
+        assert_eq!((d.core_refused, d.claim_repeats, d.refused_by_policy, d.buffer_full), (0, 0, 0, 0), "{d:?}");
         assert!(d.app_received > 0, "{d:?}");
     }
     // Devices on broker B heard devices on broker A and the other way round:
     // the gateway (on A) opened every application message.
-    assert_eq!(
-        r[0].app_received,
-        r[1..].iter().map(|d| d.app_sent).sum::<u64>()
-    );
+    assert_eq!(r[0].app_received, r[1..].iter().map(|d| d.app_sent).sum::<u64>());
     // Broker B saw the application messages of the devices on A.
     check_broker_saw_only_ciphertext(&recorded, &r, &dirs);
     drop(b);
@@ -757,10 +543,7 @@ fn puback_swallowing_proxy(broker_port: u16) -> (u16, Arc<Mutex<u32>>) {
         for (n, client) in listener.incoming().enumerate() {
             let Ok(client) = client else { return };
             let broker = TcpStream::connect(("127.0.0.1", broker_port)).expect("broker");
-            let (mut c_in, mut b_out) = (
-                client.try_clone().expect("clone"),
-                broker.try_clone().expect("clone"),
-            );
+            let (mut c_in, mut b_out) = (client.try_clone().expect("clone"), broker.try_clone().expect("clone"));
             // Client to broker: as is.
             std::thread::spawn(move || {
                 let _ = std::io::copy(&mut c_in, &mut b_out);
@@ -812,33 +595,16 @@ fn a_connection_whose_pubacks_never_come_is_made_again() {
     let broker = Broker::start(&tmp.0);
     let (proxy, swallowed) = puback_swallowing_proxy(broker.port);
     let topic = "mls/stall/application".to_string();
-    let mut reader = Transport::connect(
-        "127.0.0.1",
-        broker.port,
-        "stall-reader",
-        std::slice::from_ref(&topic),
-        false,
-    )
-    .expect("reader");
-    let mut writer = Transport::connect("127.0.0.1", proxy, "stall-writer", &[], false)
-        .expect("writer through the proxy");
+    let mut reader = Transport::connect("127.0.0.1", broker.port, "stall-reader", std::slice::from_ref(&topic), false).expect("reader");
+    let mut writer = Transport::connect("127.0.0.1", proxy, "stall-writer", &[], false).expect("writer through the proxy");
     writer.set_stall_limit(Duration::from_secs(1));
     writer.publish(&topic, b"one").expect("publish");
     // The broker has it and acknowledges it, but the PUBACK never arrives:
     // without `unstall` this waits until the timeout and fails.
     let started = Instant::now();
-    writer
-        .flush_and_close(Duration::from_secs(20))
-        .expect("acknowledged after a reconnect");
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "acknowledged before the stall limit: {:?}",
-        started.elapsed()
-    );
-    assert!(
-        *swallowed.lock().expect("lock") >= 1,
-        "the proxy swallowed no PUBACK"
-    );
+    writer.flush_and_close(Duration::from_secs(20)).expect("acknowledged after a reconnect");
+    assert!(started.elapsed() >= Duration::from_secs(1), "acknowledged before the stall limit: {:?}", started.elapsed());
+    assert!(*swallowed.lock().expect("lock") >= 1, "the proxy swallowed no PUBACK");
     // Sent again on the new connection: the reader gets it once or twice
     // (QoS 1), never not at all.
     let mut copies = 0;

@@ -5,9 +5,9 @@
 #![cfg(feature = "parallel")]
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
-use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::hpke::derive_key_pair;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
+use mls_nostd::crypto::CipherSuite;
 use mls_nostd::executor::{Executor, Sequential};
 use mls_nostd::extensions::Extensions;
 use mls_nostd::group_context::GroupContext;
@@ -99,12 +99,7 @@ struct Counting<'a> {
 }
 
 impl Executor for Counting<'_> {
-    fn for_each_chunk(
-        &self,
-        buf: &mut [u8],
-        chunk: usize,
-        job: &(dyn Fn(usize, &mut [u8]) + Sync),
-    ) {
+    fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync)) {
         self.inner.for_each_chunk(buf, chunk, job)
     }
 
@@ -129,10 +124,7 @@ fn validate_tree(
     n: usize,
     bad: Option<u32>,
     executor: &dyn Executor,
-) -> (
-    Result<(), mls_nostd::ratchet_tree::validate::TreeValidationError>,
-    Vec<Option<bool>>,
-) {
+) -> (Result<(), mls_nostd::ratchet_tree::validate::TreeValidationError>, Vec<Option<bool>>) {
     use mls_nostd::ratchet_tree::validate::TreeCheck;
     let cap = n.next_power_of_two();
     let mut meta = TreeMeta::new(SUITE);
@@ -149,14 +141,9 @@ fn validate_tree(
                 source: mls_nostd::leaf_node::LeafNodeSource::Update,
                 ..view.fields
             };
-            let context = mls_nostd::leaf_node::LeafNodeContext {
-                group_id: b"fleet",
-                leaf_index: i as u32,
-            };
+            let context = mls_nostd::leaf_node::LeafNodeContext { group_id: b"fleet", leaf_index: i as u32 };
             let mut buf = vec![0u8; 1024];
-            leaf = LeafNode::sign_into(SUITE, &fields, Some(context), &sk, &mut buf)
-                .unwrap()
-                .to_vec();
+            leaf = LeafNode::sign_into(SUITE, &fields, Some(context), &sk, &mut buf).unwrap().to_vec();
         }
         if bad == Some(i as u32) {
             // The last byte of the encoding is the signature's.
@@ -170,10 +157,7 @@ fn validate_tree(
         group_extensions: Extensions::default(),
         identity: &mls_nostd::identity::SameCredential,
     };
-    let counting = Counting {
-        inner: executor,
-        batches: Default::default(),
-    };
+    let counting = Counting { inner: executor, batches: Default::default() };
     let (mut a, mut b) = (vec![0u32; cap], vec![0u32; cap]);
     let r = t.validate(&check, &counting, &mut a, &mut b);
     (r, counting.batches.into_inner().unwrap())
@@ -260,34 +244,19 @@ fn small_trees_batched_inline_or_split_and_a_bad_one_named() {
 fn commit_adds(
     bad: Option<usize>,
     executor: &dyn Executor,
-) -> (
-    Result<(), mls_nostd::group::CreateCommitError>,
-    Vec<Option<bool>>,
-) {
+) -> (Result<(), mls_nostd::group::CreateCommitError>, Vec<Option<bool>>) {
     use mls_nostd::group::{CommitBuffers, CommitOptions, CreateParams};
     use mls_nostd::key_package::{KeyPackage, KeyPackageParams};
     use mls_nostd::leaf_node::Lifetime;
     use mls_nostd::messages::proposal::{Add, Proposal};
     const NOW: u64 = 1_800_000_000;
-    let lifetime = Lifetime {
-        not_before: NOW - 60,
-        not_after: NOW + 86_400,
-    };
+    let lifetime = Lifetime { not_before: NOW - 60, not_after: NOW + 86_400 };
     let key_package = |i: u64| {
         let name = format!("m{i}");
-        let params = KeyPackageParams::new(
-            SUITE,
-            Credential::Basic {
-                identity: name.as_bytes(),
-            },
-            lifetime,
-        );
+        let params = KeyPackageParams::new(SUITE, Credential::Basic { identity: name.as_bytes() }, lifetime);
         let signer = SignaturePrivateKey::from_slice(SUITE, &[i as u8 + 1; 32]).unwrap();
         let mut out = vec![0u8; 2048];
-        let mut kp = KeyPackage::generate(&params, &signer, &mut TestRng(i), &mut out)
-            .unwrap()
-            .0
-            .to_vec();
+        let mut kp = KeyPackage::generate(&params, &signer, &mut TestRng(i), &mut out).unwrap().0.to_vec();
         if bad == Some(i as usize) {
             // The last byte of the encoding is the KeyPackage signature's.
             *kp.last_mut().unwrap() ^= 1;
@@ -295,56 +264,16 @@ fn commit_adds(
         kp
     };
     let kps: Vec<Vec<u8>> = (1..=20).map(key_package).collect();
-    let adds: Vec<Proposal<'_>> = kps
-        .iter()
-        .map(|k| {
-            Proposal::Add(Add {
-                key_package: KeyPackage::decode_exact(k).unwrap(),
-            })
-        })
-        .collect();
+    let adds: Vec<Proposal<'_>> =
+        kps.iter().map(|k| Proposal::Add(Add { key_package: KeyPackage::decode_exact(k).unwrap() })).collect();
     let mut group = platform_std::boxed_group::<32, { 32 * 512 }, 16, 64>();
     let creator = SignaturePrivateKey::from_slice(SUITE, &[0xc0; 32]).unwrap();
-    group
-        .create(
-            &CreateParams::new(
-                SUITE,
-                b"fleet",
-                Credential::Basic { identity: b"c" },
-                lifetime,
-            ),
-            &creator,
-            &mut TestRng(0),
-        )
-        .unwrap();
-    let (mut message, mut welcome, mut group_info) = (
-        vec![0u8; 64 << 10],
-        vec![0u8; 64 << 10],
-        vec![0u8; 64 << 10],
-    );
-    let opts = CommitOptions {
-        proposals: &adds,
-        ..CommitOptions::default()
-    };
-    let counting = Counting {
-        inner: executor,
-        batches: Default::default(),
-    };
-    let bufs = CommitBuffers {
-        message: &mut message,
-        welcome: &mut welcome,
-        group_info: &mut group_info,
-    };
-    let r = group
-        .commit_in_memory(
-            &opts,
-            &mls_nostd::psk::NoPsks,
-            NOW,
-            &mut TestRng(1),
-            &counting,
-            bufs,
-        )
-        .map(|_| ());
+    group.create(&CreateParams::new(SUITE, b"fleet", Credential::Basic { identity: b"c" }, lifetime), &creator, &mut TestRng(0)).unwrap();
+    let (mut message, mut welcome, mut group_info) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
+    let opts = CommitOptions { proposals: &adds, ..CommitOptions::default() };
+    let counting = Counting { inner: executor, batches: Default::default() };
+    let bufs = CommitBuffers { message: &mut message, welcome: &mut welcome, group_info: &mut group_info };
+    let r = group.commit_in_memory(&opts, &mls_nostd::psk::NoPsks, NOW, &mut TestRng(1), &counting, bufs).map(|_| ());
     (r, counting.batches.into_inner().unwrap())
 }
 

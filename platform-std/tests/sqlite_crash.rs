@@ -29,11 +29,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn durability(n: u64) -> Durability {
-    if n.is_multiple_of(2) {
-        Durability::ProcessCrash
-    } else {
-        Durability::PowerCut
-    }
+    if n.is_multiple_of(2) { Durability::ProcessCrash } else { Durability::PowerCut }
 }
 
 /// The child: loads (or creates) alice's group, then saves forever. Lines on
@@ -49,18 +45,10 @@ fn child(path: &str, n: u64) {
         writeln!(out, "{what} {} {}", g.epoch(), hex(g.epoch_authenticator())).unwrap();
         out.flush().unwrap();
     };
-    match recover(&mut s, SLOT, &mut b[..]).and_then(|()| {
-        alice
-            .group
-            .load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b)
-    }) {
+    match recover(&mut s, SLOT, &mut b[..]).and_then(|()| alice.group.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b)) {
         Ok(()) => {}
         Err(StoreError::NotFound) => {
-            alice.create(
-                CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
-                b"crash",
-                Default::default(),
-            );
+            alice.create(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, b"crash", Default::default());
             report("NEXT", &alice.group);
             alice.group.save(&mut s, SLOT, Parts::ALL, &mut b).unwrap();
         }
@@ -76,11 +64,7 @@ fn child(path: &str, n: u64) {
     loop {
         for _ in 0..3 {
             let mut msg = vec![0u8; 256];
-            alice
-                .group
-                .stored(&mut s, SLOT, &mut b)
-                .protect_application(b"tick", b"", 0, &mut alice.rng, &mut msg)
-                .unwrap();
+            alice.group.stored(&mut s, SLOT, &mut b).protect_application(b"tick", b"", 0, &mut alice.rng, &mut msg).unwrap();
         }
         let (mut m, mut w, mut gi) = buffers();
         let opts = CommitOptions {
@@ -93,16 +77,8 @@ fn child(path: &str, n: u64) {
             authenticated_data: b"",
             leaf: Some(template),
         };
-        let bufs = CommitBuffers {
-            message: &mut m,
-            welcome: &mut w,
-            group_info: &mut gi,
-        };
-        alice
-            .group
-            .stored(&mut s, SLOT, &mut b)
-            .commit(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs)
-            .unwrap();
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+        alice.group.stored(&mut s, SLOT, &mut b).commit(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
         // `merge_staged_commit_durable`, split to announce the new epoch.
         alice.group.merge_staged_commit_in_memory().unwrap();
         report("NEXT", &alice.group);
@@ -118,10 +94,7 @@ fn sigkill_leaves_the_old_or_the_new_epoch() {
         child(path, n.parse().unwrap());
         return;
     }
-    let kills: u64 = std::env::var("MLS_SQLITE_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(25);
+    let kills: u64 = std::env::var("MLS_SQLITE_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(25);
     let dir = std::env::temp_dir().join(format!("mls-sqlite-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -133,12 +106,7 @@ fn sigkill_leaves_the_old_or_the_new_epoch() {
     let started = Instant::now();
     for n in 0..kills {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "sigkill_leaves_the_old_or_the_new_epoch",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", "sigkill_leaves_the_old_or_the_new_epoch", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, format!("{n}:{}", path.display()))
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -174,27 +142,14 @@ fn sigkill_leaves_the_old_or_the_new_epoch() {
             // around them, and the child's first line follows libtest's
             // `test <name> ... ` on the same line (a NEXT there was lost once,
             // and a kill then looked like a save that was never announced).
-            let Some(start) = ["NEXT ", "SAVED "]
-                .iter()
-                .filter_map(|k| line.find(k))
-                .min()
-            else {
-                continue;
-            };
+            let Some(start) = ["NEXT ", "SAVED "].iter().filter_map(|k| line.find(k)).min() else { continue };
             let mut f = line[start..].split(' ');
-            let (Some(what @ ("NEXT" | "SAVED")), Some(epoch), Some(auth)) =
-                (f.next(), f.next(), f.next())
-            else {
-                continue;
-            };
+            let (Some(what @ ("NEXT" | "SAVED")), Some(epoch), Some(auth)) = (f.next(), f.next(), f.next()) else { continue };
             let state = (epoch.parse::<u64>().unwrap(), auth.to_string());
             match what {
                 "NEXT" => next = Some(state),
                 "SAVED" => {
-                    assert!(
-                        next.as_ref().is_none_or(|x| *x == state),
-                        "child {n}: saved what it did not announce"
-                    );
+                    assert!(next.as_ref().is_none_or(|x| *x == state), "child {n}: saved what it did not announce");
                     saved = Some(state);
                     next = None;
                     saves += 1;
@@ -236,10 +191,7 @@ fn sigkill_leaves_the_old_or_the_new_epoch() {
     // child's first line): at least a fifth must land there, whatever the
     // machine's load (a third failed once in 60 runs on a loaded machine: 8 of
     // 25), and the group moved on.
-    assert!(
-        mid_loop * 5 >= kills,
-        "only {mid_loop} of {kills} kills landed in the loop"
-    );
+    assert!(mid_loop * 5 >= kills, "only {mid_loop} of {kills} kills landed in the loop");
     assert!(epoch * 4 >= kills, "epoch {epoch} after {kills} runs");
     std::fs::remove_dir_all(&dir).unwrap();
 }

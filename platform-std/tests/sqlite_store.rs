@@ -3,12 +3,10 @@
 //! per namespace, damaged and foreign files refused with one error.
 #![cfg(feature = "sqlite")]
 use mls_nostd::crypto::CipherSuite;
-use mls_nostd::group::WireFormatPolicy;
+use mls_nostd::group::{WireFormatPolicy};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::store::durable::{RecordBuffer, store_key_package};
-use mls_nostd::store::{
-    MAX_RECORD_LEN, Parts, RecordKey, Storage, StorageError, StoreError, recover,
-};
+use mls_nostd::store::{MAX_RECORD_LEN, Parts, RecordKey, Storage, StorageError, StoreError, recover};
 use mls_tests::member::{G, Member, NOW, agree};
 use platform_std::{Durability, SqliteDatabase, SqliteError, SqliteOptions, SqliteStorage};
 use std::collections::{HashMap, HashSet};
@@ -57,10 +55,7 @@ fn namespaces_keep_their_own_records_across_a_reopen() {
     let mut a = db.storage("alice").unwrap();
     let mut b = db.storage("bob").unwrap();
     let mut c = db.storage("carol").unwrap();
-    assert_eq!(
-        read(&mut a, 0x0102_0304).unwrap(),
-        0x0102_0304u32.to_be_bytes()
-    );
+    assert_eq!(read(&mut a, 0x0102_0304).unwrap(), 0x0102_0304u32.to_be_bytes());
     assert_eq!(read(&mut a, 7).unwrap(), vec![0xaa; MAX_RECORD_LEN]);
     assert_eq!(read(&mut a, 1), None);
     assert_eq!(read(&mut b, 1).unwrap(), b"bob's");
@@ -92,17 +87,9 @@ fn writes_are_one_transaction_until_committed() {
         // Read alice's namespace from the other connection, with an
         // unlocked view (the test reads the table itself).
         let conn = rusqlite::Connection::open(&path).unwrap();
-        let id: i64 = conn
-            .query_row("SELECT id FROM namespace WHERE name = 'alice'", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        conn.query_row(
-            "SELECT value FROM record WHERE id = ?1",
-            [id << 32 | i64::from(key)],
-            |r| r.get::<_, Vec<u8>>(0),
-        )
-        .ok()
+        let id: i64 = conn.query_row("SELECT id FROM namespace WHERE name = 'alice'", [], |r| r.get(0)).unwrap();
+        conn.query_row("SELECT value FROM record WHERE id = ?1", [id << 32 | i64::from(key)], |r| r.get::<_, Vec<u8>>(0))
+            .ok()
     };
     assert_eq!(peek(1).unwrap(), b"old");
     assert_eq!(peek(2), None);
@@ -128,46 +115,23 @@ fn group_survives_restart_in_sqlite() {
     {
         let db = SqliteDatabase::open(&path, Durability::PowerCut).unwrap();
         let mut store = db.storage("bob").unwrap();
-        bob.group
-            .save(&mut store, SLOT, Parts::ALL, &mut b)
-            .unwrap();
+        bob.group.save(&mut store, SLOT, Parts::ALL, &mut b).unwrap();
         let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
         let mut msg = commit.clone();
-        bob.group
-            .stored(&mut store, SLOT, &mut b)
-            .process_message_with_psks(&mut msg, &NoPsks, NOW)
-            .unwrap();
-        bob.group
-            .stored(&mut store, SLOT, &mut b)
-            .merge_staged_commit()
-            .unwrap();
+        bob.group.stored(&mut store, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW).unwrap();
+        bob.group.stored(&mut store, SLOT, &mut b).merge_staged_commit().unwrap();
         let m = alice.send(b"hello");
         let mut msg = m.clone();
-        bob.group
-            .stored(&mut store, SLOT, &mut b)
-            .process_message_with_psks(&mut msg, &NoPsks, NOW)
-            .unwrap();
+        bob.group.stored(&mut store, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW).unwrap();
     }
     let db = SqliteDatabase::open(&path, Durability::PowerCut).unwrap();
     let mut store = db.storage("bob").unwrap();
     // Only the banks the head names are there: 4 parts' records and the head.
     let before = store.bytes_used().unwrap();
     recover(&mut store, SLOT, &mut b[..]).unwrap();
-    assert_eq!(
-        store.bytes_used().unwrap(),
-        before,
-        "recover found leftovers of a save"
-    );
+    assert_eq!(store.bytes_used().unwrap(), before, "recover found leftovers of a save");
     let mut restarted = Member::new("bob", 2);
-    restarted
-        .group
-        .load(
-            &mut store,
-            SLOT,
-            &mls_nostd::identity::SAME_CREDENTIAL,
-            &mut b,
-        )
-        .unwrap();
+    restarted.group.load(&mut store, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap();
     agree(&[&alice, &restarted]);
     let m = alice.send(b"after restart");
     assert_eq!(restarted.receive_app(&m).1, b"after restart");
@@ -181,15 +145,9 @@ fn a_namespace_is_open_once() {
     let db = SqliteDatabase::open(&path, Durability::ProcessCrash).unwrap();
     let a = db.storage("alice").unwrap();
     // The same handle, a clone, another handle of this process: in use.
-    for other in [
-        db.clone(),
-        SqliteDatabase::open(&path, Durability::ProcessCrash).unwrap(),
-    ] {
+    for other in [db.clone(), SqliteDatabase::open(&path, Durability::ProcessCrash).unwrap()] {
         let e = other.storage("alice").unwrap_err();
-        assert!(
-            matches!(e, SqliteError::InUse { ref namespace, .. } if namespace == "alice"),
-            "{e}"
-        );
+        assert!(matches!(e, SqliteError::InUse { ref namespace, .. } if namespace == "alice"), "{e}");
         assert!(e.to_string().contains("in use"), "{e}");
         other.storage("bob").unwrap(); // another namespace is free
     }
@@ -213,19 +171,9 @@ fn a_namespace_held_by_a_killed_process_is_free_again() {
     let d = dir("killed-holder");
     let path = d.join("db.sqlite");
     // The namespace exists before the child opens it.
-    drop(
-        SqliteDatabase::open(&path, Durability::ProcessCrash)
-            .unwrap()
-            .storage("alice")
-            .unwrap(),
-    );
+    drop(SqliteDatabase::open(&path, Durability::ProcessCrash).unwrap().storage("alice").unwrap());
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_namespace_held_by_a_killed_process_is_free_again",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "a_namespace_held_by_a_killed_process_is_free_again", "--nocapture", "--test-threads=1"])
         .env("MLS_SQLITE_HOLD_CHILD", &path)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -234,10 +182,7 @@ fn a_namespace_held_by_a_killed_process_is_free_again() {
     let mut line = String::new();
     while !line.contains("HOLDING") {
         line.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
-            "child ended without holding"
-        );
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "child ended without holding");
     }
     let db = SqliteDatabase::open(&path, Durability::ProcessCrash).unwrap();
     let e = db.storage("alice").unwrap_err();
@@ -264,42 +209,22 @@ fn damaged_and_foreign_files_are_one_error() {
     std::fs::write(&random, &bytes).unwrap();
     let e = open(&random).unwrap_err();
     assert!(matches!(e, SqliteError::NotADatabase { .. }), "{e}");
-    assert_eq!(
-        std::fs::read(&random).unwrap(),
-        bytes,
-        "the file was changed"
-    );
+    assert_eq!(std::fs::read(&random).unwrap(), bytes, "the file was changed");
 
     // Another application's database.
     let foreign = d.join("foreign.sqlite");
     {
         let conn = rusqlite::Connection::open(&foreign).unwrap();
-        conn.execute_batch("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('x');")
-            .unwrap();
+        conn.execute_batch("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('x');").unwrap();
     }
     let e = open(&foreign).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            SqliteError::Foreign {
-                application_id: 0,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, SqliteError::Foreign { application_id: 0, .. }), "{e}");
     // Ours, from a future schema.
     let future = d.join("future.sqlite");
     drop(open(&future).unwrap());
-    rusqlite::Connection::open(&future)
-        .unwrap()
-        .execute_batch("PRAGMA user_version = 9")
-        .unwrap();
+    rusqlite::Connection::open(&future).unwrap().execute_batch("PRAGMA user_version = 9").unwrap();
     let e = open(&future).unwrap_err();
-    assert!(
-        matches!(e, SqliteError::UnknownVersion { version: 9, .. }),
-        "{e}"
-    );
+    assert!(matches!(e, SqliteError::UnknownVersion { version: 9, .. }), "{e}");
 
     // A real database with a group, then cut in half, or with its pages
     // overwritten with random bytes.
@@ -313,15 +238,8 @@ fn damaged_and_foreign_files_are_one_error() {
     {
         let db = open(&good).unwrap();
         for n in 0..8 {
-            let mut s = Recording {
-                inner: db.storage(&format!("member-{n}")).unwrap(),
-                live: HashMap::new(),
-                dead: Vec::new(),
-                written: Vec::new(),
-            };
-            bob.group
-                .save(&mut s, SLOT, Parts::ALL, &mut buf())
-                .unwrap();
+            let mut s = Recording { inner: db.storage(&format!("member-{n}")).unwrap(), live: HashMap::new(), dead: Vec::new(), written: Vec::new() };
+            bob.group.save(&mut s, SLOT, Parts::ALL, &mut buf()).unwrap();
             live = s.live.into_values().collect();
         }
     }
@@ -332,10 +250,7 @@ fn damaged_and_foreign_files_are_one_error() {
     let e = open(&cut).unwrap_err();
     assert!(matches!(e, SqliteError::Corrupt { .. }), "{e}");
     // Unchecked at open, the damage is a typed error at open or at a read.
-    let options = SqliteOptions {
-        verify_on_open: false,
-        ..SqliteOptions::new(Durability::ProcessCrash)
-    };
+    let options = SqliteOptions { verify_on_open: false, ..SqliteOptions::new(Durability::ProcessCrash) };
     match SqliteDatabase::open_with(&cut, options) {
         Err(SqliteError::Corrupt { .. }) => {}
         Err(e) => panic!("cut, unchecked: {e}"),
@@ -347,25 +262,13 @@ fn damaged_and_foreign_files_are_one_error() {
                     continue;
                 };
                 let mut fresh = Box::new(G::EMPTY);
-                match fresh.load(
-                    &mut s,
-                    SLOT,
-                    &mls_nostd::identity::SAME_CREDENTIAL,
-                    &mut buf(),
-                ) {
+                match fresh.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf()) {
                     Ok(()) => {}
-                    Err(
-                        StoreError::Storage(StorageError::Corrupted)
-                        | StoreError::Corrupt
-                        | StoreError::NotFound,
-                    ) => failures += 1,
+                    Err(StoreError::Storage(StorageError::Corrupted) | StoreError::Corrupt | StoreError::NotFound) => failures += 1,
                     Err(e) => panic!("member-{n}: {e}"),
                 }
             }
-            assert!(
-                failures >= 4,
-                "only {failures} of 8 members failed to load from half a database"
-            );
+            assert!(failures >= 4, "only {failures} of 8 members failed to load from half a database");
         }
     }
 
@@ -395,12 +298,7 @@ fn damaged_and_foreign_files_are_one_error() {
     for n in 0..8 {
         let mut s = db.storage(&format!("member-{n}")).unwrap();
         let mut fresh = Box::new(G::EMPTY);
-        match fresh.load(
-            &mut s,
-            SLOT,
-            &mls_nostd::identity::SAME_CREDENTIAL,
-            &mut buf(),
-        ) {
+        match fresh.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf()) {
             Ok(()) => {}
             Err(StoreError::Corrupt) => corrupt += 1,
             Err(e) => panic!("member-{n}: {e}"),
@@ -420,11 +318,7 @@ struct Recording<S> {
 }
 
 impl<S: Storage> Storage for Recording<S> {
-    fn read<'b>(
-        &mut self,
-        key: RecordKey,
-        buf: &'b mut [u8],
-    ) -> Result<Option<&'b [u8]>, StorageError> {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
         self.inner.read(key, buf)
     }
     fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
@@ -452,32 +346,21 @@ const WINDOW: usize = 32;
 /// How many 32-byte windows of dead records (none of which occurs in a
 /// `since` record: live ones, and those written since, which may be dead
 /// for less long) are in the database's files: (found, looked for).
-fn dead_windows_in_files<'a>(
-    path: &Path,
-    since: impl Iterator<Item = &'a Vec<u8>>,
-    dead: &[Vec<u8>],
-) -> (usize, usize) {
+fn dead_windows_in_files<'a>(path: &Path, since: impl Iterator<Item = &'a Vec<u8>>, dead: &[Vec<u8>]) -> (usize, usize) {
     // A live value followed by zeros (free space after it in its page) is
     // not a removed record's either.
-    let padded: Vec<Vec<u8>> = since
-        .map(|v| [v.as_slice(), &[0; WINDOW]].concat())
-        .collect();
+    let padded: Vec<Vec<u8>> = since.map(|v| [v.as_slice(), &[0; WINDOW]].concat()).collect();
     let live: HashSet<&[u8]> = padded.iter().flat_map(|v| v.windows(WINDOW)).collect();
     // Windows of a few distinct byte values (runs of zeros, padding) are not
     // secrets and occur anywhere.
     let distinctive = |w: &&[u8]| w.iter().collect::<HashSet<_>>().len() >= 16;
-    let wanted: HashSet<&[u8]> = dead
-        .iter()
-        .flat_map(|v| v.windows(WINDOW))
-        .filter(|w| !live.contains(w) && distinctive(w))
-        .collect();
+    let wanted: HashSet<&[u8]> =
+        dead.iter().flat_map(|v| v.windows(WINDOW)).filter(|w| !live.contains(w) && distinctive(w)).collect();
     let mut found = HashSet::new();
     for suffix in ["", "-wal", "-shm", "-lock"] {
         let mut name = path.as_os_str().to_os_string();
         name.push(suffix);
-        let Ok(bytes) = std::fs::read(PathBuf::from(name)) else {
-            continue;
-        };
+        let Ok(bytes) = std::fs::read(PathBuf::from(name)) else { continue };
         for w in bytes.windows(WINDOW) {
             if wanted.contains(w) {
                 found.insert(w.to_vec());
@@ -497,10 +380,7 @@ fn files_containing(path: &Path, needles: &[&[u8]]) -> usize {
             std::fs::read(PathBuf::from(name)).ok()
         })
         .collect();
-    needles
-        .iter()
-        .filter(|n| files.iter().any(|f| f.windows(n.len()).any(|w| w == **n)))
-        .count()
+    needles.iter().filter(|n| files.iter().any(|f| f.windows(n.len()).any(|w| w == **n))).count()
 }
 
 /// Bob joins from a Welcome (his KeyPackage's keys in the store, consumed by
@@ -514,17 +394,9 @@ fn removed_records_are_gone_from_the_files() {
     for (checkpoint_every, expect_gone) in [(1, true), (4, true), (u32::MAX, false)] {
         let d = dir(&format!("erase-{checkpoint_every}"));
         let path = d.join("db.sqlite");
-        let options = SqliteOptions {
-            checkpoint_every,
-            ..SqliteOptions::new(Durability::ProcessCrash)
-        };
+        let options = SqliteOptions { checkpoint_every, ..SqliteOptions::new(Durability::ProcessCrash) };
         let db = SqliteDatabase::open_with(&path, options).unwrap();
-        let mut s = Recording {
-            inner: db.storage("bob").unwrap(),
-            live: HashMap::new(),
-            dead: Vec::new(),
-            written: Vec::new(),
-        };
+        let mut s = Recording { inner: db.storage("bob").unwrap(), live: HashMap::new(), dead: Vec::new(), written: Vec::new() };
         let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
         let mut alice = Member::new("alice", 21);
         let mut bob = Member::new("bob", 22);
@@ -536,13 +408,12 @@ fn removed_records_are_gone_from_the_files() {
             k.reference(suite).unwrap()
         };
         store_key_package(&mut s, suite, &kp_ref, &keys, &bob.signer, &mut buf()).unwrap();
-        let add =
-            mls_nostd::messages::proposal::Proposal::Add(mls_nostd::messages::proposal::Add {
-                key_package: {
-                    use mls_nostd::codec::Decode;
-                    mls_nostd::key_package::KeyPackage::decode_exact(&kp).unwrap()
-                },
-            });
+        let add = mls_nostd::messages::proposal::Proposal::Add(mls_nostd::messages::proposal::Add {
+            key_package: {
+                use mls_nostd::codec::Decode;
+                mls_nostd::key_package::KeyPackage::decode_exact(&kp).unwrap()
+            },
+        });
         let (_, welcome) = alice.commit(&[add], false, WireFormatPolicy::Public);
         let params = mls_nostd::group::JoinParams {
             executor: &mls_nostd::executor::Sequential,
@@ -555,75 +426,38 @@ fn removed_records_are_gone_from_the_files() {
         };
         let welcome = welcome.unwrap();
         let mut gi = vec![0u8; welcome.len()];
-        bob.group
-            .stored(&mut s, SLOT, &mut buf())
-            .join_with(&welcome, &params, &mut gi)
-            .unwrap();
+        bob.group.stored(&mut s, SLOT, &mut buf()).join_with(&welcome, &params, &mut gi).unwrap();
         for round in 0..3 {
             for i in 0..5 {
                 let mut m = alice.send(format!("round {round} message {i}").as_bytes());
-                bob.group
-                    .stored(&mut s, SLOT, &mut buf())
-                    .process_message_with_psks(&mut m, &NoPsks, NOW)
-                    .unwrap();
+                bob.group.stored(&mut s, SLOT, &mut buf()).process_message_with_psks(&mut m, &NoPsks, NOW).unwrap();
             }
             let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
             let mut m = commit;
-            bob.group
-                .stored(&mut s, SLOT, &mut buf())
-                .process_message_with_psks(&mut m, &NoPsks, NOW)
-                .unwrap();
-            bob.group
-                .stored(&mut s, SLOT, &mut buf())
-                .merge_staged_commit()
-                .unwrap();
+            bob.group.stored(&mut s, SLOT, &mut buf()).process_message_with_psks(&mut m, &NoPsks, NOW).unwrap();
+            bob.group.stored(&mut s, SLOT, &mut buf()).merge_staged_commit().unwrap();
         }
         // The KeyPackage's private keys are among the dead records.
-        assert!(
-            s.dead
-                .iter()
-                .any(|v| v.windows(32).any(|w| w == keys.init_key.as_bytes()))
-        );
+        assert!(s.dead.iter().any(|v| v.windows(32).any(|w| w == keys.init_key.as_bytes())));
         // What was dead before the last `checkpoint_every` commits must be gone.
         let dead_before = s.dead.clone();
         let written_before = s.written.len();
         for _ in 0..checkpoint_every.min(4) {
             let mut m = alice.send(b"more");
-            bob.group
-                .stored(&mut s, SLOT, &mut buf())
-                .process_message_with_psks(&mut m, &NoPsks, NOW)
-                .unwrap();
+            bob.group.stored(&mut s, SLOT, &mut buf()).process_message_with_psks(&mut m, &NoPsks, NOW).unwrap();
         }
-        let (found, wanted) = dead_windows_in_files(
-            &path,
-            s.live.values().chain(&s.written[written_before..]),
-            &dead_before,
-        );
-        println!(
-            "checkpoint every {checkpoint_every}: {found} of {wanted} windows of removed records in the files"
-        );
-        assert!(
-            wanted > 2_000,
-            "too few removed bytes to look for: {wanted}"
-        );
+        let (found, wanted) = dead_windows_in_files(&path, s.live.values().chain(&s.written[written_before..]), &dead_before);
+        println!("checkpoint every {checkpoint_every}: {found} of {wanted} windows of removed records in the files");
+        assert!(wanted > 2_000, "too few removed bytes to look for: {wanted}");
         // The consumed KeyPackage's init key, looked for directly (its
         // encryption key is the leaf's, live in the group until Bob updates).
         let keys_found = files_containing(&path, &[keys.init_key.as_bytes()]);
         if expect_gone {
             assert_eq!(found, 0, "removed records survive in the files");
-            assert_eq!(
-                keys_found, 0,
-                "the consumed KeyPackage's keys survive in the files"
-            );
+            assert_eq!(keys_found, 0, "the consumed KeyPackage's keys survive in the files");
         } else {
-            assert!(
-                found > 0,
-                "the scan finds nothing even without a checkpoint"
-            );
-            assert!(
-                keys_found > 0,
-                "the KeyPackage's keys are not found even without a checkpoint"
-            );
+            assert!(found > 0, "the scan finds nothing even without a checkpoint");
+            assert!(keys_found > 0, "the KeyPackage's keys are not found even without a checkpoint");
             // An explicit checkpoint removes them too.
             assert!(db.checkpoint().unwrap());
             assert_eq!(dead_windows_in_files(&path, s.live.values(), &s.dead).0, 0);
@@ -641,17 +475,9 @@ fn removed_records_are_gone_from_the_files() {
 fn no_removed_record_survives_page_rebuilds() {
     let d = dir("rebuilds");
     let path = d.join("db.sqlite");
-    let options = SqliteOptions {
-        checkpoint_every: 1,
-        ..SqliteOptions::new(Durability::ProcessCrash)
-    };
+    let options = SqliteOptions { checkpoint_every: 1, ..SqliteOptions::new(Durability::ProcessCrash) };
     let db = SqliteDatabase::open_with(&path, options).unwrap();
-    let mut s = Recording {
-        inner: db.storage("m").unwrap(),
-        live: HashMap::new(),
-        dead: Vec::new(),
-        written: Vec::new(),
-    };
+    let mut s = Recording { inner: db.storage("m").unwrap(), live: HashMap::new(), dead: Vec::new(), written: Vec::new() };
     let mut rng = mls_tests::TestRng(5);
     let mut next = |n: u64| rand_core::Rng::next_u64(&mut rng) % n;
     for op in 0..3000 {

@@ -14,13 +14,13 @@
 //! "round 0: protect_application: 1 allocation(s)".
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
-use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
+use mls_nostd::crypto::CipherSuite;
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::{Extensions, U16List};
 use mls_nostd::group::{
-    CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received,
-    WireFormatPolicy, default_capabilities,
+    default_capabilities, CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received,
+    WireFormatPolicy,
 };
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams};
 use mls_nostd::leaf_node::Lifetime;
@@ -86,11 +86,9 @@ fn counted<T>(f: impl FnOnce() -> T) -> (T, usize) {
 type G = Group<8, { 8 * 512 }, 64, 4096>;
 const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
 const NOW: u64 = 1_800_000_000;
-const LIFETIME: Lifetime = Lifetime {
-    not_before: NOW - 10,
-    not_after: NOW + 86_400,
-};
+const LIFETIME: Lifetime = Lifetime { not_before: NOW - 10, not_after: NOW + 86_400 };
 const MEMBERS: usize = 8;
+
 
 fn signer(i: usize) -> SignaturePrivateKey {
     SignaturePrivateKey::from_slice(SUITE, &[i as u8 + 1; 32]).unwrap()
@@ -100,11 +98,7 @@ fn name(i: usize) -> Vec<u8> {
     format!("member-{i}").into_bytes()
 }
 
-fn commit_options<'a>(
-    proposals: &'a [Proposal<'a>],
-    leaf: Option<LeafTemplate<'a>>,
-    force_path: bool,
-) -> CommitOptions<'a> {
+fn commit_options<'a>(proposals: &'a [Proposal<'a>], leaf: Option<LeafTemplate<'a>>, force_path: bool) -> CommitOptions<'a> {
     CommitOptions {
         proposals,
         include_pending: false,
@@ -130,9 +124,7 @@ fn hot_paths_do_not_allocate() {
     let create = CreateParams {
         suite: SUITE,
         group_id: b"zero-alloc",
-        credential: Credential::Basic {
-            identity: &names[0],
-        },
+        credential: Credential::Basic { identity: &names[0] },
         lifetime: LIFETIME,
         capabilities: caps,
         extensions: Extensions::default(),
@@ -143,9 +135,7 @@ fn hot_paths_do_not_allocate() {
     for i in 1..MEMBERS {
         let params = KeyPackageParams {
             suite: SUITE,
-            credential: Credential::Basic {
-                identity: &names[i],
-            },
+            credential: Credential::Basic { identity: &names[i] },
             lifetime: LIFETIME,
             leaf_extensions: Extensions::default(),
             extensions: Extensions::default(),
@@ -156,19 +146,9 @@ fn hot_paths_do_not_allocate() {
         let (bytes, keys) = KeyPackage::generate(&params, &signers[i], &mut rng, &mut out).unwrap();
         kps.push((bytes.to_vec(), keys));
     }
-    let adds: Vec<_> = kps
-        .iter()
-        .map(|(kp, _)| {
-            Proposal::Add(Add {
-                key_package: KeyPackage::decode_exact(kp).unwrap(),
-            })
-        })
-        .collect();
-    let (mut msg, mut welcome, mut gi) = (
-        vec![0u8; 64 * 1024],
-        vec![0u8; 64 * 1024],
-        vec![0u8; 64 * 1024],
-    );
+    let adds: Vec<_> =
+        kps.iter().map(|(kp, _)| Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).unwrap() })).collect();
+    let (mut msg, mut welcome, mut gi) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
     let out = groups[0]
         .commit_in_memory(
             &commit_options(&adds, None, false),
@@ -176,11 +156,7 @@ fn hot_paths_do_not_allocate() {
             NOW,
             &mut rng,
             &Sequential,
-            CommitBuffers {
-                message: &mut msg,
-                welcome: &mut welcome,
-                group_info: &mut gi,
-            },
+            CommitBuffers { message: &mut msg, welcome: &mut welcome, group_info: &mut gi },
         )
         .unwrap();
     let welcome = out.welcome.unwrap().to_vec();
@@ -197,9 +173,7 @@ fn hot_paths_do_not_allocate() {
             psks: &NoPsks,
             config: GroupConfig::default(),
         };
-        groups[i]
-            .join_in_memory(&welcome, &params, &mut join_buf)
-            .unwrap();
+        groups[i].join_in_memory(&welcome, &params, &mut join_buf).unwrap();
     }
 
     // Everything the measured calls use exists before counting starts.
@@ -216,27 +190,18 @@ fn hot_paths_do_not_allocate() {
         // Creating a Commit with path (an update of member 0's leaf).
         let template = LeafTemplate {
             signature_key: &sig_pub,
-            credential: Credential::Basic {
-                identity: &names[0],
-            },
+            credential: Credential::Basic { identity: &names[0] },
             capabilities: caps,
             extensions: Extensions::default(),
         };
         let opts = commit_options(&[], Some(template), true);
         let (len, n) = counted(|| {
             let out = alice
-                .commit_in_memory(
-                    &opts,
-                    &NoPsks,
-                    NOW,
-                    &mut rng,
-                    &Sequential,
-                    CommitBuffers {
-                        message: &mut m,
-                        welcome: &mut w,
-                        group_info: &mut g,
-                    },
-                )
+                .commit_in_memory(&opts, &NoPsks, NOW, &mut rng, &Sequential, CommitBuffers {
+                    message: &mut m,
+                    welcome: &mut w,
+                    group_info: &mut g,
+                })
                 .unwrap();
             let len = out.commit.len();
             incoming[..len].copy_from_slice(out.commit);
@@ -249,44 +214,25 @@ fn hot_paths_do_not_allocate() {
         for member in [&mut **bob, &mut **last] {
             let mut copy = incoming.clone();
             let (r, n) = counted(|| {
-                let r = matches!(
-                    member.process_message_in_memory(&mut copy[..len], &NoPsks, NOW),
-                    Ok(Received::Commit(_))
-                );
+                let r = matches!(member.process_message_in_memory(&mut copy[..len], &NoPsks, NOW), Ok(Received::Commit(_)));
                 member.merge_staged_commit_in_memory().unwrap();
                 r
             });
             assert!(r, "round {round}: the commit is processed");
-            assert_eq!(
-                n, 0,
-                "round {round}: process_message + merge_staged_commit: {n} allocation(s)"
-            );
+            assert_eq!(n, 0, "round {round}: process_message + merge_staged_commit: {n} allocation(s)");
             assert_eq!(member.epoch_authenticator(), alice.epoch_authenticator());
         }
 
         // A 1 KiB application message, protected and unprotected.
-        let (len, n) = counted(|| {
-            alice
-                .protect_application_in_memory(&data, b"", 0, &mut rng, &mut app)
-                .unwrap()
-                .len()
-        });
-        assert_eq!(
-            n, 0,
-            "round {round}: protect_application: {n} allocation(s)"
-        );
+        let (len, n) = counted(|| alice.protect_application_in_memory(&data, b"", 0, &mut rng, &mut app).unwrap().len());
+        assert_eq!(n, 0, "round {round}: protect_application: {n} allocation(s)");
         let mut copy = app[..len].to_vec();
-        let (ok, n) = counted(
-            || match bob.process_message_in_memory(&mut copy, &NoPsks, NOW) {
-                Ok(Received::Application { data: d, .. }) => d == &data[..],
-                _ => false,
-            },
-        );
+        let (ok, n) = counted(|| match bob.process_message_in_memory(&mut copy, &NoPsks, NOW) {
+            Ok(Received::Application { data: d, .. }) => d == &data[..],
+            _ => false,
+        });
         assert!(ok, "round {round}: the application message decrypts");
-        assert_eq!(
-            n, 0,
-            "round {round}: process_message (application): {n} allocation(s)"
-        );
+        assert_eq!(n, 0, "round {round}: process_message (application): {n} allocation(s)");
     }
     // The counter works: an allocation under `counted` is seen.
     let (_, n) = counted(|| std::hint::black_box(Vec::<u8>::with_capacity(8)));

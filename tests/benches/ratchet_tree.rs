@@ -3,11 +3,11 @@
 //! after one path change.
 //!
 //! `cargo bench -p mls-tests --bench ratchet_tree`
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mls_nostd::codec::Writer;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::extensions::Extensions;
-use mls_nostd::ratchet_tree::tree::{LeafSlot, ParentSlot, TreeMeta, TreeSlices, decode_tree};
+use mls_nostd::ratchet_tree::tree::{decode_tree, LeafSlot, ParentSlot, TreeMeta, TreeSlices};
 use mls_nostd::ratchet_tree::validate::TreeCheck;
 use mls_nostd::tree_math::LeafIndex;
 use mls_tests::test_leaf;
@@ -34,12 +34,7 @@ impl Storage {
     }
 
     fn slices(&mut self) -> TreeSlices<'_> {
-        TreeSlices::new(
-            &mut self.meta,
-            &mut self.leaves,
-            &mut self.parents,
-            &mut self.arena,
-        )
+        TreeSlices::new(&mut self.meta, &mut self.leaves, &mut self.parents, &mut self.arena)
     }
 }
 
@@ -76,8 +71,7 @@ fn bench_validation(c: &mut Criterion) {
                     group_extensions: Extensions::default(),
                     identity: &mls_nostd::identity::SameCredential,
                 };
-                t.validate(&check, &mls_nostd::executor::Sequential, &mut a, &mut b)
-                    .unwrap();
+                t.validate(&check, &mls_nostd::executor::Sequential, &mut a, &mut b).unwrap();
             })
         });
     }

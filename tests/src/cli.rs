@@ -31,11 +31,7 @@ fn kinds() -> String {
 
 /// Runs the conformance runner on `args` (without the program name),
 /// writing its report to `out` and `err`; returns the exit status.
-pub fn run(
-    args: impl IntoIterator<Item = OsString>,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> u8 {
+pub fn run(args: impl IntoIterator<Item = OsString>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     // Output errors (a closed pipe) cannot change what the cases gave.
     macro_rules! say {
         ($w:expr, $($arg:tt)*) => { let _ = writeln!($w, $($arg)*); };

@@ -4,8 +4,8 @@
 #![deny(missing_docs)]
 
 pub mod cli;
-pub mod map_storage;
 pub mod member;
+pub mod map_storage;
 
 pub use map_storage::MapStorage;
 pub mod vectors;
@@ -38,17 +38,9 @@ pub fn interop_configs_dir() -> PathBuf {
 /// NIST curves the first byte is cleared, so that the scalar is below the
 /// order. Ed25519 and X25519 keys are `bytes` as given (32 bytes).
 pub fn key_bytes(suite: CipherSuite, bytes: &[u8], hpke: bool) -> Vec<u8> {
-    let len = if hpke {
-        suite.kem().private_len()
-    } else {
-        suite.signature_scheme().private_len()
-    };
+    let len = if hpke { suite.kem().private_len() } else { suite.signature_scheme().private_len() };
     let mut v: Vec<u8> = bytes.iter().copied().cycle().take(len).collect();
-    let nist = if hpke {
-        suite.kem().candidate_bitmask().is_some()
-    } else {
-        suite.signature_scheme().is_ecdsa()
-    };
+    let nist = if hpke { suite.kem().candidate_bitmask().is_some() } else { suite.signature_scheme().is_ecdsa() };
     if nist {
         v[0] = 0;
     }
@@ -56,15 +48,9 @@ pub fn key_bytes(suite: CipherSuite, bytes: &[u8], hpke: bool) -> Vec<u8> {
 }
 
 /// A signature key of `suite` from `bytes` ([`key_bytes`]).
-pub fn signer(
-    suite: CipherSuite,
-    bytes: &[u8],
-) -> mls_nostd::crypto::signature::SignaturePrivateKey {
-    mls_nostd::crypto::signature::SignaturePrivateKey::from_slice(
-        suite,
-        &key_bytes(suite, bytes, false),
-    )
-    .expect("a valid signature key")
+pub fn signer(suite: CipherSuite, bytes: &[u8]) -> mls_nostd::crypto::signature::SignaturePrivateKey {
+    mls_nostd::crypto::signature::SignaturePrivateKey::from_slice(suite, &key_bytes(suite, bytes, false))
+        .expect("a valid signature key")
 }
 
 /// An HPKE private key of `suite` from `bytes` ([`key_bytes`]).
@@ -135,12 +121,7 @@ impl Tally {
 pub fn supported_cases(cases: &[Value]) -> usize {
     cases
         .iter()
-        .filter(|c| {
-            u16::try_from(uint(&c["cipher_suite"]))
-                .ok()
-                .and_then(CipherSuite::from_u16)
-                .is_some()
-        })
+        .filter(|c| u16::try_from(uint(&c["cipher_suite"])).ok().and_then(CipherSuite::from_u16).is_some())
         .count()
 }
 
@@ -188,11 +169,7 @@ pub fn test_leaf(
     let pk = sk.public_key();
     let enc: Vec<u8> = match encryption_key {
         Some(k) => k.to_vec(),
-        None => mls_nostd::crypto::hpke::derive_key_pair(suite, &seed_bytes)
-            .unwrap()
-            .1
-            .as_bytes()
-            .to_vec(),
+        None => mls_nostd::crypto::hpke::derive_key_pair(suite, &seed_bytes).unwrap().1.as_bytes().to_vec(),
     };
     let versions = [0u8, 1];
     let suites = suite.to_u16().to_be_bytes();
@@ -208,16 +185,11 @@ pub fn test_leaf(
             proposals: U16List::default(),
             credentials: U16List::from_body(&creds).unwrap(),
         },
-        source: LeafNodeSource::KeyPackage(Lifetime {
-            not_before: 0,
-            not_after: u64::MAX,
-        }),
+        source: LeafNodeSource::KeyPackage(Lifetime { not_before: 0, not_after: u64::MAX }),
         extensions: Extensions::default(),
     };
     let mut buf = vec![0u8; 1024];
-    let n = LeafNode::sign_into(suite, &fields, None, &sk, &mut buf)
-        .unwrap()
-        .len();
+    let n = LeafNode::sign_into(suite, &fields, None, &sk, &mut buf).unwrap().len();
     buf.truncate(n);
     (buf, sk)
 }

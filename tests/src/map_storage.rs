@@ -9,11 +9,7 @@ use std::collections::BTreeMap;
 pub struct MapStorage(pub BTreeMap<RecordKey, Vec<u8>>);
 
 impl Storage for MapStorage {
-    fn read<'b>(
-        &mut self,
-        key: RecordKey,
-        buf: &'b mut [u8],
-    ) -> Result<Option<&'b [u8]>, StorageError> {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
         match self.0.get(&key) {
             None => Ok(None),
             Some(v) => {

@@ -26,34 +26,32 @@ use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::{Extensions, U16List};
 use mls_nostd::group::{
     CommitBuffers, CommitError, CommitOptions, CreateCommitError, GroupConfig, JoinError,
-    JoinParams, MAX_GROUP_CONTEXT_LEN, ReceiveError, WireFormatPolicy,
+    JoinParams, ReceiveError, WireFormatPolicy, MAX_GROUP_CONTEXT_LEN,
 };
-use mls_nostd::key_package::{
-    KeyPackage, KeyPackageError, KeyPackageParams, KeyPackagePrivateKeys, KeyPackageTbs,
-};
-use mls_nostd::key_schedule::{EpochSecrets, welcome_key_nonce, welcome_secret};
+use mls_nostd::key_package::{KeyPackage, KeyPackageError, KeyPackageParams, KeyPackagePrivateKeys, KeyPackageTbs};
+use mls_nostd::key_schedule::{welcome_key_nonce, welcome_secret, EpochSecrets};
 use mls_nostd::key_store::{KeyPackageStore, MemoryKeyPackageStore};
 use mls_nostd::leaf_node::{LeafNode, LeafNodeFields, Lifetime};
 use mls_nostd::messages::proposal::{Add, Proposal, ProposalOrRef, Remove};
 use mls_nostd::messages::welcome_secrets::WELCOME_LABEL;
 use mls_nostd::messages::{
-    AuthenticatedContent, Commit, Content, EncodedGroupContext, FramedContent,
-    FramedContentAuthData, GroupInfo, GroupInfoTbs, GroupSecrets, MlsMessage, MlsMessageBody,
-    NewMember, PrivateMessageKeys, ProtectionError, Sender, UpdatePath, WIRE_FORMAT_PUBLIC_MESSAGE,
-    WelcomeError, WelcomeParams, WireGroupContext, private_message, public_message,
+    private_message, public_message, AuthenticatedContent, Commit, Content, EncodedGroupContext, FramedContent,
+    FramedContentAuthData, GroupInfo, GroupInfoTbs, GroupSecrets, MlsMessage, MlsMessageBody, NewMember,
+    PrivateMessageKeys, ProtectionError, Sender, UpdatePath, WelcomeError, WelcomeParams, WireGroupContext,
+    WIRE_FORMAT_PUBLIC_MESSAGE,
 };
-use mls_nostd::psk::{NoPsks, psk_secret};
+use mls_nostd::psk::{psk_secret, NoPsks};
 use mls_nostd::ratchet_tree::tree::decode_tree;
 use mls_nostd::secret_tree::{
-    RatchetKey, RatchetKind, SecretTree, SecretTreeConfig, SecretTreeError, sender_data_key_nonce,
+    sender_data_key_nonce, RatchetKey, RatchetKind, SecretTree, SecretTreeConfig, SecretTreeError,
 };
-use mls_nostd::store::durable::{DurableError, RecordBuffer, load_key_package, store_key_package};
-use mls_nostd::store::{MAX_RECORD_LEN, Parts, RamStorage, RecordKey};
+use mls_nostd::store::durable::{load_key_package, store_key_package, DurableError, RecordBuffer};
+use mls_nostd::store::{Parts, RamStorage, RecordKey, MAX_RECORD_LEN};
 use mls_nostd::transcript::{confirmation_tag, verify_confirmation_tag};
 use mls_nostd::tree_math::LeafIndex;
 use mls_tests::MapStorage;
+use mls_tests::member::{agree, buffers, Member, G, NOW};
 use mls_tests::TestRng;
-use mls_tests::member::{G, Member, NOW, agree, buffers};
 
 const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
 
@@ -78,9 +76,7 @@ fn trio() -> (Member, Member, Member) {
 }
 
 fn add(kp: &[u8]) -> Proposal<'_> {
-    Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(kp).unwrap(),
-    })
+    Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).unwrap() })
 }
 
 fn record_buffer() -> Box<RecordBuffer> {
@@ -90,9 +86,7 @@ fn record_buffer() -> Box<RecordBuffer> {
 /// Every record of `m`'s whole state, saved to a fresh store.
 fn state(m: &mut Member) -> BTreeMap<RecordKey, Vec<u8>> {
     let mut s = MapStorage::default();
-    m.group
-        .save(&mut s, 0, Parts::ALL, &mut record_buffer())
-        .unwrap();
+    m.group.save(&mut s, 0, Parts::ALL, &mut record_buffer()).unwrap();
     s.0
 }
 
@@ -114,24 +108,9 @@ fn state_without_ratchets(m: &mut Member) -> BTreeMap<RecordKey, Vec<u8>> {
 fn refuse(m: &mut Member, msg: &[u8], want: ReceiveError) {
     let before = state(m);
     let mut buf = msg.to_vec();
-    assert_eq!(
-        m.group
-            .process_message_in_memory(&mut buf, &NoPsks, NOW)
-            .err(),
-        Some(want),
-        "{}",
-        m.name
-    );
-    assert!(
-        !m.group.has_staged_commit(),
-        "{}: something was staged",
-        m.name
-    );
-    assert!(
-        state(m) == before,
-        "{}: a refused message changed the group",
-        m.name
-    );
+    assert_eq!(m.group.process_message_in_memory(&mut buf, &NoPsks, NOW).err(), Some(want), "{}", m.name);
+    assert!(!m.group.has_staged_commit(), "{}: something was staged", m.name);
+    assert!(state(m) == before, "{}: a refused message changed the group", m.name);
 }
 
 fn context(m: &mut Member) -> Vec<u8> {
@@ -142,13 +121,7 @@ fn context(m: &mut Member) -> Vec<u8> {
 /// A PublicMessage in `m`'s current epoch with `content`, framed as sent by
 /// `sender`, signed by `signer`, MACed with `m`'s membership key (what an
 /// insider can do), with confirmation tag `tag` (commits).
-fn public(
-    m: &mut Member,
-    signer: &SignaturePrivateKey,
-    sender: Sender,
-    content: Content<'_>,
-    tag: Option<&[u8]>,
-) -> Vec<u8> {
+fn public(m: &mut Member, signer: &SignaturePrivateKey, sender: Sender, content: Content<'_>, tag: Option<&[u8]>) -> Vec<u8> {
     let gc_bytes = context(m);
     let gc = EncodedGroupContext::decode(&gc_bytes).unwrap();
     let state = m.group.state_for_testing();
@@ -161,10 +134,7 @@ fn public(
     };
     let mut out = vec![0u8; 64 * 1024];
     let signed = public_message::sign(&gc, signer, &fc, &mut out).unwrap();
-    signed
-        .finish(tag, Some(&state.secrets.membership_key))
-        .unwrap()
-        .to_vec()
+    signed.finish(tag, Some(&state.secrets.membership_key)).unwrap().to_vec()
 }
 
 fn flip(msg: &[u8], at: usize) -> Vec<u8> {
@@ -185,11 +155,7 @@ fn list_body(list: &[ProposalOrRef<'_>]) -> Vec<u8> {
 }
 
 /// `m`'s [`Group::commit`] of `proposals` (staged, not merged).
-fn try_commit(
-    m: &mut Member,
-    proposals: &[Proposal<'_>],
-    force_path: bool,
-) -> Result<(Vec<u8>, Option<Vec<u8>>), CreateCommitError> {
+fn try_commit(m: &mut Member, proposals: &[Proposal<'_>], force_path: bool) -> Result<(Vec<u8>, Option<Vec<u8>>), CreateCommitError> {
     try_commit_as(m, proposals, force_path, WireFormatPolicy::Public)
 }
 
@@ -210,14 +176,8 @@ fn try_commit_as(
         authenticated_data: b"",
         leaf: Some(m.template()),
     };
-    let bufs = CommitBuffers {
-        message: &mut msg,
-        welcome: &mut w,
-        group_info: &mut gi,
-    };
-    let out = m
-        .group
-        .commit_in_memory(&opts, &NoPsks, NOW, &mut m.rng, &Sequential, bufs)?;
+    let bufs = CommitBuffers { message: &mut msg, welcome: &mut w, group_info: &mut gi };
+    let out = m.group.commit_in_memory(&opts, &NoPsks, NOW, &mut m.rng, &Sequential, bufs)?;
     Ok((out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec)))
 }
 
@@ -235,23 +195,12 @@ fn private_aads(pm: &mls_nostd::messages::PrivateMessage<'_>) -> (Vec<u8>, Vec<u
 
 /// `(leaf, generation, reuse_guard)` of a PrivateMessage of `m`'s epoch.
 fn open_sender_data(m: &Member, msg: &[u8]) -> (u32, u32, [u8; 4]) {
-    let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(msg).unwrap().body else {
-        panic!("not private")
-    };
+    let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(msg).unwrap().body else { panic!("not private") };
     let secrets = &m.group.state_for_testing().secrets;
-    let (key, nonce) =
-        sender_data_key_nonce(SUITE, &secrets.sender_data_secret, pm.ciphertext).unwrap();
+    let (key, nonce) = sender_data_key_nonce(SUITE, &secrets.sender_data_secret, pm.ciphertext).unwrap();
     let (sd_aad, _) = private_aads(&pm);
     let mut sd = pm.encrypted_sender_data[..12].to_vec();
-    SUITE
-        .aead_open(
-            key.as_bytes(),
-            &nonce,
-            &sd_aad,
-            &mut sd,
-            &pm.encrypted_sender_data[12..],
-        )
-        .unwrap();
+    SUITE.aead_open(key.as_bytes(), &nonce, &sd_aad, &mut sd, &pm.encrypted_sender_data[12..]).unwrap();
     (
         u32::from_be_bytes(sd[..4].try_into().unwrap()),
         u32::from_be_bytes(sd[4..8].try_into().unwrap()),
@@ -262,32 +211,18 @@ fn open_sender_data(m: &Member, msg: &[u8]) -> (u32, u32, [u8; 4]) {
 /// `msg` with its sender data replaced by `(leaf, generation, guard)`,
 /// sealed with the epoch's sender-data key (an insider's forgery); the
 /// content ciphertext is left as it was.
-fn reseal_sender_data(
-    m: &Member,
-    msg: &[u8],
-    leaf: u32,
-    generation: u32,
-    guard: [u8; 4],
-) -> Vec<u8> {
-    let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(msg).unwrap().body else {
-        panic!("not private")
-    };
+fn reseal_sender_data(m: &Member, msg: &[u8], leaf: u32, generation: u32, guard: [u8; 4]) -> Vec<u8> {
+    let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(msg).unwrap().body else { panic!("not private") };
     let secrets = &m.group.state_for_testing().secrets;
-    let (key, nonce) =
-        sender_data_key_nonce(SUITE, &secrets.sender_data_secret, pm.ciphertext).unwrap();
+    let (key, nonce) = sender_data_key_nonce(SUITE, &secrets.sender_data_secret, pm.ciphertext).unwrap();
     let (sd_aad, _) = private_aads(&pm);
     let mut sd = Vec::new();
     sd.extend_from_slice(&leaf.to_be_bytes());
     sd.extend_from_slice(&generation.to_be_bytes());
     sd.extend_from_slice(&guard);
-    let tag = SUITE
-        .aead_seal(key.as_bytes(), &nonce, &sd_aad, &mut sd)
-        .unwrap();
+    let tag = SUITE.aead_seal(key.as_bytes(), &nonce, &sd_aad, &mut sd).unwrap();
     sd.extend_from_slice(&tag);
-    let at = msg
-        .windows(28)
-        .position(|w| w == pm.encrypted_sender_data)
-        .unwrap();
+    let at = msg.windows(28).position(|w| w == pm.encrypted_sender_data).unwrap();
     let mut out = msg.to_vec();
     out[at..at + 28].copy_from_slice(&sd);
     out
@@ -335,18 +270,9 @@ fn mac_and_tag_comparisons_accept_only_the_exact_value() {
     assert!(!hv.ct_eq_bytes(&good[..31]));
     assert!(!hv.ct_eq_bytes(&flip(&good, 31)));
     // Secret equality (constant time) and private-key equality.
-    assert_eq!(
-        Secret::from_slice(&[3; 32]).unwrap(),
-        Secret::from_slice(&[3; 32]).unwrap()
-    );
-    assert_ne!(
-        Secret::from_slice(&[3; 32]).unwrap(),
-        Secret::from_slice(&[3; 31]).unwrap()
-    );
-    assert_ne!(
-        Secret::from_slice(&[3; 32]).unwrap(),
-        Secret::from_slice(&flip(&[3; 32], 0)).unwrap()
-    );
+    assert_eq!(Secret::from_slice(&[3; 32]).unwrap(), Secret::from_slice(&[3; 32]).unwrap());
+    assert_ne!(Secret::from_slice(&[3; 32]).unwrap(), Secret::from_slice(&[3; 31]).unwrap());
+    assert_ne!(Secret::from_slice(&[3; 32]).unwrap(), Secret::from_slice(&flip(&[3; 32], 0)).unwrap());
     let a = HpkePrivateKey::from_slice(SUITE, &[5; 32]).unwrap();
     assert!(a == HpkePrivateKey::from_slice(SUITE, &[5; 32]).unwrap());
     assert!(a != HpkePrivateKey::from_slice(SUITE, &flip(&[5; 32], 9)).unwrap());
@@ -369,18 +295,11 @@ fn membership_tag_is_checked_before_anything_else() {
     let (mut alice, mut bob, mut carol) = trio();
     let mut dave = Member::new("dave", 4);
     let (dave_kp, _) = dave.key_package(SUITE);
-    let remove_self = list_body(&[ProposalOrRef::Proposal(Proposal::Remove(Remove {
-        removed: 0,
-    }))]);
-    let remove_blank = list_body(&[ProposalOrRef::Proposal(Proposal::Remove(Remove {
-        removed: 3,
-    }))]);
+    let remove_self = list_body(&[ProposalOrRef::Proposal(Proposal::Remove(Remove { removed: 0 }))]);
+    let remove_blank = list_body(&[ProposalOrRef::Proposal(Proposal::Remove(Remove { removed: 3 }))]);
     let add_dave = list_body(&[ProposalOrRef::Proposal(add(&dave_kp))]);
     fn commit_of(body: &[u8]) -> Commit<'_> {
-        Commit {
-            proposals: ListView::from_body(body).unwrap(),
-            path: None,
-        }
+        Commit { proposals: ListView::from_body(body).unwrap(), path: None }
     }
     let placeholder = [0x55u8; 32];
     let a = alice.signer.clone();
@@ -388,57 +307,27 @@ fn membership_tag_is_checked_before_anything_else() {
     let cases: Vec<(&str, Vec<u8>, ReceiveError)> = vec![
         (
             "signed with another member's key",
-            public(
-                &mut bob,
-                &c,
-                Sender::Member(0),
-                Content::Proposal(Proposal::Remove(Remove { removed: 2 })),
-                None,
-            ),
+            public(&mut bob, &c, Sender::Member(0), Content::Proposal(Proposal::Remove(Remove { removed: 2 })), None),
             ReceiveError::Protection(ProtectionError::BadSignature),
         ),
         (
             "sender outside the tree",
-            public(
-                &mut bob,
-                &a,
-                Sender::Member(9),
-                Content::Proposal(Proposal::Remove(Remove { removed: 2 })),
-                None,
-            ),
+            public(&mut bob, &a, Sender::Member(9), Content::Proposal(Proposal::Remove(Remove { removed: 2 })), None),
             ReceiveError::Protection(ProtectionError::UnknownSender),
         ),
         (
             "Commit removing a blank leaf",
-            public(
-                &mut bob,
-                &a,
-                Sender::Member(0),
-                Content::Commit(commit_of(&remove_blank)),
-                Some(&placeholder),
-            ),
+            public(&mut bob, &a, Sender::Member(0), Content::Commit(commit_of(&remove_blank)), Some(&placeholder)),
             ReceiveError::Commit(CommitError::RemoveOfBlankLeaf),
         ),
         (
             "Commit removing its committer",
-            public(
-                &mut bob,
-                &a,
-                Sender::Member(0),
-                Content::Commit(commit_of(&remove_self)),
-                Some(&placeholder),
-            ),
+            public(&mut bob, &a, Sender::Member(0), Content::Commit(commit_of(&remove_self)), Some(&placeholder)),
             ReceiveError::Commit(CommitError::RemovesCommitter),
         ),
         (
             "Commit with a wrong confirmation tag",
-            public(
-                &mut bob,
-                &a,
-                Sender::Member(0),
-                Content::Commit(commit_of(&add_dave)),
-                Some(&placeholder),
-            ),
+            public(&mut bob, &a, Sender::Member(0), Content::Commit(commit_of(&add_dave)), Some(&placeholder)),
             ReceiveError::Commit(CommitError::ConfirmationTagMismatch),
         ),
     ];
@@ -450,9 +339,7 @@ fn membership_tag_is_checked_before_anything_else() {
             let before = state(&mut bob);
             let mut buf = bad_tag.clone();
             assert_eq!(
-                bob.group
-                    .process_message_in_memory(&mut buf, &NoPsks, NOW)
-                    .err(),
+                bob.group.process_message_in_memory(&mut buf, &NoPsks, NOW).err(),
                 Some(ReceiveError::Protection(ProtectionError::BadMembershipTag)),
                 "{what}: a bad tag must be reported first"
             );
@@ -484,34 +371,15 @@ fn confirmation_tag_is_checked_before_anything_is_merged() {
 
     // As a PublicMessage, re-signed and re-MACed.
     let (commit, _) = try_commit(&mut alice, &[], true).unwrap();
-    let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(&commit).unwrap().body else {
-        panic!()
-    };
-    assert!(matches!(
-        pm.content.content,
-        Content::Commit(Commit { path: Some(_), .. })
-    ));
+    let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(&commit).unwrap().body else { panic!() };
+    assert!(matches!(pm.content.content, Content::Commit(Commit { path: Some(_), .. })));
     let bad_tag = flip(pm.auth.confirmation_tag.unwrap(), 5);
-    let forged = public(
-        &mut bob,
-        &a,
-        Sender::Member(0),
-        pm.content.content,
-        Some(&bad_tag),
-    );
+    let forged = public(&mut bob, &a, Sender::Member(0), pm.content.content, Some(&bad_tag));
     // Only the tag differs from the real message (Ed25519 signs deterministically).
     assert_eq!(forged.len(), commit.len());
     assert!(forged.iter().zip(&commit).filter(|(x, y)| x != y).count() <= 1 + 32);
-    refuse(
-        &mut bob,
-        &forged,
-        ReceiveError::Commit(CommitError::ConfirmationTagMismatch),
-    );
-    refuse(
-        &mut carol,
-        &forged,
-        ReceiveError::Commit(CommitError::ConfirmationTagMismatch),
-    );
+    refuse(&mut bob, &forged, ReceiveError::Commit(CommitError::ConfirmationTagMismatch));
+    refuse(&mut carol, &forged, ReceiveError::Commit(CommitError::ConfirmationTagMismatch));
     alice.group.discard_staged_commit();
 
     // As a PrivateMessage: Alice's real one (handshake generation 0), read
@@ -519,60 +387,30 @@ fn confirmation_tag_is_checked_before_anything_is_merged() {
     let (commit, _) = try_commit_as(&mut alice, &[], true, WireFormatPolicy::Private).unwrap();
     let secrets = bob.group.state_for_testing().secrets.clone();
     let n_leaves = bob.group.tree().n_leaves();
-    let tree = || {
-        SecretTree::<16, 8>::new(
-            SUITE,
-            n_leaves,
-            &secrets.encryption_secret,
-            SecretTreeConfig::default(),
-        )
-        .unwrap()
-    };
+    let tree = || SecretTree::<16, 8>::new(SUITE, n_leaves, &secrets.encryption_secret, SecretTreeConfig::default()).unwrap();
     let gc_bytes = context(&mut bob);
     let gc = EncodedGroupContext::decode(&gc_bytes).unwrap();
     let mut plain = commit.clone();
     let mut probe = tree();
-    let mut keys = PrivateMessageKeys {
-        secret_tree: &mut probe,
-        sender_data_secret: &secrets.sender_data_secret,
-    };
-    let ac = private_message::unprotect(&gc, &mut keys, &mut plain, &mut |_| Some(a.public_key()))
-        .unwrap();
+    let mut keys = PrivateMessageKeys { secret_tree: &mut probe, sender_data_secret: &secrets.sender_data_secret };
+    let ac = private_message::unprotect(&gc, &mut keys, &mut plain, &mut |_| Some(a.public_key())).unwrap();
     let bad_tag = flip(ac.auth.confirmation_tag.unwrap(), 5);
     let mut sender = tree();
-    assert_eq!(
-        sender
-            .next_sending_key(LeafIndex(0), RatchetKind::Handshake)
-            .unwrap()
-            .generation,
-        0
-    );
+    assert_eq!(sender.next_sending_key(LeafIndex(0), RatchetKind::Handshake).unwrap().generation, 0);
     let mut out = vec![0u8; 64 * 1024];
     let signed = private_message::sign(&gc, &a, &ac.content, 0, &mut out).unwrap();
-    let mut keys = PrivateMessageKeys {
-        secret_tree: &mut sender,
-        sender_data_secret: &secrets.sender_data_secret,
-    };
-    let forged = signed
-        .finish(Some(&bad_tag), &mut keys, &mut TestRng(9))
-        .unwrap()
-        .to_vec();
+    let mut keys = PrivateMessageKeys { secret_tree: &mut sender, sender_data_secret: &secrets.sender_data_secret };
+    let forged = signed.finish(Some(&bad_tag), &mut keys, &mut TestRng(9)).unwrap().to_vec();
     assert_eq!(open_sender_data(&bob, &forged).1, 1);
     for m in [&mut bob, &mut carol] {
         let before = state_without_ratchets(m);
         let mut buf = forged.clone();
         assert_eq!(
-            m.group
-                .process_message_in_memory(&mut buf, &NoPsks, NOW)
-                .err(),
+            m.group.process_message_in_memory(&mut buf, &NoPsks, NOW).err(),
             Some(ReceiveError::Commit(CommitError::ConfirmationTagMismatch))
         );
         assert!(!m.group.has_staged_commit());
-        assert!(
-            state_without_ratchets(m) == before,
-            "{}: a wrong confirmation tag changed the group",
-            m.name
-        );
+        assert!(state_without_ratchets(m) == before, "{}: a wrong confirmation tag changed the group", m.name);
     }
     alice.group.merge_staged_commit_in_memory().unwrap();
     bob.receive_commit(&commit);
@@ -596,13 +434,7 @@ fn reuse_guard_is_applied_and_no_generation_repeats() {
     let (mut alice, mut bob, _carol) = trio();
     let secrets = bob.group.state_for_testing().secrets.clone();
     let n_leaves = bob.group.tree().n_leaves();
-    let mut probe = SecretTree::<16, 8>::new(
-        SUITE,
-        n_leaves,
-        &secrets.encryption_secret,
-        SecretTreeConfig::default(),
-    )
-    .unwrap();
+    let mut probe = SecretTree::<16, 8>::new(SUITE, n_leaves, &secrets.encryption_secret, SecretTreeConfig::default()).unwrap();
     let mut generations = Vec::new();
     let mut guards = Vec::new();
     let mut msgs = Vec::new();
@@ -610,63 +442,35 @@ fn reuse_guard_is_applied_and_no_generation_repeats() {
         if i == 10 {
             // Too small a buffer: refused (the key may be drawn already).
             let mut tiny = [0u8; 40];
-            assert!(
-                alice
-                    .group
-                    .protect_application_in_memory(b"x", b"ad", 0, &mut alice.rng, &mut tiny)
-                    .is_err()
-            );
+            assert!(alice.group.protect_application_in_memory(b"x", b"ad", 0, &mut alice.rng, &mut tiny).is_err());
         }
         let msg = alice.send(&[i; 20]);
         let (leaf, generation, guard) = open_sender_data(&bob, &msg);
         assert_eq!(leaf, 0);
         // The content opens with the ratchet's nonce XOR the guard, and only so.
-        let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(&msg).unwrap().body
-        else {
-            panic!()
-        };
+        let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(&msg).unwrap().body else { panic!() };
         let (_, content_aad) = private_aads(&pm);
-        let key: RatchetKey = probe
-            .receiving_key(LeafIndex(0), RatchetKind::Application, generation)
-            .unwrap();
+        let key: RatchetKey = probe.receiving_key(LeafIndex(0), RatchetKind::Application, generation).unwrap();
         let n = pm.ciphertext.len() - 16;
         let (ct, tag) = pm.ciphertext.split_at(n);
         let mut guarded = key.nonce;
         guarded.iter_mut().zip(guard).for_each(|(b, g)| *b ^= g);
         let mut plain = ct.to_vec();
-        SUITE
-            .aead_open(key.key.as_bytes(), &guarded, &content_aad, &mut plain, tag)
-            .unwrap();
+        SUITE.aead_open(key.key.as_bytes(), &guarded, &content_aad, &mut plain, tag).unwrap();
         if guard != [0; 4] {
             let mut plain = ct.to_vec();
-            assert!(
-                SUITE
-                    .aead_open(
-                        key.key.as_bytes(),
-                        &key.nonce,
-                        &content_aad,
-                        &mut plain,
-                        tag
-                    )
-                    .is_err()
-            );
+            assert!(SUITE.aead_open(key.key.as_bytes(), &key.nonce, &content_aad, &mut plain, tag).is_err());
         }
         generations.push(generation);
         guards.push(guard);
         msgs.push(msg);
     }
-    assert!(
-        generations.windows(2).all(|w| w[0] < w[1]),
-        "generations not strictly increasing: {generations:?}"
-    );
+    assert!(generations.windows(2).all(|w| w[0] < w[1]), "generations not strictly increasing: {generations:?}");
     assert_eq!(&generations[..10], &(0..10).collect::<Vec<u32>>()[..]);
     let mut distinct = guards.clone();
     distinct.sort();
     distinct.dedup();
-    assert!(
-        distinct.len() > guards.len() / 2,
-        "reuse guards are not random: {guards:?}"
-    );
+    assert!(distinct.len() > guards.len() / 2, "reuse guards are not random: {guards:?}");
 
     // Bob reads the last message first (his ratchet for Alice is derived
     // and moves past the others, keeping their keys).
@@ -678,11 +482,7 @@ fn reuse_guard_is_applied_and_no_generation_repeats() {
         let mut other = guard;
         other[0] ^= bit;
         let forged = reseal_sender_data(&bob, &msgs[3], 0, generation, other);
-        refuse(
-            &mut bob,
-            &forged,
-            ReceiveError::Protection(ProtectionError::ContentDecryptionFailed),
-        );
+        refuse(&mut bob, &forged, ReceiveError::Protection(ProtectionError::ContentDecryptionFailed));
     }
     // Every real message is read once, in any order; a replay is refused.
     for msg in msgs.iter().rev() {
@@ -716,18 +516,9 @@ fn generation_overflow_and_far_future_are_refused() {
     assert_eq!(generation, 1);
     let max = SecretTreeConfig::default().max_forward_distance;
     for (g, want) in [
-        (
-            u32::MAX,
-            ProtectionError::SecretTree(SecretTreeError::GenerationExhausted),
-        ),
-        (
-            u32::MAX - 1,
-            ProtectionError::SecretTree(SecretTreeError::TooFarAhead),
-        ),
-        (
-            1 + max + 1,
-            ProtectionError::SecretTree(SecretTreeError::TooFarAhead),
-        ),
+        (u32::MAX, ProtectionError::SecretTree(SecretTreeError::GenerationExhausted)),
+        (u32::MAX - 1, ProtectionError::SecretTree(SecretTreeError::TooFarAhead)),
+        (1 + max + 1, ProtectionError::SecretTree(SecretTreeError::TooFarAhead)),
         (1 + max, ProtectionError::ContentDecryptionFailed),
     ] {
         let forged = reseal_sender_data(&bob, &msg, 0, g, guard);
@@ -739,40 +530,17 @@ fn generation_overflow_and_far_future_are_refused() {
 
     // The secret tree's own API: the window and the last generation.
     let root = Secret::from_slice(&[1; 32]).unwrap();
-    let mut rx = SecretTree::<4, 4>::new(
-        SUITE,
-        4,
-        &root,
-        SecretTreeConfig {
-            max_forward_distance: 10,
-        },
-    )
-    .unwrap();
+    let mut rx = SecretTree::<4, 4>::new(SUITE, 4, &root, SecretTreeConfig { max_forward_distance: 10 }).unwrap();
     let kind = RatchetKind::Application;
-    assert_eq!(
-        rx.receiving_key(LeafIndex(1), kind, 11),
-        Err(SecretTreeError::TooFarAhead)
-    );
-    assert_eq!(
-        rx.consume(LeafIndex(1), kind, 11),
-        Err(SecretTreeError::TooFarAhead)
-    );
-    assert_eq!(
-        rx.receiving_key(LeafIndex(1), kind, u32::MAX),
-        Err(SecretTreeError::GenerationExhausted)
-    );
-    assert_eq!(
-        rx.consume(LeafIndex(1), kind, u32::MAX),
-        Err(SecretTreeError::GenerationExhausted)
-    );
+    assert_eq!(rx.receiving_key(LeafIndex(1), kind, 11), Err(SecretTreeError::TooFarAhead));
+    assert_eq!(rx.consume(LeafIndex(1), kind, 11), Err(SecretTreeError::TooFarAhead));
+    assert_eq!(rx.receiving_key(LeafIndex(1), kind, u32::MAX), Err(SecretTreeError::GenerationExhausted));
+    assert_eq!(rx.consume(LeafIndex(1), kind, u32::MAX), Err(SecretTreeError::GenerationExhausted));
     // Nothing moved: generation 0 is still there.
     rx.receiving_key(LeafIndex(1), kind, 0).unwrap();
     rx.consume(LeafIndex(1), kind, 10).unwrap();
     // The window moves with the ratchet (now at 11).
-    assert_eq!(
-        rx.receiving_key(LeafIndex(1), kind, 22),
-        Err(SecretTreeError::TooFarAhead)
-    );
+    assert_eq!(rx.receiving_key(LeafIndex(1), kind, 22), Err(SecretTreeError::TooFarAhead));
     rx.receiving_key(LeafIndex(1), kind, 21).unwrap();
 }
 
@@ -793,35 +561,16 @@ fn two_adds_with_the_same_encryption_key_are_refused() {
     let mut eve = Member::new("eve", 5);
     let (dave_kp, _) = dave.key_package(SUITE);
     let (eve_kp, _) = eve.key_package(SUITE);
-    let dave_key = KeyPackage::decode_exact(&dave_kp)
-        .unwrap()
-        .tbs
-        .leaf_node
-        .fields
-        .encryption_key
-        .to_vec();
+    let dave_key = KeyPackage::decode_exact(&dave_kp).unwrap().tbs.leaf_node.fields.encryption_key.to_vec();
     // Eve's KeyPackage with Dave's encryption key, signed by Eve.
     let eve_view = KeyPackage::decode_exact(&eve_kp).unwrap();
-    let fields = LeafNodeFields {
-        encryption_key: &dave_key,
-        ..eve_view.tbs.leaf_node.fields
-    };
+    let fields = LeafNodeFields { encryption_key: &dave_key, ..eve_view.tbs.leaf_node.fields };
     let mut leaf_buf = vec![0u8; 2048];
-    let leaf = LeafNode::sign_into(SUITE, &fields, None, &eve.signer, &mut leaf_buf)
-        .unwrap()
-        .to_vec();
-    let tbs = KeyPackageTbs {
-        leaf_node: LeafNode::decode_exact(&leaf).unwrap(),
-        ..eve_view.tbs
-    };
+    let leaf = LeafNode::sign_into(SUITE, &fields, None, &eve.signer, &mut leaf_buf).unwrap().to_vec();
+    let tbs = KeyPackageTbs { leaf_node: LeafNode::decode_exact(&leaf).unwrap(), ..eve_view.tbs };
     let mut kp_buf = vec![0u8; 4096];
-    let bad_eve = KeyPackage::sign_into(SUITE, &tbs, &eve.signer, &mut kp_buf)
-        .unwrap()
-        .to_vec();
-    KeyPackage::decode_exact(&bad_eve)
-        .unwrap()
-        .validate(SUITE, NOW, GroupConfig::default().max_lifetime)
-        .unwrap();
+    let bad_eve = KeyPackage::sign_into(SUITE, &tbs, &eve.signer, &mut kp_buf).unwrap().to_vec();
+    KeyPackage::decode_exact(&bad_eve).unwrap().validate(SUITE, NOW, GroupConfig::default().max_lifetime).unwrap();
 
     let before = state(&mut alice);
     assert_eq!(
@@ -829,26 +578,16 @@ fn two_adds_with_the_same_encryption_key_are_refused() {
         Some(CreateCommitError::Commit(CommitError::DuplicateKey))
     );
     assert!(state(&mut alice) == before);
-    let body = list_body(&[
-        ProposalOrRef::Proposal(add(&dave_kp)),
-        ProposalOrRef::Proposal(add(&bad_eve)),
-    ]);
+    let body = list_body(&[ProposalOrRef::Proposal(add(&dave_kp)), ProposalOrRef::Proposal(add(&bad_eve))]);
     let a = alice.signer.clone();
     let msg = public(
         &mut bob,
         &a,
         Sender::Member(0),
-        Content::Commit(Commit {
-            proposals: ListView::from_body(&body).unwrap(),
-            path: None,
-        }),
+        Content::Commit(Commit { proposals: ListView::from_body(&body).unwrap(), path: None }),
         Some(&[0x55; 32]),
     );
-    refuse(
-        &mut bob,
-        &msg,
-        ReceiveError::Commit(CommitError::DuplicateKey),
-    );
+    refuse(&mut bob, &msg, ReceiveError::Commit(CommitError::DuplicateKey));
     // Each alone is fine.
     try_commit(&mut alice, &[add(&dave_kp), add(&eve_kp)], false).unwrap();
     alice.group.discard_staged_commit();
@@ -867,21 +606,10 @@ fn a_welcome_cannot_reuse_a_key_package() {
     let (mut alice, mut bob, mut carol) = trio();
     let mut dave = Member::new("dave", 4);
     let (kp, keys) = dave.key_package(SUITE);
-    let reference = KeyPackage::decode_exact(&kp)
-        .unwrap()
-        .reference(SUITE)
-        .unwrap();
+    let reference = KeyPackage::decode_exact(&kp).unwrap().reference(SUITE).unwrap();
     let mut storage = Box::new(RamStorage::<64, { 128 * 1024 }>::EMPTY);
     let mut buf = record_buffer();
-    store_key_package(
-        storage.as_mut(),
-        SUITE,
-        &reference,
-        &keys,
-        &dave.signer,
-        &mut buf,
-    )
-    .unwrap();
+    store_key_package(storage.as_mut(), SUITE, &reference, &keys, &dave.signer, &mut buf).unwrap();
     assert!(contains(storage.raw(), keys.init_key.as_bytes()));
 
     let (commit, welcome) = alice.commit(&[add(&kp)], false, WireFormatPolicy::Public);
@@ -898,26 +626,13 @@ fn a_welcome_cannot_reuse_a_key_package() {
         config: GroupConfig::default(),
     };
     let mut gi = vec![0u8; welcome.len()];
-    dave.group
-        .stored(storage.as_mut(), 1, &mut buf)
-        .join_with(&welcome, &params, &mut gi)
-        .unwrap();
-    assert!(
-        load_key_package::<_, SignaturePrivateKey>(storage.as_mut(), &reference, &mut buf)
-            .unwrap()
-            .is_none()
-    );
+    dave.group.stored(storage.as_mut(), 1, &mut buf).join_with(&welcome, &params, &mut gi).unwrap();
+    assert!(load_key_package::<_, SignaturePrivateKey>(storage.as_mut(), &reference, &mut buf).unwrap().is_none());
     // The leaf's encryption key now lives in the group's records; the init key nowhere.
-    assert!(
-        !contains(storage.raw(), keys.init_key.as_bytes()),
-        "the consumed init key is still in the store"
-    );
+    assert!(!contains(storage.raw(), keys.init_key.as_bytes()), "the consumed init key is still in the store");
     let mut again = Box::new(G::EMPTY);
     assert_eq!(
-        again
-            .stored(storage.as_mut(), 2, &mut buf)
-            .join_with(&welcome, &params, &mut gi)
-            .err(),
+        again.stored(storage.as_mut(), 2, &mut buf).join_with(&welcome, &params, &mut gi).err(),
         Some(DurableError::Op(JoinError::Welcome(WelcomeError::NotForUs)))
     );
     assert!(again.is_inactive());
@@ -925,10 +640,7 @@ fn a_welcome_cannot_reuse_a_key_package() {
     // The RAM key store of the core does the same.
     let mut eve = Member::new("eve", 5);
     let (kp, keys) = eve.key_package(SUITE);
-    let reference = KeyPackage::decode_exact(&kp)
-        .unwrap()
-        .reference(SUITE)
-        .unwrap();
+    let reference = KeyPackage::decode_exact(&kp).unwrap().reference(SUITE).unwrap();
     let mut store = MemoryKeyPackageStore::<2>::EMPTY;
     store.put(&reference, &keys).unwrap();
     let (commit, welcome) = alice.commit(&[add(&kp)], false, WireFormatPolicy::Public);
@@ -946,9 +658,7 @@ fn a_welcome_cannot_reuse_a_key_package() {
         config: GroupConfig::default(),
     };
     let mut gi = vec![0u8; welcome.len()];
-    eve.group
-        .join_with_store(&welcome, &params, &mut store, &mut gi)
-        .unwrap();
+    eve.group.join_with_store(&welcome, &params, &mut store, &mut gi).unwrap();
     assert!(store.get(&reference).is_none());
     let mut again = Box::new(G::EMPTY);
     assert_eq!(
@@ -965,9 +675,7 @@ fn a_welcome_cannot_reuse_a_key_package() {
 fn key_package_with(m: &mut Member, lifetime: Lifetime) -> Vec<u8> {
     let params = KeyPackageParams {
         suite: SUITE,
-        credential: Credential::Basic {
-            identity: m.name.as_bytes(),
-        },
+        credential: Credential::Basic { identity: m.name.as_bytes() },
         lifetime,
         leaf_extensions: Extensions::default(),
         extensions: Extensions::default(),
@@ -975,10 +683,7 @@ fn key_package_with(m: &mut Member, lifetime: Lifetime) -> Vec<u8> {
         supported_proposals: U16List::default(),
     };
     let mut out = vec![0u8; 2048];
-    KeyPackage::generate(&params, &m.signer, &mut m.rng, &mut out)
-        .unwrap()
-        .0
-        .to_vec()
+    KeyPackage::generate(&params, &m.signer, &mut m.rng, &mut out).unwrap().0.to_vec()
 }
 
 /// Both ends of a lifetime are inclusive (§7.2); one second outside either
@@ -991,66 +696,26 @@ fn key_package_lifetime_boundaries() {
     let (mut alice, mut bob, _carol) = trio();
     let mut dave = Member::new("dave", 4);
     let max = 1000u64;
-    let check = |kp: &[u8], now: u64| {
-        KeyPackage::decode_exact(kp)
-            .unwrap()
-            .validate(SUITE, now, max)
-    };
-    let kp = key_package_with(
-        &mut dave,
-        Lifetime {
-            not_before: NOW,
-            not_after: NOW + max,
-        },
-    );
+    let check = |kp: &[u8], now: u64| KeyPackage::decode_exact(kp).unwrap().validate(SUITE, now, max);
+    let kp = key_package_with(&mut dave, Lifetime { not_before: NOW, not_after: NOW + max });
     assert_eq!(check(&kp, NOW), Ok(()));
     assert_eq!(check(&kp, NOW + max), Ok(()));
     assert_eq!(check(&kp, NOW - 1), Err(KeyPackageError::Expired));
     assert_eq!(check(&kp, NOW + max + 1), Err(KeyPackageError::Expired));
-    let too_long = key_package_with(
-        &mut dave,
-        Lifetime {
-            not_before: NOW,
-            not_after: NOW + max + 1,
-        },
-    );
+    let too_long = key_package_with(&mut dave, Lifetime { not_before: NOW, not_after: NOW + max + 1 });
     assert_eq!(check(&too_long, NOW), Err(KeyPackageError::LifetimeTooLong));
-    let forever = key_package_with(
-        &mut dave,
-        Lifetime {
-            not_before: 0,
-            not_after: u64::MAX,
-        },
-    );
+    let forever = key_package_with(&mut dave, Lifetime { not_before: 0, not_after: u64::MAX });
     assert_eq!(check(&forever, NOW), Err(KeyPackageError::LifetimeTooLong));
-    let inverted = key_package_with(
-        &mut dave,
-        Lifetime {
-            not_before: NOW + 10,
-            not_after: NOW - 10,
-        },
-    );
+    let inverted = key_package_with(&mut dave, Lifetime { not_before: NOW + 10, not_after: NOW - 10 });
     assert_eq!(check(&inverted, NOW), Err(KeyPackageError::Expired));
     assert_eq!(check(&inverted, u64::MAX), Err(KeyPackageError::Expired));
 
-    let expired = key_package_with(
-        &mut dave,
-        Lifetime {
-            not_before: NOW - 100,
-            not_after: NOW - 1,
-        },
-    );
+    let expired = key_package_with(&mut dave, Lifetime { not_before: NOW - 100, not_after: NOW - 1 });
     let want = CommitError::InvalidKeyPackage(KeyPackageError::Expired);
-    assert_eq!(
-        try_commit(&mut alice, &[add(&expired)], false).err(),
-        Some(CreateCommitError::Commit(want))
-    );
+    assert_eq!(try_commit(&mut alice, &[add(&expired)], false).err(), Some(CreateCommitError::Commit(want)));
     let body = list_body(&[ProposalOrRef::Proposal(add(&expired))]);
     let a = alice.signer.clone();
-    let commit = Content::Commit(Commit {
-        proposals: ListView::from_body(&body).unwrap(),
-        path: None,
-    });
+    let commit = Content::Commit(Commit { proposals: ListView::from_body(&body).unwrap(), path: None });
     let msg = public(&mut bob, &a, Sender::Member(0), commit, Some(&[0x55; 32]));
     refuse(&mut bob, &msg, ReceiveError::Commit(want));
 }
@@ -1061,39 +726,23 @@ fn key_package_lifetime_boundaries() {
 
 /// The joiner's secrets and GroupInfo from a Welcome.
 fn open_welcome(welcome: &[u8], kp: &[u8], keys: &KeyPackagePrivateKeys) -> (Secret, Vec<u8>) {
-    let MlsMessageBody::Welcome(w) = MlsMessage::decode_exact(welcome).unwrap().body else {
-        panic!("not a Welcome")
-    };
+    let MlsMessageBody::Welcome(w) = MlsMessage::decode_exact(welcome).unwrap().body else { panic!("not a Welcome") };
     let kp = KeyPackage::decode_exact(kp).unwrap();
-    let entry = w
-        .secrets_for(kp.reference(SUITE).unwrap().as_bytes())
-        .unwrap();
+    let entry = w.secrets_for(kp.reference(SUITE).unwrap().as_bytes()).unwrap();
     let sealed = entry.encrypted_group_secrets;
     let kem_output = HpkePublicKey::from_slice(sealed.kem_output).unwrap();
     let (ct, tag) = sealed.ciphertext.split_at(sealed.ciphertext.len() - 16);
     let mut gs = ct.to_vec();
-    decrypt_with_label(
-        SUITE,
-        &keys.init_key,
-        WELCOME_LABEL,
-        w.encrypted_group_info,
-        &kem_output,
-        &mut gs,
-        tag,
-    )
-    .unwrap();
+    decrypt_with_label(SUITE, &keys.init_key, WELCOME_LABEL, w.encrypted_group_info, &kem_output, &mut gs, tag).unwrap();
     let secrets = GroupSecrets::decode_exact(&gs).unwrap();
     assert!(secrets.psks.is_empty());
     let joiner = Secret::from_slice(secrets.joiner_secret).unwrap();
     let psk = psk_secret(SUITE, &[]).unwrap();
-    let (key, nonce) =
-        welcome_key_nonce(SUITE, &welcome_secret(SUITE, &joiner, &psk).unwrap()).unwrap();
+    let (key, nonce) = welcome_key_nonce(SUITE, &welcome_secret(SUITE, &joiner, &psk).unwrap()).unwrap();
     let egi = w.encrypted_group_info;
     let (ct, tag) = egi.split_at(egi.len() - 16);
     let mut group_info = ct.to_vec();
-    SUITE
-        .aead_open(key.as_bytes(), nonce.as_bytes(), &[], &mut group_info, tag)
-        .unwrap();
+    SUITE.aead_open(key.as_bytes(), nonce.as_bytes(), &[], &mut group_info, tag).unwrap();
     (joiner, group_info)
 }
 
@@ -1102,53 +751,26 @@ fn seal_welcome(joiner: &Secret, group_info: &[u8], kp: &[u8]) -> Vec<u8> {
     let kp = KeyPackage::decode_exact(kp).unwrap();
     let psk = psk_secret(SUITE, &[]).unwrap();
     let ws = welcome_secret(SUITE, joiner, &psk).unwrap();
-    let params = WelcomeParams {
-        suite: SUITE,
-        joiner_secret: joiner,
-        psks: &[],
-        welcome_secret: &ws,
-        group_info,
-    };
+    let params = WelcomeParams { suite: SUITE, joiner_secret: joiner, psks: &[], welcome_secret: &ws, group_info };
     let members = [NewMember::from_key_package(SUITE, &kp, None).unwrap()];
     let mut out = vec![0u8; 128 * 1024];
-    params
-        .create(&members, &mut TestRng(77), &Sequential, &mut out)
-        .unwrap()
-        .to_vec()
+    params.create(&members, &mut TestRng(77), &Sequential, &mut out).unwrap().to_vec()
 }
 
 /// `group_info` at epoch `epoch`, with the confirmation tag of that epoch's
 /// secrets, signed again by `signer` (the committer: an insider).
-fn group_info_at_epoch(
-    group_info: &[u8],
-    epoch: u64,
-    joiner: &Secret,
-    signer: &SignaturePrivateKey,
-) -> Vec<u8> {
+fn group_info_at_epoch(group_info: &[u8], epoch: u64, joiner: &Secret, signer: &SignaturePrivateKey) -> Vec<u8> {
     let gi = GroupInfo::decode_exact(group_info).unwrap();
-    let wgc = WireGroupContext {
-        epoch,
-        ..gi.tbs.group_context
-    };
+    let wgc = WireGroupContext { epoch, ..gi.tbs.group_context };
     let gc = wgc.to_group_context().unwrap();
     let mut gc_buf = vec![0u8; 4096];
     let gc_bytes = gc.encode_to(&mut gc_buf).unwrap();
     let psk = psk_secret(SUITE, &[]).unwrap();
     let secrets = EpochSecrets::derive(SUITE, joiner, &psk, gc_bytes).unwrap();
-    let tag = confirmation_tag(
-        SUITE,
-        &secrets.confirmation_key,
-        gc.confirmed_transcript_hash,
-    );
-    let tbs = GroupInfoTbs {
-        group_context: wgc,
-        confirmation_tag: tag.as_bytes(),
-        ..gi.tbs
-    };
+    let tag = confirmation_tag(SUITE, &secrets.confirmation_key, gc.confirmed_transcript_hash);
+    let tbs = GroupInfoTbs { group_context: wgc, confirmation_tag: tag.as_bytes(), ..gi.tbs };
     let mut out = vec![0u8; 64 * 1024];
-    GroupInfo::sign_into(SUITE, &tbs, signer, &mut out)
-        .unwrap()
-        .to_vec()
+    GroupInfo::sign_into(SUITE, &tbs, signer, &mut out).unwrap().to_vec()
 }
 
 /// A group at epoch 2^64 - 1 (a Welcome whose GroupInfo says so, signed by
@@ -1164,21 +786,13 @@ fn epoch_number_cannot_wrap() {
     let mut eve = Member::new("eve", 5);
     let (dave_kp, dave_keys) = dave.key_package(SUITE);
     let (eve_kp, eve_keys) = eve.key_package(SUITE);
-    let (commit, welcome) = alice.commit(
-        &[add(&dave_kp), add(&eve_kp)],
-        false,
-        WireFormatPolicy::Public,
-    );
+    let (commit, welcome) = alice.commit(&[add(&dave_kp), add(&eve_kp)], false, WireFormatPolicy::Public);
     bob.receive_commit(&commit);
     carol.receive_commit(&commit);
     let welcome = welcome.unwrap();
     let (joiner, group_info) = open_welcome(&welcome, &dave_kp, &dave_keys);
     let last = group_info_at_epoch(&group_info, u64::MAX, &joiner, &alice.signer);
-    dave.join(
-        &seal_welcome(&joiner, &last, &dave_kp),
-        &dave_kp,
-        &dave_keys,
-    );
+    dave.join(&seal_welcome(&joiner, &last, &dave_kp), &dave_kp, &dave_keys);
     eve.join(&seal_welcome(&joiner, &last, &eve_kp), &eve_kp, &eve_keys);
     assert_eq!(dave.group.epoch(), u64::MAX);
     agree(&[&dave, &eve]);
@@ -1203,32 +817,19 @@ fn epoch_number_cannot_wrap() {
         epoch: u64::MAX,
         sender: Sender::Member(dave.group.own_leaf().0),
         authenticated_data: b"",
-        content: Content::Commit(Commit {
-            proposals: ListView::EMPTY,
-            path: None,
-        }),
+        content: Content::Commit(Commit { proposals: ListView::EMPTY, path: None }),
     };
     let bytes = content.encode_to(&mut buf).unwrap();
-    let auth = FramedContentAuthData {
-        signature: &[0; 64],
-        confirmation_tag: Some(&[0; 32]),
-    };
+    let auth = FramedContentAuthData { signature: &[0; 64], confirmation_tag: Some(&[0; 32]) };
     let ac = AuthenticatedContent::from_parts(WIRE_FORMAT_PUBLIC_MESSAGE, bytes, auth).unwrap();
     let before = state(&mut eve);
-    assert_eq!(
-        eve.group.stage_commit_for_testing(&ac, &NoPsks, NOW).err(),
-        Some(CommitError::WrongEpoch)
-    );
+    assert_eq!(eve.group.stage_commit_for_testing(&ac, &NoPsks, NOW).err(), Some(CommitError::WrongEpoch));
     assert!(!eve.group.has_staged_commit());
     assert!(state(&mut eve) == before);
 
     // Nor can an external joiner, from the GroupInfo Dave publishes.
     let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-    let gi = dave
-        .group
-        .group_info(true, &mut gi, &mut scratch)
-        .unwrap()
-        .to_vec();
+    let gi = dave.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec();
     let mut frank = Member::new("frank", 6);
     let template = frank.template();
     let mut out = vec![0u8; 128 * 1024];
@@ -1246,34 +847,15 @@ fn epoch_number_cannot_wrap() {
         &Sequential,
         &mut out,
     );
-    assert_eq!(
-        got.err(),
-        Some(JoinError::CapacityExceeded(mls_nostd::Capacity::Epochs))
-    );
+    assert_eq!(got.err(), Some(JoinError::CapacityExceeded(mls_nostd::Capacity::Epochs)));
     assert!(frank.group.is_inactive());
     // Control: the same joiner joins Alice's group (an ordinary epoch) so.
     let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-    let gi = alice
-        .group
-        .group_info(true, &mut gi, &mut scratch)
-        .unwrap()
-        .to_vec();
+    let gi = alice.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec();
     let signer = frank.signer.clone();
     frank
         .group
-        .join_external(
-            &gi,
-            None,
-            &template,
-            &signer,
-            None,
-            &[],
-            &NoPsks,
-            GroupConfig::default(),
-            &mut frank.rng,
-            &Sequential,
-            &mut out,
-        )
+        .join_external(&gi, None, &template, &signer, None, &[], &NoPsks, GroupConfig::default(), &mut frank.rng, &Sequential, &mut out)
         .unwrap();
 
     // One epoch earlier, the last epoch is reachable and then final.
@@ -1281,24 +863,13 @@ fn epoch_number_cannot_wrap() {
     let before_last = group_info_at_epoch(&group_info, u64::MAX - 1, &joiner, &alice.signer);
     let mut d2 = Member::new("dave", 4);
     let mut e2 = Member::new("eve", 5);
-    d2.join(
-        &seal_welcome(&joiner, &before_last, &dave_kp),
-        &dave_kp,
-        &dave_keys,
-    );
-    e2.join(
-        &seal_welcome(&joiner, &before_last, &eve_kp),
-        &eve_kp,
-        &eve_keys,
-    );
+    d2.join(&seal_welcome(&joiner, &before_last, &dave_kp), &dave_kp, &dave_keys);
+    e2.join(&seal_welcome(&joiner, &before_last, &eve_kp), &eve_kp, &eve_keys);
     let (commit, _) = d2.commit(&[], true, WireFormatPolicy::Public);
     e2.receive_commit(&commit);
     assert_eq!(e2.group.epoch(), u64::MAX);
     agree(&[&d2, &e2]);
-    assert_eq!(
-        try_commit(&mut e2, &[], true).err(),
-        Some(CreateCommitError::Commit(CommitError::WrongEpoch))
-    );
+    assert_eq!(try_commit(&mut e2, &[], true).err(), Some(CreateCommitError::Commit(CommitError::WrongEpoch)));
 }
 
 // ---------------------------------------------------------------------------
@@ -1345,76 +916,36 @@ fn oversized_length_prefixes_are_refused() {
     let app = bob.send(b"hi");
     let (_, group_info) = open_welcome(&welcome, &dave_kp, &dave_keys);
     let gi = GroupInfo::decode_exact(&group_info).unwrap();
-    let tree = gi
-        .tbs
-        .extensions
-        .find(mls_nostd::extensions::EXT_RATCHET_TREE)
-        .unwrap()
-        .to_vec();
-    let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(&commit).unwrap().body else {
-        panic!()
-    };
-    let Content::Commit(Commit {
-        path: Some(path), ..
-    }) = pm.content.content
-    else {
-        panic!()
-    };
+    let tree = gi.tbs.extensions.find(mls_nostd::extensions::EXT_RATCHET_TREE).unwrap().to_vec();
+    let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(&commit).unwrap().body else { panic!() };
+    let Content::Commit(Commit { path: Some(path), .. }) = pm.content.content else { panic!() };
     let mut path_buf = vec![0u8; 64 * 1024];
     let path = path.encode_to(&mut path_buf).unwrap().to_vec();
 
     type Decoder = fn(&[u8]) -> Result<(), CodecError>;
     let decoders: Vec<(&str, Vec<u8>, usize, Decoder)> = vec![
         // MLSMessage: version, wire_format, then the group_id<V> of a PublicMessage / PrivateMessage.
-        ("MLSMessage(PublicMessage)", commit.clone(), 4, |b| {
-            MlsMessage::decode_exact(b).map(drop)
-        }),
-        ("MLSMessage(PrivateMessage)", app.clone(), 4, |b| {
-            MlsMessage::decode_exact(b).map(drop)
-        }),
+        ("MLSMessage(PublicMessage)", commit.clone(), 4, |b| MlsMessage::decode_exact(b).map(drop)),
+        ("MLSMessage(PrivateMessage)", app.clone(), 4, |b| MlsMessage::decode_exact(b).map(drop)),
         // Welcome: cipher_suite, then secrets<V>.
-        ("MLSMessage(Welcome)", welcome.clone(), 6, |b| {
-            MlsMessage::decode_exact(b).map(drop)
-        }),
+        ("MLSMessage(Welcome)", welcome.clone(), 6, |b| MlsMessage::decode_exact(b).map(drop)),
         // GroupInfo: version, cipher_suite, then group_id<V>.
-        ("GroupInfo", group_info.clone(), 4, |b| {
-            GroupInfo::decode_exact(b).map(drop)
-        }),
+        ("GroupInfo", group_info.clone(), 4, |b| GroupInfo::decode_exact(b).map(drop)),
         // KeyPackage: version, cipher_suite, then init_key<V>.
-        ("KeyPackage", dave_kp.clone(), 4, |b| {
-            KeyPackage::decode_exact(b).map(drop)
-        }),
-        ("ratchet tree", tree.clone(), 0, |b| {
-            decode_tree(b).map(drop)
-        }),
+        ("KeyPackage", dave_kp.clone(), 4, |b| KeyPackage::decode_exact(b).map(drop)),
+        ("ratchet tree", tree.clone(), 0, |b| decode_tree(b).map(drop)),
         // UpdatePath: the leaf's encryption_key<V> first.
-        ("UpdatePath", path.clone(), 0, |b| {
-            UpdatePath::decode_exact(b).map(drop)
-        }),
+        ("UpdatePath", path.clone(), 0, |b| UpdatePath::decode_exact(b).map(drop)),
     ];
     for (what, valid, at, decode) in &decoders {
         decode(valid).unwrap_or_else(|e| panic!("{what}: the valid object does not decode: {e:?}"));
-        Reader::new(&valid[*at..])
-            .read_opaque()
-            .unwrap_or_else(|e| panic!("{what}: no vector at {at}: {e:?}"));
+        Reader::new(&valid[*at..]).read_opaque().unwrap_or_else(|e| panic!("{what}: no vector at {at}: {e:?}"));
         let rest = valid.len() - *at;
         for (how, prefix, want) in [
-            (
-                "2^30 - 1",
-                vec![0xbf, 0xff, 0xff, 0xff],
-                Some(CodecError::Truncated),
-            ),
+            ("2^30 - 1", vec![0xbf, 0xff, 0xff, 0xff], Some(CodecError::Truncated)),
             ("2^14 - 1", vec![0x7f, 0xff], None),
-            (
-                "one more than remains",
-                varint(rest),
-                Some(CodecError::Truncated),
-            ),
-            (
-                "0b11 prefix",
-                vec![0xc0, 0, 0, 0, 0, 0, 0, 0],
-                Some(CodecError::InvalidVarintPrefix),
-            ),
+            ("one more than remains", varint(rest), Some(CodecError::Truncated)),
+            ("0b11 prefix", vec![0xc0, 0, 0, 0, 0, 0, 0, 0], Some(CodecError::InvalidVarintPrefix)),
             ("0xff", vec![0xff], Some(CodecError::InvalidVarintPrefix)),
         ] {
             let bad = with_prefix(valid, *at, &prefix);
@@ -1425,10 +956,7 @@ fn oversized_length_prefixes_are_refused() {
             }
             // And cut short anywhere: refused.
             for cut in [*at, *at + 1, *at + prefix.len(), bad.len() - 1] {
-                assert!(
-                    decode(&bad[..cut.min(bad.len())]).is_err(),
-                    "{what}: {how}, cut at {cut}"
-                );
+                assert!(decode(&bad[..cut.min(bad.len())]).is_err(), "{what}: {how}, cut at {cut}");
             }
         }
     }
@@ -1442,19 +970,13 @@ fn oversized_length_prefixes_are_refused() {
     // The writer cannot produce a length the reader would refuse.
     let mut b = [0u8; 8];
     assert!(Writer::new(&mut b).write_varint(1 << 30).is_err());
-    assert_eq!(
-        Writer::new(&mut b).write_varint((1 << 30) - 1).map(drop),
-        Ok(())
-    );
+    assert_eq!(Writer::new(&mut b).write_varint((1 << 30) - 1).map(drop), Ok(()));
 
     // The group entry points.
     for msg in [&commit, &app] {
         let mut bad = with_prefix(msg, 4, &[0xbf, 0xff, 0xff, 0xff]);
         let before = state(&mut bob);
-        assert!(matches!(
-            bob.group.process_message_in_memory(&mut bad, &NoPsks, NOW),
-            Err(ReceiveError::Protection(_))
-        ));
+        assert!(matches!(bob.group.process_message_in_memory(&mut bad, &NoPsks, NOW), Err(ReceiveError::Protection(_))));
         assert!(state(&mut bob) == before);
     }
     let bad = with_prefix(&welcome, 6, &[0xbf, 0xff, 0xff, 0xff]);
@@ -1468,10 +990,7 @@ fn oversized_length_prefixes_are_refused() {
         config: GroupConfig::default(),
     };
     let mut buf = vec![0u8; welcome.len() + 8];
-    assert_eq!(
-        dave.group.join_in_memory(&bad, &params, &mut buf),
-        Err(JoinError::Malformed(CodecError::Truncated))
-    );
+    assert_eq!(dave.group.join_in_memory(&bad, &params, &mut buf), Err(JoinError::Malformed(CodecError::Truncated)));
     assert!(dave.group.is_inactive());
     alice.group.discard_staged_commit();
     dave.join(&welcome, &dave_kp, &dave_keys);
@@ -1497,11 +1016,7 @@ fn bytes_around_drop<T>(value: T, range: impl Fn(&T) -> (*const u8, usize)) -> (
         let offset = start as usize - p as usize;
         assert!(offset + len <= std::mem::size_of::<T>());
         let base = p as *const u8;
-        let read = || {
-            (0..len)
-                .map(|i| std::ptr::read_volatile(base.add(offset + i)))
-                .collect::<Vec<u8>>()
-        };
+        let read = || (0..len).map(|i| std::ptr::read_volatile(base.add(offset + i))).collect::<Vec<u8>>();
         let before = read();
         std::ptr::drop_in_place(p);
         let after = read();
@@ -1532,31 +1047,19 @@ fn secrets_are_zeroed_on_drop() {
     // Control.
     let (before, after) = bytes_around_drop(Unwiped(pattern), whole);
     assert_eq!(before, after);
-    assert!(
-        contains(&after, &pattern),
-        "the control must keep its bytes"
-    );
+    assert!(contains(&after, &pattern), "the control must keep its bytes");
 
     // Secret: every byte, length included, is zero.
     let (before, after) = bytes_around_drop(Secret::from_slice(&pattern).unwrap(), whole);
     assert!(contains(&before, &pattern));
-    assert!(
-        after.iter().all(|b| *b == 0),
-        "Secret after drop: {after:02x?}"
-    );
+    assert!(after.iter().all(|b| *b == 0), "Secret after drop: {after:02x?}");
 
     // HpkePrivateKey: the private key is gone, the public key kept.
     let hpke = HpkePrivateKey::from_slice(SUITE, &pattern).unwrap();
-    let (sk, pk) = (
-        hpke.as_bytes().to_vec(),
-        hpke.public_key(SUITE).as_bytes().to_vec(),
-    );
+    let (sk, pk) = (hpke.as_bytes().to_vec(), hpke.public_key(SUITE).as_bytes().to_vec());
     let (before, after) = bytes_around_drop(hpke, whole);
     assert!(contains(&before, &sk) && contains(&before, &pk));
-    assert!(
-        !contains(&after, &sk) && contains(&after, &pk),
-        "HpkePrivateKey after drop: {after:02x?}"
-    );
+    assert!(!contains(&after, &sk) && contains(&after, &pk), "HpkePrivateKey after drop: {after:02x?}");
     assert!(after.iter().filter(|b| **b == 0).count() >= 32);
 
     // SignaturePrivateKey: the seed is gone, the public key kept.
@@ -1564,31 +1067,20 @@ fn secrets_are_zeroed_on_drop() {
     let pk = sig.public_key().as_bytes().to_vec();
     let (before, after) = bytes_around_drop(sig, whole);
     assert!(contains(&before, &pattern) && contains(&before, &pk));
-    assert!(
-        !contains(&after, &pattern) && contains(&after, &pk),
-        "SignaturePrivateKey after drop: {after:02x?}"
-    );
+    assert!(!contains(&after, &pattern) && contains(&after, &pk), "SignaturePrivateKey after drop: {after:02x?}");
 
     // RatchetKey: its key and its nonce (fields read one at a time: the
     // struct has padding).
     let root = Secret::from_slice(&pattern).unwrap();
     let mut tree = SecretTree::<2, 1>::new(SUITE, 2, &root, SecretTreeConfig::default()).unwrap();
-    let key = tree
-        .next_sending_key(LeafIndex(1), RatchetKind::Application)
-        .unwrap();
+    let key = tree.next_sending_key(LeafIndex(1), RatchetKind::Application).unwrap();
     let (k, n) = (key.key.as_bytes().to_vec(), key.nonce);
     let (before, after) = bytes_around_drop(key.clone(), |r: &RatchetKey| whole(&r.key));
     assert!(contains(&before, &k));
-    assert!(
-        after.iter().all(|b| *b == 0),
-        "RatchetKey.key after drop: {after:02x?}"
-    );
+    assert!(after.iter().all(|b| *b == 0), "RatchetKey.key after drop: {after:02x?}");
     let (before, after) = bytes_around_drop(key, |r: &RatchetKey| whole(&r.nonce));
     assert_eq!(before, n);
-    assert!(
-        after.iter().all(|b| *b == 0),
-        "RatchetKey.nonce after drop: {after:02x?}"
-    );
+    assert!(after.iter().all(|b| *b == 0), "RatchetKey.nonce after drop: {after:02x?}");
 
     // EpochSecrets (nine Secrets) and KeyPackagePrivateKeys (two HPKE keys):
     // wiped through their fields.
@@ -1599,16 +1091,10 @@ fn secrets_are_zeroed_on_drop() {
     assert!(after.iter().all(|b| *b == 0), "EpochSecrets after drop");
     let mut dave = Member::new("dave", 4);
     let (_, keys) = dave.key_package(SUITE);
-    let (init, enc) = (
-        keys.init_key.as_bytes().to_vec(),
-        keys.encryption_key.as_bytes().to_vec(),
-    );
+    let (init, enc) = (keys.init_key.as_bytes().to_vec(), keys.encryption_key.as_bytes().to_vec());
     let (before, after) = bytes_around_drop(keys, whole);
     assert!(contains(&before, &init) && contains(&before, &enc));
-    assert!(
-        !contains(&after, &init) && !contains(&after, &enc),
-        "KeyPackagePrivateKeys after drop"
-    );
+    assert!(!contains(&after, &init) && !contains(&after, &enc), "KeyPackagePrivateKeys after drop");
 }
 
 /// A member's persisted state passes through the caller's record buffer
@@ -1618,58 +1104,20 @@ fn secrets_are_zeroed_on_drop() {
 #[test]
 fn store_buffers_are_wiped() {
     let (mut alice, _bob, _carol) = trio();
-    let membership = alice
-        .group
-        .state_for_testing()
-        .secrets
-        .membership_key
-        .as_bytes()
-        .to_vec();
+    let membership = alice.group.state_for_testing().secrets.membership_key.as_bytes().to_vec();
     let mut storage = Box::new(RamStorage::<64, { 128 * 1024 }>::EMPTY);
     let mut buf = record_buffer();
-    alice
-        .group
-        .save(storage.as_mut(), 0, Parts::ALL, &mut buf)
-        .unwrap();
-    assert!(
-        contains(storage.raw(), &membership),
-        "the store holds the epoch's secrets"
-    );
-    assert!(
-        buf.iter().all(|b| *b == 0),
-        "the record buffer keeps plaintext after a save"
-    );
+    alice.group.save(storage.as_mut(), 0, Parts::ALL, &mut buf).unwrap();
+    assert!(contains(storage.raw(), &membership), "the store holds the epoch's secrets");
+    assert!(buf.iter().all(|b| *b == 0), "the record buffer keeps plaintext after a save");
     let mut copy = Box::new(G::EMPTY);
     buf.fill(0xee);
-    copy.load(
-        storage.as_mut(),
-        0,
-        &mls_nostd::identity::SAME_CREDENTIAL,
-        &mut buf,
-    )
-    .unwrap();
-    assert!(
-        buf.iter().all(|b| *b == 0),
-        "the record buffer keeps plaintext after a load"
-    );
-    assert_eq!(
-        copy.epoch_authenticator(),
-        alice.group.epoch_authenticator()
-    );
+    copy.load(storage.as_mut(), 0, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf).unwrap();
+    assert!(buf.iter().all(|b| *b == 0), "the record buffer keeps plaintext after a load");
+    assert_eq!(copy.epoch_authenticator(), alice.group.epoch_authenticator());
     buf.fill(0xee);
-    assert!(
-        copy.load(
-            storage.as_mut(),
-            9,
-            &mls_nostd::identity::SAME_CREDENTIAL,
-            &mut buf
-        )
-        .is_err()
-    );
-    assert!(
-        buf.iter().all(|b| *b == 0),
-        "the record buffer after a failed load"
-    );
+    assert!(copy.load(storage.as_mut(), 9, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf).is_err());
+    assert!(buf.iter().all(|b| *b == 0), "the record buffer after a failed load");
 
     let arena = |s: &RamStorage<64, { 128 * 1024 }>| (s.raw().as_ptr(), s.raw().len());
     let (before, after) = bytes_around_drop(*storage, arena);

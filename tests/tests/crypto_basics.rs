@@ -8,8 +8,5 @@ fn crypto_basics_vectors() {
     let cases = load("crypto-basics.json");
     let report = run_file(Kind::CryptoBasics, &cases);
     report.finish("crypto-basics.json", supported_cases(&cases));
-    report.assert_passed_by_suite(
-        "crypto-basics.json",
-        &[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1)],
-    );
+    report.assert_passed_by_suite("crypto-basics.json", &[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1)]);
 }

@@ -46,17 +46,8 @@ static ONES: Slot<[u8; 4096]> = Slot(UnsafeCell::new([1; 4096]));
 fn the_empty_group_is_all_zero_bytes() {
     assert!(in_bss(&ZERO), "control: a zero static is in .bss");
     assert!(!in_bss(&ONES), "control: a static of ones is not in .bss");
-    assert!(
-        in_bss(&SECRET_TREE),
-        "SecretTree::EMPTY is not all zero bytes"
-    );
+    assert!(in_bss(&SECRET_TREE), "SecretTree::EMPTY is not all zero bytes");
     assert!(in_bss(&TREE), "RatchetTree::EMPTY is not all zero bytes");
-    assert!(
-        in_bss(&SMALL),
-        "Group::<8, ..>::EMPTY is not all zero bytes"
-    );
-    assert!(
-        in_bss(&MEDIUM),
-        "Group::<64, ..>::EMPTY is not all zero bytes"
-    );
+    assert!(in_bss(&SMALL), "Group::<8, ..>::EMPTY is not all zero bytes");
+    assert!(in_bss(&MEDIUM), "Group::<64, ..>::EMPTY is not all zero bytes");
 }

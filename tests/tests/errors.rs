@@ -15,19 +15,19 @@ use mls_nostd::codec::{CodecError, Decode, Encode};
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::CryptoError;
-use mls_nostd::crypto::HashValue;
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::Extensions;
+use mls_nostd::crypto::HashValue;
 use mls_nostd::group::proposal_store::{ProposalStore, StoreFull};
+use mls_nostd::messages::Sender;
 use mls_nostd::group::{
-    CommitBuffers, CommitError, CommitOptions, CreateCommitError, CreateParams, GroupConfig,
-    GroupError, JoinError, ReceiveError, WireFormatPolicy, default_capabilities,
+    CommitBuffers, CommitError, CommitOptions, CreateCommitError, CreateParams, GroupConfig, GroupError, JoinError,
+    ReceiveError, WireFormatPolicy, default_capabilities,
 };
 use mls_nostd::group_context::GroupContext;
 use mls_nostd::key_package::{KeyPackage, KeyPackageBuildError, KeyPackageError};
 use mls_nostd::key_store::KeyStoreFull;
 use mls_nostd::leaf_node::LeafNodeError;
-use mls_nostd::messages::Sender;
 use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::messages::{GroupInfoError, ProtectionError, WelcomeError};
 use mls_nostd::psk::NoPsks;
@@ -57,10 +57,7 @@ fn chain(e: &dyn Error) -> Vec<String> {
 /// `depth` errors in its source chain (itself included).
 fn check(e: &dyn Error, depth: usize, words: &[&str]) {
     let texts = chain(e);
-    assert!(
-        texts.iter().all(|t| !t.is_empty()),
-        "empty text in {texts:?}"
-    );
+    assert!(texts.iter().all(|t| !t.is_empty()), "empty text in {texts:?}");
     let text = &texts[0];
     for w in words {
         assert!(text.contains(w), "{text:?} does not say {w:?}");
@@ -78,145 +75,39 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
         checked += 1;
     };
     ok(&codec_small, 1, &["needed", "1234"]);
-    ok(
-        &CodecError::CapacityExceeded(Capacity::GroupIdLen),
-        1,
-        &["capacity", "MAX_GROUP_ID_LEN"],
-    );
-    ok(
-        &CodecError::CapacityExceeded(Capacity::Container(7)),
-        1,
-        &["7"],
-    );
-    ok(
-        &SecretTreeError::CapacityExceeded(Capacity::Leaves),
-        1,
-        &["leaf capacity (N)"],
-    );
-    ok(
-        &SecretTreeError::Crypto(CryptoError::InvalidKey),
-        2,
-        &["invalid key"],
-    );
-    ok(
-        &TreeValidationError::ScratchTooSmall { needed: 64 },
-        1,
-        &["needed", "64"],
-    );
-    ok(
-        &TreeValidationError::Tree(TreeError::CapacityExceeded(Capacity::TreeArena)),
-        2,
-        &["ARENA"],
-    );
+    ok(&CodecError::CapacityExceeded(Capacity::GroupIdLen), 1, &["capacity", "MAX_GROUP_ID_LEN"]);
+    ok(&CodecError::CapacityExceeded(Capacity::Container(7)), 1, &["7"]);
+    ok(&SecretTreeError::CapacityExceeded(Capacity::Leaves), 1, &["leaf capacity (N)"]);
+    ok(&SecretTreeError::Crypto(CryptoError::InvalidKey), 2, &["invalid key"]);
+    ok(&TreeValidationError::ScratchTooSmall { needed: 64 }, 1, &["needed", "64"]);
+    ok(&TreeValidationError::Tree(TreeError::CapacityExceeded(Capacity::TreeArena)), 2, &["ARENA"]);
     ok(&TreeError::Codec(codec_small), 2, &["needed", "1234"]);
-    ok(
-        &TreeKemError::Tree(TreeError::Codec(CodecError::Truncated)),
-        3,
-        &["truncated"],
-    );
-    ok(
-        &JoinError::CapacityExceeded(Capacity::GroupExtensionsLen),
-        1,
-        &["MAX_GROUP_EXTENSIONS_LEN"],
-    );
-    ok(
-        &JoinError::Welcome(WelcomeError::Malformed(CodecError::Truncated)),
-        3,
-        &["truncated"],
-    );
-    ok(
-        &ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: 77 }),
-        2,
-        &["needed", "77"],
-    );
-    ok(
-        &CommitError::CapacityExceeded(Capacity::PsksPerCommit),
-        1,
-        &["CAP", "MAX_PSKS_PER_COMMIT"],
-    );
-    ok(
-        &CommitError::InvalidPath(TreeKemError::WrongCiphertextCount),
-        2,
-        &["COM-PATH", "ciphertext count"],
-    );
-    ok(
-        &CreateCommitError::Welcome(WelcomeError::BufferTooSmall { needed: 999 }),
-        2,
-        &["needed", "999"],
-    );
-    ok(
-        &CreateCommitError::GroupInfo(GroupInfoError::Codec(codec_small)),
-        3,
-        &["needed", "1234"],
-    );
-    ok(
-        &GroupError::CapacityExceeded(Capacity::GroupIdLen),
-        1,
-        &["MAX_GROUP_ID_LEN"],
-    );
-    ok(
-        &GroupError::Tree(TreeError::CapacityExceeded(Capacity::Leaves)),
-        2,
-        &["leaf capacity (N)"],
-    );
+    ok(&TreeKemError::Tree(TreeError::Codec(CodecError::Truncated)), 3, &["truncated"]);
+    ok(&JoinError::CapacityExceeded(Capacity::GroupExtensionsLen), 1, &["MAX_GROUP_EXTENSIONS_LEN"]);
+    ok(&JoinError::Welcome(WelcomeError::Malformed(CodecError::Truncated)), 3, &["truncated"]);
+    ok(&ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: 77 }), 2, &["needed", "77"]);
+    ok(&CommitError::CapacityExceeded(Capacity::PsksPerCommit), 1, &["CAP", "MAX_PSKS_PER_COMMIT"]);
+    ok(&CommitError::InvalidPath(TreeKemError::WrongCiphertextCount), 2, &["COM-PATH", "ciphertext count"]);
+    ok(&CreateCommitError::Welcome(WelcomeError::BufferTooSmall { needed: 999 }), 2, &["needed", "999"]);
+    ok(&CreateCommitError::GroupInfo(GroupInfoError::Codec(codec_small)), 3, &["needed", "1234"]);
+    ok(&GroupError::CapacityExceeded(Capacity::GroupIdLen), 1, &["MAX_GROUP_ID_LEN"]);
+    ok(&GroupError::Tree(TreeError::CapacityExceeded(Capacity::Leaves)), 2, &["leaf capacity (N)"]);
     ok(&CryptoError::InvalidSignature, 1, &["signature"]);
-    ok(
-        &LeafNodeError::Codec(CodecError::CapacityExceeded(Capacity::LeafLen)),
-        2,
-        &["leaf"],
-    );
+    ok(&LeafNodeError::Codec(CodecError::CapacityExceeded(Capacity::LeafLen)), 2, &["leaf"]);
     ok(&FlashConfigError::Storage(StorageError::Io), 2, &["flash"]);
-    ok(
-        &DurableError::<ReceiveError>::Store(StoreError::BufferTooSmall { needed: 3072 }),
-        2,
-        &["not saved", "3072"],
-    );
+    ok(&DurableError::<ReceiveError>::Store(StoreError::BufferTooSmall { needed: 3072 }), 2, &["not saved", "3072"]);
     ok(&DurableError::Op(ReceiveError::Inactive), 2, &["removed"]);
     ok(&StorageError::Full, 1, &["room"]);
-    ok(
-        &StoreError::CapacityExceeded(Capacity::RecordLen),
-        1,
-        &["MAX_RECORD_LEN"],
-    );
-    ok(
-        &StoreError::Invalid(CodecError::InvalidValue),
-        2,
-        &["invalid"],
-    );
-    ok(
-        &ProtectionError::SecretTree(SecretTreeError::KeyConsumed),
-        2,
-        &["secret tree"],
-    );
-    ok(
-        &GroupInfoError::Codec(CodecError::BufferTooSmall { needed: 500 }),
-        2,
-        &["500"],
-    );
+    ok(&StoreError::CapacityExceeded(Capacity::RecordLen), 1, &["MAX_RECORD_LEN"]);
+    ok(&StoreError::Invalid(CodecError::InvalidValue), 2, &["invalid"]);
+    ok(&ProtectionError::SecretTree(SecretTreeError::KeyConsumed), 2, &["secret tree"]);
+    ok(&GroupInfoError::Codec(CodecError::BufferTooSmall { needed: 500 }), 2, &["500"]);
     ok(&WelcomeError::TooManyPsks, 1, &["MAX_WELCOME_PSKS"]);
-    ok(
-        &WelcomeError::SecretLength { needed: 64 },
-        1,
-        &["needed", "64"],
-    );
-    ok(
-        &KeyPackageError::Crypto(CryptoError::InvalidKey),
-        2,
-        &["KeyPackage"],
-    );
-    ok(
-        &KeyPackageBuildError::Codec(codec_small),
-        2,
-        &["needed", "1234"],
-    );
+    ok(&WelcomeError::SecretLength { needed: 64 }, 1, &["needed", "64"]);
+    ok(&KeyPackageError::Crypto(CryptoError::InvalidKey), 2, &["KeyPackage"]);
+    ok(&KeyPackageBuildError::Codec(codec_small), 2, &["needed", "1234"]);
     let mut store = ProposalStore::<8>::EMPTY;
-    let full: StoreFull = store
-        .insert(
-            &HashValue::from_slice(&[1; 32]).unwrap(),
-            Sender::Member(0),
-            &[0; 64],
-        )
-        .unwrap_err();
+    let full: StoreFull = store.insert(&HashValue::from_slice(&[1; 32]).unwrap(), Sender::Member(0), &[0; 64]).unwrap_err();
     ok(&full, 1, &["proposal store", "(P)"]);
     ok(&KeyStoreFull, 1, &["full"]);
     assert_eq!(checked, 34);
@@ -250,33 +141,16 @@ fn buffer_too_small_says_the_real_size_of_a_message() {
     alice.add(&mut bob, SUITE);
     let data = b"a message of some length";
     let mut large = vec![0u8; 4096];
-    let real = alice
-        .group
-        .protect_application_in_memory(data, b"ad", 8, &mut alice.rng, &mut large)
-        .unwrap()
-        .to_vec();
+    let real = alice.group.protect_application_in_memory(data, b"ad", 8, &mut alice.rng, &mut large).unwrap().to_vec();
     assert_eq!(bob.receive_app(&real).1, data);
     for n in [0, 1, real.len() / 2, real.len() - 1] {
         let mut small = vec![0u8; n];
-        let got = alice
-            .group
-            .protect_application_in_memory(data, b"ad", 8, &mut alice.rng, &mut small)
-            .err();
-        assert_eq!(
-            got,
-            Some(ReceiveError::Protection(ProtectionError::BufferTooSmall {
-                needed: real.len()
-            })),
-            "{n}"
-        );
+        let got = alice.group.protect_application_in_memory(data, b"ad", 8, &mut alice.rng, &mut small).err();
+        assert_eq!(got, Some(ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: real.len() })), "{n}");
     }
     // A refusal consumed no key: the next message is the next generation.
     let mut exact = vec![0u8; real.len()];
-    let again = alice
-        .group
-        .protect_application_in_memory(data, b"ad", 8, &mut alice.rng, &mut exact)
-        .unwrap()
-        .to_vec();
+    let again = alice.group.protect_application_in_memory(data, b"ad", 8, &mut alice.rng, &mut exact).unwrap().to_vec();
     assert_eq!(again.len(), real.len());
     assert_eq!(bob.receive_app(&again).1, data);
 }
@@ -297,29 +171,15 @@ fn buffer_too_small_needed_is_at_least_the_buffer_and_at_most_the_size() {
         let mut small = vec![0u8; n];
         match gc.encode_to(&mut small) {
             Err(CodecError::BufferTooSmall { needed }) => {
-                assert!(
-                    needed > n && needed <= encoded.len(),
-                    "buffer {n}: needed {needed} of {}",
-                    encoded.len()
-                )
+                assert!(needed > n && needed <= encoded.len(), "buffer {n}: needed {needed} of {}", encoded.len())
             }
             other => panic!("buffer {n}: {other:?}"),
         }
     }
     let mut short = vec![0u8; encoded.len() - 1];
-    assert_eq!(
-        gc.encode_to(&mut short),
-        Err(CodecError::BufferTooSmall {
-            needed: encoded.len()
-        })
-    );
+    assert_eq!(gc.encode_to(&mut short), Err(CodecError::BufferTooSmall { needed: encoded.len() }));
     let got = alice.group.group_context(&mut short);
-    assert_eq!(
-        got,
-        Err(GroupError::Codec(CodecError::BufferTooSmall {
-            needed: encoded.len()
-        }))
-    );
+    assert_eq!(got, Err(GroupError::Codec(CodecError::BufferTooSmall { needed: encoded.len() })));
 }
 
 /// A Welcome buffer too small is refused with the size the Welcome needs,
@@ -330,9 +190,7 @@ fn buffer_too_small_says_the_size_a_welcome_needs() {
     let mut bob = Member::new("bob", 2);
     create(&mut alice, b"errors-group").unwrap();
     let (kp, keys) = bob.key_package(SUITE);
-    let add = [Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(&kp).unwrap(),
-    })];
+    let add = [Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() })];
     let opts = CommitOptions {
         proposals: &add,
         include_pending: false,
@@ -346,15 +204,8 @@ fn buffer_too_small_says_the_size_a_welcome_needs() {
     let (mut message, mut group_info) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
     let mut commit = |alice: &mut Member, welcome_len: usize| {
         let mut welcome = vec![0u8; welcome_len];
-        let bufs = CommitBuffers {
-            message: &mut message,
-            welcome: &mut welcome,
-            group_info: &mut group_info,
-        };
-        let out =
-            alice
-                .group
-                .commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs);
+        let bufs = CommitBuffers { message: &mut message, welcome: &mut welcome, group_info: &mut group_info };
+        let out = alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs);
         out.map(|o| o.welcome.map(<[u8]>::to_vec))
     };
     let needed = match commit(&mut alice, 10) {
@@ -362,25 +213,14 @@ fn buffer_too_small_says_the_size_a_welcome_needs() {
         other => panic!("{other:?}"),
     };
     assert!(needed > 10);
-    assert!(
-        !alice.group.has_staged_commit(),
-        "a refused commit stages nothing"
-    );
+    assert!(!alice.group.has_staged_commit(), "a refused commit stages nothing");
     let got = commit(&mut alice, needed - 1).err();
-    assert_eq!(
-        got,
-        Some(CreateCommitError::Welcome(WelcomeError::BufferTooSmall {
-            needed
-        }))
-    );
+    assert_eq!(got, Some(CreateCommitError::Welcome(WelcomeError::BufferTooSmall { needed })));
     let welcome = commit(&mut alice, needed).unwrap().expect("a Welcome");
     assert!(welcome.len() <= needed);
     alice.group.merge_staged_commit_in_memory().unwrap();
     bob.join(&welcome, &kp, &keys);
-    assert_eq!(
-        bob.group.epoch_authenticator(),
-        alice.group.epoch_authenticator()
-    );
+    assert_eq!(bob.group.epoch_authenticator(), alice.group.epoch_authenticator());
 }
 
 /// A Commit's UpdatePath work area is sized from the path in the tree, not
@@ -414,22 +254,12 @@ fn a_commit_with_path_needs_room_for_its_path_not_for_the_capacity() {
     let mut refusals = 0;
     let commit = loop {
         let mut message = vec![0u8; len];
-        let bufs = CommitBuffers {
-            message: &mut message,
-            welcome: &mut welcome,
-            group_info: &mut group_info,
-        };
-        match alice
-            .group
-            .commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs)
-        {
+        let bufs = CommitBuffers { message: &mut message, welcome: &mut welcome, group_info: &mut group_info };
+        match alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs) {
             Ok(out) => break out.commit.to_vec(),
             Err(CreateCommitError::Protection(ProtectionError::BufferTooSmall { needed })) => {
                 assert!(needed > len, "a refusal of {len} bytes named {needed}");
-                assert!(
-                    !alice.group.has_staged_commit(),
-                    "a refused commit stages nothing"
-                );
+                assert!(!alice.group.has_staged_commit(), "a refused commit stages nothing");
                 len = needed;
                 refusals += 1;
                 assert!(refusals <= 3, "still refused with {len} bytes");
@@ -439,30 +269,20 @@ fn a_commit_with_path_needs_room_for_its_path_not_for_the_capacity() {
     };
     assert!(refusals >= 1, "64 bytes cannot hold a Commit with a path");
     // The path of a 3-leaf tree: 2 parents, 2 HPKE ciphertexts.
-    assert!(
-        len < 4096,
-        "a Commit with path in a group of 3 needed a buffer of {len} bytes"
-    );
+    assert!(len < 4096, "a Commit with path in a group of 3 needed a buffer of {len} bytes");
     assert!(commit.len() < len);
     alice.group.merge_staged_commit_in_memory().unwrap();
     bob.receive_commit(&commit);
     carol.receive_commit(&commit);
-    assert_eq!(
-        bob.group.epoch_authenticator(),
-        alice.group.epoch_authenticator()
-    );
-    assert_eq!(
-        carol.group.epoch_authenticator(),
-        alice.group.epoch_authenticator()
-    );
+    assert_eq!(bob.group.epoch_authenticator(), alice.group.epoch_authenticator());
+    assert_eq!(carol.group.epoch_authenticator(), alice.group.epoch_authenticator());
 }
 
 /// A group ID longer than the capacity names the capacity.
 #[test]
 fn capacity_exceeded_names_the_capacity() {
     let mut alice = Member::new("alice", 1);
-    let long: &'static [u8] =
-        Box::leak(vec![7u8; mls_nostd::group::MAX_GROUP_ID_LEN + 1].into_boxed_slice());
+    let long: &'static [u8] = Box::leak(vec![7u8; mls_nostd::group::MAX_GROUP_ID_LEN + 1].into_boxed_slice());
     let got = create(&mut alice, long);
     assert_eq!(got, Err(GroupError::CapacityExceeded(Capacity::GroupIdLen)));
     assert!(got.unwrap_err().to_string().contains("MAX_GROUP_ID_LEN"));

@@ -4,22 +4,22 @@
 //! members agree on every epoch authenticator and exporter output.
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
-use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
+use mls_nostd::crypto::CipherSuite;
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::Extensions;
 use mls_nostd::group::{
-    CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, Received,
-    WireFormatPolicy, default_capabilities,
+    default_capabilities, CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, Received,
+    WireFormatPolicy,
 };
 use mls_nostd::key_package::KeyPackage;
-use mls_nostd::messages::proposal::PreSharedKey;
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
+use mls_nostd::messages::proposal::PreSharedKey;
 use mls_nostd::psk::{NoPsks, PreSharedKeyId, Psk, PskStore, ResumptionPskUsage};
 use mls_nostd::tree_math::LeafIndex;
 use mls_tests::TestRng;
 
-use mls_tests::member::{G, LIFETIME, Member, NOW, agree, buffers};
+use mls_tests::member::{agree, buffers, Member, G, LIFETIME, NOW};
 
 fn lifecycle(suite: CipherSuite) {
     let mut alice = Member::new("alice", 1);
@@ -37,20 +37,13 @@ fn lifecycle(suite: CipherSuite) {
         extensions: Extensions::default(),
         config: GroupConfig::default(),
     };
-    alice
-        .group
-        .create(&params, &alice.signer.clone(), &mut alice.rng)
-        .unwrap();
+    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
     assert_eq!(alice.group.epoch(), 0);
 
     // Alice adds Bob (no path needed for an Add alone).
     let (bob_kp, bob_keys) = bob.key_package(suite);
     let kp = KeyPackage::decode_exact(&bob_kp).unwrap();
-    let (_, welcome) = alice.commit(
-        &[Proposal::Add(Add { key_package: kp })],
-        false,
-        WireFormatPolicy::Public,
-    );
+    let (_, welcome) = alice.commit(&[Proposal::Add(Add { key_package: kp })], false, WireFormatPolicy::Public);
     bob.join(&welcome.unwrap(), &bob_kp, &bob_keys);
     agree(&[&alice, &bob]);
 
@@ -58,12 +51,8 @@ fn lifecycle(suite: CipherSuite) {
     let (carol_kp, carol_keys) = carol.key_package(suite);
     let (dave_kp, dave_keys) = dave.key_package(suite);
     let adds = [
-        Proposal::Add(Add {
-            key_package: KeyPackage::decode_exact(&carol_kp).unwrap(),
-        }),
-        Proposal::Add(Add {
-            key_package: KeyPackage::decode_exact(&dave_kp).unwrap(),
-        }),
+        Proposal::Add(Add { key_package: KeyPackage::decode_exact(&carol_kp).unwrap() }),
+        Proposal::Add(Add { key_package: KeyPackage::decode_exact(&dave_kp).unwrap() }),
     ];
     let (commit, welcome) = bob.commit(&adds, true, WireFormatPolicy::Private);
     alice.receive_commit(&commit);
@@ -73,10 +62,7 @@ fn lifecycle(suite: CipherSuite) {
     {
         use mls_nostd::key_store::{KeyPackageStore, MemoryKeyPackageStore};
         let mut store = MemoryKeyPackageStore::<4>::EMPTY;
-        let reference = KeyPackage::decode_exact(&dave_kp)
-            .unwrap()
-            .reference(suite)
-            .unwrap();
+        let reference = KeyPackage::decode_exact(&dave_kp).unwrap().reference(suite).unwrap();
         store.put(&reference, &dave_keys).unwrap();
         let params = JoinParams {
             executor: &mls_nostd::executor::Sequential,
@@ -88,20 +74,10 @@ fn lifecycle(suite: CipherSuite) {
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];
-        dave.group
-            .join_with_store(&welcome, &params, &mut store, &mut buf)
-            .unwrap();
-        assert!(
-            store.is_empty(),
-            "the consumed KeyPackage's keys are deleted"
-        );
+        dave.group.join_with_store(&welcome, &params, &mut store, &mut buf).unwrap();
+        assert!(store.is_empty(), "the consumed KeyPackage's keys are deleted");
         let mut again = Box::new(G::EMPTY);
-        assert!(
-            again
-                .join_with_store(&welcome, &params, &mut store, &mut buf)
-                .is_err(),
-            "a KeyPackage joins once"
-        );
+        assert!(again.join_with_store(&welcome, &params, &mut store, &mut buf).is_err(), "a KeyPackage joins once");
     }
     agree(&[&alice, &bob, &carol, &dave]);
 
@@ -110,17 +86,10 @@ fn lifecycle(suite: CipherSuite) {
     let m2 = alice.send(b"second");
     for r in [&mut bob, &mut carol, &mut dave] {
         assert_eq!(r.receive_app(&m2), (LeafIndex(0), b"second".to_vec()));
-        assert_eq!(
-            r.receive_app(&m1),
-            (LeafIndex(0), b"hello from alice".to_vec())
-        );
+        assert_eq!(r.receive_app(&m1), (LeafIndex(0), b"hello from alice".to_vec()));
         // A replay is refused.
         let mut again = m1.clone();
-        assert!(
-            r.group
-                .process_message_in_memory(&mut again, &NoPsks, NOW)
-                .is_err()
-        );
+        assert!(r.group.process_message_in_memory(&mut again, &NoPsks, NOW).is_err());
     }
     let m3 = dave.send(b"dave here");
     assert_eq!(alice.receive_app(&m3).1, b"dave here");
@@ -141,17 +110,10 @@ fn lifecycle(suite: CipherSuite) {
     // Dave proposes an Update of his leaf; Bob commits it; Dave's new key works.
     let template = dave.template();
     let mut out = vec![0u8; 8192];
-    let msg = dave
-        .group
-        .propose_update(&template, WireFormatPolicy::Public, &mut dave.rng, &mut out)
-        .unwrap()
-        .to_vec();
+    let msg = dave.group.propose_update(&template, WireFormatPolicy::Public, &mut dave.rng, &mut out).unwrap().to_vec();
     for r in [&mut alice, &mut bob, &mut carol] {
         let mut m = msg.clone();
-        assert!(matches!(
-            r.group.process_message_in_memory(&mut m, &NoPsks, NOW),
-            Ok(Received::Proposal { .. })
-        ));
+        assert!(matches!(r.group.process_message_in_memory(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
     }
     let (commit, _) = bob.commit(&[], false, WireFormatPolicy::Private);
     for r in [&mut alice, &mut carol, &mut dave] {
@@ -162,22 +124,10 @@ fn lifecycle(suite: CipherSuite) {
     // Dave proposes removing Bob; Alice commits it by reference.
     let mut out = vec![0u8; 4096];
     let proposal = Proposal::Remove(Remove { removed: 1 });
-    let msg = dave
-        .group
-        .propose(
-            &proposal,
-            WireFormatPolicy::Private,
-            &mut dave.rng,
-            &mut out,
-        )
-        .unwrap()
-        .to_vec();
+    let msg = dave.group.propose(&proposal, WireFormatPolicy::Private, &mut dave.rng, &mut out).unwrap().to_vec();
     for r in [&mut alice, &mut bob, &mut carol] {
         let mut m = msg.clone();
-        assert!(matches!(
-            r.group.process_message_in_memory(&mut m, &NoPsks, NOW),
-            Ok(Received::Proposal { .. })
-        ));
+        assert!(matches!(r.group.process_message_in_memory(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
     }
     let (commit, _) = alice.commit(&[], false, WireFormatPolicy::Public);
     carol.receive_commit(&commit);
@@ -194,11 +144,8 @@ fn lifecycle(suite: CipherSuite) {
     // Two epochs later, a message of that epoch no longer decrypts: its keys are gone.
     let mut too_late = held_back.clone();
     assert!(matches!(
-        dave.group
-            .process_message_in_memory(&mut too_late, &NoPsks, NOW),
-        Err(mls_nostd::group::ReceiveError::Protection(
-            mls_nostd::messages::authenticated_content::ProtectionError::WrongEpoch
-        ))
+        dave.group.process_message_in_memory(&mut too_late, &NoPsks, NOW),
+        Err(mls_nostd::group::ReceiveError::Protection(mls_nostd::messages::authenticated_content::ProtectionError::WrongEpoch))
     ));
 
     // Messages keep flowing among the remaining members.
@@ -231,43 +178,20 @@ fn external_join(suite: CipherSuite) {
         extensions: Extensions::default(),
         config: GroupConfig::default(),
     };
-    alice
-        .group
-        .create(&params, &alice.signer.clone(), &mut alice.rng)
-        .unwrap();
+    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
     let (bob_kp, bob_keys) = bob.key_package(suite);
     let kp = KeyPackage::decode_exact(&bob_kp).unwrap();
-    let (_, welcome) = alice.commit(
-        &[Proposal::Add(Add { key_package: kp })],
-        false,
-        WireFormatPolicy::Public,
-    );
+    let (_, welcome) = alice.commit(&[Proposal::Add(Add { key_package: kp })], false, WireFormatPolicy::Public);
     bob.join(&welcome.unwrap(), &bob_kp, &bob_keys);
 
     // Alice publishes a GroupInfo; Eve joins by external commit.
     let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-    let gi = alice
-        .group
-        .group_info(true, &mut gi, &mut scratch)
-        .unwrap()
-        .to_vec();
+    let gi = alice.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec();
     let template = eve.template();
     let mut out = vec![0u8; 128 * 1024];
     let commit = eve
         .group
-        .join_external(
-            &gi,
-            None,
-            &template,
-            &eve.signer.clone(),
-            None,
-            &[],
-            &NoPsks,
-            GroupConfig::default(),
-            &mut eve.rng,
-            &Sequential,
-            &mut out,
-        )
+        .join_external(&gi, None, &template, &eve.signer.clone(), None, &[], &NoPsks, GroupConfig::default(), &mut eve.rng, &Sequential, &mut out)
         .unwrap_or_else(|e| panic!("eve: {e:?}"))
         .to_vec();
     for r in [&mut alice, &mut bob] {
@@ -285,30 +209,14 @@ fn external_join(suite: CipherSuite) {
     // Bob resyncs: a new appearance replaces his old leaf in one external commit.
     let gi = {
         let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-        alice
-            .group
-            .group_info(true, &mut gi, &mut scratch)
-            .unwrap()
-            .to_vec()
+        alice.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec()
     };
     let mut bob2 = Member::with_suite("bob", 12, suite);
     let template = bob2.template();
     let mut out = vec![0u8; 128 * 1024];
     let commit = bob2
         .group
-        .join_external(
-            &gi,
-            None,
-            &template,
-            &bob2.signer.clone(),
-            Some(LeafIndex(1)),
-            &[],
-            &NoPsks,
-            GroupConfig::default(),
-            &mut bob2.rng,
-            &Sequential,
-            &mut out,
-        )
+        .join_external(&gi, None, &template, &bob2.signer.clone(), Some(LeafIndex(1)), &[], &NoPsks, GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
         .unwrap()
         .to_vec();
     for r in [&mut alice, &mut eve] {
@@ -370,11 +278,7 @@ fn external_sender_proposals() {
     let mut alice = Member::new("alice", 21);
     let mut bob = Member::new("bob", 22);
     let mut carol = Member::new("carol", 23);
-    alice.create(
-        suite,
-        b"external-senders",
-        Extensions::from_body(&ext).unwrap(),
-    );
+    alice.create(suite, b"external-senders", Extensions::from_body(&ext).unwrap());
     alice.add(&mut bob, suite);
 
     // The delivery service proposes adding Carol.
@@ -391,54 +295,33 @@ fn external_sender_proposals() {
             content: Content::Proposal(proposal),
         };
         let mut out = vec![0u8; 4096];
-        let n = public_message::sign(&gc, &ds_key, &content, &mut out)
-            .unwrap()
-            .finish(None, None)
-            .unwrap()
-            .len();
+        let n = public_message::sign(&gc, &ds_key, &content, &mut out).unwrap().finish(None, None).unwrap().len();
         out.truncate(n);
         out
     };
-    let add = external(Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(&carol_kp).unwrap(),
-    }));
+    let add = external(Proposal::Add(Add { key_package: KeyPackage::decode_exact(&carol_kp).unwrap() }));
     for r in [&mut alice, &mut bob] {
         let mut m = add.clone();
-        assert!(matches!(
-            r.group.process_message_in_memory(&mut m, &NoPsks, NOW),
-            Ok(Received::Proposal { .. })
-        ));
+        assert!(matches!(r.group.process_message_in_memory(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
     }
     // An ExternalInit may not come from an external sender (§12.1.8.1).
-    let bad = external(Proposal::ExternalInit(
-        mls_nostd::messages::proposal::ExternalInit {
-            kem_output: &[1; 32],
-        },
-    ));
+    let bad = external(Proposal::ExternalInit(mls_nostd::messages::proposal::ExternalInit { kem_output: &[1; 32] }));
     let mut m = bad.clone();
     assert!(matches!(
         r_kind(&mut bob, &mut m),
-        Err(mls_nostd::group::ReceiveError::Commit(
-            mls_nostd::group::CommitError::ProposalNotAllowedForSender
-        ))
+        Err(mls_nostd::group::ReceiveError::Commit(mls_nostd::group::CommitError::ProposalNotAllowedForSender))
     ));
     // A Remove of a leaf that does not exist is kept, but our commit skips it.
     let stale = external(Proposal::Remove(Remove { removed: 7 }));
     let mut m = stale.clone();
-    assert!(matches!(
-        r_kind(&mut bob, &mut m),
-        Ok(Received::Proposal { .. })
-    ));
+    assert!(matches!(r_kind(&mut bob, &mut m), Ok(Received::Proposal { .. })));
     let (commit, welcome) = bob.commit(&[], false, WireFormatPolicy::Public);
     alice.receive_commit(&commit);
     carol.join(&welcome.unwrap(), &carol_kp, &carol_keys);
     agree(&[&alice, &bob, &carol]);
 }
 
-fn r_kind<'m>(
-    m: &mut Member,
-    msg: &'m mut [u8],
-) -> Result<Received<'m>, mls_nostd::group::ReceiveError> {
+fn r_kind<'m>(m: &mut Member, msg: &'m mut [u8]) -> Result<Received<'m>, mls_nostd::group::ReceiveError> {
     m.group.process_message_in_memory(msg, &NoPsks, NOW)
 }
 
@@ -465,22 +348,10 @@ fn reinit_then_branch() {
         config: GroupConfig::default(),
     };
     let _ = &mut caps;
-    alice
-        .group
-        .create(
-            &params(old_suite, b"old-group", Box::leak(Box::new([0u8; 8]))),
-            &alice.signer.clone(),
-            &mut alice.rng,
-        )
-        .unwrap();
+    alice.group.create(&params(old_suite, b"old-group", Box::leak(Box::new([0u8; 8]))), &alice.signer.clone(), &mut alice.rng).unwrap();
     let (bob_kp, bob_keys) = bob.key_package(old_suite);
-    let (_, welcome) = alice.commit(
-        &[Proposal::Add(Add {
-            key_package: KeyPackage::decode_exact(&bob_kp).unwrap(),
-        })],
-        false,
-        WireFormatPolicy::Public,
-    );
+    let (_, welcome) =
+        alice.commit(&[Proposal::Add(Add { key_package: KeyPackage::decode_exact(&bob_kp).unwrap() })], false, WireFormatPolicy::Public);
     bob.join(&welcome.unwrap(), &bob_kp, &bob_keys);
 
     // Commit the ReInit.
@@ -499,41 +370,23 @@ fn reinit_then_branch() {
     let reinit_epoch = alice.group.epoch();
     // The old group can no longer send.
     let mut out = vec![0u8; 1024];
-    assert!(
-        alice
-            .group
-            .protect_application_in_memory(b"x", b"", 0, &mut alice.rng, &mut out)
-            .is_err()
-    );
+    assert!(alice.group.protect_application_in_memory(b"x", b"", 0, &mut alice.rng, &mut out).is_err());
 
     // Alice creates the new group; its first Commit adds Bob and injects the reinit PSK.
     let mut new_alice = Member::new("alice", 31);
     new_alice.rng = TestRng(310);
-    new_alice
-        .group
-        .create(
-            &params(new_suite, b"new-group", Box::leak(Box::new([0u8; 8]))),
-            &alice.signer.clone(),
-            &mut new_alice.rng,
-        )
-        .unwrap();
+    new_alice.group.create(&params(new_suite, b"new-group", Box::leak(Box::new([0u8; 8]))), &alice.signer.clone(), &mut new_alice.rng).unwrap();
     let mut new_bob = Member::new("bob", 32);
     new_bob.rng = TestRng(320);
     let (bob_kp2, bob_keys2) = new_bob.key_package(new_suite);
     let nonce = [0x42u8; 32];
     let link = Proposal::PreSharedKey(PreSharedKey {
         psk: PreSharedKeyId {
-            psk: Psk::Resumption {
-                usage: ResumptionPskUsage::Reinit,
-                psk_group_id: b"old-group",
-                psk_epoch: reinit_epoch,
-            },
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"old-group", psk_epoch: reinit_epoch },
             psk_nonce: &nonce,
         },
     });
-    let add = Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(&bob_kp2).unwrap(),
-    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&bob_kp2).unwrap() });
     let welcome = {
         let (mut m, mut w, mut gi) = buffers();
         let template = new_alice.template();
@@ -547,23 +400,9 @@ fn reinit_then_branch() {
             authenticated_data: b"",
             leaf: Some(template),
         };
-        let bufs = CommitBuffers {
-            message: &mut m,
-            welcome: &mut w,
-            group_info: &mut gi,
-        };
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
         // The old group is the PSK store: it holds the resumption PSK.
-        let out = new_alice
-            .group
-            .commit_in_memory(
-                &opts,
-                &*alice.group,
-                NOW,
-                &mut new_alice.rng,
-                &Sequential,
-                bufs,
-            )
-            .unwrap();
+        let out = new_alice.group.commit_in_memory(&opts, &*alice.group, NOW, &mut new_alice.rng, &Sequential, bufs).unwrap();
         let w = out.welcome.unwrap().to_vec();
         new_alice.group.merge_staged_commit_in_memory().unwrap();
         w
@@ -590,11 +429,7 @@ fn reinit_then_branch() {
     // A PreSharedKey proposal with usage reinit is invalid outside a new group's first Commit.
     let bad = Proposal::PreSharedKey(PreSharedKey {
         psk: PreSharedKeyId {
-            psk: Psk::Resumption {
-                usage: ResumptionPskUsage::Reinit,
-                psk_group_id: b"old-group",
-                psk_epoch: reinit_epoch,
-            },
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"old-group", psk_epoch: reinit_epoch },
             psk_nonce: &nonce,
         },
     });
@@ -610,57 +445,29 @@ fn reinit_then_branch() {
             authenticated_data: b"",
             leaf: None,
         };
-        let bufs = CommitBuffers {
-            message: &mut m,
-            welcome: &mut w,
-            group_info: &mut gi,
-        };
-        assert!(
-            new_alice
-                .group
-                .commit_in_memory(
-                    &opts,
-                    &*alice.group,
-                    NOW,
-                    &mut new_alice.rng,
-                    &Sequential,
-                    bufs
-                )
-                .is_err()
-        );
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+        assert!(new_alice.group.commit_in_memory(&opts, &*alice.group, NOW, &mut new_alice.rng, &Sequential, bufs).is_err());
     }
 
     // Branch: Bob starts a subgroup of the new group with Alice, linked by a branch PSK.
     let branch_epoch = new_bob.group.epoch();
     let mut sub_bob = Member::new("bob", 32);
     sub_bob.rng = TestRng(321);
-    sub_bob
-        .group
-        .create(
-            &CreateParams {
-                credential: Credential::Basic { identity: b"bob" },
-                ..params(new_suite, b"subgroup", Box::leak(Box::new([0u8; 8])))
-            },
-            &bob.signer.clone(),
-            &mut sub_bob.rng,
-        )
-        .unwrap();
+    sub_bob.group.create(
+        &CreateParams { credential: Credential::Basic { identity: b"bob" }, ..params(new_suite, b"subgroup", Box::leak(Box::new([0u8; 8]))) },
+        &bob.signer.clone(),
+        &mut sub_bob.rng,
+    ).unwrap();
     let mut sub_alice = Member::new("alice", 31);
     sub_alice.rng = TestRng(311);
     let (alice_kp, alice_keys) = sub_alice.key_package(new_suite);
     let link = Proposal::PreSharedKey(PreSharedKey {
         psk: PreSharedKeyId {
-            psk: Psk::Resumption {
-                usage: ResumptionPskUsage::Branch,
-                psk_group_id: b"new-group",
-                psk_epoch: branch_epoch,
-            },
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Branch, psk_group_id: b"new-group", psk_epoch: branch_epoch },
             psk_nonce: &[0x24; 32],
         },
     });
-    let add = Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(&alice_kp).unwrap(),
-    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&alice_kp).unwrap() });
     let welcome = {
         let (mut m, mut w, mut gi) = buffers();
         let template = sub_bob.template();
@@ -674,22 +481,8 @@ fn reinit_then_branch() {
             authenticated_data: b"",
             leaf: Some(template),
         };
-        let bufs = CommitBuffers {
-            message: &mut m,
-            welcome: &mut w,
-            group_info: &mut gi,
-        };
-        let out = sub_bob
-            .group
-            .commit_in_memory(
-                &opts,
-                &*new_bob.group,
-                NOW,
-                &mut sub_bob.rng,
-                &Sequential,
-                bufs,
-            )
-            .unwrap();
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+        let out = sub_bob.group.commit_in_memory(&opts, &*new_bob.group, NOW, &mut sub_bob.rng, &Sequential, bufs).unwrap();
         let w = out.welcome.unwrap().to_vec();
         sub_bob.group.merge_staged_commit_in_memory().unwrap();
         w
@@ -704,10 +497,7 @@ fn reinit_then_branch() {
         config: GroupConfig::default(),
     };
     let mut buf = vec![0u8; welcome.len()];
-    sub_alice
-        .group
-        .join_in_memory(&welcome, &params, &mut buf)
-        .unwrap();
+    sub_alice.group.join_in_memory(&welcome, &params, &mut buf).unwrap();
     agree(&[&sub_alice, &sub_bob]);
 }
 
@@ -723,31 +513,15 @@ fn duplicate_pending_adds_are_committed_once() {
     alice.add(&mut bob, suite);
 
     let (carol_kp, carol_keys) = carol.key_package(suite);
-    let add = Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(&carol_kp).unwrap(),
-    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&carol_kp).unwrap() });
     let mut out = vec![0u8; 4096];
-    let from_bob = bob
-        .group
-        .propose(&add, WireFormatPolicy::Public, &mut bob.rng, &mut out)
-        .unwrap()
-        .to_vec();
+    let from_bob = bob.group.propose(&add, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
     let mut m = from_bob.clone();
-    assert!(matches!(
-        alice.group.process_message_in_memory(&mut m, &NoPsks, NOW),
-        Ok(Received::Proposal { .. })
-    ));
+    assert!(matches!(alice.group.process_message_in_memory(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
     let mut out = vec![0u8; 4096];
-    let from_alice = alice
-        .group
-        .propose(&add, WireFormatPolicy::Public, &mut alice.rng, &mut out)
-        .unwrap()
-        .to_vec();
+    let from_alice = alice.group.propose(&add, WireFormatPolicy::Public, &mut alice.rng, &mut out).unwrap().to_vec();
     let mut m = from_alice.clone();
-    assert!(matches!(
-        bob.group.process_message_in_memory(&mut m, &NoPsks, NOW),
-        Ok(Received::Proposal { .. })
-    ));
+    assert!(matches!(bob.group.process_message_in_memory(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
 
     let (commit, welcome) = alice.commit(&[], false, WireFormatPolicy::Public);
     let mut m = commit.clone();
@@ -771,18 +545,10 @@ fn pending_psk_is_skipped(group_id: &'static [u8], psk: PreSharedKeyId<'_>, psks
     alice.add(&mut bob, suite);
     let psk = Proposal::PreSharedKey(PreSharedKey { psk });
     let mut out = vec![0u8; 4096];
-    let msg = bob
-        .group
-        .propose(&psk, WireFormatPolicy::Public, &mut bob.rng, &mut out)
-        .unwrap()
-        .to_vec();
+    let msg = bob.group.propose(&psk, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
     let mut m = msg.clone();
-    assert!(matches!(
-        alice.group.process_message_in_memory(&mut m, &NoPsks, NOW),
-        Ok(Received::Proposal { .. })
-    ));
-    let (commit, _, summary) =
-        commit_with(&mut alice, None, &[], true, psks).unwrap_or_else(|e| panic!("alice: {e:?}"));
+    assert!(matches!(alice.group.process_message_in_memory(&mut m, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+    let (commit, _, summary) = commit_with(&mut alice, None, &[], true, psks).unwrap_or_else(|e| panic!("alice: {e:?}"));
     assert_eq!(summary.psks, 0);
     let mut m = commit.clone();
     match bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
@@ -796,12 +562,7 @@ fn pending_psk_is_skipped(group_id: &'static [u8], psk: PreSharedKeyId<'_>, psks
 /// A pending PSK proposal whose key the committer lacks.
 #[test]
 fn pending_psk_without_key_is_skipped() {
-    let psk = PreSharedKeyId {
-        psk: Psk::External {
-            psk_id: b"only-bob-knows",
-        },
-        psk_nonce: &[7; 32],
-    };
+    let psk = PreSharedKeyId { psk: Psk::External { psk_id: b"only-bob-knows" }, psk_nonce: &[7; 32] };
     pending_psk_is_skipped(b"psk-skip", psk, &NoPsks);
 }
 
@@ -821,11 +582,7 @@ fn pending_reinit_psk_is_skipped() {
         }
     }
     let psk = PreSharedKeyId {
-        psk: Psk::Resumption {
-            usage: ResumptionPskUsage::Reinit,
-            psk_group_id: b"reinit-psk-skip",
-            psk_epoch: 1,
-        },
+        psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"reinit-psk-skip", psk_epoch: 1 },
         psk_nonce: &[7; 32],
     };
     pending_psk_is_skipped(b"reinit-psk-skip", psk, &Any);
@@ -848,31 +605,18 @@ fn adds_by_value_beyond_the_pending_bound() {
             M::new(name, 1000 + i as u64).key_package(suite).0
         })
         .collect();
-    let adds: Vec<Proposal<'_>> = kps
-        .iter()
-        .map(|k| {
-            Proposal::Add(Add {
-                key_package: KeyPackage::decode_exact(k).unwrap(),
-            })
-        })
-        .collect();
+    let adds: Vec<Proposal<'_>> = kps.iter().map(|k| Proposal::Add(Add { key_package: KeyPackage::decode_exact(k).unwrap() })).collect();
     let (_, welcome) = creator.commit(&adds, false, WireFormatPolicy::Public);
     assert!(welcome.is_some());
     assert_eq!(creator.group.epoch(), 1);
     let mut t = creator.group.tree_slices_for_testing();
-    let members = (0..t.n_leaves())
-        .filter(|i| t.leaf_node(LeafIndex(*i)).is_some())
-        .count();
+    let members = (0..t.n_leaves()).filter(|i| t.leaf_node(LeafIndex(*i)).is_some()).count();
     assert_eq!(members, n + 1);
     let _ = t.root_tree_hash().unwrap();
 }
 
 /// A merged Commit of ours: the message, the Welcome, what it did.
-type Committed = (
-    Vec<u8>,
-    Option<Vec<u8>>,
-    mls_nostd::group::StagedCommitSummary,
-);
+type Committed = (Vec<u8>, Option<Vec<u8>>, mls_nostd::group::StagedCommitSummary);
 
 /// Commits `opts` with `psks` through `commit_reinit(reference)` or, without
 /// a reference, `commit`; merges on success; returns the commit, the Welcome
@@ -896,25 +640,12 @@ fn commit_with(
         authenticated_data: b"",
         leaf: Some(template),
     };
-    let bufs = CommitBuffers {
-        message: &mut buf,
-        welcome: &mut w,
-        group_info: &mut gi,
-    };
+    let bufs = CommitBuffers { message: &mut buf, welcome: &mut w, group_info: &mut gi };
     let out = match reinit {
-        Some(r) => {
-            m.group
-                .commit_reinit_in_memory(r, &opts, psks, NOW, &mut m.rng, &Sequential, bufs)?
-        }
-        None => m
-            .group
-            .commit_in_memory(&opts, psks, NOW, &mut m.rng, &Sequential, bufs)?,
+        Some(r) => m.group.commit_reinit_in_memory(r, &opts, psks, NOW, &mut m.rng, &Sequential, bufs)?,
+        None => m.group.commit_in_memory(&opts, psks, NOW, &mut m.rng, &Sequential, bufs)?,
     };
-    let result = (
-        out.commit.to_vec(),
-        out.welcome.map(<[u8]>::to_vec),
-        out.summary,
-    );
+    let result = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec), out.summary);
     m.group.merge_staged_commit_in_memory().unwrap();
     Ok(result)
 }
@@ -939,27 +670,17 @@ fn reinit_by_reference_keeping_the_group_id() {
     alice.create(old_suite, id, Extensions::default());
     alice.add(&mut bob, old_suite);
     let (carol_kp, carol_keys) = carol.key_package(old_suite);
-    let add = Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(&carol_kp).unwrap(),
-    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&carol_kp).unwrap() });
     let (commit, welcome) = alice.commit(&[add], false, WireFormatPolicy::Public);
     carol.join(&welcome.unwrap(), &carol_kp, &carol_keys);
     bob.receive_commit(&commit);
     agree(&[&alice, &bob, &carol]);
 
     // Bob proposes a ReInit to suite 1, keeping the group ID.
-    let reinit = Proposal::ReInit(ReInit {
-        group_id: id,
-        version: 1,
-        cipher_suite: new_suite.to_u16(),
-        extensions: Extensions::default(),
-    });
+    let reinit = Proposal::ReInit(ReInit { group_id: id, version: 1, cipher_suite: new_suite.to_u16(), extensions: Extensions::default() });
     let propose = |bob: &mut Member| {
         let mut out = vec![0u8; 4096];
-        bob.group
-            .propose(&reinit, WireFormatPolicy::Private, &mut bob.rng, &mut out)
-            .unwrap()
-            .to_vec()
+        bob.group.propose(&reinit, WireFormatPolicy::Private, &mut bob.rng, &mut out).unwrap().to_vec()
     };
     let receive = |m: &mut Member, msg: &[u8]| {
         let mut msg = msg.to_vec();
@@ -983,47 +704,24 @@ fn reinit_by_reference_keeping_the_group_id() {
     let msg = propose(&mut bob);
     let reference = receive(&mut alice, &msg);
     assert_eq!(receive(&mut carol, &msg), reference);
-    let pending: Vec<_> = alice
-        .group
-        .pending_proposals()
-        .map(|p| (p.reference, p.proposal.to_vec()))
-        .collect();
+    let pending: Vec<_> = alice.group.pending_proposals().map(|p| (p.reference, p.proposal.to_vec())).collect();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].0, reference);
-    assert!(
-        matches!(Proposal::decode_exact(&pending[0].1), Ok(Proposal::ReInit(r)) if r.cipher_suite == new_suite.to_u16())
-    );
+    assert!(matches!(Proposal::decode_exact(&pending[0].1), Ok(Proposal::ReInit(r)) if r.cipher_suite == new_suite.to_u16()));
     let epoch = alice.group.epoch();
     // Not with other proposals (§12.2), not a reference to no ReInit; the
     // group is unchanged after each refusal.
     let remove = Proposal::Remove(Remove { removed: 2 });
     let with_other = commit_with(&mut alice, Some(&reference), &[remove], false, &NoPsks).err();
-    assert_eq!(
-        with_other,
-        Some(CreateCommitError::Commit(
-            mls_nostd::group::CommitError::ReInitWithOtherProposals
-        ))
-    );
+    assert_eq!(with_other, Some(CreateCommitError::Commit(mls_nostd::group::CommitError::ReInitWithOtherProposals)));
     let with_pending = commit_with(&mut alice, Some(&reference), &[], true, &NoPsks).err();
-    assert_eq!(
-        with_pending,
-        Some(CreateCommitError::Commit(
-            mls_nostd::group::CommitError::ReInitWithOtherProposals
-        ))
-    );
+    assert_eq!(with_pending, Some(CreateCommitError::Commit(mls_nostd::group::CommitError::ReInitWithOtherProposals)));
     let unknown = HashValue::from_slice(&[0x5a; 32]).unwrap();
-    assert_eq!(
-        commit_with(&mut alice, Some(&unknown), &[], false, &NoPsks).err(),
-        Some(CreateCommitError::NoPendingReInit)
-    );
+    assert_eq!(commit_with(&mut alice, Some(&unknown), &[], false, &NoPsks).err(), Some(CreateCommitError::NoPendingReInit));
     assert!(!alice.group.has_staged_commit());
-    assert_eq!(
-        (alice.group.epoch(), alice.group.is_inactive()),
-        (epoch, false)
-    );
+    assert_eq!((alice.group.epoch(), alice.group.is_inactive()), (epoch, false));
 
-    let (commit, _, summary) =
-        commit_with(&mut alice, Some(&reference), &[], false, &NoPsks).unwrap();
+    let (commit, _, summary) = commit_with(&mut alice, Some(&reference), &[], false, &NoPsks).unwrap();
     assert!(summary.reinit && !summary.has_path && summary.new_epoch == epoch + 1);
     for m in [&mut bob, &mut carol] {
         m.receive_commit(&commit);
@@ -1033,10 +731,7 @@ fn reinit_by_reference_keeping_the_group_id() {
     for m in [&alice, &bob, &carol] {
         assert!(m.group.is_inactive(), "{}: the old group ends", m.name);
         let p = m.group.reinit().unwrap();
-        assert_eq!(
-            (p.group_id.as_slice(), p.cipher_suite),
-            (id, new_suite.to_u16())
-        );
+        assert_eq!((p.group_id.as_slice(), p.cipher_suite), (id, new_suite.to_u16()));
     }
 
     // Alice creates the new group with the same ID; its first Commit adds Bob
@@ -1044,11 +739,7 @@ fn reinit_by_reference_keeping_the_group_id() {
     let mut new_alice = Member::new("alice", 61);
     new_alice.rng = TestRng(610);
     new_alice.create(new_suite, id, Extensions::default());
-    let mut joiners: Vec<(
-        Member,
-        Vec<u8>,
-        mls_nostd::key_package::KeyPackagePrivateKeys,
-    )> = Vec::new();
+    let mut joiners: Vec<(Member, Vec<u8>, mls_nostd::key_package::KeyPackagePrivateKeys)> = Vec::new();
     for (name, seed) in [("bob", 62), ("carol", 63)] {
         let mut m = Member::new(name, seed);
         m.rng = TestRng(seed * 10);
@@ -1058,19 +749,13 @@ fn reinit_by_reference_keeping_the_group_id() {
     let nonce = [0x17u8; 32];
     let link = Proposal::PreSharedKey(PreSharedKey {
         psk: PreSharedKeyId {
-            psk: Psk::Resumption {
-                usage: ResumptionPskUsage::Reinit,
-                psk_group_id: id,
-                psk_epoch: reinit_epoch,
-            },
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: id, psk_epoch: reinit_epoch },
             psk_nonce: &nonce,
         },
     });
     let mut proposals = vec![link];
     for (_, kp, _) in &joiners {
-        proposals.push(Proposal::Add(Add {
-            key_package: KeyPackage::decode_exact(kp).unwrap(),
-        }));
+        proposals.push(Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).unwrap() }));
     }
     let (_, welcome, summary) = commit_with(&mut new_alice, None, &proposals, false, &*alice.group)
         .unwrap_or_else(|e| panic!("the new group's first Commit: {e:?}"));
@@ -1087,18 +772,11 @@ fn reinit_by_reference_keeping_the_group_id() {
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];
-        m.group
-            .join_in_memory(&welcome, &params, &mut buf)
-            .unwrap_or_else(|e| panic!("{}: join: {e:?}", m.name));
+        m.group.join_in_memory(&welcome, &params, &mut buf).unwrap_or_else(|e| panic!("{}: join: {e:?}", m.name));
     }
-    let [(new_bob, ..), (new_carol, ..)] = &mut joiners[..] else {
-        unreachable!()
-    };
+    let [(new_bob, ..), (new_carol, ..)] = &mut joiners[..] else { unreachable!() };
     agree(&[&new_alice, new_bob, new_carol]);
-    assert_eq!(
-        (new_bob.group.suite(), new_bob.group.group_id()),
-        (new_suite, id)
-    );
+    assert_eq!((new_bob.group.suite(), new_bob.group.group_id()), (new_suite, id));
     let m = new_carol.send(b"in the new group");
     assert_eq!(new_bob.receive_app(&m).1, b"in the new group");
 }
@@ -1133,86 +811,43 @@ fn external_join_with_psks() {
     let store = ExternalPsks(vec![(b"shared", b"shared-secret")]);
     let group_info = |alice: &mut Member| {
         let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-        alice
-            .group
-            .group_info(true, &mut gi, &mut scratch)
-            .unwrap()
-            .to_vec()
+        alice.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec()
     };
     let gi = group_info(&mut alice);
-    let join = |joiner: &mut Member,
-                resync: Option<LeafIndex>,
-                psks: &[PreSharedKeyId<'_>],
-                store: &dyn mls_nostd::psk::PskStore| {
+    let join = |joiner: &mut Member, resync: Option<LeafIndex>, psks: &[PreSharedKeyId<'_>], store: &dyn mls_nostd::psk::PskStore| {
         let template = joiner.template();
         let signer = joiner.signer.clone();
         let mut out = vec![0u8; 128 * 1024];
         joiner
             .group
-            .join_external(
-                &gi,
-                None,
-                &template,
-                &signer,
-                resync,
-                psks,
-                store,
-                GroupConfig::default(),
-                &mut joiner.rng,
-                &Sequential,
-                &mut out,
-            )
+            .join_external(&gi, None, &template, &signer, resync, psks, store, GroupConfig::default(), &mut joiner.rng, &Sequential, &mut out)
             .map(<[u8]>::to_vec)
     };
-    let shared = |nonce| PreSharedKeyId {
-        psk: Psk::External { psk_id: b"shared" },
-        psk_nonce: nonce,
-    };
+    let shared = |nonce| PreSharedKeyId { psk: Psk::External { psk_id: b"shared" }, psk_nonce: nonce };
     // Refused by the joiner as the members would: unknown key, short nonce,
     // the same PreSharedKeyID twice, a reinit PSK outside a new group.
-    let unknown = PreSharedKeyId {
-        psk: Psk::External { psk_id: b"unknown" },
-        psk_nonce: &[1; 32],
-    };
+    let unknown = PreSharedKeyId { psk: Psk::External { psk_id: b"unknown" }, psk_nonce: &[1; 32] };
     let reinit = PreSharedKeyId {
-        psk: Psk::Resumption {
-            usage: ResumptionPskUsage::Reinit,
-            psk_group_id: b"old",
-            psk_epoch: 3,
-        },
+        psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: b"old", psk_epoch: 3 },
         psk_nonce: &[1; 32],
     };
     for (psks, want) in [
         (vec![unknown], CommitError::InvalidPsk),
         (vec![shared(&[1; 16])], CommitError::InvalidPsk),
-        (
-            vec![shared(&[1; 32]), shared(&[1; 32])],
-            CommitError::DuplicatePsk,
-        ),
+        (vec![shared(&[1; 32]), shared(&[1; 32])], CommitError::DuplicatePsk),
         (vec![reinit], CommitError::InvalidPsk),
     ] {
-        assert_eq!(
-            join(&mut eve, None, &psks, &store).err(),
-            Some(JoinError::Commit(want))
-        );
+        assert_eq!(join(&mut eve, None, &psks, &store).err(), Some(JoinError::Commit(want)));
         assert!(eve.group.is_inactive());
     }
 
     // Eve joins with the external PSK, twice with fresh nonces (two PSKs, §8.4).
-    let commit = join(
-        &mut eve,
-        None,
-        &[shared(&[2; 32]), shared(&[3; 32])],
-        &store,
-    )
-    .unwrap();
+    let commit = join(&mut eve, None, &[shared(&[2; 32]), shared(&[3; 32])], &store).unwrap();
     // Without the key, the Commit is refused.
     let mut m = commit.clone();
     assert!(matches!(
         bob.group.process_message_in_memory(&mut m, &NoPsks, NOW),
-        Err(mls_nostd::group::ReceiveError::Commit(
-            CommitError::InvalidPsk
-        ))
+        Err(mls_nostd::group::ReceiveError::Commit(CommitError::InvalidPsk))
     ));
     for r in [&mut alice, &mut bob] {
         let mut m = commit.clone();
@@ -1230,11 +865,7 @@ fn external_join_with_psks() {
     let epoch = bob.group.epoch();
     let mut bob2 = Member::new("bob", 82);
     let resumption = PreSharedKeyId {
-        psk: Psk::Resumption {
-            usage: ResumptionPskUsage::Application,
-            psk_group_id: b"external-psk-group",
-            psk_epoch: epoch,
-        },
+        psk: Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id: b"external-psk-group", psk_epoch: epoch },
         psk_nonce: &[4; 32],
     };
     let template = bob2.template();
@@ -1242,19 +873,7 @@ fn external_join_with_psks() {
     let mut out = vec![0u8; 128 * 1024];
     let commit = bob2
         .group
-        .join_external(
-            &gi2,
-            None,
-            &template,
-            &signer,
-            Some(LeafIndex(1)),
-            &[resumption],
-            &*bob.group,
-            GroupConfig::default(),
-            &mut bob2.rng,
-            &Sequential,
-            &mut out,
-        )
+        .join_external(&gi2, None, &template, &signer, Some(LeafIndex(1)), &[resumption], &*bob.group, GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
         .unwrap()
         .to_vec();
     for r in [&mut alice, &mut eve] {

@@ -24,34 +24,28 @@ use mls_nostd::crypto::{CipherSuite, Secret};
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::{EXT_RATCHET_TREE, EXT_REQUIRED_CAPABILITIES, Extensions, U16List};
 use mls_nostd::group::{
-    CommitBuffers, CommitError, CommitOptions, CreateCommitError, CreateParams, Group, GroupConfig,
-    GroupError, JoinError, JoinParams, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT, ReceiveError,
-    Received, WireFormatPolicy,
+    CommitBuffers, CommitError, CommitOptions, CreateCommitError, CreateParams, Group, GroupConfig, GroupError,
+    JoinError, JoinParams, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT, ReceiveError, Received, WireFormatPolicy,
 };
 use mls_nostd::group_context::GroupContext;
-use mls_nostd::identity::{CredentialUse, IdentityProvider, MemberIdentity};
-use mls_nostd::key_package::{
-    KeyPackage, KeyPackageError, KeyPackageParams, KeyPackagePrivateKeys, KeyPackageTbs,
-};
+use mls_nostd::key_package::{KeyPackage, KeyPackageError, KeyPackageParams, KeyPackagePrivateKeys, KeyPackageTbs};
 use mls_nostd::key_schedule::{EpochSecrets, welcome_key_nonce, welcome_secret};
-use mls_nostd::leaf_node::{
-    Capabilities, LeafNode, LeafNodeContext, LeafNodeFields, LeafNodeSource, Lifetime,
-};
+use mls_nostd::leaf_node::{Capabilities, LeafNode, LeafNodeContext, LeafNodeFields, LeafNodeSource, Lifetime};
 use mls_nostd::messages::authenticated_content::FramedContentTbs;
 use mls_nostd::messages::proposal::{
-    Add, ExternalInit, GroupContextExtensions, PreSharedKey, Proposal, ProposalOrRef, ReInit,
-    Remove, Update,
+    Add, ExternalInit, GroupContextExtensions, PreSharedKey, Proposal, ProposalOrRef, ReInit, Remove, Update,
 };
 use mls_nostd::messages::welcome_secrets::WELCOME_LABEL;
 use mls_nostd::messages::{
-    AuthenticatedContent, Commit, Content, EncodedGroupContext, FramedContent,
-    FramedContentAuthData, GroupInfo, GroupInfoTbs, GroupSecrets, HpkeCiphertext, MlsMessage,
-    MlsMessageBody, NewMember, ProtectionError, Sender, UpdatePath, UpdatePathNode,
-    WIRE_FORMAT_PUBLIC_MESSAGE, WelcomeError, WelcomeParams, WireGroupContext, public_message,
+    AuthenticatedContent, Commit, Content, EncodedGroupContext, FramedContent, FramedContentAuthData, GroupInfo,
+    GroupInfoTbs, GroupSecrets, HpkeCiphertext, MlsMessage, MlsMessageBody, NewMember, ProtectionError, Sender,
+    UpdatePath, UpdatePathNode, WIRE_FORMAT_PUBLIC_MESSAGE, WelcomeError, WelcomeParams, WireGroupContext,
+    public_message,
 };
 use mls_nostd::psk::{NoPsks, PreSharedKeyId, Psk, PskStore, ResumptionPskUsage, psk_secret};
 use mls_nostd::ratchet_tree::tree::{RatchetTree, TreeError, decode_tree};
 use mls_nostd::ratchet_tree::treekem::{LeafTemplate, TreeKemError};
+use mls_nostd::identity::{CredentialUse, IdentityProvider, MemberIdentity};
 use mls_nostd::ratchet_tree::validate::TreeValidationError;
 use mls_nostd::secret_tree::{SecretTreeConfig, SecretTreeError};
 use mls_nostd::transcript::confirmation_tag;
@@ -61,10 +55,7 @@ use mls_tests::TestRng;
 type G = Group<16, { 16 * 512 }, 64, 8192>;
 const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
 const NOW: u64 = 1_800_000_000;
-const LIFETIME: Lifetime = Lifetime {
-    not_before: NOW - 10,
-    not_after: NOW + 86_400,
-};
+const LIFETIME: Lifetime = Lifetime { not_before: NOW - 10, not_after: NOW + 86_400 };
 const GROUP_ID: &[u8] = b"rejections-group";
 /// A non-default extension type every member of the fixture supports.
 const EXT_X: u16 = 0xff00;
@@ -88,20 +79,13 @@ struct Psks(Vec<(Vec<u8>, Vec<u8>)>);
 
 impl Psks {
     fn with(ids: &[&[u8]]) -> Self {
-        Self(
-            ids.iter()
-                .map(|id| (id.to_vec(), [id.to_vec(), b"-secret".to_vec()].concat()))
-                .collect(),
-        )
+        Self(ids.iter().map(|id| (id.to_vec(), [id.to_vec(), b"-secret".to_vec()].concat())).collect())
     }
 }
 
 impl PskStore for Psks {
     fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(id, _)| id == psk_id)
-            .map(|(_, v)| v.as_slice())
+        self.0.iter().find(|(id, _)| id == psk_id).map(|(_, v)| v.as_slice())
     }
 
     fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {
@@ -129,11 +113,7 @@ struct Member {
 }
 
 fn buffers() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    (
-        vec![0u8; 256 * 1024],
-        vec![0u8; 64 * 1024],
-        vec![0u8; 64 * 1024],
-    )
+    (vec![0u8; 256 * 1024], vec![0u8; 64 * 1024], vec![0u8; 64 * 1024])
 }
 
 impl Member {
@@ -148,16 +128,10 @@ impl Member {
         }
     }
 
-    fn key_package_with(
-        &mut self,
-        suite: CipherSuite,
-        lifetime: Lifetime,
-    ) -> (Vec<u8>, KeyPackagePrivateKeys) {
+    fn key_package_with(&mut self, suite: CipherSuite, lifetime: Lifetime) -> (Vec<u8>, KeyPackagePrivateKeys) {
         let params = KeyPackageParams {
             suite,
-            credential: Credential::Basic {
-                identity: self.name.as_bytes(),
-            },
+            credential: Credential::Basic { identity: self.name.as_bytes() },
             lifetime,
             leaf_extensions: Extensions::default(),
             extensions: Extensions::default(),
@@ -165,8 +139,7 @@ impl Member {
             supported_proposals: U16List::default(),
         };
         let mut out = vec![0u8; 2048];
-        let (bytes, keys) =
-            KeyPackage::generate(&params, &self.signer, &mut self.rng, &mut out).unwrap();
+        let (bytes, keys) = KeyPackage::generate(&params, &self.signer, &mut self.rng, &mut out).unwrap();
         (bytes.to_vec(), keys)
     }
 
@@ -175,18 +148,10 @@ impl Member {
     }
 
     fn template(&self) -> LeafTemplate<'static> {
-        let sk: &'static [u8] = Box::leak(
-            self.signer
-                .public_key()
-                .as_bytes()
-                .to_vec()
-                .into_boxed_slice(),
-        );
+        let sk: &'static [u8] = Box::leak(self.signer.public_key().as_bytes().to_vec().into_boxed_slice());
         LeafTemplate {
             signature_key: sk,
-            credential: Credential::Basic {
-                identity: self.name.as_bytes(),
-            },
+            credential: Credential::Basic { identity: self.name.as_bytes() },
             capabilities: caps(),
             extensions: Extensions::default(),
         }
@@ -212,31 +177,15 @@ impl Member {
             authenticated_data: b"",
             leaf: Some(self.template()),
         };
-        let bufs = CommitBuffers {
-            message: &mut m,
-            welcome: &mut w,
-            group_info: &mut gi,
-        };
-        let out =
-            self.group
-                .commit_in_memory(&opts, psks, NOW, &mut self.rng, &Sequential, bufs)?;
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+        let out = self.group.commit_in_memory(&opts, psks, NOW, &mut self.rng, &Sequential, bufs)?;
         Ok((out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec)))
     }
 
     /// Commits `proposals` and pending proposals as a PublicMessage, merges.
-    fn commit(
-        &mut self,
-        proposals: &[Proposal<'_>],
-        force_path: bool,
-    ) -> (Vec<u8>, Option<Vec<u8>>) {
+    fn commit(&mut self, proposals: &[Proposal<'_>], force_path: bool) -> (Vec<u8>, Option<Vec<u8>>) {
         let out = self
-            .try_commit(
-                proposals,
-                true,
-                force_path,
-                WireFormatPolicy::Public,
-                &NoPsks,
-            )
+            .try_commit(proposals, true, force_path, WireFormatPolicy::Public, &NoPsks)
             .unwrap_or_else(|e| panic!("{}: commit: {e:?}", self.name));
         self.group.merge_staged_commit_in_memory().unwrap();
         out
@@ -265,21 +214,11 @@ impl Member {
 
     fn propose(&mut self, proposal: &Proposal<'_>) -> Vec<u8> {
         let mut out = vec![0u8; 8192];
-        self.group
-            .propose(proposal, WireFormatPolicy::Public, &mut self.rng, &mut out)
-            .unwrap()
-            .to_vec()
+        self.group.propose(proposal, WireFormatPolicy::Public, &mut self.rng, &mut out).unwrap().to_vec()
     }
 
-    fn join_with(
-        &mut self,
-        welcome: &[u8],
-        kp: &[u8],
-        keys: &KeyPackagePrivateKeys,
-        config: GroupConfig,
-    ) {
-        self.try_join(welcome, kp, keys, None, config)
-            .unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
+    fn join_with(&mut self, welcome: &[u8], kp: &[u8], keys: &KeyPackagePrivateKeys, config: GroupConfig) {
+        self.try_join(welcome, kp, keys, None, config).unwrap_or_else(|e| panic!("{}: join: {e:?}", self.name));
     }
 
     fn try_join(
@@ -305,11 +244,7 @@ impl Member {
 
     fn send(&mut self, data: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; data.len() + 512];
-        let n = self
-            .group
-            .protect_application_in_memory(data, b"", 0, &mut self.rng, &mut out)
-            .unwrap()
-            .len();
+        let n = self.group.protect_application_in_memory(data, b"", 0, &mut self.rng, &mut out).unwrap().len();
         out.truncate(n);
         out
     }
@@ -359,21 +294,10 @@ impl Member {
             };
         }
         let mut exporter = vec![0u8; 32];
-        self.group
-            .export_secret(b"snapshot", b"", &mut exporter)
-            .unwrap();
+        self.group.export_secret(b"snapshot", b"", &mut exporter).unwrap();
         if !self.group.has_staged_commit() {
-            let tree_hash = self
-                .group
-                .tree_slices_for_testing()
-                .root_tree_hash()
-                .unwrap();
-            assert_eq!(
-                self.group.state_for_testing().tree_hash,
-                tree_hash,
-                "{}: the kept tree hash is not the tree's",
-                self.name
-            );
+            let tree_hash = self.group.tree_slices_for_testing().root_tree_hash().unwrap();
+            assert_eq!(self.group.state_for_testing().tree_hash, tree_hash, "{}: the kept tree hash is not the tree's", self.name);
         }
         Snapshot {
             inactive: false,
@@ -381,13 +305,7 @@ impl Member {
             own_leaf: self.group.own_leaf(),
             authenticator: self.group.epoch_authenticator().to_vec(),
             exporter,
-            tree_hash: self
-                .group
-                .tree_slices_for_testing()
-                .root_tree_hash()
-                .unwrap()
-                .as_bytes()
-                .to_vec(),
+            tree_hash: self.group.tree_slices_for_testing().root_tree_hash().unwrap().as_bytes().to_vec(),
             tree: self.tree_bytes(),
         }
     }
@@ -418,10 +336,7 @@ fn fixture_with(config: GroupConfig) -> Fx {
         extensions: Extensions::default(),
         config,
     };
-    alice
-        .group
-        .create(&params, &alice.signer.clone(), &mut alice.rng)
-        .unwrap();
+    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
     let (bob_kp, bob_keys) = bob.key_package();
     let (carol_kp, carol_keys) = carol.key_package();
     let adds = [add(&bob_kp), add(&carol_kp)];
@@ -444,11 +359,7 @@ impl Fx {
         for m in [&mut self.bob, &mut self.carol] {
             let s = m.snapshot();
             assert_eq!(s.epoch, first.epoch, "{} epoch", m.name);
-            assert_eq!(
-                s.authenticator, first.authenticator,
-                "{} epoch authenticator",
-                m.name
-            );
+            assert_eq!(s.authenticator, first.authenticator, "{} epoch authenticator", m.name);
             assert_eq!(s.exporter, first.exporter, "{} exporter", m.name);
             assert_eq!(s.tree_hash, first.tree_hash, "{} tree hash", m.name);
         }
@@ -470,9 +381,7 @@ impl Fx {
 }
 
 fn add(kp: &[u8]) -> Proposal<'_> {
-    Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(kp).unwrap(),
-    })
+    Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).unwrap() })
 }
 
 fn remove(leaf: u32) -> Proposal<'static> {
@@ -480,18 +389,11 @@ fn remove(leaf: u32) -> Proposal<'static> {
 }
 
 fn external_psk<'a>(id: &'a [u8], nonce: &'a [u8]) -> Proposal<'a> {
-    Proposal::PreSharedKey(PreSharedKey {
-        psk: PreSharedKeyId {
-            psk: Psk::External { psk_id: id },
-            psk_nonce: nonce,
-        },
-    })
+    Proposal::PreSharedKey(PreSharedKey { psk: PreSharedKeyId { psk: Psk::External { psk_id: id }, psk_nonce: nonce } })
 }
 
 fn gce(body: &[u8]) -> Proposal<'_> {
-    Proposal::GroupContextExtensions(GroupContextExtensions {
-        extensions: Extensions::from_body(body).unwrap(),
-    })
+    Proposal::GroupContextExtensions(GroupContextExtensions { extensions: Extensions::from_body(body).unwrap() })
 }
 
 /// The body of an `Extension extensions<V>` with one extension.
@@ -516,10 +418,7 @@ fn required_extensions(exts: &[u16]) -> Vec<u8> {
 
 /// Every proposal by value.
 fn by_value<'a>(proposals: &[Proposal<'a>]) -> Vec<ProposalOrRef<'a>> {
-    proposals
-        .iter()
-        .map(|p| ProposalOrRef::Proposal(*p))
-        .collect()
+    proposals.iter().map(|p| ProposalOrRef::Proposal(*p)).collect()
 }
 
 fn encode_list(list: &[ProposalOrRef<'_>]) -> Vec<u8> {
@@ -536,12 +435,7 @@ fn encode_list(list: &[ProposalOrRef<'_>]) -> Vec<u8> {
 /// A Commit from `m` with the proposal list `list` and `path`, as a
 /// PublicMessage signed and MACed for the current epoch, with confirmation
 /// tag `tag`.
-fn craft_commit_with(
-    m: &mut Member,
-    list: &[ProposalOrRef<'_>],
-    path: Option<UpdatePath<'_>>,
-    tag: &[u8],
-) -> Vec<u8> {
+fn craft_commit_with(m: &mut Member, list: &[ProposalOrRef<'_>], path: Option<UpdatePath<'_>>, tag: &[u8]) -> Vec<u8> {
     let gc_bytes = m.context();
     let gc = EncodedGroupContext::decode(&gc_bytes).unwrap();
     let body = encode_list(list);
@@ -556,19 +450,12 @@ fn craft_commit_with(
     };
     let mut out = vec![0u8; 256 * 1024];
     let signed = public_message::sign(&gc, &m.signer, &content, &mut out).unwrap();
-    signed
-        .finish(Some(tag), Some(&state.secrets.membership_key))
-        .unwrap()
-        .to_vec()
+    signed.finish(Some(tag), Some(&state.secrets.membership_key)).unwrap().to_vec()
 }
 
 /// [`craft_commit_with`] a placeholder confirmation tag: for lists that are
 /// refused before the tag is checked.
-fn craft_commit(
-    m: &mut Member,
-    list: &[ProposalOrRef<'_>],
-    path: Option<UpdatePath<'_>>,
-) -> Vec<u8> {
+fn craft_commit(m: &mut Member, list: &[ProposalOrRef<'_>], path: Option<UpdatePath<'_>>) -> Vec<u8> {
     craft_commit_with(m, list, path, &[0x55; 32])
 }
 
@@ -578,18 +465,8 @@ fn refuse(m: &mut Member, msg: &[u8], psks: &dyn PskStore, want: ReceiveError) {
     let mut buf = msg.to_vec();
     let got = m.group.process_message_in_memory(&mut buf, psks, NOW).err();
     assert_eq!(got, Some(want), "{}", m.name);
-    assert_eq!(
-        m.snapshot(),
-        before,
-        "{}: a refused message changed the group",
-        m.name
-    );
-    assert_eq!(
-        m.group.merge_staged_commit_in_memory(),
-        Err(GroupError::NothingStaged),
-        "{}: something was staged",
-        m.name
-    );
+    assert_eq!(m.snapshot(), before, "{}: a refused message changed the group", m.name);
+    assert_eq!(m.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged), "{}: something was staged", m.name);
 }
 
 /// [`refuse`] of a Commit for `code`.
@@ -608,46 +485,17 @@ fn refuse_create(
     want: CommitError,
 ) {
     let before = m.snapshot();
-    let got = m
-        .try_commit(
-            proposals,
-            include_pending,
-            false,
-            WireFormatPolicy::Public,
-            psks,
-        )
-        .err();
-    assert_eq!(
-        got,
-        Some(CreateCommitError::Commit(want)),
-        "{}: creation",
-        m.name
-    );
-    assert_eq!(
-        m.snapshot(),
-        before,
-        "{}: a refused commit changed the group",
-        m.name
-    );
-    assert_eq!(
-        m.group.merge_staged_commit_in_memory(),
-        Err(GroupError::NothingStaged),
-        "{}: something was staged",
-        m.name
-    );
+    let got = m.try_commit(proposals, include_pending, false, WireFormatPolicy::Public, psks).err();
+    assert_eq!(got, Some(CreateCommitError::Commit(want)), "{}: creation", m.name);
+    assert_eq!(m.snapshot(), before, "{}: a refused commit changed the group", m.name);
+    assert_eq!(m.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged), "{}: something was staged", m.name);
 }
 
 /// Alice commits `proposals` and every valid pending proposal (her
 /// [`Group::commit`] leaves out the invalid ones); Bob and Carol process it.
 /// Returns the summary Bob staged.
-fn commit_pending(
-    fx: &mut Fx,
-    proposals: &[Proposal<'_>],
-) -> mls_nostd::group::StagedCommitSummary {
-    let (commit, _) = fx
-        .alice
-        .try_commit(proposals, true, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+fn commit_pending(fx: &mut Fx, proposals: &[Proposal<'_>]) -> mls_nostd::group::StagedCommitSummary {
+    let (commit, _) = fx.alice.try_commit(proposals, true, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     let mut m = commit.clone();
     let summary = match fx.bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
@@ -664,10 +512,7 @@ fn commit_pending(
 /// checks the group is usable: the receivers' state after a refusal is the
 /// one every member builds on.
 fn valid_commit_then_usable(fx: &mut Fx, proposals: &[Proposal<'_>], psks: &dyn PskStore) {
-    let (commit, _) = fx
-        .alice
-        .try_commit(proposals, false, true, WireFormatPolicy::Public, psks)
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(proposals, false, true, WireFormatPolicy::Public, psks).unwrap();
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit_with(&commit, psks);
     fx.carol.receive_commit_with(&commit, psks);
@@ -684,8 +529,7 @@ fn remac(m: &mut Member, msg: &mut [u8]) {
         let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(msg).unwrap().body else {
             panic!("not a PublicMessage")
         };
-        let tbs =
-            FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, pm.content_bytes(), &gc).unwrap();
+        let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, pm.content_bytes(), &gc).unwrap();
         tbs.membership_tag(SUITE, &key, &pm.auth).unwrap()
     };
     let n = msg.len();
@@ -713,43 +557,22 @@ fn private_offsets(msg: &[u8]) -> (std::ops::Range<usize>, usize) {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("needle present")
+    haystack.windows(needle.len()).position(|w| w == needle).expect("needle present")
 }
 
 /// An `update` LeafNode for `m`'s leaf `i`: its current fields with source
 /// `update` and `encryption_key` replaced, signed by `signer`.
-fn update_leaf(
-    m: &mut Member,
-    i: u32,
-    encryption_key: &[u8],
-    signer: &SignaturePrivateKey,
-) -> Vec<u8> {
+fn update_leaf(m: &mut Member, i: u32, encryption_key: &[u8], signer: &SignaturePrivateKey) -> Vec<u8> {
     let current = m.leaf(i);
     let leaf = LeafNode::decode_exact(&current).unwrap();
-    let fields = LeafNodeFields {
-        encryption_key,
-        source: LeafNodeSource::Update,
-        ..leaf.fields
-    };
-    let ctx = LeafNodeContext {
-        group_id: GROUP_ID,
-        leaf_index: i,
-    };
+    let fields = LeafNodeFields { encryption_key, source: LeafNodeSource::Update, ..leaf.fields };
+    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: i };
     let mut out = vec![0u8; 2048];
-    LeafNode::sign_into(SUITE, &fields, Some(ctx), signer, &mut out)
-        .unwrap()
-        .to_vec()
+    LeafNode::sign_into(SUITE, &fields, Some(ctx), signer, &mut out).unwrap().to_vec()
 }
 
 fn fresh_key(seed: u8) -> Vec<u8> {
-    derive_key_pair(SUITE, &[seed; 32])
-        .unwrap()
-        .1
-        .as_bytes()
-        .to_vec()
+    derive_key_pair(SUITE, &[seed; 32]).unwrap().1.as_bytes().to_vec()
 }
 
 // ---------------------------------------------------------------------------
@@ -761,33 +584,14 @@ fn fresh_key(seed: u8) -> Vec<u8> {
 #[test]
 fn public_message_bad_signature() {
     let mut fx = fixture();
-    let (commit, _) = fx
-        .alice
-        .try_commit(
-            &[remove(2)],
-            false,
-            false,
-            WireFormatPolicy::Public,
-            &NoPsks,
-        )
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[remove(2)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
     // signature<V> (64) | confirmation_tag<V> (32) | membership_tag<V> (32)
     let sig_byte = commit.len() - 33 - 33 - 10;
     let tampered = flip(&commit, sig_byte);
-    refuse(
-        &mut fx.bob,
-        &tampered,
-        &NoPsks,
-        ReceiveError::Protection(ProtectionError::BadMembershipTag),
-    );
+    refuse(&mut fx.bob, &tampered, &NoPsks, ReceiveError::Protection(ProtectionError::BadMembershipTag));
     let mut remaced = tampered.clone();
     remac(&mut fx.bob, &mut remaced);
-    refuse(
-        &mut fx.bob,
-        &remaced,
-        &NoPsks,
-        ReceiveError::Protection(ProtectionError::BadSignature),
-    );
+    refuse(&mut fx.bob, &remaced, &NoPsks, ReceiveError::Protection(ProtectionError::BadSignature));
     // A proposal signed by another member's key under Alice's name.
     let mut out = vec![0u8; 4096];
     let gc = fx.bob.context();
@@ -799,32 +603,16 @@ fn public_message_bad_signature() {
         authenticated_data: b"",
         content: Content::Proposal(remove(2)),
     };
-    let key = fx
-        .bob
-        .group
-        .state_for_testing()
-        .secrets
-        .membership_key
-        .clone();
-    let forged = public_message::protect(&gc, &fx.carol.signer, &content, Some(&key), &mut out)
-        .unwrap()
-        .to_vec();
-    refuse(
-        &mut fx.bob,
-        &forged,
-        &NoPsks,
-        ReceiveError::Protection(ProtectionError::BadSignature),
-    );
+    let key = fx.bob.group.state_for_testing().secrets.membership_key.clone();
+    let forged = public_message::protect(&gc, &fx.carol.signer, &content, Some(&key), &mut out).unwrap().to_vec();
+    refuse(&mut fx.bob, &forged, &NoPsks, ReceiveError::Protection(ProtectionError::BadSignature));
 
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     assert!(fx.carol.receive_commit_removed(&commit));
     let m = fx.alice.send(b"after");
     assert_eq!(fx.bob.receive_app(&m), b"after");
-    assert_eq!(
-        fx.alice.snapshot().authenticator,
-        fx.bob.snapshot().authenticator
-    );
+    assert_eq!(fx.alice.snapshot().authenticator, fx.bob.snapshot().authenticator);
 }
 
 impl Member {
@@ -847,18 +635,8 @@ fn public_message_bad_membership_tag() {
     let mut fx = fixture();
     let proposal = fx.alice.propose(&remove(2));
     let n = proposal.len();
-    refuse(
-        &mut fx.bob,
-        &flip(&proposal, n - 1),
-        &NoPsks,
-        ReceiveError::Protection(ProtectionError::BadMembershipTag),
-    );
-    refuse(
-        &mut fx.bob,
-        &flip(&proposal, n - 40),
-        &NoPsks,
-        ReceiveError::Protection(ProtectionError::BadMembershipTag),
-    );
+    refuse(&mut fx.bob, &flip(&proposal, n - 1), &NoPsks, ReceiveError::Protection(ProtectionError::BadMembershipTag));
+    refuse(&mut fx.bob, &flip(&proposal, n - 40), &NoPsks, ReceiveError::Protection(ProtectionError::BadMembershipTag));
     fx.bob.receive_proposal(&proposal);
     fx.carol.receive_proposal(&proposal);
     let (commit, _) = fx.alice.commit(&[], false);
@@ -882,10 +660,7 @@ fn private_message_bad_sender_data() {
         ReceiveError::Protection(ProtectionError::SenderDataDecryptionFailed),
     );
     assert_eq!(fx.bob.receive_app(&m), b"hello");
-    let (commit, _) = fx
-        .alice
-        .try_commit(&[], false, true, WireFormatPolicy::Private, &NoPsks)
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Private, &NoPsks).unwrap();
     let (sender_data, _) = private_offsets(&commit);
     refuse(
         &mut fx.carol,
@@ -913,16 +688,8 @@ fn private_message_bad_ciphertext() {
     refuse(&mut fx.bob, &flip(&m, m.len() - 1), &NoPsks, content);
     refuse(&mut fx.bob, &flip(&m, ct + 40), &NoPsks, content);
     assert_eq!(fx.bob.receive_app(&m), b"hello, this is a longer message");
-    let (commit, _) = fx
-        .alice
-        .try_commit(&[], false, true, WireFormatPolicy::Private, &NoPsks)
-        .unwrap();
-    refuse(
-        &mut fx.carol,
-        &flip(&commit, commit.len() - 20),
-        &NoPsks,
-        content,
-    );
+    let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Private, &NoPsks).unwrap();
+    refuse(&mut fx.carol, &flip(&commit, commit.len() - 20), &NoPsks, content);
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
@@ -956,12 +723,7 @@ fn application_replay() {
 /// A generation further ahead than the receiver's `max_forward_distance`.
 #[test]
 fn application_too_far_ahead() {
-    let config = GroupConfig {
-        secret_tree: SecretTreeConfig {
-            max_forward_distance: 4,
-        },
-        ..GroupConfig::default()
-    };
+    let config = GroupConfig { secret_tree: SecretTreeConfig { max_forward_distance: 4 }, ..GroupConfig::default() };
     let mut fx = fixture_with(config);
     let msgs: Vec<Vec<u8>> = (0..6u8).map(|i| fx.alice.send(&[i])).collect();
     refuse(
@@ -983,33 +745,12 @@ fn application_too_far_ahead() {
 #[test]
 fn frm_group_wrong_group_id() {
     let mut fx = fixture();
-    let (commit, _) = fx
-        .alice
-        .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     // MLSMessage head (4), group_id<V> prefix (1), first byte.
-    refuse(
-        &mut fx.bob,
-        &flip(&commit, 5),
-        &NoPsks,
-        ReceiveError::Protection(ProtectionError::WrongGroupId),
-    );
+    refuse(&mut fx.bob, &flip(&commit, 5), &NoPsks, ReceiveError::Protection(ProtectionError::WrongGroupId));
     let m = fx.carol.send(b"x");
-    refuse(
-        &mut fx.bob,
-        &flip(&m, 5),
-        &NoPsks,
-        ReceiveError::Protection(ProtectionError::WrongGroupId),
-    );
-    direct(
-        &mut fx.bob,
-        b"other group",
-        2,
-        Sender::Member(0),
-        true,
-        CommitError::WrongGroupId,
-        "FRM-GROUP",
-    );
+    refuse(&mut fx.bob, &flip(&m, 5), &NoPsks, ReceiveError::Protection(ProtectionError::WrongGroupId));
+    direct(&mut fx.bob, b"other group", 2, Sender::Member(0), true, CommitError::WrongGroupId, "FRM-GROUP");
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
@@ -1020,53 +761,29 @@ fn frm_group_wrong_group_id() {
 
 /// Hands [`Group::stage_commit`] (a Commit) or [`Group::store_proposal`] (a
 /// Proposal) a content as if verified, and expects `want`, the group unchanged.
-fn direct(
-    m: &mut Member,
-    group_id: &[u8],
-    epoch: u64,
-    sender: Sender,
-    commit: bool,
-    want: CommitError,
-    code: &str,
-) {
+fn direct(m: &mut Member, group_id: &[u8], epoch: u64, sender: Sender, commit: bool, want: CommitError, code: &str) {
     assert_eq!(want.code(), code);
-    let empty = Content::Commit(Commit {
-        proposals: ListView::EMPTY,
-        path: None,
-    });
+    let empty = Content::Commit(Commit { proposals: ListView::EMPTY, path: None });
     let content = FramedContent {
         group_id,
         epoch,
         sender,
         authenticated_data: b"",
-        content: if commit {
-            empty
-        } else {
-            Content::Proposal(remove(1))
-        },
+        content: if commit { empty } else { Content::Proposal(remove(1)) },
     };
     let mut buf = vec![0u8; 1024];
     let bytes = content.encode_to(&mut buf).unwrap();
     let tag = [0u8; 32];
-    let auth = FramedContentAuthData {
-        signature: &[0; 64],
-        confirmation_tag: commit.then_some(&tag[..]),
-    };
+    let auth = FramedContentAuthData { signature: &[0; 64], confirmation_tag: commit.then_some(&tag[..]) };
     let ac = AuthenticatedContent::from_parts(WIRE_FORMAT_PUBLIC_MESSAGE, bytes, auth).unwrap();
     let before = m.snapshot();
     if commit {
-        assert_eq!(
-            m.group.stage_commit_for_testing(&ac, &NoPsks, NOW).err(),
-            Some(want)
-        );
+        assert_eq!(m.group.stage_commit_for_testing(&ac, &NoPsks, NOW).err(), Some(want));
     } else {
         assert_eq!(m.group.store_proposal_for_testing(&ac).err(), Some(want));
     }
     assert_eq!(m.snapshot(), before);
-    assert_eq!(
-        m.group.merge_staged_commit_in_memory(),
-        Err(GroupError::NothingStaged)
-    );
+    assert_eq!(m.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged));
 }
 
 /// Messages of another epoch: a commit of the previous epoch, handshake
@@ -1076,28 +793,13 @@ fn direct(
 fn frm_epoch_wrong_epoch() {
     let mut fx = fixture();
     let old_app = fx.carol.send(b"epoch 2");
-    let (stale_commit, _) = fx
-        .carol
-        .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (stale_commit, _) = fx.carol.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.carol.group.discard_staged_commit();
-    let (stale_private, _) = fx
-        .carol
-        .try_commit(&[], false, true, WireFormatPolicy::Private, &NoPsks)
-        .unwrap();
+    let (stale_private, _) = fx.carol.try_commit(&[], false, true, WireFormatPolicy::Private, &NoPsks).unwrap();
     fx.carol.group.discard_staged_commit();
     let proposal = {
         let mut out = vec![0u8; 4096];
-        fx.carol
-            .group
-            .propose(
-                &remove(0),
-                WireFormatPolicy::Private,
-                &mut fx.carol.rng,
-                &mut out,
-            )
-            .unwrap()
-            .to_vec()
+        fx.carol.group.propose(&remove(0), WireFormatPolicy::Private, &mut fx.carol.rng, &mut out).unwrap().to_vec()
     };
     let (commit, _) = fx.alice.commit(&[], true);
     fx.bob.receive_commit(&commit);
@@ -1120,24 +822,8 @@ fn frm_epoch_wrong_epoch() {
     refuse(&mut fx.bob, &flip(&m, epoch_byte), &NoPsks, wrong_epoch);
     assert_eq!(fx.bob.receive_app(&m), b"now");
     let epoch = fx.bob.group.epoch();
-    direct(
-        &mut fx.bob,
-        GROUP_ID,
-        epoch + 1,
-        Sender::Member(0),
-        true,
-        CommitError::WrongEpoch,
-        "FRM-EPOCH",
-    );
-    direct(
-        &mut fx.bob,
-        GROUP_ID,
-        epoch - 1,
-        Sender::Member(0),
-        false,
-        CommitError::WrongEpoch,
-        "FRM-EPOCH",
-    );
+    direct(&mut fx.bob, GROUP_ID, epoch + 1, Sender::Member(0), true, CommitError::WrongEpoch, "FRM-EPOCH");
+    direct(&mut fx.bob, GROUP_ID, epoch - 1, Sender::Member(0), false, CommitError::WrongEpoch, "FRM-EPOCH");
     fx.usable();
 }
 
@@ -1154,40 +840,20 @@ fn frm_content_wrong_content_type() {
     };
     let mut buf = vec![0u8; 1024];
     let bytes = content.encode_to(&mut buf).unwrap();
-    let auth = FramedContentAuthData {
-        signature: &[0; 64],
-        confirmation_tag: None,
-    };
+    let auth = FramedContentAuthData { signature: &[0; 64], confirmation_tag: None };
     let ac = AuthenticatedContent::from_parts(WIRE_FORMAT_PUBLIC_MESSAGE, bytes, auth).unwrap();
     let before = fx.bob.snapshot();
     let want = CommitError::WrongContentType;
     assert_eq!(want.code(), "FRM-CONTENT");
-    assert_eq!(
-        fx.bob
-            .group
-            .stage_commit_for_testing(&ac, &NoPsks, NOW)
-            .err(),
-        Some(want)
-    );
-    let commit = FramedContent {
-        content: Content::Commit(Commit {
-            proposals: ListView::EMPTY,
-            path: None,
-        }),
-        ..content
-    };
+    assert_eq!(fx.bob.group.stage_commit_for_testing(&ac, &NoPsks, NOW).err(), Some(want));
+    let commit =
+        FramedContent { content: Content::Commit(Commit { proposals: ListView::EMPTY, path: None }), ..content };
     let mut buf = vec![0u8; 1024];
     let bytes = commit.encode_to(&mut buf).unwrap();
     let tag = [0u8; 32];
-    let auth = FramedContentAuthData {
-        signature: &[0; 64],
-        confirmation_tag: Some(&tag),
-    };
+    let auth = FramedContentAuthData { signature: &[0; 64], confirmation_tag: Some(&tag) };
     let ac = AuthenticatedContent::from_parts(WIRE_FORMAT_PUBLIC_MESSAGE, bytes, auth).unwrap();
-    assert_eq!(
-        fx.bob.group.store_proposal_for_testing(&ac).err(),
-        Some(want)
-    );
+    assert_eq!(fx.bob.group.store_proposal_for_testing(&ac).err(), Some(want));
     assert_eq!(fx.bob.snapshot(), before);
     fx.usable();
 }
@@ -1205,13 +871,7 @@ fn frm_sender_removed_member() {
     // leaked the membership key).
     let gc = fx.bob.context();
     let gc = EncodedGroupContext::decode(&gc).unwrap();
-    let key = fx
-        .bob
-        .group
-        .state_for_testing()
-        .secrets
-        .membership_key
-        .clone();
+    let key = fx.bob.group.state_for_testing().secrets.membership_key.clone();
     let unknown = ReceiveError::Protection(ProtectionError::UnknownSender);
     for leaf in [2, 9] {
         let content = FramedContent {
@@ -1222,80 +882,35 @@ fn frm_sender_removed_member() {
             content: Content::Proposal(remove(0)),
         };
         let mut out = vec![0u8; 4096];
-        let msg = public_message::protect(&gc, &fx.carol.signer, &content, Some(&key), &mut out)
-            .unwrap()
-            .to_vec();
+        let msg = public_message::protect(&gc, &fx.carol.signer, &content, Some(&key), &mut out).unwrap().to_vec();
         refuse(&mut fx.bob, &msg, &NoPsks, unknown);
     }
     // The removed member's own group refuses to work.
     assert_eq!(
-        fx.carol
-            .group
-            .protect_application_in_memory(b"x", b"", 0, &mut fx.carol.rng, &mut [0u8; 512])
-            .err(),
+        fx.carol.group.protect_application_in_memory(b"x", b"", 0, &mut fx.carol.rng, &mut [0u8; 512]).err(),
         Some(ReceiveError::Inactive)
     );
     assert_eq!(
-        fx.carol
-            .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-            .err(),
+        fx.carol.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).err(),
         Some(CreateCommitError::Inactive)
     );
     let mut out = vec![0u8; 4096];
     assert_eq!(
-        fx.carol
-            .group
-            .propose(
-                &remove(0),
-                WireFormatPolicy::Public,
-                &mut fx.carol.rng,
-                &mut out
-            )
-            .err(),
+        fx.carol.group.propose(&remove(0), WireFormatPolicy::Public, &mut fx.carol.rng, &mut out).err(),
         Some(CreateCommitError::Inactive)
     );
     let m = fx.alice.send(b"two of us");
     let before = fx.carol.snapshot();
-    assert_eq!(
-        fx.carol
-            .group
-            .process_message_in_memory(&mut m.clone(), &NoPsks, NOW)
-            .err(),
-        Some(ReceiveError::Inactive)
-    );
+    assert_eq!(fx.carol.group.process_message_in_memory(&mut m.clone(), &NoPsks, NOW).err(), Some(ReceiveError::Inactive));
     assert_eq!(fx.carol.snapshot(), before);
     assert_eq!(fx.bob.receive_app(&m), b"two of us");
-    for sender in [
-        Sender::Member(2),
-        Sender::Member(7),
-        Sender::External(0),
-        Sender::NewMemberProposal,
-    ] {
-        direct(
-            &mut fx.bob,
-            GROUP_ID,
-            3,
-            sender,
-            true,
-            CommitError::UnknownSender,
-            "FRM-SENDER",
-        );
+    for sender in [Sender::Member(2), Sender::Member(7), Sender::External(0), Sender::NewMemberProposal] {
+        direct(&mut fx.bob, GROUP_ID, 3, sender, true, CommitError::UnknownSender, "FRM-SENDER");
     }
-    direct(
-        &mut fx.bob,
-        GROUP_ID,
-        3,
-        Sender::Member(2),
-        false,
-        CommitError::UnknownSender,
-        "FRM-SENDER",
-    );
+    direct(&mut fx.bob, GROUP_ID, 3, Sender::Member(2), false, CommitError::UnknownSender, "FRM-SENDER");
     let (commit, _) = fx.bob.commit(&[], true);
     fx.alice.receive_commit(&commit);
-    assert_eq!(
-        fx.alice.snapshot().authenticator,
-        fx.bob.snapshot().authenticator
-    );
+    assert_eq!(fx.alice.snapshot().authenticator, fx.bob.snapshot().authenticator);
     assert_eq!(fx.alice.snapshot().tree_hash, fx.bob.snapshot().tree_hash);
 }
 
@@ -1316,17 +931,8 @@ fn frm_public_application_data() {
     let content_bytes = content.encode_to(&mut buf).unwrap().to_vec();
     let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, &content_bytes, &gc).unwrap();
     let signature = tbs.sign(SUITE, &fx.alice.signer).unwrap();
-    let auth = FramedContentAuthData {
-        signature: signature.as_ref(),
-        confirmation_tag: None,
-    };
-    let key = fx
-        .bob
-        .group
-        .state_for_testing()
-        .secrets
-        .membership_key
-        .clone();
+    let auth = FramedContentAuthData { signature: signature.as_ref(), confirmation_tag: None };
+    let key = fx.bob.group.state_for_testing().secrets.membership_key.clone();
     let mtag = tbs.membership_tag(SUITE, &key, &auth).unwrap();
     let mut msg = vec![0, 1, 0, 1];
     msg.extend_from_slice(&content_bytes);
@@ -1336,12 +942,7 @@ fn frm_public_application_data() {
     w.write_opaque(mtag.as_bytes()).unwrap();
     let n = w.len();
     msg.extend_from_slice(&tail[..n]);
-    refuse(
-        &mut fx.bob,
-        &msg,
-        &NoPsks,
-        ReceiveError::Protection(ProtectionError::WrongContentType),
-    );
+    refuse(&mut fx.bob, &msg, &NoPsks, ReceiveError::Protection(ProtectionError::WrongContentType));
     fx.usable();
 }
 
@@ -1351,25 +952,12 @@ fn not_a_group_message() {
     let mut fx = fixture();
     let mut dave = Member::new("dave", 4);
     let (kp, _) = dave.key_package();
-    let (_, welcome) = fx
-        .alice
-        .try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (_, welcome) = fx.alice.try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.alice.group.discard_staged_commit();
-    refuse(
-        &mut fx.bob,
-        &welcome.unwrap(),
-        &NoPsks,
-        ReceiveError::NotAGroupMessage,
-    );
+    refuse(&mut fx.bob, &welcome.unwrap(), &NoPsks, ReceiveError::NotAGroupMessage);
     let mut kp_message = vec![0, 1, 0, 5];
     kp_message.extend_from_slice(&kp);
-    refuse(
-        &mut fx.bob,
-        &kp_message,
-        &NoPsks,
-        ReceiveError::NotAGroupMessage,
-    );
+    refuse(&mut fx.bob, &kp_message, &NoPsks, ReceiveError::NotAGroupMessage);
     fx.usable();
 }
 
@@ -1403,10 +991,7 @@ fn prl_ref_unknown_reference() {
     refuse_commit(&mut fx.bob, &msg, &NoPsks, unknown, "PRL-REF");
     let (commit, _) = fx.alice.commit(&[], true);
     fx.bob.receive_commit(&commit);
-    assert_eq!(
-        fx.alice.snapshot().authenticator,
-        fx.bob.snapshot().authenticator
-    );
+    assert_eq!(fx.alice.snapshot().authenticator, fx.bob.snapshot().authenticator);
 }
 
 /// The committer's own Update, by value or by reference (§12.2).
@@ -1416,9 +1001,7 @@ fn prl_upd_self_update_from_committer() {
     let new_key = fresh_key(1);
     let signer = fx.alice.signer.clone();
     let leaf = update_leaf(&mut fx.alice, 0, &new_key, &signer);
-    let update = Proposal::Update(Update {
-        leaf_node: LeafNode::decode_exact(&leaf).unwrap(),
-    });
+    let update = Proposal::Update(Update { leaf_node: LeafNode::decode_exact(&leaf).unwrap() });
     let want = CommitError::UpdateFromCommitter;
     let msg = craft_commit(&mut fx.alice, &by_value(&[update]), None);
     refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "PRL-UPD-SELF");
@@ -1466,22 +1049,15 @@ fn prl_upd_rem_dup_same_leaf_twice() {
     let key = fresh_key(2);
     let signer = fx.bob.signer.clone();
     let leaf = update_leaf(&mut fx.bob, 1, &key, &signer);
-    let update = Proposal::Update(Update {
-        leaf_node: LeafNode::decode_exact(&leaf).unwrap(),
-    });
+    let update = Proposal::Update(Update { leaf_node: LeafNode::decode_exact(&leaf).unwrap() });
     let proposal = fx.bob.propose(&update);
     let reference = fx.alice.receive_proposal(&proposal);
     fx.carol.receive_proposal(&proposal);
-    let list = [
-        ProposalOrRef::Reference(&reference),
-        ProposalOrRef::Proposal(remove(1)),
-    ];
+    let list = [ProposalOrRef::Reference(&reference), ProposalOrRef::Proposal(remove(1))];
     let msg = craft_commit(&mut fx.alice, &list, None);
     refuse_commit(&mut fx.carol, &msg, &NoPsks, want, "PRL-UPD-REM-DUP");
     // Alice's own commit prefers the Remove and leaves the Update out.
-    fx.alice
-        .try_commit(&[remove(1)], true, false, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    fx.alice.try_commit(&[remove(1)], true, false, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.alice.group.discard_staged_commit();
     valid_commit_then_usable(&mut fx, &[], &NoPsks);
 }
@@ -1513,16 +1089,7 @@ fn prl_add_dup_same_client_twice() {
         refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "PRL-ADD-DUP");
         refuse_create(&mut fx.alice, &adds, false, &NoPsks, want);
     }
-    let (commit, welcome) = fx
-        .alice
-        .try_commit(
-            &[add(&kp2)],
-            false,
-            false,
-            WireFormatPolicy::Public,
-            &NoPsks,
-        )
-        .unwrap();
+    let (commit, welcome) = fx.alice.try_commit(&[add(&kp2)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
@@ -1546,25 +1113,12 @@ fn prl_add_member_existing_member() {
     let msg = craft_commit(&mut fx.alice, &by_value(&[add(&alice_again)]), None);
     refuse_commit(&mut fx.carol, &msg, &NoPsks, want, "PRL-ADD-MEMBER");
     // With a Remove of Bob, Bob's new KeyPackage is valid: he rejoins.
-    let (commit, welcome) = fx
-        .alice
-        .try_commit(
-            &[remove(1), add(&bob_again)],
-            false,
-            false,
-            WireFormatPolicy::Public,
-            &NoPsks,
-        )
-        .unwrap();
+    let (commit, welcome) =
+        fx.alice.try_commit(&[remove(1), add(&bob_again)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.carol.receive_commit(&commit);
     assert!(fx.bob.receive_commit_removed(&commit));
-    fx.bob.join_with(
-        &welcome.unwrap(),
-        &bob_again,
-        &bob_keys,
-        GroupConfig::default(),
-    );
+    fx.bob.join_with(&welcome.unwrap(), &bob_again, &bob_keys, GroupConfig::default());
     fx.agree();
     fx.usable();
 }
@@ -1575,38 +1129,12 @@ fn prl_add_member_existing_member() {
 fn prp_add_kp_invalid_key_package() {
     let mut fx = fixture();
     let mut dave = Member::new("dave", 4);
-    let expired = dave
-        .key_package_with(
-            SUITE,
-            Lifetime {
-                not_before: NOW - 1000,
-                not_after: NOW - 1,
-            },
-        )
-        .0;
-    let too_long = dave
-        .key_package_with(
-            SUITE,
-            Lifetime {
-                not_before: NOW - 1,
-                not_after: NOW + 365 * 86_400,
-            },
-        )
-        .0;
-    let other_suite = dave
-        .key_package_with(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, LIFETIME)
-        .0;
+    let expired = dave.key_package_with(SUITE, Lifetime { not_before: NOW - 1000, not_after: NOW - 1 }).0;
+    let too_long = dave.key_package_with(SUITE, Lifetime { not_before: NOW - 1, not_after: NOW + 365 * 86_400 }).0;
+    let other_suite = dave.key_package_with(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, LIFETIME).0;
     let (valid, _) = dave.key_package();
     let bad_signature = flip(&valid, valid.len() - 1);
-    let not_yet = dave
-        .key_package_with(
-            SUITE,
-            Lifetime {
-                not_before: NOW + 100,
-                not_after: NOW + 1000,
-            },
-        )
-        .0;
+    let not_yet = dave.key_package_with(SUITE, Lifetime { not_before: NOW + 100, not_after: NOW + 1000 }).0;
     for (kp, e) in [
         (&expired, KeyPackageError::Expired),
         (&not_yet, KeyPackageError::Expired),
@@ -1622,32 +1150,19 @@ fn prp_add_kp_invalid_key_package() {
     // Hand-made KeyPackages of Dave's, each breaking one rule of §10.1/§7.3.
     let view = KeyPackage::decode_exact(&valid).unwrap();
     let base = view.tbs.leaf_node.fields;
-    let ctx = LeafNodeContext {
-        group_id: GROUP_ID,
-        leaf_index: 3,
-    };
+    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: 3 };
     let x509_only = [0u8, 2];
     let two = [extension(EXT_X, b"a"), extension(EXT_X, b"b")].concat();
     let unlisted = extension(0xff01, b"x");
     let cases = [
         (
-            kp_with(
-                &dave.signer,
-                &base,
-                None,
-                2,
-                view.tbs.init_key,
-                Extensions::default(),
-            ),
+            kp_with(&dave.signer, &base, None, 2, view.tbs.init_key, Extensions::default()),
             KeyPackageError::WrongVersion,
         ),
         (
             kp_with(
                 &dave.signer,
-                &LeafNodeFields {
-                    source: LeafNodeSource::Update,
-                    ..base
-                },
+                &LeafNodeFields { source: LeafNodeSource::Update, ..base },
                 Some(ctx),
                 1,
                 view.tbs.init_key,
@@ -1656,14 +1171,7 @@ fn prp_add_kp_invalid_key_package() {
             KeyPackageError::WrongLeafSource,
         ),
         (
-            kp_with(
-                &dave.signer,
-                &base,
-                None,
-                1,
-                base.encryption_key,
-                Extensions::default(),
-            ),
+            kp_with(&dave.signer, &base, None, 1, base.encryption_key, Extensions::default()),
             KeyPackageError::InitKeyReused,
         ),
         (
@@ -1684,23 +1192,13 @@ fn prp_add_kp_invalid_key_package() {
             KeyPackageError::UnsupportedCredential,
         ),
         (
-            kp_with(
-                &dave.signer,
-                &base,
-                None,
-                1,
-                view.tbs.init_key,
-                Extensions::from_body(&two).unwrap(),
-            ),
+            kp_with(&dave.signer, &base, None, 1, view.tbs.init_key, Extensions::from_body(&two).unwrap()),
             KeyPackageError::DuplicateExtension,
         ),
         (
             kp_with(
                 &dave.signer,
-                &LeafNodeFields {
-                    extensions: Extensions::from_body(&unlisted).unwrap(),
-                    ..base
-                },
+                &LeafNodeFields { extensions: Extensions::from_body(&unlisted).unwrap(), ..base },
                 None,
                 1,
                 view.tbs.init_key,
@@ -1709,35 +1207,18 @@ fn prp_add_kp_invalid_key_package() {
             KeyPackageError::UnsupportedExtension,
         ),
         (
-            kp_with(
-                &fx.carol.signer,
-                &base,
-                None,
-                1,
-                view.tbs.init_key,
-                Extensions::default(),
-            ),
+            kp_with(&fx.carol.signer, &base, None, 1, view.tbs.init_key, Extensions::default()),
             KeyPackageError::InvalidLeafSignature,
         ),
         (
-            kp_with(
-                &dave.signer,
-                &base,
-                None,
-                1,
-                &view.tbs.init_key[..31],
-                Extensions::default(),
-            ),
+            kp_with(&dave.signer, &base, None, 1, &view.tbs.init_key[..31], Extensions::default()),
             KeyPackageError::InvalidKey,
         ),
         (
             kp_with(
                 &dave.signer,
                 &LeafNodeFields {
-                    capabilities: Capabilities {
-                        versions: U16List::default(),
-                        ..base.capabilities
-                    },
+                    capabilities: Capabilities { versions: U16List::default(), ..base.capabilities },
                     ..base
                 },
                 None,
@@ -1768,9 +1249,7 @@ fn kp_with(
     extensions: Extensions<'_>,
 ) -> Vec<u8> {
     let mut leaf_buf = vec![0u8; 2048];
-    let leaf = LeafNode::sign_into(SUITE, fields, ctx, signer, &mut leaf_buf)
-        .unwrap()
-        .to_vec();
+    let leaf = LeafNode::sign_into(SUITE, fields, ctx, signer, &mut leaf_buf).unwrap().to_vec();
     let tbs = KeyPackageTbs {
         version,
         cipher_suite: SUITE.to_u16(),
@@ -1779,9 +1258,7 @@ fn kp_with(
         extensions,
     };
     let mut out = vec![0u8; 4096];
-    KeyPackage::sign_into(SUITE, &tbs, signer, &mut out)
-        .unwrap()
-        .to_vec()
+    KeyPackage::sign_into(SUITE, &tbs, signer, &mut out).unwrap().to_vec()
 }
 
 /// An Update whose leaf is invalid (§12.1.2, §7.3): not of source `update`,
@@ -1792,19 +1269,13 @@ fn prp_upd_leaf_invalid_update() {
     let want = CommitError::InvalidUpdateLeaf;
     let signer = fx.bob.signer.clone();
     let current = fx.bob.leaf(1);
-    let old_key = LeafNode::decode_exact(&current)
-        .unwrap()
-        .fields
-        .encryption_key
-        .to_vec();
+    let old_key = LeafNode::decode_exact(&current).unwrap().fields.encryption_key.to_vec();
     let same_key = update_leaf(&mut fx.bob, 1, &old_key, &signer);
     let fresh = update_leaf(&mut fx.bob, 1, &fresh_key(3), &signer);
     let bad_signature = flip(&fresh, fresh.len() - 1);
     let wrong_signer = update_leaf(&mut fx.bob, 1, &fresh_key(3), &fx.carol.signer.clone());
     for leaf in [&current, &same_key, &bad_signature, &wrong_signer] {
-        let update = Proposal::Update(Update {
-            leaf_node: LeafNode::decode_exact(leaf).unwrap(),
-        });
+        let update = Proposal::Update(Update { leaf_node: LeafNode::decode_exact(leaf).unwrap() });
         let proposal = fx.bob.propose(&update);
         let reference = fx.alice.receive_proposal(&proposal);
         fx.carol.receive_proposal(&proposal);
@@ -1832,11 +1303,7 @@ fn prl_psk_dup_same_psk_twice() {
         refuse_commit(&mut fx.bob, &msg, &psks, want, "PRL-PSK-DUP");
         refuse_create(&mut fx.alice, &list, false, &psks, want);
     }
-    valid_commit_then_usable(
-        &mut fx,
-        &[external_psk(b"psk-1", &n1), external_psk(b"psk-2", &n2)],
-        &psks,
-    );
+    valid_commit_then_usable(&mut fx, &[external_psk(b"psk-1", &n1), external_psk(b"psk-2", &n2)], &psks);
 }
 
 /// Regression (found by the interop tests against OpenMLS and mls-rs): one
@@ -1849,11 +1316,7 @@ fn prl_psk_dup_same_psk_fresh_nonces_is_valid() {
     let mut fx = fixture();
     let psks = Psks::with(&[b"psk-1"]);
     let (n1, n2) = ([1u8; 32], [2u8; 32]);
-    valid_commit_then_usable(
-        &mut fx,
-        &[external_psk(b"psk-1", &n1), external_psk(b"psk-1", &n2)],
-        &psks,
-    );
+    valid_commit_then_usable(&mut fx, &[external_psk(b"psk-1", &n1), external_psk(b"psk-1", &n2)], &psks);
 }
 
 /// Regression (issue #13): two pending PreSharedKey proposals with the same
@@ -1883,9 +1346,7 @@ fn prl_psk_dup_pending_duplicates_dropped() {
         fx.alice.group.merge_staged_commit_in_memory().unwrap();
         let mut m = commit.clone();
         match fx.bob.group.process_message_in_memory(&mut m, &psks, NOW) {
-            Ok(Received::Commit(s)) => {
-                assert_eq!(s.psks, 1, "by value {by_value}: the PSK is injected once")
-            }
+            Ok(Received::Commit(s)) => assert_eq!(s.psks, 1, "by value {by_value}: the PSK is injected once"),
             other => panic!("bob: {other:?}"),
         }
         fx.bob.group.merge_staged_commit_in_memory().unwrap();
@@ -1906,45 +1367,24 @@ fn prp_psk_unknown_psk() {
     let nonce = [1u8; 32];
     let reinit = Proposal::PreSharedKey(PreSharedKey {
         psk: PreSharedKeyId {
-            psk: Psk::Resumption {
-                usage: ResumptionPskUsage::Reinit,
-                psk_group_id: GROUP_ID,
-                psk_epoch: 1,
-            },
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Reinit, psk_group_id: GROUP_ID, psk_epoch: 1 },
             psk_nonce: &nonce,
         },
     });
     let unknown_epoch = Proposal::PreSharedKey(PreSharedKey {
         psk: PreSharedKeyId {
-            psk: Psk::Resumption {
-                usage: ResumptionPskUsage::Application,
-                psk_group_id: GROUP_ID,
-                psk_epoch: 77,
-            },
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id: GROUP_ID, psk_epoch: 77 },
             psk_nonce: &nonce,
         },
     });
-    for p in [
-        external_psk(b"psk-9", &nonce),
-        external_psk(b"psk-1", &nonce[..16]),
-        reinit,
-        unknown_epoch,
-    ] {
+    for p in [external_psk(b"psk-9", &nonce), external_psk(b"psk-1", &nonce[..16]), reinit, unknown_epoch] {
         let msg = craft_commit(&mut fx.alice, &by_value(&[p]), None);
         refuse_commit(&mut fx.bob, &msg, &psks, want, "PRP-PSK");
         refuse_create(&mut fx.alice, &[p], false, &psks, want);
     }
     // Known to Alice, not to Bob: Bob refuses the (otherwise valid) commit.
-    let (commit, _) = fx
-        .alice
-        .try_commit(
-            &[external_psk(b"psk-1", &nonce)],
-            false,
-            true,
-            WireFormatPolicy::Public,
-            &psks,
-        )
-        .unwrap();
+    let (commit, _) =
+        fx.alice.try_commit(&[external_psk(b"psk-1", &nonce)], false, true, WireFormatPolicy::Public, &psks).unwrap();
     refuse_commit(&mut fx.bob, &commit, &NoPsks, want, "PRP-PSK");
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit_with(&commit, &psks);
@@ -1953,11 +1393,7 @@ fn prp_psk_unknown_psk() {
     // Our own group's resumption PSK of an epoch we kept is known.
     let own = Proposal::PreSharedKey(PreSharedKey {
         psk: PreSharedKeyId {
-            psk: Psk::Resumption {
-                usage: ResumptionPskUsage::Application,
-                psk_group_id: GROUP_ID,
-                psk_epoch: 2,
-            },
+            psk: Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id: GROUP_ID, psk_epoch: 2 },
             psk_nonce: &nonce,
         },
     });
@@ -1975,14 +1411,7 @@ fn prl_gce_dup_two_group_context_extensions() {
     refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "PRL-GCE-DUP");
     refuse_create(&mut fx.alice, &list, false, &NoPsks, want);
     valid_commit_then_usable(&mut fx, &[gce(&ext)], &NoPsks);
-    assert!(
-        !fx.alice
-            .group
-            .state_for_testing()
-            .extensions
-            .as_slice()
-            .is_empty()
-    );
+    assert!(!fx.alice.group.state_for_testing().extensions.as_slice().is_empty());
 }
 
 /// GroupContextExtensions that some member does not support (§12.1.7): an
@@ -2017,21 +1446,13 @@ fn prl_reinit_with_other_proposals() {
         extensions: Extensions::default(),
     });
     let (dave_kp, _) = Member::new("dave", 4).key_package();
-    for list in [
-        vec![reinit, remove(2)],
-        vec![add(&dave_kp), reinit],
-        vec![reinit, reinit],
-        vec![reinit, gce(&[])],
-    ] {
+    for list in [vec![reinit, remove(2)], vec![add(&dave_kp), reinit], vec![reinit, reinit], vec![reinit, gce(&[])]] {
         let msg = craft_commit(&mut fx.alice, &by_value(&list), None);
         refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "PRL-REINIT");
         refuse_create(&mut fx.alice, &list, false, &NoPsks, want);
     }
     // The ReInit alone is a valid Commit (no path needed).
-    let (commit, _) = fx
-        .alice
-        .try_commit(&[reinit], false, false, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[reinit], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
     let mut m = commit.clone();
     match fx.bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
         Ok(Received::Commit(s)) => assert!(s.reinit && !s.has_path),
@@ -2060,10 +1481,7 @@ fn prp_reinit_version_below_the_groups() {
     let proposal = fx.bob.propose(&reinit);
     fx.alice.receive_proposal(&proposal);
     fx.carol.receive_proposal(&proposal);
-    let (commit, _) = fx
-        .alice
-        .try_commit(&[], true, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[], true, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
@@ -2078,9 +1496,7 @@ fn prl_extinit_in_member_commit() {
     let mut fx = fixture();
     let want = CommitError::ExternalInitInMemberCommit;
     let kem_output = fresh_key(9);
-    let ext_init = Proposal::ExternalInit(ExternalInit {
-        kem_output: &kem_output,
-    });
+    let ext_init = Proposal::ExternalInit(ExternalInit { kem_output: &kem_output });
     for list in [vec![ext_init], vec![remove(2), ext_init]] {
         let msg = craft_commit(&mut fx.alice, &by_value(&list), None);
         refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "PRL-EXTINIT");
@@ -2106,10 +1522,7 @@ fn leaf_caps_add_lacks_required_capability() {
         supported_proposals: U16List::default(),
     };
     let mut out = vec![0u8; 2048];
-    let kp = KeyPackage::generate(&params, &dave.signer, &mut dave.rng, &mut out)
-        .unwrap()
-        .0
-        .to_vec();
+    let kp = KeyPackage::generate(&params, &dave.signer, &mut dave.rng, &mut out).unwrap().0.to_vec();
     let required = extension(EXT_REQUIRED_CAPABILITIES, &required_extensions(&[EXT_X]));
     let list = [gce(&required), add(&kp)];
     let msg = craft_commit(&mut fx.alice, &by_value(&list), None);
@@ -2131,50 +1544,22 @@ fn leaf_caps_add_credential_types() {
     let want = CommitError::UnsupportedCapabilities;
     let x509 = fake_x509();
     let basic = Credential::Basic { identity: b"frank" };
-    let (mut dave, mut erin, mut frank) = (
-        Member::new("dave", 4),
-        Member::new("erin", 5),
-        Member::new("frank", 6),
-    );
+    let (mut dave, mut erin, mut frank) = (Member::new("dave", 4), Member::new("erin", 5), Member::new("frank", 6));
     let x509_only = kp_of_types(&mut dave, x509, &[0, 2]);
     let x509_and_basic = kp_of_types(&mut erin, x509, &[0, 1, 0, 2]);
     let basic_only = kp_of_types(&mut frank, basic, &[0, 1]);
     // An X.509 member that does not support the basic type in use.
-    refuse_commit(
-        &mut fx.bob,
-        &craft_commit(&mut fx.alice, &by_value(&[add(&x509_only)]), None),
-        &NoPsks,
-        want,
-        "LEAF-CAPS",
-    );
+    refuse_commit(&mut fx.bob, &craft_commit(&mut fx.alice, &by_value(&[add(&x509_only)]), None), &NoPsks, want, "LEAF-CAPS");
     refuse_create(&mut fx.alice, &[add(&x509_only)], false, &NoPsks, want);
     // A basic-only member after an X.509 one of the same Commit.
     let list = [add(&x509_and_basic), add(&basic_only)];
-    refuse_commit(
-        &mut fx.bob,
-        &craft_commit(&mut fx.alice, &by_value(&list), None),
-        &NoPsks,
-        want,
-        "LEAF-CAPS",
-    );
+    refuse_commit(&mut fx.bob, &craft_commit(&mut fx.alice, &by_value(&list), None), &NoPsks, want, "LEAF-CAPS");
     refuse_create(&mut fx.alice, &list, false, &NoPsks, want);
     // Alone, X.509 supporting both fits; after it, basic-only no longer does.
     valid_commit_then_usable(&mut fx, &[add(&x509_and_basic)], &NoPsks);
     let mut george = Member::new("george", 7);
-    let basic_only = kp_of_types(
-        &mut george,
-        Credential::Basic {
-            identity: b"george",
-        },
-        &[0, 1],
-    );
-    refuse_commit(
-        &mut fx.bob,
-        &craft_commit(&mut fx.alice, &by_value(&[add(&basic_only)]), None),
-        &NoPsks,
-        want,
-        "LEAF-CAPS",
-    );
+    let basic_only = kp_of_types(&mut george, Credential::Basic { identity: b"george" }, &[0, 1]);
+    refuse_commit(&mut fx.bob, &craft_commit(&mut fx.alice, &by_value(&[add(&basic_only)]), None), &NoPsks, want, "LEAF-CAPS");
     refuse_create(&mut fx.alice, &[add(&basic_only)], false, &NoPsks, want);
 }
 
@@ -2189,13 +1574,7 @@ fn leaf_caps_add_type_a_member_does_not_support() {
     // Without frank the X.509 member fits (leaf_caps_add_credential_types);
     // frank joins.
     add_basic_only_frank(&mut fx);
-    refuse_commit(
-        &mut fx.bob,
-        &craft_commit(&mut fx.alice, &by_value(&[add(&x509_and_basic)]), None),
-        &NoPsks,
-        want,
-        "LEAF-CAPS",
-    );
+    refuse_commit(&mut fx.bob, &craft_commit(&mut fx.alice, &by_value(&[add(&x509_and_basic)]), None), &NoPsks, want, "LEAF-CAPS");
     refuse_create(&mut fx.alice, &[add(&x509_and_basic)], false, &NoPsks, want);
 }
 
@@ -2208,41 +1587,20 @@ fn leaf_caps_path_leaf_credential_types() {
     let mut fx = fixture();
     let want = CommitError::UnsupportedCapabilities;
     add_basic_only_frank(&mut fx);
-    let (commit, _) = fx
-        .alice
-        .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.alice.group.discard_staged_commit();
     let path = path_of(&commit);
     let path = UpdatePath::decode_exact(&path).unwrap();
-    let ctx = LeafNodeContext {
-        group_id: GROUP_ID,
-        leaf_index: 0,
-    };
+    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: 0 };
     let signer = fx.alice.signer.clone();
     let mut refused = 0;
     // X.509, which Frank does not support; basic, no longer supporting basic.
-    for (credential, types) in [
-        (fake_x509(), &[0u8, 1, 0, 2][..]),
-        (Credential::Basic { identity: b"alice" }, &[0, 2][..]),
-    ] {
-        let capabilities = Capabilities {
-            credentials: U16List::from_body(types).unwrap(),
-            ..path.leaf_node.fields.capabilities
-        };
-        let fields = LeafNodeFields {
-            credential,
-            capabilities,
-            ..path.leaf_node.fields
-        };
+    for (credential, types) in [(fake_x509(), &[0u8, 1, 0, 2][..]), (Credential::Basic { identity: b"alice" }, &[0, 2][..])] {
+        let capabilities = Capabilities { credentials: U16List::from_body(types).unwrap(), ..path.leaf_node.fields.capabilities };
+        let fields = LeafNodeFields { credential, capabilities, ..path.leaf_node.fields };
         let mut buf = vec![0u8; 2048];
-        let leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), &signer, &mut buf)
-            .unwrap()
-            .to_vec();
-        let p = UpdatePath {
-            leaf_node: LeafNode::decode_exact(&leaf).unwrap(),
-            nodes: path.nodes,
-        };
+        let leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), &signer, &mut buf).unwrap().to_vec();
+        let p = UpdatePath { leaf_node: LeafNode::decode_exact(&leaf).unwrap(), nodes: path.nodes };
         let msg = craft_commit(&mut fx.alice, &[], Some(p));
         refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "LEAF-CAPS");
         refused += 1;
@@ -2255,19 +1613,13 @@ fn leaf_caps_path_leaf_credential_types() {
 /// identity policy do not parse it.
 fn fake_x509() -> Credential<'static> {
     const CHAIN: [u8; 4] = [3, 0x30, 0x01, 0x00];
-    Credential::X509 {
-        certificates: CertificateChain::from_body(&CHAIN).unwrap(),
-    }
+    Credential::X509 { certificates: CertificateChain::from_body(&CHAIN).unwrap() }
 }
 
 /// Adds Frank, a member of the basic type supporting only it.
 fn add_basic_only_frank(fx: &mut Fx) {
     let mut frank = Member::new("frank", 6);
-    let basic_only = kp_of_types(
-        &mut frank,
-        Credential::Basic { identity: b"frank" },
-        &[0, 1],
-    );
+    let basic_only = kp_of_types(&mut frank, Credential::Basic { identity: b"frank" }, &[0, 1]);
     valid_commit_then_usable(fx, &[add(&basic_only)], &NoPsks);
 }
 
@@ -2277,23 +1629,9 @@ fn kp_of_types(m: &mut Member, credential: Credential<'_>, types: &[u8]) -> Vec<
     let (kp, _) = m.key_package();
     let view = KeyPackage::decode_exact(&kp).unwrap();
     let leaf = view.tbs.leaf_node.fields;
-    let capabilities = Capabilities {
-        credentials: U16List::from_body(types).unwrap(),
-        ..leaf.capabilities
-    };
-    let fields = LeafNodeFields {
-        credential,
-        capabilities,
-        ..leaf
-    };
-    kp_with(
-        &m.signer.clone(),
-        &fields,
-        None,
-        view.tbs.version,
-        view.tbs.init_key,
-        view.tbs.extensions,
-    )
+    let capabilities = Capabilities { credentials: U16List::from_body(types).unwrap(), ..leaf.capabilities };
+    let fields = LeafNodeFields { credential, capabilities, ..leaf };
+    kp_with(&m.signer.clone(), &fields, None, view.tbs.version, view.tbs.init_key, view.tbs.extensions)
 }
 
 /// An encryption key already in the tree (§7.3, §12.4.2): an Add's leaf, a
@@ -2305,63 +1643,30 @@ fn tree_key_dup_reused_encryption_key() {
     // Dave's KeyPackage with Carol's encryption key.
     let mut dave = Member::new("dave", 4);
     let carol_leaf = fx.carol.leaf(2);
-    let carol_key = LeafNode::decode_exact(&carol_leaf)
-        .unwrap()
-        .fields
-        .encryption_key
-        .to_vec();
+    let carol_key = LeafNode::decode_exact(&carol_leaf).unwrap().fields.encryption_key.to_vec();
     let (kp, _) = dave.key_package();
     let kp_view = KeyPackage::decode_exact(&kp).unwrap();
-    let fields = LeafNodeFields {
-        encryption_key: &carol_key,
-        ..kp_view.tbs.leaf_node.fields
-    };
+    let fields = LeafNodeFields { encryption_key: &carol_key, ..kp_view.tbs.leaf_node.fields };
     let mut leaf_buf = vec![0u8; 2048];
-    let leaf = LeafNode::sign_into(SUITE, &fields, None, &dave.signer, &mut leaf_buf)
-        .unwrap()
-        .to_vec();
-    let tbs = KeyPackageTbs {
-        leaf_node: LeafNode::decode_exact(&leaf).unwrap(),
-        ..kp_view.tbs
-    };
+    let leaf = LeafNode::sign_into(SUITE, &fields, None, &dave.signer, &mut leaf_buf).unwrap().to_vec();
+    let tbs = KeyPackageTbs { leaf_node: LeafNode::decode_exact(&leaf).unwrap(), ..kp_view.tbs };
     let mut kp_buf = vec![0u8; 4096];
-    let bad_kp = KeyPackage::sign_into(SUITE, &tbs, &dave.signer, &mut kp_buf)
-        .unwrap()
-        .to_vec();
+    let bad_kp = KeyPackage::sign_into(SUITE, &tbs, &dave.signer, &mut kp_buf).unwrap().to_vec();
     let msg = craft_commit(&mut fx.alice, &by_value(&[add(&bad_kp)]), None);
     refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "TREE-KEY-DUP");
     refuse_create(&mut fx.alice, &[add(&bad_kp)], false, &NoPsks, want);
     // Dave's KeyPackage with the root's encryption key (a parent node).
-    let root_key = fx
-        .alice
-        .group
-        .tree_slices_for_testing()
-        .encryption_key(NodeIndex(3))
-        .unwrap()
-        .to_vec();
-    let fields = LeafNodeFields {
-        encryption_key: &root_key,
-        ..kp_view.tbs.leaf_node.fields
-    };
-    let leaf = LeafNode::sign_into(SUITE, &fields, None, &dave.signer, &mut leaf_buf)
-        .unwrap()
-        .to_vec();
-    let tbs = KeyPackageTbs {
-        leaf_node: LeafNode::decode_exact(&leaf).unwrap(),
-        ..kp_view.tbs
-    };
-    let root_kp = KeyPackage::sign_into(SUITE, &tbs, &dave.signer, &mut kp_buf)
-        .unwrap()
-        .to_vec();
+    let root_key = fx.alice.group.tree_slices_for_testing().encryption_key(NodeIndex(3)).unwrap().to_vec();
+    let fields = LeafNodeFields { encryption_key: &root_key, ..kp_view.tbs.leaf_node.fields };
+    let leaf = LeafNode::sign_into(SUITE, &fields, None, &dave.signer, &mut leaf_buf).unwrap().to_vec();
+    let tbs = KeyPackageTbs { leaf_node: LeafNode::decode_exact(&leaf).unwrap(), ..kp_view.tbs };
+    let root_kp = KeyPackage::sign_into(SUITE, &tbs, &dave.signer, &mut kp_buf).unwrap().to_vec();
     let msg = craft_commit(&mut fx.alice, &by_value(&[add(&root_kp)]), None);
     refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "TREE-KEY-DUP");
     refuse_create(&mut fx.alice, &[add(&root_kp)], false, &NoPsks, want);
 
     // Alice's commit with a path whose first node reuses Carol's key.
-    let (commit, _) = fx
-        .alice
-        .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.alice.group.discard_staged_commit();
     let path = path_of(&commit);
     let path = UpdatePath::decode_exact(&path).unwrap();
@@ -2369,75 +1674,36 @@ fn tree_key_dup_reused_encryption_key() {
         .nodes
         .iter()
         .enumerate()
-        .map(|(i, n)| {
-            if i == 0 {
-                UpdatePathNode {
-                    encryption_key: &carol_key,
-                    ..n
-                }
-            } else {
-                n
-            }
-        })
+        .map(|(i, n)| if i == 0 { UpdatePathNode { encryption_key: &carol_key, ..n } } else { n })
         .collect();
     let body = encode_nodes(&nodes);
-    let bad_path = UpdatePath {
-        leaf_node: path.leaf_node,
-        nodes: ListView::from_body(&body).unwrap(),
-    };
+    let bad_path = UpdatePath { leaf_node: path.leaf_node, nodes: ListView::from_body(&body).unwrap() };
     let msg = craft_commit(&mut fx.alice, &[], Some(bad_path));
     refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "TREE-KEY-DUP");
     // Its last node with the root's key (a parent), or with Alice's own
     // leaf key (which only her new leaf may not keep either).
-    let alice_key = LeafNode::decode_exact(&fx.alice.leaf(0))
-        .unwrap()
-        .fields
-        .encryption_key
-        .to_vec();
+    let alice_key = LeafNode::decode_exact(&fx.alice.leaf(0)).unwrap().fields.encryption_key.to_vec();
     for key in [&root_key, &alice_key] {
         let last = path.nodes.iter().count() - 1;
         let nodes: Vec<UpdatePathNode<'_>> = path
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| {
-                if i == last {
-                    UpdatePathNode {
-                        encryption_key: key,
-                        ..n
-                    }
-                } else {
-                    n
-                }
-            })
+            .map(|(i, n)| if i == last { UpdatePathNode { encryption_key: key, ..n } } else { n })
             .collect();
         let body = encode_nodes(&nodes);
-        let bad_path = UpdatePath {
-            leaf_node: path.leaf_node,
-            nodes: ListView::from_body(&body).unwrap(),
-        };
+        let bad_path = UpdatePath { leaf_node: path.leaf_node, nodes: ListView::from_body(&body).unwrap() };
         let msg = craft_commit(&mut fx.alice, &[], Some(bad_path));
         refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "TREE-KEY-DUP");
     }
 
     // Alice's path leaf with Carol's encryption key; also refused by Bob,
     // whom the Commit removes.
-    let fields = LeafNodeFields {
-        encryption_key: &carol_key,
-        ..path.leaf_node.fields
-    };
-    let ctx = LeafNodeContext {
-        group_id: GROUP_ID,
-        leaf_index: 0,
-    };
+    let fields = LeafNodeFields { encryption_key: &carol_key, ..path.leaf_node.fields };
+    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: 0 };
     let mut buf = vec![0u8; 2048];
-    let leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), &fx.alice.signer, &mut buf)
-        .unwrap()
-        .to_vec();
-    let p = UpdatePath {
-        leaf_node: LeafNode::decode_exact(&leaf).unwrap(),
-        nodes: path.nodes,
-    };
+    let leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), &fx.alice.signer, &mut buf).unwrap().to_vec();
+    let p = UpdatePath { leaf_node: LeafNode::decode_exact(&leaf).unwrap(), nodes: path.nodes };
     let msg = craft_commit(&mut fx.alice, &[], Some(p));
     refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "TREE-KEY-DUP");
     let msg = craft_commit(&mut fx.alice, &by_value(&[remove(1)]), Some(p));
@@ -2446,9 +1712,7 @@ fn tree_key_dup_reused_encryption_key() {
     // Bob's Update to Carol's encryption key.
     let signer = fx.bob.signer.clone();
     let leaf = update_leaf(&mut fx.bob, 1, &carol_key, &signer);
-    let update = Proposal::Update(Update {
-        leaf_node: LeafNode::decode_exact(&leaf).unwrap(),
-    });
+    let update = Proposal::Update(Update { leaf_node: LeafNode::decode_exact(&leaf).unwrap() });
     let proposal = fx.bob.propose(&update);
     let reference = fx.alice.receive_proposal(&proposal);
     fx.carol.receive_proposal(&proposal);
@@ -2463,12 +1727,7 @@ fn encode_cts(cts: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut w = Writer::new(&mut buf);
     for (kem_output, ciphertext) in cts {
-        HpkeCiphertext {
-            kem_output,
-            ciphertext,
-        }
-        .encode(&mut w)
-        .unwrap();
+        HpkeCiphertext { kem_output, ciphertext }.encode(&mut w).unwrap();
     }
     let n = w.len();
     buf.truncate(n);
@@ -2488,12 +1747,8 @@ fn encode_nodes(nodes: &[UpdatePathNode<'_>]) -> Vec<u8> {
 
 /// The encoded UpdatePath of a PublicMessage commit.
 fn path_of(commit: &[u8]) -> Vec<u8> {
-    let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(commit).unwrap().body else {
-        panic!()
-    };
-    let Content::Commit(c) = pm.content.content else {
-        panic!()
-    };
+    let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(commit).unwrap().body else { panic!() };
+    let Content::Commit(c) = pm.content.content else { panic!() };
     let path = c.path.expect("a path");
     let mut buf = vec![0u8; 64 * 1024];
     let n = path.encode_to(&mut buf).unwrap().len();
@@ -2507,27 +1762,13 @@ fn path_of(commit: &[u8]) -> Vec<u8> {
 fn com_path_req_missing_path() {
     let mut fx = fixture();
     let want = CommitError::PathRequired;
-    for list in [
-        vec![],
-        vec![remove(2)],
-        vec![gce(&[])],
-        vec![remove(2), external_psk(b"p", &[1; 32])],
-    ] {
+    for list in [vec![], vec![remove(2)], vec![gce(&[])], vec![remove(2), external_psk(b"p", &[1; 32])]] {
         let msg = craft_commit(&mut fx.alice, &by_value(&list), None);
-        refuse_commit(
-            &mut fx.bob,
-            &msg,
-            &Psks::with(&[b"p"]),
-            want,
-            "COM-PATH-REQ",
-        );
+        refuse_commit(&mut fx.bob, &msg, &Psks::with(&[b"p"]), want, "COM-PATH-REQ");
     }
     // An Add alone needs none.
     let (kp, _) = Member::new("dave", 4).key_package();
-    let (commit, _) = fx
-        .alice
-        .try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     let mut m = commit.clone();
     match fx.bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
@@ -2545,90 +1786,40 @@ fn com_path_req_missing_path() {
 #[test]
 fn com_path_invalid_update_path() {
     let mut fx = fixture();
-    let (commit, _) = fx
-        .alice
-        .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     let path_bytes = path_of(&commit);
     let path = UpdatePath::decode_exact(&path_bytes).unwrap();
     let nodes: Vec<UpdatePathNode<'_>> = path.nodes.iter().collect();
     let short = encode_nodes(&nodes[..nodes.len() - 1]);
-    let short_path = UpdatePath {
-        leaf_node: path.leaf_node,
-        nodes: ListView::from_body(&short).unwrap(),
-    };
+    let short_path = UpdatePath { leaf_node: path.leaf_node, nodes: ListView::from_body(&short).unwrap() };
     let msg = craft_commit(&mut fx.alice, &[], Some(short_path));
-    refuse_commit(
-        &mut fx.bob,
-        &msg,
-        &NoPsks,
-        CommitError::InvalidPath(TreeKemError::WrongPathLength),
-        "COM-PATH",
-    );
+    refuse_commit(&mut fx.bob, &msg, &NoPsks, CommitError::InvalidPath(TreeKemError::WrongPathLength), "COM-PATH");
 
-    let ctx = LeafNodeContext {
-        group_id: GROUP_ID,
-        leaf_index: 0,
-    };
+    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: 0 };
     let mut buf = vec![0u8; 2048];
-    let fields = LeafNodeFields {
-        source: LeafNodeSource::Update,
-        ..path.leaf_node.fields
-    };
-    let update_leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), &fx.alice.signer, &mut buf)
-        .unwrap()
-        .to_vec();
+    let fields = LeafNodeFields { source: LeafNodeSource::Update, ..path.leaf_node.fields };
+    let update_leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), &fx.alice.signer, &mut buf).unwrap().to_vec();
     let mut buf = vec![0u8; 2048];
-    let foreign = LeafNode::sign_into(
-        SUITE,
-        &path.leaf_node.fields,
-        Some(ctx),
-        &fx.carol.signer,
-        &mut buf,
-    )
-    .unwrap()
-    .to_vec();
+    let foreign =
+        LeafNode::sign_into(SUITE, &path.leaf_node.fields, Some(ctx), &fx.carol.signer, &mut buf).unwrap().to_vec();
     for leaf in [&update_leaf, &foreign] {
-        let p = UpdatePath {
-            leaf_node: LeafNode::decode_exact(leaf).unwrap(),
-            nodes: path.nodes,
-        };
+        let p = UpdatePath { leaf_node: LeafNode::decode_exact(leaf).unwrap(), nodes: path.nodes };
         let msg = craft_commit(&mut fx.alice, &[], Some(p));
-        refuse_commit(
-            &mut fx.bob,
-            &msg,
-            &NoPsks,
-            CommitError::InvalidPath(TreeKemError::InvalidLeafNode),
-            "COM-PATH",
-        );
+        refuse_commit(&mut fx.bob, &msg, &NoPsks, CommitError::InvalidPath(TreeKemError::InvalidLeafNode), "COM-PATH");
     }
     // A node's key changed: the parent hashes no longer lead to the leaf's.
     let k = fresh_key(7);
     let mut changed = nodes.clone();
     let last = changed.len() - 1;
-    changed[last] = UpdatePathNode {
-        encryption_key: &k,
-        ..changed[last]
-    };
+    changed[last] = UpdatePathNode { encryption_key: &k, ..changed[last] };
     // A ciphertext short in every node; every ciphertext corrupted.
     let mut cts: Vec<Vec<(Vec<u8>, Vec<u8>)>> = Vec::new();
     for n in &nodes {
-        cts.push(
-            n.encrypted_path_secret
-                .iter()
-                .map(|c| (c.kem_output.to_vec(), c.ciphertext.to_vec()))
-                .collect(),
-        );
+        cts.push(n.encrypted_path_secret.iter().map(|c| (c.kem_output.to_vec(), c.ciphertext.to_vec())).collect());
     }
     let short_cts: Vec<Vec<u8>> = cts.iter().map(|c| encode_cts(&c[..c.len() - 1])).collect();
-    let corrupted: Vec<Vec<(Vec<u8>, Vec<u8>)>> = cts
-        .iter()
-        .map(|c| {
-            c.iter()
-                .map(|(k, ct)| (k.clone(), flip(ct, ct.len() - 1)))
-                .collect()
-        })
-        .collect();
+    let corrupted: Vec<Vec<(Vec<u8>, Vec<u8>)>> =
+        cts.iter().map(|c| c.iter().map(|(k, ct)| (k.clone(), flip(ct, ct.len() - 1))).collect()).collect();
     let corrupted_cts: Vec<Vec<u8>> = corrupted.iter().map(|c| encode_cts(c)).collect();
     let with_cts = |bodies: &[Vec<u8>]| -> Vec<u8> {
         let nodes: Vec<UpdatePathNode<'_>> = nodes
@@ -2641,16 +1832,10 @@ fn com_path_invalid_update_path() {
             .collect();
         encode_nodes(&nodes)
     };
-    let (changed_body, short_body, corrupted_body) = (
-        encode_nodes(&changed),
-        with_cts(&short_cts),
-        with_cts(&corrupted_cts),
-    );
+    let (changed_body, short_body, corrupted_body) =
+        (encode_nodes(&changed), with_cts(&short_cts), with_cts(&corrupted_cts));
     let mut short_key = nodes.clone();
-    short_key[last] = UpdatePathNode {
-        encryption_key: &k[..31],
-        ..short_key[last]
-    };
+    short_key[last] = UpdatePathNode { encryption_key: &k[..31], ..short_key[last] };
     let short_key_body = encode_nodes(&short_key);
     for (body, e) in [
         (&short_key_body, TreeKemError::Tree(TreeError::InvalidKey)),
@@ -2658,18 +1843,9 @@ fn com_path_invalid_update_path() {
         (&short_body, TreeKemError::WrongCiphertextCount),
         (&corrupted_body, TreeKemError::DecryptionFailed),
     ] {
-        let p = UpdatePath {
-            leaf_node: path.leaf_node,
-            nodes: ListView::from_body(body).unwrap(),
-        };
+        let p = UpdatePath { leaf_node: path.leaf_node, nodes: ListView::from_body(body).unwrap() };
         let msg = craft_commit(&mut fx.alice, &[], Some(p));
-        refuse_commit(
-            &mut fx.bob,
-            &msg,
-            &NoPsks,
-            CommitError::InvalidPath(e),
-            "COM-PATH",
-        );
+        refuse_commit(&mut fx.bob, &msg, &NoPsks, CommitError::InvalidPath(e), "COM-PATH");
     }
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
@@ -2687,39 +1863,20 @@ fn com_path_invalid_update_path() {
 #[test]
 fn com_path_ciphertext_count_of_every_node() {
     let mut fx = fixture();
-    let (commit, _) = fx
-        .alice
-        .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     let path_bytes = path_of(&commit);
     let path = UpdatePath::decode_exact(&path_bytes).unwrap();
     let nodes: Vec<UpdatePathNode<'_>> = path.nodes.iter().collect();
-    assert_eq!(
-        nodes.len(),
-        2,
-        "Alice's filtered direct path in a 4-leaf tree"
-    );
-    let cts: Vec<(Vec<u8>, Vec<u8>)> = nodes[1]
-        .encrypted_path_secret
-        .iter()
-        .map(|c| (c.kem_output.to_vec(), c.ciphertext.to_vec()))
-        .collect();
+    assert_eq!(nodes.len(), 2, "Alice's filtered direct path in a 4-leaf tree");
+    let cts: Vec<(Vec<u8>, Vec<u8>)> =
+        nodes[1].encrypted_path_secret.iter().map(|c| (c.kem_output.to_vec(), c.ciphertext.to_vec())).collect();
     assert_eq!(cts.len(), 1, "Carol's resolution");
-    let (none, two) = (
-        encode_cts(&[]),
-        encode_cts(&[cts[0].clone(), cts[0].clone()]),
-    );
+    let (none, two) = (encode_cts(&[]), encode_cts(&[cts[0].clone(), cts[0].clone()]));
     for body in [&none, &two] {
         let mut changed = nodes.clone();
-        changed[1] = UpdatePathNode {
-            encrypted_path_secret: ListView::from_body(body).unwrap(),
-            ..nodes[1]
-        };
+        changed[1] = UpdatePathNode { encrypted_path_secret: ListView::from_body(body).unwrap(), ..nodes[1] };
         let encoded = encode_nodes(&changed);
-        let p = UpdatePath {
-            leaf_node: path.leaf_node,
-            nodes: ListView::from_body(&encoded).unwrap(),
-        };
+        let p = UpdatePath { leaf_node: path.leaf_node, nodes: ListView::from_body(&encoded).unwrap() };
         let msg = craft_commit(&mut fx.alice, &[], Some(p));
         let want = CommitError::InvalidPath(TreeKemError::WrongCiphertextCount);
         refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "COM-PATH");
@@ -2751,9 +1908,7 @@ fn leaf_caps_creator_lacks_required_capability() {
             extensions: Extensions::from_body(body).unwrap(),
             config: GroupConfig::default(),
         };
-        let got = alice
-            .group
-            .create(&params, &alice.signer.clone(), &mut alice.rng);
+        let got = alice.group.create(&params, &alice.signer.clone(), &mut alice.rng);
         assert_eq!(got, Err(GroupError::UnsupportedCapabilities));
         assert!(alice.group.is_inactive(), "no group was created");
     }
@@ -2769,10 +1924,7 @@ fn leaf_caps_creator_lacks_required_capability() {
         extensions: Extensions::from_body(&ok).unwrap(),
         config: GroupConfig::default(),
     };
-    alice
-        .group
-        .create(&params, &alice.signer.clone(), &mut alice.rng)
-        .unwrap();
+    alice.group.create(&params, &alice.signer.clone(), &mut alice.rng).unwrap();
     assert!(!alice.group.is_inactive());
 }
 
@@ -2780,60 +1932,24 @@ fn leaf_caps_creator_lacks_required_capability() {
 #[test]
 fn com_path_leaf_key_not_fresh() {
     let mut fx = fixture();
-    let (commit, _) = fx
-        .alice
-        .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.alice.group.discard_staged_commit();
     let path_bytes = path_of(&commit);
     let path = UpdatePath::decode_exact(&path_bytes).unwrap();
     let old_leaf = fx.alice.leaf(0);
-    let old_key = LeafNode::decode_exact(&old_leaf)
-        .unwrap()
-        .fields
-        .encryption_key
-        .to_vec();
-    let fields = LeafNodeFields {
-        encryption_key: &old_key,
-        ..path.leaf_node.fields
-    };
-    let ctx = LeafNodeContext {
-        group_id: GROUP_ID,
-        leaf_index: 0,
-    };
+    let old_key = LeafNode::decode_exact(&old_leaf).unwrap().fields.encryption_key.to_vec();
+    let fields = LeafNodeFields { encryption_key: &old_key, ..path.leaf_node.fields };
+    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: 0 };
     let mut buf = vec![0u8; 2048];
-    let leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), &fx.alice.signer, &mut buf)
-        .unwrap()
-        .to_vec();
-    let p = UpdatePath {
-        leaf_node: LeafNode::decode_exact(&leaf).unwrap(),
-        nodes: path.nodes,
-    };
+    let leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), &fx.alice.signer, &mut buf).unwrap().to_vec();
+    let p = UpdatePath { leaf_node: LeafNode::decode_exact(&leaf).unwrap(), nodes: path.nodes };
     let msg = craft_commit(&mut fx.alice, &[], Some(p));
-    refuse_commit(
-        &mut fx.bob,
-        &msg,
-        &NoPsks,
-        CommitError::PathLeafKeyNotFresh,
-        "COM-PATH-LEAF-KEY",
-    );
+    refuse_commit(&mut fx.bob, &msg, &NoPsks, CommitError::PathLeafKeyNotFresh, "COM-PATH-LEAF-KEY");
     // Also by the member the Commit removes, which cannot decrypt the path
     // but checks its keys all the same.
     let msg = craft_commit(&mut fx.alice, &by_value(&[remove(1)]), Some(p));
-    refuse_commit(
-        &mut fx.bob,
-        &msg,
-        &NoPsks,
-        CommitError::PathLeafKeyNotFresh,
-        "COM-PATH-LEAF-KEY",
-    );
-    refuse_commit(
-        &mut fx.carol,
-        &msg,
-        &NoPsks,
-        CommitError::PathLeafKeyNotFresh,
-        "COM-PATH-LEAF-KEY",
-    );
+    refuse_commit(&mut fx.bob, &msg, &NoPsks, CommitError::PathLeafKeyNotFresh, "COM-PATH-LEAF-KEY");
+    refuse_commit(&mut fx.carol, &msg, &NoPsks, CommitError::PathLeafKeyNotFresh, "COM-PATH-LEAF-KEY");
     valid_commit_then_usable(&mut fx, &[], &NoPsks);
 }
 
@@ -2841,46 +1957,25 @@ fn com_path_leaf_key_not_fresh() {
 #[test]
 fn com_own_own_commit_received() {
     let mut fx = fixture();
-    let (commit, _) = fx
-        .alice
-        .try_commit(
-            &[remove(2)],
-            false,
-            false,
-            WireFormatPolicy::Public,
-            &NoPsks,
-        )
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[remove(2)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
     let before = fx.alice.snapshot();
     let want = CommitError::OwnCommit;
     assert_eq!(want.code(), "COM-OWN");
     let mut m = commit.clone();
-    assert_eq!(
-        fx.alice
-            .group
-            .process_message_in_memory(&mut m, &NoPsks, NOW)
-            .err(),
-        Some(ReceiveError::Commit(want))
-    );
+    assert_eq!(fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW).err(), Some(ReceiveError::Commit(want)));
     assert_eq!(fx.alice.snapshot(), before);
     // The staged commit is intact: merging it agrees with the others.
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     assert!(fx.carol.receive_commit_removed(&commit));
-    assert_eq!(
-        fx.alice.snapshot().authenticator,
-        fx.bob.snapshot().authenticator
-    );
+    assert_eq!(fx.alice.snapshot().authenticator, fx.bob.snapshot().authenticator);
     assert_eq!(fx.alice.snapshot().tree_hash, fx.bob.snapshot().tree_hash);
     // A crafted commit from our own leaf, with nothing staged.
     let msg = craft_commit(&mut fx.alice, &[], None);
     refuse_commit(&mut fx.alice, &msg, &NoPsks, want, "COM-OWN");
     let (commit, _) = fx.bob.commit(&[], true);
     fx.alice.receive_commit(&commit);
-    assert_eq!(
-        fx.alice.snapshot().authenticator,
-        fx.bob.snapshot().authenticator
-    );
+    assert_eq!(fx.alice.snapshot().authenticator, fx.bob.snapshot().authenticator);
 }
 
 /// A wrong confirmation tag (§6.1, §12.4.2), re-MACed so that it reaches
@@ -2890,25 +1985,11 @@ fn com_own_own_commit_received() {
 fn com_conf_tag_wrong_confirmation_tag() {
     let mut fx = fixture();
     let want = CommitError::ConfirmationTagMismatch;
-    let (commit, _) = fx
-        .alice
-        .try_commit(
-            &[remove(2)],
-            false,
-            false,
-            WireFormatPolicy::Public,
-            &NoPsks,
-        )
-        .unwrap();
+    let (commit, _) = fx.alice.try_commit(&[remove(2)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
     // confirmation_tag<V> (32) | membership_tag<V> (32)
     let tag_byte = commit.len() - 33 - 5;
     let tampered = flip(&commit, tag_byte);
-    refuse(
-        &mut fx.bob,
-        &tampered,
-        &NoPsks,
-        ReceiveError::Protection(ProtectionError::BadMembershipTag),
-    );
+    refuse(&mut fx.bob, &tampered, &NoPsks, ReceiveError::Protection(ProtectionError::BadMembershipTag));
     let mut remaced = tampered.clone();
     remac(&mut fx.bob, &mut remaced);
     refuse_commit(&mut fx.bob, &remaced, &NoPsks, want, "COM-CONF-TAG");
@@ -2922,19 +2003,14 @@ fn com_conf_tag_wrong_confirmation_tag() {
     assert!(fx.carol.receive_commit_removed(&commit));
     let m = fx.alice.send(b"after");
     assert_eq!(fx.bob.receive_app(&m), b"after");
-    assert_eq!(
-        fx.alice.snapshot().authenticator,
-        fx.bob.snapshot().authenticator
-    );
+    assert_eq!(fx.alice.snapshot().authenticator, fx.bob.snapshot().authenticator);
 }
 
 /// More PSKs than the capacity (`MAX_PSKS_PER_COMMIT`).
 #[test]
 fn cap_too_many_psks() {
     let mut fx = fixture();
-    let ids: Vec<Vec<u8>> = (0..=MAX_PSKS_PER_COMMIT)
-        .map(|i| format!("psk-{i}").into_bytes())
-        .collect();
+    let ids: Vec<Vec<u8>> = (0..=MAX_PSKS_PER_COMMIT).map(|i| format!("psk-{i}").into_bytes()).collect();
     let id_refs: Vec<&[u8]> = ids.iter().map(Vec::as_slice).collect();
     let psks = Psks::with(&id_refs);
     let nonce = [3u8; 32];
@@ -2983,28 +2059,12 @@ fn create_commit_welcome_refusal() {
     let mut dave = Member::new("dave", 4);
     let (valid, _) = dave.key_package();
     let view = KeyPackage::decode_exact(&valid).unwrap();
-    let kp = kp_with(
-        &dave.signer,
-        &view.tbs.leaf_node.fields,
-        None,
-        1,
-        &[0; 32],
-        Extensions::default(),
-    );
+    let kp = kp_with(&dave.signer, &view.tbs.leaf_node.fields, None, 1, &[0; 32], Extensions::default());
     let before = fx.alice.snapshot();
-    let got = fx
-        .alice
-        .try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks)
-        .err();
-    assert_eq!(
-        got,
-        Some(CreateCommitError::Welcome(WelcomeError::InvalidInitKey))
-    );
+    let got = fx.alice.try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks).err();
+    assert_eq!(got, Some(CreateCommitError::Welcome(WelcomeError::InvalidInitKey)));
     assert_eq!(fx.alice.snapshot(), before);
-    assert_eq!(
-        fx.alice.group.merge_staged_commit_in_memory(),
-        Err(GroupError::NothingStaged)
-    );
+    assert_eq!(fx.alice.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged));
     valid_commit_then_usable(&mut fx, &[add(&valid)], &NoPsks);
 }
 
@@ -3015,10 +2075,7 @@ fn create_commit_welcome_refusal() {
 /// The fixture with Dave added by Alice (with a path), Alice merged; Bob and
 /// Carol processed the commit. Returns Dave, his KeyPackage and keys, the
 /// Welcome.
-fn with_dave(
-    fx: &mut Fx,
-    tree_in_welcome: bool,
-) -> (Member, Vec<u8>, KeyPackagePrivateKeys, Vec<u8>) {
+fn with_dave(fx: &mut Fx, tree_in_welcome: bool) -> (Member, Vec<u8>, KeyPackagePrivateKeys, Vec<u8>) {
     let mut dave = Member::new("dave", 4);
     let (kp, keys) = dave.key_package();
     let (mut m, mut w, mut gi) = buffers();
@@ -3032,16 +2089,8 @@ fn with_dave(
         authenticated_data: b"",
         leaf: Some(fx.alice.template()),
     };
-    let bufs = CommitBuffers {
-        message: &mut m,
-        welcome: &mut w,
-        group_info: &mut gi,
-    };
-    let out = fx
-        .alice
-        .group
-        .commit_in_memory(&opts, &NoPsks, NOW, &mut fx.alice.rng, &Sequential, bufs)
-        .unwrap();
+    let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+    let out = fx.alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut fx.alice.rng, &Sequential, bufs).unwrap();
     let (commit, welcome) = (out.commit.to_vec(), out.welcome.unwrap().to_vec());
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
@@ -3059,19 +2108,8 @@ fn refuse_join(
     want: JoinError,
 ) {
     let before = dave.snapshot();
-    assert_eq!(
-        dave.try_join(welcome, kp, keys, tree, GroupConfig::default())
-            .err(),
-        Some(want),
-        "{}",
-        dave.name
-    );
-    assert_eq!(
-        dave.snapshot(),
-        before,
-        "{}: a failed join changed the slot",
-        dave.name
-    );
+    assert_eq!(dave.try_join(welcome, kp, keys, tree, GroupConfig::default()).err(), Some(want), "{}", dave.name);
+    assert_eq!(dave.snapshot(), before, "{}: a failed join changed the slot", dave.name);
 }
 
 /// Dave joins with the valid Welcome and agrees with everyone.
@@ -3083,8 +2121,7 @@ fn dave_joins(
     keys: &KeyPackagePrivateKeys,
     tree: Option<&[u8]>,
 ) {
-    dave.try_join(welcome, kp, keys, tree, GroupConfig::default())
-        .unwrap();
+    dave.try_join(welcome, kp, keys, tree, GroupConfig::default()).unwrap();
     let m = dave.send(b"hi, I'm dave");
     assert_eq!(fx.alice.receive_app(&m), b"hi, I'm dave");
     assert_eq!(fx.bob.receive_app(&m), b"hi, I'm dave");
@@ -3094,10 +2131,7 @@ fn dave_joins(
     dave.receive_commit(&commit);
     fx.agree();
     let (a, d) = (fx.alice.snapshot(), dave.snapshot());
-    assert_eq!(
-        (d.epoch, &d.authenticator, &d.tree_hash),
-        (a.epoch, &a.authenticator, &a.tree_hash)
-    );
+    assert_eq!((d.epoch, &d.authenticator, &d.tree_hash), (a.epoch, &a.authenticator, &a.tree_hash));
 }
 
 /// A Welcome opened with the joiner's keys: its secrets and GroupInfo.
@@ -3108,47 +2142,26 @@ struct Opened {
 }
 
 fn open_welcome(welcome: &[u8], kp: &[u8], keys: &KeyPackagePrivateKeys) -> Opened {
-    let MlsMessageBody::Welcome(w) = MlsMessage::decode_exact(welcome).unwrap().body else {
-        panic!("not a Welcome")
-    };
+    let MlsMessageBody::Welcome(w) = MlsMessage::decode_exact(welcome).unwrap().body else { panic!("not a Welcome") };
     let kp = KeyPackage::decode_exact(kp).unwrap();
-    let entry = w
-        .secrets_for(kp.reference(SUITE).unwrap().as_bytes())
-        .unwrap();
+    let entry = w.secrets_for(kp.reference(SUITE).unwrap().as_bytes()).unwrap();
     let sealed = entry.encrypted_group_secrets;
     let kem_output = HpkePublicKey::from_slice(sealed.kem_output).unwrap();
     let (ct, tag) = sealed.ciphertext.split_at(sealed.ciphertext.len() - 16);
     let mut gs = ct.to_vec();
-    decrypt_with_label(
-        SUITE,
-        &keys.init_key,
-        WELCOME_LABEL,
-        w.encrypted_group_info,
-        &kem_output,
-        &mut gs,
-        tag,
-    )
-    .unwrap();
+    decrypt_with_label(SUITE, &keys.init_key, WELCOME_LABEL, w.encrypted_group_info, &kem_output, &mut gs, tag)
+        .unwrap();
     let secrets = GroupSecrets::decode_exact(&gs).unwrap();
     assert!(secrets.psks.is_empty());
     let joiner = Secret::from_slice(secrets.joiner_secret).unwrap();
-    let path_secret = secrets
-        .path_secret
-        .map(|p| Secret::from_slice(p.path_secret).unwrap());
+    let path_secret = secrets.path_secret.map(|p| Secret::from_slice(p.path_secret).unwrap());
     let psk = psk_secret(SUITE, &[]).unwrap();
-    let (key, nonce) =
-        welcome_key_nonce(SUITE, &welcome_secret(SUITE, &joiner, &psk).unwrap()).unwrap();
+    let (key, nonce) = welcome_key_nonce(SUITE, &welcome_secret(SUITE, &joiner, &psk).unwrap()).unwrap();
     let egi = w.encrypted_group_info;
     let (ct, tag) = egi.split_at(egi.len() - 16);
     let mut group_info = ct.to_vec();
-    SUITE
-        .aead_open(key.as_bytes(), nonce.as_bytes(), &[], &mut group_info, tag)
-        .unwrap();
-    Opened {
-        joiner,
-        path_secret,
-        group_info,
-    }
+    SUITE.aead_open(key.as_bytes(), nonce.as_bytes(), &[], &mut group_info, tag).unwrap();
+    Opened { joiner, path_secret, group_info }
 }
 
 /// A Welcome for the KeyPackage `kp` with `o`'s secrets and GroupInfo.
@@ -3165,10 +2178,7 @@ fn seal_welcome(o: &Opened, kp: &[u8], rng: &mut TestRng) -> Vec<u8> {
     };
     let members = [NewMember::from_key_package(SUITE, &kp, o.path_secret.as_ref()).unwrap()];
     let mut out = vec![0u8; 128 * 1024];
-    params
-        .create(&members, rng, &Sequential, &mut out)
-        .unwrap()
-        .to_vec()
+    params.create(&members, rng, &Sequential, &mut out).unwrap().to_vec()
 }
 
 /// The fields of a GroupInfo, owned, to edit and sign again.
@@ -3225,19 +2235,9 @@ fn sign_group_info(f: &GiFields, joiner: &Secret, key: &SignaturePrivateKey) -> 
     let secrets = EpochSecrets::derive(SUITE, joiner, &psk, gc_bytes).unwrap();
     let tag = match &f.confirmation_tag {
         Some(t) => t.clone(),
-        None => confirmation_tag(
-            SUITE,
-            &secrets.confirmation_key,
-            &f.confirmed_transcript_hash,
-        )
-        .as_bytes()
-        .to_vec(),
+        None => confirmation_tag(SUITE, &secrets.confirmation_key, &f.confirmed_transcript_hash).as_bytes().to_vec(),
     };
-    let ext = f
-        .tree
-        .as_ref()
-        .map(|t| extension(EXT_RATCHET_TREE, t))
-        .unwrap_or_default();
+    let ext = f.tree.as_ref().map(|t| extension(EXT_RATCHET_TREE, t)).unwrap_or_default();
     let tbs = GroupInfoTbs {
         group_context: WireGroupContext::from_group_context(&gc).unwrap(),
         extensions: Extensions::from_body(&ext).unwrap(),
@@ -3245,9 +2245,7 @@ fn sign_group_info(f: &GiFields, joiner: &Secret, key: &SignaturePrivateKey) -> 
         signer: f.signer,
     };
     let mut out = vec![0u8; 64 * 1024];
-    GroupInfo::sign_into(SUITE, &tbs, key, &mut out)
-        .unwrap()
-        .to_vec()
+    GroupInfo::sign_into(SUITE, &tbs, key, &mut out).unwrap().to_vec()
 }
 
 /// Dave's Welcome with its GroupInfo edited by `edit` and signed again by
@@ -3273,36 +2271,14 @@ fn join_welcome_not_for_us() {
     let (mut dave, kp, keys, welcome) = with_dave(&mut fx, true);
     let mut eve = Member::new("eve", 5);
     let (eve_kp, eve_keys) = eve.key_package();
-    refuse_join(
-        &mut eve,
-        &welcome,
-        &eve_kp,
-        &eve_keys,
-        None,
-        JoinError::Welcome(WelcomeError::NotForUs),
-    );
+    refuse_join(&mut eve, &welcome, &eve_kp, &eve_keys, None, JoinError::Welcome(WelcomeError::NotForUs));
     // Into a slot that holds a group: refused before the Welcome is read
     // (the slot has one tree buffer, which a join would overwrite), and
     // Bob's group is untouched.
-    refuse_join(
-        &mut fx.bob,
-        &welcome,
-        &eve_kp,
-        &eve_keys,
-        None,
-        JoinError::SlotInUse,
-    );
+    refuse_join(&mut fx.bob, &welcome, &eve_kp, &eve_keys, None, JoinError::SlotInUse);
     // A KeyPackage of another suite than the Welcome's.
-    let (other_kp, other_keys) =
-        dave.key_package_with(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, LIFETIME);
-    refuse_join(
-        &mut dave,
-        &welcome,
-        &other_kp,
-        &other_keys,
-        None,
-        JoinError::Welcome(WelcomeError::WrongCipherSuite),
-    );
+    let (other_kp, other_keys) = dave.key_package_with(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, LIFETIME);
+    refuse_join(&mut dave, &welcome, &other_kp, &other_keys, None, JoinError::Welcome(WelcomeError::WrongCipherSuite));
     dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, None);
 }
 
@@ -3311,20 +2287,9 @@ fn join_welcome_not_for_us() {
 fn join_malformed() {
     let mut fx = fixture();
     let (mut dave, kp, keys, welcome) = with_dave(&mut fx, true);
-    let commit = fx
-        .alice
-        .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap()
-        .0;
+    let commit = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap().0;
     fx.alice.group.discard_staged_commit();
-    refuse_join(
-        &mut dave,
-        &commit,
-        &kp,
-        &keys,
-        None,
-        JoinError::Malformed(mls_nostd::codec::CodecError::InvalidValue),
-    );
+    refuse_join(&mut dave, &commit, &kp, &keys, None, JoinError::Malformed(mls_nostd::codec::CodecError::InvalidValue));
     let mut truncated = welcome.clone();
     truncated.pop();
     assert!(matches!(
@@ -3363,17 +2328,8 @@ fn join_group_info_bad_signature() {
 fn join_confirmation_tag_mismatch() {
     let mut fx = fixture();
     let (mut dave, kp, keys, welcome) = with_dave(&mut fx, true);
-    let bad = edited_welcome(&fx, &welcome, &kp, &keys, |f| {
-        f.confirmation_tag = Some(vec![7; 32])
-    });
-    refuse_join(
-        &mut dave,
-        &bad,
-        &kp,
-        &keys,
-        None,
-        JoinError::Welcome(WelcomeError::InvalidConfirmationTag),
-    );
+    let bad = edited_welcome(&fx, &welcome, &kp, &keys, |f| f.confirmation_tag = Some(vec![7; 32]));
+    refuse_join(&mut dave, &bad, &kp, &keys, None, JoinError::Welcome(WelcomeError::InvalidConfirmationTag));
     dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, None);
 }
 
@@ -3390,52 +2346,24 @@ fn join_invalid_tree() {
     let bob_leaf = fx.bob.leaf(1);
     let at = find(&tree, &bob_leaf) + bob_leaf.len() - 1;
     let bad_leaf = flip(&tree, at);
-    let root_key = fx
-        .alice
-        .group
-        .tree_slices_for_testing()
-        .encryption_key(NodeIndex(3))
-        .unwrap()
-        .to_vec();
+    let root_key = fx.alice.group.tree_slices_for_testing().encryption_key(NodeIndex(3)).unwrap().to_vec();
     let bad_parent = flip(&tree, find(&tree, &root_key) + 3);
     for (bad, want) in [
-        (
-            bad_leaf,
-            TreeValidationError::InvalidLeafSignature(LeafIndex(1)),
-        ),
-        (
-            bad_parent,
-            TreeValidationError::ParentHashInvalid(NodeIndex(3)),
-        ),
+        (bad_leaf, TreeValidationError::InvalidLeafSignature(LeafIndex(1))),
+        (bad_parent, TreeValidationError::ParentHashInvalid(NodeIndex(3))),
     ] {
         let w = edited_welcome(&fx, &welcome, &kp, &keys, |f| {
             f.tree_hash = tree_hash_of(&bad);
             f.tree = Some(bad.clone());
         });
-        refuse_join(
-            &mut dave,
-            &w,
-            &kp,
-            &keys,
-            None,
-            JoinError::InvalidTree(want),
-        );
+        refuse_join(&mut dave, &w, &kp, &keys, None, JoinError::InvalidTree(want));
     }
     // The tree does not hash to the GroupInfo's tree hash.
     let w = edited_welcome(&fx, &welcome, &kp, &keys, |f| f.tree_hash = vec![0; 32]);
-    refuse_join(
-        &mut dave,
-        &w,
-        &kp,
-        &keys,
-        None,
-        JoinError::InvalidTree(TreeValidationError::TreeHashMismatch),
-    );
+    refuse_join(&mut dave, &w, &kp, &keys, None, JoinError::InvalidTree(TreeValidationError::TreeHashMismatch));
     // The group requires an extension no leaf supports.
     let required = extension(EXT_REQUIRED_CAPABILITIES, &required_extensions(&[0xff01]));
-    let w = edited_welcome(&fx, &welcome, &kp, &keys, |f| {
-        f.group_extensions = required.clone()
-    });
+    let w = edited_welcome(&fx, &welcome, &kp, &keys, |f| f.group_extensions = required.clone());
     refuse_join(
         &mut dave,
         &w,
@@ -3469,14 +2397,7 @@ fn join_path_secret_mismatch() {
     assert!(o.path_secret.is_some());
     o.path_secret = Some(Secret::from_slice(&[9; 32]).unwrap());
     let w = seal_welcome(&o, &kp, &mut TestRng(8));
-    refuse_join(
-        &mut dave,
-        &w,
-        &kp,
-        &keys,
-        None,
-        JoinError::PathSecretMismatch,
-    );
+    refuse_join(&mut dave, &w, &kp, &keys, None, JoinError::PathSecretMismatch);
     dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, None);
 }
 
@@ -3486,20 +2407,10 @@ fn join_path_secret_mismatch() {
 fn join_no_ratchet_tree() {
     let mut fx = fixture();
     let (mut dave, kp, keys, welcome) = with_dave(&mut fx, false);
-    refuse_join(
-        &mut dave,
-        &welcome,
-        &kp,
-        &keys,
-        None,
-        JoinError::NoRatchetTree,
-    );
+    refuse_join(&mut dave, &welcome, &kp, &keys, None, JoinError::NoRatchetTree);
     let garbage = [0xffu8; 7];
     let malformed = JoinError::Malformed(mls_nostd::codec::CodecError::InvalidVarintPrefix);
-    assert_eq!(
-        dave.try_join(&welcome, &kp, &keys, Some(&garbage), GroupConfig::default()),
-        Err(malformed)
-    );
+    assert_eq!(dave.try_join(&welcome, &kp, &keys, Some(&garbage), GroupConfig::default()), Err(malformed));
     assert!(dave.group.is_inactive());
     let tree = fx.alice.tree_bytes();
     let mut small: Box<Group<2, 2048, 8, 1024>> = Box::new(Group::EMPTY);
@@ -3513,12 +2424,7 @@ fn join_no_ratchet_tree() {
         config: GroupConfig::default(),
     };
     let mut buf = vec![0u8; welcome.len()];
-    assert_eq!(
-        small.join_in_memory(&welcome, &params, &mut buf),
-        Err(JoinError::Tree(TreeError::CapacityExceeded(
-            Capacity::Leaves
-        )))
-    );
+    assert_eq!(small.join_in_memory(&welcome, &params, &mut buf), Err(JoinError::Tree(TreeError::CapacityExceeded(Capacity::Leaves))));
     assert!(small.is_inactive());
     dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, Some(&tree));
 }
@@ -3536,57 +2442,32 @@ fn join_no_ratchet_tree() {
 #[test]
 fn com_pending_commit_staged() {
     let mut fx = fixture();
-    let (ours, _) = fx
-        .alice
-        .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (ours, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     let want = CommitError::CommitPending;
     assert_eq!(want.code(), "COM-PENDING");
     // An invalid commit from Bob, a valid one from Carol.
     let bad = craft_commit(&mut fx.bob, &by_value(&[remove(1)]), None);
-    let (theirs, _) = fx
-        .carol
-        .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (theirs, _) = fx.carol.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.carol.group.discard_staged_commit();
     for msg in [&bad, &theirs] {
         let before = fx.alice.snapshot();
         let mut m = msg.clone();
-        assert_eq!(
-            fx.alice
-                .group
-                .process_message_in_memory(&mut m, &NoPsks, NOW)
-                .err(),
-            Some(ReceiveError::Commit(want))
-        );
+        assert_eq!(fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW).err(), Some(ReceiveError::Commit(want)));
         assert_eq!(fx.alice.snapshot(), before);
     }
     let before = fx.alice.snapshot();
     assert_eq!(
-        fx.alice
-            .try_commit(
-                &[remove(5)],
-                false,
-                false,
-                WireFormatPolicy::Public,
-                &NoPsks
-            )
-            .err(),
+        fx.alice.try_commit(&[remove(5)], false, false, WireFormatPolicy::Public, &NoPsks).err(),
         Some(CreateCommitError::Commit(want))
     );
     let mut dave = Member::new("dave", 4);
     let (kp, keys) = dave.key_package();
-    let (_, welcome) = fx
-        .carol
-        .try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (_, welcome) = fx.carol.try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
     fx.carol.group.discard_staged_commit();
     // Joining into the slot: it holds a group (the staged commit's), which
     // a join would overwrite; refused as for any active slot.
     assert_eq!(
-        fx.alice
-            .try_join(&welcome.unwrap(), &kp, &keys, None, GroupConfig::default())
-            .err(),
+        fx.alice.try_join(&welcome.unwrap(), &kp, &keys, None, GroupConfig::default()).err(),
         Some(JoinError::SlotInUse)
     );
     assert_eq!(fx.alice.snapshot(), before);
@@ -3601,20 +2482,11 @@ fn com_pending_commit_staged() {
         config: GroupConfig::default(),
     };
     let signer = fx.alice.signer.clone();
-    assert_eq!(
-        fx.alice
-            .group
-            .create(&params, &signer, &mut fx.alice.rng)
-            .err(),
-        Some(GroupError::SlotInUse)
-    );
+    assert_eq!(fx.alice.group.create(&params, &signer, &mut fx.alice.rng).err(), Some(GroupError::SlotInUse));
     assert_eq!(fx.alice.snapshot(), before);
     // Nor can a GroupInfo be made: the tree holds the staged changes.
     let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-    assert_eq!(
-        fx.alice.group.group_info(true, &mut gi, &mut scratch).err(),
-        Some(GroupError::CommitPending)
-    );
+    assert_eq!(fx.alice.group.group_info(true, &mut gi, &mut scratch).err(), Some(GroupError::CommitPending));
     assert_eq!(fx.alice.snapshot(), before);
     // Other messages are processed as usual meanwhile.
     let m = fx.bob.send(b"meanwhile");
@@ -3625,28 +2497,14 @@ fn com_pending_commit_staged() {
     fx.carol.receive_commit(&ours);
     fx.agree();
     // The race the other way: Carol's commit wins, Alice discards hers.
-    let (mine, _) = fx
-        .alice
-        .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
+    let (mine, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
     let (theirs, _) = fx.carol.commit(&[], true);
     let mut m = theirs.clone();
-    assert_eq!(
-        fx.alice
-            .group
-            .process_message_in_memory(&mut m, &NoPsks, NOW)
-            .err(),
-        Some(ReceiveError::Commit(want))
-    );
+    assert_eq!(fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW).err(), Some(ReceiveError::Commit(want)));
     fx.alice.group.discard_staged_commit();
     fx.alice.receive_commit(&theirs);
     fx.bob.receive_commit(&theirs);
-    refuse(
-        &mut fx.bob,
-        &mine,
-        &NoPsks,
-        ReceiveError::Protection(ProtectionError::WrongEpoch),
-    );
+    refuse(&mut fx.bob, &mine, &NoPsks, ReceiveError::Protection(ProtectionError::WrongEpoch));
     fx.agree();
     fx.usable();
 }
@@ -3665,11 +2523,7 @@ fn prl_external_invalid_external_commit() {
     let mut eve = Member::new("eve", 5);
     let gi = {
         let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-        fx.alice
-            .group
-            .group_info(true, &mut gi, &mut scratch)
-            .unwrap()
-            .to_vec()
+        fx.alice.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec()
     };
     let template = eve.template();
     let mut out = vec![0u8; 128 * 1024];
@@ -3691,17 +2545,10 @@ fn prl_external_invalid_external_commit() {
         )
         .unwrap()
         .to_vec();
-    let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(&real).unwrap().body else {
-        panic!()
-    };
-    let Content::Commit(c) = pm.content.content else {
-        panic!()
-    };
+    let MlsMessageBody::PublicMessage(pm) = MlsMessage::decode_exact(&real).unwrap().body else { panic!() };
+    let Content::Commit(c) = pm.content.content else { panic!() };
     let ext_init = c.proposals.iter().next().unwrap();
-    assert!(matches!(
-        ext_init,
-        ProposalOrRef::Proposal(Proposal::ExternalInit(_))
-    ));
+    assert!(matches!(ext_init, ProposalOrRef::Proposal(Proposal::ExternalInit(_))));
     let (dave_kp, _) = Member::new("dave", 4).key_package();
     let gc_bytes = fx.bob.context();
     let gc = EncodedGroupContext::decode(&gc_bytes).unwrap();
@@ -3712,11 +2559,7 @@ fn prl_external_invalid_external_commit() {
         vec![ext_init, ext_init],
         vec![ext_init, ProposalOrRef::Proposal(add(&dave_kp))],
         vec![ProposalOrRef::Proposal(gce(&[])), ext_init],
-        vec![
-            ext_init,
-            ProposalOrRef::Proposal(remove(1)),
-            ProposalOrRef::Proposal(remove(2)),
-        ],
+        vec![ext_init, ProposalOrRef::Proposal(remove(1)), ProposalOrRef::Proposal(remove(2))],
     ] {
         let body = encode_list(&list);
         let content = FramedContent {
@@ -3724,10 +2567,7 @@ fn prl_external_invalid_external_commit() {
             epoch: 2,
             sender: Sender::NewMemberCommit,
             authenticated_data: b"",
-            content: Content::Commit(Commit {
-                proposals: ListView::from_body(&body).unwrap(),
-                path: c.path,
-            }),
+            content: Content::Commit(Commit { proposals: ListView::from_body(&body).unwrap(), path: c.path }),
         };
         let mut out = vec![0u8; 128 * 1024];
         let msg = public_message::sign(&gc, &signer, &content, &mut out)
@@ -3743,10 +2583,7 @@ fn prl_external_invalid_external_commit() {
     fx.carol.receive_commit(&real);
     fx.agree();
     let (a, e) = (fx.alice.snapshot(), eve.snapshot());
-    assert_eq!(
-        (e.epoch, &e.authenticator, &e.tree_hash),
-        (a.epoch, &a.authenticator, &a.tree_hash)
-    );
+    assert_eq!((e.epoch, &e.authenticator, &e.tree_hash), (a.epoch, &a.authenticator, &a.tree_hash));
     let m = eve.send(b"in");
     assert_eq!(fx.carol.receive_app(&m), b"in");
 }
@@ -3763,20 +2600,13 @@ fn prp_sender_proposal_not_allowed_for_sender() {
     let key = fresh_key(4);
     let signer = fx.bob.signer.clone();
     let leaf = update_leaf(&mut fx.bob, 1, &key, &signer);
-    let update = Proposal::Update(Update {
-        leaf_node: LeafNode::decode_exact(&leaf).unwrap(),
-    });
+    let update = Proposal::Update(Update { leaf_node: LeafNode::decode_exact(&leaf).unwrap() });
     let ext_init = fresh_key(5);
     for (sender, proposal) in [
         (Sender::NewMemberProposal, remove(1)),
         (Sender::NewMemberProposal, gce(&[])),
         (Sender::External(0), update),
-        (
-            Sender::External(0),
-            Proposal::ExternalInit(ExternalInit {
-                kem_output: &ext_init,
-            }),
-        ),
+        (Sender::External(0), Proposal::ExternalInit(ExternalInit { kem_output: &ext_init })),
     ] {
         let content = FramedContent {
             group_id: GROUP_ID,
@@ -3787,31 +2617,17 @@ fn prp_sender_proposal_not_allowed_for_sender() {
         };
         let mut buf = vec![0u8; 4096];
         let bytes = content.encode_to(&mut buf).unwrap();
-        let auth = FramedContentAuthData {
-            signature: &[0; 64],
-            confirmation_tag: None,
-        };
+        let auth = FramedContentAuthData { signature: &[0; 64], confirmation_tag: None };
         let ac = AuthenticatedContent::from_parts(WIRE_FORMAT_PUBLIC_MESSAGE, bytes, auth).unwrap();
         let before = fx.bob.snapshot();
-        assert_eq!(
-            fx.bob.group.store_proposal_for_testing(&ac).err(),
-            Some(want),
-            "{sender:?}"
-        );
+        assert_eq!(fx.bob.group.store_proposal_for_testing(&ac).err(), Some(want), "{sender:?}");
         assert_eq!(fx.bob.snapshot(), before);
     }
     // Nothing was stored: Bob's commit of pending proposals is empty.
     let (commit, _) = fx.bob.commit(&[], true);
     let mut m = commit.clone();
-    match fx
-        .alice
-        .group
-        .process_message_in_memory(&mut m, &NoPsks, NOW)
-    {
-        Ok(Received::Commit(s)) => assert_eq!(
-            (s.adds, s.removes, s.updates, s.extensions_changed),
-            (0, 0, 0, false)
-        ),
+    match fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
+        Ok(Received::Commit(s)) => assert_eq!((s.adds, s.removes, s.updates, s.extensions_changed), (0, 0, 0, false)),
         other => panic!("{other:?}"),
     }
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
@@ -3842,27 +2658,9 @@ fn join_tree_import_refusals() {
     let (mut dave, kp, keys, welcome) = with_dave(&mut fx, false);
     let tree = fx.alice.tree_bytes();
     let body = Reader::new(&tree).read_opaque().unwrap().to_vec();
-    let root_key = fx
-        .alice
-        .group
-        .tree_slices_for_testing()
-        .encryption_key(NodeIndex(3))
-        .unwrap()
-        .to_vec();
-    let node1_key = fx
-        .alice
-        .group
-        .tree_slices_for_testing()
-        .encryption_key(NodeIndex(1))
-        .unwrap()
-        .to_vec();
-    let bob_key = fx
-        .alice
-        .group
-        .tree_slices_for_testing()
-        .encryption_key(NodeIndex(2))
-        .unwrap()
-        .to_vec();
+    let root_key = fx.alice.group.tree_slices_for_testing().encryption_key(NodeIndex(3)).unwrap().to_vec();
+    let node1_key = fx.alice.group.tree_slices_for_testing().encryption_key(NodeIndex(1)).unwrap().to_vec();
+    let bob_key = fx.alice.group.tree_slices_for_testing().encryption_key(NodeIndex(2)).unwrap().to_vec();
     let short = |key: &[u8]| {
         let at = find(&body, key) - 1;
         splice_tree(&tree, at, 33, &[[31u8].as_slice(), &key[..31]].concat())
@@ -3878,14 +2676,7 @@ fn join_tree_import_refusals() {
         (short(&bob_key), TreeError::InvalidKey),
         (long_hash, TreeError::InvalidParentHash),
     ] {
-        refuse_join(
-            &mut dave,
-            &welcome,
-            &kp,
-            &keys,
-            Some(&bad),
-            JoinError::Tree(e),
-        );
+        refuse_join(&mut dave, &welcome, &kp, &keys, Some(&bad), JoinError::Tree(e));
     }
     dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, Some(&tree));
 }
@@ -3897,17 +2688,8 @@ fn join_capacity_exceeded() {
     let mut fx = fixture();
     let (mut dave, kp, keys, welcome) = with_dave(&mut fx, true);
     let big = extension(EXT_X, &[0; 3000]);
-    let w = edited_welcome(&fx, &welcome, &kp, &keys, |f| {
-        f.group_extensions = big.clone()
-    });
-    refuse_join(
-        &mut dave,
-        &w,
-        &kp,
-        &keys,
-        None,
-        JoinError::CapacityExceeded(Capacity::GroupExtensionsLen),
-    );
+    let w = edited_welcome(&fx, &welcome, &kp, &keys, |f| f.group_extensions = big.clone());
+    refuse_join(&mut dave, &w, &kp, &keys, None, JoinError::CapacityExceeded(Capacity::GroupExtensionsLen));
     dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, None);
 }
 
@@ -3920,24 +2702,12 @@ fn join_external_refusals() {
     let mut eve = Member::new("eve", 5);
     let gi = {
         let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-        fx.alice
-            .group
-            .group_info(true, &mut gi, &mut scratch)
-            .unwrap()
-            .to_vec()
+        fx.alice.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec()
     };
     let no_pub = {
-        let MlsMessageBody::GroupInfo(g) = MlsMessage::decode_exact(&gi).unwrap().body else {
-            panic!()
-        };
-        let tree = extension(
-            EXT_RATCHET_TREE,
-            g.tbs.extensions.find(EXT_RATCHET_TREE).unwrap(),
-        );
-        let tbs = GroupInfoTbs {
-            extensions: Extensions::from_body(&tree).unwrap(),
-            ..g.tbs
-        };
+        let MlsMessageBody::GroupInfo(g) = MlsMessage::decode_exact(&gi).unwrap().body else { panic!() };
+        let tree = extension(EXT_RATCHET_TREE, g.tbs.extensions.find(EXT_RATCHET_TREE).unwrap());
+        let tbs = GroupInfoTbs { extensions: Extensions::from_body(&tree).unwrap(), ..g.tbs };
         let mut out = vec![0u8; 64 * 1024];
         let signed = GroupInfo::sign_into(SUITE, &tbs, &fx.alice.signer, &mut out).unwrap();
         [[0u8, 1, 0, 4].as_slice(), signed].concat()
@@ -3965,31 +2735,18 @@ fn join_external_refusals() {
             )
             .map(<[u8]>::to_vec);
         if r.is_err() {
-            assert_eq!(
-                slot.snapshot(),
-                before,
-                "{}: a failed external join changed the slot",
-                slot.name
-            );
+            assert_eq!(slot.snapshot(), before, "{}: a failed external join changed the slot", slot.name);
         }
         r
     };
     let big = 128 * 1024;
-    assert_eq!(
-        try_join(&mut eve, &no_pub, None, big).err(),
-        Some(JoinError::NoExternalPub)
-    );
-    assert_eq!(
-        try_join(&mut eve, &bad_signature, None, big).err(),
-        Some(JoinError::InvalidGroupInfo)
-    );
+    assert_eq!(try_join(&mut eve, &no_pub, None, big).err(), Some(JoinError::NoExternalPub));
+    assert_eq!(try_join(&mut eve, &bad_signature, None, big).err(), Some(JoinError::InvalidGroupInfo));
     let (kp, _) = eve.key_package();
     let not_gi = [[0u8, 1, 0, 5].as_slice(), &kp].concat();
     assert_eq!(
         try_join(&mut eve, &not_gi, None, big).err(),
-        Some(JoinError::Malformed(
-            mls_nostd::codec::CodecError::InvalidValue
-        ))
+        Some(JoinError::Malformed(mls_nostd::codec::CodecError::InvalidValue))
     );
     assert_eq!(
         try_join(&mut eve, &gi, Some(LeafIndex(3)), big).err(),
@@ -4005,13 +2762,8 @@ fn join_external_refusals() {
     assert!(eve.group.is_inactive());
     // A slot with a staged commit: Bob's. It holds a group, which the join
     // would overwrite (one tree buffer per slot): refused as any active slot.
-    fx.bob
-        .try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks)
-        .unwrap();
-    assert_eq!(
-        try_join(&mut fx.bob, &gi, None, big).err(),
-        Some(JoinError::SlotInUse)
-    );
+    fx.bob.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
+    assert_eq!(try_join(&mut fx.bob, &gi, None, big).err(), Some(JoinError::SlotInUse));
     fx.bob.group.discard_staged_commit();
     // The valid join.
     let commit = try_join(&mut eve, &gi, None, big).unwrap();
@@ -4020,10 +2772,7 @@ fn join_external_refusals() {
     fx.carol.receive_commit(&commit);
     fx.agree();
     let (a, e) = (fx.alice.snapshot(), eve.snapshot());
-    assert_eq!(
-        (e.epoch, &e.authenticator, &e.tree_hash),
-        (a.epoch, &a.authenticator, &a.tree_hash)
-    );
+    assert_eq!((e.epoch, &e.authenticator, &e.tree_hash), (a.epoch, &a.authenticator, &a.tree_hash));
 }
 
 /// A [`PskStore`] that answers for keys like `inner` but claims `linked`
@@ -4061,38 +2810,22 @@ fn linked_welcome(
     let params = CreateParams {
         suite: SUITE,
         group_id,
-        credential: Credential::Basic {
-            identity: creator.name.as_bytes(),
-        },
+        credential: Credential::Basic { identity: creator.name.as_bytes() },
         lifetime: LIFETIME,
         capabilities: caps(),
         extensions: Extensions::default(),
         config: GroupConfig::default(),
     };
-    creator
-        .group
-        .create(&params, &creator.signer.clone(), &mut creator.rng)
-        .unwrap();
+    creator.group.create(&params, &creator.signer.clone(), &mut creator.rng).unwrap();
     let nonce = [0x42u8; 32];
     let link = Proposal::PreSharedKey(PreSharedKey {
         psk: PreSharedKeyId {
-            psk: Psk::Resumption {
-                usage,
-                psk_group_id: old_id,
-                psk_epoch: epoch,
-            },
+            psk: Psk::Resumption { usage, psk_group_id: old_id, psk_epoch: epoch },
             psk_nonce: &nonce,
         },
     });
-    let (_, welcome) = creator
-        .try_commit(
-            &[add(joiner_kp), link],
-            false,
-            false,
-            WireFormatPolicy::Public,
-            old,
-        )
-        .unwrap();
+    let (_, welcome) =
+        creator.try_commit(&[add(joiner_kp), link], false, false, WireFormatPolicy::Public, old).unwrap();
     creator.group.merge_staged_commit_in_memory().unwrap();
     welcome.unwrap()
 }
@@ -4142,33 +2875,16 @@ fn join_linked_group_refusals() {
         let before = m.snapshot();
         let r = m.group.join_in_memory(&welcome, &params, &mut buf);
         if r.is_err() {
-            assert_eq!(
-                m.snapshot(),
-                before,
-                "{}: a failed join changed the slot",
-                m.name
-            );
+            assert_eq!(m.snapshot(), before, "{}: a failed join changed the slot", m.name);
         }
         r
     };
     let old_bob: &G = &fx.bob.group;
     let suite = SUITE.to_u16();
     let cases = [
+        (Linked { inner: old_bob, linked: None }, JoinError::UnknownLinkedGroup),
         (
-            Linked {
-                inner: old_bob,
-                linked: None,
-            },
-            JoinError::UnknownLinkedGroup,
-        ),
-        (
-            Linked {
-                inner: old_bob,
-                linked: Some(mls_nostd::psk::LinkedGroup {
-                    cipher_suite: suite,
-                    reinit: None,
-                }),
-            },
+            Linked { inner: old_bob, linked: Some(mls_nostd::psk::LinkedGroup { cipher_suite: suite, reinit: None }) },
             JoinError::ReInitMismatch,
         ),
         (
@@ -4186,10 +2902,7 @@ fn join_linked_group_refusals() {
         assert_eq!(join(&mut new_bob, store), Err(*want));
     }
     join(&mut new_bob, old_bob).unwrap();
-    assert_eq!(
-        new_bob.group.epoch_authenticator(),
-        new_alice.group.epoch_authenticator()
-    );
+    assert_eq!(new_bob.group.epoch_authenticator(), new_alice.group.epoch_authenticator());
 
     // A branch of the new group by Bob, with Alice; her store claims the
     // group it branches from has another cipher suite.
@@ -4211,15 +2924,11 @@ fn join_linked_group_refusals() {
     let other = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519.to_u16();
     let lying = Linked {
         inner: &*new_alice.group,
-        linked: Some(mls_nostd::psk::LinkedGroup {
-            cipher_suite: other,
-            reinit: None,
-        }),
+        linked: Some(mls_nostd::psk::LinkedGroup { cipher_suite: other, reinit: None }),
     };
-    for (store, want) in [
-        (&lying as &dyn PskStore, Some(JoinError::BranchMismatch)),
-        (&*new_alice.group as &dyn PskStore, None),
-    ] {
+    for (store, want) in
+        [(&lying as &dyn PskStore, Some(JoinError::BranchMismatch)), (&*new_alice.group as &dyn PskStore, None)]
+    {
         let p = JoinParams {
             executor: &mls_nostd::executor::Sequential,
             key_package: &akp,
@@ -4230,18 +2939,9 @@ fn join_linked_group_refusals() {
             config: GroupConfig::default(),
         };
         let mut buf = vec![0u8; welcome.len()];
-        assert_eq!(
-            branch_alice
-                .group
-                .join_in_memory(&welcome, &p, &mut buf)
-                .err(),
-            want
-        );
+        assert_eq!(branch_alice.group.join_in_memory(&welcome, &p, &mut buf).err(), want);
     }
-    assert_eq!(
-        branch_alice.group.epoch_authenticator(),
-        branch_bob.group.epoch_authenticator()
-    );
+    assert_eq!(branch_alice.group.epoch_authenticator(), branch_bob.group.epoch_authenticator());
 }
 
 /// The application refuses a credential a Commit brings in (§5.3.1): an Add
@@ -4258,10 +2958,7 @@ fn leaf_cred_policy_rejects_added_credential() {
         }
     }
     static NO_MALLORY: NoMallory = NoMallory;
-    let config = GroupConfig {
-        identity: &NO_MALLORY,
-        ..GroupConfig::default()
-    };
+    let config = GroupConfig { identity: &NO_MALLORY, ..GroupConfig::default() };
     let mut fx = fixture_with(config);
     let want = CommitError::CredentialRejected;
     let mut mallory = Member::new("mallory", 9);
@@ -4300,10 +2997,7 @@ static ANY_SUCCESSOR: AnySuccessor = AnySuccessor;
 /// The GroupInfo Alice publishes, with `external_pub` and the tree.
 fn published_group_info(m: &mut Member) -> Vec<u8> {
     let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-    m.group
-        .group_info(true, &mut gi, &mut scratch)
-        .unwrap()
-        .to_vec()
+    m.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec()
 }
 
 /// An external committer who is not Bob cannot remove Bob (§12.4.3.2: the
@@ -4317,48 +3011,15 @@ fn leaf_successor_external_commit_cannot_evict_another_member() {
     let template = eve.template();
     let signer = eve.signer.clone();
     let mut out = vec![0u8; 128 * 1024];
-    let config = GroupConfig {
-        identity: &ANY_SUCCESSOR,
-        ..GroupConfig::default()
-    };
+    let config = GroupConfig { identity: &ANY_SUCCESSOR, ..GroupConfig::default() };
     let evil = eve
         .group
-        .join_external(
-            &gi,
-            None,
-            &template,
-            &signer,
-            Some(LeafIndex(1)),
-            &[],
-            &NoPsks,
-            config,
-            &mut eve.rng,
-            &Sequential,
-            &mut out,
-        )
+        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), &[], &NoPsks, config, &mut eve.rng, &Sequential, &mut out)
         .unwrap()
         .to_vec();
-    refuse_commit(
-        &mut fx.alice,
-        &evil,
-        &NoPsks,
-        CommitError::InvalidSuccessor,
-        "LEAF-SUCCESSOR",
-    );
-    refuse_commit(
-        &mut fx.carol,
-        &evil,
-        &NoPsks,
-        CommitError::InvalidSuccessor,
-        "LEAF-SUCCESSOR",
-    );
-    refuse_commit(
-        &mut fx.bob,
-        &evil,
-        &NoPsks,
-        CommitError::InvalidSuccessor,
-        "LEAF-SUCCESSOR",
-    );
+    refuse_commit(&mut fx.alice, &evil, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
+    refuse_commit(&mut fx.carol, &evil, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
+    refuse_commit(&mut fx.bob, &evil, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
     // Eve may still join without removing anyone.
     let mut eve = Member::new("eve", 6);
     let template = eve.template();
@@ -4366,19 +3027,7 @@ fn leaf_successor_external_commit_cannot_evict_another_member() {
     let mut out = vec![0u8; 128 * 1024];
     let join = eve
         .group
-        .join_external(
-            &gi,
-            None,
-            &template,
-            &signer,
-            None,
-            &[],
-            &NoPsks,
-            GroupConfig::default(),
-            &mut eve.rng,
-            &Sequential,
-            &mut out,
-        )
+        .join_external(&gi, None, &template, &signer, None, &[], &NoPsks, GroupConfig::default(), &mut eve.rng, &Sequential, &mut out)
         .unwrap()
         .to_vec();
     for m in [&mut fx.alice, &mut fx.bob, &mut fx.carol] {
@@ -4401,28 +3050,13 @@ fn leaf_successor_resync_by_the_same_member_is_accepted() {
     let mut out = vec![0u8; 128 * 1024];
     let resync = bob2
         .group
-        .join_external(
-            &gi,
-            None,
-            &template,
-            &signer,
-            Some(LeafIndex(1)),
-            &[],
-            &NoPsks,
-            GroupConfig::default(),
-            &mut bob2.rng,
-            &Sequential,
-            &mut out,
-        )
+        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), &[], &NoPsks, GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
         .unwrap()
         .to_vec();
     fx.alice.receive_commit(&resync);
     fx.carol.receive_commit(&resync);
     assert_eq!(bob2.group.own_leaf(), LeafIndex(1));
-    assert_eq!(
-        bob2.snapshot().authenticator,
-        fx.alice.snapshot().authenticator
-    );
+    assert_eq!(bob2.snapshot().authenticator, fx.alice.snapshot().authenticator);
     let m = bob2.send(b"back");
     assert_eq!(fx.carol.receive_app(&m), b"back");
 }
@@ -4442,28 +3076,15 @@ fn leaf_successor_update_with_another_credential() {
         credential: Credential::Basic { identity: b"carol" },
         ..leaf.fields
     };
-    let ctx = LeafNodeContext {
-        group_id: GROUP_ID,
-        leaf_index: 1,
-    };
+    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: 1 };
     let mut buf = vec![0u8; 2048];
-    let impostor = LeafNode::sign_into(SUITE, &fields, Some(ctx), &fx.bob.signer.clone(), &mut buf)
-        .unwrap()
-        .to_vec();
-    let update = Proposal::Update(Update {
-        leaf_node: LeafNode::decode_exact(&impostor).unwrap(),
-    });
+    let impostor = LeafNode::sign_into(SUITE, &fields, Some(ctx), &fx.bob.signer.clone(), &mut buf).unwrap().to_vec();
+    let update = Proposal::Update(Update { leaf_node: LeafNode::decode_exact(&impostor).unwrap() });
     let proposal = fx.bob.propose(&update);
     let reference = fx.alice.receive_proposal(&proposal);
     fx.carol.receive_proposal(&proposal);
     let msg = craft_commit(&mut fx.alice, &[ProposalOrRef::Reference(&reference)], None);
-    refuse_commit(
-        &mut fx.carol,
-        &msg,
-        &NoPsks,
-        CommitError::InvalidSuccessor,
-        "LEAF-SUCCESSOR",
-    );
+    refuse_commit(&mut fx.carol, &msg, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
     assert_eq!(commit_pending(&mut fx, &[]).updates, 0);
     fx.usable();
 }
@@ -4479,22 +3100,11 @@ fn leaf_successor_commit_path_with_another_credential() {
     let (kp, keys) = bob.key_package();
     let (commit, welcome) = fx.alice.commit(&[remove(1), add(&kp)], false);
     fx.carol.receive_commit(&commit);
-    bob.join_with(
-        &welcome.unwrap(),
-        &kp,
-        &keys,
-        GroupConfig {
-            identity: &ANY_SUCCESSOR,
-            ..GroupConfig::default()
-        },
-    );
+    bob.join_with(&welcome.unwrap(), &kp, &keys, GroupConfig { identity: &ANY_SUCCESSOR, ..GroupConfig::default() });
     let fx_bob = std::mem::replace(&mut fx.bob, bob);
     drop(fx_bob);
     fx.agree();
-    let template = LeafTemplate {
-        credential: Credential::Basic { identity: b"alice" },
-        ..fx.bob.template()
-    };
+    let template = LeafTemplate { credential: Credential::Basic { identity: b"alice" }, ..fx.bob.template() };
     let (mut m, mut w, mut gi) = buffers();
     let opts = CommitOptions {
         proposals: &[],
@@ -4506,31 +3116,11 @@ fn leaf_successor_commit_path_with_another_credential() {
         authenticated_data: b"",
         leaf: Some(template),
     };
-    let bufs = CommitBuffers {
-        message: &mut m,
-        welcome: &mut w,
-        group_info: &mut gi,
-    };
-    let out = fx
-        .bob
-        .group
-        .commit_in_memory(&opts, &NoPsks, NOW, &mut fx.bob.rng, &Sequential, bufs)
-        .unwrap();
+    let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+    let out = fx.bob.group.commit_in_memory(&opts, &NoPsks, NOW, &mut fx.bob.rng, &Sequential, bufs).unwrap();
     let msg = out.commit.to_vec();
     fx.bob.group.discard_staged_commit();
-    refuse_commit(
-        &mut fx.alice,
-        &msg,
-        &NoPsks,
-        CommitError::InvalidSuccessor,
-        "LEAF-SUCCESSOR",
-    );
-    refuse_commit(
-        &mut fx.carol,
-        &msg,
-        &NoPsks,
-        CommitError::InvalidSuccessor,
-        "LEAF-SUCCESSOR",
-    );
+    refuse_commit(&mut fx.alice, &msg, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
+    refuse_commit(&mut fx.carol, &msg, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
     fx.usable();
 }

@@ -25,10 +25,7 @@ fn message_protection_vectors() {
     );
     let n = supported_cases(&cases);
     report.finish("message-protection.json", n);
-    report.assert_passed_by_suite(
-        "message-protection.json",
-        &[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1)],
-    );
+    report.assert_passed_by_suite("message-protection.json", &[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1)]);
     assert_eq!(c("public_given"), 2 * n);
     assert_eq!(c("public_protected"), 2 * n);
     // Byte-identical for the deterministic signatures (EdDSA: suites 1, 3,

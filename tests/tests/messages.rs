@@ -16,10 +16,7 @@ fn messages_roundtrip() {
     // or was skipped as of unknown shape).
     assert_eq!(report.skipped, 0, "messages.json: cases of unknown shape");
     assert_eq!(report.passed, cases.len());
-    let counts: Vec<(&str, usize)> = FIELDS
-        .iter()
-        .map(|f| (*f, report.stats.get(&field_counter(f))))
-        .collect();
+    let counts: Vec<(&str, usize)> = FIELDS.iter().map(|f| (*f, report.stats.get(&field_counter(f)))).collect();
     for (field, n) in &counts {
         println!("messages.json: {field}: {n} decoded and re-encoded");
     }
@@ -29,15 +26,8 @@ fn messages_roundtrip() {
         }
     }
     let total: usize = counts.iter().map(|(_, n)| n).sum();
-    println!(
-        "messages.json: {} cases, {total} objects, {} bytes",
-        cases.len(),
-        report.stats.get("bytes")
-    );
+    println!("messages.json: {} cases, {total} objects, {} bytes", cases.len(), report.stats.get("bytes"));
     assert_eq!(counts.len(), FIELDS.len());
-    assert!(
-        counts.iter().all(|&(_, n)| n == cases.len()),
-        "every (case, field) pair checked"
-    );
+    assert!(counts.iter().all(|&(_, n)| n == cases.len()), "every (case, field) pair checked");
     assert_eq!(total, 300 * FIELDS.len());
 }

@@ -24,9 +24,7 @@ fn stderr(o: &Output) -> String {
 
 /// A scratch directory of this test binary, created if needed.
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("mls_vectors_cli")
-        .join(name);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mls_vectors_cli").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -65,28 +63,18 @@ fn every_official_file_passes() {
     let out = run(&args);
     let text = stdout(&out);
     print!("{text}");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "exit status; stderr:\n{}",
-        stderr(&out)
-    );
+    assert_eq!(out.status.code(), Some(0), "exit status; stderr:\n{}", stderr(&out));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), files.len(), "one line per file");
     for (file, line) in files.iter().zip(&lines) {
         let prefix = format!("{}: ", file.display());
-        let counts = line
-            .strip_prefix(&prefix)
-            .unwrap_or_else(|| panic!("line for {}: {line}", file.display()));
+        let counts = line.strip_prefix(&prefix).unwrap_or_else(|| panic!("line for {}: {line}", file.display()));
         assert!(counts.contains(" 0 failed,"), "{line}");
     }
     // Every official file is known, with its exact counts.
     for (name, passed, skipped) in EXPECTED {
         let path = dir.join(name);
-        let line = format!(
-            "{}: {passed} passed, 0 failed, {skipped} skipped",
-            path.display()
-        );
+        let line = format!("{}: {passed} passed, 0 failed, {skipped} skipped", path.display());
         assert!(lines.contains(&line.as_str()), "missing line: {line}");
     }
 }
@@ -105,12 +93,7 @@ fn a_corrupted_case_fails_alone() {
     // among the supported cases.
     let mut cases = mls_tests::load("welcome.json");
     let i = cases.iter().position(|c| c["cipher_suite"] == 3).unwrap();
-    let other = SignaturePrivateKey::from_slice(
-        mls_nostd::crypto::CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
-        &[7u8; 32],
-    )
-    .unwrap()
-    .public_key();
+    let other = SignaturePrivateKey::from_slice(mls_nostd::crypto::CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, &[7u8; 32]).unwrap().public_key();
     cases[i]["signer_pub"] = hex::encode(other.as_bytes()).into();
     let bad_welcome = dir.join("welcome.json");
     std::fs::write(&bad_welcome, serde_json::to_string(&cases).unwrap()).unwrap();
@@ -131,16 +114,8 @@ fn a_corrupted_case_fails_alone() {
     );
     // The reasons, on stderr, name the case.
     let err = stderr(&out);
-    assert!(
-        err.contains("tree-math.json: case 3 failed: root of 8 leaves"),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!(
-            "welcome.json: case {i} failed: GroupInfo signature"
-        )),
-        "{err}"
-    );
+    assert!(err.contains("tree-math.json: case 3 failed: root of 8 leaves"), "{err}");
+    assert!(err.contains(&format!("welcome.json: case {i} failed: GroupInfo signature")), "{err}");
 }
 
 #[test]
@@ -154,21 +129,10 @@ fn any_passive_client_file() {
     std::fs::copy(&original, &by_kind).unwrap();
     let out = run(&[&by_prefix]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out),
-        format!("{}: 1 passed, 0 failed, 0 skipped\n", by_prefix.display())
-    );
-    let out = runner()
-        .arg("--kind")
-        .arg("passive-client")
-        .arg(&by_kind)
-        .output()
-        .unwrap();
+    assert_eq!(stdout(&out), format!("{}: 1 passed, 0 failed, 0 skipped\n", by_prefix.display()));
+    let out = runner().arg("--kind").arg("passive-client").arg(&by_kind).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out),
-        format!("{}: 1 passed, 0 failed, 0 skipped\n", by_kind.display())
-    );
+    assert_eq!(stdout(&out), format!("{}: 1 passed, 0 failed, 0 skipped\n", by_kind.display()));
     // Without --kind, its name says nothing: a usage error.
     let out = run(&[&by_kind]);
     assert_eq!(out.status.code(), Some(2));
@@ -189,22 +153,12 @@ fn any_passive_client_file() {
             by_prefix.display()
         )
     );
-    assert!(
-        stderr(&out).contains(&format!("case 0 failed: epoch {last}:")),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains(&format!("case 0 failed: epoch {last}:")), "{}", stderr(&out));
     // psk_secret and psk-secret alike.
     let psk = vectors_dir().join("psk_secret.json");
-    let out = runner()
-        .args(["--kind=psk-secret".as_ref(), psk.as_os_str()])
-        .output()
-        .unwrap();
+    let out = runner().args(["--kind=psk-secret".as_ref(), psk.as_os_str()]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out),
-        format!("{}: 77 passed, 0 failed, 0 skipped\n", psk.display())
-    );
+    assert_eq!(stdout(&out), format!("{}: 77 passed, 0 failed, 0 skipped\n", psk.display()));
 }
 
 #[test]
@@ -217,10 +171,7 @@ fn cases_of_unknown_shape_are_skipped() {
     std::fs::write(&file, serde_json::to_string(&cases).unwrap()).unwrap();
     let out = run(&[&file]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out),
-        format!("{}: 21 passed, 0 failed, 2 skipped\n", file.display())
-    );
+    assert_eq!(stdout(&out), format!("{}: 21 passed, 0 failed, 2 skipped\n", file.display()));
 }
 
 #[test]
@@ -240,10 +191,7 @@ fn bad_arguments_and_files_exit_2() {
         ("no file", vec![]),
         ("unknown option", vec!["--frobnicate".as_ref(), t]),
         ("--kind without value", vec!["--kind".as_ref()]),
-        (
-            "unknown kind",
-            vec!["--kind".as_ref(), "tree-maths".as_ref(), t],
-        ),
+        ("unknown kind", vec!["--kind".as_ref(), "tree-maths".as_ref(), t]),
         ("unknown file name", vec![unknown_name.as_os_str()]),
         ("missing file", vec![missing.as_os_str()]),
         ("not JSON", vec![not_json.as_os_str()]),
@@ -259,10 +207,7 @@ fn bad_arguments_and_files_exit_2() {
     // An unreadable file among good ones: the others still run, status 2.
     let out = run(&[&not_json, &tree_math]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        stdout(&out),
-        format!("{}: 10 passed, 0 failed, 0 skipped\n", tree_math.display())
-    );
+    assert_eq!(stdout(&out), format!("{}: 10 passed, 0 failed, 0 skipped\n", tree_math.display()));
     // Help is not an error.
     let out = runner().arg("--help").output().unwrap();
     assert_eq!(out.status.code(), Some(0));

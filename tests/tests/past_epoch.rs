@@ -29,61 +29,33 @@ fn a_late_message_and_the_ended_epochs_secrets() {
     alice.add(&mut bob, SUITE);
     let mut storage = Box::new(RamStorage::<64, { 128 * 1024 }>::EMPTY);
     let mut buf: Box<RecordBuffer> = Box::new([0u8; MAX_RECORD_LEN]);
-    alice
-        .group
-        .save(storage.as_mut(), SLOT, Parts::ALL, &mut buf)
-        .unwrap();
+    alice.group.save(storage.as_mut(), SLOT, Parts::ALL, &mut buf).unwrap();
 
     // The epoch's secret tree has two leaves: alice's (0) and bob's (1). Its
     // root is the epoch's encryption secret; reading bob's handshake message
     // splits it (§9) into alice's half, the root's left child, and bob's.
     // Either is a record of the epoch's tree in the store.
-    let root = alice
-        .group
-        .state_for_testing()
-        .secrets
-        .encryption_secret
-        .as_bytes()
-        .to_vec();
+    let root = alice.group.state_for_testing().secrets.encryption_secret.as_bytes().to_vec();
     let mut left = vec![0u8; SUITE.hash_len()];
     expand_with_label(SUITE, &root, b"tree", b"left", &mut left).unwrap();
     let late = bob.send(b"sent before the commit");
     let (commit, _) = bob.commit(&[], true, WireFormatPolicy::Private);
     let mut msg = commit.clone();
-    let got = alice
-        .group
-        .stored(storage.as_mut(), SLOT, &mut buf)
-        .process_message_with_psks(&mut msg, &NoPsks, NOW);
+    let got = alice.group.stored(storage.as_mut(), SLOT, &mut buf).process_message_with_psks(&mut msg, &NoPsks, NOW);
     assert!(matches!(got, Ok(Received::Commit(_))), "{got:?}");
-    let epoch_tree =
-        |s: &RamStorage<64, { 128 * 1024 }>| contains(s.raw(), &root) || contains(s.raw(), &left);
-    assert!(
-        epoch_tree(&storage),
-        "the epoch's secret tree is in the store"
-    );
+    let epoch_tree = |s: &RamStorage<64, { 128 * 1024 }>| contains(s.raw(), &root) || contains(s.raw(), &left);
+    assert!(epoch_tree(&storage), "the epoch's secret tree is in the store");
 
-    alice
-        .group
-        .stored(storage.as_mut(), SLOT, &mut buf)
-        .merge_staged_commit()
-        .unwrap();
+    alice.group.stored(storage.as_mut(), SLOT, &mut buf).merge_staged_commit().unwrap();
     agree(&[&alice, &bob]);
     let kept = epoch_tree(&storage);
     let mut msg = late.clone();
-    let read = alice
-        .group
-        .stored(storage.as_mut(), SLOT, &mut buf)
-        .process_message_with_psks(&mut msg, &NoPsks, NOW);
+    let read = alice.group.stored(storage.as_mut(), SLOT, &mut buf).process_message_with_psks(&mut msg, &NoPsks, NOW);
     match PAST_EPOCHS_KEPT {
         1 => {
-            assert!(
-                kept,
-                "the ended epoch's tree is kept in the store for late messages"
-            );
+            assert!(kept, "the ended epoch's tree is kept in the store for late messages");
             match read {
-                Ok(Received::Application { data, .. }) => {
-                    assert_eq!(data, b"sent before the commit")
-                }
+                Ok(Received::Application { data, .. }) => assert_eq!(data, b"sent before the commit"),
                 other => panic!("a late message of the previous epoch: {other:?}"),
             }
         }
@@ -100,23 +72,12 @@ fn a_late_message_and_the_ended_epochs_secrets() {
     // Reloaded from the store, alice goes on in the new epoch.
     let mut fresh = Box::new(G::EMPTY);
     recover(storage.as_mut(), SLOT, &mut buf[..]).unwrap();
-    fresh
-        .load(
-            storage.as_mut(),
-            SLOT,
-            &mls_nostd::identity::SAME_CREDENTIAL,
-            &mut buf,
-        )
-        .unwrap();
+    fresh.load(storage.as_mut(), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf).unwrap();
     alice.group = fresh;
     agree(&[&alice, &bob]);
     let m = bob.send(b"after the commit");
     let mut msg = m.clone();
-    match alice
-        .group
-        .stored(storage.as_mut(), SLOT, &mut buf)
-        .process_message_with_psks(&mut msg, &NoPsks, NOW)
-    {
+    match alice.group.stored(storage.as_mut(), SLOT, &mut buf).process_message_with_psks(&mut msg, &NoPsks, NOW) {
         Ok(Received::Application { data, .. }) => assert_eq!(data, b"after the commit"),
         other => panic!("{other:?}"),
     }
@@ -151,26 +112,19 @@ fn a_late_message_of_a_member_that_left() {
     let proposals = [
         Proposal::Remove(Remove { removed: 1 }),
         Proposal::Remove(Remove { removed: 3 }),
-        Proposal::Add(Add {
-            key_package: KeyPackage::decode_exact(&kp).unwrap(),
-        }),
+        Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() }),
     ];
     let (commit, _) = alice.commit(&proposals, true, WireFormatPolicy::Public);
     carol.receive_commit(&commit);
     agree(&[&alice, &carol]);
     let mut read = 0;
-    for (msg, data) in [
-        (from_bob, &b"bob's last"[..]),
-        (from_dave, &b"dave's last"[..]),
-    ] {
+    for (msg, data) in [(from_bob, &b"bob's last"[..]), (from_dave, &b"dave's last"[..])] {
         let mut m = msg.clone();
         let got = carol.group.process_message_in_memory(&mut m, &NoPsks, NOW);
         match (PAST_EPOCHS_KEPT, got) {
             (1, Ok(Received::Application { data: d, .. })) => assert_eq!(d, data),
             (0, Err(ReceiveError::Protection(_))) => {}
-            (k, other) => {
-                panic!("a late message of a member that left, {k} past epochs kept: {other:?}")
-            }
+            (k, other) => panic!("a late message of a member that left, {k} past epochs kept: {other:?}"),
         }
         read += 1;
     }

@@ -11,23 +11,19 @@
 //!
 //! CI samples 4,000 cut points evenly (about every third: CI's time budget);
 //! `MLS_POWER_CUT_EXHAUSTIVE=1` runs every one. The count is printed.
-use embedded_storage::nor_flash::{
-    ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
-};
+use embedded_storage::nor_flash::{ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 use mls_nostd::codec::Decode;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::executor::Sequential;
-use mls_nostd::group::{
-    CommitBuffers, CommitOptions, GroupConfig, JoinParams, Received, WireFormatPolicy,
-};
+use mls_nostd::group::{CommitBuffers, CommitOptions, GroupConfig, JoinParams, Received, WireFormatPolicy};
 use mls_nostd::key_package::KeyPackage;
 use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
-use mls_nostd::store::durable::{RecordBuffer, load_key_package, store_key_package};
+use mls_nostd::store::durable::{load_key_package, store_key_package, RecordBuffer};
 use mls_nostd::store::flash::FlashStorage;
-use mls_nostd::store::{MAX_RECORD_LEN, Parts, StoreError, recover};
-use mls_tests::member::{G, Member, MemberOf, NOW, buffers};
+use mls_nostd::store::{recover, Parts, StoreError, MAX_RECORD_LEN};
+use mls_tests::member::{buffers, Member, MemberOf, G, NOW};
 
 const PAGE: usize = 4096;
 const REGION_PAGES: usize = 12;
@@ -64,15 +60,7 @@ impl FaultFlash {
     }
 
     fn with_len(len: usize) -> Self {
-        Self {
-            mem: vec![0xFF; len],
-            budget: None,
-            dead: false,
-            died: false,
-            ops: 0,
-            bytes_written: 0,
-            noise: 0x9E37_79B9_7F4A_7C15,
-        }
+        Self { mem: vec![0xFF; len], budget: None, dead: false, died: false, ops: 0, bytes_written: 0, noise: 0x9E37_79B9_7F4A_7C15 }
     }
 
     fn noise(&mut self) -> u8 {
@@ -209,12 +197,7 @@ impl Device {
         let mut store = open(flash);
         recover(&mut store, SLOT, &mut self.buf[..]).unwrap();
         let mut group = Box::new(G::EMPTY);
-        match group.load(
-            &mut store,
-            SLOT,
-            &mls_nostd::identity::SAME_CREDENTIAL,
-            &mut self.buf,
-        ) {
+        match group.load(&mut store, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut self.buf) {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(e) => panic!("load after a cut: {e:?}"),
         }
@@ -241,12 +224,7 @@ impl Device {
 
     fn note_epoch_secrets(&mut self) {
         let s = &self.member.group.state_for_testing().secrets;
-        for secret in [
-            &s.init_secret,
-            &s.exporter_secret,
-            &s.membership_key,
-            &s.confirmation_key,
-        ] {
+        for secret in [&s.init_secret, &s.exporter_secret, &s.membership_key, &s.confirmation_key] {
             self.deleted.push(secret.as_bytes().to_vec());
         }
     }
@@ -254,10 +232,7 @@ impl Device {
 
 fn authenticators_agree(a: &Member, b: &Member, device: &Device) {
     assert_eq!(device.member.group.epoch(), a.group.epoch());
-    assert_eq!(
-        device.member.group.epoch_authenticator(),
-        a.group.epoch_authenticator()
-    );
+    assert_eq!(device.member.group.epoch_authenticator(), a.group.epoch_authenticator());
     assert_eq!(b.group.epoch_authenticator(), a.group.epoch_authenticator());
 }
 
@@ -275,44 +250,19 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
     let mut store = open(FaultFlash::new());
     store.flash_mut().budget = cut;
     store.flash_mut().ops = 0;
-    let mut dev = Device {
-        member: Member::new("device", 103),
-        store: Some(store),
-        buf: Box::new([0u8; MAX_RECORD_LEN]),
-        deleted: Vec::new(),
-        reboots: 0,
-    };
+    let mut dev = Device { member: Member::new("device", 103), store: Some(store), buf: Box::new([0u8; MAX_RECORD_LEN]), deleted: Vec::new(), reboots: 0 };
 
     // 1. The device's KeyPackage: its private keys go to flash.
     let (kp, keys) = dev.member.key_package(SUITE);
-    let reference = KeyPackage::decode_exact(&kp)
-        .unwrap()
-        .reference(SUITE)
-        .unwrap();
+    let reference = KeyPackage::decode_exact(&kp).unwrap().reference(SUITE).unwrap();
     dev.deleted.push(keys.init_key.as_bytes().to_vec());
     loop {
         let signer = dev.member.signer.clone();
         let done = dev.run(|d| {
             let buf = &mut d.buf;
-            store_key_package(
-                d.store.as_mut().unwrap(),
-                SUITE,
-                &reference,
-                &keys,
-                &signer,
-                buf,
-            )
-            .map_err(|e| format!("{e:?}"))
+            store_key_package(d.store.as_mut().unwrap(), SUITE, &reference, &keys, &signer, buf).map_err(|e| format!("{e:?}"))
         });
-        if done.is_some()
-            || load_key_package::<_, SignaturePrivateKey>(
-                dev.store(),
-                &reference,
-                &mut Box::new([0u8; MAX_RECORD_LEN]),
-            )
-            .unwrap()
-            .is_some()
-        {
+        if done.is_some() || load_key_package::<_, SignaturePrivateKey>(dev.store(), &reference, &mut Box::new([0u8; MAX_RECORD_LEN])).unwrap().is_some() {
             break;
         }
     }
@@ -321,12 +271,8 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
     alice.create(SUITE, b"power-cut", Default::default());
     let (bob_kp, bob_keys) = bob.key_package(SUITE);
     let adds = [
-        Proposal::Add(Add {
-            key_package: KeyPackage::decode_exact(&bob_kp).unwrap(),
-        }),
-        Proposal::Add(Add {
-            key_package: KeyPackage::decode_exact(&kp).unwrap(),
-        }),
+        Proposal::Add(Add { key_package: KeyPackage::decode_exact(&bob_kp).unwrap() }),
+        Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() }),
     ];
     let (_, welcome) = alice.commit(&adds, true, WireFormatPolicy::Public);
     let welcome = welcome.unwrap();
@@ -346,14 +292,8 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
         };
         let mut gi = vec![0u8; welcome.len()];
         let r = dev.run(|d| {
-            let Device {
-                member, store, buf, ..
-            } = d;
-            member
-                .group
-                .stored(store.as_mut().unwrap(), SLOT, buf)
-                .join_with(&welcome, &params, &mut gi)
-                .map_err(|e| format!("{e:?}"))
+            let Device { member, store, buf, .. } = d;
+            member.group.stored(store.as_mut().unwrap(), SLOT, buf).join_with(&welcome, &params, &mut gi).map_err(|e| format!("{e:?}"))
         });
         if r.is_some() {
             break;
@@ -362,12 +302,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
     authenticators_agree(&alice, &bob, &dev);
 
     // Flash bytes written per kind of operation (uncut run; scrubs included).
-    let mut per_op = [
-        ("application message received", 0u64, 0u32),
-        ("application message sent", 0, 0),
-        ("commit received", 0, 0),
-        ("commit sent", 0, 0),
-    ];
+    let mut per_op = [("application message received", 0u64, 0u32), ("application message sent", 0, 0), ("commit received", 0, 0), ("commit sent", 0, 0)];
     let mut tally = |kind: usize, before: u64, after: u64| {
         per_op[kind].1 += after - before;
         per_op[kind].2 += 1;
@@ -381,14 +316,8 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
             loop {
                 let mut msg = m.clone();
                 let r = dev.run(|d| {
-                    let Device {
-                        member, store, buf, ..
-                    } = d;
-                    match member
-                        .group
-                        .stored(store.as_mut().unwrap(), SLOT, buf)
-                        .process_message_with_psks(&mut msg, &NoPsks, NOW)
-                    {
+                    let Device { member, store, buf, .. } = d;
+                    match member.group.stored(store.as_mut().unwrap(), SLOT, buf).process_message_with_psks(&mut msg, &NoPsks, NOW) {
                         Ok(Received::Application { data, .. }) => Ok(Some(data.to_vec())),
                         // Already consumed before the cut: a replay is refused.
                         Err(mls_nostd::store::durable::DurableError::Op(_)) => Ok(None),
@@ -412,14 +341,11 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
             loop {
                 let data = [round, i, 2];
                 let r = dev.run(|d| {
-                    let Device {
-                        member, store, buf, ..
-                    } = d;
+                    let Device { member, store, buf, .. } = d;
                     let mut out = vec![0u8; 512];
                     let n = member
                         .group
-                        .stored(store.as_mut().unwrap(), SLOT, buf)
-                        .protect_application(&data, b"ad", 8, &mut member.rng, &mut out)
+                        .stored(store.as_mut().unwrap(), SLOT, buf).protect_application(&data, b"ad", 8, &mut member.rng, &mut out)
                         .map_err(|e| format!("{e:?}"))?
                         .len();
                     out.truncate(n);
@@ -437,15 +363,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
 
         // A commit with path from Bob, received by the device.
         let before = alice.group.epoch();
-        let (commit, _) = bob.commit(
-            &[],
-            true,
-            if round % 2 == 0 {
-                WireFormatPolicy::Private
-            } else {
-                WireFormatPolicy::Public
-            },
-        );
+        let (commit, _) = bob.commit(&[], true, if round % 2 == 0 { WireFormatPolicy::Private } else { WireFormatPolicy::Public });
         alice.receive_commit(&commit);
         dev.note_epoch_secrets();
         let w0 = dev.written();
@@ -458,20 +376,10 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
             let _ = w0;
             let mut msg = commit.clone();
             let r = dev.run(|d| {
-                let Device {
-                    member, store, buf, ..
-                } = d;
+                let Device { member, store, buf, .. } = d;
                 let s = store.as_mut().unwrap();
-                member
-                    .group
-                    .stored(s, SLOT, buf)
-                    .process_message_with_psks(&mut msg, &NoPsks, NOW)
-                    .map_err(|e| format!("{e:?}"))?;
-                member
-                    .group
-                    .stored(s, SLOT, buf)
-                    .merge_staged_commit()
-                    .map_err(|e| format!("{e:?}"))
+                member.group.stored(s, SLOT, buf).process_message_with_psks(&mut msg, &NoPsks, NOW).map_err(|e| format!("{e:?}"))?;
+                member.group.stored(s, SLOT, buf).merge_staged_commit().map_err(|e| format!("{e:?}"))
             });
             if r.is_some() {
                 break;
@@ -488,26 +396,18 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
             if dev.member.group.has_staged_commit() {
                 // Staged but never emitted (cut inside the save): drop it.
                 dev.member.group.discard_staged_commit();
-                if dev
-                    .run(|d| {
-                        let Device {
-                            member, store, buf, ..
-                        } = d;
-                        member
-                            .group
-                            .save(store.as_mut().unwrap(), SLOT, Parts::ALL, buf)
-                            .map_err(|e| format!("{e:?}"))
-                    })
-                    .is_none()
+                if dev.run(|d| {
+                    let Device { member, store, buf, .. } = d;
+                    member.group.save(store.as_mut().unwrap(), SLOT, Parts::ALL, buf).map_err(|e| format!("{e:?}"))
+                })
+                .is_none()
                 {
                     continue;
                 }
             }
             let template = dev.member.template();
             let r = dev.run(|d| {
-                let Device {
-                    member, store, buf, ..
-                } = d;
+                let Device { member, store, buf, .. } = d;
                 let (mut mb, mut wb, mut gb) = buffers();
                 let opts = CommitOptions {
                     proposals: &[],
@@ -519,15 +419,10 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
                     authenticated_data: b"",
                     leaf: Some(template),
                 };
-                let bufs = CommitBuffers {
-                    message: &mut mb,
-                    welcome: &mut wb,
-                    group_info: &mut gb,
-                };
+                let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
                 let out = member
                     .group
-                    .stored(store.as_mut().unwrap(), SLOT, buf)
-                    .commit(&opts, &NoPsks, NOW, &mut member.rng, &Sequential, bufs)
+                    .stored(store.as_mut().unwrap(), SLOT, buf).commit(&opts, &NoPsks, NOW, &mut member.rng, &Sequential, bufs)
                     .map_err(|e| format!("{e:?}"))?;
                 Ok(out.commit.to_vec())
             });
@@ -543,20 +438,11 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
                 break;
             }
             assert_eq!(e, before);
-            assert!(
-                dev.member.group.has_staged_commit(),
-                "the emitted commit was lost by a cut"
-            );
+            assert!(dev.member.group.has_staged_commit(), "the emitted commit was lost by a cut");
             if dev
                 .run(|d| {
-                    let Device {
-                        member, store, buf, ..
-                    } = d;
-                    member
-                        .group
-                        .stored(store.as_mut().unwrap(), SLOT, buf)
-                        .merge_staged_commit()
-                        .map_err(|e| format!("{e:?}"))
+                    let Device { member, store, buf, .. } = d;
+                    member.group.stored(store.as_mut().unwrap(), SLOT, buf).merge_staged_commit().map_err(|e| format!("{e:?}"))
                 })
                 .is_some()
             {
@@ -568,10 +454,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
     }
     if cut.is_none() {
         for (kind, bytes, n) in per_op {
-            println!(
-                "flash bytes written per {kind}: {} (mean of {n}, 3-member group, scrub every 8 commit points included)",
-                bytes / u64::from(n.max(1))
-            );
+            println!("flash bytes written per {kind}: {} (mean of {n}, 3-member group, scrub every 8 commit points included)", bytes / u64::from(n.max(1)));
         }
     }
 
@@ -579,11 +462,7 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
     // reboot clears the fault budget).
     let ops = dev.store.as_ref().unwrap().flash().ops;
     let died = dev.store.as_ref().unwrap().flash().died;
-    assert_eq!(
-        died,
-        cut.is_some_and(|c| c < ops),
-        "cut {cut:?} of {ops} operations"
-    );
+    assert_eq!(died, cut.is_some_and(|c| c < ops), "cut {cut:?} of {ops} operations");
     dev.reboot();
     authenticators_agree(&alice, &bob, &dev);
 
@@ -591,18 +470,11 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
         dev.store().scrub().unwrap();
         let image = &dev.store.as_ref().unwrap().flash().mem;
         for secret in &dev.deleted {
-            assert!(
-                !image.windows(secret.len()).any(|w| w == secret.as_slice()),
-                "a deleted secret is still in flash"
-            );
+            assert!(!image.windows(secret.len()).any(|w| w == secret.as_slice()), "a deleted secret is still in flash");
         }
     }
     let f = dev.store.as_ref().unwrap().flash();
-    Outcome {
-        ops,
-        bytes_written: f.bytes_written,
-        reboots: dev.reboots,
-    }
+    Outcome { ops, bytes_written: f.bytes_written, reboots: dev.reboots }
 }
 
 /// Cut points CI runs, spread evenly over the run's operations.
@@ -614,14 +486,8 @@ fn power_cut_at_every_write_and_erase() {
     let points = full.ops;
     let exhaustive = std::env::var_os("MLS_POWER_CUT_EXHAUSTIVE").is_some();
     // MLS_POWER_CUT_SAMPLES=n overrides the sample count (for quick local runs).
-    let samples = std::env::var("MLS_POWER_CUT_SAMPLES")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let target = if exhaustive {
-        points
-    } else {
-        samples.unwrap_or(CI_SAMPLES).min(points)
-    };
+    let samples = std::env::var("MLS_POWER_CUT_SAMPLES").ok().and_then(|v| v.parse().ok());
+    let target = if exhaustive { points } else { samples.unwrap_or(CI_SAMPLES).min(points) };
 
     // Cut points split over two threads (CI has 2 cores).
     // Evenly spread over every operation of the run.
@@ -639,10 +505,7 @@ fn power_cut_at_every_write_and_erase() {
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap())
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+        workers.into_iter().map(|w| w.join().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
     });
     println!(
         "power cut at {ran} of {points} flash operations (word writes and page erases; exhaustive: {exhaustive}); \
@@ -650,10 +513,7 @@ fn power_cut_at_every_write_and_erase() {
         full.bytes_written
     );
     assert_eq!(ran, target);
-    assert!(
-        samples.is_some() || ran >= CI_SAMPLES || ran == points,
-        "too few cut points: {ran}"
-    );
+    assert!(samples.is_some() || ran >= CI_SAMPLES || ran == points, "too few cut points: {ran}");
 }
 
 type M64 = MemberOf<64, { 64 * 512 }, 64, 8192>;
@@ -667,31 +527,14 @@ fn flash_bytes_per_operation_64_members() {
     let region = (48 * PAGE) as u32;
     // No automatic scrub here: each operation's own bytes; one scrub is
     // measured apart at the end.
-    let mut store = FlashStorage::<FaultFlash>::open(
-        FaultFlash::with_len(2 * 48 * PAGE),
-        0..region,
-        region..2 * region,
-        u32::MAX,
-    )
-    .unwrap();
+    let mut store = FlashStorage::<FaultFlash>::open(FaultFlash::with_len(2 * 48 * PAGE), 0..region, region..2 * region, u32::MAX).unwrap();
     let mut buf = Box::new([0u8; MAX_RECORD_LEN]);
     let mut gateway = M64::new("gateway", 200);
     let mut device = M64::new("device", 201);
     gateway.create(SUITE, b"fleet-64", Default::default());
     let (kp, keys) = device.key_package(SUITE);
-    let reference = KeyPackage::decode_exact(&kp)
-        .unwrap()
-        .reference(SUITE)
-        .unwrap();
-    store_key_package(
-        &mut store,
-        SUITE,
-        &reference,
-        &keys,
-        &device.signer,
-        &mut buf,
-    )
-    .unwrap();
+    let reference = KeyPackage::decode_exact(&kp).unwrap().reference(SUITE).unwrap();
+    store_key_package(&mut store, SUITE, &reference, &keys, &device.signer, &mut buf).unwrap();
     let mut kps = vec![kp.clone()];
     let mut nodes = Vec::new();
     for i in 0..62u64 {
@@ -701,14 +544,7 @@ fn flash_bytes_per_operation_64_members() {
         kps.push(node_kp.clone());
         nodes.push((node, node_kp, node_keys));
     }
-    let adds: Vec<Proposal<'_>> = kps
-        .iter()
-        .map(|k| {
-            Proposal::Add(Add {
-                key_package: KeyPackage::decode_exact(k).unwrap(),
-            })
-        })
-        .collect();
+    let adds: Vec<Proposal<'_>> = kps.iter().map(|k| Proposal::Add(Add { key_package: KeyPackage::decode_exact(k).unwrap() })).collect();
     let (_, welcome) = gateway.commit(&adds, true, WireFormatPolicy::Public);
     let welcome = welcome.unwrap();
     let params = JoinParams {
@@ -722,16 +558,9 @@ fn flash_bytes_per_operation_64_members() {
     };
     let mut gi = vec![0u8; welcome.len()];
     let w0 = store.flash().bytes_written;
-    device
-        .group
-        .stored(&mut store, SLOT, &mut buf)
-        .join_with(&welcome, &params, &mut gi)
-        .unwrap();
+    device.group.stored(&mut store, SLOT, &mut buf).join_with(&welcome, &params, &mut gi).unwrap();
     let join = store.flash().bytes_written - w0;
-    assert_eq!(
-        device.group.epoch_authenticator(),
-        gateway.group.epoch_authenticator()
-    );
+    assert_eq!(device.group.epoch_authenticator(), gateway.group.epoch_authenticator());
 
     // Every other member speaks twice; the device reads every message. A
     // sender's first message splits the secret tree's nodes above its leaf
@@ -747,12 +576,7 @@ fn flash_bytes_per_operation_64_members() {
         for sender in senders.iter_mut() {
             let mut m = sender.send(&[pass; 32]);
             let w0 = store.flash().bytes_written;
-            match device
-                .group
-                .stored(&mut store, SLOT, &mut buf)
-                .process_message_with_psks(&mut m, &NoPsks, NOW)
-                .unwrap()
-            {
+            match device.group.stored(&mut store, SLOT, &mut buf).process_message_with_psks(&mut m, &NoPsks, NOW).unwrap() {
                 Received::Application { data, .. } => assert_eq!(data, [pass; 32]),
                 other => panic!("{other:?}"),
             }
@@ -771,36 +595,18 @@ fn flash_bytes_per_operation_64_members() {
     for r in 0..rounds {
         let w0 = store.flash().bytes_written;
         let mut m = gateway.send(&[r; 32]);
-        match device
-            .group
-            .stored(&mut store, SLOT, &mut buf)
-            .process_message_with_psks(&mut m, &NoPsks, NOW)
-            .unwrap()
-        {
+        match device.group.stored(&mut store, SLOT, &mut buf).process_message_with_psks(&mut m, &NoPsks, NOW).unwrap() {
             Received::Application { data, .. } => assert_eq!(data, [r; 32]),
             other => panic!("{other:?}"),
         }
         let w1 = store.flash().bytes_written;
         let mut out = vec![0u8; 512];
-        let n = device
-            .group
-            .stored(&mut store, SLOT, &mut buf)
-            .protect_application(&[r; 32], b"ad", 8, &mut device.rng, &mut out)
-            .unwrap()
-            .len();
+        let n = device.group.stored(&mut store, SLOT, &mut buf).protect_application(&[r; 32], b"ad", 8, &mut device.rng, &mut out).unwrap().len();
         assert_eq!(gateway.receive_app(&out[..n]).1, [r; 32]);
         let w2 = store.flash().bytes_written;
         let (mut commit, _) = gateway.commit(&[], true, WireFormatPolicy::Public);
-        device
-            .group
-            .stored(&mut store, SLOT, &mut buf)
-            .process_message_with_psks(&mut commit, &NoPsks, NOW)
-            .unwrap();
-        device
-            .group
-            .stored(&mut store, SLOT, &mut buf)
-            .merge_staged_commit()
-            .unwrap();
+        device.group.stored(&mut store, SLOT, &mut buf).process_message_with_psks(&mut commit, &NoPsks, NOW).unwrap();
+        device.group.stored(&mut store, SLOT, &mut buf).merge_staged_commit().unwrap();
         let w3 = store.flash().bytes_written;
         let (mut mb, mut wb, mut gb) = buffers();
         let opts = CommitOptions {
@@ -813,68 +619,36 @@ fn flash_bytes_per_operation_64_members() {
             authenticated_data: b"",
             leaf: Some(device.template()),
         };
-        let bufs = CommitBuffers {
-            message: &mut mb,
-            welcome: &mut wb,
-            group_info: &mut gb,
-        };
+        let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
         let commit = device
             .group
-            .stored(&mut store, SLOT, &mut buf)
-            .commit(&opts, &NoPsks, NOW, &mut device.rng, &Sequential, bufs)
+            .stored(&mut store, SLOT, &mut buf).commit(&opts, &NoPsks, NOW, &mut device.rng, &Sequential, bufs)
             .unwrap()
             .commit
             .to_vec();
-        device
-            .group
-            .stored(&mut store, SLOT, &mut buf)
-            .merge_staged_commit()
-            .unwrap();
+        device.group.stored(&mut store, SLOT, &mut buf).merge_staged_commit().unwrap();
         gateway.receive_commit(&commit);
         let w4 = store.flash().bytes_written;
         for (s, d) in sums.iter_mut().zip([w1 - w0, w2 - w1, w3 - w2, w4 - w3]) {
             *s += d;
         }
-        assert_eq!(
-            device.group.epoch_authenticator(),
-            gateway.group.epoch_authenticator()
-        );
+        assert_eq!(device.group.epoch_authenticator(), gateway.group.epoch_authenticator());
     }
     let w0 = store.flash().bytes_written;
     store.scrub().unwrap();
     let scrub = store.flash().bytes_written - w0;
-    println!(
-        "64-member group (full tree), flash bytes written per operation, mean of {rounds}, scrubs apart:"
-    );
+    println!("64-member group (full tree), flash bytes written per operation, mean of {rounds}, scrubs apart:");
     println!("  join from Welcome: {join}");
-    for (kind, total) in [
-        "application message received",
-        "application message sent",
-        "commit received (process + merge)",
-        "commit sent (create + merge)",
-    ]
-    .iter()
-    .zip(sums)
-    {
+    for (kind, total) in ["application message received", "application message sent", "commit received (process + merge)", "commit sent (create + merge)"].iter().zip(sums) {
         println!("  {kind}: {}", total / u64::from(rounds));
     }
-    println!(
-        "  one scrub (copies the live records; FlashStorage runs one every scrub_every commit points): {scrub}"
-    );
-    println!(
-        "  application message received after all 63 others had spoken: mean {spoken_mean}, largest {spoken_max} (63 messages)"
-    );
-    assert!(
-        spoken_max <= 512,
-        "once every member had spoken a message received wrote {spoken_max} bytes, more than 512"
-    );
+    println!("  one scrub (copies the live records; FlashStorage runs one every scrub_every commit points): {scrub}");
+    println!("  application message received after all 63 others had spoken: mean {spoken_mean}, largest {spoken_max} (63 messages)");
+    assert!(spoken_max <= 512, "once every member had spoken a message received wrote {spoken_max} bytes, more than 512");
     // Issue #14: a Commit received rewrites only the tree nodes it changed
     // (14,033 bytes when the whole tree was rewritten).
     let commit_received = sums[2] / u64::from(rounds);
-    assert!(
-        commit_received <= 4096,
-        "a Commit received wrote {commit_received} bytes, more than 4 KiB"
-    );
+    assert!(commit_received <= 4096, "a Commit received wrote {commit_received} bytes, more than 4 KiB");
 }
 
 /// Flash that holds no store but is not erased is refused, not erased; an
@@ -890,9 +664,7 @@ fn unreadable_flash_is_not_erased_silently() {
     let mut store = FlashStorage::<FaultFlash>::new(flash, 0..half, half..2 * half, 8).unwrap();
     let before = store.flash().mem.clone();
     match store.mount() {
-        Err(FlashConfigError::Unreadable) => {
-            assert_eq!(store.flash().mem, before, "garbage was modified")
-        }
+        Err(FlashConfigError::Unreadable) => assert_eq!(store.flash().mem, before, "garbage was modified"),
         other => panic!("garbage flash mounted: {other:?}"),
     }
     store.format().unwrap();

@@ -15,18 +15,7 @@ fn tree_validation_vectors() {
         report.stats.get("tree_hashes")
     );
     report.finish("tree-validation.json", supported_cases(&cases));
-    report.assert_passed_by_suite(
-        "tree-validation.json",
-        &[
-            (1, 14),
-            (2, 14),
-            (3, 14),
-            (4, 14),
-            (5, 14),
-            (6, 14),
-            (7, 14),
-        ],
-    );
+    report.assert_passed_by_suite("tree-validation.json", &[(1, 14), (2, 14), (3, 14), (4, 14), (5, 14), (6, 14), (7, 14)]);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use mls_nostd::codec::Writer;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::extensions::Extensions;
-use mls_nostd::ratchet_tree::tree::{RatchetTree, TreeError, decode_tree};
+use mls_nostd::ratchet_tree::tree::{decode_tree, RatchetTree, TreeError};
 use mls_nostd::ratchet_tree::validate::{TreeCheck, TreeValidationError};
 use mls_nostd::tree_math::{LeafIndex, NodeIndex};
 use mls_tests::{hex, load, test_leaf};
@@ -14,10 +14,7 @@ type Tree = RatchetTree<64, 65536>;
 fn validate(bytes: &[u8], group_id: &[u8]) -> Result<(), TreeValidationError> {
     let mut tree = Box::new(Tree::EMPTY);
     let mut t = tree.slices();
-    t.import(
-        SUITE,
-        &decode_tree(bytes).map_err(|e| TreeValidationError::Tree(TreeError::Codec(e)))?,
-    )?;
+    t.import(SUITE, &decode_tree(bytes).map_err(|e| TreeValidationError::Tree(TreeError::Codec(e)))?)?;
     let check = TreeCheck {
         group_id,
         tree_hash: None,
@@ -41,13 +38,7 @@ fn vector_tree() -> (Vec<u8>, Vec<u8>) {
 
 /// Encodes a tree from optional nodes given as already-encoded `Node`s.
 fn encode_tree(nodes: &[Option<Vec<u8>>]) -> Vec<u8> {
-    let mut buf = vec![
-        0u8;
-        8 + nodes
-            .iter()
-            .map(|n| 1 + n.as_ref().map_or(0, Vec::len))
-            .sum::<usize>()
-    ];
+    let mut buf = vec![0u8; 8 + nodes.iter().map(|n| 1 + n.as_ref().map_or(0, Vec::len)).sum::<usize>()];
     let mut w = Writer::new(&mut buf);
     w.write_vector(|w| {
         for n in nodes {
@@ -68,12 +59,7 @@ fn encode_tree(nodes: &[Option<Vec<u8>>]) -> Vec<u8> {
 }
 
 fn leaf_node(seed: u8, enc: Option<[u8; 32]>) -> Vec<u8> {
-    let (leaf, _) = test_leaf(
-        SUITE,
-        &[b'm', seed],
-        seed.into(),
-        enc.as_ref().map(|k| &k[..]),
-    );
+    let (leaf, _) = test_leaf(SUITE, &[b'm', seed], seed.into(), enc.as_ref().map(|k| &k[..]));
     let mut v = vec![1u8];
     v.extend_from_slice(&leaf);
     v
@@ -105,9 +91,7 @@ fn wrong_parent_hash() {
     for (i, n) in view.iter().enumerate() {
         nodes.push(n.map(|node| {
             let mut buf = vec![0u8; 4096];
-            let len = mls_nostd::codec::Encode::encode_to(&node, &mut buf)
-                .unwrap()
-                .len();
+            let len = mls_nostd::codec::Encode::encode_to(&node, &mut buf).unwrap().len();
             buf.truncate(len);
             if i == 3 {
                 // ParentNode: type 2, key<V> (33 bytes), parent_hash<V>: flip its last byte.
@@ -119,10 +103,7 @@ fn wrong_parent_hash() {
         }));
     }
     let bad = encode_tree(&nodes);
-    assert!(matches!(
-        validate(&bad, &gid),
-        Err(TreeValidationError::ParentHashInvalid(_))
-    ));
+    assert!(matches!(validate(&bad, &gid), Err(TreeValidationError::ParentHashInvalid(_))));
 }
 
 #[test]
@@ -132,64 +113,31 @@ fn bad_leaf_signature() {
     // it through the decoded view and flip a byte.
     let view = decode_tree(&tree).unwrap();
     let first = match view.iter().next().unwrap().unwrap() {
-        mls_nostd::ratchet_tree::node::Node::Leaf(l) => {
-            l.signature.as_ptr() as usize - tree.as_ptr() as usize
-        }
+        mls_nostd::ratchet_tree::node::Node::Leaf(l) => l.signature.as_ptr() as usize - tree.as_ptr() as usize,
         _ => unreachable!(),
     };
     tree[first] ^= 1;
-    assert_eq!(
-        validate(&tree, &gid),
-        Err(TreeValidationError::InvalidLeafSignature(LeafIndex(0)))
-    );
+    assert_eq!(validate(&tree, &gid), Err(TreeValidationError::InvalidLeafSignature(LeafIndex(0))));
     // Signed for another group.
     let (tree, _) = vector_tree();
-    assert!(matches!(
-        validate(&tree, b"another group"),
-        Err(TreeValidationError::InvalidLeafSignature(_))
-    ));
+    assert!(matches!(validate(&tree, b"another group"), Err(TreeValidationError::InvalidLeafSignature(_))));
 }
 
 #[test]
 fn duplicate_keys() {
     let enc = leaf_node(1, None);
-    let same_enc = leaf_node(
-        2,
-        Some(
-            hex::decode(hex::encode(&enc[2..34]))
-                .unwrap()
-                .try_into()
-                .unwrap(),
-        ),
-    );
+    let same_enc = leaf_node(2, Some(hex::decode(hex::encode(&enc[2..34])).unwrap().try_into().unwrap()));
     let tree = encode_tree(&[Some(enc.clone()), None, Some(same_enc)]);
-    assert_eq!(
-        validate(&tree, b"g"),
-        Err(TreeValidationError::DuplicateEncryptionKey)
-    );
+    assert_eq!(validate(&tree, b"g"), Err(TreeValidationError::DuplicateEncryptionKey));
     // Same signature key (same seed), different encryption keys.
     let (a, _) = test_leaf(SUITE, b"a", 7, Some(&[1; 32]));
     let (b, _) = test_leaf(SUITE, b"b", 7, Some(&[2; 32]));
-    let tree = encode_tree(&[
-        Some([vec![1], a].concat()),
-        None,
-        Some([vec![1], b].concat()),
-    ]);
-    assert_eq!(
-        validate(&tree, b"g"),
-        Err(TreeValidationError::DuplicateSignatureKey)
-    );
+    let tree = encode_tree(&[Some([vec![1], a].concat()), None, Some([vec![1], b].concat())]);
+    assert_eq!(validate(&tree, b"g"), Err(TreeValidationError::DuplicateSignatureKey));
     // A parent whose key is a leaf's.
     let leaf = leaf_node(3, Some([9; 32]));
-    let tree = encode_tree(&[
-        Some(leaf),
-        Some(parent_node(9, &[])),
-        Some(leaf_node(4, None)),
-    ]);
-    assert_eq!(
-        validate(&tree, b"g"),
-        Err(TreeValidationError::DuplicateEncryptionKey)
-    );
+    let tree = encode_tree(&[Some(leaf), Some(parent_node(9, &[])), Some(leaf_node(4, None))]);
+    assert_eq!(validate(&tree, b"g"), Err(TreeValidationError::DuplicateEncryptionKey));
 }
 
 #[test]
@@ -197,42 +145,16 @@ fn unmerged_leaves_that_do_not_fit() {
     let l = |s| Some(leaf_node(s, None));
     // Leaf 2 is not under node 1.
     let t = encode_tree(&[l(1), Some(parent_node(50, &[2])), l(2), None, l(3)]);
-    assert_eq!(
-        validate(&t, b"g"),
-        Err(TreeValidationError::Tree(TreeError::UnmergedNotDescendant))
-    );
+    assert_eq!(validate(&t, b"g"), Err(TreeValidationError::Tree(TreeError::UnmergedNotDescendant)));
     // Not sorted.
-    let t = encode_tree(&[
-        l(1),
-        None,
-        l(2),
-        Some(parent_node(50, &[1, 0])),
-        None,
-        None,
-        None,
-    ]);
-    assert_eq!(
-        validate(&t, b"g"),
-        Err(TreeValidationError::Tree(TreeError::UnmergedNotSorted))
-    );
+    let t = encode_tree(&[l(1), None, l(2), Some(parent_node(50, &[1, 0])), None, None, None]);
+    assert_eq!(validate(&t, b"g"), Err(TreeValidationError::Tree(TreeError::UnmergedNotSorted)));
     // A blank leaf listed as unmerged.
     let t = encode_tree(&[l(1), Some(parent_node(50, &[1])), None, None, l(3)]);
-    assert_eq!(
-        validate(&t, b"g"),
-        Err(TreeValidationError::Tree(TreeError::UnmergedNotDescendant))
-    );
+    assert_eq!(validate(&t, b"g"), Err(TreeValidationError::Tree(TreeError::UnmergedNotDescendant)));
     // Unmerged at the root but not at the non-blank node between.
-    let t = encode_tree(&[
-        l(1),
-        Some(parent_node(50, &[])),
-        l(2),
-        Some(parent_node(51, &[1])),
-        l(3),
-    ]);
-    assert_eq!(
-        validate(&t, b"g"),
-        Err(TreeValidationError::Tree(TreeError::UnmergedInconsistent))
-    );
+    let t = encode_tree(&[l(1), Some(parent_node(50, &[])), l(2), Some(parent_node(51, &[1])), l(3)]);
+    assert_eq!(validate(&t, b"g"), Err(TreeValidationError::Tree(TreeError::UnmergedInconsistent)));
 }
 
 #[test]
@@ -240,36 +162,21 @@ fn structure_errors() {
     let l = |s| Some(leaf_node(s, None));
     // A parent where a leaf belongs.
     let t = encode_tree(&[Some(parent_node(50, &[])), None, l(1)]);
-    assert_eq!(
-        validate(&t, b"g"),
-        Err(TreeValidationError::Tree(TreeError::WrongNodeType))
-    );
+    assert_eq!(validate(&t, b"g"), Err(TreeValidationError::Tree(TreeError::WrongNodeType)));
     // Trailing blank node.
     let t = encode_tree(&[l(1), None, l(2), None]);
-    assert_eq!(
-        validate(&t, b"g"),
-        Err(TreeValidationError::Tree(TreeError::InvalidTreeSize))
-    );
+    assert_eq!(validate(&t, b"g"), Err(TreeValidationError::Tree(TreeError::InvalidTreeSize)));
     // Empty tree.
-    assert_eq!(
-        validate(&encode_tree(&[]), b"g"),
-        Err(TreeValidationError::Tree(TreeError::InvalidTreeSize))
-    );
+    assert_eq!(validate(&encode_tree(&[]), b"g"), Err(TreeValidationError::Tree(TreeError::InvalidTreeSize)));
     // More leaves than the capacity.
     let (tree, _) = vector_tree();
     let mut small = Box::new(RatchetTree::<4, 8192>::EMPTY);
     let want = Err(TreeError::CapacityExceeded(mls_nostd::Capacity::Leaves));
-    assert_eq!(
-        small.slices().import(SUITE, &decode_tree(&tree).unwrap()),
-        want
-    );
+    assert_eq!(small.slices().import(SUITE, &decode_tree(&tree).unwrap()), want);
     // Leaf encodings larger than the arena.
     let mut tiny = Box::new(RatchetTree::<8, 256>::EMPTY);
     let want = Err(TreeError::CapacityExceeded(mls_nostd::Capacity::TreeArena));
-    assert_eq!(
-        tiny.slices().import(SUITE, &decode_tree(&tree).unwrap()),
-        want
-    );
+    assert_eq!(tiny.slices().import(SUITE, &decode_tree(&tree).unwrap()), want);
     // Every truncation of a valid encoding is refused by the decoder.
     for n in 0..tree.len() {
         assert!(decode_tree(&tree[..n]).is_err(), "prefix of {n} bytes");
@@ -289,10 +196,7 @@ fn tree_hash_mismatch() {
         identity: &mls_nostd::identity::SameCredential,
     };
     let (mut a, mut b) = ([0u32; 64], [0u32; 64]);
-    assert_eq!(
-        t.validate(&check, &mls_nostd::executor::Sequential, &mut a, &mut b),
-        Err(TreeValidationError::TreeHashMismatch)
-    );
+    assert_eq!(t.validate(&check, &mls_nostd::executor::Sequential, &mut a, &mut b), Err(TreeValidationError::TreeHashMismatch));
     // Failed validation leaves the imported tree usable.
     assert!(t.tree_hash(NodeIndex(7)).is_ok());
 }
@@ -301,43 +205,22 @@ fn tree_hash_mismatch() {
 fn rejected_credential() {
     struct RejectBob;
     impl mls_nostd::identity::IdentityProvider for RejectBob {
-        fn validate(
-            &self,
-            _: &[u8],
-            _: mls_nostd::identity::CredentialUse,
-            m: &mls_nostd::identity::MemberIdentity<'_>,
-        ) -> bool {
+        fn validate(&self, _: &[u8], _: mls_nostd::identity::CredentialUse, m: &mls_nostd::identity::MemberIdentity<'_>) -> bool {
             !matches!(m.credential, mls_nostd::credential::Credential::Basic { identity } if identity == b"bob")
         }
-        fn valid_successor(
-            &self,
-            _: &mls_nostd::identity::MemberIdentity<'_>,
-            _: &mls_nostd::identity::MemberIdentity<'_>,
-        ) -> bool {
+        fn valid_successor(&self, _: &mls_nostd::identity::MemberIdentity<'_>, _: &mls_nostd::identity::MemberIdentity<'_>) -> bool {
             true
         }
     }
     let (a, _) = test_leaf(SUITE, b"alice", 1, None);
     let (b, _) = test_leaf(SUITE, b"bob", 2, None);
-    let tree = encode_tree(&[
-        Some([vec![1], a].concat()),
-        None,
-        Some([vec![1], b].concat()),
-    ]);
+    let tree = encode_tree(&[Some([vec![1], a].concat()), None, Some([vec![1], b].concat())]);
     let mut boxed = Box::new(Tree::EMPTY);
     let mut t = boxed.slices();
     t.import(SUITE, &decode_tree(&tree).unwrap()).unwrap();
-    let check = TreeCheck {
-        group_id: b"g",
-        tree_hash: None,
-        group_extensions: Extensions::default(),
-        identity: &RejectBob,
-    };
+    let check = TreeCheck { group_id: b"g", tree_hash: None, group_extensions: Extensions::default(), identity: &RejectBob };
     let (mut x, mut y) = ([0u32; 64], [0u32; 64]);
-    assert_eq!(
-        t.validate(&check, &mls_nostd::executor::Sequential, &mut x, &mut y),
-        Err(TreeValidationError::CredentialRejected(LeafIndex(1)))
-    );
+    assert_eq!(t.validate(&check, &mls_nostd::executor::Sequential, &mut x, &mut y), Err(TreeValidationError::CredentialRejected(LeafIndex(1))));
 }
 
 /// The leaf signatures are checked a batch at a time through the executor,
@@ -351,12 +234,7 @@ fn leaf_signatures_through_an_executor_in_batches() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     struct Backwards(AtomicUsize);
     impl Executor for Backwards {
-        fn for_each_chunk(
-            &self,
-            buf: &mut [u8],
-            chunk: usize,
-            job: &(dyn Fn(usize, &mut [u8]) + Sync),
-        ) {
+        fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync)) {
             for (i, c) in buf.chunks_exact_mut(chunk).enumerate().rev() {
                 self.0.fetch_add(1, Ordering::Relaxed);
                 job(i, c);
@@ -366,25 +244,13 @@ fn leaf_signatures_through_an_executor_in_batches() {
     const LEAVES: usize = 600;
     let leaves: Vec<Vec<u8>> = (0..LEAVES)
         .map(|i| {
-            let (leaf, _) = test_leaf(
-                SUITE,
-                format!("member {i}").as_bytes(),
-                1000 + i as u64,
-                None,
-            );
+            let (leaf, _) = test_leaf(SUITE, format!("member {i}").as_bytes(), 1000 + i as u64, None);
             [vec![1u8], leaf].concat()
         })
         .collect();
     let tree_of = |leaves: &[Vec<u8>]| {
-        let nodes: Vec<Option<Vec<u8>>> = leaves
-            .iter()
-            .enumerate()
-            .flat_map(|(i, l)| {
-                [Some(l.clone())]
-                    .into_iter()
-                    .chain((i + 1 < LEAVES).then_some(None))
-            })
-            .collect();
+        let nodes: Vec<Option<Vec<u8>>> =
+            leaves.iter().enumerate().flat_map(|(i, l)| [Some(l.clone())].into_iter().chain((i + 1 < LEAVES).then_some(None))).collect();
         encode_tree(&nodes)
     };
     let run = |bytes: &[u8]| {
@@ -407,8 +273,5 @@ fn leaf_signatures_through_an_executor_in_batches() {
     let last = bad[555].len() - 1;
     bad[555][last] ^= 1;
     let (result, _) = run(&tree_of(&bad));
-    assert_eq!(
-        result,
-        Err(TreeValidationError::InvalidLeafSignature(LeafIndex(555)))
-    );
+    assert_eq!(result, Err(TreeValidationError::InvalidLeafSignature(LeafIndex(555))));
 }

@@ -3,9 +3,7 @@
 //! the stack).
 use mls_nostd::codec::Writer;
 use mls_nostd::crypto::CipherSuite;
-use mls_nostd::ratchet_tree::tree::{
-    LEAF_RECORD_HEADER, LeafSlot, ParentSlot, RatchetTree, TreeMeta, TreeSlices,
-};
+use mls_nostd::ratchet_tree::tree::{LeafSlot, ParentSlot, RatchetTree, TreeMeta, TreeSlices, LEAF_RECORD_HEADER};
 use mls_nostd::tree_math::{LeafIndex, NodeIndex};
 use mls_tests::test_leaf;
 
@@ -18,22 +16,10 @@ fn tree_state_size_per_capacity() {
     println!("ratchet tree state (size_of, bytes), arena of {ARENA_PER_LEAF} bytes per leaf:");
     println!("| leaves | slots | arena | total |");
     let rows = [
-        (
-            8,
-            std::mem::size_of::<RatchetTree<8, { 8 * ARENA_PER_LEAF }>>(),
-        ),
-        (
-            64,
-            std::mem::size_of::<RatchetTree<64, { 64 * ARENA_PER_LEAF }>>(),
-        ),
-        (
-            256,
-            std::mem::size_of::<RatchetTree<256, { 256 * ARENA_PER_LEAF }>>(),
-        ),
-        (
-            1024,
-            std::mem::size_of::<RatchetTree<1024, { 1024 * ARENA_PER_LEAF }>>(),
-        ),
+        (8, std::mem::size_of::<RatchetTree<8, { 8 * ARENA_PER_LEAF }>>()),
+        (64, std::mem::size_of::<RatchetTree<64, { 64 * ARENA_PER_LEAF }>>()),
+        (256, std::mem::size_of::<RatchetTree<256, { 256 * ARENA_PER_LEAF }>>()),
+        (1024, std::mem::size_of::<RatchetTree<1024, { 1024 * ARENA_PER_LEAF }>>()),
     ];
     for (n, total) in rows {
         let arena = n * ARENA_PER_LEAF;
@@ -42,11 +28,7 @@ fn tree_state_size_per_capacity() {
         let slots = n * (std::mem::size_of::<LeafSlot>() + std::mem::size_of::<ParentSlot>());
         assert!(total >= slots + arena && total <= slots + arena + 64);
     }
-    println!(
-        "per leaf: LeafSlot {} + ParentSlot {} + arena",
-        std::mem::size_of::<LeafSlot>(),
-        std::mem::size_of::<ParentSlot>()
-    );
+    println!("per leaf: LeafSlot {} + ParentSlot {} + arena", std::mem::size_of::<LeafSlot>(), std::mem::size_of::<ParentSlot>());
 }
 
 #[test]
@@ -119,9 +101,7 @@ fn export(t: &TreeSlices<'_>) -> Vec<u8> {
 fn staged_changes_discard_exactly_and_merge_as_unstaged() {
     const N: usize = 8;
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
-    let leaves: Vec<Vec<u8>> = (0..8u64)
-        .map(|i| test_leaf(suite, format!("m{i}").as_bytes(), i + 1, None).0)
-        .collect();
+    let leaves: Vec<Vec<u8>> = (0..8u64).map(|i| test_leaf(suite, format!("m{i}").as_bytes(), i + 1, None).0).collect();
     let mut meta = TreeMeta::new(suite);
     let mut slots = vec![LeafSlot::BLANK; N];
     let mut parents = vec![ParentSlot::BLANK; N];
@@ -136,24 +116,15 @@ fn staged_changes_discard_exactly_and_merge_as_unstaged() {
         t.set_parent(NodeIndex(3), &[9u8; 32], &[]).unwrap();
         t.set_parent(NodeIndex(7), &[8u8; 32], &[]).unwrap();
         assert_eq!(t.add_leaf(&leaves[1]).unwrap(), LeafIndex(1));
-        assert_eq!(
-            t.unmerged_leaves(NodeIndex(7)).collect::<Vec<_>>(),
-            [LeafIndex(1)]
-        );
+        assert_eq!(t.unmerged_leaves(NodeIndex(7)).collect::<Vec<_>>(), [LeafIndex(1)]);
         assert_eq!(t.n_leaves(), 8);
         let hash = t.root_tree_hash().unwrap();
-        let old: Vec<Option<Vec<u8>>> = (0..8)
-            .map(|i| t.leaf_bytes(LeafIndex(i)).map(<[u8]>::to_vec))
-            .collect();
+        let old: Vec<Option<Vec<u8>>> = (0..8).map(|i| t.leaf_bytes(LeafIndex(i)).map(<[u8]>::to_vec)).collect();
         (export(&t), hash, old)
     };
     // Six records so far (one of them dead: leaf 1's first).
-    let used: usize = [0, 1, 2, 3, 4, 1]
-        .iter()
-        .map(|&i| leaves[i].len() + LEAF_RECORD_HEADER)
-        .sum();
-    let (meta0, slots0, parents0, arena0) =
-        (meta, slots.clone(), parents.clone(), arena[..used].to_vec());
+    let used: usize = [0, 1, 2, 3, 4, 1].iter().map(|&i| leaves[i].len() + LEAF_RECORD_HEADER).sum();
+    let (meta0, slots0, parents0, arena0) = (meta, slots.clone(), parents.clone(), arena[..used].to_vec());
     {
         let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena);
         t.begin_stage().unwrap();
@@ -162,11 +133,7 @@ fn staged_changes_discard_exactly_and_merge_as_unstaged() {
         let old = t.old();
         assert_eq!(old.n_leaves(), 8);
         for (i, want) in before_leaves.iter().enumerate() {
-            assert_eq!(
-                old.leaf_bytes(LeafIndex(i as u32)),
-                want.as_deref(),
-                "old() leaf {i}"
-            );
+            assert_eq!(old.leaf_bytes(LeafIndex(i as u32)), want.as_deref(), "old() leaf {i}");
         }
         t.discard_stage().unwrap();
         assert_eq!(export(&t), before_bytes);
@@ -178,8 +145,7 @@ fn staged_changes_discard_exactly_and_merge_as_unstaged() {
     assert_eq!(arena[..used], arena0[..], "arena records after discard");
 
     // The same changes without staging, on a copy, and merged: one tree.
-    let (mut meta2, mut slots2, mut parents2, mut arena2) =
-        (meta, slots.clone(), parents.clone(), arena.clone());
+    let (mut meta2, mut slots2, mut parents2, mut arena2) = (meta, slots.clone(), parents.clone(), arena.clone());
     let unstaged = {
         let mut t = TreeSlices::new(&mut meta2, &mut slots2, &mut parents2, &mut arena2);
         stage_changes(&mut t, &leaves);
@@ -190,11 +156,7 @@ fn staged_changes_discard_exactly_and_merge_as_unstaged() {
     stage_changes(&mut t, &leaves);
     t.merge_stage().unwrap();
     assert_eq!((export(&t), t.root_tree_hash().unwrap()), unstaged);
-    assert_eq!(
-        t.old().leaf_bytes(LeafIndex(1)),
-        Some(&leaves[6][..]),
-        "old() after merge is the tree"
-    );
+    assert_eq!(t.old().leaf_bytes(LeafIndex(1)), Some(&leaves[6][..]), "old() after merge is the tree");
     assert!(!t.is_staging());
 }
 
@@ -207,9 +169,8 @@ fn staged_changes_discard_exactly_and_merge_as_unstaged() {
 fn big_add_stages_in_an_arena_sized_for_its_leaves() {
     const N: usize = 64;
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
-    let leaves: Vec<Vec<u8>> = (0..48u64)
-        .map(|i| test_leaf(suite, format!("m{i}").as_bytes(), i + 1, None).0)
-        .collect();
+    let leaves: Vec<Vec<u8>> =
+        (0..48u64).map(|i| test_leaf(suite, format!("m{i}").as_bytes(), i + 1, None).0).collect();
     let records: usize = leaves.iter().map(|l| l.len() + LEAF_RECORD_HEADER).sum();
     // Room for a small undo entry per leaf and 5 bytes per parent; not for
     // whole parent slots (47 of them would need ~9.7 KB).
@@ -232,11 +193,7 @@ fn big_add_stages_in_an_arena_sized_for_its_leaves() {
     t.root_tree_hash().unwrap();
     t.begin_stage().unwrap();
     for (i, l) in leaves.iter().enumerate().skip(1) {
-        assert_eq!(
-            t.add_leaf(l).unwrap(),
-            LeafIndex(i as u32),
-            "staged add {i}"
-        );
+        assert_eq!(t.add_leaf(l).unwrap(), LeafIndex(i as u32), "staged add {i}");
     }
     let staged = t.root_tree_hash().unwrap();
     t.merge_stage().unwrap();

@@ -8,18 +8,14 @@ use mls_nostd::codec::Decode;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::executor::Sequential;
-use mls_nostd::group::{
-    CommitBuffers, CommitOptions, GroupConfig, JoinParams, Received, WireFormatPolicy,
-};
+use mls_nostd::group::{CommitBuffers, CommitOptions, GroupConfig, JoinParams, Received, WireFormatPolicy};
 use mls_nostd::key_package::KeyPackage;
 use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
-use mls_nostd::store::durable::{DurableError, RecordBuffer, load_key_package, store_key_package};
-use mls_nostd::store::{
-    MAX_RECORD_LEN, Parts, RamStorage, RecordKey, Storage, StoreError, recover,
-};
+use mls_nostd::store::durable::{load_key_package, store_key_package, DurableError, RecordBuffer};
+use mls_nostd::store::{recover, Parts, RamStorage, RecordKey, Storage, StoreError, MAX_RECORD_LEN};
+use mls_tests::member::{agree, buffers, Member, G, NOW};
 use mls_tests::MapStorage;
-use mls_tests::member::{G, Member, NOW, agree, buffers};
 
 const SLOT: u8 = 7;
 
@@ -36,9 +32,7 @@ fn group_of(suite: CipherSuite) -> (Member, Member, Member) {
     let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
     bob.receive_commit(&commit);
     let (kp, keys) = carol.key_package(suite);
-    let add = Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(&kp).unwrap(),
-    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
     let (commit, welcome) = alice.commit(&[add], true, WireFormatPolicy::Public);
     bob.receive_commit(&commit);
     carol.join(&welcome.unwrap(), &kp, &keys);
@@ -50,43 +44,25 @@ fn reload<S: Storage>(m: &mut Member, storage: &mut S) {
     let mut fresh = Box::new(G::EMPTY);
     let mut b = buf();
     recover(storage, SLOT, &mut b[..]).unwrap();
-    fresh
-        .load(storage, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b)
-        .unwrap();
+    fresh.load(storage, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap();
     m.group = fresh;
 }
 
 fn send_durable<S: Storage>(m: &mut Member, storage: &mut S, data: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; data.len() + 512];
     let mut b = buf();
-    let n = m
-        .group
-        .stored(storage, SLOT, &mut b)
-        .protect_application(data, b"ad", 8, &mut m.rng, &mut out)
-        .unwrap()
-        .len();
+    let n = m.group.stored(storage, SLOT, &mut b).protect_application(data, b"ad", 8, &mut m.rng, &mut out).unwrap().len();
     out.truncate(n);
     out
 }
 
-fn receive_durable<S: Storage>(
-    m: &mut Member,
-    storage: &mut S,
-    msg: &[u8],
-) -> Result<Vec<u8>, DurableError<mls_nostd::group::ReceiveError>> {
+fn receive_durable<S: Storage>(m: &mut Member, storage: &mut S, msg: &[u8]) -> Result<Vec<u8>, DurableError<mls_nostd::group::ReceiveError>> {
     let mut msg = msg.to_vec();
     let mut b = buf();
-    match m
-        .group
-        .stored(storage, SLOT, &mut b)
-        .process_message_with_psks(&mut msg, &NoPsks, NOW)?
-    {
+    match m.group.stored(storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW)? {
         Received::Application { data, .. } => Ok(data.to_vec()),
         Received::Commit(_) => {
-            m.group
-                .stored(storage, SLOT, &mut b)
-                .merge_staged_commit()
-                .unwrap();
+            m.group.stored(storage, SLOT, &mut b).merge_staged_commit().unwrap();
             Ok(Vec::new())
         }
         Received::Proposal { .. } => Ok(Vec::new()),
@@ -96,17 +72,11 @@ fn receive_durable<S: Storage>(
 fn save_load_continue(suite: CipherSuite) {
     let (mut alice, mut bob, mut carol) = group_of(suite);
     let mut storage = RamStorage::<64, { 256 * 1024 }>::EMPTY;
-    alice
-        .group
-        .save(&mut storage, SLOT, Parts::ALL, &mut buf())
-        .unwrap();
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
 
     // Messages both ways, persisted before they return.
     let m = bob.send(b"from bob");
-    assert_eq!(
-        receive_durable(&mut alice, &mut storage, &m).unwrap(),
-        b"from bob"
-    );
+    assert_eq!(receive_durable(&mut alice, &mut storage, &m).unwrap(), b"from bob");
     let m = send_durable(&mut alice, &mut storage, b"from alice");
     assert_eq!(bob.receive_app(&m).1, b"from alice");
 
@@ -151,23 +121,11 @@ fn save_load_continue_suite_1() {
 fn replay_after_reload_is_refused() {
     let (mut alice, mut bob, _) = group_of(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
     let mut storage = MapStorage::default();
-    alice
-        .group
-        .save(&mut storage, SLOT, Parts::ALL, &mut buf())
-        .unwrap();
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
     let m = bob.send(b"once");
-    assert_eq!(
-        receive_durable(&mut alice, &mut storage, &m).unwrap(),
-        b"once"
-    );
+    assert_eq!(receive_durable(&mut alice, &mut storage, &m).unwrap(), b"once");
     reload(&mut alice, &mut storage);
-    assert!(
-        matches!(
-            receive_durable(&mut alice, &mut storage, &m),
-            Err(DurableError::Op(_))
-        ),
-        "replay accepted after reboot"
-    );
+    assert!(matches!(receive_durable(&mut alice, &mut storage, &m), Err(DurableError::Op(_))), "replay accepted after reboot");
 }
 
 #[test]
@@ -175,10 +133,7 @@ fn own_commit_survives_reload_and_merges() {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
     let (mut alice, mut bob, mut carol) = group_of(suite);
     let mut storage = MapStorage::default();
-    alice
-        .group
-        .save(&mut storage, SLOT, Parts::ALL, &mut buf())
-        .unwrap();
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
     let (mut mb, mut wb, mut gb) = buffers();
     let opts = CommitOptions {
         proposals: &[],
@@ -190,25 +145,13 @@ fn own_commit_survives_reload_and_merges() {
         authenticated_data: b"",
         leaf: Some(alice.template()),
     };
-    let bufs = CommitBuffers {
-        message: &mut mb,
-        welcome: &mut wb,
-        group_info: &mut gb,
-    };
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
     let mut b = buf();
-    let out = alice
-        .group
-        .stored(&mut storage, SLOT, &mut b)
-        .commit(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs)
-        .unwrap();
+    let out = alice.group.stored(&mut storage, SLOT, &mut b).commit(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
     let commit = out.commit.to_vec();
     // Power cut after the commit left: the staged epoch is in the store.
     reload(&mut alice, &mut storage);
-    alice
-        .group
-        .stored(&mut storage, SLOT, &mut b)
-        .merge_staged_commit()
-        .unwrap();
+    alice.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().unwrap();
     bob.receive_commit(&commit);
     carol.receive_commit(&commit);
     agree(&[&alice, &bob, &carol]);
@@ -227,10 +170,7 @@ fn own_reinit_commit_survives_reload() {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
     let (mut alice, mut bob, mut carol) = group_of(suite);
     let mut storage = MapStorage::default();
-    alice
-        .group
-        .save(&mut storage, SLOT, Parts::ALL, &mut buf())
-        .unwrap();
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
     let reinit = Proposal::ReInit(ReInit {
         group_id: b"store-group-2",
         version: 1,
@@ -238,22 +178,11 @@ fn own_reinit_commit_survives_reload() {
         extensions: Default::default(),
     });
     let mut out = vec![0u8; 4096];
-    let proposal = bob
-        .group
-        .propose(&reinit, WireFormatPolicy::Public, &mut bob.rng, &mut out)
-        .unwrap()
-        .to_vec();
-    carol
-        .group
-        .process_message_in_memory(&mut proposal.clone(), &NoPsks, NOW)
-        .unwrap();
+    let proposal = bob.group.propose(&reinit, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
+    carol.group.process_message_in_memory(&mut proposal.clone(), &NoPsks, NOW).unwrap();
     let mut b = buf();
     let mut msg = proposal.clone();
-    let reference = match alice
-        .group
-        .stored(&mut storage, SLOT, &mut b)
-        .process_message_with_psks(&mut msg, &NoPsks, NOW)
-    {
+    let reference = match alice.group.stored(&mut storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW) {
         Ok(Received::Proposal { reference, .. }) => reference,
         other => panic!("{other:?}"),
     };
@@ -270,41 +199,21 @@ fn own_reinit_commit_survives_reload() {
         authenticated_data: b"",
         leaf: Some(alice.template()),
     };
-    let bufs = CommitBuffers {
-        message: &mut mb,
-        welcome: &mut wb,
-        group_info: &mut gb,
-    };
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
     let out = alice
         .group
-        .stored(&mut storage, SLOT, &mut b)
-        .commit_reinit(
-            &reference,
-            &opts,
-            &NoPsks,
-            NOW,
-            &mut alice.rng,
-            &Sequential,
-            bufs,
-        )
+        .stored(&mut storage, SLOT, &mut b).commit_reinit(&reference, &opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs)
         .unwrap();
     assert!(out.summary.reinit);
     let commit = out.commit.to_vec();
     reload(&mut alice, &mut storage);
-    alice
-        .group
-        .stored(&mut storage, SLOT, &mut b)
-        .merge_staged_commit()
-        .unwrap();
+    alice.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().unwrap();
     bob.receive_commit(&commit);
     carol.receive_commit(&commit);
     agree(&[&alice, &bob, &carol]);
     reload(&mut alice, &mut storage);
     assert!(alice.group.is_inactive());
-    assert_eq!(
-        alice.group.reinit().unwrap().group_id.as_slice(),
-        b"store-group-2"
-    );
+    assert_eq!(alice.group.reinit().unwrap().group_id.as_slice(), b"store-group-2");
     let epoch = alice.group.epoch();
     assert_eq!(
         PskStore::resumption_psk(&*alice.group, b"store-group", epoch),
@@ -320,17 +229,12 @@ fn join_consumes_key_package_at_the_commit_point() {
     let mut dave = Member::new("dave", 14);
     let mut storage = MapStorage::default();
     let (kp, keys) = dave.key_package(suite);
-    let reference = KeyPackage::decode_exact(&kp)
-        .unwrap()
-        .reference(suite)
-        .unwrap();
+    let reference = KeyPackage::decode_exact(&kp).unwrap().reference(suite).unwrap();
     let mut b = buf();
     store_key_package(&mut storage, suite, &reference, &keys, &dave.signer, &mut b).unwrap();
     let before_join = storage.clone();
 
-    let add = Proposal::Add(Add {
-        key_package: KeyPackage::decode_exact(&kp).unwrap(),
-    });
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
     let (commit, welcome) = alice.commit(&[add], false, WireFormatPolicy::Public);
     bob.receive_commit(&commit);
     let params = JoinParams {
@@ -344,39 +248,18 @@ fn join_consumes_key_package_at_the_commit_point() {
     };
     let welcome = welcome.unwrap();
     let mut gi = vec![0u8; welcome.len()];
-    dave.group
-        .stored(&mut storage, SLOT, &mut b)
-        .join_with(&welcome, &params, &mut gi)
-        .unwrap();
-    assert!(
-        load_key_package::<_, SignaturePrivateKey>(&mut storage, &reference, &mut b)
-            .unwrap()
-            .is_none(),
-        "KeyPackage keys kept after join"
-    );
+    dave.group.stored(&mut storage, SLOT, &mut b).join_with(&welcome, &params, &mut gi).unwrap();
+    assert!(load_key_package::<_, SignaturePrivateKey>(&mut storage, &reference, &mut b).unwrap().is_none(), "KeyPackage keys kept after join");
     agree(&[&alice, &bob, &dave]);
 
     // A cut between the head and the key removal: recovery finishes it.
     let mut cut = storage.clone();
-    for (k, v) in before_join
-        .0
-        .iter()
-        .filter(|(k, _)| k.to_be_bytes()[0] == 3)
-    {
+    for (k, v) in before_join.0.iter().filter(|(k, _)| k.to_be_bytes()[0] == 3) {
         cut.0.insert(*k, v.clone());
     }
-    assert!(
-        load_key_package::<_, SignaturePrivateKey>(&mut cut, &reference, &mut b)
-            .unwrap()
-            .is_some()
-    );
+    assert!(load_key_package::<_, SignaturePrivateKey>(&mut cut, &reference, &mut b).unwrap().is_some());
     reload(&mut dave, &mut cut);
-    assert!(
-        load_key_package::<_, SignaturePrivateKey>(&mut cut, &reference, &mut b)
-            .unwrap()
-            .is_none(),
-        "recovery left the consumed key"
-    );
+    assert!(load_key_package::<_, SignaturePrivateKey>(&mut cut, &reference, &mut b).unwrap().is_none(), "recovery left the consumed key");
     agree(&[&alice, &bob, &dave]);
     let m = dave.send(b"hi");
     assert_eq!(alice.receive_app(&m).1, b"hi");
@@ -389,10 +272,7 @@ fn join_consumes_key_package_at_the_commit_point() {
 fn corrupted_records_are_typed_errors() {
     let (mut alice, _, _) = group_of(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
     let mut storage = MapStorage::default();
-    alice
-        .group
-        .save(&mut storage, SLOT, Parts::ALL, &mut buf())
-        .unwrap();
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
     let mut b = buf();
     let mut cases = 0;
     let mut tree_records_missing_ok = 0;
@@ -412,16 +292,8 @@ fn corrupted_records_are_typed_errors() {
             let mut s = storage.clone();
             s.0.insert(*key, v);
             let mut g = Box::new(G::EMPTY);
-            let err = g
-                .load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b)
-                .unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    StoreError::Corrupt | StoreError::WrongVersion(_) | StoreError::Invalid(_)
-                ),
-                "{err:?}"
-            );
+            let err = g.load(&mut s, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt | StoreError::WrongVersion(_) | StoreError::Invalid(_)), "{err:?}");
             assert!(g.is_inactive(), "a failed load left an active group");
             cases += 1;
         }
@@ -460,59 +332,24 @@ fn corrupted_records_are_typed_errors() {
     // before its nodes were records of their own, issue #14) and version 1
     // (the secret trees in one blob): refused, not misread.
     for version in [9, 1] {
-        let err = g
-            .load(
-                &mut with_version(version),
-                SLOT,
-                &mls_nostd::identity::SAME_CREDENTIAL,
-                &mut b,
-            )
-            .unwrap_err();
+        let err = g.load(&mut with_version(version), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err();
         assert_eq!(err, StoreError::WrongVersion(version));
     }
-    let err = g
-        .load(
-            &mut with_version(2),
-            SLOT,
-            &mls_nostd::identity::SAME_CREDENTIAL,
-            &mut b,
-        )
-        .unwrap_err();
+    let err = g.load(&mut with_version(2), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err();
     assert_eq!(err, StoreError::WrongVersion(2));
-    assert_eq!(
-        err.to_string(),
-        "stored state has format version 2; this build reads version 3"
-    );
+    assert_eq!(err.to_string(), "stored state has format version 2; this build reads version 3");
     // Nothing stored at all.
-    assert_eq!(
-        g.load(
-            &mut MapStorage::default(),
-            SLOT,
-            &mls_nostd::identity::SAME_CREDENTIAL,
-            &mut b
-        )
-        .unwrap_err(),
-        StoreError::NotFound
-    );
-    println!(
-        "{} records, {cases} damaged variants refused ({tree_records_missing_ok} missing tree records loaded)",
-        keys.len()
-    );
+    assert_eq!(g.load(&mut MapStorage::default(), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err(), StoreError::NotFound);
+    println!("{} records, {cases} damaged variants refused ({tree_records_missing_ok} missing tree records loaded)", keys.len());
     assert!(keys.len() >= 3 && cases == 7 * keys.len());
-    g.load(
-        &mut storage,
-        SLOT,
-        &mls_nostd::identity::SAME_CREDENTIAL,
-        &mut b,
-    )
-    .unwrap();
+    g.load(&mut storage, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap();
     assert_eq!(g.epoch_authenticator(), alice.group.epoch_authenticator());
 }
 
 #[test]
 fn external_psks_are_kept_replaced_and_removed() {
     use mls_nostd::psk::PskStore;
-    use mls_nostd::store::psks::{ExternalPsks, remove_external_psk, store_external_psk};
+    use mls_nostd::store::psks::{remove_external_psk, store_external_psk, ExternalPsks};
     let mut storage = RamStorage::<32, 8192>::EMPTY;
     store_external_psk(&mut storage, b"fleet-psk", &[7; 32]).unwrap();
     store_external_psk(&mut storage, b"other", &[8; 32]).unwrap();
@@ -524,13 +361,7 @@ fn external_psks_are_kept_replaced_and_removed() {
     remove_external_psk(&mut storage, b"fleet-psk").unwrap();
     let psks = ExternalPsks::<4>::load(&mut storage).unwrap();
     assert_eq!(psks.external_psk(b"fleet-psk"), None);
-    assert!(
-        !storage
-            .raw()
-            .windows(32)
-            .any(|w| w == [9u8; 32] || w == [7u8; 32]),
-        "removed PSK bytes remain"
-    );
+    assert!(!storage.raw().windows(32).any(|w| w == [9u8; 32] || w == [7u8; 32]), "removed PSK bytes remain");
     assert!(store_external_psk(&mut storage, &[0; 65], &[1; 32]).is_err());
 }
 
@@ -544,44 +375,18 @@ fn stored_discard_drops_the_staged_commit_from_the_store() {
     let (mut alice, mut bob, mut carol) = group_of(suite);
     let mut storage = MapStorage::default();
     let mut b = buf();
-    alice
-        .group
-        .stored(&mut storage, SLOT, &mut b)
-        .save(Parts::ALL)
-        .unwrap();
+    alice.group.stored(&mut storage, SLOT, &mut b).save(Parts::ALL).unwrap();
     let (mut mb, mut wb, mut gb) = buffers();
-    let opts = CommitOptions {
-        force_path: true,
-        leaf: Some(alice.template()),
-        ..CommitOptions::DEFAULT
-    };
-    let bufs = CommitBuffers {
-        message: &mut mb,
-        welcome: &mut wb,
-        group_info: &mut gb,
-    };
-    alice
-        .group
-        .stored(&mut storage, SLOT, &mut b)
-        .commit(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs)
-        .unwrap();
+    let opts = CommitOptions { force_path: true, leaf: Some(alice.template()), ..CommitOptions::DEFAULT };
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+    alice.group.stored(&mut storage, SLOT, &mut b).commit(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
     let mut copy = storage.clone();
     reload(&mut alice, &mut copy);
-    assert!(
-        alice.group.has_staged_commit(),
-        "the own Commit was stored before it was returned"
-    );
-    alice
-        .group
-        .stored(&mut storage, SLOT, &mut b)
-        .discard_staged_commit()
-        .unwrap();
+    assert!(alice.group.has_staged_commit(), "the own Commit was stored before it was returned");
+    alice.group.stored(&mut storage, SLOT, &mut b).discard_staged_commit().unwrap();
     assert!(!alice.group.has_staged_commit());
     reload(&mut alice, &mut storage);
-    assert!(
-        !alice.group.has_staged_commit(),
-        "the discarded Commit came back after a reboot"
-    );
+    assert!(!alice.group.has_staged_commit(), "the discarded Commit came back after a reboot");
     let (commit, _) = bob.commit(&[], true, WireFormatPolicy::Private);
     receive_durable(&mut alice, &mut storage, &commit).unwrap();
     carol.receive_commit(&commit);
@@ -595,8 +400,8 @@ fn stored_discard_drops_the_staged_commit_from_the_store() {
 #[test]
 fn stored_process_message_reads_external_psks_from_the_store() {
     use mls_nostd::messages::proposal::PreSharedKey;
-    use mls_nostd::psk::{PreSharedKeyId, Psk};
-    use mls_nostd::store::psks::{ExternalPsks, store_external_psk};
+    use mls_nostd::psk::{Psk, PreSharedKeyId};
+    use mls_nostd::store::psks::{store_external_psk, ExternalPsks};
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
     let (mut alice, mut bob) = (Member::new("alice", 61), Member::new("bob", 62));
     alice.create(suite, b"stored-psks", Default::default());
@@ -605,59 +410,31 @@ fn stored_process_message_reads_external_psks_from_the_store() {
     let mut alice_store = Box::new(RamStorage::<64, { 64 * 1024 }>::EMPTY);
     store_external_psk(&mut *alice_store, id, &secret).unwrap();
     let psk = Proposal::PreSharedKey(PreSharedKey {
-        psk: PreSharedKeyId {
-            psk: Psk::External { psk_id: id },
-            psk_nonce: &[5; 32],
-        },
+        psk: PreSharedKeyId { psk: Psk::External { psk_id: id }, psk_nonce: &[5; 32] },
     });
     let (mut m, mut w, mut gi) = buffers();
     let psks = ExternalPsks::<4>::load(&mut *alice_store).unwrap();
     let mut b = buf();
-    let opts = CommitOptions {
-        proposals: &[psk],
-        ..CommitOptions::DEFAULT
-    };
-    let bufs = CommitBuffers {
-        message: &mut m,
-        welcome: &mut w,
-        group_info: &mut gi,
-    };
-    let out = alice
-        .group
-        .stored(&mut *alice_store, SLOT, &mut b)
-        .commit(&opts, &psks, NOW, &mut alice.rng, &Sequential, bufs)
-        .unwrap();
+    let opts = CommitOptions { proposals: &[psk], ..CommitOptions::DEFAULT };
+    let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+    let out = alice.group.stored(&mut *alice_store, SLOT, &mut b).commit(&opts, &psks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
     assert_eq!(out.summary.psks, 1);
     let commit = out.commit.to_vec();
-    alice
-        .group
-        .stored(&mut *alice_store, SLOT, &mut b)
-        .merge_staged_commit()
-        .unwrap();
+    alice.group.stored(&mut *alice_store, SLOT, &mut b).merge_staged_commit().unwrap();
 
     let mut bob_store = Box::new(RamStorage::<64, { 64 * 1024 }>::EMPTY);
     let epoch = bob.group.epoch();
     let mut msg = commit.clone();
-    let refused = bob
-        .group
-        .stored(&mut *bob_store, SLOT, &mut b)
-        .process_message(&mut msg, NOW);
+    let refused = bob.group.stored(&mut *bob_store, SLOT, &mut b).process_message(&mut msg, NOW);
     assert!(matches!(refused, Err(DurableError::Op(_))), "{refused:?}");
     assert!(!bob.group.has_staged_commit() && bob.group.epoch() == epoch);
     store_external_psk(&mut *bob_store, id, &secret).unwrap();
     let mut msg = commit.clone();
-    match bob
-        .group
-        .stored(&mut *bob_store, SLOT, &mut b)
-        .process_message(&mut msg, NOW)
-    {
+    match bob.group.stored(&mut *bob_store, SLOT, &mut b).process_message(&mut msg, NOW) {
         Ok(Received::Commit(summary)) => assert_eq!(summary.psks, 1),
         other => panic!("{other:?}"),
     }
-    bob.group
-        .stored(&mut *bob_store, SLOT, &mut b)
-        .merge_staged_commit()
-        .unwrap();
+    bob.group.stored(&mut *bob_store, SLOT, &mut b).merge_staged_commit().unwrap();
     agree(&[&alice, &bob]);
 }
 
@@ -668,34 +445,22 @@ fn stored_process_message_reads_external_psks_from_the_store() {
 #[test]
 fn a_removed_member_keeps_its_unchanged_tree_records() {
     use mls_nostd::messages::proposal::Remove;
-    let (mut alice, mut bob, mut carol) =
-        group_of(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
+    let (mut alice, mut bob, mut carol) = group_of(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
     let mut storage = MapStorage::default();
-    bob.group
-        .save(&mut storage, SLOT, Parts::ALL, &mut buf())
-        .unwrap();
+    bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
     // Carol's leaf record (ratchet-tree node records are kinds 9 and 10).
     let carol_leaf = carol.group.own_leaf().0 * 2;
     let record_of = |s: &MapStorage, x: u32| -> Vec<(RecordKey, Vec<u8>)> {
-        s.0.iter()
-            .filter(|(k, _)| matches!(k.to_be_bytes(), [9 | 10, SLOT, ..]) && *k & 0xFFFF == x)
-            .map(|(k, v)| (*k, v.clone()))
-            .collect()
+        s.0.iter().filter(|(k, _)| matches!(k.to_be_bytes(), [9 | 10, SLOT, ..]) && *k & 0xFFFF == x).map(|(k, v)| (*k, v.clone())).collect()
     };
     let before = record_of(&storage, carol_leaf);
     assert_eq!(before.len(), 1, "carol's leaf is one record");
-    let remove = Proposal::Remove(Remove {
-        removed: bob.group.own_leaf().0,
-    });
+    let remove = Proposal::Remove(Remove { removed: bob.group.own_leaf().0 });
     let (commit, _) = alice.commit(&[remove], true, WireFormatPolicy::Public);
     receive_durable(&mut bob, &mut storage, &commit).unwrap();
     carol.receive_commit(&commit);
     assert!(bob.group.is_inactive());
-    assert_eq!(
-        record_of(&storage, carol_leaf),
-        before,
-        "an unchanged node was rewritten"
-    );
+    assert_eq!(record_of(&storage, carol_leaf), before, "an unchanged node was rewritten");
     reload(&mut bob, &mut storage);
     assert!(bob.group.is_inactive());
     agree(&[&alice, &carol]);

@@ -15,16 +15,5 @@ fn treekem_vectors() {
         report.stats.get("created")
     );
     report.finish("treekem.json", supported_cases(&cases));
-    report.assert_passed_by_suite(
-        "treekem.json",
-        &[
-            (1, 11),
-            (2, 11),
-            (3, 11),
-            (4, 11),
-            (5, 11),
-            (6, 11),
-            (7, 11),
-        ],
-    );
+    report.assert_passed_by_suite("treekem.json", &[(1, 11), (2, 11), (3, 11), (4, 11), (5, 11), (6, 11), (7, 11)]);
 }

@@ -3,7 +3,7 @@
 //! trips of our own Welcomes: creation for several members with the
 //! executor, processing by each, and every failure the joiner must detect.
 use mls_nostd::codec::{Decode, Encode, ListView, Writer};
-use mls_nostd::crypto::hpke::{HpkePrivateKey, HpkePublicKey, derive_key_pair};
+use mls_nostd::crypto::hpke::{derive_key_pair, HpkePrivateKey, HpkePublicKey};
 use mls_nostd::crypto::labeled::encrypt_with_label;
 use mls_nostd::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
 use mls_nostd::crypto::{CipherSuite, Secret};
@@ -11,18 +11,18 @@ use mls_nostd::executor::{Executor, Sequential};
 use mls_nostd::extensions::Extensions;
 use mls_nostd::group_context::GroupContext;
 use mls_nostd::key_package::{KeyPackage, KeyPackageTbs};
-use mls_nostd::key_schedule::{EpochSecrets, welcome_secret};
+use mls_nostd::key_schedule::{welcome_secret, EpochSecrets};
 use mls_nostd::leaf_node::LeafNode;
 use mls_nostd::messages::welcome::EncryptedGroupSecrets;
 use mls_nostd::messages::welcome_secrets::WELCOME_LABEL;
 use mls_nostd::messages::{
-    GroupInfo, GroupInfoError, GroupInfoTbs, HpkeCiphertext, MlsMessage, MlsMessageBody, NewMember,
-    Welcome, WelcomeError, WelcomeParams, WireGroupContext, process_welcome,
+    process_welcome, GroupInfo, GroupInfoError, GroupInfoTbs, HpkeCiphertext, MlsMessage, MlsMessageBody, NewMember,
+    Welcome, WelcomeError, WelcomeParams, WireGroupContext,
 };
-use mls_nostd::psk::{NoPsks, PreSharedKeyId, Psk, PskStore, ResumptionPskUsage, psk_secret};
+use mls_nostd::psk::{psk_secret, NoPsks, PreSharedKeyId, Psk, PskStore, ResumptionPskUsage};
 use mls_nostd::transcript::confirmation_tag;
 use mls_tests::vectors::{Kind, run_file};
-use mls_tests::{TestRng, load, supported_cases, test_leaf};
+use mls_tests::{load, supported_cases, test_leaf, TestRng};
 
 fn welcome_of(bytes: &[u8]) -> Welcome<'_> {
     match MlsMessage::decode_exact(bytes).expect("MLSMessage").body {
@@ -37,10 +37,7 @@ fn welcome_vectors() {
     let cases = load("welcome.json");
     let report = run_file(Kind::Welcome, &cases);
     report.finish("welcome.json", supported_cases(&cases));
-    report.assert_passed_by_suite(
-        "welcome.json",
-        &[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1)],
-    );
+    report.assert_passed_by_suite("welcome.json", &[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1)]);
 }
 
 // ---------------------------------------------------------------------------
@@ -65,18 +62,10 @@ impl Client {
             extensions: Extensions::default(),
         };
         let mut buf = vec![0u8; 2048];
-        let n = KeyPackage::sign_into(suite, &tbs, &sk, &mut buf)
-            .unwrap()
-            .len();
+        let n = KeyPackage::sign_into(suite, &tbs, &sk, &mut buf).unwrap().len();
         buf.truncate(n);
-        KeyPackage::decode_exact(&buf)
-            .unwrap()
-            .validate(suite, 1_000, u64::MAX)
-            .unwrap();
-        Self {
-            key_package: buf,
-            init_priv,
-        }
+        KeyPackage::decode_exact(&buf).unwrap().validate(suite, 1_000, u64::MAX).unwrap();
+        Self { key_package: buf, init_priv }
     }
 
     fn key_package(&self) -> KeyPackage<'_> {
@@ -84,11 +73,7 @@ impl Client {
     }
 
     fn reference(&self, suite: CipherSuite) -> Vec<u8> {
-        self.key_package()
-            .reference(suite)
-            .unwrap()
-            .as_bytes()
-            .to_vec()
+        self.key_package().reference(suite).unwrap().as_bytes().to_vec()
     }
 }
 
@@ -101,16 +86,10 @@ struct Store {
 
 impl PskStore for Store {
     fn external_psk(&self, id: &[u8]) -> Option<&[u8]> {
-        self.external
-            .iter()
-            .find(|(i, _)| i == id)
-            .map(|(_, k)| k.as_slice())
+        self.external.iter().find(|(i, _)| i == id).map(|(_, k)| k.as_slice())
     }
     fn resumption_psk(&self, group_id: &[u8], epoch: u64) -> Option<&[u8]> {
-        self.resumption
-            .iter()
-            .find(|(g, e, _)| g == group_id && *e == epoch)
-            .map(|(_, _, k)| k.as_slice())
+        self.resumption.iter().find(|(g, e, _)| g == group_id && *e == epoch).map(|(_, _, k)| k.as_slice())
     }
 }
 
@@ -119,12 +98,7 @@ impl PskStore for Store {
 struct Threads;
 
 impl Executor for Threads {
-    fn for_each_chunk(
-        &self,
-        buf: &mut [u8],
-        chunk: usize,
-        job: &(dyn Fn(usize, &mut [u8]) + Sync),
-    ) {
+    fn for_each_chunk(&self, buf: &mut [u8], chunk: usize, job: &(dyn Fn(usize, &mut [u8]) + Sync)) {
         std::thread::scope(|s| {
             for (i, c) in buf.chunks_exact_mut(chunk).enumerate().rev() {
                 s.spawn(move || job(i, c));
@@ -156,16 +130,9 @@ enum PreSharedKeyIdOwned {
 impl PreSharedKeyIdOwned {
     fn view(&self) -> PreSharedKeyId<'_> {
         match self {
-            Self::External(id, nonce) => PreSharedKeyId {
-                psk: Psk::External { psk_id: id },
-                psk_nonce: nonce,
-            },
+            Self::External(id, nonce) => PreSharedKeyId { psk: Psk::External { psk_id: id }, psk_nonce: nonce },
             Self::Resumption(usage, g, e, nonce) => PreSharedKeyId {
-                psk: Psk::Resumption {
-                    usage: *usage,
-                    psk_group_id: g,
-                    psk_epoch: *e,
-                },
+                psk: Psk::Resumption { usage: *usage, psk_group_id: g, psk_epoch: *e },
                 psk_nonce: nonce,
             },
         }
@@ -182,10 +149,7 @@ impl Epoch {
             cth: vec![0x42; suite.hash_len()],
             gi_extensions: Vec::new(),
             joiner: Secret::from_slice(&vec![0x11; suite.hash_len()]).unwrap(),
-            psk_ids: vec![PreSharedKeyIdOwned::External(
-                b"ext psk".to_vec(),
-                vec![3; suite.hash_len()],
-            )],
+            psk_ids: vec![PreSharedKeyIdOwned::External(b"ext psk".to_vec(), vec![3; suite.hash_len()])],
             psk_values: vec![b"the external psk value".to_vec()],
         }
     }
@@ -195,21 +159,15 @@ impl Epoch {
         for (id, v) in self.psk_ids.iter().zip(&self.psk_values) {
             match id {
                 PreSharedKeyIdOwned::External(i, _) => store.external.push((i.clone(), v.clone())),
-                PreSharedKeyIdOwned::Resumption(_, g, e, _) => {
-                    store.resumption.push((g.clone(), *e, v.clone()))
-                }
+                PreSharedKeyIdOwned::Resumption(_, g, e, _) => store.resumption.push((g.clone(), *e, v.clone())),
             }
         }
         store
     }
 
     fn psk_secret(&self) -> Secret {
-        let list: Vec<(PreSharedKeyId<'_>, &[u8])> = self
-            .psk_ids
-            .iter()
-            .zip(&self.psk_values)
-            .map(|(i, v)| (i.view(), v.as_slice()))
-            .collect();
+        let list: Vec<(PreSharedKeyId<'_>, &[u8])> =
+            self.psk_ids.iter().zip(&self.psk_values).map(|(i, v)| (i.view(), v.as_slice())).collect();
         psk_secret(self.suite, &list).unwrap()
     }
 
@@ -233,11 +191,7 @@ impl Epoch {
     /// The GroupInfo, signed by `key` and with `tag` (else the right ones).
     fn group_info_with(&self, key: Option<&SignaturePrivateKey>, tag: Option<&[u8]>) -> Vec<u8> {
         let gc = self.group_context();
-        let right = confirmation_tag(
-            self.suite,
-            &self.epoch_secrets().confirmation_key,
-            &self.cth,
-        );
+        let right = confirmation_tag(self.suite, &self.epoch_secrets().confirmation_key, &self.cth);
         let tbs = GroupInfoTbs {
             group_context: WireGroupContext::from_group_context(&gc).unwrap(),
             extensions: Extensions::from_body(&self.gi_extensions).unwrap(),
@@ -245,9 +199,7 @@ impl Epoch {
             signer: 3,
         };
         let mut out = vec![0u8; 1024 + self.gi_extensions.len()];
-        let n = GroupInfo::sign_into(self.suite, &tbs, key.unwrap_or(&self.signer), &mut out)
-            .unwrap()
-            .len();
+        let n = GroupInfo::sign_into(self.suite, &tbs, key.unwrap_or(&self.signer), &mut out).unwrap().len();
         out.truncate(n);
         out
     }
@@ -256,13 +208,7 @@ impl Epoch {
         self.group_info_with(None, None)
     }
 
-    fn create(
-        &self,
-        group_info: &[u8],
-        members: &[NewMember<'_>],
-        seed: u64,
-        executor: &impl Executor,
-    ) -> Vec<u8> {
+    fn create(&self, group_info: &[u8], members: &[NewMember<'_>], seed: u64, executor: &impl Executor) -> Vec<u8> {
         self.create_with(group_info, members, seed, executor, &self.welcome_secret())
     }
 
@@ -279,19 +225,11 @@ impl Epoch {
         welcome_secret: &Secret,
     ) -> Vec<u8> {
         let ids: Vec<PreSharedKeyId<'_>> = self.psk_ids.iter().map(|p| p.view()).collect();
-        let params = WelcomeParams {
-            suite: self.suite,
-            joiner_secret: &self.joiner,
-            psks: &ids,
-            welcome_secret,
-            group_info,
-        };
+        let params =
+            WelcomeParams { suite: self.suite, joiner_secret: &self.joiner, psks: &ids, welcome_secret, group_info };
         let sizes = params.sizes(members).unwrap();
         let mut out = vec![0xeeu8; sizes.buffer_len];
-        let n = params
-            .create(members, &mut TestRng(seed), executor, &mut out)
-            .unwrap()
-            .len();
+        let n = params.create(members, &mut TestRng(seed), executor, &mut out).unwrap().len();
         assert_eq!(n, sizes.message_len);
         // Nothing but zeros after the message (scratch space wiped).
         assert!(out[n..].iter().all(|b| *b == 0));
@@ -310,20 +248,9 @@ fn join(
 ) -> Result<(EpochSecrets, Option<Vec<u8>>, usize), WelcomeError> {
     let welcome = welcome_of(welcome_bytes);
     let mut buf = vec![0u8; welcome_bytes.len()];
-    let d = process_welcome(
-        suite,
-        &client.reference(suite),
-        &client.init_priv,
-        &welcome,
-        store,
-        &mut buf,
-    )?;
+    let d = process_welcome(suite, &client.reference(suite), &client.init_priv, &welcome, store, &mut buf)?;
     let v = d.verify(signer)?;
-    Ok((
-        v.epoch_secrets.clone(),
-        v.path_secret.as_ref().map(|s| s.as_bytes().to_vec()),
-        v.psks.len(),
-    ))
+    Ok((v.epoch_secrets.clone(), v.path_secret.as_ref().map(|s| s.as_bytes().to_vec()), v.psks.len()))
 }
 
 #[test]
@@ -354,13 +281,7 @@ fn welcome_round_trip() {
         assert_eq!(w.cipher_suite, suite.to_u16());
         assert_eq!(w.secrets.len(), 3);
         let mut reencoded = vec![0u8; welcome.len()];
-        assert_eq!(
-            MlsMessage::decode_exact(&welcome)
-                .unwrap()
-                .encode_to(&mut reencoded)
-                .unwrap(),
-            &welcome[..]
-        );
+        assert_eq!(MlsMessage::decode_exact(&welcome).unwrap().encode_to(&mut reencoded).unwrap(), &welcome[..]);
 
         let expected = e.epoch_secrets();
         let store = e.store();
@@ -375,33 +296,19 @@ fn welcome_round_trip() {
         let mut buf = vec![0u8; welcome.len()];
         {
             let c = &clients[1];
-            let d = process_welcome(
-                suite,
-                &c.reference(suite),
-                &c.init_priv,
-                &w,
-                &store,
-                &mut buf,
-            )
-            .unwrap();
+            let d = process_welcome(suite, &c.reference(suite), &c.init_priv, &w, &store, &mut buf).unwrap();
             let v = d.verify(&signer_pub).unwrap();
             assert_eq!(v.group_info.tbs.signer, 3);
             assert_eq!(v.group_context.epoch, 5);
             assert_eq!(v.group_context.group_id, b"welcome round trip");
         }
         for secret in [e.joiner.as_bytes(), path_b.as_bytes()] {
-            assert!(
-                !buf.windows(secret.len()).any(|x| x == secret),
-                "secret left in the buffer"
-            );
+            assert!(!buf.windows(secret.len()).any(|x| x == secret), "secret left in the buffer");
         }
 
         // Not for us.
         let stranger = Client::new(suite, 9);
-        assert_eq!(
-            join(suite, &stranger, &welcome, &store, &signer_pub).err(),
-            Some(WelcomeError::NotForUs)
-        );
+        assert_eq!(join(suite, &stranger, &welcome, &store, &signer_pub).err(), Some(WelcomeError::NotForUs));
 
         // A tampered encrypted_group_info: it is the HPKE context of every
         // GroupSecrets, so those fail first.
@@ -430,40 +337,20 @@ fn welcome_round_trip() {
         let ids: Vec<PreSharedKeyId<'_>> = e.psk_ids.iter().map(|p| p.view()).collect();
         let short = Secret::from_slice(&vec![0x99; suite.hash_len() - 1]).unwrap();
         let ws = e.welcome_secret();
-        let short_path = [NewMember {
-            path_secret: Some(&short),
-            ..members[0]
-        }];
-        let cases = [
-            (&short, &ws, &members[..]),
-            (&e.joiner, &short, &members[..]),
-            (&e.joiner, &ws, &short_path[..]),
-        ];
+        let short_path = [NewMember { path_secret: Some(&short), ..members[0] }];
+        let cases = [(&short, &ws, &members[..]), (&e.joiner, &short, &members[..]), (&e.joiner, &ws, &short_path[..])];
         for (i, (joiner_secret, welcome_secret, members)) in cases.into_iter().enumerate() {
-            let params = WelcomeParams {
-                suite,
-                joiner_secret,
-                psks: &ids,
-                welcome_secret,
-                group_info: &gi,
-            };
+            let params = WelcomeParams { suite, joiner_secret, psks: &ids, welcome_secret, group_info: &gi };
             let mut out = vec![0xeeu8; params.sizes(members).unwrap().buffer_len];
             assert_eq!(
-                params
-                    .create(members, &mut TestRng(1), &Sequential, &mut out)
-                    .err(),
-                Some(WelcomeError::SecretLength {
-                    needed: suite.hash_len()
-                }),
+                params.create(members, &mut TestRng(1), &Sequential, &mut out).err(),
+                Some(WelcomeError::SecretLength { needed: suite.hash_len() }),
                 "case {i}"
             );
             assert!(out.iter().all(|b| *b == 0xee), "case {i}: buffer written");
         }
         // The joiner lacks the PSK, or holds another value under its ID.
-        assert_eq!(
-            join(suite, &clients[0], &welcome, &NoPsks, &signer_pub).err(),
-            Some(WelcomeError::UnknownPsk)
-        );
+        assert_eq!(join(suite, &clients[0], &welcome, &NoPsks, &signer_pub).err(), Some(WelcomeError::UnknownPsk));
         let mut wrong_store = e.store();
         wrong_store.external[0].1 = b"another value".to_vec();
         assert_eq!(
@@ -473,57 +360,29 @@ fn welcome_round_trip() {
 
         // A GroupInfo signed by another key.
         let other = mls_tests::signer(suite, &[8u8]);
-        let forged = e.create(
-            &e.group_info_with(Some(&other), None),
-            &members,
-            42,
-            &Sequential,
-        );
+        let forged = e.create(&e.group_info_with(Some(&other), None), &members, 42, &Sequential);
         assert_eq!(
             join(suite, &clients[0], &forged, &store, &signer_pub).err(),
             Some(WelcomeError::InvalidGroupInfoSignature)
         );
         assert!(join(suite, &clients[0], &forged, &store, &other.public_key()).is_ok());
         // A wrong confirmation tag, correctly signed.
-        let bad_tag = e.create(
-            &e.group_info_with(None, Some(&vec![0u8; suite.hash_len()])),
-            &members,
-            42,
-            &Sequential,
-        );
+        let bad_tag = e.create(&e.group_info_with(None, Some(&vec![0u8; suite.hash_len()])), &members, 42, &Sequential);
         assert_eq!(
             join(suite, &clients[0], &bad_tag, &store, &signer_pub).err(),
             Some(WelcomeError::InvalidConfirmationTag)
         );
         // Joiner's buffer too small.
         let mut small = vec![0u8; 100];
-        let r = process_welcome(
-            suite,
-            &clients[0].reference(suite),
-            &clients[0].init_priv,
-            &w,
-            &store,
-            &mut small,
-        );
+        let r = process_welcome(suite, &clients[0].reference(suite), &clients[0].init_priv, &w, &store, &mut small);
         let needed = match r {
             Err(WelcomeError::BufferTooSmall { needed }) => needed,
             other => panic!("{:?}", other.err()),
         };
         assert!(needed > 100, "{needed}");
         let mut enough = vec![0u8; needed];
-        let r = process_welcome(
-            suite,
-            &clients[0].reference(suite),
-            &clients[0].init_priv,
-            &w,
-            &store,
-            &mut enough,
-        );
-        assert!(
-            r.is_ok(),
-            "a buffer of the size said is enough: {:?}",
-            r.err()
-        );
+        let r = process_welcome(suite, &clients[0].reference(suite), &clients[0].init_priv, &w, &store, &mut enough);
+        assert!(r.is_ok(), "a buffer of the size said is enough: {:?}", r.err());
     }
 }
 
@@ -535,97 +394,48 @@ fn welcome_creation_buffers_and_keys() {
     let gi = e.group_info();
     let ids: Vec<PreSharedKeyId<'_>> = e.psk_ids.iter().map(|p| p.view()).collect();
     let ws = e.welcome_secret();
-    let params = WelcomeParams {
-        suite,
-        joiner_secret: &e.joiner,
-        psks: &ids,
-        welcome_secret: &ws,
-        group_info: &gi,
-    };
+    let params = WelcomeParams { suite, joiner_secret: &e.joiner, psks: &ids, welcome_secret: &ws, group_info: &gi };
 
     // Same-size entries need no scratch space; mixed sizes a little.
-    let same: Vec<NewMember<'_>> = clients
-        .iter()
-        .map(|c| NewMember::from_key_package(suite, &c.key_package(), None).unwrap())
-        .collect();
+    let same: Vec<NewMember<'_>> =
+        clients.iter().map(|c| NewMember::from_key_package(suite, &c.key_package(), None).unwrap()).collect();
     let sizes = params.sizes(&same).unwrap();
     assert_eq!(sizes.buffer_len, sizes.message_len);
     let ps = Secret::from_slice(&[1; 32]).unwrap();
-    let mixed = [
-        same[0],
-        NewMember {
-            path_secret: Some(&ps),
-            ..same[1]
-        },
-    ];
+    let mixed = [same[0], NewMember { path_secret: Some(&ps), ..same[1] }];
     let sizes = params.sizes(&mixed).unwrap();
-    assert_eq!(
-        sizes.buffer_len,
-        sizes.message_len + 33 /* the smaller slot, by an optional path secret */
-    );
+    assert_eq!(sizes.buffer_len, sizes.message_len + 33 /* the smaller slot, by an optional path secret */);
 
     // Too small a buffer.
     let mut out = vec![0u8; sizes.buffer_len - 1];
     assert_eq!(
-        params
-            .create(&mixed, &mut TestRng(1), &Sequential, &mut out)
-            .err(),
-        Some(WelcomeError::BufferTooSmall {
-            needed: sizes.buffer_len
-        })
+        params.create(&mixed, &mut TestRng(1), &Sequential, &mut out).err(),
+        Some(WelcomeError::BufferTooSmall { needed: sizes.buffer_len })
     );
 
     // A low-order init key: refused, and nothing left in the buffer.
-    let bad = [
-        same[0],
-        NewMember {
-            init_key: HpkePublicKey::from_slice(&[0u8; 32]).unwrap(),
-            ..same[1]
-        },
-    ];
+    let bad = [same[0], NewMember { init_key: HpkePublicKey::from_slice(&[0u8; 32]).unwrap(), ..same[1] }];
     let sizes = params.sizes(&bad).unwrap();
     let mut out = vec![0u8; sizes.buffer_len];
-    assert_eq!(
-        params
-            .create(&bad, &mut TestRng(1), &Sequential, &mut out)
-            .err(),
-        Some(WelcomeError::InvalidInitKey)
-    );
+    assert_eq!(params.create(&bad, &mut TestRng(1), &Sequential, &mut out).err(), Some(WelcomeError::InvalidInitKey));
     assert!(out.iter().all(|b| *b == 0));
 
     // No members: a Welcome with no secrets (legal, useless).
     let sizes = params.sizes(&[]).unwrap();
     let mut out = vec![0u8; sizes.buffer_len];
-    let w = params
-        .create(&[], &mut TestRng(1), &Sequential, &mut out)
-        .unwrap()
-        .to_vec();
+    let w = params.create(&[], &mut TestRng(1), &Sequential, &mut out).unwrap().to_vec();
     assert!(welcome_of(&w).secrets.is_empty());
 
     // GroupInfo signing checks its suite.
     let gc = e.group_context();
     let mut wgc = WireGroupContext::from_group_context(&gc).unwrap();
     wgc.cipher_suite = 3;
-    let tbs = GroupInfoTbs {
-        group_context: wgc,
-        extensions: Extensions::default(),
-        confirmation_tag: &[0; 32],
-        signer: 0,
-    };
+    let tbs = GroupInfoTbs { group_context: wgc, extensions: Extensions::default(), confirmation_tag: &[0; 32], signer: 0 };
     let mut out = vec![0u8; 512];
-    assert_eq!(
-        GroupInfo::sign_into(suite, &tbs, &e.signer, &mut out).err(),
-        Some(GroupInfoError::WrongCipherSuite)
-    );
+    assert_eq!(GroupInfo::sign_into(suite, &tbs, &e.signer, &mut out).err(), Some(GroupInfoError::WrongCipherSuite));
     let mut tiny = [0u8; 10];
-    let tbs = GroupInfoTbs {
-        group_context: WireGroupContext::from_group_context(&gc).unwrap(),
-        ..tbs
-    };
-    assert!(matches!(
-        GroupInfo::sign_into(suite, &tbs, &e.signer, &mut tiny),
-        Err(GroupInfoError::Codec(_))
-    ));
+    let tbs = GroupInfoTbs { group_context: WireGroupContext::from_group_context(&gc).unwrap(), ..tbs };
+    assert!(matches!(GroupInfo::sign_into(suite, &tbs, &e.signer, &mut tiny), Err(GroupInfoError::Codec(_))));
 }
 
 /// Many members and a large GroupInfo: 4-byte vector lengths, mixed entry
@@ -646,16 +456,11 @@ fn welcome_large() {
     e.psk_ids.clear();
     e.psk_values.clear();
     let gi = e.group_info();
-    let secrets: Vec<Secret> = (0..clients.len())
-        .map(|i| Secret::from_slice(&[i as u8; 32]).unwrap())
-        .collect();
+    let secrets: Vec<Secret> = (0..clients.len()).map(|i| Secret::from_slice(&[i as u8; 32]).unwrap()).collect();
     let members: Vec<NewMember<'_>> = clients
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            NewMember::from_key_package(suite, &c.key_package(), (i % 3 != 0).then(|| &secrets[i]))
-                .unwrap()
-        })
+        .map(|(i, c)| NewMember::from_key_package(suite, &c.key_package(), (i % 3 != 0).then(|| &secrets[i])).unwrap())
         .collect();
     let welcome = e.create(&gi, &members, 7, &Threads);
     assert_eq!(e.create(&gi, &members, 7, &Sequential), welcome);
@@ -670,32 +475,18 @@ fn welcome_large() {
 /// Builds a Welcome by hand (EncryptWithLabel of labeled.rs, not our
 /// creation path) with the given GroupSecrets plaintext for `client`.
 fn hand_welcome(suite: CipherSuite, e: &Epoch, client: &Client, group_secrets: &[u8]) -> Vec<u8> {
-    let (key, nonce) =
-        mls_nostd::key_schedule::welcome_key_nonce(suite, &e.welcome_secret()).unwrap();
+    let (key, nonce) = mls_nostd::key_schedule::welcome_key_nonce(suite, &e.welcome_secret()).unwrap();
     let mut egi = e.group_info();
-    let tag = suite
-        .aead_seal(key.as_bytes(), nonce.as_bytes(), &[], &mut egi)
-        .unwrap();
+    let tag = suite.aead_seal(key.as_bytes(), nonce.as_bytes(), &[], &mut egi).unwrap();
     egi.extend_from_slice(&tag);
     let init_pub = HpkePublicKey::from_slice(client.key_package().tbs.init_key).unwrap();
     let mut ct = group_secrets.to_vec();
-    let sealed = encrypt_with_label(
-        suite,
-        &init_pub,
-        WELCOME_LABEL,
-        &egi,
-        &mut ct,
-        &mut TestRng(5),
-    )
-    .unwrap();
+    let sealed = encrypt_with_label(suite, &init_pub, WELCOME_LABEL, &egi, &mut ct, &mut TestRng(5)).unwrap();
     ct.extend_from_slice(&sealed.tag);
     let r = client.reference(suite);
     let entry = EncryptedGroupSecrets {
         new_member: &r,
-        encrypted_group_secrets: HpkeCiphertext {
-            kem_output: sealed.kem_output.as_bytes(),
-            ciphertext: &ct,
-        },
+        encrypted_group_secrets: HpkeCiphertext { kem_output: sealed.kem_output.as_bytes(), ciphertext: &ct },
     };
     let mut body = vec![0u8; 4096];
     let body = entry.encode_to(&mut body).unwrap().to_vec();
@@ -704,10 +495,7 @@ fn hand_welcome(suite: CipherSuite, e: &Epoch, client: &Client, group_secrets: &
         secrets: ListView::from_body(&body).unwrap(),
         encrypted_group_info: &egi,
     };
-    let msg = MlsMessage {
-        version: 1,
-        body: MlsMessageBody::Welcome(welcome),
-    };
+    let msg = MlsMessage { version: 1, body: MlsMessageBody::Welcome(welcome) };
     let mut out = vec![0u8; 8192];
     msg.encode_to(&mut out).unwrap().to_vec()
 }
@@ -737,12 +525,7 @@ fn welcome_group_secrets_checks() {
     let joiner = e.joiner.as_bytes().to_vec();
 
     // The hand-made Welcome is accepted: our opening agrees with EncryptWithLabel.
-    let ok = hand_welcome(
-        suite,
-        &e,
-        &client,
-        &group_secrets(&joiner, Some(&[4; 32]), &e.psk_ids),
-    );
+    let ok = hand_welcome(suite, &e, &client, &group_secrets(&joiner, Some(&[4; 32]), &e.psk_ids));
     let (s, path, _) = join(suite, &client, &ok, &e.store(), &signer_pub).unwrap();
     assert_eq!(s, e.epoch_secrets());
     assert_eq!(path, Some(vec![4; 32]));
@@ -760,33 +543,16 @@ fn welcome_group_secrets_checks() {
         bad_flag,
     ] {
         let w = hand_welcome(suite, &e, &client, &gs);
-        assert!(matches!(
-            join(suite, &client, &w, &e.store(), &signer_pub),
-            Err(WelcomeError::Malformed(_))
-        ));
+        assert!(matches!(join(suite, &client, &w, &e.store(), &signer_pub), Err(WelcomeError::Malformed(_))));
     }
 
     // PSK nonce not Nh bytes; the same PSK twice.
-    let short_nonce = [PreSharedKeyIdOwned::External(
-        b"ext psk".to_vec(),
-        vec![3; 16],
-    )];
-    let w = hand_welcome(
-        suite,
-        &e,
-        &client,
-        &group_secrets(&joiner, None, &short_nonce),
-    );
-    assert_eq!(
-        join(suite, &client, &w, &e.store(), &signer_pub).err(),
-        Some(WelcomeError::InvalidPsk)
-    );
+    let short_nonce = [PreSharedKeyIdOwned::External(b"ext psk".to_vec(), vec![3; 16])];
+    let w = hand_welcome(suite, &e, &client, &group_secrets(&joiner, None, &short_nonce));
+    assert_eq!(join(suite, &client, &w, &e.store(), &signer_pub).err(), Some(WelcomeError::InvalidPsk));
     let twice = [e.psk_ids[0].clone(), e.psk_ids[0].clone()];
     let w = hand_welcome(suite, &e, &client, &group_secrets(&joiner, None, &twice));
-    assert_eq!(
-        join(suite, &client, &w, &e.store(), &signer_pub).err(),
-        Some(WelcomeError::InvalidPsk)
-    );
+    assert_eq!(join(suite, &client, &w, &e.store(), &signer_pub).err(), Some(WelcomeError::InvalidPsk));
     // Regression (interop with OpenMLS and mls-rs): the same PSK with two
     // fresh nonces is two PreSharedKeyIDs (§12.2), and joins.
     let saved = (e.psk_ids.clone(), e.psk_values.clone());
@@ -795,76 +561,35 @@ fn welcome_group_secrets_checks() {
         PreSharedKeyIdOwned::External(b"ext psk".to_vec(), vec![2; 32]),
     ];
     e.psk_values = vec![vec![0x77; 32], vec![0x77; 32]];
-    let w = hand_welcome(
-        suite,
-        &e,
-        &client,
-        &group_secrets(&joiner, None, &e.psk_ids),
-    );
+    let w = hand_welcome(suite, &e, &client, &group_secrets(&joiner, None, &e.psk_ids));
     let (s, _, _) = join(suite, &client, &w, &e.store(), &signer_pub).unwrap();
     assert_eq!(s, e.epoch_secrets());
     (e.psk_ids, e.psk_values) = saved;
 
     // Resumption PSKs: a branch PSK is fine at epoch 1 only; two
     // reinit/branch PSKs never.
-    let branch = PreSharedKeyIdOwned::Resumption(
-        ResumptionPskUsage::Branch,
-        b"old group".to_vec(),
-        9,
-        vec![6; 32],
-    );
-    let reinit = PreSharedKeyIdOwned::Resumption(
-        ResumptionPskUsage::Reinit,
-        b"old group".to_vec(),
-        8,
-        vec![6; 32],
-    );
+    let branch = PreSharedKeyIdOwned::Resumption(ResumptionPskUsage::Branch, b"old group".to_vec(), 9, vec![6; 32]);
+    let reinit = PreSharedKeyIdOwned::Resumption(ResumptionPskUsage::Reinit, b"old group".to_vec(), 8, vec![6; 32]);
     e.psk_ids = vec![branch.clone()];
     e.psk_values = vec![vec![0xbb; 32]];
     for (epoch, expected) in [(1, None), (5, Some(WelcomeError::InvalidPsk))] {
         e.epoch = epoch;
-        let w = hand_welcome(
-            suite,
-            &e,
-            &client,
-            &group_secrets(&joiner, None, &e.psk_ids),
-        );
-        assert_eq!(
-            join(suite, &client, &w, &e.store(), &signer_pub).err(),
-            expected,
-            "epoch {epoch}"
-        );
+        let w = hand_welcome(suite, &e, &client, &group_secrets(&joiner, None, &e.psk_ids));
+        assert_eq!(join(suite, &client, &w, &e.store(), &signer_pub).err(), expected, "epoch {epoch}");
     }
     e.psk_ids = vec![branch, reinit];
     e.psk_values = vec![vec![0xbb; 32], vec![0xcc; 32]];
-    let w = hand_welcome(
-        suite,
-        &e,
-        &client,
-        &group_secrets(&joiner, None, &e.psk_ids),
-    );
-    assert_eq!(
-        join(suite, &client, &w, &e.store(), &signer_pub).err(),
-        Some(WelcomeError::InvalidPsk)
-    );
+    let w = hand_welcome(suite, &e, &client, &group_secrets(&joiner, None, &e.psk_ids));
+    assert_eq!(join(suite, &client, &w, &e.store(), &signer_pub).err(), Some(WelcomeError::InvalidPsk));
 
     // More PSKs than the build holds.
-    let many: Vec<PreSharedKeyIdOwned> = (0..17u8)
-        .map(|i| PreSharedKeyIdOwned::External(vec![i], vec![i; 32]))
-        .collect();
+    let many: Vec<PreSharedKeyIdOwned> =
+        (0..17u8).map(|i| PreSharedKeyIdOwned::External(vec![i], vec![i; 32])).collect();
     e.psk_ids = many;
     e.psk_values = (0..17u8).map(|i| vec![i; 8]).collect();
     e.epoch = 5;
-    let w = hand_welcome(
-        suite,
-        &e,
-        &client,
-        &group_secrets(&joiner, None, &e.psk_ids),
-    );
-    assert_eq!(
-        join(suite, &client, &w, &e.store(), &signer_pub).err(),
-        Some(WelcomeError::TooManyPsks)
-    );
+    let w = hand_welcome(suite, &e, &client, &group_secrets(&joiner, None, &e.psk_ids));
+    assert_eq!(join(suite, &client, &w, &e.store(), &signer_pub).err(), Some(WelcomeError::TooManyPsks));
 }
 
 /// Cost of a Welcome to 1,000 members with a 340 KB GroupInfo (docs/architecture.md,
@@ -881,9 +606,8 @@ fn welcome_1000_members_timing() {
     w.write_opaque(&vec![0x5a; 340_000]).unwrap();
     e.gi_extensions = w.written().to_vec();
     let gi = e.group_info();
-    let keys: Vec<(HpkePrivateKey, HpkePublicKey)> = (0..1000u32)
-        .map(|i| derive_key_pair(suite, &[i as u8, (i >> 8) as u8, 1, 2]).unwrap())
-        .collect();
+    let keys: Vec<(HpkePrivateKey, HpkePublicKey)> =
+        (0..1000u32).map(|i| derive_key_pair(suite, &[i as u8, (i >> 8) as u8, 1, 2]).unwrap()).collect();
     let path = Secret::from_slice(&[1; 32]).unwrap();
     let members: Vec<NewMember<'_>> = keys
         .iter()
@@ -909,15 +633,7 @@ fn welcome_1000_members_timing() {
     let mut rng = TestRng(1);
     for (_, pk) in &keys {
         let mut pt = [0u8; 80];
-        encrypt_with_label(
-            suite,
-            pk,
-            WELCOME_LABEL,
-            w.encrypted_group_info,
-            &mut pt,
-            &mut rng,
-        )
-        .unwrap();
+        encrypt_with_label(suite, pk, WELCOME_LABEL, w.encrypted_group_info, &mut pt, &mut rng).unwrap();
     }
     println!(
         "Welcome to {} members, GroupInfo {} bytes, message {} bytes: created in {created:?} (sequential), \

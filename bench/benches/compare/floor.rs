@@ -69,46 +69,20 @@ pub fn primitives(c: &mut Criterion) {
     let public = signer.public_key();
     let message = [0x11u8; SIGNED];
     let signature = signer.sign(SUITE, &[&message]).expect("sign");
-    g.bench_function("sign", |b| {
-        b.iter(|| {
-            signer
-                .sign(SUITE, &[std::hint::black_box(&message)])
-                .expect("sign")
-        })
-    });
+    g.bench_function("sign", |b| b.iter(|| signer.sign(SUITE, &[std::hint::black_box(&message)]).expect("sign")));
     g.bench_function("verify", |b| {
-        b.iter(|| {
-            public
-                .verify(SUITE, &[std::hint::black_box(&message)], &signature)
-                .expect("verify")
-        })
+        b.iter(|| public.verify(SUITE, &[std::hint::black_box(&message)], &signature).expect("verify"))
     });
     // What RayonExecutor checks at once: BATCH signatures by as many keys.
-    let signers: Vec<_> = (0..BATCH)
-        .map(|i| ed25519_dalek::SigningKey::from_bytes(&[i as u8 ^ 0x5a; 32]))
-        .collect();
-    let keys: Vec<[u8; 32]> = signers
-        .iter()
-        .map(|k| k.verifying_key().to_bytes())
-        .collect();
-    let signatures: Vec<_> = signers
-        .iter()
-        .map(|k| ed25519_dalek::Signer::sign(k, &message))
-        .collect();
+    let signers: Vec<_> = (0..BATCH).map(|i| ed25519_dalek::SigningKey::from_bytes(&[i as u8 ^ 0x5a; 32])).collect();
+    let keys: Vec<[u8; 32]> = signers.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let signatures: Vec<_> = signers.iter().map(|k| ed25519_dalek::Signer::sign(k, &message)).collect();
     let messages: Vec<&[u8]> = vec![&message; BATCH];
     // From the keys' encodings, as a member receives them (decompressing
     // each key is a tenth of a batch).
     let batch = |k: usize| {
-        let keys: Vec<_> = keys[..k]
-            .iter()
-            .map(|b| ed25519_dalek::VerifyingKey::from_bytes(b).expect("a key"))
-            .collect();
-        ed25519_dalek::verify_batch(
-            std::hint::black_box(&messages[..k]),
-            &signatures[..k],
-            &keys,
-        )
-        .expect("verify")
+        let keys: Vec<_> = keys[..k].iter().map(|b| ed25519_dalek::VerifyingKey::from_bytes(b).expect("a key")).collect();
+        ed25519_dalek::verify_batch(std::hint::black_box(&messages[..k]), &signatures[..k], &keys).expect("verify")
     };
     g.bench_function("verify_batch", |b| b.iter(|| batch(BATCH)));
     // Smaller batches cost more per signature: the floor of a batch of k
@@ -116,9 +90,7 @@ pub fn primitives(c: &mut Criterion) {
     for k in SMALL_BATCHES {
         g.bench_function(format!("verify_batch_{k}"), |b| b.iter(|| batch(k)));
     }
-    g.bench_function("derive_key_pair", |b| {
-        b.iter(|| derive_key_pair(SUITE, std::hint::black_box(&[3; 32])).expect("derive"))
-    });
+    g.bench_function("derive_key_pair", |b| b.iter(|| derive_key_pair(SUITE, std::hint::black_box(&[3; 32])).expect("derive")));
     let (sk, pk) = derive_key_pair(SUITE, &[9; 32]).expect("derive");
     let info = info_hash(SUITE, &[b"bench", &[0; 64]]).expect("info hash");
     // A GroupSecrets-sized plaintext.
@@ -126,15 +98,7 @@ pub fn primitives(c: &mut Criterion) {
     g.bench_function("hpke_seal", |b| {
         b.iter(|| {
             let mut buf = plain;
-            seal_base(
-                SUITE,
-                &pk,
-                &info,
-                &[],
-                &mut buf,
-                std::hint::black_box(&[5; 32]),
-            )
-            .expect("seal")
+            seal_base(SUITE, &pk, &info, &[], &mut buf, std::hint::black_box(&[5; 32])).expect("seal")
         })
     });
     let mut sealed_buf = plain;
@@ -142,16 +106,7 @@ pub fn primitives(c: &mut Criterion) {
     g.bench_function("hpke_open", |b| {
         b.iter(|| {
             let mut buf = sealed_buf;
-            open_base(
-                SUITE,
-                &sk,
-                &sealed.kem_output,
-                &info,
-                &[],
-                &mut buf,
-                &sealed.tag,
-            )
-            .expect("open");
+            open_base(SUITE, &sk, &sealed.kem_output, &info, &[], &mut buf, &sealed.tag).expect("open");
             buf
         })
     });
@@ -172,11 +127,7 @@ pub fn primitives(c: &mut Criterion) {
     });
     let mut buf = bulk.clone();
     g.bench_function("aead_64kib", |b| {
-        b.iter(|| {
-            SUITE
-                .aead_seal(&[1; 32], &[2; 12], &[], std::hint::black_box(&mut buf))
-                .expect("seal")
-        })
+        b.iter(|| SUITE.aead_seal(&[1; 32], &[2; 12], &[], std::hint::black_box(&mut buf)).expect("seal"))
     });
     g.finish();
 }
@@ -238,26 +189,12 @@ fn commit_with_path(d: usize, seals: usize, len: usize) -> Counts {
 
 /// Processing a Commit with path of `len` bytes at the far end of the tree.
 fn process_path(len: usize) -> Counts {
-    Counts {
-        verify: 2,
-        open: 1,
-        derive: 1,
-        hash_bytes: 2 * len,
-        hash512_bytes: len,
-        ..Counts::default()
-    }
+    Counts { verify: 2, open: 1, derive: 1, hash_bytes: 2 * len, hash512_bytes: len, ..Counts::default() }
 }
 
 fn join(n: usize, welcome: usize) -> Counts {
     // The leaf signatures in batches (RayonExecutor).
-    Counts {
-        open: 1,
-        verify: 1,
-        verify_batch_par: n,
-        hash_bytes: 2 * welcome,
-        aead_bytes: welcome,
-        ..Counts::default()
-    }
+    Counts { open: 1, verify: 1, verify_batch_par: n, hash_bytes: 2 * welcome, aead_bytes: welcome, ..Counts::default() }
 }
 
 /// Writes the counts of every scenario run to `$CRITERION_HOME/mls-floor.json`.
@@ -288,13 +225,7 @@ pub fn write_counts(sizes: &[usize], bigs: &[usize], measured: &Sizes) {
             rows.push((format!("a_join_{n}"), join(n, w)));
         }
         // The Commit's bytes (0 if scenario b did not run).
-        let len = |tree: &str| {
-            measured
-                .commits
-                .get(&format!("{tree}_{n}"))
-                .copied()
-                .unwrap_or(0)
-        };
+        let len = |tree: &str| measured.commits.get(&format!("{tree}_{n}")).copied().unwrap_or(0);
         let commit = |seals, tree| commit_with_path(d, seals, len(tree));
         let process = |tree| process_path(len(tree));
         rows.push((format!("b_full_commit_{n}"), commit(d, "full")));
@@ -329,24 +260,13 @@ pub fn write_counts(sizes: &[usize], bigs: &[usize], measured: &Sizes) {
             rows.push((format!("d_join_{big}"), join(big, w)));
         }
         // Scenario b in the sparse tree of d.
-        let len = measured
-            .commits
-            .get(&format!("sparse_{big}"))
-            .copied()
-            .unwrap_or(0);
-        rows.push((
-            format!("b_sparse_commit_{big}"),
-            commit_with_path(depth(big), big - 1, len),
-        ));
+        let len = measured.commits.get(&format!("sparse_{big}")).copied().unwrap_or(0);
+        rows.push((format!("b_sparse_commit_{big}"), commit_with_path(depth(big), big - 1, len)));
         rows.push((format!("b_sparse_process_{big}"), process_path(len)));
     }
-    let cores = std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1);
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     let small = SMALL_BATCHES.map(|k| k.to_string()).join(", ");
-    let mut out = format!(
-        "{{\"cores\": {cores}, \"bulk_bytes\": {BULK}, \"batch\": {BATCH}, \"small_batches\": [{small}], \"scenarios\": {{\n"
-    );
+    let mut out = format!("{{\"cores\": {cores}, \"bulk_bytes\": {BULK}, \"batch\": {BATCH}, \"small_batches\": [{small}], \"scenarios\": {{\n");
     for (i, (name, counts)) in rows.iter().enumerate() {
         let sep = if i + 1 < rows.len() { "," } else { "" };
         let _ = writeln!(out, "  \"{name}\": {}{sep}", counts.json());

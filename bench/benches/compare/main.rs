@@ -75,17 +75,10 @@ pub trait Lib {
 pub const GROUP_ID: &[u8] = b"mls-bench";
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.to_string())
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .collect()
+    std::env::var(name).unwrap_or_else(|_| default.to_string()).split(',').map(|s| s.trim().to_string()).collect()
 }
 
-fn slow<'c>(
-    c: &'c mut Criterion,
-    name: &str,
-) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
+fn slow<'c>(c: &'c mut Criterion, name: &str) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
     let mut g = c.benchmark_group(name);
     g.sample_size(10).sampling_mode(SamplingMode::Flat);
     g
@@ -93,12 +86,7 @@ fn slow<'c>(
 
 /// Benchmarks `f` as `lib` in group `name` (few samples, flat sampling)
 /// and files its operations' peak heap.
-fn bench_slow(
-    c: &mut Criterion,
-    name: &str,
-    lib: &str,
-    f: impl FnMut(&mut criterion::Bencher<'_>),
-) {
+fn bench_slow(c: &mut Criterion, name: &str, lib: &str, f: impl FnMut(&mut criterion::Bencher<'_>)) {
     slow(c, name).bench_function(lib, f);
     peak::record(name, lib);
 }
@@ -140,15 +128,7 @@ fn add_and_sparse<L: Lib>(c: &mut Criterion, n: usize, sparse: bool, sizes: &mut
 
     creator.create();
     bench_slow(c, &format!("a_commit_{n}"), L::NAME, |b| {
-        b.iter_custom(|iters| {
-            timed(
-                iters,
-                &mut creator,
-                |_| (),
-                |m, _| m.commit_add(&kps, false),
-                |m, _| m.discard(),
-            )
-        })
+        b.iter_custom(|iters| timed(iters, &mut creator, |_| (), |m, _| m.commit_add(&kps, false), |m, _| m.discard()))
     });
     bench_slow(c, &format!("a_merge_{n}"), L::NAME, |b| {
         b.iter_custom(|iters| {
@@ -175,33 +155,15 @@ fn add_and_sparse<L: Lib>(c: &mut Criterion, n: usize, sparse: bool, sizes: &mut
         sizes.key_packages.insert(n, kps.iter().map(Vec::len).sum());
     }
     bench_slow(c, &format!("a_join_{n}"), L::NAME, |b| {
-        b.iter_custom(|iters| {
-            timed(
-                iters,
-                &mut joiner,
-                |m| m.leave(),
-                |m, _| m.join(&welcome),
-                |_, _| (),
-            )
-        })
+        b.iter_custom(|iters| timed(iters, &mut joiner, |m| m.leave(), |m, _| m.join(&welcome), |_, _| ()))
     });
     // Joined (again, untimed: the bench may be filtered out).
     joiner.leave();
     joiner.join(&welcome);
-    assert_eq!(
-        joiner.epoch_authenticator(),
-        creator.epoch_authenticator(),
-        "{}: joined",
-        L::NAME
-    );
+    assert_eq!(joiner.epoch_authenticator(), creator.epoch_authenticator(), "{}: joined", L::NAME);
     if sparse {
         if let Some((blanks, _)) = creator.blanks_and_unmerged() {
-            assert_eq!(
-                blanks,
-                n - 1,
-                "{}: every parent node is blank after the add",
-                L::NAME
-            );
+            assert_eq!(blanks, n - 1, "{}: every parent node is blank after the add", L::NAME);
         }
         commit_and_process::<L>(c, "sparse", n, &mut creator, &mut joiner, sizes);
     }
@@ -223,15 +185,7 @@ fn commit_and_process<L: Lib>(
         sizes.commits.insert(format!("{tree}_{n}"), commit.len());
     }
     bench_slow(c, &format!("b_{tree}_commit_{n}"), L::NAME, |b| {
-        b.iter_custom(|iters| {
-            timed(
-                iters,
-                &mut *committer,
-                |_| (),
-                |m, _| m.commit_update(),
-                |m, _| m.discard(),
-            )
-        })
+        b.iter_custom(|iters| timed(iters, &mut *committer, |_| (), |m, _| m.commit_update(), |m, _| m.discard()))
     });
     bench_slow(c, &format!("b_{tree}_process_{n}"), L::NAME, |b| {
         b.iter_custom(|iters| {
@@ -248,12 +202,7 @@ fn commit_and_process<L: Lib>(
             )
         })
     });
-    assert_eq!(
-        receiver.epoch_authenticator(),
-        committer.epoch_authenticator(),
-        "{}: in sync",
-        L::NAME
-    );
+    assert_eq!(receiver.epoch_authenticator(), committer.epoch_authenticator(), "{}: in sync", L::NAME);
 }
 
 /// Scenario b in a full tree of `n` members: built by a chain in which each
@@ -281,11 +230,7 @@ fn full_tree<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) {
     let commit = current.commit_update();
     current.merge();
     first.process(&commit);
-    eprintln!(
-        "{}: full tree of {n} built in {:.1} s",
-        L::NAME,
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("{}: full tree of {n} built in {:.1} s", L::NAME, started.elapsed().as_secs_f64());
     if let Some(shape) = first.blanks_and_unmerged() {
         assert_eq!(shape, (0, 0), "{}: the tree is full", L::NAME);
     }
@@ -303,31 +248,11 @@ fn application<L: Lib>(c: &mut Criterion) {
     b.join(&welcome);
     let data = vec![0x5a; 1024];
     let mut g = c.benchmark_group("c_protect");
-    g.bench_function(L::NAME, |bn| {
-        bn.iter_custom(|iters| {
-            timed(
-                iters,
-                &mut (&mut a, &mut b),
-                |_| (),
-                |(a, _), _| a.protect(&data),
-                |(_, b), m| assert_eq!(b.unprotect(&m), 1024),
-            )
-        })
-    });
+    g.bench_function(L::NAME, |bn| bn.iter_custom(|iters| timed(iters, &mut (&mut a, &mut b), |_| (), |(a, _), _| a.protect(&data), |(_, b), m| assert_eq!(b.unprotect(&m), 1024))));
     g.finish();
     peak::record("c_protect", L::NAME);
     let mut g = c.benchmark_group("c_unprotect");
-    g.bench_function(L::NAME, |bn| {
-        bn.iter_custom(|iters| {
-            timed(
-                iters,
-                &mut (&mut a, &mut b),
-                |(a, _)| a.protect(&data),
-                |(_, b), m| b.unprotect(&m),
-                |_, l| assert_eq!(l, 1024),
-            )
-        })
-    });
+    g.bench_function(L::NAME, |bn| bn.iter_custom(|iters| timed(iters, &mut (&mut a, &mut b), |(a, _)| a.protect(&data), |(_, b), m| b.unprotect(&m), |_, l| assert_eq!(l, 1024))));
     g.finish();
     peak::record("c_unprotect", L::NAME);
 }
@@ -342,33 +267,16 @@ fn big_join<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) {
     creator.create();
     let (_, welcome) = creator.commit_add(&kps, false);
     creator.merge();
-    eprintln!(
-        "{}: Welcome for {n} members built in {:.1} s",
-        L::NAME,
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("{}: Welcome for {n} members built in {:.1} s", L::NAME, started.elapsed().as_secs_f64());
     if L::NAME == "ours" {
         sizes.welcome.insert(n, welcome.len());
     }
     bench_slow(c, &format!("d_join_{n}"), L::NAME, |b| {
-        b.iter_custom(|iters| {
-            timed(
-                iters,
-                &mut joiner,
-                |m| m.leave(),
-                |m, _| m.join(&welcome),
-                |_, _| (),
-            )
-        })
+        b.iter_custom(|iters| timed(iters, &mut joiner, |m| m.leave(), |m, _| m.join(&welcome), |_, _| ()))
     });
     joiner.leave();
     joiner.join(&welcome);
-    assert_eq!(
-        joiner.epoch_authenticator(),
-        creator.epoch_authenticator(),
-        "{}: joined",
-        L::NAME
-    );
+    assert_eq!(joiner.epoch_authenticator(), creator.epoch_authenticator(), "{}: joined", L::NAME);
     // Scenario b at this size, in the sparse tree (a full tree, built by a
     // chain of n joins and Commits, takes too long here).
     commit_and_process::<L>(c, "sparse", n, &mut creator, &mut joiner, sizes);
@@ -376,19 +284,11 @@ fn big_join<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) {
 
 fn run() {
     let mut c = Criterion::default().configure_from_args();
-    let sizes: Vec<usize> = env_list("MLS_BENCH_SIZES", "2,16,128,1024")
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    let sizes: Vec<usize> = env_list("MLS_BENCH_SIZES", "2,16,128,1024").iter().filter_map(|s| s.parse().ok()).collect();
     let libs = env_list("MLS_BENCH_LIBS", "ours,openmls,mls-rs");
     let scenarios = env_list("MLS_BENCH_SCENARIOS", "a,b,c,d,e");
-    let bigs: Vec<usize> = env_list("MLS_BENCH_BIG", "10000")
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    let big_anchors = std::env::var("MLS_BENCH_BIG_ANCHORS")
-        .map(|v| v != "0")
-        .unwrap_or(true);
+    let bigs: Vec<usize> = env_list("MLS_BENCH_BIG", "10000").iter().filter_map(|s| s.parse().ok()).collect();
+    let big_anchors = std::env::var("MLS_BENCH_BIG_ANCHORS").map(|v| v != "0").unwrap_or(true);
     let on = |s: &str| scenarios.iter().any(|x| x == s);
     let lib = |s: &str| libs.iter().any(|x| x == s);
     let mut sz = floor::Sizes::default();
@@ -428,16 +328,10 @@ fn run() {
             if big <= 1024 {
                 big_join::<ours::Ours<1024, { 1024 * 256 }>>(&mut c, big, &mut sz);
             } else if big <= 16384 {
-                eprintln!(
-                    "ours: a 16,384-leaf group slot takes {} bytes",
-                    ours::slot_bytes::<16384, { 16384 * 256 }>()
-                );
+                eprintln!("ours: a 16,384-leaf group slot takes {} bytes", ours::slot_bytes::<16384, { 16384 * 256 }>());
                 big_join::<ours::Ours<16384, { 16384 * 256 }>>(&mut c, big, &mut sz);
             } else {
-                eprintln!(
-                    "ours: a 65,536-leaf group slot takes {} bytes",
-                    ours::slot_bytes::<65536, { 65536 * 256 }>()
-                );
+                eprintln!("ours: a 65,536-leaf group slot takes {} bytes", ours::slot_bytes::<65536, { 65536 * 256 }>());
                 big_join::<ours::Ours<65536, { 65536 * 256 }>>(&mut c, big, &mut sz);
             }
         }
@@ -459,10 +353,7 @@ fn run() {
 fn main() {
     // Large groups keep fixed-capacity scratch (per-member lists of up to
     // 16,384 entries) on the stack: run on a thread with room for it.
-    let t = std::thread::Builder::new()
-        .stack_size(512 << 20)
-        .spawn(run)
-        .expect("spawn the bench thread");
+    let t = std::thread::Builder::new().stack_size(512 << 20).spawn(run).expect("spawn the bench thread");
     if t.join().is_err() {
         std::process::exit(1);
     }

@@ -5,19 +5,12 @@
 //! by default), and add a path to Add-only Commits when asked.
 
 use super::{GROUP_ID, Lib, Member};
-use mls_rs::client_builder::{
-    BaseConfig, PaddingMode, WithCryptoProvider, WithIdentityProvider, WithMlsRules,
-};
+use mls_rs::client_builder::{BaseConfig, PaddingMode, WithCryptoProvider, WithIdentityProvider, WithMlsRules};
 use mls_rs::group::{GroupContext, ReceivedMessage, Roster};
 use mls_rs::identity::SigningIdentity;
 use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
-use mls_rs::mls_rules::{
-    CommitDirection, CommitOptions, CommitSource, EncryptionOptions, ProposalBundle,
-};
-use mls_rs::{
-    CipherSuite, CipherSuiteProvider, Client, CryptoProvider, ExtensionList, Group, MlsMessage,
-    MlsRules,
-};
+use mls_rs::mls_rules::{CommitDirection, CommitOptions, CommitSource, EncryptionOptions, ProposalBundle};
+use mls_rs::{CipherSuite, CipherSuiteProvider, Client, CryptoProvider, ExtensionList, Group, MlsMessage, MlsRules};
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -43,30 +36,18 @@ impl MlsRules for Rules {
         Ok(proposals)
     }
 
-    fn commit_options(
-        &self,
-        _: &Roster,
-        _: &GroupContext,
-        _: &ProposalBundle,
-    ) -> Result<CommitOptions, Infallible> {
+    fn commit_options(&self, _: &Roster, _: &GroupContext, _: &ProposalBundle) -> Result<CommitOptions, Infallible> {
         Ok(CommitOptions::new()
             .with_path_required(self.path_on_add.load(Ordering::Relaxed))
             .with_ratchet_tree_extension(true))
     }
 
-    fn encryption_options(
-        &self,
-        _: &Roster,
-        _: &GroupContext,
-    ) -> Result<EncryptionOptions, Infallible> {
+    fn encryption_options(&self, _: &Roster, _: &GroupContext) -> Result<EncryptionOptions, Infallible> {
         Ok(EncryptionOptions::new(false, PaddingMode::None))
     }
 }
 
-type Config = WithIdentityProvider<
-    BasicIdentityProvider,
-    WithCryptoProvider<RustCryptoProvider, WithMlsRules<Rules, BaseConfig>>,
->;
+type Config = WithIdentityProvider<BasicIdentityProvider, WithCryptoProvider<RustCryptoProvider, WithMlsRules<Rules, BaseConfig>>>;
 
 /// mls-rs 0.57.
 pub struct MlsRs;
@@ -85,15 +66,9 @@ impl Lib for MlsRs {
     fn member(i: usize) -> Self::M {
         let suite = CipherSuite::CURVE25519_CHACHA;
         let crypto = RustCryptoProvider::default();
-        let (secret, public) = crypto
-            .cipher_suite_provider(suite)
-            .expect("mls-rs: suite 3")
-            .signature_key_generate()
-            .expect("mls-rs: key");
-        let identity = SigningIdentity::new(
-            BasicCredential::new(format!("member-{i}").into_bytes()).into_credential(),
-            public,
-        );
+        let (secret, public) =
+            crypto.cipher_suite_provider(suite).expect("mls-rs: suite 3").signature_key_generate().expect("mls-rs: key");
+        let identity = SigningIdentity::new(BasicCredential::new(format!("member-{i}").into_bytes()).into_credential(), public);
         let rules = Rules::default();
         let client = Client::builder()
             .mls_rules(rules.clone())
@@ -101,11 +76,7 @@ impl Lib for MlsRs {
             .identity_provider(BasicIdentityProvider::new())
             .signing_identity(identity, secret, suite)
             .build();
-        MlsRsMember {
-            client,
-            rules,
-            group: None,
-        }
+        MlsRsMember { client, rules, group: None }
     }
 }
 
@@ -135,12 +106,7 @@ impl Member for MlsRsMember {
     fn create(&mut self) {
         let g = self
             .client
-            .create_group_with_id(
-                GROUP_ID.to_vec(),
-                ExtensionList::default(),
-                ExtensionList::default(),
-                None,
-            )
+            .create_group_with_id(GROUP_ID.to_vec(), ExtensionList::default(), ExtensionList::default(), None)
             .expect("mls-rs: create");
         self.group = Some(g);
     }
@@ -152,24 +118,16 @@ impl Member for MlsRsMember {
             b = b.add_member(msg(kp)).expect("mls-rs: add_member");
         }
         let out = b.build().expect("mls-rs: commit");
-        (
-            bytes(out.commit_message()),
-            bytes(&out.welcome_messages()[0]),
-        )
+        (bytes(out.commit_message()), bytes(&out.welcome_messages()[0]))
     }
 
     fn commit_update(&mut self) -> Vec<u8> {
-        let out = self
-            .group()
-            .commit(Vec::new())
-            .expect("mls-rs: empty commit");
+        let out = self.group().commit(Vec::new()).expect("mls-rs: empty commit");
         bytes(out.commit_message())
     }
 
     fn merge(&mut self) {
-        self.group()
-            .apply_pending_commit()
-            .expect("mls-rs: apply_pending_commit");
+        self.group().apply_pending_commit().expect("mls-rs: apply_pending_commit");
     }
 
     fn discard(&mut self) {
@@ -177,10 +135,7 @@ impl Member for MlsRsMember {
     }
 
     fn join(&mut self, welcome: &[u8]) {
-        let (g, _) = self
-            .client
-            .join_group(None, &msg(welcome), None)
-            .expect("mls-rs: join");
+        let (g, _) = self.client.join_group(None, &msg(welcome), None).expect("mls-rs: join");
         self.group = Some(g);
     }
 
@@ -189,42 +144,24 @@ impl Member for MlsRsMember {
     }
 
     fn process(&mut self, commit: &[u8]) {
-        match self
-            .group()
-            .process_incoming_message(msg(commit))
-            .expect("mls-rs: process")
-        {
+        match self.group().process_incoming_message(msg(commit)).expect("mls-rs: process") {
             ReceivedMessage::Commit(_) => {}
             other => panic!("mls-rs: not a Commit: {other:?}"),
         }
     }
 
     fn protect(&mut self, data: &[u8]) -> Vec<u8> {
-        bytes(
-            &self
-                .group()
-                .encrypt_application_message(data, Vec::new())
-                .expect("mls-rs: protect"),
-        )
+        bytes(&self.group().encrypt_application_message(data, Vec::new()).expect("mls-rs: protect"))
     }
 
     fn unprotect(&mut self, message: &[u8]) -> usize {
-        match self
-            .group()
-            .process_incoming_message(msg(message))
-            .expect("mls-rs: unprotect")
-        {
+        match self.group().process_incoming_message(msg(message)).expect("mls-rs: unprotect") {
             ReceivedMessage::ApplicationMessage(a) => a.data().len(),
             other => panic!("mls-rs: not application data: {other:?}"),
         }
     }
 
     fn epoch_authenticator(&self) -> Vec<u8> {
-        self.group
-            .as_ref()
-            .expect("mls-rs: a group")
-            .epoch_authenticator()
-            .expect("mls-rs: epoch authenticator")
-            .to_vec()
+        self.group.as_ref().expect("mls-rs: a group").epoch_authenticator().expect("mls-rs: epoch authenticator").to_vec()
     }
 }

@@ -31,21 +31,13 @@ impl Lib for OpenMls {
 
     fn member(i: usize) -> Self::M {
         let provider = OpenMlsRustCrypto::default();
-        let signer =
-            SignatureKeyPair::new(SUITE.signature_algorithm()).expect("openmls: signature key");
-        signer
-            .store(provider.storage())
-            .expect("openmls: store signature key");
+        let signer = SignatureKeyPair::new(SUITE.signature_algorithm()).expect("openmls: signature key");
+        signer.store(provider.storage()).expect("openmls: store signature key");
         let credential = CredentialWithKey {
             credential: BasicCredential::new(format!("member-{i}").into_bytes()).into(),
             signature_key: signer.to_public_vec().into(),
         };
-        OpenMlsMember {
-            provider,
-            signer,
-            credential,
-            group: None,
-        }
+        OpenMlsMember { provider, signer, credential, group: None }
     }
 }
 
@@ -63,17 +55,13 @@ fn protocol_message(m: &[u8]) -> ProtocolMessage {
 impl Member for OpenMlsMember {
     fn key_package(&mut self) -> Vec<u8> {
         // The last_resort extension must be listed in the leaf's capabilities.
-        let capabilities = Capabilities::builder()
-            .extensions(vec![ExtensionType::LastResort])
-            .build();
+        let capabilities = Capabilities::builder().extensions(vec![ExtensionType::LastResort]).build();
         let bundle = KeyPackage::builder()
             .leaf_node_capabilities(capabilities)
             .mark_as_last_resort()
             .build(SUITE, &self.provider, &self.signer, self.credential.clone())
             .expect("openmls: KeyPackage");
-        MlsMessageOut::from(bundle.key_package().clone())
-            .tls_serialize_detached()
-            .expect("openmls: serialize")
+        MlsMessageOut::from(bundle.key_package().clone()).tls_serialize_detached().expect("openmls: serialize")
     }
 
     fn create(&mut self) {
@@ -96,24 +84,14 @@ impl Member for OpenMlsMember {
     fn commit_add(&mut self, kps: &[Vec<u8>], path: bool) -> (Vec<u8>, Vec<u8>) {
         let kps: Vec<KeyPackage> = kps
             .iter()
-            .map(|k| {
-                match MlsMessageIn::tls_deserialize_exact(k)
-                    .expect("openmls: MLSMessage")
-                    .extract()
-                {
-                    MlsMessageBodyIn::KeyPackage(kp) => kp
-                        .validate(self.provider.crypto(), ProtocolVersion::Mls10)
-                        .expect("openmls: a valid KeyPackage"),
-                    _ => panic!("openmls: not a KeyPackage"),
+            .map(|k| match MlsMessageIn::tls_deserialize_exact(k).expect("openmls: MLSMessage").extract() {
+                MlsMessageBodyIn::KeyPackage(kp) => {
+                    kp.validate(self.provider.crypto(), ProtocolVersion::Mls10).expect("openmls: a valid KeyPackage")
                 }
+                _ => panic!("openmls: not a KeyPackage"),
             })
             .collect();
-        let Self {
-            group,
-            provider,
-            signer,
-            ..
-        } = self;
+        let Self { group, provider, signer, .. } = self;
         let g = group.as_mut().expect("openmls: a group");
         let (commit, welcome, _) = if path {
             g.add_members(provider, signer, &kps)
@@ -125,12 +103,7 @@ impl Member for OpenMlsMember {
     }
 
     fn commit_update(&mut self) -> Vec<u8> {
-        let Self {
-            group,
-            provider,
-            signer,
-            ..
-        } = self;
+        let Self { group, provider, signer, .. } = self;
         let bundle = group
             .as_mut()
             .expect("openmls: a group")
@@ -140,32 +113,17 @@ impl Member for OpenMlsMember {
     }
 
     fn merge(&mut self) {
-        let Self {
-            group, provider, ..
-        } = self;
-        group
-            .as_mut()
-            .expect("openmls: a group")
-            .merge_pending_commit(provider)
-            .expect("openmls: merge");
+        let Self { group, provider, .. } = self;
+        group.as_mut().expect("openmls: a group").merge_pending_commit(provider).expect("openmls: merge");
     }
 
     fn discard(&mut self) {
-        let Self {
-            group, provider, ..
-        } = self;
-        group
-            .as_mut()
-            .expect("openmls: a group")
-            .clear_pending_commit(provider.storage())
-            .expect("openmls: clear");
+        let Self { group, provider, .. } = self;
+        group.as_mut().expect("openmls: a group").clear_pending_commit(provider.storage()).expect("openmls: clear");
     }
 
     fn join(&mut self, welcome: &[u8]) {
-        let welcome = match MlsMessageIn::tls_deserialize_exact(welcome)
-            .expect("openmls: MLSMessage")
-            .extract()
-        {
+        let welcome = match MlsMessageIn::tls_deserialize_exact(welcome).expect("openmls: MLSMessage").extract() {
             MlsMessageBodyIn::Welcome(w) => w,
             _ => panic!("openmls: not a Welcome"),
         };
@@ -173,72 +131,44 @@ impl Member for OpenMlsMember {
             .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
             .use_ratchet_tree_extension(true)
             .build();
-        let staged = StagedWelcome::new_from_welcome(&self.provider, &cfg, welcome, None)
-            .expect("openmls: Welcome");
+        let staged = StagedWelcome::new_from_welcome(&self.provider, &cfg, welcome, None).expect("openmls: Welcome");
         self.group = Some(staged.into_group(&self.provider).expect("openmls: join"));
     }
 
     fn leave(&mut self) {
         if let Some(mut g) = self.group.take() {
-            g.delete(self.provider.storage())
-                .expect("openmls: delete the group");
+            g.delete(self.provider.storage()).expect("openmls: delete the group");
         }
     }
 
     fn process(&mut self, commit: &[u8]) {
         let pm = protocol_message(commit);
-        let Self {
-            group, provider, ..
-        } = self;
+        let Self { group, provider, .. } = self;
         let g = group.as_mut().expect("openmls: a group");
-        match g
-            .process_message(provider, pm)
-            .expect("openmls: process")
-            .into_content()
-        {
-            ProcessedMessageContent::StagedCommitMessage(sc) => g
-                .merge_staged_commit(provider, *sc)
-                .expect("openmls: merge staged"),
+        match g.process_message(provider, pm).expect("openmls: process").into_content() {
+            ProcessedMessageContent::StagedCommitMessage(sc) => {
+                g.merge_staged_commit(provider, *sc).expect("openmls: merge staged")
+            }
             _ => panic!("openmls: not a Commit"),
         }
     }
 
     fn protect(&mut self, data: &[u8]) -> Vec<u8> {
-        let Self {
-            group,
-            provider,
-            signer,
-            ..
-        } = self;
-        bytes(
-            &group
-                .as_mut()
-                .expect("openmls: a group")
-                .create_message(provider, signer, data)
-                .expect("openmls: protect"),
-        )
+        let Self { group, provider, signer, .. } = self;
+        bytes(&group.as_mut().expect("openmls: a group").create_message(provider, signer, data).expect("openmls: protect"))
     }
 
     fn unprotect(&mut self, message: &[u8]) -> usize {
         let pm = protocol_message(message);
         let provider = &self.provider;
         let g = self.group.as_mut().expect("openmls: a group");
-        match g
-            .process_message(provider, pm)
-            .expect("openmls: unprotect")
-            .into_content()
-        {
+        match g.process_message(provider, pm).expect("openmls: unprotect").into_content() {
             ProcessedMessageContent::ApplicationMessage(a) => a.into_bytes().len(),
             _ => panic!("openmls: not application data"),
         }
     }
 
     fn epoch_authenticator(&self) -> Vec<u8> {
-        self.group
-            .as_ref()
-            .expect("openmls: a group")
-            .epoch_authenticator()
-            .as_slice()
-            .to_vec()
+        self.group.as_ref().expect("openmls: a group").epoch_authenticator().as_slice().to_vec()
     }
 }

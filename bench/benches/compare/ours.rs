@@ -9,8 +9,8 @@ use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::extensions::{Extensions, U16List};
 use mls_nostd::group::{
-    CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received,
-    WireFormatPolicy, default_capabilities,
+    CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received, WireFormatPolicy,
+    default_capabilities,
 };
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::Lifetime;
@@ -71,20 +71,13 @@ impl<const N: usize, const ARENA: usize> Lib for Ours<N, ARENA> {
 
 fn lifetime() -> Lifetime {
     let t = now();
-    Lifetime {
-        not_before: t - 3600,
-        not_after: t + 30 * 86_400,
-    }
+    Lifetime { not_before: t - 3600, not_after: t + 30 * 86_400 }
 }
 
 impl<const N: usize, const ARENA: usize> OursMember<N, ARENA> {
     /// Sizes the output buffers for a group of `n` members (once).
     fn buffers(&mut self, n: usize) {
-        let (m, w, g) = (
-            n * 1024 + (256 << 10),
-            n * 1024 + (64 << 10),
-            n * 512 + (64 << 10),
-        );
+        let (m, w, g) = (n * 1024 + (256 << 10), n * 1024 + (64 << 10), n * 512 + (64 << 10));
         if self.message.len() < m {
             self.message = vec![0; m];
             self.welcome = vec![0; w];
@@ -104,17 +97,7 @@ impl<const N: usize, const ARENA: usize> OursMember<N, ARENA> {
 
     fn commit(&mut self, adds: &[Proposal<'_>], path: bool) -> (Vec<u8>, Vec<u8>) {
         let mut caps = [0u8; 8];
-        let Self {
-            name,
-            signer: _,
-            sig_pub,
-            rng,
-            slot,
-            message,
-            welcome,
-            group_info,
-            ..
-        } = self;
+        let Self { name, signer: _, sig_pub, rng, slot, message, welcome, group_info, .. } = self;
         let group = slot.get_or_insert_with(boxed_group);
         let template = LeafTemplate {
             signature_key: sig_pub,
@@ -151,9 +134,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
     fn key_package(&mut self) -> Vec<u8> {
         let params = KeyPackageParams {
             suite: SUITE,
-            credential: Credential::Basic {
-                identity: &self.name,
-            },
+            credential: Credential::Basic { identity: &self.name },
             lifetime: lifetime(),
             leaf_extensions: Extensions::default(),
             extensions: Extensions::default(),
@@ -161,8 +142,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
             supported_proposals: U16List::default(),
         };
         let mut out = vec![0u8; 2048];
-        let (bytes, keys) = KeyPackage::generate(&params, &self.signer, &mut self.rng, &mut out)
-            .expect("ours: KeyPackage");
+        let (bytes, keys) = KeyPackage::generate(&params, &self.signer, &mut self.rng, &mut out).expect("ours: KeyPackage");
         let bytes = bytes.to_vec();
         self.key_package = Some((bytes.clone(), keys));
         bytes
@@ -173,18 +153,13 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
         let params = CreateParams {
             suite: SUITE,
             group_id: GROUP_ID,
-            credential: Credential::Basic {
-                identity: &self.name,
-            },
+            credential: Credential::Basic { identity: &self.name },
             lifetime: lifetime(),
             capabilities: default_capabilities(SUITE, &mut caps),
             extensions: Extensions::default(),
             config: GroupConfig::default(),
         };
-        self.slot
-            .get_or_insert_with(boxed_group)
-            .create(&params, &self.signer, &mut self.rng)
-            .expect("ours: create");
+        self.slot.get_or_insert_with(boxed_group).create(&params, &self.signer, &mut self.rng).expect("ours: create");
     }
 
     fn commit_add(&mut self, kps: &[Vec<u8>], path: bool) -> (Vec<u8>, Vec<u8>) {
@@ -192,11 +167,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
         self.buffers(n);
         let adds: Vec<Proposal<'_>> = kps
             .iter()
-            .map(|k| {
-                Proposal::Add(Add {
-                    key_package: KeyPackage::decode_exact(k).expect("ours: a KeyPackage"),
-                })
-            })
+            .map(|k| Proposal::Add(Add { key_package: KeyPackage::decode_exact(k).expect("ours: a KeyPackage") }))
             .collect();
         self.commit(&adds, path)
     }
@@ -208,9 +179,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
     }
 
     fn merge(&mut self) {
-        self.group()
-            .merge_staged_commit_in_memory()
-            .expect("ours: merge");
+        self.group().merge_staged_commit_in_memory().expect("ours: merge");
     }
 
     fn discard(&mut self) {
@@ -218,10 +187,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
     }
 
     fn join(&mut self, welcome: &[u8]) {
-        let (kp, keys) = self
-            .key_package
-            .as_ref()
-            .expect("ours: a KeyPackage to join with");
+        let (kp, keys) = self.key_package.as_ref().expect("ours: a KeyPackage to join with");
         if self.join_buf.len() < welcome.len() {
             self.join_buf = vec![0; welcome.len()];
         }
@@ -234,10 +200,7 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
             psks: &NoPsks,
             config: GroupConfig::default(),
         };
-        self.slot
-            .get_or_insert_with(boxed_group)
-            .join_in_memory(welcome, &params, &mut self.join_buf)
-            .expect("ours: join");
+        self.slot.get_or_insert_with(boxed_group).join_in_memory(welcome, &params, &mut self.join_buf).expect("ours: join");
     }
 
     fn leave(&mut self) {
@@ -249,63 +212,39 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
     fn process(&mut self, commit: &[u8]) {
         self.inbox.clear();
         self.inbox.extend_from_slice(commit);
-        match self
-            .slot
-            .get_or_insert_with(boxed_group)
-            .process_message_in_memory(&mut self.inbox, &NoPsks, now())
-        {
+        match self.slot.get_or_insert_with(boxed_group).process_message_in_memory(&mut self.inbox, &NoPsks, now()) {
             Ok(Received::Commit(_)) => {}
             other => panic!("ours: process: {other:?}"),
         }
-        self.group()
-            .merge_staged_commit_in_memory()
-            .expect("ours: merge");
+        self.group().merge_staged_commit_in_memory().expect("ours: merge");
     }
 
     fn protect(&mut self, data: &[u8]) -> Vec<u8> {
         if self.message.len() < data.len() + 1024 {
             self.message = vec![0; data.len() + 1024];
         }
-        self.slot
-            .get_or_insert_with(boxed_group)
-            .protect_application_in_memory(data, &[], 0, &mut self.rng, &mut self.message)
-            .expect("ours: protect")
-            .to_vec()
+        self.slot.get_or_insert_with(boxed_group).protect_application_in_memory(data, &[], 0, &mut self.rng, &mut self.message).expect("ours: protect").to_vec()
     }
 
     fn unprotect(&mut self, message: &[u8]) -> usize {
         self.inbox.clear();
         self.inbox.extend_from_slice(message);
-        match self
-            .slot
-            .get_or_insert_with(boxed_group)
-            .process_message_in_memory(&mut self.inbox, &NoPsks, now())
-        {
+        match self.slot.get_or_insert_with(boxed_group).process_message_in_memory(&mut self.inbox, &NoPsks, now()) {
             Ok(Received::Application { data, .. }) => data.len(),
             other => panic!("ours: unprotect: {other:?}"),
         }
     }
 
     fn epoch_authenticator(&self) -> Vec<u8> {
-        self.slot
-            .as_ref()
-            .expect("ours: a group")
-            .epoch_authenticator()
-            .to_vec()
+        self.slot.as_ref().expect("ours: a group").epoch_authenticator().to_vec()
     }
 
     fn blanks_and_unmerged(&mut self) -> Option<(usize, usize)> {
         let tree = self.group().tree_slices_for_testing();
         let width = node_width(tree.n_leaves()).unwrap_or(0);
         let nodes = (0..width).map(NodeIndex);
-        let blanks = nodes
-            .clone()
-            .filter(|&x| tree.encryption_key(x).is_none())
-            .count();
-        let unmerged = nodes
-            .filter(|x| x.0 % 2 == 1)
-            .map(|x| tree.unmerged_leaves(x).count())
-            .sum();
+        let blanks = nodes.clone().filter(|&x| tree.encryption_key(x).is_none()).count();
+        let unmerged = nodes.filter(|x| x.0 % 2 == 1).map(|x| tree.unmerged_leaves(x).count()).sum();
         Some((blanks, unmerged))
     }
 }

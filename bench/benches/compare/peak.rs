@@ -89,18 +89,12 @@ pub fn measure<T>(op: impl FnOnce() -> T) -> T {
 /// Files the peak of the operations run since the last call under
 /// benchmark `group` and library `lib` (if any ran).
 pub fn record(group: &str, lib: &str) {
-    let (first, rest) = (
-        FIRST_PEAK.swap(0, Ordering::Relaxed),
-        OP_PEAK.swap(0, Ordering::Relaxed),
-    );
+    let (first, rest) = (FIRST_PEAK.swap(0, Ordering::Relaxed), OP_PEAK.swap(0, Ordering::Relaxed));
     let ran = RAN.swap(0, Ordering::Relaxed);
     let peak = if ran == 1 { first } else { rest };
     if ran > 0 {
         let mut peaks = PEAKS.lock().unwrap_or_else(|e| e.into_inner());
-        peaks
-            .entry(group.to_string())
-            .or_default()
-            .insert(lib.to_string(), peak);
+        peaks.entry(group.to_string()).or_default().insert(lib.to_string(), peak);
     }
 }
 
@@ -114,17 +108,12 @@ pub fn write() {
     let body: Vec<String> = peaks
         .iter()
         .map(|(group, libs)| {
-            let libs: Vec<String> = libs
-                .iter()
-                .map(|(lib, bytes)| format!("\"{lib}\": {bytes}"))
-                .collect();
+            let libs: Vec<String> = libs.iter().map(|(lib, bytes)| format!("\"{lib}\": {bytes}")).collect();
             format!("\"{group}\": {{{}}}", libs.join(", "))
         })
         .collect();
     let path = std::path::Path::new(&dir).join("mls-peak.json");
-    if let Err(e) = std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&path, format!("{{{}}}\n", body.join(",\n"))))
-    {
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, format!("{{{}}}\n", body.join(",\n")))) {
         eprintln!("{}: {e}", path.display());
     }
 }

@@ -81,10 +81,7 @@ pub enum Step {
     /// A member's proposal (`addProposal`, `removeProposal`,
     /// `externalPSKProposal`, `resumptionPSKProposal`,
     /// `groupContextExtensionsProposal`).
-    Proposal {
-        actor: String,
-        description: ProposalDescription,
-    },
+    Proposal { actor: String, description: ProposalDescription },
     /// `updateProposal`.
     UpdateProposal { actor: String },
     /// `fullCommit` (`full`) or `commit`.
@@ -99,19 +96,11 @@ pub enum Step {
         external_tree: bool,
     },
     /// `handleCommit`.
-    HandleCommit {
-        actor: String,
-        commit: usize,
-        by_reference: Vec<usize>,
-    },
+    HandleCommit { actor: String, commit: usize, by_reference: Vec<usize> },
     /// `handlePendingCommit`.
     HandlePendingCommit { actor: String },
     /// `protect`.
-    Protect {
-        actor: String,
-        authenticated_data: String,
-        plaintext: String,
-    },
+    Protect { actor: String, authenticated_data: String, plaintext: String },
     /// `unprotect`.
     Unprotect { actor: String, ciphertext: usize },
     /// `reinit`.
@@ -129,23 +118,13 @@ pub enum Step {
         external_tree: bool,
     },
     /// `branch`.
-    Branch {
-        actor: String,
-        members: Vec<String>,
-        extensions: Vec<Extension>,
-        force_path: bool,
-        external_tree: bool,
-    },
+    Branch { actor: String, members: Vec<String>, extensions: Vec<Extension>, force_path: bool, external_tree: bool },
     /// `newMemberAddProposal`.
     NewMemberAddProposal { actor: String, joiner: String },
     /// `addExternalSigner`.
     AddExternalSigner { actor: String, signer: String },
     /// `externalSignerProposal`: `actor` is the signer.
-    ExternalSignerProposal {
-        actor: String,
-        member: String,
-        description: ProposalDescription,
-    },
+    ExternalSignerProposal { actor: String, member: String, description: ProposalDescription },
 }
 
 /// One script of a config.
@@ -188,11 +167,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Script>, String> {
     let mut out = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
-        let stem = f
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_string();
+        let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
         out.extend(parse_config(&stem, &text).map_err(|e| format!("{}: {e}", f.display()))?);
     }
     Ok(out)
@@ -208,23 +183,14 @@ pub fn parse_config(config: &str, text: &str) -> Result<Vec<Script>, String> {
     names.sort();
     let mut out = Vec::new();
     for name in names {
-        let raw = scripts[name]
-            .as_array()
-            .ok_or_else(|| format!("{name}: not an array"))?
-            .clone();
+        let raw = scripts[name].as_array().ok_or_else(|| format!("{name}: not an array"))?.clone();
         let steps = raw
             .iter()
             .enumerate()
             .map(|(i, s)| parse_step(s).map_err(|e| format!("{name} step {i}: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let actors = actors(&steps);
-        out.push(Script {
-            config: config.to_string(),
-            name: name.clone(),
-            steps,
-            actors,
-            raw,
-        });
+        out.push(Script { config: config.to_string(), name: name.clone(), steps, actors, raw });
     }
     Ok(out)
 }
@@ -243,8 +209,7 @@ fn actors(steps: &[Step]) -> Vec<String> {
                 add(actor);
                 members.iter().for_each(|m| add(m));
             }
-            Step::ExternalJoin { actor, joiner, .. }
-            | Step::NewMemberAddProposal { actor, joiner } => {
+            Step::ExternalJoin { actor, joiner, .. } | Step::NewMemberAddProposal { actor, joiner } => {
                 add(actor);
                 add(joiner);
             }
@@ -272,11 +237,7 @@ fn actors(steps: &[Step]) -> Vec<String> {
 
 /// The value of `key`: an exact match first, else one ignoring ASCII case.
 fn field<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    o.get(key).or_else(|| {
-        o.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+    o.get(key).or_else(|| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
 }
 
 fn string(o: &Map<String, Value>, key: &str) -> Result<String, String> {
@@ -299,9 +260,7 @@ fn actor(o: &Map<String, Value>) -> Result<String, String> {
 fn uint(o: &Map<String, Value>, key: &str) -> Result<u64, String> {
     match field(o, key) {
         None | Some(Value::Null) => Ok(0),
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| format!("{key}: not an unsigned integer: {v}")),
+        Some(v) => v.as_u64().ok_or_else(|| format!("{key}: not an unsigned integer: {v}")),
     }
 }
 
@@ -320,11 +279,7 @@ fn boolean(o: &Map<String, Value>, keys: &[&str]) -> Result<bool, String> {
     Ok(false)
 }
 
-fn list<T>(
-    o: &Map<String, Value>,
-    key: &str,
-    item: impl Fn(&Value) -> Result<T, String>,
-) -> Result<Vec<T>, String> {
+fn list<T>(o: &Map<String, Value>, key: &str, item: impl Fn(&Value) -> Result<T, String>) -> Result<Vec<T>, String> {
     match field(o, key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(a)) => a.iter().map(item).collect(),
@@ -333,34 +288,24 @@ fn list<T>(
 }
 
 fn names(o: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
-    list(o, key, |v| {
-        v.as_str()
-            .map(str::to_string)
-            .ok_or_else(|| format!("{key}: not a string: {v}"))
-    })
+    list(o, key, |v| v.as_str().map(str::to_string).ok_or_else(|| format!("{key}: not a string: {v}")))
 }
 
 fn indices(o: &Map<String, Value>, key: &str) -> Result<Vec<usize>, String> {
     list(o, key, |v| {
-        v.as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| format!("{key}: not an index: {v}"))
+        v.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| format!("{key}: not an index: {v}"))
     })
 }
 
 fn extensions(o: &Map<String, Value>) -> Result<Vec<Extension>, String> {
     list(o, "extensions", |v| {
         let e = v.as_object().ok_or("extension: not an object")?;
-        let extension_type =
-            u16::try_from(uint(e, "extension_type")?).map_err(|e| e.to_string())?;
+        let extension_type = u16::try_from(uint(e, "extension_type")?).map_err(|e| e.to_string())?;
         let data = string(e, "extension_data")?;
         let extension_data = base64::engine::general_purpose::STANDARD
             .decode(data.as_bytes())
             .map_err(|e| format!("extension_data: {e}"))?;
-        Ok(Extension {
-            extension_type,
-            extension_data,
-        })
+        Ok(Extension { extension_type, extension_data })
     })
 }
 
@@ -370,21 +315,11 @@ const EXTERNAL_TREE: &[&str] = &["external_tree", "externalTree"];
 fn description(v: &Value) -> Result<ProposalDescription, String> {
     let o = v.as_object().ok_or("proposal description: not an object")?;
     Ok(match string(o, "proposalType")?.as_str() {
-        "add" => ProposalDescription::Add {
-            key_package: index(o, "keyPackage")?,
-        },
-        "remove" => ProposalDescription::Remove {
-            removed: string(o, "removed")?,
-        },
-        "externalPSK" => ProposalDescription::ExternalPsk {
-            psk_id: index(o, "pskID")?,
-        },
-        "resumptionPSK" => ProposalDescription::ResumptionPsk {
-            epoch: uint(o, "epochID")?,
-        },
-        "groupContextExtensions" => ProposalDescription::GroupContextExtensions {
-            extensions: extensions(o)?,
-        },
+        "add" => ProposalDescription::Add { key_package: index(o, "keyPackage")? },
+        "remove" => ProposalDescription::Remove { removed: string(o, "removed")? },
+        "externalPSK" => ProposalDescription::ExternalPsk { psk_id: index(o, "pskID")? },
+        "resumptionPSK" => ProposalDescription::ResumptionPsk { epoch: uint(o, "epochID")? },
+        "groupContextExtensions" => ProposalDescription::GroupContextExtensions { extensions: extensions(o)? },
         "reinit" => ProposalDescription::ReInit {
             extensions: extensions(o)?,
             change_cipher_suite: boolean(o, &["changeCipherSuite"])?,
@@ -402,15 +337,9 @@ fn parse_step(v: &Value) -> Result<Step, String> {
     };
     let actor = actor(o)?;
     Ok(match action {
-        "createGroup" => Step::CreateGroup {
-            actor,
-            members: names(o, "members")?,
-        },
+        "createGroup" => Step::CreateGroup { actor, members: names(o, "members")? },
         "createKeyPackage" => Step::CreateKeyPackage { actor },
-        "joinGroup" => Step::JoinGroup {
-            actor,
-            welcome: index(o, "welcome")?,
-        },
+        "joinGroup" => Step::JoinGroup { actor, welcome: index(o, "welcome")? },
         "externalJoin" => Step::ExternalJoin {
             actor,
             joiner: string(o, "joiner")?,
@@ -419,43 +348,24 @@ fn parse_step(v: &Value) -> Result<Step, String> {
             remove_prior: boolean(o, &["removePrior"])?,
             psks: indices(o, "psks")?,
         },
-        "installExternalPSK" => Step::InstallExternalPsk {
-            clients: names(o, "clients")?,
-        },
-        "groupInfo" => Step::GroupInfo {
-            actor,
-            external_tree: boolean(o, EXTERNAL_TREE)?,
-        },
-        "addProposal" => Step::Proposal {
-            actor,
-            description: ProposalDescription::Add {
-                key_package: index(o, "keyPackage")?,
-            },
-        },
+        "installExternalPSK" => Step::InstallExternalPsk { clients: names(o, "clients")? },
+        "groupInfo" => Step::GroupInfo { actor, external_tree: boolean(o, EXTERNAL_TREE)? },
+        "addProposal" => {
+            Step::Proposal { actor, description: ProposalDescription::Add { key_package: index(o, "keyPackage")? } }
+        }
         "updateProposal" => Step::UpdateProposal { actor },
-        "removeProposal" => Step::Proposal {
-            actor,
-            description: ProposalDescription::Remove {
-                removed: string(o, "removed")?,
-            },
-        },
-        "externalPSKProposal" => Step::Proposal {
-            actor,
-            description: ProposalDescription::ExternalPsk {
-                psk_id: index(o, "pskID")?,
-            },
-        },
-        "resumptionPSKProposal" => Step::Proposal {
-            actor,
-            description: ProposalDescription::ResumptionPsk {
-                epoch: uint(o, "epochID")?,
-            },
-        },
+        "removeProposal" => {
+            Step::Proposal { actor, description: ProposalDescription::Remove { removed: string(o, "removed")? } }
+        }
+        "externalPSKProposal" => {
+            Step::Proposal { actor, description: ProposalDescription::ExternalPsk { psk_id: index(o, "pskID")? } }
+        }
+        "resumptionPSKProposal" => {
+            Step::Proposal { actor, description: ProposalDescription::ResumptionPsk { epoch: uint(o, "epochID")? } }
+        }
         "groupContextExtensionsProposal" => Step::Proposal {
             actor,
-            description: ProposalDescription::GroupContextExtensions {
-                extensions: extensions(o)?,
-            },
+            description: ProposalDescription::GroupContextExtensions { extensions: extensions(o)? },
         },
         "fullCommit" | "commit" => Step::Commit {
             full: action == "fullCommit",
@@ -467,21 +377,16 @@ fn parse_step(v: &Value) -> Result<Step, String> {
             force_path: boolean(o, FORCE_PATH)?,
             external_tree: boolean(o, EXTERNAL_TREE)?,
         },
-        "handleCommit" => Step::HandleCommit {
-            actor,
-            commit: index(o, "commit")?,
-            by_reference: indices(o, "byReference")?,
-        },
+        "handleCommit" => {
+            Step::HandleCommit { actor, commit: index(o, "commit")?, by_reference: indices(o, "byReference")? }
+        }
         "handlePendingCommit" => Step::HandlePendingCommit { actor },
         "protect" => Step::Protect {
             actor,
             authenticated_data: string(o, "authenticatedData")?,
             plaintext: string(o, "plaintext")?,
         },
-        "unprotect" => Step::Unprotect {
-            actor,
-            ciphertext: index(o, "ciphertext")?,
-        },
+        "unprotect" => Step::Unprotect { actor, ciphertext: index(o, "ciphertext")? },
         "reinit" => Step::ReInit {
             proposer: string(o, "proposer")?,
             external_reinit_proposal: index(o, "externalReinitProposal")?,
@@ -501,14 +406,8 @@ fn parse_step(v: &Value) -> Result<Step, String> {
             force_path: boolean(o, FORCE_PATH)?,
             external_tree: boolean(o, EXTERNAL_TREE)?,
         },
-        "newMemberAddProposal" => Step::NewMemberAddProposal {
-            actor,
-            joiner: string(o, "joiner")?,
-        },
-        "addExternalSigner" => Step::AddExternalSigner {
-            actor,
-            signer: string(o, "signer")?,
-        },
+        "newMemberAddProposal" => Step::NewMemberAddProposal { actor, joiner: string(o, "joiner")? },
+        "addExternalSigner" => Step::AddExternalSigner { actor, signer: string(o, "signer")? },
         "externalSignerProposal" => Step::ExternalSignerProposal {
             actor,
             member: string(o, "member")?,
@@ -538,38 +437,12 @@ mod tests {
         ]}}"#;
         let s = &parse_config("c", text).expect("parses")[0];
         assert_eq!(s.actors, ["alice", "bob"]);
-        let Step::ReInit {
-            change_cipher_suite,
-            extensions,
-            ..
-        } = &s.steps[1]
-        else {
-            panic!("reinit")
-        };
+        let Step::ReInit { change_cipher_suite, extensions, .. } = &s.steps[1] else { panic!("reinit") };
         assert!(*change_cipher_suite);
         assert_eq!(extensions[0].extension_data, [0, 0, 0]);
-        assert!(matches!(
-            s.steps[2],
-            Step::Branch {
-                external_tree: true,
-                ..
-            }
-        ));
-        assert!(matches!(
-            s.steps[3],
-            Step::Commit {
-                force_path: true,
-                full: true,
-                ..
-            }
-        ));
+        assert!(matches!(s.steps[2], Step::Branch { external_tree: true, .. }));
+        assert!(matches!(s.steps[3], Step::Commit { force_path: true, full: true, .. }));
         assert!(parse_config("c", r#"{"scripts": {"s": [{"action": "fly"}]}}"#).is_err());
-        assert!(
-            parse_config(
-                "c",
-                r#"{"scripts": {"s": [{"action": "unprotect", "ciphertext": 1.5}]}}"#
-            )
-            .is_err()
-        );
+        assert!(parse_config("c", r#"{"scripts": {"s": [{"action": "unprotect", "ciphertext": 1.5}]}}"#).is_err());
     }
 }

@@ -95,9 +95,7 @@ pub fn all_assignments(k: usize) -> Vec<Vec<Library>> {
 /// each of them at least once (when `k` allows).
 fn random_assignment(k: usize, libraries: &[Library], rng: &mut SeededRng) -> Vec<Library> {
     loop {
-        let a: Vec<Library> = (0..k)
-            .map(|_| libraries[rng.below(libraries.len())])
-            .collect();
+        let a: Vec<Library> = (0..k).map(|_| libraries[rng.below(libraries.len())]).collect();
         if k < libraries.len() || libraries.iter().all(|l| a.contains(l)) {
             return a;
         }
@@ -116,44 +114,24 @@ pub fn plan(scripts: &[Script], coverage: Coverage, seed: u64) -> Vec<Planned> {
                 let first = mi == 0 && encrypt;
                 let assignments: Vec<Vec<Library>> = match (coverage, large) {
                     (Coverage::Full { .. }, false) => all_assignments(k),
-                    (Coverage::Full { random_runs }, true) => {
-                        std::iter::once(vec![Library::Ours; k])
-                            .chain(
-                                (0..random_runs)
-                                    .map(|_| random_assignment(k, &Library::ALL, &mut rng)),
-                            )
-                            .collect()
-                    }
-                    (Coverage::Sample { per_pairing }, false) => {
-                        std::iter::once(vec![Library::Ours; k])
-                            .chain(PAIRINGS[1..].iter().flat_map(|p| {
-                                let libs = libraries_of(p);
-                                (0..per_pairing)
-                                    .map(|_| random_assignment(k, libs, &mut rng))
-                                    .collect::<Vec<_>>()
-                            }))
-                            .filter(|a| a.contains(&Library::Ours))
-                            .collect()
-                    }
-                    (Coverage::Sample { per_pairing }, true) if first => {
-                        std::iter::once(vec![Library::Ours; k])
-                            .chain(
-                                (0..per_pairing)
-                                    .map(|_| random_assignment(k, &Library::ALL, &mut rng)),
-                            )
-                            .collect()
-                    }
+                    (Coverage::Full { random_runs }, true) => std::iter::once(vec![Library::Ours; k])
+                        .chain((0..random_runs).map(|_| random_assignment(k, &Library::ALL, &mut rng)))
+                        .collect(),
+                    (Coverage::Sample { per_pairing }, false) => std::iter::once(vec![Library::Ours; k])
+                        .chain(PAIRINGS[1..].iter().flat_map(|p| {
+                            let libs = libraries_of(p);
+                            (0..per_pairing).map(|_| random_assignment(k, libs, &mut rng)).collect::<Vec<_>>()
+                        }))
+                        .filter(|a| a.contains(&Library::Ours))
+                        .collect(),
+                    (Coverage::Sample { per_pairing }, true) if first => std::iter::once(vec![Library::Ours; k])
+                        .chain((0..per_pairing).map(|_| random_assignment(k, &Library::ALL, &mut rng)))
+                        .collect(),
                     (Coverage::Sample { .. }, true) => Vec::new(),
                 };
                 for assignment in assignments {
                     let seed = rand_core::TryRng::try_next_u64(&mut rng).unwrap_or_default();
-                    out.push(Planned {
-                        script: si,
-                        assignment,
-                        suite,
-                        encrypt,
-                        seed,
-                    });
+                    out.push(Planned { script: si, assignment, suite, encrypt, seed });
                 }
             }
         }
@@ -211,9 +189,7 @@ impl Report {
             let col = PAIRINGS.iter().position(|x| x == p).unwrap_or(0);
             rows.entry(script.as_str()).or_default()[col].add(*c);
         }
-        let mut out = String::from(
-            "| script | ours | ours+OpenMLS | ours+mls-rs | all three |\n|---|---|---|---|---|\n",
-        );
+        let mut out = String::from("| script | ours | ours+OpenMLS | ours+mls-rs | all three |\n|---|---|---|---|---|\n");
         for (script, cols) in rows {
             let _ = write!(out, "| {script} |");
             for c in cols {
@@ -233,11 +209,8 @@ impl Report {
     pub fn per_suite(&self) -> String {
         let mut out = String::new();
         for (suite, c) in &self.suites {
-            let _ = writeln!(
-                out,
-                "suite 0x{suite:04x}: {} passed, {} failed, {} not supported",
-                c.passed, c.failed, c.not_supported
-            );
+            let _ =
+                writeln!(out, "suite 0x{suite:04x}: {} passed, {} failed, {} not supported", c.passed, c.failed, c.not_supported);
         }
         out
     }
@@ -245,22 +218,13 @@ impl Report {
     /// The summary line the test prints last.
     pub fn summary(&self) -> String {
         let t = self.total();
-        format!(
-            "interop scripts: {} passed, {} failed, {} not supported",
-            t.passed, t.failed, t.not_supported
-        )
+        format!("interop scripts: {} passed, {} failed, {} not supported", t.passed, t.failed, t.not_supported)
     }
 }
 
 /// Runs `planned` on `threads` threads and reports; `progress` prints a
 /// line every so many runs (0: never).
-pub fn execute(
-    scripts: &[Script],
-    planned: &[Planned],
-    factory: &(dyn Factory + Sync),
-    threads: usize,
-    progress: usize,
-) -> Report {
+pub fn execute(scripts: &[Script], planned: &[Planned], factory: &(dyn Factory + Sync), threads: usize, progress: usize) -> Report {
     let next = AtomicUsize::new(0);
     let report = Mutex::new(Report::default());
     std::thread::scope(|scope| {
@@ -283,23 +247,11 @@ pub fn execute(
                     let verdict = run(&spec, factory);
                     let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
                     let count = match &verdict {
-                        Verdict::Passed { .. } => Count {
-                            passed: 1,
-                            ..Count::default()
-                        },
-                        Verdict::Failed { .. } => Count {
-                            failed: 1,
-                            ..Count::default()
-                        },
-                        Verdict::NotSupported { .. } => Count {
-                            not_supported: 1,
-                            ..Count::default()
-                        },
+                        Verdict::Passed { .. } => Count { passed: 1, ..Count::default() },
+                        Verdict::Failed { .. } => Count { failed: 1, ..Count::default() },
+                        Verdict::NotSupported { .. } => Count { not_supported: 1, ..Count::default() },
                     };
-                    r.cells
-                        .entry((script.label(), pairing(&p.assignment)))
-                        .or_default()
-                        .add(count);
+                    r.cells.entry((script.label(), pairing(&p.assignment))).or_default().add(count);
                     r.suites.entry(p.suite).or_default().add(count);
                     match verdict {
                         Verdict::Passed { checks } => r.checks += checks,
@@ -311,17 +263,11 @@ pub fn execute(
                                 if p.encrypt { "private" } else { "public" },
                                 spec.assignment_label(),
                                 p.seed,
-                                script
-                                    .raw
-                                    .get(step)
-                                    .map(|v| v.to_string())
-                                    .unwrap_or_default(),
+                                script.raw.get(step).map(|v| v.to_string()).unwrap_or_default(),
                             );
                             r.failures.push(line);
                         }
-                        Verdict::NotSupported {
-                            library, reason, ..
-                        } => {
+                        Verdict::NotSupported { library, reason, .. } => {
                             *r.unsupported.entry((library, reason)).or_default() += 1;
                         }
                     }

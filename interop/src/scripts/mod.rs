@@ -102,9 +102,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Failed(e) => f.write_str(e),
-            Failure::Unsupported { library, reason } => {
-                write!(f, "not supported by {library}: {reason}")
-            }
+            Failure::Unsupported { library, reason } => write!(f, "not supported by {library}: {reason}"),
         }
     }
 }
@@ -193,13 +191,7 @@ pub trait Client {
     /// A fresh KeyPackage (`MLSMessage`) whose keys the client keeps.
     fn create_key_package(&mut self, suite: u16) -> Outcome<(Tx, Bytes)>;
     /// Joins from a Welcome with the KeyPackage `tx`; returns the epoch authenticator.
-    fn join_group(
-        &mut self,
-        tx: Tx,
-        welcome: &[u8],
-        encrypt: bool,
-        ratchet_tree: Option<&[u8]>,
-    ) -> Outcome<Bytes>;
+    fn join_group(&mut self, tx: Tx, welcome: &[u8], encrypt: bool, ratchet_tree: Option<&[u8]>) -> Outcome<Bytes>;
     /// Joins by external Commit from `group_info` (removing its old leaf,
     /// found by identity, if `remove_prior`), injecting the external PSKs
     /// `(id, secret)`; returns the Commit and the epoch authenticator.
@@ -247,25 +239,12 @@ pub trait Client {
     fn handle_pending_reinit_commit(&mut self) -> Outcome<(Bytes, Bytes)>;
     /// Processes a ReInit Commit: a KeyPackage for the new group and the
     /// epoch authenticator.
-    fn handle_reinit_commit(
-        &mut self,
-        proposals: &[Bytes],
-        commit: &[u8],
-    ) -> Outcome<(Bytes, Bytes)>;
+    fn handle_reinit_commit(&mut self, proposals: &[Bytes], commit: &[u8]) -> Outcome<(Bytes, Bytes)>;
     /// Creates the new group of its ReInit with the holders of
     /// `key_packages`, linked by a reinit PSK.
-    fn reinit_welcome(
-        &mut self,
-        key_packages: &[Bytes],
-        force_path: bool,
-        external_tree: bool,
-    ) -> Outcome<Welcomed>;
+    fn reinit_welcome(&mut self, key_packages: &[Bytes], force_path: bool, external_tree: bool) -> Outcome<Welcomed>;
     /// Joins the new group of its ReInit; returns the epoch authenticator.
-    fn handle_reinit_welcome(
-        &mut self,
-        welcome: &[u8],
-        ratchet_tree: Option<&[u8]>,
-    ) -> Outcome<Bytes>;
+    fn handle_reinit_welcome(&mut self, welcome: &[u8], ratchet_tree: Option<&[u8]>) -> Outcome<Bytes>;
     /// Branches a subgroup `group_id` of its group with the holders of
     /// `key_packages`, linked by a branch PSK; the subgroup becomes its state.
     fn create_branch(
@@ -278,12 +257,7 @@ pub trait Client {
     ) -> Outcome<Welcomed>;
     /// Joins a subgroup branched from its group with the KeyPackage `tx`;
     /// returns the epoch authenticator.
-    fn handle_branch(
-        &mut self,
-        tx: Tx,
-        welcome: &[u8],
-        ratchet_tree: Option<&[u8]>,
-    ) -> Outcome<Bytes>;
+    fn handle_branch(&mut self, tx: Tx, welcome: &[u8], ratchet_tree: Option<&[u8]>) -> Outcome<Bytes>;
     /// A new client's self-signed Add proposal (`new_member_proposal`) for
     /// the group of `group_info`; its KeyPackage is kept as `Tx`.
     fn new_member_add_proposal(&mut self, group_info: &[u8]) -> Outcome<(Tx, Bytes)>;
@@ -294,12 +268,8 @@ pub trait Client {
     fn add_external_signer(&mut self, external_sender: &[u8]) -> Outcome<Bytes>;
     /// As external signer, a proposal to the group of `group_info` (whose
     /// tree is `ratchet_tree`), from its own index in `external_senders`.
-    fn external_signer_proposal(
-        &mut self,
-        group_info: &[u8],
-        ratchet_tree: &[u8],
-        proposal: &ProposalSpec,
-    ) -> Outcome<Bytes>;
+    fn external_signer_proposal(&mut self, group_info: &[u8], ratchet_tree: &[u8], proposal: &ProposalSpec)
+    -> Outcome<Bytes>;
 }
 
 /// A maker of clients: one fresh client per actor (`name` is its identity).
@@ -387,10 +357,7 @@ pub fn decode_extensions_body(mut body: &[u8]) -> Option<Vec<Extension>> {
         let (t, rest) = body.split_at_checked(2)?;
         body = rest;
         let data = read_opaque(&mut body)?;
-        out.push(Extension {
-            extension_type: u16::from_be_bytes([t[0], t[1]]),
-            extension_data: data.to_vec(),
-        });
+        out.push(Extension { extension_type: u16::from_be_bytes([t[0], t[1]]), extension_data: data.to_vec() });
     }
     Some(out)
 }
@@ -402,10 +369,7 @@ pub const EXTERNAL_SENDERS: u16 = 5;
 /// `external_senders` list, which is added if missing (`AddExternalSigner`).
 pub fn with_external_sender(extensions: &[Extension], sender: &[u8]) -> Option<Vec<Extension>> {
     let mut out = extensions.to_vec();
-    match out
-        .iter_mut()
-        .find(|e| e.extension_type == EXTERNAL_SENDERS)
-    {
+    match out.iter_mut().find(|e| e.extension_type == EXTERNAL_SENDERS) {
         Some(e) => {
             let mut data = e.extension_data.as_slice();
             let mut list = read_opaque(&mut data)?.to_vec();
@@ -420,10 +384,7 @@ pub fn with_external_sender(extensions: &[Extension], sender: &[u8]) -> Option<V
         None => {
             let mut data = Vec::new();
             write_opaque(&mut data, sender);
-            out.push(Extension {
-                extension_type: EXTERNAL_SENDERS,
-                extension_data: data,
-            });
+            out.push(Extension { extension_type: EXTERNAL_SENDERS, extension_data: data });
         }
     }
     Some(out)
@@ -433,9 +394,7 @@ pub fn with_external_sender(extensions: &[Extension], sender: &[u8]) -> Option<V
 /// in the `external_senders` extension among `extensions` (a signer finds
 /// its own index: the runner never passes it).
 pub fn external_sender_index(extensions: &[Extension], signature_key: &[u8]) -> Option<u32> {
-    let e = extensions
-        .iter()
-        .find(|e| e.extension_type == EXTERNAL_SENDERS)?;
+    let e = extensions.iter().find(|e| e.extension_type == EXTERNAL_SENDERS)?;
     let mut data = e.extension_data.as_slice();
     let mut list = read_opaque(&mut data)?;
     let mut i = 0u32;
@@ -507,10 +466,7 @@ mod tests {
     fn external_senders_grow_and_are_found() {
         let a = external_sender(&[1; 32], b"ds1");
         let b = external_sender(&[2; 32], b"ds2");
-        let req = Extension {
-            extension_type: 3,
-            extension_data: vec![0, 0, 0],
-        };
+        let req = Extension { extension_type: 3, extension_data: vec![0, 0, 0] };
         let one = with_external_sender(std::slice::from_ref(&req), &a).expect("list");
         let two = with_external_sender(&one, &b).expect("list");
         assert_eq!(two.len(), 2);

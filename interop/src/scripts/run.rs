@@ -73,36 +73,22 @@ pub fn run(spec: &RunSpec<'_>, factory: &dyn Factory) -> Verdict {
         last: String::new(),
     };
     for (i, name) in spec.script.actors.iter().enumerate() {
-        let seed = spec
-            .seed
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .wrapping_add(i as u64);
-        r.clients
-            .push(factory.client(spec.assignment[i], name, seed));
+        let seed = spec.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i as u64);
+        r.clients.push(factory.client(spec.assignment[i], name, seed));
     }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run_steps()));
     let step = r.step;
     match outcome {
         Ok(Ok(())) => Verdict::Passed { checks: r.checks },
-        Ok(Err(Failure::Failed(error))) => Verdict::Failed {
-            step,
-            error: format!("{}: {error}", r.last),
-        },
-        Ok(Err(Failure::Unsupported { library, reason })) => Verdict::NotSupported {
-            step,
-            library,
-            reason,
-        },
+        Ok(Err(Failure::Failed(error))) => Verdict::Failed { step, error: format!("{}: {error}", r.last) },
+        Ok(Err(Failure::Unsupported { library, reason })) => Verdict::NotSupported { step, library, reason },
         Err(panic) => {
             let msg = panic
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "a panic".into());
-            Verdict::Failed {
-                step,
-                error: format!("{}: panicked: {msg}", r.last),
-            }
+            Verdict::Failed { step, error: format!("{}: panicked: {msg}", r.last) }
         }
     }
 }
@@ -171,9 +157,7 @@ impl Runner<'_> {
     fn tx_of(&self, name: &str) -> Outcome<Tx> {
         match self.tx[self.idx(name)?] {
             Some(t) => Ok(t),
-            None => fail(format!(
-                "{name} has no KeyPackage (transaction) to join with"
-            )),
+            None => fail(format!("{name} has no KeyPackage (transaction) to join with")),
         }
     }
 
@@ -190,10 +174,7 @@ impl Runner<'_> {
     }
 
     fn proposals(&self, by_reference: &[usize]) -> Outcome<Vec<Bytes>> {
-        by_reference
-            .iter()
-            .map(|&j| self.get(j, "proposal"))
-            .collect()
+        by_reference.iter().map(|&j| self.get(j, "proposal")).collect()
     }
 
     /// An epoch-authenticator check (§3): byte equality, and never empty.
@@ -221,20 +202,16 @@ impl Runner<'_> {
     /// A fresh random UUID in text form (36 ASCII characters), as a group ID.
     fn uuid(&mut self) -> Bytes {
         let b: [u8; 16] = self.random_bytes(16).try_into().unwrap_or([0; 16]);
-        utf8(
-            &uuid::Builder::from_random_bytes(b)
-                .into_uuid()
-                .hyphenated()
-                .to_string(),
-        )
+        utf8(&uuid::Builder::from_random_bytes(b).into_uuid().hyphenated().to_string())
     }
 
     /// FORMAT.md §4, suite switch: a suite every assigned library supports,
     /// other than the current one; the first such of [`OUR_SUITES`].
     fn switch_suite(&mut self) -> Outcome<()> {
-        let next = OUR_SUITES.iter().copied().find(|s| {
-            *s != self.suite && self.spec.assignment.iter().all(|l| l.suites().contains(s))
-        });
+        let next = OUR_SUITES
+            .iter()
+            .copied()
+            .find(|s| *s != self.suite && self.spec.assignment.iter().all(|l| l.suites().contains(s)));
         match next {
             Some(s) => {
                 self.suite = s;
@@ -255,22 +232,14 @@ impl Runner<'_> {
 
     fn resolve(&mut self, d: &ProposalDescription) -> Outcome<ProposalSpec> {
         Ok(match d {
-            ProposalDescription::Add { key_package } => {
-                ProposalSpec::Add(self.get(*key_package, "key_package")?)
-            }
+            ProposalDescription::Add { key_package } => ProposalSpec::Add(self.get(*key_package, "key_package")?),
             ProposalDescription::Remove { removed } => ProposalSpec::Remove(utf8(removed)),
-            ProposalDescription::ExternalPsk { psk_id } => {
-                ProposalSpec::ExternalPsk(self.get(*psk_id, "psk_id")?)
-            }
+            ProposalDescription::ExternalPsk { psk_id } => ProposalSpec::ExternalPsk(self.get(*psk_id, "psk_id")?),
             ProposalDescription::ResumptionPsk { epoch } => ProposalSpec::ResumptionPsk(*epoch),
             ProposalDescription::GroupContextExtensions { extensions } => {
                 ProposalSpec::GroupContextExtensions(extensions.clone())
             }
-            ProposalDescription::ReInit {
-                extensions,
-                change_cipher_suite,
-                change_group_id,
-            } => {
+            ProposalDescription::ReInit { extensions, change_cipher_suite, change_group_id } => {
                 if *change_cipher_suite {
                     self.switch_suite()?;
                 }
@@ -322,14 +291,7 @@ impl Runner<'_> {
                 self.client(actor)?.join_group(tx, &w, enc, None)?;
                 self.set_state(actor)?;
             }
-            Step::ExternalJoin {
-                actor,
-                joiner,
-                members,
-                external_tree,
-                remove_prior,
-                psks,
-            } => {
+            Step::ExternalJoin { actor, joiner, members, external_tree, remove_prior, psks } => {
                 let (gi, tree) = self.member(actor)?.group_info(*external_tree)?;
                 self.put(i, "group_info", gi.clone());
                 self.put(i, "ratchet_tree", tree.clone());
@@ -338,9 +300,7 @@ impl Runner<'_> {
                     .map(|&p| Ok((self.get(p, "psk_id")?, self.get(p, "psk_secret")?)))
                     .collect::<Outcome<Vec<_>>>()?;
                 let tree = (!tree.is_empty()).then_some(tree.as_slice());
-                let (commit, ea) =
-                    self.client(joiner)?
-                        .external_join(&gi, tree, enc, *remove_prior, &psks)?;
+                let (commit, ea) = self.client(joiner)?.external_join(&gi, tree, enc, *remove_prior, &psks)?;
                 self.set_state(joiner)?;
                 self.put(i, "commit", commit.clone());
                 self.put(i, "epoch_authenticator", ea.clone());
@@ -358,17 +318,12 @@ impl Runner<'_> {
                     let a = self.idx(c)?;
                     self.last = format!("{c} ({})", self.spec.assignment[a]);
                     if !self.state[a] && self.tx[a].is_none() {
-                        return fail(format!(
-                            "{c} has neither a group nor a KeyPackage to hold the PSK"
-                        ));
+                        return fail(format!("{c} has neither a group nor a KeyPackage to hold the PSK"));
                     }
                     self.clients[a].store_psk(&id, &secret)?;
                 }
             }
-            Step::GroupInfo {
-                actor,
-                external_tree,
-            } => {
+            Step::GroupInfo { actor, external_tree } => {
                 let (gi, tree) = self.member(actor)?.group_info(*external_tree)?;
                 self.put(i, "group_info", gi);
                 self.put(i, "ratchet_tree", tree);
@@ -382,28 +337,12 @@ impl Runner<'_> {
                 let m = self.member(actor)?.propose_update()?;
                 self.put(i, "proposal", m);
             }
-            Step::Commit {
-                full,
-                actor,
-                by_reference,
-                by_value,
-                members,
-                joiners,
-                force_path,
-                external_tree,
-            } => {
+            Step::Commit { full, actor, by_reference, by_value, members, joiners, force_path, external_tree } => {
                 let p = self.proposals(by_reference)?;
-                let by_value = by_value
-                    .iter()
-                    .map(|d| self.resolve(d))
-                    .collect::<Outcome<Vec<_>>>()?;
-                let out = self
-                    .member(actor)?
-                    .commit(&p, &by_value, *force_path, *external_tree)?;
+                let by_value = by_value.iter().map(|d| self.resolve(d)).collect::<Outcome<Vec<_>>>()?;
+                let out = self.member(actor)?.commit(&p, &by_value, *force_path, *external_tree)?;
                 if !*external_tree && !out.ratchet_tree.is_empty() {
-                    return fail(format!(
-                        "{actor}: a ratchet tree returned though none was asked for"
-                    ));
+                    return fail(format!("{actor}: a ratchet tree returned though none was asked for"));
                 }
                 self.put(i, "commit", out.commit.clone());
                 self.put(i, "welcome", out.welcome.clone());
@@ -427,11 +366,7 @@ impl Runner<'_> {
                     self.set_state(j)?;
                 }
             }
-            Step::HandleCommit {
-                actor,
-                commit,
-                by_reference,
-            } => {
+            Step::HandleCommit { actor, commit, by_reference } => {
                 let p = self.proposals(by_reference)?;
                 let c = self.get(*commit, "commit")?;
                 self.member(actor)?.handle_commit(&p, &c)?;
@@ -439,14 +374,8 @@ impl Runner<'_> {
             Step::HandlePendingCommit { actor } => {
                 self.member(actor)?.handle_pending_commit()?;
             }
-            Step::Protect {
-                actor,
-                authenticated_data,
-                plaintext,
-            } => {
-                let ct = self
-                    .member(actor)?
-                    .protect(authenticated_data.as_bytes(), plaintext.as_bytes())?;
+            Step::Protect { actor, authenticated_data, plaintext } => {
+                let ct = self.member(actor)?.protect(authenticated_data.as_bytes(), plaintext.as_bytes())?;
                 self.put(i, "authenticatedData", utf8(authenticated_data));
                 self.put(i, "plaintext", utf8(plaintext));
                 self.put(i, "ciphertext", ct);
@@ -455,16 +384,10 @@ impl Runner<'_> {
                 let ct = self.get(*ciphertext, "ciphertext")?;
                 let (aad, pt) = self.member(actor)?.unprotect(&ct)?;
                 if aad != self.get(*ciphertext, "authenticatedData")? {
-                    return fail(format!(
-                        "{actor}: authenticated data {:?} differs",
-                        String::from_utf8_lossy(&aad)
-                    ));
+                    return fail(format!("{actor}: authenticated data {:?} differs", String::from_utf8_lossy(&aad)));
                 }
                 if pt != self.get(*ciphertext, "plaintext")? {
-                    return fail(format!(
-                        "{actor}: plaintext {:?} differs",
-                        String::from_utf8_lossy(&pt)
-                    ));
+                    return fail(format!("{actor}: plaintext {:?} differs", String::from_utf8_lossy(&pt)));
                 }
                 self.checks += 2;
                 self.put(i, "authenticatedData", aad);
@@ -484,11 +407,8 @@ impl Runner<'_> {
             } => {
                 let with_proposer = (!proposer.is_empty()).then_some(proposer);
                 // NC: who processes the ReInit Commit; NW: who joins the new group.
-                let others: Vec<&String> = std::iter::once(welcomer)
-                    .chain(members)
-                    .chain(with_proposer)
-                    .chain(std::iter::once(committer))
-                    .collect();
+                let others: Vec<&String> =
+                    std::iter::once(welcomer).chain(members).chain(with_proposer).chain(std::iter::once(committer)).collect();
                 let nc = dedup(others.iter().copied().filter(|a| *a != committer));
                 let nw = dedup(others.iter().copied().filter(|a| *a != welcomer));
                 let r = match with_proposer {
@@ -497,11 +417,7 @@ impl Runner<'_> {
                         if *change_cipher_suite {
                             self.switch_suite()?;
                         }
-                        let spec = ProposalSpec::ReInit {
-                            group_id,
-                            suite: self.suite,
-                            extensions: extensions.clone(),
-                        };
+                        let spec = ProposalSpec::ReInit { group_id, suite: self.suite, extensions: extensions.clone() };
                         self.member(p)?.propose(&spec)?
                     }
                     None => self.get(*external_reinit_proposal, "proposal")?,
@@ -523,22 +439,14 @@ impl Runner<'_> {
                         None => fail(format!("{m} has no KeyPackage for the new group")),
                     })
                     .collect::<Outcome<Vec<_>>>()?;
-                let w =
-                    self.member(welcomer)?
-                        .reinit_welcome(&new_kps, *force_path, *external_tree)?;
+                let w = self.member(welcomer)?.reinit_welcome(&new_kps, *force_path, *external_tree)?;
                 let tree = external_tree.then_some(w.ratchet_tree.as_slice());
                 for m in &nw {
                     let got = self.member(m)?.handle_reinit_welcome(&w.welcome, tree)?;
                     self.agree(m, &w.epoch_authenticator, &got)?;
                 }
             }
-            Step::Branch {
-                actor,
-                members,
-                extensions,
-                force_path,
-                external_tree,
-            } => {
+            Step::Branch { actor, members, extensions, force_path, external_tree } => {
                 let mut handles = Vec::new();
                 let mut kps = Vec::new();
                 for m in members {
@@ -547,13 +455,7 @@ impl Runner<'_> {
                     kps.push(kp);
                 }
                 let group_id = self.uuid();
-                let w = self.member(actor)?.create_branch(
-                    &group_id,
-                    extensions,
-                    &kps,
-                    *force_path,
-                    *external_tree,
-                )?;
+                let w = self.member(actor)?.create_branch(&group_id, extensions, &kps, *force_path, *external_tree)?;
                 let tree = external_tree.then_some(w.ratchet_tree.as_slice());
                 for (m, tx) in members.iter().zip(handles) {
                     let got = self.member(m)?.handle_branch(tx, &w.welcome, tree)?;
@@ -572,16 +474,10 @@ impl Runner<'_> {
                 let proposal = self.member(actor)?.add_external_signer(&sender)?;
                 self.put(i, "proposal", proposal);
             }
-            Step::ExternalSignerProposal {
-                actor,
-                member,
-                description,
-            } => {
+            Step::ExternalSignerProposal { actor, member, description } => {
                 let (gi, tree) = self.member(member)?.group_info(true)?;
                 let p = self.resolve(description)?;
-                let proposal = self
-                    .client(actor)?
-                    .external_signer_proposal(&gi, &tree, &p)?;
+                let proposal = self.client(actor)?.external_signer_proposal(&gi, &tree, &p)?;
                 self.put(i, "proposal", proposal);
             }
         }
@@ -600,9 +496,5 @@ fn dedup<'a>(names: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
 }
 
 fn hex_prefix(b: &[u8]) -> String {
-    b.iter()
-        .take(8)
-        .map(|x| format!("{x:02x}"))
-        .collect::<String>()
-        + "…"
+    b.iter().take(8).map(|x| format!("{x:02x}")).collect::<String>() + "…"
 }

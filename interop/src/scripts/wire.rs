@@ -23,10 +23,7 @@ pub struct GroupInfoFields {
 impl GroupInfoFields {
     /// The `ratchet_tree` extension's data, if there is one.
     pub fn ratchet_tree(&self) -> Option<&[u8]> {
-        self.extensions
-            .iter()
-            .find(|e| e.extension_type == 2)
-            .map(|e| e.extension_data.as_slice())
+        self.extensions.iter().find(|e| e.extension_type == 2).map(|e| e.extension_data.as_slice())
     }
 }
 
@@ -65,13 +62,7 @@ pub fn group_info(msg: &[u8]) -> Option<GroupInfoFields> {
     read_opaque(&mut r)?; // confirmed_transcript_hash
     let group_context_extensions = decode_extensions_body(read_opaque(&mut r)?)?;
     let extensions = decode_extensions_body(read_opaque(&mut r)?)?;
-    Some(GroupInfoFields {
-        cipher_suite,
-        group_id,
-        epoch,
-        group_context_extensions,
-        extensions,
-    })
+    Some(GroupInfoFields { cipher_suite, group_id, epoch, group_context_extensions, extensions })
 }
 
 /// Skips a `Credential` (§5.3); returns the identity of a basic one.

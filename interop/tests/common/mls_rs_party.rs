@@ -24,21 +24,16 @@
 //! validation steps of §10.1 do not include that check.
 
 use mls_interop::{Event, Party};
-use mls_rs::client_builder::{
-    BaseConfig, PaddingMode, WithCryptoProvider, WithIdentityProvider, WithMlsRules,
-};
-use mls_rs::extension::ExtensionType;
+use mls_rs::client_builder::{BaseConfig, PaddingMode, WithCryptoProvider, WithIdentityProvider, WithMlsRules};
 use mls_rs::group::{CommitEffect, ExportedTree, GroupContext, ReceivedMessage, Roster};
 use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
 use mls_rs::identity::{Credential, SigningIdentity};
 use mls_rs::mls_rs_codec::MlsDecode;
-use mls_rs::mls_rules::{
-    CommitDirection, CommitOptions, CommitSource, EncryptionOptions, ProposalBundle,
-};
 use mls_rs::psk::{ExternalPskId, PreSharedKey};
+use mls_rs::mls_rules::{CommitDirection, CommitOptions, CommitSource, EncryptionOptions, ProposalBundle};
+use mls_rs::extension::ExtensionType;
 use mls_rs::{
-    CipherSuite, CipherSuiteProvider, Client, CryptoProvider, Extension, ExtensionList, Group,
-    MlsMessage, MlsRules,
+    CipherSuite, CipherSuiteProvider, Client, CryptoProvider, Extension, ExtensionList, Group, MlsMessage, MlsRules,
 };
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
 use std::convert::Infallible;
@@ -67,37 +62,22 @@ impl MlsRules for Switches {
         Ok(proposals)
     }
 
-    fn commit_options(
-        &self,
-        _: &Roster,
-        _: &GroupContext,
-        _: &ProposalBundle,
-    ) -> Result<CommitOptions, Infallible> {
+    fn commit_options(&self, _: &Roster, _: &GroupContext, _: &ProposalBundle) -> Result<CommitOptions, Infallible> {
         Ok(CommitOptions::new()
             .with_path_required(self.path_on_add.load(Ordering::Relaxed))
             .with_ratchet_tree_extension(self.tree_in_welcome.load(Ordering::Relaxed)))
     }
 
-    fn encryption_options(
-        &self,
-        _: &Roster,
-        _: &GroupContext,
-    ) -> Result<EncryptionOptions, Infallible> {
+    fn encryption_options(&self, _: &Roster, _: &GroupContext) -> Result<EncryptionOptions, Infallible> {
         // Padded with its step function (the default), unlike ours and OpenMLS.
-        Ok(EncryptionOptions::new(
-            self.private_handshake.load(Ordering::Relaxed),
-            PaddingMode::StepFunction,
-        ))
+        Ok(EncryptionOptions::new(self.private_handshake.load(Ordering::Relaxed), PaddingMode::StepFunction))
     }
 }
 
 /// The GREASE extension type its leaves and KeyPackages carry by default.
 pub const GREASE: u16 = 0x3a3a;
 
-type Config = WithIdentityProvider<
-    BasicIdentityProvider,
-    WithCryptoProvider<RustCryptoProvider, WithMlsRules<Switches, BaseConfig>>,
->;
+type Config = WithIdentityProvider<BasicIdentityProvider, WithCryptoProvider<RustCryptoProvider, WithMlsRules<Switches, BaseConfig>>>;
 
 /// A member running mls-rs.
 pub struct MlsRsParty {
@@ -120,15 +100,9 @@ impl MlsRsParty {
     pub fn with_extension(name: &str, suite: u16, extension: u16) -> Self {
         let suite = CipherSuite::from(suite);
         let crypto = RustCryptoProvider::default();
-        let (secret, public) = crypto
-            .cipher_suite_provider(suite)
-            .expect("mls-rs supports the suite")
-            .signature_key_generate()
-            .expect("key");
-        let identity = SigningIdentity::new(
-            BasicCredential::new(name.as_bytes().to_vec()).into_credential(),
-            public,
-        );
+        let (secret, public) =
+            crypto.cipher_suite_provider(suite).expect("mls-rs supports the suite").signature_key_generate().expect("key");
+        let identity = SigningIdentity::new(BasicCredential::new(name.as_bytes().to_vec()).into_credential(), public);
         let rules = Switches::default();
         rules.tree_in_welcome.store(true, Ordering::Relaxed);
         let client = Client::builder()
@@ -140,20 +114,11 @@ impl MlsRsParty {
             // mls-rs defaults to a year; ours accepts at most 90 days.
             .key_package_lifetime(std::time::Duration::from_secs(30 * 86_400))
             .build();
-        Self {
-            name: name.to_string(),
-            client,
-            rules,
-            group: None,
-            extension,
-            reinit: None,
-        }
+        Self { name: name.to_string(), client, rules, group: None, extension, reinit: None }
     }
 
     fn group(&self) -> &Group<Config> {
-        self.group
-            .as_ref()
-            .unwrap_or_else(|| panic!("{}: no group", self.name))
+        self.group.as_ref().unwrap_or_else(|| panic!("{}: no group", self.name))
     }
 
     fn group_mut(&mut self) -> &mut Group<Config> {
@@ -162,16 +127,11 @@ impl MlsRsParty {
 
     /// A list of one extension of our unknown type with `data`.
     fn unknown_extension(&self, data: &[u8]) -> ExtensionList {
-        ExtensionList::from(vec![Extension::new(
-            ExtensionType::new(self.extension),
-            data.to_vec(),
-        )])
+        ExtensionList::from(vec![Extension::new(ExtensionType::new(self.extension), data.to_vec())])
     }
 
     fn apply(&mut self) {
-        self.group_mut()
-            .apply_pending_commit()
-            .expect("mls-rs apply_pending_commit");
+        self.group_mut().apply_pending_commit().expect("mls-rs apply_pending_commit");
     }
 
     /// Processes the `MLSMessage` `msg` as a trial (tests/differential.rs)
@@ -180,9 +140,7 @@ impl MlsRsParty {
     pub fn trial(&self, msg: &[u8]) -> Result<(), String> {
         let m = MlsMessage::from_bytes(msg).map_err(|e| format!("decode: {e:?}"))?;
         let mut g = self.group().clone();
-        g.process_incoming_message(m)
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
+        g.process_incoming_message(m).map(|_| ()).map_err(|e| format!("{e:?}"))
     }
 
     /// Whether mls-rs accepts the KeyPackage in `msg` (an `MLSMessage`): a
@@ -191,10 +149,7 @@ impl MlsRsParty {
     pub fn trial_key_package(&self, msg: &[u8]) -> Result<(), String> {
         let m = MlsMessage::from_bytes(msg).map_err(|e| format!("decode: {e:?}"))?;
         let mut g = self.group().clone();
-        let b = g
-            .commit_builder()
-            .add_member(m)
-            .map_err(|e| format!("{e:?}"))?;
+        let b = g.commit_builder().add_member(m).map_err(|e| format!("{e:?}"))?;
         b.build().map(|_| ()).map_err(|e| format!("{e:?}"))
     }
 
@@ -203,14 +158,8 @@ impl MlsRsParty {
     /// client that is not in the group).
     pub fn trial_group_info(&self, msg: &[u8]) -> Result<(), String> {
         let m = MlsMessage::from_bytes(msg).map_err(|e| format!("decode: {e:?}"))?;
-        let b = self
-            .client
-            .external_commit_builder()
-            .map_err(|e| format!("{e:?}"))?;
-        b.with_leaf_node_extensions(self.unknown_extension(b"leaf"))
-            .build(m)
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
+        let b = self.client.external_commit_builder().map_err(|e| format!("{e:?}"))?;
+        b.with_leaf_node_extensions(self.unknown_extension(b"leaf")).build(m).map(|_| ()).map_err(|e| format!("{e:?}"))
     }
 
     /// Whether mls-rs joins from the `MLSMessage(Welcome)` `welcome` (the
@@ -221,12 +170,7 @@ impl MlsRsParty {
         let saved = store.key_packages();
         let result = MlsMessage::from_bytes(welcome)
             .map_err(|e| format!("decode: {e:?}"))
-            .and_then(|m| {
-                self.client
-                    .join_group(None, &m, None)
-                    .map(|_| ())
-                    .map_err(|e| format!("{e:?}"))
-            });
+            .and_then(|m| self.client.join_group(None, &m, None).map(|_| ()).map_err(|e| format!("{e:?}")));
         for (id, data) in saved {
             store.insert(id, data);
         }
@@ -242,10 +186,7 @@ impl MlsRsParty {
             CipherSuite::from(suite),
             ExtensionList::default(),
         );
-        let out = b
-            .expect("mls-rs reinit")
-            .build()
-            .unwrap_or_else(|e| panic!("mls-rs ReInit commit: {e:?}"));
+        let out = b.expect("mls-rs reinit").build().unwrap_or_else(|e| panic!("mls-rs ReInit commit: {e:?}"));
         self.apply();
         bytes(out.commit_message())
     }
@@ -274,9 +215,7 @@ impl MlsRsParty {
             .expect("mls-rs external_commit_builder")
             .with_leaf_node_extensions(self.unknown_extension(b"leaf"))
             .with_removal(old);
-        let (g, commit) = b
-            .build(msg(group_info))
-            .unwrap_or_else(|e| panic!("{}: mls-rs resync: {e:?}", self.name));
+        let (g, commit) = b.build(msg(group_info)).unwrap_or_else(|e| panic!("{}: mls-rs resync: {e:?}", self.name));
         self.group = Some(g);
         bytes(&commit)
     }
@@ -284,19 +223,12 @@ impl MlsRsParty {
     /// After a ReInit Commit: leaves the old group for a `ReinitClient`.
     pub fn start_reinit(&mut self) {
         let g = self.group.take().expect("group");
-        self.reinit = Some(
-            g.get_reinit_client(None, None)
-                .unwrap_or_else(|e| panic!("mls-rs get_reinit_client: {e:?}")),
-        );
+        self.reinit = Some(g.get_reinit_client(None, None).unwrap_or_else(|e| panic!("mls-rs get_reinit_client: {e:?}")));
     }
 
     /// A KeyPackage for the new group of the ReInit.
     pub fn reinit_key_package(&mut self) -> Vec<u8> {
-        let kp = self
-            .reinit
-            .as_ref()
-            .expect("a ReinitClient")
-            .generate_key_package(None);
+        let kp = self.reinit.as_ref().expect("a ReinitClient").generate_key_package(None);
         bytes(&kp.unwrap_or_else(|e| panic!("mls-rs reinit KeyPackage: {e:?}")))
     }
 
@@ -305,9 +237,8 @@ impl MlsRsParty {
     pub fn reinit_create(&mut self, key_packages: &[Vec<u8>]) -> Vec<u8> {
         let rc = self.reinit.take().expect("a ReinitClient");
         let kps = key_packages.iter().map(|k| msg(k)).collect();
-        let (g, welcomes) = rc
-            .commit(kps, self.unknown_extension(b"leaf"), None)
-            .unwrap_or_else(|e| panic!("mls-rs reinit commit: {e:?}"));
+        let (g, welcomes) =
+            rc.commit(kps, self.unknown_extension(b"leaf"), None).unwrap_or_else(|e| panic!("mls-rs reinit commit: {e:?}"));
         self.group = Some(g);
         bytes(&welcomes[0])
     }
@@ -318,10 +249,8 @@ impl MlsRsParty {
     /// the Welcome.
     pub fn branch(&mut self, group_id: &[u8], key_packages: &[Vec<u8>]) -> Vec<u8> {
         let kps = key_packages.iter().map(|k| msg(k)).collect();
-        let (g, welcomes) = self
-            .group()
-            .branch(group_id.to_vec(), kps, None)
-            .unwrap_or_else(|e| panic!("mls-rs branch: {e:?}"));
+        let (g, welcomes) =
+            self.group().branch(group_id.to_vec(), kps, None).unwrap_or_else(|e| panic!("mls-rs branch: {e:?}"));
         self.group = Some(g);
         bytes(&welcomes[0])
     }
@@ -339,9 +268,7 @@ impl MlsRsParty {
     /// Joins the new group of the ReInit from `welcome`.
     pub fn reinit_join(&mut self, welcome: &[u8]) {
         let rc = self.reinit.take().expect("a ReinitClient");
-        let (g, _) = rc
-            .join(&msg(welcome), None, None)
-            .unwrap_or_else(|e| panic!("{}: mls-rs reinit join: {e:?}", self.name));
+        let (g, _) = rc.join(&msg(welcome), None, None).unwrap_or_else(|e| panic!("{}: mls-rs reinit join: {e:?}", self.name));
         self.group = Some(g);
     }
 }
@@ -366,12 +293,7 @@ impl Party for MlsRsParty {
     fn create(&mut self, group_id: &[u8]) {
         let g = self
             .client
-            .create_group_with_id(
-                group_id.to_vec(),
-                ExtensionList::default(),
-                self.unknown_extension(b"leaf"),
-                None,
-            )
+            .create_group_with_id(group_id.to_vec(), ExtensionList::default(), self.unknown_extension(b"leaf"), None)
             .expect("mls-rs creates the group");
         self.group = Some(g);
     }
@@ -379,18 +301,13 @@ impl Party for MlsRsParty {
     fn key_package(&mut self) -> Vec<u8> {
         let kp = self
             .client
-            .generate_key_package_message(
-                self.unknown_extension(b"key package"),
-                self.unknown_extension(b"leaf"),
-                None,
-            )
+            .generate_key_package_message(self.unknown_extension(b"key package"), self.unknown_extension(b"leaf"), None)
             .expect("mls-rs KeyPackage");
         bytes(&kp)
     }
 
     fn join(&mut self, welcome: &[u8], ratchet_tree: Option<&[u8]>) {
-        let tree = ratchet_tree
-            .map(|t| ExportedTree::from_bytes(t).expect("mls-rs decodes the ratchet tree"));
+        let tree = ratchet_tree.map(|t| ExportedTree::from_bytes(t).expect("mls-rs decodes the ratchet tree"));
         let (g, _) = self
             .client
             .join_group(tree, &msg(welcome), None)
@@ -399,10 +316,7 @@ impl Party for MlsRsParty {
     }
 
     fn ratchet_tree(&mut self) -> Vec<u8> {
-        self.group()
-            .export_tree()
-            .to_bytes()
-            .expect("serialize tree")
+        self.group().export_tree().to_bytes().expect("serialize tree")
     }
 
     fn set_tree_in_welcome(&mut self, on: bool) {
@@ -422,17 +336,12 @@ impl Party for MlsRsParty {
         let gi = self.unknown_extension(b"group info");
         let mut b = self.group_mut().commit_builder().set_group_info_ext(gi);
         for kp in key_packages {
-            b = b
-                .add_member(msg(kp))
-                .unwrap_or_else(|e| panic!("mls-rs rejects the KeyPackage: {e:?}"));
+            b = b.add_member(msg(kp)).unwrap_or_else(|e| panic!("mls-rs rejects the KeyPackage: {e:?}"));
         }
         let out = b.build().unwrap_or_else(|e| panic!("mls-rs add: {e:?}"));
         self.rules.path_on_add.store(false, Ordering::Relaxed);
         self.apply();
-        (
-            bytes(out.commit_message()),
-            bytes(&out.welcome_messages()[0]),
-        )
+        (bytes(out.commit_message()), bytes(&out.welcome_messages()[0]))
     }
 
     fn remove(&mut self, leaves: &[u32]) -> Vec<u8> {
@@ -446,126 +355,68 @@ impl Party for MlsRsParty {
     }
 
     fn update(&mut self) -> Vec<u8> {
-        let out = self
-            .group_mut()
-            .commit(Vec::new())
-            .unwrap_or_else(|e| panic!("mls-rs empty commit: {e:?}"));
+        let out = self.group_mut().commit(Vec::new()).unwrap_or_else(|e| panic!("mls-rs empty commit: {e:?}"));
         self.apply();
         bytes(out.commit_message())
     }
 
     fn commit_pending(&mut self) -> (Vec<u8>, Option<Vec<u8>>) {
-        let out = self
-            .group_mut()
-            .commit(Vec::new())
-            .unwrap_or_else(|e| panic!("mls-rs commit: {e:?}"));
+        let out = self.group_mut().commit(Vec::new()).unwrap_or_else(|e| panic!("mls-rs commit: {e:?}"));
         self.apply();
-        (
-            bytes(out.commit_message()),
-            out.welcome_messages().first().map(bytes),
-        )
+        (bytes(out.commit_message()), out.welcome_messages().first().map(bytes))
     }
 
     fn propose_add(&mut self, key_package: &[u8]) -> Vec<u8> {
-        bytes(
-            &self
-                .group_mut()
-                .propose_add(msg(key_package), Vec::new())
-                .expect("mls-rs propose_add"),
-        )
+        bytes(&self.group_mut().propose_add(msg(key_package), Vec::new()).expect("mls-rs propose_add"))
     }
 
     fn propose_remove(&mut self, leaf: u32) -> Vec<u8> {
-        bytes(
-            &self
-                .group_mut()
-                .propose_remove(leaf, Vec::new())
-                .expect("mls-rs propose_remove"),
-        )
+        bytes(&self.group_mut().propose_remove(leaf, Vec::new()).expect("mls-rs propose_remove"))
     }
 
-    fn add_and_remove(
-        &mut self,
-        key_packages: &[Vec<u8>],
-        leaves: &[u32],
-    ) -> (Vec<u8>, Option<Vec<u8>>) {
+    fn add_and_remove(&mut self, key_packages: &[Vec<u8>], leaves: &[u32]) -> (Vec<u8>, Option<Vec<u8>>) {
         let mut b = self.group_mut().commit_builder();
         for kp in key_packages {
-            b = b
-                .add_member(msg(kp))
-                .unwrap_or_else(|e| panic!("mls-rs rejects the KeyPackage: {e:?}"));
+            b = b.add_member(msg(kp)).unwrap_or_else(|e| panic!("mls-rs rejects the KeyPackage: {e:?}"));
         }
         for l in leaves {
             b = b.remove_member(*l).expect("mls-rs remove_member");
         }
         let out = b.build().unwrap_or_else(|e| panic!("mls-rs commit: {e:?}"));
         self.apply();
-        (
-            bytes(out.commit_message()),
-            out.welcome_messages().first().map(bytes),
-        )
+        (bytes(out.commit_message()), out.welcome_messages().first().map(bytes))
     }
 
     fn register_external_psk(&mut self, id: &[u8], secret: &[u8]) {
-        self.client.secret_store().insert(
-            ExternalPskId::new(id.to_vec()),
-            PreSharedKey::new(secret.to_vec()),
-        );
+        self.client.secret_store().insert(ExternalPskId::new(id.to_vec()), PreSharedKey::new(secret.to_vec()));
     }
 
     fn propose_external_psk(&mut self, id: &[u8]) -> Vec<u8> {
-        let m = self
-            .group_mut()
-            .propose_external_psk(ExternalPskId::new(id.to_vec()), Vec::new());
+        let m = self.group_mut().propose_external_psk(ExternalPskId::new(id.to_vec()), Vec::new());
         bytes(&m.expect("mls-rs propose_external_psk"))
     }
 
     fn commit_external_psk(&mut self, id: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
-        let b = self
-            .group_mut()
-            .commit_builder()
-            .add_external_psk(ExternalPskId::new(id.to_vec()));
-        let out = b
-            .expect("mls-rs add_external_psk")
-            .build()
-            .unwrap_or_else(|e| panic!("mls-rs commit: {e:?}"));
+        let b = self.group_mut().commit_builder().add_external_psk(ExternalPskId::new(id.to_vec()));
+        let out = b.expect("mls-rs add_external_psk").build().unwrap_or_else(|e| panic!("mls-rs commit: {e:?}"));
         self.apply();
-        (
-            bytes(out.commit_message()),
-            out.welcome_messages().first().map(bytes),
-        )
+        (bytes(out.commit_message()), out.welcome_messages().first().map(bytes))
     }
 
     fn commit_group_context_extensions(&mut self, extensions: &[u8]) -> Vec<u8> {
         let list = ExtensionList::mls_decode(&mut &*extensions).expect("extension list");
-        let b = self
-            .group_mut()
-            .commit_builder()
-            .set_group_context_ext(list);
-        let out = b
-            .expect("mls-rs set_group_context_ext")
-            .build()
-            .unwrap_or_else(|e| panic!("mls-rs commit: {e:?}"));
+        let b = self.group_mut().commit_builder().set_group_context_ext(list);
+        let out = b.expect("mls-rs set_group_context_ext").build().unwrap_or_else(|e| panic!("mls-rs commit: {e:?}"));
         self.apply();
         bytes(out.commit_message())
     }
 
     fn propose_update(&mut self) -> Option<Vec<u8>> {
-        Some(bytes(
-            &self
-                .group_mut()
-                .propose_update(Vec::new())
-                .expect("mls-rs propose_update"),
-        ))
+        Some(bytes(&self.group_mut().propose_update(Vec::new()).expect("mls-rs propose_update")))
     }
 
     fn send(&mut self, data: &[u8], aad: &[u8]) -> Vec<u8> {
-        bytes(
-            &self
-                .group_mut()
-                .encrypt_application_message(data, aad.to_vec())
-                .expect("mls-rs encrypt"),
-        )
+        bytes(&self.group_mut().encrypt_application_message(data, aad.to_vec()).expect("mls-rs encrypt"))
     }
 
     fn process(&mut self, m: &[u8]) -> Event {
@@ -573,13 +424,9 @@ impl Party for MlsRsParty {
         let g = self.group_mut();
         let epoch = g.current_epoch();
         match g.process_incoming_message(msg(m)) {
-            Ok(ReceivedMessage::ApplicationMessage(a)) => {
-                Event::Application(a.data().to_vec(), a.authenticated_data)
-            }
+            Ok(ReceivedMessage::ApplicationMessage(a)) => Event::Application(a.data().to_vec(), a.authenticated_data),
             Ok(ReceivedMessage::Proposal(_)) => Event::Proposal,
-            Ok(ReceivedMessage::Commit(c)) => Event::Commit {
-                removed_us: matches!(c.effect, CommitEffect::Removed { .. }),
-            },
+            Ok(ReceivedMessage::Commit(c)) => Event::Commit { removed_us: matches!(c.effect, CommitEffect::Removed { .. }) },
             Ok(other) => panic!("{name}: unexpected {other:?}"),
             Err(e) => panic!("{name}: mls-rs rejects the message (epoch {epoch}): {e:?}"),
         }
@@ -590,17 +437,11 @@ impl Party for MlsRsParty {
     }
 
     fn epoch_authenticator(&self) -> Vec<u8> {
-        self.group()
-            .epoch_authenticator()
-            .expect("mls-rs epoch authenticator")
-            .to_vec()
+        self.group().epoch_authenticator().expect("mls-rs epoch authenticator").to_vec()
     }
 
     fn export(&self, label: &[u8], context: &[u8], len: usize) -> Vec<u8> {
-        self.group()
-            .export_secret(label, context, len)
-            .expect("mls-rs exporter")
-            .to_vec()
+        self.group().export_secret(label, context, len).expect("mls-rs exporter").to_vec()
     }
 
     fn leaf_of(&mut self, identity: &[u8]) -> Option<u32> {
@@ -620,15 +461,8 @@ impl Party for MlsRsParty {
     }
 
     fn group_info(&mut self, with_tree: bool) -> Vec<u8> {
-        let m = self
-            .group()
-            .group_info_message_allowing_ext_commit(with_tree);
-        bytes(&m.unwrap_or_else(|e| {
-            panic!(
-                "{}: mls-rs group_info_message_allowing_ext_commit: {e:?}",
-                self.name
-            )
-        }))
+        let m = self.group().group_info_message_allowing_ext_commit(with_tree);
+        bytes(&m.unwrap_or_else(|e| panic!("{}: mls-rs group_info_message_allowing_ext_commit: {e:?}", self.name)))
     }
 
     fn join_external(&mut self, group_info: &[u8], ratchet_tree: Option<&[u8]>) -> Vec<u8> {
@@ -638,15 +472,10 @@ impl Party for MlsRsParty {
             .expect("mls-rs external_commit_builder")
             .with_leaf_node_extensions(self.unknown_extension(b"leaf"));
         if let Some(t) = ratchet_tree {
-            b = b.with_tree_data(
-                ExportedTree::from_bytes(t)
-                    .expect("mls-rs decodes the ratchet tree")
-                    .into_owned(),
-            );
+            b = b.with_tree_data(ExportedTree::from_bytes(t).expect("mls-rs decodes the ratchet tree").into_owned());
         }
-        let (g, commit) = b
-            .build(msg(group_info))
-            .unwrap_or_else(|e| panic!("{}: mls-rs external commit: {e:?}", self.name));
+        let (g, commit) =
+            b.build(msg(group_info)).unwrap_or_else(|e| panic!("{}: mls-rs external commit: {e:?}", self.name));
         self.group = Some(g);
         bytes(&commit)
     }
@@ -665,27 +494,13 @@ impl MlsRsExternal {
     pub fn new(name: &str, suite: u16) -> Self {
         let suite = CipherSuite::from(suite);
         let crypto = RustCryptoProvider::default();
-        let (secret, public) = crypto
-            .cipher_suite_provider(suite)
-            .expect("mls-rs supports the suite")
-            .signature_key_generate()
-            .expect("key");
-        let identity = SigningIdentity::new(
-            BasicCredential::new(name.as_bytes().to_vec()).into_credential(),
-            public,
-        );
-        Self {
-            name: name.to_string(),
-            secret,
-            identity,
-        }
+        let (secret, public) =
+            crypto.cipher_suite_provider(suite).expect("mls-rs supports the suite").signature_key_generate().expect("key");
+        let identity = SigningIdentity::new(BasicCredential::new(name.as_bytes().to_vec()).into_credential(), public);
+        Self { name: name.to_string(), secret, identity }
     }
 
-    fn observe(
-        &self,
-        group_info: &[u8],
-    ) -> mls_rs::external_client::ExternalGroup<impl mls_rs::external_client::builder::MlsConfig>
-    {
+    fn observe(&self, group_info: &[u8]) -> mls_rs::external_client::ExternalGroup<impl mls_rs::external_client::builder::MlsConfig> {
         let client = mls_rs::external_client::ExternalClient::builder()
             .crypto_provider(RustCryptoProvider::default())
             .identity_provider(BasicIdentityProvider::new())
@@ -704,34 +519,19 @@ impl mls_interop::ExternalParty for MlsRsExternal {
 
     fn external_sender(&self) -> Vec<u8> {
         use mls_rs::mls_rs_codec::MlsEncode;
-        let mut out = self
-            .identity
-            .signature_key
-            .mls_encode_to_vec()
-            .expect("encode key");
-        out.extend(
-            self.identity
-                .credential
-                .mls_encode_to_vec()
-                .expect("encode credential"),
-        );
+        let mut out = self.identity.signature_key.mls_encode_to_vec().expect("encode key");
+        out.extend(self.identity.credential.mls_encode_to_vec().expect("encode credential"));
         out
     }
 
     fn propose_add(&mut self, group_info: &[u8], _index: u32, key_package: &[u8]) -> Vec<u8> {
         let mut g = self.observe(group_info);
-        bytes(
-            &g.propose_add(msg(key_package), Vec::new())
-                .unwrap_or_else(|e| panic!("{}: mls-rs external Add: {e:?}", self.name)),
-        )
+        bytes(&g.propose_add(msg(key_package), Vec::new()).unwrap_or_else(|e| panic!("{}: mls-rs external Add: {e:?}", self.name)))
     }
 
     fn propose_remove(&mut self, group_info: &[u8], _index: u32, leaf: u32) -> Vec<u8> {
         let mut g = self.observe(group_info);
-        bytes(
-            &g.propose_remove(leaf, Vec::new())
-                .unwrap_or_else(|e| panic!("{}: mls-rs external Remove: {e:?}", self.name)),
-        )
+        bytes(&g.propose_remove(leaf, Vec::new()).unwrap_or_else(|e| panic!("{}: mls-rs external Remove: {e:?}", self.name)))
     }
 }
 
@@ -740,15 +540,11 @@ impl mls_interop::ExternalParty for MlsRsExternal {
 // ---------------------------------------------------------------------------
 
 use mls_interop::scripts::{
-    self, Bytes, CommitOut, Failure, Library, Outcome, ProposalSpec, SentProposals, Tx, Welcomed,
-    failed, wire,
+    self, Bytes, CommitOut, Failure, Library, Outcome, ProposalSpec, SentProposals, Tx, Welcomed, failed, wire,
 };
 
 fn unsupported<T>(reason: &str) -> Outcome<T> {
-    Err(Failure::Unsupported {
-        library: Library::MlsRs,
-        reason: reason.into(),
-    })
+    Err(Failure::Unsupported { library: Library::MlsRs, reason: reason.into() })
 }
 
 fn decode(bytes: &[u8]) -> Outcome<MlsMessage> {
@@ -760,21 +556,12 @@ fn encode(m: &MlsMessage) -> Outcome<Bytes> {
 }
 
 fn tree_in(tree: Option<&[u8]>) -> Outcome<Option<ExportedTree<'static>>> {
-    tree.map(|t| ExportedTree::from_bytes(t).map(ExportedTree::into_owned))
-        .transpose()
-        .map_err(failed("ratchet tree"))
+    tree.map(|t| ExportedTree::from_bytes(t).map(ExportedTree::into_owned)).transpose().map_err(failed("ratchet tree"))
 }
 
 fn extension_list(list: &[scripts::Extension]) -> ExtensionList {
     ExtensionList::from(
-        list.iter()
-            .map(|e| {
-                Extension::new(
-                    ExtensionType::new(e.extension_type),
-                    e.extension_data.clone(),
-                )
-            })
-            .collect::<Vec<_>>(),
+        list.iter().map(|e| Extension::new(ExtensionType::new(e.extension_type), e.extension_data.clone())).collect::<Vec<_>>(),
     )
 }
 
@@ -798,10 +585,7 @@ pub struct MlsRsClient {
 }
 
 fn unsupported_suite<T>(suite: u16) -> Outcome<T> {
-    Err(Failure::Unsupported {
-        library: Library::MlsRs,
-        reason: format!("RustCryptoProvider has no cipher suite 0x{suite:04x}"),
-    })
+    Err(Failure::Unsupported { library: Library::MlsRs, reason: format!("RustCryptoProvider has no cipher suite 0x{suite:04x}") })
 }
 
 /// The new suite of a ReInit that a Commit merged, if any.
@@ -830,25 +614,15 @@ impl MlsRsClient {
     }
 
     /// Its signature key and signing identity for `suite`, made the first time.
-    fn keys(
-        &mut self,
-        suite: u16,
-    ) -> Outcome<(mls_rs::crypto::SignatureSecretKey, SigningIdentity)> {
+    fn keys(&mut self, suite: u16) -> Outcome<(mls_rs::crypto::SignatureSecretKey, SigningIdentity)> {
         if let Some((_, secret, identity)) = self.keys.iter().find(|(s, _, _)| *s == suite) {
             return Ok((secret.clone(), identity.clone()));
         }
-        let Some(provider) =
-            RustCryptoProvider::default().cipher_suite_provider(CipherSuite::from(suite))
-        else {
+        let Some(provider) = RustCryptoProvider::default().cipher_suite_provider(CipherSuite::from(suite)) else {
             return unsupported_suite(suite);
         };
-        let (secret, public) = provider
-            .signature_key_generate()
-            .map_err(failed("signature key"))?;
-        let identity = SigningIdentity::new(
-            BasicCredential::new(self.name.as_bytes().to_vec()).into_credential(),
-            public,
-        );
+        let (secret, public) = provider.signature_key_generate().map_err(failed("signature key"))?;
+        let identity = SigningIdentity::new(BasicCredential::new(self.name.as_bytes().to_vec()).into_credential(), public);
         self.keys.push((suite, secret.clone(), identity.clone()));
         Ok((secret, identity))
     }
@@ -868,41 +642,28 @@ impl MlsRsClient {
             .key_package_lifetime(std::time::Duration::from_secs(30 * 86_400))
             .build();
         for (id, secret) in &self.psks {
-            client.secret_store().insert(
-                ExternalPskId::new(id.clone()),
-                PreSharedKey::new(secret.clone()),
-            );
+            client.secret_store().insert(ExternalPskId::new(id.clone()), PreSharedKey::new(secret.clone()));
         }
         self.clients.push((suite, client));
         Ok(&self.clients[self.clients.len() - 1].1)
     }
 
     fn group(&mut self) -> Outcome<&mut Group<Config>> {
-        self.group
-            .as_mut()
-            .ok_or_else(|| Failure::Failed("no group".into()))
+        self.group.as_mut().ok_or_else(|| Failure::Failed("no group".into()))
     }
 
     fn epoch_authenticator(&mut self) -> Outcome<Bytes> {
-        Ok(self
-            .group()?
-            .epoch_authenticator()
-            .map_err(failed("epoch authenticator"))?
-            .to_vec())
+        Ok(self.group()?.epoch_authenticator().map_err(failed("epoch authenticator"))?.to_vec())
     }
 
     fn set_mode(&self, encrypt: bool) {
-        self.rules
-            .private_handshake
-            .store(encrypt, Ordering::Relaxed);
+        self.rules.private_handshake.store(encrypt, Ordering::Relaxed);
     }
 
     /// The next Commit's path and tree choices.
     fn set_commit(&self, force_path: bool, external_tree: bool) {
         self.rules.path_on_add.store(force_path, Ordering::Relaxed);
-        self.rules
-            .tree_in_welcome
-            .store(!external_tree, Ordering::Relaxed);
+        self.rules.tree_in_welcome.store(!external_tree, Ordering::Relaxed);
     }
 
     fn leaf_of(&mut self, identity: &[u8]) -> Outcome<u32> {
@@ -912,9 +673,7 @@ impl MlsRsClient {
             .members_iter()
             .find(|m| matches!(&m.signing_identity.credential, Credential::Basic(b) if b.identifier == identity))
             .map(|m| m.index);
-        found.ok_or_else(|| {
-            Failure::Failed(format!("no member {:?}", String::from_utf8_lossy(identity)))
-        })
+        found.ok_or_else(|| Failure::Failed(format!("no member {:?}", String::from_utf8_lossy(identity))))
     }
 
     /// Processes the proposal messages it did not send (mls-rs caches them).
@@ -922,17 +681,9 @@ impl MlsRsClient {
         let others: Vec<Bytes> = self.sent.others(proposals).into_iter().cloned().collect();
         for p in others {
             let m = decode(&p)?;
-            match self
-                .group()?
-                .process_incoming_message(m)
-                .map_err(failed("proposal"))?
-            {
+            match self.group()?.process_incoming_message(m).map_err(failed("proposal"))? {
                 ReceivedMessage::Proposal(_) => {}
-                other => {
-                    return Err(Failure::Failed(format!(
-                        "expected a proposal, got {other:?}"
-                    )));
-                }
+                other => return Err(Failure::Failed(format!("expected a proposal, got {other:?}"))),
             }
         }
         Ok(())
@@ -947,45 +698,20 @@ impl MlsRsClient {
     /// After a ReInit Commit: the old group becomes a `ReinitClient` (with
     /// its key of the new suite) and makes a KeyPackage for the new group.
     fn start_reinit(&mut self, ea: Bytes) -> Outcome<(Bytes, Bytes)> {
-        let suite = self
-            .reinit_suite
-            .take()
-            .ok_or_else(|| Failure::Failed("the Commit held no ReInit".into()))?;
+        let suite = self.reinit_suite.take().ok_or_else(|| Failure::Failed("the Commit held no ReInit".into()))?;
         let (secret, identity) = self.keys(suite)?;
-        let g = self
-            .group
-            .take()
-            .ok_or_else(|| Failure::Failed("no group".into()))?;
-        let rc = g
-            .get_reinit_client(Some(secret), Some(identity))
-            .map_err(failed("reinit client"))?;
-        let kp = encode(
-            &rc.generate_key_package(None)
-                .map_err(failed("reinit KeyPackage"))?,
-        )?;
+        let g = self.group.take().ok_or_else(|| Failure::Failed("no group".into()))?;
+        let rc = g.get_reinit_client(Some(secret), Some(identity)).map_err(failed("reinit client"))?;
+        let kp = encode(&rc.generate_key_package(None).map_err(failed("reinit KeyPackage"))?)?;
         self.reinit = Some(rc);
         Ok((kp, ea))
     }
 
     fn welcomed(&mut self, welcomes: &[MlsMessage], external_tree: bool) -> Outcome<Welcomed> {
-        let welcome = welcomes
-            .first()
-            .map(encode)
-            .transpose()?
-            .unwrap_or_default();
-        let ratchet_tree = if external_tree {
-            self.group()?
-                .export_tree()
-                .to_bytes()
-                .map_err(failed("tree"))?
-        } else {
-            Vec::new()
-        };
-        Ok(Welcomed {
-            welcome,
-            ratchet_tree,
-            epoch_authenticator: self.epoch_authenticator()?,
-        })
+        let welcome = welcomes.first().map(encode).transpose()?.unwrap_or_default();
+        let ratchet_tree =
+            if external_tree { self.group()?.export_tree().to_bytes().map_err(failed("tree"))? } else { Vec::new() };
+        Ok(Welcomed { welcome, ratchet_tree, epoch_authenticator: self.epoch_authenticator()? })
     }
 }
 
@@ -998,12 +724,7 @@ impl scripts::Client for MlsRsClient {
         self.set_mode(encrypt);
         let g = self
             .client(suite)?
-            .create_group_with_id(
-                group_id.to_vec(),
-                ExtensionList::default(),
-                ExtensionList::default(),
-                None,
-            )
+            .create_group_with_id(group_id.to_vec(), ExtensionList::default(), ExtensionList::default(), None)
             .map_err(failed("create"))?;
         self.group = Some(g);
         Ok(())
@@ -1017,24 +738,12 @@ impl scripts::Client for MlsRsClient {
         Ok((Tx(0), encode(&kp)?))
     }
 
-    fn join_group(
-        &mut self,
-        _tx: Tx,
-        welcome: &[u8],
-        encrypt: bool,
-        ratchet_tree: Option<&[u8]>,
-    ) -> Outcome<Bytes> {
+    fn join_group(&mut self, _tx: Tx, welcome: &[u8], encrypt: bool, ratchet_tree: Option<&[u8]>) -> Outcome<Bytes> {
         self.set_mode(encrypt);
         let w = decode(welcome)?;
-        let suite = w
-            .cipher_suite()
-            .map(u16::from)
-            .ok_or_else(|| Failure::Failed("no cipher suite".into()))?;
+        let suite = w.cipher_suite().map(u16::from).ok_or_else(|| Failure::Failed("no cipher suite".into()))?;
         let tree = tree_in(ratchet_tree)?;
-        let (g, _) = self
-            .client(suite)?
-            .join_group(tree, &w, None)
-            .map_err(failed("join"))?;
+        let (g, _) = self.client(suite)?.join_group(tree, &w, None).map_err(failed("join"))?;
         self.group = Some(g);
         self.sent.clear();
         self.epoch_authenticator()
@@ -1049,23 +758,16 @@ impl scripts::Client for MlsRsClient {
         psks: &[(Bytes, Bytes)],
     ) -> Outcome<(Bytes, Bytes)> {
         self.set_mode(encrypt);
-        let fields = wire::group_info(group_info)
-            .ok_or_else(|| Failure::Failed("not a GroupInfo".into()))?;
+        let fields = wire::group_info(group_info).ok_or_else(|| Failure::Failed("not a GroupInfo".into()))?;
         for (id, secret) in psks {
             scripts::Client::store_psk(self, id, secret)?;
         }
-        let mut b = self
-            .client(fields.cipher_suite)?
-            .external_commit_builder()
-            .map_err(failed("external commit"))?;
+        let mut b = self.client(fields.cipher_suite)?.external_commit_builder().map_err(failed("external commit"))?;
         if let Some(t) = tree_in(ratchet_tree)? {
             b = b.with_tree_data(t);
         }
         if remove_prior {
-            let tree = fields
-                .ratchet_tree()
-                .or(ratchet_tree)
-                .ok_or_else(|| Failure::Failed("no ratchet tree".into()))?;
+            let tree = fields.ratchet_tree().or(ratchet_tree).ok_or_else(|| Failure::Failed("no ratchet tree".into()))?;
             let leaf = wire::leaf_by_identity(tree, self.name.as_bytes())
                 .ok_or_else(|| Failure::Failed("no prior leaf to remove".into()))?;
             b = b.with_removal(leaf);
@@ -1073,9 +775,7 @@ impl scripts::Client for MlsRsClient {
         for (id, _) in psks {
             b = b.with_external_psk(ExternalPskId::new(id.clone()));
         }
-        let (g, commit) = b
-            .build(decode(group_info)?)
-            .map_err(failed("external commit"))?;
+        let (g, commit) = b.build(decode(group_info)?).map_err(failed("external commit"))?;
         self.group = Some(g);
         self.sent.clear();
         Ok((encode(&commit)?, self.epoch_authenticator()?))
@@ -1083,24 +783,15 @@ impl scripts::Client for MlsRsClient {
 
     fn group_info(&mut self, external_tree: bool) -> Outcome<(Bytes, Bytes)> {
         let g = self.group()?;
-        let gi = g
-            .group_info_message_allowing_ext_commit(!external_tree)
-            .map_err(failed("GroupInfo"))?;
-        let tree = if external_tree {
-            g.export_tree().to_bytes().map_err(failed("tree"))?
-        } else {
-            Vec::new()
-        };
+        let gi = g.group_info_message_allowing_ext_commit(!external_tree).map_err(failed("GroupInfo"))?;
+        let tree = if external_tree { g.export_tree().to_bytes().map_err(failed("tree"))? } else { Vec::new() };
         Ok((encode(&gi)?, tree))
     }
 
     fn store_psk(&mut self, id: &[u8], secret: &[u8]) -> Outcome<()> {
         self.psks.push((id.to_vec(), secret.to_vec()));
         for (_, c) in &self.clients {
-            c.secret_store().insert(
-                ExternalPskId::new(id.to_vec()),
-                PreSharedKey::new(secret.to_vec()),
-            );
+            c.secret_store().insert(ExternalPskId::new(id.to_vec()), PreSharedKey::new(secret.to_vec()));
         }
         Ok(())
     }
@@ -1112,20 +803,12 @@ impl scripts::Client for MlsRsClient {
                 let leaf = self.leaf_of(identity)?;
                 self.group()?.propose_remove(leaf, Vec::new())
             }
-            ProposalSpec::ExternalPsk(id) => self
-                .group()?
-                .propose_external_psk(ExternalPskId::new(id.clone()), Vec::new()),
-            ProposalSpec::ResumptionPsk(epoch) => {
-                self.group()?.propose_resumption_psk(*epoch, Vec::new())
+            ProposalSpec::ExternalPsk(id) => self.group()?.propose_external_psk(ExternalPskId::new(id.clone()), Vec::new()),
+            ProposalSpec::ResumptionPsk(epoch) => self.group()?.propose_resumption_psk(*epoch, Vec::new()),
+            ProposalSpec::GroupContextExtensions(list) => {
+                self.group()?.propose_group_context_extensions(extension_list(list), Vec::new())
             }
-            ProposalSpec::GroupContextExtensions(list) => self
-                .group()?
-                .propose_group_context_extensions(extension_list(list), Vec::new()),
-            ProposalSpec::ReInit {
-                group_id,
-                suite,
-                extensions,
-            } => self.group()?.propose_reinit(
+            ProposalSpec::ReInit { group_id, suite, extensions } => self.group()?.propose_reinit(
                 Some(group_id.clone()),
                 mls_rs::ProtocolVersion::MLS_10,
                 CipherSuite::from(*suite),
@@ -1138,30 +821,15 @@ impl scripts::Client for MlsRsClient {
     }
 
     fn propose_update(&mut self) -> Outcome<Bytes> {
-        let m = self
-            .group()?
-            .propose_update(Vec::new())
-            .map_err(failed("propose update"))?;
+        let m = self.group()?.propose_update(Vec::new()).map_err(failed("propose update"))?;
         self.sent(&m)
     }
 
-    fn commit(
-        &mut self,
-        by_reference: &[Bytes],
-        by_value: &[ProposalSpec],
-        force_path: bool,
-        external_tree: bool,
-    ) -> Outcome<CommitOut> {
+    fn commit(&mut self, by_reference: &[Bytes], by_value: &[ProposalSpec], force_path: bool, external_tree: bool) -> Outcome<CommitOut> {
         self.take_proposals(by_reference)?;
         let removed: Vec<u32> = by_value
             .iter()
-            .filter_map(|s| {
-                if let ProposalSpec::Remove(id) = s {
-                    Some(id.clone())
-                } else {
-                    None
-                }
-            })
+            .filter_map(|s| if let ProposalSpec::Remove(id) = s { Some(id.clone()) } else { None })
             .map(|id| self.leaf_of(&id))
             .collect::<Outcome<_>>()?;
         self.set_commit(force_path, external_tree);
@@ -1173,14 +841,8 @@ impl scripts::Client for MlsRsClient {
                 ProposalSpec::Remove(_) => b.remove_member(removed.next().unwrap_or(u32::MAX)),
                 ProposalSpec::ExternalPsk(id) => b.add_external_psk(ExternalPskId::new(id.clone())),
                 ProposalSpec::ResumptionPsk(epoch) => b.add_resumption_psk(*epoch),
-                ProposalSpec::GroupContextExtensions(list) => {
-                    b.set_group_context_ext(extension_list(list))
-                }
-                ProposalSpec::ReInit {
-                    group_id,
-                    suite,
-                    extensions,
-                } => b.reinit(
+                ProposalSpec::GroupContextExtensions(list) => b.set_group_context_ext(extension_list(list)),
+                ProposalSpec::ReInit { group_id, suite, extensions } => b.reinit(
                     Some(group_id.clone()),
                     mls_rs::ProtocolVersion::MLS_10,
                     CipherSuite::from(*suite),
@@ -1196,21 +858,13 @@ impl scripts::Client for MlsRsClient {
         };
         Ok(CommitOut {
             commit: encode(out.commit_message())?,
-            welcome: out
-                .welcome_messages()
-                .first()
-                .map(encode)
-                .transpose()?
-                .unwrap_or_default(),
+            welcome: out.welcome_messages().first().map(encode).transpose()?.unwrap_or_default(),
             ratchet_tree,
         })
     }
 
     fn handle_pending_commit(&mut self) -> Outcome<Bytes> {
-        let d = self
-            .group()?
-            .apply_pending_commit()
-            .map_err(failed("apply pending commit"))?;
+        let d = self.group()?.apply_pending_commit().map_err(failed("apply pending commit"))?;
         self.reinit_suite = reinit_suite(&d.effect);
         self.sent.clear();
         self.epoch_authenticator()
@@ -1218,11 +872,7 @@ impl scripts::Client for MlsRsClient {
 
     fn handle_commit(&mut self, proposals: &[Bytes], commit: &[u8]) -> Outcome<Bytes> {
         self.take_proposals(proposals)?;
-        match self
-            .group()?
-            .process_incoming_message(decode(commit)?)
-            .map_err(failed("commit"))?
-        {
+        match self.group()?.process_incoming_message(decode(commit)?).map_err(failed("commit"))? {
             ReceivedMessage::Commit(d) => self.reinit_suite = reinit_suite(&d.effect),
             other => return Err(Failure::Failed(format!("expected a Commit, got {other:?}"))),
         }
@@ -1231,25 +881,14 @@ impl scripts::Client for MlsRsClient {
     }
 
     fn protect(&mut self, authenticated_data: &[u8], plaintext: &[u8]) -> Outcome<Bytes> {
-        let m = self
-            .group()?
-            .encrypt_application_message(plaintext, authenticated_data.to_vec())
-            .map_err(failed("protect"))?;
+        let m = self.group()?.encrypt_application_message(plaintext, authenticated_data.to_vec()).map_err(failed("protect"))?;
         encode(&m)
     }
 
     fn unprotect(&mut self, ciphertext: &[u8]) -> Outcome<(Bytes, Bytes)> {
-        match self
-            .group()?
-            .process_incoming_message(decode(ciphertext)?)
-            .map_err(failed("unprotect"))?
-        {
-            ReceivedMessage::ApplicationMessage(a) => {
-                Ok((a.authenticated_data.clone(), a.data().to_vec()))
-            }
-            other => Err(Failure::Failed(format!(
-                "expected application data, got {other:?}"
-            ))),
+        match self.group()?.process_incoming_message(decode(ciphertext)?).map_err(failed("unprotect"))? {
+            ReceivedMessage::ApplicationMessage(a) => Ok((a.authenticated_data.clone(), a.data().to_vec())),
+            other => Err(Failure::Failed(format!("expected application data, got {other:?}"))),
         }
     }
 
@@ -1262,50 +901,24 @@ impl scripts::Client for MlsRsClient {
         self.start_reinit(ea)
     }
 
-    fn handle_reinit_commit(
-        &mut self,
-        proposals: &[Bytes],
-        commit: &[u8],
-    ) -> Outcome<(Bytes, Bytes)> {
+    fn handle_reinit_commit(&mut self, proposals: &[Bytes], commit: &[u8]) -> Outcome<(Bytes, Bytes)> {
         let ea = scripts::Client::handle_commit(self, proposals, commit)?;
         self.start_reinit(ea)
     }
 
-    fn reinit_welcome(
-        &mut self,
-        key_packages: &[Bytes],
-        force_path: bool,
-        external_tree: bool,
-    ) -> Outcome<Welcomed> {
-        let rc = self
-            .reinit
-            .take()
-            .ok_or_else(|| Failure::Failed("no ReInit".into()))?;
+    fn reinit_welcome(&mut self, key_packages: &[Bytes], force_path: bool, external_tree: bool) -> Outcome<Welcomed> {
+        let rc = self.reinit.take().ok_or_else(|| Failure::Failed("no ReInit".into()))?;
         self.set_commit(force_path, external_tree);
-        let kps = key_packages
-            .iter()
-            .map(|k| decode(k))
-            .collect::<Outcome<Vec<_>>>()?;
-        let (g, welcomes) = rc
-            .commit(kps, ExtensionList::default(), None)
-            .map_err(failed("reinit commit"))?;
+        let kps = key_packages.iter().map(|k| decode(k)).collect::<Outcome<Vec<_>>>()?;
+        let (g, welcomes) = rc.commit(kps, ExtensionList::default(), None).map_err(failed("reinit commit"))?;
         self.group = Some(g);
         self.sent.clear();
         self.welcomed(&welcomes, external_tree)
     }
 
-    fn handle_reinit_welcome(
-        &mut self,
-        welcome: &[u8],
-        ratchet_tree: Option<&[u8]>,
-    ) -> Outcome<Bytes> {
-        let rc = self
-            .reinit
-            .take()
-            .ok_or_else(|| Failure::Failed("no ReInit".into()))?;
-        let (g, _) = rc
-            .join(&decode(welcome)?, tree_in(ratchet_tree)?, None)
-            .map_err(failed("reinit join"))?;
+    fn handle_reinit_welcome(&mut self, welcome: &[u8], ratchet_tree: Option<&[u8]>) -> Outcome<Bytes> {
+        let rc = self.reinit.take().ok_or_else(|| Failure::Failed("no ReInit".into()))?;
+        let (g, _) = rc.join(&decode(welcome)?, tree_in(ratchet_tree)?, None).map_err(failed("reinit join"))?;
         self.group = Some(g);
         self.sent.clear();
         self.epoch_authenticator()
@@ -1325,34 +938,21 @@ impl scripts::Client for MlsRsClient {
             );
         }
         self.set_commit(force_path, external_tree);
-        let kps = key_packages
-            .iter()
-            .map(|k| decode(k))
-            .collect::<Outcome<Vec<_>>>()?;
-        let (g, welcomes) = self
-            .group()?
-            .branch(group_id.to_vec(), kps, None)
-            .map_err(failed("branch"))?;
+        let kps = key_packages.iter().map(|k| decode(k)).collect::<Outcome<Vec<_>>>()?;
+        let (g, welcomes) = self.group()?.branch(group_id.to_vec(), kps, None).map_err(failed("branch"))?;
         self.group = Some(g);
         self.sent.clear();
         self.welcomed(&welcomes, external_tree)
     }
 
-    fn handle_branch(
-        &mut self,
-        _tx: Tx,
-        welcome: &[u8],
-        ratchet_tree: Option<&[u8]>,
-    ) -> Outcome<Bytes> {
+    fn handle_branch(&mut self, _tx: Tx, welcome: &[u8], ratchet_tree: Option<&[u8]>) -> Outcome<Bytes> {
         let w = decode(welcome)?;
         let tree = tree_in(ratchet_tree)?;
         let (g, _) = match self.group()?.join_subgroup(&w, tree, None) {
-            Err(mls_rs::error::MlsError::ReInitExtensionsMismatch) => {
-                return unsupported(
-                    "Group::join_subgroup requires the old group's GroupContext extensions in the subgroup \
+            Err(mls_rs::error::MlsError::ReInitExtensionsMismatch) => return unsupported(
+                "Group::join_subgroup requires the old group's GroupContext extensions in the subgroup \
                  (MlsError::ReInitExtensionsMismatch); RFC 9420 §11.3 sets no such condition",
-                );
-            }
+            ),
             other => other.map_err(failed("join subgroup"))?,
         };
         self.group = Some(g);
@@ -1361,19 +961,11 @@ impl scripts::Client for MlsRsClient {
     }
 
     fn new_member_add_proposal(&mut self, group_info: &[u8]) -> Outcome<(Tx, Bytes)> {
-        let fields = wire::group_info(group_info)
-            .ok_or_else(|| Failure::Failed("not a GroupInfo".into()))?;
+        let fields = wire::group_info(group_info).ok_or_else(|| Failure::Failed("not a GroupInfo".into()))?;
         let gi = decode(group_info)?;
         let m = self
             .client(fields.cipher_suite)?
-            .external_add_proposal(
-                &gi,
-                None,
-                Vec::new(),
-                ExtensionList::default(),
-                ExtensionList::default(),
-                None,
-            )
+            .external_add_proposal(&gi, None, Vec::new(), ExtensionList::default(), ExtensionList::default(), None)
             .map_err(failed("external add proposal"))?;
         Ok((Tx(0), encode(&m)?))
     }
@@ -1385,58 +977,31 @@ impl scripts::Client for MlsRsClient {
             .ok_or_else(|| Failure::Failed("cipher suite".into()))?
             .signature_key_generate()
             .map_err(failed("signature key"))?;
-        let identity = SigningIdentity::new(
-            BasicCredential::new(self.name.as_bytes().to_vec()).into_credential(),
-            public,
-        );
-        let mut entry = identity
-            .signature_key
-            .mls_encode_to_vec()
-            .map_err(failed("encode"))?;
-        entry.extend(
-            identity
-                .credential
-                .mls_encode_to_vec()
-                .map_err(failed("encode"))?,
-        );
+        let identity = SigningIdentity::new(BasicCredential::new(self.name.as_bytes().to_vec()).into_credential(), public);
+        let mut entry = identity.signature_key.mls_encode_to_vec().map_err(failed("encode"))?;
+        entry.extend(identity.credential.mls_encode_to_vec().map_err(failed("encode"))?);
         self.external_signer = Some((secret, identity));
         Ok(entry)
     }
 
     fn add_external_signer(&mut self, external_sender: &[u8]) -> Outcome<Bytes> {
         use mls_rs::mls_rs_codec::MlsEncode;
-        let current = self
-            .group()?
-            .context()
-            .extensions
-            .mls_encode_to_vec()
-            .map_err(failed("extensions"))?;
-        let list = scripts::decode_extensions(&current)
-            .ok_or_else(|| Failure::Failed("our extensions".into()))?;
+        let current = self.group()?.context().extensions.mls_encode_to_vec().map_err(failed("extensions"))?;
+        let list = scripts::decode_extensions(&current).ok_or_else(|| Failure::Failed("our extensions".into()))?;
         let list = scripts::with_external_sender(&list, external_sender)
             .ok_or_else(|| Failure::Failed("malformed external_senders".into()))?;
         self.propose(&ProposalSpec::GroupContextExtensions(list))
     }
 
-    fn external_signer_proposal(
-        &mut self,
-        group_info: &[u8],
-        ratchet_tree: &[u8],
-        spec: &ProposalSpec,
-    ) -> Outcome<Bytes> {
-        let (secret, identity) = self
-            .external_signer
-            .clone()
-            .ok_or_else(|| Failure::Failed("not an external signer".into()))?;
+    fn external_signer_proposal(&mut self, group_info: &[u8], ratchet_tree: &[u8], spec: &ProposalSpec) -> Outcome<Bytes> {
+        let (secret, identity) = self.external_signer.clone().ok_or_else(|| Failure::Failed("not an external signer".into()))?;
         let client = mls_rs::external_client::ExternalClient::builder()
             .crypto_provider(RustCryptoProvider::default())
             .identity_provider(BasicIdentityProvider::new())
             .signer(secret, identity)
             .build();
         let tree = tree_in((!ratchet_tree.is_empty()).then_some(ratchet_tree))?;
-        let mut g = client
-            .observe_group(decode(group_info)?, tree, None)
-            .map_err(failed("observe group"))?;
+        let mut g = client.observe_group(decode(group_info)?, tree, None).map_err(failed("observe group"))?;
         let m = match spec {
             ProposalSpec::Add(kp) => g.propose_add(decode(kp)?, Vec::new()),
             ProposalSpec::Remove(identity) => {

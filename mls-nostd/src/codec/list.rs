@@ -31,15 +31,9 @@ impl<'a, T: Decode<'a>> ListView<'a, T> {
             if r.remaining().len() == before {
                 return Err(CodecError::InvalidValue);
             }
-            len = len.checked_add(1).ok_or(CodecError::CapacityExceeded(
-                crate::capacity::Capacity::Container(u32::MAX as usize),
-            ))?;
+            len = len.checked_add(1).ok_or(CodecError::CapacityExceeded(crate::capacity::Capacity::Container(u32::MAX as usize)))?;
         }
-        Ok(Self {
-            body,
-            len,
-            element: PhantomData,
-        })
+        Ok(Self { body, len, element: PhantomData })
     }
 
     /// The elements in order.
@@ -49,23 +43,13 @@ impl<'a, T: Decode<'a>> ListView<'a, T> {
     {
         let mut r = Reader::new(self.body);
         // The body was checked in `from_body`: decoding cannot fail here.
-        core::iter::from_fn(move || {
-            if r.is_empty() {
-                None
-            } else {
-                T::decode(&mut r).ok()
-            }
-        })
+        core::iter::from_fn(move || if r.is_empty() { None } else { T::decode(&mut r).ok() })
     }
 }
 
 impl<'a, T> ListView<'a, T> {
     /// The empty vector.
-    pub const EMPTY: Self = Self {
-        body: &[],
-        len: 0,
-        element: PhantomData,
-    };
+    pub const EMPTY: Self = Self { body: &[], len: 0, element: PhantomData };
 
     /// Number of elements.
     pub fn len(&self) -> usize {
@@ -144,10 +128,7 @@ mod tests {
 
     #[test]
     fn zero_length_elements_are_refused() {
-        assert_eq!(
-            ListView::<Empty>::from_body(&[0]).map(|l| l.len()),
-            Err(CodecError::InvalidValue)
-        );
+        assert_eq!(ListView::<Empty>::from_body(&[0]).map(|l| l.len()), Err(CodecError::InvalidValue));
         assert_eq!(ListView::<Empty>::from_body(&[]).map(|l| l.len()), Ok(0));
     }
 
@@ -159,10 +140,7 @@ mod tests {
         assert!(list.iter().eq([&[7u8][..], &[8, 9][..]]));
         let mut buf = [0u8; 6];
         assert_eq!(list.encode_to(&mut buf).unwrap(), &enc);
-        assert_eq!(
-            ListView::<&[u8]>::decode_exact(&[3, 1, 7, 2]),
-            Err(CodecError::Truncated)
-        );
+        assert_eq!(ListView::<&[u8]>::decode_exact(&[3, 1, 7, 2]), Err(CodecError::Truncated));
         assert_eq!(ListView::<u16>::EMPTY.len(), 0);
     }
 }

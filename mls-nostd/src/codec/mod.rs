@@ -49,18 +49,12 @@ impl core::fmt::Display for CodecError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Truncated => f.write_str("input truncated"),
-            Self::InvalidVarintPrefix => {
-                f.write_str("variable-length integer with reserved 0b11 prefix")
-            }
+            Self::InvalidVarintPrefix => f.write_str("variable-length integer with reserved 0b11 prefix"),
             Self::NonMinimalVarint => f.write_str("variable-length integer not minimally encoded"),
-            Self::VarintTooLarge => {
-                f.write_str("length too large for a variable-length integer (2^30 - 1 at most)")
-            }
+            Self::VarintTooLarge => f.write_str("length too large for a variable-length integer (2^30 - 1 at most)"),
             Self::CapacityExceeded(c) => write!(f, "capacity exceeded: {c}"),
             Self::TrailingBytes => f.write_str("trailing bytes after structure"),
-            Self::BufferTooSmall { needed } => {
-                write!(f, "output buffer too small: at least {needed} bytes needed")
-            }
+            Self::BufferTooSmall { needed } => write!(f, "output buffer too small: at least {needed} bytes needed"),
             Self::InvalidValue => f.write_str("invalid field value"),
         }
     }
@@ -74,9 +68,7 @@ impl CodecError {
     #[must_use]
     pub const fn at_offset(self, offset: usize) -> Self {
         match self {
-            Self::BufferTooSmall { needed } => Self::BufferTooSmall {
-                needed: needed.saturating_add(offset),
-            },
+            Self::BufferTooSmall { needed } => Self::BufferTooSmall { needed: needed.saturating_add(offset) },
             other => other,
         }
     }
@@ -113,11 +105,7 @@ impl<'a> Reader<'a> {
 
     /// Fails with [`CodecError::TrailingBytes`] unless all input was read.
     pub fn finish(&self) -> Result<(), CodecError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(CodecError::TrailingBytes)
-        }
+        if self.buf.is_empty() { Ok(()) } else { Err(CodecError::TrailingBytes) }
     }
 
     /// Takes the next `n` bytes.
@@ -172,9 +160,7 @@ impl<'a> Reader<'a> {
         let bytes = self.read_bytes(len)?;
         // The first byte without its two prefix bits, then the rest.
         let rest = bytes.get(1..).unwrap_or(&[]);
-        let value = rest
-            .iter()
-            .fold(u32::from(first & 0x3f), |acc, b| (acc << 8) | u32::from(*b));
+        let value = rest.iter().fold(u32::from(first & 0x3f), |acc, b| (acc << 8) | u32::from(*b));
         if value < min {
             return Err(CodecError::NonMinimalVarint);
         }
@@ -198,8 +184,7 @@ impl<'a> Reader<'a> {
         let mut body = self.read_vector()?;
         let mut out = Vec::new();
         while !body.is_empty() {
-            out.push(T::decode(&mut body)?)
-                .map_err(|_| CodecError::CapacityExceeded(Capacity::Container(N)))?;
+            out.push(T::decode(&mut body)?).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(N)))?;
         }
         Ok(out)
     }
@@ -232,26 +217,17 @@ impl core::fmt::Debug for Writer<'_> {
 impl<'a> Writer<'a> {
     /// Writes into `buf` from its start.
     pub fn new(buf: &'a mut [u8]) -> Self {
-        Self {
-            out: Output::Slice(buf),
-            pos: 0,
-        }
+        Self { out: Output::Slice(buf), pos: 0 }
     }
 
     /// Measures an encoding without writing it.
     pub fn counter() -> Writer<'static> {
-        Writer {
-            out: Output::Count,
-            pos: 0,
-        }
+        Writer { out: Output::Count, pos: 0 }
     }
 
     /// Passes the encoding to `sink` piece by piece, in order.
     pub fn sink(sink: &'a mut dyn FnMut(&[u8])) -> Self {
-        Self {
-            out: Output::Sink(sink),
-            pos: 0,
-        }
+        Self { out: Output::Sink(sink), pos: 0 }
     }
 
     /// Bytes written (or counted) so far.
@@ -274,15 +250,9 @@ impl<'a> Writer<'a> {
 
     /// Appends raw bytes.
     pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
-        let end = self
-            .pos
-            .checked_add(bytes.len())
-            .ok_or(CodecError::BufferTooSmall { needed: usize::MAX })?;
+        let end = self.pos.checked_add(bytes.len()).ok_or(CodecError::BufferTooSmall { needed: usize::MAX })?;
         match &mut self.out {
-            Output::Slice(buf) => buf
-                .get_mut(self.pos..end)
-                .ok_or(CodecError::BufferTooSmall { needed: end })?
-                .copy_from_slice(bytes),
+            Output::Slice(buf) => buf.get_mut(self.pos..end).ok_or(CodecError::BufferTooSmall { needed: end })?.copy_from_slice(bytes),
             Output::Count => {}
             Output::Sink(f) => f(bytes),
         }
@@ -347,9 +317,7 @@ impl<'a> Writer<'a> {
                 // The whole vector's size is known now: report it rather
                 // than the first write that does not fit.
                 if let Output::Slice(buf) = &self.out {
-                    let needed = start
-                        .saturating_add(prefix_len)
-                        .saturating_add(counter.len());
+                    let needed = start.saturating_add(prefix_len).saturating_add(counter.len());
                     if needed > buf.len() {
                         return Err(CodecError::BufferTooSmall { needed });
                     }
@@ -379,10 +347,7 @@ impl<'a> Writer<'a> {
             if !move_within(region, 4..region.len(), prefix.len()) {
                 return Err(too_small);
             }
-            region
-                .get_mut(..prefix.len())
-                .ok_or(too_small)?
-                .copy_from_slice(prefix);
+            region.get_mut(..prefix.len()).ok_or(too_small)?.copy_from_slice(prefix);
         }
         self.pos = start + prefix.len() + body_len;
         Ok(())
@@ -401,9 +366,7 @@ impl<'a> Writer<'a> {
 /// unspecified (the move is a rotation), where `copy_within` leaves them
 /// unchanged.
 pub(crate) fn move_within(buf: &mut [u8], src: core::ops::Range<usize>, dst: usize) -> bool {
-    let Some(len) = src.end.checked_sub(src.start) else {
-        return false;
-    };
+    let Some(len) = src.end.checked_sub(src.start) else { return false };
     if dst <= src.start {
         // Rotate [dst, src.end) left by the distance.
         match buf.get_mut(dst..src.end) {
@@ -411,9 +374,7 @@ pub(crate) fn move_within(buf: &mut [u8], src: core::ops::Range<usize>, dst: usi
             _ => return false,
         }
     } else {
-        let Some(end) = dst.checked_add(len) else {
-            return false;
-        };
+        let Some(end) = dst.checked_add(len) else { return false };
         match buf.get_mut(src.start..end) {
             Some(r) if dst - src.start <= r.len() => r.rotate_right(dst - src.start),
             _ => return false,
@@ -562,18 +523,14 @@ impl<const N: usize> OwnedBytes<N> {
 
     /// Copies `bytes`; fails if longer than `N`.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CodecError> {
-        Vec::from_slice(bytes)
-            .map(Self)
-            .map_err(|_| CodecError::CapacityExceeded(Capacity::Container(N)))
+        Vec::from_slice(bytes).map(Self).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(N)))
     }
 
     /// Replaces the bytes held by `bytes`, in place (no `N`-byte value on the
     /// stack); fails if longer than `N`, leaving it empty.
     pub fn set(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
         self.0.clear();
-        self.0
-            .extend_from_slice(bytes)
-            .map_err(|_| CodecError::CapacityExceeded(Capacity::Container(N)))
+        self.0.extend_from_slice(bytes).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(N)))
     }
 
     /// The bytes held.
@@ -722,22 +679,13 @@ mod tests {
 
     #[test]
     fn varint_rejections() {
-        assert_eq!(
-            Reader::new(&[0x40, 0x25]).read_varint(),
-            Err(CodecError::NonMinimalVarint)
-        );
+        assert_eq!(Reader::new(&[0x40, 0x25]).read_varint(), Err(CodecError::NonMinimalVarint));
         assert_eq!(
             Reader::new(&[0x80, 0, 0x3f, 0xff]).read_varint(),
             Err(CodecError::NonMinimalVarint)
         );
-        assert_eq!(
-            Reader::new(&[0xc0; 8]).read_varint(),
-            Err(CodecError::InvalidVarintPrefix)
-        );
-        assert_eq!(
-            Reader::new(&[0x80, 0]).read_varint(),
-            Err(CodecError::Truncated)
-        );
+        assert_eq!(Reader::new(&[0xc0; 8]).read_varint(), Err(CodecError::InvalidVarintPrefix));
+        assert_eq!(Reader::new(&[0x80, 0]).read_varint(), Err(CodecError::Truncated));
         assert_eq!(Reader::new(&[]).read_varint(), Err(CodecError::Truncated));
         let mut buf = [0u8; 8];
         assert_eq!(
@@ -769,62 +717,35 @@ mod tests {
         let enc = [3u8, 0, 1, 2];
         let v: Vec<u8, 3> = Reader::new(&enc).read_vec().unwrap();
         assert_eq!(&v[..], &[0, 1, 2]);
-        assert_eq!(
-            Reader::new(&enc).read_vec::<u8, 2>(),
-            Err(CodecError::CapacityExceeded(Capacity::Container(2)))
-        );
+        assert_eq!(Reader::new(&enc).read_vec::<u8, 2>(), Err(CodecError::CapacityExceeded(Capacity::Container(2))));
         // A u16 vector whose body length is odd leaves a partial element.
-        assert_eq!(
-            Reader::new(&[3u8, 0, 1, 2]).read_vec::<u16, 4>(),
-            Err(CodecError::Truncated)
-        );
-        assert_eq!(
-            VarBytes::decode_exact(&[1, 9, 9]),
-            Err(CodecError::TrailingBytes)
-        );
+        assert_eq!(Reader::new(&[3u8, 0, 1, 2]).read_vec::<u16, 4>(), Err(CodecError::Truncated));
+        assert_eq!(VarBytes::decode_exact(&[1, 9, 9]), Err(CodecError::TrailingBytes));
         assert_eq!(VarBytes::decode_exact(&[2, 9]), Err(CodecError::Truncated));
-        assert_eq!(
-            Option::<u8>::decode_exact(&[2, 0]),
-            Err(CodecError::InvalidValue)
-        );
+        assert_eq!(Option::<u8>::decode_exact(&[2, 0]), Err(CodecError::InvalidValue));
         assert_eq!(Option::<u8>::decode_exact(&[1, 5]), Ok(Some(5)));
-        assert_eq!(
-            OwnedBytes::<1>::decode_exact(&[2, 1, 2]),
-            Err(CodecError::CapacityExceeded(Capacity::Container(1)))
-        );
+        assert_eq!(OwnedBytes::<1>::decode_exact(&[2, 1, 2]), Err(CodecError::CapacityExceeded(Capacity::Container(1))));
     }
 
     #[test]
     fn small_output_buffer() {
         let mut buf = [0u8; 3];
         let mut w = Writer::new(&mut buf);
-        assert_eq!(
-            w.write_opaque(&[1, 2, 3]),
-            Err(CodecError::BufferTooSmall { needed: 4 })
-        );
+        assert_eq!(w.write_opaque(&[1, 2, 3]), Err(CodecError::BufferTooSmall { needed: 4 }));
         // Exactly enough room for prefix and body, less than the 4-byte headroom.
         let mut buf = [0u8; 5];
         let mut w = Writer::new(&mut buf);
         w.write_u8(9).unwrap();
-        w.write_vector(|w| w.write_vector(|w| w.write_bytes(&[1, 2])))
-            .unwrap();
+        w.write_vector(|w| w.write_vector(|w| w.write_bytes(&[1, 2]))).unwrap();
         assert_eq!(w.written(), &[9, 3, 2, 1, 2]);
         let mut buf = [0u8; 2];
         let mut w = Writer::new(&mut buf);
-        assert_eq!(
-            w.write_vector(|w| w.write_bytes(&[1, 2])),
-            Err(CodecError::BufferTooSmall { needed: 3 })
-        );
+        assert_eq!(w.write_vector(|w| w.write_bytes(&[1, 2])), Err(CodecError::BufferTooSmall { needed: 3 }));
         // A nested vector reports the size of the outermost vector.
         let mut buf = [0u8; 4];
         let mut w = Writer::new(&mut buf);
         w.write_u8(9).unwrap();
         let got = w.write_vector(|w| w.write_vector(|w| w.write_bytes(&[1; 70])));
-        assert_eq!(
-            got,
-            Err(CodecError::BufferTooSmall {
-                needed: 1 + 2 + 2 + 70
-            })
-        );
+        assert_eq!(got, Err(CodecError::BufferTooSmall { needed: 1 + 2 + 2 + 70 }));
     }
 }

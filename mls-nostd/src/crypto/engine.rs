@@ -87,14 +87,7 @@ pub trait CryptoEngine {
     }
 
     /// `AEAD.Open` of `alg` in place: checks `tag`, decrypts `buf`.
-    fn aead_open(
-        alg: AeadAlg,
-        key: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-        buf: &mut [u8],
-        tag: &[u8],
-    ) -> Result<(), CryptoError> {
+    fn aead_open(alg: AeadAlg, key: &[u8], nonce: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<(), CryptoError> {
         fallback::aead_open(alg, key, nonce, aad, buf, tag)
     }
 
@@ -120,12 +113,7 @@ pub trait CryptoEngine {
     /// Verifies `signature` by `public_key` over the concatenation of
     /// `message_parts` (the encoded `SignContent`), accepting exactly what
     /// [`super::signature`] accepts.
-    fn verify(
-        scheme: Scheme,
-        public_key: &[u8],
-        message_parts: &[&[u8]],
-        signature: &[u8],
-    ) -> Result<(), CryptoError> {
+    fn verify(scheme: Scheme, public_key: &[u8], message_parts: &[&[u8]], signature: &[u8]) -> Result<(), CryptoError> {
         fallback::verify(scheme, public_key, message_parts, signature)
     }
 }
@@ -149,14 +137,7 @@ pub mod fallback {
     }
 
     /// [`super::CryptoEngine::aead_open`] in software.
-    pub fn aead_open(
-        alg: AeadAlg,
-        key: &[u8],
-        nonce: &[u8],
-        aad: &[u8],
-        buf: &mut [u8],
-        tag: &[u8],
-    ) -> Result<(), CryptoError> {
+    pub fn aead_open(alg: AeadAlg, key: &[u8], nonce: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<(), CryptoError> {
         software::aead_open(alg, key, nonce, aad, buf, tag)
     }
 
@@ -171,12 +152,7 @@ pub mod fallback {
     }
 
     /// [`super::CryptoEngine::verify`] in software.
-    pub fn verify(
-        scheme: Scheme,
-        public_key: &[u8],
-        message_parts: &[&[u8]],
-        signature: &[u8],
-    ) -> Result<(), CryptoError> {
+    pub fn verify(scheme: Scheme, public_key: &[u8], message_parts: &[&[u8]], signature: &[u8]) -> Result<(), CryptoError> {
         scheme.software_verify(public_key, message_parts, signature)
     }
 }
@@ -203,11 +179,7 @@ macro_rules! crypto_engine {
                 <$engine as CryptoEngine>::hash_update(alg, ctx, data)
             }
             #[unsafe(no_mangle)]
-            fn __mls_nostd_engine_1_hash_finish(
-                alg: HashAlg,
-                ctx: &mut HashContext,
-                out: &mut [u8],
-            ) {
+            fn __mls_nostd_engine_1_hash_finish(alg: HashAlg, ctx: &mut HashContext, out: &mut [u8]) {
                 <$engine as CryptoEngine>::hash_finish(alg, ctx, out)
             }
             #[unsafe(no_mangle)]
@@ -232,29 +204,15 @@ macro_rules! crypto_engine {
                 <$engine as CryptoEngine>::aead_open(alg, key, nonce, aad, buf, tag)
             }
             #[unsafe(no_mangle)]
-            fn __mls_nostd_engine_1_dh(
-                kem: Kem,
-                sk: &[u8],
-                pk: &[u8],
-                out: &mut [u8],
-            ) -> Result<(), CryptoError> {
+            fn __mls_nostd_engine_1_dh(kem: Kem, sk: &[u8], pk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
                 <$engine as CryptoEngine>::dh(kem, sk, pk, out)
             }
             #[unsafe(no_mangle)]
-            fn __mls_nostd_engine_1_public_key(
-                kem: Kem,
-                sk: &[u8],
-                out: &mut [u8],
-            ) -> Result<(), CryptoError> {
+            fn __mls_nostd_engine_1_public_key(kem: Kem, sk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
                 <$engine as CryptoEngine>::public_key(kem, sk, out)
             }
             #[unsafe(no_mangle)]
-            fn __mls_nostd_engine_1_held_dh(
-                kem: Kem,
-                handle: &[u8],
-                pk: &[u8],
-                out: &mut [u8],
-            ) -> Result<(), CryptoError> {
+            fn __mls_nostd_engine_1_held_dh(kem: Kem, handle: &[u8], pk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
                 <$engine as CryptoEngine>::held_dh(kem, handle, pk, out)
             }
             #[unsafe(no_mangle)]
@@ -278,20 +236,9 @@ mod link {
     use super::{AEAD_TAG_LEN, AeadAlg, CryptoError, HashAlg, HashContext, Kem, Scheme};
 
     unsafe extern "Rust" {
-        pub(crate) safe fn __mls_nostd_engine_1_hash_start(
-            alg: HashAlg,
-            ctx: &mut HashContext,
-        ) -> bool;
-        pub(crate) safe fn __mls_nostd_engine_1_hash_update(
-            alg: HashAlg,
-            ctx: &mut HashContext,
-            data: &[u8],
-        );
-        pub(crate) safe fn __mls_nostd_engine_1_hash_finish(
-            alg: HashAlg,
-            ctx: &mut HashContext,
-            out: &mut [u8],
-        );
+        pub(crate) safe fn __mls_nostd_engine_1_hash_start(alg: HashAlg, ctx: &mut HashContext) -> bool;
+        pub(crate) safe fn __mls_nostd_engine_1_hash_update(alg: HashAlg, ctx: &mut HashContext, data: &[u8]);
+        pub(crate) safe fn __mls_nostd_engine_1_hash_finish(alg: HashAlg, ctx: &mut HashContext, out: &mut [u8]);
         pub(crate) safe fn __mls_nostd_engine_1_aead_seal(
             alg: AeadAlg,
             key: &[u8],
@@ -307,23 +254,9 @@ mod link {
             buf: &mut [u8],
             tag: &[u8],
         ) -> Result<(), CryptoError>;
-        pub(crate) safe fn __mls_nostd_engine_1_dh(
-            kem: Kem,
-            sk: &[u8],
-            pk: &[u8],
-            out: &mut [u8],
-        ) -> Result<(), CryptoError>;
-        pub(crate) safe fn __mls_nostd_engine_1_public_key(
-            kem: Kem,
-            sk: &[u8],
-            out: &mut [u8],
-        ) -> Result<(), CryptoError>;
-        pub(crate) safe fn __mls_nostd_engine_1_held_dh(
-            kem: Kem,
-            handle: &[u8],
-            pk: &[u8],
-            out: &mut [u8],
-        ) -> Result<(), CryptoError>;
+        pub(crate) safe fn __mls_nostd_engine_1_dh(kem: Kem, sk: &[u8], pk: &[u8], out: &mut [u8]) -> Result<(), CryptoError>;
+        pub(crate) safe fn __mls_nostd_engine_1_public_key(kem: Kem, sk: &[u8], out: &mut [u8]) -> Result<(), CryptoError>;
+        pub(crate) safe fn __mls_nostd_engine_1_held_dh(kem: Kem, handle: &[u8], pk: &[u8], out: &mut [u8]) -> Result<(), CryptoError>;
         pub(crate) safe fn __mls_nostd_engine_1_verify(
             scheme: Scheme,
             public_key: &[u8],
@@ -354,11 +287,11 @@ pub(super) mod backend {
     pub(in super::super) use super::{aead_open, aead_seal};
     #[cfg(feature = "_sha256")]
     pub(in super::super) use digest_types::Sha256;
+    pub(in super::super) use digest_types::{Hkdf, HkdfExtract, Hmac};
     #[cfg(feature = "_sha384")]
     pub(in super::super) use digest_types::Sha384;
     #[cfg(feature = "_sha512")]
     pub(in super::super) use digest_types::Sha512;
-    pub(in super::super) use digest_types::{Hkdf, HkdfExtract, Hmac};
 
     /// A running hash: the engine's, or the software's if the engine
     /// declined it.
@@ -453,25 +386,10 @@ pub(super) mod backend {
         }
 
         #[cfg(feature = "_sha256")]
-        engine_digest!(
-            Sha256,
-            HashAlg::Sha256,
-            hmac::digest::consts::U32,
-            hmac::digest::consts::U64
-        );
+        engine_digest!(Sha256, HashAlg::Sha256, hmac::digest::consts::U32, hmac::digest::consts::U64);
         #[cfg(feature = "_sha384")]
-        engine_digest!(
-            Sha384,
-            HashAlg::Sha384,
-            hmac::digest::consts::U48,
-            hmac::digest::consts::U128
-        );
+        engine_digest!(Sha384, HashAlg::Sha384, hmac::digest::consts::U48, hmac::digest::consts::U128);
         #[cfg(feature = "_sha512")]
-        engine_digest!(
-            Sha512,
-            HashAlg::Sha512,
-            hmac::digest::consts::U64,
-            hmac::digest::consts::U128
-        );
+        engine_digest!(Sha512, HashAlg::Sha512, hmac::digest::consts::U64, hmac::digest::consts::U128);
     }
 }

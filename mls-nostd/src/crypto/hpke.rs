@@ -37,10 +37,7 @@ pub type KemOutput = HpkePublicKey;
 
 impl HpkePublicKey {
     /// No key (zero bytes): a placeholder.
-    pub const EMPTY: Self = Self {
-        bytes: [0; KEM_PUBLIC_LEN],
-        len: 0,
-    };
+    pub const EMPTY: Self = Self { bytes: [0; KEM_PUBLIC_LEN], len: 0 };
 
     /// A public key from its serialization, of any enabled KEM's length
     /// (whether it is a point of the suite's curve is checked when used);
@@ -50,10 +47,7 @@ impl HpkePublicKey {
             return Err(CryptoError::InvalidKey);
         }
         let mut out = Self::EMPTY;
-        out.bytes
-            .get_mut(..bytes.len())
-            .ok_or(CryptoError::InvalidKey)?
-            .copy_from_slice(bytes);
+        out.bytes.get_mut(..bytes.len()).ok_or(CryptoError::InvalidKey)?.copy_from_slice(bytes);
         out.len = bytes.len() as u8;
         Ok(out)
     }
@@ -102,11 +96,8 @@ pub struct HpkePrivateKey {
 /// the feature `engine` a held key's `0xFF || handle length || handle ||
 /// public key` (longer than a private key of its suite, which is how a
 /// reader tells the two apart).
-pub const KEM_PRIVATE_STORED_LEN: usize = if cfg!(feature = "engine") {
-    super::max(KEM_PRIVATE_LEN, 2 + KEM_PRIVATE_LEN + KEM_PUBLIC_LEN)
-} else {
-    KEM_PRIVATE_LEN
-};
+pub const KEM_PRIVATE_STORED_LEN: usize =
+    if cfg!(feature = "engine") { super::max(KEM_PRIVATE_LEN, 2 + KEM_PRIVATE_LEN + KEM_PUBLIC_LEN) } else { KEM_PRIVATE_LEN };
 
 /// The first byte of a held key's stored form.
 #[cfg(feature = "engine")]
@@ -130,19 +121,12 @@ impl HpkePrivateKey {
     /// and a store keeps the handle. A KeyPackage's init and leaf keys may
     /// be held ([`crate::key_package::KeyPackage::generate_with_held_keys`]).
     #[cfg(feature = "engine")]
-    pub fn held(
-        suite: CipherSuite,
-        handle: &[u8],
-        public_key: &HpkePublicKey,
-    ) -> Result<Self, CryptoError> {
+    pub fn held(suite: CipherSuite, handle: &[u8], public_key: &HpkePublicKey) -> Result<Self, CryptoError> {
         if handle.is_empty() || public_key.as_bytes().len() != suite.kem().public_len() {
             return Err(CryptoError::InvalidKey);
         }
         let mut key = Self::ZERO;
-        key.sk
-            .get_mut(..handle.len())
-            .ok_or(CryptoError::InvalidKey)?
-            .copy_from_slice(handle);
+        key.sk.get_mut(..handle.len()).ok_or(CryptoError::InvalidKey)?.copy_from_slice(handle);
         key.sk_len = handle.len() as u8;
         key.pk = *public_key;
         key.held = true;
@@ -188,9 +172,7 @@ impl HpkePrivateKey {
             let Some((&[HELD_MARK, len], rest)) = stored.split_first_chunk::<2>() else {
                 return Err(CryptoError::InvalidKey);
             };
-            let (handle, pk) = rest
-                .split_at_checked(usize::from(len))
-                .ok_or(CryptoError::InvalidKey)?;
+            let (handle, pk) = rest.split_at_checked(usize::from(len)).ok_or(CryptoError::InvalidKey)?;
             return Self::held(suite, handle, &HpkePublicKey::for_suite(suite, pk)?);
         }
         Self::from_slice(suite, stored)
@@ -209,12 +191,8 @@ impl HpkePrivateKey {
         let r = match kem.candidate_bitmask() {
             Some(_) if !bytes.is_empty() && bytes.len() < kem.private_len() => {
                 let start = kem.private_len() - bytes.len();
-                let full = padded
-                    .get_mut(..kem.private_len())
-                    .ok_or(CryptoError::InvalidKey)?;
-                full.get_mut(start..)
-                    .ok_or(CryptoError::InvalidKey)?
-                    .copy_from_slice(bytes);
+                let full = padded.get_mut(..kem.private_len()).ok_or(CryptoError::InvalidKey)?;
+                full.get_mut(start..).ok_or(CryptoError::InvalidKey)?.copy_from_slice(bytes);
                 Self::from_scalar(kem, full)
             }
             _ => Self::from_scalar(kem, bytes),
@@ -226,10 +204,7 @@ impl HpkePrivateKey {
     /// Clamps (X25519, X448) and checks the key, then computes its public key.
     fn from_scalar(kem: Kem, bytes: &[u8]) -> Result<Self, CryptoError> {
         let mut key = Self::ZERO;
-        let sk = key
-            .sk
-            .get_mut(..bytes.len())
-            .filter(|_| bytes.len() == kem.private_len());
+        let sk = key.sk.get_mut(..bytes.len()).filter(|_| bytes.len() == kem.private_len());
         let sk = sk.ok_or(CryptoError::InvalidKey)?;
         sk.copy_from_slice(bytes);
         kem.clamp(sk);
@@ -238,9 +213,7 @@ impl HpkePrivateKey {
         }
         key.sk_len = bytes.len() as u8;
         let mut pk = [0u8; KEM_PUBLIC_LEN];
-        let pk = pk
-            .get_mut(..kem.public_len())
-            .ok_or(CryptoError::InvalidKey)?;
+        let pk = pk.get_mut(..kem.public_len()).ok_or(CryptoError::InvalidKey)?;
         kem.public_key(key.as_bytes(), pk)?;
         key.pk = HpkePublicKey::from_slice(pk)?;
         Ok(key)
@@ -319,26 +292,19 @@ fn labeled_expand(
     info: &[u8],
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
-    let len = u16::try_from(out.len())
-        .map_err(|_| CryptoError::InvalidLength)?
-        .to_be_bytes();
+    let len = u16::try_from(out.len()).map_err(|_| CryptoError::InvalidLength)?.to_be_bytes();
     suite.kdf_expand(prk, &[&len, HPKE_V1, suite_id, label, info], out)
 }
 
 /// `DeriveKeyPair(ikm)` of the suite's DHKEM (RFC 9180 §7.1.3): the
 /// expanded bytes for X25519 and X448; for P-256, P-384 and P-521 the first
 /// of up to 256 masked candidates that is a scalar in `[1, order - 1]`.
-pub fn derive_key_pair(
-    suite: CipherSuite,
-    ikm: &[u8],
-) -> Result<(HpkePrivateKey, HpkePublicKey), CryptoError> {
+pub fn derive_key_pair(suite: CipherSuite, ikm: &[u8]) -> Result<(HpkePrivateKey, HpkePublicKey), CryptoError> {
     let kem = suite.kem();
     let sid = kem_suite_id(suite);
     let dkp_prk = labeled_extract(suite, &sid, &[], b"dkp_prk", &[ikm])?;
     let mut bytes = [0u8; KEM_PRIVATE_LEN];
-    let candidate = bytes
-        .get_mut(..kem.private_len())
-        .ok_or(CryptoError::InvalidLength)?;
+    let candidate = bytes.get_mut(..kem.private_len()).ok_or(CryptoError::InvalidLength)?;
     let result = match kem.candidate_bitmask() {
         None => {
             labeled_expand(suite, &sid, dkp_prk.as_bytes(), b"sk", &[], candidate)?;
@@ -347,14 +313,7 @@ pub fn derive_key_pair(
         Some(mask) => {
             let mut found = Err(CryptoError::DeriveKeyPairError);
             for counter in 0..=255u8 {
-                labeled_expand(
-                    suite,
-                    &sid,
-                    dkp_prk.as_bytes(),
-                    b"candidate",
-                    &[counter],
-                    candidate,
-                )?;
+                labeled_expand(suite, &sid, dkp_prk.as_bytes(), b"candidate", &[counter], candidate)?;
                 if let Some(first) = candidate.first_mut() {
                     *first &= mask;
                 }
@@ -387,20 +346,10 @@ impl DhOutput {
 
 /// `DH(sk, pk)`, refusing invalid public keys and the all-zero output
 /// (RFC 9180 §7.1.4).
-fn dh(
-    suite: CipherSuite,
-    sk: &HpkePrivateKey,
-    pk: &HpkePublicKey,
-) -> Result<DhOutput, CryptoError> {
+fn dh(suite: CipherSuite, sk: &HpkePrivateKey, pk: &HpkePublicKey) -> Result<DhOutput, CryptoError> {
     let kem = suite.kem();
-    let mut out = DhOutput {
-        bytes: [0; MAX_DH_LEN],
-        len: kem.private_len(),
-    };
-    let buf = out
-        .bytes
-        .get_mut(..kem.private_len())
-        .ok_or(CryptoError::InvalidLength)?;
+    let mut out = DhOutput { bytes: [0; MAX_DH_LEN], len: kem.private_len() };
+    let buf = out.bytes.get_mut(..kem.private_len()).ok_or(CryptoError::InvalidLength)?;
     #[cfg(feature = "engine")]
     if sk.held {
         kem.held_dh(sk.as_bytes(), pk.as_bytes(), buf)?;
@@ -424,21 +373,12 @@ fn extract_and_expand(
     let (enc, pk_r) = (enc.as_bytes(), pk_r.as_bytes());
     let mut kem_context = [0u8; 2 * KEM_PUBLIC_LEN];
     let ctx_len = enc.len() + pk_r.len();
-    let ctx = kem_context
-        .get_mut(..ctx_len)
-        .ok_or(CryptoError::InvalidKey)?;
+    let ctx = kem_context.get_mut(..ctx_len).ok_or(CryptoError::InvalidKey)?;
     let (a, b) = ctx.split_at_mut(enc.len());
     a.copy_from_slice(enc);
     b.copy_from_slice(pk_r);
     let mut shared = Secret::zero(suite.hash_len())?;
-    labeled_expand(
-        suite,
-        &sid,
-        eae_prk.as_bytes(),
-        b"shared_secret",
-        ctx,
-        shared.as_mut_bytes(),
-    )?;
+    labeled_expand(suite, &sid, eae_prk.as_bytes(), b"shared_secret", ctx, shared.as_mut_bytes())?;
     Ok(shared)
 }
 
@@ -458,11 +398,7 @@ struct AeadKeys {
 
 /// `key_schedule_context = mode || psk_id_hash || info_hash` of base mode
 /// (RFC 9180 §5.1), written into `buf`; returns its length.
-fn schedule_context(
-    suite: CipherSuite,
-    info_hash: &Secret,
-    buf: &mut [u8; 1 + 2 * super::MAX_HASH_LEN],
-) -> Result<usize, CryptoError> {
+fn schedule_context(suite: CipherSuite, info_hash: &Secret, buf: &mut [u8; 1 + 2 * super::MAX_HASH_LEN]) -> Result<usize, CryptoError> {
     let sid = hpke_suite_id(suite);
     let psk_id_hash = labeled_extract(suite, &sid, &[], b"psk_id_hash", &[])?;
     let ctx_len = 1 + psk_id_hash.len() + info_hash.len();
@@ -471,42 +407,21 @@ fn schedule_context(
     mode.fill(MODE_BASE);
     // Lengths match by construction; zip copies have no panic path.
     let (p, i) = rest.split_at_mut(psk_id_hash.len());
-    p.iter_mut()
-        .zip(psk_id_hash.as_bytes())
-        .for_each(|(d, s)| *d = *s);
-    i.iter_mut()
-        .zip(info_hash.as_bytes())
-        .for_each(|(d, s)| *d = *s);
+    p.iter_mut().zip(psk_id_hash.as_bytes()).for_each(|(d, s)| *d = *s);
+    i.iter_mut().zip(info_hash.as_bytes()).for_each(|(d, s)| *d = *s);
     Ok(ctx_len)
 }
 
-fn key_schedule_base(
-    suite: CipherSuite,
-    shared: &Secret,
-    info_hash: &Secret,
-) -> Result<AeadKeys, CryptoError> {
+fn key_schedule_base(suite: CipherSuite, shared: &Secret, info_hash: &Secret) -> Result<AeadKeys, CryptoError> {
     let sid = hpke_suite_id(suite);
     let mut buf = [0u8; 1 + 2 * super::MAX_HASH_LEN];
     let ctx_len = schedule_context(suite, info_hash, &mut buf)?;
     let ctx = buf.get(..ctx_len).ok_or(CryptoError::InvalidLength)?;
     let secret = labeled_extract(suite, &sid, shared.as_bytes(), b"secret", &[])?;
-    let mut keys = AeadKeys {
-        key: [0; MAX_AEAD_KEY_LEN],
-        nonce: [0; AEAD_NONCE_LEN],
-    };
-    let key = keys
-        .key
-        .get_mut(..suite.aead_key_len())
-        .ok_or(CryptoError::InvalidLength)?;
+    let mut keys = AeadKeys { key: [0; MAX_AEAD_KEY_LEN], nonce: [0; AEAD_NONCE_LEN] };
+    let key = keys.key.get_mut(..suite.aead_key_len()).ok_or(CryptoError::InvalidLength)?;
     labeled_expand(suite, &sid, secret.as_bytes(), b"key", ctx, key)?;
-    labeled_expand(
-        suite,
-        &sid,
-        secret.as_bytes(),
-        b"base_nonce",
-        ctx,
-        &mut keys.nonce,
-    )?;
+    labeled_expand(suite, &sid, secret.as_bytes(), b"base_nonce", ctx, &mut keys.nonce)?;
     Ok(keys)
 }
 
@@ -526,22 +441,8 @@ fn export_base(
     let ctx = buf.get(..ctx_len).ok_or(CryptoError::InvalidLength)?;
     let secret = labeled_extract(suite, &sid, shared.as_bytes(), b"secret", &[])?;
     let mut exporter_secret = Secret::zero(suite.hash_len())?;
-    labeled_expand(
-        suite,
-        &sid,
-        secret.as_bytes(),
-        b"exp",
-        ctx,
-        exporter_secret.as_mut_bytes(),
-    )?;
-    labeled_expand(
-        suite,
-        &sid,
-        exporter_secret.as_bytes(),
-        b"sec",
-        exporter_context,
-        out,
-    )
+    labeled_expand(suite, &sid, secret.as_bytes(), b"exp", ctx, exporter_secret.as_mut_bytes())?;
+    labeled_expand(suite, &sid, exporter_secret.as_bytes(), b"sec", exporter_context, out)
 }
 
 /// `SetupBaseS(pkR, info)` and `Export(exporter_context, out.len())` (RFC
@@ -596,10 +497,7 @@ pub fn seal_base(
     let keys = key_schedule_base(suite, &shared, info_hash)?;
     // Sequence number 0: the nonce is the base nonce.
     let tag = suite.aead_seal(keys.key(suite), &keys.nonce, aad, buf)?;
-    Ok(HpkeSealed {
-        kem_output: enc,
-        tag,
-    })
+    Ok(HpkeSealed { kem_output: enc, tag })
 }
 
 /// `OpenBase(enc, skR, info, aad, ct)` (RFC 9180 §6.1): checks `tag` and

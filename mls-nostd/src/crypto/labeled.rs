@@ -67,13 +67,8 @@ pub fn expand_with_label_parts(
     if context_parts.len() > MAX_CONTEXT_PARTS {
         return Err(CryptoError::InvalidLength);
     }
-    let length = u16::try_from(out.len())
-        .map_err(|_| CryptoError::InvalidLength)?
-        .to_be_bytes();
-    let full_label = LABEL_PREFIX
-        .len()
-        .checked_add(label.len())
-        .ok_or(CryptoError::InvalidLength)?;
+    let length = u16::try_from(out.len()).map_err(|_| CryptoError::InvalidLength)?.to_be_bytes();
+    let full_label = LABEL_PREFIX.len().checked_add(label.len()).ok_or(CryptoError::InvalidLength)?;
     let label_len = VarintPrefix::new(full_label)?;
     let context_total = context_parts
         .iter()
@@ -81,13 +76,7 @@ pub fn expand_with_label_parts(
         .ok_or(CryptoError::InvalidLength)?;
     let context_len = VarintPrefix::new(context_total)?;
     let mut info: [&[u8]; 5 + MAX_CONTEXT_PARTS] = [&[]; 5 + MAX_CONTEXT_PARTS];
-    let head: [&[u8]; 5] = [
-        &length,
-        label_len.as_bytes(),
-        LABEL_PREFIX,
-        label,
-        context_len.as_bytes(),
-    ];
+    let head: [&[u8]; 5] = [&length, label_len.as_bytes(), LABEL_PREFIX, label, context_len.as_bytes()];
     for (slot, p) in info.iter_mut().zip(head.iter().chain(context_parts)) {
         *slot = p;
     }
@@ -108,11 +97,7 @@ pub fn expand_with_label_secret(
 }
 
 /// `DeriveSecret(secret, label) = ExpandWithLabel(secret, label, "", Nh)` (§8).
-pub fn derive_secret(
-    suite: CipherSuite,
-    secret: &[u8],
-    label: &[u8],
-) -> Result<Secret, CryptoError> {
+pub fn derive_secret(suite: CipherSuite, secret: &[u8], label: &[u8]) -> Result<Secret, CryptoError> {
     expand_with_label_secret(suite, secret, label, &[], suite.hash_len())
 }
 
@@ -137,18 +122,12 @@ pub fn ref_hash(suite: CipherSuite, label: &[u8], value: &[u8]) -> Result<HashVa
 }
 
 /// `MakeKeyPackageRef(value)` over an encoded KeyPackage (§5.2).
-pub fn make_key_package_ref(
-    suite: CipherSuite,
-    key_package: &[u8],
-) -> Result<HashValue, CryptoError> {
+pub fn make_key_package_ref(suite: CipherSuite, key_package: &[u8]) -> Result<HashValue, CryptoError> {
     ref_hash(suite, KEY_PACKAGE_REF_LABEL, key_package)
 }
 
 /// `MakeProposalRef(value)` over an encoded AuthenticatedContent (§5.2).
-pub fn make_proposal_ref(
-    suite: CipherSuite,
-    authenticated_content: &[u8],
-) -> Result<HashValue, CryptoError> {
+pub fn make_proposal_ref(suite: CipherSuite, authenticated_content: &[u8]) -> Result<HashValue, CryptoError> {
     ref_hash(suite, PROPOSAL_REF_LABEL, authenticated_content)
 }
 
@@ -170,10 +149,7 @@ impl<'a> LabeledContent<'a> {
         if content_parts.len() > MAX_CONTENT_PARTS {
             return Err(CryptoError::InvalidLength);
         }
-        let full = LABEL_PREFIX
-            .len()
-            .checked_add(label.len())
-            .ok_or(CryptoError::InvalidLength)?;
+        let full = LABEL_PREFIX.len().checked_add(label.len()).ok_or(CryptoError::InvalidLength)?;
         let total = content_parts
             .iter()
             .try_fold(0usize, |acc, p| acc.checked_add(p.len()))
@@ -182,26 +158,12 @@ impl<'a> LabeledContent<'a> {
         for (slot, p) in content.iter_mut().zip(content_parts) {
             *slot = p;
         }
-        Ok(Self {
-            label_len: VarintPrefix::new(full)?,
-            label,
-            content_len: VarintPrefix::new(total)?,
-            content,
-        })
+        Ok(Self { label_len: VarintPrefix::new(full)?, label, content_len: VarintPrefix::new(total)?, content })
     }
 
     fn parts(&self) -> [&[u8]; 4 + MAX_CONTENT_PARTS] {
         let [a, b, c, d] = self.content;
-        [
-            self.label_len.as_bytes(),
-            LABEL_PREFIX,
-            self.label,
-            self.content_len.as_bytes(),
-            a,
-            b,
-            c,
-            d,
-        ]
+        [self.label_len.as_bytes(), LABEL_PREFIX, self.label, self.content_len.as_bytes(), a, b, c, d]
     }
 }
 

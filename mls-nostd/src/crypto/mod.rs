@@ -21,15 +21,15 @@
 //! | 0x0007 | DHKEM(P-384) | AES-256-GCM | SHA-384 | ECDSA P-384 |
 
 pub mod dhkem;
-#[cfg(feature = "engine")]
-pub mod engine;
 pub mod hpke;
 pub mod labeled;
-#[cfg(any(feature = "_p256", feature = "_p384", feature = "_p521"))]
-mod nist;
 pub mod signature;
 pub mod signer;
+#[cfg(any(feature = "_p256", feature = "_p384", feature = "_p521"))]
+mod nist;
 mod software;
+#[cfg(feature = "engine")]
+pub mod engine;
 
 // Where the hash, KDF, MAC and AEAD are computed: RustCrypto, or a crypto
 // engine plugged in at link time (feature `engine`).
@@ -65,10 +65,7 @@ pub(crate) const fn when(on: bool, n: usize) -> usize {
 
 /// Largest hash output (`Nh`) of the enabled suites, in bytes.
 pub const MAX_HASH_LEN: usize = max(
-    max(
-        when(cfg!(feature = "_sha256"), 32),
-        when(cfg!(feature = "_sha384"), 48),
-    ),
+    max(when(cfg!(feature = "_sha256"), 32), when(cfg!(feature = "_sha384"), 48)),
     when(cfg!(feature = "_sha512"), 64),
 );
 /// Largest AEAD key (`Nk`) of the enabled suites, in bytes.
@@ -451,12 +448,7 @@ impl CipherSuite {
 
     /// `KDF.Expand(prk, info, out.len())` where `info` is the concatenation of
     /// `info_parts`.
-    pub fn kdf_expand(
-        self,
-        prk: &[u8],
-        info_parts: &[&[u8]],
-        out: &mut [u8],
-    ) -> Result<(), CryptoError> {
+    pub fn kdf_expand(self, prk: &[u8], info_parts: &[&[u8]], out: &mut [u8]) -> Result<(), CryptoError> {
         with_hash!(self.hash_alg(), D => {
             let hk = backend::Hkdf::<D>::from_prk(prk).map_err(|_| CryptoError::InvalidKey)?;
             hk.expand_multi_info(info_parts, out).map_err(|_| CryptoError::InvalidLength)
@@ -558,22 +550,13 @@ const HASH_VALUE_CAP: usize = max(MAX_HASH_LEN, 32);
 
 impl HashValue {
     /// The empty hash value (e.g. the confirmed transcript hash of epoch 0).
-    pub const EMPTY: Self = Self {
-        bytes: [0; HASH_VALUE_CAP],
-        len: 0,
-    };
+    pub const EMPTY: Self = Self { bytes: [0; HASH_VALUE_CAP], len: 0 };
 
     /// Copies a hash value; fails if longer than [`MAX_HASH_LEN`] (or 32).
     pub fn from_slice(v: &[u8]) -> Result<Self, CryptoError> {
         let mut bytes = [0u8; HASH_VALUE_CAP];
-        bytes
-            .get_mut(..v.len())
-            .ok_or(CryptoError::InvalidLength)?
-            .copy_from_slice(v);
-        Ok(Self {
-            bytes,
-            len: v.len() as u8,
-        })
+        bytes.get_mut(..v.len()).ok_or(CryptoError::InvalidLength)?.copy_from_slice(v);
+        Ok(Self { bytes, len: v.len() as u8 })
     }
 
     /// The bytes.
@@ -618,20 +601,14 @@ pub struct Secret {
 
 impl Secret {
     /// The empty secret.
-    pub const EMPTY: Self = Self {
-        bytes: [0; MAX_HASH_LEN],
-        len: 0,
-    };
+    pub const EMPTY: Self = Self { bytes: [0; MAX_HASH_LEN], len: 0 };
 
     /// `len` zero bytes (RFC 9420 uses `0` vectors of length `Nh`).
     pub fn zero(len: usize) -> Result<Self, CryptoError> {
         if len > MAX_HASH_LEN {
             return Err(CryptoError::InvalidLength);
         }
-        Ok(Self {
-            bytes: [0; MAX_HASH_LEN],
-            len: len as u8,
-        })
+        Ok(Self { bytes: [0; MAX_HASH_LEN], len: len as u8 })
     }
 
     /// Copies a secret; fails if longer than [`MAX_HASH_LEN`].
@@ -648,9 +625,7 @@ impl Secret {
 
     /// The secret bytes, writable.
     pub fn as_mut_bytes(&mut self) -> &mut [u8] {
-        self.bytes
-            .get_mut(..usize::from(self.len))
-            .unwrap_or(&mut [])
+        self.bytes.get_mut(..usize::from(self.len)).unwrap_or(&mut [])
     }
 
     /// Length in bytes.

@@ -3,16 +3,13 @@
 //! encodings ECDSA shares (RFC 9420 §5.1.1: uncompressed points).
 
 use crate::crypto::CryptoError;
+use elliptic_curve::sec1::{FromSec1Point, ModulusSize, ToSec1Point};
 use elliptic_curve::group::{Curve as _, Group as _};
 use elliptic_curve::point::AffineCoordinates;
-use elliptic_curve::sec1::{FromSec1Point, ModulusSize, ToSec1Point};
-use elliptic_curve::{
-    AffinePoint, CurveArithmetic, FieldBytes, FieldBytesSize, PublicKey, SecretKey,
-};
+use elliptic_curve::{AffinePoint, CurveArithmetic, FieldBytes, FieldBytesSize, PublicKey, SecretKey};
 
 /// The bounds every NIST curve crate meets.
-pub(crate) trait NistCurve:
-    CurveArithmetic<AffinePoint: FromSec1Point<Self> + ToSec1Point<Self>>
+pub(crate) trait NistCurve: CurveArithmetic<AffinePoint: FromSec1Point<Self> + ToSec1Point<Self>>
 where
     FieldBytesSize<Self>: ModulusSize,
 {
@@ -77,8 +74,7 @@ where
     let (x, y) = xy.split_at(n);
     let x = FieldBytes::<C>::try_from(x).map_err(|_| CryptoError::InvalidKey)?;
     let y = FieldBytes::<C>::try_from(y).map_err(|_| CryptoError::InvalidKey)?;
-    let point = Option::<AffinePoint<C>>::from(AffinePoint::<C>::from_coordinates(&x, &y))
-        .ok_or(CryptoError::InvalidKey)?;
+    let point = Option::<AffinePoint<C>>::from(AffinePoint::<C>::from_coordinates(&x, &y)).ok_or(CryptoError::InvalidKey)?;
     PublicKey::<C>::from_affine(point).map_err(|_| CryptoError::InvalidKey)
 }
 
@@ -96,9 +92,6 @@ where
         return Err(CryptoError::InvalidSharedSecret);
     }
     let x = shared.to_affine().x();
-    out.get_mut(..)
-        .filter(|o| o.len() == x.len())
-        .ok_or(CryptoError::InvalidKey)?
-        .copy_from_slice(&x);
+    out.get_mut(..).filter(|o| o.len() == x.len()).ok_or(CryptoError::InvalidKey)?.copy_from_slice(&x);
     Ok(())
 }

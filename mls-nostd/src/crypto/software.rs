@@ -5,14 +5,14 @@
 //! [`super::CipherSuite`]'s primitives reach this module through `backend`
 //! (`crypto/mod.rs`): here without the feature, the engine's link with it.
 
-#[cfg(any(feature = "_aes", feature = "_chacha"))]
-use aead::{AeadInOut, KeyInit, inout::InOutBuf};
 #[cfg(any(feature = "suite-1", feature = "suite-2"))]
 use aes_gcm::Aes128Gcm;
 #[cfg(any(feature = "suite-4", feature = "suite-5", feature = "suite-7"))]
 use aes_gcm::Aes256Gcm;
 #[cfg(feature = "_chacha")]
 use chacha20poly1305::ChaCha20Poly1305;
+#[cfg(any(feature = "_aes", feature = "_chacha"))]
+use aead::{AeadInOut, KeyInit, inout::InOutBuf};
 use sha2::Digest;
 
 use super::{AEAD_TAG_LEN, AeadAlg, CryptoError, HashAlg};
@@ -112,14 +112,7 @@ pub fn aead_seal(
 
 /// `AEAD.Open` in place: checks `tag` and decrypts `buf` (left as it is
 /// on failure: the caller wipes it).
-pub fn aead_open(
-    alg: AeadAlg,
-    key: &[u8],
-    nonce: &[u8],
-    aad: &[u8],
-    buf: &mut [u8],
-    tag: &[u8],
-) -> Result<(), CryptoError> {
+pub fn aead_open(alg: AeadAlg, key: &[u8], nonce: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<(), CryptoError> {
     match alg {
         #[cfg(any(feature = "suite-1", feature = "suite-2"))]
         AeadAlg::Aes128Gcm => open_with::<Aes128Gcm>(key, nonce, aad, buf, tag),

@@ -5,21 +5,18 @@
 
 use super::process::{Applied, AppliedOut, CommitError, StagedCommitSummary, apply_proposals};
 use super::{Group, MAX_GROUP_CONTEXT_LEN, Staged};
+use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, ListView, Reader, Writer};
-use crate::crypto::signer::Signer;
 use crate::crypto::{HashValue, Secret};
 use crate::executor::Executor;
 use crate::extensions::{EXT_RATCHET_TREE, Extensions};
 use crate::group_context::GroupContext;
 use crate::key_schedule::{EpochSecrets, joiner_secret, welcome_secret};
-use crate::messages::authenticated_content::{
-    AuthenticatedContent, EncodedGroupContext, ProtectionError,
-};
+use crate::messages::authenticated_content::{AuthenticatedContent, EncodedGroupContext, ProtectionError};
 use crate::messages::commit::Commit;
 use crate::messages::framing::{
-    Content, FramedContent, FramedContentAuthData, Sender, WIRE_FORMAT_PRIVATE_MESSAGE,
-    WIRE_FORMAT_PUBLIC_MESSAGE,
+    Content, FramedContent, FramedContentAuthData, Sender, WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE,
 };
 use crate::messages::group_info::{GroupInfo, GroupInfoError, GroupInfoTbs, WireGroupContext};
 use crate::messages::private_message::{self, PrivateMessageKeys};
@@ -144,9 +141,7 @@ impl core::fmt::Display for CreateCommitError {
             Self::Protection(e) => write!(f, "framing the commit: {e}"),
             Self::Welcome(e) => write!(f, "building the Welcome: {e}"),
             Self::Inactive => f.write_str("the group was left, removed or reinitialized"),
-            Self::NoPendingReInit => {
-                f.write_str("the reference names no ReInit proposal pending in this epoch")
-            }
+            Self::NoPendingReInit => f.write_str("the reference names no ReInit proposal pending in this epoch"),
             Self::GroupInfo(e) => write!(f, "signing the GroupInfo: {e}"),
         }
     }
@@ -188,11 +183,7 @@ impl From<CodecError> for CreateCommitError {
     }
 }
 
-fn encode_list(
-    w: &mut Writer<'_>,
-    refs: &[HashValue],
-    by_value: &[Proposal<'_>],
-) -> Result<(), CodecError> {
+fn encode_list(w: &mut Writer<'_>, refs: &[HashValue], by_value: &[Proposal<'_>]) -> Result<(), CodecError> {
     w.write_vector(|w| {
         for r in refs {
             ProposalOrRef::Reference(r.as_bytes()).encode(w)?;
@@ -204,9 +195,7 @@ fn encode_list(
     })
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Sends a proposal (§12.1) as a handshake message into `out`, and keeps
     /// it for our own next Commit.
     pub fn propose<'o>(
@@ -221,11 +210,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let gc_len = self.encoded_context(&mut gc_buf)?.len();
-        let gc = EncodedGroupContext::decode(
-            gc_buf
-                .get(..gc_len)
-                .ok_or(CodecError::BufferTooSmall { needed: gc_len })?,
-        )?;
+        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall { needed: gc_len })?)?;
         let content = FramedContent {
             group_id: self.state.group_id.as_slice(),
             epoch: self.state.epoch,
@@ -239,23 +224,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         };
         let suite = self.state.suite;
         // The reference is over the AuthenticatedContent (§5.2), known once signed.
-        let reference =
-            |content_bytes: &[u8], signature: &[u8]| -> Result<HashValue, CreateCommitError> {
-                let auth = FramedContentAuthData {
-                    signature,
-                    confirmation_tag: None,
-                };
-                let ac = AuthenticatedContent::from_parts(wf, content_bytes, auth)?;
-                Ok(super::process::proposal_ref(suite, &ac)?)
-            };
+        let reference = |content_bytes: &[u8], signature: &[u8]| -> Result<HashValue, CreateCommitError> {
+            let auth = FramedContentAuthData { signature, confirmation_tag: None };
+            let ac = AuthenticatedContent::from_parts(wf, content_bytes, auth)?;
+            Ok(super::process::proposal_ref(suite, &ac)?)
+        };
         let (message, reference) = match wire_format {
             WireFormatPolicy::Public => {
                 let signed = public_message::sign(&gc, &self.signer, &content, out)?;
                 let r = reference(signed.content_bytes(), signed.signature())?;
-                (
-                    signed.finish(None, Some(&self.state.secrets.membership_key))?,
-                    r,
-                )
+                (signed.finish(None, Some(&self.state.secrets.membership_key))?, r)
             }
             WireFormatPolicy::Private => {
                 let signed = private_message::sign(&gc, &self.signer, &content, 0, out)?;
@@ -267,11 +245,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 (signed.finish(None, &mut keys, rng)?, r)
             }
         };
-        self.proposals.insert_encoded(
-            &reference,
-            Sender::Member(self.state.private.leaf.0),
-            proposal,
-        )?;
+        self.proposals.insert_encoded(&reference, Sender::Member(self.state.private.leaf.0), proposal)?;
         Ok(message)
     }
 
@@ -292,22 +266,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let config = self.config();
         let (max_lifetime, identity) = (config.max_lifetime, config.identity);
         let group_id = self.state.group_id.as_slice();
-        let extensions =
-            crate::extensions::Extensions::from_body(self.state.extensions.as_slice())?;
-        let own = super::process::OwnResumptionPsks {
-            state: &self.state,
-            history: &self.resumption_psks,
-            inner: psks,
-        };
+        let extensions = crate::extensions::Extensions::from_body(self.state.extensions.as_slice())?;
+        let own = super::process::OwnResumptionPsks { state: &self.state, history: &self.resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own;
         let tree = self.tree.slices();
         // Leaves removed or updated, and clients added, by this commit: the
         // proposals by value are looked up where they are (any number of
         // them); the lists hold only the pending ones chosen (bounded by refs).
         let mut touched: heapless::Vec<u32, MAX_PENDING_REFS> = heapless::Vec::new();
-        let mut gce = by_value
-            .iter()
-            .any(|p| matches!(p, Proposal::GroupContextExtensions(_)));
+        let mut gce = by_value.iter().any(|p| matches!(p, Proposal::GroupContextExtensions(_)));
         let by_value_touches = |leaf: u32| {
             by_value.iter().any(|p| match p {
                 Proposal::Remove(r) => r.removed == leaf,
@@ -319,34 +286,25 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             by_value.iter().any(|p| matches!(p, Proposal::Add(a) if a.key_package.tbs.leaf_node.fields.signature_key == key))
         };
         // Signature keys of the pending clients added so far: each client once (§12.2).
-        let mut adding: heapless::Vec<
-            crate::crypto::signature::SignaturePublicKey,
-            MAX_PENDING_REFS,
-        > = heapless::Vec::new();
+        let mut adding: heapless::Vec<crate::crypto::signature::SignaturePublicKey, MAX_PENDING_REFS> =
+            heapless::Vec::new();
         // PreSharedKeyIDs chosen so far, nonce included: each once (§12.2;
         // issue #13: at 7208f14 two pending proposals of one PreSharedKeyID
         // were both chosen and our own Commit failed with DuplicatePsk).
         // A pending one is chosen only if the Commit stays valid with it
         // (the checks of `add_psk`, which also apply them on receipt).
-        let mut injecting: heapless::Vec<
-            (PreSharedKeyId<'_>, &[u8]),
-            { super::MAX_PSKS_PER_COMMIT },
-        > = heapless::Vec::new();
-        let by_value_injects = |id: &PreSharedKeyId<'_>| {
-            by_value
-                .iter()
-                .any(|p| matches!(p, Proposal::PreSharedKey(q) if q.psk == *id))
-        };
-        let mut link_seen = by_value.iter().any(
-            |p| matches!(p, Proposal::PreSharedKey(q) if super::process::is_link_psk(&q.psk.psk)),
-        );
+        let mut injecting: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), { super::MAX_PSKS_PER_COMMIT }> =
+            heapless::Vec::new();
+        let by_value_injects =
+            |id: &PreSharedKeyId<'_>| by_value.iter().any(|p| matches!(p, Proposal::PreSharedKey(q) if q.psk == *id));
+        let mut link_seen = by_value
+            .iter()
+            .any(|p| matches!(p, Proposal::PreSharedKey(q) if super::process::is_link_psk(&q.psk.psk)));
         let at = (suite, self.state.epoch);
         // Removes first, so that an Update of a removed leaf is dropped.
         for pass in 0..2 {
             for stored in self.proposals.iter() {
-                let Ok(p) = Proposal::decode_exact(stored.proposal) else {
-                    continue;
-                };
+                let Ok(p) = Proposal::decode_exact(stored.proposal) else { continue };
                 let keep = match (pass, &p, stored.sender) {
                     (0, Proposal::Remove(r), _) => {
                         r.removed != me.0
@@ -377,9 +335,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                         let member = tree
                             .find_signature_key(key)
                             .is_some_and(|i| !touched.contains(&i.0) && !by_value_touches(i.0));
-                        let fresh = !member
-                            && !by_value_adds(key)
-                            && !adding.iter().any(|k| k.as_bytes() == key);
+                        let fresh = !member && !by_value_adds(key) && !adding.iter().any(|k| k.as_bytes() == key);
                         let leaf = &a.key_package.tbs.leaf_node;
                         let accepted = super::process::check_identity(
                             identity,
@@ -389,16 +345,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                             None,
                         )
                         .is_ok();
-                        if fresh
-                            && accepted
-                            && a.key_package.validate(suite, now, max_lifetime).is_ok()
-                        {
-                            if let Ok(k) =
-                                crate::crypto::signature::SignaturePublicKey::from_slice(key)
-                            {
-                                adding.push(k).map_err(|_| {
-                                    CommitError::CapacityExceeded(Capacity::ProposalsPerCommit)
-                                })?;
+                        if fresh && accepted && a.key_package.validate(suite, now, max_lifetime).is_ok() {
+                            if let Ok(k) = crate::crypto::signature::SignaturePublicKey::from_slice(key) {
+                                adding.push(k).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
                             }
                             true
                         } else {
@@ -408,14 +357,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                     // Only PSKs we hold, with a nonce of the right length (§12.1.4).
                     (1, Proposal::PreSharedKey(p), _) => {
                         !by_value_injects(&p.psk)
-                            && super::process::add_psk(
-                                &mut injecting,
-                                p.psk,
-                                at,
-                                &mut link_seen,
-                                psks,
-                            )
-                            .is_ok()
+                            && super::process::add_psk(&mut injecting, p.psk, at, &mut link_seen, psks).is_ok()
                     }
                     (1, Proposal::GroupContextExtensions(_), _) if !gce => {
                         gce = true;
@@ -427,20 +369,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                     continue;
                 }
                 match p {
-                    Proposal::Remove(r) => touched
-                        .push(r.removed)
-                        .map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?,
+                    Proposal::Remove(r) => {
+                        touched.push(r.removed).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?
+                    }
                     Proposal::Update(_) => {
                         if let crate::messages::framing::Sender::Member(s) = stored.sender {
-                            touched.push(s).map_err(|_| {
-                                CommitError::CapacityExceeded(Capacity::ProposalsPerCommit)
-                            })?;
+                            touched.push(s).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
                         }
                     }
                     _ => {}
                 }
-                refs.push(stored.reference)
-                    .map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
+                refs.push(stored.reference).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
             }
         }
         Ok(())
@@ -459,8 +398,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let suite = self.state.suite;
         let mut ikm = Secret::zero(suite.hash_len()).map_err(CommitError::Crypto)?;
         rng.fill_bytes(ikm.as_mut_bytes());
-        let (sk, pk) = crate::crypto::hpke::derive_key_pair(suite, ikm.as_bytes())
-            .map_err(CommitError::Crypto)?;
+        let (sk, pk) = crate::crypto::hpke::derive_key_pair(suite, ikm.as_bytes()).map_err(CommitError::Crypto)?;
         let fields = crate::leaf_node::LeafNodeFields {
             encryption_key: pk.as_bytes(),
             signature_key: template.signature_key,
@@ -474,18 +412,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             leaf_index: self.state.private.leaf.0,
         };
         let mut leaf_buf = [0u8; 4096];
-        let leaf = crate::leaf_node::LeafNode::sign_into(
-            suite,
-            &fields,
-            Some(ctx),
-            &self.signer,
-            &mut leaf_buf,
-        )
-        .map_err(|e| match e.in_own_buffer() {
-            crate::leaf_node::LeafNodeError::Codec(c) => CommitError::Codec(c),
-            crate::leaf_node::LeafNodeError::Crypto(c) => CommitError::Crypto(c),
-            _ => CommitError::InvalidUpdateLeaf,
-        })?;
+        let leaf = crate::leaf_node::LeafNode::sign_into(suite, &fields, Some(ctx), &self.signer, &mut leaf_buf)
+            .map_err(|e| match e.in_own_buffer() {
+                crate::leaf_node::LeafNodeError::Codec(c) => CommitError::Codec(c),
+                crate::leaf_node::LeafNodeError::Crypto(c) => CommitError::Crypto(c),
+                _ => CommitError::InvalidUpdateLeaf,
+            })?;
         let leaf_node = crate::leaf_node::LeafNode::decode_exact(leaf)?;
         let proposal = Proposal::Update(crate::messages::proposal::Update { leaf_node });
         let message = self.propose(&proposal, wire_format, rng, out)?;
@@ -558,10 +490,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if self.staged.is_some() {
             return Err(CommitError::CommitPending.into());
         }
-        self.tree
-            .slices()
-            .begin_stage()
-            .map_err(CommitError::Tree)?;
+        self.tree.slices().begin_stage().map_err(CommitError::Tree)?;
         let result = self.commit_in_tree(reinit, opts, psks, now, rng, executor, bufs);
         if result.is_err() {
             // Nothing can fail: the tree is staging. The staging fields,
@@ -590,27 +519,22 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             if !opts.proposals.is_empty() || opts.include_pending {
                 return Err(CommitError::ReInitWithOtherProposals.into());
             }
-            let is_reinit = self.proposals.get(reference).is_some_and(|p| {
-                matches!(Proposal::decode_exact(p.proposal), Ok(Proposal::ReInit(_)))
-            });
+            let is_reinit = self
+                .proposals
+                .get(reference)
+                .is_some_and(|p| matches!(Proposal::decode_exact(p.proposal), Ok(Proposal::ReInit(_))));
             if !is_reinit {
                 return Err(CreateCommitError::NoPendingReInit);
             }
-            refs.push(*reference)
-                .map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
+            refs.push(*reference).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
         } else if opts.include_pending {
             self.select_pending(&mut refs, opts.proposals, now, psks)?;
         }
         let mut counter = Writer::counter();
         encode_list(&mut counter, &refs, opts.proposals)?;
         let list_len = counter.len();
-        let list_start = message
-            .len()
-            .checked_sub(list_len)
-            .ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
-        let list_area = message
-            .get_mut(list_start..)
-            .ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
+        let list_start = message.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
+        let list_area = message.get_mut(list_start..).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
         encode_list(&mut Writer::new(list_area), &refs, opts.proposals)?;
         Ok(list_len)
     }
@@ -633,13 +557,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let me = self.state.private.leaf;
         // The proposal list, encoded at the end of the message buffer.
         let list_len = self.write_proposal_list(reinit, opts, psks, now, message)?;
-        let list_start = message
-            .len()
-            .checked_sub(list_len)
-            .ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
-        let list_area = message
-            .get(list_start..)
-            .ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
+        let list_start = message.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
+        let list_area = message.get(list_start..).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
         let proposals_view: ListView<'_, ProposalOrRef<'_>> = {
             let mut r = Reader::new(list_area);
             ListView::from_body(r.read_opaque()?)?
@@ -647,34 +566,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
 
         // Validate and apply, staged in the tree (§12.2, §12.3).
         let config = self.config();
-        let Self {
-            tree,
-            proposals,
-            state,
-            staged,
-            staged_reinit,
-            staged_info,
-            resumption_psks,
-            ..
-        } = self;
+        let Self { tree, proposals, state, staged, staged_reinit, staged_info, resumption_psks, .. } = self;
         // Our own group's resumption PSKs resolve as they do for the receivers.
-        let own_psks = super::process::OwnResumptionPsks {
-            state,
-            history: resumption_psks,
-            inner: psks,
-        };
+        let own_psks = super::process::OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let mut new = tree.slices();
-        let draft = Commit {
-            proposals: proposals_view,
-            path: None,
-        };
+        let draft = Commit { proposals: proposals_view, path: None };
         // The next epoch, filled in place (commit_with empties it on an error).
         let next = Staged::begin_epoch(staged).ok_or(CommitError::CommitPending)?;
-        let out = AppliedOut {
-            extensions: &mut next.extensions,
-            psk_ids: &mut staged_info.psk_ids,
-            reinit: staged_reinit,
-        };
+        let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit: staged_reinit };
         let applied = apply_proposals::<N, P>(
             &draft,
             me,
@@ -706,21 +605,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         executor: &impl Executor,
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, CreateCommitError> {
-        let (list_len, applied) =
-            self.stage_own_proposals(reinit, opts, psks, now, executor, &mut *bufs.message)?;
-        let CommitBuffers {
-            message,
-            welcome,
-            group_info,
-        } = bufs;
-        let shape = (
-            opts.wire_format,
-            opts.force_path,
-            opts.ratchet_tree_in_welcome,
-        );
-        self.commit_next_epoch(
-            opts, shape, list_len, &applied, rng, executor, message, welcome, group_info,
-        )
+        let (list_len, applied) = self.stage_own_proposals(reinit, opts, psks, now, executor, &mut *bufs.message)?;
+        let CommitBuffers { message, welcome, group_info } = bufs;
+        let shape = (opts.wire_format, opts.force_path, opts.ratchet_tree_in_welcome);
+        self.commit_next_epoch(opts, shape, list_len, &applied, rng, executor, message, welcome, group_info)
     }
 
     /// The path, the signed and protected Commit, the new epoch's key
@@ -749,10 +637,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     ) -> Result<CommitOutput<'o>, CreateCommitError> {
         let suite = self.state.suite;
         let me = self.state.private.leaf;
-        let list_start = message_buf
-            .len()
-            .checked_sub(list_len)
-            .ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
+        let list_start =
+            message_buf.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
         let (work, list_area) = message_buf.split_at_mut(list_start);
         let proposals_view: ListView<'_, ProposalOrRef<'_>> = {
             let mut r = Reader::new(list_area);
@@ -769,9 +655,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             ..
         } = self;
         let mut new = tree.slices();
-        let Some(Staged::Epoch(next)) = staged.as_mut() else {
-            return Err(CommitError::CommitPending.into());
-        };
+        let Some(Staged::Epoch(next)) = staged.as_mut() else { return Err(CommitError::CommitPending.into()) };
         let mut summary = applied.summary;
         let extensions = Extensions::from_body(next.extensions.as_slice())?;
 
@@ -781,17 +665,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // `added` is in leaf order.
         let excluded = |l: LeafIndex| applied.added.binary_search(&l.0).is_ok();
         let path_room = match with_path {
-            true => new
-                .update_path_room(me, opts.leaf.as_ref(), &excluded)
-                .map_err(CommitError::InvalidPath)?,
+            true => new.update_path_room(me, opts.leaf.as_ref(), &excluded).map_err(CommitError::InvalidPath)?,
             false => 0,
         };
-        let path_start =
-            work.len()
-                .checked_sub(path_room)
-                .ok_or(ProtectionError::BufferTooSmall {
-                    needed: path_room.saturating_add(list_len),
-                })?;
+        let path_start = work
+            .len()
+            .checked_sub(path_room)
+            .ok_or(ProtectionError::BufferTooSmall { needed: path_room.saturating_add(list_len) })?;
         let (head, path_area) = work.split_at_mut(path_start);
         let provisional = GroupContext {
             cipher_suite: suite,
@@ -820,17 +700,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             )
             .map_err(CommitError::InvalidPath)?
         } else {
-            (
-                Secret::zero(suite.hash_len()).map_err(CommitError::Crypto)?,
-                0,
-            )
+            (Secret::zero(suite.hash_len()).map_err(CommitError::Crypto)?, 0)
         };
         summary.has_path = with_path;
         next.private.prune(&new);
         let path_view = match with_path {
-            true => Some(UpdatePath::decode_exact(
-                path_area.get(..path_len).ok_or(CodecError::Truncated)?,
-            )?),
+            true => Some(UpdatePath::decode_exact(path_area.get(..path_len).ok_or(CodecError::Truncated)?)?),
             false => None,
         };
 
@@ -840,17 +715,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             epoch: state.epoch,
             sender: Sender::Member(me.0),
             authenticated_data: opts.authenticated_data,
-            content: Content::Commit(Commit {
-                proposals: proposals_view,
-                path: path_view,
-            }),
+            content: Content::Commit(Commit { proposals: proposals_view, path: path_view }),
         };
         // The old context, signed over and (PublicMessage) kept until the
         // membership tag.
         let mut old_gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let gc_old = EncodedGroupContext::decode(
-            state.group_context(state.tree_hash.as_bytes(), &mut old_gc_buf)?,
-        )?;
+        let gc_old = EncodedGroupContext::decode(state.group_context(state.tree_hash.as_bytes(), &mut old_gc_buf)?)?;
         let wire_format = match wire_format_policy {
             WireFormatPolicy::Public => WIRE_FORMAT_PUBLIC_MESSAGE,
             WireFormatPolicy::Private => WIRE_FORMAT_PRIVATE_MESSAGE,
@@ -870,25 +740,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             e => e,
         };
         let signed = match wire_format_policy {
-            WireFormatPolicy::Public => Signed::Public(
-                public_message::sign(&gc_old, signer, &content, head).map_err(in_buffer)?,
-            ),
-            WireFormatPolicy::Private => Signed::Private(
-                private_message::sign(&gc_old, signer, &content, opts.padding, head)
-                    .map_err(in_buffer)?,
-            ),
+            WireFormatPolicy::Public => Signed::Public(public_message::sign(&gc_old, signer, &content, head).map_err(in_buffer)?),
+            WireFormatPolicy::Private => {
+                Signed::Private(private_message::sign(&gc_old, signer, &content, opts.padding, head).map_err(in_buffer)?)
+            }
         };
         let (content_bytes, signature) = match &signed {
             Signed::Public(s) => (s.content_bytes(), *s.signature()),
             Signed::Private(s) => (s.content_bytes(), *s.signature()),
         };
-        next.confirmed_transcript_hash = super::process::confirmed_hash(
-            suite,
-            &state.interim_transcript_hash,
-            wire_format,
-            content_bytes,
-            &signature,
-        )?;
+        next.confirmed_transcript_hash =
+            super::process::confirmed_hash(suite, &state.interim_transcript_hash, wire_format, content_bytes, &signature)?;
         next.tree_hash = new.root_tree_hash().map_err(CommitError::Tree)?;
         let new_gc = GroupContext {
             tree_hash: next.tree_hash.as_bytes(),
@@ -896,27 +758,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             ..provisional
         };
         let new_gc_bytes = new_gc.encode_to(&mut gc_buf)?;
-        let joiner = joiner_secret(
-            suite,
-            &state.secrets.init_secret,
-            &commit_secret,
-            new_gc_bytes,
-        )
-        .map_err(CommitError::Crypto)?;
-        next.secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, new_gc_bytes)
-            .map_err(CommitError::Crypto)?;
+        let joiner = joiner_secret(suite, &state.secrets.init_secret, &commit_secret, new_gc_bytes).map_err(CommitError::Crypto)?;
+        next.secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, new_gc_bytes).map_err(CommitError::Crypto)?;
         let confirmed = next.confirmed_transcript_hash.as_bytes();
-        next.confirmation_tag =
-            transcript::confirmation_tag(suite, &next.secrets.confirmation_key, confirmed);
+        next.confirmation_tag = transcript::confirmation_tag(suite, &next.secrets.confirmation_key, confirmed);
         next.interim_transcript_hash =
-            transcript::interim_transcript_hash(suite, confirmed, next.confirmation_tag.as_bytes())
-                .map_err(CommitError::Crypto)?;
+            transcript::interim_transcript_hash(suite, confirmed, next.confirmation_tag.as_bytes()).map_err(CommitError::Crypto)?;
         let tag = next.confirmation_tag.as_bytes();
 
         let message = match signed {
-            Signed::Public(s) => s
-                .finish(Some(tag), Some(&state.secrets.membership_key))
-                .map_err(in_buffer)?,
+            Signed::Public(s) => s.finish(Some(tag), Some(&state.secrets.membership_key)).map_err(in_buffer)?,
             Signed::Private(s) => {
                 let mut keys = PrivateMessageKeys {
                     secret_tree: secret_trees.current_mut(),
@@ -940,35 +791,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 joiner: &joiner,
                 psk_secret: &applied.psk_secret,
             };
-            let group_info = GroupInfoParts {
-                context: &new_gc,
-                tag,
-                signer,
-                tree: &new,
-            };
-            Some(create_welcome::<N, P>(
-                &new_members,
-                &group_info,
-                ratchet_tree_in_welcome,
-                rng,
-                executor,
-                group_info_buf,
-                welcome_buf,
-            )?)
+            let group_info = GroupInfoParts { context: &new_gc, tag, signer, tree: &new };
+            Some(create_welcome::<N, P>(&new_members, &group_info, ratchet_tree_in_welcome, rng, executor, group_info_buf, welcome_buf)?)
         };
 
         next.suite = suite;
-        next.group_id
-            .set(state.group_id.as_slice())
-            .map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?;
+        next.group_id.set(state.group_id.as_slice()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?;
         next.epoch = summary.new_epoch;
         staged_info.summary = summary;
         staged_info.external_removed = None;
-        Ok(CommitOutput {
-            commit: message,
-            welcome,
-            summary,
-        })
+        Ok(CommitOutput { commit: message, welcome, summary })
     }
 }
 
@@ -1034,9 +866,7 @@ fn create_welcome<'o, const N: usize, const P: usize>(
                 // The GroupInfo is signed into the first half of the
                 // buffer (the extensions use the second half).
                 GroupInfoError::Codec(CodecError::BufferTooSmall { needed }) => {
-                    GroupInfoError::Codec(CodecError::BufferTooSmall {
-                        needed: needed.saturating_mul(2),
-                    })
+                    GroupInfoError::Codec(CodecError::BufferTooSmall { needed: needed.saturating_mul(2) })
                 }
                 other => other,
             })
@@ -1044,10 +874,8 @@ fn create_welcome<'o, const N: usize, const P: usize>(
             .len()
     };
     let group_info = gi_buf.get(..gi_len).ok_or(CodecError::Truncated)?;
-    let welcome_secret =
-        welcome_secret(suite, m.joiner, m.psk_secret).map_err(CommitError::Crypto)?;
-    let mut psk_ids: heapless::Vec<PreSharedKeyId<'_>, { super::MAX_PSKS_PER_COMMIT }> =
-        heapless::Vec::new();
+    let welcome_secret = welcome_secret(suite, m.joiner, m.psk_secret).map_err(CommitError::Crypto)?;
+    let mut psk_ids: heapless::Vec<PreSharedKeyId<'_>, { super::MAX_PSKS_PER_COMMIT }> = heapless::Vec::new();
     let mut members: heapless::Vec<NewMember<'_>, N> = heapless::Vec::new();
     let me_node = m.me.node().ok_or(CommitError::UnknownSender)?;
     let mut added_iter = m.added.iter();
@@ -1055,52 +883,26 @@ fn create_welcome<'o, const N: usize, const P: usize>(
         let proposal = match por {
             ProposalOrRef::Proposal(p) => p,
             ProposalOrRef::Reference(r) => {
-                let reference =
-                    HashValue::from_slice(r).map_err(|_| CommitError::UnknownProposalRef)?;
-                let stored = m
-                    .proposals
-                    .get(&reference)
-                    .ok_or(CommitError::UnknownProposalRef)?;
+                let reference = HashValue::from_slice(r).map_err(|_| CommitError::UnknownProposalRef)?;
+                let stored = m.proposals.get(&reference).ok_or(CommitError::UnknownProposalRef)?;
                 Proposal::decode_exact(stored.proposal)?
             }
         };
         match proposal {
             Proposal::PreSharedKey(p) => {
-                psk_ids
-                    .push(p.psk)
-                    .map_err(|_| CommitError::CapacityExceeded(Capacity::PsksPerCommit))?;
+                psk_ids.push(p.psk).map_err(|_| CommitError::CapacityExceeded(Capacity::PsksPerCommit))?;
             }
             Proposal::Add(a) => {
                 // One leaf was added per Add: cannot fail.
-                let leaf = added_iter
-                    .next()
-                    .copied()
-                    .ok_or(CommitError::CapacityExceeded(Capacity::Leaves))?;
-                let lca = tree_math::common_ancestor(
-                    LeafIndex(leaf).node().ok_or(CommitError::UnknownSender)?,
-                    me_node,
-                );
-                let path_secret = m
-                    .path_secrets
-                    .iter()
-                    .flatten()
-                    .find(|(n, _)| *n == lca)
-                    .map(|(_, s)| s);
-                let nm = NewMember::from_key_package(suite, &a.key_package, path_secret)
-                    .map_err(CommitError::Crypto)?;
-                members
-                    .push(nm)
-                    .map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
+                let leaf = added_iter.next().copied().ok_or(CommitError::CapacityExceeded(Capacity::Leaves))?;
+                let lca = tree_math::common_ancestor(LeafIndex(leaf).node().ok_or(CommitError::UnknownSender)?, me_node);
+                let path_secret = m.path_secrets.iter().flatten().find(|(n, _)| *n == lca).map(|(_, s)| s);
+                let nm = NewMember::from_key_package(suite, &a.key_package, path_secret).map_err(CommitError::Crypto)?;
+                members.push(nm).map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
             }
             _ => {}
         }
     }
-    let params = WelcomeParams {
-        suite,
-        joiner_secret: m.joiner,
-        psks: &psk_ids,
-        welcome_secret: &welcome_secret,
-        group_info,
-    };
+    let params = WelcomeParams { suite, joiner_secret: m.joiner, psks: &psk_ids, welcome_secret: &welcome_secret, group_info };
     Ok(params.create(&members, rng, executor, out)?)
 }

@@ -4,11 +4,11 @@
 
 use super::process::members_support;
 use super::{CommitError, EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN};
+use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::OwnedBytes;
 use crate::credential::Credential;
 use crate::crypto::hpke::derive_key_pair;
-use crate::crypto::signer::Signer;
 use crate::crypto::{CipherSuite, HashValue, Secret};
 use crate::extensions::{Extensions, U16List};
 use crate::key_schedule::EpochSecrets;
@@ -41,12 +41,7 @@ impl<'a> CreateParams<'a> {
     /// A group of `suite` with id `group_id`, created by `credential`, with
     /// the default capabilities ([`default_capabilities`]), no GroupContext
     /// extensions and the default [`GroupConfig`].
-    pub fn new(
-        suite: CipherSuite,
-        group_id: &'a [u8],
-        credential: Credential<'a>,
-        lifetime: Lifetime,
-    ) -> Self {
+    pub fn new(suite: CipherSuite, group_id: &'a [u8], credential: Credential<'a>, lifetime: Lifetime) -> Self {
         Self {
             suite,
             group_id,
@@ -74,14 +69,10 @@ static DEFAULT_CAPABILITIES: [[u8; 8]; 7] = [
 /// [`default_capabilities`] without a buffer (empty for an unknown suite).
 pub(crate) fn static_default_capabilities(suite: CipherSuite) -> Capabilities<'static> {
     let i = usize::from(suite.to_u16()).wrapping_sub(1);
-    DEFAULT_CAPABILITIES
-        .get(i)
-        .map_or_else(Capabilities::default, capabilities_of)
+    DEFAULT_CAPABILITIES.get(i).map_or_else(Capabilities::default, capabilities_of)
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Creates a one-member group (§11) in this slot, with `signer` as the
     /// creator's signature key and fresh keys from `rng`.
     pub fn create(
@@ -98,8 +89,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let nh = suite.hash_len();
         let mut ikm = Secret::zero(suite.hash_len()).map_err(GroupError::Crypto)?;
         rng.fill_bytes(ikm.as_mut_bytes());
-        let (leaf_sk, leaf_pk) =
-            derive_key_pair(suite, ikm.as_bytes()).map_err(GroupError::Crypto)?;
+        let (leaf_sk, leaf_pk) = derive_key_pair(suite, ikm.as_bytes()).map_err(GroupError::Crypto)?;
         let mut epoch_secret = Secret::zero(nh).map_err(GroupError::Crypto)?;
         rng.fill_bytes(epoch_secret.as_mut_bytes());
 
@@ -131,14 +121,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
         let tree_hash = tree.root_tree_hash().map_err(GroupError::Tree)?;
 
-        let secrets =
-            EpochSecrets::from_epoch_secret(suite, &epoch_secret).map_err(GroupError::Crypto)?;
+        let secrets = EpochSecrets::from_epoch_secret(suite, &epoch_secret).map_err(GroupError::Crypto)?;
         let confirmed = HashValue::EMPTY;
-        let tag =
-            transcript::confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes());
+        let tag = transcript::confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes());
         let interim =
-            transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes())
-                .map_err(GroupError::Crypto)?;
+            transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes()).map_err(GroupError::Crypto)?;
         let state = EpochState {
             suite,
             group_id: OwnedBytes::from_slice(p.group_id)
@@ -155,11 +142,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         };
         // The GroupContext must encode within its capacity.
         let mut gc = [0u8; MAX_GROUP_CONTEXT_LEN];
-        state
-            .group_context(state.tree_hash.as_bytes(), &mut gc)
-            .map_err(GroupError::Codec)?;
-        self.install(state, signer, p.config)
-            .map_err(GroupError::SecretTree)?;
+        state.group_context(state.tree_hash.as_bytes(), &mut gc).map_err(GroupError::Codec)?;
+        self.install(state, signer, p.config).map_err(GroupError::SecretTree)?;
         Ok(())
     }
 }
@@ -196,15 +180,9 @@ mod tests {
     fn static_capabilities_are_the_default_ones() {
         let mut checked = 0;
         for id in 1..=7u16 {
-            let Some(suite) = CipherSuite::from_u16(id) else {
-                continue;
-            };
+            let Some(suite) = CipherSuite::from_u16(id) else { continue };
             let mut buf = [0u8; 8];
-            assert_eq!(
-                static_default_capabilities(suite),
-                default_capabilities(suite, &mut buf),
-                "suite {id}"
-            );
+            assert_eq!(static_default_capabilities(suite), default_capabilities(suite, &mut buf), "suite {id}");
             checked += 1;
         }
         assert_eq!(checked, CipherSuite::ALL.len());

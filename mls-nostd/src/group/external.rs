@@ -3,14 +3,12 @@
 //! resyncs) by sending an external Commit built from it.
 
 use super::process::{CommitError, EXTERNAL_INIT_LABEL, add_psk, confirmed_hash};
-use super::{
-    EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT,
-};
+use super::{EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT};
+use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, ListView, OwnedBytes, Reader, Writer};
 use crate::crypto::hpke::{self, HpkePublicKey};
 use crate::crypto::signature::SignaturePublicKey;
-use crate::crypto::signer::Signer;
 use crate::crypto::{HashValue, Secret};
 use crate::executor::Executor;
 use crate::extensions::{EXT_EXTERNAL_PUB, EXT_RATCHET_TREE, Extensions};
@@ -22,8 +20,8 @@ use crate::messages::framing::{Content, FramedContent, Sender};
 use crate::messages::group_info::{GroupInfo, GroupInfoError, GroupInfoTbs, WireGroupContext};
 use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
 use crate::messages::proposal::{ExternalInit, PreSharedKey, Proposal, ProposalOrRef, Remove};
-use crate::messages::public_message;
 use crate::psk::{PreSharedKeyId, PskStore, psk_secret};
+use crate::messages::public_message;
 use crate::ratchet_tree::tree::decode_tree;
 use crate::ratchet_tree::treekem::{LeafTemplate, TreeKemPrivate};
 use crate::ratchet_tree::update_path::UpdatePath;
@@ -37,18 +35,11 @@ use super::join::JoinError;
 /// `ProtocolVersion mls10` and `WireFormat mls_group_info`: an MLSMessage head.
 const GROUP_INFO_MESSAGE_HEAD: [u8; 4] = [0, 1, 0, 4];
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Writes an `MLSMessage(GroupInfo)` of the current epoch, signed by us,
     /// with the `external_pub` extension (§12.4.3.2) and, if `with_tree`, the
     /// `ratchet_tree` extension (§12.4.3.3). `scratch` holds the extensions.
-    pub fn group_info<'o>(
-        &mut self,
-        with_tree: bool,
-        out: &'o mut [u8],
-        scratch: &mut [u8],
-    ) -> Result<&'o [u8], GroupError> {
+    pub fn group_info<'o>(&mut self, with_tree: bool, out: &'o mut [u8], scratch: &mut [u8]) -> Result<&'o [u8], GroupError> {
         // The tree holds a staged Commit's changes: the current epoch's tree
         // cannot be exported until it is merged or discarded.
         if self.staged.is_some() {
@@ -56,11 +47,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
         let suite = self.state.suite;
         let tree_hash = self.state.tree_hash;
-        let (_, external_pub) = self
-            .state
-            .secrets
-            .external_key_pair(suite)
-            .map_err(GroupError::Crypto)?;
+        let (_, external_pub) = self.state.secrets.external_key_pair(suite).map_err(GroupError::Crypto)?;
         let mut w = Writer::new(scratch);
         w.write_u16(EXT_EXTERNAL_PUB)?;
         // extension_data = ExternalPub { HPKEPublicKey external_pub }: its
@@ -78,8 +65,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             tree.export(&mut w).map_err(GroupError::Tree)?;
         }
         let ext_len = w.len();
-        let extensions =
-            Extensions::from_body(scratch.get(..ext_len).ok_or(CodecError::Truncated)?)?;
+        let extensions = Extensions::from_body(scratch.get(..ext_len).ok_or(CodecError::Truncated)?)?;
         let gc = GroupContext {
             cipher_suite: suite,
             group_id: self.state.group_id.as_slice(),
@@ -95,9 +81,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             signer: self.state.private.leaf.0,
         };
         let head_len = GROUP_INFO_MESSAGE_HEAD.len();
-        let (head, body) = out.split_at_mut_checked(head_len).ok_or(GroupError::Codec(
-            CodecError::BufferTooSmall { needed: head_len },
-        ))?;
+        let (head, body) =
+            out.split_at_mut_checked(head_len).ok_or(GroupError::Codec(CodecError::BufferTooSmall { needed: head_len }))?;
         head.copy_from_slice(&GROUP_INFO_MESSAGE_HEAD);
         let len = GroupInfo::sign_into(suite, &tbs, &self.signer, body)
             .map_err(|e| match e {
@@ -106,8 +91,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             })?
             .len();
         let needed = head_len + len;
-        out.get(..needed)
-            .ok_or(GroupError::Codec(CodecError::BufferTooSmall { needed }))
+        out.get(..needed).ok_or(GroupError::Codec(CodecError::BufferTooSmall { needed }))
     }
 
     /// Joins by external Commit (§12.4.3.2) from `group_info` (an
@@ -139,19 +123,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if !self.is_inactive() {
             return Err(JoinError::SlotInUse);
         }
-        let result = self.join_external_inner(
-            group_info,
-            ratchet_tree,
-            leaf,
-            signer,
-            resync,
-            psks,
-            psk_store,
-            config,
-            rng,
-            executor,
-            out,
-        );
+        let result =
+            self.join_external_inner(group_info, ratchet_tree, leaf, signer, resync, psks, psk_store, config, rng, executor, out);
         if result.is_err() {
             self.wipe();
         }
@@ -177,18 +150,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let MlsMessageBody::GroupInfo(gi) = MlsMessage::decode_exact(group_info)?.body else {
             return Err(JoinError::Malformed(CodecError::InvalidValue));
         };
-        let gc = gi
-            .tbs
-            .group_context
-            .to_group_context()
-            .ok_or(JoinError::Malformed(CodecError::InvalidValue))?;
+        let gc = gi.tbs.group_context.to_group_context().ok_or(JoinError::Malformed(CodecError::InvalidValue))?;
         let suite = gc.cipher_suite;
         let external_pub = {
-            let data = gi
-                .tbs
-                .extensions
-                .find(EXT_EXTERNAL_PUB)
-                .ok_or(JoinError::NoExternalPub)?;
+            let data = gi.tbs.extensions.find(EXT_EXTERNAL_PUB).ok_or(JoinError::NoExternalPub)?;
             HpkePublicKey::from_slice(Reader::new(data).read_opaque()?)?
         };
         let tree_bytes = match gi.tbs.extensions.find(EXT_RATCHET_TREE) {
@@ -203,8 +168,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             .signature_key(LeafIndex(gi.tbs.signer))
             .and_then(|k| SignaturePublicKey::from_slice(k).ok())
             .ok_or(JoinError::UnknownSigner)?;
-        gi.verify_signature(suite, &signer_key)
-            .map_err(|_| JoinError::InvalidGroupInfo)?;
+        gi.verify_signature(suite, &signer_key).map_err(|_| JoinError::InvalidGroupInfo)?;
         let check = TreeCheck {
             group_id: gc.group_id,
             tree_hash: Some(gc.tree_hash),
@@ -213,8 +177,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         };
         let mut scratch_a = [0u32; N];
         let mut scratch_b = [0u32; N];
-        tree.validate(&check, executor, &mut scratch_a, &mut scratch_b)
-            .map_err(JoinError::InvalidTree)?;
+        tree.validate(&check, executor, &mut scratch_a, &mut scratch_b).map_err(JoinError::InvalidTree)?;
 
         // ExternalInit (§8.3): init_secret exported from an HPKE context to external_pub.
         let nh = suite.hash_len();
@@ -222,28 +185,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         rng.fill_bytes(eph.as_mut_bytes());
         let info_hash = hpke::info_hash(suite, &[])?;
         let mut init_secret = Secret::zero(nh)?;
-        let kem_output = hpke::export_base_sender(
-            suite,
-            &external_pub,
-            &info_hash,
-            EXTERNAL_INIT_LABEL,
-            init_secret.as_mut_bytes(),
-            eph.as_bytes(),
-        )?;
+        let kem_output =
+            hpke::export_base_sender(suite, &external_pub, &info_hash, EXTERNAL_INIT_LABEL, init_secret.as_mut_bytes(), eph.as_bytes())?;
 
         // The PSKs, checked as the members will (§8.4, §12.1.4).
-        let mut psk_list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_PSKS_PER_COMMIT> =
-            heapless::Vec::new();
+        let mut psk_list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_PSKS_PER_COMMIT> = heapless::Vec::new();
         let mut link_seen = false;
         for id in psks {
-            add_psk(
-                &mut psk_list,
-                *id,
-                (suite, gc.epoch),
-                &mut link_seen,
-                psk_store,
-            )
-            .map_err(JoinError::Commit)?;
+            add_psk(&mut psk_list, *id, (suite, gc.epoch), &mut link_seen, psk_store).map_err(JoinError::Commit)?;
         }
         let psk_secret = psk_secret(suite, &psk_list)?;
 
@@ -252,17 +201,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let write_list = |w: &mut Writer<'_>| {
             w.write_vector(|w| {
                 if let Some(old) = resync {
-                    ProposalOrRef::Proposal(Proposal::Remove(Remove { removed: old.0 }))
-                        .encode(w)?;
+                    ProposalOrRef::Proposal(Proposal::Remove(Remove { removed: old.0 })).encode(w)?;
                 }
                 for (id, _) in &psk_list {
-                    ProposalOrRef::Proposal(Proposal::PreSharedKey(PreSharedKey { psk: *id }))
-                        .encode(w)?;
+                    ProposalOrRef::Proposal(Proposal::PreSharedKey(PreSharedKey { psk: *id })).encode(w)?;
                 }
-                ProposalOrRef::Proposal(Proposal::ExternalInit(ExternalInit {
-                    kem_output: kem_output.as_bytes(),
-                }))
-                .encode(w)
+                ProposalOrRef::Proposal(Proposal::ExternalInit(ExternalInit { kem_output: kem_output.as_bytes() }))
+                    .encode(w)
             })
         };
         let mut counter = Writer::counter();
@@ -271,13 +216,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let list_start = out
             .len()
             .checked_sub(list_len)
-            .ok_or(JoinError::Protection(ProtectionError::BufferTooSmall {
-                needed: list_len,
-            }))?;
+            .ok_or(JoinError::Protection(ProtectionError::BufferTooSmall { needed: list_len }))?;
         let (out, list) = out.split_at_mut(list_start);
         write_list(&mut Writer::new(list))?;
-        let proposals: ListView<'_, ProposalOrRef<'_>> =
-            ListView::from_body(Reader::new(list).read_opaque()?)?;
+        let proposals: ListView<'_, ProposalOrRef<'_>> = ListView::from_body(Reader::new(list).read_opaque()?)?;
         if let Some(old) = resync {
             if tree.leaf_node(old).is_none() {
                 return Err(JoinError::Commit(CommitError::RemoveOfBlankLeaf));
@@ -300,48 +242,24 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 source: crate::leaf_node::LeafNodeSource::Update,
                 extensions: leaf.extensions,
             };
-            crate::leaf_node::LeafNode::unsigned_into(&fields, &mut leaf_buf)
-                .map_err(|e| JoinError::LeafNode(e.in_own_buffer()))?
+            crate::leaf_node::LeafNode::unsigned_into(&fields, &mut leaf_buf).map_err(|e| JoinError::LeafNode(e.in_own_buffer()))?
         };
         let me = tree.add_leaf(placeholder)?;
-        let next_epoch = gc
-            .epoch
-            .checked_add(1)
-            .ok_or(JoinError::CapacityExceeded(Capacity::Epochs))?;
-        let provisional = GroupContext {
-            epoch: next_epoch,
-            ..gc
-        };
+        let next_epoch = gc.epoch.checked_add(1).ok_or(JoinError::CapacityExceeded(Capacity::Epochs))?;
+        let provisional = GroupContext { epoch: next_epoch, ..gc };
         let mut path_gc = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let path_room = tree
-            .update_path_room(me, Some(leaf), &|_| false)
-            .map_err(|e| JoinError::Commit(CommitError::InvalidPath(e)))?;
+        let path_room =
+            tree.update_path_room(me, Some(leaf), &|_| false).map_err(|e| JoinError::Commit(CommitError::InvalidPath(e)))?;
         let path_start = out
             .len()
             .checked_sub(path_room)
-            .ok_or(JoinError::Protection(ProtectionError::BufferTooSmall {
-                needed: path_room.saturating_add(list_len),
-            }))?;
+            .ok_or(JoinError::Protection(ProtectionError::BufferTooSmall { needed: path_room.saturating_add(list_len) }))?;
         let (head, path_area) = out.split_at_mut(path_start);
         let private = TreeKemPrivate::new(me, placeholder_sk);
         let outcome = tree
-            .create_update_path(
-                &private,
-                Some(leaf),
-                signer,
-                &provisional,
-                &mut path_gc,
-                &|_| false,
-                rng,
-                executor,
-                path_area,
-            )
+            .create_update_path(&private, Some(leaf), signer, &provisional, &mut path_gc, &|_| false, rng, executor, path_area)
             .map_err(|e| JoinError::Commit(CommitError::InvalidPath(e)))?;
-        let path = UpdatePath::decode_exact(
-            path_area
-                .get(..outcome.update_path_len)
-                .ok_or(CodecError::Truncated)?,
-        )?;
+        let path = UpdatePath::decode_exact(path_area.get(..outcome.update_path_len).ok_or(CodecError::Truncated)?)?;
 
         // Frame and sign with the GroupInfo's context (the old epoch's).
         let content = FramedContent {
@@ -349,31 +267,21 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             epoch: gc.epoch,
             sender: Sender::NewMemberCommit,
             authenticated_data: &[],
-            content: Content::Commit(Commit {
-                proposals,
-                path: Some(path),
-            }),
+            content: Content::Commit(Commit { proposals, path: Some(path) }),
         };
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let gc_len = gc.encode_to(&mut gc_buf)?.len();
-        let old_gc =
-            EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::Truncated)?)?;
+        let old_gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::Truncated)?)?;
         // `head` is `out` less the path area and the list at its end: a
         // shortfall in it is one of `out` by as much more.
         let in_out = |e: ProtectionError| match e {
-            ProtectionError::BufferTooSmall { needed } => {
-                JoinError::Protection(ProtectionError::BufferTooSmall {
-                    needed: needed.saturating_add(path_room).saturating_add(list_len),
-                })
-            }
+            ProtectionError::BufferTooSmall { needed } => JoinError::Protection(ProtectionError::BufferTooSmall {
+                needed: needed.saturating_add(path_room).saturating_add(list_len),
+            }),
             e => JoinError::Protection(e),
         };
         let signed = public_message::sign(&old_gc, signer, &content, head).map_err(in_out)?;
-        let interim = transcript::interim_transcript_hash(
-            suite,
-            gc.confirmed_transcript_hash,
-            gi.tbs.confirmation_tag,
-        )?;
+        let interim = transcript::interim_transcript_hash(suite, gc.confirmed_transcript_hash, gi.tbs.confirmation_tag)?;
         let confirmed = confirmed_hash(
             suite,
             &interim,
@@ -391,18 +299,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let new_gc_bytes = new_gc.encode_to(&mut new_gc_buf)?;
         let joiner = joiner_secret(suite, &init_secret, &outcome.commit_secret, new_gc_bytes)?;
         let secrets = EpochSecrets::derive(suite, &joiner, &psk_secret, new_gc_bytes)?;
-        let tag =
-            transcript::confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes());
-        let new_interim =
-            transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes())?;
+        let tag = transcript::confirmation_tag(suite, &secrets.confirmation_key, confirmed.as_bytes());
+        let new_interim = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag.as_bytes())?;
         let message = signed.finish(Some(tag.as_bytes()), None).map_err(in_out)?;
 
         let mut private = outcome.private.clone();
         private.prune(&tree);
         let state = EpochState {
             suite,
-            group_id: OwnedBytes::from_slice(gc.group_id)
-                .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupIdLen))?,
+            group_id: OwnedBytes::from_slice(gc.group_id).map_err(|_| JoinError::CapacityExceeded(Capacity::GroupIdLen))?,
             epoch: new_gc.epoch,
             confirmed_transcript_hash: confirmed,
             interim_transcript_hash: new_interim,
@@ -413,8 +318,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             secrets,
             private,
         };
-        self.install(state, signer, config)
-            .map_err(JoinError::SecretTree)?;
+        self.install(state, signer, config).map_err(JoinError::SecretTree)?;
         Ok(message)
     }
 }

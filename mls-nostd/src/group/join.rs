@@ -5,17 +5,17 @@
 //! secret's keys equal to the tree's, and the confirmation tag.
 
 use super::{Group, GroupConfig};
-use crate::capacity::Capacity;
+use crate::crypto::signer::Signer;
 use crate::codec::{CodecError, Decode};
-use crate::crypto::CryptoError;
 use crate::crypto::labeled::derive_secret;
 use crate::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
-use crate::crypto::signer::Signer;
+use crate::crypto::CryptoError;
 use crate::extensions::{EXT_RATCHET_TREE, Extensions};
 use crate::key_package::{KeyPackage, KeyPackagePrivateKeys};
 use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
 use crate::messages::welcome_secrets::{WelcomeError, process_welcome};
 use crate::psk::PskStore;
+use crate::capacity::Capacity;
 use crate::ratchet_tree::tree::{TreeError, decode_tree};
 use crate::ratchet_tree::validate::{TreeCheck, TreeValidationError};
 use crate::tree_math::{self, LeafIndex};
@@ -186,18 +186,11 @@ impl<'a, Sig: Signer> JoinParams<'a, Sig> {
     }
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`) into this
     /// slot, which must hold no active group; on failure it is left empty.
     /// `buf` receives the decrypted GroupInfo (the Welcome's length suffices).
-    pub fn join_in_memory(
-        &mut self,
-        welcome: &[u8],
-        p: &JoinParams<'_, Sig>,
-        buf: &mut [u8],
-    ) -> Result<(), JoinError> {
+    pub fn join_in_memory(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, buf: &mut [u8]) -> Result<(), JoinError> {
         if !self.is_inactive() {
             return Err(JoinError::SlotInUse);
         }
@@ -208,12 +201,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         result
     }
 
-    fn join_inner(
-        &mut self,
-        welcome: &[u8],
-        p: &JoinParams<'_, Sig>,
-        buf: &mut [u8],
-    ) -> Result<(), JoinError> {
+    fn join_inner(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, buf: &mut [u8]) -> Result<(), JoinError> {
         let MlsMessageBody::Welcome(welcome) = MlsMessage::decode_exact(welcome)?.body else {
             return Err(JoinError::Malformed(CodecError::InvalidValue));
         };
@@ -221,14 +209,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let suite = crate::crypto::CipherSuite::from_u16(kp.tbs.cipher_suite)
             .ok_or(JoinError::Welcome(WelcomeError::WrongCipherSuite))?;
         let kp_ref = kp.reference(suite)?;
-        let decrypted = process_welcome(
-            suite,
-            kp_ref.as_bytes(),
-            &p.keys.init_key,
-            &welcome,
-            p.psks,
-            buf,
-        )?;
+        let decrypted = process_welcome(suite, kp_ref.as_bytes(), &p.keys.init_key, &welcome, p.psks, buf)?;
 
         let gi = *decrypted.group_info();
         let tree_bytes = match gi.tbs.extensions.find(EXT_RATCHET_TREE) {
@@ -257,8 +238,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         };
         let mut scratch_a = [0u32; N];
         let mut scratch_b = [0u32; N];
-        tree.validate(&check, p.executor, &mut scratch_a, &mut scratch_b)
-            .map_err(JoinError::InvalidTree)?;
+        tree.validate(&check, p.executor, &mut scratch_a, &mut scratch_b).map_err(JoinError::InvalidTree)?;
 
         // Our leaf: the one identical to our KeyPackage's.
         let ours = kp.tbs.leaf_node.as_bytes();
@@ -298,24 +278,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
 
         state.suite = suite;
-        state
-            .group_id
-            .set(gc.group_id)
-            .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupIdLen))?;
+        state.group_id.set(gc.group_id).map_err(|_| JoinError::CapacityExceeded(Capacity::GroupIdLen))?;
         state.epoch = gc.epoch;
-        state.confirmed_transcript_hash =
-            crate::crypto::HashValue::from_slice(gc.confirmed_transcript_hash)?;
+        state.confirmed_transcript_hash = crate::crypto::HashValue::from_slice(gc.confirmed_transcript_hash)?;
         state.interim_transcript_hash = verified.interim_transcript_hash;
-        state.confirmation_tag =
-            crate::crypto::HashValue::from_slice(verified.group_info.tbs.confirmation_tag)?;
+        state.confirmation_tag = crate::crypto::HashValue::from_slice(verified.group_info.tbs.confirmation_tag)?;
         state.tree_hash = crate::crypto::HashValue::from_slice(gc.tree_hash)?;
-        state
-            .extensions
+        state.extensions
             .set(gc.extensions)
             .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupExtensionsLen))?;
         state.secrets = verified.epoch_secrets;
-        self.install_in_place(p.signer, p.config)
-            .map_err(JoinError::SecretTree)?;
+        self.install_in_place(p.signer, p.config).map_err(JoinError::SecretTree)?;
         Ok(())
     }
 
@@ -333,9 +306,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let suite = crate::crypto::CipherSuite::from_u16(kp.tbs.cipher_suite)
             .ok_or(JoinError::Welcome(WelcomeError::WrongCipherSuite))?;
         let reference = kp.reference(suite)?;
-        let keys = store
-            .get(&reference)
-            .ok_or(JoinError::Welcome(WelcomeError::NotForUs))?;
+        let keys = store.get(&reference).ok_or(JoinError::Welcome(WelcomeError::NotForUs))?;
         self.join_in_memory(welcome, &JoinParams { keys: &keys, ..*p }, buf)?;
         store.remove(&reference);
         Ok(())
@@ -353,25 +324,15 @@ fn check_linked_groups(
 ) -> Result<(), JoinError> {
     use crate::psk::{Psk, ResumptionPskUsage};
     for id in psks.iter() {
-        let Psk::Resumption {
-            usage,
-            psk_group_id,
-            psk_epoch,
-        } = id.psk
-        else {
-            continue;
-        };
+        let Psk::Resumption { usage, psk_group_id, psk_epoch } = id.psk else { continue };
         if usage == ResumptionPskUsage::Application {
             continue;
         }
-        let linked = store
-            .linked_group(psk_group_id, psk_epoch)
-            .ok_or(JoinError::UnknownLinkedGroup)?;
+        let linked = store.linked_group(psk_group_id, psk_epoch).ok_or(JoinError::UnknownLinkedGroup)?;
         let suite = gc.cipher_suite.to_u16();
         match usage {
             ResumptionPskUsage::Reinit => {
-                let (group_id, version, cipher_suite, extensions) =
-                    linked.reinit.ok_or(JoinError::ReInitMismatch)?;
+                let (group_id, version, cipher_suite, extensions) = linked.reinit.ok_or(JoinError::ReInitMismatch)?;
                 if group_id != gc.group_id
                     || version != crate::group_context::PROTOCOL_VERSION_MLS10
                     || cipher_suite != suite

@@ -7,49 +7,46 @@
 //! [`Group::merge_staged_commit_in_memory`]. A rejected message leaves the group exactly
 //! as it was.
 
+pub mod proposal_store;
 mod commit;
+mod staged;
 mod create;
 mod external;
 mod join;
-mod process;
-pub mod proposal_store;
 mod receive;
+mod process;
 mod signing_identity;
 mod sizes;
-mod staged;
 #[cfg(feature = "test-utils")]
 mod testing;
 
-pub use commit::{
-    CommitBuffers, CommitOptions, CommitOutput, CreateCommitError, MAX_PENDING_REFS,
-    WireFormatPolicy,
-};
+pub use commit::{CommitBuffers, CommitOptions, CommitOutput, CreateCommitError, MAX_PENDING_REFS, WireFormatPolicy};
 pub use create::{CreateParams, default_capabilities};
 
 pub use join::{JoinError, JoinParams};
-pub use process::{CommitError, StagedCommitSummary, proposal_ref};
 pub use receive::{ReceiveError, Received};
+pub use process::{CommitError, StagedCommitSummary, proposal_ref};
 pub use signing_identity::SigningIdentity;
 pub use staged::{MemberInfo, StagedCommit};
 
+use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Encode, OwnedBytes, Writer};
-use crate::crypto::signature::SignaturePrivateKey;
-use crate::crypto::signer::Signer;
-use crate::crypto::{CipherSuite, CryptoError, HashValue};
 use crate::extensions::Extensions;
-use crate::group_context::GroupContext;
-use crate::identity::IdentityProvider;
-use crate::key_schedule::EpochSecrets;
 use crate::leaf_node::LeafNodeError;
 use crate::messages::group_info::GroupInfoError;
-use crate::ratchet_tree::marks::NodeMarks;
 use crate::ratchet_tree::tree::TreeError;
+use crate::crypto::signature::SignaturePrivateKey;
+use crate::crypto::{CipherSuite, CryptoError, HashValue};
+use crate::group_context::GroupContext;
+use crate::zero_option::{ZeroOption, Zeroed};
+use crate::ratchet_tree::marks::NodeMarks;
+use crate::identity::IdentityProvider;
+use crate::key_schedule::EpochSecrets;
 use crate::ratchet_tree::tree::{RatchetTree, TreeSlices, TreeView};
 use crate::ratchet_tree::treekem::TreeKemPrivate;
 use crate::secret_tree::{SecretTree, SecretTreeConfig, SecretTreeError};
 use crate::tree_math::LeafIndex;
-use crate::zero_option::{ZeroOption, Zeroed};
 use proposal_store::ProposalStore;
 
 /// Longest group ID a group may have: 128 bytes, or the value of the
@@ -57,8 +54,7 @@ use proposal_store::ProposalStore;
 /// compiled (a firmware sets it in its `.cargo/config.toml` `[env]`). Every
 /// group holds room for it several times (current, staged and previous
 /// epoch, a ReInit), so a device that knows its groups' IDs lowers it.
-pub const MAX_GROUP_ID_LEN: usize =
-    crate::capacity::from_build_env(option_env!("MLS_NOSTD_MAX_GROUP_ID_LEN"), 128);
+pub const MAX_GROUP_ID_LEN: usize = crate::capacity::from_build_env(option_env!("MLS_NOSTD_MAX_GROUP_ID_LEN"), 128);
 /// Most bytes the GroupContext extensions may take: 2,048, or the value of
 /// `MLS_NOSTD_MAX_GROUP_EXTENSIONS_LEN` when the crate is compiled. A group
 /// holds room for them five times (current and staged epoch, the previous
@@ -99,8 +95,7 @@ pub const MAX_PSKS_PER_COMMIT: usize =
 /// [`MAX_PSKS_PER_COMMIT`] PSKs with IDs of up to 28 bytes and nonces of 32.
 pub const STAGED_PSK_BYTES: usize = MAX_PSKS_PER_COMMIT * 64;
 /// Largest encoded GroupContext (group ID, two hashes, extensions, fixed fields).
-pub const MAX_GROUP_CONTEXT_LEN: usize =
-    2 + 2 + 4 + MAX_GROUP_ID_LEN + 8 + 2 * (4 + 64) + 4 + MAX_GROUP_EXTENSIONS_LEN;
+pub const MAX_GROUP_CONTEXT_LEN: usize = 2 + 2 + 4 + MAX_GROUP_ID_LEN + 8 + 2 * (4 + 64) + 4 + MAX_GROUP_EXTENSIONS_LEN;
 
 /// What the application configures.
 #[derive(Clone, Copy)]
@@ -118,9 +113,7 @@ impl GroupConfig {
     /// The defaults: a 1,000-message out-of-order window, KeyPackages valid
     /// for at most 90 days, and [`SameCredential`](crate::identity::SameCredential).
     pub const DEFAULT: Self = Self {
-        secret_tree: SecretTreeConfig {
-            max_forward_distance: 1000,
-        },
+        secret_tree: SecretTreeConfig { max_forward_distance: 1000 },
         max_lifetime: 90 * 24 * 3600,
         identity: &crate::identity::SAME_CREDENTIAL,
     };
@@ -185,11 +178,7 @@ impl EpochState {
     };
 
     /// Encodes the GroupContext of this epoch, with `tree_hash`, into `buf`.
-    pub fn group_context<'b>(
-        &self,
-        tree_hash: &[u8],
-        buf: &'b mut [u8],
-    ) -> Result<&'b [u8], CodecError> {
+    pub fn group_context<'b>(&self, tree_hash: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], CodecError> {
         self.context(tree_hash).encode_to(buf)
     }
 
@@ -317,10 +306,7 @@ pub(crate) struct EndedTree {
 }
 
 impl EndedTree {
-    pub(crate) const EMPTY: Self = Self {
-        tag: [0; 8],
-        bank_checked: false,
-    };
+    pub(crate) const EMPTY: Self = Self { tag: [0; 8], bank_checked: false };
 }
 
 /// What is kept of the previous epoch to read its late application messages.
@@ -353,14 +339,8 @@ pub(crate) struct Departed {
 }
 
 impl Departed {
-    pub(crate) const EMPTY: Self = Self {
-        keys: [(
-            LeafIndex(0),
-            crate::crypto::signature::SignaturePublicKey::EMPTY,
-        ); DEPARTED_KEYS],
-        len: 0,
-        overflow: false,
-    };
+    pub(crate) const EMPTY: Self =
+        Self { keys: [(LeafIndex(0), crate::crypto::signature::SignaturePublicKey::EMPTY); DEPARTED_KEYS], len: 0, overflow: false };
 
     /// Keeps `key` for `leaf`, or notes that it could not.
     pub(crate) fn push(&mut self, leaf: LeafIndex, key: &[u8]) {
@@ -375,15 +355,8 @@ impl Departed {
     }
 
     /// The previous epoch's key of `leaf`, if the Commit changed it and it was kept.
-    pub(crate) fn key(
-        &self,
-        leaf: LeafIndex,
-    ) -> Option<crate::crypto::signature::SignaturePublicKey> {
-        self.keys
-            .iter()
-            .take(usize::from(self.len))
-            .find(|(l, _)| *l == leaf)
-            .map(|(_, k)| *k)
+    pub(crate) fn key(&self, leaf: LeafIndex) -> Option<crate::crypto::signature::SignaturePublicKey> {
+        self.keys.iter().take(usize::from(self.len)).find(|(l, _)| *l == leaf).map(|(_, k)| *k)
     }
 
     /// The leaves of `tree` whose signature key its staged Commit changes,
@@ -431,8 +404,8 @@ pub struct ReInitParams {
     pub extensions: OwnedBytes<MAX_GROUP_EXTENSIONS_LEN>,
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    crate::psk::PskStore for Group<N, ARENA, K, P, Sig>
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> crate::psk::PskStore
+    for Group<N, ARENA, K, P, Sig>
 {
     fn external_psk(&self, _: &[u8]) -> Option<&[u8]> {
         None
@@ -450,18 +423,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             return None;
         }
         let reinit = match &self.reinit {
-            Some((e, r)) if *e == epoch => Some((
-                r.group_id.as_slice(),
-                r.version,
-                r.cipher_suite,
-                r.extensions.as_slice(),
-            )),
+            Some((e, r)) if *e == epoch => {
+                Some((r.group_id.as_slice(), r.version, r.cipher_suite, r.extensions.as_slice()))
+            }
             _ => None,
         };
-        Some(crate::psk::LinkedGroup {
-            cipher_suite: self.state.suite.to_u16(),
-            reinit,
-        })
+        Some(crate::psk::LinkedGroup { cipher_suite: self.state.suite.to_u16(), reinit })
     }
 }
 
@@ -645,13 +612,7 @@ const _: () = {
 ///
 /// `Sig` signs for this member: [`SignaturePrivateKey`] (the key in memory,
 /// the default) or a handle to a key in a secure element ([`Signer`]).
-pub struct Group<
-    const N: usize,
-    const ARENA: usize,
-    const K: usize,
-    const P: usize,
-    Sig: Signer = SignaturePrivateKey,
-> {
+pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer = SignaturePrivateKey> {
     pub(crate) state: EpochState,
     pub(crate) signer: Sig,
     /// We are a member of the group in this slot: false while the slot is
@@ -686,9 +647,7 @@ pub struct Group<
     pub(crate) resumption_psks: [Option<(u64, crate::crypto::Secret)>; RESUMPTION_PSK_HISTORY],
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// A group slot with no group yet (create or join fills it), usable in
     /// `static` items so that no group state is ever built on the stack.
     ///
@@ -745,11 +704,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if epoch == self.state.epoch && self.member {
             return Some(self.state.secrets.resumption_psk.as_bytes());
         }
-        self.resumption_psks
-            .iter()
-            .flatten()
-            .find(|(e, _)| *e == epoch)
-            .map(|(_, s)| s.as_bytes())
+        self.resumption_psks.iter().flatten().find(|(e, _)| *e == epoch).map(|(_, s)| s.as_bytes())
     }
 
     /// True until the group is created or joined, after we were removed, and
@@ -768,9 +723,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// their references and senders, for the application to inspect before
     /// it commits them (e.g. a ReInit, for [`Group::commit_reinit_in_memory`]).
     /// `StoredProposal::proposal` is the encoded `Proposal`.
-    pub fn pending_proposals(
-        &self,
-    ) -> impl Iterator<Item = proposal_store::StoredProposal<'_>> + '_ {
+    pub fn pending_proposals(&self) -> impl Iterator<Item = proposal_store::StoredProposal<'_>> + '_ {
         self.proposals.iter()
     }
 
@@ -805,19 +758,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     pub fn group_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], GroupError> {
         // The epoch's cached tree hash: `tree()` is the staged tree while a
         // Commit is staged, not this epoch's.
-        Ok(self
-            .state
-            .group_context(self.state.tree_hash.as_bytes(), buf)?)
+        Ok(self.state.group_context(self.state.tree_hash.as_bytes(), buf)?)
     }
 
     /// The current GroupContext encoded into `buf`.
-    pub(crate) fn encoded_context<'b>(
-        &mut self,
-        buf: &'b mut [u8],
-    ) -> Result<&'b [u8], CommitError> {
-        Ok(self
-            .state
-            .group_context(self.state.tree_hash.as_bytes(), buf)?)
+    pub(crate) fn encoded_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], CommitError> {
+        Ok(self.state.group_context(self.state.tree_hash.as_bytes(), buf)?)
     }
 
     /// Our leaf.
@@ -826,16 +772,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     }
 
     /// `MLS-Exporter(label, context, out.len())` (§8.5).
-    pub fn export_secret(
-        &self,
-        label: &[u8],
-        context: &[u8],
-        out: &mut [u8],
-    ) -> Result<(), GroupError> {
-        self.state
-            .secrets
-            .export(self.state.suite, label, context, out)
-            .map_err(GroupError::Crypto)
+    pub fn export_secret(&self, label: &[u8], context: &[u8], out: &mut [u8]) -> Result<(), GroupError> {
+        self.state.secrets.export(self.state.suite, label, context, out).map_err(GroupError::Crypto)
     }
 
     /// This epoch's ratchet tree, read-only: who is in the group (a staged
@@ -868,10 +806,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             Some(Staged::Removed) => {
                 // Delete what is ours; late messages of the epoch are lost.
                 self.mark_staged_nodes();
-                self.tree
-                    .slices()
-                    .merge_stage()
-                    .map_err(|_| GroupError::NothingStaged)?;
+                self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
                 self.staged.clear();
                 self.staged_info = StagedInfo::EMPTY;
                 self.member = false;
@@ -895,22 +830,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let gc_len = match kept {
             true => {
                 let mut counter = Writer::counter();
-                self.state
-                    .context(self.state.tree_hash.as_bytes())
-                    .encode(&mut counter)?;
+                self.state.context(self.state.tree_hash.as_bytes()).encode(&mut counter)?;
                 counter.len()
             }
             false => 0,
         };
         if gc_len > MAX_GROUP_CONTEXT_LEN {
-            return Err(
-                CodecError::CapacityExceeded(Capacity::Container(MAX_GROUP_CONTEXT_LEN)).into(),
-            );
+            return Err(CodecError::CapacityExceeded(Capacity::Container(MAX_GROUP_CONTEXT_LEN)).into());
         }
         let new_leaves = self.tree.slices().n_leaves();
-        let Some(Staged::Epoch(staged)) = self.staged.as_ref() else {
-            return Err(GroupError::NothingStaged);
-        };
+        let Some(Staged::Epoch(staged)) = self.staged.as_ref() else { return Err(GroupError::NothingStaged) };
         let tree_config = self.config().secret_tree;
         match self.secret_trees.past_mut() {
             // The tree of two epochs ago is the one replaced; its reset
@@ -932,10 +861,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             false => Departed::EMPTY,
         };
         self.mark_staged_nodes();
-        self.tree
-            .slices()
-            .merge_stage()
-            .map_err(|_| GroupError::NothingStaged)?;
+        self.tree.slices().merge_stage().map_err(|_| GroupError::NothingStaged)?;
         // Nothing fails from here.
         self.staged_info = StagedInfo::EMPTY;
         match self.past.first_mut() {
@@ -944,14 +870,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 self.secret_trees.flip();
                 let prev = PrevEpoch::slot(&mut past.record);
                 prev.epoch = self.state.epoch;
-                prev.sender_data_secret
-                    .clone_from(&self.state.secrets.sender_data_secret);
+                prev.sender_data_secret.clone_from(&self.state.secrets.sender_data_secret);
                 prev.departed = departed;
                 let written = prev.group_context.0.resize(gc_len, 0).is_ok()
-                    && self
-                        .state
-                        .group_context(self.state.tree_hash.as_bytes(), &mut prev.group_context.0)
-                        .is_ok();
+                    && self.state.group_context(self.state.tree_hash.as_bytes(), &mut prev.group_context.0).is_ok();
                 if !written {
                     // Cannot happen (measured above); late messages are then refused.
                     past.record.clear();
@@ -1035,11 +957,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     }
 
     /// [`Self::install`] of the state already written into `self.state`.
-    pub(crate) fn install_in_place(
-        &mut self,
-        signer: &Sig,
-        config: GroupConfig,
-    ) -> Result<(), SecretTreeError> {
+    pub(crate) fn install_in_place(&mut self, signer: &Sig, config: GroupConfig) -> Result<(), SecretTreeError> {
         let n_leaves = self.tree.slices().n_leaves();
         let state = &self.state;
         self.secret_trees.current_mut().reset(

@@ -2,24 +2,24 @@
 //! proposal-list validation of §12.2 and the application order of §12.3; and
 //! keeping proposals for later commits by reference (§12.1, §12.4).
 
-use super::proposal_store::ProposalStore;
 use super::{EpochState, Group, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT};
+use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Encode, OwnedBytes, Writer};
 use crate::crypto::labeled::{PROPOSAL_REF_LABEL, VarintPrefix};
-use crate::crypto::signer::Signer;
 use crate::crypto::{CryptoError, HashValue, Secret};
 use crate::extensions::{EXT_REQUIRED_CAPABILITIES, Extensions, U16List};
 use crate::identity::{CredentialUse, IdentityProvider, MemberIdentity};
 use crate::key_package::{DEFAULT_EXTENSION_TYPES, KeyPackageError};
 use crate::key_schedule::{EpochSecrets, joiner_secret};
 use crate::leaf_node::{LeafNode, LeafNodeContext, LeafNodeSource};
-use crate::messages::authenticated_content::AuthenticatedContent;
 use crate::messages::commit::Commit;
+use crate::messages::authenticated_content::AuthenticatedContent;
 use crate::messages::framing::{Content, Sender};
 use crate::messages::proposal::{Proposal, ProposalOrRef};
-use crate::psk::PskStore;
 use crate::psk::{PreSharedKeyId, Psk, ResumptionPskUsage, psk_secret};
+use crate::psk::PskStore;
+use super::proposal_store::ProposalStore;
 use crate::ratchet_tree::tree::{TreeError, TreeSlices, TreeView};
 use crate::ratchet_tree::treekem::TreeKemError;
 use crate::ratchet_tree::update_path::UpdatePath;
@@ -119,77 +119,37 @@ impl core::fmt::Display for CommitError {
         match self {
             Self::WrongGroupId => write!(f, "{code}: message for another group"),
             Self::WrongEpoch => write!(f, "{code}: message for another epoch"),
-            Self::WrongContentType => write!(
-                f,
-                "{code}: not a commit (or not a proposal where one is expected)"
-            ),
+            Self::WrongContentType => write!(f, "{code}: not a commit (or not a proposal where one is expected)"),
             Self::UnknownSender => write!(f, "{code}: sender is not a current member"),
             Self::OwnCommit => write!(f, "{code}: our own commit: merge or discard it instead"),
-            Self::CommitPending => {
-                write!(f, "{code}: a commit is staged: merge or discard it first")
-            }
-            Self::UnknownProposalRef => write!(
-                f,
-                "{code}: proposal reference names no proposal of this epoch"
-            ),
-            Self::UpdateFromCommitter => {
-                write!(f, "{code}: the committer's own Update is in the list")
-            }
+            Self::CommitPending => write!(f, "{code}: a commit is staged: merge or discard it first"),
+            Self::UnknownProposalRef => write!(f, "{code}: proposal reference names no proposal of this epoch"),
+            Self::UpdateFromCommitter => write!(f, "{code}: the committer's own Update is in the list"),
             Self::RemovesCommitter => write!(f, "{code}: a Remove removes the committer"),
-            Self::DuplicateUpdateOrRemove => {
-                write!(f, "{code}: two Update or Remove proposals for one leaf")
-            }
+            Self::DuplicateUpdateOrRemove => write!(f, "{code}: two Update or Remove proposals for one leaf"),
             Self::RemoveOfBlankLeaf => write!(f, "{code}: Remove of a blank or absent leaf"),
             Self::DuplicateAdd => write!(f, "{code}: two Adds of the same client"),
             Self::AddOfExistingMember => write!(f, "{code}: Add of a client already in the group"),
             Self::InvalidKeyPackage(e) => write!(f, "{code}: invalid KeyPackage in an Add: {e}"),
             Self::InvalidUpdateLeaf => write!(f, "{code}: invalid leaf in an Update"),
-            Self::DuplicatePsk => write!(
-                f,
-                "{code}: two PreSharedKey proposals with the same PreSharedKeyID"
-            ),
-            Self::InvalidPsk => {
-                write!(f, "{code}: PSK unknown or with a nonce of the wrong length")
-            }
-            Self::MultipleGroupContextExtensions => {
-                write!(f, "{code}: more than one GroupContextExtensions proposal")
-            }
+            Self::DuplicatePsk => write!(f, "{code}: two PreSharedKey proposals with the same PreSharedKeyID"),
+            Self::InvalidPsk => write!(f, "{code}: PSK unknown or with a nonce of the wrong length"),
+            Self::MultipleGroupContextExtensions => write!(f, "{code}: more than one GroupContextExtensions proposal"),
             Self::UnsupportedGroupContextExtensions => {
-                write!(
-                    f,
-                    "{code}: GroupContextExtensions require what some member lacks"
-                )
+                write!(f, "{code}: GroupContextExtensions require what some member lacks")
             }
-            Self::ReInitWithOtherProposals => {
-                write!(f, "{code}: ReInit together with other proposals")
-            }
+            Self::ReInitWithOtherProposals => write!(f, "{code}: ReInit together with other proposals"),
             Self::InvalidReInit => write!(f, "{code}: ReInit to a lower protocol version"),
-            Self::ExternalInitInMemberCommit => {
-                write!(f, "{code}: ExternalInit in a member's commit")
-            }
-            Self::ProposalNotAllowedForSender => {
-                write!(f, "{code}: proposal type not allowed for this sender")
-            }
-            Self::InvalidExternalCommit => {
-                write!(f, "{code}: external commit breaks the rules of §12.2")
-            }
-            Self::UnsupportedCapabilities => {
-                write!(f, "{code}: a leaf lacks a capability the group requires")
-            }
-            Self::CredentialRejected => {
-                write!(f, "{code}: credential rejected by the identity provider")
-            }
-            Self::InvalidSuccessor => write!(
-                f,
-                "{code}: new credential is not a valid successor of the old one"
-            ),
+            Self::ExternalInitInMemberCommit => write!(f, "{code}: ExternalInit in a member's commit"),
+            Self::ProposalNotAllowedForSender => write!(f, "{code}: proposal type not allowed for this sender"),
+            Self::InvalidExternalCommit => write!(f, "{code}: external commit breaks the rules of §12.2"),
+            Self::UnsupportedCapabilities => write!(f, "{code}: a leaf lacks a capability the group requires"),
+            Self::CredentialRejected => write!(f, "{code}: credential rejected by the identity provider"),
+            Self::InvalidSuccessor => write!(f, "{code}: new credential is not a valid successor of the old one"),
             Self::DuplicateKey => write!(f, "{code}: a new key is already used in the tree"),
             Self::PathRequired => write!(f, "{code}: the commit needs a path and has none"),
             Self::InvalidPath(e) => write!(f, "{code}: invalid UpdatePath: {e}"),
-            Self::PathLeafKeyNotFresh => write!(
-                f,
-                "{code}: the path's leaf keeps the committer's encryption key"
-            ),
+            Self::PathLeafKeyNotFresh => write!(f, "{code}: the path's leaf keeps the committer's encryption key"),
             Self::ConfirmationTagMismatch => write!(f, "{code}: confirmation tag does not match"),
             Self::CapacityExceeded(c) => write!(f, "{code}: capacity exceeded: {c}"),
             Self::Tree(e) => write!(f, "{code}: ratchet tree: {e}"),
@@ -341,15 +301,11 @@ pub(super) fn confirmed_hash(
 }
 
 /// `MakeProposalRef` of an AuthenticatedContent (§5.2), hashed as it is encoded.
-pub fn proposal_ref(
-    suite: crate::crypto::CipherSuite,
-    v: &AuthenticatedContent<'_>,
-) -> Result<HashValue, CodecError> {
+pub fn proposal_ref(suite: crate::crypto::CipherSuite, v: &AuthenticatedContent<'_>) -> Result<HashValue, CodecError> {
     let mut counter = Writer::counter();
     v.encode(&mut counter)?;
     let mut h = suite.hasher();
-    let label_len =
-        VarintPrefix::new(PROPOSAL_REF_LABEL.len()).map_err(|_| CodecError::VarintTooLarge)?;
+    let label_len = VarintPrefix::new(PROPOSAL_REF_LABEL.len()).map_err(|_| CodecError::VarintTooLarge)?;
     let value_len = VarintPrefix::new(counter.len()).map_err(|_| CodecError::VarintTooLarge)?;
     h.update(label_len.as_bytes());
     h.update(PROPOSAL_REF_LABEL);
@@ -374,47 +330,31 @@ fn resolve<'x, const P: usize>(
     committer: LeafIndex,
 ) -> Result<Resolved<'x>, CommitError> {
     match por {
-        ProposalOrRef::Proposal(p) => Ok(Resolved {
-            proposal: p,
-            sender: Sender::Member(committer.0),
-        }),
+        ProposalOrRef::Proposal(p) => Ok(Resolved { proposal: p, sender: Sender::Member(committer.0) }),
         ProposalOrRef::Reference(r) => {
-            let reference =
-                HashValue::from_slice(r).map_err(|_| CommitError::UnknownProposalRef)?;
-            let stored = store
-                .get(&reference)
-                .ok_or(CommitError::UnknownProposalRef)?;
+            let reference = HashValue::from_slice(r).map_err(|_| CommitError::UnknownProposalRef)?;
+            let stored = store.get(&reference).ok_or(CommitError::UnknownProposalRef)?;
             let proposal = Proposal::decode_exact(stored.proposal)?;
-            Ok(Resolved {
-                proposal,
-                sender: stored.sender,
-            })
+            Ok(Resolved { proposal, sender: stored.sender })
         }
     }
 }
 
 /// True if every leaf of `tree` supports the RequiredCapabilities in `extensions`.
-pub(super) fn members_support(
-    tree: TreeView<'_>,
-    extensions: Extensions<'_>,
-) -> Result<bool, CommitError> {
+pub(super) fn members_support(tree: TreeView<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
     for e in extensions.iter() {
         if !DEFAULT_EXTENSION_TYPES.contains(&e.extension_type) {
-            let ok = (0..tree.n_leaves())
-                .filter_map(|i| tree.leaf_node(LeafIndex(i)))
-                .all(|l| l.fields.capabilities.extensions.contains(e.extension_type));
+            let ok = (0..tree.n_leaves()).filter_map(|i| tree.leaf_node(LeafIndex(i))).all(|l| {
+                l.fields.capabilities.extensions.contains(e.extension_type)
+            });
             if !ok {
                 return Ok(false);
             }
         }
     }
-    let Some(data) = extensions.find(EXT_REQUIRED_CAPABILITIES) else {
-        return Ok(true);
-    };
+    let Some(data) = extensions.find(EXT_REQUIRED_CAPABILITIES) else { return Ok(true) };
     let (exts, props, creds) = parse_required(data)?;
-    Ok((0..tree.n_leaves())
-        .filter_map(|i| tree.leaf_node(LeafIndex(i)))
-        .all(|l| leaf_supports(&l, exts, props, creds)))
+    Ok((0..tree.n_leaves()).filter_map(|i| tree.leaf_node(LeafIndex(i))).all(|l| leaf_supports(&l, exts, props, creds)))
 }
 
 fn parse_required(data: &[u8]) -> Result<(U16List<'_>, U16List<'_>, U16List<'_>), CodecError> {
@@ -426,18 +366,10 @@ fn parse_required(data: &[u8]) -> Result<(U16List<'_>, U16List<'_>, U16List<'_>)
     Ok((e, p, c))
 }
 
-fn leaf_supports(
-    l: &LeafNode<'_>,
-    exts: U16List<'_>,
-    props: U16List<'_>,
-    creds: U16List<'_>,
-) -> bool {
+fn leaf_supports(l: &LeafNode<'_>, exts: U16List<'_>, props: U16List<'_>, creds: U16List<'_>) -> bool {
     let caps = &l.fields.capabilities;
-    exts.iter()
-        .all(|t| DEFAULT_EXTENSION_TYPES.contains(&t) || caps.extensions.contains(t))
-        && props
-            .iter()
-            .all(|t| (1..=7).contains(&t) || caps.proposals.contains(t))
+    exts.iter().all(|t| DEFAULT_EXTENSION_TYPES.contains(&t) || caps.extensions.contains(t))
+        && props.iter().all(|t| (1..=7).contains(&t) || caps.proposals.contains(t))
         && creds.iter().all(|t| caps.credentials.contains(t))
 }
 
@@ -462,10 +394,8 @@ fn leaf_fits_group(
     let supported = CredentialTypes::supported(leaf);
     Ok(match replaces {
         Some(old)
-            if old.fields.credential.credential_type()
-                == leaf.fields.credential.credential_type()
-                && supported & CredentialTypes::supported(old)
-                    == CredentialTypes::supported(old) =>
+            if old.fields.credential.credential_type() == leaf.fields.credential.credential_type()
+                && supported & CredentialTypes::supported(old) == CredentialTypes::supported(old) =>
         {
             true
         }
@@ -476,15 +406,14 @@ fn leaf_fits_group(
 /// The part of [`leaf_fits_group`] that does not depend on the members:
 /// required capabilities, and the leaf's extensions listed in its
 /// capabilities.
-fn leaf_fits_extensions(
-    leaf: &LeafNode<'_>,
-    extensions: Extensions<'_>,
-) -> Result<bool, CommitError> {
+fn leaf_fits_extensions(leaf: &LeafNode<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
     let caps = &leaf.fields.capabilities;
-    if leaf.fields.extensions.iter().any(|e| {
-        !DEFAULT_EXTENSION_TYPES.contains(&e.extension_type)
-            && !caps.extensions.contains(e.extension_type)
-    }) {
+    if leaf
+        .fields
+        .extensions
+        .iter()
+        .any(|e| !DEFAULT_EXTENSION_TYPES.contains(&e.extension_type) && !caps.extensions.contains(e.extension_type))
+    {
         return Ok(false);
     }
     if let Some(data) = extensions.find(EXT_REQUIRED_CAPABILITIES) {
@@ -512,10 +441,7 @@ struct CredentialTypes {
 
 impl CredentialTypes {
     /// Those of a group of no members.
-    const NONE: Self = Self {
-        in_use: 0,
-        supported_by_all: u8::MAX,
-    };
+    const NONE: Self = Self { in_use: 0, supported_by_all: u8::MAX };
 
     fn bit(t: u16) -> u8 {
         match t {
@@ -569,10 +495,7 @@ fn leaf_keys_in_use(tree: &TreeSlices<'_>, leaf: &LeafNode<'_>, own: LeafIndex) 
 }
 
 fn identity_of<'a>(leaf: &LeafNode<'a>) -> MemberIdentity<'a> {
-    MemberIdentity {
-        credential: leaf.fields.credential,
-        signature_key: leaf.fields.signature_key,
-    }
+    MemberIdentity { credential: leaf.fields.credential, signature_key: leaf.fields.signature_key }
 }
 
 /// §5.3.1: the application accepts `leaf`'s credential for `usage` and, when
@@ -589,9 +512,7 @@ pub(super) fn check_identity(
         return Err(CommitError::CredentialRejected);
     }
     match predecessor {
-        Some(old) if !identity.valid_successor(&identity_of(old), &new) => {
-            Err(CommitError::InvalidSuccessor)
-        }
+        Some(old) if !identity.valid_successor(&identity_of(old), &new) => Err(CommitError::InvalidSuccessor),
         _ => Ok(()),
     }
 }
@@ -611,10 +532,7 @@ pub(super) fn check_update_leaf(
     extensions: Extensions<'_>,
     identity: &dyn IdentityProvider,
 ) -> Result<(), CommitError> {
-    let ctx = LeafNodeContext {
-        group_id,
-        leaf_index: s,
-    };
+    let ctx = LeafNodeContext { group_id, leaf_index: s };
     let old = tree.old();
     let old_key = old.encryption_key(LeafIndex(s));
     if !matches!(leaf.fields.source, LeafNodeSource::Update)
@@ -623,19 +541,11 @@ pub(super) fn check_update_leaf(
     {
         return Err(CommitError::InvalidUpdateLeaf);
     }
-    let predecessor = old
-        .leaf_node(LeafIndex(s))
-        .ok_or(CommitError::UnknownSender)?;
+    let predecessor = old.leaf_node(LeafIndex(s)).ok_or(CommitError::UnknownSender)?;
     if !leaf_fits_group(old, leaf, Some(&predecessor), extensions)? {
         return Err(CommitError::UnsupportedCapabilities);
     }
-    check_identity(
-        identity,
-        group_id,
-        CredentialUse::Update(LeafIndex(s)),
-        leaf,
-        Some(&predecessor),
-    )?;
+    check_identity(identity, group_id, CredentialUse::Update(LeafIndex(s)), leaf, Some(&predecessor))?;
     if leaf_keys_in_use(tree, leaf, LeafIndex(s)) {
         return Err(CommitError::DuplicateKey);
     }
@@ -650,10 +560,7 @@ fn path_keys_in_use(tree: &TreeSlices<'_>, path: &UpdatePath<'_>, committer: Lea
     let mut keys: heapless::Vec<(&[u8], Option<NodeIndex>), 32> = heapless::Vec::new();
     let leaf = (path.leaf_node.fields.encryption_key, committer.node());
     let nodes = path.nodes.iter().map(|n| (n.encryption_key, None));
-    for key in core::iter::once(leaf)
-        .chain(nodes)
-        .filter(|(k, _)| !k.is_empty())
-    {
+    for key in core::iter::once(leaf).chain(nodes).filter(|(k, _)| !k.is_empty()) {
         if keys.is_full() {
             if tree.has_any_encryption_key(&keys) {
                 return true;
@@ -672,19 +579,12 @@ fn key_in_tree(tree: &TreeSlices<'_>, encryption_key: &[u8], signature_key: Opti
         || signature_key.is_some_and(|s| tree.has_signature_key(s, None))
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Keeps a verified Proposal message for a later Commit by reference;
     /// returns its reference (§5.2).
-    pub(crate) fn store_proposal(
-        &mut self,
-        v: &AuthenticatedContent<'_>,
-    ) -> Result<HashValue, CommitError> {
+    pub(crate) fn store_proposal(&mut self, v: &AuthenticatedContent<'_>) -> Result<HashValue, CommitError> {
         self.check_frame(v)?;
-        let Content::Proposal(p) = v.content.content else {
-            return Err(CommitError::WrongContentType);
-        };
+        let Content::Proposal(p) = v.content.content else { return Err(CommitError::WrongContentType) };
         match (v.content.sender, &p) {
             (Sender::Member(s), _) if self.tree.old().leaf_node(LeafIndex(s)).is_none() => {
                 return Err(CommitError::UnknownSender);
@@ -704,8 +604,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             _ => return Err(CommitError::ProposalNotAllowedForSender),
         }
         let reference = proposal_ref(self.state.suite, v)?;
-        self.proposals
-            .insert_encoded(&reference, v.content.sender, &p)?;
+        self.proposals.insert_encoded(&reference, v.content.sender, &p)?;
         Ok(reference)
     }
 
@@ -729,9 +628,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         now: u64,
     ) -> Result<StagedCommitSummary, CommitError> {
         self.check_frame(v)?;
-        let Content::Commit(commit) = v.content.content else {
-            return Err(CommitError::WrongContentType);
-        };
+        let Content::Commit(commit) = v.content.content else { return Err(CommitError::WrongContentType) };
         // A member's Commit, or an external joiner's (§12.4.3.2), whose leaf is
         // known once the proposals are applied.
         let (external, committer) = match v.content.sender {
@@ -770,10 +667,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         psks: &dyn PskStore,
         now: u64,
     ) -> Result<StagedCommitSummary, CommitError> {
-        let tag = v
-            .auth
-            .confirmation_tag
-            .ok_or(CommitError::WrongContentType)?;
+        let tag = v.auth.confirmation_tag.ok_or(CommitError::WrongContentType)?;
         let (applied, committer) = self.stage_proposals(commit, external, committer, psks, now)?;
         self.stage_next_epoch(v, commit, tag, &applied, committer)
     }
@@ -794,15 +688,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let summary = applied.summary;
         let suite = self.state.suite;
         let own_leaf = self.state.private.leaf;
-        let Self {
-            tree,
-            state,
-            staged,
-            staged_reinit,
-            staged_info,
-            pending_update_key,
-            ..
-        } = self;
+        let Self { tree, state, staged, staged_reinit, staged_info, pending_update_key, .. } = self;
         if summary.removes_us {
             // Removed: nothing of the next epoch is ours to derive.
             staged.set(super::Staged::Removed);
@@ -811,9 +697,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             staged_info.external_removed = applied.external_removed;
             return Ok(summary);
         }
-        let Some(super::Staged::Epoch(next)) = staged.as_mut() else {
-            return Err(CommitError::CommitPending);
-        };
+        let Some(super::Staged::Epoch(next)) = staged.as_mut() else { return Err(CommitError::CommitPending) };
         let mut new = tree.slices();
         let added = &applied.added;
         let extensions = Extensions::from_body(next.extensions.as_slice())?;
@@ -835,9 +719,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         next.private.copy_from(&state.private);
         if let Some(sk) = pending_update_key.as_ref()
             && let Some(node) = own_leaf.node()
-            && new
-                .encryption_key(node)
-                .is_some_and(|pk| pk == sk.public_key(suite).as_bytes())
+            && new.encryption_key(node).is_some_and(|pk| pk == sk.public_key(suite).as_bytes())
         {
             next.private.leaf_key = sk.clone();
         }
@@ -845,28 +727,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             Some(path) => {
                 // `added` is in leaf order.
                 let excluded = |l: LeafIndex| added.binary_search(&l.0).is_ok();
-                new.apply_update_path_in_place(
-                    committer,
-                    path,
-                    &mut next.private,
-                    &provisional,
-                    &mut gc_buf,
-                    &excluded,
-                )?
-                .0
+                new.apply_update_path_in_place(committer, path, &mut next.private, &provisional, &mut gc_buf, &excluded)?.0
             }
             None => Secret::zero(nh)?,
         };
         next.private.prune(&new);
 
         // Transcript hashes and the key schedule of the new epoch (§8).
-        let confirmed = confirmed_hash(
-            suite,
-            &state.interim_transcript_hash,
-            v.wire_format,
-            v.content_bytes(),
-            v.auth.signature,
-        )?;
+        let confirmed =
+            confirmed_hash(suite, &state.interim_transcript_hash, v.wire_format, v.content_bytes(), v.auth.signature)?;
         let tree_hash = new.root_tree_hash()?;
         let gc = crate::group_context::GroupContext {
             tree_hash: tree_hash.as_bytes(),
@@ -880,21 +749,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         };
         let joiner = joiner_secret(suite, &init_secret, &commit_secret, gc)?;
         next.secrets = EpochSecrets::derive(suite, &joiner, &applied.psk_secret, gc)?;
-        if !transcript::verify_confirmation_tag(
-            suite,
-            &next.secrets.confirmation_key,
-            confirmed.as_bytes(),
-            tag,
-        ) {
+        if !transcript::verify_confirmation_tag(suite, &next.secrets.confirmation_key, confirmed.as_bytes(), tag) {
             return Err(CommitError::ConfirmationTagMismatch);
         }
-        next.interim_transcript_hash =
-            transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag)?;
+        next.interim_transcript_hash = transcript::interim_transcript_hash(suite, confirmed.as_bytes(), tag)?;
         next.confirmation_tag = HashValue::from_slice(tag).map_err(CommitError::Crypto)?;
         next.suite = suite;
-        next.group_id
-            .set(group_id)
-            .map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?;
+        next.group_id.set(group_id).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?;
         next.epoch = summary.new_epoch;
         next.confirmed_transcript_hash = confirmed;
         next.tree_hash = tree_hash;
@@ -920,21 +781,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     ) -> Result<(Applied<N>, LeafIndex), CommitError> {
         let own_leaf = self.state.private.leaf;
         let config = self.config();
-        let Self {
-            tree,
-            proposals,
-            state,
-            staged,
-            resumption_psks,
-            staged_reinit,
-            staged_info,
-            ..
-        } = self;
-        let own_psks = OwnResumptionPsks {
-            state,
-            history: resumption_psks,
-            inner: psks,
-        };
+        let Self { tree, proposals, state, staged, resumption_psks, staged_reinit, staged_info, .. } = self;
+        let own_psks = OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own_psks;
         let mut new = tree.slices();
         if !external && new.leaf_node(committer).is_none() {
@@ -945,11 +793,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // (stage_commit empties them on an error).
         let next = super::Staged::begin_epoch(staged).ok_or(CommitError::CommitPending)?;
         let group_id = state.group_id.as_slice();
-        let out = AppliedOut {
-            extensions: &mut next.extensions,
-            psk_ids: &mut staged_info.psk_ids,
-            reinit: staged_reinit,
-        };
+        let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit: staged_reinit };
         let mut applied: Applied<N> = apply_proposals(
             commit,
             committer,
@@ -971,11 +815,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if let (true, Some(path)) = (external, &commit.path) {
             // The joiner takes the leftmost blank leaf (§12.4.3.2).
             let leaf = &path.leaf_node;
-            if key_in_tree(
-                &new,
-                leaf.fields.encryption_key,
-                Some(leaf.fields.signature_key),
-            ) {
+            if key_in_tree(&new, leaf.fields.encryption_key, Some(leaf.fields.signature_key)) {
                 return Err(CommitError::DuplicateKey);
             }
             committer = new.add_leaf(leaf.as_bytes())?;
@@ -1030,15 +870,8 @@ fn external_init_secret(
     let (sk, _) = secrets.external_key_pair(suite)?;
     let info_hash = crate::crypto::hpke::info_hash(suite, &[])?;
     let mut init = Secret::zero(suite.hash_len())?;
-    crate::crypto::hpke::export_base_receiver(
-        suite,
-        &sk,
-        kem_output,
-        &info_hash,
-        EXTERNAL_INIT_LABEL,
-        init.as_mut_bytes(),
-    )
-    .map_err(|_| CommitError::InvalidExternalCommit)?;
+    crate::crypto::hpke::export_base_receiver(suite, &sk, kem_output, &info_hash, EXTERNAL_INIT_LABEL, init.as_mut_bytes())
+        .map_err(|_| CommitError::InvalidExternalCommit)?;
     Ok(init)
 }
 
@@ -1056,17 +889,10 @@ fn key_packages_batched<const P: usize>(
     executor: &dyn crate::executor::Executor,
 ) -> bool {
     #[cfg(all(feature = "_ed25519", not(feature = "engine")))]
-    if adds > 1
-        && matches!(
-            suite.signature_scheme(),
-            crate::crypto::signature::Scheme::Ed25519
-        )
-    {
+    if adds > 1 && matches!(suite.signature_scheme(), crate::crypto::signature::Scheme::Ed25519) {
         use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
         let withheld = AtomicBool::new(false);
-        let Ok(count) = usize::try_from(adds).map(|a| a.saturating_mul(2)) else {
-            return false;
-        };
+        let Ok(count) = usize::try_from(adds).map(|a| a.saturating_mul(2)) else { return false };
         // Slots 2k and 2k + 1: the leaf's and the KeyPackage's signature of Add k.
         let all = executor.verify_ed25519_batch(count, &|range, sink| {
             let mut k = 0usize;
@@ -1079,17 +905,9 @@ fn key_packages_batched<const P: usize>(
                     withheld.store(true, Relaxed);
                     continue;
                 };
-                let Proposal::Add(a) = resolved.proposal else {
-                    continue;
-                };
-                for slot in [k, k.saturating_add(1)]
-                    .into_iter()
-                    .filter(|s| range.contains(s))
-                {
-                    if !a
-                        .key_package
-                        .hand_signature_to_batch(slot.saturating_sub(k), sink)
-                    {
+                let Proposal::Add(a) = resolved.proposal else { continue };
+                for slot in [k, k.saturating_add(1)].into_iter().filter(|s| range.contains(s)) {
+                    if !a.key_package.hand_signature_to_batch(slot.saturating_sub(k), sink) {
                         withheld.store(true, Relaxed);
                     }
                 }
@@ -1112,22 +930,11 @@ fn check_added_keys(tree: &TreeSlices<'_>, added: &mut [u32]) -> Result<(), Comm
     use crate::ratchet_tree::validate::heap_sort_by_key;
     // Two entries of `sorted` (sorted by `key_of`) with one key.
     fn twice<'k>(sorted: &[u32], key_of: impl Fn(&u32) -> Option<&'k [u8]>) -> bool {
-        sorted
-            .windows(2)
-            .any(|w| w.first().map(&key_of) == w.get(1).map(&key_of))
+        sorted.windows(2).any(|w| w.first().map(&key_of) == w.get(1).map(&key_of))
     }
     // An entry of `sorted` other than `own` with key `key`.
-    fn shared<'k>(
-        sorted: &[u32],
-        key: &[u8],
-        key_of: impl Fn(&u32) -> Option<&'k [u8]>,
-        own: Option<u32>,
-    ) -> bool {
-        sorted
-            .binary_search_by(|i| key_of(i).cmp(&Some(key)))
-            .ok()
-            .and_then(|j| sorted.get(j))
-            .is_some_and(|i| Some(*i) != own)
+    fn shared<'k>(sorted: &[u32], key: &[u8], key_of: impl Fn(&u32) -> Option<&'k [u8]>, own: Option<u32>) -> bool {
+        sorted.binary_search_by(|i| key_of(i).cmp(&Some(key))).ok().and_then(|j| sorted.get(j)).is_some_and(|i| Some(*i) != own)
     }
     if added.is_empty() {
         // Nothing to search for: a Commit without Adds reads no member's keys.
@@ -1184,21 +991,14 @@ pub(super) fn add_psk<'k>(
     if list.iter().any(|(other, _)| *other == id) {
         return Err(CommitError::DuplicatePsk);
     }
-    list.push((id, value))
-        .map_err(|_| CommitError::CapacityExceeded(Capacity::PsksPerCommit))?;
+    list.push((id, value)).map_err(|_| CommitError::CapacityExceeded(Capacity::PsksPerCommit))?;
     *link_seen |= link;
     Ok(())
 }
 
 /// True if `psk` is a resumption PSK of usage reinit or branch.
 pub(super) fn is_link_psk(psk: &Psk<'_>) -> bool {
-    matches!(
-        psk,
-        Psk::Resumption {
-            usage: ResumptionPskUsage::Reinit | ResumptionPskUsage::Branch,
-            ..
-        }
-    )
+    matches!(psk, Psk::Resumption { usage: ResumptionPskUsage::Reinit | ResumptionPskUsage::Branch, .. })
 }
 
 /// Resumption PSKs of our own group first (current and kept epochs, §8.6),
@@ -1224,26 +1024,16 @@ impl PskStore for OwnResumptionPsks<'_> {
         if epoch == self.state.epoch {
             return Some(self.state.secrets.resumption_psk.as_bytes());
         }
-        self.history
-            .iter()
-            .flatten()
-            .find(|(e, _)| *e == epoch)
-            .map(|(_, s)| s.as_bytes())
+        self.history.iter().flatten().find(|(e, _)| *e == epoch).map(|(_, s)| s.as_bytes())
     }
 
     fn psk(&self, psk: &Psk<'_>) -> Option<&[u8]> {
         match *psk {
             Psk::External { psk_id } => self.inner.external_psk(psk_id),
-            Psk::Resumption {
-                usage: ResumptionPskUsage::Application,
-                psk_group_id,
-                psk_epoch,
-            } => self.resumption_psk(psk_group_id, psk_epoch),
-            Psk::Resumption {
-                psk_group_id,
-                psk_epoch,
-                ..
-            } => self.inner.resumption_psk(psk_group_id, psk_epoch),
+            Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id, psk_epoch } => {
+                self.resumption_psk(psk_group_id, psk_epoch)
+            }
+            Psk::Resumption { psk_group_id, psk_epoch, .. } => self.inner.resumption_psk(psk_group_id, psk_epoch),
         }
     }
 }
@@ -1276,13 +1066,9 @@ pub(super) struct AppliedOut<'a> {
 /// Sets `slot` to the parameters of ReInit `r` (its own frame: the
 /// parameters are 2 KB).
 #[inline(never)]
-fn set_reinit(
-    slot: &mut Option<super::ReInitParams>,
-    r: &crate::messages::proposal::ReInit<'_>,
-) -> Result<(), CommitError> {
+fn set_reinit(slot: &mut Option<super::ReInitParams>, r: &crate::messages::proposal::ReInit<'_>) -> Result<(), CommitError> {
     *slot = Some(super::ReInitParams {
-        group_id: OwnedBytes::from_slice(r.group_id)
-            .map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?,
+        group_id: OwnedBytes::from_slice(r.group_id).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupIdLen))?,
         version: r.version,
         cipher_suite: r.cipher_suite,
         extensions: OwnedBytes::from_slice(r.extensions.body())
@@ -1328,8 +1114,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         removes_us: false,
     };
     let mut touched: heapless::Vec<u32, N> = heapless::Vec::new();
-    let mut psk_list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_PSKS_PER_COMMIT> =
-        heapless::Vec::new();
+    let mut psk_list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_PSKS_PER_COMMIT> = heapless::Vec::new();
     let mut gce: Option<Extensions<'_>> = None;
     let mut last_removed: Option<LeafIndex> = None;
     let mut path_required = commit.proposals.is_empty();
@@ -1340,18 +1125,14 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         match r.proposal {
             Proposal::Update(_) => {
                 path_required = true;
-                let Sender::Member(s) = r.sender else {
-                    return Err(CommitError::UnknownSender);
-                };
+                let Sender::Member(s) = r.sender else { return Err(CommitError::UnknownSender) };
                 if s == committer.0 {
                     return Err(CommitError::UpdateFromCommitter);
                 }
                 if touched.contains(&s) {
                     return Err(CommitError::DuplicateUpdateOrRemove);
                 }
-                touched
-                    .push(s)
-                    .map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
+                touched.push(s).map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
                 summary.updates += 1;
             }
             Proposal::Remove(rm) => {
@@ -1365,22 +1146,14 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
                 if touched.contains(&rm.removed) {
                     return Err(CommitError::DuplicateUpdateOrRemove);
                 }
-                touched
-                    .push(rm.removed)
-                    .map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
+                touched.push(rm.removed).map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
                 last_removed = Some(LeafIndex(rm.removed));
                 summary.removes += 1;
                 summary.removes_us |= rm.removed == own_leaf.0;
             }
             Proposal::Add(_) => summary.adds += 1,
             Proposal::PreSharedKey(p) => {
-                add_psk(
-                    &mut psk_list,
-                    p.psk,
-                    (suite, state.epoch),
-                    &mut link_psk,
-                    psks,
-                )?;
+                add_psk(&mut psk_list, p.psk, (suite, state.epoch), &mut link_psk, psks)?;
                 summary.psks += 1;
             }
             Proposal::ReInit(r) => {
@@ -1417,10 +1190,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     // §12.2, external commits: exactly one ExternalInit, at most one Remove,
     // PSKs, nothing else, nothing by reference (§12.4.3.2).
     if external {
-        let by_reference = commit
-            .proposals
-            .iter()
-            .any(|p| matches!(p, ProposalOrRef::Reference(_)));
+        let by_reference = commit.proposals.iter().any(|p| matches!(p, ProposalOrRef::Reference(_)));
         if external_init.is_none()
             || by_reference
             || summary.removes > 1
@@ -1445,15 +1215,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         let r = resolve(por, proposals, committer)?;
         if let (Proposal::Update(u), Sender::Member(s)) = (r.proposal, r.sender) {
             let leaf = u.leaf_node;
-            check_update_leaf(
-                suite,
-                state.group_id.as_slice(),
-                new,
-                s,
-                &leaf,
-                extensions,
-                identity,
-            )?;
+            check_update_leaf(suite, state.group_id.as_slice(), new, s, &leaf, extensions, identity)?;
             new.update_leaf(LeafIndex(s), leaf.as_bytes())?;
         }
     }
@@ -1471,9 +1233,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     };
     let signed = key_packages_batched(commit, proposals, committer, summary.adds, suite, executor);
     for por in commit.proposals.iter() {
-        let Proposal::Add(a) = resolve(por, proposals, committer)?.proposal else {
-            continue;
-        };
+        let Proposal::Add(a) = resolve(por, proposals, committer)?.proposal else { continue };
         let kp = a.key_package;
         match signed {
             true => kp.validate_except_signatures(suite, now, max_lifetime),
@@ -1481,25 +1241,15 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         }
         .map_err(CommitError::InvalidKeyPackage)?;
         let leaf = kp.tbs.leaf_node;
-        check_identity(
-            identity,
-            state.group_id.as_slice(),
-            CredentialUse::Add,
-            &leaf,
-            None,
-        )?;
+        check_identity(identity, state.group_id.as_slice(), CredentialUse::Add, &leaf, None)?;
         if !(leaf_fits_extensions(&leaf, extensions)? && types.admits(&leaf)) {
             return Err(CommitError::UnsupportedCapabilities);
         }
         types.admit(&leaf);
         // Adds take the leftmost blank leaves: each after the previous one.
-        let first = added
-            .last()
-            .map_or(LeafIndex(0), |l| LeafIndex(l.saturating_add(1)));
+        let first = added.last().map_or(LeafIndex(0), |l| LeafIndex(l.saturating_add(1)));
         let l = new.add_leaf_after(leaf.as_bytes(), first)?;
-        added
-            .push(l.0)
-            .map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
+        added.push(l.0).map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
     }
     check_added_keys(new, &mut added)?;
     let psk_secret = psk_secret(suite, &psk_list)?;
@@ -1517,9 +1267,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     if overflow {
         return Err(CommitError::CapacityExceeded(Capacity::StagedPskBytes));
     }
-    out.extensions
-        .set(extensions.body())
-        .map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?;
+    out.extensions.set(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?;
     Ok(Applied {
         summary,
         external_init,

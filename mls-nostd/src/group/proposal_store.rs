@@ -1,12 +1,12 @@
 //! Proposals received in the current epoch, kept until a Commit refers to them
 //! by reference (RFC 9420 §12.4: `ProposalRef`), in a caller-sized byte arena.
 
-use super::CommitError;
-use crate::capacity::Capacity;
-use crate::codec::{Encode, Writer};
 use crate::crypto::{HashValue, MAX_HASH_LEN};
 use crate::messages::framing::Sender;
 use crate::messages::proposal::Proposal;
+use crate::capacity::Capacity;
+use crate::codec::{Encode, Writer};
+use super::CommitError;
 
 /// Longest encoded proposal a group keeps for a Commit by reference (the
 /// proposals it receives and sends).
@@ -73,10 +73,7 @@ fn sender_from(t: u8, i: u32) -> Option<Sender> {
 
 impl<const P: usize> ProposalStore<P> {
     /// No proposals.
-    pub const EMPTY: Self = Self {
-        bytes: [0; P],
-        used: 0,
-    };
+    pub const EMPTY: Self = Self { bytes: [0; P], used: 0 };
 
     /// The store's bytes, for persistence.
     pub(crate) fn raw(&self) -> &[u8] {
@@ -86,10 +83,7 @@ impl<const P: usize> ProposalStore<P> {
     /// Appends bytes saved from [`Self::raw`].
     pub(crate) fn append_raw(&mut self, bytes: &[u8]) -> Result<(), StoreFull> {
         let end = self.used.checked_add(bytes.len()).ok_or(StoreFull)?;
-        self.bytes
-            .get_mut(self.used..end)
-            .ok_or(StoreFull)?
-            .copy_from_slice(bytes);
+        self.bytes.get_mut(self.used..end).ok_or(StoreFull)?.copy_from_slice(bytes);
         self.used = end;
         Ok(())
     }
@@ -103,12 +97,7 @@ impl<const P: usize> ProposalStore<P> {
     }
 
     /// Keeps a proposal; fails (keeping the store as it was) when full.
-    pub fn insert(
-        &mut self,
-        reference: &HashValue,
-        sender: Sender,
-        proposal: &[u8],
-    ) -> Result<(), StoreFull> {
+    pub fn insert(&mut self, reference: &HashValue, sender: Sender, proposal: &[u8]) -> Result<(), StoreFull> {
         self.insert_with(reference, sender, proposal.len(), |body| {
             body.copy_from_slice(proposal);
             Ok(())
@@ -119,12 +108,7 @@ impl<const P: usize> ProposalStore<P> {
     /// with [`Capacity::Container`] if it encodes to more than
     /// [`MAX_PROPOSAL_LEN`] bytes, with [`Capacity::PendingProposalBytes`]
     /// when the store is full.
-    pub(crate) fn insert_encoded(
-        &mut self,
-        reference: &HashValue,
-        sender: Sender,
-        proposal: &Proposal<'_>,
-    ) -> Result<(), CommitError> {
+    pub(crate) fn insert_encoded(&mut self, reference: &HashValue, sender: Sender, proposal: &Proposal<'_>) -> Result<(), CommitError> {
         let too_long = CommitError::CapacityExceeded(Capacity::Container(MAX_PROPOSAL_LEN));
         let mut counter = Writer::counter();
         proposal.encode(&mut counter).map_err(|_| too_long)?;
@@ -132,10 +116,8 @@ impl<const P: usize> ProposalStore<P> {
         if len > MAX_PROPOSAL_LEN {
             return Err(too_long);
         }
-        self.insert_with(reference, sender, len, |body| {
-            proposal.encode_to(body).map(|_| ()).map_err(|_| StoreFull)
-        })
-        .map_err(|_| CommitError::CapacityExceeded(Capacity::PendingProposalBytes))
+        self.insert_with(reference, sender, len, |body| proposal.encode_to(body).map(|_| ()).map_err(|_| StoreFull))
+            .map_err(|_| CommitError::CapacityExceeded(Capacity::PendingProposalBytes))
     }
 
     /// [`Self::insert`] of a proposal of `len` bytes that `fill` writes
@@ -159,10 +141,7 @@ impl<const P: usize> ProposalStore<P> {
         let (len_b, rest) = header.split_at_mut(1);
         len_b.fill(r.len() as u8);
         let (ref_b, rest) = rest.split_at_mut(MAX_HASH_LEN);
-        ref_b
-            .get_mut(..r.len())
-            .ok_or(StoreFull)?
-            .copy_from_slice(r);
+        ref_b.get_mut(..r.len()).ok_or(StoreFull)?.copy_from_slice(r);
         let (t, i) = sender_parts(sender);
         let (t_b, rest) = rest.split_at_mut(1);
         t_b.fill(t);
@@ -178,9 +157,7 @@ impl<const P: usize> ProposalStore<P> {
     pub fn iter(&self) -> impl Iterator<Item = StoredProposal<'_>> + '_ {
         let mut at = 0usize;
         core::iter::from_fn(move || {
-            let header = self
-                .bytes
-                .get(at..at.checked_add(PROPOSAL_RECORD_HEADER)?)?;
+            let header = self.bytes.get(at..at.checked_add(PROPOSAL_RECORD_HEADER)?)?;
             if at >= self.used {
                 return None;
             }
@@ -194,11 +171,7 @@ impl<const P: usize> ProposalStore<P> {
             let start = at.checked_add(PROPOSAL_RECORD_HEADER)?;
             let proposal = self.bytes.get(start..start.checked_add(len)?)?;
             at = start.checked_add(len)?;
-            Some(StoredProposal {
-                reference,
-                sender,
-                proposal,
-            })
+            Some(StoredProposal { reference, sender, proposal })
         })
     }
 

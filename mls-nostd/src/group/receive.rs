@@ -5,13 +5,11 @@
 //! The wire formats themselves are [`crate::messages`].
 
 use super::{CommitError, Group, MAX_GROUP_CONTEXT_LEN, StagedCommitSummary};
+use crate::crypto::signer::Signer;
 use crate::codec::{CodecError, Reader};
 use crate::crypto::HashValue;
 use crate::crypto::signature::SignaturePublicKey;
-use crate::crypto::signer::Signer;
-use crate::messages::authenticated_content::{
-    AuthenticatedContent, EncodedGroupContext, ProtectionError,
-};
+use crate::messages::authenticated_content::{AuthenticatedContent, EncodedGroupContext, ProtectionError};
 use crate::messages::framing::{
     Content, FramedContent, Sender, WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE,
 };
@@ -51,9 +49,7 @@ impl core::fmt::Display for ReceiveError {
             Self::Protection(e) => write!(f, "message protection: {e}"),
             Self::Commit(e) => write!(f, "{e}"),
             Self::Inactive => f.write_str("the group was left, removed or reinitialized"),
-            Self::DepartedSender => {
-                f.write_str("a late message of a member that left: its key is no longer kept")
-            }
+            Self::DepartedSender => f.write_str("a late message of a member that left: its key is no longer kept"),
         }
     }
 }
@@ -111,13 +107,10 @@ pub enum Received<'m> {
 
 /// The signature key of `sender` in `tree` (members only here).
 fn member_key(tree: &TreeView<'_>, leaf: LeafIndex) -> Option<SignaturePublicKey> {
-    tree.signature_key(leaf)
-        .and_then(|k| SignaturePublicKey::from_slice(k).ok())
+    tree.signature_key(leaf).and_then(|k| SignaturePublicKey::from_slice(k).ok())
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Processes an `MLSMessage` holding a PublicMessage or PrivateMessage of
     /// this group. A PrivateMessage is decrypted in place, so `message` is
     /// overwritten. `now` (seconds since the Unix epoch) checks KeyPackage
@@ -145,10 +138,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             }
             Content::Proposal(_) => {
                 let reference = self.store_proposal(&content)?;
-                Ok(Received::Proposal {
-                    sender: content.content.sender,
-                    reference,
-                })
+                Ok(Received::Proposal { sender: content.content.sender, reference })
             }
             Content::Commit(_) => Ok(Received::Commit(self.stage_commit(&content, psks, now)?)),
         }
@@ -158,10 +148,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// previous epoch's, for a late application message). Its own frame:
     /// the GroupContext buffer (2.3 KB) is gone before a Commit is staged.
     #[inline(never)]
-    fn unprotect<'m>(
-        &mut self,
-        message: &'m mut [u8],
-    ) -> Result<AuthenticatedContent<'m>, ReceiveError> {
+    fn unprotect<'m>(&mut self, message: &'m mut [u8]) -> Result<AuthenticatedContent<'m>, ReceiveError> {
         let mut r = Reader::new(message);
         let _version = r.read_u16()?;
         let wire_format = r.read_u16()?;
@@ -187,26 +174,19 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 let mut lookup = |c: &FramedContent<'_>| match (c.sender, &c.content) {
                     (Sender::Member(i), _) => member_key(&tree, LeafIndex(i)),
                     // A pre-provisioned external sender (§12.1.8.1).
-                    (Sender::External(i), _) => {
-                        crate::extensions::Extensions::from_body(state.extensions.as_slice())
-                            .ok()
-                            .and_then(|e| e.find(crate::extensions::EXT_EXTERNAL_SENDERS))
-                            .and_then(|data| crate::extensions::external_sender(data, i))
-                            .and_then(|s| SignaturePublicKey::from_slice(s.signature_key).ok())
-                    }
+                    (Sender::External(i), _) => crate::extensions::Extensions::from_body(state.extensions.as_slice())
+                        .ok()
+                        .and_then(|e| e.find(crate::extensions::EXT_EXTERNAL_SENDERS))
+                        .and_then(|data| crate::extensions::external_sender(data, i))
+                        .and_then(|s| SignaturePublicKey::from_slice(s.signature_key).ok()),
                     // A client proposing its own Add (§12.1.8.2).
                     (Sender::NewMemberProposal, Content::Proposal(Proposal::Add(a))) => {
-                        SignaturePublicKey::from_slice(
-                            a.key_package.tbs.leaf_node.fields.signature_key,
-                        )
-                        .ok()
+                        SignaturePublicKey::from_slice(a.key_package.tbs.leaf_node.fields.signature_key).ok()
                     }
                     // An external joiner signs with the key of its new leaf (§12.4.3.2).
-                    (Sender::NewMemberCommit, Content::Commit(commit)) => {
-                        commit.path.and_then(|p| {
-                            SignaturePublicKey::from_slice(p.leaf_node.fields.signature_key).ok()
-                        })
-                    }
+                    (Sender::NewMemberCommit, Content::Commit(commit)) => commit
+                        .path
+                        .and_then(|p| SignaturePublicKey::from_slice(p.leaf_node.fields.signature_key).ok()),
                     _ => None,
                 };
                 public_message::unprotect(&gc, &state.secrets.membership_key, message, &mut lookup)?
@@ -238,29 +218,23 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                         };
                         // The sender's key in the previous epoch: kept if the
                         // last Commit changed it, else the same in the current tree.
-                        let mut lookup =
-                            |l: LeafIndex| p.departed.key(l).or_else(|| member_key(&tree, l));
-                        let content =
-                            private_message::unprotect(&old_gc, &mut keys, message, &mut lookup)
-                                .map_err(|e| match e {
-                                    ProtectionError::UnknownSender
-                                    | ProtectionError::BadSignature
-                                        if p.departed.overflow =>
-                                    {
-                                        ReceiveError::DepartedSender
-                                    }
-                                    e => e.into(),
-                                })?;
+                        let mut lookup = |l: LeafIndex| p.departed.key(l).or_else(|| member_key(&tree, l));
+                        let content = private_message::unprotect(&old_gc, &mut keys, message, &mut lookup).map_err(|e| {
+                            match e {
+                                ProtectionError::UnknownSender | ProtectionError::BadSignature if p.departed.overflow => {
+                                    ReceiveError::DepartedSender
+                                }
+                                e => e.into(),
+                            }
+                        })?;
                         if !matches!(content.content.content, Content::Application(_)) {
                             return Err(ProtectionError::WrongEpoch.into());
                         }
                         content
                     }
                     None => {
-                        let mut keys = PrivateMessageKeys {
-                            secret_tree,
-                            sender_data_secret: &state.secrets.sender_data_secret,
-                        };
+                        let mut keys =
+                            PrivateMessageKeys { secret_tree, sender_data_secret: &state.secrets.sender_data_secret };
                         let mut lookup = |l: LeafIndex| member_key(&tree, l);
                         private_message::unprotect(&gc, &mut keys, message, &mut lookup)?
                     }
@@ -287,11 +261,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
         let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
         let gc_len = self.encoded_context(&mut gc_buf)?.len();
-        let gc = EncodedGroupContext::decode(
-            gc_buf
-                .get(..gc_len)
-                .ok_or(CodecError::BufferTooSmall { needed: gc_len })?,
-        )?;
+        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall { needed: gc_len })?)?;
         let content = FramedContent {
             group_id: self.state.group_id.as_slice(),
             epoch: self.state.epoch,
@@ -303,14 +273,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             secret_tree: self.secret_trees.current_mut(),
             sender_data_secret: &self.state.secrets.sender_data_secret,
         };
-        Ok(private_message::protect(
-            &gc,
-            &mut keys,
-            &self.signer,
-            &content,
-            padding,
-            rng,
-            out,
-        )?)
+        Ok(private_message::protect(&gc, &mut keys, &self.signer, &content, padding, rng, out)?)
     }
 }

@@ -7,9 +7,7 @@ use crate::credential::Credential;
 use crate::crypto::CipherSuite;
 use crate::crypto::signature::SignaturePrivateKey;
 use crate::crypto::signer::Signer;
-use crate::key_package::{
-    KeyPackage, KeyPackageBuildError, KeyPackageParams, KeyPackagePrivateKeys,
-};
+use crate::key_package::{KeyPackage, KeyPackageBuildError, KeyPackageParams, KeyPackagePrivateKeys};
 use crate::leaf_node::Lifetime;
 use rand_core::CryptoRng;
 
@@ -40,18 +38,8 @@ impl<Sig: Signer> Copy for SigningIdentity<'_, Sig> {}
 impl<'a, Sig: Signer> SigningIdentity<'a, Sig> {
     /// `credential`, signed for with `signer`, in `suite`, for leaves valid
     /// over `lifetime`.
-    pub fn new(
-        suite: CipherSuite,
-        credential: Credential<'a>,
-        signer: &'a Sig,
-        lifetime: Lifetime,
-    ) -> Self {
-        Self {
-            suite,
-            credential,
-            signer,
-            lifetime,
-        }
+    pub fn new(suite: CipherSuite, credential: Credential<'a>, signer: &'a Sig, lifetime: Lifetime) -> Self {
+        Self { suite, credential, signer, lifetime }
     }
 
     /// [`CreateParams::new`] for the group `group_id` created by us.
@@ -67,20 +55,11 @@ impl<'a, Sig: Signer> SigningIdentity<'a, Sig> {
         rng: &mut impl CryptoRng,
         out: &'o mut [u8],
     ) -> Result<(&'o [u8], KeyPackagePrivateKeys), KeyPackageBuildError> {
-        KeyPackage::generate(
-            &KeyPackageParams::new(self.suite, self.credential, self.lifetime),
-            self.signer,
-            rng,
-            out,
-        )
+        KeyPackage::generate(&KeyPackageParams::new(self.suite, self.credential, self.lifetime), self.signer, rng, out)
     }
 
     /// [`JoinParams::new`] for our `key_package` and its private `keys`.
-    pub fn join_params(
-        &self,
-        key_package: &'a [u8],
-        keys: &'a KeyPackagePrivateKeys,
-    ) -> JoinParams<'a, Sig> {
+    pub fn join_params(&self, key_package: &'a [u8], keys: &'a KeyPackagePrivateKeys) -> JoinParams<'a, Sig> {
         JoinParams::new(key_package, keys, self.signer)
     }
 }

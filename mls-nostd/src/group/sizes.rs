@@ -9,9 +9,9 @@
 
 use super::commit::{CommitBuffers, MAX_PENDING_REFS};
 use super::{Group, MAX_GROUP_CONTEXT_LEN, MAX_GROUP_ID_LEN, MAX_PSKS_PER_COMMIT};
+use crate::crypto::signer::Signer;
 use crate::crypto::hpke::KEM_PUBLIC_LEN;
 use crate::crypto::signature::SIGNATURE_LEN;
-use crate::crypto::signer::Signer;
 use crate::crypto::{AEAD_TAG_LEN, MAX_HASH_LEN};
 use crate::messages::private_message::ENCRYPTED_SENDER_DATA_LEN;
 
@@ -41,8 +41,7 @@ const FRAMING: usize = 2
 /// area, over the suites built in: its `HPKECiphertext` in the UpdatePath
 /// (the KEM output and the sealed secret with their prefixes) and its job
 /// (the recipient's key, the ephemeral key's IKM and the secret).
-const SEAL_ROOM: usize =
-    (2 + KEM_PUBLIC_LEN + 1 + MAX_HASH_LEN + AEAD_TAG_LEN) + (KEM_PUBLIC_LEN + 2 * MAX_HASH_LEN);
+const SEAL_ROOM: usize = (2 + KEM_PUBLIC_LEN + 1 + MAX_HASH_LEN + AEAD_TAG_LEN) + (KEM_PUBLIC_LEN + 2 * MAX_HASH_LEN);
 
 /// An upper bound of the room [`Group::commit_in_memory`] takes for the
 /// UpdatePath in the middle of `CommitBuffers::message` in any tree of
@@ -53,16 +52,9 @@ pub(crate) const fn path_room(leaves: usize) -> usize {
     8192usize.saturating_add(leaves.saturating_mul(SEAL_ROOM))
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Parent nodes on a direct path of a tree of `N` leaves (§4.1), plus one.
-    const PATH_NODES: usize = crate::tree_math::log2(if N > u32::MAX as usize {
-        u32::MAX
-    } else {
-        N as u32
-    }) as usize
-        + 2;
+    const PATH_NODES: usize = crate::tree_math::log2(if N > u32::MAX as usize { u32::MAX } else { N as u32 }) as usize + 2;
 
     /// [`path_room`] of a full tree.
     const PATH_ROOM: usize = path_room(N);
@@ -70,11 +62,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// The encoded ratchet tree (§12.4.3.3): every leaf encoding (together
     /// at most `ARENA` bytes), every parent's key, parent hash and unmerged
     /// leaves (at most `N` per parent level), and a presence byte per node.
-    const TREE_LEN: usize = V
-        + 2 * (2 * N)
-        + ARENA
-        + N * (V + KEM_PUBLIC_LEN + V + MAX_HASH_LEN + V)
-        + 4 * N * Self::PATH_NODES;
+    const TREE_LEN: usize = V + 2 * (2 * N) + ARENA + N * (V + KEM_PUBLIC_LEN + V + MAX_HASH_LEN + V) + 4 * N * Self::PATH_NODES;
 
     /// Largest signed `GroupInfo` (§12.4.3) this group writes: its
     /// GroupContext, the ratchet tree and `external_pub` extensions, the
@@ -134,19 +122,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// Splits `buf` into the three buffers of a Commit with `by_value`
     /// bytes of proposals; `None` if it is shorter than
     /// [`Self::commit_buffers_len`].
-    pub(crate) fn split_commit_buffers(
-        buf: &mut [u8],
-        by_value: usize,
-    ) -> Option<CommitBuffers<'_>> {
+    pub(crate) fn split_commit_buffers(buf: &mut [u8], by_value: usize) -> Option<CommitBuffers<'_>> {
         if buf.len() < Self::commit_buffers_len(by_value) {
             return None;
         }
         let (group_info, rest) = buf.split_at_mut(2 * Self::GROUP_INFO_LEN);
         let (welcome, message) = rest.split_at_mut(Self::WELCOME_LEN);
-        Some(CommitBuffers {
-            message,
-            welcome,
-            group_info,
-        })
+        Some(CommitBuffers { message, welcome, group_info })
     }
 }

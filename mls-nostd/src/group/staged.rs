@@ -6,9 +6,9 @@
 //! are read from the current and the staged tree.
 
 use super::{Group, Staged, StagedCommitSummary, StagedInfo};
+use crate::crypto::signer::Signer;
 use crate::codec::{Decode, Reader};
 use crate::credential::Credential;
-use crate::crypto::signer::Signer;
 use crate::extensions::Extensions;
 use crate::psk::PreSharedKeyId;
 use crate::ratchet_tree::tree::TreeView;
@@ -27,11 +27,7 @@ pub struct MemberInfo<'a> {
 
 fn member<'a>(tree: &TreeView<'a>, leaf: LeafIndex) -> Option<MemberInfo<'a>> {
     let node = tree.leaf_node(leaf)?;
-    Some(MemberInfo {
-        leaf,
-        credential: node.fields.credential,
-        signature_key: node.fields.signature_key,
-    })
+    Some(MemberInfo { leaf, credential: node.fields.credential, signature_key: node.fields.signature_key })
 }
 
 /// What a Commit does to one leaf.
@@ -83,12 +79,8 @@ impl<'g> StagedCommit<'g> {
                 // (§12.1.1, §7.7); an external joiner taking over a removed
                 // member's leaf is a resync (§12.4.3.2); any other new leaf
                 // (source update or commit, §7.3) is the same member's.
-                let from_key_package = after.is_some_and(|n| {
-                    matches!(
-                        n.fields.source,
-                        crate::leaf_node::LeafNodeSource::KeyPackage(_)
-                    )
-                });
+                let from_key_package =
+                    after.is_some_and(|n| matches!(n.fields.source, crate::leaf_node::LeafNodeSource::KeyPackage(_)));
                 if from_key_package || self.info.external_removed == Some(l) {
                     Change::Replaced(old, new)
                 } else {
@@ -100,9 +92,7 @@ impl<'g> StagedCommit<'g> {
     }
 
     fn width(&self) -> u32 {
-        self.old
-            .n_leaves()
-            .max(self.new.as_ref().map_or(0, |t| t.n_leaves()))
+        self.old.n_leaves().max(self.new.as_ref().map_or(0, |t| t.n_leaves()))
     }
 
     /// Members the Commit adds (Add proposals, and an external joiner), as
@@ -135,13 +125,7 @@ impl<'g> StagedCommit<'g> {
     /// The PreSharedKeyIDs the Commit injects, in order.
     pub fn psks(&self) -> impl Iterator<Item = PreSharedKeyId<'g>> + 'g {
         let mut r = Reader::new(self.info.psk_ids.as_slice());
-        core::iter::from_fn(move || {
-            if r.is_empty() {
-                None
-            } else {
-                PreSharedKeyId::decode(&mut r).ok()
-            }
-        })
+        core::iter::from_fn(move || if r.is_empty() { None } else { PreSharedKeyId::decode(&mut r).ok() })
     }
 
     /// The GroupContext extensions of the new epoch, if the Commit changes
@@ -156,9 +140,7 @@ impl<'g> StagedCommit<'g> {
     }
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// The staged Commit, if one waits for merge or discard.
     pub fn staged_commit(&self) -> Option<StagedCommit<'_>> {
         let staged = self.staged.as_ref()?;

@@ -7,16 +7,14 @@
 //! the framing layer, and to look at what the store and zeroization did.
 
 use super::{EpochState, Group, StagedCommitSummary};
-use crate::crypto::HashValue;
 use crate::crypto::signer::Signer;
+use crate::crypto::HashValue;
 use crate::group::CommitError;
 use crate::messages::authenticated_content::AuthenticatedContent;
 use crate::psk::PskStore;
 use crate::ratchet_tree::tree::TreeSlices;
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// [`Group::process_message_in_memory`]'s Commit step on content that was not
     /// verified.
     #[doc(hidden)]
@@ -32,10 +30,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// [`Group::process_message_in_memory`]'s Proposal step on content that was not
     /// verified.
     #[doc(hidden)]
-    pub fn store_proposal_for_testing(
-        &mut self,
-        v: &AuthenticatedContent<'_>,
-    ) -> Result<HashValue, CommitError> {
+    pub fn store_proposal_for_testing(&mut self, v: &AuthenticatedContent<'_>) -> Result<HashValue, CommitError> {
         self.store_proposal(v)
     }
 

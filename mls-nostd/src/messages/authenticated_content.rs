@@ -22,8 +22,7 @@ use crate::group_context::{GroupContext, PROTOCOL_VERSION_MLS10};
 use crate::secret_tree::SecretTreeError;
 
 use super::framing::{
-    ContentType, FramedContent, FramedContentAuthData, Sender, WIRE_FORMAT_PRIVATE_MESSAGE,
-    WIRE_FORMAT_PUBLIC_MESSAGE,
+    ContentType, FramedContent, FramedContentAuthData, Sender, WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE,
 };
 
 /// The label of the content signature (§6.1).
@@ -116,20 +115,14 @@ impl core::fmt::Display for ProtectionError {
             Self::WrongContentType => f.write_str("content type not allowed for this wire format"),
             Self::WrongWireFormat => f.write_str("unexpected wire format"),
             Self::BadMembershipTag => f.write_str("membership tag does not verify"),
-            Self::MissingMembershipKey => {
-                f.write_str("membership key required for a member sender")
-            }
+            Self::MissingMembershipKey => f.write_str("membership key required for a member sender"),
             Self::BadSignature => f.write_str("content signature does not verify"),
-            Self::ConfirmationTagMismatch => {
-                f.write_str("confirmation tag present or absent in error")
-            }
+            Self::ConfirmationTagMismatch => f.write_str("confirmation tag present or absent in error"),
             Self::SenderDataDecryptionFailed => f.write_str("sender data does not decrypt"),
             Self::ContentDecryptionFailed => f.write_str("content does not decrypt"),
             Self::NonZeroPadding => f.write_str("non-zero padding"),
             Self::SecretTree(e) => write!(f, "secret tree: {e}"),
-            Self::BufferTooSmall { needed } => {
-                write!(f, "output buffer too small: at least {needed} bytes needed")
-            }
+            Self::BufferTooSmall { needed } => write!(f, "output buffer too small: at least {needed} bytes needed"),
             Self::Malformed(e) => write!(f, "malformed message: {e}"),
             Self::Crypto(e) => write!(f, "crypto: {e}"),
         }
@@ -159,10 +152,7 @@ pub struct EncodedGroupContext<'a> {
 impl<'a> EncodedGroupContext<'a> {
     /// Decodes an encoded GroupContext (all of `bytes`).
     pub fn decode(bytes: &'a [u8]) -> Result<Self, CodecError> {
-        Ok(Self {
-            context: GroupContext::decode_exact(bytes)?,
-            bytes,
-        })
+        Ok(Self { context: GroupContext::decode_exact(bytes)?, bytes })
     }
 
     /// The decoded GroupContext.
@@ -222,11 +212,7 @@ impl<'a> FramedContentTbs<'a> {
     /// `wire_format`; `group_context` is the encoded GroupContext of the
     /// epoch (left out for senders whose TBS has none). The sender is read
     /// from `content`, so it cannot disagree with what is signed.
-    pub fn new(
-        wire_format: u16,
-        content: &'a [u8],
-        group_context: &'a [u8],
-    ) -> Result<Self, CodecError> {
+    pub fn new(wire_format: u16, content: &'a [u8], group_context: &'a [u8]) -> Result<Self, CodecError> {
         let mut r = Reader::new(content);
         r.read_opaque()?; // group_id
         r.read_u64()?; // epoch
@@ -237,12 +223,7 @@ impl<'a> FramedContentTbs<'a> {
         };
         let [v0, v1] = PROTOCOL_VERSION_MLS10.to_be_bytes();
         let [w0, w1] = wire_format.to_be_bytes();
-        Ok(Self {
-            head: [v0, v1, w0, w1],
-            content,
-            sender,
-            group_context,
-        })
+        Ok(Self { head: [v0, v1, w0, w1], content, sender, group_context })
     }
 
     /// The sender encoded in the content.
@@ -273,14 +254,8 @@ impl<'a> FramedContentTbs<'a> {
         key: &SignaturePublicKey,
         signature: &[u8],
     ) -> Result<(), ProtectionError> {
-        verify_with_label_parts(
-            suite,
-            key,
-            FRAMED_CONTENT_TBS_LABEL,
-            &self.parts(),
-            signature,
-        )
-        .map_err(|_| ProtectionError::BadSignature)
+        verify_with_label_parts(suite, key, FRAMED_CONTENT_TBS_LABEL, &self.parts(), signature)
+            .map_err(|_| ProtectionError::BadSignature)
     }
 
     /// `MAC(membership_key, AuthenticatedContentTBM)` (§6.2), where
@@ -337,10 +312,7 @@ impl<'a> AuthParts<'a> {
         Ok(Self {
             signature_len: VarintPrefix::new(auth.signature.len())?,
             signature: auth.signature,
-            tag_len: auth
-                .confirmation_tag
-                .map(|t| VarintPrefix::new(t.len()))
-                .transpose()?,
+            tag_len: auth.confirmation_tag.map(|t| VarintPrefix::new(t.len())).transpose()?,
             tag: auth.confirmation_tag.unwrap_or(&[]),
         })
     }
@@ -349,9 +321,7 @@ impl<'a> AuthParts<'a> {
         [
             self.signature_len.as_bytes(),
             self.signature,
-            self.tag_len
-                .as_ref()
-                .map_or(&[][..], VarintPrefix::as_bytes),
+            self.tag_len.as_ref().map_or(&[][..], VarintPrefix::as_bytes),
             self.tag,
         ]
     }
@@ -384,12 +354,7 @@ impl<'a> AuthenticatedContent<'a> {
         if !auth.fits(content.content.content_type()) {
             return Err(CodecError::InvalidValue);
         }
-        Ok(Self {
-            wire_format,
-            content,
-            auth,
-            content_bytes,
-        })
+        Ok(Self { wire_format, content, auth, content_bytes })
     }
 
     /// An AuthenticatedContent whose `content` was decoded exactly from
@@ -400,12 +365,7 @@ impl<'a> AuthenticatedContent<'a> {
         content_bytes: &'a [u8],
         auth: FramedContentAuthData<'a>,
     ) -> Self {
-        Self {
-            wire_format,
-            content,
-            auth,
-            content_bytes,
-        }
+        Self { wire_format, content, auth, content_bytes }
     }
 
     /// The encoding of `content`.
@@ -426,8 +386,7 @@ impl<'a> AuthenticatedContent<'a> {
         key: &SignaturePublicKey,
         group_context: &[u8],
     ) -> Result<(), ProtectionError> {
-        self.tbs(group_context)?
-            .verify(suite, key, self.auth.signature)
+        self.tbs(group_context)?.verify(suite, key, self.auth.signature)
     }
 }
 
@@ -455,12 +414,7 @@ impl<'a> Decode<'a> for AuthenticatedContent<'a> {
         let content = FramedContent::decode(r)?;
         let content_bytes = r.consumed_since(start);
         let auth = FramedContentAuthData::decode_for(r, content.content.content_type())?;
-        Ok(Self {
-            wire_format,
-            content,
-            auth,
-            content_bytes,
-        })
+        Ok(Self { wire_format, content, auth, content_bytes })
     }
 }
 
@@ -498,11 +452,7 @@ mod tests {
         let mut buf = [0u8; 64];
         let content = content_bytes(Sender::External(0), &mut buf);
         let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, content, &gc).unwrap();
-        assert_eq!(
-            tbs.encoded_len().unwrap(),
-            4 + content.len(),
-            "no context for external senders"
-        );
+        assert_eq!(tbs.encoded_len().unwrap(), 4 + content.len(), "no context for external senders");
     }
 
     #[test]
@@ -511,10 +461,7 @@ mod tests {
         let content = content_bytes(Sender::Member(1), &mut buf);
         let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, content, &[1, 2]).unwrap();
         let key = Secret::from_slice(&[4; 32]).unwrap();
-        let auth = FramedContentAuthData {
-            signature: &[5; 64],
-            confirmation_tag: None,
-        };
+        let auth = FramedContentAuthData { signature: &[5; 64], confirmation_tag: None };
         let tag = tbs.membership_tag(SUITE, &key, &auth).unwrap();
         // Same as the MAC of the concatenation.
         let mut tbm = [0u8; 160];
@@ -522,12 +469,8 @@ mod tests {
         tbs.encode(&mut w).unwrap();
         auth.encode(&mut w).unwrap();
         assert_eq!(tag, SUITE.mac(key.as_bytes(), &[w.written()]));
-        tbs.verify_membership_tag(SUITE, &key, &auth, tag.as_bytes())
-            .unwrap();
-        let other = FramedContentAuthData {
-            signature: &[5; 64],
-            confirmation_tag: Some(&[]),
-        };
+        tbs.verify_membership_tag(SUITE, &key, &auth, tag.as_bytes()).unwrap();
+        let other = FramedContentAuthData { signature: &[5; 64], confirmation_tag: Some(&[]) };
         assert_eq!(
             tbs.verify_membership_tag(SUITE, &key, &other, tag.as_bytes()),
             Err(ProtectionError::BadMembershipTag)

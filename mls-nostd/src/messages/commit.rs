@@ -1,8 +1,8 @@
 //! Commits (RFC 9420 §12.4) and the UpdatePath they may carry (§7.6):
 //! `HPKECiphertext`, `UpdatePathNode`, `UpdatePath` and `Commit`.
 
-use super::proposal::ProposalOrRef;
 use crate::codec::ListView;
+use super::proposal::ProposalOrRef;
 
 pub use crate::ratchet_tree::update_path::{HpkeCiphertext, UpdatePath, UpdatePathNode};
 

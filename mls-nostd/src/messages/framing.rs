@@ -216,10 +216,7 @@ impl<'a> FramedContentAuthData<'a> {
             ContentType::Commit => Some(r.read_opaque()?),
             ContentType::Application | ContentType::Proposal => None,
         };
-        Ok(Self {
-            signature,
-            confirmation_tag,
-        })
+        Ok(Self { signature, confirmation_tag })
     }
 
     /// True if the confirmation tag is present exactly when `content_type` is
@@ -267,9 +264,7 @@ impl<'a> PublicMessage<'a> {
 impl Encode for PublicMessage<'_> {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
         let is_member = matches!(self.content.sender, Sender::Member(_));
-        if !self.auth.fits(self.content.content.content_type())
-            || self.membership_tag.is_some() != is_member
-        {
+        if !self.auth.fits(self.content.content.content_type()) || self.membership_tag.is_some() != is_member {
             return Err(CodecError::InvalidValue);
         }
         self.content.encode(w)?;
@@ -291,12 +286,7 @@ impl<'a> Decode<'a> for PublicMessage<'a> {
             Sender::Member(_) => Some(r.read_opaque()?),
             Sender::External(_) | Sender::NewMemberProposal | Sender::NewMemberCommit => None,
         };
-        Ok(Self {
-            content,
-            auth,
-            membership_tag,
-            content_bytes,
-        })
+        Ok(Self { content, auth, membership_tag, content_bytes })
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::codec::{CodecError, Decode, Encode, Reader, Writer};
 use crate::crypto::labeled::{sign_with_label_parts, verify_with_label_parts};
-use crate::crypto::signature::SignaturePublicKey;
+use crate::crypto::signature::{SignaturePublicKey};
 use crate::crypto::signer::Signer;
 use crate::crypto::{CipherSuite, CryptoError};
 use crate::extensions::Extensions;
@@ -179,33 +179,20 @@ impl<'a> GroupInfo<'a> {
             .map_err(GroupInfoError::Crypto)?;
         w.write_opaque(&signature)?;
         let n = w.len();
-        out.get(..n)
-            .ok_or(GroupInfoError::Codec(CodecError::BufferTooSmall {
-                needed: n,
-            }))
+        out.get(..n).ok_or(GroupInfoError::Codec(CodecError::BufferTooSmall { needed: n }))
     }
 
     /// Verifies the signature with the signature key of the leaf `tbs.signer`
     /// of the group's ratchet tree (§12.4.3), which the caller looks up (the
     /// tree is the group layer's). Fails unless the GroupContext is of
     /// version mls10 and cipher suite `suite`.
-    pub fn verify_signature(
-        &self,
-        suite: CipherSuite,
-        signer_key: &SignaturePublicKey,
-    ) -> Result<(), GroupInfoError> {
+    pub fn verify_signature(&self, suite: CipherSuite, signer_key: &SignaturePublicKey) -> Result<(), GroupInfoError> {
         check_suite(suite, &self.tbs.group_context)?;
-        verify_with_label_parts(
-            suite,
-            signer_key,
-            GROUP_INFO_TBS_LABEL,
-            &[self.tbs_bytes],
-            self.signature,
-        )
-        .map_err(|e| match e {
-            CryptoError::InvalidKey => GroupInfoError::Crypto(e),
-            _ => GroupInfoError::InvalidSignature,
-        })
+        verify_with_label_parts(suite, signer_key, GROUP_INFO_TBS_LABEL, &[self.tbs_bytes], self.signature)
+            .map_err(|e| match e {
+                CryptoError::InvalidKey => GroupInfoError::Crypto(e),
+                _ => GroupInfoError::InvalidSignature,
+            })
     }
 }
 
@@ -235,11 +222,6 @@ impl<'a> Decode<'a> for GroupInfo<'a> {
             signer: r.read_u32()?,
         };
         let tbs_bytes = r.consumed_since(start);
-        Ok(Self {
-            tbs,
-            signature: r.read_opaque()?,
-            tbs_bytes,
-            group_context_bytes,
-        })
+        Ok(Self { tbs, signature: r.read_opaque()?, tbs_bytes, group_context_bytes })
     }
 }

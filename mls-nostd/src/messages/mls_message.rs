@@ -6,8 +6,8 @@ use crate::group_context::PROTOCOL_VERSION_MLS10;
 use crate::key_package::KeyPackage;
 
 use super::framing::{
-    PrivateMessage, PublicMessage, WIRE_FORMAT_GROUP_INFO, WIRE_FORMAT_KEY_PACKAGE,
-    WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE, WIRE_FORMAT_WELCOME,
+    PrivateMessage, PublicMessage, WIRE_FORMAT_GROUP_INFO, WIRE_FORMAT_KEY_PACKAGE, WIRE_FORMAT_PRIVATE_MESSAGE,
+    WIRE_FORMAT_PUBLIC_MESSAGE, WIRE_FORMAT_WELCOME,
 };
 use super::group_info::GroupInfo;
 use super::welcome::Welcome;
@@ -98,9 +98,6 @@ impl<'a> Decode<'a> for MlsMessage<'a> {
         if version != PROTOCOL_VERSION_MLS10 {
             return Err(CodecError::InvalidValue);
         }
-        Ok(Self {
-            version,
-            body: MlsMessageBody::decode(r)?,
-        })
+        Ok(Self { version, body: MlsMessageBody::decode(r)? })
     }
 }

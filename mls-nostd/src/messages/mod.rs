@@ -30,26 +30,22 @@ pub mod public_message;
 pub mod welcome;
 pub mod welcome_secrets;
 
-pub use crate::codec::ListView;
-pub use authenticated_content::{
-    AuthenticatedContent, EncodedGroupContext, FramedContentTbs, ProtectionError,
-};
+pub use authenticated_content::{AuthenticatedContent, EncodedGroupContext, FramedContentTbs, ProtectionError};
 pub use commit::{Commit, HpkeCiphertext, UpdatePath, UpdatePathNode};
 pub use framing::{
-    Content, ContentType, FramedContent, FramedContentAuthData, PrivateMessage, PublicMessage,
-    Sender, WIRE_FORMAT_GROUP_INFO, WIRE_FORMAT_KEY_PACKAGE, WIRE_FORMAT_PRIVATE_MESSAGE,
-    WIRE_FORMAT_PUBLIC_MESSAGE, WIRE_FORMAT_WELCOME,
+    Content, ContentType, FramedContent, FramedContentAuthData, PrivateMessage, PublicMessage, Sender,
+    WIRE_FORMAT_GROUP_INFO, WIRE_FORMAT_KEY_PACKAGE, WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE,
+    WIRE_FORMAT_WELCOME,
 };
-pub use group_info::{GROUP_INFO_TBS_LABEL, GroupInfoError};
 pub use group_info::{GroupInfo, GroupInfoTbs, WireGroupContext};
+pub use crate::codec::ListView;
 pub use mls_message::{MlsMessage, MlsMessageBody};
 pub use private_message::{MessageKeys, PrivateMessageKeys};
 pub use proposal::{
-    Add, ExternalInit, GroupContextExtensions, PreSharedKey, Proposal, ProposalOrRef, ReInit,
-    Remove, Update,
+    Add, ExternalInit, GroupContextExtensions, PreSharedKey, Proposal, ProposalOrRef, ReInit, Remove, Update,
 };
 pub use welcome::{EncryptedGroupSecrets, GroupSecrets, PathSecret, Welcome};
+pub use group_info::{GROUP_INFO_TBS_LABEL, GroupInfoError};
 pub use welcome_secrets::{
-    DecryptedWelcome, NewMember, VerifiedWelcome, WelcomeError, WelcomeParams, WelcomeSizes,
-    process_welcome,
+    DecryptedWelcome, NewMember, VerifiedWelcome, WelcomeError, WelcomeParams, WelcomeSizes, process_welcome,
 };

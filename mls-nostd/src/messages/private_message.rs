@@ -28,17 +28,11 @@ use crate::crypto::signature::{Signature, SignaturePublicKey};
 use crate::crypto::signer::Signer;
 use crate::crypto::{AEAD_TAG_LEN, CipherSuite, Secret};
 use crate::group_context::PROTOCOL_VERSION_MLS10;
-use crate::secret_tree::{
-    RatchetKey, RatchetKind, SecretTree, SecretTreeError, sender_data_key_nonce,
-};
+use crate::secret_tree::{RatchetKey, RatchetKind, SecretTree, SecretTreeError, sender_data_key_nonce};
 use crate::tree_math::LeafIndex;
 
-use super::authenticated_content::{
-    AuthenticatedContent, EncodedGroupContext, FramedContentTbs, ProtectionError,
-};
-use super::framing::{
-    Content, ContentType, FramedContent, FramedContentAuthData, Sender, WIRE_FORMAT_PRIVATE_MESSAGE,
-};
+use super::authenticated_content::{AuthenticatedContent, EncodedGroupContext, FramedContentTbs, ProtectionError};
+use super::framing::{Content, ContentType, FramedContent, FramedContentAuthData, Sender, WIRE_FORMAT_PRIVATE_MESSAGE};
 
 /// Bytes of `SenderData` (§6.3.2): `uint32 leaf_index`, `uint32 generation`,
 /// `opaque reuse_guard[4]`.
@@ -57,11 +51,7 @@ const MEMBER_SENDER_LEN: usize = 5;
 pub trait MessageKeys {
     /// The key for the next message `leaf` sends on `kind`; the ratchet moves
     /// past it (see [`SecretTree::next_sending_key`]).
-    fn next_sending_key(
-        &mut self,
-        leaf: LeafIndex,
-        kind: RatchetKind,
-    ) -> Result<RatchetKey, SecretTreeError>;
+    fn next_sending_key(&mut self, leaf: LeafIndex, kind: RatchetKind) -> Result<RatchetKey, SecretTreeError>;
     /// The key of `generation` received from `leaf`, not consumed (see
     /// [`SecretTree::receiving_key`]).
     fn receiving_key(
@@ -72,20 +62,11 @@ pub trait MessageKeys {
     ) -> Result<RatchetKey, SecretTreeError>;
     /// Deletes the key of `generation` once its message is accepted (see
     /// [`SecretTree::consume`]).
-    fn consume(
-        &mut self,
-        leaf: LeafIndex,
-        kind: RatchetKind,
-        generation: u32,
-    ) -> Result<(), SecretTreeError>;
+    fn consume(&mut self, leaf: LeafIndex, kind: RatchetKind, generation: u32) -> Result<(), SecretTreeError>;
 }
 
 impl<const N: usize, const K: usize> MessageKeys for SecretTree<N, K> {
-    fn next_sending_key(
-        &mut self,
-        leaf: LeafIndex,
-        kind: RatchetKind,
-    ) -> Result<RatchetKey, SecretTreeError> {
+    fn next_sending_key(&mut self, leaf: LeafIndex, kind: RatchetKind) -> Result<RatchetKey, SecretTreeError> {
         SecretTree::next_sending_key(self, leaf, kind)
     }
 
@@ -98,12 +79,7 @@ impl<const N: usize, const K: usize> MessageKeys for SecretTree<N, K> {
         SecretTree::receiving_key(self, leaf, kind, generation)
     }
 
-    fn consume(
-        &mut self,
-        leaf: LeafIndex,
-        kind: RatchetKind,
-        generation: u32,
-    ) -> Result<(), SecretTreeError> {
+    fn consume(&mut self, leaf: LeafIndex, kind: RatchetKind, generation: u32) -> Result<(), SecretTreeError> {
         SecretTree::consume(self, leaf, kind, generation)
     }
 }
@@ -133,10 +109,7 @@ pub fn ratchet_kind(content_type: ContentType) -> RatchetKind {
 
 /// The nonce of §6.3.1: the ratchet's nonce with its first bytes XORed with
 /// the reuse guard.
-fn guarded_nonce(
-    key: &RatchetKey,
-    reuse_guard: &[u8; REUSE_GUARD_LEN],
-) -> [u8; crate::crypto::AEAD_NONCE_LEN] {
+fn guarded_nonce(key: &RatchetKey, reuse_guard: &[u8; REUSE_GUARD_LEN]) -> [u8; crate::crypto::AEAD_NONCE_LEN] {
     let mut nonce = key.nonce;
     for (n, g) in nonce.iter_mut().zip(reuse_guard) {
         *n ^= g;
@@ -153,23 +126,15 @@ fn varint_len(n: usize) -> Result<usize, CodecError> {
 
 /// Bytes of an `opaque<V>` of `n` bytes.
 fn opaque_len(n: usize) -> Result<usize, CodecError> {
-    varint_len(n)?
-        .checked_add(n)
-        .ok_or(CodecError::VarintTooLarge)
+    varint_len(n)?.checked_add(n).ok_or(CodecError::VarintTooLarge)
 }
 
 /// Bytes of the FramedContentAuthData of a content type (a signature of
 /// `signature_len` bytes, and a `Nh`-byte confirmation tag for commits).
-fn auth_len(
-    suite: CipherSuite,
-    content_type: ContentType,
-    signature_len: usize,
-) -> Result<usize, CodecError> {
+fn auth_len(suite: CipherSuite, content_type: ContentType, signature_len: usize) -> Result<usize, CodecError> {
     let signature = opaque_len(signature_len)?;
     match content_type {
-        ContentType::Commit => signature
-            .checked_add(opaque_len(suite.hash_len())?)
-            .ok_or(CodecError::VarintTooLarge),
+        ContentType::Commit => signature.checked_add(opaque_len(suite.hash_len())?).ok_or(CodecError::VarintTooLarge),
         ContentType::Application | ContentType::Proposal => Ok(signature),
     }
 }
@@ -233,17 +198,11 @@ pub fn sign<'o, 'c>(
         let ciphertext_len = add(add(add(body_len, auth_len)?, padding)?, AEAD_TAG_LEN)?;
         // MLSMessage head, group_id, epoch, content_type, authenticated_data,
         // encrypted_sender_data, the length prefix of the ciphertext.
-        let body_start = [
-            group_id,
-            8,
-            1,
-            authenticated_data,
-            opaque_len(ENCRYPTED_SENDER_DATA_LEN)?,
-            varint_len(ciphertext_len)?,
-        ]
-        .iter()
-        .try_fold(MLS_MESSAGE_HEAD, |acc, n| acc.checked_add(*n))
-        .ok_or(OVERFLOW)?;
+        let body_start =
+            [group_id, 8, 1, authenticated_data, opaque_len(ENCRYPTED_SENDER_DATA_LEN)?, varint_len(ciphertext_len)?]
+                .iter()
+                .try_fold(MLS_MESSAGE_HEAD, |acc, n| acc.checked_add(*n))
+                .ok_or(OVERFLOW)?;
         let total = add(body_start, ciphertext_len)?;
         if out_len < total {
             return Err(ProtectionError::BufferTooSmall { needed: total });
@@ -279,15 +238,11 @@ pub fn sign<'o, 'c>(
     if shift > 0 {
         // In range: content_end <= the first layout's total <= out.len().
         if content_end > out.len() {
-            return Err(ProtectionError::BufferTooSmall {
-                needed: content_end,
-            });
+            return Err(ProtectionError::BufferTooSmall { needed: content_end });
         }
         // Moved down by `shift`, byte by byte (`copy_within` has a panic
         // path the compiler cannot rule out here).
-        let region = out
-            .get_mut(content_start..content_end)
-            .ok_or(INCONSISTENT)?;
+        let region = out.get_mut(content_start..content_end).ok_or(INCONSISTENT)?;
         for i in shift..region.len() {
             if let Some(b) = region.get(i).copied()
                 && let Some(d) = region.get_mut(i - shift)
@@ -314,9 +269,7 @@ impl<'o> SignedPrivateMessage<'o, '_> {
     /// The encoded FramedContent, as signed (input to the confirmed
     /// transcript hash, §8.2).
     pub fn content_bytes(&self) -> &[u8] {
-        self.out
-            .get(self.content_start..self.body_start.saturating_add(self.body_len))
-            .unwrap_or(&[])
+        self.out.get(self.content_start..self.body_start.saturating_add(self.body_len)).unwrap_or(&[])
     }
 
     /// The signature over `FramedContentTBS`.
@@ -338,12 +291,8 @@ impl<'o> SignedPrivateMessage<'o, '_> {
     ) -> Result<&'o [u8], ProtectionError> {
         let suite = self.suite;
         let content_type = self.content.content.content_type();
-        let auth = FramedContentAuthData {
-            signature: &self.signature,
-            confirmation_tag,
-        };
-        if !auth.fits(content_type) || confirmation_tag.is_some_and(|t| t.len() != suite.hash_len())
-        {
+        let auth = FramedContentAuthData { signature: &self.signature, confirmation_tag };
+        if !auth.fits(content_type) || confirmation_tag.is_some_and(|t| t.len() != suite.hash_len()) {
             return Err(ProtectionError::ConfirmationTagMismatch);
         }
         let auth_start = add(self.body_start, self.body_len)?;
@@ -351,10 +300,7 @@ impl<'o> SignedPrivateMessage<'o, '_> {
         let tag_start = add(padding_start, self.padding)?;
         let total = add(tag_start, AEAD_TAG_LEN)?;
         let short = ProtectionError::BufferTooSmall { needed: total };
-        let (header, rest) = self
-            .out
-            .split_at_mut_checked(self.body_start)
-            .ok_or(short)?;
+        let (header, rest) = self.out.split_at_mut_checked(self.body_start).ok_or(short)?;
 
         // The PrivateMessage header, over the FramedContent (no longer needed).
         let mut w = Writer::new(header);
@@ -382,34 +328,25 @@ impl<'o> SignedPrivateMessage<'o, '_> {
         if w.len() != self.auth_len {
             return Err(ProtectionError::Malformed(CodecError::InvalidValue));
         }
-        plaintext
-            .get_mut(self.auth_len + self.body_len..)
-            .ok_or(short)?
-            .fill(0);
+        plaintext.get_mut(self.auth_len + self.body_len..).ok_or(short)?.fill(0);
 
         // Content encryption (§6.3.1).
-        let key = keys
-            .secret_tree
-            .next_sending_key(self.leaf, ratchet_kind(content_type))?;
+        let key = keys.secret_tree.next_sending_key(self.leaf, ratchet_kind(content_type))?;
         let mut reuse_guard = [0u8; REUSE_GUARD_LEN];
         rng.fill_bytes(&mut reuse_guard);
         let mut nonce = guarded_nonce(&key, &reuse_guard);
         let content_aad = header.get(MLS_MESSAGE_HEAD..content_aad_end).ok_or(short)?;
         let tag = suite.aead_seal(key.key.as_bytes(), &nonce, content_aad, plaintext)?;
         nonce.zeroize();
-        tail.get_mut(..AEAD_TAG_LEN)
-            .ok_or(short)?
-            .copy_from_slice(&tag);
+        tail.get_mut(..AEAD_TAG_LEN).ok_or(short)?.copy_from_slice(&tag);
 
         // Sender data encryption (§6.3.2), keyed by a sample of the ciphertext.
         let ciphertext = rest.get(..plaintext_len + AEAD_TAG_LEN).ok_or(short)?;
         let (sd_key, sd_nonce) = sender_data_key_nonce(suite, keys.sender_data_secret, ciphertext)?;
-        let (aad_part, sender_data) = header
-            .split_at_mut_checked(sender_data_start)
-            .ok_or(short)?;
-        let sender_data_aad = aad_part
-            .get(MLS_MESSAGE_HEAD..sender_data_aad_end)
-            .ok_or(short)?;
+        let (aad_part, sender_data) =
+            header.split_at_mut_checked(sender_data_start).ok_or(short)?;
+        let sender_data_aad =
+            aad_part.get(MLS_MESSAGE_HEAD..sender_data_aad_end).ok_or(short)?;
         let (plain, sd_tag) = sender_data
             .get_mut(..ENCRYPTED_SENDER_DATA_LEN)
             .and_then(|s| s.split_at_mut_checked(SENDER_DATA_LEN))
@@ -513,12 +450,9 @@ fn open_sender_data(
     message: &[u8],
     layout: &Layout,
 ) -> Result<SenderData, ProtectionError> {
-    let ciphertext = message
-        .get(layout.ciphertext_start..)
-        .ok_or(ProtectionError::ContentDecryptionFailed)?;
-    let aad = message
-        .get(MLS_MESSAGE_HEAD..layout.sender_data_aad_end)
-        .ok_or(ProtectionError::SenderDataDecryptionFailed)?;
+    let ciphertext = message.get(layout.ciphertext_start..).ok_or(ProtectionError::ContentDecryptionFailed)?;
+    let aad =
+        message.get(MLS_MESSAGE_HEAD..layout.sender_data_aad_end).ok_or(ProtectionError::SenderDataDecryptionFailed)?;
     let sealed = message
         .get(layout.encrypted_sender_data.clone())
         .filter(|s| s.len() == ENCRYPTED_SENDER_DATA_LEN)
@@ -531,11 +465,8 @@ fn open_sender_data(
         .aead_open(key.as_bytes(), &nonce, aad, &mut plain, tag)
         .map_err(|_| ProtectionError::SenderDataDecryptionFailed)?;
     let mut r = Reader::new(&plain);
-    let sender_data = SenderData {
-        leaf: LeafIndex(r.read_u32()?),
-        generation: r.read_u32()?,
-        reuse_guard: r.read_array()?,
-    };
+    let sender_data =
+        SenderData { leaf: LeafIndex(r.read_u32()?), generation: r.read_u32()?, reuse_guard: r.read_array()? };
     plain.zeroize();
     Ok(sender_data)
 }
@@ -543,10 +474,7 @@ fn open_sender_data(
 /// Splits a decrypted PrivateMessageContent (§6.3.1) of `content_type`:
 /// returns the lengths of the body and of the auth data, after checking that
 /// the padding after them is all zero.
-fn split_plaintext(
-    plaintext: &[u8],
-    content_type: ContentType,
-) -> Result<(usize, usize), ProtectionError> {
+fn split_plaintext(plaintext: &[u8], content_type: ContentType) -> Result<(usize, usize), ProtectionError> {
     let mut r = Reader::new(plaintext);
     Content::decode_body(&mut r, content_type)?;
     let body_len = plaintext.len() - r.remaining().len();
@@ -563,16 +491,10 @@ fn split_plaintext(
 /// content_type) of a PrivateMessage so that it ends at `header.len()`, from
 /// the fields of the PrivateMessage header (which it overwrites); returns
 /// where it starts.
-fn lay_out_content_head(
-    header: &mut [u8],
-    layout: &Layout,
-    leaf: LeafIndex,
-) -> Result<usize, ProtectionError> {
+fn lay_out_content_head(header: &mut [u8], layout: &Layout, leaf: LeafIndex) -> Result<usize, ProtectionError> {
     let group_id_len = layout.group_id.len();
     let ad_len = layout.authenticated_data.len();
-    let head_len = [group_id_len, 8, MEMBER_SENDER_LEN, ad_len, 1]
-        .iter()
-        .sum::<usize>();
+    let head_len = [group_id_len, 8, MEMBER_SENDER_LEN, ad_len, 1].iter().sum::<usize>();
     let start = header.len().checked_sub(head_len).ok_or(INCONSISTENT)?;
     // Both fields move right (the header is longer than the head, §6.3:
     // encrypted_sender_data alone is 29 bytes): the later one first, so
@@ -583,9 +505,7 @@ fn lay_out_content_head(
     }
     // The moves keep the bytes they uncover unspecified: the head is then
     // written whole, between and around the two fields.
-    if ad_dest
-        .checked_add(ad_len)
-        .is_none_or(|end| end >= header.len())
+    if ad_dest.checked_add(ad_len).is_none_or(|end| end >= header.len())
         || layout.authenticated_data.end > header.len()
         || layout.group_id.end > layout.authenticated_data.start
         || !crate::codec::move_within(header, layout.authenticated_data.clone(), ad_dest)
@@ -593,11 +513,7 @@ fn lay_out_content_head(
     {
         return Err(INCONSISTENT);
     }
-    let mut w = Writer::new(
-        header
-            .get_mut(start + group_id_len..ad_dest)
-            .ok_or(INCONSISTENT)?,
-    );
+    let mut w = Writer::new(header.get_mut(start + group_id_len..ad_dest).ok_or(INCONSISTENT)?);
     w.write_u64(layout.epoch)?;
     Sender::Member(leaf.0).encode(&mut w)?;
     let content_type = header.get_mut(ad_dest + ad_len).ok_or(INCONSISTENT)?;
@@ -619,9 +535,7 @@ pub fn unprotect<'a>(
 ) -> Result<AuthenticatedContent<'a>, ProtectionError> {
     let suite = context.cipher_suite();
     let layout = Layout::read(message)?;
-    let group_id = message
-        .get(layout.group_id.clone())
-        .map(|g| Reader::new(g).read_opaque());
+    let group_id = message.get(layout.group_id.clone()).map(|g| Reader::new(g).read_opaque());
     let group_id = group_id.ok_or(ProtectionError::Malformed(CodecError::Truncated))??;
     context.check(group_id, layout.epoch)?;
 
@@ -629,46 +543,32 @@ pub fn unprotect<'a>(
     let leaf = sender_data.leaf;
     let signature_key = sender_key(leaf).ok_or(ProtectionError::UnknownSender)?;
     let kind = ratchet_kind(layout.content_type);
-    let key = keys
-        .secret_tree
-        .receiving_key(leaf, kind, sender_data.generation)?;
+    let key = keys.secret_tree.receiving_key(leaf, kind, sender_data.generation)?;
 
     let ct_start = layout.ciphertext_start;
-    let (header, ciphertext) = message
-        .split_at_mut_checked(ct_start)
-        .ok_or(ProtectionError::ContentDecryptionFailed)?;
-    let plaintext_len = ciphertext
-        .len()
-        .checked_sub(AEAD_TAG_LEN)
-        .ok_or(ProtectionError::ContentDecryptionFailed)?;
+    let (header, ciphertext) =
+        message.split_at_mut_checked(ct_start).ok_or(ProtectionError::ContentDecryptionFailed)?;
+    let plaintext_len = ciphertext.len().checked_sub(AEAD_TAG_LEN).ok_or(ProtectionError::ContentDecryptionFailed)?;
     let (plaintext, tag) = ciphertext.split_at_mut(plaintext_len);
-    let aad = header
-        .get(MLS_MESSAGE_HEAD..layout.authenticated_data.end)
-        .ok_or(ProtectionError::ContentDecryptionFailed)?;
+    let aad =
+        header.get(MLS_MESSAGE_HEAD..layout.authenticated_data.end).ok_or(ProtectionError::ContentDecryptionFailed)?;
     let mut nonce = guarded_nonce(&key, &sender_data.reuse_guard);
     let opened = suite.aead_open(key.key.as_bytes(), &nonce, aad, plaintext, tag);
     nonce.zeroize();
     opened.map_err(|_| ProtectionError::ContentDecryptionFailed)?;
 
-    let checked =
-        split_plaintext(plaintext, layout.content_type).and_then(|(body_len, auth_len)| {
-            let content_start = lay_out_content_head(header, &layout, leaf)?;
-            Ok((content_start, body_len, auth_len))
-        });
+    let checked = split_plaintext(plaintext, layout.content_type).and_then(|(body_len, auth_len)| {
+        let content_start = lay_out_content_head(header, &layout, leaf)?;
+        Ok((content_start, body_len, auth_len))
+    });
     let verified = checked.and_then(|(content_start, body_len, auth_len)| {
         let content_end = ct_start + body_len;
-        let encoded = message
-            .get(content_start..content_end)
-            .ok_or(INCONSISTENT)?;
-        let auth_bytes = message
-            .get(content_end..content_end + auth_len)
-            .ok_or(INCONSISTENT)?;
-        let auth =
-            FramedContentAuthData::decode_for(&mut Reader::new(auth_bytes), layout.content_type)?;
+        let encoded = message.get(content_start..content_end).ok_or(INCONSISTENT)?;
+        let auth_bytes = message.get(content_end..content_end + auth_len).ok_or(INCONSISTENT)?;
+        let auth = FramedContentAuthData::decode_for(&mut Reader::new(auth_bytes), layout.content_type)?;
         let tbs = FramedContentTbs::new(WIRE_FORMAT_PRIVATE_MESSAGE, encoded, context.bytes())?;
         tbs.verify(suite, &signature_key, auth.signature)?;
-        keys.secret_tree
-            .consume(leaf, kind, sender_data.generation)?;
+        keys.secret_tree.consume(leaf, kind, sender_data.generation)?;
         Ok((content_start, content_end, auth_len))
     });
     let (content_start, content_end, auth_len) = match verified {
@@ -683,21 +583,11 @@ pub fn unprotect<'a>(
     // The views, borrowed from the buffer for as long as the caller lent it.
     // Decoding cannot fail: the head was written above, body and auth decoded.
     let message: &'a [u8] = message;
-    let encoded = message
-        .get(content_start..content_end)
-        .ok_or(INCONSISTENT)?;
-    let auth_bytes = message
-        .get(content_end..content_end + auth_len)
-        .ok_or(INCONSISTENT)?;
-    let auth =
-        FramedContentAuthData::decode_for(&mut Reader::new(auth_bytes), layout.content_type)?;
+    let encoded = message.get(content_start..content_end).ok_or(INCONSISTENT)?;
+    let auth_bytes = message.get(content_end..content_end + auth_len).ok_or(INCONSISTENT)?;
+    let auth = FramedContentAuthData::decode_for(&mut Reader::new(auth_bytes), layout.content_type)?;
     let content = FramedContent::decode_exact(encoded)?;
-    Ok(AuthenticatedContent::from_decoded(
-        WIRE_FORMAT_PRIVATE_MESSAGE,
-        content,
-        encoded,
-        auth,
-    ))
+    Ok(AuthenticatedContent::from_decoded(WIRE_FORMAT_PRIVATE_MESSAGE, content, encoded, auth))
 }
 
 /// Unprotects an encoded `MLSMessage(PrivateMessage)` left untouched: it is
@@ -710,11 +600,7 @@ pub fn unprotect_into<'a>(
     buf: &'a mut [u8],
     sender_key: &mut dyn FnMut(LeafIndex) -> Option<SignaturePublicKey>,
 ) -> Result<AuthenticatedContent<'a>, ProtectionError> {
-    let copy = buf
-        .get_mut(..message.len())
-        .ok_or(ProtectionError::BufferTooSmall {
-            needed: message.len(),
-        })?;
+    let copy = buf.get_mut(..message.len()).ok_or(ProtectionError::BufferTooSmall { needed: message.len() })?;
     copy.copy_from_slice(message);
     unprotect(context, keys, copy, sender_key)
 }

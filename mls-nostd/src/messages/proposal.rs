@@ -150,9 +150,7 @@ impl<'a> Decode<'a> for Proposal<'a> {
             PROPOSAL_TYPE_PSK => Self::PreSharedKey(PreSharedKey::decode(r)?),
             PROPOSAL_TYPE_REINIT => Self::ReInit(ReInit::decode(r)?),
             PROPOSAL_TYPE_EXTERNAL_INIT => Self::ExternalInit(ExternalInit::decode(r)?),
-            PROPOSAL_TYPE_GROUP_CONTEXT_EXTENSIONS => {
-                Self::GroupContextExtensions(GroupContextExtensions::decode(r)?)
-            }
+            PROPOSAL_TYPE_GROUP_CONTEXT_EXTENSIONS => Self::GroupContextExtensions(GroupContextExtensions::decode(r)?),
             // reserved(0) and types whose encoding this build does not know.
             _ => return Err(CodecError::InvalidValue),
         })

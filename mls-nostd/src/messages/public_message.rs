@@ -23,8 +23,7 @@ use super::authenticated_content::{
     AuthenticatedContent, EncodedGroupContext, FramedContentTbs, ProtectionError, sender_allowed,
 };
 use super::framing::{
-    ContentType, FramedContent, FramedContentAuthData, PublicMessage, Sender,
-    WIRE_FORMAT_PUBLIC_MESSAGE,
+    ContentType, FramedContent, FramedContentAuthData, PublicMessage, Sender, WIRE_FORMAT_PUBLIC_MESSAGE,
 };
 use super::mls_message::{MlsMessage, MlsMessageBody};
 
@@ -33,10 +32,7 @@ const MLS_MESSAGE_HEAD: usize = 4;
 
 /// Checks what a PublicMessage may carry: the group and epoch of `context`,
 /// no application data (§6.2), a sender type allowed for the content (§6.1).
-fn check_content(
-    context: &EncodedGroupContext<'_>,
-    content: &FramedContent<'_>,
-) -> Result<(), ProtectionError> {
+fn check_content(context: &EncodedGroupContext<'_>, content: &FramedContent<'_>) -> Result<(), ProtectionError> {
     context.check(content.group_id, content.epoch)?;
     let content_type = content.content.content_type();
     if content_type == ContentType::Application {
@@ -75,11 +71,7 @@ pub fn sign<'o, 'c>(
     w.write_u16(WIRE_FORMAT_PUBLIC_MESSAGE)?;
     crate::codec::Encode::encode(content, &mut w)?;
     let content_end = w.len();
-    let encoded =
-        out.get(MLS_MESSAGE_HEAD..content_end)
-            .ok_or(ProtectionError::BufferTooSmall {
-                needed: content_end,
-            })?;
+    let encoded = out.get(MLS_MESSAGE_HEAD..content_end).ok_or(ProtectionError::BufferTooSmall { needed: content_end })?;
     let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, encoded, context.bytes())?;
     let signature = tbs.sign(context.cipher_suite(), signer)?;
     Ok(SignedPublicMessage {
@@ -96,9 +88,7 @@ impl<'o> SignedPublicMessage<'o, '_> {
     /// The encoded FramedContent, as signed (input to the confirmed
     /// transcript hash, §8.2).
     pub fn content_bytes(&self) -> &[u8] {
-        self.out
-            .get(MLS_MESSAGE_HEAD..self.content_end)
-            .unwrap_or(&[])
+        self.out.get(MLS_MESSAGE_HEAD..self.content_end).unwrap_or(&[])
     }
 
     /// The signature over `FramedContentTBS`.
@@ -115,28 +105,18 @@ impl<'o> SignedPublicMessage<'o, '_> {
         membership_key: Option<&Secret>,
     ) -> Result<&'o [u8], ProtectionError> {
         let suite = self.context.cipher_suite();
-        let auth = FramedContentAuthData {
-            signature: &self.signature,
-            confirmation_tag,
-        };
-        if !auth.fits(self.content_type)
-            || confirmation_tag.is_some_and(|t| t.len() != suite.hash_len())
-        {
+        let auth = FramedContentAuthData { signature: &self.signature, confirmation_tag };
+        if !auth.fits(self.content_type) || confirmation_tag.is_some_and(|t| t.len() != suite.hash_len()) {
             return Err(ProtectionError::ConfirmationTagMismatch);
         }
         let membership_tag = match self.sender {
             Sender::Member(_) => {
                 let key = membership_key.ok_or(ProtectionError::MissingMembershipKey)?;
-                let encoded = self.out.get(MLS_MESSAGE_HEAD..self.content_end).ok_or(
-                    ProtectionError::BufferTooSmall {
-                        needed: self.content_end,
-                    },
-                )?;
-                let tbs = FramedContentTbs::new(
-                    WIRE_FORMAT_PUBLIC_MESSAGE,
-                    encoded,
-                    self.context.bytes(),
-                )?;
+                let encoded = self
+                    .out
+                    .get(MLS_MESSAGE_HEAD..self.content_end)
+                    .ok_or(ProtectionError::BufferTooSmall { needed: self.content_end })?;
+                let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, encoded, self.context.bytes())?;
                 Some(tbs.membership_tag(suite, key, &auth)?)
             }
             Sender::External(_) | Sender::NewMemberProposal | Sender::NewMemberCommit => None,
@@ -188,27 +168,16 @@ pub fn unprotect_decoded<'a>(
     let content = &message.content;
     check_content(context, content)?;
     let suite = context.cipher_suite();
-    let tbs = FramedContentTbs::new(
-        WIRE_FORMAT_PUBLIC_MESSAGE,
-        message.content_bytes(),
-        context.bytes(),
-    )?;
+    let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, message.content_bytes(), context.bytes())?;
     if let Sender::Member(_) = content.sender {
         // Decoding guarantees the tag is present for members.
-        let tag = message
-            .membership_tag
-            .ok_or(ProtectionError::BadMembershipTag)?;
+        let tag = message.membership_tag.ok_or(ProtectionError::BadMembershipTag)?;
         tbs.verify_membership_tag(suite, membership_key, &message.auth, tag)?;
     }
     let key = sender_key(content).ok_or(ProtectionError::UnknownSender)?;
     tbs.verify(suite, &key, message.auth.signature)?;
     // Decoded from these bytes, auth for its content type: no need to decode again.
-    Ok(AuthenticatedContent::from_decoded(
-        WIRE_FORMAT_PUBLIC_MESSAGE,
-        *content,
-        message.content_bytes(),
-        message.auth,
-    ))
+    Ok(AuthenticatedContent::from_decoded(WIRE_FORMAT_PUBLIC_MESSAGE, *content, message.content_bytes(), message.auth))
 }
 
 /// Unprotects an encoded `MLSMessage(PublicMessage)` (all of `message`): see
@@ -222,9 +191,7 @@ pub fn unprotect<'a>(
     sender_key: &mut dyn FnMut(&FramedContent<'a>) -> Option<SignaturePublicKey>,
 ) -> Result<AuthenticatedContent<'a>, ProtectionError> {
     match MlsMessage::decode_exact(message)?.body {
-        MlsMessageBody::PublicMessage(pm) => {
-            unprotect_decoded(context, membership_key, &pm, sender_key)
-        }
+        MlsMessageBody::PublicMessage(pm) => unprotect_decoded(context, membership_key, &pm, sender_key),
         _ => Err(ProtectionError::WrongWireFormat),
     }
 }

@@ -37,9 +37,7 @@ impl<'a> Welcome<'a> {
     /// The first entry of `secrets` addressed to `key_package_ref`
     /// (`new_member`, §12.4.3.1), if any.
     pub fn secrets_for(&self, key_package_ref: &[u8]) -> Option<EncryptedGroupSecrets<'a>> {
-        self.secrets
-            .iter()
-            .find(|e| e.new_member == key_package_ref)
+        self.secrets.iter().find(|e| e.new_member == key_package_ref)
     }
 }
 

@@ -55,6 +55,7 @@ pub const WELCOME_LABEL: &[u8] = b"Welcome";
 /// same bound as PreSharedKey proposals per Commit in the group layer).
 pub const MAX_WELCOME_PSKS: usize = 16;
 
+
 /// `MLSMessage` header of a Welcome: version, wire format, cipher suite.
 const HEADER_LEN: usize = 6;
 
@@ -127,15 +128,10 @@ impl core::fmt::Display for WelcomeError {
             Self::InvalidGroupInfoSignature => f.write_str("GroupInfo signature does not verify"),
             Self::InvalidConfirmationTag => f.write_str("confirmation tag does not match"),
             Self::InvalidInitKey => f.write_str("invalid init key"),
-            Self::BufferTooSmall { needed } => {
-                write!(f, "buffer too small: at least {needed} bytes needed")
-            }
+            Self::BufferTooSmall { needed } => write!(f, "buffer too small: at least {needed} bytes needed"),
             Self::TooLarge => f.write_str("length too large for a vector (2^30 - 1 bytes at most)"),
             Self::SecretLength { needed } => {
-                write!(
-                    f,
-                    "joiner, welcome or path secret of the wrong length: {needed} bytes (Nh) needed"
-                )
+                write!(f, "joiner, welcome or path secret of the wrong length: {needed} bytes (Nh) needed")
             }
             Self::Crypto(e) => write!(f, "crypto: {e}"),
         }
@@ -187,10 +183,7 @@ fn vector_len(n: usize) -> Result<usize, WelcomeError> {
 }
 
 fn sum(parts: &[usize]) -> Result<usize, WelcomeError> {
-    parts
-        .iter()
-        .try_fold(0usize, |acc, p| acc.checked_add(*p))
-        .ok_or(WelcomeError::TooLarge)
+    parts.iter().try_fold(0usize, |acc, p| acc.checked_add(*p)).ok_or(WelcomeError::TooLarge)
 }
 
 /// What all GroupSecrets of a Welcome share, for sizing them.
@@ -210,9 +203,7 @@ impl Shape {
     fn group_secrets_len(&self, path_len: Option<usize>) -> Result<usize, WelcomeError> {
         let path = match path_len {
             None => 1,
-            Some(n) => vector_len(n)?
-                .checked_add(1)
-                .ok_or(WelcomeError::TooLarge)?,
+            Some(n) => vector_len(n)?.checked_add(1).ok_or(WelcomeError::TooLarge)?,
         };
         sum(&[vector_len(self.joiner_len)?, path, self.psks_len])
     }
@@ -221,11 +212,7 @@ impl Shape {
     fn entry_len(&self, member: &NewMember<'_>) -> Result<(usize, usize), WelcomeError> {
         let gs = self.group_secrets_len(member.path_secret.map(Secret::len))?;
         let ct = gs.checked_add(AEAD_TAG_LEN).ok_or(WelcomeError::TooLarge)?;
-        let entry = sum(&[
-            vector_len(member.key_package_ref.as_bytes().len())?,
-            vector_len(self.kem_output_len)?,
-            vector_len(ct)?,
-        ])?;
+        let entry = sum(&[vector_len(member.key_package_ref.as_bytes().len())?, vector_len(self.kem_output_len)?, vector_len(ct)?])?;
         Ok((entry, gs))
     }
 }
@@ -319,20 +306,12 @@ impl WelcomeParams<'_> {
         let mut stride = shape.joiner_len;
         for m in members {
             let (entry, _) = shape.entry_len(m)?;
-            secrets_body = secrets_body
-                .checked_add(entry)
-                .ok_or(WelcomeError::TooLarge)?;
+            secrets_body = secrets_body.checked_add(entry).ok_or(WelcomeError::TooLarge)?;
             stride = stride.max(entry);
         }
-        let jobs_len = stride
-            .checked_mul(members.len())
-            .ok_or(WelcomeError::TooLarge)?;
+        let jobs_len = stride.checked_mul(members.len()).ok_or(WelcomeError::TooLarge)?;
         let secrets_start = sum(&[HEADER_LEN, varint_len(secrets_body)?])?;
-        let egi_len = self
-            .group_info
-            .len()
-            .checked_add(AEAD_TAG_LEN)
-            .ok_or(WelcomeError::TooLarge)?;
+        let egi_len = self.group_info.len().checked_add(AEAD_TAG_LEN).ok_or(WelcomeError::TooLarge)?;
         let egi_vector = vector_len(egi_len)?;
         let egi_start = sum(&[secrets_start, jobs_len])?;
         Ok(Layout {
@@ -380,17 +359,11 @@ impl WelcomeParams<'_> {
         let suite = self.suite;
         let nh = suite.hash_len();
         let paths = members.iter().filter_map(|m| m.path_secret);
-        if [self.joiner_secret, self.welcome_secret]
-            .into_iter()
-            .chain(paths)
-            .any(|s| s.len() != nh)
-        {
+        if [self.joiner_secret, self.welcome_secret].into_iter().chain(paths).any(|s| s.len() != nh) {
             return Err(WelcomeError::SecretLength { needed: nh });
         }
         let layout = self.layout(members)?;
-        let short = WelcomeError::BufferTooSmall {
-            needed: layout.sizes.buffer_len,
-        };
+        let short = WelcomeError::BufferTooSmall { needed: layout.sizes.buffer_len };
         let used = out.get_mut(..layout.sizes.buffer_len).ok_or(short)?;
         if let Err(e) = self.create_in(&layout, members, rng, executor, used) {
             used.zeroize();
@@ -410,9 +383,7 @@ impl WelcomeParams<'_> {
     ) -> Result<(), WelcomeError> {
         let suite = self.suite;
         // `out` was cut to the layout's size: these cannot fail.
-        let short = WelcomeError::BufferTooSmall {
-            needed: layout.sizes.buffer_len,
-        };
+        let short = WelcomeError::BufferTooSmall { needed: layout.sizes.buffer_len };
         // MLSMessage { version, wire_format, Welcome { cipher_suite, secrets<V> ...
         let header = out.get_mut(..layout.secrets_start).ok_or(short)?;
         let mut w = Writer::new(header);
@@ -430,15 +401,11 @@ impl WelcomeParams<'_> {
             let mut w = Writer::new(back);
             w.write_varint(layout.egi_len).map_err(writing)?;
             let egi = back.get_mut(prefix..).ok_or(short)?;
-            let (body, tag) = egi
-                .split_at_mut_checked(self.group_info.len())
-                .ok_or(short)?;
+            let (body, tag) = egi.split_at_mut_checked(self.group_info.len()).ok_or(short)?;
             body.copy_from_slice(self.group_info);
             let (key, nonce) = welcome_key_nonce(suite, self.welcome_secret)?;
             let sealed = suite.aead_seal(key.as_bytes(), nonce.as_bytes(), &[], body)?;
-            tag.get_mut(..AEAD_TAG_LEN)
-                .ok_or(short)?
-                .copy_from_slice(&sealed);
+            tag.get_mut(..AEAD_TAG_LEN).ok_or(short)?.copy_from_slice(&sealed);
             &*egi
         };
         let info_hash = welcome_info_hash(suite, egi)?;
@@ -458,24 +425,13 @@ impl WelcomeParams<'_> {
         let failed = AtomicBool::new(false);
         let shape = layout.shape;
         executor.for_each_chunk(jobs, layout.stride, &|i, chunk| {
-            let sealed = members.get(i).ok_or(short).and_then(|m| {
-                seal_job(
-                    suite,
-                    &info_hash,
-                    self.joiner_secret,
-                    self.psks,
-                    shape,
-                    m,
-                    chunk,
-                )
-            });
+            let sealed = members
+                .get(i)
+                .ok_or(short)
+                .and_then(|m| seal_job(suite, &info_hash, self.joiner_secret, self.psks, shape, m, chunk));
             if let Err(e) = sealed {
                 chunk.zeroize();
-                let flag = if e == WelcomeError::InvalidInitKey {
-                    &bad_key
-                } else {
-                    &failed
-                };
+                let flag = if e == WelcomeError::InvalidInitKey { &bad_key } else { &failed };
                 flag.store(true, Ordering::Relaxed);
             }
         });
@@ -502,9 +458,7 @@ impl WelcomeParams<'_> {
             }
             let egi_vector = vector_len(layout.egi_len)?;
             move_within(out, layout.egi_start, egi_vector, dst)?;
-            out.get_mut(layout.sizes.message_len..)
-                .ok_or(short)?
-                .zeroize();
+            out.get_mut(layout.sizes.message_len..).ok_or(short)?.zeroize();
         }
         Ok(())
     }
@@ -517,34 +471,20 @@ fn move_within(buf: &mut [u8], src: usize, len: usize, dst: usize) -> Result<(),
     let overflow = WelcomeError::BufferTooSmall { needed: usize::MAX };
     let src_end = src.checked_add(len).ok_or(overflow)?;
     let dst_end = dst.checked_add(len).ok_or(overflow)?;
-    if src_end > buf.len()
-        || dst_end > buf.len()
-        || !crate::codec::move_within(buf, src..src_end, dst)
-    {
-        return Err(WelcomeError::BufferTooSmall {
-            needed: src_end.max(dst_end),
-        });
+    if src_end > buf.len() || dst_end > buf.len() || !crate::codec::move_within(buf, src..src_end, dst) {
+        return Err(WelcomeError::BufferTooSmall { needed: src_end.max(dst_end) });
     }
     Ok(())
 }
 
 /// The HPKE `info_hash` of `EncryptContext{"MLS 1.0 Welcome",
 /// encrypted_group_info}` (§5.1.3), the same for every recipient.
-fn welcome_info_hash(
-    suite: CipherSuite,
-    encrypted_group_info: &[u8],
-) -> Result<Secret, CryptoError> {
+fn welcome_info_hash(suite: CipherSuite, encrypted_group_info: &[u8]) -> Result<Secret, CryptoError> {
     let label_len = VarintPrefix::new(LABEL_PREFIX.len() + WELCOME_LABEL.len())?;
     let context_len = VarintPrefix::new(encrypted_group_info.len())?;
     hpke::info_hash(
         suite,
-        &[
-            label_len.as_bytes(),
-            LABEL_PREFIX,
-            WELCOME_LABEL,
-            context_len.as_bytes(),
-            encrypted_group_info,
-        ],
+        &[label_len.as_bytes(), LABEL_PREFIX, WELCOME_LABEL, context_len.as_bytes(), encrypted_group_info],
     )
 }
 
@@ -580,26 +520,14 @@ fn seal_job(
     member: &NewMember<'_>,
     chunk: &mut [u8],
 ) -> Result<(), WelcomeError> {
-    let ikm = Secret::from_slice(chunk.get(..shape.joiner_len).ok_or(
-        WelcomeError::BufferTooSmall {
-            needed: shape.joiner_len,
-        },
-    )?)?;
+    let ikm = Secret::from_slice(chunk.get(..shape.joiner_len).ok_or(WelcomeError::BufferTooSmall { needed: shape.joiner_len })?)?;
     chunk.zeroize();
     let (_, gs_len) = shape.entry_len(member)?;
     let reference = member.key_package_ref.as_bytes();
-    let ct_len = gs_len
-        .checked_add(AEAD_TAG_LEN)
-        .ok_or(WelcomeError::TooLarge)?;
-    let head_len = sum(&[
-        vector_len(reference.len())?,
-        vector_len(shape.kem_output_len)?,
-        varint_len(ct_len)?,
-    ])?;
+    let ct_len = gs_len.checked_add(AEAD_TAG_LEN).ok_or(WelcomeError::TooLarge)?;
+    let head_len = sum(&[vector_len(reference.len())?, vector_len(shape.kem_output_len)?, varint_len(ct_len)?])?;
     // The chunk is sized by the layout: these cannot fail.
-    let short = WelcomeError::BufferTooSmall {
-        needed: sum(&[head_len, ct_len])?,
-    };
+    let short = WelcomeError::BufferTooSmall { needed: sum(&[head_len, ct_len])? };
     let (head, rest) = chunk.split_at_mut_checked(head_len).ok_or(short)?;
     let (plaintext, rest) = rest.split_at_mut_checked(gs_len).ok_or(short)?;
     let tag = rest.get_mut(..AEAD_TAG_LEN).ok_or(short)?;
@@ -609,24 +537,16 @@ fn seal_job(
     if w.len() != gs_len {
         return Err(short);
     }
-    let sealed = hpke::seal_base(
-        suite,
-        &member.init_key,
-        info_hash,
-        &[],
-        plaintext,
-        ikm.as_bytes(),
-    )
-    .map_err(|e| match e {
-        CryptoError::InvalidSharedSecret => WelcomeError::InvalidInitKey,
-        e => WelcomeError::Crypto(e),
-    })?;
+    let sealed = hpke::seal_base(suite, &member.init_key, info_hash, &[], plaintext, ikm.as_bytes())
+        .map_err(|e| match e {
+            CryptoError::InvalidSharedSecret => WelcomeError::InvalidInitKey,
+            e => WelcomeError::Crypto(e),
+        })?;
     tag.copy_from_slice(&sealed.tag);
 
     let mut w = Writer::new(head);
     w.write_opaque(reference).map_err(writing)?;
-    w.write_opaque(sealed.kem_output.as_bytes())
-        .map_err(writing)?;
+    w.write_opaque(sealed.kem_output.as_bytes()).map_err(writing)?;
     w.write_varint(ct_len).map_err(writing)?;
     if w.len() != head_len {
         return Err(short);
@@ -702,48 +622,23 @@ pub fn process_welcome<'o>(
     if welcome.cipher_suite != suite.to_u16() {
         return Err(WelcomeError::WrongCipherSuite);
     }
-    let entry = welcome
-        .secrets_for(key_package_ref)
-        .ok_or(WelcomeError::NotForUs)?;
+    let entry = welcome.secrets_for(key_package_ref).ok_or(WelcomeError::NotForUs)?;
     let sealed = entry.encrypted_group_secrets;
-    let kem_output = KemOutput::from_slice(sealed.kem_output)
-        .map_err(|_| WelcomeError::GroupSecretsDecryptionFailed)?;
-    let gs_len = sealed
-        .ciphertext
-        .len()
-        .checked_sub(AEAD_TAG_LEN)
-        .ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
-    let (gs_ct, gs_tag) = sealed
-        .ciphertext
-        .split_at_checked(gs_len)
-        .ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
+    let kem_output = KemOutput::from_slice(sealed.kem_output).map_err(|_| WelcomeError::GroupSecretsDecryptionFailed)?;
+    let gs_len = sealed.ciphertext.len().checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
+    let (gs_ct, gs_tag) = sealed.ciphertext.split_at_checked(gs_len).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
     let egi = welcome.encrypted_group_info;
-    let gi_len = egi
-        .len()
-        .checked_sub(AEAD_TAG_LEN)
-        .ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
-    let (gi_ct, gi_tag) = egi
-        .split_at_checked(gi_len)
-        .ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
+    let gi_len = egi.len().checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
+    let (gi_ct, gi_tag) = egi.split_at_checked(gi_len).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
 
-    let short = WelcomeError::BufferTooSmall {
-        needed: gs_len.saturating_add(gi_len),
-    };
+    let short = WelcomeError::BufferTooSmall { needed: gs_len.saturating_add(gi_len) };
     let (gs_buf, rest) = buf.split_at_mut_checked(gs_len).ok_or(short)?;
     let gi_buf = rest.get_mut(..gi_len).ok_or(short)?;
 
     // GroupSecrets.
     gs_buf.copy_from_slice(gs_ct);
-    decrypt_with_label(
-        suite,
-        init_key,
-        WELCOME_LABEL,
-        egi,
-        &kem_output,
-        gs_buf,
-        gs_tag,
-    )
-    .map_err(|_| WelcomeError::GroupSecretsDecryptionFailed)?;
+    decrypt_with_label(suite, init_key, WELCOME_LABEL, egi, &kem_output, gs_buf, gs_tag)
+        .map_err(|_| WelcomeError::GroupSecretsDecryptionFailed)?;
     let (joiner_secret, path_secret, psks_start) = match read_group_secrets(suite, gs_buf) {
         Ok(v) => v,
         Err(e) => {
@@ -755,8 +650,7 @@ pub fn process_welcome<'o>(
     let (secret_part, psk_part) = gs_buf.split_at_mut_checked(psks_start).ok_or(short)?;
     secret_part.zeroize();
     let psk_part: &'o [u8] = psk_part;
-    let psks =
-        ListView::<PreSharedKeyId<'o>>::decode_exact(psk_part).map_err(WelcomeError::Malformed)?;
+    let psks = ListView::<PreSharedKeyId<'o>>::decode_exact(psk_part).map_err(WelcomeError::Malformed)?;
     let psk_secret = resolve_psks(suite, &psks, psk_store)?;
 
     // GroupInfo.
@@ -772,22 +666,12 @@ pub fn process_welcome<'o>(
     if gc.version != PROTOCOL_VERSION_MLS10 || gc.cipher_suite != suite.to_u16() {
         return Err(WelcomeError::WrongCipherSuite);
     }
-    Ok(DecryptedWelcome {
-        suite,
-        group_info,
-        psks,
-        joiner_secret,
-        psk_secret,
-        path_secret,
-    })
+    Ok(DecryptedWelcome { suite, group_info, psks, joiner_secret, psk_secret, path_secret })
 }
 
 /// Decodes GroupSecrets; returns the joiner and path secrets, copied, and
 /// the offset of the `psks` vector.
-fn read_group_secrets(
-    suite: CipherSuite,
-    plaintext: &[u8],
-) -> Result<(Secret, Option<Secret>, usize), WelcomeError> {
+fn read_group_secrets(suite: CipherSuite, plaintext: &[u8]) -> Result<(Secret, Option<Secret>, usize), WelcomeError> {
     let nh = suite.hash_len();
     let mut r = Reader::new(plaintext);
     let joiner = r.read_opaque().map_err(WelcomeError::Malformed)?;
@@ -796,11 +680,7 @@ fn read_group_secrets(
     ListView::<PreSharedKeyId<'_>>::decode(&mut r).map_err(WelcomeError::Malformed)?;
     r.finish().map_err(WelcomeError::Malformed)?;
     let exact = |s: &[u8]| {
-        if s.len() == nh {
-            Secret::from_slice(s).map_err(WelcomeError::Crypto)
-        } else {
-            Err(WelcomeError::Malformed(CodecError::InvalidValue))
-        }
+        if s.len() == nh { Secret::from_slice(s).map_err(WelcomeError::Crypto) } else { Err(WelcomeError::Malformed(CodecError::InvalidValue)) }
     };
     let joiner = exact(joiner)?;
     let path = path.map(|p| exact(p.path_secret)).transpose()?;
@@ -809,13 +689,7 @@ fn read_group_secrets(
 
 /// True for a resumption PSK of usage `reinit` or `branch`.
 fn is_reinit_or_branch(id: &PreSharedKeyId<'_>) -> bool {
-    matches!(
-        id.psk,
-        Psk::Resumption {
-            usage: ResumptionPskUsage::Reinit | ResumptionPskUsage::Branch,
-            ..
-        }
-    )
+    matches!(id.psk, Psk::Resumption { usage: ResumptionPskUsage::Reinit | ResumptionPskUsage::Branch, .. })
 }
 
 /// Checks the PSK list of a GroupSecrets and computes `psk_secret` (§8.4)
@@ -825,8 +699,7 @@ fn resolve_psks(
     psks: &ListView<'_, PreSharedKeyId<'_>>,
     store: &dyn PskStore,
 ) -> Result<Secret, WelcomeError> {
-    let mut list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_WELCOME_PSKS> =
-        heapless::Vec::new();
+    let mut list: heapless::Vec<(PreSharedKeyId<'_>, &[u8]), MAX_WELCOME_PSKS> = heapless::Vec::new();
     let mut reinit_or_branch = 0usize;
     for id in psks.iter() {
         // The same PreSharedKeyID twice, nonce included (§12.2): one PSK
@@ -841,8 +714,7 @@ fn resolve_psks(
             }
         }
         let key = store.psk(&id.psk).ok_or(WelcomeError::UnknownPsk)?;
-        list.push((id, key))
-            .map_err(|_| WelcomeError::TooManyPsks)?;
+        list.push((id, key)).map_err(|_| WelcomeError::TooManyPsks)?;
     }
     Ok(psk_secret(suite, &list)?)
 }
@@ -871,44 +743,25 @@ impl<'o> DecryptedWelcome<'o> {
     /// the GroupInfo's GroupContext (§8), and checks `confirmation_tag =
     /// MAC(confirmation_key, confirmed_transcript_hash)` in constant time.
     /// A `reinit` or `branch` PSK requires epoch 1 (§12.4.3.1).
-    pub fn verify(
-        self,
-        signer_key: &SignaturePublicKey,
-    ) -> Result<VerifiedWelcome<'o>, WelcomeError> {
+    pub fn verify(self, signer_key: &SignaturePublicKey) -> Result<VerifiedWelcome<'o>, WelcomeError> {
         let suite = self.suite;
         let gi = self.group_info;
-        gi.verify_signature(suite, signer_key)
-            .map_err(|e| match e {
-                GroupInfoError::InvalidSignature => WelcomeError::InvalidGroupInfoSignature,
-                GroupInfoError::WrongCipherSuite => WelcomeError::WrongCipherSuite,
-                GroupInfoError::Crypto(e) => WelcomeError::Crypto(e),
-                GroupInfoError::Codec(e) => WelcomeError::Malformed(e),
-            })?;
-        let group_context = gi
-            .tbs
-            .group_context
-            .to_group_context()
-            .ok_or(WelcomeError::WrongCipherSuite)?;
-        let epoch_secrets = EpochSecrets::derive(
-            suite,
-            &self.joiner_secret,
-            &self.psk_secret,
-            gi.group_context_bytes(),
-        )?;
+        gi.verify_signature(suite, signer_key).map_err(|e| match e {
+            GroupInfoError::InvalidSignature => WelcomeError::InvalidGroupInfoSignature,
+            GroupInfoError::WrongCipherSuite => WelcomeError::WrongCipherSuite,
+            GroupInfoError::Crypto(e) => WelcomeError::Crypto(e),
+            GroupInfoError::Codec(e) => WelcomeError::Malformed(e),
+        })?;
+        let group_context = gi.tbs.group_context.to_group_context().ok_or(WelcomeError::WrongCipherSuite)?;
+        let epoch_secrets = EpochSecrets::derive(suite, &self.joiner_secret, &self.psk_secret, gi.group_context_bytes())?;
         let confirmed = group_context.confirmed_transcript_hash;
-        if !verify_confirmation_tag(
-            suite,
-            &epoch_secrets.confirmation_key,
-            confirmed,
-            gi.tbs.confirmation_tag,
-        ) {
+        if !verify_confirmation_tag(suite, &epoch_secrets.confirmation_key, confirmed, gi.tbs.confirmation_tag) {
             return Err(WelcomeError::InvalidConfirmationTag);
         }
         if self.psks.iter().any(|id| is_reinit_or_branch(&id)) && group_context.epoch != 1 {
             return Err(WelcomeError::InvalidPsk);
         }
-        let interim_transcript_hash =
-            interim_transcript_hash(suite, confirmed, gi.tbs.confirmation_tag)?;
+        let interim_transcript_hash = interim_transcript_hash(suite, confirmed, gi.tbs.confirmation_tag)?;
         Ok(VerifiedWelcome {
             group_info: gi,
             group_context,

@@ -7,8 +7,8 @@
 
 use super::tree::{TreeError, TreeSlices, leaf_span};
 use crate::codec::{CodecError, Writer};
-use crate::crypto::labeled::VarintPrefix;
 use crate::crypto::{HashValue, Hasher};
+use crate::crypto::labeled::VarintPrefix;
 use crate::tree_math::{self, LeafIndex, NodeIndex};
 
 const NODE_TYPE_LEAF: u8 = 1;
@@ -32,10 +32,8 @@ impl TreeSlices<'_> {
                 let slot = self.parent(n).copied().ok_or(TreeError::InvalidLeaf)?;
                 let nh = self.suite().hash_len();
                 if slot.hash_valid {
-                    return HashValue::from_slice(
-                        slot.hash.get(..nh).ok_or(TreeError::InvalidLeaf)?,
-                    )
-                    .map_err(|_| TreeError::InvalidLeaf);
+                    return HashValue::from_slice(slot.hash.get(..nh).ok_or(TreeError::InvalidLeaf)?)
+                        .map_err(|_| TreeError::InvalidLeaf);
                 }
                 let (a, b) = children(n)?;
                 let left = self.tree_hash(a)?;
@@ -94,12 +92,7 @@ impl TreeSlices<'_> {
 
     /// Feeds the encoding of ParentNode `p` to `h`, leaving out unmerged
     /// leaves that are unmerged at `exclude_at`.
-    fn hash_parent_node(
-        &self,
-        h: &mut Hasher,
-        p: NodeIndex,
-        exclude_at: Option<NodeIndex>,
-    ) -> Result<(), TreeError> {
+    fn hash_parent_node(&self, h: &mut Hasher, p: NodeIndex, exclude_at: Option<NodeIndex>) -> Result<(), TreeError> {
         let Some(ex) = exclude_at else {
             let mut sink = feed(h);
             let mut w = Writer::sink(&mut sink);
@@ -121,11 +114,7 @@ impl TreeSlices<'_> {
 
     /// The tree hash of `s` in the tree where the leaves unmerged at `p` are
     /// blank and absent from all unmerged lists (§7.9, original sibling tree hash).
-    pub fn original_sibling_tree_hash(
-        &mut self,
-        p: NodeIndex,
-        s: NodeIndex,
-    ) -> Result<HashValue, TreeError> {
+    pub fn original_sibling_tree_hash(&mut self, p: NodeIndex, s: NodeIndex) -> Result<HashValue, TreeError> {
         if !self.subtree_has_unmerged_at(s, p) {
             return self.tree_hash(s);
         }
@@ -159,11 +148,7 @@ impl TreeSlices<'_> {
     /// The parent hash of `p` with copath child `s` (§7.9):
     /// `Hash(ParentHashInput{p.encryption_key, p.parent_hash, original_sibling_tree_hash(s)})`.
     pub fn parent_hash(&mut self, p: NodeIndex, s: NodeIndex) -> Result<HashValue, TreeError> {
-        let slot = self
-            .parent(p)
-            .copied()
-            .filter(|x| x.present)
-            .ok_or(TreeError::InvalidLeaf)?;
+        let slot = self.parent(p).copied().filter(|x| x.present).ok_or(TreeError::InvalidLeaf)?;
         let osth = self.original_sibling_tree_hash(p, s)?;
         let mut h = self.suite().hasher();
         {
@@ -179,10 +164,7 @@ impl TreeSlices<'_> {
     /// Sets the parent hashes along a filtered direct path (§7.9), root
     /// first: `path` lists `(node, copath child)` from the leaf upwards. Returns
     /// the parent hash the leaf must carry (empty for an empty path).
-    pub fn set_path_parent_hashes(
-        &mut self,
-        path: &[(NodeIndex, NodeIndex)],
-    ) -> Result<HashValue, TreeError> {
+    pub fn set_path_parent_hashes(&mut self, path: &[(NodeIndex, NodeIndex)]) -> Result<HashValue, TreeError> {
         // The root's parent hash is the empty string.
         let mut above = HashValue::default();
         for (node, copath_child) in path.iter().rev() {

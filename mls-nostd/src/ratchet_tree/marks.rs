@@ -40,9 +40,7 @@ impl<const N: usize> NodeMarks<N> {
 
     /// The bits of node `x` (0 outside the capacity).
     pub(crate) fn get(&self, x: NodeIndex) -> u8 {
-        Self::at(x)
-            .and_then(|(i, s)| self.0.get(i).map(|b| (b >> s) & 0xF))
-            .unwrap_or(0)
+        Self::at(x).and_then(|(i, s)| self.0.get(i).map(|b| (b >> s) & 0xF)).unwrap_or(0)
     }
 
     /// Replaces the bits of node `x`.

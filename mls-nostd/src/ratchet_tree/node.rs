@@ -31,9 +31,7 @@ impl<'a> U32List<'a> {
 
     /// The values in order.
     pub fn iter(&self) -> impl Iterator<Item = u32> + 'a {
-        self.0
-            .chunks_exact(4)
-            .map(|c| c.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)))
+        self.0.chunks_exact(4).map(|c| c.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)))
     }
 
     /// Number of values.
@@ -108,9 +106,7 @@ impl<'a> RatchetTreeView<'a> {
         let mut len = 0u32;
         while !r.is_empty() {
             Option::<Node>::decode(&mut r)?;
-            len = len.checked_add(1).ok_or(CodecError::CapacityExceeded(
-                crate::capacity::Capacity::Container(u32::MAX as usize),
-            ))?;
+            len = len.checked_add(1).ok_or(CodecError::CapacityExceeded(crate::capacity::Capacity::Container(u32::MAX as usize)))?;
         }
         Ok(Self { body, len })
     }
@@ -128,13 +124,7 @@ impl<'a> RatchetTreeView<'a> {
     /// The nodes in array order.
     pub fn iter(&self) -> impl Iterator<Item = Option<Node<'a>>> + 'a {
         let mut r = Reader::new(self.body);
-        core::iter::from_fn(move || {
-            if r.is_empty() {
-                None
-            } else {
-                Option::<Node>::decode(&mut r).ok()
-            }
-        })
+        core::iter::from_fn(move || if r.is_empty() { None } else { Option::<Node>::decode(&mut r).ok() })
     }
 }
 

@@ -48,10 +48,7 @@ pub const LEAF_RECORD_HEADER: usize = 8;
 /// compile.
 pub const MAX_DEPTH: usize = {
     let depth = crate::capacity::from_build_env(option_env!("MLS_NOSTD_MAX_TREE_DEPTH"), 32);
-    assert!(
-        depth >= 1 && depth <= 32,
-        "MLS_NOSTD_MAX_TREE_DEPTH must be 1 to 32"
-    );
+    assert!(depth >= 1 && depth <= 32, "MLS_NOSTD_MAX_TREE_DEPTH must be 1 to 32");
     depth
 };
 /// Bytes of the key prefixes kept in a leaf slot.
@@ -98,23 +95,13 @@ impl core::fmt::Display for TreeError {
         match self {
             Self::CapacityExceeded(c) => write!(f, "ratchet tree capacity exceeded: {c}"),
             Self::Codec(e) => write!(f, "malformed node: {e}"),
-            Self::WrongNodeType => {
-                f.write_str("a leaf position holds a parent node or the reverse")
-            }
+            Self::WrongNodeType => f.write_str("a leaf position holds a parent node or the reverse"),
             Self::InvalidKey => f.write_str("public key of the wrong length for the cipher suite"),
-            Self::InvalidTreeSize => {
-                f.write_str("tree is empty, ends in a blank node, or is too long")
-            }
-            Self::InvalidLeaf => {
-                f.write_str("leaf outside the tree, or blank where a member is required")
-            }
+            Self::InvalidTreeSize => f.write_str("tree is empty, ends in a blank node, or is too long"),
+            Self::InvalidLeaf => f.write_str("leaf outside the tree, or blank where a member is required"),
             Self::UnmergedNotSorted => f.write_str("unmerged_leaves not strictly increasing"),
-            Self::UnmergedNotDescendant => {
-                f.write_str("unmerged leaf blank or not under its parent")
-            }
-            Self::UnmergedInconsistent => {
-                f.write_str("unmerged leaf missing from a node between it and its parent")
-            }
+            Self::UnmergedNotDescendant => f.write_str("unmerged leaf blank or not under its parent"),
+            Self::UnmergedInconsistent => f.write_str("unmerged leaf missing from a node between it and its parent"),
             Self::InvalidParentHash => f.write_str("parent hash longer than the hash output"),
             Self::Staging => f.write_str("a stage was begun, merged or discarded out of turn"),
             Self::Crypto(e) => write!(f, "crypto: {e}"),
@@ -170,13 +157,8 @@ pub struct LeafSlot {
 
 impl LeafSlot {
     /// A blank leaf.
-    pub const BLANK: Self = Self {
-        offset: 0,
-        len: 0,
-        unmerged: 0,
-        encryption_prefix: [0; PREFIX],
-        signature_prefix: [0; PREFIX],
-    };
+    pub const BLANK: Self =
+        Self { offset: 0, len: 0, unmerged: 0, encryption_prefix: [0; PREFIX], signature_prefix: [0; PREFIX] };
 
     pub(crate) const fn present(&self) -> bool {
         self.len != 0
@@ -235,9 +217,7 @@ impl ParentSlot {
     };
 
     pub(crate) fn parent_hash(&self) -> &[u8] {
-        self.parent_hash
-            .get(..usize::from(self.parent_hash_len))
-            .unwrap_or(&[])
+        self.parent_hash.get(..usize::from(self.parent_hash_len)).unwrap_or(&[])
     }
 
     const BYTES: usize = 1 + KEM_PUBLIC_LEN + 2 * MAX_HASH_LEN + 4 + 3;
@@ -249,12 +229,7 @@ impl ParentSlot {
         let key = self.encryption_key.as_bytes();
         let _ = w.write_u8(u8::try_from(key.len()).unwrap_or(0));
         let _ = w.write_bytes(key);
-        let _ = w.write_bytes(
-            KEM_PUBLIC_LEN
-                .checked_sub(key.len())
-                .and_then(|n| PADDING.get(..n))
-                .unwrap_or(&[]),
-        );
+        let _ = w.write_bytes(KEM_PUBLIC_LEN.checked_sub(key.len()).and_then(|n| PADDING.get(..n)).unwrap_or(&[]));
         let _ = w.write_bytes(&self.parent_hash);
         let _ = w.write_bytes(&self.hash);
         let _ = w.write_u32(self.unmerged_count);
@@ -304,15 +279,7 @@ pub struct TreeMeta {
 impl TreeMeta {
     /// The state of an empty tree of `suite`.
     pub const fn new(suite: CipherSuite) -> Self {
-        Self {
-            suite,
-            n_leaves: 0,
-            arena_used: 0,
-            arena_live: 0,
-            undo_len: 0,
-            stage_arena_used: 0,
-            staging: false,
-        }
+        Self { suite, n_leaves: 0, arena_used: 0, arena_live: 0, undo_len: 0, stage_arena_used: 0, staging: false }
     }
 }
 
@@ -333,12 +300,7 @@ pub struct TreeSlices<'s> {
 pub(crate) fn leaf_span(node: NodeIndex) -> (u32, u32) {
     let k = tree_math::level(node);
     let count = 1u32.checked_shl(k).unwrap_or(0);
-    let first = node
-        .0
-        .checked_shr(k + 1)
-        .unwrap_or(0)
-        .checked_shl(k)
-        .unwrap_or(0);
+    let first = node.0.checked_shr(k + 1).unwrap_or(0).checked_shl(k).unwrap_or(0);
     (first, count)
 }
 
@@ -384,9 +346,7 @@ fn slot_bytes<'a>(arena: &'a [u8], slot: &LeafSlot) -> Option<&'a [u8]> {
     if !slot.present() {
         return None;
     }
-    let start = usize::try_from(slot.offset)
-        .ok()?
-        .checked_add(LEAF_RECORD_HEADER)?;
+    let start = usize::try_from(slot.offset).ok()?.checked_add(LEAF_RECORD_HEADER)?;
     let end = start.checked_add(usize::try_from(slot.len).ok()?)?;
     arena.get(start..end)
 }
@@ -487,12 +447,7 @@ impl<'s> TreeSlices<'s> {
         parents: &'s mut [ParentSlot],
         arena: &'s mut [u8],
     ) -> Self {
-        Self {
-            meta,
-            leaves,
-            parents,
-            arena,
-        }
+        Self { meta, leaves, parents, arena }
     }
 
     /// Sets up an empty tree of `suite` (ending any stage).
@@ -519,22 +474,12 @@ impl<'s> TreeSlices<'s> {
 
     /// The tree before the staged Commit (the tree itself when none is).
     pub fn old(&self) -> TreeView<'_> {
-        TreeView {
-            meta: self.meta,
-            leaves: self.leaves,
-            arena: self.arena,
-            before_stage: true,
-        }
+        TreeView { meta: self.meta, leaves: self.leaves, arena: self.arena, before_stage: true }
     }
 
     /// The tree as it is now (the staged one while a Commit is staged).
     pub fn view(&self) -> TreeView<'_> {
-        TreeView {
-            meta: self.meta,
-            leaves: self.leaves,
-            arena: self.arena,
-            before_stage: false,
-        }
+        TreeView { meta: self.meta, leaves: self.leaves, arena: self.arena, before_stage: false }
     }
 
     pub(crate) fn leaf(&self, i: LeafIndex) -> Option<&LeafSlot> {
@@ -560,10 +505,8 @@ impl<'s> TreeSlices<'s> {
             return Ok(());
         }
         self.log(UNDO_LEAF, i.0, &|out| old.write(out))?;
-        *self
-            .leaves
-            .get_mut(usize::try_from(i.0).map_err(|_| TreeError::InvalidLeaf)?)
-            .ok_or(TreeError::InvalidLeaf)? = slot;
+        *self.leaves.get_mut(usize::try_from(i.0).map_err(|_| TreeError::InvalidLeaf)?).ok_or(TreeError::InvalidLeaf)? =
+            slot;
         Ok(())
     }
 
@@ -580,10 +523,8 @@ impl<'s> TreeSlices<'s> {
             }
         }
         let staging = self.meta.staging;
-        let slot = self
-            .parents
-            .get_mut(usize::try_from(p.0 >> 1).map_err(|_| TreeError::InvalidLeaf)?)
-            .ok_or(TreeError::InvalidLeaf)?;
+        let slot =
+            self.parents.get_mut(usize::try_from(p.0 >> 1).map_err(|_| TreeError::InvalidLeaf)?).ok_or(TreeError::InvalidLeaf)?;
         slot.logged |= staging;
         Ok(slot)
     }
@@ -607,29 +548,13 @@ impl<'s> TreeSlices<'s> {
             return Ok(());
         }
         let len = undo_entry_len(tag);
-        let undo = usize::try_from(self.meta.undo_len)
-            .map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        let used = usize::try_from(self.meta.arena_used)
-            .map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        let top = self
-            .arena
-            .len()
-            .checked_sub(undo)
-            .ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        let start = top
-            .checked_sub(len)
-            .filter(|s| *s >= used)
-            .ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        let entry = self
-            .arena
-            .get_mut(start..top)
-            .ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        let (head, body) = entry
-            .split_at_mut_checked(5)
-            .ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        head.iter_mut()
-            .zip(core::iter::once(tag).chain(node.to_be_bytes()))
-            .for_each(|(d, s)| *d = s);
+        let undo = usize::try_from(self.meta.undo_len).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let used = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let top = self.arena.len().checked_sub(undo).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let start = top.checked_sub(len).filter(|s| *s >= used).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let entry = self.arena.get_mut(start..top).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let (head, body) = entry.split_at_mut_checked(5).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        head.iter_mut().zip(core::iter::once(tag).chain(node.to_be_bytes())).for_each(|(d, s)| *d = s);
         write(body);
         self.meta.undo_len = self.meta.undo_len.saturating_add(len as u32);
         Ok(())
@@ -644,9 +569,7 @@ impl<'s> TreeSlices<'s> {
         // Room for the stage's new encodings and its undo log: compact when
         // dead records take more than the free space.
         let used = self.meta.arena_used;
-        let free = u32::try_from(self.arena.len())
-            .unwrap_or(u32::MAX)
-            .saturating_sub(used);
+        let free = u32::try_from(self.arena.len()).unwrap_or(u32::MAX).saturating_sub(used);
         if used.saturating_sub(self.meta.arena_live) > free {
             self.compact();
         }
@@ -672,9 +595,7 @@ impl<'s> TreeSlices<'s> {
         let mut r = Reader::new(self.arena.get(start..top).unwrap_or(&[]));
         while let (Ok(tag), Ok(node)) = (r.read_u8(), r.read_u32()) {
             if (tag == UNDO_PARENT || tag == UNDO_BLANK_PARENT)
-                && let Some(s) = usize::try_from(node >> 1)
-                    .ok()
-                    .and_then(|i| self.parents.get_mut(i))
+                && let Some(s) = usize::try_from(node >> 1).ok().and_then(|i| self.parents.get_mut(i))
             {
                 s.logged = false;
             }
@@ -703,25 +624,19 @@ impl<'s> TreeSlices<'s> {
         let mut r = Reader::new(self.arena.get(start..top).unwrap_or(&[]));
         let mut size = None;
         while !r.is_empty() {
-            let (Ok(tag), Ok(node)) = (r.read_u8(), r.read_u32()) else {
-                break;
-            };
+            let (Ok(tag), Ok(node)) = (r.read_u8(), r.read_u32()) else { break };
             // Leaves are logged by leaf index, parents by node index.
             let leaf = usize::try_from(node).unwrap_or(usize::MAX);
             let parent = usize::try_from(node >> 1).unwrap_or(usize::MAX);
             match tag {
                 UNDO_LEAF => {
-                    let Some(old) = LeafSlot::read(&mut r) else {
-                        break;
-                    };
+                    let Some(old) = LeafSlot::read(&mut r) else { break };
                     if let Some(s) = self.leaves.get_mut(leaf) {
                         *s = old;
                     }
                 }
                 UNDO_PARENT => {
-                    let Some(old) = ParentSlot::read(&mut r) else {
-                        break;
-                    };
+                    let Some(old) = ParentSlot::read(&mut r) else { break };
                     if let Some(s) = self.parents.get_mut(parent) {
                         *s = old;
                     }
@@ -767,20 +682,12 @@ impl<'s> TreeSlices<'s> {
 
     /// Leaf slot `i` before the stage (`before`) or as it is.
     fn slot_at(&self, i: LeafIndex, before: bool) -> Option<LeafSlot> {
-        if before {
-            self.old().slot(i)
-        } else {
-            self.leaf(i).copied()
-        }
+        if before { self.old().slot(i) } else { self.leaf(i).copied() }
     }
 
     /// Parent slot `p` before the stage (`before`) or as it is.
     fn parent_at(&self, p: NodeIndex, before: bool) -> Option<ParentSlot> {
-        let n = if before {
-            self.old().n_leaves()
-        } else {
-            self.meta.n_leaves
-        };
+        let n = if before { self.old().n_leaves() } else { self.meta.n_leaves };
         if p.is_leaf() || tree_math::node_width(n).is_none_or(|w| p.0 >= w) {
             return None;
         }
@@ -799,33 +706,20 @@ impl<'s> TreeSlices<'s> {
     /// Writes node `x` of the tree before the stage (`before`) or as it is
     /// (a LeafNode, or a ParentNode with its unmerged leaves); false, writing
     /// nothing, if it is blank.
-    pub(crate) fn write_node(
-        &self,
-        x: NodeIndex,
-        before: bool,
-        w: &mut Writer<'_>,
-    ) -> Result<bool, CodecError> {
+    pub(crate) fn write_node(&self, x: NodeIndex, before: bool, w: &mut Writer<'_>) -> Result<bool, CodecError> {
         match x.leaf() {
-            Some(l) => match self
-                .slot_at(l, before)
-                .and_then(|s| slot_bytes(self.arena, &s))
-            {
+            Some(l) => match self.slot_at(l, before).and_then(|s| slot_bytes(self.arena, &s)) {
                 Some(bytes) => w.write_bytes(bytes).map(|()| true),
                 None => Ok(false),
             },
             None => {
-                let Some(slot) = self.parent_at(x, before).filter(|s| s.present) else {
-                    return Ok(false);
-                };
+                let Some(slot) = self.parent_at(x, before).filter(|s| s.present) else { return Ok(false) };
                 w.write_opaque(slot.encryption_key.as_bytes())?;
                 w.write_opaque(slot.parent_hash())?;
                 let k = tree_math::level(x);
                 let bit = 1u32.checked_shl(k.saturating_sub(1)).unwrap_or(0);
                 let (first, count) = leaf_span(x);
-                let unmerged = |l: &LeafIndex| {
-                    self.slot_at(*l, before)
-                        .is_some_and(|s| s.unmerged & bit != 0)
-                };
+                let unmerged = |l: &LeafIndex| self.slot_at(*l, before).is_some_and(|s| s.unmerged & bit != 0);
                 let leaves = (first..first.saturating_add(count)).map(LeafIndex);
                 let n = leaves.clone().filter(unmerged).count();
                 w.write_varint(n.checked_mul(4).ok_or(CodecError::VarintTooLarge)?)?;
@@ -844,21 +738,14 @@ impl<'s> TreeSlices<'s> {
 
     /// Sets leaf `l` to `bytes` (or blank) with `unmerged` bits, as a saved
     /// stage recorded it (logged while staging).
-    pub(crate) fn restore_leaf(
-        &mut self,
-        l: LeafIndex,
-        bytes: Option<&[u8]>,
-        unmerged: u32,
-    ) -> Result<(), TreeError> {
+    pub(crate) fn restore_leaf(&mut self, l: LeafIndex, bytes: Option<&[u8]>, unmerged: u32) -> Result<(), TreeError> {
         match bytes {
             Some(b) => self.set_leaf(l, b)?,
             None => {
                 let old = self.leaf(l).copied().ok_or(TreeError::InvalidLeaf)?;
                 if old.present() {
-                    self.meta.arena_live = self
-                        .meta
-                        .arena_live
-                        .saturating_sub(old.len.saturating_add(LEAF_RECORD_HEADER as u32));
+                    self.meta.arena_live =
+                        self.meta.arena_live.saturating_sub(old.len.saturating_add(LEAF_RECORD_HEADER as u32));
                 }
                 self.put_leaf(l, LeafSlot::BLANK)?;
                 self.invalidate(l.node().ok_or(TreeError::InvalidLeaf)?)?;
@@ -870,29 +757,18 @@ impl<'s> TreeSlices<'s> {
 
     /// Sets parent `p` to `node` (or blank), its unmerged count from the
     /// list (the leaves' bits are restored with the leaves).
-    pub(crate) fn restore_parent(
-        &mut self,
-        p: NodeIndex,
-        node: Option<&ParentNode<'_>>,
-    ) -> Result<(), TreeError> {
+    pub(crate) fn restore_parent(&mut self, p: NodeIndex, node: Option<&ParentNode<'_>>) -> Result<(), TreeError> {
         let slot = match node {
             None => ParentSlot::BLANK,
             Some(n) => {
-                let key = HpkePublicKey::for_suite(self.suite(), n.encryption_key)
-                    .map_err(|_| TreeError::InvalidKey)?;
-                let mut slot = ParentSlot {
-                    present: true,
-                    encryption_key: key,
-                    ..ParentSlot::BLANK
-                };
+                let key = HpkePublicKey::for_suite(self.suite(), n.encryption_key).map_err(|_| TreeError::InvalidKey)?;
+                let mut slot = ParentSlot { present: true, encryption_key: key, ..ParentSlot::BLANK };
                 slot.parent_hash
                     .get_mut(..n.parent_hash.len())
                     .ok_or(TreeError::InvalidParentHash)?
                     .copy_from_slice(n.parent_hash);
-                slot.parent_hash_len =
-                    u8::try_from(n.parent_hash.len()).map_err(|_| TreeError::InvalidParentHash)?;
-                slot.unmerged_count = u32::try_from(n.unmerged_leaves.len())
-                    .map_err(|_| TreeError::UnmergedNotSorted)?;
+                slot.parent_hash_len = u8::try_from(n.parent_hash.len()).map_err(|_| TreeError::InvalidParentHash)?;
+                slot.unmerged_count = u32::try_from(n.unmerged_leaves.len()).map_err(|_| TreeError::UnmergedNotSorted)?;
                 slot
             }
         };
@@ -924,9 +800,7 @@ impl<'s> TreeSlices<'s> {
     /// is listed twice; its last entry is its value before the stage. One
     /// pass over the log, where asking [`TreeView::slot`] per leaf would
     /// read the whole log each time (quadratic in a Commit of many Adds).
-    pub(crate) fn staged_leaf_values(
-        &self,
-    ) -> impl Iterator<Item = (LeafIndex, Option<&[u8]>)> + '_ {
+    pub(crate) fn staged_leaf_values(&self) -> impl Iterator<Item = (LeafIndex, Option<&[u8]>)> + '_ {
         undo_entries(self.meta, self.arena).filter_map(|e| match e {
             Undo::Leaf(l, slot) => Some((LeafIndex(l), slot_bytes(self.arena, &slot))),
             Undo::Parent(..) | Undo::Size(_) => None,
@@ -968,10 +842,7 @@ impl<'s> TreeSlices<'s> {
     pub fn encryption_key(&self, n: NodeIndex) -> Option<&[u8]> {
         match n.leaf() {
             Some(l) => LeafNode::keys_of(self.leaf_bytes(l)?).map(|(k, _)| k),
-            None => self
-                .parent(n)
-                .filter(|s| s.present)
-                .map(|s| s.encryption_key.as_bytes()),
+            None => self.parent(n).filter(|s| s.present).map(|s| s.encryption_key.as_bytes()),
         }
     }
 
@@ -992,12 +863,9 @@ impl<'s> TreeSlices<'s> {
     /// full 1,024-member tree before).
     pub fn has_any_encryption_key(&self, keys: &[(&[u8], Option<NodeIndex>)]) -> bool {
         // A 64-bit filter on the first byte skips most nodes with one test.
-        let filter = keys.iter().fold(0u64, |f, (k, _)| {
-            f | 1 << (k.first().copied().unwrap_or(0) & 63)
-        });
+        let filter = keys.iter().fold(0u64, |f, (k, _)| f | 1 << (k.first().copied().unwrap_or(0) & 63));
         let hit = |n: NodeIndex, node_key: &[u8]| {
-            keys.iter()
-                .any(|(k, except)| *except != Some(n) && *k == node_key)
+            keys.iter().any(|(k, except)| *except != Some(n) && *k == node_key)
         };
         let width = tree_math::node_width(self.meta.n_leaves).unwrap_or(0);
         (0..width).map(NodeIndex).any(|n| match n.leaf() {
@@ -1017,22 +885,17 @@ impl<'s> TreeSlices<'s> {
     /// True if `key` is the signature key of a leaf other than `except`.
     pub fn has_signature_key(&self, key: &[u8], except: Option<LeafIndex>) -> bool {
         let p = prefix(key);
-        (0..self.meta.n_leaves)
-            .map(LeafIndex)
-            .filter(|l| Some(*l) != except)
-            .any(|l| {
-                self.leaf(l)
-                    .is_some_and(|s| s.present() && s.signature_prefix == p)
-                    && self.signature_key(l).is_some_and(|k| k == key)
-            })
+        (0..self.meta.n_leaves).map(LeafIndex).filter(|l| Some(*l) != except).any(|l| {
+            self.leaf(l).is_some_and(|s| s.present() && s.signature_prefix == p)
+                && self.signature_key(l).is_some_and(|k| k == key)
+        })
     }
 
     /// The leaf whose signature key is `key`, if any.
     pub fn find_signature_key(&self, key: &[u8]) -> Option<LeafIndex> {
         let p = prefix(key);
         (0..self.meta.n_leaves).map(LeafIndex).find(|l| {
-            self.leaf(*l)
-                .is_some_and(|s| s.present() && s.signature_prefix == p)
+            self.leaf(*l).is_some_and(|s| s.present() && s.signature_prefix == p)
                 && self.signature_key(*l).is_some_and(|k| k == key)
         })
     }
@@ -1040,22 +903,15 @@ impl<'s> TreeSlices<'s> {
     /// True if leaf `l` is unmerged at its ancestor `p`.
     pub fn is_unmerged_at(&self, l: LeafIndex, p: NodeIndex) -> bool {
         let k = tree_math::level(p);
-        k > 0
-            && self
-                .leaf(l)
-                .is_some_and(|s| s.unmerged & (1u32 << (k - 1).min(31)) != 0)
+        k > 0 && self.leaf(l).is_some_and(|s| s.unmerged & (1u32 << (k - 1).min(31)) != 0)
     }
 
     /// The unmerged leaves of parent `p`, in increasing order.
     pub fn unmerged_leaves(&self, p: NodeIndex) -> impl Iterator<Item = LeafIndex> + '_ {
         let (first, count) = leaf_span(p);
-        let has_any = self
-            .parent(p)
-            .is_some_and(|s| s.present && s.unmerged_count > 0);
+        let has_any = self.parent(p).is_some_and(|s| s.present && s.unmerged_count > 0);
         let count = if has_any { count } else { 0 };
-        (first..first.saturating_add(count))
-            .map(LeafIndex)
-            .filter(move |l| self.is_unmerged_at(*l, p))
+        (first..first.saturating_add(count)).map(LeafIndex).filter(move |l| self.is_unmerged_at(*l, p))
     }
 
     /// Calls `f` on each node of the resolution of `n` (§4.1), in order,
@@ -1098,11 +954,7 @@ impl<'s> TreeSlices<'s> {
             }
             len += 1;
         });
-        if overflow {
-            Err(TreeError::CapacityExceeded(Capacity::Container(out.len())))
-        } else {
-            Ok(len)
-        }
+        if overflow { Err(TreeError::CapacityExceeded(Capacity::Container(out.len()))) } else { Ok(len) }
     }
 
     /// True if the resolution of `n` is empty (after `exclude`).
@@ -1144,10 +996,7 @@ impl<'s> TreeSlices<'s> {
         let width = self.meta.n_leaves;
         let mut cur = Some(n);
         while let Some(x) = cur {
-            if self
-                .parent(x)
-                .is_some_and(|s| s.hash_valid || (self.meta.staging && !s.logged))
-            {
+            if self.parent(x).is_some_and(|s| s.hash_valid || (self.meta.staging && !s.logged)) {
                 self.touch_parent(x)?.hash_valid = false;
             }
             cur = tree_math::parent(x, width);
@@ -1162,10 +1011,7 @@ impl<'s> TreeSlices<'s> {
         if hash.len() > MAX_HASH_LEN {
             return Ok(());
         }
-        let Some(s) = usize::try_from(p.0 >> 1)
-            .ok()
-            .filter(|_| self.parent(p).is_some())
-            .and_then(|i| self.parents.get_mut(i))
+        let Some(s) = usize::try_from(p.0 >> 1).ok().filter(|_| self.parent(p).is_some()).and_then(|i| self.parents.get_mut(i))
         else {
             return Ok(());
         };
@@ -1178,21 +1024,13 @@ impl<'s> TreeSlices<'s> {
     /// Blanks parent `p`, dropping its unmerged leaves.
     pub(crate) fn blank_parent(&mut self, p: NodeIndex) -> Result<(), TreeError> {
         let k = tree_math::level(p);
-        let Some(slot) = self.parent(p).copied() else {
-            return Ok(());
-        };
+        let Some(slot) = self.parent(p).copied() else { return Ok(()) };
         if slot.unmerged_count > 0 && k > 0 {
             let (first, count) = leaf_span(p);
             let bit = 1u32 << (k - 1).min(31);
             for i in (first..first.saturating_add(count)).map(LeafIndex) {
                 if let Some(s) = self.leaf(i).copied().filter(|s| s.unmerged & bit != 0) {
-                    self.put_leaf(
-                        i,
-                        LeafSlot {
-                            unmerged: s.unmerged & !bit,
-                            ..s
-                        },
-                    )?;
+                    self.put_leaf(i, LeafSlot { unmerged: s.unmerged & !bit, ..s })?;
                 }
             }
         }
@@ -1214,25 +1052,11 @@ impl<'s> TreeSlices<'s> {
 
     /// Sets parent `p` to a fresh node with `encryption_key`, no unmerged
     /// leaves, and `parent_hash`.
-    pub fn set_parent(
-        &mut self,
-        p: NodeIndex,
-        encryption_key: &[u8],
-        parent_hash: &[u8],
-    ) -> Result<(), TreeError> {
-        let key = HpkePublicKey::for_suite(self.suite(), encryption_key)
-            .map_err(|_| TreeError::InvalidKey)?;
-        let mut slot = ParentSlot {
-            present: true,
-            encryption_key: key,
-            ..ParentSlot::BLANK
-        };
-        slot.parent_hash
-            .get_mut(..parent_hash.len())
-            .ok_or(TreeError::InvalidParentHash)?
-            .copy_from_slice(parent_hash);
-        slot.parent_hash_len =
-            u8::try_from(parent_hash.len()).map_err(|_| TreeError::InvalidParentHash)?;
+    pub fn set_parent(&mut self, p: NodeIndex, encryption_key: &[u8], parent_hash: &[u8]) -> Result<(), TreeError> {
+        let key = HpkePublicKey::for_suite(self.suite(), encryption_key).map_err(|_| TreeError::InvalidKey)?;
+        let mut slot = ParentSlot { present: true, encryption_key: key, ..ParentSlot::BLANK };
+        slot.parent_hash.get_mut(..parent_hash.len()).ok_or(TreeError::InvalidParentHash)?.copy_from_slice(parent_hash);
+        slot.parent_hash_len = u8::try_from(parent_hash.len()).map_err(|_| TreeError::InvalidParentHash)?;
         if self.parent(p).is_none() {
             return Err(TreeError::InvalidLeaf);
         }
@@ -1242,22 +1066,10 @@ impl<'s> TreeSlices<'s> {
     }
 
     /// Replaces the parent hash of non-blank parent `p`.
-    pub(crate) fn set_parent_hash(
-        &mut self,
-        p: NodeIndex,
-        parent_hash: &[u8],
-    ) -> Result<(), TreeError> {
-        let mut slot = self
-            .parent(p)
-            .copied()
-            .filter(|s| s.present)
-            .ok_or(TreeError::InvalidLeaf)?;
-        slot.parent_hash
-            .get_mut(..parent_hash.len())
-            .ok_or(TreeError::InvalidParentHash)?
-            .copy_from_slice(parent_hash);
-        slot.parent_hash_len =
-            u8::try_from(parent_hash.len()).map_err(|_| TreeError::InvalidParentHash)?;
+    pub(crate) fn set_parent_hash(&mut self, p: NodeIndex, parent_hash: &[u8]) -> Result<(), TreeError> {
+        let mut slot = self.parent(p).copied().filter(|s| s.present).ok_or(TreeError::InvalidLeaf)?;
+        slot.parent_hash.get_mut(..parent_hash.len()).ok_or(TreeError::InvalidParentHash)?.copy_from_slice(parent_hash);
+        slot.parent_hash_len = u8::try_from(parent_hash.len()).map_err(|_| TreeError::InvalidParentHash)?;
         self.put_parent(p, slot)?;
         self.invalidate(p)
     }
@@ -1268,26 +1080,10 @@ impl<'s> TreeSlices<'s> {
         if k == 0 || k > 32 || self.is_unmerged_at(l, p) {
             return Err(TreeError::UnmergedNotSorted);
         }
-        let parent = self
-            .parent(p)
-            .copied()
-            .filter(|s| s.present)
-            .ok_or(TreeError::UnmergedNotDescendant)?;
+        let parent = self.parent(p).copied().filter(|s| s.present).ok_or(TreeError::UnmergedNotDescendant)?;
         let leaf = self.leaf(l).copied().ok_or(TreeError::InvalidLeaf)?;
-        self.put_parent(
-            p,
-            ParentSlot {
-                unmerged_count: parent.unmerged_count.saturating_add(1),
-                ..parent
-            },
-        )?;
-        self.put_leaf(
-            l,
-            LeafSlot {
-                unmerged: leaf.unmerged | 1u32 << (k - 1),
-                ..leaf
-            },
-        )?;
+        self.put_parent(p, ParentSlot { unmerged_count: parent.unmerged_count.saturating_add(1), ..parent })?;
+        self.put_leaf(l, LeafSlot { unmerged: leaf.unmerged | 1u32 << (k - 1), ..leaf })?;
         self.invalidate(p)
     }
 
@@ -1301,14 +1097,10 @@ impl<'s> TreeSlices<'s> {
         let used = usize::try_from(self.meta.arena_used).unwrap_or(0);
         let (mut read, mut write) = (0usize, 0usize);
         while read < used {
-            let (Some(idx), Some(len)) = (
-                read_u32_le(self.arena, read),
-                read_u32_le(self.arena, read + 4),
-            ) else {
+            let (Some(idx), Some(len)) = (read_u32_le(self.arena, read), read_u32_le(self.arena, read + 4)) else {
                 break;
             };
-            let total =
-                LEAF_RECORD_HEADER.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+            let total = LEAF_RECORD_HEADER.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
             if read.saturating_add(total) > used {
                 break;
             }
@@ -1319,10 +1111,7 @@ impl<'s> TreeSlices<'s> {
                 if !crate::codec::move_within(self.arena, read..read + total, write) {
                     break;
                 }
-                if let Some(s) = usize::try_from(idx)
-                    .ok()
-                    .and_then(|i| self.leaves.get_mut(i))
-                {
+                if let Some(s) = usize::try_from(idx).ok().and_then(|i| self.leaves.get_mut(i)) {
                     s.offset = write as u32;
                 }
                 write += total;
@@ -1342,18 +1131,11 @@ impl<'s> TreeSlices<'s> {
         if self.space() < total {
             return Err(TreeError::CapacityExceeded(Capacity::TreeArena));
         }
-        let start = usize::try_from(self.meta.arena_used)
-            .map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        let rec = self
-            .arena
-            .get_mut(start..start + total)
-            .ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let start = usize::try_from(self.meta.arena_used).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        let rec = self.arena.get_mut(start..start + total).ok_or(TreeError::CapacityExceeded(Capacity::TreeArena))?;
         let (head, body) = rec.split_at_mut(LEAF_RECORD_HEADER);
-        let len = u32::try_from(bytes.len())
-            .map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
-        head.iter_mut()
-            .zip(l.0.to_le_bytes().into_iter().chain(len.to_le_bytes()))
-            .for_each(|(d, s)| *d = s);
+        let len = u32::try_from(bytes.len()).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?;
+        head.iter_mut().zip(l.0.to_le_bytes().into_iter().chain(len.to_le_bytes())).for_each(|(d, s)| *d = s);
         body.iter_mut().zip(bytes).for_each(|(d, s)| *d = *s);
         self.meta.arena_used = self.meta.arena_used.saturating_add(total as u32);
         self.meta.arena_live = self.meta.arena_live.saturating_add(total as u32);
@@ -1385,25 +1167,20 @@ impl<'s> TreeSlices<'s> {
         let leaf = LeafNode::decode_exact(bytes)?;
         // Keys of the suite's lengths only (RFC 9420 §5.1.1).
         let suite = self.suite();
-        HpkePublicKey::for_suite(suite, leaf.fields.encryption_key)
-            .map_err(|_| TreeError::InvalidKey)?;
-        SignaturePublicKey::for_suite(suite, leaf.fields.signature_key)
-            .map_err(|_| TreeError::InvalidKey)?;
+        HpkePublicKey::for_suite(suite, leaf.fields.encryption_key).map_err(|_| TreeError::InvalidKey)?;
+        SignaturePublicKey::for_suite(suite, leaf.fields.signature_key).map_err(|_| TreeError::InvalidKey)?;
         let old = self.leaf(l).copied().ok_or(TreeError::InvalidLeaf)?;
         let offset = self.store_leaf_bytes(l, bytes)?;
         let slot = LeafSlot {
             offset,
-            len: u32::try_from(bytes.len())
-                .map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?,
+            len: u32::try_from(bytes.len()).map_err(|_| TreeError::CapacityExceeded(Capacity::TreeArena))?,
             unmerged: old.unmerged,
             encryption_prefix: prefix(leaf.fields.encryption_key),
             signature_prefix: prefix(leaf.fields.signature_key),
         };
         if old.present() {
-            self.meta.arena_live = self
-                .meta
-                .arena_live
-                .saturating_sub(old.len.saturating_add(LEAF_RECORD_HEADER as u32));
+            self.meta.arena_live =
+                self.meta.arena_live.saturating_sub(old.len.saturating_add(LEAF_RECORD_HEADER as u32));
         }
         self.put_leaf(l, slot)?;
         self.invalidate(l.node().ok_or(TreeError::InvalidLeaf)?)
@@ -1419,21 +1196,13 @@ impl<'s> TreeSlices<'s> {
             let k = tree_math::level(p);
             let unmerged_here = k > 0 && old.unmerged & (1u32 << (k - 1).min(31)) != 0;
             if let Some(s) = self.parent(p).copied().filter(|_| unmerged_here) {
-                self.put_parent(
-                    p,
-                    ParentSlot {
-                        unmerged_count: s.unmerged_count.saturating_sub(1),
-                        ..s
-                    },
-                )?;
+                self.put_parent(p, ParentSlot { unmerged_count: s.unmerged_count.saturating_sub(1), ..s })?;
             }
             cur = p;
         }
         if old.present() {
-            self.meta.arena_live = self
-                .meta
-                .arena_live
-                .saturating_sub(old.len.saturating_add(LEAF_RECORD_HEADER as u32));
+            self.meta.arena_live =
+                self.meta.arena_live.saturating_sub(old.len.saturating_add(LEAF_RECORD_HEADER as u32));
         }
         self.put_leaf(l, LeafSlot::BLANK)?;
         self.invalidate(node)
@@ -1457,14 +1226,7 @@ impl<'s> TreeSlices<'s> {
     /// Doubles the tree: the old tree becomes the left subtree of a new blank
     /// root (§7.7).
     fn extend(&mut self) -> Result<(), TreeError> {
-        let n = if self.meta.n_leaves == 0 {
-            1
-        } else {
-            self.meta
-                .n_leaves
-                .checked_mul(2)
-                .ok_or(TreeError::CapacityExceeded(Capacity::Leaves))?
-        };
+        let n = if self.meta.n_leaves == 0 { 1 } else { self.meta.n_leaves.checked_mul(2).ok_or(TreeError::CapacityExceeded(Capacity::Leaves))? };
         let cap_leaves = u32::try_from(self.leaves.len()).unwrap_or(u32::MAX);
         let cap_parents = u32::try_from(self.parents.len()).unwrap_or(u32::MAX);
         if n > cap_leaves || n.saturating_sub(1) > cap_parents {
@@ -1487,10 +1249,7 @@ impl<'s> TreeSlices<'s> {
             // valid tree: blank them to be sure (logged while staging).
             let old_width = tree_math::node_width(n).unwrap_or(0);
             let new_width = tree_math::node_width(half).unwrap_or(0);
-            for x in (new_width..old_width)
-                .map(NodeIndex)
-                .filter(|x| !x.is_leaf())
-            {
+            for x in (new_width..old_width).map(NodeIndex).filter(|x| !x.is_leaf()) {
                 if !self.is_blank(x) {
                     self.put_parent(x, ParentSlot::BLANK)?;
                 }
@@ -1516,14 +1275,8 @@ impl<'s> TreeSlices<'s> {
     /// [`Self::add_leaf`] when every leaf left of `first` is known to be
     /// non-blank (the next of a Commit's Adds starts after the previous
     /// one's leaf: a Commit of N Adds looks at each leaf once, not N times).
-    pub fn add_leaf_after(
-        &mut self,
-        bytes: &[u8],
-        first: LeafIndex,
-    ) -> Result<LeafIndex, TreeError> {
-        let free = (first.0..self.meta.n_leaves)
-            .map(LeafIndex)
-            .find(|l| self.leaf(*l).is_some_and(|s| !s.present()));
+    pub fn add_leaf_after(&mut self, bytes: &[u8], first: LeafIndex) -> Result<LeafIndex, TreeError> {
+        let free = (first.0..self.meta.n_leaves).map(LeafIndex).find(|l| self.leaf(*l).is_some_and(|s| !s.present()));
         let l = match free {
             Some(l) => l,
             None => {
@@ -1582,11 +1335,7 @@ impl<'s> TreeSlices<'s> {
     /// checking its structure: node types, key lengths, unmerged lists sorted
     /// and consistent (§12.4.3.1). Signatures, parent hashes and the tree hash
     /// are checked by [`super::validate`].
-    pub fn import(
-        &mut self,
-        suite: CipherSuite,
-        view: &RatchetTreeView<'_>,
-    ) -> Result<(), TreeError> {
+    pub fn import(&mut self, suite: CipherSuite, view: &RatchetTreeView<'_>) -> Result<(), TreeError> {
         let len = view.len();
         if len == 0 {
             return Err(TreeError::InvalidTreeSize);
@@ -1597,9 +1346,7 @@ impl<'s> TreeSlices<'s> {
             n = n.checked_mul(2).ok_or(TreeError::InvalidTreeSize)?;
         }
         let cap_leaves = u32::try_from(self.leaves.len()).unwrap_or(u32::MAX);
-        if n > cap_leaves
-            || n.saturating_sub(1) > u32::try_from(self.parents.len()).unwrap_or(u32::MAX)
-        {
+        if n > cap_leaves || n.saturating_sub(1) > u32::try_from(self.parents.len()).unwrap_or(u32::MAX) {
             return Err(TreeError::CapacityExceeded(Capacity::Leaves));
         }
         self.clear(suite);
@@ -1622,11 +1369,7 @@ impl<'s> TreeSlices<'s> {
         Ok(())
     }
 
-    pub(crate) fn import_parent(
-        &mut self,
-        x: NodeIndex,
-        p: &ParentNode<'_>,
-    ) -> Result<(), TreeError> {
+    pub(crate) fn import_parent(&mut self, x: NodeIndex, p: &ParentNode<'_>) -> Result<(), TreeError> {
         self.set_parent(x, p.encryption_key, p.parent_hash)?;
         let (first, count) = leaf_span(x);
         let mut prev: Option<u32> = None;
@@ -1707,15 +1450,8 @@ impl<'s> TreeSlices<'s> {
     }
 
     /// Writes the ParentNode at `p` (§7.1).
-    pub(crate) fn write_parent_node(
-        &self,
-        w: &mut Writer<'_>,
-        p: NodeIndex,
-    ) -> Result<(), CodecError> {
-        let slot = self
-            .parent(p)
-            .filter(|s| s.present)
-            .ok_or(CodecError::InvalidValue)?;
+    pub(crate) fn write_parent_node(&self, w: &mut Writer<'_>, p: NodeIndex) -> Result<(), CodecError> {
+        let slot = self.parent(p).filter(|s| s.present).ok_or(CodecError::InvalidValue)?;
         w.write_opaque(slot.encryption_key.as_bytes())?;
         w.write_opaque(slot.parent_hash())?;
         let count = usize::try_from(slot.unmerged_count).map_err(|_| CodecError::VarintTooLarge)?;
@@ -1746,12 +1482,7 @@ pub struct RatchetTree<const N: usize, const ARENA: usize> {
 
 impl<const N: usize, const ARENA: usize> Clone for RatchetTree<N, ARENA> {
     fn clone(&self) -> Self {
-        Self {
-            meta: self.meta,
-            leaves: self.leaves,
-            parents: self.parents,
-            arena: self.arena,
-        }
+        Self { meta: self.meta, leaves: self.leaves, parents: self.parents, arena: self.arena }
     }
 
     /// Copies in place, without a whole tree passing through the stack.
@@ -1775,32 +1506,17 @@ impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {
     /// A read-only view of the tree before a staged Commit (the tree itself
     /// when none is).
     pub fn old(&self) -> TreeView<'_> {
-        TreeView {
-            meta: &self.meta,
-            leaves: &self.leaves,
-            arena: &self.arena,
-            before_stage: true,
-        }
+        TreeView { meta: &self.meta, leaves: &self.leaves, arena: &self.arena, before_stage: true }
     }
 
     /// A read-only view of the tree as it is (staged changes included).
     pub fn view(&self) -> TreeView<'_> {
-        TreeView {
-            meta: &self.meta,
-            leaves: &self.leaves,
-            arena: &self.arena,
-            before_stage: false,
-        }
+        TreeView { meta: &self.meta, leaves: &self.leaves, arena: &self.arena, before_stage: false }
     }
 
     /// The tree's storage, for the algorithms.
     pub fn slices(&mut self) -> TreeSlices<'_> {
-        TreeSlices {
-            meta: &mut self.meta,
-            leaves: &mut self.leaves,
-            parents: &mut self.parents,
-            arena: &mut self.arena,
-        }
+        TreeSlices { meta: &mut self.meta, leaves: &mut self.leaves, parents: &mut self.parents, arena: &mut self.arena }
     }
 }
 

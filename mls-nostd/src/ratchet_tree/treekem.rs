@@ -7,7 +7,6 @@
 //! the provisional GroupContext), so its HPKE `info_hash` is computed once.
 
 use super::tree::{MAX_DEPTH, TreeError, TreeSlices};
-use super::update_path::{UpdatePath, UpdatePathNode};
 use crate::codec::{CodecError, Encode, Writer};
 use crate::credential::Credential;
 use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KemOutput};
@@ -17,9 +16,8 @@ use crate::crypto::signer::Signer;
 use crate::crypto::{AEAD_TAG_LEN, CipherSuite, CryptoError, MAX_HASH_LEN, Secret};
 use crate::extensions::Extensions;
 use crate::group_context::GroupContext;
-use crate::leaf_node::{
-    Capabilities, LeafNode, LeafNodeContext, LeafNodeError, LeafNodeFields, LeafNodeSource,
-};
+use crate::leaf_node::{Capabilities, LeafNode, LeafNodeContext, LeafNodeError, LeafNodeFields, LeafNodeSource};
+use super::update_path::{UpdatePath, UpdatePathNode};
 use crate::tree_math::{self, LeafIndex, NodeIndex};
 use rand_core::CryptoRng;
 
@@ -64,25 +62,13 @@ impl core::fmt::Display for TreeKemError {
             Self::Tree(e) => write!(f, "ratchet tree: {e}"),
             Self::Crypto(e) => write!(f, "crypto: {e}"),
             Self::Codec(e) => write!(f, "encoding: {e}"),
-            Self::WrongPathLength => {
-                f.write_str("UpdatePath length differs from the filtered direct path")
-            }
-            Self::WrongCiphertextCount => f.write_str(
-                "an UpdatePath node's ciphertext count differs from its copath resolution",
-            ),
-            Self::InvalidLeafNode => {
-                f.write_str("UpdatePath leaf is not a commit leaf or its signature is invalid")
-            }
-            Self::ParentHashMismatch => {
-                f.write_str("UpdatePath leaf's parent hash differs from the path's")
-            }
-            Self::NoDecryptionKey => {
-                f.write_str("no private key for the resolution our path secret was sent to")
-            }
+            Self::WrongPathLength => f.write_str("UpdatePath length differs from the filtered direct path"),
+            Self::WrongCiphertextCount => f.write_str("an UpdatePath node's ciphertext count differs from its copath resolution"),
+            Self::InvalidLeafNode => f.write_str("UpdatePath leaf is not a commit leaf or its signature is invalid"),
+            Self::ParentHashMismatch => f.write_str("UpdatePath leaf's parent hash differs from the path's"),
+            Self::NoDecryptionKey => f.write_str("no private key for the resolution our path secret was sent to"),
             Self::DecryptionFailed => f.write_str("path secret does not decrypt"),
-            Self::PublicKeyMismatch => {
-                f.write_str("a key derived from the path secret differs from the one sent")
-            }
+            Self::PublicKeyMismatch => f.write_str("a key derived from the path secret differs from the one sent"),
             Self::InvalidSender => f.write_str("sender is blank, outside the tree, or ourselves"),
         }
     }
@@ -131,19 +117,11 @@ pub struct TreeKemPrivate {
 
 impl TreeKemPrivate {
     /// No keys (a group not yet joined).
-    pub const EMPTY: Self = Self {
-        leaf: LeafIndex(0),
-        leaf_key: HpkePrivateKey::ZERO,
-        path: [const { None }; MAX_DEPTH],
-    };
+    pub const EMPTY: Self = Self { leaf: LeafIndex(0), leaf_key: HpkePrivateKey::ZERO, path: [const { None }; MAX_DEPTH] };
 
     /// A member who knows only its leaf key.
     pub fn new(leaf: LeafIndex, leaf_key: HpkePrivateKey) -> Self {
-        Self {
-            leaf,
-            leaf_key,
-            path: [const { None }; MAX_DEPTH],
-        }
+        Self { leaf, leaf_key, path: [const { None }; MAX_DEPTH] }
     }
 
     /// Makes `self` a member who knows only its leaf key, in place
@@ -165,12 +143,7 @@ impl TreeKemPrivate {
     }
 
     /// Sets the private key of ancestor `node` from its path secret (§7.4).
-    pub fn set_path_secret(
-        &mut self,
-        suite: CipherSuite,
-        node: NodeIndex,
-        path_secret: &[u8],
-    ) -> Result<HpkePublicKey, CryptoError> {
+    pub fn set_path_secret(&mut self, suite: CipherSuite, node: NodeIndex, path_secret: &[u8]) -> Result<HpkePublicKey, CryptoError> {
         let (sk, pk) = node_key_pair(suite, path_secret)?;
         self.set_key(node, sk);
         Ok(pk)
@@ -206,9 +179,7 @@ impl TreeKemPrivate {
         let suite = tree.suite();
         for slot in self.path.iter_mut() {
             let stale = match slot {
-                Some((node, sk)) => tree
-                    .encryption_key(*node)
-                    .is_none_or(|pk| sk.public_key(suite).as_bytes() != pk),
+                Some((node, sk)) => tree.encryption_key(*node).is_none_or(|pk| sk.public_key(suite).as_bytes() != pk),
                 None => false,
             };
             if stale {
@@ -232,10 +203,7 @@ impl TreeKemPrivate {
 }
 
 /// `node_secret = DeriveSecret(path_secret, "node")`, then `DeriveKeyPair`.
-fn node_key_pair(
-    suite: CipherSuite,
-    path_secret: &[u8],
-) -> Result<(HpkePrivateKey, HpkePublicKey), CryptoError> {
+fn node_key_pair(suite: CipherSuite, path_secret: &[u8]) -> Result<(HpkePrivateKey, HpkePublicKey), CryptoError> {
     let node_secret = derive_secret(suite, path_secret, b"node")?;
     hpke::derive_key_pair(suite, node_secret.as_bytes())
 }
@@ -276,11 +244,7 @@ pub type PathSecrets = [Option<(NodeIndex, Secret)>; MAX_DEPTH];
 impl PathOutcome {
     /// The path secret of `node`, if it is on the created path.
     pub fn path_secret(&self, node: NodeIndex) -> Option<&Secret> {
-        self.path_secrets
-            .iter()
-            .flatten()
-            .find(|(n, _)| *n == node)
-            .map(|(_, s)| s)
+        self.path_secrets.iter().flatten().find(|(n, _)| *n == node).map(|(_, s)| s)
     }
 }
 
@@ -307,29 +271,12 @@ const fn varint_len(n: usize) -> usize {
 fn path_info_hash(suite: CipherSuite, group_context: &[u8]) -> Result<Secret, CryptoError> {
     let label_len = VarintPrefix::new(LABEL_PREFIX.len() + LABEL.len())?;
     let ctx_len = VarintPrefix::new(group_context.len())?;
-    hpke::info_hash(
-        suite,
-        &[
-            label_len.as_bytes(),
-            LABEL_PREFIX,
-            LABEL,
-            ctx_len.as_bytes(),
-            group_context,
-        ],
-    )
+    hpke::info_hash(suite, &[label_len.as_bytes(), LABEL_PREFIX, LABEL, ctx_len.as_bytes(), group_context])
 }
 
 /// Encodes `template` with `tree_hash` into `buf`; returns the encoding.
-fn encode_context<'b>(
-    template: &GroupContext<'_>,
-    tree_hash: &[u8],
-    buf: &'b mut [u8],
-) -> Result<&'b [u8], CodecError> {
-    GroupContext {
-        tree_hash,
-        ..*template
-    }
-    .encode_to(buf)
+fn encode_context<'b>(template: &GroupContext<'_>, tree_hash: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], CodecError> {
+    GroupContext { tree_hash, ..*template }.encode_to(buf)
 }
 
 impl TreeSlices<'_> {
@@ -366,13 +313,7 @@ impl TreeSlices<'_> {
             out,
             &mut path_secrets,
         )?;
-        Ok(PathOutcome {
-            commit_secret,
-            private,
-            update_path_len,
-            decrypted_path_secret: None,
-            path_secrets,
-        })
+        Ok(PathOutcome { commit_secret, private, update_path_len, decrypted_path_secret: None, path_secrets })
     }
 
     /// [`Self::create_update_path`] with the member's private keys updated
@@ -441,12 +382,8 @@ impl TreeSlices<'_> {
         // The new leaf, signed over the group (§7.2), at the start of `out`.
         let (leaf_sk, leaf_pk) = hpke::derive_key_pair(suite, leaf_ikm.as_bytes())?;
         private.leaf_key = leaf_sk;
-        let fields =
-            self.path_leaf_fields(leaf, template, leaf_pk.as_bytes(), leaf_ph.as_bytes())?;
-        let ctx = LeafNodeContext {
-            group_id: context.group_id,
-            leaf_index: leaf.0,
-        };
+        let fields = self.path_leaf_fields(leaf, template, leaf_pk.as_bytes(), leaf_ph.as_bytes())?;
+        let ctx = LeafNodeContext { group_id: context.group_id, leaf_index: leaf.0 };
         let leaf_len = LeafNode::sign_into(suite, &fields, Some(ctx), signer, out)
             .map_err(|e| match e {
                 LeafNodeError::Codec(c) => TreeKemError::Codec(c),
@@ -454,11 +391,7 @@ impl TreeSlices<'_> {
                 _ => TreeKemError::InvalidLeafNode,
             })?
             .len();
-        self.set_leaf(
-            leaf,
-            out.get(..leaf_len)
-                .ok_or(CodecError::BufferTooSmall { needed: leaf_len })?,
-        )?;
+        self.set_leaf(leaf, out.get(..leaf_len).ok_or(CodecError::BufferTooSmall { needed: leaf_len })?)?;
 
         // The provisional GroupContext with the new tree hash.
         let tree_hash = self.root_tree_hash()?;
@@ -471,18 +404,10 @@ impl TreeSlices<'_> {
             self.for_each_in_resolution(*copath, excluded, &mut |_| jobs_total += 1);
         }
         let job = job_len(suite);
-        let jobs_len = jobs_total
-            .checked_mul(job)
-            .ok_or(CodecError::BufferTooSmall { needed: usize::MAX })?;
+        let jobs_len = jobs_total.checked_mul(job).ok_or(CodecError::BufferTooSmall { needed: usize::MAX })?;
         // The leaf stays at the start; the jobs go at the end.
-        let short = CodecError::BufferTooSmall {
-            needed: leaf_len.saturating_add(jobs_len),
-        };
-        let jobs_start = out
-            .len()
-            .checked_sub(jobs_len)
-            .filter(|s| *s >= leaf_len)
-            .ok_or(short)?;
+        let short = CodecError::BufferTooSmall { needed: leaf_len.saturating_add(jobs_len) };
+        let jobs_start = out.len().checked_sub(jobs_len).filter(|s| *s >= leaf_len).ok_or(short)?;
         let (head, jobs) = out.split_at_mut_checked(jobs_start).ok_or(short)?;
         let mut j = 0usize;
         for (i, (_, copath)) in fdp.iter().enumerate() {
@@ -491,15 +416,9 @@ impl TreeSlices<'_> {
                 return Err(TreeKemError::WrongPathLength);
             }
             let mut fill = |r: NodeIndex| {
-                let Some(chunk) = jobs.get_mut(j * job..(j + 1) * job) else {
-                    return;
-                };
-                let Some((pk, rest)) = chunk.split_at_mut_checked(suite.kem().public_len()) else {
-                    return;
-                };
-                let Some((ikm, pt)) = rest.split_at_mut_checked(nh) else {
-                    return;
-                };
+                let Some(chunk) = jobs.get_mut(j * job..(j + 1) * job) else { return };
+                let Some((pk, rest)) = chunk.split_at_mut_checked(suite.kem().public_len()) else { return };
+                let Some((ikm, pt)) = rest.split_at_mut_checked(nh) else { return };
                 // Keys in the tree have the suite's length (set_leaf, set_parent).
                 if let Some(key) = self.encryption_key(r) {
                     pk.iter_mut().zip(key).for_each(|(d, s)| *d = *s);
@@ -544,11 +463,7 @@ impl TreeSlices<'_> {
                     for k in 0..count {
                         let start = (next + k) * job;
                         // Every job was laid out above: cannot fail.
-                        w.write_bytes(
-                            jobs_ro
-                                .get(start..start + entry)
-                                .ok_or(CodecError::Truncated)?,
-                        )?;
+                        w.write_bytes(jobs_ro.get(start..start + entry).ok_or(CodecError::Truncated)?)?;
                     }
                     Ok(())
                 })?;
@@ -578,16 +493,8 @@ impl TreeSlices<'_> {
         let (signature_key, credential, capabilities, extensions) = match template {
             Some(t) => (t.signature_key, t.credential, t.capabilities, t.extensions),
             None => {
-                let own = self
-                    .leaf_node(leaf)
-                    .ok_or(TreeKemError::InvalidSender)?
-                    .fields;
-                (
-                    own.signature_key,
-                    own.credential,
-                    own.capabilities,
-                    own.extensions,
-                )
+                let own = self.leaf_node(leaf).ok_or(TreeKemError::InvalidSender)?.fields;
+                (own.signature_key, own.credential, own.capabilities, own.extensions)
             }
         };
         Ok(LeafNodeFields {
@@ -616,12 +523,8 @@ impl TreeSlices<'_> {
         let npk = suite.kem().public_len();
         let zeros = [0u8; hpke::KEM_PUBLIC_LEN];
         let key = zeros.get(..npk).ok_or(CryptoError::InvalidLength)?;
-        let parent_hash = zeros
-            .get(..suite.hash_len())
-            .ok_or(CryptoError::InvalidLength)?;
-        let fields_len = self
-            .path_leaf_fields(leaf, template, key, parent_hash)?
-            .encoded_len()?;
+        let parent_hash = zeros.get(..suite.hash_len()).ok_or(CryptoError::InvalidLength)?;
+        let fields_len = self.path_leaf_fields(leaf, template, key, parent_hash)?.encoded_len()?;
         let leaf_len = fields_len + varint_len(SIGNATURE_LEN) + SIGNATURE_LEN;
         let mut fdp_buf = [(NodeIndex(0), NodeIndex(0)); MAX_DEPTH];
         let n = self.filtered_direct_path(leaf, &mut fdp_buf)?;
@@ -723,14 +626,8 @@ impl TreeSlices<'_> {
         let LeafNodeSource::Commit { parent_hash } = leaf.fields.source else {
             return Err(TreeKemError::InvalidLeafNode);
         };
-        leaf.verify_signature(
-            suite,
-            Some(LeafNodeContext {
-                group_id: context.group_id,
-                leaf_index: sender.0,
-            }),
-        )
-        .map_err(|_| TreeKemError::InvalidLeafNode)?;
+        leaf.verify_signature(suite, Some(LeafNodeContext { group_id: context.group_id, leaf_index: sender.0 }))
+            .map_err(|_| TreeKemError::InvalidLeafNode)?;
 
         // Merge.
         private.forget_direct_path_of(sender, self.n_leaves());
@@ -775,16 +672,8 @@ impl TreeSlices<'_> {
         let (body, tag) = ct.ciphertext.split_at(body_len);
         secret.as_mut_bytes().copy_from_slice(body);
         let info_hash = path_info_hash(suite, gc)?;
-        hpke::open_base(
-            suite,
-            &sk,
-            &kem_output,
-            &info_hash,
-            &[],
-            secret.as_mut_bytes(),
-            tag,
-        )
-        .map_err(|_| TreeKemError::DecryptionFailed)?;
+        hpke::open_base(suite, &sk, &kem_output, &info_hash, &[], secret.as_mut_bytes(), tag)
+            .map_err(|_| TreeKemError::DecryptionFailed)?;
         let decrypted = secret.clone();
 
         // Derive the rest of the path and check every public key (§7.5).
@@ -812,19 +701,8 @@ fn seal_job(suite: CipherSuite, info_hash: &Secret, chunk: &mut [u8]) -> Result<
     let pk = HpkePublicKey::from_slice(chunk.get(..npk).ok_or(CryptoError::InvalidLength)?)?;
     let ikm = Secret::from_slice(chunk.get(npk..npk + nh).ok_or(CryptoError::InvalidLength)?)?;
     let pt_start = npk + nh;
-    let mut pt = Secret::from_slice(
-        chunk
-            .get(pt_start..pt_start + nh)
-            .ok_or(CryptoError::InvalidLength)?,
-    )?;
-    let sealed = hpke::seal_base(
-        suite,
-        &pk,
-        info_hash,
-        &[],
-        pt.as_mut_bytes(),
-        ikm.as_bytes(),
-    )?;
+    let mut pt = Secret::from_slice(chunk.get(pt_start..pt_start + nh).ok_or(CryptoError::InvalidLength)?)?;
+    let sealed = hpke::seal_base(suite, &pk, info_hash, &[], pt.as_mut_bytes(), ikm.as_bytes())?;
     // The inputs (ephemeral ikm, path secret) are overwritten or wiped.
     chunk.fill(0);
     let mut w = Writer::new(chunk);

@@ -1,8 +1,8 @@
 //! UpdatePath (RFC 9420 §7.6) on the wire: `HPKECiphertext`,
 //! `UpdatePathNode` and `UpdatePath`.
 
-use crate::codec::ListView;
 use crate::leaf_node::LeafNode;
+use crate::codec::ListView;
 
 /// `HPKECiphertext` (§7.6): the output of `EncryptWithLabel` (§5.1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

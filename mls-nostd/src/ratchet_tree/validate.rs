@@ -5,14 +5,14 @@
 //! two sorts of N keys for uniqueness: O(N log N), never quadratic.
 
 use super::tree::{TreeError, TreeSlices};
-use crate::codec::{Decode, Reader};
-use crate::crypto::HashValue;
-use crate::executor::Executor;
-use crate::extensions::{EXT_REQUIRED_CAPABILITIES, Extensions, U16List};
 use crate::identity::{CredentialUse, IdentityProvider, MemberIdentity};
+use crate::crypto::HashValue;
+use crate::extensions::{Extensions, U16List, EXT_REQUIRED_CAPABILITIES};
 use crate::key_package::DEFAULT_EXTENSION_TYPES;
 use crate::leaf_node::{LeafNodeContext, LeafNodeSource};
 use crate::tree_math::{self, LeafIndex, NodeIndex};
+use crate::codec::{Decode, Reader};
+use crate::executor::Executor;
 
 /// Leaf signatures checked per executor batch when a tree is validated: a
 /// stack buffer of one byte each, and enough work per batch (some 13 ms of
@@ -55,20 +55,12 @@ impl core::fmt::Display for TreeValidationError {
             Self::Tree(e) => write!(f, "ratchet tree: {e}"),
             Self::TreeHashMismatch => f.write_str("tree hash differs from the GroupInfo's"),
             Self::InvalidLeafSignature(l) => write!(f, "signature of leaf {} does not verify", l.0),
-            Self::CredentialRejected(l) => write!(
-                f,
-                "credential of leaf {} rejected by the identity provider",
-                l.0
-            ),
-            Self::UnsupportedCapabilities(l) => {
-                write!(f, "leaf {} lacks a capability the group requires", l.0)
-            }
+            Self::CredentialRejected(l) => write!(f, "credential of leaf {} rejected by the identity provider", l.0),
+            Self::UnsupportedCapabilities(l) => write!(f, "leaf {} lacks a capability the group requires", l.0),
             Self::ParentHashInvalid(n) => write!(f, "parent node {} is not parent-hash valid", n.0),
             Self::DuplicateEncryptionKey => f.write_str("two nodes share an encryption key"),
             Self::DuplicateSignatureKey => f.write_str("two leaves share a signature key"),
-            Self::ScratchTooSmall { needed } => {
-                write!(f, "validation scratch too small: {needed} entries needed")
-            }
+            Self::ScratchTooSmall { needed } => write!(f, "validation scratch too small: {needed} entries needed"),
         }
     }
 }
@@ -129,15 +121,10 @@ impl TreeSlices<'_> {
     /// True if leaf `l` is blank or its signature verifies (§7.3; a leaf of
     /// a KeyPackage is signed without context).
     fn leaf_signature_verifies(&self, l: LeafIndex, group_id: &[u8]) -> bool {
-        let Some(leaf) = self.leaf_node(l) else {
-            return true;
-        };
+        let Some(leaf) = self.leaf_node(l) else { return true };
         let context = match leaf.fields.source {
             LeafNodeSource::KeyPackage(_) => None,
-            _ => Some(LeafNodeContext {
-                group_id,
-                leaf_index: l.0,
-            }),
+            _ => Some(LeafNodeContext { group_id, leaf_index: l.0 }),
         };
         leaf.verify_signature(self.suite(), context).is_ok()
     }
@@ -148,33 +135,20 @@ impl TreeSlices<'_> {
     /// cannot or one failed: the caller checks each leaf and names it.
     fn leaf_signatures_batched(&self, group_id: &[u8], executor: &dyn Executor) -> bool {
         #[cfg(all(feature = "_ed25519", not(feature = "engine")))]
-        if matches!(
-            self.suite().signature_scheme(),
-            crate::crypto::signature::Scheme::Ed25519
-        ) {
+        if matches!(self.suite().signature_scheme(), crate::crypto::signature::Scheme::Ed25519) {
             use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
             let withheld = AtomicBool::new(false);
             let n = usize::try_from(self.n_leaves()).unwrap_or(0);
             let all = executor.verify_ed25519_batch(n, &|range, sink| {
                 for i in range {
                     let l = LeafIndex(u32::try_from(i).unwrap_or(u32::MAX));
-                    let Some(leaf) = self.leaf_node(l) else {
-                        continue;
-                    };
+                    let Some(leaf) = self.leaf_node(l) else { continue };
                     let context = match leaf.fields.source {
                         LeafNodeSource::KeyPackage(_) => None,
-                        _ => Some(LeafNodeContext {
-                            group_id,
-                            leaf_index: l.0,
-                        }),
+                        _ => Some(LeafNodeContext { group_id, leaf_index: l.0 }),
                     };
                     let handed = leaf.with_signed_content(context, |message| {
-                        crate::crypto::signature::ed25519::hand_to_batch(
-                            leaf.fields.signature_key,
-                            leaf.signature,
-                            message,
-                            sink,
-                        )
+                        crate::crypto::signature::ed25519::hand_to_batch(leaf.fields.signature_key, leaf.signature, message, sink)
                     });
                     if handed != Ok(true) {
                         withheld.store(true, Relaxed);
@@ -188,28 +162,16 @@ impl TreeSlices<'_> {
     }
 
     /// Leaf checks of §7.3 that do not depend on how the leaf arrived.
-    fn validate_leaves(
-        &self,
-        check: &TreeCheck<'_>,
-        executor: &dyn Executor,
-    ) -> Result<(), TreeValidationError> {
-        let required = check
-            .group_extensions
-            .find(EXT_REQUIRED_CAPABILITIES)
-            .map(parse_required)
-            .transpose()?;
+    fn validate_leaves(&self, check: &TreeCheck<'_>, executor: &dyn Executor) -> Result<(), TreeValidationError> {
+        let required = check.group_extensions.find(EXT_REQUIRED_CAPABILITIES).map(parse_required).transpose()?;
         // Credential types in use, for the "supported by all" rule.
         let mut in_use = [0u16; MAX_CREDENTIAL_TYPES];
         let mut n_in_use = 0usize;
         for i in 0..self.n_leaves() {
-            let Some(leaf) = self.leaf_node(LeafIndex(i)) else {
-                continue;
-            };
+            let Some(leaf) = self.leaf_node(LeafIndex(i)) else { continue };
             let t = leaf.fields.credential.credential_type();
             if !in_use.get(..n_in_use).unwrap_or(&[]).contains(&t) {
-                *in_use
-                    .get_mut(n_in_use)
-                    .ok_or(TreeValidationError::UnsupportedCapabilities(LeafIndex(i)))? = t;
+                *in_use.get_mut(n_in_use).ok_or(TreeValidationError::UnsupportedCapabilities(LeafIndex(i)))? = t;
                 n_in_use += 1;
             }
         }
@@ -225,9 +187,7 @@ impl TreeSlices<'_> {
             let offset = i.wrapping_sub(batch) as usize;
             if !batched && (i == 0 || offset >= SIGNATURE_BATCH) {
                 batch = i;
-                let len = SIGNATURE_BATCH.min(
-                    usize::try_from(self.n_leaves().saturating_sub(i)).unwrap_or(SIGNATURE_BATCH),
-                );
+                let len = SIGNATURE_BATCH.min(usize::try_from(self.n_leaves().saturating_sub(i)).unwrap_or(SIGNATURE_BATCH));
                 let out = verified.get_mut(..len).unwrap_or(&mut []);
                 executor.for_each_chunk(out, 1, &|j, ok| {
                     let l = LeafIndex(batch.saturating_add(u32::try_from(j).unwrap_or(u32::MAX)));
@@ -236,21 +196,13 @@ impl TreeSlices<'_> {
                     }
                 });
             }
-            let Some(leaf) = self.leaf_node(l) else {
-                continue;
-            };
+            let Some(leaf) = self.leaf_node(l) else { continue };
             let f = &leaf.fields;
             if !batched && verified.get(i.wrapping_sub(batch) as usize) != Some(&1) {
                 return Err(TreeValidationError::InvalidLeafSignature(l));
             }
-            let member = MemberIdentity {
-                credential: f.credential,
-                signature_key: f.signature_key,
-            };
-            if !check
-                .identity
-                .validate(check.group_id, CredentialUse::TreeMember(l), &member)
-            {
+            let member = MemberIdentity { credential: f.credential, signature_key: f.signature_key };
+            if !check.identity.validate(check.group_id, CredentialUse::TreeMember(l), &member) {
                 return Err(TreeValidationError::CredentialRejected(l));
             }
             let caps = &f.capabilities;
@@ -259,18 +211,13 @@ impl TreeSlices<'_> {
                 return Err(unsupported);
             }
             if f.extensions.iter().any(|e| {
-                !DEFAULT_EXTENSION_TYPES.contains(&e.extension_type)
-                    && !caps.extensions.contains(e.extension_type)
+                !DEFAULT_EXTENSION_TYPES.contains(&e.extension_type) && !caps.extensions.contains(e.extension_type)
             }) {
                 return Err(unsupported);
             }
             if let Some((exts, props, creds)) = required {
-                let ok = exts
-                    .iter()
-                    .all(|t| DEFAULT_EXTENSION_TYPES.contains(&t) || caps.extensions.contains(t))
-                    && props
-                        .iter()
-                        .all(|t| (1..=7).contains(&t) || caps.proposals.contains(t))
+                let ok = exts.iter().all(|t| DEFAULT_EXTENSION_TYPES.contains(&t) || caps.extensions.contains(t))
+                    && props.iter().all(|t| (1..=7).contains(&t) || caps.proposals.contains(t))
                     && creds.iter().all(|t| caps.credentials.contains(t));
                 if !ok {
                     return Err(unsupported);
@@ -324,14 +271,8 @@ impl TreeSlices<'_> {
                         _ => stray = true,
                     }
                 });
-                let unmerged_under_c = this
-                    .unmerged_leaves(p)
-                    .filter(|l| l.node().is_some_and(|n| is_under(n, c)))
-                    .count();
-                if matches == 1
-                    && !stray
-                    && res_len.checked_sub(1) == u32::try_from(unmerged_under_c).ok()
-                {
+                let unmerged_under_c = this.unmerged_leaves(p).filter(|l| l.node().is_some_and(|n| is_under(n, c))).count();
+                if matches == 1 && !stray && res_len.checked_sub(1) == u32::try_from(unmerged_under_c).ok() {
                     valid_links += 1;
                 }
             }
@@ -344,14 +285,9 @@ impl TreeSlices<'_> {
 
     /// Every node's encryption key and every leaf's signature key is unique.
     fn check_unique_keys(&self, a: &mut [u32], b: &mut [u32]) -> Result<(), TreeValidationError> {
-        let n = usize::try_from(self.n_leaves())
-            .map_err(|_| TreeValidationError::ScratchTooSmall { needed: usize::MAX })?;
-        let a = a
-            .get_mut(..n)
-            .ok_or(TreeValidationError::ScratchTooSmall { needed: n })?;
-        let b = b
-            .get_mut(..n)
-            .ok_or(TreeValidationError::ScratchTooSmall { needed: n })?;
+        let n = usize::try_from(self.n_leaves()).map_err(|_| TreeValidationError::ScratchTooSmall { needed: usize::MAX })?;
+        let a = a.get_mut(..n).ok_or(TreeValidationError::ScratchTooSmall { needed: n })?;
+        let b = b.get_mut(..n).ok_or(TreeValidationError::ScratchTooSmall { needed: n })?;
         let mut na = 0usize;
         for i in 0..self.n_leaves() {
             if !self.is_blank(NodeIndex(i.saturating_mul(2)))
@@ -378,12 +314,8 @@ impl TreeSlices<'_> {
         heap_sort_by_key(leaves, leaf_key);
         heap_sort_by_key(parents, parent_key);
         let dup_enc = TreeValidationError::DuplicateEncryptionKey;
-        if leaves
-            .windows(2)
-            .any(|w| w.first().map(leaf_key) == w.get(1).map(leaf_key))
-            || parents
-                .windows(2)
-                .any(|w| w.first().map(parent_key) == w.get(1).map(parent_key))
+        if leaves.windows(2).any(|w| w.first().map(leaf_key) == w.get(1).map(leaf_key))
+            || parents.windows(2).any(|w| w.first().map(parent_key) == w.get(1).map(parent_key))
         {
             return Err(dup_enc);
         }
@@ -398,10 +330,7 @@ impl TreeSlices<'_> {
         }
         let sig_key = |i: &u32| self.signature_key(LeafIndex(*i));
         heap_sort_by_key(leaves, sig_key);
-        if leaves
-            .windows(2)
-            .any(|w| w.first().map(sig_key) == w.get(1).map(sig_key))
-        {
+        if leaves.windows(2).any(|w| w.first().map(sig_key) == w.get(1).map(sig_key)) {
             return Err(TreeValidationError::DuplicateSignatureKey);
         }
         Ok(())
@@ -428,17 +357,9 @@ pub(crate) fn heap_sort_by_key<K: Ord>(v: &mut [u32], key: impl Fn(&u32) -> K) {
     };
     // Moves v[root] down the max-heap v[..end].
     let sift_down = |v: &mut [u32], mut root: usize, end: usize| {
-        while let Some(left) = root
-            .checked_mul(2)
-            .and_then(|x| x.checked_add(1))
-            .filter(|&c| c < end)
-        {
+        while let Some(left) = root.checked_mul(2).and_then(|x| x.checked_add(1)).filter(|&c| c < end) {
             let right = left + 1;
-            let child = if right < end && k(v, right) > k(v, left) {
-                right
-            } else {
-                left
-            };
+            let child = if right < end && k(v, right) > k(v, left) { right } else { left };
             if k(v, child) <= k(v, root) {
                 break;
             }
@@ -466,9 +387,7 @@ fn is_under(n: NodeIndex, c: NodeIndex) -> bool {
 }
 
 /// `RequiredCapabilities` (§11.1): extension, proposal and credential types.
-fn parse_required(
-    data: &[u8],
-) -> Result<(U16List<'_>, U16List<'_>, U16List<'_>), TreeValidationError> {
+fn parse_required(data: &[u8]) -> Result<(U16List<'_>, U16List<'_>, U16List<'_>), TreeValidationError> {
     let mut r = Reader::new(data);
     let parsed = (|| {
         let e = U16List::decode(&mut r)?;

@@ -8,25 +8,23 @@
 //! then be ahead of the stored one, which is safe (a key is never used twice);
 //! the caller can retry with [`Group::save`].
 
-use super::psks::StoredPsks;
 use super::records::{self, BlobWriter, for_each_item, verify};
 use super::snapshot::{HeadPhase, RestoreChecks};
-use super::{
-    Head, MAX_RECORD_LEN, Part, Parts, Storage, StorageError, StoreError, key_package_key,
-};
+use super::{Head, MAX_RECORD_LEN, Part, Parts, Storage, StorageError, StoreError, key_package_key};
+use crate::crypto::signer::Signer;
 use crate::codec::CodecError;
 use crate::crypto::HashValue;
 use crate::crypto::hpke::HpkePrivateKey;
 use crate::crypto::signature::SignaturePrivateKey;
-use crate::crypto::signer::Signer;
 use crate::executor::Executor;
+use super::psks::StoredPsks;
 use crate::group::{
-    CommitBuffers, CommitOptions, CommitOutput, CreateCommitError, Group, GroupError, JoinError,
-    JoinParams, ReceiveError, Received,
+    CommitBuffers, CommitOptions, CommitOutput, CreateCommitError, Group, GroupError, JoinError, JoinParams,
+    ReceiveError, Received,
 };
+use crate::messages::proposal::{Add, Proposal, Remove};
 use crate::key_package::KeyPackagePrivateKeys;
 use crate::messages::authenticated_content::ProtectionError;
-use crate::messages::proposal::{Add, Proposal, Remove};
 use crate::psk::PskStore;
 use rand_core::CryptoRng;
 
@@ -49,10 +47,7 @@ impl<E: core::fmt::Display> core::fmt::Display for DurableError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Op(e) => write!(f, "{e}"),
-            Self::Store(e) => write!(
-                f,
-                "operation done in memory but not saved (nothing returned): {e}"
-            ),
+            Self::Store(e) => write!(f, "operation done in memory but not saved (nothing returned): {e}"),
         }
     }
 }
@@ -75,9 +70,7 @@ impl<E> From<StoreError> for DurableError<E> {
 /// A buffer for one record.
 pub type RecordBuffer = [u8; MAX_RECORD_LEN];
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Saves `parts` of this group to group `slot`, atomically: new records
     /// in the spare banks, then the head (the commit point), then the old
     /// banks are removed. The staged part is always written when it changed
@@ -94,13 +87,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// before it and the other senders' after it, so a cut at any point
     /// loads either the old epoch or the new one, and never a key used
     /// twice.
-    pub fn save<S: Storage>(
-        &mut self,
-        storage: &mut S,
-        slot: u8,
-        parts: Parts,
-        buf: &mut RecordBuffer,
-    ) -> Result<(), StoreError> {
+    pub fn save<S: Storage>(&mut self, storage: &mut S, slot: u8, parts: Parts, buf: &mut RecordBuffer) -> Result<(), StoreError> {
         self.save_with(storage, slot, parts, None, buf)
     }
 
@@ -260,9 +247,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
 fn key_package_ref(key_package: &[u8]) -> Result<HashValue, JoinError> {
     use crate::codec::Decode;
     let kp = crate::key_package::KeyPackage::decode_exact(key_package)?;
-    let suite = crate::crypto::CipherSuite::from_u16(kp.tbs.cipher_suite).ok_or(
-        JoinError::Welcome(crate::messages::welcome_secrets::WelcomeError::WrongCipherSuite),
-    )?;
+    let suite = crate::crypto::CipherSuite::from_u16(kp.tbs.cipher_suite)
+        .ok_or(JoinError::Welcome(crate::messages::welcome_secrets::WelcomeError::WrongCipherSuite))?;
     Ok(kp.reference(suite)?)
 }
 
@@ -289,14 +275,7 @@ pub fn generate_key_package<'o, S: Storage>(
 ) -> Result<&'o [u8], DurableError<crate::key_package::KeyPackageBuildError>> {
     let (key_package, keys) = identity.key_package(rng, out).map_err(DurableError::Op)?;
     let reference = key_package_ref(key_package).map_err(|_| StoreError::Corrupt)?;
-    store_key_package(
-        storage,
-        identity.suite,
-        &reference,
-        &keys,
-        identity.signer,
-        buf,
-    )?;
+    store_key_package(storage, identity.suite, &reference, &keys, identity.signer, buf)?;
     Ok(key_package)
 }
 
@@ -336,12 +315,7 @@ pub fn store_key_package<S: Storage>(
     }
     w.write_opaque(signer.stored_form())?;
     let len = w.len();
-    let result = storage.write(
-        key_package_key(n),
-        record
-            .get(..len)
-            .ok_or(StoreError::BufferTooSmall { needed: len })?,
-    );
+    let result = storage.write(key_package_key(n), record.get(..len).ok_or(StoreError::BufferTooSmall { needed: len })?);
     zeroize::Zeroize::zeroize(&mut record);
     result?;
     storage.committed()?;
@@ -349,14 +323,8 @@ pub fn store_key_package<S: Storage>(
 }
 
 /// The reference of KeyPackage record `n`, if there is one (no key is read).
-fn read_kp_reference<S: Storage>(
-    storage: &mut S,
-    n: u16,
-    buf: &mut RecordBuffer,
-) -> Result<Option<HashValue>, StoreError> {
-    let Some(bytes) = storage.read(key_package_key(n), buf)? else {
-        return Ok(None);
-    };
+fn read_kp_reference<S: Storage>(storage: &mut S, n: u16, buf: &mut RecordBuffer) -> Result<Option<HashValue>, StoreError> {
+    let Some(bytes) = storage.read(key_package_key(n), buf)? else { return Ok(None) };
     let mut r = crate::codec::Reader::new(bytes);
     crate::crypto::CipherSuite::from_u16(r.read_u16()?).ok_or(StoreError::Corrupt)?;
     let reference = HashValue::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt);
@@ -369,9 +337,7 @@ fn read_kp<S: Storage, Sig: Signer>(
     n: u16,
     buf: &mut RecordBuffer,
 ) -> Result<Option<(HashValue, KeyPackagePrivateKeys, Sig)>, StoreError> {
-    let Some(bytes) = storage.read(key_package_key(n), buf)? else {
-        return Ok(None);
-    };
+    let Some(bytes) = storage.read(key_package_key(n), buf)? else { return Ok(None) };
     let mut r = crate::codec::Reader::new(bytes);
     let suite = crate::crypto::CipherSuite::from_u16(r.read_u16()?).ok_or(StoreError::Corrupt)?;
     let reference = HashValue::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
@@ -380,14 +346,7 @@ fn read_kp<S: Storage, Sig: Signer>(
     let encryption_key = HpkePrivateKey::from_stored_form(suite, r.read_opaque()?).map_err(bad)?;
     let signer = Sig::from_stored_form(suite, r.read_opaque()?).map_err(bad)?;
     r.finish()?;
-    let result = Some((
-        reference,
-        KeyPackagePrivateKeys {
-            init_key,
-            encryption_key,
-        },
-        signer,
-    ));
+    let result = Some((reference, KeyPackagePrivateKeys { init_key, encryption_key }, signer));
     buf.fill(0);
     Ok(result)
 }
@@ -408,21 +367,10 @@ pub fn load_key_package<S: Storage, Sig: Signer>(
 }
 
 /// Removes the keys of KeyPackage `reference` (a KeyPackage is used once, §16.8).
-pub fn remove_key_package<S: Storage>(
-    storage: &mut S,
-    reference: &HashValue,
-    buf: &mut [u8],
-) -> Result<(), StoreError> {
-    let buf: &mut RecordBuffer = match buf
-        .get_mut(..MAX_RECORD_LEN)
-        .and_then(|b| b.try_into().ok())
-    {
+pub fn remove_key_package<S: Storage>(storage: &mut S, reference: &HashValue, buf: &mut [u8]) -> Result<(), StoreError> {
+    let buf: &mut RecordBuffer = match buf.get_mut(..MAX_RECORD_LEN).and_then(|b| b.try_into().ok()) {
         Some(b) => b,
-        None => {
-            return Err(StoreError::BufferTooSmall {
-                needed: MAX_RECORD_LEN,
-            });
-        }
+        None => return Err(StoreError::BufferTooSmall { needed: MAX_RECORD_LEN }),
     };
     for n in 0..MAX_KEY_PACKAGES {
         if read_kp_reference(storage, n, buf)? == Some(*reference) {
@@ -455,9 +403,7 @@ pub struct StoredGroup<
     buf: &'a mut RecordBuffer,
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// This group, bound to group `slot` of `storage`; `buf` is the work
     /// buffer of one record (wiped after each save).
     pub fn stored<'a, S: Storage>(
@@ -466,12 +412,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         slot: u8,
         buf: &'a mut RecordBuffer,
     ) -> StoredGroup<'a, S, N, ARENA, K, P, Sig> {
-        StoredGroup {
-            group: self,
-            storage,
-            slot,
-            buf,
-        }
+        StoredGroup { group: self, storage, slot, buf }
     }
 }
 
@@ -489,10 +430,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     }
 
     /// Loads the group from its slot; see [`Group::load`].
-    pub fn load(
-        &mut self,
-        identity: &'static dyn crate::identity::IdentityProvider,
-    ) -> Result<(), StoreError> {
+    pub fn load(&mut self, identity: &'static dyn crate::identity::IdentityProvider) -> Result<(), StoreError> {
         self.group.load(self.storage, self.slot, identity, self.buf)
     }
 
@@ -504,9 +442,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         signer: &Sig,
         rng: &mut impl CryptoRng,
     ) -> Result<(), DurableError<GroupError>> {
-        self.group
-            .create(p, signer, rng)
-            .map_err(DurableError::Op)?;
+        self.group.create(p, signer, rng).map_err(DurableError::Op)?;
         if let Err(e) = self.save(Parts::ALL) {
             self.group.wipe();
             return Err(e.into());
@@ -535,21 +471,14 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
             return Err(e.into());
         }
         // `len` bytes of `out` were just written: this cannot fail.
-        out.get(..len)
-            .ok_or(DurableError::Op(ReceiveError::Protection(
-                ProtectionError::BufferTooSmall { needed: len },
-            )))
+        out.get(..len).ok_or(DurableError::Op(ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: len })))
     }
 
     /// Processes a message (§6, §12.4.2) with the external PSKs kept in the
     /// store ([`store_external_psk`](super::psks::store_external_psk); read
     /// only for a Commit that names them, up to [`STORED_PSKS_PER_USE`]), as
     /// [`StoredGroup::process_message_with_psks`].
-    pub fn process_message<'m>(
-        &mut self,
-        message: &'m mut [u8],
-        now: u64,
-    ) -> Result<Received<'m>, DurableError<ReceiveError>> {
+    pub fn process_message<'m>(&mut self, message: &'m mut [u8], now: u64) -> Result<Received<'m>, DurableError<ReceiveError>> {
         let psks = StoredPsks::<S, STORED_PSKS_PER_USE>::new(&mut *self.storage);
         let processed = process_in_memory(self.group, message, &psks, now);
         if let Some(e) = psks.error() {
@@ -577,11 +506,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
 
     /// Saves what [`process_in_memory`] consumed, then returns the message's
     /// content, re-sliced from `message` (wiped if the save fails).
-    fn finish_receive<'m>(
-        &mut self,
-        message: &'m mut [u8],
-        (parts, app): Processed,
-    ) -> Result<Received<'m>, DurableError<ReceiveError>> {
+    fn finish_receive<'m>(&mut self, message: &'m mut [u8], (parts, app): Processed) -> Result<Received<'m>, DurableError<ReceiveError>> {
         if let Some(Err(e)) = parts.map(|parts| self.save(parts)) {
             message.fill(0);
             return Err(e.into());
@@ -590,13 +515,9 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
             Err(other) => Ok(other),
             Ok((sender, (d, dl, a, al))) => {
                 let message: &'m [u8] = message;
-                let slice = |at: usize, len: usize| {
-                    at.checked_add(len).and_then(|end| message.get(at..end))
-                };
+                let slice = |at: usize, len: usize| at.checked_add(len).and_then(|end| message.get(at..end));
                 // The spans were taken from `message`: this cannot fail.
-                let outside = DurableError::Op(ReceiveError::Protection(
-                    ProtectionError::Malformed(CodecError::Truncated),
-                ));
+                let outside = DurableError::Op(ReceiveError::Protection(ProtectionError::Malformed(CodecError::Truncated)));
                 Ok(Received::Application {
                     sender,
                     data: slice(d, dl).ok_or(outside)?,
@@ -609,9 +530,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// Makes the staged Commit the current epoch and saves it (the ended
     /// epoch's secrets leave the store at the same commit point).
     pub fn merge_staged_commit(&mut self) -> Result<(), DurableError<GroupError>> {
-        self.group
-            .merge_staged_commit_in_memory()
-            .map_err(DurableError::Op)?;
+        self.group.merge_staged_commit_in_memory().map_err(DurableError::Op)?;
         self.save(Parts::ALL)?;
         Ok(())
     }
@@ -636,10 +555,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         executor: &impl Executor,
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
-        let output = self
-            .group
-            .commit_in_memory(opts, psks, now, rng, executor, bufs)
-            .map_err(DurableError::Op)?;
+        let output = self.group.commit_in_memory(opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
         self.save_own_commit()?;
         Ok(output)
     }
@@ -657,10 +573,8 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         executor: &impl Executor,
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
-        let output = self
-            .group
-            .commit_reinit_in_memory(reinit, opts, psks, now, rng, executor, bufs)
-            .map_err(DurableError::Op)?;
+        let output =
+            self.group.commit_reinit_in_memory(reinit, opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
         self.save_own_commit()?;
         Ok(output)
     }
@@ -679,22 +593,12 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         buf: &'o mut [u8],
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
         use crate::codec::Decode;
-        let kp = crate::key_package::KeyPackage::decode_exact(key_package).map_err(|e| {
-            DurableError::Op(CreateCommitError::Protection(ProtectionError::Malformed(e)))
-        })?;
+        let kp = crate::key_package::KeyPackage::decode_exact(key_package)
+            .map_err(|e| DurableError::Op(CreateCommitError::Protection(ProtectionError::Malformed(e))))?;
         let add = [Proposal::Add(Add { key_package: kp })];
         // ProposalOrRef type, proposal type, KeyPackage.
         let by_value = key_package.len().saturating_add(3);
-        self.commit_one_buffer(
-            &CommitOptions {
-                proposals: &add,
-                ..CommitOptions::DEFAULT
-            },
-            by_value,
-            now,
-            rng,
-            buf,
-        )
+        self.commit_one_buffer(&CommitOptions { proposals: &add, ..CommitOptions::DEFAULT }, by_value, now, rng, buf)
     }
 
     /// Removes the member at leaf `removed` (§12.1.3) with a Commit that
@@ -709,16 +613,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         buf: &'o mut [u8],
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
         let remove = [Proposal::Remove(Remove { removed })];
-        self.commit_one_buffer(
-            &CommitOptions {
-                proposals: &remove,
-                ..CommitOptions::DEFAULT
-            },
-            7,
-            now,
-            rng,
-            buf,
-        )
+        self.commit_one_buffer(&CommitOptions { proposals: &remove, ..CommitOptions::DEFAULT }, 7, now, rng, buf)
     }
 
     /// Updates our leaf's keys with a Commit that carries an UpdatePath
@@ -731,16 +626,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         rng: &mut impl CryptoRng,
         buf: &'o mut [u8],
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
-        self.commit_one_buffer(
-            &CommitOptions {
-                force_path: true,
-                ..CommitOptions::DEFAULT
-            },
-            0,
-            now,
-            rng,
-            buf,
-        )
+        self.commit_one_buffer(&CommitOptions { force_path: true, ..CommitOptions::DEFAULT }, 0, now, rng, buf)
     }
 
     /// [`StoredGroup::commit`] into one buffer split by the group's sizes,
@@ -755,15 +641,10 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         buf: &'o mut [u8],
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
         let needed = Group::<N, ARENA, K, P>::commit_buffers_len(by_value);
-        let bufs = Group::<N, ARENA, K, P>::split_commit_buffers(buf, by_value).ok_or(
-            DurableError::Op(CreateCommitError::Protection(
-                ProtectionError::BufferTooSmall { needed },
-            )),
-        )?;
+        let bufs = Group::<N, ARENA, K, P>::split_commit_buffers(buf, by_value)
+            .ok_or(DurableError::Op(CreateCommitError::Protection(ProtectionError::BufferTooSmall { needed })))?;
         let psks = StoredPsks::<S, STORED_PSKS_PER_USE>::new(&mut *self.storage);
-        let output =
-            self.group
-                .commit_in_memory(opts, &psks, now, rng, &crate::executor::Sequential, bufs);
+        let output = self.group.commit_in_memory(opts, &psks, now, rng, &crate::executor::Sequential, bufs);
         if let Some(e) = psks.error() {
             if output.is_ok() {
                 self.group.discard_staged_commit();
@@ -791,22 +672,10 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// `key_package`, whose keys the store keeps ([`generate_key_package`]),
     /// as [`StoredGroup::join_with`]. `buf` holds the Welcome's GroupInfo
     /// and tree: the Welcome's length suffices.
-    pub fn join(
-        &mut self,
-        welcome: &[u8],
-        key_package: &[u8],
-        buf: &mut [u8],
-    ) -> Result<(), DurableError<JoinError>> {
+    pub fn join(&mut self, welcome: &[u8], key_package: &[u8], buf: &mut [u8]) -> Result<(), DurableError<JoinError>> {
         // The keys and signer of these parameters are not read: the store's are.
-        let unused = KeyPackagePrivateKeys {
-            init_key: HpkePrivateKey::ZERO,
-            encryption_key: HpkePrivateKey::ZERO,
-        };
-        self.join_with(
-            welcome,
-            &JoinParams::new(key_package, &unused, &Sig::NONE),
-            buf,
-        )
+        let unused = KeyPackagePrivateKeys { init_key: HpkePrivateKey::ZERO, encryption_key: HpkePrivateKey::ZERO };
+        self.join_with(welcome, &JoinParams::new(key_package, &unused, &Sig::NONE), buf)
     }
 
     /// Joins from `welcome` with the KeyPackage keys kept in the store
@@ -815,35 +684,15 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// [`super::recover`] finishes the removal after a cut): neither a lost
     /// join nor a reusable key. `p.keys` and `p.signer` are ignored: both
     /// come from the store.
-    pub fn join_with(
-        &mut self,
-        welcome: &[u8],
-        p: &JoinParams<'_, Sig>,
-        group_info_buf: &mut [u8],
-    ) -> Result<(), DurableError<JoinError>> {
+    pub fn join_with(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, group_info_buf: &mut [u8]) -> Result<(), DurableError<JoinError>> {
         let reference = key_package_ref(p.key_package).map_err(DurableError::Op)?;
-        let (keys, signer) =
-            load_key_package(self.storage, &reference, self.buf)?.ok_or(DurableError::Op(
-                JoinError::Welcome(crate::messages::welcome_secrets::WelcomeError::NotForUs),
-            ))?;
+        let (keys, signer) = load_key_package(self.storage, &reference, self.buf)?.ok_or(DurableError::Op(
+            JoinError::Welcome(crate::messages::welcome_secrets::WelcomeError::NotForUs),
+        ))?;
         self.group
-            .join_in_memory(
-                welcome,
-                &JoinParams {
-                    keys: &keys,
-                    signer: &signer,
-                    ..*p
-                },
-                group_info_buf,
-            )
+            .join_in_memory(welcome, &JoinParams { keys: &keys, signer: &signer, ..*p }, group_info_buf)
             .map_err(DurableError::Op)?;
-        if let Err(e) = self.group.save_with(
-            self.storage,
-            self.slot,
-            Parts::ALL,
-            Some(reference),
-            self.buf,
-        ) {
+        if let Err(e) = self.group.save_with(self.storage, self.slot, Parts::ALL, Some(reference), self.buf) {
             self.group.wipe();
             return Err(e.into());
         }
@@ -862,55 +711,25 @@ pub const STORED_PSKS_PER_USE: usize = 4;
 /// What processing a message consumed: the parts to save, and the
 /// application data's spans in the message (sender, data, authenticated
 /// data) or the other content.
-type Processed = (
-    Option<Parts>,
-    Result<(crate::tree_math::LeafIndex, (usize, usize, usize, usize)), Received<'static>>,
-);
+type Processed = (Option<Parts>, Result<(crate::tree_math::LeafIndex, (usize, usize, usize, usize)), Received<'static>>);
 
 /// [`Group::process_message_in_memory`], with the application data kept as
 /// spans of `message` (so that it can be wiped if the save fails).
-fn process_in_memory<
-    const N: usize,
-    const ARENA: usize,
-    const K: usize,
-    const P: usize,
-    Sig: Signer,
->(
+fn process_in_memory<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>(
     group: &mut Group<N, ARENA, K, P, Sig>,
     message: &mut [u8],
     psks: &dyn PskStore,
     now: u64,
 ) -> Result<Processed, DurableError<ReceiveError>> {
     let base = message.as_ptr() as usize;
-    Ok(
-        match group
-            .process_message_in_memory(message, psks, now)
-            .map_err(DurableError::Op)?
-        {
-            Received::Application {
-                sender,
-                data,
-                authenticated_data,
-            } => {
-                let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base);
-                (
-                    Some(Parts::RATCHETS),
-                    Ok((
-                        sender,
-                        (
-                            at(data),
-                            data.len(),
-                            at(authenticated_data),
-                            authenticated_data.len(),
-                        ),
-                    )),
-                )
-            }
-            Received::Proposal { sender, reference } => (
-                Some(Parts::RATCHETS.with(Part::Proposals)),
-                Err(Received::Proposal { sender, reference }),
-            ),
-            Received::Commit(summary) => (None, Err(Received::Commit(summary))),
-        },
-    )
+    Ok(match group.process_message_in_memory(message, psks, now).map_err(DurableError::Op)? {
+        Received::Application { sender, data, authenticated_data } => {
+            let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base);
+            (Some(Parts::RATCHETS), Ok((sender, (at(data), data.len(), at(authenticated_data), authenticated_data.len()))))
+        }
+        Received::Proposal { sender, reference } => {
+            (Some(Parts::RATCHETS.with(Part::Proposals)), Err(Received::Proposal { sender, reference }))
+        }
+        Received::Commit(summary) => (None, Err(Received::Commit(summary))),
+    })
 }

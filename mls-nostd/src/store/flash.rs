@@ -18,6 +18,7 @@
 //! presented to it with a write size of at least 4 bytes, and every store is
 //! read back (uncached) and compared.
 
+use zeroize::Zeroize;
 use super::{MAX_RECORD_LEN, RecordKey, Storage, StorageError};
 use core::future::Future;
 use core::ops::Range;
@@ -26,7 +27,6 @@ use core::task::{Context, Poll, Waker};
 use embedded_storage::nor_flash::{MultiwriteNorFlash, NorFlash, ReadNorFlash};
 use sequential_storage::cache::Cache;
 use sequential_storage::map::{MapConfig, MapStorage};
-use zeroize::Zeroize;
 
 /// The key of a region's generation marker (no record of the core uses it).
 const MARKER: RecordKey = u32::MAX;
@@ -78,11 +78,7 @@ impl<T> Future for Now<T> {
 
 impl<F: NorFlash> embedded_storage_async::nor_flash::ReadNorFlash for Async<'_, F> {
     const READ_SIZE: usize = F::READ_SIZE;
-    fn read(
-        &mut self,
-        offset: u32,
-        bytes: &mut [u8],
-    ) -> impl Future<Output = Result<(), F::Error>> {
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> impl Future<Output = Result<(), F::Error>> {
         Now(Some(self.0.read(offset, bytes)))
     }
     fn capacity(&self) -> usize {
@@ -123,16 +119,10 @@ pub enum FlashConfigError {
 impl core::fmt::Display for FlashConfigError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::BadRegions => {
-                f.write_str("flash regions not page-aligned, under 2 pages, or overlapping")
-            }
-            Self::UnsupportedWriteSize => {
-                f.write_str("flash write size unsupported (must divide 4 bytes)")
-            }
+            Self::BadRegions => f.write_str("flash regions not page-aligned, under 2 pages, or overlapping"),
+            Self::UnsupportedWriteSize => f.write_str("flash write size unsupported (must divide 4 bytes)"),
             Self::Storage(e) => write!(f, "flash failed while opening: {e}"),
-            Self::Unreadable => {
-                f.write_str("no store found and a region is unreadable (nothing erased)")
-            }
+            Self::Unreadable => f.write_str("no store found and a region is unreadable (nothing erased)"),
         }
     }
 }
@@ -163,12 +153,7 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
     /// `scrub_every` commit points (at least 1). Erased flash (a new device)
     /// is formatted; flash that holds no store but cannot be read is refused
     /// ([`FlashConfigError::Unreadable`]) rather than erased.
-    pub fn open(
-        flash: F,
-        region_a: Range<u32>,
-        region_b: Range<u32>,
-        scrub_every: u32,
-    ) -> Result<Self, FlashConfigError> {
+    pub fn open(flash: F, region_a: Range<u32>, region_b: Range<u32>, scrub_every: u32) -> Result<Self, FlashConfigError> {
         let mut store = Self::new(flash, region_a, region_b, scrub_every)?;
         store.mount()?;
         Ok(store)
@@ -198,19 +183,12 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
         }
         // Whatever the other region holds (an unfinished scrub, or old
         // records whose erase was cut) is garbage: erase it now.
-        store
-            .erase_region(store.active ^ 1)
-            .map_err(FlashConfigError::Storage)
+        store.erase_region(store.active ^ 1).map_err(FlashConfigError::Storage)
     }
 
     /// A store over the two regions, not yet mounted: call [`Self::mount`]
     /// or [`Self::format`] (or use [`Self::open`]).
-    pub fn new(
-        flash: F,
-        region_a: Range<u32>,
-        region_b: Range<u32>,
-        scrub_every: u32,
-    ) -> Result<Self, FlashConfigError> {
+    pub fn new(flash: F, region_a: Range<u32>, region_b: Range<u32>, scrub_every: u32) -> Result<Self, FlashConfigError> {
         if !(4 % F::WRITE_SIZE == 0 || F::WRITE_SIZE % 4 == 0) {
             return Err(FlashConfigError::UnsupportedWriteSize);
         }
@@ -239,8 +217,7 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
         self.erase_region(0).map_err(FlashConfigError::Storage)?;
         self.active = 0;
         self.generation = 1;
-        self.put(0, MARKER, &1u32.to_be_bytes())
-            .map_err(FlashConfigError::Storage)
+        self.put(0, MARKER, &1u32.to_be_bytes()).map_err(FlashConfigError::Storage)
     }
 
     /// The flash, e.g. to inspect its raw image in tests.
@@ -264,24 +241,18 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
 
     fn erase_region(&mut self, i: usize) -> Result<(), StorageError> {
         let r = self.region(i);
-        self.flash
-            .erase(r.start, r.end)
-            .map_err(|_| StorageError::Io)
+        self.flash.erase(r.start, r.end).map_err(|_| StorageError::Io)
     }
 
     /// Stores into region `i` and reads it back.
     fn put(&mut self, i: usize, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
         let range = self.region(i);
         let config = MapConfig::try_new(range).map_err(|_| StorageError::Corrupted)?;
-        let mut map =
-            MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
-        let stored =
-            block_on(map.store_item(&mut self.work, &key, &value)).ok_or(StorageError::Io)?;
+        let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
+        let stored = block_on(map.store_item(&mut self.work, &key, &value)).ok_or(StorageError::Io)?;
         stored.map_err(map_error)?;
         // Read back, uncached: a store that reported success must be visible.
-        let back = block_on(map.fetch_item::<&[u8]>(&mut self.work, &key))
-            .ok_or(StorageError::Io)?
-            .map_err(map_error)?;
+        let back = block_on(map.fetch_item::<&[u8]>(&mut self.work, &key)).ok_or(StorageError::Io)?.map_err(map_error)?;
         if back != Some(value) {
             return Err(StorageError::ReadBack);
         }
@@ -294,18 +265,12 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
         // several versions; the map returns the live one by key).
         let mut keys: heapless::Vec<RecordKey, KEYS> = heapless::Vec::new();
         {
-            let config = MapConfig::try_new(self.region(self.active))
-                .map_err(|_| StorageError::Corrupted)?;
-            let mut map =
-                MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
+            let config = MapConfig::try_new(self.region(self.active)).map_err(|_| StorageError::Corrupted)?;
+            let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
             let work = &mut self.work;
-            let mut iter = block_on(map.fetch_all_items(work))
-                .ok_or(StorageError::Io)?
-                .map_err(map_error)?;
+            let mut iter = block_on(map.fetch_all_items(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
             loop {
-                let next = block_on(iter.next::<&[u8]>(work))
-                    .ok_or(StorageError::Io)?
-                    .map_err(map_error)?;
+                let next = block_on(iter.next::<&[u8]>(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
                 let Some((key, _)) = next else { break };
                 if key != MARKER && !keys.contains(&key) {
                     keys.push(key).map_err(|_| StorageError::Full)?;
@@ -316,9 +281,7 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
         self.erase_region(target)?;
         let mut value = [0u8; MAX_RECORD_LEN];
         let copied = keys.iter().copied().try_for_each(|key| {
-            let Some(len) = self.fetch(self.active, key, &mut value)? else {
-                return Ok(());
-            };
+            let Some(len) = self.fetch(self.active, key, &mut value)? else { return Ok(()) };
             let v = value.get(..len).ok_or(StorageError::TooLarge)?;
             self.put(target, key, v)
         });
@@ -337,43 +300,25 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
     }
 
     /// Reads `key` of region `i` into `out`; returns its length.
-    fn fetch(
-        &mut self,
-        i: usize,
-        key: RecordKey,
-        out: &mut [u8],
-    ) -> Result<Option<usize>, StorageError> {
+    fn fetch(&mut self, i: usize, key: RecordKey, out: &mut [u8]) -> Result<Option<usize>, StorageError> {
         let config = MapConfig::try_new(self.region(i)).map_err(|_| StorageError::Corrupted)?;
-        let mut map =
-            MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
-        let found = block_on(map.fetch_item::<&[u8]>(&mut self.work, &key))
-            .ok_or(StorageError::Io)?
-            .map_err(map_error)?;
+        let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
+        let found = block_on(map.fetch_item::<&[u8]>(&mut self.work, &key)).ok_or(StorageError::Io)?.map_err(map_error)?;
         let Some(v) = found else { return Ok(None) };
-        out.get_mut(..v.len())
-            .ok_or(StorageError::TooLarge)?
-            .copy_from_slice(v);
+        out.get_mut(..v.len()).ok_or(StorageError::TooLarge)?.copy_from_slice(v);
         Ok(Some(v.len()))
     }
 }
 
 /// The generation marker of a region: `Ok(None)` if the region holds no
 /// marker (erased, or a scrub that never finished), an error if unreadable.
-fn read_marker<F: MultiwriteNorFlash>(
-    flash: &mut F,
-    region: Range<u32>,
-    work: &mut [u8],
-) -> Result<Option<u32>, StorageError> {
+fn read_marker<F: MultiwriteNorFlash>(flash: &mut F, region: Range<u32>, work: &mut [u8]) -> Result<Option<u32>, StorageError> {
     let config = MapConfig::try_new(region).map_err(|_| StorageError::Corrupted)?;
     let mut map = MapStorage::<u32, _, _>::new(Async(flash), config, Cache::new_uncached());
-    let found = block_on(map.fetch_item::<&[u8]>(work, &MARKER))
-        .ok_or(StorageError::Io)?
-        .map_err(map_error)?;
+    let found = block_on(map.fetch_item::<&[u8]>(work, &MARKER)).ok_or(StorageError::Io)?.map_err(map_error)?;
     match found {
         None => Ok(None),
-        Some(v) => Ok(Some(u32::from_be_bytes(
-            v.try_into().map_err(|_| StorageError::Corrupted)?,
-        ))),
+        Some(v) => Ok(Some(u32::from_be_bytes(v.try_into().map_err(|_| StorageError::Corrupted)?))),
     }
 }
 
@@ -381,9 +326,7 @@ fn map_error<E>(e: sequential_storage::Error<E>) -> StorageError {
     match e {
         sequential_storage::Error::FullStorage => StorageError::Full,
         sequential_storage::Error::Corrupted { .. } => StorageError::Corrupted,
-        sequential_storage::Error::BufferTooSmall(_) | sequential_storage::Error::BufferTooBig => {
-            StorageError::TooLarge
-        }
+        sequential_storage::Error::BufferTooSmall(_) | sequential_storage::Error::BufferTooBig => StorageError::TooLarge,
         _ => StorageError::Io,
     }
 }
@@ -391,11 +334,7 @@ fn map_error<E>(e: sequential_storage::Error<E>) -> StorageError {
 impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS> {
     // The work buffer holds the plaintext of the last record handled (the
     // group's secrets): wiped after every operation.
-    fn read<'b>(
-        &mut self,
-        key: RecordKey,
-        buf: &'b mut [u8],
-    ) -> Result<Option<&'b [u8]>, StorageError> {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
         let found = self.fetch(self.active, key, buf);
         self.work.zeroize();
         match found? {
@@ -407,9 +346,7 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS>
     fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
         let result = match self.put(self.active, key, value) {
             // Removed items fill the region: a scrub compacts it.
-            Err(StorageError::Full) => self
-                .scrub()
-                .and_then(|()| self.put(self.active, key, value)),
+            Err(StorageError::Full) => self.scrub().and_then(|()| self.put(self.active, key, value)),
             other => other,
         };
         self.work.zeroize();
@@ -417,23 +354,15 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS>
     }
 
     fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
-        let config =
-            MapConfig::try_new(self.region(self.active)).map_err(|_| StorageError::Corrupted)?;
-        let mut map =
-            MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
-        let result = block_on(map.remove_item(&mut self.work, &key))
-            .ok_or(StorageError::Io)
-            .and_then(|r| r.map_err(map_error));
+        let config = MapConfig::try_new(self.region(self.active)).map_err(|_| StorageError::Corrupted)?;
+        let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
+        let result = block_on(map.remove_item(&mut self.work, &key)).ok_or(StorageError::Io).and_then(|r| r.map_err(map_error));
         self.work.zeroize();
         result
     }
 
     fn committed(&mut self) -> Result<(), StorageError> {
         self.since_scrub = self.since_scrub.saturating_add(1);
-        if self.since_scrub >= self.scrub_every {
-            self.scrub()
-        } else {
-            Ok(())
-        }
+        if self.since_scrub >= self.scrub_every { self.scrub() } else { Ok(()) }
     }
 }

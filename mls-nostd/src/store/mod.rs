@@ -52,8 +52,8 @@ mod snapshot;
 mod tree_records;
 
 pub use ram::RamStorage;
-pub(crate) use records::ItemSink;
 pub use records::{Head, MAX_RECORD_LEN, PartInfo};
+pub(crate) use records::ItemSink;
 
 use crate::capacity::Capacity;
 use crate::codec::CodecError;
@@ -82,11 +82,7 @@ pub enum StorageError {
 /// after a power cut the key holds the old value or the new one, never a mix.
 pub trait Storage {
     /// Copies the record `key` into `buf` and returns it, or `None` if absent.
-    fn read<'b>(
-        &mut self,
-        key: RecordKey,
-        buf: &'b mut [u8],
-    ) -> Result<Option<&'b [u8]>, StorageError>;
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError>;
     /// Writes (or replaces) the record `key`.
     fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError>;
     /// Removes the record `key` (absent keys are fine).
@@ -153,18 +149,12 @@ impl core::fmt::Display for StoreError {
             Self::Storage(e) => write!(f, "storage failed: {e}"),
             Self::NotFound => f.write_str("no state stored in this slot"),
             Self::WrongVersion(v) => {
-                write!(
-                    f,
-                    "stored state has format version {v}; this build reads version {}",
-                    records::FORMAT_VERSION
-                )
+                write!(f, "stored state has format version {v}; this build reads version {}", records::FORMAT_VERSION)
             }
             Self::Corrupt => f.write_str("stored state is corrupted (hash mismatch)"),
             Self::Invalid(e) => write!(f, "stored state is invalid: {e}"),
             Self::CapacityExceeded(c) => write!(f, "state does not fit the store: {c} exceeded"),
-            Self::BufferTooSmall { needed } => {
-                write!(f, "record buffer too small: {needed} bytes needed")
-            }
+            Self::BufferTooSmall { needed } => write!(f, "record buffer too small: {needed} bytes needed"),
         }
     }
 }

@@ -18,31 +18,19 @@ const fn psk_key(n: u8) -> RecordKey {
     u32::from_be_bytes([KIND_PSK, 0, 0, n])
 }
 
-fn read_entry<S: Storage>(
-    storage: &mut S,
-    n: u8,
-) -> Result<Option<(OwnedBytes<MAX_PSK_ID_LEN>, Secret)>, StoreError> {
+fn read_entry<S: Storage>(storage: &mut S, n: u8) -> Result<Option<(OwnedBytes<MAX_PSK_ID_LEN>, Secret)>, StoreError> {
     let mut buf = [0u8; RECORD_LEN];
-    let Some(bytes) = storage.read(psk_key(n), &mut buf)? else {
-        return Ok(None);
-    };
+    let Some(bytes) = storage.read(psk_key(n), &mut buf)? else { return Ok(None) };
     let mut r = Reader::new(bytes);
     let id = OwnedBytes::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
     let secret = Secret::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
-    let result = r
-        .finish()
-        .map(|()| Some((id, secret)))
-        .map_err(|_| StoreError::Corrupt);
+    let result = r.finish().map(|()| Some((id, secret))).map_err(|_| StoreError::Corrupt);
     zeroize::Zeroize::zeroize(&mut buf);
     result
 }
 
 /// Stores (or replaces) the external PSK `id`.
-pub fn store_external_psk<S: Storage>(
-    storage: &mut S,
-    id: &[u8],
-    secret: &[u8],
-) -> Result<(), StoreError> {
+pub fn store_external_psk<S: Storage>(storage: &mut S, id: &[u8], secret: &[u8]) -> Result<(), StoreError> {
     if id.len() > MAX_PSK_ID_LEN || secret.len() > 64 {
         return Err(StoreError::CapacityExceeded(Capacity::PskLen));
     }
@@ -92,9 +80,7 @@ impl<const M: usize> ExternalPsks<M> {
         let mut entries = heapless::Vec::new();
         for n in 0..MAX_EXTERNAL_PSKS {
             if let Some(e) = read_entry(storage, n)? {
-                entries
-                    .push(e)
-                    .map_err(|_| StoreError::CapacityExceeded(Capacity::ExternalPsks))?;
+                entries.push(e).map_err(|_| StoreError::CapacityExceeded(Capacity::ExternalPsks))?;
             }
         }
         Ok(Self { entries })
@@ -103,10 +89,7 @@ impl<const M: usize> ExternalPsks<M> {
 
 impl<const M: usize> PskStore for ExternalPsks<M> {
     fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
-        self.entries
-            .iter()
-            .find(|(id, _)| id.as_slice() == psk_id)
-            .map(|(_, s)| s.as_bytes())
+        self.entries.iter().find(|(id, _)| id.as_slice() == psk_id).map(|(_, s)| s.as_bytes())
     }
 
     fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {
@@ -128,11 +111,7 @@ pub struct StoredPsks<'s, S: Storage, const M: usize> {
 impl<'s, S: Storage, const M: usize> StoredPsks<'s, S, M> {
     /// The PSKs of `storage`, read on demand.
     pub fn new(storage: &'s mut S) -> Self {
-        Self {
-            storage: RefCell::new(storage),
-            found: [const { OnceCell::new() }; M],
-            error: Cell::new(None),
-        }
+        Self { storage: RefCell::new(storage), found: [const { OnceCell::new() }; M], error: Cell::new(None) }
     }
 
     /// The storage error a lookup met, if any.

@@ -25,11 +25,7 @@ impl<const RECORDS: usize, const BYTES: usize> Default for RamStorage<RECORDS, B
 
 impl<const RECORDS: usize, const BYTES: usize> RamStorage<RECORDS, BYTES> {
     /// No records; usable in `static` items.
-    pub const EMPTY: Self = Self {
-        entries: [None; RECORDS],
-        arena: [0; BYTES],
-        used: 0,
-    };
+    pub const EMPTY: Self = Self { entries: [None; RECORDS], arena: [0; BYTES], used: 0 };
 
     /// Number of records.
     pub fn len(&self) -> usize {
@@ -52,9 +48,7 @@ impl<const RECORDS: usize, const BYTES: usize> RamStorage<RECORDS, BYTES> {
     }
 
     fn find(&self, key: RecordKey) -> Option<usize> {
-        self.entries
-            .iter()
-            .position(|e| e.is_some_and(|e| e.key == key))
+        self.entries.iter().position(|e| e.is_some_and(|e| e.key == key))
     }
 
     fn wipe(&mut self, i: usize) {
@@ -81,8 +75,7 @@ impl<const RECORDS: usize, const BYTES: usize> RamStorage<RECORDS, BYTES> {
                 .min_by_key(|(_, e)| e.offset);
             let Some((i, e)) = pick else { break };
             if e.offset != next {
-                self.arena
-                    .copy_within(e.offset..e.offset.saturating_add(e.len), next);
+                self.arena.copy_within(e.offset..e.offset.saturating_add(e.len), next);
             }
             if let Some(Some(slot)) = self.entries.get_mut(i) {
                 slot.offset = next;
@@ -104,18 +97,11 @@ impl<const RECORDS: usize, const BYTES: usize> Drop for RamStorage<RECORDS, BYTE
 }
 
 impl<const RECORDS: usize, const BYTES: usize> Storage for RamStorage<RECORDS, BYTES> {
-    fn read<'b>(
-        &mut self,
-        key: RecordKey,
-        buf: &'b mut [u8],
-    ) -> Result<Option<&'b [u8]>, StorageError> {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
         let Some(Some(e)) = self.find(key).and_then(|i| self.entries.get(i)).copied() else {
             return Ok(None);
         };
-        let src = self
-            .arena
-            .get(e.offset..e.offset.saturating_add(e.len))
-            .ok_or(StorageError::Corrupted)?;
+        let src = self.arena.get(e.offset..e.offset.saturating_add(e.len)).ok_or(StorageError::Corrupted)?;
         let dst = buf.get_mut(..e.len).ok_or(StorageError::TooLarge)?;
         dst.copy_from_slice(src);
         Ok(Some(dst))
@@ -126,13 +112,8 @@ impl<const RECORDS: usize, const BYTES: usize> Storage for RamStorage<RECORDS, B
             return Err(StorageError::TooLarge);
         }
         let old = self.find(key);
-        let free_slot = old
-            .or_else(|| self.entries.iter().position(Option::is_none))
-            .ok_or(StorageError::Full)?;
-        let live_without_old = self.bytes_used().saturating_sub(
-            old.and_then(|i| self.entries.get(i).copied().flatten())
-                .map_or(0, |e| e.len),
-        );
+        let free_slot = old.or_else(|| self.entries.iter().position(Option::is_none)).ok_or(StorageError::Full)?;
+        let live_without_old = self.bytes_used().saturating_sub(old.and_then(|i| self.entries.get(i).copied().flatten()).map_or(0, |e| e.len));
         if live_without_old.saturating_add(value.len()) > BYTES {
             return Err(StorageError::Full);
         }
@@ -144,17 +125,10 @@ impl<const RECORDS: usize, const BYTES: usize> Storage for RamStorage<RECORDS, B
         }
         let offset = self.used;
         let end = offset.checked_add(value.len()).ok_or(StorageError::Full)?;
-        self.arena
-            .get_mut(offset..end)
-            .ok_or(StorageError::Full)?
-            .copy_from_slice(value);
+        self.arena.get_mut(offset..end).ok_or(StorageError::Full)?.copy_from_slice(value);
         self.used = end;
         if let Some(slot) = self.entries.get_mut(free_slot) {
-            *slot = Some(Entry {
-                key,
-                offset,
-                len: value.len(),
-            });
+            *slot = Some(Entry { key, offset, len: value.len() });
         }
         Ok(())
     }

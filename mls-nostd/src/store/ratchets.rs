@@ -34,8 +34,8 @@ use crate::capacity::Capacity;
 use crate::codec::{CodecError, Reader, Writer};
 use crate::crypto::{CipherSuite, Secret};
 use crate::secret_tree::{
-    LEAF_DIRTY, LEAF_INDEXED, LeafSecrets, PARENT_DIRTY, PARENT_INDEXED, Ratchet, RatchetKey,
-    RatchetKind, SecretTree, SecretTreeConfig, SecretTreeMeta, SkippedKey,
+    LEAF_DIRTY, LEAF_INDEXED, LeafSecrets, PARENT_DIRTY, PARENT_INDEXED, Ratchet, RatchetKey, RatchetKind, SecretTree,
+    SecretTreeConfig, SecretTreeMeta, SkippedKey,
 };
 use zeroize::Zeroize;
 
@@ -52,15 +52,8 @@ const CHECK_LEN: usize = 8;
 const INDEX_HEAD: usize = 8 + 4 + 2 + 2;
 
 fn node_key(slot: u8, bank: u8, node: usize) -> Result<RecordKey, StoreError> {
-    let [a, b] = u16::try_from(node)
-        .map_err(|_| StoreError::CapacityExceeded(Capacity::Leaves))?
-        .to_be_bytes();
-    Ok(u32::from_be_bytes([
-        KIND_TREE_NODE + (bank & 1),
-        slot,
-        a,
-        b,
-    ]))
+    let [a, b] = u16::try_from(node).map_err(|_| StoreError::CapacityExceeded(Capacity::Leaves))?.to_be_bytes();
+    Ok(u32::from_be_bytes([KIND_TREE_NODE + (bank & 1), slot, a, b]))
 }
 
 fn aux_key(slot: u8, bank: u8, index: u16) -> RecordKey {
@@ -76,11 +69,8 @@ fn pool_key(slot: u8, bank: u8, k: usize) -> Result<RecordKey, StoreError> {
 }
 
 fn index_key(slot: u8, bank: u8, chunk: usize) -> Result<RecordKey, StoreError> {
-    let c = u16::try_from(chunk)
-        .ok()
-        .and_then(|c| c.checked_add(INDEX_BASE));
-    c.map(|c| aux_key(slot, bank, c))
-        .ok_or(StoreError::CapacityExceeded(Capacity::Leaves))
+    let c = u16::try_from(chunk).ok().and_then(|c| c.checked_add(INDEX_BASE));
+    c.map(|c| aux_key(slot, bank, c)).ok_or(StoreError::CapacityExceeded(Capacity::Leaves))
 }
 
 /// Nodes of a tree of `n_leaves` leaves, and the index chunks covering them.
@@ -90,48 +80,24 @@ fn width_and_chunks(n_leaves: u32) -> (usize, usize) {
 }
 
 /// Appends the check to the `len` bytes of `buf` and writes them as `key`.
-fn write_sealed<S: Storage>(
-    storage: &mut S,
-    key: RecordKey,
-    buf: &mut [u8],
-    len: usize,
-) -> Result<(), StoreError> {
+fn write_sealed<S: Storage>(storage: &mut S, key: RecordKey, buf: &mut [u8], len: usize) -> Result<(), StoreError> {
     let total = len + CHECK_LEN;
-    let (body, rest) = buf
-        .split_at_mut_checked(len)
-        .ok_or(StoreError::BufferTooSmall { needed: total })?;
+    let (body, rest) = buf.split_at_mut_checked(len).ok_or(StoreError::BufferTooSmall { needed: total })?;
     let check = crate::crypto::sha256(&[body]);
     rest.get_mut(..CHECK_LEN)
         .ok_or(StoreError::BufferTooSmall { needed: total })?
         .copy_from_slice(check.as_bytes().get(..CHECK_LEN).unwrap_or(&[0; CHECK_LEN]));
-    let result = storage.write(
-        key,
-        buf.get(..total)
-            .ok_or(StoreError::BufferTooSmall { needed: total })?,
-    );
+    let result = storage.write(key, buf.get(..total).ok_or(StoreError::BufferTooSmall { needed: total })?);
     buf.get_mut(..total).unwrap_or(&mut []).zeroize();
     Ok(result?)
 }
 
 /// Record `key` without its check, if present; `Corrupt` if the check fails.
-fn read_sealed<'b, S: Storage>(
-    storage: &mut S,
-    key: RecordKey,
-    buf: &'b mut [u8],
-) -> Result<Option<&'b [u8]>, StoreError> {
-    let Some(bytes) = storage.read(key, buf)? else {
-        return Ok(None);
-    };
-    let split = bytes
-        .len()
-        .checked_sub(CHECK_LEN)
-        .ok_or(StoreError::Corrupt)?;
+fn read_sealed<'b, S: Storage>(storage: &mut S, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StoreError> {
+    let Some(bytes) = storage.read(key, buf)? else { return Ok(None) };
+    let split = bytes.len().checked_sub(CHECK_LEN).ok_or(StoreError::Corrupt)?;
     let (body, check) = bytes.split_at(split);
-    if crate::crypto::sha256(&[body])
-        .as_bytes()
-        .get(..CHECK_LEN)
-        .is_none_or(|c| c != check)
-    {
+    if crate::crypto::sha256(&[body]).as_bytes().get(..CHECK_LEN).is_none_or(|c| c != check) {
         return Err(StoreError::Corrupt);
     }
     Ok(Some(body))
@@ -151,10 +117,7 @@ fn write_ratchet(w: &mut Writer<'_>, r: &Ratchet) -> Result<(), CodecError> {
 }
 
 fn read_ratchet(r: &mut Reader<'_>) -> Result<Ratchet, CodecError> {
-    Ok(Ratchet {
-        secret: read_secret(r)?,
-        generation: r.read_u32()?,
-    })
+    Ok(Ratchet { secret: read_secret(r)?, generation: r.read_u32()? })
 }
 
 /// Removes every record of `bank` unless its index names the tree `keep`
@@ -171,9 +134,7 @@ pub(crate) fn clean_bank<S: Storage>(
     let mut pool = 0;
     loop {
         let key = index_key(slot, bank, chunks)?;
-        let Some(body) = read_sealed(storage, key, buf)? else {
-            break;
-        };
+        let Some(body) = read_sealed(storage, key, buf)? else { break };
         let mut r = Reader::new(body);
         let tag: [u8; 8] = r.read_array()?;
         if keep == Some(tag) {
@@ -251,8 +212,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         if n == 0 {
             return Ok(());
         }
-        let has_leaf =
-            |t: &Self, i: usize| !matches!(t.leaves.get(i), None | Some(LeafSecrets::Empty));
+        let has_leaf = |t: &Self, i: usize| !matches!(t.leaves.get(i), None | Some(LeafSecrets::Empty));
         let has_parent = |t: &Self, i: usize| t.parents.get(i).is_some_and(Option::is_some);
         let unindexed = (0..n).any(|i| {
             let f = self.flags.get(i).copied().unwrap_or(0);
@@ -285,10 +245,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
                             w.write_u8(NODE_LEAF_SECRET)?;
                             write_secret(&mut w, s)?;
                         }
-                        Some(LeafSecrets::Ratchets {
-                            handshake,
-                            application,
-                        }) => {
+                        Some(LeafSecrets::Ratchets { handshake, application }) => {
                             w.write_u8(NODE_LEAF_RATCHETS)?;
                             write_ratchet(&mut w, handshake)?;
                             write_ratchet(&mut w, application)?;
@@ -382,40 +339,25 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     }
 
     /// Writes the index: every node whose `*_INDEXED` flag is set.
-    fn write_index<S: Storage>(
-        &self,
-        storage: &mut S,
-        slot: u8,
-        bank: u8,
-        buf: &mut [u8],
-    ) -> Result<(), StoreError> {
+    fn write_index<S: Storage>(&self, storage: &mut S, slot: u8, bank: u8, buf: &mut [u8]) -> Result<(), StoreError> {
         let n_leaves = self.meta.n_leaves;
         let (width, chunks) = width_and_chunks(n_leaves);
         for c in 0..chunks {
             let first = c * CHUNK_NODES;
             let nodes = (width - first).min(CHUNK_NODES);
             let len = INDEX_HEAD + nodes.div_ceil(8);
-            let area = buf.get_mut(..len).ok_or(StoreError::BufferTooSmall {
-                needed: len + CHECK_LEN,
-            })?;
+            let area = buf.get_mut(..len).ok_or(StoreError::BufferTooSmall { needed: len + CHECK_LEN })?;
             area.fill(0);
             let (head, bits) = area.split_at_mut(INDEX_HEAD);
             let mut w = Writer::new(head);
             w.write_bytes(&self.meta.tag)?;
             w.write_u32(n_leaves)?;
             w.write_u16(c as u16)?;
-            w.write_u16(
-                u16::try_from(K)
-                    .map_err(|_| StoreError::CapacityExceeded(Capacity::SkippedKeys))?,
-            )?;
+            w.write_u16(u16::try_from(K).map_err(|_| StoreError::CapacityExceeded(Capacity::SkippedKeys))?)?;
             for j in 0..nodes {
                 let node = first + j;
                 let f = self.flags.get(node / 2).copied().unwrap_or(0);
-                let listed = if node.is_multiple_of(2) {
-                    f & LEAF_INDEXED != 0
-                } else {
-                    f & PARENT_INDEXED != 0
-                };
+                let listed = if node.is_multiple_of(2) { f & LEAF_INDEXED != 0 } else { f & PARENT_INDEXED != 0 };
                 if listed && let Some(b) = bits.get_mut(j / 8) {
                     *b |= 1 << (j % 8);
                 }
@@ -448,18 +390,9 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
             return Ok(());
         }
         if usize::try_from(n_leaves).map_or(true, |n| n > N) || !n_leaves.is_power_of_two() {
-            return Err(StoreError::Invalid(CodecError::CapacityExceeded(
-                Capacity::Leaves,
-            )));
+            return Err(StoreError::Invalid(CodecError::CapacityExceeded(Capacity::Leaves)));
         }
-        self.meta = SecretTreeMeta {
-            suite,
-            n_leaves,
-            config,
-            next_seq: 0,
-            tag,
-            bank_checked: false,
-        };
+        self.meta = SecretTreeMeta { suite, n_leaves, config, next_seq: 0, tag, bank_checked: false };
         let (width, chunks) = width_and_chunks(n_leaves);
         for c in 0..chunks {
             let body = match read_sealed(storage, index_key(slot, bank, c)?, buf)? {
@@ -489,11 +422,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
                     if node >= width {
                         return Err(StoreError::Corrupt);
                     }
-                    let flag = if node.is_multiple_of(2) {
-                        LEAF_INDEXED
-                    } else {
-                        PARENT_INDEXED
-                    };
+                    let flag = if node.is_multiple_of(2) { LEAF_INDEXED } else { PARENT_INDEXED };
                     if let Some(f) = self.flags.get_mut(node / 2) {
                         *f |= flag;
                     }
@@ -503,17 +432,12 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         self.meta.bank_checked = true;
         for node in 0..width {
             let f = self.flags.get(node / 2).copied().unwrap_or(0);
-            let (listed, dirty) = if node % 2 == 0 {
-                (f & LEAF_INDEXED != 0, LEAF_DIRTY)
-            } else {
-                (f & PARENT_INDEXED != 0, PARENT_DIRTY)
-            };
+            let (listed, dirty) =
+                if node % 2 == 0 { (f & LEAF_INDEXED != 0, LEAF_DIRTY) } else { (f & PARENT_INDEXED != 0, PARENT_DIRTY) };
             if !listed {
                 continue;
             }
-            let Some(body) = read_sealed(storage, node_key(slot, bank, node)?, buf)? else {
-                continue;
-            };
+            let Some(body) = read_sealed(storage, node_key(slot, bank, node)?, buf)? else { continue };
             let mut r = Reader::new(body);
             if r.read_array::<8>()? != tag {
                 // Left by another tree before a cut: removed at the next save.
@@ -536,10 +460,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
                     let value = if kind == NODE_LEAF_SECRET {
                         LeafSecrets::Secret(read_secret(&mut r)?)
                     } else {
-                        LeafSecrets::Ratchets {
-                            handshake: read_ratchet(&mut r)?,
-                            application: read_ratchet(&mut r)?,
-                        }
+                        LeafSecrets::Ratchets { handshake: read_ratchet(&mut r)?, application: read_ratchet(&mut r)? }
                     };
                     if let Some(l) = self.leaves.get_mut(node / 2) {
                         *l = value;
@@ -550,9 +471,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
             r.finish()?;
         }
         for k in 0..K {
-            let Some(body) = read_sealed(storage, pool_key(slot, bank, k)?, buf)? else {
-                continue;
-            };
+            let Some(body) = read_sealed(storage, pool_key(slot, bank, k)?, buf)? else { continue };
             let mut r = Reader::new(body);
             if r.read_array::<8>()? != tag {
                 if let Some(d) = self.skipped_dirty.get_mut(k) {
@@ -561,9 +480,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
                 continue;
             }
             let leaf = r.read_u32()?;
-            let kind = RatchetKind::from_u8(r.read_u8()?)
-                .ok_or(StoreError::Corrupt)?
-                .to_nonzero();
+            let kind = RatchetKind::from_u8(r.read_u8()?).ok_or(StoreError::Corrupt)?.to_nonzero();
             let seq = r.read_u64()?;
             let generation = r.read_u32()?;
             let key = read_secret(&mut r)?;
@@ -571,21 +488,11 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
             r.finish()?;
             self.meta.next_seq = self.meta.next_seq.max(seq.wrapping_add(1));
             if let Some(e) = self.skipped.get_mut(k) {
-                *e = Some(SkippedKey {
-                    leaf,
-                    kind,
-                    seq,
-                    key: RatchetKey {
-                        generation,
-                        key,
-                        nonce,
-                    },
-                });
+                *e = Some(SkippedKey { leaf, kind, seq, key: RatchetKey { generation, key, nonce } });
             }
         }
         buf.zeroize();
-        let holds = self.leaves.iter().any(|l| !matches!(l, LeafSecrets::Empty))
-            || self.parents.iter().any(Option::is_some);
+        let holds = self.leaves.iter().any(|l| !matches!(l, LeafSecrets::Empty)) || self.parents.iter().any(Option::is_some);
         if required && !holds {
             // The epoch's tree always holds a secret (its root at least).
             return Err(StoreError::Corrupt);
@@ -619,14 +526,8 @@ mod tests {
     }
 
     impl Storage for Counting {
-        fn read<'b>(
-            &mut self,
-            key: RecordKey,
-            buf: &'b mut [u8],
-        ) -> Result<Option<&'b [u8]>, StorageError> {
-            let Some(v) = self.records.get(&key) else {
-                return Ok(None);
-            };
+        fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
+            let Some(v) = self.records.get(&key) else { return Ok(None) };
             let out = buf.get_mut(..v.len()).ok_or(StorageError::TooLarge)?;
             out.copy_from_slice(v);
             Ok(Some(out))
@@ -644,24 +545,15 @@ mod tests {
 
     fn tree<const N: usize>(n: u32, root: u8) -> std::boxed::Box<SecretTree<N, 8>> {
         let mut t = std::boxed::Box::new(SecretTree::<N, 8>::EMPTY);
-        t.reset(
-            SUITE,
-            n,
-            &Secret::from_slice(&[root; 32]).unwrap(),
-            SecretTreeConfig::default(),
-        )
-        .unwrap();
+        t.reset(SUITE, n, &Secret::from_slice(&[root; 32]).unwrap(), SecretTreeConfig::default()).unwrap();
         t
     }
 
     /// Receives generation `g` from `leaf` (as a member does once the
     /// message authenticated).
     fn receive<const N: usize>(t: &mut SecretTree<N, 8>, leaf: u32, g: u32) -> RatchetKey {
-        let k = t
-            .receiving_key(LeafIndex(leaf), RatchetKind::Application, g)
-            .unwrap();
-        t.consume(LeafIndex(leaf), RatchetKind::Application, g)
-            .unwrap();
+        let k = t.receiving_key(LeafIndex(leaf), RatchetKind::Application, g).unwrap();
+        t.consume(LeafIndex(leaf), RatchetKind::Application, g).unwrap();
         k
     }
 
@@ -677,15 +569,13 @@ mod tests {
             let mut t = tree::<N>(n, 3);
             // The same messages, never saved: what the stored tree must equal.
             let mut mirror = tree::<N>(n, 3);
-            t.save_records(&mut store, 0, 0, Records::All, &mut buf)
-                .unwrap();
+            t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
             let mut first = 0;
             for leaf in 0..n {
                 let before = store.written;
                 receive(&mut t, leaf, 0);
                 receive(&mut mirror, leaf, 0);
-                t.save_records(&mut store, 0, 0, Records::All, &mut buf)
-                    .unwrap();
+                t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
                 first = first.max(store.written - before);
             }
             let mut steady = 0;
@@ -693,43 +583,23 @@ mod tests {
                 let before = store.written;
                 receive(&mut t, leaf, 1);
                 receive(&mut mirror, leaf, 1);
-                t.save_records(&mut store, 0, 0, Records::All, &mut buf)
-                    .unwrap();
+                t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
                 steady = steady.max(store.written - before);
             }
             let mut back = std::boxed::Box::new(SecretTree::<N, 8>::EMPTY);
-            back.load_records(
-                &mut store,
-                0,
-                0,
-                SUITE,
-                n,
-                SecretTreeConfig::default(),
-                t.meta.tag,
-                true,
-                &mut buf,
-            )
-            .unwrap();
+            back.load_records(&mut store, 0, 0, SUITE, n, SecretTreeConfig::default(), t.meta.tag, true, &mut buf).unwrap();
             for leaf in 0..n {
                 for g in 0..3 {
                     let kind = RatchetKind::Application;
-                    assert_eq!(
-                        back.receiving_key(LeafIndex(leaf), kind, g),
-                        mirror.receiving_key(LeafIndex(leaf), kind, g)
-                    );
+                    assert_eq!(back.receiving_key(LeafIndex(leaf), kind, g), mirror.receiving_key(LeafIndex(leaf), kind, g));
                 }
             }
             (first, steady)
         }
         let (first64, steady64) = run::<64>();
         let (first1024, steady1024) = run::<1024>();
-        std::println!(
-            "bytes written per message received: 64 leaves first {first64}, then {steady64}; 1,024 leaves first {first1024}, then {steady1024}"
-        );
-        assert!(
-            steady64 <= 512 && steady1024 <= 512,
-            "{steady64} / {steady1024}"
-        );
+        std::println!("bytes written per message received: 64 leaves first {first64}, then {steady64}; 1,024 leaves first {first1024}, then {steady1024}");
+        assert!(steady64 <= 512 && steady1024 <= 512, "{steady64} / {steady1024}");
         // A sender's first message also stores its path's siblings and the index.
         assert!(first1024 > steady1024);
     }
@@ -742,12 +612,10 @@ mod tests {
         let mut store = Counting::default();
         let mut buf = std::vec![0u8; super::super::MAX_RECORD_LEN];
         let mut t = tree::<8>(8, 9);
-        t.save_records(&mut store, 0, 1, Records::All, &mut buf)
-            .unwrap();
+        t.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
         let before = store.clone();
         let k0 = receive(&mut t, 5, 0);
-        t.save_records(&mut store, 0, 1, Records::All, &mut buf)
-            .unwrap();
+        t.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
         // The cut: the root (node 7) is back, as if its removal never happened.
         let root = node_key(0, 1, 7).unwrap();
         store.records.insert(root, before.records[&root].clone());
@@ -757,22 +625,8 @@ mod tests {
         store.records.remove(&node_key(0, 1, 3).unwrap());
         store.records.remove(&node_key(0, 1, 8).unwrap());
         let mut back = std::boxed::Box::new(SecretTree::<8, 8>::EMPTY);
-        back.load_records(
-            &mut store,
-            0,
-            1,
-            SUITE,
-            8,
-            SecretTreeConfig::default(),
-            t.meta.tag,
-            true,
-            &mut buf,
-        )
-        .unwrap();
-        assert!(
-            back.parents[3].is_none(),
-            "the parent left by the cut is dropped"
-        );
+        back.load_records(&mut store, 0, 1, SUITE, 8, SecretTreeConfig::default(), t.meta.tag, true, &mut buf).unwrap();
+        assert!(back.parents[3].is_none(), "the parent left by the cut is dropped");
         // Leaf 5 keeps its ratchet: generation 0 stays used.
         assert_eq!(
             back.receiving_key(LeafIndex(5), RatchetKind::Application, 0),
@@ -782,17 +636,13 @@ mod tests {
         assert_eq!(receive(&mut fresh, 5, 0), k0);
         for leaf in 0..8 {
             assert_eq!(
-                back.receiving_key(LeafIndex(leaf), RatchetKind::Application, 1)
-                    .unwrap(),
-                fresh
-                    .receiving_key(LeafIndex(leaf), RatchetKind::Application, 1)
-                    .unwrap(),
+                back.receiving_key(LeafIndex(leaf), RatchetKind::Application, 1).unwrap(),
+                fresh.receiving_key(LeafIndex(leaf), RatchetKind::Application, 1).unwrap(),
                 "leaf {leaf}"
             );
         }
         // The next save removes the parent's record.
-        back.save_records(&mut store, 0, 1, Records::All, &mut buf)
-            .unwrap();
+        back.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
         assert!(!store.records.contains_key(&root));
     }
 }

@@ -39,12 +39,7 @@ pub struct PartInfo {
 }
 
 impl PartInfo {
-    const EMPTY: Self = Self {
-        bank: 0,
-        records: 0,
-        bytes: 0,
-        hash: [0; HASH_LEN],
-    };
+    const EMPTY: Self = Self { bank: 0, records: 0, bytes: 0, hash: [0; HASH_LEN] };
 }
 
 /// The commit point of a group slot.
@@ -63,11 +58,7 @@ const HEAD_LEN: usize = 4 + 1 + 4 + 4 * (1 + 1 + 4 + HASH_LEN) + 1 + HASH_LEN + 
 
 impl Head {
     /// A head before the first save.
-    pub const NEW: Self = Self {
-        seq: 0,
-        parts: [PartInfo::EMPTY; 4],
-        consumed: None,
-    };
+    pub const NEW: Self = Self { seq: 0, parts: [PartInfo::EMPTY; 4], consumed: None };
 
     /// The info of `part`.
     pub fn part(&self, part: Part) -> &PartInfo {
@@ -129,10 +120,7 @@ impl Head {
         }
         let mut consumed = [0u8; HASH_LEN];
         if let Some(r) = &self.consumed {
-            consumed
-                .get_mut(..r.as_bytes().len())
-                .ok_or(CodecError::InvalidValue)?
-                .copy_from_slice(r.as_bytes());
+            consumed.get_mut(..r.as_bytes().len()).ok_or(CodecError::InvalidValue)?.copy_from_slice(r.as_bytes());
         }
         w.write_u8(self.consumed.map_or(0, |r| r.as_bytes().len() as u8))?;
         w.write_bytes(&consumed)?;
@@ -164,28 +152,16 @@ impl Head {
             if bank > 1 {
                 return Err(StoreError::Corrupt);
             }
-            *p = PartInfo {
-                bank,
-                records: r.read_u8()?,
-                bytes: r.read_u32()?,
-                hash: r.read_array()?,
-            };
+            *p = PartInfo { bank, records: r.read_u8()?, bytes: r.read_u32()?, hash: r.read_array()? };
         }
         let consumed_len = usize::from(r.read_u8()?);
         let consumed_bytes = r.read_array::<HASH_LEN>()?;
         let consumed = match consumed_len {
             0 => None,
-            n => Some(
-                HashValue::from_slice(consumed_bytes.get(..n).ok_or(StoreError::Corrupt)?)
-                    .map_err(|_| StoreError::Corrupt)?,
-            ),
+            n => Some(HashValue::from_slice(consumed_bytes.get(..n).ok_or(StoreError::Corrupt)?).map_err(|_| StoreError::Corrupt)?),
         };
         r.finish()?;
-        Ok(Self {
-            seq,
-            parts,
-            consumed,
-        })
+        Ok(Self { seq, parts, consumed })
     }
 
     /// Reads the head of group `slot`.
@@ -212,10 +188,7 @@ impl Head {
 /// Something items can be written to.
 pub(crate) trait ItemSink {
     /// Appends one item, written by `f`.
-    fn item(
-        &mut self,
-        f: &dyn Fn(&mut Writer<'_>) -> Result<(), CodecError>,
-    ) -> Result<(), StoreError>;
+    fn item(&mut self, f: &dyn Fn(&mut Writer<'_>) -> Result<(), CodecError>) -> Result<(), StoreError>;
 }
 
 /// Writes a blob's items into records of one bank.
@@ -234,49 +207,22 @@ pub(crate) struct BlobWriter<'a, S: Storage> {
 impl<'a, S: Storage> BlobWriter<'a, S> {
     /// Starts a blob in `bank`, after removing whatever that bank holds.
     /// `buf` must hold [`MAX_RECORD_LEN`] bytes.
-    pub(crate) fn new(
-        storage: &'a mut S,
-        slot: u8,
-        part: Part,
-        bank: u8,
-        buf: &'a mut [u8],
-    ) -> Result<Self, StoreError> {
+    pub(crate) fn new(storage: &'a mut S, slot: u8, part: Part, bank: u8, buf: &'a mut [u8]) -> Result<Self, StoreError> {
         if buf.len() < MAX_RECORD_LEN {
-            return Err(StoreError::BufferTooSmall {
-                needed: MAX_RECORD_LEN,
-            });
+            return Err(StoreError::BufferTooSmall { needed: MAX_RECORD_LEN });
         }
         clear_bank(storage, slot, part, bank, buf)?;
-        Ok(Self {
-            storage,
-            slot,
-            part,
-            bank,
-            buf,
-            used: 0,
-            records: 0,
-            bytes: 0,
-            hasher: Hasher::sha256(),
-        })
+        Ok(Self { storage, slot, part, bank, buf, used: 0, records: 0, bytes: 0, hasher: Hasher::sha256() })
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
         if self.used == 0 {
             return Ok(());
         }
-        let record = self
-            .buf
-            .get(..self.used)
-            .ok_or(StoreError::BufferTooSmall { needed: self.used })?;
-        self.storage.write(
-            blob_key(self.slot, self.part, self.bank, self.records),
-            record,
-        )?;
+        let record = self.buf.get(..self.used).ok_or(StoreError::BufferTooSmall { needed: self.used })?;
+        self.storage.write(blob_key(self.slot, self.part, self.bank, self.records), record)?;
         self.hasher.update(record);
-        self.records = self
-            .records
-            .checked_add(1)
-            .ok_or(StoreError::CapacityExceeded(Capacity::Records))?;
+        self.records = self.records.checked_add(1).ok_or(StoreError::CapacityExceeded(Capacity::Records))?;
         self.bytes = self.bytes.saturating_add(self.used as u32);
         self.used = 0;
         Ok(())
@@ -288,28 +234,17 @@ impl<'a, S: Storage> BlobWriter<'a, S> {
         let hash = self.hasher.clone().finish();
         let mut h = [0u8; HASH_LEN];
         h.copy_from_slice(hash.as_bytes().get(..HASH_LEN).ok_or(StoreError::Corrupt)?);
-        Ok(PartInfo {
-            bank: self.bank,
-            records: self.records,
-            bytes: self.bytes,
-            hash: h,
-        })
+        Ok(PartInfo { bank: self.bank, records: self.records, bytes: self.bytes, hash: h })
     }
 }
 
 impl<S: Storage> ItemSink for BlobWriter<'_, S> {
-    fn item(
-        &mut self,
-        f: &dyn Fn(&mut Writer<'_>) -> Result<(), CodecError>,
-    ) -> Result<(), StoreError> {
+    fn item(&mut self, f: &dyn Fn(&mut Writer<'_>) -> Result<(), CodecError>) -> Result<(), StoreError> {
         let mut counter = Writer::counter();
         f(&mut counter)?;
         let len = counter.len();
         let too_large = StoreError::CapacityExceeded(Capacity::RecordLen);
-        let framed = len
-            .checked_add(2)
-            .filter(|n| *n <= MAX_RECORD_LEN)
-            .ok_or(too_large)?;
+        let framed = len.checked_add(2).filter(|n| *n <= MAX_RECORD_LEN).ok_or(too_large)?;
         if self.used.saturating_add(framed) > MAX_RECORD_LEN {
             self.flush()?;
         }
@@ -328,19 +263,11 @@ impl<S: Storage> ItemSink for BlobWriter<'_, S> {
 
 /// Checks that the records of a part match the head (count, bytes, hash)
 /// before anything is decoded.
-pub(crate) fn verify<S: Storage>(
-    storage: &mut S,
-    slot: u8,
-    part: Part,
-    info: &PartInfo,
-    buf: &mut [u8],
-) -> Result<(), StoreError> {
+pub(crate) fn verify<S: Storage>(storage: &mut S, slot: u8, part: Part, info: &PartInfo, buf: &mut [u8]) -> Result<(), StoreError> {
     let mut hasher = Hasher::sha256();
     let mut bytes = 0u32;
     for i in 0..info.records {
-        let record = storage
-            .read(blob_key(slot, part, info.bank, i), buf)?
-            .ok_or(StoreError::Corrupt)?;
+        let record = storage.read(blob_key(slot, part, info.bank, i), buf)?.ok_or(StoreError::Corrupt)?;
         hasher.update(record);
         bytes = bytes.saturating_add(record.len() as u32);
     }
@@ -360,9 +287,7 @@ pub(crate) fn for_each_item<S: Storage>(
     f: &mut dyn FnMut(&[u8]) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     for i in 0..info.records {
-        let record = storage
-            .read(blob_key(slot, part, info.bank, i), buf)?
-            .ok_or(StoreError::Corrupt)?;
+        let record = storage.read(blob_key(slot, part, info.bank, i), buf)?.ok_or(StoreError::Corrupt)?;
         let mut r = Reader::new(record);
         while !r.is_empty() {
             let len = usize::from(r.read_u16()?);
@@ -375,13 +300,7 @@ pub(crate) fn for_each_item<S: Storage>(
 /// Removes every record of a bank. Saves write records in order and clears
 /// remove them in reverse, so what a cut leaves is always a prefix `0..k`:
 /// removing until the first absent index finds all of it.
-pub(crate) fn clear_bank<S: Storage>(
-    storage: &mut S,
-    slot: u8,
-    part: Part,
-    bank: u8,
-    buf: &mut [u8],
-) -> Result<(), StoreError> {
+pub(crate) fn clear_bank<S: Storage>(storage: &mut S, slot: u8, part: Part, bank: u8, buf: &mut [u8]) -> Result<(), StoreError> {
     let mut n: u16 = 0;
     while n <= u16::from(u8::MAX) {
         let key: RecordKey = blob_key(slot, part, bank, n as u8);

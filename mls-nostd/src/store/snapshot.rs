@@ -9,10 +9,10 @@
 //! own too ([`super::tree_records`]); the epoch part holds their table.
 
 use super::{ItemSink, Part, StoreError};
+use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, OwnedBytes, Reader, Writer};
 use crate::crypto::hpke::{HpkePrivateKey, KEM_PRIVATE_STORED_LEN};
-use crate::crypto::signer::Signer;
 use crate::crypto::{CipherSuite, HashValue, Secret};
 use crate::group::{Departed, EpochState, Group, GroupConfig, PrevEpoch, ReInitParams, Staged};
 use crate::key_schedule::EpochSecrets;
@@ -67,11 +67,7 @@ fn read_hpke_key(r: &mut Reader<'_>, suite: CipherSuite) -> Result<HpkePrivateKe
 
 /// The secrets of §8 table 4; `encryption_secret` only for a staged epoch,
 /// whose secret tree is built from it at merge.
-fn write_secrets(
-    w: &mut Writer<'_>,
-    s: &EpochSecrets,
-    with_encryption: bool,
-) -> Result<(), CodecError> {
+fn write_secrets(w: &mut Writer<'_>, s: &EpochSecrets, with_encryption: bool) -> Result<(), CodecError> {
     for secret in [
         &s.sender_data_secret,
         &s.exporter_secret,
@@ -84,17 +80,10 @@ fn write_secrets(
     ] {
         write_secret(w, secret)?;
     }
-    if with_encryption {
-        write_secret(w, &s.encryption_secret)
-    } else {
-        w.write_opaque(&[])
-    }
+    if with_encryption { write_secret(w, &s.encryption_secret) } else { w.write_opaque(&[]) }
 }
 
-fn write_staged_info(
-    w: &mut Writer<'_>,
-    info: &crate::group::StagedInfo,
-) -> Result<(), CodecError> {
+fn write_staged_info(w: &mut Writer<'_>, info: &crate::group::StagedInfo) -> Result<(), CodecError> {
     let s = &info.summary;
     w.write_u32(s.committer.0)?;
     w.write_u64(s.new_epoch)?;
@@ -112,14 +101,10 @@ fn write_staged_info(
 }
 
 /// Reads a staged Commit's info into `info`, in place (1 KB).
-fn read_staged_info_into(
-    r: &mut Reader<'_>,
-    info: &mut crate::group::StagedInfo,
-) -> Result<(), CodecError> {
+fn read_staged_info_into(r: &mut Reader<'_>, info: &mut crate::group::StagedInfo) -> Result<(), CodecError> {
     let committer = LeafIndex(r.read_u32()?);
     let new_epoch = r.read_u64()?;
-    let (adds, removes, updates, psks) =
-        (r.read_u32()?, r.read_u32()?, r.read_u32()?, r.read_u32()?);
+    let (adds, removes, updates, psks) = (r.read_u32()?, r.read_u32()?, r.read_u32()?, r.read_u32()?);
     let flags = r.read_u8()?;
     if flags >> 5 != 0 {
         return Err(CodecError::InvalidValue);
@@ -165,9 +150,7 @@ fn write_private(w: &mut Writer<'_>, p: &TreeKemPrivate) -> Result<(), CodecErro
     leaf_key.zeroize();
     written?;
     let count = p.path_keys().count();
-    w.write_u8(
-        u8::try_from(count).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(255)))?,
-    )?;
+    w.write_u8(u8::try_from(count).map_err(|_| CodecError::CapacityExceeded(Capacity::Container(255)))?)?;
     for (node, key) in p.path_keys() {
         w.write_u32(node.0)?;
         w.write_opaque(key.as_bytes())?;
@@ -176,11 +159,7 @@ fn write_private(w: &mut Writer<'_>, p: &TreeKemPrivate) -> Result<(), CodecErro
 }
 
 /// Reads our private tree keys into `p`, in place (2.5 KB).
-fn read_private_into(
-    r: &mut Reader<'_>,
-    suite: CipherSuite,
-    p: &mut TreeKemPrivate,
-) -> Result<(), CodecError> {
+fn read_private_into(r: &mut Reader<'_>, suite: CipherSuite, p: &mut TreeKemPrivate) -> Result<(), CodecError> {
     let leaf = LeafIndex(r.read_u32()?);
     // A removed member has deleted its keys (its state is stored all the
     // same); restore_finish refuses a member whose leaf lacks its key.
@@ -202,11 +181,7 @@ fn read_private_into(
 }
 
 /// An epoch's state except its extensions (their own item: up to 2 KiB).
-fn write_state(
-    w: &mut Writer<'_>,
-    s: &EpochState,
-    with_encryption: bool,
-) -> Result<(), CodecError> {
+fn write_state(w: &mut Writer<'_>, s: &EpochState, with_encryption: bool) -> Result<(), CodecError> {
     w.write_u16(s.suite.to_u16())?;
     w.write_opaque(s.group_id.as_slice())?;
     w.write_u64(s.epoch)?;
@@ -281,11 +256,7 @@ fn save_staged_tree(t: &TreeSlices<'_>, out: &mut dyn ItemSink) -> Result<(), St
 }
 
 /// Node `x` of the epoch's tree from its record ([`super::tree_records`]).
-pub(crate) fn restore_node(
-    t: &mut TreeSlices<'_>,
-    x: NodeIndex,
-    bytes: &[u8],
-) -> Result<(), StoreError> {
+pub(crate) fn restore_node(t: &mut TreeSlices<'_>, x: NodeIndex, bytes: &[u8]) -> Result<(), StoreError> {
     use crate::codec::Decode;
     let width = crate::tree_math::node_width(t.n_leaves()).unwrap_or(0);
     if x.0 >= width {
@@ -294,9 +265,7 @@ pub(crate) fn restore_node(
     let bad = |_| StoreError::Invalid(CodecError::InvalidValue);
     match x.leaf() {
         Some(l) => t.set_leaf(l, bytes).map_err(bad)?,
-        None => t
-            .import_parent(x, &ParentNode::decode_exact(bytes)?)
-            .map_err(bad)?,
+        None => t.import_parent(x, &ParentNode::decode_exact(bytes)?).map_err(bad)?,
     }
     Ok(())
 }
@@ -313,11 +282,7 @@ fn restore_staged_node(t: &mut TreeSlices<'_>, r: &mut Reader<'_>) -> Result<(),
     match x.leaf() {
         Some(l) => {
             let unmerged = r.read_u32()?;
-            let bytes = if r.read_u8()? != 0 {
-                Some(r.remaining())
-            } else {
-                None
-            };
+            let bytes = if r.read_u8()? != 0 { Some(r.remaining()) } else { None };
             t.restore_leaf(l, bytes, unmerged).map_err(bad)?;
         }
         None => {
@@ -334,11 +299,7 @@ fn restore_staged_node(t: &mut TreeSlices<'_>, r: &mut Reader<'_>) -> Result<(),
 }
 
 /// The tree header fields: leaf count and root tree hash (checked at load).
-fn write_tree_header(
-    w: &mut Writer<'_>,
-    n_leaves: u32,
-    tree_hash: &HashValue,
-) -> Result<(), CodecError> {
+fn write_tree_header(w: &mut Writer<'_>, n_leaves: u32, tree_hash: &HashValue) -> Result<(), CodecError> {
     w.write_u32(n_leaves)?;
     w.write_opaque(tree_hash.as_bytes())
 }
@@ -363,15 +324,9 @@ pub(crate) struct RestoreChecks {
     stage_begun: bool,
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Writes `part` of this group as items.
-    pub(crate) fn save_part(
-        &mut self,
-        part: Part,
-        out: &mut dyn ItemSink,
-    ) -> Result<(), StoreError> {
+    pub(crate) fn save_part(&mut self, part: Part, out: &mut dyn ItemSink) -> Result<(), StoreError> {
         match part {
             Part::Epoch => self.save_epoch(out),
             Part::Proposals => {
@@ -484,12 +439,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             )?,
             // None kept (the store may hold the tree, from a build that kept
             // it): its records go at the next save.
-            None => {
-                self.ended = crate::group::EndedTree {
-                    tag: prev_tag,
-                    bank_checked: false,
-                }
-            }
+            None => self.ended = crate::group::EndedTree { tag: prev_tag, bank_checked: false },
         }
         checks.ratchets_seen = true;
         Ok(())
@@ -498,8 +448,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     fn save_epoch(&mut self, out: &mut dyn ItemSink) -> Result<(), StoreError> {
         let tree_hash = self.state.tree_hash;
         let n_leaves = self.tree.old().n_leaves();
-        let (state, signer, removed, config) =
-            (&self.state, &self.signer, !self.member, self.config());
+        let (state, signer, removed, config) = (&self.state, &self.signer, !self.member, self.config());
         out.item(&|w| {
             w.write_u8(T_HEADER)?;
             write_state(w, state, false)?;
@@ -638,8 +587,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             (Part::Epoch, T_HEADER) => {
                 // Into the (wiped) slot in place; a failed restore wipes it again.
                 read_state_into(&mut r, &mut self.state)?;
-                let signer =
-                    Sig::from_stored_form(self.state.suite, r.read_opaque()?).map_err(|_| bad)?;
+                let signer = Sig::from_stored_form(self.state.suite, r.read_opaque()?).map_err(|_| bad)?;
                 let removed = r.read_u8()? != 0;
                 let max_forward_distance = r.read_u32()?;
                 let max_lifetime = r.read_u64()?;
@@ -651,9 +599,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 self.signer = signer;
                 self.member = !removed;
                 self.config = Some(GroupConfig {
-                    secret_tree: SecretTreeConfig {
-                        max_forward_distance,
-                    },
+                    secret_tree: SecretTreeConfig { max_forward_distance },
                     max_lifetime,
                     identity,
                 });
@@ -670,18 +616,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 let epoch = r.read_u64()?;
                 let sender_data_secret = read_secret(&mut r)?;
                 // A build that keeps no past epoch reads the item and drops it.
-                let Some(past) = self.past.first_mut() else {
-                    return Ok(());
-                };
+                let Some(past) = self.past.first_mut() else { return Ok(()) };
                 let prev = PrevEpoch::slot(&mut past.record);
                 prev.epoch = epoch;
                 prev.sender_data_secret = sender_data_secret;
                 prev.group_context.set(r.remaining())?;
             }
             (Part::Epoch, T_PREV_DEPARTED) => {
-                let Some(past) = self.past.first_mut() else {
-                    return Ok(());
-                };
+                let Some(past) = self.past.first_mut() else { return Ok(()) };
                 let d = &mut PrevEpoch::slot(&mut past.record).departed;
                 *d = Departed::EMPTY;
                 d.overflow = r.read_u8()? != 0;
@@ -702,13 +644,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                     .ok_or(StoreError::CapacityExceeded(Capacity::ResumptionPsks))?;
                 *slot = Some((epoch, psk));
             }
-            (Part::Epoch, T_TREE_TABLE) => {
-                Self::read_tree_table(&mut self.tree_marks, &mut r, true)?
-            }
+            (Part::Epoch, T_TREE_TABLE) => Self::read_tree_table(&mut self.tree_marks, &mut r, true)?,
             (Part::Proposals, T_UPDATE_KEY) => {
-                self.pending_update_key = Some(
-                    HpkePrivateKey::from_slice(self.state.suite, r.remaining()).map_err(|_| bad)?,
-                );
+                self.pending_update_key = Some(HpkePrivateKey::from_slice(self.state.suite, r.remaining()).map_err(|_| bad)?);
             }
             (Part::Proposals, T_PROPOSALS) => {
                 self.proposals
@@ -756,9 +694,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 restore_staged_node(&mut self.tree.slices(), &mut r)?;
             }
             (Part::Epoch, T_TREES) => {
-                let mut tree = || -> Result<(u32, [u8; 8]), CodecError> {
-                    Ok((r.read_u32()?, r.read_array()?))
-                };
+                let mut tree = || -> Result<(u32, [u8; 8]), CodecError> { Ok((r.read_u32()?, r.read_array()?)) };
                 let trees = [tree()?, tree()?];
                 r.finish()?;
                 checks.trees = Some(trees);
@@ -770,13 +706,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
 
     fn set_tree_size(&mut self, suite: CipherSuite, n_leaves: u32) -> Result<(), StoreError> {
         let mut t = self.tree.slices();
-        if n_leaves == 0
-            || !n_leaves.is_power_of_two()
-            || usize::try_from(n_leaves).map_or(true, |n| n > t.leaves.len())
-        {
-            return Err(StoreError::Invalid(CodecError::CapacityExceeded(
-                Capacity::Leaves,
-            )));
+        if n_leaves == 0 || !n_leaves.is_power_of_two() || usize::try_from(n_leaves).map_or(true, |n| n > t.leaves.len()) {
+            return Err(StoreError::Invalid(CodecError::CapacityExceeded(Capacity::Leaves)));
         }
         t.clear(suite);
         t.meta.n_leaves = n_leaves;
@@ -835,11 +766,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let me = self.state.private.leaf;
         if self.member {
             let pk = self.state.private.leaf_key.public_key(self.state.suite);
-            let ok = self
-                .tree
-                .old()
-                .encryption_key(me)
-                .is_some_and(|k| k == pk.as_bytes());
+            let ok = self.tree.old().encryption_key(me).is_some_and(|k| k == pk.as_bytes());
             if !ok {
                 return Err(bad);
             }

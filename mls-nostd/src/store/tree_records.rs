@@ -42,29 +42,17 @@ use crate::tree_math::{self, NodeIndex};
 /// The key of node `x`'s record in group `slot`, of the version the
 /// [`VERSION`] bit of `bits` names.
 fn node_key(slot: u8, bits: u8, x: NodeIndex) -> Result<RecordKey, StoreError> {
-    let [a, b] = u16::try_from(x.0)
-        .map_err(|_| StoreError::CapacityExceeded(Capacity::Leaves))?
-        .to_be_bytes();
-    Ok(u32::from_be_bytes([
-        KIND_RTREE_NODE + u8::from(bits & VERSION != 0),
-        slot,
-        a,
-        b,
-    ]))
+    let [a, b] = u16::try_from(x.0).map_err(|_| StoreError::CapacityExceeded(Capacity::Leaves))?.to_be_bytes();
+    Ok(u32::from_be_bytes([KIND_RTREE_NODE + u8::from(bits & VERSION != 0), slot, a, b]))
 }
 
 /// Nodes per table item (2 bits each: 128 bytes, built on the stack).
 const TABLE_CHUNK_NODES: usize = 512;
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    Group<N, ARENA, K, P, Sig>
-{
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Node `x` of the epoch's tree (before a staged Commit) is not blank.
     fn node_present(&mut self, x: NodeIndex) -> Result<bool, StoreError> {
-        Ok(self
-            .tree
-            .slices()
-            .write_node(x, true, &mut Writer::counter())?)
+        Ok(self.tree.slices().write_node(x, true, &mut Writer::counter())?)
     }
 
     /// What the table of the state being saved says of node `x`: stored,
@@ -74,21 +62,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if !self.node_present(x)? {
             return Ok(bits & VERSION);
         }
-        let version = if bits & CHANGED != 0 || bits & STORED == 0 {
-            (bits & VERSION) ^ VERSION
-        } else {
-            bits & VERSION
-        };
+        let version = if bits & CHANGED != 0 || bits & STORED == 0 { (bits & VERSION) ^ VERSION } else { bits & VERSION };
         Ok(STORED | version)
     }
 
     /// The table items of the epoch part (nodes of the tree before a staged
     /// Commit; a node outside them is not stored).
-    pub(crate) fn write_tree_table(
-        &mut self,
-        out: &mut dyn super::ItemSink,
-        tag: u8,
-    ) -> Result<(), StoreError> {
+    pub(crate) fn write_tree_table(&mut self, out: &mut dyn super::ItemSink, tag: u8) -> Result<(), StoreError> {
         let width = tree_math::node_width(self.tree.old().n_leaves()).unwrap_or(0) as usize;
         let mut first = 0;
         while first < width {
@@ -114,11 +94,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// Applies one table item's body (after its tag) to the marks: what
     /// the store holds. A node beyond this group's capacity is an error if
     /// `strict`, else skipped (another group's table, being replaced).
-    pub(crate) fn read_tree_table(
-        marks: &mut NodeMarks<N>,
-        r: &mut crate::codec::Reader<'_>,
-        strict: bool,
-    ) -> Result<(), CodecError> {
+    pub(crate) fn read_tree_table(marks: &mut NodeMarks<N>, r: &mut crate::codec::Reader<'_>, strict: bool) -> Result<(), CodecError> {
         let first = r.read_u32()? as usize;
         for (k, b) in r.remaining().iter().enumerate() {
             for j in 0..4 {
@@ -184,9 +160,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 t.write_node(x, true, &mut w)?;
                 w.len()
             };
-            let record = buf
-                .get(..len)
-                .ok_or(StoreError::BufferTooSmall { needed: len })?;
+            let record = buf.get(..len).ok_or(StoreError::BufferTooSmall { needed: len })?;
             storage.write(node_key(slot, next, x)?, record)?;
         }
         Ok(())
@@ -194,41 +168,27 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
 
     /// Step 4 (after the head): the table just written is the committed
     /// one; the records it no longer names are removed.
-    pub(crate) fn commit_tree_records<S: Storage>(
-        &mut self,
-        storage: &mut S,
-        slot: u8,
-    ) -> Result<(), StoreError> {
+    pub(crate) fn commit_tree_records<S: Storage>(&mut self, storage: &mut S, slot: u8) -> Result<(), StoreError> {
         for x in (0..NodeMarks::<N>::NODES as u32).map(NodeIndex) {
             let bits = self.tree_marks.get(x);
             let next = self.next_table_bits(x)?;
             // An old record goes if the node is now blank or moved to the
             // other version.
-            let stale =
-                bits & STORED != 0 && (next & STORED == 0 || next & VERSION != bits & VERSION);
-            self.tree_marks
-                .set(x, next | if stale || bits & STALE != 0 { STALE } else { 0 });
+            let stale = bits & STORED != 0 && (next & STORED == 0 || next & VERSION != bits & VERSION);
+            self.tree_marks.set(x, next | if stale || bits & STALE != 0 { STALE } else { 0 });
         }
         self.remove_stale_tree_records(storage, slot)
     }
 
     /// Removes the records marked [`STALE`]: the version the table does not
     /// name if the node is stored, else the one it names.
-    fn remove_stale_tree_records<S: Storage>(
-        &mut self,
-        storage: &mut S,
-        slot: u8,
-    ) -> Result<(), StoreError> {
+    fn remove_stale_tree_records<S: Storage>(&mut self, storage: &mut S, slot: u8) -> Result<(), StoreError> {
         for x in (0..NodeMarks::<N>::NODES as u32).map(NodeIndex) {
             let bits = self.tree_marks.get(x);
             if bits & STALE == 0 {
                 continue;
             }
-            let version = if bits & STORED != 0 {
-                bits ^ VERSION
-            } else {
-                bits
-            };
+            let version = if bits & STORED != 0 { bits ^ VERSION } else { bits };
             storage.remove(node_key(slot, version, x)?)?;
             self.tree_marks.set(x, bits & !STALE);
         }
@@ -238,12 +198,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// Reads the nodes the table (already applied to the marks) names into
     /// the tree (sized by the epoch part's header); a missing record is
     /// [`StoreError::Corrupt`].
-    pub(crate) fn load_tree_records<S: Storage>(
-        &mut self,
-        storage: &mut S,
-        slot: u8,
-        buf: &mut [u8],
-    ) -> Result<(), StoreError> {
+    pub(crate) fn load_tree_records<S: Storage>(&mut self, storage: &mut S, slot: u8, buf: &mut [u8]) -> Result<(), StoreError> {
         let width = tree_math::node_width(self.tree.old().n_leaves()).unwrap_or(0);
         for x in (0..NodeMarks::<N>::NODES as u32).map(NodeIndex) {
             let bits = self.tree_marks.get(x);
@@ -253,9 +208,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             if x.0 >= width {
                 return Err(StoreError::Invalid(CodecError::InvalidValue));
             }
-            let record = storage
-                .read(node_key(slot, bits, x)?, buf)?
-                .ok_or(StoreError::Corrupt)?;
+            let record = storage.read(node_key(slot, bits, x)?, buf)?.ok_or(StoreError::Corrupt)?;
             super::snapshot::restore_node(&mut self.tree.slices(), x, record)?;
         }
         Ok(())

@@ -58,18 +58,11 @@ impl<S: mls_nostd::store::Storage> mls_nostd::store::Storage for Recording<S> {
     ) -> Result<Option<&'b [u8]>, mls_nostd::store::StorageError> {
         self.inner.read(key, buf)
     }
-    fn write(
-        &mut self,
-        key: mls_nostd::store::RecordKey,
-        value: &[u8],
-    ) -> Result<(), mls_nostd::store::StorageError> {
+    fn write(&mut self, key: mls_nostd::store::RecordKey, value: &[u8]) -> Result<(), mls_nostd::store::StorageError> {
         self.written.push(value.to_vec());
         self.inner.write(key, value)
     }
-    fn remove(
-        &mut self,
-        key: mls_nostd::store::RecordKey,
-    ) -> Result<(), mls_nostd::store::StorageError> {
+    fn remove(&mut self, key: mls_nostd::store::RecordKey) -> Result<(), mls_nostd::store::StorageError> {
         self.inner.remove(key)
     }
     fn committed(&mut self) -> Result<(), mls_nostd::store::StorageError> {
@@ -81,8 +74,6 @@ impl<S: mls_nostd::store::Storage> mls_nostd::store::Storage for Recording<S> {
 impl<S> Recording<S> {
     /// True if some value written held `needle`.
     pub fn ever_held(&self, needle: &[u8]) -> bool {
-        self.written
-            .iter()
-            .any(|v| v.windows(needle.len()).any(|w| w == needle))
+        self.written.iter().any(|v| v.windows(needle.len()).any(|w| w == needle))
     }
 }

@@ -57,17 +57,14 @@ pub enum Command {
 }
 
 fn number<T: std::str::FromStr>(option: &str, value: &str, what: &str) -> Result<T, String> {
-    value
-        .parse()
-        .map_err(|_| format!("{option}: expected {what}, got {value:?}"))
+    value.parse().map_err(|_| format!("{option}: expected {what}, got {value:?}"))
 }
 
 /// Parses the arguments (without the program name). The error is one line,
 /// without the `error:` prefix.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
     let mut config = Config::default();
-    let (mut broker, mut member, mut group, mut duplicate, mut pause_ms, mut threads) =
-        (None, None, None, false, 0, false);
+    let (mut broker, mut member, mut group, mut duplicate, mut pause_ms, mut threads) = (None, None, None, false, 0, false);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
@@ -90,17 +87,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             Some((o, v)) if o.starts_with("--") => (o.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
-        let known = [
-            "--members",
-            "--rounds",
-            "--suite",
-            "--seed",
-            "--state-dir",
-            "--broker",
-            "--member",
-            "--group",
-            "--pause-ms",
-        ];
+        let known = ["--members", "--rounds", "--suite", "--seed", "--state-dir", "--broker", "--member", "--group", "--pause-ms"];
         if !known.contains(&option.as_str()) {
             return Err(format!("unknown argument {arg:?} (try --help)"));
         }
@@ -143,19 +130,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         (None, _) if threads => Err("--threads: needs --broker".into()),
         (None, None) => Ok(Command::Run(config)),
         (None, Some(_)) => Err("--member: needs --broker".into()),
-        (Some((host, port)), None) => Ok(Command::Broker {
-            config,
-            host,
-            port,
-            threads,
-        }),
+        (Some((host, port)), None) => Ok(Command::Broker { config, host, port, threads }),
         (Some(_), Some(_)) if threads => Err("--threads: not with --member".into()),
         (Some((host, port)), Some(name)) => {
             let group = group.ok_or("--member: needs --group")?;
-            let dir = config
-                .state_dir
-                .clone()
-                .ok_or("--member: needs --state-dir")?;
+            let dir = config.state_dir.clone().ok_or("--member: needs --state-dir")?;
             Ok(Command::Member(super::broker::MemberArgs {
                 name,
                 host,
@@ -183,81 +162,31 @@ mod tests {
     #[test]
     fn defaults_and_options() {
         assert_eq!(parse(args(&[])), Ok(Command::Run(Config::default())));
-        let Ok(Command::Run(c)) = parse(args(&[
-            "--members",
-            "8",
-            "--rounds=2",
-            "--suite",
-            "1",
-            "--seed",
-            "7",
-        ])) else {
+        let Ok(Command::Run(c)) = parse(args(&["--members", "8", "--rounds=2", "--suite", "1", "--seed", "7"])) else {
             panic!("parse failed")
         };
-        assert_eq!(
-            (c.devices, c.rounds, c.seed, c.fsync),
-            (8, 2, Some(7), false)
-        );
+        assert_eq!((c.devices, c.rounds, c.seed, c.fsync), (8, 2, Some(7), false));
         assert_eq!(c.suite, CipherSuite::X25519Aes128GcmSha256Ed25519);
-        let Ok(Command::Run(c)) = parse(args(&["--suite", "2"])) else {
-            panic!("--suite 2")
-        };
+        let Ok(Command::Run(c)) = parse(args(&["--suite", "2"])) else { panic!("--suite 2") };
         assert_eq!(c.suite, CipherSuite::P256Aes128GcmSha256P256);
-        let Ok(Command::Run(c)) = parse(args(&["--fsync", "--state-dir", "d"])) else {
-            panic!("parse failed")
-        };
+        let Ok(Command::Run(c)) = parse(args(&["--fsync", "--state-dir", "d"])) else { panic!("parse failed") };
         assert!(c.fsync);
         assert_eq!(c.state_dir.as_deref(), Some(std::path::Path::new("d")));
         assert_eq!(parse(args(&["--help"])), Ok(Command::Help));
-        let Ok(Command::Broker {
-            config,
-            host,
-            port,
-            threads,
-        }) = parse(args(&[
-            "--broker",
-            "mqtt://localhost:1999",
-            "--members",
-            "3",
-        ]))
-        else {
+        let Ok(Command::Broker { config, host, port, threads }) = parse(args(&["--broker", "mqtt://localhost:1999", "--members", "3"])) else {
             panic!("--broker")
         };
-        assert_eq!(
-            (config.devices, host.as_str(), port, threads),
-            (3, "localhost", 1999, false)
-        );
-        let Ok(Command::Broker { threads, .. }) =
-            parse(args(&["--threads", "--broker", "mqtt://h:1"]))
-        else {
-            panic!("--threads")
-        };
+        assert_eq!((config.devices, host.as_str(), port, threads), (3, "localhost", 1999, false));
+        let Ok(Command::Broker { threads, .. }) = parse(args(&["--threads", "--broker", "mqtt://h:1"])) else { panic!("--threads") };
         assert!(threads);
-        let Ok(Command::Member(m)) = parse(args(&[
-            "--member",
-            "device-002",
-            "--broker=mqtt://h:1",
-            "--group",
-            "g",
-            "--state-dir",
-            "d",
-            "--fault-duplicate",
-        ])) else {
+        let Ok(Command::Member(m)) =
+            parse(args(&["--member", "device-002", "--broker=mqtt://h:1", "--group", "g", "--state-dir", "d", "--fault-duplicate"]))
+        else {
             panic!("--member")
         };
-        assert_eq!(
-            (m.name.as_str(), m.group.as_str(), m.duplicate),
-            ("device-002", "g", true)
-        );
+        assert_eq!((m.name.as_str(), m.group.as_str(), m.duplicate), ("device-002", "g", true));
         // The member's own command line parses back to it.
-        assert_eq!(
-            parse(
-                m.to_args()
-                    .into_iter()
-                    .chain(["--fault-duplicate".to_string()])
-            ),
-            Ok(Command::Member(m))
-        );
+        assert_eq!(parse(m.to_args().into_iter().chain(["--fault-duplicate".to_string()])), Ok(Command::Member(m)));
     }
 
     #[test]
@@ -274,26 +203,9 @@ mod tests {
             &["--fsync=1"],
             &["--broker", "tcp://x:1"],
             &["--member", "gateway"],
-            &[
-                "--member",
-                "gateway",
-                "--broker",
-                "mqtt://h:1",
-                "--state-dir",
-                "d",
-            ],
+            &["--member", "gateway", "--broker", "mqtt://h:1", "--state-dir", "d"],
             &["--threads"],
-            &[
-                "--threads",
-                "--member",
-                "gateway",
-                "--broker",
-                "mqtt://h:1",
-                "--group",
-                "g",
-                "--state-dir",
-                "d",
-            ],
+            &["--threads", "--member", "gateway", "--broker", "mqtt://h:1", "--group", "g", "--state-dir", "d"],
         ] {
             let e = parse(args(bad)).expect_err("must fail");
             assert!(!e.contains('\n') && !e.is_empty(), "{bad:?}: {e}");

@@ -51,8 +51,7 @@ pub const PROPOSAL_BYTES: usize = 4096;
 pub const CLOCK_START: u64 = 1_793_491_200;
 
 /// A member's group with `N` leaves and `ARENA` bytes of leaf encodings.
-pub type FleetGroup<const N: usize, const ARENA: usize> =
-    Group<N, ARENA, SKIPPED_KEYS, PROPOSAL_BYTES>;
+pub type FleetGroup<const N: usize, const ARENA: usize> = Group<N, ARENA, SKIPPED_KEYS, PROPOSAL_BYTES>;
 
 /// What to simulate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,14 +76,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            devices: 64,
-            rounds: 3,
-            suite: CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
-            seed: None,
-            state_dir: None,
-            fsync: false,
-        }
+        Self { devices: 64, rounds: 3, suite: CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, seed: None, state_dir: None, fsync: false }
     }
 }
 
@@ -98,11 +90,7 @@ impl Config {
 
     /// What the members' record writes survive.
     pub fn flush(&self) -> crate::Flush {
-        if self.fsync {
-            crate::Flush::PowerCut
-        } else {
-            crate::Flush::ProcessCrash
-        }
+        if self.fsync { crate::Flush::PowerCut } else { crate::Flush::ProcessCrash }
     }
 }
 
@@ -164,11 +152,7 @@ impl Report {
     /// The final epoch authenticator, abbreviated (first and last 4 bytes).
     pub fn authenticator_short(&self) -> String {
         let a = &self.final_authenticator;
-        if a.len() <= 8 {
-            hex(a)
-        } else {
-            format!("{}…{}", hex(&a[..4]), hex(&a[a.len() - 4..]))
-        }
+        if a.len() <= 8 { hex(a) } else { format!("{}…{}", hex(&a[..4]), hex(&a[a.len() - 4..])) }
     }
 }
 
@@ -178,12 +162,7 @@ impl std::fmt::Display for Report {
         self.stats.write_tables(f)?;
         writeln!(f)?;
         if let Some(k) = self.resumed_after {
-            writeln!(
-                f,
-                "resumed after round {k}: the tables above cover rounds {} to {} only",
-                k + 1,
-                self.rounds
-            )?;
+            writeln!(f, "resumed after round {k}: the tables above cover rounds {} to {} only", k + 1, self.rounds)?;
         }
         writeln!(
             f,
@@ -195,9 +174,7 @@ impl std::fmt::Display for Report {
         )?;
         let flush = match self.flush {
             crate::Flush::PowerCut => "every write flushed to the disk (--fsync)",
-            crate::Flush::ProcessCrash => {
-                "writes survive a crash of the process; --fsync for power cuts"
-            }
+            crate::Flush::ProcessCrash => "writes survive a crash of the process; --fsync for power cuts",
         };
         writeln!(f, "state directory: {}; {flush}", self.state_dir.display())?;
         writeln!(
@@ -229,10 +206,7 @@ pub struct Prepared {
 /// run is the saved one; otherwise `seed`.
 pub fn prepare(config: &Config, seed: u64) -> Result<Prepared, FleetError> {
     if config.devices == 0 || config.devices > MAX_DEVICES {
-        return Err(FleetError(format!(
-            "--members: expected 1 to {MAX_DEVICES}, got {}",
-            config.devices
-        )));
+        return Err(FleetError(format!("--members: expected 1 to {MAX_DEVICES}, got {}", config.devices)));
     }
     let store = match &config.state_dir {
         Some(dir) => persist::StateDir::open(dir, config.flush()),
@@ -240,19 +214,11 @@ pub fn prepare(config: &Config, seed: u64) -> Result<Prepared, FleetError> {
         None => persist::StateDir::temporary(config.devices < 128, config.flush()),
     }
     .map_err(|e| FleetError(e.to_string()))?;
-    let saved = store
-        .saved_progress()
-        .map_err(|e| FleetError(e.to_string()))?;
+    let saved = store.saved_progress().map_err(|e| FleetError(e.to_string()))?;
     let mut seed = seed;
     if let Some(p) = &saved {
-        let here = |what: String| {
-            FleetError(format!(
-                "state directory {}: {what}",
-                store.path().display()
-            ))
-        };
-        let suite = CipherSuite::from_u16(p.suite)
-            .ok_or_else(|| here(format!("unknown cipher suite 0x{:04x}", p.suite)))?;
+        let here = |what: String| FleetError(format!("state directory {}: {what}", store.path().display()));
+        let suite = CipherSuite::from_u16(p.suite).ok_or_else(|| here(format!("unknown cipher suite 0x{:04x}", p.suite)))?;
         if suite != config.suite || p.devices != config.devices {
             return Err(here(format!(
                 "holds a fleet of {} devices with cipher suite 0x{:04x}, not {} with 0x{:04x} (resume it with --members {} --suite {})",
@@ -268,19 +234,11 @@ pub fn prepare(config: &Config, seed: u64) -> Result<Prepared, FleetError> {
             return Err(here(format!("holds the run of seed {}, not {s}", p.seed)));
         }
         if p.rounds_done > config.rounds {
-            return Err(here(format!(
-                "holds a run after round {}, past --rounds {}",
-                p.rounds_done, config.rounds
-            )));
+            return Err(here(format!("holds a run after round {}, past --rounds {}", p.rounds_done, config.rounds)));
         }
         seed = p.seed;
     }
-    Ok(Prepared {
-        config: config.clone(),
-        seed,
-        store,
-        saved,
-    })
+    Ok(Prepared { config: config.clone(), seed, store, saved })
 }
 
 impl Prepared {

@@ -95,16 +95,10 @@ pub enum PersistError {
 impl std::fmt::Display for PersistError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Unusable { path, reason } => {
-                write!(f, "state directory {}: {reason}", path.display())
-            }
+            Self::Unusable { path, reason } => write!(f, "state directory {}: {reason}", path.display()),
             Self::Member { name, what, error } => write!(f, "{name}: {what}: {error}"),
             Self::Io { path, error } => write!(f, "{}: {error}", path.display()),
-            Self::BadProgress { path, reason } => write!(
-                f,
-                "{}: not a progress file of mls-fleet: {reason}",
-                path.display()
-            ),
+            Self::BadProgress { path, reason } => write!(f, "{}: not a progress file of mls-fleet: {reason}", path.display()),
         }
     }
 }
@@ -144,10 +138,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
 }
 
 impl Progress {
@@ -178,22 +169,15 @@ impl Progress {
             .ok_or("not a JSON object")?;
         let mut fields = std::collections::BTreeMap::new();
         for pair in body.split(',') {
-            let (k, v) = pair
-                .split_once(':')
-                .ok_or_else(|| format!("bad field {:?}", pair.trim()))?;
-            let k = k
-                .trim()
-                .strip_prefix('"')
-                .and_then(|k| k.strip_suffix('"'))
-                .ok_or("bad field name")?;
+            let (k, v) = pair.split_once(':').ok_or_else(|| format!("bad field {:?}", pair.trim()))?;
+            let k = k.trim().strip_prefix('"').and_then(|k| k.strip_suffix('"')).ok_or("bad field name")?;
             if fields.insert(k.to_string(), v.trim().to_string()).is_some() {
                 return Err(format!("field {k} twice"));
             }
         }
         let mut take = |k: &str| fields.remove(k).ok_or_else(|| format!("no field {k}"));
         fn num<T: std::str::FromStr>(k: &str, v: String) -> Result<T, String> {
-            v.parse()
-                .map_err(|_| format!("field {k}: not a number: {v}"))
+            v.parse().map_err(|_| format!("field {k}: not a number: {v}"))
         }
         let format: u8 = num("format", take("format")?)?;
         if format != FORMAT {
@@ -245,11 +229,7 @@ impl MemberStore {
     }
 
     fn fail(&self, what: &'static str) -> impl Fn(StoreError) -> PersistError + '_ {
-        move |error| PersistError::Member {
-            name: self.name.clone(),
-            what,
-            error,
-        }
+        move |error| PersistError::Member { name: self.name.clone(), what, error }
     }
 
     /// Saves the member's group in full (a checkpoint after a round);
@@ -259,26 +239,18 @@ impl MemberStore {
         group: &mut FleetGroup<N, ARENA>,
         buf: &mut RecordBuffer,
     ) -> Result<u64, PersistError> {
-        group
-            .save(&mut self.storage, GROUP_SLOT, Parts::ALL, buf)
-            .map_err(self.fail("saving its group"))?;
+        group.save(&mut self.storage, GROUP_SLOT, Parts::ALL, buf).map_err(self.fail("saving its group"))?;
         self.bytes_used()
     }
 
     /// Bytes of all the member's records.
     pub fn bytes_used(&self) -> Result<u64, PersistError> {
-        self.storage
-            .bytes_used()
-            .map_err(StoreError::Storage)
-            .map_err(self.fail("measuring its records"))
+        self.storage.bytes_used().map_err(StoreError::Storage).map_err(self.fail("measuring its records"))
     }
 
     /// Commits the fleet's own writes (the core commits its own saves).
     fn commit(&mut self, what: &'static str) -> Result<(), PersistError> {
-        self.storage
-            .committed()
-            .map_err(StoreError::Storage)
-            .map_err(self.fail(what))
+        self.storage.committed().map_err(StoreError::Storage).map_err(self.fail(what))
     }
 
     /// Writes the member record (name and signature key).
@@ -291,9 +263,7 @@ impl MemberStore {
         record.extend_from_slice(digest.as_bytes());
         let result = self.storage.write(MEMBER_RECORD, &record);
         zeroize::Zeroize::zeroize(record.as_mut_slice());
-        result
-            .map_err(StoreError::Storage)
-            .map_err(self.fail("saving its signature key"))?;
+        result.map_err(StoreError::Storage).map_err(self.fail("saving its signature key"))?;
         self.commit("saving its signature key")
     }
 
@@ -311,62 +281,34 @@ impl MemberStore {
         let (suite, reference) = KeyPackage::decode_exact(key_package)
             .map_err(invalid)
             .and_then(|kp| {
-                let suite = CipherSuite::from_u16(kp.tbs.cipher_suite).ok_or(
-                    StoreError::Invalid(mls_nostd::codec::CodecError::InvalidValue),
-                )?;
+                let suite = CipherSuite::from_u16(kp.tbs.cipher_suite)
+                    .ok_or(StoreError::Invalid(mls_nostd::codec::CodecError::InvalidValue))?;
                 let reference = kp
                     .reference(suite)
                     .map_err(|_| StoreError::Invalid(mls_nostd::codec::CodecError::InvalidValue))?;
                 Ok((suite, reference))
             })
             .map_err(self.fail("saving a KeyPackage"))?;
-        store_key_package(&mut self.storage, suite, &reference, keys, signer, buf)
-            .map_err(self.fail("saving KeyPackage keys"))?;
+        store_key_package(&mut self.storage, suite, &reference, keys, signer, buf).map_err(self.fail("saving KeyPackage keys"))?;
         let mut record = key_package.to_vec();
         record.extend_from_slice(mls_nostd::crypto::sha256(&[key_package]).as_bytes());
-        self.storage
-            .write(PENDING_RECORD, &record)
-            .map_err(StoreError::Storage)
-            .map_err(self.fail("saving a KeyPackage"))?;
+        self.storage.write(PENDING_RECORD, &record).map_err(StoreError::Storage).map_err(self.fail("saving a KeyPackage"))?;
         self.commit("saving a KeyPackage")
     }
 
     /// Forgets the pending KeyPackage (its keys are the core's to remove).
     pub fn clear_pending(&mut self) -> Result<(), PersistError> {
-        self.storage
-            .remove(PENDING_RECORD)
-            .map_err(StoreError::Storage)
-            .map_err(self.fail("removing a KeyPackage"))?;
+        self.storage.remove(PENDING_RECORD).map_err(StoreError::Storage).map_err(self.fail("removing a KeyPackage"))?;
         self.commit("removing a KeyPackage")
     }
 
     /// Reads one of the fleet's records: its content without the trailing
     /// SHA-256, which must match.
-    fn read_own(
-        &mut self,
-        key: RecordKey,
-        buf: &mut RecordBuffer,
-        what: &'static str,
-    ) -> Result<Option<Vec<u8>>, PersistError> {
+    fn read_own(&mut self, key: RecordKey, buf: &mut RecordBuffer, what: &'static str) -> Result<Option<Vec<u8>>, PersistError> {
         let name = self.name.clone();
-        let fail = move |error| PersistError::Member {
-            name: name.clone(),
-            what,
-            error,
-        };
-        let Some(bytes) = self
-            .storage
-            .read(key, buf)
-            .map_err(StoreError::Storage)
-            .map_err(&fail)?
-        else {
-            return Ok(None);
-        };
-        let split = bytes
-            .len()
-            .checked_sub(32)
-            .ok_or(StoreError::Corrupt)
-            .map_err(&fail)?;
+        let fail = move |error| PersistError::Member { name: name.clone(), what, error };
+        let Some(bytes) = self.storage.read(key, buf).map_err(StoreError::Storage).map_err(&fail)? else { return Ok(None) };
+        let split = bytes.len().checked_sub(32).ok_or(StoreError::Corrupt).map_err(&fail)?;
         let (content, digest) = bytes.split_at(split);
         if mls_nostd::crypto::sha256(&[content]).as_bytes() != digest {
             return Err(fail(StoreError::Corrupt));
@@ -384,15 +326,9 @@ impl MemberStore {
         group: &mut FleetGroup<N, ARENA>,
         buf: &mut RecordBuffer,
     ) -> Result<LoadedMember, PersistError> {
-        recover(&mut self.storage, GROUP_SLOT, &mut buf[..])
-            .map_err(self.fail("recovering its store"))?;
+        recover(&mut self.storage, GROUP_SLOT, &mut buf[..]).map_err(self.fail("recovering its store"))?;
         group
-            .load(
-                &mut self.storage,
-                GROUP_SLOT,
-                &mls_nostd::identity::SAME_CREDENTIAL,
-                buf,
-            )
+            .load(&mut self.storage, GROUP_SLOT, &mls_nostd::identity::SAME_CREDENTIAL, buf)
             .map_err(self.fail("loading its group"))?;
         let mut record = self
             .read_own(MEMBER_RECORD, buf, "loading its signature key")?
@@ -400,39 +336,25 @@ impl MemberStore {
             .map_err(self.fail("loading its signature key"))?;
         let name = self.name.as_bytes();
         let signer = match record.split_first() {
-            Some((&FORMAT, rest))
-                if rest.first() == Some(&(name.len() as u8))
-                    && rest.get(1..1 + name.len()) == Some(name) =>
-            {
-                rest.get(1 + name.len()..)
-                    .and_then(|k| SignaturePrivateKey::from_slice(group.suite(), k).ok())
+            Some((&FORMAT, rest)) if rest.first() == Some(&(name.len() as u8)) && rest.get(1..1 + name.len()) == Some(name) => {
+                rest.get(1 + name.len()..).and_then(|k| SignaturePrivateKey::from_slice(group.suite(), k).ok())
             }
             Some((&FORMAT, _)) => None,
-            Some((&v, _)) => {
-                return Err(self.fail("loading its signature key")(
-                    StoreError::WrongVersion(v),
-                ));
-            }
+            Some((&v, _)) => return Err(self.fail("loading its signature key")(StoreError::WrongVersion(v))),
             None => None,
         };
         zeroize::Zeroize::zeroize(record.as_mut_slice());
-        let signer = signer
-            .ok_or(StoreError::Corrupt)
-            .map_err(self.fail("loading its signature key (not its record)"))?;
+        let signer = signer.ok_or(StoreError::Corrupt).map_err(self.fail("loading its signature key (not its record)"))?;
         let mut pending = None;
         if let Some(kp) = self.read_own(PENDING_RECORD, buf, "loading its KeyPackage")? {
             let reference = KeyPackage::decode_exact(&kp)
                 .ok()
-                .and_then(|k| {
-                    CipherSuite::from_u16(k.tbs.cipher_suite).and_then(|s| k.reference(s).ok())
-                })
+                .and_then(|k| CipherSuite::from_u16(k.tbs.cipher_suite).and_then(|s| k.reference(s).ok()))
                 .ok_or(StoreError::Corrupt)
                 .map_err(self.fail("loading its KeyPackage"))?;
             // Keys gone: a join consumed the KeyPackage before the record
             // was removed; the group holds the join.
-            if let Some((keys, _)) =
-                load_key_package::<_, SignaturePrivateKey>(&mut self.storage, &reference, buf)
-                    .map_err(self.fail("loading its KeyPackage keys"))?
+            if let Some((keys, _)) = load_key_package::<_, SignaturePrivateKey>(&mut self.storage, &reference, buf).map_err(self.fail("loading its KeyPackage keys"))?
             {
                 pending = Some((kp, keys));
             }
@@ -461,11 +383,7 @@ impl StateDir {
     /// directory need not outlive the machine.
     pub fn temporary(in_memory: bool, flush: Flush) -> Result<Self, PersistError> {
         let shm = Path::new("/dev/shm");
-        let base = if in_memory && shm.is_dir() {
-            shm.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        };
+        let base = if in_memory && shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
         for _ in 0..16 {
             let tag = {
                 use rand_core::Rng;
@@ -473,51 +391,29 @@ impl StateDir {
             };
             let root = base.join(format!("mls-fleet-{}-{tag:08x}", std::process::id()));
             match std::fs::create_dir(&root) {
-                Ok(()) => {
-                    return Ok(Self {
-                        root,
-                        temporary: true,
-                        flush,
-                        db: Default::default(),
-                    });
-                }
+                Ok(()) => return Ok(Self { root, temporary: true, flush, db: Default::default() }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(PersistError::Unusable {
-                        path: root,
-                        reason: format!("cannot create it: {e}"),
-                    });
-                }
+                Err(e) => return Err(PersistError::Unusable { path: root, reason: format!("cannot create it: {e}") }),
             }
         }
-        Err(PersistError::Unusable {
-            path: base,
-            reason: "no fresh name for a temporary directory".into(),
-        })
+        Err(PersistError::Unusable { path: base, reason: "no fresh name for a temporary directory".into() })
     }
 
     /// Opens `dir` (created if missing). Fails if `dir` is not a directory
     /// or cannot be read. Members' writes are flushed as `flush` says; the
     /// progress file is always flushed.
     pub fn open(dir: &Path, flush: Flush) -> Result<Self, PersistError> {
-        let unusable = |reason: String| PersistError::Unusable {
-            path: dir.to_path_buf(),
-            reason,
-        };
+        let unusable = |reason: String| PersistError::Unusable { path: dir.to_path_buf(), reason };
         match std::fs::metadata(dir) {
             Ok(m) if !m.is_dir() => return Err(unusable("not a directory".into())),
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir)
-                .map_err(|e| unusable(format!("cannot create it: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).map_err(|e| unusable(format!("cannot create it: {e}")))?
+            }
             Err(e) => return Err(unusable(e.to_string())),
         }
         std::fs::read_dir(dir).map_err(|e| unusable(format!("cannot read it: {e}")))?;
-        Ok(Self {
-            root: dir.to_path_buf(),
-            temporary: false,
-            flush,
-            db: Default::default(),
-        })
+        Ok(Self { root: dir.to_path_buf(), temporary: false, flush, db: Default::default() })
     }
 
     /// The directory.
@@ -536,23 +432,16 @@ impl StateDir {
     pub fn saved_progress(&self) -> Result<Option<Progress>, PersistError> {
         let file = self.root.join(PROGRESS_FILE);
         match std::fs::read_to_string(&file) {
-            Ok(text) => Progress::from_json(&text)
-                .map(Some)
-                .map_err(|reason| PersistError::BadProgress { path: file, reason }),
+            Ok(text) => Progress::from_json(&text).map(Some).map_err(|reason| PersistError::BadProgress { path: file, reason }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut entries =
-                    std::fs::read_dir(&self.root).map_err(|e| PersistError::Unusable {
-                        path: self.root.clone(),
-                        reason: format!("cannot read it: {e}"),
-                    })?;
+                let mut entries = std::fs::read_dir(&self.root)
+                    .map_err(|e| PersistError::Unusable { path: self.root.clone(), reason: format!("cannot read it: {e}") })?;
                 if entries.next().is_none() {
                     Ok(None)
                 } else {
                     Err(PersistError::Unusable {
                         path: self.root.clone(),
-                        reason: format!(
-                            "not empty and holds no {PROGRESS_FILE} (not a state directory of mls-fleet, or a run stopped before its join was saved)"
-                        ),
+                        reason: format!("not empty and holds no {PROGRESS_FILE} (not a state directory of mls-fleet, or a run stopped before its join was saved)"),
                     })
                 }
             }
@@ -569,17 +458,11 @@ impl StateDir {
                 Flush::PowerCut => Durability::PowerCut,
                 Flush::ProcessCrash => Durability::ProcessCrash,
             };
-            let db =
-                SqliteDatabase::open(&path, durability).map_err(|e| PersistError::Unusable {
-                    path: self.root.clone(),
-                    reason: e.to_string(),
-                })?;
+            let db = SqliteDatabase::open(&path, durability)
+                .map_err(|e| PersistError::Unusable { path: self.root.clone(), reason: e.to_string() })?;
             let _ = self.db.set(db);
         }
-        self.db.get().ok_or_else(|| PersistError::Unusable {
-            path: self.root.clone(),
-            reason: "database not open".into(),
-        })
+        self.db.get().ok_or_else(|| PersistError::Unusable { path: self.root.clone(), reason: "database not open".into() })
     }
 
     /// The store of member `name` (its namespace of the database, created if
@@ -588,14 +471,8 @@ impl StateDir {
         let storage = self
             .database()?
             .storage(name)
-            .map_err(|e| PersistError::Unusable {
-                path: self.root.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(MemberStore {
-            name: name.to_string(),
-            storage,
-        })
+            .map_err(|e| PersistError::Unusable { path: self.root.clone(), reason: e.to_string() })?;
+        Ok(MemberStore { name: name.to_string(), storage })
     }
 
     /// Saves the fleet's progress (after its members), atomically.
@@ -604,21 +481,15 @@ impl StateDir {
         let tmp = self.root.join(format!("{PROGRESS_FILE}.tmp"));
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |error| PersistError::Io {
-                path: path.clone(),
-                error,
-            }
+            move |error| PersistError::Io { path: path.clone(), error }
         };
         let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(progress.to_json().as_bytes())
-            .map_err(io(&tmp))?;
+        f.write_all(progress.to_json().as_bytes()).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
         drop(f);
         std::fs::rename(&tmp, &file).map_err(io(&file))?;
         #[cfg(unix)]
-        std::fs::File::open(&self.root)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&self.root))?;
+        std::fs::File::open(&self.root).and_then(|d| d.sync_all()).map_err(io(&self.root))?;
         Ok(())
     }
 }
@@ -638,15 +509,9 @@ mod tests {
         // A file is not a state directory.
         let file = base.join("file");
         std::fs::write(&file, b"x").expect("write");
-        assert!(matches!(
-            StateDir::open(&file, Flush::ProcessCrash),
-            Err(PersistError::Unusable { .. })
-        ));
+        assert!(matches!(StateDir::open(&file, Flush::ProcessCrash), Err(PersistError::Unusable { .. })));
         // A non-empty directory without progress is not ours.
-        assert!(matches!(
-            d.saved_progress(),
-            Err(PersistError::Unusable { .. })
-        ));
+        assert!(matches!(d.saved_progress(), Err(PersistError::Unusable { .. })));
         // Progress round-trips through its file.
         let p = Progress {
             seed: u64::MAX,
@@ -672,10 +537,7 @@ mod tests {
             json[..json.len() / 2].to_string(),
         ] {
             std::fs::write(base.join(PROGRESS_FILE), &bad).expect("write");
-            assert!(
-                matches!(d.saved_progress(), Err(PersistError::BadProgress { .. })),
-                "{bad}"
-            );
+            assert!(matches!(d.saved_progress(), Err(PersistError::BadProgress { .. })), "{bad}");
         }
         // A temporary directory is fresh each time.
         let t1 = StateDir::temporary(true, Flush::ProcessCrash).expect("temp");
@@ -696,52 +558,22 @@ mod tests {
         // One opener per member.
         let e = d.member("device-001").expect_err("in use");
         assert!(e.to_string().contains("in use"), "{e}");
-        let signer = SignaturePrivateKey::from_slice(
-            CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
-            &[7u8; 32],
-        )
-        .expect("key");
+        let signer = SignaturePrivateKey::from_slice(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519, &[7u8; 32]).expect("key");
         m.save_signer(&signer).expect("saved");
         let mut buf = Box::new([0u8; mls_nostd::store::MAX_RECORD_LEN]);
-        let record = m
-            .read_own(MEMBER_RECORD, &mut buf, "test")
-            .expect("read")
-            .expect("present");
+        let record = m.read_own(MEMBER_RECORD, &mut buf, "test").expect("read").expect("present");
         assert!(record.ends_with(signer.as_bytes()));
         // A flipped byte is a corrupt record (changed behind the store's back).
         let conn = rusqlite::Connection::open(base.join(DATABASE_FILE)).expect("db");
         let id: i64 = conn
-            .query_row(
-                "SELECT id FROM namespace WHERE name = 'device-001'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT id FROM namespace WHERE name = 'device-001'", [], |r| r.get(0))
             .expect("namespace");
         let row = id << 32 | i64::from(MEMBER_RECORD);
-        let mut cell: Vec<u8> = conn
-            .query_row("SELECT value FROM record WHERE id = ?1", [row], |r| {
-                r.get(0)
-            })
-            .expect("record");
+        let mut cell: Vec<u8> = conn.query_row("SELECT value FROM record WHERE id = ?1", [row], |r| r.get(0)).expect("record");
         cell[10] ^= 1;
-        conn.execute(
-            "UPDATE record SET value = ?1 WHERE id = ?2",
-            rusqlite::params![cell, row],
-        )
-        .expect("update");
-        let e = m
-            .read_own(MEMBER_RECORD, &mut buf, "test")
-            .expect_err("corrupt");
-        assert!(
-            matches!(
-                e,
-                PersistError::Member {
-                    error: StoreError::Corrupt,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        conn.execute("UPDATE record SET value = ?1 WHERE id = ?2", rusqlite::params![cell, row]).expect("update");
+        let e = m.read_own(MEMBER_RECORD, &mut buf, "test").expect_err("corrupt");
+        assert!(matches!(e, PersistError::Member { error: StoreError::Corrupt, .. }), "{e}");
         let _ = std::fs::remove_dir_all(&base);
     }
 }

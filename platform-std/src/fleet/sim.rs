@@ -3,27 +3,26 @@
 use super::persist::{GROUP_SLOT, MemberStore, Progress, StateDir};
 use super::stats::{Msg, Op, Stats};
 use super::{CLOCK_START, Config, FleetError, FleetGroup, Report};
+use mls_nostd::store::MAX_RECORD_LEN;
+use mls_nostd::store::durable::RecordBuffer;
 use crate::RayonExecutor;
+use rayon::prelude::*;
 use chacha20::ChaCha20Rng;
 use indicatif::{ProgressBar, ProgressStyle};
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
-use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
+use mls_nostd::crypto::CipherSuite;
 use mls_nostd::extensions::{Extensions, U16List};
 use mls_nostd::group::{
-    CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, Received,
-    WireFormatPolicy, default_capabilities,
+    CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, Received, WireFormatPolicy, default_capabilities,
 };
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_nostd::store::MAX_RECORD_LEN;
-use mls_nostd::store::durable::RecordBuffer;
 use rand_core::{Rng, SeedableRng};
-use rayon::prelude::*;
 use std::time::{Duration, Instant};
 
 /// Seconds the simulated clock advances per round.
@@ -85,10 +84,7 @@ fn persist(e: super::persist::PersistError) -> FleetError {
 
 impl<const N: usize, const A: usize> Fleet<'_, N, A> {
     fn lifetime(&self) -> Lifetime {
-        Lifetime {
-            not_before: self.now - 3600,
-            not_after: self.now + LIFETIME_SECONDS,
-        }
+        Lifetime { not_before: self.now - 3600, not_after: self.now + LIFETIME_SECONDS }
     }
 
     /// Member `i` publishes a fresh KeyPackage and keeps its private keys.
@@ -97,9 +93,7 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         let m = &mut self.members[i];
         let params = KeyPackageParams {
             suite: self.suite,
-            credential: Credential::Basic {
-                identity: m.name.as_bytes(),
-            },
+            credential: Credential::Basic { identity: m.name.as_bytes() },
             lifetime,
             leaf_extensions: Extensions::default(),
             extensions: Extensions::default(),
@@ -107,33 +101,24 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             supported_proposals: U16List::default(),
         };
         let mut out = [0u8; 2048];
-        let (bytes, keys) = KeyPackage::generate(&params, &m.signer, &mut self.rng, &mut out)
-            .map_err(|e| err(&m.name, "KeyPackage", e))?;
+        let (bytes, keys) =
+            KeyPackage::generate(&params, &m.signer, &mut self.rng, &mut out).map_err(|e| err(&m.name, "KeyPackage", e))?;
         self.stats.size(Msg::KeyPackage, bytes.len());
         // Its keys are stored before the KeyPackage leaves the device.
-        m.store
-            .save_pending(bytes, &keys, &m.signer, &mut self.record)
-            .map_err(persist)?;
+        m.store.save_pending(bytes, &keys, &m.signer, &mut self.record).map_err(persist)?;
         m.pending = Some((bytes.to_vec(), keys));
         Ok(())
     }
 
     /// Member `i` commits `proposals` (with a path if `path`) and merges;
     /// returns the Commit, the Welcome and the time both took.
-    fn commit(
-        &mut self,
-        i: usize,
-        proposals: &[Proposal<'_>],
-        path: bool,
-    ) -> Result<Committed, FleetError> {
+    fn commit(&mut self, i: usize, proposals: &[Proposal<'_>], path: bool) -> Result<Committed, FleetError> {
         let m = &mut self.members[i];
         let public = m.signer.public_key();
         let mut caps = [0u8; 8];
         let template = LeafTemplate {
             signature_key: public.as_bytes(),
-            credential: Credential::Basic {
-                identity: m.name.as_bytes(),
-            },
+            credential: Credential::Basic { identity: m.name.as_bytes() },
             capabilities: default_capabilities(self.suite, &mut caps),
             extensions: Extensions::default(),
         };
@@ -144,11 +129,7 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             ratchet_tree_in_welcome: true,
             // Key updates travel encrypted; the gateway's membership changes in
             // the clear, so that a delivery service could check them.
-            wire_format: if path {
-                WireFormatPolicy::Private
-            } else {
-                WireFormatPolicy::Public
-            },
+            wire_format: if path { WireFormatPolicy::Private } else { WireFormatPolicy::Public },
             padding: 0,
             authenticated_data: &[],
             leaf: Some(template),
@@ -163,27 +144,14 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         // still merge what the group accepted), the merged one before the next step.
         let out = m
             .group
-            .stored(m.store.storage(), GROUP_SLOT, &mut self.record)
-            .commit(
-                &opts,
-                &NoPsks,
-                self.now,
-                &mut self.rng,
-                &RayonExecutor,
-                bufs,
-            )
+            .stored(m.store.storage(), GROUP_SLOT, &mut self.record).commit(&opts, &NoPsks, self.now, &mut self.rng, &RayonExecutor, bufs)
             .map_err(|e| err(&m.name, "commit", e))?;
         m.group
-            .stored(m.store.storage(), GROUP_SLOT, &mut self.record)
-            .merge_staged_commit()
+            .stored(m.store.storage(), GROUP_SLOT, &mut self.record).merge_staged_commit()
             .map_err(|e| err(&m.name, "merge", e))?;
         let time = start.elapsed();
         let (commit, welcome) = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec));
-        Ok(Committed {
-            commit,
-            welcome,
-            time,
-        })
+        Ok(Committed { commit, welcome, time })
     }
 
     /// Every active member but `committer` processes `commit` and merges it
@@ -198,22 +166,13 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
                 incoming.extend_from_slice(commit);
                 let start = Instant::now();
                 let storage = m.store.storage();
-                match m
-                    .group
-                    .stored(storage, GROUP_SLOT, record)
-                    .process_message_with_psks(incoming, &NoPsks, now)
-                {
+                match m.group.stored(storage, GROUP_SLOT, record).process_message_with_psks(incoming, &NoPsks, now) {
                     Ok(Received::Commit(_)) => m
                         .group
                         .stored(m.store.storage(), GROUP_SLOT, record)
                         .merge_staged_commit()
                         .map_err(|e| err(&m.name, "merge", e))?,
-                    Ok(other) => {
-                        return Err(FleetError(format!(
-                            "{}: expected a Commit, got {other:?}",
-                            m.name
-                        )));
-                    }
+                    Ok(other) => return Err(FleetError(format!("{}: expected a Commit, got {other:?}", m.name))),
                     Err(e) => return Err(err(&m.name, "processing a Commit", e)),
                 }
                 Ok(start.elapsed())
@@ -250,10 +209,7 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
     /// stopped during a round).
     fn check_loaded(&self, p: &Progress) -> Result<(), FleetError> {
         for m in &self.members {
-            if !m.active()
-                || m.group.epoch() != p.epoch
-                || m.group.epoch_authenticator() != p.epoch_authenticator.as_slice()
-            {
+            if !m.active() || m.group.epoch() != p.epoch || m.group.epoch_authenticator() != p.epoch_authenticator.as_slice() {
                 return Err(FleetError(format!(
                     "state directory {}: {} is {} epoch {} with {}, but {} says epoch {} with {} after round {} \
                      (a run stopped during a round cannot be resumed)",
@@ -305,61 +261,39 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         let params = CreateParams {
             suite: self.suite,
             group_id: &group_id,
-            credential: Credential::Basic {
-                identity: gateway.name.as_bytes(),
-            },
+            credential: Credential::Basic { identity: gateway.name.as_bytes() },
             lifetime,
             capabilities: default_capabilities(self.suite, &mut caps),
             extensions: Extensions::default(),
             config: GroupConfig::default(),
         };
         let start = Instant::now();
-        gateway
-            .group
-            .create(&params, &gateway.signer, &mut self.rng)
-            .map_err(|e| err(&gateway.name, "create", e))?;
+        gateway.group.create(&params, &gateway.signer, &mut self.rng).map_err(|e| err(&gateway.name, "create", e))?;
         let created = start.elapsed();
 
         let kps: Vec<Vec<u8>> = self.members[1..]
             .iter()
-            .map(|m| {
-                m.pending
-                    .as_ref()
-                    .map(|(kp, _)| kp.clone())
-                    .unwrap_or_default()
-            })
+            .map(|m| m.pending.as_ref().map(|(kp, _)| kp.clone()).unwrap_or_default())
             .collect();
         let adds = kps
             .iter()
-            .map(|kp| {
-                KeyPackage::decode_exact(kp).map(|key_package| Proposal::Add(Add { key_package }))
-            })
+            .map(|kp| KeyPackage::decode_exact(kp).map(|key_package| Proposal::Add(Add { key_package })))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| err("gateway", "decoding a KeyPackage", e))?;
         let c = self.commit(0, &adds, false)?;
         self.stats.time(Op::CreateAndAdd, created + c.time);
         self.stats.size(Msg::CommitAddAll, c.commit.len());
-        let welcome = c
-            .welcome
-            .ok_or_else(|| FleetError("gateway: the Commit of the Adds has no Welcome".into()))?;
+        let welcome = c.welcome.ok_or_else(|| FleetError("gateway: the Commit of the Adds has no Welcome".into()))?;
         self.stats.size(Msg::WelcomeAll, welcome.len());
         bar.inc(1);
         // The devices join in parallel (see `each_member`).
-        let times = each_member(
-            &mut self.members,
-            |i, _| i > 0,
-            |m, record, _| {
-                let time = join_member(m, &welcome, record);
-                bar.inc(1);
-                time
-            },
-        )?;
+        let times = each_member(&mut self.members, |i, _| i > 0, |m, record, _| {
+            let time = join_member(m, &welcome, record);
+            bar.inc(1);
+            time
+        })?;
         if times.len() != self.members.len() - 1 {
-            return Err(FleetError(format!(
-                "{} of {} devices joined",
-                times.len(),
-                self.members.len() - 1
-            )));
+            return Err(FleetError(format!("{} of {} devices joined", times.len(), self.members.len() - 1)));
         }
         for t in times {
             self.stats.time(Op::Join, t);
@@ -390,29 +324,19 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             self.stats.size(Msg::CommitWithoutPath, c.commit.len());
             self.distribute(0, &c.commit)?;
             if self.members[d].active() {
-                return Err(FleetError(format!(
-                    "{}: still active after its removal",
-                    self.members[d].name
-                )));
+                return Err(FleetError(format!("{}: still active after its removal", self.members[d].name)));
             }
             self.check_agreement(0)?;
             bar.inc(1);
 
             self.publish_key_package(d)?;
-            let kp = self.members[d]
-                .pending
-                .as_ref()
-                .map(|(kp, _)| kp.clone())
-                .unwrap_or_default();
-            let key_package = KeyPackage::decode_exact(&kp)
-                .map_err(|e| err("gateway", "decoding a KeyPackage", e))?;
+            let kp = self.members[d].pending.as_ref().map(|(kp, _)| kp.clone()).unwrap_or_default();
+            let key_package = KeyPackage::decode_exact(&kp).map_err(|e| err("gateway", "decoding a KeyPackage", e))?;
             let c = self.commit(0, &[Proposal::Add(Add { key_package })], false)?;
             self.stats.time(Op::CommitWithoutPath, c.time);
             self.stats.size(Msg::CommitWithoutPath, c.commit.len());
             self.distribute(0, &c.commit)?;
-            let welcome = c
-                .welcome
-                .ok_or_else(|| FleetError("gateway: the Commit of an Add has no Welcome".into()))?;
+            let welcome = c.welcome.ok_or_else(|| FleetError("gateway: the Commit of an Add has no Welcome".into()))?;
             self.stats.size(Msg::WelcomeOne, welcome.len());
             self.join(d, &welcome)?;
             self.check_agreement(0)?;
@@ -423,20 +347,14 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
         let mut out = vec![0u8; 1024];
         for s in 0..self.members.len() {
             let reading = self.rng.next_u32() % 1000;
-            let payload = format!(
-                "{} round {round}: {}.{} °C",
-                self.members[s].name,
-                reading / 10,
-                reading % 10
-            );
+            let payload = format!("{} round {round}: {}.{} °C", self.members[s].name, reading / 10, reading % 10);
             let sender = &mut self.members[s];
             let sender_leaf = sender.group.own_leaf();
             let start = Instant::now();
             // Returned only once the sending ratchet's position is stored.
             let sent = sender
                 .group
-                .stored(sender.store.storage(), GROUP_SLOT, &mut self.record)
-                .protect_application(payload.as_bytes(), &[], 0, &mut self.rng, &mut out)
+                .stored(sender.store.storage(), GROUP_SLOT, &mut self.record).protect_application(payload.as_bytes(), &[], 0, &mut self.rng, &mut out)
                 .map_err(|e| err(&sender.name, "protect", e))?;
             self.stats.time(Op::Protect, start.elapsed());
             self.stats.size(Msg::Application, sent.len());
@@ -453,31 +371,17 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
                     // Returned only once the receiving ratchet is stored (a
                     // replay after a restart stays rejected).
                     let storage = m.store.storage();
-                    let received = m
-                        .group
-                        .stored(storage, GROUP_SLOT, record)
-                        .process_message_with_psks(incoming, &NoPsks, now);
+                    let received = m.group.stored(storage, GROUP_SLOT, record).process_message_with_psks(incoming, &NoPsks, now);
                     let elapsed = start.elapsed();
                     match received {
-                        Ok(Received::Application { sender, data, .. })
-                            if sender == sender_leaf && data == payload =>
-                        {
-                            Ok(elapsed)
-                        }
-                        Ok(other) => Err(FleetError(format!(
-                            "{}: wrong application message: {other:?}",
-                            m.name
-                        ))),
+                        Ok(Received::Application { sender, data, .. }) if sender == sender_leaf && data == payload => Ok(elapsed),
+                        Ok(other) => Err(FleetError(format!("{}: wrong application message: {other:?}", m.name))),
                         Err(e) => Err(err(&m.name, "unprotect", e)),
                     }
                 },
             )?;
             if times.len() != self.members.len() - 1 {
-                return Err(FleetError(format!(
-                    "{} of {} members read a message",
-                    times.len(),
-                    self.members.len() - 1
-                )));
+                return Err(FleetError(format!("{} of {} members read a message", times.len(), self.members.len() - 1)));
             }
             for t in times {
                 self.stats.time(Op::Unprotect, t);
@@ -489,15 +393,11 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
 
     /// Saves every member in full, then the progress (the round's commit point).
     fn save(&mut self, rounds_done: u64) -> Result<(), FleetError> {
-        let saved = each_member(
-            &mut self.members,
-            |_, _| true,
-            |m, record, _| {
-                let start = Instant::now();
-                let bytes = m.store.save_group(&mut m.group, record).map_err(persist)?;
-                Ok((bytes, start.elapsed()))
-            },
-        )?;
+        let saved = each_member(&mut self.members, |_, _| true, |m, record, _| {
+            let start = Instant::now();
+            let bytes = m.store.save_group(&mut m.group, record).map_err(persist)?;
+            Ok((bytes, start.elapsed()))
+        })?;
         for (i, (bytes, time)) in saved.into_iter().enumerate() {
             self.on_disk[i] = bytes;
             self.stats.time(Op::Checkpoint, time);
@@ -525,10 +425,7 @@ fn join_member<const N: usize, const A: usize>(
     welcome: &[u8],
     record: &mut RecordBuffer,
 ) -> Result<Duration, FleetError> {
-    let (kp, keys) = m
-        .pending
-        .take()
-        .ok_or_else(|| FleetError(format!("{}: no KeyPackage to join with", m.name)))?;
+    let (kp, keys) = m.pending.take().ok_or_else(|| FleetError(format!("{}: no KeyPackage to join with", m.name)))?;
     let params = JoinParams {
         executor: &RayonExecutor,
         key_package: &kp,
@@ -613,23 +510,17 @@ pub(super) fn run<const N: usize, const A: usize>(
     let mut record: Box<RecordBuffer> = Box::new([0u8; MAX_RECORD_LEN]);
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let mut members = Vec::with_capacity(config.devices + 1);
-    let in_dir = |e: super::persist::PersistError| {
-        FleetError(format!("state directory {}: {e}", store.path().display()))
-    };
+    let in_dir = |e: super::persist::PersistError| FleetError(format!("state directory {}: {e}", store.path().display()));
     for i in 0..=config.devices {
-        let name = if i == 0 {
-            "gateway".to_string()
-        } else {
-            format!("device-{:03}", i - 1)
-        };
+        let name = if i == 0 { "gateway".to_string() } else { format!("device-{:03}", i - 1) };
         let mut member_store = store.member(&name).map_err(in_dir)?;
         let mut group = crate::boxed_group();
         let (signer, pending) = match saved {
             None => {
                 let mut key = [0u8; 32];
                 rng.fill_bytes(&mut key);
-                let signer = SignaturePrivateKey::from_slice(config.suite, &key)
-                    .map_err(|e| err(&name, "signature key", e))?;
+                let signer =
+                    SignaturePrivateKey::from_slice(config.suite, &key).map_err(|e| err(&name, "signature key", e))?;
                 zeroize::Zeroize::zeroize(&mut key);
                 member_store.save_signer(&signer).map_err(in_dir)?;
                 (signer, None)
@@ -639,23 +530,13 @@ pub(super) fn run<const N: usize, const A: usize>(
                 (loaded.signer, loaded.pending)
             }
         };
-        members.push(Member {
-            name,
-            signer,
-            group,
-            pending,
-            store: member_store,
-        });
+        members.push(Member { name, signer, group, pending, store: member_store });
     }
     let (now, first_round, epochs_checked) = match saved {
         None => (CLOCK_START, 1, 0),
         Some(p) => {
             rng.set_word_pos(p.rng_word_pos);
-            (
-                CLOCK_START + p.rounds_done * ROUND_SECONDS,
-                p.rounds_done + 1,
-                p.epochs_checked,
-            )
+            (CLOCK_START + p.rounds_done * ROUND_SECONDS, p.rounds_done + 1, p.epochs_checked)
         }
     };
     let big = 1usize << 20;
@@ -695,8 +576,7 @@ pub(super) fn run<const N: usize, const A: usize>(
         }
     }
     let devices = config.devices;
-    let steps =
-        updates_per_round(devices) + 2 * removals_per_round(devices).min(devices) + devices + 1;
+    let steps = updates_per_round(devices) + 2 * removals_per_round(devices).min(devices) + devices + 1;
     for r in first_round..=config.rounds {
         let b = bar(steps as u64, format!("round {r}/{}", config.rounds));
         fleet.round(r, &b)?;

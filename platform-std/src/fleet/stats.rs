@@ -112,11 +112,7 @@ impl Series {
     }
 
     fn mean(&self) -> u128 {
-        if self.count == 0 {
-            0
-        } else {
-            self.total / u128::from(self.count)
-        }
+        if self.count == 0 { 0 } else { self.total / u128::from(self.count) }
     }
 }
 
@@ -150,38 +146,16 @@ impl Stats {
 
     /// Writes the two tables (operations, messages).
     pub fn write_tables(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "{:<54} {:>7} {:>11} {:>11}",
-            "operation (each saves what it changed)", "count", "mean", "total"
-        )?;
+        writeln!(f, "{:<54} {:>7} {:>11} {:>11}", "operation (each saves what it changed)", "count", "mean", "total")?;
         for op in Op::ALL {
             let s = &self.ops[op as usize];
-            writeln!(
-                f,
-                "{:<54} {:>7} {:>11} {:>11}",
-                op.label(),
-                s.count,
-                duration(s.mean()),
-                duration(s.total)
-            )?;
+            writeln!(f, "{:<54} {:>7} {:>11} {:>11}", op.label(), s.count, duration(s.mean()), duration(s.total))?;
         }
         writeln!(f)?;
-        writeln!(
-            f,
-            "{:<54} {:>7} {:>11} {:>11}",
-            "message", "count", "mean bytes", "max bytes"
-        )?;
+        writeln!(f, "{:<54} {:>7} {:>11} {:>11}", "message", "count", "mean bytes", "max bytes")?;
         for msg in Msg::ALL {
             let s = &self.msgs[msg as usize];
-            writeln!(
-                f,
-                "{:<54} {:>7} {:>11} {:>11}",
-                msg.label(),
-                s.count,
-                thousands(s.mean()),
-                thousands(s.max)
-            )?;
+            writeln!(f, "{:<54} {:>7} {:>11} {:>11}", msg.label(), s.count, thousands(s.mean()), thousands(s.max))?;
         }
         Ok(())
     }

@@ -2,8 +2,8 @@
 //! DeriveSecret, DeriveTreeSecret, SignWithLabel and EncryptWithLabel, each
 //! against the given values and in a round trip of our own.
 use super::{
-    CaseOutcome, CaseResult, Context, Stats, ensure, ensure_bytes, ensure_eq, field, hex_field,
-    str_field, suite_or_return, u32_field, u64_field,
+    CaseOutcome, CaseResult, Context, Stats, ensure, ensure_bytes, ensure_eq, field, hex_field, str_field,
+    suite_or_return, u32_field, u64_field,
 };
 use crate::TestRng;
 use mls_nostd::crypto::AEAD_TAG_LEN;
@@ -17,12 +17,7 @@ pub fn check_case(case: &Value) -> CaseResult {
     let suite = suite_or_return!(case);
 
     let v = field(case, "ref_hash")?;
-    let out = ref_hash(
-        suite,
-        str_field(v, "label")?.as_bytes(),
-        &hex_field(v, "value")?,
-    )
-    .ctx("ref_hash")?;
+    let out = ref_hash(suite, str_field(v, "label")?.as_bytes(), &hex_field(v, "value")?).ctx("ref_hash")?;
     ensure_bytes!(out.as_bytes(), hex_field(v, "out")?, "ref_hash");
 
     let v = field(case, "expand_with_label")?;
@@ -38,12 +33,7 @@ pub fn check_case(case: &Value) -> CaseResult {
     ensure_bytes!(out, hex_field(v, "out")?, "expand_with_label");
 
     let v = field(case, "derive_secret")?;
-    let out = derive_secret(
-        suite,
-        &hex_field(v, "secret")?,
-        str_field(v, "label")?.as_bytes(),
-    )
-    .ctx("derive_secret")?;
+    let out = derive_secret(suite, &hex_field(v, "secret")?, str_field(v, "label")?.as_bytes()).ctx("derive_secret")?;
     ensure_bytes!(out.as_bytes(), hex_field(v, "out")?, "derive_secret");
 
     let v = field(case, "derive_tree_secret")?;
@@ -58,8 +48,7 @@ pub fn check_case(case: &Value) -> CaseResult {
     ensure_bytes!(out.as_bytes(), hex_field(v, "out")?, "derive_tree_secret");
 
     let v = field(case, "sign_with_label")?;
-    let sk = SignaturePrivateKey::from_slice(suite, &hex_field(v, "priv")?)
-        .ctx("sign_with_label priv")?;
+    let sk = SignaturePrivateKey::from_slice(suite, &hex_field(v, "priv")?).ctx("sign_with_label priv")?;
     let pk = SignaturePublicKey::from_slice(&hex_field(v, "pub")?).ctx("sign_with_label pub")?;
     ensure_eq!(sk.public_key(), pk, "sign_with_label: key pair");
     let label = str_field(v, "label")?.as_bytes();
@@ -78,8 +67,7 @@ pub fn check_case(case: &Value) -> CaseResult {
     );
 
     let v = field(case, "encrypt_with_label")?;
-    let sk =
-        HpkePrivateKey::from_slice(suite, &hex_field(v, "priv")?).ctx("encrypt_with_label priv")?;
+    let sk = HpkePrivateKey::from_slice(suite, &hex_field(v, "priv")?).ctx("encrypt_with_label priv")?;
     let pk = HpkePublicKey::from_slice(&hex_field(v, "pub")?).ctx("encrypt_with_label pub")?;
     ensure_eq!(sk.public_key(suite), pk, "encrypt_with_label: key pair");
     let label = str_field(v, "label")?.as_bytes();
@@ -87,30 +75,16 @@ pub fn check_case(case: &Value) -> CaseResult {
     let plaintext = hex_field(v, "plaintext")?;
     let kem_output = KemOutput::from_slice(&hex_field(v, "kem_output")?).ctx("kem_output")?;
     let mut ct = hex_field(v, "ciphertext")?;
-    ensure_eq!(
-        ct.len(),
-        plaintext.len() + AEAD_TAG_LEN,
-        "ciphertext length"
-    );
+    ensure_eq!(ct.len(), plaintext.len() + AEAD_TAG_LEN, "ciphertext length");
     let (body, tag) = ct.split_at_mut(plaintext.len());
-    decrypt_with_label(suite, &sk, label, &context, &kem_output, body, tag)
-        .ctx("given ciphertext")?;
+    decrypt_with_label(suite, &sk, label, &context, &kem_output, body, tag).ctx("given ciphertext")?;
     ensure_bytes!(body, plaintext, "decrypted given ciphertext");
 
     let mut buf = plaintext.clone();
-    let sealed = encrypt_with_label(suite, &pk, label, &context, &mut buf, &mut TestRng(7))
-        .ctx("encrypt_with_label")?;
+    let sealed =
+        encrypt_with_label(suite, &pk, label, &context, &mut buf, &mut TestRng(7)).ctx("encrypt_with_label")?;
     ensure!(buf != plaintext, "encrypt_with_label left the plaintext");
-    decrypt_with_label(
-        suite,
-        &sk,
-        label,
-        &context,
-        &sealed.kem_output,
-        &mut buf,
-        &sealed.tag,
-    )
-    .ctx("own ciphertext")?;
+    decrypt_with_label(suite, &sk, label, &context, &sealed.kem_output, &mut buf, &sealed.tag).ctx("own ciphertext")?;
     ensure_bytes!(buf, plaintext, "own ciphertext round trip");
     Ok(CaseOutcome::Ran(Stats::default()))
 }

@@ -4,8 +4,8 @@
 //!
 //! Counter: `epochs` (epochs checked).
 use super::{
-    CaseOutcome, CaseResult, Context, Stats, array_field, ensure_bytes, field, hex_field,
-    secret_field, str_field, suite_or_return, u64_field,
+    CaseOutcome, CaseResult, Context, Stats, array_field, ensure_bytes, field, hex_field, secret_field, str_field,
+    suite_or_return, u64_field,
 };
 use mls_nostd::codec::Encode;
 use mls_nostd::group_context::GroupContext;
@@ -34,20 +34,11 @@ pub fn check_case(case: &Value) -> CaseResult {
             let gc = gc.encode_to(&mut buf).ctx("encode GroupContext")?;
             ensure_bytes!(gc, hex_field(e, "group_context")?, "group_context");
 
-            let joiner = joiner_secret(suite, &init, &secret_field(e, "commit_secret")?, gc)
-                .ctx("joiner_secret")?;
-            ensure_bytes!(
-                joiner.as_bytes(),
-                hex_field(e, "joiner_secret")?,
-                "joiner_secret"
-            );
+            let joiner = joiner_secret(suite, &init, &secret_field(e, "commit_secret")?, gc).ctx("joiner_secret")?;
+            ensure_bytes!(joiner.as_bytes(), hex_field(e, "joiner_secret")?, "joiner_secret");
             let psk = secret_field(e, "psk_secret")?;
             let welcome = welcome_secret(suite, &joiner, &psk).ctx("welcome_secret")?;
-            ensure_bytes!(
-                welcome.as_bytes(),
-                hex_field(e, "welcome_secret")?,
-                "welcome_secret"
-            );
+            ensure_bytes!(welcome.as_bytes(), hex_field(e, "welcome_secret")?, "welcome_secret");
 
             let s = EpochSecrets::derive(suite, &joiner, &psk, gc).ctx("epoch secrets")?;
             for (got, key) in [
@@ -64,23 +55,12 @@ pub fn check_case(case: &Value) -> CaseResult {
                 ensure_bytes!(got.as_bytes(), hex_field(e, key)?, "{key}");
             }
             let (_, external_pub) = s.external_key_pair(suite).ctx("external key pair")?;
-            ensure_bytes!(
-                external_pub.as_bytes(),
-                hex_field(e, "external_pub")?,
-                "external_pub"
-            );
+            ensure_bytes!(external_pub.as_bytes(), hex_field(e, "external_pub")?, "external_pub");
 
             // The exporter label looks like hex but is used as its ASCII bytes.
             let x = field(e, "exporter")?;
-            let mut out =
-                vec![0u8; usize::try_from(u64_field(x, "length")?).ctx("exporter length")?];
-            s.export(
-                suite,
-                str_field(x, "label")?.as_bytes(),
-                &hex_field(x, "context")?,
-                &mut out,
-            )
-            .ctx("export")?;
+            let mut out = vec![0u8; usize::try_from(u64_field(x, "length")?).ctx("exporter length")?];
+            s.export(suite, str_field(x, "label")?.as_bytes(), &hex_field(x, "context")?, &mut out).ctx("export")?;
             ensure_bytes!(out, hex_field(x, "secret")?, "exporter");
             Ok(s.init_secret.clone())
         };

@@ -8,8 +8,8 @@
 //! Counters: `public_given`, `public_protected`, `public_identical`,
 //! `application_public_refused`, `private_given`, `private_protected`.
 use super::{
-    CaseOutcome, CaseResult, Context, Stats, ensure, ensure_bytes, ensure_eq, hex_field,
-    secret_field, suite_or_return, u64_field,
+    CaseOutcome, CaseResult, Context, Stats, ensure, ensure_bytes, ensure_eq, hex_field, secret_field, suite_or_return,
+    u64_field,
 };
 use crate::TestRng;
 use mls_nostd::codec::{Decode, Encode};
@@ -17,9 +17,8 @@ use mls_nostd::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
 use mls_nostd::crypto::{CipherSuite, Secret};
 use mls_nostd::group_context::GroupContext;
 use mls_nostd::messages::{
-    AuthenticatedContent, Commit, Content, ContentType, EncodedGroupContext, FramedContent,
-    MlsMessage, MlsMessageBody, PrivateMessageKeys, Proposal, ProtectionError, Sender,
-    private_message, public_message,
+    AuthenticatedContent, Commit, Content, ContentType, EncodedGroupContext, FramedContent, MlsMessage, MlsMessageBody,
+    PrivateMessageKeys, Proposal, ProtectionError, Sender, private_message, public_message,
 };
 use mls_nostd::secret_tree::{SecretTree, SecretTreeConfig};
 use mls_nostd::tree_math::LeafIndex;
@@ -58,10 +57,8 @@ impl Case {
         let mut context = vec![0u8; gc.encoded_len().ctx("GroupContext length")?];
         gc.encode_to(&mut context).ctx("encode GroupContext")?;
         EncodedGroupContext::decode(&context).ctx("GroupContext")?;
-        let sk = SignaturePrivateKey::from_slice(suite, &hex_field(case, "signature_priv")?)
-            .ctx("signature_priv")?;
-        let pk = SignaturePublicKey::from_slice(&hex_field(case, "signature_pub")?)
-            .ctx("signature_pub")?;
+        let sk = SignaturePrivateKey::from_slice(suite, &hex_field(case, "signature_priv")?).ctx("signature_priv")?;
+        let pk = SignaturePublicKey::from_slice(&hex_field(case, "signature_pub")?).ctx("signature_pub")?;
         ensure_eq!(sk.public_key(), pk, "signature key pair");
         Ok(Self {
             suite,
@@ -81,13 +78,7 @@ impl Case {
 
     /// A fresh secret tree for the 2 members (one per role and message).
     fn tree(&self) -> Result<Tree, String> {
-        Tree::new(
-            self.suite,
-            2,
-            &self.encryption_secret,
-            SecretTreeConfig::default(),
-        )
-        .ctx("secret tree")
+        Tree::new(self.suite, 2, &self.encryption_secret, SecretTreeConfig::default()).ctx("secret tree")
     }
 
     /// The signature key of `leaf`: only the sender is known.
@@ -119,57 +110,31 @@ fn check_content(
 ) -> Result<(), String> {
     let gc = case.context();
     ensure_eq!(ac.content.sender, Sender::Member(SENDER), "{what}: sender");
-    ensure_bytes!(
-        ac.content.group_id,
-        gc.context().group_id,
-        "{what}: group id"
-    );
+    ensure_bytes!(ac.content.group_id, gc.context().group_id, "{what}: group id");
     ensure_eq!(ac.content.epoch, gc.context().epoch, "{what}: epoch");
-    ensure_eq!(
-        ac.content.content.content_type(),
-        content_type,
-        "{what}: content type"
-    );
+    ensure_eq!(ac.content.content.content_type(), content_type, "{what}: content type");
     ensure_bytes!(body(&ac.content.content)?, raw, "{what}: raw content");
-    ensure_eq!(
-        ac.auth.confirmation_tag.is_some(),
-        content_type == ContentType::Commit,
-        "{what}: confirmation tag"
-    );
+    ensure_eq!(ac.auth.confirmation_tag.is_some(), content_type == ContentType::Commit, "{what}: confirmation tag");
     // The kept FramedContent bytes are its encoding.
     let mut buf = vec![0u8; ac.content_bytes().len()];
     ensure_bytes!(
-        ac.content
-            .encode_to(&mut buf)
-            .with_ctx(|| format!("{what}: encode content"))?,
+        ac.content.encode_to(&mut buf).with_ctx(|| format!("{what}: encode content"))?,
         ac.content_bytes(),
         "{what}: content bytes"
     );
     // AuthenticatedContent round trip.
-    let mut buf = vec![
-        0u8;
-        ac.encoded_len()
-            .with_ctx(|| format!("{what}: AuthenticatedContent length"))?
-    ];
-    let enc = ac
-        .encode_to(&mut buf)
-        .with_ctx(|| format!("{what}: encode AuthenticatedContent"))?;
+    let mut buf = vec![0u8; ac.encoded_len().with_ctx(|| format!("{what}: AuthenticatedContent length"))?];
+    let enc = ac.encode_to(&mut buf).with_ctx(|| format!("{what}: encode AuthenticatedContent"))?;
     ensure_eq!(
-        AuthenticatedContent::decode_exact(enc)
-            .with_ctx(|| format!("{what}: decode AuthenticatedContent"))?,
+        AuthenticatedContent::decode_exact(enc).with_ctx(|| format!("{what}: decode AuthenticatedContent"))?,
         *ac,
         "{what}: AuthenticatedContent"
     );
     Ok(())
 }
 
-fn unprotect_public<'a>(
-    case: &Case,
-    message: &'a [u8],
-) -> Result<AuthenticatedContent<'a>, ProtectionError> {
-    public_message::unprotect(&case.context(), &case.membership_key, message, &mut |_| {
-        Some(case.pk)
-    })
+fn unprotect_public<'a>(case: &Case, message: &'a [u8]) -> Result<AuthenticatedContent<'a>, ProtectionError> {
+    public_message::unprotect(&case.context(), &case.membership_key, message, &mut |_| Some(case.pk))
 }
 
 fn unprotect_private<'a>(
@@ -177,13 +142,8 @@ fn unprotect_private<'a>(
     tree: &mut Tree,
     message: &'a mut [u8],
 ) -> Result<AuthenticatedContent<'a>, ProtectionError> {
-    let mut keys = PrivateMessageKeys {
-        secret_tree: tree,
-        sender_data_secret: &case.sender_data_secret,
-    };
-    private_message::unprotect(&case.context(), &mut keys, message, &mut |leaf| {
-        case.sender_key(leaf)
-    })
+    let mut keys = PrivateMessageKeys { secret_tree: tree, sender_data_secret: &case.sender_data_secret };
+    private_message::unprotect(&case.context(), &mut keys, message, &mut |leaf| case.sender_key(leaf))
 }
 
 /// The authenticated data and confirmation tag of a given message, to
@@ -191,17 +151,12 @@ fn unprotect_private<'a>(
 type GivenFields = (Vec<u8>, Option<Vec<u8>>);
 
 fn given_fields(message: &[u8], case: &Case, what: &str) -> Result<GivenFields, String> {
-    match MlsMessage::decode_exact(message)
-        .with_ctx(|| format!("{what}: MLSMessage"))?
-        .body
-    {
-        MlsMessageBody::PublicMessage(pm) => Ok((
-            pm.content.authenticated_data.to_vec(),
-            pm.auth.confirmation_tag.map(<[u8]>::to_vec),
-        )),
+    match MlsMessage::decode_exact(message).with_ctx(|| format!("{what}: MLSMessage"))?.body {
+        MlsMessageBody::PublicMessage(pm) => {
+            Ok((pm.content.authenticated_data.to_vec(), pm.auth.confirmation_tag.map(<[u8]>::to_vec)))
+        }
         MlsMessageBody::PrivateMessage(pm) => {
-            let tag =
-                (pm.content_type == ContentType::Commit).then(|| vec![0xc7; case.suite.hash_len()]);
+            let tag = (pm.content_type == ContentType::Commit).then(|| vec![0xc7; case.suite.hash_len()]);
             Ok((pm.authenticated_data.to_vec(), tag))
         }
         _ => Err(format!("{what}: not a framed message")),
@@ -247,18 +202,8 @@ fn run_kind(
     let mut out = vec![0u8; raw.len() + 512];
     let ours = match content_type {
         ContentType::Application => {
-            let r = public_message::protect(
-                &gc,
-                &case.sk,
-                &framed,
-                Some(&case.membership_key),
-                &mut out,
-            );
-            ensure_eq!(
-                r.err(),
-                Some(ProtectionError::WrongContentType),
-                "application as PublicMessage"
-            );
+            let r = public_message::protect(&gc, &case.sk, &framed, Some(&case.membership_key), &mut out);
+            ensure_eq!(r.err(), Some(ProtectionError::WrongContentType), "application as PublicMessage");
             counts.add("application_public_refused", 1);
             None
         }
@@ -267,8 +212,7 @@ fn run_kind(
                 .with_ctx(|| format!("{kind}: protect PublicMessage"))?,
         ),
         ContentType::Commit => {
-            let signed = public_message::sign(&gc, &case.sk, &framed, &mut out)
-                .with_ctx(|| format!("{kind}: sign"))?;
+            let signed = public_message::sign(&gc, &case.sk, &framed, &mut out).with_ctx(|| format!("{kind}: sign"))?;
             ensure_eq!(
                 signed.content_bytes().len(),
                 framed.encoded_len().ctx("FramedContent length")?,
@@ -283,24 +227,14 @@ fn run_kind(
     };
     if let Some(ours) = ours {
         let ac = unprotect_public(case, ours).with_ctx(|| format!("{kind}: our PublicMessage"))?;
-        check_content(
-            &ac,
-            case,
-            &raw,
-            content_type,
-            &format!("{kind}: our PublicMessage"),
-        )?;
+        check_content(&ac, case, &raw, content_type, &format!("{kind}: our PublicMessage"))?;
         counts.add("public_protected", 1);
         // EdDSA and HMAC are deterministic: the same content gives the same
         // bytes. ECDSA is not (the vectors' signer drew its nonces; ours
         // follow RFC 6979): there, ours verified above is the check.
         if !case.suite.signature_scheme().is_ecdsa() {
             let given = hex_field(v, &pub_name)?;
-            ensure_bytes!(
-                ours,
-                given,
-                "{kind}: our PublicMessage equals the given one"
-            );
+            ensure_bytes!(ours, given, "{kind}: our PublicMessage equals the given one");
             counts.add("public_identical", 1);
         }
     }
@@ -314,10 +248,7 @@ fn run_kind(
     // Its key is consumed: the same message again is a replay.
     let mut again = priv_given.clone();
     ensure!(
-        matches!(
-            unprotect_private(case, &mut rx, &mut again),
-            Err(ProtectionError::SecretTree(_))
-        ),
+        matches!(unprotect_private(case, &mut rx, &mut again), Err(ProtectionError::SecretTree(_))),
         "{priv_name}: replay not refused"
     );
 
@@ -328,10 +259,7 @@ fn run_kind(
     for (i, padding) in [0usize, 1, 31, 200].into_iter().enumerate() {
         let what = format!("{kind}: our PrivateMessage {i} (padding {padding})");
         let mut out = vec![0u8; raw.len() + ad.len() + padding + 512];
-        let mut keys = PrivateMessageKeys {
-            secret_tree: &mut tx,
-            sender_data_secret: &case.sender_data_secret,
-        };
+        let mut keys = PrivateMessageKeys { secret_tree: &mut tx, sender_data_secret: &case.sender_data_secret };
         let ours = match content_type {
             ContentType::Commit => {
                 let signed = private_message::sign(&gc, &case.sk, &framed, padding, &mut out)
@@ -341,19 +269,14 @@ fn run_kind(
                     framed.encoded_len().ctx("FramedContent length")?,
                     "{what}: signed content length"
                 );
-                signed
-                    .finish(tag.as_deref(), &mut keys, rng)
-                    .with_ctx(|| format!("{what}: finish"))?
+                signed.finish(tag.as_deref(), &mut keys, rng).with_ctx(|| format!("{what}: finish"))?
             }
-            _ => {
-                private_message::protect(&gc, &mut keys, &case.sk, &framed, padding, rng, &mut out)
-                    .with_ctx(|| format!("{what}: protect"))?
-            }
+            _ => private_message::protect(&gc, &mut keys, &case.sk, &framed, padding, rng, &mut out)
+                .with_ctx(|| format!("{what}: protect"))?,
         };
         let mut received = ours.to_vec();
-        let MlsMessageBody::PrivateMessage(pm) = MlsMessage::decode_exact(ours)
-            .with_ctx(|| format!("{what}: decode"))?
-            .body
+        let MlsMessageBody::PrivateMessage(pm) =
+            MlsMessage::decode_exact(ours).with_ctx(|| format!("{what}: decode"))?.body
         else {
             return Err(format!("{what}: not a PrivateMessage"));
         };

@@ -8,10 +8,9 @@
 use super::{CaseOutcome, CaseResult, Context, Stats, ensure_bytes, ensure_eq, hex_field};
 use mls_nostd::codec::{Decode, Encode};
 use mls_nostd::messages::{
-    Add, Commit, Content, ContentType, ExternalInit, GroupContextExtensions, GroupSecrets,
-    MlsMessage, MlsMessageBody, PreSharedKey, ProposalOrRef, ReInit, Remove, Update,
-    WIRE_FORMAT_GROUP_INFO, WIRE_FORMAT_KEY_PACKAGE, WIRE_FORMAT_PRIVATE_MESSAGE,
-    WIRE_FORMAT_PUBLIC_MESSAGE, WIRE_FORMAT_WELCOME,
+    Add, Commit, Content, ContentType, ExternalInit, GroupContextExtensions, GroupSecrets, MlsMessage, MlsMessageBody,
+    PreSharedKey, ProposalOrRef, ReInit, Remove, Update, WIRE_FORMAT_GROUP_INFO, WIRE_FORMAT_KEY_PACKAGE,
+    WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE, WIRE_FORMAT_WELCOME,
 };
 use mls_nostd::ratchet_tree::node::RatchetTreeView;
 use serde_json::Value;
@@ -46,24 +45,16 @@ pub fn field_counter(field: &str) -> String {
 /// that the same bytes come out.
 fn roundtrip<'a, T: Decode<'a> + Encode>(bytes: &'a [u8], what: &str) -> Result<T, String> {
     let v = T::decode_exact(bytes).with_ctx(|| format!("{what}: decode failed"))?;
-    let n = v
-        .encoded_len()
-        .with_ctx(|| format!("{what}: encoded_len failed"))?;
+    let n = v.encoded_len().with_ctx(|| format!("{what}: encoded_len failed"))?;
     ensure_eq!(n, bytes.len(), "{what}: encoded length");
     let mut buf = vec![0u8; n];
-    let out = v
-        .encode_to(&mut buf)
-        .with_ctx(|| format!("{what}: encode failed"))?;
+    let out = v.encode_to(&mut buf).with_ctx(|| format!("{what}: encode failed"))?;
     ensure_bytes!(out, bytes, "{what}: re-encoding differs");
     Ok(v)
 }
 
 /// An MLSMessage of the expected wire format.
-fn mls_message<'a>(
-    bytes: &'a [u8],
-    wire_format: u16,
-    what: &str,
-) -> Result<MlsMessage<'a>, String> {
+fn mls_message<'a>(bytes: &'a [u8], wire_format: u16, what: &str) -> Result<MlsMessage<'a>, String> {
     let m: MlsMessage = roundtrip(bytes, what)?;
     ensure_eq!(m.wire_format(), wire_format, "{what}: wire format");
     Ok(m)
@@ -76,47 +67,23 @@ fn note(stats: &mut Stats, what: &str) {
 
 /// A PublicMessage whose content is of `content_type`; its kept FramedContent
 /// bytes are the FramedContent re-encoded.
-fn public_message(
-    bytes: &[u8],
-    content_type: ContentType,
-    what: &str,
-    stats: &mut Stats,
-) -> Result<(), String> {
+fn public_message(bytes: &[u8], content_type: ContentType, what: &str, stats: &mut Stats) -> Result<(), String> {
     let m = mls_message(bytes, WIRE_FORMAT_PUBLIC_MESSAGE, what)?;
     let MlsMessageBody::PublicMessage(pm) = m.body else {
         return Err(format!("{what}: not a PublicMessage"));
     };
-    ensure_eq!(
-        pm.content.content.content_type(),
-        content_type,
-        "{what}: content type"
-    );
-    note(
-        stats,
-        &format!(
-            "public message sender type {}",
-            pm.content.sender.sender_type()
-        ),
-    );
+    ensure_eq!(pm.content.content.content_type(), content_type, "{what}: content type");
+    note(stats, &format!("public message sender type {}", pm.content.sender.sender_type()));
     if let Content::Proposal(p) = pm.content.content {
-        note(
-            stats,
-            &format!("public message proposal type {}", p.proposal_type()),
-        );
+        note(stats, &format!("public message proposal type {}", p.proposal_type()));
     }
     let mut buf = vec![0u8; bytes.len()];
     ensure_bytes!(
-        pm.content
-            .encode_to(&mut buf)
-            .with_ctx(|| format!("{what}: encode FramedContent"))?,
+        pm.content.encode_to(&mut buf).with_ctx(|| format!("{what}: encode FramedContent"))?,
         pm.content_bytes(),
         "{what}: FramedContent bytes"
     );
-    ensure_eq!(
-        pm.auth.confirmation_tag.is_some(),
-        content_type == ContentType::Commit,
-        "{what}: confirmation tag"
-    );
+    ensure_eq!(pm.auth.confirmation_tag.is_some(), content_type == ContentType::Commit, "{what}: confirmation tag");
     if let Content::Commit(c) = pm.content.content {
         commit(&c, what, stats)?;
     }
@@ -125,17 +92,10 @@ fn public_message(
 
 /// Notes the proposals and path of a Commit.
 fn commit(c: &Commit, what: &str, stats: &mut Stats) -> Result<(), String> {
-    ensure_eq!(
-        c.proposals.iter().count(),
-        c.proposals.len(),
-        "{what}: proposals"
-    );
+    ensure_eq!(c.proposals.iter().count(), c.proposals.len(), "{what}: proposals");
     for p in c.proposals.iter() {
         match p {
-            ProposalOrRef::Proposal(p) => note(
-                stats,
-                &format!("commit proposal by value, type {}", p.proposal_type()),
-            ),
+            ProposalOrRef::Proposal(p) => note(stats, &format!("commit proposal by value, type {}", p.proposal_type())),
             ProposalOrRef::Reference(_) => note(stats, "commit proposal by reference"),
         }
     }
@@ -159,25 +119,16 @@ fn check_field(field: &str, bytes: &[u8], what: &str, stats: &mut Stats) -> Resu
     match field {
         "mls_welcome" => {
             let m = mls_message(bytes, WIRE_FORMAT_WELCOME, what)?;
-            let MlsMessageBody::Welcome(w) = m.body else {
-                return Err(format!("{what}: not a Welcome"));
-            };
+            let MlsMessageBody::Welcome(w) = m.body else { return Err(format!("{what}: not a Welcome")) };
             ensure_eq!(w.secrets.iter().count(), w.secrets.len(), "{what}: secrets");
         }
         "mls_group_info" => {
             let m = mls_message(bytes, WIRE_FORMAT_GROUP_INFO, what)?;
-            let MlsMessageBody::GroupInfo(gi) = m.body else {
-                return Err(format!("{what}: not a GroupInfo"));
-            };
-            note(
-                stats,
-                &format!("group info of suite {}", gi.tbs.group_context.cipher_suite),
-            );
+            let MlsMessageBody::GroupInfo(gi) = m.body else { return Err(format!("{what}: not a GroupInfo")) };
+            note(stats, &format!("group info of suite {}", gi.tbs.group_context.cipher_suite));
             let mut buf = vec![0u8; bytes.len()];
             ensure_bytes!(
-                gi.tbs
-                    .encode_to(&mut buf)
-                    .with_ctx(|| format!("{what}: encode GroupInfoTBS"))?,
+                gi.tbs.encode_to(&mut buf).with_ctx(|| format!("{what}: encode GroupInfoTBS"))?,
                 gi.tbs_bytes(),
                 "{what}: GroupInfoTBS bytes"
             );
@@ -186,12 +137,8 @@ fn check_field(field: &str, bytes: &[u8], what: &str, stats: &mut Stats) -> Resu
                 let mut a = vec![0u8; bytes.len()];
                 let mut b = vec![0u8; bytes.len()];
                 ensure_bytes!(
-                    gc.encode_to(&mut a)
-                        .with_ctx(|| format!("{what}: encode GroupContext"))?,
-                    gi.tbs
-                        .group_context
-                        .encode_to(&mut b)
-                        .with_ctx(|| format!("{what}: encode wire GroupContext"))?,
+                    gc.encode_to(&mut a).with_ctx(|| format!("{what}: encode GroupContext"))?,
+                    gi.tbs.group_context.encode_to(&mut b).with_ctx(|| format!("{what}: encode wire GroupContext"))?,
                     "{what}: GroupContext"
                 );
             }
@@ -232,9 +179,7 @@ fn check_field(field: &str, bytes: &[u8], what: &str, stats: &mut Stats) -> Resu
             let c: Commit = roundtrip(bytes, what)?;
             commit(&c, what, stats)?;
         }
-        "public_message_application" => {
-            public_message(bytes, ContentType::Application, what, stats)?
-        }
+        "public_message_application" => public_message(bytes, ContentType::Application, what, stats)?,
         "public_message_proposal" => public_message(bytes, ContentType::Proposal, what, stats)?,
         "public_message_commit" => public_message(bytes, ContentType::Commit, what, stats)?,
         "private_message" => {

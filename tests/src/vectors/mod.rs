@@ -172,10 +172,7 @@ impl Kind {
 
     /// Whether the cases of this kind name their cipher suite.
     pub fn has_suite(self) -> bool {
-        !matches!(
-            self,
-            Kind::TreeMath | Kind::Deserialization | Kind::Messages
-        )
+        !matches!(self, Kind::TreeMath | Kind::Deserialization | Kind::Messages)
     }
 
     /// Checks one case (no panic catching; see [`run_case`]).
@@ -255,10 +252,7 @@ pub struct Report {
 impl Report {
     /// The runner's line: `FILE: N passed, M failed, K skipped`.
     pub fn summary(&self, file: &str) -> String {
-        format!(
-            "{file}: {} passed, {} failed, {} skipped",
-            self.passed, self.failed, self.skipped
-        )
+        format!("{file}: {} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped)
     }
 
     /// The conformance tests' line: `FILE: N cases ran, skipped [suite S: n, ...]`.
@@ -278,34 +272,19 @@ impl Report {
     /// that many cases, and no other suite passed any.
     pub fn assert_passed_by_suite(&self, file: &str, expected: &[(u64, usize)]) {
         let expected: BTreeMap<u64, usize> = expected.iter().copied().collect();
-        assert_eq!(
-            self.passed_suites, expected,
-            "{file}: cases passed by suite"
-        );
+        assert_eq!(self.passed_suites, expected, "{file}: cases passed by suite");
     }
 
     /// Asserts that no case failed, listing the failures.
     pub fn assert_no_failure(&self, file: &str) {
-        let reasons: Vec<String> = self
-            .failures
-            .iter()
-            .map(|f| format!("case {}: {}", f.index, f.reason))
-            .collect();
-        assert_eq!(
-            self.failed,
-            0,
-            "{file}: failed cases:\n{}",
-            reasons.join("\n")
-        );
+        let reasons: Vec<String> = self.failures.iter().map(|f| format!("case {}: {}", f.index, f.reason)).collect();
+        assert_eq!(self.failed, 0, "{file}: failed cases:\n{}", reasons.join("\n"));
     }
 }
 
 /// `FILE: N cases ran, skipped [suite S: n, ...]`.
 pub(crate) fn tally_line(file: &str, ran: usize, skipped: &BTreeMap<u64, usize>) -> String {
-    let skipped: Vec<String> = skipped
-        .iter()
-        .map(|(s, n)| format!("suite {s}: {n}"))
-        .collect();
+    let skipped: Vec<String> = skipped.iter().map(|(s, n)| format!("suite {s}: {n}")).collect();
     format!("{file}: {ran} cases ran, skipped [{}]", skipped.join(", "))
 }
 
@@ -355,10 +334,7 @@ pub(crate) fn suite_or_skip(case: &Value) -> Result<CipherSuite, CaseOutcome> {
     let Some(id) = case["cipher_suite"].as_u64() else {
         return Err(CaseOutcome::Skipped(Skip::Shape));
     };
-    u16::try_from(id)
-        .ok()
-        .and_then(CipherSuite::from_u16)
-        .ok_or(CaseOutcome::Skipped(Skip::Suite(id)))
+    u16::try_from(id).ok().and_then(CipherSuite::from_u16).ok_or(CaseOutcome::Skipped(Skip::Suite(id)))
 }
 
 /// The case's supported suite, or returns its skip outcome from the caller.
@@ -451,9 +427,7 @@ pub(crate) fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, String> {
 
 /// A hex string, decoded (`what` names it in the error).
 pub(crate) fn hex_value(v: &Value, what: &str) -> Result<Vec<u8>, String> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| format!("{what}: not a hex string"))?;
+    let s = v.as_str().ok_or_else(|| format!("{what}: not a hex string"))?;
     hex::decode(s).map_err(|e| format!("{what}: invalid hex: {e}"))
 }
 
@@ -464,9 +438,7 @@ pub(crate) fn hex_field(v: &Value, name: &str) -> Result<Vec<u8>, String> {
 
 /// The unsigned integer field `name` of `v`.
 pub(crate) fn u64_field(v: &Value, name: &str) -> Result<u64, String> {
-    field(v, name)?
-        .as_u64()
-        .ok_or_else(|| format!("{name}: not an unsigned integer"))
+    field(v, name)?.as_u64().ok_or_else(|| format!("{name}: not an unsigned integer"))
 }
 
 /// The unsigned integer field `name` of `v`, as a `u32`.
@@ -476,17 +448,12 @@ pub(crate) fn u32_field(v: &Value, name: &str) -> Result<u32, String> {
 
 /// The string field `name` of `v`.
 pub(crate) fn str_field<'a>(v: &'a Value, name: &str) -> Result<&'a str, String> {
-    field(v, name)?
-        .as_str()
-        .ok_or_else(|| format!("{name}: not a string"))
+    field(v, name)?.as_str().ok_or_else(|| format!("{name}: not a string"))
 }
 
 /// The array field `name` of `v`.
 pub(crate) fn array_field<'a>(v: &'a Value, name: &str) -> Result<&'a [Value], String> {
-    field(v, name)?
-        .as_array()
-        .map(Vec::as_slice)
-        .ok_or_else(|| format!("{name}: not an array"))
+    field(v, name)?.as_array().map(Vec::as_slice).ok_or_else(|| format!("{name}: not an array"))
 }
 
 /// A secret from the hex field `name` of `v`.

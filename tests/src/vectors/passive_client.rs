@@ -27,8 +27,7 @@
 //! (follow-on groups joined), `linked_groups` (`reinit` or `branch` PSKs of
 //! follow-on Welcomes that named the group followed before).
 use super::{
-    CaseOutcome, CaseResult, Context, Stats, array_field, ensure_bytes, hex_field, hex_value,
-    suite_or_return,
+    CaseOutcome, CaseResult, Context, Stats, array_field, ensure_bytes, hex_field, hex_value, suite_or_return,
 };
 use mls_nostd::codec::{Decode, Encode};
 use mls_nostd::crypto::CipherSuite;
@@ -54,10 +53,7 @@ struct Psks(Vec<(Vec<u8>, Vec<u8>)>);
 
 impl PskStore for Psks {
     fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(id, _)| id == psk_id)
-            .map(|(_, k)| k.as_slice())
+        self.0.iter().find(|(id, _)| id == psk_id).map(|(_, k)| k.as_slice())
     }
     fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {
         None
@@ -83,8 +79,7 @@ impl PskStore for Resuming<'_> {
     }
     fn linked_group(&self, group_id: &[u8], epoch: u64) -> Option<LinkedGroup<'_>> {
         let linked = self.previous.linked_group(group_id, epoch);
-        self.linked
-            .set(self.linked.get() + usize::from(linked.is_some()));
+        self.linked.set(self.linked.get() + usize::from(linked.is_some()));
         linked
     }
 }
@@ -101,33 +96,20 @@ struct Member {
 impl Member {
     fn read(v: &Value) -> Result<Self, String> {
         let kp_msg = hex_field(v, "key_package")?;
-        let MlsMessageBody::KeyPackage(kp) =
-            MlsMessage::decode_exact(&kp_msg).ctx("key_package")?.body
-        else {
+        let MlsMessageBody::KeyPackage(kp) = MlsMessage::decode_exact(&kp_msg).ctx("key_package")?.body else {
             return Err("key_package is not an MLSMessage(KeyPackage)".to_string());
         };
-        let suite = CipherSuite::from_u16(kp.tbs.cipher_suite).ok_or_else(|| {
-            format!(
-                "key_package: unsupported cipher suite {}",
-                kp.tbs.cipher_suite
-            )
-        })?;
+        let suite = CipherSuite::from_u16(kp.tbs.cipher_suite)
+            .ok_or_else(|| format!("key_package: unsupported cipher suite {}", kp.tbs.cipher_suite))?;
         let mut kp_bytes = vec![0u8; kp_msg.len()];
         let n = kp.encode_to(&mut kp_bytes).ctx("encode KeyPackage")?.len();
         kp_bytes.truncate(n);
         let keys = KeyPackagePrivateKeys {
-            init_key: HpkePrivateKey::from_slice(suite, &hex_field(v, "init_priv")?)
-                .ctx("init_priv")?,
-            encryption_key: HpkePrivateKey::from_slice(suite, &hex_field(v, "encryption_priv")?)
-                .ctx("encryption_priv")?,
+            init_key: HpkePrivateKey::from_slice(suite, &hex_field(v, "init_priv")?).ctx("init_priv")?,
+            encryption_key: HpkePrivateKey::from_slice(suite, &hex_field(v, "encryption_priv")?).ctx("encryption_priv")?,
         };
-        let signer = SignaturePrivateKey::from_slice(suite, &hex_field(v, "signature_priv")?)
-            .ctx("signature_priv")?;
-        ensure_bytes!(
-            keys.init_key.public_key(suite).as_bytes(),
-            kp.tbs.init_key,
-            "init_priv matches init_key"
-        );
+        let signer = SignaturePrivateKey::from_slice(suite, &hex_field(v, "signature_priv")?).ctx("signature_priv")?;
+        ensure_bytes!(keys.init_key.public_key(suite).as_bytes(), kp.tbs.init_key, "init_priv matches init_key");
         ensure_bytes!(
             keys.encryption_key.public_key(suite).as_bytes(),
             kp.tbs.leaf_node.fields.encryption_key,
@@ -138,12 +120,7 @@ impl Member {
             kp.tbs.leaf_node.fields.signature_key,
             "signature_priv matches the leaf's signature_key"
         );
-        Ok(Self {
-            suite,
-            key_package: kp_bytes,
-            keys,
-            signer,
-        })
+        Ok(Self { suite, key_package: kp_bytes, keys, signer })
     }
 
     /// Joins `group` from the Welcome of `v` (with its `ratchet_tree`, if
@@ -162,33 +139,18 @@ impl Member {
             ratchet_tree: tree.as_deref(),
             psks,
             // The vectors' KeyPackages have lifetimes of many years.
-            config: GroupConfig {
-                max_lifetime: u64::MAX,
-                ..GroupConfig::default()
-            },
+            config: GroupConfig { max_lifetime: u64::MAX, ..GroupConfig::default() },
         };
         let mut buf = vec![0u8; welcome.len()];
-        group
-            .join_in_memory(&welcome, &params, &mut buf)
-            .ctx("join")?;
-        ensure_bytes!(
-            group.epoch_authenticator(),
-            hex_field(v, "initial_epoch_authenticator")?,
-            "after join"
-        );
+        group.join_in_memory(&welcome, &params, &mut buf).ctx("join")?;
+        ensure_bytes!(group.epoch_authenticator(), hex_field(v, "initial_epoch_authenticator")?, "after join");
         Ok(())
     }
 }
 
 /// Follows every entry of `epochs` of `v`: its proposals, then its commit;
 /// the epoch authenticator must match after each.
-fn follow_epochs(
-    group: &mut TestGroup,
-    v: &Value,
-    psks: &Psks,
-    now: u64,
-    stats: &mut Stats,
-) -> Result<(), String> {
+fn follow_epochs(group: &mut TestGroup, v: &Value, psks: &Psks, now: u64, stats: &mut Stats) -> Result<(), String> {
     for (i, epoch) in array_field(v, "epochs")?.iter().enumerate() {
         for (j, p) in array_field(epoch, "proposals")?.iter().enumerate() {
             let mut msg = hex_value(p, "proposals")?;
@@ -202,14 +164,8 @@ fn follow_epochs(
             Ok(Received::Commit(_)) => {}
             other => return Err(format!("epoch {i}: commit: {other:?}")),
         }
-        group
-            .merge_staged_commit_in_memory()
-            .with_ctx(|| format!("epoch {i}: merge"))?;
-        ensure_bytes!(
-            group.epoch_authenticator(),
-            hex_field(epoch, "epoch_authenticator")?,
-            "epoch {i}"
-        );
+        group.merge_staged_commit_in_memory().with_ctx(|| format!("epoch {i}: merge"))?;
+        ensure_bytes!(group.epoch_authenticator(), hex_field(epoch, "epoch_authenticator")?, "epoch {i}");
         stats.add("epochs", 1);
     }
     Ok(())
@@ -220,10 +176,7 @@ pub fn check_case(case: &Value) -> CaseResult {
     let suite = suite_or_return!(case);
     let member = Member::read(case)?;
     if member.suite != suite {
-        return Err(format!(
-            "key_package is of cipher suite {:?}, the case of {suite:?}",
-            member.suite
-        ));
+        return Err(format!("key_package is of cipher suite {:?}, the case of {suite:?}", member.suite));
     }
     // Lenient with files that leave out the optional parts.
     let psks = match case.get("external_psks") {
@@ -253,11 +206,7 @@ pub fn check_case(case: &Value) -> CaseResult {
         let at = |e: String| format!("follow-on group {k}: {e}");
         let member = Member::read(next).map_err(at)?;
         let mut new_group = Box::new(TestGroup::EMPTY);
-        let store = Resuming {
-            external: &psks,
-            previous: &group,
-            linked: Default::default(),
-        };
+        let store = Resuming { external: &psks, previous: &group, linked: Default::default() };
         member.join(&mut new_group, next, &store).map_err(at)?;
         stats.add("linked_groups", store.linked.get());
         follow_epochs(&mut new_group, next, &psks, now, &mut stats).map_err(at)?;

@@ -20,16 +20,8 @@ fn opt(v: &Value, what: &str) -> Result<Option<NodeIndex>, String> {
 pub fn check_case(case: &Value) -> CaseResult {
     let n = u32_field(case, "n_leaves")?;
     let width = u32_field(case, "n_nodes")?;
-    ensure_eq!(
-        tree_math::node_width(n),
-        Some(width),
-        "node width of {n} leaves"
-    );
-    ensure_eq!(
-        tree_math::root(n),
-        Some(NodeIndex(u32_field(case, "root")?)),
-        "root of {n} leaves"
-    );
+    ensure_eq!(tree_math::node_width(n), Some(width), "node width of {n} leaves");
+    ensure_eq!(tree_math::root(n), Some(NodeIndex(u32_field(case, "root")?)), "root of {n} leaves");
     for k in ["left", "right", "parent", "sibling"] {
         ensure_eq!(array_field(case, k)?.len(), width as usize, "length of {k}");
     }
@@ -39,11 +31,7 @@ pub fn check_case(case: &Value) -> CaseResult {
         ensure_eq!(tree_math::left(x), at("left")?, "left({i}) n={n}");
         ensure_eq!(tree_math::right(x), at("right")?, "right({i}) n={n}");
         ensure_eq!(tree_math::parent(x, n), at("parent")?, "parent({i}) n={n}");
-        ensure_eq!(
-            tree_math::sibling(x, n),
-            at("sibling")?,
-            "sibling({i}) n={n}"
-        );
+        ensure_eq!(tree_math::sibling(x, n), at("sibling")?, "sibling({i}) n={n}");
     }
     Ok(CaseOutcome::Ran(Stats::default()))
 }

@@ -1,8 +1,6 @@
 //! tree-operations.json (RFC 9420 §7.7, §7.8, §12.1): the tree hash before,
 //! one Add, Update or Remove proposal applied, the tree and its hash after.
-use super::{
-    CaseOutcome, CaseResult, Context, Stats, ensure_bytes, hex_field, suite_or_return, u32_field,
-};
+use super::{CaseOutcome, CaseResult, Context, Stats, ensure_bytes, hex_field, suite_or_return, u32_field};
 use mls_nostd::codec::{Decode, Reader, Writer};
 use mls_nostd::key_package::KeyPackage;
 use mls_nostd::leaf_node::LeafNode;
@@ -18,8 +16,7 @@ pub fn check_case(case: &Value) -> CaseResult {
     let before = hex_field(case, "tree_before")?;
     let mut tree = Box::new(Tree::EMPTY);
     let mut t = tree.slices();
-    t.import(suite, &decode_tree(&before).ctx("decode tree_before")?)
-        .ctx("import tree_before")?;
+    t.import(suite, &decode_tree(&before).ctx("decode tree_before")?).ctx("import tree_before")?;
     ensure_bytes!(
         t.root_tree_hash().ctx("tree hash before")?.as_bytes(),
         hex_field(case, "tree_hash_before")?,

@@ -4,8 +4,8 @@
 //!
 //! Counters: `resolutions`, `tree_hashes`.
 use super::{
-    CaseOutcome, CaseResult, Context, Stats, array_field, ensure_bytes, ensure_eq, hex_field,
-    hex_value, suite_or_return,
+    CaseOutcome, CaseResult, Context, Stats, array_field, ensure_bytes, ensure_eq, hex_field, hex_value,
+    suite_or_return,
 };
 use mls_nostd::codec::Writer;
 use mls_nostd::extensions::Extensions;
@@ -31,30 +31,18 @@ pub fn check_case(case: &Value) -> CaseResult {
             .as_array()
             .and_then(|a| {
                 a.iter()
-                    .map(|v| {
-                        v.as_u64()
-                            .and_then(|n| u32::try_from(n).ok())
-                            .map(NodeIndex)
-                    })
+                    .map(|v| v.as_u64().and_then(|n| u32::try_from(n).ok()).map(NodeIndex))
                     .collect::<Option<Vec<_>>>()
             })
             .ok_or_else(|| format!("resolutions[{i}]: not an array of node indices"))?;
         let mut out = [NodeIndex(0); 128];
-        let n = t
-            .resolution(NodeIndex(i as u32), &mut out)
-            .with_ctx(|| format!("resolution of node {i}"))?;
+        let n = t.resolution(NodeIndex(i as u32), &mut out).with_ctx(|| format!("resolution of node {i}"))?;
         ensure_eq!(out[..n], expected[..], "resolution of node {i}");
         stats.add("resolutions", 1);
     }
     for (i, expected) in array_field(case, "tree_hashes")?.iter().enumerate() {
-        let h = t
-            .tree_hash(NodeIndex(i as u32))
-            .with_ctx(|| format!("tree hash of node {i}"))?;
-        ensure_bytes!(
-            h.as_bytes(),
-            hex_value(expected, "tree_hashes")?,
-            "tree hash of node {i}"
-        );
+        let h = t.tree_hash(NodeIndex(i as u32)).with_ctx(|| format!("tree hash of node {i}"))?;
+        ensure_bytes!(h.as_bytes(), hex_value(expected, "tree_hashes")?, "tree hash of node {i}");
         stats.add("tree_hashes", 1);
     }
     let group_id = hex_field(case, "group_id")?;
@@ -66,8 +54,7 @@ pub fn check_case(case: &Value) -> CaseResult {
         identity: &mls_nostd::identity::SameCredential,
     };
     let (mut a, mut b) = ([0u32; 64], [0u32; 64]);
-    t.validate(&check, &mls_nostd::executor::Sequential, &mut a, &mut b)
-        .ctx("validate")?;
+    t.validate(&check, &mls_nostd::executor::Sequential, &mut a, &mut b).ctx("validate")?;
 
     // The tree re-exports to the identical encoding.
     let mut out = vec![0u8; bytes.len() + 16];

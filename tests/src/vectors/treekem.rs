@@ -7,8 +7,8 @@
 //! Counters: `processed` (given paths processed), `created` (created paths
 //! processed).
 use super::{
-    CaseOutcome, CaseResult, Context, Stats, array_field, ensure_bytes, ensure_eq, hex_field,
-    hex_value, suite_or_return, u32_field, u64_field,
+    CaseOutcome, CaseResult, Context, Stats, array_field, ensure_bytes, ensure_eq, hex_field, hex_value,
+    suite_or_return, u32_field, u64_field,
 };
 use crate::TestRng;
 use mls_nostd::codec::Decode;
@@ -29,9 +29,7 @@ pub fn check_case(case: &Value) -> CaseResult {
     let suite = suite_or_return!(case);
     let tree_bytes = hex_field(case, "ratchet_tree")?;
     let mut base = Box::new(Tree::EMPTY);
-    base.slices()
-        .import(suite, &decode_tree(&tree_bytes).ctx("decode tree")?)
-        .ctx("import tree")?;
+    base.slices().import(suite, &decode_tree(&tree_bytes).ctx("decode tree")?).ctx("import tree")?;
     let group_id = hex_field(case, "group_id")?;
     let cth = hex_field(case, "confirmed_transcript_hash")?;
     let context = GroupContext {
@@ -49,13 +47,11 @@ pub fn check_case(case: &Value) -> CaseResult {
     let mut signers = Vec::new();
     for lp in array_field(case, "leaves_private")? {
         let leaf = LeafIndex(u32_field(lp, "index")?);
-        let sk = HpkePrivateKey::from_slice(suite, &hex_field(lp, "encryption_priv")?)
-            .ctx("encryption_priv")?;
+        let sk = HpkePrivateKey::from_slice(suite, &hex_field(lp, "encryption_priv")?).ctx("encryption_priv")?;
         let t = base.slices();
         let node = leaf.node().with_ctx(|| format!("node of {leaf:?}"))?;
         ensure_bytes!(
-            t.encryption_key(node)
-                .with_ctx(|| format!("encryption key of {leaf:?}"))?,
+            t.encryption_key(node).with_ctx(|| format!("encryption key of {leaf:?}"))?,
             sk.public_key(suite).as_bytes(),
             "private key of {leaf:?}"
         );
@@ -66,24 +62,19 @@ pub fn check_case(case: &Value) -> CaseResult {
                 .set_path_secret(suite, node, &hex_field(ps, "path_secret")?)
                 .with_ctx(|| format!("path secret of {node:?}"))?;
             ensure_bytes!(
-                t.encryption_key(node)
-                    .with_ctx(|| format!("encryption key of {node:?}"))?,
+                t.encryption_key(node).with_ctx(|| format!("encryption key of {node:?}"))?,
                 pk.as_bytes(),
                 "private state of node {node:?}"
             );
         }
         privates.push(p);
-        signers.push(
-            SignaturePrivateKey::from_slice(suite, &hex_field(lp, "signature_priv")?)
-                .ctx("signature_priv")?,
-        );
+        signers.push(SignaturePrivateKey::from_slice(suite, &hex_field(lp, "signature_priv")?).ctx("signature_priv")?);
     }
 
     for (ui, u) in array_field(case, "update_paths")?.iter().enumerate() {
         let sender = LeafIndex(u32_field(u, "sender")?);
         let path_bytes = hex_field(u, "update_path")?;
-        let path = UpdatePath::decode_exact(&path_bytes)
-            .with_ctx(|| format!("update_paths[{ui}]: UpdatePath"))?;
+        let path = UpdatePath::decode_exact(&path_bytes).with_ctx(|| format!("update_paths[{ui}]: UpdatePath"))?;
         let path_secrets = array_field(u, "path_secrets")?;
         let commit_secret = hex_field(u, "commit_secret")?;
         let tree_hash_after = hex_field(u, "tree_hash_after")?;
@@ -94,23 +85,16 @@ pub fn check_case(case: &Value) -> CaseResult {
             let out = t
                 .apply_update_path(sender, &path, p, &context, &mut gc, &|_| false)
                 .with_ctx(|| format!("leaf {:?} processing path of {sender:?}", p.leaf))?;
-            let expected = path_secrets.get(p.leaf.0 as usize).ok_or_else(|| {
-                format!("update_paths[{ui}]: no path secret for leaf {:?}", p.leaf)
-            })?;
+            let expected = path_secrets
+                .get(p.leaf.0 as usize)
+                .ok_or_else(|| format!("update_paths[{ui}]: no path secret for leaf {:?}", p.leaf))?;
             ensure_bytes!(
-                out.decrypted_path_secret
-                    .with_ctx(|| format!("path secret at leaf {:?}", p.leaf))?
-                    .as_bytes(),
+                out.decrypted_path_secret.with_ctx(|| format!("path secret at leaf {:?}", p.leaf))?.as_bytes(),
                 hex_value(expected, "path_secrets")?,
                 "path secret at leaf {:?}",
                 p.leaf
             );
-            ensure_bytes!(
-                out.commit_secret.as_bytes(),
-                commit_secret,
-                "commit secret at leaf {:?}",
-                p.leaf
-            );
+            ensure_bytes!(out.commit_secret.as_bytes(), commit_secret, "commit secret at leaf {:?}", p.leaf);
             ensure_bytes!(
                 t.root_tree_hash().ctx("tree hash after")?.as_bytes(),
                 tree_hash_after,
@@ -121,16 +105,10 @@ pub fn check_case(case: &Value) -> CaseResult {
         }
 
         // A new UpdatePath from the same sender, processed by all others.
-        let Some(si) = privates.iter().position(|p| p.leaf == sender) else {
-            continue;
-        };
+        let Some(si) = privates.iter().position(|p| p.leaf == sender) else { continue };
         // The committer keeps its credential, capabilities and extensions.
         let mut original = base.clone();
-        let orig_leaf = original
-            .slices()
-            .leaf_bytes(sender)
-            .ctx("sender's leaf")?
-            .to_vec();
+        let orig_leaf = original.slices().leaf_bytes(sender).ctx("sender's leaf")?.to_vec();
         let orig_leaf = LeafNode::decode_exact(&orig_leaf).ctx("sender's LeafNode")?;
         let template = LeafTemplate {
             signature_key: orig_leaf.fields.signature_key,
@@ -167,18 +145,8 @@ pub fn check_case(case: &Value) -> CaseResult {
             let r = t
                 .apply_update_path(sender, &new_path, p, &context, &mut gc, &|_| false)
                 .with_ctx(|| format!("leaf {:?} processing our path", p.leaf))?;
-            ensure_eq!(
-                r.commit_secret,
-                created_path.commit_secret,
-                "new commit secret at leaf {:?}",
-                p.leaf
-            );
-            ensure_eq!(
-                t.root_tree_hash().ctx("tree hash")?,
-                new_hash,
-                "trees agree at leaf {:?}",
-                p.leaf
-            );
+            ensure_eq!(r.commit_secret, created_path.commit_secret, "new commit secret at leaf {:?}", p.leaf);
+            ensure_eq!(t.root_tree_hash().ctx("tree hash")?, new_hash, "trees agree at leaf {:?}", p.leaf);
             stats.add("created", 1);
         }
     }

@@ -39,31 +39,13 @@ pub enum Kem {
 
 /// Largest public key and encapsulation (`Npk` = `Nenc`) of the enabled KEMs.
 pub const MAX_PUBLIC_LEN: usize = max(
-    max(
-        max(
-            when(cfg!(feature = "_x25519"), 32),
-            when(cfg!(feature = "_p256"), 65),
-        ),
-        when(cfg!(feature = "_p384"), 97),
-    ),
-    max(
-        when(cfg!(feature = "_p521"), 133),
-        when(cfg!(feature = "_x448"), 56),
-    ),
+    max(max(when(cfg!(feature = "_x25519"), 32), when(cfg!(feature = "_p256"), 65)), when(cfg!(feature = "_p384"), 97)),
+    max(when(cfg!(feature = "_p521"), 133), when(cfg!(feature = "_x448"), 56)),
 );
 /// Largest private key (`Nsk`) of the enabled KEMs.
 pub const MAX_PRIVATE_LEN: usize = max(
-    max(
-        max(
-            when(cfg!(feature = "_x25519"), 32),
-            when(cfg!(feature = "_p256"), 32),
-        ),
-        when(cfg!(feature = "_p384"), 48),
-    ),
-    max(
-        when(cfg!(feature = "_p521"), 66),
-        when(cfg!(feature = "_x448"), 56),
-    ),
+    max(max(when(cfg!(feature = "_x25519"), 32), when(cfg!(feature = "_p256"), 32)), when(cfg!(feature = "_p384"), 48)),
+    max(when(cfg!(feature = "_p521"), 66), when(cfg!(feature = "_x448"), 56)),
 );
 /// Largest Diffie-Hellman output (`Ndh`) of the enabled KEMs.
 pub const MAX_DH_LEN: usize = MAX_PRIVATE_LEN;
@@ -202,10 +184,7 @@ impl Kem {
     /// not a valid serialization (wrong length, not on the curve, the
     /// identity, compressed), and an all-zero output (RFC 9180 §7.1.4).
     pub(crate) fn dh(self, sk: &[u8], pk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
-        if sk.len() != self.private_len()
-            || pk.len() != self.public_len()
-            || out.len() != self.private_len()
-        {
+        if sk.len() != self.private_len() || pk.len() != self.public_len() || out.len() != self.private_len() {
             return Err(CryptoError::InvalidKey);
         }
         #[cfg(feature = "engine")]
@@ -218,12 +197,7 @@ impl Kem {
     /// [`Self::dh`] with a private key a crypto engine holds (feature
     /// `engine`: [`super::engine::CryptoEngine::held_dh`]).
     #[cfg(feature = "engine")]
-    pub(crate) fn held_dh(
-        self,
-        handle: &[u8],
-        pk: &[u8],
-        out: &mut [u8],
-    ) -> Result<(), CryptoError> {
+    pub(crate) fn held_dh(self, handle: &[u8], pk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
         if pk.len() != self.public_len() || out.len() != self.private_len() {
             return Err(CryptoError::InvalidKey);
         }
@@ -232,12 +206,7 @@ impl Kem {
     }
 
     /// [`Self::dh`] with RustCrypto (lengths checked by the caller).
-    pub(crate) fn software_dh(
-        self,
-        sk: &[u8],
-        pk: &[u8],
-        out: &mut [u8],
-    ) -> Result<(), CryptoError> {
+    pub(crate) fn software_dh(self, sk: &[u8], pk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
         match self {
             #[cfg(feature = "_x25519")]
             Self::X25519 => x25519::dh(sk, pk, out),

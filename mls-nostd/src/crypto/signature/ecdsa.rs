@@ -42,9 +42,7 @@ const INTEGER: u8 = 0x02;
 /// Appends `b` at `*at` in `out`.
 fn put(out: &mut [u8], at: &mut usize, b: &[u8]) -> Result<(), CryptoError> {
     let end = *at + b.len();
-    out.get_mut(*at..end)
-        .ok_or(CryptoError::InvalidLength)?
-        .copy_from_slice(b);
+    out.get_mut(*at..end).ok_or(CryptoError::InvalidLength)?.copy_from_slice(b);
     *at = end;
     Ok(())
 }
@@ -53,26 +51,15 @@ fn put(out: &mut [u8], at: &mut usize, b: &[u8]) -> Result<(), CryptoError> {
 /// longest here, P-521's sequence, is 138 bytes).
 fn put_len(out: &mut [u8], at: &mut usize, len: usize) -> Result<(), CryptoError> {
     let len = u8::try_from(len).map_err(|_| CryptoError::InvalidLength)?;
-    if len < 0x80 {
-        put(out, at, &[len])
-    } else {
-        put(out, at, &[0x81, len])
-    }
+    if len < 0x80 { put(out, at, &[len]) } else { put(out, at, &[0x81, len]) }
 }
 
 /// The minimal INTEGER content of the unsigned big-endian `v`: no leading
 /// zero bytes, one `0x00` first if the top bit is set. (prefix, digits).
 fn int_parts(v: &[u8]) -> (&'static [u8], &[u8]) {
-    let start = v
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(v.len().saturating_sub(1));
+    let start = v.iter().position(|b| *b != 0).unwrap_or(v.len().saturating_sub(1));
     let digits = v.get(start..).unwrap_or(&[]);
-    let prefix: &'static [u8] = if digits.first().is_some_and(|b| b & 0x80 != 0) {
-        &[0]
-    } else {
-        &[]
-    };
+    let prefix: &'static [u8] = if digits.first().is_some_and(|b| b & 0x80 != 0) { &[0] } else { &[] };
     (prefix, digits)
 }
 
@@ -111,10 +98,7 @@ impl<'a> Der<'a> {
     }
 
     fn byte(&mut self) -> Result<u8, CryptoError> {
-        self.take(1)?
-            .first()
-            .copied()
-            .ok_or(CryptoError::InvalidSignature)
+        self.take(1)?.first().copied().ok_or(CryptoError::InvalidSignature)
     }
 
     /// A tag, then a length in its one DER form.
@@ -149,13 +133,8 @@ impl<'a> Der<'a> {
             _ => v,
         };
         let mut out = FieldBytes::<C>::default();
-        let start = out
-            .len()
-            .checked_sub(digits.len())
-            .ok_or(CryptoError::InvalidSignature)?;
-        out.get_mut(start..)
-            .ok_or(CryptoError::InvalidSignature)?
-            .copy_from_slice(digits);
+        let start = out.len().checked_sub(digits.len()).ok_or(CryptoError::InvalidSignature)?;
+        out.get_mut(start..).ok_or(CryptoError::InvalidSignature)?.copy_from_slice(digits);
         Ok(out)
     }
 }
@@ -187,11 +166,7 @@ where
 /// `ecdsa::SigningKey` signs, but from the scalar alone: a `SigningKey` also
 /// computes its public key, one more scalar multiplication per signature
 /// (on a Cortex-M4 that doubled the cost of a P-256 signature).
-pub(crate) fn sign<C: EcdsaNist>(
-    sk: &[u8],
-    parts: &[&[u8]],
-    out: &mut [u8],
-) -> Result<usize, CryptoError>
+pub(crate) fn sign<C: EcdsaNist>(sk: &[u8], parts: &[&[u8]], out: &mut [u8]) -> Result<usize, CryptoError>
 where
     FieldBytesSize<C>: ModulusSize,
     Scalar<C>: Invert<Output = CtOption<Scalar<C>>>,
@@ -208,17 +183,12 @@ where
 }
 
 /// Verifies a DER signature over the concatenation of `parts`.
-pub(crate) fn verify<C: EcdsaNist>(
-    pk: &[u8],
-    parts: &[&[u8]],
-    signature: &[u8],
-) -> Result<(), CryptoError>
+pub(crate) fn verify<C: EcdsaNist>(pk: &[u8], parts: &[&[u8]], signature: &[u8]) -> Result<(), CryptoError>
 where
     FieldBytesSize<C>: ModulusSize,
     Scalar<C>: Invert<Output = CtOption<Scalar<C>>>,
 {
     let key = VerifyingKey::<C>::from(nist::parse_public::<C>(pk)?);
     let sig = decode_der::<C>(signature)?;
-    key.multipart_verify(parts, &sig)
-        .map_err(|_| CryptoError::InvalidSignature)
+    key.multipart_verify(parts, &sig).map_err(|_| CryptoError::InvalidSignature)
 }

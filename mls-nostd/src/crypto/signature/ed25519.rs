@@ -14,9 +14,7 @@ pub(super) fn public_key(sk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
     let mut s = seed(sk)?;
     let pk = SigningKey::from_bytes(&s).verifying_key().to_bytes();
     s.zeroize();
-    out.get_mut(..32)
-        .ok_or(CryptoError::InvalidKey)?
-        .copy_from_slice(&pk);
+    out.get_mut(..32).ok_or(CryptoError::InvalidKey)?.copy_from_slice(&pk);
     Ok(())
 }
 
@@ -93,19 +91,13 @@ pub(crate) fn hand_to_batch(
     message: &[&[u8]],
     sink: &mut dyn FnMut(crate::executor::Ed25519Check<'_>),
 ) -> bool {
-    let (Ok(public_key), Ok(signature)) =
-        (<&[u8; 32]>::try_from(pk), <&[u8; 64]>::try_from(signature))
-    else {
+    let (Ok(public_key), Ok(signature)) = (<&[u8; 32]>::try_from(pk), <&[u8; 64]>::try_from(signature)) else {
         return false;
     };
     if !is_canonical_point(public_key) {
         return false;
     }
-    sink(crate::executor::Ed25519Check {
-        public_key,
-        message,
-        signature,
-    });
+    sink(crate::executor::Ed25519Check { public_key, message, signature });
     true
 }
 
@@ -116,10 +108,8 @@ pub(super) fn verify(pk: &[u8], parts: &[&[u8]], signature: &[u8]) -> Result<(),
         return Err(CryptoError::InvalidKey);
     }
     let key = VerifyingKey::from_bytes(&pk).map_err(|_| CryptoError::InvalidKey)?;
-    let sig = ed25519_dalek::Signature::from_slice(signature)
-        .map_err(|_| CryptoError::InvalidSignature)?;
-    key.multipart_verify(parts, &sig)
-        .map_err(|_| CryptoError::InvalidSignature)
+    let sig = ed25519_dalek::Signature::from_slice(signature).map_err(|_| CryptoError::InvalidSignature)?;
+    key.multipart_verify(parts, &sig).map_err(|_| CryptoError::InvalidSignature)
 }
 
 #[cfg(test)]

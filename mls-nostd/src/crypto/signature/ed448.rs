@@ -12,9 +12,7 @@ use crate::crypto::CryptoError;
 use ed448_goldilocks::elliptic_curve::array::Array;
 use ed448_goldilocks::shake::Shake256;
 use ed448_goldilocks::shake::digest::{ExtendableOutput, Update, XofReader};
-use ed448_goldilocks::{
-    CompressedEdwardsY, EdwardsPoint, EdwardsScalar, EdwardsScalarBytes, WideEdwardsScalarBytes,
-};
+use ed448_goldilocks::{CompressedEdwardsY, EdwardsPoint, EdwardsScalar, EdwardsScalarBytes, WideEdwardsScalarBytes};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
@@ -94,28 +92,19 @@ fn hash_to_scalar(head: [&[u8]; 2], parts: &[&[u8]]) -> EdwardsScalar {
 
 pub(super) fn public_key(sk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
     let e = expand(sk)?;
-    out.get_mut(..KEY_LEN)
-        .ok_or(CryptoError::InvalidKey)?
-        .copy_from_slice(&encode(&(EdwardsPoint::GENERATOR * e.scalar)));
+    out.get_mut(..KEY_LEN).ok_or(CryptoError::InvalidKey)?.copy_from_slice(&encode(&(EdwardsPoint::GENERATOR * e.scalar)));
     Ok(())
 }
 
 /// RFC 8032 §5.2.6; `pk` is the kept public key.
-pub(super) fn sign(
-    sk: &[u8],
-    pk: &[u8],
-    parts: &[&[u8]],
-    out: &mut [u8],
-) -> Result<usize, CryptoError> {
+pub(super) fn sign(sk: &[u8], pk: &[u8], parts: &[&[u8]], out: &mut [u8]) -> Result<usize, CryptoError> {
     let e = expand(sk)?;
     let mut r = hash_to_scalar([&e.prefix, &[]], parts);
     let big_r = encode(&(EdwardsPoint::GENERATOR * r));
     let k = hash_to_scalar([&big_r, pk], parts);
     let s = r + k * e.scalar;
     r.zeroize();
-    let out = out
-        .get_mut(..2 * KEY_LEN)
-        .ok_or(CryptoError::InvalidLength)?;
+    let out = out.get_mut(..2 * KEY_LEN).ok_or(CryptoError::InvalidLength)?;
     let (ro, so) = out.split_at_mut(KEY_LEN);
     ro.copy_from_slice(&big_r);
     so.copy_from_slice(&s.to_bytes_rfc_8032());
@@ -139,8 +128,7 @@ pub(super) fn verify(pk: &[u8], parts: &[&[u8]], signature: &[u8]) -> Result<(),
         return Err(CryptoError::InvalidSignature);
     }
     let r = decode(r_bytes).map_err(|_| CryptoError::InvalidSignature)?;
-    let s_arr: Array<u8, _> =
-        Array::try_from(s_bytes).map_err(|_| CryptoError::InvalidSignature)?;
+    let s_arr: Array<u8, _> = Array::try_from(s_bytes).map_err(|_| CryptoError::InvalidSignature)?;
     let s = Option::<EdwardsScalar>::from(EdwardsScalar::from_canonical_bytes(&s_arr))
         .ok_or(CryptoError::InvalidSignature)?;
     let k = hash_to_scalar([r_bytes, pk], parts);

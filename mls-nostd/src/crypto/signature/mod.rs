@@ -79,46 +79,19 @@ pub enum Scheme {
 
 /// Largest signature public key of the enabled suites.
 pub const SIGNATURE_PUBLIC_LEN: usize = max(
-    max(
-        max(
-            when(cfg!(feature = "_ed25519"), 32),
-            when(cfg!(feature = "_p256"), 65),
-        ),
-        when(cfg!(feature = "_p384"), 97),
-    ),
-    max(
-        when(cfg!(feature = "_p521"), 133),
-        when(cfg!(feature = "_ed448"), 57),
-    ),
+    max(max(when(cfg!(feature = "_ed25519"), 32), when(cfg!(feature = "_p256"), 65)), when(cfg!(feature = "_p384"), 97)),
+    max(when(cfg!(feature = "_p521"), 133), when(cfg!(feature = "_ed448"), 57)),
 );
 /// Largest signature private key of the enabled suites.
 pub const SIGNATURE_PRIVATE_LEN: usize = max(
-    max(
-        max(
-            when(cfg!(feature = "_ed25519"), 32),
-            when(cfg!(feature = "_p256"), 32),
-        ),
-        when(cfg!(feature = "_p384"), 48),
-    ),
-    max(
-        when(cfg!(feature = "_p521"), 66),
-        when(cfg!(feature = "_ed448"), 57),
-    ),
+    max(max(when(cfg!(feature = "_ed25519"), 32), when(cfg!(feature = "_p256"), 32)), when(cfg!(feature = "_p384"), 48)),
+    max(when(cfg!(feature = "_p521"), 66), when(cfg!(feature = "_ed448"), 57)),
 );
 /// Largest signature of the enabled suites (DER: 72, 104, 139 bytes for
 /// P-256, P-384, P-521).
 pub const SIGNATURE_LEN: usize = max(
-    max(
-        max(
-            when(cfg!(feature = "_ed25519"), 64),
-            when(cfg!(feature = "_p256"), 72),
-        ),
-        when(cfg!(feature = "_p384"), 104),
-    ),
-    max(
-        when(cfg!(feature = "_p521"), 139),
-        when(cfg!(feature = "_ed448"), 114),
-    ),
+    max(max(when(cfg!(feature = "_ed25519"), 64), when(cfg!(feature = "_p256"), 72)), when(cfg!(feature = "_p384"), 104)),
+    max(when(cfg!(feature = "_p521"), 139), when(cfg!(feature = "_ed448"), 114)),
 );
 
 impl Scheme {
@@ -219,13 +192,7 @@ impl Scheme {
     }
 
     /// Signs the concatenation of `parts` into `out`; returns the length.
-    fn sign(
-        self,
-        sk: &[u8],
-        pk: &[u8],
-        parts: &[&[u8]],
-        out: &mut [u8],
-    ) -> Result<usize, CryptoError> {
+    fn sign(self, sk: &[u8], pk: &[u8], parts: &[&[u8]], out: &mut [u8]) -> Result<usize, CryptoError> {
         // EdDSA signs with the public key too; ECDSA (a build of NIST suites
         // only) does not.
         let _ = pk;
@@ -254,12 +221,7 @@ impl Scheme {
     }
 
     /// [`Self::verify`] with RustCrypto and this module's strictness.
-    pub(crate) fn software_verify(
-        self,
-        pk: &[u8],
-        parts: &[&[u8]],
-        signature: &[u8],
-    ) -> Result<(), CryptoError> {
+    pub(crate) fn software_verify(self, pk: &[u8], parts: &[&[u8]], signature: &[u8]) -> Result<(), CryptoError> {
         if pk.len() != self.public_len() {
             return Err(CryptoError::InvalidKey);
         }
@@ -288,14 +250,8 @@ pub struct Signature {
 impl Signature {
     /// A signature from its encoding; fails if longer than [`SIGNATURE_LEN`].
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let mut s = Self {
-            bytes: [0; SIGNATURE_LEN],
-            len: 0,
-        };
-        s.bytes
-            .get_mut(..bytes.len())
-            .ok_or(CryptoError::InvalidSignature)?
-            .copy_from_slice(bytes);
+        let mut s = Self { bytes: [0; SIGNATURE_LEN], len: 0 };
+        s.bytes.get_mut(..bytes.len()).ok_or(CryptoError::InvalidSignature)?.copy_from_slice(bytes);
         s.len = bytes.len() as u8;
         Ok(s)
     }
@@ -339,10 +295,7 @@ pub struct SignaturePublicKey {
 
 impl SignaturePublicKey {
     /// No key: a placeholder.
-    pub const EMPTY: Self = Self {
-        bytes: [0; SIGNATURE_PUBLIC_LEN],
-        len: 0,
-    };
+    pub const EMPTY: Self = Self { bytes: [0; SIGNATURE_PUBLIC_LEN], len: 0 };
 
     /// A public key from its encoding, of any enabled scheme's length (the
     /// suite's length and the point are checked by [`Self::verify`]); fails
@@ -352,10 +305,7 @@ impl SignaturePublicKey {
             return Err(CryptoError::InvalidKey);
         }
         let mut k = Self::EMPTY;
-        k.bytes
-            .get_mut(..bytes.len())
-            .ok_or(CryptoError::InvalidKey)?
-            .copy_from_slice(bytes);
+        k.bytes.get_mut(..bytes.len()).ok_or(CryptoError::InvalidKey)?.copy_from_slice(bytes);
         k.len = bytes.len() as u8;
         Ok(k)
     }
@@ -376,15 +326,8 @@ impl SignaturePublicKey {
 
     /// Verifies `signature` over the concatenation of `message_parts` with
     /// the suite's scheme (module documentation: what is accepted).
-    pub fn verify(
-        &self,
-        suite: CipherSuite,
-        message_parts: &[&[u8]],
-        signature: &[u8],
-    ) -> Result<(), CryptoError> {
-        suite
-            .signature_scheme()
-            .verify(self.as_bytes(), message_parts, signature)
+    pub fn verify(&self, suite: CipherSuite, message_parts: &[&[u8]], signature: &[u8]) -> Result<(), CryptoError> {
+        suite.signature_scheme().verify(self.as_bytes(), message_parts, signature)
     }
 }
 
@@ -410,11 +353,7 @@ pub struct SignaturePrivateKey {
 
 impl SignaturePrivateKey {
     /// An empty placeholder key (signing with it fails).
-    pub const ZERO: Self = Self {
-        seed: [0; SIGNATURE_PRIVATE_LEN],
-        len: 0,
-        public: SignaturePublicKey::EMPTY,
-    };
+    pub const ZERO: Self = Self { seed: [0; SIGNATURE_PRIVATE_LEN], len: 0, public: SignaturePublicKey::EMPTY };
 
     /// A private key of `suite`'s scheme from its serialization (an EdDSA
     /// seed, or an ECDSA scalar in `[1, n - 1]`, big-endian); fails on a
@@ -426,13 +365,9 @@ impl SignaturePrivateKey {
         let scheme = suite.signature_scheme();
         if scheme.is_ecdsa() && !bytes.is_empty() && bytes.len() < scheme.private_len() {
             let mut padded = [0u8; SIGNATURE_PRIVATE_LEN];
-            let full = padded
-                .get_mut(..scheme.private_len())
-                .ok_or(CryptoError::InvalidKey)?;
+            let full = padded.get_mut(..scheme.private_len()).ok_or(CryptoError::InvalidKey)?;
             let start = full.len() - bytes.len();
-            full.get_mut(start..)
-                .ok_or(CryptoError::InvalidKey)?
-                .copy_from_slice(bytes);
+            full.get_mut(start..).ok_or(CryptoError::InvalidKey)?.copy_from_slice(bytes);
             let r = Self::from_slice(suite, full);
             padded.zeroize();
             return r;
@@ -441,15 +376,10 @@ impl SignaturePrivateKey {
             return Err(CryptoError::InvalidKey);
         }
         let mut sk = Self::ZERO;
-        sk.seed
-            .get_mut(..bytes.len())
-            .ok_or(CryptoError::InvalidKey)?
-            .copy_from_slice(bytes);
+        sk.seed.get_mut(..bytes.len()).ok_or(CryptoError::InvalidKey)?.copy_from_slice(bytes);
         sk.len = bytes.len() as u8;
         let mut public = [0u8; SIGNATURE_PUBLIC_LEN];
-        let public = public
-            .get_mut(..scheme.public_len())
-            .ok_or(CryptoError::InvalidKey)?;
+        let public = public.get_mut(..scheme.public_len()).ok_or(CryptoError::InvalidKey)?;
         scheme.public_key(sk.as_bytes(), public)?;
         sk.public = SignaturePublicKey::from_slice(public)?;
         Ok(sk)
@@ -494,25 +424,13 @@ impl SignaturePrivateKey {
 
     /// Signs the concatenation of `message_parts` with the suite's scheme
     /// (the message is never copied into one buffer).
-    pub fn sign(
-        &self,
-        suite: CipherSuite,
-        message_parts: &[&[u8]],
-    ) -> Result<Signature, CryptoError> {
+    pub fn sign(&self, suite: CipherSuite, message_parts: &[&[u8]]) -> Result<Signature, CryptoError> {
         let scheme = suite.signature_scheme();
         if self.len() != scheme.private_len() {
             return Err(CryptoError::InvalidKey);
         }
-        let mut sig = Signature {
-            bytes: [0; SIGNATURE_LEN],
-            len: 0,
-        };
-        let n = scheme.sign(
-            self.as_bytes(),
-            self.public.as_bytes(),
-            message_parts,
-            &mut sig.bytes,
-        )?;
+        let mut sig = Signature { bytes: [0; SIGNATURE_LEN], len: 0 };
+        let n = scheme.sign(self.as_bytes(), self.public.as_bytes(), message_parts, &mut sig.bytes)?;
         sig.len = u8::try_from(n).map_err(|_| CryptoError::InvalidLength)?;
         Ok(sig)
     }

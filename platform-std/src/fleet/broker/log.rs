@@ -18,12 +18,7 @@ thread_local! {
 /// From now on, this thread's log lines go to `dir/stdout.log` and `dir/stderr.log`.
 pub fn to_files(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let open = |n: &str| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(n))
-    };
+    let open = |n: &str| std::fs::OpenOptions::new().create(true).append(true).open(dir.join(n));
     let files = (open("stdout.log")?, open("stderr.log")?);
     FILES.with(|f| *f.borrow_mut() = Some(files));
     Ok(())

@@ -15,8 +15,7 @@ use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::delivery::{self, DeliveryError, Inbox, Outgoing, Policy, Verdict};
 use mls_nostd::extensions::Extensions;
 use mls_nostd::group::{
-    CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, ReceiveError, Received,
-    WireFormatPolicy, default_capabilities,
+    CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, ReceiveError, Received, WireFormatPolicy, default_capabilities,
 };
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::Lifetime;
@@ -65,18 +64,12 @@ fn err(who: &str, what: &str, e: impl std::fmt::Debug) -> FleetError {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn lifetime() -> Lifetime {
     let t = now();
-    Lifetime {
-        not_before: t.saturating_sub(3600),
-        not_after: t + 30 * 86_400,
-    }
+    Lifetime { not_before: t.saturating_sub(3600), not_after: t + 30 * 86_400 }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -87,10 +80,7 @@ fn hex(b: &[u8]) -> String {
 /// cores, a member's wall time is mostly waiting for a core. (Work the core
 /// hands to rayon's pool, a Commit's or a join's parallel part, is not in it.)
 fn cpu_ms() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `t` is a valid timespec for the call to write.
     if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
         return 0.0;
@@ -127,11 +117,7 @@ impl Timed {
 }
 
 impl Storage for Timed {
-    fn read<'b>(
-        &mut self,
-        key: RecordKey,
-        buf: &'b mut [u8],
-    ) -> Result<Option<&'b [u8]>, StorageError> {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
         self.time(|s| s.read(key, buf))
     }
     fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
@@ -168,41 +154,23 @@ struct Member<const N: usize, const A: usize> {
 }
 
 impl<const N: usize, const A: usize> Member<N, A> {
-    fn open(
-        args: &MemberArgs,
-        subscribe: &dyn Fn(&Topics) -> Vec<String>,
-    ) -> Result<(Self, bool), FleetError> {
-        let dir = StateDir::open(&args.dir, crate::Flush::ProcessCrash)
-            .map_err(|e| FleetError(e.to_string()))?;
-        let mut store = dir
-            .member(&args.name)
-            .map_err(|e| FleetError(e.to_string()))?;
+    fn open(args: &MemberArgs, subscribe: &dyn Fn(&Topics) -> Vec<String>) -> Result<(Self, bool), FleetError> {
+        let dir = StateDir::open(&args.dir, crate::Flush::ProcessCrash).map_err(|e| FleetError(e.to_string()))?;
+        let mut store = dir.member(&args.name).map_err(|e| FleetError(e.to_string()))?;
         let mut record: Box<RecordBuffer> = Box::new([0u8; MAX_RECORD_LEN]);
         let mut group = crate::boxed_group();
         let joined = args.dir.join("joined").exists();
         let signer = if joined {
-            store
-                .load(&mut group, &mut record)
-                .map_err(|e| FleetError(e.to_string()))?
-                .signer
+            store.load(&mut group, &mut record).map_err(|e| FleetError(e.to_string()))?.signer
         } else {
             let (signer, _) = SignaturePrivateKey::generate(args.suite, &mut crate::os_rng());
-            store
-                .save_signer(&signer)
-                .map_err(|e| FleetError(e.to_string()))?;
+            store.save_signer(&signer).map_err(|e| FleetError(e.to_string()))?;
             signer
         };
         let mut inbox = boxed_inbox();
         let seen_path = args.dir.join("seen.log");
         if let Ok(text) = std::fs::read_to_string(&seen_path) {
-            for line in text
-                .lines()
-                .rev()
-                .take(INBOX_SEEN)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-            {
+            for line in text.lines().rev().take(INBOX_SEEN).collect::<Vec<_>>().into_iter().rev() {
                 let mut d = [0u8; 16];
                 if line.len() == 32 {
                     for (i, b) in d.iter_mut().enumerate() {
@@ -219,26 +187,13 @@ impl<const N: usize, const A: usize> Member<N, A> {
             .map_err(|e| FleetError(format!("{}: {e}", seen_path.display())))?;
         let topics = Topics::new(&args.group);
         let client_id = format!("{}-{}", args.group, args.name);
-        let net = Transport::connect(
-            &args.host,
-            args.port,
-            &client_id,
-            &subscribe(&topics),
-            args.duplicate,
-        )?;
-        let result = MemberResult {
-            name: args.name.clone(),
-            restarted: joined,
-            ..Default::default()
-        };
+        let net = Transport::connect(&args.host, args.port, &client_id, &subscribe(&topics), args.duplicate)?;
+        let result = MemberResult { name: args.name.clone(), restarted: joined, ..Default::default() };
         let m = Self {
             name: args.name.clone(),
             signer,
             group,
-            store: Timed {
-                inner: store,
-                ms: 0.0,
-            },
+            store: Timed { inner: store, ms: 0.0 },
             _dir: dir,
             record,
             inbox,
@@ -284,8 +239,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
     }
 
     fn note_processed(&mut self, message: &[u8]) -> Result<(), FleetError> {
-        writeln!(self.seen_log, "{}", hex(&delivery::digest(message)))
-            .map_err(|e| FleetError(format!("seen.log: {e}")))
+        writeln!(self.seen_log, "{}", hex(&delivery::digest(message))).map_err(|e| FleetError(format!("seen.log: {e}")))
     }
 
     /// Processes one group message the inbox let through. Returns what it was.
@@ -299,16 +253,9 @@ impl<const N: usize, const A: usize> Member<N, A> {
     fn process_inner(&mut self, message: &[u8]) -> Result<Outcome, FleetError> {
         let original = message.to_vec();
         let mut buf = message.to_vec();
-        let received = self
-            .group
-            .stored(&mut self.store, GROUP_SLOT, &mut self.record)
-            .process_message(&mut buf, now());
+        let received = self.group.stored(&mut self.store, GROUP_SLOT, &mut self.record).process_message(&mut buf, now());
         let outcome = match received {
-            Ok(Received::Application {
-                authenticated_data,
-                data,
-                ..
-            }) => {
+            Ok(Received::Application { authenticated_data, data, .. }) => {
                 self.result.app_received += 1;
                 let claim = String::from_utf8_lossy(authenticated_data).into_owned();
                 if !self.claims.insert(claim) {
@@ -323,9 +270,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
                     .merge_staged_commit()
                     .map_err(|e| err(&self.name, "merge", e))?;
                 self.result.commits += 1;
-                Outcome::Commit {
-                    removes_us: summary.removes_us,
-                }
+                Outcome::Commit { removes_us: summary.removes_us }
             }
             // Of the previous epoch, from a member that left, whose key the
             // core no longer keeps (more left at once than it keeps): stale.
@@ -335,23 +280,14 @@ impl<const N: usize, const A: usize> Member<N, A> {
             }
             Err(e) => {
                 self.result.core_refused += 1;
-                err_line!(
-                    "{}: refused a message of epoch {:?}: {e:?}",
-                    self.name,
-                    delivery::Envelope::parse(&original).map(|e| e.epoch)
-                );
-                let commit = delivery::Envelope::parse(&original).is_ok_and(|e| {
-                    e.content_type == mls_nostd::messages::framing::ContentType::Commit
-                });
+                err_line!("{}: refused a message of epoch {:?}: {e:?}", self.name, delivery::Envelope::parse(&original).map(|e| e.epoch));
+                let commit = delivery::Envelope::parse(&original)
+                    .is_ok_and(|e| e.content_type == mls_nostd::messages::framing::ContentType::Commit);
                 Outcome::Refused { commit }
             }
         };
         self.note_processed(&original)?;
-        out!(
-            "processed {} -> epoch {}",
-            short_digest(&original),
-            self.group.epoch()
-        );
+        out!("processed {} -> epoch {}", short_digest(&original), self.group.epoch());
         Ok(outcome)
     }
 
@@ -434,13 +370,9 @@ impl<const N: usize, const A: usize> Member<N, A> {
 enum Outcome {
     Application(String),
     Proposal(Vec<u8>),
-    Commit {
-        removes_us: bool,
-    },
+    Commit { removes_us: bool },
     /// Refused by the core (a Commit or not).
-    Refused {
-        commit: bool,
-    },
+    Refused { commit: bool },
     /// Too late to read (counted with the inbox's stale messages).
     Stale,
     TooFarBehind,
@@ -450,19 +382,13 @@ enum Outcome {
 /// `rounds` times (device Updates by reference, a removal, re-adds), and
 /// once more whenever a device asks to (re)join; ends when every device is
 /// in the group and has sent an application message in the last epoch.
-pub fn gateway<const N: usize, const A: usize>(
-    args: &MemberArgs,
-) -> Result<MemberResult, FleetError> {
+pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<MemberResult, FleetError> {
     if args.dir.join("joined").exists() {
-        return Err(FleetError(
-            "gateway: restarting the gateway is not supported (its state directory holds a group)"
-                .into(),
-        ));
+        return Err(FleetError("gateway: restarting the gateway is not supported (its state directory holds a group)".into()));
     }
     let subscribe = |t: &Topics| vec![t.key_packages("+"), t.proposals(), t.application()];
     let (mut m, _) = Member::<N, A>::open(args, &subscribe)?;
-    std::fs::write(args.dir.join("ready"), b"subscribed\n")
-        .map_err(|e| FleetError(format!("ready file: {e}")))?;
+    std::fs::write(args.dir.join("ready"), b"subscribed\n").map_err(|e| FleetError(format!("ready file: {e}")))?;
     let devices: BTreeSet<String> = (0..args.devices).map(device_name).collect();
     let kp_prefix = m.topics.key_packages("");
     let mut key_packages: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -474,10 +400,7 @@ pub fn gateway<const N: usize, const A: usize>(
     let mut used_key_packages: HashSet<delivery::Digest> = HashSet::new();
     while key_packages.len() < devices.len() {
         if let Some(p) = m.next()? {
-            if let Some(name) = p
-                .topic
-                .strip_prefix(&kp_prefix)
-                .filter(|n| devices.contains(*n))
+            if let Some(name) = p.topic.strip_prefix(&kp_prefix).filter(|n| devices.contains(*n))
                 && used_key_packages.insert(delivery::digest(&p.payload))
             {
                 key_packages.insert(name.to_string(), p.payload.to_vec());
@@ -491,23 +414,15 @@ pub fn gateway<const N: usize, const A: usize>(
     let params = CreateParams {
         suite: args.suite,
         group_id: &group_id,
-        credential: Credential::Basic {
-            identity: m.name.as_bytes(),
-        },
+        credential: Credential::Basic { identity: m.name.as_bytes() },
         lifetime: lifetime(),
         capabilities: default_capabilities(args.suite, &mut caps),
         extensions: Extensions::default(),
         config: GroupConfig::default(),
     };
-    m.group
-        .create(&params, &m.signer, &mut crate::os_rng())
-        .map_err(|e| err("gateway", "create", e))?;
-    m.group
-        .stored(&mut m.store, GROUP_SLOT, &mut m.record)
-        .save(Parts::ALL)
-        .map_err(|e| err("gateway", "save", e))?;
-    std::fs::write(args.dir.join("joined"), b"")
-        .map_err(|e| FleetError(format!("joined file: {e}")))?;
+    m.group.create(&params, &m.signer, &mut crate::os_rng()).map_err(|e| err("gateway", "create", e))?;
+    m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).save(Parts::ALL).map_err(|e| err("gateway", "save", e))?;
+    std::fs::write(args.dir.join("joined"), b"").map_err(|e| FleetError(format!("joined file: {e}")))?;
 
     let mut members: BTreeSet<String> = BTreeSet::new();
     let mut heard: BTreeSet<String> = BTreeSet::new();
@@ -525,9 +440,7 @@ pub fn gateway<const N: usize, const A: usize>(
         }
         // Commit when every member spoke in this epoch (or to add the first
         // or returning devices).
-        if (all_heard
-            || members.is_empty()
-            || (members.iter().all(spoke) && !key_packages.is_empty()))
+        if (all_heard || members.is_empty() || (members.iter().all(spoke) && !key_packages.is_empty()))
             && (!key_packages.is_empty() || round < args.rounds)
         {
             let is_round = !members.is_empty() && round < args.rounds;
@@ -546,9 +459,7 @@ pub fn gateway<const N: usize, const A: usize>(
                         _ => None,
                     })
                     .collect();
-                leaf_of(&m.group, &v)
-                    .filter(|l| !proposers.contains(l) && !key_packages.contains_key(&v))
-                    .map(|l| (v, l))
+                leaf_of(&m.group, &v).filter(|l| !proposers.contains(l) && !key_packages.contains_key(&v)).map(|l| (v, l))
             } else {
                 None
             };
@@ -561,8 +472,7 @@ pub fn gateway<const N: usize, const A: usize>(
             if let Some((_, l)) = &victim {
                 removes.push(*l);
             }
-            let kps: Vec<(String, Vec<u8>)> =
-                std::mem::take(&mut key_packages).into_iter().collect();
+            let kps: Vec<(String, Vec<u8>)> = std::mem::take(&mut key_packages).into_iter().collect();
             let mut proposals = Vec::new();
             for l in &removes {
                 proposals.push(Proposal::Remove(Remove { removed: *l }));
@@ -574,10 +484,7 @@ pub fn gateway<const N: usize, const A: usize>(
                 }
             }
             for p in &proposals {
-                m.inbox
-                    .policy()
-                    .check_outgoing(0, Outgoing::Proposal(p))
-                    .map_err(|e| err("gateway", "policy", e))?;
+                m.inbox.policy().check_outgoing(0, Outgoing::Proposal(p)).map_err(|e| err("gateway", "policy", e))?;
             }
             // The proposals it commits by reference first, in its own order.
             for r in relay.drain(..) {
@@ -597,31 +504,19 @@ pub fn gateway<const N: usize, const A: usize>(
             let out = m
                 .group
                 .stored(&mut m.store, GROUP_SLOT, &mut m.record)
-                .commit(
-                    &opts,
-                    &NoPsks,
-                    now(),
-                    &mut crate::os_rng(),
-                    &RayonExecutor,
-                    CommitBuffers {
-                        message: &mut bufs.0,
-                        welcome: &mut bufs.1,
-                        group_info: &mut bufs.2,
-                    },
-                )
+                .commit(&opts, &NoPsks, now(), &mut crate::os_rng(), &RayonExecutor, CommitBuffers {
+                    message: &mut bufs.0,
+                    welcome: &mut bufs.1,
+                    group_info: &mut bufs.2,
+                })
                 .map_err(|e| err("gateway", "commit", e))?;
             let (commit, welcome) = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec));
-            m.group
-                .stored(&mut m.store, GROUP_SLOT, &mut m.record)
-                .merge_staged_commit()
-                .map_err(|e| err("gateway", "merge", e))?;
+            m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).merge_staged_commit().map_err(|e| err("gateway", "merge", e))?;
             let took = t.elapsed().as_secs_f64() * 1000.0;
             m.result.commit_ms.push(took);
             m.result.busy_ms += cpu_ms() - cpu;
             if let Some(prev) = last_commit.replace(Instant::now()) {
-                m.result
-                    .round_ms
-                    .push(prev.elapsed().as_secs_f64() * 1000.0);
+                m.result.round_ms.push(prev.elapsed().as_secs_f64() * 1000.0);
             }
             m.inbox.remember(delivery::digest(&commit));
             m.net.publish(&m.topics.handshake(), &commit)?;
@@ -648,10 +543,7 @@ pub fn gateway<const N: usize, const A: usize>(
             continue;
         }
         if started.elapsed() > time_limit {
-            return Err(FleetError(format!(
-                "gateway: the run took over {} s",
-                time_limit.as_secs()
-            )));
+            return Err(FleetError(format!("gateway: the run took over {} s", time_limit.as_secs())));
         }
         let Some(p) = m.next()? else { continue };
         if let Some(name) = p.topic.strip_prefix(&kp_prefix) {
@@ -669,10 +561,7 @@ pub fn gateway<const N: usize, const A: usize>(
         }
         m.net.ack(&p)?;
     }
-    m.net.publish(
-        &m.topics.control(),
-        format!("end {}", m.group.epoch()).as_bytes(),
-    )?;
+    m.net.publish(&m.topics.control(), format!("end {}", m.group.epoch()).as_bytes())?;
     m.finish()
 }
 
@@ -715,18 +604,9 @@ pub fn device_name(i: usize) -> String {
 /// epoch sends one application message (and every fourth epoch an Update
 /// proposal); rejoins with a fresh KeyPackage when removed or too far
 /// behind; ends at the gateway's `end <epoch>` once it is in that epoch.
-pub fn device<const N: usize, const A: usize>(
-    args: &MemberArgs,
-) -> Result<MemberResult, FleetError> {
+pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<MemberResult, FleetError> {
     let name = args.name.clone();
-    let subscribe = |t: &Topics| {
-        vec![
-            t.handshake(),
-            t.application(),
-            t.welcome(&name),
-            t.control(),
-        ]
-    };
+    let subscribe = |t: &Topics| vec![t.handshake(), t.application(), t.welcome(&name), t.control()];
     let (mut m, joined) = Member::<N, A>::open(args, &subscribe)?;
     let mut pending: Option<(Vec<u8>, KeyPackagePrivateKeys)> = None;
     if joined {
@@ -759,18 +639,10 @@ pub fn device<const N: usize, const A: usize>(
                     config: GroupConfig::default(),
                 };
                 let mut buf = vec![0u8; p.payload.len()];
-                match m
-                    .group
-                    .stored(&mut m.store, GROUP_SLOT, &mut m.record)
-                    .join_with(&p.payload, &params, &mut buf)
-                {
+                match m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).join_with(&p.payload, &params, &mut buf) {
                     Ok(()) => {
-                        m.store
-                            .inner
-                            .clear_pending()
-                            .map_err(|e| FleetError(e.to_string()))?;
-                        std::fs::write(args.dir.join("joined"), b"")
-                            .map_err(|e| FleetError(format!("joined file: {e}")))?;
+                        m.store.inner.clear_pending().map_err(|e| FleetError(e.to_string()))?;
+                        std::fs::write(args.dir.join("joined"), b"").map_err(|e| FleetError(format!("joined file: {e}")))?;
                         pending = None;
                         m.result.joins += 1;
                         let epoch = m.group.epoch();
@@ -782,17 +654,11 @@ pub fn device<const N: usize, const A: usize>(
                         }
                     }
                     // A Welcome for an older KeyPackage of ours.
-                    Err(e) => err_line!(
-                        "{}: a Welcome that is not for our KeyPackage: {e:?}",
-                        m.name
-                    ),
+                    Err(e) => err_line!("{}: a Welcome that is not for our KeyPackage: {e:?}", m.name),
                 }
             }
         } else if p.topic == control_topic {
-            end = std::str::from_utf8(&p.payload)
-                .ok()
-                .and_then(|s| s.strip_prefix("end "))
-                .and_then(|e| e.parse().ok());
+            end = std::str::from_utf8(&p.payload).ok().and_then(|s| s.strip_prefix("end ")).and_then(|e| e.parse().ok());
         } else if pending.is_none() {
             for o in m.deliver(&p.payload)? {
                 device_outcome(&mut m, o, &mut pending)?;
@@ -842,20 +708,11 @@ fn device_outcome<const N: usize, const A: usize>(
 fn publish_key_package<const N: usize, const A: usize>(
     m: &mut Member<N, A>,
 ) -> Result<(Vec<u8>, KeyPackagePrivateKeys), FleetError> {
-    let params = KeyPackageParams::new(
-        m.args.suite,
-        Credential::Basic {
-            identity: m.name.as_bytes(),
-        },
-        lifetime(),
-    );
+    let params = KeyPackageParams::new(m.args.suite, Credential::Basic { identity: m.name.as_bytes() }, lifetime());
     let mut out = [0u8; 2048];
-    let (bytes, keys) = KeyPackage::generate(&params, &m.signer, &mut crate::os_rng(), &mut out)
-        .map_err(|e| err(&m.name, "KeyPackage", e))?;
-    m.store
-        .inner
-        .save_pending(bytes, &keys, &m.signer, &mut m.record)
-        .map_err(|e| FleetError(e.to_string()))?;
+    let (bytes, keys) =
+        KeyPackage::generate(&params, &m.signer, &mut crate::os_rng(), &mut out).map_err(|e| err(&m.name, "KeyPackage", e))?;
+    m.store.inner.save_pending(bytes, &keys, &m.signer, &mut m.record).map_err(|e| FleetError(e.to_string()))?;
     m.inbox.await_welcome();
     let topic = m.topics.key_packages(&m.name);
     m.net.publish(&topic, bytes)?;
@@ -864,26 +721,18 @@ fn publish_key_package<const N: usize, const A: usize>(
 
 /// This epoch's messages of a device: an Update proposal every fourth
 /// epoch (if `propose`), and one application message.
-fn speak<const N: usize, const A: usize>(
-    m: &mut Member<N, A>,
-    propose: bool,
-) -> Result<(), FleetError> {
+fn speak<const N: usize, const A: usize>(m: &mut Member<N, A>, propose: bool) -> Result<(), FleetError> {
     let t = cpu_ms();
     let r = speak_inner(m, propose);
     m.result.busy_ms += cpu_ms() - t;
     r
 }
 
-fn speak_inner<const N: usize, const A: usize>(
-    m: &mut Member<N, A>,
-    propose: bool,
-) -> Result<(), FleetError> {
+fn speak_inner<const N: usize, const A: usize>(m: &mut Member<N, A>, propose: bool) -> Result<(), FleetError> {
     let epoch = m.group.epoch();
     let index: u64 = m.name.trim_start_matches("device-").parse().unwrap_or(0);
     let own = m.group.own_leaf().0;
-    POLICY
-        .check_outgoing(own, Outgoing::Application)
-        .map_err(|e| err(&m.name, "policy", e))?;
+    POLICY.check_outgoing(own, Outgoing::Application).map_err(|e| err(&m.name, "policy", e))?;
     let mut out = vec![0u8; 64 * 1024];
     // About 8 Updates per epoch at most (the gateway's proposal store holds 4 KiB).
     let period = (m.args.devices as u64 / 8).max(4);
@@ -892,24 +741,15 @@ fn speak_inner<const N: usize, const A: usize>(
         let mut caps = [0u8; 8];
         let template = LeafTemplate {
             signature_key: public.as_bytes(),
-            credential: Credential::Basic {
-                identity: m.name.as_bytes(),
-            },
+            credential: Credential::Basic { identity: m.name.as_bytes() },
             capabilities: default_capabilities(m.args.suite, &mut caps),
             extensions: Extensions::default(),
         };
         let mut rng = crate::os_rng();
-        let message = m
-            .group
-            .propose_update(&template, WireFormatPolicy::Private, &mut rng, &mut out)
-            .map_err(|e| err(&m.name, "propose", e))?
-            .to_vec();
+        let message = m.group.propose_update(&template, WireFormatPolicy::Private, &mut rng, &mut out).map_err(|e| err(&m.name, "propose", e))?.to_vec();
         // `propose_update` works in memory (StoredGroup has no proposal
         // operations yet): save before the proposal leaves, its key inside.
-        m.group
-            .stored(&mut m.store, GROUP_SLOT, &mut m.record)
-            .save(Parts::ALL)
-            .map_err(|e| err(&m.name, "save", e))?;
+        m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).save(Parts::ALL).map_err(|e| err(&m.name, "save", e))?;
         m.inbox.remember(delivery::digest(&message));
         // Logged too: its echo from the relay after a restart is a duplicate.
         m.note_processed(&message)?;
@@ -919,31 +759,15 @@ fn speak_inner<const N: usize, const A: usize>(
     // The counter moves before the message is made: a kill in between
     // skips a number, never repeats one.
     let counter_path = m.args.dir.join("counter");
-    let n: u64 = std::fs::read_to_string(&counter_path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-        + 1;
-    std::fs::write(&counter_path, format!("{n}\n"))
-        .map_err(|e| FleetError(format!("counter: {e}")))?;
+    let n: u64 = std::fs::read_to_string(&counter_path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0) + 1;
+    std::fs::write(&counter_path, format!("{n}\n")).map_err(|e| FleetError(format!("counter: {e}")))?;
     let reading = n * 37 % 400;
-    let text = format!(
-        "{} epoch {epoch} n {n}: reading {}.{} C",
-        m.name,
-        reading / 10,
-        reading % 10
-    );
+    let text = format!("{} epoch {epoch} n {n}: reading {}.{} C", m.name, reading / 10, reading % 10);
     let claim = format!("{}/{epoch}/{n}", m.name);
     let sent = m
         .group
         .stored(&mut m.store, GROUP_SLOT, &mut m.record)
-        .protect_application(
-            text.as_bytes(),
-            claim.as_bytes(),
-            0,
-            &mut crate::os_rng(),
-            &mut out,
-        )
+        .protect_application(text.as_bytes(), claim.as_bytes(), 0, &mut crate::os_rng(), &mut out)
         .map_err(|e| err(&m.name, "protect", e))?
         .to_vec();
     let mut log = std::fs::OpenOptions::new()

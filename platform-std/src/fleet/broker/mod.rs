@@ -21,7 +21,7 @@ pub mod log;
 mod member;
 pub mod transport;
 
-pub use member::{INBOX_BYTES, INBOX_SEEN, INBOX_SLOTS, device_name};
+pub use member::{device_name, INBOX_BYTES, INBOX_SEEN, INBOX_SLOTS};
 
 use super::{ARENA_PER_LEAF, FleetError, MAX_DEVICES};
 use mls_nostd::crypto::CipherSuite;
@@ -31,15 +31,9 @@ use std::time::{Duration, Instant};
 
 /// `mqtt://HOST:PORT` (the port defaults to 1883).
 pub fn parse_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .ok_or_else(|| format!("--broker: expected mqtt://HOST:PORT, got {url:?}"))?;
+    let rest = url.strip_prefix("mqtt://").ok_or_else(|| format!("--broker: expected mqtt://HOST:PORT, got {url:?}"))?;
     let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .map_err(|_| format!("--broker: bad port in {url:?}"))?,
-        ),
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("--broker: bad port in {url:?}"))?),
         None => (rest, 1883),
     };
     if host.is_empty() || host.contains('/') {
@@ -167,12 +161,7 @@ pub struct MemberResult {
 
 impl MemberResult {
     fn fields(&self) -> Vec<(&'static str, String)> {
-        let list = |v: &[f64]| {
-            v.iter()
-                .map(|m| format!("{m:.2}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let list = |v: &[f64]| v.iter().map(|m| format!("{m:.2}")).collect::<Vec<_>>().join(",");
         vec![
             ("name", self.name.clone()),
             ("epoch", self.epoch.to_string()),
@@ -206,26 +195,18 @@ impl MemberResult {
 
     /// Writes `dir/result.txt`.
     pub fn write(&self, dir: &Path) -> Result<(), FleetError> {
-        let text: String = self
-            .fields()
-            .into_iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
-            .collect();
-        std::fs::write(dir.join("result.txt"), text)
-            .map_err(|e| FleetError(format!("{}: {e}", dir.display())))
+        let text: String = self.fields().into_iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(dir.join("result.txt"), text).map_err(|e| FleetError(format!("{}: {e}", dir.display())))
     }
 
     /// Reads `dir/result.txt`.
     pub fn read(dir: &Path) -> Result<Self, FleetError> {
         let path = dir.join("result.txt");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| FleetError(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| FleetError(format!("{}: {e}", path.display())))?;
         let mut r = Self::default();
         let bad = |k: &str| FleetError(format!("{}: bad {k}", path.display()));
         for line in text.lines() {
-            let Some((k, v)) = line.split_once('=') else {
-                return Err(bad(line));
-            };
+            let Some((k, v)) = line.split_once('=') else { return Err(bad(line)) };
             let n = || v.parse::<u64>().map_err(|_| bad(k));
             match k {
                 "name" => r.name = v.to_string(),
@@ -254,16 +235,8 @@ impl MemberResult {
                 "busy_ms" => r.busy_ms = v.parse().map_err(|_| bad(k))?,
                 "save_ms" => r.save_ms = v.parse().map_err(|_| bad(k))?,
                 "commit_ms" | "round_ms" => {
-                    let list = v
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(|s| s.parse().map_err(|_| bad(k)))
-                        .collect::<Result<_, _>>()?;
-                    if k == "commit_ms" {
-                        r.commit_ms = list
-                    } else {
-                        r.round_ms = list
-                    }
+                    let list = v.split(',').filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(k))).collect::<Result<_, _>>()?;
+                    if k == "commit_ms" { r.commit_ms = list } else { r.round_ms = list }
                 }
                 _ => return Err(bad(k)),
             }
@@ -274,8 +247,7 @@ impl MemberResult {
 
 /// Runs one member in this process (the `--member` command).
 pub fn run_member(args: &MemberArgs) -> Result<MemberResult, FleetError> {
-    std::fs::create_dir_all(&args.dir)
-        .map_err(|e| FleetError(format!("{}: {e}", args.dir.display())))?;
+    std::fs::create_dir_all(&args.dir).map_err(|e| FleetError(format!("{}: {e}", args.dir.display())))?;
     let big = args.devices >= 128;
     match (args.name == "gateway", big) {
         (true, false) => member::gateway::<128, { 128 * ARENA_PER_LEAF }>(args),
@@ -311,12 +283,7 @@ impl std::fmt::Display for BrokerReport {
         let devices = &self.members[1..];
         let sum = |k: fn(&MemberResult) -> u64| devices.iter().map(k).sum::<u64>();
         let published: u64 = sum(|m| m.app_sent) + sum(|m| m.proposals_sent) + g.commits;
-        writeln!(
-            f,
-            "gateway: {} commits, mean {:.1} ms each (commit + merge + store)",
-            g.commits,
-            mean(&g.commit_ms)
-        )?;
+        writeln!(f, "gateway: {} commits, mean {:.1} ms each (commit + merge + store)", g.commits, mean(&g.commit_ms))?;
         writeln!(
             f,
             "devices: {} application messages sent, {} opened; {} Update proposals; {} rejoins; {} restarted from their state",
@@ -345,9 +312,7 @@ impl std::fmt::Display for BrokerReport {
         )?;
         // Rounds after the first (the join's Welcome processing is in the first).
         let rounds = g.round_ms.get(1..).unwrap_or(&[]);
-        let per_device = |k: fn(&MemberResult) -> f64| {
-            devices.iter().map(k).sum::<f64>() / devices.len().max(1) as f64
-        };
+        let per_device = |k: fn(&MemberResult) -> f64| devices.iter().map(k).sum::<f64>() / devices.len().max(1) as f64;
         writeln!(
             f,
             "rounds: {:.0} ms each (mean of {}, from one Commit to the next); CPU in MLS + state saving: gateway {:.0} ms ({:.0} saving), devices {:.0} ms ({:.0} saving, mean per device)",
@@ -359,31 +324,17 @@ impl std::fmt::Display for BrokerReport {
             per_device(|m| m.save_ms),
         )?;
         writeln!(f, "state directory: {}", self.state_dir.display())?;
-        writeln!(
-            f,
-            "epoch authenticators: all {} members agree at epoch {}: {}",
-            self.members.len(),
-            g.epoch,
-            short(&g.authenticator)
-        )?;
+        writeln!(f, "epoch authenticators: all {} members agree at epoch {}: {}", self.members.len(), g.epoch, short(&g.authenticator))?;
         write!(f, "total time: {:.2} s", self.wall.as_secs_f64())
     }
 }
 
 fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        0.0
-    } else {
-        v.iter().sum::<f64>() / v.len() as f64
-    }
+    if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
 }
 
 fn short(hex: &str) -> String {
-    if hex.len() <= 16 {
-        hex.to_string()
-    } else {
-        format!("{}…{}", &hex[..8], &hex[hex.len() - 8..])
-    }
+    if hex.len() <= 16 { hex.to_string() } else { format!("{}…{}", &hex[..8], &hex[hex.len() - 8..]) }
 }
 
 /// How [`run`] starts the members.
@@ -449,8 +400,7 @@ pub fn spawn_thread(args: &MemberArgs) -> Result<MemberThread, FleetError> {
         .name(args.name.clone())
         .stack_size(THREAD_STACK)
         .spawn(move || {
-            log::to_files(&a.dir)
-                .map_err(|e| FleetError(format!("{}: its logs: {e}", a.dir.display())))?;
+            log::to_files(&a.dir).map_err(|e| FleetError(format!("{}: its logs: {e}", a.dir.display())))?;
             let r = run_member(&a);
             if let Err(e) = &r {
                 log::line(true, format_args!("error: {e}"));
@@ -474,21 +424,10 @@ impl Drop for Children {
 
 /// Starts member `args` as a process of `program`, its output in its directory.
 pub fn spawn_member(program: &Path, args: &MemberArgs) -> Result<Child, FleetError> {
-    std::fs::create_dir_all(&args.dir)
-        .map_err(|e| FleetError(format!("{}: {e}", args.dir.display())))?;
-    let log = |n: &str| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(args.dir.join(n))
-    };
+    std::fs::create_dir_all(&args.dir).map_err(|e| FleetError(format!("{}: {e}", args.dir.display())))?;
+    let log = |n: &str| std::fs::OpenOptions::new().create(true).append(true).open(args.dir.join(n));
     let (out, err) = (log("stdout.log"), log("stderr.log"));
-    let (Ok(out), Ok(err)) = (out, err) else {
-        return Err(FleetError(format!(
-            "{}: cannot open its logs",
-            args.dir.display()
-        )));
-    };
+    let (Ok(out), Ok(err)) = (out, err) else { return Err(FleetError(format!("{}: cannot open its logs", args.dir.display()))) };
     Command::new(program)
         .args(args.to_args())
         .stdout(out)
@@ -505,23 +444,14 @@ fn start(mode: Mode, program: &Path, args: &MemberArgs) -> Result<Box<dyn Starte
 }
 
 /// Waits until `dir/ready` exists (the gateway subscribed).
-pub fn wait_ready(
-    dir: &Path,
-    gateway: &mut dyn Started,
-    timeout: Duration,
-) -> Result<(), FleetError> {
+pub fn wait_ready(dir: &Path, gateway: &mut dyn Started, timeout: Duration) -> Result<(), FleetError> {
     let start = Instant::now();
     while !dir.join("ready").exists() {
         if let Some(how) = gateway.ended() {
-            return Err(FleetError(format!(
-                "the gateway ended ({how:?}) before subscribing; see {}/stderr.log",
-                dir.display()
-            )));
+            return Err(FleetError(format!("the gateway ended ({how:?}) before subscribing; see {}/stderr.log", dir.display())));
         }
         if start.elapsed() > timeout {
-            return Err(FleetError(format!(
-                "the gateway did not subscribe within {timeout:?}"
-            )));
+            return Err(FleetError(format!("the gateway did not subscribe within {timeout:?}")));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -558,9 +488,7 @@ pub fn run(
     mode: Mode,
 ) -> Result<BrokerReport, FleetError> {
     if devices == 0 || devices > MAX_DEVICES {
-        return Err(FleetError(format!(
-            "--members: expected 1 to {MAX_DEVICES}, got {devices}"
-        )));
+        return Err(FleetError(format!("--members: expected 1 to {MAX_DEVICES}, got {devices}")));
     }
     let files = FILES_PER_THREAD * (devices as u64 + 1) + 64;
     if mode == Mode::Threads && open_files_limit().is_some_and(|l| l < files) {
@@ -575,14 +503,11 @@ pub fn run(
     };
     let root = match state_dir {
         Some(d) => d.to_path_buf(),
-        None => {
-            std::env::temp_dir().join(format!("mls-fleet-mqtt-{}-{tag:08x}", std::process::id()))
-        }
+        None => std::env::temp_dir().join(format!("mls-fleet-mqtt-{}-{tag:08x}", std::process::id())),
     };
     std::fs::create_dir_all(&root).map_err(|e| FleetError(format!("{}: {e}", root.display())))?;
     let group = format!("fleet-{tag:08x}");
-    let program =
-        std::env::current_exe().map_err(|e| FleetError(format!("own executable: {e}")))?;
+    let program = std::env::current_exe().map_err(|e| FleetError(format!("own executable: {e}")))?;
     let member = |name: String| MemberArgs {
         dir: root.join(&name),
         name,
@@ -597,10 +522,7 @@ pub fn run(
     };
     let gateway = member("gateway".into());
     if gateway.dir.join("joined").exists() {
-        return Err(FleetError(format!(
-            "state directory {}: holds a run already (resuming over a broker is not supported)",
-            root.display()
-        )));
+        return Err(FleetError(format!("state directory {}: holds a run already (resuming over a broker is not supported)", root.display())));
     }
     let mut children = Children(Vec::new());
     let mut g = start(mode, &program, &gateway)?;
@@ -610,9 +532,7 @@ pub fn run(
     let mut dirs = vec![gateway.dir.clone()];
     for i in 0..devices {
         let d = member(device_name(i));
-        children
-            .0
-            .push((d.name.clone(), start(mode, &program, &d)?));
+        children.0.push((d.name.clone(), start(mode, &program, &d)?));
         dirs.push(d.dir);
     }
     let deadline = Instant::now() + time_limit(devices, rounds);
@@ -621,15 +541,8 @@ pub fn run(
         loop {
             match c.ended() {
                 Some(Ok(())) => break,
-                Some(Err(how)) => {
-                    return Err(FleetError(format!(
-                        "{name} failed ({how}); see {}/{name}/stderr.log",
-                        root.display()
-                    )));
-                }
-                None if Instant::now() > deadline => {
-                    return Err(FleetError(format!("{name} did not finish in time")));
-                }
+                Some(Err(how)) => return Err(FleetError(format!("{name} failed ({how}); see {}/{name}/stderr.log", root.display()))),
+                None if Instant::now() > deadline => return Err(FleetError(format!("{name} did not finish in time"))),
                 None => std::thread::sleep(Duration::from_millis(20)),
             }
         }
@@ -637,10 +550,7 @@ pub fn run(
             run = Some(run_start.elapsed());
         }
     }
-    let members = dirs
-        .iter()
-        .map(|d| MemberResult::read(d))
-        .collect::<Result<Vec<_>, _>>()?;
+    let members = dirs.iter().map(|d| MemberResult::read(d)).collect::<Result<Vec<_>, _>>()?;
     let g = &members[0];
     for m in &members[1..] {
         if (m.epoch, &m.authenticator) != (g.epoch, &g.authenticator) {
@@ -654,12 +564,7 @@ pub fn run(
             )));
         }
     }
-    Ok(BrokerReport {
-        members,
-        state_dir: root,
-        wall: started.elapsed(),
-        run: run.unwrap_or_default(),
-    })
+    Ok(BrokerReport { members, state_dir: root, wall: started.elapsed(), run: run.unwrap_or_default() })
 }
 
 #[cfg(test)]
@@ -668,18 +573,9 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(
-            parse_url("mqtt://127.0.0.1:1884"),
-            Ok(("127.0.0.1".into(), 1884))
-        );
+        assert_eq!(parse_url("mqtt://127.0.0.1:1884"), Ok(("127.0.0.1".into(), 1884)));
         assert_eq!(parse_url("mqtt://broker"), Ok(("broker".into(), 1883)));
-        for bad in [
-            "tcp://x:1",
-            "mqtt://",
-            "mqtt://x:99999",
-            "mqtt://x/y:1",
-            "mqtt://:1",
-        ] {
+        for bad in ["tcp://x:1", "mqtt://", "mqtt://x:99999", "mqtt://x/y:1", "mqtt://:1"] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
     }
@@ -688,14 +584,7 @@ mod tests {
     fn results_round_trip() {
         let dir = std::env::temp_dir().join(format!("mls-fleet-result-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let r = MemberResult {
-            name: "device-001".into(),
-            epoch: 7,
-            authenticator: "00ff".into(),
-            app_sent: 3,
-            commit_ms: vec![1.5, 2.25],
-            ..Default::default()
-        };
+        let r = MemberResult { name: "device-001".into(), epoch: 7, authenticator: "00ff".into(), app_sent: 3, commit_ms: vec![1.5, 2.25], ..Default::default() };
         r.write(&dir).expect("write");
         assert_eq!(MemberResult::read(&dir).expect("read"), r);
         std::fs::write(dir.join("result.txt"), "epoch=x\n").expect("write");

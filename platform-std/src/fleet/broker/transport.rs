@@ -25,9 +25,7 @@ pub struct Topics {
 impl Topics {
     /// The topics of `group`.
     pub fn new(group: &str) -> Self {
-        Self {
-            group: group.to_string(),
-        }
+        Self { group: group.to_string() }
     }
     /// The committer's stream: relayed proposals and Commits, in its order.
     pub fn handshake(&self) -> String {
@@ -83,10 +81,7 @@ pub struct Transport {
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport")
-            .field("published", &self.published)
-            .field("acked", &self.acked)
-            .finish()
+        f.debug_struct("Transport").field("published", &self.published).field("acked", &self.acked).finish()
     }
 }
 
@@ -97,13 +92,7 @@ fn mqtt(what: &str, e: impl std::fmt::Display) -> FleetError {
 impl Transport {
     /// Connects as `client_id` to `host:port` and subscribes to `topics`
     /// (QoS 1), returning once the broker acknowledged the subscription.
-    pub fn connect(
-        host: &str,
-        port: u16,
-        client_id: &str,
-        topics: &[String],
-        duplicate: bool,
-    ) -> Result<Self, FleetError> {
+    pub fn connect(host: &str, port: u16, client_id: &str, topics: &[String], duplicate: bool) -> Result<Self, FleetError> {
         let mut options = MqttOptions::new(client_id, host, port);
         options
             .set_clean_session(false)
@@ -115,31 +104,16 @@ impl Transport {
             .set_max_packet_size(MAX_PACKET, MAX_PACKET)
             .set_inflight(100);
         let (client, connection) = Client::new(options, 10_000);
-        let mut t = Self {
-            client,
-            connection,
-            duplicate,
-            published: 0,
-            acked: 0,
-            progress_at: Instant::now(),
-            stall: STALL,
-            bytes_out: 0,
-            connects: 0,
-            early: Default::default(),
-        };
+        let mut t = Self { client, connection, duplicate, published: 0, acked: 0, progress_at: Instant::now(), stall: STALL, bytes_out: 0, connects: 0, early: Default::default() };
         for topic in topics {
-            t.client
-                .subscribe(topic.as_str(), QoS::AtLeastOnce)
-                .map_err(|e| mqtt("subscribe", e))?;
+            t.client.subscribe(topic.as_str(), QoS::AtLeastOnce).map_err(|e| mqtt("subscribe", e))?;
         }
         // Until the SUBACKs (queued publishes of a resumed session may come first).
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut subacks = 0;
         while subacks < topics.len() {
             if Instant::now() > deadline {
-                return Err(FleetError(format!(
-                    "MQTT: no SUBACK from {host}:{port} within 20 s"
-                )));
+                return Err(FleetError(format!("MQTT: no SUBACK from {host}:{port} within 20 s")));
             }
             match t.poll(Duration::from_millis(200)) {
                 Some(Event::Incoming(Packet::SubAck(_))) => subacks += 1,
@@ -212,11 +186,7 @@ impl Transport {
     /// after a poll that found nothing to read.
     fn unstall(&mut self) {
         if self.published > self.acked && self.progress_at.elapsed() > self.stall {
-            out!(
-                "connection: {} publishes unacknowledged and nothing received for {:?}, reconnecting",
-                self.published - self.acked,
-                self.stall
-            );
+            out!("connection: {} publishes unacknowledged and nothing received for {:?}, reconnecting", self.published - self.acked, self.stall);
             self.connection.eventloop.clean();
             self.progress_at = Instant::now();
         }
@@ -247,14 +217,8 @@ impl Transport {
     /// Publishes `payload` to `topic` at QoS 1 (twice with the duplicate fault).
     pub fn publish(&mut self, topic: &str, payload: &[u8]) -> Result<(), FleetError> {
         for _ in 0..if self.duplicate { 2 } else { 1 } {
-            out!(
-                "publish {topic} {} bytes {}",
-                payload.len(),
-                hex4(&mls_nostd::delivery::digest(payload))
-            );
-            self.client
-                .publish(topic, QoS::AtLeastOnce, false, payload)
-                .map_err(|e| mqtt("publish", e))?;
+            out!("publish {topic} {} bytes {}", payload.len(), hex4(&mls_nostd::delivery::digest(payload)));
+            self.client.publish(topic, QoS::AtLeastOnce, false, payload).map_err(|e| mqtt("publish", e))?;
             if self.published == self.acked {
                 self.progress_at = Instant::now();
             }
@@ -280,10 +244,7 @@ impl Transport {
         }
         let _ = self.client.disconnect();
         for _ in 0..10 {
-            if matches!(
-                self.connection.recv_timeout(Duration::from_millis(100)),
-                Ok(Err(_)) | Err(RecvTimeoutError::Disconnected)
-            ) {
+            if matches!(self.connection.recv_timeout(Duration::from_millis(100)), Ok(Err(_)) | Err(RecvTimeoutError::Disconnected)) {
                 break;
             }
         }

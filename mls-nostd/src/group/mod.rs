@@ -229,8 +229,8 @@ impl PastEpoch {
 /// The current epoch's secret tree (§9) and, with a past epoch kept
 /// ([`PAST_EPOCHS_KEPT`]), the previous epoch's. Merging a Commit resets
 /// the older one to the new epoch and flips which is current: neither is
-/// moved (a tree of 16,384 leaves is 4.5 MB; swapping two was a sixth of
-/// processing a Commit at 10,000 members).
+/// moved (a tree of 16,384 leaves is 4.5 MB; swapping two took a tenth of
+/// processing a Commit at 10,000 members: 4.55 ms with, 4.11 ms without).
 pub(crate) struct SecretTrees<const N: usize, const K: usize> {
     first: SecretTree<N, K>,
     second: [SecretTree<N, K>; PAST_EPOCHS_KEPT],

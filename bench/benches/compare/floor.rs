@@ -111,12 +111,8 @@ pub fn primitives(c: &mut Criterion) {
         })
     });
     let bulk = vec![0x33u8; BULK];
-    g.bench_function("sha256_64kib", |b| {
-        b.iter(|| SUITE.hash(&[std::hint::black_box(&bulk)]))
-    });
-    g.bench_function("sha512_64kib", |b| {
-        b.iter(|| <sha2::Sha512 as sha2::Digest>::digest(std::hint::black_box(&bulk)))
-    });
+    g.bench_function("sha256_64kib", |b| b.iter(|| SUITE.hash(&[std::hint::black_box(&bulk)])));
+    g.bench_function("sha512_64kib", |b| b.iter(|| <sha2::Sha512 as sha2::Digest>::digest(std::hint::black_box(&bulk))));
     let mut small = vec![0x44u8; 1024];
     g.bench_function("aead_1kib", |b| {
         b.iter(|| {
@@ -177,14 +173,7 @@ fn depth(n: usize) -> usize {
 /// Creating a Commit with path of `len` bytes in a tree of depth `d` with
 /// `seals` copath resolution members.
 fn commit_with_path(d: usize, seals: usize, len: usize) -> Counts {
-    Counts {
-        derive: d + 1,
-        seal_par: seals,
-        sign: 2,
-        hash_bytes: 2 * len,
-        hash512_bytes: 2 * len,
-        ..Counts::default()
-    }
+    Counts { derive: d + 1, seal_par: seals, sign: 2, hash_bytes: 2 * len, hash512_bytes: 2 * len, ..Counts::default() }
 }
 
 /// Processing a Commit with path of `len` bytes at the far end of the tree.
@@ -234,27 +223,9 @@ pub fn write_counts(sizes: &[usize], bigs: &[usize], measured: &Sizes) {
         rows.push((format!("b_sparse_process_{n}"), process("sparse")));
     }
     let beyond = 1024 - SIGNED;
-    let c = |sign, verify| Counts {
-        sign,
-        verify,
-        aead_bytes: 1024,
-        aead_calls: 2,
-        ..Counts::default()
-    };
-    rows.push((
-        "c_protect".into(),
-        Counts {
-            hash512_bytes: 2 * beyond,
-            ..c(1, 0)
-        },
-    ));
-    rows.push((
-        "c_unprotect".into(),
-        Counts {
-            hash512_bytes: beyond,
-            ..c(0, 1)
-        },
-    ));
+    let c = |sign, verify| Counts { sign, verify, aead_bytes: 1024, aead_calls: 2, ..Counts::default() };
+    rows.push(("c_protect".into(), Counts { hash512_bytes: 2 * beyond, ..c(1, 0) }));
+    rows.push(("c_unprotect".into(), Counts { hash512_bytes: beyond, ..c(0, 1) }));
     for &big in bigs {
         if let Some(&w) = measured.welcome.get(&big) {
             rows.push((format!("d_join_{big}"), join(big, w)));

@@ -115,18 +115,9 @@ impl<const N: usize, const ARENA: usize> OursMember<N, ARENA> {
             authenticated_data: &[],
             leaf: Some(template),
         };
-        let bufs = CommitBuffers {
-            message,
-            welcome,
-            group_info,
-        };
-        let out = group
-            .commit_in_memory(&opts, &NoPsks, now(), rng, &ThreadExecutor, bufs)
-            .expect("ours: commit");
-        (
-            out.commit.to_vec(),
-            out.welcome.map(<[u8]>::to_vec).unwrap_or_default(),
-        )
+        let bufs = CommitBuffers { message, welcome, group_info };
+        let out = group.commit_in_memory(&opts, &NoPsks, now(), rng, &ThreadExecutor, bufs).expect("ours: commit");
+        (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec).unwrap_or_default())
     }
 }
 

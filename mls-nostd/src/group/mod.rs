@@ -221,9 +221,7 @@ pub(crate) struct PastEpoch {
 }
 
 impl PastEpoch {
-    pub(crate) const EMPTY: Self = Self {
-        record: ZeroOption::NONE,
-    };
+    pub(crate) const EMPTY: Self = Self { record: ZeroOption::NONE };
 }
 
 /// The current epoch's secret tree (§9) and, with a past epoch kept
@@ -845,12 +843,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             // The tree of two epochs ago is the one replaced; its reset
             // checks the size before it deletes anything.
             Some(past) => past
-                .reset(
-                    staged.suite,
-                    new_leaves,
-                    &staged.secrets.encryption_secret,
-                    tree_config,
-                )
+                .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, tree_config)
                 .map_err(GroupError::SecretTree)?,
             // The epoch's own tree is replaced, after the last step that can
             // fail: only the size can make its reset fail, checked here.
@@ -882,21 +875,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             None => {
                 // The ended epoch's keys go at once; so do its records in the
                 // store, at the next save after the new epoch's head.
-                let Some(Staged::Epoch(staged)) = self.staged.as_ref() else {
-                    return Err(GroupError::NothingStaged);
-                };
-                self.ended = EndedTree {
-                    tag: self.secret_trees.current().meta.tag,
-                    bank_checked: false,
-                };
+                let Some(Staged::Epoch(staged)) = self.staged.as_ref() else { return Err(GroupError::NothingStaged) };
+                self.ended = EndedTree { tag: self.secret_trees.current().meta.tag, bank_checked: false };
                 self.secret_trees
                     .current_mut()
-                    .reset(
-                        staged.suite,
-                        new_leaves,
-                        &staged.secrets.encryption_secret,
-                        tree_config,
-                    )
+                    .reset(staged.suite, new_leaves, &staged.secrets.encryption_secret, tree_config)
                     .map_err(GroupError::SecretTree)?;
             }
         }
@@ -945,12 +928,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         config: GroupConfig,
     ) -> Result<(), SecretTreeError> {
         let n_leaves = self.tree.slices().n_leaves();
-        self.secret_trees.current_mut().reset(
-            state.suite,
-            n_leaves,
-            &state.secrets.encryption_secret,
-            config.secret_tree,
-        )?;
+        self.secret_trees.current_mut().reset(state.suite, n_leaves, &state.secrets.encryption_secret, config.secret_tree)?;
         self.state = state;
         self.finish_install(signer, config);
         Ok(())
@@ -960,12 +938,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     pub(crate) fn install_in_place(&mut self, signer: &Sig, config: GroupConfig) -> Result<(), SecretTreeError> {
         let n_leaves = self.tree.slices().n_leaves();
         let state = &self.state;
-        self.secret_trees.current_mut().reset(
-            state.suite,
-            n_leaves,
-            &state.secrets.encryption_secret,
-            config.secret_tree,
-        )?;
+        self.secret_trees.current_mut().reset(state.suite, n_leaves, &state.secrets.encryption_secret, config.secret_tree)?;
         self.finish_install(signer, config);
         Ok(())
     }

@@ -63,6 +63,10 @@ struct Pool {
     busy: AtomicUsize,
     /// Bumped for each task: what spinning helpers watch.
     generation: AtomicU64,
+    /// Bumped by [`wake`]: a helper that sees it spins for [`SPIN`] more.
+    wakes: AtomicU64,
+    /// Times a helper came back from parking (what the tests watch).
+    unparked: AtomicU64,
     helpers: Vec<(Thread, AtomicBool)>,
 }
 
@@ -92,6 +96,8 @@ fn pool() -> &'static Pool {
             task: Mutex::new(None),
             busy: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
+            wakes: AtomicU64::new(0),
+            unparked: AtomicU64::new(0),
             helpers: started
                 .iter()
                 .map(|(t, _)| (t.clone(), AtomicBool::new(false)))
@@ -109,24 +115,32 @@ fn helper(pool: &'static Pool, me: usize) {
         return;
     };
     let mut seen = pool.generation.load(Ordering::Acquire);
+    let mut seen_wake = pool.wakes.load(Ordering::Acquire);
     loop {
-        let deadline = Instant::now() + SPIN;
+        let mut deadline = Instant::now() + SPIN;
         loop {
             let now = pool.generation.load(Ordering::Acquire);
             if now != seen {
                 seen = now;
                 break;
             }
+            let wake = pool.wakes.load(Ordering::Acquire);
+            if wake != seen_wake {
+                seen_wake = wake;
+                deadline = Instant::now() + SPIN;
+            }
             if Instant::now() < deadline {
                 std::hint::spin_loop();
                 continue;
             }
             // Announce the park, then look once more: a caller bumps the
-            // generation before it reads `parked` (both SeqCst), so one of
-            // the two sees the other. An unpark before the park is kept.
+            // generation (or `wakes`) before it reads `parked` (all SeqCst),
+            // so one of the two sees the other. An unpark before the park
+            // is kept.
             parked.store(true, Ordering::SeqCst);
-            if pool.generation.load(Ordering::SeqCst) == seen {
+            if pool.generation.load(Ordering::SeqCst) == seen && pool.wakes.load(Ordering::SeqCst) == seen_wake {
                 std::thread::park();
+                pool.unparked.fetch_add(1, Ordering::Relaxed);
             }
             parked.store(false, Ordering::SeqCst);
         }
@@ -180,6 +194,20 @@ pub(crate) fn warm() -> bool {
         .any(|(_, parked)| !parked.load(Ordering::Relaxed))
 }
 
+/// Wakes the parked helpers (they then spin for [`SPIN`]): a task is
+/// coming. Counted as warm from now on, so that the task's split assumes
+/// them (the wake takes about 100 us; a helper that comes late finds the
+/// items taken and costs nothing).
+pub(crate) fn wake() {
+    let pool = pool();
+    pool.wakes.fetch_add(1, Ordering::SeqCst);
+    for (thread, parked) in &pool.helpers {
+        if parked.swap(false, Ordering::SeqCst) {
+            thread.unpark();
+        }
+    }
+}
+
 /// Runs `job(i)` for every `i` in `0..n`, on the calling thread and the
 /// helpers; returns when all have run. A panic in a helper's item is
 /// raised here.
@@ -226,5 +254,29 @@ pub(crate) fn run(n: usize, job: &(dyn Fn(usize) + Sync)) {
     drop(finish);
     if task.panicked.load(Ordering::Relaxed) {
         panic!("a work item panicked on a helper thread");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Once the helpers have parked, [`wake`] brings them back (they come
+    /// back from `park`) and counts them warm at once; no task is needed.
+    #[test]
+    fn wake_brings_parked_helpers_back() {
+        let pool = pool();
+        assert!(!pool.helpers.is_empty(), "this test needs 2 cores or more");
+        // Long enough past any task's spin for every helper to park.
+        std::thread::sleep(SPIN * 10);
+        assert!(!warm(), "the helpers parked after {SPIN:?}");
+        let before = pool.unparked.load(Ordering::Relaxed);
+        wake();
+        assert!(warm(), "warm once woken");
+        let started = Instant::now();
+        while pool.unparked.load(Ordering::Relaxed) == before {
+            assert!(started.elapsed() < Duration::from_secs(5), "no helper came back from park");
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
 }

@@ -144,6 +144,11 @@ impl mls_nostd::executor::Executor for ThreadExecutor {
         });
         Some(ok.into_inner())
     }
+
+    /// Wakes parked helpers: they are awake when the parallel step comes.
+    fn prepare(&self) {
+        helpers::wake();
+    }
 }
 
 /// The base of a buffer whose disjoint chunks the items of a task write.

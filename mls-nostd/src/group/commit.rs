@@ -491,6 +491,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             return Err(CommitError::CommitPending.into());
         }
         self.tree.slices().begin_stage().map_err(CommitError::Tree)?;
+        // Adds' KeyPackages are checked, and the path and Welcome sealed, in
+        // parallel: threads woken now are ready for the later steps.
+        executor.prepare();
         let result = self.commit_in_tree(reinit, opts, psks, now, rng, executor, bufs);
         if result.is_err() {
             // Nothing can fail: the tree is staging. The staging fields,

@@ -202,6 +202,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     }
 
     fn join_inner(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, buf: &mut [u8]) -> Result<(), JoinError> {
+        // The leaf signatures are checked in parallel after the Welcome is
+        // opened and the GroupInfo verified: threads woken now are ready then.
+        p.executor.prepare();
         let MlsMessageBody::Welcome(welcome) = MlsMessage::decode_exact(welcome)?.body else {
             return Err(JoinError::Malformed(CodecError::InvalidValue));
         };

@@ -877,9 +877,10 @@ fn external_init_secret(
 
 /// True if `executor` verified the two signatures of every Add's KeyPackage
 /// of `commit` (§10.1) in one batch ([`crate::executor::Executor::verify_ed25519_batch`]:
-/// Ed25519 suites, two Adds or more, an executor that batches, no crypto
-/// engine). False if it cannot or one failed: each KeyPackage is then
-/// checked alone, which names the error.
+/// Ed25519 suites, an executor that batches, no crypto engine; a single
+/// Add's two signatures too: apart on two threads while one is awake).
+/// False if it cannot or one failed: each KeyPackage is then checked
+/// alone, which names the error.
 fn key_packages_batched<const P: usize>(
     commit: &Commit<'_>,
     proposals: &ProposalStore<P>,
@@ -889,7 +890,7 @@ fn key_packages_batched<const P: usize>(
     executor: &dyn crate::executor::Executor,
 ) -> bool {
     #[cfg(all(feature = "_ed25519", not(feature = "engine")))]
-    if adds > 1 && matches!(suite.signature_scheme(), crate::crypto::signature::Scheme::Ed25519) {
+    if adds > 0 && matches!(suite.signature_scheme(), crate::crypto::signature::Scheme::Ed25519) {
         use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
         let withheld = AtomicBool::new(false);
         let Ok(count) = usize::try_from(adds).map(|a| a.saturating_mul(2)) else { return false };

@@ -309,6 +309,32 @@ fn read_u32_le(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b))
 }
 
+/// A 2,048-bit filter on keys' first two bytes: one test passes a node
+/// whose key is none of `keys` with probability about `keys / 2048`.
+struct KeyFilter([u64; 32]);
+
+impl KeyFilter {
+    fn bit(key: &[u8]) -> usize {
+        let byte = |i| usize::from(key.get(i).copied().unwrap_or(0));
+        (byte(0) << 8 | byte(1)) & 2047
+    }
+
+    fn new<'k>(keys: impl Iterator<Item = &'k [u8]>) -> Self {
+        let mut words = [0u64; 32];
+        for i in keys.map(Self::bit) {
+            if let Some(w) = words.get_mut(i >> 6) {
+                *w |= 1 << (i & 63);
+            }
+        }
+        Self(words)
+    }
+
+    fn may_hold(&self, key: &[u8]) -> bool {
+        let i = Self::bit(key);
+        self.0.get(i >> 6).is_some_and(|w| w >> (i & 63) & 1 != 0)
+    }
+}
+
 fn prefix(key: &[u8]) -> [u8; PREFIX] {
     let mut p = [0u8; PREFIX];
     p.iter_mut().zip(key).for_each(|(d, s)| *d = *s);
@@ -862,24 +888,22 @@ impl<'s> TreeSlices<'s> {
     /// instead of one per path node, a sixth of processing a Commit in a
     /// full 1,024-member tree before).
     pub fn has_any_encryption_key(&self, keys: &[(&[u8], Option<NodeIndex>)]) -> bool {
-        // A 64-bit filter on the first byte skips most nodes with one test.
-        let filter = keys.iter().fold(0u64, |f, (k, _)| f | 1 << (k.first().copied().unwrap_or(0) & 63));
-        let hit = |n: NodeIndex, node_key: &[u8]| {
-            keys.iter().any(|(k, except)| *except != Some(n) && *k == node_key)
+        let filter = KeyFilter::new(keys.iter().map(|(k, _)| *k));
+        let hit = |n: NodeIndex, node_key: &[u8]| keys.iter().any(|(k, except)| *except != Some(n) && *k == node_key);
+        // The slices walked directly (a leaf `i` is node `2i`, a parent slot
+        // `j` node `2j + 1`): no index arithmetic per node.
+        let n = usize::try_from(self.meta.n_leaves).unwrap_or(usize::MAX);
+        let leaf = |(i, s): (usize, &LeafSlot)| {
+            s.present()
+                && filter.may_hold(&s.encryption_prefix)
+                && keys.iter().any(|(k, _)| prefix(k) == s.encryption_prefix)
+                && u32::try_from(2 * i).map(NodeIndex).is_ok_and(|n| self.encryption_key(n).is_some_and(|k| hit(n, k)))
         };
-        let width = tree_math::node_width(self.meta.n_leaves).unwrap_or(0);
-        (0..width).map(NodeIndex).any(|n| match n.leaf() {
-            Some(l) => self.leaf(l).is_some_and(|s| {
-                s.present()
-                    && filter & 1 << (s.encryption_prefix[0] & 63) != 0
-                    && keys.iter().any(|(k, _)| prefix(k) == s.encryption_prefix)
-                    && self.encryption_key(n).is_some_and(|k| hit(n, k))
-            }),
-            None => self.parent(n).is_some_and(|s| {
-                let k = s.encryption_key.as_bytes();
-                s.present && filter & 1 << (k.first().copied().unwrap_or(0) & 63) != 0 && hit(n, k)
-            }),
-        })
+        let parent = |(j, s): (usize, &ParentSlot)| {
+            let k = s.encryption_key.as_bytes();
+            s.present && filter.may_hold(k) && u32::try_from(2 * j + 1).is_ok_and(|n| hit(NodeIndex(n), k))
+        };
+        self.leaves.iter().take(n).enumerate().any(leaf) || self.parents.iter().take(n.saturating_sub(1)).enumerate().any(parent)
     }
 
     /// True if `key` is the signature key of a leaf other than `except`.

@@ -26,6 +26,7 @@
 //!   Commit. A staged Commit therefore costs the slots and encodings it
 //!   changes, not a second tree.
 
+use core::ops::ControlFlow;
 use super::node::{Node, ParentNode, RatchetTreeView};
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Reader, Writer};
@@ -940,31 +941,44 @@ impl<'s> TreeSlices<'s> {
 
     /// Calls `f` on each node of the resolution of `n` (§4.1), in order,
     /// skipping leaves for which `exclude` is true.
-    pub fn for_each_in_resolution(
-        &self,
-        n: NodeIndex,
-        exclude: &dyn Fn(LeafIndex) -> bool,
-        f: &mut dyn FnMut(NodeIndex),
-    ) {
+    pub fn for_each_in_resolution<E, F>(&self, n: NodeIndex, exclude: &E, f: &mut F)
+    where
+        E: Fn(LeafIndex) -> bool + ?Sized,
+        F: FnMut(NodeIndex) + ?Sized,
+    {
+        let _ = self.walk_resolution(n, exclude, &mut |x| {
+            f(x);
+            ControlFlow::Continue(())
+        });
+    }
+
+    /// [`Self::for_each_in_resolution`] until `f` breaks (generic: the walk
+    /// visits every node of a blank subtree, 20,000 at 10,000 leaves).
+    fn walk_resolution<E, F>(&self, n: NodeIndex, exclude: &E, f: &mut F) -> ControlFlow<()>
+    where
+        E: Fn(LeafIndex) -> bool + ?Sized,
+        F: FnMut(NodeIndex) -> ControlFlow<()> + ?Sized,
+    {
         if let Some(l) = n.leaf() {
             if !self.is_blank(n) && !exclude(l) {
-                f(n);
+                return f(n);
             }
-            return;
+            return ControlFlow::Continue(());
         }
         if !self.is_blank(n) {
-            f(n);
+            f(n)?;
             for l in self.unmerged_leaves(n) {
                 if let Some(node) = l.node().filter(|_| !exclude(l)) {
-                    f(node);
+                    f(node)?;
                 }
             }
-            return;
+            return ControlFlow::Continue(());
         }
         if let (Some(a), Some(b)) = (tree_math::left(n), tree_math::right(n)) {
-            self.for_each_in_resolution(a, exclude, f);
-            self.for_each_in_resolution(b, exclude, f);
+            self.walk_resolution(a, exclude, f)?;
+            self.walk_resolution(b, exclude, f)?;
         }
+        ControlFlow::Continue(())
     }
 
     /// Writes the resolution of `n` into `out`; returns its length.
@@ -983,9 +997,8 @@ impl<'s> TreeSlices<'s> {
 
     /// True if the resolution of `n` is empty (after `exclude`).
     pub fn resolution_is_empty(&self, n: NodeIndex, exclude: &dyn Fn(LeafIndex) -> bool) -> bool {
-        let mut empty = true;
-        self.for_each_in_resolution(n, exclude, &mut |_| empty = false);
-        empty
+        // The walk stops at the first node found.
+        self.walk_resolution(n, exclude, &mut |_| ControlFlow::Break(())).is_continue()
     }
 
     /// The filtered direct path of leaf `l` (§4.1) with, for each node, the

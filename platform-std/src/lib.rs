@@ -57,9 +57,10 @@ impl mls_nostd::executor::Executor for RayonExecutor {
 
     /// Batches of at most [`ED25519_BATCH`], each checked by
     /// `ed25519_dalek::verify_batch` (one multiscalar multiplication): fewer
-    /// than [`ED25519_SPLIT`] signatures as one batch on the calling thread;
-    /// more, at least one batch per thread on rayon's threads (a Commit of
-    /// 15 Adds: 30 signatures, two batches on 2 threads). No batch of one.
+    /// than [`ED25519_SPLIT`] signatures on the calling thread; more, shared
+    /// over rayon's threads (a Commit of 15 Adds: 30 signatures, six
+    /// batches of 5 on 2 threads); a share of at most [`ED25519_SINGLES`]
+    /// one by one, without heap.
     fn verify_ed25519_batch(
         &self,
         count: usize,
@@ -118,10 +119,10 @@ impl mls_nostd::executor::Executor for ThreadExecutor {
         });
     }
 
-    /// As [`RayonExecutor`]'s (fewer than [`ED25519_SPLIT`] signatures as
-    /// one batch on the calling thread, more in at least one batch per
-    /// thread), but split from two signatures on while a helper spins: a
-    /// join of 2 members checks its two leaf signatures one on each thread.
+    /// As [`RayonExecutor`]'s (fewer than [`ED25519_SPLIT`] signatures on
+    /// the calling thread, more shared over the threads), but shared from
+    /// two signatures on while a helper spins: a join of 2 members checks
+    /// its two leaf signatures one on each thread.
     fn verify_ed25519_batch(
         &self,
         count: usize,
@@ -160,27 +161,49 @@ struct SendPtr(*mut u8);
 unsafe impl Sync for SendPtr {}
 
 /// Signatures per batch for `count` on `threads` threads: fewer than
-/// [`ED25519_SPLIT`] in one batch unless `split`, more (or with `split`) at
-/// least one batch per thread; at most [`ED25519_BATCH`] each, and at most
-/// [`ED25519_STRAUS_BATCH`] where curve25519-dalek multiplies by Straus's
-/// method.
+/// [`ED25519_SPLIT`] in one thread's share unless `split`, more (or with
+/// `split`) shared over the threads. A share of at most
+/// [`ED25519_SINGLES`] is checked one by one; up to
+/// [`ED25519_STRAUS_BATCH`], in batches of at most [`ED25519_LEAN_BATCH`];
+/// below Pippenger's method, of at most [`ED25519_STRAUS_BATCH`]; at most
+/// [`ED25519_BATCH`] each.
 #[cfg(feature = "parallel")]
 fn ed25519_batch_size(count: usize, threads: usize, split: bool) -> usize {
     let threads = threads.max(1);
-    let size = match count < ED25519_SPLIT && !split {
+    let share = match count < ED25519_SPLIT && !split {
         true => count,
         false => count.div_ceil(threads),
     };
+    if share <= ED25519_SINGLES {
+        return 1;
+    }
     // A batch of k multiplies 2k + 1 points: Pippenger's method from 190.
     // Below, batches of equal size, as many per thread.
-    if 2 * size + 1 < 190 && size > ED25519_STRAUS_BATCH {
-        let batches = count
-            .div_ceil(ED25519_STRAUS_BATCH)
-            .next_multiple_of(threads);
+    let cap = match share <= ED25519_STRAUS_BATCH {
+        true => ED25519_LEAN_BATCH,
+        false => ED25519_STRAUS_BATCH,
+    };
+    if 2 * share + 1 < 190 && share > cap {
+        let batches = count.div_ceil(cap).next_multiple_of(threads);
         return count.div_ceil(batches).max(1);
     }
-    size.clamp(1, ED25519_BATCH)
+    share.clamp(1, ED25519_BATCH)
 }
+
+/// A thread's share of at most this many signatures is checked one by one,
+/// without heap: Straus's method (below) keeps 1,280 bytes of tables per
+/// point, 2k + 1 points for k signatures, in a vector that doubles as it
+/// fills (a join of 16 members, two batches of 8 on 2 threads: 98 KiB of
+/// heap, for 188 us of checks per thread where one by one takes 302 us).
+#[cfg(feature = "parallel")]
+pub const ED25519_SINGLES: usize = 8;
+
+/// Most signatures per batch when a thread's share is at most
+/// [`ED25519_STRAUS_BATCH`]: 15 points fill a table vector of 16 (one of 8
+/// signatures would grow it to 32), about 38 KB per thread (a Commit of 15
+/// Adds, 30 signatures: 121 KiB of heap in batches of 15, 70 KB in six of 5).
+#[cfg(feature = "parallel")]
+pub const ED25519_LEAN_BATCH: usize = 7;
 
 /// Most signatures per batch below Pippenger's method: Straus's keeps a
 /// 1,280-byte table per point in a vector that doubles as it fills, so a
@@ -200,7 +223,8 @@ fn check_ed25519_batch(
     range: core::ops::Range<usize>,
 ) -> bool {
     if range.len() == 1 {
-        let mut ok = false;
+        // A blank slot hands no signature: nothing to refuse.
+        let mut ok = true;
         signatures(range, &mut |c| {
             ok = ed25519_dalek::VerifyingKey::from_bytes(c.public_key).is_ok_and(|key| {
                 use ed25519_dalek::ed25519::signature::MultipartVerifier;
@@ -236,8 +260,9 @@ fn check_ed25519_batch(
 #[cfg(feature = "parallel")]
 pub const ED25519_BATCH: usize = 256;
 
-/// Fewer signatures than this are checked by [`RayonExecutor`] as one batch
-/// on the calling thread: waking rayon's threads (about 100 us on this
+/// Fewer signatures than this are checked by [`RayonExecutor`] (and by
+/// [`ThreadExecutor`] while its helpers are parked) on the calling thread
+/// (one by one, [`ED25519_SINGLES`]): waking rayon's threads (about 100 us on this
 /// project's 2-core machine) costs more than the part another thread would
 /// take (a join of 2 members: 187 us with its two leaf signatures checked
 /// one by one, 175 us as one batch; a join of 16: 443 us in two batches on
@@ -269,12 +294,14 @@ mod tests {
     #[test]
     fn ed25519_batch_sizes() {
         let cases = [
-            (2, false, 2),
+            (2, false, 1),
             (2, true, 1),
-            (7, false, 7),
-            (7, true, 4),
-            (16, false, 8),
-            (30, false, 15),
+            (7, false, 1),
+            (7, true, 1),
+            (16, false, 1),
+            (18, false, 5),
+            (30, false, 5),
+            (32, false, 8),
             (128, false, 13),
             (150, false, 15),
             (190, false, 95),

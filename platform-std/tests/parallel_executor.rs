@@ -200,8 +200,9 @@ fn leaf_signatures_checked_in_batches_and_a_bad_one_named() {
 }
 
 /// Small trees: one leaf is checked alone (the executor declines a batch
-/// of one); fewer than `ED25519_SPLIT` leaves form one batch on the calling
-/// thread, more are split over rayon's threads; a bad leaf is named in
+/// of one); fewer than `ED25519_SPLIT` leaves are checked on the calling
+/// thread, more are shared over the threads (one by one up to
+/// `ED25519_SINGLES` a thread, 17 in batches); a bad leaf is named in
 /// every case.
 #[test]
 fn small_trees_batched_inline_or_split_and_a_bad_one_named() {

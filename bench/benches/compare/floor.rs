@@ -7,14 +7,15 @@
 //!
 //! What a scenario must run (RFC 9420; `d` = depth of the tree, `n` members):
 //! - add of `n − 1` (no path), Commit + Welcome: per new member its
-//!   KeyPackage and leaf signatures checked (in batches from two new
-//!   members on: the batch's cost per signature) and one HPKE seal of its
+//!   KeyPackage and leaf signatures checked (one by one while a core's
+//!   share is at most `platform_std::ED25519_SINGLES`, else in batches: the
+//!   batch's cost per signature) and one HPKE seal of its
 //!   GroupSecrets (independent); two signatures (Commit, GroupInfo); hashing
 //!   every KeyPackage (its reference), the tree (tree hash) and the encrypted
 //!   GroupInfo (the HPKE `info` of all seals, once); the GroupInfo encrypted.
 //! - the creator's merge: no public-key operation (shown as no floor).
 //! - join: one HPKE open, the GroupInfo signature, every leaf's signature
-//!   (independent, in batches); hashing the tree and the encrypted GroupInfo; decrypting it.
+//!   (independent; one by one or in batches, as for an add); hashing the tree and the encrypted GroupInfo; decrypting it.
 //! - Commit with path: `d + 1` DeriveKeyPair (leaf and path nodes), one HPKE
 //!   seal per node of the copath resolutions (`d` in a full tree, `n − 1`
 //!   right after the big add; independent), two signatures (leaf, Commit);
@@ -181,9 +182,20 @@ fn process_path(len: usize) -> Counts {
     Counts { verify: 2, open: 1, derive: 1, hash_bytes: 2 * len, hash512_bytes: len, ..Counts::default() }
 }
 
+/// `count` independent signature checks as platform-std's executors run
+/// them: one by one where a core's share is at most `ED25519_SINGLES`
+/// (no batch tables on the heap), else in batches.
+fn checks(count: usize) -> Counts {
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    match count.div_ceil(cores) <= platform_std::ED25519_SINGLES {
+        true => Counts { verify_par: count, ..Counts::default() },
+        false => Counts { verify_batch_par: count, ..Counts::default() },
+    }
+}
+
 fn join(n: usize, welcome: usize) -> Counts {
-    // The leaf signatures in batches (RayonExecutor).
-    Counts { open: 1, verify: 1, verify_batch_par: n, hash_bytes: 2 * welcome, aead_bytes: welcome, ..Counts::default() }
+    let leaves = checks(n);
+    Counts { open: 1, verify: 1, hash_bytes: 2 * welcome, aead_bytes: welcome, ..leaves }
 }
 
 /// Writes the counts of every scenario run to `$CRITERION_HOME/mls-floor.json`.
@@ -200,15 +212,12 @@ pub fn write_counts(sizes: &[usize], bigs: &[usize], measured: &Sizes) {
             let kp = measured.key_packages.get(&n).copied().unwrap_or(0);
             rows.push((
                 format!("a_commit_{n}"),
-                // Two or more KeyPackages are checked in batches.
                 Counts {
-                    verify_par: if m == 1 { 2 } else { 0 },
-                    verify_batch_par: if m == 1 { 0 } else { 2 * m },
                     seal_par: m,
                     sign: 2,
                     hash_bytes: kp + 2 * w,
                     aead_bytes: w,
-                    ..Counts::default()
+                    ..checks(2 * m)
                 },
             ));
             rows.push((format!("a_join_{n}"), join(n, w)));

@@ -559,7 +559,7 @@ pub(super) fn check_update_leaf(
 fn path_keys_in_use(tree: &TreeSlices<'_>, path: &UpdatePath<'_>, committer: LeafIndex) -> bool {
     let mut keys: heapless::Vec<(&[u8], Option<NodeIndex>), 32> = heapless::Vec::new();
     let leaf = (path.leaf_node.fields.encryption_key, committer.node());
-    let nodes = path.nodes.iter().map(|n| (n.encryption_key, None));
+    let nodes = path.node_keys().map(|k| (k, None));
     for key in core::iter::once(leaf).chain(nodes).filter(|(k, _)| !k.is_empty()) {
         if keys.is_full() {
             if tree.has_any_encryption_key(&keys) {

@@ -138,7 +138,9 @@ fn helper(pool: &'static Pool, me: usize) {
             // so one of the two sees the other. An unpark before the park
             // is kept.
             parked.store(true, Ordering::SeqCst);
-            if pool.generation.load(Ordering::SeqCst) == seen && pool.wakes.load(Ordering::SeqCst) == seen_wake {
+            if pool.generation.load(Ordering::SeqCst) == seen
+                && pool.wakes.load(Ordering::SeqCst) == seen_wake
+            {
                 std::thread::park();
                 pool.unparked.fetch_add(1, Ordering::Relaxed);
             }
@@ -275,7 +277,10 @@ mod tests {
         assert!(warm(), "warm once woken");
         let started = Instant::now();
         while pool.unparked.load(Ordering::Relaxed) == before {
-            assert!(started.elapsed() < Duration::from_secs(5), "no helper came back from park");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no helper came back from park"
+            );
             std::thread::sleep(Duration::from_micros(100));
         }
     }

@@ -74,14 +74,12 @@ impl mls_nostd::executor::Executor for RayonExecutor {
         }
         let size = ed25519_batch_size(count, rayon::current_num_threads(), false);
         let batches = count.div_ceil(size);
-        if batches == 1 {
-            return Some(check_ed25519_batch(signatures, 0..count));
+        let check = |b: usize| check_ed25519_batch(signatures, b * size..count.min((b + 1) * size));
+        // Few signatures stay on the calling thread (one by one).
+        if count < ED25519_SPLIT || batches == 1 {
+            return Some((0..batches).all(check));
         }
-        Some(
-            (0..batches)
-                .into_par_iter()
-                .all(|b| check_ed25519_batch(signatures, b * size..count.min((b + 1) * size))),
-        )
+        Some((0..batches).into_par_iter().all(check))
     }
 }
 

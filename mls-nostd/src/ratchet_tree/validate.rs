@@ -302,7 +302,7 @@ impl TreeSlices<'_> {
         let parent_key = |x: &u32| self.encryption_key(NodeIndex(*x));
         let dup_enc = TreeValidationError::DuplicateEncryptionKey;
         // The leaves by encryption key, their slots' key prefixes in `b`.
-        if self.leaves_sorted_have_twice(leaves, b, |s| s.encryption_prefix, leaf_key)? {
+        if self.leaves_sorted_have_twice(leaves, b, |s| s.encryption_prefix, &leaf_key)? {
             return Err(dup_enc);
         }
         let mut nb = 0usize;
@@ -330,7 +330,7 @@ impl TreeSlices<'_> {
             }
         }
         let sig_key = |i: &u32| self.signature_key(LeafIndex(*i));
-        if self.leaves_sorted_have_twice(leaves, b, |s| s.signature_prefix, sig_key)? {
+        if self.leaves_sorted_have_twice(leaves, b, |s| s.signature_prefix, &sig_key)? {
             return Err(TreeValidationError::DuplicateSignatureKey);
         }
         Ok(())
@@ -339,21 +339,21 @@ impl TreeSlices<'_> {
     /// Sorts `leaves` by `key` (with `prefix` of each leaf's slot in
     /// `scratch` to settle most comparisons) and tells whether two have
     /// one key.
-    fn leaves_sorted_have_twice<K: Ord>(
+    fn leaves_sorted_have_twice<'k>(
         &self,
         leaves: &mut [u32],
         scratch: &mut [u32],
-        prefix: impl Fn(&LeafSlot) -> [u8; 4],
-        key: impl Fn(&u32) -> K,
+        prefix: fn(&LeafSlot) -> [u8; 4],
+        key: &dyn Fn(&u32) -> Option<&'k [u8]>,
     ) -> Result<bool, TreeValidationError> {
         let n = leaves.len();
         let prefixes = scratch.get_mut(..n).ok_or(TreeValidationError::ScratchTooSmall { needed: n })?;
         for (p, i) in prefixes.iter_mut().zip(leaves.iter()) {
             *p = self.leaf(LeafIndex(*i)).map_or(0, |s| u32::from_be_bytes(prefix(s)));
         }
-        heap_sort_by_prefix(leaves, prefixes, &key);
+        heap_sort_by_prefix(leaves, prefixes, key);
         // Equal keys have equal prefixes: only those are read.
-        Ok((1..n).any(|j| prefixes.get(j - 1) == prefixes.get(j) && leaves.get(j - 1).map(&key) == leaves.get(j).map(&key)))
+        Ok((1..n).any(|j| prefixes.get(j - 1) == prefixes.get(j) && leaves.get(j - 1).map(key) == leaves.get(j).map(key)))
     }
 }
 
@@ -386,11 +386,13 @@ fn swap_in(v: &mut [u32], i: usize, j: usize) {
 /// (a key's first bytes, kept in its leaf slot) settle almost every
 /// comparison without reading the keys from the arena, which a heapsort
 /// reads in no useful order (a join of 50,000: 6 million key reads).
-pub(crate) fn heap_sort_by_prefix<K: Ord>(index: &mut [u32], prefix: &mut [u32], key: impl Fn(&u32) -> K) {
+/// `key` is `dyn` (it is called only on ties): one copy of the sort in
+/// flash for the encryption and the signature keys.
+pub(crate) fn heap_sort_by_prefix<K: Ord>(index: &mut [u32], prefix: &mut [u32], key: &dyn Fn(&u32) -> K) {
     let n = index.len().min(prefix.len());
     let mut pairs = (index, prefix);
     let less = |(v, p): &(&mut [u32], &mut [u32]), i: usize, j: usize| match p.get(i).cmp(&p.get(j)) {
-        core::cmp::Ordering::Equal => v.get(i).map(&key) < v.get(j).map(&key),
+        core::cmp::Ordering::Equal => v.get(i).map(key) < v.get(j).map(key),
         order => order.is_lt(),
     };
     let swap = |(v, p): &mut (&mut [u32], &mut [u32]), i: usize, j: usize| {
@@ -464,7 +466,7 @@ mod tests {
             let mut prefix: Vec<u32> = index.iter().map(|i| i % 4).collect();
             let mut expected: Vec<(u32, u32)> = prefix.iter().copied().zip(index.iter().map(key)).collect();
             expected.sort_unstable();
-            heap_sort_by_prefix(&mut index, &mut prefix, key);
+            heap_sort_by_prefix(&mut index, &mut prefix, &key);
             let got: Vec<(u32, u32)> = prefix.iter().copied().zip(index.iter().map(key)).collect();
             assert_eq!(got, expected, "n = {n}");
             assert!(index.iter().zip(&prefix).all(|(i, p)| i % 4 == *p), "n = {n}: pairs kept together");

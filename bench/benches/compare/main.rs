@@ -46,12 +46,15 @@ pub trait Member {
     fn join(&mut self, welcome: &[u8]);
     /// Forgets the group, so that `create` or `join` can run again.
     fn leave(&mut self);
-    /// Processes a Commit of another member and merges it.
-    fn process(&mut self, commit: &[u8]);
+    /// Processes a Commit of another member and merges it. The message is
+    /// in a buffer the receiver owns, as one read from the network is: ours
+    /// works in it in place, the anchors read it.
+    fn process(&mut self, commit: &mut [u8]);
     /// Protects application data (PrivateMessage).
     fn protect(&mut self, data: &[u8]) -> Vec<u8>;
-    /// Unprotects an application message; returns the data's length.
-    fn unprotect(&mut self, message: &[u8]) -> usize;
+    /// Unprotects an application message (in a buffer the receiver owns,
+    /// as for `process`); returns the data's length.
+    fn unprotect(&mut self, message: &mut [u8]) -> usize;
     /// The epoch authenticator, to check that members agree.
     fn epoch_authenticator(&self) -> Vec<u8>;
     /// Blank nodes and unmerged leaves of the tree, where the library shows
@@ -197,7 +200,11 @@ fn commit_and_process<L: Lib>(
                     c.merge();
                     commit
                 },
-                |(_, r), commit| r.process(&commit),
+                // The buffer is dropped after the clock stops.
+                |(_, r), mut commit| {
+                    r.process(&mut commit);
+                    commit
+                },
                 |_, _| (),
             )
         })
@@ -221,15 +228,15 @@ fn full_tree<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) {
     for i in 2..n {
         let mut next = L::member(i);
         let kp = next.key_package();
-        let (commit, welcome) = current.commit_add(&[kp], true);
+        let (mut commit, welcome) = current.commit_add(&[kp], true);
         current.merge();
-        first.process(&commit);
+        first.process(&mut commit);
         next.join(&welcome);
         current = next;
     }
-    let commit = current.commit_update();
+    let mut commit = current.commit_update();
     current.merge();
-    first.process(&commit);
+    first.process(&mut commit);
     eprintln!("{}: full tree of {n} built in {:.1} s", L::NAME, started.elapsed().as_secs_f64());
     if let Some(shape) = first.blanks_and_unmerged() {
         assert_eq!(shape, (0, 0), "{}: the tree is full", L::NAME);
@@ -248,11 +255,11 @@ fn application<L: Lib>(c: &mut Criterion) {
     b.join(&welcome);
     let data = vec![0x5a; 1024];
     let mut g = c.benchmark_group("c_protect");
-    g.bench_function(L::NAME, |bn| bn.iter_custom(|iters| timed(iters, &mut (&mut a, &mut b), |_| (), |(a, _), _| a.protect(&data), |(_, b), m| assert_eq!(b.unprotect(&m), 1024))));
+    g.bench_function(L::NAME, |bn| bn.iter_custom(|iters| timed(iters, &mut (&mut a, &mut b), |_| (), |(a, _), _| a.protect(&data), |(_, b), mut m| assert_eq!(b.unprotect(&mut m), 1024))));
     g.finish();
     peak::record("c_protect", L::NAME);
     let mut g = c.benchmark_group("c_unprotect");
-    g.bench_function(L::NAME, |bn| bn.iter_custom(|iters| timed(iters, &mut (&mut a, &mut b), |(a, _)| a.protect(&data), |(_, b), m| b.unprotect(&m), |_, l| assert_eq!(l, 1024))));
+    g.bench_function(L::NAME, |bn| bn.iter_custom(|iters| timed(iters, &mut (&mut a, &mut b), |(a, _)| a.protect(&data), |(_, b), mut m| (b.unprotect(&mut m), m), |_, (l, _)| assert_eq!(l, 1024))));
     g.finish();
     peak::record("c_unprotect", L::NAME);
 }

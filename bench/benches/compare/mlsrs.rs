@@ -143,7 +143,7 @@ impl Member for MlsRsMember {
         self.group = None;
     }
 
-    fn process(&mut self, commit: &[u8]) {
+    fn process(&mut self, commit: &mut [u8]) {
         match self.group().process_incoming_message(msg(commit)).expect("mls-rs: process") {
             ReceivedMessage::Commit(_) => {}
             other => panic!("mls-rs: not a Commit: {other:?}"),
@@ -154,7 +154,7 @@ impl Member for MlsRsMember {
         bytes(&self.group().encrypt_application_message(data, Vec::new()).expect("mls-rs: protect"))
     }
 
-    fn unprotect(&mut self, message: &[u8]) -> usize {
+    fn unprotect(&mut self, message: &mut [u8]) -> usize {
         match self.group().process_incoming_message(msg(message)).expect("mls-rs: unprotect") {
             ReceivedMessage::ApplicationMessage(a) => a.data().len(),
             other => panic!("mls-rs: not application data: {other:?}"),

@@ -141,7 +141,7 @@ impl Member for OpenMlsMember {
         }
     }
 
-    fn process(&mut self, commit: &[u8]) {
+    fn process(&mut self, commit: &mut [u8]) {
         let pm = protocol_message(commit);
         let Self { group, provider, .. } = self;
         let g = group.as_mut().expect("openmls: a group");
@@ -158,7 +158,7 @@ impl Member for OpenMlsMember {
         bytes(&group.as_mut().expect("openmls: a group").create_message(provider, signer, data).expect("openmls: protect"))
     }
 
-    fn unprotect(&mut self, message: &[u8]) -> usize {
+    fn unprotect(&mut self, message: &mut [u8]) -> usize {
         let pm = protocol_message(message);
         let provider = &self.provider;
         let g = self.group.as_mut().expect("openmls: a group");

@@ -40,7 +40,6 @@ pub struct OursMember<const N: usize, const ARENA: usize> {
     welcome: Vec<u8>,
     group_info: Vec<u8>,
     join_buf: Vec<u8>,
-    inbox: Vec<u8>,
 }
 
 impl<const N: usize, const ARENA: usize> Lib for Ours<N, ARENA> {
@@ -64,7 +63,6 @@ impl<const N: usize, const ARENA: usize> Lib for Ours<N, ARENA> {
             welcome: Vec::new(),
             group_info: Vec::new(),
             join_buf: Vec::new(),
-            inbox: Vec::new(),
         }
     }
 }
@@ -200,10 +198,8 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
         self.slot = Some(boxed_group());
     }
 
-    fn process(&mut self, commit: &[u8]) {
-        self.inbox.clear();
-        self.inbox.extend_from_slice(commit);
-        match self.slot.get_or_insert_with(boxed_group).process_message_in_memory(&mut self.inbox, &NoPsks, now()) {
+    fn process(&mut self, commit: &mut [u8]) {
+        match self.slot.get_or_insert_with(boxed_group).process_message_in_memory(commit, &NoPsks, now()) {
             Ok(Received::Commit(_)) => {}
             other => panic!("ours: process: {other:?}"),
         }
@@ -217,10 +213,8 @@ impl<const N: usize, const ARENA: usize> Member for OursMember<N, ARENA> {
         self.slot.get_or_insert_with(boxed_group).protect_application_in_memory(data, &[], 0, &mut self.rng, &mut self.message).expect("ours: protect").to_vec()
     }
 
-    fn unprotect(&mut self, message: &[u8]) -> usize {
-        self.inbox.clear();
-        self.inbox.extend_from_slice(message);
-        match self.slot.get_or_insert_with(boxed_group).process_message_in_memory(&mut self.inbox, &NoPsks, now()) {
+    fn unprotect(&mut self, message: &mut [u8]) -> usize {
+        match self.slot.get_or_insert_with(boxed_group).process_message_in_memory(message, &NoPsks, now()) {
             Ok(Received::Application { data, .. }) => data.len(),
             other => panic!("ours: unprotect: {other:?}"),
         }

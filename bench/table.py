@@ -126,7 +126,9 @@ rows += [("c_protect", "c. protect 1 KiB application message"),
 for big in bigs:
     rows += [(f"d_join_{big}", f"d. join from a Welcome, N={big}"),
              (f"b_sparse_commit_{big}", f"d. sparse tree N={big}: create Commit with path"),
-             (f"b_sparse_process_{big}", f"d. sparse tree N={big}: process + merge it")]
+             (f"b_sparse_process_{big}", f"d. sparse tree N={big}: process + merge it"),
+             (f"b_full_commit_{big}", f"d. full tree N={big}: create Commit with path"),
+             (f"b_full_process_{big}", f"d. full tree N={big}: process + merge it")]
 
 def fmt_bytes(b):
     if b is None:
@@ -187,7 +189,7 @@ def panels():
     out = []
     for title, pat in fams:
         is_join = pat == "a_join_{}"
-        ns = sorted(set(sizes + (bigs if is_join or "sparse" in pat else [])))
+        ns = sorted(set(sizes + (bigs if pat != "a_commit_{}" else [])))
         series = {}
         for n in ns:
             # The join of scenario d is the same operation at its size.

@@ -239,10 +239,12 @@ pub fn write_counts(sizes: &[usize], bigs: &[usize], measured: &Sizes) {
         if let Some(&w) = measured.welcome.get(&big) {
             rows.push((format!("d_join_{big}"), join(big, w)));
         }
-        // Scenario b in the sparse tree of d.
-        let len = measured.commits.get(&format!("sparse_{big}")).copied().unwrap_or(0);
-        rows.push((format!("b_sparse_commit_{big}"), commit_with_path(depth(big), big - 1, len)));
-        rows.push((format!("b_sparse_process_{big}"), process_path(len)));
+        // Scenario b in the sparse tree of d and in a full tree.
+        let len = |tree: &str| measured.commits.get(&format!("{tree}_{big}")).copied().unwrap_or(0);
+        rows.push((format!("b_sparse_commit_{big}"), commit_with_path(depth(big), big - 1, len("sparse"))));
+        rows.push((format!("b_sparse_process_{big}"), process_path(len("sparse"))));
+        rows.push((format!("b_full_commit_{big}"), commit_with_path(depth(big), depth(big), len("full"))));
+        rows.push((format!("b_full_process_{big}"), process_path(len("full"))));
     }
     let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     let small = SMALL_BATCHES.map(|k| k.to_string()).join(", ");

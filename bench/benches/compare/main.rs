@@ -8,7 +8,8 @@
 //!   and merged by the last member, in a full tree (no blank node, no
 //!   unmerged leaf) and in the sparse tree left right after the big add;
 //! - c. protect and unprotect 1 KiB application messages;
-//! - d. join from a Welcome at 10,000 members, then b in its sparse tree;
+//! - d. join from a Welcome at 10,000 members, then b in its sparse tree and
+//!   in a full tree of that size (made directly: `forge.rs`);
 //! - e. the single-thread cost of each primitive, for the crypto floor.
 //!
 //! `bench/run.sh` runs it and prints one table. Environment: `MLS_BENCH_SIZES`
@@ -19,6 +20,7 @@
 //! The counts of primitives per scenario go to `$CRITERION_HOME/mls-floor.json`.
 
 mod floor;
+mod forge;
 mod mlsrs;
 mod openmls;
 mod ours;
@@ -284,9 +286,36 @@ fn big_join<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) {
     joiner.leave();
     joiner.join(&welcome);
     assert_eq!(joiner.epoch_authenticator(), creator.epoch_authenticator(), "{}: joined", L::NAME);
-    // Scenario b at this size, in the sparse tree (a full tree, built by a
-    // chain of n joins and Commits, takes too long here).
+    // Scenario b at this size, in the sparse tree, then in a full tree.
     commit_and_process::<L>(c, "sparse", n, &mut creator, &mut joiner, sizes);
+    drop((creator, joiner));
+    big_full_tree::<L>(c, n, sizes);
+}
+
+/// Scenario b in a full tree of `n` members made directly (`forge.rs`; a
+/// chain of `n` joins as in `full_tree` is quadratic): member 0 and a member
+/// at the far end of the tree join it from one Welcome; member 0 commits,
+/// the other processes.
+fn big_full_tree<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) {
+    let started = Instant::now();
+    // The far member's sibling is made up (it signs the GroupInfo).
+    let far = if n.is_multiple_of(2) { n - 1 } else { n - 2 };
+    let mut first = L::member(0);
+    let mut last = L::member(far);
+    let kps = [first.key_package(), last.key_package()];
+    let t = mls_bench::now();
+    let lifetime = mls_nostd::leaf_node::Lifetime { not_before: t - 3600, not_after: t + 30 * 86_400 };
+    let real = [(0, &kps[0][..]), (far as u32, &kps[1][..])];
+    let forged = forge::full_group(n as u32, GROUP_ID, &real, lifetime);
+    let made = started.elapsed().as_secs_f64();
+    first.join(&forged.welcome);
+    last.join(&forged.welcome);
+    assert_eq!(first.epoch_authenticator(), last.epoch_authenticator(), "{}: both joined the full tree", L::NAME);
+    eprintln!("{}: full tree of {n} made in {made:.1} s, joined twice in {:.1} s", L::NAME, started.elapsed().as_secs_f64() - made);
+    if let Some(shape) = first.blanks_and_unmerged() {
+        assert_eq!(shape, (forged.blanks, 0), "{}: the tree is full", L::NAME);
+    }
+    commit_and_process::<L>(c, "full", n, &mut first, &mut last, sizes);
 }
 
 fn run() {

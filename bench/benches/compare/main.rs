@@ -303,10 +303,8 @@ fn big_full_tree<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) 
     let mut first = L::member(0);
     let mut last = L::member(far);
     let kps = [first.key_package(), last.key_package()];
-    let t = mls_bench::now();
-    let lifetime = mls_nostd::leaf_node::Lifetime { not_before: t - 3600, not_after: t + 30 * 86_400 };
     let real = [(0, &kps[0][..]), (far as u32, &kps[1][..])];
-    let forged = forge::full_group(n as u32, GROUP_ID, &real, lifetime);
+    let forged = forge::full_group(n as u32, GROUP_ID, &real);
     let made = started.elapsed().as_secs_f64();
     first.join(&forged.welcome);
     last.join(&forged.welcome);

@@ -11,7 +11,7 @@
 # docs/performance.svg (MLS_BENCH_SVG to put it elsewhere).
 #
 # Environment read by the bench: MLS_BENCH_SIZES, MLS_BENCH_LIBS,
-# MLS_BENCH_SCENARIOS, MLS_BENCH_BIG, MLS_BENCH_BIG_ANCHORS (see
+# MLS_BENCH_SCENARIOS (a-f), MLS_BENCH_BIG, MLS_BENCH_BIG_ANCHORS (see
 # bench/benches/compare/main.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -127,8 +127,8 @@ for big in bigs:
     rows += [(f"d_join_{big}", f"d. join from a Welcome, N={big}"),
              (f"b_sparse_commit_{big}", f"d. sparse tree N={big}: create Commit with path"),
              (f"b_sparse_process_{big}", f"d. sparse tree N={big}: process + merge it"),
-             (f"b_full_commit_{big}", f"d. full tree N={big}: create Commit with path"),
-             (f"b_full_process_{big}", f"d. full tree N={big}: process + merge it")]
+             (f"b_full_commit_{big}", f"f. full tree N={big}: create Commit with path"),
+             (f"b_full_process_{big}", f"f. full tree N={big}: process + merge it")]
 
 def fmt_bytes(b):
     if b is None:

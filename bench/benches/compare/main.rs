@@ -8,15 +8,15 @@
 //!   and merged by the last member, in a full tree (no blank node, no
 //!   unmerged leaf) and in the sparse tree left right after the big add;
 //! - c. protect and unprotect 1 KiB application messages;
-//! - d. join from a Welcome at 10,000 members, then b in its sparse tree and
-//!   in a full tree of that size (made directly: `forge.rs`);
-//! - e. the single-thread cost of each primitive, for the crypto floor.
+//! - d. join from a Welcome at 10,000 members, then b in its sparse tree;
+//! - e. the single-thread cost of each primitive, for the crypto floor;
+//! - f. b in a full tree at the sizes of d, made directly (`forge.rs`).
 //!
 //! `bench/run.sh` runs it and prints one table. Environment: `MLS_BENCH_SIZES`
 //! (default `2,16,128,1024`), `MLS_BENCH_LIBS` (default `ours,openmls,mls-rs`),
-//! `MLS_BENCH_SCENARIOS` (default `a,b,c,d,e`), `MLS_BENCH_BIG` (members of d,
-//! a list, default 10000; up to 65,536), `MLS_BENCH_BIG_ANCHORS` (`0` leaves
-//! the anchors out of d).
+//! `MLS_BENCH_SCENARIOS` (default `a,b,c,d,e,f`), `MLS_BENCH_BIG` (members of
+//! d and f, a list, default 10000; up to 65,536), `MLS_BENCH_BIG_ANCHORS`
+//! (`0` leaves the anchors out of d and f).
 //! The counts of primitives per scenario go to `$CRITERION_HOME/mls-floor.json`.
 
 mod floor;
@@ -286,13 +286,11 @@ fn big_join<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) {
     joiner.leave();
     joiner.join(&welcome);
     assert_eq!(joiner.epoch_authenticator(), creator.epoch_authenticator(), "{}: joined", L::NAME);
-    // Scenario b at this size, in the sparse tree, then in a full tree.
+    // Scenario b at this size, in the sparse tree.
     commit_and_process::<L>(c, "sparse", n, &mut creator, &mut joiner, sizes);
-    drop((creator, joiner));
-    big_full_tree::<L>(c, n, sizes);
 }
 
-/// Scenario b in a full tree of `n` members made directly (`forge.rs`; a
+/// Scenario f: b in a full tree of `n` members made directly (`forge.rs`; a
 /// chain of `n` joins as in `full_tree` is quadratic): member 0 and a member
 /// at the far end of the tree join it from one Welcome; member 0 commits,
 /// the other processes.
@@ -316,11 +314,21 @@ fn big_full_tree<L: Lib>(c: &mut Criterion, n: usize, sizes: &mut floor::Sizes) 
     commit_and_process::<L>(c, "full", n, &mut first, &mut last, sizes);
 }
 
+/// Scenarios d and f at `n` members, as asked.
+fn big_scenarios<L: Lib>(c: &mut Criterion, n: usize, d: bool, f: bool, sizes: &mut floor::Sizes) {
+    if d {
+        big_join::<L>(c, n, sizes);
+    }
+    if f {
+        big_full_tree::<L>(c, n, sizes);
+    }
+}
+
 fn run() {
     let mut c = Criterion::default().configure_from_args();
     let sizes: Vec<usize> = env_list("MLS_BENCH_SIZES", "2,16,128,1024").iter().filter_map(|s| s.parse().ok()).collect();
     let libs = env_list("MLS_BENCH_LIBS", "ours,openmls,mls-rs");
-    let scenarios = env_list("MLS_BENCH_SCENARIOS", "a,b,c,d,e");
+    let scenarios = env_list("MLS_BENCH_SCENARIOS", "a,b,c,d,e,f");
     let bigs: Vec<usize> = env_list("MLS_BENCH_BIG", "10000").iter().filter_map(|s| s.parse().ok()).collect();
     let big_anchors = std::env::var("MLS_BENCH_BIG_ANCHORS").map(|v| v != "0").unwrap_or(true);
     let on = |s: &str| scenarios.iter().any(|x| x == s);
@@ -356,24 +364,24 @@ fn run() {
     if on("c") {
         each_lib!(application(&mut c));
     }
-    for &big in bigs.iter().filter(|_| on("d")) {
+    for &big in &bigs {
         if lib("ours") {
             // The smallest of our capacities that holds the group.
             if big <= 1024 {
-                big_join::<ours::Ours<1024, { 1024 * 256 }>>(&mut c, big, &mut sz);
+                big_scenarios::<ours::Ours<1024, { 1024 * 256 }>>(&mut c, big, on("d"), on("f"), &mut sz);
             } else if big <= 16384 {
                 eprintln!("ours: a 16,384-leaf group slot takes {} bytes", ours::slot_bytes::<16384, { 16384 * 256 }>());
-                big_join::<ours::Ours<16384, { 16384 * 256 }>>(&mut c, big, &mut sz);
+                big_scenarios::<ours::Ours<16384, { 16384 * 256 }>>(&mut c, big, on("d"), on("f"), &mut sz);
             } else {
                 eprintln!("ours: a 65,536-leaf group slot takes {} bytes", ours::slot_bytes::<65536, { 65536 * 256 }>());
-                big_join::<ours::Ours<65536, { 65536 * 256 }>>(&mut c, big, &mut sz);
+                big_scenarios::<ours::Ours<65536, { 65536 * 256 }>>(&mut c, big, on("d"), on("f"), &mut sz);
             }
         }
         if big_anchors && lib("openmls") {
-            big_join::<openmls::OpenMls>(&mut c, big, &mut sz);
+            big_scenarios::<openmls::OpenMls>(&mut c, big, on("d"), on("f"), &mut sz);
         }
         if big_anchors && lib("mls-rs") {
-            big_join::<mlsrs::MlsRs>(&mut c, big, &mut sz);
+            big_scenarios::<mlsrs::MlsRs>(&mut c, big, on("d"), on("f"), &mut sz);
         }
     }
     if on("e") {

@@ -276,10 +276,24 @@ impl SecretTreeMeta {
         // one are written (at 1,024 leaves, rewriting every slot was half of
         // merging a Commit), and only within the tree replaced (a slot with
         // room for more leaves than the group has is not read whole).
-        let parents = slots.parents.iter_mut().take(used);
-        parents.filter(|p| p.is_some()).for_each(|p| *p = None);
-        let leaves = slots.leaves.iter_mut().take(used);
-        leaves.filter(|l| !matches!(l, LeafSecrets::Empty)).for_each(|l| *l = LeafSecrets::Empty);
+        //
+        // A slot that holds a secret has its flag byte set: every write marks
+        // it `*_DIRTY`, a save keeps it `*_INDEXED`, a load marks what it
+        // reads. So the flags (a byte per leaf) are read, not the slots
+        // (about 250 bytes per leaf: 16 MB at 65,536 leaves); a slot with no
+        // flag byte is cleared.
+        let slots_len = slots.leaves.len().max(slots.parents.len());
+        for i in 0..used.min(slots_len) {
+            if slots.flags.get(i) == Some(&0) {
+                continue;
+            }
+            if let Some(p) = slots.parents.get_mut(i) {
+                *p = None;
+            }
+            if let Some(l) = slots.leaves.get_mut(i) {
+                *l = LeafSecrets::Empty;
+            }
+        }
         slots.skipped.iter_mut().filter(|s| s.is_some()).for_each(|s| *s = None);
         slots.flags.fill(0);
         slots.skipped_dirty.fill(false);
@@ -834,6 +848,34 @@ mod tests {
             rx.consume(LeafIndex(1), kind, k.generation).unwrap();
         }
         assert_eq!(rx.receiving_key(LeafIndex(1), kind, u32::MAX), Err(SecretTreeError::GenerationExhausted));
+    }
+
+    /// A new epoch deletes every secret of the last one, found through the
+    /// flags: those written since the last save (`*_DIRTY`) and those saved
+    /// (`*_INDEXED`, as a store leaves them).
+    #[test]
+    fn reset_deletes_every_secret_of_the_last_epoch() {
+        for saved in [false, true] {
+            let mut t = tree(10);
+            t.next_sending_key(LeafIndex(1), RatchetKind::Application).unwrap();
+            t.receiving_key(LeafIndex(0), RatchetKind::Application, 3).unwrap();
+            t.consume(LeafIndex(0), RatchetKind::Application, 3).unwrap();
+            let holding = |t: &SecretTree<4, 3>| {
+                let leaves = t.leaves.iter().filter(|l| !matches!(l, LeafSecrets::Empty)).count();
+                (leaves, t.parents.iter().filter(|p| p.is_some()).count(), t.skipped.iter().filter(|s| s.is_some()).count())
+            };
+            assert_eq!(holding(&t), (2, 1, 3), "leaves 0 and 1, parent 5 (above 2 and 3), 3 skipped keys");
+            if saved {
+                for f in t.flags.iter_mut() {
+                    let (leaf, parent) = (*f & LEAF_DIRTY != 0, *f & PARENT_DIRTY != 0);
+                    *f = if leaf { LEAF_INDEXED } else { 0 } | if parent { PARENT_INDEXED } else { 0 };
+                }
+            }
+            let next = Secret::from_slice(&[6; 32]).unwrap();
+            t.reset(SUITE, 4, &next, SecretTreeConfig { max_forward_distance: 10 }).unwrap();
+            assert_eq!(holding(&t), (0, 1, 0), "saved {saved}: only the new root is left");
+            assert_eq!(t.parents[1].as_ref(), Some(&next), "the root (node 3) holds the new epoch's secret");
+        }
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! The tree is the one such a chain leaves: every parent node with members
 //! on both sides set (one with members on one side only is on no member's
 //! filtered direct path, §4.1.2, so no Commit sets it), no unmerged leaf,
-//! every made-up leaf a `commit` leaf. The real members (the library under test)
-//! bring KeyPackages; every other leaf is made up here with its own keys and
+//! every made-up leaf a `commit` leaf. The real members (the library under
+//! test) bring KeyPackages; every other leaf is made up here with its own keys and
 //! the capabilities and extensions of the first real member's leaf, so
 //! leaves cost each library what its own do. Each parent node is
 //! parent-hash valid (§7.9.2) through one child, its right one unless no
@@ -52,7 +52,8 @@ use rand_core::Rng;
 pub struct Forged {
     /// The `MLSMessage(Welcome)` for every real member, ratchet tree included.
     pub welcome: Vec<u8>,
-    /// Blank nodes of the tree (those above only blank leaves).
+    /// Blank nodes of the tree: leaves past the members, and parents
+    /// without members on both sides.
     pub blanks: usize,
 }
 
@@ -211,8 +212,8 @@ impl Maker<'_> {
         hash(&[&input])
     }
 
-    /// A member's LeafNode: a `commit` leaf if a chain ends here, else a
-    /// `key_package` leaf.
+    /// A made-up member's LeafNode, a `commit` leaf: the parent hash of the
+    /// chain that ends here, if one does, else a stale one.
     fn made_up_leaf(&mut self, l: LeafIndex, above: Above) -> Vec<u8> {
         let seed = self.random();
         let key = SignaturePrivateKey::from_slice(SUITE, &seed).expect("an Ed25519 seed");

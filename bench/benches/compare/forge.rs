@@ -32,7 +32,7 @@
 
 use super::ours::SUITE;
 use mls_bench::SeededRng;
-use mls_nostd::codec::Decode;
+use mls_nostd::codec::{Decode, Encode, Writer};
 use mls_nostd::crypto::Secret;
 use mls_nostd::crypto::hpke::derive_key_pair;
 use mls_nostd::crypto::labeled::derive_secret;
@@ -44,6 +44,7 @@ use mls_nostd::key_package::KeyPackage;
 use mls_nostd::key_schedule::{EpochSecrets, welcome_secret};
 use mls_nostd::leaf_node::{Capabilities, LeafNode, LeafNodeContext, LeafNodeFields, LeafNodeSource};
 use mls_nostd::messages::group_info::{GroupInfo, GroupInfoTbs, WireGroupContext};
+use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::messages::welcome_secrets::{NewMember, WelcomeParams};
 use mls_nostd::tree_math::{LeafIndex, NodeIndex, common_ancestor, left, level, parent, right, root};
 use rand_core::Rng;
@@ -69,18 +70,18 @@ enum Above {
     Stale,
 }
 
-/// TLS presentation language: a QUIC variable-length length prefix (§2.1.2).
-fn varint(out: &mut Vec<u8>, len: usize) {
-    match len {
-        0..0x40 => out.push(len as u8),
-        0x40..0x4000 => out.extend_from_slice(&(0x4000 | len as u16).to_be_bytes()),
-        _ => out.extend_from_slice(&(0x8000_0000 | u32::try_from(len).expect("a vector below 1 GiB")).to_be_bytes()),
-    }
+/// Appends `bytes` as `opaque<V>` (§2.1.2), with the core's encoder.
+fn opaque(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut sink = |b: &[u8]| out.extend_from_slice(b);
+    Writer::sink(&mut sink).write_opaque(bytes).expect("a vector below 1 GiB");
 }
 
-fn opaque(out: &mut Vec<u8>, bytes: &[u8]) {
-    varint(out, bytes.len());
-    out.extend_from_slice(bytes);
+/// The encoding of `value`, with the core's encoder.
+fn encoded(value: &impl Encode) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut sink = |b: &[u8]| out.extend_from_slice(b);
+    value.encode(&mut Writer::sink(&mut sink)).expect("an encoding");
+    out
 }
 
 fn hash(parts: &[&[u8]]) -> [u8; 32] {
@@ -182,7 +183,7 @@ impl Maker<'_> {
         let mut node = Vec::with_capacity(80);
         opaque(&mut node, &key);
         opaque(&mut node, &parent_hash);
-        varint(&mut node, 0);
+        opaque(&mut node, &[]);
         let mut input = vec![2u8, 1];
         input.extend_from_slice(&node);
         opaque(&mut input, &ha);
@@ -249,13 +250,14 @@ impl Maker<'_> {
 /// KeyPackages given (at least one; the last leaf's sibling must be a
 /// made-up member: it signs the GroupInfo), and the Welcome to all of them.
 pub fn full_group(n: u32, group_id: &[u8], key_packages: &[(u32, &[u8])]) -> Forged {
-    // The anchors publish an MLSMessage (version, wire format 5 =
-    // mls_key_package, §6), ours the bare KeyPackage (version, suite 3).
-    fn bare(b: &[u8]) -> &[u8] {
-        if b.get(2..4) == Some(&[0, 5]) { &b[4..] } else { b }
+    // The anchors publish an MLSMessage (§6), ours the bare KeyPackage.
+    fn key_package(b: &[u8]) -> KeyPackage<'_> {
+        match MlsMessage::decode_exact(b) {
+            Ok(MlsMessage { body: MlsMessageBody::KeyPackage(kp), .. }) => kp,
+            _ => KeyPackage::decode_exact(b).expect("a KeyPackage"),
+        }
     }
-    let kps: Vec<(u32, KeyPackage<'_>)> =
-        key_packages.iter().map(|(l, b)| (*l, KeyPackage::decode_exact(bare(b)).expect("a KeyPackage"))).collect();
+    let kps: Vec<(u32, KeyPackage<'_>)> = key_packages.iter().map(|(l, b)| (*l, key_package(b))).collect();
     let real: Vec<(u32, &[u8])> = kps.iter().map(|(l, kp)| (*l, kp.tbs.leaf_node.as_bytes())).collect();
     let last = kps.iter().map(|(l, _)| *l).max().expect("a real member");
     let signer = last ^ 1;
@@ -326,13 +328,7 @@ pub fn full_group(n: u32, group_id: &[u8], key_packages: &[(u32, &[u8])]) -> For
         confirmed_transcript_hash: &confirmed_transcript_hash,
         extensions: Extensions::default(),
     };
-    let mut context_bytes = Vec::new();
-    {
-        let mut buf = [0u8; 512];
-        let mut w = mls_nostd::codec::Writer::new(&mut buf);
-        mls_nostd::codec::Encode::encode(&context, &mut w).expect("a GroupContext");
-        context_bytes.extend_from_slice(w.written());
-    }
+    let context_bytes = encoded(&context);
     let joiner = Secret::from_slice(&maker.random()).expect("32 bytes");
     let psk_secret = Secret::zero(SUITE.hash_len()).expect("Nh");
     let epoch = EpochSecrets::derive(SUITE, &joiner, &psk_secret, &context_bytes).expect("the key schedule");

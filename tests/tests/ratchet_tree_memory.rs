@@ -3,6 +3,7 @@
 //! the stack).
 use mls_nostd::codec::Writer;
 use mls_nostd::crypto::CipherSuite;
+use mls_nostd::ratchet_tree::key_index::WAYS;
 use mls_nostd::ratchet_tree::tree::{LeafSlot, ParentSlot, RatchetTree, TreeMeta, TreeSlices, LEAF_RECORD_HEADER};
 use mls_nostd::tree_math::{LeafIndex, NodeIndex};
 use mls_tests::test_leaf;
@@ -24,11 +25,17 @@ fn tree_state_size_per_capacity() {
     for (n, total) in rows {
         let arena = n * ARENA_PER_LEAF;
         println!("| {n} | {} | {arena} | {total} |", total - arena);
-        // Slots are linear in the capacity: one leaf and one parent slot per leaf.
-        let slots = n * (std::mem::size_of::<LeafSlot>() + std::mem::size_of::<ParentSlot>());
+        // Slots are linear in the capacity: one leaf and one parent slot and
+        // the key index's entries per leaf.
+        let slots = n * (std::mem::size_of::<LeafSlot>() + std::mem::size_of::<ParentSlot>() + 4 * WAYS);
         assert!(total >= slots + arena && total <= slots + arena + 64);
     }
-    println!("per leaf: LeafSlot {} + ParentSlot {} + arena", std::mem::size_of::<LeafSlot>(), std::mem::size_of::<ParentSlot>());
+    println!(
+        "per leaf: LeafSlot {} + ParentSlot {} + key index {} + arena",
+        std::mem::size_of::<LeafSlot>(),
+        std::mem::size_of::<ParentSlot>(),
+        4 * WAYS
+    );
 }
 
 #[test]

@@ -547,6 +547,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// and to the staged tree (§12.2, §12.3). Its own frame: the
     /// GroupContext buffers of the path and the signature are not on the
     /// stack while proposals' signatures are verified.
+    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn stage_own_proposals(
         &mut self,
@@ -556,7 +557,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         now: u64,
         executor: &dyn Executor,
         message: &mut [u8],
-    ) -> Result<(usize, Applied<N>), CreateCommitError> {
+        applied: &mut Applied<N>,
+    ) -> Result<usize, CreateCommitError> {
         let me = self.state.private.leaf;
         // The proposal list, encoded at the end of the message buffer.
         let list_len = self.write_proposal_list(reinit, opts, psks, now, message)?;
@@ -577,7 +579,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // The next epoch, filled in place (commit_with empties it on an error).
         let next = Staged::begin_epoch(staged).ok_or(CommitError::CommitPending)?;
         let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit: staged_reinit };
-        let applied = apply_proposals::<N, P>(
+        apply_proposals::<N, P>(
             &draft,
             me,
             LeafIndex(u32::MAX),
@@ -591,8 +593,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             config.identity,
             executor,
             out,
+            applied,
         )?;
-        Ok((list_len, applied))
+        Ok(list_len)
     }
 
     /// [`Self::commit_in_memory`] or [`Self::commit_reinit_in_memory`] once the tree is staging.
@@ -608,7 +611,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         executor: &impl Executor,
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, CreateCommitError> {
-        let (list_len, applied) = self.stage_own_proposals(reinit, opts, psks, now, executor, &mut *bufs.message)?;
+        // Filled in place, not moved: its list of added leaves is 4 bytes a
+        // leaf of capacity.
+        let mut applied = Applied::new();
+        let list_len = self.stage_own_proposals(reinit, opts, psks, now, executor, &mut *bufs.message, &mut applied)?;
         let CommitBuffers { message, welcome, group_info } = bufs;
         let shape = (opts.wire_format, opts.force_path, opts.ratchet_tree_in_welcome);
         self.commit_next_epoch(opts, shape, list_len, &applied, rng, executor, message, welcome, group_info)

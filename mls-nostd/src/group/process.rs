@@ -668,7 +668,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         now: u64,
     ) -> Result<StagedCommitSummary, CommitError> {
         let tag = v.auth.confirmation_tag.ok_or(CommitError::WrongContentType)?;
-        let (applied, committer) = self.stage_proposals(commit, external, committer, psks, now)?;
+        // Filled in place: its list of added leaves is 4 bytes a leaf of
+        // capacity (256 KiB at 65,536), too large to move (returned by value
+        // through two frames it was a tenth of processing a Commit there).
+        let mut applied = Applied::new();
+        let committer = self.stage_proposals(commit, external, committer, psks, now, &mut applied)?;
         self.stage_next_epoch(v, commit, tag, &applied, committer)
     }
 
@@ -778,7 +782,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         mut committer: LeafIndex,
         psks: &dyn PskStore,
         now: u64,
-    ) -> Result<(Applied<N>, LeafIndex), CommitError> {
+        applied: &mut Applied<N>,
+    ) -> Result<LeafIndex, CommitError> {
         let own_leaf = self.state.private.leaf;
         let config = self.config();
         let Self { tree, proposals, state, staged, resumption_psks, staged_reinit, staged_info, .. } = self;
@@ -794,7 +799,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let next = super::Staged::begin_epoch(staged).ok_or(CommitError::CommitPending)?;
         let group_id = state.group_id.as_slice();
         let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit: staged_reinit };
-        let mut applied: Applied<N> = apply_proposals(
+        apply_proposals(
             commit,
             committer,
             own_leaf,
@@ -808,6 +813,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             config.identity,
             &crate::executor::Sequential,
             out,
+            applied,
         )?;
         if applied.path_required && commit.path.is_none() {
             return Err(CommitError::PathRequired);
@@ -853,7 +859,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 return Err(CommitError::DuplicateKey);
             }
         }
-        Ok((applied, committer))
+        Ok(committer)
     }
 }
 
@@ -1045,11 +1051,26 @@ pub(super) struct Applied<const N: usize> {
     pub(super) summary: StagedCommitSummary,
     /// The ExternalInit's KEM output, for an external commit.
     pub(super) external_init: Option<crate::crypto::hpke::KemOutput>,
+    /// The leaves of the added members, increasing.
     pub(super) added: heapless::Vec<u32, N>,
     pub(super) psk_secret: Secret,
     pub(super) path_required: bool,
     /// The member an external Commit removes (a resync, §12.4.3.2).
     pub(super) external_removed: Option<LeafIndex>,
+}
+
+impl<const N: usize> Applied<N> {
+    /// Nothing applied yet ([`apply_proposals`] fills it).
+    pub(super) const fn new() -> Self {
+        Self {
+            summary: StagedCommitSummary::EMPTY,
+            external_init: None,
+            added: heapless::Vec::new(),
+            psk_secret: Secret::EMPTY,
+            path_required: false,
+            external_removed: None,
+        }
+    }
 }
 
 /// Where [`apply_proposals`] writes the large parts of a Commit's effect
@@ -1096,7 +1117,8 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     identity: &dyn IdentityProvider,
     executor: &dyn crate::executor::Executor,
     out: AppliedOut<'_>,
-) -> Result<Applied<N>, CommitError> {
+    applied: &mut Applied<N>,
+) -> Result<(), CommitError> {
     let suite = state.suite;
     let mut external_init: Option<crate::crypto::hpke::KemOutput> = None;
     let mut link_psk = false;
@@ -1225,7 +1247,8 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
             new.remove_leaf(LeafIndex(rm.removed))?;
         }
     }
-    let mut added: heapless::Vec<u32, N> = heapless::Vec::new();
+    let added = &mut applied.added;
+    added.clear();
     // The members' credential types once (if there is an Add), then each
     // Add's (§7.3).
     let mut types = match summary.adds {
@@ -1252,7 +1275,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         let l = new.add_leaf_after(leaf.as_bytes(), first)?;
         added.push(l.0).map_err(|_| CommitError::CapacityExceeded(Capacity::Leaves))?;
     }
-    check_added_keys(new, &mut added)?;
+    check_added_keys(new, added)?;
     let psk_secret = psk_secret(suite, &psk_list)?;
     // Kept for the application's inspection of the staged commit.
     let psk_ids = out.psk_ids;
@@ -1269,12 +1292,10 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         return Err(CommitError::CapacityExceeded(Capacity::StagedPskBytes));
     }
     out.extensions.set(extensions.body()).map_err(|_| CommitError::CapacityExceeded(Capacity::GroupExtensionsLen))?;
-    Ok(Applied {
-        summary,
-        external_init,
-        added,
-        psk_secret,
-        path_required,
-        external_removed: if external { last_removed } else { None },
-    })
+    applied.summary = summary;
+    applied.external_init = external_init;
+    applied.psk_secret = psk_secret;
+    applied.path_required = path_required;
+    applied.external_removed = if external { last_removed } else { None };
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod node;
 pub mod tree;
+pub mod key_index;
 pub mod hashes;
 pub mod validate;
 pub mod treekem;

@@ -25,8 +25,12 @@
 //!   [`TreeSlices::old`] still reads every leaf of the tree before the
 //!   Commit. A staged Commit therefore costs the slots and encodings it
 //!   changes, not a second tree.
+//! * **Keys indexed.** A hash table of the nodes' keys
+//!   ([`super::key_index`]), kept in step with every slot write, answers the
+//!   uniqueness checks of §7.3 and §12.4.2 without a pass over the tree.
 
 use core::ops::ControlFlow;
+use super::key_index::{self, KeyRef, PREFIX};
 use super::node::{Node, ParentNode, RatchetTreeView};
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Reader, Writer};
@@ -52,8 +56,6 @@ pub const MAX_DEPTH: usize = {
     assert!(depth >= 1 && depth <= 32, "MLS_NOSTD_MAX_TREE_DEPTH must be 1 to 32");
     depth
 };
-/// Bytes of the key prefixes kept in a leaf slot.
-const PREFIX: usize = 4;
 /// Zeros that pad a parent's key to [`KEM_PUBLIC_LEN`] in the undo log.
 const PADDING: [u8; KEM_PUBLIC_LEN] = [0; KEM_PUBLIC_LEN];
 
@@ -271,6 +273,8 @@ pub struct TreeMeta {
     pub(crate) arena_live: u32,
     /// Bytes of undo log at the top of the arena.
     pub(crate) undo_len: u32,
+    /// `arena_live` when the stage began (restored when it is discarded).
+    pub(crate) stage_arena_live: u32,
     /// `arena_used` when the stage began (records above it are the stage's).
     pub(crate) stage_arena_used: u32,
     /// A Commit is staged in the tree.
@@ -281,6 +285,10 @@ pub struct TreeMeta {
     /// leaves: 6,384 blank leaves and their parents per walk of the right
     /// edge, 11% of creating and 7% of processing a Commit in a full tree).
     pub(crate) leaves_below: u32,
+    /// The length of the key index whose entries match the slots (0: none
+    /// does, e.g. after the tree changed through slices without an index;
+    /// the next [`RatchetTree::slices`] rebuilds it).
+    pub(crate) key_index: u32,
 }
 
 impl TreeMeta {
@@ -292,9 +300,11 @@ impl TreeMeta {
             arena_used: 0,
             arena_live: 0,
             undo_len: 0,
+            stage_arena_live: 0,
             stage_arena_used: 0,
             staging: false,
             leaves_below: 0,
+            key_index: 0,
         }
     }
 }
@@ -309,6 +319,8 @@ pub struct TreeSlices<'s> {
     pub(crate) parents: &'s mut [ParentSlot],
     /// Encoded leaf nodes from the bottom, the undo log from the top.
     pub(crate) arena: &'s mut [u8],
+    /// The key index's table (empty: no index, checks pass over the tree).
+    pub(crate) index: &'s mut [u32],
 }
 
 /// The leaves under `node`: `(first leaf index, count)`. A node of level `k`
@@ -357,6 +369,22 @@ fn prefix(key: &[u8]) -> [u8; PREFIX] {
     p
 }
 
+/// The prefix of the key an index entry names, from the slots (`None` for
+/// a blank node).
+fn key_prefix(leaves: &[LeafSlot], parents: &[ParentSlot], r: KeyRef) -> Option<[u8; PREFIX]> {
+    let leaf = |l: u32| leaves.get(usize::try_from(l).ok()?).filter(|s| s.present());
+    match r {
+        KeyRef::Encryption(n) => match n.leaf() {
+            Some(l) => leaf(l.0).map(|s| s.encryption_prefix),
+            None => parents
+                .get(usize::try_from(n.0 >> 1).ok()?)
+                .filter(|s| s.present)
+                .map(|s| prefix(s.encryption_key.as_bytes())),
+        },
+        KeyRef::Signature(l) => leaf(l.0).map(|s| s.signature_prefix),
+    }
+}
+
 // Undo log entries: tag, node index (u32, big-endian), the old value.
 const UNDO_LEAF: u8 = 1;
 const UNDO_PARENT: u8 = 2;
@@ -393,21 +421,29 @@ fn slot_bytes<'a>(arena: &'a [u8], slot: &LeafSlot) -> Option<&'a [u8]> {
     arena.get(start..end)
 }
 
+/// The undo log entry at offset `at` of `arena` and its length.
+fn undo_entry_at(arena: &[u8], at: usize) -> Option<(usize, Undo)> {
+    let mut r = Reader::new(arena.get(at..)?);
+    let tag = r.read_u8().ok()?;
+    let node = r.read_u32().ok()?;
+    let entry = match tag {
+        UNDO_LEAF => Undo::Leaf(node, LeafSlot::read(&mut r)?),
+        UNDO_PARENT => Undo::Parent(node, ParentSlot::read(&mut r)?),
+        UNDO_BLANK_PARENT => Undo::Parent(node, ParentSlot::BLANK),
+        UNDO_SIZE => Undo::Size(r.read_u32().ok()?),
+        _ => return None,
+    };
+    Some((undo_entry_len(tag), entry))
+}
+
 /// Reads the undo log (newest entry first) of `meta` in `arena`.
 fn undo_entries<'a>(meta: &TreeMeta, arena: &'a [u8]) -> impl Iterator<Item = Undo> + 'a {
     let top = arena.len();
-    let start = top.saturating_sub(usize::try_from(meta.undo_len).unwrap_or(usize::MAX));
-    let mut r = Reader::new(arena.get(start..top).unwrap_or(&[]));
+    let mut at = top.saturating_sub(usize::try_from(meta.undo_len).unwrap_or(usize::MAX));
     core::iter::from_fn(move || {
-        let tag = r.read_u8().ok()?;
-        let node = r.read_u32().ok()?;
-        match tag {
-            UNDO_LEAF => Some(Undo::Leaf(node, LeafSlot::read(&mut r)?)),
-            UNDO_PARENT => Some(Undo::Parent(node, ParentSlot::read(&mut r)?)),
-            UNDO_BLANK_PARENT => Some(Undo::Parent(node, ParentSlot::BLANK)),
-            UNDO_SIZE => Some(Undo::Size(r.read_u32().ok()?)),
-            _ => None,
-        }
+        let (len, entry) = undo_entry_at(arena.get(..top)?, at)?;
+        at = at.saturating_add(len);
+        Some(entry)
     })
 }
 
@@ -489,7 +525,131 @@ impl<'s> TreeSlices<'s> {
         parents: &'s mut [ParentSlot],
         arena: &'s mut [u8],
     ) -> Self {
-        Self { meta, leaves, parents, arena }
+        Self { meta, leaves, parents, arena, index: Default::default() }
+    }
+
+    /// The same tree with a key index in `index` (a few entries per leaf of
+    /// capacity; see [`key_index::WAYS`]), rebuilt here unless it is the one
+    /// kept in step with this tree. A build without the index
+    /// (`MLS_NOSTD_KEY_INDEX` 0) ignores it.
+    pub fn with_key_index(mut self, index: &'s mut [u32]) -> Self {
+        if key_index::WAYS == 0 {
+            return self;
+        }
+        self.index = index;
+        if !self.indexed() {
+            self.rebuild_key_index();
+        }
+        self
+    }
+
+    /// True if the uniqueness checks ([`Self::has_encryption_key`] and the
+    /// like) use the key index, false if they pass over the tree (no index
+    /// given, or `MLS_NOSTD_KEY_INDEX` 0).
+    pub fn is_key_indexed(&self) -> bool {
+        self.indexed()
+    }
+
+    /// True if the key index matches the slots.
+    fn indexed(&self) -> bool {
+        // A constant false without the index: its code is not linked.
+        key_index::WAYS != 0
+            && !self.index.is_empty() && usize::try_from(self.meta.key_index).ok() == Some(self.index.len())
+    }
+
+    /// Fills the key index from the slots (left empty, and unused, if it
+    /// cannot hold them).
+    fn rebuild_key_index(&mut self) {
+        self.index.fill(0);
+        self.meta.key_index = 0;
+        let Ok(len) = u32::try_from(self.index.len()) else { return };
+        if len == 0 {
+            return;
+        }
+        let n = usize::try_from(self.meta.n_leaves).unwrap_or(usize::MAX);
+        let mut complete = true;
+        for (i, s) in (0u32..).zip(self.leaves.iter().take(n)).filter(|(_, s)| s.present()) {
+            complete &= key_index::insert(self.index, KeyRef::Encryption(NodeIndex(i.saturating_mul(2))), s.encryption_prefix)
+                && key_index::insert(self.index, KeyRef::Signature(LeafIndex(i)), s.signature_prefix);
+        }
+        for (j, s) in (0u32..).zip(self.parents.iter().take(n.saturating_sub(1))).filter(|(_, s)| s.present) {
+            let node = NodeIndex(j.saturating_mul(2).saturating_add(1));
+            complete &= key_index::insert(self.index, KeyRef::Encryption(node), prefix(s.encryption_key.as_bytes()));
+        }
+        if complete {
+            self.meta.key_index = len;
+        } else {
+            self.index.fill(0);
+        }
+    }
+
+    /// Adds (`add`) or removes the index entry `r` with key prefix `p`; an
+    /// index that cannot follow (none here, or out of step) is dropped.
+    fn reindex(&mut self, r: KeyRef, p: [u8; PREFIX], add: bool) {
+        if !self.indexed() {
+            self.meta.key_index = 0;
+            return;
+        }
+        let (leaves, parents) = (&*self.leaves, &*self.parents);
+        let kept = if add {
+            key_index::insert(self.index, r, p)
+        } else {
+            key_index::remove(self.index, r, p, |r| key_prefix(leaves, parents, r))
+        };
+        if !kept {
+            self.meta.key_index = 0;
+        }
+    }
+
+    /// Writes leaf slot `i` (not logged), keeping the key index in step.
+    fn write_leaf_slot(&mut self, i: u32, slot: LeafSlot) {
+        if !self.indexed() {
+            // Nothing to keep in step (the index, if any, is dropped).
+            self.meta.key_index = 0;
+            if let Some(x) = usize::try_from(i).ok().and_then(|x| self.leaves.get_mut(x)) {
+                *x = slot;
+            }
+            return;
+        }
+        let Some(old) = usize::try_from(i).ok().and_then(|x| self.leaves.get(x)).copied() else { return };
+        let keys_of = |s: &LeafSlot| s.present().then_some((s.encryption_prefix, s.signature_prefix));
+        let rekey = keys_of(&old) != keys_of(&slot);
+        let node = KeyRef::Encryption(NodeIndex(i.saturating_mul(2)));
+        if let (true, Some((e, s))) = (rekey, keys_of(&old)) {
+            self.reindex(node, e, false);
+            self.reindex(KeyRef::Signature(LeafIndex(i)), s, false);
+        }
+        if let Some(x) = usize::try_from(i).ok().and_then(|x| self.leaves.get_mut(x)) {
+            *x = slot;
+        }
+        if let (true, Some((e, s))) = (rekey, keys_of(&slot)) {
+            self.reindex(node, e, true);
+            self.reindex(KeyRef::Signature(LeafIndex(i)), s, true);
+        }
+    }
+
+    /// Writes the slot of parent node `p` (not logged), keeping the key
+    /// index in step.
+    fn write_parent_slot(&mut self, p: u32, slot: ParentSlot) {
+        if !self.indexed() {
+            self.meta.key_index = 0;
+            if let Some(x) = usize::try_from(p >> 1).ok().and_then(|x| self.parents.get_mut(x)) {
+                *x = slot;
+            }
+            return;
+        }
+        let Some(old) = usize::try_from(p >> 1).ok().and_then(|x| self.parents.get(x)).copied() else { return };
+        let key_of = |s: &ParentSlot| s.present.then(|| prefix(s.encryption_key.as_bytes()));
+        let rekey = key_of(&old) != key_of(&slot);
+        if let (true, Some(k)) = (rekey, key_of(&old)) {
+            self.reindex(KeyRef::Encryption(NodeIndex(p)), k, false);
+        }
+        if let Some(x) = usize::try_from(p >> 1).ok().and_then(|x| self.parents.get_mut(x)) {
+            *x = slot;
+        }
+        if let (true, Some(k)) = (rekey, key_of(&slot)) {
+            self.reindex(KeyRef::Encryption(NodeIndex(p)), k, true);
+        }
     }
 
     /// Sets up an empty tree of `suite` (ending any stage).
@@ -497,6 +657,9 @@ impl<'s> TreeSlices<'s> {
         *self.meta = TreeMeta::new(suite);
         self.leaves.iter_mut().for_each(|l| *l = LeafSlot::BLANK);
         self.parents.iter_mut().for_each(|p| *p = ParentSlot::BLANK);
+        // An empty index is the index of an empty tree.
+        self.index.fill(0);
+        self.meta.key_index = u32::try_from(self.index.len()).unwrap_or(0);
     }
 
     /// The cipher suite.
@@ -547,8 +710,7 @@ impl<'s> TreeSlices<'s> {
             return Ok(());
         }
         self.log(UNDO_LEAF, i.0, &|out| old.write(out))?;
-        *self.leaves.get_mut(usize::try_from(i.0).map_err(|_| TreeError::InvalidLeaf)?).ok_or(TreeError::InvalidLeaf)? =
-            slot;
+        self.write_leaf_slot(i.0, slot);
         if slot.present() {
             self.meta.leaves_below = self.meta.leaves_below.max(i.0.saturating_add(1));
         }
@@ -581,9 +743,8 @@ impl<'s> TreeSlices<'s> {
         if old == slot {
             return Ok(());
         }
-        let target = self.touch_parent(p)?;
-        slot.logged = target.logged;
-        *target = slot;
+        slot.logged = self.touch_parent(p)?.logged;
+        self.write_parent_slot(p.0, slot);
         Ok(())
     }
 
@@ -620,6 +781,7 @@ impl<'s> TreeSlices<'s> {
         }
         self.meta.undo_len = 0;
         self.meta.stage_arena_used = self.meta.arena_used;
+        self.meta.stage_arena_live = self.meta.arena_live;
         self.meta.staging = true;
         Ok(())
     }
@@ -652,7 +814,10 @@ impl<'s> TreeSlices<'s> {
         self.meta.undo_len = 0;
         // Meaningful while staging only: the tree is as before a stage.
         self.meta.stage_arena_used = 0;
-        self.recount_live();
+        self.meta.stage_arena_live = 0;
+        // Kept in step by every write (a recount read every leaf slot: a
+        // fifth of merging a Commit at 50,000 members).
+        debug_assert_eq!(self.meta.arena_live, self.counted_live(), "arena_live out of step");
         Ok(())
     }
 
@@ -666,65 +831,43 @@ impl<'s> TreeSlices<'s> {
         // before the stage), so the order does not matter.
         let top = self.arena.len();
         let start = top.saturating_sub(usize::try_from(self.meta.undo_len).unwrap_or(usize::MAX));
-        let mut r = Reader::new(self.arena.get(start..top).unwrap_or(&[]));
+        let mut at = start;
         let mut size = None;
-        while !r.is_empty() {
-            let (Ok(tag), Ok(node)) = (r.read_u8(), r.read_u32()) else { break };
+        while let Some((len, entry)) = undo_entry_at(self.arena, at) {
+            at = at.saturating_add(len);
             // Leaves are logged by leaf index, parents by node index.
-            let leaf = usize::try_from(node).unwrap_or(usize::MAX);
-            let parent = usize::try_from(node >> 1).unwrap_or(usize::MAX);
-            match tag {
-                UNDO_LEAF => {
-                    let Some(old) = LeafSlot::read(&mut r) else { break };
-                    if let Some(s) = self.leaves.get_mut(leaf) {
-                        *s = old;
-                    }
+            match entry {
+                Undo::Leaf(node, old) => {
+                    self.write_leaf_slot(node, old);
                     if old.present() {
                         self.meta.leaves_below = self.meta.leaves_below.max(node.saturating_add(1));
                     }
                 }
-                UNDO_PARENT => {
-                    let Some(old) = ParentSlot::read(&mut r) else { break };
-                    if let Some(s) = self.parents.get_mut(parent) {
-                        *s = old;
-                    }
-                }
-                UNDO_BLANK_PARENT => {
-                    if let Some(s) = self.parents.get_mut(parent) {
-                        *s = ParentSlot::BLANK;
-                    }
-                }
-                _ => size = r.read_u32().ok(),
+                Undo::Parent(node, old) => self.write_parent_slot(node, old),
+                Undo::Size(n) => size = Some(n),
             }
         }
         if let Some(n) = size {
             // Slots the stage's extension added are blank again.
             let old_width = tree_math::node_width(n).unwrap_or(0);
             let new_width = tree_math::node_width(self.meta.n_leaves).unwrap_or(0);
-            for x in (old_width..new_width).map(NodeIndex) {
-                let i = usize::try_from(x.0 >> 1).unwrap_or(usize::MAX);
-                match x.leaf() {
-                    Some(_) => {
-                        if let Some(s) = self.leaves.get_mut(i) {
-                            *s = LeafSlot::BLANK;
-                        }
-                    }
-                    None => {
-                        if let Some(s) = self.parents.get_mut(i) {
-                            *s = ParentSlot::BLANK;
-                        }
-                    }
+            for x in old_width..new_width {
+                match NodeIndex(x).leaf() {
+                    Some(l) => self.write_leaf_slot(l.0, LeafSlot::BLANK),
+                    None => self.write_parent_slot(x, ParentSlot::BLANK),
                 }
             }
             self.meta.n_leaves = n;
         }
         // The stage's new encodings are dropped; replaced ones were kept.
         self.meta.arena_used = self.meta.stage_arena_used;
+        self.meta.arena_live = self.meta.stage_arena_live;
         self.meta.staging = false;
         self.meta.undo_len = 0;
         // Meaningful while staging only: the tree is as before a stage.
         self.meta.stage_arena_used = 0;
-        self.recount_live();
+        self.meta.stage_arena_live = 0;
+        debug_assert_eq!(self.meta.arena_live, self.counted_live(), "arena_live out of step");
         Ok(())
     }
 
@@ -855,17 +998,16 @@ impl<'s> TreeSlices<'s> {
         })
     }
 
-    /// Sets `arena_live` from the slots.
-    fn recount_live(&mut self) {
+    /// The bytes of live records, counted from the slots (what
+    /// `arena_live` must be outside a stage; debug builds check it).
+    fn counted_live(&self) -> u32 {
         let n = usize::try_from(self.meta.n_leaves).unwrap_or(usize::MAX);
-        let live = self
-            .leaves
+        self.leaves
             .iter()
             .take(n)
             .filter(|s| s.present())
             .map(|s| s.len.saturating_add(LEAF_RECORD_HEADER as u32))
-            .fold(0u32, u32::saturating_add);
-        self.meta.arena_live = live;
+            .fold(0u32, u32::saturating_add)
     }
 
     /// True if node `n` is blank (or outside the tree).
@@ -910,6 +1052,29 @@ impl<'s> TreeSlices<'s> {
     /// instead of one per path node, a sixth of processing a Commit in a
     /// full 1,024-member tree before).
     pub fn has_any_encryption_key(&self, keys: &[(&[u8], Option<NodeIndex>)]) -> bool {
+        if !self.indexed() {
+            return self.scan_encryption_keys(keys);
+        }
+        let found = keys.iter().any(|(k, except)| self.indexed_keys(k, false).any(|r| Some(r) != except.map(KeyRef::Encryption)));
+        debug_assert_eq!(found, self.scan_encryption_keys(keys), "key index out of step");
+        found
+    }
+
+    /// The index entries whose whole key is `key`: encryption keys, or
+    /// (`signature`) leaves' signature keys.
+    fn indexed_keys<'k>(&'k self, key: &'k [u8], signature: bool) -> impl Iterator<Item = KeyRef> + 'k {
+        let p = prefix(key);
+        key_index::candidates(self.index, p)
+            .filter(move |r| matches!(r, KeyRef::Signature(_)) == signature)
+            .filter(move |r| key_prefix(self.leaves, self.parents, *r) == Some(p))
+            .filter(move |r| match *r {
+                KeyRef::Encryption(n) => self.encryption_key(n) == Some(key),
+                KeyRef::Signature(l) => self.signature_key(l) == Some(key),
+            })
+    }
+
+    /// [`Self::has_any_encryption_key`] by a pass over the tree.
+    fn scan_encryption_keys(&self, keys: &[(&[u8], Option<NodeIndex>)]) -> bool {
         let filter = KeyFilter::new(keys.iter().map(|(k, _)| *k));
         let hit = |n: NodeIndex, node_key: &[u8]| keys.iter().any(|(k, except)| *except != Some(n) && *k == node_key);
         // The slices walked directly (a leaf `i` is node `2i`, a parent slot
@@ -930,6 +1095,16 @@ impl<'s> TreeSlices<'s> {
 
     /// True if `key` is the signature key of a leaf other than `except`.
     pub fn has_signature_key(&self, key: &[u8], except: Option<LeafIndex>) -> bool {
+        if !self.indexed() {
+            return self.scan_signature_key(key, except);
+        }
+        let found = self.indexed_keys(key, true).any(|r| Some(r) != except.map(KeyRef::Signature));
+        debug_assert_eq!(found, self.scan_signature_key(key, except), "key index out of step");
+        found
+    }
+
+    /// [`Self::has_signature_key`] by a pass over the leaves.
+    fn scan_signature_key(&self, key: &[u8], except: Option<LeafIndex>) -> bool {
         let p = prefix(key);
         (0..self.meta.n_leaves).map(LeafIndex).filter(|l| Some(*l) != except).any(|l| {
             self.leaf(l).is_some_and(|s| s.present() && s.signature_prefix == p)
@@ -939,6 +1114,14 @@ impl<'s> TreeSlices<'s> {
 
     /// The leaf whose signature key is `key`, if any.
     pub fn find_signature_key(&self, key: &[u8]) -> Option<LeafIndex> {
+        if self.indexed() {
+            let found = self.indexed_keys(key, true).find_map(|r| match r {
+                KeyRef::Signature(l) => Some(l),
+                KeyRef::Encryption(_) => None,
+            });
+            debug_assert_eq!(found.is_some(), self.scan_signature_key(key, None), "key index out of step");
+            return found;
+        }
         let p = prefix(key);
         (0..self.meta.n_leaves).map(LeafIndex).find(|l| {
             self.leaf(*l).is_some_and(|s| s.present() && s.signature_prefix == p)
@@ -1540,11 +1723,12 @@ pub struct RatchetTree<const N: usize, const ARENA: usize> {
     leaves: [LeafSlot; N],
     parents: [ParentSlot; N],
     arena: [u8; ARENA],
+    index: [[u32; key_index::WAYS]; N],
 }
 
 impl<const N: usize, const ARENA: usize> Clone for RatchetTree<N, ARENA> {
     fn clone(&self) -> Self {
-        Self { meta: self.meta, leaves: self.leaves, parents: self.parents, arena: self.arena }
+        Self { meta: self.meta, leaves: self.leaves, parents: self.parents, arena: self.arena, index: self.index }
     }
 
     /// Copies in place, without a whole tree passing through the stack.
@@ -1553,6 +1737,7 @@ impl<const N: usize, const ARENA: usize> Clone for RatchetTree<N, ARENA> {
         self.leaves.copy_from_slice(&source.leaves);
         self.parents.copy_from_slice(&source.parents);
         self.arena.copy_from_slice(&source.arena);
+        self.index.copy_from_slice(&source.index);
     }
 }
 
@@ -1563,6 +1748,7 @@ impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {
         leaves: [LeafSlot::BLANK; N],
         parents: [ParentSlot::BLANK; N],
         arena: [0; ARENA],
+        index: [[0; key_index::WAYS]; N],
     };
 
     /// A read-only view of the tree before a staged Commit (the tree itself
@@ -1576,9 +1762,11 @@ impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {
         TreeView { meta: &self.meta, leaves: &self.leaves, arena: &self.arena, before_stage: false }
     }
 
-    /// The tree's storage, for the algorithms.
+    /// The tree's storage, for the algorithms (the key index rebuilt first
+    /// if it is out of step: after `EMPTY` or a change without it).
     pub fn slices(&mut self) -> TreeSlices<'_> {
-        TreeSlices { meta: &mut self.meta, leaves: &mut self.leaves, parents: &mut self.parents, arena: &mut self.arena }
+        TreeSlices::new(&mut self.meta, &mut self.leaves, &mut self.parents, &mut self.arena)
+            .with_key_index(self.index.as_flattened_mut())
     }
 }
 

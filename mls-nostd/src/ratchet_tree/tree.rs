@@ -531,7 +531,10 @@ impl<'s> TreeSlices<'s> {
     /// The same tree with a key index in `index` (a few entries per leaf of
     /// capacity; see [`key_index::WAYS`]), rebuilt here unless it is the one
     /// kept in step with this tree. A build without the index
-    /// (`MLS_NOSTD_KEY_INDEX` 0) ignores it.
+    /// (`MLS_NOSTD_KEY_INDEX` 0) ignores it. Inlined: the group builds its
+    /// slices for every step (out of line, the call was 2% of a fleet's
+    /// CPU), and the index is almost always in step.
+    #[inline]
     pub fn with_key_index(mut self, index: &'s mut [u32]) -> Self {
         if key_index::WAYS == 0 {
             return self;
@@ -551,6 +554,7 @@ impl<'s> TreeSlices<'s> {
     }
 
     /// True if the key index matches the slots.
+    #[inline]
     fn indexed(&self) -> bool {
         // A constant false without the index: its code is not linked.
         key_index::WAYS != 0
@@ -559,6 +563,8 @@ impl<'s> TreeSlices<'s> {
 
     /// Fills the key index from the slots (left empty, and unused, if it
     /// cannot hold them).
+    #[cold]
+    #[inline(never)]
     fn rebuild_key_index(&mut self) {
         self.index.fill(0);
         self.meta.key_index = 0;
@@ -1764,6 +1770,7 @@ impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {
 
     /// The tree's storage, for the algorithms (the key index rebuilt first
     /// if it is out of step: after `EMPTY` or a change without it).
+    #[inline]
     pub fn slices(&mut self) -> TreeSlices<'_> {
         TreeSlices::new(&mut self.meta, &mut self.leaves, &mut self.parents, &mut self.arena)
             .with_key_index(self.index.as_flattened_mut())

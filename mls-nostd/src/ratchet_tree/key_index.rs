@@ -1,7 +1,7 @@
 //! An index of the ratchet tree's public keys, for the uniqueness checks of
 //! RFC 9420 §7.3 (a new leaf's encryption and signature keys unique among the
 //! members) and §12.4.2 (an UpdatePath's keys found nowhere else in the
-//! tree; "Uniqueness of Ratchet Tree Key Pairs", §16.8). Without it each
+//! tree; "Uniqueness of Ratchet Tree Key Pairs", §16.7). Without it each
 //! check is a pass over every node: at 10,000 members a third of processing
 //! a Commit, at 50,000 half.
 //!

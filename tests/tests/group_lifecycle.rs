@@ -566,6 +566,61 @@ fn pending_psk_without_key_is_skipped() {
     pending_psk_is_skipped(b"psk-skip", psk, &NoPsks);
 }
 
+/// A ReInit Commit that is staged and then discarded, by its committer and
+/// by a receiver, leaves the group active: the next ordinary Commit merges
+/// into an active group with no ReInit (§11.2: only a merged ReInit ends
+/// the group). The staged and the committed ReInit share one slot.
+#[test]
+fn discarded_reinit_commit_leaves_the_group_active() {
+    use mls_nostd::messages::proposal::ReInit;
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let mut alice = Member::new("alice", 41);
+    let mut bob = Member::new("bob", 42);
+    alice.create(suite, b"reinit-discard", Extensions::default());
+    alice.add(&mut bob, suite);
+    let reinit = Proposal::ReInit(ReInit {
+        group_id: b"reinit-discard-2",
+        version: 1,
+        cipher_suite: suite.to_u16(),
+        extensions: Extensions::default(),
+    });
+    let (mut mb, mut wb, mut gb) = buffers();
+    let opts = CommitOptions {
+        proposals: &[reinit],
+        include_pending: false,
+        force_path: false,
+        ratchet_tree_in_welcome: false,
+        wire_format: WireFormatPolicy::Public,
+        padding: 0,
+        authenticated_data: b"",
+        leaf: Some(alice.template()),
+    };
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+    let out = alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
+    assert!(out.summary.reinit);
+    let mut commit = out.commit.to_vec();
+    match bob.group.process_message_in_memory(&mut commit, &NoPsks, NOW) {
+        Ok(Received::Commit(summary)) => assert!(summary.reinit),
+        other => panic!("bob: expected the ReInit Commit: {other:?}"),
+    }
+    for m in [&mut alice, &mut bob] {
+        assert!(m.group.has_staged_commit(), "{}", m.name);
+        assert!(!m.group.is_inactive() && m.group.reinit().is_none(), "{}: a staged ReInit ends nothing", m.name);
+        m.group.discard_staged_commit();
+        assert!(!m.group.is_inactive() && m.group.reinit().is_none(), "{}: discarded", m.name);
+    }
+    let epoch = alice.group.epoch();
+    let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
+    bob.receive_commit(&commit);
+    for m in [&alice, &bob] {
+        assert_eq!(m.group.epoch(), epoch + 1, "{}", m.name);
+        assert!(!m.group.is_inactive(), "{}: the ordinary Commit leaves the group active", m.name);
+        assert!(m.group.reinit().is_none(), "{}", m.name);
+    }
+    let msg = alice.send(b"still here");
+    assert_eq!(bob.receive_app(&msg).1, b"still here");
+}
+
 /// A pending PreSharedKey proposal of usage reinit (invalid outside a new
 /// group's first Commit, §11.2), although the committer's PSK store has a
 /// key for it.

@@ -207,6 +207,11 @@ fn own_reinit_commit_survives_reload() {
     assert!(out.summary.reinit);
     let commit = out.commit.to_vec();
     reload(&mut alice, &mut storage);
+    // Staged, not committed: the group is still active (one slot holds a
+    // staged and a committed ReInit, told apart by the committed epoch).
+    assert!(alice.group.has_staged_commit());
+    assert!(!alice.group.is_inactive());
+    assert!(alice.group.reinit().is_none());
     alice.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().unwrap();
     bob.receive_commit(&commit);
     carol.receive_commit(&commit);

@@ -40,6 +40,19 @@ pub fn run<const N: usize, const A: usize, const K: usize, const P: usize>(
 #[inline(never)]
 fn run_step(r: &mut Report, meter: &Meter, i: usize, step: &Step<'_>, device: &mut Device, group: &mut impl DeviceGroup, scratch: &mut [u8]) {
     let (outcome, cost) = meter.measure(|| device.step(group, &step.action, scratch));
+    report_step(r, i, step, cost, outcome.map(|o| step.expect.matches(&o)));
+    if !step.epoch_authenticator.is_empty() {
+        let (epoch, authenticator) = group.epoch_and_authenticator();
+        let agrees = epoch == step.epoch && authenticator == step.epoch_authenticator;
+        check!(r, Ok::<bool, ()>(agrees), "member[{i}] {}: epoch {} authenticator", step.name, step.epoch);
+    }
+}
+
+/// Prints a step's cost and checks its outcome. Apart from [`run_step`]
+/// (never inlined): the formatting's arguments would otherwise be in the
+/// frame under which the step runs, counted in its stack peak.
+#[inline(never)]
+fn report_step(r: &mut Report, i: usize, step: &Step<'_>, cost: crate::measure::Cost, matched: Result<bool, board_member::StepError>) {
     let name = step.name;
     match step.measure {
         None => out!("member[{}] {}: {} instructions, stack peak {} bytes", i, name, cost.instructions, cost.stack_bytes),
@@ -51,12 +64,7 @@ fn run_step(r: &mut Report, meter: &Meter, i: usize, step: &Step<'_>, device: &m
             )
         }
     }
-    check!(r, outcome.map(|o| step.expect.matches(&o)), "member[{i}] {name}: outcome");
-    if !step.epoch_authenticator.is_empty() {
-        let (epoch, authenticator) = group.epoch_and_authenticator();
-        let agrees = epoch == step.epoch && authenticator == step.epoch_authenticator;
-        check!(r, Ok::<bool, ()>(agrees), "member[{i}] {name}: epoch {} authenticator", step.epoch);
-    }
+    check!(r, matched, "member[{i}] {name}: outcome");
 }
 
 /// [`run`] as a product runs it, with a reboot in the middle: every step

@@ -162,16 +162,21 @@ pub fn members_for(capacity: usize) -> usize {
     (capacity * 3 / 4).max(6)
 }
 
-/// Runs the scenario for a device group of `capacity` leaves (one of 8, 64,
-/// 256, or any capacity with a `Group` instance below).
+/// Runs the scenario for a device group of `capacity` leaves: 8, 64 or 256,
+/// each with this crate's feature of that name (`cap-8`, ...).
 pub fn generate(capacity: usize) -> Generated {
     let members = members_for(capacity);
     match capacity {
+        #[cfg(feature = "cap-8")]
         8 => generate_for::<8, { board_member::arena_bytes(8) }>(members),
-        16 => generate_for::<16, { board_member::arena_bytes(16) }>(members),
+        #[cfg(feature = "cap-64")]
         64 => generate_for::<64, { board_member::arena_bytes(64) }>(members),
+        #[cfg(feature = "cap-256")]
         256 => generate_for::<256, { board_member::arena_bytes(256) }>(members),
-        _ => panic!("no scenario instance for capacity {capacity} (add it to board_scenario::member::generate)"),
+        _ => panic!(
+            "no scenario instance for capacity {capacity}: build board-scenario with its feature cap-{capacity} \
+             (or add the capacity to board_scenario::member::generate)"
+        ),
     }
 }
 

@@ -325,6 +325,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                                 &u.leaf_node,
                                 extensions,
                                 identity,
+                                false,
                             )
                             .is_ok()
                     }
@@ -571,14 +572,24 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
 
         // Validate and apply, staged in the tree (§12.2, §12.3).
         let config = self.config();
-        let Self { tree, proposals, state, staged, staged_reinit, staged_info, resumption_psks, .. } = self;
+        let Self { tree, proposals, state, staged, reinit, staged_info, resumption_psks, .. } = self;
         // Our own group's resumption PSKs resolve as they do for the receivers.
         let own_psks = super::process::OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let mut new = tree.slices();
         let draft = Commit { proposals: proposals_view, path: None };
         // The next epoch, filled in place (commit_with empties it on an error).
         let next = Staged::begin_epoch(staged).ok_or(CommitError::CommitPending)?;
-        let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit: staged_reinit };
+        let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit };
+        super::process::check_proposal_signatures(
+            &draft,
+            proposals,
+            me,
+            state.suite,
+            state.group_id.as_slice(),
+            now,
+            config.max_lifetime,
+            executor,
+        )?;
         apply_proposals::<N, P>(
             &draft,
             me,
@@ -591,7 +602,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             config.max_lifetime,
             false,
             config.identity,
-            executor,
             out,
             applied,
         )?;

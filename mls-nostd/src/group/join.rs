@@ -13,7 +13,7 @@ use crate::crypto::CryptoError;
 use crate::extensions::{EXT_RATCHET_TREE, Extensions};
 use crate::key_package::{KeyPackage, KeyPackagePrivateKeys};
 use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
-use crate::messages::welcome_secrets::{WelcomeError, process_welcome};
+use crate::messages::welcome_secrets::{DecryptedWelcome, WelcomeError, process_welcome};
 use crate::psk::PskStore;
 use crate::capacity::Capacity;
 use crate::ratchet_tree::tree::{TreeError, decode_tree};
@@ -201,10 +201,67 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         result
     }
 
+    /// §12.4.3.1 in three frames, one after the other: the Welcome opened
+    /// and its GroupInfo verified, the tree's signatures and hashes checked,
+    /// our keys derived. So no signature is verified under the decoded
+    /// Welcome, KeyPackage and GroupInfo (2 KB of stack on a Cortex-M4,
+    /// issue #14). The slot's state is written as the steps go; an error
+    /// wipes it (`join_in_memory`).
     fn join_inner(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, buf: &mut [u8]) -> Result<(), JoinError> {
         // The leaf signatures are checked in parallel after the Welcome is
         // opened and the GroupInfo verified: threads woken now are ready then.
         p.executor.prepare();
+        let opened = self.join_open(welcome, p, buf)?;
+        self.join_check_tree(p)?;
+        self.join_own_keys(p, opened)?;
+        self.install_in_place(p.signer, p.config).map_err(JoinError::SecretTree)?;
+        Ok(())
+    }
+
+    /// Opens `welcome` with our KeyPackage's keys, imports the ratchet tree,
+    /// verifies the GroupInfo's signature by its signer in that tree and the
+    /// groups a resumption PSK links to, and writes the joined epoch's
+    /// GroupContext fields and secrets into the slot's state.
+    #[inline(never)]
+    fn join_open(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, buf: &mut [u8]) -> Result<Opened, JoinError> {
+        let decrypted = self.join_decrypt(welcome, p, buf)?;
+        let signer = LeafIndex(decrypted.signer());
+        let signer_key = self
+            .tree
+            .slices()
+            .signature_key(signer)
+            .and_then(|k| SignaturePublicKey::from_slice(k).ok())
+            .ok_or(JoinError::UnknownSigner)?;
+        let verified = decrypted.verify(&signer_key)?;
+        let gc = verified.group_context;
+        check_linked_groups(&verified.psks, &gc, p.psks)?;
+
+        let state = &mut self.state;
+        state.group_id.set(gc.group_id).map_err(|_| JoinError::CapacityExceeded(Capacity::GroupIdLen))?;
+        state.epoch = gc.epoch;
+        state.confirmed_transcript_hash = crate::crypto::HashValue::from_slice(gc.confirmed_transcript_hash)?;
+        state.interim_transcript_hash = verified.interim_transcript_hash;
+        state.confirmation_tag = crate::crypto::HashValue::from_slice(verified.group_info.tbs.confirmation_tag)?;
+        state.tree_hash = crate::crypto::HashValue::from_slice(gc.tree_hash)?;
+        state.extensions
+            .set(gc.extensions)
+            .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupExtensionsLen))?;
+        state.secrets = verified.epoch_secrets;
+        Ok(Opened { signer, path_secret: verified.path_secret })
+    }
+
+    /// Decrypts `welcome`'s GroupSecrets and GroupInfo with our KeyPackage's
+    /// keys and imports the ratchet tree (the GroupInfo's extension, or the
+    /// one given); the suite goes into the slot's state. Its own frame: the
+    /// decoded Welcome and KeyPackage are not on the stack while the
+    /// GroupInfo's signature is verified.
+    #[inline(never)]
+    fn join_decrypt<'b>(
+        &mut self,
+        welcome: &[u8],
+        p: &JoinParams<'_, Sig>,
+        buf: &'b mut [u8],
+    ) -> Result<DecryptedWelcome<'b>, JoinError> {
         let MlsMessageBody::Welcome(welcome) = MlsMessage::decode_exact(welcome)?.body else {
             return Err(JoinError::Malformed(CodecError::InvalidValue));
         };
@@ -213,54 +270,56 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             .ok_or(JoinError::Welcome(WelcomeError::WrongCipherSuite))?;
         let kp_ref = kp.reference(suite)?;
         let decrypted = process_welcome(suite, kp_ref.as_bytes(), &p.keys.init_key, &welcome, p.psks, buf)?;
-
-        let gi = *decrypted.group_info();
-        let tree_bytes = match gi.tbs.extensions.find(EXT_RATCHET_TREE) {
+        let tree_bytes = match decrypted.group_info().tbs.extensions.find(EXT_RATCHET_TREE) {
             Some(data) => data,
             None => p.ratchet_tree.ok_or(JoinError::NoRatchetTree)?,
         };
         let view = decode_tree(tree_bytes)?;
         self.discard_staged_commit();
-        let mut tree = self.tree.slices();
-        tree.import(suite, &view)?;
+        self.tree.slices().import(suite, &view)?;
+        self.state.suite = suite;
+        Ok(decrypted)
+    }
 
-        let signer = LeafIndex(decrypted.signer());
-        let signer_key = tree
-            .signature_key(signer)
-            .and_then(|k| SignaturePublicKey::from_slice(k).ok())
-            .ok_or(JoinError::UnknownSigner)?;
-        let verified = decrypted.verify(&signer_key)?;
-        let gc = verified.group_context;
-        check_linked_groups(&verified.psks, &gc, p.psks)?;
-
+    /// Checks the imported tree (§12.4.3.1: signatures, parent and tree
+    /// hashes, keys, credentials) against the GroupContext written by
+    /// [`Self::join_open`].
+    #[inline(never)]
+    fn join_check_tree(&mut self, p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {
+        let Self { tree, state, .. } = self;
         let check = TreeCheck {
-            group_id: gc.group_id,
-            tree_hash: Some(gc.tree_hash),
-            group_extensions: Extensions::from_body(gc.extensions)?,
+            group_id: state.group_id.as_slice(),
+            tree_hash: Some(state.tree_hash.as_bytes()),
+            group_extensions: Extensions::from_body(state.extensions.as_slice())?,
             identity: p.config.identity,
         };
         let mut scratch_a = [0u32; N];
         let mut scratch_b = [0u32; N];
-        tree.validate(&check, p.executor, &mut scratch_a, &mut scratch_b).map_err(JoinError::InvalidTree)?;
+        tree.slices().validate(&check, p.executor, &mut scratch_a, &mut scratch_b).map_err(JoinError::InvalidTree)
+    }
 
-        // Our leaf: the one identical to our KeyPackage's.
+    /// Finds our leaf (the one identical to our KeyPackage's) and derives
+    /// the private keys of our path from the Welcome's path secret.
+    #[inline(never)]
+    fn join_own_keys(&mut self, p: &JoinParams<'_, Sig>, opened: Opened) -> Result<(), JoinError> {
+        let kp = KeyPackage::decode_exact(p.key_package)?;
         let ours = kp.tbs.leaf_node.as_bytes();
+        let Self { tree, state, .. } = self;
+        let tree = tree.slices();
+        let suite = state.suite;
         let me = (0..tree.n_leaves())
             .map(LeafIndex)
             .find(|l| tree.leaf_bytes(*l) == Some(ours))
             .ok_or(JoinError::NotInTree)?;
-        // The new epoch is written in place into the slot's state (an
-        // EpochState is 5 KB; join_in_memory wipes the slot on an error).
-        let Self { state, .. } = self;
         let private = &mut state.private;
         private.reset(me, p.keys.encryption_key.clone());
 
         // The path secret is that of the lowest common ancestor of our leaf and
         // the signer's; its ancestors' follow by DeriveSecret(., "path").
-        if let Some(ps) = &verified.path_secret {
+        if let Some(ps) = &opened.path_secret {
             let lca = tree_math::common_ancestor(
                 me.node().ok_or(JoinError::NotInTree)?,
-                signer.node().ok_or(JoinError::UnknownSigner)?,
+                opened.signer.node().ok_or(JoinError::UnknownSigner)?,
             );
             let mut secret = ps.clone();
             let mut node = Some(lca);
@@ -279,19 +338,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 node = tree_math::parent(n, tree.n_leaves());
             }
         }
-
-        state.suite = suite;
-        state.group_id.set(gc.group_id).map_err(|_| JoinError::CapacityExceeded(Capacity::GroupIdLen))?;
-        state.epoch = gc.epoch;
-        state.confirmed_transcript_hash = crate::crypto::HashValue::from_slice(gc.confirmed_transcript_hash)?;
-        state.interim_transcript_hash = verified.interim_transcript_hash;
-        state.confirmation_tag = crate::crypto::HashValue::from_slice(verified.group_info.tbs.confirmation_tag)?;
-        state.tree_hash = crate::crypto::HashValue::from_slice(gc.tree_hash)?;
-        state.extensions
-            .set(gc.extensions)
-            .map_err(|_| JoinError::CapacityExceeded(Capacity::GroupExtensionsLen))?;
-        state.secrets = verified.epoch_secrets;
-        self.install_in_place(p.signer, p.config).map_err(JoinError::SecretTree)?;
         Ok(())
     }
 
@@ -314,6 +360,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         store.remove(&reference);
         Ok(())
     }
+}
+
+/// What [`Group::join_open`] hands the last step of a join.
+struct Opened {
+    /// The GroupInfo's signer (the Commit's committer).
+    signer: LeafIndex,
+    /// `GroupSecrets.path_secret` (zeroized on drop).
+    path_secret: Option<crate::crypto::Secret>,
 }
 
 /// §12.4.3.1: a Welcome resuming another group (reinit or branch PSK) must

@@ -420,8 +420,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if group_id != self.state.group_id.as_slice() {
             return None;
         }
-        let reinit = match &self.reinit {
-            Some((e, r)) if *e == epoch => {
+        let reinit = match (&self.reinit, self.reinit_epoch) {
+            (Some(r), Some(e)) if e == epoch => {
                 Some((r.group_id.as_slice(), r.version, r.cipher_suite, r.extensions.as_slice()))
             }
             _ => None,
@@ -617,9 +617,14 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
     /// empty and after we were removed (false, not a `removed: true`, so
     /// that [`Group::EMPTY`] is all zero bytes).
     pub(crate) member: bool,
-    /// The ReInit committed in this group, with the epoch it began (§11.2).
-    pub(crate) reinit: Option<(u64, ReInitParams)>,
-    pub(crate) staged_reinit: Option<ReInitParams>,
+    /// The ReInit of the staged Commit, or the one committed (§11.2). One
+    /// slot serves both: a group whose ReInit is committed is inactive and
+    /// stages nothing (the parameters hold up to 300 bytes of extensions
+    /// and group ID).
+    pub(crate) reinit: Option<ReInitParams>,
+    /// The epoch the committed ReInit began; none while `reinit`, if any,
+    /// is the staged Commit's.
+    pub(crate) reinit_epoch: Option<u64>,
     /// What the staged commit does (meaningful while `staged` is some).
     pub(crate) staged_info: StagedInfo,
     /// The private key of the leaf in our pending Update proposal (§12.1.2).
@@ -677,7 +682,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         signer: Sig::NONE,
         member: false,
         reinit: None,
-        staged_reinit: None,
+        reinit_epoch: None,
         staged_info: StagedInfo::EMPTY,
         pending_update_key: None,
         tree: RatchetTree::EMPTY,
@@ -708,13 +713,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// True until the group is created or joined, after we were removed, and
     /// after a ReInit was committed (§11.2: the group must not be used).
     pub fn is_inactive(&self) -> bool {
-        !self.member || self.reinit.is_some()
+        !self.member || self.reinit_epoch.is_some()
     }
 
     /// The ReInit this group ended with (§11.2): new group ID, version,
     /// cipher suite and extensions, for whoever creates the new group.
     pub fn reinit(&self) -> Option<&ReInitParams> {
-        self.reinit.as_ref().map(|(_, r)| r)
+        self.reinit.as_ref().filter(|_| self.reinit_epoch.is_some())
     }
 
     /// The proposals received (and sent) this epoch, in arrival order, with
@@ -895,7 +900,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
         self.staged.clear();
         self.proposals.clear();
-        self.reinit = self.staged_reinit.take().map(|r| (self.state.epoch, r));
+        // A staged ReInit is now committed: the group becomes inactive.
+        self.reinit_epoch = self.reinit.as_ref().map(|_| self.state.epoch);
         // Proposals of the ended epoch are gone, ours included.
         self.pending_update_key = None;
         Ok(())
@@ -954,7 +960,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.ended = EndedTree::EMPTY;
         self.member = true;
         self.reinit = None;
-        self.staged_reinit = None;
+        self.reinit_epoch = None;
         self.staged_info = StagedInfo::EMPTY;
         self.pending_update_key = None;
         self.resumption_psks = [const { None }; RESUMPTION_PSK_HISTORY];
@@ -979,7 +985,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// in place, and they are emptied again if that fails).
     pub(crate) fn clear_staging(&mut self) {
         self.staged.clear();
-        self.staged_reinit = None;
+        // The staged Commit's ReInit (a committed one stays).
+        if self.reinit_epoch.is_none() {
+            self.reinit = None;
+        }
         self.staged_info = StagedInfo::EMPTY;
     }
 }

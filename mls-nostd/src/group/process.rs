@@ -516,6 +516,54 @@ pub(super) fn check_identity(
         _ => Ok(()),
     }
 }
+/// The signature of an Update's new leaf from member `s` (§7.2: its
+/// `LeafNodeTBS` names the group and the leaf).
+fn verify_update_leaf(suite: crate::crypto::CipherSuite, group_id: &[u8], s: u32, leaf: &LeafNode<'_>) -> Result<(), CommitError> {
+    leaf.verify_signature(suite, Some(LeafNodeContext { group_id, leaf_index: s }))
+        .map_err(|_| CommitError::InvalidUpdateLeaf)
+}
+
+/// The signatures inside a received Commit's proposals: each Update's new
+/// leaf and each Add's KeyPackage, validated whole (§10.1; its two
+/// signatures batched when `executor` batches). Checked before the
+/// proposals are applied, in a frame of its own: under [`apply_proposals`],
+/// whose decoded proposals take 2 KB, each verification was the deepest
+/// stack of processing a Commit on a small device (issue #14). So an
+/// invalid Add or Update is what a Commit with other faults too is refused
+/// for. Proposals that do not resolve are left to [`apply_proposals`],
+/// which names the error.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn check_proposal_signatures<const P: usize>(
+    commit: &Commit<'_>,
+    proposals: &ProposalStore<P>,
+    committer: LeafIndex,
+    suite: crate::crypto::CipherSuite,
+    group_id: &[u8],
+    now: u64,
+    max_lifetime: u64,
+    executor: &dyn crate::executor::Executor,
+) -> Result<(), CommitError> {
+    let mut adds = 0u32;
+    for por in commit.proposals.iter() {
+        let Ok(r) = resolve(por, proposals, committer) else { continue };
+        match (r.proposal, r.sender) {
+            (Proposal::Add(_), _) => adds = adds.saturating_add(1),
+            (Proposal::Update(u), Sender::Member(s)) => verify_update_leaf(suite, group_id, s, &u.leaf_node)?,
+            _ => {}
+        }
+    }
+    if adds == 0 || key_packages_batched(commit, proposals, committer, adds, suite, executor) {
+        return Ok(());
+    }
+    for por in commit.proposals.iter() {
+        if let Ok(Resolved { proposal: Proposal::Add(a), .. }) = resolve(por, proposals, committer) {
+            a.key_package.validate(suite, now, max_lifetime).map_err(CommitError::InvalidKeyPackage)?;
+        }
+    }
+    Ok(())
+}
+
 
 /// Checks an Update's leaf from leaf `s` (§12.1.2, §7.3): source `update`,
 /// its signature (bound to the group and the leaf), an encryption key other
@@ -531,12 +579,12 @@ pub(super) fn check_update_leaf(
     leaf: &LeafNode<'_>,
     extensions: Extensions<'_>,
     identity: &dyn IdentityProvider,
+    signature_checked: bool,
 ) -> Result<(), CommitError> {
-    let ctx = LeafNodeContext { group_id, leaf_index: s };
     let old = tree.old();
     let old_key = old.encryption_key(LeafIndex(s));
     if !matches!(leaf.fields.source, LeafNodeSource::Update)
-        || leaf.verify_signature(suite, Some(ctx)).is_err()
+        || (!signature_checked && verify_update_leaf(suite, group_id, s, leaf).is_err())
         || old_key.is_none_or(|k| k == leaf.fields.encryption_key)
     {
         return Err(CommitError::InvalidUpdateLeaf);
@@ -673,6 +721,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // through two frames it was a tenth of processing a Commit there).
         let mut applied = Applied::new();
         let committer = self.stage_proposals(commit, external, committer, psks, now, &mut applied)?;
+        // The path's new leaf is checked here, not where the path is
+        // applied: its signature verification (6 KB of stack on a
+        // Cortex-M4) is then not under the path's and the key schedule's
+        // frames (2.5 KB), the deepest stack of processing a Commit (issue
+        // #14). A member the Commit removes applies no path (as before).
+        if let (Some(path), false) = (&commit.path, applied.summary.removes_us) {
+            crate::ratchet_tree::treekem::verify_path_leaf(self.state.suite, path, self.state.group_id.as_slice(), committer)?;
+        }
         self.stage_next_epoch(v, commit, tag, &applied, committer)
     }
 
@@ -692,11 +748,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let summary = applied.summary;
         let suite = self.state.suite;
         let own_leaf = self.state.private.leaf;
-        let Self { tree, state, staged, staged_reinit, staged_info, pending_update_key, .. } = self;
+        let Self { tree, state, staged, reinit, staged_info, pending_update_key, .. } = self;
         if summary.removes_us {
             // Removed: nothing of the next epoch is ours to derive.
             staged.set(super::Staged::Removed);
-            *staged_reinit = None;
+            // (The group is active: `reinit` is the staged Commit's.)
+            *reinit = None;
             staged_info.summary = summary;
             staged_info.external_removed = applied.external_removed;
             return Ok(summary);
@@ -731,7 +788,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             Some(path) => {
                 // `added` is in leaf order.
                 let excluded = |l: LeafIndex| added.binary_search(&l.0).is_ok();
-                new.apply_update_path_in_place(committer, path, &mut next.private, &provisional, &mut gc_buf, &excluded)?.0
+                new.apply_update_path_in_place(committer, path, &mut next.private, &provisional, &mut gc_buf, &excluded, true)?
+                    .0
             }
             None => Secret::zero(nh)?,
         };
@@ -786,7 +844,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     ) -> Result<LeafIndex, CommitError> {
         let own_leaf = self.state.private.leaf;
         let config = self.config();
-        let Self { tree, proposals, state, staged, resumption_psks, staged_reinit, staged_info, .. } = self;
+        let Self { tree, proposals, state, staged, resumption_psks, reinit, staged_info, .. } = self;
         let own_psks = OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own_psks;
         let mut new = tree.slices();
@@ -798,7 +856,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // (stage_commit empties them on an error).
         let next = super::Staged::begin_epoch(staged).ok_or(CommitError::CommitPending)?;
         let group_id = state.group_id.as_slice();
-        let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit: staged_reinit };
+        let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit };
+        check_proposal_signatures(
+            commit,
+            proposals,
+            committer,
+            state.suite,
+            group_id,
+            now,
+            config.max_lifetime,
+            &crate::executor::Sequential,
+        )?;
         apply_proposals(
             commit,
             committer,
@@ -811,7 +879,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             config.max_lifetime,
             external,
             config.identity,
-            &crate::executor::Sequential,
             out,
             applied,
         )?;
@@ -1115,7 +1182,6 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     max_lifetime: u64,
     external: bool,
     identity: &dyn IdentityProvider,
-    executor: &dyn crate::executor::Executor,
     out: AppliedOut<'_>,
     applied: &mut Applied<N>,
 ) -> Result<(), CommitError> {
@@ -1238,7 +1304,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         let r = resolve(por, proposals, committer)?;
         if let (Proposal::Update(u), Sender::Member(s)) = (r.proposal, r.sender) {
             let leaf = u.leaf_node;
-            check_update_leaf(suite, state.group_id.as_slice(), new, s, &leaf, extensions, identity)?;
+            check_update_leaf(suite, state.group_id.as_slice(), new, s, &leaf, extensions, identity, true)?;
             new.update_leaf(LeafIndex(s), leaf.as_bytes())?;
         }
     }
@@ -1255,15 +1321,11 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         0 => CredentialTypes::NONE,
         _ => CredentialTypes::of(new.view()),
     };
-    let signed = key_packages_batched(commit, proposals, committer, summary.adds, suite, executor);
     for por in commit.proposals.iter() {
         let Proposal::Add(a) = resolve(por, proposals, committer)?.proposal else { continue };
         let kp = a.key_package;
-        match signed {
-            true => kp.validate_except_signatures(suite, now, max_lifetime),
-            false => kp.validate(suite, now, max_lifetime),
-        }
-        .map_err(CommitError::InvalidKeyPackage)?;
+        // Its signatures were checked by `check_proposal_signatures`.
+        kp.validate_except_signatures(suite, now, max_lifetime).map_err(CommitError::InvalidKeyPackage)?;
         let leaf = kp.tbs.leaf_node;
         check_identity(identity, state.group_id.as_slice(), CredentialUse::Add, &leaf, None)?;
         if !(leaf_fits_extensions(&leaf, extensions)? && types.admits(&leaf)) {

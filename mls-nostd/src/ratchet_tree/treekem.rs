@@ -554,7 +554,7 @@ impl TreeSlices<'_> {
     ) -> Result<PathOutcome, TreeKemError> {
         let mut private = me.clone();
         let (commit_secret, decrypted) =
-            self.apply_update_path_in_place(sender, path, &mut private, context, gc_buf, excluded)?;
+            self.apply_update_path_in_place(sender, path, &mut private, context, gc_buf, excluded, false)?;
         Ok(PathOutcome {
             commit_secret,
             private,
@@ -567,8 +567,10 @@ impl TreeSlices<'_> {
     /// [`Self::apply_update_path`] with the member's private keys updated in
     /// place (`private` holds them before, and after on success; partly
     /// updated on an error). Returns `commit_secret` and the path secret
-    /// decrypted.
+    /// decrypted. With `leaf_verified`, the caller has checked the new
+    /// leaf's signature ([`verify_path_leaf`]) in a shallower frame.
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply_update_path_in_place(
         &mut self,
         sender: LeafIndex,
@@ -577,6 +579,7 @@ impl TreeSlices<'_> {
         context: &GroupContext<'_>,
         gc_buf: &mut [u8],
         excluded: &dyn Fn(LeafIndex) -> bool,
+        leaf_verified: bool,
     ) -> Result<(Secret, Secret), TreeKemError> {
         let suite = self.suite();
         let me_leaf = private.leaf;
@@ -626,8 +629,9 @@ impl TreeSlices<'_> {
         let LeafNodeSource::Commit { parent_hash } = leaf.fields.source else {
             return Err(TreeKemError::InvalidLeafNode);
         };
-        leaf.verify_signature(suite, Some(LeafNodeContext { group_id: context.group_id, leaf_index: sender.0 }))
-            .map_err(|_| TreeKemError::InvalidLeafNode)?;
+        if !leaf_verified {
+            verify_path_leaf(suite, path, context.group_id, sender)?;
+        }
 
         // Merge.
         private.forget_direct_path_of(sender, self.n_leaves());
@@ -691,6 +695,19 @@ impl TreeSlices<'_> {
         let commit_secret = derive_secret(suite, ps.as_bytes(), b"path")?;
         Ok((commit_secret, decrypted))
     }
+}
+
+/// Checks the signature of an UpdatePath's new leaf from `sender`
+/// (§7.5; its `LeafNodeTBS` names the group and the leaf, §7.2).
+pub(crate) fn verify_path_leaf(
+    suite: CipherSuite,
+    path: &UpdatePath<'_>,
+    group_id: &[u8],
+    sender: LeafIndex,
+) -> Result<(), TreeKemError> {
+    path.leaf_node
+        .verify_signature(suite, Some(LeafNodeContext { group_id, leaf_index: sender.0 }))
+        .map_err(|_| TreeKemError::InvalidLeafNode)
 }
 
 /// One seal: reads `pk || ikm || path_secret` from `chunk` and writes the

@@ -462,10 +462,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             w.write_u8(T_EXTENSIONS)?;
             w.write_bytes(state.extensions.as_slice())
         })?;
-        if let Some((epoch, p)) = &self.reinit {
+        if let (Some(epoch), Some(p)) = (self.reinit_epoch, &self.reinit) {
             out.item(&|w| {
                 w.write_u8(T_REINIT)?;
-                w.write_u64(*epoch)?;
+                w.write_u64(epoch)?;
                 write_reinit(w, p)
             })?;
         }
@@ -540,7 +540,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             w.write_u8(T_EXTENSIONS)?;
             w.write_bytes(state.extensions.as_slice())
         })?;
-        if let Some(p) = &self.staged_reinit {
+        if let (None, Some(p)) = (self.reinit_epoch, &self.reinit) {
             out.item(&|w| {
                 w.write_u8(T_STAGED_REINIT)?;
                 write_reinit(w, p)
@@ -558,7 +558,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.signer = Sig::NONE;
         self.member = false;
         self.reinit = None;
-        self.staged_reinit = None;
+        self.reinit_epoch = None;
         self.staged_info = crate::group::StagedInfo::EMPTY;
         self.pending_update_key = None;
         self.tree.slices().clear(CipherSuite::PLACEHOLDER);
@@ -609,7 +609,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             (Part::Epoch, T_EXTENSIONS) => self.state.extensions.set(r.remaining())?,
             (Part::Epoch, T_REINIT) => {
                 let epoch = r.read_u64()?;
-                self.reinit = Some((epoch, read_reinit(&mut r)?));
+                self.reinit = Some(read_reinit(&mut r)?);
+                self.reinit_epoch = Some(epoch);
                 r.finish()?;
             }
             (Part::Epoch, T_PREV) => {
@@ -676,7 +677,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 _ => return Err(bad),
             },
             (Part::Staged, T_STAGED_REINIT) => {
-                self.staged_reinit = Some(read_reinit(&mut r)?);
+                // A group whose ReInit is committed stages nothing.
+                if self.reinit_epoch.is_some() {
+                    return Err(bad);
+                }
+                self.reinit = Some(read_reinit(&mut r)?);
                 r.finish()?;
             }
             (Part::Staged, T_STAGED_SIZE) => {

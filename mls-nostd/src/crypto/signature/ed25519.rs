@@ -2,8 +2,7 @@
 //! the parent module's documentation.
 
 use crate::crypto::CryptoError;
-use ed25519_dalek::ed25519::signature::MultipartVerifier;
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::SigningKey;
 use zeroize::Zeroize;
 
 fn seed(sk: &[u8]) -> Result<[u8; 32], CryptoError> {
@@ -101,20 +100,67 @@ pub(crate) fn hand_to_batch(
     true
 }
 
+/// Verifies (RFC 8032 §5.1.7, cofactorless): `R == [s]B - [k]A` with
+/// `k = H(R || A || M)`, compared as encodings, with `s` below the group
+/// order. The same checks as ed25519-dalek's `VerifyingKey::verify` (tests
+/// compare the two), in steps of their own frames: inlined into one, the
+/// point decoding, the hash and the double-base multiplication took 4.6 KB
+/// of stack above the multiplication's tables, on every receive path of a
+/// small device (issue #14).
 pub(super) fn verify(pk: &[u8], parts: &[&[u8]], signature: &[u8]) -> Result<(), CryptoError> {
-    let pk: [u8; 32] = pk.try_into().map_err(|_| CryptoError::InvalidKey)?;
+    let pk: &[u8; 32] = pk.try_into().map_err(|_| CryptoError::InvalidKey)?;
     // RFC 8032 §5.1.7: verification fails if the public key's decoding does.
-    if !is_canonical_point(&pk) {
+    if !is_canonical_point(pk) {
         return Err(CryptoError::InvalidKey);
     }
-    let key = VerifyingKey::from_bytes(&pk).map_err(|_| CryptoError::InvalidKey)?;
-    let sig = ed25519_dalek::Signature::from_slice(signature).map_err(|_| CryptoError::InvalidSignature)?;
-    key.multipart_verify(parts, &sig).map_err(|_| CryptoError::InvalidSignature)
+    let minus_a = negated_point(pk).ok_or(CryptoError::InvalidKey)?;
+    let signature: &[u8; 64] = signature.try_into().map_err(|_| CryptoError::InvalidSignature)?;
+    let (big_r, s) = signature.split_at(32);
+    let s: [u8; 32] = s.try_into().map_err(|_| CryptoError::InvalidSignature)?;
+    let s = Option::<curve25519_dalek::Scalar>::from(curve25519_dalek::Scalar::from_canonical_bytes(s))
+        .ok_or(CryptoError::InvalidSignature)?;
+    let k = challenge(big_r, pk, parts);
+    // Public values: no need for a constant-time comparison.
+    match recomputed_r(&k, &minus_a, &s) == *big_r {
+        true => Ok(()),
+        false => Err(CryptoError::InvalidSignature),
+    }
+}
+
+/// `-A` from the encoding `a` (none if it is not a point).
+#[inline(never)]
+fn negated_point(a: &[u8; 32]) -> Option<curve25519_dalek::EdwardsPoint> {
+    curve25519_dalek::edwards::CompressedEdwardsY(*a).decompress().map(|p| -p)
+}
+
+/// `k = H(R || A || M)` reduced mod the group order (RFC 8032 §5.1.7 step 2).
+#[inline(never)]
+fn challenge(big_r: &[u8], a: &[u8; 32], parts: &[&[u8]]) -> curve25519_dalek::Scalar {
+    use sha2::{Digest, Sha512};
+    let mut h = Sha512::new();
+    h.update(big_r);
+    h.update(a);
+    parts.iter().for_each(|p| h.update(p));
+    curve25519_dalek::Scalar::from_hash(h)
+}
+
+/// The encoding of `[k](-A) + [s]B`.
+#[inline(never)]
+fn recomputed_r(
+    k: &curve25519_dalek::Scalar,
+    minus_a: &curve25519_dalek::EdwardsPoint,
+    s: &curve25519_dalek::Scalar,
+) -> [u8; 32] {
+    curve25519_dalek::EdwardsPoint::vartime_double_scalar_mul_basepoint(k, minus_a, s)
+        .compress()
+        .to_bytes()
 }
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use ed25519_dalek::VerifyingKey;
 
     /// Byte for byte ed25519-dalek's signature (its own signing path, which
     /// decompresses the public key), for keys and messages split into parts.
@@ -140,5 +186,72 @@ mod tests {
             }
         }
         assert_eq!(checked, 16 * 7);
+    }
+
+    /// Our verification (its steps apart, for the stack) accepts exactly
+    /// what ed25519-dalek's `VerifyingKey::verify` accepts: every valid
+    /// signature, and none with a bit of R or S flipped, S + l (the same
+    /// point, so accepted if S were not required below l), S with its top
+    /// bit set, another message or another key. Counted both ways, so that
+    /// two refusals of everything cannot pass for agreement.
+    #[test]
+    fn verify_agrees_with_ed25519_dalek() {
+        use ed25519_dalek::Verifier as _;
+        // l = 2^252 + 27742317777372353535851937790883648493, little-endian.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let plus_l = |s: &[u8]| {
+            let mut out = [0u8; 32];
+            let mut carry = 0u16;
+            for i in 0..32 {
+                let v = u16::from(s[i]) + u16::from(L[i]) + carry;
+                out[i] = v as u8;
+                carry = v >> 8;
+            }
+            out
+        };
+        let message: [u8; 200] = core::array::from_fn(|i| (i * 13 + 5) as u8);
+        let (mut accepted, mut refused) = (0, 0);
+        for k in 0u8..8 {
+            let seed = [k.wrapping_mul(91) ^ 0x3c; 32];
+            let mut pk = [0u8; 32];
+            public_key(&seed, &mut pk).expect("a key");
+            let mut other = [0u8; 32];
+            public_key(&[k ^ 0xff; 32], &mut other).expect("a key");
+            let mut sig = [0u8; 64];
+            assert_eq!(sign(&seed, &pk, &[&message], &mut sig), Ok(64));
+            // (key, message, signature, valid)
+            type Case = ([u8; 32], [u8; 200], [u8; 64], bool);
+            let mut cases: std::vec::Vec<Case> = std::vec![(pk, message, sig, true)];
+            for bit in [0usize, 9, 100, 254] {
+                let mut r = sig;
+                r[bit / 8] ^= 1 << (bit % 8);
+                cases.push((pk, message, r, false));
+                let mut s = sig;
+                s[32 + bit / 8] ^= 1 << (bit % 8);
+                cases.push((pk, message, s, false));
+            }
+            let mut s_plus_l = sig;
+            s_plus_l[32..].copy_from_slice(&plus_l(&sig[32..]));
+            cases.push((pk, message, s_plus_l, false));
+            let mut high = sig;
+            high[63] |= 0x80;
+            cases.push((pk, message, high, false));
+            let mut changed = message;
+            changed[17] ^= 4;
+            cases.push((pk, changed, sig, false));
+            cases.push((other, message, sig, false));
+            for (i, (key, msg, sig, valid)) in cases.iter().enumerate() {
+                let ours = verify(key, &[&msg[..50], &msg[50..]], sig).is_ok();
+                let theirs = VerifyingKey::from_bytes(key)
+                    .is_ok_and(|vk| vk.verify(msg, &ed25519_dalek::Signature::from_bytes(sig)).is_ok());
+                assert_eq!(ours, theirs, "key {k}, case {i}");
+                assert_eq!(ours, *valid, "key {k}, case {i}");
+                if ours { accepted += 1 } else { refused += 1 }
+            }
+        }
+        assert_eq!((accepted, refused), (8, 8 * 12));
     }
 }

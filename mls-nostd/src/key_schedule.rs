@@ -52,7 +52,8 @@ pub fn welcome_key_nonce(suite: CipherSuite, welcome_secret: &Secret) -> Result<
 pub struct EpochSecrets {
     /// "sender data": keys for sender data encryption (§6.3.2).
     pub sender_data_secret: Secret,
-    /// "encryption": root of the secret tree (§9).
+    /// "encryption": root of the secret tree (§9). A group deletes its
+    /// copy once the epoch's secret tree is rooted at it (§9.2).
     pub encryption_secret: Secret,
     /// "exporter": for [`EpochSecrets::export`] (§8.5).
     pub exporter_secret: Secret,

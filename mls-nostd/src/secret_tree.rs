@@ -554,6 +554,24 @@ pub struct SecretTree<const N: usize, const K: usize> {
     pub(crate) skipped_dirty: [bool; K],
 }
 
+#[cfg(feature = "test-utils")]
+impl<const N: usize, const K: usize> SecretTree<N, K> {
+    /// The root's secret (the epoch's `encryption_secret`) until a message
+    /// of the epoch consumes it; for this workspace's tests, which derive
+    /// message keys themselves (feature `test-utils`).
+    #[doc(hidden)]
+    pub fn root_secret_for_testing(&self) -> Option<&Secret> {
+        let root = tree_math::root(self.meta.n_leaves)?;
+        match root.leaf() {
+            Some(leaf) => match self.leaves.get(leaf_slot(leaf).ok()?)? {
+                LeafSecrets::Secret(s) => Some(s),
+                _ => None,
+            },
+            None => self.parents.get(parent_slot(root).ok()?)?.as_ref(),
+        }
+    }
+}
+
 impl<const N: usize, const K: usize> SecretTree<N, K> {
     /// A tree of `n_leaves` leaves rooted at `encryption_secret`. On small
     /// devices prefer [`Self::EMPTY`] in a `static` plus [`Self::reset`], which

@@ -386,8 +386,9 @@ fn confirmation_tag_is_checked_before_anything_is_merged() {
     // with the epoch's secrets, sealed again at generation 1 with another tag.
     let (commit, _) = try_commit_as(&mut alice, &[], true, WireFormatPolicy::Private).unwrap();
     let secrets = bob.group.state_for_testing().secrets.clone();
+    let root = bob.group.encryption_secret_for_testing().expect("the epoch's root, no message read yet").clone();
     let n_leaves = bob.group.tree().n_leaves();
-    let tree = || SecretTree::<16, 8>::new(SUITE, n_leaves, &secrets.encryption_secret, SecretTreeConfig::default()).unwrap();
+    let tree = || SecretTree::<16, 8>::new(SUITE, n_leaves, &root, SecretTreeConfig::default()).unwrap();
     let gc_bytes = context(&mut bob);
     let gc = EncodedGroupContext::decode(&gc_bytes).unwrap();
     let mut plain = commit.clone();
@@ -432,9 +433,9 @@ fn confirmation_tag_is_checked_before_anything_is_merged() {
 #[test]
 fn reuse_guard_is_applied_and_no_generation_repeats() {
     let (mut alice, mut bob, _carol) = trio();
-    let secrets = bob.group.state_for_testing().secrets.clone();
+    let root = bob.group.encryption_secret_for_testing().expect("the epoch's root, no message read yet").clone();
     let n_leaves = bob.group.tree().n_leaves();
-    let mut probe = SecretTree::<16, 8>::new(SUITE, n_leaves, &secrets.encryption_secret, SecretTreeConfig::default()).unwrap();
+    let mut probe = SecretTree::<16, 8>::new(SUITE, n_leaves, &root, SecretTreeConfig::default()).unwrap();
     let mut generations = Vec::new();
     let mut guards = Vec::new();
     let mut msgs = Vec::new();
@@ -1095,6 +1096,42 @@ fn secrets_are_zeroed_on_drop() {
     let (before, after) = bytes_around_drop(keys, whole);
     assert!(contains(&before, &init) && contains(&before, &enc));
     assert!(!contains(&after, &init) && !contains(&after, &enc), "KeyPackagePrivateKeys after drop");
+}
+
+/// §9.2: an epoch's `encryption_secret` is consumed with the epoch's first
+/// message, and a consumed secret is deleted at once; so no member keeps a
+/// copy in its state once the secret tree is rooted at it. After a join
+/// (Carol), a processed Commit (Bob) and an own Commit (Alice), in two
+/// epochs: the state's copy is empty and the tree's root holds the secret;
+/// once a message is read, the root is gone and the state's secrets (nine
+/// byte arrays with their lengths, no padding) hold no copy of it.
+#[test]
+fn encryption_secret_is_deleted_once_the_tree_is_rooted() {
+    let (mut alice, mut bob, mut carol) = trio();
+    for round in 0..2 {
+        let root = alice.group.encryption_secret_for_testing().expect("alice: the root").as_bytes().to_vec();
+        assert_eq!(root.len(), SUITE.hash_len());
+        for m in [&alice, &bob, &carol] {
+            assert!(m.group.state_for_testing().secrets.encryption_secret.as_bytes().is_empty(), "{} ({round})", m.name);
+            let kept = m.group.encryption_secret_for_testing().map(|s| s.as_bytes().to_vec());
+            assert_eq!(kept, Some(root.clone()), "{} ({round}): the tree's root", m.name);
+        }
+        let msg = alice.send(b"consumes the root");
+        for m in [&mut bob, &mut carol] {
+            assert_eq!(m.receive_app(&msg).1, b"consumes the root");
+        }
+        for m in [&alice, &bob, &carol] {
+            assert!(m.group.encryption_secret_for_testing().is_none(), "{} ({round}): the root is consumed", m.name);
+            let (start, len) = whole(&m.group.state_for_testing().secrets);
+            // SAFETY: EpochSecrets is nine `Secret`s (a byte array and a
+            // length byte each): every byte is initialized.
+            let bytes = unsafe { std::slice::from_raw_parts(start, len) };
+            assert!(!contains(bytes, &root), "{} ({round}): a copy of the consumed encryption_secret", m.name);
+        }
+        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
+        bob.receive_commit(&commit);
+        carol.receive_commit(&commit);
+    }
 }
 
 /// A member's persisted state passes through the caller's record buffer

@@ -35,7 +35,7 @@ fn a_late_message_and_the_ended_epochs_secrets() {
     // root is the epoch's encryption secret; reading bob's handshake message
     // splits it (§9) into alice's half, the root's left child, and bob's.
     // Either is a record of the epoch's tree in the store.
-    let root = alice.group.state_for_testing().secrets.encryption_secret.as_bytes().to_vec();
+    let root = alice.group.encryption_secret_for_testing().expect("the epoch's root, no message read yet").as_bytes().to_vec();
     let mut left = vec![0u8; SUITE.hash_len()];
     expand_with_label(SUITE, &root, b"tree", b"left", &mut left).unwrap();
     let late = bob.send(b"sent before the commit");

@@ -521,7 +521,8 @@ fn run<const N: usize, const A: usize>(members: usize, scratch: usize) -> Genera
         receiver.group_context = sim.group.group_context(&mut gc).expect("group context").to_vec();
         let secrets = &sim.group.state_for_testing().secrets;
         receiver.sender_data_secret = secrets.sender_data_secret.as_bytes().to_vec();
-        receiver.encryption_secret = secrets.encryption_secret.as_bytes().to_vec();
+        receiver.encryption_secret =
+            sim.group.encryption_secret_for_testing().expect("the epoch's root, no message read yet").as_bytes().to_vec();
         receiver.n_leaves = sim.group.tree().n_leaves();
     }
     let signature_key = |g: &mut Box<G<N, A>>, leaf: u32| -> Vec<u8> {

@@ -163,6 +163,15 @@ pub struct EpochState {
 }
 
 impl EpochState {
+    /// Deletes `encryption_secret` once this epoch's secret tree is rooted
+    /// at it. The tree keeps the root until the epoch's first message
+    /// consumes it (§9.2: a consumed secret MUST be deleted at once); a copy
+    /// kept here would outlive that and let whoever reads the state later
+    /// derive every key of the epoch, those of messages already read too.
+    pub(crate) fn secret_tree_rooted(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secrets.encryption_secret);
+    }
+
     /// No epoch (a group slot not yet filled, or a staged epoch about to be).
     pub(crate) const EMPTY: Self = Self {
         suite: CipherSuite::PLACEHOLDER,
@@ -898,6 +907,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if let Some(Staged::Epoch(next)) = self.staged.as_mut() {
             core::mem::swap(&mut self.state, next);
         }
+        self.state.secret_tree_rooted();
         self.staged.clear();
         self.proposals.clear();
         // A staged ReInit is now committed: the group becomes inactive.
@@ -936,6 +946,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let n_leaves = self.tree.slices().n_leaves();
         self.secret_trees.current_mut().reset(state.suite, n_leaves, &state.secrets.encryption_secret, config.secret_tree)?;
         self.state = state;
+        self.state.secret_tree_rooted();
         self.finish_install(signer, config);
         Ok(())
     }
@@ -945,6 +956,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let n_leaves = self.tree.slices().n_leaves();
         let state = &self.state;
         self.secret_trees.current_mut().reset(state.suite, n_leaves, &state.secrets.encryption_secret, config.secret_tree)?;
+        self.state.secret_tree_rooted();
         self.finish_install(signer, config);
         Ok(())
     }

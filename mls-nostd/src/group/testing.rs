@@ -40,6 +40,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         &self.state
     }
 
+    /// This epoch's `encryption_secret`, read from the root of its secret
+    /// tree (the state deletes its own copy once the tree is rooted, §9.2):
+    /// none once a message of the epoch has consumed the root.
+    #[doc(hidden)]
+    pub fn encryption_secret_for_testing(&self) -> Option<&crate::crypto::Secret> {
+        self.secret_trees.current().root_secret_for_testing()
+    }
+
     /// The ratchet tree's storage, staged changes included, mutators and all.
     #[doc(hidden)]
     pub fn tree_slices_for_testing(&mut self) -> TreeSlices<'_> {

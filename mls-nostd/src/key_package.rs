@@ -144,6 +144,12 @@ impl<'a> KeyPackage<'a> {
     /// Unix epoch), with lifetimes capped at `max_lifetime` seconds.
     pub fn validate(&self, suite: CipherSuite, now: u64, max_lifetime: u64) -> Result<(), KeyPackageError> {
         self.validate_except_signatures(suite, now, max_lifetime)?;
+        self.verify_signatures(suite)
+    }
+
+    /// The two signatures of [`Self::validate`]: its leaf's (§7.2) and its
+    /// own (§10.1), by the leaf's signature key.
+    pub(crate) fn verify_signatures(&self, suite: CipherSuite) -> Result<(), KeyPackageError> {
         self.tbs.leaf_node.verify_signature(suite, None).map_err(|e| match e {
             LeafNodeError::InvalidKey => KeyPackageError::InvalidKey,
             _ => KeyPackageError::InvalidLeafSignature,

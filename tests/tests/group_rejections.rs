@@ -1146,6 +1146,12 @@ fn prp_add_kp_invalid_key_package() {
         let msg = craft_commit(&mut fx.alice, &by_value(&[add(kp)]), None);
         refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "PRP-ADD-KP");
         refuse_create(&mut fx.alice, &[add(kp)], false, &NoPsks, want);
+        // Proposed by Bob, it is left out of Alice's commit of pending
+        // proposals (whose signatures she checks before choosing).
+        let proposal = fx.bob.propose(&add(kp));
+        fx.alice.receive_proposal(&proposal);
+        fx.carol.receive_proposal(&proposal);
+        assert_eq!(commit_pending(&mut fx, &[]).adds, 0, "PRP-ADD-KP pending, {e:?}");
     }
     // Hand-made KeyPackages of Dave's, each breaking one rule of §10.1/§7.3.
     let view = KeyPackage::decode_exact(&valid).unwrap();

@@ -248,6 +248,35 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.proposals.insert_encoded(&reference, Sender::Member(self.state.private.leaf.0), proposal)?;
         Ok(message)
     }
+    /// The signatures of the pending Updates' leaves (§7.2, with their
+    /// senders' leaf indexes) and Adds' KeyPackages (§10.1) among the first
+    /// [`MAX_PENDING_REFS`] pending proposals, for [`Self::select_pending`]
+    /// to choose by: an Add or Update further on waits for a later Commit
+    /// (a Commit carries at most that many references). In a frame of its
+    /// own, never inlined.
+    #[inline(never)]
+    fn pending_signatures(&self) -> PendingSignatures {
+        let suite = self.state.suite;
+        let me = self.state.private.leaf;
+        let group_id = self.state.group_id.as_slice();
+        let mut out = PendingSignatures::default();
+        for (i, stored) in self.proposals.iter().enumerate().take(MAX_PENDING_REFS) {
+            let valid = match (Proposal::decode_exact(stored.proposal), stored.sender) {
+                (Ok(Proposal::Update(u)), crate::messages::framing::Sender::Member(s)) if s != me.0 => {
+                    let ctx = crate::leaf_node::LeafNodeContext { group_id, leaf_index: s };
+                    u.leaf_node.verify_signature(suite, Some(ctx)).is_ok()
+                }
+                // The rest of its validation is done where it is chosen.
+                (Ok(Proposal::Add(a)), _) => a.key_package.verify_signatures(suite).is_ok(),
+                _ => continue,
+            };
+            if valid {
+                out.0 |= 1 << i;
+            }
+        }
+        out
+    }
+
 
     /// The pending proposals a Commit of ours should include (§12.4: "all
     /// proposals received that are valid"): each valid on its own, none
@@ -260,6 +289,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         by_value: &[Proposal<'_>],
         now: u64,
         psks: &dyn PskStore,
+        signed: PendingSignatures,
     ) -> Result<(), CommitError> {
         let suite = self.state.suite;
         let me = self.state.private.leaf;
@@ -303,7 +333,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let at = (suite, self.state.epoch);
         // Removes first, so that an Update of a removed leaf is dropped.
         for pass in 0..2 {
-            for stored in self.proposals.iter() {
+            for (i, stored) in self.proposals.iter().enumerate() {
                 let Ok(p) = Proposal::decode_exact(stored.proposal) else { continue };
                 let keep = match (pass, &p, stored.sender) {
                     (0, Proposal::Remove(r), _) => {
@@ -317,17 +347,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                             && tree.leaf_node(LeafIndex(s)).is_some()
                             && !touched.contains(&s)
                             && !by_value_touches(s)
-                            && super::process::check_update_leaf(
-                                suite,
-                                group_id,
-                                &tree,
-                                s,
-                                &u.leaf_node,
-                                extensions,
-                                identity,
-                                false,
-                            )
-                            .is_ok()
+                            && signed.valid(i)
+                            && super::process::check_update_leaf(group_id, &tree, s, &u.leaf_node, extensions, identity)
+                                .is_ok()
                     }
                     (1, Proposal::Add(a), _) => {
                         let key = a.key_package.tbs.leaf_node.fields.signature_key;
@@ -346,7 +368,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                             None,
                         )
                         .is_ok();
-                        if fresh && accepted && a.key_package.validate(suite, now, max_lifetime).is_ok() {
+                        let valid =
+                            signed.valid(i) && a.key_package.validate_except_signatures(suite, now, max_lifetime).is_ok();
+                        if fresh && accepted && valid {
                             if let Ok(k) = crate::crypto::signature::SignaturePublicKey::from_slice(key) {
                                 adding.push(k).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
                             }
@@ -517,6 +541,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         psks: &dyn PskStore,
         now: u64,
         message: &mut [u8],
+        signed: PendingSignatures,
     ) -> Result<usize, CreateCommitError> {
         let mut refs: heapless::Vec<HashValue, MAX_PENDING_REFS> = heapless::Vec::new();
         if let Some(reference) = reinit {
@@ -532,7 +557,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             }
             refs.push(*reference).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
         } else if opts.include_pending {
-            self.select_pending(&mut refs, opts.proposals, now, psks)?;
+            self.select_pending(&mut refs, opts.proposals, now, psks, signed)?;
         }
         let mut counter = Writer::counter();
         encode_list(&mut counter, &refs, opts.proposals)?;
@@ -562,7 +587,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     ) -> Result<usize, CreateCommitError> {
         let me = self.state.private.leaf;
         // The proposal list, encoded at the end of the message buffer.
-        let list_len = self.write_proposal_list(reinit, opts, psks, now, message)?;
+        // The pending proposals' signatures are checked here, not where they
+        // are chosen: `write_proposal_list`'s frame (5 KB: the chosen
+        // references and signature keys) would be under each verification.
+        let signed = match reinit.is_none() && opts.include_pending {
+            true => self.pending_signatures(),
+            false => PendingSignatures::default(),
+        };
+        let list_len = self.write_proposal_list(reinit, opts, psks, now, message, signed)?;
         let list_start = message.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
         let list_area = message.get(list_start..).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
         let proposals_view: ListView<'_, ProposalOrRef<'_>> = {
@@ -589,6 +621,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             now,
             config.max_lifetime,
             executor,
+            true,
         )?;
         apply_proposals::<N, P>(
             &draft,
@@ -924,4 +957,19 @@ fn create_welcome<'o, const N: usize, const P: usize>(
     }
     let params = WelcomeParams { suite, joiner_secret: m.joiner, psks: &psk_ids, welcome_secret: &welcome_secret, group_info };
     Ok(params.create(&members, rng, executor, out)?)
+}
+
+/// Which of the first [`MAX_PENDING_REFS`] pending proposals carry valid
+/// signatures ([`Group::pending_signatures`]; a bit per proposal).
+#[derive(Clone, Copy, Default)]
+struct PendingSignatures(u64);
+
+// One bit per pending proposal a Commit may reference.
+const _: () = assert!(MAX_PENDING_REFS <= 64);
+
+impl PendingSignatures {
+    /// Whether pending proposal `i` was checked and its signatures are valid.
+    fn valid(self, i: usize) -> bool {
+        u32::try_from(i).ok().and_then(|i| 1u64.checked_shl(i)).is_some_and(|bit| self.0 & bit != 0)
+    }
 }

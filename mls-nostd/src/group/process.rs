@@ -531,7 +531,9 @@ fn verify_update_leaf(suite: crate::crypto::CipherSuite, group_id: &[u8], s: u32
 /// stack of processing a Commit on a small device (issue #14). So an
 /// invalid Add or Update is what a Commit with other faults too is refused
 /// for. Proposals that do not resolve are left to [`apply_proposals`],
-/// which names the error.
+/// which names the error. With `references_checked` (our own Commit,
+/// whose pending proposals were checked when chosen), only the proposals
+/// by value are.
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn check_proposal_signatures<const P: usize>(
@@ -543,9 +545,11 @@ pub(super) fn check_proposal_signatures<const P: usize>(
     now: u64,
     max_lifetime: u64,
     executor: &dyn crate::executor::Executor,
+    references_checked: bool,
 ) -> Result<(), CommitError> {
+    let to_check = |por: &ProposalOrRef<'_>| !(references_checked && matches!(por, ProposalOrRef::Reference(_)));
     let mut adds = 0u32;
-    for por in commit.proposals.iter() {
+    for por in commit.proposals.iter().filter(to_check) {
         let Ok(r) = resolve(por, proposals, committer) else { continue };
         match (r.proposal, r.sender) {
             (Proposal::Add(_), _) => adds = adds.saturating_add(1),
@@ -556,7 +560,7 @@ pub(super) fn check_proposal_signatures<const P: usize>(
     if adds == 0 || key_packages_batched(commit, proposals, committer, adds, suite, executor) {
         return Ok(());
     }
-    for por in commit.proposals.iter() {
+    for por in commit.proposals.iter().filter(to_check) {
         if let Ok(Resolved { proposal: Proposal::Add(a), .. }) = resolve(por, proposals, committer) {
             a.key_package.validate(suite, now, max_lifetime).map_err(CommitError::InvalidKeyPackage)?;
         }
@@ -564,28 +568,23 @@ pub(super) fn check_proposal_signatures<const P: usize>(
     Ok(())
 }
 
-
 /// Checks an Update's leaf from leaf `s` (§12.1.2, §7.3): source `update`,
-/// its signature (bound to the group and the leaf), an encryption key other
-/// than the one in the tree before the Commit; the group's requirements; the
-/// application's identity policy (a valid successor of the leaf it
-/// replaces); keys unique in `tree` as it is (with the Updates before it).
-#[allow(clippy::too_many_arguments)]
+/// an encryption key other than the one in the tree before the Commit; the
+/// group's requirements; the application's identity policy (a valid
+/// successor of the leaf it replaces); keys unique in `tree` as it is (with
+/// the Updates before it). Its signature is checked apart, before
+/// ([`verify_update_leaf`]), outside the callers' large frames.
 pub(super) fn check_update_leaf(
-    suite: crate::crypto::CipherSuite,
     group_id: &[u8],
     tree: &TreeSlices<'_>,
     s: u32,
     leaf: &LeafNode<'_>,
     extensions: Extensions<'_>,
     identity: &dyn IdentityProvider,
-    signature_checked: bool,
 ) -> Result<(), CommitError> {
     let old = tree.old();
     let old_key = old.encryption_key(LeafIndex(s));
-    if !matches!(leaf.fields.source, LeafNodeSource::Update)
-        || (!signature_checked && verify_update_leaf(suite, group_id, s, leaf).is_err())
-        || old_key.is_none_or(|k| k == leaf.fields.encryption_key)
+    if !matches!(leaf.fields.source, LeafNodeSource::Update) || old_key.is_none_or(|k| k == leaf.fields.encryption_key)
     {
         return Err(CommitError::InvalidUpdateLeaf);
     }
@@ -866,6 +865,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             now,
             config.max_lifetime,
             &crate::executor::Sequential,
+            false,
         )?;
         apply_proposals(
             commit,
@@ -1304,7 +1304,7 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
         let r = resolve(por, proposals, committer)?;
         if let (Proposal::Update(u), Sender::Member(s)) = (r.proposal, r.sender) {
             let leaf = u.leaf_node;
-            check_update_leaf(suite, state.group_id.as_slice(), new, s, &leaf, extensions, identity, true)?;
+            check_update_leaf(state.group_id.as_slice(), new, s, &leaf, extensions, identity)?;
             new.update_leaf(LeafIndex(s), leaf.as_bytes())?;
         }
     }

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Where a member step's guest instructions go, per function: runs the
+# member-only firmware of boards/measure.sh (mps2-an386) under QEMU with a
+# gdb breakpoint on FUNCTION, logs every translation block executed until
+# FUNCTION returns (QEMU's `-d exec,nochain`, switched on and off from gdb),
+# once per call, and prints for the call chosen (HIT, counted from 1) the
+# instructions of each function, with who called the hashes and memcpy.
+# Block lengths come from the ELF's disassembly, so the total is an
+# estimate (within about 5% of measure.sh's count for the same step).
+#
+# Usage: boards/profile.sh [--cap N] FUNCTION [HIT]
+#   boards/profile.sh 'board_member::Device::protect' 1      # protect 1 KiB
+#   boards/profile.sh --cap 64 'board_member::Device::receive' 5
+# With HIT 0 it prints only each call's total, to find the step wanted (the
+# scenario's steps are in boards/scenario/src/member.rs).
+#
+# Needs the firmware built for the capacity (boards/measure.sh N builds
+# it; this script builds it the same way if it is missing), qemu-system-arm,
+# gdb-multiarch (Debian: apt-get install gdb-multiarch), arm-none-eabi
+# binutils, c++filt and python3. A development tool: CI does not run it.
+set -euo pipefail
+cd "$(dirname "$0")"
+cap=8
+if [ "${1:-}" = --cap ]; then cap="$2"; shift 2; fi
+func="${1:?usage: boards/profile.sh [--cap N] FUNCTION [HIT]}"
+hit="${2:-1}"
+target=thumbv7em-none-eabihf
+elf=${CARGO_TARGET_DIR:-target}/$target/release/board-mps2-an386
+depth=0
+while [ $((1 << depth)) -lt "$cap" ]; do depth=$((depth + 1)); done
+MLS_NOSTD_MAX_TREE_DEPTH=$depth cargo build --release -q -p board-mps2-an386 --target "$target" \
+    --no-default-features --features "cap-$cap,suite-3" >&2
+addr=$(arm-none-eabi-nm -C "$elf" | awk -v f="$func" '$2 ~ /^[tT]$/ { name = $0; sub(/^[^ ]+ [^ ]+ /, "", name); if (name == f) print $1 }' | head -n 1)
+[ -n "$addr" ] || { echo "no function named '$func' in $elf" >&2; exit 2; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"; [ -n "${qpid:-}" ] && kill "$qpid" 2>/dev/null || true' EXIT
+qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -semihosting-config enable=on,target=native \
+    -icount shift=0 -kernel "$elf" -S -gdb tcp:127.0.0.1:1234 -D "$work/none.log" >"$work/qemu.out" 2>&1 &
+qpid=$!
+sleep 1
+calls=$([ "$hit" = 0 ] && echo 32 || echo "$hit")
+{
+    echo "set pagination off"
+    echo "target remote 127.0.0.1:1234"
+    echo "break *0x$addr"
+    for i in $(seq 1 "$calls"); do
+        echo "continue"
+        echo "monitor logfile $work/call-$i.log"
+        echo "monitor log exec,nochain"
+        echo "finish"
+        echo "monitor log none"
+    done
+} >"$work/gdb.cmds"
+timeout 900 gdb-multiarch -q -batch -x "$work/gdb.cmds" "$elf" >"$work/gdb.out" 2>&1 || true
+
+python3 - "$elf" "$work" "$hit" <<'EOF'
+import bisect, collections, glob, re, subprocess, sys
+elf, work, hit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+insns = []  # (address, ends a block)
+for line in subprocess.run(["arm-none-eabi-objdump", "-d", "--no-show-raw-insn", elf], capture_output=True, text=True).stdout.splitlines():
+    m = re.match(r"^\s+([0-9a-f]+):\s+(\S+)\s*(.*)$", line)
+    if not m: continue
+    op, args = m.group(2), m.group(3).split(";")[0]
+    ends = (op.startswith(("b", "cbz", "cbnz", "tb")) and not op.startswith(("bic", "bfc", "bfi", "bkpt"))) \
+        or ("pc" in args and op.startswith(("pop", "ldm", "ldr", "mov", "add"))) or op.startswith("svc")
+    insns.append((int(m.group(1), 16), ends))
+addrs = [a for a, _ in insns]
+def load(path):
+    seq = []
+    for line in open(path):
+        m = re.match(r"Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/[0-9a-f]+/[0-9a-f]+\] (\S+)", line)
+        if m: seq.append((int(m.group(1), 16), m.group(2)))
+    return seq
+def lengths(seq):
+    starts = sorted({pc for pc, _ in seq})
+    out = {}
+    for pc in starts:
+        i, j = bisect.bisect_left(addrs, pc), bisect.bisect_right(starts, pc)
+        nxt, n = (starts[j] if j < len(starts) else 1 << 40), 0
+        while i < len(insns):
+            a, ends = insns[i]
+            if a >= nxt and n: break
+            n += 1
+            if ends: break
+            i += 1
+        out[pc] = max(n, 1)
+    return out
+files = sorted(glob.glob(f"{work}/call-*.log"), key=lambda f: int(re.search(r"call-(\d+)", f).group(1)))
+files = [f for f in files if open(f).read(1)]
+if not files: sys.exit("no call logged: is the function reached? (gdb's output is lost with the work directory)")
+if hit == 0:
+    for f in files:
+        seq = load(f); ln = lengths(seq)
+        print(f"call {re.search(r'call-(\d+)', f).group(1)}: ~{sum(ln[pc] for pc, _ in seq)} instructions")
+    sys.exit(0)
+if hit > len(files): sys.exit(f"only {len(files)} calls were logged")
+seq = load(files[hit - 1]); ln = lengths(seq)
+names = sorted({s for _, s in seq})
+dem = dict(zip(names, subprocess.run(["c++filt"], input="\n".join(names), capture_output=True, text=True).stdout.split("\n")))
+clean = lambda s: re.sub(r"::h[0-9a-f]{16}$", "", dem.get(s, s))
+per = collections.Counter()
+for pc, s in seq: per[clean(s)] += ln[pc]
+total = sum(per.values())
+print(f"call {hit}: ~{total} instructions")
+for name, n in per.most_common(30): print(f"{n:10d} {100 * n / total:5.1f}%  {name[:120]}")
+# Who calls the hashes and the copies (the block before each entry).
+for target in ("compress256", "compress512", "__aeabi_memcpy", "__aeabi_memclr"):
+    calls, prev = collections.Counter(), None
+    for pc, s in seq:
+        name = clean(s)
+        if target in name and prev is not None and target not in prev: calls[prev] += 1
+        prev = name
+    if calls:
+        print(f"callers of {target}: " + ", ".join(f"{c[:60]} x{n}" for c, n in calls.most_common(5)))
+EOF

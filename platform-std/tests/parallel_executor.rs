@@ -240,12 +240,14 @@ fn small_trees_batched_inline_or_split_and_a_bad_one_named() {
 }
 
 /// Commits Adds of 20 KeyPackages (the one at `bad`, if any, with a
-/// flipped signature byte) through `executor`; returns the result and the
-/// batch answers.
+/// flipped signature byte; the first `pending` proposed first, so that
+/// the Commit takes them by reference, the others by value) through
+/// `executor`; returns the result, the batch answers and the Adds committed.
 fn commit_adds(
     bad: Option<usize>,
+    pending: usize,
     executor: &dyn Executor,
-) -> (Result<(), mls_nostd::group::CreateCommitError>, Vec<Option<bool>>) {
+) -> (Result<u32, mls_nostd::group::CreateCommitError>, Vec<Option<bool>>) {
     use mls_nostd::group::{CommitBuffers, CommitOptions, CreateParams};
     use mls_nostd::key_package::{KeyPackage, KeyPackageParams};
     use mls_nostd::leaf_node::Lifetime;
@@ -267,14 +269,18 @@ fn commit_adds(
     let kps: Vec<Vec<u8>> = (1..=20).map(key_package).collect();
     let adds: Vec<Proposal<'_>> =
         kps.iter().map(|k| Proposal::Add(Add { key_package: KeyPackage::decode_exact(k).unwrap() })).collect();
-    let mut group = platform_std::boxed_group::<32, { 32 * 512 }, 16, 64>();
+    let mut group = platform_std::boxed_group::<32, { 32 * 512 }, 16, 4096>();
     let creator = SignaturePrivateKey::from_slice(SUITE, &[0xc0; 32]).unwrap();
     group.create(&CreateParams::new(SUITE, b"fleet", Credential::Basic { identity: b"c" }, lifetime), &creator, &mut TestRng(0)).unwrap();
     let (mut message, mut welcome, mut group_info) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
-    let opts = CommitOptions { proposals: &adds, ..CommitOptions::default() };
+    for add in &adds[..pending] {
+        let policy = mls_nostd::group::WireFormatPolicy::Public;
+        group.propose(add, policy, &mut TestRng(2), &mut message).unwrap();
+    }
+    let opts = CommitOptions { proposals: &adds[pending..], ..CommitOptions::default() };
     let counting = Counting { inner: executor, batches: Default::default() };
     let bufs = CommitBuffers { message: &mut message, welcome: &mut welcome, group_info: &mut group_info };
-    let r = group.commit_in_memory(&opts, &mls_nostd::psk::NoPsks, NOW, &mut TestRng(1), &counting, bufs).map(|_| ());
+    let r = group.commit_in_memory(&opts, &mls_nostd::psk::NoPsks, NOW, &mut TestRng(1), &counting, bufs).map(|o| o.summary.adds);
     (r, counting.batches.into_inner().unwrap())
 }
 
@@ -285,23 +291,44 @@ fn commit_adds(
 fn key_package_signatures_checked_in_a_batch() {
     use mls_nostd::group::{CommitError, CreateCommitError};
     use mls_nostd::key_package::KeyPackageError;
-    assert_eq!(commit_adds(None, &Sequential), (Ok(()), vec![None]));
+    assert_eq!(commit_adds(None, 0, &Sequential), (Ok(20), vec![None]));
     let want = Err(CreateCommitError::Commit(CommitError::InvalidKeyPackage(
         KeyPackageError::InvalidSignature,
     )));
-    assert_eq!(commit_adds(Some(13), &Sequential), (want, vec![None]));
+    assert_eq!(commit_adds(Some(13), 0, &Sequential), (want, vec![None]));
     for (name, executor) in PARALLEL {
         assert_eq!(
-            commit_adds(None, executor),
-            (Ok(()), vec![Some(true)]),
+            commit_adds(None, 0, executor),
+            (Ok(20), vec![Some(true)]),
             "{name}"
         );
         assert_eq!(
-            commit_adds(Some(13), executor),
+            commit_adds(Some(13), 0, executor),
             (want, vec![Some(false)]),
             "{name}"
         );
     }
+}
+
+/// An own Commit of pending Adds (by reference) and Adds by value: a bad
+/// signature among the last by value fails it whatever the executor (a
+/// batch covers every Add, the pending ones too, which were checked when
+/// chosen); a bad pending one is left out.
+#[test]
+fn own_commit_of_pending_and_new_adds_checks_every_signature() {
+    use mls_nostd::group::{CommitError, CreateCommitError};
+    use mls_nostd::key_package::KeyPackageError;
+    let want = Err(CreateCommitError::Commit(CommitError::InvalidKeyPackage(
+        KeyPackageError::InvalidSignature,
+    )));
+    let mut checked = 0;
+    for (name, executor) in [("sequential", &Sequential as &dyn Executor)].into_iter().chain(PARALLEL) {
+        assert_eq!(commit_adds(None, 4, executor).0, Ok(20), "{name}");
+        assert_eq!(commit_adds(Some(19), 4, executor).0, want, "{name}: a bad Add by value, the second last");
+        assert_eq!(commit_adds(Some(2), 4, executor).0, Ok(19), "{name}: a bad pending Add is left out");
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
 }
 
 /// Every chunk is handed to exactly one item, with its own index, also

@@ -548,16 +548,21 @@ pub(super) fn check_proposal_signatures<const P: usize>(
     references_checked: bool,
 ) -> Result<(), CommitError> {
     let to_check = |por: &ProposalOrRef<'_>| !(references_checked && matches!(por, ProposalOrRef::Reference(_)));
-    let mut adds = 0u32;
-    for por in commit.proposals.iter().filter(to_check) {
+    // The Adds to check, and all of them: a batch takes every Add's.
+    let (mut adds, mut all_adds) = (0u32, 0u32);
+    for por in commit.proposals.iter() {
         let Ok(r) = resolve(por, proposals, committer) else { continue };
+        let check = to_check(&por);
         match (r.proposal, r.sender) {
-            (Proposal::Add(_), _) => adds = adds.saturating_add(1),
-            (Proposal::Update(u), Sender::Member(s)) => verify_update_leaf(suite, group_id, s, &u.leaf_node)?,
+            (Proposal::Add(_), _) => {
+                all_adds = all_adds.saturating_add(1);
+                adds = adds.saturating_add(u32::from(check));
+            }
+            (Proposal::Update(u), Sender::Member(s)) if check => verify_update_leaf(suite, group_id, s, &u.leaf_node)?,
             _ => {}
         }
     }
-    if adds == 0 || key_packages_batched(commit, proposals, committer, adds, suite, executor) {
+    if adds == 0 || key_packages_batched(commit, proposals, committer, all_adds, suite, executor) {
         return Ok(());
     }
     for por in commit.proposals.iter().filter(to_check) {

@@ -91,7 +91,8 @@ if not files: sys.exit("no call logged: is the function reached? (gdb's output i
 if hit == 0:
     for f in files:
         seq = load(f); ln = lengths(seq)
-        print(f"call {re.search(r'call-(\d+)', f).group(1)}: ~{sum(ln[pc] for pc, _ in seq)} instructions")
+        number = re.search(r"call-(\d+)", f).group(1)
+        print(f"call {number}: ~{sum(ln[pc] for pc, _ in seq)} instructions")
     sys.exit(0)
 if hit > len(files): sys.exit(f"only {len(files)} calls were logged")
 seq = load(files[hit - 1]); ln = lengths(seq)

@@ -585,16 +585,8 @@ fn discarded_reinit_commit_leaves_the_group_active() {
         extensions: Extensions::default(),
     });
     let (mut mb, mut wb, mut gb) = buffers();
-    let opts = CommitOptions {
-        proposals: &[reinit],
-        include_pending: false,
-        force_path: false,
-        ratchet_tree_in_welcome: false,
-        wire_format: WireFormatPolicy::Public,
-        padding: 0,
-        authenticated_data: b"",
-        leaf: Some(alice.template()),
-    };
+    // Staged, not merged (`Member::commit` merges).
+    let opts = CommitOptions { proposals: &[reinit], include_pending: false, ..CommitOptions::DEFAULT };
     let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
     let out = alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
     assert!(out.summary.reinit);

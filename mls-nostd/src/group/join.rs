@@ -218,7 +218,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         Ok(())
     }
 
-    /// Opens `welcome` with our KeyPackage's keys, imports the ratchet tree,
+    /// Opens `welcome` and imports its ratchet tree ([`Self::join_decrypt`]),
     /// verifies the GroupInfo's signature by its signer in that tree and the
     /// groups a resumption PSK links to, and writes the joined epoch's
     /// GroupContext fields and secrets into the slot's state.

@@ -558,7 +558,10 @@ pub(super) fn check_proposal_signatures<const P: usize>(
                 all_adds = all_adds.saturating_add(1);
                 adds = adds.saturating_add(u32::from(check));
             }
-            (Proposal::Update(u), Sender::Member(s)) if check => verify_update_leaf(suite, group_id, s, &u.leaf_node)?,
+            // (One by value is the committer's own, refused as such.)
+            (Proposal::Update(u), Sender::Member(s)) if check && s != committer.0 => {
+                verify_update_leaf(suite, group_id, s, &u.leaf_node)?
+            }
             _ => {}
         }
     }

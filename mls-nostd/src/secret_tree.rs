@@ -180,9 +180,12 @@ pub struct SkippedKey {
     /// `None` as its unused value 2, and an empty tree would not be zero).
     #[zeroize(skip)]
     pub(crate) kind: NonZeroU8,
-    /// Insertion order, to evict the oldest.
+    /// Insertion order, to evict the oldest. 32 bits (a `u64` made each
+    /// entry 8 bytes larger): it wraps only after 2^32 keys skipped in one
+    /// epoch, far beyond any `max_forward_distance`, and would then only
+    /// choose another entry to evict.
     #[zeroize(skip)]
-    pub(crate) seq: u64,
+    pub(crate) seq: u32,
     pub(crate) key: RatchetKey,
 }
 
@@ -223,7 +226,7 @@ pub struct SecretTreeMeta {
     pub(crate) suite: CipherSuite,
     pub(crate) n_leaves: u32,
     pub(crate) config: SecretTreeConfig,
-    pub(crate) next_seq: u64,
+    pub(crate) next_seq: u32,
     /// Names this tree in a store (see [`tree_tag`]).
     pub(crate) tag: [u8; 8],
     /// A store checked that its bank holds this tree's records or none.

@@ -286,7 +286,8 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
                     w.write_bytes(&tag)?;
                     w.write_u32(e.leaf)?;
                     w.write_u8(e.kind.get().wrapping_sub(1))?;
-                    w.write_u64(e.seq)?;
+                    // (A u64 in the record, as when it was one in memory.)
+                    w.write_u64(u64::from(e.seq))?;
                     w.write_u32(e.key.generation)?;
                     write_secret(&mut w, &e.key.key)?;
                     w.write_bytes(&e.key.nonce)?;
@@ -481,7 +482,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
             }
             let leaf = r.read_u32()?;
             let kind = RatchetKind::from_u8(r.read_u8()?).ok_or(StoreError::Corrupt)?.to_nonzero();
-            let seq = r.read_u64()?;
+            let seq = u32::try_from(r.read_u64()?).map_err(|_| StoreError::Corrupt)?;
             let generation = r.read_u32()?;
             let key = read_secret(&mut r)?;
             let nonce = r.read_array()?;

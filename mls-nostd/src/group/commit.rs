@@ -263,8 +263,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         for (i, stored) in self.proposals.iter().enumerate().take(MAX_PENDING_REFS) {
             let valid = match (Proposal::decode_exact(stored.proposal), stored.sender) {
                 (Ok(Proposal::Update(u)), crate::messages::framing::Sender::Member(s)) if s != me.0 => {
-                    let ctx = crate::leaf_node::LeafNodeContext { group_id, leaf_index: s };
-                    u.leaf_node.verify_signature(suite, Some(ctx)).is_ok()
+                    super::process::verify_update_leaf(suite, group_id, s, &u.leaf_node).is_ok()
                 }
                 // The rest of its validation is done where it is chosen.
                 (Ok(Proposal::Add(a)), _) => a.key_package.verify_signatures(suite).is_ok(),

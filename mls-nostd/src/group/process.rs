@@ -518,7 +518,7 @@ pub(super) fn check_identity(
 }
 /// The signature of an Update's new leaf from member `s` (§7.2: its
 /// `LeafNodeTBS` names the group and the leaf).
-fn verify_update_leaf(suite: crate::crypto::CipherSuite, group_id: &[u8], s: u32, leaf: &LeafNode<'_>) -> Result<(), CommitError> {
+pub(super) fn verify_update_leaf(suite: crate::crypto::CipherSuite, group_id: &[u8], s: u32, leaf: &LeafNode<'_>) -> Result<(), CommitError> {
     leaf.verify_signature(suite, Some(LeafNodeContext { group_id, leaf_index: s }))
         .map_err(|_| CommitError::InvalidUpdateLeaf)
 }

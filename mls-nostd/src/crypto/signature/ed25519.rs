@@ -158,7 +158,6 @@ fn recomputed_r(
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::*;
     use ed25519_dalek::VerifyingKey;
 
@@ -224,25 +223,27 @@ mod tests {
             assert_eq!(sign(&seed, &pk, &[&message], &mut sig), Ok(64));
             // (key, message, signature, valid)
             type Case = ([u8; 32], [u8; 200], [u8; 64], bool);
-            let mut cases: std::vec::Vec<Case> = std::vec![(pk, message, sig, true)];
+            let mut cases: heapless::Vec<Case, 13> = heapless::Vec::new();
+            let mut push = |c: Case| cases.push(c).expect("room for every case");
+            push((pk, message, sig, true));
             for bit in [0usize, 9, 100, 254] {
                 let mut r = sig;
                 r[bit / 8] ^= 1 << (bit % 8);
-                cases.push((pk, message, r, false));
+                push((pk, message, r, false));
                 let mut s = sig;
                 s[32 + bit / 8] ^= 1 << (bit % 8);
-                cases.push((pk, message, s, false));
+                push((pk, message, s, false));
             }
             let mut s_plus_l = sig;
             s_plus_l[32..].copy_from_slice(&plus_l(&sig[32..]));
-            cases.push((pk, message, s_plus_l, false));
+            push((pk, message, s_plus_l, false));
             let mut high = sig;
             high[63] |= 0x80;
-            cases.push((pk, message, high, false));
+            push((pk, message, high, false));
             let mut changed = message;
             changed[17] ^= 4;
-            cases.push((pk, changed, sig, false));
-            cases.push((other, message, sig, false));
+            push((pk, changed, sig, false));
+            push((other, message, sig, false));
             for (i, (key, msg, sig, valid)) in cases.iter().enumerate() {
                 let ours = verify(key, &[&msg[..50], &msg[50..]], sig).is_ok();
                 let theirs = VerifyingKey::from_bytes(key)

@@ -82,15 +82,17 @@ pub const PROPOSAL_BYTES: usize = 2048;
 pub const MAX_KEY_PACKAGE: usize = 512;
 
 /// Scratch bytes the device's Commit with path needs, from the length of
-/// the Commit (see the core's `Group::commit`): the message and the
-/// proposal list it is built from, each at most the Commit's length, and
-/// the UpdatePath's work area, which the core sizes from the path itself:
-/// the UpdatePath (at most the Commit's length; prefixes and the signature
-/// counted at their longest, at most 256 bytes more) and one sealing job per
-/// HPKE ciphertext in it, at most 4/3 of the ciphertext's encoding (X448
-/// with SHA-512: 184 bytes against 138; X25519 with SHA-256: 96 against 82).
+/// the Commit (see the core's `Group::commit`): the message, and before it
+/// is written the proposal list and the UpdatePath it is built from (both
+/// parts of the Commit, so together at most its length; the path's length
+/// prefixes counted at their longest, at most 256 bytes more). The path's
+/// HPKE ciphertexts are written over their sealing jobs, each longer than
+/// its ciphertext by at most a third (X448 with SHA-512: 184 bytes against
+/// 140; X25519 with SHA-256: 96 against 82). (Until December 5 the list,
+/// the path and the jobs each had room of their own: 4.3 times the Commit,
+/// now 2.3.)
 pub const fn commit_scratch(commit_len: usize) -> usize {
-    2 * commit_len + commit_len + 256 + commit_len * 4 / 3
+    2 * commit_len + 256 + commit_len / 3
 }
 
 /// One thing the device is asked to do.
@@ -99,8 +101,11 @@ pub enum Action<'a> {
     /// Generate a signature key (first call only) and a KeyPackage; keep its
     /// private keys.
     KeyPackage,
-    /// Join from this Welcome with the KeyPackage generated before.
-    Join { welcome: &'a [u8] },
+    /// Join from this Welcome with the KeyPackage generated before, the
+    /// group's ratchet tree given out of band (RFC 9420 §12.4.3.3): the
+    /// Welcome does not carry it, the device reads it where it was stored
+    /// (here the firmware's flash), so no RAM holds its encoding.
+    Join { welcome: &'a [u8], ratchet_tree: &'a [u8] },
     /// Process a handshake or application message of the group; a Commit
     /// is merged at once.
     Receive { message: &'a [u8] },
@@ -308,7 +313,7 @@ impl Device {
     ) -> Result<Outcome<'o>, StepError> {
         match *action {
             Action::KeyPackage => self.key_package(scratch),
-            Action::Join { welcome } => self.join(group, welcome, scratch),
+            Action::Join { welcome, ratchet_tree } => self.join(group, welcome, ratchet_tree, scratch),
             Action::Receive { message } => Self::receive(group, message, scratch),
             Action::Commit => self.commit(group, scratch),
             Action::Protect { data } => self.protect(group, data, scratch),
@@ -366,6 +371,7 @@ impl Device {
         &mut self,
         group: &mut impl DeviceGroup,
         welcome: &[u8],
+        ratchet_tree: &[u8],
         scratch: &'o mut [u8],
     ) -> Result<Outcome<'o>, StepError> {
         let keys = self.key_package_keys.take().ok_or(StepError::NoKeyPackage)?;
@@ -375,12 +381,18 @@ impl Device {
             key_package: self.key_package.get(..self.key_package_len).unwrap_or(&[]),
             keys: &keys,
             signer: &signer,
-            ratchet_tree: None,
+            ratchet_tree: (!ratchet_tree.is_empty()).then_some(ratchet_tree),
             psks: &NoPsks,
             config: GroupConfig::default(),
         };
-        let buf = scratch.get_mut(..welcome.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: welcome.len() }))?;
-        let joined = group.join(welcome, &params, buf);
+        // The Welcome as received (into RAM, like every message), and after
+        // it the room its GroupInfo is decrypted into.
+        if scratch.len() < welcome.len() {
+            return Err(StepError::Scratch(CodecError::BufferTooSmall { needed: welcome.len() }));
+        }
+        let (received, buf) = scratch.split_at_mut(welcome.len());
+        received.copy_from_slice(welcome);
+        let joined = group.join(received, &params, buf);
         if joined.is_err() {
             // Keep the keys: the KeyPackage was not consumed.
             self.key_package_keys = Some(keys);
@@ -516,7 +528,7 @@ impl Scenario<'_> {
             .iter()
             .map(|s| {
                 let input = match s.action {
-                    Action::Join { welcome } => welcome.len(),
+                    Action::Join { welcome, ratchet_tree } => welcome.len() + ratchet_tree.len(),
                     Action::Receive { message } => message.len(),
                     Action::Protect { data } => data.len(),
                     Action::KeyPackage | Action::Commit => 0,

@@ -26,7 +26,7 @@ use board_member::{
     SUITE, SeededRng, Step, commit_scratch,
 };
 use mls_nostd::tree_math::{self, LeafIndex, NodeIndex};
-use mls_nostd::codec::Decode;
+use mls_nostd::codec::{Decode, Writer};
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::executor::Sequential;
@@ -36,6 +36,7 @@ use mls_nostd::group::{
     default_capabilities,
 };
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
+use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
@@ -49,7 +50,8 @@ const GROUP_ID: &[u8] = b"board-member-scenario";
 #[derive(Clone, Debug)]
 pub enum OwnedAction {
     KeyPackage,
-    Join(Vec<u8>),
+    /// The Welcome, and the ratchet tree sent out of band.
+    Join(Vec<u8>, Vec<u8>),
     Receive(Vec<u8>),
     Commit,
     Protect(Vec<u8>),
@@ -83,7 +85,7 @@ impl OwnedAction {
     fn borrow(&self) -> Action<'_> {
         match self {
             Self::KeyPackage => Action::KeyPackage,
-            Self::Join(w) => Action::Join { welcome: w },
+            Self::Join(w, t) => Action::Join { welcome: w, ratchet_tree: t },
             Self::Receive(m) => Action::Receive { message: m },
             Self::Commit => Action::Commit,
             Self::Protect(d) => Action::Protect { data: d },
@@ -193,13 +195,24 @@ fn generate_for<const N: usize, const A: usize>(members: usize) -> Generated {
     second
 }
 
+/// Bytes of the GroupInfo sealed in `welcome` (an encoded MLSMessage).
+fn encrypted_group_info_len(welcome: &[u8]) -> usize {
+    match MlsMessage::decode_exact(welcome).expect("Welcome").body {
+        MlsMessageBody::Welcome(w) => w.encrypted_group_info.len(),
+        _ => panic!("not a Welcome"),
+    }
+}
+
 /// The scratch bytes the device needs: every input and output, and the
 /// Commit's work area.
 fn scratch_needed(g: &Generated) -> usize {
     let mut need = 0usize;
     for s in &g.steps {
         let len = match (&s.action, &s.expect) {
-            (OwnedAction::Join(b) | OwnedAction::Receive(b), _) => b.len(),
+            // The Welcome as received, then its decrypted GroupInfo (the
+            // tree is read from flash).
+            (OwnedAction::Join(w, _), _) => w.len() + encrypted_group_info_len(w),
+            (OwnedAction::Receive(b), _) => b.len(),
             (_, OwnedExpect::KeyPackage(b) | OwnedExpect::Protected(b)) => b.len(),
             (OwnedAction::Commit, OwnedExpect::Committed(b)) => commit_scratch(b.len()),
             _ => 0,
@@ -260,13 +273,13 @@ impl<const N: usize, const A: usize> Host<N, A> {
         self.group.create(&params, &self.signer, &mut self.rng).expect("create");
     }
 
-    fn join(&mut self, welcome: &[u8], kp: &[u8], keys: &KeyPackagePrivateKeys) {
+    fn join(&mut self, welcome: &[u8], tree: &[u8], kp: &[u8], keys: &KeyPackagePrivateKeys) {
         let params = JoinParams {
             executor: &mls_nostd::executor::Sequential,
             key_package: kp,
             keys,
             signer: &self.signer,
-            ratchet_tree: None,
+            ratchet_tree: Some(tree),
             psks: &NoPsks,
             config: GroupConfig::default(),
         };
@@ -289,7 +302,8 @@ impl<const N: usize, const A: usize> Host<N, A> {
             proposals,
             include_pending: true,
             force_path,
-            ratchet_tree_in_welcome: true,
+            // Joiners get the tree out of band (`export_tree`).
+            ratchet_tree_in_welcome: false,
             wire_format: wf,
             padding: 0,
             authenticated_data: &[],
@@ -304,6 +318,16 @@ impl<const N: usize, const A: usize> Host<N, A> {
         let welcome = out.welcome.map(<[u8]>::to_vec);
         self.group.merge_staged_commit_in_memory().expect("merge own commit");
         (commit, welcome)
+    }
+
+    /// This epoch's ratchet tree, for joiners (out of band).
+    fn export_tree(&mut self) -> Vec<u8> {
+        let mut out = vec![0u8; 1 << 20];
+        let mut w = Writer::new(&mut out);
+        self.group.export_tree(&mut w).expect("export tree");
+        let len = w.len();
+        out.truncate(len);
+        out
     }
 
     fn propose(&mut self, proposal: &Proposal<'_>, wf: WireFormatPolicy) -> Vec<u8> {
@@ -435,7 +459,8 @@ fn run<const N: usize, const A: usize>(members: usize, scratch: usize) -> Genera
     sim.floor(Floor { keygen: 1, dkp: 2, sign: 2, ..Floor::default() });
 
     // 2. Alice adds Bob, Carol, Dave, passive members and the device (at the
-    //    middle leaf) in one Commit without path; the Welcome carries the tree.
+    //    middle leaf) in one Commit without path; the tree goes out of
+    //    band (the device reads it from flash, the Welcome stays small).
     alice.create();
     let (bob_kp, bob_keys) = bob.key_package();
     let (carol_kp, carol_keys) = carol.key_package();
@@ -457,10 +482,11 @@ fn run<const N: usize, const A: usize>(members: usize, scratch: usize) -> Genera
         .collect();
     let (_, welcome) = alice.commit(&adds, false, WireFormatPolicy::Public);
     let welcome = welcome.expect("Welcome");
-    bob.join(&welcome, &bob_kp, &bob_keys);
-    carol.join(&welcome, &carol_kp, &carol_keys);
-    dave.join(&welcome, &dave_kp, &dave_keys);
-    sim.step("join from Welcome", Some("join"), OwnedAction::Join(welcome), Some(OwnedExpect::Joined));
+    let tree = alice.export_tree();
+    bob.join(&welcome, &tree, &bob_kp, &bob_keys);
+    carol.join(&welcome, &tree, &carol_kp, &carol_keys);
+    dave.join(&welcome, &tree, &dave_kp, &dave_keys);
+    sim.step("join from Welcome", Some("join"), OwnedAction::Join(welcome, tree), Some(OwnedExpect::Joined));
     // Open the GroupSecrets (one DH), verify the GroupInfo and every leaf;
     // the Commit had no path, so there is no path secret to derive keys from.
     sim.floor(Floor { dh: 1, verify: members as u32 + 1, ..Floor::default() });
@@ -653,7 +679,9 @@ pub fn write(out_dir: &Path, capacity: usize) -> Generated {
     for s in &g.steps {
         let action = match &s.action {
             OwnedAction::KeyPackage => "board_member::Action::KeyPackage".to_string(),
-            OwnedAction::Join(b) => format!("board_member::Action::Join {{ welcome: {} }}", bytes(b)),
+            OwnedAction::Join(w, t) => {
+                format!("board_member::Action::Join {{ welcome: {}, ratchet_tree: {} }}", bytes(w), bytes(t))
+            }
             OwnedAction::Receive(b) => format!("board_member::Action::Receive {{ message: {} }}", bytes(b)),
             OwnedAction::Commit => "board_member::Action::Commit".to_string(),
             OwnedAction::Protect(b) => format!("board_member::Action::Protect {{ data: {} }}", bytes(b)),

@@ -92,9 +92,11 @@ impl Default for CommitOptions<'_> {
 /// Buffers a Commit is written into.
 #[derive(Debug)]
 pub struct CommitBuffers<'o> {
-    /// The Commit message, and scratch space: the proposal list, the
-    /// UpdatePath and 96 bytes per HPKE seal. Twice the Commit's size plus
-    /// the seals suffices.
+    /// The Commit message, and scratch space: the proposal list and the
+    /// UpdatePath, whose HPKE ciphertexts are sealed in jobs of their own
+    /// (the recipient's key, an IKM and the secret: 96 bytes in suite 1, a
+    /// third more than the ciphertext at most) and written over them.
+    /// Twice the Commit's size plus a third suffices.
     pub message: &'o mut [u8],
     /// The Welcome, if members are added.
     pub welcome: &'o mut [u8],

@@ -38,10 +38,12 @@ const FRAMING: usize = 2
     + AEAD_TAG_LEN;
 
 /// Bytes one HPKE seal of a path secret takes in the UpdatePath's work
-/// area, over the suites built in: its `HPKECiphertext` in the UpdatePath
-/// (the KEM output and the sealed secret with their prefixes) and its job
-/// (the recipient's key, the ephemeral key's IKM and the secret).
-const SEAL_ROOM: usize = (2 + KEM_PUBLIC_LEN + 1 + MAX_HASH_LEN + AEAD_TAG_LEN) + (KEM_PUBLIC_LEN + 2 * MAX_HASH_LEN);
+/// area, over the suites built in: its job (the recipient's key, the
+/// ephemeral key's IKM and the secret), over which its `HPKECiphertext` is
+/// then written (the KEM output and the sealed secret with their prefixes:
+/// shorter than the job in every suite).
+const SEAL_ROOM: usize = KEM_PUBLIC_LEN + 2 * MAX_HASH_LEN;
+const _: () = assert!(SEAL_ROOM >= 2 + KEM_PUBLIC_LEN + 2 + MAX_HASH_LEN + AEAD_TAG_LEN);
 
 /// An upper bound of the room [`Group::commit_in_memory`] takes for the
 /// UpdatePath in the middle of `CommitBuffers::message` in any tree of

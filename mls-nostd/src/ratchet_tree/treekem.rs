@@ -262,6 +262,76 @@ const fn entry_len(suite: CipherSuite) -> usize {
     varint_len(npk) + npk + varint_len(ct) + ct
 }
 
+/// Bytes of the MLS varint length prefix of any `n` (§2.1.2; a length past
+/// the varint's range fails when it is written).
+const fn varint_size(n: usize) -> usize {
+    if n < 1 << 6 {
+        1
+    } else if n < 1 << 14 {
+        2
+    } else {
+        4
+    }
+}
+
+/// Writes `nodes<V>` of an UpdatePath at `out[start..]`: for each node of
+/// `fdp` its key from `tree` and the `counts[i]` ciphertexts sealed in the
+/// jobs of `job` bytes from `jobs_start` (each ciphertext the first `entry`
+/// bytes of its job). Every job lies at or after its ciphertext's place,
+/// so the ciphertexts move down over the jobs already read. Returns where
+/// the path ends.
+#[allow(clippy::too_many_arguments)]
+fn write_path_nodes(
+    tree: &TreeSlices<'_>,
+    fdp: &[(NodeIndex, NodeIndex)],
+    counts: &[usize],
+    nodes_len: usize,
+    jobs_start: usize,
+    job: usize,
+    entry: usize,
+    start: usize,
+    out: &mut [u8],
+) -> Result<usize, TreeKemError> {
+    fn put(out: &mut [u8], at: usize, bytes: &[u8]) -> Result<usize, CodecError> {
+        let end = at.checked_add(bytes.len()).ok_or(CodecError::Truncated)?;
+        out.get_mut(at..end).ok_or(CodecError::BufferTooSmall { needed: end })?.copy_from_slice(bytes);
+        Ok(end)
+    }
+    fn put_varint(out: &mut [u8], at: usize, v: usize) -> Result<usize, CodecError> {
+        let mut tmp = [0u8; 4];
+        let mut w = Writer::new(&mut tmp);
+        w.write_varint(v)?;
+        let len = w.len();
+        put(out, at, tmp.get(..len).ok_or(CodecError::Truncated)?)
+    }
+    let mut at = put_varint(out, start, nodes_len)?;
+    let mut k = 0usize;
+    for ((node, _), c) in fdp.iter().zip(counts) {
+        let key = tree.encryption_key(*node).ok_or(CodecError::InvalidValue)?;
+        at = put_varint(out, at, key.len())?;
+        at = put(out, at, key)?;
+        at = put_varint(out, at, c.saturating_mul(entry))?;
+        for _ in 0..*c {
+            let from = k.checked_mul(job).and_then(|o| o.checked_add(jobs_start)).ok_or(CodecError::Truncated)?;
+            let end = at.checked_add(entry).ok_or(CodecError::Truncated)?;
+            if from < at || from.checked_add(entry).is_none_or(|e| e > out.len()) || end > out.len() {
+                return Err(CodecError::Truncated.into());
+            }
+            // Forward, byte by byte: the ranges may overlap with `at <= from`.
+            for i in 0..entry {
+                if let Some(b) = out.get(from + i).copied() {
+                    if let Some(d) = out.get_mut(at + i) {
+                        *d = b;
+                    }
+                }
+            }
+            at = end;
+            k += 1;
+        }
+    }
+    Ok(at)
+}
+
 /// Bytes of the MLS varint length prefix of `n` (< 2^14 here).
 const fn varint_len(n: usize) -> usize {
     if n < 64 { 1 } else { 2 }
@@ -398,17 +468,41 @@ impl TreeSlices<'_> {
         let gc = encode_context(context, tree_hash.as_bytes(), gc_buf)?;
         let info_hash = path_info_hash(suite, gc)?;
 
-        // Lay out one job per (path node, resolution member) at the end of `out`.
-        let mut jobs_total = 0usize;
-        for (_, copath) in fdp {
-            self.for_each_in_resolution(*copath, excluded, &mut |_| jobs_total += 1);
-        }
+        // One sealing job per (path node, resolution member), sealed in place,
+        // then the UpdatePath written left to right over them: the jobs start
+        // where each lies at or after its HPKECiphertext's place in the path
+        // (a ciphertext is shorter than its job), so the path takes no room
+        // of its own beyond them.
+        let entry = entry_len(suite);
         let job = job_len(suite);
-        let jobs_len = jobs_total.checked_mul(job).ok_or(CodecError::BufferTooSmall { needed: usize::MAX })?;
-        // The leaf stays at the start; the jobs go at the end.
-        let short = CodecError::BufferTooSmall { needed: leaf_len.saturating_add(jobs_len) };
-        let jobs_start = out.len().checked_sub(jobs_len).filter(|s| *s >= leaf_len).ok_or(short)?;
-        let (head, jobs) = out.split_at_mut_checked(jobs_start).ok_or(short)?;
+        let npk = suite.kem().public_len();
+        let mut res_counts = [0usize; MAX_DEPTH];
+        for ((_, copath), c) in fdp.iter().zip(res_counts.iter_mut()) {
+            self.for_each_in_resolution(*copath, excluded, &mut |_| *c = c.saturating_add(1));
+        }
+        let counts = res_counts.get(..n).ok_or(TreeKemError::WrongPathLength)?;
+        // UpdatePathNode { encryption_key<V>; encrypted_path_secret<V> }.
+        let node_head = |c: usize| varint_size(npk).saturating_add(npk).saturating_add(varint_size(c.saturating_mul(entry)));
+        let nodes_len =
+            counts.iter().fold(0usize, |acc, c| acc.saturating_add(node_head(*c)).saturating_add(c.saturating_mul(entry)));
+        let mut at = leaf_len.saturating_add(varint_size(nodes_len));
+        let mut jobs_start = leaf_len;
+        let mut jobs_total = 0usize;
+        for c in counts {
+            at = at.saturating_add(node_head(*c));
+            for _ in 0..*c {
+                jobs_start = jobs_start.max(at.saturating_sub(jobs_total.saturating_mul(job)));
+                at = at.saturating_add(entry);
+                jobs_total = jobs_total.saturating_add(1);
+            }
+        }
+        let path_end = at;
+        let jobs_end = jobs_start.saturating_add(jobs_total.saturating_mul(job));
+        let needed = jobs_end.max(path_end);
+        if out.len() < needed {
+            return Err(CodecError::BufferTooSmall { needed }.into());
+        }
+        let jobs = out.get_mut(jobs_start..jobs_end).ok_or(CodecError::BufferTooSmall { needed })?;
         let mut j = 0usize;
         for (i, (_, copath)) in fdp.iter().enumerate() {
             let ps = secret_of(i)?;
@@ -437,43 +531,22 @@ impl TreeSlices<'_> {
             }
         });
         if failed.load(core::sync::atomic::Ordering::Relaxed) {
+            jobs.fill(0);
             return Err(TreeKemError::Crypto(CryptoError::InvalidSharedSecret));
         }
 
-        // UpdatePath { leaf_node; UpdatePathNode nodes<V> } after the leaf.
-        let entry = entry_len(suite);
-        let mut w = Writer::new(head.get_mut(leaf_len..).ok_or(short)?);
-        // The path follows the leaf, before the jobs at the end of `out`.
-        let path_offset = leaf_len.saturating_add(jobs_len);
-        let jobs_ro = &*jobs;
-        let mut res_counts = [0usize; MAX_DEPTH];
-        for (i, (_, copath)) in fdp.iter().enumerate() {
-            let mut c = 0usize;
-            self.for_each_in_resolution(*copath, excluded, &mut |_| c += 1);
-            if let Some(slot) = res_counts.get_mut(i) {
-                *slot = c;
-            }
+        // UpdatePath { leaf_node; UpdatePathNode nodes<V> }: the nodes after
+        // the leaf, each ciphertext moved down from its job.
+        let written = write_path_nodes(self, fdp, counts, nodes_len, jobs_start, job, entry, leaf_len, out);
+        // What is left of the jobs holds ephemeral keys and path secrets.
+        let end = match written {
+            Ok(end) => end,
+            Err(_) => leaf_len,
+        };
+        if let Some(rest) = out.get_mut(end..needed) {
+            rest.fill(0);
         }
-        w.write_vector(|w| {
-            let mut next = 0usize;
-            for (i, (node, _)) in fdp.iter().enumerate() {
-                w.write_opaque(self.encryption_key(*node).ok_or(CodecError::InvalidValue)?)?;
-                let count = res_counts.get(i).copied().unwrap_or(0);
-                w.write_vector(|w| {
-                    for k in 0..count {
-                        let start = (next + k) * job;
-                        // Every job was laid out above: cannot fail.
-                        w.write_bytes(jobs_ro.get(start..start + entry).ok_or(CodecError::Truncated)?)?;
-                    }
-                    Ok(())
-                })?;
-                next += count;
-            }
-            Ok(())
-        })
-        .map_err(|e| e.at_offset(path_offset))?;
-        let update_path_len = leaf_len + w.len();
-        jobs.fill(0);
+        let update_path_len = written?;
 
         Ok((commit_secret, update_path_len))
     }
@@ -509,10 +582,11 @@ impl TreeSlices<'_> {
 
     /// The bytes [`Self::create_update_path_in_place`] needs in `out` for
     /// `leaf`'s UpdatePath in this tree (`template` and `excluded` as
-    /// there): the signed leaf, the path's nodes with one HPKECiphertext per
-    /// member of each copath resolution (§7.6), and one sealing job per
-    /// ciphertext. Exact but for the signature, counted at its longest, so
-    /// a Commit's work area follows the group, not its capacity.
+    /// there): the signed leaf, the path's nodes' keys, and a sealing job
+    /// per member of each copath resolution (§7.6), over which the path's
+    /// HPKECiphertexts are written. Exact but for the signature and the
+    /// length prefixes, counted at their longest, so a Commit's work area
+    /// follows the group, not its capacity.
     pub(crate) fn update_path_room(
         &self,
         leaf: LeafIndex,
@@ -535,7 +609,8 @@ impl TreeSlices<'_> {
         // UpdatePath: the leaf, then nodes<V> of { encryption_key<V>,
         // encrypted_path_secret<V> }, prefixes at their longest (4 bytes).
         let nodes = 4 + n * (4 + npk + 4);
-        Ok(leaf_len + nodes + seals * (entry_len(suite) + job_len(suite)))
+        // The ciphertexts are written over their jobs: a job each.
+        Ok(leaf_len + nodes + seals * job_len(suite))
     }
 
     /// Applies an UpdatePath from `sender` (§7.5, §12.4.2): merges its keys and

@@ -7,7 +7,7 @@
 //! Counters: `processed` (given paths processed), `created` (created paths
 //! processed).
 use super::{
-    CaseOutcome, CaseResult, Context, Stats, array_field, ensure_bytes, ensure_eq, hex_field, hex_value,
+    CaseOutcome, CaseResult, Context, Stats, array_field, ensure, ensure_bytes, ensure_eq, hex_field, hex_value,
     suite_or_return, u32_field, u64_field,
 };
 use crate::TestRng;
@@ -134,6 +134,10 @@ pub fn check_case(case: &Value) -> CaseResult {
             )
             .with_ctx(|| format!("create path for {sender:?}"))?;
         let new_hash = t.root_tree_hash().ctx("tree hash of our path")?;
+        // The ciphertexts were sealed in jobs (ephemeral IKM, path secret)
+        // that the path is then written over: none may outlive the call.
+        let left = out.get(created_path.update_path_len..).ctx("created UpdatePath length")?;
+        ensure!(left.iter().all(|b| *b == 0), "create path for {sender:?}: seal jobs left in the buffer after the path");
         let new_path = out
             .get(..created_path.update_path_len)
             .ctx("created UpdatePath length")

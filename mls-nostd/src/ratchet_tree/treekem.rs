@@ -317,11 +317,20 @@ fn write_path_nodes(
             if from < at || from.checked_add(entry).is_none_or(|e| e > out.len()) || end > out.len() {
                 return Err(CodecError::Truncated.into());
             }
-            // Forward, byte by byte: the ranges may overlap with `at <= from`.
-            for i in 0..entry {
-                if let Some(b) = out.get(from + i).copied() {
-                    if let Some(d) = out.get_mut(at + i) {
-                        *d = b;
+            let (low, high) = out.split_at_mut_checked(from).ok_or(CodecError::Truncated)?;
+            match (low.get_mut(at..end), high.get(..entry)) {
+                // Already in its place.
+                _ if at == from => {}
+                // Apart (the usual case): one copy.
+                (Some(to), Some(ciphertext)) => to.copy_from_slice(ciphertext),
+                // Overlapping with `at < from`: forward, byte by byte.
+                _ => {
+                    for i in 0..entry {
+                        if let Some(b) = out.get(from + i).copied()
+                            && let Some(d) = out.get_mut(at + i)
+                        {
+                            *d = b;
+                        }
                     }
                 }
             }

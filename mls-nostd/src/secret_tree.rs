@@ -152,12 +152,24 @@ impl Ratchet {
     }
 }
 
-/// What the secret tree holds for one leaf.
+/// What the secret tree holds in one leaf's slot: that leaf's secrets, or
+/// the secret of the parent node whose leftmost leaf it is. The nodes that
+/// hold a secret never lie on one path (a node's secret is deleted once its
+/// children's are derived, §9.2), so no two of them share a slot: a tree of
+/// N leaves needs N slots, not 2N - 1.
 #[derive(Clone, Debug, Default, Zeroize, ZeroizeOnDrop)]
 pub enum LeafSecrets {
     /// Nothing yet (derived from an ancestor on demand), or consumed.
     #[default]
     Empty,
+    /// The secret of the parent node of `level` (at least 1) whose leftmost
+    /// leaf this is, not yet split into its children's.
+    Parent {
+        /// The node's level: 1 above the leaves.
+        level: u8,
+        /// Its tree secret.
+        secret: Secret,
+    },
     /// The leaf's tree secret, not yet split into ratchets.
     Secret(Secret),
     /// The two ratchets of this sender.
@@ -191,9 +203,8 @@ pub struct SkippedKey {
 
 /// Caller-owned storage of a secret tree.
 pub struct SecretTreeSlots<'s> {
-    /// Secrets of parent nodes, indexed by `node / 2` (at least `n_leaves - 1`).
-    pub parents: &'s mut [Option<Secret>],
-    /// Per-leaf secrets (at least `n_leaves`).
+    /// Per-leaf slots (at least `n_leaves`): a leaf's secrets, or those of
+    /// the parent node whose leftmost leaf it is ([`LeafSecrets`]).
     pub leaves: &'s mut [LeafSecrets],
     /// Pool of skipped-generation keys, shared by all senders.
     pub skipped: &'s mut [Option<SkippedKey>],
@@ -272,7 +283,7 @@ impl SecretTreeMeta {
         if n == 0 || !n_leaves.is_power_of_two() {
             return Err(SecretTreeError::InvalidLeaf);
         }
-        if slots.leaves.len() < n || slots.parents.len() < n - 1 {
+        if slots.leaves.len() < n {
             return Err(SecretTreeError::CapacityExceeded(Capacity::Leaves));
         }
         // The last epoch's secrets are dropped (wiped): only those that hold
@@ -286,23 +297,27 @@ impl SecretTreeMeta {
         // (about 250 bytes per leaf: 16 MB at 65,536 leaves); a slot with no
         // flag byte is cleared. The flags are read 256 at a time (OR-ed
         // together, which vectorizes), since most are 0: one at a time was
-        // a tenth of merging a Commit at 50,000 members.
-        let end = used.min(slots.leaves.len().max(slots.parents.len()));
+        // a tenth of merging a Commit at 50,000 members. A parent's flags are
+        // at `node / 2`, its secret in its leftmost leaf's slot.
+        let end = used.min(slots.leaves.len());
         let flagged = end.min(slots.flags.len());
-        let mut clear = |i: usize| {
-            if let Some(p) = slots.parents.get_mut(i) {
-                *p = None;
-            }
-            if let Some(l) = slots.leaves.get_mut(i) {
-                *l = LeafSecrets::Empty;
+        let leaves = &mut *slots.leaves;
+        let mut clear = |i: usize, f: u8| {
+            let parent = NodeIndex(u32::try_from(i).unwrap_or(u32::MAX).saturating_mul(2).saturating_add(1));
+            for (bits, at) in [(LEAF_DIRTY | LEAF_INDEXED, Some(i)), (PARENT_DIRTY | PARENT_INDEXED, leftmost_slot(parent).ok())] {
+                if f & bits != 0
+                    && let Some(l) = at.and_then(|at| leaves.get_mut(at))
+                {
+                    *l = LeafSecrets::Empty;
+                }
             }
         };
         for (base, chunk) in (0usize..).step_by(256).zip(slots.flags.get(..flagged).unwrap_or(&[]).chunks(256)) {
             if chunk.iter().fold(0, |a, f| a | *f) != 0 {
-                (base..).zip(chunk).filter(|(_, f)| **f != 0).for_each(|(i, _)| clear(i));
+                (base..).zip(chunk).filter(|(_, f)| **f != 0).for_each(|(i, f)| clear(i, *f));
             }
         }
-        (flagged..end).for_each(clear);
+        (flagged..end).for_each(|i| clear(i, u8::MAX));
         slots.skipped.iter_mut().filter(|s| s.is_some()).for_each(|s| *s = None);
         slots.flags.fill(0);
         slots.skipped_dirty.fill(false);
@@ -449,7 +464,8 @@ impl SecretTreeMeta {
             return Err(SecretTreeError::InvalidLeaf);
         }
         let idx = usize::try_from(leaf.0).map_err(|_| SecretTreeError::InvalidLeaf)?;
-        if matches!(slots.leaves.get(idx), Some(LeafSecrets::Empty)) {
+        // Empty, or holding the secret of an ancestor whose leftmost leaf it is.
+        if matches!(slots.leaves.get(idx), Some(LeafSecrets::Empty | LeafSecrets::Parent { .. })) {
             self.derive_leaf_secret(slots, leaf)?;
         }
         let suite = self.suite;
@@ -485,7 +501,7 @@ impl SecretTreeMeta {
                 (Some(l), Some(r)) => (l, r),
                 _ => return Err(SecretTreeError::InvalidLeaf),
             };
-            if let Some(secret) = node_slot(slots, cur)?.take() {
+            if let Some(secret) = take_parent_secret(slots.leaves, cur)? {
                 mark(slots.flags, parent_slot(cur)?, PARENT_DIRTY);
                 let (ls, rs) = split_secret(self.suite, &secret)?;
                 store(slots, l, ls)?;
@@ -517,7 +533,7 @@ fn leaf_slot(leaf: LeafIndex) -> Result<usize, SecretTreeError> {
     usize::try_from(leaf.0).map_err(|_| SecretTreeError::InvalidLeaf)
 }
 
-/// The index of parent `node` (an odd index) in `parents` and `flags`.
+/// The index of parent `node` (an odd index) in `flags`.
 fn parent_slot(node: NodeIndex) -> Result<usize, SecretTreeError> {
     if node.is_leaf() {
         return Err(SecretTreeError::InvalidLeaf);
@@ -525,10 +541,33 @@ fn parent_slot(node: NodeIndex) -> Result<usize, SecretTreeError> {
     usize::try_from(node.0 >> 1).map_err(|_| SecretTreeError::InvalidLeaf)
 }
 
-/// The parent-node slot of `node` (an odd index).
-fn node_slot<'t>(slots: &'t mut SecretTreeSlots<'_>, node: NodeIndex) -> Result<&'t mut Option<Secret>, SecretTreeError> {
-    let i = parent_slot(node)?;
-    slots.parents.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))
+/// The slot of `node`'s secret: its leftmost leaf's.
+pub(crate) fn leftmost_slot(node: NodeIndex) -> Result<usize, SecretTreeError> {
+    let k = tree_math::level(node);
+    let first = node.0.checked_shr(k + 1).unwrap_or(0).checked_shl(k).unwrap_or(0);
+    usize::try_from(first).map_err(|_| SecretTreeError::InvalidLeaf)
+}
+
+/// Parent `node`'s secret, if its slot holds it.
+pub(crate) fn parent_secret(leaves: &[LeafSecrets], node: NodeIndex) -> Option<&Secret> {
+    let level = u8::try_from(tree_math::level(node)).ok().filter(|l| *l > 0)?;
+    match leaves.get(leftmost_slot(node).ok()?)? {
+        LeafSecrets::Parent { level: l, secret } if *l == level => Some(secret),
+        _ => None,
+    }
+}
+
+/// Takes parent `node`'s secret out of its slot, if the slot holds it.
+fn take_parent_secret(leaves: &mut [LeafSecrets], node: NodeIndex) -> Result<Option<Secret>, SecretTreeError> {
+    let Some(secret) = parent_secret(leaves, node).cloned() else { return Ok(None) };
+    // The slot's value is zeroized as it is replaced.
+    *leaves.get_mut(leftmost_slot(node)?).ok_or(SecretTreeError::InvalidLeaf)? = LeafSecrets::Empty;
+    Ok(Some(secret))
+}
+
+/// The slot holds its own leaf's secrets (not an ancestor's).
+pub(crate) fn holds_leaf(leaves: &[LeafSecrets], i: usize) -> bool {
+    matches!(leaves.get(i), Some(LeafSecrets::Secret(_) | LeafSecrets::Ratchets { .. }))
 }
 
 pub(crate) fn store(slots: &mut SecretTreeSlots<'_>, node: NodeIndex, secret: Secret) -> Result<(), SecretTreeError> {
@@ -539,7 +578,10 @@ pub(crate) fn store(slots: &mut SecretTreeSlots<'_>, node: NodeIndex, secret: Se
             mark(slots.flags, i, LEAF_DIRTY);
         }
         None => {
-            *node_slot(slots, node)? = Some(secret);
+            let level = u8::try_from(tree_math::level(node)).map_err(|_| SecretTreeError::InvalidLeaf)?;
+            let i = leftmost_slot(node)?;
+            *slots.leaves.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))? =
+                LeafSecrets::Parent { level, secret };
             mark(slots.flags, parent_slot(node)?, PARENT_DIRTY);
         }
     }
@@ -549,7 +591,6 @@ pub(crate) fn store(slots: &mut SecretTreeSlots<'_>, node: NodeIndex, secret: Se
 /// A secret tree for up to `N` leaves, keeping up to `K` skipped keys.
 pub struct SecretTree<const N: usize, const K: usize> {
     pub(crate) meta: SecretTreeMeta,
-    pub(crate) parents: [Option<Secret>; N],
     pub(crate) leaves: [LeafSecrets; N],
     pub(crate) skipped: [Option<SkippedKey>; K],
     /// See [`SecretTreeSlots::flags`].
@@ -570,7 +611,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
                 LeafSecrets::Secret(s) => Some(s),
                 _ => None,
             },
-            None => self.parents.get(parent_slot(root).ok()?)?.as_ref(),
+            None => parent_secret(&self.leaves, root),
         }
     }
 }
@@ -600,7 +641,6 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
             tag: [0; 8],
             bank_checked: false,
         },
-        parents: [const { None }; N],
         leaves: [const { LeafSecrets::Empty }; N],
         skipped: [const { None }; K],
         flags: [0; N],
@@ -610,7 +650,6 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     /// Deletes every secret in place (the tree has no leaves afterwards).
     /// A store then removes what it kept of the tree at its next save.
     pub fn clear(&mut self) {
-        self.parents.iter_mut().for_each(|p| *p = None);
         self.leaves.iter_mut().for_each(|l| *l = LeafSecrets::Empty);
         self.skipped.iter_mut().for_each(|s| *s = None);
         self.flags.iter_mut().for_each(|f| *f = 0);
@@ -654,7 +693,6 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         (
             &mut self.meta,
             SecretTreeSlots {
-                parents: &mut self.parents,
                 leaves: &mut self.leaves,
                 skipped: &mut self.skipped,
                 flags: &mut self.flags,
@@ -680,70 +718,58 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         meta.receiving_key(&mut slots, leaf, kind, generation)
     }
 
-    /// Makes a tree restored after a power cut consistent: a parent that
-    /// still holds a secret while nodes below it hold theirs (the cut came
-    /// between writing the children and removing the parent) is split, its
-    /// children taking the derived secret only where nothing below them is
-    /// stored (a stored leaf may have ratcheted on), and deleted. Changes are
+    /// Takes in parent `node`'s secret as a store read it after a power cut
+    /// (store::ratchets loads the leaves' records first, then the parents'
+    /// level by level upwards). With nothing stored below, the node keeps
+    /// it, as read. Otherwise the cut came between writing its children and
+    /// removing it: its secret is split, each child taking the derived secret
+    /// only where nothing at or below it is stored (what a node stores wins:
+    /// a stored leaf may have ratcheted on), and it is deleted. Changes are
     /// marked for the next save.
-    pub(crate) fn settle(&mut self) -> Result<(), SecretTreeError> {
-        let root = tree_math::root(self.meta.n_leaves).ok_or(SecretTreeError::InvalidLeaf)?;
-        self.settle_below(root, None)
-    }
-
-    fn holds_below(&self, node: NodeIndex) -> bool {
-        match node.leaf() {
-            Some(l) => !matches!(self.leaves.get(l.0 as usize), None | Some(LeafSecrets::Empty)),
-            None => {
-                self.parents.get((node.0 >> 1) as usize).is_some_and(Option::is_some)
-                    || tree_math::left(node).is_some_and(|c| self.holds_below(c))
-                    || tree_math::right(node).is_some_and(|c| self.holds_below(c))
-            }
-        }
-    }
-
-    fn settle_below(&mut self, node: NodeIndex, derived: Option<Secret>) -> Result<(), SecretTreeError> {
-        if let Some(leaf) = node.leaf() {
-            let i = leaf_slot(leaf)?;
-            if let (Some(entry @ LeafSecrets::Empty), Some(s)) = (self.leaves.get_mut(i), derived) {
-                *entry = LeafSecrets::Secret(s);
-                mark(&mut self.flags, i, LEAF_DIRTY);
-            }
+    pub(crate) fn settle_parent(&mut self, node: NodeIndex, secret: Secret) -> Result<(), SecretTreeError> {
+        if !self.holds_within(node) {
+            let level = u8::try_from(tree_math::level(node)).map_err(|_| SecretTreeError::InvalidLeaf)?;
+            let slot = self.leaves.get_mut(leftmost_slot(node)?).ok_or(SecretTreeError::InvalidLeaf)?;
+            *slot = LeafSecrets::Parent { level, secret };
             return Ok(());
         }
+        mark(&mut self.flags, parent_slot(node)?, PARENT_DIRTY);
+        self.split_into(node, &secret)
+    }
+
+    /// Some slot under `node` holds a secret (its own, or a descendant's:
+    /// while loading, no ancestor's is in place yet).
+    fn holds_within(&self, node: NodeIndex) -> bool {
+        let k = tree_math::level(node);
+        let first = leftmost_slot(node).unwrap_or(usize::MAX);
+        let count = 1usize.checked_shl(k).unwrap_or(0);
+        let end = first.saturating_add(count).min(self.leaves.len());
+        self.leaves.get(first..end).is_some_and(|s| s.iter().any(|l| !matches!(l, LeafSecrets::Empty)))
+    }
+
+    /// Derives `node`'s children from `secret` down to where records are.
+    fn split_into(&mut self, node: NodeIndex, secret: &Secret) -> Result<(), SecretTreeError> {
         let (l, r) = match (tree_math::left(node), tree_math::right(node)) {
             (Some(l), Some(r)) => (l, r),
             _ => return Err(SecretTreeError::InvalidLeaf),
         };
-        let i = parent_slot(node)?;
-        let below = self.holds_below(l) || self.holds_below(r);
-        let own = self.parents.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))?;
-        if !below {
-            if own.is_none() && derived.is_some() {
-                *own = derived;
-                mark(&mut self.flags, i, PARENT_DIRTY);
+        let (ls, rs) = split_secret(self.meta.suite, secret)?;
+        for (child, derived) in [(l, ls), (r, rs)] {
+            let own = match child.leaf() {
+                Some(leaf) => holds_leaf(&self.leaves, leaf_slot(leaf)?),
+                None => parent_secret(&self.leaves, child).is_some(),
+            };
+            if own {
+                continue;
             }
-            return Ok(());
-        }
-        // Something below is stored: this node must be split.
-        let secret = match own.take() {
-            Some(s) => {
-                mark(&mut self.flags, i, PARENT_DIRTY);
-                Some(s)
-            }
-            None => derived,
-        };
-        match secret {
-            Some(s) => {
-                let (ls, rs) = split_secret(self.meta.suite, &s)?;
-                self.settle_below(l, Some(ls))?;
-                self.settle_below(r, Some(rs))
-            }
-            None => {
-                self.settle_below(l, None)?;
-                self.settle_below(r, None)
+            if self.holds_within(child) {
+                self.split_into(child, &derived)?;
+            } else {
+                let (_, mut slots) = self.split();
+                store(&mut slots, child, derived)?;
             }
         }
+        Ok(())
     }
 
     /// See [`SecretTreeMeta::consume`].
@@ -888,8 +914,9 @@ mod tests {
             t.receiving_key(LeafIndex(0), RatchetKind::Application, 3).unwrap();
             t.consume(LeafIndex(0), RatchetKind::Application, 3).unwrap();
             let holding = |t: &SecretTree<4, 3>| {
-                let leaves = t.leaves.iter().filter(|l| !matches!(l, LeafSecrets::Empty)).count();
-                (leaves, t.parents.iter().filter(|p| p.is_some()).count(), t.skipped.iter().filter(|s| s.is_some()).count())
+                let leaves = (0..4).filter(|i| holds_leaf(&t.leaves, *i)).count();
+                let parents = t.leaves.iter().filter(|l| matches!(l, LeafSecrets::Parent { .. })).count();
+                (leaves, parents, t.skipped.iter().filter(|s| s.is_some()).count())
             };
             assert_eq!(holding(&t), (2, 1, 3), "leaves 0 and 1, parent 5 (above 2 and 3), 3 skipped keys");
             if saved {
@@ -901,7 +928,8 @@ mod tests {
             let next = Secret::from_slice(&[6; 32]).unwrap();
             t.reset(SUITE, 4, &next, SecretTreeConfig { max_forward_distance: 10 }).unwrap();
             assert_eq!(holding(&t), (0, 1, 0), "saved {saved}: only the new root is left");
-            assert_eq!(t.parents[1].as_ref(), Some(&next), "the root (node 3) holds the new epoch's secret");
+            assert_eq!(parent_secret(&t.leaves, NodeIndex(3)), Some(&next), "the root (node 3) holds the new epoch's secret");
+            assert!(matches!(t.leaves[0], LeafSecrets::Parent { level: 2, .. }), "in its leftmost leaf's slot");
         }
     }
 

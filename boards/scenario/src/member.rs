@@ -195,10 +195,15 @@ fn generate_for<const N: usize, const A: usize>(members: usize) -> Generated {
     second
 }
 
-/// Bytes of the GroupInfo sealed in `welcome` (an encoded MLSMessage).
-fn encrypted_group_info_len(welcome: &[u8]) -> usize {
+/// Bytes the core decrypts a Welcome into (`process_welcome`): a
+/// GroupSecrets (the longest of `welcome`'s, an encoded MLSMessage) and
+/// the GroupInfo, each at most its ciphertext's length.
+fn welcome_plaintexts_len(welcome: &[u8]) -> usize {
     match MlsMessage::decode_exact(welcome).expect("Welcome").body {
-        MlsMessageBody::Welcome(w) => w.encrypted_group_info.len(),
+        MlsMessageBody::Welcome(w) => {
+            let secrets = w.secrets.iter().map(|e| e.encrypted_group_secrets.ciphertext.len()).max().unwrap_or(0);
+            secrets + w.encrypted_group_info.len()
+        }
         _ => panic!("not a Welcome"),
     }
 }
@@ -209,9 +214,9 @@ fn scratch_needed(g: &Generated) -> usize {
     let mut need = 0usize;
     for s in &g.steps {
         let len = match (&s.action, &s.expect) {
-            // The Welcome as received, then its decrypted GroupInfo (the
-            // tree is read from flash).
-            (OwnedAction::Join(w, _), _) => w.len() + encrypted_group_info_len(w),
+            // The Welcome as received, then its decrypted GroupSecrets and
+            // GroupInfo (the tree is read from flash).
+            (OwnedAction::Join(w, _), _) => w.len() + welcome_plaintexts_len(w),
             (OwnedAction::Receive(b), _) => b.len(),
             (_, OwnedExpect::KeyPackage(b) | OwnedExpect::Protected(b)) => b.len(),
             (OwnedAction::Commit, OwnedExpect::Committed(b)) => commit_scratch(b.len()),

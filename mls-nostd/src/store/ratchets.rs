@@ -23,7 +23,7 @@
 //! 3. removals last: a parent goes only after both children are stored.
 //!
 //! After a cut a parent may remain beside records below it. Loading then
-//! derives the children it lacks and drops it ([`SecretTree::settle`]): what
+//! derives the children it lacks and drops it ([`SecretTree::settle_parent`]): what
 //! a node stores wins over what an ancestor derives, since a leaf's ratchets
 //! may have moved on.
 //!
@@ -35,8 +35,9 @@ use crate::codec::{CodecError, Reader, Writer};
 use crate::crypto::{CipherSuite, Secret};
 use crate::secret_tree::{
     LEAF_DIRTY, LEAF_INDEXED, LeafSecrets, PARENT_DIRTY, PARENT_INDEXED, Ratchet, RatchetKey, RatchetKind, SecretTree,
-    SecretTreeConfig, SecretTreeMeta, SkippedKey,
+    SecretTreeConfig, SecretTreeMeta, SkippedKey, holds_leaf, parent_secret,
 };
+use crate::tree_math::NodeIndex;
 use zeroize::Zeroize;
 
 const NODE_PARENT: u8 = 0;
@@ -50,6 +51,11 @@ const CHUNK_NODES: usize = CHUNK_BYTES * 8;
 const CHECK_LEN: usize = 8;
 /// `tag || n_leaves || chunk || pool entries` before an index chunk's bits.
 const INDEX_HEAD: usize = 8 + 4 + 2 + 2;
+
+/// The parent node whose flags are at `i` (`2i + 1`).
+fn parent_node(i: usize) -> NodeIndex {
+    NodeIndex(u32::try_from(i).unwrap_or(u32::MAX).saturating_mul(2).saturating_add(1))
+}
 
 fn node_key(slot: u8, bank: u8, node: usize) -> Result<RecordKey, StoreError> {
     let [a, b] = u16::try_from(node).map_err(|_| StoreError::CapacityExceeded(Capacity::Leaves))?.to_be_bytes();
@@ -212,8 +218,8 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         if n == 0 {
             return Ok(());
         }
-        let has_leaf = |t: &Self, i: usize| !matches!(t.leaves.get(i), None | Some(LeafSecrets::Empty));
-        let has_parent = |t: &Self, i: usize| t.parents.get(i).is_some_and(Option::is_some);
+        let has_leaf = |t: &Self, i: usize| holds_leaf(&t.leaves, i);
+        let has_parent = |t: &Self, i: usize| parent_secret(&t.leaves, parent_node(i)).is_some();
         let unindexed = (0..n).any(|i| {
             let f = self.flags.get(i).copied().unwrap_or(0);
             (f & LEAF_DIRTY != 0 && f & LEAF_INDEXED == 0 && has_leaf(self, i))
@@ -263,7 +269,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         }
         for i in 0..n {
             if self.flags.get(i).is_some_and(|f| f & PARENT_DIRTY != 0)
-                && let Some(Some(s)) = self.parents.get(i)
+                && let Some(s) = parent_secret(&self.leaves, parent_node(i))
             {
                 let len = {
                     let mut w = Writer::new(buf);
@@ -324,13 +330,20 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     /// Marks every stored secret changed and the bank unchecked, so the next
     /// save writes the whole tree (to a store that does not hold it).
     pub(crate) fn mark_all_unsaved(&mut self) {
-        for (i, f) in self.flags.iter_mut().enumerate() {
-            *f = 0;
-            if !matches!(self.leaves.get(i), None | Some(LeafSecrets::Empty)) {
-                *f |= LEAF_DIRTY;
-            }
-            if self.parents.get(i).is_some_and(Option::is_some) {
-                *f |= PARENT_DIRTY;
+        self.flags.fill(0);
+        for i in 0..self.leaves.len() {
+            // A parent's secret lies in its leftmost leaf's slot, its flag at
+            // `node / 2`.
+            let (at, bit) = match self.leaves.get(i) {
+                Some(LeafSecrets::Secret(_) | LeafSecrets::Ratchets { .. }) => (i, LEAF_DIRTY),
+                Some(LeafSecrets::Parent { level, .. }) => {
+                    let node = (2 * i).saturating_add((1usize << (*level).min(31)) - 1);
+                    (node / 2, PARENT_DIRTY)
+                }
+                _ => continue,
+            };
+            if let Some(f) = self.flags.get_mut(at) {
+                *f |= bit;
             }
         }
         for (d, e) in self.skipped_dirty.iter_mut().zip(self.skipped.iter()) {
@@ -431,7 +444,15 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
             }
         }
         self.meta.bank_checked = true;
-        for node in 0..width {
+        // The leaves' records, then the parents' level by level upwards: a
+        // parent read finds whatever is stored below it in place
+        // (`settle_parent`).
+        let levels = n_leaves.trailing_zeros();
+        let order = (0..=levels).flat_map(|k| {
+            let (start, step) = ((1usize << k) - 1, 1usize << (k + 1));
+            (start..width).step_by(step)
+        });
+        for node in order {
             let f = self.flags.get(node / 2).copied().unwrap_or(0);
             let (listed, dirty) =
                 if node % 2 == 0 { (f & LEAF_INDEXED != 0, LEAF_DIRTY) } else { (f & PARENT_INDEXED != 0, PARENT_DIRTY) };
@@ -453,9 +474,11 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
             let kind = r.read_u8()?;
             match (node % 2, kind) {
                 (1, NODE_PARENT) => {
-                    if let Some(p) = self.parents.get_mut(node / 2) {
-                        *p = Some(read_secret(&mut r)?);
-                    }
+                    let secret = read_secret(&mut r)?;
+                    r.finish()?;
+                    let node = u32::try_from(node).map_err(|_| StoreError::Corrupt)?;
+                    self.settle_parent(NodeIndex(node), secret).map_err(|_| StoreError::Corrupt)?;
+                    continue;
                 }
                 (0, NODE_LEAF_SECRET | NODE_LEAF_RATCHETS) => {
                     let value = if kind == NODE_LEAF_SECRET {
@@ -493,12 +516,12 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
             }
         }
         buf.zeroize();
-        let holds = self.leaves.iter().any(|l| !matches!(l, LeafSecrets::Empty)) || self.parents.iter().any(Option::is_some);
+        let holds = self.leaves.iter().any(|l| !matches!(l, LeafSecrets::Empty));
         if required && !holds {
             // The epoch's tree always holds a secret (its root at least).
             return Err(StoreError::Corrupt);
         }
-        self.settle().map_err(|_| StoreError::Corrupt)
+        Ok(())
     }
 }
 
@@ -627,7 +650,8 @@ mod tests {
         store.records.remove(&node_key(0, 1, 8).unwrap());
         let mut back = std::boxed::Box::new(SecretTree::<8, 8>::EMPTY);
         back.load_records(&mut store, 0, 1, SUITE, 8, SecretTreeConfig::default(), t.meta.tag, true, &mut buf).unwrap();
-        assert!(back.parents[3].is_none(), "the parent left by the cut is dropped");
+        assert!(parent_secret(&back.leaves, NodeIndex(7)).is_none(), "the parent left by the cut is dropped");
+        assert!(parent_secret(&back.leaves, NodeIndex(3)).is_some(), "its left child derived again, in slot 0");
         // Leaf 5 keeps its ratchet: generation 0 stays used.
         assert_eq!(
             back.receiving_key(LeafIndex(5), RatchetKind::Application, 0),

@@ -422,7 +422,22 @@ fn reinit_then_branch() {
     };
     // Without the old group, the reinit PSK is unknown.
     assert!(join(&mut new_bob, &NoPsks).is_err());
-    join(&mut new_bob, &*bob.group).unwrap();
+    // With it, and the Welcome decrypted where it lies (as a device with
+    // one buffer joins).
+    {
+        let params = JoinParams {
+            executor: &mls_nostd::executor::Sequential,
+            key_package: &bob_kp2,
+            keys: &bob_keys2,
+            signer: &new_bob.signer,
+            ratchet_tree: None,
+            psks: &*bob.group,
+            config: GroupConfig::default(),
+        };
+        let mut message = welcome.clone();
+        new_bob.group.join_in_place(&mut message, &params).unwrap();
+        assert_ne!(message, welcome, "decrypted in place");
+    }
     agree(&[&new_alice, &new_bob]);
     assert_eq!(new_bob.group.suite(), new_suite);
 

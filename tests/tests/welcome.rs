@@ -16,7 +16,7 @@ use mls_nostd::leaf_node::LeafNode;
 use mls_nostd::messages::welcome::EncryptedGroupSecrets;
 use mls_nostd::messages::welcome_secrets::WELCOME_LABEL;
 use mls_nostd::messages::{
-    process_welcome, GroupInfo, GroupInfoError, GroupInfoTbs, HpkeCiphertext, MlsMessage, MlsMessageBody, NewMember,
+    process_welcome, process_welcome_in_place, GroupInfo, GroupInfoError, GroupInfoTbs, HpkeCiphertext, MlsMessage, MlsMessageBody, NewMember,
     Welcome, WelcomeError, WelcomeParams, WireGroupContext,
 };
 use mls_nostd::psk::{psk_secret, NoPsks, PreSharedKeyId, Psk, PskStore, ResumptionPskUsage};
@@ -238,6 +238,9 @@ impl Epoch {
     }
 }
 
+/// What a joiner gets: the epoch's secrets, the path secret, the PSK count.
+type Joined = (EpochSecrets, Option<Vec<u8>>, usize);
+
 /// What `client` gets from `welcome_bytes`.
 fn join(
     suite: CipherSuite,
@@ -245,12 +248,30 @@ fn join(
     welcome_bytes: &[u8],
     store: &dyn PskStore,
     signer: &SignaturePublicKey,
-) -> Result<(EpochSecrets, Option<Vec<u8>>, usize), WelcomeError> {
+) -> Result<Joined, WelcomeError> {
     let welcome = welcome_of(welcome_bytes);
     let mut buf = vec![0u8; welcome_bytes.len()];
     let d = process_welcome(suite, &client.reference(suite), &client.init_priv, &welcome, store, &mut buf)?;
     let v = d.verify(signer)?;
     Ok((v.epoch_secrets.clone(), v.path_secret.as_ref().map(|s| s.as_bytes().to_vec()), v.psks.len()))
+}
+
+/// [`join`] with the Welcome decrypted where it lies (a copy of
+/// `welcome_bytes`, returned after).
+fn join_in_place(
+    suite: CipherSuite,
+    client: &Client,
+    welcome_bytes: &[u8],
+    store: &dyn PskStore,
+    signer: &SignaturePublicKey,
+) -> (Result<Joined, WelcomeError>, Vec<u8>) {
+    let mut message = welcome_bytes.to_vec();
+    let joined = process_welcome_in_place(suite, &client.reference(suite), &client.init_priv, &mut message, store)
+        .and_then(|d| {
+            let v = d.verify(signer)?;
+            Ok((v.epoch_secrets.clone(), v.path_secret.as_ref().map(|s| s.as_bytes().to_vec()), v.psks.len()))
+        });
+    (joined, message)
 }
 
 #[test]
@@ -286,10 +307,19 @@ fn welcome_round_trip() {
         let expected = e.epoch_secrets();
         let store = e.store();
         for (c, p) in clients.iter().zip(paths) {
-            let (secrets, path, psks) = join(suite, c, &welcome, &store, &signer_pub).unwrap();
-            assert_eq!(secrets, expected);
-            assert_eq!(path, p.map(|s| s.as_bytes().to_vec()));
-            assert_eq!(psks, 1);
+            let copied = join(suite, c, &welcome, &store, &signer_pub).unwrap();
+            let (secrets, path, psks) = &copied;
+            assert_eq!(secrets, &expected);
+            assert_eq!(path, &p.map(|s| s.as_bytes().to_vec()));
+            assert_eq!(*psks, 1);
+            // In place: the same, and no secret of the GroupSecrets left in
+            // the message (the GroupInfo is left there in clear).
+            let (in_place, message) = join_in_place(suite, c, &welcome, &store, &signer_pub);
+            assert_eq!(in_place.as_ref(), Ok(&copied));
+            assert_ne!(message, welcome, "decrypted where it lies");
+            for secret in std::iter::once(e.joiner.as_bytes()).chain(p.map(|s| s.as_bytes())) {
+                assert!(!message.windows(secret.len()).any(|x| x == secret), "secret left in the message");
+            }
         }
 
         // The joiner's buffer holds no secret of the GroupSecrets afterwards.
@@ -319,6 +349,10 @@ fn welcome_round_trip() {
             join(suite, &clients[0], &tampered, &store, &signer_pub).err(),
             Some(WelcomeError::GroupSecretsDecryptionFailed)
         );
+        assert_eq!(
+            join_in_place(suite, &clients[0], &tampered, &store, &signer_pub).0.err(),
+            Some(WelcomeError::GroupSecretsDecryptionFailed)
+        );
         // A tampered GroupSecrets ciphertext.
         let mut tampered = welcome.clone();
         tampered[6 + 4 + 40] ^= 1;
@@ -330,6 +364,10 @@ fn welcome_round_trip() {
         let bad = e.create_with(&gi, &members, 42, &Sequential, &other_ws);
         assert_eq!(
             join(suite, &clients[0], &bad, &store, &signer_pub).err(),
+            Some(WelcomeError::GroupInfoDecryptionFailed)
+        );
+        assert_eq!(
+            join_in_place(suite, &clients[0], &bad, &store, &signer_pub).0.err(),
             Some(WelcomeError::GroupInfoDecryptionFailed)
         );
         // A joiner, welcome or path secret not Nh bytes long: refused before

@@ -163,8 +163,8 @@ pub trait DeviceGroup {
     fn receive<'m>(&mut self, message: &'m mut [u8]) -> Result<Outcome<'m>, StepError>;
     /// Protects `data` into `out`.
     fn protect<'o>(&mut self, data: &[u8], rng: &mut SeededRng, out: &'o mut [u8]) -> Result<&'o [u8], StepError>;
-    /// Joins from `welcome` with `p`'s KeyPackage.
-    fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), StepError>;
+    /// Joins from `welcome` with `p`'s KeyPackage, decrypting it in place.
+    fn join(&mut self, welcome: &mut [u8], p: &JoinParams<'_>) -> Result<(), StepError>;
     /// Commits, merges, and returns the Commit.
     fn commit<'o>(&mut self, opts: &CommitOptions<'_>, rng: &mut SeededRng, bufs: CommitBuffers<'o>) -> Result<&'o [u8], StepError>;
     /// The group's epoch and epoch authenticator.
@@ -192,8 +192,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> DeviceG
         self.protect_application_in_memory(data, &[], 0, rng, out).map_err(StepError::Receive)
     }
 
-    fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), StepError> {
-        self.join_in_memory(welcome, p, buf).map_err(StepError::Join)
+    fn join(&mut self, welcome: &mut [u8], p: &JoinParams<'_>) -> Result<(), StepError> {
+        self.join_in_place(welcome, p).map_err(StepError::Join)
     }
 
     fn commit<'o>(&mut self, opts: &CommitOptions<'_>, rng: &mut SeededRng, bufs: CommitBuffers<'o>) -> Result<&'o [u8], StepError> {
@@ -239,13 +239,13 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
 
     /// Stores the KeyPackage's keys, then joins: the join removes them at
     /// its commit point.
-    fn join(&mut self, welcome: &[u8], p: &JoinParams<'_>, buf: &mut [u8]) -> Result<(), StepError> {
+    fn join(&mut self, welcome: &mut [u8], p: &JoinParams<'_>) -> Result<(), StepError> {
         use mls_nostd::codec::Decode;
         let reference = KeyPackage::decode_exact(p.key_package)
             .and_then(|kp| kp.reference(SUITE).map_err(|_| CodecError::InvalidValue))
             .map_err(StepError::Scratch)?;
         store_key_package(self.storage, SUITE, &reference, p.keys, p.signer, self.buf).map_err(StepError::Store)?;
-        self.group.stored(self.storage, self.slot, self.buf).join_with(welcome, p, buf).map_err(durable(StepError::Join))
+        self.group.stored(self.storage, self.slot, self.buf).join_in_place(welcome, p).map_err(durable(StepError::Join))
     }
 
     fn commit<'o>(&mut self, opts: &CommitOptions<'_>, rng: &mut SeededRng, bufs: CommitBuffers<'o>) -> Result<&'o [u8], StepError> {
@@ -385,14 +385,12 @@ impl Device {
             psks: &NoPsks,
             config: GroupConfig::default(),
         };
-        // The Welcome as received (into RAM, like every message), and after
-        // it the room its GroupInfo is decrypted into.
-        if scratch.len() < welcome.len() {
-            return Err(StepError::Scratch(CodecError::BufferTooSmall { needed: welcome.len() }));
-        }
-        let (received, buf) = scratch.split_at_mut(welcome.len());
+        // The Welcome as received (into RAM, like every message), decrypted
+        // where it lies.
+        let received =
+            scratch.get_mut(..welcome.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: welcome.len() }))?;
         received.copy_from_slice(welcome);
-        let joined = group.join(received, &params, buf);
+        let joined = group.join(received, &params);
         if joined.is_err() {
             // Keep the keys: the KeyPackage was not consumed.
             self.key_package_keys = Some(keys);

@@ -36,7 +36,6 @@ use mls_nostd::group::{
     default_capabilities,
 };
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
-use mls_nostd::messages::mls_message::{MlsMessage, MlsMessageBody};
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
@@ -195,29 +194,15 @@ fn generate_for<const N: usize, const A: usize>(members: usize) -> Generated {
     second
 }
 
-/// Bytes the core decrypts a Welcome into (`process_welcome`): a
-/// GroupSecrets (the longest of `welcome`'s, an encoded MLSMessage) and
-/// the GroupInfo, each at most its ciphertext's length.
-fn welcome_plaintexts_len(welcome: &[u8]) -> usize {
-    match MlsMessage::decode_exact(welcome).expect("Welcome").body {
-        MlsMessageBody::Welcome(w) => {
-            let secrets = w.secrets.iter().map(|e| e.encrypted_group_secrets.ciphertext.len()).max().unwrap_or(0);
-            secrets + w.encrypted_group_info.len()
-        }
-        _ => panic!("not a Welcome"),
-    }
-}
-
 /// The scratch bytes the device needs: every input and output, and the
 /// Commit's work area.
 fn scratch_needed(g: &Generated) -> usize {
     let mut need = 0usize;
     for s in &g.steps {
         let len = match (&s.action, &s.expect) {
-            // The Welcome as received, then its decrypted GroupSecrets and
-            // GroupInfo (the tree is read from flash).
-            (OwnedAction::Join(w, _), _) => w.len() + welcome_plaintexts_len(w),
-            (OwnedAction::Receive(b), _) => b.len(),
+            // The Welcome as received, decrypted in place (the tree is read
+            // from flash).
+            (OwnedAction::Join(w, _) | OwnedAction::Receive(w), _) => w.len(),
             (_, OwnedExpect::KeyPackage(b) | OwnedExpect::Protected(b)) => b.len(),
             (OwnedAction::Commit, OwnedExpect::Committed(b)) => commit_scratch(b.len()),
             _ => 0,

@@ -13,7 +13,7 @@ use crate::crypto::CryptoError;
 use crate::extensions::{EXT_RATCHET_TREE, Extensions};
 use crate::key_package::{KeyPackage, KeyPackagePrivateKeys};
 use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
-use crate::messages::welcome_secrets::{DecryptedWelcome, WelcomeError, process_welcome};
+use crate::messages::welcome_secrets::{DecryptedWelcome, WelcomeError, process_welcome, process_welcome_in_place};
 use crate::psk::PskStore;
 use crate::capacity::Capacity;
 use crate::ratchet_tree::tree::{TreeError, decode_tree};
@@ -186,15 +186,79 @@ impl<'a, Sig: Signer> JoinParams<'a, Sig> {
     }
 }
 
+/// Where a join finds the Welcome and decrypts it. A type per way, so that
+/// a firmware links only the way it joins (an enum matched in the join's
+/// steps kept both: 700 bytes of flash on a Cortex-M4).
+trait WelcomeInput<'w> {
+    /// Opens our GroupSecrets and the GroupInfo (`process_welcome`).
+    fn open(
+        self,
+        suite: crate::crypto::CipherSuite,
+        key_package_ref: &[u8],
+        init_key: &crate::crypto::hpke::HpkePrivateKey,
+        psks: &dyn PskStore,
+    ) -> Result<DecryptedWelcome<'w>, JoinError>;
+}
+
+/// A Welcome decrypted into `buf`.
+struct Copied<'w> {
+    welcome: &'w [u8],
+    buf: &'w mut [u8],
+}
+
+impl<'w> WelcomeInput<'w> for Copied<'w> {
+    fn open(
+        self,
+        suite: crate::crypto::CipherSuite,
+        key_package_ref: &[u8],
+        init_key: &crate::crypto::hpke::HpkePrivateKey,
+        psks: &dyn PskStore,
+    ) -> Result<DecryptedWelcome<'w>, JoinError> {
+        let MlsMessageBody::Welcome(welcome) = MlsMessage::decode_exact(self.welcome)?.body else {
+            return Err(JoinError::Malformed(CodecError::InvalidValue));
+        };
+        Ok(process_welcome(suite, key_package_ref, init_key, &welcome, psks, self.buf)?)
+    }
+}
+
+/// A Welcome decrypted where it lies.
+struct InPlace<'w>(&'w mut [u8]);
+
+impl<'w> WelcomeInput<'w> for InPlace<'w> {
+    fn open(
+        self,
+        suite: crate::crypto::CipherSuite,
+        key_package_ref: &[u8],
+        init_key: &crate::crypto::hpke::HpkePrivateKey,
+        psks: &dyn PskStore,
+    ) -> Result<DecryptedWelcome<'w>, JoinError> {
+        Ok(process_welcome_in_place(suite, key_package_ref, init_key, self.0, psks)?)
+    }
+}
+
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`) into this
     /// slot, which must hold no active group; on failure it is left empty.
     /// `buf` receives the decrypted GroupInfo (the Welcome's length suffices).
     pub fn join_in_memory(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, buf: &mut [u8]) -> Result<(), JoinError> {
+        self.join_from(Copied { welcome, buf }, p)
+    }
+
+    /// [`Self::join_in_memory`] with the Welcome decrypted where it lies:
+    /// our GroupSecrets and the GroupInfo (with the tree, if it came in the
+    /// Welcome) are opened in place in `welcome`, so a device needs no
+    /// second buffer of the GroupInfo's size. `welcome` is left holding
+    /// plaintext (the GroupSecrets' secrets wiped): discard it afterwards,
+    /// whether the join succeeded or not.
+    pub fn join_in_place(&mut self, welcome: &mut [u8], p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {
+        self.join_from(InPlace(welcome), p)
+    }
+
+    fn join_from<'w>(&mut self, input: impl WelcomeInput<'w>, p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {
         if !self.is_inactive() {
             return Err(JoinError::SlotInUse);
         }
-        let result = self.join_inner(welcome, p, buf);
+        let result = self.join_inner(input, p);
         if result.is_err() {
             self.wipe();
         }
@@ -207,11 +271,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// Welcome, KeyPackage and GroupInfo (2 KB of stack on a Cortex-M4,
     /// issue #14). The slot's state is written as the steps go; an error
     /// wipes it (`join_in_memory`).
-    fn join_inner(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, buf: &mut [u8]) -> Result<(), JoinError> {
+    fn join_inner<'w>(&mut self, input: impl WelcomeInput<'w>, p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {
         // The leaf signatures are checked in parallel after the Welcome is
         // opened and the GroupInfo verified: threads woken now are ready then.
         p.executor.prepare();
-        let opened = self.join_open(welcome, p, buf)?;
+        let opened = self.join_open(input, p)?;
         self.join_check_tree(p)?;
         self.join_own_keys(p, opened)?;
         self.install_in_place(p.signer, p.config).map_err(JoinError::SecretTree)?;
@@ -223,8 +287,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// groups a resumption PSK links to, and writes the joined epoch's
     /// GroupContext fields and secrets into the slot's state.
     #[inline(never)]
-    fn join_open(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, buf: &mut [u8]) -> Result<Opened, JoinError> {
-        let decrypted = self.join_decrypt(welcome, p, buf)?;
+    fn join_open<'w>(&mut self, input: impl WelcomeInput<'w>, p: &JoinParams<'_, Sig>) -> Result<Opened, JoinError> {
+        let decrypted = self.join_decrypt(input, p)?;
         let signer = LeafIndex(decrypted.signer());
         let signer_key = self
             .tree
@@ -256,20 +320,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// decoded Welcome and KeyPackage are not on the stack while the
     /// GroupInfo's signature is verified.
     #[inline(never)]
-    fn join_decrypt<'b>(
-        &mut self,
-        welcome: &[u8],
-        p: &JoinParams<'_, Sig>,
-        buf: &'b mut [u8],
-    ) -> Result<DecryptedWelcome<'b>, JoinError> {
-        let MlsMessageBody::Welcome(welcome) = MlsMessage::decode_exact(welcome)?.body else {
-            return Err(JoinError::Malformed(CodecError::InvalidValue));
-        };
+    fn join_decrypt<'b>(&mut self, input: impl WelcomeInput<'b>, p: &JoinParams<'_, Sig>) -> Result<DecryptedWelcome<'b>, JoinError> {
         let kp = KeyPackage::decode_exact(p.key_package)?;
         let suite = crate::crypto::CipherSuite::from_u16(kp.tbs.cipher_suite)
             .ok_or(JoinError::Welcome(WelcomeError::WrongCipherSuite))?;
         let kp_ref = kp.reference(suite)?;
-        let decrypted = process_welcome(suite, kp_ref.as_bytes(), &p.keys.init_key, &welcome, p.psks, buf)?;
+        let decrypted = input.open(suite, kp_ref.as_bytes(), &p.keys.init_key, p.psks)?;
         let tree_bytes = match decrypted.group_info().tbs.extensions.find(EXT_RATCHET_TREE) {
             Some(data) => data,
             None => p.ratchet_tree.ok_or(JoinError::NoRatchetTree)?,

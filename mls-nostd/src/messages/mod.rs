@@ -47,5 +47,5 @@ pub use proposal::{
 pub use welcome::{EncryptedGroupSecrets, GroupSecrets, PathSecret, Welcome};
 pub use group_info::{GROUP_INFO_TBS_LABEL, GroupInfoError};
 pub use welcome_secrets::{
-    DecryptedWelcome, NewMember, VerifiedWelcome, WelcomeError, WelcomeParams, WelcomeSizes, process_welcome,
+    DecryptedWelcome, NewMember, VerifiedWelcome, WelcomeError, WelcomeParams, WelcomeSizes, process_welcome, process_welcome_in_place,
 };

@@ -619,25 +619,98 @@ pub fn process_welcome<'o>(
     psk_store: &dyn PskStore,
     buf: &'o mut [u8],
 ) -> Result<DecryptedWelcome<'o>, WelcomeError> {
-    if welcome.cipher_suite != suite.to_u16() {
-        return Err(WelcomeError::WrongCipherSuite);
-    }
-    let entry = welcome.secrets_for(key_package_ref).ok_or(WelcomeError::NotForUs)?;
-    let sealed = entry.encrypted_group_secrets;
-    let kem_output = KemOutput::from_slice(sealed.kem_output).map_err(|_| WelcomeError::GroupSecretsDecryptionFailed)?;
-    let gs_len = sealed.ciphertext.len().checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
-    let (gs_ct, gs_tag) = sealed.ciphertext.split_at_checked(gs_len).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
+    let ours = OurSecrets::find(suite, key_package_ref, welcome)?;
     let egi = welcome.encrypted_group_info;
     let gi_len = egi.len().checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
     let (gi_ct, gi_tag) = egi.split_at_checked(gi_len).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
-
+    let gs_len = ours.ciphertext.len().checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
+    let (gs_ct, gs_tag) = ours.ciphertext.split_at_checked(gs_len).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
     let short = WelcomeError::BufferTooSmall { needed: gs_len.saturating_add(gi_len) };
     let (gs_buf, rest) = buf.split_at_mut_checked(gs_len).ok_or(short)?;
     let gi_buf = rest.get_mut(..gi_len).ok_or(short)?;
-
-    // GroupSecrets.
     gs_buf.copy_from_slice(gs_ct);
-    decrypt_with_label(suite, init_key, WELCOME_LABEL, egi, &kem_output, gs_buf, gs_tag)
+    let opened = open_group_secrets(suite, init_key, &ours.kem_output, egi, gs_buf, gs_tag, psk_store)?;
+    gi_buf.copy_from_slice(gi_ct);
+    open_group_info(suite, opened, gi_buf, gi_tag)
+}
+
+/// [`process_welcome`] with the Welcome decrypted where it lies: `message`
+/// is an encoded `MLSMessage(Welcome)`, and our GroupSecrets and the
+/// GroupInfo are opened in place (no second buffer; the GroupSecrets' secrets
+/// are wiped after use). `message` is left holding plaintext: discard it
+/// after the join, whether it succeeds or not.
+pub fn process_welcome_in_place<'o>(
+    suite: CipherSuite,
+    key_package_ref: &[u8],
+    init_key: &HpkePrivateKey,
+    message: &'o mut [u8],
+    psk_store: &dyn PskStore,
+) -> Result<DecryptedWelcome<'o>, WelcomeError> {
+    // Where our GroupSecrets and the GroupInfo lie in `message`.
+    let base = message.as_ptr() as usize;
+    let at = |s: &[u8]| (s.as_ptr() as usize).wrapping_sub(base);
+    let (kem_output, gs_at, gs_len, gi_at, gi_len) = {
+        let decoded = super::mls_message::MlsMessage::decode_exact(message).map_err(WelcomeError::Malformed)?;
+        let super::mls_message::MlsMessageBody::Welcome(welcome) = decoded.body else {
+            return Err(WelcomeError::Malformed(CodecError::InvalidValue));
+        };
+        let ours = OurSecrets::find(suite, key_package_ref, &welcome)?;
+        let egi = welcome.encrypted_group_info;
+        (ours.kem_output, at(ours.ciphertext), ours.ciphertext.len(), at(egi), egi.len())
+    };
+    // The secrets come before the GroupInfo in a Welcome.
+    let gs_end = gs_at.checked_add(gs_len).filter(|e| *e <= gi_at).ok_or(WelcomeError::Malformed(CodecError::InvalidValue))?;
+    let (low, high) = message.split_at_mut_checked(gi_at).ok_or(WelcomeError::Malformed(CodecError::Truncated))?;
+    let gs = low.get_mut(gs_at..gs_end).ok_or(WelcomeError::Malformed(CodecError::Truncated))?;
+    let egi = high.get_mut(..gi_len).ok_or(WelcomeError::Malformed(CodecError::Truncated))?;
+    let gs_ct_len = gs.len().checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
+    let (gs_ct, gs_tag) = gs.split_at_mut_checked(gs_ct_len).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
+    let opened = open_group_secrets(suite, init_key, &kem_output, egi, gs_ct, gs_tag, psk_store)?;
+    let ct_len = gi_len.checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
+    let (gi, gi_tag) = egi.split_at_mut_checked(ct_len).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
+    open_group_info(suite, opened, gi, gi_tag)
+}
+
+/// Our `EncryptedGroupSecrets` in a Welcome of `suite`.
+struct OurSecrets<'w> {
+    kem_output: KemOutput,
+    /// The AEAD ciphertext and its tag.
+    ciphertext: &'w [u8],
+}
+
+impl<'w> OurSecrets<'w> {
+    fn find(suite: CipherSuite, key_package_ref: &[u8], welcome: &Welcome<'w>) -> Result<Self, WelcomeError> {
+        if welcome.cipher_suite != suite.to_u16() {
+            return Err(WelcomeError::WrongCipherSuite);
+        }
+        let entry = welcome.secrets_for(key_package_ref).ok_or(WelcomeError::NotForUs)?;
+        let sealed = entry.encrypted_group_secrets;
+        let kem_output = KemOutput::from_slice(sealed.kem_output).map_err(|_| WelcomeError::GroupSecretsDecryptionFailed)?;
+        Ok(Self { kem_output, ciphertext: sealed.ciphertext })
+    }
+}
+
+/// Our GroupSecrets, opened, and the PSKs they name, resolved.
+struct OpenedSecrets<'o> {
+    psks: ListView<'o, PreSharedKeyId<'o>>,
+    joiner_secret: Secret,
+    psk_secret: Secret,
+    path_secret: Option<Secret>,
+}
+
+/// `DecryptWithLabel(init_key_priv, "Welcome", encrypted_group_info, ...)`
+/// of our GroupSecrets in place in `gs_buf` (its tag `gs_tag`); the secrets
+/// are copied out and wiped from `gs_buf`, the PSK IDs stay there.
+fn open_group_secrets<'o>(
+    suite: CipherSuite,
+    init_key: &HpkePrivateKey,
+    kem_output: &KemOutput,
+    encrypted_group_info: &[u8],
+    gs_buf: &'o mut [u8],
+    gs_tag: &[u8],
+    psk_store: &dyn PskStore,
+) -> Result<OpenedSecrets<'o>, WelcomeError> {
+    decrypt_with_label(suite, init_key, WELCOME_LABEL, encrypted_group_info, kem_output, gs_buf, gs_tag)
         .map_err(|_| WelcomeError::GroupSecretsDecryptionFailed)?;
     let (joiner_secret, path_secret, psks_start) = match read_group_secrets(suite, gs_buf) {
         Ok(v) => v,
@@ -647,21 +720,30 @@ pub fn process_welcome<'o>(
         }
     };
     // Wipe the secrets from the buffer; the PSK IDs stay for the caller.
-    let (secret_part, psk_part) = gs_buf.split_at_mut_checked(psks_start).ok_or(short)?;
+    let (secret_part, psk_part) = gs_buf.split_at_mut_checked(psks_start).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
     secret_part.zeroize();
     let psk_part: &'o [u8] = psk_part;
     let psks = ListView::<PreSharedKeyId<'o>>::decode_exact(psk_part).map_err(WelcomeError::Malformed)?;
     let psk_secret = resolve_psks(suite, &psks, psk_store)?;
+    Ok(OpenedSecrets { psks, joiner_secret, psk_secret, path_secret })
+}
 
-    // GroupInfo.
+/// Derives `welcome_secret`, then `welcome_key`/`welcome_nonce`, decrypts
+/// the GroupInfo in place in `gi` and decodes it.
+fn open_group_info<'o>(
+    suite: CipherSuite,
+    opened: OpenedSecrets<'o>,
+    gi: &'o mut [u8],
+    gi_tag: &[u8],
+) -> Result<DecryptedWelcome<'o>, WelcomeError> {
+    let OpenedSecrets { psks, joiner_secret, psk_secret, path_secret } = opened;
     let welcome_secret = welcome_secret(suite, &joiner_secret, &psk_secret)?;
     let (key, nonce) = welcome_key_nonce(suite, &welcome_secret)?;
-    gi_buf.copy_from_slice(gi_ct);
     suite
-        .aead_open(key.as_bytes(), nonce.as_bytes(), &[], gi_buf, gi_tag)
+        .aead_open(key.as_bytes(), nonce.as_bytes(), &[], gi, gi_tag)
         .map_err(|_| WelcomeError::GroupInfoDecryptionFailed)?;
-    let gi_buf: &'o [u8] = gi_buf;
-    let group_info = GroupInfo::decode_exact(gi_buf).map_err(WelcomeError::Malformed)?;
+    let gi: &'o [u8] = gi;
+    let group_info = GroupInfo::decode_exact(gi).map_err(WelcomeError::Malformed)?;
     let gc = &group_info.tbs.group_context;
     if gc.version != PROTOCOL_VERSION_MLS10 || gc.cipher_suite != suite.to_u16() {
         return Err(WelcomeError::WrongCipherSuite);

@@ -685,13 +685,27 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// join nor a reusable key. `p.keys` and `p.signer` are ignored: both
     /// come from the store.
     pub fn join_with(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, group_info_buf: &mut [u8]) -> Result<(), DurableError<JoinError>> {
+        self.join_stored(p, |group, p| group.join_in_memory(welcome, p, group_info_buf))
+    }
+
+    /// [`Self::join_with`] with the Welcome decrypted where it lies
+    /// ([`Group::join_in_place`]): discard `welcome` afterwards.
+    pub fn join_in_place(&mut self, welcome: &mut [u8], p: &JoinParams<'_, Sig>) -> Result<(), DurableError<JoinError>> {
+        self.join_stored(p, |group, p| group.join_in_place(welcome, p))
+    }
+
+    /// Joins with `join`, given `p` with the KeyPackage's keys and signer
+    /// from the store, then saves the group and removes the keys.
+    fn join_stored(
+        &mut self,
+        p: &JoinParams<'_, Sig>,
+        join: impl FnOnce(&mut Group<N, ARENA, K, P, Sig>, &JoinParams<'_, Sig>) -> Result<(), JoinError>,
+    ) -> Result<(), DurableError<JoinError>> {
         let reference = key_package_ref(p.key_package).map_err(DurableError::Op)?;
         let (keys, signer) = load_key_package(self.storage, &reference, self.buf)?.ok_or(DurableError::Op(
             JoinError::Welcome(crate::messages::welcome_secrets::WelcomeError::NotForUs),
         ))?;
-        self.group
-            .join_in_memory(welcome, &JoinParams { keys: &keys, signer: &signer, ..*p }, group_info_buf)
-            .map_err(DurableError::Op)?;
+        join(self.group, &JoinParams { keys: &keys, signer: &signer, ..*p }).map_err(DurableError::Op)?;
         if let Err(e) = self.group.save_with(self.storage, self.slot, Parts::ALL, Some(reference), self.buf) {
             self.group.wipe();
             return Err(e.into());

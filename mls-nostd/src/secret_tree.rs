@@ -165,7 +165,7 @@ pub enum LeafSecrets {
     /// The secret of the parent node of `level` (at least 1) whose leftmost
     /// leaf this is, not yet split into its children's.
     Parent {
-        /// The node's level: 1 above the leaves.
+        /// The node's level (1 for a parent of two leaves).
         level: u8,
         /// Its tree secret.
         secret: Secret,

@@ -435,7 +435,7 @@ fn reinit_then_branch() {
             config: GroupConfig::default(),
         };
         let mut message = welcome.clone();
-        new_bob.group.join_in_place(&mut message, &params).unwrap();
+        new_bob.group.join_in_place_in_memory(&mut message, &params).unwrap();
         assert_ne!(message, welcome, "decrypted in place");
     }
     agree(&[&new_alice, &new_bob]);

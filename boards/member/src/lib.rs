@@ -193,7 +193,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> DeviceG
     }
 
     fn join(&mut self, welcome: &mut [u8], p: &JoinParams<'_>) -> Result<(), StepError> {
-        self.join_in_place(welcome, p).map_err(StepError::Join)
+        self.join_in_place_in_memory(welcome, p).map_err(StepError::Join)
     }
 
     fn commit<'o>(&mut self, opts: &CommitOptions<'_>, rng: &mut SeededRng, bufs: CommitBuffers<'o>) -> Result<&'o [u8], StepError> {

@@ -250,7 +250,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// second buffer of the GroupInfo's size. `welcome` is left holding
     /// plaintext (the GroupSecrets' secrets wiped): discard it afterwards,
     /// whether the join succeeded or not.
-    pub fn join_in_place(&mut self, welcome: &mut [u8], p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {
+    pub fn join_in_place_in_memory(&mut self, welcome: &mut [u8], p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {
         self.join_from(InPlace(welcome), p)
     }
 

@@ -689,9 +689,9 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     }
 
     /// [`Self::join_with`] with the Welcome decrypted where it lies
-    /// ([`Group::join_in_place`]): discard `welcome` afterwards.
+    /// ([`Group::join_in_place_in_memory`]): discard `welcome` afterwards.
     pub fn join_in_place(&mut self, welcome: &mut [u8], p: &JoinParams<'_, Sig>) -> Result<(), DurableError<JoinError>> {
-        self.join_stored(p, |group, p| group.join_in_place(welcome, p))
+        self.join_stored(p, |group, p| group.join_in_place_in_memory(welcome, p))
     }
 
     /// Joins with `join`, given `p` with the KeyPackage's keys and signer

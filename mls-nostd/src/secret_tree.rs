@@ -303,8 +303,7 @@ impl SecretTreeMeta {
         let flagged = end.min(slots.flags.len());
         let leaves = &mut *slots.leaves;
         let mut clear = |i: usize, f: u8| {
-            let parent = NodeIndex(u32::try_from(i).unwrap_or(u32::MAX).saturating_mul(2).saturating_add(1));
-            for (bits, at) in [(LEAF_DIRTY | LEAF_INDEXED, Some(i)), (PARENT_DIRTY | PARENT_INDEXED, leftmost_slot(parent).ok())] {
+            for (bits, at) in [(LEAF_DIRTY | LEAF_INDEXED, Some(i)), (PARENT_DIRTY | PARENT_INDEXED, leftmost_slot(parent_node(i)).ok())] {
                 if f & bits != 0
                     && let Some(l) = at.and_then(|at| leaves.get_mut(at))
                 {
@@ -543,9 +542,12 @@ fn parent_slot(node: NodeIndex) -> Result<usize, SecretTreeError> {
 
 /// The slot of `node`'s secret: its leftmost leaf's.
 pub(crate) fn leftmost_slot(node: NodeIndex) -> Result<usize, SecretTreeError> {
-    let k = tree_math::level(node);
-    let first = node.0.checked_shr(k + 1).unwrap_or(0).checked_shl(k).unwrap_or(0);
-    usize::try_from(first).map_err(|_| SecretTreeError::InvalidLeaf)
+    usize::try_from(tree_math::leaf_span(node).0).map_err(|_| SecretTreeError::InvalidLeaf)
+}
+
+/// The parent node whose flags are at index `i` (`2i + 1`, see [`parent_slot`]).
+pub(crate) fn parent_node(i: usize) -> NodeIndex {
+    NodeIndex(u32::try_from(i).unwrap_or(u32::MAX).saturating_mul(2).saturating_add(1))
 }
 
 /// Parent `node`'s secret, if its slot holds it.
@@ -740,10 +742,9 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     /// Some slot under `node` holds a secret (its own, or a descendant's:
     /// while loading, no ancestor's is in place yet).
     fn holds_within(&self, node: NodeIndex) -> bool {
-        let k = tree_math::level(node);
-        let first = leftmost_slot(node).unwrap_or(usize::MAX);
-        let count = 1usize.checked_shl(k).unwrap_or(0);
-        let end = first.saturating_add(count).min(self.leaves.len());
+        let (first, count) = tree_math::leaf_span(node);
+        let first = usize::try_from(first).unwrap_or(usize::MAX);
+        let end = first.saturating_add(usize::try_from(count).unwrap_or(0)).min(self.leaves.len());
         self.leaves.get(first..end).is_some_and(|s| s.iter().any(|l| !matches!(l, LeafSecrets::Empty)))
     }
 

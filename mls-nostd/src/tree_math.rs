@@ -47,6 +47,15 @@ pub const fn level(x: NodeIndex) -> u32 {
     x.0.trailing_ones()
 }
 
+/// The leaves under `node`: `(first leaf index, count)`. A node of level `k`
+/// is `prefix << (k + 1) | (2^k - 1)`; its leaves start at `prefix << k`.
+pub fn leaf_span(node: NodeIndex) -> (u32, u32) {
+    let k = level(node);
+    let count = 1u32.checked_shl(k).unwrap_or(0);
+    let first = node.0.checked_shr(k + 1).unwrap_or(0).checked_shl(k).unwrap_or(0);
+    (first, count)
+}
+
 /// Number of nodes of a tree with `n_leaves` leaves.
 pub const fn node_width(n_leaves: u32) -> Option<u32> {
     if n_leaves == 0 {

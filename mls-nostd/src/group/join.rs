@@ -14,6 +14,8 @@ use crate::extensions::{EXT_RATCHET_TREE, Extensions};
 use crate::key_package::{KeyPackage, KeyPackagePrivateKeys};
 use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
 use crate::messages::welcome_secrets::{DecryptedWelcome, WelcomeError, process_welcome, process_welcome_in_place};
+use crate::crypto::CipherSuite;
+use crate::crypto::hpke::HpkePrivateKey;
 use crate::psk::PskStore;
 use crate::capacity::Capacity;
 use crate::ratchet_tree::tree::{TreeError, decode_tree};
@@ -188,16 +190,11 @@ impl<'a, Sig: Signer> JoinParams<'a, Sig> {
 
 /// Where a join finds the Welcome and decrypts it. A type per way, so that
 /// a firmware links only the way it joins (an enum matched in the join's
-/// steps kept both: 700 bytes of flash on a Cortex-M4).
+/// steps kept both: 612 bytes more flash on a Cortex-M4).
 trait WelcomeInput<'w> {
     /// Opens our GroupSecrets and the GroupInfo (`process_welcome`).
-    fn open(
-        self,
-        suite: crate::crypto::CipherSuite,
-        key_package_ref: &[u8],
-        init_key: &crate::crypto::hpke::HpkePrivateKey,
-        psks: &dyn PskStore,
-    ) -> Result<DecryptedWelcome<'w>, JoinError>;
+    fn open(self, suite: CipherSuite, kp_ref: &[u8], init_key: &HpkePrivateKey, psks: &dyn PskStore)
+    -> Result<DecryptedWelcome<'w>, JoinError>;
 }
 
 /// A Welcome decrypted into `buf`.
@@ -207,17 +204,12 @@ struct Copied<'w> {
 }
 
 impl<'w> WelcomeInput<'w> for Copied<'w> {
-    fn open(
-        self,
-        suite: crate::crypto::CipherSuite,
-        key_package_ref: &[u8],
-        init_key: &crate::crypto::hpke::HpkePrivateKey,
-        psks: &dyn PskStore,
-    ) -> Result<DecryptedWelcome<'w>, JoinError> {
+    fn open(self, suite: CipherSuite, kp_ref: &[u8], init_key: &HpkePrivateKey, psks: &dyn PskStore)
+    -> Result<DecryptedWelcome<'w>, JoinError> {
         let MlsMessageBody::Welcome(welcome) = MlsMessage::decode_exact(self.welcome)?.body else {
             return Err(JoinError::Malformed(CodecError::InvalidValue));
         };
-        Ok(process_welcome(suite, key_package_ref, init_key, &welcome, psks, self.buf)?)
+        Ok(process_welcome(suite, kp_ref, init_key, &welcome, psks, self.buf)?)
     }
 }
 
@@ -225,14 +217,9 @@ impl<'w> WelcomeInput<'w> for Copied<'w> {
 struct InPlace<'w>(&'w mut [u8]);
 
 impl<'w> WelcomeInput<'w> for InPlace<'w> {
-    fn open(
-        self,
-        suite: crate::crypto::CipherSuite,
-        key_package_ref: &[u8],
-        init_key: &crate::crypto::hpke::HpkePrivateKey,
-        psks: &dyn PskStore,
-    ) -> Result<DecryptedWelcome<'w>, JoinError> {
-        Ok(process_welcome_in_place(suite, key_package_ref, init_key, self.0, psks)?)
+    fn open(self, suite: CipherSuite, kp_ref: &[u8], init_key: &HpkePrivateKey, psks: &dyn PskStore)
+    -> Result<DecryptedWelcome<'w>, JoinError> {
+        Ok(process_welcome_in_place(suite, kp_ref, init_key, self.0, psks)?)
     }
 }
 
@@ -322,7 +309,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     #[inline(never)]
     fn join_decrypt<'b>(&mut self, input: impl WelcomeInput<'b>, p: &JoinParams<'_, Sig>) -> Result<DecryptedWelcome<'b>, JoinError> {
         let kp = KeyPackage::decode_exact(p.key_package)?;
-        let suite = crate::crypto::CipherSuite::from_u16(kp.tbs.cipher_suite)
+        let suite = CipherSuite::from_u16(kp.tbs.cipher_suite)
             .ok_or(JoinError::Welcome(WelcomeError::WrongCipherSuite))?;
         let kp_ref = kp.reference(suite)?;
         let decrypted = input.open(suite, kp_ref.as_bytes(), &p.keys.init_key, p.psks)?;
@@ -408,7 +395,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         buf: &mut [u8],
     ) -> Result<(), JoinError> {
         let kp = KeyPackage::decode_exact(p.key_package)?;
-        let suite = crate::crypto::CipherSuite::from_u16(kp.tbs.cipher_suite)
+        let suite = CipherSuite::from_u16(kp.tbs.cipher_suite)
             .ok_or(JoinError::Welcome(WelcomeError::WrongCipherSuite))?;
         let reference = kp.reference(suite)?;
         let keys = store.get(&reference).ok_or(JoinError::Welcome(WelcomeError::NotForUs))?;

@@ -323,14 +323,7 @@ pub struct TreeSlices<'s> {
     pub(crate) index: &'s mut [u32],
 }
 
-/// The leaves under `node`: `(first leaf index, count)`. A node of level `k`
-/// is `prefix << (k + 1) | (2^k - 1)`; its leaves start at `prefix << k`.
-pub(crate) fn leaf_span(node: NodeIndex) -> (u32, u32) {
-    let k = tree_math::level(node);
-    let count = 1u32.checked_shl(k).unwrap_or(0);
-    let first = node.0.checked_shr(k + 1).unwrap_or(0).checked_shl(k).unwrap_or(0);
-    (first, count)
-}
+pub(crate) use tree_math::leaf_span;
 
 fn read_u32_le(bytes: &[u8], at: usize) -> Option<u32> {
     let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;

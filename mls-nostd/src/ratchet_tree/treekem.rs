@@ -292,25 +292,21 @@ fn write_path_nodes(
     start: usize,
     out: &mut [u8],
 ) -> Result<usize, TreeKemError> {
-    fn put(out: &mut [u8], at: usize, bytes: &[u8]) -> Result<usize, CodecError> {
-        let end = at.checked_add(bytes.len()).ok_or(CodecError::Truncated)?;
-        out.get_mut(at..end).ok_or(CodecError::BufferTooSmall { needed: end })?.copy_from_slice(bytes);
-        Ok(end)
-    }
-    fn put_varint(out: &mut [u8], at: usize, v: usize) -> Result<usize, CodecError> {
-        let mut tmp = [0u8; 4];
-        let mut w = Writer::new(&mut tmp);
-        w.write_varint(v)?;
-        let len = w.len();
-        put(out, at, tmp.get(..len).ok_or(CodecError::Truncated)?)
-    }
-    let mut at = put_varint(out, start, nodes_len)?;
+    // Writes at `out[at..]` with `f`; returns where it stopped.
+    let write = |out: &mut [u8], at: usize, f: &dyn Fn(&mut Writer<'_>) -> Result<(), CodecError>| {
+        let mut w = Writer::new(out.get_mut(at..).ok_or(CodecError::Truncated)?);
+        f(&mut w)?;
+        at.checked_add(w.len()).ok_or(CodecError::Truncated)
+    };
+    let mut at = write(out, start, &|w| w.write_varint(nodes_len))?;
     let mut k = 0usize;
     for ((node, _), c) in fdp.iter().zip(counts) {
+        // UpdatePathNode: encryption_key<V>, then the ciphertexts' prefix.
         let key = tree.encryption_key(*node).ok_or(CodecError::InvalidValue)?;
-        at = put_varint(out, at, key.len())?;
-        at = put(out, at, key)?;
-        at = put_varint(out, at, c.saturating_mul(entry))?;
+        at = write(out, at, &|w| {
+            w.write_opaque(key)?;
+            w.write_varint(c.saturating_mul(entry))
+        })?;
         for _ in 0..*c {
             let from = k.checked_mul(job).and_then(|o| o.checked_add(jobs_start)).ok_or(CodecError::Truncated)?;
             let end = at.checked_add(entry).ok_or(CodecError::Truncated)?;

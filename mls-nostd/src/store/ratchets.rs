@@ -35,7 +35,7 @@ use crate::codec::{CodecError, Reader, Writer};
 use crate::crypto::{CipherSuite, Secret};
 use crate::secret_tree::{
     LEAF_DIRTY, LEAF_INDEXED, LeafSecrets, PARENT_DIRTY, PARENT_INDEXED, Ratchet, RatchetKey, RatchetKind, SecretTree,
-    SecretTreeConfig, SecretTreeMeta, SkippedKey, holds_leaf, parent_secret,
+    SecretTreeConfig, SecretTreeMeta, SkippedKey, holds_leaf, parent_node, parent_secret,
 };
 use crate::tree_math::NodeIndex;
 use zeroize::Zeroize;
@@ -51,11 +51,6 @@ const CHUNK_NODES: usize = CHUNK_BYTES * 8;
 const CHECK_LEN: usize = 8;
 /// `tag || n_leaves || chunk || pool entries` before an index chunk's bits.
 const INDEX_HEAD: usize = 8 + 4 + 2 + 2;
-
-/// The parent node whose flags are at `i` (`2i + 1`).
-fn parent_node(i: usize) -> NodeIndex {
-    NodeIndex(u32::try_from(i).unwrap_or(u32::MAX).saturating_mul(2).saturating_add(1))
-}
 
 fn node_key(slot: u8, bank: u8, node: usize) -> Result<RecordKey, StoreError> {
     let [a, b] = u16::try_from(node).map_err(|_| StoreError::CapacityExceeded(Capacity::Leaves))?.to_be_bytes();

@@ -227,9 +227,9 @@ fn buffer_too_small_says_the_size_a_welcome_needs() {
 /// from the group's capacity (issue #14): in a group of 3 (capacity 16) a
 /// Commit with a path fits in a message buffer far smaller than the 8 KiB
 /// plus 186 bytes per leaf of capacity reserved before. A buffer too small
-/// is refused with a larger size each time, without staging anything, and
-/// the Commit made with the size the last refusal named is processed by
-/// the others.
+/// is refused with a larger size each time, without staging anything, the
+/// size the last refusal named is at most a third more than the Commit
+/// (built where it is sent), and that Commit is processed by the others.
 #[test]
 fn a_commit_with_path_needs_room_for_its_path_not_for_the_capacity() {
     let mut alice = Member::new("alice", 1);
@@ -270,7 +270,10 @@ fn a_commit_with_path_needs_room_for_its_path_not_for_the_capacity() {
     assert!(refusals >= 1, "64 bytes cannot hold a Commit with a path");
     // The path of a 3-leaf tree: 2 parents, 2 HPKE ciphertexts.
     assert!(len < 4096, "a Commit with path in a group of 3 needed a buffer of {len} bytes");
-    assert!(commit.len() < len);
+    // Built in place: the buffer holds the Commit and what its sealing jobs
+    // take beyond it (a job is at most a third longer than its ciphertext),
+    // not a work area beside it.
+    assert!(commit.len() <= len && len <= commit.len() + commit.len() / 3, "a Commit of {} bytes needed {len}", commit.len());
     alice.group.merge_staged_commit_in_memory().unwrap();
     bob.receive_commit(&commit);
     carol.receive_commit(&commit);

@@ -82,17 +82,16 @@ pub const PROPOSAL_BYTES: usize = 2048;
 pub const MAX_KEY_PACKAGE: usize = 512;
 
 /// Scratch bytes the device's Commit with path needs, from the length of
-/// the Commit (see the core's `Group::commit`): the message, and before it
-/// is written the proposal list and the UpdatePath it is built from (both
-/// parts of the Commit, so together at most its length; the path's length
-/// prefixes counted at their longest, at most 256 bytes more). The path's
-/// HPKE ciphertexts are written over their sealing jobs, each longer than
-/// its ciphertext by at most a third (X448 with SHA-512: 184 bytes against
-/// 140; X25519 with SHA-256: 96 against 82). (Until December 5 the list,
-/// the path and the jobs each had room of their own: 4.3 times the Commit,
-/// now 2.3.)
+/// the Commit (see the core's `CommitBuffers::message`): the core builds
+/// the Commit where it is sent, its UpdatePath's HPKE ciphertexts sealed in
+/// jobs that are longer than the ciphertexts by at most a third (X448 with
+/// SHA-512: 184 bytes against 140; X25519 with SHA-256: 96 against 82) and
+/// the path's length prefixes counted at their longest (at most 256 bytes
+/// more). (Until December 5 the list, the path and the jobs each had room
+/// of their own: 4.3 times the Commit; then 2.3 with the ciphertexts
+/// written over their jobs; 1.3 since the path is built in its place.)
 pub const fn commit_scratch(commit_len: usize) -> usize {
-    2 * commit_len + 256 + commit_len / 3
+    commit_len + 256 + commit_len / 3
 }
 
 /// One thing the device is asked to do.

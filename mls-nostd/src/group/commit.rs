@@ -16,7 +16,8 @@ use crate::key_schedule::{EpochSecrets, joiner_secret, welcome_secret};
 use crate::messages::authenticated_content::{AuthenticatedContent, EncodedGroupContext, ProtectionError};
 use crate::messages::commit::Commit;
 use crate::messages::framing::{
-    Content, FramedContent, FramedContentAuthData, Sender, WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE,
+    Content, ContentType, FramedContent, FramedContentAuthData, FramedContentHead, Sender, WIRE_FORMAT_PRIVATE_MESSAGE,
+    WIRE_FORMAT_PUBLIC_MESSAGE,
 };
 use crate::messages::group_info::{GroupInfo, GroupInfoError, GroupInfoTbs, WireGroupContext};
 use crate::messages::private_message::{self, PrivateMessageKeys};
@@ -26,7 +27,6 @@ use crate::messages::welcome_secrets::{NewMember, WelcomeError, WelcomeParams};
 use crate::psk::{PreSharedKeyId, PskStore};
 use crate::ratchet_tree::tree::{MAX_DEPTH, TreeSlices};
 use crate::ratchet_tree::treekem::{LeafTemplate, PathSecrets};
-use crate::ratchet_tree::update_path::UpdatePath;
 use crate::transcript;
 use crate::tree_math::{self, LeafIndex};
 use rand_core::CryptoRng;
@@ -92,11 +92,13 @@ impl Default for CommitOptions<'_> {
 /// Buffers a Commit is written into.
 #[derive(Debug)]
 pub struct CommitBuffers<'o> {
-    /// The Commit message, and scratch space: the proposal list and the
-    /// UpdatePath, whose HPKE ciphertexts are sealed in jobs of their own
-    /// (the recipient's key, an IKM and the secret: 96 bytes in suite 1, a
-    /// third more than the ciphertext at most) and written over them.
-    /// Twice the Commit's size plus a third suffices.
+    /// The Commit message, built in place: the proposal list is written at
+    /// the buffer's end and moved to its place in the message, the
+    /// UpdatePath built where the message carries it, its HPKE ciphertexts
+    /// sealed in jobs of their own (the recipient's key, an IKM and the
+    /// secret: 96 bytes in suite 1, a third more than the ciphertext at
+    /// most) and written over them. The Commit's size plus a third
+    /// suffices.
     pub message: &'o mut [u8],
     /// The Welcome, if members are added.
     pub welcome: &'o mut [u8],
@@ -690,13 +692,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     ) -> Result<CommitOutput<'o>, CreateCommitError> {
         let suite = self.state.suite;
         let me = self.state.private.leaf;
-        let list_start =
-            message_buf.len().checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
-        let (work, list_area) = message_buf.split_at_mut(list_start);
-        let proposals_view: ListView<'_, ProposalOrRef<'_>> = {
-            let mut r = Reader::new(list_area);
-            ListView::from_body(r.read_opaque()?)?
-        };
+        let buf_len = message_buf.len();
+        let list_start = buf_len.checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
         let Self {
             tree,
             proposals,
@@ -712,8 +709,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let mut summary = applied.summary;
         let extensions = Extensions::from_body(next.extensions.as_slice())?;
 
-        // The UpdatePath, in the middle of the work area: as large as this
-        // path in this tree needs (none without a path).
+        // The UpdatePath's room: as large as this path in this tree needs
+        // (none without a path).
         let with_path = applied.path_required || force_path;
         // `added` is in leaf order.
         let excluded = |l: LeafIndex| applied.added.binary_search(&l.0).is_ok();
@@ -721,11 +718,35 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             true => new.update_path_room(me, opts.leaf.as_ref(), &excluded).map_err(CommitError::InvalidPath)?,
             false => 0,
         };
-        let path_start = work
-            .len()
-            .checked_sub(path_room)
-            .ok_or(ProtectionError::BufferTooSmall { needed: path_room.saturating_add(list_len) })?;
-        let (head, path_area) = work.split_at_mut(path_start);
+        // The Commit's body (the proposal list, the path's presence byte and
+        // the path) is laid out where the message carries it, so the path is
+        // built in its place, not copied there (issue #14): the buffer needs
+        // the message and what the path's sealing jobs take beyond it.
+        let head = FramedContentHead {
+            group_id: state.group_id.as_slice(),
+            epoch: state.epoch,
+            sender: Sender::Member(me.0),
+            authenticated_data: opts.authenticated_data,
+            content_type: ContentType::Commit,
+        };
+        let overflow = ProtectionError::BufferTooSmall { needed: usize::MAX };
+        let body_room = list_len.checked_add(1).and_then(|n| n.checked_add(path_room)).ok_or(overflow)?;
+        let body_at = match wire_format_policy {
+            WireFormatPolicy::Public => public_message::body_start(&head)?,
+            WireFormatPolicy::Private => private_message::body_start(suite, &head, body_room, opts.padding)?,
+        };
+        let path_at = body_at.checked_add(list_len).and_then(|n| n.checked_add(1)).ok_or(overflow)?;
+        let path_end = body_at.checked_add(body_room).ok_or(overflow)?;
+        if path_end > buf_len {
+            return Err(ProtectionError::BufferTooSmall { needed: path_end }.into());
+        }
+        // The list moves down from the end of the buffer (path_end <= its
+        // start), then the presence byte of `optional<UpdatePath>`.
+        if !crate::codec::move_within(message_buf, list_start..buf_len, body_at) {
+            return Err(CodecError::InvalidValue.into());
+        }
+        *message_buf.get_mut(path_at - 1).ok_or(CodecError::Truncated)? = u8::from(with_path);
+        let path_area = message_buf.get_mut(path_at..path_end).ok_or(CodecError::Truncated)?;
         let provisional = GroupContext {
             cipher_suite: suite,
             group_id: state.group_id.as_slice(),
@@ -757,19 +778,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         };
         summary.has_path = with_path;
         next.private.prune(&new);
-        let path_view = match with_path {
-            true => Some(UpdatePath::decode_exact(path_area.get(..path_len).ok_or(CodecError::Truncated)?)?),
-            false => None,
-        };
+        let body_len = path_at.checked_add(path_len).and_then(|end| end.checked_sub(body_at)).ok_or(overflow)?;
 
-        // Frame, sign with the old context, then the new epoch's key schedule.
-        let content = FramedContent {
-            group_id: state.group_id.as_slice(),
-            epoch: state.epoch,
-            sender: Sender::Member(me.0),
-            authenticated_data: opts.authenticated_data,
-            content: Content::Commit(Commit { proposals: proposals_view, path: path_view }),
-        };
+        // Frame and sign with the old context, then the new epoch's key schedule.
         // The old context, signed over and (PublicMessage) kept until the
         // membership tag.
         let mut old_gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
@@ -784,19 +795,19 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             Public(public_message::SignedPublicMessage<'o, 'c>),
             Private(private_message::SignedPrivateMessage<'o, 'c>),
         }
-        // `head` is the message buffer less the path area and the list at its
-        // end: a shortfall in it is one of the buffer by as much more.
-        let in_buffer = |e: ProtectionError| match e {
-            ProtectionError::BufferTooSmall { needed } => ProtectionError::BufferTooSmall {
-                needed: needed.saturating_add(path_room).saturating_add(list_len),
-            },
-            e => e,
-        };
         let signed = match wire_format_policy {
-            WireFormatPolicy::Public => Signed::Public(public_message::sign(&gc_old, signer, &content, head).map_err(in_buffer)?),
-            WireFormatPolicy::Private => {
-                Signed::Private(private_message::sign(&gc_old, signer, &content, opts.padding, head).map_err(in_buffer)?)
+            WireFormatPolicy::Public => {
+                Signed::Public(public_message::sign_placed(&gc_old, signer, &head, body_len, message_buf)?)
             }
+            WireFormatPolicy::Private => Signed::Private(private_message::sign_placed(
+                &gc_old,
+                signer,
+                &head,
+                body_len,
+                opts.padding,
+                body_at,
+                message_buf,
+            )?),
         };
         let (content_bytes, signature) = match &signed {
             Signed::Public(s) => (s.content_bytes(), *s.signature()),
@@ -819,21 +830,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             transcript::interim_transcript_hash(suite, confirmed, next.confirmation_tag.as_bytes()).map_err(CommitError::Crypto)?;
         let tag = next.confirmation_tag.as_bytes();
 
-        let message = match signed {
-            Signed::Public(s) => s.finish(Some(tag), Some(&state.secrets.membership_key)).map_err(in_buffer)?,
-            Signed::Private(s) => {
-                let mut keys = PrivateMessageKeys {
-                    secret_tree: secret_trees.current_mut(),
-                    sender_data_secret: &state.secrets.sender_data_secret,
-                };
-                s.finish(Some(tag), &mut keys, rng).map_err(in_buffer)?
-            }
-        };
-
-        // The Welcome (§12.4.3.1) for the members added.
+        // The Welcome (§12.4.3.1) for the members added, from the list in
+        // the signed body (before a PrivateMessage encrypts it).
         let welcome = if applied.added.is_empty() {
             None
         } else {
+            let body = match &signed {
+                Signed::Public(s) => s.body(),
+                Signed::Private(s) => s.body(),
+            };
+            let proposals_view: ListView<'_, ProposalOrRef<'_>> = ListView::from_body(Reader::new(body).read_opaque()?)?;
             let new_members = NewMembers {
                 suite,
                 me,
@@ -846,6 +852,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             };
             let group_info = GroupInfoParts { context: &new_gc, tag, signer, tree: &new };
             Some(create_welcome::<N, P>(&new_members, &group_info, ratchet_tree_in_welcome, rng, executor, group_info_buf, welcome_buf)?)
+        };
+
+        let message = match signed {
+            Signed::Public(s) => s.finish(Some(tag), Some(&state.secrets.membership_key))?,
+            Signed::Private(s) => {
+                let mut keys = PrivateMessageKeys {
+                    secret_tree: secret_trees.current_mut(),
+                    sender_data_secret: &state.secrets.sender_data_secret,
+                };
+                s.finish(Some(tag), &mut keys, rng)?
+            }
         };
 
         next.suite = suite;

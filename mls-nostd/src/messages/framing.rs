@@ -195,6 +195,32 @@ pub struct FramedContent<'a> {
 }
 crate::tls_struct!(FramedContent<'a> { group_id, epoch, sender, authenticated_data, content });
 
+impl<'a> FramedContent<'a> {
+    /// Its fields before the content's body.
+    pub(crate) fn head(&self) -> FramedContentHead<'a> {
+        FramedContentHead {
+            group_id: self.group_id,
+            epoch: self.epoch,
+            sender: self.sender,
+            authenticated_data: self.authenticated_data,
+            content_type: self.content.content_type(),
+        }
+    }
+}
+
+/// A FramedContent's fields up to its content's body (§6): what a sender
+/// writes and signs around a body it laid out in place (a Commit's
+/// UpdatePath is built where it is sent, issue #14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FramedContentHead<'a> {
+    pub(crate) group_id: &'a [u8],
+    pub(crate) epoch: u64,
+    pub(crate) sender: Sender,
+    pub(crate) authenticated_data: &'a [u8],
+    pub(crate) content_type: ContentType,
+}
+crate::tls_struct!(FramedContentHead<'a> { group_id, epoch, sender, authenticated_data, content_type });
+
 /// `FramedContentAuthData` (§6.1): the signature over `FramedContentTBS` and,
 /// for a commit, the confirmation tag.
 ///

@@ -32,7 +32,9 @@ use crate::secret_tree::{RatchetKey, RatchetKind, SecretTree, SecretTreeError, s
 use crate::tree_math::LeafIndex;
 
 use super::authenticated_content::{AuthenticatedContent, EncodedGroupContext, FramedContentTbs, ProtectionError};
-use super::framing::{Content, ContentType, FramedContent, FramedContentAuthData, Sender, WIRE_FORMAT_PRIVATE_MESSAGE};
+use super::framing::{
+    Content, ContentType, FramedContent, FramedContentAuthData, FramedContentHead, Sender, WIRE_FORMAT_PRIVATE_MESSAGE,
+};
 
 /// Bytes of `SenderData` (§6.3.2): `uint32 leaf_index`, `uint32 generation`,
 /// `opaque reuse_guard[4]`.
@@ -156,7 +158,7 @@ fn add(a: usize, b: usize) -> Result<usize, ProtectionError> {
 pub struct SignedPrivateMessage<'o, 'c> {
     out: &'o mut [u8],
     suite: CipherSuite,
-    content: FramedContent<'c>,
+    head: FramedContentHead<'c>,
     leaf: LeafIndex,
     signature: Signature,
     /// Where the FramedContent starts (it ends with the body).
@@ -179,52 +181,117 @@ pub fn sign<'o, 'c>(
     padding: usize,
     out: &'o mut [u8],
 ) -> Result<SignedPrivateMessage<'o, 'c>, ProtectionError> {
-    context.check(content.group_id, content.epoch)?;
-    let Sender::Member(leaf) = content.sender else {
-        return Err(ProtectionError::InvalidSender);
-    };
-    let suite = context.cipher_suite();
-    let content_type = content.content.content_type();
+    let head = content.head();
     let mut counter = Writer::counter();
     content.content.encode_body(&mut counter)?;
     let body_len = counter.len();
-    let group_id = opaque_len(content.group_id.len())?;
-    let authenticated_data = opaque_len(content.authenticated_data.len())?;
+    let suite = context.cipher_suite();
+    let start = body_start(suite, &head, body_len, padding)?;
+    let max_signature = suite.signature_scheme().max_signature_len();
+    // The whole message's size is known: a shortfall reports it.
+    let total = add(start, ciphertext_len(suite, head.content_type, body_len, padding, max_signature)?)?;
+    let short = ProtectionError::BufferTooSmall { needed: total };
+    let mut w = Writer::new(out.get_mut(start..total).and_then(|r| r.get_mut(..body_len)).ok_or(short)?);
+    content.content.encode_body(&mut w)?;
+    sign_placed(context, signer, &head, body_len, padding, start, out)
+}
+
+/// Bytes of the PrivateMessage of a content with `head` before its
+/// ciphertext's length prefix: the MLSMessage head, group_id, epoch,
+/// content_type, authenticated_data and encrypted_sender_data.
+fn header_len(head: &FramedContentHead<'_>) -> Result<usize, ProtectionError> {
+    [opaque_len(head.group_id.len())?, 8, 1, opaque_len(head.authenticated_data.len())?, opaque_len(ENCRYPTED_SENDER_DATA_LEN)?]
+        .iter()
+        .try_fold(MLS_MESSAGE_HEAD, |acc, n| acc.checked_add(*n))
+        .ok_or(OVERFLOW)
+}
+
+/// Bytes of the ciphertext of a body of `body_len` bytes with `padding` and
+/// a signature of `signature_len`.
+fn ciphertext_len(
+    suite: CipherSuite,
+    content_type: ContentType,
+    body_len: usize,
+    padding: usize,
+    signature_len: usize,
+) -> Result<usize, ProtectionError> {
+    add(add(add(body_len, auth_len(suite, content_type, signature_len)?)?, padding)?, AEAD_TAG_LEN)
+}
+
+/// Where the body of `body_len` bytes starts in the PrivateMessage of a
+/// content with `head` and `padding` bytes of padding when the signature is
+/// the longest of the suite (the ciphertext's length prefix counts).
+pub(crate) fn body_start(
+    suite: CipherSuite,
+    head: &FramedContentHead<'_>,
+    body_len: usize,
+    padding: usize,
+) -> Result<usize, ProtectionError> {
+    let max_signature = suite.signature_scheme().max_signature_len();
+    add(header_len(head)?, varint_len(ciphertext_len(suite, head.content_type, body_len, padding, max_signature)?)?)
+}
+
+/// [`sign`] for a content whose body (`body_len` bytes) the caller wrote in
+/// `out` at `body_at`: [`body_start`] for a body as long or longer (a
+/// Commit's path is built in its place from the room it may take; a shorter
+/// body may shorten the ciphertext's length prefix, and moves down with it).
+/// The FramedContent's other fields are written right before the body and
+/// the whole signed where it is.
+pub(crate) fn sign_placed<'o, 'c>(
+    context: &EncodedGroupContext<'c>,
+    signer: &impl Signer,
+    head: &FramedContentHead<'c>,
+    body_len: usize,
+    padding: usize,
+    body_at: usize,
+    out: &'o mut [u8],
+) -> Result<SignedPrivateMessage<'o, 'c>, ProtectionError> {
+    context.check(head.group_id, head.epoch)?;
+    let Sender::Member(leaf) = head.sender else {
+        return Err(ProtectionError::InvalidSender);
+    };
+    let suite = context.cipher_suite();
+    let content_type = head.content_type;
     // Where the body starts, the auth data's length and the message's, for a
     // signature of `signature_len` bytes (ECDSA's DER signatures vary in length).
     let out_len = out.len();
+    let header_len = header_len(head)?;
     let layout = |signature_len: usize| -> Result<(usize, usize, usize), ProtectionError> {
-        let auth_len = auth_len(suite, content_type, signature_len)?;
-        let ciphertext_len = add(add(add(body_len, auth_len)?, padding)?, AEAD_TAG_LEN)?;
-        // MLSMessage head, group_id, epoch, content_type, authenticated_data,
-        // encrypted_sender_data, the length prefix of the ciphertext.
-        let body_start =
-            [group_id, 8, 1, authenticated_data, opaque_len(ENCRYPTED_SENDER_DATA_LEN)?, varint_len(ciphertext_len)?]
-                .iter()
-                .try_fold(MLS_MESSAGE_HEAD, |acc, n| acc.checked_add(*n))
-                .ok_or(OVERFLOW)?;
+        let ciphertext_len = ciphertext_len(suite, content_type, body_len, padding, signature_len)?;
+        let body_start = add(header_len, varint_len(ciphertext_len)?)?;
         let total = add(body_start, ciphertext_len)?;
         if out_len < total {
             return Err(ProtectionError::BufferTooSmall { needed: total });
         }
-        Ok((body_start, auth_len, total))
+        Ok((body_start, auth_len(suite, content_type, signature_len)?, total))
     };
     let (body_start, _, total) = layout(suite.signature_scheme().max_signature_len())?;
     let short = ProtectionError::BufferTooSmall { needed: total };
+    let content_end = add(body_start, body_len)?;
+    // A body laid out for a longer one moves down to its place.
+    if body_at != body_start
+        && (body_at < body_start || !crate::codec::move_within(out, body_at..add(body_at, body_len)?, body_start))
+    {
+        return Err(INCONSISTENT);
+    }
     // The FramedContent ends where the body starts: its head (group_id,
     // epoch, sender, authenticated_data, content_type) is shorter than the
     // PrivateMessage header, so it fits before.
-    let content_head = [group_id, 8, MEMBER_SENDER_LEN, authenticated_data, 1]
-        .iter()
-        .try_fold(0usize, |acc, n| acc.checked_add(*n))
-        .ok_or(short)?;
+    let content_head = [
+        opaque_len(head.group_id.len())?,
+        8,
+        MEMBER_SENDER_LEN,
+        opaque_len(head.authenticated_data.len())?,
+        1,
+    ]
+    .iter()
+    .try_fold(0usize, |acc, n| acc.checked_add(*n))
+    .ok_or(short)?;
     let content_start = body_start.checked_sub(content_head).ok_or(short)?;
-    let content_end = add(body_start, body_len)?;
-    let region = out.get_mut(content_start..content_end).ok_or(short)?;
-    let mut w = Writer::new(region);
-    content.encode(&mut w)?;
-    if w.len() != content_end - content_start {
-        return Err(ProtectionError::Malformed(CodecError::InvalidValue));
+    let mut w = Writer::new(out.get_mut(content_start..body_start).ok_or(short)?);
+    crate::codec::Encode::encode(head, &mut w)?;
+    if w.len() != content_head {
+        return Err(INCONSISTENT);
     }
     let encoded = out.get(content_start..content_end).ok_or(short)?;
     let tbs = FramedContentTbs::new(WIRE_FORMAT_PRIVATE_MESSAGE, encoded, context.bytes())?;
@@ -235,26 +302,13 @@ pub fn sign<'o, 'c>(
     let shift = body_start.checked_sub(new_body_start).ok_or(INCONSISTENT)?;
     let content_start = content_start.checked_sub(shift).ok_or(INCONSISTENT)?;
     let body_start = new_body_start;
-    if shift > 0 {
-        // In range: content_end <= the first layout's total <= out.len().
-        if content_end > out.len() {
-            return Err(ProtectionError::BufferTooSmall { needed: content_end });
-        }
-        // Moved down by `shift`, byte by byte (`copy_within` has a panic
-        // path the compiler cannot rule out here).
-        let region = out.get_mut(content_start..content_end).ok_or(INCONSISTENT)?;
-        for i in shift..region.len() {
-            if let Some(b) = region.get(i).copied()
-                && let Some(d) = region.get_mut(i - shift)
-            {
-                *d = b;
-            }
-        }
+    if shift > 0 && !crate::codec::move_within(out, add(content_start, shift)?..content_end, content_start) {
+        return Err(INCONSISTENT);
     }
     Ok(SignedPrivateMessage {
         out,
         suite,
-        content: *content,
+        head: *head,
         leaf: LeafIndex(leaf),
         signature,
         content_start,
@@ -270,6 +324,11 @@ impl<'o> SignedPrivateMessage<'o, '_> {
     /// transcript hash, §8.2).
     pub fn content_bytes(&self) -> &[u8] {
         self.out.get(self.content_start..self.body_start.saturating_add(self.body_len)).unwrap_or(&[])
+    }
+
+    /// The content's body (its `select` part), as signed.
+    pub(crate) fn body(&self) -> &[u8] {
+        self.out.get(self.body_start..self.body_start.saturating_add(self.body_len)).unwrap_or(&[])
     }
 
     /// The signature over `FramedContentTBS`.
@@ -290,7 +349,7 @@ impl<'o> SignedPrivateMessage<'o, '_> {
         rng: &mut impl CryptoRng,
     ) -> Result<&'o [u8], ProtectionError> {
         let suite = self.suite;
-        let content_type = self.content.content.content_type();
+        let content_type = self.head.content_type;
         let auth = FramedContentAuthData { signature: &self.signature, confirmation_tag };
         if !auth.fits(content_type) || confirmation_tag.is_some_and(|t| t.len() != suite.hash_len()) {
             return Err(ProtectionError::ConfirmationTagMismatch);
@@ -306,11 +365,11 @@ impl<'o> SignedPrivateMessage<'o, '_> {
         let mut w = Writer::new(header);
         w.write_u16(PROTOCOL_VERSION_MLS10)?;
         w.write_u16(WIRE_FORMAT_PRIVATE_MESSAGE)?;
-        w.write_opaque(self.content.group_id)?;
-        w.write_u64(self.content.epoch)?;
+        w.write_opaque(self.head.group_id)?;
+        w.write_u64(self.head.epoch)?;
         content_type.encode(&mut w)?;
         let sender_data_aad_end = w.len();
-        w.write_opaque(self.content.authenticated_data)?;
+        w.write_opaque(self.head.authenticated_data)?;
         let content_aad_end = w.len();
         w.write_varint(ENCRYPTED_SENDER_DATA_LEN)?;
         let sender_data_start = w.len();

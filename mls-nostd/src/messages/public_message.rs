@@ -23,7 +23,8 @@ use super::authenticated_content::{
     AuthenticatedContent, EncodedGroupContext, FramedContentTbs, ProtectionError, sender_allowed,
 };
 use super::framing::{
-    ContentType, FramedContent, FramedContentAuthData, PublicMessage, Sender, WIRE_FORMAT_PUBLIC_MESSAGE,
+    ContentType, FramedContent, FramedContentAuthData, FramedContentHead, PublicMessage, Sender,
+    WIRE_FORMAT_PUBLIC_MESSAGE,
 };
 use super::mls_message::{MlsMessage, MlsMessageBody};
 
@@ -32,13 +33,12 @@ const MLS_MESSAGE_HEAD: usize = 4;
 
 /// Checks what a PublicMessage may carry: the group and epoch of `context`,
 /// no application data (§6.2), a sender type allowed for the content (§6.1).
-fn check_content(context: &EncodedGroupContext<'_>, content: &FramedContent<'_>) -> Result<(), ProtectionError> {
-    context.check(content.group_id, content.epoch)?;
-    let content_type = content.content.content_type();
-    if content_type == ContentType::Application {
+fn check_head(context: &EncodedGroupContext<'_>, head: &FramedContentHead<'_>) -> Result<(), ProtectionError> {
+    context.check(head.group_id, head.epoch)?;
+    if head.content_type == ContentType::Application {
         return Err(ProtectionError::WrongContentType);
     }
-    if !sender_allowed(&content.sender, content_type) {
+    if !sender_allowed(&head.sender, head.content_type) {
         return Err(ProtectionError::InvalidSender);
     }
     Ok(())
@@ -49,6 +49,7 @@ fn check_content(context: &EncodedGroupContext<'_>, content: &FramedContent<'_>)
 #[derive(Debug)]
 pub struct SignedPublicMessage<'o, 'c> {
     out: &'o mut [u8],
+    body_start: usize,
     content_end: usize,
     signature: Signature,
     context: EncodedGroupContext<'c>,
@@ -65,22 +66,63 @@ pub fn sign<'o, 'c>(
     content: &FramedContent<'_>,
     out: &'o mut [u8],
 ) -> Result<SignedPublicMessage<'o, 'c>, ProtectionError> {
-    check_content(context, content)?;
-    let mut w = Writer::new(out);
+    let head = content.head();
+    check_head(context, &head)?;
+    let start = body_start(&head)?;
+    let mut w = Writer::new(out.get_mut(start..).ok_or(ProtectionError::BufferTooSmall { needed: start })?);
+    content.content.encode_body(&mut w).map_err(|e| grow_needed(e, start))?;
+    let body_len = w.len();
+    sign_placed(context, signer, &head, body_len, out)
+}
+
+/// A shortfall of a writer that starts `at` bytes into the message: one of
+/// the message by as much more.
+fn grow_needed(e: crate::codec::CodecError, at: usize) -> ProtectionError {
+    match e {
+        crate::codec::CodecError::BufferTooSmall { needed } => {
+            ProtectionError::BufferTooSmall { needed: needed.saturating_add(at) }
+        }
+        e => e.into(),
+    }
+}
+
+/// Where the body of a content with `head` starts in its PublicMessage: the
+/// MLSMessage head and the FramedContent's fields before it.
+pub(crate) fn body_start(head: &FramedContentHead<'_>) -> Result<usize, ProtectionError> {
+    let mut counter = Writer::counter();
+    crate::codec::Encode::encode(head, &mut counter)?;
+    Ok(MLS_MESSAGE_HEAD.saturating_add(counter.len()))
+}
+
+/// [`sign`] for a content whose body (`body_len` bytes) the caller wrote in
+/// `out` at [`body_start`]: the rest of the FramedContent is written before
+/// it and the whole signed where it is.
+pub(crate) fn sign_placed<'o, 'c>(
+    context: &EncodedGroupContext<'c>,
+    signer: &impl Signer,
+    head: &FramedContentHead<'_>,
+    body_len: usize,
+    out: &'o mut [u8],
+) -> Result<SignedPublicMessage<'o, 'c>, ProtectionError> {
+    check_head(context, head)?;
+    let start = body_start(head)?;
+    let content_end = start.checked_add(body_len).ok_or(ProtectionError::BufferTooSmall { needed: usize::MAX })?;
+    let short = ProtectionError::BufferTooSmall { needed: content_end };
+    let mut w = Writer::new(out.get_mut(..start).ok_or(short)?);
     w.write_u16(PROTOCOL_VERSION_MLS10)?;
     w.write_u16(WIRE_FORMAT_PUBLIC_MESSAGE)?;
-    crate::codec::Encode::encode(content, &mut w)?;
-    let content_end = w.len();
-    let encoded = out.get(MLS_MESSAGE_HEAD..content_end).ok_or(ProtectionError::BufferTooSmall { needed: content_end })?;
+    crate::codec::Encode::encode(head, &mut w)?;
+    let encoded = out.get(MLS_MESSAGE_HEAD..content_end).ok_or(short)?;
     let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, encoded, context.bytes())?;
     let signature = tbs.sign(context.cipher_suite(), signer)?;
     Ok(SignedPublicMessage {
         out,
+        body_start: start,
         content_end,
         signature,
         context: *context,
-        sender: content.sender,
-        content_type: content.content.content_type(),
+        sender: head.sender,
+        content_type: head.content_type,
     })
 }
 
@@ -89,6 +131,11 @@ impl<'o> SignedPublicMessage<'o, '_> {
     /// transcript hash, §8.2).
     pub fn content_bytes(&self) -> &[u8] {
         self.out.get(MLS_MESSAGE_HEAD..self.content_end).unwrap_or(&[])
+    }
+
+    /// The content's body (its `select` part), as signed.
+    pub(crate) fn body(&self) -> &[u8] {
+        self.out.get(self.body_start..self.content_end).unwrap_or(&[])
     }
 
     /// The signature over `FramedContentTBS`.
@@ -166,7 +213,7 @@ pub fn unprotect_decoded<'a>(
     sender_key: &mut dyn FnMut(&FramedContent<'a>) -> Option<SignaturePublicKey>,
 ) -> Result<AuthenticatedContent<'a>, ProtectionError> {
     let content = &message.content;
-    check_content(context, content)?;
+    check_head(context, &content.head())?;
     let suite = context.cipher_suite();
     let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, message.content_bytes(), context.bytes())?;
     if let Sender::Member(_) = content.sender {

@@ -383,6 +383,19 @@ pub(crate) fn move_within(buf: &mut [u8], src: core::ops::Range<usize>, dst: usi
     true
 }
 
+/// Bytes of the MLS varint (§2.1.2) of `n`; none past its range (2^30 - 1).
+pub(crate) const fn varint_size(n: usize) -> Option<usize> {
+    if n < 1 << 6 {
+        Some(1)
+    } else if n < 1 << 14 {
+        Some(2)
+    } else if n <= VARINT_MAX as usize {
+        Some(4)
+    } else {
+        None
+    }
+}
+
 /// Minimal MLS varint encoding of `v` into `tmp`; returns the used prefix.
 fn encode_varint(v: usize, tmp: &mut [u8; 4]) -> Result<&[u8], CodecError> {
     let v = u32::try_from(v).map_err(|_| CodecError::VarintTooLarge)?;

@@ -121,9 +121,7 @@ fn guarded_nonce(key: &RatchetKey, reuse_guard: &[u8; REUSE_GUARD_LEN]) -> [u8; 
 
 /// Bytes of the variable-length integer `n` (§2.1.2).
 fn varint_len(n: usize) -> Result<usize, CodecError> {
-    let mut c = Writer::counter();
-    c.write_varint(n)?;
-    Ok(c.len())
+    crate::codec::varint_size(n).ok_or(CodecError::VarintTooLarge)
 }
 
 /// Bytes of an `opaque<V>` of `n` bytes.

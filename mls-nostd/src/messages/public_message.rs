@@ -33,6 +33,7 @@ const MLS_MESSAGE_HEAD: usize = 4;
 
 /// Checks what a PublicMessage may carry: the group and epoch of `context`,
 /// no application data (§6.2), a sender type allowed for the content (§6.1).
+#[inline(never)]
 fn check_head(context: &EncodedGroupContext<'_>, head: &FramedContentHead<'_>) -> Result<(), ProtectionError> {
     context.check(head.group_id, head.epoch)?;
     if head.content_type == ContentType::Application {

@@ -36,7 +36,7 @@ use zeroize::Zeroize;
 use super::framing::WIRE_FORMAT_WELCOME;
 use super::group_info::{GroupInfo, GroupInfoError};
 use super::welcome::{PathSecret, Welcome};
-use crate::codec::{CodecError, Decode, ListView, Reader, VARINT_MAX, Writer};
+use crate::codec::{CodecError, Decode, ListView, Reader, Writer};
 use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KemOutput};
 use crate::crypto::labeled::{LABEL_PREFIX, VarintPrefix, decrypt_with_label};
 use crate::crypto::signature::SignaturePublicKey;
@@ -169,12 +169,7 @@ fn writing(e: CodecError) -> WelcomeError {
 
 /// Bytes of the MLS varint prefix of a vector of `n` bytes (§2.1.2).
 fn varint_len(n: usize) -> Result<usize, WelcomeError> {
-    match u32::try_from(n) {
-        Ok(v) if v < 1 << 6 => Ok(1),
-        Ok(v) if v < 1 << 14 => Ok(2),
-        Ok(v) if v <= VARINT_MAX => Ok(4),
-        _ => Err(WelcomeError::TooLarge),
-    }
+    crate::codec::varint_size(n).ok_or(WelcomeError::TooLarge)
 }
 
 /// Bytes of an `opaque<V>` (or any vector) with an `n`-byte body.

@@ -265,12 +265,9 @@ const fn entry_len(suite: CipherSuite) -> usize {
 /// Bytes of the MLS varint length prefix of any `n` (§2.1.2; a length past
 /// the varint's range fails when it is written).
 const fn varint_size(n: usize) -> usize {
-    if n < 1 << 6 {
-        1
-    } else if n < 1 << 14 {
-        2
-    } else {
-        4
+    match crate::codec::varint_size(n) {
+        Some(size) => size,
+        None => 4,
     }
 }
 

@@ -2,7 +2,7 @@
 //! "Welcome"; the checks are in `mls_tests::vectors::welcome`), and round
 //! trips of our own Welcomes: creation for several members with the
 //! executor, processing by each, and every failure the joiner must detect.
-use mls_nostd::codec::{Decode, Encode, ListView, Writer};
+use mls_nostd::codec::{CodecError, Decode, Encode, ListView, Writer};
 use mls_nostd::crypto::hpke::{derive_key_pair, HpkePrivateKey, HpkePublicKey};
 use mls_nostd::crypto::labeled::encrypt_with_label;
 use mls_nostd::crypto::signature::{SignaturePrivateKey, SignaturePublicKey};
@@ -16,8 +16,8 @@ use mls_nostd::leaf_node::LeafNode;
 use mls_nostd::messages::welcome::EncryptedGroupSecrets;
 use mls_nostd::messages::welcome_secrets::WELCOME_LABEL;
 use mls_nostd::messages::{
-    process_welcome, process_welcome_in_place, GroupInfo, GroupInfoError, GroupInfoTbs, HpkeCiphertext, MlsMessage, MlsMessageBody, NewMember,
-    Welcome, WelcomeError, WelcomeParams, WireGroupContext,
+    process_read_welcome, process_welcome, process_welcome_in_place, GroupInfo, GroupInfoError, GroupInfoTbs, HpkeCiphertext, MlsMessage, MlsMessageBody, NewMember,
+    Welcome, WelcomeError, WelcomeParams, WelcomeReader, WireGroupContext,
 };
 use mls_nostd::psk::{psk_secret, NoPsks, PreSharedKeyId, Psk, PskStore, ResumptionPskUsage};
 use mls_nostd::transcript::confirmation_tag;
@@ -272,6 +272,93 @@ fn join_in_place(
             Ok((v.epoch_secrets.clone(), v.path_secret.as_ref().map(|s| s.as_bytes().to_vec()), v.psks.len()))
         });
     (joined, message)
+}
+
+/// [`join`] with the Welcome read in pieces of `piece` bytes into a buffer
+/// of `room` bytes; the bytes the reader kept.
+fn join_read(
+    suite: CipherSuite,
+    client: &Client,
+    welcome_bytes: &[u8],
+    (piece, room): (usize, usize),
+    store: &dyn PskStore,
+    signer: &SignaturePublicKey,
+) -> Result<(Joined, usize), WelcomeError> {
+    let mut buf = vec![0u8; room];
+    let mut reader = WelcomeReader::new(&client.key_package, &mut buf)?;
+    for p in welcome_bytes.chunks(piece) {
+        reader.feed(p)?;
+    }
+    let read = reader.finish()?;
+    let kept = read.kept_len();
+    let d = process_read_welcome(suite, &client.reference(suite), &client.init_priv, read, store)?;
+    let v = d.verify(signer)?;
+    Ok(((v.epoch_secrets.clone(), v.path_secret.as_ref().map(|s| s.as_bytes().to_vec()), v.psks.len()), kept))
+}
+
+/// A Welcome read in pieces of any length joins as the whole one does,
+/// keeping only our GroupSecrets' ciphertext and the encrypted GroupInfo
+/// (lengths taken from the decoded Welcome); a Welcome cut short, with a
+/// byte too many, of another wire format, for someone else or in too small
+/// a buffer is refused.
+#[test]
+fn welcome_read_in_pieces() {
+    let mut joins = 0;
+    for &suite in CipherSuite::ALL {
+        let clients: Vec<Client> = (1..=4).map(|i| Client::new(suite, i)).collect();
+        let e = Epoch::new(suite);
+        let signer_pub = e.signer.public_key();
+        let gi = e.group_info();
+        let path = Secret::from_slice(&vec![0xb0; suite.hash_len()]).unwrap();
+        let members: Vec<NewMember<'_>> = clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| NewMember::from_key_package(suite, &c.key_package(), (i == 2).then_some(&path)).unwrap())
+            .collect();
+        let welcome = e.create(&gi, &members, 42, &Sequential);
+        let w = welcome_of(&welcome);
+        let store = e.store();
+        let longest_entry = 4 + suite.hash_len() + 2 * 140 + 256;
+        for c in &clients {
+            let whole = join(suite, c, &welcome, &store, &signer_pub).unwrap();
+            let ours = w.secrets_for(&c.reference(suite)).unwrap().encrypted_group_secrets.ciphertext.len();
+            let expected_kept = ours + w.encrypted_group_info.len();
+            assert!(expected_kept < welcome.len() - 3 * ours, "three other members' entries are not kept");
+            for piece in [1, 2, 3, 7, 64, 300, welcome.len()] {
+                let room = expected_kept + longest_entry + piece;
+                let (joined, kept) = join_read(suite, c, &welcome, (piece, room), &store, &signer_pub).unwrap();
+                assert_eq!(joined, whole, "{suite:?}: pieces of {piece}");
+                assert_eq!(kept, expected_kept, "{suite:?}: pieces of {piece}");
+                joins += 1;
+            }
+        }
+        let c = &clients[0];
+        let room = welcome.len();
+        let read = |bytes: &[u8], client: &Client| join_read(suite, client, bytes, (5, room), &store, &signer_pub).err();
+        assert_eq!(read(&welcome[..welcome.len() - 1], c), Some(WelcomeError::Malformed(CodecError::Truncated)));
+        assert_eq!(read(&[&welcome[..], &[0]].concat(), c), Some(WelcomeError::Malformed(CodecError::TrailingBytes)));
+        let mut not_welcome = welcome.clone();
+        not_welcome[3] = 1;
+        assert_eq!(read(&not_welcome, c), Some(WelcomeError::Malformed(CodecError::InvalidValue)));
+        assert_eq!(read(&welcome, &Client::new(suite, 9)), Some(WelcomeError::NotForUs));
+        // Read for one client, opened by another: not ours.
+        let mut buf = vec![0u8; room];
+        let mut reader = WelcomeReader::new(&clients[1].key_package, &mut buf).unwrap();
+        reader.feed(&welcome).unwrap();
+        let other = process_read_welcome(suite, &c.reference(suite), &c.init_priv, reader.finish().unwrap(), &store);
+        assert_eq!(other.err(), Some(WelcomeError::NotForUs));
+        // A tampered GroupInfo: the context of the GroupSecrets, which fail.
+        let mut tampered = welcome.clone();
+        let last = tampered.len() - 20;
+        tampered[last] ^= 1;
+        assert_eq!(read(&tampered, c), Some(WelcomeError::GroupSecretsDecryptionFailed));
+        // Too little room for what is kept.
+        let ours = w.secrets_for(&c.reference(suite)).unwrap().encrypted_group_secrets.ciphertext.len();
+        let kept = ours + w.encrypted_group_info.len();
+        let small = join_read(suite, c, &welcome, (welcome.len(), kept - 1), &store, &signer_pub).err();
+        assert!(matches!(small, Some(WelcomeError::BufferTooSmall { .. })), "{small:?}");
+    }
+    assert_eq!(joins, CipherSuite::ALL.len() * 4 * 7);
 }
 
 #[test]

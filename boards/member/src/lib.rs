@@ -23,6 +23,7 @@ use mls_nostd::group::{
 };
 use mls_nostd::key_package::{KeyPackage, KeyPackageBuildError, KeyPackageParams, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::Lifetime;
+use mls_nostd::messages::{ReadWelcome, WelcomeError, WelcomeReader};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use mls_nostd::store::durable::{DurableError, RecordBuffer, store_key_package};
@@ -80,6 +81,17 @@ pub const SKIPPED_KEYS: usize = 16;
 pub const PROPOSAL_BYTES: usize = 2048;
 /// Longest KeyPackage the device keeps (its own, with GREASE values).
 pub const MAX_KEY_PACKAGE: usize = 512;
+
+/// Bytes of a Welcome's piece as the device receives it (a radio frame).
+pub const WELCOME_PIECE: usize = 64;
+
+/// Scratch bytes a join needs to read a Welcome in pieces
+/// (`WelcomeReader`): the encrypted GroupInfo, our GroupSecrets'
+/// ciphertext (at most the longest of the Welcome's), room for the longest
+/// `EncryptedGroupSecrets` entry and for a piece.
+pub const fn welcome_scratch(group_info_len: usize, longest_ciphertext: usize, longest_entry: usize) -> usize {
+    group_info_len + longest_ciphertext + longest_entry + WELCOME_PIECE
+}
 
 /// Scratch bytes the device's Commit with path needs, from the length of
 /// the Commit (see the core's `CommitBuffers::message`): the core builds
@@ -143,6 +155,8 @@ pub enum StepError {
     Receive(ReceiveError),
     Commit(CreateCommitError),
     Merge(GroupError),
+    /// The Welcome could not be read (in pieces, before the join).
+    Welcome(WelcomeError),
     /// Join before any KeyPackage was generated.
     NoKeyPackage,
     /// The scratch buffer is too small for the input.
@@ -162,8 +176,9 @@ pub trait DeviceGroup {
     fn receive<'m>(&mut self, message: &'m mut [u8]) -> Result<Outcome<'m>, StepError>;
     /// Protects `data` into `out`.
     fn protect<'o>(&mut self, data: &[u8], rng: &mut SeededRng, out: &'o mut [u8]) -> Result<&'o [u8], StepError>;
-    /// Joins from `welcome` with `p`'s KeyPackage, decrypting it in place.
-    fn join(&mut self, welcome: &mut [u8], p: &JoinParams<'_>) -> Result<(), StepError>;
+    /// Joins from a Welcome read in pieces with `p`'s KeyPackage,
+    /// decrypting what the reader kept where it lies.
+    fn join(&mut self, welcome: ReadWelcome<'_>, p: &JoinParams<'_>) -> Result<(), StepError>;
     /// Commits, merges, and returns the Commit.
     fn commit<'o>(&mut self, opts: &CommitOptions<'_>, rng: &mut SeededRng, bufs: CommitBuffers<'o>) -> Result<&'o [u8], StepError>;
     /// The group's epoch and epoch authenticator.
@@ -191,8 +206,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> DeviceG
         self.protect_application_in_memory(data, &[], 0, rng, out).map_err(StepError::Receive)
     }
 
-    fn join(&mut self, welcome: &mut [u8], p: &JoinParams<'_>) -> Result<(), StepError> {
-        self.join_in_place_in_memory(welcome, p).map_err(StepError::Join)
+    fn join(&mut self, welcome: ReadWelcome<'_>, p: &JoinParams<'_>) -> Result<(), StepError> {
+        self.join_read_in_memory(welcome, p).map_err(StepError::Join)
     }
 
     fn commit<'o>(&mut self, opts: &CommitOptions<'_>, rng: &mut SeededRng, bufs: CommitBuffers<'o>) -> Result<&'o [u8], StepError> {
@@ -238,13 +253,13 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
 
     /// Stores the KeyPackage's keys, then joins: the join removes them at
     /// its commit point.
-    fn join(&mut self, welcome: &mut [u8], p: &JoinParams<'_>) -> Result<(), StepError> {
+    fn join(&mut self, welcome: ReadWelcome<'_>, p: &JoinParams<'_>) -> Result<(), StepError> {
         use mls_nostd::codec::Decode;
         let reference = KeyPackage::decode_exact(p.key_package)
             .and_then(|kp| kp.reference(SUITE).map_err(|_| CodecError::InvalidValue))
             .map_err(StepError::Scratch)?;
         store_key_package(self.storage, SUITE, &reference, p.keys, p.signer, self.buf).map_err(StepError::Store)?;
-        self.group.stored(self.storage, self.slot, self.buf).join_in_place(welcome, p).map_err(durable(StepError::Join))
+        self.group.stored(self.storage, self.slot, self.buf).join_read(welcome, p).map_err(durable(StepError::Join))
     }
 
     fn commit<'o>(&mut self, opts: &CommitOptions<'_>, rng: &mut SeededRng, bufs: CommitBuffers<'o>) -> Result<&'o [u8], StepError> {
@@ -384,12 +399,14 @@ impl Device {
             psks: &NoPsks,
             config: GroupConfig::default(),
         };
-        // The Welcome as received (into RAM, like every message), decrypted
-        // where it lies.
-        let received =
-            scratch.get_mut(..welcome.len()).ok_or(StepError::Scratch(CodecError::BufferTooSmall { needed: welcome.len() }))?;
-        received.copy_from_slice(welcome);
-        let joined = group.join(received, &params);
+        // The Welcome as received, in radio frames of WELCOME_PIECE bytes:
+        // the reader keeps our GroupSecrets and the encrypted GroupInfo in
+        // the scratch (not every joiner's entry), decrypted there.
+        let mut reader = WelcomeReader::new(params.key_package, scratch).map_err(StepError::Welcome)?;
+        for piece in welcome.chunks(WELCOME_PIECE) {
+            reader.feed(piece).map_err(StepError::Welcome)?;
+        }
+        let joined = group.join(reader.finish().map_err(StepError::Welcome)?, &params);
         if joined.is_err() {
             // Keep the keys: the KeyPackage was not consumed.
             self.key_package_keys = Some(keys);

@@ -23,10 +23,11 @@
 
 use board_member::{
     Action, DEVICE_SEED, Device, Expect, Floor, LIFETIME, NOW, Outcome, PROPOSAL_BYTES, SKIPPED_KEYS,
-    SUITE, SeededRng, Step, commit_scratch,
+    SUITE, SeededRng, Step, commit_scratch, welcome_scratch,
 };
 use mls_nostd::tree_math::{self, LeafIndex, NodeIndex};
 use mls_nostd::codec::{Decode, Writer};
+use mls_nostd::messages::{EncryptedGroupSecrets, MlsMessage, MlsMessageBody};
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::executor::Sequential;
@@ -200,9 +201,10 @@ fn scratch_needed(g: &Generated) -> usize {
     let mut need = 0usize;
     for s in &g.steps {
         let len = match (&s.action, &s.expect) {
-            // The Welcome as received, decrypted in place (the tree is read
-            // from flash).
-            (OwnedAction::Join(w, _) | OwnedAction::Receive(w), _) => w.len(),
+            // The Welcome read in pieces: what the reader keeps (the tree
+            // is read from flash).
+            (OwnedAction::Join(w, _), _) => read_welcome_scratch(w),
+            (OwnedAction::Receive(w), _) => w.len(),
             (_, OwnedExpect::KeyPackage(b) | OwnedExpect::Protected(b)) => b.len(),
             (OwnedAction::Commit, OwnedExpect::Committed(b)) => commit_scratch(b.len()),
             _ => 0,
@@ -210,6 +212,22 @@ fn scratch_needed(g: &Generated) -> usize {
         need = need.max(len);
     }
     need.next_multiple_of(64)
+}
+
+/// `board_member::welcome_scratch` of the Welcome `w`, from its decoding.
+fn read_welcome_scratch(w: &[u8]) -> usize {
+    use mls_nostd::codec::Encode;
+    let MlsMessageBody::Welcome(welcome) = MlsMessage::decode_exact(w).expect("a Welcome").body else {
+        panic!("not a Welcome")
+    };
+    let entry_len = |e: &EncryptedGroupSecrets<'_>| {
+        let mut counter = Writer::counter();
+        e.encode(&mut counter).expect("an entry");
+        counter.len()
+    };
+    let longest_entry = welcome.secrets.iter().map(|e| entry_len(&e)).max().unwrap_or(0);
+    let longest_ciphertext = welcome.secrets.iter().map(|e| e.encrypted_group_secrets.ciphertext.len()).max().unwrap_or(0);
+    welcome_scratch(welcome.encrypted_group_info.len(), longest_ciphertext, longest_entry)
 }
 
 type G<const N: usize, const A: usize> = Group<N, A, SKIPPED_KEYS, PROPOSAL_BYTES>;

@@ -13,7 +13,10 @@ use crate::crypto::CryptoError;
 use crate::extensions::{EXT_RATCHET_TREE, Extensions};
 use crate::key_package::{KeyPackage, KeyPackagePrivateKeys};
 use crate::messages::mls_message::{MlsMessage, MlsMessageBody};
-use crate::messages::welcome_secrets::{DecryptedWelcome, WelcomeError, process_welcome, process_welcome_in_place};
+use crate::messages::welcome_reader::ReadWelcome;
+use crate::messages::welcome_secrets::{
+    DecryptedWelcome, WelcomeError, process_read_welcome, process_welcome, process_welcome_in_place,
+};
 use crate::crypto::CipherSuite;
 use crate::crypto::hpke::HpkePrivateKey;
 use crate::psk::PskStore;
@@ -223,6 +226,16 @@ impl<'w> WelcomeInput<'w> for InPlace<'w> {
     }
 }
 
+/// A Welcome read in pieces, decrypted where the reader kept it.
+struct Read<'w>(ReadWelcome<'w>);
+
+impl<'w> WelcomeInput<'w> for Read<'w> {
+    fn open(self, suite: CipherSuite, kp_ref: &[u8], init_key: &HpkePrivateKey, psks: &dyn PskStore)
+    -> Result<DecryptedWelcome<'w>, JoinError> {
+        Ok(process_read_welcome(suite, kp_ref, init_key, self.0, psks)?)
+    }
+}
+
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`) into this
     /// slot, which must hold no active group; on failure it is left empty.
@@ -239,6 +252,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// whether the join succeeded or not.
     pub fn join_in_place_in_memory(&mut self, welcome: &mut [u8], p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {
         self.join_from(InPlace(welcome), p)
+    }
+
+    /// [`Self::join_in_memory`] from a Welcome read in pieces
+    /// ([`WelcomeReader`]): a device that receives the Welcome in frames
+    /// keeps only our GroupSecrets and the GroupInfo, opened where the
+    /// reader kept them (discard its buffer afterwards).
+    ///
+    /// [`WelcomeReader`]: crate::messages::welcome_reader::WelcomeReader
+    pub fn join_read_in_memory(&mut self, welcome: ReadWelcome<'_>, p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {
+        self.join_from(Read(welcome), p)
     }
 
     fn join_from<'w>(&mut self, input: impl WelcomeInput<'w>, p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {

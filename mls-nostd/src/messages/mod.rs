@@ -28,6 +28,7 @@ pub mod private_message;
 pub mod proposal;
 pub mod public_message;
 pub mod welcome;
+pub mod welcome_reader;
 pub mod welcome_secrets;
 
 pub use authenticated_content::{AuthenticatedContent, EncodedGroupContext, FramedContentTbs, ProtectionError};
@@ -46,6 +47,8 @@ pub use proposal::{
 };
 pub use welcome::{EncryptedGroupSecrets, GroupSecrets, PathSecret, Welcome};
 pub use group_info::{GROUP_INFO_TBS_LABEL, GroupInfoError};
+pub use welcome_reader::{ReadWelcome, WelcomeReader};
 pub use welcome_secrets::{
-    DecryptedWelcome, NewMember, VerifiedWelcome, WelcomeError, WelcomeParams, WelcomeSizes, process_welcome, process_welcome_in_place,
+    DecryptedWelcome, NewMember, VerifiedWelcome, WelcomeError, WelcomeParams, WelcomeSizes, process_read_welcome,
+    process_welcome, process_welcome_in_place,
 };

@@ -36,6 +36,7 @@ use zeroize::Zeroize;
 use super::framing::WIRE_FORMAT_WELCOME;
 use super::group_info::{GroupInfo, GroupInfoError};
 use super::welcome::{PathSecret, Welcome};
+use super::welcome_reader::ReadWelcome;
 use crate::codec::{CodecError, Decode, ListView, Reader, Writer};
 use crate::crypto::hpke::{self, HpkePrivateKey, HpkePublicKey, KemOutput};
 use crate::crypto::labeled::{LABEL_PREFIX, VarintPrefix, decrypt_with_label};
@@ -658,9 +659,49 @@ pub fn process_welcome_in_place<'o>(
     let (low, high) = message.split_at_mut_checked(gi_at).ok_or(WelcomeError::Malformed(CodecError::Truncated))?;
     let gs = low.get_mut(gs_at..gs_end).ok_or(WelcomeError::Malformed(CodecError::Truncated))?;
     let egi = high.get_mut(..gi_len).ok_or(WelcomeError::Malformed(CodecError::Truncated))?;
+    open_in_place(suite, init_key, &kem_output, gs, egi, psk_store)
+}
+
+/// [`process_welcome`] of a Welcome read in pieces ([`WelcomeReader`]):
+/// our GroupSecrets and the GroupInfo are opened where the reader kept them.
+///
+/// [`WelcomeReader`]: super::welcome_reader::WelcomeReader
+pub fn process_read_welcome<'o>(
+    suite: CipherSuite,
+    key_package_ref: &[u8],
+    init_key: &HpkePrivateKey,
+    welcome: ReadWelcome<'o>,
+    psk_store: &dyn PskStore,
+) -> Result<DecryptedWelcome<'o>, WelcomeError> {
+    if welcome.suite != suite {
+        return Err(WelcomeError::WrongCipherSuite);
+    }
+    // Read for another KeyPackage: its entry is not ours.
+    if welcome.reference.as_bytes() != key_package_ref {
+        return Err(WelcomeError::NotForUs);
+    }
+    let (gs, egi) = welcome
+        .kept
+        .split_at_mut_checked(welcome.group_info_at)
+        .ok_or(WelcomeError::Malformed(CodecError::Truncated))?;
+    let gs = gs.get_mut(..welcome.secrets_len).ok_or(WelcomeError::Malformed(CodecError::Truncated))?;
+    open_in_place(suite, init_key, &welcome.kem_output, gs, egi, psk_store)
+}
+
+/// Opens our GroupSecrets `gs` (ciphertext and tag) with `init_key` and the
+/// encrypted GroupInfo `egi` with the welcome key, both in place.
+fn open_in_place<'o>(
+    suite: CipherSuite,
+    init_key: &HpkePrivateKey,
+    kem_output: &KemOutput,
+    gs: &'o mut [u8],
+    egi: &'o mut [u8],
+    psk_store: &dyn PskStore,
+) -> Result<DecryptedWelcome<'o>, WelcomeError> {
+    let gi_len = egi.len();
     let gs_ct_len = gs.len().checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
     let (gs_ct, gs_tag) = gs.split_at_mut_checked(gs_ct_len).ok_or(WelcomeError::GroupSecretsDecryptionFailed)?;
-    let opened = open_group_secrets(suite, init_key, &kem_output, egi, gs_ct, gs_tag, psk_store)?;
+    let opened = open_group_secrets(suite, init_key, kem_output, egi, gs_ct, gs_tag, psk_store)?;
     let ct_len = gi_len.checked_sub(AEAD_TAG_LEN).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
     let (gi, gi_tag) = egi.split_at_mut_checked(ct_len).ok_or(WelcomeError::GroupInfoDecryptionFailed)?;
     open_group_info(suite, opened, gi, gi_tag)

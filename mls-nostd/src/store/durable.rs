@@ -694,6 +694,17 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         self.join_stored(p, |group, p| group.join_in_place_in_memory(welcome, p))
     }
 
+    /// [`Self::join_with`] from a Welcome read in pieces
+    /// ([`Group::join_read_in_memory`]): discard the reader's buffer
+    /// afterwards.
+    pub fn join_read(
+        &mut self,
+        welcome: crate::messages::welcome_reader::ReadWelcome<'_>,
+        p: &JoinParams<'_, Sig>,
+    ) -> Result<(), DurableError<JoinError>> {
+        self.join_stored(p, |group, p| group.join_read_in_memory(welcome, p))
+    }
+
     /// Joins with `join`, given `p` with the KeyPackage's keys and signer
     /// from the store, then saves the group and removes the keys.
     fn join_stored(

@@ -289,9 +289,9 @@ fn join_read(
     for p in welcome_bytes.chunks(piece) {
         reader.feed(p)?;
     }
-    let read = reader.finish()?;
+    let mut read = reader.finish()?;
     let kept = read.kept_len();
-    let d = process_read_welcome(suite, &client.reference(suite), &client.init_priv, read, store)?;
+    let d = process_read_welcome(suite, &client.reference(suite), &client.init_priv, &mut read, store)?;
     let v = d.verify(signer)?;
     Ok(((v.epoch_secrets.clone(), v.path_secret.as_ref().map(|s| s.as_bytes().to_vec()), v.psks.len()), kept))
 }
@@ -345,7 +345,8 @@ fn welcome_read_in_pieces() {
         let mut buf = vec![0u8; room];
         let mut reader = WelcomeReader::new(&clients[1].key_package, &mut buf).unwrap();
         reader.feed(&welcome).unwrap();
-        let other = process_read_welcome(suite, &c.reference(suite), &c.init_priv, reader.finish().unwrap(), &store);
+        let mut kept = reader.finish().unwrap();
+        let other = process_read_welcome(suite, &c.reference(suite), &c.init_priv, &mut kept, &store);
         assert_eq!(other.err(), Some(WelcomeError::NotForUs));
         // A tampered GroupInfo: the context of the GroupSecrets, which fail.
         let mut tampered = welcome.clone();

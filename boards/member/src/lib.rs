@@ -166,6 +166,17 @@ pub enum StepError {
     Store(StoreError),
 }
 
+/// Reads `welcome` as it arrives, in pieces of [`WELCOME_PIECE`] bytes,
+/// into `buf`. Its own frame: the reader's is gone before the join.
+#[inline(never)]
+fn read_welcome<'b>(key_package: &[u8], welcome: &[u8], buf: &'b mut [u8]) -> Result<ReadWelcome<'b>, WelcomeError> {
+    let mut reader = WelcomeReader::new(key_package, buf)?;
+    for piece in welcome.chunks(WELCOME_PIECE) {
+        reader.feed(piece)?;
+    }
+    reader.finish()
+}
+
 /// The group a device step runs on: [`Group`] itself, through its
 /// `*_in_memory` operations (the measured runs, which have no store), or
 /// [`Stored`], through [`StoredGroup`](mls_nostd::store::durable::StoredGroup) as a product uses it (each step
@@ -178,7 +189,7 @@ pub trait DeviceGroup {
     fn protect<'o>(&mut self, data: &[u8], rng: &mut SeededRng, out: &'o mut [u8]) -> Result<&'o [u8], StepError>;
     /// Joins from a Welcome read in pieces with `p`'s KeyPackage,
     /// decrypting what the reader kept where it lies.
-    fn join(&mut self, welcome: ReadWelcome<'_>, p: &JoinParams<'_>) -> Result<(), StepError>;
+    fn join(&mut self, welcome: &mut ReadWelcome<'_>, p: &JoinParams<'_>) -> Result<(), StepError>;
     /// Commits, merges, and returns the Commit.
     fn commit<'o>(&mut self, opts: &CommitOptions<'_>, rng: &mut SeededRng, bufs: CommitBuffers<'o>) -> Result<&'o [u8], StepError>;
     /// The group's epoch and epoch authenticator.
@@ -206,7 +217,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> DeviceG
         self.protect_application_in_memory(data, &[], 0, rng, out).map_err(StepError::Receive)
     }
 
-    fn join(&mut self, welcome: ReadWelcome<'_>, p: &JoinParams<'_>) -> Result<(), StepError> {
+    fn join(&mut self, welcome: &mut ReadWelcome<'_>, p: &JoinParams<'_>) -> Result<(), StepError> {
         self.join_read_in_memory(welcome, p).map_err(StepError::Join)
     }
 
@@ -253,7 +264,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
 
     /// Stores the KeyPackage's keys, then joins: the join removes them at
     /// its commit point.
-    fn join(&mut self, welcome: ReadWelcome<'_>, p: &JoinParams<'_>) -> Result<(), StepError> {
+    fn join(&mut self, welcome: &mut ReadWelcome<'_>, p: &JoinParams<'_>) -> Result<(), StepError> {
         use mls_nostd::codec::Decode;
         let reference = KeyPackage::decode_exact(p.key_package)
             .and_then(|kp| kp.reference(SUITE).map_err(|_| CodecError::InvalidValue))
@@ -402,11 +413,8 @@ impl Device {
         // The Welcome as received, in radio frames of WELCOME_PIECE bytes:
         // the reader keeps our GroupSecrets and the encrypted GroupInfo in
         // the scratch (not every joiner's entry), decrypted there.
-        let mut reader = WelcomeReader::new(params.key_package, scratch).map_err(StepError::Welcome)?;
-        for piece in welcome.chunks(WELCOME_PIECE) {
-            reader.feed(piece).map_err(StepError::Welcome)?;
-        }
-        let joined = group.join(reader.finish().map_err(StepError::Welcome)?, &params);
+        let mut read = read_welcome(params.key_package, welcome, scratch).map_err(StepError::Welcome)?;
+        let joined = group.join(&mut read, &params);
         if joined.is_err() {
             // Keep the keys: the KeyPackage was not consumed.
             self.key_package_keys = Some(keys);

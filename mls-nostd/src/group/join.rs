@@ -227,9 +227,9 @@ impl<'w> WelcomeInput<'w> for InPlace<'w> {
 }
 
 /// A Welcome read in pieces, decrypted where the reader kept it.
-struct Read<'w>(ReadWelcome<'w>);
+struct Read<'w, 'b>(&'w mut ReadWelcome<'b>);
 
-impl<'w> WelcomeInput<'w> for Read<'w> {
+impl<'w> WelcomeInput<'w> for Read<'w, '_> {
     fn open(self, suite: CipherSuite, kp_ref: &[u8], init_key: &HpkePrivateKey, psks: &dyn PskStore)
     -> Result<DecryptedWelcome<'w>, JoinError> {
         Ok(process_read_welcome(suite, kp_ref, init_key, self.0, psks)?)
@@ -260,7 +260,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// reader kept them (discard its buffer afterwards).
     ///
     /// [`WelcomeReader`]: crate::messages::welcome_reader::WelcomeReader
-    pub fn join_read_in_memory(&mut self, welcome: ReadWelcome<'_>, p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {
+    pub fn join_read_in_memory(&mut self, welcome: &mut ReadWelcome<'_>, p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {
         self.join_from(Read(welcome), p)
     }
 

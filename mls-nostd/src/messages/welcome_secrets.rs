@@ -666,11 +666,14 @@ pub fn process_welcome_in_place<'o>(
 /// our GroupSecrets and the GroupInfo are opened where the reader kept them.
 ///
 /// [`WelcomeReader`]: super::welcome_reader::WelcomeReader
+///
+/// Taken by reference: on a device it is no copy of its KEM output and
+/// KeyPackageRef in each frame of the join.
 pub fn process_read_welcome<'o>(
     suite: CipherSuite,
     key_package_ref: &[u8],
     init_key: &HpkePrivateKey,
-    welcome: ReadWelcome<'o>,
+    welcome: &'o mut ReadWelcome<'_>,
     psk_store: &dyn PskStore,
 ) -> Result<DecryptedWelcome<'o>, WelcomeError> {
     if welcome.suite != suite {

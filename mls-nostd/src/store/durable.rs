@@ -699,7 +699,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// afterwards.
     pub fn join_read(
         &mut self,
-        welcome: crate::messages::welcome_reader::ReadWelcome<'_>,
+        welcome: &mut crate::messages::welcome_reader::ReadWelcome<'_>,
         p: &JoinParams<'_, Sig>,
     ) -> Result<(), DurableError<JoinError>> {
         self.join_stored(p, |group, p| group.join_read_in_memory(welcome, p))

@@ -95,15 +95,22 @@ pub const fn welcome_scratch(group_info_len: usize, longest_ciphertext: usize, l
 
 /// Scratch bytes the device's Commit with path needs, from the length of
 /// the Commit (see the core's `CommitBuffers::message`): the core builds
-/// the Commit where it is sent, its UpdatePath's HPKE ciphertexts sealed in
-/// jobs that are longer than the ciphertexts by at most a third (X448 with
-/// SHA-512: 184 bytes against 140; X25519 with SHA-256: 96 against 82) and
-/// the path's length prefixes counted at their longest (at most 256 bytes
-/// more). (Until December 5 the list, the path and the jobs each had room
-/// of their own: 4.3 times the Commit; then 2.3 with the ciphertexts
-/// written over their jobs; 1.3 since the path is built in its place.)
+/// the Commit where it is sent, each of its UpdatePath's HPKE ciphertexts
+/// sealed in a job longer than the ciphertext (the recipient's key, an IKM
+/// and the path secret in, `Npk + 2 Nh` bytes, against the ciphertext's
+/// `Npk + Nh + 18`: 96 against 82 bytes with X25519 and SHA-256, 129
+/// against 115 with P-256), so the path's ciphertexts, less than the
+/// Commit, need that ratio more; and the path's length prefixes counted at
+/// their longest (at most 256 bytes more). (Until December 5 the list, the
+/// path and the jobs each had room of their own: 4.3 times the Commit; then
+/// 2.3 with the ciphertexts written over their jobs; then 1.33, a third
+/// being the worst suite's ratio, X448 with SHA-512; now the ratio of the
+/// suite built.)
 pub const fn commit_scratch(commit_len: usize) -> usize {
-    commit_len + 256 + commit_len / 3
+    let (npk, nh) = (SUITE.kem().public_len(), SUITE.hash_len());
+    let job = npk + 2 * nh;
+    let ciphertext = npk + nh + 18;
+    commit_len + (commit_len * (job - ciphertext)).div_ceil(ciphertext) + 256
 }
 
 /// One thing the device is asked to do.

@@ -159,6 +159,53 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 .get(..gc_len)
                 .ok_or(CodecError::BufferTooSmall { needed: gc_len })?,
         )?;
+        match wire_format {
+            WIRE_FORMAT_PUBLIC_MESSAGE => self.unprotect_public(&gc, message),
+            WIRE_FORMAT_PRIVATE_MESSAGE => self.unprotect_private(&gc, message),
+            _ => Err(ReceiveError::NotAGroupMessage),
+        }
+    }
+
+    /// [`Self::unprotect`] of a PublicMessage. Each wire format in a frame
+    /// of its own: the other's locals are not on the stack while the
+    /// signature is verified.
+    #[inline(never)]
+    fn unprotect_public<'m>(
+        &mut self,
+        gc: &EncodedGroupContext<'_>,
+        message: &'m [u8],
+    ) -> Result<AuthenticatedContent<'m>, ReceiveError> {
+        let Self { tree, state, .. } = self;
+        // The current epoch's members, also while a Commit is staged.
+        let tree = tree.old();
+        let mut lookup = |c: &FramedContent<'_>| match (c.sender, &c.content) {
+            (Sender::Member(i), _) => member_key(&tree, LeafIndex(i)),
+            // A pre-provisioned external sender (§12.1.8.1).
+            (Sender::External(i), _) => crate::extensions::Extensions::from_body(state.extensions.as_slice())
+                .ok()
+                .and_then(|e| e.find(crate::extensions::EXT_EXTERNAL_SENDERS))
+                .and_then(|data| crate::extensions::external_sender(data, i))
+                .and_then(|s| SignaturePublicKey::from_slice(s.signature_key).ok()),
+            // A client proposing its own Add (§12.1.8.2).
+            (Sender::NewMemberProposal, Content::Proposal(Proposal::Add(a))) => {
+                SignaturePublicKey::from_slice(a.key_package.tbs.leaf_node.fields.signature_key).ok()
+            }
+            // An external joiner signs with the key of its new leaf (§12.4.3.2).
+            (Sender::NewMemberCommit, Content::Commit(commit)) => commit
+                .path
+                .and_then(|p| SignaturePublicKey::from_slice(p.leaf_node.fields.signature_key).ok()),
+            _ => None,
+        };
+        Ok(public_message::unprotect(gc, &state.secrets.membership_key, message, &mut lookup)?)
+    }
+
+    /// [`Self::unprotect`] of a PrivateMessage, decrypted in place.
+    #[inline(never)]
+    fn unprotect_private<'m>(
+        &mut self,
+        gc: &EncodedGroupContext<'_>,
+        message: &'m mut [u8],
+    ) -> Result<AuthenticatedContent<'m>, ReceiveError> {
         let Self {
             tree,
             state,
@@ -167,82 +214,54 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             ..
         } = self;
         let (secret_tree, prev_secret_tree) = secret_trees.both_mut();
-        // The current epoch's members, also while a Commit is staged.
         let tree = tree.old();
-        let content = match wire_format {
-            WIRE_FORMAT_PUBLIC_MESSAGE => {
-                let mut lookup = |c: &FramedContent<'_>| match (c.sender, &c.content) {
-                    (Sender::Member(i), _) => member_key(&tree, LeafIndex(i)),
-                    // A pre-provisioned external sender (§12.1.8.1).
-                    (Sender::External(i), _) => crate::extensions::Extensions::from_body(state.extensions.as_slice())
-                        .ok()
-                        .and_then(|e| e.find(crate::extensions::EXT_EXTERNAL_SENDERS))
-                        .and_then(|data| crate::extensions::external_sender(data, i))
-                        .and_then(|s| SignaturePublicKey::from_slice(s.signature_key).ok()),
-                    // A client proposing its own Add (§12.1.8.2).
-                    (Sender::NewMemberProposal, Content::Proposal(Proposal::Add(a))) => {
-                        SignaturePublicKey::from_slice(a.key_package.tbs.leaf_node.fields.signature_key).ok()
-                    }
-                    // An external joiner signs with the key of its new leaf (§12.4.3.2).
-                    (Sender::NewMemberCommit, Content::Commit(commit)) => commit
-                        .path
-                        .and_then(|p| SignaturePublicKey::from_slice(p.leaf_node.fields.signature_key).ok()),
-                    _ => None,
-                };
-                public_message::unprotect(&gc, &state.secrets.membership_key, message, &mut lookup)?
-            }
-            WIRE_FORMAT_PRIVATE_MESSAGE => {
-                // A late message of the previous epoch is read with its keys
-                // (application data only; checked below).
-                let epoch = {
-                    let mut h = Reader::new(message.get(4..).unwrap_or(&[]));
-                    h.read_opaque()?;
-                    h.read_u64()?
-                };
-                let late = past
-                    .first_mut()
-                    .zip(prev_secret_tree)
-                    .and_then(|(past, prev_tree)| {
-                        let p = past
-                            .record
-                            .as_ref()
-                            .filter(|p| p.epoch == epoch && epoch != state.epoch)?;
-                        Some((p, prev_tree))
-                    });
-                match late {
-                    Some((p, prev_secret_tree)) => {
-                        let old_gc = EncodedGroupContext::decode(p.group_context.as_slice())?;
-                        let mut keys = PrivateMessageKeys {
-                            secret_tree: prev_secret_tree,
-                            sender_data_secret: &p.sender_data_secret,
-                        };
-                        // The sender's key in the previous epoch: kept if the
-                        // last Commit changed it, else the same in the current tree.
-                        let mut lookup = |l: LeafIndex| p.departed.key(l).or_else(|| member_key(&tree, l));
-                        let content = private_message::unprotect(&old_gc, &mut keys, message, &mut lookup).map_err(|e| {
-                            match e {
-                                ProtectionError::UnknownSender | ProtectionError::BadSignature if p.departed.overflow => {
-                                    ReceiveError::DepartedSender
-                                }
-                                e => e.into(),
-                            }
-                        })?;
-                        if !matches!(content.content.content, Content::Application(_)) {
-                            return Err(ProtectionError::WrongEpoch.into());
-                        }
-                        content
-                    }
-                    None => {
-                        let mut keys =
-                            PrivateMessageKeys { secret_tree, sender_data_secret: &state.secrets.sender_data_secret };
-                        let mut lookup = |l: LeafIndex| member_key(&tree, l);
-                        private_message::unprotect(&gc, &mut keys, message, &mut lookup)?
-                    }
-                }
-            }
-            _ => return Err(ReceiveError::NotAGroupMessage),
+        // A late message of the previous epoch is read with its keys
+        // (application data only; checked below).
+        let epoch = {
+            let mut h = Reader::new(message.get(4..).unwrap_or(&[]));
+            h.read_opaque()?;
+            h.read_u64()?
         };
-        Ok(content)
+        let late = past
+            .first_mut()
+            .zip(prev_secret_tree)
+            .and_then(|(past, prev_tree)| {
+                let p = past
+                    .record
+                    .as_ref()
+                    .filter(|p| p.epoch == epoch && epoch != state.epoch)?;
+                Some((p, prev_tree))
+            });
+        match late {
+            Some((p, prev_secret_tree)) => {
+                let old_gc = EncodedGroupContext::decode(p.group_context.as_slice())?;
+                let mut keys = PrivateMessageKeys {
+                    secret_tree: prev_secret_tree,
+                    sender_data_secret: &p.sender_data_secret,
+                };
+                // The sender's key in the previous epoch: kept if the
+                // last Commit changed it, else the same in the current tree.
+                let mut lookup = |l: LeafIndex| p.departed.key(l).or_else(|| member_key(&tree, l));
+                let content = private_message::unprotect(&old_gc, &mut keys, message, &mut lookup).map_err(|e| {
+                    match e {
+                        ProtectionError::UnknownSender | ProtectionError::BadSignature if p.departed.overflow => {
+                            ReceiveError::DepartedSender
+                        }
+                        e => e.into(),
+                    }
+                })?;
+                if !matches!(content.content.content, Content::Application(_)) {
+                    return Err(ProtectionError::WrongEpoch.into());
+                }
+                Ok(content)
+            }
+            None => {
+                let mut keys =
+                    PrivateMessageKeys { secret_tree, sender_data_secret: &state.secrets.sender_data_secret };
+                let mut lookup = |l: LeafIndex| member_key(&tree, l);
+                Ok(private_message::unprotect(gc, &mut keys, message, &mut lookup)?)
+            }
+        }
     }
 
     /// Protects application data as a PrivateMessage (§6.3) with `padding`

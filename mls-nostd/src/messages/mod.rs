@@ -49,6 +49,7 @@ pub use welcome::{EncryptedGroupSecrets, GroupSecrets, PathSecret, Welcome};
 pub use group_info::{GROUP_INFO_TBS_LABEL, GroupInfoError};
 pub use welcome_reader::{ReadWelcome, WelcomeReader};
 pub use welcome_secrets::{
-    DecryptedWelcome, NewMember, VerifiedWelcome, WelcomeError, WelcomeParams, WelcomeSizes, process_read_welcome,
+    DecryptedWelcome, NewMember, SignedWelcome, VerifiedWelcome, WelcomeError, WelcomeParams, WelcomeSizes,
+    process_read_welcome,
     process_welcome, process_welcome_in_place,
 };

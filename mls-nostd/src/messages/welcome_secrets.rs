@@ -865,21 +865,42 @@ impl<'o> DecryptedWelcome<'o> {
     /// MAC(confirmation_key, confirmed_transcript_hash)` in constant time.
     /// A `reinit` or `branch` PSK requires epoch 1 (§12.4.3.1).
     pub fn verify(self, signer_key: &SignaturePublicKey) -> Result<VerifiedWelcome<'o>, WelcomeError> {
-        let suite = self.suite;
-        let gi = self.group_info;
-        gi.verify_signature(suite, signer_key).map_err(|e| match e {
+        self.check_signature(signer_key)?.verify()
+    }
+
+    /// The first of [`Self::verify`]'s checks: the GroupInfo's signature by
+    /// `signer_key`. Its own step (and frame): a device verifies it before
+    /// the epoch's secrets and the verified Welcome are on its stack.
+    #[inline(never)]
+    pub fn check_signature(self, signer_key: &SignaturePublicKey) -> Result<SignedWelcome<'o>, WelcomeError> {
+        self.group_info.verify_signature(self.suite, signer_key).map_err(|e| match e {
             GroupInfoError::InvalidSignature => WelcomeError::InvalidGroupInfoSignature,
             GroupInfoError::WrongCipherSuite => WelcomeError::WrongCipherSuite,
             GroupInfoError::Crypto(e) => WelcomeError::Crypto(e),
             GroupInfoError::Codec(e) => WelcomeError::Malformed(e),
         })?;
+        Ok(SignedWelcome(self))
+    }
+}
+
+/// A Welcome whose GroupInfo's signature verified
+/// ([`DecryptedWelcome::check_signature`]); [`Self::verify`] checks the
+/// rest.
+#[derive(Debug)]
+pub struct SignedWelcome<'o>(DecryptedWelcome<'o>);
+
+impl<'o> SignedWelcome<'o> {
+    /// Derives the epoch's secrets and checks the confirmation tag and the
+    /// resumption PSKs' epoch (§12.4.3.1).
+    pub fn verify(self) -> Result<VerifiedWelcome<'o>, WelcomeError> {
+        let DecryptedWelcome { suite, group_info: gi, psks, joiner_secret, psk_secret, path_secret } = self.0;
         let group_context = gi.tbs.group_context.to_group_context().ok_or(WelcomeError::WrongCipherSuite)?;
-        let epoch_secrets = EpochSecrets::derive(suite, &self.joiner_secret, &self.psk_secret, gi.group_context_bytes())?;
+        let epoch_secrets = EpochSecrets::derive(suite, &joiner_secret, &psk_secret, gi.group_context_bytes())?;
         let confirmed = group_context.confirmed_transcript_hash;
         if !verify_confirmation_tag(suite, &epoch_secrets.confirmation_key, confirmed, gi.tbs.confirmation_tag) {
             return Err(WelcomeError::InvalidConfirmationTag);
         }
-        if self.psks.iter().any(|id| is_reinit_or_branch(&id)) && group_context.epoch != 1 {
+        if psks.iter().any(|id| is_reinit_or_branch(&id)) && group_context.epoch != 1 {
             return Err(WelcomeError::InvalidPsk);
         }
         let interim_transcript_hash = interim_transcript_hash(suite, confirmed, gi.tbs.confirmation_tag)?;
@@ -887,8 +908,8 @@ impl<'o> DecryptedWelcome<'o> {
             group_info: gi,
             group_context,
             epoch_secrets,
-            path_secret: self.path_secret,
-            psks: self.psks,
+            path_secret,
+            psks,
             interim_transcript_hash,
         })
     }

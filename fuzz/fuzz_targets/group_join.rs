@@ -13,10 +13,13 @@
 //! - mode 2: as mode 1 but the GroupInfo is sealed as given (tag and
 //!   signature unchanged).
 //!
-//! A join that fails leaves the slot empty.
+//! A join that fails leaves the slot empty. The Welcome is also read in
+//! pieces (`WelcomeReader`): a join from what it kept must be the whole
+//! Welcome's.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use mls_fuzz::*;
+use mls_nostd::messages::{ReadWelcome, WelcomeError, WelcomeReader};
 
 fuzz_target!(
     init: {
@@ -79,6 +82,38 @@ fuzz_target!(
                 }
                 Err(_) => assert!(dave.group.is_inactive(), "a failed join left a group in the slot"),
             }
+            // The same Welcome read in pieces (of 1 to 64 bytes, from its
+            // length): a join it allows must be the whole Welcome's.
+            let whole = r.is_ok().then(|| dave.group.epoch_authenticator().to_vec());
+            w.empty_snapshot.restore(&mut dave.group);
+            let piece = 1 + welcome.len() % 64;
+            let mut kept = vec![0u8; welcome.len() + 64];
+            if let Ok(mut read) = read_in_pieces(&w.dave_kp, &welcome, piece, &mut kept) {
+                let params = join_params(&w.dave_kp, &w.dave_keys, &signer);
+                match dave.group.join_read_in_memory(&mut read, &params) {
+                    Ok(()) => assert_eq!(
+                        whole.as_deref(),
+                        Some(dave.group.epoch_authenticator()),
+                        "the Welcome read in pieces joined where the whole one did not, or another group"
+                    ),
+                    Err(_) => assert!(dave.group.is_inactive(), "a failed join left a group in the slot"),
+                }
+            }
         });
     }
 );
+
+/// `welcome` fed to a [`WelcomeReader`] for `key_package` in pieces of
+/// `piece` bytes.
+fn read_in_pieces<'b>(
+    key_package: &[u8],
+    welcome: &[u8],
+    piece: usize,
+    buf: &'b mut [u8],
+) -> Result<ReadWelcome<'b>, WelcomeError> {
+    let mut reader = WelcomeReader::new(key_package, buf)?;
+    for p in welcome.chunks(piece) {
+        reader.feed(p)?;
+    }
+    reader.finish()
+}

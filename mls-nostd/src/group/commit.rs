@@ -740,8 +740,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if path_end > buf_len {
             return Err(ProtectionError::BufferTooSmall { needed: path_end }.into());
         }
-        // The list moves down from the end of the buffer (path_end <= its
-        // start), then the presence byte of `optional<UpdatePath>`.
+        // The list moves down from the end of the buffer to the body's start
+        // (its old place may then lie under the path), followed by the
+        // presence byte of `optional<UpdatePath>`.
         if !crate::codec::move_within(message_buf, list_start..buf_len, body_at) {
             return Err(CodecError::InvalidValue.into());
         }

@@ -14,6 +14,7 @@ use mls_nostd::key_package::{KeyPackage, KeyPackageTbs};
 use mls_nostd::key_schedule::{welcome_secret, EpochSecrets};
 use mls_nostd::leaf_node::LeafNode;
 use mls_nostd::messages::welcome::EncryptedGroupSecrets;
+use mls_nostd::messages::welcome_reader;
 use mls_nostd::messages::welcome_secrets::WELCOME_LABEL;
 use mls_nostd::messages::{
     process_read_welcome, process_welcome, process_welcome_in_place, GroupInfo, GroupInfoError, GroupInfoTbs, HpkeCiphertext, MlsMessage, MlsMessageBody, NewMember,
@@ -353,6 +354,13 @@ fn welcome_read_in_pieces() {
         let last = tampered.len() - 20;
         tampered[last] ^= 1;
         assert_eq!(read(&tampered, c), Some(WelcomeError::GroupSecretsDecryptionFailed));
+        // A failed feed is final: the rest of the Welcome does not revive
+        // it (a reader told too little room, then given the Welcome again).
+        let mut buf = vec![0u8; 40];
+        let mut reader = WelcomeReader::new(&c.key_package, &mut buf).unwrap();
+        assert!(matches!(reader.feed(&welcome), Err(WelcomeError::BufferTooSmall { .. })));
+        assert_eq!(reader.feed(&welcome), Err(welcome_reader::FAILED));
+        assert_eq!(reader.finish().err(), Some(welcome_reader::FAILED));
         // Too little room for what is kept.
         let ours = w.secrets_for(&c.reference(suite)).unwrap().encrypted_group_secrets.ciphertext.len();
         let kept = ours + w.encrypted_group_info.len();

@@ -17,6 +17,10 @@ use super::framing::WIRE_FORMAT_WELCOME;
 use super::welcome::EncryptedGroupSecrets;
 use super::welcome_secrets::WelcomeError;
 
+/// What a reader returns once a feed failed: the Welcome it was given
+/// cannot be read any further.
+pub const FAILED: WelcomeError = WelcomeError::Malformed(CodecError::InvalidValue);
+
 /// Where the reader is in the `MLSMessage(Welcome)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
@@ -30,6 +34,8 @@ enum Stage {
     GroupInfo { left: usize },
     /// The whole message read.
     Done,
+    /// A feed failed: every later call fails.
+    Failed,
 }
 
 /// Reads an encoded `MLSMessage(Welcome)` handed over in pieces of any
@@ -65,9 +71,23 @@ impl<'b> WelcomeReader<'b> {
         Ok(Self { suite, reference, buf, kept: 0, pending: 0, stage: Stage::Head, ours: None, group_info_at: 0 })
     }
 
-    /// Reads the next `piece` of the Welcome. An error leaves the reader
-    /// unusable: a Welcome is read from its start again.
+    /// Reads the next `piece` of the Welcome. An error is final: every
+    /// later call fails with [`FAILED`] (a Welcome is read again from its
+    /// start, by a new reader).
     pub fn feed(&mut self, piece: &[u8]) -> Result<(), WelcomeError> {
+        if self.stage == Stage::Failed {
+            return Err(FAILED);
+        }
+        let fed = self.take(piece);
+        if fed.is_err() {
+            self.stage = Stage::Failed;
+        }
+        fed
+    }
+
+    /// Takes `piece` in as far as the room allows and reads what is whole,
+    /// until all of it is read.
+    fn take(&mut self, piece: &[u8]) -> Result<(), WelcomeError> {
         let mut rest = piece;
         while !rest.is_empty() {
             let start = self.kept.saturating_add(self.pending);
@@ -89,8 +109,10 @@ impl<'b> WelcomeReader<'b> {
     /// What was kept, once the whole Welcome was read: the reader's `buf`
     /// with our GroupSecrets' ciphertext and the encrypted GroupInfo.
     pub fn finish(self) -> Result<ReadWelcome<'b>, WelcomeError> {
-        if self.stage != Stage::Done {
-            return Err(WelcomeError::Malformed(CodecError::Truncated));
+        match self.stage {
+            Stage::Done => {}
+            Stage::Failed => return Err(FAILED),
+            _ => return Err(WelcomeError::Malformed(CodecError::Truncated)),
         }
         let (kem_output, secrets_len) = self.ours.ok_or(WelcomeError::NotForUs)?;
         let kept = self.buf.get_mut(..self.kept).ok_or(WelcomeError::Malformed(CodecError::Truncated))?;
@@ -176,6 +198,7 @@ impl<'b> WelcomeReader<'b> {
                         return Ok(());
                     }
                 }
+                Stage::Failed => return Err(FAILED),
                 Stage::Done => {
                     return match self.pending {
                         0 => Ok(()),

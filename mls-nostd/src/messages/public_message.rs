@@ -67,8 +67,8 @@ pub fn sign<'o, 'c>(
     content: &FramedContent<'_>,
     out: &'o mut [u8],
 ) -> Result<SignedPublicMessage<'o, 'c>, ProtectionError> {
+    // Checked by `sign_placed`, before anything is signed.
     let head = content.head();
-    check_head(context, &head)?;
     let start = body_start(&head)?;
     let mut w = Writer::new(out.get_mut(start..).ok_or(ProtectionError::BufferTooSmall { needed: start })?);
     // A shortfall counts from the message's start.

@@ -259,7 +259,7 @@ const fn job_len(suite: CipherSuite) -> usize {
 const fn entry_len(suite: CipherSuite) -> usize {
     let npk = suite.kem().public_len();
     let ct = suite.hash_len() + AEAD_TAG_LEN;
-    varint_len(npk) + npk + varint_len(ct) + ct
+    varint_size(npk) + npk + varint_size(ct) + ct
 }
 
 /// Bytes of the MLS varint length prefix of any `n` (§2.1.2; a length past
@@ -332,11 +332,6 @@ fn write_path_nodes(
         }
     }
     Ok(at)
-}
-
-/// Bytes of the MLS varint length prefix of `n` (< 2^14 here).
-const fn varint_len(n: usize) -> usize {
-    if n < 64 { 1 } else { 2 }
 }
 
 /// `EncryptContext` info hash for the path secrets of an UpdatePath.
@@ -601,7 +596,7 @@ impl TreeSlices<'_> {
         let key = zeros.get(..npk).ok_or(CryptoError::InvalidLength)?;
         let parent_hash = zeros.get(..suite.hash_len()).ok_or(CryptoError::InvalidLength)?;
         let fields_len = self.path_leaf_fields(leaf, template, key, parent_hash)?.encoded_len()?;
-        let leaf_len = fields_len + varint_len(SIGNATURE_LEN) + SIGNATURE_LEN;
+        let leaf_len = fields_len + varint_size(SIGNATURE_LEN) + SIGNATURE_LEN;
         let mut fdp_buf = [(NodeIndex(0), NodeIndex(0)); MAX_DEPTH];
         let n = self.filtered_direct_path(leaf, &mut fdp_buf)?;
         let mut seals = 0usize;

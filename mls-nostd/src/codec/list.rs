@@ -45,6 +45,33 @@ impl<'a, T: Decode<'a>> ListView<'a, T> {
         // The body was checked in `from_body`: decoding cannot fail here.
         core::iter::from_fn(move || if r.is_empty() { None } else { T::decode(&mut r).ok() })
     }
+
+    /// The elements' encodings in order, each to be decoded where it is
+    /// used: a loop over [`Self::iter`] holds a decoded element (a
+    /// Proposal view is 184 bytes) in its own frame, under every call its
+    /// body makes.
+    pub fn encoded(&self) -> impl Iterator<Item = &'a [u8]> + 'a
+    where
+        T: 'a,
+    {
+        let mut rest = self.body;
+        core::iter::from_fn(move || {
+            let n = encoded_len::<T>(rest)?;
+            let (element, after) = rest.split_at_checked(n)?;
+            rest = after;
+            Some(element)
+        })
+    }
+}
+
+/// The length of the `T` at the start of `bytes` (none at the end, or if
+/// it is not one). Never inlined, so the decoded `T` is not in the frame of
+/// [`ListView::encoded`]'s caller.
+#[inline(never)]
+fn encoded_len<'a, T: Decode<'a>>(bytes: &'a [u8]) -> Option<usize> {
+    let mut r = Reader::new(bytes);
+    T::decode(&mut r).ok()?;
+    Some(bytes.len() - r.remaining().len())
 }
 
 impl<'a, T> ListView<'a, T> {

@@ -367,9 +367,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
 
     /// Checks the imported tree (§12.4.3.1: signatures, parent and tree
     /// hashes, keys, credentials) against the GroupContext written by
-    /// [`Self::join_open`].
+    /// [`Self::join_open`]: the signatures in a frame of their own, then
+    /// the rest with its scratch arrays (8 bytes a leaf), which are not on
+    /// the stack under the signatures.
     #[inline(never)]
     fn join_check_tree(&mut self, p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {
+        self.join_check_leaves(p)?;
+        self.join_check_keys_and_parents()
+    }
+
+    /// [`Self::join_check_tree`]'s tree hash and leaves.
+    #[inline(never)]
+    fn join_check_leaves(&mut self, p: &JoinParams<'_, Sig>) -> Result<(), JoinError> {
         let Self { tree, state, .. } = self;
         let check = TreeCheck {
             group_id: state.group_id.as_slice(),
@@ -377,9 +386,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             group_extensions: Extensions::from_body(state.extensions.as_slice())?,
             identity: p.config.identity,
         };
+        tree.slices().validate_hash_and_leaves(&check, p.executor).map_err(JoinError::InvalidTree)
+    }
+
+    /// [`Self::join_check_tree`]'s unique keys and parent hashes.
+    #[inline(never)]
+    fn join_check_keys_and_parents(&mut self) -> Result<(), JoinError> {
         let mut scratch_a = [0u32; N];
         let mut scratch_b = [0u32; N];
-        tree.slices().validate(&check, p.executor, &mut scratch_a, &mut scratch_b).map_err(JoinError::InvalidTree)
+        self.tree.slices().validate_keys_and_parents(&mut scratch_a, &mut scratch_b).map_err(JoinError::InvalidTree)
     }
 
     /// Finds our leaf (the one identical to our KeyPackage's) and derives

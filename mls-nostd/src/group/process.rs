@@ -547,33 +547,74 @@ pub(super) fn check_proposal_signatures<const P: usize>(
     executor: &dyn crate::executor::Executor,
     references_checked: bool,
 ) -> Result<(), CommitError> {
-    let to_check = |por: &ProposalOrRef<'_>| !(references_checked && matches!(por, ProposalOrRef::Reference(_)));
-    // The Adds to check, and all of them: a batch takes every Add's.
+    // The Adds to check, and all of them: a batch takes every Add's. Each
+    // proposal is decoded and resolved in a small frame of its own (a
+    // resolved proposal is 184 bytes; this frame held several, 792 bytes
+    // under every signature verified here on a Cortex-M4).
     let (mut adds, mut all_adds) = (0u32, 0u32);
-    for por in commit.proposals.iter() {
-        let Ok(r) = resolve(por, proposals, committer) else { continue };
-        let check = to_check(&por);
-        match (r.proposal, r.sender) {
-            (Proposal::Add(_), _) => {
-                all_adds = all_adds.saturating_add(1);
-                adds = adds.saturating_add(u32::from(check));
-            }
-            // (One by value is the committer's own, refused as such.)
-            (Proposal::Update(u), Sender::Member(s)) if check && s != committer.0 => {
-                verify_update_leaf(suite, group_id, s, &u.leaf_node)?
-            }
-            _ => {}
+    for por in commit.proposals.encoded() {
+        if let Some(check) = is_add_checking_update(por, proposals, committer, suite, group_id, references_checked)? {
+            all_adds = all_adds.saturating_add(1);
+            adds = adds.saturating_add(u32::from(check));
         }
     }
     if adds == 0 || key_packages_batched(commit, proposals, committer, all_adds, suite, executor) {
         return Ok(());
     }
-    for por in commit.proposals.iter().filter(to_check) {
-        if let Ok(Resolved { proposal: Proposal::Add(a), .. }) = resolve(por, proposals, committer) {
-            a.key_package.validate(suite, now, max_lifetime).map_err(CommitError::InvalidKeyPackage)?;
-        }
+    for por in commit.proposals.encoded() {
+        validate_add(por, proposals, committer, suite, now, max_lifetime, references_checked)?;
     }
     Ok(())
+}
+
+/// For [`check_proposal_signatures`], the encoded proposal `por`: if it is
+/// an Add, whether to check it (some); if another member's Update to
+/// check, verified first. Not checked: proposals by reference with
+/// `references_checked`.
+#[inline(never)]
+fn is_add_checking_update<const P: usize>(
+    por: &[u8],
+    proposals: &ProposalStore<P>,
+    committer: LeafIndex,
+    suite: crate::crypto::CipherSuite,
+    group_id: &[u8],
+    references_checked: bool,
+) -> Result<Option<bool>, CommitError> {
+    let Ok(por) = ProposalOrRef::decode_exact(por) else { return Ok(None) };
+    let check = !(references_checked && matches!(por, ProposalOrRef::Reference(_)));
+    let Ok(r) = resolve(por, proposals, committer) else { return Ok(None) };
+    match (r.proposal, r.sender) {
+        (Proposal::Add(_), _) => Ok(Some(check)),
+        // (One by value is the committer's own, refused as such.)
+        (Proposal::Update(u), Sender::Member(s)) if check && s != committer.0 => {
+            verify_update_leaf(suite, group_id, s, &u.leaf_node).map(|()| None)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// For [`check_proposal_signatures`]: validates the KeyPackage of the
+/// encoded proposal `por` if it is an Add to check (§10.1).
+#[inline(never)]
+fn validate_add<const P: usize>(
+    por: &[u8],
+    proposals: &ProposalStore<P>,
+    committer: LeafIndex,
+    suite: crate::crypto::CipherSuite,
+    now: u64,
+    max_lifetime: u64,
+    references_checked: bool,
+) -> Result<(), CommitError> {
+    let Ok(por) = ProposalOrRef::decode_exact(por) else { return Ok(()) };
+    if references_checked && matches!(por, ProposalOrRef::Reference(_)) {
+        return Ok(());
+    }
+    match resolve(por, proposals, committer) {
+        Ok(Resolved { proposal: Proposal::Add(a), .. }) => {
+            a.key_package.validate(suite, now, max_lifetime).map_err(CommitError::InvalidKeyPackage)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Checks an Update's leaf from leaf `s` (§12.1.2, §7.3): source `update`,
@@ -636,7 +677,9 @@ fn key_in_tree(tree: &TreeSlices<'_>, encryption_key: &[u8], signature_key: Opti
 
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
     /// Keeps a verified Proposal message for a later Commit by reference;
-    /// returns its reference (§5.2).
+    /// returns its reference (§5.2). Never inlined, as
+    /// [`Self::stage_commit`].
+    #[inline(never)]
     pub(crate) fn store_proposal(&mut self, v: &AuthenticatedContent<'_>) -> Result<HashValue, CommitError> {
         self.check_frame(v)?;
         let Content::Proposal(p) = v.content.content else { return Err(CommitError::WrongContentType) };
@@ -676,6 +719,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// Processes a verified Commit from another member (§12.4.2) into a staged
     /// next epoch; [`Group::merge_staged_commit_in_memory`] makes it current.
     /// `now` (seconds since the Unix epoch) checks KeyPackage lifetimes.
+    /// Never inlined: inlined into a caller that also unprotects the
+    /// message (`Group::process_message_in_memory`), its locals lay under
+    /// every signature verification, 500 bytes of a received Commit's peak
+    /// stack on a Cortex-M4 (issue #14).
+    #[inline(never)]
     pub(crate) fn stage_commit(
         &mut self,
         v: &AuthenticatedContent<'_>,
@@ -683,7 +731,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         now: u64,
     ) -> Result<StagedCommitSummary, CommitError> {
         self.check_frame(v)?;
-        let Content::Commit(commit) = v.content.content else { return Err(CommitError::WrongContentType) };
+        let Content::Commit(commit) = &v.content.content else { return Err(CommitError::WrongContentType) };
         // A member's Commit, or an external joiner's (§12.4.3.2), whose leaf is
         // known once the proposals are applied.
         let (external, committer) = match v.content.sender {
@@ -698,8 +746,26 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if self.staged.is_some() {
             return Err(CommitError::CommitPending);
         }
+        if !external && self.tree.old().leaf_node(committer).is_none() {
+            return Err(CommitError::UnknownSender);
+        }
+        // The proposals' signatures first, from this small frame: under
+        // the staging's (the list of added leaves, the decoded path, the
+        // next epoch's fields: 1 KB) they were the deepest stack of a
+        // received Add on a Cortex-M4 (issue #14).
+        check_proposal_signatures(
+            commit,
+            &self.proposals,
+            committer,
+            self.state.suite,
+            self.state.group_id.as_slice(),
+            now,
+            self.config().max_lifetime,
+            &crate::executor::Sequential,
+            false,
+        )?;
         self.tree.slices().begin_stage()?;
-        let result = self.stage_commit_in_tree(v, &commit, external, committer, psks, now);
+        let result = self.stage_commit_in_tree(v, commit, external, committer, psks, now);
         if result.is_err() {
             // Nothing can fail: the tree is staging. The staging fields,
             // partly filled, are emptied.
@@ -711,7 +777,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
 
     /// [`Self::stage_commit`] once the tree is staging: the proposals
     /// ([`Self::stage_proposals`]), then the path and the key schedule of the
-    /// new epoch, written in place into the staging fields.
+    /// new epoch, written in place into the staging fields. Never inlined:
+    /// its locals are not under [`check_proposal_signatures`].
+    #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn stage_commit_in_tree(
         &mut self,
@@ -837,8 +905,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// tree and the staging fields (an empty next epoch is staged first),
     /// adds an external joiner's leaf, and checks the path's new keys
     /// (§12.4.2). Returns the proposals' effect and the committer's leaf.
-    /// Its own frame: the GroupContext buffer of the path and key schedule
-    /// is not on the stack while the proposals' signatures are verified.
+    /// The proposals' signatures were checked before
+    /// ([`check_proposal_signatures`]). Its own frame: the GroupContext
+    /// buffer of the path and key schedule is not on the stack under it.
     #[inline(never)]
     fn stage_proposals(
         &mut self,
@@ -864,17 +933,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let next = super::Staged::begin_epoch(staged).ok_or(CommitError::CommitPending)?;
         let group_id = state.group_id.as_slice();
         let out = AppliedOut { extensions: &mut next.extensions, psk_ids: &mut staged_info.psk_ids, reinit };
-        check_proposal_signatures(
-            commit,
-            proposals,
-            committer,
-            state.suite,
-            group_id,
-            now,
-            config.max_lifetime,
-            &crate::executor::Sequential,
-            false,
-        )?;
+        // (The proposals' signatures were checked by `stage_commit`.)
         apply_proposals(
             commit,
             committer,
@@ -962,6 +1021,7 @@ fn external_init_secret(
 /// Add's two signatures too: apart on two threads while one is awake).
 /// False if it cannot or one failed: each KeyPackage is then checked
 /// alone, which names the error.
+#[inline(never)]
 fn key_packages_batched<const P: usize>(
     commit: &Commit<'_>,
     proposals: &ProposalStore<P>,

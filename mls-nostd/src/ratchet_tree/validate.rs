@@ -108,12 +108,34 @@ impl TreeSlices<'_> {
         scratch_leaves: &mut [u32],
         scratch_parents: &mut [u32],
     ) -> Result<(), TreeValidationError> {
+        self.validate_hash_and_leaves(check, executor)?;
+        self.validate_keys_and_parents(scratch_leaves, scratch_parents)
+    }
+
+    /// [`Self::validate`]'s first half: the tree hash, then the leaves
+    /// (signatures, credentials, capabilities). Its own frame: a caller
+    /// that calls the halves apart keeps its scratch arrays (8 bytes a
+    /// leaf) off the stack under the signatures (issue #14).
+    #[inline(never)]
+    pub(crate) fn validate_hash_and_leaves(
+        &mut self,
+        check: &TreeCheck<'_>,
+        executor: &dyn Executor,
+    ) -> Result<(), TreeValidationError> {
         if let Some(expected) = check.tree_hash
             && !self.root_tree_hash()?.ct_eq_bytes(expected)
         {
             return Err(TreeValidationError::TreeHashMismatch);
         }
-        self.validate_leaves(check, executor)?;
+        self.validate_leaves(check, executor)
+    }
+
+    /// [`Self::validate`]'s second half: keys unique, parent hashes.
+    pub(crate) fn validate_keys_and_parents(
+        &mut self,
+        scratch_leaves: &mut [u32],
+        scratch_parents: &mut [u32],
+    ) -> Result<(), TreeValidationError> {
         self.check_unique_keys(scratch_leaves, scratch_parents)?;
         self.validate_parent_hashes()
     }

@@ -115,6 +115,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// this group. A PrivateMessage is decrypted in place, so `message` is
     /// overwritten. `now` (seconds since the Unix epoch) checks KeyPackage
     /// lifetimes of added members.
+    #[inline(never)]
     pub fn process_message_in_memory<'m>(
         &mut self,
         message: &'m mut [u8],
@@ -124,7 +125,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if self.is_inactive() {
             return Err(ReceiveError::Inactive);
         }
-        let content = self.unprotect(message)?;
+        // Read where `unprotect` wrote it: moved out of the `Result`, the
+        // content (248 bytes) was copied into a second slot of this frame,
+        // which lies under every signature verification.
+        let unprotected = self.unprotect(message);
+        let content = match unprotected {
+            Err(e) => return Err(e),
+            Ok(ref content) => content,
+        };
         match content.content.content {
             Content::Application(data) => {
                 let Sender::Member(i) = content.content.sender else {
@@ -137,10 +145,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 })
             }
             Content::Proposal(_) => {
-                let reference = self.store_proposal(&content)?;
+                let reference = self.store_proposal(content)?;
                 Ok(Received::Proposal { sender: content.content.sender, reference })
             }
-            Content::Commit(_) => Ok(Received::Commit(self.stage_commit(&content, psks, now)?)),
+            Content::Commit(_) => Ok(Received::Commit(self.stage_commit(content, psks, now)?)),
         }
     }
 
@@ -196,7 +204,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 .and_then(|p| SignaturePublicKey::from_slice(p.leaf_node.fields.signature_key).ok()),
             _ => None,
         };
-        Ok(public_message::unprotect(gc, &state.secrets.membership_key, message, &mut lookup)?)
+        public_message::unprotect_as(gc, &state.secrets.membership_key, message, &mut lookup)
     }
 
     /// [`Self::unprotect`] of a PrivateMessage, decrypted in place.
@@ -259,7 +267,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 let mut keys =
                     PrivateMessageKeys { secret_tree, sender_data_secret: &state.secrets.sender_data_secret };
                 let mut lookup = |l: LeafIndex| member_key(&tree, l);
-                Ok(private_message::unprotect(gc, &mut keys, message, &mut lookup)?)
+                private_message::unprotect_as(gc, &mut keys, message, &mut lookup)
             }
         }
     }

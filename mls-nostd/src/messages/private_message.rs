@@ -590,17 +590,30 @@ pub fn unprotect<'a>(
     message: &'a mut [u8],
     sender_key: &mut dyn FnMut(LeafIndex) -> Option<SignaturePublicKey>,
 ) -> Result<AuthenticatedContent<'a>, ProtectionError> {
+    unprotect_as(context, keys, message, sender_key)
+}
+
+/// [`unprotect`] with the error type of its caller, so that the content is
+/// written once, where the caller returns it: converted from a
+/// `Result<_, ProtectionError>`, it took a second slot (the content is 248
+/// bytes) in a frame under the signature verification.
+pub(crate) fn unprotect_as<'a, E: From<ProtectionError>>(
+    context: &EncodedGroupContext<'_>,
+    keys: &mut PrivateMessageKeys<'_>,
+    message: &'a mut [u8],
+    sender_key: &mut dyn FnMut(LeafIndex) -> Option<SignaturePublicKey>,
+) -> Result<AuthenticatedContent<'a>, E> {
     let suite = context.cipher_suite();
     let layout = Layout::read(message)?;
     let group_id = message.get(layout.group_id.clone()).map(|g| Reader::new(g).read_opaque());
-    let group_id = group_id.ok_or(ProtectionError::Malformed(CodecError::Truncated))??;
+    let group_id = group_id.ok_or(ProtectionError::Malformed(CodecError::Truncated))?.map_err(ProtectionError::from)?;
     context.check(group_id, layout.epoch)?;
 
     let sender_data = open_sender_data(suite, keys.sender_data_secret, message, &layout)?;
     let leaf = sender_data.leaf;
     let signature_key = sender_key(leaf).ok_or(ProtectionError::UnknownSender)?;
     let kind = ratchet_kind(layout.content_type);
-    let key = keys.secret_tree.receiving_key(leaf, kind, sender_data.generation)?;
+    let key = keys.secret_tree.receiving_key(leaf, kind, sender_data.generation).map_err(ProtectionError::from)?;
 
     let ct_start = layout.ciphertext_start;
     let (header, ciphertext) =
@@ -634,7 +647,7 @@ pub fn unprotect<'a>(
             if let Some(p) = message.get_mut(ct_start..) {
                 p.zeroize();
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     // The views, borrowed from the buffer for as long as the caller lent it.
@@ -642,8 +655,9 @@ pub fn unprotect<'a>(
     let message: &'a [u8] = message;
     let encoded = message.get(content_start..content_end).ok_or(INCONSISTENT)?;
     let auth_bytes = message.get(content_end..content_end + auth_len).ok_or(INCONSISTENT)?;
-    let auth = FramedContentAuthData::decode_for(&mut Reader::new(auth_bytes), layout.content_type)?;
-    let content = FramedContent::decode_exact(encoded)?;
+    let auth =
+        FramedContentAuthData::decode_for(&mut Reader::new(auth_bytes), layout.content_type).map_err(ProtectionError::from)?;
+    let content = FramedContent::decode_exact(encoded).map_err(ProtectionError::from)?;
     Ok(AuthenticatedContent::from_decoded(WIRE_FORMAT_PRIVATE_MESSAGE, content, encoded, auth))
 }
 

@@ -203,10 +203,25 @@ pub fn unprotect_decoded<'a>(
     message: &PublicMessage<'a>,
     sender_key: &mut dyn FnMut(&FramedContent<'a>) -> Option<SignaturePublicKey>,
 ) -> Result<AuthenticatedContent<'a>, ProtectionError> {
+    unprotect_decoded_as(context, membership_key, message, sender_key)
+}
+
+/// [`unprotect_decoded`] with the error type of its caller, so that the
+/// content is written once, where the caller returns it: converted from a
+/// `Result<_, ProtectionError>`, it took a second slot (the content is 248
+/// bytes) in a frame under the signature verification.
+#[inline(always)]
+fn unprotect_decoded_as<'a, E: From<ProtectionError>>(
+    context: &EncodedGroupContext<'_>,
+    membership_key: &Secret,
+    message: &PublicMessage<'a>,
+    sender_key: &mut dyn FnMut(&FramedContent<'a>) -> Option<SignaturePublicKey>,
+) -> Result<AuthenticatedContent<'a>, E> {
     let content = &message.content;
     check_head(context, &content.head())?;
     let suite = context.cipher_suite();
-    let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, message.content_bytes(), context.bytes())?;
+    let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, message.content_bytes(), context.bytes())
+        .map_err(ProtectionError::from)?;
     if let Sender::Member(_) = content.sender {
         // Decoding guarantees the tag is present for members.
         let tag = message.membership_tag.ok_or(ProtectionError::BadMembershipTag)?;
@@ -219,17 +234,28 @@ pub fn unprotect_decoded<'a>(
 }
 
 /// Unprotects an encoded `MLSMessage(PublicMessage)` (all of `message`): see
-/// [`unprotect_decoded`]. Never inlined: its locals would add to the frame
-/// of a caller that also reads PrivateMessages.
-#[inline(never)]
+/// [`unprotect_decoded`].
 pub fn unprotect<'a>(
     context: &EncodedGroupContext<'_>,
     membership_key: &Secret,
     message: &'a [u8],
     sender_key: &mut dyn FnMut(&FramedContent<'a>) -> Option<SignaturePublicKey>,
 ) -> Result<AuthenticatedContent<'a>, ProtectionError> {
+    unprotect_as(context, membership_key, message, sender_key)
+}
+
+/// [`unprotect`] with the error type of its caller ([`unprotect_decoded_as`]).
+/// Inlined into its caller in a group, which reads only PublicMessages: two
+/// frames held the decoded content twice.
+#[inline(always)]
+pub(crate) fn unprotect_as<'a, E: From<ProtectionError>>(
+    context: &EncodedGroupContext<'_>,
+    membership_key: &Secret,
+    message: &'a [u8],
+    sender_key: &mut dyn FnMut(&FramedContent<'a>) -> Option<SignaturePublicKey>,
+) -> Result<AuthenticatedContent<'a>, E> {
     let pm = decode(message)?;
-    unprotect_decoded(context, membership_key, &pm, sender_key)
+    unprotect_decoded_as(context, membership_key, &pm, sender_key)
 }
 
 /// The PublicMessage `message` holds. Its own frame: the decoder's locals

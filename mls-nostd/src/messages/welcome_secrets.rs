@@ -871,8 +871,18 @@ impl<'o> DecryptedWelcome<'o> {
     /// The first of [`Self::verify`]'s checks: the GroupInfo's signature by
     /// `signer_key`. Its own step (and frame): a device verifies it before
     /// the epoch's secrets and the verified Welcome are on its stack.
-    #[inline(never)]
     pub fn check_signature(self, signer_key: &SignaturePublicKey) -> Result<SignedWelcome<'o>, WelcomeError> {
+        self.check_signature_as(signer_key)
+    }
+
+    /// [`Self::check_signature`] with the error type of its caller, so that
+    /// the Welcome (208 bytes) is written once, where the caller returns
+    /// it, not also in a second slot of a frame under the verification.
+    #[inline(never)]
+    pub(crate) fn check_signature_as<E: From<WelcomeError>>(
+        self,
+        signer_key: &SignaturePublicKey,
+    ) -> Result<SignedWelcome<'o>, E> {
         self.group_info.verify_signature(self.suite, signer_key).map_err(|e| match e {
             GroupInfoError::InvalidSignature => WelcomeError::InvalidGroupInfoSignature,
             GroupInfoError::WrongCipherSuite => WelcomeError::WrongCipherSuite,

@@ -122,7 +122,7 @@ impl TreeSlices<'_> {
     }
 
     fn subtree_has_unmerged_at(&self, s: NodeIndex, p: NodeIndex) -> bool {
-        if self.parent(p).is_none_or(|x| x.unmerged_count == 0) {
+        if self.parent(p).is_none_or(|x| x.unmerged_count() == 0) {
             return false;
         }
         let (first, count) = leaf_span(s);

@@ -197,8 +197,10 @@ pub struct ParentSlot {
     pub(crate) parent_hash: [u8; MAX_HASH_LEN],
     /// The cached tree hash (§7.8), when `hash_valid`.
     pub(crate) hash: [u8; MAX_HASH_LEN],
-    /// How many leaves below are unmerged here.
-    pub(crate) unmerged_count: u32,
+    /// How many leaves below are unmerged here ([`Self::unmerged_count`]),
+    /// as little-endian bytes: a `u32` aligned the slot to 4 bytes and
+    /// padded it from 105 to 108 (192 bytes of a 64-leaf tree, issue #14).
+    unmerged: [u8; 4],
     pub(crate) parent_hash_len: u8,
     pub(crate) present: bool,
     pub(crate) hash_valid: bool,
@@ -212,7 +214,7 @@ impl ParentSlot {
         encryption_key: HpkePublicKey::EMPTY,
         parent_hash: [0; MAX_HASH_LEN],
         hash: [0; MAX_HASH_LEN],
-        unmerged_count: 0,
+        unmerged: [0; 4],
         parent_hash_len: 0,
         present: false,
         hash_valid: false,
@@ -221,6 +223,16 @@ impl ParentSlot {
 
     pub(crate) fn parent_hash(&self) -> &[u8] {
         self.parent_hash.get(..usize::from(self.parent_hash_len)).unwrap_or(&[])
+    }
+
+    /// How many leaves below are unmerged here.
+    pub(crate) fn unmerged_count(&self) -> u32 {
+        u32::from_le_bytes(self.unmerged)
+    }
+
+    /// This slot with `count` unmerged leaves.
+    pub(crate) fn with_unmerged_count(self, count: u32) -> Self {
+        Self { unmerged: count.to_le_bytes(), ..self }
     }
 
     const BYTES: usize = 1 + KEM_PUBLIC_LEN + 2 * MAX_HASH_LEN + 4 + 3;
@@ -235,7 +247,7 @@ impl ParentSlot {
         let _ = w.write_bytes(KEM_PUBLIC_LEN.checked_sub(key.len()).and_then(|n| PADDING.get(..n)).unwrap_or(&[]));
         let _ = w.write_bytes(&self.parent_hash);
         let _ = w.write_bytes(&self.hash);
-        let _ = w.write_u32(self.unmerged_count);
+        let _ = w.write_u32(self.unmerged_count());
         let _ = w.write_u8(self.parent_hash_len);
         let _ = w.write_u8(u8::from(self.present));
         let _ = w.write_u8(u8::from(self.hash_valid));
@@ -253,7 +265,7 @@ impl ParentSlot {
             },
             parent_hash: r.read_bytes(MAX_HASH_LEN).ok()?.try_into().ok()?,
             hash: r.read_bytes(MAX_HASH_LEN).ok()?.try_into().ok()?,
-            unmerged_count: r.read_u32().ok()?,
+            unmerged: r.read_u32().ok()?.to_le_bytes(),
             parent_hash_len: r.read_u8().ok()?,
             present: r.read_u8().ok()? != 0,
             hash_valid: r.read_u8().ok()? != 0,
@@ -958,7 +970,7 @@ impl<'s> TreeSlices<'s> {
                     .ok_or(TreeError::InvalidParentHash)?
                     .copy_from_slice(n.parent_hash);
                 slot.parent_hash_len = u8::try_from(n.parent_hash.len()).map_err(|_| TreeError::InvalidParentHash)?;
-                slot.unmerged_count = u32::try_from(n.unmerged_leaves.len()).map_err(|_| TreeError::UnmergedNotSorted)?;
+                slot.unmerged = u32::try_from(n.unmerged_leaves.len()).map_err(|_| TreeError::UnmergedNotSorted)?.to_le_bytes();
                 slot
             }
         };
@@ -1137,7 +1149,7 @@ impl<'s> TreeSlices<'s> {
     /// The unmerged leaves of parent `p`, in increasing order.
     pub fn unmerged_leaves(&self, p: NodeIndex) -> impl Iterator<Item = LeafIndex> + '_ {
         let (first, count) = leaf_span(p);
-        let has_any = self.parent(p).is_some_and(|s| s.present && s.unmerged_count > 0);
+        let has_any = self.parent(p).is_some_and(|s| s.present && s.unmerged_count() > 0);
         let count = if has_any { count } else { 0 };
         (first..first.saturating_add(count)).map(LeafIndex).filter(move |l| self.is_unmerged_at(*l, p))
     }
@@ -1269,7 +1281,7 @@ impl<'s> TreeSlices<'s> {
     pub(crate) fn blank_parent(&mut self, p: NodeIndex) -> Result<(), TreeError> {
         let k = tree_math::level(p);
         let Some(slot) = self.parent(p).copied() else { return Ok(()) };
-        if slot.unmerged_count > 0 && k > 0 {
+        if slot.unmerged_count() > 0 && k > 0 {
             let (first, count) = leaf_span(p);
             let bit = 1u32 << (k - 1).min(31);
             for i in (first..first.saturating_add(count)).map(LeafIndex) {
@@ -1326,7 +1338,7 @@ impl<'s> TreeSlices<'s> {
         }
         let parent = self.parent(p).copied().filter(|s| s.present).ok_or(TreeError::UnmergedNotDescendant)?;
         let leaf = self.leaf(l).copied().ok_or(TreeError::InvalidLeaf)?;
-        self.put_parent(p, ParentSlot { unmerged_count: parent.unmerged_count.saturating_add(1), ..parent })?;
+        self.put_parent(p, parent.with_unmerged_count(parent.unmerged_count().saturating_add(1)))?;
         self.put_leaf(l, LeafSlot { unmerged: leaf.unmerged | 1u32 << (k - 1), ..leaf })?;
         self.invalidate(p)
     }
@@ -1440,7 +1452,7 @@ impl<'s> TreeSlices<'s> {
             let k = tree_math::level(p);
             let unmerged_here = k > 0 && old.unmerged & (1u32 << (k - 1).min(31)) != 0;
             if let Some(s) = self.parent(p).copied().filter(|_| unmerged_here) {
-                self.put_parent(p, ParentSlot { unmerged_count: s.unmerged_count.saturating_sub(1), ..s })?;
+                self.put_parent(p, s.with_unmerged_count(s.unmerged_count().saturating_sub(1)))?;
             }
             cur = p;
         }
@@ -1698,7 +1710,7 @@ impl<'s> TreeSlices<'s> {
         let slot = self.parent(p).filter(|s| s.present).ok_or(CodecError::InvalidValue)?;
         w.write_opaque(slot.encryption_key.as_bytes())?;
         w.write_opaque(slot.parent_hash())?;
-        let count = usize::try_from(slot.unmerged_count).map_err(|_| CodecError::VarintTooLarge)?;
+        let count = usize::try_from(slot.unmerged_count()).map_err(|_| CodecError::VarintTooLarge)?;
         w.write_varint(count.checked_mul(4).ok_or(CodecError::VarintTooLarge)?)?;
         for l in self.unmerged_leaves(p) {
             w.write_u32(l.0)?;

@@ -122,12 +122,20 @@ impl TreeSlices<'_> {
         check: &TreeCheck<'_>,
         executor: &dyn Executor,
     ) -> Result<(), TreeValidationError> {
-        if let Some(expected) = check.tree_hash
-            && !self.root_tree_hash()?.ct_eq_bytes(expected)
-        {
-            return Err(TreeValidationError::TreeHashMismatch);
+        if let Some(expected) = check.tree_hash {
+            self.check_tree_hash(expected)?;
         }
         self.validate_leaves(check, executor)
+    }
+
+    /// Fails unless the tree hash is `expected`. Its own frame, not under
+    /// the leaves' signatures.
+    #[inline(never)]
+    fn check_tree_hash(&mut self, expected: &[u8]) -> Result<(), TreeValidationError> {
+        match self.root_tree_hash()?.ct_eq_bytes(expected) {
+            true => Ok(()),
+            false => Err(TreeValidationError::TreeHashMismatch),
+        }
     }
 
     /// [`Self::validate`]'s second half: keys unique, parent hashes.
@@ -184,6 +192,7 @@ impl TreeSlices<'_> {
     }
 
     /// Leaf checks of §7.3 that do not depend on how the leaf arrived.
+    #[inline(never)]
     fn validate_leaves(&self, check: &TreeCheck<'_>, executor: &dyn Executor) -> Result<(), TreeValidationError> {
         let required = check.group_extensions.find(EXT_REQUIRED_CAPABILITIES).map(parse_required).transpose()?;
         // Credential types in use, for the "supported by all" rule.

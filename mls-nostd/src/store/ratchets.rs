@@ -114,11 +114,11 @@ fn read_secret(r: &mut Reader<'_>) -> Result<Secret, CodecError> {
 
 fn write_ratchet(w: &mut Writer<'_>, r: &Ratchet) -> Result<(), CodecError> {
     write_secret(w, &r.secret)?;
-    w.write_u32(r.generation)
+    w.write_u32(r.generation())
 }
 
 fn read_ratchet(r: &mut Reader<'_>) -> Result<Ratchet, CodecError> {
-    Ok(Ratchet { secret: read_secret(r)?, generation: r.read_u32()? })
+    Ok(Ratchet::new(read_secret(r)?, r.read_u32()?))
 }
 
 /// Removes every record of `bank` unless its index names the tree `keep`

@@ -20,7 +20,7 @@
 # off), so flash holds the member, its test harness (semihosting, printing)
 # and the embedded scenario data, which the table separates out.
 #
-# --footprint (CI: test.sh runs `boards/measure.sh --footprint 8`) skips the
+# --footprint (CI: test.sh runs `boards/measure.sh --footprint 8 64`) skips the
 # primitives firmware and the instruction tables, and checks each capacity
 # against its budget in footprint-budget.txt: it fails if flash, ram, stack,
 # their sum ram+stack or the Group::EMPTY image is over budget, if fewer checks passed than the budget's count, or if the

@@ -170,4 +170,14 @@ mod tests {
         assert_eq!(ListView::<&[u8]>::decode_exact(&[3, 1, 7, 2]), Err(CodecError::Truncated));
         assert_eq!(ListView::<u16>::EMPTY.len(), 0);
     }
+
+    #[test]
+    fn encoded_elements_in_order() {
+        // Three opaque elements (varint length + bytes), one of them empty.
+        let enc = [7u8, 1, 7, 0, 3, 8, 9, 10];
+        let list = ListView::<&[u8]>::decode_exact(&enc).unwrap();
+        assert!(list.encoded().eq([&[1u8, 7][..], &[0][..], &[3, 8, 9, 10][..]]));
+        assert_eq!(list.encoded().count(), list.len());
+        assert_eq!(ListView::<&[u8]>::EMPTY.encoded().count(), 0);
+    }
 }

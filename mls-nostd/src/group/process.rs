@@ -719,10 +719,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// Processes a verified Commit from another member (§12.4.2) into a staged
     /// next epoch; [`Group::merge_staged_commit_in_memory`] makes it current.
     /// `now` (seconds since the Unix epoch) checks KeyPackage lifetimes.
-    /// Never inlined: inlined into a caller that also unprotects the
-    /// message (`Group::process_message_in_memory`), its locals lay under
-    /// every signature verification, 500 bytes of a received Commit's peak
-    /// stack on a Cortex-M4 (issue #14).
+    /// Never inlined: inlined into `Group::process_message_in_memory`,
+    /// which also unprotects the message, its locals lay under every
+    /// signature verification (500 bytes of a received Commit's peak stack
+    /// on a Cortex-M4, issue #14).
     #[inline(never)]
     pub(crate) fn stage_commit(
         &mut self,

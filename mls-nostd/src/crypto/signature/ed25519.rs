@@ -124,8 +124,8 @@ pub(super) fn verify(pk: &[u8], parts: &[&[u8]], signature: &[u8]) -> Result<(),
 
 /// Decodes `-A` from `a` and compares `[k](-A) + [s]B` with `big_r`: the
 /// point (160 bytes) is decoded into this small frame's one slot, not
-/// returned through copies in [`verify`]'s (600 bytes under the
-/// multiplication on a Cortex-M4, now 300).
+/// returned through copies in [`verify`]'s frame (600 bytes under the
+/// multiplication on a Cortex-M4; 376 with this frame).
 #[inline(never)]
 fn check_r(
     a: &[u8; 32],

@@ -131,21 +131,24 @@ pub fn make_proposal_ref(suite: CipherSuite, authenticated_content: &[u8]) -> Re
     ref_hash(suite, PROPOSAL_REF_LABEL, authenticated_content)
 }
 
-/// Most pieces a signed content may be given in.
-pub const MAX_CONTENT_PARTS: usize = 4;
+/// Most pieces a signed content may be given in (a FramedContentTBS: its
+/// head, the content, and the GroupContext in the eight pieces of
+/// [`crate::messages::EncodedGroupContext::parts`]).
+pub const MAX_CONTENT_PARTS: usize = 10;
 
 /// The pieces of a labeled struct `{ opaque label<V> = "MLS 1.0 " + label;
 /// opaque content<V> }` (SignContent, EncryptContext), with the content itself
-/// in up to [`MAX_CONTENT_PARTS`] pieces.
-struct LabeledContent<'a> {
+/// in up to [`MAX_CONTENT_PARTS`] pieces (borrowed, not copied: this is on
+/// the stack under every signature verification).
+struct LabeledContent<'a, 'c> {
     label_len: VarintPrefix,
     label: &'a [u8],
     content_len: VarintPrefix,
-    content: [&'a [u8]; MAX_CONTENT_PARTS],
+    content: &'c [&'a [u8]],
 }
 
-impl<'a> LabeledContent<'a> {
-    fn new(label: &'a [u8], content_parts: &[&'a [u8]]) -> Result<Self, CryptoError> {
+impl<'a, 'c> LabeledContent<'a, 'c> {
+    fn new(label: &'a [u8], content_parts: &'c [&'a [u8]]) -> Result<Self, CryptoError> {
         if content_parts.len() > MAX_CONTENT_PARTS {
             return Err(CryptoError::InvalidLength);
         }
@@ -154,16 +157,20 @@ impl<'a> LabeledContent<'a> {
             .iter()
             .try_fold(0usize, |acc, p| acc.checked_add(p.len()))
             .ok_or(CryptoError::InvalidLength)?;
-        let mut content: [&[u8]; MAX_CONTENT_PARTS] = [&[]; MAX_CONTENT_PARTS];
-        for (slot, p) in content.iter_mut().zip(content_parts) {
-            *slot = p;
-        }
-        Ok(Self { label_len: VarintPrefix::new(full)?, label, content_len: VarintPrefix::new(total)?, content })
+        Ok(Self { label_len: VarintPrefix::new(full)?, label, content_len: VarintPrefix::new(total)?, content: content_parts })
     }
 
-    fn parts(&self) -> [&[u8]; 4 + MAX_CONTENT_PARTS] {
-        let [a, b, c, d] = self.content;
-        [self.label_len.as_bytes(), LABEL_PREFIX, self.label, self.content_len.as_bytes(), a, b, c, d]
+    /// Calls `f` with the pieces, as many as there are (a consumer such as
+    /// HPKE's `LabeledExtract` takes a bounded number).
+    fn with_parts<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> R {
+        let mut parts: [&[u8]; 4 + MAX_CONTENT_PARTS] = [&[]; 4 + MAX_CONTENT_PARTS];
+        let [label_len, prefix, label, content_len, content @ ..] = &mut parts;
+        *label_len = self.label_len.as_bytes();
+        *prefix = LABEL_PREFIX;
+        *label = self.label;
+        *content_len = self.content_len.as_bytes();
+        content.iter_mut().zip(self.content).for_each(|(slot, p)| *slot = p);
+        f(parts.get(..4 + self.content.len()).unwrap_or(&[]))
     }
 }
 
@@ -186,7 +193,7 @@ pub fn sign_with_label_parts(
     content_parts: &[&[u8]],
 ) -> Result<Signature, CryptoError> {
     let sc = LabeledContent::new(label, content_parts)?;
-    key.sign(suite, &sc.parts())
+    sc.with_parts(|parts| key.sign(suite, parts))
 }
 
 /// `VerifyWithLabel(key, label, content, signature)` (§5.1.2).
@@ -209,7 +216,7 @@ pub(crate) fn with_sign_content<R>(
     f: impl FnOnce(&[&[u8]]) -> R,
 ) -> Result<R, CryptoError> {
     let sc = LabeledContent::new(label, content_parts)?;
-    Ok(f(&sc.parts()))
+    Ok(sc.with_parts(f))
 }
 
 /// `VerifyWithLabel` over a content given in pieces.
@@ -221,7 +228,7 @@ pub fn verify_with_label_parts(
     signature: &[u8],
 ) -> Result<(), CryptoError> {
     let sc = LabeledContent::new(label, content_parts)?;
-    key.verify(suite, &sc.parts(), signature)
+    sc.with_parts(|parts| key.verify(suite, parts, signature))
 }
 
 /// `EncryptWithLabel(key, label, context, plaintext)` (§5.1.3): HPKE base-mode
@@ -238,8 +245,9 @@ pub fn encrypt_with_label(
     // `Nh` bytes of entropy: at least the security level of the suite.
     let mut ikm = Secret::zero(suite.hash_len())?;
     rng.fill_bytes(ikm.as_mut_bytes());
-    let ec = LabeledContent::new(label, &[context])?;
-    let info_hash = super::hpke::info_hash(suite, &ec.parts())?;
+    let context = [context];
+    let ec = LabeledContent::new(label, &context)?;
+    let info_hash = ec.with_parts(|parts| super::hpke::info_hash(suite, parts))?;
     super::hpke::seal_base(suite, key, &info_hash, &[], plaintext, ikm.as_bytes())
 }
 
@@ -255,7 +263,8 @@ pub fn decrypt_with_label(
     ciphertext: &mut [u8],
     tag: &[u8],
 ) -> Result<(), CryptoError> {
-    let ec = LabeledContent::new(label, &[context])?;
-    let info_hash = super::hpke::info_hash(suite, &ec.parts())?;
+    let context = [context];
+    let ec = LabeledContent::new(label, &context)?;
+    let info_hash = ec.with_parts(|parts| super::hpke::info_hash(suite, parts))?;
     super::hpke::open_base(suite, key, kem_output, &info_hash, &[], ciphertext, tag)
 }

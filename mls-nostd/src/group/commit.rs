@@ -13,7 +13,7 @@ use crate::executor::Executor;
 use crate::extensions::{EXT_RATCHET_TREE, Extensions};
 use crate::group_context::GroupContext;
 use crate::key_schedule::{EpochSecrets, joiner_secret, welcome_secret};
-use crate::messages::authenticated_content::{AuthenticatedContent, EncodedGroupContext, ProtectionError};
+use crate::messages::authenticated_content::{AuthenticatedContent, ProtectionError};
 use crate::messages::commit::Commit;
 use crate::messages::framing::{
     Content, ContentType, FramedContent, FramedContentAuthData, FramedContentHead, Sender, WIRE_FORMAT_PRIVATE_MESSAGE,
@@ -212,9 +212,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if self.is_inactive() {
             return Err(CreateCommitError::Inactive);
         }
-        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let gc_len = self.encoded_context(&mut gc_buf)?.len();
-        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall { needed: gc_len })?)?;
+        let gc = self.state.encoded_context()?;
         let content = FramedContent {
             group_id: self.state.group_id.as_slice(),
             epoch: self.state.epoch,
@@ -784,8 +782,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // Frame and sign with the old context, then the new epoch's key schedule.
         // The old context, signed over and (PublicMessage) kept until the
         // membership tag.
-        let mut old_gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let gc_old = EncodedGroupContext::decode(state.group_context(state.tree_hash.as_bytes(), &mut old_gc_buf)?)?;
+        let gc_old = state.encoded_context()?;
         let wire_format = match wire_format_policy {
             WireFormatPolicy::Public => WIRE_FORMAT_PUBLIC_MESSAGE,
             WireFormatPolicy::Private => WIRE_FORMAT_PRIVATE_MESSAGE,

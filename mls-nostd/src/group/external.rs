@@ -269,9 +269,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             authenticated_data: &[],
             content: Content::Commit(Commit { proposals, path: Some(path) }),
         };
-        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let gc_len = gc.encode_to(&mut gc_buf)?.len();
-        let old_gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::Truncated)?)?;
+        let old_gc = EncodedGroupContext::new(gc)?;
         // `head` is `out` less the path area and the list at its end: a
         // shortfall in it is one of `out` by as much more.
         let in_out = |e: ProtectionError| match e {

@@ -297,7 +297,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// while the tree is checked.
     #[inline(never)]
     fn join_welcome<'w>(&mut self, input: impl WelcomeInput<'w>, p: &JoinParams<'_, Sig>) -> Result<Opened, JoinError> {
-        let decrypted = self.join_decrypt(input, p)?;
+        // Read where `join_decrypt` wrote it: moved out of the `Result`,
+        // the Welcome (208 bytes) took a second slot of this frame, which
+        // lies under the GroupInfo's verification.
+        let decrypted = self.join_decrypt(input, p);
+        let decrypted = match decrypted {
+            Err(e) => return Err(e),
+            Ok(ref decrypted) => decrypted,
+        };
         let signed = self.join_check_signature(decrypted)?;
         self.join_open(signed, p)
     }
@@ -307,7 +314,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// secrets of [`Self::join_open`] are not on the stack under the
     /// verification (2.2 KB on a Cortex-M4, issue #14).
     #[inline(never)]
-    fn join_check_signature<'w>(&self, decrypted: DecryptedWelcome<'w>) -> Result<SignedWelcome<'w>, JoinError> {
+    fn join_check_signature<'d, 'w>(&self, decrypted: &'d DecryptedWelcome<'w>) -> Result<SignedWelcome<'d, 'w>, JoinError> {
         let signer_key = self
             .tree
             .old()
@@ -322,7 +329,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// writes the joined epoch's GroupContext fields and secrets into the
     /// slot's state.
     #[inline(never)]
-    fn join_open(&mut self, signed: SignedWelcome<'_>, p: &JoinParams<'_, Sig>) -> Result<Opened, JoinError> {
+    fn join_open(&mut self, signed: SignedWelcome<'_, '_>, p: &JoinParams<'_, Sig>) -> Result<Opened, JoinError> {
         let verified = signed.verify()?;
         let signer = LeafIndex(verified.group_info.tbs.signer);
         let gc = verified.group_context;

@@ -35,6 +35,7 @@ use crate::codec::{CodecError, Encode, OwnedBytes, Writer};
 use crate::extensions::Extensions;
 use crate::leaf_node::LeafNodeError;
 use crate::messages::group_info::GroupInfoError;
+use crate::messages::EncodedGroupContext;
 use crate::ratchet_tree::tree::TreeError;
 use crate::crypto::signature::SignaturePrivateKey;
 use crate::crypto::{CipherSuite, CryptoError, HashValue};
@@ -189,6 +190,14 @@ impl EpochState {
     /// Encodes the GroupContext of this epoch, with `tree_hash`, into `buf`.
     pub fn group_context<'b>(&self, tree_hash: &[u8], buf: &'b mut [u8]) -> Result<&'b [u8], CodecError> {
         self.context(tree_hash).encode_to(buf)
+    }
+
+    /// The GroupContext of this epoch (with its tree hash), encoded in
+    /// pieces: no buffer of the whole encoding (444 bytes on the boards,
+    /// 2.4 KB with the default limits) on the stack of a message's
+    /// protection and the signature verified under it.
+    pub(crate) fn encoded_context(&self) -> Result<EncodedGroupContext<'_>, CodecError> {
+        EncodedGroupContext::new(self.context(self.tree_hash.as_bytes()))
     }
 
     /// The GroupContext of this epoch, with `tree_hash`.
@@ -770,11 +779,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     pub fn group_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], GroupError> {
         // The epoch's cached tree hash: `tree()` is the staged tree while a
         // Commit is staged, not this epoch's.
-        Ok(self.state.group_context(self.state.tree_hash.as_bytes(), buf)?)
-    }
-
-    /// The current GroupContext encoded into `buf`.
-    pub(crate) fn encoded_context<'b>(&mut self, buf: &'b mut [u8]) -> Result<&'b [u8], CommitError> {
         Ok(self.state.group_context(self.state.tree_hash.as_bytes(), buf)?)
     }
 

@@ -4,7 +4,7 @@
 //! data to send, as PrivateMessage (§6.3; never as PublicMessage, §6.2).
 //! The wire formats themselves are [`crate::messages`].
 
-use super::{CommitError, Group, MAX_GROUP_CONTEXT_LEN, StagedCommitSummary};
+use super::{CommitError, Group, StagedCommitSummary};
 use crate::crypto::signer::Signer;
 use crate::codec::{CodecError, Reader};
 use crate::crypto::HashValue;
@@ -153,23 +153,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     }
 
     /// Verifies and decrypts `message` with this epoch's keys (or the
-    /// previous epoch's, for a late application message). Its own frame:
-    /// the GroupContext buffer (2.3 KB) is gone before a Commit is staged.
+    /// previous epoch's, for a late application message).
     #[inline(never)]
     fn unprotect<'m>(&mut self, message: &'m mut [u8]) -> Result<AuthenticatedContent<'m>, ReceiveError> {
         let mut r = Reader::new(message);
         let _version = r.read_u16()?;
         let wire_format = r.read_u16()?;
-        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let gc_len = self.encoded_context(&mut gc_buf)?.len();
-        let gc = EncodedGroupContext::decode(
-            gc_buf
-                .get(..gc_len)
-                .ok_or(CodecError::BufferTooSmall { needed: gc_len })?,
-        )?;
         match wire_format {
-            WIRE_FORMAT_PUBLIC_MESSAGE => self.unprotect_public(&gc, message),
-            WIRE_FORMAT_PRIVATE_MESSAGE => self.unprotect_private(&gc, message),
+            WIRE_FORMAT_PUBLIC_MESSAGE => self.unprotect_public(message),
+            WIRE_FORMAT_PRIVATE_MESSAGE => self.unprotect_private(message),
             _ => Err(ReceiveError::NotAGroupMessage),
         }
     }
@@ -178,12 +170,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// of its own: the other's locals are not on the stack while the
     /// signature is verified.
     #[inline(never)]
-    fn unprotect_public<'m>(
-        &mut self,
-        gc: &EncodedGroupContext<'_>,
-        message: &'m [u8],
-    ) -> Result<AuthenticatedContent<'m>, ReceiveError> {
+    fn unprotect_public<'m>(&mut self, message: &'m [u8]) -> Result<AuthenticatedContent<'m>, ReceiveError> {
         let Self { tree, state, .. } = self;
+        let gc = state.encoded_context()?;
         // The current epoch's members, also while a Commit is staged.
         let tree = tree.old();
         let mut lookup = |c: &FramedContent<'_>| match (c.sender, &c.content) {
@@ -204,16 +193,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 .and_then(|p| SignaturePublicKey::from_slice(p.leaf_node.fields.signature_key).ok()),
             _ => None,
         };
-        public_message::unprotect_as(gc, &state.secrets.membership_key, message, &mut lookup)
+        public_message::unprotect_as(&gc, &state.secrets.membership_key, message, &mut lookup)
     }
 
     /// [`Self::unprotect`] of a PrivateMessage, decrypted in place.
     #[inline(never)]
-    fn unprotect_private<'m>(
-        &mut self,
-        gc: &EncodedGroupContext<'_>,
-        message: &'m mut [u8],
-    ) -> Result<AuthenticatedContent<'m>, ReceiveError> {
+    fn unprotect_private<'m>(&mut self, message: &'m mut [u8]) -> Result<AuthenticatedContent<'m>, ReceiveError> {
         let Self {
             tree,
             state,
@@ -264,10 +249,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 Ok(content)
             }
             None => {
+                let gc = state.encoded_context()?;
                 let mut keys =
                     PrivateMessageKeys { secret_tree, sender_data_secret: &state.secrets.sender_data_secret };
                 let mut lookup = |l: LeafIndex| member_key(&tree, l);
-                private_message::unprotect_as(gc, &mut keys, message, &mut lookup)
+                private_message::unprotect_as(&gc, &mut keys, message, &mut lookup)
             }
         }
     }
@@ -286,9 +272,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if self.is_inactive() {
             return Err(ReceiveError::Inactive);
         }
-        let mut gc_buf = [0u8; MAX_GROUP_CONTEXT_LEN];
-        let gc_len = self.encoded_context(&mut gc_buf)?.len();
-        let gc = EncodedGroupContext::decode(gc_buf.get(..gc_len).ok_or(CodecError::BufferTooSmall { needed: gc_len })?)?;
+        let gc = self.state.encoded_context()?;
         let content = FramedContent {
             group_id: self.state.group_id.as_slice(),
             epoch: self.state.epoch,

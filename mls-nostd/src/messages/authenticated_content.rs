@@ -142,17 +142,75 @@ impl core::error::Error for ProtectionError {
 
 /// The GroupContext of the epoch messages are protected for, both decoded
 /// (for the group id, epoch and cipher suite) and as encoded (for
-/// `FramedContentTBS`, §6.1).
+/// `FramedContentTBS`, §6.1), the encoding in the pieces it is made of
+/// ([`Self::parts`]): as received ([`Self::decode`]), or a context's
+/// fields and the few bytes between them ([`Self::new`]), so that a group
+/// needs no buffer of the encoding's greatest length (444 bytes on the
+/// boards, 2.4 KB with the default limits) under a signature verification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EncodedGroupContext<'a> {
     context: GroupContext<'a>,
-    bytes: &'a [u8],
+    /// The encoding as received; none: `seams` and the fields give it.
+    bytes: Option<&'a [u8]>,
+    seams: Seams,
+}
+
+/// Bytes of a GroupContext's encoding between its variable-length fields
+/// (§8.1): `version || cipher_suite || len(group_id)`, `epoch ||
+/// len(tree_hash)`, `len(confirmed_transcript_hash)`, `len(extensions)`
+/// (lengths as varints of at most 4 bytes), one after another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seams {
+    bytes: [u8; SEAMS_LEN],
+    /// Where each of the four ends in `bytes`.
+    ends: [u8; 4],
+}
+
+const SEAMS_LEN: usize = 2 + 2 + 4 + 8 + 4 + 4 + 4;
+
+impl Seams {
+    const NONE: Self = Self { bytes: [0; SEAMS_LEN], ends: [0; 4] };
+
+    fn of(context: &GroupContext<'_>) -> Result<Self, CodecError> {
+        let mut seams = Self::NONE;
+        let mut ends = [0usize; 4];
+        let mut w = Writer::new(&mut seams.bytes);
+        w.write_u16(PROTOCOL_VERSION_MLS10)?;
+        w.write_u16(context.cipher_suite.to_u16())?;
+        w.write_varint(context.group_id.len())?;
+        ends[0] = w.len();
+        w.write_u64(context.epoch)?;
+        w.write_varint(context.tree_hash.len())?;
+        ends[1] = w.len();
+        w.write_varint(context.confirmed_transcript_hash.len())?;
+        ends[2] = w.len();
+        w.write_varint(context.extensions.len())?;
+        ends[3] = w.len();
+        for (end, e) in seams.ends.iter_mut().zip(ends) {
+            *end = u8::try_from(e).map_err(|_| CodecError::BufferTooSmall { needed: e })?;
+        }
+        Ok(seams)
+    }
+
+    /// The `i`th seam.
+    fn get(&self, i: usize) -> &[u8] {
+        let start = i.checked_sub(1).and_then(|j| self.ends.get(j)).map_or(0, |&e| usize::from(e));
+        let end = self.ends.get(i).map_or(0, |&e| usize::from(e));
+        self.bytes.get(start..end).unwrap_or(&[])
+    }
 }
 
 impl<'a> EncodedGroupContext<'a> {
-    /// Decodes an encoded GroupContext (all of `bytes`).
+    /// Decodes an encoded GroupContext (all of `bytes`), which is then
+    /// signed as received.
     pub fn decode(bytes: &'a [u8]) -> Result<Self, CodecError> {
-        Ok(Self { context: GroupContext::decode_exact(bytes)?, bytes })
+        Ok(Self { context: GroupContext::decode_exact(bytes)?, bytes: Some(bytes), seams: Seams::NONE })
+    }
+
+    /// `context`, encoded in pieces ([`Self::parts`]): no buffer of the
+    /// whole encoding. Fails only on a field longer than a varint can say.
+    pub fn new(context: GroupContext<'a>) -> Result<Self, CodecError> {
+        Ok(Self { seams: Seams::of(&context)?, context, bytes: None })
     }
 
     /// The decoded GroupContext.
@@ -160,9 +218,25 @@ impl<'a> EncodedGroupContext<'a> {
         &self.context
     }
 
-    /// The encoding.
-    pub fn bytes(&self) -> &'a [u8] {
-        self.bytes
+    /// The encoding, as eight pieces to be read one after another (some
+    /// empty).
+    pub fn parts(&self) -> [&[u8]; 8] {
+        match self.bytes {
+            Some(b) => [b, &[], &[], &[], &[], &[], &[], &[]],
+            None => {
+                let c = &self.context;
+                [
+                    self.seams.get(0),
+                    c.group_id,
+                    self.seams.get(1),
+                    c.tree_hash,
+                    self.seams.get(2),
+                    c.confirmed_transcript_hash,
+                    self.seams.get(3),
+                    c.extensions,
+                ]
+            }
+        }
     }
 
     /// The group's cipher suite.
@@ -204,7 +278,9 @@ pub struct FramedContentTbs<'a> {
     head: [u8; 4],
     content: &'a [u8],
     sender: Sender,
-    group_context: &'a [u8],
+    /// The encoded GroupContext in pieces (all empty when the sender's TBS
+    /// has none).
+    group_context: [&'a [u8]; 8],
 }
 
 impl<'a> FramedContentTbs<'a> {
@@ -213,13 +289,23 @@ impl<'a> FramedContentTbs<'a> {
     /// epoch (left out for senders whose TBS has none). The sender is read
     /// from `content`, so it cannot disagree with what is signed.
     pub fn new(wire_format: u16, content: &'a [u8], group_context: &'a [u8]) -> Result<Self, CodecError> {
+        Self::with_context_parts(wire_format, content, [group_context, &[], &[], &[], &[], &[], &[], &[]])
+    }
+
+    /// [`Self::new`] with the epoch's GroupContext as `context` holds it
+    /// (in pieces: [`EncodedGroupContext::parts`]).
+    pub fn with_context(wire_format: u16, content: &'a [u8], context: &'a EncodedGroupContext<'_>) -> Result<Self, CodecError> {
+        Self::with_context_parts(wire_format, content, context.parts())
+    }
+
+    fn with_context_parts(wire_format: u16, content: &'a [u8], group_context: [&'a [u8]; 8]) -> Result<Self, CodecError> {
         let mut r = Reader::new(content);
         r.read_opaque()?; // group_id
         r.read_u64()?; // epoch
         let sender = Sender::decode(&mut r)?;
         let group_context = match sender {
             Sender::Member(_) | Sender::NewMemberCommit => group_context,
-            Sender::External(_) | Sender::NewMemberProposal => &[],
+            Sender::External(_) | Sender::NewMemberProposal => [&[][..]; 8],
         };
         let [v0, v1] = PROTOCOL_VERSION_MLS10.to_be_bytes();
         let [w0, w1] = wire_format.to_be_bytes();
@@ -237,8 +323,9 @@ impl<'a> FramedContentTbs<'a> {
     }
 
     /// The TBS as consecutive pieces.
-    pub fn parts(&self) -> [&[u8]; 3] {
-        [&self.head, self.content, self.group_context]
+    pub fn parts(&self) -> [&[u8]; 10] {
+        let [g0, g1, g2, g3, g4, g5, g6, g7] = self.group_context;
+        [&self.head, self.content, g0, g1, g2, g3, g4, g5, g6, g7]
     }
 
     /// `SignWithLabel(key, "FramedContentTBS", self)`.
@@ -286,10 +373,10 @@ impl<'a> FramedContentTbs<'a> {
         }
     }
 
-    fn tbm_parts<'s>(&'s self, auth: &'s AuthParts<'s>) -> [&'s [u8]; 7] {
-        let [a, b, c] = self.parts();
+    fn tbm_parts<'s>(&'s self, auth: &'s AuthParts<'s>) -> [&'s [u8]; 14] {
+        let [a, b, c0, c1, c2, c3, c4, c5, c6, c7] = self.parts();
         let [d, e, f, g] = auth.parts();
-        [a, b, c, d, e, f, g]
+        [a, b, c0, c1, c2, c3, c4, c5, c6, c7, d, e, f, g]
     }
 }
 
@@ -424,6 +511,42 @@ mod tests {
     use crate::messages::framing::Content;
 
     const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+
+    /// A GroupContext in pieces reads as its encoding, whatever the
+    /// lengths of its fields (varints of 1, 2 and 4 bytes), and one
+    /// decoded is signed as received.
+    #[test]
+    fn group_context_in_pieces_is_its_encoding() {
+        extern crate std;
+        use std::vec::Vec;
+        let ext = [0x11u8; 20_000];
+        let mut checked = 0;
+        for (gid_len, hash_len, ext_len) in [(0, 0, 0), (5, 32, 0), (63, 64, 64), (64, 48, 16_383), (128, 32, 16_384), (1, 1, 20_000)] {
+            let gid = [7u8; 128];
+            let hash = [9u8; 64];
+            let gc = GroupContext {
+                cipher_suite: SUITE,
+                group_id: &gid[..gid_len],
+                epoch: 0x0102_0304_0506_0708,
+                tree_hash: &hash[..hash_len],
+                confirmed_transcript_hash: &hash[..hash_len / 2],
+                extensions: &ext[..ext_len],
+            };
+            let mut buf = [0u8; 20_400];
+            let encoded = gc.encode_to(&mut buf).unwrap();
+            let pieces = EncodedGroupContext::new(gc).unwrap();
+            let joined: Vec<u8> = pieces.parts().concat();
+            assert_eq!(joined, encoded, "lengths {gid_len}, {hash_len}, {ext_len}");
+            assert_eq!(pieces.context(), &gc);
+            let mut content_buf = [0u8; 64];
+            let content = content_bytes(Sender::Member(2), &mut content_buf);
+            let tbs = FramedContentTbs::with_context(1, content, &pieces).unwrap();
+            let whole = FramedContentTbs::new(1, content, encoded).unwrap();
+            assert_eq!(tbs.parts().concat(), whole.parts().concat::<u8>());
+            checked += 1;
+        }
+        assert_eq!(checked, 6);
+    }
 
     fn content_bytes(sender: Sender, buf: &mut [u8]) -> &[u8] {
         let fc = FramedContent {

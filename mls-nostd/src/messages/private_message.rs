@@ -292,7 +292,7 @@ pub(crate) fn sign_placed<'o, 'c>(
         return Err(INCONSISTENT);
     }
     let encoded = out.get(content_start..content_end).ok_or(short)?;
-    let tbs = FramedContentTbs::new(WIRE_FORMAT_PRIVATE_MESSAGE, encoded, context.bytes())?;
+    let tbs = FramedContentTbs::with_context(WIRE_FORMAT_PRIVATE_MESSAGE, encoded, context)?;
     let signature = tbs.sign(suite, signer)?;
     // A signature shorter than the longest may shorten the ciphertext's
     // length prefix: then the content moves left with the body's start.
@@ -636,7 +636,7 @@ pub(crate) fn unprotect_as<'a, E: From<ProtectionError>>(
         let encoded = message.get(content_start..content_end).ok_or(INCONSISTENT)?;
         let auth_bytes = message.get(content_end..content_end + auth_len).ok_or(INCONSISTENT)?;
         let auth = FramedContentAuthData::decode_for(&mut Reader::new(auth_bytes), layout.content_type)?;
-        let tbs = FramedContentTbs::new(WIRE_FORMAT_PRIVATE_MESSAGE, encoded, context.bytes())?;
+        let tbs = FramedContentTbs::with_context(WIRE_FORMAT_PRIVATE_MESSAGE, encoded, context)?;
         tbs.verify(suite, &signature_key, auth.signature)?;
         keys.secret_tree.consume(leaf, kind, sender_data.generation)?;
         Ok((content_start, content_end, auth_len))

@@ -104,7 +104,7 @@ pub(crate) fn sign_placed<'o, 'c>(
     w.write_u16(WIRE_FORMAT_PUBLIC_MESSAGE)?;
     crate::codec::Encode::encode(head, &mut w)?;
     let encoded = out.get(MLS_MESSAGE_HEAD..content_end).ok_or(short)?;
-    let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, encoded, context.bytes())?;
+    let tbs = FramedContentTbs::with_context(WIRE_FORMAT_PUBLIC_MESSAGE, encoded, context)?;
     let signature = tbs.sign(context.cipher_suite(), signer)?;
     Ok(SignedPublicMessage {
         out,
@@ -154,7 +154,7 @@ impl<'o> SignedPublicMessage<'o, '_> {
                     .out
                     .get(MLS_MESSAGE_HEAD..self.content_end)
                     .ok_or(ProtectionError::BufferTooSmall { needed: self.content_end })?;
-                let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, encoded, self.context.bytes())?;
+                let tbs = FramedContentTbs::with_context(WIRE_FORMAT_PUBLIC_MESSAGE, encoded, &self.context)?;
                 Some(tbs.membership_tag(suite, key, &auth)?)
             }
             Sender::External(_) | Sender::NewMemberProposal | Sender::NewMemberCommit => None,
@@ -220,7 +220,7 @@ fn unprotect_decoded_as<'a, E: From<ProtectionError>>(
     let content = &message.content;
     check_head(context, &content.head())?;
     let suite = context.cipher_suite();
-    let tbs = FramedContentTbs::new(WIRE_FORMAT_PUBLIC_MESSAGE, message.content_bytes(), context.bytes())
+    let tbs = FramedContentTbs::with_context(WIRE_FORMAT_PUBLIC_MESSAGE, message.content_bytes(), context)
         .map_err(ProtectionError::from)?;
     if let Sender::Member(_) = content.sender {
         // Decoding guarantees the tag is present for members.

@@ -870,19 +870,19 @@ impl<'o> DecryptedWelcome<'o> {
 
     /// The first of [`Self::verify`]'s checks: the GroupInfo's signature by
     /// `signer_key`. Its own step (and frame): a device verifies it before
-    /// the epoch's secrets and the verified Welcome are on its stack.
-    pub fn check_signature(self, signer_key: &SignaturePublicKey) -> Result<SignedWelcome<'o>, WelcomeError> {
+    /// the epoch's secrets and the verified Welcome are on its stack. The
+    /// Welcome is borrowed, not moved: passed on by value, each step's
+    /// copy (208 bytes) was on the stack under the verification.
+    pub fn check_signature(&self, signer_key: &SignaturePublicKey) -> Result<SignedWelcome<'_, 'o>, WelcomeError> {
         self.check_signature_as(signer_key)
     }
 
-    /// [`Self::check_signature`] with the error type of its caller, so that
-    /// the Welcome (208 bytes) is written once, where the caller returns
-    /// it, not also in a second slot of a frame under the verification.
+    /// [`Self::check_signature`] with the error type of its caller.
     #[inline(never)]
     pub(crate) fn check_signature_as<E: From<WelcomeError>>(
-        self,
+        &self,
         signer_key: &SignaturePublicKey,
-    ) -> Result<SignedWelcome<'o>, E> {
+    ) -> Result<SignedWelcome<'_, 'o>, E> {
         self.group_info.verify_signature(self.suite, signer_key).map_err(|e| match e {
             GroupInfoError::InvalidSignature => WelcomeError::InvalidGroupInfoSignature,
             GroupInfoError::WrongCipherSuite => WelcomeError::WrongCipherSuite,
@@ -897,15 +897,16 @@ impl<'o> DecryptedWelcome<'o> {
 /// ([`DecryptedWelcome::check_signature`]); [`Self::verify`] checks the
 /// rest.
 #[derive(Debug)]
-pub struct SignedWelcome<'o>(DecryptedWelcome<'o>);
+pub struct SignedWelcome<'d, 'o>(&'d DecryptedWelcome<'o>);
 
-impl<'o> SignedWelcome<'o> {
+impl<'o> SignedWelcome<'_, 'o> {
     /// Derives the epoch's secrets and checks the confirmation tag and the
     /// resumption PSKs' epoch (§12.4.3.1).
     pub fn verify(self) -> Result<VerifiedWelcome<'o>, WelcomeError> {
         let DecryptedWelcome { suite, group_info: gi, psks, joiner_secret, psk_secret, path_secret } = self.0;
+        let (suite, gi, psks) = (*suite, *gi, *psks);
         let group_context = gi.tbs.group_context.to_group_context().ok_or(WelcomeError::WrongCipherSuite)?;
-        let epoch_secrets = EpochSecrets::derive(suite, &joiner_secret, &psk_secret, gi.group_context_bytes())?;
+        let epoch_secrets = EpochSecrets::derive(suite, joiner_secret, psk_secret, gi.group_context_bytes())?;
         let confirmed = group_context.confirmed_transcript_hash;
         if !verify_confirmation_tag(suite, &epoch_secrets.confirmation_key, confirmed, gi.tbs.confirmation_tag) {
             return Err(WelcomeError::InvalidConfirmationTag);
@@ -918,7 +919,7 @@ impl<'o> SignedWelcome<'o> {
             group_info: gi,
             group_context,
             epoch_secrets,
-            path_secret,
+            path_secret: path_secret.clone(),
             psks,
             interim_transcript_hash,
         })

@@ -14,10 +14,13 @@ use crate::tree_math::{self, LeafIndex, NodeIndex};
 use crate::codec::{Decode, Reader};
 use crate::executor::Executor;
 
-/// Leaf signatures checked per executor batch when a tree is validated: a
-/// stack buffer of one byte each, and enough work per batch (some 13 ms of
-/// Ed25519 on a desktop core) that the executor's overhead does not show.
-const SIGNATURE_BATCH: usize = 256;
+/// Leaf signatures checked per executor batch when a tree is validated
+/// (unless the executor verifies them all in one Ed25519 batch): a stack
+/// buffer of one byte each, under every leaf's verification on a small
+/// device (256 bytes was the deepest stack of a join on a Cortex-M4, issue
+/// #14), and enough work per batch (some 3 ms of Ed25519, 6 ms of ECDSA
+/// P-256 on a desktop core) that the executor's overhead does not show.
+const SIGNATURE_BATCH: usize = 64;
 
 /// Why a ratchet tree was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -513,8 +513,8 @@ mod tests {
     const SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
 
     /// A GroupContext in pieces reads as its encoding, whatever the
-    /// lengths of its fields (varints of 1, 2 and 4 bytes), and one
-    /// decoded is signed as received.
+    /// lengths of its fields (varints of 1, 2 and 4 bytes), and a TBS over
+    /// the pieces is the TBS over the encoding.
     #[test]
     fn group_context_in_pieces_is_its_encoding() {
         extern crate std;

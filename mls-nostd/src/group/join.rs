@@ -321,7 +321,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             .signature_key(LeafIndex(decrypted.signer()))
             .and_then(|k| SignaturePublicKey::from_slice(k).ok())
             .ok_or(JoinError::UnknownSigner)?;
-        decrypted.check_signature_as(&signer_key)
+        Ok(decrypted.check_signature(&signer_key)?)
     }
 
     /// Checks the rest of the Welcome whose GroupInfo's signature verified

@@ -923,10 +923,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let Self { tree, proposals, state, staged, resumption_psks, reinit, staged_info, .. } = self;
         let own_psks = OwnResumptionPsks { state, history: resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own_psks;
+        // (`stage_commit` checked that a member committer is in the tree.)
         let mut new = tree.slices();
-        if !external && new.leaf_node(committer).is_none() {
-            return Err(CommitError::UnknownSender);
-        }
 
         // The next epoch is built in place in the group's staging fields
         // (stage_commit empties them on an error).

@@ -873,16 +873,8 @@ impl<'o> DecryptedWelcome<'o> {
     /// the epoch's secrets and the verified Welcome are on its stack. The
     /// Welcome is borrowed, not moved: passed on by value, each step's
     /// copy (208 bytes) was on the stack under the verification.
-    pub fn check_signature(&self, signer_key: &SignaturePublicKey) -> Result<SignedWelcome<'_, 'o>, WelcomeError> {
-        self.check_signature_as(signer_key)
-    }
-
-    /// [`Self::check_signature`] with the error type of its caller.
     #[inline(never)]
-    pub(crate) fn check_signature_as<E: From<WelcomeError>>(
-        &self,
-        signer_key: &SignaturePublicKey,
-    ) -> Result<SignedWelcome<'_, 'o>, E> {
+    pub fn check_signature(&self, signer_key: &SignaturePublicKey) -> Result<SignedWelcome<'_, 'o>, WelcomeError> {
         self.group_info.verify_signature(self.suite, signer_key).map_err(|e| match e {
             GroupInfoError::InvalidSignature => WelcomeError::InvalidGroupInfoSignature,
             GroupInfoError::WrongCipherSuite => WelcomeError::WrongCipherSuite,

@@ -123,8 +123,8 @@ for fw in "${firmware[@]}"; do
     fi
     checked=$((checked + 1))
 done
-if [ "$checked" -lt 6 ]; then
-    echo "FAIL: expected 6 firmware ELFs (4 boards, mps2-an386's defmt and suite-2 builds) under $fw_dir, found $checked" >&2
+if [ "$checked" -lt 7 ]; then
+    echo "FAIL: expected 7 firmware ELFs (4 boards, mps2-an386's defmt and suite-2 builds, the micro:bit's vector checks) under $fw_dir, found $checked" >&2
     exit 1
 fi
 if grep -rn 'global_allocator' mls-nostd/src boards/*/src; then

@@ -14,12 +14,16 @@
 //! of the stack (so it includes `main` and everything above the work).
 
 use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// The paint pattern (cortex-m-rt's `STACK_PAINT_VALUE`, used on every board).
 pub const PAINT: u32 = 0xcccc_cccc;
 /// Bytes left unpainted below the stack pointer when repainting: room for
 /// `repaint`'s own frame and an exception frame that may arrive meanwhile.
 const REPAINT_MARGIN: usize = 256;
+
+/// The deepest stack of every [`Meter::measure`] so far.
+static DEEPEST: AtomicUsize = AtomicUsize::new(0);
 
 /// What a board gives the measurements.
 #[derive(Clone, Copy)]
@@ -75,6 +79,19 @@ impl Meter {
         let start = (self.instructions)();
         let value = f();
         let instructions = (self.instructions)().wrapping_sub(start);
-        (value, Cost { instructions, stack_bytes: self.high_water() })
+        let stack_bytes = self.high_water();
+        // Load and store: thumbv6m has no atomic read-modify-write, and
+        // nothing else measures meanwhile.
+        if stack_bytes > DEEPEST.load(Ordering::Relaxed) {
+            DEEPEST.store(stack_bytes, Ordering::Relaxed);
+        }
+        (value, Cost { instructions, stack_bytes })
+    }
+
+    /// The deepest stack any measurement saw, in bytes from the stack's
+    /// top; the whole [`stack_size`](Self::stack_size) if it reached the
+    /// region's end (then it may have run over what lies below).
+    pub fn deepest_stack(&self) -> usize {
+        DEEPEST.load(Ordering::Relaxed)
     }
 }

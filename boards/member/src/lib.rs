@@ -64,21 +64,34 @@ pub const ARENA_PER_LEAF: usize = 224 + 88;
 /// Commit with a path at 8 leaves overflowed an arena of `8 * ARENA_PER_LEAF`
 /// in a group of 6). Enough for a path of up to 4 parents when the group is
 /// full; fuller paths use the free leaf room of a group three quarters full.
+/// A group of at most 4 leaves (the micro:bit's) has paths of at most 2
+/// parents: half of it.
 #[cfg(not(feature = "suite-2"))]
-pub const STAGE_RESERVE: usize = 1024;
+pub const fn stage_reserve(leaves: usize) -> usize {
+    if leaves <= 4 { 768 } else { 1024 }
+}
 /// The stage reserve in suite 2: a parent's HPKE key is 65 bytes, 33 more
 /// per undo-log entry.
 #[cfg(feature = "suite-2")]
-pub const STAGE_RESERVE: usize = 1024 + 4 * 64;
+pub const fn stage_reserve(leaves: usize) -> usize {
+    if leaves <= 4 { 768 + 2 * 64 } else { 1024 + 4 * 64 }
+}
 
 /// The tree arena of a group of `leaves` leaves.
 pub const fn arena_bytes(leaves: usize) -> usize {
-    leaves * ARENA_PER_LEAF + STAGE_RESERVE
+    leaves * ARENA_PER_LEAF + stage_reserve(leaves)
 }
-/// Out-of-order message keys kept per group (secret tree).
-pub const SKIPPED_KEYS: usize = 16;
-/// Bytes of proposals received in one epoch, kept for a Commit.
-pub const PROPOSAL_BYTES: usize = 2048;
+/// Out-of-order message keys kept per group (secret tree): 16, and 2 in a
+/// group of at most 4 leaves, whose device has 16 KiB of RAM (a key kept is
+/// about 60 bytes; the scenario reads every message in order).
+pub const fn skipped_keys(leaves: usize) -> usize {
+    if leaves <= 4 { 2 } else { 16 }
+}
+/// Bytes of proposals received in one epoch, kept for a Commit: 2 KiB, and
+/// 512 in a group of at most 4 leaves (one Update proposal with its leaf).
+pub const fn proposal_bytes(leaves: usize) -> usize {
+    if leaves <= 4 { 512 } else { 2048 }
+}
 /// Longest KeyPackage the device keeps (its own, with GREASE values).
 pub const MAX_KEY_PACKAGE: usize = 512;
 

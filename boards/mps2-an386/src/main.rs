@@ -19,7 +19,7 @@
 
 use board_firmware::cell::Slot;
 use board_firmware::report::Report;
-use board_member::{PROPOSAL_BYTES, SKIPPED_KEYS};
+use board_member::{arena_bytes, proposal_bytes, skipped_keys};
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use mls_nostd::group::Group;
 use semihosting::process;
@@ -32,7 +32,7 @@ const CAPACITY: usize = 64;
 #[cfg(feature = "cap-256")]
 const CAPACITY: usize = 256;
 
-type DeviceGroup = Group<CAPACITY, { board_member::arena_bytes(CAPACITY) }, SKIPPED_KEYS, PROPOSAL_BYTES>;
+type DeviceGroup = Group<CAPACITY, { arena_bytes(CAPACITY) }, { skipped_keys(CAPACITY) }, { proposal_bytes(CAPACITY) }>;
 
 mod scenario {
     include!(concat!(env!("OUT_DIR"), "/scenario.rs"));

@@ -11,7 +11,7 @@
 use board_firmware::cell::Slot;
 use board_firmware::checks;
 use board_firmware::report::Report;
-use board_member::{PROPOSAL_BYTES, SKIPPED_KEYS};
+use board_member::{arena_bytes, proposal_bytes, skipped_keys};
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use mls_nostd::group::Group;
 use semihosting::{println, process};
@@ -21,7 +21,7 @@ const CAPACITY: usize = 64;
 /// The core clock (HFCLK): 64 MHz.
 const CORE_CLOCK_HZ: u32 = 64_000_000;
 
-type DeviceGroup = Group<CAPACITY, { board_member::arena_bytes(CAPACITY) }, SKIPPED_KEYS, PROPOSAL_BYTES>;
+type DeviceGroup = Group<CAPACITY, { arena_bytes(CAPACITY) }, { skipped_keys(CAPACITY) }, { proposal_bytes(CAPACITY) }>;
 
 mod scenario {
     include!(concat!(env!("OUT_DIR"), "/scenario.rs"));

@@ -14,14 +14,14 @@ use board_firmware::cell::Slot;
 use board_firmware::checks;
 use board_firmware::measure::Meter;
 use board_firmware::report::Report;
-use board_member::{PROPOSAL_BYTES, SKIPPED_KEYS};
+use board_member::{arena_bytes, proposal_bytes, skipped_keys};
 use mls_nostd::group::Group;
 use semihosting::{println, process};
 
 /// The device group's capacity in leaves (as in build.rs).
 const CAPACITY: usize = 64;
 
-type DeviceGroup = Group<CAPACITY, { board_member::arena_bytes(CAPACITY) }, SKIPPED_KEYS, PROPOSAL_BYTES>;
+type DeviceGroup = Group<CAPACITY, { arena_bytes(CAPACITY) }, { skipped_keys(CAPACITY) }, { proposal_bytes(CAPACITY) }>;
 
 mod scenario {
     include!(concat!(env!("OUT_DIR"), "/scenario.rs"));

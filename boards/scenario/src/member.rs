@@ -22,8 +22,8 @@
 //! too small buffer fails the build, not the board.
 
 use board_member::{
-    Action, DEVICE_SEED, Device, Expect, Floor, LIFETIME, NOW, Outcome, PROPOSAL_BYTES, SKIPPED_KEYS,
-    SUITE, SeededRng, Step, commit_scratch, welcome_scratch,
+    Action, DEVICE_SEED, Device, Expect, Floor, LIFETIME, NOW, Outcome, SUITE, SeededRng, Step, arena_bytes,
+    commit_scratch, proposal_bytes, skipped_keys, welcome_scratch,
 };
 use mls_nostd::tree_math::{self, LeafIndex, NodeIndex};
 use mls_nostd::codec::{Decode, Writer};
@@ -131,50 +131,35 @@ pub struct Generated {
     pub members: usize,
     pub scratch: usize,
     pub steps: Vec<OwnedStep>,
-    /// What a board too small for a group needs to read the application
-    /// messages of step 6 as a passive receiver.
-    pub receiver: Receiver,
-}
-
-/// The epoch secrets and messages a passive receiver needs: the epoch's
-/// encoded GroupContext, `sender_data_secret`, `encryption_secret` (root of
-/// the secret tree), the tree's leaf count, and per message the sender's
-/// leaf, signature key and expected plaintext.
-#[derive(Clone, Debug, Default)]
-pub struct Receiver {
-    pub group_context: Vec<u8>,
-    pub sender_data_secret: Vec<u8>,
-    pub encryption_secret: Vec<u8>,
-    pub n_leaves: u32,
-    pub messages: Vec<ReceivedMessage>,
-}
-
-/// One application message for the passive receiver.
-#[derive(Clone, Debug)]
-pub struct ReceivedMessage {
-    pub sender_leaf: u32,
-    pub sender_key: Vec<u8>,
-    pub message: Vec<u8>,
-    pub plaintext: Vec<u8>,
 }
 
 /// Members of the group the device joins, for a group of `capacity` leaves:
-/// three quarters full (one leaf is added and removed again later).
+/// three quarters full (one leaf is added and removed again later); from 8
+/// leaves up at least 6 (four host members, a passive one, the device).
 pub fn members_for(capacity: usize) -> usize {
-    (capacity * 3 / 4).max(6)
+    if capacity <= 4 { capacity * 3 / 4 } else { (capacity * 3 / 4).max(6) }
 }
 
-/// Runs the scenario for a device group of `capacity` leaves: 8, 64 or 256,
-/// each with this crate's feature of that name (`cap-8`, ...).
+/// The device's group at `$n` leaves, as the boards hold it.
+macro_rules! device_group {
+    ($n:literal, $members:expr) => {
+        generate_for::<$n, { arena_bytes($n) }, { skipped_keys($n) }, { proposal_bytes($n) }>($members)
+    };
+}
+
+/// Runs the scenario for a device group of `capacity` leaves: 4, 8, 64 or
+/// 256, each with this crate's feature of that name (`cap-8`, ...).
 pub fn generate(capacity: usize) -> Generated {
     let members = members_for(capacity);
     match capacity {
+        #[cfg(feature = "cap-4")]
+        4 => device_group!(4, members),
         #[cfg(feature = "cap-8")]
-        8 => generate_for::<8, { board_member::arena_bytes(8) }>(members),
+        8 => device_group!(8, members),
         #[cfg(feature = "cap-64")]
-        64 => generate_for::<64, { board_member::arena_bytes(64) }>(members),
+        64 => device_group!(64, members),
         #[cfg(feature = "cap-256")]
-        256 => generate_for::<256, { board_member::arena_bytes(256) }>(members),
+        256 => device_group!(256, members),
         _ => panic!(
             "no scenario instance for capacity {capacity}: build board-scenario with its feature cap-{capacity} \
              (or add the capacity to board_scenario::member::generate)"
@@ -182,11 +167,11 @@ pub fn generate(capacity: usize) -> Generated {
     }
 }
 
-fn generate_for<const N: usize, const A: usize>(members: usize) -> Generated {
+fn generate_for<const N: usize, const A: usize, const K: usize, const P: usize>(members: usize) -> Generated {
     // Pass 1 learns the sizes; pass 2 runs with the firmware's exact scratch.
-    let first = run::<N, A>(members, 1 << 20);
+    let first = run::<N, A, K, P>(members, 1 << 20);
     let scratch = scratch_needed(&first);
-    let second = run::<N, A>(members, scratch);
+    let second = run::<N, A, K, P>(members, scratch);
     assert_eq!(
         format!("{:?}", first.steps),
         format!("{:?}", second.steps),
@@ -230,7 +215,8 @@ fn read_welcome_scratch(w: &[u8]) -> usize {
     welcome_scratch(welcome.encrypted_group_info.len(), longest_ciphertext, longest_entry)
 }
 
-type G<const N: usize, const A: usize> = Group<N, A, SKIPPED_KEYS, PROPOSAL_BYTES>;
+/// A host member's group: the device's tree capacity, a host's other room.
+type G<const N: usize, const A: usize> = Group<N, A, 16, 2048>;
 
 /// A host member: a whole group state on the heap.
 struct Host<const N: usize, const A: usize> {
@@ -254,6 +240,17 @@ fn key_package(name: &str, signer: &SignaturePrivateKey, rng: &mut SeededRng) ->
     let mut out = vec![0u8; 4096];
     let (bytes, keys) = KeyPackage::generate(&params, signer, rng, &mut out).expect("KeyPackage::generate");
     (bytes.to_vec(), keys)
+}
+
+/// A host member's leaf contents for a new LeafNode (a Commit's path, an
+/// Update).
+fn leaf_template<'a>(name: &'a str, public: &'a [u8], caps: &'a mut [u8; 8]) -> LeafTemplate<'a> {
+    LeafTemplate {
+        signature_key: public,
+        credential: Credential::Basic { identity: name.as_bytes() },
+        capabilities: default_capabilities(SUITE, caps),
+        extensions: Extensions::default(),
+    }
 }
 
 impl<const N: usize, const A: usize> Host<N, A> {
@@ -300,12 +297,7 @@ impl<const N: usize, const A: usize> Host<N, A> {
     fn commit(&mut self, proposals: &[Proposal<'_>], force_path: bool, wf: WireFormatPolicy) -> (Vec<u8>, Option<Vec<u8>>) {
         let (mut m, mut w, mut gi) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
         let mut caps = [0u8; 8];
-        let template = LeafTemplate {
-            signature_key: &self.public,
-            credential: Credential::Basic { identity: self.name.as_bytes() },
-            capabilities: default_capabilities(SUITE, &mut caps),
-            extensions: Extensions::default(),
-        };
+        let template = leaf_template(&self.name, &self.public, &mut caps);
         let opts = CommitOptions {
             proposals,
             include_pending: true,
@@ -336,6 +328,17 @@ impl<const N: usize, const A: usize> Host<N, A> {
         let len = w.len();
         out.truncate(len);
         out
+    }
+
+    /// Proposes an Update of our leaf (a fresh encryption key).
+    fn propose_update(&mut self, wf: WireFormatPolicy) -> Vec<u8> {
+        let mut out = vec![0u8; 1 << 16];
+        let mut caps = [0u8; 8];
+        let template = leaf_template(&self.name, &self.public, &mut caps);
+        self.group
+            .propose_update(&template, wf, &mut self.rng, &mut out)
+            .unwrap_or_else(|e| panic!("{}: propose update: {e:?}", self.name))
+            .to_vec()
     }
 
     fn propose(&mut self, proposal: &Proposal<'_>, wf: WireFormatPolicy) -> Vec<u8> {
@@ -370,14 +373,14 @@ impl<const N: usize, const A: usize> Host<N, A> {
 }
 
 /// The device's simulation and the recorded steps.
-struct Sim<const N: usize, const A: usize> {
+struct Sim<const N: usize, const A: usize, const K: usize, const P: usize> {
     device: Device,
-    group: Box<G<N, A>>,
+    group: Box<Group<N, A, K, P>>,
     scratch: Vec<u8>,
     steps: Vec<OwnedStep>,
 }
 
-impl<const N: usize, const A: usize> Sim<N, A> {
+impl<const N: usize, const A: usize, const K: usize, const P: usize> Sim<N, A, K, P> {
     /// Runs `action` on the simulated device. With `expect` given, checks the
     /// outcome against it; without (the device produces bytes), the outcome's
     /// bytes become the expectation. Returns the outcome's bytes.
@@ -431,7 +434,7 @@ impl<const N: usize, const A: usize> Sim<N, A> {
 
     /// Records the hosts' epoch and authenticator for the last step, after
     /// checking that the device and every host agree on them.
-    fn agree(&mut self, hosts: &[&Host<N, A>]) {
+    fn agree(&mut self, hosts: &[Host<N, A>]) {
         let epoch = hosts[0].group.epoch();
         let ea = hosts[0].group.epoch_authenticator().to_vec();
         for h in hosts {
@@ -446,16 +449,33 @@ impl<const N: usize, const A: usize> Sim<N, A> {
     }
 }
 
+/// Delivers `message` from `hosts[from]` (or from the device: `None`) to
+/// every other host member, which processes it (merging a Commit).
+fn deliver<const N: usize, const A: usize>(hosts: &mut [Host<N, A>], from: Option<usize>, message: &[u8]) {
+    for (i, h) in hosts.iter_mut().enumerate() {
+        if Some(i) != from {
+            h.receive(message);
+        }
+    }
+}
+
 /// Runs the scenario once with a device scratch buffer of `scratch` bytes.
-fn run<const N: usize, const A: usize>(members: usize, scratch: usize) -> Generated {
-    assert!(members >= 6 && members < N, "{members} members in a group of {N} leaves");
-    let mut alice = Host::<N, A>::new("alice", 1);
-    let mut bob = Host::<N, A>::new("bob", 2);
-    let mut carol = Host::<N, A>::new("carol", 3);
-    let mut dave = Host::<N, A>::new("dave", 4);
-    let mut sim = Sim::<N, A> {
+///
+/// From 8 leaves up the host members are Alice, Bob, Carol and Dave. In a
+/// group of 4 leaves (the micro:bit's, three quarters full: Alice, Bob and
+/// the device) Bob also plays Carol's and Dave's parts, and in step 7 he
+/// proposes an Update, there being no passive member to remove.
+fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: usize, scratch: usize) -> Generated {
+    let names: &[&str] = if N <= 4 { &["alice", "bob"] } else { &["alice", "bob", "carol", "dave"] };
+    let passive = members.checked_sub(names.len() + 1).expect("room for the host members and the device");
+    assert!(members < N && (N <= 4 || passive >= 1), "{members} members in a group of {N} leaves");
+    let mut hosts: Vec<Host<N, A>> = names.iter().zip(1..).map(|(name, seed)| Host::new(name, seed)).collect();
+    // Who plays each part: indices into `hosts`.
+    let (alice, bob) = (0, 1);
+    let (carol, dave) = if N <= 4 { (bob, bob) } else { (2, 3) };
+    let mut sim = Sim::<N, A, K, P> {
         device: Device::new(DEVICE_SEED),
-        group: Box::new(G::EMPTY),
+        group: Box::new(Group::EMPTY),
         scratch: vec![0u8; scratch],
         steps: Vec::new(),
     };
@@ -466,21 +486,19 @@ fn run<const N: usize, const A: usize>(members: usize, scratch: usize) -> Genera
     // KeyPackage signatures.
     sim.floor(Floor { keygen: 1, dkp: 2, sign: 2, ..Floor::default() });
 
-    // 2. Alice adds Bob, Carol, Dave, passive members and the device (at the
-    //    middle leaf) in one Commit without path; the tree goes out of
-    //    band (the device reads it from flash, the Welcome stays small).
-    alice.create();
-    let (bob_kp, bob_keys) = bob.key_package();
-    let (carol_kp, carol_keys) = carol.key_package();
-    let (dave_kp, dave_keys) = dave.key_package();
+    // 2. Alice adds the other host members, passive members and the device
+    //    (at the middle leaf) in one Commit without path; the tree goes out
+    //    of band (the device reads it from flash, the Welcome stays small).
+    hosts[alice].create();
+    let host_kps: Vec<_> = hosts[1..].iter_mut().map(Host::key_package).collect();
     let mut passive_kps = Vec::new();
-    for i in 0..members - 5 {
+    for i in 0..passive {
         let mut rng = SeededRng::new(1000 + i as u64);
         let (signer, _) = SignaturePrivateKey::generate(SUITE, &mut rng);
         passive_kps.push(key_package(&format!("sensor-{i:03}"), &signer, &mut rng).0);
     }
     let device_leaf = (members / 2 + 1) as u32;
-    let mut kps: Vec<&[u8]> = vec![bob_kp.as_slice(), carol_kp.as_slice(), dave_kp.as_slice()];
+    let mut kps: Vec<&[u8]> = host_kps.iter().map(|(kp, _)| kp.as_slice()).collect();
     kps.extend(passive_kps.iter().map(Vec::as_slice));
     kps.insert(device_leaf as usize - 1, &device_kp);
     assert_eq!(kps.len(), members - 1);
@@ -488,38 +506,34 @@ fn run<const N: usize, const A: usize>(members: usize, scratch: usize) -> Genera
         .iter()
         .map(|kp| Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).expect("KeyPackage") }))
         .collect();
-    let (_, welcome) = alice.commit(&adds, false, WireFormatPolicy::Public);
+    let (_, welcome) = hosts[alice].commit(&adds, false, WireFormatPolicy::Public);
     let welcome = welcome.expect("Welcome");
-    let tree = alice.export_tree();
-    bob.join(&welcome, &tree, &bob_kp, &bob_keys);
-    carol.join(&welcome, &tree, &carol_kp, &carol_keys);
-    dave.join(&welcome, &tree, &dave_kp, &dave_keys);
+    let tree = hosts[alice].export_tree();
+    for (h, (kp, keys)) in hosts[1..].iter_mut().zip(&host_kps) {
+        h.join(&welcome, &tree, kp, keys);
+    }
     sim.step("join from Welcome", Some("join"), OwnedAction::Join(welcome, tree), Some(OwnedExpect::Joined));
     // Open the GroupSecrets (one DH), verify the GroupInfo and every leaf;
     // the Commit had no path, so there is no path secret to derive keys from.
     sim.floor(Floor { dh: 1, verify: members as u32 + 1, ..Floor::default() });
     assert_eq!(sim.group.own_leaf().0, device_leaf);
-    sim.agree(&[&alice, &bob, &carol, &dave]);
+    sim.agree(&hosts);
 
     // 3. Bob adds Erin: a Commit without path.
     let mut erin_rng = SeededRng::new(5);
     let (erin_signer, _) = SignaturePrivateKey::generate(SUITE, &mut erin_rng);
     let (erin_kp, _) = key_package("erin", &erin_signer, &mut erin_rng);
     let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&erin_kp).expect("KeyPackage") });
-    let (commit, _) = bob.commit(&[add], false, WireFormatPolicy::Public);
-    for h in [&mut alice, &mut carol, &mut dave] {
-        h.receive(&commit);
-    }
+    let (commit, _) = hosts[bob].commit(&[add], false, WireFormatPolicy::Public);
+    deliver(&mut hosts, Some(bob), &commit);
     let erin_leaf = members as u32;
     let merged = |adds, removes, has_path, removes_us| Some(OwnedExpect::Merged { adds, removes, has_path, removes_us });
     sim.step("receive Commit: add (no path)", None, OwnedAction::Receive(commit), merged(1, 0, false, false));
-    sim.agree(&[&alice, &bob, &carol, &dave]);
+    sim.agree(&hosts);
 
     // 4. Carol updates: an empty Commit with path, as a PrivateMessage.
-    let (commit, _) = carol.commit(&[], true, WireFormatPolicy::Private);
-    for h in [&mut alice, &mut bob, &mut dave] {
-        h.receive(&commit);
-    }
+    let (commit, _) = hosts[carol].commit(&[], true, WireFormatPolicy::Private);
+    deliver(&mut hosts, Some(carol), &commit);
     sim.step(
         "receive Commit: update (path, PrivateMessage)",
         Some("process-commit-path"),
@@ -529,47 +543,24 @@ fn run<const N: usize, const A: usize>(members: usize, scratch: usize) -> Genera
     // Verify the content and the new leaf, open one path secret (one DH),
     // derive the key pair of every path node from there to the root.
     let device_node = LeafIndex(device_leaf).node().expect("device node");
-    let path = sim.filtered_direct_path(carol.group.own_leaf().0);
+    let path = sim.filtered_direct_path(hosts[carol].group.own_leaf().0);
     let first = path.iter().position(|&(p, _)| tree_math::common_ancestor(p, device_node) == p).expect("a common node");
     sim.floor(Floor { verify: 2, dh: 1, dkp: (path.len() - first) as u32, ..Floor::default() });
-    sim.agree(&[&alice, &bob, &carol, &dave]);
+    sim.agree(&hosts);
 
     // 5. Dave proposes removing Erin; Alice commits it by reference.
-    let proposal = dave.propose(&Proposal::Remove(Remove { removed: erin_leaf }), WireFormatPolicy::Public);
-    for h in [&mut alice, &mut bob, &mut carol] {
-        h.receive(&proposal);
-    }
+    let proposal = hosts[dave].propose(&Proposal::Remove(Remove { removed: erin_leaf }), WireFormatPolicy::Public);
+    deliver(&mut hosts, Some(dave), &proposal);
     sim.step("receive Proposal: remove", None, OwnedAction::Receive(proposal), Some(OwnedExpect::Proposal));
-    sim.agree(&[&alice, &bob, &carol, &dave]);
-    let (commit, _) = alice.commit(&[], false, WireFormatPolicy::Public);
-    for h in [&mut bob, &mut carol, &mut dave] {
-        h.receive(&commit);
-    }
+    sim.agree(&hosts);
+    let (commit, _) = hosts[alice].commit(&[], false, WireFormatPolicy::Public);
+    deliver(&mut hosts, Some(alice), &commit);
     sim.step("receive Commit: remove by reference (path)", None, OwnedAction::Receive(commit), merged(0, 1, true, false));
-    sim.agree(&[&alice, &bob, &carol, &dave]);
+    sim.agree(&hosts);
 
     // 6. Application messages to the device.
-    let mut receiver = Receiver::default();
-    {
-        let mut gc = vec![0u8; 4096];
-        receiver.group_context = sim.group.group_context(&mut gc).expect("group context").to_vec();
-        let secrets = &sim.group.state_for_testing().secrets;
-        receiver.sender_data_secret = secrets.sender_data_secret.as_bytes().to_vec();
-        receiver.encryption_secret =
-            sim.group.encryption_secret_for_testing().expect("the epoch's root, no message read yet").as_bytes().to_vec();
-        receiver.n_leaves = sim.group.tree().n_leaves();
-    }
-    let signature_key = |g: &mut Box<G<N, A>>, leaf: u32| -> Vec<u8> {
-        g.tree().signature_key(LeafIndex(leaf)).expect("sender").to_vec()
-    };
     let kib: Vec<u8> = (0..1024u32).map(|i| (i * 7 + 3) as u8).collect();
-    let message = alice.send(&kib);
-    receiver.messages.push(ReceivedMessage {
-        sender_leaf: 0,
-        sender_key: signature_key(&mut sim.group, 0),
-        message: message.clone(),
-        plaintext: kib.clone(),
-    });
+    let message = hosts[alice].send(&kib);
     sim.step(
         "unprotect 1 KiB from alice",
         Some("unprotect-1k"),
@@ -577,33 +568,31 @@ fn run<const N: usize, const A: usize>(members: usize, scratch: usize) -> Genera
         Some(OwnedExpect::Application { sender: 0, data: kib.clone() }),
     );
     sim.floor(Floor { verify: 1, aead_kib: 1, ..Floor::default() });
-    sim.agree(&[&alice, &bob, &carol, &dave]);
+    sim.agree(&hosts);
     let short = b"setpoint=19.0".to_vec();
-    let message = dave.send(&short);
-    let dave_leaf = dave.group.own_leaf().0;
-    receiver.messages.push(ReceivedMessage {
-        sender_leaf: dave_leaf,
-        sender_key: signature_key(&mut sim.group, dave_leaf),
-        message: message.clone(),
-        plaintext: short.clone(),
-    });
+    let message = hosts[dave].send(&short);
+    let dave_leaf = hosts[dave].group.own_leaf().0;
     sim.step(
-        "unprotect short from dave",
+        &format!("unprotect short from {}", names[dave]),
         None,
         OwnedAction::Receive(message),
         Some(OwnedExpect::Application { sender: dave_leaf, data: short }),
     );
-    sim.agree(&[&alice, &bob, &carol, &dave]);
+    sim.agree(&hosts);
 
-    // 7. Bob proposes removing the last passive member (PrivateMessage); the
-    //    device commits it by reference with a path.
-    let victim = members as u32 - 1;
-    let proposal = bob.propose(&Proposal::Remove(Remove { removed: victim }), WireFormatPolicy::Private);
-    for h in [&mut alice, &mut carol, &mut dave] {
-        h.receive(&proposal);
-    }
-    sim.step("receive Proposal: remove (PrivateMessage)", None, OwnedAction::Receive(proposal), Some(OwnedExpect::Proposal));
-    sim.agree(&[&alice, &bob, &carol, &dave]);
+    // 7. Bob proposes removing the last passive member (in a group of 4
+    //    leaves, an Update of his leaf) as a PrivateMessage; the device
+    //    commits it by reference with a path.
+    let (name, proposal) = match passive {
+        0 => ("receive Proposal: update (PrivateMessage)", hosts[bob].propose_update(WireFormatPolicy::Private)),
+        _ => {
+            let victim = Proposal::Remove(Remove { removed: members as u32 - 1 });
+            ("receive Proposal: remove (PrivateMessage)", hosts[bob].propose(&victim, WireFormatPolicy::Private))
+        }
+    };
+    deliver(&mut hosts, Some(bob), &proposal);
+    sim.step(name, None, OwnedAction::Receive(proposal), Some(OwnedExpect::Proposal));
+    sim.agree(&hosts);
     let commit = sim.step("create Commit: by reference, with path", Some("create-commit-path"), OwnedAction::Commit, None);
     // A new leaf key and one key pair per path node; per copath resolution
     // node one HPKE seal (an ephemeral key pair and a DH); the LeafNode and
@@ -616,10 +605,8 @@ fn run<const N: usize, const A: usize>(members: usize, scratch: usize) -> Genera
         dh: seals as u32,
         ..Floor::default()
     });
-    for h in [&mut alice, &mut bob, &mut carol, &mut dave] {
-        h.receive(&commit);
-    }
-    sim.agree(&[&alice, &bob, &carol, &dave]);
+    deliver(&mut hosts, None, &commit);
+    sim.agree(&hosts);
 
     // 8. The device sends; every host member reads it.
     let kib: Vec<u8> = (0..1024u32).map(|i| (i * 13 + 1) as u8).collect();
@@ -631,27 +618,24 @@ fn run<const N: usize, const A: usize>(members: usize, scratch: usize) -> Genera
         if measure.is_some() {
             sim.floor(Floor { sign: 1, aead_kib: 1, ..Floor::default() });
         }
-        for h in [&mut alice, &mut bob, &mut carol, &mut dave] {
+        for h in &mut hosts {
             assert_eq!(h.receive(&message), Some((device_leaf, data.clone())), "{}: device's message", h.name);
         }
-        sim.agree(&[&alice, &bob, &carol, &dave]);
+        sim.agree(&hosts);
     }
 
     // 9. Dave updates; then Alice removes the device.
-    let (commit, _) = dave.commit(&[], true, WireFormatPolicy::Public);
-    for h in [&mut alice, &mut bob, &mut carol] {
-        h.receive(&commit);
-    }
+    let (commit, _) = hosts[dave].commit(&[], true, WireFormatPolicy::Public);
+    deliver(&mut hosts, Some(dave), &commit);
     sim.step("receive Commit: update after own commit", None, OwnedAction::Receive(commit), merged(0, 0, true, false));
-    sim.agree(&[&alice, &bob, &carol, &dave]);
-    let (commit, _) = alice.commit(&[Proposal::Remove(Remove { removed: device_leaf })], false, WireFormatPolicy::Public);
-    for h in [&mut bob, &mut carol, &mut dave] {
-        h.receive(&commit);
-    }
+    sim.agree(&hosts);
+    let remove = Proposal::Remove(Remove { removed: device_leaf });
+    let (commit, _) = hosts[alice].commit(&[remove], false, WireFormatPolicy::Public);
+    deliver(&mut hosts, Some(alice), &commit);
     sim.step("receive Commit: removes the device", None, OwnedAction::Receive(commit), merged(0, 1, true, true));
     assert!(sim.group.is_inactive(), "the device is still active after its removal");
 
-    Generated { capacity: N, members, scratch, steps: sim.steps, receiver }
+    Generated { capacity: N, members, scratch, steps: sim.steps }
 }
 
 /// Writes the scenario for `capacity` into `out_dir`: one `.bin` file per
@@ -718,42 +702,4 @@ pub fn write(out_dir: &Path, capacity: usize) -> Generated {
     src.push_str("] };\n");
     std::fs::write(out_dir.join("scenario.rs"), src).expect("write scenario.rs");
     g
-}
-
-/// Writes `$OUT_DIR/receiver.rs` for a board too small for a group: the
-/// scenario's KeyPackage step (`KEY_PACKAGE_STEP`, a `board_member::Step`)
-/// and its passive-receiver data (see [`Receiver`]) as `RECEIVER_*`
-/// constants.
-pub fn write_receiver(out_dir: &Path, g: &Generated) {
-    let dir = out_dir.join("receiver");
-    std::fs::create_dir_all(&dir).expect("create receiver dir");
-    let mut n = 0usize;
-    let mut bytes = |b: &[u8]| -> String {
-        n += 1;
-        let path = dir.join(format!("{n:03}.bin"));
-        std::fs::write(&path, b).expect("write receiver data");
-        format!("include_bytes!({:?})", path.display().to_string())
-    };
-    let r = &g.receiver;
-    let kp = match &g.steps[0].expect {
-        OwnedExpect::KeyPackage(b) => b.clone(),
-        other => panic!("step 0 is not the KeyPackage: {other:?}"),
-    };
-    let mut src = String::from("// Generated by board_scenario::member::write_receiver.\n");
-    writeln!(src, "pub const DEVICE_SEED: u64 = {DEVICE_SEED:#x};").unwrap();
-    writeln!(src, "pub static KEY_PACKAGE: &[u8] = {};", bytes(&kp)).unwrap();
-    writeln!(src, "pub static RECEIVER_GROUP_CONTEXT: &[u8] = {};", bytes(&r.group_context)).unwrap();
-    writeln!(src, "pub static RECEIVER_SENDER_DATA_SECRET: &[u8] = {};", bytes(&r.sender_data_secret)).unwrap();
-    writeln!(src, "pub static RECEIVER_ENCRYPTION_SECRET: &[u8] = {};", bytes(&r.encryption_secret)).unwrap();
-    writeln!(src, "pub const RECEIVER_N_LEAVES: u32 = {};", r.n_leaves).unwrap();
-    let max = r.messages.iter().map(|m| m.message.len()).max().unwrap_or(0);
-    writeln!(src, "pub const RECEIVER_MAX_MESSAGE: usize = {max};").unwrap();
-    src.push_str("/// (sender leaf, its signature key, the message, the plaintext)\n#[allow(clippy::type_complexity)]\n");
-    src.push_str("pub static RECEIVER_MESSAGES: &[(u32, &[u8], &[u8], &[u8])] = &[\n");
-    for m in &r.messages {
-        let (key, message, plaintext) = (bytes(&m.sender_key), bytes(&m.message), bytes(&m.plaintext));
-        writeln!(src, "    ({}, {key}, {message}, {plaintext}),", m.sender_leaf).unwrap();
-    }
-    src.push_str("];\n");
-    std::fs::write(out_dir.join("receiver.rs"), src).expect("write receiver.rs");
 }

@@ -124,7 +124,10 @@ pub struct SqliteOptions {
     /// copies of removed records that B-tree rebalancing left in other
     /// pages' free space stay in the files. A vacuum rewrites the whole
     /// database (0.11 s for 51 MB here: SQLite 3.40, `synchronous = OFF`,
-    /// with its checkpoint), so it is rarer than a checkpoint.
+    /// with its checkpoint), so it is rarer than a checkpoint, and builds its
+    /// copy in memory (`temp_store = MEMORY`: a temporary file would leave
+    /// the live records on the disk), so it needs RAM the size of the
+    /// database for its duration.
     pub vacuum_every: u32,
     /// Run `PRAGMA quick_check` at open (reads every page once), so that a
     /// truncated or damaged file is refused at once rather than at the first

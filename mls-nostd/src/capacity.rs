@@ -56,6 +56,10 @@ pub enum Capacity {
     StagedPskBytes,
     /// Out-of-order keys a secret tree keeps (a group's `K`).
     SkippedKeys,
+    /// Secrets a secret tree holds at once: its senders' ratchets and their
+    /// paths' siblings (a group's `E`, see
+    /// [`SecretTree`](crate::secret_tree::SecretTree)).
+    SecretTreeEntries,
     /// Certificates in an X.509 credential
     /// ([`MAX_CERTIFICATE_CHAIN`](crate::credential::MAX_CERTIFICATE_CHAIN)).
     CertificateChain,
@@ -91,6 +95,7 @@ impl core::fmt::Display for Capacity {
             Self::PsksPerCommit => f.write_str("PSKs per commit (MAX_PSKS_PER_COMMIT)"),
             Self::StagedPskBytes => f.write_str("staged PSK ID bytes (STAGED_PSK_BYTES)"),
             Self::SkippedKeys => f.write_str("skipped keys (K)"),
+            Self::SecretTreeEntries => f.write_str("secret tree entries (E): senders heard from in this epoch and their paths"),
             Self::CertificateChain => f.write_str("certificate chain length (MAX_CERTIFICATE_CHAIN)"),
             Self::Epochs => f.write_str("epoch counter"),
             Self::RecordLen => f.write_str("record length (MAX_RECORD_LEN)"),

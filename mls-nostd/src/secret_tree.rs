@@ -211,11 +211,120 @@ pub struct SkippedKey {
     pub(crate) key: RatchetKey,
 }
 
+/// The secrets a tree holds, by slot: slot `i` holds leaf `i`'s secrets or
+/// those of the parent node whose leftmost leaf is `i` ([`LeafSecrets`]).
+///
+/// *Direct* (`tags` empty): entry `i` is slot `i`, one entry per leaf.
+/// *Pool* (fewer entries than leaves): an entry holds the slot its tag
+/// names, and a slot not held by any entry is empty. A tree holds the
+/// secrets of the senders heard from and the siblings of their paths
+/// (§9.2 deletes a node's secret once its children's are derived), so a
+/// pool's RAM follows the senders heard from in an epoch, not the group's
+/// size (issue #14).
+pub struct Held<'s> {
+    entries: &'s [LeafSecrets],
+    tags: &'s [u16],
+}
+
+/// [`Held`], to change.
+pub struct HeldMut<'s> {
+    entries: &'s mut [LeafSecrets],
+    tags: &'s mut [u16],
+}
+
+/// What an empty slot reads as.
+static EMPTY_SLOT: LeafSecrets = LeafSecrets::Empty;
+
+/// The entry of slot `i`: itself in a direct tree, else the entry tagged
+/// `i` that holds something.
+fn entry_of(entries: &[LeafSecrets], tags: &[u16], i: usize) -> Option<usize> {
+    if tags.is_empty() {
+        return (i < entries.len()).then_some(i);
+    }
+    let tag = u16::try_from(i).ok()?;
+    entries.iter().zip(tags).position(|(e, t)| *t == tag && !matches!(e, LeafSecrets::Empty))
+}
+
+impl Held<'_> {
+    /// Slot `i`'s secrets ([`LeafSecrets::Empty`] if none).
+    pub(crate) fn get(&self, i: usize) -> &LeafSecrets {
+        entry_of(self.entries, self.tags, i).and_then(|e| self.entries.get(e)).unwrap_or(&EMPTY_SLOT)
+    }
+
+    /// Some slot in `first..end` holds a secret.
+    fn any_within(&self, first: usize, end: usize) -> bool {
+        if self.tags.is_empty() {
+            let end = end.min(self.entries.len());
+            return self.entries.get(first..end).is_some_and(|s| s.iter().any(|l| !matches!(l, LeafSecrets::Empty)));
+        }
+        self.entries.iter().zip(self.tags).any(|(e, t)| (first..end).contains(&usize::from(*t)) && !matches!(e, LeafSecrets::Empty))
+    }
+
+    /// The slots that hold a secret, with it.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &LeafSecrets)> + '_ {
+        let direct = self.tags.is_empty();
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !matches!(e, LeafSecrets::Empty))
+            .map(move |(e, l)| (if direct { e } else { self.tags.get(e).map_or(usize::MAX, |t| usize::from(*t)) }, l))
+    }
+}
+
+impl HeldMut<'_> {
+    pub(crate) fn as_ref(&self) -> Held<'_> {
+        Held { entries: self.entries, tags: self.tags }
+    }
+
+    /// Slot `i`'s secrets, if it holds any.
+    fn get_mut(&mut self, i: usize) -> Option<&mut LeafSecrets> {
+        let e = entry_of(self.entries, self.tags, i)?;
+        self.entries.get_mut(e).filter(|l| !matches!(l, LeafSecrets::Empty))
+    }
+
+    /// Entries free for new secrets (a direct tree has one for every slot).
+    fn free(&self) -> usize {
+        if self.tags.is_empty() {
+            return usize::MAX;
+        }
+        self.entries.iter().filter(|e| matches!(e, LeafSecrets::Empty)).count()
+    }
+
+    /// Puts `value` in slot `i`, replacing (and wiping) what it held.
+    pub(crate) fn put(&mut self, i: usize, value: LeafSecrets) -> Result<(), SecretTreeError> {
+        let e = match entry_of(self.entries, self.tags, i) {
+            Some(e) => e,
+            None if self.tags.is_empty() => return Err(SecretTreeError::CapacityExceeded(Capacity::Leaves)),
+            None => self
+                .entries
+                .iter()
+                .position(|e| matches!(e, LeafSecrets::Empty))
+                .ok_or(SecretTreeError::CapacityExceeded(Capacity::SecretTreeEntries))?,
+        };
+        if let Some(t) = self.tags.get_mut(e) {
+            *t = u16::try_from(i).map_err(|_| SecretTreeError::CapacityExceeded(Capacity::Leaves))?;
+        }
+        *self.entries.get_mut(e).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))? = value;
+        Ok(())
+    }
+
+    /// Empties slot `i` (its secrets are wiped as they are replaced).
+    fn empty(&mut self, i: usize) {
+        if let Some(l) = self.get_mut(i) {
+            *l = LeafSecrets::Empty;
+        }
+    }
+
+    /// Empties every slot.
+    fn empty_all(&mut self) {
+        self.entries.iter_mut().filter(|e| !matches!(e, LeafSecrets::Empty)).for_each(|e| *e = LeafSecrets::Empty);
+    }
+}
+
 /// Caller-owned storage of a secret tree.
 pub struct SecretTreeSlots<'s> {
-    /// Per-leaf slots (at least `n_leaves`): a leaf's secrets, or those of
-    /// the parent node whose leftmost leaf it is ([`LeafSecrets`]).
-    pub leaves: &'s mut [LeafSecrets],
+    /// The secrets held, by slot ([`HeldMut`]).
+    pub(crate) held: HeldMut<'s>,
     /// Pool of skipped-generation keys, shared by all senders.
     pub skipped: &'s mut [Option<SkippedKey>],
     /// What changed since the last save, per index `i` (leaf `i` and the
@@ -293,8 +402,13 @@ impl SecretTreeMeta {
         if n == 0 || !n_leaves.is_power_of_two() {
             return Err(SecretTreeError::InvalidLeaf);
         }
-        if slots.leaves.len() < n {
+        if slots.flags.len() < n {
             return Err(SecretTreeError::CapacityExceeded(Capacity::Leaves));
+        }
+        // A pool derives a leaf's secrets from the root with one entry per
+        // level (the path's siblings) and one for the leaf.
+        if !slots.held.tags.is_empty() && slots.held.entries.len() <= n_leaves.trailing_zeros() as usize {
+            return Err(SecretTreeError::CapacityExceeded(Capacity::SecretTreeEntries));
         }
         // The last epoch's secrets are dropped (wiped): only those that hold
         // one are written (at 1,024 leaves, rewriting every slot was half of
@@ -309,24 +423,29 @@ impl SecretTreeMeta {
         // together, which vectorizes), since most are 0: one at a time was
         // a tenth of merging a Commit at 50,000 members. A parent's flags are
         // at `node / 2`, its secret in its leftmost leaf's slot.
-        let end = used.min(slots.leaves.len());
-        let flagged = end.min(slots.flags.len());
-        let leaves = &mut *slots.leaves;
-        let mut clear = |i: usize, f: u8| {
-            for (bits, at) in [(LEAF_DIRTY | LEAF_INDEXED, Some(i)), (PARENT_DIRTY | PARENT_INDEXED, leftmost_slot(parent_node(i)).ok())] {
-                if f & bits != 0
-                    && let Some(l) = at.and_then(|at| leaves.get_mut(at))
-                {
-                    *l = LeafSecrets::Empty;
+        // (A pool's entries are few: each is cleared.)
+        if slots.held.tags.is_empty() {
+            let end = used.min(slots.held.entries.len());
+            let flagged = end.min(slots.flags.len());
+            let leaves = &mut *slots.held.entries;
+            let mut clear = |i: usize, f: u8| {
+                for (bits, at) in [(LEAF_DIRTY | LEAF_INDEXED, Some(i)), (PARENT_DIRTY | PARENT_INDEXED, leftmost_slot(parent_node(i)).ok())] {
+                    if f & bits != 0
+                        && let Some(l) = at.and_then(|at| leaves.get_mut(at))
+                    {
+                        *l = LeafSecrets::Empty;
+                    }
+                }
+            };
+            for (base, chunk) in (0usize..).step_by(256).zip(slots.flags.get(..flagged).unwrap_or(&[]).chunks(256)) {
+                if chunk.iter().fold(0, |a, f| a | *f) != 0 {
+                    (base..).zip(chunk).filter(|(_, f)| **f != 0).for_each(|(i, f)| clear(i, *f));
                 }
             }
-        };
-        for (base, chunk) in (0usize..).step_by(256).zip(slots.flags.get(..flagged).unwrap_or(&[]).chunks(256)) {
-            if chunk.iter().fold(0, |a, f| a | *f) != 0 {
-                (base..).zip(chunk).filter(|(_, f)| **f != 0).for_each(|(i, f)| clear(i, *f));
-            }
+            (flagged..end).for_each(|i| clear(i, u8::MAX));
+        } else {
+            slots.held.empty_all();
         }
-        (flagged..end).for_each(|i| clear(i, u8::MAX));
         slots.skipped.iter_mut().filter(|s| s.is_some()).for_each(|s| *s = None);
         slots.flags.fill(0);
         slots.skipped_dirty.fill(false);
@@ -474,11 +593,11 @@ impl SecretTreeMeta {
         }
         let idx = usize::try_from(leaf.0).map_err(|_| SecretTreeError::InvalidLeaf)?;
         // Empty, or holding the secret of an ancestor whose leftmost leaf it is.
-        if matches!(slots.leaves.get(idx), Some(LeafSecrets::Empty | LeafSecrets::Parent { .. })) {
+        if matches!(slots.held.as_ref().get(idx), LeafSecrets::Empty | LeafSecrets::Parent { .. }) {
             self.derive_leaf_secret(slots, leaf)?;
         }
         let suite = self.suite;
-        let entry = slots.leaves.get_mut(idx).ok_or(SecretTreeError::InvalidLeaf)?;
+        let entry = slots.held.get_mut(idx).ok_or(SecretTreeError::KeyConsumed)?;
         if let LeafSecrets::Secret(secret) = entry {
             let handshake =
                 Ratchet::new(expand_with_label_secret(suite, secret.as_bytes(), b"handshake", &[], suite.hash_len())?, 0);
@@ -498,15 +617,28 @@ impl SecretTreeMeta {
 
     /// Walks from the root to `leaf`, splitting each stored secret on the way
     /// into its children's (§9: "left"/"right") and deleting it.
+    ///
+    /// From a secret held `h` levels up, the walk holds `h` more secrets
+    /// (each level's sibling, and the leaf's for the parent's): a pool
+    /// without that many free entries refuses before anything changes.
     fn derive_leaf_secret(&self, slots: &mut SecretTreeSlots<'_>, leaf: LeafIndex) -> Result<(), SecretTreeError> {
         let target = leaf.node().ok_or(SecretTreeError::InvalidLeaf)?;
-        let mut cur = tree_math::root(self.n_leaves).ok_or(SecretTreeError::InvalidLeaf)?;
+        let root = tree_math::root(self.n_leaves).ok_or(SecretTreeError::InvalidLeaf)?;
+        let n_leaves = self.n_leaves;
+        let held = core::iter::successors(tree_math::parent(target, n_leaves), |p| tree_math::parent(*p, n_leaves))
+            .find(|n| parent_secret(&slots.held.as_ref(), *n).is_some());
+        if let Some(holder) = held
+            && slots.held.free() < tree_math::level(holder) as usize
+        {
+            return Err(SecretTreeError::CapacityExceeded(Capacity::SecretTreeEntries));
+        }
+        let mut cur = root;
         while cur != target {
             let (l, r) = match (tree_math::left(cur), tree_math::right(cur)) {
                 (Some(l), Some(r)) => (l, r),
                 _ => return Err(SecretTreeError::InvalidLeaf),
             };
-            if let Some(secret) = take_parent_secret(slots.leaves, cur)? {
+            if let Some(secret) = take_parent_secret(&mut slots.held, cur)? {
                 mark(slots.flags, parent_slot(cur)?, PARENT_DIRTY);
                 let (ls, rs) = split_secret(self.suite, &secret)?;
                 store(slots, l, ls)?;
@@ -557,49 +689,63 @@ pub(crate) fn parent_node(i: usize) -> NodeIndex {
 }
 
 /// Parent `node`'s secret, if its slot holds it.
-pub(crate) fn parent_secret(leaves: &[LeafSecrets], node: NodeIndex) -> Option<&Secret> {
+pub(crate) fn parent_secret<'h>(held: &Held<'h>, node: NodeIndex) -> Option<&'h Secret> {
     let level = u8::try_from(tree_math::level(node)).ok().filter(|l| *l > 0)?;
-    match leaves.get(leftmost_slot(node).ok()?)? {
+    let i = leftmost_slot(node).ok()?;
+    let e = entry_of(held.entries, held.tags, i)?;
+    match held.entries.get(e)? {
         LeafSecrets::Parent { level: l, secret } if *l == level => Some(secret),
         _ => None,
     }
 }
 
 /// Takes parent `node`'s secret out of its slot, if the slot holds it.
-fn take_parent_secret(leaves: &mut [LeafSecrets], node: NodeIndex) -> Result<Option<Secret>, SecretTreeError> {
-    let Some(secret) = parent_secret(leaves, node).cloned() else { return Ok(None) };
+fn take_parent_secret(held: &mut HeldMut<'_>, node: NodeIndex) -> Result<Option<Secret>, SecretTreeError> {
+    let Some(secret) = parent_secret(&held.as_ref(), node).cloned() else { return Ok(None) };
     // The slot's value is zeroized as it is replaced.
-    *leaves.get_mut(leftmost_slot(node)?).ok_or(SecretTreeError::InvalidLeaf)? = LeafSecrets::Empty;
+    held.empty(leftmost_slot(node)?);
     Ok(Some(secret))
 }
 
 /// The slot holds its own leaf's secrets (not an ancestor's).
-pub(crate) fn holds_leaf(leaves: &[LeafSecrets], i: usize) -> bool {
-    matches!(leaves.get(i), Some(LeafSecrets::Secret(_) | LeafSecrets::Ratchets { .. }))
+pub(crate) fn holds_leaf(held: &Held<'_>, i: usize) -> bool {
+    matches!(held.get(i), LeafSecrets::Secret(_) | LeafSecrets::Ratchets { .. })
 }
 
 pub(crate) fn store(slots: &mut SecretTreeSlots<'_>, node: NodeIndex, secret: Secret) -> Result<(), SecretTreeError> {
     match node.leaf() {
         Some(leaf) => {
             let i = leaf_slot(leaf)?;
-            *slots.leaves.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))? = LeafSecrets::Secret(secret);
+            slots.held.put(i, LeafSecrets::Secret(secret))?;
             mark(slots.flags, i, LEAF_DIRTY);
         }
         None => {
             let level = u8::try_from(tree_math::level(node)).map_err(|_| SecretTreeError::InvalidLeaf)?;
-            let i = leftmost_slot(node)?;
-            *slots.leaves.get_mut(i).ok_or(SecretTreeError::CapacityExceeded(Capacity::Leaves))? =
-                LeafSecrets::Parent { level, secret };
+            slots.held.put(leftmost_slot(node)?, LeafSecrets::Parent { level, secret })?;
             mark(slots.flags, parent_slot(node)?, PARENT_DIRTY);
         }
     }
     Ok(())
 }
 
-/// A secret tree for up to `N` leaves, keeping up to `K` skipped keys.
-pub struct SecretTree<const N: usize, const K: usize> {
+/// A secret tree for up to `N` leaves, keeping up to `K` skipped keys and
+/// the secrets of up to `E` slots at once (a group's `E`, by default `N`).
+///
+/// With `E` at least `N` the tree is direct: a slot per leaf, 75 bytes each
+/// (suites of SHA-256). With fewer, its `S` entries hold the secrets of
+/// the senders heard from in the epoch and of their paths' siblings
+/// ([`Held`]): a sender's first message needs one entry per level of the
+/// tree between it and the nearest secret held (the root's in a fresh
+/// epoch), so `s` senders spread over a tree of depth `d` need at most
+/// about `s * (1 + d - log2 s)` entries (16 senders of 64 leaves: 48). A
+/// message whose sender finds too few free entries is refused
+/// ([`Capacity::SecretTreeEntries`]) with nothing changed; `E` must be at
+/// least `d + 1`, the entries of one sender from the root.
+pub struct SecretTree<const N: usize, const K: usize, const E: usize = N> {
     pub(crate) meta: SecretTreeMeta,
-    pub(crate) leaves: [LeafSecrets; N],
+    pub(crate) entries: [LeafSecrets; E],
+    /// The slot each entry holds, in a pool (`E < N`); unused when direct.
+    pub(crate) tags: [u16; E],
     pub(crate) skipped: [Option<SkippedKey>; K],
     /// See [`SecretTreeSlots::flags`].
     pub(crate) flags: [u8; N],
@@ -607,7 +753,7 @@ pub struct SecretTree<const N: usize, const K: usize> {
 }
 
 #[cfg(feature = "test-utils")]
-impl<const N: usize, const K: usize> SecretTree<N, K> {
+impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
     /// The root's secret (the epoch's `encryption_secret`) until a message
     /// of the epoch consumes it; for this workspace's tests, which derive
     /// message keys themselves (feature `test-utils`).
@@ -615,16 +761,36 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     pub fn root_secret_for_testing(&self) -> Option<&Secret> {
         let root = tree_math::root(self.meta.n_leaves)?;
         match root.leaf() {
-            Some(leaf) => match self.leaves.get(leaf_slot(leaf).ok()?)? {
+            Some(leaf) => match self.held().get(leaf_slot(leaf).ok()?) {
                 LeafSecrets::Secret(s) => Some(s),
                 _ => None,
             },
-            None => parent_secret(&self.leaves, root),
+            None => parent_secret(&self.held(), root),
         }
     }
 }
 
-impl<const N: usize, const K: usize> SecretTree<N, K> {
+impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
+    /// The tree is direct: a slot per leaf ([`Held`]).
+    const DIRECT: bool = E >= N;
+    /// A pool's tags name slots in 16 bits.
+    const TAGS_FIT: () = assert!(E >= N || N <= 1 << 16, "a secret tree with fewer entries than leaves holds at most 65,536 leaves");
+
+    /// The secrets held, by slot.
+    pub(crate) fn held(&self) -> Held<'_> {
+        Held { entries: &self.entries, tags: if Self::DIRECT { &[] } else { &self.tags } }
+    }
+
+    /// The secrets held, by slot, beside the flags to change.
+    pub(crate) fn held_and_flags(&mut self) -> (Held<'_>, &mut [u8]) {
+        (Held { entries: &self.entries, tags: if Self::DIRECT { &[] } else { &self.tags } }, &mut self.flags)
+    }
+
+    /// The secrets held, by slot, to change.
+    pub(crate) fn held_mut(&mut self) -> HeldMut<'_> {
+        HeldMut { entries: &mut self.entries, tags: if Self::DIRECT { &mut [] } else { &mut self.tags } }
+    }
+
     /// A tree of `n_leaves` leaves rooted at `encryption_secret`. On small
     /// devices prefer [`Self::EMPTY`] in a `static` plus [`Self::reset`], which
     /// never builds the arrays on the stack.
@@ -649,7 +815,11 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
             tag: [0; 8],
             bank_checked: false,
         },
-        leaves: [const { LeafSecrets::Empty }; N],
+        entries: {
+            let () = Self::TAGS_FIT;
+            [const { LeafSecrets::Empty }; E]
+        },
+        tags: [0; E],
         skipped: [const { None }; K],
         flags: [0; N],
         skipped_dirty: [false; K],
@@ -658,7 +828,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     /// Deletes every secret in place (the tree has no leaves afterwards).
     /// A store then removes what it kept of the tree at its next save.
     pub fn clear(&mut self) {
-        self.leaves.iter_mut().for_each(|l| *l = LeafSecrets::Empty);
+        self.held_mut().empty_all();
         self.skipped.iter_mut().for_each(|s| *s = None);
         self.flags.iter_mut().for_each(|f| *f = 0);
         self.skipped_dirty.iter_mut().for_each(|d| *d = false);
@@ -676,6 +846,9 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         }
         if n > N {
             return Err(SecretTreeError::CapacityExceeded(Capacity::Leaves));
+        }
+        if !Self::DIRECT && E <= n_leaves.trailing_zeros() as usize {
+            return Err(SecretTreeError::CapacityExceeded(Capacity::SecretTreeEntries));
         }
         Ok(())
     }
@@ -701,7 +874,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         (
             &mut self.meta,
             SecretTreeSlots {
-                leaves: &mut self.leaves,
+                held: HeldMut { entries: &mut self.entries, tags: if Self::DIRECT { &mut [] } else { &mut self.tags } },
                 skipped: &mut self.skipped,
                 flags: &mut self.flags,
                 skipped_dirty: &mut self.skipped_dirty,
@@ -737,9 +910,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     pub(crate) fn settle_parent(&mut self, node: NodeIndex, secret: Secret) -> Result<(), SecretTreeError> {
         if !self.holds_within(node) {
             let level = u8::try_from(tree_math::level(node)).map_err(|_| SecretTreeError::InvalidLeaf)?;
-            let slot = self.leaves.get_mut(leftmost_slot(node)?).ok_or(SecretTreeError::InvalidLeaf)?;
-            *slot = LeafSecrets::Parent { level, secret };
-            return Ok(());
+            return self.held_mut().put(leftmost_slot(node)?, LeafSecrets::Parent { level, secret });
         }
         mark(&mut self.flags, parent_slot(node)?, PARENT_DIRTY);
         self.split_into(node, &secret)
@@ -750,8 +921,8 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     fn holds_within(&self, node: NodeIndex) -> bool {
         let (first, count) = tree_math::leaf_span(node);
         let first = usize::try_from(first).unwrap_or(usize::MAX);
-        let end = first.saturating_add(usize::try_from(count).unwrap_or(0)).min(self.leaves.len());
-        self.leaves.get(first..end).is_some_and(|s| s.iter().any(|l| !matches!(l, LeafSecrets::Empty)))
+        let end = first.saturating_add(usize::try_from(count).unwrap_or(0));
+        self.held().any_within(first, end)
     }
 
     /// Derives `node`'s children from `secret` down to where records are.
@@ -763,8 +934,8 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         let (ls, rs) = split_secret(self.meta.suite, secret)?;
         for (child, derived) in [(l, ls), (r, rs)] {
             let own = match child.leaf() {
-                Some(leaf) => holds_leaf(&self.leaves, leaf_slot(leaf)?),
-                None => parent_secret(&self.leaves, child).is_some(),
+                Some(leaf) => holds_leaf(&self.held(), leaf_slot(leaf)?),
+                None => parent_secret(&self.held(), child).is_some(),
             };
             if own {
                 continue;
@@ -879,10 +1050,10 @@ mod tests {
         let mut tx = tree(10);
         let mut rx = tree(10);
         for t in [&mut tx, &mut rx] {
-            t.leaves[1] = LeafSecrets::Ratchets { handshake: near(u32::MAX - 3), application: near(u32::MAX - 3) };
+            t.entries[1] = LeafSecrets::Ratchets { handshake: near(u32::MAX - 3), application: near(u32::MAX - 3) };
         }
         let kind = RatchetKind::Application;
-        let generation = |t: &SecretTree<4, 3>| match &t.leaves[1] {
+        let generation = |t: &SecretTree<4, 3>| match &t.entries[1] {
             LeafSecrets::Ratchets { application, .. } => application.generation(),
             _ => panic!("no ratchets"),
         };
@@ -921,8 +1092,8 @@ mod tests {
             t.receiving_key(LeafIndex(0), RatchetKind::Application, 3).unwrap();
             t.consume(LeafIndex(0), RatchetKind::Application, 3).unwrap();
             let holding = |t: &SecretTree<4, 3>| {
-                let leaves = (0..4).filter(|i| holds_leaf(&t.leaves, *i)).count();
-                let parents = t.leaves.iter().filter(|l| matches!(l, LeafSecrets::Parent { .. })).count();
+                let leaves = (0..4).filter(|i| holds_leaf(&t.held(), *i)).count();
+                let parents = t.entries.iter().filter(|l| matches!(l, LeafSecrets::Parent { .. })).count();
                 (leaves, parents, t.skipped.iter().filter(|s| s.is_some()).count())
             };
             assert_eq!(holding(&t), (2, 1, 3), "leaves 0 and 1, parent 5 (above 2 and 3), 3 skipped keys");
@@ -935,9 +1106,94 @@ mod tests {
             let next = Secret::from_slice(&[6; 32]).unwrap();
             t.reset(SUITE, 4, &next, SecretTreeConfig { max_forward_distance: 10 }).unwrap();
             assert_eq!(holding(&t), (0, 1, 0), "saved {saved}: only the new root is left");
-            assert_eq!(parent_secret(&t.leaves, NodeIndex(3)), Some(&next), "the root (node 3) holds the new epoch's secret");
-            assert!(matches!(t.leaves[0], LeafSecrets::Parent { level: 2, .. }), "in its leftmost leaf's slot");
+            assert_eq!(parent_secret(&t.held(), NodeIndex(3)), Some(&next), "the root (node 3) holds the new epoch's secret");
+            assert!(matches!(t.entries[0], LeafSecrets::Parent { level: 2, .. }), "in its leftmost leaf's slot");
         }
+    }
+
+    /// Keys of two messages (application, the sender's next generations)
+    /// from each of `senders` received by a tree of 16 leaves with `E`
+    /// entries, and how many entries it holds after each.
+    fn keys_of<const E: usize>(senders: &[u32]) -> Vec<(Result<RatchetKey, SecretTreeError>, usize)> {
+        let root = Secret::from_slice(&[9; 32]).unwrap();
+        let mut t = SecretTree::<16, 3, E>::new(SUITE, 16, &root, SecretTreeConfig::default()).unwrap();
+        let kind = RatchetKind::Application;
+        let mut next = [0u32; 16];
+        senders
+            .iter()
+            .flat_map(|&l| [l, l])
+            .map(|l| {
+                let g = next[l as usize];
+                next[l as usize] += 1;
+                (l, g)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|(l, g)| {
+                let k = t.receiving_key(LeafIndex(l), kind, g);
+                if k.is_ok() {
+                    t.consume(LeafIndex(l), kind, g).unwrap();
+                }
+                (k, t.held().iter().count())
+            })
+            .collect()
+    }
+
+    /// Issue #14: a pool of entries holds what the senders heard from need
+    /// and derives the keys a direct tree does. Senders 3, 12, 7, 0, 15 of
+    /// 16 leaves need 5 + 3 + 2 + 1 + 1 = 12 entries (each the levels
+    /// between it and the nearest secret held); with 11, the last sender is
+    /// refused and nothing changes.
+    #[test]
+    fn a_pool_holds_what_its_senders_need() {
+        let senders = [3, 12, 7, 0, 15, 3];
+        let direct = keys_of::<16>(&senders);
+        let pool = keys_of::<12>(&senders);
+        assert_eq!(direct.len(), 12);
+        for (i, ((d, _), (p, held))) in direct.iter().zip(&pool).enumerate() {
+            assert!(d.is_ok(), "direct {i}");
+            assert_eq!(d, p, "message {i}");
+            assert!(*held <= 12);
+        }
+        let held: Vec<usize> = pool.iter().step_by(2).map(|(_, h)| *h).collect();
+        assert_eq!(held, [5, 8, 10, 11, 12, 12]);
+        let short = keys_of::<11>(&senders);
+        assert_eq!(&short[..8], &pool[..8]);
+        for refused in &short[8..10] {
+            assert_eq!(refused.0, Err(SecretTreeError::CapacityExceeded(Capacity::SecretTreeEntries)));
+            assert_eq!(refused.1, 11, "nothing derived for the refused sender");
+        }
+        // Sender 3 again: its ratchet is held, its keys are those of a direct tree.
+        for (s, p) in short[10..].iter().zip(&pool[10..]) {
+            assert_eq!(s.0, p.0);
+            assert!(s.0.is_ok());
+        }
+    }
+
+    /// A pool needs an entry per level and one for the leaf; a new epoch
+    /// wipes every entry.
+    #[test]
+    fn a_pool_is_as_deep_as_its_tree_and_reset_wipes_it() {
+        let root = Secret::from_slice(&[9; 32]).unwrap();
+        assert!(matches!(
+            SecretTree::<16, 3, 4>::new(SUITE, 16, &root, SecretTreeConfig::default()),
+            Err(SecretTreeError::CapacityExceeded(Capacity::SecretTreeEntries))
+        ));
+        assert_eq!(SecretTree::<16, 3, 4>::check_size(8), Ok(()));
+        let mut t = SecretTree::<16, 3, 5>::new(SUITE, 16, &root, SecretTreeConfig::default()).unwrap();
+        let k = t.next_sending_key(LeafIndex(9), RatchetKind::Handshake).unwrap();
+        assert_eq!(t.held().iter().count(), 5);
+        // Another sender across the root needs 4 more entries.
+        assert_eq!(
+            t.next_sending_key(LeafIndex(2), RatchetKind::Handshake),
+            Err(SecretTreeError::CapacityExceeded(Capacity::SecretTreeEntries))
+        );
+        let next = Secret::from_slice(&[10; 32]).unwrap();
+        t.reset(SUITE, 16, &next, SecretTreeConfig::default()).unwrap();
+        assert_eq!(t.held().iter().count(), 1, "the new root only");
+        assert!(t.entries.iter().filter(|e| !matches!(e, LeafSecrets::Empty)).count() == 1);
+        t.next_sending_key(LeafIndex(2), RatchetKind::Handshake).unwrap();
+        assert_ne!(t.next_sending_key(LeafIndex(9), RatchetKind::Handshake), Ok(k.clone()), "a new epoch's keys");
     }
 
     #[test]

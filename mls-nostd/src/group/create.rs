@@ -72,7 +72,7 @@ pub(crate) fn static_default_capabilities(suite: CipherSuite) -> Capabilities<'s
     DEFAULT_CAPABILITIES.get(i).map_or_else(Capabilities::default, capabilities_of)
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Creates a one-member group (§11) in this slot, with `signer` as the
     /// creator's signature key and fresh keys from `rng`.
     pub fn create(

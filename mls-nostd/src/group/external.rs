@@ -35,7 +35,7 @@ use super::join::JoinError;
 /// `ProtocolVersion mls10` and `WireFormat mls_group_info`: an MLSMessage head.
 const GROUP_INFO_MESSAGE_HEAD: [u8; 4] = [0, 1, 0, 4];
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Writes an `MLSMessage(GroupInfo)` of the current epoch, signed by us,
     /// with the `external_pub` extension (§12.4.3.2) and, if `with_tree`, the
     /// `ratchet_tree` extension (§12.4.3.3). `scratch` holds the extensions.

@@ -236,7 +236,7 @@ impl<'w> WelcomeInput<'w> for Read<'w, '_> {
     }
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`) into this
     /// slot, which must hold no active group; on failure it is left empty.
     /// `buf` receives the decrypted GroupInfo (the Welcome's length suffices).

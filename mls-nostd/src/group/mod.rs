@@ -247,14 +247,14 @@ impl PastEpoch {
 /// the older one to the new epoch and flips which is current: neither is
 /// moved (a tree of 16,384 leaves is 4.5 MB; swapping two took a tenth of
 /// processing a Commit at 10,000 members: 4.55 ms with, 4.11 ms without).
-pub(crate) struct SecretTrees<const N: usize, const K: usize> {
-    first: SecretTree<N, K>,
-    second: [SecretTree<N, K>; PAST_EPOCHS_KEPT],
+pub(crate) struct SecretTrees<const N: usize, const K: usize, const E: usize> {
+    first: SecretTree<N, K, E>,
+    second: [SecretTree<N, K, E>; PAST_EPOCHS_KEPT],
     /// `second` is the current epoch's (false in `EMPTY`: zero bytes).
     second_current: bool,
 }
 
-impl<const N: usize, const K: usize> SecretTrees<N, K> {
+impl<const N: usize, const K: usize, const E: usize> SecretTrees<N, K, E> {
     pub(crate) const EMPTY: Self = Self {
         first: SecretTree::EMPTY,
         second: [const { SecretTree::EMPTY }; PAST_EPOCHS_KEPT],
@@ -262,7 +262,7 @@ impl<const N: usize, const K: usize> SecretTrees<N, K> {
     };
 
     /// The current epoch's tree.
-    pub(crate) fn current(&self) -> &SecretTree<N, K> {
+    pub(crate) fn current(&self) -> &SecretTree<N, K, E> {
         match (self.second_current, self.second.first()) {
             (true, Some(second)) => second,
             _ => &self.first,
@@ -270,12 +270,12 @@ impl<const N: usize, const K: usize> SecretTrees<N, K> {
     }
 
     /// The current epoch's tree, to advance.
-    pub(crate) fn current_mut(&mut self) -> &mut SecretTree<N, K> {
+    pub(crate) fn current_mut(&mut self) -> &mut SecretTree<N, K, E> {
         self.both_mut().0
     }
 
     /// The previous epoch's tree (none without a past epoch kept).
-    pub(crate) fn past(&self) -> Option<&SecretTree<N, K>> {
+    pub(crate) fn past(&self) -> Option<&SecretTree<N, K, E>> {
         match (self.second_current, self.second.first()) {
             (true, Some(_)) => Some(&self.first),
             (_, second) => second,
@@ -283,12 +283,12 @@ impl<const N: usize, const K: usize> SecretTrees<N, K> {
     }
 
     /// The previous epoch's tree, to advance or reset.
-    pub(crate) fn past_mut(&mut self) -> Option<&mut SecretTree<N, K>> {
+    pub(crate) fn past_mut(&mut self) -> Option<&mut SecretTree<N, K, E>> {
         self.both_mut().1
     }
 
     /// The current and the previous epoch's trees.
-    pub(crate) fn both_mut(&mut self) -> (&mut SecretTree<N, K>, Option<&mut SecretTree<N, K>>) {
+    pub(crate) fn both_mut(&mut self) -> (&mut SecretTree<N, K, E>, Option<&mut SecretTree<N, K, E>>) {
         match (self.second_current, self.second.first_mut()) {
             (true, Some(second)) => (second, Some(&mut self.first)),
             (_, second) => (&mut self.first, second),
@@ -420,8 +420,8 @@ pub struct ReInitParams {
     pub extensions: OwnedBytes<MAX_GROUP_EXTENSIONS_LEN>,
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> crate::psk::PskStore
-    for Group<N, ARENA, K, P, Sig>
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> crate::psk::PskStore
+    for Group<N, ARENA, K, P, Sig, E>
 {
     fn external_psk(&self, _: &[u8]) -> Option<&[u8]> {
         None
@@ -628,7 +628,21 @@ const _: () = {
 ///
 /// `Sig` signs for this member: [`SignaturePrivateKey`] (the key in memory,
 /// the default) or a handle to a key in a secure element ([`Signer`]).
-pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer = SignaturePrivateKey> {
+///
+/// `E` (by default `N`) is how many secrets of the epoch's secret tree
+/// (§9) the group holds at once. Below `N` its RAM follows the senders
+/// heard from in an epoch, not the group's size (issue #14): a message
+/// whose sender needs more entries than are free is refused with
+/// [`Capacity::SecretTreeEntries`](crate::capacity::Capacity) (see
+/// [`SecretTree`] for how many `s` senders need).
+pub struct Group<
+    const N: usize,
+    const ARENA: usize,
+    const K: usize,
+    const P: usize,
+    Sig: Signer = SignaturePrivateKey,
+    const E: usize = N,
+> {
     pub(crate) state: EpochState,
     pub(crate) signer: Sig,
     /// We are a member of the group in this slot: false while the slot is
@@ -652,7 +666,7 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
     /// What the store holds of the tree and what changed since (the
     /// store's; merging a Commit marks the nodes it changed).
     pub(crate) tree_marks: NodeMarks<N>,
-    pub(crate) secret_trees: SecretTrees<N, K>,
+    pub(crate) secret_trees: SecretTrees<N, K, E>,
     /// The previous epoch, for its late application messages (none kept in
     /// a build with [`PAST_EPOCHS_KEPT`] 0).
     pub(crate) past: [PastEpoch; PAST_EPOCHS_KEPT],
@@ -668,7 +682,7 @@ pub struct Group<const N: usize, const ARENA: usize, const K: usize, const P: us
     pub(crate) resumption_psks: [Option<(u64, crate::crypto::Secret)>; RESUMPTION_PSK_HISTORY],
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// A group slot with no group yet (create or join fills it), usable in
     /// `static` items so that no group state is ever built on the stack.
     ///

@@ -675,7 +675,7 @@ fn key_in_tree(tree: &TreeSlices<'_>, encryption_key: &[u8], signature_key: Opti
         || signature_key.is_some_and(|s| tree.has_signature_key(s, None))
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Keeps a verified Proposal message for a later Commit by reference;
     /// returns its reference (§5.2). Never inlined, as
     /// [`Self::stage_commit`].

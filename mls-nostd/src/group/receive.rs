@@ -110,7 +110,7 @@ fn member_key(tree: &TreeView<'_>, leaf: LeafIndex) -> Option<SignaturePublicKey
     tree.signature_key(leaf).and_then(|k| SignaturePublicKey::from_slice(k).ok())
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Processes an `MLSMessage` holding a PublicMessage or PrivateMessage of
     /// this group. A PrivateMessage is decrypted in place, so `message` is
     /// overwritten. `now` (seconds since the Unix epoch) checks KeyPackage

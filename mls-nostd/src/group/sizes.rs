@@ -54,7 +54,7 @@ pub(crate) const fn path_room(leaves: usize) -> usize {
     8192usize.saturating_add(leaves.saturating_mul(SEAL_ROOM))
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Parent nodes on a direct path of a tree of `N` leaves (§4.1), plus one.
     const PATH_NODES: usize = crate::tree_math::log2(if N > u32::MAX as usize { u32::MAX } else { N as u32 }) as usize + 2;
 

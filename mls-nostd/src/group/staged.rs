@@ -140,7 +140,7 @@ impl<'g> StagedCommit<'g> {
     }
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// The staged Commit, if one waits for merge or discard.
     pub fn staged_commit(&self) -> Option<StagedCommit<'_>> {
         let staged = self.staged.as_ref()?;

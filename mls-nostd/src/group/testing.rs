@@ -14,7 +14,7 @@ use crate::messages::authenticated_content::AuthenticatedContent;
 use crate::psk::PskStore;
 use crate::ratchet_tree::tree::TreeSlices;
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// [`Group::process_message_in_memory`]'s Commit step on content that was not
     /// verified.
     #[doc(hidden)]

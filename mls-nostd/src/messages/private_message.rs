@@ -67,7 +67,7 @@ pub trait MessageKeys {
     fn consume(&mut self, leaf: LeafIndex, kind: RatchetKind, generation: u32) -> Result<(), SecretTreeError>;
 }
 
-impl<const N: usize, const K: usize> MessageKeys for SecretTree<N, K> {
+impl<const N: usize, const K: usize, const E: usize> MessageKeys for SecretTree<N, K, E> {
     fn next_sending_key(&mut self, leaf: LeafIndex, kind: RatchetKind) -> Result<RatchetKey, SecretTreeError> {
         SecretTree::next_sending_key(self, leaf, kind)
     }

@@ -70,7 +70,7 @@ impl<E> From<StoreError> for DurableError<E> {
 /// A buffer for one record.
 pub type RecordBuffer = [u8; MAX_RECORD_LEN];
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Saves `parts` of this group to group `slot`, atomically: new records
     /// in the spare banks, then the head (the commit point), then the old
     /// banks are removed. The staged part is always written when it changed
@@ -396,14 +396,15 @@ pub struct StoredGroup<
     const K: usize,
     const P: usize,
     Sig: Signer = SignaturePrivateKey,
+    const E: usize = N,
 > {
-    group: &'a mut Group<N, ARENA, K, P, Sig>,
+    group: &'a mut Group<N, ARENA, K, P, Sig, E>,
     storage: &'a mut S,
     slot: u8,
     buf: &'a mut RecordBuffer,
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// This group, bound to group `slot` of `storage`; `buf` is the work
     /// buffer of one record (wiped after each save).
     pub fn stored<'a, S: Storage>(
@@ -411,16 +412,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         storage: &'a mut S,
         slot: u8,
         buf: &'a mut RecordBuffer,
-    ) -> StoredGroup<'a, S, N, ARENA, K, P, Sig> {
+    ) -> StoredGroup<'a, S, N, ARENA, K, P, Sig, E> {
         StoredGroup { group: self, storage, slot, buf }
     }
 }
 
-impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>
-    StoredGroup<'_, S, N, ARENA, K, P, Sig>
+impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize>
+    StoredGroup<'_, S, N, ARENA, K, P, Sig, E>
 {
     /// The group, for what only reads it (epoch, members, exporter).
-    pub fn group(&self) -> &Group<N, ARENA, K, P, Sig> {
+    pub fn group(&self) -> &Group<N, ARENA, K, P, Sig, E> {
         self.group
     }
 
@@ -710,7 +711,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     fn join_stored(
         &mut self,
         p: &JoinParams<'_, Sig>,
-        join: impl FnOnce(&mut Group<N, ARENA, K, P, Sig>, &JoinParams<'_, Sig>) -> Result<(), JoinError>,
+        join: impl FnOnce(&mut Group<N, ARENA, K, P, Sig, E>, &JoinParams<'_, Sig>) -> Result<(), JoinError>,
     ) -> Result<(), DurableError<JoinError>> {
         let reference = key_package_ref(p.key_package).map_err(DurableError::Op)?;
         let (keys, signer) = load_key_package(self.storage, &reference, self.buf)?.ok_or(DurableError::Op(
@@ -740,8 +741,8 @@ type Processed = (Option<Parts>, Result<(crate::tree_math::LeafIndex, (usize, us
 
 /// [`Group::process_message_in_memory`], with the application data kept as
 /// spans of `message` (so that it can be wiped if the save fails).
-fn process_in_memory<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer>(
-    group: &mut Group<N, ARENA, K, P, Sig>,
+fn process_in_memory<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize>(
+    group: &mut Group<N, ARENA, K, P, Sig, E>,
     message: &mut [u8],
     psks: &dyn PskStore,
     now: u64,

@@ -35,7 +35,7 @@ use crate::codec::{CodecError, Reader, Writer};
 use crate::crypto::{CipherSuite, Secret};
 use crate::secret_tree::{
     LEAF_DIRTY, LEAF_INDEXED, LeafSecrets, PARENT_DIRTY, PARENT_INDEXED, Ratchet, RatchetKey, RatchetKind, SecretTree,
-    SecretTreeConfig, SecretTreeMeta, SkippedKey, holds_leaf, parent_node, parent_secret,
+    SecretTreeConfig, SecretTreeError, SecretTreeMeta, SkippedKey, holds_leaf, parent_node, parent_secret,
 };
 use crate::tree_math::NodeIndex;
 use zeroize::Zeroize;
@@ -180,7 +180,7 @@ pub(crate) enum Records {
     AllBut(usize),
 }
 
-impl<const N: usize, const K: usize> SecretTree<N, K> {
+impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
     /// Whether a save has yet to store this tree in its bank (a new epoch's,
     /// or one loaded from another store).
     pub(crate) fn is_new_in_store(&self) -> bool {
@@ -213,8 +213,8 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         if n == 0 {
             return Ok(());
         }
-        let has_leaf = |t: &Self, i: usize| holds_leaf(&t.leaves, i);
-        let has_parent = |t: &Self, i: usize| parent_secret(&t.leaves, parent_node(i)).is_some();
+        let has_leaf = |t: &Self, i: usize| holds_leaf(&t.held(), i);
+        let has_parent = |t: &Self, i: usize| parent_secret(&t.held(), parent_node(i)).is_some();
         let unindexed = (0..n).any(|i| {
             let f = self.flags.get(i).copied().unwrap_or(0);
             (f & LEAF_DIRTY != 0 && f & LEAF_INDEXED == 0 && has_leaf(self, i))
@@ -241,12 +241,12 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
                     let mut w = Writer::new(buf);
                     w.write_bytes(&tag)?;
                     w.write_u32((2 * i) as u32)?;
-                    match self.leaves.get(i) {
-                        Some(LeafSecrets::Secret(s)) => {
+                    match self.held().get(i) {
+                        LeafSecrets::Secret(s) => {
                             w.write_u8(NODE_LEAF_SECRET)?;
                             write_secret(&mut w, s)?;
                         }
-                        Some(LeafSecrets::Ratchets { handshake, application }) => {
+                        LeafSecrets::Ratchets { handshake, application } => {
                             w.write_u8(NODE_LEAF_RATCHETS)?;
                             write_ratchet(&mut w, handshake)?;
                             write_ratchet(&mut w, application)?;
@@ -264,7 +264,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
         }
         for i in 0..n {
             if self.flags.get(i).is_some_and(|f| f & PARENT_DIRTY != 0)
-                && let Some(s) = parent_secret(&self.leaves, parent_node(i))
+                && let Some(s) = parent_secret(&self.held(), parent_node(i))
             {
                 let len = {
                     let mut w = Writer::new(buf);
@@ -326,18 +326,19 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
     /// save writes the whole tree (to a store that does not hold it).
     pub(crate) fn mark_all_unsaved(&mut self) {
         self.flags.fill(0);
-        for i in 0..self.leaves.len() {
+        let (held, flags) = self.held_and_flags();
+        for (i, secrets) in held.iter() {
             // A parent's secret lies in its leftmost leaf's slot, its flag at
             // `node / 2`.
-            let (at, bit) = match self.leaves.get(i) {
-                Some(LeafSecrets::Secret(_) | LeafSecrets::Ratchets { .. }) => (i, LEAF_DIRTY),
-                Some(LeafSecrets::Parent { level, .. }) => {
+            let (at, bit) = match secrets {
+                LeafSecrets::Secret(_) | LeafSecrets::Ratchets { .. } => (i, LEAF_DIRTY),
+                LeafSecrets::Parent { level, .. } => {
                     let node = (2 * i).saturating_add((1usize << (*level).min(31)) - 1);
                     (node / 2, PARENT_DIRTY)
                 }
-                _ => continue,
+                LeafSecrets::Empty => continue,
             };
-            if let Some(f) = self.flags.get_mut(at) {
+            if let Some(f) = flags.get_mut(at) {
                 *f |= bit;
             }
         }
@@ -472,7 +473,10 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
                     let secret = read_secret(&mut r)?;
                     r.finish()?;
                     let node = u32::try_from(node).map_err(|_| StoreError::Corrupt)?;
-                    self.settle_parent(NodeIndex(node), secret).map_err(|_| StoreError::Corrupt)?;
+                    self.settle_parent(NodeIndex(node), secret).map_err(|e| match e {
+                        SecretTreeError::CapacityExceeded(c) => StoreError::CapacityExceeded(c),
+                        _ => StoreError::Corrupt,
+                    })?;
                     continue;
                 }
                 (0, NODE_LEAF_SECRET | NODE_LEAF_RATCHETS) => {
@@ -481,9 +485,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
                     } else {
                         LeafSecrets::Ratchets { handshake: read_ratchet(&mut r)?, application: read_ratchet(&mut r)? }
                     };
-                    if let Some(l) = self.leaves.get_mut(node / 2) {
-                        *l = value;
-                    }
+                    self.held_mut().put(node / 2, value).map_err(|_| StoreError::CapacityExceeded(Capacity::SecretTreeEntries))?;
                 }
                 _ => return Err(StoreError::Corrupt),
             }
@@ -511,7 +513,7 @@ impl<const N: usize, const K: usize> SecretTree<N, K> {
             }
         }
         buf.zeroize();
-        let holds = self.leaves.iter().any(|l| !matches!(l, LeafSecrets::Empty));
+        let holds = self.held().iter().next().is_some();
         if required && !holds {
             // The epoch's tree always holds a secret (its root at least).
             return Err(StoreError::Corrupt);
@@ -645,8 +647,8 @@ mod tests {
         store.records.remove(&node_key(0, 1, 8).unwrap());
         let mut back = std::boxed::Box::new(SecretTree::<8, 8>::EMPTY);
         back.load_records(&mut store, 0, 1, SUITE, 8, SecretTreeConfig::default(), t.meta.tag, true, &mut buf).unwrap();
-        assert!(parent_secret(&back.leaves, NodeIndex(7)).is_none(), "the parent left by the cut is dropped");
-        assert!(parent_secret(&back.leaves, NodeIndex(3)).is_some(), "its left child derived again, in slot 0");
+        assert!(parent_secret(&back.held(), NodeIndex(7)).is_none(), "the parent left by the cut is dropped");
+        assert!(parent_secret(&back.held(), NodeIndex(3)).is_some(), "its left child derived again, in slot 0");
         // Leaf 5 keeps its ratchet: generation 0 stays used.
         assert_eq!(
             back.receiving_key(LeafIndex(5), RatchetKind::Application, 0),

@@ -324,7 +324,7 @@ pub(crate) struct RestoreChecks {
     stage_begun: bool,
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Writes `part` of this group as items.
     pub(crate) fn save_part(&mut self, part: Part, out: &mut dyn ItemSink) -> Result<(), StoreError> {
         match part {

@@ -49,7 +49,7 @@ fn node_key(slot: u8, bits: u8, x: NodeIndex) -> Result<RecordKey, StoreError> {
 /// Nodes per table item (2 bits each: 128 bytes, built on the stack).
 const TABLE_CHUNK_NODES: usize = 512;
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer> Group<N, ARENA, K, P, Sig> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Node `x` of the epoch's tree (before a staged Commit) is not blank.
     fn node_present(&mut self, x: NodeIndex) -> Result<bool, StoreError> {
         Ok(self.tree.slices().write_node(x, true, &mut Writer::counter())?)

@@ -245,9 +245,9 @@ fn entry_of(entries: &[LeafSecrets], tags: &[u16], i: usize) -> Option<usize> {
     entries.iter().zip(tags).position(|(e, t)| *t == tag && !matches!(e, LeafSecrets::Empty))
 }
 
-impl Held<'_> {
+impl<'s> Held<'s> {
     /// Slot `i`'s secrets ([`LeafSecrets::Empty`] if none).
-    pub(crate) fn get(&self, i: usize) -> &LeafSecrets {
+    pub(crate) fn get(&self, i: usize) -> &'s LeafSecrets {
         entry_of(self.entries, self.tags, i).and_then(|e| self.entries.get(e)).unwrap_or(&EMPTY_SLOT)
     }
 
@@ -361,6 +361,10 @@ pub struct SecretTreeMeta {
     pub(crate) tag: [u8; 8],
     /// A store checked that its bank holds this tree's records or none.
     pub(crate) bank_checked: bool,
+    /// Some secret of this pool is in the store only (evicted, or not read
+    /// back after a load): a store brings a sender's path in before its
+    /// message (`store::ratchets`).
+    pub(crate) evicted: bool,
 }
 
 /// The name of the tree rooted at `encryption_secret` in a store: the first
@@ -452,7 +456,15 @@ impl SecretTreeMeta {
         let root = tree_math::root(n_leaves).ok_or(SecretTreeError::InvalidLeaf)?;
         // A one-leaf tree's root is its leaf.
         store(slots, root, encryption_secret.clone())?;
-        Ok(Self { suite, n_leaves, config, next_seq: 0, tag: tree_tag(encryption_secret), bank_checked: false })
+        Ok(Self {
+            suite,
+            n_leaves,
+            config,
+            next_seq: 0,
+            tag: tree_tag(encryption_secret),
+            bank_checked: false,
+            evicted: false,
+        })
     }
 
     /// Number of leaves.
@@ -651,7 +663,7 @@ impl SecretTreeMeta {
 }
 
 /// A node's secret split into its children's (§9: "tree", "left"/"right").
-fn split_secret(suite: CipherSuite, secret: &Secret) -> Result<(Secret, Secret), SecretTreeError> {
+pub(crate) fn split_secret(suite: CipherSuite, secret: &Secret) -> Result<(Secret, Secret), SecretTreeError> {
     let nh = suite.hash_len();
     let mut ls = Secret::zero(nh)?;
     let mut rs = Secret::zero(nh)?;
@@ -786,6 +798,71 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         (Held { entries: &self.entries, tags: if Self::DIRECT { &[] } else { &self.tags } }, &mut self.flags)
     }
 
+    /// The tree holds fewer entries than it has slots.
+    pub(crate) const fn is_pool(&self) -> bool {
+        !Self::DIRECT
+    }
+
+    /// A store must make room (and read secrets back) before a message of
+    /// this tree: a pool that evicted secrets, or has fewer free entries
+    /// than a sender's first message from the root may need.
+    pub(crate) fn needs_prepare(&mut self) -> bool {
+        let depth = self.meta.n_leaves.trailing_zeros() as usize;
+        !Self::DIRECT && (self.meta.evicted || self.held_mut().free() < depth)
+    }
+
+    /// `node`'s secrets are held (not only stored).
+    pub(crate) fn holds_node(&self, node: NodeIndex) -> bool {
+        match node.leaf() {
+            Some(leaf) => leaf_slot(leaf).is_ok_and(|i| holds_leaf(&self.held(), i)),
+            None => parent_secret(&self.held(), node).is_some(),
+        }
+    }
+
+    /// Evicts held secrets that the store holds unchanged (their record
+    /// saved, nothing since: `*_INDEXED` without `*_DIRTY`), other than slot
+    /// `keep`'s, until `need` entries are free; they are read back when a
+    /// sender below them speaks (`store::ratchets`). False if too few
+    /// could be evicted (what was evicted stays evicted: the store has it).
+    pub(crate) fn evict_for(&mut self, need: usize, keep: Option<usize>) -> bool {
+        if Self::DIRECT {
+            return true;
+        }
+        let mut free = self.held_mut().free();
+        for e in 0..E {
+            if free >= need {
+                break;
+            }
+            let slot = self.tags.get(e).map_or(usize::MAX, |t| usize::from(*t));
+            let node = match self.entries.get(e) {
+                Some(LeafSecrets::Secret(_) | LeafSecrets::Ratchets { .. }) => NodeIndex((2 * slot) as u32),
+                Some(LeafSecrets::Parent { level, .. }) => NodeIndex((2 * slot + (1usize << (*level).min(31)) - 1) as u32),
+                _ => continue,
+            };
+            let (indexed, dirty) = if node.is_leaf() { (LEAF_INDEXED, LEAF_DIRTY) } else { (PARENT_INDEXED, PARENT_DIRTY) };
+            let clean = self.flags.get(node.0 as usize / 2).is_some_and(|b| b & indexed != 0 && b & dirty == 0);
+            if !clean || Some(slot) == keep {
+                continue;
+            }
+            if let Some(entry) = self.entries.get_mut(e) {
+                *entry = LeafSecrets::Empty;
+            }
+            self.meta.evicted = true;
+            free += 1;
+        }
+        free >= need
+    }
+
+    /// Holds `node`'s secrets as its record in the store has them (clean:
+    /// nothing to save).
+    pub(crate) fn take_in(&mut self, node: NodeIndex, value: LeafSecrets) -> Result<(), SecretTreeError> {
+        let slot = match node.leaf() {
+            Some(leaf) => leaf_slot(leaf)?,
+            None => leftmost_slot(node)?,
+        };
+        self.held_mut().put(slot, value)
+    }
+
     /// The secrets held, by slot, to change.
     pub(crate) fn held_mut(&mut self) -> HeldMut<'_> {
         HeldMut { entries: &mut self.entries, tags: if Self::DIRECT { &mut [] } else { &mut self.tags } }
@@ -814,6 +891,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             next_seq: 0,
             tag: [0; 8],
             bank_checked: false,
+            evicted: false,
         },
         entries: {
             let () = Self::TAGS_FIT;

@@ -23,10 +23,11 @@ pub type G = Group<16, { 16 * 512 }, 64, 8192>;
 pub const NOW: u64 = 1_800_000_000;
 pub const LIFETIME: Lifetime = Lifetime { not_before: NOW - 10, not_after: NOW + 86_400 };
 
-/// A member of a group of any capacity ([`Member`]: the 16-leaf default).
-pub struct MemberOf<const N: usize, const A: usize, const K: usize, const P: usize> {
+/// A member of a group of any capacity ([`Member`]: the 16-leaf default),
+/// its secret tree holding `E` secrets at once (by default one per leaf).
+pub struct MemberOf<const N: usize, const A: usize, const K: usize, const P: usize, const E: usize = N> {
     pub name: &'static str,
-    pub group: Box<Group<N, A, K, P>>,
+    pub group: Box<Group<N, A, K, P, SignaturePrivateKey, E>>,
     pub signer: SignaturePrivateKey,
     pub rng: TestRng,
 }
@@ -38,7 +39,7 @@ pub fn buffers() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 /// The 16-leaf member most tests use.
 pub type Member = MemberOf<16, { 16 * 512 }, 64, 8192>;
 
-impl<const N: usize, const A: usize, const K: usize, const P: usize> MemberOf<N, A, K, P> {
+impl<const N: usize, const A: usize, const K: usize, const P: usize, const E: usize> MemberOf<N, A, K, P, E> {
     /// A member with an Ed25519 key (suites 1 and 3).
     pub fn new(name: &'static str, seed: u64) -> Self {
         Self::with_suite(name, seed, CipherSuite::X25519Aes128GcmSha256Ed25519)
@@ -177,7 +178,7 @@ impl<const N: usize, const A: usize, const K: usize, const P: usize> MemberOf<N,
     }
 }
 
-pub fn agree<const N: usize, const A: usize, const K: usize, const P: usize>(members: &[&MemberOf<N, A, K, P>]) {
+pub fn agree<const N: usize, const A: usize, const K: usize, const P: usize, const E: usize>(members: &[&MemberOf<N, A, K, P, E>]) {
     let first = members[0];
     for m in members {
         assert_eq!(m.group.epoch(), first.group.epoch(), "{} epoch", m.name);

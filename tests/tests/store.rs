@@ -470,3 +470,98 @@ fn a_removed_member_keeps_its_unchanged_tree_records() {
     assert!(bob.group.is_inactive());
     agree(&[&alice, &carol]);
 }
+
+/// A member whose secret tree holds 6 secrets (`E`) in a group of 16
+/// leaves (a sender's path from the root needs 5): issue #14's secret tree
+/// whose RAM follows the senders heard from.
+type PoolMember = mls_tests::member::MemberOf<16, { 16 * 512 }, 64, 8192, 6>;
+
+/// Issue #14: the pool member hears 12 senders twice through its store,
+/// which evicts secrets it holds unchanged and reads each sender's path
+/// back when it speaks (a direct tree would hold 16 slots); after a reload
+/// (no secret read at load) it hears them again, sends, and follows a
+/// Commit sent as a PrivateMessage. A replayed message stays refused.
+#[test]
+fn a_pool_member_hears_every_sender_through_its_store() {
+    let suite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+    let mut alice = Member::new("alice", 21);
+    alice.create(suite, b"pool-group", Default::default());
+    let mut others: Vec<Member> = Vec::new();
+    let names = ["b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
+    for (i, name) in names.iter().enumerate() {
+        let mut m = Member::new(name, 30 + i as u64);
+        let (kp, keys) = m.key_package(suite);
+        let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+        let (commit, welcome) = alice.commit(&[add], false, WireFormatPolicy::Public);
+        for o in others.iter_mut() {
+            o.receive_commit(&commit);
+        }
+        m.join(&welcome.unwrap(), &kp, &keys);
+        others.push(m);
+    }
+    let mut dev = PoolMember::new("device", 99);
+    let (kp, keys) = dev.key_package(suite);
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+    let (commit, welcome) = alice.commit(&[add], true, WireFormatPolicy::Private);
+    for o in others.iter_mut() {
+        o.receive_commit(&commit);
+    }
+    dev.join(&welcome.unwrap(), &kp, &keys);
+    let mut storage = RamStorage::<256, { 256 * 1024 }>::EMPTY;
+    let mut b = buf();
+    dev.group.save(&mut storage, SLOT, Parts::ALL, &mut b).unwrap();
+
+    let receive = |dev: &mut PoolMember,
+                   storage: &mut RamStorage<256, { 256 * 1024 }>,
+                   msg: &[u8]|
+     -> Result<Vec<u8>, DurableError<mls_nostd::group::ReceiveError>> {
+        let mut msg = msg.to_vec();
+        let mut b = buf();
+        let mut g = dev.group.stored(storage, SLOT, &mut b);
+        match g.process_message_with_psks(&mut msg, &NoPsks, NOW)? {
+            Received::Application { data, .. } => Ok(data.to_vec()),
+            Received::Commit(_) => {
+                g.merge_staged_commit().unwrap();
+                Ok(Vec::new())
+            }
+            Received::Proposal { .. } => Ok(Vec::new()),
+        }
+    };
+    let mut heard = 0;
+    let mut first = None;
+    for round in 0..2 {
+        for (i, o) in std::iter::once(&mut alice).chain(others.iter_mut()).enumerate() {
+            let text = format!("{round} from {i}");
+            let m = o.send(text.as_bytes());
+            first.get_or_insert_with(|| m.clone());
+            assert_eq!(receive(&mut dev, &mut storage, &m).unwrap(), text.as_bytes());
+            heard += 1;
+        }
+    }
+    assert_eq!(heard, 24);
+    let replay = first.unwrap();
+    assert!(receive(&mut dev, &mut storage, &replay).is_err(), "a replay is refused");
+
+    // Reboot: the tree's secrets are read back as their senders speak.
+    let mut fresh = Box::new(mls_nostd::group::Group::<16, { 16 * 512 }, 64, 8192, SignaturePrivateKey, 6>::EMPTY);
+    recover(&mut storage, SLOT, &mut b[..]).unwrap();
+    fresh.load(&mut storage, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap();
+    dev.group = fresh;
+    assert!(receive(&mut dev, &mut storage, &replay).is_err(), "a replay is refused after the reload");
+    for (i, o) in others.iter_mut().enumerate().rev() {
+        let text = format!("after reload from {i}");
+        let m = o.send(text.as_bytes());
+        assert_eq!(receive(&mut dev, &mut storage, &m).unwrap(), text.as_bytes());
+    }
+    let mut out = vec![0u8; 1024];
+    let n = dev.group.stored(&mut storage, SLOT, &mut b).protect_application(b"from the device", b"ad", 0, &mut dev.rng, &mut out).unwrap().len();
+    assert_eq!(alice.receive_app(&out[..n]).1, b"from the device");
+
+    // A Commit sent as a PrivateMessage (its sender's handshake ratchet).
+    let (commit, _) = others[4].commit(&[], true, WireFormatPolicy::Private);
+    receive(&mut dev, &mut storage, &commit).unwrap();
+    alice.receive_commit(&commit);
+    assert_eq!(dev.group.epoch_authenticator(), alice.group.epoch_authenticator());
+    let m = others[7].send(b"next epoch");
+    assert_eq!(receive(&mut dev, &mut storage, &m).unwrap(), b"next epoch");
+}

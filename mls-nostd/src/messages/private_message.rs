@@ -528,6 +528,21 @@ fn open_sender_data(
     Ok(sender_data)
 }
 
+/// The epoch of an encoded `MLSMessage(PrivateMessage)`; none for another
+/// message or a malformed one.
+pub(crate) fn epoch_of(message: &[u8]) -> Option<u64> {
+    Layout::read(message).ok().map(|l| l.epoch)
+}
+
+/// The sending leaf of an encoded `MLSMessage(PrivateMessage)`, from its
+/// sender data (§6.3.2) under `sender_data_secret`: what a store reads in
+/// before the message is processed (a secret tree's pool). Nothing is
+/// consumed; none if it does not decrypt.
+pub(crate) fn sender_of(suite: CipherSuite, sender_data_secret: &Secret, message: &[u8]) -> Option<LeafIndex> {
+    let layout = Layout::read(message).ok()?;
+    open_sender_data(suite, sender_data_secret, message, &layout).ok().map(|d| d.leaf)
+}
+
 /// Splits a decrypted PrivateMessageContent (§6.3.1) of `content_type`:
 /// returns the lengths of the body and of the auth data, after checking that
 /// the padding after them is all zero.

@@ -132,6 +132,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if foreign {
             parts = Parts::ALL;
             let (tree, past) = self.secret_trees.both_mut();
+            // A pool whose secrets are partly in another store cannot
+            // write the whole tree here.
+            if tree.meta.evicted || past.as_ref().is_some_and(|p| p.meta.evicted) {
+                return Err(StoreError::CapacityExceeded(crate::capacity::Capacity::SecretTreeEntries));
+            }
             tree.mark_all_unsaved();
             if let Some(past) = past {
                 past.mark_all_unsaved();
@@ -462,6 +467,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         rng: &mut impl CryptoRng,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], DurableError<ReceiveError>> {
+        self.group.prepare_ratchets(self.storage, self.slot, None, self.buf)?;
         let len = self
             .group
             .protect_application_in_memory(data, authenticated_data, padding, rng, out)
@@ -480,6 +486,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// only for a Commit that names them, up to [`STORED_PSKS_PER_USE`]), as
     /// [`StoredGroup::process_message_with_psks`].
     pub fn process_message<'m>(&mut self, message: &'m mut [u8], now: u64) -> Result<Received<'m>, DurableError<ReceiveError>> {
+        self.group.prepare_ratchets(self.storage, self.slot, Some(message), self.buf)?;
         let psks = StoredPsks::<S, STORED_PSKS_PER_USE>::new(&mut *self.storage);
         let processed = process_in_memory(self.group, message, &psks, now);
         if let Some(e) = psks.error() {
@@ -501,6 +508,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         psks: &dyn PskStore,
         now: u64,
     ) -> Result<Received<'m>, DurableError<ReceiveError>> {
+        self.group.prepare_ratchets(self.storage, self.slot, Some(message), self.buf)?;
         let processed = process_in_memory(self.group, message, psks, now)?;
         self.finish_receive(message, processed)
     }
@@ -556,6 +564,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         executor: &impl Executor,
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
+        self.group.prepare_ratchets(self.storage, self.slot, None, self.buf)?;
         let output = self.group.commit_in_memory(opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
         self.save_own_commit()?;
         Ok(output)
@@ -574,6 +583,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         executor: &impl Executor,
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
+        self.group.prepare_ratchets(self.storage, self.slot, None, self.buf)?;
         let output =
             self.group.commit_reinit_in_memory(reinit, opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
         self.save_own_commit()?;

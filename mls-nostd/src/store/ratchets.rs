@@ -348,6 +348,193 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         self.meta.bank_checked = false;
     }
 
+    /// Node `node`'s record in `bank` of group `slot`, if the store has one
+    /// of this tree (one of another tree, left by a cut, is marked to be
+    /// removed at the next save).
+    fn read_node<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
+        bank: u8,
+        node: usize,
+        buf: &mut [u8],
+    ) -> Result<Option<LeafSecrets>, StoreError> {
+        let f = self.flags.get(node / 2).copied().unwrap_or(0);
+        let (listed, dirty) =
+            if node % 2 == 0 { (f & LEAF_INDEXED != 0, LEAF_DIRTY) } else { (f & PARENT_INDEXED != 0, PARENT_DIRTY) };
+        // (Changed and not held: consumed, its record to be removed.)
+        if !listed || f & dirty != 0 {
+            return Ok(None);
+        }
+        let Some(body) = read_sealed(storage, node_key(slot, bank, node)?, buf)? else { return Ok(None) };
+        let mut r = Reader::new(body);
+        if r.read_array::<8>()? != self.meta.tag {
+            // Left by another tree before a cut: removed at the next save.
+            if let Some(f) = self.flags.get_mut(node / 2) {
+                *f |= dirty;
+            }
+            return Ok(None);
+        }
+        if r.read_u32()? as usize != node {
+            return Err(StoreError::Corrupt);
+        }
+        let kind = r.read_u8()?;
+        let value = match (node % 2, kind) {
+            (1, NODE_PARENT) => LeafSecrets::Parent {
+                level: u8::try_from(crate::tree_math::level(NodeIndex(node as u32))).map_err(|_| StoreError::Corrupt)?,
+                secret: read_secret(&mut r)?,
+            },
+            (0, NODE_LEAF_SECRET) => LeafSecrets::Secret(read_secret(&mut r)?),
+            (0, NODE_LEAF_RATCHETS) => {
+                LeafSecrets::Ratchets { handshake: read_ratchet(&mut r)?, application: read_ratchet(&mut r)? }
+            }
+            _ => return Err(StoreError::Corrupt),
+        };
+        r.finish()?;
+        Ok(Some(value))
+    }
+
+    /// Makes a pool ready for a message of `leaf` (received, or ours to
+    /// send): brings in from `bank` the nearest secret on its path that the
+    /// store holds and RAM does not (its own ratchets, or an ancestor's to
+    /// derive them from; at most one node of a path holds a secret, in RAM
+    /// or in the store, once a load settled what a cut left), and evicts
+    /// secrets the store holds unchanged until the derivation has room.
+    /// Nothing to do for a direct tree. Without room even after evicting,
+    /// [`Capacity::SecretTreeEntries`].
+    pub(crate) fn prepare_leaf<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
+        bank: u8,
+        leaf: crate::tree_math::LeafIndex,
+        buf: &mut [u8],
+    ) -> Result<(), StoreError> {
+        let n_leaves = self.meta.n_leaves;
+        if !self.is_pool() || leaf.0 >= n_leaves {
+            return Ok(());
+        }
+        let full = || StoreError::CapacityExceeded(Capacity::SecretTreeEntries);
+        let Some(target) = leaf.node() else { return Ok(()) };
+        let mut found = None;
+        for node in core::iter::successors(Some(target), |n| crate::tree_math::parent(*n, n_leaves)) {
+            if self.holds_node(node) {
+                found = Some(node);
+                break;
+            }
+            let read = self.read_node(storage, slot, bank, node.0 as usize, buf);
+            buf.zeroize();
+            if let Some(value) = read? {
+                if !self.evict_for(1, None) {
+                    return Err(full());
+                }
+                self.take_in(node, value).map_err(|_| full())?;
+                found = Some(node);
+                break;
+            }
+        }
+        // None: the sender's secrets were consumed; processing says so.
+        let Some(found) = found else { return Ok(()) };
+        let own = match found.leaf() {
+            Some(l) => l.0 as usize,
+            None => crate::secret_tree::leftmost_slot(found).map_err(|_| StoreError::Corrupt)?,
+        };
+        if self.evict_for(crate::tree_math::level(found) as usize, Some(own)) { Ok(()) } else { Err(full()) }
+    }
+
+    /// Some node below `node` is in the index.
+    fn indexed_below(&self, node: NodeIndex) -> bool {
+        let (first, count) = crate::tree_math::leaf_span(node);
+        let (first, count) = (first as usize, count as usize);
+        // Nodes 2 * first ..= 2 * (first + count - 1): flag bytes first..first + count
+        // (a byte holds a leaf and the parent right of it; the last byte's
+        // parent and `node` itself are not below it).
+        (first..first + count).any(|i| {
+            let f = self.flags.get(i).copied().unwrap_or(0);
+            let parent = 2 * i + 1;
+            f & LEAF_INDEXED != 0 || (f & PARENT_INDEXED != 0 && parent != node.0 as usize && i + 1 < first + count)
+        })
+    }
+
+    /// A pool's load: the records that a cut left of a parent beside
+    /// records below it (a save is cut between storing a split's children
+    /// and removing the parent) are settled in the store, as the direct
+    /// tree's load does in RAM (`settle_parent`): the children the store
+    /// lacks are derived and stored (index first), then the parent is
+    /// removed. Afterwards at most one node of a path holds a secret, which
+    /// is what [`Self::prepare_leaf`] relies on. Levels upwards, so a cut
+    /// parent below is settled before one above derives into it.
+    fn settle_in_store<S: Storage>(&mut self, storage: &mut S, slot: u8, bank: u8, buf: &mut [u8]) -> Result<(), StoreError> {
+        let n_leaves = self.meta.n_leaves;
+        let levels = n_leaves.trailing_zeros();
+        let width = (n_leaves as usize) * 2 - 1;
+        for k in 1..=levels {
+            let (start, step) = ((1usize << k) - 1, 1usize << (k + 1));
+            for p in (start..width).step_by(step) {
+                let node = NodeIndex(p as u32);
+                if self.flags.get(p / 2).is_none_or(|f| f & PARENT_INDEXED == 0) || !self.indexed_below(node) {
+                    continue;
+                }
+                let read = self.read_node(storage, slot, bank, p, buf);
+                buf.zeroize();
+                if let Some(LeafSecrets::Parent { secret, .. }) = &read? {
+                    self.settle_node(storage, slot, bank, node, secret, buf)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Derives `node`'s children from `secret` down to the records below it
+    /// and stores those the store lacks, then removes `node`'s record.
+    fn settle_node<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
+        bank: u8,
+        node: NodeIndex,
+        secret: &Secret,
+        buf: &mut [u8],
+    ) -> Result<(), StoreError> {
+        let corrupt = |_| StoreError::Corrupt;
+        let (l, r) = match (crate::tree_math::left(node), crate::tree_math::right(node)) {
+            (Some(l), Some(r)) => (l, r),
+            _ => return Err(StoreError::Corrupt),
+        };
+        let (ls, rs) = crate::secret_tree::split_secret(self.meta.suite, secret).map_err(corrupt)?;
+        for (child, derived) in [(l, ls), (r, rs)] {
+            let stored = self.read_node(storage, slot, bank, child.0 as usize, buf);
+            buf.zeroize();
+            if stored?.is_some() {
+                continue;
+            }
+            if !child.is_leaf() && self.indexed_below(child) {
+                self.settle_node(storage, slot, bank, child, &derived, buf)?;
+                continue;
+            }
+            let (i, indexed, kind) = if child.is_leaf() {
+                (child.0 as usize / 2, LEAF_INDEXED, NODE_LEAF_SECRET)
+            } else {
+                (child.0 as usize / 2, PARENT_INDEXED, NODE_PARENT)
+            };
+            if let Some(f) = self.flags.get_mut(i) {
+                *f |= indexed;
+            }
+            self.write_index(storage, slot, bank, buf)?;
+            let len = {
+                let mut w = Writer::new(buf);
+                w.write_bytes(&self.meta.tag)?;
+                w.write_u32(child.0)?;
+                w.write_u8(kind)?;
+                write_secret(&mut w, &derived)?;
+                w.len()
+            };
+            write_sealed(storage, node_key(slot, bank, child.0 as usize)?, buf, len)?;
+        }
+        storage.remove(node_key(slot, bank, node.0 as usize)?)?;
+        Ok(())
+    }
+
     /// Writes the index: every node whose `*_INDEXED` flag is set.
     fn write_index<S: Storage>(&self, storage: &mut S, slot: u8, bank: u8, buf: &mut [u8]) -> Result<(), StoreError> {
         let n_leaves = self.meta.n_leaves;
@@ -402,7 +589,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         if usize::try_from(n_leaves).map_or(true, |n| n > N) || !n_leaves.is_power_of_two() {
             return Err(StoreError::Invalid(CodecError::CapacityExceeded(Capacity::Leaves)));
         }
-        self.meta = SecretTreeMeta { suite, n_leaves, config, next_seq: 0, tag, bank_checked: false };
+        self.meta = SecretTreeMeta { suite, n_leaves, config, next_seq: 0, tag, bank_checked: false, evicted: false };
         let (width, chunks) = width_and_chunks(n_leaves);
         for c in 0..chunks {
             let body = match read_sealed(storage, index_key(slot, bank, c)?, buf)? {
@@ -448,48 +635,25 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             let (start, step) = ((1usize << k) - 1, 1usize << (k + 1));
             (start..width).step_by(step)
         });
-        for node in order {
-            let f = self.flags.get(node / 2).copied().unwrap_or(0);
-            let (listed, dirty) =
-                if node % 2 == 0 { (f & LEAF_INDEXED != 0, LEAF_DIRTY) } else { (f & PARENT_INDEXED != 0, PARENT_DIRTY) };
-            if !listed {
-                continue;
-            }
-            let Some(body) = read_sealed(storage, node_key(slot, bank, node)?, buf)? else { continue };
-            let mut r = Reader::new(body);
-            if r.read_array::<8>()? != tag {
-                // Left by another tree before a cut: removed at the next save.
-                if let Some(f) = self.flags.get_mut(node / 2) {
-                    *f |= dirty;
-                }
-                continue;
-            }
-            if r.read_u32()? as usize != node {
-                return Err(StoreError::Corrupt);
-            }
-            let kind = r.read_u8()?;
-            match (node % 2, kind) {
-                (1, NODE_PARENT) => {
-                    let secret = read_secret(&mut r)?;
-                    r.finish()?;
+        // A pool reads a node's record when a sender on its path speaks
+        // (`prepare_leaf`): it may not hold them all.
+        let pool = self.is_pool();
+        self.meta.evicted = pool;
+        if pool {
+            self.settle_in_store(storage, slot, bank, buf)?;
+        }
+        for node in order.filter(|_| !pool) {
+            let Some(value) = self.read_node(storage, slot, bank, node, buf)? else { continue };
+            match &value {
+                LeafSecrets::Parent { secret, .. } => {
                     let node = u32::try_from(node).map_err(|_| StoreError::Corrupt)?;
-                    self.settle_parent(NodeIndex(node), secret).map_err(|e| match e {
+                    self.settle_parent(NodeIndex(node), secret.clone()).map_err(|e| match e {
                         SecretTreeError::CapacityExceeded(c) => StoreError::CapacityExceeded(c),
                         _ => StoreError::Corrupt,
                     })?;
-                    continue;
                 }
-                (0, NODE_LEAF_SECRET | NODE_LEAF_RATCHETS) => {
-                    let value = if kind == NODE_LEAF_SECRET {
-                        LeafSecrets::Secret(read_secret(&mut r)?)
-                    } else {
-                        LeafSecrets::Ratchets { handshake: read_ratchet(&mut r)?, application: read_ratchet(&mut r)? }
-                    };
-                    self.held_mut().put(node / 2, value).map_err(|_| StoreError::CapacityExceeded(Capacity::SecretTreeEntries))?;
-                }
-                _ => return Err(StoreError::Corrupt),
+                _ => self.held_mut().put(node / 2, value).map_err(|_| StoreError::CapacityExceeded(Capacity::SecretTreeEntries))?,
             }
-            r.finish()?;
         }
         for k in 0..K {
             let Some(body) = read_sealed(storage, pool_key(slot, bank, k)?, buf)? else { continue };
@@ -513,7 +677,11 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             }
         }
         buf.zeroize();
-        let holds = self.held().iter().next().is_some();
+        let holds = if self.is_pool() {
+            self.flags.iter().any(|f| f & (LEAF_INDEXED | PARENT_INDEXED) != 0)
+        } else {
+            self.held().iter().next().is_some()
+        };
         if required && !holds {
             // The epoch's tree always holds a secret (its root at least).
             return Err(StoreError::Corrupt);
@@ -572,7 +740,7 @@ mod tests {
 
     /// Receives generation `g` from `leaf` (as a member does once the
     /// message authenticated).
-    fn receive<const N: usize>(t: &mut SecretTree<N, 8>, leaf: u32, g: u32) -> RatchetKey {
+    fn receive<const N: usize, const E: usize>(t: &mut SecretTree<N, 8, E>, leaf: u32, g: u32) -> RatchetKey {
         let k = t.receiving_key(LeafIndex(leaf), RatchetKind::Application, g).unwrap();
         t.consume(LeafIndex(leaf), RatchetKind::Application, g).unwrap();
         k
@@ -623,6 +791,108 @@ mod tests {
         assert!(steady64 <= 512 && steady1024 <= 512, "{steady64} / {steady1024}");
         // A sender's first message also stores its path's siblings and the index.
         assert!(first1024 > steady1024);
+    }
+
+    /// A tree of `n` leaves with `E` entries (a pool if `E < N`).
+    fn pool<const N: usize, const E: usize>(n: u32, root: u8) -> std::boxed::Box<SecretTree<N, 8, E>> {
+        let mut t = std::boxed::Box::new(SecretTree::<N, 8, E>::EMPTY);
+        t.reset(SUITE, n, &Secret::from_slice(&[root; 32]).unwrap(), SecretTreeConfig::default()).unwrap();
+        t
+    }
+
+    /// Issue #14: a pool of 8 entries in a tree of 64 leaves (a sender's
+    /// path needs 7) hears every member twice, saving after each message as
+    /// a stored group does, and reads each sender's secrets back from the
+    /// store when it speaks again; its keys are a direct tree's, a used key
+    /// stays used, and after a reload (which reads no secret) the same.
+    #[test]
+    fn a_pool_reads_its_senders_secrets_back_from_the_store() {
+        let mut store = Counting::default();
+        let mut buf = std::vec![0u8; super::super::MAX_RECORD_LEN];
+        let mut t = pool::<64, 8>(64, 3);
+        let mut mirror = tree::<64>(64, 3);
+        t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
+        let senders: Vec<u32> = (0..64).map(|i| (i * 37) % 64).collect();
+        let mut next = [0u32; 64];
+        let mut heard = 0;
+        let mut hear = |t: &mut SecretTree<64, 8, 8>, mirror: &mut SecretTree<64, 8>, store: &mut Counting, buf: &mut [u8], l: u32| {
+            if t.needs_prepare() {
+                t.prepare_leaf(store, 0, 0, LeafIndex(l), buf).unwrap();
+            }
+            let g = next[l as usize];
+            next[l as usize] += 1;
+            assert_eq!(receive(t, l, g), receive(mirror, l, g), "leaf {l}, generation {g}");
+            t.save_records(store, 0, 0, Records::All, buf).unwrap();
+            heard += 1;
+        };
+        for _ in 0..2 {
+            for &l in &senders {
+                hear(&mut t, &mut mirror, &mut store, &mut buf, l);
+            }
+        }
+        assert!(t.meta.evicted, "secrets were evicted");
+        // A used key stays used once read back.
+        let (l, used) = (senders[3], 1);
+        t.prepare_leaf(&mut store, 0, 0, LeafIndex(l), &mut buf).unwrap();
+        assert_eq!(t.receiving_key(LeafIndex(l), RatchetKind::Application, used), Err(SecretTreeError::KeyConsumed));
+        // A reload reads only the index; the senders' secrets come back as they speak.
+        let mut back = std::boxed::Box::new(SecretTree::<64, 8, 8>::EMPTY);
+        back.load_records(&mut store, 0, 0, SUITE, 64, SecretTreeConfig::default(), t.meta.tag, true, &mut buf).unwrap();
+        assert_eq!(back.held().iter().count(), 0);
+        for &l in senders.iter().rev() {
+            hear(&mut back, &mut mirror, &mut store, &mut buf, l);
+        }
+        assert_eq!(heard, 3 * 64);
+        // Our own messages: the sending ratchet as a direct tree's.
+        back.prepare_leaf(&mut store, 0, 0, LeafIndex(9), &mut buf).unwrap();
+        assert_eq!(
+            back.next_sending_key(LeafIndex(9), RatchetKind::Handshake),
+            mirror.next_sending_key(LeafIndex(9), RatchetKind::Handshake)
+        );
+    }
+
+    /// The cut of `a_parent_left_by_a_cut_yields_to_what_is_stored_below`
+    /// loaded by a pool, which reads no secret at load: the stale root is
+    /// settled in the store (what its children lack derived and stored,
+    /// the root removed), and every leaf then derives what a fresh tree
+    /// does, leaf 5 keeping its used generation.
+    #[test]
+    fn a_pool_settles_a_parent_left_by_a_cut_in_the_store() {
+        let mut store = Counting::default();
+        let mut buf = std::vec![0u8; super::super::MAX_RECORD_LEN];
+        let mut t = tree::<8>(8, 9);
+        t.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
+        let before = store.clone();
+        receive(&mut t, 5, 0);
+        t.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
+        let root = node_key(0, 1, 7).unwrap();
+        store.records.insert(root, before.records[&root].clone());
+        store.records.remove(&node_key(0, 1, 3).unwrap());
+        store.records.remove(&node_key(0, 1, 8).unwrap());
+        let mut back = std::boxed::Box::new(SecretTree::<8, 8, 4>::EMPTY);
+        back.load_records(&mut store, 0, 1, SUITE, 8, SecretTreeConfig::default(), t.meta.tag, true, &mut buf).unwrap();
+        assert!(!store.records.contains_key(&root), "the root left by the cut is removed");
+        for node in [3, 8, 10, 13] {
+            assert!(store.records.contains_key(&node_key(0, 1, node).unwrap()), "node {node} stored");
+        }
+        let mut fresh = tree::<8>(8, 9);
+        receive(&mut fresh, 5, 0);
+        for leaf in 0..8 {
+            back.prepare_leaf(&mut store, 0, 1, LeafIndex(leaf), &mut buf).unwrap();
+            assert_eq!(
+                back.receiving_key(LeafIndex(leaf), RatchetKind::Application, 1).unwrap(),
+                fresh.receiving_key(LeafIndex(leaf), RatchetKind::Application, 1).unwrap(),
+                "leaf {leaf}"
+            );
+            back.consume(LeafIndex(leaf), RatchetKind::Application, 1).unwrap();
+            fresh.consume(LeafIndex(leaf), RatchetKind::Application, 1).unwrap();
+            back.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
+        }
+        back.prepare_leaf(&mut store, 0, 1, LeafIndex(5), &mut buf).unwrap();
+        assert_eq!(
+            back.receiving_key(LeafIndex(5), RatchetKind::Application, 0),
+            Err(crate::secret_tree::SecretTreeError::KeyConsumed)
+        );
     }
 
     /// A cut between storing a split's children and removing the parent

@@ -407,6 +407,49 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
     }
 
+    /// Makes a secret tree that keeps some of its secrets in the store only
+    /// (a pool, `E < N`) ready for `message` (a PrivateMessage of this
+    /// epoch or, kept, the previous one: its sender's path), or for a
+    /// message of ours (`None`). See [`SecretTree::prepare_leaf`]; nothing
+    /// to do for a direct tree, or a pool that holds all its secrets and
+    /// has room for any sender (no sender data decrypted twice).
+    ///
+    /// [`SecretTree::prepare_leaf`]: crate::secret_tree::SecretTree
+    pub(crate) fn prepare_ratchets<S: super::Storage>(
+        &mut self,
+        storage: &mut S,
+        slot: u8,
+        message: Option<&[u8]>,
+        buf: &mut [u8],
+    ) -> Result<(), StoreError> {
+        let (current, prev) = self.ratchet_banks();
+        let Self { state, secret_trees, past, .. } = self;
+        let (tree, past_tree) = secret_trees.both_mut();
+        let Some(message) = message else {
+            if !tree.needs_prepare() {
+                return Ok(());
+            }
+            return tree.prepare_leaf(storage, slot, current, state.private.leaf, buf);
+        };
+        let Some(epoch) = crate::messages::private_message::epoch_of(message) else { return Ok(()) };
+        let (tree, bank, secret) = if epoch == state.epoch {
+            (tree, current, &state.secrets.sender_data_secret)
+        } else {
+            match (past_tree, past.first().and_then(|p| p.record.as_ref()).filter(|p| p.epoch == epoch)) {
+                (Some(t), Some(p)) => (t, prev, &p.sender_data_secret),
+                _ => return Ok(()),
+            }
+        };
+        if !tree.needs_prepare() {
+            return Ok(());
+        }
+        match crate::messages::private_message::sender_of(state.suite, secret, message) {
+            Some(leaf) => tree.prepare_leaf(storage, slot, bank, leaf, buf),
+            // Not decryptable: processing the message says why.
+            None => Ok(()),
+        }
+    }
+
     /// Loads the secret trees named by the epoch part (after its items).
     pub(crate) fn load_ratchets<S: super::Storage>(
         &mut self,

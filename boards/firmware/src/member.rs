@@ -15,18 +15,18 @@ use crate::report::Report;
 /// cases per step (its outcome; its epoch and epoch authenticator) and one
 /// more at the end (the device ends removed from the group).
 #[inline(never)]
-pub fn run<const N: usize, const A: usize, const K: usize, const P: usize>(
+pub fn run<const N: usize, const A: usize, const K: usize, const P: usize, const E: usize>(
     r: &mut Report,
     meter: &Meter,
     scenario: &Scenario<'_>,
-    group: &mut Group<N, A, K, P>,
+    group: &mut Group<N, A, K, P, mls_nostd::crypto::signature::SignaturePrivateKey, E>,
     scratch: &mut [u8],
 ) {
     out!(
         "member: capacity {} leaves, {} members, group state {} bytes, scratch {} bytes, embedded test data {} bytes",
         N,
         scenario.members,
-        core::mem::size_of::<Group<N, A, K, P>>(),
+        core::mem::size_of::<Group<N, A, K, P, mls_nostd::crypto::signature::SignaturePrivateKey, E>>(),
         scratch.len(),
         scenario.data_bytes(),
     );
@@ -79,11 +79,11 @@ fn report_step(r: &mut Report, i: usize, step: &Step<'_>, cost: crate::measure::
 #[cfg(feature = "persist")]
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-pub fn run_with_reboot<const N: usize, const A: usize, const K: usize, const P: usize>(
+pub fn run_with_reboot<const N: usize, const A: usize, const K: usize, const P: usize, const E: usize>(
     r: &mut Report,
     meter: &Meter,
     scenario: &Scenario<'_>,
-    group: &mut Group<N, A, K, P>,
+    group: &mut Group<N, A, K, P, mls_nostd::crypto::signature::SignaturePrivateKey, E>,
     scratch: &mut [u8],
     store: &mut crate::persist::BoardStore,
     resume: Option<crate::persist::Resume>,
@@ -98,7 +98,7 @@ pub fn run_with_reboot<const N: usize, const A: usize, const K: usize, const P: 
                 "member: capacity {} leaves, {} members, group state {} bytes, scratch {} bytes, embedded test data {} bytes",
                 N,
                 scenario.members,
-                core::mem::size_of::<Group<N, A, K, P>>(),
+                core::mem::size_of::<Group<N, A, K, P, mls_nostd::crypto::signature::SignaturePrivateKey, E>>(),
                 scratch.len(),
                 scenario.data_bytes(),
             );
@@ -145,8 +145,8 @@ const SLOT: u8 = 0;
 // sit under every step's stack.
 #[cfg(feature = "persist")]
 #[inline(never)]
-fn load<const N: usize, const A: usize, const K: usize, const P: usize>(
-    group: &mut Group<N, A, K, P>,
+fn load<const N: usize, const A: usize, const K: usize, const P: usize, const E: usize>(
+    group: &mut Group<N, A, K, P, mls_nostd::crypto::signature::SignaturePrivateKey, E>,
     store: &mut crate::persist::BoardStore,
     buf: &mut mls_nostd::store::durable::RecordBuffer,
 ) -> Result<(), mls_nostd::store::StoreError> {

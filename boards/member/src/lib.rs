@@ -87,6 +87,18 @@ pub const fn arena_bytes(leaves: usize) -> usize {
 pub const fn skipped_keys(leaves: usize) -> usize {
     if leaves <= 4 { 2 } else { 16 }
 }
+/// Secrets of the epoch's secret tree a stored device holds at once (the
+/// group's `E`, issue #14): twice the tree's depth, so a sender's path from
+/// the root (depth + 1) and another sender's ratchets fit; its store keeps
+/// the rest and reads a sender's back when it speaks. A direct tree holds
+/// one per leaf (75 bytes each).
+pub const fn secret_entries(leaves: usize) -> usize {
+    let mut depth = 0;
+    while (1usize << depth) < leaves {
+        depth += 1;
+    }
+    if 2 * depth > depth + 1 { 2 * depth } else { depth + 1 }
+}
 /// Bytes of proposals received in one epoch, kept for a Commit: 2 KiB, and
 /// 512 in a group of at most 4 leaves (one Update proposal with its leaf).
 pub const fn proposal_bytes(leaves: usize) -> usize {
@@ -227,7 +239,9 @@ fn merged<'m>(received: Received<'m>, merge: impl FnOnce() -> Result<(), StepErr
     }
 }
 
-impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> DeviceGroup for Group<N, ARENA, K, P> {
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, const E: usize> DeviceGroup
+    for Group<N, ARENA, K, P, SignaturePrivateKey, E>
+{
     fn receive<'m>(&mut self, message: &'m mut [u8]) -> Result<Outcome<'m>, StepError> {
         let received = self.process_message_in_memory(message, &NoPsks, NOW).map_err(StepError::Receive)?;
         merged(received, || self.merge_staged_commit_in_memory().map_err(StepError::Merge))
@@ -254,8 +268,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize> DeviceG
 
 /// A group bound to group `slot` of `storage`: each step goes through
 /// [`Group::stored`]'s [`StoredGroup`](mls_nostd::store::durable::StoredGroup).
-pub struct Stored<'a, S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize> {
-    pub group: &'a mut Group<N, ARENA, K, P>,
+pub struct Stored<'a, S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize, const E: usize> {
+    pub group: &'a mut Group<N, ARENA, K, P, SignaturePrivateKey, E>,
     pub storage: &'a mut S,
     pub slot: u8,
     pub buf: &'a mut RecordBuffer,
@@ -270,7 +284,9 @@ fn durable<E>(op: fn(E) -> StepError) -> impl Fn(DurableError<E>) -> StepError {
     }
 }
 
-impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize> DeviceGroup for Stored<'_, S, N, ARENA, K, P> {
+impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: usize, const E: usize> DeviceGroup
+    for Stored<'_, S, N, ARENA, K, P, E>
+{
     fn receive<'m>(&mut self, message: &'m mut [u8]) -> Result<Outcome<'m>, StepError> {
         let mut g = self.group.stored(self.storage, self.slot, self.buf);
         let received = g.process_message(message, NOW).map_err(durable(StepError::Receive))?;

@@ -32,7 +32,20 @@ const CAPACITY: usize = 64;
 #[cfg(feature = "cap-256")]
 const CAPACITY: usize = 256;
 
+/// The measured member (no store): a secret tree of one slot per leaf.
+#[cfg(not(feature = "reboot"))]
 type DeviceGroup = Group<CAPACITY, { arena_bytes(CAPACITY) }, { skipped_keys(CAPACITY) }, { proposal_bytes(CAPACITY) }>;
+/// The stored member: its secret tree holds `secret_entries` secrets, the
+/// flash store the rest (issue #14).
+#[cfg(feature = "reboot")]
+type DeviceGroup = Group<
+    CAPACITY,
+    { arena_bytes(CAPACITY) },
+    { skipped_keys(CAPACITY) },
+    { proposal_bytes(CAPACITY) },
+    mls_nostd::crypto::signature::SignaturePrivateKey,
+    { board_member::secret_entries(CAPACITY) },
+>;
 
 mod scenario {
     include!(concat!(env!("OUT_DIR"), "/scenario.rs"));

@@ -361,7 +361,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
     ) -> Result<Option<LeafSecrets>, StoreError> {
         let f = self.flags.get(node / 2).copied().unwrap_or(0);
         let (listed, dirty) =
-            if node % 2 == 0 { (f & LEAF_INDEXED != 0, LEAF_DIRTY) } else { (f & PARENT_INDEXED != 0, PARENT_DIRTY) };
+            if node.is_multiple_of(2) { (f & LEAF_INDEXED != 0, LEAF_DIRTY) } else { (f & PARENT_INDEXED != 0, PARENT_DIRTY) };
         // (Changed and not held: consumed, its record to be removed.)
         if !listed || f & dirty != 0 {
             return Ok(None);

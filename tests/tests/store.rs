@@ -481,8 +481,8 @@ type PoolMember = mls_tests::member::MemberOf<16, { 16 * 512 }, 64, 8192, 6>;
 /// back when it speaks (a direct tree would hold 16 slots); after a reload
 /// (no secret read at load) it hears them again, sends, and follows a
 /// Commit sent as a PrivateMessage. A replayed message stays refused.
-#[test]
-fn a_pool_member_hears_every_sender_through_its_store() {
+/// Alice, 11 members she added, and the pool member (13 members, 16 leaves).
+fn pool_group() -> (Member, Vec<Member>, PoolMember) {
     let suite = CipherSuite::X25519Aes128GcmSha256Ed25519;
     let mut alice = Member::new("alice", 21);
     alice.create(suite, b"pool-group", Default::default());
@@ -507,6 +507,45 @@ fn a_pool_member_hears_every_sender_through_its_store() {
         o.receive_commit(&commit);
     }
     dev.join(&welcome.unwrap(), &kp, &keys);
+    (alice, others, dev)
+}
+
+/// In memory (no store to evict to), a pool refuses a sender it has no
+/// room for, with the typed error, and the group is as it was.
+#[test]
+fn a_pool_in_memory_refuses_a_sender_it_has_no_room_for() {
+    let (mut alice, mut others, mut dev) = pool_group();
+    let m = alice.send(b"first");
+    assert_eq!(dev.receive_app(&m).1, b"first");
+    let authenticator = dev.group.epoch_authenticator().to_vec();
+    // Leaf 9 (alice is leaf 0): its path's secret 3 levels up needs 3
+    // entries; 5 of the 6 hold alice's ratchets and her path's siblings.
+    // Leaf 9, then leaf 10 below the same secret: a refusal that had split
+    // it before finding no room would have lost leaf 10's path (refused
+    // then as a consumed key, not for room).
+    for sender in [8, 9, 8] {
+        let mut m = others[sender].send(b"no room");
+        let refused = dev.group.process_message_in_memory(&mut m, &NoPsks, NOW).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                mls_nostd::group::ReceiveError::Protection(
+                    mls_nostd::messages::authenticated_content::ProtectionError::SecretTree(
+                        mls_nostd::secret_tree::SecretTreeError::CapacityExceeded(mls_nostd::Capacity::SecretTreeEntries)
+                    )
+                )
+            ),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(dev.group.epoch_authenticator(), authenticator);
+    let m = alice.send(b"second");
+    assert_eq!(dev.receive_app(&m).1, b"second");
+}
+
+#[test]
+fn a_pool_member_hears_every_sender_through_its_store() {
+    let (mut alice, mut others, mut dev) = pool_group();
     let mut storage = RamStorage::<256, { 256 * 1024 }>::EMPTY;
     let mut b = buf();
     dev.group.save(&mut storage, SLOT, Parts::ALL, &mut b).unwrap();

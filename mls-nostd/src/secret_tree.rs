@@ -1274,6 +1274,23 @@ mod tests {
         assert_ne!(t.next_sending_key(LeafIndex(9), RatchetKind::Handshake), Ok(k.clone()), "a new epoch's keys");
     }
 
+    /// A pool's RAM follows `E`, not `N`: at 1,024 leaves a pool of 20
+    /// secrets (twice the depth) is its entries, their tags and a flag
+    /// byte per leaf; the direct tree is a slot per leaf (75 bytes with
+    /// SHA-256 suites only).
+    #[test]
+    fn a_pools_size_follows_its_entries() {
+        use core::mem::size_of;
+        let fixed = size_of::<SecretTreeMeta>() + 8 * (size_of::<Option<SkippedKey>>() + 1) + 8;
+        let pool = size_of::<SecretTree<1024, 8, 20>>();
+        let direct = size_of::<SecretTree<1024, 8>>();
+        std::println!("secret tree of 1,024 leaves: direct {direct} bytes, a pool of 20 {pool} bytes");
+        // 75 bytes with SHA-256 suites only, more with SHA-384/512 ones.
+        let entry = size_of::<LeafSecrets>();
+        assert!(pool <= 1024 + 20 * (entry + 2) + fixed, "{pool}");
+        assert!(direct >= 1024 * (entry + 1), "{direct}");
+    }
+
     #[test]
     fn one_leaf_tree() {
         let root = Secret::from_slice(&[5; 32]).unwrap();

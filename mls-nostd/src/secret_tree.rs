@@ -221,13 +221,13 @@ pub struct SkippedKey {
 /// (§9.2 deletes a node's secret once its children's are derived), so a
 /// pool's RAM follows the senders heard from in an epoch, not the group's
 /// size (issue #14).
-pub struct Held<'s> {
+pub(crate) struct Held<'s> {
     entries: &'s [LeafSecrets],
     tags: &'s [u16],
 }
 
 /// [`Held`], to change.
-pub struct HeldMut<'s> {
+pub(crate) struct HeldMut<'s> {
     entries: &'s mut [LeafSecrets],
     tags: &'s mut [u16],
 }
@@ -323,7 +323,7 @@ impl HeldMut<'_> {
 
 /// Caller-owned storage of a secret tree.
 pub struct SecretTreeSlots<'s> {
-    /// The secrets held, by slot ([`HeldMut`]).
+    /// The secrets held, by slot (direct, or a pool of tagged entries).
     pub(crate) held: HeldMut<'s>,
     /// Pool of skipped-generation keys, shared by all senders.
     pub skipped: &'s mut [Option<SkippedKey>],
@@ -744,9 +744,9 @@ pub(crate) fn store(slots: &mut SecretTreeSlots<'_>, node: NodeIndex, secret: Se
 /// the secrets of up to `E` slots at once (a group's `E`, by default `N`).
 ///
 /// With `E` at least `N` the tree is direct: a slot per leaf, 75 bytes each
-/// (suites of SHA-256). With fewer, its `S` entries hold the secrets of
-/// the senders heard from in the epoch and of their paths' siblings
-/// ([`Held`]): a sender's first message needs one entry per level of the
+/// (suites of SHA-256). With fewer, its `E` entries hold the secrets of
+/// the senders heard from in the epoch and of their paths' siblings,
+/// each tagged with its slot: a sender's first message needs one entry per level of the
 /// tree between it and the nearest secret held (the root's in a fresh
 /// epoch), so `s` senders spread over a tree of depth `d` need at most
 /// about `s * (1 + d - log2 s)` entries (16 senders of 64 leaves: 48). A
@@ -783,7 +783,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
 }
 
 impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
-    /// The tree is direct: a slot per leaf ([`Held`]).
+    /// The tree is direct: a slot per leaf ([`Held`]'s two forms).
     const DIRECT: bool = E >= N;
     /// A pool's tags name slots in 16 bits.
     const TAGS_FIT: () = assert!(E >= N || N <= 1 << 16, "a secret tree with fewer entries than leaves holds at most 65,536 leaves");

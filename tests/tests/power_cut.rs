@@ -9,8 +9,10 @@
 //! generation, so a key/nonce reuse fails the run. After a final scrub the
 //! raw flash holds none of the secrets deleted on the way.
 //!
-//! CI samples 4,000 cut points evenly (about every third: CI's time budget);
-//! `MLS_POWER_CUT_EXHAUSTIVE=1` runs every one. The count is printed.
+//! CI samples 4,000 cut points evenly (about every third: CI's time budget),
+//! and 1,000 with the device's secret tree a pool of 3 secrets whose store
+//! holds the rest (issue #14); `MLS_POWER_CUT_EXHAUSTIVE=1` runs every one.
+//! The counts are printed.
 use embedded_storage::nor_flash::{ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 use mls_nostd::codec::Decode;
 use mls_nostd::crypto::CipherSuite;
@@ -23,7 +25,7 @@ use mls_nostd::psk::NoPsks;
 use mls_nostd::store::durable::{load_key_package, store_key_package, RecordBuffer};
 use mls_nostd::store::flash::FlashStorage;
 use mls_nostd::store::{recover, Parts, StoreError, MAX_RECORD_LEN};
-use mls_tests::member::{buffers, Member, MemberOf, G, NOW};
+use mls_tests::member::{buffers, Member, MemberOf, NOW};
 
 const PAGE: usize = 4096;
 const REGION_PAGES: usize = 12;
@@ -169,9 +171,11 @@ fn open(flash: FaultFlash) -> Flash {
     }
 }
 
-/// The device: a member whose state lives on the fault-injecting flash.
-struct Device {
-    member: Member,
+/// The device: a member whose state lives on the fault-injecting flash,
+/// its secret tree holding `E` secrets at once (16: one per leaf; fewer: a
+/// pool whose store holds the rest, issue #14).
+struct Device<const E: usize> {
+    member: MemberOf<16, { 16 * 512 }, 64, 8192, E>,
     store: Option<Flash>,
     buf: Box<RecordBuffer>,
     /// Secrets the device deleted (must be gone from flash after a scrub).
@@ -181,7 +185,7 @@ struct Device {
 
 type Op<T> = Result<T, String>;
 
-impl Device {
+impl<const E: usize> Device<E> {
     fn store(&mut self) -> &mut Flash {
         self.store.as_mut().unwrap()
     }
@@ -196,7 +200,7 @@ impl Device {
         flash.reboot();
         let mut store = open(flash);
         recover(&mut store, SLOT, &mut self.buf[..]).unwrap();
-        let mut group = Box::new(G::EMPTY);
+        let mut group = Box::new(mls_nostd::group::Group::EMPTY);
         match group.load(&mut store, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut self.buf) {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(e) => panic!("load after a cut: {e:?}"),
@@ -230,7 +234,7 @@ impl Device {
     }
 }
 
-fn authenticators_agree(a: &Member, b: &Member, device: &Device) {
+fn authenticators_agree<const E: usize>(a: &Member, b: &Member, device: &Device<E>) {
     assert_eq!(device.member.group.epoch(), a.group.epoch());
     assert_eq!(device.member.group.epoch_authenticator(), a.group.epoch_authenticator());
     assert_eq!(b.group.epoch_authenticator(), a.group.epoch_authenticator());
@@ -242,15 +246,16 @@ struct Outcome {
     reboots: u32,
 }
 
-/// The whole scenario with power cut after `cut` flash operations (None: never).
-fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
+/// The whole scenario with power cut after `cut` flash operations (None:
+/// never), the device's secret tree holding `E` secrets.
+fn scenario<const E: usize>(cut: Option<u64>, check_flash: bool) -> Outcome {
     let mut alice = Member::new("alice", 101);
     let mut bob = Member::new("bob", 102);
     // Formatting at first start holds no state; cuts count from there.
     let mut store = open(FaultFlash::new());
     store.flash_mut().budget = cut;
     store.flash_mut().ops = 0;
-    let mut dev = Device { member: Member::new("device", 103), store: Some(store), buf: Box::new([0u8; MAX_RECORD_LEN]), deleted: Vec::new(), reboots: 0 };
+    let mut dev = Device::<E> { member: MemberOf::new("device", 103), store: Some(store), buf: Box::new([0u8; MAX_RECORD_LEN]), deleted: Vec::new(), reboots: 0 };
 
     // 1. The device's KeyPackage: its private keys go to flash.
     let (kp, keys) = dev.member.key_package(SUITE);
@@ -308,9 +313,11 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
         per_op[kind].2 += 1;
     };
     for round in 0..4u8 {
-        // Application messages both ways.
+        // Application messages both ways: from Bob, then Alice (leaves 1
+        // and 0: a secret a cut left above both must not derive the other's
+        // again), and from the device.
         for i in 0..2u8 {
-            let m = bob.send(&[round, i, 1]);
+            let m = if i == 0 { bob.send(&[round, i, 1]) } else { alice.send(&[round, i, 1]) };
             let reboots = dev.reboots;
             let w0 = dev.written();
             loop {
@@ -480,14 +487,16 @@ fn scenario(cut: Option<u64>, check_flash: bool) -> Outcome {
 /// Cut points CI runs, spread evenly over the run's operations.
 const CI_SAMPLES: u64 = 4_000;
 
-#[test]
-fn power_cut_at_every_write_and_erase() {
-    let full = scenario(None, true);
+/// Cuts power at `samples` points spread evenly over the scenario's flash
+/// operations (every point with `MLS_POWER_CUT_EXHAUSTIVE`, `n` with
+/// `MLS_POWER_CUT_SAMPLES=n`), the device's secret tree holding `E` secrets.
+fn cut_everywhere<const E: usize>(label: &str, samples: u64) {
+    let full = scenario::<E>(None, true);
     let points = full.ops;
     let exhaustive = std::env::var_os("MLS_POWER_CUT_EXHAUSTIVE").is_some();
     // MLS_POWER_CUT_SAMPLES=n overrides the sample count (for quick local runs).
-    let samples = std::env::var("MLS_POWER_CUT_SAMPLES").ok().and_then(|v| v.parse().ok());
-    let target = if exhaustive { points } else { samples.unwrap_or(CI_SAMPLES).min(points) };
+    let chosen = std::env::var("MLS_POWER_CUT_SAMPLES").ok().and_then(|v| v.parse().ok());
+    let target = if exhaustive { points } else { chosen.unwrap_or(samples).min(points) };
 
     // Cut points split over two threads (CI has 2 cores).
     // Evenly spread over every operation of the run.
@@ -499,7 +508,7 @@ fn power_cut_at_every_write_and_erase() {
                 scope.spawn(move || {
                     let mut reboots = 0u64;
                     for (i, cut) in chunk.iter().enumerate() {
-                        reboots += u64::from(scenario(Some(*cut), i % 500 == 0).reboots);
+                        reboots += u64::from(scenario::<E>(Some(*cut), i % 500 == 0).reboots);
                     }
                     (chunk.len() as u64, reboots)
                 })
@@ -508,12 +517,30 @@ fn power_cut_at_every_write_and_erase() {
         workers.into_iter().map(|w| w.join().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
     });
     println!(
-        "power cut at {ran} of {points} flash operations (word writes and page erases; exhaustive: {exhaustive}); \
+        "{label}: power cut at {ran} of {points} flash operations (word writes and page erases; exhaustive: {exhaustive}); \
          {reboots} reboots; uncut run wrote {} bytes",
         full.bytes_written
     );
     assert_eq!(ran, target);
-    assert!(samples.is_some() || ran >= CI_SAMPLES || ran == points, "too few cut points: {ran}");
+    assert!(chosen.is_some() || ran >= samples || ran == points, "too few cut points: {ran}");
+}
+
+#[test]
+fn power_cut_at_every_write_and_erase() {
+    cut_everywhere::<16>("secret tree of one slot per leaf", CI_SAMPLES);
+}
+
+/// Cut points CI runs with a pool of secrets (the same scenario).
+const CI_POOL_SAMPLES: u64 = 1_000;
+
+/// The device's secret tree a pool of 3 secrets in a tree of 4 leaves (the
+/// least that works: a path from the root and the leaf): every epoch's
+/// messages evict secrets its store holds and read them back, and a load
+/// after a cut reads only the index and settles in the store what a cut
+/// left of a split. A replayed or reused key fails the run as above.
+#[test]
+fn power_cut_with_a_pool_of_secrets() {
+    cut_everywhere::<3>("secret tree of a pool of 3", CI_POOL_SAMPLES);
 }
 
 type M64 = MemberOf<64, { 64 * 512 }, 64, 8192>;

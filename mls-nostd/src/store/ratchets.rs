@@ -895,6 +895,47 @@ mod tests {
         );
     }
 
+    /// Why a pool's load settles a cut parent: the save of leaf 5's first
+    /// message in a fresh tree of 8 is cut after leaf 4's record (node 8),
+    /// so the store holds the root and that record only. After the reboot
+    /// leaf 4 speaks (its record, then ratchets, are found first), then
+    /// leaf 5's message comes again (its consumption was never stored, so
+    /// it is read). Derived from the root as the store left it, leaf 5's
+    /// path would put a fresh secret in leaf 4's place and take leaf 4's
+    /// used generation again; settled at load, it does not.
+    #[test]
+    fn a_pool_never_derives_a_stored_leaf_again_from_a_cut_parent() {
+        let mut store = Counting::default();
+        let mut buf = std::vec![0u8; super::super::MAX_RECORD_LEN];
+        let mut t = pool::<8, 4>(8, 5);
+        t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
+        let root = node_key(0, 0, 7).unwrap();
+        let root_record = store.records[&root].clone();
+        receive(&mut t, 5, 0);
+        t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
+        // The cut: only leaf 4's record and the index were written.
+        store.records.insert(root, root_record);
+        for node in [3, 10, 13] {
+            store.records.remove(&node_key(0, 0, node).unwrap());
+        }
+        let mut back = std::boxed::Box::new(SecretTree::<8, 8, 4>::EMPTY);
+        back.load_records(&mut store, 0, 0, SUITE, 8, SecretTreeConfig::default(), t.meta.tag, true, &mut buf).unwrap();
+        let mut fresh = tree::<8>(8, 5);
+        let mut hear = |back: &mut SecretTree<8, 8, 4>, store: &mut Counting, leaf: u32, g: u32| {
+            back.prepare_leaf(store, 0, 0, LeafIndex(leaf), &mut buf).unwrap();
+            let k = back.receiving_key(LeafIndex(leaf), RatchetKind::Application, g);
+            if k.is_ok() {
+                back.consume(LeafIndex(leaf), RatchetKind::Application, g).unwrap();
+                back.save_records(store, 0, 0, Records::All, &mut buf).unwrap();
+            }
+            k
+        };
+        assert_eq!(hear(&mut back, &mut store, 4, 0), Ok(receive(&mut fresh, 4, 0)));
+        assert_eq!(hear(&mut back, &mut store, 5, 0), Ok(receive(&mut fresh, 5, 0)));
+        assert_eq!(hear(&mut back, &mut store, 4, 0), Err(crate::secret_tree::SecretTreeError::KeyConsumed), "leaf 4's used key");
+        assert_eq!(hear(&mut back, &mut store, 4, 1), Ok(receive(&mut fresh, 4, 1)));
+    }
+
     /// A cut between storing a split's children and removing the parent
     /// leaves both: loading derives what is missing from the parent, keeps
     /// what is stored below it (a leaf that ratcheted on), and drops it.

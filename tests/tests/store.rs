@@ -601,6 +601,20 @@ fn a_pool_member_hears_every_sender_through_its_store() {
     receive(&mut dev, &mut storage, &commit).unwrap();
     alice.receive_commit(&commit);
     assert_eq!(dev.group.epoch_authenticator(), alice.group.epoch_authenticator());
+    // A late message of the ended epoch: read with the previous epoch's
+    // tree (a pool too) where one is kept, else refused.
+    let late = others[7].send(b"late");
+    let read = receive(&mut dev, &mut storage, &late);
+    if mls_nostd::group::PAST_EPOCHS_KEPT > 0 {
+        assert_eq!(read.unwrap(), b"late");
+    } else {
+        assert!(read.is_err(), "no past epoch kept: a late message is refused");
+    }
+    for (i, o) in others.iter_mut().enumerate() {
+        if i != 4 {
+            o.receive_commit(&commit);
+        }
+    }
     let m = others[7].send(b"next epoch");
     assert_eq!(receive(&mut dev, &mut storage, &m).unwrap(), b"next epoch");
 }

@@ -467,7 +467,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
     fn settle_in_store<S: Storage>(&mut self, storage: &mut S, slot: u8, bank: u8, buf: &mut [u8]) -> Result<(), StoreError> {
         let n_leaves = self.meta.n_leaves;
         let levels = n_leaves.trailing_zeros();
-        let width = (n_leaves as usize) * 2 - 1;
+        let width = width_and_chunks(n_leaves).0;
         for k in 1..=levels {
             let (start, step) = ((1usize << k) - 1, 1usize << (k + 1));
             for p in (start..width).step_by(step) {

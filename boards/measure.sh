@@ -32,6 +32,11 @@
 # and the floors are those of the scenario's suite. The budget of
 # --footprint is suite 3's: --footprint takes no other suite.
 #
+# A capacity `N+store` (e.g. 64+store) measures the member that keeps its
+# group in the flash store (feature reboot: what a device runs, every step
+# saved, then a reboot and a reload), with the store's code in its flash and
+# the store's buffers in its RAM; its footprint line says `cap-N+store`.
+#
 # Usage: boards/measure.sh [--footprint] [--suite 3|2|2+3] [capacity...]   (default: 8 64 256)
 # Needs qemu-system-arm, arm-none-eabi-size/-nm and python3.
 set -euo pipefail
@@ -98,10 +103,19 @@ if [ "$mode" = full ]; then
     run "cap-8,primitives" "$work/primitives.txt"
 fi
 for cap in "${caps[@]}"; do
-    MLS_NOSTD_MAX_TREE_DEPTH=$(tree_depth "$cap")
+    # `64+store`: the member keeps its group in the flash store, as a device
+    # does (feature reboot: every step saved, then a reboot and a reload).
+    leaves=${cap%+store}
+    case "$cap" in
+        *[!0-9]*) [ "$cap" = "$leaves+store" ] && [ -n "$leaves" ] && [ -z "${leaves//[0-9]/}" ] \
+            || { echo "capacity: expected N or N+store, got '$cap'" >&2; exit 2; }
+            features="cap-$leaves,reboot" ;;
+        *) features="cap-$cap" ;;
+    esac
+    MLS_NOSTD_MAX_TREE_DEPTH=$(tree_depth "$leaves")
     export MLS_NOSTD_MAX_TREE_DEPTH
     echo "capacity $cap (tree depth $MLS_NOSTD_MAX_TREE_DEPTH) ..." >&2
-    run "cap-$cap" "$work/run-$cap.txt"
+    run "$features" "$work/run-$cap.txt"
     arm-none-eabi-size -A "$elf" >"$work/size-$cap.txt"
     arm-none-eabi-nm -S --size-sort "$elf" >"$work/nm-$cap.txt"
     arm-none-eabi-nm -S -C --size-sort "$elf" >"$work/nmc-$cap.txt"

@@ -99,6 +99,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         consumed: Option<HashValue>,
         buf: &mut RecordBuffer,
     ) -> Result<(), StoreError> {
+        let () = Self::RECORDS_HOLD_ITEMS;
         let result = self.save_inner(storage, slot, parts, consumed, buf);
         // The buffer held plaintext records (secrets): none stays behind.
         zeroize::Zeroize::zeroize(buf);
@@ -213,6 +214,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         identity: &'static dyn crate::identity::IdentityProvider,
         buf: &mut RecordBuffer,
     ) -> Result<(), StoreError> {
+        let () = Self::RECORDS_HOLD_ITEMS;
         let result = self.load_inner(storage, slot, identity, buf);
         // The buffer held plaintext records (secrets): none stays behind.
         zeroize::Zeroize::zeroize(buf);
@@ -261,7 +263,7 @@ fn key_package_ref(key_package: &[u8]) -> Result<HashValue, JoinError> {
 /// (private keys in their stored form, which may be a secure element's
 /// handle; each length prefix at most 2 bytes; `signer` is the signer's
 /// [`Signer::stored_form`], at most a private key).
-const KP_RECORD_LEN: usize = 2
+pub(crate) const KP_RECORD_LEN: usize = 2
     + 4 * 2
     + crate::crypto::MAX_HASH_LEN
     + 2 * crate::crypto::hpke::KEM_PRIVATE_STORED_LEN

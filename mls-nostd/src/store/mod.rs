@@ -52,7 +52,7 @@ mod snapshot;
 mod tree_records;
 
 pub use ram::RamStorage;
-pub use records::{Head, MAX_RECORD_LEN, PartInfo};
+pub use records::{Head, MAX_RECORD_LEN, MIN_RECORD_LEN, PartInfo};
 pub(crate) use records::ItemSink;
 
 use crate::capacity::Capacity;

@@ -12,7 +12,7 @@ use core::cell::{Cell, OnceCell, RefCell};
 pub const MAX_EXTERNAL_PSKS: u8 = 16;
 /// Longest PSK ID kept.
 pub const MAX_PSK_ID_LEN: usize = 64;
-const RECORD_LEN: usize = 2 + MAX_PSK_ID_LEN + 1 + 64;
+pub(crate) const RECORD_LEN: usize = 2 + MAX_PSK_ID_LEN + 1 + 64;
 
 const fn psk_key(n: u8) -> RecordKey {
     u32::from_be_bytes([KIND_PSK, 0, 0, n])

@@ -52,6 +52,15 @@ const CHECK_LEN: usize = 8;
 /// `tag || n_leaves || chunk || pool entries` before an index chunk's bits.
 const INDEX_HEAD: usize = 8 + 4 + 2 + 2;
 
+/// The longest record of a secret tree of `n_leaves` leaves: an index chunk
+/// of its nodes, or a leaf's two ratchets (the longest node record).
+pub(crate) const fn longest_record(n_leaves: usize) -> usize {
+    let width = n_leaves.saturating_mul(2).saturating_sub(1);
+    let bits = if width.div_ceil(8) < CHUNK_BYTES { width.div_ceil(8) } else { CHUNK_BYTES };
+    let ratchet = 2 + crate::crypto::MAX_HASH_LEN + 4;
+    crate::crypto::max(INDEX_HEAD + bits, 8 + 4 + 1 + 2 * ratchet) + CHECK_LEN
+}
+
 fn node_key(slot: u8, bank: u8, node: usize) -> Result<RecordKey, StoreError> {
     let [a, b] = u16::try_from(node).map_err(|_| StoreError::CapacityExceeded(Capacity::Leaves))?.to_be_bytes();
     Ok(u32::from_be_bytes([KIND_TREE_NODE + (bank & 1), slot, a, b]))

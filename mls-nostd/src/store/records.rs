@@ -12,8 +12,68 @@ use crate::codec::{CodecError, Reader, Writer};
 use crate::crypto::{HashValue, Hasher};
 
 /// Longest record this format writes (an item at most this minus 2 bytes).
-/// Fits one item of `sequential-storage` on 4 KiB flash pages.
-pub const MAX_RECORD_LEN: usize = 3072;
+/// A store's [`RecordBuffer`](super::durable::RecordBuffer), the flash
+/// store's work buffer and its scrub's copy are each this long. Set at build
+/// time by `MLS_NOSTD_MAX_RECORD_LEN` (a decimal number; the default, 3,072,
+/// fits one item of `sequential-storage` on 4 KiB flash pages): a firmware
+/// whose capacities are small sets it lower (the boards set 1,024: 6 KiB
+/// less RAM, issue #14). Every item whose length this build's capacities
+/// bound must fit: a [`Group`](crate::group::Group) whose capacity `N`
+/// needs longer records does not save or load (it does not compile), and no
+/// build takes less than [`MIN_RECORD_LEN`]. What the capacities do not
+/// bound is checked when saved ([`Capacity::RecordLen`], the store
+/// unchanged): a LeafNode (its credential and extensions) and a parent's
+/// list of unmerged leaves (4 bytes a leaf) each take one record, with 12
+/// bytes more when a staged Commit changed it. A store is read by builds
+/// of the same record length or a longer one (a shorter one refuses its
+/// longer records: [`StorageError::TooLarge`]).
+pub const MAX_RECORD_LEN: usize = {
+    let n = crate::capacity::from_build_env(option_env!("MLS_NOSTD_MAX_RECORD_LEN"), 3072);
+    assert!(n >= MIN_RECORD_LEN, "MLS_NOSTD_MAX_RECORD_LEN is below store::MIN_RECORD_LEN, the longest record every group writes");
+    assert!(n <= u16::MAX as usize, "MLS_NOSTD_MAX_RECORD_LEN: an item's length is a u16");
+    n
+};
+
+/// The longest record of this build that no group's capacity bounds: the
+/// head, a KeyPackage's private keys, an external PSK, the tree table item
+/// and the state items of a one-leaf group. (A group of `N` leaves needs
+/// [`Group::LONGEST_RECORD`] more for its path keys and its secret tree's
+/// index.)
+pub const MIN_RECORD_LEN: usize = {
+    let fixed = crate::crypto::max(crate::crypto::max(HEAD_LEN, super::durable::KP_RECORD_LEN), super::psks::RECORD_LEN);
+    crate::crypto::max(fixed, longest_record(1))
+};
+
+/// The longest record a group of `n_leaves` leaves writes whose length this
+/// build's capacities bound: an item of its parts (with its 2-byte length)
+/// or a record of its secret tree.
+pub(crate) const fn longest_record(n_leaves: usize) -> usize {
+    crate::crypto::max(super::snapshot::longest_item(tree_levels(n_leaves)) + 2, super::ratchets::longest_record(n_leaves))
+}
+
+/// Levels of a tree of `n` leaves: its direct paths' length at most.
+const fn tree_levels(n: usize) -> usize {
+    let mut levels = 0;
+    while levels < usize::BITS as usize && (1usize << levels) < n {
+        levels += 1;
+    }
+    levels
+}
+
+impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: crate::crypto::signer::Signer, const E: usize>
+    crate::group::Group<N, ARENA, K, P, Sig, E>
+{
+    /// The longest record this group's capacity lets it write (see
+    /// [`MAX_RECORD_LEN`]).
+    pub const LONGEST_RECORD: usize = longest_record(N);
+
+    /// [`MAX_RECORD_LEN`] holds [`Self::LONGEST_RECORD`]: evaluated (at
+    /// compile time) by every save and load.
+    pub(crate) const RECORDS_HOLD_ITEMS: () = assert!(
+        Self::LONGEST_RECORD <= MAX_RECORD_LEN,
+        "MLS_NOSTD_MAX_RECORD_LEN is too short for this group's capacity N (see Group::LONGEST_RECORD)"
+    );
+}
 
 const HEAD_MAGIC: [u8; 4] = *b"MLSh";
 /// The format version written; others are refused with `WrongVersion`.

@@ -46,8 +46,75 @@ const T_TREES: u8 = 16;
 /// ([`super::tree_records`]).
 pub(crate) const T_TREE_TABLE: u8 = 17;
 
-/// Proposal-store bytes per item.
-const PROPOSAL_CHUNK: usize = 2048;
+/// Proposal-store bytes per item: a record's, less the item's length and tag.
+const PROPOSAL_CHUNK: usize = if super::MAX_RECORD_LEN - 3 < 2048 { super::MAX_RECORD_LEN - 3 } else { 2048 };
+
+/// Bytes of an opaque of at most `n` bytes: its varint length (§2.1.2) and body.
+const fn opaque(n: usize) -> usize {
+    n + if n < 64 {
+        1
+    } else if n < 16384 {
+        2
+    } else {
+        4
+    }
+}
+
+/// The longest item (without its length) of the epoch, proposals and staged
+/// parts of a group whose private path holds `levels` keys: the items
+/// [`Group::save_part`] writes, each at the longest this build's capacities
+/// allow, but a staged tree node's (not bounded by them: see
+/// [`super::MAX_RECORD_LEN`]) and the proposals' (chunked by the record).
+/// The group's signer counts at an in-memory key's length
+/// ([`SIGNATURE_PRIVATE_LEN`]; a longer stored form is checked when saved).
+///
+/// [`SIGNATURE_PRIVATE_LEN`]: crate::crypto::signature::SIGNATURE_PRIVATE_LEN
+pub(crate) const fn longest_item(levels: usize) -> usize {
+    use crate::crypto::max;
+    use crate::crypto::signature::SIGNATURE_PUBLIC_LEN;
+    use crate::group::{DEPARTED_KEYS, MAX_GROUP_CONTEXT_LEN, MAX_GROUP_EXTENSIONS_LEN, MAX_GROUP_ID_LEN, PAST_EPOCHS_KEPT, STAGED_PSK_BYTES};
+    let hash = opaque(crate::crypto::MAX_HASH_LEN);
+    let staged_header = 1 + state_len(levels, true) + 4 + hash;
+    let extensions = 1 + MAX_GROUP_EXTENSIONS_LEN;
+    let reinit = 1 + 8 + opaque(MAX_GROUP_ID_LEN) + 4 + opaque(MAX_GROUP_EXTENSIONS_LEN);
+    let prev = if PAST_EPOCHS_KEPT > 0 { 1 + 8 + hash + MAX_GROUP_CONTEXT_LEN } else { 0 };
+    let departed = 2 + DEPARTED_KEYS * (4 + opaque(SIGNATURE_PUBLIC_LEN));
+    let staged_info = 1 + 4 + 8 + 4 * 4 + 1 + 4 + opaque(STAGED_PSK_BYTES);
+    // A resumption PSK, the secret trees' sizes and tags, the update key.
+    let small = max(max(1 + 8 + hash, 1 + 2 * 12), 1 + KEM_PRIVATE_STORED_LEN);
+    let table = super::tree_records::TABLE_ITEM_LEN;
+    max(
+        max(max(header_item_len(levels), staged_header), max(extensions, reinit)),
+        max(max(prev, departed), max(staged_info, max(small, table))),
+    )
+}
+
+/// [`write_state`]'s output at most, with `levels` path keys: suite, group
+/// ID, epoch, three hashes, nine secrets (the encryption secret empty
+/// unless `with_encryption`), our leaf and its key, the path's keys.
+const fn state_len(levels: usize, with_encryption: bool) -> usize {
+    let hash = opaque(crate::crypto::MAX_HASH_LEN);
+    let levels = if levels < crate::ratchet_tree::tree::MAX_DEPTH { levels } else { crate::ratchet_tree::tree::MAX_DEPTH };
+    2 + opaque(crate::group::MAX_GROUP_ID_LEN)
+        + 8
+        + 3 * hash
+        + 8 * hash
+        + if with_encryption { hash } else { 1 }
+        + 4
+        + opaque(KEM_PRIVATE_STORED_LEN)
+        + 1
+        + levels * (4 + opaque(crate::crypto::hpke::KEM_PRIVATE_LEN))
+}
+
+/// The epoch part's header item ([`Group::save_part`]) at most: tag, the
+/// state, the signer (at [`SIGNATURE_PRIVATE_LEN`]), removed, the secret
+/// tree's configuration, the tree's size and hash.
+///
+/// [`SIGNATURE_PRIVATE_LEN`]: crate::crypto::signature::SIGNATURE_PRIVATE_LEN
+const fn header_item_len(levels: usize) -> usize {
+    let signer = opaque(crate::crypto::signature::SIGNATURE_PRIVATE_LEN);
+    1 + state_len(levels, false) + signer + 1 + 4 + 8 + 4 + opaque(crate::crypto::MAX_HASH_LEN)
+}
 
 fn write_secret(w: &mut Writer<'_>, s: &Secret) -> Result<(), CodecError> {
     w.write_opaque(s.as_bytes())
@@ -820,5 +887,88 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::credential::Credential;
+    use crate::group::{MAX_GROUP_ID_LEN, SigningIdentity};
+    use crate::leaf_node::Lifetime;
+    use crate::crypto::signature::SignaturePrivateKey;
+    use crate::store::ram::RamStorage;
+    use crate::store::{MAX_RECORD_LEN, Storage, StorageError};
+    use std::boxed::Box;
+    use std::vec::Vec;
+
+    const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    type G = Group<64, 16384, 8, 1024>;
+
+    /// Each item's tag and length.
+    #[derive(Default)]
+    struct Lengths(Vec<(u8, usize)>);
+
+    impl ItemSink for Lengths {
+        fn item(&mut self, f: &dyn Fn(&mut Writer<'_>) -> Result<(), CodecError>) -> Result<(), StoreError> {
+            let mut counter = Writer::counter();
+            f(&mut counter)?;
+            let mut buf = std::vec![0u8; counter.len()];
+            f(&mut Writer::new(&mut buf))?;
+            self.0.push((buf[0], buf.len()));
+            Ok(())
+        }
+    }
+
+    fn rng() -> impl rand_core::CryptoRng {
+        rand_core::UnwrapErr(getrandom::SysRng)
+    }
+
+    /// A group as long as the bound counts every field of its header: the
+    /// longest group ID, a key at each of its 64-leaf tree's 6 levels.
+    #[test]
+    fn a_full_header_item_is_as_long_as_its_bound() {
+        let (key, _) = SignaturePrivateKey::generate(SUITE, &mut rng());
+        let id = SigningIdentity::new(SUITE, Credential::Basic { identity: b"a" }, &key, Lifetime { not_before: 0, not_after: u64::MAX });
+        let group_id = [7u8; MAX_GROUP_ID_LEN];
+        let mut g = Box::new(G::EMPTY);
+        g.create(&id.create_params(&group_id), &key, &mut rng()).unwrap();
+        // Leaf 0's direct path in a 64-leaf tree: nodes 1, 3, 7, 15, 31, 63.
+        for level in 1..=6u32 {
+            g.state.private.set_path_secret(SUITE, NodeIndex((1 << level) - 1), &[level as u8; 32]).unwrap();
+        }
+        assert_eq!(g.state.private.path_keys().count(), 6);
+        // Epoch 0's confirmed transcript hash is empty (§8.2); a later one's is not.
+        g.state.confirmed_transcript_hash = HashValue::from_slice(&[1; 32]).unwrap();
+        let mut items = Lengths::default();
+        g.save_part(Part::Epoch, &mut items).unwrap();
+        let headers: Vec<usize> = items.0.iter().filter(|(t, _)| *t == T_HEADER).map(|(_, n)| *n).collect();
+        assert_eq!(headers, [header_item_len(6)]);
+        assert!(longest_item(6) >= header_item_len(6));
+        assert!(G::LONGEST_RECORD <= MAX_RECORD_LEN);
+    }
+
+    /// A LeafNode longer than a record: the save refuses it by name and the
+    /// store holds nothing (no head: the group was never stored).
+    #[test]
+    fn a_leaf_longer_than_a_record_is_refused_and_nothing_is_stored() {
+        let (key, _) = SignaturePrivateKey::generate(SUITE, &mut rng());
+        let name = std::vec![b'x'; MAX_RECORD_LEN];
+        let id = SigningIdentity::new(SUITE, Credential::Basic { identity: &name }, &key, Lifetime { not_before: 0, not_after: u64::MAX });
+        let mut storage = RamStorage::<64, { 64 * 1024 }>::EMPTY;
+        let mut record = [0u8; MAX_RECORD_LEN];
+        let mut g = Box::new(G::EMPTY);
+        let err = g.stored(&mut storage, 0, &mut record).create(&id.create_params(b"g"), &key, &mut rng()).unwrap_err();
+        assert!(
+            matches!(err, crate::store::durable::DurableError::Store(StoreError::CapacityExceeded(Capacity::RecordLen))),
+            "{err:?}"
+        );
+        let mut buf = [0u8; MAX_RECORD_LEN];
+        assert_eq!(storage.read(super::super::head_key(0), &mut buf).map(|r| r.is_some()), Ok::<bool, StorageError>(false));
+        // A name that fits is stored.
+        let id = SigningIdentity::new(SUITE, Credential::Basic { identity: &name[..1000] }, &key, Lifetime { not_before: 0, not_after: u64::MAX });
+        let mut g = Box::new(G::EMPTY);
+        g.stored(&mut storage, 0, &mut record).create(&id.create_params(b"g"), &key, &mut rng()).unwrap();
     }
 }

@@ -48,6 +48,8 @@ fn node_key(slot: u8, bits: u8, x: NodeIndex) -> Result<RecordKey, StoreError> {
 
 /// Nodes per table item (2 bits each: 128 bytes, built on the stack).
 const TABLE_CHUNK_NODES: usize = 512;
+/// A table item's length: tag, first node, the nodes' bits.
+pub(crate) const TABLE_ITEM_LEN: usize = 1 + 4 + TABLE_CHUNK_NODES / 4;
 
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Node `x` of the epoch's tree (before a staged Commit) is not blank.
@@ -157,7 +159,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             let t = self.tree.slices();
             let len = {
                 let mut w = Writer::new(buf);
-                t.write_node(x, true, &mut w)?;
+                // A LeafNode or an unmerged list longer than a record.
+                t.write_node(x, true, &mut w).map_err(|e| match e {
+                    CodecError::BufferTooSmall { .. } => StoreError::CapacityExceeded(Capacity::RecordLen),
+                    e => e.into(),
+                })?;
                 w.len()
             };
             let record = buf.get(..len).ok_or(StoreError::BufferTooSmall { needed: len })?;

@@ -37,7 +37,7 @@ pub const MAX_RECORD_LEN: usize = {
 /// The longest record of this build that no group's capacity bounds: the
 /// head, a KeyPackage's private keys, an external PSK, the tree table item
 /// and the state items of a one-leaf group. (A group of `N` leaves needs
-/// [`Group::LONGEST_RECORD`] more for its path keys and its secret tree's
+/// [`Group::LONGEST_RECORD`](crate::group::Group::LONGEST_RECORD) more for its path keys and its secret tree's
 /// index.)
 pub const MIN_RECORD_LEN: usize = {
     let fixed = crate::crypto::max(crate::crypto::max(HEAD_LEN, super::durable::KP_RECORD_LEN), super::psks::RECORD_LEN);

@@ -246,6 +246,19 @@ fn entry_of(entries: &[LeafSecrets], tags: &[u16], i: usize) -> Option<usize> {
 }
 
 impl<'s> Held<'s> {
+    /// The view of `entries` tagged by `tags` (by slot if `direct`).
+    fn of(entries: &'s [LeafSecrets], tags: &'s [u16], direct: bool) -> Self {
+        Self { entries, tags: if direct { &[] } else { tags } }
+    }
+
+    /// Entries free for new secrets (a direct tree has one for every slot).
+    fn free(&self) -> usize {
+        if self.tags.is_empty() {
+            return usize::MAX;
+        }
+        self.entries.iter().filter(|e| matches!(e, LeafSecrets::Empty)).count()
+    }
+
     /// Slot `i`'s secrets ([`LeafSecrets::Empty`] if none).
     pub(crate) fn get(&self, i: usize) -> &'s LeafSecrets {
         entry_of(self.entries, self.tags, i).and_then(|e| self.entries.get(e)).unwrap_or(&EMPTY_SLOT)
@@ -271,7 +284,12 @@ impl<'s> Held<'s> {
     }
 }
 
-impl HeldMut<'_> {
+impl<'s> HeldMut<'s> {
+    /// [`Held::of`], to change.
+    fn of(entries: &'s mut [LeafSecrets], tags: &'s mut [u16], direct: bool) -> Self {
+        Self { entries, tags: if direct { &mut [] } else { tags } }
+    }
+
     pub(crate) fn as_ref(&self) -> Held<'_> {
         Held { entries: self.entries, tags: self.tags }
     }
@@ -280,14 +298,6 @@ impl HeldMut<'_> {
     fn get_mut(&mut self, i: usize) -> Option<&mut LeafSecrets> {
         let e = entry_of(self.entries, self.tags, i)?;
         self.entries.get_mut(e).filter(|l| !matches!(l, LeafSecrets::Empty))
-    }
-
-    /// Entries free for new secrets (a direct tree has one for every slot).
-    fn free(&self) -> usize {
-        if self.tags.is_empty() {
-            return usize::MAX;
-        }
-        self.entries.iter().filter(|e| matches!(e, LeafSecrets::Empty)).count()
     }
 
     /// Puts `value` in slot `i`, replacing (and wiping) what it held.
@@ -640,7 +650,7 @@ impl SecretTreeMeta {
         let held = core::iter::successors(tree_math::parent(target, n_leaves), |p| tree_math::parent(*p, n_leaves))
             .find(|n| parent_secret(&slots.held.as_ref(), *n).is_some());
         if let Some(holder) = held
-            && slots.held.free() < tree_math::level(holder) as usize
+            && slots.held.as_ref().free() < tree_math::level(holder) as usize
         {
             return Err(SecretTreeError::CapacityExceeded(Capacity::SecretTreeEntries));
         }
@@ -790,12 +800,12 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
 
     /// The secrets held, by slot.
     pub(crate) fn held(&self) -> Held<'_> {
-        Held { entries: &self.entries, tags: if Self::DIRECT { &[] } else { &self.tags } }
+        Held::of(&self.entries, &self.tags, Self::DIRECT)
     }
 
     /// The secrets held, by slot, beside the flags to change.
     pub(crate) fn held_and_flags(&mut self) -> (Held<'_>, &mut [u8]) {
-        (Held { entries: &self.entries, tags: if Self::DIRECT { &[] } else { &self.tags } }, &mut self.flags)
+        (Held::of(&self.entries, &self.tags, Self::DIRECT), &mut self.flags)
     }
 
     /// The tree holds fewer entries than it has slots.
@@ -806,9 +816,9 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
     /// A store must make room (and read secrets back) before a message of
     /// this tree: a pool that evicted secrets, or has fewer free entries
     /// than a sender's first message from the root may need.
-    pub(crate) fn needs_prepare(&mut self) -> bool {
+    pub(crate) fn needs_prepare(&self) -> bool {
         let depth = self.meta.n_leaves.trailing_zeros() as usize;
-        !Self::DIRECT && (self.meta.evicted || self.held_mut().free() < depth)
+        !Self::DIRECT && (self.meta.evicted || self.held().free() < depth)
     }
 
     /// `node`'s secrets are held (not only stored).
@@ -828,7 +838,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         if Self::DIRECT {
             return true;
         }
-        let mut free = self.held_mut().free();
+        let mut free = self.held().free();
         for e in 0..E {
             if free >= need {
                 break;
@@ -865,7 +875,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
 
     /// The secrets held, by slot, to change.
     pub(crate) fn held_mut(&mut self) -> HeldMut<'_> {
-        HeldMut { entries: &mut self.entries, tags: if Self::DIRECT { &mut [] } else { &mut self.tags } }
+        HeldMut::of(&mut self.entries, &mut self.tags, Self::DIRECT)
     }
 
     /// A tree of `n_leaves` leaves rooted at `encryption_secret`. On small
@@ -952,7 +962,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         (
             &mut self.meta,
             SecretTreeSlots {
-                held: HeldMut { entries: &mut self.entries, tags: if Self::DIRECT { &mut [] } else { &mut self.tags } },
+                held: HeldMut::of(&mut self.entries, &mut self.tags, Self::DIRECT),
                 skipped: &mut self.skipped,
                 flags: &mut self.flags,
                 skipped_dirty: &mut self.skipped_dirty,

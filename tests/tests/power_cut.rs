@@ -678,6 +678,49 @@ fn flash_bytes_per_operation_64_members() {
     assert!(commit_received <= 4096, "a Commit received wrote {commit_received} bytes, more than 4 KiB");
 }
 
+/// A scrub moves any number of records: 40 written, 14 replaced and 8
+/// removed, through passes of 4 keys; each live record keeps its newest
+/// value, the removed ones stay removed, and neither a replaced value nor a
+/// removed one is left in flash. (It refused with `Full` any store of more
+/// live records than `KEYS`: a 256-leaf group on the boards.)
+#[test]
+fn a_scrub_moves_more_records_than_a_pass_holds() {
+    use mls_nostd::store::Storage;
+    let value = |key: u32, version: u8| format!("record {key:08x} version {version}").into_bytes();
+    let half = (REGION_PAGES * PAGE) as u32;
+    let mut store = FlashStorage::<FaultFlash, 4>::open(FaultFlash::new(), 0..half, half..2 * half, u32::MAX).unwrap();
+    // Written out of key order: a pass sorts what it gathers.
+    let keys: Vec<u32> = (0..40).map(|i| (i * 17) % 40).collect();
+    for &k in &keys {
+        store.write(k, &value(k, 0)).unwrap();
+    }
+    for &k in keys.iter().filter(|k| *k % 3 == 0) {
+        store.write(k, &value(k, 1)).unwrap();
+    }
+    for &k in keys.iter().filter(|k| *k % 5 == 0) {
+        store.remove(k).unwrap();
+    }
+    store.scrub().unwrap();
+    let image = store.flash().mem.clone();
+    let in_flash = |v: &[u8]| image.windows(v.len()).any(|w| w == v);
+    let mut buf = [0u8; MAX_RECORD_LEN];
+    let (mut live, mut removed) = (0, 0);
+    for k in 0..40u32 {
+        let got = store.read(k, &mut buf).unwrap().map(<[u8]>::to_vec);
+        let newest = u8::from(k % 3 == 0);
+        if k % 5 == 0 {
+            assert_eq!(got, None, "record {k} was removed");
+            assert!(!in_flash(&value(k, 0)) && !in_flash(&value(k, 1)), "removed record {k} is still in flash");
+            removed += 1;
+        } else {
+            assert_eq!(got, Some(value(k, newest)), "record {k}");
+            assert!(!in_flash(&value(k, 1 - newest)), "record {k}'s other version is still in flash");
+            live += 1;
+        }
+    }
+    assert_eq!((live, removed), (32, 8));
+}
+
 /// Flash that holds no store but is not erased is refused, not erased; an
 /// explicit format starts over.
 #[test]

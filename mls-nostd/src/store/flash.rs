@@ -136,7 +136,10 @@ impl core::error::Error for FlashConfigError {
     }
 }
 
-/// Records in two regions of a NOR flash; see the module docs.
+/// Records in two regions of a NOR flash; see the module docs. A scrub
+/// gathers the keys of the live records in passes of up to `KEYS` (4 bytes
+/// each, on its stack): a store holding more takes more passes, each
+/// reading the region once.
 pub struct FlashStorage<F: MultiwriteNorFlash, const KEYS: usize = 128> {
     flash: F,
     regions: [Range<u32>; 2],
@@ -189,6 +192,7 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
     /// A store over the two regions, not yet mounted: call [`Self::mount`]
     /// or [`Self::format`] (or use [`Self::open`]).
     pub fn new(flash: F, region_a: Range<u32>, region_b: Range<u32>, scrub_every: u32) -> Result<Self, FlashConfigError> {
+        let () = Self::SOME_KEYS;
         if !(4 % F::WRITE_SIZE == 0 || F::WRITE_SIZE % 4 == 0) {
             return Err(FlashConfigError::UnsupportedWriteSize);
         }
@@ -210,6 +214,9 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
             work: [0u8; WORK_LEN],
         })
     }
+
+    /// A scrub's pass gathers at least one key.
+    const SOME_KEYS: () = assert!(KEYS >= 1, "FlashStorage needs KEYS >= 1");
 
     /// Erases both regions and starts an empty store (every record is lost).
     pub fn format(&mut self) -> Result<(), FlashConfigError> {
@@ -260,31 +267,30 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
     }
 
     /// Moves every live record into the other region and erases this one.
+    /// The records go in passes of up to `KEYS` keys, in key order, so a
+    /// store may hold any number of them.
     pub fn scrub(&mut self) -> Result<(), StorageError> {
-        // The distinct keys of the active region (an item may appear in
-        // several versions; the map returns the live one by key).
-        let mut keys: heapless::Vec<RecordKey, KEYS> = heapless::Vec::new();
-        {
-            let config = MapConfig::try_new(self.region(self.active)).map_err(|_| StorageError::Corrupted)?;
-            let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
-            let work = &mut self.work;
-            let mut iter = block_on(map.fetch_all_items(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
-            loop {
-                let next = block_on(iter.next::<&[u8]>(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
-                let Some((key, _)) = next else { break };
-                if key != MARKER && !keys.contains(&key) {
-                    keys.push(key).map_err(|_| StorageError::Full)?;
-                }
-            }
-        }
         let target = self.active ^ 1;
         self.erase_region(target)?;
         let mut value = [0u8; MAX_RECORD_LEN];
-        let copied = keys.iter().copied().try_for_each(|key| {
-            let Some(len) = self.fetch(self.active, key, &mut value)? else { return Ok(()) };
-            let v = value.get(..len).ok_or(StorageError::TooLarge)?;
-            self.put(target, key, v)
-        });
+        let mut after = None;
+        let copied = loop {
+            let keys = match self.next_keys(after) {
+                Ok(keys) => keys,
+                Err(e) => break Err(e),
+            };
+            let moved = keys.iter().copied().try_for_each(|key| {
+                let Some(len) = self.fetch(self.active, key, &mut value)? else { return Ok(()) };
+                let v = value.get(..len).ok_or(StorageError::TooLarge)?;
+                self.put(target, key, v)
+            });
+            match (moved, keys.last()) {
+                (Err(e), _) => break Err(e),
+                // A pass that found fewer keys than it holds found the last.
+                (Ok(()), Some(&last)) if keys.is_full() => after = Some(last),
+                (Ok(()), _) => break Ok(()),
+            }
+        };
         // Plaintext records: wiped whether or not the copy finished.
         value.zeroize();
         self.work.zeroize();
@@ -297,6 +303,34 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
         self.generation = next;
         self.since_scrub = 0;
         self.erase_region(old)
+    }
+
+    /// The (at most `KEYS`) smallest keys of the active region above
+    /// `after`, in order, the marker's aside. An item may appear in several
+    /// versions: each key is listed once (the map reads its live one).
+    fn next_keys(&mut self, after: Option<RecordKey>) -> Result<heapless::Vec<RecordKey, KEYS>, StorageError> {
+        let mut keys: heapless::Vec<RecordKey, KEYS> = heapless::Vec::new();
+        let config = MapConfig::try_new(self.region(self.active)).map_err(|_| StorageError::Corrupted)?;
+        let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
+        let work = &mut self.work;
+        let mut iter = block_on(map.fetch_all_items(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
+        loop {
+            let next = block_on(iter.next::<&[u8]>(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
+            let Some((key, _)) = next else { break };
+            if key == MARKER || after.is_some_and(|a| key <= a) {
+                continue;
+            }
+            let Err(at) = keys.binary_search(&key) else { continue };
+            if keys.is_full() {
+                if at == keys.len() {
+                    continue;
+                }
+                keys.pop();
+            }
+            // Room was made (or there was room): this cannot fail.
+            keys.insert(at, key).map_err(|_| StorageError::Full)?;
+        }
+        Ok(keys)
     }
 
     /// Reads `key` of region `i` into `out`; returns its length.

@@ -53,12 +53,16 @@ const CHECK_LEN: usize = 8;
 const INDEX_HEAD: usize = 8 + 4 + 2 + 2;
 
 /// The longest record of a secret tree of `n_leaves` leaves: an index chunk
-/// of its nodes, or a leaf's two ratchets (the longest node record).
+/// of its nodes, a leaf's two ratchets (the longest node record) or a
+/// skipped key, each with its check.
 pub(crate) const fn longest_record(n_leaves: usize) -> usize {
+    use crate::crypto::max;
     let width = n_leaves.saturating_mul(2).saturating_sub(1);
     let bits = if width.div_ceil(8) < CHUNK_BYTES { width.div_ceil(8) } else { CHUNK_BYTES };
-    let ratchet = 2 + crate::crypto::MAX_HASH_LEN + 4;
-    crate::crypto::max(INDEX_HEAD + bits, 8 + 4 + 1 + 2 * ratchet) + CHECK_LEN
+    let secret = 2 + crate::crypto::MAX_HASH_LEN;
+    let ratchets = 8 + 4 + 1 + 2 * (secret + 4);
+    let skipped = 8 + 4 + 1 + 8 + 4 + secret + crate::crypto::AEAD_NONCE_LEN;
+    max(INDEX_HEAD + bits, max(ratchets, skipped)) + CHECK_LEN
 }
 
 fn node_key(slot: u8, bank: u8, node: usize) -> Result<RecordKey, StoreError> {

@@ -74,7 +74,7 @@ pub(crate) const fn longest_item(levels: usize) -> usize {
     use crate::crypto::signature::SIGNATURE_PUBLIC_LEN;
     use crate::group::{DEPARTED_KEYS, MAX_GROUP_CONTEXT_LEN, MAX_GROUP_EXTENSIONS_LEN, MAX_GROUP_ID_LEN, PAST_EPOCHS_KEPT, STAGED_PSK_BYTES};
     let hash = opaque(crate::crypto::MAX_HASH_LEN);
-    let staged_header = 1 + state_len(levels, true) + 4 + hash;
+    let staged_header = 1 + state_len(levels, true, Lens::MAX) + 4 + hash;
     let extensions = 1 + MAX_GROUP_EXTENSIONS_LEN;
     let reinit = 1 + 8 + opaque(MAX_GROUP_ID_LEN) + 4 + opaque(MAX_GROUP_EXTENSIONS_LEN);
     let prev = if PAST_EPOCHS_KEPT > 0 { 1 + 8 + hash + MAX_GROUP_CONTEXT_LEN } else { 0 };
@@ -84,16 +84,35 @@ pub(crate) const fn longest_item(levels: usize) -> usize {
     let small = max(max(1 + 8 + hash, 1 + 2 * 12), 1 + KEM_PRIVATE_STORED_LEN);
     let table = super::tree_records::TABLE_ITEM_LEN;
     max(
-        max(max(header_item_len(levels), staged_header), max(extensions, reinit)),
+        max(max(header_item_len(levels, Lens::MAX), staged_header), max(extensions, reinit)),
         max(max(prev, departed), max(staged_info, max(small, table))),
     )
+}
+
+/// Lengths an item's bound counts: those of the longest suite of this
+/// build ([`Lens::MAX`]), or of one suite.
+#[derive(Clone, Copy)]
+struct Lens {
+    hash: usize,
+    kem_private_stored: usize,
+    kem_private: usize,
+    signature_private: usize,
+}
+
+impl Lens {
+    const MAX: Self = Self {
+        hash: crate::crypto::MAX_HASH_LEN,
+        kem_private_stored: KEM_PRIVATE_STORED_LEN,
+        kem_private: crate::crypto::hpke::KEM_PRIVATE_LEN,
+        signature_private: crate::crypto::signature::SIGNATURE_PRIVATE_LEN,
+    };
 }
 
 /// [`write_state`]'s output at most, with `levels` path keys: suite, group
 /// ID, epoch, three hashes, nine secrets (the encryption secret empty
 /// unless `with_encryption`), our leaf and its key, the path's keys.
-const fn state_len(levels: usize, with_encryption: bool) -> usize {
-    let hash = opaque(crate::crypto::MAX_HASH_LEN);
+const fn state_len(levels: usize, with_encryption: bool, l: Lens) -> usize {
+    let hash = opaque(l.hash);
     let levels = if levels < crate::ratchet_tree::tree::MAX_DEPTH { levels } else { crate::ratchet_tree::tree::MAX_DEPTH };
     2 + opaque(crate::group::MAX_GROUP_ID_LEN)
         + 8
@@ -101,19 +120,16 @@ const fn state_len(levels: usize, with_encryption: bool) -> usize {
         + 8 * hash
         + if with_encryption { hash } else { 1 }
         + 4
-        + opaque(KEM_PRIVATE_STORED_LEN)
+        + opaque(l.kem_private_stored)
         + 1
-        + levels * (4 + opaque(crate::crypto::hpke::KEM_PRIVATE_LEN))
+        + levels * (4 + opaque(l.kem_private))
 }
 
 /// The epoch part's header item ([`Group::save_part`]) at most: tag, the
-/// state, the signer (at [`SIGNATURE_PRIVATE_LEN`]), removed, the secret
-/// tree's configuration, the tree's size and hash.
-///
-/// [`SIGNATURE_PRIVATE_LEN`]: crate::crypto::signature::SIGNATURE_PRIVATE_LEN
-const fn header_item_len(levels: usize) -> usize {
-    let signer = opaque(crate::crypto::signature::SIGNATURE_PRIVATE_LEN);
-    1 + state_len(levels, false) + signer + 1 + 4 + 8 + 4 + opaque(crate::crypto::MAX_HASH_LEN)
+/// state, the signer (an in-memory key), removed, the secret tree's
+/// configuration, the tree's size and hash.
+const fn header_item_len(levels: usize, l: Lens) -> usize {
+    1 + state_len(levels, false, l) + opaque(l.signature_private) + 1 + 4 + 8 + 4 + opaque(l.hash)
 }
 
 fn write_secret(w: &mut Writer<'_>, s: &Secret) -> Result<(), CodecError> {
@@ -944,8 +960,10 @@ mod tests {
         let mut items = Lengths::default();
         g.save_part(Part::Epoch, &mut items).unwrap();
         let headers: Vec<usize> = items.0.iter().filter(|(t, _)| *t == T_HEADER).map(|(_, n)| *n).collect();
-        assert_eq!(headers, [header_item_len(6)]);
-        assert!(longest_item(6) >= header_item_len(6));
+        // Suite 3's keys and hash are 32 bytes each.
+        let suite_3 = Lens { hash: 32, kem_private_stored: 32, kem_private: 32, signature_private: 32 };
+        assert_eq!(headers, [header_item_len(6, suite_3)]);
+        assert!(longest_item(6) >= header_item_len(6, Lens::MAX));
     }
 
     /// A LeafNode longer than a record: the save refuses it by name and the
@@ -966,7 +984,9 @@ mod tests {
         let mut buf = [0u8; MAX_RECORD_LEN];
         assert_eq!(storage.read(super::super::head_key(0), &mut buf).map(|r| r.is_some()), Ok::<bool, StorageError>(false));
         // A name that fits is stored.
-        let id = SigningIdentity::new(SUITE, Credential::Basic { identity: &name[..1000] }, &key, Lifetime { not_before: 0, not_after: u64::MAX });
+        // (The LeafNode adds about 150 bytes to its credential.)
+        let fits = &name[..MAX_RECORD_LEN - 200];
+        let id = SigningIdentity::new(SUITE, Credential::Basic { identity: fits }, &key, Lifetime { not_before: 0, not_after: u64::MAX });
         let mut g = Box::new(G::EMPTY);
         g.stored(&mut storage, 0, &mut record).create(&id.create_params(b"g"), &key, &mut rng()).unwrap();
     }

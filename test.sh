@@ -139,10 +139,11 @@ panics=$(boards/panic-paths.sh "$(realpath "$fw_dir")/thumbv7em-none-eabihf/rele
     || { echo "$panics"; echo "FAIL: a panic path in the core (the list above says where)" >&2; exit 1; }
 echo "$panics" | tail -n 1
 
-step "member footprint at 8 and 64 leaves, and at 64 with its flash store, within its budget (boards/measure.sh --footprint 8 64 64+store, boards/footprint-budget.txt)"
+step "member footprint at 8 and 64 leaves, and at 64 and 256 with its flash store, within its budget (boards/measure.sh --footprint 8 64 64+store 256+store, boards/footprint-budget.txt)"
 # A ratchet: flash, RAM and stack of the member firmware may not grow more
 # than 2% over the last measured numbers; issue #14's goals of RAM + stack
 # at most 24 KiB at 8 leaves and 48 KiB at 64 (in memory and stored) are
-# limits of their own.
-boards/measure.sh --footprint 8 64 64+store
+# limits of their own, and a stored 256-leaf member must fit the
+# nRF52840's 256 KiB.
+boards/measure.sh --footprint 8 64 64+store 256+store
 step "fuzzing, bounded (fuzz/run.sh ci)"; fuzz/run.sh ci

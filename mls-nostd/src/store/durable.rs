@@ -743,8 +743,13 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
 }
 
 /// External PSKs a stored group reads from its store for one Commit (the
-/// rest of the Commit's PSKs, if any, are unknown to it).
-pub const STORED_PSKS_PER_USE: usize = 4;
+/// rest of the Commit's PSKs, if any, are unknown to it): 4, or fewer if a
+/// Commit may carry fewer ([`MAX_PSKS_PER_COMMIT`]). Their slots (about 140
+/// bytes each) are on the stack of every message processed.
+///
+/// [`MAX_PSKS_PER_COMMIT`]: crate::group::MAX_PSKS_PER_COMMIT
+pub const STORED_PSKS_PER_USE: usize =
+    if crate::group::MAX_PSKS_PER_COMMIT < 4 { crate::group::MAX_PSKS_PER_COMMIT } else { 4 };
 
 /// What processing a message consumed: the parts to save, and the
 /// application data's spans in the message (sender, data, authenticated

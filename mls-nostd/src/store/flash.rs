@@ -360,7 +360,11 @@ fn map_error<E>(e: sequential_storage::Error<E>) -> StorageError {
     match e {
         sequential_storage::Error::FullStorage => StorageError::Full,
         sequential_storage::Error::Corrupted { .. } => StorageError::Corrupted,
-        sequential_storage::Error::BufferTooSmall(_) | sequential_storage::Error::BufferTooBig => StorageError::TooLarge,
+        // ItemTooBig: a record longer than a page holds (MLS_NOSTD_MAX_RECORD_LEN
+        // set past what the flash's pages take).
+        sequential_storage::Error::BufferTooSmall(_)
+        | sequential_storage::Error::BufferTooBig
+        | sequential_storage::Error::ItemTooBig => StorageError::TooLarge,
         _ => StorageError::Io,
     }
 }

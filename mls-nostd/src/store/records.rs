@@ -15,7 +15,9 @@ use crate::crypto::{HashValue, Hasher};
 /// A store's [`RecordBuffer`](super::durable::RecordBuffer), the flash
 /// store's work buffer and its scrub's copy are each this long. Set at build
 /// time by `MLS_NOSTD_MAX_RECORD_LEN` (a decimal number; the default, 3,072,
-/// fits one item of `sequential-storage` on 4 KiB flash pages): a firmware
+/// fits one item of `sequential-storage` on 4 KiB flash pages, and a longer
+/// record than a page holds is refused when written,
+/// [`StorageError::TooLarge`]): a firmware
 /// whose capacities are small sets it lower (the boards set 1,024: 6 KiB
 /// less RAM, issue #14). Every item whose length this build's capacities
 /// bound must fit: a [`Group`](crate::group::Group) whose capacity `N`

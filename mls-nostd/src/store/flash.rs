@@ -267,15 +267,17 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
     }
 
     /// Moves every live record into the other region and erases this one.
-    /// The records go in passes of up to `KEYS` keys, in key order, so a
-    /// store may hold any number of them.
+    /// The records go in passes of up to `KEYS` keys, so a store may hold
+    /// any number of them, largest key first: a lookup scans the map from
+    /// its newest page back, and the head (the core's smallest key) is read
+    /// by every save, the other records of a group less often.
     pub fn scrub(&mut self) -> Result<(), StorageError> {
         let target = self.active ^ 1;
         self.erase_region(target)?;
         let mut value = [0u8; MAX_RECORD_LEN];
-        let mut after = None;
+        let mut below = None;
         let copied = loop {
-            let keys = match self.next_keys(after) {
+            let keys = match self.next_keys(below) {
                 Ok(keys) => keys,
                 Err(e) => break Err(e),
             };
@@ -287,7 +289,7 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
             match (moved, keys.last()) {
                 (Err(e), _) => break Err(e),
                 // A pass that found fewer keys than it holds found the last.
-                (Ok(()), Some(&last)) if keys.is_full() => after = Some(last),
+                (Ok(()), Some(&last)) if keys.is_full() => below = Some(last),
                 (Ok(()), _) => break Ok(()),
             }
         };
@@ -305,10 +307,11 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
         self.erase_region(old)
     }
 
-    /// The (at most `KEYS`) smallest keys of the active region above
-    /// `after`, in order, the marker's aside. An item may appear in several
-    /// versions: each key is listed once (the map reads its live one).
-    fn next_keys(&mut self, after: Option<RecordKey>) -> Result<heapless::Vec<RecordKey, KEYS>, StorageError> {
+    /// The (at most `KEYS`) largest keys of the active region below
+    /// `below`, largest first, the marker's aside. An item may appear in
+    /// several versions: each key is listed once (the map reads its live
+    /// one).
+    fn next_keys(&mut self, below: Option<RecordKey>) -> Result<heapless::Vec<RecordKey, KEYS>, StorageError> {
         let mut keys: heapless::Vec<RecordKey, KEYS> = heapless::Vec::new();
         let config = MapConfig::try_new(self.region(self.active)).map_err(|_| StorageError::Corrupted)?;
         let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
@@ -317,10 +320,10 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
         loop {
             let next = block_on(iter.next::<&[u8]>(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
             let Some((key, _)) = next else { break };
-            if key == MARKER || after.is_some_and(|a| key <= a) {
+            if key == MARKER || below.is_some_and(|b| key >= b) {
                 continue;
             }
-            let Err(at) = keys.binary_search(&key) else { continue };
+            let Err(at) = keys.binary_search_by(|k| key.cmp(k)) else { continue };
             if keys.is_full() {
                 if at == keys.len() {
                     continue;

@@ -20,12 +20,16 @@
 
 use zeroize::Zeroize;
 use super::{MAX_RECORD_LEN, RecordKey, Storage, StorageError};
+use core::cell::RefCell;
 use core::future::Future;
 use core::ops::Range;
 use core::pin::pin;
 use core::task::{Context, Poll, Waker};
-use embedded_storage::nor_flash::{MultiwriteNorFlash, NorFlash, ReadNorFlash};
-use sequential_storage::cache::Cache;
+use embedded_storage::nor_flash::{MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+use sequential_storage::cache::{Cache, Uncached};
+
+/// `sequential-storage`'s cache of nothing (each lookup scans the map).
+type NoCache = Cache<Uncached, Uncached, Uncached, u32>;
 use sequential_storage::map::{MapConfig, MapStorage};
 
 /// The key of a region's generation marker (no record of the core uses it).
@@ -47,15 +51,41 @@ fn block_on<F: Future>(f: F) -> Option<F::Output> {
 }
 
 /// A blocking `NorFlash` seen as `sequential-storage`'s async one, with a
-/// write size of at least 4 bytes (issue #136 mitigation).
-struct Async<'f, F>(&'f mut F);
+/// write size of at least 4 bytes (issue #136 mitigation). It reaches the
+/// flash through a `RefCell`, so that a scrub's two maps (the region read,
+/// the region written) can share it, one operation at a time.
+struct Async<'c, 'f, F>(&'c RefCell<&'f mut F>);
 
-impl<F: NorFlash> Async<'_, F> {
+impl<F: NorFlash> Async<'_, '_, F> {
     const WRITE: usize = if F::WRITE_SIZE < 4 { 4 } else { F::WRITE_SIZE };
+
+    /// Runs `op` on the flash: [`AccessError::Busy`] if another map's
+    /// operation holds it (none does: a synchronous flash completes each
+    /// operation before the next begins).
+    fn with<R>(&self, op: impl FnOnce(&mut F) -> Result<R, F::Error>) -> Result<R, AccessError<F::Error>> {
+        let mut flash = self.0.try_borrow_mut().map_err(|_| AccessError::Busy)?;
+        op(&mut flash).map_err(AccessError::Flash)
+    }
 }
 
-impl<F: NorFlash> embedded_storage_async::nor_flash::ErrorType for Async<'_, F> {
-    type Error = F::Error;
+/// A flash error, or the flash in use ([`Async::with`]).
+#[derive(Debug)]
+enum AccessError<E> {
+    Flash(E),
+    Busy,
+}
+
+impl<E: NorFlashError> NorFlashError for AccessError<E> {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self {
+            Self::Flash(e) => e.kind(),
+            Self::Busy => NorFlashErrorKind::Other,
+        }
+    }
+}
+
+impl<F: NorFlash> embedded_storage_async::nor_flash::ErrorType for Async<'_, '_, F> {
+    type Error = AccessError<F::Error>;
 }
 
 /// A future that is ready at once. Unlike `async fn` bodies and
@@ -76,28 +106,53 @@ impl<T> Future for Now<T> {
     }
 }
 
-impl<F: NorFlash> embedded_storage_async::nor_flash::ReadNorFlash for Async<'_, F> {
+impl<F: NorFlash> embedded_storage_async::nor_flash::ReadNorFlash for Async<'_, '_, F> {
     const READ_SIZE: usize = F::READ_SIZE;
-    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> impl Future<Output = Result<(), F::Error>> {
-        Now(Some(self.0.read(offset, bytes)))
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> impl Future<Output = Result<(), Self::Error>> {
+        Now(Some(self.with(|f| f.read(offset, bytes))))
     }
     fn capacity(&self) -> usize {
-        self.0.capacity()
+        self.0.try_borrow().map_or(0, |f| f.capacity())
     }
 }
 
-impl<F: NorFlash> embedded_storage_async::nor_flash::NorFlash for Async<'_, F> {
+impl<F: NorFlash> embedded_storage_async::nor_flash::NorFlash for Async<'_, '_, F> {
     const WRITE_SIZE: usize = Self::WRITE;
     const ERASE_SIZE: usize = F::ERASE_SIZE;
-    fn erase(&mut self, from: u32, to: u32) -> impl Future<Output = Result<(), F::Error>> {
-        Now(Some(self.0.erase(from, to)))
+    fn erase(&mut self, from: u32, to: u32) -> impl Future<Output = Result<(), Self::Error>> {
+        Now(Some(self.with(|f| f.erase(from, to))))
     }
-    fn write(&mut self, offset: u32, bytes: &[u8]) -> impl Future<Output = Result<(), F::Error>> {
-        Now(Some(self.0.write(offset, bytes)))
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> impl Future<Output = Result<(), Self::Error>> {
+        Now(Some(self.with(|f| f.write(offset, bytes))))
     }
 }
 
-impl<F: MultiwriteNorFlash> embedded_storage_async::nor_flash::MultiwriteNorFlash for Async<'_, F> {}
+impl<F: MultiwriteNorFlash> embedded_storage_async::nor_flash::MultiwriteNorFlash for Async<'_, '_, F> {}
+
+/// The map of `region` on `flash`, uncached.
+fn map<'c, 'f, F: MultiwriteNorFlash>(
+    flash: &'c RefCell<&'f mut F>,
+    region: Range<u32>,
+) -> Result<MapStorage<u32, Async<'c, 'f, F>, NoCache>, StorageError> {
+    let config = MapConfig::try_new(region).map_err(|_| StorageError::Corrupted)?;
+    Ok(MapStorage::new(Async(flash), config, Cache::new_uncached()))
+}
+
+/// Stores `key` in `map` and reads it back (uncached): a store that
+/// reported success must be visible.
+fn store_checked<F: MultiwriteNorFlash>(
+    map: &mut MapStorage<u32, Async<'_, '_, F>, NoCache>,
+    work: &mut [u8],
+    key: RecordKey,
+    value: &[u8],
+) -> Result<(), StorageError> {
+    block_on(map.store_item(work, &key, &value)).ok_or(StorageError::Io)?.map_err(map_error)?;
+    let back = block_on(map.fetch_item::<&[u8]>(work, &key)).ok_or(StorageError::Io)?.map_err(map_error)?;
+    if back != Some(value) {
+        return Err(StorageError::ReadBack);
+    }
+    Ok(())
+}
 
 /// Why opening a flash store failed.
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -197,7 +252,7 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
             return Err(FlashConfigError::UnsupportedWriteSize);
         }
         for r in [&region_a, &region_b] {
-            if MapConfig::<Async<'_, F>>::try_new(r.clone()).is_err() {
+            if MapConfig::<Async<'_, '_, F>>::try_new(r.clone()).is_err() {
                 return Err(FlashConfigError::BadRegions);
             }
         }
@@ -253,17 +308,9 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
 
     /// Stores into region `i` and reads it back.
     fn put(&mut self, i: usize, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
-        let range = self.region(i);
-        let config = MapConfig::try_new(range).map_err(|_| StorageError::Corrupted)?;
-        let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
-        let stored = block_on(map.store_item(&mut self.work, &key, &value)).ok_or(StorageError::Io)?;
-        stored.map_err(map_error)?;
-        // Read back, uncached: a store that reported success must be visible.
-        let back = block_on(map.fetch_item::<&[u8]>(&mut self.work, &key)).ok_or(StorageError::Io)?.map_err(map_error)?;
-        if back != Some(value) {
-            return Err(StorageError::ReadBack);
-        }
-        Ok(())
+        let region = self.region(i);
+        let flash = RefCell::new(&mut self.flash);
+        store_checked(&mut map(&flash, region)?, &mut self.work, key, value)
     }
 
     /// Moves every live record into the other region and erases this one.
@@ -274,27 +321,23 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
     pub fn scrub(&mut self) -> Result<(), StorageError> {
         let target = self.active ^ 1;
         self.erase_region(target)?;
-        let mut value = [0u8; MAX_RECORD_LEN];
+        // The target map's work buffer (the active one's is `self.work`).
+        let mut spare = [0u8; WORK_LEN];
         let mut below = None;
         let copied = loop {
-            let keys = match self.next_keys(below) {
-                Ok(keys) => keys,
+            let pass = match self.next_keys(below) {
+                Ok(pass) => pass,
                 Err(e) => break Err(e),
             };
-            let moved = keys.iter().copied().try_for_each(|key| {
-                let Some(len) = self.fetch(self.active, key, &mut value)? else { return Ok(()) };
-                let v = value.get(..len).ok_or(StorageError::TooLarge)?;
-                self.put(target, key, v)
-            });
-            match (moved, keys.last()) {
+            match (self.copy_live(target, &pass, &mut spare), pass.last()) {
                 (Err(e), _) => break Err(e),
                 // A pass that found fewer keys than it holds found the last.
-                (Ok(()), Some(&last)) if keys.is_full() => below = Some(last),
+                (Ok(()), Some(&(last, _))) if pass.is_full() => below = Some(last),
                 (Ok(()), _) => break Ok(()),
             }
         };
         // Plaintext records: wiped whether or not the copy finished.
-        value.zeroize();
+        spare.zeroize();
         self.work.zeroize();
         copied?;
         let next = self.generation.wrapping_add(1);
@@ -308,22 +351,36 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
     }
 
     /// The (at most `KEYS`) largest keys of the active region below
-    /// `below`, largest first, the marker's aside. An item may appear in
-    /// several versions: each key is listed once (the map reads its live
-    /// one).
-    fn next_keys(&mut self, below: Option<RecordKey>) -> Result<heapless::Vec<RecordKey, KEYS>, StorageError> {
-        let mut keys: heapless::Vec<RecordKey, KEYS> = heapless::Vec::new();
-        let config = MapConfig::try_new(self.region(self.active)).map_err(|_| StorageError::Corrupted)?;
-        let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
+    /// `below`, largest first, the marker's aside, each with the position
+    /// of its live item among the region's items. An item may appear in
+    /// several versions; the live one is the last (`sequential-storage`'s
+    /// `fetch_all_items`). Once the list is full its smallest key only
+    /// grows, so a key it holds was followed from its first version on.
+    fn next_keys(&mut self, below: Option<RecordKey>) -> Result<heapless::Vec<(RecordKey, u32), KEYS>, StorageError> {
+        let mut keys: heapless::Vec<(RecordKey, u32), KEYS> = heapless::Vec::new();
+        let region = self.region(self.active);
+        let flash = RefCell::new(&mut self.flash);
+        let mut map = map(&flash, region)?;
         let work = &mut self.work;
         let mut iter = block_on(map.fetch_all_items(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
+        let mut position = 0u32;
         loop {
             let next = block_on(iter.next::<&[u8]>(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
             let Some((key, _)) = next else { break };
+            let at_item = position;
+            position = position.wrapping_add(1);
             if key == MARKER || below.is_some_and(|b| key >= b) {
                 continue;
             }
-            let Err(at) = keys.binary_search_by(|k| key.cmp(k)) else { continue };
+            let at = match keys.binary_search_by(|(k, _)| key.cmp(k)) {
+                Ok(at) => {
+                    if let Some(entry) = keys.get_mut(at) {
+                        entry.1 = at_item;
+                    }
+                    continue;
+                }
+                Err(at) => at,
+            };
             if keys.is_full() {
                 if at == keys.len() {
                     continue;
@@ -331,15 +388,38 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
                 keys.pop();
             }
             // Room was made (or there was room): this cannot fail.
-            keys.insert(at, key).map_err(|_| StorageError::Full)?;
+            keys.insert(at, (key, at_item)).map_err(|_| StorageError::Full)?;
         }
         Ok(keys)
     }
 
+    /// Copies the live items of `keys` (from [`Self::next_keys`]) from the
+    /// active region into region `target`, in one pass over the region's
+    /// items: no lookup by key.
+    fn copy_live(&mut self, target: usize, keys: &[(RecordKey, u32)], spare: &mut [u8]) -> Result<(), StorageError> {
+        let (from, to) = (self.region(self.active), self.region(target));
+        let flash = RefCell::new(&mut self.flash);
+        let (mut from, mut to) = (map(&flash, from)?, map(&flash, to)?);
+        let work = &mut self.work;
+        let mut iter = block_on(from.fetch_all_items(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
+        let mut position = 0u32;
+        loop {
+            let next = block_on(iter.next::<&[u8]>(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
+            let Some((key, value)) = next else { return Ok(()) };
+            let at_item = position;
+            position = position.wrapping_add(1);
+            let live = keys.binary_search_by(|(k, _)| key.cmp(k)).ok().and_then(|at| keys.get(at)).is_some_and(|e| e.1 == at_item);
+            if live {
+                store_checked(&mut to, spare, key, value)?;
+            }
+        }
+    }
+
     /// Reads `key` of region `i` into `out`; returns its length.
     fn fetch(&mut self, i: usize, key: RecordKey, out: &mut [u8]) -> Result<Option<usize>, StorageError> {
-        let config = MapConfig::try_new(self.region(i)).map_err(|_| StorageError::Corrupted)?;
-        let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
+        let region = self.region(i);
+        let flash = RefCell::new(&mut self.flash);
+        let mut map = map(&flash, region)?;
         let found = block_on(map.fetch_item::<&[u8]>(&mut self.work, &key)).ok_or(StorageError::Io)?.map_err(map_error)?;
         let Some(v) = found else { return Ok(None) };
         out.get_mut(..v.len()).ok_or(StorageError::TooLarge)?.copy_from_slice(v);
@@ -350,8 +430,8 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
 /// The generation marker of a region: `Ok(None)` if the region holds no
 /// marker (erased, or a scrub that never finished), an error if unreadable.
 fn read_marker<F: MultiwriteNorFlash>(flash: &mut F, region: Range<u32>, work: &mut [u8]) -> Result<Option<u32>, StorageError> {
-    let config = MapConfig::try_new(region).map_err(|_| StorageError::Corrupted)?;
-    let mut map = MapStorage::<u32, _, _>::new(Async(flash), config, Cache::new_uncached());
+    let flash = RefCell::new(flash);
+    let mut map = map(&flash, region)?;
     let found = block_on(map.fetch_item::<&[u8]>(work, &MARKER)).ok_or(StorageError::Io)?.map_err(map_error)?;
     match found {
         None => Ok(None),
@@ -395,8 +475,9 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS>
     }
 
     fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
-        let config = MapConfig::try_new(self.region(self.active)).map_err(|_| StorageError::Corrupted)?;
-        let mut map = MapStorage::<u32, _, _>::new(Async(&mut self.flash), config, Cache::new_uncached());
+        let region = self.region(self.active);
+        let flash = RefCell::new(&mut self.flash);
+        let mut map = map(&flash, region)?;
         let result = block_on(map.remove_item(&mut self.work, &key)).ok_or(StorageError::Io).and_then(|r| r.map_err(map_error));
         self.work.zeroize();
         result

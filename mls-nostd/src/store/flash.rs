@@ -27,10 +27,10 @@ use core::pin::pin;
 use core::task::{Context, Poll, Waker};
 use embedded_storage::nor_flash::{MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 use sequential_storage::cache::{Cache, Uncached};
+use sequential_storage::map::{MapConfig, MapStorage};
 
 /// `sequential-storage`'s cache of nothing (each lookup scans the map).
 type NoCache = Cache<Uncached, Uncached, Uncached, u32>;
-use sequential_storage::map::{MapConfig, MapStorage};
 
 /// The key of a region's generation marker (no record of the core uses it).
 const MARKER: RecordKey = u32::MAX;
@@ -192,9 +192,9 @@ impl core::error::Error for FlashConfigError {
 }
 
 /// Records in two regions of a NOR flash; see the module docs. A scrub
-/// gathers the keys of the live records in passes of up to `KEYS` (4 bytes
-/// each, on its stack): a store holding more takes more passes, each
-/// reading the region once.
+/// moves the live records in passes of up to `KEYS` keys (8 bytes each on
+/// its stack: the key and where its live item is): a store holding more
+/// takes more passes, each reading the region twice.
 pub struct FlashStorage<F: MultiwriteNorFlash, const KEYS: usize = 128> {
     flash: F,
     regions: [Range<u32>; 2],

@@ -678,18 +678,17 @@ fn flash_bytes_per_operation_64_members() {
     assert!(commit_received <= 4096, "a Commit received wrote {commit_received} bytes, more than 4 KiB");
 }
 
-/// A scrub moves any number of records: 40 written, 14 replaced and 8
-/// removed, through passes of 4 keys; each live record keeps its newest
-/// value, the removed ones stay removed, and neither a replaced value nor a
-/// removed one is left in flash. (It refused with `Full` any store of more
-/// live records than `KEYS`: a 256-leaf group on the boards.)
-#[test]
-fn a_scrub_moves_more_records_than_a_pass_holds() {
+/// Record `key`'s value in its `version`: distinct bytes for each.
+fn value(key: u32, version: u8) -> Vec<u8> {
+    format!("record {key:08x} version {version}").into_bytes()
+}
+
+/// A store of keys 0 to 39 (written out of key order) whose keys divisible
+/// by 3 were replaced (version 1) and by 5 removed: 32 live records.
+fn forty_records<const KEYS: usize>() -> FlashStorage<FaultFlash, KEYS> {
     use mls_nostd::store::Storage;
-    let value = |key: u32, version: u8| format!("record {key:08x} version {version}").into_bytes();
     let half = (REGION_PAGES * PAGE) as u32;
-    let mut store = FlashStorage::<FaultFlash, 4>::open(FaultFlash::new(), 0..half, half..2 * half, u32::MAX).unwrap();
-    // Written out of key order: a pass sorts what it gathers.
+    let mut store = FlashStorage::<FaultFlash, KEYS>::open(FaultFlash::new(), 0..half, half..2 * half, u32::MAX).unwrap();
     let keys: Vec<u32> = (0..40).map(|i| (i * 17) % 40).collect();
     for &k in &keys {
         store.write(k, &value(k, 0)).unwrap();
@@ -700,6 +699,18 @@ fn a_scrub_moves_more_records_than_a_pass_holds() {
     for &k in keys.iter().filter(|k| *k % 5 == 0) {
         store.remove(k).unwrap();
     }
+    store
+}
+
+/// A scrub moves any number of records: 40 written, 14 replaced and 8
+/// removed, through passes of 4 keys; each live record keeps its newest
+/// value, the removed ones stay removed, and neither a replaced value nor a
+/// removed one is left in flash. (It refused with `Full` any store of more
+/// live records than `KEYS`: a 256-leaf group on the boards.)
+#[test]
+fn a_scrub_moves_more_records_than_a_pass_holds() {
+    use mls_nostd::store::Storage;
+    let mut store = forty_records::<4>();
     store.scrub().unwrap();
     let image = store.flash().mem.clone();
     let in_flash = |v: &[u8]| image.windows(v.len()).any(|w| w == v);
@@ -719,6 +730,31 @@ fn a_scrub_moves_more_records_than_a_pass_holds() {
         }
     }
     assert_eq!((live, removed), (32, 8));
+}
+
+/// `read_each` of the flash store (passes over its records, not a lookup
+/// per key) gives each wanted key's newest value once, and no removed or
+/// unwanted record: the even keys of `forty_records`, through passes of 4.
+#[test]
+fn a_flash_store_reads_each_wanted_record_once_in_passes() {
+    use mls_nostd::store::Storage;
+    let mut store = forty_records::<4>();
+    let mut got = std::collections::BTreeMap::new();
+    let mut calls = 0;
+    let mut keys = (0..40u32).filter(|k| k % 2 == 0);
+    let mut buf = [0u8; MAX_RECORD_LEN];
+    store
+        .read_each(&mut keys, &|k| k % 2 == 0 && k < 40, &mut buf, &mut |k, v| {
+            calls += 1;
+            got.insert(k, v.to_vec());
+            Ok(())
+        })
+        .unwrap();
+    let expected: std::collections::BTreeMap<u32, Vec<u8>> =
+        (0..40u32).filter(|k| k % 2 == 0 && k % 5 != 0).map(|k| (k, value(k, u8::from(k % 3 == 0)))).collect();
+    assert_eq!(expected.len(), 16);
+    assert_eq!(got, expected);
+    assert_eq!(calls, 16, "a record given twice");
 }
 
 /// Flash that holds no store but is not erased is refused, not erased; an

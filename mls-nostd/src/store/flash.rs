@@ -19,7 +19,7 @@
 //! read back (uncached) and compared.
 
 use zeroize::Zeroize;
-use super::{MAX_RECORD_LEN, RecordKey, Storage, StorageError};
+use super::{EachRecord, MAX_RECORD_LEN, RecordKey, Storage, StorageError, StoreError};
 use core::cell::RefCell;
 use core::future::Future;
 use core::ops::Range;
@@ -152,6 +152,31 @@ fn store_checked<F: MultiwriteNorFlash>(
         return Err(StorageError::ReadBack);
     }
     Ok(())
+}
+
+/// Calls `f` with the live item of each of `keys` (from
+/// [`FlashStorage::next_keys`]: a key and the position of its live item),
+/// in one pass over `region`'s items: no lookup by key.
+fn visit_live<F: MultiwriteNorFlash, E: From<StorageError>>(
+    flash: &RefCell<&mut F>,
+    region: Range<u32>,
+    work: &mut [u8],
+    keys: &[(RecordKey, u32)],
+    mut f: impl FnMut(RecordKey, &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut from = map(flash, region)?;
+    let mut iter = block_on(from.fetch_all_items(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
+    let mut position = 0u32;
+    loop {
+        let next = block_on(iter.next::<&[u8]>(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
+        let Some((key, value)) = next else { return Ok(()) };
+        let at_item = position;
+        position = position.wrapping_add(1);
+        let live = keys.binary_search_by(|(k, _)| key.cmp(k)).ok().and_then(|at| keys.get(at)).is_some_and(|e| e.1 == at_item);
+        if live {
+            f(key, value)?;
+        }
+    }
 }
 
 /// Why opening a flash store failed.
@@ -325,7 +350,7 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
         let mut spare = [0u8; WORK_LEN];
         let mut below = None;
         let copied = loop {
-            let pass = match self.next_keys(below) {
+            let pass = match self.next_keys(below, &|_| true) {
                 Ok(pass) => pass,
                 Err(e) => break Err(e),
             };
@@ -351,12 +376,17 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
     }
 
     /// The (at most `KEYS`) largest keys of the active region below
-    /// `below`, largest first, the marker's aside, each with the position
-    /// of its live item among the region's items. An item may appear in
-    /// several versions; the live one is the last (`sequential-storage`'s
-    /// `fetch_all_items`). Once the list is full its smallest key only
-    /// grows, so a key it holds was followed from its first version on.
-    fn next_keys(&mut self, below: Option<RecordKey>) -> Result<heapless::Vec<(RecordKey, u32), KEYS>, StorageError> {
+    /// `below` that `wanted` accepts, largest first, the marker's aside,
+    /// each with the position of its live item among the region's items.
+    /// An item may appear in several versions; the live one is the last
+    /// (`sequential-storage`'s `fetch_all_items`). Once the list is full its
+    /// smallest key only grows, so a key it holds was followed from its
+    /// first version on.
+    fn next_keys(
+        &mut self,
+        below: Option<RecordKey>,
+        wanted: &dyn Fn(RecordKey) -> bool,
+    ) -> Result<heapless::Vec<(RecordKey, u32), KEYS>, StorageError> {
         let mut keys: heapless::Vec<(RecordKey, u32), KEYS> = heapless::Vec::new();
         let region = self.region(self.active);
         let flash = RefCell::new(&mut self.flash);
@@ -369,7 +399,7 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
             let Some((key, _)) = next else { break };
             let at_item = position;
             position = position.wrapping_add(1);
-            if key == MARKER || below.is_some_and(|b| key >= b) {
+            if key == MARKER || below.is_some_and(|b| key >= b) || !wanted(key) {
                 continue;
             }
             let at = match keys.binary_search_by(|(k, _)| key.cmp(k)) {
@@ -394,23 +424,30 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
     }
 
     /// Copies the live items of `keys` (from [`Self::next_keys`]) from the
-    /// active region into region `target`, in one pass over the region's
-    /// items: no lookup by key.
+    /// active region into region `target`.
     fn copy_live(&mut self, target: usize, keys: &[(RecordKey, u32)], spare: &mut [u8]) -> Result<(), StorageError> {
         let (from, to) = (self.region(self.active), self.region(target));
         let flash = RefCell::new(&mut self.flash);
-        let (mut from, mut to) = (map(&flash, from)?, map(&flash, to)?);
-        let work = &mut self.work;
-        let mut iter = block_on(from.fetch_all_items(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
-        let mut position = 0u32;
+        let mut to = map(&flash, to)?;
+        visit_live(&flash, from, &mut self.work, keys, |key, value| store_checked(&mut to, spare, key, value))
+    }
+
+    /// [`Storage::read_each`] in passes of up to `KEYS` keys, each reading
+    /// the active region twice (no lookup by key).
+    fn read_each_live(
+        &mut self,
+        wanted: &dyn Fn(RecordKey) -> bool,
+        f: &mut EachRecord<'_>,
+    ) -> Result<(), StoreError> {
+        let mut below = None;
         loop {
-            let next = block_on(iter.next::<&[u8]>(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
-            let Some((key, value)) = next else { return Ok(()) };
-            let at_item = position;
-            position = position.wrapping_add(1);
-            let live = keys.binary_search_by(|(k, _)| key.cmp(k)).ok().and_then(|at| keys.get(at)).is_some_and(|e| e.1 == at_item);
-            if live {
-                store_checked(&mut to, spare, key, value)?;
+            let pass = self.next_keys(below, wanted)?;
+            let region = self.region(self.active);
+            let flash = RefCell::new(&mut self.flash);
+            visit_live(&flash, region, &mut self.work, &pass, &mut *f)?;
+            match pass.last() {
+                Some(&(last, _)) if pass.is_full() => below = Some(last),
+                _ => return Ok(()),
             }
         }
     }
@@ -479,6 +516,18 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS>
         let flash = RefCell::new(&mut self.flash);
         let mut map = map(&flash, region)?;
         let result = block_on(map.remove_item(&mut self.work, &key)).ok_or(StorageError::Io).and_then(|r| r.map_err(map_error));
+        self.work.zeroize();
+        result
+    }
+
+    fn read_each(
+        &mut self,
+        _keys: &mut dyn Iterator<Item = RecordKey>,
+        wanted: &dyn Fn(RecordKey) -> bool,
+        _buf: &mut [u8],
+        f: &mut EachRecord<'_>,
+    ) -> Result<(), StoreError> {
+        let result = self.read_each_live(wanted, f);
         self.work.zeroize();
         result
     }

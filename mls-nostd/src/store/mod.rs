@@ -78,6 +78,9 @@ pub enum StorageError {
     ReadBack,
 }
 
+/// What [`Storage::read_each`] calls with each record: its key, its bytes.
+pub type EachRecord<'a> = dyn FnMut(RecordKey, &[u8]) -> Result<(), StoreError> + 'a;
+
 /// A key-value map of records. A `write` replaces the record atomically:
 /// after a power cut the key holds the old value or the new one, never a mix.
 pub trait Storage {
@@ -97,6 +100,27 @@ pub trait Storage {
     /// operation that writes must end with this call (a save that fails
     /// before it leaves a prefix of its writes, which [`recover`] handles).
     fn committed(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+    /// Calls `f` once with each record whose key `wanted` accepts, in no
+    /// particular order; a key without a record is skipped. `keys` lists
+    /// every key `wanted` accepts, in any order: this default reads them one
+    /// by one into `buf`; a backend that can walk its records in a few
+    /// passes (`FlashStorage`, whose lookups each scan the map) uses
+    /// `wanted` instead. Loading a group reads its ratchet tree's nodes so.
+    fn read_each(
+        &mut self,
+        keys: &mut dyn Iterator<Item = RecordKey>,
+        wanted: &dyn Fn(RecordKey) -> bool,
+        buf: &mut [u8],
+        f: &mut EachRecord<'_>,
+    ) -> Result<(), StoreError> {
+        let _ = wanted;
+        for key in keys {
+            if let Some(value) = self.read(key, buf)? {
+                f(key, value)?;
+            }
+        }
         Ok(())
     }
 }

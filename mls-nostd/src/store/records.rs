@@ -13,22 +13,22 @@ use crate::crypto::{HashValue, Hasher};
 
 /// Longest record this format writes (an item at most this minus 2 bytes).
 /// A store's [`RecordBuffer`](super::durable::RecordBuffer), the flash
-/// store's work buffer and its scrub's copy are each this long. Set at build
-/// time by `MLS_NOSTD_MAX_RECORD_LEN` (a decimal number; the default, 3,072,
-/// fits one item of `sequential-storage` on 4 KiB flash pages, and a longer
-/// record than a page holds is refused when written,
-/// [`StorageError::TooLarge`]): a firmware
-/// whose capacities are small sets it lower (the boards set 1,024: 6 KiB
-/// less RAM, issue #14). Every item whose length this build's capacities
-/// bound must fit: a [`Group`](crate::group::Group) whose capacity `N`
-/// needs longer records does not save or load (it does not compile), and no
-/// build takes less than [`MIN_RECORD_LEN`]. What the capacities do not
-/// bound is checked when saved ([`Capacity::RecordLen`], the store
-/// unchanged): a LeafNode (its credential and extensions) and a parent's
-/// list of unmerged leaves (4 bytes a leaf) each take one record, with 12
-/// bytes more when a staged Commit changed it. A store is read by builds
-/// of the same record length or a longer one (a shorter one refuses its
-/// longer records: [`StorageError::TooLarge`]).
+/// store's work buffer and its scrub's copy are each this long. Set at
+/// build time by `MLS_NOSTD_MAX_RECORD_LEN` (a decimal number; the default,
+/// 3,072, fits one item of `sequential-storage` on 4 KiB flash pages; a
+/// record longer than a page holds is refused when written,
+/// [`StorageError::TooLarge`]): a firmware whose capacities are small sets
+/// it lower (the boards set 1,024: 4 KiB less RAM, issue #14). Every item
+/// whose length this build's capacities bound must fit: a
+/// [`Group`](crate::group::Group) whose capacity `N` needs longer records
+/// does not save or load (it does not compile), and no build takes less
+/// than [`MIN_RECORD_LEN`]. What the capacities do not bound is checked
+/// when saved ([`Capacity::RecordLen`], the store unchanged): a LeafNode
+/// (its credential and extensions) and a parent's list of unmerged leaves
+/// (4 bytes a leaf) each take one record, with 12 bytes more when a staged
+/// Commit changed it. A store is read by builds of the same record length
+/// or a longer one (a shorter one refuses its longer records:
+/// [`StorageError::TooLarge`]).
 pub const MAX_RECORD_LEN: usize = {
     let n = crate::capacity::from_build_env(option_env!("MLS_NOSTD_MAX_RECORD_LEN"), 3072);
     assert!(n >= MIN_RECORD_LEN, "MLS_NOSTD_MAX_RECORD_LEN is below store::MIN_RECORD_LEN, the longest record every group writes");
@@ -38,9 +38,9 @@ pub const MAX_RECORD_LEN: usize = {
 
 /// The longest record of this build that no group's capacity bounds: the
 /// head, a KeyPackage's private keys, an external PSK, the tree table item
-/// and the state items of a one-leaf group. (A group of `N` leaves needs
-/// [`Group::LONGEST_RECORD`](crate::group::Group::LONGEST_RECORD) more for its path keys and its secret tree's
-/// index.)
+/// and the state items of a one-leaf group. A group of `N` leaves may need
+/// more for its path keys and its secret tree's index
+/// ([`Group::LONGEST_RECORD`](crate::group::Group::LONGEST_RECORD)).
 pub const MIN_RECORD_LEN: usize = {
     let fixed = crate::crypto::max(crate::crypto::max(HEAD_LEN, super::durable::KP_RECORD_LEN), super::psks::RECORD_LEN);
     crate::crypto::max(fixed, longest_record(1))

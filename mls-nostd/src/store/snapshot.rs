@@ -941,8 +941,9 @@ mod tests {
         rand_core::UnwrapErr(getrandom::SysRng)
     }
 
-    /// A group as long as the bound counts every field of its header: the
-    /// longest group ID, a key at each of its 64-leaf tree's 6 levels.
+    /// A group whose header item has every field at its longest (the
+    /// longest group ID, a key at each of its 64-leaf tree's 6 levels) is
+    /// exactly as long as the bound.
     #[test]
     fn a_full_header_item_is_as_long_as_its_bound() {
         let (key, _) = SignaturePrivateKey::generate(SUITE, &mut rng());

@@ -202,20 +202,34 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     }
 
     /// Reads the nodes the table (already applied to the marks) names into
-    /// the tree (sized by the epoch part's header); a missing record is
+    /// the tree (sized by the epoch part's header), in whatever order the
+    /// store gives them ([`Storage::read_each`]: a flash store walks its
+    /// records instead of looking each node up); a missing record is
     /// [`StoreError::Corrupt`].
     pub(crate) fn load_tree_records<S: Storage>(&mut self, storage: &mut S, slot: u8, buf: &mut [u8]) -> Result<(), StoreError> {
         let width = tree_math::node_width(self.tree.old().n_leaves()).unwrap_or(0);
-        for x in (0..NodeMarks::<N>::NODES as u32).map(NodeIndex) {
-            let bits = self.tree_marks.get(x);
-            if bits & STORED == 0 {
-                continue;
-            }
-            if x.0 >= width {
-                return Err(StoreError::Invalid(CodecError::InvalidValue));
-            }
-            let record = storage.read(node_key(slot, bits, x)?, buf)?.ok_or(StoreError::Corrupt)?;
-            super::snapshot::restore_node(&mut self.tree.slices(), x, record)?;
+        let marks = &self.tree_marks;
+        let stored = |x: &NodeIndex| marks.get(*x) & STORED != 0;
+        let all = (0..NodeMarks::<N>::NODES as u32).map(NodeIndex);
+        if all.clone().filter(stored).any(|x| x.0 >= width) {
+            return Err(StoreError::Invalid(CodecError::InvalidValue));
+        }
+        let expected = all.clone().filter(stored).count();
+        let mut keys = all.filter(stored).filter_map(|x| node_key(slot, marks.get(x), x).ok());
+        // The key of a node the table names, under the version it names.
+        let wanted = |key: RecordKey| {
+            let x = NodeIndex(key & 0xFFFF);
+            (x.0 as usize) < NodeMarks::<N>::NODES && stored(&x) && node_key(slot, marks.get(x), x) == Ok(key)
+        };
+        let tree = &mut self.tree;
+        let mut read = 0usize;
+        storage.read_each(&mut keys, &wanted, buf, &mut |key, record| {
+            super::snapshot::restore_node(&mut tree.slices(), NodeIndex(key & 0xFFFF), record)?;
+            read += 1;
+            Ok(())
+        })?;
+        if read != expected {
+            return Err(StoreError::Corrupt);
         }
         Ok(())
     }

@@ -51,12 +51,9 @@ const PROPOSAL_CHUNK: usize = if super::MAX_RECORD_LEN - 3 < 2048 { super::MAX_R
 
 /// Bytes of an opaque of at most `n` bytes: its varint length (§2.1.2) and body.
 const fn opaque(n: usize) -> usize {
-    n + if n < 64 {
-        1
-    } else if n < 16384 {
-        2
-    } else {
-        4
+    n + match crate::codec::varint_size(n) {
+        Some(size) => size,
+        None => 4,
     }
 }
 

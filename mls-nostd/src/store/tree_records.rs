@@ -211,10 +211,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let marks = &self.tree_marks;
         let stored = |x: &NodeIndex| marks.get(*x) & STORED != 0;
         let all = (0..NodeMarks::<N>::NODES as u32).map(NodeIndex);
-        if all.clone().filter(stored).any(|x| x.0 >= width) {
-            return Err(StoreError::Invalid(CodecError::InvalidValue));
+        let mut expected = 0usize;
+        for x in all.clone().filter(stored) {
+            if x.0 >= width {
+                return Err(StoreError::Invalid(CodecError::InvalidValue));
+            }
+            expected += 1;
         }
-        let expected = all.clone().filter(stored).count();
         let mut keys = all.filter(stored).filter_map(|x| node_key(slot, marks.get(x), x).ok());
         // The key of a node the table names, under the version it names.
         let wanted = |key: RecordKey| {

@@ -10,11 +10,12 @@ use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::executor::Sequential;
 use mls_nostd::group::{CommitBuffers, CommitOptions, GroupConfig, JoinParams, Received, WireFormatPolicy};
 use mls_nostd::key_package::KeyPackage;
-use mls_nostd::messages::proposal::{Add, Proposal};
+use mls_nostd::messages::proposal::{Add, Proposal, Remove};
 use mls_nostd::psk::NoPsks;
+use mls_nostd::ratchet_tree::node::{Node, RatchetTreeView};
 use mls_nostd::store::durable::{load_key_package, store_key_package, DurableError, RecordBuffer};
 use mls_nostd::store::{recover, Parts, RamStorage, RecordKey, Storage, StoreError, MAX_RECORD_LEN};
-use mls_tests::member::{agree, buffers, Member, G, NOW};
+use mls_tests::member::{agree, buffers, Member, MemberOf, G, NOW};
 use mls_tests::MapStorage;
 
 const SLOT: u8 = 7;
@@ -333,16 +334,17 @@ fn corrupted_records_are_typed_errors() {
         s
     };
     let mut g = Box::new(G::EMPTY);
-    // A future version; version 2 (the ratchet tree in the epoch part,
-    // before its nodes were records of their own, issue #14) and version 1
-    // (the secret trees in one blob): refused, not misread.
-    for version in [9, 1] {
+    // A future version; version 3 (a parent's unmerged leaves as a list),
+    // version 2 (the ratchet tree in the epoch part, before its nodes were
+    // records of their own, issue #14) and version 1 (the secret trees in
+    // one blob): refused, not misread.
+    for version in [9, 2, 1] {
         let err = g.load(&mut with_version(version), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err();
         assert_eq!(err, StoreError::WrongVersion(version));
     }
-    let err = g.load(&mut with_version(2), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err();
-    assert_eq!(err, StoreError::WrongVersion(2));
-    assert_eq!(err.to_string(), "stored state has format version 2; this build reads version 3");
+    let err = g.load(&mut with_version(3), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err();
+    assert_eq!(err, StoreError::WrongVersion(3));
+    assert_eq!(err.to_string(), "stored state has format version 3; this build reads version 4");
     // Nothing stored at all.
     assert_eq!(g.load(&mut MapStorage::default(), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err(), StoreError::NotFound);
     println!("{} records, {cases} damaged variants refused ({tree_records_missing_ok} missing tree records loaded)", keys.len());
@@ -617,4 +619,76 @@ fn a_pool_member_hears_every_sender_through_its_store() {
     }
     let m = others[7].send(b"next epoch");
     assert_eq!(receive(&mut dev, &mut storage, &m).unwrap(), b"next epoch");
+}
+
+/// A parent with more unmerged leaves than one record held as a list of 4
+/// bytes a leaf (format 3: at most 765 with records of 3 KiB, and the save
+/// was refused with `CapacityExceeded(RecordLen)`; on the boards' 1 KiB
+/// records 228). The root of a 1,024-leaf tree is set by a path while only
+/// two leaves are members, then 800 members are added by Commits without a
+/// path, unmerged at the root; the group is saved and loads as the same
+/// group, every list included.
+#[test]
+fn a_root_with_800_unmerged_leaves_is_saved_and_loaded() {
+    type Big = MemberOf<1024, { 1024 * 256 }, 16, 8192>;
+    let suite = CipherSuite::X25519Aes128GcmSha256Ed25519;
+    let mut alice = Big::new("alice", 21);
+    alice.create(suite, b"many-unmerged", Default::default());
+    let (mut m, mut w, mut gi) = (vec![0u8; 256 * 1024], vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    let mut commit = |alice: &mut Big, proposals: &[Proposal<'_>]| {
+        let opts = CommitOptions { proposals, ratchet_tree_in_welcome: false, ..CommitOptions::DEFAULT };
+        let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+        alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
+        alice.group.merge_staged_commit_in_memory().unwrap();
+    };
+    let mut seed = 1000;
+    let mut add = |alice: &mut Big, commit: &mut dyn FnMut(&mut Big, &[Proposal<'_>]), n: usize| {
+        for _ in 0..n / 100 {
+            let kps: Vec<Vec<u8>> = (0..100)
+                .map(|_| {
+                    seed += 1;
+                    Member::new("m", seed).key_package(suite).0
+                })
+                .collect();
+            let adds: Vec<Proposal<'_>> =
+                kps.iter().map(|kp| Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).unwrap() })).collect();
+            commit(alice, &adds);
+        }
+    };
+    // Leaves 0..=600: a tree of 1,024 leaves. Leaves 1..=599 removed (a
+    // Remove's Commit has a path: the last one sets the root, unmerged
+    // nowhere); leaf 600 keeps the tree's width.
+    add(&mut alice, &mut commit, 600);
+    for first in (1..600u32).step_by(100) {
+        let removes: Vec<Proposal<'_>> =
+            (first..(first + 100).min(600)).map(|removed| Proposal::Remove(Remove { removed })).collect();
+        commit(&mut alice, &removes);
+    }
+    add(&mut alice, &mut commit, 800);
+    let exported = export_tree(&mut alice);
+    let tree = RatchetTreeView::decode_exact(&exported).unwrap();
+    // Up to leaf 801 (node 1,602): the extension omits the blanks after it.
+    assert_eq!(tree.len(), 1603);
+    match tree.iter().nth(1023) {
+        Some(Some(Node::Parent(root))) => assert_eq!(root.unmerged_leaves.len(), 800),
+        other => panic!("root: {other:?}"),
+    }
+
+    let mut storage = MapStorage::default();
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    let mut loaded = Big::new("alice", 21);
+    loaded.group.load(&mut storage, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf()).unwrap();
+    agree(&[&alice, &loaded]);
+    // The same tree, every node and list (the load checked its hash, too).
+    assert!(export_tree(&mut loaded) == exported);
+}
+
+/// A member's ratchet tree as the `ratchet_tree` extension encodes it.
+fn export_tree<const N: usize, const A: usize, const K: usize, const P: usize>(m: &mut MemberOf<N, A, K, P>) -> Vec<u8> {
+    let mut out = vec![0u8; 512 * 1024];
+    let mut w = mls_nostd::codec::Writer::new(&mut out);
+    m.group.export_tree(&mut w).unwrap();
+    let n = w.len();
+    out.truncate(n);
+    out
 }

@@ -31,7 +31,7 @@
 
 use core::ops::ControlFlow;
 use super::key_index::{self, KeyRef, PREFIX};
-use super::node::{Node, ParentNode, RatchetTreeView};
+use super::node::{Node, ParentNode, ParentRecord, RatchetTreeView};
 use crate::capacity::Capacity;
 use crate::codec::{CodecError, Decode, Reader, Writer};
 use crate::crypto::hpke::{HpkePublicKey, KEM_PUBLIC_LEN};
@@ -905,9 +905,9 @@ impl<'s> TreeSlices<'s> {
         self.parents.get(usize::try_from(p.0 >> 1).ok()?).copied()
     }
 
-    /// Writes node `x` of the tree before the stage (`before`) or as it is
-    /// (a LeafNode, or a ParentNode with its unmerged leaves); false, writing
-    /// nothing, if it is blank.
+    /// Writes node `x` of the tree before the stage (`before`) or as it is,
+    /// in its stored form: a LeafNode's encoding, or a parent's
+    /// [`ParentRecord`]; false, writing nothing, if it is blank.
     pub(crate) fn write_node(&self, x: NodeIndex, before: bool, w: &mut Writer<'_>) -> Result<bool, CodecError> {
         match x.leaf() {
             Some(l) => match self.slot_at(l, before).and_then(|s| slot_bytes(self.arena, &s)) {
@@ -921,12 +921,13 @@ impl<'s> TreeSlices<'s> {
                 let k = tree_math::level(x);
                 let bit = 1u32.checked_shl(k.saturating_sub(1)).unwrap_or(0);
                 let (first, count) = leaf_span(x);
-                let unmerged = |l: &LeafIndex| self.slot_at(*l, before).is_some_and(|s| s.unmerged & bit != 0);
-                let leaves = (first..first.saturating_add(count)).map(LeafIndex);
-                let n = leaves.clone().filter(unmerged).count();
-                w.write_varint(n.checked_mul(4).ok_or(CodecError::VarintTooLarge)?)?;
-                for l in leaves.filter(unmerged) {
-                    w.write_u32(l.0)?;
+                let unmerged = |i: u32| self.slot_at(LeafIndex(first.saturating_add(i)), before).is_some_and(|s| s.unmerged & bit != 0);
+                // The bitmap up to its last set bit's byte.
+                let len = (0..count).rev().find(|&i| unmerged(i)).map_or(0, |i| i / 8 + 1);
+                w.write_varint(len as usize)?;
+                for byte in 0..len {
+                    let bits = (0..8u32).filter(|&j| unmerged(byte * 8 + j)).fold(0u8, |b, j| b | 1 << j);
+                    w.write_u8(bits)?;
                 }
                 Ok(true)
             }
@@ -958,8 +959,8 @@ impl<'s> TreeSlices<'s> {
     }
 
     /// Sets parent `p` to `node` (or blank), its unmerged count from the
-    /// list (the leaves' bits are restored with the leaves).
-    pub(crate) fn restore_parent(&mut self, p: NodeIndex, node: Option<&ParentNode<'_>>) -> Result<(), TreeError> {
+    /// record (the leaves' bits are restored with the leaves).
+    pub(crate) fn restore_parent(&mut self, p: NodeIndex, node: Option<&ParentRecord<'_>>) -> Result<(), TreeError> {
         let slot = match node {
             None => ParentSlot::BLANK,
             Some(n) => {
@@ -970,7 +971,7 @@ impl<'s> TreeSlices<'s> {
                     .ok_or(TreeError::InvalidParentHash)?
                     .copy_from_slice(n.parent_hash);
                 slot.parent_hash_len = u8::try_from(n.parent_hash.len()).map_err(|_| TreeError::InvalidParentHash)?;
-                slot.unmerged = u32::try_from(n.unmerged_leaves.len()).map_err(|_| TreeError::UnmergedNotSorted)?.to_le_bytes();
+                slot.unmerged = u32::try_from(n.unmerged_leaves(p)?.count()).map_err(|_| TreeError::UnmergedNotDescendant)?.to_le_bytes();
                 slot
             }
         };
@@ -1622,6 +1623,15 @@ impl<'s> TreeSlices<'s> {
             return Err(TreeError::InvalidTreeSize);
         }
         self.check_unmerged()?;
+        Ok(())
+    }
+
+    /// Sets parent `x` from its stored form, with its unmerged leaves.
+    pub(crate) fn import_parent_record(&mut self, x: NodeIndex, p: &ParentRecord<'_>) -> Result<(), TreeError> {
+        self.set_parent(x, p.encryption_key, p.parent_hash)?;
+        for l in p.unmerged_leaves(x)? {
+            self.add_unmerged(l, x)?;
+        }
         Ok(())
     }
 

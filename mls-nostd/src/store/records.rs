@@ -24,9 +24,8 @@ use crate::crypto::{HashValue, Hasher};
 /// does not save or load (it does not compile), and no build takes less
 /// than [`MIN_RECORD_LEN`]. What the capacities do not bound is checked
 /// when saved ([`Capacity::RecordLen`], the store unchanged): a LeafNode
-/// (its credential and extensions) and a parent's list of unmerged leaves
-/// (4 bytes a leaf) each take one record, with 12 bytes more when a staged
-/// Commit changed it. A store is read by builds of the same record length
+/// (its credential and extensions) takes one record, with 12 bytes more
+/// when a staged Commit changed it. A store is read by builds of the same record length
 /// or a longer one (a shorter one refuses its longer records:
 /// [`StorageError::TooLarge`]).
 pub const MAX_RECORD_LEN: usize = {
@@ -47,10 +46,13 @@ pub const MIN_RECORD_LEN: usize = {
 };
 
 /// The longest record a group of `n_leaves` leaves writes whose length this
-/// build's capacities bound: an item of its parts (with its 2-byte length)
-/// or a record of its secret tree.
+/// build's capacities bound: an item of its parts (with its 2-byte length),
+/// a record of its secret tree, or a parent node's record (also an item of
+/// a stage: 6 bytes more and the length).
 pub(crate) const fn longest_record(n_leaves: usize) -> usize {
-    crate::crypto::max(super::snapshot::longest_item(tree_levels(n_leaves)) + 2, super::ratchets::longest_record(n_leaves))
+    use crate::crypto::max;
+    let parent = super::tree_records::parent_record_len(n_leaves) + 6 + 2;
+    max(max(super::snapshot::longest_item(tree_levels(n_leaves)) + 2, super::ratchets::longest_record(n_leaves)), parent)
 }
 
 /// Levels of a tree of `n` leaves: its direct paths' length at most.
@@ -82,7 +84,10 @@ const HEAD_MAGIC: [u8; 4] = *b"MLSh";
 /// Version 2 (issue #14): the secret trees are stored node by node outside
 /// the banks ([`super::ratchets`]). Version 3: the ratchet tree too
 /// ([`super::tree_records`]); an older store is refused, not misread.
-pub(crate) const FORMAT_VERSION: u8 = 3;
+/// Version 4: a parent's unmerged leaves as a bitmap of its subtree
+/// ([`ParentRecord`](crate::ratchet_tree::node::ParentRecord)), not a list
+/// of 4 bytes a leaf.
+pub(crate) const FORMAT_VERSION: u8 = 4;
 // Integrity of records (against corruption, not an attacker who can write
 // flash): SHA-256, whatever the group's suite.
 const HASH_LEN: usize = 32;

@@ -16,7 +16,7 @@ use crate::crypto::hpke::{HpkePrivateKey, KEM_PRIVATE_STORED_LEN};
 use crate::crypto::{CipherSuite, HashValue, Secret};
 use crate::group::{Departed, EpochState, Group, GroupConfig, PrevEpoch, ReInitParams, Staged};
 use crate::key_schedule::EpochSecrets;
-use crate::ratchet_tree::node::ParentNode;
+use crate::ratchet_tree::node::ParentRecord;
 use crate::ratchet_tree::tree::TreeSlices;
 use crate::ratchet_tree::treekem::TreeKemPrivate;
 use crate::secret_tree::SecretTreeConfig;
@@ -50,7 +50,7 @@ pub(crate) const T_TREE_TABLE: u8 = 17;
 const PROPOSAL_CHUNK: usize = if super::MAX_RECORD_LEN - 3 < 2048 { super::MAX_RECORD_LEN - 3 } else { 2048 };
 
 /// Bytes of an opaque of at most `n` bytes: its varint length (§2.1.2) and body.
-const fn opaque(n: usize) -> usize {
+pub(super) const fn opaque(n: usize) -> usize {
     n + match crate::codec::varint_size(n) {
         Some(size) => size,
         None => 4,
@@ -337,7 +337,6 @@ fn save_staged_tree(t: &TreeSlices<'_>, out: &mut dyn ItemSink) -> Result<(), St
 
 /// Node `x` of the epoch's tree from its record ([`super::tree_records`]).
 pub(crate) fn restore_node(t: &mut TreeSlices<'_>, x: NodeIndex, bytes: &[u8]) -> Result<(), StoreError> {
-    use crate::codec::Decode;
     let width = crate::tree_math::node_width(t.n_leaves()).unwrap_or(0);
     if x.0 >= width {
         return Err(StoreError::Invalid(CodecError::InvalidValue));
@@ -345,14 +344,13 @@ pub(crate) fn restore_node(t: &mut TreeSlices<'_>, x: NodeIndex, bytes: &[u8]) -
     let bad = |_| StoreError::Invalid(CodecError::InvalidValue);
     match x.leaf() {
         Some(l) => t.set_leaf(l, bytes).map_err(bad)?,
-        None => t.import_parent(x, &ParentNode::decode_exact(bytes)?).map_err(bad)?,
+        None => t.import_parent_record(x, &ParentRecord::decode_exact(bytes)?).map_err(bad)?,
     }
     Ok(())
 }
 
 /// One changed node of a saved stage (see [`save_staged_tree`]).
 fn restore_staged_node(t: &mut TreeSlices<'_>, r: &mut Reader<'_>) -> Result<(), StoreError> {
-    use crate::codec::Decode;
     let bad = |_| StoreError::Invalid(CodecError::InvalidValue);
     let x = NodeIndex(r.read_u32()?);
     let width = crate::tree_math::node_width(t.n_leaves()).unwrap_or(0);
@@ -367,7 +365,7 @@ fn restore_staged_node(t: &mut TreeSlices<'_>, r: &mut Reader<'_>) -> Result<(),
         }
         None => {
             if r.read_u8()? != 0 {
-                let node = ParentNode::decode_exact(r.remaining())?;
+                let node = ParentRecord::decode_exact(r.remaining())?;
                 t.restore_parent(x, Some(&node)).map_err(bad)?;
             } else {
                 r.finish()?;

@@ -3,8 +3,10 @@
 //! rewrote the whole tree, 14 KB at 64 leaves).
 //!
 //! Each non-blank node of the epoch's tree (as before a staged Commit) is a
-//! record: a LeafNode's encoding, or a ParentNode's with its unmerged leaves,
-//! under the key of its node index and one of two *versions*. The epoch part
+//! record: a LeafNode's encoding, or a parent's key, parent hash and bitmap
+//! of unmerged leaves ([`ParentRecord`](crate::ratchet_tree::node::ParentRecord):
+//! at most [`parent_record_len`]`(N)` bytes, checked at compile time), under
+//! the key of its node index and one of two *versions*. The epoch part
 //! holds the table ([`T_TREE_TABLE`](super::snapshot) items): for each node,
 //! whether it is stored and under which version. A save:
 //!
@@ -44,6 +46,16 @@ use crate::tree_math::{self, NodeIndex};
 fn node_key(slot: u8, bits: u8, x: NodeIndex) -> Result<RecordKey, StoreError> {
     let [a, b] = u16::try_from(x.0).map_err(|_| StoreError::CapacityExceeded(Capacity::Leaves))?.to_be_bytes();
     Ok(u32::from_be_bytes([KIND_RTREE_NODE + u8::from(bits & VERSION != 0), slot, a, b]))
+}
+
+/// A parent's record at most, in a group of `n_leaves` leaves: key,
+/// parent hash and the bitmap of its unmerged leaves
+/// ([`ParentRecord`](crate::ratchet_tree::node::ParentRecord)), the root's
+/// covering every leaf. As a staged node's item it has 6 bytes more (tag,
+/// node, flag).
+pub(crate) const fn parent_record_len(n_leaves: usize) -> usize {
+    use super::snapshot::opaque;
+    opaque(crate::crypto::hpke::KEM_PUBLIC_LEN) + opaque(crate::crypto::MAX_HASH_LEN) + opaque(n_leaves.div_ceil(8))
 }
 
 /// Nodes per table item (2 bits each: 128 bytes, built on the stack).
@@ -159,7 +171,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             let t = self.tree.slices();
             let len = {
                 let mut w = Writer::new(buf);
-                // A LeafNode or an unmerged list longer than a record.
+                // A LeafNode longer than a record (a parent is bounded by N).
                 t.write_node(x, true, &mut w).map_err(|e| match e {
                     CodecError::BufferTooSmall { .. } => StoreError::CapacityExceeded(Capacity::RecordLen),
                     e => e.into(),

@@ -692,3 +692,84 @@ fn export_tree<const N: usize, const A: usize, const K: usize, const P: usize>(m
     out.truncate(n);
     out
 }
+
+/// A store whose writes fail once `writes_left` reaches 0 (a full or
+/// failing medium), until it is set again.
+struct Failing {
+    map: MapStorage,
+    writes_left: Option<usize>,
+}
+
+impl Storage for Failing {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, mls_nostd::store::StorageError> {
+        self.map.read(key, buf)
+    }
+
+    fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), mls_nostd::store::StorageError> {
+        match &mut self.writes_left {
+            Some(0) => return Err(mls_nostd::store::StorageError::Io),
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        self.map.write(key, value)
+    }
+
+    fn remove(&mut self, key: RecordKey) -> Result<(), mls_nostd::store::StorageError> {
+        self.map.remove(key)
+    }
+}
+
+/// A merge whose save fails (at any of its writes) leaves the group empty,
+/// not in an epoch the store may not hold (a message sent from it saved
+/// its ratchets into the stored epoch, where the Commit's key then read as
+/// consumed: the member could not process the Commit again). Loaded
+/// again, the member is in the epoch before the Commit and processes it
+/// again, or (a write after the head failed) in the one after it.
+#[test]
+fn a_merge_whose_save_fails_leaves_the_group_empty() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut cases, mut before, mut after) = (0, 0, 0);
+    for fail_at in 0.. {
+        let (mut alice, mut bob, _) = group_of(suite);
+        let mut storage = Failing { map: MapStorage::default(), writes_left: None };
+        bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+        let epoch = bob.group.epoch();
+        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
+        let mut msg = commit.clone();
+        let mut b = buf();
+        let received = bob.group.stored(&mut storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW).unwrap();
+        assert!(matches!(received, Received::Commit(_)));
+        storage.writes_left = Some(fail_at);
+        let merged = bob.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit();
+        storage.writes_left = None;
+        if merged.is_ok() {
+            // The save needs `fail_at` writes: every earlier cut was tried.
+            assert!(fail_at > 3, "a merge's save writes its tree, its secrets and a head");
+            break;
+        }
+        assert!(matches!(merged, Err(DurableError::Store(StoreError::Storage(mls_nostd::store::StorageError::Io)))), "{merged:?}");
+        // Nothing can be sent from the failed epoch.
+        let mut out = vec![0u8; 512];
+        let sent = bob.group.stored(&mut storage, SLOT, &mut b).protect_application(b"x", b"", 0, &mut bob.rng, &mut out);
+        assert!(sent.is_err(), "write {fail_at} failed: a message was sent from an unsaved epoch");
+        // The store holds the epoch before the Commit, which merges again,
+        // or (a write after the head failed) the one after it.
+        reload(&mut bob, &mut storage);
+        if bob.group.epoch() == epoch {
+            let mut msg = commit.clone();
+            bob.group.stored(&mut storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW).unwrap();
+            bob.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().unwrap();
+            before += 1;
+        } else {
+            assert_eq!(bob.group.epoch(), epoch + 1);
+            after += 1;
+        }
+        agree(&[&alice, &bob]);
+        let m = send_durable(&mut bob, &mut storage, b"after");
+        assert_eq!(alice.receive_app(&m).1, b"after");
+        cases += 1;
+    }
+    println!("{cases} failed writes of a merge's save left the group empty: {before} before its head, {after} after");
+    assert!(cases > 3 && before > 0 && after > 0 && before + after == cases);
+}
+

@@ -540,9 +540,21 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
 
     /// Makes the staged Commit the current epoch and saves it (the ended
     /// epoch's secrets leave the store at the same commit point).
+    ///
+    /// If the save fails, the group is emptied, as a failed join or create
+    /// leaves it: [`StoredGroup::load`] it. The store holds the epoch
+    /// before the Commit (process the Commit again; ours is in the store,
+    /// staged: merge it again), or the new one if the write that failed
+    /// came after the save's commit point. Kept in memory, the new epoch
+    /// would send with keys the store may not know were used, and a save
+    /// of its ratchets would mark the Commit's own key consumed in the
+    /// stored epoch, which then could not process the Commit again.
     pub fn merge_staged_commit(&mut self) -> Result<(), DurableError<GroupError>> {
         self.group.merge_staged_commit_in_memory().map_err(DurableError::Op)?;
-        self.save(Parts::ALL)?;
+        if let Err(e) = self.save(Parts::ALL) {
+            self.group.wipe();
+            return Err(e.into());
+        }
         Ok(())
     }
 

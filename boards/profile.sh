@@ -8,11 +8,14 @@
 # Block lengths come from the ELF's disassembly, so the total is an
 # estimate (within about 5% of measure.sh's count for the same step).
 #
-# Usage: boards/profile.sh [--cap N] FUNCTION [HIT]
+# Usage: boards/profile.sh [--cap N] [--store] FUNCTION [HIT]
 #   boards/profile.sh 'board_member::Device::protect' 1      # protect 1 KiB
 #   boards/profile.sh --cap 64 'board_member::Device::receive' 5
 # With HIT 0 it prints only each call's total, to find the step wanted (the
-# scenario's steps are in boards/scenario/src/member.rs).
+# scenario's steps are in boards/scenario/src/member.rs). --store profiles
+# the member that keeps its group in the flash store (feature reboot, as
+# boards/measure.sh N+store), e.g. where a stored step's extra cost goes:
+#   boards/profile.sh --cap 64 --store 'board_member::Device::receive' 5
 #
 # Needs the firmware built for the capacity (boards/measure.sh N builds
 # it; this script builds it the same way if it is missing), qemu-system-arm,
@@ -21,7 +24,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 cap=8
+features=suite-3
 if [ "${1:-}" = --cap ]; then cap="$2"; shift 2; fi
+if [ "${1:-}" = --store ]; then features=reboot,suite-3; shift; fi
 func="${1:?usage: boards/profile.sh [--cap N] FUNCTION [HIT]}"
 hit="${2:-1}"
 target=thumbv7em-none-eabihf
@@ -29,7 +34,7 @@ elf=${CARGO_TARGET_DIR:-target}/$target/release/board-mps2-an386
 depth=0
 while [ $((1 << depth)) -lt "$cap" ]; do depth=$((depth + 1)); done
 MLS_NOSTD_MAX_TREE_DEPTH=$depth cargo build --release -q -p board-mps2-an386 --target "$target" \
-    --no-default-features --features "cap-$cap,suite-3" >&2
+    --no-default-features --features "cap-$cap,$features" >&2
 addr=$(arm-none-eabi-nm -C "$elf" | awk -v f="$func" '$2 ~ /^[tT]$/ { name = $0; sub(/^[^ ]+ [^ ]+ /, "", name); if (name == f) print $1 }' | head -n 1)
 [ -n "$addr" ] || { echo "no function named '$func' in $elf" >&2; exit 2; }
 work=$(mktemp -d)

@@ -25,9 +25,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 cap=8
 features=suite-3
-if [ "${1:-}" = --cap ]; then cap="$2"; shift 2; fi
-if [ "${1:-}" = --store ]; then features=reboot,suite-3; shift; fi
-func="${1:?usage: boards/profile.sh [--cap N] FUNCTION [HIT]}"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --cap) cap="${2:?--cap needs N}"; shift 2 ;;
+        --store) features=reboot,suite-3; shift ;;
+        *) break ;;
+    esac
+done
+func="${1:?usage: boards/profile.sh [--cap N] [--store] FUNCTION [HIT]}"
 hit="${2:-1}"
 target=thumbv7em-none-eabihf
 elf=${CARGO_TARGET_DIR:-target}/$target/release/board-mps2-an386

@@ -622,12 +622,13 @@ fn a_pool_member_hears_every_sender_through_its_store() {
 }
 
 /// A parent with more unmerged leaves than one record held as a list of 4
-/// bytes a leaf (format 3: at most 765 with records of 3 KiB, and the save
+/// bytes a leaf (format 3: about 750 with records of 3 KiB, and the save
 /// was refused with `CapacityExceeded(RecordLen)`; on the boards' 1 KiB
-/// records 228). The root of a 1,024-leaf tree is set by a path while only
-/// two leaves are members, then 800 members are added by Commits without a
-/// path, unmerged at the root; the group is saved and loads as the same
-/// group, every list included.
+/// records about 230). The root of a 1,024-leaf tree is set by a path
+/// while only two leaves are members, then 800 members are added by
+/// Commits without a path, unmerged at the root, and a Commit adding 100
+/// more is staged; the group is saved, loads as the same group, and both
+/// merge the stage into the same epoch and tree, every list included.
 #[test]
 fn a_root_with_800_unmerged_leaves_is_saved_and_loaded() {
     type Big = MemberOf<1024, { 1024 * 256 }, 16, 8192>;
@@ -635,15 +636,15 @@ fn a_root_with_800_unmerged_leaves_is_saved_and_loaded() {
     let mut alice = Big::new("alice", 21);
     alice.create(suite, b"many-unmerged", Default::default());
     let (mut m, mut w, mut gi) = (vec![0u8; 256 * 1024], vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-    let mut commit = |alice: &mut Big, proposals: &[Proposal<'_>]| {
+    let mut stage = |alice: &mut Big, proposals: &[Proposal<'_>]| {
         let opts = CommitOptions { proposals, ratchet_tree_in_welcome: false, ..CommitOptions::DEFAULT };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
         alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();
-        alice.group.merge_staged_commit_in_memory().unwrap();
     };
     let mut seed = 1000;
-    let mut add = |alice: &mut Big, commit: &mut dyn FnMut(&mut Big, &[Proposal<'_>]), n: usize| {
-        for _ in 0..n / 100 {
+    // Commits adding `n` members, 100 at a time; the last one staged only.
+    let mut add = |alice: &mut Big, stage: &mut dyn FnMut(&mut Big, &[Proposal<'_>]), n: usize, merge_last: bool| {
+        for batch in 0..n / 100 {
             let kps: Vec<Vec<u8>> = (0..100)
                 .map(|_| {
                     seed += 1;
@@ -652,34 +653,41 @@ fn a_root_with_800_unmerged_leaves_is_saved_and_loaded() {
                 .collect();
             let adds: Vec<Proposal<'_>> =
                 kps.iter().map(|kp| Proposal::Add(Add { key_package: KeyPackage::decode_exact(kp).unwrap() })).collect();
-            commit(alice, &adds);
+            stage(alice, &adds);
+            if merge_last || batch + 1 < n / 100 {
+                alice.group.merge_staged_commit_in_memory().unwrap();
+            }
         }
     };
     // Leaves 0..=600: a tree of 1,024 leaves. Leaves 1..=599 removed (a
     // Remove's Commit has a path: the last one sets the root, unmerged
     // nowhere); leaf 600 keeps the tree's width.
-    add(&mut alice, &mut commit, 600);
+    add(&mut alice, &mut stage, 600, true);
     for first in (1..600u32).step_by(100) {
         let removes: Vec<Proposal<'_>> =
             (first..(first + 100).min(600)).map(|removed| Proposal::Remove(Remove { removed })).collect();
-        commit(&mut alice, &removes);
+        stage(&mut alice, &removes);
+        alice.group.merge_staged_commit_in_memory().unwrap();
     }
-    add(&mut alice, &mut commit, 800);
-    let exported = export_tree(&mut alice);
-    let tree = RatchetTreeView::decode_exact(&exported).unwrap();
-    // Up to leaf 801 (node 1,602): the extension omits the blanks after it.
-    assert_eq!(tree.len(), 1603);
-    match tree.iter().nth(1023) {
-        Some(Some(Node::Parent(root))) => assert_eq!(root.unmerged_leaves.len(), 800),
+    add(&mut alice, &mut stage, 800, true);
+    let root_unmerged = |tree: &[u8]| match RatchetTreeView::decode_exact(tree).unwrap().iter().nth(1023) {
+        Some(Some(Node::Parent(root))) => root.unmerged_leaves.len(),
         other => panic!("root: {other:?}"),
-    }
+    };
+    assert_eq!(root_unmerged(&export_tree(&mut alice)), 800);
+    add(&mut alice, &mut stage, 100, false);
 
     let mut storage = MapStorage::default();
     alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
     let mut loaded = Big::new("alice", 21);
     loaded.group.load(&mut storage, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut buf()).unwrap();
     agree(&[&alice, &loaded]);
+    alice.group.merge_staged_commit_in_memory().unwrap();
+    loaded.group.merge_staged_commit_in_memory().unwrap();
+    agree(&[&alice, &loaded]);
     // The same tree, every node and list (the load checked its hash, too).
+    let exported = export_tree(&mut alice);
+    assert_eq!(root_unmerged(&exported), 900);
     assert!(export_tree(&mut loaded) == exported);
 }
 
@@ -693,11 +701,24 @@ fn export_tree<const N: usize, const A: usize, const K: usize, const P: usize>(m
     out
 }
 
-/// A store whose writes fail once `writes_left` reaches 0 (a full or
-/// failing medium), until it is set again.
+/// A store whose writes and removals fail once `ops_left` reaches 0 (a
+/// full or failing medium), until it is set again.
 struct Failing {
     map: MapStorage,
-    writes_left: Option<usize>,
+    ops_left: Option<usize>,
+}
+
+impl Failing {
+    fn step(&mut self) -> Result<(), mls_nostd::store::StorageError> {
+        match &mut self.ops_left {
+            Some(0) => Err(mls_nostd::store::StorageError::Io),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 impl Storage for Failing {
@@ -706,72 +727,96 @@ impl Storage for Failing {
     }
 
     fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), mls_nostd::store::StorageError> {
-        match &mut self.writes_left {
-            Some(0) => return Err(mls_nostd::store::StorageError::Io),
-            Some(n) => *n -= 1,
-            None => {}
-        }
+        self.step()?;
         self.map.write(key, value)
     }
 
     fn remove(&mut self, key: RecordKey) -> Result<(), mls_nostd::store::StorageError> {
+        self.step()?;
         self.map.remove(key)
     }
 }
 
-/// A merge whose save fails (at any of its writes) leaves the group empty,
-/// not in an epoch the store may not hold (a message sent from it saved
-/// its ratchets into the stored epoch, where the Commit's key then read as
-/// consumed: the member could not process the Commit again). Loaded
-/// again, the member is in the epoch before the Commit and processes it
-/// again, or (a write after the head failed) in the one after it.
-#[test]
-fn a_merge_whose_save_fails_leaves_the_group_empty() {
+/// A merge whose save fails (at any of its writes and removals) leaves the
+/// group empty, not in an epoch the store may not hold (a message sent from
+/// it saved its ratchets into the stored epoch, where the Commit's key then
+/// read as consumed: the member could not process the Commit again). An
+/// empty group refuses to be saved, so a retry cannot replace the stored
+/// group. Loaded again, the member is in the epoch before the Commit and
+/// merges it again (a received Commit processed again; its own, staged in
+/// the store), or, when an operation after the head failed, in the one
+/// after it. Returns the cases before and after the head.
+fn merge_fails_at_every_step(own: bool) -> (usize, usize) {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
-    let (mut cases, mut before, mut after) = (0, 0, 0);
+    let (mut before, mut after) = (0, 0);
     for fail_at in 0.. {
         let (mut alice, mut bob, _) = group_of(suite);
-        let mut storage = Failing { map: MapStorage::default(), writes_left: None };
+        let mut storage = Failing { map: MapStorage::default(), ops_left: None };
         bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
         let epoch = bob.group.epoch();
-        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
-        let mut msg = commit.clone();
         let mut b = buf();
-        let received = bob.group.stored(&mut storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW).unwrap();
-        assert!(matches!(received, Received::Commit(_)));
-        storage.writes_left = Some(fail_at);
+        let commit = if own {
+            let (mut mb, mut wb, mut gb) = buffers();
+            let opts = CommitOptions { force_path: true, leaf: Some(bob.template()), ..CommitOptions::DEFAULT };
+            let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+            let mut stored = bob.group.stored(&mut storage, SLOT, &mut b);
+            stored.commit(&opts, &NoPsks, NOW, &mut bob.rng, &Sequential, bufs).unwrap().commit.to_vec()
+        } else {
+            let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
+            let mut msg = commit.clone();
+            let received = bob.group.stored(&mut storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW).unwrap();
+            assert!(matches!(received, Received::Commit(_)));
+            commit
+        };
+        storage.ops_left = Some(fail_at);
         let merged = bob.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit();
-        storage.writes_left = None;
+        storage.ops_left = None;
         if merged.is_ok() {
-            // The save needs `fail_at` writes: every earlier cut was tried.
+            // The save takes `fail_at` operations: every earlier one was cut.
             assert!(fail_at > 3, "a merge's save writes its tree, its secrets and a head");
             break;
         }
         assert!(matches!(merged, Err(DurableError::Store(StoreError::Storage(mls_nostd::store::StorageError::Io)))), "{merged:?}");
-        // Nothing can be sent from the failed epoch.
+        // Nothing can be sent from the failed epoch, and nothing saved.
         let mut out = vec![0u8; 512];
         let sent = bob.group.stored(&mut storage, SLOT, &mut b).protect_application(b"x", b"", 0, &mut bob.rng, &mut out);
-        assert!(sent.is_err(), "write {fail_at} failed: a message was sent from an unsaved epoch");
-        // The store holds the epoch before the Commit, which merges again,
-        // or (a write after the head failed) the one after it.
+        assert!(sent.is_err(), "operation {fail_at} failed: a message was sent from an unsaved epoch");
+        let kept = storage.map.0.clone();
+        assert_eq!(bob.group.stored(&mut storage, SLOT, &mut b).save(Parts::ALL), Err(StoreError::NoGroup));
+        assert!(storage.map.0 == kept, "an emptied group's save changed the store");
         reload(&mut bob, &mut storage);
         if bob.group.epoch() == epoch {
-            let mut msg = commit.clone();
-            bob.group.stored(&mut storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW).unwrap();
+            if !own {
+                let mut msg = commit.clone();
+                bob.group.stored(&mut storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW).unwrap();
+            }
             bob.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().unwrap();
             before += 1;
         } else {
             assert_eq!(bob.group.epoch(), epoch + 1);
             after += 1;
         }
+        if own {
+            alice.receive_commit(&commit);
+        }
         agree(&[&alice, &bob]);
         let m = send_durable(&mut bob, &mut storage, b"after");
         assert_eq!(alice.receive_app(&m).1, b"after");
-        cases += 1;
     }
-    println!("{cases} failed writes of a merge's save left the group empty: {before} before its head, {after} after");
-    assert!(cases > 3 && before > 0 && before + after == cases);
-    // The writes after the head: the past epoch's secrets (none kept, none written).
-    assert_eq!(after > 0, mls_nostd::group::PAST_EPOCHS_KEPT > 0);
+    (before, after)
+}
+
+#[test]
+fn a_merge_whose_save_fails_leaves_the_group_empty() {
+    let (before, after) = merge_fails_at_every_step(false);
+    println!("a received Commit's merge, cut at each of its save's operations: {before} before its head, {after} after");
+    assert!(before > 3 && after > 0);
+}
+
+#[test]
+fn a_merge_of_our_commit_whose_save_fails_merges_after_a_reload() {
+    let (before, after) = merge_fails_at_every_step(true);
+    println!("our Commit's merge, cut at each of its save's operations: {before} before its head, {after} after");
+    assert!(before > 3 && after > 0);
 }
 

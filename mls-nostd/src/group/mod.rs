@@ -936,7 +936,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     }
 
     /// Marks the nodes the staged Commit changed, for the store: a changed
-    /// leaf's ancestors too, whose records list their unmerged leaves (the
+    /// leaf's ancestors too, whose records hold their unmerged leaves (the
     /// stage lists those whose unmerged count changed already; this keeps a
     /// parent's record from lagging its leaves whatever the stage logs). A
     /// mark too many costs at most a record written; one too few would fail

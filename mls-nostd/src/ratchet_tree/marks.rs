@@ -59,7 +59,7 @@ impl<const N: usize> NodeMarks<N> {
 
     /// Leaf node `x` changed, and with it the unmerged lists of its
     /// ancestors in a tree of `n_leaves` (marked too: a parent's record
-    /// lists them).
+    /// holds them).
     pub(crate) fn mark_changed_with_ancestors(&mut self, x: NodeIndex, n_leaves: u32) {
         self.mark_changed(x);
         let mut cur = x;

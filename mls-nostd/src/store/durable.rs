@@ -100,6 +100,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         buf: &mut RecordBuffer,
     ) -> Result<(), StoreError> {
         let () = Self::RECORDS_HOLD_ITEMS;
+        // An empty group (no tree: never created or joined, or wiped after
+        // a failed save) would overwrite the slot's group with nothing.
+        if self.tree.old().n_leaves() == 0 {
+            return Err(StoreError::NoGroup);
+        }
         let result = self.save_inner(storage, slot, parts, consumed, buf);
         // The buffer held plaintext records (secrets): none stays behind.
         zeroize::Zeroize::zeroize(buf);
@@ -542,7 +547,9 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// epoch's secrets leave the store at the same commit point).
     ///
     /// If the save fails, the group is emptied, as a failed join or create
-    /// leaves it: [`StoredGroup::load`] it. The store holds the epoch
+    /// leaves it (and an empty group refuses to be saved,
+    /// [`StoreError::NoGroup`], so a retried save cannot replace the stored
+    /// group): [`StoredGroup::load`] it. The store holds the epoch
     /// before the Commit (process the Commit again; ours is in the store,
     /// staged: merge it again), or the new one if the write that failed
     /// came after the save's commit point. Kept in memory, the new epoch
@@ -558,7 +565,9 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         Ok(())
     }
 
-    /// Drops the staged Commit, in memory and in the store.
+    /// Drops the staged Commit, in memory and in the store. If the save
+    /// fails, the store may still hold the stage, which a load brings back:
+    /// discard it again.
     pub fn discard_staged_commit(&mut self) -> Result<(), StoreError> {
         self.group.discard_staged_commit();
         // A save rewrites the staged part whenever the store holds one.

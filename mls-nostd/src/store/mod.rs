@@ -153,6 +153,10 @@ pub enum StoreError {
         /// Bytes the buffer needs.
         needed: usize,
     },
+    /// The group holds nothing to save: never created or joined, or
+    /// emptied by an operation whose save failed (load it again). Saved,
+    /// it would replace the slot's group.
+    NoGroup,
 }
 
 impl From<StorageError> for StoreError {
@@ -179,6 +183,7 @@ impl core::fmt::Display for StoreError {
             Self::Invalid(e) => write!(f, "stored state is invalid: {e}"),
             Self::CapacityExceeded(c) => write!(f, "state does not fit the store: {c} exceeded"),
             Self::BufferTooSmall { needed } => write!(f, "record buffer too small: {needed} bytes needed"),
+            Self::NoGroup => f.write_str("the group is empty (never created or joined, or emptied by a failed save): nothing to save"),
         }
     }
 }

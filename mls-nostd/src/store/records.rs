@@ -25,9 +25,9 @@ use crate::crypto::{HashValue, Hasher};
 /// than [`MIN_RECORD_LEN`]. What the capacities do not bound is checked
 /// when saved ([`Capacity::RecordLen`], the store unchanged): a LeafNode
 /// (its credential and extensions) takes one record, with 12 bytes more
-/// when a staged Commit changed it. A store is read by builds of the same record length
-/// or a longer one (a shorter one refuses its longer records:
-/// [`StorageError::TooLarge`]).
+/// when a staged Commit changed it. A store is read by builds of the same
+/// record length or a longer one (a shorter one refuses its longer
+/// records: [`StorageError::TooLarge`]).
 pub const MAX_RECORD_LEN: usize = {
     let n = crate::capacity::from_build_env(option_env!("MLS_NOSTD_MAX_RECORD_LEN"), 3072);
     assert!(n >= MIN_RECORD_LEN, "MLS_NOSTD_MAX_RECORD_LEN is below store::MIN_RECORD_LEN, the longest record every group writes");

@@ -577,7 +577,10 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// Creates a Commit (§12.4; see [`Group::commit_in_memory`]), returning
     /// it and its Welcome only once the staged epoch (with the path secrets
     /// behind it) is stored: after a reboot the member can still merge the
-    /// Commit the group accepted.
+    /// Commit the group accepted. If the save fails, the Commit is
+    /// discarded and `bufs` wiped (it must not be sent); the store may
+    /// still hold it staged if the failure came after the save's commit
+    /// point: after a load, discard a stage that was never sent.
     pub fn commit<'o>(
         &mut self,
         opts: &CommitOptions<'_>,
@@ -588,9 +591,12 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
         self.group.prepare_ratchets(self.storage, self.slot, None, self.buf)?;
+        let CommitBuffers { message, welcome, group_info } = bufs;
+        let bufs = CommitBuffers { message: &mut *message, welcome: &mut *welcome, group_info: &mut *group_info };
+        let bases = Placed::bases(&bufs);
         let output = self.group.commit_in_memory(opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
-        self.save_own_commit()?;
-        Ok(output)
+        let placed = Placed::of(&bases, output);
+        self.store_own_commit(placed, CommitBuffers { message, welcome, group_info })
     }
 
     /// Commits the pending ReInit `reinit` (§11.2; see
@@ -607,10 +613,12 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
         self.group.prepare_ratchets(self.storage, self.slot, None, self.buf)?;
-        let output =
-            self.group.commit_reinit_in_memory(reinit, opts, psks, now, rng, executor, bufs).map_err(DurableError::Op)?;
-        self.save_own_commit()?;
-        Ok(output)
+        let CommitBuffers { message, welcome, group_info } = bufs;
+        let bufs = CommitBuffers { message: &mut *message, welcome: &mut *welcome, group_info: &mut *group_info };
+        let bases = Placed::bases(&bufs);
+        let output = self.group.commit_reinit_in_memory(reinit, opts, psks, now, rng, executor, bufs);
+        let placed = Placed::of(&bases, output.map_err(DurableError::Op)?);
+        self.store_own_commit(placed, CommitBuffers { message, welcome, group_info })
     }
 
     /// Adds the member of `key_package` (an encoded KeyPackage, §12.1.1)
@@ -675,10 +683,13 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         buf: &'o mut [u8],
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
         let needed = Group::<N, ARENA, K, P>::commit_buffers_len(by_value);
-        let bufs = Group::<N, ARENA, K, P>::split_commit_buffers(buf, by_value)
+        let CommitBuffers { message, welcome, group_info } = Group::<N, ARENA, K, P>::split_commit_buffers(buf, by_value)
             .ok_or(DurableError::Op(CreateCommitError::Protection(ProtectionError::BufferTooSmall { needed })))?;
+        let bufs = CommitBuffers { message: &mut *message, welcome: &mut *welcome, group_info: &mut *group_info };
+        let bases = Placed::bases(&bufs);
         let psks = StoredPsks::<S, STORED_PSKS_PER_USE>::new(&mut *self.storage);
         let output = self.group.commit_in_memory(opts, &psks, now, rng, &crate::executor::Sequential, bufs);
+        let output = output.map(|o| Placed::of(&bases, o));
         if let Some(e) = psks.error() {
             if output.is_ok() {
                 self.group.discard_staged_commit();
@@ -686,19 +697,43 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
             return Err(e.into());
         }
         drop(psks);
-        let output = output.map_err(DurableError::Op)?;
-        self.save_own_commit()?;
-        Ok(output)
+        let placed = output.map_err(DurableError::Op)?;
+        self.store_own_commit(placed, CommitBuffers { message, welcome, group_info })
     }
 
-    /// Stores our staged Commit and the ratchet that framed it; on failure
-    /// the Commit is discarded (it must not leave unstored).
-    fn save_own_commit(&mut self) -> Result<(), StoreError> {
-        let result = self.save(Parts::RATCHETS.with(Part::Staged));
-        if result.is_err() {
+    /// Stores our staged Commit and the ratchet that framed it, then gives
+    /// the Commit and its Welcome from `bufs`. If the save fails, the
+    /// Commit is discarded and `bufs` wiped: framed with a ratchet whose
+    /// position the store does not hold, it must not leave (after a reboot
+    /// that ratchet would frame another message the same).
+    fn store_own_commit<'o>(
+        &mut self,
+        placed: Option<Placed>,
+        bufs: CommitBuffers<'o>,
+    ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
+        let CommitBuffers { message, welcome, group_info } = bufs;
+        // The spans were taken from these buffers: `None` cannot happen.
+        let outside = DurableError::Op(CreateCommitError::Protection(ProtectionError::BufferTooSmall { needed: 0 }));
+        let saved = match placed {
+            Some(_) => self.save(Parts::RATCHETS.with(Part::Staged)).map_err(DurableError::from),
+            None => Err(outside),
+        };
+        if let Err(e) = saved {
             self.group.discard_staged_commit();
+            for buf in [message, welcome, group_info] {
+                zeroize::Zeroize::zeroize(buf);
+            }
+            return Err(e);
         }
-        result
+        let placed = placed.ok_or(outside)?;
+        let bufs: [&'o [u8]; 3] = [message, welcome, group_info];
+        let get = |(i, at, len): Span| bufs.get(i).and_then(|b| b.get(at..at.checked_add(len)?));
+        let commit = get(placed.commit).ok_or(outside)?;
+        let welcome = match placed.welcome {
+            Some(span) => Some(get(span).ok_or(outside)?),
+            None => None,
+        };
+        Ok(CommitOutput { commit, welcome, summary: placed.summary })
     }
 
     /// Joins from `welcome` (the tree in it, no PSKs, the default
@@ -760,6 +795,42 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         // removes its keys.
         let _ = remove_key_package(self.storage, &reference, self.buf);
         Ok(())
+    }
+}
+
+/// Where a slice lies in a Commit's three buffers (message, Welcome,
+/// GroupInfo): which one, at what offset, how long.
+type Span = (usize, usize, usize);
+
+/// A Commit's output as spans of its buffers, so that the buffers can be
+/// wiped, or the output given back, once its save is known.
+struct Placed {
+    commit: Span,
+    welcome: Option<Span>,
+    summary: crate::group::StagedCommitSummary,
+}
+
+impl Placed {
+    /// Where `out` lies in the buffers of `bases` (address and length of
+    /// each); `None` if outside them (it never is: it was built there).
+    fn of(bases: &[(usize, usize); 3], out: CommitOutput<'_>) -> Option<Self> {
+        let span = |s: &[u8]| {
+            let p = s.as_ptr() as usize;
+            bases.iter().enumerate().find_map(|(i, &(base, len))| {
+                let at = p.checked_sub(base)?;
+                (at.checked_add(s.len())? <= len).then_some((i, at, s.len()))
+            })
+        };
+        let welcome = match out.welcome {
+            Some(w) => Some(span(w)?),
+            None => None,
+        };
+        Some(Self { commit: span(out.commit)?, welcome, summary: out.summary })
+    }
+
+    /// The address and length of each of a Commit's buffers.
+    fn bases(bufs: &CommitBuffers<'_>) -> [(usize, usize); 3] {
+        [&*bufs.message, &*bufs.welcome, &*bufs.group_info].map(|b| (b.as_ptr() as usize, b.len()))
     }
 }
 

@@ -375,6 +375,9 @@ pub struct SecretTreeMeta {
     /// back after a load): a store brings a sender's path in before its
     /// message (`store::ratchets`).
     pub(crate) evicted: bool,
+    /// Skipped-key slots the store's index covers (`store::ratchets`): a
+    /// slot at or above it has no record.
+    pub(crate) pool_indexed: u16,
 }
 
 /// The name of the tree rooted at `encryption_secret` in a store: the first
@@ -474,6 +477,7 @@ impl SecretTreeMeta {
             tag: tree_tag(encryption_secret),
             bank_checked: false,
             evicted: false,
+            pool_indexed: 0,
         })
     }
 
@@ -902,6 +906,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             tag: [0; 8],
             bank_checked: false,
             evicted: false,
+            pool_indexed: 0,
         },
         entries: {
             let () = Self::TAGS_FIT;

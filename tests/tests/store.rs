@@ -872,3 +872,69 @@ fn our_commit_whose_save_fails_is_wiped_and_not_staged() {
     println!("our Commit's save cut at each of its {cases} operations: wiped and not staged ({stored_anyway} staged in the store after its head)");
     assert!(cases > 2 && stored_anyway > 0);
 }
+
+/// A store that counts removals of keys never written to it.
+#[derive(Default)]
+struct CountingRemovals {
+    map: MapStorage,
+    written: std::collections::BTreeSet<RecordKey>,
+    removed: usize,
+    never_written: usize,
+}
+
+impl Storage for CountingRemovals {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, mls_nostd::store::StorageError> {
+        self.map.read(key, buf)
+    }
+
+    fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), mls_nostd::store::StorageError> {
+        self.written.insert(key);
+        self.map.write(key, value)
+    }
+
+    fn remove(&mut self, key: RecordKey) -> Result<(), mls_nostd::store::StorageError> {
+        self.removed += 1;
+        if !self.written.contains(&key) {
+            self.never_written += 1;
+        }
+        self.map.remove(key)
+    }
+}
+
+/// A stored member removes only records it wrote: each removal costs a
+/// flash store a scan of its map. It removed every slot of the
+/// skipped-key pool (64 here, 16 on the boards) with each ended epoch and
+/// a parent's secret derived and used up between two saves; now the index
+/// bounds the pool's slots and names the nodes written. (A record removed
+/// when used may be removed again with its epoch's bank: the index still
+/// names it.) Messages in and out of order (a skipped key stored, then
+/// used), Commits received and our own.
+#[test]
+fn a_stored_member_removes_only_records_it_wrote() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob, _) = group_of(suite);
+    let mut storage = CountingRemovals::default();
+    bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    for round in 0..3 {
+        let (first, second) = (alice.send(b"one"), alice.send(b"two"));
+        assert_eq!(receive_durable(&mut bob, &mut storage, &second).unwrap(), b"two");
+        assert_eq!(receive_durable(&mut bob, &mut storage, &first).unwrap(), b"one");
+        let m = send_durable(&mut bob, &mut storage, b"back");
+        assert_eq!(alice.receive_app(&m).1, b"back");
+        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
+        receive_durable(&mut bob, &mut storage, &commit).unwrap();
+        let (mut mb, mut wb, mut gb) = buffers();
+        let opts = CommitOptions { force_path: true, leaf: Some(bob.template()), ..CommitOptions::DEFAULT };
+        let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+        let mut b = buf();
+        let out = bob.group.stored(&mut storage, SLOT, &mut b).commit(&opts, &NoPsks, NOW, &mut bob.rng, &Sequential, bufs).unwrap();
+        let commit = out.commit.to_vec();
+        bob.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().unwrap();
+        alice.receive_commit(&commit);
+        agree(&[&alice, &bob]);
+        let never = storage.never_written;
+        assert_eq!(never, 0, "round {round}: {never} of {} removals named a record never written", storage.removed);
+    }
+    println!("{} removals, each of a record written before", storage.removed);
+    assert!(storage.removed > 0);
+}

@@ -551,8 +551,8 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// [`StoreError::NoGroup`], so a retried save cannot replace the stored
     /// group): [`StoredGroup::load`] it. The store holds the epoch
     /// before the Commit (process the Commit again; ours is in the store,
-    /// staged: merge it again), or the new one if the write that failed
-    /// came after the save's commit point. Kept in memory, the new epoch
+    /// staged: merge it again), or the new one if the operation that
+    /// failed came after the save's commit point. Kept in memory, the new epoch
     /// would send with keys the store may not know were used, and a save
     /// of its ratchets would mark the Commit's own key consumed in the
     /// stored epoch, which then could not process the Commit again.

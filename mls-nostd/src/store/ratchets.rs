@@ -233,7 +233,17 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             (f & LEAF_DIRTY != 0 && f & LEAF_INDEXED == 0 && has_leaf(self, i))
                 || (f & PARENT_DIRTY != 0 && f & PARENT_INDEXED == 0 && has_parent(self, i))
         });
-        if unindexed {
+        // The index covers the skipped-key slots below a mark that only
+        // grows (a bank's records of a slot are listed before written), so
+        // a bank's removal and a load look up the slots used, not all `K`:
+        // each lookup scans a flash store's map.
+        let written = (0..K).filter(|&k| rest_ok && self.skipped_dirty.get(k).copied().unwrap_or(false));
+        let mark = written.filter(|&k| self.skipped.get(k).is_some_and(Option::is_some)).map(|k| k + 1).max().unwrap_or(0);
+        let pool_unindexed = mark > usize::from(self.meta.pool_indexed);
+        if pool_unindexed {
+            self.meta.pool_indexed = u16::try_from(mark).map_err(|_| StoreError::CapacityExceeded(Capacity::SkippedKeys))?;
+        }
+        if unindexed || pool_unindexed {
             for i in 0..n {
                 let (leaf, parent) = (has_leaf(self, i), has_parent(self, i));
                 if let Some(f) = self.flags.get_mut(i) {
@@ -313,22 +323,31 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
                 }
             }
         }
-        // Removals last.
+        // Removals last (a slot the index does not cover has no record).
         for k in 0..K {
             if self.skipped_dirty.get(k).copied().unwrap_or(false) {
-                storage.remove(pool_key(slot, bank, k)?)?;
+                if k < usize::from(self.meta.pool_indexed) {
+                    storage.remove(pool_key(slot, bank, k)?)?;
+                }
                 if let Some(d) = self.skipped_dirty.get_mut(k) {
                     *d = false;
                 }
             }
         }
+        // (A node the index does not list has no record: derived and used
+        // up between two saves.)
         for i in 0..n {
-            if self.flags.get(i).is_some_and(|f| f & PARENT_DIRTY != 0) {
-                storage.remove(node_key(slot, bank, 2 * i + 1)?)?;
+            let f = self.flags.get(i).copied().unwrap_or(0);
+            if f & PARENT_DIRTY != 0 {
+                if f & PARENT_INDEXED != 0 {
+                    storage.remove(node_key(slot, bank, 2 * i + 1)?)?;
+                }
                 clear_flag(&mut self.flags, i, PARENT_DIRTY);
             }
-            if leaf_ok(i) && self.flags.get(i).is_some_and(|f| f & LEAF_DIRTY != 0) {
-                storage.remove(node_key(slot, bank, 2 * i)?)?;
+            if leaf_ok(i) && f & LEAF_DIRTY != 0 {
+                if f & LEAF_INDEXED != 0 {
+                    storage.remove(node_key(slot, bank, 2 * i)?)?;
+                }
                 clear_flag(&mut self.flags, i, LEAF_DIRTY);
             }
         }
@@ -359,6 +378,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             *d = e.is_some();
         }
         self.meta.bank_checked = false;
+        self.meta.pool_indexed = 0;
     }
 
     /// Node `node`'s record in `bank` of group `slot`, if the store has one
@@ -563,7 +583,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             w.write_bytes(&self.meta.tag)?;
             w.write_u32(n_leaves)?;
             w.write_u16(c as u16)?;
-            w.write_u16(u16::try_from(K).map_err(|_| StoreError::CapacityExceeded(Capacity::SkippedKeys))?)?;
+            w.write_u16(self.meta.pool_indexed)?;
             for j in 0..nodes {
                 let node = first + j;
                 let f = self.flags.get(node / 2).copied().unwrap_or(0);
@@ -602,7 +622,8 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         if usize::try_from(n_leaves).map_or(true, |n| n > N) || !n_leaves.is_power_of_two() {
             return Err(StoreError::Invalid(CodecError::CapacityExceeded(Capacity::Leaves)));
         }
-        self.meta = SecretTreeMeta { suite, n_leaves, config, next_seq: 0, tag, bank_checked: false, evicted: false };
+        self.meta =
+            SecretTreeMeta { suite, n_leaves, config, next_seq: 0, tag, bank_checked: false, evicted: false, pool_indexed: 0 };
         let (width, chunks) = width_and_chunks(n_leaves);
         for c in 0..chunks {
             let body = match read_sealed(storage, index_key(slot, bank, c)?, buf)? {
@@ -621,8 +642,8 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             if r.read_u32()? != n_leaves || usize::from(r.read_u16()?) != c {
                 return Err(StoreError::Corrupt);
             }
-            // The pool size of the build that wrote it (for `clean_bank`).
-            r.read_u16()?;
+            // The skipped-key slots that may have records (for `clean_bank`).
+            self.meta.pool_indexed = r.read_u16()?;
             for (byte, bits) in r.remaining().iter().enumerate() {
                 for bit in 0..8 {
                     let node = c * CHUNK_NODES + byte * 8 + bit;
@@ -668,7 +689,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
                 _ => self.held_mut().put(node / 2, value).map_err(|_| StoreError::CapacityExceeded(Capacity::SecretTreeEntries))?,
             }
         }
-        for k in 0..K {
+        for k in 0..K.min(usize::from(self.meta.pool_indexed)) {
             let Some(body) = read_sealed(storage, pool_key(slot, bank, k)?, buf)? else { continue };
             let mut r = Reader::new(body);
             if r.read_array::<8>()? != tag {

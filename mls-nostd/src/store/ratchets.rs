@@ -49,7 +49,8 @@ const INDEX_BASE: u16 = 0x8000;
 const CHUNK_BYTES: usize = 2048;
 const CHUNK_NODES: usize = CHUNK_BYTES * 8;
 const CHECK_LEN: usize = 8;
-/// `tag || n_leaves || chunk || pool entries` before an index chunk's bits.
+/// `tag || n_leaves || chunk || pool slots covered` before an index chunk's bits
+/// (the skipped-key slots that may have records: `SecretTreeMeta::pool_indexed`).
 const INDEX_HEAD: usize = 8 + 4 + 2 + 2;
 
 /// The longest record of a secret tree of `n_leaves` leaves: an index chunk

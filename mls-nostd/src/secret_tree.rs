@@ -378,6 +378,10 @@ pub struct SecretTreeMeta {
     /// Skipped-key slots the store's index covers (`store::ratchets`): a
     /// slot at or above it has no record.
     pub(crate) pool_indexed: u16,
+    /// The store's index may not match the flags and mark above: a write
+    /// of it, or a save after it (a backend that rolls a failed save
+    /// back), failed. The next save writes the index again.
+    pub(crate) index_unsure: bool,
 }
 
 /// The name of the tree rooted at `encryption_secret` in a store: the first
@@ -478,6 +482,7 @@ impl SecretTreeMeta {
             bank_checked: false,
             evicted: false,
             pool_indexed: 0,
+            index_unsure: false,
         })
     }
 
@@ -907,6 +912,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             bank_checked: false,
             evicted: false,
             pool_indexed: 0,
+            index_unsure: false,
         },
         entries: {
             let () = Self::TAGS_FIT;

@@ -938,3 +938,137 @@ fn a_stored_member_removes_only_records_it_wrote() {
     println!("{} removals, each of a record written before", storage.removed);
     assert!(storage.removed > 0);
 }
+
+/// The skipped-key records of `slot` in `map` (kinds 7 and 8: pool entries
+/// of either bank; their index chunks have the high byte 0x80 and up).
+fn pool_records(map: &MapStorage) -> Vec<RecordKey> {
+    map.0
+        .keys()
+        .copied()
+        .filter(|k| {
+            let [kind, slot, hi, _] = k.to_be_bytes();
+            (kind == 7 || kind == 8) && slot == SLOT && hi < 0x80
+        })
+        .collect()
+}
+
+/// A save whose first write (the secret tree's index, raising the pool's
+/// mark) fails leaves the index behind the group in memory: the next save
+/// writes it again (found in review). Before, the next save trusted the
+/// mark in memory and wrote the skipped keys above the stored mark, so the
+/// reload did not see them (a skipped message refused) and the ended
+/// epoch's removal did not reach them (its keys stayed in the store).
+#[test]
+fn a_failed_index_write_is_written_again_by_the_next_save() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob, _) = group_of(suite);
+    let mut storage = Failing { map: MapStorage::default(), ops_left: None };
+    bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    let m: Vec<Vec<u8>> = (0..5).map(|i| alice.send(format!("m{i}").as_bytes())).collect();
+    assert_eq!(receive_durable(&mut bob, &mut storage, &m[0]).unwrap(), b"m0");
+    // m3 skips m1 and m2 (two pool slots); its save's first write fails.
+    storage.ops_left = Some(0);
+    assert!(receive_durable(&mut bob, &mut storage, &m[3]).is_err());
+    storage.ops_left = None;
+    assert_eq!(receive_durable(&mut bob, &mut storage, &m[4]).unwrap(), b"m4");
+    assert_eq!(pool_records(&storage.map).len(), 2, "m1's and m2's keys stored");
+    reload(&mut bob, &mut storage);
+    assert_eq!(receive_durable(&mut bob, &mut storage, &m[1]).unwrap(), b"m1", "a skipped key lost by the reload");
+    for _ in 0..2 {
+        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
+        receive_durable(&mut bob, &mut storage, &commit).unwrap();
+    }
+    agree(&[&alice, &bob]);
+    let left = pool_records(&storage.map);
+    assert!(left.is_empty(), "skipped keys of an ended epoch left in the store: {left:08x?}");
+}
+
+/// A transactional store, as `platform_std::SqliteStorage`: writes and
+/// removals wait for [`Storage::committed`], and one that fails rolls back
+/// every one since (once `ops_left` reaches 0).
+#[derive(Default)]
+struct RollingBack {
+    map: MapStorage,
+    pending: Vec<(RecordKey, Option<Vec<u8>>)>,
+    ops_left: Option<usize>,
+}
+
+impl RollingBack {
+    fn step(&mut self) -> Result<(), mls_nostd::store::StorageError> {
+        match &mut self.ops_left {
+            Some(0) => {
+                self.pending.clear();
+                Err(mls_nostd::store::StorageError::Io)
+            }
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Storage for RollingBack {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, mls_nostd::store::StorageError> {
+        match self.pending.iter().rev().find(|(k, _)| *k == key) {
+            Some((_, None)) => Ok(None),
+            Some((_, Some(v))) => {
+                let out = buf.get_mut(..v.len()).ok_or(mls_nostd::store::StorageError::TooLarge)?;
+                out.copy_from_slice(v);
+                Ok(Some(out))
+            }
+            None => self.map.read(key, buf),
+        }
+    }
+
+    fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), mls_nostd::store::StorageError> {
+        self.step()?;
+        self.pending.push((key, Some(value.to_vec())));
+        Ok(())
+    }
+
+    fn remove(&mut self, key: RecordKey) -> Result<(), mls_nostd::store::StorageError> {
+        self.step()?;
+        self.pending.push((key, None));
+        Ok(())
+    }
+
+    fn committed(&mut self) -> Result<(), mls_nostd::store::StorageError> {
+        for (key, value) in self.pending.drain(..) {
+            match value {
+                Some(v) => self.map.write(key, &v)?,
+                None => self.map.remove(key)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// As above with a store that rolls a failed save back: m3's index is
+/// written, then a write after it fails and takes it back. The next save
+/// writes the index again.
+#[test]
+fn an_index_rolled_back_with_its_save_is_written_again() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob, _) = group_of(suite);
+    let mut storage = RollingBack::default();
+    bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    let m: Vec<Vec<u8>> = (0..5).map(|i| alice.send(format!("m{i}").as_bytes())).collect();
+    assert_eq!(receive_durable(&mut bob, &mut storage, &m[0]).unwrap(), b"m0");
+    storage.ops_left = Some(1);
+    assert!(receive_durable(&mut bob, &mut storage, &m[3]).is_err());
+    assert!(storage.pending.is_empty(), "the failed save rolled back");
+    storage.ops_left = None;
+    assert_eq!(receive_durable(&mut bob, &mut storage, &m[4]).unwrap(), b"m4");
+    assert_eq!(pool_records(&storage.map).len(), 2, "m1's and m2's keys stored");
+    reload(&mut bob, &mut storage);
+    assert_eq!(receive_durable(&mut bob, &mut storage, &m[1]).unwrap(), b"m1", "a skipped key lost by the reload");
+    for _ in 0..2 {
+        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
+        receive_durable(&mut bob, &mut storage, &commit).unwrap();
+    }
+    agree(&[&alice, &bob]);
+    let left = pool_records(&storage.map);
+    assert!(left.is_empty(), "skipped keys of an ended epoch left in the store: {left:08x?}");
+}

@@ -106,6 +106,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             return Err(StoreError::NoGroup);
         }
         let result = self.save_inner(storage, slot, parts, consumed, buf);
+        if result.is_err() {
+            // A backend may roll the failed save back, index writes included.
+            self.secret_trees.current_mut().meta.index_unsure = true;
+            if let Some(past) = self.secret_trees.past_mut() {
+                past.meta.index_unsure = true;
+            }
+        }
         // The buffer held plaintext records (secrets): none stays behind.
         zeroize::Zeroize::zeroize(buf);
         result

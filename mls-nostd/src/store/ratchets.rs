@@ -244,7 +244,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         if pool_unindexed {
             self.meta.pool_indexed = u16::try_from(mark).map_err(|_| StoreError::CapacityExceeded(Capacity::SkippedKeys))?;
         }
-        if unindexed || pool_unindexed {
+        if unindexed || pool_unindexed || self.meta.index_unsure {
             for i in 0..n {
                 let (leaf, parent) = (has_leaf(self, i), has_parent(self, i));
                 if let Some(f) = self.flags.get_mut(i) {
@@ -569,8 +569,12 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         Ok(())
     }
 
-    /// Writes the index: every node whose `*_INDEXED` flag is set.
-    fn write_index<S: Storage>(&self, storage: &mut S, slot: u8, bank: u8, buf: &mut [u8]) -> Result<(), StoreError> {
+    /// Writes the index: every node whose `*_INDEXED` flag is set, and the
+    /// pool's mark. The flags and mark are raised before it: until it is
+    /// written they are ahead of the store's, so a save that fails on the
+    /// way leaves [`SecretTreeMeta::index_unsure`] set for the next save.
+    fn write_index<S: Storage>(&mut self, storage: &mut S, slot: u8, bank: u8, buf: &mut [u8]) -> Result<(), StoreError> {
+        self.meta.index_unsure = true;
         let n_leaves = self.meta.n_leaves;
         let (width, chunks) = width_and_chunks(n_leaves);
         for c in 0..chunks {
@@ -595,6 +599,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             }
             write_sealed(storage, index_key(slot, bank, c)?, buf, len)?;
         }
+        self.meta.index_unsure = false;
         Ok(())
     }
 
@@ -624,7 +629,17 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             return Err(StoreError::Invalid(CodecError::CapacityExceeded(Capacity::Leaves)));
         }
         self.meta =
-            SecretTreeMeta { suite, n_leaves, config, next_seq: 0, tag, bank_checked: false, evicted: false, pool_indexed: 0 };
+            SecretTreeMeta {
+            suite,
+            n_leaves,
+            config,
+            next_seq: 0,
+            tag,
+            bank_checked: false,
+            evicted: false,
+            pool_indexed: 0,
+            index_unsure: false,
+        };
         let (width, chunks) = width_and_chunks(n_leaves);
         for c in 0..chunks {
             let body = match read_sealed(storage, index_key(slot, bank, c)?, buf)? {

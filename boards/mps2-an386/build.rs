@@ -13,12 +13,12 @@ use std::env;
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let caps: Vec<usize> = [8, 64, 256]
+    let caps: Vec<usize> = [8, 64, 256, 1024]
         .into_iter()
         .filter(|c| env::var_os(format!("CARGO_FEATURE_CAP_{c}")).is_some())
         .collect();
     let [capacity] = caps[..] else {
-        panic!("enable exactly one of the features cap-8, cap-64, cap-256 (got {caps:?})");
+        panic!("enable exactly one of the features cap-8, cap-64, cap-256, cap-1024 (got {caps:?})");
     };
     let map = if capacity > 64 { "mps2-an386-1m" } else { "mps2-an386" };
     board_scenario::memory_map(&manifest, &out, map);

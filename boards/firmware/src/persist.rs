@@ -4,7 +4,7 @@
 //! [`RegionFlash`] is NOR-flash behaviour (writes clear bits, erases set a
 //! 4 KiB page to `0xFF`) over a memory region that a system reset does not
 //! clear: on QEMU's mps2-an386 the upper part of the 4 MiB code SSRAM, which
-//! the linker script keeps out of the image. The core's `FlashStorage` runs on
+//! the linker script keeps out of the image. The core's `FlashSplit` runs on
 //! it unchanged, as it would on the nRF52840's NVMC.
 //!
 //! The firmware's own record ([`Resume`]) holds the test report so far, the
@@ -17,7 +17,7 @@ use embedded_storage::nor_flash::{
     ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 use mls_nostd::crypto::signature::SignaturePrivateKey;
-use mls_nostd::store::flash::FlashStorage;
+use mls_nostd::store::flash::FlashSplit;
 use mls_nostd::store::{RecordKey, Storage, StorageError};
 
 const PAGE: usize = 4096;
@@ -107,16 +107,23 @@ impl NorFlash for RegionFlash {
 
 impl MultiwriteNorFlash for RegionFlash {}
 
-/// The board's store.
-pub type BoardStore = FlashStorage<RegionFlash, 64>;
+/// The board's store: the ratchet tree's records in a map of their own
+/// (`FlashSplit`), so that a message's lookups scan only the rest.
+pub type BoardStore = FlashSplit<RegionFlash, 64>;
 
-/// Opens the store over `flash`: two equal halves, a scrub every 8 saves.
+/// Opens the store over `flash`: its first `rest_len` bytes for every
+/// record but the ratchet tree's, the remainder for those, each map in two
+/// equal halves; the rest (it holds the secrets) is scrubbed every 8 saves.
 /// Memory that holds no store and is not erased flash (QEMU's zeroed RAM at
 /// the first start) is formatted.
-pub fn open(flash: RegionFlash) -> Option<BoardStore> {
+pub fn open(flash: RegionFlash, rest_len: usize) -> Option<BoardStore> {
     use mls_nostd::store::flash::FlashConfigError;
-    let half = (flash.len / 2 / PAGE * PAGE) as u32;
-    let mut store = FlashStorage::new(flash, 0..half, half..2 * half, 8).ok()?;
+    let halves = |from: usize, len: usize| {
+        let half = len / 2 / PAGE * PAGE;
+        [from as u32..(from + half) as u32, (from + half) as u32..(from + 2 * half) as u32]
+    };
+    let (rest, tree) = (halves(0, rest_len), halves(rest_len, flash.len.checked_sub(rest_len)?));
+    let mut store = FlashSplit::new(flash, rest, tree, 8).ok()?;
     match store.mount() {
         Ok(()) => {}
         Err(FlashConfigError::Unreadable) => {

@@ -31,6 +31,8 @@ const CAPACITY: usize = 8;
 const CAPACITY: usize = 64;
 #[cfg(feature = "cap-256")]
 const CAPACITY: usize = 256;
+#[cfg(feature = "cap-1024")]
+const CAPACITY: usize = 1024;
 
 /// The measured member (no store): a secret tree of one slot per leaf.
 #[cfg(not(feature = "reboot"))]
@@ -59,11 +61,24 @@ static SECRET_TREE: Slot<board_firmware::checks::VectorSecretTree> = Slot::new()
 /// Messages in and out, and the Commit's work area.
 static SCRATCH: Slot<[u8; scenario::SCRATCH_LEN]> = Slot::new();
 
-/// The member's flash store: above the 3 MiB the linker may use.
+/// The member's flash store: above the 3 MiB the linker may use, the
+/// records but the ratchet tree's, then the tree's.
 #[cfg(feature = "reboot")]
 const STORE_BASE: usize = 0x0030_0000;
-#[cfg(feature = "reboot")]
-const STORE_LEN: usize = 128 * 1024;
+/// The rest's map: 64 KiB (two halves of 32 KiB), 128 KiB at 1,024 leaves.
+#[cfg(all(feature = "reboot", not(feature = "cap-1024")))]
+const REST_LEN: usize = 64 * 1024;
+#[cfg(all(feature = "reboot", feature = "cap-1024"))]
+const REST_LEN: usize = 128 * 1024;
+/// The tree's map: room for twice the tree's records (a LeafNode is about
+/// 200 bytes): 64 KiB up to 64 leaves (the store's 128 KiB in all, as
+/// before the split), 128 KiB at 256, 768 KiB at 1,024.
+#[cfg(all(feature = "reboot", not(any(feature = "cap-256", feature = "cap-1024"))))]
+const TREE_LEN: usize = 64 * 1024;
+#[cfg(all(feature = "reboot", feature = "cap-256"))]
+const TREE_LEN: usize = 128 * 1024;
+#[cfg(all(feature = "reboot", feature = "cap-1024"))]
+const TREE_LEN: usize = 768 * 1024;
 /// The board resets after this member step (the device's first protect):
 /// the steps after it need the sending ratchet and RNG exactly restored.
 #[cfg(feature = "reboot")]
@@ -82,8 +97,8 @@ fn open_store() -> (&'static mut board_firmware::persist::BoardStore, Option<boa
     use board_firmware::persist::{self, RegionFlash, Resume};
     // SAFETY: the region above 3 MiB of SSRAM1 is outside every linker region
     // (memory-mps2-an386*.x) and used by nothing else.
-    let flash = unsafe { RegionFlash::new(STORE_BASE, STORE_LEN) };
-    let store = STORE.take(persist::open(flash).expect("flash store")).unwrap();
+    let flash = unsafe { RegionFlash::new(STORE_BASE, REST_LEN + TREE_LEN) };
+    let store = STORE.take(persist::open(flash, REST_LEN).expect("flash store")).unwrap();
     let resume = Resume::read(store).expect("resume record");
     (store, resume)
 }

@@ -160,6 +160,8 @@ pub fn generate(capacity: usize) -> Generated {
         64 => device_group!(64, members),
         #[cfg(feature = "cap-256")]
         256 => device_group!(256, members),
+        #[cfg(feature = "cap-1024")]
+        1024 => device_group!(1024, members),
         _ => panic!(
             "no scenario instance for capacity {capacity}: build board-scenario with its feature cap-{capacity} \
              (or add the capacity to board_scenario::member::generate)"

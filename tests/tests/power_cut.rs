@@ -23,8 +23,8 @@ use mls_nostd::key_package::KeyPackage;
 use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::store::durable::{load_key_package, store_key_package, RecordBuffer};
-use mls_nostd::store::flash::FlashStorage;
-use mls_nostd::store::{recover, Parts, StoreError, MAX_RECORD_LEN};
+use mls_nostd::store::flash::{FlashSplit, FlashStorage};
+use mls_nostd::store::{recover, Parts, Storage, StoreError, MAX_RECORD_LEN};
 use mls_tests::member::{buffers, Member, MemberOf, NOW};
 
 const PAGE: usize = 4096;
@@ -161,22 +161,69 @@ impl NorFlash for FaultFlash {
 
 impl MultiwriteNorFlash for FaultFlash {}
 
-type Flash = FlashStorage<FaultFlash>;
+/// The device's flash store over a [`FaultFlash`].
+trait Backend: Storage + Sized + Send {
+    fn open(flash: FaultFlash) -> Self;
+    fn flash(&self) -> &FaultFlash;
+    fn flash_mut(&mut self) -> &mut FaultFlash;
+    fn into_flash(self) -> FaultFlash;
+    fn scrub(&mut self) -> Result<(), mls_nostd::store::StorageError>;
+}
 
-fn open(flash: FaultFlash) -> Flash {
-    let half = (REGION_PAGES * PAGE) as u32;
-    match FlashStorage::open(flash, 0..half, half..2 * half, 8) {
-        Ok(s) => s,
-        Err(e) => panic!("open: {e:?}"),
+/// One map in two regions of `REGION_PAGES`, scrubbed every 8 saves.
+impl Backend for FlashStorage<FaultFlash> {
+    fn open(flash: FaultFlash) -> Self {
+        let half = (REGION_PAGES * PAGE) as u32;
+        match FlashStorage::open(flash, 0..half, half..2 * half, 8) {
+            Ok(s) => s,
+            Err(e) => panic!("open: {e:?}"),
+        }
+    }
+    fn flash(&self) -> &FaultFlash {
+        FlashStorage::flash(self)
+    }
+    fn flash_mut(&mut self) -> &mut FaultFlash {
+        FlashStorage::flash_mut(self)
+    }
+    fn into_flash(self) -> FaultFlash {
+        FlashStorage::into_flash(self)
+    }
+    fn scrub(&mut self) -> Result<(), mls_nostd::store::StorageError> {
+        FlashStorage::scrub(self)
+    }
+}
+
+/// The same flash as two maps (the ratchet tree's records in their own),
+/// each in two regions of half as many pages; the rest scrubbed every 8
+/// saves, the tree's map when full.
+impl Backend for FlashSplit<FaultFlash> {
+    fn open(flash: FaultFlash) -> Self {
+        let q = (REGION_PAGES / 2 * PAGE) as u32;
+        match FlashSplit::open(flash, [0..q, q..2 * q], [2 * q..3 * q, 3 * q..4 * q], 8) {
+            Ok(s) => s,
+            Err(e) => panic!("open: {e:?}"),
+        }
+    }
+    fn flash(&self) -> &FaultFlash {
+        FlashSplit::flash(self)
+    }
+    fn flash_mut(&mut self) -> &mut FaultFlash {
+        FlashSplit::flash_mut(self)
+    }
+    fn into_flash(self) -> FaultFlash {
+        FlashSplit::into_flash(self)
+    }
+    fn scrub(&mut self) -> Result<(), mls_nostd::store::StorageError> {
+        FlashSplit::scrub(self)
     }
 }
 
 /// The device: a member whose state lives on the fault-injecting flash,
 /// its secret tree holding `E` secrets at once (16: one per leaf; fewer: a
 /// pool whose store holds the rest, issue #14).
-struct Device<const E: usize> {
+struct Device<const E: usize, B: Backend> {
     member: MemberOf<16, { 16 * 512 }, 64, 8192, E>,
-    store: Option<Flash>,
+    store: Option<B>,
     buf: Box<RecordBuffer>,
     /// Secrets the device deleted (must be gone from flash after a scrub).
     deleted: Vec<Vec<u8>>,
@@ -185,8 +232,8 @@ struct Device<const E: usize> {
 
 type Op<T> = Result<T, String>;
 
-impl<const E: usize> Device<E> {
-    fn store(&mut self) -> &mut Flash {
+impl<const E: usize, B: Backend> Device<E, B> {
+    fn store(&mut self) -> &mut B {
         self.store.as_mut().unwrap()
     }
 
@@ -198,7 +245,7 @@ impl<const E: usize> Device<E> {
     fn reboot(&mut self) {
         let mut flash = self.store.take().unwrap().into_flash();
         flash.reboot();
-        let mut store = open(flash);
+        let mut store = B::open(flash);
         recover(&mut store, SLOT, &mut self.buf[..]).unwrap();
         let mut group = Box::new(mls_nostd::group::Group::EMPTY);
         match group.load(&mut store, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut self.buf) {
@@ -234,7 +281,7 @@ impl<const E: usize> Device<E> {
     }
 }
 
-fn authenticators_agree<const E: usize>(a: &Member, b: &Member, device: &Device<E>) {
+fn authenticators_agree<const E: usize, B: Backend>(a: &Member, b: &Member, device: &Device<E, B>) {
     assert_eq!(device.member.group.epoch(), a.group.epoch());
     assert_eq!(device.member.group.epoch_authenticator(), a.group.epoch_authenticator());
     assert_eq!(b.group.epoch_authenticator(), a.group.epoch_authenticator());
@@ -248,14 +295,14 @@ struct Outcome {
 
 /// The whole scenario with power cut after `cut` flash operations (None:
 /// never), the device's secret tree holding `E` secrets.
-fn scenario<const E: usize>(cut: Option<u64>, check_flash: bool) -> Outcome {
+fn scenario<const E: usize, B: Backend>(cut: Option<u64>, check_flash: bool) -> Outcome {
     let mut alice = Member::new("alice", 101);
     let mut bob = Member::new("bob", 102);
     // Formatting at first start holds no state; cuts count from there.
-    let mut store = open(FaultFlash::new());
+    let mut store = B::open(FaultFlash::new());
     store.flash_mut().budget = cut;
     store.flash_mut().ops = 0;
-    let mut dev = Device::<E> { member: MemberOf::new("device", 103), store: Some(store), buf: Box::new([0u8; MAX_RECORD_LEN]), deleted: Vec::new(), reboots: 0 };
+    let mut dev = Device::<E, B> { member: MemberOf::new("device", 103), store: Some(store), buf: Box::new([0u8; MAX_RECORD_LEN]), deleted: Vec::new(), reboots: 0 };
 
     // 1. The device's KeyPackage: its private keys go to flash.
     let (kp, keys) = dev.member.key_package(SUITE);
@@ -490,8 +537,8 @@ const CI_SAMPLES: u64 = 4_000;
 /// Cuts power at `samples` points spread evenly over the scenario's flash
 /// operations (every point with `MLS_POWER_CUT_EXHAUSTIVE`, `n` with
 /// `MLS_POWER_CUT_SAMPLES=n`), the device's secret tree holding `E` secrets.
-fn cut_everywhere<const E: usize>(label: &str, samples: u64) {
-    let full = scenario::<E>(None, true);
+fn cut_everywhere<const E: usize, B: Backend>(label: &str, samples: u64) {
+    let full = scenario::<E, B>(None, true);
     let points = full.ops;
     let exhaustive = std::env::var_os("MLS_POWER_CUT_EXHAUSTIVE").is_some();
     // MLS_POWER_CUT_SAMPLES=n overrides the sample count (for quick local runs).
@@ -508,7 +555,7 @@ fn cut_everywhere<const E: usize>(label: &str, samples: u64) {
                 scope.spawn(move || {
                     let mut reboots = 0u64;
                     for (i, cut) in chunk.iter().enumerate() {
-                        reboots += u64::from(scenario::<E>(Some(*cut), i % 500 == 0).reboots);
+                        reboots += u64::from(scenario::<E, B>(Some(*cut), i % 500 == 0).reboots);
                     }
                     (chunk.len() as u64, reboots)
                 })
@@ -527,7 +574,7 @@ fn cut_everywhere<const E: usize>(label: &str, samples: u64) {
 
 #[test]
 fn power_cut_at_every_write_and_erase() {
-    cut_everywhere::<16>("secret tree of one slot per leaf", CI_SAMPLES);
+    cut_everywhere::<16, FlashStorage<FaultFlash>>("secret tree of one slot per leaf", CI_SAMPLES);
 }
 
 /// Cut points CI runs with a pool of secrets (the same scenario).
@@ -540,7 +587,20 @@ const CI_POOL_SAMPLES: u64 = 1_000;
 /// left of a split. A replayed or reused key fails the run as above.
 #[test]
 fn power_cut_with_a_pool_of_secrets() {
-    cut_everywhere::<3>("secret tree of a pool of 3", CI_POOL_SAMPLES);
+    cut_everywhere::<3, FlashStorage<FaultFlash>>("secret tree of a pool of 3", CI_POOL_SAMPLES);
+}
+
+/// Cut points CI runs with the ratchet tree's records in a map of their
+/// own (the same scenario).
+const CI_SPLIT_SAMPLES: u64 = 1_000;
+
+/// The device's store a [`FlashSplit`] (the boards' store): the tree's
+/// records in one map, the rest in another, on the same flash. A save
+/// writes the tree's nodes into their map before the head in the other,
+/// so a cut between them leaves the old state whole, as in one map.
+#[test]
+fn power_cut_with_the_tree_in_a_map_of_its_own() {
+    cut_everywhere::<16, FlashSplit<FaultFlash>>("the tree's records in a map of their own", CI_SPLIT_SAMPLES);
 }
 
 type M64 = MemberOf<64, { 64 * 512 }, 64, 8192>;
@@ -775,4 +835,50 @@ fn unreadable_flash_is_not_erased_silently() {
     }
     store.format().unwrap();
     store.mount().unwrap();
+}
+
+/// A [`FlashSplit`] keeps the ratchet tree's records (kinds 9 and 10) in
+/// the tree's map and every other record in the rest's: each map, opened
+/// alone as a [`FlashStorage`], holds exactly its own. Reads and
+/// `read_each` reach both.
+#[test]
+fn a_flash_split_keeps_the_tree_records_in_their_map() {
+    let q = (REGION_PAGES / 2 * PAGE) as u32;
+    let (rest, tree) = ([0..q, q..2 * q], [2 * q..3 * q, 3 * q..4 * q]);
+    let mut split = FlashSplit::<FaultFlash>::open(FaultFlash::new(), rest.clone(), tree.clone(), 8).unwrap();
+    let tree_keys = [0x0900_0001u32, 0x0A07_0002, 0x0900_07FE];
+    let rest_keys = [0x0100_0000u32, 0x0207_0001, 0x0807_0003, 0x0B00_0000, 0x4000_0000];
+    let all: Vec<u32> = tree_keys.iter().chain(&rest_keys).copied().collect();
+    for &k in &all {
+        split.write(k, &value(k, 0)).unwrap();
+    }
+    let mut buf = [0u8; MAX_RECORD_LEN];
+    for &k in &all {
+        assert_eq!(split.read(k, &mut buf).unwrap(), Some(&value(k, 0)[..]), "key {k:08x}");
+    }
+    let mut got = Vec::new();
+    let mut keys = all.iter().copied();
+    split.read_each(&mut keys, &|k| all.contains(&k), &mut buf, &mut |k, v| {
+        assert_eq!(v, value(k, 0));
+        got.push(k);
+        Ok(())
+    })
+    .unwrap();
+    got.sort();
+    let mut expected = all.clone();
+    expected.sort();
+    assert_eq!(got, expected);
+
+    let [rest_a, rest_b] = rest;
+    let mut alone = FlashStorage::<FaultFlash>::open(split.into_flash(), rest_a, rest_b, u32::MAX).unwrap();
+    for &k in &all {
+        let held = alone.read(k, &mut buf).unwrap().is_some();
+        assert_eq!(held, rest_keys.contains(&k), "the rest's map and key {k:08x}");
+    }
+    let [tree_a, tree_b] = tree;
+    let mut alone = FlashStorage::<FaultFlash>::open(alone.into_flash(), tree_a, tree_b, u32::MAX).unwrap();
+    for &k in &all {
+        let held = alone.read(k, &mut buf).unwrap().is_some();
+        assert_eq!(held, tree_keys.contains(&k), "the tree's map and key {k:08x}");
+    }
 }

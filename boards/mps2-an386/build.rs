@@ -2,7 +2,7 @@
 //!
 //! 1. Copies this board's memory map to `$OUT_DIR/memory.x` (see
 //!    `board_scenario::memory_map`): `memory-mps2-an386.x` (256 KiB RAM), or
-//!    `memory-mps2-an386-1m.x` for a 256-leaf group, which does not fit.
+//!    `memory-mps2-an386-1m.x` for a 256- or 1,024-leaf group, which does not fit.
 //! 2. Runs the member scenario on the host for the capacity chosen by the
 //!    `cap-*` feature and writes `$OUT_DIR/scenario.rs` (inputs, expected
 //!    outputs and epoch authenticators; see `board_scenario::member`).

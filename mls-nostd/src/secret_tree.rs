@@ -382,6 +382,10 @@ pub struct SecretTreeMeta {
     /// of it, or a save after it (a backend that rolls a failed save
     /// back), failed. The next save writes the index again.
     pub(crate) index_unsure: bool,
+    /// The bank may hold this tree's records from a save to a store that
+    /// never committed them (`store::ratchets`' `mark_all_unsaved`): the
+    /// next save removes them all, then writes every record.
+    pub(crate) bank_stale: bool,
 }
 
 /// The name of the tree rooted at `encryption_secret` in a store: the first
@@ -483,6 +487,7 @@ impl SecretTreeMeta {
             evicted: false,
             pool_indexed: 0,
             index_unsure: false,
+            bank_stale: false,
         })
     }
 
@@ -913,6 +918,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             evicted: false,
             pool_indexed: 0,
             index_unsure: false,
+            bank_stale: false,
         },
         entries: {
             let () = Self::TAGS_FIT;

@@ -147,8 +147,8 @@ macro_rules! device_group {
     };
 }
 
-/// Runs the scenario for a device group of `capacity` leaves: 4, 8, 64 or
-/// 256, each with this crate's feature of that name (`cap-8`, ...).
+/// Runs the scenario for a device group of `capacity` leaves: 4, 8, 64, 256
+/// or 1,024, each with this crate's feature of that name (`cap-8`, ...).
 pub fn generate(capacity: usize) -> Generated {
     let members = members_for(capacity);
     match capacity {

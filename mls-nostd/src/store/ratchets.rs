@@ -219,9 +219,12 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         };
         let rest_ok = !matches!(which, Records::Leaf(_));
         if !self.meta.bank_checked {
-            let keep = (self.meta.n_leaves > 0).then_some(self.meta.tag);
+            // Records of this tree that a save never committed (all are
+            // written again) go too: a skipped key used since would stay.
+            let keep = (self.meta.n_leaves > 0 && !self.meta.bank_stale).then_some(self.meta.tag);
             clean_bank(storage, slot, bank, keep, buf)?;
             self.meta.bank_checked = true;
+            self.meta.bank_stale = false;
         }
         let n = self.meta.n_leaves as usize;
         if n == 0 {
@@ -379,6 +382,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             *d = e.is_some();
         }
         self.meta.bank_checked = false;
+        self.meta.bank_stale = true;
         self.meta.pool_indexed = 0;
     }
 
@@ -639,6 +643,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             evicted: false,
             pool_indexed: 0,
             index_unsure: false,
+            bank_stale: false,
         };
         let (width, chunks) = width_and_chunks(n_leaves);
         for c in 0..chunks {

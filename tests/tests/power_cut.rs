@@ -193,13 +193,17 @@ impl Backend for FlashStorage<FaultFlash> {
     }
 }
 
-/// The same flash as two maps (the ratchet tree's records in their own),
-/// each in two regions of half as many pages; the rest scrubbed every 8
-/// saves, the tree's map when full.
+/// The same flash as two maps (the ratchet tree's records in their own):
+/// the rest in two regions of `REGION_PAGES - 2` pages, scrubbed every 8
+/// saves; the tree in two of 2 pages, which its stale versions fill within
+/// the scenario, so that its map is compacted (scrubbed when full) under
+/// the cuts too.
+const TREE_PAGES: usize = 2;
+
 impl Backend for FlashSplit<FaultFlash> {
     fn open(flash: FaultFlash) -> Self {
-        let q = (REGION_PAGES / 2 * PAGE) as u32;
-        match FlashSplit::open(flash, [0..q, q..2 * q], [2 * q..3 * q, 3 * q..4 * q], 8) {
+        let (r, t) = (((REGION_PAGES - TREE_PAGES) * PAGE) as u32, (TREE_PAGES * PAGE) as u32);
+        match FlashSplit::open(flash, [0..r, r..2 * r], [2 * r..2 * r + t, 2 * r + t..2 * r + 2 * t], 8) {
             Ok(s) => s,
             Err(e) => panic!("open: {e:?}"),
         }
@@ -835,6 +839,34 @@ fn unreadable_flash_is_not_erased_silently() {
     }
     store.format().unwrap();
     store.mount().unwrap();
+}
+
+/// A [`FlashSplit`] whose tree regions hold no store and cannot be read
+/// (garbage), beside a rest that holds a record, is refused with
+/// `TreeUnreadable` and nothing is erased; `format_tree` starts the tree's
+/// map over and keeps the rest's record.
+#[test]
+fn an_unreadable_tree_map_keeps_the_rest() {
+    use mls_nostd::store::flash::FlashConfigError;
+    let q = (REGION_PAGES / 2 * PAGE) as u32;
+    let (rest, tree) = ([0..q, q..2 * q], [2 * q..3 * q, 3 * q..4 * q]);
+    let mut split = FlashSplit::<FaultFlash>::open(FaultFlash::new(), rest.clone(), tree.clone(), 8).unwrap();
+    let key = 0x0300_0001u32;
+    split.write(key, &value(key, 1)).unwrap();
+    let mut flash = split.into_flash();
+    for (i, b) in flash.mem[2 * q as usize..].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37) ^ 0x5A;
+    }
+    let mut split = FlashSplit::<FaultFlash>::new(flash, rest, tree, 8).unwrap();
+    let garbage = split.flash().mem[2 * q as usize..].to_vec();
+    match split.mount() {
+        Err(FlashConfigError::TreeUnreadable) => assert_eq!(split.flash().mem[2 * q as usize..], garbage[..], "the tree's garbage was modified"),
+        other => panic!("a garbage tree map mounted: {other:?}"),
+    }
+    split.format_tree().unwrap();
+    split.mount().unwrap();
+    let mut buf = [0u8; MAX_RECORD_LEN];
+    assert_eq!(split.read(key, &mut buf).unwrap(), Some(&value(key, 1)[..]), "the rest's record was lost");
 }
 
 /// A [`FlashSplit`] keeps the ratchet tree's records (kinds 9 and 10) in

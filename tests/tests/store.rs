@@ -952,6 +952,32 @@ fn pool_records(map: &MapStorage) -> Vec<RecordKey> {
         .collect()
 }
 
+/// Bob receives m0, then m3 (skipping m1 and m2: two pool slots) while
+/// the store fails after `ok` operations (`ops_left` set), then m4 with the
+/// store well: m1's and m2's keys must be stored, be read after a reload,
+/// and leave the store with their epoch.
+fn skipped_keys_after_a_failed_save<S: Storage>(mut storage: S, ok: usize, ops_left: fn(&mut S) -> &mut Option<usize>, map: fn(&S) -> &MapStorage) {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob, _) = group_of(suite);
+    bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    let m: Vec<Vec<u8>> = (0..5).map(|i| alice.send(format!("m{i}").as_bytes())).collect();
+    assert_eq!(receive_durable(&mut bob, &mut storage, &m[0]).unwrap(), b"m0");
+    *ops_left(&mut storage) = Some(ok);
+    assert!(receive_durable(&mut bob, &mut storage, &m[3]).is_err());
+    *ops_left(&mut storage) = None;
+    assert_eq!(receive_durable(&mut bob, &mut storage, &m[4]).unwrap(), b"m4");
+    assert_eq!(pool_records(map(&storage)).len(), 2, "m1's and m2's keys stored");
+    reload(&mut bob, &mut storage);
+    assert_eq!(receive_durable(&mut bob, &mut storage, &m[1]).unwrap(), b"m1", "a skipped key lost by the reload");
+    for _ in 0..2 {
+        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
+        receive_durable(&mut bob, &mut storage, &commit).unwrap();
+    }
+    agree(&[&alice, &bob]);
+    let left = pool_records(map(&storage));
+    assert!(left.is_empty(), "skipped keys of an ended epoch left in the store: {left:08x?}");
+}
+
 /// A save whose first write (the secret tree's index, raising the pool's
 /// mark) fails leaves the index behind the group in memory: the next save
 /// writes it again (found in review). Before, the next save trusted the
@@ -960,27 +986,8 @@ fn pool_records(map: &MapStorage) -> Vec<RecordKey> {
 /// epoch's removal did not reach them (its keys stayed in the store).
 #[test]
 fn a_failed_index_write_is_written_again_by_the_next_save() {
-    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
-    let (mut alice, mut bob, _) = group_of(suite);
-    let mut storage = Failing { map: MapStorage::default(), ops_left: None };
-    bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
-    let m: Vec<Vec<u8>> = (0..5).map(|i| alice.send(format!("m{i}").as_bytes())).collect();
-    assert_eq!(receive_durable(&mut bob, &mut storage, &m[0]).unwrap(), b"m0");
-    // m3 skips m1 and m2 (two pool slots); its save's first write fails.
-    storage.ops_left = Some(0);
-    assert!(receive_durable(&mut bob, &mut storage, &m[3]).is_err());
-    storage.ops_left = None;
-    assert_eq!(receive_durable(&mut bob, &mut storage, &m[4]).unwrap(), b"m4");
-    assert_eq!(pool_records(&storage.map).len(), 2, "m1's and m2's keys stored");
-    reload(&mut bob, &mut storage);
-    assert_eq!(receive_durable(&mut bob, &mut storage, &m[1]).unwrap(), b"m1", "a skipped key lost by the reload");
-    for _ in 0..2 {
-        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
-        receive_durable(&mut bob, &mut storage, &commit).unwrap();
-    }
-    agree(&[&alice, &bob]);
-    let left = pool_records(&storage.map);
-    assert!(left.is_empty(), "skipped keys of an ended epoch left in the store: {left:08x?}");
+    let storage = Failing { map: MapStorage::default(), ops_left: None };
+    skipped_keys_after_a_failed_save(storage, 0, |s| &mut s.ops_left, |s| &s.map);
 }
 
 /// A transactional store, as `platform_std::SqliteStorage`: writes and
@@ -1050,27 +1057,7 @@ impl Storage for RollingBack {
 /// writes the index again.
 #[test]
 fn an_index_rolled_back_with_its_save_is_written_again() {
-    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
-    let (mut alice, mut bob, _) = group_of(suite);
-    let mut storage = RollingBack::default();
-    bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
-    let m: Vec<Vec<u8>> = (0..5).map(|i| alice.send(format!("m{i}").as_bytes())).collect();
-    assert_eq!(receive_durable(&mut bob, &mut storage, &m[0]).unwrap(), b"m0");
-    storage.ops_left = Some(1);
-    assert!(receive_durable(&mut bob, &mut storage, &m[3]).is_err());
-    assert!(storage.pending.is_empty(), "the failed save rolled back");
-    storage.ops_left = None;
-    assert_eq!(receive_durable(&mut bob, &mut storage, &m[4]).unwrap(), b"m4");
-    assert_eq!(pool_records(&storage.map).len(), 2, "m1's and m2's keys stored");
-    reload(&mut bob, &mut storage);
-    assert_eq!(receive_durable(&mut bob, &mut storage, &m[1]).unwrap(), b"m1", "a skipped key lost by the reload");
-    for _ in 0..2 {
-        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
-        receive_durable(&mut bob, &mut storage, &commit).unwrap();
-    }
-    agree(&[&alice, &bob]);
-    let left = pool_records(&storage.map);
-    assert!(left.is_empty(), "skipped keys of an ended epoch left in the store: {left:08x?}");
+    skipped_keys_after_a_failed_save(RollingBack::default(), 1, |s| &mut s.ops_left, |s| &s.map);
 }
 
 /// A save to a store that does not hold the group (here, its first) that
@@ -1105,4 +1092,49 @@ fn a_failed_first_save_leaves_no_used_key_behind() {
     assert!(left.is_empty(), "used skipped keys left in the store: {left:08x?}");
     reload(&mut bob, &mut storage);
     assert_eq!(receive_durable(&mut bob, &mut storage, &alice.send(b"after")).unwrap(), b"after");
+}
+
+/// A save to another store whose head names none of the group's trees
+/// fails before it cleans a bank there; the group's next save to its own
+/// store must not clear its committed trees before the head (found in
+/// review: the flag of the failed save followed the group, and a cut in
+/// that window left its own store with a head whose tree was gone). The
+/// save to its own store is cut after every one of its operations in turn,
+/// and each time the store loads and the member reads on.
+#[test]
+fn a_failed_save_elsewhere_leaves_the_own_store_whole() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob, mut carol) = group_of(suite);
+    let mut own = Failing { map: MapStorage::default(), ops_left: None };
+    bob.group.save(&mut own, SLOT, Parts::ALL, &mut buf()).unwrap();
+    // Another store holds the group two epochs back (carol's save).
+    let mut other = Failing { map: MapStorage::default(), ops_left: None };
+    carol.group.save(&mut other, SLOT, Parts::ALL, &mut buf()).unwrap();
+    for _ in 0..2 {
+        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
+        receive_durable(&mut bob, &mut own, &commit).unwrap();
+        carol.receive_commit(&commit);
+    }
+    let skipped = alice.send(b"skipped");
+    let later = alice.send(b"later");
+    assert_eq!(receive_durable(&mut bob, &mut own, &later).unwrap(), b"later");
+    let mut cuts = 0;
+    for ops in 0..400 {
+        // Bob as stored, with the failed save elsewhere behind him.
+        let mut store = Failing { map: MapStorage(own.map.0.clone()), ops_left: None };
+        let mut copy = Member::new("bob", 12);
+        reload(&mut copy, &mut store);
+        let mut elsewhere = Failing { map: MapStorage(other.map.0.clone()), ops_left: Some(0) };
+        assert!(copy.group.save(&mut elsewhere, SLOT, Parts::ALL, &mut buf()).is_err());
+        store.ops_left = Some(ops);
+        if copy.group.save(&mut store, SLOT, Parts::ALL, &mut buf()).is_ok() {
+            break;
+        }
+        cuts += 1;
+        store.ops_left = None;
+        reload(&mut copy, &mut store);
+        assert_eq!(receive_durable(&mut copy, &mut store, &skipped).unwrap(), b"skipped", "cut after {ops} operations");
+    }
+    println!("{cuts} cuts of the save to the own store, each loaded");
+    assert!(cuts > 0);
 }

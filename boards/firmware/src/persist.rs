@@ -130,6 +130,10 @@ pub fn open(flash: RegionFlash, rest_len: usize) -> Option<BoardStore> {
             out!("flash store: no store found, formatting");
             store.format().ok()?;
         }
+        Err(FlashConfigError::TreeUnreadable) => {
+            out!("flash store: no tree map found, formatting it");
+            store.format_tree().ok()?;
+        }
         Err(_) => return None,
     }
     Some(store)

@@ -70,9 +70,10 @@ const STORE_BASE: usize = 0x0030_0000;
 const REST_LEN: usize = 64 * 1024;
 #[cfg(all(feature = "reboot", feature = "cap-1024"))]
 const REST_LEN: usize = 128 * 1024;
-/// The tree's map: room for twice the tree's records (a LeafNode is about
-/// 200 bytes): 64 KiB up to 64 leaves (the store's 128 KiB in all, as
-/// before the split), 128 KiB at 256, 768 KiB at 1,024.
+/// The tree's map: each of its two halves holds the tree's records (a
+/// LeafNode is about 200 bytes) with room for stale versions: 64 KiB up to
+/// 64 leaves (the store's 128 KiB in all, as before the split), 128 KiB at
+/// 256, 768 KiB at 1,024.
 #[cfg(all(feature = "reboot", not(any(feature = "cap-256", feature = "cap-1024"))))]
 const TREE_LEN: usize = 64 * 1024;
 #[cfg(all(feature = "reboot", feature = "cap-256"))]

@@ -156,6 +156,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             }
             self.ended.bank_checked = false;
         }
+        // A bank is cleared of this tree's uncommitted records (`bank_stale`)
+        // only when saved to a slot whose head names none of ours: the flag
+        // of a foreign save that failed does not follow the group to its own
+        // store, and a tree the head names (as its previous epoch's) is
+        // committed there.
+        let named = if old.is_some() { head.tree_tags() } else { [[0u8; 8]; 2] };
+        let (tree, past) = self.secret_trees.both_mut();
+        for t in core::iter::once(tree).chain(past) {
+            if !foreign || named.contains(&t.meta.tag) {
+                t.meta.bank_stale = false;
+            }
+        }
         let stored_staged = head.part(Part::Staged).records > 0;
         if self.staged.is_some() || stored_staged {
             parts = parts.with(Part::Staged);

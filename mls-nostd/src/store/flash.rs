@@ -11,11 +11,14 @@
 //!
 //! **Forward-secure erase bound**: a removed or replaced record is physically
 //! gone after at most `scrub_every` further commit points
-//! ([`Storage::committed`], one per save), or at the next start-up.
+//! ([`Storage::committed`], one per save). (A start-up erases only what an
+//! unfinished scrub left in the other region.)
 //!
 //! [`FlashSplit`] keeps two such maps on one flash, the ratchet tree's
 //! records in one of them, so that the lookups of a message (each a scan of
-//! its map) do not pass the tree.
+//! its map) do not pass the tree. The bound holds for the other map, which
+//! holds every secret; the tree's records are public, and their map is
+//! compacted only when full.
 //!
 //! Mitigations for `sequential-storage` issue #136 (docs/architecture.md,
 //! "Flash persistence"): the flash is
@@ -198,6 +201,10 @@ pub enum FlashConfigError {
     /// Neither region holds a store and at least one could not be read:
     /// nothing is erased; [`FlashStorage::format`] starts over if intended.
     Unreadable,
+    /// A [`FlashSplit`]'s rest mounted, but neither region of its tree's map
+    /// holds a store and one could not be read: nothing is erased;
+    /// [`FlashSplit::format_tree`] starts the tree's map over.
+    TreeUnreadable,
 }
 
 impl core::fmt::Display for FlashConfigError {
@@ -207,6 +214,9 @@ impl core::fmt::Display for FlashConfigError {
             Self::UnsupportedWriteSize => f.write_str("flash write size unsupported (must divide 4 bytes)"),
             Self::Storage(e) => write!(f, "flash failed while opening: {e}"),
             Self::Unreadable => f.write_str("no store found and a region is unreadable (nothing erased)"),
+            Self::TreeUnreadable => {
+                f.write_str("the ratchet tree's map holds no store and a region of it is unreadable (nothing erased)")
+            }
         }
     }
 }
@@ -441,6 +451,9 @@ impl<const KEYS: usize> Regions<KEYS> {
         let mut below = None;
         loop {
             let pass = self.next_keys(flash, work, below, wanted)?;
+            if pass.is_empty() {
+                return Ok(());
+            }
             let cell = RefCell::new(&mut *flash);
             visit_live(&cell, self.region(self.active), work, &pass, &mut *f)?;
             match pass.last() {
@@ -602,7 +615,7 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS>
 /// in the *tree* map, every other record in the *rest* (issue #14).
 ///
 /// A lookup scans its whole map, and in a large group the tree is most of
-/// the records: 768 members' LeafNodes are about 170 KB. A message sent or
+/// the records: 768 members' LeafNodes are about 160 KB. A message sent or
 /// received reads and writes its sender's ratchets, never a tree node, so
 /// split off, its lookups scan only the small records (on the Cortex-M4, a
 /// stored 1 KiB message received costs 35% fewer instructions at 64 leaves,
@@ -613,7 +626,8 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS>
 /// `scrub_every` commit points (its removed secrets are then gone); the
 /// tree's records are public, and its map is compacted only when full (a
 /// scrub copies every live record). The layout is not a [`FlashStorage`]'s:
-/// a store written by one is not read by the other.
+/// a device that moves from one to the other formats its store (its groups
+/// are joined again).
 pub struct FlashSplit<F: MultiwriteNorFlash, const KEYS: usize = 128> {
     flash: F,
     rest: Regions<KEYS>,
@@ -650,16 +664,36 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashSplit<F, KEYS> {
     }
 
     /// Finds both maps on the flash (a map with no store on erased flash is
-    /// formatted, as [`FlashStorage::open`] does).
+    /// formatted, as [`FlashStorage::open`] does). A tree map that holds no
+    /// store and cannot be read beside a rest that mounted is
+    /// [`FlashConfigError::TreeUnreadable`]: nothing is erased.
     pub fn mount(&mut self) -> Result<(), FlashConfigError> {
-        let result = self.rest.mount(&mut self.flash, &mut self.work).and_then(|()| self.tree.mount(&mut self.flash, &mut self.work));
+        let result = self.rest.mount(&mut self.flash, &mut self.work).and_then(|()| {
+            match self.tree.mount(&mut self.flash, &mut self.work) {
+                Err(FlashConfigError::Unreadable) => Err(FlashConfigError::TreeUnreadable),
+                other => other,
+            }
+        });
         self.work.zeroize();
         result
     }
 
-    /// Erases all four regions and starts an empty store.
+    /// Erases all four regions and starts an empty store. The tree's
+    /// regions are erased first, so a cut leaves no old tree beside a new
+    /// rest.
     pub fn format(&mut self) -> Result<(), FlashConfigError> {
+        for i in 0..2 {
+            self.tree.erase_region(&mut self.flash, i).map_err(FlashConfigError::Storage)?;
+        }
         self.rest.format(&mut self.flash, &mut self.work)?;
+        self.tree.format(&mut self.flash, &mut self.work)
+    }
+
+    /// Erases the tree's two regions and starts its map empty, keeping the
+    /// rest (after [`FlashConfigError::TreeUnreadable`]): the groups of the
+    /// store no longer load (their trees are gone), while the KeyPackages'
+    /// and external PSKs' records stay.
+    pub fn format_tree(&mut self) -> Result<(), FlashConfigError> {
         self.tree.format(&mut self.flash, &mut self.work)
     }
 
@@ -683,7 +717,6 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashSplit<F, KEYS> {
         self.rest.scrub(&mut self.flash, &mut self.work)?;
         self.tree.scrub(&mut self.flash, &mut self.work)
     }
-
 }
 
 impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashSplit<F, KEYS> {

@@ -96,6 +96,7 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     ok(&LeafNodeError::Codec(CodecError::CapacityExceeded(Capacity::LeafLen)), 2, &["leaf"]);
     ok(&FlashConfigError::Storage(StorageError::Io), 2, &["flash"]);
     ok(&FlashConfigError::TreeUnreadable, 1, &["tree", "nothing erased"]);
+    ok(&FlashConfigError::OtherLayout, 1, &["format", "nothing erased"]);
     ok(&DurableError::<ReceiveError>::Store(StoreError::BufferTooSmall { needed: 3072 }), 2, &["not saved", "3072"]);
     ok(&DurableError::Op(ReceiveError::Inactive), 2, &["removed"]);
     ok(&StorageError::Full, 1, &["room"]);
@@ -111,7 +112,7 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     let full: StoreFull = store.insert(&HashValue::from_slice(&[1; 32]).unwrap(), Sender::Member(0), &[0; 64]).unwrap_err();
     ok(&full, 1, &["proposal store", "(P)"]);
     ok(&KeyStoreFull, 1, &["full"]);
-    assert_eq!(checked, 35);
+    assert_eq!(checked, 36);
 }
 
 /// Creates a one-member group of Alice's, with `group_id`.

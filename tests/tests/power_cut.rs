@@ -869,6 +869,26 @@ fn an_unreadable_tree_map_keeps_the_rest() {
     assert_eq!(split.read(key, &mut buf).unwrap(), Some(&value(key, 1)[..]), "the rest's record was lost");
 }
 
+/// A [`FlashStorage`]'s store (the tree's records beside the rest) is not
+/// mounted as a [`FlashSplit`], whose groups would not load from it and
+/// whose removals would never reach those records: refused, nothing erased.
+#[test]
+fn a_flash_split_refuses_a_flash_storage_image() {
+    use mls_nostd::store::flash::FlashConfigError;
+    let q = (REGION_PAGES / 2 * PAGE) as u32;
+    let mut one = FlashStorage::<FaultFlash>::open(FaultFlash::new(), 0..q, q..2 * q, 8).unwrap();
+    for key in [0x0100_0000u32, 0x0A07_0002] {
+        one.write(key, &value(key, 0)).unwrap();
+    }
+    let flash = one.into_flash();
+    let before = flash.mem.clone();
+    let mut split = FlashSplit::<FaultFlash>::new(flash, [0..q, q..2 * q], [2 * q..3 * q, 3 * q..4 * q], 8).unwrap();
+    match split.mount() {
+        Err(FlashConfigError::OtherLayout) => assert_eq!(split.flash().mem, before, "the store was modified"),
+        other => panic!("a FlashStorage image mounted as a FlashSplit: {other:?}"),
+    }
+}
+
 /// A [`FlashSplit`] keeps the ratchet tree's records (kinds 9 and 10) in
 /// the tree's map and every other record in the rest's: each map, opened
 /// alone as a [`FlashStorage`], holds exactly its own. Reads and

@@ -205,6 +205,10 @@ pub enum FlashConfigError {
     /// holds a store and one could not be read: nothing is erased;
     /// [`FlashSplit::format_tree`] starts the tree's map over.
     TreeUnreadable,
+    /// A [`FlashSplit`]'s rest holds records of the ratchet tree: the flash
+    /// holds a [`FlashStorage`]'s store, whose groups a `FlashSplit` cannot
+    /// load. Nothing is erased; [`FlashSplit::format`] starts over.
+    OtherLayout,
 }
 
 impl core::fmt::Display for FlashConfigError {
@@ -216,6 +220,9 @@ impl core::fmt::Display for FlashConfigError {
             Self::Unreadable => f.write_str("no store found and a region is unreadable (nothing erased)"),
             Self::TreeUnreadable => {
                 f.write_str("the ratchet tree's map holds no store and a region of it is unreadable (nothing erased)")
+            }
+            Self::OtherLayout => {
+                f.write_str("the flash holds a store of one map, not a split one: format it to start over (nothing erased)")
             }
         }
     }
@@ -627,7 +634,8 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS>
 /// tree's records are public, and its map is compacted only when full (a
 /// scrub copies every live record). The layout is not a [`FlashStorage`]'s:
 /// a device that moves from one to the other formats its store (its groups
-/// are joined again).
+/// are joined again); mounting a `FlashStorage`'s store as a `FlashSplit` is
+/// refused ([`FlashConfigError::OtherLayout`]).
 pub struct FlashSplit<F: MultiwriteNorFlash, const KEYS: usize = 128> {
     flash: F,
     rest: Regions<KEYS>,
@@ -668,14 +676,23 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashSplit<F, KEYS> {
     /// store and cannot be read beside a rest that mounted is
     /// [`FlashConfigError::TreeUnreadable`]: nothing is erased.
     pub fn mount(&mut self) -> Result<(), FlashConfigError> {
-        let result = self.rest.mount(&mut self.flash, &mut self.work).and_then(|()| {
-            match self.tree.mount(&mut self.flash, &mut self.work) {
-                Err(FlashConfigError::Unreadable) => Err(FlashConfigError::TreeUnreadable),
-                other => other,
-            }
-        });
+        let result = self.mount_maps();
         self.work.zeroize();
         result
+    }
+
+    fn mount_maps(&mut self) -> Result<(), FlashConfigError> {
+        self.rest.mount(&mut self.flash, &mut self.work)?;
+        // A rest that holds the tree's records is a `FlashStorage`'s image
+        // (those records would never be read or removed here).
+        let stray = self.rest.next_keys::<F>(&mut self.flash, &mut self.work, None, &is_tree).map_err(FlashConfigError::Storage)?;
+        if !stray.is_empty() {
+            return Err(FlashConfigError::OtherLayout);
+        }
+        match self.tree.mount(&mut self.flash, &mut self.work) {
+            Err(FlashConfigError::Unreadable) => Err(FlashConfigError::TreeUnreadable),
+            other => other,
+        }
     }
 
     /// Erases all four regions and starts an empty store. The tree's

@@ -632,8 +632,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         if usize::try_from(n_leaves).map_or(true, |n| n > N) || !n_leaves.is_power_of_two() {
             return Err(StoreError::Invalid(CodecError::CapacityExceeded(Capacity::Leaves)));
         }
-        self.meta =
-            SecretTreeMeta {
+        self.meta = SecretTreeMeta {
             suite,
             n_leaves,
             config,

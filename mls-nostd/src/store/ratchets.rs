@@ -248,13 +248,17 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             self.meta.pool_indexed = u16::try_from(mark).map_err(|_| StoreError::CapacityExceeded(Capacity::SkippedKeys))?;
         }
         if unindexed || pool_unindexed || self.meta.index_unsure {
+            // The flags first: a pool's secret is found by a scan of its
+            // entries, and a slot not changed since the last save is skipped.
             for i in 0..n {
-                let (leaf, parent) = (has_leaf(self, i), has_parent(self, i));
+                let f = self.flags.get(i).copied().unwrap_or(0);
+                let leaf = f & LEAF_DIRTY != 0 && has_leaf(self, i);
+                let parent = f & PARENT_DIRTY != 0 && has_parent(self, i);
                 if let Some(f) = self.flags.get_mut(i) {
-                    if *f & LEAF_DIRTY != 0 && leaf {
+                    if leaf {
                         *f |= LEAF_INDEXED;
                     }
-                    if *f & PARENT_DIRTY != 0 && parent {
+                    if parent {
                         *f |= PARENT_INDEXED;
                     }
                 }

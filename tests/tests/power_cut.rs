@@ -889,6 +889,42 @@ fn a_flash_split_refuses_a_flash_storage_image() {
     }
 }
 
+/// A removed record of a [`FlashSplit`]'s tree map (a tombstone there: an
+/// empty item, where `sequential-storage`'s removal reads the whole map)
+/// reads as absent, is not passed to `read_each`, and is gone from the
+/// flash after a scrub, which copies neither the record nor its tombstone.
+#[test]
+fn a_removed_tree_record_is_absent_and_scrubbed_away() {
+    let q = (REGION_PAGES / 2 * PAGE) as u32;
+    let mut split = FlashSplit::<FaultFlash>::open(FaultFlash::new(), [0..q, q..2 * q], [2 * q..3 * q, 3 * q..4 * q], 8).unwrap();
+    // A tree key whose bytes (little-endian on the flash) no value holds.
+    let (gone, kept, other) = (0x0A5C_3E77u32, 0x0900_0001u32, 0x0100_0000u32);
+    let all = [gone, kept, other];
+    for k in all {
+        split.write(k, &value(k, 0)).unwrap();
+    }
+    split.remove(gone).unwrap();
+    let mut buf = [0u8; MAX_RECORD_LEN];
+    assert_eq!(split.read(gone, &mut buf).unwrap(), None, "a removed tree record was read");
+    assert_eq!(split.read(kept, &mut buf).unwrap(), Some(&value(kept, 0)[..]));
+    let mut got = Vec::new();
+    split
+        .read_each(&mut all.iter().copied(), &|k| all.contains(&k), &mut buf, &mut |k, v| {
+            assert_eq!(v, value(k, 0), "key {k:08x}");
+            got.push(k);
+            Ok(())
+        })
+        .unwrap();
+    got.sort();
+    assert_eq!(got, [other, kept], "read_each passed a removed record");
+    let holds_key = |s: &FlashSplit<FaultFlash>| s.flash().mem[2 * q as usize..].windows(4).any(|w| w == gone.to_le_bytes());
+    assert!(holds_key(&split), "the record and its tombstone are not in the tree's map");
+    split.scrub().unwrap();
+    assert!(!holds_key(&split), "the scrub copied the removed record or its tombstone");
+    assert_eq!(split.read(kept, &mut buf).unwrap(), Some(&value(kept, 0)[..]));
+    assert_eq!(split.read(gone, &mut buf).unwrap(), None);
+}
+
 /// A [`FlashSplit`] keeps the ratchet tree's records (kinds 9 and 10) in
 /// the tree's map and every other record in the rest's: each map, opened
 /// alone as a [`FlashStorage`], holds exactly its own. Reads and

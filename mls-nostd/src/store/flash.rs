@@ -164,17 +164,18 @@ fn store_checked<F: MultiwriteNorFlash>(
     Ok(())
 }
 
-/// Calls `f` with the live item of each of `keys` (from
-/// [`Regions::next_keys`]: a key and the position of its live item),
-/// in one pass over `region`'s items: no lookup by key. A live item
-/// that is a tombstone (`tombstones`: an empty item is a removed record)
-/// is skipped.
-fn visit_live<F: MultiwriteNorFlash, E: From<StorageError>>(
+/// Calls `f` with the live item of each of `keys` (from [`Gather`]: a
+/// key and the position of its live item), in one pass over `region`'s
+/// items: no lookup by key. A live item that is a tombstone (`tombstones`:
+/// an empty item is a removed record) is skipped. The same pass feeds
+/// every item to `gather`, if given.
+fn visit_live<F: MultiwriteNorFlash, E: From<StorageError>, const KEYS: usize>(
     flash: &RefCell<&mut F>,
     region: Range<u32>,
     work: &mut [u8],
     keys: &[(RecordKey, u32)],
     tombstones: bool,
+    mut gather: Option<&mut Gather<'_, KEYS>>,
     mut f: impl FnMut(RecordKey, &[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut from = map(flash, region)?;
@@ -185,10 +186,56 @@ fn visit_live<F: MultiwriteNorFlash, E: From<StorageError>>(
         let Some((key, value)) = next else { return Ok(()) };
         let at_item = position;
         position = position.wrapping_add(1);
+        if let Some(g) = gather.as_deref_mut() {
+            g.see(key, at_item);
+        }
         let live = keys.binary_search_by(|(k, _)| key.cmp(k)).ok().and_then(|at| keys.get(at)).is_some_and(|e| e.1 == at_item);
         if live && !(tombstones && value.is_empty()) {
             f(key, value)?;
         }
+    }
+}
+
+/// The (at most `KEYS`) largest keys below `below` that `wanted` accepts,
+/// largest first, the marker's aside, each with the position of its live
+/// item among the region's items, gathered item by item over one pass. An
+/// item may appear in several versions; the live one is the last
+/// (`sequential-storage`'s `fetch_all_items`). Once the list is full its
+/// smallest key only grows, so a key it holds was followed from its first
+/// version on.
+struct Gather<'w, const KEYS: usize> {
+    keys: heapless::Vec<(RecordKey, u32), KEYS>,
+    below: Option<RecordKey>,
+    wanted: &'w dyn Fn(RecordKey) -> bool,
+}
+
+impl<'w, const KEYS: usize> Gather<'w, KEYS> {
+    fn new(below: Option<RecordKey>, wanted: &'w dyn Fn(RecordKey) -> bool) -> Self {
+        Self { keys: heapless::Vec::new(), below, wanted }
+    }
+
+    fn see(&mut self, key: RecordKey, at_item: u32) {
+        if key == MARKER || self.below.is_some_and(|b| key >= b) || !(self.wanted)(key) {
+            return;
+        }
+        let keys = &mut self.keys;
+        let at = match keys.binary_search_by(|(k, _)| key.cmp(k)) {
+            Ok(at) => {
+                if let Some(entry) = keys.get_mut(at) {
+                    entry.1 = at_item;
+                }
+                return;
+            }
+            Err(at) => at,
+        };
+        if keys.is_full() {
+            if at == keys.len() {
+                return;
+            }
+            keys.pop();
+        }
+        // Room was made (or there was room): this cannot fail.
+        let _ = keys.insert(at, (key, at_item));
     }
 }
 
@@ -401,13 +448,8 @@ impl<const KEYS: usize> Regions<KEYS> {
         self.erase_region(flash, old)
     }
 
-    /// The (at most `KEYS`) largest keys of the active region below
-    /// `below` that `wanted` accepts, largest first, the marker's aside,
-    /// each with the position of its live item among the region's items.
-    /// An item may appear in several versions; the live one is the last
-    /// (`sequential-storage`'s `fetch_all_items`). Once the list is full its
-    /// smallest key only grows, so a key it holds was followed from its
-    /// first version on.
+    /// The [`Gather`] of the active region's keys below `below` that
+    /// `wanted` accepts: one pass.
     fn next_keys<F: MultiwriteNorFlash>(
         &self,
         flash: &mut F,
@@ -415,7 +457,7 @@ impl<const KEYS: usize> Regions<KEYS> {
         below: Option<RecordKey>,
         wanted: &dyn Fn(RecordKey) -> bool,
     ) -> Result<heapless::Vec<(RecordKey, u32), KEYS>, StorageError> {
-        let mut keys: heapless::Vec<(RecordKey, u32), KEYS> = heapless::Vec::new();
+        let mut gather = Gather::<KEYS>::new(below, wanted);
         let flash = RefCell::new(flash);
         let mut map = map(&flash, self.region(self.active))?;
         let mut iter = block_on(map.fetch_all_items(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
@@ -423,30 +465,10 @@ impl<const KEYS: usize> Regions<KEYS> {
         loop {
             let next = block_on(iter.next::<&[u8]>(work)).ok_or(StorageError::Io)?.map_err(map_error)?;
             let Some((key, _)) = next else { break };
-            let at_item = position;
+            gather.see(key, position);
             position = position.wrapping_add(1);
-            if key == MARKER || below.is_some_and(|b| key >= b) || !wanted(key) {
-                continue;
-            }
-            let at = match keys.binary_search_by(|(k, _)| key.cmp(k)) {
-                Ok(at) => {
-                    if let Some(entry) = keys.get_mut(at) {
-                        entry.1 = at_item;
-                    }
-                    continue;
-                }
-                Err(at) => at,
-            };
-            if keys.is_full() {
-                if at == keys.len() {
-                    continue;
-                }
-                keys.pop();
-            }
-            // Room was made (or there was room): this cannot fail.
-            keys.insert(at, (key, at_item)).map_err(|_| StorageError::Full)?;
         }
-        Ok(keys)
+        Ok(gather.keys)
     }
 
     /// Copies the live items of `keys` (from [`Self::next_keys`]) from the
@@ -462,11 +484,14 @@ impl<const KEYS: usize> Regions<KEYS> {
         let (from, to) = (self.region(self.active), self.region(target));
         let flash = RefCell::new(flash);
         let mut to = map(&flash, to)?;
-        visit_live(&flash, from, work, keys, self.tombstones, |key, value| store_checked(&mut to, spare, key, value))
+        visit_live::<F, StorageError, KEYS>(&flash, from, work, keys, self.tombstones, None, |key, value| {
+            store_checked(&mut to, spare, key, value)
+        })
     }
 
-    /// [`Storage::read_each`] in passes of up to `KEYS` keys, each reading
-    /// the active region twice (no lookup by key).
+    /// [`Storage::read_each`] in passes of up to `KEYS` keys, the active
+    /// region read once a pass and once more (no lookup by key); with two
+    /// lists of keys on the stack.
     fn read_each_live<F: MultiwriteNorFlash>(
         &self,
         flash: &mut F,
@@ -474,17 +499,21 @@ impl<const KEYS: usize> Regions<KEYS> {
         wanted: &dyn Fn(RecordKey) -> bool,
         f: &mut EachRecord<'_>,
     ) -> Result<(), StoreError> {
-        let mut below = None;
+        // Each pass over the region visits the keys the one before gathered
+        // and gathers the next ones: one pass more than the passes of keys
+        // (there were two a pass of keys).
+        let mut pass = self.next_keys(flash, work, None, wanted)?;
         loop {
-            let pass = self.next_keys(flash, work, below, wanted)?;
             if pass.is_empty() {
                 return Ok(());
             }
+            let below = pass.last().filter(|_| pass.is_full()).map(|&(k, _)| k);
+            let mut gather = below.map(|b| Gather::<KEYS>::new(Some(b), wanted));
             let cell = RefCell::new(&mut *flash);
-            visit_live(&cell, self.region(self.active), work, &pass, self.tombstones, &mut *f)?;
-            match pass.last() {
-                Some(&(last, _)) if pass.is_full() => below = Some(last),
-                _ => return Ok(()),
+            visit_live(&cell, self.region(self.active), work, &pass, self.tombstones, gather.as_mut(), &mut *f)?;
+            match gather {
+                Some(g) => pass = g.keys,
+                None => return Ok(()),
             }
         }
     }
@@ -534,7 +563,10 @@ fn overlap(a: &Range<u32>, b: &Range<u32>) -> bool {
 /// Records in two regions of a NOR flash; see the module docs. A scrub
 /// moves the live records in passes of up to `KEYS` keys (8 bytes each on
 /// its stack: the key and where its live item is): a store holding more
-/// takes more passes, each reading the region twice.
+/// takes more passes, each reading the region twice. `read_each` (a
+/// group's load) goes in such passes too, with two lists of keys: each
+/// reading of the region visits one pass's records and gathers the next
+/// pass's keys.
 pub struct FlashStorage<F: MultiwriteNorFlash, const KEYS: usize = 128> {
     flash: F,
     map: Regions<KEYS>,

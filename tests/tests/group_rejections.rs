@@ -3130,3 +3130,100 @@ fn leaf_successor_commit_path_with_another_credential() {
     refuse_commit(&mut fx.carol, &msg, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
     fx.usable();
 }
+
+// ---------------------------------------------------------------------------
+// rev2: review findings (not indexed in docs/validation.md).
+// ---------------------------------------------------------------------------
+
+/// Eve knows only the group ID, the epoch, Bob's leaf index and Bob's basic
+/// credential (no GroupInfo, no tree, no external_pub). She forges an
+/// external Commit "resyncing" Bob: a junk ExternalInit, a path of her own
+/// leaf (her key, Bob's credential, a made-up parent hash, no path nodes)
+/// and a junk confirmation tag. Alice refuses it; Bob, the victim, stages
+/// it as his own removal.
+#[test]
+fn rev2_forged_external_commit_evicts_the_victim() {
+    let mut fx = fixture();
+    let eve = Member::new("eve", 77);
+    let enc = fresh_key(99);
+    let sig = eve.signer.public_key().as_bytes().to_vec();
+    let fields = LeafNodeFields {
+        encryption_key: &enc,
+        signature_key: &sig,
+        credential: Credential::Basic { identity: b"bob" },
+        capabilities: caps(),
+        source: LeafNodeSource::Commit { parent_hash: &[7u8; 32] },
+        extensions: Extensions::default(),
+    };
+    // Eve would take leaf 1 (Bob's, the leftmost blank after the Remove).
+    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: 1 };
+    let mut buf = vec![0u8; 2048];
+    let leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), &eve.signer, &mut buf).unwrap().to_vec();
+    let nodes = encode_nodes(&[]);
+    let path = UpdatePath { leaf_node: LeafNode::decode_exact(&leaf).unwrap(), nodes: ListView::from_body(&nodes).unwrap() };
+    let kem = fresh_key(98);
+    let list = [
+        ProposalOrRef::Proposal(Proposal::ExternalInit(ExternalInit { kem_output: &kem })),
+        ProposalOrRef::Proposal(remove(1)),
+    ];
+    let body = encode_list(&list);
+    let gc_bytes = fx.bob.context();
+    let gc = EncodedGroupContext::decode(&gc_bytes).unwrap();
+    let content = FramedContent {
+        group_id: GROUP_ID,
+        epoch: 2,
+        sender: Sender::NewMemberCommit,
+        authenticated_data: b"",
+        content: Content::Commit(Commit { proposals: ListView::from_body(&body).unwrap(), path: Some(path) }),
+    };
+    let mut out = vec![0u8; 64 * 1024];
+    let msg = public_message::sign(&gc, &eve.signer, &content, &mut out).unwrap().finish(Some(&[0x55; 32]), None).unwrap().to_vec();
+    // Alice (not removed) refuses it.
+    let mut m = msg.clone();
+    assert!(fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW).is_err());
+    // Bob must refuse it too: nothing in it is bound to the group's secrets.
+    let mut m = msg.clone();
+    let got = fx.bob.group.process_message_in_memory(&mut m, &NoPsks, NOW);
+    assert!(got.is_err(), "bob accepted a forged external commit that removes him: {got:?}");
+}
+
+/// §13.4 (extensibility): "A client adding a new member to a group MUST
+/// verify that the LeafNode for the new member is compatible with the
+/// group's extensions. The capabilities field MUST indicate support for
+/// each extension in the GroupContext." The group uses extension EXT_X;
+/// Dave's KeyPackage does not list it; his Add is committed and accepted.
+#[test]
+fn rev2_add_of_leaf_lacking_a_group_context_extension() {
+    let mut fx = fixture();
+    let ext = extension(EXT_X, b"x");
+    let (commit, _) = fx.alice.commit(&[gce(&ext)], false);
+    fx.bob.receive_commit(&commit);
+    fx.carol.receive_commit(&commit);
+    fx.agree();
+    assert_eq!(fx.alice.group.extensions().find(EXT_X), Some(&b"x"[..]));
+    let mut dave = Member::new("dave", 4);
+    let params = KeyPackageParams {
+        suite: SUITE,
+        credential: Credential::Basic { identity: b"dave" },
+        lifetime: LIFETIME,
+        leaf_extensions: Extensions::default(),
+        extensions: Extensions::default(),
+        supported_extensions: U16List::default(),
+        supported_proposals: U16List::default(),
+    };
+    let mut out = vec![0u8; 2048];
+    let (kp, _) = KeyPackage::generate(&params, &dave.signer, &mut dave.rng, &mut out).unwrap();
+    let kp = kp.to_vec();
+    // Alice's own commit_in_memory builds it, and Bob and Carol accept it.
+    let created = fx.alice.try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks);
+    let mut accepted = 0;
+    if let Ok((commit, _)) = &created {
+        for m in [&mut fx.bob, &mut fx.carol] {
+            let mut c = commit.clone();
+            if matches!(m.group.process_message_in_memory(&mut c, &NoPsks, NOW), Ok(Received::Commit(s)) if s.adds == 1) {
+                accepted += 1;
+            }
+        }
+    }
+    assert!(created.is_err() && accepted == 0, "Add of a leaf without the group's extension: created {}, accepted by {accepted}", created.is_ok());
+}

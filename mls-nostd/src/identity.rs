@@ -17,6 +17,18 @@
 //! `external_pub` could evict any member with an external Commit carrying a
 //! Remove of that member (§12.4.3.2 requires the new leaf to meet the rules
 //! of an Update of the removed one).
+//!
+//! A basic credential is "a bare assertion of an identity" (§5.3) that
+//! anyone can copy: nothing in it binds the signature key, which is all a
+//! leaf's signatures authenticate (§5.3.1). So [`SameCredential`], the
+//! default, also requires the predecessor's signature key: a resync's
+//! external Commit is signed by its new leaf's key alone, and were a fresh
+//! key accepted as the same member, an outsider copying a member's
+//! credential could remove that member (§12.4.3.2: the new leaf must
+//! present identifiers the application accepts for the removed
+//! participant). Applications whose credentials bind a key to an identity
+//! (X.509) and that let members change keys implement
+//! [`IdentityProvider::valid_successor`] themselves.
 
 use crate::credential::Credential;
 use crate::tree_math::LeafIndex;
@@ -58,15 +70,21 @@ pub trait IdentityProvider: Sync {
     /// True if `successor` may replace `predecessor` in the same leaf (an
     /// Update, a committer's new leaf) or, for an external resync, take the
     /// removed member's place: both present identifiers the application
-    /// considers the same participant (§5.3.1).
+    /// considers the same participant (§5.3.1). Both identities carry their
+    /// signature keys: a resync is authenticated by `successor`'s key
+    /// alone, so a policy that accepts a new key must be able to tell from
+    /// the credential that it is the removed member's (see the module
+    /// documentation).
     fn valid_successor(&self, predecessor: &MemberIdentity<'_>, successor: &MemberIdentity<'_>) -> bool;
 }
 
 /// The default policy: every credential is accepted, and a successor must
-/// carry exactly its predecessor's credential (type and content; the
-/// signature key may change). Suits applications that authenticate members
-/// by other means and use basic credentials; X.509 users (whose certificates
-/// are renewed) implement [`IdentityProvider`] themselves.
+/// carry exactly its predecessor's credential (type and content) and
+/// signature key. Suits applications that authenticate members' signature
+/// keys by other means and use basic credentials, which bind no key to a
+/// name (§5.3.1): a member keeps its signature key for as long as it is in
+/// the group. Applications that let keys change (X.509 users whose
+/// certificates are renewed) implement [`IdentityProvider`] themselves.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SameCredential;
 
@@ -76,7 +94,8 @@ impl IdentityProvider for SameCredential {
     }
 
     fn valid_successor(&self, predecessor: &MemberIdentity<'_>, successor: &MemberIdentity<'_>) -> bool {
-        predecessor.credential == successor.credential
+        // The key too: anyone can copy a basic credential (module documentation).
+        predecessor.credential == successor.credential && predecessor.signature_key == successor.signature_key
     }
 }
 

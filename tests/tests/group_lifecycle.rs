@@ -923,9 +923,12 @@ fn external_join_with_psks() {
 
     // Bob resyncs, proving his presence with his old appearance's resumption
     // PSK of the current epoch (usage application): the members hold it too.
+    // His new client has his signature key (the default identity policy
+    // refuses a basic credential's successor with another key).
     let gi2 = group_info(&mut alice);
     let epoch = bob.group.epoch();
     let mut bob2 = Member::new("bob", 82);
+    bob2.signer = bob.signer.clone();
     let resumption = PreSharedKeyId {
         psk: Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id: b"external-psk-group", psk_epoch: epoch },
         psk_nonce: &[4; 32],

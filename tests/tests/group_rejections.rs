@@ -3043,14 +3043,16 @@ fn leaf_successor_external_commit_cannot_evict_another_member() {
     fx.usable();
 }
 
-/// Bob resyncs himself: a new client with Bob's credential (and a new
-/// signature key) replaces his leaf by external Commit, and every member
-/// accepts it.
+/// Bob resyncs himself: a new client of Bob's (his credential and his
+/// signature key, new encryption keys) replaces his leaf by external
+/// Commit, and every member accepts it. (With a new signature key the
+/// default policy refuses it: `leaf_successor_resync_with_a_fresh_key_is_refused`.)
 #[test]
 fn leaf_successor_resync_by_the_same_member_is_accepted() {
     let mut fx = fixture();
     let gi = published_group_info(&mut fx.alice);
     let mut bob2 = Member::new("bob", 12);
+    bob2.signer = fx.bob.signer.clone();
     let template = bob2.template();
     let signer = bob2.signer.clone();
     let mut out = vec![0u8; 128 * 1024];
@@ -3132,33 +3134,36 @@ fn leaf_successor_commit_path_with_another_credential() {
 }
 
 // ---------------------------------------------------------------------------
-// rev2: review findings (not indexed in docs/validation.md).
+// Forged resyncs (§12.4.3.2, §5.3.1). A basic credential is a bare name:
+// an outsider can copy it, and sign a leaf carrying it with a key of its
+// own. The member such a Commit removes cannot check its confirmation tag.
 // ---------------------------------------------------------------------------
 
-/// Eve knows only the group ID, the epoch, Bob's leaf index and Bob's basic
-/// credential (no GroupInfo, no tree, no external_pub). She forges an
-/// external Commit "resyncing" Bob: a junk ExternalInit, a path of her own
-/// leaf (her key, Bob's credential, a made-up parent hash, no path nodes)
-/// and a junk confirmation tag. Alice refuses it; Bob, the victim, stages
-/// it as his own removal.
-#[test]
-fn rev2_forged_external_commit_evicts_the_victim() {
-    let mut fx = fixture();
-    let eve = Member::new("eve", 77);
+/// An external Commit from Eve, forged without the group's secrets: a junk
+/// ExternalInit, a Remove of Bob, a path of one leaf (`signature_key`,
+/// Bob's credential, `source`, no path nodes) signed by `signer` for leaf
+/// `signed_for`, a junk confirmation tag. Eve knows only the group ID, the
+/// epoch, Bob's leaf index and his credential.
+fn forged_resync(
+    fx: &mut Fx,
+    signer: &SignaturePrivateKey,
+    source: LeafNodeSource<'_>,
+    signed_for: u32,
+) -> Vec<u8> {
     let enc = fresh_key(99);
-    let sig = eve.signer.public_key().as_bytes().to_vec();
+    let sig = signer.public_key().as_bytes().to_vec();
     let fields = LeafNodeFields {
         encryption_key: &enc,
         signature_key: &sig,
         credential: Credential::Basic { identity: b"bob" },
         capabilities: caps(),
-        source: LeafNodeSource::Commit { parent_hash: &[7u8; 32] },
+        source,
         extensions: Extensions::default(),
     };
     // Eve would take leaf 1 (Bob's, the leftmost blank after the Remove).
-    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: 1 };
+    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: signed_for };
     let mut buf = vec![0u8; 2048];
-    let leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), &eve.signer, &mut buf).unwrap().to_vec();
+    let leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), signer, &mut buf).unwrap().to_vec();
     let nodes = encode_nodes(&[]);
     let path = UpdatePath { leaf_node: LeafNode::decode_exact(&leaf).unwrap(), nodes: ListView::from_body(&nodes).unwrap() };
     let kem = fresh_key(98);
@@ -3177,15 +3182,82 @@ fn rev2_forged_external_commit_evicts_the_victim() {
         content: Content::Commit(Commit { proposals: ListView::from_body(&body).unwrap(), path: Some(path) }),
     };
     let mut out = vec![0u8; 64 * 1024];
-    let msg = public_message::sign(&gc, &eve.signer, &content, &mut out).unwrap().finish(Some(&[0x55; 32]), None).unwrap().to_vec();
-    // Alice (not removed) refuses it.
-    let mut m = msg.clone();
-    assert!(fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW).is_err());
-    // Bob must refuse it too: nothing in it is bound to the group's secrets.
-    let mut m = msg.clone();
-    let got = fx.bob.group.process_message_in_memory(&mut m, &NoPsks, NOW);
-    assert!(got.is_err(), "bob accepted a forged external commit that removes him: {got:?}");
+    public_message::sign(&gc, signer, &content, &mut out).unwrap().finish(Some(&[0x55; 32]), None).unwrap().to_vec()
 }
+
+/// Eve resyncs "Bob" with her own key (Bob's basic credential copied):
+/// every member refuses it, Bob too, who cannot check the confirmation tag
+/// of a Commit that removes him. Before the default policy compared
+/// signature keys, Bob staged his removal (and, with a GroupInfo
+/// published, every member accepted a real one).
+#[test]
+fn leaf_successor_forged_resync_refused_by_its_victim() {
+    let mut fx = fixture();
+    let eve = Member::new("eve", 77);
+    let msg = forged_resync(&mut fx, &eve.signer, LeafNodeSource::Commit { parent_hash: &[7u8; 32] }, 1);
+    for m in [&mut fx.alice, &mut fx.carol, &mut fx.bob] {
+        refuse_commit(m, &msg, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
+    }
+    fx.usable();
+}
+
+/// A member removed by an external Commit checks its path leaf as the
+/// others do (§12.4.2, §7.3): here the members accept a new signature key
+/// for a credential (an application policy, as X.509 users may have), and
+/// Eve's leaf is signed for another leaf index, or is a KeyPackage's leaf
+/// (a valid signature, source `key_package`). Before the check, Bob, the
+/// member removed, staged his removal for both.
+#[test]
+fn com_path_leaf_checked_by_the_member_it_removes() {
+    let mut fx = fixture_with(GroupConfig { identity: &ANY_SUCCESSOR, ..GroupConfig::default() });
+    let eve = Member::new("eve", 77);
+    let want = CommitError::InvalidPath(TreeKemError::InvalidLeafNode);
+    let wrong_leaf = forged_resync(&mut fx, &eve.signer, LeafNodeSource::Commit { parent_hash: &[7u8; 32] }, 5);
+    let key_package_leaf = forged_resync(&mut fx, &eve.signer, LeafNodeSource::KeyPackage(LIFETIME), 1);
+    for msg in [wrong_leaf, key_package_leaf] {
+        for m in [&mut fx.bob, &mut fx.alice, &mut fx.carol] {
+            refuse_commit(m, &msg, &NoPsks, want, "COM-PATH");
+        }
+    }
+    fx.usable();
+}
+
+/// Bob's new client resyncs with a fresh signature key under his name: the
+/// default policy refuses it (a basic credential binds no key, so the name
+/// alone is anyone's), Bob included. A policy of the application's that
+/// accepts the new key lets it in.
+#[test]
+fn leaf_successor_resync_with_a_fresh_key_is_refused() {
+    let resync = |fx: &mut Fx| {
+        let gi = published_group_info(&mut fx.alice);
+        let mut bob2 = Member::new("bob", 12);
+        let template = bob2.template();
+        let signer = bob2.signer.clone();
+        let mut out = vec![0u8; 128 * 1024];
+        let config = GroupConfig { identity: &ANY_SUCCESSOR, ..GroupConfig::default() };
+        let msg = bob2
+            .group
+            .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), &[], &NoPsks, config, &mut bob2.rng, &Sequential, &mut out)
+            .unwrap()
+            .to_vec();
+        (bob2, msg)
+    };
+    let mut fx = fixture();
+    let (_, msg) = resync(&mut fx);
+    for m in [&mut fx.alice, &mut fx.carol, &mut fx.bob] {
+        refuse_commit(m, &msg, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
+    }
+    fx.usable();
+    let mut fx = fixture_with(GroupConfig { identity: &ANY_SUCCESSOR, ..GroupConfig::default() });
+    let (mut bob2, msg) = resync(&mut fx);
+    fx.alice.receive_commit(&msg);
+    fx.carol.receive_commit(&msg);
+    assert_eq!(bob2.snapshot().authenticator, fx.alice.snapshot().authenticator);
+}
+
+// ---------------------------------------------------------------------------
+// rev2: review findings (not indexed in docs/validation.md).
+// ---------------------------------------------------------------------------
 
 /// §13.4 (extensibility): "A client adding a new member to a group MUST
 /// verify that the LeafNode for the new member is compatible with the

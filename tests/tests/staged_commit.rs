@@ -132,7 +132,10 @@ fn external_resync_is_a_removal_and_an_addition() {
         let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
         alice.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec()
     };
+    // Bob's new client, with his signature key (the default identity policy
+    // refuses a basic credential's successor with another key).
     let mut bob2 = Member::new("bob", 12);
+    bob2.signer = bob.signer.clone();
     let template = bob2.template();
     let signer = bob2.signer.clone();
     let mut out = vec![0u8; 128 * 1024];

@@ -800,8 +800,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // applied: its signature verification (6 KB of stack on a
         // Cortex-M4) is then not under the path's and the key schedule's
         // frames (2.5 KB), the deepest stack of processing a Commit (issue
-        // #14). A member the Commit removes applies no path (as before).
-        if let (Some(path), false) = (&commit.path, applied.summary.removes_us) {
+        // #14). A member the Commit removes applies no path and cannot
+        // check the confirmation tag, but checks this leaf as the others
+        // do (it used to skip it, and staged its removal by an external
+        // Commit whose path leaf did not verify).
+        if let Some(path) = &commit.path {
             crate::ratchet_tree::treekem::verify_path_leaf(self.state.suite, path, self.state.group_id.as_slice(), committer)?;
         }
         self.stage_next_epoch(v, commit, tag, &applied, committer)

@@ -769,14 +769,18 @@ impl TreeSlices<'_> {
     }
 }
 
-/// Checks the signature of an UpdatePath's new leaf from `sender`
-/// (§7.5; its `LeafNodeTBS` names the group and the leaf, §7.2).
+/// Checks an UpdatePath's new leaf from `sender`: its source is `commit`
+/// and its signature verifies (§7.5; its `LeafNodeTBS` names the group and
+/// the leaf, §7.2). What a member the Commit removes can check of it too.
 pub(crate) fn verify_path_leaf(
     suite: CipherSuite,
     path: &UpdatePath<'_>,
     group_id: &[u8],
     sender: LeafIndex,
 ) -> Result<(), TreeKemError> {
+    if !matches!(path.leaf_node.fields.source, LeafNodeSource::Commit { .. }) {
+        return Err(TreeKemError::InvalidLeafNode);
+    }
     path.leaf_node
         .verify_signature(suite, Some(LeafNodeContext { group_id, leaf_index: sender.0 }))
         .map_err(|_| TreeKemError::InvalidLeafNode)

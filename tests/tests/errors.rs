@@ -85,6 +85,7 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     ok(&TreeKemError::Tree(TreeError::Codec(CodecError::Truncated)), 3, &["truncated"]);
     ok(&JoinError::CapacityExceeded(Capacity::GroupExtensionsLen), 1, &["MAX_GROUP_EXTENSIONS_LEN"]);
     ok(&JoinError::Welcome(WelcomeError::Malformed(CodecError::Truncated)), 3, &["truncated"]);
+    ok(&JoinError::UnsupportedGroupExtensions, 1, &["capabilities", "GroupContext"]);
     ok(&ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: 77 }), 2, &["needed", "77"]);
     ok(&CommitError::CapacityExceeded(Capacity::PsksPerCommit), 1, &["CAP", "MAX_PSKS_PER_COMMIT"]);
     ok(&CommitError::InvalidPath(TreeKemError::WrongCiphertextCount), 2, &["COM-PATH", "ciphertext count"]);
@@ -112,7 +113,7 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     let full: StoreFull = store.insert(&HashValue::from_slice(&[1; 32]).unwrap(), Sender::Member(0), &[0; 64]).unwrap_err();
     ok(&full, 1, &["proposal store", "(P)"]);
     ok(&KeyStoreFull, 1, &["full"]);
-    assert_eq!(checked, 36);
+    assert_eq!(checked, 37);
 }
 
 /// Creates a one-member group of Alice's, with `group_id`.

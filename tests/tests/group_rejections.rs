@@ -3256,16 +3256,17 @@ fn leaf_successor_resync_with_a_fresh_key_is_refused() {
 }
 
 // ---------------------------------------------------------------------------
-// rev2: review findings (not indexed in docs/validation.md).
+// GroupContext extensions (§13.4): every member supports each of them.
 // ---------------------------------------------------------------------------
 
-/// §13.4 (extensibility): "A client adding a new member to a group MUST
-/// verify that the LeafNode for the new member is compatible with the
-/// group's extensions. The capabilities field MUST indicate support for
-/// each extension in the GroupContext." The group uses extension EXT_X;
-/// Dave's KeyPackage does not list it; his Add is committed and accepted.
+/// §13.4: "A client adding a new member to a group MUST verify that the
+/// LeafNode for the new member is compatible with the group's extensions.
+/// The capabilities field MUST indicate support for each extension in the
+/// GroupContext." The group uses extension `EXT_X`; Dave's KeyPackage does
+/// not list it. Alice's own Commit refuses the Add, and so do Bob and Carol
+/// in a Commit crafted with it. Before the check both accepted it.
 #[test]
-fn rev2_add_of_leaf_lacking_a_group_context_extension() {
+fn leaf_caps_add_lacks_group_context_extension() {
     let mut fx = fixture();
     let ext = extension(EXT_X, b"x");
     let (commit, _) = fx.alice.commit(&[gce(&ext)], false);
@@ -3286,16 +3287,73 @@ fn rev2_add_of_leaf_lacking_a_group_context_extension() {
     let mut out = vec![0u8; 2048];
     let (kp, _) = KeyPackage::generate(&params, &dave.signer, &mut dave.rng, &mut out).unwrap();
     let kp = kp.to_vec();
-    // Alice's own commit_in_memory builds it, and Bob and Carol accept it.
-    let created = fx.alice.try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks);
-    let mut accepted = 0;
-    if let Ok((commit, _)) = &created {
-        for m in [&mut fx.bob, &mut fx.carol] {
-            let mut c = commit.clone();
-            if matches!(m.group.process_message_in_memory(&mut c, &NoPsks, NOW), Ok(Received::Commit(s)) if s.adds == 1) {
-                accepted += 1;
+    let want = CommitError::UnsupportedCapabilities;
+    refuse_create(&mut fx.alice, &[add(&kp)], false, &NoPsks, want);
+    let msg = craft_commit(&mut fx.alice, &by_value(&[add(&kp)]), None);
+    refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "LEAF-CAPS");
+    refuse_commit(&mut fx.carol, &msg, &NoPsks, want, "LEAF-CAPS");
+    // Dave's KeyPackage listing it is added.
+    let mut dave = Member::new("dave", 4);
+    let (kp, _) = dave.key_package();
+    valid_commit_then_usable(&mut fx, &[add(&kp)], &NoPsks);
+}
+
+/// §13.4: "A client joining a group MUST verify that it supports every
+/// extension in the GroupContext for the group. Otherwise, it MUST treat
+/// the enclosing GroupInfo message as invalid and not join the group."
+/// Dave's Welcome whose (signed) GroupContext has an extension his leaf
+/// does not list; an external join of Eve, whose leaf does not list the
+/// group's `EXT_X`. Before the check both joins went through.
+#[test]
+fn join_group_context_extension_we_do_not_support() {
+    let mut fx = fixture();
+    let (mut dave, kp, keys, welcome) = with_dave(&mut fx, true);
+    let unknown = extension(0xff01, b"y");
+    let w = edited_welcome(&fx, &welcome, &kp, &keys, |f| f.group_extensions = unknown.clone());
+    refuse_join(&mut dave, &w, &kp, &keys, None, JoinError::UnsupportedGroupExtensions);
+    dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, None);
+    // External: the group now uses EXT_X, which Eve's leaf does not list.
+    let ext = extension(EXT_X, b"x");
+    let (commit, _) = fx.alice.commit(&[gce(&ext)], false);
+    fx.bob.receive_commit(&commit);
+    fx.carol.receive_commit(&commit);
+    dave.receive_commit(&commit);
+    let gi = published_group_info(&mut fx.alice);
+    let mut eve = Member::new("eve", 5);
+    let signer = eve.signer.clone();
+    let lacking = Capabilities { extensions: U16List::default(), ..caps() };
+    let mut out = vec![0u8; 128 * 1024];
+    for (template, want) in [
+        (LeafTemplate { capabilities: lacking, ..eve.template() }, Some(JoinError::UnsupportedGroupExtensions)),
+        (eve.template(), None),
+    ] {
+        let before = eve.snapshot();
+        let got = eve.group.join_external(
+            &gi,
+            None,
+            &template,
+            &signer,
+            None,
+            &[],
+            &NoPsks,
+            GroupConfig::default(),
+            &mut TestRng(3),
+            &Sequential,
+            &mut out,
+        );
+        match want {
+            Some(want) => {
+                assert_eq!(got.err(), Some(want));
+                assert_eq!(eve.snapshot(), before, "a failed external join changed the slot");
+            }
+            None => {
+                let join = got.unwrap().to_vec();
+                for m in [&mut fx.alice, &mut fx.bob, &mut fx.carol, &mut dave] {
+                    m.receive_commit(&join);
+                }
             }
         }
     }
-    assert!(created.is_err() && accepted == 0, "Add of a leaf without the group's extension: created {}, accepted by {accepted}", created.is_ok());
+    fx.agree();
+    assert_eq!(eve.snapshot().authenticator, fx.alice.snapshot().authenticator);
 }

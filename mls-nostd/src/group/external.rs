@@ -2,7 +2,7 @@
 //! with the `external_pub` extension; a new client joins (or an old one
 //! resyncs) by sending an external Commit built from it.
 
-use super::process::{CommitError, EXTERNAL_INIT_LABEL, add_psk, confirmed_hash};
+use super::process::{CommitError, EXTERNAL_INIT_LABEL, add_psk, confirmed_hash, supports_group_extensions};
 use super::{EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT};
 use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
@@ -169,6 +169,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             .and_then(|k| SignaturePublicKey::from_slice(k).ok())
             .ok_or(JoinError::UnknownSigner)?;
         gi.verify_signature(suite, &signer_key).map_err(|_| JoinError::InvalidGroupInfo)?;
+        // §13.4: our leaf supports every extension of the GroupContext (the
+        // members would refuse it).
+        if !supports_group_extensions(&leaf.capabilities, Extensions::from_body(gc.extensions)?) {
+            return Err(JoinError::UnsupportedGroupExtensions);
+        }
         let check = TreeCheck {
             group_id: gc.group_id,
             tree_hash: Some(gc.tree_hash),

@@ -2,8 +2,10 @@
 //! our entry and its decryption, PSKs, the GroupInfo signature by a leaf of
 //! the tree, the whole tree (signatures, parent hashes, unique keys, tree hash
 //! equal to the GroupInfo's), our leaf identical to our KeyPackage's, the path
-//! secret's keys equal to the tree's, and the confirmation tag.
+//! secret's keys equal to the tree's, the confirmation tag, and our leaf's
+//! support of every extension of the GroupContext (§13.4).
 
+use super::process::supports_group_extensions;
 use super::{Group, GroupConfig};
 use crate::crypto::signer::Signer;
 use crate::codec::{CodecError, Decode};
@@ -75,6 +77,10 @@ pub enum JoinError {
     LeafNode(crate::leaf_node::LeafNodeError),
     /// The secret tree of the joined epoch could not be set up.
     SecretTree(crate::secret_tree::SecretTreeError),
+    /// Our leaf's capabilities do not list an extension type of the
+    /// group's GroupContext (§13.4: a joiner must support every one; the
+    /// GroupInfo is treated as invalid).
+    UnsupportedGroupExtensions,
 }
 
 impl core::fmt::Display for JoinError {
@@ -102,6 +108,9 @@ impl core::fmt::Display for JoinError {
             Self::Protection(e) => write!(f, "framing the external commit: {e}"),
             Self::LeafNode(e) => write!(f, "our leaf: {e}"),
             Self::SecretTree(e) => write!(f, "secret tree: {e}"),
+            Self::UnsupportedGroupExtensions => {
+                f.write_str("our leaf's capabilities do not list every extension of the group's GroupContext")
+            }
         }
     }
 }
@@ -333,6 +342,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let verified = signed.verify()?;
         let signer = LeafIndex(verified.group_info.tbs.signer);
         let gc = verified.group_context;
+        // §13.4: we support every extension of the GroupContext.
+        let ours = KeyPackage::decode_exact(p.key_package)?.tbs.leaf_node;
+        if !supports_group_extensions(&ours.fields.capabilities, Extensions::from_body(gc.extensions)?) {
+            return Err(JoinError::UnsupportedGroupExtensions);
+        }
         check_linked_groups(&verified.psks, &gc, p.psks)?;
 
         let state = &mut self.state;

@@ -12,7 +12,7 @@ use crate::extensions::{EXT_REQUIRED_CAPABILITIES, Extensions, U16List};
 use crate::identity::{CredentialUse, IdentityProvider, MemberIdentity};
 use crate::key_package::{DEFAULT_EXTENSION_TYPES, KeyPackageError};
 use crate::key_schedule::{EpochSecrets, joiner_secret};
-use crate::leaf_node::{LeafNode, LeafNodeContext, LeafNodeSource};
+use crate::leaf_node::{Capabilities, LeafNode, LeafNodeContext, LeafNodeSource};
 use crate::messages::commit::Commit;
 use crate::messages::authenticated_content::AuthenticatedContent;
 use crate::messages::framing::{Content, Sender};
@@ -404,10 +404,13 @@ fn leaf_fits_group(
 }
 
 /// The part of [`leaf_fits_group`] that does not depend on the members:
-/// required capabilities, and the leaf's extensions listed in its
-/// capabilities.
+/// required capabilities, the group's extensions and the leaf's own listed
+/// in its capabilities.
 fn leaf_fits_extensions(leaf: &LeafNode<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
     let caps = &leaf.fields.capabilities;
+    if !supports_group_extensions(caps, extensions) {
+        return Ok(false);
+    }
     if leaf
         .fields
         .extensions
@@ -423,6 +426,19 @@ fn leaf_fits_extensions(leaf: &LeafNode<'_>, extensions: Extensions<'_>) -> Resu
         }
     }
     Ok(true)
+}
+
+/// True if `caps` lists every extension type of the GroupContext
+/// `extensions` but the default ones (§13.4: "the capabilities field MUST
+/// indicate support for each extension in the GroupContext"; default types
+/// are never listed, §7.2). Checked for every new or changed leaf, and by
+/// a joiner of its own ([`JoinError::UnsupportedGroupExtensions`]).
+///
+/// [`JoinError::UnsupportedGroupExtensions`]: super::JoinError::UnsupportedGroupExtensions
+pub(super) fn supports_group_extensions(caps: &Capabilities<'_>, extensions: Extensions<'_>) -> bool {
+    extensions
+        .iter()
+        .all(|e| DEFAULT_EXTENSION_TYPES.contains(&e.extension_type) || caps.extensions.contains(e.extension_type))
 }
 
 /// The members' credential types, and the types every member supports, as

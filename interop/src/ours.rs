@@ -10,6 +10,7 @@ use mls_nostd::crypto::{CipherSuite, HashValue};
 use mls_nostd::crypto::signature::{Scheme, SignaturePrivateKey};
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::{Extensions, U16List};
+use mls_nostd::identity::{CredentialUse, IdentityProvider, MemberIdentity, SameCredential};
 use mls_nostd::group::{
     CommitBuffers, CommitOptions, CreateParams, Group, GroupConfig, JoinParams, Received, StagedCommitSummary,
     WireFormatPolicy,
@@ -689,6 +690,32 @@ struct PendingKeyPackage {
     suite: CipherSuite,
 }
 
+/// The script actors' identity policy: [`SameCredential`]'s, and a new
+/// member's Add of itself is committed with the pending proposals (a
+/// script that sends one then commits it: the script authorizes it).
+struct ScriptIdentity;
+
+impl IdentityProvider for ScriptIdentity {
+    fn validate(&self, group_id: &[u8], usage: CredentialUse, member: &MemberIdentity<'_>) -> bool {
+        SameCredential.validate(group_id, usage, member)
+    }
+
+    fn valid_successor(&self, predecessor: &MemberIdentity<'_>, successor: &MemberIdentity<'_>) -> bool {
+        SameCredential.valid_successor(predecessor, successor)
+    }
+
+    fn authorize_new_member_add(&self, _: &[u8], _: &MemberIdentity<'_>) -> bool {
+        true
+    }
+}
+
+static SCRIPT_IDENTITY: ScriptIdentity = ScriptIdentity;
+
+/// The configuration of a script actor's groups.
+fn script_config() -> GroupConfig {
+    GroupConfig { identity: &SCRIPT_IDENTITY, ..GroupConfig::default() }
+}
+
 /// A script actor played by mls-nostd: its current group, the KeyPackages
 /// it made, its external PSKs, the old group of a ReInit it takes part in,
 /// and its external-signer key. One signature key per signature scheme
@@ -915,7 +942,7 @@ impl OursClient {
             signer: signer.ok_or_else(|| Failure::Failed("no signature key of the KeyPackage's suite".into()))?,
             ratchet_tree: tree,
             psks,
-            config: GroupConfig::default(),
+            config: script_config(),
         };
         let mut group = new_group();
         let mut buf = vec![0u8; welcome.len()];
@@ -1040,7 +1067,7 @@ impl OursClient {
             lifetime: lifetime(),
             capabilities: default_capabilities(suite, &mut caps),
             extensions: Extensions::from_body(extensions).map_err(failed("extensions"))?,
-            config: GroupConfig::default(),
+            config: script_config(),
         };
         group.create(&params, &signer, &mut self.rng).map_err(failed("create"))?;
         Ok(group)
@@ -1173,7 +1200,7 @@ impl scripts::Client for OursClient {
                 resync,
                 &psk_ids,
                 &ExternalPsks(psks),
-                GroupConfig::default(),
+                script_config(),
                 &mut self.rng,
                 &Sequential,
                 &mut out,

@@ -12,6 +12,7 @@
 //! | an Update proposal's leaf (§12.1.2) | `validate`, then [`IdentityProvider::valid_successor`] of the leaf it replaces |
 //! | the leaf of a member's UpdatePath (§12.4.2) | `validate`, then `valid_successor` of the committer's old leaf |
 //! | the leaf of an external joiner's UpdatePath (§12.4.3.2) | `validate`; with a Remove in the Commit (a resync), `valid_successor` of the removed leaf |
+//! | a new member's Add of itself (§12.1.8.2), pending when we commit | [`IdentityProvider::authorize_new_member_add`] (default: refused), then `validate` |
 //!
 //! Without the successor check, anyone holding a GroupInfo with
 //! `external_pub` could evict any member with an external Commit carrying a
@@ -76,6 +77,23 @@ pub trait IdentityProvider: Sync {
     /// the credential that it is the removed member's (see the module
     /// documentation).
     fn valid_successor(&self, predecessor: &MemberIdentity<'_>, successor: &MemberIdentity<'_>) -> bool;
+
+    /// True if a Commit of ours may include the pending Add proposal that
+    /// `joiner` sent of itself (sender `new_member_proposal`, §12.1.8.2) to
+    /// group `group_id`. Such a proposal is signed by the joiner's own key
+    /// and needs nothing of the group's but its ID and epoch, so anyone can
+    /// send one; §12.1.8 leaves it to the members to check that it is
+    /// authorized ("External proposals that are not authorized are
+    /// considered invalid"). Asked only when a Commit of ours takes the
+    /// proposals received this epoch
+    /// ([`CommitOptions::include_pending`](crate::group::CommitOptions::include_pending));
+    /// a received Commit that includes one was authorized by its committer.
+    /// The default refuses: such a proposal stays out of our Commits, and
+    /// the application that wants its sender in adds the KeyPackage by value.
+    fn authorize_new_member_add(&self, group_id: &[u8], joiner: &MemberIdentity<'_>) -> bool {
+        let _ = (group_id, joiner);
+        false
+    }
 }
 
 /// The default policy: every credential is accepted, and a successor must

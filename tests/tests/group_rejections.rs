@@ -3357,3 +3357,82 @@ fn join_group_context_extension_we_do_not_support() {
     fx.agree();
     assert_eq!(eve.snapshot().authenticator, fx.alice.snapshot().authenticator);
 }
+
+// ---------------------------------------------------------------------------
+// A new member's Add of itself (§12.1.8.2): anyone can send one.
+// ---------------------------------------------------------------------------
+
+/// `joiner`'s Add proposal of itself (sender `new_member_proposal`) to the
+/// group in `m`'s epoch; its KeyPackage and keys.
+fn self_add(m: &mut Member, joiner: &mut Member) -> (Vec<u8>, KeyPackagePrivateKeys, Vec<u8>) {
+    let (kp, keys) = joiner.key_package();
+    let gc_bytes = m.context();
+    let gc = EncodedGroupContext::decode(&gc_bytes).unwrap();
+    let content = FramedContent {
+        group_id: GROUP_ID,
+        epoch: m.group.epoch(),
+        sender: Sender::NewMemberProposal,
+        authenticated_data: b"",
+        content: Content::Proposal(add(&kp)),
+    };
+    let mut out = vec![0u8; 8192];
+    let msg = public_message::sign(&gc, &joiner.signer, &content, &mut out).unwrap().finish(None, None).unwrap().to_vec();
+    (kp, keys, msg)
+}
+
+/// Admits a new member's Add of itself from "dave" only.
+struct DaveInvited;
+
+impl IdentityProvider for DaveInvited {
+    fn validate(&self, _: &[u8], _: CredentialUse, _: &MemberIdentity<'_>) -> bool {
+        true
+    }
+    fn valid_successor(&self, old: &MemberIdentity<'_>, new: &MemberIdentity<'_>) -> bool {
+        old == new
+    }
+    fn authorize_new_member_add(&self, _: &[u8], joiner: &MemberIdentity<'_>) -> bool {
+        joiner.credential == Credential::Basic { identity: b"dave" }
+    }
+}
+
+static DAVE_INVITED: DaveInvited = DaveInvited;
+
+/// Dave and Eve each send an Add of themselves (§12.1.8.2: "existing
+/// members of the group can independently verify that an Add proposal
+/// sent by the new joiner itself ... is authorized"). By default a Commit
+/// of pending proposals leaves both out; with a policy that admits Dave,
+/// Dave's is committed and he joins, Eve's stays out. Before the check,
+/// both were committed.
+#[test]
+fn prp_sender_new_member_add_committed_only_if_authorized() {
+    for (config, added) in [
+        (GroupConfig::default(), 0),
+        (GroupConfig { identity: &DAVE_INVITED, ..GroupConfig::default() }, 1),
+    ] {
+        let mut fx = fixture_with(config);
+        let (mut dave, mut eve) = (Member::new("dave", 4), Member::new("eve", 5));
+        let (kp, keys, dave_add) = self_add(&mut fx.alice, &mut dave);
+        let (_, _, eve_add) = self_add(&mut fx.alice, &mut eve);
+        for msg in [&dave_add, &eve_add] {
+            for m in [&mut fx.alice, &mut fx.bob, &mut fx.carol] {
+                m.receive_proposal(msg);
+            }
+        }
+        let (commit, welcome) = fx.alice.try_commit(&[], true, true, WireFormatPolicy::Public, &NoPsks).unwrap();
+        fx.alice.group.merge_staged_commit_in_memory().unwrap();
+        let mut m = commit.clone();
+        match fx.bob.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
+            Ok(Received::Commit(s)) => assert_eq!(s.adds, added, "{config:?}"),
+            other => panic!("bob: {other:?}"),
+        }
+        fx.bob.group.merge_staged_commit_in_memory().unwrap();
+        fx.carol.receive_commit(&commit);
+        fx.agree();
+        assert_eq!(welcome.is_some(), added == 1);
+        if let Some(welcome) = welcome {
+            dave.join_with(&welcome, &kp, &keys, config);
+            assert_eq!(dave.snapshot().authenticator, fx.alice.snapshot().authenticator);
+        }
+        fx.usable();
+    }
+}

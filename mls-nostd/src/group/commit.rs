@@ -49,7 +49,11 @@ pub enum WireFormatPolicy {
 pub struct CommitOptions<'a> {
     /// Proposals of our own, committed by value.
     pub proposals: &'a [Proposal<'a>],
-    /// Commit every proposal received this epoch, by reference.
+    /// Commit every valid proposal received this epoch, by reference (a new
+    /// member's Add of itself only if the group's identity provider
+    /// authorizes it: [`IdentityProvider::authorize_new_member_add`]).
+    ///
+    /// [`IdentityProvider::authorize_new_member_add`]: crate::identity::IdentityProvider::authorize_new_member_add
     pub include_pending: bool,
     /// Send an UpdatePath even where none is required.
     pub force_path: bool,
@@ -282,8 +286,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// The pending proposals a Commit of ours should include (§12.4: "all
     /// proposals received that are valid"): each valid on its own, none
     /// touching a leaf twice (a Remove wins over an Update), one
-    /// GroupContextExtensions, no ExternalInit, and never a ReInit (only
+    /// GroupContextExtensions, no ExternalInit, a new member's Add of itself
+    /// only if [`IdentityProvider::authorize_new_member_add`] says so
+    /// (§12.1.8.2), and never a ReInit (only
     /// [`Group::commit_reinit_in_memory`] commits one).
+    ///
+    /// [`IdentityProvider::authorize_new_member_add`]: crate::identity::IdentityProvider::authorize_new_member_add
     fn select_pending(
         &mut self,
         refs: &mut heapless::Vec<HashValue, MAX_PENDING_REFS>,
@@ -352,7 +360,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                             && super::process::check_update_leaf(group_id, &tree, s, &u.leaf_node, extensions, identity)
                                 .is_ok()
                     }
-                    (1, Proposal::Add(a), _) => {
+                    (1, Proposal::Add(a), sender) => {
                         let key = a.key_package.tbs.leaf_node.fields.signature_key;
                         // Not a member this commit keeps, not added twice.
                         // (Signature keys are unique in the tree: one leaf at most.)
@@ -371,7 +379,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                         .is_ok();
                         let valid =
                             signed.valid(i) && a.key_package.validate_except_signatures(suite, now, max_lifetime).is_ok();
-                        if fresh && accepted && valid {
+                        // A new member's Add of itself only if the application
+                        // authorizes it (§12.1.8.2; anyone can send one).
+                        let authorized = sender != crate::messages::framing::Sender::NewMemberProposal
+                            || identity.authorize_new_member_add(
+                                group_id,
+                                &crate::identity::MemberIdentity { credential: leaf.fields.credential, signature_key: key },
+                            );
+                        if fresh && accepted && valid && authorized {
                             if let Ok(k) = crate::crypto::signature::SignaturePublicKey::from_slice(key) {
                                 adding.push(k).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
                             }

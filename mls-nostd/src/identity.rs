@@ -11,7 +11,7 @@
 //! | an Add proposal's KeyPackage | `validate` |
 //! | an Update proposal's leaf (§12.1.2) | `validate`, then [`IdentityProvider::valid_successor`] of the leaf it replaces |
 //! | the leaf of a member's UpdatePath (§12.4.2) | `validate`, then `valid_successor` of the committer's old leaf |
-//! | the leaf of an external joiner's UpdatePath (§12.4.3.2) | `validate`; with a Remove in the Commit (a resync), `valid_successor` of the removed leaf |
+//! | the leaf of an external joiner's UpdatePath (§12.4.3.2) | `validate`; with a Remove in the Commit (a resync), [`IdentityProvider::valid_resync`] of the removed leaf |
 //! | a new member's Add of itself (§12.1.8.2), pending when we commit | [`IdentityProvider::authorize_new_member_add`] (default: refused), then `validate` |
 //!
 //! Without the successor check, anyone holding a GroupInfo with
@@ -21,15 +21,16 @@
 //!
 //! A basic credential is "a bare assertion of an identity" (§5.3) that
 //! anyone can copy: nothing in it binds the signature key, which is all a
-//! leaf's signatures authenticate (§5.3.1). So [`SameCredential`], the
-//! default, also requires the predecessor's signature key: a resync's
-//! external Commit is signed by its new leaf's key alone, and were a fresh
-//! key accepted as the same member, an outsider copying a member's
-//! credential could remove that member (§12.4.3.2: the new leaf must
-//! present identifiers the application accepts for the removed
+//! leaf's signatures authenticate (§5.3.1). An Update or a committer's new
+//! leaf comes in content signed with the member's current key, so a new
+//! signature key there is the member's own choice; a resync's external
+//! Commit is signed by its new leaf's key alone. So the default
+//! [`IdentityProvider::valid_resync`] also requires the removed member's
+//! signature key: were a fresh key accepted, an outsider copying a
+//! member's credential could remove that member (§12.4.3.2: the new leaf
+//! must present identifiers the application accepts for the removed
 //! participant). Applications whose credentials bind a key to an identity
-//! (X.509) and that let members change keys implement
-//! [`IdentityProvider::valid_successor`] themselves.
+//! (X.509) may accept a new key there by implementing it.
 
 use crate::credential::Credential;
 use crate::tree_math::LeafIndex;
@@ -71,12 +72,19 @@ pub trait IdentityProvider: Sync {
     /// True if `successor` may replace `predecessor` in the same leaf (an
     /// Update, a committer's new leaf) or, for an external resync, take the
     /// removed member's place: both present identifiers the application
-    /// considers the same participant (§5.3.1). Both identities carry their
-    /// signature keys: a resync is authenticated by `successor`'s key
-    /// alone, so a policy that accepts a new key must be able to tell from
-    /// the credential that it is the removed member's (see the module
-    /// documentation).
+    /// considers the same participant (§5.3.1).
     fn valid_successor(&self, predecessor: &MemberIdentity<'_>, successor: &MemberIdentity<'_>) -> bool;
+
+    /// True if `successor`, the leaf of an external Commit that removes
+    /// `predecessor` (a resync, §12.4.3.2), may take that member's place.
+    /// Such a Commit is authenticated by `successor`'s key alone, so the
+    /// default asks [`Self::valid_successor`] and the predecessor's
+    /// signature key (see the module documentation). A policy may accept a
+    /// new key only if the credential shows that it is the removed
+    /// member's (an X.509 certificate for that key and identity).
+    fn valid_resync(&self, predecessor: &MemberIdentity<'_>, successor: &MemberIdentity<'_>) -> bool {
+        self.valid_successor(predecessor, successor) && predecessor.signature_key == successor.signature_key
+    }
 
     /// True if a Commit of ours may include the pending Add proposal that
     /// `joiner` sent of itself (sender `new_member_proposal`, §12.1.8.2) to
@@ -97,12 +105,12 @@ pub trait IdentityProvider: Sync {
 }
 
 /// The default policy: every credential is accepted, and a successor must
-/// carry exactly its predecessor's credential (type and content) and
-/// signature key. Suits applications that authenticate members' signature
-/// keys by other means and use basic credentials, which bind no key to a
-/// name (§5.3.1): a member keeps its signature key for as long as it is in
-/// the group. Applications that let keys change (X.509 users whose
-/// certificates are renewed) implement [`IdentityProvider`] themselves.
+/// carry exactly its predecessor's credential (type and content; in an
+/// Update or a committer's path the signature key may change, in a resync
+/// it may not: [`IdentityProvider::valid_resync`]). Suits applications
+/// that authenticate members by other means and use basic credentials;
+/// X.509 users (whose certificates are renewed) implement
+/// [`IdentityProvider`] themselves.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SameCredential;
 
@@ -112,8 +120,7 @@ impl IdentityProvider for SameCredential {
     }
 
     fn valid_successor(&self, predecessor: &MemberIdentity<'_>, successor: &MemberIdentity<'_>) -> bool {
-        // The key too: anyone can copy a basic credential (module documentation).
-        predecessor.credential == successor.credential && predecessor.signature_key == successor.signature_key
+        predecessor.credential == successor.credential
     }
 }
 

@@ -2996,6 +2996,9 @@ impl IdentityProvider for AnySuccessor {
     fn valid_successor(&self, _: &MemberIdentity<'_>, _: &MemberIdentity<'_>) -> bool {
         true
     }
+    fn valid_resync(&self, _: &MemberIdentity<'_>, _: &MemberIdentity<'_>) -> bool {
+        true
+    }
 }
 
 static ANY_SUCCESSOR: AnySuccessor = AnySuccessor;
@@ -3095,6 +3098,40 @@ fn leaf_successor_update_with_another_credential() {
     refuse_commit(&mut fx.carol, &msg, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
     assert_eq!(commit_pending(&mut fx, &[]).updates, 0);
     fx.usable();
+}
+
+/// An Update that changes its member's signature key passes the default
+/// policy (§12.1.2): it comes framed and signed with the member's current
+/// key. Only a resync, signed by its new leaf's key alone, must keep the
+/// removed member's key (`IdentityProvider::valid_resync`).
+#[test]
+fn leaf_successor_update_with_a_new_signature_key_is_accepted() {
+    let mut fx = fixture();
+    let current = fx.bob.leaf(1);
+    let leaf = LeafNode::decode_exact(&current).unwrap();
+    let key = fresh_key(7);
+    let next = Member::new("bob", 31).signer;
+    let next_key = next.public_key().as_bytes().to_vec();
+    assert_ne!(next_key, leaf.fields.signature_key, "the same signature key");
+    let fields = LeafNodeFields { encryption_key: &key, signature_key: &next_key, source: LeafNodeSource::Update, ..leaf.fields };
+    let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: 1 };
+    let mut buf = vec![0u8; 2048];
+    let rotated = LeafNode::sign_into(SUITE, &fields, Some(ctx), &next, &mut buf).unwrap().to_vec();
+    let update = Proposal::Update(Update { leaf_node: LeafNode::decode_exact(&rotated).unwrap() });
+    let proposal = fx.bob.propose(&update);
+    fx.alice.receive_proposal(&proposal);
+    fx.carol.receive_proposal(&proposal);
+    // Alice's Commit takes it (her own checks leave an invalid one out),
+    // and Carol stages it.
+    let (commit, _) = fx.alice.try_commit(&[], true, true, WireFormatPolicy::Public, &NoPsks).unwrap();
+    let mut m = commit.clone();
+    match fx.carol.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
+        Ok(Received::Commit(s)) => assert_eq!(s.updates, 1, "carol staged no Update"),
+        other => panic!("carol: {other:?}"),
+    }
+    fx.carol.group.merge_staged_commit_in_memory().unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
+    assert_eq!(fx.carol.group.tree().signature_key(LeafIndex(1)), Some(&next_key[..]));
 }
 
 /// A member's Commit whose path leaf carries another credential is refused

@@ -515,7 +515,8 @@ fn identity_of<'a>(leaf: &LeafNode<'a>) -> MemberIdentity<'a> {
 }
 
 /// §5.3.1: the application accepts `leaf`'s credential for `usage` and, when
-/// it replaces `predecessor`, as that member's successor.
+/// it replaces `predecessor`, as that member's successor (an external
+/// joiner's: [`IdentityProvider::valid_resync`]).
 pub(super) fn check_identity(
     identity: &dyn IdentityProvider,
     group_id: &[u8],
@@ -527,8 +528,12 @@ pub(super) fn check_identity(
     if !identity.validate(group_id, usage, &new) {
         return Err(CommitError::CredentialRejected);
     }
+    let accepted = |old: &LeafNode<'_>| match usage {
+        CredentialUse::ExternalJoin => identity.valid_resync(&identity_of(old), &new),
+        _ => identity.valid_successor(&identity_of(old), &new),
+    };
     match predecessor {
-        Some(old) if !identity.valid_successor(&identity_of(old), &new) => Err(CommitError::InvalidSuccessor),
+        Some(old) if !accepted(old) => Err(CommitError::InvalidSuccessor),
         _ => Ok(()),
     }
 }

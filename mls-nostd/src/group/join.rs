@@ -3,7 +3,10 @@
 //! the tree, the whole tree (signatures, parent hashes, unique keys, tree hash
 //! equal to the GroupInfo's), our leaf identical to our KeyPackage's, the path
 //! secret's keys equal to the tree's, the confirmation tag, and our leaf's
-//! support of every extension of the GroupContext (§13.4).
+//! support of every extension of the GroupContext (§13.4). Not the group
+//! ID's uniqueness among the client's groups (§12.4.3.1), which a group
+//! cannot see: the application compares [`Group::group_id`] with its
+//! other groups' before it uses a joined group.
 
 use super::process::supports_group_extensions;
 use super::{Group, GroupConfig};
@@ -248,6 +251,8 @@ impl<'w> WelcomeInput<'w> for Read<'w, '_> {
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Joins from `welcome` (an encoded `MLSMessage(Welcome)`) into this
     /// slot, which must hold no active group; on failure it is left empty.
+    /// The application then checks that no other group of its holds this
+    /// group's ID (§12.4.3.1; [`Group::group_id`]) and leaves it if one does.
     /// `buf` receives the decrypted GroupInfo (the Welcome's length suffices).
     pub fn join_in_memory(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, buf: &mut [u8]) -> Result<(), JoinError> {
         self.join_from(Copied { welcome, buf }, p)

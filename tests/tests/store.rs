@@ -1138,3 +1138,118 @@ fn a_failed_save_elsewhere_leaves_the_own_store_whole() {
     println!("{cuts} cuts of the save to the own store, each loaded");
     assert!(cuts > 0);
 }
+
+/// (review) A transactional store rolls a failed save back whole, but the
+/// secret tree's `*_DIRTY` flags of the records written before the failure
+/// were already cleared in memory: the next save does not write them
+/// again. Bob receives m1 (skipping m0) while the save fails after `ops`
+/// operations and is rolled back; m0 is then received (from the skipped
+/// pool, which does not mark alice's leaf changed) and saved. After a
+/// reload the store must load, m0 must stay refused, and a new message of
+/// alice must be read.
+#[test]
+fn review_a_rolled_back_ratchet_write_is_written_again() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let mut problems = Vec::new();
+    for ops in 0..40 {
+        let (mut alice, mut bob, _) = group_of(suite);
+        let mut storage = RollingBack::default();
+        bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+        let m: Vec<Vec<u8>> = (0..3).map(|i| alice.send(format!("m{i}").as_bytes())).collect();
+        storage.ops_left = Some(ops);
+        if receive_durable(&mut bob, &mut storage, &m[1]).is_ok() {
+            println!("the save needs {ops} operations");
+            break;
+        }
+        storage.ops_left = None;
+        assert_eq!(receive_durable(&mut bob, &mut storage, &m[0]).unwrap(), b"m0");
+        let mut fresh = Box::new(G::EMPTY);
+        let mut b = buf();
+        recover(&mut storage, SLOT, &mut b[..]).unwrap();
+        if let Err(e) = fresh.load(&mut storage, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b) {
+            problems.push(format!("fail after {ops} ops: the store no longer loads ({e:?})"));
+            continue;
+        }
+        bob.group = fresh;
+        if let Ok(d) = receive_durable(&mut bob, &mut storage, &m[0]) {
+            problems.push(format!("fail after {ops} ops: m0 replayed after the reload ({:?})", String::from_utf8_lossy(&d)));
+        }
+        if let Err(e) = receive_durable(&mut bob, &mut storage, &m[2]) {
+            problems.push(format!("fail after {ops} ops: m2 refused after the reload ({e:?})"));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// (review) As above once alice's ratchets are stored (her m0 read): m2
+/// (skipping m1) is received while the save fails after `ops` operations
+/// and is rolled back; m1 is then read from the skipped pool and saved.
+/// The store still holds alice's ratchet before m1: after a reload m1 is
+/// accepted a second time (a replay).
+#[test]
+fn review_a_rolled_back_ratchet_write_lets_a_replay_in() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let mut problems = Vec::new();
+    for ops in 0..40 {
+        let (mut alice, mut bob, _) = group_of(suite);
+        let mut storage = RollingBack::default();
+        bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+        let m: Vec<Vec<u8>> = (0..4).map(|i| alice.send(format!("m{i}").as_bytes())).collect();
+        assert_eq!(receive_durable(&mut bob, &mut storage, &m[0]).unwrap(), b"m0");
+        storage.ops_left = Some(ops);
+        if receive_durable(&mut bob, &mut storage, &m[2]).is_ok() {
+            println!("the save needs {ops} operations");
+            break;
+        }
+        storage.ops_left = None;
+        assert_eq!(receive_durable(&mut bob, &mut storage, &m[1]).unwrap(), b"m1");
+        reload(&mut bob, &mut storage);
+        if let Ok(d) = receive_durable(&mut bob, &mut storage, &m[1]) {
+            problems.push(format!("fail after {ops} ops: m1 accepted again after the reload ({:?})", String::from_utf8_lossy(&d)));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// (review) A second store that holds this member's group from an earlier
+/// save (a copy, a backup slot) is taken for the group's own store when
+/// its head names the group's current or previous secret tree: the save
+/// writes only what changed since the last save to the *first* store.
+#[test]
+fn review_a_save_to_a_stale_copy_writes_the_whole_group() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let mut problems = Vec::new();
+    // Same epoch: the copy's ratchets stay behind.
+    {
+        let (mut alice, mut bob, _) = group_of(suite);
+        let mut own = MapStorage::default();
+        let mut copy = MapStorage::default();
+        bob.group.save(&mut own, SLOT, Parts::ALL, &mut buf()).unwrap();
+        bob.group.save(&mut copy, SLOT, Parts::ALL, &mut buf()).unwrap();
+        let m0 = alice.send(b"m0");
+        assert_eq!(receive_durable(&mut bob, &mut own, &m0).unwrap(), b"m0");
+        bob.group.save(&mut copy, SLOT, Parts::ALL, &mut buf()).unwrap();
+        reload(&mut bob, &mut copy);
+        if receive_durable(&mut bob, &mut copy, &m0).is_ok() {
+            problems.push("same epoch: m0 accepted again from the copy".to_string());
+        }
+    }
+    // One epoch behind: the copy no longer loads.
+    {
+        let (mut alice, mut bob, _) = group_of(suite);
+        let mut own = MapStorage::default();
+        let mut copy = MapStorage::default();
+        bob.group.save(&mut own, SLOT, Parts::ALL, &mut buf()).unwrap();
+        bob.group.save(&mut copy, SLOT, Parts::ALL, &mut buf()).unwrap();
+        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
+        receive_durable(&mut bob, &mut own, &commit).unwrap();
+        bob.group.save(&mut copy, SLOT, Parts::ALL, &mut buf()).unwrap();
+        let mut fresh = Box::new(G::EMPTY);
+        let mut b = buf();
+        recover(&mut copy, SLOT, &mut b[..]).unwrap();
+        if let Err(e) = fresh.load(&mut copy, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b) {
+            problems.push(format!("one epoch behind: the copy no longer loads ({e:?})"));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}

@@ -341,8 +341,9 @@ pub struct SecretTreeSlots<'s> {
     /// parent `2i + 1`: [`LEAF_DIRTY`], [`PARENT_DIRTY`]), so a store writes
     /// only those (as long as `leaves`).
     pub flags: &'s mut [u8],
-    /// Which pool entries changed since the last save (as long as `skipped`).
-    pub skipped_dirty: &'s mut [bool],
+    /// Which pool entries changed since the last save (as long as
+    /// `skipped`; bit 0, the rest a store's during a save).
+    pub skipped_dirty: &'s mut [u8],
 }
 
 /// [`SecretTreeSlots::flags`]: leaf `i` changed since the last save.
@@ -353,6 +354,20 @@ pub const PARENT_DIRTY: u8 = 2;
 pub const LEAF_INDEXED: u8 = 4;
 /// [`SecretTreeSlots::flags`] (for stores): parent `2i + 1` is in the saved index.
 pub const PARENT_INDEXED: u8 = 8;
+/// [`SecretTreeSlots::flags`] (for stores, during a save only): leaf `i`'s
+/// record was written (or removed) by the save under way, which has not
+/// committed yet. [`LEAF_DIRTY`] stays until it has: a backend that rolls
+/// a failed save back (`Storage::committed`) takes the write back too, so
+/// the next save must write it again (`store::ratchets`).
+pub(crate) const LEAF_PENDING: u8 = LEAF_DIRTY << 4;
+/// [`SecretTreeSlots::flags`] (during a save): as [`LEAF_PENDING`], of
+/// parent `2i + 1`.
+pub(crate) const PARENT_PENDING: u8 = PARENT_DIRTY << 4;
+/// [`SecretTreeSlots::skipped_dirty`]: the pool entry changed since the last save.
+pub(crate) const SKIPPED_DIRTY: u8 = 1;
+/// [`SecretTreeSlots::skipped_dirty`] (during a save): as [`LEAF_PENDING`],
+/// of a pool entry.
+pub(crate) const SKIPPED_PENDING: u8 = SKIPPED_DIRTY << 4;
 
 fn mark(flags: &mut [u8], i: usize, bit: u8) {
     if let Some(f) = flags.get_mut(i) {
@@ -473,7 +488,7 @@ impl SecretTreeMeta {
         }
         slots.skipped.iter_mut().filter(|s| s.is_some()).for_each(|s| *s = None);
         slots.flags.fill(0);
-        slots.skipped_dirty.fill(false);
+        slots.skipped_dirty.fill(0);
         let root = tree_math::root(n_leaves).ok_or(SecretTreeError::InvalidLeaf)?;
         // A one-leaf tree's root is its leaf.
         store(slots, root, encryption_secret.clone())?;
@@ -572,7 +587,7 @@ impl SecretTreeMeta {
                 *s = None;
             }
             if let Some(d) = slots.skipped_dirty.get_mut(i) {
-                *d = true;
+                *d |= SKIPPED_DIRTY;
             }
             return Ok(());
         }
@@ -592,7 +607,7 @@ impl SecretTreeMeta {
     fn keep_skipped(
         &mut self,
         pool: &mut [Option<SkippedKey>],
-        dirty: &mut [bool],
+        dirty: &mut [u8],
         leaf: LeafIndex,
         kind: RatchetKind,
         key: RatchetKey,
@@ -611,7 +626,7 @@ impl SecretTreeMeta {
                 *s = Some(SkippedKey { leaf: leaf.0, kind: kind.to_nonzero(), seq, key });
             }
             if let Some(d) = dirty.get_mut(i) {
-                *d = true;
+                *d |= SKIPPED_DIRTY;
             }
         }
     }
@@ -785,7 +800,8 @@ pub struct SecretTree<const N: usize, const K: usize, const E: usize = N> {
     pub(crate) skipped: [Option<SkippedKey>; K],
     /// See [`SecretTreeSlots::flags`].
     pub(crate) flags: [u8; N],
-    pub(crate) skipped_dirty: [bool; K],
+    /// See [`SecretTreeSlots::skipped_dirty`].
+    pub(crate) skipped_dirty: [u8; K],
 }
 
 #[cfg(feature = "test-utils")]
@@ -927,7 +943,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         tags: [0; E],
         skipped: [const { None }; K],
         flags: [0; N],
-        skipped_dirty: [false; K],
+        skipped_dirty: [0; K],
     };
 
     /// Deletes every secret in place (the tree has no leaves afterwards).
@@ -936,7 +952,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         self.held_mut().empty_all();
         self.skipped.iter_mut().for_each(|s| *s = None);
         self.flags.iter_mut().for_each(|f| *f = 0);
-        self.skipped_dirty.iter_mut().for_each(|d| *d = false);
+        self.skipped_dirty.iter_mut().for_each(|d| *d = 0);
         self.meta.n_leaves = 0;
         self.meta.tag = [0; 8];
         self.meta.bank_checked = false;

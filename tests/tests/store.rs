@@ -1139,16 +1139,16 @@ fn a_failed_save_elsewhere_leaves_the_own_store_whole() {
     assert!(cuts > 0);
 }
 
-/// (review) A transactional store rolls a failed save back whole, but the
-/// secret tree's `*_DIRTY` flags of the records written before the failure
-/// were already cleared in memory: the next save does not write them
-/// again. Bob receives m1 (skipping m0) while the save fails after `ops`
-/// operations and is rolled back; m0 is then received (from the skipped
-/// pool, which does not mark alice's leaf changed) and saved. After a
-/// reload the store must load, m0 must stay refused, and a new message of
-/// alice must be read.
+/// A transactional store rolls a failed save back whole, so the records
+/// it wrote stay changed in memory until a save commits (found in review:
+/// their `*_DIRTY` flags were cleared as each write returned, and the next
+/// save skipped them). Bob receives m1 (skipping m0) while the save fails
+/// after `ops` operations and is rolled back; m0 is then received (from
+/// the skipped pool, which does not mark alice's leaf changed) and saved.
+/// After a reload the store must load, m0 must stay refused, and a new
+/// message of alice must be read.
 #[test]
-fn review_a_rolled_back_ratchet_write_is_written_again() {
+fn a_rolled_back_save_writes_its_ratchets_again() {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
     let mut problems = Vec::new();
     for ops in 0..40 {
@@ -1181,13 +1181,13 @@ fn review_a_rolled_back_ratchet_write_is_written_again() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
-/// (review) As above once alice's ratchets are stored (her m0 read): m2
-/// (skipping m1) is received while the save fails after `ops` operations
-/// and is rolled back; m1 is then read from the skipped pool and saved.
-/// The store still holds alice's ratchet before m1: after a reload m1 is
-/// accepted a second time (a replay).
+/// As above once alice's ratchets are stored (her m0 read): m2 (skipping
+/// m1) is received while the save fails after `ops` operations and is
+/// rolled back; m1 is then read from the skipped pool and saved. The store
+/// must not keep alice's ratchet from before m1: after a reload m1 is
+/// refused (it was accepted a second time, a replay, RFC 9420 §9.2).
 #[test]
-fn review_a_rolled_back_ratchet_write_lets_a_replay_in() {
+fn a_rolled_back_save_lets_no_replay_in() {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
     let mut problems = Vec::new();
     for ops in 0..40 {
@@ -1251,5 +1251,47 @@ fn review_a_save_to_a_stale_copy_writes_the_whole_group() {
             problems.push(format!("one epoch behind: the copy no longer loads ({e:?})"));
         }
     }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// A transactional store rolls a failed save back whole, its head too:
+/// Bob merges a Commit in memory and its save fails after `ops`
+/// operations; he saves again with the store well, as the caller may
+/// (`Group::save`). The ratchet tree's marks must not take the rolled-back
+/// table for committed (they did once the head was written: the nodes the
+/// Commit changed were not written again, and the store no longer loaded).
+#[test]
+fn a_rolled_back_commit_save_leaves_the_ratchet_tree_loadable() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let mut problems = Vec::new();
+    let mut cuts = 0;
+    for ops in 0..400 {
+        let (mut alice, mut bob, _) = group_of(suite);
+        let mut storage = RollingBack::default();
+        bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
+        bob.receive_commit(&commit);
+        storage.ops_left = Some(ops);
+        if bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).is_ok() {
+            println!("the save needs {ops} operations");
+            break;
+        }
+        cuts += 1;
+        storage.ops_left = None;
+        bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+        let mut fresh = Box::new(G::EMPTY);
+        let mut b = buf();
+        recover(&mut storage, SLOT, &mut b[..]).unwrap();
+        if let Err(e) = fresh.load(&mut storage, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b) {
+            problems.push(format!("fail after {ops} ops: the store no longer loads ({e:?})"));
+            continue;
+        }
+        bob.group = fresh;
+        agree(&[&alice, &bob]);
+        if let Err(e) = receive_durable(&mut bob, &mut storage, &alice.send(b"after")) {
+            problems.push(format!("fail after {ops} ops: a message refused after the reload ({e:?})"));
+        }
+    }
+    assert!(cuts > 0);
     assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -25,10 +25,18 @@ pub(crate) const STALE: u8 = 8;
 /// byte `i` holds leaf `i` (node `2i`, low bits) and node `2i + 1` (high
 /// bits). All zero: nothing stored, nothing changed.
 #[derive(Clone, Debug)]
-pub(crate) struct NodeMarks<const N: usize>([u8; N]);
+pub(crate) struct NodeMarks<const N: usize> {
+    bits: [u8; N],
+    /// A save that changed the marks has not committed yet, or failed:
+    /// what they say the store commits may not be so (a backend that rolls
+    /// a failed save back takes its head back too, after the marks took
+    /// its table for committed). The next save brings them in line with
+    /// the slot's committed table first (`store::tree_records`).
+    pub(crate) unsure: bool,
+}
 
 impl<const N: usize> NodeMarks<N> {
-    pub(crate) const EMPTY: Self = Self([0; N]);
+    pub(crate) const EMPTY: Self = Self { bits: [0; N], unsure: false };
 
     /// Nodes covered: `2N` (the last one is never in a tree of `N` leaves).
     pub(crate) const NODES: usize = 2 * N;
@@ -40,13 +48,13 @@ impl<const N: usize> NodeMarks<N> {
 
     /// The bits of node `x` (0 outside the capacity).
     pub(crate) fn get(&self, x: NodeIndex) -> u8 {
-        Self::at(x).and_then(|(i, s)| self.0.get(i).map(|b| (b >> s) & 0xF)).unwrap_or(0)
+        Self::at(x).and_then(|(i, s)| self.bits.get(i).map(|b| (b >> s) & 0xF)).unwrap_or(0)
     }
 
     /// Replaces the bits of node `x`.
     pub(crate) fn set(&mut self, x: NodeIndex, bits: u8) {
         if let Some((i, s)) = Self::at(x)
-            && let Some(b) = self.0.get_mut(i)
+            && let Some(b) = self.bits.get_mut(i)
         {
             *b = (*b & !(0xF << s)) | ((bits & 0xF) << s);
         }
@@ -71,11 +79,23 @@ impl<const N: usize> NodeMarks<N> {
 
     /// Every node changed (a new group in the slot).
     pub(crate) fn mark_all_changed(&mut self) {
-        self.0.iter_mut().for_each(|b| *b |= CHANGED | CHANGED << 4);
+        self.bits.iter_mut().for_each(|b| *b |= CHANGED | CHANGED << 4);
+    }
+
+    /// Node `x` as the slot's committed table has it (`committed`: its
+    /// [`STORED`] and [`VERSION`] bits): if the marks name another record,
+    /// they take the table's and the node is changed, so the next save
+    /// writes it again under the version the table does not name.
+    pub(crate) fn follow(&mut self, x: NodeIndex, committed: u8) {
+        let bits = self.get(x);
+        if (bits ^ committed) & (STORED | VERSION) != 0 {
+            self.set(x, (committed & (STORED | VERSION)) | CHANGED | (bits & STALE));
+        }
     }
 
     /// Nothing stored, nothing changed.
     pub(crate) fn clear(&mut self) {
-        self.0 = [0; N];
+        self.bits = [0; N];
+        self.unsure = false;
     }
 }

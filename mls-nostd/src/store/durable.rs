@@ -70,6 +70,11 @@ impl<E> From<StoreError> for DurableError<E> {
 /// A buffer for one record.
 pub type RecordBuffer = [u8; MAX_RECORD_LEN];
 
+/// The secret trees' state in the store before a save's first write (the
+/// epoch's, the previous epoch's, the ended tree's check): what a failed
+/// save puts back.
+type SaveStarts = (super::ratchets::SaveStart, Option<super::ratchets::SaveStart>, bool);
+
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Saves `parts` of this group to group `slot`, atomically: new records
     /// in the spare banks, then the head (the commit point), then the old
@@ -105,25 +110,41 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if self.tree.old().n_leaves() == 0 {
             return Err(StoreError::NoGroup);
         }
-        let result = self.save_inner(storage, slot, parts, consumed, buf);
-        if result.is_err() {
-            // A backend may roll the failed save back, index writes included.
-            self.secret_trees.current_mut().meta.index_unsure = true;
-            if let Some(past) = self.secret_trees.past_mut() {
-                past.meta.index_unsure = true;
-            }
+        let mut start = self.save_start();
+        let result = self.save_inner(storage, slot, parts, consumed, &mut start, buf);
+        // Only a save that committed stored what it wrote: a backend may
+        // roll a failed one back whole (`Storage::committed`), so its
+        // records stay changed and the banks' checks are as before its
+        // first write, for the next save to do again (`store::ratchets`).
+        let committed = result.is_ok();
+        let (tree, past) = self.secret_trees.both_mut();
+        tree.end_save(start.0, committed);
+        if let (Some(past), Some(s)) = (past, start.1) {
+            past.end_save(s, committed);
+        }
+        if !committed {
+            self.ended.bank_checked = start.2;
         }
         // The buffer held plaintext records (secrets): none stays behind.
         zeroize::Zeroize::zeroize(buf);
         result
     }
 
+    /// What a failed save puts back of the secret trees' state in the
+    /// store (`store::ratchets`' `SaveStart`, the ended tree's check).
+    fn save_start(&self) -> SaveStarts {
+        (self.secret_trees.current().begin_save(), self.secret_trees.past().map(|p| p.begin_save()), self.ended.bank_checked)
+    }
+
+    /// [`Self::save_with`] but for what a failed save puts back: `start`,
+    /// taken again before the first write.
     fn save_inner<S: Storage>(
         &mut self,
         storage: &mut S,
         slot: u8,
         mut parts: Parts,
         consumed: Option<HashValue>,
+        start: &mut SaveStarts,
         buf: &mut RecordBuffer,
     ) -> Result<(), StoreError> {
         let old = match Head::read(storage, slot, buf) {
@@ -168,6 +189,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 t.meta.bank_stale = false;
             }
         }
+        // A failed save leaves the trees as they are now (a foreign slot's
+        // trees marked unsaved), not as before `mark_all_unsaved`.
+        *start = self.save_start();
         let stored_staged = head.part(Part::Staged).records > 0;
         if self.staged.is_some() || stored_staged {
             parts = parts.with(Part::Staged);
@@ -225,6 +249,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             }
         }
         storage.committed()?;
+        if parts.has(Part::Epoch) {
+            // The marks are the slot's committed table (`save_tree_records`).
+            self.tree_marks.unsure = false;
+        }
         Ok(())
     }
 

@@ -27,6 +27,17 @@
 //! a node stores wins over what an ancestor derives, since a leaf's ratchets
 //! may have moved on.
 //!
+//! A record the save wrote or removed stays marked changed (`*_DIRTY`) until
+//! the save is over: a backend that rolls a failed save back whole
+//! (`Storage::committed` commits, as `platform_std::SqliteStorage`) takes
+//! those writes back too, so only a save that committed marks them saved
+//! ([`SecretTree::end_save`]); a failed one leaves them for the next save.
+//! Otherwise the next save would skip them and the store keep a ratchet
+//! from before a message: after a reload the message is accepted again, a
+//! replay that RFC 9420 §9.2 forbids ("deleted as soon as [a key] has been
+//! used"), or our own sending ratchet goes back and a key and nonce are
+//! used twice.
+//!
 //! [`tree_tag`]: crate::secret_tree::tree_tag
 
 use super::{KIND_TREE_AUX, KIND_TREE_NODE, RecordKey, Storage, StoreError};
@@ -34,8 +45,9 @@ use crate::capacity::Capacity;
 use crate::codec::{CodecError, Reader, Writer};
 use crate::crypto::{CipherSuite, Secret};
 use crate::secret_tree::{
-    LEAF_DIRTY, LEAF_INDEXED, LeafSecrets, PARENT_DIRTY, PARENT_INDEXED, Ratchet, RatchetKey, RatchetKind, SecretTree,
-    SecretTreeConfig, SecretTreeError, SecretTreeMeta, SkippedKey, holds_leaf, parent_node, parent_secret,
+    LEAF_DIRTY, LEAF_INDEXED, LEAF_PENDING, LeafSecrets, PARENT_DIRTY, PARENT_INDEXED, PARENT_PENDING, Ratchet, RatchetKey,
+    RatchetKind, SKIPPED_DIRTY, SKIPPED_PENDING, SecretTree, SecretTreeConfig, SecretTreeError, SecretTreeMeta, SkippedKey,
+    holds_leaf, parent_node, parent_secret,
 };
 use crate::tree_math::NodeIndex;
 use zeroize::Zeroize;
@@ -182,6 +194,21 @@ pub(crate) fn clean_bank<S: Storage>(
     Ok(())
 }
 
+/// Changed (`dirty`, a `*_DIRTY` bit of `f`) and not yet written by the save
+/// under way (its `*_PENDING` bit): a save's passes around a head write
+/// each record once.
+fn unsaved(f: u8, dirty: u8) -> bool {
+    f & dirty != 0 && f & (dirty << 4) == 0
+}
+
+/// What a save may change of a tree besides its records' flags, as it was
+/// before the save ([`SecretTree::begin_save`]): put back if the save fails.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SaveStart {
+    bank_checked: bool,
+    bank_stale: bool,
+}
+
 /// Which of a tree's changed records a save writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Records {
@@ -199,6 +226,39 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
     /// or one loaded from another store).
     pub(crate) fn is_new_in_store(&self) -> bool {
         !self.meta.bank_checked
+    }
+
+    /// What [`Self::end_save`] puts back if the save now beginning fails.
+    pub(crate) fn begin_save(&self) -> SaveStart {
+        SaveStart { bank_checked: self.meta.bank_checked, bank_stale: self.meta.bank_stale }
+    }
+
+    /// Ends a save begun at `start`. `committed`: it succeeded, up to and
+    /// including `Storage::committed`, and the records it wrote or removed
+    /// (`*_PENDING`) are saved. Otherwise they stay changed and the bank's
+    /// check is as before the save, so the next save writes them again and
+    /// checks the bank again: a transactional backend rolled back every
+    /// write of the save (the index's too: [`SecretTreeMeta::index_unsure`]),
+    /// and a pool must not evict a secret the store may not have
+    /// ([`Self::evict_for`] takes only clean ones). One pass over the
+    /// flags, in place (no copy of them).
+    pub(crate) fn end_save(&mut self, start: SaveStart, committed: bool) {
+        let n = (self.meta.n_leaves as usize).min(N);
+        let done = if committed { LEAF_DIRTY | PARENT_DIRTY } else { 0 };
+        for f in self.flags.get_mut(..n).unwrap_or(&mut []) {
+            let pending = (*f >> 4) & (LEAF_DIRTY | PARENT_DIRTY);
+            *f &= !((pending << 4) | (pending & done));
+        }
+        for d in self.skipped_dirty.iter_mut() {
+            if *d & SKIPPED_PENDING != 0 {
+                *d = if committed { 0 } else { *d & !SKIPPED_PENDING };
+            }
+        }
+        if !committed {
+            self.meta.bank_checked = start.bank_checked;
+            self.meta.bank_stale = start.bank_stale;
+            self.meta.index_unsure = true;
+        }
     }
 
     /// Stores what changed since the last save in `bank` of group `slot`
@@ -241,7 +301,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         // grows (a bank's records of a slot are listed before written), so
         // a bank's removal and a load look up the slots used, not all `K`:
         // each lookup scans a flash store's map.
-        let written = (0..K).filter(|&k| rest_ok && self.skipped_dirty.get(k).copied().unwrap_or(false));
+        let written = (0..K).filter(|&k| rest_ok && self.skipped_dirty.get(k).is_some_and(|d| unsaved(*d, SKIPPED_DIRTY)));
         let mark = written.filter(|&k| self.skipped.get(k).is_some_and(Option::is_some)).map(|k| k + 1).max().unwrap_or(0);
         let pool_unindexed = mark > usize::from(self.meta.pool_indexed);
         if pool_unindexed {
@@ -267,7 +327,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         }
         let tag = self.meta.tag;
         for i in (0..n).filter(|i| leaf_ok(*i)) {
-            if self.flags.get(i).is_some_and(|f| f & LEAF_DIRTY != 0) && has_leaf(self, i) {
+            if self.flags.get(i).is_some_and(|f| unsaved(*f, LEAF_DIRTY)) && has_leaf(self, i) {
                 let len = {
                     let mut w = Writer::new(buf);
                     w.write_bytes(&tag)?;
@@ -287,14 +347,14 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
                     w.len()
                 };
                 write_sealed(storage, node_key(slot, bank, 2 * i)?, buf, len)?;
-                clear_flag(&mut self.flags, i, LEAF_DIRTY);
+                set_flag(&mut self.flags, i, LEAF_PENDING);
             }
         }
         if !rest_ok {
             return Ok(());
         }
         for i in 0..n {
-            if self.flags.get(i).is_some_and(|f| f & PARENT_DIRTY != 0)
+            if self.flags.get(i).is_some_and(|f| unsaved(*f, PARENT_DIRTY))
                 && let Some(s) = parent_secret(&self.held(), parent_node(i))
             {
                 let len = {
@@ -306,11 +366,11 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
                     w.len()
                 };
                 write_sealed(storage, node_key(slot, bank, 2 * i + 1)?, buf, len)?;
-                clear_flag(&mut self.flags, i, PARENT_DIRTY);
+                set_flag(&mut self.flags, i, PARENT_PENDING);
             }
         }
         for k in 0..K {
-            if self.skipped_dirty.get(k).copied().unwrap_or(false)
+            if self.skipped_dirty.get(k).is_some_and(|d| unsaved(*d, SKIPPED_DIRTY))
                 && let Some(Some(e)) = self.skipped.get(k)
             {
                 let len = {
@@ -327,18 +387,18 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
                 };
                 write_sealed(storage, pool_key(slot, bank, k)?, buf, len)?;
                 if let Some(d) = self.skipped_dirty.get_mut(k) {
-                    *d = false;
+                    *d |= SKIPPED_PENDING;
                 }
             }
         }
         // Removals last (a slot the index does not cover has no record).
         for k in 0..K {
-            if self.skipped_dirty.get(k).copied().unwrap_or(false) {
+            if self.skipped_dirty.get(k).is_some_and(|d| unsaved(*d, SKIPPED_DIRTY)) {
                 if k < usize::from(self.meta.pool_indexed) {
                     storage.remove(pool_key(slot, bank, k)?)?;
                 }
                 if let Some(d) = self.skipped_dirty.get_mut(k) {
-                    *d = false;
+                    *d |= SKIPPED_PENDING;
                 }
             }
         }
@@ -346,17 +406,17 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         // up between two saves.)
         for i in 0..n {
             let f = self.flags.get(i).copied().unwrap_or(0);
-            if f & PARENT_DIRTY != 0 {
+            if unsaved(f, PARENT_DIRTY) {
                 if f & PARENT_INDEXED != 0 {
                     storage.remove(node_key(slot, bank, 2 * i + 1)?)?;
                 }
-                clear_flag(&mut self.flags, i, PARENT_DIRTY);
+                set_flag(&mut self.flags, i, PARENT_PENDING);
             }
-            if leaf_ok(i) && f & LEAF_DIRTY != 0 {
+            if leaf_ok(i) && unsaved(f, LEAF_DIRTY) {
                 if f & LEAF_INDEXED != 0 {
                     storage.remove(node_key(slot, bank, 2 * i)?)?;
                 }
-                clear_flag(&mut self.flags, i, LEAF_DIRTY);
+                set_flag(&mut self.flags, i, LEAF_PENDING);
             }
         }
         Ok(())
@@ -383,7 +443,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             }
         }
         for (d, e) in self.skipped_dirty.iter_mut().zip(self.skipped.iter()) {
-            *d = e.is_some();
+            *d = if e.is_some() { SKIPPED_DIRTY } else { 0 };
         }
         self.meta.bank_checked = false;
         self.meta.bank_stale = true;
@@ -718,7 +778,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             let mut r = Reader::new(body);
             if r.read_array::<8>()? != tag {
                 if let Some(d) = self.skipped_dirty.get_mut(k) {
-                    *d = true;
+                    *d |= SKIPPED_DIRTY;
                 }
                 continue;
             }
@@ -748,9 +808,9 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
     }
 }
 
-fn clear_flag(flags: &mut [u8], i: usize, bit: u8) {
+fn set_flag(flags: &mut [u8], i: usize, bit: u8) {
     if let Some(f) = flags.get_mut(i) {
-        *f &= !bit;
+        *f |= bit;
     }
 }
 
@@ -790,6 +850,16 @@ mod tests {
         }
     }
 
+    impl<const N: usize, const E: usize> SecretTree<N, 8, E> {
+        /// A save of the whole tree as `store::durable` makes one (the
+        /// store takes each write at once: `committed`).
+        fn save_all(&mut self, store: &mut Counting, bank: u8, buf: &mut [u8]) {
+            let start = self.begin_save();
+            self.save_records(store, 0, bank, Records::All, buf).unwrap();
+            self.end_save(start, true);
+        }
+    }
+
     fn tree<const N: usize>(n: u32, root: u8) -> std::boxed::Box<SecretTree<N, 8>> {
         let mut t = std::boxed::Box::new(SecretTree::<N, 8>::EMPTY);
         t.reset(SUITE, n, &Secret::from_slice(&[root; 32]).unwrap(), SecretTreeConfig::default()).unwrap();
@@ -816,13 +886,13 @@ mod tests {
             let mut t = tree::<N>(n, 3);
             // The same messages, never saved: what the stored tree must equal.
             let mut mirror = tree::<N>(n, 3);
-            t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
+            t.save_all(&mut store, 0, &mut buf);
             let mut first = 0;
             for leaf in 0..n {
                 let before = store.written;
                 receive(&mut t, leaf, 0);
                 receive(&mut mirror, leaf, 0);
-                t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
+                t.save_all(&mut store, 0, &mut buf);
                 first = first.max(store.written - before);
             }
             let mut steady = 0;
@@ -830,7 +900,7 @@ mod tests {
                 let before = store.written;
                 receive(&mut t, leaf, 1);
                 receive(&mut mirror, leaf, 1);
-                t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
+                t.save_all(&mut store, 0, &mut buf);
                 steady = steady.max(store.written - before);
             }
             let mut back = std::boxed::Box::new(SecretTree::<N, 8>::EMPTY);
@@ -869,7 +939,7 @@ mod tests {
         let mut buf = std::vec![0u8; super::super::MAX_RECORD_LEN];
         let mut t = pool::<64, 8>(64, 3);
         let mut mirror = tree::<64>(64, 3);
-        t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
+        t.save_all(&mut store, 0, &mut buf);
         let senders: Vec<u32> = (0..64).map(|i| (i * 37) % 64).collect();
         let mut next = [0u32; 64];
         let mut heard = 0;
@@ -880,7 +950,7 @@ mod tests {
             let g = next[l as usize];
             next[l as usize] += 1;
             assert_eq!(receive(t, l, g), receive(mirror, l, g), "leaf {l}, generation {g}");
-            t.save_records(store, 0, 0, Records::All, buf).unwrap();
+            t.save_all(store, 0, buf);
             heard += 1;
         };
         for _ in 0..2 {
@@ -919,10 +989,10 @@ mod tests {
         let mut store = Counting::default();
         let mut buf = std::vec![0u8; super::super::MAX_RECORD_LEN];
         let mut t = tree::<8>(8, 9);
-        t.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
+        t.save_all(&mut store, 1, &mut buf);
         let before = store.clone();
         receive(&mut t, 5, 0);
-        t.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
+        t.save_all(&mut store, 1, &mut buf);
         let root = node_key(0, 1, 7).unwrap();
         store.records.insert(root, before.records[&root].clone());
         store.records.remove(&node_key(0, 1, 3).unwrap());
@@ -944,7 +1014,7 @@ mod tests {
             );
             back.consume(LeafIndex(leaf), RatchetKind::Application, 1).unwrap();
             fresh.consume(LeafIndex(leaf), RatchetKind::Application, 1).unwrap();
-            back.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
+            back.save_all(&mut store, 1, &mut buf);
         }
         back.prepare_leaf(&mut store, 0, 1, LeafIndex(5), &mut buf).unwrap();
         assert_eq!(
@@ -966,11 +1036,11 @@ mod tests {
         let mut store = Counting::default();
         let mut buf = std::vec![0u8; super::super::MAX_RECORD_LEN];
         let mut t = pool::<8, 4>(8, 5);
-        t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
+        t.save_all(&mut store, 0, &mut buf);
         let root = node_key(0, 0, 7).unwrap();
         let root_record = store.records[&root].clone();
         receive(&mut t, 5, 0);
-        t.save_records(&mut store, 0, 0, Records::All, &mut buf).unwrap();
+        t.save_all(&mut store, 0, &mut buf);
         // The cut: only leaf 4's record and the index were written.
         store.records.insert(root, root_record);
         for node in [3, 10, 13] {
@@ -984,7 +1054,7 @@ mod tests {
             let k = back.receiving_key(LeafIndex(leaf), RatchetKind::Application, g);
             if k.is_ok() {
                 back.consume(LeafIndex(leaf), RatchetKind::Application, g).unwrap();
-                back.save_records(store, 0, 0, Records::All, &mut buf).unwrap();
+                back.save_all(store, 0, &mut buf);
             }
             k
         };
@@ -1002,10 +1072,10 @@ mod tests {
         let mut store = Counting::default();
         let mut buf = std::vec![0u8; super::super::MAX_RECORD_LEN];
         let mut t = tree::<8>(8, 9);
-        t.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
+        t.save_all(&mut store, 1, &mut buf);
         let before = store.clone();
         let k0 = receive(&mut t, 5, 0);
-        t.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
+        t.save_all(&mut store, 1, &mut buf);
         // The cut: the root (node 7) is back, as if its removal never happened.
         let root = node_key(0, 1, 7).unwrap();
         store.records.insert(root, before.records[&root].clone());
@@ -1033,7 +1103,7 @@ mod tests {
             );
         }
         // The next save removes the parent's record.
-        back.save_records(&mut store, 0, 1, Records::All, &mut buf).unwrap();
+        back.save_all(&mut store, 1, &mut buf);
         assert!(!store.records.contains_key(&root));
     }
 }

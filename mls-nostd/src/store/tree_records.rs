@@ -125,10 +125,27 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         Ok(())
     }
 
+    /// [`NodeMarks::follow`] for the nodes of one table item's body (after
+    /// its tag); the node after its last.
+    fn follow_tree_table(marks: &mut NodeMarks<N>, r: &mut crate::codec::Reader<'_>) -> Result<usize, CodecError> {
+        let first = r.read_u32()? as usize;
+        let bytes = r.remaining();
+        for (k, b) in bytes.iter().enumerate() {
+            for j in 0..4 {
+                let x = first.saturating_add(k * 4 + j);
+                if x < NodeMarks::<N>::NODES {
+                    marks.follow(NodeIndex(x as u32), (b >> (2 * j)) & (STORED | VERSION));
+                }
+            }
+        }
+        Ok(first.saturating_add(bytes.len() * 4))
+    }
+
     /// Steps 1 and 2 of a save (before the epoch part and the head): the
     /// marks brought in line with the slot if the group is new to it
-    /// (`foreign`, with the slot's committed `old` head if any), stale
-    /// records removed, changed nodes written.
+    /// (`foreign`, with the slot's committed `old` head if any) or if a
+    /// save since they were last in line failed ([`NodeMarks::unsure`]),
+    /// stale records removed, changed nodes written.
     pub(crate) fn save_tree_records<S: Storage>(
         &mut self,
         storage: &mut S,
@@ -137,29 +154,55 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         old: Option<&Head>,
         buf: &mut [u8],
     ) -> Result<(), StoreError> {
-        if foreign {
-            self.tree_marks.clear();
+        if foreign || self.tree_marks.unsure {
+            // A failed save may have left the marks naming records the
+            // slot does not commit: a transactional backend rolled back
+            // its head after `commit_tree_records` took its table for
+            // committed, or the marks are another store's (a save
+            // elsewhere failed). Unless the group is new to the slot, the
+            // marks follow its committed table: a node it names otherwise
+            // is written again (else the next table names a record never
+            // committed, and the store no longer loads).
+            let follow = !foreign;
+            if foreign {
+                self.tree_marks.clear();
+            }
+            let mut end = 0usize;
+            let mut read = Ok(());
             if let Some(old) = old {
                 let info = *old.part(Part::Epoch);
                 // What the slot's committed table names is kept until our
                 // head replaces it. An unreadable one names nothing we can
                 // keep: the slot's state is lost already.
                 let marks = &mut self.tree_marks;
-                let read = verify(storage, slot, Part::Epoch, &info, buf).and_then(|()| {
+                read = verify(storage, slot, Part::Epoch, &info, buf).and_then(|()| {
                     for_each_item(storage, slot, Part::Epoch, &info, buf, &mut |item| {
                         let mut r = crate::codec::Reader::new(item);
                         if r.read_u8()? == super::snapshot::T_TREE_TABLE {
-                            Self::read_tree_table(marks, &mut r, false)?;
+                            if follow {
+                                end = end.max(Self::follow_tree_table(marks, &mut r)?);
+                            } else {
+                                Self::read_tree_table(marks, &mut r, false)?;
+                            }
                         }
                         Ok(())
                     })
                 });
-                if read.is_err() {
-                    self.tree_marks.clear();
+            }
+            if read.is_err() {
+                self.tree_marks.clear();
+            }
+            if foreign || read.is_err() {
+                self.tree_marks.mark_all_changed();
+            } else {
+                // Nodes past the committed table: not stored.
+                for x in (end..NodeMarks::<N>::NODES).map(|x| NodeIndex(x as u32)) {
+                    self.tree_marks.follow(x, 0);
                 }
             }
-            self.tree_marks.mark_all_changed();
         }
+        // Until this save commits (`store::durable`).
+        self.tree_marks.unsure = true;
         self.remove_stale_tree_records(storage, slot)?;
         let width = tree_math::node_width(self.tree.old().n_leaves()).unwrap_or(0);
         for x in (0..width).map(NodeIndex) {

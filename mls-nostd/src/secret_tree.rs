@@ -397,9 +397,11 @@ pub struct SecretTreeMeta {
     /// of it, or a save after it (a backend that rolls a failed save
     /// back), failed. The next save writes the index again.
     pub(crate) index_unsure: bool,
-    /// The bank may hold this tree's records from a save to a store that
-    /// never committed them (`store::ratchets`' `mark_all_unsaved`): the
-    /// next save removes them all, then writes every record.
+    /// The bank may hold records of this tree that the flags do not account
+    /// for: from a save to a store that never committed them, or an older
+    /// copy's (`store::ratchets`' `mark_all_unsaved`, for a store not the
+    /// group's own): the next save removes them all, then writes every
+    /// record.
     pub(crate) bank_stale: bool,
 }
 

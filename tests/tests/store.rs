@@ -334,17 +334,18 @@ fn corrupted_records_are_typed_errors() {
         s
     };
     let mut g = Box::new(G::EMPTY);
-    // A future version; version 3 (a parent's unmerged leaves as a list),
-    // version 2 (the ratchet tree in the epoch part, before its nodes were
-    // records of their own, issue #14) and version 1 (the secret trees in
-    // one blob): refused, not misread.
-    for version in [9, 2, 1] {
+    // A future version; version 4 (a head that names no store), version 3
+    // (a parent's unmerged leaves as a list), version 2 (the ratchet tree
+    // in the epoch part, before its nodes were records of their own, issue
+    // #14) and version 1 (the secret trees in one blob): refused, not
+    // misread.
+    for version in [9, 3, 2, 1] {
         let err = g.load(&mut with_version(version), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err();
         assert_eq!(err, StoreError::WrongVersion(version));
     }
-    let err = g.load(&mut with_version(3), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err();
-    assert_eq!(err, StoreError::WrongVersion(3));
-    assert_eq!(err.to_string(), "stored state has format version 3; this build reads version 4");
+    let err = g.load(&mut with_version(4), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err();
+    assert_eq!(err, StoreError::WrongVersion(4));
+    assert_eq!(err.to_string(), "stored state has format version 4; this build reads version 5");
     // Nothing stored at all.
     assert_eq!(g.load(&mut MapStorage::default(), SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap_err(), StoreError::NotFound);
     println!("{} records, {cases} damaged variants refused ({tree_records_missing_ok} missing tree records loaded)", keys.len());
@@ -1211,12 +1212,13 @@ fn a_rolled_back_save_lets_no_replay_in() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
-/// (review) A second store that holds this member's group from an earlier
-/// save (a copy, a backup slot) is taken for the group's own store when
-/// its head names the group's current or previous secret tree: the save
-/// writes only what changed since the last save to the *first* store.
+/// A second store that holds this member's group from an earlier save (a
+/// copy, a backup slot) is not the group's own store, though its head
+/// names the group's current or previous secret tree: a save to it writes
+/// the whole group (found in review: it wrote only what changed since the
+/// last save to the *first* store). The head names its store.
 #[test]
-fn review_a_save_to_a_stale_copy_writes_the_whole_group() {
+fn a_save_to_a_stale_copy_writes_the_whole_group() {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
     let mut problems = Vec::new();
     // Same epoch: the copy's ratchets stay behind.
@@ -1233,6 +1235,25 @@ fn review_a_save_to_a_stale_copy_writes_the_whole_group() {
         if receive_durable(&mut bob, &mut copy, &m0).is_ok() {
             problems.push("same epoch: m0 accepted again from the copy".to_string());
         }
+    }
+    // Same epoch, the copy holding a skipped key used since: it must go.
+    {
+        let (mut alice, mut bob, _) = group_of(suite);
+        let mut own = MapStorage::default();
+        let mut copy = MapStorage::default();
+        bob.group.save(&mut own, SLOT, Parts::ALL, &mut buf()).unwrap();
+        let m: Vec<Vec<u8>> = (0..4).map(|i| alice.send(format!("m{i}").as_bytes())).collect();
+        // m1 skips m0, m3 skips m2: two pool slots, in both stores.
+        assert_eq!(receive_durable(&mut bob, &mut own, &m[1]).unwrap(), b"m1");
+        assert_eq!(receive_durable(&mut bob, &mut own, &m[3]).unwrap(), b"m3");
+        bob.group.save(&mut copy, SLOT, Parts::ALL, &mut buf()).unwrap();
+        assert_eq!(receive_durable(&mut bob, &mut own, &m[0]).unwrap(), b"m0");
+        bob.group.save(&mut copy, SLOT, Parts::ALL, &mut buf()).unwrap();
+        reload(&mut bob, &mut copy);
+        if receive_durable(&mut bob, &mut copy, &m[0]).is_ok() {
+            problems.push("same epoch: a used skipped key (m0) read again from the copy".to_string());
+        }
+        assert_eq!(receive_durable(&mut bob, &mut copy, &m[2]).unwrap(), b"m2");
     }
     // One epoch behind: the copy no longer loads.
     {

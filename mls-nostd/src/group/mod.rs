@@ -673,6 +673,11 @@ pub struct Group<
     /// With no past epoch kept: the ended epoch's secret tree as the store
     /// knows it (the store's).
     pub(crate) ended: EndedTree,
+    /// The id of the store this group last saved to or loaded from, as its
+    /// head names it (the store's; zero: none). What the marks and flags
+    /// above say is stored, and what changed since, holds for that store
+    /// only: a save to any other is a save of the whole group.
+    pub(crate) store_id: [u8; 8],
     pub(crate) proposals: ProposalStore<P>,
     pub(crate) staged: ZeroOption<Staged>,
     /// What the application configured (none while the slot is empty:
@@ -722,6 +727,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         secret_trees: SecretTrees::EMPTY,
         past: [const { PastEpoch::EMPTY }; PAST_EPOCHS_KEPT],
         ended: EndedTree::EMPTY,
+        store_id: [0; 8],
         proposals: ProposalStore::EMPTY,
         staged: ZeroOption::NONE,
         config: None,
@@ -983,6 +989,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.signer = signer.clone();
         self.config = Some(config);
         self.tree_marks.mark_all_changed();
+        self.store_id = [0; 8];
         self.proposals.clear();
         self.staged.clear();
         self.past.iter_mut().for_each(|p| p.record.clear());

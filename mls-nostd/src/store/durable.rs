@@ -92,6 +92,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// before it and the other senders' after it, so a cut at any point
     /// loads either the old epoch or the new one, and never a key used
     /// twice.
+    ///
+    /// What changed is counted against the store this group last saved to
+    /// or loaded from (its head names it): a save to any other store (a
+    /// copy, a backup slot, another group's) writes the whole group, with
+    /// all `parts`. A group whose secret tree is a pool with secrets in the
+    /// store only cannot (`CapacityExceeded(SecretTreeEntries)`).
     pub fn save<S: Storage>(&mut self, storage: &mut S, slot: u8, parts: Parts, buf: &mut RecordBuffer) -> Result<(), StoreError> {
         self.save_with(storage, slot, parts, None, buf)
     }
@@ -153,16 +159,24 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             Err(e) => return Err(e),
         };
         let mut head = old.unwrap_or(Head::NEW);
-        // The trees' records are saved as they change, against the store
-        // they were saved to or loaded from: a slot whose head names other
-        // trees (a fresh store, another group) gets all of them.
+        // The trees' records (and the ratchet tree's nodes) are saved as
+        // they change, against the store this group last saved to or loaded
+        // from, as the id in its head says (`store_id`): any other slot (a
+        // fresh store, another group, a copy saved earlier) gets all of
+        // them. Naming our trees does not make a slot ours: a copy saved
+        // before names them too, with older records, and saved as ours it
+        // would keep a used key (a message read again after it is loaded,
+        // which RFC 9420 §9.2 forbids, or our own sending ratchet behind:
+        // a key and nonce used twice) or name records it never got.
         let prev_tag = match self.secret_trees.past() {
             Some(past) => past.meta.tag,
             None => self.ended.tag,
         };
         let tag = self.secret_trees.current().meta.tag;
         let stored = head.tree_tags()[0];
-        let foreign = old.is_none() || (stored != tag && stored != prev_tag);
+        let own = old.is_some() && self.store_id != [0; 8] && head.store_id() == self.store_id;
+        let foreign = !own || (stored != tag && stored != prev_tag);
+        let store_id = if foreign { new_store_id(&head, self.store_id, slot, [tag, prev_tag]) } else { self.store_id };
         if foreign {
             parts = Parts::ALL;
             let (tree, past) = self.secret_trees.both_mut();
@@ -177,15 +191,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             }
             self.ended.bank_checked = false;
         }
-        // A bank is cleared of this tree's uncommitted records (`bank_stale`)
-        // only when saved to a slot whose head names none of ours: the flag
-        // of a foreign save that failed does not follow the group to its own
-        // store, and a tree the head names (as its previous epoch's) is
-        // committed there.
-        let named = if old.is_some() { head.tree_tags() } else { [[0u8; 8]; 2] };
+        // A bank is cleared of this tree's records (`bank_stale`) only when
+        // saved to a slot that is not ours: the flag of a foreign save that
+        // failed does not follow the group to its own store. A foreign slot
+        // whose head names the tree is cleared too: its records are older
+        // than ours, and a skipped key used since would stay (the save
+        // writes what the tree holds, not what it no longer does).
         let (tree, past) = self.secret_trees.both_mut();
         for t in core::iter::once(tree).chain(past) {
-            if !foreign || named.contains(&t.meta.tag) {
+            if !foreign {
                 t.meta.bank_stale = false;
             }
         }
@@ -233,6 +247,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         head.seq = head.seq.wrapping_add(1);
         head.consumed = consumed;
         head.set_tree_tags([tag, prev_tag]);
+        head.set_store_id(store_id);
         head.write(storage, slot)?;
         if parts.has(Part::Epoch) {
             self.commit_tree_records(storage, slot)?;
@@ -253,6 +268,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             // The marks are the slot's committed table (`save_tree_records`).
             self.tree_marks.unsure = false;
         }
+        // Saved whole or as it changed, the slot is now ours. (A failed
+        // save leaves the last one ours: what it wrote here stays changed.)
+        self.store_id = store_id;
         Ok(())
     }
 
@@ -299,8 +317,42 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             }
         }
         self.load_ratchets(storage, slot, &mut checks, buf)?;
-        self.restore_finish(&checks)
+        self.restore_finish(&checks)?;
+        // Saves go on against this store (`save_inner`).
+        self.store_id = head.store_id();
+        Ok(())
     }
+}
+
+/// A new id for a slot that a group saves whole ([`Head::store_id`]):
+/// SHA-256 over the id the slot's head had, the group's own (its last
+/// store's), the slot's committed state and the trees saved, so distinct
+/// from both ids (a collision of 64 bits aside) and from another slot's
+/// unless both held the same state. Never zero (no store). A save has no
+/// RNG: two copies of one state in memory (the same store loaded twice)
+/// that each save to a slot in the same state (two fresh stores) give both
+/// slots one id, and the library cannot tell those two apart.
+fn new_store_id(head: &Head, own: [u8; 8], slot: u8, tags: [[u8; 8]; 2]) -> [u8; 8] {
+    let mut hasher = crate::crypto::Hasher::sha256();
+    hasher.update(b"mls-nostd store id");
+    hasher.update(&head.store_id());
+    hasher.update(&own);
+    hasher.update(&[slot]);
+    hasher.update(&head.seq.to_be_bytes());
+    for p in &head.parts {
+        hasher.update(&p.hash);
+    }
+    hasher.update(&tags[0]);
+    hasher.update(&tags[1]);
+    let digest = hasher.finish();
+    let mut id = [0u8; 8];
+    if let Some(src) = digest.as_bytes().get(..8) {
+        id.copy_from_slice(src);
+    }
+    if id == [0; 8] {
+        id[7] = 1;
+    }
+    id
 }
 
 fn key_package_ref(key_package: &[u8]) -> Result<HashValue, JoinError> {

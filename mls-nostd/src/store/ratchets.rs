@@ -279,8 +279,9 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         };
         let rest_ok = !matches!(which, Records::Leaf(_));
         if !self.meta.bank_checked {
-            // Records of this tree that a save never committed (all are
-            // written again) go too: a skipped key used since would stay.
+            // Records of this tree that a save never committed, or that an
+            // older copy holds (all are written again), go too: a skipped
+            // key used since would stay.
             let keep = (self.meta.n_leaves > 0 && !self.meta.bank_stale).then_some(self.meta.tag);
             clean_bank(storage, slot, bank, keep, buf)?;
             self.meta.bank_checked = true;

@@ -86,8 +86,11 @@ const HEAD_MAGIC: [u8; 4] = *b"MLSh";
 /// ([`super::tree_records`]); an older store is refused, not misread.
 /// Version 4: a parent's unmerged leaves as a bitmap of its subtree
 /// ([`ParentRecord`](crate::ratchet_tree::node::ParentRecord)), not a list
-/// of 4 bytes a leaf.
-pub(crate) const FORMAT_VERSION: u8 = 4;
+/// of 4 bytes a leaf. Version 5: the head names its store
+/// ([`Head::store_id`]), so that a group tells the store it saved to last
+/// from an older copy; a head of version 4 names none (its zero bytes
+/// would be taken for an id).
+pub(crate) const FORMAT_VERSION: u8 = 5;
 // Integrity of records (against corruption, not an attacker who can write
 // flash): SHA-256, whatever the group's suite.
 const HASH_LEN: usize = 32;
@@ -171,6 +174,25 @@ impl Head {
             if let Some(dst) = h.get_mut(i * 8..i * 8 + 8) {
                 dst.copy_from_slice(t);
             }
+        }
+    }
+
+    /// The id of the store this head is in, after the tree tags in the
+    /// ratchets part's entry: a group keeps the id of the store it last
+    /// saved to or loaded from (`Group::save`), and any other store is
+    /// saved whole. The tree tags cannot tell: a copy saved earlier names
+    /// the same trees with older records.
+    pub(crate) fn store_id(&self) -> [u8; 8] {
+        let mut id = [0u8; 8];
+        if let Some(src) = self.part(Part::Ratchets).hash.get(16..24) {
+            id.copy_from_slice(src);
+        }
+        id
+    }
+
+    pub(crate) fn set_store_id(&mut self, id: [u8; 8]) {
+        if let Some(dst) = self.part_mut(Part::Ratchets).hash.get_mut(16..24) {
+            dst.copy_from_slice(&id);
         }
     }
 

@@ -53,6 +53,14 @@ impl HashContext {
     pub const ZERO: Self = Self([0; HASH_CONTEXT_WORDS]);
 }
 
+/// A keyed hash's state (HMAC's inner and outer states) computes the MAC
+/// as its key would: wiped when dropped, as the software hashes' are.
+impl Drop for HashContext {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 /// What a hardware engine computes for the core. Methods are associated
 /// functions: the engine is one per program; a peripheral it drives sits
 /// behind a critical-section mutex of its own.

@@ -3009,6 +3009,24 @@ fn published_group_info(m: &mut Member) -> Vec<u8> {
     m.group.group_info(true, &mut gi, &mut scratch).unwrap().to_vec()
 }
 
+/// A new client `name` (seed `seed`, a signature key of its own) joins by
+/// an external Commit that removes Bob (leaf 1), built from Alice's
+/// GroupInfo under a policy of its own that accepts any successor.
+fn external_commit_removing_bob(fx: &mut Fx, name: &'static str, seed: u64) -> (Member, Vec<u8>) {
+    let gi = published_group_info(&mut fx.alice);
+    let mut joiner = Member::new(name, seed);
+    let template = joiner.template();
+    let signer = joiner.signer.clone();
+    let mut out = vec![0u8; 128 * 1024];
+    let config = GroupConfig { identity: &ANY_SUCCESSOR, ..GroupConfig::default() };
+    let msg = joiner
+        .group
+        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), &[], &NoPsks, config, &mut joiner.rng, &Sequential, &mut out)
+        .unwrap()
+        .to_vec();
+    (joiner, msg)
+}
+
 /// An external committer who is not Bob cannot remove Bob (§12.4.3.2: the
 /// new leaf must meet the rules of an Update of the removed one). At
 /// 7208f14 Eve's Commit was accepted and Bob was evicted.
@@ -3016,16 +3034,7 @@ fn published_group_info(m: &mut Member) -> Vec<u8> {
 fn leaf_successor_external_commit_cannot_evict_another_member() {
     let mut fx = fixture();
     let gi = published_group_info(&mut fx.alice);
-    let mut eve = Member::new("eve", 5);
-    let template = eve.template();
-    let signer = eve.signer.clone();
-    let mut out = vec![0u8; 128 * 1024];
-    let config = GroupConfig { identity: &ANY_SUCCESSOR, ..GroupConfig::default() };
-    let evil = eve
-        .group
-        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), &[], &NoPsks, config, &mut eve.rng, &Sequential, &mut out)
-        .unwrap()
-        .to_vec();
+    let (_, evil) = external_commit_removing_bob(&mut fx, "eve", 5);
     refuse_commit(&mut fx.alice, &evil, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
     refuse_commit(&mut fx.carol, &evil, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
     refuse_commit(&mut fx.bob, &evil, &NoPsks, CommitError::InvalidSuccessor, "LEAF-SUCCESSOR");
@@ -3265,20 +3274,7 @@ fn com_path_leaf_checked_by_the_member_it_removes() {
 /// accepts the new key lets it in.
 #[test]
 fn leaf_successor_resync_with_a_fresh_key_is_refused() {
-    let resync = |fx: &mut Fx| {
-        let gi = published_group_info(&mut fx.alice);
-        let mut bob2 = Member::new("bob", 12);
-        let template = bob2.template();
-        let signer = bob2.signer.clone();
-        let mut out = vec![0u8; 128 * 1024];
-        let config = GroupConfig { identity: &ANY_SUCCESSOR, ..GroupConfig::default() };
-        let msg = bob2
-            .group
-            .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), &[], &NoPsks, config, &mut bob2.rng, &Sequential, &mut out)
-            .unwrap()
-            .to_vec();
-        (bob2, msg)
-    };
+    let resync = |fx: &mut Fx| external_commit_removing_bob(fx, "bob", 12);
     let mut fx = fixture();
     let (_, msg) = resync(&mut fx);
     for m in [&mut fx.alice, &mut fx.carol, &mut fx.bob] {

@@ -69,9 +69,10 @@ pub const MAX_GROUP_EXTENSIONS_LEN: usize =
 pub const RESUMPTION_PSK_HISTORY: usize =
     crate::capacity::from_build_env(option_env!("MLS_NOSTD_RESUMPTION_PSK_HISTORY"), 8);
 
-/// Members of the previous epoch whose signature key is kept for its late
-/// application messages when the Commit that ended it removed them or
-/// replaced their key (past that: `ReceiveError::DepartedSender`).
+/// Leaves of the previous epoch whose signature key (or that they were
+/// blank) is kept for its late application messages when the Commit that
+/// ended it removed, re-keyed or filled them (past that:
+/// `ReceiveError::DepartedSender`).
 pub const DEPARTED_KEYS: usize = 4;
 /// Past epochs whose application messages still decrypt: 1, the one before
 /// the current epoch, for messages sent just before a Commit (their senders
@@ -334,45 +335,97 @@ pub(crate) struct PrevEpoch {
     pub(crate) departed: Departed,
 }
 
-/// The signature keys, in the previous epoch, of the members whose key the
-/// Commit that ended it changed: removed (their leaf blank or given to an
-/// added member) or updated with a new key. A late application message of
-/// that epoch is authenticated with its sender's leaf in that epoch's tree
-/// (RFC 9420 §6.1; §6.3.2: the leaf must be non-blank), and the previous
-/// epoch's secret tree is kept for such messages (§9.2: unconsumed secrets
-/// MAY be kept for out-of-order delivery; §12.4.2: "a client might keep the
-/// secret tree for a short time to decrypt late messages in the previous
-/// epoch"). Rather than a second tree, only these keys are kept: every other
-/// member's key is the same in the current tree. At most [`DEPARTED_KEYS`];
-/// beyond, `overflow` is set, and a late message whose sender cannot be
-/// authenticated then is [`ReceiveError::DepartedSender`] (stale), not a
-/// forgery.
+/// The signature keys, in the previous epoch, of the leaves whose key the
+/// Commit that ended it changed: members removed (their leaf blank or given
+/// to an added member) or updated with a new key, and leaves blank then that
+/// it filled (kept with an empty key: not a member then). A late
+/// application message of that epoch is authenticated with its sender's
+/// leaf in that epoch's tree (RFC 9420 §6.1; §6.3.2: the leaf must be
+/// non-blank), and the previous epoch's secret tree is kept for such
+/// messages (§9.2: unconsumed secrets MAY be kept for out-of-order delivery;
+/// §12.4.2: "a client might keep the secret tree for a short time to decrypt
+/// late messages in the previous epoch"). Rather than a second tree, only
+/// these are kept: every other leaf is the same in the current tree. (Leaves
+/// past that epoch's tree have no keys in its secret tree.) At most
+/// [`DEPARTED_KEYS`]; beyond, `overflow` is set, and a late message whose
+/// sender's key is then unknown is [`ReceiveError::DepartedSender`]
+/// (stale), never authenticated with the current tree's key.
 #[derive(Clone, Debug)]
 pub(crate) struct Departed {
     pub(crate) keys: [(LeafIndex, crate::crypto::signature::SignaturePublicKey); DEPARTED_KEYS],
     pub(crate) len: u8,
     pub(crate) overflow: bool,
+    /// With `overflow` and `ranged`: every leaf whose entry was not kept and
+    /// that is not blank in the current tree is in `unkept_from..unkept_to`.
+    /// Not saved: a loaded group is not `ranged` (as `EMPTY`, all zero
+    /// bytes), and under `overflow` only its kept entries then answer.
+    unkept_from: u32,
+    unkept_to: u32,
+    ranged: bool,
+}
+
+/// A late message's sender in the previous epoch, as [`Departed::sender`]
+/// knows it.
+pub(crate) enum PastSender {
+    /// A member, of this signature key.
+    Member(crate::crypto::signature::SignaturePublicKey),
+    /// Its leaf was blank.
+    NotAMember,
+    /// The Commit changed more leaves than are kept, perhaps this one.
+    Unknown,
 }
 
 impl Departed {
-    pub(crate) const EMPTY: Self =
-        Self { keys: [(LeafIndex(0), crate::crypto::signature::SignaturePublicKey::EMPTY); DEPARTED_KEYS], len: 0, overflow: false };
+    pub(crate) const EMPTY: Self = Self {
+        keys: [(LeafIndex(0), crate::crypto::signature::SignaturePublicKey::EMPTY); DEPARTED_KEYS],
+        len: 0,
+        overflow: false,
+        unkept_from: 0,
+        unkept_to: 0,
+        ranged: false,
+    };
 
-    /// Keeps `key` for `leaf`, or notes that it could not.
-    pub(crate) fn push(&mut self, leaf: LeafIndex, key: &[u8]) {
-        let kept = crate::crypto::signature::SignaturePublicKey::from_slice(key).ok();
+    /// Keeps `key` for `leaf` (empty: the leaf was blank), or notes that it
+    /// could not; true if kept.
+    pub(crate) fn push(&mut self, leaf: LeafIndex, key: &[u8]) -> bool {
+        let kept = match key {
+            [] => Ok(crate::crypto::signature::SignaturePublicKey::EMPTY),
+            key => crate::crypto::signature::SignaturePublicKey::from_slice(key),
+        };
         match (self.keys.get_mut(usize::from(self.len)), kept) {
-            (Some(slot), Some(k)) => {
+            (Some(slot), Ok(k)) => {
                 *slot = (leaf, k);
                 self.len += 1;
+                true
             }
-            _ => self.overflow = true,
+            _ => {
+                self.overflow = true;
+                false
+            }
         }
     }
 
-    /// The previous epoch's key of `leaf`, if the Commit changed it and it was kept.
-    pub(crate) fn key(&self, leaf: LeafIndex) -> Option<crate::crypto::signature::SignaturePublicKey> {
-        self.keys.iter().take(usize::from(self.len)).find(|(l, _)| *l == leaf).map(|(_, k)| *k)
+    /// The previous epoch's sender at `leaf`, `current` giving its key in
+    /// the current tree (a leaf of that epoch's tree).
+    pub(crate) fn sender(
+        &self,
+        leaf: LeafIndex,
+        current: impl FnOnce() -> Option<crate::crypto::signature::SignaturePublicKey>,
+    ) -> PastSender {
+        let kept = self.keys.iter().take(usize::from(self.len)).find(|(l, _)| *l == leaf);
+        match kept {
+            Some((_, k)) if k.as_bytes().is_empty() => PastSender::NotAMember,
+            Some((_, k)) => PastSender::Member(*k),
+            None if self.overflow && (!self.ranged || (self.unkept_from..self.unkept_to).contains(&leaf.0)) => {
+                PastSender::Unknown
+            }
+            None => match current() {
+                Some(k) => PastSender::Member(k),
+                // Blank now: a member then whose key was not kept, or blank then too.
+                None if self.overflow => PastSender::Unknown,
+                None => PastSender::NotAMember,
+            },
+        }
     }
 
     /// The leaves of `tree` whose signature key its staged Commit changes,
@@ -381,16 +434,42 @@ impl Departed {
     /// said, so its last is its value before the stage.
     fn of_stage(tree: &TreeSlices<'_>) -> Self {
         let new = tree.view();
-        let mut d = Self::EMPTY;
+        let old_leaves = tree.old().n_leaves();
+        let mut d = Self { unkept_from: u32::MAX, ranged: true, ..Self::EMPTY };
         for (leaf, before) in tree.staged_leaf_values() {
             d.forget(leaf);
-            if let Some((_, key)) = before.and_then(crate::leaf_node::LeafNode::keys_of)
-                && new.signature_key(leaf) != Some(key)
-            {
-                d.push(leaf, key);
+            let before = before.and_then(crate::leaf_node::LeafNode::keys_of).map(|(_, key)| key);
+            let after = new.signature_key(leaf);
+            if leaf.0 < old_leaves && before != after {
+                d.keep(leaf, before.unwrap_or(&[]), after.is_some());
             }
         }
         d
+    }
+
+    /// Keeps `key` (empty: blank) as `leaf`'s, which is a member now if
+    /// `member`; if it cannot, the leaf goes to the unkept range. A key
+    /// takes the place of a blank leaf's entry (which only refuses late
+    /// messages: the range does that too) rather than be dropped.
+    fn keep(&mut self, leaf: LeafIndex, key: &[u8], member: bool) {
+        let len = usize::from(self.len);
+        if !key.is_empty() && len == DEPARTED_KEYS {
+            let blank = self.keys.iter().take(len).find(|(_, k)| k.as_bytes().is_empty()).map(|(l, _)| *l);
+            if let Some(blank) = blank {
+                self.forget(blank);
+                self.overflow = true;
+                self.unkept(blank);
+            }
+        }
+        if !self.push(leaf, key) && member {
+            self.unkept(leaf);
+        }
+    }
+
+    /// Widens the unkept range to `leaf`.
+    fn unkept(&mut self, leaf: LeafIndex) {
+        self.unkept_from = self.unkept_from.min(leaf.0);
+        self.unkept_to = self.unkept_to.max(leaf.0.saturating_add(1));
     }
 
     /// Drops what is kept for `leaf`, if anything.

@@ -4,7 +4,7 @@
 //! data to send, as PrivateMessage (§6.3; never as PublicMessage, §6.2).
 //! The wire formats themselves are [`crate::messages`].
 
-use super::{CommitError, Group, StagedCommitSummary};
+use super::{CommitError, Group, PastSender, StagedCommitSummary};
 use crate::crypto::signer::Signer;
 use crate::codec::{CodecError, Reader};
 use crate::crypto::HashValue;
@@ -35,10 +35,12 @@ pub enum ReceiveError {
     Commit(CommitError),
     /// The group cannot be used: it was left, removed or reinitialized.
     Inactive,
-    /// A late application message of the previous epoch whose sender the
-    /// Commit that ended it removed or re-keyed, when more members changed
-    /// than the [`super::DEPARTED_KEYS`] whose keys are kept: it cannot be
-    /// authenticated any more. Stale, like a message two epochs late.
+    /// A late application message of the previous epoch from a leaf that
+    /// the Commit that ended it may have changed (removed, re-keyed or
+    /// filled), when it changed more leaves than the
+    /// [`super::DEPARTED_KEYS`] that are kept: the sender's key in that
+    /// epoch is not known, and the current one is not taken for it. Stale,
+    /// like a message two epochs late.
     DepartedSender,
 }
 
@@ -49,7 +51,7 @@ impl core::fmt::Display for ReceiveError {
             Self::Protection(e) => write!(f, "message protection: {e}"),
             Self::Commit(e) => write!(f, "{e}"),
             Self::Inactive => f.write_str("the group was left, removed or reinitialized"),
-            Self::DepartedSender => f.write_str("a late message of a member that left: its key is no longer kept"),
+            Self::DepartedSender => f.write_str("a late message of the previous epoch: its sender's key then is no longer kept"),
         }
     }
 }
@@ -228,20 +230,28 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         match late {
             Some((p, prev_secret_tree)) => {
                 let old_gc = EncodedGroupContext::decode(p.group_context.as_slice())?;
+                let old_leaves = prev_secret_tree.meta.n_leaves;
                 let mut keys = PrivateMessageKeys {
                     secret_tree: prev_secret_tree,
                     sender_data_secret: &p.sender_data_secret,
                 };
-                // The sender's key in the previous epoch: kept if the
-                // last Commit changed it, else the same in the current tree.
-                let mut lookup = |l: LeafIndex| p.departed.key(l).or_else(|| member_key(&tree, l));
-                let content = private_message::unprotect(&old_gc, &mut keys, message, &mut lookup).map_err(|e| {
-                    match e {
-                        ProtectionError::UnknownSender | ProtectionError::BadSignature if p.departed.overflow => {
-                            ReceiveError::DepartedSender
-                        }
-                        e => e.into(),
+                // The sender's key in the previous epoch: kept if the last
+                // Commit changed it (none if the leaf was blank), else the
+                // same in the current tree; unknown if the Commit changed
+                // more leaves than are kept, perhaps this one.
+                let mut unknown = false;
+                let mut lookup = |l: LeafIndex| match p.departed.sender(l, || member_key(&tree, l)) {
+                    PastSender::Member(k) if l.0 < old_leaves => Some(k),
+                    PastSender::Member(_) | PastSender::NotAMember => None,
+                    PastSender::Unknown => {
+                        unknown = true;
+                        None
                     }
+                };
+                let content = private_message::unprotect(&old_gc, &mut keys, message, &mut lookup);
+                let content = content.map_err(|e| match unknown {
+                    true => ReceiveError::DepartedSender,
+                    false => e.into(),
                 })?;
                 if !matches!(content.content.content, Content::Application(_)) {
                     return Err(ProtectionError::WrongEpoch.into());

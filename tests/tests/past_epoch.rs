@@ -322,3 +322,35 @@ fn late_message_from_a_reused_leaf_past_the_kept_keys_is_refused() {
         }
     }
 }
+
+/// A Proposal of the previous epoch, in a PrivateMessage, is refused
+/// (`WrongEpoch`: only application data is read with the ended epoch's
+/// keys) before it is decrypted: the message is left as it came and its
+/// key unused, so the same message is refused the same way again. It was
+/// decrypted first (review finding), its key used up and its content left
+/// in the buffer.
+#[test]
+fn late_proposal_is_refused_before_it_is_decrypted() {
+    use mls_nostd::messages::framing::Content;
+    use mls_nostd::messages::proposal::{Proposal, Remove};
+    use mls_nostd::messages::ProtectionError;
+    let mut alice = Member::new("alice", 71);
+    let mut bob = Member::new("bob", 72);
+    let mut carol = Member::new("carol", 73);
+    alice.create(SUITE, b"late-proposal", Default::default());
+    alice.add(&mut bob, SUITE);
+    alice.add_seen_by(&mut carol, &mut [&mut bob], SUITE);
+    let ended = EpochKeys::of(&alice);
+    let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
+    bob.receive_commit(&commit);
+    agree(&[&alice, &bob]);
+
+    // Alice's own Proposal of the ended epoch, genuine.
+    let late = ended.seal(&mut alice, 0, Content::Proposal(Proposal::Remove(Remove { removed: 2 })));
+    for attempt in 0..2 {
+        let mut m = late.clone();
+        let got = bob.group.process_message_in_memory(&mut m, &NoPsks, NOW);
+        assert!(matches!(got, Err(ReceiveError::Protection(ProtectionError::WrongEpoch))), "attempt {attempt}: {got:?}");
+        assert!(m == late, "attempt {attempt}: the refused message was changed");
+    }
+}

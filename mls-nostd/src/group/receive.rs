@@ -6,12 +6,12 @@
 
 use super::{CommitError, Group, PastSender, StagedCommitSummary};
 use crate::crypto::signer::Signer;
-use crate::codec::{CodecError, Reader};
+use crate::codec::{CodecError, Decode, Reader};
 use crate::crypto::HashValue;
 use crate::crypto::signature::SignaturePublicKey;
 use crate::messages::authenticated_content::{AuthenticatedContent, EncodedGroupContext, ProtectionError};
 use crate::messages::framing::{
-    Content, FramedContent, Sender, WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE,
+    Content, ContentType, FramedContent, Sender, WIRE_FORMAT_PRIVATE_MESSAGE, WIRE_FORMAT_PUBLIC_MESSAGE,
 };
 use crate::messages::private_message::{self, PrivateMessageKeys};
 use crate::messages::proposal::Proposal;
@@ -211,11 +211,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let (secret_tree, prev_secret_tree) = secret_trees.both_mut();
         let tree = tree.old();
         // A late message of the previous epoch is read with its keys
-        // (application data only; checked below).
-        let epoch = {
+        // (application data only).
+        let (epoch, content_type) = {
             let mut h = Reader::new(message.get(4..).unwrap_or(&[]));
             h.read_opaque()?;
-            h.read_u64()?
+            (h.read_u64()?, ContentType::decode(&mut h).ok())
         };
         let late = past
             .first_mut()
@@ -229,6 +229,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             });
         match late {
             Some((p, prev_secret_tree)) => {
+                // Refused before it is opened: its key stays unused and the
+                // buffer as it came (§6.3.2 refuses handshake content of
+                // another epoch; the content type is checked again once opened).
+                if content_type.is_some_and(|t| t != ContentType::Application) {
+                    return Err(ProtectionError::WrongEpoch.into());
+                }
                 let old_gc = EncodedGroupContext::decode(p.group_context.as_slice())?;
                 let old_leaves = prev_secret_tree.meta.n_leaves;
                 let mut keys = PrivateMessageKeys {

@@ -3469,3 +3469,47 @@ fn prp_sender_new_member_add_committed_only_if_authorized() {
         fx.usable();
     }
 }
+
+/// rev4 review: a KeyPackage whose `init_key` is the X25519 point u = 0 (low
+/// order: every DH with it is all zero, refused by RFC 9180 §7.1.4 at seal
+/// time) passes §10.1 validation. Proposed (by a member here; a non-member
+/// can do the same with a `new_member_proposal`), it is chosen for every
+/// Commit of the pending proposals, whose Welcome seal then fails: nobody
+/// can commit with the default options for the rest of the epoch.
+#[test]
+fn rev4_low_order_init_key_blocks_pending_commits() {
+    let mut fx = fixture();
+    let mut dave = Member::new("dave", 4);
+    let (valid, _) = dave.key_package();
+    let view = KeyPackage::decode_exact(&valid).unwrap();
+    let base = view.tbs.leaf_node.fields;
+    let poisoned = kp_with(&dave.signer, &base, None, 1, &[0u8; 32], Extensions::default());
+    assert_eq!(KeyPackage::decode_exact(&poisoned).unwrap().validate(SUITE, NOW, u64::MAX), Ok(()));
+    let proposal = fx.bob.propose(&add(&poisoned));
+    fx.alice.receive_proposal(&proposal);
+    fx.carol.receive_proposal(&proposal);
+    let r = fx.alice.try_commit(&[], true, false, WireFormatPolicy::Public, &NoPsks);
+    assert!(r.is_ok(), "alice cannot commit while the poisoned Add is pending: {r:?}");
+}
+
+/// rev4 review: the same with the leaf's `encryption_key` = u = 0. The Add
+/// (no path needed) is accepted by every member; from then on every
+/// UpdatePath whose copath resolution holds that leaf fails to seal.
+#[test]
+fn rev4_low_order_encryption_key_blocks_paths() {
+    let mut fx = fixture();
+    let mut dave = Member::new("dave", 4);
+    let (valid, _) = dave.key_package();
+    let view = KeyPackage::decode_exact(&valid).unwrap();
+    let zero = [0u8; 32];
+    let fields = LeafNodeFields { encryption_key: &zero, ..view.tbs.leaf_node.fields };
+    let poisoned = kp_with(&dave.signer, &fields, None, 1, view.tbs.init_key, Extensions::default());
+    assert_eq!(KeyPackage::decode_exact(&poisoned).unwrap().validate(SUITE, NOW, u64::MAX), Ok(()));
+    let (commit, _) =
+        fx.alice.try_commit(&[add(&poisoned)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
+    fx.bob.receive_commit(&commit);
+    fx.carol.receive_commit(&commit);
+    let r = fx.bob.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks);
+    assert!(r.is_ok(), "bob cannot commit with a path: {r:?}");
+}

@@ -75,7 +75,9 @@ pub enum KeyPackageError {
     LifetimeTooLong,
     /// `init_key` equals the leaf's `encryption_key`.
     InitKeyReused,
-    /// A key has the wrong length for the suite.
+    /// A key has the wrong length for the suite, or the init key or the
+    /// leaf's encryption key is not one a DH can use (a point of small
+    /// order, or not on the curve: RFC 9180 §7.1.4).
     InvalidKey,
     /// The KeyPackage signature does not verify.
     InvalidSignature,
@@ -102,7 +104,7 @@ impl core::fmt::Display for KeyPackageError {
             Self::Expired => f.write_str("KeyPackage outside its lifetime"),
             Self::LifetimeTooLong => f.write_str("KeyPackage lifetime longer than the application allows"),
             Self::InitKeyReused => f.write_str("KeyPackage init_key equals its encryption_key"),
-            Self::InvalidKey => f.write_str("KeyPackage key of the wrong length for the cipher suite"),
+            Self::InvalidKey => f.write_str("KeyPackage key of the wrong length for the cipher suite, or not a usable point"),
             Self::InvalidSignature => f.write_str("KeyPackage signature does not verify"),
             Self::InvalidLeafSignature => f.write_str("KeyPackage leaf signature does not verify"),
             Self::UnsupportedExtension => f.write_str("KeyPackage leaf extension not in its capabilities"),
@@ -220,6 +222,9 @@ impl<'a> KeyPackage<'a> {
         {
             return Err(KeyPackageError::UnsupportedExtension);
         }
+        // Of the suite's length (§5.1.1) and usable (RFC 9180 §7.1.4): every
+        // Commit that adds it seals a Welcome to the one, and every
+        // UpdatePath over the new leaf to the other (§12.4, §7.6).
         if crate::crypto::hpke::HpkePublicKey::for_suite(suite, tbs.init_key).is_err()
             || crate::crypto::hpke::HpkePublicKey::for_suite(suite, leaf.encryption_key).is_err()
         {

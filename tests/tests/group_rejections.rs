@@ -20,9 +20,9 @@ use mls_nostd::credential::{CertificateChain, Credential};
 use mls_nostd::crypto::hpke::{HpkePublicKey, derive_key_pair};
 use mls_nostd::crypto::labeled::decrypt_with_label;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
-use mls_nostd::crypto::{CipherSuite, Secret};
+use mls_nostd::crypto::{CipherSuite, CryptoError, Secret};
 use mls_nostd::executor::Sequential;
-use mls_nostd::extensions::{EXT_RATCHET_TREE, EXT_REQUIRED_CAPABILITIES, Extensions, U16List};
+use mls_nostd::extensions::{EXT_EXTERNAL_PUB, EXT_RATCHET_TREE, EXT_REQUIRED_CAPABILITIES, Extensions, U16List};
 use mls_nostd::group::{
     CommitBuffers, CommitError, CommitOptions, CreateCommitError, CreateParams, Group, GroupConfig, GroupError,
     JoinError, JoinParams, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT, ReceiveError, Received, WireFormatPolicy,
@@ -2057,23 +2057,6 @@ fn codec_malformed_required_capabilities() {
     valid_commit_then_usable(&mut fx, &[], &NoPsks);
 }
 
-/// Commit creation refuses to welcome a KeyPackage whose `init_key` cannot
-/// be encrypted to (a low-order point): nothing is staged.
-#[test]
-fn create_commit_welcome_refusal() {
-    let mut fx = fixture();
-    let mut dave = Member::new("dave", 4);
-    let (valid, _) = dave.key_package();
-    let view = KeyPackage::decode_exact(&valid).unwrap();
-    let kp = kp_with(&dave.signer, &view.tbs.leaf_node.fields, None, 1, &[0; 32], Extensions::default());
-    let before = fx.alice.snapshot();
-    let got = fx.alice.try_commit(&[add(&kp)], false, false, WireFormatPolicy::Public, &NoPsks).err();
-    assert_eq!(got, Some(CreateCommitError::Welcome(WelcomeError::InvalidInitKey)));
-    assert_eq!(fx.alice.snapshot(), before);
-    assert_eq!(fx.alice.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged));
-    valid_commit_then_usable(&mut fx, &[add(&valid)], &NoPsks);
-}
-
 // ---------------------------------------------------------------------------
 // Joining (§12.4.3.1).
 // ---------------------------------------------------------------------------
@@ -3399,6 +3382,13 @@ fn join_group_context_extension_we_do_not_support() {
 /// group in `m`'s epoch; its KeyPackage and keys.
 fn self_add(m: &mut Member, joiner: &mut Member) -> (Vec<u8>, KeyPackagePrivateKeys, Vec<u8>) {
     let (kp, keys) = joiner.key_package();
+    let msg = new_member_add(m, &joiner.signer, &kp);
+    (kp, keys, msg)
+}
+
+/// An Add of KeyPackage `kp` sent by a new member (sender
+/// `new_member_proposal`, signed by `signer`) to the group in `m`'s epoch.
+fn new_member_add(m: &mut Member, signer: &SignaturePrivateKey, kp: &[u8]) -> Vec<u8> {
     let gc_bytes = m.context();
     let gc = EncodedGroupContext::decode(&gc_bytes).unwrap();
     let content = FramedContent {
@@ -3406,11 +3396,10 @@ fn self_add(m: &mut Member, joiner: &mut Member) -> (Vec<u8>, KeyPackagePrivateK
         epoch: m.group.epoch(),
         sender: Sender::NewMemberProposal,
         authenticated_data: b"",
-        content: Content::Proposal(add(&kp)),
+        content: Content::Proposal(add(kp)),
     };
     let mut out = vec![0u8; 8192];
-    let msg = public_message::sign(&gc, &joiner.signer, &content, &mut out).unwrap().finish(None, None).unwrap().to_vec();
-    (kp, keys, msg)
+    public_message::sign(&gc, signer, &content, &mut out).unwrap().finish(None, None).unwrap().to_vec()
 }
 
 /// Admits a new member's Add of itself from "dave" only.
@@ -3470,46 +3459,243 @@ fn prp_sender_new_member_add_committed_only_if_authorized() {
     }
 }
 
-/// rev4 review: a KeyPackage whose `init_key` is the X25519 point u = 0 (low
-/// order: every DH with it is all zero, refused by RFC 9180 §7.1.4 at seal
-/// time) passes §10.1 validation. Proposed (by a member here; a non-member
-/// can do the same with a `new_member_proposal`), it is chosen for every
-/// Commit of the pending proposals, whose Welcome seal then fails: nobody
-/// can commit with the default options for the rest of the epoch.
+// ---------------------------------------------------------------------------
+// Unusable KEM public keys (RFC 9180 §7.1.4, RFC 7748 §6). A seal to an
+// X25519 key of small order always fails (its DH output is all zero), so
+// such a key must not come in: once in, every Welcome or UpdatePath sealed
+// to it fails (§12.4, §7.6), whoever commits.
+// ---------------------------------------------------------------------------
+
+/// X25519 public keys of small order: u = 0; u = 1 with bit 255 set (which
+/// RFC 7748 §5 ignores); p = 2^255 - 19, which is u = 0 above p; a point of
+/// order 8.
+fn low_order_keys() -> Vec<Vec<u8>> {
+    let mut one_high = [0u8; 32];
+    one_high[0] = 1;
+    one_high[31] = 0x80;
+    let mut p = [0xffu8; 32];
+    p[0] = 0xed;
+    p[31] = 0x7f;
+    let order_8 = hex::decode("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800").unwrap();
+    vec![vec![0u8; 32], one_high.to_vec(), p.to_vec(), order_8]
+}
+
+/// A KeyPackage whose `init_key` is of small order (§10.1, §5.1.1: an
+/// HPKEPublicKey of the suite) is refused: its Add by value, at creation
+/// and on receipt (`PRP-ADD-KP`), and as a pending proposal (a member's, or
+/// a new member's Add of itself the application admits) it is left out of
+/// our Commit (§12.4: "all valid proposals"), which goes through. Before
+/// the check the KeyPackage validated, was chosen for every Commit of the
+/// pending proposals, and each failed with `Welcome(InvalidInitKey)`: no
+/// member could commit with the default options for the rest of the
+/// epoch, and anyone can send a new member's Add.
 #[test]
-fn rev4_low_order_init_key_blocks_pending_commits() {
-    let mut fx = fixture();
+fn prp_add_kp_low_order_init_key_refused_and_left_out() {
+    let mut fx = fixture_with(GroupConfig { identity: &DAVE_INVITED, ..GroupConfig::default() });
     let mut dave = Member::new("dave", 4);
     let (valid, _) = dave.key_package();
     let view = KeyPackage::decode_exact(&valid).unwrap();
     let base = view.tbs.leaf_node.fields;
-    let poisoned = kp_with(&dave.signer, &base, None, 1, &[0u8; 32], Extensions::default());
-    assert_eq!(KeyPackage::decode_exact(&poisoned).unwrap().validate(SUITE, NOW, u64::MAX), Ok(()));
-    let proposal = fx.bob.propose(&add(&poisoned));
+    for key in low_order_keys() {
+        let kp = kp_with(&dave.signer, &base, None, 1, &key, Extensions::default());
+        assert_eq!(
+            KeyPackage::decode_exact(&kp).unwrap().validate(SUITE, NOW, u64::MAX),
+            Err(KeyPackageError::InvalidKey),
+            "{key:02x?}"
+        );
+    }
+    let kp = kp_with(&dave.signer, &base, None, 1, &[0u8; 32], Extensions::default());
+    let want = CommitError::InvalidKeyPackage(KeyPackageError::InvalidKey);
+    refuse_create(&mut fx.alice, &[add(&kp)], false, &NoPsks, want);
+    let msg = craft_commit(&mut fx.alice, &by_value(&[add(&kp)]), None);
+    refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "PRP-ADD-KP");
+    // Pending: Bob's Add of it, and Dave's Add of himself.
+    let proposal = fx.bob.propose(&add(&kp));
     fx.alice.receive_proposal(&proposal);
     fx.carol.receive_proposal(&proposal);
-    let r = fx.alice.try_commit(&[], true, false, WireFormatPolicy::Public, &NoPsks);
-    assert!(r.is_ok(), "alice cannot commit while the poisoned Add is pending: {r:?}");
+    let self_add = new_member_add(&mut fx.alice, &dave.signer, &kp);
+    for m in [&mut fx.alice, &mut fx.bob, &mut fx.carol] {
+        m.receive_proposal(&self_add);
+    }
+    assert_eq!(commit_pending(&mut fx, &[]).adds, 0);
+    fx.usable();
 }
 
-/// rev4 review: the same with the leaf's `encryption_key` = u = 0. The Add
-/// (no path needed) is accepted by every member; from then on every
-/// UpdatePath whose copath resolution holds that leaf fails to seal.
+/// The same for the KeyPackage leaf's `encryption_key` (§7.3, §10.1). An
+/// Add needs no path, so before the check such an Add was accepted by every
+/// member, and from then on every UpdatePath whose copath resolution holds
+/// that leaf failed to seal (`InvalidPath(Crypto(InvalidSharedSecret))`)
+/// until the leaf was removed.
 #[test]
-fn rev4_low_order_encryption_key_blocks_paths() {
+fn prp_add_kp_low_order_encryption_key_refused_and_left_out() {
     let mut fx = fixture();
     let mut dave = Member::new("dave", 4);
     let (valid, _) = dave.key_package();
     let view = KeyPackage::decode_exact(&valid).unwrap();
-    let zero = [0u8; 32];
-    let fields = LeafNodeFields { encryption_key: &zero, ..view.tbs.leaf_node.fields };
-    let poisoned = kp_with(&dave.signer, &fields, None, 1, view.tbs.init_key, Extensions::default());
-    assert_eq!(KeyPackage::decode_exact(&poisoned).unwrap().validate(SUITE, NOW, u64::MAX), Ok(()));
-    let (commit, _) =
-        fx.alice.try_commit(&[add(&poisoned)], false, false, WireFormatPolicy::Public, &NoPsks).unwrap();
+    let want = CommitError::InvalidKeyPackage(KeyPackageError::InvalidKey);
+    for key in low_order_keys() {
+        let fields = LeafNodeFields { encryption_key: &key, ..view.tbs.leaf_node.fields };
+        let kp = kp_with(&dave.signer, &fields, None, 1, view.tbs.init_key, Extensions::default());
+        assert_eq!(
+            KeyPackage::decode_exact(&kp).unwrap().validate(SUITE, NOW, u64::MAX),
+            Err(KeyPackageError::InvalidKey),
+            "{key:02x?}"
+        );
+        refuse_create(&mut fx.alice, &[add(&kp)], false, &NoPsks, want);
+        let msg = craft_commit(&mut fx.alice, &by_value(&[add(&kp)]), None);
+        refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "PRP-ADD-KP");
+        let proposal = fx.bob.propose(&add(&kp));
+        fx.alice.receive_proposal(&proposal);
+        fx.carol.receive_proposal(&proposal);
+        assert_eq!(commit_pending(&mut fx, &[]).adds, 0);
+    }
+    // Every member still commits with a path.
+    fx.usable();
+    let (commit, _) = fx.bob.commit(&[], true);
+    fx.alice.receive_commit(&commit);
+    fx.carol.receive_commit(&commit);
+    fx.agree();
+}
+
+/// An Update whose leaf has an encryption key of small order (§12.1.2,
+/// §7.3): refused in a Commit (`TreeError::InvalidKey`, as the tree
+/// refuses a key of the wrong length), and left out of our Commit of the
+/// pending proposals. Before the check, Carol staged the Update (and
+/// refused the Commit only for its missing path), and Alice's Commit chose
+/// it and failed to seal her path to Bob's new leaf.
+#[test]
+fn tree_low_order_update_leaf_key_refused_and_left_out() {
+    let mut fx = fixture();
+    let signer = fx.bob.signer.clone();
+    for key in low_order_keys() {
+        let leaf = update_leaf(&mut fx.bob, 1, &key, &signer);
+        let update = Proposal::Update(Update { leaf_node: LeafNode::decode_exact(&leaf).unwrap() });
+        let proposal = fx.bob.propose(&update);
+        let reference = fx.alice.receive_proposal(&proposal);
+        fx.carol.receive_proposal(&proposal);
+        let msg = craft_commit(&mut fx.alice, &[ProposalOrRef::Reference(&reference)], None);
+        refuse_commit(&mut fx.carol, &msg, &NoPsks, CommitError::Tree(TreeError::InvalidKey), "TREE");
+        assert_eq!(commit_pending(&mut fx, &[]).updates, 0);
+    }
+    fx.usable();
+}
+
+/// An UpdatePath whose new leaf, or one of whose nodes, has an encryption
+/// key of small order (§7.5, §7.6, §12.4.2): refused
+/// (`InvalidPath(Tree(InvalidKey))`). The leaf is re-signed by Alice, so
+/// only its key is wrong. Before the check the node's key was taken (and
+/// the path refused only for its parent hash), and the leaf's too (the
+/// path then refused for its ciphertexts, sealed to another tree hash). A
+/// committer who computed the hashes over such a key would have had it
+/// accepted (the leaf's by every member, a node's by those that do not
+/// derive it, §7.5), and every later path over it would have failed to
+/// seal.
+#[test]
+fn com_path_low_order_keys_refused() {
+    let mut fx = fixture();
+    let (commit, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
+    let path_bytes = path_of(&commit);
+    let path = UpdatePath::decode_exact(&path_bytes).unwrap();
+    let nodes: Vec<UpdatePathNode<'_>> = path.nodes.iter().collect();
+    let want = CommitError::InvalidPath(TreeKemError::Tree(TreeError::InvalidKey));
+    for key in low_order_keys() {
+        let fields = LeafNodeFields { encryption_key: &key, ..path.leaf_node.fields };
+        let ctx = LeafNodeContext { group_id: GROUP_ID, leaf_index: 0 };
+        let mut buf = vec![0u8; 2048];
+        let leaf = LeafNode::sign_into(SUITE, &fields, Some(ctx), &fx.alice.signer, &mut buf).unwrap().to_vec();
+        let with_leaf = UpdatePath { leaf_node: LeafNode::decode_exact(&leaf).unwrap(), nodes: path.nodes };
+        let msg = craft_commit(&mut fx.alice, &[], Some(with_leaf));
+        refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "COM-PATH");
+        for at in 0..nodes.len() {
+            let mut changed = nodes.clone();
+            changed[at] = UpdatePathNode { encryption_key: &key, ..changed[at] };
+            let body = encode_nodes(&changed);
+            let with_node = UpdatePath { leaf_node: path.leaf_node, nodes: ListView::from_body(&body).unwrap() };
+            let msg = craft_commit(&mut fx.alice, &[], Some(with_node));
+            refuse_commit(&mut fx.bob, &msg, &NoPsks, want, "COM-PATH");
+            refuse_commit(&mut fx.carol, &msg, &NoPsks, want, "COM-PATH");
+        }
+    }
     fx.alice.group.merge_staged_commit_in_memory().unwrap();
     fx.bob.receive_commit(&commit);
     fx.carol.receive_commit(&commit);
-    let r = fx.bob.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks);
-    assert!(r.is_ok(), "bob cannot commit with a path: {r:?}");
+    fx.agree();
+    fx.usable();
+}
+
+/// A ratchet tree given to a joiner with a parent's or a leaf's encryption
+/// key of small order (§12.4.3.1, §7.3): the import refuses it
+/// (`JoinError::Tree(InvalidKey)`), before any signature or hash is
+/// checked. Before the check the tree imported and was refused only for
+/// its tree hash; a tree that matched (its keys put there by a committer
+/// or a joiner before us) would have been joined, and our paths over it
+/// would have failed to seal.
+#[test]
+fn join_tree_low_order_keys_refused() {
+    let mut fx = fixture();
+    let (mut dave, kp, keys, welcome) = with_dave(&mut fx, false);
+    let tree = fx.alice.tree_bytes();
+    let body = Reader::new(&tree).read_opaque().unwrap().to_vec();
+    let slices = fx.alice.group.tree_slices_for_testing();
+    let parents = [NodeIndex(3), NodeIndex(1)].map(|n| slices.encryption_key(n).unwrap().to_vec());
+    let leaves = [NodeIndex(2), NodeIndex(4)].map(|n| slices.encryption_key(n).unwrap().to_vec());
+    for key in parents.iter().chain(&leaves) {
+        for low in low_order_keys() {
+            let bad = splice_tree(&tree, find(&body, key), 32, &low);
+            refuse_join(&mut dave, &welcome, &kp, &keys, Some(&bad), JoinError::Tree(TreeError::InvalidKey));
+        }
+    }
+    dave_joins(&mut fx, &mut dave, &welcome, &kp, &keys, Some(&tree));
+}
+
+/// A GroupInfo whose `external_pub` is of small order (§12.4.3.2; RFC 9180
+/// §7.1.4), signed by a member: an external join refuses it
+/// (`JoinError::Crypto(InvalidKey)`) before importing the tree. Before the
+/// check it failed only at the seal, after the tree's import and checks.
+#[test]
+fn join_external_low_order_external_pub_refused() {
+    let mut fx = fixture();
+    let gi = published_group_info(&mut fx.alice);
+    let mut eve = Member::new("eve", 5);
+    let template = eve.template();
+    let signer = eve.signer.clone();
+    let join = |eve: &mut Member, gi: &[u8]| {
+        let mut out = vec![0u8; 128 * 1024];
+        eve.group
+            .join_external(
+                gi,
+                None,
+                &template,
+                &signer,
+                None,
+                &[],
+                &NoPsks,
+                GroupConfig::default(),
+                &mut TestRng(3),
+                &Sequential,
+                &mut out,
+            )
+            .map(<[u8]>::to_vec)
+    };
+    for key in low_order_keys() {
+        let bad = {
+            let MlsMessageBody::GroupInfo(g) = MlsMessage::decode_exact(&gi).unwrap().body else { panic!() };
+            let tree = extension(EXT_RATCHET_TREE, g.tbs.extensions.find(EXT_RATCHET_TREE).unwrap());
+            let external_pub = extension(EXT_EXTERNAL_PUB, &[[32u8].as_slice(), &key].concat());
+            let exts = [tree, external_pub].concat();
+            let tbs = GroupInfoTbs { extensions: Extensions::from_body(&exts).unwrap(), ..g.tbs };
+            let mut out = vec![0u8; 64 * 1024];
+            let signed = GroupInfo::sign_into(SUITE, &tbs, &fx.alice.signer, &mut out).unwrap();
+            [[0u8, 1, 0, 4].as_slice(), signed].concat()
+        };
+        let before = eve.snapshot();
+        assert_eq!(join(&mut eve, &bad).err(), Some(JoinError::Crypto(CryptoError::InvalidKey)), "{key:02x?}");
+        assert_eq!(eve.snapshot(), before, "a failed external join changed the slot");
+    }
+    let commit = join(&mut eve, &gi).unwrap();
+    fx.alice.receive_commit(&commit);
+    fx.bob.receive_commit(&commit);
+    fx.carol.receive_commit(&commit);
+    fx.agree();
+    assert_eq!(eve.snapshot().authenticator, fx.alice.snapshot().authenticator);
 }

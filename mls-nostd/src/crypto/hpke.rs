@@ -40,8 +40,8 @@ impl HpkePublicKey {
     pub const EMPTY: Self = Self { bytes: [0; KEM_PUBLIC_LEN], len: 0 };
 
     /// A public key from its serialization, of any enabled KEM's length
-    /// (whether it is a point of the suite's curve is checked when used);
-    /// fails on an empty or too long input.
+    /// (whether it is a usable point of the suite's curve is checked when
+    /// used, or by [`Self::for_suite`]); fails on an empty or too long input.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
         if bytes.is_empty() {
             return Err(CryptoError::InvalidKey);
@@ -53,9 +53,14 @@ impl HpkePublicKey {
     }
 
     /// A public key of `suite`: [`Self::from_slice`] that also requires the
-    /// length of the suite's KEM (`Npk`).
+    /// length of the suite's KEM (`Npk`) and a key a DH can use: not a
+    /// point of small order (X25519, X448), a point on the curve (P-256,
+    /// P-384, P-521). Every key of the wire comes in through here (a
+    /// KeyPackage's, a leaf's, a tree's, an UpdatePath's): a seal to a key
+    /// of small order always fails (RFC 9180 §7.1.4), so one let in would
+    /// make every Welcome or UpdatePath to it fail (RFC 9420 §12.4).
     pub fn for_suite(suite: CipherSuite, bytes: &[u8]) -> Result<Self, CryptoError> {
-        if bytes.len() != suite.kem().public_len() {
+        if !suite.kem().is_valid_public(bytes) {
             return Err(CryptoError::InvalidKey);
         }
         Self::from_slice(bytes)

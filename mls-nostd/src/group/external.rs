@@ -154,7 +154,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let suite = gc.cipher_suite;
         let external_pub = {
             let data = gi.tbs.extensions.find(EXT_EXTERNAL_PUB).ok_or(JoinError::NoExternalPub)?;
-            HpkePublicKey::from_slice(Reader::new(data).read_opaque()?)?
+            // A key we can seal to (RFC 9180 §7.1.4): refused here, before the
+            // tree's import and verification, rather than at the seal.
+            HpkePublicKey::for_suite(suite, Reader::new(data).read_opaque()?)?
         };
         let tree_bytes = match gi.tbs.extensions.find(EXT_RATCHET_TREE) {
             Some(data) => data,

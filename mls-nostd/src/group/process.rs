@@ -639,7 +639,10 @@ fn validate_add<const P: usize>(
 }
 
 /// Checks an Update's leaf from leaf `s` (§12.1.2, §7.3): source `update`,
-/// an encryption key other than the one in the tree before the Commit; the
+/// an encryption key other than the one in the tree before the Commit, a
+/// usable key of the suite (`TreeError::InvalidKey`, as the tree would
+/// refuse it: checked here so that our own Commit leaves such a pending
+/// Update out, §12.4, instead of failing on it); the
 /// group's requirements; the application's identity policy (a valid
 /// successor of the leaf it replaces); keys unique in `tree` as it is (with
 /// the Updates before it). Its signature is checked apart, before
@@ -658,6 +661,8 @@ pub(super) fn check_update_leaf(
     {
         return Err(CommitError::InvalidUpdateLeaf);
     }
+    crate::crypto::hpke::HpkePublicKey::for_suite(tree.suite(), leaf.fields.encryption_key)
+        .map_err(|_| TreeError::InvalidKey)?;
     let predecessor = old.leaf_node(LeafIndex(s)).ok_or(CommitError::UnknownSender)?;
     if !leaf_fits_group(old, leaf, Some(&predecessor), extensions)? {
         return Err(CommitError::UnsupportedCapabilities);

@@ -72,7 +72,9 @@ pub enum TreeError {
     Codec(CodecError),
     /// A leaf position holds a parent node or the reverse.
     WrongNodeType,
-    /// A public key has the wrong length for the suite.
+    /// A public key has the wrong length for the suite, or an encryption
+    /// key is not one a DH can use (a point of small order, or not on the
+    /// curve: RFC 9180 §7.1.4).
     InvalidKey,
     /// The encoded tree is empty, ends in a blank node, or is too long.
     InvalidTreeSize,
@@ -99,7 +101,7 @@ impl core::fmt::Display for TreeError {
             Self::CapacityExceeded(c) => write!(f, "ratchet tree capacity exceeded: {c}"),
             Self::Codec(e) => write!(f, "malformed node: {e}"),
             Self::WrongNodeType => f.write_str("a leaf position holds a parent node or the reverse"),
-            Self::InvalidKey => f.write_str("public key of the wrong length for the cipher suite"),
+            Self::InvalidKey => f.write_str("public key of the wrong length for the cipher suite, or not a usable point"),
             Self::InvalidTreeSize => f.write_str("tree is empty, ends in a blank node, or is too long"),
             Self::InvalidLeaf => f.write_str("leaf outside the tree, or blank where a member is required"),
             Self::UnmergedNotSorted => f.write_str("unmerged_leaves not strictly increasing"),
@@ -1424,7 +1426,8 @@ impl<'s> TreeSlices<'s> {
     /// the caller), keeping its unmerged bits.
     pub fn set_leaf(&mut self, l: LeafIndex, bytes: &[u8]) -> Result<(), TreeError> {
         let leaf = LeafNode::decode_exact(bytes)?;
-        // Keys of the suite's lengths only (RFC 9420 §5.1.1).
+        // Keys of the suite's lengths only (RFC 9420 §5.1.1), and an
+        // encryption key a DH can use (RFC 9180 §7.1.4).
         let suite = self.suite();
         HpkePublicKey::for_suite(suite, leaf.fields.encryption_key).map_err(|_| TreeError::InvalidKey)?;
         SignaturePublicKey::for_suite(suite, leaf.fields.signature_key).map_err(|_| TreeError::InvalidKey)?;

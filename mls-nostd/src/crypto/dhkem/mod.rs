@@ -152,6 +152,32 @@ impl Kem {
         }
     }
 
+    /// True if `pk` is a public key of this KEM that a DH can use: `Npk`
+    /// bytes; for X25519 and X448 not a point of small order, whose DH
+    /// output is all zero for every private key (RFC 9180 §7.1.4, RFC 7748
+    /// §6: refused at each seal, so a key of the wire is refused when it
+    /// comes in); for the NIST curves an uncompressed point on the curve
+    /// (RFC 9180 §7.1.1; the identity has no such encoding). A blocklist
+    /// compare or a curve equation: no scalar multiplication (a join checks
+    /// every key of the tree).
+    pub(crate) fn is_valid_public(self, pk: &[u8]) -> bool {
+        if pk.len() != self.public_len() {
+            return false;
+        }
+        match self {
+            #[cfg(feature = "_x25519")]
+            Self::X25519 => x25519::is_valid_public(pk),
+            #[cfg(feature = "_p256")]
+            Self::P256 => nist::parse_public::<p256::NistP256>(pk).is_ok(),
+            #[cfg(feature = "_p384")]
+            Self::P384 => nist::parse_public::<p384::NistP384>(pk).is_ok(),
+            #[cfg(feature = "_p521")]
+            Self::P521 => nist::parse_public::<p521::NistP521>(pk).is_ok(),
+            #[cfg(feature = "_x448")]
+            Self::X448 => x448::is_valid_public(pk),
+        }
+    }
+
     /// `pk(sk)`: writes the serialized public key of `sk` (`Nsk` bytes,
     /// clamped for X25519/X448) into `out` (`Npk` bytes).
     pub(crate) fn public_key(self, sk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {

@@ -107,9 +107,16 @@ impl NorFlash for RegionFlash {
 
 impl MultiwriteNorFlash for RegionFlash {}
 
+/// Keys a pass of the store's load and scrub gathers (8 bytes each on the
+/// stack): a map of more records takes more passes, each reading it once.
+#[cfg(not(feature = "store-keys-256"))]
+const STORE_KEYS: usize = 64;
+#[cfg(feature = "store-keys-256")]
+const STORE_KEYS: usize = 256;
+
 /// The board's store: the ratchet tree's records in a map of their own
 /// (`FlashSplit`), so that a message's lookups scan only the rest.
-pub type BoardStore = FlashSplit<RegionFlash, 64>;
+pub type BoardStore = FlashSplit<RegionFlash, STORE_KEYS>;
 
 /// Opens the store over `flash`: its first `rest_len` bytes for every
 /// record but the ratchet tree's, the remainder for those, each map in two

@@ -91,6 +91,7 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     ok(&CommitError::InvalidPath(TreeKemError::WrongCiphertextCount), 2, &["COM-PATH", "ciphertext count"]);
     ok(&CreateCommitError::Welcome(WelcomeError::BufferTooSmall { needed: 999 }), 2, &["needed", "999"]);
     ok(&CreateCommitError::GroupInfo(GroupInfoError::Codec(codec_small)), 3, &["needed", "1234"]);
+    ok(&CreateCommitError::SignatureKeyNotOurs, 1, &["signature key", "signer"]);
     ok(&GroupError::CapacityExceeded(Capacity::GroupIdLen), 1, &["MAX_GROUP_ID_LEN"]);
     ok(&GroupError::Tree(TreeError::CapacityExceeded(Capacity::Leaves)), 2, &["leaf capacity (N)"]);
     ok(&CryptoError::InvalidSignature, 1, &["signature"]);
@@ -113,7 +114,7 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     let full: StoreFull = store.insert(&HashValue::from_slice(&[1; 32]).unwrap(), Sender::Member(0), &[0; 64]).unwrap_err();
     ok(&full, 1, &["proposal store", "(P)"]);
     ok(&KeyStoreFull, 1, &["full"]);
-    assert_eq!(checked, 37);
+    assert_eq!(checked, 38);
 }
 
 /// Creates a one-member group of Alice's, with `group_id`.

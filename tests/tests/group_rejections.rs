@@ -3092,6 +3092,32 @@ fn leaf_successor_update_with_another_credential() {
     fx.usable();
 }
 
+/// Our own Commit or Update whose leaf template names a signature key other
+/// than the group signer's is refused before anything is staged or sent
+/// (`CreateCommitError::SignatureKeyNotOurs`): the leaf would be signed
+/// with the signer's key while naming another, which every member refuses
+/// (§7.3), and a merged Commit of ours that no one accepts leaves the group
+/// (found in review: it was created, staged and refused by every receiver).
+#[test]
+fn create_commit_leaf_of_another_signature_key_refused() {
+    let mut fx = fixture();
+    let other = Member::new("alice", 99).signer;
+    let other_key: &'static [u8] = Box::leak(other.public_key().as_bytes().to_vec().into_boxed_slice());
+    let template = LeafTemplate { signature_key: other_key, ..fx.alice.template() };
+    let before = fx.alice.snapshot();
+    let (mut m, mut w, mut gi) = buffers();
+    let opts = CommitOptions { force_path: true, leaf: Some(template), ..CommitOptions::DEFAULT };
+    let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+    let got = fx.alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut fx.alice.rng, &Sequential, bufs).err();
+    assert_eq!(got, Some(CreateCommitError::SignatureKeyNotOurs));
+    assert_eq!(fx.alice.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged), "a Commit was staged");
+    let mut out = vec![0u8; 8 * 1024];
+    let got = fx.alice.group.propose_update(&template, WireFormatPolicy::Public, &mut fx.alice.rng, &mut out).err();
+    assert_eq!(got, Some(CreateCommitError::SignatureKeyNotOurs));
+    assert_eq!(fx.alice.snapshot(), before, "a refused Commit or Update changed the group");
+    fx.usable();
+}
+
 /// An Update that changes its member's signature key passes the default
 /// policy (§12.1.2): it comes framed and signed with the member's current
 /// key. Only a resync, signed by its new leaf's key alone, must keep the

@@ -140,6 +140,11 @@ pub enum CreateCommitError {
     /// The GroupInfo for the Welcome could not be signed (e.g. the
     /// `group_info` buffer too small: it needs twice the GroupInfo's size).
     GroupInfo(GroupInfoError),
+    /// A leaf template names a signature key that is not our signer's: the
+    /// leaf would be signed with another key than the one it names, which
+    /// every member refuses (§7.3), and the group signs with its one
+    /// signer. Nothing is staged or sent.
+    SignatureKeyNotOurs,
 }
 
 impl core::fmt::Display for CreateCommitError {
@@ -151,6 +156,9 @@ impl core::fmt::Display for CreateCommitError {
             Self::Inactive => f.write_str("the group was left, removed or reinitialized"),
             Self::NoPendingReInit => f.write_str("the reference names no ReInit proposal pending in this epoch"),
             Self::GroupInfo(e) => write!(f, "signing the GroupInfo: {e}"),
+            Self::SignatureKeyNotOurs => {
+                f.write_str("the leaf template's signature key is not the group signer's (a new key needs a new signer)")
+            }
         }
     }
 }
@@ -426,6 +434,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         Ok(())
     }
 
+    /// A leaf we sign from `template` names our signer's key: a LeafNode's
+    /// signature is checked with the key it names (§7.3), and a group has
+    /// one signer, so a template of another key would make a leaf every
+    /// member refuses (and a Commit of ours that, merged, leaves the group).
+    fn check_template_key(&self, template: &LeafTemplate<'_>) -> Result<(), CreateCommitError> {
+        if template.signature_key != self.signer.public_key().as_bytes() {
+            return Err(CreateCommitError::SignatureKeyNotOurs);
+        }
+        Ok(())
+    }
+
     /// Proposes an Update of our leaf (§12.1.2): a fresh encryption key and
     /// the leaf contents of `template`. The new private key is kept until a
     /// Commit applies the proposal (or the epoch ends).
@@ -436,6 +455,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         rng: &mut impl CryptoRng,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], CreateCommitError> {
+        self.check_template_key(template)?;
         let suite = self.state.suite;
         let mut ikm = Secret::zero(suite.hash_len()).map_err(CommitError::Crypto)?;
         rng.fill_bytes(ikm.as_mut_bytes());
@@ -526,6 +546,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     ) -> Result<CommitOutput<'o>, CreateCommitError> {
         if self.is_inactive() {
             return Err(CreateCommitError::Inactive);
+        }
+        if let Some(template) = &opts.leaf {
+            self.check_template_key(template)?;
         }
         // One Commit at a time is staged in the tree.
         if self.staged.is_some() {

@@ -819,7 +819,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.config.unwrap_or(GroupConfig::DEFAULT)
     }
 
-    /// The resumption PSK of this group at `epoch`, if still kept (§8.6).
+    /// The resumption PSK of this group at `epoch`, if still kept (§8.6): a
+    /// secret, the only one besides the exporter's that the group gives
+    /// out, for the group that resumes or branches from this one (§11.2,
+    /// §11.3); keep it as the group's state is kept.
     pub fn resumption_psk(&self, epoch: u64) -> Option<&[u8]> {
         if epoch == self.state.epoch && self.member {
             return Some(self.state.secrets.resumption_psk.as_bytes());

@@ -211,7 +211,8 @@ fn node_key_pair(suite: CipherSuite, path_secret: &[u8]) -> Result<(HpkePrivateK
 /// What the committer's new leaf carries besides keys and parent hash.
 #[derive(Clone, Copy, Debug)]
 pub struct LeafTemplate<'a> {
-    /// The (possibly new) signature public key.
+    /// The signature public key: the group signer's (a Commit or Update of
+    /// another is refused, `CreateCommitError::SignatureKeyNotOurs`).
     pub signature_key: &'a [u8],
     /// The credential.
     pub credential: Credential<'a>,

@@ -60,7 +60,6 @@ fn child(path: &str, n: u64) {
         alice.group.save(&mut s, SLOT, Parts::ALL, &mut b).unwrap();
     }
     report("SAVED", &alice.group);
-    let template = alice.template();
     loop {
         for _ in 0..3 {
             let mut msg = vec![0u8; 256];
@@ -75,7 +74,9 @@ fn child(path: &str, n: u64) {
             wire_format: WireFormatPolicy::Private,
             padding: 0,
             authenticated_data: b"",
-            leaf: Some(template),
+            // The path leaf keeps the group's leaf (its signature key is the
+            // loaded group's signer's, not this child's `Member`'s).
+            leaf: None,
         };
         let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
         alice.group.stored(&mut s, SLOT, &mut b).commit(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).unwrap();

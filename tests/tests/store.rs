@@ -1152,6 +1152,8 @@ fn a_failed_save_elsewhere_leaves_the_own_store_whole() {
 fn a_rolled_back_save_writes_its_ratchets_again() {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
     let mut problems = Vec::new();
+    // The operations the save needs: every smaller count was cut.
+    let mut needed = None;
     for ops in 0..40 {
         let (mut alice, mut bob, _) = group_of(suite);
         let mut storage = RollingBack::default();
@@ -1160,6 +1162,7 @@ fn a_rolled_back_save_writes_its_ratchets_again() {
         storage.ops_left = Some(ops);
         if receive_durable(&mut bob, &mut storage, &m[1]).is_ok() {
             println!("the save needs {ops} operations");
+            needed = Some(ops);
             break;
         }
         storage.ops_left = None;
@@ -1179,6 +1182,8 @@ fn a_rolled_back_save_writes_its_ratchets_again() {
             problems.push(format!("fail after {ops} ops: m2 refused after the reload ({e:?})"));
         }
     }
+    let needed = needed.expect("the save did not complete within 40 operations: no cut point reached its end");
+    assert!(needed > 0, "the save needed no operation: nothing was cut");
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
@@ -1191,6 +1196,8 @@ fn a_rolled_back_save_writes_its_ratchets_again() {
 fn a_rolled_back_save_lets_no_replay_in() {
     let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
     let mut problems = Vec::new();
+    // The operations the save needs: every smaller count was cut.
+    let mut needed = None;
     for ops in 0..40 {
         let (mut alice, mut bob, _) = group_of(suite);
         let mut storage = RollingBack::default();
@@ -1200,6 +1207,7 @@ fn a_rolled_back_save_lets_no_replay_in() {
         storage.ops_left = Some(ops);
         if receive_durable(&mut bob, &mut storage, &m[2]).is_ok() {
             println!("the save needs {ops} operations");
+            needed = Some(ops);
             break;
         }
         storage.ops_left = None;
@@ -1209,6 +1217,8 @@ fn a_rolled_back_save_lets_no_replay_in() {
             problems.push(format!("fail after {ops} ops: m1 accepted again after the reload ({:?})", String::from_utf8_lossy(&d)));
         }
     }
+    let needed = needed.expect("the save did not complete within 40 operations: no cut point reached its end");
+    assert!(needed > 0, "the save needed no operation: nothing was cut");
     assert!(problems.is_empty(), "{problems:#?}");
 }
 

@@ -60,6 +60,9 @@ cargo test -p mls-nostd --features engine --test engine
 step "lints (the core denies unwrap/expect/panic/indexing outside tests)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p mls-nostd --features engine --all-targets -- -D warnings
+# The boards' layout (no past epoch kept) compiles other constant branches.
+MLS_NOSTD_PAST_EPOCHS_KEPT=0 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/past-epochs-0" \
+    cargo clippy -p mls-nostd --all-features -- -D warnings
 
 step "the std crates build without the core's test-utils (cargo unifies features across the workspace's tests)"
 # `cargo test --workspace` turns on mls-nostd/test-utils for every crate; a

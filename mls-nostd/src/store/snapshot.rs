@@ -74,7 +74,7 @@ pub(crate) const fn longest_item(levels: usize) -> usize {
     let staged_header = 1 + state_len(levels, true, Lens::MAX) + 4 + hash;
     let extensions = 1 + MAX_GROUP_EXTENSIONS_LEN;
     let reinit = 1 + 8 + opaque(MAX_GROUP_ID_LEN) + 4 + opaque(MAX_GROUP_EXTENSIONS_LEN);
-    let prev = if PAST_EPOCHS_KEPT > 0 { 1 + 8 + hash + MAX_GROUP_CONTEXT_LEN } else { 0 };
+    let prev = if PAST_EPOCHS_KEPT != 0 { 1 + 8 + hash + MAX_GROUP_CONTEXT_LEN } else { 0 };
     let departed = 2 + DEPARTED_KEYS * (4 + opaque(SIGNATURE_PUBLIC_LEN));
     let staged_info = 1 + 4 + 8 + 4 * 4 + 1 + 4 + opaque(STAGED_PSK_BYTES);
     // A resumption PSK, the secret trees' sizes and tags, the update key.

@@ -12,7 +12,7 @@ use mls_nostd::executor::{Executor, Sequential};
 use mls_nostd::extensions::Extensions;
 use mls_nostd::group_context::GroupContext;
 use mls_nostd::leaf_node::LeafNode;
-use mls_nostd::ratchet_tree::tree::{LeafSlot, ParentSlot, TreeMeta, TreeSlices};
+use mls_nostd::ratchet_tree::tree::{HASH_CACHE_PER_LEAF, LeafSlot, ParentSlot, TreeMeta, TreeSlices};
 use mls_nostd::ratchet_tree::treekem::{LeafTemplate, TreeKemPrivate};
 use mls_nostd::tree_math::LeafIndex;
 use mls_tests::{TestRng, test_leaf};
@@ -31,7 +31,8 @@ fn update_path(executor: &dyn Executor) -> Vec<u8> {
     let mut leaves = vec![LeafSlot::BLANK; N];
     let mut parents = vec![ParentSlot::BLANK; N];
     let mut arena = vec![0u8; N * 256];
-    let mut t = TreeSlices::new(&mut meta, &mut leaves, &mut parents, &mut arena);
+    let mut hashes = vec![0u8; N * HASH_CACHE_PER_LEAF];
+    let mut t = TreeSlices::new(&mut meta, &mut leaves, &mut parents, &mut arena).with_hash_cache(&mut hashes);
     for i in 0..N as u64 {
         let (leaf, _) = test_leaf(SUITE, format!("m{i}").as_bytes(), i, None);
         t.add_leaf(&leaf).unwrap();
@@ -131,7 +132,8 @@ fn validate_tree(
     let mut leaves = vec![LeafSlot::BLANK; cap];
     let mut parents = vec![ParentSlot::BLANK; cap];
     let mut arena = vec![0u8; cap * 256];
-    let mut t = TreeSlices::new(&mut meta, &mut leaves, &mut parents, &mut arena);
+    let mut hashes = vec![0u8; cap * HASH_CACHE_PER_LEAF];
+    let mut t = TreeSlices::new(&mut meta, &mut leaves, &mut parents, &mut arena).with_hash_cache(&mut hashes);
     for i in 0..n as u64 {
         let (mut leaf, sk) = test_leaf(SUITE, format!("m{i}").as_bytes(), i, None);
         if i == UPDATE_LEAF {

@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mls_nostd::codec::Writer;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::extensions::Extensions;
-use mls_nostd::ratchet_tree::tree::{decode_tree, LeafSlot, ParentSlot, TreeMeta, TreeSlices};
+use mls_nostd::ratchet_tree::tree::{decode_tree, HASH_CACHE_PER_LEAF, LeafSlot, ParentSlot, TreeMeta, TreeSlices};
 use mls_nostd::ratchet_tree::validate::TreeCheck;
 use mls_nostd::tree_math::LeafIndex;
 use mls_tests::test_leaf;
@@ -21,6 +21,7 @@ struct Storage {
     leaves: Box<[LeafSlot]>,
     parents: Box<[ParentSlot]>,
     arena: Box<[u8]>,
+    hashes: Box<[u8]>,
 }
 
 impl Storage {
@@ -30,11 +31,12 @@ impl Storage {
             leaves: vec![LeafSlot::BLANK; n].into_boxed_slice(),
             parents: vec![ParentSlot::BLANK; n].into_boxed_slice(),
             arena: vec![0u8; n * 256].into_boxed_slice(),
+            hashes: vec![0u8; n * HASH_CACHE_PER_LEAF].into_boxed_slice(),
         }
     }
 
     fn slices(&mut self) -> TreeSlices<'_> {
-        TreeSlices::new(&mut self.meta, &mut self.leaves, &mut self.parents, &mut self.arena)
+        TreeSlices::new(&mut self.meta, &mut self.leaves, &mut self.parents, &mut self.arena).with_hash_cache(&mut self.hashes)
     }
 }
 

@@ -4,7 +4,7 @@
 use mls_nostd::codec::Writer;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::ratchet_tree::key_index::WAYS;
-use mls_nostd::ratchet_tree::tree::{LeafSlot, ParentSlot, RatchetTree, TreeMeta, TreeSlices, LEAF_RECORD_HEADER};
+use mls_nostd::ratchet_tree::tree::{HASH_CACHE_PER_LEAF, LeafSlot, ParentSlot, RatchetTree, TreeMeta, TreeSlices, LEAF_RECORD_HEADER};
 use mls_nostd::tree_math::{LeafIndex, NodeIndex};
 use mls_tests::test_leaf;
 
@@ -25,16 +25,17 @@ fn tree_state_size_per_capacity() {
     for (n, total) in rows {
         let arena = n * ARENA_PER_LEAF;
         println!("| {n} | {} | {arena} | {total} |", total - arena);
-        // Slots are linear in the capacity: one leaf and one parent slot and
-        // the key index's entries per leaf.
-        let slots = n * (std::mem::size_of::<LeafSlot>() + std::mem::size_of::<ParentSlot>() + 4 * WAYS);
+        // Slots are linear in the capacity: one leaf and one parent slot, the
+        // key index's entries and the hash cache's bytes per leaf.
+        let slots = n * (std::mem::size_of::<LeafSlot>() + std::mem::size_of::<ParentSlot>() + 4 * WAYS + HASH_CACHE_PER_LEAF);
         assert!(total >= slots + arena && total <= slots + arena + 64);
     }
     println!(
-        "per leaf: LeafSlot {} + ParentSlot {} + key index {} + arena",
+        "per leaf: LeafSlot {} + ParentSlot {} + key index {} + hash cache {} + arena",
         std::mem::size_of::<LeafSlot>(),
         std::mem::size_of::<ParentSlot>(),
-        4 * WAYS
+        4 * WAYS,
+        HASH_CACHE_PER_LEAF
     );
 }
 
@@ -113,8 +114,10 @@ fn staged_changes_discard_exactly_and_merge_as_unstaged() {
     let mut slots = vec![LeafSlot::BLANK; N];
     let mut parents = vec![ParentSlot::BLANK; N];
     let mut arena = vec![0u8; 16 * 1024];
+    // The root (node 7, level 3) caches its hash here.
+    let mut hashes = vec![0u8; N * HASH_CACHE_PER_LEAF];
     let (before_bytes, before_hash, before_leaves) = {
-        let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena);
+        let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena).with_hash_cache(&mut hashes);
         for l in &leaves[..5] {
             t.add_leaf(l).unwrap();
         }
@@ -132,8 +135,10 @@ fn staged_changes_discard_exactly_and_merge_as_unstaged() {
     // Six records so far (one of them dead: leaf 1's first).
     let used: usize = [0, 1, 2, 3, 4, 1].iter().map(|&i| leaves[i].len() + LEAF_RECORD_HEADER).sum();
     let (meta0, slots0, parents0, arena0) = (meta, slots.clone(), parents.clone(), arena[..used].to_vec());
+    let hashes0 = hashes.clone();
+    assert_ne!(hashes0, vec![0u8; N * HASH_CACHE_PER_LEAF], "the root's hash is cached");
     {
-        let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena);
+        let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena).with_hash_cache(&mut hashes);
         t.begin_stage().unwrap();
         stage_changes(&mut t, &leaves);
         assert_ne!(export(&t), before_bytes, "the stage changed nothing");
@@ -150,15 +155,17 @@ fn staged_changes_discard_exactly_and_merge_as_unstaged() {
     assert_eq!(slots, slots0, "leaf slots after discard");
     assert_eq!(parents, parents0, "parent slots after discard");
     assert_eq!(arena[..used], arena0[..], "arena records after discard");
+    assert_eq!(hashes, hashes0, "hash cache after discard");
 
     // The same changes without staging, on a copy, and merged: one tree.
     let (mut meta2, mut slots2, mut parents2, mut arena2) = (meta, slots.clone(), parents.clone(), arena.clone());
+    let mut hashes2 = hashes.clone();
     let unstaged = {
-        let mut t = TreeSlices::new(&mut meta2, &mut slots2, &mut parents2, &mut arena2);
+        let mut t = TreeSlices::new(&mut meta2, &mut slots2, &mut parents2, &mut arena2).with_hash_cache(&mut hashes2);
         stage_changes(&mut t, &leaves);
         (export(&t), t.root_tree_hash().unwrap())
     };
-    let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena);
+    let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena).with_hash_cache(&mut hashes);
     t.begin_stage().unwrap();
     stage_changes(&mut t, &leaves);
     t.merge_stage().unwrap();
@@ -206,4 +213,78 @@ fn big_add_stages_in_an_arena_sized_for_its_leaves() {
     t.merge_stage().unwrap();
     assert_eq!(staged, unstaged);
     assert_eq!(t.root_tree_hash().unwrap(), unstaged);
+}
+
+/// The hash cache (parents of level 3 and above) gives the tree hashes of
+/// a tree without one, after every change: 32 leaves (parents of levels 3
+/// to 5 cached) through adds, updates, removals, fresh parents with
+/// unmerged leaves under them, stages discarded and merged, and a full
+/// recomputation's parent hashes (`parent_hash`, which reads cached
+/// sibling hashes).
+#[test]
+fn hash_cache_gives_the_uncached_tree_hashes() {
+    const N: usize = 32;
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let leaves: Vec<Vec<u8>> = (0..40u64).map(|i| test_leaf(suite, format!("m{i}").as_bytes(), i + 1, None).0).collect();
+    struct Parts {
+        meta: TreeMeta,
+        slots: Vec<LeafSlot>,
+        parents: Vec<ParentSlot>,
+        arena: Vec<u8>,
+        hashes: Vec<u8>,
+    }
+    let new = |cache: usize| Parts {
+        meta: TreeMeta::new(suite),
+        slots: vec![LeafSlot::BLANK; N],
+        parents: vec![ParentSlot::BLANK; N],
+        arena: vec![0u8; 64 * 1024],
+        hashes: vec![0u8; cache],
+    };
+    let (mut cached, mut plain) = (new(N * HASH_CACHE_PER_LEAF), new(0));
+    let mut checks = 0;
+    let mut step = |i: usize, op: &dyn Fn(&mut TreeSlices<'_>)| {
+        let mut roots = Vec::new();
+        for p in [&mut cached, &mut plain] {
+            let mut t = TreeSlices::new(&mut p.meta, &mut p.slots, &mut p.parents, &mut p.arena).with_hash_cache(&mut p.hashes);
+            op(&mut t);
+            let nodes: Vec<_> = (0..2 * t.n_leaves() - 1).filter(|x| x % 2 == 1).map(|x| t.tree_hash(NodeIndex(x)).unwrap()).collect();
+            let ph = if t.n_leaves() >= 16 && !t.is_blank(NodeIndex(15)) { Some(t.parent_hash(NodeIndex(15), NodeIndex(23)).unwrap()) } else { None };
+            roots.push((t.root_tree_hash().unwrap(), nodes, ph));
+        }
+        assert_eq!(roots[0], roots[1], "step {i}: cached and uncached tree hashes differ");
+        checks += 1;
+    };
+    for l in &leaves[..20] {
+        step(0, &|t| {
+            t.add_leaf(l).unwrap();
+        });
+    }
+    step(1, &|t| t.update_leaf(LeafIndex(3), &leaves[20]).unwrap());
+    step(2, &|t| t.set_parent(NodeIndex(15), &[1u8; 32], &[]).unwrap());
+    step(3, &|t| t.set_parent(NodeIndex(7), &[2u8; 32], &[]).unwrap());
+    step(4, &|t| t.remove_leaf(LeafIndex(5)).unwrap());
+    step(5, &|t| assert_eq!(t.add_leaf(&leaves[21]).unwrap(), LeafIndex(5)));
+    step(6, &|t| {
+        t.begin_stage().unwrap();
+        t.update_leaf(LeafIndex(1), &leaves[22]).unwrap();
+        t.set_parent(NodeIndex(31), &[3u8; 32], &[]).unwrap();
+        t.root_tree_hash().unwrap();
+        t.discard_stage().unwrap();
+    });
+    step(7, &|t| {
+        t.begin_stage().unwrap();
+        t.update_leaf(LeafIndex(9), &leaves[23]).unwrap();
+        t.set_parent(NodeIndex(23), &[4u8; 32], &[]).unwrap();
+        t.root_tree_hash().unwrap();
+        t.merge_stage().unwrap();
+    });
+    for l in &leaves[24..36] {
+        step(8, &|t| {
+            t.add_leaf(l).unwrap();
+        });
+    }
+    step(9, &|t| t.remove_leaf(LeafIndex(31)).unwrap());
+    step(10, &|t| t.blank_direct_path(LeafIndex(0)).unwrap());
+    assert_eq!(checks, 20 + 7 + 12 + 2, "every step compared");
+    assert_ne!(cached.hashes, vec![0u8; N * HASH_CACHE_PER_LEAF], "the cache was used");
 }

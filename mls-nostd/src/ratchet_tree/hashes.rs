@@ -1,7 +1,8 @@
 //! Tree hashes (RFC 9420 §7.8) and parent hashes (§7.9).
 //!
-//! Tree hashes are cached per node and recomputed only below invalidated
-//! nodes, so a path change costs O(log N) hashes. The original sibling tree
+//! Tree hashes are cached for parents of level 3 and above
+//! ([`super::tree::HASH_CACHE_LEVEL`]) and recomputed only below
+//! invalidated nodes, so a path change costs O(log N) hashes. The original sibling tree
 //! hash of §7.9 equals the cached tree hash unless the parent has unmerged
 //! leaves under the sibling; only then is that subtree rehashed without them.
 
@@ -29,10 +30,10 @@ impl TreeSlices<'_> {
                 self.leaf_hash(l, false)
             }
             None => {
-                let slot = self.parent(n).copied().ok_or(TreeError::InvalidLeaf)?;
+                self.parent(n).ok_or(TreeError::InvalidLeaf)?;
                 let nh = self.suite().hash_len();
-                if slot.hash_valid {
-                    return HashValue::from_slice(slot.hash.get(..nh).ok_or(TreeError::InvalidLeaf)?)
+                if let Some(cached) = self.cached_hash(n) {
+                    return HashValue::from_slice(cached.get(..nh).ok_or(TreeError::InvalidLeaf)?)
                         .map_err(|_| TreeError::InvalidLeaf);
                 }
                 let (a, b) = children(n)?;

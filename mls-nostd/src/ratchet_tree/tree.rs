@@ -14,8 +14,9 @@
 //! * Unmerged leaves are a bit mask per leaf (bit `k - 1` set: unmerged at
 //!   its ancestor of level `k`), so every parent's sorted list (§7.1) is
 //!   implied by the leaves under it, with no per-parent capacity.
-//! * Parents cache their tree hash (§7.8); a change invalidates the node and
-//!   its ancestors only. Leaf hashes are recomputed from the encoding.
+//! * Parents of level [`HASH_CACHE_LEVEL`] and above cache their tree hash
+//!   (§7.8) in a table of their own; a change invalidates the node and its
+//!   ancestors only. Lower parents and leaves are hashed again when needed.
 //! * **One tree, staged in place.** A Commit is applied to the tree itself
 //!   between [`TreeSlices::begin_stage`] and [`TreeSlices::merge_stage`] or
 //!   [`TreeSlices::discard_stage`]: before a slot changes for the first time,
@@ -56,6 +57,29 @@ pub const MAX_DEPTH: usize = {
     assert!(depth >= 1 && depth <= 32, "MLS_NOSTD_MAX_TREE_DEPTH must be 1 to 32");
     depth
 };
+/// Parents of this level and above cache their tree hash (§7.8): a
+/// quarter of the parents, so the cache costs `MAX_HASH_LEN / 4` bytes a
+/// leaf of capacity where one per parent cost `MAX_HASH_LEN` (issue #14).
+/// A lower parent's hash is recomputed from its subtree: at most 4 leaves
+/// and 3 parents, a few hashes more per Commit (one copath node per level).
+pub const HASH_CACHE_LEVEL: u32 = 3;
+/// Bytes of tree-hash cache per leaf of capacity: parents of level
+/// [`HASH_CACHE_LEVEL`] and above number fewer than a quarter of the
+/// leaves, and node `x` of them has entry `x >> HASH_CACHE_LEVEL` (the low
+/// bits of such a node's index are all ones, so the shift keeps them apart).
+pub const HASH_CACHE_PER_LEAF: usize = MAX_HASH_LEN >> (HASH_CACHE_LEVEL - 1);
+const _: () = assert!(HASH_CACHE_PER_LEAF << (HASH_CACHE_LEVEL - 1) == MAX_HASH_LEN);
+
+/// Where node `x`'s cached tree hash is in a cache of [`HASH_CACHE_PER_LEAF`]
+/// bytes per leaf: `None` for a node below [`HASH_CACHE_LEVEL`].
+fn hash_cache_range(x: NodeIndex) -> Option<core::ops::Range<usize>> {
+    if tree_math::level(x) < HASH_CACHE_LEVEL {
+        return None;
+    }
+    let start = usize::try_from(x.0 >> HASH_CACHE_LEVEL).ok()?.checked_mul(MAX_HASH_LEN)?;
+    Some(start..start.checked_add(MAX_HASH_LEN)?)
+}
+
 /// Zeros that pad a parent's key to [`KEM_PUBLIC_LEN`] in the undo log.
 const PADDING: [u8; KEM_PUBLIC_LEN] = [0; KEM_PUBLIC_LEN];
 
@@ -197,14 +221,14 @@ impl LeafSlot {
 pub struct ParentSlot {
     pub(crate) encryption_key: HpkePublicKey,
     pub(crate) parent_hash: [u8; MAX_HASH_LEN],
-    /// The cached tree hash (§7.8), when `hash_valid`.
-    pub(crate) hash: [u8; MAX_HASH_LEN],
     /// How many leaves below are unmerged here ([`Self::unmerged_count`]),
     /// as little-endian bytes: a `u32` aligned the slot to 4 bytes and
     /// padded it from 105 to 108 (192 bytes of a 64-leaf tree, issue #14).
     unmerged: [u8; 4],
     pub(crate) parent_hash_len: u8,
     pub(crate) present: bool,
+    /// The tree's hash cache holds this node's tree hash (§7.8); only set
+    /// at [`HASH_CACHE_LEVEL`] and above.
     pub(crate) hash_valid: bool,
     /// Its value before the stage is in the undo log.
     pub(crate) logged: bool,
@@ -215,7 +239,6 @@ impl ParentSlot {
     pub const BLANK: Self = Self {
         encryption_key: HpkePublicKey::EMPTY,
         parent_hash: [0; MAX_HASH_LEN],
-        hash: [0; MAX_HASH_LEN],
         unmerged: [0; 4],
         parent_hash_len: 0,
         present: false,
@@ -237,9 +260,11 @@ impl ParentSlot {
         Self { unmerged: count.to_le_bytes(), ..self }
     }
 
+    /// Its undo log entry's length: the slot and its cached hash.
     const BYTES: usize = 1 + KEM_PUBLIC_LEN + 2 * MAX_HASH_LEN + 4 + 3;
 
-    fn write(&self, out: &mut [u8]) {
+    /// Writes the slot and `hash`, its cached tree hash (zeros if none).
+    fn write(&self, hash: &[u8; MAX_HASH_LEN], out: &mut [u8]) {
         let mut w = Writer::new(out);
         // The buffer is sized by BYTES: the writes cannot fail.
         // The key's length, then its bytes padded to the longest key.
@@ -248,15 +273,17 @@ impl ParentSlot {
         let _ = w.write_bytes(key);
         let _ = w.write_bytes(KEM_PUBLIC_LEN.checked_sub(key.len()).and_then(|n| PADDING.get(..n)).unwrap_or(&[]));
         let _ = w.write_bytes(&self.parent_hash);
-        let _ = w.write_bytes(&self.hash);
+        let _ = w.write_bytes(hash);
         let _ = w.write_u32(self.unmerged_count());
         let _ = w.write_u8(self.parent_hash_len);
         let _ = w.write_u8(u8::from(self.present));
         let _ = w.write_u8(u8::from(self.hash_valid));
     }
 
-    fn read(r: &mut Reader<'_>) -> Option<Self> {
-        Some(Self {
+    /// Reads a slot and its cached hash as [`Self::write`] wrote them.
+    fn read(r: &mut Reader<'_>) -> Option<(Self, [u8; MAX_HASH_LEN])> {
+        let mut hash = [0; MAX_HASH_LEN];
+        let slot = Self {
             encryption_key: {
                 let len = usize::from(r.read_u8().ok()?);
                 let padded = r.read_bytes(KEM_PUBLIC_LEN).ok()?;
@@ -266,13 +293,16 @@ impl ParentSlot {
                 }
             },
             parent_hash: r.read_bytes(MAX_HASH_LEN).ok()?.try_into().ok()?,
-            hash: r.read_bytes(MAX_HASH_LEN).ok()?.try_into().ok()?,
-            unmerged: r.read_u32().ok()?.to_le_bytes(),
+            unmerged: {
+                hash.copy_from_slice(r.read_bytes(MAX_HASH_LEN).ok()?);
+                r.read_u32().ok()?.to_le_bytes()
+            },
             parent_hash_len: r.read_u8().ok()?,
             present: r.read_u8().ok()? != 0,
             hash_valid: r.read_u8().ok()? != 0,
             logged: false,
-        })
+        };
+        Some((slot, hash))
     }
 }
 
@@ -335,6 +365,9 @@ pub struct TreeSlices<'s> {
     pub(crate) arena: &'s mut [u8],
     /// The key index's table (empty: no index, checks pass over the tree).
     pub(crate) index: &'s mut [u32],
+    /// The tree hashes of parents of [`HASH_CACHE_LEVEL`] and above (empty:
+    /// none cached, every tree hash computed from the leaves).
+    pub(crate) hashes: &'s mut [u8],
 }
 
 pub(crate) use tree_math::leaf_span;
@@ -414,7 +447,7 @@ const fn undo_entry_len(tag: u8) -> usize {
 #[allow(clippy::large_enum_variant)]
 enum Undo {
     Leaf(u32, LeafSlot),
-    Parent(u32, ParentSlot),
+    Parent(u32, ParentSlot, [u8; MAX_HASH_LEN]),
     Size(u32),
 }
 
@@ -435,8 +468,11 @@ fn undo_entry_at(arena: &[u8], at: usize) -> Option<(usize, Undo)> {
     let node = r.read_u32().ok()?;
     let entry = match tag {
         UNDO_LEAF => Undo::Leaf(node, LeafSlot::read(&mut r)?),
-        UNDO_PARENT => Undo::Parent(node, ParentSlot::read(&mut r)?),
-        UNDO_BLANK_PARENT => Undo::Parent(node, ParentSlot::BLANK),
+        UNDO_PARENT => {
+            let (slot, hash) = ParentSlot::read(&mut r)?;
+            Undo::Parent(node, slot, hash)
+        }
+        UNDO_BLANK_PARENT => Undo::Parent(node, ParentSlot::BLANK, [0; MAX_HASH_LEN]),
         UNDO_SIZE => Undo::Size(r.read_u32().ok()?),
         _ => return None,
     };
@@ -532,7 +568,32 @@ impl<'s> TreeSlices<'s> {
         parents: &'s mut [ParentSlot],
         arena: &'s mut [u8],
     ) -> Self {
-        Self { meta, leaves, parents, arena, index: Default::default() }
+        Self { meta, leaves, parents, arena, index: Default::default(), hashes: Default::default() }
+    }
+
+    /// The same tree with its cache of tree hashes in `hashes`
+    /// ([`HASH_CACHE_PER_LEAF`] bytes per leaf of capacity; shorter caches
+    /// fewer). It must be the cache these `parents` were used with, or any
+    /// cache if no parent's hash is marked cached (fresh or cleared slots):
+    /// a parent marked cached is read from it.
+    pub fn with_hash_cache(mut self, hashes: &'s mut [u8]) -> Self {
+        self.hashes = hashes;
+        self
+    }
+
+    /// Node `x`'s cached tree hash, if it has one.
+    pub(crate) fn cached_hash(&self, x: NodeIndex) -> Option<&[u8]> {
+        self.parent(x).filter(|s| s.hash_valid)?;
+        self.hashes.get(hash_cache_range(x)?)
+    }
+
+    /// Node `x`'s cache entry as the undo log keeps it (zeros if none).
+    fn cache_entry(&self, x: NodeIndex) -> [u8; MAX_HASH_LEN] {
+        let mut out = [0; MAX_HASH_LEN];
+        if let Some(h) = self.cached_hash(x) {
+            out.iter_mut().zip(h).for_each(|(d, s)| *d = *s);
+        }
+        out
     }
 
     /// The same tree with a key index in `index` (a few entries per leaf of
@@ -739,7 +800,8 @@ impl<'s> TreeSlices<'s> {
             if old == ParentSlot::BLANK {
                 self.log(UNDO_BLANK_PARENT, p.0, &|_| {})?;
             } else {
-                self.log(UNDO_PARENT, p.0, &|out| old.write(out))?;
+                let hash = self.cache_entry(p);
+                self.log(UNDO_PARENT, p.0, &|out| old.write(&hash, out))?;
             }
         }
         let staging = self.meta.staging;
@@ -856,7 +918,15 @@ impl<'s> TreeSlices<'s> {
                         self.meta.leaves_below = self.meta.leaves_below.max(node.saturating_add(1));
                     }
                 }
-                Undo::Parent(node, old) => self.write_parent_slot(node, old),
+                Undo::Parent(node, old, hash) => {
+                    self.write_parent_slot(node, old);
+                    // Its cache entry as it was (the stage may have cached
+                    // its staged subtree's hash there).
+                    let entry = hash_cache_range(NodeIndex(node)).and_then(|r| self.hashes.get_mut(r));
+                    if let (true, Some(e)) = (old.hash_valid, entry) {
+                        e.copy_from_slice(&hash);
+                    }
+                }
                 Undo::Size(n) => size = Some(n),
             }
         }
@@ -897,7 +967,7 @@ impl<'s> TreeSlices<'s> {
         }
         if before && self.meta.staging {
             for e in undo_entries(self.meta, self.arena) {
-                if let Undo::Parent(x, old) = e
+                if let Undo::Parent(x, old, _) = e
                     && x == p.0
                 {
                     return Some(old);
@@ -997,7 +1067,7 @@ impl<'s> TreeSlices<'s> {
     pub(crate) fn staged_nodes(&self) -> impl Iterator<Item = NodeIndex> + '_ {
         undo_entries(self.meta, self.arena).filter_map(|e| match e {
             Undo::Leaf(l, _) => LeafIndex(l).node(),
-            Undo::Parent(p, _) => Some(NodeIndex(p)),
+            Undo::Parent(p, ..) => Some(NodeIndex(p)),
             Undo::Size(_) => None,
         })
     }
@@ -1265,20 +1335,20 @@ impl<'s> TreeSlices<'s> {
         Ok(())
     }
 
-    /// Caches the tree hash of parent `p` (valid until its subtree changes).
-    /// Not logged: a parent the stage did not touch has the same subtree
-    /// before and after it, and a touched one is restored from the log.
+    /// Caches the tree hash of parent `p` (valid until its subtree changes),
+    /// if `p` is of [`HASH_CACHE_LEVEL`] or above and the cache has its
+    /// entry. Not logged: a parent the stage did not touch has the same
+    /// subtree before and after it, and a touched one is restored from the log.
     pub(crate) fn cache_hash(&mut self, p: NodeIndex, hash: &[u8]) -> Result<(), TreeError> {
-        if hash.len() > MAX_HASH_LEN {
+        if hash.len() > MAX_HASH_LEN || self.parent(p).is_none() {
             return Ok(());
         }
-        let Some(s) = usize::try_from(p.0 >> 1).ok().filter(|_| self.parent(p).is_some()).and_then(|i| self.parents.get_mut(i))
-        else {
-            return Ok(());
-        };
-        s.hash = [0; MAX_HASH_LEN];
-        s.hash.iter_mut().zip(hash).for_each(|(d, x)| *d = *x);
-        s.hash_valid = true;
+        let Some(entry) = hash_cache_range(p).and_then(|r| self.hashes.get_mut(r)) else { return Ok(()) };
+        entry.fill(0);
+        entry.iter_mut().zip(hash).for_each(|(d, x)| *d = *x);
+        if let Some(s) = usize::try_from(p.0 >> 1).ok().and_then(|i| self.parents.get_mut(i)) {
+            s.hash_valid = true;
+        }
         Ok(())
     }
 
@@ -1750,11 +1820,19 @@ pub struct RatchetTree<const N: usize, const ARENA: usize> {
     parents: [ParentSlot; N],
     arena: [u8; ARENA],
     index: [[u32; key_index::WAYS]; N],
+    hashes: [[u8; HASH_CACHE_PER_LEAF]; N],
 }
 
 impl<const N: usize, const ARENA: usize> Clone for RatchetTree<N, ARENA> {
     fn clone(&self) -> Self {
-        Self { meta: self.meta, leaves: self.leaves, parents: self.parents, arena: self.arena, index: self.index }
+        Self {
+            meta: self.meta,
+            leaves: self.leaves,
+            parents: self.parents,
+            arena: self.arena,
+            index: self.index,
+            hashes: self.hashes,
+        }
     }
 
     /// Copies in place, without a whole tree passing through the stack.
@@ -1764,6 +1842,7 @@ impl<const N: usize, const ARENA: usize> Clone for RatchetTree<N, ARENA> {
         self.parents.copy_from_slice(&source.parents);
         self.arena.copy_from_slice(&source.arena);
         self.index.copy_from_slice(&source.index);
+        self.hashes.copy_from_slice(&source.hashes);
     }
 }
 
@@ -1775,6 +1854,7 @@ impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {
         parents: [ParentSlot::BLANK; N],
         arena: [0; ARENA],
         index: [[0; key_index::WAYS]; N],
+        hashes: [[0; HASH_CACHE_PER_LEAF]; N],
     };
 
     /// A read-only view of the tree before a staged Commit (the tree itself
@@ -1794,6 +1874,7 @@ impl<const N: usize, const ARENA: usize> RatchetTree<N, ARENA> {
     pub fn slices(&mut self) -> TreeSlices<'_> {
         TreeSlices::new(&mut self.meta, &mut self.leaves, &mut self.parents, &mut self.arena)
             .with_key_index(self.index.as_flattened_mut())
+            .with_hash_cache(self.hashes.as_flattened_mut())
     }
 }
 

@@ -394,6 +394,16 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
                 }
                 let full = DeliveryError::BufferFull { slots: SLOTS, bytes: BYTES };
                 let mut free = self.slots.iter().position(|s| !s.used);
+                if self.waiting && (free.is_none() || self.used_bytes + message.len() > BYTES) {
+                    // Evict only if pushing out every lower epoch makes room:
+                    // else the message is dropped and nothing else with it.
+                    let lower = self.slots.iter().filter(|s| s.used && s.epoch < envelope.epoch);
+                    let (n, b) = lower.fold((0usize, 0usize), |(n, b), s| (n + 1, b + s.len));
+                    if (free.is_none() && n == 0) || self.used_bytes.saturating_sub(b) + message.len() > BYTES {
+                        self.stats.overflowed += 1;
+                        return Ok(Verdict::Overflowed);
+                    }
+                }
                 while free.is_none() || self.used_bytes + message.len() > BYTES {
                     if !self.waiting {
                         return Err(full);
@@ -707,6 +717,32 @@ mod tests {
         assert_eq!(inbox.accept(&private(9, 1, 7), 6), Err(DeliveryError::BufferFull { slots: 2, bytes: 64 }));
         let s = inbox.stats();
         assert_eq!((s.buffered, s.released, s.overflowed, s.stale), (7, 2, 3, 1));
+    }
+
+    /// A PrivateMessage of `N` bytes (20 to 83): `private`'s layout with a
+    /// longer ciphertext.
+    fn private_n<const N: usize>(epoch: u64, tag: u8) -> [u8; N] {
+        let mut m = [tag; N];
+        m[..19].copy_from_slice(&private(epoch, 1, tag)[..19]);
+        m[19] = (N - 20) as u8;
+        m
+    }
+
+    #[test]
+    fn waiting_for_a_welcome_evicts_nothing_for_a_message_it_then_drops() {
+        let mut inbox = Inbox::<4, 64, 8>::new(GATEWAY);
+        inbox.await_welcome();
+        let e3 = private(3, 1, 1);
+        assert_eq!(inbox.accept(&e3, 0), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&private(9, 1, 2), 0), Ok(Verdict::Buffered));
+        // 44 bytes of epoch 5 fit only if epoch 9 went too, which it may not:
+        // the message is dropped, and epoch 3 must stay (it was lost for nothing).
+        assert_eq!(inbox.accept(&private_n::<44>(5, 3), 0), Ok(Verdict::Overflowed));
+        assert_eq!((inbox.buffered(), inbox.stats().overflowed), (2, 1));
+        inbox.joined_at(3);
+        let mut out = [0u8; 64];
+        assert_eq!(inbox.release(3, &mut out), Ok(Some(e3.len())));
+        assert_eq!(out[..e3.len()], e3);
     }
 
     #[test]

@@ -238,7 +238,7 @@ pub struct DeliveryStats {
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     epoch: u64,
-    /// Arrival order, to release in the order the broker delivered.
+    /// Arrival order, to release an epoch's messages in the order the broker delivered.
     arrival: u64,
     /// Where the message's bytes start in the buffer, and how many.
     offset: usize,
@@ -447,8 +447,9 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
         }
     }
 
-    /// The earliest-arrived buffered message that a member in epoch
-    /// `current` can process now, copied into `out` (its length returned)
+    /// The earliest-arrived buffered message of the lowest epoch that a
+    /// member in epoch `current` can process now (late application data of
+    /// the previous epoch before what may end this one), copied into `out` (its length returned)
     /// and taken out of the buffer; `Ok(None)` if none. Buffered messages
     /// that became stale are dropped and counted. Call after every epoch
     /// change until it returns `None`.
@@ -457,7 +458,7 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
             return Ok(None);
         }
         let mut best: Option<usize> = None;
-        let mut best_arrival = u64::MAX;
+        let mut best_key = (u64::MAX, u64::MAX);
         for i in 0..SLOTS {
             let Some(s) = self.slots.get(i).copied().filter(|s| s.used) else { continue };
             let fit = if s.epoch < self.joined_at { Ordering::Less } else { Self::fits(s.epoch, s.handshake, current) };
@@ -466,9 +467,9 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
                     self.take(i);
                     self.stats.stale += 1;
                 }
-                Ordering::Equal if s.arrival < best_arrival => {
+                Ordering::Equal if (s.epoch, s.arrival) < best_key => {
                     best = Some(i);
-                    best_arrival = s.arrival;
+                    best_key = (s.epoch, s.arrival);
                 }
                 _ => {}
             }
@@ -743,6 +744,27 @@ mod tests {
         let mut out = [0u8; 64];
         assert_eq!(inbox.release(3, &mut out), Ok(Some(e3.len())));
         assert_eq!(out[..e3.len()], e3);
+    }
+
+    #[test]
+    fn late_data_of_the_previous_epoch_comes_out_before_the_next_commit() {
+        let mut inbox = Inbox::<4, 128, 8>::new(GATEWAY);
+        // At epoch 5: the Commits of epochs 6 and 7 come early, then data of
+        // epoch 6 (another publisher).
+        let (c6, c7, d6) = (public_commit(6, 0), public_commit(7, 0), private(6, 1, 1));
+        assert_eq!(inbox.accept(&c6, 5), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&c7, 5), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&d6, 5), Ok(Verdict::Buffered));
+        let mut out = [0u8; 64];
+        assert_eq!(inbox.release(6, &mut out), Ok(Some(c6.len())));
+        assert_eq!(out[..c6.len()], c6);
+        // In epoch 7 both are due; after the Commit of 7 the data would be
+        // two epochs back, stale: it comes out first.
+        assert_eq!(inbox.release(7, &mut out), Ok(Some(d6.len())));
+        assert_eq!(out[..d6.len()], d6);
+        assert_eq!(inbox.release(7, &mut out), Ok(Some(c7.len())));
+        assert_eq!(inbox.release(8, &mut out), Ok(None));
+        assert_eq!((inbox.stats().released, inbox.stats().stale), (3, 0));
     }
 
     #[test]

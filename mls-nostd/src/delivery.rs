@@ -196,7 +196,14 @@ impl core::fmt::Display for DeliveryError {
     }
 }
 
-impl core::error::Error for DeliveryError {}
+impl core::error::Error for DeliveryError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Malformed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// What [`Inbox::accept`] decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,6 +15,7 @@ use mls_nostd::codec::{CodecError, Decode, Encode};
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::CryptoError;
+use mls_nostd::delivery::DeliveryError;
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::Extensions;
 use mls_nostd::crypto::HashValue;
@@ -114,7 +115,9 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     let full: StoreFull = store.insert(&HashValue::from_slice(&[1; 32]).unwrap(), Sender::Member(0), &[0; 64]).unwrap_err();
     ok(&full, 1, &["proposal store", "(P)"]);
     ok(&KeyStoreFull, 1, &["full"]);
-    assert_eq!(checked, 38);
+    ok(&DeliveryError::Malformed(CodecError::Truncated), 2, &["MLSMessage", "truncated"]);
+    ok(&DeliveryError::BufferFull { slots: 8, bytes: 512 }, 1, &["8", "512", "rejoin"]);
+    assert_eq!(checked, 40);
 }
 
 /// Creates a one-member group of Alice's, with `group_id`.

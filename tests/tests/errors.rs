@@ -87,6 +87,7 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     ok(&JoinError::CapacityExceeded(Capacity::GroupExtensionsLen), 1, &["MAX_GROUP_EXTENSIONS_LEN"]);
     ok(&JoinError::Welcome(WelcomeError::Malformed(CodecError::Truncated)), 3, &["truncated"]);
     ok(&JoinError::UnsupportedGroupExtensions, 1, &["capabilities", "GroupContext"]);
+    ok(&JoinError::SignatureKeyNotOurs, 1, &["signature key", "signer"]);
     ok(&ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: 77 }), 2, &["needed", "77"]);
     ok(&CommitError::CapacityExceeded(Capacity::PsksPerCommit), 1, &["CAP", "MAX_PSKS_PER_COMMIT"]);
     ok(&CommitError::InvalidPath(TreeKemError::WrongCiphertextCount), 2, &["COM-PATH", "ciphertext count"]);
@@ -117,7 +118,7 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     ok(&KeyStoreFull, 1, &["full"]);
     ok(&DeliveryError::Malformed(CodecError::Truncated), 2, &["MLSMessage", "truncated"]);
     ok(&DeliveryError::BufferFull { slots: 8, bytes: 512 }, 1, &["8", "512", "rejoin"]);
-    assert_eq!(checked, 40);
+    assert_eq!(checked, 41);
 }
 
 /// Creates a one-member group of Alice's, with `group_id`.

@@ -2764,6 +2764,43 @@ fn join_external_refusals() {
     assert_eq!((e.epoch, &e.authenticator, &e.tree_hash), (a.epoch, &a.authenticator, &a.tree_hash));
 }
 
+/// An external join whose leaf template names a signature key other than
+/// the signer's is refused before anything is built
+/// (`JoinError::SignatureKeyNotOurs`): the leaf would be signed with the
+/// signer's key while naming another, which every member refuses (§7.3,
+/// §12.4.3.2), and the joiner would think itself in the group (found in
+/// review: the Commit was built and the slot joined).
+#[test]
+fn join_external_leaf_of_another_signature_key_refused() {
+    let mut fx = fixture();
+    let gi = published_group_info(&mut fx.alice);
+    let mut eve = Member::new("eve", 5);
+    let other = Member::new("eve", 99).signer;
+    let other_key: &'static [u8] = Box::leak(other.public_key().as_bytes().to_vec().into_boxed_slice());
+    let signer = eve.signer.clone();
+    let mut out = vec![0u8; 128 * 1024];
+    let bad = LeafTemplate { signature_key: other_key, ..eve.template() };
+    let before = eve.snapshot();
+    let got = eve
+        .group
+        .join_external(&gi, None, &bad, &signer, None, &[], &NoPsks, GroupConfig::default(), &mut TestRng(3), &Sequential, &mut out)
+        .map(<[u8]>::to_vec);
+    assert_eq!(got.err(), Some(JoinError::SignatureKeyNotOurs));
+    assert_eq!(eve.snapshot(), before, "a refused external join changed the slot");
+    assert!(eve.group.is_inactive());
+    let template = eve.template();
+    let join = eve
+        .group
+        .join_external(&gi, None, &template, &signer, None, &[], &NoPsks, GroupConfig::default(), &mut TestRng(3), &Sequential, &mut out)
+        .unwrap()
+        .to_vec();
+    for m in [&mut fx.alice, &mut fx.bob, &mut fx.carol] {
+        m.receive_commit(&join);
+    }
+    fx.agree();
+    assert_eq!(eve.snapshot().authenticator, fx.alice.snapshot().authenticator);
+}
+
 /// A [`PskStore`] that answers for keys like `inner` but claims `linked`
 /// about the group a PSK links to.
 struct Linked<'a> {

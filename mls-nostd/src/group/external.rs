@@ -123,6 +123,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if !self.is_inactive() {
             return Err(JoinError::SlotInUse);
         }
+        // Our leaf is signed by `signer` and names its key (§7.3).
+        if leaf.signature_key != signer.public_key().as_bytes() {
+            return Err(JoinError::SignatureKeyNotOurs);
+        }
         let result =
             self.join_external_inner(group_info, ratchet_tree, leaf, signer, resync, psks, psk_store, config, rng, executor, out);
         if result.is_err() {

@@ -84,6 +84,11 @@ pub enum JoinError {
     /// group's GroupContext (§13.4: a joiner must support every one; the
     /// GroupInfo is treated as invalid).
     UnsupportedGroupExtensions,
+    /// An external join's leaf template names a signature key that is not
+    /// the signer's: the leaf would be signed with another key than the one
+    /// it names, which every member refuses (§7.3, §12.4.3.2). Nothing is
+    /// changed.
+    SignatureKeyNotOurs,
 }
 
 impl core::fmt::Display for JoinError {
@@ -113,6 +118,9 @@ impl core::fmt::Display for JoinError {
             Self::SecretTree(e) => write!(f, "secret tree: {e}"),
             Self::UnsupportedGroupExtensions => {
                 f.write_str("our leaf's capabilities do not list every extension of the group's GroupContext")
+            }
+            Self::SignatureKeyNotOurs => {
+                f.write_str("the leaf template's signature key is not the signer's (a new key needs a new signer)")
             }
         }
     }

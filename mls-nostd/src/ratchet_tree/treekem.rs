@@ -212,7 +212,8 @@ fn node_key_pair(suite: CipherSuite, path_secret: &[u8]) -> Result<(HpkePrivateK
 #[derive(Clone, Copy, Debug)]
 pub struct LeafTemplate<'a> {
     /// The signature public key: the group signer's (a Commit or Update of
-    /// another is refused, `CreateCommitError::SignatureKeyNotOurs`).
+    /// another is refused, `CreateCommitError::SignatureKeyNotOurs`; an
+    /// external join, `JoinError::SignatureKeyNotOurs`).
     pub signature_key: &'a [u8],
     /// The credential.
     pub credential: Credential<'a>,

@@ -3101,6 +3101,43 @@ fn leaf_successor_resync_by_the_same_member_is_accepted() {
     assert_eq!(fx.carol.receive_app(&m), b"back");
 }
 
+/// A joiner's resync that would remove another member than its own old
+/// leaf is refused by the joiner under its own identity policy (§12.2: the
+/// new leaf must meet the rules of an Update of the removed one), before
+/// anything is built: every member refuses such a Commit
+/// (`leaf_successor_external_commit_cannot_evict_another_member`), and the
+/// joiner, thinking itself in the group, would have left Bob's leaf index
+/// to no one (found in review: the Commit was built and the slot joined).
+#[test]
+fn join_external_resync_of_another_member_refused() {
+    let mut fx = fixture();
+    let gi = published_group_info(&mut fx.alice);
+    let mut eve = Member::new("eve", 5);
+    let template = eve.template();
+    let signer = eve.signer.clone();
+    let mut out = vec![0u8; 128 * 1024];
+    let before = eve.snapshot();
+    let got = eve
+        .group
+        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), &[], &NoPsks, GroupConfig::default(), &mut TestRng(3), &Sequential, &mut out)
+        .map(<[u8]>::to_vec);
+    assert_eq!(got.err(), Some(JoinError::Commit(CommitError::InvalidSuccessor)));
+    assert_eq!(eve.snapshot(), before, "a refused external join changed the slot");
+    // Bob's new client (his credential and key) resyncs Bob's leaf.
+    let mut bob2 = Member::new("bob", 12);
+    bob2.signer = fx.bob.signer.clone();
+    let template = bob2.template();
+    let signer = bob2.signer.clone();
+    let resync = bob2
+        .group
+        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), &[], &NoPsks, GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
+        .unwrap()
+        .to_vec();
+    fx.alice.receive_commit(&resync);
+    fx.carol.receive_commit(&resync);
+    assert_eq!(bob2.snapshot().authenticator, fx.alice.snapshot().authenticator);
+}
+
 /// An Update whose leaf carries another member's credential is refused
 /// (§12.1.2, §5.3.1), and a pending-proposal Commit leaves it out. At
 /// 7208f14 Bob could turn his leaf into "carol".

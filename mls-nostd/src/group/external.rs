@@ -13,6 +13,7 @@ use crate::crypto::{HashValue, Secret};
 use crate::executor::Executor;
 use crate::extensions::{EXT_EXTERNAL_PUB, EXT_RATCHET_TREE, Extensions};
 use crate::group_context::GroupContext;
+use crate::identity::MemberIdentity;
 use crate::key_schedule::{EpochSecrets, joiner_secret};
 use crate::messages::authenticated_content::{EncodedGroupContext, ProtectionError};
 use crate::messages::commit::Commit;
@@ -232,8 +233,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         write_list(&mut Writer::new(list))?;
         let proposals: ListView<'_, ProposalOrRef<'_>> = ListView::from_body(Reader::new(list).read_opaque()?)?;
         if let Some(old) = resync {
-            if tree.leaf_node(old).is_none() {
-                return Err(JoinError::Commit(CommitError::RemoveOfBlankLeaf));
+            let prior = tree.leaf_node(old).ok_or(JoinError::Commit(CommitError::RemoveOfBlankLeaf))?;
+            // §12.2: our leaf must be a valid successor of the one removed
+            // (the members refuse the Commit otherwise).
+            let prior = MemberIdentity { credential: prior.fields.credential, signature_key: prior.fields.signature_key };
+            let ours = MemberIdentity { credential: leaf.credential, signature_key: leaf.signature_key };
+            if !config.identity.valid_resync(&prior, &ours) {
+                return Err(JoinError::Commit(CommitError::InvalidSuccessor));
             }
             tree.remove_leaf(old)?;
         }

@@ -2801,6 +2801,56 @@ fn join_external_leaf_of_another_signature_key_refused() {
     assert_eq!(eve.snapshot().authenticator, fx.alice.snapshot().authenticator);
 }
 
+/// A GroupInfo (signed by a member) whose extensions, or whose
+/// GroupContext's, hold a type twice is refused by an external joiner
+/// (§13.4: "Any field containing a list of extensions MUST NOT have more
+/// than one extension of any given type"); found in review: it joined
+/// with the first `external_pub` of two, and with a GroupContext no member
+/// has.
+#[test]
+fn join_external_duplicate_extensions_refused() {
+    let mut fx = fixture();
+    let gi = published_group_info(&mut fx.alice);
+    let MlsMessageBody::GroupInfo(g) = MlsMessage::decode_exact(&gi).unwrap().body else { panic!() };
+    let (_, other_pub) = derive_key_pair(SUITE, &[7u8; 32]).unwrap();
+    let tree = extension(EXT_RATCHET_TREE, g.tbs.extensions.find(EXT_RATCHET_TREE).unwrap());
+    let real_pub = extension(EXT_EXTERNAL_PUB, g.tbs.extensions.find(EXT_EXTERNAL_PUB).unwrap());
+    let other = extension(EXT_EXTERNAL_PUB, &[[32u8].as_slice(), other_pub.as_bytes()].concat());
+    let two_pubs = [tree.clone(), real_pub.clone(), other].concat();
+    let required = extension(EXT_REQUIRED_CAPABILITIES, &[0, 0, 0]);
+    let gc_exts = [g.tbs.group_context.extensions.body(), &required, &required].concat();
+    let resign = |tbs: &GroupInfoTbs<'_>| {
+        let mut out = vec![0u8; 64 * 1024];
+        let signed = GroupInfo::sign_into(SUITE, tbs, &fx.alice.signer, &mut out).unwrap();
+        [[0u8, 1, 0, 4].as_slice(), signed].concat()
+    };
+    let dup_pub = resign(&GroupInfoTbs { extensions: Extensions::from_body(&two_pubs).unwrap(), ..g.tbs });
+    let gc = WireGroupContext { extensions: Extensions::from_body(&gc_exts).unwrap(), ..g.tbs.group_context };
+    let dup_gc = resign(&GroupInfoTbs { group_context: gc, ..g.tbs });
+    let mut eve = Member::new("eve", 5);
+    let template = eve.template();
+    let signer = eve.signer.clone();
+    let mut out = vec![0u8; 128 * 1024];
+    for bad in [&dup_pub, &dup_gc] {
+        let before = eve.snapshot();
+        let got = eve
+            .group
+            .join_external(bad, None, &template, &signer, None, &[], &NoPsks, GroupConfig::default(), &mut TestRng(3), &Sequential, &mut out)
+            .map(<[u8]>::to_vec);
+        assert_eq!(got.err(), Some(JoinError::Malformed(mls_nostd::codec::CodecError::InvalidValue)));
+        assert_eq!(eve.snapshot(), before, "a refused external join changed the slot");
+    }
+    let join = eve
+        .group
+        .join_external(&gi, None, &template, &signer, None, &[], &NoPsks, GroupConfig::default(), &mut TestRng(3), &Sequential, &mut out)
+        .unwrap()
+        .to_vec();
+    for m in [&mut fx.alice, &mut fx.bob, &mut fx.carol] {
+        m.receive_commit(&join);
+    }
+    fx.agree();
+}
+
 /// A [`PskStore`] that answers for keys like `inner` but claims `linked`
 /// about the group a PSK links to.
 struct Linked<'a> {

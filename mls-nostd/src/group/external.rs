@@ -156,6 +156,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             return Err(JoinError::Malformed(CodecError::InvalidValue));
         };
         let gc = gi.tbs.group_context.to_group_context().ok_or(JoinError::Malformed(CodecError::InvalidValue))?;
+        // §13.4: no list of extensions holds a type twice.
+        if gi.tbs.extensions.has_duplicates() || gi.tbs.group_context.extensions.has_duplicates() {
+            return Err(JoinError::Malformed(CodecError::InvalidValue));
+        }
         let suite = gc.cipher_suite;
         let external_pub = {
             let data = gi.tbs.extensions.find(EXT_EXTERNAL_PUB).ok_or(JoinError::NoExternalPub)?;

@@ -2851,6 +2851,41 @@ fn join_external_duplicate_extensions_refused() {
     fx.agree();
 }
 
+/// An external join whose leaf's signature key is a member's, without a
+/// resync of that member, is refused by the joiner before anything is
+/// built (`CommitError::DuplicateKey`, §7.3: signature keys are unique
+/// among the leaves): every member refuses such a Commit, and the joiner
+/// would think itself in the group (found in review: it was built and the
+/// slot joined). With the resync of that leaf it is Bob's rejoin.
+#[test]
+fn join_external_signature_key_of_a_member_refused() {
+    let mut fx = fixture();
+    let gi = published_group_info(&mut fx.alice);
+    let mut bob2 = Member::new("bob", 12);
+    bob2.signer = fx.bob.signer.clone();
+    let template = bob2.template();
+    let signer = bob2.signer.clone();
+    let mut out = vec![0u8; 128 * 1024];
+    let before = bob2.snapshot();
+    let got = bob2
+        .group
+        .join_external(&gi, None, &template, &signer, None, &[], &NoPsks, GroupConfig::default(), &mut TestRng(3), &Sequential, &mut out)
+        .map(<[u8]>::to_vec);
+    if let Ok(commit) = &got {
+        refuse_commit(&mut fx.alice, commit, &NoPsks, CommitError::DuplicateKey, "TREE-KEY-DUP");
+    }
+    assert_eq!(got.err(), Some(JoinError::Commit(CommitError::DuplicateKey)));
+    assert_eq!(bob2.snapshot(), before, "a refused external join changed the slot");
+    let resync = bob2
+        .group
+        .join_external(&gi, None, &template, &signer, Some(LeafIndex(1)), &[], &NoPsks, GroupConfig::default(), &mut bob2.rng, &Sequential, &mut out)
+        .unwrap()
+        .to_vec();
+    fx.alice.receive_commit(&resync);
+    fx.carol.receive_commit(&resync);
+    assert_eq!(bob2.snapshot().authenticator, fx.alice.snapshot().authenticator);
+}
+
 /// A [`PskStore`] that answers for keys like `inner` but claims `linked`
 /// about the group a PSK links to.
 struct Linked<'a> {

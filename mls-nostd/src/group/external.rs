@@ -247,6 +247,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             }
             tree.remove_leaf(old)?;
         }
+        // §7.3: signature keys are unique among the leaves (the members
+        // refuse ours otherwise).
+        if tree.has_signature_key(leaf.signature_key, None) {
+            return Err(JoinError::Commit(CommitError::DuplicateKey));
+        }
 
         // Our leaf at the leftmost blank leaf, then a path from it (§12.4.3.2).
         let mut placeholder_ikm = Secret::zero(suite.hash_len())?;

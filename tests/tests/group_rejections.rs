@@ -2886,6 +2886,46 @@ fn join_external_signature_key_of_a_member_refused() {
     assert_eq!(bob2.snapshot().authenticator, fx.alice.snapshot().authenticator);
 }
 
+/// An external join whose leaf does not support what the group's
+/// `required_capabilities` requires is refused by the joiner before the
+/// Commit is built (`CommitError::UnsupportedCapabilities`, §7.3, §11.1):
+/// every member refuses such a Commit, and the joiner would think itself in
+/// the group (found in review: only §13.4's GroupContext extension types
+/// were checked).
+#[test]
+fn join_external_leaf_lacking_required_capabilities_refused() {
+    let mut fx = fixture();
+    let required = extension(EXT_REQUIRED_CAPABILITIES, &required_extensions(&[EXT_X]));
+    let (commit, _) = fx.alice.commit(&[gce(&required)], false);
+    fx.bob.receive_commit(&commit);
+    fx.carol.receive_commit(&commit);
+    let gi = published_group_info(&mut fx.alice);
+    let mut eve = Member::new("eve", 5);
+    let signer = eve.signer.clone();
+    let lacking = LeafTemplate { capabilities: Capabilities { extensions: U16List::default(), ..caps() }, ..eve.template() };
+    let mut out = vec![0u8; 128 * 1024];
+    let before = eve.snapshot();
+    let got = eve
+        .group
+        .join_external(&gi, None, &lacking, &signer, None, &[], &NoPsks, GroupConfig::default(), &mut TestRng(3), &Sequential, &mut out)
+        .map(<[u8]>::to_vec);
+    if let Ok(commit) = &got {
+        refuse_commit(&mut fx.alice, commit, &NoPsks, CommitError::UnsupportedCapabilities, "LEAF-CAPS");
+    }
+    assert_eq!(got.err(), Some(JoinError::Commit(CommitError::UnsupportedCapabilities)));
+    assert_eq!(eve.snapshot(), before, "a refused external join changed the slot");
+    let template = eve.template();
+    let join = eve
+        .group
+        .join_external(&gi, None, &template, &signer, None, &[], &NoPsks, GroupConfig::default(), &mut TestRng(3), &Sequential, &mut out)
+        .unwrap()
+        .to_vec();
+    for m in [&mut fx.alice, &mut fx.bob, &mut fx.carol] {
+        m.receive_commit(&join);
+    }
+    fx.agree();
+}
+
 /// A [`PskStore`] that answers for keys like `inner` but claims `linked`
 /// about the group a PSK links to.
 struct Linked<'a> {

@@ -2,7 +2,9 @@
 //! with the `external_pub` extension; a new client joins (or an old one
 //! resyncs) by sending an external Commit built from it.
 
-use super::process::{CommitError, EXTERNAL_INIT_LABEL, add_psk, confirmed_hash, supports_group_extensions};
+use super::process::{
+    CommitError, EXTERNAL_INIT_LABEL, add_psk, confirmed_hash, leaf_fits_group, supports_group_extensions,
+};
 use super::{EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT};
 use crate::crypto::signer::Signer;
 use crate::capacity::Capacity;
@@ -271,6 +273,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             crate::leaf_node::LeafNode::unsigned_into(&fields, &mut leaf_buf).map_err(|e| JoinError::LeafNode(e.in_own_buffer()))?
         };
         let me = tree.add_leaf(placeholder)?;
+        // §7.3, §11.1: our leaf fits the group as the members check it
+        // (required capabilities, credential types).
+        {
+            let ours = tree.leaf_node(me).ok_or(JoinError::NotInTree)?;
+            if !leaf_fits_group(tree.view(), &ours, None, Extensions::from_body(gc.extensions)?).map_err(JoinError::Commit)? {
+                return Err(JoinError::Commit(CommitError::UnsupportedCapabilities));
+            }
+        }
         let next_epoch = gc.epoch.checked_add(1).ok_or(JoinError::CapacityExceeded(Capacity::Epochs))?;
         let provisional = GroupContext { epoch: next_epoch, ..gc };
         let mut path_gc = [0u8; MAX_GROUP_CONTEXT_LEN];

@@ -382,7 +382,7 @@ fn leaf_supports(l: &LeafNode<'_>, exts: U16List<'_>, props: U16List<'_>, creds:
 /// member's leaf was checked this way when it entered (at the join, the
 /// tree's validation), so the members' types need no pass over the tree
 /// (7% of processing a Commit in a full 1,024-member tree before).
-fn leaf_fits_group(
+pub(super) fn leaf_fits_group(
     tree: TreeView<'_>,
     leaf: &LeafNode<'_>,
     replaces: Option<&LeafNode<'_>>,

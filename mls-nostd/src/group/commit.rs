@@ -348,8 +348,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             .iter()
             .any(|p| matches!(p, Proposal::PreSharedKey(q) if super::process::is_link_psk(&q.psk.psk)));
         let at = (suite, self.state.epoch);
+        // Leaves removed by this Commit: by value, or the pending Removes
+        // chosen (the first `n_removed` of `touched`, pass 0).
+        let mut n_removed = 0;
         // Removes first, so that an Update of a removed leaf is dropped.
         for pass in 0..2 {
+            if pass == 1 {
+                n_removed = touched.len();
+            }
             for (i, stored) in self.proposals.iter().enumerate() {
                 let Ok(p) = Proposal::decode_exact(stored.proposal) else { continue };
                 let keep = match (pass, &p, stored.sender) {
@@ -370,11 +376,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                     }
                     (1, Proposal::Add(a), sender) => {
                         let key = a.key_package.tbs.leaf_node.fields.signature_key;
-                        // Not a member this commit keeps, not added twice.
-                        // (Signature keys are unique in the tree: one leaf at most.)
-                        let member = tree
-                            .find_signature_key(key)
-                            .is_some_and(|i| !touched.contains(&i.0) && !by_value_touches(i.0));
+                        // Not a member this commit keeps (an Update keeps
+                        // its leaf), not added twice. (Signature keys are
+                        // unique in the tree: one leaf at most.)
+                        let removed = |l: u32| {
+                            touched.get(..n_removed).is_some_and(|t| t.contains(&l))
+                                || by_value.iter().any(|p| matches!(p, Proposal::Remove(r) if r.removed == l))
+                        };
+                        let member = tree.find_signature_key(key).is_some_and(|i| !removed(i.0));
                         let fresh = !member && !by_value_adds(key) && !adding.iter().any(|k| k.as_bytes() == key);
                         let leaf = &a.key_package.tbs.leaf_node;
                         let accepted = super::process::check_identity(

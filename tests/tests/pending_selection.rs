@@ -1,0 +1,60 @@
+//! Which pending proposals our Commit includes (RFC 9420 §12.4: "all valid
+//! proposals received"): a pending proposal that would make the Commit
+//! invalid (§12.2) is left out, the Commit is created, and the members
+//! follow it.
+use mls_nostd::codec::Decode;
+use mls_nostd::crypto::CipherSuite;
+use mls_nostd::extensions::Extensions;
+use mls_nostd::group::{Received, WireFormatPolicy};
+use mls_nostd::key_package::KeyPackage;
+use mls_nostd::messages::proposal::{Add, Proposal};
+use mls_nostd::psk::NoPsks;
+use mls_tests::member::{agree, Member, NOW};
+
+const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+
+/// Alice's group with Bob and Carol, all in epoch 2.
+fn group(id: &'static [u8]) -> (Member, Member, Member) {
+    let mut alice = Member::new("alice", 71);
+    let mut bob = Member::new("bob", 72);
+    let mut carol = Member::new("carol", 73);
+    alice.create(SUITE, id, Extensions::default());
+    alice.add(&mut bob, SUITE);
+    alice.add_seen_by(&mut carol, &mut [&mut bob], SUITE);
+    (alice, bob, carol)
+}
+
+/// `from` sends `p`; each of `to` keeps it.
+fn propose(from: &mut Member, p: &Proposal<'_>, to: &mut [&mut Member]) {
+    let mut out = vec![0u8; 8192];
+    let msg = from.group.propose(p, WireFormatPolicy::Public, &mut from.rng, &mut out).unwrap().to_vec();
+    deliver(&msg, to);
+}
+
+fn deliver(msg: &[u8], to: &mut [&mut Member]) {
+    for m in to.iter_mut() {
+        let mut b = msg.to_vec();
+        let got = m.group.process_message_in_memory(&mut b, &NoPsks, NOW);
+        assert!(matches!(got, Ok(Received::Proposal { .. })), "{}: {got:?}", m.name);
+    }
+}
+
+/// Bob's Update (his signature key kept) is pending with an Add of a
+/// KeyPackage of Bob's signature key: Bob stays a member, so that Add is
+/// of an existing member (§12.2) and is left out; the Update is committed.
+#[test]
+fn pending_add_of_an_updated_member_is_left_out() {
+    let (mut alice, mut bob, mut carol) = group(b"sel-add-updated");
+    let template = bob.template();
+    let mut out = vec![0u8; 8192];
+    let update = bob.group.propose_update(&template, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
+    deliver(&update, &mut [&mut alice, &mut carol]);
+    let (kp, _) = bob.key_package(SUITE);
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+    propose(&mut carol, &add, &mut [&mut alice, &mut bob]);
+    let (commit, welcome) = alice.commit(&[], false, WireFormatPolicy::Public);
+    assert!(welcome.is_none());
+    bob.receive_commit(&commit);
+    carol.receive_commit(&commit);
+    agree(&[&alice, &bob, &carol]);
+}

@@ -10,6 +10,7 @@ use mls_nostd::key_package::KeyPackage;
 use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
 use mls_tests::member::{agree, Member, NOW};
+use mls_tests::TestRng;
 
 const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
 
@@ -54,6 +55,83 @@ fn pending_add_of_an_updated_member_is_left_out() {
     propose(&mut carol, &add, &mut [&mut alice, &mut bob]);
     let (commit, welcome) = alice.commit(&[], false, WireFormatPolicy::Public);
     assert!(welcome.is_none());
+    bob.receive_commit(&commit);
+    carol.receive_commit(&commit);
+    agree(&[&alice, &bob, &carol]);
+}
+
+/// Two pending Adds of different clients whose KeyPackages carry the same
+/// encryption key: both make the Commit invalid (§7.3, encryption keys are
+/// unique), so only the first is committed.
+#[test]
+fn pending_adds_of_one_encryption_key_are_committed_once() {
+    let (mut alice, mut bob, mut carol) = group(b"sel-add-enc-key");
+    let mut dave = Member::new("dave", 74);
+    let mut eve = Member::new("eve", 75);
+    // Same randomness: the same init and encryption keys, other signers.
+    eve.rng = TestRng(dave.rng.0);
+    let (kp_d, keys_d) = dave.key_package(SUITE);
+    let (kp_e, _) = eve.key_package(SUITE);
+    let add_d = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp_d).unwrap() });
+    let add_e = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp_e).unwrap() });
+    assert_eq!(
+        add_leaf_key(&add_d),
+        add_leaf_key(&add_e),
+        "the test's KeyPackages share their encryption key"
+    );
+    propose(&mut bob, &add_d, &mut [&mut alice, &mut carol]);
+    propose(&mut carol, &add_e, &mut [&mut alice, &mut bob]);
+    let (commit, welcome) = alice.commit(&[], false, WireFormatPolicy::Public);
+    bob.receive_commit(&commit);
+    carol.receive_commit(&commit);
+    dave.join(&welcome.unwrap(), &kp_d, &keys_d);
+    agree(&[&alice, &bob, &carol, &dave]);
+}
+
+fn add_leaf_key(p: &Proposal<'_>) -> Vec<u8> {
+    match p {
+        Proposal::Add(a) => a.key_package.tbs.leaf_node.fields.encryption_key.to_vec(),
+        _ => unreachable!(),
+    }
+}
+
+/// A pending Add whose KeyPackage carries the encryption key of a member's
+/// leaf (§7.3: encryption keys are unique in the tree) is left out.
+#[test]
+fn pending_add_of_a_members_encryption_key_is_left_out() {
+    let mut alice = Member::new("alice", 71);
+    let mut bob = Member::new("bob", 72);
+    let mut dave = Member::new("dave", 74);
+    // Dave's KeyPackage is made with the randomness of Bob's: the same keys.
+    dave.rng = TestRng(bob.rng.0);
+    alice.create(SUITE, b"sel-add-tree-key", Extensions::default());
+    alice.add(&mut bob, SUITE);
+    let (kp, _) = dave.key_package(SUITE);
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+    propose(&mut bob, &add, &mut [&mut alice]);
+    let (commit, welcome) = alice.commit(&[], false, WireFormatPolicy::Public);
+    assert!(welcome.is_none());
+    bob.receive_commit(&commit);
+    agree(&[&alice, &bob]);
+}
+
+/// Pending Updates of two members whose new leaves carry the same
+/// encryption key (§7.3): only the first is committed.
+#[test]
+fn pending_updates_of_one_encryption_key_are_committed_once() {
+    let (mut alice, mut bob, mut carol) = group(b"sel-upd-enc-key");
+    // Carol's Update is made with the randomness of Bob's: the same key.
+    carol.rng = TestRng(bob.rng.0);
+    let mut out = vec![0u8; 8192];
+    let template = bob.template();
+    let from_bob = bob.group.propose_update(&template, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
+    let template = carol.template();
+    let mut out = vec![0u8; 8192];
+    let from_carol =
+        carol.group.propose_update(&template, WireFormatPolicy::Public, &mut carol.rng, &mut out).unwrap().to_vec();
+    deliver(&from_bob, &mut [&mut alice, &mut carol]);
+    deliver(&from_carol, &mut [&mut alice, &mut bob]);
+    let (commit, _) = alice.commit(&[], false, WireFormatPolicy::Public);
     bob.receive_commit(&commit);
     carol.receive_commit(&commit);
     agree(&[&alice, &bob, &carol]);

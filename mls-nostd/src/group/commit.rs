@@ -348,6 +348,29 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             .iter()
             .any(|p| matches!(p, Proposal::PreSharedKey(q) if super::process::is_link_psk(&q.psk.psk)));
         let at = (suite, self.state.epoch);
+        // A new leaf (an Add's or Update's) sharing a key with one this
+        // Commit already brings (by value or chosen): keys are unique in the
+        // tree (§7.3), so a second one would make the Commit invalid.
+        fn leaf_of<'p>(p: &Proposal<'p>) -> Option<crate::leaf_node::LeafNode<'p>> {
+            match p {
+                Proposal::Add(a) => Some(a.key_package.tbs.leaf_node),
+                Proposal::Update(u) => Some(u.leaf_node),
+                _ => None,
+            }
+        }
+        let proposals = &self.proposals;
+        let clashes = |chosen: &[HashValue], leaf: &crate::leaf_node::LeafNode<'_>| {
+            let same = |o: crate::leaf_node::LeafNode<'_>| {
+                o.fields.encryption_key == leaf.fields.encryption_key || o.fields.signature_key == leaf.fields.signature_key
+            };
+            by_value.iter().filter_map(leaf_of).any(same)
+                || chosen
+                    .iter()
+                    .filter_map(|r| proposals.get(r))
+                    .filter_map(|s| Proposal::decode_exact(s.proposal).ok())
+                    .filter_map(|p| leaf_of(&p))
+                    .any(same)
+        };
         // Leaves removed by this Commit: by value, or the pending Removes
         // chosen (the first `n_removed` of `touched`, pass 0).
         let mut n_removed = 0;
@@ -373,6 +396,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                             && signed.valid(i)
                             && super::process::check_update_leaf(group_id, &tree, s, &u.leaf_node, extensions, identity)
                                 .is_ok()
+                            && !clashes(refs, &u.leaf_node)
                     }
                     (1, Proposal::Add(a), sender) => {
                         let key = a.key_package.tbs.leaf_node.fields.signature_key;
@@ -386,6 +410,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                         let member = tree.find_signature_key(key).is_some_and(|i| !removed(i.0));
                         let fresh = !member && !by_value_adds(key) && !adding.iter().any(|k| k.as_bytes() == key);
                         let leaf = &a.key_package.tbs.leaf_node;
+                        // Its encryption key new to the tree and the Commit.
+                        let fresh = fresh
+                            && !tree.has_encryption_key(leaf.fields.encryption_key, None)
+                            && !clashes(refs, leaf);
                         let accepted = super::process::check_identity(
                             identity,
                             group_id,

@@ -7,7 +7,7 @@ use mls_nostd::crypto::CipherSuite;
 use mls_nostd::extensions::Extensions;
 use mls_nostd::group::{Received, WireFormatPolicy};
 use mls_nostd::key_package::KeyPackage;
-use mls_nostd::messages::proposal::{Add, Proposal};
+use mls_nostd::messages::proposal::{Add, GroupContextExtensions, Proposal};
 use mls_nostd::psk::NoPsks;
 use mls_tests::member::{agree, Member, NOW};
 use mls_tests::TestRng;
@@ -131,6 +131,20 @@ fn pending_updates_of_one_encryption_key_are_committed_once() {
         carol.group.propose_update(&template, WireFormatPolicy::Public, &mut carol.rng, &mut out).unwrap().to_vec();
     deliver(&from_bob, &mut [&mut alice, &mut carol]);
     deliver(&from_carol, &mut [&mut alice, &mut bob]);
+    let (commit, _) = alice.commit(&[], false, WireFormatPolicy::Public);
+    bob.receive_commit(&commit);
+    carol.receive_commit(&commit);
+    agree(&[&alice, &bob, &carol]);
+}
+/// A pending GroupContextExtensions proposal with an extension no member
+/// supports (§12.1.7: such a proposal is invalid) is left out.
+#[test]
+fn pending_unsupported_group_context_extensions_left_out() {
+    let (mut alice, mut bob, mut carol) = group(b"sel-gce");
+    // One extension of type 0xff00 with an empty body.
+    let body = [0xff, 0x00, 0x00];
+    let gce = Proposal::GroupContextExtensions(GroupContextExtensions { extensions: Extensions::from_body(&body).unwrap() });
+    propose(&mut bob, &gce, &mut [&mut alice, &mut carol]);
     let (commit, _) = alice.commit(&[], false, WireFormatPolicy::Public);
     bob.receive_commit(&commit);
     carol.receive_commit(&commit);

@@ -313,7 +313,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let config = self.config();
         let (max_lifetime, identity) = (config.max_lifetime, config.identity);
         let group_id = self.state.group_id.as_slice();
-        let extensions = crate::extensions::Extensions::from_body(self.state.extensions.as_slice())?;
+        // The extensions the Commit's Updates and Adds must fit (§12.3):
+        // those of its GroupContextExtensions, if any.
+        let mut extensions = crate::extensions::Extensions::from_body(self.state.extensions.as_slice())?;
+        if let Some(e) = by_value.iter().find_map(|p| match p {
+            Proposal::GroupContextExtensions(g) => Some(g.extensions),
+            _ => None,
+        }) {
+            extensions = e;
+        }
         let own = super::process::OwnResumptionPsks { state: &self.state, history: &self.resumption_psks, inner: psks };
         let psks: &dyn PskStore = &own;
         let tree = self.tree.slices();
@@ -374,7 +382,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // Leaves removed by this Commit: by value, or the pending Removes
         // chosen (the first `n_removed` of `touched`, pass 0).
         let mut n_removed = 0;
-        // Removes first, so that an Update of a removed leaf is dropped.
+        // Removes first, so that an Update of a removed leaf is dropped;
+        // the GroupContextExtensions too, whose extensions the others fit.
         for pass in 0..2 {
             if pass == 1 {
                 n_removed = touched.len();
@@ -387,6 +396,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                             && tree.leaf_node(LeafIndex(r.removed)).is_some()
                             && !touched.contains(&r.removed)
                             && !by_value_touches(r.removed)
+                    }
+                    // One, supported by every member (§12.1.7, §12.2).
+                    (0, Proposal::GroupContextExtensions(g), _) if !gce => {
+                        let valid = !g.extensions.has_duplicates()
+                            && super::process::members_support(tree.old(), g.extensions).unwrap_or(false);
+                        if valid {
+                            gce = true;
+                            extensions = g.extensions;
+                        }
+                        valid
                     }
                     (1, Proposal::Update(u), crate::messages::framing::Sender::Member(s)) => {
                         s != me.0
@@ -444,10 +463,6 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                     (1, Proposal::PreSharedKey(p), _) => {
                         !by_value_injects(&p.psk)
                             && super::process::add_psk(&mut injecting, p.psk, at, &mut link_seen, psks).is_ok()
-                    }
-                    (1, Proposal::GroupContextExtensions(_), _) if !gce => {
-                        gce = true;
-                        true
                     }
                     _ => false,
                 };

@@ -150,3 +150,76 @@ fn pending_unsupported_group_context_extensions_left_out() {
     carol.receive_commit(&commit);
     agree(&[&alice, &bob, &carol]);
 }
+
+/// In a group whose GroupContext has an extension of a non-default type
+/// (every member lists it, §13.4), a pending Add of a KeyPackage that does
+/// not list it (§12.2: the new leaf must support the group's extensions)
+/// is left out.
+#[test]
+fn pending_add_not_supporting_the_group_extensions_left_out() {
+    use mls_nostd::credential::Credential;
+    use mls_nostd::executor::Sequential;
+    use mls_nostd::extensions::U16List;
+    use mls_nostd::group::{CommitBuffers, CommitOptions, CreateParams, GroupConfig};
+    use mls_nostd::key_package::KeyPackageParams;
+    use mls_nostd::leaf_node::Capabilities;
+    use mls_tests::member::{buffers, LIFETIME};
+    let s = SUITE.to_u16().to_be_bytes();
+    let (versions, suites, ext_types, creds) = ([0u8, 1], s, [0xffu8, 0x00], [0u8, 1, 0, 2]);
+    let group_ext = [0xffu8, 0x00, 0x00];
+    let mut alice = Member::new("alice", 71);
+    let mut bob = Member::new("bob", 72);
+    let mut carol = Member::new("carol", 73);
+    let params = CreateParams {
+        suite: SUITE,
+        group_id: b"sel-add-fit",
+        credential: Credential::Basic { identity: b"alice" },
+        lifetime: LIFETIME,
+        capabilities: Capabilities {
+            versions: U16List::from_body(&versions).unwrap(),
+            cipher_suites: U16List::from_body(&suites).unwrap(),
+            extensions: U16List::from_body(&ext_types).unwrap(),
+            proposals: U16List::default(),
+            credentials: U16List::from_body(&creds).unwrap(),
+        },
+        extensions: Extensions::from_body(&group_ext).unwrap(),
+        config: GroupConfig::default(),
+    };
+    let signer = alice.signer.clone();
+    alice.group.create(&params, &signer, &mut alice.rng).unwrap();
+    // Commits with our leaf as it is (its capabilities list the extension).
+    let commit = |m: &mut Member, proposals: &[Proposal<'_>]| {
+        let (mut mb, mut wb, mut gb) = buffers();
+        let opts = CommitOptions { proposals, ..CommitOptions::DEFAULT };
+        let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+        let out = m.group.commit_in_memory(&opts, &NoPsks, NOW, &mut m.rng, &Sequential, bufs);
+        let out = out.unwrap_or_else(|e| panic!("{}: commit: {e:?}", m.name));
+        let r = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec));
+        m.group.merge_staged_commit_in_memory().unwrap();
+        r
+    };
+    let kp_params = KeyPackageParams {
+        suite: SUITE,
+        credential: Credential::Basic { identity: b"bob" },
+        lifetime: LIFETIME,
+        leaf_extensions: Extensions::default(),
+        extensions: Extensions::default(),
+        supported_extensions: U16List::from_body(&ext_types).unwrap(),
+        supported_proposals: U16List::default(),
+    };
+    let mut kp_buf = vec![0u8; 2048];
+    let (kp, keys) = KeyPackage::generate(&kp_params, &bob.signer, &mut bob.rng, &mut kp_buf).unwrap();
+    let kp = kp.to_vec();
+    let add_bob = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+    let (_, welcome) = commit(&mut alice, &[add_bob]);
+    bob.join(&welcome.unwrap(), &kp, &keys);
+
+    // Carol's KeyPackage does not list the group's extension.
+    let (kp_c, _) = carol.key_package(SUITE);
+    let add_carol = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp_c).unwrap() });
+    propose(&mut bob, &add_carol, &mut [&mut alice]);
+    let (msg, welcome) = commit(&mut alice, &[]);
+    assert!(welcome.is_none());
+    bob.receive_commit(&msg);
+    agree(&[&alice, &bob]);
+}

@@ -379,6 +379,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                     .filter_map(|p| leaf_of(&p))
                     .any(same)
         };
+        // The members' credential types and the Adds' chosen so far (§7.3),
+        // found at the first pending Add.
+        let mut types: Option<super::process::CredentialTypes> = None;
         // Leaves removed by this Commit: by value, or the pending Removes
         // chosen (the first `n_removed` of `touched`, pass 0).
         let mut n_removed = 0;
@@ -443,6 +446,18 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                         .is_ok();
                         let valid =
                             signed.valid(i) && a.key_package.validate_except_signatures(suite, now, max_lifetime).is_ok();
+                        // It supports the group's extensions and credential
+                        // types, and its type is supported by all (§7.3, §12.2).
+                        let t = types.get_or_insert_with(|| {
+                            let mut t = super::process::CredentialTypes::of(tree.old());
+                            for p in by_value {
+                                if let Proposal::Add(a) = p {
+                                    t.admit(&a.key_package.tbs.leaf_node);
+                                }
+                            }
+                            t
+                        });
+                        let fits = super::process::leaf_fits_extensions(leaf, extensions).unwrap_or(false) && t.admits(leaf);
                         // A new member's Add of itself only if the application
                         // authorizes it (§12.1.8.2; anyone can send one).
                         let authorized = sender != crate::messages::framing::Sender::NewMemberProposal
@@ -450,7 +465,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                                 group_id,
                                 &crate::identity::MemberIdentity { credential: leaf.fields.credential, signature_key: key },
                             );
-                        if fresh && accepted && valid && authorized {
+                        if fresh && accepted && valid && authorized && fits {
+                            t.admit(leaf);
                             if let Ok(k) = crate::crypto::signature::SignaturePublicKey::from_slice(key) {
                                 adding.push(k).map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
                             }

@@ -406,7 +406,7 @@ pub(super) fn leaf_fits_group(
 /// The part of [`leaf_fits_group`] that does not depend on the members:
 /// required capabilities, the group's extensions and the leaf's own listed
 /// in its capabilities.
-fn leaf_fits_extensions(leaf: &LeafNode<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
+pub(super) fn leaf_fits_extensions(leaf: &LeafNode<'_>, extensions: Extensions<'_>) -> Result<bool, CommitError> {
     let caps = &leaf.fields.capabilities;
     if !supports_group_extensions(caps, extensions) {
         return Ok(false);
@@ -450,7 +450,7 @@ pub(super) fn supports_group_extensions(caps: &Capabilities<'_>, extensions: Ext
 ///
 /// [`Credential`]: crate::credential::Credential
 #[derive(Clone, Copy, Debug)]
-struct CredentialTypes {
+pub(super) struct CredentialTypes {
     in_use: u8,
     supported_by_all: u8,
 }
@@ -477,7 +477,7 @@ impl CredentialTypes {
 
     /// Those of the members of `tree` (their leaves read in part: the
     /// tree decoded each whole when it entered).
-    fn of(tree: TreeView<'_>) -> Self {
+    pub(super) fn of(tree: TreeView<'_>) -> Self {
         let mut types = Self::NONE;
         let leaves = (0..tree.n_leaves()).filter_map(|i| tree.leaf_bytes(LeafIndex(i)));
         for (own, supported) in leaves.filter_map(LeafNode::credential_types_of) {
@@ -488,13 +488,13 @@ impl CredentialTypes {
     }
 
     /// True if `leaf` can join members of these types.
-    fn admits(&self, leaf: &LeafNode<'_>) -> bool {
+    pub(super) fn admits(&self, leaf: &LeafNode<'_>) -> bool {
         let own = Self::bit(leaf.fields.credential.credential_type());
         Self::supported(leaf) & self.in_use == self.in_use && self.supported_by_all & own != 0
     }
 
     /// Counts `leaf` among the members.
-    fn admit(&mut self, leaf: &LeafNode<'_>) {
+    pub(super) fn admit(&mut self, leaf: &LeafNode<'_>) {
         self.in_use |= Self::bit(leaf.fields.credential.credential_type());
         self.supported_by_all &= Self::supported(leaf);
     }

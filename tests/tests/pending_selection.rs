@@ -5,11 +5,12 @@
 use mls_nostd::codec::Decode;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::extensions::Extensions;
-use mls_nostd::group::{Received, WireFormatPolicy};
+use mls_nostd::executor::Sequential;
+use mls_nostd::group::{CommitBuffers, CommitError, CommitOptions, CreateCommitError, Received, WireFormatPolicy};
 use mls_nostd::key_package::KeyPackage;
 use mls_nostd::messages::proposal::{Add, GroupContextExtensions, Proposal};
 use mls_nostd::psk::NoPsks;
-use mls_tests::member::{agree, Member, NOW};
+use mls_tests::member::{agree, buffers, Member, NOW};
 use mls_tests::TestRng;
 
 const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
@@ -151,28 +152,23 @@ fn pending_unsupported_group_context_extensions_left_out() {
     agree(&[&alice, &bob, &carol]);
 }
 
-/// In a group whose GroupContext has an extension of a non-default type
-/// (every member lists it, §13.4), a pending Add of a KeyPackage that does
-/// not list it (§12.2: the new leaf must support the group's extensions)
-/// is left out.
-#[test]
-fn pending_add_not_supporting_the_group_extensions_left_out() {
+/// Alice's group whose GroupContext has an extension of the non-default
+/// type 0xff00, with Bob; both list it in their capabilities (§13.4).
+fn ext_group(id: &'static [u8]) -> (Member, Member) {
     use mls_nostd::credential::Credential;
-    use mls_nostd::executor::Sequential;
     use mls_nostd::extensions::U16List;
-    use mls_nostd::group::{CommitBuffers, CommitOptions, CreateParams, GroupConfig};
+    use mls_nostd::group::{CreateParams, GroupConfig};
     use mls_nostd::key_package::KeyPackageParams;
     use mls_nostd::leaf_node::Capabilities;
-    use mls_tests::member::{buffers, LIFETIME};
+    use mls_tests::member::LIFETIME;
     let s = SUITE.to_u16().to_be_bytes();
     let (versions, suites, ext_types, creds) = ([0u8, 1], s, [0xffu8, 0x00], [0u8, 1, 0, 2]);
     let group_ext = [0xffu8, 0x00, 0x00];
     let mut alice = Member::new("alice", 71);
     let mut bob = Member::new("bob", 72);
-    let mut carol = Member::new("carol", 73);
     let params = CreateParams {
         suite: SUITE,
-        group_id: b"sel-add-fit",
+        group_id: id,
         credential: Credential::Basic { identity: b"alice" },
         lifetime: LIFETIME,
         capabilities: Capabilities {
@@ -187,17 +183,6 @@ fn pending_add_not_supporting_the_group_extensions_left_out() {
     };
     let signer = alice.signer.clone();
     alice.group.create(&params, &signer, &mut alice.rng).unwrap();
-    // Commits with our leaf as it is (its capabilities list the extension).
-    let commit = |m: &mut Member, proposals: &[Proposal<'_>]| {
-        let (mut mb, mut wb, mut gb) = buffers();
-        let opts = CommitOptions { proposals, ..CommitOptions::DEFAULT };
-        let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
-        let out = m.group.commit_in_memory(&opts, &NoPsks, NOW, &mut m.rng, &Sequential, bufs);
-        let out = out.unwrap_or_else(|e| panic!("{}: commit: {e:?}", m.name));
-        let r = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec));
-        m.group.merge_staged_commit_in_memory().unwrap();
-        r
-    };
     let kp_params = KeyPackageParams {
         suite: SUITE,
         credential: Credential::Basic { identity: b"bob" },
@@ -211,15 +196,65 @@ fn pending_add_not_supporting_the_group_extensions_left_out() {
     let (kp, keys) = KeyPackage::generate(&kp_params, &bob.signer, &mut bob.rng, &mut kp_buf).unwrap();
     let kp = kp.to_vec();
     let add_bob = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
-    let (_, welcome) = commit(&mut alice, &[add_bob]);
+    let opts = CommitOptions { proposals: &[add_bob], ..CommitOptions::DEFAULT };
+    let (_, welcome) = commit_opts(&mut alice, &opts).unwrap();
     bob.join(&welcome.unwrap(), &kp, &keys);
+    (alice, bob)
+}
 
+/// Commits with `opts`, merges; the Commit and the Welcome.
+fn commit_opts(
+    m: &mut Member,
+    opts: &CommitOptions<'_>,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), mls_nostd::group::CreateCommitError> {
+    let (mut mb, mut wb, mut gb) = buffers();
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+    let out = m.group.commit_in_memory(opts, &NoPsks, NOW, &mut m.rng, &Sequential, bufs)?;
+    let r = (out.commit.to_vec(), out.welcome.map(<[u8]>::to_vec));
+    m.group.merge_staged_commit_in_memory().unwrap();
+    Ok(r)
+}
+
+/// In a group whose GroupContext has an extension of a non-default type,
+/// a pending Add of a KeyPackage that does not list it (§12.2: the new
+/// leaf must support the group's extensions) is left out.
+#[test]
+fn pending_add_not_supporting_the_group_extensions_left_out() {
+    let (mut alice, mut bob) = ext_group(b"sel-add-fit");
+    let mut carol = Member::new("carol", 73);
     // Carol's KeyPackage does not list the group's extension.
     let (kp_c, _) = carol.key_package(SUITE);
     let add_carol = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp_c).unwrap() });
     propose(&mut bob, &add_carol, &mut [&mut alice]);
-    let (msg, welcome) = commit(&mut alice, &[]);
+    // Our leaf as it is (its capabilities list the extension).
+    let (msg, welcome) = commit_opts(&mut alice, &CommitOptions::DEFAULT).unwrap();
     assert!(welcome.is_none());
+    bob.receive_commit(&msg);
+    agree(&[&alice, &bob]);
+}
+
+/// A Commit whose path leaf, from our leaf template, does not list the
+/// group's extension: every member refuses it (§7.3, §13.4), so it is
+/// refused before it is staged, and the group is unchanged.
+#[test]
+fn commit_leaf_template_not_supporting_the_group_extensions_refused() {
+    let (mut alice, mut bob) = ext_group(b"path-leaf-fit");
+    // Default capabilities: no extension types listed.
+    let opts = CommitOptions { force_path: true, leaf: Some(alice.template()), ..CommitOptions::DEFAULT };
+    let epoch = alice.group.epoch();
+    match commit_opts(&mut alice, &opts) {
+        Err(e) => assert_eq!(e, CreateCommitError::Commit(CommitError::UnsupportedCapabilities)),
+        Ok((msg, _)) => {
+            let mut m = msg.clone();
+            let got = bob.group.process_message_in_memory(&mut m, &NoPsks, NOW);
+            panic!("our Commit was created; Bob: {got:?}");
+        }
+    }
+    assert_eq!(alice.group.epoch(), epoch);
+    assert!(!alice.group.has_staged_commit());
+    // Our leaf as it is: the Commit goes through.
+    let opts = CommitOptions { force_path: true, ..CommitOptions::DEFAULT };
+    let (msg, _) = commit_opts(&mut alice, &opts).unwrap();
     bob.receive_commit(&msg);
     agree(&[&alice, &bob]);
 }

@@ -881,6 +881,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         } else {
             (Secret::zero(suite.hash_len()).map_err(CommitError::Crypto)?, 0)
         };
+        // Our new leaf fits the group as the receivers check it (§7.3):
+        // a template's capabilities may not.
+        if with_path {
+            let (old, leaf) = (new.old().leaf_node(me), new.view().leaf_node(me));
+            let (Some(old), Some(leaf)) = (old, leaf) else { return Err(CommitError::UnknownSender.into()) };
+            if !super::process::leaf_fits_group(new.view(), &leaf, Some(&old), extensions)? {
+                return Err(CommitError::UnsupportedCapabilities.into());
+            }
+        }
         summary.has_path = with_path;
         next.private.prune(&new);
         let body_len = path_at.checked_add(path_len).and_then(|end| end.checked_sub(body_at)).ok_or(overflow)?;

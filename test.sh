@@ -46,11 +46,12 @@ fi
 step "host tests (official vectors, codec and HPKE oracles, bad input)"
 cargo test --workspace
 
-step "no past epoch kept, as the boards build (MLS_NOSTD_PAST_EPOCHS_KEPT=0): late messages, the store, power cuts (sample)"
-# The build-time choice changes the group's layout and what the store keeps,
-# so these run in a build of their own (its own target directory).
-MLS_NOSTD_PAST_EPOCHS_KEPT=0 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/past-epochs-0" \
-    cargo test -p mls-tests --test past_epoch --test store --test power_cut
+step "the boards' layout: no past epoch kept (MLS_NOSTD_PAST_EPOCHS_KEPT=0), tree hashes cached from level 3 (MLS_NOSTD_HASH_CACHE_LEVEL=3): late messages, the store, power cuts (sample), the tree's vectors"
+# The build-time choices change the group's layout and what the store
+# keeps, so these run in a build of their own (its own target directory).
+MLS_NOSTD_PAST_EPOCHS_KEPT=0 MLS_NOSTD_HASH_CACHE_LEVEL=3 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/past-epochs-0" \
+    cargo test -p mls-tests --test past_epoch --test store --test power_cut \
+        --test ratchet_tree --test ratchet_tree_memory --test treekem
 
 step "a crypto engine plugged in at link time (feature engine): official vectors and a group's life through a counting engine"
 # Its own invocation: a program with the feature must name an engine
@@ -61,7 +62,7 @@ step "lints (the core denies unwrap/expect/panic/indexing outside tests)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p mls-nostd --features engine --all-targets -- -D warnings
 # The boards' layout (no past epoch kept) compiles other constant branches.
-MLS_NOSTD_PAST_EPOCHS_KEPT=0 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/past-epochs-0" \
+MLS_NOSTD_PAST_EPOCHS_KEPT=0 MLS_NOSTD_HASH_CACHE_LEVEL=3 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/past-epochs-0" \
     cargo clippy -p mls-nostd --all-features -- -D warnings
 
 step "the std crates build without the core's test-utils (cargo unifies features across the workspace's tests)"

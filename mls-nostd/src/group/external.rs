@@ -106,7 +106,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// must hold too. Writes the Commit (a PublicMessage from
     /// `new_member_commit`) into `out`, which needs room for it twice plus
     /// 96 bytes per HPKE seal; the group is ours from then on (the Commit
-    /// cannot be taken back once sent).
+    /// cannot be taken back once sent). On failure the slot is left empty
+    /// ([`JoinError`]).
     #[allow(clippy::too_many_arguments)]
     pub fn join_external<'o>(
         &mut self,

@@ -30,7 +30,12 @@ use crate::ratchet_tree::tree::{TreeError, decode_tree};
 use crate::ratchet_tree::validate::{TreeCheck, TreeValidationError};
 use crate::tree_math::{self, LeafIndex};
 
-/// Why joining failed. The group is unchanged.
+/// Why joining failed. The slot is left empty: a join replaces whatever
+/// inactive group it held (one we were removed from, or that ended in a
+/// ReInit), whether it succeeds or not, so join into another slot while
+/// that group's state (e.g. its resumption PSK) is still needed. Errors
+/// found before the join starts (`SlotInUse`, `SignatureKeyNotOurs`)
+/// leave the slot as it was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]

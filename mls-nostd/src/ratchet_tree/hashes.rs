@@ -1,8 +1,9 @@
 //! Tree hashes (RFC 9420 §7.8) and parent hashes (§7.9).
 //!
-//! Tree hashes are cached for parents of level 3 and above
-//! ([`super::tree::HASH_CACHE_LEVEL`]) and recomputed only below
-//! invalidated nodes, so a path change costs O(log N) hashes. The original sibling tree
+//! Tree hashes are cached for parents of
+//! [`super::tree::HASH_CACHE_LEVEL`] and above (every parent by default)
+//! and recomputed only below invalidated nodes, so a path change costs
+//! O(log N) hashes. The original sibling tree
 //! hash of §7.9 equals the cached tree hash unless the parent has unmerged
 //! leaves under the sibling; only then is that subtree rehashed without them.
 

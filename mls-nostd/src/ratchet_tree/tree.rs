@@ -57,18 +57,26 @@ pub const MAX_DEPTH: usize = {
     assert!(depth >= 1 && depth <= 32, "MLS_NOSTD_MAX_TREE_DEPTH must be 1 to 32");
     depth
 };
-/// Parents of this level and above cache their tree hash (§7.8): a
-/// quarter of the parents, so the cache costs `MAX_HASH_LEN / 4` bytes a
-/// leaf of capacity where one per parent cost `MAX_HASH_LEN` (issue #14).
-/// A lower parent's hash is recomputed from its subtree: at most 4 leaves
-/// and 3 parents, a few hashes more per Commit (one copath node per level).
-pub const HASH_CACHE_LEVEL: u32 = 3;
+/// Parents of this level and above cache their tree hash (§7.8), so a
+/// change costs O(log N) hashes. Set at build time by
+/// `MLS_NOSTD_HASH_CACHE_LEVEL` (1 to 4; default 1, every parent): the
+/// cache takes `MAX_HASH_LEN >> (level - 1)` bytes a leaf of capacity (32,
+/// 16, 8 or 4 with SHA-256), and a parent below the level is hashed again
+/// from its subtree when its hash is needed (level 3: at most 4 leaves and
+/// 3 parents, for the copath nodes of a Commit's path; the boards set 3,
+/// 24 bytes a leaf less for about 3% more instructions per Commit, issue
+/// #14).
+pub const HASH_CACHE_LEVEL: u32 = {
+    let level = crate::capacity::from_build_env(option_env!("MLS_NOSTD_HASH_CACHE_LEVEL"), 1);
+    assert!(level >= 1 && level <= 4, "MLS_NOSTD_HASH_CACHE_LEVEL must be 1 to 4");
+    level as u32
+};
 /// Bytes of tree-hash cache per leaf of capacity: parents of level
-/// [`HASH_CACHE_LEVEL`] and above number fewer than a quarter of the
-/// leaves, and node `x` of them has entry `x >> HASH_CACHE_LEVEL` (the low
-/// bits of such a node's index are all ones, so the shift keeps them apart).
+/// `L` = [`HASH_CACHE_LEVEL`] and above number fewer than `N >> (L - 1)`,
+/// and node `x` of them has entry `x >> L` (the low `L` bits of such a
+/// node's index are all ones, so the shift keeps them apart).
 pub const HASH_CACHE_PER_LEAF: usize = MAX_HASH_LEN >> (HASH_CACHE_LEVEL - 1);
-const _: () = assert!(HASH_CACHE_PER_LEAF << (HASH_CACHE_LEVEL - 1) == MAX_HASH_LEN);
+const _: () = assert!(HASH_CACHE_PER_LEAF << (HASH_CACHE_LEVEL - 1) == MAX_HASH_LEN, "the hash cache's entries must fill whole bytes");
 
 /// Where node `x`'s cached tree hash is in a cache of [`HASH_CACHE_PER_LEAF`]
 /// bytes per leaf: `None` for a node below [`HASH_CACHE_LEVEL`].

@@ -3317,6 +3317,31 @@ fn create_commit_leaf_of_another_signature_key_refused() {
     fx.usable();
 }
 
+/// Our Commit's path leaf and our Update's leaf are checked by our own
+/// identity policy as the successor of our leaf (§5.3.1), as the receivers
+/// check them: a template with another basic credential (the default
+/// policy keeps credentials) is refused before anything is staged or
+/// sent. Created, every member refused such a Commit (`InvalidSuccessor`),
+/// and merged, it left us in an epoch of our own.
+#[test]
+fn create_commit_leaf_of_another_credential_refused() {
+    let mut fx = fixture();
+    let template = LeafTemplate { credential: Credential::Basic { identity: b"mallory" }, ..fx.alice.template() };
+    let before = fx.alice.snapshot();
+    let (mut m, mut w, mut gi) = buffers();
+    let opts = CommitOptions { force_path: true, leaf: Some(template), ..CommitOptions::DEFAULT };
+    let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+    let got = fx.alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut fx.alice.rng, &Sequential, bufs).err();
+    assert_eq!(got, Some(CreateCommitError::Commit(CommitError::InvalidSuccessor)));
+    assert_eq!(fx.alice.group.merge_staged_commit_in_memory(), Err(GroupError::NothingStaged), "a Commit was staged");
+    // An Update of it would be ignored by every member (§12.1.2).
+    let mut out = vec![0u8; 8 * 1024];
+    let got = fx.alice.group.propose_update(&template, WireFormatPolicy::Public, &mut fx.alice.rng, &mut out).err();
+    assert_eq!(got, Some(CreateCommitError::Commit(CommitError::InvalidSuccessor)));
+    assert_eq!(fx.alice.snapshot(), before, "a refused Commit or Update changed the group");
+    fx.usable();
+}
+
 /// An Update that changes its member's signature key passes the default
 /// policy (§12.1.2): it comes framed and signed with the member's current
 /// key. Only a resync, signed by its new leaf's key alone, must keep the

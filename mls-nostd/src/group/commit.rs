@@ -548,6 +548,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 _ => CommitError::InvalidUpdateLeaf,
             })?;
         let leaf_node = crate::leaf_node::LeafNode::decode_exact(leaf)?;
+        // Checked as the receivers check it (§12.1.2, §7.3), who would
+        // ignore it: its capabilities, our policy on the successor.
+        let identity = self.config().identity;
+        let extensions = crate::extensions::Extensions::from_body(self.state.extensions.as_slice())?;
+        let me = self.state.private.leaf.0;
+        super::process::check_update_leaf(self.state.group_id.as_slice(), &self.tree.slices(), me, &leaf_node, extensions, identity)?;
         let proposal = Proposal::Update(crate::messages::proposal::Update { leaf_node });
         let message = self.propose(&proposal, wire_format, rng, out)?;
         self.pending_update_key = Some(sk);
@@ -796,6 +802,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     ) -> Result<CommitOutput<'o>, CreateCommitError> {
         let suite = self.state.suite;
         let me = self.state.private.leaf;
+        let identity = self.config().identity;
         let buf_len = message_buf.len();
         let list_start = buf_len.checked_sub(list_len).ok_or(ProtectionError::BufferTooSmall { needed: list_len })?;
         let Self {
@@ -882,13 +889,16 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             (Secret::zero(suite.hash_len()).map_err(CommitError::Crypto)?, 0)
         };
         // Our new leaf fits the group as the receivers check it (§7.3):
-        // a template's capabilities may not.
+        // a template's capabilities may not, nor its credential pass the
+        // application's policy as our old leaf's successor (§5.3.1).
         if with_path {
             let (old, leaf) = (new.old().leaf_node(me), new.view().leaf_node(me));
             let (Some(old), Some(leaf)) = (old, leaf) else { return Err(CommitError::UnknownSender.into()) };
             if !super::process::leaf_fits_group(new.view(), &leaf, Some(&old), extensions)? {
                 return Err(CommitError::UnsupportedCapabilities.into());
             }
+            let usage = crate::identity::CredentialUse::CommitPath(me);
+            super::process::check_identity(identity, state.group_id.as_slice(), usage, &leaf, Some(&old))?;
         }
         summary.has_path = with_path;
         next.private.prune(&new);

@@ -231,7 +231,7 @@ pub struct ParentSlot {
     pub(crate) parent_hash: [u8; MAX_HASH_LEN],
     /// How many leaves below are unmerged here ([`Self::unmerged_count`]),
     /// as little-endian bytes: a `u32` aligned the slot to 4 bytes and
-    /// padded it from 105 to 108 (192 bytes of a 64-leaf tree, issue #14).
+    /// padded it (3 bytes a leaf of capacity, issue #14).
     unmerged: [u8; 4],
     pub(crate) parent_hash_len: u8,
     pub(crate) present: bool,

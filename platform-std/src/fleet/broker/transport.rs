@@ -1,9 +1,12 @@
 //! One member's MQTT connection (rumqttc's sync `Client`): QoS 1, a
 //! persistent session (`clean_session = false`, so the broker keeps what
 //! arrives while the member is away), manual acknowledgements (a message is
-//! acknowledged only once the member has processed and stored it: a kill
-//! before that makes the broker deliver it again, which the inbox drops as a
-//! duplicate if it was processed after all).
+//! acknowledged only once the member has processed and stored it, or put
+//! it in its inbox for a later epoch: a kill before that makes the broker
+//! deliver it again, which the inbox drops as a duplicate if it was
+//! processed after all; the inbox is in memory, so a message of a later
+//! epoch held there when the member is killed is lost, and a member that
+//! can no longer reach the group's epoch asks to be added again).
 
 use super::super::FleetError;
 use super::log::out;

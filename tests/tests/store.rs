@@ -1326,3 +1326,111 @@ fn a_rolled_back_commit_save_leaves_the_ratchet_tree_loadable() {
     assert!(cuts > 0);
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// The exported ratchet tree (§12.4.3.3) of `m`.
+fn tree_of(m: &mut Member) -> Vec<u8> {
+    let mut out = vec![0u8; 64 * 1024];
+    let mut w = mls_nostd::codec::Writer::new(&mut out);
+    m.group.export_tree(&mut w).unwrap();
+    let n = w.len();
+    out.truncate(n);
+    out
+}
+
+/// Reloads `m` and checks the loaded tree and epoch are the in-memory ones.
+fn reload_same<S: Storage>(m: &mut Member, storage: &mut S) {
+    let (tree, auth) = (tree_of(m), m.group.epoch_authenticator().to_vec());
+    reload(m, storage);
+    assert_eq!(tree_of(m), tree, "reloaded tree differs");
+    assert_eq!(m.group.epoch_authenticator(), auth);
+}
+
+/// Our own Commit that removes the last member (the tree truncates,
+/// §7.7), stored staged, reloaded, merged, reloaded.
+#[test]
+fn own_truncating_commit_survives_reload() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob, _carol) = group_of(suite);
+    let mut storage = MapStorage::default();
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    let mut b = buf();
+    let mut cbuf = vec![0u8; G::commit_buffers_len(7)];
+    let out = alice.group.stored(&mut storage, SLOT, &mut b).remove_member(2, NOW, &mut alice.rng, &mut cbuf).unwrap();
+    let commit = out.commit.to_vec();
+    reload(&mut alice, &mut storage);
+    alice.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().unwrap();
+    bob.receive_commit(&commit);
+    agree(&[&alice, &bob]);
+    reload_same(&mut alice, &mut storage);
+    agree(&[&alice, &bob]);
+}
+
+/// A stored member follows Commits that extend, truncate, blank and
+/// update the tree (unmerged leaves included), reloaded after each: the
+/// loaded tree is the in-memory one.
+#[test]
+fn a_scripted_tree_reloads_exactly() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob, mut carol) = group_of(suite);
+    let mut storage = MapStorage::default();
+    alice.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    let names = ["d", "e", "f", "g", "h"];
+    let mut others: Vec<Member> = Vec::new();
+    // Bob adds members without path (unmerged leaves), extending to 8.
+    for (i, name) in names.iter().enumerate() {
+        let mut m = Member::new(name, 40 + i as u64);
+        let (kp, keys) = m.key_package(suite);
+        let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+        let (commit, welcome) = bob.commit(&[add], false, WireFormatPolicy::Public);
+        receive_durable(&mut alice, &mut storage, &commit).unwrap();
+        carol.receive_commit(&commit);
+        for o in others.iter_mut() {
+            o.receive_commit(&commit);
+        }
+        m.join(&welcome.unwrap(), &kp, &keys);
+        others.push(m);
+        reload_same(&mut alice, &mut storage);
+    }
+    // Bob removes the last members (truncation to 4), then re-adds (extension).
+    for removed in [7u32, 6, 5, 4] {
+        let (commit, _) = bob.commit(&[Proposal::Remove(Remove { removed })], removed % 2 == 0, WireFormatPolicy::Public);
+        receive_durable(&mut alice, &mut storage, &commit).unwrap();
+        carol.receive_commit(&commit);
+        let idx = (removed - 3) as usize;
+        for (i, o) in others.iter_mut().enumerate() {
+            if i < idx {
+                o.receive_commit(&commit);
+            }
+        }
+        others.truncate(idx);
+        reload_same(&mut alice, &mut storage);
+    }
+    for (i, name) in ["x", "y", "z"].iter().enumerate() {
+        let mut m = Member::new(name, 60 + i as u64);
+        let (kp, keys) = m.key_package(suite);
+        let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+        let (commit, welcome) = carol.commit(&[add], i == 1, WireFormatPolicy::Public);
+        receive_durable(&mut alice, &mut storage, &commit).unwrap();
+        bob.receive_commit(&commit);
+        for o in others.iter_mut() {
+            o.receive_commit(&commit);
+        }
+        m.join(&welcome.unwrap(), &kp, &keys);
+        others.push(m);
+        reload_same(&mut alice, &mut storage);
+    }
+    // An update with path from the last one, then Alice's own.
+    let (commit, _) = others.last_mut().unwrap().commit(&[], true, WireFormatPolicy::Public);
+    receive_durable(&mut alice, &mut storage, &commit).unwrap();
+    bob.receive_commit(&commit);
+    reload_same(&mut alice, &mut storage);
+    let mut cbuf = vec![0u8; G::commit_buffers_len(0)];
+    let mut b = buf();
+    let out = alice.group.stored(&mut storage, SLOT, &mut b).update(NOW, &mut alice.rng, &mut cbuf).unwrap();
+    let commit = out.commit.to_vec();
+    reload(&mut alice, &mut storage);
+    alice.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().unwrap();
+    bob.receive_commit(&commit);
+    agree(&[&alice, &bob]);
+    reload_same(&mut alice, &mut storage);
+}

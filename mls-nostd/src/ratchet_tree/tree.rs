@@ -1061,11 +1061,21 @@ impl<'s> TreeSlices<'s> {
         self.invalidate(p)
     }
 
-    /// Sets the number of leaves as a saved stage recorded it.
+    /// Sets the number of leaves as a saved stage recorded it. A smaller
+    /// tree blanks the nodes it drops first, as [`Self::truncate`] did
+    /// (§7.7; logged, so a discard restores them).
     pub(crate) fn restore_size(&mut self, n: u32) -> Result<(), TreeError> {
         let cap_leaves = u32::try_from(self.leaves.len()).unwrap_or(u32::MAX);
         if n > cap_leaves || (n != 0 && !n.is_power_of_two()) {
             return Err(TreeError::CapacityExceeded(Capacity::Leaves));
+        }
+        let new_width = tree_math::node_width(n).unwrap_or(0);
+        let old_width = tree_math::node_width(self.meta.n_leaves).unwrap_or(0);
+        for x in (new_width..old_width).map(NodeIndex) {
+            match x.leaf() {
+                Some(l) => self.restore_leaf(l, None, 0)?,
+                None => self.restore_parent(x, None)?,
+            }
         }
         self.resize(n)
     }

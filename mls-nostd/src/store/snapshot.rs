@@ -355,7 +355,15 @@ fn restore_staged_node(t: &mut TreeSlices<'_>, r: &mut Reader<'_>) -> Result<(),
     let x = NodeIndex(r.read_u32()?);
     let width = crate::tree_math::node_width(t.n_leaves()).unwrap_or(0);
     if x.0 >= width {
-        return Err(StoreError::Invalid(CodecError::InvalidValue));
+        // A node a truncation dropped (§7.7): blank, and blanked already
+        // by the stage's size ([`TreeSlices::restore_size`]).
+        if x.leaf().is_some() && r.read_u32()? != 0 {
+            return Err(StoreError::Invalid(CodecError::InvalidValue));
+        }
+        if r.read_u8()? != 0 || usize::try_from(x.0 / 2).map_or(true, |i| i >= t.leaves.len()) {
+            return Err(StoreError::Invalid(CodecError::InvalidValue));
+        }
+        return Ok(r.finish()?);
     }
     match x.leaf() {
         Some(l) => {

@@ -1433,4 +1433,15 @@ fn a_scripted_tree_reloads_exactly() {
     bob.receive_commit(&commit);
     agree(&[&alice, &bob]);
     reload_same(&mut alice, &mut storage);
+/// An external PSK at both limits (a 64-byte ID, a 64-byte key) is stored
+/// and read back: each length takes a 2-byte varint prefix (RFC 9420 §2.1.2).
+#[test]
+fn external_psk_at_the_length_limits_is_kept() {
+    use mls_nostd::psk::PskStore;
+    use mls_nostd::store::psks::{store_external_psk, ExternalPsks, MAX_PSK_ID_LEN};
+    let mut storage = RamStorage::<32, 8192>::EMPTY;
+    let id = [5u8; MAX_PSK_ID_LEN];
+    store_external_psk(&mut storage, &id, &[6; 64]).unwrap();
+    let psks = ExternalPsks::<4>::load(&mut storage).unwrap();
+    assert_eq!(psks.external_psk(&id), Some(&[6u8; 64][..]));
 }

@@ -12,7 +12,8 @@ use core::cell::{Cell, OnceCell, RefCell};
 pub const MAX_EXTERNAL_PSKS: u8 = 16;
 /// Longest PSK ID kept.
 pub const MAX_PSK_ID_LEN: usize = 64;
-pub(crate) const RECORD_LEN: usize = 2 + MAX_PSK_ID_LEN + 1 + 64;
+// A 64-byte key's length also takes 2 varint bytes (RFC 9420 §2.1.2).
+pub(crate) const RECORD_LEN: usize = 2 + MAX_PSK_ID_LEN + 2 + 64;
 
 const fn psk_key(n: u8) -> RecordKey {
     u32::from_be_bytes([KIND_PSK, 0, 0, n])

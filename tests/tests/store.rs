@@ -1433,6 +1433,8 @@ fn a_scripted_tree_reloads_exactly() {
     bob.receive_commit(&commit);
     agree(&[&alice, &bob]);
     reload_same(&mut alice, &mut storage);
+}
+
 /// An external PSK at both limits (a 64-byte ID, a 64-byte key) is stored
 /// and read back: each length takes a 2-byte varint prefix (RFC 9420 §2.1.2).
 #[test]

@@ -21,11 +21,15 @@ const fn psk_key(n: u8) -> RecordKey {
 
 fn read_entry<S: Storage>(storage: &mut S, n: u8) -> Result<Option<(OwnedBytes<MAX_PSK_ID_LEN>, Secret)>, StoreError> {
     let mut buf = [0u8; RECORD_LEN];
-    let Some(bytes) = storage.read(psk_key(n), &mut buf)? else { return Ok(None) };
-    let mut r = Reader::new(bytes);
-    let id = OwnedBytes::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
-    let secret = Secret::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
-    let result = r.finish().map(|()| Some((id, secret))).map_err(|_| StoreError::Corrupt);
+    // The record holds a key: wiped on every path, a corrupt one's too.
+    let mut parse = || {
+        let Some(bytes) = storage.read(psk_key(n), &mut buf)? else { return Ok(None) };
+        let mut r = Reader::new(bytes);
+        let id = OwnedBytes::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
+        let secret = Secret::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
+        r.finish().map(|()| Some((id, secret))).map_err(|_| StoreError::Corrupt)
+    };
+    let result = parse();
     zeroize::Zeroize::zeroize(&mut buf);
     result
 }

@@ -53,6 +53,11 @@ MLS_NOSTD_PAST_EPOCHS_KEPT=0 MLS_NOSTD_HASH_CACHE_LEVEL=3 CARGO_TARGET_DIR="${CA
     cargo test -p mls-tests --test past_epoch --test store --test power_cut \
         --test ratchet_tree --test ratchet_tree_memory --test treekem
 
+step "the core's unit tests with SHA-256 suites only (MAX_HASH_LEN 32, as on the boards)"
+# Sizes that follow the enabled suites differ from the workspace's
+# every-suite build (e.g. a stored PSK longer than the hash).
+cargo test -p mls-nostd --lib --no-default-features --features suite-1,suite-3
+
 step "a crypto engine plugged in at link time (feature engine): official vectors and a group's life through a counting engine"
 # Its own invocation: a program with the feature must name an engine
 # (mls_nostd::crypto_engine!), which only tests/engine.rs does.

@@ -77,7 +77,8 @@ pub enum Capacity {
     /// ([`MAX_EXTERNAL_PSKS`](crate::store::psks::MAX_EXTERNAL_PSKS)).
     ExternalPsks,
     /// Bytes of an external PSK ID or secret
-    /// ([`MAX_PSK_ID_LEN`](crate::store::psks::MAX_PSK_ID_LEN)).
+    /// ([`MAX_PSK_ID_LEN`](crate::store::psks::MAX_PSK_ID_LEN),
+    /// [`MAX_PSK_LEN`](crate::store::psks::MAX_PSK_LEN)).
     PskLen,
 }
 
@@ -102,7 +103,7 @@ impl core::fmt::Display for Capacity {
             Self::Records => f.write_str("records per part"),
             Self::ResumptionPsks => f.write_str("resumption PSK history (RESUMPTION_PSK_HISTORY)"),
             Self::ExternalPsks => f.write_str("external PSKs (MAX_EXTERNAL_PSKS)"),
-            Self::PskLen => f.write_str("PSK ID or secret length (MAX_PSK_ID_LEN)"),
+            Self::PskLen => f.write_str("PSK ID or secret length (MAX_PSK_ID_LEN, MAX_PSK_LEN)"),
         }
     }
 }

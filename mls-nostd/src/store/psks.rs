@@ -4,39 +4,64 @@
 use super::{KIND_PSK, RecordKey, Storage, StorageError, StoreError};
 use crate::capacity::Capacity;
 use crate::codec::{OwnedBytes, Reader, Writer};
-use crate::crypto::Secret;
 use crate::psk::PskStore;
 use core::cell::{Cell, OnceCell, RefCell};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// How many external PSKs the store holds.
 pub const MAX_EXTERNAL_PSKS: u8 = 16;
 /// Longest PSK ID kept.
 pub const MAX_PSK_ID_LEN: usize = 64;
+/// Longest PSK kept. A PSK may be longer than the suite's hash (it goes
+/// through KDF.Extract first, RFC 9420 §8.4), so its room does not follow
+/// `MAX_HASH_LEN`: a SHA-256-only build keeps 64-byte keys too.
+pub const MAX_PSK_LEN: usize = 64;
 // A 64-byte key's length also takes 2 varint bytes (RFC 9420 §2.1.2).
-pub(crate) const RECORD_LEN: usize = 2 + MAX_PSK_ID_LEN + 2 + 64;
+pub(crate) const RECORD_LEN: usize = 2 + MAX_PSK_ID_LEN + 2 + MAX_PSK_LEN;
+
+/// A stored PSK read back: zeroized on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct PskKey {
+    bytes: [u8; MAX_PSK_LEN],
+    len: u8,
+}
+
+impl PskKey {
+    fn from_slice(v: &[u8]) -> Result<Self, StoreError> {
+        let mut key = Self { bytes: [0; MAX_PSK_LEN], len: 0 };
+        let room = key.bytes.get_mut(..v.len()).ok_or(StoreError::Corrupt)?;
+        room.copy_from_slice(v);
+        key.len = v.len() as u8;
+        Ok(key)
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+}
 
 const fn psk_key(n: u8) -> RecordKey {
     u32::from_be_bytes([KIND_PSK, 0, 0, n])
 }
 
-fn read_entry<S: Storage>(storage: &mut S, n: u8) -> Result<Option<(OwnedBytes<MAX_PSK_ID_LEN>, Secret)>, StoreError> {
+fn read_entry<S: Storage>(storage: &mut S, n: u8) -> Result<Option<(OwnedBytes<MAX_PSK_ID_LEN>, PskKey)>, StoreError> {
     let mut buf = [0u8; RECORD_LEN];
     // The record holds a key: wiped on every path, a corrupt one's too.
     let mut parse = || {
         let Some(bytes) = storage.read(psk_key(n), &mut buf)? else { return Ok(None) };
         let mut r = Reader::new(bytes);
         let id = OwnedBytes::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
-        let secret = Secret::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt)?;
+        let secret = PskKey::from_slice(r.read_opaque()?)?;
         r.finish().map(|()| Some((id, secret))).map_err(|_| StoreError::Corrupt)
     };
     let result = parse();
-    zeroize::Zeroize::zeroize(&mut buf);
+    buf.zeroize();
     result
 }
 
 /// Stores (or replaces) the external PSK `id`.
 pub fn store_external_psk<S: Storage>(storage: &mut S, id: &[u8], secret: &[u8]) -> Result<(), StoreError> {
-    if id.len() > MAX_PSK_ID_LEN || secret.len() > 64 {
+    if id.len() > MAX_PSK_ID_LEN || secret.len() > MAX_PSK_LEN {
         return Err(StoreError::CapacityExceeded(Capacity::PskLen));
     }
     let mut slot = None;
@@ -57,7 +82,7 @@ pub fn store_external_psk<S: Storage>(storage: &mut S, id: &[u8], secret: &[u8])
     w.write_opaque(secret)?;
     let len = w.len();
     let result = storage.write(psk_key(n), buf.get(..len).unwrap_or(&[]));
-    zeroize::Zeroize::zeroize(&mut buf);
+    buf.zeroize();
     result?;
     storage.committed()?;
     Ok(())
@@ -76,7 +101,7 @@ pub fn remove_external_psk<S: Storage>(storage: &mut S, id: &[u8]) -> Result<(),
 
 /// The stored external PSKs, read into RAM (up to `M`), as a [`PskStore`].
 pub struct ExternalPsks<const M: usize> {
-    entries: heapless::Vec<(OwnedBytes<MAX_PSK_ID_LEN>, Secret), M>,
+    entries: heapless::Vec<(OwnedBytes<MAX_PSK_ID_LEN>, PskKey), M>,
 }
 
 impl<const M: usize> ExternalPsks<M> {
@@ -109,7 +134,7 @@ impl<const M: usize> PskStore for ExternalPsks<M> {
 /// operation then fails) and is kept for [`StoredPsks::error`].
 pub struct StoredPsks<'s, S: Storage, const M: usize> {
     storage: RefCell<&'s mut S>,
-    found: [OnceCell<(OwnedBytes<MAX_PSK_ID_LEN>, Secret)>; M],
+    found: [OnceCell<(OwnedBytes<MAX_PSK_ID_LEN>, PskKey)>; M],
     error: Cell<Option<StoreError>>,
 }
 
@@ -124,7 +149,7 @@ impl<'s, S: Storage, const M: usize> StoredPsks<'s, S, M> {
         self.error.get()
     }
 
-    fn read(&self, psk_id: &[u8]) -> Option<(OwnedBytes<MAX_PSK_ID_LEN>, Secret)> {
+    fn read(&self, psk_id: &[u8]) -> Option<(OwnedBytes<MAX_PSK_ID_LEN>, PskKey)> {
         let mut storage = self.storage.try_borrow_mut().ok()?;
         for n in 0..MAX_EXTERNAL_PSKS {
             match read_entry(&mut **storage, n) {
@@ -160,5 +185,32 @@ impl<S: Storage, const M: usize> PskStore for StoredPsks<'_, S, M> {
 
     fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ram::RamStorage;
+
+    /// Keys longer than the build's hash come back whole: a SHA-256-only
+    /// build (`test.sh` runs this test in one) once refused every load
+    /// after one 48-byte key was stored (`Corrupt`).
+    #[test]
+    fn keys_longer_than_the_hash_are_kept() {
+        let mut storage = RamStorage::<8, 1024>::EMPTY;
+        let keys: [&[u8]; 3] = [&[1; 32], &[2; 48], &[3; MAX_PSK_LEN]];
+        for (n, key) in keys.iter().enumerate() {
+            store_external_psk(&mut storage, &[n as u8; MAX_PSK_ID_LEN], key).unwrap();
+        }
+        assert!(store_external_psk(&mut storage, b"too long", &[4; MAX_PSK_LEN + 1]).is_err());
+        let loaded = ExternalPsks::<4>::load(&mut storage).unwrap();
+        let stored = StoredPsks::<_, 3>::new(&mut storage);
+        for (n, key) in keys.iter().enumerate() {
+            let id = [n as u8; MAX_PSK_ID_LEN];
+            assert_eq!(loaded.external_psk(&id), Some(*key));
+            assert_eq!(stored.external_psk(&id), Some(*key));
+        }
+        assert!(stored.error().is_none());
     }
 }

@@ -367,17 +367,17 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             }
         }
         let proposals = &self.proposals;
-        let clashes = |chosen: &[HashValue], leaf: &crate::leaf_node::LeafNode<'_>| {
-            let same = |o: crate::leaf_node::LeafNode<'_>| {
-                o.fields.encryption_key == leaf.fields.encryption_key || o.fields.signature_key == leaf.fields.signature_key
-            };
-            by_value.iter().filter_map(leaf_of).any(same)
-                || chosen
-                    .iter()
-                    .filter_map(|r| proposals.get(r))
-                    .filter_map(|s| Proposal::decode_exact(s.proposal).ok())
-                    .filter_map(|p| leaf_of(&p))
-                    .any(same)
+        // The (encryption, signature) keys of the new leaves chosen so far,
+        // kept as they are chosen: each candidate compares with them, not
+        // by looking up and decoding every chosen proposal again.
+        let mut chosen_keys: heapless::Vec<(&[u8], &[u8]), MAX_PENDING_REFS> = heapless::Vec::new();
+        let clashes = |chosen: &[(&[u8], &[u8])], leaf: &crate::leaf_node::LeafNode<'_>| {
+            let (encryption_key, signature_key) = (leaf.fields.encryption_key, leaf.fields.signature_key);
+            by_value
+                .iter()
+                .filter_map(leaf_of)
+                .any(|o| o.fields.encryption_key == encryption_key || o.fields.signature_key == signature_key)
+                || chosen.iter().any(|&(e, s)| e == encryption_key || s == signature_key)
         };
         // The members' credential types and the Adds' chosen so far (§7.3),
         // found at the first pending Add.
@@ -391,7 +391,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             if pass == 1 {
                 n_removed = touched.len();
             }
-            for (i, stored) in self.proposals.iter().enumerate() {
+            for (i, stored) in proposals.iter().enumerate() {
                 let Ok(p) = Proposal::decode_exact(stored.proposal) else { continue };
                 let keep = match (pass, &p, stored.sender) {
                     (0, Proposal::Remove(r), _) => {
@@ -418,7 +418,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                             && signed.valid(i)
                             && super::process::check_update_leaf(group_id, &tree, s, &u.leaf_node, extensions, identity)
                                 .is_ok()
-                            && !clashes(refs, &u.leaf_node)
+                            && !clashes(&chosen_keys, &u.leaf_node)
                     }
                     (1, Proposal::Add(a), sender) => {
                         let key = a.key_package.tbs.leaf_node.fields.signature_key;
@@ -435,7 +435,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                         // Its encryption key new to the tree and the Commit.
                         let fresh = fresh
                             && !tree.has_encryption_key(leaf.fields.encryption_key, None)
-                            && !clashes(refs, leaf);
+                            && !clashes(&chosen_keys, leaf);
                         let accepted = super::process::check_identity(
                             identity,
                             group_id,
@@ -484,6 +484,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 };
                 if !keep {
                     continue;
+                }
+                if let Some(leaf) = leaf_of(&p) {
+                    chosen_keys
+                        .push((leaf.fields.encryption_key, leaf.fields.signature_key))
+                        .map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
                 }
                 match p {
                     Proposal::Remove(r) => {

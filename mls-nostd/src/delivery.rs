@@ -118,14 +118,28 @@ impl Policy {
     /// anything; another member application data, Updates of its own leaf and
     /// Removes of itself.
     pub fn check_outgoing(&self, own_leaf: u32, what: Outgoing<'_>) -> Result<(), DeliveryError> {
-        if own_leaf == self.committer {
-            return Ok(());
-        }
         match what {
-            Outgoing::Application | Outgoing::Proposal(Proposal::Update(_)) => Ok(()),
-            Outgoing::Proposal(Proposal::Remove(r)) if r.removed == own_leaf => Ok(()),
+            _ if own_leaf == self.committer => Ok(()),
+            Outgoing::Application => Ok(()),
+            Outgoing::Proposal(p) if self.authorizes(Sender::Member(own_leaf), p) => Ok(()),
             Outgoing::Proposal(_) => Err(DeliveryError::ProposalNotAllowed),
             Outgoing::Commit => Err(DeliveryError::NotCommitter),
+        }
+    }
+
+    /// May `sender` make `proposal`? The committer anything; another member
+    /// an Update (of its own leaf, as every Update) or its own Remove; no
+    /// one else anything. A group's
+    /// [`IdentityProvider::authorize_proposal`](crate::identity::IdentityProvider::authorize_proposal)
+    /// asks this, so that the committer leaves out, and every member
+    /// refuses, what a faulty or hostile member proposed against the rule:
+    /// a Remove of another member, an Add, a GroupContextExtensions.
+    pub fn authorizes(&self, sender: Sender, proposal: &Proposal<'_>) -> bool {
+        match (sender, proposal) {
+            (Sender::Member(leaf), _) if leaf == self.committer => true,
+            (Sender::Member(_), Proposal::Update(_)) => true,
+            (Sender::Member(leaf), Proposal::Remove(r)) => r.removed == leaf,
+            _ => false,
         }
     }
 
@@ -791,5 +805,12 @@ mod tests {
         assert_eq!(GATEWAY.check_outgoing(device, Outgoing::Commit), Err(DeliveryError::NotCommitter));
         assert_eq!(GATEWAY.check_outgoing(0, Outgoing::Commit), Ok(()));
         assert_eq!(GATEWAY.check_outgoing(0, Outgoing::Proposal(&other_remove)), Ok(()));
+        // Incoming, as a group's identity policy asks: the same rule, and
+        // nothing from outside the group (an external sender, a new member).
+        assert!(GATEWAY.authorizes(Sender::Member(device), &own_remove));
+        assert!(!GATEWAY.authorizes(Sender::Member(device), &other_remove));
+        assert!(GATEWAY.authorizes(Sender::Member(0), &other_remove));
+        assert!(!GATEWAY.authorizes(Sender::External(0), &other_remove));
+        assert!(!GATEWAY.authorizes(Sender::NewMemberCommit, &own_remove));
     }
 }

@@ -13,6 +13,7 @@
 //! | the leaf of a member's UpdatePath (§12.4.2) | `validate`, then `valid_successor` of the committer's old leaf |
 //! | the leaf of an external joiner's UpdatePath (§12.4.3.2) | `validate`; with a Remove in the Commit (a resync), [`IdentityProvider::valid_resync`] of the removed leaf |
 //! | a new member's Add of itself (§12.1.8.2), pending when we commit | [`IdentityProvider::authorize_new_member_add`] (default: refused), then `validate` |
+//! | every proposal: received, in a received Commit, or chosen for ours | [`IdentityProvider::authorize_proposal`] (default: accepted) |
 //!
 //! Without the successor check, anyone holding a GroupInfo with
 //! `external_pub` could evict any member with an external Commit carrying a
@@ -33,6 +34,8 @@
 //! (X.509) may accept a new key there by implementing it.
 
 use crate::credential::Credential;
+use crate::messages::framing::Sender;
+use crate::messages::proposal::Proposal;
 use crate::tree_math::LeafIndex;
 
 /// A member's identity as a leaf states it.
@@ -101,6 +104,28 @@ pub trait IdentityProvider: Sync {
     fn authorize_new_member_add(&self, group_id: &[u8], joiner: &MemberIdentity<'_>) -> bool {
         let _ = (group_id, joiner);
         false
+    }
+
+    /// True if the application lets `sender` make `proposal` in group
+    /// `group_id`: RFC 9420 §12.2 has a Commit include the proposals "valid
+    /// according to the rules for their proposal types and according to
+    /// application policy", and a list with a proposal its sender has no
+    /// application-level permission for is invalid. Asked for
+    /// - a proposal received: refused, it is not kept
+    ///   ([`CommitError::ProposalNotAuthorized`](crate::group::CommitError::ProposalNotAuthorized));
+    /// - each proposal of a received Commit, with the committer as the
+    ///   sender of those by value (`new_member_commit` for an external
+    ///   Commit's): one refused refuses the Commit;
+    /// - each proposal of our own Commit: a pending one refused stays out,
+    ///   one given by value refuses the Commit before anything is staged.
+    ///
+    /// The rules of §12.1.8 on senders and types are checked before it. The
+    /// default accepts every proposal. A group of one committer (a gateway)
+    /// refuses here the proposals its other members may not make, e.g. a
+    /// device's Remove of another device (see `delivery::Policy`).
+    fn authorize_proposal(&self, group_id: &[u8], sender: Sender, proposal: &Proposal<'_>) -> bool {
+        let _ = (group_id, sender, proposal);
+        true
     }
 }
 

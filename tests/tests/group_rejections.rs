@@ -2625,6 +2625,102 @@ fn prp_sender_proposal_not_allowed_for_sender() {
     fx.usable();
 }
 
+/// The application's policy on proposals (§12.2: a Commit includes the
+/// proposals "valid ... according to application policy"): one committer,
+/// Alice (leaf 0), as `delivery::Policy`; the others may propose their own
+/// Update or Remove, and Updates are refused while `REFUSE_UPDATES` is set.
+struct OneCommitter;
+
+static REFUSE_UPDATES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl IdentityProvider for OneCommitter {
+    fn validate(&self, _: &[u8], _: CredentialUse, _: &MemberIdentity<'_>) -> bool {
+        true
+    }
+    fn valid_successor(&self, old: &MemberIdentity<'_>, new: &MemberIdentity<'_>) -> bool {
+        old.credential == new.credential
+    }
+    fn authorize_proposal(&self, _: &[u8], sender: Sender, proposal: &Proposal<'_>) -> bool {
+        let refused = REFUSE_UPDATES.load(std::sync::atomic::Ordering::SeqCst) && matches!(proposal, Proposal::Update(_));
+        mls_nostd::delivery::Policy { committer: 0 }.authorizes(sender, proposal) && !refused
+    }
+}
+
+static ONE_COMMITTER: OneCommitter = OneCommitter;
+
+/// A proposal the application's policy refuses
+/// (`IdentityProvider::authorize_proposal`): Bob's Remove of Carol is not
+/// sent by Bob, not kept by Alice when received, and a Commit carrying it
+/// by value is refused; Bob's Update is kept, and left out of Alice's
+/// Commit once her policy refuses it.
+#[test]
+fn prp_policy_proposal_not_authorized() {
+    let config = GroupConfig { identity: &ONE_COMMITTER, ..GroupConfig::default() };
+    let mut fx = fixture_with(config);
+    let want = CommitError::ProposalNotAuthorized;
+    assert_eq!(want.code(), "PRP-POLICY");
+    // Bob's own policy refuses to send it.
+    let before = fx.bob.snapshot();
+    let mut out = vec![0u8; 8192];
+    let got = fx.bob.group.propose(&remove(2), WireFormatPolicy::Public, &mut fx.bob.rng, &mut out).err();
+    assert_eq!(got, Some(CreateCommitError::Commit(want)));
+    assert_eq!(fx.bob.snapshot(), before, "a refused proposal changed bob's group");
+    // Bob, rejoined with the default policy, sends it; Alice refuses it.
+    let mut bob = Member::new("bob", 22);
+    let (kp, keys) = bob.key_package();
+    let (commit, welcome) = fx.alice.commit(&[remove(1), add(&kp)], false);
+    fx.carol.receive_commit(&commit);
+    bob.join_with(&welcome.unwrap(), &kp, &keys, GroupConfig::default());
+    drop(std::mem::replace(&mut fx.bob, bob));
+    fx.agree();
+    let proposal = fx.bob.propose(&remove(2));
+    refuse(&mut fx.alice, &proposal, &NoPsks, ReceiveError::Commit(want));
+    // A Commit of Bob's carrying it by value: refused by both others.
+    let (mut m, mut w, mut gi) = buffers();
+    let opts = CommitOptions { proposals: &[remove(2)], ..CommitOptions::DEFAULT };
+    let bufs = CommitBuffers { message: &mut m, welcome: &mut w, group_info: &mut gi };
+    let out = fx.bob.group.commit_in_memory(&opts, &NoPsks, NOW, &mut fx.bob.rng, &Sequential, bufs).unwrap();
+    let msg = out.commit.to_vec();
+    fx.bob.group.discard_staged_commit();
+    refuse_commit(&mut fx.alice, &msg, &NoPsks, want, "PRP-POLICY");
+    refuse_commit(&mut fx.carol, &msg, &NoPsks, want, "PRP-POLICY");
+    // Bob's Update is kept by Alice; refused by her policy when she
+    // commits, it stays out, and Carol (same policy) takes her Commit.
+    let template = fx.bob.template();
+    let mut out = vec![0u8; 8192];
+    let update = fx.bob.group.propose_update(&template, WireFormatPolicy::Public, &mut fx.bob.rng, &mut out).unwrap().to_vec();
+    fx.alice.receive_proposal(&update);
+    fx.carol.receive_proposal(&update);
+    REFUSE_UPDATES.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (commit, _) = fx.alice.try_commit(&[], true, true, WireFormatPolicy::Public, &NoPsks).unwrap();
+    REFUSE_UPDATES.store(false, std::sync::atomic::Ordering::SeqCst);
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
+    let mut m = commit.clone();
+    match fx.carol.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
+        Ok(Received::Commit(s)) => assert_eq!((s.updates, s.removes), (0, 0), "carol staged a refused proposal"),
+        other => panic!("carol: {other:?}"),
+    }
+    fx.carol.group.merge_staged_commit_in_memory().unwrap();
+    fx.bob.receive_commit(&commit);
+    fx.agree();
+    // Without the refusal, Alice's Commit takes Bob's next Update.
+    let template = fx.bob.template();
+    let mut out = vec![0u8; 8192];
+    let update = fx.bob.group.propose_update(&template, WireFormatPolicy::Public, &mut fx.bob.rng, &mut out).unwrap().to_vec();
+    fx.alice.receive_proposal(&update);
+    fx.carol.receive_proposal(&update);
+    let (commit, _) = fx.alice.try_commit(&[], true, true, WireFormatPolicy::Public, &NoPsks).unwrap();
+    fx.alice.group.merge_staged_commit_in_memory().unwrap();
+    let mut m = commit.clone();
+    match fx.carol.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
+        Ok(Received::Commit(s)) => assert_eq!(s.updates, 1, "carol staged no Update"),
+        other => panic!("carol: {other:?}"),
+    }
+    fx.carol.group.merge_staged_commit_in_memory().unwrap();
+    fx.bob.receive_commit(&commit);
+    fx.agree();
+}
+
 /// `tree` (an encoded `ratchet_tree<V>`) with `len` bytes at `at` of its
 /// body replaced by `with`.
 fn splice_tree(tree: &[u8], at: usize, len: usize, with: &[u8]) -> Vec<u8> {

@@ -224,6 +224,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if self.is_inactive() {
             return Err(CreateCommitError::Inactive);
         }
+        // What our own policy refuses, the others' refuses too (§12.2).
+        let sender = Sender::Member(self.state.private.leaf.0);
+        if !self.config().identity.authorize_proposal(self.state.group_id.as_slice(), sender, proposal) {
+            return Err(CommitError::ProposalNotAuthorized.into());
+        }
         let gc = self.state.encoded_context()?;
         let content = FramedContent {
             group_id: self.state.group_id.as_slice(),
@@ -393,6 +398,11 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             }
             for (i, stored) in proposals.iter().enumerate() {
                 let Ok(p) = Proposal::decode_exact(stored.proposal) else { continue };
+                // The application's policy first (§12.2), before any list
+                // below takes the proposal in.
+                if !identity.authorize_proposal(group_id, stored.sender, &p) {
+                    continue;
+                }
                 let keep = match (pass, &p, stored.sender) {
                     (0, Proposal::Remove(r), _) => {
                         r.removed != me.0

@@ -82,6 +82,9 @@ pub enum CommitError {
     ExternalInitInMemberCommit,
     /// A proposal type this sender may not send (§12.1.8).
     ProposalNotAllowedForSender,
+    /// The application's policy refuses this proposal of its sender
+    /// ([`IdentityProvider::authorize_proposal`], §12.2).
+    ProposalNotAuthorized,
     /// An external Commit breaks the rules of §12.2 and §12.4.3.2.
     InvalidExternalCommit,
     /// A leaf lacks a capability the group requires (§7.3, §11.1).
@@ -142,6 +145,7 @@ impl core::fmt::Display for CommitError {
             Self::InvalidReInit => write!(f, "{code}: ReInit to a lower protocol version"),
             Self::ExternalInitInMemberCommit => write!(f, "{code}: ExternalInit in a member's commit"),
             Self::ProposalNotAllowedForSender => write!(f, "{code}: proposal type not allowed for this sender"),
+            Self::ProposalNotAuthorized => write!(f, "{code}: proposal refused by the application's policy"),
             Self::InvalidExternalCommit => write!(f, "{code}: external commit breaks the rules of §12.2"),
             Self::UnsupportedCapabilities => write!(f, "{code}: a leaf lacks a capability the group requires"),
             Self::CredentialRejected => write!(f, "{code}: credential rejected by the identity provider"),
@@ -199,6 +203,7 @@ impl CommitError {
             Self::InvalidReInit => "PRP-REINIT",
             Self::ExternalInitInMemberCommit => "PRL-EXTINIT",
             Self::ProposalNotAllowedForSender => "PRP-SENDER",
+            Self::ProposalNotAuthorized => "PRP-POLICY",
             Self::InvalidExternalCommit => "PRL-EXTERNAL",
             Self::UnsupportedCapabilities => "LEAF-CAPS",
             Self::CredentialRejected => "LEAF-CRED",
@@ -726,6 +731,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             // §12.1.8.2: a new member may only propose its own Add.
             (Sender::NewMemberProposal, Proposal::Add(_)) => {}
             _ => return Err(CommitError::ProposalNotAllowedForSender),
+        }
+        if !self.config().identity.authorize_proposal(self.state.group_id.as_slice(), v.content.sender, &p) {
+            return Err(CommitError::ProposalNotAuthorized);
         }
         let reference = proposal_ref(self.state.suite, v)?;
         self.proposals.insert_encoded(&reference, v.content.sender, &p)?;
@@ -1304,8 +1312,15 @@ pub(super) fn apply_proposals<const N: usize, const P: usize>(
     let mut path_required = commit.proposals.is_empty();
     let mut total = 0u32;
     for por in commit.proposals.iter() {
+        let by_value = matches!(por, ProposalOrRef::Proposal(_));
         let r = resolve(por, proposals, committer)?;
         total += 1;
+        // The application's policy (§12.2); an external joiner's own
+        // proposals are those of `new_member_commit`.
+        let sender = if external && by_value { Sender::NewMemberCommit } else { r.sender };
+        if !identity.authorize_proposal(state.group_id.as_slice(), sender, &r.proposal) {
+            return Err(CommitError::ProposalNotAuthorized);
+        }
         match r.proposal {
             Proposal::Update(_) => {
                 path_required = true;

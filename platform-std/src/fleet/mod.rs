@@ -53,6 +53,44 @@ pub const CLOCK_START: u64 = 1_793_491_200;
 /// A member's group with `N` leaves and `ARENA` bytes of leaf encodings.
 pub type FleetGroup<const N: usize, const ARENA: usize> = Group<N, ARENA, SKIPPED_KEYS, PROPOSAL_BYTES>;
 
+/// The fleet's delivery rule: the gateway, which creates the group (leaf
+/// 0), is the only committer; devices propose.
+pub const POLICY: mls_nostd::delivery::Policy = mls_nostd::delivery::Policy { committer: 0 };
+
+/// The fleet members' identity policy: the default's rules on credentials
+/// ([`SameCredential`](mls_nostd::identity::SameCredential)), and
+/// [`POLICY`]'s on proposals. So the gateway never commits, and no member
+/// accepts, a device's proposal beyond an Update or its own removal (a
+/// faulty device's Remove of another device, say).
+pub struct FleetIdentity;
+
+impl mls_nostd::identity::IdentityProvider for FleetIdentity {
+    fn validate(&self, group_id: &[u8], usage: mls_nostd::identity::CredentialUse, member: &mls_nostd::identity::MemberIdentity<'_>) -> bool {
+        mls_nostd::identity::SAME_CREDENTIAL.validate(group_id, usage, member)
+    }
+
+    fn valid_successor(&self, predecessor: &mls_nostd::identity::MemberIdentity<'_>, successor: &mls_nostd::identity::MemberIdentity<'_>) -> bool {
+        mls_nostd::identity::SAME_CREDENTIAL.valid_successor(predecessor, successor)
+    }
+
+    fn authorize_proposal(
+        &self,
+        _: &[u8],
+        sender: mls_nostd::messages::framing::Sender,
+        proposal: &mls_nostd::messages::proposal::Proposal<'_>,
+    ) -> bool {
+        POLICY.authorizes(sender, proposal)
+    }
+}
+
+/// The one [`FleetIdentity`] the members' groups refer to.
+pub static FLEET_IDENTITY: FleetIdentity = FleetIdentity;
+
+/// The members' group configuration: the defaults with [`FLEET_IDENTITY`].
+pub fn group_config() -> mls_nostd::group::GroupConfig {
+    mls_nostd::group::GroupConfig { identity: &FLEET_IDENTITY, ..mls_nostd::group::GroupConfig::DEFAULT }
+}
+
 /// What to simulate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {

@@ -328,7 +328,7 @@ impl MemberStore {
     ) -> Result<LoadedMember, PersistError> {
         recover(&mut self.storage, GROUP_SLOT, &mut buf[..]).map_err(self.fail("recovering its store"))?;
         group
-            .load(&mut self.storage, GROUP_SLOT, &mls_nostd::identity::SAME_CREDENTIAL, buf)
+            .load(&mut self.storage, GROUP_SLOT, &super::FLEET_IDENTITY, buf)
             .map_err(self.fail("loading its group"))?;
         let mut record = self
             .read_own(MEMBER_RECORD, buf, "loading its signature key")?

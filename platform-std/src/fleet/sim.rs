@@ -15,7 +15,7 @@ use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::extensions::{Extensions, U16List};
 use mls_nostd::group::{
-    CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, Received, WireFormatPolicy, default_capabilities,
+    CommitBuffers, CommitOptions, CreateParams, JoinParams, Received, WireFormatPolicy, default_capabilities,
 };
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::Lifetime;
@@ -265,7 +265,7 @@ impl<const N: usize, const A: usize> Fleet<'_, N, A> {
             lifetime,
             capabilities: default_capabilities(self.suite, &mut caps),
             extensions: Extensions::default(),
-            config: GroupConfig::default(),
+            config: crate::fleet::group_config(),
         };
         let start = Instant::now();
         gateway.group.create(&params, &gateway.signer, &mut self.rng).map_err(|e| err(&gateway.name, "create", e))?;
@@ -433,7 +433,7 @@ fn join_member<const N: usize, const A: usize>(
         signer: &m.signer,
         ratchet_tree: None,
         psks: &NoPsks,
-        config: GroupConfig::default(),
+        config: crate::fleet::group_config(),
     };
     let mut buf = vec![0u8; welcome.len()];
     let start = Instant::now();

@@ -7,15 +7,15 @@ use super::log::{err_line, out};
 use super::transport::{Topics, Transport};
 use super::{MemberArgs, MemberResult};
 use crate::fleet::persist::{GROUP_SLOT, MemberStore, StateDir};
-use crate::fleet::{FleetError, FleetGroup};
+use crate::fleet::{FleetError, FleetGroup, POLICY};
 use crate::{RayonExecutor, SqliteStorage};
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
-use mls_nostd::delivery::{self, DeliveryError, Inbox, Outgoing, Policy, Verdict};
+use mls_nostd::delivery::{self, DeliveryError, Inbox, Outgoing, Verdict};
 use mls_nostd::extensions::Extensions;
 use mls_nostd::group::{
-    CommitBuffers, CommitOptions, CreateParams, GroupConfig, JoinParams, ReceiveError, Received, WireFormatPolicy, default_capabilities,
+    CommitBuffers, CommitOptions, CreateParams, JoinParams, ReceiveError, Received, WireFormatPolicy, default_capabilities,
 };
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::Lifetime;
@@ -43,8 +43,6 @@ const RELEASE_BUFFER: usize = 32 * 1024;
 /// Digests of recent messages kept to recognise duplicates.
 pub const INBOX_SEEN: usize = 4096;
 type FleetInbox = Inbox<INBOX_SLOTS, INBOX_BYTES, INBOX_SEEN>;
-/// The gateway creates the group: its leaf is 0, the committer.
-const POLICY: Policy = Policy { committer: 0 };
 /// How long a member with nothing to do waits before it gives up, so that a
 /// broken run stops by itself. A round delivers about devices² messages
 /// (every device's application message to every member), and a member that
@@ -418,7 +416,7 @@ pub fn gateway<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Memb
         lifetime: lifetime(),
         capabilities: default_capabilities(args.suite, &mut caps),
         extensions: Extensions::default(),
-        config: GroupConfig::default(),
+        config: crate::fleet::group_config(),
     };
     m.group.create(&params, &m.signer, &mut crate::os_rng()).map_err(|e| err("gateway", "create", e))?;
     m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).save(Parts::ALL).map_err(|e| err("gateway", "save", e))?;
@@ -636,7 +634,7 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
                     signer: &m.signer,
                     ratchet_tree: None,
                     psks: &NoPsks,
-                    config: GroupConfig::default(),
+                    config: crate::fleet::group_config(),
                 };
                 let mut buf = vec![0u8; p.payload.len()];
                 match m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).join_with(&p.payload, &params, &mut buf) {

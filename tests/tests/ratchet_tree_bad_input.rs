@@ -275,3 +275,93 @@ fn leaf_signatures_through_an_executor_in_batches() {
     let (result, _) = run(&tree_of(&bad));
     assert_eq!(result, Err(TreeValidationError::InvalidLeafSignature(LeafIndex(555))));
 }
+
+/// A `commit` LeafNode for leaf `index` of group `group_id`, carrying
+/// `parent_hash`, keys from `seed`.
+fn commit_leaf(seed: u64, group_id: &[u8], index: u32, parent_hash: &[u8]) -> Vec<u8> {
+    use mls_nostd::credential::Credential;
+    use mls_nostd::extensions::U16List;
+    use mls_nostd::leaf_node::{Capabilities, LeafNode, LeafNodeContext, LeafNodeFields, LeafNodeSource};
+    let mut seed_bytes = [0x5au8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_be_bytes());
+    let sk = mls_tests::signer(SUITE, &seed_bytes);
+    let pk = sk.public_key();
+    let enc = mls_nostd::crypto::hpke::derive_key_pair(SUITE, &seed_bytes).unwrap().1;
+    let (versions, suites, creds) = ([0u8, 1], SUITE.to_u16().to_be_bytes(), [0u8, 1]);
+    let fields = LeafNodeFields {
+        encryption_key: enc.as_bytes(),
+        signature_key: pk.as_bytes(),
+        credential: Credential::Basic { identity: b"committer" },
+        capabilities: Capabilities {
+            versions: U16List::from_body(&versions).unwrap(),
+            cipher_suites: U16List::from_body(&suites).unwrap(),
+            extensions: U16List::default(),
+            proposals: U16List::default(),
+            credentials: U16List::from_body(&creds).unwrap(),
+        },
+        source: LeafNodeSource::Commit { parent_hash },
+        extensions: Extensions::default(),
+    };
+    let mut buf = vec![0u8; 1024];
+    let ctx = LeafNodeContext { group_id, leaf_index: index };
+    let n = LeafNode::sign_into(SUITE, &fields, Some(ctx), &sk, &mut buf).unwrap().len();
+    let mut v = vec![1u8];
+    v.extend_from_slice(&buf[..n]);
+    v
+}
+
+/// §7.7, §7.1: truncation discards the old root "whether or not [it] is
+/// blank", and with it the unmerged leaves it lists. A joined tree (it
+/// passes every check of §12.4.3.1) of 8 leaves: leaves 0, 1 and 4, and
+/// node 3 set (parent-hash valid from leaf 0) over the blank leaves 2 and 3,
+/// with leaf 1 unmerged there. Removing leaf 4 truncates the tree to 2
+/// leaves, dropping node 3 (not on leaf 4's direct path). The tree grows
+/// again, leaf 0 commits (node 3 new, no unmerged leaves) and a member is
+/// added at leaf 3: node 3's `unmerged_leaves` must be `[3]`, not the
+/// dropped node's leaf 1 too.
+#[test]
+fn truncation_drops_the_unmerged_leaves_of_a_discarded_parent() {
+    let gid = b"truncation";
+    let l = |s: u8| Some(leaf_node(s, None));
+    // Node 3's parent hash with copath child 5 (a blank subtree): the
+    // parent hash leaf 0 carries.
+    let nodes = |leaf0: Vec<u8>| {
+        encode_tree(&[Some(leaf0), None, l(1), Some(parent_node(50, &[1])), None, None, None, None, l(4)])
+    };
+    let ph = {
+        let mut tree = Box::new(Tree::EMPTY);
+        let mut t = tree.slices();
+        t.import(SUITE, &decode_tree(&nodes(leaf_node(10, None))).unwrap()).unwrap();
+        t.parent_hash(NodeIndex(3), NodeIndex(5)).unwrap()
+    };
+    let bytes = nodes(commit_leaf(10, gid, 0, ph.as_bytes()));
+    validate(&bytes, gid).expect("a tree a joiner accepts");
+
+    let mut tree = Box::new(Tree::EMPTY);
+    let mut t = tree.slices();
+    t.import(SUITE, &decode_tree(&bytes).unwrap()).unwrap();
+    t.remove_leaf(LeafIndex(4)).unwrap();
+    assert_eq!(t.n_leaves(), 2, "truncated to leaves 0 and 1");
+    // A new member at leaf 2; leaf 0 commits over nodes 1 and 3; another
+    // new member at leaf 3, unmerged at node 3.
+    let (new2, new3) = (leaf_node(20, None), leaf_node(21, None));
+    assert_eq!(t.add_leaf(&new2[1..]).unwrap(), LeafIndex(2));
+    t.blank_direct_path(LeafIndex(0)).unwrap();
+    t.set_parent(NodeIndex(1), &[60; 32], &[]).unwrap();
+    t.set_parent(NodeIndex(3), &[61; 32], &[]).unwrap();
+    assert_eq!(t.add_leaf(&new3[1..]).unwrap(), LeafIndex(3));
+    let unmerged: Vec<_> = t.unmerged_leaves(NodeIndex(3)).collect();
+    println!("node 3 unmerged_leaves: {unmerged:?}");
+    assert_eq!(unmerged, [LeafIndex(3)], "node 3 lists only the leaf added under it");
+    // The tree as the RFC has it, encoded: the same tree hash.
+    let leaf0 = commit_leaf(10, gid, 0, ph.as_bytes());
+    let mut p1 = parent_node(60, &[]);
+    let mut p3 = parent_node(61, &[3]);
+    p1[2..34].copy_from_slice(&[60; 32]);
+    p3[2..34].copy_from_slice(&[61; 32]);
+    let expected = encode_tree(&[Some(leaf0), Some(p1), l(1), Some(p3), Some(new2), None, Some(new3)]);
+    let mut want = Box::new(Tree::EMPTY);
+    let mut w = want.slices();
+    w.import(SUITE, &decode_tree(&expected).unwrap()).unwrap();
+    assert_eq!(t.root_tree_hash().unwrap(), w.root_tree_hash().unwrap(), "tree hash of the regrown tree");
+}

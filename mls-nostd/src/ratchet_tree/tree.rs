@@ -1596,12 +1596,17 @@ impl<'s> TreeSlices<'s> {
                 break;
             }
             // All leaves on the right are blank; so are their parents in a
-            // valid tree: blank them to be sure (logged while staging).
+            // valid tree: blank them to be sure (logged while staging). The
+            // root is discarded "whether or not [it] is blank" (§7.7), and
+            // with it its unmerged_leaves (§7.1): a joined tree may hold a
+            // non-blank root over a blank right half, listing leaves of the
+            // left half that keep their bits otherwise, and a regrown
+            // parent at that node would list them again.
             let old_width = tree_math::node_width(n).unwrap_or(0);
             let new_width = tree_math::node_width(half).unwrap_or(0);
             for x in (new_width..old_width).map(NodeIndex).filter(|x| !x.is_leaf()) {
                 if !self.is_blank(x) {
-                    self.put_parent(x, ParentSlot::BLANK)?;
+                    self.blank_parent(x)?;
                 }
             }
             n = half;

@@ -291,3 +291,38 @@ fn hash_cache_gives_the_uncached_tree_hashes() {
     assert_eq!(checks, 20 + 7 + 12 + 2, "every step compared");
     assert_ne!(cached.hashes, vec![0u8; N * HASH_CACHE_PER_LEAF], "the cache was used");
 }
+
+/// A staged Add that extends the tree and runs out of arena for the undo
+/// log after its leaf is written fails; discarding the stage then leaves
+/// every slot as before the stage (the leaf was left in its slot past the
+/// tree, its undo entries dropped, so the discard did not blank it: a
+/// member of no tree, whose record the arena no longer counted).
+#[test]
+fn failed_staged_extending_add_is_discarded_exactly() {
+    const N: usize = 8;
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let a = test_leaf(suite, b"a", 1, None).0;
+    let b = test_leaf(suite, b"b", 2, None).0;
+    // The first leaf's record, then for the Add: its size entry (9 bytes),
+    // its leaf's record, the leaf's undo entry (25 bytes) and 2 bytes: not
+    // the 5 of the new root's entry.
+    let arena_len = a.len() + LEAF_RECORD_HEADER + 9 + b.len() + LEAF_RECORD_HEADER + 25 + 2;
+    let mut meta = TreeMeta::new(suite);
+    let (mut slots, mut parents) = (vec![LeafSlot::BLANK; N], vec![ParentSlot::BLANK; N]);
+    let mut arena = vec![0u8; arena_len];
+    {
+        let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena);
+        t.add_leaf(&a).unwrap();
+    }
+    let (meta0, slots0, parents0) = (meta, slots.clone(), parents.clone());
+    {
+        let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena);
+        t.begin_stage().unwrap();
+        assert_eq!(t.add_leaf(&b), Err(mls_nostd::ratchet_tree::tree::TreeError::CapacityExceeded(mls_nostd::Capacity::TreeArena)));
+        t.discard_stage().unwrap();
+    }
+    println!("leaf slot 1 after the discard: {:?}", slots[1]);
+    assert_eq!(slots, slots0, "leaf slots after the discard");
+    assert_eq!(parents, parents0, "parent slots after the discard");
+    assert_eq!(meta, meta0, "tree meta after the discard");
+}

@@ -1587,6 +1587,31 @@ impl<'s> TreeSlices<'s> {
         self.resize(n)
     }
 
+    /// Undoes [`Self::extend`] from `saved` after the new leaf failed to be
+    /// set: a failed operation leaves the tree as it was. While staging,
+    /// `set_leaf` may fail on the undo log after writing the leaf's slot
+    /// (and marking parents logged): every slot past the old tree is blank
+    /// again and its entries (all logged since `saved`: the size, the new
+    /// leaf and its new ancestors) are dropped, or the leaf stayed in its
+    /// slot past the tree, not blanked by a discard. Outside a stage only
+    /// the arena's compaction may have happened: it stays.
+    fn undo_extend(&mut self, saved: TreeMeta) {
+        let old_width = tree_math::node_width(saved.n_leaves).unwrap_or(0);
+        let new_width = tree_math::node_width(self.meta.n_leaves).unwrap_or(0);
+        for x in old_width..new_width {
+            match NodeIndex(x).leaf() {
+                Some(l) => self.write_leaf_slot(l.0, LeafSlot::BLANK),
+                None => self.write_parent_slot(x, ParentSlot::BLANK),
+            }
+        }
+        let now = *self.meta;
+        *self.meta = TreeMeta { key_index: now.key_index, ..saved };
+        if !now.staging {
+            self.meta.arena_used = now.arena_used;
+            self.meta.arena_live = now.arena_live;
+        }
+    }
+
     /// Halves the tree while its right half is all blank (§7.7).
     fn truncate(&mut self) -> Result<(), TreeError> {
         let mut n = self.meta.n_leaves;
@@ -1639,8 +1664,7 @@ impl<'s> TreeSlices<'s> {
                 let saved = *self.meta;
                 self.extend()?;
                 if let Err(e) = self.set_leaf(l, bytes) {
-                    // Undo the extension: nothing else changed.
-                    *self.meta = saved;
+                    self.undo_extend(saved);
                     return Err(e);
                 }
                 self.mark_unmerged_path(l)?;

@@ -2498,6 +2498,46 @@ fn com_pending_commit_staged() {
     fx.usable();
 }
 
+/// COM-PENDING for a Commit sent as a PrivateMessage: the race of
+/// [`com_pending_commit_staged`] (Carol's Commit wins, Alice discards her
+/// own staged one) with Carol's Commit encrypted. The refusal leaves Carol's
+/// handshake key unused (§9.2 deletes a key once its message is processed;
+/// this one was not), so Alice processes the same Commit once she has
+/// discarded hers. Review finding: the refusal came after decryption and
+/// used the key up, and the retry was `SecretTree(KeyConsumed)`: Alice could
+/// never follow Carol into the next epoch.
+#[test]
+fn com_pending_private_commit_processed_after_discard() {
+    let mut fx = fixture();
+    // Our own encrypted Commit, come back, is not taken for another's: its
+    // key was used when it was sent.
+    let (mine, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Private, &NoPsks).unwrap();
+    let mut m = mine.clone();
+    assert_eq!(
+        fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW).err(),
+        Some(ReceiveError::Protection(ProtectionError::SecretTree(SecretTreeError::KeyConsumed)))
+    );
+    fx.alice.group.discard_staged_commit();
+    let (mine, _) = fx.alice.try_commit(&[], false, true, WireFormatPolicy::Public, &NoPsks).unwrap();
+    let (theirs, _) = fx.carol.try_commit(&[], false, true, WireFormatPolicy::Private, &NoPsks).unwrap();
+    fx.carol.group.merge_staged_commit_in_memory().unwrap();
+    let mut m = theirs.clone();
+    assert_eq!(
+        fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW).err(),
+        Some(ReceiveError::Commit(CommitError::CommitPending))
+    );
+    fx.alice.group.discard_staged_commit();
+    let mut m = theirs.clone();
+    match fx.alice.group.process_message_in_memory(&mut m, &NoPsks, NOW) {
+        Ok(Received::Commit(_)) => fx.alice.group.merge_staged_commit_in_memory().unwrap(),
+        other => panic!("alice: Carol's Commit, retried once hers was discarded: {other:?}"),
+    }
+    fx.bob.receive_commit(&theirs);
+    refuse(&mut fx.bob, &mine, &NoPsks, ReceiveError::Protection(ProtectionError::WrongEpoch));
+    fx.agree();
+    fx.usable();
+}
+
 // ---------------------------------------------------------------------------
 // External commits and proposals (§12.1.8, §12.2, §12.4.3.2).
 // ---------------------------------------------------------------------------

@@ -206,17 +206,32 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             state,
             secret_trees,
             past,
+            staged,
             ..
         } = self;
         let (secret_tree, prev_secret_tree) = secret_trees.both_mut();
         let tree = tree.old();
         // A late message of the previous epoch is read with its keys
         // (application data only).
-        let (epoch, content_type) = {
+        let (group_id, epoch, content_type) = {
             let mut h = Reader::new(message.get(4..).unwrap_or(&[]));
-            h.read_opaque()?;
-            (h.read_u64()?, ContentType::decode(&mut h).ok())
+            (h.read_opaque()?, h.read_u64()?, ContentType::decode(&mut h).ok())
         };
+        // A Commit of this epoch while one is staged is refused before it is
+        // opened, as `stage_commit` would refuse it once opened: its key stays
+        // unused (§9.2 deletes a key once its message is processed), so the
+        // same Commit is processed once the staged one is discarded (§14: the
+        // other member's Commit won the epoch). Not ours, come back: it is
+        // refused as before (its key was ours, used when it was sent).
+        if staged.is_some()
+            && content_type == Some(ContentType::Commit)
+            && epoch == state.epoch
+            && group_id == state.group_id.as_slice()
+            && private_message::sender_of(state.suite, &state.secrets.sender_data_secret, message)
+                .is_some_and(|l| l != state.private.leaf)
+        {
+            return Err(CommitError::CommitPending.into());
+        }
         let late = past
             .first_mut()
             .zip(prev_secret_tree)

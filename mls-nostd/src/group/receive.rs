@@ -112,6 +112,15 @@ fn member_key(tree: &TreeView<'_>, leaf: LeafIndex) -> Option<SignaturePublicKey
     tree.signature_key(leaf).and_then(|k| SignaturePublicKey::from_slice(k).ok())
 }
 
+/// The PrivateMessage `message` of this epoch names, in its sender data, a
+/// sender other than us. Its own frame: its locals are not on the stack
+/// while the message's signature is verified.
+#[inline(never)]
+fn another_sender(state: &super::EpochState, message: &[u8]) -> bool {
+    private_message::sender_of(state.suite, &state.secrets.sender_data_secret, message)
+        .is_some_and(|l| l != state.private.leaf)
+}
+
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Processes an `MLSMessage` holding a PublicMessage or PrivateMessage of
     /// this group. A PrivateMessage is decrypted in place, so `message` is
@@ -227,8 +236,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             && content_type == Some(ContentType::Commit)
             && epoch == state.epoch
             && group_id == state.group_id.as_slice()
-            && private_message::sender_of(state.suite, &state.secrets.sender_data_secret, message)
-                .is_some_and(|l| l != state.private.leaf)
+            && another_sender(state, message)
         {
             return Err(CommitError::CommitPending.into());
         }

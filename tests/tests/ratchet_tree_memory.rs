@@ -325,4 +325,52 @@ fn failed_staged_extending_add_is_discarded_exactly() {
     assert_eq!(slots, slots0, "leaf slots after the discard");
     assert_eq!(parents, parents0, "parent slots after the discard");
     assert_eq!(meta, meta0, "tree meta after the discard");
+/// Whether a Commit's changes fit the arena depends on the tree alone, not
+/// on the member's history (RFC 9420 §12.4.2: every member applies the same
+/// Commit to the same tree). Two trees of the same leaves, one whose arena
+/// also holds dead records of replaced leaves (leaf 3 updated and updated
+/// back), stage the same changes at every arena size: both succeed or both
+/// fail. (Found by `self_acceptance`: a member whose arena's dead records
+/// were fewer than its free bytes did not compact at `begin_stage` and
+/// refused, `CapacityExceeded(TreeArena)`, a Commit its committer, with a
+/// compacted arena, had created.)
+#[test]
+fn stage_room_does_not_depend_on_dead_records() {
+    const N: usize = 4;
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let leaves: Vec<Vec<u8>> = (0..6u64).map(|i| test_leaf(suite, format!("m{i}").as_bytes(), i + 1, None).0).collect();
+    let record = |l: &Vec<u8>| l.len() + LEAF_RECORD_HEADER;
+    let live: usize = leaves[..4].iter().map(record).sum();
+    // Whether the changes stage in an arena of `arena_len` bytes.
+    let stage = |arena_len: usize, churn: bool| -> bool {
+        let mut meta = TreeMeta::new(suite);
+        let (mut slots, mut parents) = (vec![LeafSlot::BLANK; N], vec![ParentSlot::BLANK; N]);
+        let mut arena = vec![0u8; arena_len];
+        let mut t = TreeSlices::new(&mut meta, &mut slots, &mut parents, &mut arena);
+        for l in &leaves[..4] {
+            t.add_leaf(l).unwrap();
+        }
+        if churn {
+            t.update_leaf(LeafIndex(3), &leaves[4]).unwrap();
+            t.update_leaf(LeafIndex(3), &leaves[3]).unwrap();
+        }
+        let before = export(&t);
+        t.begin_stage().unwrap();
+        let staged = t.update_leaf(LeafIndex(0), &leaves[5]).is_ok()
+            && t.set_parent(NodeIndex(1), &[7u8; 32], &[]).is_ok()
+            && t.set_parent(NodeIndex(3), &[8u8; 32], &[]).is_ok()
+            && t.update_leaf(LeafIndex(2), &leaves[4]).is_ok();
+        t.discard_stage().unwrap();
+        assert_eq!(export(&t), before);
+        staged
+    };
+    let (mut fits, mut too_small) = (0, 0);
+    let largest = leaves.iter().map(record).max().unwrap();
+    for arena_len in (live + largest..live + 3000).step_by(4) {
+        let compact = stage(arena_len, false);
+        let churned = stage(arena_len, true);
+        assert_eq!(churned, compact, "arena of {arena_len} bytes: with dead records {churned}, without {compact}");
+        if compact { fits += 1 } else { too_small += 1 }
+    }
+    assert!(fits > 0 && too_small > 0, "the sizes cross the boundary: {fits} fit, {too_small} too small");
 }

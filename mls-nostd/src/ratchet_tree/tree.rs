@@ -855,11 +855,15 @@ impl<'s> TreeSlices<'s> {
         if self.meta.staging {
             return Err(TreeError::Staging);
         }
-        // Room for the stage's new encodings and its undo log: compact when
-        // dead records take more than the free space.
-        let used = self.meta.arena_used;
-        let free = u32::try_from(self.arena.len()).unwrap_or(u32::MAX).saturating_sub(used);
-        if used.saturating_sub(self.meta.arena_live) > free {
+        // Room for the stage's new encodings and its undo log: dead records
+        // are compacted away first, whatever the free space, so that whether
+        // a Commit fits depends on the tree alone, not on this member's
+        // history of replaced leaves: every member applies the same Commit
+        // to the same tree (RFC 9420 §12.4.2). Compacted only when dead
+        // records took more than the free space, a member refused
+        // (`CapacityExceeded(TreeArena)`) a Commit its committer, whose
+        // arena was compacted, had created (found by `self_acceptance`).
+        if self.meta.arena_used > self.meta.arena_live {
             self.compact();
         }
         self.meta.undo_len = 0;

@@ -258,3 +258,41 @@ fn commit_leaf_template_not_supporting_the_group_extensions_refused() {
     bob.receive_commit(&msg);
     agree(&[&alice, &bob]);
 }
+
+/// Bob proposes an Update and then a second one in the same epoch; Alice
+/// commits the first (§12.2: one Update per leaf). Bob kept only the
+/// private key of his last Update, so his leaf's key in the new epoch was
+/// not his, and the path secret sealed to it did not decrypt
+/// (`InvalidPath(DecryptionFailed)`; found by `self_acceptance`). Either
+/// the second Update is refused when sent, or Bob follows the Commit.
+#[test]
+fn second_update_of_an_epoch_then_commit_of_the_first() {
+    let (mut alice, mut bob, mut carol) = group(b"sel-upd-twice");
+    let template = bob.template();
+    let mut out = vec![0u8; 8192];
+    let first = bob.group.propose_update(&template, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
+    deliver(&first, &mut [&mut alice, &mut carol]);
+    let mut out = vec![0u8; 8192];
+    match bob.group.propose_update(&template, WireFormatPolicy::Public, &mut bob.rng, &mut out) {
+        // (`CreateCommitError::UpdatePending`, by name: the test predates it.)
+        Err(e) => assert_eq!(format!("{e:?}"), "UpdatePending"),
+        Ok(second) => {
+            let second = second.to_vec();
+            deliver(&second, &mut [&mut alice, &mut carol]);
+        }
+    }
+    let (commit, _) = alice.commit(&[], false, WireFormatPolicy::Public);
+    bob.receive_commit(&commit);
+    carol.receive_commit(&commit);
+    agree(&[&alice, &bob, &carol]);
+    // Bob's leaf key is the one he holds: his next Update is committed
+    // with a path Carol seals to his leaf, and he follows.
+    let template = bob.template();
+    let mut out = vec![0u8; 8192];
+    let next = bob.group.propose_update(&template, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap().to_vec();
+    deliver(&next, &mut [&mut alice, &mut carol]);
+    let (commit, _) = carol.commit(&[], true, WireFormatPolicy::Public);
+    alice.receive_commit(&commit);
+    bob.receive_commit(&commit);
+    agree(&[&alice, &bob, &carol]);
+}

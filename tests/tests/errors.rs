@@ -94,6 +94,7 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     ok(&CreateCommitError::Welcome(WelcomeError::BufferTooSmall { needed: 999 }), 2, &["needed", "999"]);
     ok(&CreateCommitError::GroupInfo(GroupInfoError::Codec(codec_small)), 3, &["needed", "1234"]);
     ok(&CreateCommitError::SignatureKeyNotOurs, 1, &["signature key", "signer"]);
+    ok(&CreateCommitError::UpdatePending, 1, &["Update", "pending"]);
     ok(&GroupError::CapacityExceeded(Capacity::GroupIdLen), 1, &["MAX_GROUP_ID_LEN"]);
     ok(&GroupError::Tree(TreeError::CapacityExceeded(Capacity::Leaves)), 2, &["leaf capacity (N)"]);
     ok(&CryptoError::InvalidSignature, 1, &["signature"]);
@@ -118,7 +119,7 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     ok(&KeyStoreFull, 1, &["full"]);
     ok(&DeliveryError::Malformed(CodecError::Truncated), 2, &["MLSMessage", "truncated"]);
     ok(&DeliveryError::BufferFull { slots: 8, bytes: 512 }, 1, &["8", "512", "rejoin"]);
-    assert_eq!(checked, 41);
+    assert_eq!(checked, 42);
 }
 
 /// Creates a one-member group of Alice's, with `group_id`.

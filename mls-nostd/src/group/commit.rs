@@ -145,6 +145,11 @@ pub enum CreateCommitError {
     /// every member refuses (§7.3), and the group signs with its one
     /// signer. Nothing is staged or sent.
     SignatureKeyNotOurs,
+    /// [`Group::propose_update`] while an Update of ours is pending in
+    /// this epoch: a Commit takes at most one Update per leaf (§12.2), and
+    /// only the last one's private key would be kept, so a Commit of the
+    /// first would leave us with a leaf key we do not hold.
+    UpdatePending,
 }
 
 impl core::fmt::Display for CreateCommitError {
@@ -159,6 +164,7 @@ impl core::fmt::Display for CreateCommitError {
             Self::SignatureKeyNotOurs => {
                 f.write_str("the leaf template's signature key is not the group signer's (a new key needs a new signer)")
             }
+            Self::UpdatePending => f.write_str("an Update of ours is pending in this epoch: one Update per epoch"),
         }
     }
 }
@@ -539,6 +545,14 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         out: &'o mut [u8],
     ) -> Result<&'o [u8], CreateCommitError> {
         self.check_template_key(template)?;
+        // One Update of ours per epoch: a Commit takes one Update per leaf
+        // (RFC 9420 §12.2), any of those sent, and we keep one private key.
+        // A second Update let a Commit of the first leave our leaf with a
+        // key we did not hold: the path secret sealed to it did not
+        // decrypt (found by `self_acceptance`).
+        if self.pending_update_key.is_some() {
+            return Err(CreateCommitError::UpdatePending);
+        }
         let suite = self.state.suite;
         let mut ikm = Secret::zero(suite.hash_len()).map_err(CommitError::Crypto)?;
         rng.fill_bytes(ikm.as_mut_bytes());

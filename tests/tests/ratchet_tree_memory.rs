@@ -334,6 +334,8 @@ fn failed_staged_extending_add_is_discarded_exactly() {
     assert_eq!(slots, slots0, "leaf slots after the discard");
     assert_eq!(parents, parents0, "parent slots after the discard");
     assert_eq!(meta, meta0, "tree meta after the discard");
+}
+
 /// Whether a Commit's changes fit the arena depends on the tree alone, not
 /// on the member's history (RFC 9420 §12.4.2: every member applies the same
 /// Commit to the same tree). Two trees of the same leaves, one whose arena

@@ -378,17 +378,25 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             }
         }
         let proposals = &self.proposals;
-        // The (encryption, signature) keys of the new leaves chosen so far,
-        // kept as they are chosen: each candidate compares with them, not
-        // by looking up and decoding every chosen proposal again.
-        let mut chosen_keys: heapless::Vec<(&[u8], &[u8]), MAX_PENDING_REFS> = heapless::Vec::new();
-        let clashes = |chosen: &[(&[u8], &[u8])], leaf: &crate::leaf_node::LeafNode<'_>| {
-            let (encryption_key, signature_key) = (leaf.fields.encryption_key, leaf.fields.signature_key);
-            by_value
-                .iter()
-                .filter_map(leaf_of)
-                .any(|o| o.fields.encryption_key == encryption_key || o.fields.signature_key == signature_key)
-                || chosen.iter().any(|&(e, s)| e == encryption_key || s == signature_key)
+        // The pending Adds and Updates chosen so far, a bit per store index
+        // (only the first MAX_PENDING_REFS can be chosen, as their
+        // signatures are checked): a candidate is compared with them in one
+        // pass over the store, not a lookup by reference per chosen one. A
+        // bit, not a list of their keys: 1 KiB less stack on a 32-bit MCU.
+        let mut chosen_leaves: u64 = 0;
+        let clashes = |chosen: u64, leaf: &crate::leaf_node::LeafNode<'_>| {
+            let same = |o: crate::leaf_node::LeafNode<'_>| {
+                o.fields.encryption_key == leaf.fields.encryption_key || o.fields.signature_key == leaf.fields.signature_key
+            };
+            by_value.iter().filter_map(leaf_of).any(same)
+                || proposals
+                    .iter()
+                    .take(MAX_PENDING_REFS)
+                    .enumerate()
+                    .filter(|&(j, _)| (chosen >> j) & 1 != 0)
+                    .filter_map(|(_, s)| Proposal::decode_exact(s.proposal).ok())
+                    .filter_map(|p| leaf_of(&p))
+                    .any(same)
         };
         // The members' credential types and the Adds' chosen so far (§7.3),
         // found at the first pending Add.
@@ -434,7 +442,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                             && signed.valid(i)
                             && super::process::check_update_leaf(group_id, &tree, s, &u.leaf_node, extensions, identity)
                                 .is_ok()
-                            && !clashes(&chosen_keys, &u.leaf_node)
+                            && !clashes(chosen_leaves, &u.leaf_node)
                     }
                     (1, Proposal::Add(a), sender) => {
                         let key = a.key_package.tbs.leaf_node.fields.signature_key;
@@ -451,7 +459,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                         // Its encryption key new to the tree and the Commit.
                         let fresh = fresh
                             && !tree.has_encryption_key(leaf.fields.encryption_key, None)
-                            && !clashes(&chosen_keys, leaf);
+                            && !clashes(chosen_leaves, leaf);
                         let accepted = super::process::check_identity(
                             identity,
                             group_id,
@@ -501,10 +509,8 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 if !keep {
                     continue;
                 }
-                if let Some(leaf) = leaf_of(&p) {
-                    chosen_keys
-                        .push((leaf.fields.encryption_key, leaf.fields.signature_key))
-                        .map_err(|_| CommitError::CapacityExceeded(Capacity::ProposalsPerCommit))?;
+                if leaf_of(&p).is_some() {
+                    chosen_leaves |= u32::try_from(i).ok().and_then(|i| 1u64.checked_shl(i)).unwrap_or(0);
                 }
                 match p {
                     Proposal::Remove(r) => {

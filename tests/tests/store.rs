@@ -1447,3 +1447,88 @@ fn external_psk_at_the_length_limits_is_kept() {
     let psks = ExternalPsks::<4>::load(&mut storage).unwrap();
     assert_eq!(psks.external_psk(&id), Some(&[6u8; 64][..]));
 }
+
+/// A parent's stored record lists the unmerged leaves of its own subtree
+/// only (§7.1, §4.1): here leaf 5 is unmerged at node 11 (level 2), and
+/// Bob's Commit rewrites node 3 (level 2, leaves 0-3). Its record had leaf
+/// 5's bit (the bitmap was filled to whole bytes with leaves past the
+/// subtree), and a load refused it (`UnmergedNotDescendant`): Bob's staged
+/// Commit, then his merged epoch, could not be loaded. Found by the
+/// store_roundtrip run (seed 95699924418562, round 96).
+#[test]
+fn a_parent_record_lists_only_its_own_unmerged_leaves() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (alice, bob, carol) = group_of(suite);
+    let mut g = vec![alice, bob, carol];
+    for (i, name) in ["d", "e", "f", "g", "h"].into_iter().enumerate() {
+        let mut m = Member::new(name, 80 + i as u64);
+        let (first, rest) = g.split_first_mut().unwrap();
+        let mut seen: Vec<&mut Member> = rest.iter_mut().collect();
+        first.add_seen_by(&mut m, &mut seen, suite);
+        g.push(m);
+    }
+    // `c` commits (with path: its direct path's parents are set), the others follow.
+    fn round(g: &mut [Member], c: usize, proposals: &[Proposal<'_>], path: bool) -> Vec<u8> {
+        let (commit, _) = g[c].commit(proposals, path, WireFormatPolicy::Public);
+        for (i, m) in g.iter_mut().enumerate() {
+            if i != c && !m.group.is_inactive() {
+                let mut msg = commit.clone();
+                match m.group.process_message_in_memory(&mut msg, &NoPsks, NOW) {
+                    Ok(Received::Commit(_)) => m.group.merge_staged_commit_in_memory().unwrap(),
+                    other => panic!("{}: {other:?}", m.name),
+                }
+            }
+        }
+        commit
+    }
+    assert_eq!(g[0].group.tree().n_leaves(), 8);
+    // Alice removes f (leaf 5; her path sets nodes 1, 3, 7), h's path sets 13, 11, 7.
+    round(&mut g, 0, &[Proposal::Remove(Remove { removed: 5 })], true);
+    assert!(g[5].group.is_inactive());
+    round(&mut g, 7, &[], true);
+    // Alice adds x without path: leaf 5, unmerged at node 11 and the root.
+    let mut x = Member::new("x", 99);
+    let (kp, keys) = x.key_package(suite);
+    let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+    let (commit, welcome) = g[0].commit(&[add], false, WireFormatPolicy::Public);
+    for m in g.iter_mut().skip(1).filter(|m| !m.group.is_inactive()) {
+        m.receive_commit(&commit);
+    }
+    x.join(&welcome.unwrap(), &kp, &keys);
+    assert_eq!(x.group.own_leaf().0, 5);
+    g[5] = x;
+
+    // Alice removes Carol (leaf 2; her path sets nodes 1, 3, 7 again; node 11 keeps leaf 5).
+    round(&mut g, 0, &[Proposal::Remove(Remove { removed: 2 })], true);
+    assert!(g[2].group.is_inactive());
+
+    // Bob, stored, adds y without path: leaf 2, unmerged at node 3 and the
+    // root; node 3's record is rewritten. Reloaded staged, merged, reloaded.
+    let mut storage = MapStorage::default();
+    g[1].group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+    reload_same(&mut g[1], &mut storage);
+    let mut y = Member::new("y", 98);
+    let (kp, keys) = y.key_package(suite);
+    let add = [Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() })];
+    let bob = &mut g[1];
+    let (mut mb, mut wb, mut gb) = buffers();
+    let opts = CommitOptions { proposals: &add, ratchet_tree_in_welcome: true, ..CommitOptions::DEFAULT };
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+    let mut b = buf();
+    let out = bob.group.stored(&mut storage, SLOT, &mut b).commit(&opts, &NoPsks, NOW, &mut bob.rng, &Sequential, bufs).unwrap();
+    assert!(!out.summary.has_path);
+    let (commit, welcome) = (out.commit.to_vec(), out.welcome.unwrap().to_vec());
+    reload(bob, &mut storage);
+    bob.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().unwrap();
+    reload_same(bob, &mut storage);
+    for (i, m) in g.iter_mut().enumerate() {
+        if i != 1 && !m.group.is_inactive() {
+            m.receive_commit(&commit);
+        }
+    }
+    y.join(&welcome, &kp, &keys);
+    assert_eq!(y.group.own_leaf().0, 2);
+    g[2] = y;
+    let all: Vec<&Member> = g.iter().collect();
+    agree(&all);
+}

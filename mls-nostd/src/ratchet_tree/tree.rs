@@ -1005,9 +1005,13 @@ impl<'s> TreeSlices<'s> {
                 let k = tree_math::level(x);
                 let bit = 1u32.checked_shl(k.saturating_sub(1)).unwrap_or(0);
                 let (first, count) = leaf_span(x);
-                // Leaf `i` of the subtree is unmerged here.
-                let unmerged =
-                    |i: u32| self.slot_at(LeafIndex(first.saturating_add(i)), before).is_some_and(|s| s.unmerged & bit != 0);
+                // Leaf `i` of the subtree is unmerged here. Only the subtree's
+                // leaves: the last byte's bits past it would name leaves of
+                // a sibling subtree unmerged at its own node of this level,
+                // which a load refuses (§7.1: unmerged leaves are descendants).
+                let unmerged = |i: u32| {
+                    i < count && self.slot_at(LeafIndex(first.saturating_add(i)), before).is_some_and(|s| s.unmerged & bit != 0)
+                };
                 // The bitmap up to its last set bit's byte.
                 let len = (0..count).rev().find(|&i| unmerged(i)).map_or(0, |i| i / 8 + 1);
                 w.write_varint(len as usize)?;

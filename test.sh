@@ -46,12 +46,12 @@ fi
 step "host tests (official vectors, codec and HPKE oracles, bad input)"
 cargo test --workspace
 
-step "the boards' layout: no past epoch kept (MLS_NOSTD_PAST_EPOCHS_KEPT=0), tree hashes cached from level 3 (MLS_NOSTD_HASH_CACHE_LEVEL=3): late messages, the store, power cuts (sample), the tree's vectors"
+step "the boards' layout: no past epoch kept (MLS_NOSTD_PAST_EPOCHS_KEPT=0), tree hashes cached from level 3 (MLS_NOSTD_HASH_CACHE_LEVEL=3): late messages, the store (and its randomized reboots), power cuts (sample), the tree's vectors"
 # The build-time choices change the group's layout and what the store
 # keeps, so these run in a build of their own (its own target directory).
 MLS_NOSTD_PAST_EPOCHS_KEPT=0 MLS_NOSTD_HASH_CACHE_LEVEL=3 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/past-epochs-0" \
     cargo test -p mls-tests --test past_epoch --test store --test power_cut \
-        --test ratchet_tree --test ratchet_tree_memory --test treekem
+        --test ratchet_tree --test ratchet_tree_memory --test treekem --test store_roundtrip
 
 step "the core's unit tests with SHA-256 suites only (MAX_HASH_LEN 32, as on the boards)"
 # Sizes that follow the enabled suites differ from the workspace's

@@ -1532,3 +1532,90 @@ fn a_parent_record_lists_only_its_own_unmerged_leaves() {
     let all: Vec<&Member> = g.iter().collect();
     agree(&all);
 }
+
+/// Our Update proposal sent through the store (`StoredGroup::propose_update`)
+/// keeps its private key there: after a reboot, the member follows the
+/// Commit that applies it (the path to its new leaf is sealed to that key).
+/// A plain proposal (`StoredGroup::propose`, a PrivateMessage) keeps the
+/// handshake ratchet's position: after a reboot the next handshake message
+/// uses the next key, which the others accept.
+#[test]
+fn stored_proposals_survive_a_reboot() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut alice, mut bob, mut carol) = group_of(suite);
+    let mut storage = MapStorage::default();
+    let mut b = buf();
+    bob.group.save(&mut storage, SLOT, Parts::ALL, &mut b).unwrap();
+    let mut out = vec![0u8; 8192];
+    let template = bob.template();
+    let update = bob.group.stored(&mut storage, SLOT, &mut b).propose_update(&template, WireFormatPolicy::Private, &mut bob.rng, &mut out).unwrap().to_vec();
+    reload(&mut bob, &mut storage);
+    for m in [&mut alice, &mut carol] {
+        let mut msg = update.clone();
+        assert!(matches!(m.group.process_message_in_memory(&mut msg, &NoPsks, NOW), Ok(Received::Proposal { .. })), "{}", m.name);
+    }
+    let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
+    carol.receive_commit(&commit);
+    assert_eq!(receive_durable(&mut bob, &mut storage, &commit).unwrap(), b"", "bob follows the Commit of his Update");
+    agree(&[&alice, &bob, &carol]);
+    // A Remove of carol proposed as a PrivateMessage, then a reboot, then
+    // a Commit of bob's in that epoch: framed with the next handshake key.
+    let mut out = vec![0u8; 8192];
+    let remove = Proposal::Remove(Remove { removed: 2 });
+    let proposal = bob.group.stored(&mut storage, SLOT, &mut b).propose(&remove, WireFormatPolicy::Private, &mut bob.rng, &mut out).unwrap().to_vec();
+    reload(&mut bob, &mut storage);
+    let mut msg = proposal.clone();
+    assert!(matches!(alice.group.process_message_in_memory(&mut msg, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+    let (mut mb, mut wb, mut gb) = buffers();
+    let opts = CommitOptions { force_path: true, wire_format: WireFormatPolicy::Private, leaf: Some(bob.template()), ..CommitOptions::DEFAULT };
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+    let commit = bob.group.stored(&mut storage, SLOT, &mut b).commit(&opts, &NoPsks, NOW, &mut bob.rng, &Sequential, bufs).unwrap();
+    let commit = commit.commit.to_vec();
+    bob.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().unwrap();
+    alice.receive_commit(&commit);
+    agree(&[&alice, &bob]);
+    assert_eq!(alice.group.tree().leaf_node(mls_nostd::tree_math::LeafIndex(2)), None, "carol's Remove was committed");
+}
+
+/// A stored proposal whose save fails (at any of its operations) is not
+/// given out: the call fails, `out` is wiped, and the group is emptied
+/// (the one in memory would keep a proposal nobody received). Reloaded,
+/// the member proposes again and the others follow; or, when the failure
+/// came after the save's commit point, the store holds the proposal never
+/// sent, and a Commit of another member (who never had it) is followed.
+#[test]
+fn a_stored_proposal_whose_save_fails_is_wiped() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let (mut cases, mut stored_anyway) = (0, 0);
+    for fail_at in 0.. {
+        let (mut alice, mut bob, _) = group_of(suite);
+        let mut storage = Failing { map: MapStorage::default(), ops_left: None };
+        let mut b = buf();
+        bob.group.save(&mut storage, SLOT, Parts::ALL, &mut b).unwrap();
+        let template = bob.template();
+        let mut out = vec![0u8; 8192];
+        storage.ops_left = Some(fail_at);
+        let sent = bob.group.stored(&mut storage, SLOT, &mut b).propose_update(&template, WireFormatPolicy::Private, &mut bob.rng, &mut out).map(<[u8]>::len);
+        storage.ops_left = None;
+        if sent.is_ok() {
+            break;
+        }
+        cases += 1;
+        assert!(matches!(sent, Err(DurableError::Store(StoreError::Storage(_)))), "{sent:?}");
+        assert!(out.iter().all(|&x| x == 0), "operation {fail_at} failed: the proposal was not wiped");
+        assert_eq!(bob.group.stored(&mut storage, SLOT, &mut b).save(Parts::ALL), Err(StoreError::NoGroup), "the group was not emptied");
+        reload(&mut bob, &mut storage);
+        if bob.group.pending_proposals().count() == 0 {
+            let update = bob.group.stored(&mut storage, SLOT, &mut b).propose_update(&template, WireFormatPolicy::Private, &mut bob.rng, &mut out).unwrap().to_vec();
+            let mut msg = update.clone();
+            assert!(matches!(alice.group.process_message_in_memory(&mut msg, &NoPsks, NOW), Ok(Received::Proposal { .. })));
+        } else {
+            stored_anyway += 1;
+        }
+        let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Public);
+        assert_eq!(receive_durable(&mut bob, &mut storage, &commit).unwrap(), b"");
+        agree(&[&alice, &bob]);
+    }
+    println!("{cases} failing operations, {stored_anyway} after the save's commit point");
+    assert!(cases >= 2 && cases > stored_anyway, "a proposal's save writes its ratchets and proposals ({cases} failing cases)");
+}

@@ -699,8 +699,9 @@ impl World {
             }
         };
         // Persist before emit: the pending list (with our Update's leaf key)
-        // and the ratchet that framed the proposal (StoredGroup has no
-        // propose: `save` of those parts is what the store API gives).
+        // and the ratchet that framed the proposal, the parts
+        // `StoredGroup::propose` saves (whose own tests are in store.rs;
+        // here one code path serves members with and without a store).
         if let Some(s) = self.stores[i].as_mut() {
             let mut b = rb();
             self.members[i].group.stored(s, SLOT, &mut b).save(Parts::RATCHETS.with(Part::Proposals)).unwrap();

@@ -19,9 +19,10 @@ use crate::crypto::signature::SignaturePrivateKey;
 use crate::executor::Executor;
 use super::psks::StoredPsks;
 use crate::group::{
-    CommitBuffers, CommitOptions, CommitOutput, CreateCommitError, Group, GroupError, JoinError, JoinParams,
-    ReceiveError, Received,
+    CommitBuffers, CommitError, CommitOptions, CommitOutput, CreateCommitError, Group, GroupError, JoinError,
+    JoinParams, ReceiveError, Received, WireFormatPolicy,
 };
+use crate::ratchet_tree::treekem::LeafTemplate;
 use crate::messages::proposal::{Add, Proposal, Remove};
 use crate::key_package::KeyPackagePrivateKeys;
 use crate::messages::authenticated_content::ProtectionError;
@@ -585,6 +586,56 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         }
         // `len` bytes of `out` were just written: this cannot fail.
         out.get(..len).ok_or(DurableError::Op(ReceiveError::Protection(ProtectionError::BufferTooSmall { needed: len })))
+    }
+
+    /// Sends a proposal (§12.1; see [`Group::propose`]), returning the
+    /// message only once the store holds what it changed: the proposal,
+    /// kept for our next Commit, and for a PrivateMessage the handshake
+    /// ratchet's new position (a reboot never reuses its key and nonce). If
+    /// the save fails, `out` is wiped (the proposal must not be sent) and
+    /// the group is emptied, as [`StoredGroup::merge_staged_commit`] leaves
+    /// it, since the one in memory keeps a proposal nobody received:
+    /// [`StoredGroup::load`] it. If the failure came after the save's
+    /// commit point, the loaded group holds the proposal, never sent: a
+    /// Commit of ours in this epoch would name it, and the others would
+    /// refuse that Commit; let another member commit the epoch.
+    pub fn propose<'o>(
+        &mut self,
+        proposal: &Proposal<'_>,
+        wire_format: WireFormatPolicy,
+        rng: &mut impl CryptoRng,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], DurableError<CreateCommitError>> {
+        self.group.prepare_ratchets(self.storage, self.slot, None, self.buf)?;
+        let len = self.group.propose(proposal, wire_format, rng, out).map_err(DurableError::Op)?.len();
+        self.store_own_proposal(out, len)
+    }
+
+    /// Proposes an Update of our leaf (§12.1.2; see
+    /// [`Group::propose_update`]), stored as [`StoredGroup::propose`]: its
+    /// new private key too, which a Commit of the Update needs after a
+    /// reboot.
+    pub fn propose_update<'o>(
+        &mut self,
+        template: &LeafTemplate<'_>,
+        wire_format: WireFormatPolicy,
+        rng: &mut impl CryptoRng,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], DurableError<CreateCommitError>> {
+        self.group.prepare_ratchets(self.storage, self.slot, None, self.buf)?;
+        let len = self.group.propose_update(template, wire_format, rng, out).map_err(DurableError::Op)?.len();
+        self.store_own_proposal(out, len)
+    }
+
+    /// Saves our proposal of `len` bytes in `out` (see [`Self::propose`]).
+    fn store_own_proposal<'o>(&mut self, out: &'o mut [u8], len: usize) -> Result<&'o [u8], DurableError<CreateCommitError>> {
+        if let Err(e) = self.save(Parts::RATCHETS.with(Part::Proposals)) {
+            out.fill(0);
+            self.group.wipe();
+            return Err(e.into());
+        }
+        // `len` bytes of `out` were just written: this cannot fail.
+        out.get(..len).ok_or(DurableError::Op(CreateCommitError::Commit(CommitError::Codec(CodecError::Truncated))))
     }
 
     /// Processes a message (§6, §12.4.2) with the external PSKs kept in the

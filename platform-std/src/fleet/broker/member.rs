@@ -744,10 +744,13 @@ fn speak_inner<const N: usize, const A: usize>(m: &mut Member<N, A>, propose: bo
             extensions: Extensions::default(),
         };
         let mut rng = crate::os_rng();
-        let message = m.group.propose_update(&template, WireFormatPolicy::Private, &mut rng, &mut out).map_err(|e| err(&m.name, "propose", e))?.to_vec();
-        // `propose_update` works in memory (StoredGroup has no proposal
-        // operations yet): save before the proposal leaves, its key inside.
-        m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).save(Parts::ALL).map_err(|e| err(&m.name, "save", e))?;
+        // Saved (its new private key, the handshake ratchet) before it leaves.
+        let message = m
+            .group
+            .stored(&mut m.store, GROUP_SLOT, &mut m.record)
+            .propose_update(&template, WireFormatPolicy::Private, &mut rng, &mut out)
+            .map_err(|e| err(&m.name, "propose", e))?
+            .to_vec();
         m.inbox.remember(delivery::digest(&message));
         // Logged too: its echo from the relay after a restart is a duplicate.
         m.note_processed(&message)?;

@@ -595,10 +595,10 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// the save fails, `out` is wiped (the proposal must not be sent) and
     /// the group is emptied, as [`StoredGroup::merge_staged_commit`] leaves
     /// it, since the one in memory keeps a proposal nobody received:
-    /// [`StoredGroup::load`] it. If the failure came after the save's
-    /// commit point, the loaded group holds the proposal, never sent: a
-    /// Commit of ours in this epoch would name it, and the others would
-    /// refuse that Commit; let another member commit the epoch.
+    /// [`StoredGroup::load`] it. A save that failed after its commit point
+    /// stored the proposal: it is returned (a proposal the store holds but
+    /// nobody received would be named by our next Commit, which the others
+    /// would refuse).
     pub fn propose<'o>(
         &mut self,
         proposal: &Proposal<'_>,
@@ -628,11 +628,21 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     }
 
     /// Saves our proposal of `len` bytes in `out` (see [`Self::propose`]).
+    /// A save that failed after its commit point (the store's head moved
+    /// on, and stayed: a transactional store rolls a failed save back
+    /// whole, head included) stored the proposal: it is returned, to be
+    /// sent, as the store now expects (its records that were not cleaned up
+    /// are written again by the next save).
     fn store_own_proposal<'o>(&mut self, out: &'o mut [u8], len: usize) -> Result<&'o [u8], DurableError<CreateCommitError>> {
+        let seq = |s: &mut S, slot: u8, buf: &mut RecordBuffer| Head::read(s, slot, buf).ok().map(|h| h.seq);
+        let before = seq(self.storage, self.slot, self.buf);
         if let Err(e) = self.save(Parts::RATCHETS.with(Part::Proposals)) {
-            out.fill(0);
-            self.group.wipe();
-            return Err(e.into());
+            let after = seq(self.storage, self.slot, self.buf);
+            if after.is_none() || after == before {
+                out.fill(0);
+                self.group.wipe();
+                return Err(e.into());
+            }
         }
         // `len` bytes of `out` were just written: this cannot fail.
         out.get(..len).ok_or(DurableError::Op(CreateCommitError::Commit(CommitError::Codec(CodecError::Truncated))))

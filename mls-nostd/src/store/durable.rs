@@ -627,22 +627,32 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         self.store_own_proposal(out, len)
     }
 
-    /// Saves our proposal of `len` bytes in `out` (see [`Self::propose`]).
-    /// A save that failed after its commit point (the store's head moved
-    /// on, and stayed: a transactional store rolls a failed save back
-    /// whole, head included) stored the proposal: it is returned, to be
-    /// sent, as the store now expects (its records that were not cleaned up
-    /// are written again by the next save).
-    fn store_own_proposal<'o>(&mut self, out: &'o mut [u8], len: usize) -> Result<&'o [u8], DurableError<CreateCommitError>> {
+    /// Saves `parts` for an operation whose output goes out only once
+    /// stored: fails only if the store does not hold the save. A save that
+    /// failed after its commit point (the store's head moved on, and
+    /// stayed: a transactional store rolls a failed save back whole, head
+    /// included) stored the operation, whose output must then go out as
+    /// the store expects; what it did not clean up, the next save writes
+    /// again (the save's marks stay unsaved).
+    fn save_to_commit_point(&mut self, parts: Parts) -> Result<(), StoreError> {
         let seq = |s: &mut S, slot: u8, buf: &mut RecordBuffer| Head::read(s, slot, buf).ok().map(|h| h.seq);
         let before = seq(self.storage, self.slot, self.buf);
-        if let Err(e) = self.save(Parts::RATCHETS.with(Part::Proposals)) {
+        let saved = self.save(parts);
+        if saved.is_err() {
             let after = seq(self.storage, self.slot, self.buf);
-            if after.is_none() || after == before {
-                out.fill(0);
-                self.group.wipe();
-                return Err(e.into());
+            if after.is_some() && after != before {
+                return Ok(());
             }
+        }
+        saved
+    }
+
+    /// Saves our proposal of `len` bytes in `out` (see [`Self::propose`]).
+    fn store_own_proposal<'o>(&mut self, out: &'o mut [u8], len: usize) -> Result<&'o [u8], DurableError<CreateCommitError>> {
+        if let Err(e) = self.save_to_commit_point(Parts::RATCHETS.with(Part::Proposals)) {
+            out.fill(0);
+            self.group.wipe();
+            return Err(e.into());
         }
         // `len` bytes of `out` were just written: this cannot fail.
         out.get(..len).ok_or(DurableError::Op(CreateCommitError::Commit(CommitError::Codec(CodecError::Truncated))))
@@ -738,9 +748,11 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// it and its Welcome only once the staged epoch (with the path secrets
     /// behind it) is stored: after a reboot the member can still merge the
     /// Commit the group accepted. If the save fails, the Commit is
-    /// discarded and `bufs` wiped (it must not be sent); the store may
-    /// still hold it staged if the failure came after the save's commit
-    /// point: after a load, discard a stage that was never sent.
+    /// discarded and `bufs` wiped (it must not be sent), and the store
+    /// holds no stage of it. A save that failed after its commit point
+    /// stored the stage: the Commit is returned, as after a save that
+    /// succeeded (a stage in the store that was never sent, merged after a
+    /// reboot, would put the member in an epoch of its own).
     pub fn commit<'o>(
         &mut self,
         opts: &CommitOptions<'_>,
@@ -875,7 +887,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         // The spans were taken from these buffers: `None` cannot happen.
         let outside = DurableError::Op(CreateCommitError::Protection(ProtectionError::BufferTooSmall { needed: 0 }));
         let saved = match placed {
-            Some(_) => self.save(Parts::RATCHETS.with(Part::Staged)).map_err(DurableError::from),
+            Some(_) => self.save_to_commit_point(Parts::RATCHETS.with(Part::Staged)).map_err(DurableError::from),
             None => Err(outside),
         };
         if let Err(e) = saved {

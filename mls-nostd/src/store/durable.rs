@@ -629,18 +629,20 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
 
     /// Saves `parts` for an operation whose output goes out only once
     /// stored: fails only if the store does not hold the save. A save that
-    /// failed after its commit point (the store's head moved on, and
-    /// stayed: a transactional store rolls a failed save back whole, head
-    /// included) stored the operation, whose output must then go out as
-    /// the store expects; what it did not clean up, the next save writes
-    /// again (the save's marks stay unsaved).
+    /// failed after its head was written (a cleanup after it failed) stored
+    /// the operation once the head is committed ([`Storage::committed`]: a
+    /// no-op on flash, where the head's write is the commit point; a
+    /// transactional store commits the save's writes so far, head
+    /// included, or fails): its output must then go out, as the store
+    /// expects. What it did not clean up, the next save writes again (the
+    /// save's marks stay unsaved).
     fn save_to_commit_point(&mut self, parts: Parts) -> Result<(), StoreError> {
         let seq = |s: &mut S, slot: u8, buf: &mut RecordBuffer| Head::read(s, slot, buf).ok().map(|h| h.seq);
         let before = seq(self.storage, self.slot, self.buf);
         let saved = self.save(parts);
         if saved.is_err() {
             let after = seq(self.storage, self.slot, self.buf);
-            if after.is_some() && after != before {
+            if after.is_some() && after != before && self.storage.committed().is_ok() {
                 return Ok(());
             }
         }

@@ -296,6 +296,7 @@ fn fleet_agrees(name: &str, devices: usize, rounds: u64, extra: &[&str]) -> Vec<
     for (d, dir) in ds.iter().zip(&dirs[1..]) {
         assert_eq!((d.core_refused, d.claim_repeats, d.refused_by_policy, d.buffer_full, d.overflowed), (0, 0, 0, 0, 0), "{d:?}");
         assert!(d.app_sent >= 2 && d.app_received > 0, "{d:?}");
+        assert_inbox_totals(d);
         // Its own log: a line per message processed (a thread writes it itself).
         let log = std::fs::read_to_string(dir.join("stdout.log")).expect("stdout.log");
         assert!(log.lines().filter(|l| l.starts_with("processed ")).count() as u64 >= d.app_received + d.commits, "{}", d.name);
@@ -428,6 +429,9 @@ fn faults_device_killed_broker_restarted_messages_twice() {
             // Own messages echoed back, and every Commit twice.
             assert!(d.duplicates >= d.app_sent + d.commits, "{d:?}");
         }
+        if i > 0 {
+            assert_inbox_totals(d);
+        }
     }
     // device-001's application messages came twice to the gateway.
     assert!(g.duplicates >= r[2].app_sent, "{g:?} vs {:?}", r[2]);
@@ -518,6 +522,7 @@ fn fleet_spans_two_bridged_brokers() {
     for d in &r[1..] {
         assert_eq!((d.core_refused, d.claim_repeats, d.refused_by_policy, d.buffer_full), (0, 0, 0, 0), "{d:?}");
         assert!(d.app_received > 0, "{d:?}");
+        assert_inbox_totals(d);
     }
     // Devices on broker B heard devices on broker A and the other way round:
     // the gateway (on A) opened every application message.
@@ -617,4 +622,121 @@ fn a_connection_whose_pubacks_never_come_is_made_again() {
         }
     }
     assert!((1..=2).contains(&copies), "{copies} copies");
+}
+
+/// Every group message a device handed to its inbox is counted once at
+/// the end (see `MemberResult::inbox_totals`).
+fn assert_inbox_totals(d: &MemberResult) {
+    let (accepted, counted) = d.inbox_totals();
+    assert_eq!(accepted, counted, "{}: {accepted} messages handed to the inbox, {counted} counted: {d:?}", d.name);
+}
+
+/// A PrivateMessage of `epoch` (content type 1 application, 2 proposal)
+/// that no member can open, laid out by hand (§6.3); `tag` makes distinct
+/// ones: what a faulty or hostile publisher could send.
+fn junk(epoch: u64, content_type: u8, tag: u16) -> Vec<u8> {
+    let mut m = vec![0, 1, 0, 2, 2, 0xaa, 0xbb]; // mls10, mls_private_message, group_id<V>
+    m.extend_from_slice(&epoch.to_be_bytes());
+    m.extend_from_slice(&[content_type, 0]); // content_type, authenticated_data<V>
+    m.extend_from_slice(&[2, (tag >> 8) as u8, tag as u8]); // encrypted_sender_data<V>
+    m.extend_from_slice(&[2, 0x55, 0x55]); // ciphertext<V>
+    m
+}
+
+/// The gateway and `devices` devices of group `group` as processes, the
+/// gateway pausing `pause_ms` before each round's Commit.
+fn start_members(state: &Path, port: u16, group: &str, devices: usize, rounds: u64, pause_ms: u64) -> Vec<(MemberArgs, Child)> {
+    let member = |name: String| MemberArgs {
+        dir: state.join(&name),
+        name,
+        host: "127.0.0.1".into(),
+        port,
+        group: group.to_string(),
+        devices,
+        rounds,
+        suite: mls_nostd::crypto::CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
+        duplicate: false,
+        pause_ms,
+    };
+    let program = Path::new(BIN);
+    let gateway = member("gateway".into());
+    let mut g = broker::spawn_member(program, &gateway).expect("gateway");
+    broker::wait_ready(&gateway.dir, &mut g, Duration::from_secs(20)).expect("gateway ready");
+    let mut children = vec![(gateway, g)];
+    for i in 0..devices {
+        let d = member(broker::device_name(i));
+        let c = broker::spawn_member(program, &d).expect("device");
+        children.push((d, c));
+    }
+    children
+}
+
+/// Waits until every member ended well; their results.
+fn wait_all(children: &mut [(MemberArgs, Child)]) -> Vec<MemberResult> {
+    let start = Instant::now();
+    for (args, c) in children.iter_mut() {
+        loop {
+            match c.try_wait().expect("wait") {
+                Some(s) => {
+                    assert!(s.success(), "{} failed: {:?}", args.name, std::fs::read_to_string(args.dir.join("stderr.log")));
+                    break;
+                }
+                None => {
+                    assert!(start.elapsed() < Duration::from_secs(90), "{} did not finish", args.name);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+    results(&children.iter().map(|(a, _)| a.dir.clone()).collect::<Vec<_>>())
+}
+
+fn wait_for(what: &str, f: &dyn Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(30), "waited too long for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The application messages a device has made (its `counter` file).
+fn counter(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("counter")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Publishes `n` proposals of `epoch` that no member can open on the
+/// handshake topic of `group` (only devices read it), as a faulty or
+/// hostile publisher could.
+fn flood(port: u16, group: &str, epoch: u64, n: usize) {
+    let mut t = Transport::connect("127.0.0.1", port, &format!("flood-{group}"), &[], false).expect("flood");
+    for i in 0..n {
+        t.publish(&format!("mls/{group}/handshake"), &junk(epoch, 2, i as u16)).expect("publish");
+    }
+    t.flush_and_close(Duration::from_secs(20)).expect("flood acknowledged");
+}
+
+/// A device that rejoins (here: removed by the round's Commit) drops what
+/// its inbox still holds, and counts it: every group message each device
+/// handed to its inbox is counted once at the end.
+#[test]
+fn a_rejoin_counts_the_messages_its_inbox_drops() {
+    let tmp = TempDir::new("rejoin-drops");
+    let broker = Broker::start(&tmp.0);
+    let state = tmp.0.join("state");
+    let group = format!("rejoin-{}", std::process::id());
+    let mut children = start_members(&state, broker.port, &group, 2, 2, 3000);
+    // Both devices joined at epoch 1 and spoke; the gateway pauses before
+    // the Commit that removes device-000.
+    for (a, _) in &children[1..] {
+        wait_for(&a.name, &|| counter(&a.dir) >= 1);
+    }
+    // 100 proposals of epoch 10 (the run ends before it): buffered by both.
+    flood(broker.port, &group, 10, 100);
+    let r = wait_all(&mut children);
+    assert_all_agree(&r);
+    assert!(r[1].joins >= 2, "device-000 was not removed and re-added: {:?}", r[1]);
+    assert!(r[2].left_buffered >= 100, "{:?}", r[2]);
+    for d in &r[1..] {
+        assert_inbox_totals(d);
+    }
 }

@@ -274,6 +274,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
             // core no longer keeps (more left at once than it keeps): stale.
             Err(DurableError::Op(ReceiveError::DepartedSender)) => {
                 self.result.stale += 1;
+                self.result.departed += 1;
                 Outcome::Stale
             }
             Err(e) => {
@@ -293,6 +294,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
     /// then what the buffer releases. Returns the outcomes in order.
     fn deliver(&mut self, message: &[u8]) -> Result<Vec<Outcome>, FleetError> {
         let mut out = Vec::new();
+        self.result.accepted += 1;
         let verdict = self.inbox.accept(message, self.group.epoch());
         // One line per message (stdout.log of the member): what came, and what the inbox said.
         out!(
@@ -349,11 +351,13 @@ impl<const N: usize, const A: usize> Member<N, A> {
         self.result.stale += s.stale;
         self.result.buffered += s.buffered;
         self.result.released += s.released;
+        self.result.processed += s.processed;
         self.result.overflowed += s.overflowed;
     }
 
     fn finish(mut self) -> Result<MemberResult, FleetError> {
         self.add_inbox_stats();
+        self.result.left_buffered = self.inbox.buffered() as u64;
         self.result.epoch = self.group.epoch();
         self.result.authenticator = hex(self.group.epoch_authenticator());
         self.result.bytes_out = self.net.bytes_out;
@@ -664,6 +668,7 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
         } else {
             // Waiting for a Welcome: the inbox keeps the newest epochs, the
             // one we join among them, and counts what it drops.
+            m.result.accepted += 1;
             if let Err(e) = m.inbox.accept(&p.payload, m.group.epoch()) {
                 m.result.refused_by_policy += 1;
                 err_line!("{}: {e}", m.name);
@@ -694,9 +699,10 @@ fn device_outcome<const N: usize, const A: usize>(
     };
     if rejoin && pending.is_none() {
         let _ = std::fs::remove_file(m.args.dir.join("joined"));
-        // A fresh inbox for the group to come; its counts carry over.
-        m.add_inbox_stats();
-        m.inbox = boxed_inbox();
+        // The same inbox waits for the group to come: `await_welcome` (in
+        // `publish_key_package`) drops what it still holds as stale, and
+        // counts it (all of it is older than the epoch we will join at: the
+        // Commit that adds us comes after our KeyPackage).
         *pending = Some(publish_key_package(m)?);
     }
     Ok(())

@@ -133,6 +133,14 @@ pub struct MemberResult {
     pub released: u64,
     /// Dropped while waiting for a Welcome with a full buffer.
     pub overflowed: u64,
+    /// Of `stale`, messages the core found too late (their sender left).
+    pub departed: u64,
+    /// Group messages handed to the inbox.
+    pub accepted: u64,
+    /// Of them, handed to the core (at once or released from the buffer).
+    pub processed: u64,
+    /// Still in the buffer at the end.
+    pub left_buffered: u64,
     /// Messages the core refused after the inbox let them through.
     pub core_refused: u64,
     /// Messages refused by the one-committer policy.
@@ -179,6 +187,10 @@ impl MemberResult {
             ("buffered", self.buffered.to_string()),
             ("released", self.released.to_string()),
             ("overflowed", self.overflowed.to_string()),
+            ("departed", self.departed.to_string()),
+            ("accepted", self.accepted.to_string()),
+            ("processed", self.processed.to_string()),
+            ("left_buffered", self.left_buffered.to_string()),
             ("core_refused", self.core_refused.to_string()),
             ("refused_by_policy", self.refused_by_policy.to_string()),
             ("buffer_full", self.buffer_full.to_string()),
@@ -197,6 +209,17 @@ impl MemberResult {
     pub fn write(&self, dir: &Path) -> Result<(), FleetError> {
         let text: String = self.fields().into_iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         std::fs::write(dir.join("result.txt"), text).map_err(|e| FleetError(format!("{}: {e}", dir.display())))
+    }
+
+    /// The group messages handed to the inbox, and the sum of what became
+    /// of them: handed to the core, dropped (duplicate, stale, by a full
+    /// buffer while waiting for a Welcome), refused (a full buffer, the
+    /// policy) or still buffered. Equal when every message is counted once.
+    /// A device's: the gateway counts redelivered KeyPackages as duplicates
+    /// too.
+    pub fn inbox_totals(&self) -> (u64, u64) {
+        let dropped = self.duplicates + (self.stale - self.departed) + self.overflowed;
+        (self.accepted, self.processed + dropped + self.buffer_full + self.refused_by_policy + self.left_buffered)
     }
 
     /// Reads `dir/result.txt`.
@@ -225,6 +248,10 @@ impl MemberResult {
                 "buffered" => r.buffered = n()?,
                 "released" => r.released = n()?,
                 "overflowed" => r.overflowed = n()?,
+                "departed" => r.departed = n()?,
+                "accepted" => r.accepted = n()?,
+                "processed" => r.processed = n()?,
+                "left_buffered" => r.left_buffered = n()?,
                 "core_refused" => r.core_refused = n()?,
                 "refused_by_policy" => r.refused_by_policy = n()?,
                 "buffer_full" => r.buffer_full = n()?,

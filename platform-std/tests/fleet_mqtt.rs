@@ -740,3 +740,37 @@ fn a_rejoin_counts_the_messages_its_inbox_drops() {
         assert_inbox_totals(d);
     }
 }
+
+/// A device killed and restarted from its state directory still knows the
+/// epoch it joined at: late application data of the epoch before is stale
+/// for it (it never had that epoch's keys), not handed to the core.
+#[test]
+fn a_restarted_device_still_knows_the_epoch_it_joined_at() {
+    let tmp = TempDir::new("restart-joined");
+    let broker = Broker::start(&tmp.0);
+    let state = tmp.0.join("state");
+    let group = format!("restart-{}", std::process::id());
+    let mut children = start_members(&state, broker.port, &group, 2, 1, 5000);
+    // device-000 joined at epoch 1 and spoke; the gateway pauses before its next Commit.
+    let dir = children[1].0.dir.clone();
+    wait_for("device-000's first message", &|| counter(&dir) >= 1);
+    children[1].1.kill().expect("SIGKILL");
+    children[1].1.wait().expect("reaped");
+    children[1].1 = broker::spawn_member(Path::new(BIN), &children[1].0).expect("restart");
+    wait_for("device-000 after its restart", &|| counter(&dir) >= 2);
+    // Application data of epoch 0, from before device-000's join.
+    let late = junk(0, 1, 1);
+    let mut t = Transport::connect("127.0.0.1", broker.port, &format!("late-{}", std::process::id()), &[], false).expect("late");
+    t.publish(&format!("mls/{group}/application"), &late).expect("publish");
+    t.flush_and_close(Duration::from_secs(20)).expect("acknowledged");
+    let tag = format!("recv {}", mls_nostd::delivery::digest(&late)[..4].iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let line = || std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default().lines().find(|l| l.starts_with(&tag)).map(str::to_string);
+    wait_for("device-000 to receive it", &|| line().is_some());
+    let line = line().expect("logged");
+    assert!(line.contains(" at epoch 1: "), "received after the next Commit, the test proves nothing: {line}");
+    assert!(line.ends_with("Ok(Stale)"), "{line}");
+    let r = wait_all(&mut children);
+    assert_all_agree(&r);
+    assert!(r[1].restarted && r[1].core_refused == 0, "{:?}", r[1]);
+    assert_inbox_totals(&r[1]);
+}

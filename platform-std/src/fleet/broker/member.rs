@@ -166,6 +166,11 @@ impl<const N: usize, const A: usize> Member<N, A> {
             signer
         };
         let mut inbox = boxed_inbox();
+        // The epoch a device joined at, in its `joined` file: it has no keys
+        // for earlier epochs (the gateway's is empty: it created the group).
+        if let Some(epoch) = std::fs::read_to_string(args.dir.join("joined")).ok().and_then(|s| s.trim().parse().ok()) {
+            inbox.joined_at(epoch);
+        }
         let seen_path = args.dir.join("seen.log");
         if let Ok(text) = std::fs::read_to_string(&seen_path) {
             for line in text.lines().rev().take(INBOX_SEEN).collect::<Vec<_>>().into_iter().rev() {
@@ -644,10 +649,12 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
                 match m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).join_with(&p.payload, &params, &mut buf) {
                     Ok(()) => {
                         m.store.inner.clear_pending().map_err(|e| FleetError(e.to_string()))?;
-                        std::fs::write(args.dir.join("joined"), b"").map_err(|e| FleetError(format!("joined file: {e}")))?;
+                        let epoch = m.group.epoch();
+                        // With the epoch we joined at, for a restart (`Inbox::joined_at`).
+                        std::fs::write(args.dir.join("joined"), format!("{epoch}\n"))
+                            .map_err(|e| FleetError(format!("joined file: {e}")))?;
                         pending = None;
                         m.result.joins += 1;
-                        let epoch = m.group.epoch();
                         m.inbox.joined_at(epoch);
                         m.result.joined_epoch = epoch;
                         speak(&mut m, true)?;

@@ -741,6 +741,28 @@ fn a_rejoin_counts_the_messages_its_inbox_drops() {
     }
 }
 
+/// A device whose buffer of future epochs overflows (a faulty publisher
+/// filled it) rejoins, and counts what its inbox dropped.
+#[test]
+fn a_device_whose_buffer_overflows_rejoins() {
+    let tmp = TempDir::new("overflow");
+    let broker = Broker::start(&tmp.0);
+    let state = tmp.0.join("state");
+    let group = format!("overflow-{}", std::process::id());
+    let mut children = start_members(&state, broker.port, &group, 2, 1, 3000);
+    for (a, _) in &children[1..] {
+        wait_for(&a.name, &|| counter(&a.dir) >= 1);
+    }
+    // One more than an inbox holds, of epoch 10 (the run ends at epoch 3).
+    flood(broker.port, &group, 10, broker::INBOX_SLOTS + 1);
+    let r = wait_all(&mut children);
+    assert_all_agree(&r);
+    for d in &r[1..] {
+        assert!(d.buffer_full == 1 && d.rejoins == 1 && d.joins == 2, "{d:?}");
+        assert_inbox_totals(d);
+    }
+}
+
 /// A device killed and restarted from its state directory still knows the
 /// epoch it joined at: late application data of the epoch before is stale
 /// for it (it never had that epoch's keys), not handed to the core.

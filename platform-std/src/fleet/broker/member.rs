@@ -706,6 +706,11 @@ fn device_outcome<const N: usize, const A: usize>(
     };
     if rejoin && pending.is_none() {
         let _ = std::fs::remove_file(m.args.dir.join("joined"));
+        // Behind for good, the group still active: a Welcome joins only an
+        // inactive slot (`JoinError::SlotInUse`), so wait with an empty one.
+        if !m.group.is_inactive() {
+            m.group = crate::boxed_group();
+        }
         // The same inbox waits for the group to come: `await_welcome` (in
         // `publish_key_package`) drops what it still holds as stale, and
         // counts it (all of it is older than the epoch we will join at: the

@@ -23,6 +23,9 @@
 //!   is reached ([`Inbox::release`]). A full buffer is a typed error
 //!   ([`DeliveryError::BufferFull`]): the member fell too far behind and
 //!   rejoins (the transport's choice; the fleet asks the gateway to re-add it).
+//!   A message more than [`MAX_EPOCHS_AHEAD`] epochs ahead is refused
+//!   ([`DeliveryError::TooFarAhead`]): a bug or a hostile publisher, not a
+//!   slot to hold until the buffer overflows.
 //! - **A member waiting for its Welcome keeps the newest epochs.** Until the
 //!   Welcome comes it cannot tell which epoch it joins, and the other
 //!   members may speak in that epoch before the Welcome arrives (the
@@ -49,6 +52,19 @@ use crate::messages::proposal::Proposal;
 /// The first 16 bytes of a message's SHA-256: enough to tell two messages
 /// apart (a collision would drop one message, not break the group).
 pub type Digest = [u8; 16];
+
+/// How many epochs ahead of a member a message may be and still be
+/// buffered; one further ahead is refused at [`Inbox::accept`]
+/// ([`DeliveryError::TooFarAhead`], counted in
+/// [`DeliveryStats::too_far_ahead`]). A message gets ahead of a member
+/// only by the Commits the member has not processed yet, and one committer
+/// orders those: a member many epochs behind holds their messages in its
+/// buffer anyway, and overflows it (`BufferFull`: rejoin) long before 16
+/// epochs at any fleet size worth buffering for. Epoch + 1,000 is a bug or a
+/// hostile publisher. While a member waits for its Welcome its epoch is
+/// unknown and nothing is refused; once joined, [`Inbox::release`] drops
+/// (counted the same way) what is too far ahead of the join epoch.
+pub const MAX_EPOCHS_AHEAD: u64 = 16;
 
 /// The digest by which [`Inbox`] recognises a message.
 pub fn digest(message: &[u8]) -> Digest {
@@ -172,6 +188,16 @@ pub enum DeliveryError {
         /// The bytes the buffer holds.
         bytes: usize,
     },
+    /// A message more than [`MAX_EPOCHS_AHEAD`] epochs ahead of the member:
+    /// refused, never buffered.
+    TooFarAhead {
+        /// The message's epoch.
+        epoch: u64,
+        /// The member's epoch.
+        current: u64,
+        /// The latest epoch buffered now (`current + MAX_EPOCHS_AHEAD`).
+        latest: u64,
+    },
     /// A message of a future epoch larger than the whole buffer.
     TooLarge {
         /// The message's length.
@@ -199,6 +225,10 @@ impl core::fmt::Display for DeliveryError {
             Self::BufferFull { slots, bytes } => write!(
                 f,
                 "the buffer for messages of future epochs ({slots} messages, {bytes} bytes) is full: too far behind, rejoin"
+            ),
+            Self::TooFarAhead { epoch, current, latest } => write!(
+                f,
+                "a message of epoch {epoch} is too far ahead of the member's epoch {current}: only epochs up to {latest} are buffered"
             ),
             Self::TooLarge { len, bytes } => {
                 write!(f, "a future-epoch message of {len} bytes is larger than the whole buffer of {bytes}")
@@ -254,6 +284,10 @@ pub struct DeliveryStats {
     /// full (the lowest epochs go first): a member that joins in one of
     /// their epochs misses them.
     pub overflowed: u64,
+    /// Messages more than [`MAX_EPOCHS_AHEAD`] epochs ahead: refused at
+    /// [`Inbox::accept`] ([`DeliveryError::TooFarAhead`]), or dropped from
+    /// the buffer once the member joined.
+    pub too_far_ahead: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -314,7 +348,7 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
             arrivals: 0,
             joined_at: 0,
             waiting: false,
-            stats: DeliveryStats { processed: 0, buffered: 0, released: 0, duplicates: 0, stale: 0, overflowed: 0 },
+            stats: DeliveryStats { processed: 0, buffered: 0, released: 0, duplicates: 0, stale: 0, overflowed: 0, too_far_ahead: 0 },
         }
     }
 
@@ -409,6 +443,10 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
                 self.stats.processed += 1;
                 Ok(Verdict::Process(envelope))
             }
+            Ordering::Greater if !self.waiting && envelope.epoch - current > MAX_EPOCHS_AHEAD => {
+                self.stats.too_far_ahead += 1;
+                Err(DeliveryError::TooFarAhead { epoch: envelope.epoch, current, latest: current + MAX_EPOCHS_AHEAD })
+            }
             Ordering::Greater => {
                 if message.len() > BYTES {
                     return Err(DeliveryError::TooLarge { len: message.len(), bytes: BYTES });
@@ -487,6 +525,11 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
                 Ordering::Less => {
                     self.take(i);
                     self.stats.stale += 1;
+                }
+                // Buffered while waiting for a Welcome, when the epoch was unknown.
+                Ordering::Greater if s.epoch - current > MAX_EPOCHS_AHEAD => {
+                    self.take(i);
+                    self.stats.too_far_ahead += 1;
                 }
                 Ordering::Equal if (s.epoch, s.arrival) < best_key => {
                     best = Some(i);
@@ -685,6 +728,43 @@ mod tests {
         extern crate std;
         use std::string::ToString;
         assert!(DeliveryError::BufferFull { slots: 2, bytes: 64 }.to_string().contains("rejoin"));
+    }
+
+    #[test]
+    fn far_future_epochs_are_refused_and_counted() {
+        let mut inbox = Small::new(GATEWAY);
+        // A bug or a hostile publisher: epoch + 1,000 must not take a slot
+        // until the buffer overflows.
+        let far = inbox.accept(&private(1005, 1, 1), 5);
+        assert!(far.is_err(), "epoch 1005 at epoch 5: {far:?}, {} buffered", inbox.buffered());
+        let latest = 5 + MAX_EPOCHS_AHEAD;
+        assert_eq!(far, Err(DeliveryError::TooFarAhead { epoch: 1005, current: 5, latest }));
+        // Up to MAX_EPOCHS_AHEAD ahead is buffered; one more, a Commit of
+        // the last epoch there is, are refused.
+        assert_eq!(inbox.accept(&private(latest, 1, 2), 5), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&private(latest + 1, 2, 3), 5), Err(DeliveryError::TooFarAhead { epoch: latest + 1, current: 5, latest }));
+        let max = DeliveryError::TooFarAhead { epoch: u64::MAX, current: 5, latest };
+        assert_eq!(inbox.accept(&public_commit(u64::MAX, 0), 5), Err(max));
+        // Nothing of them took a slot: the next epoch still finds one.
+        assert_eq!(inbox.accept(&private(6, 1, 4), 5), Ok(Verdict::Buffered));
+        let s = inbox.stats();
+        assert_eq!((inbox.buffered(), s.buffered, s.too_far_ahead), (2, 2, 3));
+        extern crate std;
+        use std::string::ToString;
+        let text = max.to_string();
+        assert!(text.contains("too far ahead") && text.contains(&latest.to_string()), "{text}");
+        // Waiting for a Welcome the epoch is unknown: kept; once joined at
+        // epoch 3, epoch 1,000 is dropped, counted.
+        let mut waiting = Small::new(GATEWAY);
+        waiting.await_welcome();
+        let e3 = private(3, 1, 5);
+        assert_eq!(waiting.accept(&private(1000, 1, 6), 0), Ok(Verdict::Buffered));
+        assert_eq!(waiting.accept(&e3, 0), Ok(Verdict::Buffered));
+        waiting.joined_at(3);
+        let mut out = [0u8; 64];
+        assert_eq!(waiting.release(3, &mut out), Ok(Some(e3.len())));
+        assert_eq!(waiting.release(3, &mut out), Ok(None));
+        assert_eq!((waiting.buffered(), waiting.stats().too_far_ahead), (0, 1));
     }
 
     #[test]

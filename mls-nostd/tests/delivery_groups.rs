@@ -124,7 +124,7 @@ fn reordered_and_repeated_messages_of_real_groups() {
     assert_eq!(opened.last().map(Vec::as_slice), Some(&b"epoch-1 from the gateway"[..]));
     // A device's Commit is refused before it reaches the group.
     assert_eq!(deliver(a, &mut inbox, &mut opened, &rogue), Err(DeliveryError::NotCommitter));
-    assert_eq!(inbox.stats(), DeliveryStats { processed: 4, buffered: 1, released: 1, duplicates: 3, stale: 0, overflowed: 0 });
+    assert_eq!(inbox.stats(), DeliveryStats { processed: 4, buffered: 1, released: 1, duplicates: 3, stale: 0, overflowed: 0, too_far_ahead: 0 });
 
     // The gateway's next Commit (epoch 2 -> 3): an epoch-2 proposal after it is stale.
     let (c3, _) = commit(&mut gateway, &CommitOptions { force_path: true, wire_format: WireFormatPolicy::Public, ..CommitOptions::DEFAULT }, now, &mut rng);

@@ -732,11 +732,14 @@ fn a_rejoin_counts_the_messages_its_inbox_drops() {
     }
     // 100 proposals of epoch 10 (the run ends before it): buffered by both.
     flood(broker.port, &group, 10, 100);
+    // And one of epoch 1,000: refused by both, counted, never buffered.
+    flood(broker.port, &group, 1000, 1);
     let r = wait_all(&mut children);
     assert_all_agree(&r);
     assert!(r[1].joins >= 2, "device-000 was not removed and re-added: {:?}", r[1]);
     assert!(r[2].left_buffered >= 100, "{:?}", r[2]);
     for d in &r[1..] {
+        assert_eq!(d.too_far_ahead, 1, "{d:?}");
         assert_inbox_totals(d);
     }
 }

@@ -119,7 +119,8 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     ok(&KeyStoreFull, 1, &["full"]);
     ok(&DeliveryError::Malformed(CodecError::Truncated), 2, &["MLSMessage", "truncated"]);
     ok(&DeliveryError::BufferFull { slots: 8, bytes: 512 }, 1, &["8", "512", "rejoin"]);
-    assert_eq!(checked, 42);
+    ok(&DeliveryError::TooFarAhead { epoch: 1005, current: 5, latest: 21 }, 1, &["1005", "5", "21", "ahead"]);
+    assert_eq!(checked, 43);
 }
 
 /// Creates a one-member group of Alice's, with `group_id`.

@@ -315,6 +315,11 @@ impl<const N: usize, const A: usize> Member<N, A> {
                 self.result.buffer_full += 1;
                 return Ok(vec![Outcome::TooFarBehind]);
             }
+            // A bug or a hostile publisher; counted by the inbox (`too_far_ahead`).
+            Err(e @ DeliveryError::TooFarAhead { .. }) => {
+                err_line!("{}: {e}", self.name);
+                return Ok(out);
+            }
             Err(e) => {
                 self.result.refused_by_policy += 1;
                 err_line!("{}: {e}", self.name);
@@ -358,6 +363,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
         self.result.released += s.released;
         self.result.processed += s.processed;
         self.result.overflowed += s.overflowed;
+        self.result.too_far_ahead += s.too_far_ahead;
     }
 
     fn finish(mut self) -> Result<MemberResult, FleetError> {

@@ -133,6 +133,8 @@ pub struct MemberResult {
     pub released: u64,
     /// Dropped while waiting for a Welcome with a full buffer.
     pub overflowed: u64,
+    /// Refused or dropped as too many epochs ahead (`delivery::MAX_EPOCHS_AHEAD`).
+    pub too_far_ahead: u64,
     /// Of `stale`, messages the core found too late (their sender left).
     pub departed: u64,
     /// Group messages handed to the inbox.
@@ -187,6 +189,7 @@ impl MemberResult {
             ("buffered", self.buffered.to_string()),
             ("released", self.released.to_string()),
             ("overflowed", self.overflowed.to_string()),
+            ("too_far_ahead", self.too_far_ahead.to_string()),
             ("departed", self.departed.to_string()),
             ("accepted", self.accepted.to_string()),
             ("processed", self.processed.to_string()),
@@ -213,12 +216,12 @@ impl MemberResult {
 
     /// The group messages handed to the inbox, and the sum of what became
     /// of them: handed to the core, dropped (duplicate, stale, by a full
-    /// buffer while waiting for a Welcome), refused (a full buffer, the
-    /// policy) or still buffered. Equal when every message is counted once.
+    /// buffer while waiting for a Welcome, too far ahead), refused (a full
+    /// buffer, the policy) or still buffered. Equal when every message is counted once.
     /// A device's: the gateway counts redelivered KeyPackages as duplicates
     /// too.
     pub fn inbox_totals(&self) -> (u64, u64) {
-        let dropped = self.duplicates + (self.stale - self.departed) + self.overflowed;
+        let dropped = self.duplicates + (self.stale - self.departed) + self.overflowed + self.too_far_ahead;
         (self.accepted, self.processed + dropped + self.buffer_full + self.refused_by_policy + self.left_buffered)
     }
 
@@ -248,6 +251,7 @@ impl MemberResult {
                 "buffered" => r.buffered = n()?,
                 "released" => r.released = n()?,
                 "overflowed" => r.overflowed = n()?,
+                "too_far_ahead" => r.too_far_ahead = n()?,
                 "departed" => r.departed = n()?,
                 "accepted" => r.accepted = n()?,
                 "processed" => r.processed = n()?,
@@ -322,12 +326,13 @@ impl std::fmt::Display for BrokerReport {
         )?;
         writeln!(
             f,
-            "inboxes: {} duplicates and {} stale messages dropped, {} buffered for a future epoch ({} released), {} dropped by a full buffer while waiting for a Welcome",
+            "inboxes: {} duplicates and {} stale messages dropped, {} buffered for a future epoch ({} released), {} dropped by a full buffer while waiting for a Welcome, {} too far ahead",
             sum(|m| m.duplicates) + g.duplicates,
             sum(|m| m.stale) + g.stale,
             sum(|m| m.buffered) + g.buffered,
             sum(|m| m.released) + g.released,
             sum(|m| m.overflowed) + g.overflowed,
+            sum(|m| m.too_far_ahead) + g.too_far_ahead,
         )?;
         let received: u64 = self.members.iter().map(|m| m.received).sum();
         let secs = self.run.as_secs_f64().max(1e-9);

@@ -317,3 +317,48 @@ impl Prepared {
 pub fn run(config: &Config, seed: u64) -> Result<Report, FleetError> {
     prepare(config, seed)?.run()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FLEET_IDENTITY;
+    use mls_nostd::codec::Decode;
+    use mls_nostd::credential::Credential;
+    use mls_nostd::crypto::CipherSuite;
+    use mls_nostd::crypto::signature::SignaturePrivateKey;
+    use mls_nostd::extensions::Extensions;
+    use mls_nostd::identity::IdentityProvider;
+    use mls_nostd::key_package::{KeyPackage, KeyPackageParams};
+    use mls_nostd::leaf_node::Lifetime;
+    use mls_nostd::messages::framing::Sender;
+    use mls_nostd::messages::proposal::{Add, GroupContextExtensions, Proposal, Remove, Update};
+
+    /// The rule every member's group holds (`group_config`): a device (leaf
+    /// 3 here) proposes its Update or its own Remove, nothing else; the
+    /// gateway (leaf 0) anything; no one outside the group anything. So a
+    /// faulty device's Remove of another device or Add is refused when
+    /// received, and never committed.
+    #[test]
+    fn a_device_proposes_only_its_own_update_or_removal() {
+        let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+        let (signer, _) = SignaturePrivateKey::generate(suite, &mut crate::os_rng());
+        let params = KeyPackageParams::new(suite, Credential::Basic { identity: b"device-009" }, Lifetime { not_before: 0, not_after: u64::MAX });
+        let mut out = [0u8; 2048];
+        let (bytes, _) = KeyPackage::generate(&params, &signer, &mut crate::os_rng(), &mut out).expect("KeyPackage");
+        let key_package = KeyPackage::decode_exact(bytes).expect("decodes");
+        let update = Proposal::Update(Update { leaf_node: key_package.tbs.leaf_node });
+        let add = Proposal::Add(Add { key_package });
+        let extensions = Proposal::GroupContextExtensions(GroupContextExtensions { extensions: Extensions::default() });
+        let (own_remove, other_remove) = (Proposal::Remove(Remove { removed: 3 }), Proposal::Remove(Remove { removed: 4 }));
+        let gateway_remove = Proposal::Remove(Remove { removed: 0 });
+        let may = |sender: Sender, p: &Proposal<'_>| FLEET_IDENTITY.authorize_proposal(b"group", sender, p);
+        let device = Sender::Member(3);
+        assert!(may(device, &update) && may(device, &own_remove));
+        for p in [&other_remove, &gateway_remove, &add, &extensions] {
+            assert!(!may(device, p), "device 3 may not propose {p:?}");
+        }
+        for p in [&update, &own_remove, &other_remove, &add, &extensions] {
+            assert!(may(Sender::Member(0), p), "the gateway may propose {p:?}");
+            assert!(!may(Sender::External(0), p) && !may(Sender::NewMemberProposal, p), "{p:?} from outside");
+        }
+    }
+}

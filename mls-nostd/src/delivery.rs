@@ -445,7 +445,7 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
             }
             Ordering::Greater if !self.waiting && envelope.epoch - current > MAX_EPOCHS_AHEAD => {
                 self.stats.too_far_ahead += 1;
-                Err(DeliveryError::TooFarAhead { epoch: envelope.epoch, current, latest: current + MAX_EPOCHS_AHEAD })
+                Err(DeliveryError::TooFarAhead { epoch: envelope.epoch, current, latest: current.saturating_add(MAX_EPOCHS_AHEAD) })
             }
             Ordering::Greater => {
                 if message.len() > BYTES {

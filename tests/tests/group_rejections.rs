@@ -3362,6 +3362,40 @@ fn leaf_successor_resync_by_the_same_member_is_accepted() {
     assert_eq!(fx.carol.receive_app(&m), b"back");
 }
 
+/// A group that ended publishes no GroupInfo (§12.4.2: after a ReInit
+/// Commit the client "MUST NOT use the group to send messages anymore"; a
+/// removed member is no longer in it). An outsider given one builds an
+/// external Commit that every member refuses (`ReceiveError::Inactive`)
+/// while it thinks itself joined. Found by `self_acceptance_external`:
+/// `Group::group_info` signed a GroupInfo with `external_pub` for the
+/// ended epoch.
+#[test]
+fn group_info_of_an_ended_group_refused() {
+    let mut fx = fixture();
+    let reinit = Proposal::ReInit(ReInit { group_id: b"next group", version: 1, cipher_suite: SUITE.to_u16(), extensions: Extensions::default() });
+    let (commit, _) = fx.alice.commit(&[reinit], false);
+    fx.bob.receive_commit(&commit);
+    fx.carol.receive_commit(&commit);
+    let (mut gi, mut scratch) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    for m in [&mut fx.alice, &mut fx.bob, &mut fx.carol] {
+        assert!(m.group.is_inactive());
+        let before = m.snapshot();
+        let got = m.group.group_info(true, &mut gi, &mut scratch).map(<[u8]>::len);
+        assert_eq!(got, Err(GroupError::Inactive), "{}: a GroupInfo of a reinitialized group", m.name);
+        assert_eq!(m.snapshot(), before);
+    }
+    // A member removed from the group.
+    let mut fx = fixture();
+    let (commit, _) = fx.alice.commit(&[remove(2)], false);
+    fx.bob.receive_commit(&commit);
+    assert!(fx.carol.receive_commit_removed(&commit));
+    let got = fx.carol.group.group_info(true, &mut gi, &mut scratch).map(<[u8]>::len);
+    assert_eq!(got, Err(GroupError::Inactive), "a GroupInfo of a removed member");
+    // The others go on.
+    let gi = published_group_info(&mut fx.alice);
+    assert!(!gi.is_empty());
+}
+
 /// A joiner's resync that would remove another member than its own old
 /// leaf is refused by the joiner under its own identity policy (§12.2: the
 /// new leaf must meet the rules of an Update of the removed one), before

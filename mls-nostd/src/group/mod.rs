@@ -608,6 +608,9 @@ pub enum GroupError {
     /// extensions require: a `required_capabilities` entry or a
     /// non-default extension type (§11.1, §12.1.7).
     UnsupportedCapabilities,
+    /// The group cannot be used: we were removed from it, or a ReInit was
+    /// committed (§11.2, §12.4.2).
+    Inactive,
 }
 
 impl core::fmt::Display for GroupError {
@@ -628,6 +631,7 @@ impl core::fmt::Display for GroupError {
             Self::UnsupportedCapabilities => {
                 f.write_str("the creator's leaf does not support the capabilities the group extensions require")
             }
+            Self::Inactive => f.write_str("the group was left, removed or reinitialized"),
         }
     }
 }

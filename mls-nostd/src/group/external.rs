@@ -43,6 +43,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// with the `external_pub` extension (§12.4.3.2) and, if `with_tree`, the
     /// `ratchet_tree` extension (§12.4.3.3). `scratch` holds the extensions.
     pub fn group_info<'o>(&mut self, with_tree: bool, out: &'o mut [u8], scratch: &mut [u8]) -> Result<&'o [u8], GroupError> {
+        // A group we were removed from, or that a ReInit Commit ended, is
+        // not used to send messages (§11.2, §12.4.2): an outsider would join
+        // an epoch no member goes on with.
+        if self.is_inactive() {
+            return Err(GroupError::Inactive);
+        }
         // The tree holds a staged Commit's changes: the current epoch's tree
         // cannot be exported until it is merged or discarded.
         if self.staged.is_some() {

@@ -1173,7 +1173,7 @@ fn check(s: &Stats, rounds: u64) {
     }
     // Hostile proposals refused on receipt (by every receiver).
     for k in PROPOSALS.iter().filter(|k| k.ends_with('!')) {
-        assert!(s.sum(&format!("recv-refused:{k}:")) >= rounds / 5, "{k} refused");
+        assert!(s.sum(&format!("recv-refused:{k}:")) >= rounds / 8, "{k} refused");
     }
     // Valid ones kept.
     for k in ["ds:Add", "ds:Remove", "ds:Psk", "ds:Gce", "ds:ReInit", "nm:Invited", "nm:Uninvited", "member:ReInit", "member:Update"] {

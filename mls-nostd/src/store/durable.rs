@@ -637,14 +637,21 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// expects. What it did not clean up, the next save writes again (the
     /// save's marks stay unsaved).
     fn save_to_commit_point(&mut self, parts: Parts) -> Result<(), StoreError> {
-        let seq = |s: &mut S, slot: u8, buf: &mut RecordBuffer| Head::read(s, slot, buf).ok().map(|h| h.seq);
+        // The head's sequence number, `None` without a head; a head that
+        // cannot be read tells nothing.
+        let seq = |s: &mut S, slot: u8, buf: &mut RecordBuffer| match Head::read(s, slot, buf) {
+            Ok(h) => Ok(Some(h.seq)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        };
         let before = seq(self.storage, self.slot, self.buf);
         let saved = self.save(parts);
-        if saved.is_err() {
-            let after = seq(self.storage, self.slot, self.buf);
-            if after.is_some() && after != before && self.storage.committed().is_ok() {
-                return Ok(());
-            }
+        if saved.is_err()
+            && let (Ok(before), Ok(Some(after))) = (before, seq(self.storage, self.slot, self.buf))
+            && before != Some(after)
+            && self.storage.committed().is_ok()
+        {
+            return Ok(());
         }
         saved
     }

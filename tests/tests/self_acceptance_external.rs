@@ -24,13 +24,13 @@ use mls_nostd::credential::Credential;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::crypto::{CipherSuite, HashValue};
 use mls_nostd::executor::Sequential;
-use mls_nostd::extensions::{Extensions, U16List};
+use mls_nostd::extensions::Extensions;
 use mls_nostd::group::{
     CommitBuffers, CommitError, CommitOptions, CreateCommitError, CreateParams, GroupConfig, GroupError, JoinError, JoinParams,
     ReceiveError, Received, WireFormatPolicy,
 };
 use mls_nostd::identity::{CredentialUse, IdentityProvider, MemberIdentity};
-use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
+use mls_nostd::key_package::{KeyPackage, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::{Capabilities, LeafNode};
 use mls_nostd::messages::authenticated_content::EncodedGroupContext;
 use mls_nostd::messages::framing::{Content, FramedContent, Sender};
@@ -38,17 +38,23 @@ use mls_nostd::messages::proposal::{
     Add, ExternalInit, GroupContextExtensions, PreSharedKey, Proposal, ReInit, Remove, Update,
 };
 use mls_nostd::messages::public_message;
-use mls_nostd::psk::{PreSharedKeyId, Psk, PskStore};
+use mls_nostd::psk::{PreSharedKeyId, Psk};
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use mls_nostd::tree_math::LeafIndex;
-use mls_tests::member::{agree, buffers, Member, LIFETIME, NOW};
+use mls_tests::member::{buffers, Member, LIFETIME, NOW};
 use mls_tests::TestRng;
 use rand_core::Rng;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// The non-default extension type the group may use or require.
-const EXT: u16 = 0xff00;
+#[path = "common/random_group.rs"]
+#[allow(dead_code)]
+mod random_group;
+use random_group::{
+    banned, capabilities_with, check_agreement, key_package_of, leak, template_with, tree_export, Psks, Stats, EXT, GCE_EXT,
+    GCE_REQUIRES_EXT, GCE_UNSUPPORTED,
+};
+
 /// Most members (joiners included) the run lets the group grow to: the
 /// members' capacity is 16 leaves, and an external joiner may come on top.
 const MAX_MEMBERS: usize = 11;
@@ -59,10 +65,6 @@ const MAX_MEMBERS: usize = 11;
 /// invitations, and only if its identity starts with `invited` (§12.1.8.2).
 struct Policy {
     invites: bool,
-}
-
-fn banned(member: &MemberIdentity<'_>) -> bool {
-    matches!(member.credential, Credential::Basic { identity } if identity.starts_with(b"banned"))
 }
 
 impl IdentityProvider for Policy {
@@ -103,60 +105,23 @@ fn config(invites: bool) -> GroupConfig {
     GroupConfig { identity: if invites { &INVITING } else { &CLOSED }, ..GroupConfig::DEFAULT }
 }
 
-/// External PSKs every member (and joiner) holds.
-struct Psks;
-
-impl PskStore for Psks {
-    fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
-        (psk_id == b"shared").then_some(b"shared-secret".as_slice())
-    }
-
-    fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {
-        None
-    }
-}
-
-const VERSIONS: [u8; 2] = [0, 1];
 const SUITES: [u8; 6] = [0, 1, 0, 2, 0, 3];
 const CREDS: [u8; 2] = [0, 1];
-const EXT_LIST: [u8; 2] = [0xff, 0x00];
 
 /// Our capabilities, listing [`EXT`] or not.
 fn capabilities(ext: bool) -> Capabilities<'static> {
-    Capabilities {
-        versions: U16List::from_body(&VERSIONS).unwrap(),
-        cipher_suites: U16List::from_body(&SUITES).unwrap(),
-        extensions: if ext { U16List::from_body(&EXT_LIST).unwrap() } else { U16List::default() },
-        proposals: U16List::default(),
-        credentials: U16List::from_body(&CREDS).unwrap(),
-    }
+    capabilities_with(&SUITES, &CREDS, ext)
 }
 
 /// A leaf template of `signer`'s key, with `identity` and capabilities
 /// listing [`EXT`] or not.
 fn template(signer: &SignaturePrivateKey, identity: &'static [u8], ext: bool) -> LeafTemplate<'static> {
-    let sk: &'static [u8] = Box::leak(signer.public_key().as_bytes().to_vec().into_boxed_slice());
-    LeafTemplate {
-        signature_key: sk,
-        credential: Credential::Basic { identity },
-        capabilities: capabilities(ext),
-        extensions: Extensions::default(),
-    }
-}
-
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
+    template_with(signer, identity, capabilities(ext))
 }
 
 fn leak_bytes(v: Vec<u8>) -> &'static [u8] {
     Box::leak(v.into_boxed_slice())
 }
-
-/// GroupContextExtensions bodies beside `external_senders`: the extension
-/// [`EXT`], `required_capabilities` requiring it, one no member supports.
-const GCE_EXT: &[u8] = &[0xff, 0x00, 0x00];
-const GCE_REQUIRES_EXT: &[u8] = &[0x00, 0x03, 0x05, 0x02, 0xff, 0x00, 0x00, 0x00];
-const GCE_UNSUPPORTED: &[u8] = &[0xff, 0x01, 0x00];
 
 /// The `external_senders` extension (type 5) naming `keys` (basic
 /// credentials `ds0`, `ds1`...).
@@ -196,24 +161,6 @@ struct Joiner {
     new_member: Option<bool>,
 }
 
-#[derive(Default)]
-struct Stats(BTreeMap<String, u64>);
-
-impl Stats {
-    fn inc(&mut self, key: impl Into<String>) {
-        *self.0.entry(key.into()).or_default() += 1;
-    }
-    fn add(&mut self, key: &str, n: u64) {
-        *self.0.entry(key.into()).or_default() += n;
-    }
-    fn get(&self, key: &str) -> u64 {
-        self.0.get(key).copied().unwrap_or(0)
-    }
-    fn sum(&self, prefix: &str) -> u64 {
-        self.0.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum()
-    }
-}
-
 /// What a member's state looks like from outside, to check that a refusal
 /// changed nothing.
 #[derive(Debug, PartialEq, Eq)]
@@ -233,15 +180,6 @@ fn snapshot(m: &Member) -> Snapshot {
         staged: m.group.has_staged_commit(),
         inactive: m.group.is_inactive(),
     }
-}
-
-fn tree_export(m: &mut Member) -> Vec<u8> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut w = Writer::new(&mut buf);
-    m.group.export_tree(&mut w).unwrap();
-    let n = w.len();
-    buf.truncate(n);
-    buf
 }
 
 fn receive_code(e: &ReceiveError) -> String {
@@ -337,18 +275,7 @@ impl World {
     }
 
     fn key_package(&mut self, m: &mut Member, ext: bool) -> (Vec<u8>, KeyPackagePrivateKeys) {
-        let params = KeyPackageParams {
-            suite: self.suite,
-            credential: Credential::Basic { identity: m.name.as_bytes() },
-            lifetime: LIFETIME,
-            leaf_extensions: Extensions::default(),
-            extensions: Extensions::default(),
-            supported_extensions: if ext { U16List::from_body(&EXT_LIST).unwrap() } else { U16List::default() },
-            supported_proposals: U16List::default(),
-        };
-        let mut out = vec![0u8; 4096];
-        let (bytes, keys) = KeyPackage::generate(&params, &m.signer, &mut m.rng, &mut out).unwrap();
-        (bytes.to_vec(), keys)
+        key_package_of(m, self.suite, ext, LIFETIME)
     }
 
     /// A new joiner with a KeyPackage; returns the KeyPackage.
@@ -747,11 +674,7 @@ impl World {
 
     /// After an epoch: everyone agrees, trees equal, nothing pending.
     fn check_agreement(&mut self, round: usize) {
-        let all: Vec<&Member> = self.members.iter().collect();
-        agree(&all);
-        let trees: Vec<Vec<u8>> = self.members.iter_mut().map(tree_export).collect();
-        assert!(trees.windows(2).all(|w| w[0] == w[1]), "seed {} round {round}: trees differ", self.seed);
-        assert!(self.members.iter().all(|m| m.group.pending_proposals().count() == 0));
+        check_agreement(&mut self.members, self.seed, round);
         self.stats.inc("epochs-agreed");
     }
 
@@ -1156,9 +1079,7 @@ fn run(seed: u64, suite: CipherSuite, rounds: usize) -> Stats {
         w.stats.inc("rounds");
     }
     println!("seed {seed} suite {suite:?}: {:.2?}", t0.elapsed());
-    for (k, v) in &w.stats.0 {
-        println!("  {k:<90} {v}");
-    }
+    w.stats.print(90);
     w.stats
 }
 

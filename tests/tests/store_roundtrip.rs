@@ -30,223 +30,40 @@ use mls_nostd::credential::Credential;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::crypto::CipherSuite;
 use mls_nostd::executor::Sequential;
-use mls_nostd::extensions::{Extensions, U16List};
+use mls_nostd::extensions::Extensions;
 use mls_nostd::group::{
-    CommitBuffers, CommitError, CommitOptions, CreateCommitError, CreateParams, GroupConfig, JoinParams, Received,
-    ReceiveError, StagedCommitSummary, WireFormatPolicy,
+    CommitBuffers, CommitError, CommitOptions, CreateCommitError, CreateParams, JoinParams, Received, StagedCommitSummary,
+    WireFormatPolicy,
 };
-use mls_nostd::identity::{CredentialUse, IdentityProvider, MemberIdentity};
-use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
-use mls_nostd::leaf_node::{Capabilities, Lifetime};
+use mls_nostd::key_package::{KeyPackage, KeyPackagePrivateKeys};
+use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::messages::proposal::{
     Add, ExternalInit, GroupContextExtensions, PreSharedKey, Proposal, ReInit, Remove,
 };
-use mls_nostd::psk::{PreSharedKeyId, Psk, PskStore, ResumptionPskUsage};
-use mls_nostd::ratchet_tree::treekem::LeafTemplate;
+use mls_nostd::psk::{PreSharedKeyId, Psk, ResumptionPskUsage};
 use mls_nostd::store::durable::{load_key_package, store_key_package, DurableError, RecordBuffer};
 use mls_nostd::store::{recover, Part, Parts, MAX_RECORD_LEN};
 use mls_nostd::tree_math::LeafIndex;
 use mls_tests::member::{agree, buffers, Member, G, LIFETIME, NOW};
 use mls_tests::{MapStorage, TestRng};
 use rand_core::Rng;
-use std::collections::BTreeMap;
 use std::time::Instant;
+
+#[path = "common/random_group.rs"]
+#[allow(dead_code)]
+mod random_group;
+use random_group::{
+    capabilities, config, create_code, key_package_of, leak, lists_ext, receive_code, template, JoinPsks, Kind, Psks, Stats, POLICY,
+    GCE_DUPLICATE, GCE_EXT, GCE_REQUIRES_EXT, GCE_REQUIRES_PROPOSAL, GCE_REQUIRES_X509, GCE_UNSUPPORTED, KINDS,
+};
 
 const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
 const OTHER_SUITE: CipherSuite = CipherSuite::X25519Aes128GcmSha256Ed25519;
 const GROUP_ID: &[u8] = b"store-roundtrip";
-/// The non-default extension type some members support.
-const EXT: u16 = 0xff00;
 /// Most members (joiners included) the run lets the group grow to: fewer
 /// than self_acceptance's 13, so that the group's size moves across 8
 /// leaves and removals of the rightmost members truncate the tree (§7.7).
 const MAX_MEMBERS: usize = 10;
-
-/// The application's identity policy: credentials whose identity starts
-/// with `banned` are refused (§5.3.1); a successor keeps its credential.
-struct Policy;
-
-impl IdentityProvider for Policy {
-    fn validate(&self, _: &[u8], _: CredentialUse, member: &MemberIdentity<'_>) -> bool {
-        !matches!(member.credential, Credential::Basic { identity } if identity.starts_with(b"banned"))
-    }
-
-    fn valid_successor(&self, predecessor: &MemberIdentity<'_>, successor: &MemberIdentity<'_>) -> bool {
-        predecessor.credential == successor.credential
-    }
-}
-
-static POLICY: Policy = Policy;
-
-fn config() -> GroupConfig {
-    GroupConfig { identity: &POLICY, ..GroupConfig::DEFAULT }
-}
-
-/// What a new member is given: the external PSKs, and the group's
-/// resumption PSK of the epoch its Commit was sent in (the new member
-/// cannot derive it: the application hands it over, taken from the
-/// committer, so that a Commit injecting it can add members).
-struct JoinPsks(u64, Vec<u8>);
-
-impl PskStore for JoinPsks {
-    fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
-        Psks.external_psk(psk_id)
-    }
-
-    fn resumption_psk(&self, group_id: &[u8], epoch: u64) -> Option<&[u8]> {
-        (group_id == GROUP_ID && epoch == self.0).then_some(self.1.as_slice())
-    }
-}
-
-/// External PSKs every member holds (the group's own resumption PSKs are
-/// looked up by the group itself).
-struct Psks;
-
-impl PskStore for Psks {
-    fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
-        (psk_id == b"shared").then_some(b"shared-secret".as_slice())
-    }
-
-    fn resumption_psk(&self, _: &[u8], _: u64) -> Option<&[u8]> {
-        None
-    }
-}
-
-const VERSIONS: [u8; 2] = [0, 1];
-const SUITES: [u8; 2] = [0, 3];
-const CREDS: [u8; 4] = [0, 1, 0, 2];
-const EXT_LIST: [u8; 2] = [0xff, 0x00];
-
-/// Our capabilities, listing [`EXT`] or not.
-fn capabilities(ext: bool) -> Capabilities<'static> {
-    Capabilities {
-        versions: U16List::from_body(&VERSIONS).unwrap(),
-        cipher_suites: U16List::from_body(&SUITES).unwrap(),
-        extensions: if ext { U16List::from_body(&EXT_LIST).unwrap() } else { U16List::default() },
-        proposals: U16List::default(),
-        credentials: U16List::from_body(&CREDS).unwrap(),
-    }
-}
-
-/// Whether `m`'s leaf lists [`EXT`].
-fn lists_ext(m: &Member) -> bool {
-    let leaf = m.group.tree().leaf_node(m.group.own_leaf()).expect("our leaf");
-    leaf.fields.capabilities.extensions.contains(EXT)
-}
-
-/// A leaf template of `m`'s signature key, with `identity` and capabilities
-/// listing [`EXT`] or not.
-fn template(m: &Member, identity: &'static [u8], ext: bool) -> LeafTemplate<'static> {
-    let sk: &'static [u8] = Box::leak(m.signer.public_key().as_bytes().to_vec().into_boxed_slice());
-    LeafTemplate {
-        signature_key: sk,
-        credential: Credential::Basic { identity },
-        capabilities: capabilities(ext),
-        extensions: Extensions::default(),
-    }
-}
-
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
-}
-
-#[derive(Default)]
-struct Stats(BTreeMap<String, u64>);
-
-impl Stats {
-    fn inc(&mut self, key: impl Into<String>) {
-        *self.0.entry(key.into()).or_default() += 1;
-    }
-    fn get(&self, key: &str) -> u64 {
-        self.0.get(key).copied().unwrap_or(0)
-    }
-    /// The sum of the counts whose key starts with `prefix`.
-    fn sum(&self, prefix: &str) -> u64 {
-        self.0.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum()
-    }
-}
-
-/// What a proposal of a round is, for the counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    AddFresh,
-    AddBannedCredential,
-    AddMemberSignatureKey,
-    AddPendingSignatureKey,
-    AddReplayedKeys,
-    AddOtherSuite,
-    AddExpired,
-    AddLifetimeTooLong,
-    UpdateValid,
-    UpdateReplayedKey,
-    UpdateToggleExt,
-    UpdateOtherCredential,
-    RemoveOther,
-    RemoveSelf,
-    RemoveBlank,
-    RemoveOutOfTree,
-    GceEmpty,
-    GceExt,
-    GceUnsupportedExt,
-    GceDuplicateExt,
-    GceRequiresExt,
-    GceRequiresUnknownProposal,
-    GceRequiresX509,
-    PskKnown,
-    PskKnownFixedNonce,
-    PskUnknown,
-    PskShortNonce,
-    PskResumptionCurrent,
-    PskResumptionUnknownEpoch,
-    ReInit,
-    ExternalInit,
-}
-
-const KINDS: [Kind; 31] = [
-    Kind::AddFresh,
-    Kind::AddBannedCredential,
-    Kind::AddMemberSignatureKey,
-    Kind::AddPendingSignatureKey,
-    Kind::AddReplayedKeys,
-    Kind::AddOtherSuite,
-    Kind::AddExpired,
-    Kind::AddLifetimeTooLong,
-    Kind::UpdateValid,
-    Kind::UpdateReplayedKey,
-    Kind::UpdateToggleExt,
-    Kind::UpdateOtherCredential,
-    Kind::RemoveOther,
-    Kind::RemoveSelf,
-    Kind::RemoveBlank,
-    Kind::RemoveOutOfTree,
-    Kind::GceEmpty,
-    Kind::GceExt,
-    Kind::GceUnsupportedExt,
-    Kind::GceDuplicateExt,
-    Kind::GceRequiresExt,
-    Kind::GceRequiresUnknownProposal,
-    Kind::GceRequiresX509,
-    Kind::PskKnown,
-    Kind::PskKnownFixedNonce,
-    Kind::PskUnknown,
-    Kind::PskShortNonce,
-    Kind::PskResumptionCurrent,
-    Kind::PskResumptionUnknownEpoch,
-    Kind::ReInit,
-    Kind::ExternalInit,
-];
-
-/// GroupContextExtensions bodies (`Extension extensions<V>` without the
-/// length): type, varint length, data.
-const GCE_EXT: &[u8] = &[0xff, 0x00, 0x00];
-const GCE_UNSUPPORTED: &[u8] = &[0xff, 0x01, 0x00];
-const GCE_DUPLICATE: &[u8] = &[0xff, 0x00, 0x00, 0xff, 0x00, 0x00];
-/// required_capabilities (3): extensions [EXT], no proposals, no credentials.
-const GCE_REQUIRES_EXT: &[u8] = &[0x00, 0x03, 0x05, 0x02, 0xff, 0x00, 0x00, 0x00];
-/// required_capabilities: proposal type 0xff0a, which no member supports.
-const GCE_REQUIRES_PROPOSAL: &[u8] = &[0x00, 0x03, 0x05, 0x00, 0x02, 0xff, 0x0a, 0x00];
-/// required_capabilities: credential type x509, which every member lists.
-const GCE_REQUIRES_X509: &[u8] = &[0x00, 0x03, 0x05, 0x00, 0x00, 0x02, 0x00, 0x02];
 
 /// The slot every member's group is kept in (one store per member).
 const SLOT: u8 = 3;
@@ -374,23 +191,13 @@ impl World {
         lifetime: Lifetime,
     ) -> (Vec<u8>, KeyPackagePrivateKeys) {
         self.kp_states.push(m.rng.0);
-        let params = KeyPackageParams {
-            suite,
-            credential: Credential::Basic { identity: m.name.as_bytes() },
-            lifetime,
-            leaf_extensions: Extensions::default(),
-            extensions: Extensions::default(),
-            supported_extensions: if ext { U16List::from_body(&EXT_LIST).unwrap() } else { U16List::default() },
-            supported_proposals: U16List::default(),
-        };
-        let mut out = vec![0u8; 2048];
-        let (bytes, keys) = KeyPackage::generate(&params, &m.signer, &mut m.rng, &mut out).unwrap();
+        let (kp, keys) = key_package_of(m, suite, ext, lifetime);
         if let Some(s) = store {
-            let reference = KeyPackage::decode_exact(bytes).unwrap().reference(suite).unwrap();
+            let reference = KeyPackage::decode_exact(&kp).unwrap().reference(suite).unwrap();
             store_key_package(s, suite, &reference, &keys, &m.signer, &mut rb()).unwrap();
         }
         m.rng = TestRng(self.rng.next_u64());
-        (bytes.to_vec(), keys)
+        (kp, keys)
     }
 
     fn add_count(&mut self, key: &str, n: u64) {
@@ -848,7 +655,7 @@ impl World {
         assert!(self.members[c].group.has_staged_commit());
         self.merge(c);
         self.maybe_reboot(c, "merged", 12);
-        let join_psks = JoinPsks(old_epoch, self.members[c].group.resumption_psk(old_epoch).expect("kept").to_vec());
+        let join_psks = JoinPsks(GROUP_ID, old_epoch, self.members[c].group.resumption_psk(old_epoch).expect("kept").to_vec());
 
         // Every other member accepts it.
         let mut removed = Vec::with_capacity(self.members.len());
@@ -1029,27 +836,6 @@ fn got(r: Received<'_>) -> Got {
     }
 }
 
-fn commit_code(e: &CommitError) -> String {
-    match e {
-        CommitError::InvalidKeyPackage(k) => format!("PRP-ADD-KP({k:?})"),
-        e => e.code().to_string(),
-    }
-}
-
-fn create_code(e: &CreateCommitError) -> String {
-    match e {
-        CreateCommitError::Commit(c) => commit_code(c),
-        e => format!("{e:?}"),
-    }
-}
-
-fn receive_code(e: &ReceiveError) -> String {
-    match e {
-        ReceiveError::Commit(c) => commit_code(c),
-        e => format!("{e:?}"),
-    }
-}
-
 /// Alice's group (kept in her store), with three members added.
 fn start(seed: u64) -> World {
     let mut w = World {
@@ -1121,9 +907,7 @@ fn run(seed: u64, rounds: usize) -> Stats {
         w.add_count("member-rounds:in-memory", (w.stores.len() - persisting) as u64);
     }
     println!("seed {seed}: {:.2?}", t0.elapsed());
-    for (k, v) in &w.stats.0 {
-        println!("  {k:<60} {v}");
-    }
+    w.stats.print(60);
     w.stats
 }
 

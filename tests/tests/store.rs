@@ -709,16 +709,21 @@ struct Failing {
     ops_left: Option<usize>,
 }
 
+/// One write or removal of a store that fails once `ops_left` reaches 0.
+fn fail_step(ops_left: &mut Option<usize>) -> Result<(), mls_nostd::store::StorageError> {
+    match ops_left {
+        Some(0) => Err(mls_nostd::store::StorageError::Io),
+        Some(n) => {
+            *n -= 1;
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
 impl Failing {
     fn step(&mut self) -> Result<(), mls_nostd::store::StorageError> {
-        match &mut self.ops_left {
-            Some(0) => Err(mls_nostd::store::StorageError::Io),
-            Some(n) => {
-                *n -= 1;
-                Ok(())
-            }
-            None => Ok(()),
-        }
+        fail_step(&mut self.ops_left)
     }
 }
 
@@ -1660,14 +1665,7 @@ impl Transactional {
     }
 
     fn step(&mut self) -> Result<(), mls_nostd::store::StorageError> {
-        match &mut self.ops_left {
-            Some(0) => Err(mls_nostd::store::StorageError::Io),
-            Some(n) => {
-                *n -= 1;
-                Ok(())
-            }
-            None => Ok(()),
-        }
+        fail_step(&mut self.ops_left)
     }
 }
 

@@ -6,9 +6,12 @@
 # 1. memory: flash (.vector_table + .text + .rodata + .data image), static
 #    RAM (.data + .bss) and the peak stack of the member's operations;
 # 2. guest instructions (QEMU -icount shift=0, read from SysTick) and peak
-#    stack per operation, against the floor: the public-key primitives the
-#    operation cannot do without (counted by the scenario generator from the
-#    tree), each at its cost measured alone on the same CPU.
+#    stack per operation, against the floor: the primitives the operation
+#    cannot do without, each at its cost measured alone on the same CPU:
+#    the public-key operations (counted by the scenario generator from the
+#    tree) and the bytes of message its AEAD, its signature's hash and the
+#    transcript hash must run over (`X_bytes`: bytes of the primitive
+#    `X_kib`, measured on 1 KiB; from the message's length).
 #
 # Last, for tools, one line per capacity in the order run (integers, bytes):
 #   footprint cap-8: flash F, ram R, stack S, checks N passed M failed
@@ -135,6 +138,8 @@ ops = ["keypackage", "join", "process-commit-path", "create-commit-path", "prote
 names = {"keypackage": "KeyPackage generation", "join": "join from Welcome",
          "process-commit-path": "process a Commit with path", "create-commit-path": "create a Commit with path",
          "protect-1k": "protect 1 KiB", "unprotect-1k": "unprotect 1 KiB"}
+# A count `X_bytes: n` is n bytes of the primitive `X_kib` (measured on 1,024).
+unit = lambda k: prim[k[:-len("_bytes")] + "_kib"] / 1024 if k.endswith("_bytes") else prim[k]
 mem, cost = {}, {}
 for cap in caps:
     size = {}
@@ -162,7 +167,7 @@ for cap in caps:
         stacks.append(int(m[3]))
         if m[4]:
             counts = dict((k, int(v)) for k, v in (kv.split(":") for kv in m[5].split(",")))
-            floor = sum(prim[k] * n for k, n in counts.items()) if prim else 0
+            floor = sum(unit(k) * n for k, n in counts.items()) if prim else 0
             c[m[4]] = (int(m[2]), floor, int(m[3]), counts)
     if not stacks: sys.exit(f"FAIL: cap-{cap}: the firmware printed no member step costs")
     cost[cap] = c

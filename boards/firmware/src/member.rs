@@ -59,8 +59,21 @@ fn report_step(r: &mut Report, i: usize, step: &Step<'_>, cost: crate::measure::
         Some(op) => {
             let f = &step.floor;
             out!(
-                "member[{}] {}: {} instructions, stack peak {} bytes op={} floor=keygen:{},sign:{},verify:{},dh:{},dkp:{},aead_kib:{}",
-                i, name, cost.instructions, cost.stack_bytes, op, f.keygen, f.sign, f.verify, f.dh, f.dkp, f.aead_kib
+                "member[{}] {}: {} instructions, stack peak {} bytes op={} floor=keygen:{},sign:{},verify:{},dh:{},dkp:{},aead_bytes:{},sign_bytes:{},verify_bytes:{},hash_bytes:{}",
+                i,
+                name,
+                cost.instructions,
+                cost.stack_bytes,
+                op,
+                f.keygen,
+                f.sign,
+                f.verify,
+                f.dh,
+                f.dkp,
+                f.aead_bytes,
+                f.sign_bytes,
+                f.verify_bytes,
+                f.hash_bytes
             )
         }
     }

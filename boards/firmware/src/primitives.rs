@@ -16,6 +16,15 @@ fn show(meter: &Meter, name: &str, f: impl FnOnce()) {
     out!("primitive {}: {} instructions, stack peak {} bytes", name, cost.instructions, cost.stack_bytes);
 }
 
+/// Prints what `long` (the primitive on 1,124 bytes) costs beyond `short`
+/// (on 100): the hashing it does per KiB of message.
+fn per_kib<A, B>(meter: &Meter, name: &str, short: impl FnOnce() -> A, long: impl FnOnce() -> B) {
+    let (_, short) = meter.measure(|| black_box(short()));
+    let (_, long) = meter.measure(|| black_box(long()));
+    let extra = long.instructions.saturating_sub(short.instructions);
+    out!("primitive {}: {} instructions, stack peak {} bytes", name, extra, long.stack_bytes);
+}
+
 /// Measures and prints every primitive of [`board_member::Floor`].
 #[cfg(not(feature = "suite-2"))]
 #[inline(never)]
@@ -35,6 +44,22 @@ pub fn measure(meter: &Meter) {
     let verifying = key.verifying_key();
     show(meter, "verify", || {
         black_box(verifying.verify(black_box(&message), &signature).is_ok());
+    });
+    // A KiB more of message: the hashing a signature adds per KiB.
+    let long = [0x5au8; 100 + 1024];
+    per_kib(
+        meter,
+        "sign_kib",
+        || black_box(key.sign(black_box(&message))),
+        || black_box(key.sign(black_box(&long))),
+    );
+    // Ed25519 verification hashes its message once with SHA-512 (RFC 8032
+    // §5.1.7); measured alone, since the rest of a verification takes a
+    // time that depends on the values (the difference of two verifications
+    // would not be the hashing's).
+    show(meter, "verify_kib", || {
+        use sha2::Digest;
+        black_box(sha2::Sha512::digest(black_box(&long[..1024])));
     });
     // X25519: one variable-base multiplication.
     let secret = StaticSecret::from([9u8; 32]);
@@ -68,6 +93,13 @@ pub fn measure(meter: &Meter) {
     show(meter, "verify", || {
         black_box(public.verify(SUITE, &[black_box(&message)], &signature).is_ok());
     });
+    // A KiB more of message: the hashing a signature adds per KiB.
+    let long = [0x5au8; 100 + 1024];
+    per_kib(meter, "sign_kib", || key.sign(SUITE, &[black_box(&message)]).is_ok(), || key.sign(SUITE, &[black_box(&long)]).is_ok());
+    // ECDSA P-256 verification hashes its message once with SHA-256.
+    show(meter, "verify_kib", || {
+        black_box(SUITE.hash(&[black_box(&long[..1024])]));
+    });
     // ECDH: decode the peer's point, one variable-base multiplication.
     let Ok(secret) = p256::SecretKey::from_bytes(&[9u8; 32].into()) else { return };
     let peer = public.as_bytes();
@@ -91,5 +123,9 @@ fn common(meter: &Meter, seed: &[u8; 32]) {
     let key = &key[..SUITE.aead_key_len()];
     show(meter, "aead_kib", || {
         black_box(SUITE.aead_seal(key, &[2; 12], &[], black_box(&mut data)).is_ok());
+    });
+    // The suite's hash over 1 KiB (the transcript hash's, RFC 9420 §8.2).
+    show(meter, "hash_kib", || {
+        black_box(SUITE.hash(&[black_box(&data)]));
     });
 }

@@ -540,9 +540,11 @@ pub struct Step<'a> {
     pub expect: Expect<'a>,
     pub epoch: u64,
     pub epoch_authenticator: &'a [u8],
-    /// The public-key operations the step cannot do without (RFC 9420,
-    /// RFC 9180), counted by the generator from the tree: the floor its
-    /// cost is compared with (`boards/measure.sh`).
+    /// The primitives the step cannot do without (RFC 9420, RFC 9180): the
+    /// public-key operations, counted by the generator from the tree, and
+    /// the bytes its AEAD, signature and transcript hash must run over,
+    /// from the message's length: the floor its cost is compared with
+    /// (`boards/measure.sh`).
     pub floor: Floor,
 }
 
@@ -559,8 +561,19 @@ pub struct Floor {
     pub dh: u32,
     /// HPKE DeriveKeyPair (a base-point multiplication).
     pub dkp: u32,
-    /// ChaCha20Poly1305 over 1 KiB.
-    pub aead_kib: u32,
+    /// Bytes the suite's AEAD seals or opens (ChaCha20Poly1305 in suite 3;
+    /// unit: the `aead_kib` primitive per 1,024 bytes).
+    pub aead_bytes: u32,
+    /// Bytes of signed content beyond the 100 the `sign` primitive signs:
+    /// a signature hashes its whole message (Ed25519 twice, RFC 8032
+    /// §5.1.6), so a long content costs more than one short signature
+    /// (unit: the `sign_kib` primitive per 1,024 bytes).
+    pub sign_bytes: u32,
+    /// The same for verifications (`verify_kib`; Ed25519 hashes once).
+    pub verify_bytes: u32,
+    /// Bytes the suite's hash must run over, the transcript hash's input
+    /// (RFC 9420 §8.2; unit: the `hash_kib` primitive per 1,024 bytes).
+    pub hash_bytes: u32,
 }
 
 /// The whole scenario, as embedded in a firmware.

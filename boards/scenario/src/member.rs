@@ -451,6 +451,20 @@ impl<const N: usize, const A: usize, const K: usize, const P: usize> Sim<N, A, K
     }
 }
 
+/// The lengths a PrivateMessage's floor counts: its AEAD's plaintext
+/// (`PrivateMessageContent`: the content, its `FramedContentAuthData` and
+/// padding; the ciphertext less the 16-byte tag of the suites' AEADs) and
+/// at least its content's (the plaintext less the longest authentication
+/// data: a signature of up to 72 bytes, a SHA-256 confirmation tag, their
+/// length prefixes; the scenario pads nothing).
+fn private_lengths(message: &[u8]) -> (u32, u32) {
+    let MlsMessageBody::PrivateMessage(m) = MlsMessage::decode_exact(message).expect("an MLSMessage").body else {
+        panic!("not a PrivateMessage");
+    };
+    let payload = m.ciphertext.len() - 16;
+    (payload as u32, payload.saturating_sub(1 + 72 + 1 + 32) as u32)
+}
+
 /// Delivers `message` from `hosts[from]` (or from the device: `None`) to
 /// every other host member, which processes it (merging a Commit).
 fn deliver<const N: usize, const A: usize>(hosts: &mut [Host<N, A>], from: Option<usize>, message: &[u8]) {
@@ -535,6 +549,7 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
 
     // 4. Carol updates: an empty Commit with path, as a PrivateMessage.
     let (commit, _) = hosts[carol].commit(&[], true, WireFormatPolicy::Private);
+    let (payload, content) = private_lengths(&commit);
     deliver(&mut hosts, Some(carol), &commit);
     sim.step(
         "receive Commit: update (path, PrivateMessage)",
@@ -547,7 +562,17 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
     let device_node = LeafIndex(device_leaf).node().expect("device node");
     let path = sim.filtered_direct_path(hosts[carol].group.own_leaf().0);
     let first = path.iter().position(|&(p, _)| tree_math::common_ancestor(p, device_node) == p).expect("a common node");
-    sim.floor(Floor { verify: 2, dh: 1, dkp: (path.len() - first) as u32, ..Floor::default() });
+    // And open the PrivateMessage, hash the Commit for its signature and
+    // for the transcript hash.
+    sim.floor(Floor {
+        verify: 2,
+        dh: 1,
+        dkp: (path.len() - first) as u32,
+        aead_bytes: payload,
+        verify_bytes: content,
+        hash_bytes: content,
+        ..Floor::default()
+    });
     sim.agree(&hosts);
 
     // 5. Dave proposes removing Erin; Alice commits it by reference.
@@ -563,13 +588,14 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
     // 6. Application messages to the device.
     let kib: Vec<u8> = (0..1024u32).map(|i| (i * 7 + 3) as u8).collect();
     let message = hosts[alice].send(&kib);
+    let (payload, _) = private_lengths(&message);
     sim.step(
         "unprotect 1 KiB from alice",
         Some("unprotect-1k"),
         OwnedAction::Receive(message),
         Some(OwnedExpect::Application { sender: 0, data: kib.clone() }),
     );
-    sim.floor(Floor { verify: 1, aead_kib: 1, ..Floor::default() });
+    sim.floor(Floor { verify: 1, aead_bytes: payload, verify_bytes: kib.len() as u32, ..Floor::default() });
     sim.agree(&hosts);
     let short = b"setpoint=19.0".to_vec();
     let message = hosts[dave].send(&short);
@@ -601,10 +627,16 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
     // content signatures.
     let path = sim.filtered_direct_path(device_leaf);
     let seals: usize = path.iter().map(|&(_, r)| r).sum();
+    // Then seal the PrivateMessage, hash the Commit for its signature and
+    // for the transcript hash.
+    let (payload, content) = private_lengths(&commit);
     sim.floor(Floor {
         sign: 2,
         dkp: (1 + path.len() + seals) as u32,
         dh: seals as u32,
+        aead_bytes: payload,
+        sign_bytes: content,
+        hash_bytes: content,
         ..Floor::default()
     });
     deliver(&mut hosts, None, &commit);
@@ -618,7 +650,8 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
     ] {
         let message = sim.step(name, measure, OwnedAction::Protect(data.clone()), None);
         if measure.is_some() {
-            sim.floor(Floor { sign: 1, aead_kib: 1, ..Floor::default() });
+            let (payload, _) = private_lengths(&message);
+            sim.floor(Floor { sign: 1, aead_bytes: payload, sign_bytes: data.len() as u32, ..Floor::default() });
         }
         for h in &mut hosts {
             assert_eq!(h.receive(&message), Some((device_leaf, data.clone())), "{}: device's message", h.name);

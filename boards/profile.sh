@@ -115,12 +115,16 @@ total = sum(per.values())
 print(f"call {hit}: ~{total} instructions")
 for name, n in per.most_common(30): print(f"{n:10d} {100 * n / total:5.1f}%  {name[:120]}")
 # Who calls the hashes and the copies (the block before each entry).
-for target in ("compress256", "compress512", "__aeabi_memcpy", "__aeabi_memclr"):
-    calls, prev = collections.Counter(), None
+# A run of blocks in the target counts, with its instructions, to the
+# function before it.
+for target in ("compress256", "compress512", "mem::memcpy", "__aeabi_memcpy", "__aeabi_memclr"):
+    calls, cost, prev, caller = collections.Counter(), collections.Counter(), None, None
     for pc, s in seq:
         name = clean(s)
-        if target in name and prev is not None and target not in prev: calls[prev] += 1
+        if target in name:
+            if prev is not None and target not in prev: caller = prev; calls[caller] += 1
+            if caller is not None: cost[caller] += ln[pc]
         prev = name
     if calls:
-        print(f"callers of {target}: " + ", ".join(f"{c[:60]} x{n}" for c, n in calls.most_common(5)))
+        print(f"callers of {target}: " + ", ".join(f"{c[:60]} x{calls[c]} ({n} insns)" for c, n in cost.most_common(6)))
 EOF

@@ -59,7 +59,7 @@ fn report_step(r: &mut Report, i: usize, step: &Step<'_>, cost: crate::measure::
         Some(op) => {
             let f = &step.floor;
             out!(
-                "member[{}] {}: {} instructions, stack peak {} bytes op={} floor=keygen:{},sign:{},verify:{},dh:{},dkp:{},aead_bytes:{},sign_bytes:{},verify_bytes:{},hash_bytes:{}",
+                "member[{}] {}: {} instructions, stack peak {} bytes op={} floor=keygen:{},sign:{},verify:{},dh:{},dkp:{},kdf:{},aead_bytes:{},sign_bytes:{},verify_bytes:{},hash_bytes:{}",
                 i,
                 name,
                 cost.instructions,
@@ -70,6 +70,7 @@ fn report_step(r: &mut Report, i: usize, step: &Step<'_>, cost: crate::measure::
                 f.verify,
                 f.dh,
                 f.dkp,
+                f.kdf,
                 f.aead_bytes,
                 f.sign_bytes,
                 f.verify_bytes,

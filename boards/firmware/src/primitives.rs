@@ -124,6 +124,13 @@ fn common(meter: &Meter, seed: &[u8; 32]) {
     show(meter, "aead_kib", || {
         black_box(SUITE.aead_seal(key, &[2; 12], &[], black_box(&mut data)).is_ok());
     });
+    // One HMAC-based KDF call through the core: DeriveSecret (RFC 9420
+    // §8), an ExpandWithLabel with a short label and no context, its HMAC
+    // keyed afresh (the unit of the key schedule's, the secret tree's and
+    // HPKE's derivations).
+    show(meter, "kdf", || {
+        black_box(mls_nostd::crypto::labeled::derive_secret(SUITE, black_box(seed), b"tree").is_ok());
+    });
     // The suite's hash over 1 KiB (the transcript hash's, RFC 9420 §8.2).
     show(meter, "hash_kib", || {
         black_box(SUITE.hash(&[black_box(&data)]));

@@ -434,6 +434,23 @@ impl<const N: usize, const A: usize, const K: usize, const P: usize> Sim<N, A, K
         fdp[..n].iter().map(|&(p, sibling)| (p, tree.resolution(sibling, &mut res).expect("resolution"))).collect()
     }
 
+    /// The KDF calls of a sender's first message of the epoch (RFC 9420
+    /// §9): the secret tree from the root down to the sender's leaf, both
+    /// children at each level (a parent, once consumed, must be deleted,
+    /// §9.2), the leaf's handshake and application secrets, the ratchet's
+    /// key, nonce and next secret, the sender data's key and nonce. With
+    /// `derived`, the leaf of a sender whose path this epoch already
+    /// derived: only the levels below the sibling where the two paths part.
+    fn secret_tree_kdfs(&mut self, derived: Option<u32>) -> u32 {
+        let depth = tree_math::log2(self.group.tree_slices_for_testing().n_leaves());
+        let own = LeafIndex(self.group.own_leaf().0).node().expect("own node");
+        let levels = match derived {
+            None => depth,
+            Some(l) => tree_math::level(tree_math::common_ancestor(own, LeafIndex(l).node().expect("node"))) - 1,
+        };
+        2 * levels + 2 + 3 + 2
+    }
+
     /// Records the hosts' epoch and authenticator for the last step, after
     /// checking that the device and every host agree on them.
     fn agree(&mut self, hosts: &[Host<N, A>]) {
@@ -450,6 +467,16 @@ impl<const N: usize, const A: usize, const K: usize, const P: usize> Sim<N, A, K
         last.epoch_authenticator = ea;
     }
 }
+
+/// KDF calls of one HPKE setup (RFC 9180): DHKEM's ExtractAndExpand (2,
+/// §4.1) and the key schedule's psk_id_hash, info_hash, secret, key and
+/// base_nonce (5, §5.1; the exporter secret is not needed).
+const HPKE_KDFS: u32 = 7;
+/// KDF calls of an epoch's key schedule (RFC 9420 §8): two extractions,
+/// the joiner and epoch secrets, the nine secrets derived from the epoch
+/// secret (all of them, since the epoch secret, consumed, must be
+/// deleted) and the confirmation tag's MAC. No PSK, no Welcome.
+const KEY_SCHEDULE_KDFS: u32 = 2 + 2 + 9 + 1;
 
 /// The lengths a PrivateMessage's floor counts: its AEAD's plaintext
 /// (`PrivateMessageContent`: the content, its `FramedContentAuthData` and
@@ -564,10 +591,16 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
     let first = path.iter().position(|&(p, _)| tree_math::common_ancestor(p, device_node) == p).expect("a common node");
     // And open the PrivateMessage, hash the Commit for its signature and
     // for the transcript hash.
+    let k = (path.len() - first) as u32;
+    // Carol's handshake ratchet from the root, HPKE's open, each path
+    // node's "node" and "path" secrets (the last "path" one is the commit
+    // secret), the key schedule.
+    let kdf = sim.secret_tree_kdfs(None) + HPKE_KDFS + 2 * k + KEY_SCHEDULE_KDFS;
     sim.floor(Floor {
         verify: 2,
         dh: 1,
-        dkp: (path.len() - first) as u32,
+        dkp: k,
+        kdf,
         aead_bytes: payload,
         verify_bytes: content,
         hash_bytes: content,
@@ -595,7 +628,9 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
         OwnedAction::Receive(message),
         Some(OwnedExpect::Application { sender: 0, data: kib.clone() }),
     );
-    sim.floor(Floor { verify: 1, aead_bytes: payload, verify_bytes: kib.len() as u32, ..Floor::default() });
+    // Alice's application ratchet from the root.
+    let kdf = sim.secret_tree_kdfs(None);
+    sim.floor(Floor { verify: 1, kdf, aead_bytes: payload, verify_bytes: kib.len() as u32, ..Floor::default() });
     sim.agree(&hosts);
     let short = b"setpoint=19.0".to_vec();
     let message = hosts[dave].send(&short);
@@ -630,10 +665,17 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
     // Then seal the PrivateMessage, hash the Commit for its signature and
     // for the transcript hash.
     let (payload, content) = private_lengths(&commit);
+    // Our handshake ratchet below the nodes Bob's proposal derived, each
+    // HPKE seal, the leaf's and each path node's "node" and "path" secrets
+    // (the last "path" one is the commit secret), the key schedule.
+    let kdf = sim.secret_tree_kdfs(Some(hosts[bob].group.own_leaf().0))
+        + (HPKE_KDFS as usize * seals + 2 * path.len() + 2) as u32
+        + KEY_SCHEDULE_KDFS;
     sim.floor(Floor {
         sign: 2,
         dkp: (1 + path.len() + seals) as u32,
         dh: seals as u32,
+        kdf,
         aead_bytes: payload,
         sign_bytes: content,
         hash_bytes: content,
@@ -651,7 +693,9 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
         let message = sim.step(name, measure, OwnedAction::Protect(data.clone()), None);
         if measure.is_some() {
             let (payload, _) = private_lengths(&message);
-            sim.floor(Floor { sign: 1, aead_bytes: payload, sign_bytes: data.len() as u32, ..Floor::default() });
+            // Our application ratchet from the root.
+            let kdf = sim.secret_tree_kdfs(None);
+            sim.floor(Floor { sign: 1, kdf, aead_bytes: payload, sign_bytes: data.len() as u32, ..Floor::default() });
         }
         for h in &mut hosts {
             assert_eq!(h.receive(&message), Some((device_leaf, data.clone())), "{}: device's message", h.name);

@@ -8,10 +8,12 @@
 # 2. guest instructions (QEMU -icount shift=0, read from SysTick) and peak
 #    stack per operation, against the floor: the primitives the operation
 #    cannot do without, each at its cost measured alone on the same CPU:
-#    the public-key operations (counted by the scenario generator from the
-#    tree) and the bytes of message its AEAD, its signature's hash and the
+#    the public-key operations and the KDF calls of the key schedule, the
+#    secret tree and HPKE (counted by the scenario generator from the tree),
+#    and the bytes of message its AEAD, its signature's hash and the
 #    transcript hash must run over (`X_bytes`: bytes of the primitive
-#    `X_kib`, measured on 1 KiB; from the message's length).
+#    `X_kib`, measured on 1 KiB; from the message's length). See
+#    boards/README.md, sixteenth session.
 #
 # Last, for tools, one line per capacity in the order run (integers, bytes):
 #   footprint cap-8: flash F, ram R, stack S, checks N passed M failed

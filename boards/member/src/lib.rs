@@ -541,10 +541,10 @@ pub struct Step<'a> {
     pub epoch: u64,
     pub epoch_authenticator: &'a [u8],
     /// The primitives the step cannot do without (RFC 9420, RFC 9180): the
-    /// public-key operations, counted by the generator from the tree, and
-    /// the bytes its AEAD, signature and transcript hash must run over,
-    /// from the message's length: the floor its cost is compared with
-    /// (`boards/measure.sh`).
+    /// public-key operations and KDF calls, counted by the generator from
+    /// the tree, and the bytes its AEAD, signature and transcript hash must
+    /// run over, from the message's length: the floor its cost is compared
+    /// with (`boards/measure.sh`).
     pub floor: Floor,
 }
 

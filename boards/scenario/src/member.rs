@@ -589,12 +589,11 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
     let device_node = LeafIndex(device_leaf).node().expect("device node");
     let path = sim.filtered_direct_path(hosts[carol].group.own_leaf().0);
     let first = path.iter().position(|&(p, _)| tree_math::common_ancestor(p, device_node) == p).expect("a common node");
-    // And open the PrivateMessage, hash the Commit for its signature and
-    // for the transcript hash.
+    // Open the PrivateMessage, hash the Commit for its signature and for
+    // the transcript hash. KDF: Carol's handshake ratchet from the root,
+    // HPKE's open, each path node's "node" and "path" secrets (the last
+    // "path" one is the commit secret), the key schedule.
     let k = (path.len() - first) as u32;
-    // Carol's handshake ratchet from the root, HPKE's open, each path
-    // node's "node" and "path" secrets (the last "path" one is the commit
-    // secret), the key schedule.
     let kdf = sim.secret_tree_kdfs(None) + HPKE_KDFS + 2 * k + KEY_SCHEDULE_KDFS;
     sim.floor(Floor {
         verify: 2,

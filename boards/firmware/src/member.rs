@@ -59,7 +59,7 @@ fn report_step(r: &mut Report, i: usize, step: &Step<'_>, cost: crate::measure::
         Some(op) => {
             let f = &step.floor;
             out!(
-                "member[{}] {}: {} instructions, stack peak {} bytes op={} floor=keygen:{},sign:{},verify:{},dh:{},dkp:{},kdf:{},aead_bytes:{},sign_bytes:{},verify_bytes:{},hash_bytes:{}",
+                "member[{}] {}: {} instructions, stack peak {} bytes op={} floor=keygen:{},sign:{},verify:{},dh:{},dkp:{},keypair:{},kdf:{},kdf_more:{},aead_bytes:{},sign_bytes:{},verify_bytes:{},hash_bytes:{}",
                 i,
                 name,
                 cost.instructions,
@@ -70,7 +70,9 @@ fn report_step(r: &mut Report, i: usize, step: &Step<'_>, cost: crate::measure::
                 f.verify,
                 f.dh,
                 f.dkp,
+                f.keypair,
                 f.kdf,
+                f.kdf_more,
                 f.aead_bytes,
                 f.sign_bytes,
                 f.verify_bytes,

@@ -561,12 +561,18 @@ pub struct Floor {
     pub dh: u32,
     /// HPKE DeriveKeyPair (a base-point multiplication).
     pub dkp: u32,
-    /// HMAC-based KDF calls (`kdf`: one DeriveSecret): the key schedule's
-    /// (RFC 9420 §8), the secret tree's down to the sender's leaf (both
-    /// children at each level, since a consumed parent must be deleted,
-    /// §9.2), the ratchet's and the sender data's (§6.3.2), the path
+    /// HPKE GenerateKeyPair (RFC 9180 §4: a random scalar and a base-point
+    /// multiplication): a fresh leaf key, an ephemeral key of a seal.
+    pub keypair: u32,
+    /// HMAC-based KDF calls keying their HMAC from a secret (`kdf`): the
+    /// key schedule's (RFC 9420 §8), the secret tree's down to the sender's
+    /// leaf (§9), the ratchet's and the sender data's (§6.3.2), the path
     /// secrets' (§7.4) and HPKE's (RFC 9180 §4.1, §5.1).
     pub kdf: u32,
+    /// Further KDF calls from a secret already keyed (`kdf_more`: a node's
+    /// second child, a ratchet's nonce after its key), or extractions with
+    /// an empty salt (whose keyed state is fixed).
+    pub kdf_more: u32,
     /// Bytes the suite's AEAD seals or opens (ChaCha20Poly1305 in suite 3;
     /// unit: the `aead_kib` primitive per 1,024 bytes).
     pub aead_bytes: u32,

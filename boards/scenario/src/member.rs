@@ -434,21 +434,11 @@ impl<const N: usize, const A: usize, const K: usize, const P: usize> Sim<N, A, K
         fdp[..n].iter().map(|&(p, sibling)| (p, tree.resolution(sibling, &mut res).expect("resolution"))).collect()
     }
 
-    /// The KDF calls of a sender's first message of the epoch (RFC 9420
-    /// §9): the secret tree from the root down to the sender's leaf, both
-    /// children at each level (a parent, once consumed, must be deleted,
-    /// §9.2), the leaf's handshake and application secrets, the ratchet's
-    /// key, nonce and next secret, the sender data's key and nonce. With
-    /// `derived`, the leaf of a sender whose path this epoch already
-    /// derived: only the levels below the sibling where the two paths part.
-    fn secret_tree_kdfs(&mut self, derived: Option<u32>) -> u32 {
-        let depth = tree_math::log2(self.group.tree_slices_for_testing().n_leaves());
-        let own = LeafIndex(self.group.own_leaf().0).node().expect("own node");
-        let levels = match derived {
-            None => depth,
-            Some(l) => tree_math::level(tree_math::common_ancestor(own, LeafIndex(l).node().expect("node"))) - 1,
-        };
-        2 * levels + 2 + 3 + 2
+    /// Which leaves of the device's tree hold a member (for the secret
+    /// tree's floor: a subtree without members sends nothing this epoch).
+    fn member_leaves(&mut self) -> Vec<bool> {
+        let tree = self.group.tree_slices_for_testing();
+        (0..tree.n_leaves()).map(|l| LeafIndex(l).node().is_some_and(|n| !tree.is_blank(n))).collect()
     }
 
     /// Records the hosts' epoch and authenticator for the last step, after
@@ -468,15 +458,83 @@ impl<const N: usize, const A: usize, const K: usize, const P: usize> Sim<N, A, K
     }
 }
 
-/// KDF calls of one HPKE setup (RFC 9180): DHKEM's ExtractAndExpand (2,
-/// §4.1) and the key schedule's psk_id_hash, info_hash, secret, key and
-/// base_nonce (5, §5.1; the exporter secret is not needed).
-const HPKE_KDFS: u32 = 7;
-/// KDF calls of an epoch's key schedule (RFC 9420 §8): two extractions,
-/// the joiner and epoch secrets, the nine secrets derived from the epoch
-/// secret (all of them, since the epoch secret, consumed, must be
-/// deleted) and the confirmation tag's MAC. No PSK, no Welcome.
-const KEY_SCHEDULE_KDFS: u32 = 2 + 2 + 9 + 1;
+/// KDF calls of a floor: `fresh` ones key their HMAC from a secret,
+/// `more` ones use a secret keyed already (a second derivation from it) or
+/// extract with an empty salt (a fixed keyed state).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Kdfs {
+    fresh: u32,
+    more: u32,
+}
+
+impl core::ops::Add for Kdfs {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        Self { fresh: self.fresh + o.fresh, more: self.more + o.more }
+    }
+}
+
+impl core::ops::Mul<u32> for Kdfs {
+    type Output = Self;
+    fn mul(self, n: u32) -> Self {
+        Self { fresh: self.fresh * n, more: self.more * n }
+    }
+}
+
+/// HPKE open in base mode (RFC 9180 §4.1, §5.1): `eae_prk` (empty salt),
+/// `shared_secret`, `info_hash` (empty salt), `secret`, then `key` and
+/// `base_nonce` from it. `psk_id_hash` (of the empty `psk_id`) is fixed
+/// per suite; the exporter secret is not needed.
+const HPKE_OPEN: Kdfs = Kdfs { fresh: 3, more: 3 };
+/// HPKE seal, per recipient: an open's calls but `info_hash`, the same for
+/// every seal of one UpdatePath (its context is the provisional
+/// GroupContext, RFC 9420 §7.6), so once per Commit ([`HPKE_INFO`]).
+const HPKE_SEAL: Kdfs = Kdfs { fresh: 3, more: 2 };
+const HPKE_INFO: Kdfs = Kdfs { fresh: 0, more: 1 };
+/// An epoch's key schedule (RFC 9420 §8), no PSK, no Welcome: the
+/// extractions keyed by the init and joiner secrets, the joiner and epoch
+/// secrets, from the epoch secret the sender data, encryption,
+/// confirmation, membership and init secrets (the exporter, external,
+/// resumption and authentication secrets only an implementation offering
+/// them derives), and the confirmation tag's MAC.
+const KEY_SCHEDULE: Kdfs = Kdfs { fresh: 6, more: 4 };
+
+/// The KDF calls of `sender`'s first message of an epoch (RFC 9420 §9),
+/// after messages of `seen` in it, in a tree whose leaves `members` hold a
+/// member. From the root down to the sender's leaf, each node not split
+/// yet derives its child on the path and, if the other child's subtree
+/// holds a member, that one too (a consumed parent must be deleted, §9.2:
+/// a subtree without members sends nothing this epoch); then the leaf's
+/// handshake and application secrets, the ratchet's key, nonce and next
+/// secret, and the sender data's key and nonce (from the epoch's sender
+/// data secret, keyed once).
+fn secret_tree_kdfs(members: &[bool], seen: &[u32], sender: u32) -> Kdfs {
+    assert!(!seen.contains(&sender), "not the sender's first message");
+    let n = members.len() as u32;
+    let holds_member = |x: NodeIndex| {
+        let (first, count) = tree_math::leaf_span(x);
+        (first..first + count).any(|l| members.get(l as usize).copied().unwrap_or(false))
+    };
+    let mut split = std::collections::BTreeSet::new();
+    let mut walk = |leaf: u32| {
+        let target = LeafIndex(leaf).node().expect("leaf node");
+        let mut kdfs = Kdfs::default();
+        let mut x = tree_math::root(n).expect("root");
+        while x != target {
+            let (l, r) = (tree_math::left(x).expect("left"), tree_math::right(x).expect("right"));
+            let (on_path, other) = if target.0 < x.0 { (l, r) } else { (r, l) };
+            if split.insert(x) {
+                kdfs = kdfs + Kdfs { fresh: 1, more: u32::from(holds_member(other)) };
+            }
+            x = on_path;
+        }
+        kdfs
+    };
+    for &s in seen {
+        walk(s);
+    }
+    walk(sender) + Kdfs { fresh: 1, more: 1 } + Kdfs { fresh: 1, more: 2 } + Kdfs { fresh: 0, more: 2 }
+}
 
 /// The lengths a PrivateMessage's floor counts: its AEAD's plaintext
 /// (`PrivateMessageContent`: the content, its `FramedContentAuthData` and
@@ -525,9 +583,9 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
 
     // 1. The device's KeyPackage.
     let device_kp = sim.step("generate KeyPackage", Some("keypackage"), OwnedAction::KeyPackage, None);
-    // A signature key, the init and leaf HPKE keys, the LeafNode and
-    // KeyPackage signatures.
-    sim.floor(Floor { keygen: 1, dkp: 2, sign: 2, ..Floor::default() });
+    // A signature key, the init and leaf HPKE keys (fresh: GenerateKeyPair),
+    // the LeafNode and KeyPackage signatures.
+    sim.floor(Floor { keygen: 1, keypair: 2, sign: 2, ..Floor::default() });
 
     // 2. Alice adds the other host members, passive members and the device
     //    (at the middle leaf) in one Commit without path; the tree goes out
@@ -577,6 +635,7 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
     // 4. Carol updates: an empty Commit with path, as a PrivateMessage.
     let (commit, _) = hosts[carol].commit(&[], true, WireFormatPolicy::Private);
     let (payload, content) = private_lengths(&commit);
+    let (occupied, carol_leaf) = (sim.member_leaves(), hosts[carol].group.own_leaf().0);
     deliver(&mut hosts, Some(carol), &commit);
     sim.step(
         "receive Commit: update (path, PrivateMessage)",
@@ -594,12 +653,13 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
     // HPKE's open, each path node's "node" and "path" secrets (the last
     // "path" one is the commit secret), the key schedule.
     let k = (path.len() - first) as u32;
-    let kdf = sim.secret_tree_kdfs(None) + HPKE_KDFS + 2 * k + KEY_SCHEDULE_KDFS;
+    let kdfs = secret_tree_kdfs(&occupied, &[], carol_leaf) + HPKE_OPEN + Kdfs { fresh: 1, more: 1 } * k + KEY_SCHEDULE;
     sim.floor(Floor {
         verify: 2,
         dh: 1,
         dkp: k,
-        kdf,
+        kdf: kdfs.fresh,
+        kdf_more: kdfs.more,
         aead_bytes: payload,
         verify_bytes: content,
         hash_bytes: content,
@@ -628,8 +688,15 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
         Some(OwnedExpect::Application { sender: 0, data: kib.clone() }),
     );
     // Alice's application ratchet from the root.
-    let kdf = sim.secret_tree_kdfs(None);
-    sim.floor(Floor { verify: 1, kdf, aead_bytes: payload, verify_bytes: kib.len() as u32, ..Floor::default() });
+    let kdfs = secret_tree_kdfs(&sim.member_leaves(), &[], hosts[alice].group.own_leaf().0);
+    sim.floor(Floor {
+        verify: 1,
+        kdf: kdfs.fresh,
+        kdf_more: kdfs.more,
+        aead_bytes: payload,
+        verify_bytes: kib.len() as u32,
+        ..Floor::default()
+    });
     sim.agree(&hosts);
     let short = b"setpoint=19.0".to_vec();
     let message = hosts[dave].send(&short);
@@ -655,26 +722,35 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
     deliver(&mut hosts, Some(bob), &proposal);
     sim.step(name, None, OwnedAction::Receive(proposal), Some(OwnedExpect::Proposal));
     sim.agree(&hosts);
+    let members_before = sim.member_leaves();
     let commit = sim.step("create Commit: by reference, with path", Some("create-commit-path"), OwnedAction::Commit, None);
-    // A new leaf key and one key pair per path node; per copath resolution
-    // node one HPKE seal (an ephemeral key pair and a DH); the LeafNode and
-    // content signatures.
+    // A new leaf key (GenerateKeyPair) and one key pair per path node
+    // (DeriveKeyPair); per copath resolution node one HPKE seal (an
+    // ephemeral key pair and a DH); the LeafNode and content signatures.
     let path = sim.filtered_direct_path(device_leaf);
     let seals: usize = path.iter().map(|&(_, r)| r).sum();
     // Then seal the PrivateMessage, hash the Commit for its signature and
     // for the transcript hash.
     let (payload, content) = private_lengths(&commit);
-    // Our handshake ratchet below the nodes Bob's proposal derived, each
-    // HPKE seal, the leaf's and each path node's "node" and "path" secrets
-    // (the last "path" one is the commit secret), the key schedule.
-    let kdf = sim.secret_tree_kdfs(Some(hosts[bob].group.own_leaf().0))
-        + (HPKE_KDFS as usize * seals + 2 * path.len() + 2) as u32
-        + KEY_SCHEDULE_KDFS;
+    // KDF: our handshake ratchet below the nodes this epoch's earlier
+    // messages (Alice's, Dave's, Bob's proposal) split; each HPKE seal and
+    // the UpdatePath's info_hash; per path node its "node" secret and,
+    // from each path secret, the next ("path"; the last one is the commit
+    // secret: 2 per node, path_secret[0] being random, §7.4); the key
+    // schedule.
+    let seen = [alice, dave, bob].map(|h| hosts[h].group.own_leaf().0);
+    let kdfs = secret_tree_kdfs(&members_before, &seen, device_leaf)
+        + HPKE_SEAL * seals as u32
+        + if seals > 0 { HPKE_INFO } else { Kdfs::default() }
+        + Kdfs { fresh: 1, more: 1 } * path.len() as u32
+        + KEY_SCHEDULE;
     sim.floor(Floor {
         sign: 2,
-        dkp: (1 + path.len() + seals) as u32,
+        dkp: path.len() as u32,
+        keypair: (1 + seals) as u32,
         dh: seals as u32,
-        kdf,
+        kdf: kdfs.fresh,
+        kdf_more: kdfs.more,
         aead_bytes: payload,
         sign_bytes: content,
         hash_bytes: content,
@@ -693,8 +769,15 @@ fn run<const N: usize, const A: usize, const K: usize, const P: usize>(members: 
         if measure.is_some() {
             let (payload, _) = private_lengths(&message);
             // Our application ratchet from the root.
-            let kdf = sim.secret_tree_kdfs(None);
-            sim.floor(Floor { sign: 1, kdf, aead_bytes: payload, sign_bytes: data.len() as u32, ..Floor::default() });
+            let kdfs = secret_tree_kdfs(&sim.member_leaves(), &[], device_leaf);
+            sim.floor(Floor {
+                sign: 1,
+                kdf: kdfs.fresh,
+                kdf_more: kdfs.more,
+                aead_bytes: payload,
+                sign_bytes: data.len() as u32,
+                ..Floor::default()
+            });
         }
         for h in &mut hosts {
             assert_eq!(h.receive(&message), Some((device_leaf, data.clone())), "{}: device's message", h.name);

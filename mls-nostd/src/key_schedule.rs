@@ -12,7 +12,7 @@
 //! Group contexts are passed encoded, as the key schedule uses them.
 
 use crate::crypto::hpke::{HpkePrivateKey, HpkePublicKey, derive_key_pair};
-use crate::crypto::labeled::{derive_secret, expand_with_label, expand_with_label_secret};
+use crate::crypto::labeled::{derive_secret, expand_with_label, expand_with_label_secret, expand_with_labels};
 use crate::crypto::{CipherSuite, CryptoError, Secret};
 
 /// `joiner_secret = ExpandWithLabel(KDF.Extract(init_secret_[n-1], commit_secret),
@@ -100,18 +100,50 @@ impl EpochSecrets {
 
     /// Derives the secrets of §8, table 4, from `epoch_secret`.
     pub fn from_epoch_secret(suite: CipherSuite, epoch: &Secret) -> Result<Self, CryptoError> {
-        let d = |label: &[u8]| derive_secret(suite, epoch.as_bytes(), label);
-        Ok(Self {
-            sender_data_secret: d(b"sender data")?,
-            encryption_secret: d(b"encryption")?,
-            exporter_secret: d(b"exporter")?,
-            external_secret: d(b"external")?,
-            confirmation_key: d(b"confirm")?,
-            membership_key: d(b"membership")?,
-            resumption_psk: d(b"resumption")?,
-            epoch_authenticator: d(b"authentication")?,
-            init_secret: d(b"init")?,
-        })
+        let nh = suite.hash_len();
+        let mut s = Self {
+            sender_data_secret: Secret::zero(nh)?,
+            encryption_secret: Secret::zero(nh)?,
+            exporter_secret: Secret::zero(nh)?,
+            external_secret: Secret::zero(nh)?,
+            confirmation_key: Secret::zero(nh)?,
+            membership_key: Secret::zero(nh)?,
+            resumption_psk: Secret::zero(nh)?,
+            epoch_authenticator: Secret::zero(nh)?,
+            init_secret: Secret::zero(nh)?,
+        };
+        // DeriveSecret(epoch_secret, label) = ExpandWithLabel(.., label, "", Nh),
+        // three at a time from one keyed KDF (a batch's labels and outputs
+        // live in its frame: three keep it small).
+        let e = epoch.as_bytes();
+        expand_with_labels(
+            suite,
+            e,
+            [
+                (b"sender data", &[], s.sender_data_secret.as_mut_bytes()),
+                (b"encryption", &[], s.encryption_secret.as_mut_bytes()),
+                (b"exporter", &[], s.exporter_secret.as_mut_bytes()),
+            ],
+        )?;
+        expand_with_labels(
+            suite,
+            e,
+            [
+                (b"external", &[], s.external_secret.as_mut_bytes()),
+                (b"confirm", &[], s.confirmation_key.as_mut_bytes()),
+                (b"membership", &[], s.membership_key.as_mut_bytes()),
+            ],
+        )?;
+        expand_with_labels(
+            suite,
+            e,
+            [
+                (b"resumption", &[], s.resumption_psk.as_mut_bytes()),
+                (b"authentication", &[], s.epoch_authenticator.as_mut_bytes()),
+                (b"init", &[], s.init_secret.as_mut_bytes()),
+            ],
+        )?;
+        Ok(s)
     }
 
     /// `MLS-Exporter(label, context, out.len())` (§8.5):

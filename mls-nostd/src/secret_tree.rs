@@ -12,7 +12,7 @@
 //! The algorithms work over caller-owned slices ([`SecretTreeSlots`]);
 //! [`SecretTree`] is the const-generic container that owns them.
 
-use crate::crypto::labeled::{derive_tree_secret, expand_with_label, expand_with_label_secret};
+use crate::crypto::labeled::{derive_tree_secret, expand_with_labels};
 use crate::capacity::Capacity;
 use crate::crypto::{AEAD_NONCE_LEN, CipherSuite, CryptoError, Secret};
 use crate::tree_math::{self, LeafIndex, NodeIndex};
@@ -146,9 +146,15 @@ impl Ratchet {
     /// The key and nonce of the current generation (§9.1).
     fn key(&self, suite: CipherSuite) -> Result<RatchetKey, CryptoError> {
         let generation = self.generation();
-        let key = derive_tree_secret(suite, self.secret.as_bytes(), b"key", generation, suite.aead_key_len())?;
-        let nonce_secret = derive_tree_secret(suite, self.secret.as_bytes(), b"nonce", generation, AEAD_NONCE_LEN)?;
-        let nonce: [u8; AEAD_NONCE_LEN] = nonce_secret.as_bytes().try_into().map_err(|_| CryptoError::InvalidLength)?;
+        // DeriveTreeSecret(secret, "key" / "nonce", generation, ...): one keyed KDF.
+        let mut key = Secret::zero(suite.aead_key_len())?;
+        let mut nonce = [0u8; AEAD_NONCE_LEN];
+        let context = generation.to_be_bytes();
+        expand_with_labels(
+            suite,
+            self.secret.as_bytes(),
+            [(b"key", &context, key.as_mut_bytes()), (b"nonce", &context, &mut nonce)],
+        )?;
         Ok(RatchetKey { generation, key, nonce })
     }
 
@@ -652,10 +658,13 @@ impl SecretTreeMeta {
         let suite = self.suite;
         let entry = slots.held.get_mut(idx).ok_or(SecretTreeError::KeyConsumed)?;
         if let LeafSecrets::Secret(secret) = entry {
-            let handshake =
-                Ratchet::new(expand_with_label_secret(suite, secret.as_bytes(), b"handshake", &[], suite.hash_len())?, 0);
-            let application =
-                Ratchet::new(expand_with_label_secret(suite, secret.as_bytes(), b"application", &[], suite.hash_len())?, 0);
+            let (mut handshake, mut application) = (Secret::zero(suite.hash_len())?, Secret::zero(suite.hash_len())?);
+            expand_with_labels(
+                suite,
+                secret.as_bytes(),
+                [(b"handshake", &[], handshake.as_mut_bytes()), (b"application", &[], application.as_mut_bytes())],
+            )?;
+            let (handshake, application) = (Ratchet::new(handshake, 0), Ratchet::new(application, 0));
             *entry = LeafSecrets::Ratchets { handshake, application };
             mark(slots.flags, idx, LEAF_DIRTY);
         }
@@ -708,8 +717,7 @@ pub(crate) fn split_secret(suite: CipherSuite, secret: &Secret) -> Result<(Secre
     let nh = suite.hash_len();
     let mut ls = Secret::zero(nh)?;
     let mut rs = Secret::zero(nh)?;
-    expand_with_label(suite, secret.as_bytes(), b"tree", b"left", ls.as_mut_bytes())?;
-    expand_with_label(suite, secret.as_bytes(), b"tree", b"right", rs.as_mut_bytes())?;
+    expand_with_labels(suite, secret.as_bytes(), [(b"tree", b"left", ls.as_mut_bytes()), (b"tree", b"right", rs.as_mut_bytes())])?;
     Ok((ls, rs))
 }
 
@@ -1089,9 +1097,9 @@ pub fn sender_data_key_nonce(
     ciphertext: &[u8],
 ) -> Result<(Secret, [u8; AEAD_NONCE_LEN]), CryptoError> {
     let sample = ciphertext.get(..suite.hash_len()).unwrap_or(ciphertext);
-    let key = expand_with_label_secret(suite, sender_data_secret.as_bytes(), b"key", sample, suite.aead_key_len())?;
+    let mut key = Secret::zero(suite.aead_key_len())?;
     let mut nonce = [0u8; AEAD_NONCE_LEN];
-    expand_with_label(suite, sender_data_secret.as_bytes(), b"nonce", sample, &mut nonce)?;
+    expand_with_labels(suite, sender_data_secret.as_bytes(), [(b"key", sample, key.as_mut_bytes()), (b"nonce", sample, &mut nonce)])?;
     Ok((key, nonce))
 }
 

@@ -21,12 +21,15 @@ pub const KEY_PACKAGE_REF_LABEL: &[u8] = b"MLS 1.0 KeyPackage Reference";
 pub const PROPOSAL_REF_LABEL: &[u8] = b"MLS 1.0 Proposal Reference";
 
 /// The minimal MLS varint prefix of a length, in at most 4 bytes.
+#[derive(Clone, Copy)]
 pub(crate) struct VarintPrefix {
     bytes: [u8; 4],
     len: usize,
 }
 
 impl VarintPrefix {
+    const EMPTY: Self = Self { bytes: [0; 4], len: 0 };
+
     pub(crate) fn new(n: usize) -> Result<Self, CryptoError> {
         let mut bytes = [0u8; 4];
         let mut w = crate::codec::Writer::new(&mut bytes);
@@ -81,6 +84,36 @@ pub fn expand_with_label_parts(
         *slot = p;
     }
     suite.kdf_expand(secret, &info, out)
+}
+
+/// `ExpandWithLabel(secret, label, context, out.len())` for each
+/// `(label, context, out)` of `jobs`, the KDF keyed from `secret` once
+/// (§8): the outputs are those of as many [`expand_with_label`] calls.
+pub fn expand_with_labels<const J: usize>(
+    suite: CipherSuite,
+    secret: &[u8],
+    jobs: [(&[u8], &[u8], &mut [u8]); J],
+) -> Result<(), CryptoError> {
+    // Each job's KDFLabel: its length, the label's and the context's
+    // length prefixes; then the parts in order.
+    let mut heads = [([0u8; 2], VarintPrefix::EMPTY, VarintPrefix::EMPTY); J];
+    for ((label, context, out), head) in jobs.iter().zip(heads.iter_mut()) {
+        let full_label = LABEL_PREFIX.len().checked_add(label.len()).ok_or(CryptoError::InvalidLength)?;
+        *head = (
+            u16::try_from(out.len()).map_err(|_| CryptoError::InvalidLength)?.to_be_bytes(),
+            VarintPrefix::new(full_label)?,
+            VarintPrefix::new(context.len())?,
+        );
+    }
+    let mut parts: [[&[u8]; 6]; J] = [[&[]; 6]; J];
+    for ((job, head), p) in jobs.iter().zip(heads.iter()).zip(parts.iter_mut()) {
+        *p = [&head.0, head.1.as_bytes(), LABEL_PREFIX, job.0, head.2.as_bytes(), job.1];
+    }
+    let mut expansions = jobs.map(|(_, _, out)| (&[][..], out));
+    for (e, p) in expansions.iter_mut().zip(parts.iter()) {
+        e.0 = &p[..];
+    }
+    suite.kdf_expand_each(secret, &mut expansions)
 }
 
 /// `ExpandWithLabel` into a [`Secret`] of `len` bytes (at most [`MAX_HASH_LEN`](super::MAX_HASH_LEN)).

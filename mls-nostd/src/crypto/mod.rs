@@ -449,9 +449,19 @@ impl CipherSuite {
     /// `KDF.Expand(prk, info, out.len())` where `info` is the concatenation of
     /// `info_parts`.
     pub fn kdf_expand(self, prk: &[u8], info_parts: &[&[u8]], out: &mut [u8]) -> Result<(), CryptoError> {
+        self.kdf_expand_each(prk, &mut [(info_parts, out)])
+    }
+
+    /// [`Self::kdf_expand`] for each `(info_parts, out)` of `jobs`, from one
+    /// `prk`: its HMAC is keyed once, not once per output (a node's two
+    /// children, a ratchet's key and nonce).
+    pub fn kdf_expand_each(self, prk: &[u8], jobs: &mut [(&[&[u8]], &mut [u8])]) -> Result<(), CryptoError> {
         with_hash!(self.hash_alg(), D => {
             let hk = backend::Hkdf::<D>::from_prk(prk).map_err(|_| CryptoError::InvalidKey)?;
-            hk.expand_multi_info(info_parts, out).map_err(|_| CryptoError::InvalidLength)
+            for (info_parts, out) in jobs.iter_mut() {
+                hk.expand_multi_info(info_parts, out).map_err(|_| CryptoError::InvalidLength)?;
+            }
+            Ok(())
         })
     }
 

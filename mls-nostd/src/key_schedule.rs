@@ -115,34 +115,16 @@ impl EpochSecrets {
         // DeriveSecret(epoch_secret, label) = ExpandWithLabel(.., label, "", Nh),
         // three at a time from one keyed KDF (a batch's labels and outputs
         // live in its frame: three keep it small).
-        let e = epoch.as_bytes();
-        expand_with_labels(
-            suite,
-            e,
-            [
-                (b"sender data", &[], s.sender_data_secret.as_mut_bytes()),
-                (b"encryption", &[], s.encryption_secret.as_mut_bytes()),
-                (b"exporter", &[], s.exporter_secret.as_mut_bytes()),
-            ],
-        )?;
-        expand_with_labels(
-            suite,
-            e,
-            [
-                (b"external", &[], s.external_secret.as_mut_bytes()),
-                (b"confirm", &[], s.confirmation_key.as_mut_bytes()),
-                (b"membership", &[], s.membership_key.as_mut_bytes()),
-            ],
-        )?;
-        expand_with_labels(
-            suite,
-            e,
-            [
-                (b"resumption", &[], s.resumption_psk.as_mut_bytes()),
-                (b"authentication", &[], s.epoch_authenticator.as_mut_bytes()),
-                (b"init", &[], s.init_secret.as_mut_bytes()),
-            ],
-        )?;
+        let derive = |jobs: [(&[u8], &mut Secret); 3]| {
+            expand_with_labels(suite, epoch.as_bytes(), jobs.map(|(label, out)| (label, &[][..], out.as_mut_bytes())))
+        };
+        derive([
+            (b"sender data", &mut s.sender_data_secret),
+            (b"encryption", &mut s.encryption_secret),
+            (b"exporter", &mut s.exporter_secret),
+        ])?;
+        derive([(b"external", &mut s.external_secret), (b"confirm", &mut s.confirmation_key), (b"membership", &mut s.membership_key)])?;
+        derive([(b"resumption", &mut s.resumption_psk), (b"authentication", &mut s.epoch_authenticator), (b"init", &mut s.init_secret)])?;
         Ok(s)
     }
 

@@ -43,6 +43,12 @@ const RELEASE_BUFFER: usize = 32 * 1024;
 /// Digests of recent messages kept to recognise duplicates.
 pub const INBOX_SEEN: usize = 4096;
 type FleetInbox = Inbox<INBOX_SLOTS, INBOX_BYTES, INBOX_SEEN>;
+/// Fault injection for tests: a device whose state directory holds this
+/// file removes it and exits with [`FAULT_EXIT_CODE`] right after its next
+/// join is stored, before its `joined` file is written.
+pub const FAULT_EXIT_AFTER_JOIN: &str = "fault-exit-after-join";
+/// The exit code of that fault.
+pub const FAULT_EXIT_CODE: i32 = 75;
 /// How long a member with nothing to do waits before it gives up, so that a
 /// broken run stops by itself. A round delivers about devices² messages
 /// (every device's application message to every member), and a member that
@@ -149,6 +155,9 @@ struct Member<const N: usize, const A: usize> {
     claims: HashSet<String>,
     /// Since when `next` found nothing (none after a message).
     idle_since: Option<Instant>,
+    /// The lowest epoch of a Commit the full buffer had to drop: reaching
+    /// it, the member cannot go on (it rejoins then, not before).
+    lost_commit: Option<u64>,
 }
 
 impl<const N: usize, const A: usize> Member<N, A> {
@@ -157,13 +166,36 @@ impl<const N: usize, const A: usize> Member<N, A> {
         let mut store = dir.member(&args.name).map_err(|e| FleetError(e.to_string()))?;
         let mut record: Box<RecordBuffer> = Box::new([0u8; MAX_RECORD_LEN]);
         let mut group = crate::boxed_group();
-        let joined = args.dir.join("joined").exists();
+        let mut joined = args.dir.join("joined").exists();
+        let mut join_recovered = false;
         let signer = if joined {
-            store.load(&mut group, &mut record).map_err(|e| FleetError(e.to_string()))?.signer
+            let loaded = store.load(&mut group, &mut record).map_err(|e| FleetError(e.to_string()))?;
+            // Killed after the `joined` file, before the record went.
+            if loaded.join_consumed {
+                store.clear_pending().map_err(|e| FleetError(e.to_string()))?;
+            }
+            loaded.signer
         } else {
-            let (signer, _) = SignaturePrivateKey::generate(args.suite, &mut crate::os_rng());
-            store.save_signer(&signer).map_err(|e| FleetError(e.to_string()))?;
-            signer
+            match recover_join(&mut store, &mut group, &mut record, &args.name) {
+                // Killed between the join (stored: its KeyPackage's keys are
+                // consumed) and the `joined` file: joined at the group's
+                // epoch, which nothing after the join moved.
+                Some(signer) => {
+                    let epoch = group.epoch();
+                    std::fs::write(args.dir.join("joined"), format!("{epoch}\n"))
+                        .map_err(|e| FleetError(format!("joined file: {e}")))?;
+                    store.clear_pending().map_err(|e| FleetError(e.to_string()))?;
+                    err_line!("{}: recovered the join at epoch {epoch} its store holds (the `joined` file was missing)", args.name);
+                    (joined, join_recovered) = (true, true);
+                    signer
+                }
+                None => {
+                    group = crate::boxed_group();
+                    let (signer, _) = SignaturePrivateKey::generate(args.suite, &mut crate::os_rng());
+                    store.save_signer(&signer).map_err(|e| FleetError(e.to_string()))?;
+                    signer
+                }
+            }
         };
         let mut inbox = boxed_inbox();
         // The epoch a device joined at, in its `joined` file: it has no keys
@@ -191,7 +223,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
         let topics = Topics::new(&args.group);
         let client_id = format!("{}-{}", args.group, args.name);
         let net = Transport::connect(&args.host, args.port, &client_id, &subscribe(&topics), args.duplicate)?;
-        let result = MemberResult { name: args.name.clone(), restarted: joined, ..Default::default() };
+        let result = MemberResult { name: args.name.clone(), restarted: joined, join_recovered, ..Default::default() };
         let m = Self {
             name: args.name.clone(),
             signer,
@@ -207,6 +239,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
             result,
             claims: HashSet::new(),
             idle_since: None,
+            lost_commit: None,
         };
         Ok((m, joined))
     }
@@ -311,9 +344,23 @@ impl<const N: usize, const A: usize> Member<N, A> {
         match verdict {
             Ok(Verdict::Process(_)) => out.push(self.process(message)?),
             Ok(_) => return Ok(out),
+            // A burst of future messages (a slow Commit, a flood): this one
+            // is dropped, counted. Not a reason to rejoin yet: the current
+            // epoch's messages are processed without the buffer, and once
+            // the Commit comes the buffer empties. A lost application
+            // message is only lost; a lost proposal makes the Commit that
+            // names it fail (`Refused { commit: true }`: rejoin then); a
+            // lost Commit leaves the member stuck once it reaches its
+            // epoch: it rejoins then (`lost_commit`).
             Err(DeliveryError::BufferFull { .. }) => {
                 self.result.buffer_full += 1;
-                return Ok(vec![Outcome::TooFarBehind]);
+                if let Ok(e) = delivery::Envelope::parse(message)
+                    && e.content_type == mls_nostd::messages::framing::ContentType::Commit
+                {
+                    self.lost_commit = Some(self.lost_commit.map_or(e.epoch, |l| l.min(e.epoch)));
+                }
+                err_line!("{}: buffer full, dropped a message of epoch {:?}", self.name, delivery::Envelope::parse(message).map(|e| e.epoch));
+                return Ok(out);
             }
             // A bug or a hostile publisher; counted by the inbox (`too_far_ahead`).
             Err(e @ DeliveryError::TooFarAhead { .. }) => {
@@ -327,7 +374,21 @@ impl<const N: usize, const A: usize> Member<N, A> {
             }
         }
         out.extend(self.release()?);
+        out.extend(self.check_lost_commit());
         Ok(out)
+    }
+
+    /// `TooFarBehind` if the member reached the epoch of a Commit its full
+    /// buffer dropped (it cannot leave that epoch); forgets a lost Commit
+    /// the member got past (it came again).
+    fn check_lost_commit(&mut self) -> Option<Outcome> {
+        let lost = self.lost_commit?;
+        let epoch = self.group.epoch();
+        if epoch < lost {
+            return None;
+        }
+        self.lost_commit = None;
+        (epoch == lost).then_some(Outcome::TooFarBehind)
     }
 
     /// Processes buffered messages that became due.
@@ -377,6 +438,30 @@ impl<const N: usize, const A: usize> Member<N, A> {
         self.result.write(&self.args.dir)?;
         self.net.flush_and_close(Duration::from_secs(10))?;
         Ok(self.result)
+    }
+}
+
+/// The signature key of a member whose store holds a finished join that no
+/// `joined` file records: the pending KeyPackage's record is still there
+/// but the join consumed its keys (the device writes `joined` before it
+/// removes that record). `None` for anything else (a fresh member, one
+/// waiting for its Welcome, a store that does not load: it starts over).
+fn recover_join<const N: usize, const A: usize>(
+    store: &mut MemberStore,
+    group: &mut FleetGroup<N, A>,
+    record: &mut RecordBuffer,
+    name: &str,
+) -> Option<SignaturePrivateKey> {
+    match store.load(group, record) {
+        Ok(loaded) if loaded.join_consumed && group.epoch() > 0 && !group.is_inactive() => Some(loaded.signer),
+        Ok(_) => None,
+        Err(e) => {
+            // Nothing stored yet is the common case (a first start).
+            if !matches!(e, crate::fleet::persist::PersistError::Member { error: mls_nostd::store::StoreError::NotFound, .. }) {
+                err_line!("{name}: starting over, the store does not load: {e}");
+            }
+            None
+        }
     }
 }
 
@@ -630,7 +715,9 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
             device_outcome(&mut m, o, &mut pending)?;
         }
     } else {
-        pending = Some(publish_key_package(&mut m)?);
+        // A fresh group starts at epoch 0: we join at 1 or later (or, after
+        // a restart while waiting to rejoin, after the epoch we left).
+        pending = Some(publish_key_package(&mut m, 1)?);
     }
     let welcome_topic = m.topics.welcome(&m.name);
     let control_topic = m.topics.control();
@@ -654,11 +741,18 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
                 let mut buf = vec![0u8; p.payload.len()];
                 match m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).join_with(&p.payload, &params, &mut buf) {
                     Ok(()) => {
-                        m.store.inner.clear_pending().map_err(|e| FleetError(e.to_string()))?;
                         let epoch = m.group.epoch();
-                        // With the epoch we joined at, for a restart (`Inbox::joined_at`).
+                        // Fault injection for tests: die with the join
+                        // stored and no `joined` file (a restart must find it).
+                        if std::fs::remove_file(args.dir.join(FAULT_EXIT_AFTER_JOIN)).is_ok() {
+                            std::process::exit(FAULT_EXIT_CODE);
+                        }
+                        // With the epoch we joined at, for a restart
+                        // (`Inbox::joined_at`); before the pending record
+                        // goes, which a restart reads (`recover_join`).
                         std::fs::write(args.dir.join("joined"), format!("{epoch}\n"))
                             .map_err(|e| FleetError(format!("joined file: {e}")))?;
+                        m.store.inner.clear_pending().map_err(|e| FleetError(e.to_string()))?;
                         pending = None;
                         m.result.joins += 1;
                         m.inbox.joined_at(epoch);
@@ -682,9 +776,14 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
             // Waiting for a Welcome: the inbox keeps the newest epochs, the
             // one we join among them, and counts what it drops.
             m.result.accepted += 1;
-            if let Err(e) = m.inbox.accept(&p.payload, m.group.epoch()) {
-                m.result.refused_by_policy += 1;
-                err_line!("{}: {e}", m.name);
+            match m.inbox.accept(&p.payload, m.group.epoch()) {
+                Ok(_) => {}
+                // Counted by the inbox (`too_far_ahead`).
+                Err(e @ DeliveryError::TooFarAhead { .. }) => err_line!("{}: {e}", m.name),
+                Err(e) => {
+                    m.result.refused_by_policy += 1;
+                    err_line!("{}: {e}", m.name);
+                }
             }
         }
         m.net.ack(&p)?;
@@ -711,6 +810,8 @@ fn device_outcome<const N: usize, const A: usize>(
         _ => false,
     };
     if rejoin && pending.is_none() {
+        // The Commit that adds us back comes after our epoch.
+        let floor = m.group.epoch().saturating_add(1);
         let _ = std::fs::remove_file(m.args.dir.join("joined"));
         // Behind for good, the group still active: a Welcome joins only an
         // inactive slot (`JoinError::SlotInUse`), so wait with an empty one.
@@ -721,21 +822,31 @@ fn device_outcome<const N: usize, const A: usize>(
         // `publish_key_package`) drops what it still holds as stale, and
         // counts it (all of it is older than the epoch we will join at: the
         // Commit that adds us comes after our KeyPackage).
-        *pending = Some(publish_key_package(m)?);
+        *pending = Some(publish_key_package(m, floor)?);
     }
     Ok(())
 }
 
-/// A fresh KeyPackage, stored with its keys before it leaves.
+/// A fresh KeyPackage, stored with its keys before it leaves; the inbox
+/// then waits for a Welcome to an epoch from `floor` on (at least the one
+/// in the `awaiting` file: a restart while waiting forgot the epoch it left).
 fn publish_key_package<const N: usize, const A: usize>(
     m: &mut Member<N, A>,
+    floor: u64,
 ) -> Result<(Vec<u8>, KeyPackagePrivateKeys), FleetError> {
+    let awaiting = m.args.dir.join("awaiting");
+    let known: u64 = std::fs::read_to_string(&awaiting).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let floor = floor.max(known);
+    std::fs::write(&awaiting, format!("{floor}\n")).map_err(|e| FleetError(format!("awaiting file: {e}")))?;
     let params = KeyPackageParams::new(m.args.suite, Credential::Basic { identity: m.name.as_bytes() }, lifetime());
     let mut out = [0u8; 2048];
     let (bytes, keys) =
         KeyPackage::generate(&params, &m.signer, &mut crate::os_rng(), &mut out).map_err(|e| err(&m.name, "KeyPackage", e))?;
     m.store.inner.save_pending(bytes, &keys, &m.signer, &mut m.record).map_err(|e| FleetError(e.to_string()))?;
-    m.inbox.await_welcome();
+    // Bounded like a member in epoch `floor`: far-future junk is refused,
+    // counted, and cannot push out the messages of the epoch we join.
+    m.inbox.await_welcome_from(floor);
+    m.lost_commit = None;
     let topic = m.topics.key_packages(&m.name);
     m.net.publish(&topic, bytes)?;
     Ok((bytes.to_vec(), keys))

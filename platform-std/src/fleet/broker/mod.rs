@@ -21,7 +21,7 @@ pub mod log;
 mod member;
 pub mod transport;
 
-pub use member::{device_name, INBOX_BYTES, INBOX_SEEN, INBOX_SLOTS};
+pub use member::{device_name, FAULT_EXIT_AFTER_JOIN, FAULT_EXIT_CODE, INBOX_BYTES, INBOX_SEEN, INBOX_SLOTS};
 
 use super::{ARENA_PER_LEAF, FleetError, MAX_DEVICES};
 use mls_nostd::crypto::CipherSuite;
@@ -109,6 +109,9 @@ pub struct MemberResult {
     pub authenticator: String,
     /// Started from a saved group.
     pub restarted: bool,
+    /// Started from a join its store holds but its `joined` file does not
+    /// say (the process before died between the two): joined, not rejoined.
+    pub join_recovered: bool,
     /// Joins from a Welcome.
     pub joins: u64,
     /// The epoch of its last join from a Welcome (0: none in this process).
@@ -177,6 +180,7 @@ impl MemberResult {
             ("epoch", self.epoch.to_string()),
             ("authenticator", self.authenticator.clone()),
             ("restarted", self.restarted.to_string()),
+            ("join_recovered", self.join_recovered.to_string()),
             ("joins", self.joins.to_string()),
             ("joined_epoch", self.joined_epoch.to_string()),
             ("rejoins", self.rejoins.to_string()),
@@ -239,6 +243,7 @@ impl MemberResult {
                 "epoch" => r.epoch = n()?,
                 "authenticator" => r.authenticator = v.to_string(),
                 "restarted" => r.restarted = v == "true",
+                "join_recovered" => r.join_recovered = v == "true",
                 "joins" => r.joins = n()?,
                 "joined_epoch" => r.joined_epoch = n()?,
                 "rejoins" => r.rejoins = n()?,
@@ -317,21 +322,23 @@ impl std::fmt::Display for BrokerReport {
         writeln!(f, "gateway: {} commits, mean {:.1} ms each (commit + merge + store)", g.commits, mean(&g.commit_ms))?;
         writeln!(
             f,
-            "devices: {} application messages sent, {} opened; {} Update proposals; {} rejoins; {} restarted from their state",
+            "devices: {} application messages sent, {} opened; {} Update proposals; {} rejoins; {} restarted from their state ({} of them from a join not yet marked)",
             sum(|m| m.app_sent),
             sum(|m| m.app_received),
             sum(|m| m.proposals_sent),
             sum(|m| m.rejoins),
             devices.iter().filter(|m| m.restarted).count(),
+            devices.iter().filter(|m| m.join_recovered).count(),
         )?;
         writeln!(
             f,
-            "inboxes: {} duplicates and {} stale messages dropped, {} buffered for a future epoch ({} released), {} dropped by a full buffer while waiting for a Welcome, {} too far ahead",
+            "inboxes: {} duplicates and {} stale messages dropped, {} buffered for a future epoch ({} released), {} dropped by a full buffer while waiting for a Welcome, {} by a full buffer after it, {} too far ahead",
             sum(|m| m.duplicates) + g.duplicates,
             sum(|m| m.stale) + g.stale,
             sum(|m| m.buffered) + g.buffered,
             sum(|m| m.released) + g.released,
             sum(|m| m.overflowed) + g.overflowed,
+            sum(|m| m.buffer_full) + g.buffer_full,
             sum(|m| m.too_far_ahead) + g.too_far_ahead,
         )?;
         let received: u64 = self.members.iter().map(|m| m.received).sum();

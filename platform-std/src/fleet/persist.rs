@@ -213,10 +213,6 @@ pub struct LoadedMember {
     pub signer: SignaturePrivateKey,
     /// A KeyPackage waiting for its Welcome, with its keys.
     pub pending: Option<(Vec<u8>, KeyPackagePrivateKeys)>,
-    /// The pending KeyPackage's record is there but a join consumed its
-    /// keys: the group loaded is that join (the member died before it
-    /// removed the record; see `fleet::broker`'s `recover_join`).
-    pub join_consumed: bool,
 }
 
 /// One member's namespace of the fleet's database, and the member's name.
@@ -350,7 +346,6 @@ impl MemberStore {
         zeroize::Zeroize::zeroize(record.as_mut_slice());
         let signer = signer.ok_or(StoreError::Corrupt).map_err(self.fail("loading its signature key (not its record)"))?;
         let mut pending = None;
-        let mut join_consumed = false;
         if let Some(kp) = self.read_own(PENDING_RECORD, buf, "loading its KeyPackage")? {
             let reference = KeyPackage::decode_exact(&kp)
                 .ok()
@@ -362,11 +357,9 @@ impl MemberStore {
             if let Some((keys, _)) = load_key_package::<_, SignaturePrivateKey>(&mut self.storage, &reference, buf).map_err(self.fail("loading its KeyPackage keys"))?
             {
                 pending = Some((kp, keys));
-            } else {
-                join_consumed = true;
             }
         }
-        Ok(LoadedMember { signer, pending, join_consumed })
+        Ok(LoadedMember { signer, pending })
     }
 }
 

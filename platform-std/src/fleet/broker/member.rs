@@ -166,36 +166,13 @@ impl<const N: usize, const A: usize> Member<N, A> {
         let mut store = dir.member(&args.name).map_err(|e| FleetError(e.to_string()))?;
         let mut record: Box<RecordBuffer> = Box::new([0u8; MAX_RECORD_LEN]);
         let mut group = crate::boxed_group();
-        let mut joined = args.dir.join("joined").exists();
-        let mut join_recovered = false;
+        let joined = args.dir.join("joined").exists();
         let signer = if joined {
-            let loaded = store.load(&mut group, &mut record).map_err(|e| FleetError(e.to_string()))?;
-            // Killed after the `joined` file, before the record went.
-            if loaded.join_consumed {
-                store.clear_pending().map_err(|e| FleetError(e.to_string()))?;
-            }
-            loaded.signer
+            store.load(&mut group, &mut record).map_err(|e| FleetError(e.to_string()))?.signer
         } else {
-            match recover_join(&mut store, &mut group, &mut record, &args.name) {
-                // Killed between the join (stored: its KeyPackage's keys are
-                // consumed) and the `joined` file: joined at the group's
-                // epoch, which nothing after the join moved.
-                Some(signer) => {
-                    let epoch = group.epoch();
-                    std::fs::write(args.dir.join("joined"), format!("{epoch}\n"))
-                        .map_err(|e| FleetError(format!("joined file: {e}")))?;
-                    store.clear_pending().map_err(|e| FleetError(e.to_string()))?;
-                    err_line!("{}: recovered the join at epoch {epoch} its store holds (the `joined` file was missing)", args.name);
-                    (joined, join_recovered) = (true, true);
-                    signer
-                }
-                None => {
-                    group = crate::boxed_group();
-                    let (signer, _) = SignaturePrivateKey::generate(args.suite, &mut crate::os_rng());
-                    store.save_signer(&signer).map_err(|e| FleetError(e.to_string()))?;
-                    signer
-                }
-            }
+            let (signer, _) = SignaturePrivateKey::generate(args.suite, &mut crate::os_rng());
+            store.save_signer(&signer).map_err(|e| FleetError(e.to_string()))?;
+            signer
         };
         let mut inbox = boxed_inbox();
         // The epoch a device joined at, in its `joined` file: it has no keys
@@ -223,7 +200,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
         let topics = Topics::new(&args.group);
         let client_id = format!("{}-{}", args.group, args.name);
         let net = Transport::connect(&args.host, args.port, &client_id, &subscribe(&topics), args.duplicate)?;
-        let result = MemberResult { name: args.name.clone(), restarted: joined, join_recovered, ..Default::default() };
+        let result = MemberResult { name: args.name.clone(), restarted: joined, ..Default::default() };
         let m = Self {
             name: args.name.clone(),
             signer,
@@ -438,30 +415,6 @@ impl<const N: usize, const A: usize> Member<N, A> {
         self.result.write(&self.args.dir)?;
         self.net.flush_and_close(Duration::from_secs(10))?;
         Ok(self.result)
-    }
-}
-
-/// The signature key of a member whose store holds a finished join that no
-/// `joined` file records: the pending KeyPackage's record is still there
-/// but the join consumed its keys (the device writes `joined` before it
-/// removes that record). `None` for anything else (a fresh member, one
-/// waiting for its Welcome, a store that does not load: it starts over).
-fn recover_join<const N: usize, const A: usize>(
-    store: &mut MemberStore,
-    group: &mut FleetGroup<N, A>,
-    record: &mut RecordBuffer,
-    name: &str,
-) -> Option<SignaturePrivateKey> {
-    match store.load(group, record) {
-        Ok(loaded) if loaded.join_consumed && group.epoch() > 0 && !group.is_inactive() => Some(loaded.signer),
-        Ok(_) => None,
-        Err(e) => {
-            // Nothing stored yet is the common case (a first start).
-            if !matches!(e, crate::fleet::persist::PersistError::Member { error: mls_nostd::store::StoreError::NotFound, .. }) {
-                err_line!("{name}: starting over, the store does not load: {e}");
-            }
-            None
-        }
     }
 }
 
@@ -741,18 +694,16 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
                 let mut buf = vec![0u8; p.payload.len()];
                 match m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).join_with(&p.payload, &params, &mut buf) {
                     Ok(()) => {
-                        let epoch = m.group.epoch();
                         // Fault injection for tests: die with the join
-                        // stored and no `joined` file (a restart must find it).
+                        // stored and no `joined` file (a restart must cope).
                         if std::fs::remove_file(args.dir.join(FAULT_EXIT_AFTER_JOIN)).is_ok() {
                             std::process::exit(FAULT_EXIT_CODE);
                         }
-                        // With the epoch we joined at, for a restart
-                        // (`Inbox::joined_at`); before the pending record
-                        // goes, which a restart reads (`recover_join`).
+                        m.store.inner.clear_pending().map_err(|e| FleetError(e.to_string()))?;
+                        let epoch = m.group.epoch();
+                        // With the epoch we joined at, for a restart (`Inbox::joined_at`).
                         std::fs::write(args.dir.join("joined"), format!("{epoch}\n"))
                             .map_err(|e| FleetError(format!("joined file: {e}")))?;
-                        m.store.inner.clear_pending().map_err(|e| FleetError(e.to_string()))?;
                         pending = None;
                         m.result.joins += 1;
                         m.inbox.joined_at(epoch);

@@ -109,9 +109,6 @@ pub struct MemberResult {
     pub authenticator: String,
     /// Started from a saved group.
     pub restarted: bool,
-    /// Started from a join its store holds but its `joined` file does not
-    /// say (the process before died between the two): joined, not rejoined.
-    pub join_recovered: bool,
     /// Joins from a Welcome.
     pub joins: u64,
     /// The epoch of its last join from a Welcome (0: none in this process).
@@ -180,7 +177,6 @@ impl MemberResult {
             ("epoch", self.epoch.to_string()),
             ("authenticator", self.authenticator.clone()),
             ("restarted", self.restarted.to_string()),
-            ("join_recovered", self.join_recovered.to_string()),
             ("joins", self.joins.to_string()),
             ("joined_epoch", self.joined_epoch.to_string()),
             ("rejoins", self.rejoins.to_string()),
@@ -243,7 +239,6 @@ impl MemberResult {
                 "epoch" => r.epoch = n()?,
                 "authenticator" => r.authenticator = v.to_string(),
                 "restarted" => r.restarted = v == "true",
-                "join_recovered" => r.join_recovered = v == "true",
                 "joins" => r.joins = n()?,
                 "joined_epoch" => r.joined_epoch = n()?,
                 "rejoins" => r.rejoins = n()?,
@@ -322,13 +317,12 @@ impl std::fmt::Display for BrokerReport {
         writeln!(f, "gateway: {} commits, mean {:.1} ms each (commit + merge + store)", g.commits, mean(&g.commit_ms))?;
         writeln!(
             f,
-            "devices: {} application messages sent, {} opened; {} Update proposals; {} rejoins; {} restarted from their state ({} of them from a join not yet marked)",
+            "devices: {} application messages sent, {} opened; {} Update proposals; {} rejoins; {} restarted from their state",
             sum(|m| m.app_sent),
             sum(|m| m.app_received),
             sum(|m| m.proposals_sent),
             sum(|m| m.rejoins),
             devices.iter().filter(|m| m.restarted).count(),
-            devices.iter().filter(|m| m.join_recovered).count(),
         )?;
         writeln!(
             f,

@@ -155,9 +155,6 @@ struct Member<const N: usize, const A: usize> {
     claims: HashSet<String>,
     /// Since when `next` found nothing (none after a message).
     idle_since: Option<Instant>,
-    /// The lowest epoch of a Commit the full buffer had to drop: reaching
-    /// it, the member cannot go on (it rejoins then, not before).
-    lost_commit: Option<u64>,
 }
 
 impl<const N: usize, const A: usize> Member<N, A> {
@@ -216,7 +213,6 @@ impl<const N: usize, const A: usize> Member<N, A> {
             result,
             claims: HashSet::new(),
             idle_since: None,
-            lost_commit: None,
         };
         Ok((m, joined))
     }
@@ -322,22 +318,21 @@ impl<const N: usize, const A: usize> Member<N, A> {
             Ok(Verdict::Process(_)) => out.push(self.process(message)?),
             Ok(_) => return Ok(out),
             // A burst of future messages (a slow Commit, a flood): this one
-            // is dropped, counted. Not a reason to rejoin yet: the current
+            // is dropped, counted. Not a reason to rejoin: the current
             // epoch's messages are processed without the buffer, and once
             // the Commit comes the buffer empties. A lost application
             // message is only lost; a lost proposal makes the Commit that
-            // names it fail (`Refused { commit: true }`: rejoin then); a
-            // lost Commit leaves the member stuck once it reaches its
-            // epoch: it rejoins then (`lost_commit`).
+            // names it fail (`Refused { commit: true }`: rejoin then). A
+            // lost Commit is: the member could not leave its epoch, and a
+            // Commit of a future epoch also says the group went on without
+            // us (the committer's Commits come in order on one topic), as
+            // when the broker dropped one from a full session queue.
             Err(DeliveryError::BufferFull { .. }) => {
                 self.result.buffer_full += 1;
-                if let Ok(e) = delivery::Envelope::parse(message)
-                    && e.content_type == mls_nostd::messages::framing::ContentType::Commit
-                {
-                    self.lost_commit = Some(self.lost_commit.map_or(e.epoch, |l| l.min(e.epoch)));
-                }
-                err_line!("{}: buffer full, dropped a message of epoch {:?}", self.name, delivery::Envelope::parse(message).map(|e| e.epoch));
-                return Ok(out);
+                let envelope = delivery::Envelope::parse(message);
+                err_line!("{}: buffer full, dropped a message of epoch {:?}", self.name, envelope.map(|e| e.epoch));
+                let commit = envelope.is_ok_and(|e| e.content_type == mls_nostd::messages::framing::ContentType::Commit);
+                return Ok(if commit { vec![Outcome::TooFarBehind] } else { out });
             }
             // A bug or a hostile publisher; counted by the inbox (`too_far_ahead`).
             Err(e @ DeliveryError::TooFarAhead { .. }) => {
@@ -351,21 +346,7 @@ impl<const N: usize, const A: usize> Member<N, A> {
             }
         }
         out.extend(self.release()?);
-        out.extend(self.check_lost_commit());
         Ok(out)
-    }
-
-    /// `TooFarBehind` if the member reached the epoch of a Commit its full
-    /// buffer dropped (it cannot leave that epoch); forgets a lost Commit
-    /// the member got past (it came again).
-    fn check_lost_commit(&mut self) -> Option<Outcome> {
-        let lost = self.lost_commit?;
-        let epoch = self.group.epoch();
-        if epoch < lost {
-            return None;
-        }
-        self.lost_commit = None;
-        (epoch == lost).then_some(Outcome::TooFarBehind)
     }
 
     /// Processes buffered messages that became due.
@@ -797,7 +778,6 @@ fn publish_key_package<const N: usize, const A: usize>(
     // Bounded like a member in epoch `floor`: far-future junk is refused,
     // counted, and cannot push out the messages of the epoch we join.
     m.inbox.await_welcome_from(floor);
-    m.lost_commit = None;
     let topic = m.topics.key_packages(&m.name);
     m.net.publish(&topic, bytes)?;
     Ok((bytes.to_vec(), keys))

@@ -869,6 +869,33 @@ fn a_device_whose_full_buffer_dropped_a_commit_rejoins() {
     }
 }
 
+/// A Commit of another group (a faulty or hostile publisher on the
+/// handshake topic) in the devices' current epoch: refused by the core,
+/// counted, and no reason to rejoin (before, every device asked to be
+/// re-added for it).
+#[test]
+fn a_commit_of_another_group_is_no_reason_to_rejoin() {
+    let tmp = TempDir::new("other-group");
+    let broker = Broker::start(&tmp.0);
+    let state = tmp.0.join("state");
+    let group = format!("other-group-{}", std::process::id());
+    let mut children = start_members(&state, broker.port, &group, 2, 1, 3000);
+    for (a, _) in &children[1..] {
+        wait_for(&a.name, &|| counter(&a.dir) >= 1);
+    }
+    // Epoch 1, the devices' own, during the round's pause.
+    publish_all(broker.port, &group, &[junk_commit(1)]);
+    let r = wait_all(&mut children);
+    assert_all_agree(&r);
+    for d in &r[1..] {
+        println!("{}", inbox_line(d));
+        assert_eq!((d.core_refused, d.rejoins, d.joins, d.epoch), (1, 0, 1, 2), "{}", inbox_line(d));
+        let stderr = std::fs::read_to_string(state.join(&d.name).join("stderr.log")).unwrap_or_default();
+        assert!(stderr.contains("WrongGroupId"), "{stderr}");
+        assert_inbox_totals(d);
+    }
+}
+
 /// A device waiting for its Welcome (at its start) refuses, counted,
 /// messages too many epochs after the one it can join at: a flood of them
 /// no longer fills its buffer and pushes out those of its join epoch.

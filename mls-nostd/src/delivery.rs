@@ -325,6 +325,10 @@ pub struct Inbox<const SLOTS: usize, const BYTES: usize, const SEEN: usize> {
     joined_at: u64,
     /// Waiting for a Welcome: keep every epoch, drop the lowest when full.
     waiting: bool,
+    /// While waiting: the lowest epoch the member can join at, if it knows
+    /// one ([`Inbox::await_welcome_from`]); epochs below are stale, more
+    /// than [`MAX_EPOCHS_AHEAD`] above are refused.
+    waiting_from: Option<u64>,
     stats: DeliveryStats,
 }
 
@@ -348,6 +352,7 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
             arrivals: 0,
             joined_at: 0,
             waiting: false,
+            waiting_from: None,
             stats: DeliveryStats { processed: 0, buffered: 0, released: 0, duplicates: 0, stale: 0, overflowed: 0, too_far_ahead: 0 },
         }
     }
@@ -373,11 +378,33 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
     /// its lowest epoch first (counted in [`DeliveryStats::overflowed`]).
     /// What was buffered before is of a group the member left: dropped as
     /// stale.
+    ///
+    /// The epoch the member will join at is unknown, so nothing bounds the
+    /// epochs kept: a flood of far-future messages (a bug or a hostile
+    /// publisher) fills the buffer and, highest epochs staying, makes it
+    /// drop the messages of the epoch the member joins. A member that knows
+    /// the lowest epoch it can join at (it was in the group: the Commit that
+    /// adds it back comes after its epoch) calls
+    /// [`await_welcome_from`](Self::await_welcome_from) instead.
     pub fn await_welcome(&mut self) {
         self.stats.stale += self.buffered() as u64;
         self.slots = [Slot::EMPTY; SLOTS];
         self.used_bytes = 0;
         self.waiting = true;
+        self.waiting_from = None;
+    }
+
+    /// [`await_welcome`](Self::await_welcome) for a member that will join
+    /// at epoch `lowest` or later: while it waits, a message of an earlier
+    /// epoch is stale ([`Verdict::Stale`]), and one more than
+    /// [`MAX_EPOCHS_AHEAD`] epochs after `lowest` is refused
+    /// ([`DeliveryError::TooFarAhead`], counted in
+    /// [`DeliveryStats::too_far_ahead`]) as it would be for a member in
+    /// epoch `lowest`; only the rest competes for the buffer (counted in
+    /// [`DeliveryStats::overflowed`] when it is full, as before).
+    pub fn await_welcome_from(&mut self, lowest: u64) {
+        self.await_welcome();
+        self.waiting_from = Some(lowest);
     }
 
     /// Tells the inbox that the member joined (from a Welcome) at `epoch`:
@@ -387,6 +414,7 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
     pub fn joined_at(&mut self, epoch: u64) {
         self.joined_at = epoch;
         self.waiting = false;
+        self.waiting_from = None;
     }
 
     /// Records `digest` as seen: a message we sent (so that its echo is a
@@ -430,6 +458,18 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
             return Ok(Verdict::Duplicate);
         }
         self.policy.check_incoming(&envelope)?;
+        // Waiting from a known epoch: judged as a member in that epoch
+        // judges a future message (every message waits for the Welcome).
+        let current = match self.waiting_from {
+            Some(lowest) if self.waiting => {
+                if envelope.epoch < lowest {
+                    self.stats.stale += 1;
+                    return Ok(Verdict::Stale);
+                }
+                lowest
+            }
+            _ => current,
+        };
         let fit = if self.waiting {
             Ordering::Greater
         } else if envelope.epoch < self.joined_at {
@@ -443,7 +483,9 @@ impl<const SLOTS: usize, const BYTES: usize, const SEEN: usize> Inbox<SLOTS, BYT
                 self.stats.processed += 1;
                 Ok(Verdict::Process(envelope))
             }
-            Ordering::Greater if !self.waiting && envelope.epoch - current > MAX_EPOCHS_AHEAD => {
+            Ordering::Greater
+                if (!self.waiting || self.waiting_from.is_some()) && envelope.epoch.saturating_sub(current) > MAX_EPOCHS_AHEAD =>
+            {
                 self.stats.too_far_ahead += 1;
                 Err(DeliveryError::TooFarAhead { epoch: envelope.epoch, current, latest: current.saturating_add(MAX_EPOCHS_AHEAD) })
             }
@@ -828,6 +870,43 @@ mod tests {
         m[..19].copy_from_slice(&private(epoch, 1, tag)[..19]);
         m[19] = (N - 20) as u8;
         m
+    }
+
+    #[test]
+    fn waiting_from_a_known_epoch_bounds_the_epochs_it_buffers() {
+        // Without a known epoch, far-future junk fills the buffer and the
+        // messages of the epoch the member joins are the ones dropped.
+        let mut unbounded = Small::new(GATEWAY);
+        unbounded.await_welcome();
+        assert_eq!(unbounded.accept(&private(1000, 2, 1), 0), Ok(Verdict::Buffered));
+        assert_eq!(unbounded.accept(&private(1001, 2, 2), 0), Ok(Verdict::Buffered));
+        assert_eq!(unbounded.accept(&private(3, 1, 3), 0), Ok(Verdict::Overflowed));
+        unbounded.joined_at(3);
+        let mut out = [0u8; 64];
+        assert_eq!(unbounded.release(3, &mut out), Ok(None), "the epoch-3 message was lost to the junk");
+        // Waiting to join at epoch 2 or later: what a member in epoch 2
+        // would buffer, the rest refused (too far ahead) or stale, counted.
+        let mut inbox = Small::new(GATEWAY);
+        inbox.await_welcome_from(2);
+        let (latest, e3, e18) = (2 + MAX_EPOCHS_AHEAD, private(3, 1, 3), private(2 + MAX_EPOCHS_AHEAD, 2, 4));
+        assert_eq!(inbox.accept(&private(1000, 2, 1), 0), Err(DeliveryError::TooFarAhead { epoch: 1000, current: 2, latest }));
+        assert_eq!(inbox.accept(&private(latest + 1, 2, 2), 0), Err(DeliveryError::TooFarAhead { epoch: latest + 1, current: 2, latest }));
+        assert_eq!(inbox.accept(&private(u64::MAX, 1, 5), 0), Err(DeliveryError::TooFarAhead { epoch: u64::MAX, current: 2, latest }));
+        assert_eq!(inbox.accept(&private(1, 1, 6), 0), Ok(Verdict::Stale));
+        assert_eq!(inbox.accept(&e3, 0), Ok(Verdict::Buffered));
+        assert_eq!(inbox.accept(&e18, 0), Ok(Verdict::Buffered));
+        let s = inbox.stats();
+        assert_eq!((inbox.buffered(), s.buffered, s.too_far_ahead, s.stale, s.overflowed), (2, 2, 3, 1, 0));
+        // Joined at 3: the bound ends with the wait.
+        inbox.joined_at(3);
+        assert_eq!(inbox.release(3, &mut out), Ok(Some(e3.len())));
+        assert_eq!(out[..e3.len()], e3);
+        assert_eq!(inbox.release(3, &mut out), Ok(None));
+        // Judged from the member's epoch now: 3 + 16 is buffered.
+        assert_eq!(inbox.accept(&private(3 + MAX_EPOCHS_AHEAD, 1, 7), 3), Ok(Verdict::Buffered));
+        // A plain wait afterwards is unbounded again.
+        inbox.await_welcome();
+        assert_eq!(inbox.accept(&private(1000, 1, 8), 0), Ok(Verdict::Buffered));
     }
 
     #[test]

@@ -643,10 +643,9 @@ fn junk(epoch: u64, content_type: u8, tag: u16) -> Vec<u8> {
     m
 }
 
-/// The gateway and `devices` devices of group `group` as processes, the
-/// gateway pausing `pause_ms` before each round's Commit.
-fn start_members(state: &Path, port: u16, group: &str, devices: usize, rounds: u64, pause_ms: u64) -> Vec<(MemberArgs, Child)> {
-    let member = |name: String| MemberArgs {
+/// The arguments of member `name` of group `group`.
+fn member_args(state: &Path, port: u16, group: &str, devices: usize, rounds: u64, pause_ms: u64, name: String) -> MemberArgs {
+    MemberArgs {
         dir: state.join(&name),
         name,
         host: "127.0.0.1".into(),
@@ -657,18 +656,43 @@ fn start_members(state: &Path, port: u16, group: &str, devices: usize, rounds: u
         suite: mls_nostd::crypto::CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519,
         duplicate: false,
         pause_ms,
-    };
-    let program = Path::new(BIN);
-    let gateway = member("gateway".into());
-    let mut g = broker::spawn_member(program, &gateway).expect("gateway");
+    }
+}
+
+/// The gateway of group `group` as a process, started and subscribed.
+fn start_gateway(state: &Path, port: u16, group: &str, devices: usize, rounds: u64, pause_ms: u64) -> (MemberArgs, Child) {
+    let gateway = member_args(state, port, group, devices, rounds, pause_ms, "gateway".into());
+    let mut g = broker::spawn_member(Path::new(BIN), &gateway).expect("gateway");
     broker::wait_ready(&gateway.dir, &mut g, Duration::from_secs(20)).expect("gateway ready");
-    let mut children = vec![(gateway, g)];
+    (gateway, g)
+}
+
+/// The gateway and `devices` devices of group `group` as processes, the
+/// gateway pausing `pause_ms` before each round's Commit; `prepare` sees
+/// each device's arguments before it starts.
+fn start_members_with(
+    state: &Path,
+    port: u16,
+    group: &str,
+    devices: usize,
+    rounds: u64,
+    pause_ms: u64,
+    prepare: &dyn Fn(&MemberArgs),
+) -> Vec<(MemberArgs, Child)> {
+    let mut children = vec![start_gateway(state, port, group, devices, rounds, pause_ms)];
     for i in 0..devices {
-        let d = member(broker::device_name(i));
-        let c = broker::spawn_member(program, &d).expect("device");
+        let d = member_args(state, port, group, devices, rounds, pause_ms, broker::device_name(i));
+        prepare(&d);
+        let c = broker::spawn_member(Path::new(BIN), &d).expect("device");
         children.push((d, c));
     }
     children
+}
+
+/// The gateway and `devices` devices of group `group` as processes, the
+/// gateway pausing `pause_ms` before each round's Commit.
+fn start_members(state: &Path, port: u16, group: &str, devices: usize, rounds: u64, pause_ms: u64) -> Vec<(MemberArgs, Child)> {
+    start_members_with(state, port, group, devices, rounds, pause_ms, &|_| {})
 }
 
 /// Waits until every member ended well; their results.
@@ -708,11 +732,54 @@ fn counter(dir: &Path) -> u64 {
 /// handshake topic of `group` (only devices read it), as a faulty or
 /// hostile publisher could.
 fn flood(port: u16, group: &str, epoch: u64, n: usize) {
+    let messages: Vec<Vec<u8>> = (0..n).map(|i| junk(epoch, 2, i as u16)).collect();
+    publish_all(port, group, &messages);
+}
+
+/// Publishes `messages` in order on the handshake topic of `group`.
+fn publish_all(port: u16, group: &str, messages: &[Vec<u8>]) {
     let mut t = Transport::connect("127.0.0.1", port, &format!("flood-{group}"), &[], false).expect("flood");
-    for i in 0..n {
-        t.publish(&format!("mls/{group}/handshake"), &junk(epoch, 2, i as u16)).expect("publish");
+    for m in messages {
+        t.publish(&format!("mls/{group}/handshake"), m).expect("publish");
     }
     t.flush_and_close(Duration::from_secs(20)).expect("flood acknowledged");
+}
+
+/// A PublicMessage Commit of `epoch` from the committer's leaf 0 that no
+/// member can verify (§6.2's layout by hand; bad tags): the inbox takes it
+/// for a Commit (it reads the envelope only), the core refuses it.
+fn junk_commit(epoch: u64) -> Vec<u8> {
+    let mut m = vec![0, 1, 0, 1, 2, 0xaa, 0xbb]; // mls10, mls_public_message, group_id<V>
+    m.extend_from_slice(&epoch.to_be_bytes());
+    m.extend_from_slice(&[1, 0, 0, 0, 0]); // sender: member(leaf 0)
+    m.extend_from_slice(&[0, 3, 0, 0]); // authenticated_data<V>, commit, proposals<V>, no UpdatePath
+    m.extend_from_slice(&[1, 9, 1, 7, 1, 8]); // signature, confirmation_tag, membership_tag
+    m
+}
+
+/// The counts of a device's inbox, printed by the tests that assert them.
+fn inbox_line(d: &MemberResult) -> String {
+    format!(
+        "{}: epoch {} joins {} rejoins {} restarted {} joined_epoch {} | accepted {} processed {} buffered {} released {} \
+         overflowed {} too_far_ahead {} buffer_full {} stale {} core_refused {} refused_by_policy {} left_buffered {}",
+        d.name,
+        d.epoch,
+        d.joins,
+        d.rejoins,
+        d.restarted,
+        d.joined_epoch,
+        d.accepted,
+        d.processed,
+        d.buffered,
+        d.released,
+        d.overflowed,
+        d.too_far_ahead,
+        d.buffer_full,
+        d.stale,
+        d.core_refused,
+        d.refused_by_policy,
+        d.left_buffered
+    )
 }
 
 /// A device that rejoins (here: removed by the round's Commit) drops what
@@ -744,10 +811,13 @@ fn a_rejoin_counts_the_messages_its_inbox_drops() {
     }
 }
 
-/// A device whose buffer of future epochs overflows (a faulty publisher
-/// filled it) rejoins, and counts what its inbox dropped.
+/// A burst of future-epoch messages that overflows a device's buffer (here
+/// a faulty publisher's, of the next epoch: the device could process them
+/// once the round's Commit comes) drops what does not fit, counted, and
+/// does not make the device rejoin: the current epoch's messages never go
+/// through the buffer, and the Commit empties it.
 #[test]
-fn a_device_whose_buffer_overflows_rejoins() {
+fn a_burst_that_overflows_the_buffer_is_dropped_not_a_reason_to_rejoin() {
     let tmp = TempDir::new("overflow");
     let broker = Broker::start(&tmp.0);
     let state = tmp.0.join("state");
@@ -756,14 +826,156 @@ fn a_device_whose_buffer_overflows_rejoins() {
     for (a, _) in &children[1..] {
         wait_for(&a.name, &|| counter(&a.dir) >= 1);
     }
-    // One more than an inbox holds, of epoch 10 (the run ends at epoch 3).
-    flood(broker.port, &group, 10, broker::INBOX_SLOTS + 1);
+    // One more than an inbox holds, of epoch 2: the one the round's Commit starts.
+    flood(broker.port, &group, 2, broker::INBOX_SLOTS + 1);
     let r = wait_all(&mut children);
     assert_all_agree(&r);
     for d in &r[1..] {
-        assert!(d.buffer_full == 1 && d.rejoins == 1 && d.joins == 2, "{d:?}");
+        println!("{}", inbox_line(d));
+        // The flood came while the device was in epoch 1: all of it buffered
+        // but the last, which found the buffer full; all of it released and
+        // refused by the core in epoch 2; no rejoin: the run's two Commits.
+        let slots = broker::INBOX_SLOTS as u64;
+        assert_eq!((d.buffer_full, d.rejoins, d.joins, d.epoch), (1, 0, 1, 2), "{}", inbox_line(d));
+        assert_eq!((d.buffered, d.released, d.core_refused), (slots, slots, slots), "{}", inbox_line(d));
         assert_inbox_totals(d);
     }
+}
+
+/// A Commit that a full buffer dropped does make the device rejoin: it
+/// could not leave that Commit's epoch, and a future Commit says the group
+/// went on without it (a device that missed a Commit for good is not stuck).
+#[test]
+fn a_device_whose_full_buffer_dropped_a_commit_rejoins() {
+    let tmp = TempDir::new("lost-commit");
+    let broker = Broker::start(&tmp.0);
+    let state = tmp.0.join("state");
+    let group = format!("lost-commit-{}", std::process::id());
+    let mut children = start_members(&state, broker.port, &group, 2, 1, 3000);
+    for (a, _) in &children[1..] {
+        wait_for(&a.name, &|| counter(&a.dir) >= 1);
+    }
+    // A full buffer of epoch-2 proposals, then a Commit of epoch 2: dropped.
+    let mut burst: Vec<Vec<u8>> = (0..broker::INBOX_SLOTS).map(|i| junk(2, 2, i as u16)).collect();
+    burst.push(junk_commit(2));
+    publish_all(broker.port, &group, &burst);
+    let r = wait_all(&mut children);
+    assert_all_agree(&r);
+    for d in &r[1..] {
+        println!("{}", inbox_line(d));
+        assert_eq!((d.buffer_full, d.rejoins, d.joins), (1, 1, 2), "{}", inbox_line(d));
+        assert!(d.epoch >= 3, "{}", inbox_line(d));
+        assert_inbox_totals(d);
+    }
+}
+
+/// A Commit of another group (a faulty or hostile publisher on the
+/// handshake topic) in the devices' current epoch: refused by the core,
+/// counted, and no reason to rejoin (before, every device asked to be
+/// re-added for it).
+#[test]
+fn a_commit_of_another_group_is_no_reason_to_rejoin() {
+    let tmp = TempDir::new("other-group");
+    let broker = Broker::start(&tmp.0);
+    let state = tmp.0.join("state");
+    let group = format!("other-group-{}", std::process::id());
+    let mut children = start_members(&state, broker.port, &group, 2, 1, 3000);
+    for (a, _) in &children[1..] {
+        wait_for(&a.name, &|| counter(&a.dir) >= 1);
+    }
+    // Epoch 1, the devices' own, during the round's pause.
+    publish_all(broker.port, &group, &[junk_commit(1)]);
+    let r = wait_all(&mut children);
+    assert_all_agree(&r);
+    for d in &r[1..] {
+        println!("{}", inbox_line(d));
+        assert_eq!((d.core_refused, d.rejoins, d.joins, d.epoch), (1, 0, 1, 2), "{}", inbox_line(d));
+        let stderr = std::fs::read_to_string(state.join(&d.name).join("stderr.log")).unwrap_or_default();
+        assert!(stderr.contains("WrongGroupId"), "{stderr}");
+        assert_inbox_totals(d);
+    }
+}
+
+/// A device waiting for its Welcome (at its start) refuses, counted,
+/// messages too many epochs after the one it can join at: a flood of them
+/// no longer fills its buffer and pushes out those of its join epoch.
+#[test]
+fn a_device_waiting_for_its_welcome_refuses_far_future_messages() {
+    let tmp = TempDir::new("waiting-flood");
+    let broker = Broker::start(&tmp.0);
+    let state = tmp.0.join("state");
+    let group = format!("waiting-{}", std::process::id());
+    let mut children = vec![start_gateway(&state, broker.port, &group, 2, 1, 0)];
+    // device-000 alone: the gateway waits for device-001's KeyPackage too.
+    let mut watch =
+        Transport::connect("127.0.0.1", broker.port, &format!("watch-{group}"), &[format!("mls/{group}/keypackages/device-000")], false)
+            .expect("watch");
+    let d0 = member_args(&state, broker.port, &group, 2, 1, 0, broker::device_name(0));
+    children.push((d0.clone(), broker::spawn_member(Path::new(BIN), &d0).expect("device-000")));
+    let start = Instant::now();
+    while watch.next(Duration::from_millis(200)).is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30), "device-000 published no KeyPackage");
+    }
+    // Subscribed and waiting: more far-future proposals than its buffer
+    // holds, then five of epoch 1, the one it joins.
+    let far = broker::INBOX_SLOTS + 10;
+    let mut burst: Vec<Vec<u8>> = (0..far).map(|i| junk(1000, 2, i as u16)).collect();
+    burst.extend((0..5).map(|i| junk(1, 2, i)));
+    publish_all(broker.port, &group, &burst);
+    let d1 = member_args(&state, broker.port, &group, 2, 1, 0, broker::device_name(1));
+    children.push((d1.clone(), broker::spawn_member(Path::new(BIN), &d1).expect("device-001")));
+    let r = wait_all(&mut children);
+    assert_all_agree(&r);
+    let d = &r[1];
+    println!("{}", inbox_line(d));
+    // Every far one refused, none dropped by a full buffer, the five of
+    // epoch 1 handed to the core (which cannot open them) after the join.
+    assert_eq!((d.too_far_ahead, d.overflowed, d.buffer_full), (far as u64, 0, 0), "{}", inbox_line(d));
+    assert_eq!((d.joins, d.rejoins, d.core_refused, d.released), (1, 0, 5, 5), "{}", inbox_line(d));
+    assert_inbox_totals(d);
+}
+
+/// A device killed after its join is stored and before its `joined` file
+/// is written starts over on restart: it has no `joined` file, so it makes
+/// a fresh KeyPackage, the gateway removes its old leaf and adds it again
+/// in the next Commit, and the fleet ends in agreement (not stuck, no
+/// crash, no key used twice: the group it stored is never loaded again).
+#[test]
+fn a_device_killed_between_its_join_and_its_joined_file_rejoins_cleanly() {
+    let tmp = TempDir::new("join-then-kill");
+    let broker = Broker::start(&tmp.0);
+    let state = tmp.0.join("state");
+    let group = format!("join-kill-{}", std::process::id());
+    let mut children = start_members_with(&state, broker.port, &group, 2, 1, 0, &|a| {
+        if a.name == broker::device_name(0) {
+            std::fs::create_dir_all(&a.dir).expect("dir");
+            std::fs::write(a.dir.join(broker::FAULT_EXIT_AFTER_JOIN), b"").expect("fault file");
+        }
+    });
+    let dir = children[1].0.dir.clone();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = children[1].1.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "device-000 did not stop at its join");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(broker::FAULT_EXIT_CODE), "{:?}", std::fs::read_to_string(dir.join("stderr.log")));
+    assert!(!dir.join("joined").exists() && !dir.join(broker::FAULT_EXIT_AFTER_JOIN).exists());
+    children[1].1 = broker::spawn_member(Path::new(BIN), &children[1].0).expect("restart");
+    let r = wait_all(&mut children);
+    assert_all_agree(&r);
+    let d = &r[1];
+    println!("{}", inbox_line(d));
+    println!("gateway: {} commits, epoch {}", r[0].commits, r[0].epoch);
+    // Joined again at epoch 2 by the round's Commit (which removed its old
+    // leaf and added the new one): the run's two Commits, no more.
+    assert!(!d.restarted, "{}", inbox_line(d));
+    assert_eq!((d.joins, d.joined_epoch, d.rejoins, d.epoch), (1, 2, 0, 2), "{}", inbox_line(d));
+    assert_eq!(std::fs::read_to_string(dir.join("joined")).expect("joined file"), "2\n");
+    assert_eq!((r[0].commits, r[0].epoch), (2, 2), "{:?}", r[0]);
+    assert_inbox_totals(d);
 }
 
 /// A device killed and restarted from its state directory still knows the

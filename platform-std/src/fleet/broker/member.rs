@@ -20,6 +20,7 @@ use mls_nostd::group::{
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
+use mls_nostd::messages::ProtectionError;
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use mls_nostd::store::durable::{DurableError, RecordBuffer};
@@ -43,6 +44,12 @@ const RELEASE_BUFFER: usize = 32 * 1024;
 /// Digests of recent messages kept to recognise duplicates.
 pub const INBOX_SEEN: usize = 4096;
 type FleetInbox = Inbox<INBOX_SLOTS, INBOX_BYTES, INBOX_SEEN>;
+/// Fault injection for tests: a device whose state directory holds this
+/// file removes it and exits with [`FAULT_EXIT_CODE`] right after its next
+/// join is stored, before its `joined` file is written.
+pub const FAULT_EXIT_AFTER_JOIN: &str = "fault-exit-after-join";
+/// The exit code of that fault.
+pub const FAULT_EXIT_CODE: i32 = 75;
 /// How long a member with nothing to do waits before it gives up, so that a
 /// broken run stops by itself. A round delivers about devices² messages
 /// (every device's application message to every member), and a member that
@@ -285,8 +292,13 @@ impl<const N: usize, const A: usize> Member<N, A> {
             Err(e) => {
                 self.result.core_refused += 1;
                 err_line!("{}: refused a message of epoch {:?}: {e:?}", self.name, delivery::Envelope::parse(&original).map(|e| e.epoch));
-                let commit = delivery::Envelope::parse(&original)
-                    .is_ok_and(|e| e.content_type == mls_nostd::messages::framing::ContentType::Commit);
+                // A Commit of another group (a faulty or hostile publisher
+                // on our topic) says nothing about our state: no rejoin for
+                // it, or one such message would re-add every device.
+                let other_group = matches!(e, DurableError::Op(ReceiveError::Protection(ProtectionError::WrongGroupId)));
+                let commit = !other_group
+                    && delivery::Envelope::parse(&original)
+                        .is_ok_and(|e| e.content_type == mls_nostd::messages::framing::ContentType::Commit);
                 Outcome::Refused { commit }
             }
         };
@@ -311,9 +323,22 @@ impl<const N: usize, const A: usize> Member<N, A> {
         match verdict {
             Ok(Verdict::Process(_)) => out.push(self.process(message)?),
             Ok(_) => return Ok(out),
+            // A burst of future messages (a slow Commit, a flood): this one
+            // is dropped, counted. Not a reason to rejoin: the current
+            // epoch's messages are processed without the buffer, and once
+            // the Commit comes the buffer empties. A lost application
+            // message is only lost; a lost proposal makes the Commit that
+            // names it fail (`Refused { commit: true }`: rejoin then). A
+            // lost Commit is: the member could not leave its epoch, and a
+            // Commit of a future epoch also says the group went on without
+            // us (the committer's Commits come in order on one topic), as
+            // when the broker dropped one from a full session queue.
             Err(DeliveryError::BufferFull { .. }) => {
                 self.result.buffer_full += 1;
-                return Ok(vec![Outcome::TooFarBehind]);
+                let envelope = delivery::Envelope::parse(message);
+                err_line!("{}: buffer full, dropped a message of epoch {:?}", self.name, envelope.map(|e| e.epoch));
+                let commit = envelope.is_ok_and(|e| e.content_type == mls_nostd::messages::framing::ContentType::Commit);
+                return Ok(if commit { vec![Outcome::TooFarBehind] } else { out });
             }
             // A bug or a hostile publisher; counted by the inbox (`too_far_ahead`).
             Err(e @ DeliveryError::TooFarAhead { .. }) => {
@@ -630,7 +655,9 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
             device_outcome(&mut m, o, &mut pending)?;
         }
     } else {
-        pending = Some(publish_key_package(&mut m)?);
+        // A fresh group starts at epoch 0: we join at 1 or later (or, after
+        // a restart while waiting to rejoin, after the epoch we left).
+        pending = Some(publish_key_package(&mut m, 1)?);
     }
     let welcome_topic = m.topics.welcome(&m.name);
     let control_topic = m.topics.control();
@@ -654,6 +681,11 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
                 let mut buf = vec![0u8; p.payload.len()];
                 match m.group.stored(&mut m.store, GROUP_SLOT, &mut m.record).join_with(&p.payload, &params, &mut buf) {
                     Ok(()) => {
+                        // Fault injection for tests: die with the join
+                        // stored and no `joined` file (a restart must cope).
+                        if std::fs::remove_file(args.dir.join(FAULT_EXIT_AFTER_JOIN)).is_ok() {
+                            std::process::exit(FAULT_EXIT_CODE);
+                        }
                         m.store.inner.clear_pending().map_err(|e| FleetError(e.to_string()))?;
                         let epoch = m.group.epoch();
                         // With the epoch we joined at, for a restart (`Inbox::joined_at`).
@@ -682,9 +714,14 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
             // Waiting for a Welcome: the inbox keeps the newest epochs, the
             // one we join among them, and counts what it drops.
             m.result.accepted += 1;
-            if let Err(e) = m.inbox.accept(&p.payload, m.group.epoch()) {
-                m.result.refused_by_policy += 1;
-                err_line!("{}: {e}", m.name);
+            match m.inbox.accept(&p.payload, m.group.epoch()) {
+                Ok(_) => {}
+                // Counted by the inbox (`too_far_ahead`).
+                Err(e @ DeliveryError::TooFarAhead { .. }) => err_line!("{}: {e}", m.name),
+                Err(e) => {
+                    m.result.refused_by_policy += 1;
+                    err_line!("{}: {e}", m.name);
+                }
             }
         }
         m.net.ack(&p)?;
@@ -711,6 +748,8 @@ fn device_outcome<const N: usize, const A: usize>(
         _ => false,
     };
     if rejoin && pending.is_none() {
+        // The Commit that adds us back comes after our epoch.
+        let floor = m.group.epoch().saturating_add(1);
         let _ = std::fs::remove_file(m.args.dir.join("joined"));
         // Behind for good, the group still active: a Welcome joins only an
         // inactive slot (`JoinError::SlotInUse`), so wait with an empty one.
@@ -721,21 +760,30 @@ fn device_outcome<const N: usize, const A: usize>(
         // `publish_key_package`) drops what it still holds as stale, and
         // counts it (all of it is older than the epoch we will join at: the
         // Commit that adds us comes after our KeyPackage).
-        *pending = Some(publish_key_package(m)?);
+        *pending = Some(publish_key_package(m, floor)?);
     }
     Ok(())
 }
 
-/// A fresh KeyPackage, stored with its keys before it leaves.
+/// A fresh KeyPackage, stored with its keys before it leaves; the inbox
+/// then waits for a Welcome to an epoch from `floor` on (at least the one
+/// in the `awaiting` file: a restart while waiting forgot the epoch it left).
 fn publish_key_package<const N: usize, const A: usize>(
     m: &mut Member<N, A>,
+    floor: u64,
 ) -> Result<(Vec<u8>, KeyPackagePrivateKeys), FleetError> {
+    let awaiting = m.args.dir.join("awaiting");
+    let known: u64 = std::fs::read_to_string(&awaiting).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let floor = floor.max(known);
+    std::fs::write(&awaiting, format!("{floor}\n")).map_err(|e| FleetError(format!("awaiting file: {e}")))?;
     let params = KeyPackageParams::new(m.args.suite, Credential::Basic { identity: m.name.as_bytes() }, lifetime());
     let mut out = [0u8; 2048];
     let (bytes, keys) =
         KeyPackage::generate(&params, &m.signer, &mut crate::os_rng(), &mut out).map_err(|e| err(&m.name, "KeyPackage", e))?;
     m.store.inner.save_pending(bytes, &keys, &m.signer, &mut m.record).map_err(|e| FleetError(e.to_string()))?;
-    m.inbox.await_welcome();
+    // Bounded like a member in epoch `floor`: far-future junk is refused,
+    // counted, and cannot push out the messages of the epoch we join.
+    m.inbox.await_welcome_from(floor);
     let topic = m.topics.key_packages(&m.name);
     m.net.publish(&topic, bytes)?;
     Ok((bytes.to_vec(), keys))

@@ -21,7 +21,7 @@ pub mod log;
 mod member;
 pub mod transport;
 
-pub use member::{device_name, INBOX_BYTES, INBOX_SEEN, INBOX_SLOTS};
+pub use member::{device_name, FAULT_EXIT_AFTER_JOIN, FAULT_EXIT_CODE, INBOX_BYTES, INBOX_SEEN, INBOX_SLOTS};
 
 use super::{ARENA_PER_LEAF, FleetError, MAX_DEVICES};
 use mls_nostd::crypto::CipherSuite;
@@ -326,12 +326,13 @@ impl std::fmt::Display for BrokerReport {
         )?;
         writeln!(
             f,
-            "inboxes: {} duplicates and {} stale messages dropped, {} buffered for a future epoch ({} released), {} dropped by a full buffer while waiting for a Welcome, {} too far ahead",
+            "inboxes: {} duplicates and {} stale messages dropped, {} buffered for a future epoch ({} released), {} dropped by a full buffer while waiting for a Welcome, {} by a full buffer after it, {} too far ahead",
             sum(|m| m.duplicates) + g.duplicates,
             sum(|m| m.stale) + g.stale,
             sum(|m| m.buffered) + g.buffered,
             sum(|m| m.released) + g.released,
             sum(|m| m.overflowed) + g.overflowed,
+            sum(|m| m.buffer_full) + g.buffer_full,
             sum(|m| m.too_far_ahead) + g.too_far_ahead,
         )?;
         let received: u64 = self.members.iter().map(|m| m.received).sum();

@@ -346,7 +346,7 @@ impl<const N: usize, const A: usize, const P: usize> World<N, A, P> {
     /// Large runs: many proposals at once, sent by reference by random
     /// members. While the group grows, 4 to 12 Adds of fresh clients; while
     /// it shrinks, 3 to 10 Removes, half the time of the rightmost members
-    /// (the tree is truncated, §7.8), else of random ones (blank leaves and
+    /// (the tree is truncated, §7.7), else of random ones (blank leaves and
     /// parents left inside); a quarter of the time a few of the other kind
     /// in the same Commit (Adds fill the blanks the Removes leave, §12.3).
     ///

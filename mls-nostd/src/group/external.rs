@@ -221,7 +221,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         }
         // The members keep the IDs while the Commit is staged, and refuse
         // it if they do not fit (§12.4.3.2 allows any number of PSKs).
-        check_staged_psk_bytes(&psk_list).map_err(JoinError::Commit)?;
+        check_staged_psk_bytes(psk_list.iter().map(|(id, _)| *id)).map_err(JoinError::Commit)?;
         let psk_secret = psk_secret(suite, &psk_list)?;
 
         // The proposals: Remove (resync) first, the PSKs, then ExternalInit;

@@ -1173,15 +1173,16 @@ pub(super) fn add_psk<'k>(
     Ok(())
 }
 
-/// Checks that the PreSharedKeyIDs of `list` fit what a staged Commit keeps
-/// of them ([`STAGED_PSK_BYTES`](super::STAGED_PSK_BYTES)): its receivers
-/// refuse a Commit injecting more (`CommitError::CapacityExceeded`,
-/// `Capacity::StagedPskBytes`), so an external joiner, whose PSK proposals
+/// Checks that the PreSharedKeyIDs `ids` of a Commit fit what a staged
+/// Commit keeps of them ([`STAGED_PSK_BYTES`](super::STAGED_PSK_BYTES)): its
+/// receivers refuse a Commit injecting more (`CommitError::CapacityExceeded`,
+/// `Capacity::StagedPskBytes`). So an external joiner, whose PSK proposals
 /// §12.4.3.2 allows, must not send one (it would think itself in a group
-/// whose members all refused its Commit).
-pub(super) fn check_staged_psk_bytes(list: &[(PreSharedKeyId<'_>, &[u8])]) -> Result<(), CommitError> {
+/// whose members all refused its Commit), and our Commit takes the pending
+/// PreSharedKey proposals that fit and leaves out the others (§12.4).
+pub(super) fn check_staged_psk_bytes<'p>(ids: impl IntoIterator<Item = PreSharedKeyId<'p>>) -> Result<(), CommitError> {
     let mut counter = Writer::counter();
-    for (id, _) in list {
+    for id in ids {
         id.encode(&mut counter)?;
     }
     if counter.len() > super::STAGED_PSK_BYTES {

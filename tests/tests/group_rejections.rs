@@ -3062,6 +3062,62 @@ fn join_external_leaf_lacking_required_capabilities_refused() {
     fx.agree();
 }
 
+/// An external join whose PreSharedKeyIDs, fewer than
+/// `MAX_PSKS_PER_COMMIT`, encode to more bytes than a staged Commit keeps
+/// of them (`STAGED_PSK_BYTES`) is refused by the joiner before anything is
+/// built (`CommitError::CapacityExceeded(Capacity::StagedPskBytes)`, as a
+/// member's own Commit of them is): every member refuses such a Commit, and
+/// the joiner would think itself in the group (found in review while
+/// extending self_acceptance_external to external joins of several PSKs,
+/// §12.4.3.2).
+/// Fewer of them fit: the join every member accepts.
+#[test]
+fn join_external_psk_ids_beyond_the_staged_bytes_refused() {
+    let mut fx = fixture();
+    let gi = published_group_info(&mut fx.alice);
+    // Twelve external PSKs of 100-byte IDs: 136 bytes each, encoded.
+    let ids: Vec<Vec<u8>> = (0..12u8).map(|i| [vec![b'k'; 99], vec![i]].concat()).collect();
+    let id_refs: Vec<&[u8]> = ids.iter().map(Vec::as_slice).collect();
+    let store = Psks::with(&id_refs);
+    let nonce = [5u8; 32];
+    let psks: Vec<PreSharedKeyId<'_>> =
+        ids.iter().map(|id| PreSharedKeyId { psk: Psk::External { psk_id: id }, psk_nonce: &nonce }).collect();
+    let encoded: usize = psks
+        .iter()
+        .map(|p| {
+            let mut buf = [0u8; 256];
+            let mut w = Writer::new(&mut buf);
+            p.encode(&mut w).unwrap();
+            w.len()
+        })
+        .sum();
+    assert!(encoded > mls_nostd::group::STAGED_PSK_BYTES && psks.len() <= mls_nostd::group::MAX_PSKS_PER_COMMIT);
+    let mut eve = Member::new("eve", 5);
+    let signer = eve.signer.clone();
+    let template = eve.template();
+    let mut out = vec![0u8; 128 * 1024];
+    let before = eve.snapshot();
+    let got = eve
+        .group
+        .join_external(&gi, None, &template, &signer, None, &psks, &store, GroupConfig::default(), &mut TestRng(3), &Sequential, &mut out)
+        .map(<[u8]>::to_vec);
+    let want = CommitError::CapacityExceeded(Capacity::StagedPskBytes);
+    if let Ok(commit) = &got {
+        refuse_commit(&mut fx.alice, commit, &store, want, "CAP");
+    }
+    assert_eq!(got.err(), Some(JoinError::Commit(want)));
+    assert_eq!(eve.snapshot(), before, "a refused external join changed the slot");
+    let join = eve
+        .group
+        .join_external(&gi, None, &template, &signer, None, &psks[..4], &store, GroupConfig::default(), &mut TestRng(3), &Sequential, &mut out)
+        .unwrap()
+        .to_vec();
+    for m in [&mut fx.alice, &mut fx.bob, &mut fx.carol] {
+        m.receive_commit_with(&join, &store);
+    }
+    fx.agree();
+}
+
 /// A [`PskStore`] that answers for keys like `inner` but claims `linked`
 /// about the group a PSK links to.
 struct Linked<'a> {

@@ -8,8 +8,8 @@ use mls_nostd::extensions::Extensions;
 use mls_nostd::executor::Sequential;
 use mls_nostd::group::{CommitBuffers, CommitError, CommitOptions, CreateCommitError, Received, WireFormatPolicy};
 use mls_nostd::key_package::KeyPackage;
-use mls_nostd::messages::proposal::{Add, GroupContextExtensions, Proposal};
-use mls_nostd::psk::NoPsks;
+use mls_nostd::messages::proposal::{Add, GroupContextExtensions, PreSharedKey, Proposal};
+use mls_nostd::psk::{NoPsks, PreSharedKeyId, Psk, ResumptionPskUsage};
 use mls_tests::member::{agree, buffers, Member, NOW};
 use mls_tests::TestRng;
 
@@ -294,5 +294,48 @@ fn second_update_of_an_epoch_then_commit_of_the_first() {
     let (commit, _) = carol.commit(&[], true, WireFormatPolicy::Public);
     alice.receive_commit(&commit);
     bob.receive_commit(&commit);
+    agree(&[&alice, &bob, &carol]);
+}
+
+/// Sixteen pending PreSharedKey proposals (`MAX_PSKS_PER_COMMIT`), each of
+/// this epoch's resumption PSK (§8.6) with its own nonce (distinct PSKs,
+/// §12.2), in a group of a 40-byte ID: 84 bytes each encoded, more than a
+/// staged Commit keeps of PSK IDs (`STAGED_PSK_BYTES`, 1024). Alice's
+/// Commit takes those that fit (12) and leaves the others out; it failed
+/// with `CapacityExceeded(StagedPskBytes)`: any member or external sender
+/// could stop every Commit of pending proposals with them (found in review
+/// of the external joins' PSKs).
+#[test]
+fn pending_psks_beyond_the_staged_bytes_left_out() {
+    const ID: &[u8] = b"sel-psks-beyond-the-staged-bytes-0123456";
+    assert_eq!(ID.len(), 40);
+    let (mut alice, mut bob, mut carol) = group(ID);
+    let epoch = alice.group.epoch();
+    let nonces: Vec<[u8; 32]> = (0..16u8).map(|i| [i; 32]).collect();
+    for nonce in &nonces {
+        let psk = Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id: ID, psk_epoch: epoch };
+        let p = Proposal::PreSharedKey(PreSharedKey { psk: PreSharedKeyId { psk, psk_nonce: nonce } });
+        propose(&mut bob, &p, &mut [&mut alice, &mut carol]);
+    }
+    // psktype, usage, group ID<V>, epoch, nonce<V>.
+    let encoded = 1 + 1 + (1 + ID.len()) + 8 + (1 + 32);
+    assert_eq!(encoded, 84);
+    let fit = (mls_nostd::group::STAGED_PSK_BYTES / encoded) as u32;
+    assert!(fit < 16);
+    let opts = CommitOptions { include_pending: true, ..CommitOptions::DEFAULT };
+    let (mut mb, mut wb, mut gb) = buffers();
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+    let out = alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).expect("a Commit of those that fit");
+    assert_eq!(out.summary.psks, fit);
+    let commit = out.commit.to_vec();
+    alice.group.merge_staged_commit_in_memory().unwrap();
+    for m in [&mut bob, &mut carol] {
+        let mut b = commit.clone();
+        match m.group.process_message_in_memory(&mut b, &NoPsks, NOW) {
+            Ok(Received::Commit(s)) => assert_eq!(s.psks, fit, "{}", m.name),
+            other => panic!("{}: {other:?}", m.name),
+        }
+        m.group.merge_staged_commit_in_memory().unwrap();
+    }
     agree(&[&alice, &bob, &carol]);
 }

@@ -10,8 +10,14 @@
 //! accept it, and all must agree afterwards; new members join by the
 //! Welcome, removed ones stop.
 //!
+//! A second run does the same in a group of 64 leaves that mass Adds grow
+//! to about 40 members and mass Removes shrink to a few, again and again
+//! (deeper trees: blank parents over large subtrees, truncation, unmerged
+//! leaves several levels up, large resolutions).
+//!
 //! Seeds: `SELF_ACCEPTANCE_SEED=<u64>` replays one seed (printed by each
-//! run); `SELF_ACCEPTANCE_ROUNDS` changes the number of rounds.
+//! run); `SELF_ACCEPTANCE_ROUNDS` changes the number of rounds (the large
+//! run: `SELF_ACCEPTANCE_LARGE_SEED`, `SELF_ACCEPTANCE_LARGE_ROUNDS`).
 use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::CipherSuite;
@@ -27,7 +33,7 @@ use mls_nostd::messages::proposal::{
 };
 use mls_nostd::psk::{PreSharedKeyId, Psk, ResumptionPskUsage};
 use mls_nostd::tree_math::LeafIndex;
-use mls_tests::member::{buffers, Member, LIFETIME, NOW};
+use mls_tests::member::{buffers, MemberOf, LIFETIME, NOW};
 use mls_tests::TestRng;
 use rand_core::Rng;
 use std::time::Instant;
@@ -36,8 +42,8 @@ use std::time::Instant;
 #[allow(dead_code)]
 mod random_group;
 use random_group::{
-    capabilities, check_agreement, config, create_code, key_package_of, leak, lists_ext, receive_code, template, JoinPsks, Kind, Psks,
-    Stats, GCE_DUPLICATE, GCE_EXT, GCE_REQUIRES_EXT, GCE_REQUIRES_PROPOSAL, GCE_REQUIRES_X509, GCE_UNSUPPORTED, KINDS,
+    capabilities, check_agreement, config, create_code, key_package_of, leak, lists_ext, receive_code, template, tree_export, tree_shape,
+    JoinPsks, Kind, Psks, Stats, TreeShape, GCE_DUPLICATE, GCE_EXT, GCE_REQUIRES_EXT, GCE_REQUIRES_PROPOSAL, GCE_REQUIRES_X509, GCE_UNSUPPORTED, KINDS,
 };
 
 const SUITE: CipherSuite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
@@ -47,17 +53,23 @@ const GROUP_ID: &[u8] = b"self-acceptance";
 /// members' capacity is 16 leaves.
 const MAX_MEMBERS: usize = 13;
 
+/// A member of a group of `N` leaves (`A` bytes of leaf encodings, `P`
+/// bytes of pending proposals).
+type M<const N: usize, const A: usize, const P: usize> = MemberOf<N, A, 64, P>;
+
 /// A client waiting to be added: its KeyPackages (any may be chosen).
-struct Joiner {
-    m: Member,
+struct Joiner<const N: usize, const A: usize, const P: usize> {
+    m: M<N, A, P>,
     kps: Vec<(Vec<u8>, KeyPackagePrivateKeys)>,
 }
 
-struct World {
+struct World<const N: usize, const A: usize, const P: usize> {
     seed: u64,
     rng: TestRng,
-    members: Vec<Member>,
-    joiners: Vec<Joiner>,
+    /// Most members (joiners included) the group may grow to.
+    max_members: usize,
+    members: Vec<M<N, A, P>>,
+    joiners: Vec<Joiner<N, A, P>>,
     /// RNG states that made KeyPackages (replayed: the same init and
     /// encryption keys) and Updates (the same encryption key).
     kp_states: Vec<u64>,
@@ -69,9 +81,18 @@ struct World {
     stats: Stats,
     /// The kinds sent this round (for a finding's report).
     sent: Vec<(String, Kind)>,
+    /// Large runs: mass Adds and Removes, growing the group towards
+    /// `max_members`, then shrinking it towards a few members, and again.
+    mass: bool,
+    growing: bool,
+    /// This round sends only Adds, committed without a path (the new
+    /// leaves become unmerged leaves of the parents above them, §7.7).
+    adds_only: bool,
+    /// The tree after the last Commit.
+    shape: TreeShape,
 }
 
-impl World {
+impl<const N: usize, const A: usize, const P: usize> World<N, A, P> {
     fn pick(&mut self, n: usize) -> usize {
         (self.rng.next_u64() % n as u64) as usize
     }
@@ -80,17 +101,17 @@ impl World {
         self.rng.next_u64() % 100 < percent
     }
 
-    fn fresh_member(&mut self, prefix: &str) -> Member {
+    fn fresh_member(&mut self, prefix: &str) -> M<N, A, P> {
         self.next_id += 1;
         let id = self.next_id;
         let seed = self.seed.wrapping_mul(1_000_003).wrapping_add(id);
-        Member::new(leak(format!("{prefix}{id}")), seed)
+        M::new(leak(format!("{prefix}{id}")), seed)
     }
 
     /// A KeyPackage of `m`; the RNG state that made it is kept for
     /// replays, and `m` gets a fresh RNG (a replayed client's later draws
     /// are not its original's).
-    fn key_package(&mut self, m: &mut Member, suite: CipherSuite, ext: bool, lifetime: Lifetime) -> (Vec<u8>, KeyPackagePrivateKeys) {
+    fn key_package(&mut self, m: &mut M<N, A, P>, suite: CipherSuite, ext: bool, lifetime: Lifetime) -> (Vec<u8>, KeyPackagePrivateKeys) {
         self.kp_states.push(m.rng.0);
         let (kp, keys) = key_package_of(m, suite, ext, lifetime);
         m.rng = TestRng(self.rng.next_u64());
@@ -102,7 +123,7 @@ impl World {
     }
 
     /// A joiner (new, or a copy of a member's signer) with a KeyPackage.
-    fn new_joiner(&mut self, mut m: Member, suite: CipherSuite, ext: bool, lifetime: Lifetime) -> Vec<u8> {
+    fn new_joiner(&mut self, mut m: M<N, A, P>, suite: CipherSuite, ext: bool, lifetime: Lifetime) -> Vec<u8> {
         let (kp, keys) = self.key_package(&mut m, suite, ext, lifetime);
         self.joiners.push(Joiner { m, kps: vec![(kp.clone(), keys)] });
         kp
@@ -130,7 +151,7 @@ impl World {
     }
 
     fn room_for_add(&self) -> bool {
-        self.members.len() + self.pending_adds() < MAX_MEMBERS
+        self.members.len() + self.pending_adds() < self.max_members
     }
 
     /// Member `i` sends one proposal of a random kind (or one close to it
@@ -155,6 +176,12 @@ impl World {
             self.stats.inc("substituted:AddPendingSignatureKey->AddFresh");
             kind = Kind::AddFresh;
         }
+        self.send(i, kind, None);
+    }
+
+    /// Member `i` sends a proposal of `kind` (a Remove of `target`, if
+    /// given); every other member receives it.
+    fn send(&mut self, i: usize, kind: Kind, target: Option<u32>) {
         let wf = if self.chance(50) { WireFormatPolicy::Public } else { WireFormatPolicy::Private };
         let name = self.members[i].name.to_string();
         self.sent.push((name, kind));
@@ -246,6 +273,7 @@ impl World {
                     let nonce: &'static [u8] = Box::leak(Box::new(nonce));
                     let blank = (0..n_leaves).filter(|l| self.members[i].group.tree().leaf_node(LeafIndex(*l)).is_none()).collect::<Vec<_>>();
                     let p = match kind {
+                        Kind::RemoveOther if target.is_some() => remove(target.unwrap()),
                         Kind::RemoveOther => {
                             let others: Vec<u32> =
                                 self.members.iter().map(|m| m.group.own_leaf().0).filter(|l| *l != own).collect();
@@ -315,10 +343,91 @@ impl World {
         }
     }
 
+    /// Large runs: many proposals at once, sent by reference by random
+    /// members. While the group grows, 4 to 12 Adds of fresh clients; while
+    /// it shrinks, 3 to 10 Removes, half the time of the rightmost members
+    /// (the tree is truncated, §7.7), else of random ones (blank leaves and
+    /// parents left inside); a quarter of the time a few of the other kind
+    /// in the same Commit (Adds fill the blanks the Removes leave, §12.3).
+    ///
+    /// In an Adds-only round (`adds_only`), 4 to 12 Adds and nothing else.
+    fn mass_changes(&mut self) {
+        let n = self.members.len();
+        if self.growing && n + self.pending_adds() + 4 >= self.max_members {
+            self.growing = false;
+            self.stats.inc("mass:turned-to-shrinking");
+        } else if !self.growing && n <= 6 {
+            self.growing = true;
+            self.stats.inc("mass:turned-to-growing");
+        }
+        if self.adds_only {
+            self.stats.inc("mass:adds-only-rounds");
+        } else if !self.chance(60) {
+            return;
+        }
+        let mixed = !self.adds_only && self.chance(25);
+        let (adds, removes) = match (self.growing || self.adds_only, mixed) {
+            (true, false) => (4 + self.pick(9), 0),
+            (true, true) => (4 + self.pick(9), 1 + self.pick(4)),
+            (false, false) => (0, 3 + self.pick(8)),
+            (false, true) => (1 + self.pick(4), 3 + self.pick(8)),
+        };
+        // At least three members stay.
+        let removes = removes.min(n.saturating_sub(3));
+        let mut leaves: Vec<u32> = self.members.iter().map(|m| m.group.own_leaf().0).collect();
+        leaves.sort_unstable();
+        let targets: Vec<u32> = if self.chance(50) {
+            self.stats.inc("mass:removes-of-the-rightmost");
+            leaves[n - removes..].to_vec()
+        } else {
+            (0..removes).map(|_| leaves.swap_remove(self.pick(leaves.len()))).collect()
+        };
+        for t in targets {
+            let i = self.pick(n);
+            self.send(i, Kind::RemoveOther, Some(t));
+            self.stats.inc("mass:removes-sent");
+        }
+        for _ in 0..adds {
+            if !self.room_for_add() {
+                self.stats.inc("mass:adds-not-sent (no room)");
+                break;
+            }
+            let i = self.pick(n);
+            self.send(i, Kind::AddFresh, None);
+            self.stats.inc("mass:adds-sent");
+        }
+        self.stats.inc(format!("mass:rounds:mixed={mixed}"));
+    }
+
+    /// Counts what the tree after a Commit looks like (its members must be
+    /// ours).
+    fn count_shape(&mut self, round: usize) {
+        let shape = tree_shape(&tree_export(&mut self.members[0]));
+        assert_eq!(shape.members as usize, self.members.len(), "seed {} round {round}: the tree's members", self.seed);
+        let before = std::mem::replace(&mut self.shape, shape);
+        self.stats.inc(format!("tree:leaves={:02}", shape.leaves));
+        if shape.leaves < before.leaves {
+            self.stats.inc(format!("tree:truncated:{}->{}", before.leaves, shape.leaves));
+        }
+        if shape.blank_parents_high > 0 {
+            self.stats.inc("tree:blank-parents-of-level>=3");
+        }
+        if shape.unmerged_level > 0 {
+            self.stats.inc(format!("tree:unmerged-leaves-up-to-level:{}", shape.unmerged_level));
+        }
+        if shape.max_unmerged >= 4 {
+            self.stats.inc("tree:a-parent-with-4+-unmerged-leaves");
+        }
+        self.stats.inc(format!("tree:root-resolution:{:02}", shape.root_resolution.min(20)));
+        self.stats.inc(format!("tree:largest-resolution-of-a-blank-parent:{:02}", shape.max_blank_resolution.min(20)));
+        let max = self.stats.get("max-members").max(self.members.len() as u64);
+        self.stats.0.insert("max-members".into(), max);
+    }
+
     /// A random member commits the pending proposals; the others follow.
     fn commit(&mut self, round: usize) {
         let c = self.pick(self.members.len());
-        let force_path = self.chance(50);
+        let force_path = !self.adds_only && self.chance(50);
         let wire_format = if self.chance(50) { WireFormatPolicy::Public } else { WireFormatPolicy::Private };
         let ext = lists_ext(&self.members[c]);
         let with_template = self.chance(50);
@@ -333,7 +442,7 @@ impl World {
             by_value_kps.push(self.new_joiner(m, SUITE, true, LIFETIME));
             self.stats.inc("by-value:Add");
         }
-        if self.members.len() > 3 && self.chance(15) {
+        if !self.adds_only && self.members.len() > 3 && self.chance(15) {
             let me = self.members[c].group.own_leaf().0;
             let others: Vec<u32> = self.members.iter().map(|m| m.group.own_leaf().0).filter(|l| *l != me).collect();
             by_value_removes.push(others[self.pick(others.len())]);
@@ -391,6 +500,15 @@ impl World {
         let commit = out.commit.to_vec();
         let welcome = out.welcome.map(<[u8]>::to_vec);
         self.stats.inc("commits-created");
+        if summary.adds >= 5 || summary.removes >= 5 {
+            self.stats.inc(format!("commits-of-5+:adds={}:removes={}", summary.adds >= 5, summary.removes >= 5));
+        }
+        if summary.adds >= 2 && summary.removes >= 2 {
+            self.stats.inc("commits-of-2+-adds-and-2+-removes");
+        }
+        if summary.adds >= 4 && !summary.has_path {
+            self.stats.inc("commits-of-4+-adds-without-path");
+        }
         self.stats.inc(format!("commit-shape:path={}:{wire_format:?}", summary.has_path));
         self.add_count("committed:adds", summary.adds.into());
         self.add_count("committed:removes", summary.removes.into());
@@ -485,14 +603,16 @@ impl World {
         assert_eq!(joined, summary.adds, "seed {} round {round}: joined", self.seed);
         self.add_count("members-joined", joined.into());
         check_agreement(&mut self.members, self.seed, round);
+        self.count_shape(round);
     }
 }
 
 /// Alice's group, with three members added.
-fn start(seed: u64) -> World {
+fn start<const N: usize, const A: usize, const P: usize>(seed: u64, max_members: usize, mass: bool) -> World<N, A, P> {
     let mut w = World {
         seed,
         rng: TestRng(seed),
+        max_members,
         members: Vec::new(),
         joiners: Vec::new(),
         kp_states: Vec::new(),
@@ -502,6 +622,10 @@ fn start(seed: u64) -> World {
         next_id: 0,
         stats: Stats::default(),
         sent: Vec::new(),
+        mass,
+        growing: true,
+        adds_only: false,
+        shape: TreeShape::default(),
     };
     let mut alice = w.fresh_member("alice");
     let params = CreateParams {
@@ -534,16 +658,22 @@ fn start(seed: u64) -> World {
     w
 }
 
-fn run(seed: u64, rounds: usize) -> Stats {
+/// A run of `rounds` rounds in a group of `N` leaves that grows to at most
+/// `max_members` members (with mass Adds and Removes if `mass`).
+fn run<const N: usize, const A: usize, const P: usize>(seed: u64, rounds: usize, max_members: usize, mass: bool, env: &str) -> Stats {
     let t0 = Instant::now();
-    println!("self_acceptance: seed {seed} ({rounds} rounds; replay with SELF_ACCEPTANCE_SEED={seed})");
-    let mut w = start(seed);
+    println!("self_acceptance: seed {seed}, {N} leaves ({rounds} rounds; replay with {env}={seed})");
+    let mut w = start::<N, A, P>(seed, max_members, mass);
     for round in 1..=rounds {
         w.sent.clear();
-        let n = 1 + w.pick(6);
+        w.adds_only = w.mass && w.growing && w.chance(35);
+        let n = if w.adds_only { 0 } else { 1 + w.pick(6) };
         for _ in 0..n {
             let i = w.pick(w.members.len());
             w.propose(i);
+        }
+        if w.mass {
+            w.mass_changes();
         }
         w.commit(round);
         w.stats.inc("rounds");
@@ -591,7 +721,66 @@ fn own_commits_of_pending_proposals_are_accepted() {
         Err(_) => vec![0x5e1f_acce_0001, 0x5e1f_acce_0002],
     };
     for seed in seeds {
-        let stats = run(seed, rounds);
+        let stats = run::<16, { 16 * 512 }, 8192>(seed, rounds, MAX_MEMBERS, false, "SELF_ACCEPTANCE_SEED");
         check(&stats, rounds as u64);
+    }
+}
+
+/// Large runs: a group of 64 leaves that grows to at most 44 members (so
+/// that no Add needs a 65th leaf).
+const LARGE_MAX_MEMBERS: usize = 44;
+
+/// The counts of a large run: the deeper trees were reached and the
+/// ordinary rounds' checks hold in them.
+fn check_large(s: &Stats, rounds: u64) {
+    assert_eq!(s.get("rounds"), rounds);
+    assert_eq!(s.get("commits-created"), rounds + 3);
+    assert!(s.get("commits-accepted") >= 10 * rounds, "commits accepted");
+    assert!(s.get("max-members") >= 36, "the group grew to {} members", s.get("max-members"));
+    // Grown and shrunk at least twice.
+    let phases = 2.max(rounds / 40);
+    assert!(s.get("mass:turned-to-shrinking") >= phases && s.get("mass:turned-to-growing") >= phases, "mass phases");
+    assert!(s.get("commits-of-5+:adds=true:removes=false") >= rounds / 10, "Commits of 5 or more Adds");
+    assert!(s.get("commits-of-5+:adds=false:removes=true") >= rounds / 10, "Commits of 5 or more Removes");
+    assert!(s.get("commits-of-2+-adds-and-2+-removes") >= rounds / 20, "Commits of Adds and Removes");
+    assert!(s.get("tree:leaves=64") >= rounds / 5, "rounds at 64 leaves");
+    assert!(s.sum("tree:truncated:64->") >= 2.max(rounds / 40), "truncations from 64 leaves");
+    assert!(s.get("tree:blank-parents-of-level>=3") >= rounds / 2, "blank parents over 8 leaves or more");
+    let high_unmerged: u64 = (4..=6).map(|k| s.get(&format!("tree:unmerged-leaves-up-to-level:{k}"))).sum();
+    assert!(high_unmerged >= rounds / 10, "unmerged leaves at level 4 or more");
+    assert!(s.get("tree:a-parent-with-4+-unmerged-leaves") >= rounds / 25, "parents of many unmerged leaves");
+    let large: u64 = (12..=20).map(|k| s.get(&format!("tree:largest-resolution-of-a-blank-parent:{k:02}"))).sum();
+    assert!(large >= rounds / 10, "blank parents of 12 or more nodes in their resolution");
+    let large: u64 = (7..=20).map(|k| s.get(&format!("tree:root-resolution:{k:02}"))).sum();
+    assert!(large >= rounds / 20, "roots of 7 or more nodes in their resolution (unmerged leaves)");
+    assert!(s.get("commits-of-4+-adds-without-path") >= rounds / 20, "Commits of 4 or more Adds without a path");
+    for k in KINDS {
+        assert!(s.get(&format!("sent:{k:?}")) >= rounds / 60, "{k:?} sent {} times", s.get(&format!("sent:{k:?}")));
+    }
+    assert!(s.get("joiners-not-added") >= rounds / 4, "hostile Adds left out");
+    assert!(s.get("committed:updates") >= rounds / 10, "updates committed");
+    assert!(s.get("committed:psks") >= rounds / 10, "psks committed");
+    for shape in ["path=true:Public", "path=true:Private", "path=false:Public", "path=false:Private"] {
+        assert!(s.get(&format!("commit-shape:{shape}")) >= rounds / 40, "{shape}");
+    }
+    assert_eq!(s.sum("recv-refused:"), 0, "proposals refused on receipt");
+}
+
+/// Deeper trees (§4, §7): the run above in a group of 64 leaves, grown
+/// to about 40 members by mass Adds and shrunk to a few by mass Removes,
+/// again and again: blank parents over large subtrees, the tree truncated
+/// from 64 leaves, unmerged leaves several levels up, resolutions of many
+/// nodes. `SELF_ACCEPTANCE_LARGE_SEED` replays one seed,
+/// `SELF_ACCEPTANCE_LARGE_ROUNDS` changes the number of rounds.
+#[test]
+fn own_commits_in_large_trees_are_accepted() {
+    let rounds: usize = std::env::var("SELF_ACCEPTANCE_LARGE_ROUNDS").ok().map_or(300, |r| r.parse().expect("rounds"));
+    let seeds: Vec<u64> = match std::env::var("SELF_ACCEPTANCE_LARGE_SEED") {
+        Ok(s) => vec![s.parse().expect("a u64 seed")],
+        Err(_) => vec![0x5e1f_acce_1001],
+    };
+    for seed in seeds {
+        let stats = run::<64, { 64 * 512 }, 32768>(seed, rounds, LARGE_MAX_MEMBERS, true, "SELF_ACCEPTANCE_LARGE_SEED");
+        check_large(&stats, rounds as u64);
     }
 }

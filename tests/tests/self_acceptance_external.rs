@@ -9,11 +9,13 @@
 //! but well-formed ones; outsiders try hostile external joins (a GroupInfo
 //! of an older epoch, a resync of another member's leaf, a member's
 //! signature key, a leaf lacking what the group requires, a banned
-//! credential, a tampered GroupInfo, a replayed external Commit): each is
-//! refused by the joiner's own `join_external` with a typed error and its
-//! slot left empty, or, built, refused by every member, which stays
-//! unchanged. Then the epoch ends by a member's Commit of the pending
-//! proposals, a valid external Commit, or a ReInit Commit: every other
+//! credential, a tampered GroupInfo, a replayed external Commit, PSKs the
+//! members do not hold, one PSK twice, PSK IDs longer than the members
+//! keep): each is refused by the joiner's own `join_external` with a typed
+//! error and its slot left empty, or, built, refused by every member,
+//! which stays unchanged. Then the epoch ends by a member's Commit of the pending
+//! proposals, a valid external Commit (zero to three PSKs, the external one
+//! or this group's resumption PSK), or a ReInit Commit: every other
 //! member must accept it and all agree; after a ReInit the group is
 //! inactive (typed refusals) and the run goes on in a new group.
 //!
@@ -23,6 +25,7 @@ use mls_nostd::codec::{Decode, Writer};
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::crypto::{CipherSuite, HashValue};
+use mls_nostd::Capacity;
 use mls_nostd::executor::Sequential;
 use mls_nostd::extensions::Extensions;
 use mls_nostd::group::{
@@ -38,7 +41,7 @@ use mls_nostd::messages::proposal::{
     Add, ExternalInit, GroupContextExtensions, PreSharedKey, Proposal, ReInit, Remove, Update,
 };
 use mls_nostd::messages::public_message;
-use mls_nostd::psk::{PreSharedKeyId, Psk};
+use mls_nostd::psk::{PreSharedKeyId, Psk, PskStore, ResumptionPskUsage};
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use mls_nostd::tree_math::LeafIndex;
 use mls_tests::member::{buffers, Member, LIFETIME, NOW};
@@ -220,7 +223,7 @@ const PROPOSALS: [&str; 25] = [
 ];
 
 /// Hostile external joins.
-const HOSTILE_JOINS: [&str; 9] = [
+const HOSTILE_JOINS: [&str; 12] = [
     "StaleGroupInfo",
     "ResyncOfAnother",
     "ResyncOfAnotherLenient",
@@ -230,7 +233,35 @@ const HOSTILE_JOINS: [&str; 9] = [
     "TamperedGroupInfo",
     "TemplateKeyNotSigner",
     "ReplayedExternalCommit",
+    "PskUnknownToMembers",
+    "PskDuplicate",
+    "PskIdsBeyondStagedBytes",
 ];
+
+/// An external joiner's PSKs: the members' external PSK, one only it
+/// holds (`joiner-only`), long-ID ones (`long-...`), and the group's
+/// resumption PSK of one epoch, handed over by a member (§8.6).
+struct JoinerPsks {
+    group_id: &'static [u8],
+    epoch: u64,
+    resumption: Vec<u8>,
+}
+
+impl PskStore for JoinerPsks {
+    fn external_psk(&self, psk_id: &[u8]) -> Option<&[u8]> {
+        if psk_id == b"joiner-only" {
+            Some(b"joiner-only-secret")
+        } else if psk_id.starts_with(b"long-") {
+            Some(b"long-secret")
+        } else {
+            Psks.external_psk(psk_id)
+        }
+    }
+
+    fn resumption_psk(&self, group_id: &[u8], epoch: u64) -> Option<&[u8]> {
+        (group_id == self.group_id && epoch == self.epoch).then_some(self.resumption.as_slice())
+    }
+}
 
 struct World {
     seed: u64,
@@ -524,19 +555,53 @@ impl World {
         tree: Option<&[u8]>,
         leaf: &LeafTemplate<'_>,
         resync: Option<LeafIndex>,
-        psk: bool,
+        psks: &[PreSharedKeyId<'_>],
         config: GroupConfig,
     ) -> Result<Vec<u8>, JoinError> {
-        let mut nonce = [0u8; 32];
-        self.rng.fill_bytes(&mut nonce);
-        let id = PreSharedKeyId { psk: Psk::External { psk_id: b"shared" }, psk_nonce: &nonce };
-        let psks: &[PreSharedKeyId<'_>] = if psk { core::slice::from_ref(&id) } else { &[] };
+        let store = self.joiner_psks();
         let signer = joiner.signer.clone();
         let mut out = vec![0u8; 256 * 1024];
         joiner
             .group
-            .join_external(gi, tree, leaf, &signer, resync, psks, &Psks, config, &mut joiner.rng, &Sequential, &mut out)
+            .join_external(gi, tree, leaf, &signer, resync, psks, &store, config, &mut joiner.rng, &Sequential, &mut out)
             .map(<[u8]>::to_vec)
+    }
+
+    /// What an external joiner holds of PSKs: see [`JoinerPsks`] (this
+    /// epoch's resumption PSK).
+    fn joiner_psks(&self) -> JoinerPsks {
+        let m = &self.members[0];
+        let epoch = m.group.epoch();
+        JoinerPsks { group_id: self.group_id, epoch, resumption: m.group.resumption_psk(epoch).expect("this epoch's").to_vec() }
+    }
+
+    /// A PreSharedKeyID of `psk` with a fresh nonce.
+    fn psk_id(&mut self, psk: Psk<'static>) -> PreSharedKeyId<'static> {
+        let mut nonce = [0u8; 32];
+        self.rng.fill_bytes(&mut nonce);
+        PreSharedKeyId { psk, psk_nonce: leak_bytes(nonce.to_vec()) }
+    }
+
+    /// This epoch's resumption PSK of the group (usage application).
+    fn resumption(&self) -> Psk<'static> {
+        Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id: self.group_id, psk_epoch: self.members[0].group.epoch() }
+    }
+
+    /// The PSKs of a valid external Commit (§12.4.3.2: zero or more): half
+    /// the time none, else one to three, each the members' external PSK or
+    /// this epoch's resumption PSK (the joiner is handed it, as a resyncing
+    /// member's new client may be), each of its own nonce (distinct PSKs,
+    /// §12.2).
+    fn external_psks(&mut self) -> Vec<PreSharedKeyId<'static>> {
+        let mut ids = Vec::new();
+        if self.chance(50) {
+            return ids;
+        }
+        for _ in 0..1 + self.pick(3) {
+            let psk = if self.chance(50) { Psk::External { psk_id: b"shared" } } else { self.resumption() };
+            ids.push(self.psk_id(psk));
+        }
+        ids
     }
 
     /// Every member refuses `commit` and stays unchanged; the refusals'
@@ -595,6 +660,7 @@ impl World {
         let mut leaf = template(&joiner.signer, joiner.name.as_bytes(), true);
         let mut resync = None;
         let mut cfg = config(true);
+        let mut psks: Option<Vec<PreSharedKeyId<'static>>> = None;
         // What the joiner must answer, or (None) what every member must.
         let (want_joiner, want_members): (Option<JoinError>, &str) = match kind {
             "StaleGroupInfo" => {
@@ -641,10 +707,36 @@ impl World {
                 leaf = template(&other.signer, joiner.name.as_bytes(), true);
                 (Some(JoinError::SignatureKeyNotOurs), "")
             }
+            // PSKs (§12.4.3.2): one the members do not hold; one
+            // PreSharedKeyID twice (§12.2); IDs longer than the members keep
+            // of a staged Commit's.
+            "PskUnknownToMembers" => {
+                let mut ids = self.external_psks();
+                let unknown = self.psk_id(Psk::External { psk_id: b"joiner-only" });
+                ids.insert(self.pick(ids.len() + 1), unknown);
+                psks = Some(ids);
+                (None, "PRP-PSK")
+            }
+            "PskDuplicate" => {
+                let psk = if self.chance(50) { Psk::External { psk_id: b"shared" } } else { self.resumption() };
+                let id = self.psk_id(psk);
+                psks = Some(vec![id, id]);
+                (Some(JoinError::Commit(CommitError::DuplicatePsk)), "")
+            }
+            "PskIdsBeyondStagedBytes" => {
+                let n = 9 + self.pick(4);
+                let ids = (0..n).map(|i| self.psk_id(Psk::External { psk_id: leak_bytes(format!("long-{i:095}").into_bytes()) })).collect();
+                psks = Some(ids);
+                (Some(JoinError::Commit(CommitError::CapacityExceeded(Capacity::StagedPskBytes))), "")
+            }
             k => unreachable!("{k}"),
         };
-        let psk = self.chance(20);
-        let result = self.join_external(&mut joiner, &gi, tree.as_deref(), &leaf, resync, psk, cfg);
+        let psks = match psks {
+            Some(ids) => ids,
+            None if self.chance(20) => vec![self.psk_id(Psk::External { psk_id: b"shared" })],
+            None => Vec::new(),
+        };
+        let result = self.join_external(&mut joiner, &gi, tree.as_deref(), &leaf, resync, &psks, cfg);
         match (result, want_joiner) {
             (Err(e), Some(want)) if e == want => {
                 assert!(joiner.group.is_inactive(), "seed {} round {round}: {kind}: the joiner's slot was left in use", self.seed);
@@ -834,7 +926,7 @@ impl World {
         let resync = self.members.len() > 2 && self.chance(40);
         let g = self.pick(self.members.len());
         let (gi, tree) = self.group_info(g);
-        let psk = self.chance(25);
+        let psks = self.external_psks();
         let invites = self.chance(50);
         let (mut joiner, leaf, old) = if resync {
             let j = self.pick(self.members.len());
@@ -852,18 +944,22 @@ impl World {
             (m, leaf, None)
         };
         let what = if resync { "external:Resync" } else { "external:New" };
-        let commit = match self.join_external(&mut joiner, &gi, tree.as_deref(), &leaf, old, psk, config(invites)) {
+        let commit = match self.join_external(&mut joiner, &gi, tree.as_deref(), &leaf, old, &psks, config(invites)) {
             Ok(c) => c,
-            Err(e) => panic!("FINDING seed {} suite {:?} round {round}: {what} could not be built: {e:?}", self.seed, self.suite),
+            Err(e) => panic!("FINDING seed {} suite {:?} round {round}: {what} could not be built ({} PSKs): {e:?}", self.seed, self.suite, psks.len()),
         };
-        self.stats.inc(format!("{what}:psk={psk}"));
+        self.stats.inc(format!("{what}:psk={}", !psks.is_empty()));
+        self.stats.inc(format!("external-psks:{}", psks.len()));
+        if psks.iter().any(|p| matches!(p.psk, Psk::Resumption { .. })) {
+            self.stats.inc("external-psks:with-resumption");
+        }
         let summary = mls_nostd::group::StagedCommitSummary {
             committer: joiner.group.own_leaf(),
             new_epoch: joiner.group.epoch(),
             adds: 0,
             removes: u32::from(resync),
             updates: 0,
-            psks: u32::from(psk),
+            psks: psks.len() as u32,
             extensions_changed: false,
             reinit: false,
             has_path: true,
@@ -1105,6 +1201,10 @@ fn check(s: &Stats, rounds: u64) {
     assert!(s.get("external-commits-accepted") >= rounds / 8, "external commits");
     assert!(s.sum("external:Resync") >= rounds / 20, "resyncs");
     assert!(s.sum("external:New") >= rounds / 15, "new external joiners");
+    // External Commits of several PSKs (§12.4.3.2), this group's
+    // resumption PSK among them.
+    assert!(s.get("external-psks:2") + s.get("external-psks:3") >= rounds / 50, "external joins with 2 or 3 PSKs");
+    assert!(s.get("external-psks:with-resumption") >= rounds / 50, "external joins with a resumption PSK");
     assert!(s.get("group-info:with-tree=false") >= rounds / 5, "GroupInfos without the tree");
     assert!(s.sum("join-refused-by-joiner:") >= rounds / 3, "hostile joins refused by the joiner");
     assert!(s.sum("join-refused-by-members:") >= rounds, "hostile joins refused by the members");
@@ -1137,6 +1237,12 @@ fn check_seed(s: &Stats) {
     }
     assert!(s.get("join-refused-by-joiner:LackingCapabilities:Commit(UnsupportedCapabilities)") >= 1, "a leaf lacking required capabilities");
     assert!(s.get("join-refused-by-joiner:LackingCapabilities:UnsupportedGroupExtensions") >= 1, "a leaf lacking a GroupContext extension");
+    assert!(s.get("join-refused-by-joiner:PskDuplicate:Commit(DuplicatePsk)") >= 3, "a PreSharedKeyID twice");
+    assert!(
+        s.get("join-refused-by-joiner:PskIdsBeyondStagedBytes:Commit(CapacityExceeded(StagedPskBytes))") >= 3,
+        "PSK IDs beyond what the members keep"
+    );
+    assert!(s.get("join-refused-by-members:PskUnknownToMembers:PRP-PSK") >= 3, "a PSK the members do not hold");
 }
 
 #[test]

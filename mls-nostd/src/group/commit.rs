@@ -499,10 +499,27 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                             false
                         }
                     }
-                    // Only PSKs we hold, with a nonce of the right length (§12.1.4).
+                    // Only PSKs we hold, with a nonce of the right length
+                    // (§12.1.4), whose IDs, with those chosen and those by
+                    // value, fit what the members keep of a staged Commit's
+                    // (`STAGED_PSK_BYTES`): they refuse a Commit of more,
+                    // and a Commit of pending ones failed with it.
                     (1, Proposal::PreSharedKey(p), _) => {
-                        !by_value_injects(&p.psk)
-                            && super::process::add_psk(&mut injecting, p.psk, at, &mut link_seen, psks).is_ok()
+                        let link_before = link_seen;
+                        let added = !by_value_injects(&p.psk)
+                            && super::process::add_psk(&mut injecting, p.psk, at, &mut link_seen, psks).is_ok();
+                        let by_value_ids = by_value.iter().filter_map(|q| match q {
+                            Proposal::PreSharedKey(q) => Some(q.psk),
+                            _ => None,
+                        });
+                        let fits = added
+                            && super::process::check_staged_psk_bytes(by_value_ids.chain(injecting.iter().map(|(id, _)| *id)))
+                                .is_ok();
+                        if added && !fits {
+                            injecting.pop();
+                            link_seen = link_before;
+                        }
+                        fits
                     }
                     _ => false,
                 };

@@ -3,7 +3,7 @@
 //! resyncs) by sending an external Commit built from it.
 
 use super::process::{
-    CommitError, EXTERNAL_INIT_LABEL, add_psk, confirmed_hash, leaf_fits_group, supports_group_extensions,
+    CommitError, EXTERNAL_INIT_LABEL, add_psk, check_staged_psk_bytes, confirmed_hash, leaf_fits_group, supports_group_extensions,
 };
 use super::{EpochState, Group, GroupConfig, GroupError, MAX_GROUP_CONTEXT_LEN, MAX_PSKS_PER_COMMIT};
 use crate::crypto::signer::Signer;
@@ -219,6 +219,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         for id in psks {
             add_psk(&mut psk_list, *id, (suite, gc.epoch), &mut link_seen, psk_store).map_err(JoinError::Commit)?;
         }
+        // The members keep the IDs while the Commit is staged, and refuse
+        // it if they do not fit (§12.4.3.2 allows any number of PSKs).
+        check_staged_psk_bytes(psk_list.iter().map(|(id, _)| *id)).map_err(JoinError::Commit)?;
         let psk_secret = psk_secret(suite, &psk_list)?;
 
         // The proposals: Remove (resync) first, the PSKs, then ExternalInit;

@@ -1173,6 +1173,24 @@ pub(super) fn add_psk<'k>(
     Ok(())
 }
 
+/// Checks that the PreSharedKeyIDs `ids` of a Commit fit what a staged
+/// Commit keeps of them ([`STAGED_PSK_BYTES`](super::STAGED_PSK_BYTES)): its
+/// receivers refuse a Commit injecting more (`CommitError::CapacityExceeded`,
+/// `Capacity::StagedPskBytes`). So an external joiner, whose PSK proposals
+/// §12.4.3.2 allows, must not send one (it would think itself in a group
+/// whose members all refused its Commit), and our Commit takes the pending
+/// PreSharedKey proposals that fit and leaves out the others (§12.4).
+pub(super) fn check_staged_psk_bytes<'p>(ids: impl IntoIterator<Item = PreSharedKeyId<'p>>) -> Result<(), CommitError> {
+    let mut counter = Writer::counter();
+    for id in ids {
+        id.encode(&mut counter)?;
+    }
+    if counter.len() > super::STAGED_PSK_BYTES {
+        return Err(CommitError::CapacityExceeded(Capacity::StagedPskBytes));
+    }
+    Ok(())
+}
+
 /// True if `psk` is a resumption PSK of usage reinit or branch.
 pub(super) fn is_link_psk(psk: &Psk<'_>) -> bool {
     matches!(psk, Psk::Resumption { usage: ResumptionPskUsage::Reinit | ResumptionPskUsage::Branch, .. })

@@ -4,6 +4,7 @@
 //! counts, error codes and the agreement check. Each includes it with
 //! `#[path = "common/random_group.rs"] mod random_group;` (and
 //! `#[allow(dead_code)]`: not every run uses everything).
+use mls_nostd::codec::Decode;
 use mls_nostd::credential::Credential;
 use mls_nostd::crypto::signature::SignaturePrivateKey;
 use mls_nostd::crypto::CipherSuite;
@@ -13,8 +14,9 @@ use mls_nostd::identity::{CredentialUse, IdentityProvider, MemberIdentity};
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::{Capabilities, Lifetime};
 use mls_nostd::psk::PskStore;
+use mls_nostd::ratchet_tree::node::{Node, RatchetTreeView};
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
-use mls_tests::member::{agree, Member};
+use mls_tests::member::{agree, MemberOf};
 use std::collections::BTreeMap;
 
 /// The non-default extension type some members support.
@@ -102,7 +104,7 @@ pub fn capabilities(ext: bool) -> Capabilities<'static> {
 }
 
 /// Whether `m`'s leaf lists [`EXT`].
-pub fn lists_ext(m: &Member) -> bool {
+pub fn lists_ext<const N: usize, const A: usize, const K: usize, const P: usize, const E: usize>(m: &MemberOf<N, A, K, P, E>) -> bool {
     let leaf = m.group.tree().leaf_node(m.group.own_leaf()).expect("our leaf");
     leaf.fields.capabilities.extensions.contains(EXT)
 }
@@ -120,7 +122,11 @@ pub fn template_with(signer: &SignaturePrivateKey, identity: &'static [u8], capa
 
 /// A leaf template of `m`'s signature key, with `identity` and capabilities
 /// listing [`EXT`] or not.
-pub fn template(m: &Member, identity: &'static [u8], ext: bool) -> LeafTemplate<'static> {
+pub fn template<const N: usize, const A: usize, const K: usize, const P: usize, const E: usize>(
+    m: &MemberOf<N, A, K, P, E>,
+    identity: &'static [u8],
+    ext: bool,
+) -> LeafTemplate<'static> {
     template_with(&m.signer, identity, capabilities(ext))
 }
 
@@ -130,7 +136,12 @@ pub fn leak(s: String) -> &'static str {
 
 /// A KeyPackage of `m` in `suite` (its basic credential, supported
 /// extensions listing [`EXT`] or not), drawn from `m`'s RNG.
-pub fn key_package_of(m: &mut Member, suite: CipherSuite, ext: bool, lifetime: Lifetime) -> (Vec<u8>, KeyPackagePrivateKeys) {
+pub fn key_package_of<const N: usize, const A: usize, const K: usize, const P: usize, const E: usize>(
+    m: &mut MemberOf<N, A, K, P, E>,
+    suite: CipherSuite,
+    ext: bool,
+    lifetime: Lifetime,
+) -> (Vec<u8>, KeyPackagePrivateKeys) {
     let params = KeyPackageParams {
         suite,
         credential: Credential::Basic { identity: m.name.as_bytes() },
@@ -253,7 +264,7 @@ pub const GCE_REQUIRES_PROPOSAL: &[u8] = &[0x00, 0x03, 0x05, 0x00, 0x02, 0xff, 0
 /// required_capabilities: credential type x509, which every member lists.
 pub const GCE_REQUIRES_X509: &[u8] = &[0x00, 0x03, 0x05, 0x00, 0x00, 0x02, 0x00, 0x02];
 
-pub fn tree_export(m: &mut Member) -> Vec<u8> {
+pub fn tree_export<const N: usize, const A: usize, const K: usize, const P: usize, const E: usize>(m: &mut MemberOf<N, A, K, P, E>) -> Vec<u8> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut w = mls_nostd::codec::Writer::new(&mut buf);
     m.group.export_tree(&mut w).unwrap();
@@ -262,11 +273,73 @@ pub fn tree_export(m: &mut Member) -> Vec<u8> {
     buf
 }
 
+/// What an exported ratchet tree (`optional<Node> ratchet_tree<V>`) looks
+/// like, for the counts of what a run exercised. Read from the exported
+/// bytes with the array layout of §4.1 and Appendix C (a parent at level
+/// `k` spans `2^k` leaves), not from the group's own tree code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeShape {
+    /// Leaves of the complete tree the nodes span (a power of two).
+    pub leaves: u32,
+    /// Members: non-blank leaves.
+    pub members: u32,
+    /// Blank parents of level 3 or more (over 8 leaves or more).
+    pub blank_parents_high: u32,
+    /// The highest level of a parent holding unmerged leaves (0: none).
+    pub unmerged_level: u32,
+    /// The most unmerged leaves one parent holds.
+    pub max_unmerged: usize,
+    /// The number of nodes in the root's resolution (§4.1.1).
+    pub root_resolution: usize,
+    /// The most nodes in the resolution of a blank parent.
+    pub max_blank_resolution: usize,
+}
+
+pub fn tree_shape(exported: &[u8]) -> TreeShape {
+    let view = RatchetTreeView::decode_exact(exported).expect("an exported tree");
+    let nodes: Vec<Option<Node<'_>>> = view.iter().collect();
+    assert_eq!(nodes.len() as u32, view.len(), "every node decodes");
+    let leaves = nodes.len().div_ceil(2).next_power_of_two() as u32;
+    let level = |x: u32| x.trailing_ones();
+    fn resolution(nodes: &[Option<Node<'_>>], x: u32) -> usize {
+        let k = x.trailing_ones();
+        match nodes.get(x as usize).copied().flatten() {
+            Some(Node::Leaf(_)) => 1,
+            Some(Node::Parent(p)) => 1 + p.unmerged_leaves.len(),
+            None if k == 0 => 0,
+            None => resolution(nodes, x - (1 << (k - 1))) + resolution(nodes, x + (1 << (k - 1))),
+        }
+    }
+    let mut shape = TreeShape { leaves, root_resolution: resolution(&nodes, leaves - 1), ..TreeShape::default() };
+    for (x, node) in nodes.iter().enumerate() {
+        let x = x as u32;
+        match node {
+            Some(Node::Leaf(_)) => shape.members += 1,
+            Some(Node::Parent(p)) if !p.unmerged_leaves.is_empty() => {
+                shape.unmerged_level = shape.unmerged_level.max(level(x));
+                shape.max_unmerged = shape.max_unmerged.max(p.unmerged_leaves.len());
+            }
+            None if level(x) > 0 => {
+                shape.max_blank_resolution = shape.max_blank_resolution.max(resolution(&nodes, x));
+                if level(x) >= 3 {
+                    shape.blank_parents_high += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    shape
+}
+
 /// After an epoch: every member agrees (epoch, authenticator, exporter),
 /// the trees are equal, and each member holds no pending proposals in the
 /// new epoch.
-pub fn check_agreement(members: &mut [Member], seed: u64, round: usize) {
-    let all: Vec<&Member> = members.iter().collect();
+pub fn check_agreement<const N: usize, const A: usize, const K: usize, const P: usize, const E: usize>(
+    members: &mut [MemberOf<N, A, K, P, E>],
+    seed: u64,
+    round: usize,
+) {
+    let all: Vec<&MemberOf<N, A, K, P, E>> = members.iter().collect();
     agree(&all);
     let trees: Vec<Vec<u8>> = members.iter_mut().map(tree_export).collect();
     assert!(trees.windows(2).all(|w| w[0] == w[1]), "seed {seed} round {round}: trees differ");

@@ -305,6 +305,48 @@ fn second_update_of_an_epoch_then_commit_of_the_first() {
 /// with `CapacityExceeded(StagedPskBytes)`: any member or external sender
 /// could stop every Commit of pending proposals with them (found in review
 /// of the external joins' PSKs).
+/// Sixteen pending PSK proposals (`MAX_PSKS_PER_COMMIT`) and one PSK by
+/// value: the Commit takes the one by value and fifteen pending ones. It
+/// chose all sixteen, counting only the pending ones against the limit,
+/// and failed with `CapacityExceeded(PsksPerCommit)`: whoever could send
+/// sixteen PSK proposals stopped every Commit carrying a PSK by value.
+#[test]
+fn pending_psks_beyond_the_count_with_one_by_value_left_out() {
+    const ID: &[u8] = b"sel-psks-count-1";
+    let (mut alice, mut bob, mut carol) = group(ID);
+    let epoch = alice.group.epoch();
+    let resumption = |nonce: &'static [u8]| {
+        let psk = Psk::Resumption { usage: ResumptionPskUsage::Application, psk_group_id: ID, psk_epoch: epoch };
+        Proposal::PreSharedKey(PreSharedKey { psk: PreSharedKeyId { psk, psk_nonce: nonce } })
+    };
+    let nonces: Vec<&'static [u8]> = (0..=16u8).map(|i| &*Box::leak(Box::new([i; 32])) as &[u8]).collect();
+    let limit = mls_nostd::group::MAX_PSKS_PER_COMMIT;
+    assert_eq!(limit, 16);
+    for nonce in &nonces[..limit] {
+        propose(&mut bob, &resumption(nonce), &mut [&mut alice, &mut carol]);
+    }
+    // All seventeen IDs fit the staged bytes: only the count limits them.
+    let encoded = 1 + 1 + (1 + ID.len()) + 8 + (1 + 32);
+    assert!((limit + 1) * encoded <= mls_nostd::group::STAGED_PSK_BYTES);
+    let by_value = [resumption(nonces[limit])];
+    let opts = CommitOptions { proposals: &by_value, include_pending: true, ..CommitOptions::DEFAULT };
+    let (mut mb, mut wb, mut gb) = buffers();
+    let bufs = CommitBuffers { message: &mut mb, welcome: &mut wb, group_info: &mut gb };
+    let out = alice.group.commit_in_memory(&opts, &NoPsks, NOW, &mut alice.rng, &Sequential, bufs).expect("a Commit of the sixteen that fit");
+    assert_eq!(out.summary.psks, limit as u32);
+    let commit = out.commit.to_vec();
+    alice.group.merge_staged_commit_in_memory().unwrap();
+    for m in [&mut bob, &mut carol] {
+        let mut b = commit.clone();
+        match m.group.process_message_in_memory(&mut b, &NoPsks, NOW) {
+            Ok(Received::Commit(s)) => assert_eq!(s.psks, limit as u32, "{}", m.name),
+            other => panic!("{}: {other:?}", m.name),
+        }
+        m.group.merge_staged_commit_in_memory().unwrap();
+    }
+    agree(&[&alice, &bob, &carol]);
+}
+
 #[test]
 fn pending_psks_beyond_the_staged_bytes_left_out() {
     const ID: &[u8] = b"sel-psks-beyond-the-staged-bytes-0123456";

@@ -366,6 +366,9 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let mut link_seen = by_value
             .iter()
             .any(|p| matches!(p, Proposal::PreSharedKey(q) if super::process::is_link_psk(&q.psk.psk)));
+        // The PSKs by value count against MAX_PSKS_PER_COMMIT too: pending
+        // ones are chosen only while the Commit stays within it.
+        let by_value_psks = by_value.iter().filter(|p| matches!(p, Proposal::PreSharedKey(_))).count();
         let at = (suite, self.state.epoch);
         // A new leaf (an Add's or Update's) sharing a key with one this
         // Commit already brings (by value or chosen): keys are unique in the
@@ -507,6 +510,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                     (1, Proposal::PreSharedKey(p), _) => {
                         let link_before = link_seen;
                         let added = !by_value_injects(&p.psk)
+                            && injecting.len().saturating_add(by_value_psks) < super::MAX_PSKS_PER_COMMIT
                             && super::process::add_psk(&mut injecting, p.psk, at, &mut link_seen, psks).is_ok();
                         let by_value_ids = by_value.iter().filter_map(|q| match q {
                             Proposal::PreSharedKey(q) => Some(q.psk),

@@ -14,4 +14,4 @@
 #   MLS_INTEROP_SCRIPTS_ONLY=commit/add MLS_INTEROP_SCRIPTS_SEED=7 interop/run-scripts.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MLS_INTEROP_SCRIPTS=full exec cargo test --release -p mls-interop --test scripts -- --nocapture
+MLS_INTEROP_SCRIPTS=full exec cargo test --release -p mls-interop --test interop -- scripts:: --nocapture

@@ -39,12 +39,8 @@
 //! seed, message, mutation and both verdicts. `MLS_DIFF_SEED` replays a run
 //! (our keys and every mutation replay; the anchors draw their own keys).
 
-#[allow(dead_code)] // shared with the other test files
-#[path = "common/mls_rs_party.rs"]
-mod mls_rs_party;
-#[allow(dead_code)] // shared with the other test files
-#[path = "common/openmls_party.rs"]
-mod openmls_party;
+use crate::mls_rs_party;
+use crate::openmls_party;
 
 use mls_interop::{Ours, OurGroup, Party, SUITES, SeededRng, agree, now};
 use mls_nostd::codec::Decode;

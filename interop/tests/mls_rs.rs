@@ -5,9 +5,7 @@
 //! after every step that all members agree on the epoch, the epoch
 //! authenticator and an exporter output (`mls_interop::scenarios`).
 
-#[allow(dead_code)] // shared with the other test files
-#[path = "common/mls_rs_party.rs"]
-mod mls_rs_party;
+use crate::mls_rs_party;
 
 use mls_interop::scenarios::{self, Factory};
 use mls_interop::{Party, SUITES};

@@ -10,9 +10,7 @@
 //! anchor refuses, each test asserts the known reason (a different refusal
 //! fails); "both sides failed" is never taken as agreement.
 
-#[allow(dead_code)] // shared with the other test files
-#[path = "common/openmls_party.rs"]
-mod openmls_party;
+use crate::openmls_party;
 
 use mls_interop::scenarios::{self, Factory};
 use mls_interop::{Party, SUITES};

@@ -19,12 +19,8 @@
 //! OpenMLS 0.9.2 has no API for ReInit or branching; it takes part in the
 //! external-join cases only.
 
-#[allow(dead_code)] // shared with the other test files
-#[path = "common/mls_rs_party.rs"]
-mod mls_rs_party;
-#[allow(dead_code)]
-#[path = "common/openmls_party.rs"]
-mod openmls_party;
+use crate::mls_rs_party;
+use crate::openmls_party;
 
 use mls_interop::{Event, Party, SUITES, SeededRng, agree, now, reinit_suite};
 use mls_nostd::credential::Credential;

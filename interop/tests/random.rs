@@ -14,12 +14,8 @@
 //! Removed members are re-added later (as fresh clients), so the group
 //! stays between 2 and 8 members.
 
-#[allow(dead_code)] // shared with the other test files
-#[path = "common/mls_rs_party.rs"]
-mod mls_rs_party;
-#[allow(dead_code)] // shared with the other test files
-#[path = "common/openmls_party.rs"]
-mod openmls_party;
+use crate::mls_rs_party;
+use crate::openmls_party;
 
 use mls_interop::scenarios::Net;
 use mls_interop::{Ours, Party, SUITES, SeededRng};

@@ -17,12 +17,8 @@
 //! The last line printed is `interop scripts: N passed, M failed, K not
 //! supported`; the test fails if M > 0, or if N is below the floor.
 
-#[allow(dead_code)] // shared with the other test files
-#[path = "common/mls_rs_party.rs"]
-mod mls_rs_party;
-#[allow(dead_code)] // shared with the other test files
-#[path = "common/openmls_party.rs"]
-mod openmls_party;
+use crate::mls_rs_party;
+use crate::openmls_party;
 
 use mls_interop::OursClient;
 use mls_interop::scripts::matrix::{self, Coverage};

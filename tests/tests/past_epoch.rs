@@ -10,6 +10,7 @@ use mls_nostd::crypto::CipherSuite;
 use mls_nostd::crypto::labeled::expand_with_label;
 use mls_nostd::group::{PAST_EPOCHS_KEPT, ReceiveError, Received, WireFormatPolicy};
 use mls_nostd::psk::NoPsks;
+use mls_nostd::ratchet_tree::tree::HASH_CACHE_LEVEL;
 use mls_nostd::store::durable::{DurableError, RecordBuffer};
 use mls_nostd::store::{MAX_RECORD_LEN, Parts, RamStorage, recover};
 use mls_tests::member::{G, Member, NOW, agree};
@@ -19,6 +20,19 @@ const SLOT: u8 = 3;
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The core under test was built with the layout this test was: `test.sh`
+/// builds this file once more with `MLS_NOSTD_PAST_EPOCHS_KEPT=0
+/// MLS_NOSTD_HASH_CACHE_LEVEL=3` in the workspace's target directory, and
+/// relies on cargo rebuilding the core when those variables change (its
+/// `option_env!` reads are in its dep-info). A core left as built for the
+/// default layout would make that step test the default layout twice.
+#[test]
+fn the_core_has_the_layout_of_this_build() {
+    let asked = |v: Option<&str>, default: usize| v.map_or(default, |v| v.parse().expect("a decimal number"));
+    assert_eq!(PAST_EPOCHS_KEPT, asked(option_env!("MLS_NOSTD_PAST_EPOCHS_KEPT"), 1), "MLS_NOSTD_PAST_EPOCHS_KEPT");
+    assert_eq!(HASH_CACHE_LEVEL as usize, asked(option_env!("MLS_NOSTD_HASH_CACHE_LEVEL"), 1), "MLS_NOSTD_HASH_CACHE_LEVEL");
 }
 
 #[test]

@@ -70,14 +70,11 @@ pub fn expand_with_label_parts(
     if context_parts.len() > MAX_CONTEXT_PARTS {
         return Err(CryptoError::InvalidLength);
     }
-    let length = u16::try_from(out.len()).map_err(|_| CryptoError::InvalidLength)?.to_be_bytes();
-    let full_label = LABEL_PREFIX.len().checked_add(label.len()).ok_or(CryptoError::InvalidLength)?;
-    let label_len = VarintPrefix::new(full_label)?;
     let context_total = context_parts
         .iter()
         .try_fold(0usize, |acc, p| acc.checked_add(p.len()))
         .ok_or(CryptoError::InvalidLength)?;
-    let context_len = VarintPrefix::new(context_total)?;
+    let (length, label_len, context_len) = kdf_label_head(label, context_total, out.len())?;
     let mut info: [&[u8]; 5 + MAX_CONTEXT_PARTS] = [&[]; 5 + MAX_CONTEXT_PARTS];
     let head: [&[u8]; 5] = [&length, label_len.as_bytes(), LABEL_PREFIX, label, context_len.as_bytes()];
     for (slot, p) in info.iter_mut().zip(head.iter().chain(context_parts)) {
@@ -98,12 +95,7 @@ pub fn expand_with_labels<const J: usize>(
     // length prefixes; then the parts in order.
     let mut heads = [([0u8; 2], VarintPrefix::EMPTY, VarintPrefix::EMPTY); J];
     for ((label, context, out), head) in jobs.iter().zip(heads.iter_mut()) {
-        let full_label = LABEL_PREFIX.len().checked_add(label.len()).ok_or(CryptoError::InvalidLength)?;
-        *head = (
-            u16::try_from(out.len()).map_err(|_| CryptoError::InvalidLength)?.to_be_bytes(),
-            VarintPrefix::new(full_label)?,
-            VarintPrefix::new(context.len())?,
-        );
+        *head = kdf_label_head(label, context.len(), out.len())?;
     }
     let mut parts: [[&[u8]; 6]; J] = [[&[]; 6]; J];
     for ((job, head), p) in jobs.iter().zip(heads.iter()).zip(parts.iter_mut()) {
@@ -114,6 +106,18 @@ pub fn expand_with_labels<const J: usize>(
         e.0 = &p[..];
     }
     suite.kdf_expand_each(secret, &mut expansions)
+}
+
+/// A KDFLabel's fields before its label and context bytes (§8): the output
+/// `length`, the length prefixes of the full label ("MLS 1.0 " + `label`)
+/// and of a context of `context_len` bytes.
+fn kdf_label_head(label: &[u8], context_len: usize, out_len: usize) -> Result<([u8; 2], VarintPrefix, VarintPrefix), CryptoError> {
+    let full_label = LABEL_PREFIX.len().checked_add(label.len()).ok_or(CryptoError::InvalidLength)?;
+    Ok((
+        u16::try_from(out_len).map_err(|_| CryptoError::InvalidLength)?.to_be_bytes(),
+        VarintPrefix::new(full_label)?,
+        VarintPrefix::new(context_len)?,
+    ))
 }
 
 /// `ExpandWithLabel` into a [`Secret`] of `len` bytes (at most [`MAX_HASH_LEN`](super::MAX_HASH_LEN)).

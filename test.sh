@@ -44,9 +44,9 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
 fi
 
 step "host tests (official vectors, codec and HPKE oracles, bad input)"
-# The power-cut test samples 1,000 cut points per store here (4,000 by
-# default): the boards' layout below, the one devices run, takes the full
-# sample.
+# The power-cut test's first scenario samples 1,000 cut points here (4,000
+# by default; the pool and split scenarios 1,000 either way): the boards'
+# layout below, the one devices run, takes the full sample.
 MLS_POWER_CUT_SAMPLES=1000 cargo test --workspace
 
 step "the boards' layout: no past epoch kept (MLS_NOSTD_PAST_EPOCHS_KEPT=0), tree hashes cached from level 3 (MLS_NOSTD_HASH_CACHE_LEVEL=3): late messages, the store (and its randomized reboots), power cuts (sample), the tree's vectors"
@@ -120,7 +120,7 @@ for s in "${SUITES[@]}"; do
     fi
 done
 
-step "host targets: every OS target of the platform table type-checks (tests on i686 and aarch64 Linux: the full run, scripts/host-targets.sh)"; scripts/host-targets.sh --ci
+step "host targets: every OS target of the platform table type-checks; the core's tests on i686 Linux (the vectors there and aarch64's tests: the full run, scripts/host-targets.sh)"; scripts/host-targets.sh --ci
 
 step "firmware tests under QEMU"
 boards/run-tests.sh

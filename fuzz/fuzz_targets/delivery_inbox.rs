@@ -43,9 +43,9 @@ fuzz_target!(
             vec![
                 // Buffer two of the next epoch, advance, release both.
                 vec![0, 1, 1, 20, 0, 1, 2, 90, 3, 0, 0, 0, 2, 0, 0, 255, 2, 0, 0, 255],
-                // Wait for a Welcome from epoch 2: a message of epoch 0
-                // is stale, of 19 too far ahead, of 2 buffered.
-                vec![4, 1, 2, 0, 0, 0, 0, 10, 0, 21, 1, 10, 0, 4, 2, 10],
+                // Wait for a Welcome from epoch 2: application messages of
+                // epoch 0 (stale), 19 (too far ahead) and 2 (buffered).
+                vec![4, 1, 2, 0, 0, 0, 0, 10, 0, 21, 0, 10, 0, 4, 0, 10],
                 // Wait for a Welcome, overflow by bytes, join, release.
                 vec![4, 0, 0, 0, 0, 3, 1, 200, 0, 4, 2, 200, 0, 5, 3, 250, 0, 6, 4, 250, 5, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 255],
             ]

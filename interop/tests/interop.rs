@@ -21,3 +21,23 @@ mod live_openmls;
 mod passive_client;
 mod random;
 mod scripts;
+
+/// With `autotests = false` a new file in `tests/` is not compiled unless it
+/// is declared above: this fails for one that is not.
+#[test]
+fn every_test_file_is_a_module_of_this_binary() {
+    let root = include_str!("interop.rs");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/") {
+        let name = entry.expect("a directory entry").file_name().into_string().expect("a UTF-8 name");
+        if !name.ends_with(".rs") || name == "interop.rs" {
+            continue;
+        }
+        files += 1;
+        let (by_name, by_path) = (format!("mod {};", name.trim_end_matches(".rs")), format!("#[path = \"{name}\"]"));
+        let declared = root.lines().map(str::trim).any(|l| l == by_name || l == by_path);
+        assert!(declared, "tests/{name} is not a module of tests/interop.rs: its tests would never run");
+    }
+    assert!(files >= 6, "found {files} test files in {}", dir.display());
+}

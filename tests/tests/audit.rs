@@ -909,7 +909,8 @@ fn varint(n: usize) -> Vec<u8> {
 /// typed error: nothing is allocated (the decoders borrow from the input and
 /// have no heap), nothing panics, and no length arithmetic overflows. The
 /// group entry points (process a message, join) refuse the same bytes.
-/// Runs on every target `cargo test` runs on, including i686.
+/// Runs with `cargo test --workspace` (x86_64); on i686 `scripts/host-targets.sh`
+/// runs the core's own tests (the codec's length checks among them), not this file.
 #[test]
 fn oversized_length_prefixes_are_refused() {
     let (mut alice, mut bob, _carol) = trio();

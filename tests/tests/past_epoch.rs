@@ -22,17 +22,22 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The core under test was built with the layout this test was: `test.sh`
-/// builds this file once more with `MLS_NOSTD_PAST_EPOCHS_KEPT=0
-/// MLS_NOSTD_HASH_CACHE_LEVEL=3` in the workspace's target directory, and
-/// relies on cargo rebuilding the core when those variables change (its
-/// `option_env!` reads are in its dep-info). A core left as built for the
-/// default layout would make that step test the default layout twice.
+/// The core under test has the layout the command asked for: `test.sh`
+/// runs this file once more as `MLS_NOSTD_PAST_EPOCHS_KEPT=0
+/// MLS_NOSTD_HASH_CACHE_LEVEL=3 cargo test ...` in the workspace's target
+/// directory, and relies on cargo rebuilding the core when those variables
+/// change (its `option_env!` reads are in its dep-info). A core left as
+/// built for the default layout would make that step test the default
+/// layout twice. The variables are read here when the test runs (cargo
+/// passes them on), not from this crate's build, which a missed rebuild
+/// would leave stale as well.
 #[test]
 fn the_core_has_the_layout_of_this_build() {
-    let asked = |v: Option<&str>, default: usize| v.map_or(default, |v| v.parse().expect("a decimal number"));
-    assert_eq!(PAST_EPOCHS_KEPT, asked(option_env!("MLS_NOSTD_PAST_EPOCHS_KEPT"), 1), "MLS_NOSTD_PAST_EPOCHS_KEPT");
-    assert_eq!(HASH_CACHE_LEVEL as usize, asked(option_env!("MLS_NOSTD_HASH_CACHE_LEVEL"), 1), "MLS_NOSTD_HASH_CACHE_LEVEL");
+    let asked = |name: &str, default: usize| {
+        std::env::var(name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} is not a decimal number: {v}")))
+    };
+    assert_eq!(PAST_EPOCHS_KEPT, asked("MLS_NOSTD_PAST_EPOCHS_KEPT", 1), "MLS_NOSTD_PAST_EPOCHS_KEPT");
+    assert_eq!(HASH_CACHE_LEVEL as usize, asked("MLS_NOSTD_HASH_CACHE_LEVEL", 1), "MLS_NOSTD_HASH_CACHE_LEVEL");
 }
 
 #[test]

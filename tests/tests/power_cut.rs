@@ -54,6 +54,9 @@ struct FaultFlash {
     ops: u64,
     bytes_written: u64,
     noise: u64,
+    /// Writes report success and change nothing (a store that never lands:
+    /// `sequential-storage` issue #136's failure, which the read-back guards).
+    lose: bool,
 }
 
 impl FaultFlash {
@@ -62,7 +65,7 @@ impl FaultFlash {
     }
 
     fn with_len(len: usize) -> Self {
-        Self { mem: vec![0xFF; len], budget: None, dead: false, died: false, ops: 0, bytes_written: 0, noise: 0x9E37_79B9_7F4A_7C15 }
+        Self { mem: vec![0xFF; len], budget: None, dead: false, died: false, ops: 0, bytes_written: 0, noise: 0x9E37_79B9_7F4A_7C15, lose: false }
     }
 
     fn noise(&mut self) -> u8 {
@@ -140,6 +143,9 @@ impl NorFlash for FaultFlash {
         }
         assert_eq!(offset as usize % 4, 0);
         assert_eq!(bytes.len() % 4, 0);
+        if self.lose {
+            return Ok(());
+        }
         for (k, word) in bytes.chunks(4).enumerate() {
             let at = offset as usize + 4 * k;
             if !self.step() {
@@ -819,6 +825,104 @@ fn a_flash_store_reads_each_wanted_record_once_in_passes() {
     assert_eq!(expected.len(), 16);
     assert_eq!(got, expected);
     assert_eq!(calls, 16, "a record given twice");
+}
+
+/// A store that reports success but never lands is caught by the
+/// read-back: at once by a map that reads each store back
+/// (`FlashStorage`, the split's tree), and by the split's rest, which reads
+/// its stores back in batches, before the next operation that is not a
+/// store (a read, a removal, a group's head, the commit point) or once 16
+/// stores wait. The head is then not written, so no commit point follows a
+/// lost record.
+#[test]
+fn a_store_that_does_not_land_is_caught_before_the_next_commit_point() {
+    use mls_nostd::store::{Storage, StorageError, head_key};
+    // A record of the rest (a group's blob) and one of the tree's.
+    fn rest(n: u8) -> u32 {
+        u32::from_be_bytes([2, 0, 0, n])
+    }
+    fn tree(n: u8) -> u32 {
+        u32::from_be_bytes([9, 0, 0, n])
+    }
+    let mut buf = [0u8; MAX_RECORD_LEN];
+
+    // One map: the lost store fails itself.
+    let mut one = <FlashStorage<FaultFlash> as Backend>::open(FaultFlash::new());
+    one.write(rest(1), b"old").unwrap();
+    one.flash_mut().lose = true;
+    assert_eq!(one.write(rest(1), b"new"), Err(StorageError::ReadBack));
+    one.flash_mut().lose = false;
+    assert_eq!(one.read(rest(1), &mut buf).unwrap(), Some(&b"old"[..]));
+
+    let split = || {
+        let mut s = <FlashSplit<FaultFlash> as Backend>::open(FaultFlash::new());
+        for n in 1..=3 {
+            s.write(rest(n), b"old").unwrap();
+        }
+        s.write(head_key(0), b"head 1").unwrap();
+        s.committed().unwrap();
+        s
+    };
+    // The split's tree: at once.
+    let mut s = split();
+    s.write(tree(1), b"node").unwrap();
+    s.flash_mut().lose = true;
+    assert_eq!(s.write(tree(1), b"new node"), Err(StorageError::ReadBack));
+    s.flash_mut().lose = false;
+
+    // The split's rest: a lost store between two that land is found when
+    // the head is written, and the head stays as it was.
+    let mut s = split();
+    s.write(rest(1), b"new").unwrap();
+    s.flash_mut().lose = true;
+    assert_eq!(s.write(rest(2), b"new"), Ok(()), "the rest reads back in batches");
+    s.flash_mut().lose = false;
+    s.write(rest(3), b"new").unwrap();
+    assert_eq!(s.write(head_key(0), b"head 2"), Err(StorageError::ReadBack));
+    assert_eq!(s.read(head_key(0), &mut buf).unwrap(), Some(&b"head 1"[..]));
+    assert_eq!(s.read(rest(2), &mut buf).unwrap(), Some(&b"old"[..]));
+    assert_eq!(s.read(rest(3), &mut buf).unwrap(), Some(&b"new"[..]));
+
+    // ... and by every other operation that follows it.
+    type Then = fn(&mut FlashSplit<FaultFlash>) -> Result<(), StorageError>;
+    let then: [(&str, Then); 5] = [
+        ("a read", |s| s.read(rest(1), &mut [0u8; MAX_RECORD_LEN]).map(drop)),
+        ("a removal", |s| s.remove(rest(3))),
+        ("a commit point", |s| s.committed()),
+        ("a scrub", |s| FlashSplit::scrub(s)),
+        ("a pass", |s| {
+            let mut keys = core::iter::empty();
+            s.read_each(&mut keys, &|_| true, &mut [0u8; MAX_RECORD_LEN], &mut |_, _| Ok(())).map_err(|_| StorageError::ReadBack)
+        }),
+    ];
+    for (what, op) in then {
+        let mut s = split();
+        s.flash_mut().lose = true;
+        s.write(rest(1), b"new").unwrap();
+        s.flash_mut().lose = false;
+        s.write(rest(2), b"new").unwrap();
+        assert_eq!(op(&mut s), Err(StorageError::ReadBack), "{what}");
+    }
+
+    // A full batch reads back: the 16th store after the lost one fails.
+    let mut s = split();
+    s.flash_mut().lose = true;
+    s.write(rest(1), b"new").unwrap();
+    s.flash_mut().lose = false;
+    for n in 10..24 {
+        s.write(rest(n), b"more").unwrap();
+    }
+    assert_eq!(s.write(rest(24), b"more"), Err(StorageError::ReadBack));
+
+    // Stores that land read back in a batch, the last version of a key
+    // counting: the head then goes through.
+    let mut s = split();
+    for n in [1, 2, 1, 3, 1] {
+        s.write(rest(n), &[n; 5]).unwrap();
+    }
+    s.write(head_key(0), b"head 2").unwrap();
+    s.committed().unwrap();
+    assert_eq!(s.read(rest(1), &mut buf).unwrap(), Some(&[1u8; 5][..]));
 }
 
 /// Flash that holds no store but is not erased is refused, not erased; an

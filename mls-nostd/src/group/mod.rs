@@ -761,6 +761,10 @@ pub struct Group<
     /// above say is stored, and what changed since, holds for that store
     /// only: a save to any other is a save of the whole group.
     pub(crate) store_id: [u8; 8],
+    /// Bit `p`: the spare bank of part `p` in that store is empty (this
+    /// group's last save there cleared it after its commit point), so the
+    /// next save writes it without looking for leftovers (the store's).
+    pub(crate) clean_spares: u8,
     pub(crate) proposals: ProposalStore<P>,
     pub(crate) staged: ZeroOption<Staged>,
     /// What the application configured (none while the slot is empty:
@@ -811,6 +815,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         past: [const { PastEpoch::EMPTY }; PAST_EPOCHS_KEPT],
         ended: EndedTree::EMPTY,
         store_id: [0; 8],
+        clean_spares: 0,
         proposals: ProposalStore::EMPTY,
         staged: ZeroOption::NONE,
         config: None,
@@ -1076,6 +1081,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.config = Some(config);
         self.tree_marks.mark_all_changed();
         self.store_id = [0; 8];
+        self.clean_spares = 0;
         self.proposals.clear();
         self.staged.clear();
         self.past.iter_mut().for_each(|p| p.record.clear());

@@ -191,6 +191,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 past.mark_all_unsaved();
             }
             self.ended.bank_checked = false;
+            self.clean_spares = 0;
         }
         // A bank is cleared of this tree's records (`bank_stale`) only when
         // saved to a slot that is not ours: the flag of a foreign save that
@@ -235,7 +236,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
                 continue;
             }
             let bank = head.part(part).bank ^ 1;
-            let mut w = BlobWriter::new(storage, slot, part, bank, buf)?;
+            // Written from here on, the bank is clean again only once a
+            // save has committed and cleared the one it replaced.
+            let clean = 1 << part as u8;
+            let empty = self.clean_spares & clean != 0;
+            self.clean_spares &= !clean;
+            let mut w = BlobWriter::new(storage, slot, part, bank, empty, buf)?;
             self.save_part(part, &mut w)?;
             let info = w.finish()?;
             head.set_part(part, info);
@@ -256,11 +262,15 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         if parts.has(Part::Ratchets) {
             self.save_ratchets(storage, slot, Some(HeadPhase::After), buf)?;
         }
-        // Committed. The old banks (and their secrets) go.
+        // Committed. The old banks (and their secrets) go: each holds the
+        // records its head counts (a bank is cleared before it is written,
+        // and a cut leaves a prefix), so none is looked up first.
         if let Some(old) = old {
             for part in Part::BANKED {
                 if parts.has(part) {
-                    records::clear_bank(storage, slot, part, old.part(part).bank, buf)?;
+                    let info = old.part(part);
+                    records::remove_records(storage, slot, part, info.bank, u16::from(info.records))?;
+                    self.clean_spares |= 1 << part as u8;
                 }
             }
         }

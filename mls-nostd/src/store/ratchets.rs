@@ -107,6 +107,54 @@ fn width_and_chunks(n_leaves: u32) -> (usize, usize) {
 }
 
 /// Appends the check to the `len` bytes of `buf` and writes them as `key`.
+/// The slots of a tree of `n` leaves with a node changed (a `*_DIRTY`
+/// flag), in order: a list when there are few, else every slot.
+struct Changed {
+    few: [u16; 32],
+    /// Slots in `few`, or `n` with `all`.
+    len: usize,
+    all: bool,
+}
+
+impl Changed {
+    fn of(flags: &[u8], n: usize) -> Self {
+        let mut c = Self { few: [0; 32], len: 0, all: false };
+        for (i, f) in flags.iter().enumerate().take(n) {
+            if f & (LEAF_DIRTY | PARENT_DIRTY) == 0 {
+                continue;
+            }
+            match (c.few.get_mut(c.len), u16::try_from(i)) {
+                (Some(slot), Ok(i)) => *slot = i,
+                _ => return Self { few: [0; 32], len: n, all: true },
+            }
+            c.len += 1;
+        }
+        c
+    }
+
+    fn iter(&self) -> ChangedIter<'_> {
+        ChangedIter { changed: self, at: 0 }
+    }
+}
+
+struct ChangedIter<'a> {
+    changed: &'a Changed,
+    at: usize,
+}
+
+impl Iterator for ChangedIter<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        let c = self.changed;
+        let i = if c.all { self.at } else { usize::from(*c.few.get(self.at)?) };
+        if self.at >= c.len {
+            return None;
+        }
+        self.at += 1;
+        Some(i)
+    }
+}
+
 fn write_sealed<S: Storage>(storage: &mut S, key: RecordKey, buf: &mut [u8], len: usize) -> Result<(), StoreError> {
     let total = len + CHECK_LEN;
     let (body, rest) = buf.split_at_mut_checked(len).ok_or(StoreError::BufferTooSmall { needed: total })?;
@@ -293,7 +341,10 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         }
         let has_leaf = |t: &Self, i: usize| holds_leaf(&t.held(), i);
         let has_parent = |t: &Self, i: usize| parent_secret(&t.held(), parent_node(i)).is_some();
-        let unindexed = (0..n).any(|i| {
+        // The passes below look only at slots with a node changed: a
+        // message changes its sender's path, and a slot a leaf of 1,024.
+        let changed = Changed::of(&self.flags, n);
+        let unindexed = changed.iter().any(|i| {
             let f = self.flags.get(i).copied().unwrap_or(0);
             (f & LEAF_DIRTY != 0 && f & LEAF_INDEXED == 0 && has_leaf(self, i))
                 || (f & PARENT_DIRTY != 0 && f & PARENT_INDEXED == 0 && has_parent(self, i))
@@ -311,7 +362,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         if unindexed || pool_unindexed || self.meta.index_unsure {
             // The flags first: a pool's secret is found by a scan of its
             // entries, and a slot not changed since the last save is skipped.
-            for i in 0..n {
+            for i in changed.iter() {
                 let f = self.flags.get(i).copied().unwrap_or(0);
                 let leaf = f & LEAF_DIRTY != 0 && has_leaf(self, i);
                 let parent = f & PARENT_DIRTY != 0 && has_parent(self, i);
@@ -327,7 +378,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             self.write_index(storage, slot, bank, buf)?;
         }
         let tag = self.meta.tag;
-        for i in (0..n).filter(|i| leaf_ok(*i)) {
+        for i in changed.iter().filter(|i| leaf_ok(*i)) {
             if self.flags.get(i).is_some_and(|f| unsaved(*f, LEAF_DIRTY)) && has_leaf(self, i) {
                 let len = {
                     let mut w = Writer::new(buf);
@@ -354,7 +405,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         if !rest_ok {
             return Ok(());
         }
-        for i in 0..n {
+        for i in changed.iter() {
             if self.flags.get(i).is_some_and(|f| unsaved(*f, PARENT_DIRTY))
                 && let Some(s) = parent_secret(&self.held(), parent_node(i))
             {
@@ -405,7 +456,7 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         }
         // (A node the index does not list has no record: derived and used
         // up between two saves.)
-        for i in 0..n {
+        for i in changed.iter() {
             let f = self.flags.get(i).copied().unwrap_or(0);
             if unsaved(f, PARENT_DIRTY) {
                 if f & PARENT_INDEXED != 0 {

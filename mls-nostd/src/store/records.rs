@@ -294,13 +294,17 @@ pub(crate) struct BlobWriter<'a, S: Storage> {
 }
 
 impl<'a, S: Storage> BlobWriter<'a, S> {
-    /// Starts a blob in `bank`, after removing whatever that bank holds.
+    /// Starts a blob in `bank`, after removing whatever that bank holds
+    /// (unless the caller knows it `empty`: each lookup of a flash store
+    /// scans its map, and one for an absent record all of it).
     /// `buf` must hold [`MAX_RECORD_LEN`] bytes.
-    pub(crate) fn new(storage: &'a mut S, slot: u8, part: Part, bank: u8, buf: &'a mut [u8]) -> Result<Self, StoreError> {
+    pub(crate) fn new(storage: &'a mut S, slot: u8, part: Part, bank: u8, empty: bool, buf: &'a mut [u8]) -> Result<Self, StoreError> {
         if buf.len() < MAX_RECORD_LEN {
             return Err(StoreError::BufferTooSmall { needed: MAX_RECORD_LEN });
         }
-        clear_bank(storage, slot, part, bank, buf)?;
+        if !empty {
+            clear_bank(storage, slot, part, bank, buf)?;
+        }
         Ok(Self { storage, slot, part, bank, buf, used: 0, records: 0, bytes: 0, hasher: Hasher::sha256() })
     }
 
@@ -401,9 +405,14 @@ pub(crate) fn clear_bank<S: Storage>(storage: &mut S, slot: u8, part: Part, bank
             Err(e) => return Err(e.into()),
         }
     }
-    while n > 0 {
-        n -= 1;
-        storage.remove(blob_key(slot, part, bank, n as u8))?;
+    remove_records(storage, slot, part, bank, n)
+}
+
+/// Removes records `0..n` of a bank, the last first (so that a cut leaves
+/// a prefix): a committed bank's, whose head counts them ([`PartInfo`]).
+pub(crate) fn remove_records<S: Storage>(storage: &mut S, slot: u8, part: Part, bank: u8, n: u16) -> Result<(), StoreError> {
+    for i in (0..n).rev() {
+        storage.remove(blob_key(slot, part, bank, i as u8))?;
     }
     Ok(())
 }

@@ -697,6 +697,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.past.iter_mut().for_each(|p| p.record.clear());
         self.ended = crate::group::EndedTree::EMPTY;
         self.store_id = [0; 8];
+        self.clean_spares = 0;
         self.proposals.clear();
         self.staged.clear();
         self.resumption_psks = [const { None }; crate::group::RESUMPTION_PSK_HISTORY];

@@ -829,16 +829,21 @@ fn a_flash_store_reads_each_wanted_record_once_in_passes() {
 
 /// A store that reports success but never lands is caught by the
 /// read-back: at once by a map that reads each store back
-/// (`FlashStorage`, the split's tree), and by the split's rest, which reads
-/// its stores back in batches, before the next operation that is not a
-/// store (a read, a removal, a group's head, the commit point) or once 16
-/// stores wait. The head is then not written, so no commit point follows a
-/// lost record.
+/// (`FlashStorage`, the split's tree, the rest's records that list others),
+/// and by the split's rest, which reads a secret tree's records back in
+/// batches, before the next operation of another kind (a read, a removal,
+/// another store, the commit point, a scrub) or once 16 stores wait. The
+/// head is then not written, so no commit point follows a lost record.
 #[test]
 fn a_store_that_does_not_land_is_caught_before_the_next_commit_point() {
     use mls_nostd::store::{Storage, StorageError, head_key};
-    // A record of the rest (a group's blob) and one of the tree's.
+    // Records of the rest (a secret tree's node, which the rest reads back
+    // in batches; a group's blob, which it reads back at once) and one of
+    // the tree's.
     fn rest(n: u8) -> u32 {
+        u32::from_be_bytes([5, 0, 0, n])
+    }
+    fn blob(n: u8) -> u32 {
         u32::from_be_bytes([2, 0, 0, n])
     }
     fn tree(n: u8) -> u32 {
@@ -863,12 +868,14 @@ fn a_store_that_does_not_land_is_caught_before_the_next_commit_point() {
         s.committed().unwrap();
         s
     };
-    // The split's tree: at once.
-    let mut s = split();
-    s.write(tree(1), b"node").unwrap();
-    s.flash_mut().lose = true;
-    assert_eq!(s.write(tree(1), b"new node"), Err(StorageError::ReadBack));
-    s.flash_mut().lose = false;
+    // The split's tree, and the rest's records that list others: at once.
+    for key in [tree(1), blob(1)] {
+        let mut s = split();
+        s.write(key, b"node").unwrap();
+        s.flash_mut().lose = true;
+        assert_eq!(s.write(key, b"new node"), Err(StorageError::ReadBack), "{key:08x}");
+        s.flash_mut().lose = false;
+    }
 
     // The split's rest: a lost store between two that land is found when
     // the head is written, and the head stays as it was.
@@ -885,14 +892,18 @@ fn a_store_that_does_not_land_is_caught_before_the_next_commit_point() {
 
     // ... and by every other operation that follows it.
     type Then = fn(&mut FlashSplit<FaultFlash>) -> Result<(), StorageError>;
-    let then: [(&str, Then); 5] = [
+    let then: [(&str, Then); 6] = [
         ("a read", |s| s.read(rest(1), &mut [0u8; MAX_RECORD_LEN]).map(drop)),
+        ("a store read back at once", |s| s.write(blob(1), b"blob")),
         ("a removal", |s| s.remove(rest(3))),
         ("a commit point", |s| s.committed()),
         ("a scrub", |s| FlashSplit::scrub(s)),
         ("a pass", |s| {
             let mut keys = core::iter::empty();
-            s.read_each(&mut keys, &|_| true, &mut [0u8; MAX_RECORD_LEN], &mut |_, _| Ok(())).map_err(|_| StorageError::ReadBack)
+            match s.read_each(&mut keys, &|_| true, &mut [0u8; MAX_RECORD_LEN], &mut |_, _| Ok(())) {
+                Err(StoreError::Storage(e)) => Err(e),
+                other => panic!("{other:?}"),
+            }
         }),
     ];
     for (what, op) in then {
@@ -903,6 +914,24 @@ fn a_store_that_does_not_land_is_caught_before_the_next_commit_point() {
         s.write(rest(2), b"new").unwrap();
         assert_eq!(op(&mut s), Err(StorageError::ReadBack), "{what}");
     }
+
+    // A batch of one (a lookup, not a pass) finds its store lost too.
+    let mut s = split();
+    s.flash_mut().lose = true;
+    s.write(rest(1), b"new").unwrap();
+    s.flash_mut().lose = false;
+    assert_eq!(s.committed(), Err(StorageError::ReadBack));
+
+    // The live version counts, not an older one of the same value.
+    let mut s = split();
+    s.write(rest(1), b"first").unwrap();
+    s.write(rest(1), b"second").unwrap();
+    s.flash_mut().lose = true;
+    s.write(rest(1), b"first").unwrap();
+    s.flash_mut().lose = false;
+    s.write(rest(2), b"new").unwrap();
+    assert_eq!(s.committed(), Err(StorageError::ReadBack));
+    assert_eq!(s.read(rest(1), &mut buf).unwrap(), Some(&b"second"[..]));
 
     // A full batch reads back: the 16th store after the lost one fails.
     let mut s = split();

@@ -1752,11 +1752,15 @@ fn a_transactional_store_holds_what_a_failed_save_gave_out() {
 /// bank of its part, below the head's count. So a part's spare bank is
 /// empty, and a bank holds nothing a failed save left behind.
 fn banks_hold_what_the_head_counts(map: &MapStorage) -> usize {
-    let head = mls_nostd::store::Head::read(&mut map.clone(), SLOT, &mut [0u8; MAX_RECORD_LEN]).unwrap();
+    banks_of_slot_hold_what_the_head_counts(map, SLOT)
+}
+
+fn banks_of_slot_hold_what_the_head_counts(map: &MapStorage, of: u8) -> usize {
+    let head = mls_nostd::store::Head::read(&mut map.clone(), of, &mut [0u8; MAX_RECORD_LEN]).unwrap();
     let mut blobs = 0;
     for &key in map.0.keys() {
         let [kind, slot, part_bank, index] = key.to_be_bytes();
-        if kind != 2 || slot != SLOT {
+        if kind != 2 || slot != of {
             continue;
         }
         let info = head.part(mls_nostd::store::Part::ALL[usize::from(part_bank >> 1)]);
@@ -1811,4 +1815,87 @@ fn a_failed_save_leaves_no_record_for_the_next_to_keep() {
     }
     println!("bob's save failed with proposal records written {cut_in_proposals} times");
     assert!(saved && cut_in_proposals >= 2, "{cut_in_proposals}");
+}
+
+/// A store whose commit point fails (a transactional store that cannot
+/// commit), its writes and removals kept.
+struct CommitFails<'a>(&'a mut MapStorage);
+
+impl Storage for CommitFails<'_> {
+    fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, mls_nostd::store::StorageError> {
+        self.0.read(key, buf)
+    }
+    fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), mls_nostd::store::StorageError> {
+        self.0.write(key, value)
+    }
+    fn remove(&mut self, key: RecordKey) -> Result<(), mls_nostd::store::StorageError> {
+        self.0.remove(key)
+    }
+    fn committed(&mut self) -> Result<(), mls_nostd::store::StorageError> {
+        Err(mls_nostd::store::StorageError::Io)
+    }
+}
+
+/// The same across slots: bob's group, last saved to slot A, fails a save
+/// to A with proposal records written (A's spare bank now holds them), then
+/// a save to slot B that fails at each operation in turn, some after B's
+/// head (while B's old banks go), and last one that fails at its commit
+/// point. Saved to A again, bob must look A's spare over: what he learnt
+/// of B's spares is not A's (it was taken for A's when the failed save to
+/// B had cleared B's old banks).
+#[test]
+fn a_failed_save_to_another_slot_leaves_the_own_slot_unsure() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    const B: u8 = SLOT + 1;
+    let (mut after_head, mut saved) = (0, false);
+    for fail_at in 0.. {
+        let (_, mut bob, _) = group_of(suite);
+        let mut storage = Failing { map: MapStorage::default(), ops_left: None };
+        let mut b = buf();
+        for slot in [B, B, SLOT, SLOT] {
+            bob.group.save(&mut storage, slot, Parts::ALL, &mut b).unwrap();
+        }
+        let mut newcomer = Member::new("newcomer", 99);
+        let mut out = vec![0u8; 8192];
+        for _ in 0..12 {
+            let (kp, _) = newcomer.key_package(suite);
+            let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+            bob.group.propose(&add, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap();
+        }
+        // A's save fails once the Epoch part and the proposals are written.
+        for cut in 0.. {
+            storage.ops_left = Some(cut);
+            let r = bob.group.save(&mut storage, SLOT, Parts::ALL, &mut b);
+            storage.ops_left = None;
+            assert!(r.is_err(), "the save to A was to fail");
+            if storage.map.0.keys().any(|k| matches!(k.to_be_bytes(), [2, SLOT, pb, _] if pb >> 1 == 1)) {
+                break;
+            }
+        }
+        let b_head = mls_nostd::store::Head::read(&mut storage.map.clone(), B, &mut [0u8; MAX_RECORD_LEN]).unwrap();
+        // After every operation of B's save was cut once, a last round in
+        // which it fails at its commit point only.
+        let to_b = if saved {
+            bob.group.save(&mut CommitFails(&mut storage.map), B, Parts::ALL, &mut b)
+        } else {
+            storage.ops_left = Some(fail_at);
+            let r = bob.group.save(&mut storage, B, Parts::ALL, &mut b);
+            storage.ops_left = None;
+            r
+        };
+        if to_b.is_ok() {
+            saved = true;
+            continue;
+        }
+        let new_b_head = mls_nostd::store::Head::read(&mut storage.map.clone(), B, &mut [0u8; MAX_RECORD_LEN]).unwrap();
+        after_head += usize::from(new_b_head.seq != b_head.seq);
+        bob.commit(&[], false, WireFormatPolicy::Public);
+        bob.group.save(&mut storage, SLOT, Parts::ALL, &mut b).unwrap();
+        banks_of_slot_hold_what_the_head_counts(&storage.map, SLOT);
+        if saved {
+            break;
+        }
+    }
+    println!("the save to B failed after its head {after_head} times");
+    assert!(saved && after_head >= 3, "{after_head}");
 }

@@ -265,16 +265,20 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         // Committed. The old banks (and their secrets) go: each holds the
         // records its head counts (a bank is cleared before it is written,
         // and a cut leaves a prefix), so none is looked up first.
+        let mut cleaned = 0u8;
         if let Some(old) = old {
             for part in Part::BANKED {
                 if parts.has(part) {
                     let info = old.part(part);
                     records::remove_records(storage, slot, part, info.bank, u16::from(info.records))?;
-                    self.clean_spares |= 1 << part as u8;
+                    cleaned |= 1 << part as u8;
                 }
             }
         }
         storage.committed()?;
+        // The spares are known clean in the store the group now names (a
+        // transactional store kept the removals only now).
+        self.clean_spares |= cleaned;
         if parts.has(Part::Epoch) {
             // The marks are the slot's committed table (`save_tree_records`).
             self.tree_marks.unsure = false;

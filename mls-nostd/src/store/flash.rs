@@ -31,18 +31,20 @@
 //! Mitigations for `sequential-storage` issue #136 (docs/architecture.md,
 //! "Flash persistence"): the flash is
 //! presented to it with a write size of at least 4 bytes, and every store is
-//! read back (uncached) and compared. [`FlashSplit`]'s rest reads its
-//! stores back in batches: the stores between two other operations (a
-//! read, a removal, a write of a group's head, the commit point, a scrub)
-//! are checked together before that operation runs, with one pass over the
-//! map for all of them instead of a lookup each (each lookup scans the
-//! map's newest page, and a message's first ratchets write a dozen
-//! records). So no commit point, and no removal of what a batch's store
-//! replaces, follows a store that did not read back: the operation fails
-//! with [`StorageError::ReadBack`] instead.
+//! read back (uncached) and compared. [`FlashSplit`]'s rest reads the
+//! stores of a secret tree's nodes and skipped keys (records no other
+//! record lists: `store::ratchets::is_unlisted`) back in batches: those
+//! between two other operations (a read, a removal, any other store, the
+//! commit point, a scrub) are checked together before that operation runs,
+//! with one pass over the map for all of them instead of a lookup each
+//! (each lookup scans the map's newest page, and a message's first
+//! ratchets write a dozen records). So no commit point, no removal and no
+//! record that lists others follows a store that did not read back: the
+//! operation fails with [`StorageError::ReadBack`] instead (even when it
+//! is the next save's, after a save that failed for another reason).
 
 use zeroize::Zeroize;
-use super::{EachRecord, KIND_HEAD, KIND_RTREE_NODE, MAX_RECORD_LEN, RecordKey, Storage, StorageError, StoreError};
+use super::{EachRecord, KIND_RTREE_NODE, MAX_RECORD_LEN, RecordKey, Storage, StorageError, StoreError};
 use core::cell::RefCell;
 use core::future::Future;
 use core::ops::Range;
@@ -580,11 +582,13 @@ impl<const KEYS: usize> Regions<KEYS> {
     }
 
     /// [`Storage::write`]: a full region is scrubbed (removed items fill it)
-    /// and the write tried again. A group's head (its commit point) is
-    /// written after the batch read back, and read back itself at once.
+    /// and the write tried again. Only a record no other lists (a secret
+    /// tree's node or skipped key: [`super::ratchets::is_unlisted`]) joins
+    /// the batch; any other (an index, a bank's record, a group's head: the
+    /// commit point) is written after the batch read back, and read back
+    /// itself at once.
     fn write<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8], key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
-        let [kind, ..] = key.to_be_bytes();
-        let batch = self.batched && kind != KIND_HEAD;
+        let batch = self.batched && super::ratchets::is_unlisted(key);
         if !batch {
             self.read_back(flash, work)?;
         }
@@ -729,7 +733,9 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashStorage<F, KEYS> {
     /// its newest page back, and the head (the core's smallest key) is read
     /// by every save, the other records of a group less often.
     pub fn scrub(&mut self) -> Result<(), StorageError> {
-        self.map.scrub(&mut self.flash, &mut self.work)
+        let result = self.map.scrub(&mut self.flash, &mut self.work);
+        self.work.zeroize();
+        result
     }
 }
 
@@ -787,10 +793,11 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS>
 /// stored 1 KiB message received costs 35% fewer instructions at 64 leaves,
 /// 60% at 1,024; a Commit received 30-94%). Each record lives in one map
 /// and every operation reaches the maps in the order made, each write
-/// durable when it returns: the head (the commit point, in the rest) is
-/// written after the tree's nodes, as in one map, and after the rest's
-/// batch read back (see the module docs: a first message of an epoch at
-/// 1,024 leaves costs 40% fewer instructions). The rest is scrubbed every
+/// durable when it returns (and read back at once, but for the rest's
+/// secret-tree records, read back in a batch before the next operation of
+/// another kind: see the module docs; a stored message at 1,024 leaves
+/// costs about a third fewer instructions): the head (the commit point, in
+/// the rest) is written after the tree's nodes, as in one map. The rest is scrubbed every
 /// `scrub_every` commit points (its removed secrets are then gone); the
 /// tree's records are public, and its map is compacted only when full (a
 /// scrub copies every live record). A tree record is removed with a
@@ -895,8 +902,9 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashSplit<F, KEYS> {
 
     /// Scrubs both maps ([`FlashStorage::scrub`]).
     pub fn scrub(&mut self) -> Result<(), StorageError> {
-        self.rest.scrub(&mut self.flash, &mut self.work)?;
-        self.tree.scrub(&mut self.flash, &mut self.work)
+        let result = self.rest.scrub(&mut self.flash, &mut self.work).and_then(|()| self.tree.scrub(&mut self.flash, &mut self.work));
+        self.work.zeroize();
+        result
     }
 }
 

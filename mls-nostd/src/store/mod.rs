@@ -74,7 +74,9 @@ pub enum StorageError {
     Io,
     /// The backend's own structures are damaged beyond its repair.
     Corrupted,
-    /// A write reported success but did not read back (flash bug guard).
+    /// A write reported success but did not read back (flash bug guard;
+    /// a flash store may report it at its next operation, see
+    /// `store::flash`).
     ReadBack,
 }
 

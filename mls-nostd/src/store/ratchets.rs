@@ -106,7 +106,22 @@ fn width_and_chunks(n_leaves: u32) -> (usize, usize) {
     (width, width.div_ceil(CHUNK_NODES))
 }
 
-/// Appends the check to the `len` bytes of `buf` and writes them as `key`.
+/// `key` is a record no other record lists: a secret tree's node or
+/// skipped key (the index lists them, and is written before them). A flash
+/// store may read such stores back together, before its next operation of
+/// another kind (`store::flash`): a store it loses is found before a
+/// removal or a commit point follows, and the stores after it change
+/// nothing that a reload would not do with it lost alone (a lost leaf's
+/// older ratchets derive whatever the skipped keys after it hold). The
+/// index and the group's banks are read back at once: a record they list
+/// must not land without them (it would never be removed).
+pub(crate) fn is_unlisted(key: RecordKey) -> bool {
+    let [kind, _, a, b] = key.to_be_bytes();
+    let node = kind == KIND_TREE_NODE || kind == KIND_TREE_NODE + 1;
+    let aux = kind == KIND_TREE_AUX || kind == KIND_TREE_AUX + 1;
+    node || (aux && u16::from_be_bytes([a, b]) < INDEX_BASE)
+}
+
 /// The slots of a tree of `n` leaves with a node changed (a `*_DIRTY`
 /// flag), in order: a list when there are few, else every slot.
 struct Changed {
@@ -155,6 +170,7 @@ impl Iterator for ChangedIter<'_> {
     }
 }
 
+/// Appends the check to the `len` bytes of `buf` and writes them as `key`.
 fn write_sealed<S: Storage>(storage: &mut S, key: RecordKey, buf: &mut [u8], len: usize) -> Result<(), StoreError> {
     let total = len + CHECK_LEN;
     let (body, rest) = buf.split_at_mut_checked(len).ok_or(StoreError::BufferTooSmall { needed: total })?;

@@ -1748,6 +1748,17 @@ fn a_transactional_store_holds_what_a_failed_save_gave_out() {
     assert!(given >= 2 && refused >= 4);
 }
 
+/// Bob proposes 12 Adds (kept for his next Commit): two proposal records.
+fn propose_twelve_adds(bob: &mut Member, suite: CipherSuite) {
+    let mut newcomer = Member::new("newcomer", 99);
+    let mut out = vec![0u8; 8192];
+    for _ in 0..12 {
+        let (kp, _) = newcomer.key_package(suite);
+        let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
+        bob.group.propose(&add, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap();
+    }
+}
+
 /// Each blob record of `slot` is counted by its head: in the committed
 /// bank of its part, below the head's count. So a part's spare bank is
 /// empty, and a bank holds nothing a failed save left behind.
@@ -1789,13 +1800,7 @@ fn a_failed_save_leaves_no_record_for_the_next_to_keep() {
             bob.group.save(&mut storage, SLOT, Parts::ALL, &mut b).unwrap();
             banks_hold_what_the_head_counts(&storage.map);
         }
-        let mut newcomer = Member::new("newcomer", 99);
-        let mut out = vec![0u8; 8192];
-        for _ in 0..12 {
-            let (kp, _) = newcomer.key_package(suite);
-            let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
-            bob.group.propose(&add, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap();
-        }
+        propose_twelve_adds(&mut bob, suite);
         storage.ops_left = Some(fail_at);
         let failed = bob.group.save(&mut storage, SLOT, Parts::ALL, &mut b);
         storage.ops_left = None;
@@ -1855,13 +1860,7 @@ fn a_failed_save_to_another_slot_leaves_the_own_slot_unsure() {
         for slot in [B, B, SLOT, SLOT] {
             bob.group.save(&mut storage, slot, Parts::ALL, &mut b).unwrap();
         }
-        let mut newcomer = Member::new("newcomer", 99);
-        let mut out = vec![0u8; 8192];
-        for _ in 0..12 {
-            let (kp, _) = newcomer.key_package(suite);
-            let add = Proposal::Add(Add { key_package: KeyPackage::decode_exact(&kp).unwrap() });
-            bob.group.propose(&add, WireFormatPolicy::Public, &mut bob.rng, &mut out).unwrap();
-        }
+        propose_twelve_adds(&mut bob, suite);
         // A's save fails once the Epoch part and the proposals are written.
         for cut in 0.. {
             storage.ops_left = Some(cut);

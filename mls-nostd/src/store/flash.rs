@@ -62,7 +62,7 @@ const MARKER: RecordKey = u32::MAX;
 /// Bytes of work buffer: key, value, word padding.
 const WORK_LEN: usize = MAX_RECORD_LEN + 16;
 /// Stores a batch reads back at most: a message's first ratchets are about
-/// a dozen records at 1,024 leaves (a leaf, its path's siblings, the index).
+/// a dozen records at 1,024 leaves (its sender's leaf, its path's siblings).
 const BATCH: usize = 16;
 const _: () = assert!(BATCH <= 32, "a batch's read-back marks its keys in a u32");
 
@@ -797,8 +797,8 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS>
 /// secret-tree records, read back in a batch before the next operation of
 /// another kind: see the module docs; a stored message at 1,024 leaves
 /// costs about a third fewer instructions): the head (the commit point, in
-/// the rest) is written after the tree's nodes, as in one map. The rest is scrubbed every
-/// `scrub_every` commit points (its removed secrets are then gone); the
+/// the rest) is written after the tree's nodes, as in one map. The rest is
+/// scrubbed every `scrub_every` commit points (its removed secrets are then gone); the
 /// tree's records are public, and its map is compacted only when full (a
 /// scrub copies every live record). A tree record is removed with a
 /// tombstone, one short write, where `sequential-storage`'s removal reads

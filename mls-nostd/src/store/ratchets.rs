@@ -15,7 +15,8 @@
 //! is [`StoreError::Corrupt`], never a wrong key.
 //!
 //! No commit point is needed, because each record is written atomically and
-//! the order of a save makes every prefix a usable state:
+//! the order of a save makes every prefix a usable state (a flash store may
+//! read the node and pool records back together: [`is_unlisted`]):
 //! 1. the index (before any record it lists);
 //! 2. leaves, then parents, then pool entries (a leaf's ratchets before the
 //!    skipped keys it made: a cut can lose a skipped key, never bring back
@@ -115,6 +116,7 @@ fn width_and_chunks(n_leaves: u32) -> (usize, usize) {
 /// older ratchets derive whatever the skipped keys after it hold). The
 /// index and the group's banks are read back at once: a record they list
 /// must not land without them (it would never be removed).
+#[cfg(feature = "flash")]
 pub(crate) fn is_unlisted(key: RecordKey) -> bool {
     let [kind, _, a, b] = key.to_be_bytes();
     let node = kind == KIND_TREE_NODE || kind == KIND_TREE_NODE + 1;

@@ -34,13 +34,9 @@ while [ $# -gt 0 ]; do
 done
 func="${1:?usage: boards/profile.sh [--cap N] [--store] FUNCTION [HIT]}"
 hit="${2:-1}"
-target=thumbv7em-none-eabihf
-elf=${CARGO_TARGET_DIR:-target}/$target/release/board-mps2-an386
-depth=0
-while [ $((1 << depth)) -lt "$cap" ]; do depth=$((depth + 1)); done
-MLS_NOSTD_MAX_TREE_DEPTH=$depth cargo build --release -q -p board-mps2-an386 --target "$target" \
-    --no-default-features --features "cap-$cap,$features" >&2
-addr=$(arm-none-eabi-nm -C "$elf" | awk -v f="$func" '$2 ~ /^[tT]$/ { name = $0; sub(/^[^ ]+ [^ ]+ /, "", name); if (name == f) print $1 }' | head -n 1)
+source ./member-elf.sh
+build_member "$cap" "$features"
+addr=$(address_of "$func")
 [ -n "$addr" ] || { echo "no function named '$func' in $elf" >&2; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"; [ -n "${qpid:-}" ] && kill "$qpid" 2>/dev/null || true' EXIT

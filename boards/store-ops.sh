@@ -36,16 +36,9 @@ while [ $# -gt 0 ]; do
 done
 func="${1:?usage: boards/store-ops.sh [--cap N] FUNCTION [HIT]}"
 hit="${2:-1}"
-target=thumbv7em-none-eabihf
-elf=${CARGO_TARGET_DIR:-target}/$target/release/board-mps2-an386
-depth=0
-while [ $((1 << depth)) -lt "$cap" ]; do depth=$((depth + 1)); done
-MLS_NOSTD_MAX_TREE_DEPTH=$depth cargo build --release -q -p board-mps2-an386 --target "$target" \
-    --no-default-features --features "cap-$cap,reboot,suite-3" >&2
-# The address of a function by its demangled name (the first if several).
-at() {
-    arm-none-eabi-nm -C "$elf" | awk -v f="$1" '$2 ~ /^[tT]$/ { name = $0; sub(/^[^ ]+ [^ ]+ /, "", name); if (name == f) print $1 }' | head -n 1
-}
+source ./member-elf.sh
+build_member "$cap" reboot,suite-3
+at() { address_of "$1"; }
 step=$(at "$func")
 [ -n "$step" ] || { echo "no function named '$func' in $elf" >&2; exit 2; }
 map='sequential_storage::map::MapStorage<K,S,C>'

@@ -177,6 +177,16 @@ fn map<'c, 'f, F: MultiwriteNorFlash>(
     Ok(MapStorage::new(Async(flash), config, Cache::new_uncached()))
 }
 
+/// Stores `key` in `map`, not read back.
+fn append<F: MultiwriteNorFlash>(
+    map: &mut MapStorage<u32, Async<'_, '_, F>, NoCache>,
+    work: &mut [u8],
+    key: RecordKey,
+    value: &[u8],
+) -> Result<(), StorageError> {
+    block_on(map.store_item(work, &key, &value)).ok_or(StorageError::Io)?.map_err(map_error)
+}
+
 /// Stores `key` in `map` and reads it back (uncached): a store that
 /// reported success must be visible.
 fn store_checked<F: MultiwriteNorFlash>(
@@ -185,7 +195,7 @@ fn store_checked<F: MultiwriteNorFlash>(
     key: RecordKey,
     value: &[u8],
 ) -> Result<(), StorageError> {
-    block_on(map.store_item(work, &key, &value)).ok_or(StorageError::Io)?.map_err(map_error)?;
+    append(map, work, key, value)?;
     let back = block_on(map.fetch_item::<&[u8]>(work, &key)).ok_or(StorageError::Io)?.map_err(map_error)?;
     if back != Some(value) {
         return Err(StorageError::ReadBack);
@@ -607,11 +617,7 @@ impl<const KEYS: usize> Regions<KEYS> {
         if !batch {
             return self.put(flash, work, self.active, key, value);
         }
-        {
-            let flash = RefCell::new(&mut *flash);
-            let mut map = map(&flash, self.region(self.active))?;
-            block_on(map.store_item(work, &key, &value)).ok_or(StorageError::Io)?.map_err(map_error)?;
-        }
+        append(&mut map(&RefCell::new(&mut *flash), self.region(self.active))?, work, key, value)?;
         let d = digest(value);
         match self.unread.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = d,
@@ -625,6 +631,10 @@ impl<const KEYS: usize> Regions<KEYS> {
     /// pass over the region for more. Each key's live item must be the
     /// value stored, else [`StorageError::ReadBack`].
     fn read_back<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), StorageError> {
+        // Before every operation of a map: the common case costs a test.
+        if self.unread.is_empty() {
+            return Ok(());
+        }
         let unread = core::mem::take(&mut self.unread);
         let flash = RefCell::new(flash);
         // Bit `i`: the last item of the `i`-th key seen is its value.

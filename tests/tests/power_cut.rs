@@ -23,7 +23,7 @@ use mls_nostd::key_package::KeyPackage;
 use mls_nostd::messages::proposal::{Add, Proposal};
 use mls_nostd::psk::NoPsks;
 use mls_nostd::store::durable::{load_key_package, store_key_package, RecordBuffer};
-use mls_nostd::store::flash::{FlashSplit, FlashStorage};
+use mls_nostd::store::flash::{FlashSplit, FlashStorage, SplitRegions};
 use mls_nostd::store::{recover, Parts, Storage, StoreError, MAX_RECORD_LEN};
 use mls_tests::member::{buffers, Member, MemberOf, NOW};
 
@@ -199,17 +199,30 @@ impl Backend for FlashStorage<FaultFlash> {
     }
 }
 
-/// The same flash as two maps (the ratchet tree's records in their own):
-/// the rest in two regions of `REGION_PAGES - 2` pages, scrubbed every 8
-/// saves; the tree in two of 2 pages, which its stale versions fill within
-/// the scenario, so that its map is compacted (scrubbed when full) under
-/// the cuts too.
+/// A [`FlashSplit`]'s regions on the test flash, in this order: two of
+/// `rest` pages, two of `ratchets`, two of `tree`.
+fn split_regions(rest: usize, ratchets: usize, tree: usize) -> SplitRegions {
+    let mut at = 0u32;
+    let mut two = |pages: usize| {
+        let len = (pages * PAGE) as u32;
+        let r = [at..at + len, at + len..at + 2 * len];
+        at += 2 * len;
+        r
+    };
+    SplitRegions { rest: two(rest), ratchets: two(ratchets), tree: two(tree) }
+}
+
+/// The same flash as three maps (the ratchet tree's records in their own,
+/// the secret trees' in theirs): the rest and the ratchets in two regions
+/// of 5 pages each, scrubbed every 8 saves; the tree in two of 2 pages,
+/// which its stale versions fill within the scenario, so that its map is
+/// compacted (scrubbed when full) under the cuts too.
 const TREE_PAGES: usize = 2;
+const RATCHET_PAGES: usize = 5;
 
 impl Backend for FlashSplit<FaultFlash> {
     fn open(flash: FaultFlash) -> Self {
-        let (r, t) = (((REGION_PAGES - TREE_PAGES) * PAGE) as u32, (TREE_PAGES * PAGE) as u32);
-        match FlashSplit::open(flash, [0..r, r..2 * r], [2 * r..2 * r + t, 2 * r + t..2 * r + 2 * t], 8) {
+        match FlashSplit::open(flash, split_regions(REGION_PAGES - TREE_PAGES - RATCHET_PAGES, RATCHET_PAGES, TREE_PAGES), 8) {
             Ok(s) => s,
             Err(e) => panic!("open: {e:?}"),
         }
@@ -829,18 +842,19 @@ fn a_flash_store_reads_each_wanted_record_once_in_passes() {
 
 /// A store that reports success but never lands is caught by the
 /// read-back: at once by a map that reads each store back
-/// (`FlashStorage`, the split's tree, the rest's records that list others),
-/// and by the split's rest, which reads a secret tree's records back in
-/// batches, before the next operation of another kind (a read, a removal,
-/// another store, the commit point, a scrub) or once 16 stores wait. The
-/// head is then not written, so no commit point follows a lost record.
+/// (`FlashStorage`, the split's tree and rest, the ratchets' records that
+/// list others), and by the split's ratchets, which read a secret tree's
+/// records back in batches, before the next operation of another kind on
+/// the ratchets or the rest (a read, a removal, another store, the commit
+/// point, a scrub) or once 16 stores wait. The head is then not written,
+/// so no commit point follows a lost record.
 #[test]
 fn a_store_that_does_not_land_is_caught_before_the_next_commit_point() {
     use mls_nostd::store::{Storage, StorageError, head_key};
-    // Records of the rest (a secret tree's node, which the rest reads back
-    // in batches; a group's blob, which it reads back at once) and one of
-    // the tree's.
-    fn rest(n: u8) -> u32 {
+    // Records of the ratchets (a secret tree's node, which they read back
+    // in batches), of the rest (a group's blob, read back at once) and of
+    // the tree.
+    fn ratchet(n: u8) -> u32 {
         u32::from_be_bytes([5, 0, 0, n])
     }
     fn blob(n: u8) -> u32 {
@@ -853,22 +867,22 @@ fn a_store_that_does_not_land_is_caught_before_the_next_commit_point() {
 
     // One map: the lost store fails itself.
     let mut one = <FlashStorage<FaultFlash> as Backend>::open(FaultFlash::new());
-    one.write(rest(1), b"old").unwrap();
+    one.write(ratchet(1), b"old").unwrap();
     one.flash_mut().lose = true;
-    assert_eq!(one.write(rest(1), b"new"), Err(StorageError::ReadBack));
+    assert_eq!(one.write(ratchet(1), b"new"), Err(StorageError::ReadBack));
     one.flash_mut().lose = false;
-    assert_eq!(one.read(rest(1), &mut buf).unwrap(), Some(&b"old"[..]));
+    assert_eq!(one.read(ratchet(1), &mut buf).unwrap(), Some(&b"old"[..]));
 
     let split = || {
         let mut s = <FlashSplit<FaultFlash> as Backend>::open(FaultFlash::new());
         for n in 1..=3 {
-            s.write(rest(n), b"old").unwrap();
+            s.write(ratchet(n), b"old").unwrap();
         }
         s.write(head_key(0), b"head 1").unwrap();
         s.committed().unwrap();
         s
     };
-    // The split's tree, and the rest's records that list others: at once.
+    // The split's tree and rest: at once.
     for key in [tree(1), blob(1)] {
         let mut s = split();
         s.write(key, b"node").unwrap();
@@ -877,25 +891,26 @@ fn a_store_that_does_not_land_is_caught_before_the_next_commit_point() {
         s.flash_mut().lose = false;
     }
 
-    // The split's rest: a lost store between two that land is found when
-    // the head is written, and the head stays as it was.
+    // The split's ratchets: a lost store between two that land is found
+    // when the head is written, and the head stays as it was.
     let mut s = split();
-    s.write(rest(1), b"new").unwrap();
+    s.write(ratchet(1), b"new").unwrap();
     s.flash_mut().lose = true;
-    assert_eq!(s.write(rest(2), b"new"), Ok(()), "the rest reads back in batches");
+    assert_eq!(s.write(ratchet(2), b"new"), Ok(()), "the ratchets read back in batches");
     s.flash_mut().lose = false;
-    s.write(rest(3), b"new").unwrap();
+    s.write(ratchet(3), b"new").unwrap();
     assert_eq!(s.write(head_key(0), b"head 2"), Err(StorageError::ReadBack));
     assert_eq!(s.read(head_key(0), &mut buf).unwrap(), Some(&b"head 1"[..]));
-    assert_eq!(s.read(rest(2), &mut buf).unwrap(), Some(&b"old"[..]));
-    assert_eq!(s.read(rest(3), &mut buf).unwrap(), Some(&b"new"[..]));
+    assert_eq!(s.read(ratchet(2), &mut buf).unwrap(), Some(&b"old"[..]));
+    assert_eq!(s.read(ratchet(3), &mut buf).unwrap(), Some(&b"new"[..]));
 
     // ... and by every other operation that follows it.
     type Then = fn(&mut FlashSplit<FaultFlash>) -> Result<(), StorageError>;
-    let then: [(&str, Then); 6] = [
-        ("a read", |s| s.read(rest(1), &mut [0u8; MAX_RECORD_LEN]).map(drop)),
+    let then: [(&str, Then); 7] = [
+        ("a read", |s| s.read(ratchet(1), &mut [0u8; MAX_RECORD_LEN]).map(drop)),
+        ("a read of the rest", |s| s.read(head_key(0), &mut [0u8; MAX_RECORD_LEN]).map(drop)),
         ("a store read back at once", |s| s.write(blob(1), b"blob")),
-        ("a removal", |s| s.remove(rest(3))),
+        ("a removal", |s| s.remove(ratchet(3))),
         ("a commit point", |s| s.committed()),
         ("a scrub", |s| FlashSplit::scrub(s)),
         ("a pass", |s| {
@@ -909,49 +924,49 @@ fn a_store_that_does_not_land_is_caught_before_the_next_commit_point() {
     for (what, op) in then {
         let mut s = split();
         s.flash_mut().lose = true;
-        s.write(rest(1), b"new").unwrap();
+        s.write(ratchet(1), b"new").unwrap();
         s.flash_mut().lose = false;
-        s.write(rest(2), b"new").unwrap();
+        s.write(ratchet(2), b"new").unwrap();
         assert_eq!(op(&mut s), Err(StorageError::ReadBack), "{what}");
     }
 
     // A batch of one (a lookup, not a pass) finds its store lost too.
     let mut s = split();
     s.flash_mut().lose = true;
-    s.write(rest(1), b"new").unwrap();
+    s.write(ratchet(1), b"new").unwrap();
     s.flash_mut().lose = false;
     assert_eq!(s.committed(), Err(StorageError::ReadBack));
 
     // The live version counts, not an older one of the same value.
     let mut s = split();
-    s.write(rest(1), b"first").unwrap();
-    s.write(rest(1), b"second").unwrap();
+    s.write(ratchet(1), b"first").unwrap();
+    s.write(ratchet(1), b"second").unwrap();
     s.flash_mut().lose = true;
-    s.write(rest(1), b"first").unwrap();
+    s.write(ratchet(1), b"first").unwrap();
     s.flash_mut().lose = false;
-    s.write(rest(2), b"new").unwrap();
+    s.write(ratchet(2), b"new").unwrap();
     assert_eq!(s.committed(), Err(StorageError::ReadBack));
-    assert_eq!(s.read(rest(1), &mut buf).unwrap(), Some(&b"second"[..]));
+    assert_eq!(s.read(ratchet(1), &mut buf).unwrap(), Some(&b"second"[..]));
 
     // A full batch reads back: the 16th store after the lost one fails.
     let mut s = split();
     s.flash_mut().lose = true;
-    s.write(rest(1), b"new").unwrap();
+    s.write(ratchet(1), b"new").unwrap();
     s.flash_mut().lose = false;
     for n in 10..24 {
-        s.write(rest(n), b"more").unwrap();
+        s.write(ratchet(n), b"more").unwrap();
     }
-    assert_eq!(s.write(rest(24), b"more"), Err(StorageError::ReadBack));
+    assert_eq!(s.write(ratchet(24), b"more"), Err(StorageError::ReadBack));
 
     // Stores that land read back in a batch, the last version of a key
     // counting: the head then goes through.
     let mut s = split();
     for n in [1, 2, 1, 3, 1] {
-        s.write(rest(n), &[n; 5]).unwrap();
+        s.write(ratchet(n), &[n; 5]).unwrap();
     }
     s.write(head_key(0), b"head 2").unwrap();
     s.committed().unwrap();
-    assert_eq!(s.read(rest(1), &mut buf).unwrap(), Some(&[1u8; 5][..]));
+    assert_eq!(s.read(ratchet(1), &mut buf).unwrap(), Some(&[1u8; 5][..]));
 }
 
 /// Flash that holds no store but is not erased is refused, not erased; an
@@ -981,19 +996,19 @@ fn unreadable_flash_is_not_erased_silently() {
 #[test]
 fn an_unreadable_tree_map_keeps_the_rest() {
     use mls_nostd::store::flash::FlashConfigError;
-    let q = (REGION_PAGES / 2 * PAGE) as u32;
-    let (rest, tree) = ([0..q, q..2 * q], [2 * q..3 * q, 3 * q..4 * q]);
-    let mut split = FlashSplit::<FaultFlash>::open(FaultFlash::new(), rest.clone(), tree.clone(), 8).unwrap();
+    let regions = split_regions(4, 4, 4);
+    let tree = regions.tree[0].start as usize;
+    let mut split = FlashSplit::<FaultFlash>::open(FaultFlash::new(), regions.clone(), 8).unwrap();
     let key = 0x0300_0001u32;
     split.write(key, &value(key, 1)).unwrap();
     let mut flash = split.into_flash();
-    for (i, b) in flash.mem[2 * q as usize..].iter_mut().enumerate() {
+    for (i, b) in flash.mem[tree..].iter_mut().enumerate() {
         *b = (i as u8).wrapping_mul(37) ^ 0x5A;
     }
-    let mut split = FlashSplit::<FaultFlash>::new(flash, rest, tree, 8).unwrap();
-    let garbage = split.flash().mem[2 * q as usize..].to_vec();
+    let mut split = FlashSplit::<FaultFlash>::new(flash, regions, 8).unwrap();
+    let garbage = split.flash().mem[tree..].to_vec();
     match split.mount() {
-        Err(FlashConfigError::TreeUnreadable) => assert_eq!(split.flash().mem[2 * q as usize..], garbage[..], "the tree's garbage was modified"),
+        Err(FlashConfigError::TreeUnreadable) => assert_eq!(split.flash().mem[tree..], garbage[..], "the tree's garbage was modified"),
         other => panic!("a garbage tree map mounted: {other:?}"),
     }
     split.format_tree().unwrap();
@@ -1002,23 +1017,32 @@ fn an_unreadable_tree_map_keeps_the_rest() {
     assert_eq!(split.read(key, &mut buf).unwrap(), Some(&value(key, 1)[..]), "the rest's record was lost");
 }
 
-/// A [`FlashStorage`]'s store (the tree's records beside the rest) is not
-/// mounted as a [`FlashSplit`], whose groups would not load from it and
-/// whose removals would never reach those records: refused, nothing erased.
+/// A store of another layout is not mounted as a [`FlashSplit`], whose
+/// groups would not load from it and whose removals would never reach the
+/// records in the wrong map: refused, nothing erased. A [`FlashStorage`]'s
+/// (the tree's records beside the rest), the rest of a split of two maps
+/// (before December 7, 2026: the secret trees' records beside the heads),
+/// and a ratchets map that holds a head (the image's regions unchanged; an
+/// erased map mounted before it is formatted).
 #[test]
-fn a_flash_split_refuses_a_flash_storage_image() {
+fn a_flash_split_refuses_another_layout() {
     use mls_nostd::store::flash::FlashConfigError;
-    let q = (REGION_PAGES / 2 * PAGE) as u32;
-    let mut one = FlashStorage::<FaultFlash>::open(FaultFlash::new(), 0..q, q..2 * q, 8).unwrap();
-    for key in [0x0100_0000u32, 0x0A07_0002] {
-        one.write(key, &value(key, 0)).unwrap();
-    }
-    let flash = one.into_flash();
-    let before = flash.mem.clone();
-    let mut split = FlashSplit::<FaultFlash>::new(flash, [0..q, q..2 * q], [2 * q..3 * q, 3 * q..4 * q], 8).unwrap();
-    match split.mount() {
-        Err(FlashConfigError::OtherLayout) => assert_eq!(split.flash().mem, before, "the store was modified"),
-        other => panic!("a FlashStorage image mounted as a FlashSplit: {other:?}"),
+    let regions = split_regions(4, 4, 4);
+    let (head, tree, ratchet) = (0x0100_0000u32, 0x0A07_0002u32, 0x0500_0003u32);
+    let images = [("one map", regions.rest.clone(), [head, tree]), ("a split of two", regions.rest.clone(), [head, ratchet]), ("a head in the ratchets", regions.ratchets.clone(), [head, ratchet])];
+    for (what, [a, b], keys) in images {
+        let image = a.start as usize..b.end as usize;
+        let mut one = FlashStorage::<FaultFlash>::open(FaultFlash::new(), a, b, 8).unwrap();
+        for key in keys {
+            one.write(key, &value(key, 0)).unwrap();
+        }
+        let flash = one.into_flash();
+        let before = flash.mem[image.clone()].to_vec();
+        let mut split = FlashSplit::<FaultFlash>::new(flash, regions.clone(), 8).unwrap();
+        match split.mount() {
+            Err(FlashConfigError::OtherLayout) => assert!(split.flash().mem[image] == before[..], "{what}: the store was modified"),
+            other => panic!("{what}: mounted as a FlashSplit: {other:?}"),
+        }
     }
 }
 
@@ -1028,8 +1052,9 @@ fn a_flash_split_refuses_a_flash_storage_image() {
 /// flash after a scrub, which copies neither the record nor its tombstone.
 #[test]
 fn a_removed_tree_record_is_absent_and_scrubbed_away() {
-    let q = (REGION_PAGES / 2 * PAGE) as u32;
-    let mut split = FlashSplit::<FaultFlash>::open(FaultFlash::new(), [0..q, q..2 * q], [2 * q..3 * q, 3 * q..4 * q], 8).unwrap();
+    let regions = split_regions(4, 4, 4);
+    let tree = regions.tree[0].start as usize;
+    let mut split = FlashSplit::<FaultFlash>::open(FaultFlash::new(), regions, 8).unwrap();
     // A tree key whose bytes (little-endian on the flash) no value holds.
     let (gone, kept, other) = (0x0A5C_3E77u32, 0x0900_0001u32, 0x0100_0000u32);
     let all = [gone, kept, other];
@@ -1050,7 +1075,7 @@ fn a_removed_tree_record_is_absent_and_scrubbed_away() {
         .unwrap();
     got.sort();
     assert_eq!(got, [other, kept], "read_each passed a removed record");
-    let holds_key = |s: &FlashSplit<FaultFlash>| s.flash().mem[2 * q as usize..].windows(4).any(|w| w == gone.to_le_bytes());
+    let holds_key = |s: &FlashSplit<FaultFlash>| s.flash().mem[tree..].windows(4).any(|w| w == gone.to_le_bytes());
     assert!(holds_key(&split), "the record and its tombstone are not in the tree's map");
     split.scrub().unwrap();
     assert!(!holds_key(&split), "the scrub copied the removed record or its tombstone");
@@ -1059,17 +1084,18 @@ fn a_removed_tree_record_is_absent_and_scrubbed_away() {
 }
 
 /// A [`FlashSplit`] keeps the ratchet tree's records (kinds 9 and 10) in
-/// the tree's map and every other record in the rest's: each map, opened
-/// alone as a [`FlashStorage`], holds exactly its own. Reads and
-/// `read_each` reach both.
+/// the tree's map, the secret trees' (kinds 5 to 8) in the ratchets' and
+/// every other record in the rest's: each map, opened alone as a
+/// [`FlashStorage`], holds exactly its own. Reads and `read_each` reach
+/// all three.
 #[test]
-fn a_flash_split_keeps_the_tree_records_in_their_map() {
-    let q = (REGION_PAGES / 2 * PAGE) as u32;
-    let (rest, tree) = ([0..q, q..2 * q], [2 * q..3 * q, 3 * q..4 * q]);
-    let mut split = FlashSplit::<FaultFlash>::open(FaultFlash::new(), rest.clone(), tree.clone(), 8).unwrap();
-    let tree_keys = [0x0900_0001u32, 0x0A07_0002, 0x0900_07FE];
-    let rest_keys = [0x0100_0000u32, 0x0207_0001, 0x0807_0003, 0x0B00_0000, 0x4000_0000];
-    let all: Vec<u32> = tree_keys.iter().chain(&rest_keys).copied().collect();
+fn a_flash_split_keeps_each_record_in_its_map() {
+    let regions = split_regions(4, 4, 4);
+    let mut split = FlashSplit::<FaultFlash>::open(FaultFlash::new(), regions.clone(), 8).unwrap();
+    let tree_keys = vec![0x0900_0001u32, 0x0A07_0002, 0x0900_07FE];
+    let ratchet_keys = vec![0x0500_0001u32, 0x0600_03FF, 0x0707_0003, 0x0800_8000];
+    let rest_keys = vec![0x0100_0000u32, 0x0207_0001, 0x0400_0001, 0x0B00_0000, 0x4000_0000];
+    let all: Vec<u32> = tree_keys.iter().chain(&ratchet_keys).chain(&rest_keys).copied().collect();
     for &k in &all {
         split.write(k, &value(k, 0)).unwrap();
     }
@@ -1090,16 +1116,13 @@ fn a_flash_split_keeps_the_tree_records_in_their_map() {
     expected.sort();
     assert_eq!(got, expected);
 
-    let [rest_a, rest_b] = rest;
-    let mut alone = FlashStorage::<FaultFlash>::open(split.into_flash(), rest_a, rest_b, u32::MAX).unwrap();
-    for &k in &all {
-        let held = alone.read(k, &mut buf).unwrap().is_some();
-        assert_eq!(held, rest_keys.contains(&k), "the rest's map and key {k:08x}");
-    }
-    let [tree_a, tree_b] = tree;
-    let mut alone = FlashStorage::<FaultFlash>::open(alone.into_flash(), tree_a, tree_b, u32::MAX).unwrap();
-    for &k in &all {
-        let held = alone.read(k, &mut buf).unwrap().is_some();
-        assert_eq!(held, tree_keys.contains(&k), "the tree's map and key {k:08x}");
+    let mut flash = split.into_flash();
+    for (name, [a, b], own) in [("rest", regions.rest, rest_keys), ("ratchets", regions.ratchets, ratchet_keys), ("tree", regions.tree, tree_keys)] {
+        let mut alone = FlashStorage::<FaultFlash>::open(flash, a, b, u32::MAX).unwrap();
+        for &k in &all {
+            let held = alone.read(k, &mut buf).unwrap().is_some();
+            assert_eq!(held, own.contains(&k), "the {name}'s map and key {k:08x}");
+        }
+        flash = alone.into_flash();
     }
 }

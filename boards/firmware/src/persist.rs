@@ -114,23 +114,30 @@ const STORE_KEYS: usize = 64;
 #[cfg(feature = "store-keys-256")]
 const STORE_KEYS: usize = 256;
 
-/// The board's store: the ratchet tree's records in a map of their own
-/// (`FlashSplit`), so that a message's lookups scan only the rest.
+/// The board's store: the ratchet tree's records and the secret trees'
+/// each in a map of their own (`FlashSplit`), so that a message's lookups
+/// scan only the secret trees' records.
 pub type BoardStore = FlashSplit<RegionFlash, STORE_KEYS>;
 
-/// Opens the store over `flash`: its first `rest_len` bytes for every
-/// record but the ratchet tree's, the remainder for those, each map in two
-/// equal halves; the rest (it holds the secrets) is scrubbed every 8 saves.
-/// Memory that holds no store and is not erased flash (QEMU's zeroed RAM at
-/// the first start) is formatted.
-pub fn open(flash: RegionFlash, rest_len: usize) -> Option<BoardStore> {
-    use mls_nostd::store::flash::FlashConfigError;
+/// Opens the store over `flash`: its first `rest_len` bytes for the rest
+/// (the groups' heads and banks, KeyPackages), the next `ratchets_len` for
+/// the secret trees' records, the remainder for the ratchet tree's, each
+/// map in two equal halves; the rest and the ratchets (they hold the
+/// secrets) are scrubbed every 8 saves. Memory that holds no store and is
+/// not erased flash (QEMU's zeroed RAM at the first start) is formatted.
+pub fn open(flash: RegionFlash, rest_len: usize, ratchets_len: usize) -> Option<BoardStore> {
+    use mls_nostd::store::flash::{FlashConfigError, SplitRegions};
     let halves = |from: usize, len: usize| {
         let half = len / 2 / PAGE * PAGE;
         [from as u32..(from + half) as u32, (from + half) as u32..(from + 2 * half) as u32]
     };
-    let (rest, tree) = (halves(0, rest_len), halves(rest_len, flash.len.checked_sub(rest_len)?));
-    let mut store = FlashSplit::new(flash, rest, tree, 8).ok()?;
+    let tree_len = flash.len.checked_sub(rest_len)?.checked_sub(ratchets_len)?;
+    let regions = SplitRegions {
+        rest: halves(0, rest_len),
+        ratchets: halves(rest_len, ratchets_len),
+        tree: halves(rest_len + ratchets_len, tree_len),
+    };
+    let mut store = FlashSplit::new(flash, regions, 8).ok()?;
     match store.mount() {
         Ok(()) => {}
         Err(FlashConfigError::Unreadable) => {

@@ -62,14 +62,18 @@ static SECRET_TREE: Slot<board_firmware::checks::VectorSecretTree> = Slot::new()
 static SCRATCH: Slot<[u8; scenario::SCRATCH_LEN]> = Slot::new();
 
 /// The member's flash store: above the 3 MiB the linker may use, the
-/// records but the ratchet tree's, then the tree's.
+/// rest's map, the secret trees' (the ratchets), then the ratchet tree's.
 #[cfg(feature = "reboot")]
 const STORE_BASE: usize = 0x0030_0000;
-/// The rest's map: 64 KiB (two halves of 32 KiB), 128 KiB at 1,024 leaves.
+/// The rest's map and the ratchets': 32 KiB each (two halves of 16 KiB), 64
+/// KiB each at 1,024 leaves (the store's 64 and 128 KiB of rest before
+/// the ratchets were split off).
 #[cfg(all(feature = "reboot", not(feature = "cap-1024")))]
-const REST_LEN: usize = 64 * 1024;
+const REST_LEN: usize = 32 * 1024;
 #[cfg(all(feature = "reboot", feature = "cap-1024"))]
-const REST_LEN: usize = 128 * 1024;
+const REST_LEN: usize = 64 * 1024;
+#[cfg(feature = "reboot")]
+const RATCHETS_LEN: usize = REST_LEN;
 /// The tree's map: each of its two halves holds the tree's records (a
 /// LeafNode is about 200 bytes) with room for stale versions: 64 KiB up to
 /// 64 leaves (the store's 128 KiB in all, as before the split), 128 KiB at
@@ -98,8 +102,8 @@ fn open_store() -> (&'static mut board_firmware::persist::BoardStore, Option<boa
     use board_firmware::persist::{self, RegionFlash, Resume};
     // SAFETY: the region above 3 MiB of SSRAM1 is outside every linker region
     // (memory-mps2-an386*.x) and used by nothing else.
-    let flash = unsafe { RegionFlash::new(STORE_BASE, REST_LEN + TREE_LEN) };
-    let store = STORE.take(persist::open(flash, REST_LEN).expect("flash store")).unwrap();
+    let flash = unsafe { RegionFlash::new(STORE_BASE, REST_LEN + RATCHETS_LEN + TREE_LEN) };
+    let store = STORE.take(persist::open(flash, REST_LEN, RATCHETS_LEN).expect("flash store")).unwrap();
     let resume = Resume::read(store).expect("resume record");
     (store, resume)
 }

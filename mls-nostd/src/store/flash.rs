@@ -14,15 +14,16 @@
 //! ([`Storage::committed`], one per save). (A start-up erases only what an
 //! unfinished scrub left in the other region.)
 //!
-//! [`FlashSplit`] keeps two such maps on one flash, the ratchet tree's
-//! records in one of them, so that the lookups of a message (each a scan of
-//! its map) do not pass the tree. The bound holds for the other map, which
-//! holds every secret; the tree's records are public, and their map is
-//! compacted only when full. A removal there writes a *tombstone* (an
-//! empty item, which reads as no record and which a scrub drops):
-//! `sequential-storage`'s own removal reads every item of the map to mark
-//! each copy, and the tree's map is the large one. (In the rest, tombstones
-//! cost more than they save: the copies that `remove_item` marks are
+//! [`FlashSplit`] keeps three such maps on one flash: the ratchet tree's
+//! records, the secret trees' records (the *ratchets*) and the rest, so
+//! that the lookups, removals and read-backs of a message (each a scan of
+//! its map) pass only the secret trees' records. The bound holds for the
+//! rest and the ratchets, which hold every secret; the tree's records are
+//! public, and their map is compacted only when full. A removal there
+//! writes a *tombstone* (an empty item, which reads as no record and which
+//! a scrub drops): `sequential-storage`'s own removal reads every item of
+//! the map to mark each copy, and the tree's map is the large one. (In the
+//! ratchets, tombstones cost more than they save: the copies that `remove_item` marks are
 //! skipped by every later lookup, where a tombstone and the versions it
 //! hides are read until the next scrub. Measured December 7 on the stored
 //! 1,024-leaf member: with tombstones for the secret trees' records, a
@@ -31,11 +32,11 @@
 //! Mitigations for `sequential-storage` issue #136 (docs/architecture.md,
 //! "Flash persistence"): the flash is
 //! presented to it with a write size of at least 4 bytes, and every store is
-//! read back (uncached) and compared. [`FlashSplit`]'s rest reads the
+//! read back (uncached) and compared. [`FlashSplit`]'s ratchets read the
 //! stores of a secret tree's nodes and skipped keys (records no other
 //! record lists: `store::ratchets::is_unlisted`) back in batches: those
 //! between two other operations (a read, a removal, any other store, the
-//! commit point, a scrub) are checked together before that operation runs,
+//! commit point, a scrub; of the ratchets or the rest) are checked together before that operation runs,
 //! with one pass over the map for all of them instead of a lookup each
 //! (each lookup scans the map's newest page, and a message's first
 //! ratchets write a dozen records). So no commit point, no removal and no
@@ -44,7 +45,7 @@
 //! is the next save's, after a save that failed for another reason).
 
 use zeroize::Zeroize;
-use super::{EachRecord, KIND_RTREE_NODE, MAX_RECORD_LEN, RecordKey, Storage, StorageError, StoreError};
+use super::{EachRecord, KIND_RTREE_NODE, KIND_TREE_AUX, KIND_TREE_NODE, MAX_RECORD_LEN, RecordKey, Storage, StorageError, StoreError};
 use core::cell::RefCell;
 use core::future::Future;
 use core::ops::Range;
@@ -306,13 +307,15 @@ pub enum FlashConfigError {
     /// Neither region holds a store and at least one could not be read:
     /// nothing is erased; [`FlashStorage::format`] starts over if intended.
     Unreadable,
-    /// A [`FlashSplit`]'s rest mounted, but neither region of its tree's map
+    /// A [`FlashSplit`]'s rest and ratchets mounted, but neither region of its tree's map
     /// holds a store and one could not be read: nothing is erased;
     /// [`FlashSplit::format_tree`] starts the tree's map over.
     TreeUnreadable,
-    /// A [`FlashSplit`]'s rest holds records of the ratchet tree: the flash
-    /// holds a [`FlashStorage`]'s store, whose groups a `FlashSplit` cannot
-    /// load. Nothing is erased; [`FlashSplit::format`] starts over.
+    /// A [`FlashSplit`]'s rest or ratchets hold records of another of its
+    /// maps: the flash holds a store of another layout (a
+    /// [`FlashStorage`]'s, or a split of two maps, before December 7, 2026),
+    /// whose groups a `FlashSplit` cannot load. Nothing is erased;
+    /// [`FlashSplit::format`] starts over.
     OtherLayout,
 }
 
@@ -327,7 +330,7 @@ impl core::fmt::Display for FlashConfigError {
                 f.write_str("the ratchet tree's map holds no store and a region of it is unreadable (nothing erased)")
             }
             Self::OtherLayout => {
-                f.write_str("the flash holds a store of one map, not a split one: format it to start over (nothing erased)")
+                f.write_str("the flash holds a store of another layout (one map, or a split of two), not a split of three: format it to start over (nothing erased)")
             }
         }
     }
@@ -369,8 +372,9 @@ fn map_error<E>(e: sequential_storage::Error<E>) -> StorageError {
 
 /// One map of records in two regions of a flash (see the module docs): the
 /// regions, the active one's generation, the scrub's count. Its owner
-/// ([`FlashStorage`]: one map; [`FlashSplit`]: two) lends it the flash and
-/// the work buffer for each operation.
+/// ([`FlashStorage`]: one map; [`FlashSplit`]: three) lends it the flash and
+/// the work buffer for each operation. Each store is read back at once
+/// (for reading back in batches: [`Batched`]).
 #[derive(Debug)]
 struct Regions<const KEYS: usize> {
     regions: [Range<u32>; 2],
@@ -384,13 +388,6 @@ struct Regions<const KEYS: usize> {
     /// instructions a removal on the Cortex-M4). Only for a map no record
     /// of which is empty: [`FlashSplit`]'s tree map. A scrub drops them.
     tombstones: bool,
-    /// Stores are read back in batches (see the module docs): only for a
-    /// map whose records a scrub keeps few ([`FlashSplit`]'s rest), since a
-    /// batch's pass reads every item of the region.
-    batched: bool,
-    /// The batch: stores not yet read back, each key once with the digest
-    /// of its last value.
-    unread: heapless::Vec<(RecordKey, u32), BATCH>,
 }
 
 impl<const KEYS: usize> Regions<KEYS> {
@@ -418,9 +415,14 @@ impl<const KEYS: usize> Regions<KEYS> {
             scrub_every: scrub_every.max(1),
             since_scrub: 0,
             tombstones: false,
-            batched: false,
-            unread: heapless::Vec::new(),
         })
+    }
+
+    /// [`FlashConfigError::OtherLayout`] if the map holds a record of
+    /// another of a [`FlashSplit`]'s maps than `map`.
+    fn refuse_strays<F: MultiwriteNorFlash>(&self, flash: &mut F, work: &mut [u8], map: Map) -> Result<(), FlashConfigError> {
+        let stray = self.next_keys::<F>(flash, work, None, &|k| !map.holds(k)).map_err(FlashConfigError::Storage)?;
+        if stray.is_empty() { Ok(()) } else { Err(FlashConfigError::OtherLayout) }
     }
 
     fn overlaps(&self, other: &Self) -> bool {
@@ -429,7 +431,6 @@ impl<const KEYS: usize> Regions<KEYS> {
 
     /// Finds the map on the flash (see [`FlashStorage::open`]).
     fn mount<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), FlashConfigError> {
-        self.unread.clear();
         let mut markers = [Ok(None), Ok(None)];
         for (i, m) in markers.iter_mut().enumerate() {
             *m = read_marker(flash, self.region(i), work);
@@ -455,7 +456,6 @@ impl<const KEYS: usize> Regions<KEYS> {
 
     /// Erases both regions and starts an empty map.
     fn format<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), FlashConfigError> {
-        self.unread.clear();
         self.erase_region(flash, 1).map_err(FlashConfigError::Storage)?;
         self.erase_region(flash, 0).map_err(FlashConfigError::Storage)?;
         self.active = 0;
@@ -480,8 +480,6 @@ impl<const KEYS: usize> Regions<KEYS> {
 
     /// [`FlashStorage::scrub`].
     fn scrub<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), StorageError> {
-        // A store the copy would miss is found before the old region goes.
-        self.read_back(flash, work)?;
         let target = self.active ^ 1;
         self.erase_region(flash, target)?;
         // The target map's work buffer (the active one's is `work`).
@@ -560,7 +558,6 @@ impl<const KEYS: usize> Regions<KEYS> {
         wanted: &dyn Fn(RecordKey) -> bool,
         f: &mut EachRecord<'_>,
     ) -> Result<(), StoreError> {
-        self.read_back(flash, work)?;
         // Each pass over the region visits the keys the one before gathered
         // and gathers the next ones: one pass more than the passes of keys
         // (there were two a pass of keys).
@@ -582,7 +579,6 @@ impl<const KEYS: usize> Regions<KEYS> {
 
     /// Copies record `key` into `out`; returns its length.
     fn fetch<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8], key: RecordKey, out: &mut [u8]) -> Result<Option<usize>, StorageError> {
-        self.read_back(flash, work)?;
         let flash = RefCell::new(flash);
         let mut map = map(&flash, self.region(self.active))?;
         let found = block_on(map.fetch_item::<&[u8]>(work, &key)).ok_or(StorageError::Io)?.map_err(map_error)?;
@@ -592,73 +588,40 @@ impl<const KEYS: usize> Regions<KEYS> {
     }
 
     /// [`Storage::write`]: a full region is scrubbed (removed items fill it)
-    /// and the write tried again. Only a record no other lists (a secret
-    /// tree's node or skipped key: [`super::ratchets::is_unlisted`]) joins
-    /// the batch; any other (an index, a bank's record, a group's head: the
-    /// commit point) is written after the batch read back, and read back
-    /// itself at once.
+    /// and the write tried again.
     fn write<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8], key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
-        let batch = self.batched && super::ratchets::is_unlisted(key);
-        if !batch {
-            self.read_back(flash, work)?;
-        }
-        match self.store(flash, work, key, value, batch) {
+        match self.put(flash, work, self.active, key, value) {
             Err(StorageError::Full) => {
                 self.scrub(flash, work)?;
-                self.store(flash, work, key, value, batch)
+                self.put(flash, work, self.active, key, value)
             }
             other => other,
         }
     }
 
-    /// Stores into the active region and reads it back, at once or
-    /// (`batch`) with the batch, which is read back once full.
-    fn store<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8], key: RecordKey, value: &[u8], batch: bool) -> Result<(), StorageError> {
-        if !batch {
-            return self.put(flash, work, self.active, key, value);
-        }
-        append(&mut map(&RefCell::new(&mut *flash), self.region(self.active))?, work, key, value)?;
-        let d = digest(value);
-        match self.unread.iter_mut().find(|(k, _)| *k == key) {
-            Some(entry) => entry.1 = d,
-            // Never full here: a full batch is read back below.
-            None => self.unread.push((key, d)).map_err(|_| StorageError::ReadBack)?,
-        }
-        if self.unread.is_full() { self.read_back(flash, work) } else { Ok(()) }
-    }
-
-    /// Reads the batch back (and empties it): a lookup for one store, one
-    /// pass over the region for more. Each key's live item must be the
-    /// value stored, else [`StorageError::ReadBack`].
-    fn read_back<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), StorageError> {
-        // Before every operation of a map: the common case costs a test.
-        if self.unread.is_empty() {
-            return Ok(());
-        }
-        let unread = core::mem::take(&mut self.unread);
-        let flash = RefCell::new(flash);
-        // Bit `i`: the last item of the `i`-th key seen is its value.
-        let mut back = 0u32;
-        match unread.as_slice() {
-            [] => return Ok(()),
-            [(key, d)] => {
-                let mut map = map(&flash, self.region(self.active))?;
-                let found = block_on(map.fetch_item::<&[u8]>(work, key)).ok_or(StorageError::Io)?.map_err(map_error)?;
-                back = u32::from(found.map(digest) == Some(*d));
+    /// Stores into the active region, not read back: a full region is
+    /// scrubbed and the store tried again ([`Batched`] reads its batch back
+    /// before the scrub, in `before_scrub`).
+    fn append<F: MultiwriteNorFlash>(
+        &mut self,
+        flash: &mut F,
+        work: &mut [u8],
+        key: RecordKey,
+        value: &[u8],
+        before_scrub: impl FnOnce(&Self, &mut F, &mut [u8]) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let once = |regions: &Self, flash: &mut F, work: &mut [u8]| append(&mut map(&RefCell::new(flash), regions.region(regions.active))?, work, key, value);
+        match once(self, flash, work) {
+            Err(StorageError::Full) => {
+                before_scrub(self, flash, work)?;
+                self.scrub(flash, work)?;
+                once(self, flash, work)
             }
-            many => each_item::<F, StorageError>(&flash, self.region(self.active), work, &mut |key, value| {
-                if let Some(i) = many.iter().position(|(k, _)| *k == key) {
-                    let bit = 1u32 << i;
-                    back = if many.get(i).is_some_and(|e| e.1 == digest(value)) { back | bit } else { back & !bit };
-                }
-                Ok(())
-            })?,
+            other => other,
         }
-        if back == u32::MAX >> (32 - unread.len()) { Ok(()) } else { Err(StorageError::ReadBack) }
     }
 
     fn remove<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8], key: RecordKey) -> Result<(), StorageError> {
-        self.read_back(flash, work)?;
         if self.tombstones {
             return self.write(flash, work, key, &[]);
         }
@@ -669,9 +632,126 @@ impl<const KEYS: usize> Regions<KEYS> {
 
     /// [`Storage::committed`]: a scrub every `scrub_every` commit points.
     fn committed<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), StorageError> {
-        self.read_back(flash, work)?;
         self.since_scrub = self.since_scrub.saturating_add(1);
         if self.since_scrub >= self.scrub_every { self.scrub(flash, work) } else { Ok(()) }
+    }
+}
+
+/// A map whose records no other record lists (a secret tree's node and
+/// skipped-key records: [`super::ratchets::is_unlisted`]) are read back in
+/// batches ([`FlashSplit`]'s ratchets; see the module docs): the batch is
+/// read back before any other operation of the map, and once full. Only
+/// for a map whose records a scrub keeps few, since a batch's pass reads
+/// every item of the region.
+#[derive(Debug)]
+struct Batched<const KEYS: usize> {
+    map: Regions<KEYS>,
+    /// The batch: stores not yet read back, each key once with the digest
+    /// of its last value.
+    unread: heapless::Vec<(RecordKey, u32), BATCH>,
+}
+
+impl<const KEYS: usize> Batched<KEYS> {
+    fn mount<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), FlashConfigError> {
+        self.unread.clear();
+        self.map.mount(flash, work)
+    }
+
+    fn format<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), FlashConfigError> {
+        self.unread.clear();
+        self.map.format(flash, work)
+    }
+
+    /// A store the copy would miss is found before the old region goes.
+    fn scrub<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), StorageError> {
+        self.read_back(flash, work)?;
+        self.map.scrub(flash, work)
+    }
+
+    fn read_each_live<F: MultiwriteNorFlash>(
+        &mut self,
+        flash: &mut F,
+        work: &mut [u8],
+        wanted: &dyn Fn(RecordKey) -> bool,
+        f: &mut EachRecord<'_>,
+    ) -> Result<(), StoreError> {
+        self.read_back(flash, work)?;
+        self.map.read_each_live(flash, work, wanted, f)
+    }
+
+    fn fetch<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8], key: RecordKey, out: &mut [u8]) -> Result<Option<usize>, StorageError> {
+        self.read_back(flash, work)?;
+        self.map.fetch(flash, work, key, out)
+    }
+
+    /// [`Storage::write`]: a record no other lists joins the batch; any
+    /// other (an index) is written after the batch read back, and read
+    /// back itself at once.
+    fn write<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8], key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
+        if !super::ratchets::is_unlisted(key) {
+            self.read_back(flash, work)?;
+            return self.map.write(flash, work, key, value);
+        }
+        let unread = &mut self.unread;
+        self.map.append(flash, work, key, value, |regions, flash, work| Self::check(unread, regions, flash, work))?;
+        let d = digest(value);
+        match self.unread.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = d,
+            // Never full here: a full batch is read back below.
+            None => self.unread.push((key, d)).map_err(|_| StorageError::ReadBack)?,
+        }
+        if self.unread.is_full() { self.read_back(flash, work) } else { Ok(()) }
+    }
+
+    fn remove<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8], key: RecordKey) -> Result<(), StorageError> {
+        self.read_back(flash, work)?;
+        self.map.remove(flash, work, key)
+    }
+
+    fn committed<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), StorageError> {
+        self.read_back(flash, work)?;
+        self.map.committed(flash, work)
+    }
+
+    /// Reads the batch back (and empties it).
+    fn read_back<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), StorageError> {
+        Self::check(&mut self.unread, &self.map, flash, work)
+    }
+
+    /// Reads `unread` back from `regions` and empties it: a lookup for one
+    /// store, one pass over the region for more. Each key's live item must
+    /// be the value stored, else [`StorageError::ReadBack`].
+    fn check<F: MultiwriteNorFlash>(
+        unread: &mut heapless::Vec<(RecordKey, u32), BATCH>,
+        regions: &Regions<KEYS>,
+        flash: &mut F,
+        work: &mut [u8],
+    ) -> Result<(), StorageError> {
+        // Before every operation of the map: the common case costs a test.
+        if unread.is_empty() {
+            return Ok(());
+        }
+        let unread = core::mem::take(unread);
+        let flash = RefCell::new(flash);
+        let region = regions.region(regions.active);
+        // Bit `i`: the last item of the `i`-th key seen is its value.
+        let mut back = 0u32;
+        match unread.as_slice() {
+            [] => return Ok(()),
+            [(key, d)] => {
+                let mut map = map(&flash, region)?;
+                let found = block_on(map.fetch_item::<&[u8]>(work, key)).ok_or(StorageError::Io)?.map_err(map_error)?;
+                back = u32::from(found.map(digest) == Some(*d));
+            }
+            many => each_item::<F, StorageError>(&flash, region, work, &mut |key, value| {
+                if let Some(i) = many.iter().position(|(k, _)| *k == key) {
+                    let bit = 1u32 << i;
+                    back = if many.get(i).is_some_and(|e| e.1 == digest(value)) { back | bit } else { back & !bit };
+                }
+                Ok(())
+            })?,
+        }
+        if back == u32::MAX >> (32 - unread.len()) { Ok(()) } else { Err(StorageError::ReadBack) }
     }
 }
 
@@ -792,34 +872,63 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashStorage<F, KEYS>
     }
 }
 
-/// Two maps on one NOR flash, each in two regions of its own as a
-/// [`FlashStorage`]'s, with one work buffer: the ratchet tree's node records
-/// in the *tree* map, every other record in the *rest* (issue #14).
+/// Where a [`FlashSplit`]'s three maps live: two regions each (page-aligned,
+/// none overlapping another), as a [`FlashStorage`]'s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitRegions {
+    /// Every record but the secret trees' and the ratchet tree's: the
+    /// groups' heads and banks, KeyPackages, PSKs.
+    pub rest: [Range<u32>; 2],
+    /// The secret trees' records ([`super::ratchets`]): what a message
+    /// reads, writes and removes.
+    pub ratchets: [Range<u32>; 2],
+    /// The ratchet tree's node records ([`super::tree_records`]).
+    pub tree: [Range<u32>; 2],
+}
+
+/// Three maps on one NOR flash, each in two regions of its own as a
+/// [`FlashStorage`]'s, with one work buffer (issue #14): the ratchet
+/// tree's node records in the *tree* map, the secret trees' records in the
+/// *ratchets* map, every other record in the *rest*.
 ///
-/// A lookup scans its whole map, and in a large group the tree is most of
-/// the records: 768 members' LeafNodes are about 160 KB. A message sent or
-/// received reads and writes its sender's ratchets, never a tree node, so
-/// split off, its lookups scan only the small records (on the Cortex-M4, a
-/// stored 1 KiB message received costs 35% fewer instructions at 64 leaves,
-/// 60% at 1,024; a Commit received 30-94%). Each record lives in one map
-/// and every operation reaches the maps in the order made, each write
-/// durable when it returns (and read back at once, but for the rest's
-/// secret-tree records, read back in a batch before the next operation of
-/// another kind: see the module docs; a stored message at 1,024 leaves
-/// costs about a third fewer instructions): the head (the commit point, in
-/// the rest) is written after the tree's nodes, as in one map. The rest is
-/// scrubbed every `scrub_every` commit points (its removed secrets are then gone); the
+/// A lookup, a removal and a batch's read-back each scan their map, so
+/// each map holds what its operations need to pass:
+/// - The tree is most of the records of a large group (768 members'
+///   LeafNodes are about 160 KB), and a message never reads it: split off,
+///   a stored 1 KiB message received on the Cortex-M4 cost 35% fewer
+///   instructions at 64 leaves, 60% at 1,024, a Commit received 30-94%.
+/// - A message reads its sender's ratchets, writes a few records and
+///   removes a consumed parent: in a map of their own these pass only the
+///   secret trees' records, not the banks of the group's epoch (about 900
+///   bytes at 1,024 leaves, each version since the last scrub) and the
+///   other records of the rest (December 7, nineteenth session, in
+///   `boards/README.md`).
+///
+/// Each record lives in one map, and every operation reaches the maps in
+/// the order made, each write durable when it returns: the head (the
+/// commit point, in the rest) is written after the tree's nodes and the
+/// secret trees' records, as in one map. Every store is read back at once,
+/// but the ratchets' node and skipped-key records, read back in a batch
+/// (see the module docs): the batch is checked before any operation of the
+/// ratchets or the rest but another batched store (a tree record lists no
+/// secret-tree record and is not a commit point).
+///
+/// The rest and the ratchets hold secrets: each is scrubbed every
+/// `scrub_every` commit points (its removed secrets are then gone). The
 /// tree's records are public, and its map is compacted only when full (a
 /// scrub copies every live record). A tree record is removed with a
 /// tombstone, one short write, where `sequential-storage`'s removal reads
 /// the whole map (about 800 items at 1,024 leaves: receiving a Commit
-/// stored cost 23-84% more instructions). The layout is not a [`FlashStorage`]'s:
-/// a device that moves from one to the other formats its store (its groups
-/// are joined again); mounting a `FlashStorage`'s store as a `FlashSplit` is
-/// refused ([`FlashConfigError::OtherLayout`]).
+/// stored cost 23-84% more instructions).
+///
+/// The layout is not a [`FlashStorage`]'s, nor that of the two-map split
+/// before it (a device that moves from one to another formats its store and
+/// joins its groups again): a map that holds another map's records is
+/// refused at mount ([`FlashConfigError::OtherLayout`]).
 pub struct FlashSplit<F: MultiwriteNorFlash, const KEYS: usize = 128> {
     flash: F,
     rest: Regions<KEYS>,
+    ratchets: Batched<KEYS>,
     tree: Regions<KEYS>,
     work: [u8; WORK_LEN],
 }
@@ -830,31 +939,61 @@ fn is_tree(key: RecordKey) -> bool {
     kind == KIND_RTREE_NODE || kind == KIND_RTREE_NODE + 1
 }
 
+/// `key` is a secret tree's record: a node, a skipped key or an index
+/// chunk, of either bank.
+fn is_ratchet(key: RecordKey) -> bool {
+    let [kind, ..] = key.to_be_bytes();
+    (KIND_TREE_NODE..KIND_TREE_AUX + 2).contains(&kind)
+}
+
+/// A [`FlashSplit`]'s maps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Map {
+    Rest,
+    Ratchets,
+    Tree,
+}
+
+impl Map {
+    fn of(key: RecordKey) -> Self {
+        if is_tree(key) {
+            Self::Tree
+        } else if is_ratchet(key) {
+            Self::Ratchets
+        } else {
+            Self::Rest
+        }
+    }
+
+    /// `key` belongs in this map.
+    fn holds(self, key: RecordKey) -> bool {
+        Self::of(key) == self
+    }
+}
+
 impl<F: MultiwriteNorFlash, const KEYS: usize> FlashSplit<F, KEYS> {
-    /// Opens the store: the rest in regions `rest`, the tree's records in
-    /// regions `tree` (page-aligned, none overlapping another); as
-    /// [`FlashStorage::open`] for each map.
-    pub fn open(flash: F, rest: [Range<u32>; 2], tree: [Range<u32>; 2], scrub_every: u32) -> Result<Self, FlashConfigError> {
-        let mut store = Self::new(flash, rest, tree, scrub_every)?;
+    /// Opens the store in `regions`, as [`FlashStorage::open`] for each map.
+    pub fn open(flash: F, regions: SplitRegions, scrub_every: u32) -> Result<Self, FlashConfigError> {
+        let mut store = Self::new(flash, regions, scrub_every)?;
         store.mount()?;
         Ok(store)
     }
 
     /// The store, not yet mounted (as [`FlashStorage::new`]).
-    pub fn new(flash: F, rest: [Range<u32>; 2], tree: [Range<u32>; 2], scrub_every: u32) -> Result<Self, FlashConfigError> {
-        let [rest_a, rest_b] = rest;
-        let [tree_a, tree_b] = tree;
-        let rest = Regions { batched: true, ..Regions::new::<F>(rest_a, rest_b, scrub_every)? };
+    pub fn new(flash: F, regions: SplitRegions, scrub_every: u32) -> Result<Self, FlashConfigError> {
+        let SplitRegions { rest: [rest_a, rest_b], ratchets: [ratchets_a, ratchets_b], tree: [tree_a, tree_b] } = regions;
+        let rest = Regions::new::<F>(rest_a, rest_b, scrub_every)?;
+        let ratchets = Batched { map: Regions::new::<F>(ratchets_a, ratchets_b, scrub_every)?, unread: heapless::Vec::new() };
         let tree = Regions { tombstones: true, ..Regions::new::<F>(tree_a, tree_b, u32::MAX)? };
-        if rest.overlaps(&tree) {
+        if rest.overlaps(&ratchets.map) || rest.overlaps(&tree) || ratchets.map.overlaps(&tree) {
             return Err(FlashConfigError::BadRegions);
         }
-        Ok(Self { flash, rest, tree, work: [0u8; WORK_LEN] })
+        Ok(Self { flash, rest, ratchets, tree, work: [0u8; WORK_LEN] })
     }
 
-    /// Finds both maps on the flash (a map with no store on erased flash is
+    /// Finds the maps on the flash (a map with no store on erased flash is
     /// formatted, as [`FlashStorage::open`] does). A tree map that holds no
-    /// store and cannot be read beside a rest that mounted is
+    /// store and cannot be read beside a rest and ratchets that mounted is
     /// [`FlashConfigError::TreeUnreadable`]: nothing is erased.
     pub fn mount(&mut self) -> Result<(), FlashConfigError> {
         let result = self.mount_maps();
@@ -863,34 +1002,35 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashSplit<F, KEYS> {
     }
 
     fn mount_maps(&mut self) -> Result<(), FlashConfigError> {
+        // A map that holds another map's records is another layout's image
+        // (a `FlashStorage`'s, or an older split's): those records would
+        // never be read or removed here.
         self.rest.mount(&mut self.flash, &mut self.work)?;
-        // A rest that holds the tree's records is a `FlashStorage`'s image
-        // (those records would never be read or removed here).
-        let stray = self.rest.next_keys::<F>(&mut self.flash, &mut self.work, None, &is_tree).map_err(FlashConfigError::Storage)?;
-        if !stray.is_empty() {
-            return Err(FlashConfigError::OtherLayout);
-        }
+        self.rest.refuse_strays(&mut self.flash, &mut self.work, Map::Rest)?;
+        self.ratchets.mount(&mut self.flash, &mut self.work)?;
+        self.ratchets.map.refuse_strays(&mut self.flash, &mut self.work, Map::Ratchets)?;
         match self.tree.mount(&mut self.flash, &mut self.work) {
             Err(FlashConfigError::Unreadable) => Err(FlashConfigError::TreeUnreadable),
             other => other,
         }
     }
 
-    /// Erases all four regions and starts an empty store. The tree's
+    /// Erases all six regions and starts an empty store. The tree's
     /// regions are erased first, so a cut leaves no old tree beside a new
     /// rest.
     pub fn format(&mut self) -> Result<(), FlashConfigError> {
         for i in 0..2 {
             self.tree.erase_region(&mut self.flash, i).map_err(FlashConfigError::Storage)?;
         }
+        self.ratchets.format(&mut self.flash, &mut self.work)?;
         self.rest.format(&mut self.flash, &mut self.work)?;
         self.tree.format(&mut self.flash, &mut self.work)
     }
 
     /// Erases the tree's two regions and starts its map empty, keeping the
-    /// rest (after [`FlashConfigError::TreeUnreadable`]): the groups of the
-    /// store no longer load (their trees are gone), while the KeyPackages'
-    /// and external PSKs' records stay.
+    /// rest and the ratchets (after [`FlashConfigError::TreeUnreadable`]):
+    /// the groups of the store no longer load (their trees are gone), while
+    /// the KeyPackages' and external PSKs' records stay.
     pub fn format_tree(&mut self) -> Result<(), FlashConfigError> {
         self.tree.format(&mut self.flash, &mut self.work)
     }
@@ -910,18 +1050,34 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashSplit<F, KEYS> {
         self.flash
     }
 
-    /// Scrubs both maps ([`FlashStorage::scrub`]).
+    /// Scrubs the three maps ([`FlashStorage::scrub`]), the ratchets first
+    /// (its batch is read back before anything else).
     pub fn scrub(&mut self) -> Result<(), StorageError> {
-        let result = self.rest.scrub(&mut self.flash, &mut self.work).and_then(|()| self.tree.scrub(&mut self.flash, &mut self.work));
+        let (flash, work) = (&mut self.flash, &mut self.work);
+        let result = self.ratchets.scrub(flash, work).and_then(|()| self.rest.scrub(flash, work)).and_then(|()| self.tree.scrub(flash, work));
         self.work.zeroize();
         result
+    }
+
+    /// Reads the ratchets' batch back before an operation of the rest
+    /// (see the type's docs); the ratchets' own operations read it back
+    /// as they need.
+    fn before(&mut self, map: Map) -> Result<(), StorageError> {
+        if map == Map::Rest { self.ratchets.read_back(&mut self.flash, &mut self.work) } else { Ok(()) }
     }
 }
 
 impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashSplit<F, KEYS> {
     fn read<'b>(&mut self, key: RecordKey, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, StorageError> {
-        let map = if is_tree(key) { &mut self.tree } else { &mut self.rest };
-        let found = map.fetch(&mut self.flash, &mut self.work, key, buf);
+        let map = Map::of(key);
+        let found = self.before(map).and_then(|()| {
+            let (flash, work) = (&mut self.flash, &mut self.work);
+            match map {
+                Map::Rest => self.rest.fetch(flash, work, key, buf),
+                Map::Ratchets => self.ratchets.fetch(flash, work, key, buf),
+                Map::Tree => self.tree.fetch(flash, work, key, buf),
+            }
+        });
         self.work.zeroize();
         match found? {
             Some(len) => Ok(buf.get(..len)),
@@ -930,16 +1086,29 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashSplit<F, KEYS> {
     }
 
     fn write(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StorageError> {
-        let (flash, work) = (&mut self.flash, &mut self.work);
-        let map = if is_tree(key) { &mut self.tree } else { &mut self.rest };
-        let result = map.write(flash, work, key, value);
+        let map = Map::of(key);
+        let result = self.before(map).and_then(|()| {
+            let (flash, work) = (&mut self.flash, &mut self.work);
+            match map {
+                Map::Rest => self.rest.write(flash, work, key, value),
+                Map::Ratchets => self.ratchets.write(flash, work, key, value),
+                Map::Tree => self.tree.write(flash, work, key, value),
+            }
+        });
         self.work.zeroize();
         result
     }
 
     fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
-        let map = if is_tree(key) { &mut self.tree } else { &mut self.rest };
-        let result = map.remove(&mut self.flash, &mut self.work, key);
+        let map = Map::of(key);
+        let result = self.before(map).and_then(|()| {
+            let (flash, work) = (&mut self.flash, &mut self.work);
+            match map {
+                Map::Rest => self.rest.remove(flash, work, key),
+                Map::Ratchets => self.ratchets.remove(flash, work, key),
+                Map::Tree => self.tree.remove(flash, work, key),
+            }
+        });
         self.work.zeroize();
         result
     }
@@ -955,17 +1124,20 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> Storage for FlashSplit<F, KEYS> {
         let result = self
             .tree
             .read_each_live(flash, work, &|k| is_tree(k) && wanted(k), f)
-            .and_then(|()| self.rest.read_each_live(flash, work, &|k| !is_tree(k) && wanted(k), f));
+            .and_then(|()| self.ratchets.read_each_live(flash, work, &|k| is_ratchet(k) && wanted(k), f))
+            .and_then(|()| self.rest.read_each_live(flash, work, &|k| Map::Rest.holds(k) && wanted(k), f));
         self.work.zeroize();
         result
     }
 
-    /// Both maps' commit points, the tree's even when the rest's fails (the
+    /// The maps' commit points, the ratchets' first (its batch is read
+    /// back before the rest's), each even when one before it failed (the
     /// first error is returned).
     fn committed(&mut self) -> Result<(), StorageError> {
+        let ratchets = self.ratchets.committed(&mut self.flash, &mut self.work);
         let rest = self.rest.committed(&mut self.flash, &mut self.work);
         let tree = self.tree.committed(&mut self.flash, &mut self.work);
         self.work.zeroize();
-        rest.and(tree)
+        ratchets.and(rest).and(tree)
     }
 }

@@ -613,14 +613,15 @@ fn power_cut_with_a_pool_of_secrets() {
     cut_everywhere::<3, FlashStorage<FaultFlash>>("secret tree of a pool of 3", CI_POOL_SAMPLES);
 }
 
-/// Cut points CI runs with the ratchet tree's records in a map of their
-/// own (the same scenario).
+/// Cut points CI runs with the ratchet tree's records and the secret
+/// trees' each in a map of their own (the same scenario).
 const CI_SPLIT_SAMPLES: u64 = 1_000;
 
 /// The device's store a [`FlashSplit`] (the boards' store): the tree's
-/// records in one map, the rest in another, on the same flash. A save
-/// writes the tree's nodes into their map before the head in the other,
-/// so a cut between them leaves the old state whole, as in one map.
+/// records in one map, the secret trees' in another, the rest in a third,
+/// on the same flash. A save writes the tree's nodes and the new epoch's
+/// secret-tree records into their maps before the head in the rest, so a
+/// cut between them leaves the old state whole, as in one map.
 #[test]
 fn power_cut_with_the_tree_in_a_map_of_its_own() {
     cut_everywhere::<16, FlashSplit<FaultFlash>>("the tree's records in a map of their own", CI_SPLIT_SAMPLES);
@@ -906,10 +907,12 @@ fn a_store_that_does_not_land_is_caught_before_the_next_commit_point() {
 
     // ... and by every other operation that follows it.
     type Then = fn(&mut FlashSplit<FaultFlash>) -> Result<(), StorageError>;
-    let then: [(&str, Then); 7] = [
+    let then: [(&str, Then); 9] = [
         ("a read", |s| s.read(ratchet(1), &mut [0u8; MAX_RECORD_LEN]).map(drop)),
         ("a read of the rest", |s| s.read(head_key(0), &mut [0u8; MAX_RECORD_LEN]).map(drop)),
         ("a store read back at once", |s| s.write(blob(1), b"blob")),
+        ("an index", |s| s.write(u32::from_be_bytes([7, 0, 0x80, 0]), b"index")),
+        ("a removal of the rest", |s| s.remove(blob(1))),
         ("a removal", |s| s.remove(ratchet(3))),
         ("a commit point", |s| s.committed()),
         ("a scrub", |s| FlashSplit::scrub(s)),
@@ -967,6 +970,16 @@ fn a_store_that_does_not_land_is_caught_before_the_next_commit_point() {
     s.write(head_key(0), b"head 2").unwrap();
     s.committed().unwrap();
     assert_eq!(s.read(ratchet(1), &mut buf).unwrap(), Some(&[1u8; 5][..]));
+
+    // A ratchets map that fills up reads its batch back before its scrub
+    // copies the region: the store that finds it full fails (before the
+    // 16th, which would read the batch back as it fills).
+    let mut s = FlashSplit::<FaultFlash>::open(FaultFlash::new(), split_regions(4, 2, 4), 8).unwrap();
+    s.flash_mut().lose = true;
+    s.write(ratchet(1), b"new").unwrap();
+    s.flash_mut().lose = false;
+    let failed = (2..16).find_map(|n| s.write(ratchet(n), &[n; 1500]).err());
+    assert_eq!(failed, Some(StorageError::ReadBack), "a full ratchets map scrubbed over a lost store");
 }
 
 /// Flash that holds no store but is not erased is refused, not erased; an
@@ -1022,25 +1035,29 @@ fn an_unreadable_tree_map_keeps_the_rest() {
 /// records in the wrong map: refused, nothing erased. A [`FlashStorage`]'s
 /// (the tree's records beside the rest), the rest of a split of two maps
 /// (before December 7, 2026: the secret trees' records beside the heads),
-/// and a ratchets map that holds a head (the image's regions unchanged; an
-/// erased map mounted before it is formatted).
+/// and a ratchets or tree map that holds a head: nothing is erased or
+/// formatted before every map is checked.
 #[test]
 fn a_flash_split_refuses_another_layout() {
     use mls_nostd::store::flash::FlashConfigError;
     let regions = split_regions(4, 4, 4);
     let (head, tree, ratchet) = (0x0100_0000u32, 0x0A07_0002u32, 0x0500_0003u32);
-    let images = [("one map", regions.rest.clone(), [head, tree]), ("a split of two", regions.rest.clone(), [head, ratchet]), ("a head in the ratchets", regions.ratchets.clone(), [head, ratchet])];
+    let images = [
+        ("one map", regions.rest.clone(), [head, tree]),
+        ("a split of two", regions.rest.clone(), [head, ratchet]),
+        ("a head in the ratchets", regions.ratchets.clone(), [head, ratchet]),
+        ("a head in the tree", regions.tree.clone(), [head, tree]),
+    ];
     for (what, [a, b], keys) in images {
-        let image = a.start as usize..b.end as usize;
         let mut one = FlashStorage::<FaultFlash>::open(FaultFlash::new(), a, b, 8).unwrap();
         for key in keys {
             one.write(key, &value(key, 0)).unwrap();
         }
         let flash = one.into_flash();
-        let before = flash.mem[image.clone()].to_vec();
+        let before = flash.mem.clone();
         let mut split = FlashSplit::<FaultFlash>::new(flash, regions.clone(), 8).unwrap();
         match split.mount() {
-            Err(FlashConfigError::OtherLayout) => assert!(split.flash().mem[image] == before[..], "{what}: the store was modified"),
+            Err(FlashConfigError::OtherLayout) => assert!(split.flash().mem == before, "{what}: the flash was modified"),
             other => panic!("{what}: mounted as a FlashSplit: {other:?}"),
         }
     }

@@ -431,6 +431,14 @@ impl<const KEYS: usize> Regions<KEYS> {
 
     /// Finds the map on the flash (see [`FlashStorage::open`]).
     fn mount<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), FlashConfigError> {
+        let found = self.find(flash, work)?;
+        self.settle(flash, work, found)
+    }
+
+    /// Finds the active region by its generation marker, changing nothing:
+    /// `true` if a map is there, `false` if neither region holds a marker
+    /// (erased flash, for [`Self::settle`] to format).
+    fn find<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<bool, FlashConfigError> {
         let mut markers = [Ok(None), Ok(None)];
         for (i, m) in markers.iter_mut().enumerate() {
             *m = read_marker(flash, self.region(i), work);
@@ -441,13 +449,25 @@ impl<const KEYS: usize> Regions<KEYS> {
                 self.active = usize::from(b > a);
                 self.generation = a.max(b);
             }
-            [Ok(Some(a)), _] => self.generation = a,
+            [Ok(Some(a)), _] => {
+                self.active = 0;
+                self.generation = a;
+            }
             [_, Ok(Some(b))] => {
                 self.active = 1;
                 self.generation = b;
             }
-            [Ok(None), Ok(None)] => return self.format(flash, work),
+            [Ok(None), Ok(None)] => return Ok(false),
             _ => return Err(FlashConfigError::Unreadable),
+        }
+        Ok(true)
+    }
+
+    /// After [`Self::find`]: formats a map not `found`, and erases the
+    /// other region of one found.
+    fn settle<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8], found: bool) -> Result<(), FlashConfigError> {
+        if !found {
+            return self.format(flash, work);
         }
         // Whatever the other region holds (an unfinished scrub, or old
         // records whose erase was cut) is garbage: erase it now.
@@ -621,6 +641,8 @@ impl<const KEYS: usize> Regions<KEYS> {
         }
     }
 
+    // One copy for the three maps of a FlashSplit (inlined, each took 1.3 KB).
+    #[inline(never)]
     fn remove<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8], key: RecordKey) -> Result<(), StorageError> {
         if self.tombstones {
             return self.write(flash, work, key, &[]);
@@ -652,11 +674,6 @@ struct Batched<const KEYS: usize> {
 }
 
 impl<const KEYS: usize> Batched<KEYS> {
-    fn mount<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), FlashConfigError> {
-        self.unread.clear();
-        self.map.mount(flash, work)
-    }
-
     fn format<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), FlashConfigError> {
         self.unread.clear();
         self.map.format(flash, work)
@@ -708,9 +725,13 @@ impl<const KEYS: usize> Batched<KEYS> {
         self.map.remove(flash, work, key)
     }
 
+    /// The commit point counts toward the next scrub even when the batch
+    /// does not read back (the head is written by then): the erase bound
+    /// holds.
     fn committed<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<(), StorageError> {
-        self.read_back(flash, work)?;
-        self.map.committed(flash, work)
+        let back = self.read_back(flash, work);
+        let counted = self.map.committed(flash, work);
+        back.and(counted)
     }
 
     /// Reads the batch back (and empties it).
@@ -905,9 +926,10 @@ pub struct SplitRegions {
 ///   `boards/README.md`).
 ///
 /// Each record lives in one map, and every operation reaches the maps in
-/// the order made, each write durable when it returns: the head (the
-/// commit point, in the rest) is written after the tree's nodes and the
-/// secret trees' records, as in one map. Every store is read back at once,
+/// the order made, each write durable when it returns, so a save's writes
+/// land in the order they would in one map: the head (the commit point, in
+/// the rest) after the tree's nodes and the new epoch's secret-tree
+/// records, the other senders' ratchets after it. Every store is read back at once,
 /// but the ratchets' node and skipped-key records, read back in a batch
 /// (see the module docs): the batch is checked before any operation of the
 /// ratchets or the rest but another batched store (a tree record lists no
@@ -1002,22 +1024,36 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashSplit<F, KEYS> {
     }
 
     fn mount_maps(&mut self) -> Result<(), FlashConfigError> {
-        // A map that holds another map's records is another layout's image
-        // (a `FlashStorage`'s, or an older split's): those records would
-        // never be read or removed here.
-        self.rest.mount(&mut self.flash, &mut self.work)?;
-        self.rest.refuse_strays(&mut self.flash, &mut self.work, Map::Rest)?;
-        self.ratchets.mount(&mut self.flash, &mut self.work)?;
-        self.ratchets.map.refuse_strays(&mut self.flash, &mut self.work, Map::Ratchets)?;
-        match self.tree.mount(&mut self.flash, &mut self.work) {
-            Err(FlashConfigError::Unreadable) => Err(FlashConfigError::TreeUnreadable),
-            other => other,
+        let (flash, work) = (&mut self.flash, &mut self.work);
+        // Nothing is erased or formatted before every map is known to hold
+        // only its own records: a map that holds another map's is another
+        // layout's image (a `FlashStorage`'s, or an older split's, whose
+        // regions may lie across these), and those records would never be
+        // read or removed here (secrets never erased).
+        let rest = self.rest.find(flash, work)?;
+        let ratchets = self.ratchets.map.find(flash, work)?;
+        let tree = match self.tree.find(flash, work) {
+            Ok(found) => Some(found),
+            Err(FlashConfigError::Unreadable) => None,
+            Err(e) => return Err(e),
+        };
+        for (regions, map, found) in [(&self.rest, Map::Rest, rest), (&self.ratchets.map, Map::Ratchets, ratchets), (&self.tree, Map::Tree, tree == Some(true))] {
+            if found {
+                regions.refuse_strays(flash, work, map)?;
+            }
+        }
+        self.ratchets.unread.clear();
+        self.rest.settle(flash, work, rest)?;
+        self.ratchets.map.settle(flash, work, ratchets)?;
+        match tree {
+            Some(found) => self.tree.settle(flash, work, found),
+            None => Err(FlashConfigError::TreeUnreadable),
         }
     }
 
     /// Erases all six regions and starts an empty store. The tree's
-    /// regions are erased first, so a cut leaves no old tree beside a new
-    /// rest.
+    /// regions are erased first, then the ratchets', so a cut leaves no old
+    /// tree or secret-tree records beside a new rest.
     pub fn format(&mut self) -> Result<(), FlashConfigError> {
         for i in 0..2 {
             self.tree.erase_region(&mut self.flash, i).map_err(FlashConfigError::Storage)?;

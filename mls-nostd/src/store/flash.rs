@@ -641,8 +641,6 @@ impl<const KEYS: usize> Regions<KEYS> {
         }
     }
 
-    // One copy for the three maps of a FlashSplit (inlined, each took 1.3 KB).
-    #[inline(never)]
     fn remove<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8], key: RecordKey) -> Result<(), StorageError> {
         if self.tombstones {
             return self.write(flash, work, key, &[]);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every target of fuzz/ with libFuzzer (cargo fuzz, nightly).
 #
-#   fuzz/run.sh ci               bounded run for CI: 12 s per target (9 targets);
+#   fuzz/run.sh ci               bounded run for CI: 12 s per target (10 targets);
 #                                3 min here with an incremental build, plus about
 #                                a minute to install cargo-fuzz on a fresh machine
 #   fuzz/run.sh long [SECONDS]   the long run: SECONDS per target (default 600)
@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(mls_message key_package welcome group_info ratchet_tree group_process group_join store_load delivery_inbox)
+TARGETS=(mls_message key_package welcome group_info ratchet_tree group_process group_join store_load delivery_inbox flash_mount)
 mode="${1:-ci}"
 case "$mode" in
     ci) per="${2:-12}"; run=("${TARGETS[@]}") ;;

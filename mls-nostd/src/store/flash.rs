@@ -305,17 +305,23 @@ pub enum FlashConfigError {
     /// The flash failed while opening.
     Storage(StorageError),
     /// Neither region holds a store and at least one could not be read:
-    /// nothing is erased; [`FlashStorage::format`] starts over if intended.
+    /// nothing is erased or formatted; [`FlashStorage::format`] starts over
+    /// if intended. (As anything that reads the map, the mount lets
+    /// `sequential-storage` repair a page it finds torn, its recovery from a
+    /// cut: on flash of another use that may rewrite a page.)
     Unreadable,
-    /// A [`FlashSplit`]'s rest and ratchets mounted, but neither region of its tree's map
-    /// holds a store and one could not be read: nothing is erased;
+    /// A [`FlashSplit`]'s rest and ratchets mounted, but neither region of
+    /// its tree's map holds a store and one could not be read: the tree's
+    /// regions are not erased (but for a repair, as with `Unreadable`);
     /// [`FlashSplit::format_tree`] starts the tree's map over.
     TreeUnreadable,
-    /// A [`FlashSplit`]'s rest or ratchets hold records of another of its
-    /// maps: the flash holds a store of another layout (a
-    /// [`FlashStorage`]'s, or a split of two maps, before December 7, 2026),
-    /// whose groups a `FlashSplit` cannot load. Nothing is erased;
-    /// [`FlashSplit::format`] starts over.
+    /// A map of a [`FlashSplit`] holds records of another of its maps: the
+    /// flash holds a store of another layout (a [`FlashStorage`]'s, or a
+    /// split of two maps, before December 7, 2026), whose groups a
+    /// `FlashSplit` cannot load. Nothing is erased or formatted (but for a
+    /// repair, as with `Unreadable`); [`FlashSplit::format`] starts over.
+    /// (The check sees what each map shows at the mount: records behind a
+    /// torn item are seen only once a repair brings them back.)
     OtherLayout,
 }
 
@@ -1014,7 +1020,7 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashSplit<F, KEYS> {
     /// Finds the maps on the flash (a map with no store on erased flash is
     /// formatted, as [`FlashStorage::open`] does). A tree map that holds no
     /// store and cannot be read beside a rest and ratchets that mounted is
-    /// [`FlashConfigError::TreeUnreadable`]: nothing is erased.
+    /// [`FlashConfigError::TreeUnreadable`]: the tree's regions are not erased.
     pub fn mount(&mut self) -> Result<(), FlashConfigError> {
         let result = self.mount_maps();
         self.work.zeroize();

@@ -22,12 +22,13 @@
 //! public, and their map is compacted only when full. A removal there
 //! writes a *tombstone* (an empty item, which reads as no record and which
 //! a scrub drops): `sequential-storage`'s own removal reads every item of
-//! the map to mark each copy, and the tree's map is the large one. (In the
-//! ratchets, tombstones cost more than they save: the copies that `remove_item` marks are
-//! skipped by every later lookup, where a tombstone and the versions it
-//! hides are read until the next scrub. Measured December 7 on the stored
-//! 1,024-leaf member: with tombstones for the secret trees' records, a
-//! Commit's save cost 0.6% less and the first message after it 6% more.)
+//! the map to mark each copy, and the tree's map is the large one. (For the
+//! secret trees' records, tombstones cost more than they save: the copies
+//! that `remove_item` marks are skipped by every later lookup, where a
+//! tombstone and the versions it hides are read until the next scrub.
+//! Measured December 7 on the stored 1,024-leaf member, with those records
+//! still in the rest: a Commit's save cost 0.6% less and the first message
+//! after it 6% more.)
 //!
 //! Mitigations for `sequential-storage` issue #136 (docs/architecture.md,
 //! "Flash persistence"): the flash is
@@ -35,11 +36,11 @@
 //! read back (uncached) and compared. [`FlashSplit`]'s ratchets read the
 //! stores of a secret tree's nodes and skipped keys (records no other
 //! record lists: `store::ratchets::is_unlisted`) back in batches: those
-//! between two other operations (a read, a removal, any other store, the
-//! commit point, a scrub; of the ratchets or the rest) are checked together before that operation runs,
-//! with one pass over the map for all of them instead of a lookup each
-//! (each lookup scans the map's newest page, and a message's first
-//! ratchets write a dozen records). So no commit point, no removal and no
+//! between two other operations of the ratchets or the rest (a read, a
+//! removal, any other store, the commit point, a scrub) are checked
+//! together before that operation runs, with one pass over the map for all
+//! of them instead of a lookup each (each lookup scans the map's newest
+//! page, and a message's first ratchets write a dozen records). So no commit point, no removal and no
 //! record that lists others follows a store that did not read back: the
 //! operation fails with [`StorageError::ReadBack`] instead (even when it
 //! is the next save's, after a save that failed for another reason).
@@ -933,11 +934,11 @@ pub struct SplitRegions {
 /// the order made, each write durable when it returns, so a save's writes
 /// land in the order they would in one map: the head (the commit point, in
 /// the rest) after the tree's nodes and the new epoch's secret-tree
-/// records, the other senders' ratchets after it. Every store is read back at once,
-/// but the ratchets' node and skipped-key records, read back in a batch
-/// (see the module docs): the batch is checked before any operation of the
-/// ratchets or the rest but another batched store (a tree record lists no
-/// secret-tree record and is not a commit point).
+/// records, the other senders' ratchets after it. Every store is read back
+/// at once, but the ratchets' node and skipped-key records, read back in a
+/// batch (see the module docs): the batch is checked before any operation
+/// of the ratchets or the rest but another batched store (a tree record
+/// lists no secret-tree record and is not a commit point).
 ///
 /// The rest and the ratchets hold secrets: each is scrubbed every
 /// `scrub_every` commit points (its removed secrets are then gone). The

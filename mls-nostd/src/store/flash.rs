@@ -905,10 +905,10 @@ pub struct SplitRegions {
     /// Every record but the secret trees' and the ratchet tree's: the
     /// groups' heads and banks, KeyPackages, PSKs.
     pub rest: [Range<u32>; 2],
-    /// The secret trees' records ([`super::ratchets`]): what a message
+    /// The secret trees' records (`store::ratchets`): what a message
     /// reads, writes and removes.
     pub ratchets: [Range<u32>; 2],
-    /// The ratchet tree's node records ([`super::tree_records`]).
+    /// The ratchet tree's node records (`store::tree_records`).
     pub tree: [Range<u32>; 2],
 }
 

@@ -140,8 +140,12 @@ pub fn open(flash: RegionFlash, rest_len: usize, ratchets_len: usize) -> Option<
     let mut store = FlashSplit::new(flash, regions, 8).ok()?;
     match store.mount() {
         Ok(()) => {}
-        Err(FlashConfigError::Unreadable) => {
-            out!("flash store: no store found, formatting");
+        // No store, or one of another layout (a firmware before the secret
+        // trees' records had a map of their own), whose groups cannot be
+        // loaded: the device starts over and joins again, rather than
+        // failing at every start.
+        Err(FlashConfigError::Unreadable | FlashConfigError::OtherLayout) => {
+            out!("flash store: no store of this layout found, formatting");
             store.format().ok()?;
         }
         Err(FlashConfigError::TreeUnreadable) => {

@@ -982,6 +982,42 @@ fn a_store_that_does_not_land_is_caught_before_the_next_commit_point() {
     assert_eq!(failed, Some(StorageError::ReadBack), "a full ratchets map scrubbed over a lost store");
 }
 
+/// A page that `sequential-storage` reads as open (neither marker
+/// written) but that still holds items, as a cut erase can leave it, is
+/// erased at mount: `sequential-storage` 8 trusts an open page to be empty
+/// (it writes into one without erasing it, and iterates the one after its
+/// open page without checking its state), so a scrub brought back a record
+/// that had been removed. Found by the `flash_mount` fuzz target (CI,
+/// December 2026).
+#[test]
+fn items_left_in_an_open_page_do_not_come_back() {
+    use mls_nostd::store::Storage;
+    let half = (REGION_PAGES * PAGE) as u32;
+    let open = |flash| FlashStorage::<FaultFlash>::open(flash, 0..half, half..2 * half, u32::MAX).unwrap();
+    let mut store = open(FaultFlash::new());
+    let secret = value(7, 0);
+    store.write(7, &secret).unwrap();
+    // The region's first page holds the map; copy its items into the
+    // second (open, erased), leaving that page's markers (its first and
+    // last byte: READ_SIZE is 1) erased.
+    let mut flash = store.into_flash();
+    assert_eq!((flash.mem[0], flash.mem[PAGE], flash.mem[2 * PAGE - 1]), (0, 0xFF, 0xFF), "page 0 open for writing, page 1 open");
+    let items = flash.mem[1..PAGE - 1].to_vec();
+    assert!(items.windows(secret.len()).any(|w| w == secret));
+    flash.mem[PAGE + 1..2 * PAGE - 1].copy_from_slice(&items);
+    let mut store = open(flash);
+    assert!(store.flash().mem[PAGE..2 * PAGE].iter().all(|&b| b == 0xFF), "the open page was not erased at mount");
+    let mut buf = [0u8; MAX_RECORD_LEN];
+    assert_eq!(store.read(7, &mut buf).unwrap(), Some(&secret[..]));
+    store.remove(7).unwrap();
+    store.committed().unwrap();
+    store.scrub().unwrap();
+    assert_eq!(store.read(7, &mut buf).unwrap(), None, "a removed record came back after a scrub");
+    let mut store = open(store.into_flash());
+    assert_eq!(store.read(7, &mut buf).unwrap(), None, "a removed record came back after a remount");
+    assert!(!store.flash().mem.windows(secret.len()).any(|w| w == secret), "the removed record is still in flash");
+}
+
 /// Flash that holds no store but is not erased is refused, not erased; an
 /// explicit format starts over.
 #[test]

@@ -364,6 +364,42 @@ fn read_marker<F: MultiwriteNorFlash>(flash: &mut F, region: Range<u32>, work: &
     }
 }
 
+/// `sequential-storage`'s page state, read as it reads it (8.0,
+/// `get_page_state`): a marker is the first and the last `READ_SIZE` bytes
+/// of the page, written when at least 4 of their bits are 0. `true` if
+/// neither is (an open page).
+fn is_open_page<F: MultiwriteNorFlash>(flash: &mut F, page: Range<u32>, work: &mut [u8]) -> Result<bool, StorageError> {
+    let n = u32::try_from(F::READ_SIZE).map_err(|_| StorageError::Io)?;
+    let buf = work.get_mut(..F::READ_SIZE).ok_or(StorageError::Io)?;
+    for at in [page.start, page.end.checked_sub(n).ok_or(StorageError::Io)?] {
+        flash.read(at, buf).map_err(|_| StorageError::Io)?;
+        if buf.iter().map(|b| b.count_zeros()).sum::<u32>() >= 4 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether every byte of `range` reads 0xFF (read through `work`).
+fn is_erased<F: MultiwriteNorFlash>(flash: &mut F, range: Range<u32>, work: &mut [u8]) -> Result<bool, StorageError> {
+    // Whole reads of READ_SIZE: ERASE_SIZE is a multiple of it.
+    let chunk = work.len() - work.len() % F::READ_SIZE.max(1);
+    let mut at = range.start;
+    while at < range.end {
+        let len = chunk.min(usize::try_from(range.end - at).map_err(|_| StorageError::Io)?);
+        let buf = work.get_mut(..len).ok_or(StorageError::Io)?;
+        if len == 0 {
+            return Err(StorageError::Io);
+        }
+        flash.read(at, buf).map_err(|_| StorageError::Io)?;
+        if buf.iter().any(|&b| b != 0xFF) {
+            return Ok(false);
+        }
+        at = at.checked_add(u32::try_from(len).map_err(|_| StorageError::Io)?).ok_or(StorageError::Io)?;
+    }
+    Ok(true)
+}
+
 fn map_error<E>(e: sequential_storage::Error<E>) -> StorageError {
     match e {
         sequential_storage::Error::FullStorage => StorageError::Full,
@@ -442,9 +478,11 @@ impl<const KEYS: usize> Regions<KEYS> {
         self.settle(flash, work, found)
     }
 
-    /// Finds the active region by its generation marker, changing nothing:
-    /// `true` if a map is there, `false` if neither region holds a marker
-    /// (erased flash, for [`Self::settle`] to format).
+    /// Finds the active region by its generation marker, changing nothing
+    /// but a repair (of `sequential-storage`'s, and
+    /// [`Self::sweep_open_pages`]): `true` if a map is there, `false` if
+    /// neither region holds a marker (erased flash, for [`Self::settle`] to
+    /// format).
     fn find<F: MultiwriteNorFlash>(&mut self, flash: &mut F, work: &mut [u8]) -> Result<bool, FlashConfigError> {
         let mut markers = [Ok(None), Ok(None)];
         for (i, m) in markers.iter_mut().enumerate() {
@@ -467,7 +505,31 @@ impl<const KEYS: usize> Regions<KEYS> {
             [Ok(None), Ok(None)] => return Ok(false),
             _ => return Err(FlashConfigError::Unreadable),
         }
+        self.sweep_open_pages(flash, work).map_err(FlashConfigError::Storage)?;
         Ok(true)
+    }
+
+    /// Erases each page of the active region that `sequential-storage`
+    /// reads as open (neither marker written, so by its rules a page that
+    /// holds nothing) but that is not erased: what a cut erase can leave.
+    /// `sequential-storage` 8 trusts an open page to be erased: it writes
+    /// into one without erasing it, and its `fetch_all_items` starts at one
+    /// without checking its state, so items left there would come back
+    /// (a removed record among them, found by the `flash_mount` fuzz
+    /// target). Erasing a page that holds nothing changes no record.
+    fn sweep_open_pages<F: MultiwriteNorFlash>(&self, flash: &mut F, work: &mut [u8]) -> Result<(), StorageError> {
+        let region = self.region(self.active);
+        // `Regions::new` checked the region: whole pages of ERASE_SIZE.
+        let page = u32::try_from(F::ERASE_SIZE).map_err(|_| StorageError::Io)?;
+        let mut at = region.start;
+        while at < region.end {
+            let end = at.checked_add(page).ok_or(StorageError::Io)?;
+            if is_open_page(flash, at..end, work)? && !is_erased(flash, at..end, work)? {
+                flash.erase(at, end).map_err(|_| StorageError::Io)?;
+            }
+            at = end;
+        }
+        Ok(())
     }
 
     /// After [`Self::find`]: formats a map not `found`, and erases the

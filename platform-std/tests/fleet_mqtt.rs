@@ -749,7 +749,14 @@ fn publish_all(port: u16, group: &str, messages: &[Vec<u8>]) {
 /// member can verify (§6.2's layout by hand; bad tags): the inbox takes it
 /// for a Commit (it reads the envelope only), the core refuses it.
 fn junk_commit(epoch: u64) -> Vec<u8> {
-    let mut m = vec![0, 1, 0, 1, 2, 0xaa, 0xbb]; // mls10, mls_public_message, group_id<V>
+    junk_commit_of(&[0xaa, 0xbb], epoch)
+}
+
+/// [`junk_commit`] naming the group `group_id`.
+fn junk_commit_of(group_id: &[u8], epoch: u64) -> Vec<u8> {
+    assert!(group_id.len() < 64, "a one-byte length");
+    let mut m = vec![0, 1, 0, 1, group_id.len() as u8]; // mls10, mls_public_message, group_id<V>
+    m.extend_from_slice(group_id);
     m.extend_from_slice(&epoch.to_be_bytes());
     m.extend_from_slice(&[1, 0, 0, 0, 0]); // sender: member(leaf 0)
     m.extend_from_slice(&[0, 3, 0, 0]); // authenticated_data<V>, commit, proposals<V>, no UpdatePath
@@ -892,6 +899,43 @@ fn a_commit_of_another_group_is_no_reason_to_rejoin() {
         assert_eq!((d.core_refused, d.rejoins, d.joins, d.epoch), (1, 0, 1, 2), "{}", inbox_line(d));
         let stderr = std::fs::read_to_string(state.join(&d.name).join("stderr.log")).unwrap_or_default();
         assert!(stderr.contains("WrongGroupId"), "{stderr}");
+        assert_inbox_totals(d);
+    }
+}
+
+/// A Commit that names the devices' own group and epoch but does not
+/// verify: a forgery, which anyone who can publish on the handshake topic
+/// can make (every message carries the group id in the clear). Refused by
+/// the core, counted, and no reason to rejoin: before, every device dropped
+/// its group for it and asked to be re-added.
+#[test]
+fn a_forged_commit_of_our_group_is_no_reason_to_rejoin() {
+    let tmp = TempDir::new("forged");
+    let broker = Broker::start(&tmp.0);
+    let state = tmp.0.join("state");
+    let group = format!("forged-{}", std::process::id());
+    let mut watch =
+        Transport::connect("127.0.0.1", broker.port, &format!("watch-{group}"), &[format!("mls/{group}/application")], false)
+            .expect("watch");
+    let mut children = start_members(&state, broker.port, &group, 2, 1, 3000);
+    for (a, _) in &children[1..] {
+        wait_for(&a.name, &|| counter(&a.dir) >= 1);
+    }
+    // The group id, read off an application message as a publisher would.
+    let p = watch.next(Duration::from_secs(30)).expect("an application message");
+    let m = &p.payload[..];
+    assert_eq!(&m[..4], &[0, 1, 0, 2], "an mls10 PrivateMessage");
+    let group_id = m[5..5 + usize::from(m[4])].to_vec();
+    assert_eq!(group_id.len(), 16, "the fleet's group ids are 16 bytes");
+    // Epoch 1, the devices' own, during the round's pause.
+    publish_all(broker.port, &group, &[junk_commit_of(&group_id, 1)]);
+    let r = wait_all(&mut children);
+    assert_all_agree(&r);
+    for d in &r[1..] {
+        println!("{}", inbox_line(d));
+        assert_eq!((d.core_refused, d.rejoins, d.joins, d.epoch), (1, 0, 1, 2), "{}", inbox_line(d));
+        let stderr = std::fs::read_to_string(state.join(&d.name).join("stderr.log")).unwrap_or_default();
+        assert!(stderr.contains("Protection(") && !stderr.contains("WrongGroupId"), "{stderr}");
         assert_inbox_totals(d);
     }
 }

@@ -20,7 +20,6 @@ use mls_nostd::group::{
 use mls_nostd::key_package::{KeyPackage, KeyPackageParams, KeyPackagePrivateKeys};
 use mls_nostd::leaf_node::Lifetime;
 use mls_nostd::messages::proposal::{Add, Proposal, Remove};
-use mls_nostd::messages::ProtectionError;
 use mls_nostd::psk::NoPsks;
 use mls_nostd::ratchet_tree::treekem::LeafTemplate;
 use mls_nostd::store::durable::{DurableError, RecordBuffer};
@@ -292,11 +291,15 @@ impl<const N: usize, const A: usize> Member<N, A> {
             Err(e) => {
                 self.result.core_refused += 1;
                 err_line!("{}: refused a message of epoch {:?}: {e:?}", self.name, delivery::Envelope::parse(&original).map(|e| e.epoch));
-                // A Commit of another group (a faulty or hostile publisher
-                // on our topic) says nothing about our state: no rejoin for
-                // it, or one such message would re-add every device.
-                let other_group = matches!(e, DurableError::Op(ReceiveError::Protection(ProtectionError::WrongGroupId)));
-                let commit = !other_group
+                // Only a Commit the core authenticated and could not apply
+                // says we are behind (a proposal it names was lost, or our
+                // epoch forked: its confirmation tag differs): rejoin then.
+                // One that fails protection (another group's, a forgery
+                // naming ours, a replay) says nothing about our state, or
+                // one message from any publisher on our topic would make
+                // every device ask to be re-added.
+                let unauthenticated = matches!(e, DurableError::Op(ReceiveError::Protection(_) | ReceiveError::NotAGroupMessage));
+                let commit = !unauthenticated
                     && delivery::Envelope::parse(&original)
                         .is_ok_and(|e| e.content_type == mls_nostd::messages::framing::ContentType::Commit);
                 Outcome::Refused { commit }

@@ -7,7 +7,9 @@
 //! first), writes a marker with the next generation there (the scrub's commit
 //! point), then erases the old region. At start-up the region whose marker has
 //! the higher generation wins and the other is erased, so a cut anywhere in a
-//! scrub loses nothing and leaves no old record behind.
+//! scrub loses nothing and leaves no old record behind. A page of the winner
+//! that `sequential-storage` reads as open but that is not erased (a cut
+//! erase) is erased too: the crate would read the items left there.
 //!
 //! **Forward-secure erase bound**: a removed or replaced record is physically
 //! gone after at most `scrub_every` further commit points

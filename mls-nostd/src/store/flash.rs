@@ -14,7 +14,8 @@
 //! **Forward-secure erase bound**: a removed or replaced record is physically
 //! gone after at most `scrub_every` further commit points
 //! ([`Storage::committed`], one per save). (A start-up erases only what an
-//! unfinished scrub left in the other region.)
+//! unfinished scrub left in the other region, and open pages that are not
+//! erased, which hold no record.)
 //!
 //! [`FlashSplit`] keeps three such maps on one flash: the ratchet tree's
 //! records, the secret trees' records (the *ratchets*) and the rest, so
@@ -322,7 +323,9 @@ pub enum FlashConfigError {
     /// flash holds a store of another layout (a [`FlashStorage`]'s, or a
     /// split of two maps, before December 7, 2026), whose groups a
     /// `FlashSplit` cannot load. Nothing is erased or formatted (but for a
-    /// repair, as with `Unreadable`); [`FlashSplit::format`] starts over.
+    /// repair, as with `Unreadable`, and a page a found map reads as open
+    /// but that is not erased: it holds no record in any layout, the pages
+    /// being the flash's erase pages); [`FlashSplit::format`] starts over.
     /// (The check sees what each map shows at the mount: records behind a
     /// torn item are seen only once a repair brings them back.)
     OtherLayout,
@@ -339,7 +342,7 @@ impl core::fmt::Display for FlashConfigError {
                 f.write_str("the ratchet tree's map holds no store and a region of it is unreadable (nothing erased)")
             }
             Self::OtherLayout => {
-                f.write_str("the flash holds a store of another layout (one map, or a split of two), not a split of three: format it to start over (nothing erased)")
+                f.write_str("the flash holds a store of another layout (one map, or a split of two), not a split of three: format it to start over (no record erased)")
             }
         }
     }
@@ -1095,7 +1098,9 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashSplit<F, KEYS> {
     fn mount_maps(&mut self) -> Result<(), FlashConfigError> {
         let (flash, work) = (&mut self.flash, &mut self.work);
         // Nothing is erased or formatted before every map is known to hold
-        // only its own records: a map that holds another map's is another
+        // only its own records (but for an open page that is not erased,
+        // which `find` erases: it holds no record in any layout, whose
+        // pages are the same erase pages): a map that holds another map's is another
         // layout's image (a `FlashStorage`'s, or an older split's, whose
         // regions may lie across these), and those records would never be
         // read or removed here (secrets never erased).

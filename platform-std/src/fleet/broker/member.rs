@@ -292,12 +292,18 @@ impl<const N: usize, const A: usize> Member<N, A> {
                 self.result.core_refused += 1;
                 err_line!("{}: refused a message of epoch {:?}: {e:?}", self.name, delivery::Envelope::parse(&original).map(|e| e.epoch));
                 // Only a Commit the core authenticated and could not apply
-                // says we are behind (a proposal it names was lost, or our
-                // epoch forked: its confirmation tag differs): rejoin then.
-                // One that fails protection (another group's, a forgery
-                // naming ours, a replay) says nothing about our state, or
-                // one message from any publisher on our topic would make
-                // every device ask to be re-added.
+                // says we are behind (a proposal it names was lost): rejoin
+                // then. One that fails protection (another group's, a
+                // forgery naming ours, a replay) is dropped, or one message
+                // from any publisher on our topic would make every device
+                // ask to be re-added. The cost: a device whose epoch forked
+                // (the gateway committed that epoch again after losing its
+                // save) fails the membership tag too, so it rejoins only
+                // when a later Commit finds its buffer full, as after a
+                // Commit lost upstream.
+                // (The inbox reads envelopes only: a flood that fills the
+                // buffer still forces a rejoin; authenticated publishers,
+                // a broker ACL, close that.)
                 let unauthenticated = matches!(e, DurableError::Op(ReceiveError::Protection(_) | ReceiveError::NotAGroupMessage));
                 let commit = !unauthenticated
                     && delivery::Envelope::parse(&original)

@@ -1018,6 +1018,37 @@ fn items_left_in_an_open_page_do_not_come_back() {
     assert!(!store.flash().mem.windows(secret.len()).any(|w| w == secret), "the removed record is still in flash");
 }
 
+/// The same in a [`FlashSplit`]'s ratchets map (the secret trees' records),
+/// where the fuzz target found it.
+#[test]
+fn items_left_in_an_open_page_of_the_ratchets_map_do_not_come_back() {
+    use mls_nostd::store::Storage;
+    let regions = split_regions(4, 4, 4);
+    let first = regions.ratchets[0].start as usize;
+    let open = |flash| FlashSplit::<FaultFlash>::open(flash, split_regions(4, 4, 4), u32::MAX).unwrap();
+    let mut split = open(FaultFlash::new());
+    let key = 0x0500_0001u32;
+    let secret = value(key, 0);
+    split.write(key, &secret).unwrap();
+    split.committed().unwrap();
+    let mut flash = split.into_flash();
+    let (page, next) = (first..first + PAGE, first + PAGE..first + 2 * PAGE);
+    assert_eq!((flash.mem[page.start], flash.mem[next.start], flash.mem[next.end - 1]), (0, 0xFF, 0xFF));
+    let items = flash.mem[page.start + 1..page.end - 1].to_vec();
+    assert!(items.windows(secret.len()).any(|w| w == secret), "the record is not in the ratchets' first page");
+    flash.mem[next.start + 1..next.end - 1].copy_from_slice(&items);
+    let mut split = open(flash);
+    let mut buf = [0u8; MAX_RECORD_LEN];
+    assert_eq!(split.read(key, &mut buf).unwrap(), Some(&secret[..]));
+    split.remove(key).unwrap();
+    split.committed().unwrap();
+    split.scrub().unwrap();
+    assert_eq!(split.read(key, &mut buf).unwrap(), None, "a removed record came back after a scrub");
+    let mut split = open(split.into_flash());
+    assert_eq!(split.read(key, &mut buf).unwrap(), None, "a removed record came back after a remount");
+    assert!(!split.flash().mem.windows(secret.len()).any(|w| w == secret), "the removed record is still in flash");
+}
+
 /// Flash that holds no store but is not erased is refused, not erased; an
 /// explicit format starts over.
 #[test]

@@ -86,7 +86,8 @@ fn regions() -> SplitRegions {
 const KEYS: [RecordKey; 7] = [0x0100_0000, 0x0500_0001, 0x0800_8000, 0x0200_0100, 0x0300_0001, 0x0900_0001, 0x0A00_0002];
 
 /// Images of stores our code writes: fresh, with records of every map,
-/// with removals (a tombstone in the tree's), after a scrub, and full.
+/// with removals (a tombstone in the tree's), after a scrub, and full; and
+/// one with items in a page read as open.
 fn seeds() -> Vec<Vec<u8>> {
     let mut out = vec![vec![0xFF; LEN]];
     let Ok(mut s) = Store::open(Flash(vec![0xFF; LEN]), regions(), 2) else { return out };
@@ -106,6 +107,16 @@ fn seeds() -> Vec<Vec<u8>> {
         let _ = s.write(0x0500_0100 | u32::from(n), &[n; 100]);
     }
     out.push(s.flash().0.clone());
+    // The ratchets' first page copied into the next, whose markers (its
+    // first and last byte) stay erased: a page read as open that holds
+    // items, as a cut erase can leave it (the crash of December 7, 2026).
+    if let Some(image) = out.get(2) {
+        let mut planted = image.clone();
+        let first = 2 * REGION as usize;
+        let items = planted[first + 1..first + PAGE - 1].to_vec();
+        planted[first + PAGE + 1..first + 2 * PAGE - 1].copy_from_slice(&items);
+        out.push(planted);
+    }
     out
 }
 

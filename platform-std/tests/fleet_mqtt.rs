@@ -876,31 +876,47 @@ fn a_device_whose_full_buffer_dropped_a_commit_rejoins() {
     }
 }
 
-/// A Commit of another group (a faulty or hostile publisher on the
-/// handshake topic) in the devices' current epoch: refused by the core,
-/// counted, and no reason to rejoin (before, every device asked to be
-/// re-added for it).
-#[test]
-fn a_commit_of_another_group_is_no_reason_to_rejoin() {
-    let tmp = TempDir::new("other-group");
+/// A gateway and 2 devices; once both devices spoke at epoch 1 (the
+/// round's pause), the Commit `forge` makes from the group id (read off an
+/// application message, as any publisher on the topics can) is published
+/// on the handshake topic. Each device refuses it in the core (its stderr
+/// passing `refusal`), counts it, and does not rejoin.
+fn a_refused_commit_is_no_reason_to_rejoin(label: &str, forge: &dyn Fn(&[u8]) -> Vec<u8>, refusal: &dyn Fn(&str) -> bool) {
+    let tmp = TempDir::new(label);
     let broker = Broker::start(&tmp.0);
     let state = tmp.0.join("state");
-    let group = format!("other-group-{}", std::process::id());
+    let group = format!("{label}-{}", std::process::id());
+    let mut watch =
+        Transport::connect("127.0.0.1", broker.port, &format!("watch-{group}"), &[format!("mls/{group}/application")], false)
+            .expect("watch");
     let mut children = start_members(&state, broker.port, &group, 2, 1, 3000);
     for (a, _) in &children[1..] {
         wait_for(&a.name, &|| counter(&a.dir) >= 1);
     }
-    // Epoch 1, the devices' own, during the round's pause.
-    publish_all(broker.port, &group, &[junk_commit(1)]);
+    let p = watch.next(Duration::from_secs(30)).expect("an application message");
+    let m = &p.payload[..];
+    assert_eq!(&m[..4], &[0, 1, 0, 2], "an mls10 PrivateMessage");
+    let group_id = m[5..5 + usize::from(m[4])].to_vec();
+    assert_eq!(group_id.len(), 16, "the fleet's group ids are 16 bytes");
+    publish_all(broker.port, &group, &[forge(&group_id)]);
     let r = wait_all(&mut children);
     assert_all_agree(&r);
     for d in &r[1..] {
         println!("{}", inbox_line(d));
         assert_eq!((d.core_refused, d.rejoins, d.joins, d.epoch), (1, 0, 1, 2), "{}", inbox_line(d));
         let stderr = std::fs::read_to_string(state.join(&d.name).join("stderr.log")).unwrap_or_default();
-        assert!(stderr.contains("WrongGroupId"), "{stderr}");
+        assert!(refusal(&stderr), "{stderr}");
         assert_inbox_totals(d);
     }
+}
+
+/// A Commit of another group (a faulty or hostile publisher on the
+/// handshake topic) in the devices' current epoch: refused by the core,
+/// counted, and no reason to rejoin (before, every device asked to be
+/// re-added for it).
+#[test]
+fn a_commit_of_another_group_is_no_reason_to_rejoin() {
+    a_refused_commit_is_no_reason_to_rejoin("other-group", &|_| junk_commit(1), &|e| e.contains("WrongGroupId"));
 }
 
 /// A Commit that names the devices' own group and epoch but does not
@@ -910,34 +926,9 @@ fn a_commit_of_another_group_is_no_reason_to_rejoin() {
 /// its group for it and asked to be re-added.
 #[test]
 fn a_forged_commit_of_our_group_is_no_reason_to_rejoin() {
-    let tmp = TempDir::new("forged");
-    let broker = Broker::start(&tmp.0);
-    let state = tmp.0.join("state");
-    let group = format!("forged-{}", std::process::id());
-    let mut watch =
-        Transport::connect("127.0.0.1", broker.port, &format!("watch-{group}"), &[format!("mls/{group}/application")], false)
-            .expect("watch");
-    let mut children = start_members(&state, broker.port, &group, 2, 1, 3000);
-    for (a, _) in &children[1..] {
-        wait_for(&a.name, &|| counter(&a.dir) >= 1);
-    }
-    // The group id, read off an application message as a publisher would.
-    let p = watch.next(Duration::from_secs(30)).expect("an application message");
-    let m = &p.payload[..];
-    assert_eq!(&m[..4], &[0, 1, 0, 2], "an mls10 PrivateMessage");
-    let group_id = m[5..5 + usize::from(m[4])].to_vec();
-    assert_eq!(group_id.len(), 16, "the fleet's group ids are 16 bytes");
-    // Epoch 1, the devices' own, during the round's pause.
-    publish_all(broker.port, &group, &[junk_commit_of(&group_id, 1)]);
-    let r = wait_all(&mut children);
-    assert_all_agree(&r);
-    for d in &r[1..] {
-        println!("{}", inbox_line(d));
-        assert_eq!((d.core_refused, d.rejoins, d.joins, d.epoch), (1, 0, 1, 2), "{}", inbox_line(d));
-        let stderr = std::fs::read_to_string(state.join(&d.name).join("stderr.log")).unwrap_or_default();
-        assert!(stderr.contains("Protection(") && !stderr.contains("WrongGroupId"), "{stderr}");
-        assert_inbox_totals(d);
-    }
+    a_refused_commit_is_no_reason_to_rejoin("forged", &|id| junk_commit_of(id, 1), &|e| {
+        e.contains("Protection(") && !e.contains("WrongGroupId")
+    });
 }
 
 /// A device waiting for its Welcome (at its start) refuses, counted,

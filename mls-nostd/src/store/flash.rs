@@ -1100,10 +1100,10 @@ impl<F: MultiwriteNorFlash, const KEYS: usize> FlashSplit<F, KEYS> {
         // Nothing is erased or formatted before every map is known to hold
         // only its own records (but for an open page that is not erased,
         // which `find` erases: it holds no record in any layout, whose
-        // pages are the same erase pages): a map that holds another map's is another
-        // layout's image (a `FlashStorage`'s, or an older split's, whose
-        // regions may lie across these), and those records would never be
-        // read or removed here (secrets never erased).
+        // pages are the same erase pages): a map that holds another map's
+        // is another layout's image (a `FlashStorage`'s, or an older
+        // split's, whose regions may lie across these), and those records
+        // would never be read or removed here (secrets never erased).
         let rest = self.rest.find(flash, work)?;
         let ratchets = self.ratchets.map.find(flash, work)?;
         let tree = match self.tree.find(flash, work) {

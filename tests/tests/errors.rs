@@ -101,7 +101,7 @@ fn every_error_displays_what_was_needed_and_chains_its_source() {
     ok(&LeafNodeError::Codec(CodecError::CapacityExceeded(Capacity::LeafLen)), 2, &["leaf"]);
     ok(&FlashConfigError::Storage(StorageError::Io), 2, &["flash"]);
     ok(&FlashConfigError::TreeUnreadable, 1, &["tree", "nothing erased"]);
-    ok(&FlashConfigError::OtherLayout, 1, &["format", "nothing erased"]);
+    ok(&FlashConfigError::OtherLayout, 1, &["format", "no record erased"]);
     ok(&DurableError::<ReceiveError>::Store(StoreError::BufferTooSmall { needed: 3072 }), 2, &["not saved", "3072"]);
     ok(&DurableError::Op(ReceiveError::Inactive), 2, &["removed"]);
     ok(&StorageError::Full, 1, &["room"]);

@@ -1043,6 +1043,12 @@ fn a_restarted_device_still_knows_the_epoch_it_joined_at() {
     assert!(line.ends_with("Ok(Stale)"), "{line}");
     let r = wait_all(&mut children);
     assert_all_agree(&r);
-    assert!(r[1].restarted && r[1].core_refused == 0, "{:?}", r[1]);
+    assert!(r[1].restarted, "{:?}", r[1]);
+    // Not handed to the core. (The core may refuse another message: one it
+    // processed just before the kill, whose digest the device had not yet
+    // noted as seen, comes again from the broker and its key is consumed;
+    // a clean-clone CI run of 2b6946c met that window.)
+    let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    assert!(!stderr.contains("refused a message of epoch Ok(0)"), "{stderr}");
     assert_inbox_totals(&r[1]);
 }

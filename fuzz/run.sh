@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes every target of fuzz/ with libFuzzer (cargo fuzz, nightly).
 #
-#   fuzz/run.sh ci               bounded run for CI: 12 s per target (10 targets);
-#                                3 min here with an incremental build, plus about
+#   fuzz/run.sh ci               bounded run for CI: 12 s per target (10 targets,
+#                                as many at once as there are CPUs); about 2 min
+#                                here with an incremental build on 2 CPUs, plus
 #                                a minute to install cargo-fuzz on a fresh machine
 #   fuzz/run.sh long [SECONDS]   the long run: SECONDS per target (default 600)
 #   fuzz/run.sh TARGET [SECONDS] one target (default 60 s)
@@ -64,27 +65,54 @@ bin="${CARGO_TARGET_DIR:-target}/$host/release"
 seed=()
 [ "$mode" = ci ] && seed=(-seed=1)
 
-failed=()
-summary=()
-for t in "${run[@]}"; do
-    seeds="seeds/$t"
-    rm -rf "$seeds"
-    MLS_FUZZ_SEEDS="$seeds" "$bin/$t" 2>"logs/$t.seeds.log" || { cat "logs/$t.seeds.log" >&2; exit 1; }
-    tail -n 1 "logs/$t.seeds.log"
-    mkdir -p "corpus/$t" "artifacts/$t" logs
-    log="logs/$t.log"
-    echo "== fuzz: $t for ${per}s"
+# One target: writes its seeds, fuzzes for $per seconds, and leaves its
+# exit status in logs/$t.status (the summary below reads the logs).
+fuzz_one() {
+    local t=$1 seeds="seeds/$1" log="logs/$1.log" status
+    rm -rf "$seeds" "$log"
+    if ! MLS_FUZZ_SEEDS="$seeds" "$bin/$t" 2>"logs/$t.seeds.log"; then
+        echo 1 >"logs/$t.status"
+        return
+    fi
+    mkdir -p "corpus/$t" "artifacts/$t"
+    echo "== fuzz: $t for ${per}s ($(tail -n 1 "logs/$t.seeds.log"))"
     set +e
     "$bin/$t" "corpus/$t" "$seeds" -max_total_time="$per" -max_len=65536 -timeout=10 \
         "${seed[@]}" -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$log" 2>&1
     status=$?
     set -e
+    echo "$status" >"logs/$t.status"
+}
+
+# A target's run is one process on one CPU: as many run at once as there are
+# CPUs (CI's two halve the step's fuzzing time, each target still fuzzed
+# for $per seconds).
+jobs=$(nproc 2>/dev/null || echo 1)
+for t in "${run[@]}"; do
+    rm -f "logs/$t.status"
+    while [ "$(jobs -pr | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    fuzz_one "$t" &
+done
+wait
+
+failed=()
+summary=()
+for t in "${run[@]}"; do
+    log="logs/$t.log"
+    status=$(cat "logs/$t.status" 2>/dev/null || echo "no status")
+    if [ ! -s "$log" ] && [ "$status" != 0 ]; then
+        # Its seeds could not be written: the target failed before fuzzing.
+        cat "logs/$t.seeds.log" >&2
+        failed+=("$t")
+        echo "FAIL: $t wrote no seeds (status $status)" >&2
+        continue
+    fi
     done_line="$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true)"
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
     cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")"
     ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")"
     rate="$(sed -n 's/.* exec\/s: \([0-9]*\).*/\1/p' <<<"$done_line")"
-    if [ "$status" -ne 0 ]; then
+    if [ "$status" != 0 ]; then
         failed+=("$t")
         echo "FAIL: $t (exit $status); log: fuzz/$log" >&2
         grep -E 'panicked|ERROR|SUMMARY|Test unit written|deadly signal|timeout' "$log" | head -n 20 >&2 || true

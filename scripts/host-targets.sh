@@ -18,10 +18,10 @@
 # the firmware's release builds do not have); no official vectors there
 # (140 of the i686 job's 247 s on December 7, 2026: the firmware runs the
 # suite-3 vectors on three 32-bit CPUs, the full run all seven suites on
-# i686), no platform-std tests, no mls-fleet; aarch64 and seven of the
-# eight other targets (not the iOS simulator) are type-checked (`cargo
-# check --lib`) instead of built, and no aarch64 cross toolchain or
-# qemu-user is installed.
+# i686), no platform-std tests, no mls-fleet; one target of each other OS
+# (Windows, macOS, Android, iOS, wasm32) is type-checked (`cargo check
+# --lib`) instead of built, and no aarch64 cross toolchain or qemu-user is
+# installed.
 #
 # Environment:
 #   MLS_TEST_VECTORS  folder of the official test vectors
@@ -52,15 +52,19 @@ BUILD_ONLY=(
 TESTED=(i686-unknown-linux-gnu aarch64-unknown-linux-gnu)
 if [ "$ci" = 1 ]; then
     TESTED=(i686-unknown-linux-gnu)
-    # Not the iOS simulator: rustup has no rust-std for it here, so its std
-    # is built from source (42 of the step's 250 s on December 7, 2026); it
-    # is aarch64-apple-ios's architecture and OS, which CI checks, and our
-    # code has no cfg on the target's ABI. The full run checks it.
-    checked=(aarch64-unknown-linux-gnu)
-    for t in "${BUILD_ONLY[@]}"; do
-        [ "$t" = aarch64-apple-ios-sim ] || checked+=("$t")
-    done
-    BUILD_ONLY=("${checked[@]}")
+    # One target per OS (the full run checks every one; about 16 s each):
+    # our code's only target cfgs are `unix` / `not(unix)`, and each
+    # architecture is checked with another OS (x86_64 and i686 Linux run
+    # the tests, aarch64 is checked for macOS, iOS and Android). Not the iOS
+    # simulator either: rustup has no rust-std for it here, so its std is
+    # built from source (42 of the step's 250 s on December 7, 2026).
+    BUILD_ONLY=(
+        x86_64-pc-windows-msvc
+        aarch64-apple-darwin
+        aarch64-linux-android
+        aarch64-apple-ios
+        wasm32-unknown-unknown
+    )
 fi
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

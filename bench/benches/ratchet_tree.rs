@@ -2,7 +2,7 @@
 //! imported tree of 1,024 and 8,192 leaves (as a joiner does), and rehashing
 //! after one path change.
 //!
-//! `cargo bench -p mls-tests --bench ratchet_tree`
+//! `cargo bench -p mls-bench --bench ratchet_tree`
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mls_nostd::codec::Writer;
 use mls_nostd::crypto::CipherSuite;

@@ -74,12 +74,12 @@ step "a crypto engine plugged in at link time (feature engine): official vectors
 cargo test -p mls-nostd --features engine --test engine
 
 # The firmware: its tests under QEMU, the allocator and panic-path checks and
-# the footprint budget. Firmware builds are one thread most of the time (the
-# core, then the whole program's link-time optimisation, each in one codegen
-# unit), and the boards are a workspace of their own with their own target
-# directory: so this runs beside the lints, checks and host targets below
-# (which only compile and run unit tests, nothing timed), on the CPU they
-# leave idle. Its log is printed when it is done.
+# the footprint budget. The boards are a workspace of their own with their
+# own target directory, so this runs beside the lints, checks and host
+# targets below (which only compile and run unit tests, nothing timed) and
+# takes the CPU they leave idle: a firmware's link-time optimisation is one
+# thread. The gain is small (README: each cargo step keeps both CPUs busy
+# most of the time). Its log is printed when it is done.
 firmware_checks() {
     step "firmware tests under QEMU"
     boards/run-tests.sh

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Fuzzes every target of fuzz/ with libFuzzer (cargo fuzz, nightly).
+# Fuzzes every target of fuzz/ with libFuzzer (cargo-fuzz's build, nightly).
 #
 #   fuzz/run.sh ci               bounded run for CI: 12 s per target (10 targets,
 #                                as many at once as there are CPUs); about 2 min
-#                                here with an incremental build on 2 CPUs, plus
-#                                a minute to install cargo-fuzz on a fresh machine
+#                                here with an incremental build on 2 CPUs
 #   fuzz/run.sh long [SECONDS]   the long run: SECONDS per target (default 600)
 #   fuzz/run.sh TARGET [SECONDS] one target (default 60 s)
 #
@@ -15,10 +14,13 @@
 # fuzz/artifacts/TARGET/ and make the script fail. Reproduce one with
 #   fuzz/target/<host>/release/TARGET fuzz/artifacts/TARGET/crash-...
 #
-# Build: release with debug assertions and overflow checks (-O -a), no
-# sanitizer (-s none): the core is `#![forbid(unsafe_code)]`, so what we
-# hunt are panics, overflows, hangs and wrong results, which need no ASan;
-# without it the targets run 2-3x faster.
+# Build: `cargo fuzz build -O -a -s none`'s, without cargo-fuzz (its
+# install took 74 s of every run on a fresh machine, as CI's is): release
+# with debug assertions and overflow checks (-O -a), no sanitizer (-s none): the core
+# is `#![forbid(unsafe_code)]`, so what we hunt are panics, overflows, hangs
+# and wrong results, which need no ASan; without it the targets run 2-3x
+# faster. `cargo fuzz run`/`cmin`/`tmin` (cargo install cargo-fuzz) work on
+# these targets as usual.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,7 +29,7 @@ mode="${1:-ci}"
 case "$mode" in
     ci) per="${2:-12}"; run=("${TARGETS[@]}") ;;
     long) per="${2:-600}"; run=("${TARGETS[@]}") ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *)
         if [[ " ${TARGETS[*]} " == *" $mode "* ]]; then
             per="${2:-60}"; run=("$mode")
@@ -39,24 +41,40 @@ case "$mode" in
 esac
 [[ "$per" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a number" >&2; exit 2; }
 
-# What the build needs: a nightly toolchain and cargo-fuzz.
+# What the build needs: a nightly toolchain (the sanitizer-coverage pass).
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     rustup toolchain install nightly --profile minimal
 fi
-if ! cargo fuzz --version >/dev/null 2>&1; then
-    cargo install cargo-fuzz --locked
-fi
+host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 
+# The flags and profile of cargo-fuzz 0.13.2's `cargo fuzz build -O -a -s
+# none` (read from its `-v` output): libFuzzer's coverage counters, compare
+# tracing and stack depth, `cfg(fuzzing)`, debug assertions, one codegen
+# unit, line tables. A build by cargo-fuzz leaves this one fresh, which is
+# how they were checked (December 7, 2026); a change to either shows as a
+# rebuild. `--target` keeps the flags off build scripts and proc macros.
+fuzz_rustflags=(
+    -Cpasses=sancov-module
+    -Cllvm-args=-sanitizer-coverage-level=4
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters
+    -Cllvm-args=-sanitizer-coverage-pc-table
+    -Cllvm-args=-sanitizer-coverage-trace-compares
+    --cfg fuzzing
+    -Cllvm-args=-simplifycfg-branch-fold-threshold=0
+    -Cllvm-args=-sanitizer-coverage-stack-depth
+    -Cdebug-assertions
+    -Ccodegen-units=1
+)
 echo "== fuzz: building ${#run[@]} target(s)"
 mkdir -p logs
-build_args=()
-[ "${#run[@]}" -eq 1 ] && build_args=("${run[0]}")
-if ! cargo +nightly fuzz build -O -a -s none "${build_args[@]}" >logs/build.log 2>&1; then
+build_args=(--bins)
+[ "${#run[@]}" -eq 1 ] && build_args=(--bin "${run[0]}")
+if ! RUSTFLAGS="${fuzz_rustflags[*]}" CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+    cargo +nightly build --release --target "$host" "${build_args[@]}" >logs/build.log 2>&1; then
     tail -n 40 logs/build.log >&2
     echo "fuzz build failed" >&2
     exit 1
 fi
-host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 bin="${CARGO_TARGET_DIR:-target}/$host/release"
 
 # CI explores from a fixed seed, so that a red CI is reproducible (a fresh

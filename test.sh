@@ -22,25 +22,34 @@ for t in "${MCU_TARGETS[@]}"; do
     grep -qx "$t" <<<"$installed" || rustup target add "$t"
 done
 
-step "installing QEMU and ARM binutils (if missing)"
+step "installing QEMU, ARM binutils, Mosquitto and the i686 C library (those missing, one apt-get update)"
+# Mosquitto is the MQTT broker of the fleet-over-a-broker tests
+# (platform-std/tests/fleet_mqtt.rs starts its own brokers on 127.0.0.1 on
+# free ports and stops them; it only needs the program); the i686 C library
+# (gcc-N-multilib) is scripts/host-targets.sh's, installed here so that
+# apt-get updates its lists once.
+packages=() pin=()
 if ! command -v qemu-system-arm >/dev/null || ! command -v arm-none-eabi-nm >/dev/null; then
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    # docs/architecture.md, "How to add a board": the image's newer qemu-utils conflicts with Debian 12's QEMU.
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        qemu-system-arm qemu-system-misc binutils-arm-none-eabi \
-        --allow-downgrades qemu-utils/bookworm \
-      || $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        qemu-system-arm qemu-system-misc binutils-arm-none-eabi
+    packages+=(qemu-system-arm qemu-system-misc binutils-arm-none-eabi)
+    # docs/architecture.md, "How to add a board": the image's newer
+    # qemu-utils conflicts with Debian 12's QEMU.
+    pin=(--allow-downgrades qemu-utils/bookworm)
 fi
-
-step "installing Mosquitto, the MQTT broker of the fleet-over-a-broker tests (if missing)"
-# platform-std/tests/fleet_mqtt.rs starts its own brokers on 127.0.0.1 (free
-# ports, generated configs) and stops them; it only needs the program.
 if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+    packages+=(mosquitto)
+fi
+if ! echo 'int main(void){return 0;}' | cc -m32 -x c - -o /dev/null 2>/dev/null; then
+    # Debian's `gcc-multilib` meta-package conflicts with the aarch64 cross
+    # compiler (the full host-targets run's); the versioned one does not.
+    packages+=("gcc-$(gcc -dumpversion | cut -d. -f1)-multilib")
+fi
+if [ "${#packages[@]}" -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${packages[@]}" "${pin[@]}" \
+      || $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${packages[@]}"
 fi
 
 step "host tests (official vectors, codec and HPKE oracles, bad input)"

@@ -582,6 +582,58 @@ fn vacuum_every_commits_rewrites_the_files() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// `vacuum_every` counts the commits of each namespace: another member's
+/// commits do not rewrite the database before the one that removed records
+/// has committed that many times (each member has the bound of a database
+/// of its own, and a database shared by many is not vacuumed many times as
+/// often), and its own commits do.
+#[test]
+fn vacuum_every_counts_each_namespaces_commits() {
+    let d = dir("vacuum-namespaces");
+    let path = d.join("db.sqlite");
+    let options = SqliteOptions { checkpoint_every: 1, vacuum_every: 3, ..SqliteOptions::new(Durability::ProcessCrash) };
+    let db = SqliteDatabase::open_with(&path, options).unwrap();
+    let mut a = Recording { inner: db.storage("a").unwrap(), live: HashMap::new(), dead: Vec::new(), written: Vec::new() };
+    let mut b = db.storage("b").unwrap();
+    let value = |key: u64| {
+        let mut v = vec![0u8; 1000];
+        rand_core::Rng::fill_bytes(&mut mls_tests::TestRng(key), &mut v);
+        v
+    };
+    for key in 0..200 {
+        a.write(key as RecordKey, &value(key)).unwrap();
+    }
+    a.committed().unwrap();
+    for key in 0..190 {
+        a.remove(key as RecordKey).unwrap();
+    }
+    a.committed().unwrap();
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    let before = size(&path);
+    // Two commits of b: four of the database (one count for all vacuumed
+    // at the third), two of a's and two of b's.
+    for key in 0..2u64 {
+        b.write(key as RecordKey, &value(1000 + key)).unwrap();
+        b.committed().unwrap();
+    }
+    let after_b = size(&path);
+    assert!(after_b >= before, "vacuumed after two commits of each namespace: {before} -> {after_b} bytes");
+    // a's third commit vacuums.
+    a.write(500, &value(500)).unwrap();
+    a.committed().unwrap();
+    let after_a = size(&path);
+    println!("database file: {before} bytes after 190 of a's 200 records were removed, {after_b} after 2 commits of b, {after_a} after a's third");
+    assert!(after_a * 4 < before, "no vacuum at a's third commit: {before} -> {after_a} bytes");
+    assert_eq!(dead_windows_in_files(&path, a.live.values(), &a.dead).0, 0, "a's removed records survive the vacuum");
+    let mut buf = [0u8; 1000];
+    for key in [0u64, 1] {
+        assert_eq!(b.read(key as RecordKey, &mut buf).unwrap(), Some(&value(1000 + key)[..]), "b's record {key}");
+    }
+    assert_eq!(a.inner.read(500, &mut buf).unwrap(), Some(&value(500)[..]), "a's record 500");
+    drop((a, b));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
 /// Seeds whose run leaves copies in free space (for [`REBUILD_SEED`]):
 /// `cargo test -p platform-std --test sqlite_store -- --ignored --nocapture rebuild_seeds`.
 #[test]

@@ -276,6 +276,10 @@ struct Inner {
     /// Each namespace's commits since the last vacuum (a namespace that has
     /// not committed since is absent).
     commits_since_vacuum: HashMap<i64, u32>,
+    /// A namespace reached `vacuum_every`: the next commit, of any
+    /// namespace, vacuums (again, if a reader kept the last try from
+    /// finishing).
+    vacuum_due: bool,
 }
 
 #[derive(Debug)]
@@ -373,7 +377,7 @@ impl SqliteDatabase {
         // What a crash left in the WAL (removed records' old pages) goes now.
         checkpoint(&conn).map_err(err)?;
         let locks = LockFile::open(&path)?;
-        let inner = Mutex::new(Inner { conn, txn: None, commits_since_checkpoint: 0, commits_since_vacuum: HashMap::new() });
+        let inner = Mutex::new(Inner { conn, txn: None, commits_since_checkpoint: 0, commits_since_vacuum: HashMap::new(), vacuum_due: false });
         Ok(Self { shared: Arc::new(Shared { path, options, inner, txn_done: Condvar::new(), locks }) })
     }
 
@@ -484,6 +488,7 @@ fn vacuum(inner: &mut Inner) -> rusqlite::Result<bool> {
     if done {
         inner.commits_since_checkpoint = 0;
         inner.commits_since_vacuum.clear();
+        inner.vacuum_due = false;
     }
     Ok(done)
 }
@@ -665,9 +670,11 @@ impl Storage for SqliteStorage {
         // most of its time in vacuums with one count for all).
         let mine = inner.commits_since_vacuum.entry(self.namespace).or_insert(0);
         *mine = mine.saturating_add(1);
-        let mine = *mine;
         let every = self.shared.options.vacuum_every;
-        if every > 0 && mine >= every {
+        if every > 0 && *mine >= every {
+            inner.vacuum_due = true;
+        }
+        if inner.vacuum_due {
             // Not done (another process reading): retried after the next
             // commit. It checkpoints too.
             vacuum(&mut inner).map_err(|e| storage_error(&e))?;

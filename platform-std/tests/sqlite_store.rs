@@ -238,7 +238,7 @@ fn damaged_and_foreign_files_are_one_error() {
     {
         let db = open(&good).unwrap();
         for n in 0..8 {
-            let mut s = Recording { inner: db.storage(&format!("member-{n}")).unwrap(), live: HashMap::new(), dead: Vec::new(), written: Vec::new() };
+            let mut s = Recording::new(db.storage(&format!("member-{n}")).unwrap());
             bob.group.save(&mut s, SLOT, Parts::ALL, &mut buf()).unwrap();
             live = s.live.into_values().collect();
         }
@@ -315,6 +315,12 @@ struct Recording<S> {
     live: HashMap<RecordKey, Vec<u8>>,
     dead: Vec<Vec<u8>>,
     written: Vec<Vec<u8>>,
+}
+
+impl<S> Recording<S> {
+    fn new(inner: S) -> Self {
+        Self { inner, live: HashMap::new(), dead: Vec::new(), written: Vec::new() }
+    }
 }
 
 impl<S: Storage> Storage for Recording<S> {
@@ -400,7 +406,7 @@ fn removed_records_are_gone_from_the_files() {
         let path = d.join("db.sqlite");
         let options = SqliteOptions { checkpoint_every, vacuum_every: 0, ..SqliteOptions::new(Durability::ProcessCrash) };
         let db = SqliteDatabase::open_with(&path, options).unwrap();
-        let mut s = Recording { inner: db.storage("bob").unwrap(), live: HashMap::new(), dead: Vec::new(), written: Vec::new() };
+        let mut s = Recording::new(db.storage("bob").unwrap());
         let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
         let mut alice = Member::new("alice", 21);
         let mut bob = Member::new("bob", 22);
@@ -501,7 +507,7 @@ fn rebuild_pages(seed: u64, vacuum: bool) -> (usize, usize, usize) {
     let path = d.join("db.sqlite");
     let options = SqliteOptions { checkpoint_every: 1, vacuum_every: 0, ..SqliteOptions::new(Durability::ProcessCrash) };
     let db = SqliteDatabase::open_with(&path, options).unwrap();
-    let mut s = Recording { inner: db.storage("m").unwrap(), live: HashMap::new(), dead: Vec::new(), written: Vec::new() };
+    let mut s = Recording::new(db.storage("m").unwrap());
     let mut rng = mls_tests::TestRng(seed);
     let mut next = |n: u64| rand_core::Rng::next_u64(&mut rng) % n;
     for op in 0..3000 {
@@ -547,22 +553,10 @@ fn vacuum_every_commits_rewrites_the_files() {
     let path = d.join("db.sqlite");
     let options = SqliteOptions { checkpoint_every: 1, vacuum_every: 3, ..SqliteOptions::new(Durability::ProcessCrash) };
     let db = SqliteDatabase::open_with(&path, options).unwrap();
-    let mut s = Recording { inner: db.storage("m").unwrap(), live: HashMap::new(), dead: Vec::new(), written: Vec::new() };
-    let value = |key: u64| {
-        let mut v = vec![0u8; 1000];
-        rand_core::Rng::fill_bytes(&mut mls_tests::TestRng(key), &mut v);
-        v
-    };
-    for key in 0..200 {
-        s.write(key as RecordKey, &value(key)).unwrap();
-    }
-    s.committed().unwrap();
-    for key in 0..190 {
-        s.remove(key as RecordKey).unwrap();
-    }
+    let mut s = Recording::new(db.storage("m").unwrap());
     // The second commit: checkpointed (the removed records zeroed in
     // their pages), the file as large as before.
-    s.committed().unwrap();
+    write_200_remove_190(&mut s);
     let size = |p: &Path| std::fs::metadata(p).unwrap().len();
     let before = size(&path);
     s.write(500, &value(500)).unwrap();
@@ -582,6 +576,25 @@ fn vacuum_every_commits_rewrites_the_files() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// 1,000 bytes drawn from `key`.
+fn value(key: u64) -> Vec<u8> {
+    let mut v = vec![0u8; 1000];
+    rand_core::Rng::fill_bytes(&mut mls_tests::TestRng(key), &mut v);
+    v
+}
+
+/// Two commits: 200 records of [`value`], then 190 of them removed.
+fn write_200_remove_190(s: &mut impl Storage) {
+    for key in 0..200 {
+        s.write(key as RecordKey, &value(key)).unwrap();
+    }
+    s.committed().unwrap();
+    for key in 0..190 {
+        s.remove(key as RecordKey).unwrap();
+    }
+    s.committed().unwrap();
+}
+
 /// `vacuum_every` counts the commits of each namespace: another member's
 /// commits do not rewrite the database before the one that removed records
 /// has committed that many times (each member has the bound of a database
@@ -593,21 +606,9 @@ fn vacuum_every_counts_each_namespaces_commits() {
     let path = d.join("db.sqlite");
     let options = SqliteOptions { checkpoint_every: 1, vacuum_every: 3, ..SqliteOptions::new(Durability::ProcessCrash) };
     let db = SqliteDatabase::open_with(&path, options).unwrap();
-    let mut a = Recording { inner: db.storage("a").unwrap(), live: HashMap::new(), dead: Vec::new(), written: Vec::new() };
+    let mut a = Recording::new(db.storage("a").unwrap());
     let mut b = db.storage("b").unwrap();
-    let value = |key: u64| {
-        let mut v = vec![0u8; 1000];
-        rand_core::Rng::fill_bytes(&mut mls_tests::TestRng(key), &mut v);
-        v
-    };
-    for key in 0..200 {
-        a.write(key as RecordKey, &value(key)).unwrap();
-    }
-    a.committed().unwrap();
-    for key in 0..190 {
-        a.remove(key as RecordKey).unwrap();
-    }
-    a.committed().unwrap();
+    write_200_remove_190(&mut a);
     let size = |p: &Path| std::fs::metadata(p).unwrap().len();
     let before = size(&path);
     // Two commits of b: four of the database (one count for all vacuumed

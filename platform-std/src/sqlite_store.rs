@@ -60,8 +60,9 @@
 //! (copies that rebalancing left) at most `vacuum_every` commits of its
 //! namespace after it** (sooner when another namespace of the database gets
 //! there first: the vacuum is the whole database's), as if each namespace
-//! had a database of its own (a checkpoint or vacuum that another process's
-//! reader keeps from finishing is retried at the next commit). Like any file, the disk's
+//! had a database of its own (a checkpoint that another process's reader
+//! keeps from finishing is retried at the next commit, a vacuum at the next
+//! commit of the namespace whose count called it). Like any file, the disk's
 //! blocks may keep old copies on copy-on-write file systems and SSDs: use
 //! full-disk encryption there.
 //!
@@ -274,12 +275,8 @@ struct Inner {
     txn: Option<Txn>,
     commits_since_checkpoint: u32,
     /// Each namespace's commits since the last vacuum (a namespace that has
-    /// not committed since is absent).
+    /// not committed since is absent; none counted when vacuums are off).
     commits_since_vacuum: HashMap<i64, u32>,
-    /// A namespace reached `vacuum_every`: the next commit, of any
-    /// namespace, vacuums (again, if a reader kept the last try from
-    /// finishing).
-    vacuum_due: bool,
 }
 
 #[derive(Debug)]
@@ -377,7 +374,7 @@ impl SqliteDatabase {
         // What a crash left in the WAL (removed records' old pages) goes now.
         checkpoint(&conn).map_err(err)?;
         let locks = LockFile::open(&path)?;
-        let inner = Mutex::new(Inner { conn, txn: None, commits_since_checkpoint: 0, commits_since_vacuum: HashMap::new(), vacuum_due: false });
+        let inner = Mutex::new(Inner { conn, txn: None, commits_since_checkpoint: 0, commits_since_vacuum: HashMap::new() });
         Ok(Self { shared: Arc::new(Shared { path, options, inner, txn_done: Condvar::new(), locks }) })
     }
 
@@ -488,7 +485,6 @@ fn vacuum(inner: &mut Inner) -> rusqlite::Result<bool> {
     if done {
         inner.commits_since_checkpoint = 0;
         inner.commits_since_vacuum.clear();
-        inner.vacuum_due = false;
     }
     Ok(done)
 }
@@ -668,16 +664,15 @@ impl Storage for SqliteStorage {
         // whose vacuum costs its whole size, is not rewritten M times as
         // often for M members (a 1,023-device mls-fleet run, 250 MB, spent
         // most of its time in vacuums with one count for all).
-        let mine = inner.commits_since_vacuum.entry(self.namespace).or_insert(0);
-        *mine = mine.saturating_add(1);
         let every = self.shared.options.vacuum_every;
-        if every > 0 && *mine >= every {
-            inner.vacuum_due = true;
-        }
-        if inner.vacuum_due {
-            // Not done (another process reading): retried after the next
-            // commit. It checkpoints too.
-            vacuum(&mut inner).map_err(|e| storage_error(&e))?;
+        if every > 0 {
+            let mine = inner.commits_since_vacuum.entry(self.namespace).or_insert(0);
+            *mine = mine.saturating_add(1);
+            if *mine >= every {
+                // Not done (another process reading): the count stays, so
+                // this namespace's next commit tries again. It checkpoints too.
+                vacuum(&mut inner).map_err(|e| storage_error(&e))?;
+            }
         }
         if inner.commits_since_checkpoint >= self.shared.options.checkpoint_every {
             // Not done (another process reading): retried after the next commit.

@@ -989,6 +989,17 @@ impl<'s> TreeSlices<'s> {
         self.parents.get(usize::try_from(p.0 >> 1).ok()?).copied()
     }
 
+    /// Node `x` of the tree before the stage (`before`) or as it is is not
+    /// blank: [`Self::write_node`] would write it. Without encoding the
+    /// node: a parent's bitmap reads every leaf below it, and a save asks
+    /// this of every node of the tree (`store::tree_records`).
+    pub(crate) fn is_present_at(&self, x: NodeIndex, before: bool) -> bool {
+        match x.leaf() {
+            Some(l) => self.slot_at(l, before).and_then(|s| slot_bytes(self.arena, &s)).is_some(),
+            None => self.parent_at(x, before).is_some_and(|s| s.present),
+        }
+    }
+
     /// Writes node `x` of the tree before the stage (`before`) or as it is,
     /// in its stored form: a LeafNode's encoding, or a parent's
     /// [`ParentRecord`]; false, writing nothing, if it is blank.

@@ -324,7 +324,7 @@ fn save_staged_tree(t: &TreeSlices<'_>, out: &mut dyn ItemSink) -> Result<(), St
             if let Some(l) = x.leaf() {
                 w.write_u32(t.unmerged_bits(l))?;
             }
-            let present = t.write_node(x, false, &mut Writer::counter())?;
+            let present = t.is_present_at(x, false);
             w.write_u8(u8::from(present))?;
             if present {
                 t.write_node(x, false, w)?;

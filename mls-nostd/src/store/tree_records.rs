@@ -65,19 +65,19 @@ pub(crate) const TABLE_ITEM_LEN: usize = 1 + 4 + TABLE_CHUNK_NODES / 4;
 
 impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Signer, const E: usize> Group<N, ARENA, K, P, Sig, E> {
     /// Node `x` of the epoch's tree (before a staged Commit) is not blank.
-    fn node_present(&mut self, x: NodeIndex) -> Result<bool, StoreError> {
-        Ok(self.tree.slices().write_node(x, true, &mut Writer::counter())?)
+    fn node_present(&mut self, x: NodeIndex) -> bool {
+        self.tree.slices().is_present_at(x, true)
     }
 
     /// What the table of the state being saved says of node `x`: stored,
     /// and under which version (a changed node under the other one).
-    fn next_table_bits(&mut self, x: NodeIndex) -> Result<u8, StoreError> {
+    fn next_table_bits(&mut self, x: NodeIndex) -> u8 {
         let bits = self.tree_marks.get(x);
-        if !self.node_present(x)? {
-            return Ok(bits & VERSION);
+        if !self.node_present(x) {
+            return bits & VERSION;
         }
         let version = if bits & CHANGED != 0 || bits & STORED == 0 { (bits & VERSION) ^ VERSION } else { bits & VERSION };
-        Ok(STORED | version)
+        STORED | version
     }
 
     /// The table items of the epoch part (nodes of the tree before a staged
@@ -89,7 +89,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             let count = (width - first).min(TABLE_CHUNK_NODES);
             let mut packed = [0u8; TABLE_CHUNK_NODES / 4];
             for k in 0..count {
-                let bits = self.next_table_bits(NodeIndex((first + k) as u32))?;
+                let bits = self.next_table_bits(NodeIndex((first + k) as u32));
                 if let Some(b) = packed.get_mut(k / 4) {
                     *b |= (bits & (STORED | VERSION)) << (2 * (k % 4));
                 }
@@ -206,7 +206,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         self.remove_stale_tree_records(storage, slot)?;
         let width = tree_math::node_width(self.tree.old().n_leaves()).unwrap_or(0);
         for x in (0..width).map(NodeIndex) {
-            let next = self.next_table_bits(x)?;
+            let next = self.next_table_bits(x);
             let bits = self.tree_marks.get(x);
             if next & STORED == 0 || (bits & STORED != 0 && next & VERSION == bits & VERSION) {
                 continue;
@@ -232,7 +232,7 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     pub(crate) fn commit_tree_records<S: Storage>(&mut self, storage: &mut S, slot: u8) -> Result<(), StoreError> {
         for x in (0..NodeMarks::<N>::NODES as u32).map(NodeIndex) {
             let bits = self.tree_marks.get(x);
-            let next = self.next_table_bits(x)?;
+            let next = self.next_table_bits(x);
             // An old record goes if the node is now blank or moved to the
             // other version.
             let stale = bits & STORED != 0 && (next & STORED == 0 || next & VERSION != bits & VERSION);

@@ -994,9 +994,16 @@ impl<'s> TreeSlices<'s> {
     /// node: a parent's bitmap reads every leaf below it, and a save asks
     /// this of every node of the tree (`store::tree_records`).
     pub(crate) fn is_present_at(&self, x: NodeIndex, before: bool) -> bool {
+        if before && self.meta.staging {
+            return match x.leaf() {
+                Some(l) => self.slot_at(l, true).and_then(|s| slot_bytes(self.arena, &s)).is_some(),
+                None => self.parent_at(x, true).is_some_and(|s| s.present),
+            };
+        }
+        // The tree as it is: its slots by reference (a parent's is 73 bytes).
         match x.leaf() {
-            Some(l) => self.slot_at(l, before).and_then(|s| slot_bytes(self.arena, &s)).is_some(),
-            None => self.parent_at(x, before).is_some_and(|s| s.present),
+            Some(l) => self.leaf(l).and_then(|s| slot_bytes(self.arena, s)).is_some(),
+            None => self.parent(x).is_some_and(|s| s.present),
         }
     }
 

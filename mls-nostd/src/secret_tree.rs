@@ -966,6 +966,9 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
         self.meta.n_leaves = 0;
         self.meta.tag = [0; 8];
         self.meta.bank_checked = false;
+        // No secret is left, in memory or to read back from a store (what a
+        // store holds of the tree goes at its next save).
+        self.meta.evicted = false;
     }
 
     /// Fails as [`Self::reset`] to `n_leaves` leaves would (its only

@@ -1898,3 +1898,188 @@ fn a_failed_save_to_another_slot_leaves_the_own_slot_unsure() {
     println!("the save to B failed after its head {after_head} times");
     assert!(saved && after_head >= 3, "{after_head}");
 }
+
+/// A pool member (E < N) loaded from its store (some of its secrets in the
+/// store only) is removed by a Commit, and saves its removal: to its own
+/// slot, whose records of the ended epoch go, and then to another store,
+/// where it loads as removed. (Until December 8 the merge's save took the
+/// own slot for foreign, the cleared trees' tags being zero, and refused
+/// with `CapacityExceeded(SecretTreeEntries)` for the secrets the pool had
+/// left in the store: the merge failed every time, and the old epoch's
+/// secrets stayed in the store.)
+#[test]
+fn a_removed_pool_member_saves_its_removal() {
+    let (mut alice, mut others, mut dev) = pool_group();
+    let mut storage = MapStorage::default();
+    let mut b = buf();
+    dev.group.save(&mut storage, SLOT, Parts::ALL, &mut b).unwrap();
+    let mut fresh = Box::new(mls_nostd::group::Group::<16, { 16 * 512 }, 64, 8192, SignaturePrivateKey, 6>::EMPTY);
+    recover(&mut storage, SLOT, &mut b[..]).unwrap();
+    fresh.load(&mut storage, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap();
+    dev.group = fresh;
+    let remove = Proposal::Remove(Remove { removed: dev.group.own_leaf().0 });
+    let (commit, _) = alice.commit(&[remove], true, WireFormatPolicy::Public);
+    for o in others.iter_mut() {
+        o.receive_commit(&commit);
+    }
+    let mut msg = commit.clone();
+    let mut g = dev.group.stored(&mut storage, SLOT, &mut b);
+    match g.process_message_with_psks(&mut msg, &NoPsks, NOW).unwrap() {
+        Received::Commit(s) => assert!(s.removes_us),
+        other => panic!("{other:?}"),
+    }
+    let merged = g.merge_staged_commit();
+    assert!(merged.is_ok(), "the removed pool member cannot save its removal: {merged:?}");
+    assert!(dev.group.is_inactive());
+    let left = ratchet_records(&storage);
+    assert!(left.is_empty(), "secret-tree records of the ended epoch left: {left:08x?}");
+    // Saved to another store (a backup): it loads, removed.
+    let mut other = MapStorage::default();
+    let saved = dev.group.save(&mut other, SLOT, Parts::ALL, &mut b);
+    assert!(saved.is_ok(), "the removed pool member cannot save to another store: {saved:?}");
+    let mut copy = Box::new(mls_nostd::group::Group::<16, { 16 * 512 }, 64, 8192, SignaturePrivateKey, 6>::EMPTY);
+    copy.load(&mut other, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b).unwrap();
+    assert!(copy.is_inactive());
+}
+
+/// A member removed by a Commit merges it; the save fails (as a cut would
+/// leave it) at each of its operations in turn. The store must then load:
+/// the epoch before the Commit (and the Commit processes again) or the
+/// member removed. (Until December 8 the save removed the epoch's
+/// secret-tree records before its head, the removal leaving the epoch and
+/// so the bank as they were: after a cut the old epoch's keys were gone,
+/// or the store did not load.)
+#[test]
+fn a_removed_members_failed_save_leaves_the_store_loadable() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let mut problems = Vec::new();
+    let mut done = false;
+    for ops in 0..200 {
+        let (mut alice, mut bob, _carol) = group_of(suite);
+        let mut storage = Failing { map: MapStorage::default(), ops_left: None };
+        bob.group.save(&mut storage, SLOT, Parts::ALL, &mut buf()).unwrap();
+        // Bob has heard alice: her path is split in his tree.
+        assert_eq!(receive_durable(&mut bob, &mut storage, &alice.send(b"hi")).unwrap(), b"hi");
+        let remove = Proposal::Remove(Remove { removed: bob.group.own_leaf().0 });
+        let (commit, _) = alice.commit(&[remove], true, WireFormatPolicy::Private);
+        let mut msg = commit.clone();
+        let mut b = buf();
+        match bob.group.stored(&mut storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW).unwrap() {
+            Received::Commit(s) => assert!(s.removes_us),
+            other => panic!("{other:?}"),
+        }
+        storage.ops_left = Some(ops);
+        if bob.group.stored(&mut storage, SLOT, &mut b).merge_staged_commit().is_ok() {
+            println!("the removal's save needs {ops} operations");
+            done = true;
+            break;
+        }
+        storage.ops_left = None;
+        let mut fresh = Box::new(G::EMPTY);
+        recover(&mut storage, SLOT, &mut b[..]).unwrap();
+        if let Err(e) = fresh.load(&mut storage, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b) {
+            problems.push(format!("fail after {ops} ops: the store no longer loads ({e:?})"));
+            continue;
+        }
+        bob.group = fresh;
+        if !bob.group.is_inactive() {
+            let mut msg = commit.clone();
+            if let Err(e) = bob.group.stored(&mut storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW) {
+                problems.push(format!("fail after {ops} ops: loaded in the old epoch, the Commit is refused ({e:?})"));
+            }
+        }
+    }
+    assert!(done);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// The secret-tree records (kinds 5 to 8) of `SLOT` in `map`.
+fn ratchet_records(map: &MapStorage) -> Vec<RecordKey> {
+    map.0
+        .keys()
+        .copied()
+        .filter(|k| {
+            let [kind, slot, ..] = k.to_be_bytes();
+            (5..=8).contains(&kind) && slot == SLOT
+        })
+        .collect()
+}
+
+/// A save to another store fails; bob goes on with his own store: a
+/// skipped key is used and carol's first message splits the parents above
+/// her. The own store must not keep the used key or the consumed parents:
+/// compared with the same run without the failed save, the own store holds
+/// the same secret-tree records, and none of the ended epoch's once two
+/// Commits have passed. (Until December 8 the failed save had cleared what
+/// the group knew of its own store's index, and the used key's record
+/// stayed there for good, against RFC 9420 §9.2.)
+#[test]
+fn a_failed_save_elsewhere_leaves_no_used_secret_in_the_own_store() {
+    let run = |fail_elsewhere: bool| -> (Vec<RecordKey>, Vec<RecordKey>, Vec<RecordKey>) {
+        let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+        let (mut alice, mut bob, mut carol) = group_of(suite);
+        let mut own = Failing { map: MapStorage::default(), ops_left: None };
+        bob.group.save(&mut own, SLOT, Parts::ALL, &mut buf()).unwrap();
+        let m: Vec<Vec<u8>> = (0..4).map(|i| alice.send(format!("m{i}").as_bytes())).collect();
+        // m3 skips m0, m1 and m2: three skipped keys stored.
+        assert_eq!(receive_durable(&mut bob, &mut own, &m[3]).unwrap(), b"m3");
+        if fail_elsewhere {
+            // Another store holds carol's group (same epoch, same secret
+            // tree): the save there fails at its first removal.
+            let mut elsewhere = Failing { map: MapStorage::default(), ops_left: None };
+            carol.group.save(&mut elsewhere, SLOT, Parts::ALL, &mut buf()).unwrap();
+            elsewhere.ops_left = Some(0);
+            assert!(bob.group.save(&mut elsewhere, SLOT, Parts::ALL, &mut buf()).is_err());
+        }
+        assert_eq!(receive_durable(&mut bob, &mut own, &m[2]).unwrap(), b"m2");
+        assert_eq!(receive_durable(&mut bob, &mut own, &carol.send(b"c0")).unwrap(), b"c0");
+        let after_messages = ratchet_records(&own.map);
+        let pool_after = pool_records(&own.map);
+        reload(&mut bob, &mut own);
+        assert!(receive_durable(&mut bob, &mut own, &m[2]).is_err(), "m2 replayed");
+        for _ in 0..2 {
+            let (commit, _) = alice.commit(&[], true, WireFormatPolicy::Private);
+            receive_durable(&mut bob, &mut own, &commit).unwrap();
+            carol.receive_commit(&commit);
+        }
+        (after_messages, pool_after, pool_records(&own.map))
+    };
+    let (control, control_pool, control_left) = run(false);
+    let (failed, failed_pool, failed_left) = run(true);
+    println!("control: {} secret-tree records, pool {control_pool:08x?}; after a failed save elsewhere: {}, pool {failed_pool:08x?}", control.len(), failed.len());
+    assert!(control_left.is_empty());
+    let extra: Vec<_> = failed.iter().filter(|k| !control.contains(k)).collect();
+    assert!(
+        extra.is_empty() && failed_left.is_empty(),
+        "records the control run removed, kept after a failed save elsewhere: {extra:08x?}; \
+         skipped keys of the ended epoch still in the store after two Commits: {failed_left:08x?}"
+    );
+}
+
+/// A removed member saved to a second store that holds an older copy of
+/// its group (a backup slot): the slot is not its own, so it writes every
+/// node of the tree, and the copy loads. (Until December 8 a removed
+/// member wrote only the nodes changed since its last save to its own
+/// store, and the copy's save returned Ok but did not load.)
+#[test]
+fn a_removed_member_saved_to_an_older_copy_loads() {
+    let (mut alice, mut bob, mut carol) = group_of(CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519);
+    let mut own = MapStorage::default();
+    let mut copy = MapStorage::default();
+    bob.group.save(&mut own, SLOT, Parts::ALL, &mut buf()).unwrap();
+    bob.group.save(&mut copy, SLOT, Parts::ALL, &mut buf()).unwrap();
+    // Back to the own store, then a Commit that changes the tree.
+    bob.group.save(&mut own, SLOT, Parts::ALL, &mut buf()).unwrap();
+    let (commit, _) = carol.commit(&[], true, WireFormatPolicy::Public);
+    receive_durable(&mut bob, &mut own, &commit).unwrap();
+    alice.receive_commit(&commit);
+    let remove = Proposal::Remove(Remove { removed: bob.group.own_leaf().0 });
+    let (commit, _) = alice.commit(&[remove], true, WireFormatPolicy::Public);
+    receive_durable(&mut bob, &mut own, &commit).unwrap();
+    assert!(bob.group.is_inactive());
+    bob.group.save(&mut copy, SLOT, Parts::ALL, &mut buf()).unwrap();
+    let mut fresh = Box::new(G::EMPTY);
+    let mut b = buf();
+    let loaded = fresh.load(&mut copy, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b);
+    assert!(loaded.is_ok(), "the copy saved by the removed member does not load: {loaded:?}");
+}

@@ -176,7 +176,13 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let tag = self.secret_trees.current().meta.tag;
         let stored = head.tree_tags()[0];
         let own = old.is_some() && self.store_id != [0; 8] && head.store_id() == self.store_id;
-        let foreign = !own || (stored != tag && stored != prev_tag);
+        // A group the last Commit removed has no secret trees left to name
+        // the slot (their tags are zero): its store id alone says whether
+        // the slot is ours. (Taken for foreign, its own slot lost the
+        // epoch's secret-tree records before the head, and a pool's
+        // removal could not be saved at all.)
+        let named = stored == tag || stored == prev_tag || !self.member;
+        let foreign = !own || !named;
         let store_id = if foreign { new_store_id(&head, self.store_id, slot, [tag, prev_tag]) } else { self.store_id };
         if foreign {
             parts = Parts::ALL;
@@ -225,10 +231,10 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             self.save_ratchets(storage, slot, Some(HeadPhase::Before), buf)?;
         }
         // The ratchet tree's changed nodes, before the epoch part lists them.
-        // A group that the Commit just merged removed has no secret trees
-        // left to name the slot, but its tree marks are this slot's.
+        // (A removed group's own slot is not foreign: its tree marks are
+        // this slot's. Saved to another, it writes every node.)
         if parts.has(Part::Epoch) {
-            let tree_foreign = old.is_none() || (foreign && self.member);
+            let tree_foreign = old.is_none() || foreign;
             self.save_tree_records(storage, slot, tree_foreign, old.as_ref(), buf)?;
         }
         for part in Part::BANKED {

@@ -493,9 +493,14 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
     }
 
     /// Marks every stored secret changed and the bank unchecked, so the next
-    /// save writes the whole tree (to a store that does not hold it).
+    /// save writes the whole tree (to a store that does not hold it). Only
+    /// adds marks: what the flags say of the group's own store (the records
+    /// its index lists, the consumed ones it has yet to remove, the pool
+    /// slots it covers) stays true if this save fails, and the next save
+    /// there still removes them (a used key otherwise stayed in the store
+    /// for good, against RFC 9420 §9.2). The index they write lists a
+    /// superset of the records, which a load and a bank's removal allow.
     pub(crate) fn mark_all_unsaved(&mut self) {
-        self.flags.fill(0);
         let (held, flags) = self.held_and_flags();
         for (i, secrets) in held.iter() {
             // A parent's secret lies in its leftmost leaf's slot, its flag at
@@ -513,11 +518,14 @@ impl<const N: usize, const K: usize, const E: usize> SecretTree<N, K, E> {
             }
         }
         for (d, e) in self.skipped_dirty.iter_mut().zip(self.skipped.iter()) {
-            *d = if e.is_some() { SKIPPED_DIRTY } else { 0 };
+            if e.is_some() {
+                *d |= SKIPPED_DIRTY;
+            }
         }
         self.meta.bank_checked = false;
         self.meta.bank_stale = true;
-        self.meta.pool_indexed = 0;
+        // The flags may list every node already: the index is written anyway.
+        self.meta.index_unsure = true;
     }
 
     /// Node `node`'s record in `bank` of group `slot`, if the store has one

@@ -462,15 +462,22 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
         let (cur, prv) = match around {
             None => (Records::All, Records::All),
             Some(HeadPhase::Before) => {
+                // A tree with no leaves (a removed group's) writes nothing,
+                // and the records the committed head names stay until the
+                // new head: its bank (the epoch's own, as the removal does
+                // not change the epoch) is cleaned after it.
                 let (tree, past) = self.secret_trees.both_mut();
                 let cur = if tree.is_new_in_store() {
                     Records::All
                 } else {
                     Records::Leaf(me)
                 };
-                tree.save_records(storage, slot, current, cur, buf)?;
+                if tree.meta.n_leaves > 0 {
+                    tree.save_records(storage, slot, current, cur, buf)?;
+                }
                 if let Some(past) = past
                     && past.is_new_in_store()
+                    && past.meta.n_leaves > 0
                 {
                     past.save_records(storage, slot, prev, Records::All, buf)?;
                 }

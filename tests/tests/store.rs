@@ -2083,3 +2083,52 @@ fn a_removed_member_saved_to_an_older_copy_loads() {
     let loaded = fresh.load(&mut copy, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b);
     assert!(loaded.is_ok(), "the copy saved by the removed member does not load: {loaded:?}");
 }
+
+/// A save to a slot that holds an older copy of the group (a backup made
+/// earlier in the same epoch) fails at each of its operations in turn, as
+/// a cut would leave it: the copy should then load, as it was or as the
+/// new state. Known to fail (December 8, found in review): a save to a
+/// slot that is not the group's own removes the records of the epoch's
+/// secret-tree bank before its head, and that bank is the copy's too, so a
+/// cut in the first 3 of its 23 operations leaves a copy that does not
+/// load (`Corrupt`). The group's own slot, where its last save went, is
+/// never touched, so no state is lost but the copy's. Writing the bank
+/// over (the old index's records removed after the head) would mend it
+/// for a copy of the same tree; a slot holding another group whose bank
+/// is the same would still lose it once our index replaces its index, as
+/// a bank's keys are fixed by the epoch's parity (a change of the record
+/// format). Run with `--ignored`.
+#[test]
+#[ignore = "known: a cut while saving over a slot's copy of the same epoch loses that copy (the own slot is intact)"]
+fn a_failed_save_over_an_older_copy_leaves_a_copy_that_loads() {
+    let suite = CipherSuite::X25519ChaCha20Poly1305Sha256Ed25519;
+    let mut problems = Vec::new();
+    let mut done = false;
+    for ops in 0..400 {
+        let (mut alice, mut bob, _carol) = group_of(suite);
+        let mut own = MapStorage::default();
+        let mut copy = Failing { map: MapStorage::default(), ops_left: None };
+        bob.group.save(&mut own, SLOT, Parts::ALL, &mut buf()).unwrap();
+        bob.group.save(&mut copy, SLOT, Parts::ALL, &mut buf()).unwrap();
+        // Back to the own store; alice speaks (bob's tree splits her path).
+        bob.group.save(&mut own, SLOT, Parts::ALL, &mut buf()).unwrap();
+        for i in 0..3 {
+            assert_eq!(receive_durable(&mut bob, &mut own, &alice.send(&[i])).unwrap(), [i]);
+        }
+        copy.ops_left = Some(ops);
+        if bob.group.save(&mut copy, SLOT, Parts::ALL, &mut buf()).is_ok() {
+            println!("the save over the copy needs {ops} operations");
+            done = true;
+            break;
+        }
+        copy.ops_left = None;
+        let mut fresh = Box::new(G::EMPTY);
+        let mut b = buf();
+        recover(&mut copy, SLOT, &mut b[..]).unwrap();
+        if let Err(e) = fresh.load(&mut copy, SLOT, &mls_nostd::identity::SAME_CREDENTIAL, &mut b) {
+            problems.push(format!("fail after {ops} ops: the copy no longer loads ({e:?})"));
+        }
+    }
+    assert!(done);
+    assert!(problems.is_empty(), "{problems:#?}");
+}

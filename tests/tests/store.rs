@@ -546,6 +546,53 @@ fn a_pool_in_memory_refuses_a_sender_it_has_no_room_for() {
     assert_eq!(dev.receive_app(&m).1, b"second");
 }
 
+/// A stored pool member refuses messages whose content does not decrypt
+/// (their sender data does: a member's forgery, or a frame damaged past its
+/// sender data), from senders all over the tree; then every member's real
+/// message is read. Each refused message derived its sender's path into
+/// the pool (what a real one from that sender does, and nothing is
+/// consumed), and derived secrets stay in the pool until a save: before
+/// December 8 the next sender found no clean entry to evict and was
+/// refused with `CapacityExceeded(SecretTreeEntries)` until the device's
+/// next save of its own (found in review).
+#[test]
+fn a_stored_pool_member_reads_every_sender_after_refused_forgeries() {
+    let (mut alice, mut others, mut dev) = pool_group();
+    let mut storage = MapStorage::default();
+    let mut b = buf();
+    dev.group.save(&mut storage, SLOT, Parts::ALL, &mut b).unwrap();
+    let receive = |dev: &mut PoolMember, storage: &mut MapStorage, msg: &[u8]| {
+        let mut msg = msg.to_vec();
+        let mut b = buf();
+        match dev.group.stored(storage, SLOT, &mut b).process_message_with_psks(&mut msg, &NoPsks, NOW) {
+            Ok(Received::Application { data, .. }) => Ok(data.to_vec()),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        }
+    };
+    let mut refused = 0;
+    for sender in [8, 1, 5, 10, 3] {
+        let mut bad = others[sender].send(b"a message that will not decrypt, longer than a sample");
+        let n = bad.len();
+        // The last byte is the content's AEAD tag, outside the sample that
+        // keys the sender data.
+        bad[n - 1] ^= 1;
+        let e = receive(&mut dev, &mut storage, &bad).unwrap_err();
+        assert!(matches!(e, DurableError::Op(mls_nostd::group::ReceiveError::Protection(mls_nostd::messages::authenticated_content::ProtectionError::ContentDecryptionFailed))), "{e:?}");
+        refused += 1;
+    }
+    assert_eq!(refused, 5);
+    let mut heard = 0;
+    for (i, o) in std::iter::once(&mut alice).chain(others.iter_mut()).enumerate() {
+        let text = format!("from {i}");
+        let m = o.send(text.as_bytes());
+        let read = receive(&mut dev, &mut storage, &m);
+        assert_eq!(read.as_deref().ok(), Some(text.as_bytes()), "sender {i}: {read:?}");
+        heard += 1;
+    }
+    assert_eq!(heard, 12);
+}
+
 #[test]
 fn a_pool_member_hears_every_sender_through_its_store() {
     let (mut alice, mut others, mut dev) = pool_group();

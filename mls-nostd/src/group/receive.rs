@@ -126,6 +126,19 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// this group. A PrivateMessage is decrypted in place, so `message` is
     /// overwritten. `now` (seconds since the Unix epoch) checks KeyPackage
     /// lifetimes of added members.
+    ///
+    /// A PrivateMessage Proposal or Commit refused after it decrypted and
+    /// its signature verified (a proposal it names not received yet, a PSK
+    /// not held, a KeyPackage's lifetime against a wrong clock) is refused
+    /// if given again ([`SecretTreeError::KeyConsumed`]): a key that
+    /// decrypted a message is consumed and deleted (RFC 9420 §9.2, the
+    /// deletion schedule), whatever became of the message. A member that
+    /// cannot process a Commit so has to join again (a new KeyPackage, or an
+    /// external Commit); groups whose delivery may reorder handshake
+    /// messages send them as PublicMessages, which a refusal leaves
+    /// readable again. The buffer then holds the decrypted content.
+    ///
+    /// [`SecretTreeError::KeyConsumed`]: crate::secret_tree::SecretTreeError::KeyConsumed
     #[inline(never)]
     pub fn process_message_in_memory<'m>(
         &mut self,

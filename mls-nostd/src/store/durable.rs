@@ -562,6 +562,23 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         self.group.save(self.storage, self.slot, parts, self.buf)
     }
 
+    /// [`Group::prepare_ratchets`] (a pool's sender read back from the
+    /// store). If the pool has no clean secret to evict, those it holds were
+    /// derived since the last save (by a message that was then refused, say:
+    /// a forgery whose sender data decrypted, or a frame damaged after it;
+    /// nothing was consumed): their records are saved, and the preparation
+    /// tried again. Before, every sender but those already in the pool was
+    /// refused until the device's next save of its own.
+    fn prepare_ratchets(&mut self, message: Option<&[u8]>) -> Result<(), StoreError> {
+        match self.group.prepare_ratchets(self.storage, self.slot, message, self.buf) {
+            Err(StoreError::CapacityExceeded(crate::capacity::Capacity::SecretTreeEntries)) => {
+                self.save(Parts::RATCHETS)?;
+                self.group.prepare_ratchets(self.storage, self.slot, message, self.buf)
+            }
+            other => other,
+        }
+    }
+
     /// Loads the group from its slot; see [`Group::load`].
     pub fn load(&mut self, identity: &'static dyn crate::identity::IdentityProvider) -> Result<(), StoreError> {
         self.group.load(self.storage, self.slot, identity, self.buf)
@@ -594,7 +611,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         rng: &mut impl CryptoRng,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], DurableError<ReceiveError>> {
-        self.group.prepare_ratchets(self.storage, self.slot, None, self.buf)?;
+        self.prepare_ratchets(None)?;
         let len = self
             .group
             .protect_application_in_memory(data, authenticated_data, padding, rng, out)
@@ -626,7 +643,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         rng: &mut impl CryptoRng,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], DurableError<CreateCommitError>> {
-        self.group.prepare_ratchets(self.storage, self.slot, None, self.buf)?;
+        self.prepare_ratchets(None)?;
         let len = self.group.propose(proposal, wire_format, rng, out).map_err(DurableError::Op)?.len();
         self.store_own_proposal(out, len)
     }
@@ -642,7 +659,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         rng: &mut impl CryptoRng,
         out: &'o mut [u8],
     ) -> Result<&'o [u8], DurableError<CreateCommitError>> {
-        self.group.prepare_ratchets(self.storage, self.slot, None, self.buf)?;
+        self.prepare_ratchets(None)?;
         let len = self.group.propose_update(template, wire_format, rng, out).map_err(DurableError::Op)?.len();
         self.store_own_proposal(out, len)
     }
@@ -692,7 +709,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// only for a Commit that names them, up to [`STORED_PSKS_PER_USE`]), as
     /// [`StoredGroup::process_message_with_psks`].
     pub fn process_message<'m>(&mut self, message: &'m mut [u8], now: u64) -> Result<Received<'m>, DurableError<ReceiveError>> {
-        self.group.prepare_ratchets(self.storage, self.slot, Some(message), self.buf)?;
+        self.prepare_ratchets(Some(message))?;
         let psks = StoredPsks::<S, STORED_PSKS_PER_USE>::new(&mut *self.storage);
         let processed = process_in_memory(self.group, message, &psks, now);
         if let Some(e) = psks.error() {
@@ -714,7 +731,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         psks: &dyn PskStore,
         now: u64,
     ) -> Result<Received<'m>, DurableError<ReceiveError>> {
-        self.group.prepare_ratchets(self.storage, self.slot, Some(message), self.buf)?;
+        self.prepare_ratchets(Some(message))?;
         let processed = process_in_memory(self.group, message, psks, now)?;
         self.finish_receive(message, processed)
     }
@@ -791,7 +808,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         executor: &impl Executor,
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
-        self.group.prepare_ratchets(self.storage, self.slot, None, self.buf)?;
+        self.prepare_ratchets(None)?;
         let CommitBuffers { message, welcome, group_info } = bufs;
         let bufs = CommitBuffers { message: &mut *message, welcome: &mut *welcome, group_info: &mut *group_info };
         let bases = Placed::bases(&bufs);
@@ -813,7 +830,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
         executor: &impl Executor,
         bufs: CommitBuffers<'o>,
     ) -> Result<CommitOutput<'o>, DurableError<CreateCommitError>> {
-        self.group.prepare_ratchets(self.storage, self.slot, None, self.buf)?;
+        self.prepare_ratchets(None)?;
         let CommitBuffers { message, welcome, group_info } = bufs;
         let bufs = CommitBuffers { message: &mut *message, welcome: &mut *welcome, group_info: &mut *group_info };
         let bases = Placed::bases(&bufs);

@@ -253,8 +253,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
             head.set_part(part, info);
         }
         // A join's consumed KeyPackage is named by the heads until a save
-        // after it has made sure its keys are gone.
-        if let (Some(reference), None) = (old.and_then(|h| h.consumed), consumed) {
+        // after it has made sure its keys are gone, also a save that names
+        // another one (a second join into the slot: the head naming the
+        // first is replaced, and its keys stayed for good).
+        if let Some(reference) = old.and_then(|h| h.consumed)
+            && consumed != Some(reference)
+        {
             remove_key_package(storage, &reference, buf)?;
         }
         head.seq = head.seq.wrapping_add(1);
@@ -423,8 +427,8 @@ pub fn store_key_package<S: Storage>(
 ) -> Result<(), StoreError> {
     let mut free = None;
     for n in 0..MAX_KEY_PACKAGES {
-        match read_kp_reference(storage, n, buf)? {
-            Some(r) if r == *reference => {
+        match kp_record_is(storage, n, reference, buf)? {
+            Some(true) => {
                 free = Some(n);
                 break;
             }
@@ -454,14 +458,19 @@ pub fn store_key_package<S: Storage>(
     Ok(())
 }
 
-/// The reference of KeyPackage record `n`, if there is one (no key is read).
-fn read_kp_reference<S: Storage>(storage: &mut S, n: u16, buf: &mut RecordBuffer) -> Result<Option<HashValue>, StoreError> {
+/// Whether KeyPackage record `n` is `reference`'s (no key is read); `None`
+/// if there is no record. A record this build cannot read (a cipher suite
+/// it lacks, a longer hash, damage) is another KeyPackage's: it keeps its
+/// place, and is never taken for ours. (Until December 8 it was `Corrupt`,
+/// which failed every later save of a group joined with a KeyPackage, as
+/// such a save removes the KeyPackage's keys first.)
+fn kp_record_is<S: Storage>(storage: &mut S, n: u16, reference: &HashValue, buf: &mut RecordBuffer) -> Result<Option<bool>, StoreError> {
     let Some(bytes) = storage.read(key_package_key(n), buf)? else { return Ok(None) };
     let mut r = crate::codec::Reader::new(bytes);
-    crate::crypto::CipherSuite::from_u16(r.read_u16()?).ok_or(StoreError::Corrupt)?;
-    let reference = HashValue::from_slice(r.read_opaque()?).map_err(|_| StoreError::Corrupt);
+    let ours = r.read_u16().is_ok_and(|s| crate::crypto::CipherSuite::from_u16(s).is_some())
+        && r.read_opaque().is_ok_and(|b| b == reference.as_bytes());
     buf.fill(0);
-    reference.map(Some)
+    Ok(Some(ours))
 }
 
 fn read_kp<S: Storage, Sig: Signer>(
@@ -491,7 +500,7 @@ pub fn load_key_package<S: Storage, Sig: Signer>(
     buf: &mut RecordBuffer,
 ) -> Result<Option<(KeyPackagePrivateKeys, Sig)>, StoreError> {
     for n in 0..MAX_KEY_PACKAGES {
-        if read_kp_reference(storage, n, buf)? == Some(*reference) {
+        if kp_record_is(storage, n, reference, buf)? == Some(true) {
             return Ok(read_kp(storage, n, buf)?.map(|(_, keys, signer)| (keys, signer)));
         }
     }
@@ -505,7 +514,7 @@ pub fn remove_key_package<S: Storage>(storage: &mut S, reference: &HashValue, bu
         None => return Err(StoreError::BufferTooSmall { needed: MAX_RECORD_LEN }),
     };
     for n in 0..MAX_KEY_PACKAGES {
-        if read_kp_reference(storage, n, buf)? == Some(*reference) {
+        if kp_record_is(storage, n, reference, buf)? == Some(true) {
             storage.remove(key_package_key(n))?;
         }
     }
@@ -674,6 +683,12 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// expects. What it did not clean up, the next save writes again (the
     /// save's marks stay unsaved).
     fn save_to_commit_point(&mut self, parts: Parts) -> Result<(), StoreError> {
+        self.save_to_commit_point_with(parts, None)
+    }
+
+    /// [`Self::save_to_commit_point`] of a join, whose head names the
+    /// KeyPackage `consumed`.
+    fn save_to_commit_point_with(&mut self, parts: Parts, consumed: Option<HashValue>) -> Result<(), StoreError> {
         // The head's sequence number, `None` without a head; a head that
         // cannot be read tells nothing.
         let seq = |s: &mut S, slot: u8, buf: &mut RecordBuffer| match Head::read(s, slot, buf) {
@@ -682,7 +697,7 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
             Err(e) => Err(e),
         };
         let before = seq(self.storage, self.slot, self.buf);
-        let saved = self.save(parts);
+        let saved = self.group.save_with(self.storage, self.slot, parts, consumed, self.buf);
         if saved.is_err()
             && let (Ok(before), Ok(Some(after))) = (before, seq(self.storage, self.slot, self.buf))
             && before != Some(after)
@@ -970,7 +985,12 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
     /// keys are removed by the same commit point (the head names them;
     /// [`super::recover`] finishes the removal after a cut): neither a lost
     /// join nor a reusable key. `p.keys` and `p.signer` are ignored: both
-    /// come from the store.
+    /// come from the store. Once the head is written the join holds, and
+    /// returns `Ok` even if a cleanup after it failed. If the removal of the
+    /// keys failed so (the storage failing, not a cut), they remain until
+    /// [`super::recover`] or the group's next save, and until then another
+    /// Welcome for the same KeyPackage would join too: after an error of
+    /// the storage, run `recover` before the next join.
     pub fn join_with(&mut self, welcome: &[u8], p: &JoinParams<'_, Sig>, group_info_buf: &mut [u8]) -> Result<(), DurableError<JoinError>> {
         self.join_stored(p, |group, p| group.join_in_memory(welcome, p, group_info_buf))
     }
@@ -1004,7 +1024,10 @@ impl<S: Storage, const N: usize, const ARENA: usize, const K: usize, const P: us
             JoinError::Welcome(crate::messages::welcome_secrets::WelcomeError::NotForUs),
         ))?;
         join(self.group, &JoinParams { keys: &keys, signer: &signer, ..*p }).map_err(DurableError::Op)?;
-        if let Err(e) = self.group.save_with(self.storage, self.slot, Parts::ALL, Some(reference), self.buf) {
+        // Joined once the head is written, whatever fails after it (as our
+        // Commit and proposals: before, the group was wiped and the join
+        // refused while the store held it, with the KeyPackage's keys).
+        if let Err(e) = self.save_to_commit_point_with(Parts::ALL, Some(reference)) {
             self.group.wipe();
             return Err(e.into());
         }

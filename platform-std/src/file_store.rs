@@ -96,12 +96,23 @@ impl FileStorage {
         if self.flush == Flush::PowerCut { f.sync_all() } else { Ok(()) }
     }
 
+    /// Wipes and removes `path`, a name that no record goes by: a `.tmp`
+    /// or `.old` file. Its bytes are wiped only if it is their last name: a
+    /// write cut between its link and its rename leaves `.old` a second name
+    /// of the live record, which a wipe zeroed (found in review, December
+    /// 8); that name is only unlinked. (Without link counts, off Unix, only
+    /// unlinked.)
     fn wipe_and_unlink(&self, path: &Path) -> std::io::Result<()> {
-        let len = fs::metadata(path)?.len();
-        let mut f = OpenOptions::new().write(true).open(path)?;
-        f.write_all(&vec![0u8; usize::try_from(len).unwrap_or(0)])?;
-        self.sync_file(&f)?;
-        drop(f);
+        let meta = fs::metadata(path)?;
+        #[cfg(unix)]
+        let last_name = std::os::unix::fs::MetadataExt::nlink(&meta) == 1;
+        #[cfg(not(unix))]
+        let last_name = false;
+        if last_name {
+            let mut f = OpenOptions::new().write(true).open(path)?;
+            f.write_all(&vec![0u8; usize::try_from(meta.len()).unwrap_or(0)])?;
+            self.sync_file(&f)?;
+        }
         fs::remove_file(path)
     }
 }
@@ -139,7 +150,13 @@ impl Storage for FileStorage {
             Err(e) if e.kind() == ErrorKind::NotFound => false,
             Err(e) => return Err(io(e)),
         };
-        fs::rename(&tmp, &path).map_err(io)?;
+        if let Err(e) = fs::rename(&tmp, &path) {
+            // `.old` is still a name of the live record: dropped, not wiped.
+            if had_old {
+                let _ = fs::remove_file(&old);
+            }
+            return Err(io(e));
+        }
         self.sync_dir().map_err(io)?;
         if had_old {
             self.wipe_and_unlink(&old).map_err(io)?;
@@ -147,11 +164,21 @@ impl Storage for FileStorage {
         Ok(())
     }
 
+    /// Renames the record to `.old` (atomic: a cut leaves it whole or
+    /// absent), then wipes and unlinks that. It was wiped in place first: a
+    /// cut between the wipe and the unlink left a record of zero bytes,
+    /// neither the old value nor absent, and the group or another
+    /// KeyPackage no longer loaded (found in review, December 8).
     fn remove(&mut self, key: RecordKey) -> Result<(), StorageError> {
-        match self.wipe_and_unlink(&self.path(key)) {
-            Ok(()) => self.sync_dir().map_err(io),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io(e)),
+        let path = self.path(key);
+        let old = path.with_extension("old");
+        match fs::rename(&path, &old) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
         }
+        self.sync_dir().map_err(io)?;
+        // (A cut before the unlink leaves `.old`: `open` removes it.)
+        self.wipe_and_unlink(&old).map_err(io)
     }
 }

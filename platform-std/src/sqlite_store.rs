@@ -306,6 +306,16 @@ impl Shared {
         let me = std::thread::current().id();
         loop {
             match inner.txn {
+                // SQLite rolled the transaction back (a statement in it
+                // failed with an I/O error, a full disk or no memory, a
+                // read's too): the save's writes so far are gone, so it
+                // fails here, not later with a store that holds no prefix
+                // of it (found in review, December 8).
+                Some(t) if t.namespace == namespace && inner.conn.is_autocommit() => {
+                    inner.txn = None;
+                    self.txn_done.notify_all();
+                    return Err(StorageError::Io);
+                }
                 Some(t) if t.namespace == namespace => return Ok(inner),
                 Some(t) if t.thread == me => end_txn(&mut inner, &self.txn_done)?,
                 Some(_) => {
@@ -654,6 +664,11 @@ impl Storage for SqliteStorage {
         let mut inner = self.shared.lock();
         let me = std::thread::current().id();
         match inner.txn {
+            // Rolled back by SQLite since (see `own_txn`): not committed.
+            Some(t) if self.mine(t) && inner.conn.is_autocommit() => {
+                rollback(&mut inner, &self.shared.txn_done);
+                return Err(StorageError::Io);
+            }
             Some(t) if self.mine(t) || t.thread == me => end_txn(&mut inner, &self.shared.txn_done)?,
             _ => return Ok(()),
         }
@@ -709,20 +724,27 @@ struct LockFile {
 static LOCK_FILES: Mutex<Vec<(PathBuf, Weak<LockFile>)>> = Mutex::new(Vec::new());
 
 impl LockFile {
+    /// The lock file of database `db` (open, so it exists): named after the
+    /// database file itself, not the path given (a symlink or another
+    /// spelling of it got a lock file of its own, and the same member
+    /// opened twice), and found in this process's list before a descriptor
+    /// is opened (closing the second descriptor of an open database's lock
+    /// file dropped every lock this process held on it: found in review,
+    /// December 8).
     fn open(db: &Path) -> Result<Arc<Self>, SqliteError> {
-        let mut name = db.as_os_str().to_os_string();
+        let db = db.canonicalize().map_err(|error| SqliteError::Io { path: db.to_path_buf(), error })?;
+        let mut name = db.into_os_string();
         name.push("-lock");
         let path = PathBuf::from(name);
-        let io = |error| SqliteError::Io { path: path.clone(), error };
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
-        let canonical = path.canonicalize().map_err(io)?;
         let mut files = LOCK_FILES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         files.retain(|(_, w)| w.strong_count() > 0);
-        if let Some(existing) = files.iter().find(|(p, _)| *p == canonical).and_then(|(_, w)| w.upgrade()) {
+        if let Some(existing) = files.iter().find(|(p, _)| *p == path).and_then(|(_, w)| w.upgrade()) {
             return Ok(existing);
         }
-        let lock = Arc::new(Self { path, file, held: Mutex::new(HashSet::new()) });
-        files.push((canonical, Arc::downgrade(&lock)));
+        let io = |error| SqliteError::Io { path: path.clone(), error };
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let lock = Arc::new(Self { path: path.clone(), file, held: Mutex::new(HashSet::new()) });
+        files.push((path, Arc::downgrade(&lock)));
         Ok(lock)
     }
 

@@ -3,8 +3,9 @@
 //! A write goes to a temporary file, is flushed to the disk (`fsync`), renamed
 //! over the record (atomic on POSIX file systems) and the directory is
 //! flushed, so after a crash a record is the old or the new one. A removed
-//! record is overwritten with zeros and flushed before it is unlinked, so its
-//! bytes are not left in the file's blocks (on file systems that overwrite in
+//! record is renamed away (after a crash it is whole or absent), then
+//! overwritten with zeros and flushed before it is unlinked, so its bytes
+//! are not left in the file's blocks (on file systems that overwrite in
 //! place; copy-on-write file systems and SSD wear levelling may keep old
 //! blocks: use full-disk encryption there).
 //!
@@ -30,17 +31,22 @@ pub enum Flush {
     ProcessCrash,
 }
 
-/// Records as files in a directory.
+/// Records as files in a directory, which one `FileStorage` at a time
+/// opens (its file `lock`, locked with `flock` on Unix).
 #[derive(Debug)]
 pub struct FileStorage {
     dir: PathBuf,
     flush: Flush,
+    _lock: File,
 }
 
 impl FileStorage {
     /// Opens (creating if needed) the store in `dir`, wiping and removing
     /// the temporary and replaced files an interrupted write left. Writes
-    /// are flushed ([`Flush::PowerCut`]).
+    /// are flushed ([`Flush::PowerCut`]). A store another `FileStorage`
+    /// holds open, in this process or another, is refused
+    /// ([`ErrorKind::WouldBlock`]): its writes under way would be wiped as
+    /// what a crash left, and two writers would share a ratchet.
     pub fn open(dir: impl AsRef<Path>) -> std::io::Result<Self> {
         Self::open_with(dir, Flush::PowerCut)
     }
@@ -49,7 +55,9 @@ impl FileStorage {
     pub fn open_with(dir: impl AsRef<Path>, flush: Flush) -> std::io::Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir)?;
-        let storage = Self { dir, flush };
+        let lock = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join("lock"))?;
+        lock_exclusive(&lock)?;
+        let storage = Self { dir, flush, _lock: lock };
         for entry in fs::read_dir(&storage.dir)? {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "tmp" || e == "old") {
@@ -115,6 +123,29 @@ impl FileStorage {
         }
         fs::remove_file(path)
     }
+}
+
+/// Locks `file` for this open file (released when it is closed, or its
+/// process dies), or fails with [`ErrorKind::WouldBlock`] if another holds
+/// it. (`flock` locks conflict between two opens in one process too.)
+#[cfg(unix)]
+fn lock_exclusive(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid descriptor, for the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Err(std::io::Error::new(ErrorKind::WouldBlock, "the store is open in another FileStorage")),
+        _ => Err(e),
+    }
+}
+
+/// Elsewhere than Unix the store is not locked.
+#[cfg(not(unix))]
+fn lock_exclusive(_: &File) -> std::io::Result<()> {
+    Ok(())
 }
 
 fn io(_: std::io::Error) -> StorageError {

@@ -171,7 +171,7 @@ fn file_store_cut_inside_remove_and_the_group_still_loads() {
             let finished = bob_life(&mut s).is_ok();
             drop(s);
             let mut s = FileStorage::open_with(&d, Flush::ProcessCrash).unwrap();
-            assert!(std::fs::read_dir(&d).unwrap().all(|e| e.unwrap().path().extension().is_some_and(|x| x == "rec")), "open left a .old or .tmp file");
+            assert!(std::fs::read_dir(&d).unwrap().all(|e| { let p = e.unwrap().path(); p.extension().is_some_and(|x| x == "rec") || p.ends_with("lock") }), "open left a .old or .tmp file");
             let mut b = buf();
             let loaded = recover(&mut s, SLOT, &mut b[..]).and_then(|()| {
                 let mut g = Box::new(G::EMPTY);
@@ -366,5 +366,46 @@ fn sqlite_read_error_inside_a_transaction_is_not_a_silent_rollback() {
     a.write(1, b"next save").unwrap();
     a.committed().unwrap();
     assert_eq!(peek(1).as_deref(), Some(&b"next save"[..]));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+const HOLD_CHILD: &str = "MLS_STORE_CRASHES_HOLD_CHILD";
+
+/// A `FileStorage` is open in one place at a time: a second open, in
+/// another process or in this one, is refused while the first holds it
+/// (its open wiped the first's writes under way as what a crash left), and
+/// succeeds once it is gone, also after a `SIGKILL`.
+#[test]
+fn file_store_is_opened_once() {
+    if let Ok(d) = std::env::var(HOLD_CHILD) {
+        let _s = FileStorage::open_with(&d, Flush::ProcessCrash).unwrap();
+        println!("HOLDING");
+        std::io::stdout().flush().unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    let d = dir("once");
+    let held = FileStorage::open_with(&d, Flush::ProcessCrash).unwrap();
+    let again = FileStorage::open_with(&d, Flush::ProcessCrash);
+    assert!(matches!(&again, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "opened twice in one process: {again:?}");
+    drop(held);
+    drop(FileStorage::open_with(&d, Flush::ProcessCrash).unwrap());
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "file_store_is_opened_once", "--nocapture", "--test-threads=1"])
+        .env(HOLD_CHILD, &d)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("HOLDING") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "child ended without holding");
+    }
+    let other = FileStorage::open_with(&d, Flush::ProcessCrash);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(matches!(&other, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "opened while another process holds it: {other:?}");
+    drop(FileStorage::open_with(&d, Flush::ProcessCrash).expect("open after the holder was killed"));
     std::fs::remove_dir_all(&d).unwrap();
 }

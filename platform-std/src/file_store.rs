@@ -32,12 +32,12 @@ pub enum Flush {
 }
 
 /// Records as files in a directory, which one `FileStorage` at a time
-/// opens (its file `lock`, locked with `flock` on Unix).
+/// opens (its file `lock`, locked with a POSIX record lock on Unix).
 #[derive(Debug)]
 pub struct FileStorage {
     dir: PathBuf,
     flush: Flush,
-    _lock: File,
+    _lock: DirLock,
 }
 
 impl FileStorage {
@@ -55,8 +55,7 @@ impl FileStorage {
     pub fn open_with(dir: impl AsRef<Path>, flush: Flush) -> std::io::Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir)?;
-        let lock = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join("lock"))?;
-        lock_exclusive(&lock)?;
+        let lock = DirLock::take(&dir)?;
         let storage = Self { dir, flush, _lock: lock };
         for entry in fs::read_dir(&storage.dir)? {
             let path = entry?.path();
@@ -125,27 +124,42 @@ impl FileStorage {
     }
 }
 
-/// Locks `file` for this open file (released when it is closed, or its
-/// process dies), or fails with [`ErrorKind::WouldBlock`] if another holds
-/// it. (`flock` locks conflict between two opens in one process too.)
-#[cfg(unix)]
-fn lock_exclusive(file: &File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid descriptor, for the call.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EWOULDBLOCK) => Err(std::io::Error::new(ErrorKind::WouldBlock, "the store is open in another FileStorage")),
-        _ => Err(e),
+/// The store directories this process holds open (a second `FileStorage`
+/// of one of them is refused here: its lock is the process's already).
+static OPEN: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// This process's hold of a store directory: its lock file, locked with a
+/// POSIX record lock (not `flock`: a child forked by another thread shared
+/// an `flock` until it ran `exec`, and a store reopened then was refused),
+/// and its place in [`OPEN`]; both released when dropped.
+#[derive(Debug)]
+struct DirLock {
+    dir: PathBuf,
+    _file: File,
+}
+
+impl DirLock {
+    fn take(dir: &Path) -> std::io::Result<Self> {
+        let dir = dir.canonicalize()?;
+        let busy = || std::io::Error::new(ErrorKind::WouldBlock, "the store is open in another FileStorage");
+        let mut open = OPEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if open.contains(&dir) {
+            return Err(busy());
+        }
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join("lock"))?;
+        if !crate::os_lock::os_lock(&file, 0, true)? {
+            return Err(busy());
+        }
+        open.push(dir.clone());
+        Ok(Self { dir, _file: file })
     }
 }
 
-/// Elsewhere than Unix the store is not locked.
-#[cfg(not(unix))]
-fn lock_exclusive(_: &File) -> std::io::Result<()> {
-    Ok(())
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // The file closes after this: the process's lock goes with it.
+        OPEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|d| *d != self.dir);
+    }
 }
 
 fn io(_: std::io::Error) -> StorageError {

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod file_store;
+mod os_lock;
 #[cfg(feature = "fleet")]
 pub mod fleet;
 #[cfg(feature = "parallel")]

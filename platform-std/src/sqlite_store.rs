@@ -79,6 +79,7 @@
 
 use mls_nostd::store::{RecordKey, Storage, StorageError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use crate::os_lock::os_lock;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -774,33 +775,3 @@ impl Drop for NamespaceLock {
     }
 }
 
-/// Takes (`lock`) or releases a write lock on byte `id` of `file`, without
-/// waiting; false if another process holds it.
-#[cfg(unix)]
-fn os_lock(file: &File, id: i64, lock: bool) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    let start = libc::off_t::try_from(id).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: `flock` is a plain C struct; all-zero is a valid value.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = if lock { libc::F_WRLCK } else { libc::F_UNLCK } as _;
-    fl.l_whence = libc::SEEK_SET as _;
-    fl.l_start = start;
-    fl.l_len = 1;
-    // SAFETY: a valid descriptor and a pointer to an initialized `flock`
-    // that outlives the call.
-    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
-    if r == 0 {
-        return Ok(true);
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EACCES | libc::EAGAIN) if lock => Ok(false),
-        _ => Err(e),
-    }
-}
-
-/// Elsewhere than Unix only this process's handles are checked.
-#[cfg(not(unix))]
-fn os_lock(_: &File, _: i64, _: bool) -> std::io::Result<bool> {
-    Ok(true)
-}

@@ -1052,3 +1052,50 @@ fn a_restarted_device_still_knows_the_epoch_it_joined_at() {
     assert!(!stderr.contains("refused a message of epoch Ok(0)"), "{stderr}");
     assert_inbox_totals(&r[1]);
 }
+
+/// A device removed by the round's Commit and killed after it merged (and
+/// saved) the removal, before it removed its `joined` file, comes back at
+/// its restart (rejoins). Until December 8 it loaded the group it had left,
+/// tried to speak in it and exited, at every restart (found in review).
+#[test]
+fn a_device_killed_after_its_removal_comes_back() {
+    let tmp = TempDir::new("removed-kill");
+    let broker = Broker::start(&tmp.0);
+    let state = tmp.0.join("state");
+    let group = format!("removed-kill-{}", std::process::id());
+    let mut children = start_members_with(&state, broker.port, &group, 2, 2, 0, &|a| {
+        if a.name == broker::device_name(0) {
+            std::fs::create_dir_all(&a.dir).expect("dir");
+            std::fs::write(a.dir.join(broker::FAULT_EXIT_BEFORE_REJOIN), b"").expect("fault file");
+        }
+    });
+    let dir = children[1].0.dir.clone();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = children[1].1.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "device-000 did not stop at its removal");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(broker::FAULT_EXIT_CODE), "{:?}", std::fs::read_to_string(dir.join("stderr.log")));
+    assert!(dir.join("joined").exists());
+    children[1].1 = broker::spawn_member(Path::new(BIN), &children[1].0).expect("restart");
+    // Fails at once if the restart cannot cope.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if let Some(s) = children[1].1.try_wait().expect("wait") {
+            if !s.success() {
+                for (_, c) in children.iter_mut() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                panic!("restarted device-000 exited {s:?}: {:?}", std::fs::read_to_string(dir.join("stderr.log")));
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = wait_all(&mut children);
+    assert_all_agree(&r);
+}

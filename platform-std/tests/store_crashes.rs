@@ -30,6 +30,25 @@ fn rec(d: &Path, key: RecordKey) -> PathBuf {
     d.join(format!("{key:08x}.rec"))
 }
 
+/// Runs test `name` of this binary as a child process with `var` set to
+/// `value` (the child's part of the test), and waits for the line it
+/// prints once ready (`word`).
+fn spawn_child(name: &str, var: &str, value: &std::ffi::OsStr, word: &str) -> std::process::Child {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(var, value)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains(word) {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "the child ended before it was ready");
+    }
+    child
+}
+
 /// The files a kill between `hard_link(rec, old)` and `rename(tmp, rec)` in
 /// `FileStorage::write` leaves: `.old` is a second name of the LIVE record.
 /// `open` then "wipes" `.old`, i.e. zeroes the live record.
@@ -219,18 +238,7 @@ fn file_store_sigkill_leaves_old_new_or_absent() {
     let mut rng = mls_tests::TestRng(7);
     let mut zeroed = Vec::new();
     for n in 0..kills {
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "file_store_sigkill_leaves_old_new_or_absent", "--nocapture", "--test-threads=1"])
-            .env(FILE_CHILD, &d)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("READY") {
-            line.clear();
-            assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0);
-        }
+        let mut child = spawn_child("file_store_sigkill_leaves_old_new_or_absent", FILE_CHILD, d.as_os_str(), "READY");
         std::thread::sleep(Duration::from_micros(1000 + rand_core::Rng::next_u64(&mut rng) % 20_000));
         child.kill().unwrap();
         child.wait().unwrap();
@@ -270,18 +278,7 @@ fn sqlite_second_open_keeps_the_namespace_locked() {
     let d = dir("relock");
     let path = d.join("db.sqlite");
     drop(SqliteDatabase::open(&path, Durability::ProcessCrash).unwrap().storage("alice").unwrap());
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "sqlite_second_open_keeps_the_namespace_locked", "--nocapture", "--test-threads=1"])
-        .env(LOCK_CHILD, &path)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("HOLDING") {
-        line.clear();
-        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "child ended without holding");
-    }
+    let mut child = spawn_child("sqlite_second_open_keeps_the_namespace_locked", LOCK_CHILD, path.as_os_str(), "HOLDING");
     let db = SqliteDatabase::open(&path, Durability::ProcessCrash).unwrap();
     let r = db.storage("alice");
     child.kill().unwrap();
@@ -390,18 +387,7 @@ fn file_store_is_opened_once() {
     assert!(matches!(&again, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "opened twice in one process: {again:?}");
     drop(held);
     drop(FileStorage::open_with(&d, Flush::ProcessCrash).unwrap());
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "file_store_is_opened_once", "--nocapture", "--test-threads=1"])
-        .env(HOLD_CHILD, &d)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("HOLDING") {
-        line.clear();
-        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "child ended without holding");
-    }
+    let mut child = spawn_child("file_store_is_opened_once", HOLD_CHILD, d.as_os_str(), "HOLDING");
     let other = FileStorage::open_with(&d, Flush::ProcessCrash);
     child.kill().unwrap();
     child.wait().unwrap();

@@ -130,9 +130,12 @@ impl<const N: usize, const ARENA: usize, const K: usize, const P: usize, Sig: Si
     /// A PrivateMessage Proposal or Commit refused after it decrypted and
     /// its signature verified (a proposal it names not received yet, a PSK
     /// not held, a KeyPackage's lifetime against a wrong clock) is refused
-    /// if given again ([`SecretTreeError::KeyConsumed`]): a key that
-    /// decrypted a message is consumed and deleted (RFC 9420 §9.2, the
-    /// deletion schedule), whatever became of the message. A member that
+    /// if given again ([`SecretTreeError::KeyConsumed`]): its key is
+    /// consumed and deleted once the message decrypted and its signature
+    /// verified (RFC 9420 §9.2, the deletion schedule), whatever became of
+    /// the message. (One whose signature fails keeps its key, so that a
+    /// member cannot burn another's keys with forgeries: a deviation from
+    /// §9.2, which deletes a key once it decrypted a message.) A member that
     /// cannot process a Commit so has to join again (a new KeyPackage, or an
     /// external Commit); groups whose delivery may reorder handshake
     /// messages send them as PublicMessages, which a refusal leaves

@@ -49,6 +49,11 @@ type FleetInbox = Inbox<INBOX_SLOTS, INBOX_BYTES, INBOX_SEEN>;
 pub const FAULT_EXIT_AFTER_JOIN: &str = "fault-exit-after-join";
 /// The exit code of that fault.
 pub const FAULT_EXIT_CODE: i32 = 75;
+/// Fault injection for tests: a device whose state directory holds this
+/// file removes it and exits with [`FAULT_EXIT_CODE`] when it is about to
+/// rejoin (removed, or behind for good), its group saved, before its
+/// `joined` file is removed.
+pub const FAULT_EXIT_BEFORE_REJOIN: &str = "fault-exit-before-rejoin";
 /// How long a member with nothing to do waits before it gives up, so that a
 /// broken run stops by itself. A round delivers about devices² messages
 /// (every device's application message to every member), and a member that
@@ -656,7 +661,15 @@ pub fn device<const N: usize, const A: usize>(args: &MemberArgs) -> Result<Membe
     let subscribe = |t: &Topics| vec![t.handshake(), t.application(), t.welcome(&name), t.control()];
     let (mut m, joined) = Member::<N, A>::open(args, &subscribe)?;
     let mut pending: Option<(Vec<u8>, KeyPackagePrivateKeys)> = None;
-    if joined {
+    if joined && m.group.is_inactive() {
+        // Killed after it merged (and saved) its removal, before it removed
+        // its `joined` file: it rejoins, as the removal's outcome would have
+        // (it tried to speak in the group it left, and failed at every
+        // restart: found in review, December 8).
+        let _ = std::fs::remove_file(args.dir.join("joined"));
+        let floor = m.group.epoch().saturating_add(1);
+        pending = Some(publish_key_package(&mut m, floor)?);
+    } else if joined {
         // A restart: speak in this epoch again (a message published before
         // the kill may never have left); the counter moves on, never back.
         speak(&mut m, false)?;
@@ -757,6 +770,11 @@ fn device_outcome<const N: usize, const A: usize>(
         _ => false,
     };
     if rejoin && pending.is_none() {
+        // Fault injection for tests: die after the Commit was merged and
+        // saved, before the `joined` file is removed (a kill in that window).
+        if std::fs::remove_file(m.args.dir.join(FAULT_EXIT_BEFORE_REJOIN)).is_ok() {
+            std::process::exit(FAULT_EXIT_CODE);
+        }
         // The Commit that adds us back comes after our epoch.
         let floor = m.group.epoch().saturating_add(1);
         let _ = std::fs::remove_file(m.args.dir.join("joined"));

@@ -21,7 +21,7 @@ pub mod log;
 mod member;
 pub mod transport;
 
-pub use member::{device_name, FAULT_EXIT_AFTER_JOIN, FAULT_EXIT_CODE, INBOX_BYTES, INBOX_SEEN, INBOX_SLOTS};
+pub use member::{device_name, FAULT_EXIT_AFTER_JOIN, FAULT_EXIT_BEFORE_REJOIN, FAULT_EXIT_CODE, INBOX_BYTES, INBOX_SEEN, INBOX_SLOTS};
 
 use super::{ARENA_PER_LEAF, FleetError, MAX_DEVICES};
 use mls_nostd::crypto::CipherSuite;
